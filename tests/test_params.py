@@ -1,0 +1,83 @@
+"""Parameter counts against the oracle: transformers' own modules on the meta device
+(tools/param_oracle.py -> tests/data/param_oracle.json)."""
+
+import copy
+import json
+
+import pytest
+
+from conftest import CATALOG, DATA, catalog_config
+from vramcalc.errors import ConfigError
+from vramcalc.params import count_params, inventory
+from vramcalc.sources.hf_config import spec_from_config
+
+ORACLE = json.loads((DATA / "param_oracle.json").read_text())["models"]
+COUNTED = sorted(k for k, v in ORACLE.items() if "skipped" not in v)
+
+
+def _spec(stem: str, completed: dict | None = None):
+    cfg = copy.deepcopy(catalog_config(stem))
+    if completed:  # the oracle filled these from class defaults; feed the same config
+        (cfg.get("text_config") or cfg).update(completed)
+    return spec_from_config(cfg, model_id=stem, source="test")
+
+
+@pytest.mark.parametrize("stem", [k for k in COUNTED if "missing_required" not in ORACLE[k]])
+def test_counts_equal_transformers_by_group(stem):
+    rec = ORACLE[stem]
+    try:
+        counts = count_params(_spec(stem, rec.get("completed")))
+    except ConfigError as e:
+        pytest.fail(f"refused a config transformers instantiates: {e}")
+    ours = {g: n for g, n in counts.by_group.items() if n}
+    assert ours == rec["by_group"]
+    assert counts.total == rec["total"]
+
+
+def test_at_least_40_full_configs_exact():
+    full = [k for k in COUNTED if not ORACLE[k]["partial"] and not ORACLE[k].get("completed")]
+    exact = [k for k in full if count_params(_spec(k)).total == ORACLE[k]["total"]]
+    assert len(exact) >= 40, exact
+
+
+def test_every_family_is_covered_by_the_oracle():
+    families = {_spec(k, ORACLE[k].get("completed")).model_type for k in COUNTED
+                if "missing_required" not in ORACLE[k]}
+    expected = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "qwen3_next", "qwen3_5_text",
+                "qwen3_5_moe_text", "gemma2", "gemma3_text", "gemma4_text", "phi3", "deepseek_v2",
+                "deepseek_v3", "deepseek_v32", "gpt_oss", "llama4_text", "cohere", "glm4_moe", "jamba",
+                "mamba2", "falcon_mamba", "falcon_h1", "nemotron_h", "granitemoehybrid", "zamba2"}
+    assert expected <= families, expected - families
+
+
+def test_inventory_total_matches_counts():
+    spec = _spec("deepseek-ai__DeepSeek-V3")
+    from math import prod
+    assert sum(prod(t.shape) for t in inventory(spec)) == count_params(spec).total
+
+
+# Active parameters per token: published model-card figures (rounded, so a tolerance of the
+# rounding) -- transformers has no notion of "active".
+@pytest.mark.parametrize("stem,active,tol", [
+    ("mistralai__Mixtral-8x7B-Instruct-v0.1", 12.9e9, 0.01),  # "12.9B used per token"
+    ("Qwen__Qwen3-30B-A3B", 3.3e9, 0.02),  # "3.3B activated"
+    ("Qwen__Qwen3-235B-A22B", 22e9, 0.03),  # "22B activated"
+    ("deepseek-ai__DeepSeek-V3", 37e9, 0.03),  # "37B activated"
+    ("mistralai__Mixtral-8x22B-Instruct-v0.1", 39e9, 0.02),  # "39B active"
+    ("meta-llama__Llama-4-Scout-17B-16E-Instruct", 17e9, 0.03),  # "17B active"
+])
+def test_active_params_match_model_cards(stem, active, tol):
+    counts = count_params(_spec(stem))
+    assert abs(counts.active - active) / active <= tol, counts.active
+
+
+def test_dense_model_active_equals_total():
+    counts = count_params(_spec("meta-llama__Llama-3.1-8B"))
+    assert counts.active == counts.total == 8_030_261_248
+
+
+@pytest.mark.parametrize("stem", [k for k in COUNTED if "missing_required" in ORACLE[k]])
+def test_partial_copy_missing_a_required_field_is_refused_naming_it(stem):
+    with pytest.raises(ConfigError) as e:
+        _spec(stem)
+    assert any(f"'{field}'" in str(e.value) for field in ORACLE[stem]["missing_required"])

@@ -1,0 +1,200 @@
+"""Parameter accounting: the weight tensors a ModelSpec implies, grouped, and the active count.
+
+The inventory lists every weight tensor with its logical shape (experts stacked as one
+(experts, out, in) tensor per projection, as transformers 5 holds them). Counts are checked
+tensor-group by tensor-group against transformers' own modules instantiated on the meta device
+(tools/param_oracle.py, tests/data/param_oracle.json).
+"""
+
+from __future__ import annotations
+
+from math import prod
+
+from pydantic import BaseModel, ConfigDict
+
+from .spec import AttentionSpec, LayerSpec, MLPSpec, ModelSpec, SSMSpec, TensorSpec
+
+GROUPS = (
+    "embeddings",
+    "lm_head",
+    "attention",
+    "dense_mlp",
+    "routed_experts",
+    "shared_experts",
+    "router",
+    "norms",
+    "ssm",
+    "vision",
+)
+
+
+class ParamCounts(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    total: int  # every parameter of the model as transformers instantiates it (no MTP layers)
+    active: int  # per text token: total less the vision tower and the unrouted experts
+    by_group: dict[str, int]
+
+
+def _t(out: list[TensorSpec], name: str, shape: tuple[int, ...], group: str) -> None:
+    out.append(TensorSpec(name=name, shape=shape, group=group))
+
+
+def _linear(out: list[TensorSpec], name: str, n_out: int, n_in: int, group: str, bias: bool = False) -> None:
+    _t(out, f"{name}.weight", (n_out, n_in), group)
+    if bias:
+        _t(out, f"{name}.bias", (n_out,), group)
+
+
+def _attention(out: list[TensorSpec], p: str, a: AttentionSpec, hidden: int) -> None:
+    g = "attention"
+    if a.mla is not None:  # DeepseekV2Attention / DeepseekV3Attention
+        m = a.mla
+        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+        if m.q_lora_rank:
+            _linear(out, f"{p}.q_a_proj", m.q_lora_rank, hidden, g)
+            _t(out, f"{p}.q_a_layernorm.weight", (m.q_lora_rank,), g)
+            _linear(out, f"{p}.q_b_proj", a.num_heads * qk, m.q_lora_rank, g)
+        else:
+            _linear(out, f"{p}.q_proj", a.num_heads * qk, hidden, g)
+        _linear(out, f"{p}.kv_a_proj_with_mqa", m.kv_lora_rank + m.qk_rope_head_dim, hidden, g)
+        _t(out, f"{p}.kv_a_layernorm.weight", (m.kv_lora_rank,), g)
+        _linear(out, f"{p}.kv_b_proj", a.num_heads * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank, g)
+        _linear(out, f"{p}.o_proj", hidden, a.num_heads * m.v_head_dim, g)
+        if m.index_n_heads:  # DeepseekV32Indexer (sparse attention, DSA)
+            _linear(out, f"{p}.indexer.wq_b", m.index_n_heads * m.index_head_dim, m.q_lora_rank or hidden, g)
+            _linear(out, f"{p}.indexer.wk", m.index_head_dim, hidden, g)
+            _t(out, f"{p}.indexer.k_norm.weight", (m.index_head_dim,), g)
+            _t(out, f"{p}.indexer.k_norm.bias", (m.index_head_dim,), g)
+            _linear(out, f"{p}.indexer.weights_proj", m.index_n_heads, hidden, g)
+        return
+    d_in = a.input_size or hidden
+    q_out = a.num_heads * a.head_dim_k * (2 if a.output_gate else 1)
+    _linear(out, f"{p}.q_proj", q_out, d_in, g, a.qkv_bias)
+    _linear(out, f"{p}.k_proj", a.num_kv_heads * a.head_dim_k, d_in, g, a.qkv_bias)
+    if not a.k_eq_v:
+        _linear(out, f"{p}.v_proj", a.num_kv_heads * a.head_dim_v, d_in, g, a.qkv_bias)
+    _linear(out, f"{p}.o_proj", hidden, a.num_heads * a.head_dim_v, g, a.o_bias)
+    if a.qk_norm:
+        _t(out, f"{p}.q_norm.weight", (a.head_dim_k,), g)
+        _t(out, f"{p}.k_norm.weight", (a.head_dim_k,), g)
+    if a.sinks:
+        _t(out, f"{p}.sinks", (a.num_heads,), g)
+
+
+def _ssm(out: list[TensorSpec], p: str, s: SSMSpec, hidden: int) -> None:
+    g = "ssm"
+    if s.kind == "gated_deltanet":  # Qwen3NextGatedDeltaNet (Qwen3.5 splits in_proj, same sizes)
+        qkvz = 2 * s.num_k_heads * s.head_k_dim + 2 * s.num_v_heads * s.head_v_dim
+        _linear(out, f"{p}.in_proj_qkvz", qkvz, hidden, g)
+        _linear(out, f"{p}.in_proj_ba", 2 * s.num_v_heads, hidden, g)
+        _t(out, f"{p}.conv1d.weight", (s.conv_channels, 1, s.d_conv), g)
+        _t(out, f"{p}.dt_bias", (s.num_v_heads,), g)
+        _t(out, f"{p}.A_log", (s.num_v_heads,), g)
+        _t(out, f"{p}.norm.weight", (s.head_v_dim,), g)
+        _linear(out, f"{p}.out_proj", hidden, s.num_v_heads * s.head_v_dim, g)
+        return
+    d = s.d_inner
+    if s.kind == "mamba1":  # MambaMixer / FalconMambaMixer / JambaMambaMixer
+        _linear(out, f"{p}.in_proj", 2 * d, hidden, g, s.proj_bias)
+        _t(out, f"{p}.conv1d.weight", (d, 1, s.d_conv), g)
+        if s.conv_bias:
+            _t(out, f"{p}.conv1d.bias", (d,), g)
+        _linear(out, f"{p}.x_proj", s.dt_rank + 2 * s.d_state, d, g)
+        _linear(out, f"{p}.dt_proj", d, s.dt_rank, g, bias=True)
+        _t(out, f"{p}.A_log", (d, s.d_state), g)
+        _t(out, f"{p}.D", (d,), g)
+        if s.bcdt_norms:
+            _t(out, f"{p}.dt_layernorm.weight", (s.dt_rank,), g)
+            _t(out, f"{p}.b_layernorm.weight", (s.d_state,), g)
+            _t(out, f"{p}.c_layernorm.weight", (s.d_state,), g)
+        _linear(out, f"{p}.out_proj", hidden, d, g, s.proj_bias)
+        return
+    # Mamba2Mixer: in_proj emits z, x, B, C and dt
+    _linear(out, f"{p}.in_proj", 2 * d + 2 * s.n_groups * s.d_state + s.n_heads, hidden, g, s.proj_bias)
+    _t(out, f"{p}.conv1d.weight", (s.conv_channels, 1, s.d_conv), g)
+    if s.conv_bias:
+        _t(out, f"{p}.conv1d.bias", (s.conv_channels,), g)
+    _t(out, f"{p}.dt_bias", (s.n_heads,), g)
+    _t(out, f"{p}.A_log", (s.n_heads,), g)
+    _t(out, f"{p}.D", (s.n_heads,), g)
+    if s.gated_norm:
+        _t(out, f"{p}.norm.weight", (d,), g)
+    _linear(out, f"{p}.out_proj", hidden, d, g, s.proj_bias)
+
+
+def _mlp(out: list[TensorSpec], p: str, m: MLPSpec, hidden: int) -> None:
+    if m.intermediate_size and m.kind in ("dense", "moe"):  # dense MLP, or Gemma 4's dense branch
+        i = m.intermediate_size
+        if m.gated:
+            _linear(out, f"{p}.gate_proj", i, hidden, "dense_mlp", m.bias)
+        _linear(out, f"{p}.up_proj", i, hidden, "dense_mlp", m.bias)
+        _linear(out, f"{p}.down_proj", hidden, i, "dense_mlp", m.bias)
+    if m.kind != "moe":
+        return
+    e, i = m.num_experts, m.expert_intermediate_size
+    _linear(out, f"{p}.router", e, hidden, "router", m.router_bias)
+    if m.router_scales:  # Gemma4TextRouter
+        _t(out, f"{p}.router.scale", (hidden,), "router")
+        _t(out, f"{p}.router.per_expert_scale", (e,), "router")
+    _t(out, f"{p}.experts.gate_up_proj", (e, 2 * i, hidden), "routed_experts")
+    _t(out, f"{p}.experts.down_proj", (e, hidden, i), "routed_experts")
+    if m.expert_bias:
+        _t(out, f"{p}.experts.gate_up_proj_bias", (e, 2 * i), "routed_experts")
+        _t(out, f"{p}.experts.down_proj_bias", (e, hidden), "routed_experts")
+    if m.shared_intermediate_size:
+        s = m.shared_intermediate_size
+        _linear(out, f"{p}.shared_expert.gate_proj", s, hidden, "shared_experts")
+        _linear(out, f"{p}.shared_expert.up_proj", s, hidden, "shared_experts")
+        _linear(out, f"{p}.shared_expert.down_proj", hidden, s, "shared_experts")
+        if m.shared_expert_gate:
+            _linear(out, f"{p}.shared_expert_gate", 1, hidden, "shared_experts")
+
+
+def _layer(out: list[TensorSpec], i: int, layer: LayerSpec, spec: ModelSpec) -> None:
+    p = f"model.layers.{i}"
+    h = spec.hidden_size
+    if layer.attention is not None and not layer.attention_weights_shared:
+        _attention(out, f"{p}.self_attn", layer.attention, h)
+    if layer.ssm is not None:
+        _ssm(out, f"{p}.mamba", layer.ssm, h)
+    _mlp(out, f"{p}.mlp", layer.mlp, h)
+    for n in range(layer.norms):
+        _t(out, f"{p}.norm_{n}.weight", (h,), "norms")
+        if spec.norm_bias:
+            _t(out, f"{p}.norm_{n}.bias", (h,), "norms")
+
+
+def inventory(spec: ModelSpec) -> list[TensorSpec]:
+    """Every weight tensor of the model (vision tower as one lumped entry)."""
+    out: list[TensorSpec] = []
+    h = spec.hidden_size
+    _t(out, "model.embed_tokens.weight", (spec.vocab_size, h), "embeddings")
+    for i, layer in enumerate(spec.layers):
+        _layer(out, i, layer, spec)
+    out.extend(spec.extra_tensors)
+    for n in range(spec.final_norm):
+        _t(out, f"model.norm_{n}.weight", (h,), "norms")
+    if not spec.tie_word_embeddings:
+        _t(out, "lm_head.weight", (spec.vocab_size, h), "lm_head")
+    if spec.vision is not None:
+        _t(out, "vision_tower", (spec.vision.params,), "vision")
+    return out
+
+
+def count_params(spec: ModelSpec) -> ParamCounts:
+    by_group = dict.fromkeys(GROUPS, 0)
+    for t in inventory(spec):
+        by_group[t.group] += prod(t.shape)
+    total = sum(by_group.values())
+    # Experts not routed to: each MoE layer activates experts_per_token of num_experts.
+    inactive = 0
+    for layer in spec.layers:
+        m = layer.mlp
+        if m.kind == "moe":
+            per_expert = 3 * spec.hidden_size * m.expert_intermediate_size
+            if m.expert_bias:
+                per_expert += 2 * m.expert_intermediate_size + spec.hidden_size
+            inactive += (m.num_experts - m.experts_per_token) * per_expert
+    active = total - by_group["vision"] - inactive
+    return ParamCounts(total=total, active=active, by_group=by_group)

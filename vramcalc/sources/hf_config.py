@@ -1,0 +1,778 @@
+"""Hugging Face config.json -> ModelSpec.
+
+One reader per family. Field semantics follow the transformers config and modeling classes named
+in each reader (transformers 5.23); absent fields take that class's default, recorded in
+data/architectures.json, except the fields listed there as required, which are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ConfigError
+from ..spec import (
+    AttentionSpec,
+    LayerSpec,
+    MLASpec,
+    MLPSpec,
+    ModelSpec,
+    SSMSpec,
+    TensorSpec,
+)
+from .vision import read_vision
+
+_MISSING = object()
+
+
+@lru_cache(maxsize=1)
+def _architectures() -> dict[str, Any]:
+    return json.loads(resources.files("vramcalc").joinpath("data/architectures.json").read_text())
+
+
+class Fields:
+    """A config dict read the way transformers reads it: class defaults for absent keys."""
+
+    def __init__(self, cfg: dict[str, Any], model_type: str, where: str):
+        self.cfg = cfg
+        self.where = where
+        table = _architectures()["text"].get(model_type, {})
+        self.defaults: dict[str, Any] = table.get("defaults", {})
+        self.required: set[str] = set(table.get("required", []))
+        self.defaulted: list[str] = []
+
+    def has(self, key: str) -> bool:
+        return key in self.cfg
+
+    def __call__(self, key: str, default: Any = _MISSING) -> Any:
+        """The config's value; else the class default; else the reader's `default`."""
+        if key in self.cfg:
+            return self.cfg[key]
+        if key in self.required:
+            raise ConfigError(self.where, key)
+        if key in self.defaults:
+            self.defaulted.append(key)
+            return self.defaults[key]
+        if default is not _MISSING:
+            return default
+        raise ConfigError(self.where, key)
+
+    def window(self) -> int | None:
+        """sliding_window, never from a class default (MistralConfig's is 4096): a truncated copy
+        must not shrink the KV cache. Absent means full attention."""
+        value = self.cfg.get("sliding_window")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(self.where, "sliding_window", f"must be a positive integer or null, got {value!r}")
+        return value
+
+    def int(self, key: str, default: Any = _MISSING) -> int:
+        value = self(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(self.where, key, f"must be a non-negative integer, got {value!r}")
+        return value
+
+    def pos(self, key: str, default: Any = _MISSING) -> int:
+        value = self.int(key, default)
+        if value == 0:
+            raise ConfigError(self.where, key, "must be positive, got 0")
+        return value
+
+    def flag(self, key: str, default: Any = _MISSING) -> bool:
+        return bool(self(key, default))
+
+    def opt_int(self, key: str, default: Any = None) -> int | None:
+        value = self(key, default)
+        return None if value is None else self.int(key, default)
+
+    def layer_types(self, n: int, fallback: Callable[[int], str]) -> list[str]:
+        """`layer_types` from the config, else the family's rule (never the class default list,
+        which is computed for the default layer count)."""
+        types = self.cfg.get("layer_types")
+        if types is None:
+            return [fallback(i) for i in range(n)]
+        if not isinstance(types, list) or len(types) != n:
+            raise ConfigError(self.where, "layer_types", f"must list {n} layers")
+        return [str(t) for t in types]
+
+
+def _head_dim(f: Fields, hidden: int, heads: int) -> int:
+    head_dim = f("head_dim", None)
+    if head_dim is None:  # transformers: hidden_size // num_attention_heads when head_dim is unset
+        if hidden % heads:
+            raise ConfigError(f.where, "head_dim", "is missing and hidden_size is not divisible by heads")
+        return hidden // heads
+    return f.pos("head_dim")
+
+
+def _attn(f: Fields, kind: str, window: int | None = None, **kw: Any) -> AttentionSpec:
+    hidden = f.pos("hidden_size")
+    heads = f.pos("num_attention_heads")
+    kv_heads = f("num_key_value_heads", None)
+    kv_heads = heads if kv_heads is None else f.pos("num_key_value_heads")
+    hd = kw.pop("head_dim", None) or _head_dim(f, hidden, heads)
+    if kind == "sliding" and not window:
+        raise ConfigError(f.where, "sliding_window", "must be set for sliding-window layers")
+    return AttentionSpec(
+        kind=kind,
+        num_heads=kw.pop("num_heads", heads),
+        num_kv_heads=kw.pop("num_kv_heads", kv_heads),
+        head_dim_k=hd,
+        head_dim_v=hd,
+        window=window if kind in ("sliding", "chunked") else None,
+        **kw,
+    )
+
+
+def _dense(f: Fields, key: str = "intermediate_size", **kw: Any) -> MLPSpec:
+    return MLPSpec(kind="dense", intermediate_size=f.pos(key), **kw)
+
+
+def _swa_kind(t: str) -> str:
+    if t in ("full_attention", "attention", "global"):
+        return "full"
+    if t in ("sliding_attention", "sliding", "local"):
+        return "sliding"
+    if t == "chunked_attention":
+        return "chunked"
+    raise ValueError(t)
+
+
+# ---------------------------------------------------------------- dense decoders
+
+
+def _read_llama_like(f: Fields, mt: str) -> dict[str, Any]:
+    """llama, mistral, qwen2, qwen3, phi3, cohere, gemma2, gemma3_text (and unknown decoders)."""
+    n = f.pos("num_hidden_layers")
+    window = f.window()
+    if mt in ("gemma2",):  # Gemma2Config: even layers sliding, odd layers global
+        types = f.layer_types(n, lambda i: "sliding_attention" if (i + 1) % 2 else "full_attention")
+    elif mt == "gemma3_text":  # Gemma3TextConfig: every sliding_window_pattern-th layer global
+        pattern = f.int("sliding_window_pattern", f.defaults.get("_sliding_window_pattern", 6))
+        types = f.layer_types(n, lambda i: "full_attention" if (i + 1) % pattern == 0 else "sliding_attention")
+    elif mt in ("qwen2", "qwen3"):  # Qwen2Config: SWA only with use_sliding_window, from max_window_layers
+        use_swa = f.flag("use_sliding_window", False)
+        mwl = f.int("max_window_layers", n)
+        types = f.layer_types(
+            n, lambda i: "sliding_attention" if use_swa and window and i >= mwl else "full_attention"
+        )
+    else:  # Mistral/Phi-3 semantics: a sliding_window applies to every layer
+        types = f.layer_types(n, lambda i: "sliding_attention" if window else "full_attention")
+
+    bias = f.flag("attention_bias", False)
+    qkv_bias = True if mt == "qwen2" else bias  # Qwen2Attention: q/k/v always biased, o never
+    o_bias = False if mt in ("qwen2", "qwen3") else bias
+    if mt == "cohere":
+        qkv_bias = o_bias = bias
+    qk_norm = mt in ("qwen3", "gemma3_text") or (mt == "cohere" and f.flag("use_qk_norm", False))
+    # Gemma 2/3 sandwich norms: input, post_attention, pre_feedforward, post_feedforward.
+    norms = {"gemma2": 4, "gemma3_text": 4, "cohere": 1}.get(mt, 2)
+    layers = []
+    for t in types:
+        kind = _swa_kind(t)
+        attn = _attn(f, kind, window, qkv_bias=qkv_bias, o_bias=o_bias, qk_norm=qk_norm)
+        layers.append(LayerSpec(attention=attn, mlp=_dense(f, bias=f.flag("mlp_bias", False)), norms=norms))
+    return {"layers": layers, "norm_bias": False}
+
+
+# ---------------------------------------------------------------- mixture of experts
+
+
+def _read_mixtral(f: Fields, mt: str) -> dict[str, Any]:
+    n = f.pos("num_hidden_layers")
+    window = f.window()
+    moe = MLPSpec(
+        kind="moe",
+        num_experts=f.pos("num_local_experts"),
+        experts_per_token=f.pos("num_experts_per_tok"),
+        expert_intermediate_size=f.pos("intermediate_size"),
+    )
+    kind = "sliding" if window else "full"
+    return {"layers": [LayerSpec(attention=_attn(f, kind, window), mlp=moe) for _ in range(n)]}
+
+
+def _qwen_moe_mlp(f: Fields, i: int, shared: bool) -> MLPSpec:
+    """Qwen3MoeDecoderLayer / Qwen3NextDecoderLayer: experts unless mlp_only_layers or step."""
+    sparse_step = f.int("decoder_sparse_step", 1)
+    mlp_only = f("mlp_only_layers", []) or []
+    n_exp = f.int("num_experts")
+    if i not in mlp_only and n_exp > 0 and sparse_step > 0 and (i + 1) % sparse_step == 0:
+        shared_size = f.int("shared_expert_intermediate_size", 0) if shared else 0
+        return MLPSpec(
+            kind="moe",
+            num_experts=n_exp,
+            experts_per_token=f.pos("num_experts_per_tok"),
+            expert_intermediate_size=f.pos("moe_intermediate_size"),
+            shared_intermediate_size=shared_size,
+            shared_expert_gate=shared_size > 0,
+        )
+    return _dense(f)
+
+
+def _read_qwen3_moe(f: Fields, mt: str) -> dict[str, Any]:
+    n = f.pos("num_hidden_layers")
+    layers = [
+        LayerSpec(attention=_attn(f, "full", qk_norm=True, qkv_bias=f.flag("attention_bias", False)),
+                  mlp=_qwen_moe_mlp(f, i, shared=False))
+        for i in range(n)
+    ]
+    return {"layers": layers}
+
+
+def _gdn(f: Fields) -> SSMSpec:
+    return SSMSpec(
+        kind="gated_deltanet",
+        num_k_heads=f.pos("linear_num_key_heads"),
+        num_v_heads=f.pos("linear_num_value_heads"),
+        head_k_dim=f.pos("linear_key_head_dim"),
+        head_v_dim=f.pos("linear_value_head_dim"),
+        d_conv=f.pos("linear_conv_kernel_dim"),
+        conv_bias=False,
+    )
+
+
+def _read_qwen3_next(f: Fields, mt: str) -> dict[str, Any]:
+    """Qwen3-Next (Qwen3NextConfig) and Qwen3.5 text (Qwen3_5TextConfig / Qwen3_5MoeTextConfig):
+    Gated DeltaNet layers with one gated full-attention layer every full_attention_interval."""
+    n = f.pos("num_hidden_layers")
+    interval = f.int("full_attention_interval", 4)
+    types = f.layer_types(n, lambda i: "full_attention" if (i + 1) % interval == 0 else "linear_attention")
+    moe = mt in ("qwen3_next", "qwen3_5_moe_text")
+    layers = []
+    for i, t in enumerate(types):
+        mlp = _qwen_moe_mlp(f, i, shared=True) if moe else _dense(f)
+        if t == "linear_attention":
+            layers.append(LayerSpec(ssm=_gdn(f), mlp=mlp))
+        else:
+            attn = _attn(f, "full", qk_norm=True, output_gate=f.flag("attn_output_gate", True),
+                         qkv_bias=f.flag("attention_bias", False))
+            layers.append(LayerSpec(attention=attn, mlp=mlp))
+    return {"layers": layers}
+
+
+def _read_deepseek(f: Fields, mt: str) -> dict[str, Any]:
+    """DeepseekV2/V3/V32 (and Kimi-K2, which ships the DeepseekV3 architecture)."""
+    n = f.pos("num_hidden_layers")
+    heads = f.pos("num_attention_heads")
+    mla = MLASpec(
+        kv_lora_rank=f.pos("kv_lora_rank"),
+        q_lora_rank=f.opt_int("q_lora_rank", None),
+        qk_nope_head_dim=f.pos("qk_nope_head_dim"),
+        qk_rope_head_dim=f.pos("qk_rope_head_dim"),
+        v_head_dim=f.pos("v_head_dim"),
+        index_n_heads=f.int("index_n_heads") if mt == "deepseek_v32" else 0,
+        index_head_dim=f.int("index_head_dim") if mt == "deepseek_v32" else 0,
+    )
+    attn = AttentionSpec(
+        kind="mla",
+        num_heads=heads,
+        num_kv_heads=heads,
+        head_dim_k=mla.qk_nope_head_dim + mla.qk_rope_head_dim,
+        head_dim_v=mla.v_head_dim,
+        mla=mla,
+    )
+    first_dense = f.int("first_k_dense_replace", 0)
+    freq = f.int("moe_layer_freq", 1)
+    n_routed = f.opt_int("n_routed_experts", None)
+    layers = []
+    for i in range(n):
+        if n_routed and i >= first_dense and i % freq == 0:
+            mlp = MLPSpec(
+                kind="moe",
+                num_experts=n_routed,
+                experts_per_token=f.pos("num_experts_per_tok"),
+                expert_intermediate_size=f.pos("moe_intermediate_size"),
+                shared_intermediate_size=f.int("n_shared_experts", 0) * f.pos("moe_intermediate_size"),
+            )
+        else:
+            mlp = _dense(f)
+        layers.append(LayerSpec(attention=attn, mlp=mlp))
+    return {"layers": layers, "mtp_layers": f.int("num_nextn_predict_layers", 0)}
+
+
+def _read_glm4_moe(f: Fields, mt: str) -> dict[str, Any]:
+    """Glm4MoeConfig: first_k_dense_replace dense layers, then routed + shared experts."""
+    n = f.pos("num_hidden_layers")
+    attn = _attn(f, "full", qkv_bias=f.flag("attention_bias", False), qk_norm=f.flag("use_qk_norm", False))
+    first_dense = f.int("first_k_dense_replace", 1)
+    layers = []
+    for i in range(n):
+        if i >= first_dense:
+            mlp = MLPSpec(
+                kind="moe",
+                num_experts=f.pos("n_routed_experts"),
+                experts_per_token=f.pos("num_experts_per_tok"),
+                expert_intermediate_size=f.pos("moe_intermediate_size"),
+                shared_intermediate_size=f.int("n_shared_experts", 1) * f.pos("moe_intermediate_size"),
+            )
+        else:
+            mlp = _dense(f)
+        layers.append(LayerSpec(attention=attn, mlp=mlp))
+    return {"layers": layers, "mtp_layers": f.int("num_nextn_predict_layers", 0)}
+
+
+def _read_gpt_oss(f: Fields, mt: str) -> dict[str, Any]:
+    """GptOssConfig: alternating sliding/full attention with sinks; biased experts and router."""
+    n = f.pos("num_hidden_layers")
+    window = f.window()
+    types = f.layer_types(n, lambda i: "sliding_attention" if i % 2 == 0 else "full_attention")
+    k = f.pos("num_experts_per_tok") if f.has("num_experts_per_tok") else f.pos("experts_per_token")
+    moe = MLPSpec(
+        kind="moe",
+        num_experts=f.pos("num_local_experts"),
+        experts_per_token=k,
+        expert_intermediate_size=f.pos("intermediate_size"),
+        expert_bias=True,
+        router_bias=True,
+    )
+    bias = f.flag("attention_bias", True)
+    return {
+        "layers": [
+            LayerSpec(attention=_attn(f, _swa_kind(t), window, sinks=True, qkv_bias=bias, o_bias=bias), mlp=moe)
+            for t in types
+        ]
+    }
+
+
+def _read_llama4(f: Fields, mt: str) -> dict[str, Any]:
+    """Llama4TextConfig: chunked-local attention on RoPE layers, global NoPE every
+    no_rope_layer_interval-th layer; MoE layers (routed + one shared expert) every
+    interleave_moe_layer_step; use_qk_norm is a weightless L2 norm."""
+    n = f.pos("num_hidden_layers")
+    interval = f.int("no_rope_layer_interval", 4)
+    no_rope = f("no_rope_layers", None) or [int((i + 1) % interval != 0) for i in range(n)]
+    step = f.int("interleave_moe_layer_step", 1)
+    moe_layers = f("moe_layers", None)
+    if moe_layers is None:
+        moe_layers = list(range(step - 1, n, step)) if step > 0 else []
+    chunk = f.opt_int("attention_chunk_size", None)
+    layers = []
+    for i in range(n):
+        kind = "chunked" if no_rope[i] and chunk else "full"
+        if i in moe_layers:
+            mlp = MLPSpec(
+                kind="moe",
+                num_experts=f.pos("num_local_experts"),
+                experts_per_token=f.pos("num_experts_per_tok"),
+                expert_intermediate_size=f.pos("intermediate_size"),
+                shared_intermediate_size=f.pos("intermediate_size"),
+            )
+        else:
+            mlp = _dense(f, "intermediate_size_mlp")
+        layers.append(LayerSpec(attention=_attn(f, kind, chunk, qkv_bias=f.flag("attention_bias", False)), mlp=mlp))
+    return {"layers": layers}
+
+
+def _read_gemma4(f: Fields, mt: str) -> dict[str, Any]:
+    """Gemma4TextConfig: sliding layers (head_dim, num_key_value_heads) and global layers
+    (global_head_dim, num_global_key_value_heads, V = K when attention_k_eq_v); optional MoE
+    block beside the dense MLP; the last num_kv_shared_layers reuse earlier layers' KV."""
+    n = f.pos("num_hidden_layers")
+    window = f.window()
+    types = f.layer_types(n, lambda i: "full_attention" if (i + 1) % 6 == 0 else "sliding_attention")
+    k_eq_v = f.flag("attention_k_eq_v", False)
+    moe = f.flag("enable_moe_block", False)
+    shared_kv = f.int("num_kv_shared_layers", 0)
+    first_shared = n - shared_kv
+    last_of_type: dict[str, int] = {}
+    layers = []
+    for i, t in enumerate(types):
+        kind = _swa_kind(t)
+        if kind == "full":
+            gkv = f("num_global_key_value_heads", None)
+            attn_kw: dict[str, Any] = dict(
+                head_dim=f("global_head_dim", None) or f.pos("head_dim"),
+                num_kv_heads=gkv if gkv is not None else f.pos("num_key_value_heads"),
+                k_eq_v=k_eq_v,
+            )
+        else:
+            attn_kw = {}
+        if shared_kv and i >= first_shared:  # Gemma4TextAttention: reuse the last earlier layer of this type
+            attn_kw["kv_shared_from"] = last_of_type.get(t)
+        else:
+            last_of_type[t] = i
+        attn = _attn(f, kind, window, qk_norm=True, qkv_bias=f.flag("attention_bias", False), **attn_kw)
+        if moe:
+            mlp = MLPSpec(
+                kind="moe",
+                intermediate_size=f.pos("intermediate_size"),
+                num_experts=f.pos("num_experts"),
+                experts_per_token=f.pos("top_k_experts"),
+                expert_intermediate_size=f.pos("moe_intermediate_size"),
+                router_scales=True,
+            )
+            norms = 7  # + post_feedforward_layernorm_1/_2, pre_feedforward_layernorm_2
+        else:
+            mlp = _dense(f)
+            norms = 4
+        layers.append(LayerSpec(attention=attn, mlp=mlp, norms=norms))
+    notes = []
+    if f.int("hidden_size_per_layer_input", 0):
+        notes.append("per-layer input embeddings (hidden_size_per_layer_input) are not counted")
+    return {"layers": layers, "notes": notes, "approximate": bool(notes)}
+
+
+# ---------------------------------------------------------------- state-space and hybrids
+
+
+def _mamba1(f: Fields, prefix: str = "") -> SSMSpec:
+    """Mamba-1 mixer as in FalconMambaConfig / JambaConfig."""
+    hidden = f.pos("hidden_size")
+    if not prefix and f.has("intermediate_size"):  # FalconMambaConfig keeps an explicit intermediate_size
+        d_inner = f.pos("intermediate_size")
+    else:
+        d_inner = f.pos(prefix + "expand") * hidden
+    dt_rank = f(prefix + ("time_step_rank" if not prefix else "dt_rank"))
+    if dt_rank == "auto":  # both classes: ceil(hidden_size / 16)
+        dt_rank = math.ceil(hidden / 16)
+    return SSMSpec(
+        kind="mamba1",
+        d_inner=d_inner,
+        d_state=f.pos(prefix + ("state_size" if not prefix else "d_state")),
+        d_conv=f.pos(prefix + ("conv_kernel" if not prefix else "d_conv")),
+        dt_rank=int(dt_rank),
+        conv_bias=f.flag(prefix + ("use_conv_bias" if not prefix else "conv_bias")),
+        proj_bias=f.flag(prefix + ("use_bias" if not prefix else "proj_bias")),
+        bcdt_norms=prefix == "mamba_",
+        gated_norm=False,
+    )
+
+
+def _read_falcon_mamba(f: Fields, mt: str) -> dict[str, Any]:
+    n = f.pos("num_hidden_layers")
+    ssm = _mamba1(f)
+    return {"layers": [LayerSpec(ssm=ssm, mlp=MLPSpec(kind="none"), norms=1) for _ in range(n)]}
+
+
+def _read_mamba2(f: Fields, mt: str) -> dict[str, Any]:
+    """Mamba2Config (Mamba-Codestral): intermediate = expand * hidden, heads * head_dim."""
+    n = f.pos("num_hidden_layers")
+    ssm = SSMSpec(
+        kind="mamba2",
+        d_inner=f.pos("expand") * f.pos("hidden_size"),
+        d_state=f.pos("state_size"),
+        d_conv=f.pos("conv_kernel"),
+        n_heads=f.pos("num_heads"),
+        head_dim=f.pos("head_dim"),
+        n_groups=f.pos("n_groups"),
+        conv_bias=f.flag("use_conv_bias"),
+        proj_bias=f.flag("use_bias"),
+    )
+    return {"layers": [LayerSpec(ssm=ssm, mlp=MLPSpec(kind="none"), norms=1) for _ in range(n)]}
+
+
+def _read_jamba(f: Fields, mt: str) -> dict[str, Any]:
+    """JambaConfig: attention every attn_layer_period from attn_layer_offset, Mamba-1 elsewhere;
+    experts every expert_layer_period from expert_layer_offset."""
+    n = f.pos("num_hidden_layers")
+    ap, ao = f.pos("attn_layer_period"), f.int("attn_layer_offset")
+    ep, eo = f.pos("expert_layer_period"), f.int("expert_layer_offset")
+    ssm = _mamba1(f, "mamba_")
+    layers = []
+    for i in range(n):
+        if i % ep == eo:
+            mlp = MLPSpec(
+                kind="moe",
+                num_experts=f.pos("num_experts"),
+                experts_per_token=f.pos("num_experts_per_tok"),
+                expert_intermediate_size=f.pos("intermediate_size"),
+            )
+        else:
+            mlp = _dense(f)
+        if i % ap == ao:
+            layers.append(LayerSpec(attention=_attn(f, "full"), mlp=mlp))
+        else:
+            layers.append(LayerSpec(ssm=ssm, mlp=mlp))
+    return {"layers": layers}
+
+
+def _mamba2_from(f: Fields, d_inner: int, heads: str, head_dim: str, groups: str, state: str, conv: str,
+                 conv_bias: str, proj_bias: str) -> SSMSpec:
+    return SSMSpec(
+        kind="mamba2",
+        d_inner=d_inner,
+        n_heads=f.pos(heads),
+        head_dim=f.pos(head_dim),
+        n_groups=f.pos(groups),
+        d_state=f.pos(state),
+        d_conv=f.pos(conv),
+        conv_bias=f.flag(conv_bias),
+        proj_bias=f.flag(proj_bias),
+    )
+
+
+def _read_nemotron_h(f: Fields, mt: str) -> dict[str, Any]:
+    """NemotronHConfig: hybrid_override_pattern gives each layer one mixer: 'M' Mamba-2,
+    '*' attention, '-' MLP (relu2, not gated), 'E' MoE."""
+    n = f.pos("num_hidden_layers")
+    pattern = f("hybrid_override_pattern", None)
+    if pattern is None and f.has("layers_block_type"):
+        pattern = "".join({"mamba": "M", "attention": "*", "mlp": "-", "moe": "E"}[t] for t in f("layers_block_type"))
+    if not isinstance(pattern, str) or len(pattern) != n:
+        raise ConfigError(f.where, "hybrid_override_pattern", f"must have {n} characters")
+    hd = f("head_dim", None) or f("attention_head_dim", None) or f.pos("hidden_size") // f.pos("num_attention_heads")
+    none = MLPSpec(kind="none")
+    layers = []
+    for ch in pattern:
+        if ch == "M":
+            ssm = _mamba2_from(f, f.pos("mamba_num_heads") * f.pos("mamba_head_dim"), "mamba_num_heads",
+                               "mamba_head_dim", "n_groups", "ssm_state_size", "conv_kernel", "use_conv_bias",
+                               "use_bias")
+            layers.append(LayerSpec(ssm=ssm, mlp=none, norms=1))
+        elif ch == "*":
+            attn = _attn(f, "full", head_dim=hd, qkv_bias=f.flag("attention_bias", False),
+                         o_bias=f.flag("attention_bias", False))
+            layers.append(LayerSpec(attention=attn, mlp=none, norms=1))
+        elif ch == "-":
+            layers.append(LayerSpec(mlp=_dense(f, gated=False, bias=f.flag("mlp_bias", False)), norms=1))
+        else:
+            raise ConfigError(f.where, "hybrid_override_pattern", f"has layer type {ch!r} that vramcalc does not model")
+    return {"layers": layers}
+
+
+def _read_granite_hybrid(f: Fields, mt: str) -> dict[str, Any]:
+    """GraniteMoeHybridConfig: layer_types 'mamba' / 'attention'; each layer has routed experts
+    (intermediate_size each) and a shared expert (shared_intermediate_size)."""
+    n = f.pos("num_hidden_layers")
+    types = f.layer_types(n, lambda i: "mamba")
+    hidden = f.pos("hidden_size")
+    experts = f.int("num_local_experts", 0)
+    if experts:
+        mlp = MLPSpec(kind="moe", num_experts=experts, experts_per_token=f.pos("num_experts_per_tok"),
+                      expert_intermediate_size=f.pos("intermediate_size"),
+                      shared_intermediate_size=f.int("shared_intermediate_size", 0))
+    else:
+        mlp = MLPSpec(kind="dense", intermediate_size=f.pos("shared_intermediate_size"))
+    layers = []
+    for t in types:
+        if t == "mamba":
+            ssm = _mamba2_from(f, f.pos("mamba_expand") * hidden, "mamba_n_heads", "mamba_d_head",
+                               "mamba_n_groups", "mamba_d_state", "mamba_d_conv", "mamba_conv_bias",
+                               "mamba_proj_bias")
+            layers.append(LayerSpec(ssm=ssm, mlp=mlp))
+        else:
+            layers.append(LayerSpec(attention=_attn(f, "full", qkv_bias=f.flag("attention_bias", False),
+                                                     o_bias=f.flag("attention_bias", False)), mlp=mlp))
+    return {"layers": layers}
+
+
+def _read_falcon_h1(f: Fields, mt: str) -> dict[str, Any]:
+    """FalconH1Config: every layer runs attention and a Mamba-2 mixer side by side, then an MLP."""
+    n = f.pos("num_hidden_layers")
+    d_ssm = f("mamba_d_ssm", None) or f.pos("mamba_expand") * f.pos("hidden_size")
+    ssm = _mamba2_from(f, d_ssm, "mamba_n_heads", "mamba_d_head", "mamba_n_groups", "mamba_d_state",
+                       "mamba_d_conv", "mamba_conv_bias", "mamba_proj_bias")
+    ssm = ssm.model_copy(update={"gated_norm": f.flag("mamba_rms_norm", False)})
+    attn = _attn(f, "full", qkv_bias=f.flag("attention_bias", False), o_bias=f.flag("attention_bias", False))
+    mlp = _dense(f, bias=f.flag("mlp_bias", False))
+    return {"layers": [LayerSpec(attention=attn, ssm=ssm, mlp=mlp, norms=2) for _ in range(n)]}
+
+
+def _read_zamba2(f: Fields, mt: str) -> dict[str, Any]:
+    """Zamba2 (Zyphra): Mamba-2 layers; at 'hybrid' layers a shared transformer block (one of
+    num_mem_blocks, weights shared) runs on concat(hidden, embeddings), so attention is 2x wide.
+    Legacy keys of Zyphra's own configs (mamba_headdim, state_size, ...) are read first."""
+    n = f.pos("num_hidden_layers")
+    hidden = f.pos("hidden_size")
+    types = f("layers_block_type", None) or f.layer_types(n, lambda i: "mamba")
+    expand = f.int("expansion_factor") if f.has("expansion_factor") else f.pos("mamba_expand")
+    d_inner = expand * hidden
+    head_dim = f.pos("mamba_headdim") if f.has("mamba_headdim") else None
+    n_heads = d_inner // head_dim if head_dim else f.pos("n_mamba_heads")
+    head_dim = head_dim or d_inner // n_heads
+    d_state = f.pos("state_size") if f.has("state_size") else f.pos("mamba_d_state")
+    d_conv = f.pos("conv_dimension") if f.has("conv_dimension") else f.pos("mamba_d_conv")
+    groups = f.pos("mamba_ngroups")
+    ssm = SSMSpec(kind="mamba2", d_inner=d_inner, n_heads=n_heads, head_dim=head_dim, n_groups=groups,
+                  d_state=d_state, d_conv=d_conv, conv_bias=True, proj_bias=f.flag("add_bias_linear", False))
+    heads = f.pos("num_attention_heads")
+    attn_width = 2 * hidden  # Zamba2Config.attention_hidden_size
+    attn = AttentionSpec(kind="full", num_heads=heads, num_kv_heads=f.pos("num_key_value_heads"),
+                         head_dim_k=attn_width // heads, head_dim_v=attn_width // heads, input_size=attn_width)
+    ffn = f.pos("ffn_hidden_size") if f.has("ffn_hidden_size") else f.pos("intermediate_size")
+    rank = f.pos("lora_rank") if f.has("lora_rank") else f.pos("adapter_rank")
+    mlp_adapter = f.flag("use_shared_block_lora") if f.has("use_shared_block_lora") else f.flag("use_shared_mlp_adapter")
+    attn_adapter = f.flag("use_shared_attention_lora") if f.has("use_shared_attention_lora") else f.flag(
+        "use_shared_attention_adapter")
+    n_blocks = f.pos("num_mem_blocks")
+    layers, extra = [], []
+    hybrid_i = 0
+    for i, t in enumerate(types):
+        if t == "hybrid":
+            layers.append(LayerSpec(attention=attn, ssm=ssm, mlp=MLPSpec(kind="none"), norms=1,
+                                    attention_weights_shared=True))
+            p = f"model.layers.{i}"
+            extra.append(TensorSpec(name=f"{p}.linear.weight", shape=(hidden, hidden), group="attention"))
+            if mlp_adapter:
+                extra += [TensorSpec(name=f"{p}.mlp_adapter.0.weight", shape=(rank, hidden), group="dense_mlp"),
+                          TensorSpec(name=f"{p}.mlp_adapter.1.weight", shape=(2 * ffn, rank), group="dense_mlp")]
+            if attn_adapter:
+                for proj in "qkv":
+                    extra += [TensorSpec(name=f"{p}.{proj}_adapter.0.weight", shape=(rank, attn_width), group="attention"),
+                              TensorSpec(name=f"{p}.{proj}_adapter.1.weight", shape=(attn_width, rank), group="attention")]
+            hybrid_i += 1
+        else:
+            layers.append(LayerSpec(ssm=ssm, mlp=MLPSpec(kind="none"), norms=1))
+    for b in range(min(n_blocks, hybrid_i)):  # the shared transformer blocks
+        p = f"model.shared_transformer.{b}"
+        extra += [
+            TensorSpec(name=f"{p}.self_attn.q_proj.weight", shape=(attn_width, attn_width), group="attention"),
+            TensorSpec(name=f"{p}.self_attn.k_proj.weight", shape=(attn_width, attn_width), group="attention"),
+            TensorSpec(name=f"{p}.self_attn.v_proj.weight", shape=(attn_width, attn_width), group="attention"),
+            TensorSpec(name=f"{p}.self_attn.o_proj.weight", shape=(hidden, attn_width), group="attention"),
+            TensorSpec(name=f"{p}.feed_forward.gate_up_proj.weight", shape=(2 * ffn, hidden), group="dense_mlp"),
+            TensorSpec(name=f"{p}.feed_forward.down_proj.weight", shape=(hidden, ffn), group="dense_mlp"),
+            TensorSpec(name=f"{p}.input_layernorm.weight", shape=(attn_width,), group="norms"),
+            TensorSpec(name=f"{p}.pre_ff_layernorm.weight", shape=(hidden,), group="norms"),
+        ]
+    return {"layers": layers, "extra_tensors": extra}
+
+
+# model_type -> (reader, the model_type whose defaults apply)
+READERS: dict[str, Callable[[Fields, str], dict[str, Any]]] = {
+    "llama": _read_llama_like,
+    "mistral": _read_llama_like,
+    "qwen2": _read_llama_like,
+    "qwen3": _read_llama_like,
+    "phi3": _read_llama_like,
+    "cohere": _read_llama_like,
+    "gemma2": _read_llama_like,
+    "gemma3_text": _read_llama_like,
+    "mixtral": _read_mixtral,
+    "qwen3_moe": _read_qwen3_moe,
+    "qwen3_next": _read_qwen3_next,
+    "qwen3_5_text": _read_qwen3_next,
+    "qwen3_5_moe_text": _read_qwen3_next,
+    "deepseek_v2": _read_deepseek,
+    "deepseek_v3": _read_deepseek,
+    "deepseek_v32": _read_deepseek,
+    "glm4_moe": _read_glm4_moe,
+    "gpt_oss": _read_gpt_oss,
+    "llama4_text": _read_llama4,
+    "gemma4_text": _read_gemma4,
+    "falcon_mamba": _read_falcon_mamba,
+    "mamba2": _read_mamba2,
+    "jamba": _read_jamba,
+    "nemotron_h": _read_nemotron_h,
+    "granitemoehybrid": _read_granite_hybrid,
+    "falcon_h1": _read_falcon_h1,
+    "zamba2": _read_zamba2,
+}
+# Outer (composite or alias) model_type -> the text model_type inside it.
+TEXT_TYPES = {
+    "gemma3": "gemma3_text",
+    "gemma4": "gemma4_text",
+    "llama4": "llama4_text",
+    "qwen3_5": "qwen3_5_text",
+    "qwen3_5_moe": "qwen3_5_moe_text",
+    "kimi_k2": "deepseek_v3",  # Kimi-K2 ships DeepseekV3ForCausalLM
+}
+DTYPES = {"bfloat16": "bfloat16", "float16": "float16", "float32": "float32", "bf16": "bfloat16",
+          "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
+
+
+def _tied(cfg: dict[str, Any], text: dict[str, Any], f: Fields, outer_type: Any, notes: list[str]) -> bool:
+    """Whether lm_head shares the embedding. transformers (PreTrainedModel.tie_weights) reads the
+    flag of the top-level config, so a composite's own flag (or its class default) wins over the
+    text_config's."""
+    composite = _architectures()["composite"].get(outer_type) if text is not cfg else None
+    if composite is None:
+        return bool(f("tie_word_embeddings"))
+    tie = bool(cfg.get("tie_word_embeddings", composite["tie_word_embeddings"]))
+    inner = text.get("tie_word_embeddings")
+    if inner is not None and bool(inner) != tie:
+        notes.append(f"text_config says tie_word_embeddings={bool(inner)} but the top-level config "
+                     f"(which transformers and the checkpoint follow) gives {tie}")
+    return tie
+
+
+def supported_model_types() -> list[str]:
+    return sorted(set(READERS) | set(TEXT_TYPES))
+
+
+def spec_from_config(cfg: Any, *, model_id: str, source: str, where: str | None = None) -> ModelSpec:
+    """Build a ModelSpec from a parsed config.json dict. `where` names the file in errors."""
+    where = where or source
+    if not isinstance(cfg, dict):
+        raise ConfigError(where, "(top level)", "must be a JSON object")
+    outer_type = cfg.get("model_type")
+    archs = cfg.get("architectures")
+    arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else None
+    text = cfg.get("text_config")
+    if text is not None and not isinstance(text, dict):
+        raise ConfigError(where, "text_config", "must be a JSON object")
+    text = text or cfg
+    mt = text.get("model_type") if text is not cfg else outer_type
+    if not isinstance(mt, str) and isinstance(outer_type, str):
+        mt = outer_type
+    if isinstance(mt, str):
+        mt = TEXT_TYPES.get(mt, mt)
+    notes: list[str] = []
+    approximate = False
+    if mt not in READERS:
+        # An unknown decoder with the standard fields: read as a Llama-style GQA decoder.
+        if all(k in text for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
+                                   "intermediate_size")):
+            notes.append(f"model_type {mt!r} is not known to vramcalc: read as a generic decoder, approximate")
+            approximate = True
+            reader_type = "llama"
+        else:
+            if mt is None:
+                raise ConfigError(where, "model_type")
+            raise ConfigError(where, "model_type", f"is {mt!r}, which vramcalc does not know, and the config "
+                              "lacks the standard decoder fields")
+    else:
+        reader_type = mt
+    f = Fields(text, reader_type, f"{where}" + (" (text_config)" if text is not cfg else ""))
+    parts = READERS[reader_type](f, reader_type)
+    notes += parts.get("notes", [])
+    approximate = approximate or parts.get("approximate", False)
+
+    hidden = f.pos("hidden_size")
+    vocab = f.pos("vocab_size")
+    tie = _tied(cfg, text, f, outer_type, notes)
+    raw_dtype = cfg.get("torch_dtype") or cfg.get("dtype") or text.get("torch_dtype") or text.get("dtype")
+    dtype = DTYPES.get(str(raw_dtype).lower(), "bfloat16") if raw_dtype else "bfloat16"
+    if not raw_dtype:
+        notes.append("no torch_dtype in the config: bfloat16 assumed")
+    rope = text.get("rope_scaling") or text.get("rope_parameters")
+    vision = read_vision(cfg, hidden, where) if text is not cfg else None
+    qc = cfg.get("quantization_config") or text.get("quantization_config")
+    return ModelSpec(
+        id=model_id,
+        source=source,
+        model_type=mt if isinstance(mt, str) else "unknown",
+        architecture=arch,
+        approximate=approximate,
+        notes=tuple(notes),
+        hidden_size=hidden,
+        vocab_size=vocab,
+        tie_word_embeddings=tie,
+        dtype=dtype,
+        layers=tuple(parts["layers"]),
+        norm_bias=parts.get("norm_bias", False),
+        extra_tensors=tuple(parts.get("extra_tensors", ())),
+        mtp_layers=parts.get("mtp_layers", 0),
+        max_position_embeddings=f.opt_int("max_position_embeddings", None),
+        rope_scaling=rope if isinstance(rope, dict) else None,
+        vision=vision,
+        quantization_config=qc if isinstance(qc, dict) else None,
+    )
+
+
+def read_config_file(path: str | Path, model_id: str | None = None) -> ModelSpec:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.json"
+    try:
+        cfg = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(str(path), "(file)", "does not exist") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(str(path), "(file)", f"is not valid JSON ({e})") from None
+    return spec_from_config(cfg, model_id=model_id or str(path.parent), source=f"config:{path}", where=str(path))

@@ -1,0 +1,183 @@
+"""ModelSpec: the part of a model's architecture that inference memory depends on.
+
+It is independent of where it was read from (config.json, GGUF metadata, the catalog): every
+source builds one, and every memory model reads only this. Immutable and JSON-serialisable.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+AttentionKind = Literal["full", "sliding", "chunked", "mla"]
+
+
+class MLASpec(_Frozen):
+    """Multi-head latent attention (DeepSeek-V2 paper, arXiv 2405.04434, section 2.1)."""
+
+    kv_lora_rank: int
+    q_lora_rank: int | None  # None: a plain q_proj (DeepSeek-V2-Lite)
+    qk_nope_head_dim: int
+    qk_rope_head_dim: int
+    v_head_dim: int
+    # DeepSeek-V3.2 sparse-attention indexer (DSA); 0 when absent.
+    index_n_heads: int = 0
+    index_head_dim: int = 0
+
+
+class AttentionSpec(_Frozen):
+    kind: AttentionKind
+    num_heads: int
+    num_kv_heads: int  # for MLA: the logical heads; the cache holds one latent (see kv.py)
+    head_dim_k: int
+    head_dim_v: int
+    window: int | None = None  # sliding window, or the chunk of chunked-local attention, in tokens
+    mla: MLASpec | None = None
+    sinks: bool = False  # learned per-head sink logits (gpt-oss): weights only, no KV
+    k_eq_v: bool = False  # Gemma 4 global layers: no v_proj, V is computed from K
+    qkv_bias: bool = False
+    o_bias: bool = False
+    qk_norm: bool = False  # per-head RMSNorm weights on q and k (Qwen3, Gemma 3)
+    output_gate: bool = False  # Qwen3-Next / Qwen3.5 gated attention: q_proj is 2x wide
+    input_size: int | None = None  # attention input width when not hidden_size (Zamba2: 2x hidden)
+    kv_shared_from: int | None = None  # layer whose KV cache this layer reuses (no KV of its own)
+
+
+SSMKind = Literal["mamba1", "mamba2", "gated_deltanet"]
+
+
+class SSMSpec(_Frozen):
+    """A recurrent mixer: its state is per sequence and does not grow with context."""
+
+    kind: SSMKind
+    # Mamba-1 / Mamba-2 (Gu & Dao arXiv 2312.00752; Dao & Gu arXiv 2405.21060)
+    d_inner: int = 0
+    d_state: int = 0
+    d_conv: int = 4
+    n_heads: int = 0  # Mamba-2 heads
+    head_dim: int = 0  # Mamba-2 head dim
+    n_groups: int = 1  # Mamba-2 B/C groups
+    dt_rank: int = 0  # Mamba-1
+    # Gated DeltaNet (Yang et al. arXiv 2412.06464) as in Qwen3-Next / Qwen3.5
+    num_k_heads: int = 0
+    num_v_heads: int = 0
+    head_k_dim: int = 0
+    head_v_dim: int = 0
+    conv_bias: bool = True
+    proj_bias: bool = False
+    bcdt_norms: bool = False  # Jamba: RMSNorm on dt, B and C
+    gated_norm: bool = True  # Mamba-2 / GDN gated RMSNorm weight before out_proj
+
+    @property
+    def conv_channels(self) -> int:
+        if self.kind == "mamba1":
+            return self.d_inner
+        if self.kind == "mamba2":
+            return self.d_inner + 2 * self.n_groups * self.d_state
+        return 2 * self.num_k_heads * self.head_k_dim + self.num_v_heads * self.head_v_dim
+
+    def state_elements(self) -> tuple[int, int]:
+        """(conv state, recurrent state) elements per sequence, unsharded.
+
+        Shapes as vLLM's MambaStateShapeCalculator (vllm/model_executor/layers/mamba/mamba_utils.py:
+        mamba1_state_shape, mamba2_state_shape, gated_delta_net_state_shape) at TP=1, no
+        speculative tokens.
+        """
+        conv = self.conv_channels * (self.d_conv - 1)
+        if self.kind == "mamba1":
+            return conv, self.d_inner * self.d_state
+        if self.kind == "mamba2":
+            return conv, self.n_heads * self.head_dim * self.d_state
+        return conv, self.num_v_heads * self.head_k_dim * self.head_v_dim
+
+
+class MLPSpec(_Frozen):
+    kind: Literal["dense", "moe", "none"]
+    intermediate_size: int = 0  # dense MLP width (also a dense branch beside experts, Gemma 4)
+    gated: bool = True  # SwiGLU/GeGLU (gate, up, down) vs plain (up, down)
+    bias: bool = False
+    num_experts: int = 0
+    experts_per_token: int = 0
+    expert_intermediate_size: int = 0
+    expert_bias: bool = False  # gpt-oss expert biases
+    router_bias: bool = False
+    shared_intermediate_size: int = 0  # all shared experts together
+    shared_expert_gate: bool = False  # Qwen2-MoE style sigmoid gate on the shared expert
+    router_scales: bool = False  # Gemma 4 router: scale (hidden) and per_expert_scale (experts)
+
+
+class LayerSpec(_Frozen):
+    attention: AttentionSpec | None = None
+    ssm: SSMSpec | None = None  # both set: attention and SSM side by side (Falcon-H1)
+    mlp: MLPSpec
+    norms: int = 2  # hidden-size norm weight vectors in this layer
+    attention_weights_shared: bool = False  # Zamba2: attention weights live in shared blocks
+
+
+class TensorSpec(_Frozen):
+    """One weight tensor: name in the HF checkpoint style, shape, and accounting group."""
+
+    name: str
+    shape: tuple[int, ...]
+    group: str
+
+
+class VisionSpec(_Frozen):
+    kind: str  # the tower's model_type
+    params: int  # tower plus projector into the language model
+    hidden_size: int
+    num_layers: int
+
+
+class ModelSpec(_Frozen):
+    id: str
+    source: str  # where it was read: "catalog:...", "config:PATH", "hub:REPO@REV", "gguf:PATH"
+    model_type: str
+    architecture: str | None = None
+    approximate: bool = False  # read by a generic reader, or with a part not modelled exactly
+    notes: tuple[str, ...] = ()
+
+    hidden_size: int
+    vocab_size: int
+    tie_word_embeddings: bool
+    dtype: str  # native checkpoint dtype: bfloat16, float16, float32
+    layers: tuple[LayerSpec, ...]
+    final_norm: int = 1  # norm weight vectors after the last layer
+    norm_bias: bool = False  # LayerNorm with bias (norm vectors count twice)
+    extra_tensors: tuple[TensorSpec, ...] = ()  # outside the per-layer model (Zamba2 shared blocks)
+    mtp_layers: int = 0  # multi-token-prediction layers in the checkpoint, not loaded by default
+
+    max_position_embeddings: int | None = None
+    rope_scaling: dict[str, Any] | None = None
+    vision: VisionSpec | None = None
+    quantization_config: dict[str, Any] | None = None
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def is_moe(self) -> bool:
+        return any(layer.mlp.kind == "moe" for layer in self.layers)
+
+    def layer_kinds(self) -> dict[str, int]:
+        """How many layers of each mixer kind: 'full', 'sliding', 'mla', 'mamba2', 'full+mamba2'..."""
+        counts: dict[str, int] = {}
+        for layer in self.layers:
+            counts[layer_kind(layer)] = counts.get(layer_kind(layer), 0) + 1
+        return counts
+
+
+def layer_kind(layer: LayerSpec) -> str:
+    parts = []
+    if layer.attention is not None:
+        parts.append(layer.attention.kind)
+    if layer.ssm is not None:
+        parts.append(layer.ssm.kind)
+    return "+".join(parts) or "mlp-only"
