@@ -81,3 +81,36 @@ def test_partial_copy_missing_a_required_field_is_refused_naming_it(stem):
     with pytest.raises(ConfigError) as e:
         _spec(stem)
     assert any(f"'{field}'" in str(e.value) for field in ORACLE[stem]["missing_required"])
+
+
+def _published():
+    for path in sorted(CATALOG.glob("*.json")):
+        entry = json.loads(path.read_text())
+        pub = entry.get("published_params") or {}
+        rec = ORACLE.get(path.stem, {})
+        # Copies that lack fields cannot stand for the published model (they are tested above
+        # against the oracle on the same completed config, or refused).
+        if pub.get("total") and not {"missing_required", "skipped", "completed"} & set(rec):
+            yield path.stem, pub
+
+
+# Model cards state sizes to 2-3 significant digits: within 1% is agreement. Beyond it, the
+# catalog entry must say why (published_params.difference), and the test checks that it does.
+CARD_TOLERANCE = 0.01
+
+
+@pytest.mark.parametrize("stem,pub", list(_published()))
+def test_published_counts_agree_or_the_difference_is_explained(stem, pub):
+    counts = count_params(_spec(stem))
+    explained = pub.get("difference", {})
+    if abs(counts.total - pub["total"]) / pub["total"] > CARD_TOLERANCE:
+        assert "total" in explained, f"{stem}: {counts.total:,} vs published {pub['total']:,}, unexplained"
+    if pub.get("active") and abs(counts.active - pub["active"]) / pub["active"] > 0.03:
+        assert "active" in explained, f"{stem}: active {counts.active:,} vs {pub['active']:,}, unexplained"
+
+
+def test_embedding_free_active_count_matches_cards_that_use_that_convention():
+    # gpt-oss model card: 5.1B and 3.6B active, counted without the embedding table.
+    for stem, card in [("openai__gpt-oss-120b", 5.1e9), ("openai__gpt-oss-20b", 3.6e9)]:
+        c = count_params(_spec(stem))
+        assert abs((c.active - c.by_group["embeddings"]) - card) / card < 0.01

@@ -1,2 +1,33 @@
-"""vramcalc: will this model run on this GPU, with which engine, quant and context."""
+"""vramcalc: will this model run on this GPU, with which engine, quant and context.
+
+    >>> import vramcalc
+    >>> spec = vramcalc.load_model("llama-3.1-8b")
+    >>> result = vramcalc.check(spec, "rtx4090", context=8192)
+    >>> result.fits, round(result.required_bytes / 2**30, 1)
+    (True, 16.0)
+"""
+
+from __future__ import annotations
+
+from .check import CheckResult
+from .check import check as _check
+from .errors import ConfigError, UnknownGPUError, UnknownModelError, VramcalcError
+from .gpus import GPU, find_gpu
+from .params import ParamCounts, count_params
+from .sources import load_model
+from .spec import ModelSpec
+
 __version__ = "0.1.0"
+
+
+def check(model: ModelSpec | str, gpu: GPU | str, context: int | None = None, sequences: int = 1) -> CheckResult:
+    """Weights plus KV cache and state at `context` tokens for `sequences` sequences, on one GPU."""
+    spec = load_model(model) if isinstance(model, str) else model
+    device = find_gpu(gpu) if isinstance(gpu, str) else gpu
+    return _check(spec, device, context=context, sequences=sequences)
+
+
+__all__ = [
+    "CheckResult", "ConfigError", "GPU", "ModelSpec", "ParamCounts", "UnknownGPUError", "UnknownModelError",
+    "VramcalcError", "check", "count_params", "find_gpu", "load_model",
+]

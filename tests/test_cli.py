@@ -1,0 +1,106 @@
+"""The `vramcalc` command: verdicts, JSON, exit codes 0 / 1 / 2, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import catalog_config
+from vramcalc.cli import main
+
+GIB = 1024**3
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_check_llama_8b_on_4090_fits_with_the_exact_sum(capsys):
+    code, out, _ = run(capsys, "check", "llama-3.1-8b", "--gpu", "rtx4090", "--ctx", "8192", "--json")
+    r = json.loads(out)
+    assert code == 0 and r["fits"] is True
+    assert r["model"]["id"] == "meta-llama/Llama-3.1-8B"
+    assert r["model"]["params_total"] == r["model"]["params_active"] == 8_030_261_248
+    # weights 8,030,261,248 x 2 B + KV 131,072 B x 8192 tokens
+    assert r["required_bytes"] == 8_030_261_248 * 2 + 131_072 * 8192
+    assert r["available_bytes"] == 24 * GIB
+
+
+def test_does_not_fit_exits_1(capsys):
+    code, out, _ = run(capsys, "check", "llama-3.3-70b", "--gpu", "4090", "--ctx", "8192")
+    assert code == 1 and "DOES NOT FIT" in out
+
+
+def test_moe_json_reports_active_params(capsys):
+    code, out, _ = run(capsys, "check", "qwen3-30b-a3b", "--gpu", "h100-sxm", "--ctx", "4096", "--json")
+    r = json.loads(out)
+    assert r["model"]["params_total"] == 30_532_122_624
+    assert r["model"]["params_active"] < r["model"]["params_total"] / 5
+
+
+def test_default_context_is_said(capsys):
+    code, out, _ = run(capsys, "check", "llama-3.1-8b", "--gpu", "h100-sxm", "--json")
+    r = json.loads(out)
+    assert r["context"] == 131072 and "max_position_embeddings" in r["context_source"]
+
+
+def test_sequences_multiply_kv_not_weights(capsys):
+    _, one, _ = run(capsys, "check", "llama-3.1-8b", "--gpu", "h100-sxm", "--ctx", "4096", "--json")
+    _, four, _ = run(capsys, "check", "llama-3.1-8b", "--gpu", "h100-sxm", "--ctx", "4096", "--sequences", "4",
+                     "--json")
+    one, four = json.loads(one), json.loads(four)
+    assert four["weights_bytes"] == one["weights_bytes"] and four["kv_bytes"] == 4 * one["kv_bytes"]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["check", "no-such-model", "--gpu", "4090"], "unknown model"),
+    (["check", "qwen3-32", "--gpu", "4090"], "did you mean"),
+    (["check", "llama-3.1-8b", "--gpu", "rtx9999"], "unknown GPU"),
+    (["check", "llama-3.1-8b", "--gpu", "4090", "--ctx", "0"], "positive integer"),
+    (["check", "llama-3.1-8b", "--gpu", "4090", "--ctx", "lots"], "positive integer"),
+    (["check", "llama-3.1-8b"], "--gpu"),
+    (["frobnicate"], "invalid choice"),
+    (["check", "moonshotai/Kimi-K2-Thinking", "--gpu", "4090"], "model_type"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle):
+    with pytest.raises(SystemExit) as e:
+        code = main(argv)
+        raise SystemExit(code)
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_malformed_local_config_names_file_and_field(tmp_path, capsys):
+    cfg = {k: v for k, v in catalog_config("meta-llama__Llama-3.1-8B").items() if k != "num_hidden_layers"}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    code, _, err = run(capsys, "check", str(tmp_path), "--gpu", "4090")
+    assert code == 2 and str(tmp_path / "config.json") in err and "'num_hidden_layers'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_local_folder_reads_like_the_catalog(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps(catalog_config("Qwen__Qwen2.5-7B")))
+    _, out, _ = run(capsys, "check", str(tmp_path), "--gpu", "4090", "--ctx", "1000", "--json")
+    assert json.loads(out)["model"]["params_total"] == 7_615_616_512
+
+
+def test_models_lists_the_catalog_with_aliases(capsys):
+    code, out, _ = run(capsys, "models", "--json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 67
+    by_id = {r["repo_id"]: r for r in rows}
+    assert "qwen3-32b" in by_id["Qwen/Qwen3-32B"]["aliases"]
+    assert "llama-3.3-70b" in by_id["meta-llama/Llama-3.3-70B-Instruct"]["aliases"]
+    assert "gpt-oss-120b" in by_id["openai/gpt-oss-120b"]["aliases"]
+
+
+def test_python_dash_m_entry_point_runs_offline():
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    p = subprocess.run([sys.executable, "-m", "vramcalc", "check", "qwen3-32b", "--gpu", "h100-sxm", "--ctx", "32768"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "FITS" in p.stdout and "Qwen/Qwen3-32B" in p.stdout

@@ -1,0 +1,123 @@
+"""The `vramcalc` command. Exit codes: 0 fits, 1 does not fit, 2 bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import NoReturn, Sequence
+
+from tabulate import tabulate
+
+from .check import check
+from .errors import VramcalcError
+from .gpus import all_gpus, find_gpu
+from .sources import catalog, load_model
+
+GIB = 1024**3
+EXIT_FITS, EXIT_NO_FIT, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
+        self.exit(EXIT_BAD_INPUT, f"vramcalc: error: {message} (see `vramcalc --help`)\n")
+
+
+def _gib(n: int) -> str:
+    return f"{n / GIB:.2f}"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        if text.lower().endswith("k") and text[:-1].isdigit():
+            value = int(text[:-1]) * 1024
+        else:
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    spec = load_model(args.model)
+    gpu = find_gpu(args.gpu)
+    result = check(spec, gpu, context=args.ctx, sequences=args.sequences)
+    if args.json:
+        print(json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True))
+        return EXIT_FITS if result.fits else EXIT_NO_FIT
+    m = result.model
+    print(f"model   {m.id}  ({m.model_type}, {m.dtype})")
+    active = f", {m.params_active / 1e9:.2f}B active" if m.params_active != m.params_total else ""
+    print(f"params  {m.params_total:,} ({m.params_total / 1e9:.2f}B{active})")
+    kinds = ", ".join(f"{n} {k}" for k, n in m.layer_kinds.items())
+    print(f"layers  {kinds}")
+    print(f"device  {result.device.name}, {_gib(result.device.memory_bytes)} GiB")
+    print(f"context {result.context:,} tokens x {result.sequences} sequence(s)  [{result.context_source}]")
+    print()
+    rows = [[t.name, _gib(t.bytes), t.detail] for t in result.breakdown]
+    rows.append(["total", _gib(result.required_bytes), ""])
+    rows.append(["free" if result.fits else "short by", _gib(abs(result.free_bytes)), ""])
+    print(tabulate(rows, headers=["memory", "GiB", "how"], tablefmt="simple", disable_numparse=True))
+    print()
+    verdict = "FITS" if result.fits else "DOES NOT FIT"
+    print(f"verdict {verdict}: needs {_gib(result.required_bytes)} of {_gib(result.available_bytes)} GiB")
+    for w in result.warnings:
+        print(f"warning {w}")
+    print("not counted: " + "; ".join(result.not_counted))
+    return EXIT_FITS if result.fits else EXIT_NO_FIT
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    items = catalog.entries()
+    if args.json:
+        print(json.dumps([e.model_dump(mode="json") for e in items], indent=2))
+        return 0
+    rows = [[e.repo_id, ", ".join(e.aliases[:2]), "partial" if e.partial else "full"] for e in items]
+    print(tabulate(rows, headers=["model", "aliases", "config copy"], tablefmt="simple"))
+    return 0
+
+
+def _cmd_gpus(args: argparse.Namespace) -> int:
+    items = all_gpus()
+    if args.json:
+        print(json.dumps([g.model_dump(mode="json") for g in items], indent=2))
+        return 0
+    rows = [[g.id, g.name, _gib(g.memory_bytes), g.compute_capability or "", g.verification or ""] for g in items]
+    print(tabulate(rows, headers=["id", "name", "GiB", "cc", "verification"], tablefmt="simple",
+                   disable_numparse=True))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="vramcalc", description="Will this LLM fit on this GPU? Memory before the download.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    c = sub.add_parser("check", help="weights + KV cache at a context against one GPU")
+    c.add_argument("model", help="catalog id or alias (see `vramcalc models`), or a local config.json / folder")
+    c.add_argument("--gpu", required=True, help="GPU name (rtx4090, h100-sxm, ...) or a size such as 24GiB")
+    c.add_argument("--ctx", type=_positive_int, default=None,
+                   help="context length in tokens (default: the model's maximum, as vLLM)")
+    c.add_argument("--sequences", type=_positive_int, default=1, help="sequences held at that context")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.set_defaults(func=_cmd_check)
+    m = sub.add_parser("models", help="list the bundled offline catalog")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=_cmd_models)
+    g = sub.add_parser("gpus", help="list known GPUs")
+    g.add_argument("--json", action="store_true")
+    g.set_defaults(func=_cmd_gpus)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (VramcalcError, ValueError) as e:
+        print(f"vramcalc: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

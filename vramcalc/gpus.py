@@ -1,0 +1,77 @@
+"""GPU lookup from data/gpus.json (facts with sources; see each entry's `verification`)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import UnknownGPUError
+
+GIB = 1024**3
+
+
+class GPU(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    memory_bytes: int  # vendor capacity; what the driver reports usable is lower (see notes)
+    memory_bandwidth_gbs: float | None = None
+    compute_capability: str | None = None
+    unified_memory: bool = False
+    verification: str | None = None
+    note: str | None = None  # how an ambiguous name was resolved
+
+
+@lru_cache(maxsize=1)
+def _table() -> list[dict]:
+    return json.loads(resources.files("vramcalc").joinpath("data/gpus.json").read_text())["gpus"]
+
+
+def _key(s: str) -> str:
+    s = s.lower().replace("geforce", "").replace("nvidia", "")
+    return re.sub(r"[^a-z0-9]", "", s)
+
+
+def _gpu(d: dict) -> GPU:
+    return GPU(id=d["id"], name=d["name"], memory_bytes=int(d["memory_gib"] * GIB),
+               memory_bandwidth_gbs=d.get("memory_bandwidth_gbs"), compute_capability=d.get("compute_capability"),
+               unified_memory=bool(d.get("unified_memory")), verification=d.get("verification"))
+
+
+def all_gpus() -> list[GPU]:
+    return [_gpu(d) for d in _table()]
+
+
+def find_gpu(query: str) -> GPU:
+    """Match `4090`, `rtx4090`, `RTX 4090`, `rtx-4090`, or a custom size such as `24GiB`/`24GB`."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(gib|gb|g)\s*", query.lower())
+    if m:
+        gib = float(m.group(1))
+        if gib <= 0:
+            raise UnknownGPUError(f"GPU size must be positive: {query!r}")
+        return GPU(id=f"custom-{m.group(1)}gib", name=f"custom {m.group(1)} GiB device", memory_bytes=int(gib * GIB))
+    q = _key(query)
+    if not q:
+        raise UnknownGPUError(f"empty GPU name {query!r}")
+    table = _table()
+    exact = [d for d in table if q in (_key(d["id"]), _key(d["name"]))]
+    if not exact:  # "4090" -> rtx-4090; "a100-80g" -> a100-80gb-*
+        exact = [d for d in table if _key(d["id"]).startswith(q) or _key(d["id"]).endswith(q)
+                 or _key(d["id"]).replace("rtx", "").startswith(q)]
+    base = [d for d in exact if _key(d["id"]).replace("rtx", "") == q.replace("rtx", "")]
+    if len(exact) == 1 or len(base) == 1:
+        return _gpu((base or exact)[0])
+    if len(exact) > 1:  # variants (h100 -> pcie, sxm, nvl): assume the one with least memory
+        pick = min(exact, key=lambda d: d["memory_gib"])
+        note = (f"{query!r} matches {', '.join(d['id'] for d in exact)}; assumed {pick['id']} "
+                f"({pick['memory_gib']} GB, the least memory); name one to be exact")
+        return _gpu(pick).model_copy(update={"note": note})
+    close = difflib.get_close_matches(query.lower(), [d["id"] for d in table], n=3, cutoff=0.4)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; `vramcalc gpus` lists them"
+    raise UnknownGPUError(f"unknown GPU {query!r}{hint}")
