@@ -16,7 +16,7 @@ COUNTED = sorted(k for k, v in ORACLE.items() if "skipped" not in v)
 
 
 def _spec(stem: str, completed: dict | None = None):
-    cfg = copy.deepcopy(catalog_config(stem))
+    cfg = copy.deepcopy(catalog_config(stem.split("#")[0]))
     if completed:  # the oracle filled these from class defaults; feed the same config
         (cfg.get("text_config") or cfg).update(completed)
     return spec_from_config(cfg, model_id=stem, source="test")

@@ -46,7 +46,8 @@ REQUIRED = {
     "falcon_mamba": CORE,
     "falcon_h1": CORE + ATTN + DENSE,
     "nemotron_h": CORE + ATTN + DENSE,
-    "granitemoehybrid": CORE + ATTN + DENSE,
+    # Where attention sits decides the KV cache: never assume a layout.
+    "granitemoehybrid": CORE + ATTN + DENSE + ["layer_types"],
     "zamba2": CORE + ATTN,
 }
 # Towers whose defaults the readers need (configs often carry only their model_type).

@@ -99,12 +99,24 @@ def prepare(cfg: dict) -> tuple[dict, dict, dict]:
         for field in table["required"]:
             if field in text or field in translated.values():
                 continue
-            if field in table["defaults"]:
+            if field in table["defaults"] and field != "layer_types":  # a layout is never defaulted
                 text[field] = table["defaults"][field]
                 completed[field] = table["defaults"][field]
             else:  # no class default under that name: vramcalc must refuse this copy
                 completed.setdefault("_missing", []).append(field)
     return cfg, completed, translated
+
+
+# Variants of partial copies with an invented value, to test a family's formulas when the copy
+# cannot stand for the real model: stem, the fields added, and why.
+SYNTHETIC = {
+    "ibm-granite__granite-4.0-h-small#layout-invented": (
+        "ibm-granite__granite-4.0-h-small",
+        {"layer_types": ["attention" if i % 10 == 5 else "mamba" for i in range(40)]},
+        "the copy lacks layer_types; its notes give 36 mamba + 4 attention at unseen positions, so the "
+        "positions here are invented: this tests the granitemoehybrid formulas, not the real model's count",
+    ),
+}
 
 
 def count(cfg: dict) -> dict:
@@ -147,6 +159,13 @@ def main() -> None:
             rec["translated"] = translated
         out["models"][path.stem] = rec
         print(f"{path.stem:60s} {rec['total']:>16,d}", file=sys.stderr)
+    for key, (stem, added, why) in SYNTHETIC.items():
+        cfg = json.loads((ROOT / "vramcalc" / "data" / "models" / f"{stem}.json").read_text())["config"]
+        cfg, completed, _ = prepare({**cfg, **added})
+        completed.pop("_missing", None)
+        rec = count(cfg)
+        rec.update(partial=True, completed={**added, **completed}, synthetic=why)
+        out["models"][key] = rec
     dest = ROOT / "tests" / "data" / "param_oracle.json"
     dest.write_text(json.dumps(out, indent=1) + "\n")
 

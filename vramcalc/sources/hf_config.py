@@ -539,6 +539,7 @@ def _read_granite_hybrid(f: Fields, mt: str) -> dict[str, Any]:
     """GraniteMoeHybridConfig: layer_types 'mamba' / 'attention'; each layer has routed experts
     (intermediate_size each) and a shared expert (shared_intermediate_size)."""
     n = f.pos("num_hidden_layers")
+    f("layer_types")  # required: the attention layers' positions decide the KV cache
     types = f.layer_types(n, lambda i: "mamba")
     hidden = f.pos("hidden_size")
     experts = f.int("num_local_experts", 0)
