@@ -1,0 +1,56 @@
+"""ggml tensor types and llama.cpp file types (data/gguf_quants.json, from gguf-py constants.py)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from math import prod
+
+from pydantic import BaseModel, ConfigDict
+
+
+class GGMLType(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    id: int
+    block: int  # elements per block
+    block_bytes: int
+
+
+@lru_cache(maxsize=1)
+def _data() -> dict:
+    return json.loads(resources.files("vramcalc").joinpath("data/gguf_quants.json").read_text())
+
+
+@lru_cache(maxsize=1)
+def types() -> dict[str, GGMLType]:
+    return {t["name"]: GGMLType(name=t["name"], id=t["ggml_type_id"], block=t["block_size_elems"],
+                                block_bytes=t["bytes_per_block"]) for t in _data()["ggml_types"]}
+
+
+@lru_cache(maxsize=1)
+def ftypes() -> dict[str, dict]:
+    """llama.cpp file type short name (Q4_K_M, IQ4_XS, MXFP4_MOE ...) -> its table row."""
+    return {f["short_name"]: f for f in _data()["llama_ftypes"]}
+
+
+def ggml_type(name: str) -> GGMLType:
+    try:
+        return types()[name.upper()]
+    except KeyError:
+        raise ValueError(f"unknown ggml type {name!r}") from None
+
+
+def row_bytes(type_name: str, ne0: int) -> int:
+    """Bytes of one row of ne0 elements (ggml_row_size); ne0 must be a multiple of the block."""
+    t = ggml_type(type_name)
+    if ne0 % t.block:
+        raise ValueError(f"{t.name} needs rows that are a multiple of {t.block}, got {ne0}")
+    return ne0 // t.block * t.block_bytes
+
+
+def tensor_bytes(type_name: str, ne: tuple[int, ...]) -> int:
+    """ggml_nbytes of a contiguous tensor with ggml dims ne (ne[0] is the row)."""
+    return row_bytes(type_name, ne[0]) * prod(ne[1:])
