@@ -71,7 +71,9 @@ def main() -> None:
         "_source": f"transformers {transformers.__version__} config-class defaults "
         "(tools/family_defaults.py); 'required' fields are never defaulted",
         "text": {
-            mt: {"class": CONFIG_MAPPING[mt].__name__, "required": req, "defaults": defaults(mt)}
+            mt: {"class": CONFIG_MAPPING[mt].__name__, "required": req, "defaults": defaults(mt),
+                 # transformers reads a config key under either name of its attribute_map
+                 "aliases": dict(getattr(CONFIG_MAPPING[mt], "attribute_map", {}) or {})}
             for mt, req in REQUIRED.items()
         },
         "composite": {

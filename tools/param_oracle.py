@@ -19,7 +19,6 @@ departures, each recorded per entry:
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -30,24 +29,8 @@ from transformers.models.auto import modeling_auto
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from vramcalc.params import group_of  # noqa: E402
 from vramcalc.sources.hf_config import TEXT_TYPES, _architectures  # noqa: E402
-
-# Name -> group, first match wins. Mirrors the groups of vramcalc.params.
-GROUP_RULES = [
-    (r"vision|visual|multi_modal_projector|embed_vision", "vision"),
-    (r"\.(input|post_attention|pre_feedforward|post_feedforward|pre_ff)_layernorm(_\d)?\.weight$", "norms"),
-    (r"mixer\.(up|down)_proj", "dense_mlp"),
-    (r"lm_head", "lm_head"),
-    (r"embed_tokens|embeddings\.weight$|\.embeddings$", "embeddings"),
-    (r"shared_expert|shared_experts|shared_mlp", "shared_experts"),
-    (r"\.experts\.", "routed_experts"),
-    (r"mlp\.gate\.weight|router", "router"),
-    (r"gate_up_proj_adapter|mlp_adapter", "dense_mlp"),
-    (r"self_attn|\.attention\.|\.linear\.weight$|mixer\.(q|k|v|o)_proj", "attention"),
-    (r"mamba|linear_attn|mixer\.", "ssm"),
-    (r"mlp|feed_forward", "dense_mlp"),
-    (r"norm", "norms"),
-]
 
 ZAMBA2_LEGACY = {  # Zyphra config key -> mainline Zamba2Config key
     "state_size": "mamba_d_state",
@@ -57,13 +40,6 @@ ZAMBA2_LEGACY = {  # Zyphra config key -> mainline Zamba2Config key
     "use_shared_attention_lora": "use_shared_attention_adapter",
     "lora_rank": "adapter_rank",
 }
-
-
-def group_of(name: str) -> str:
-    for pattern, group in GROUP_RULES:
-        if re.search(pattern, name):
-            return group
-    return "other"
 
 
 def model_class(cfg: dict, model_type: str):

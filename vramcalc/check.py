@@ -11,6 +11,7 @@ from .gpus import GPU
 from .kv import LayerKindMemory, dtype_bytes, kv_by_layer_kind
 from .params import count_params
 from .spec import ModelSpec
+from .weights import weight_bytes
 
 GIB = 1024**3
 # Below this share of free memory the verdict carries a warning: engine workspace is not counted.
@@ -84,7 +85,7 @@ def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int 
     else:
         context_source = "--ctx"
     counts = count_params(spec)
-    weights = counts.total * dtype_bytes(spec.dtype)
+    weights = weight_bytes(spec).total
     kinds = kv_by_layer_kind(spec, context)
     kv = sum(k.kv_bytes for k in kinds) * sequences
     state = sum(k.state_bytes for k in kinds) * sequences
@@ -105,7 +106,8 @@ def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int 
         warnings.append(f"less than {TIGHT_FRACTION:.0%} of the device is left, and engine workspace "
                         "(CUDA context, activations) is not counted yet")
     breakdown = [MemoryTerm(name="weights", bytes=weights,
-                            detail=f"{counts.total:,} params x {dtype_bytes(spec.dtype)} B ({spec.dtype})")]
+                            detail=f"{counts.total:,} params x {dtype_bytes(spec.dtype)} B ({spec.dtype})"
+                            + (" + saved buffers" if weights != counts.total * dtype_bytes(spec.dtype) else ""))]
     for k in kinds:
         if k.kv_bytes:
             held = f"{k.tokens_held:,} tokens held" + (" (window)" if k.tokens_held < context else "")

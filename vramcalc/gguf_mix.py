@@ -87,10 +87,6 @@ def gguf_tensors(spec: ModelSpec) -> list[GGUFTensor]:
         rope = spec.rope_scaling or {}
         if t.attention is not None and rope.get("rope_type") == "llama3":
             out.append(GGUFTensor("rope_freqs.weight", (t.attention.head_dim_k // 2,), "F32"))
-    if spec.model_type in ("deepseek_v3",):  # noaux_tc routing bias (a buffer in transformers)
-        for i, layer in enumerate(spec.layers):
-            if layer.mlp.kind == "moe":
-                out.append(GGUFTensor(f"blk.{i}.exp_probs_b.bias", (layer.mlp.num_experts,), "F32"))
     for t in out:
         if len(t.ne) == 1 or F32_ALWAYS.search(t.name):
             t.type = "F32"
@@ -120,6 +116,8 @@ def _map_layer(rest: str, shape: tuple[int, ...], spec: ModelSpec) -> list[tuple
         if parts[1] in _MLP:
             return [(f"{_MLP[parts[1]]}.{kind}", _rev(shape))]
         if parts[1] == "router":
+            if kind == "e_score_correction_bias":  # noaux_tc routing bias
+                return [("exp_probs_b.bias", shape)]
             if len(parts) == 3 and kind in ("scale", "per_expert_scale"):
                 return [(f"router_{kind}.weight", shape)]
             return [(f"ffn_gate_inp.{kind}", _rev(shape))]

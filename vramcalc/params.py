@@ -8,6 +8,7 @@ tensor-group by tensor-group against transformers' own modules instantiated on t
 
 from __future__ import annotations
 
+import re
 from math import prod
 
 from pydantic import BaseModel, ConfigDict
@@ -28,6 +29,35 @@ GROUPS = (
 )
 
 
+# Checkpoint tensor name -> group, first match wins. Used for real checkpoints (safetensors
+# headers) and by the transformers oracle (tools/param_oracle.py); quantization companions
+# (scales, zero points, packed blocks) fall in their weight's group.
+CHECKPOINT_GROUP_RULES = [
+    (r"vision|visual|multi_modal_projector|embed_vision|mm_projector", "vision"),
+    (r"\.(input|post_attention|pre_feedforward|post_feedforward|pre_ff)_layernorm(_\d)?\.weight$", "norms"),
+    (r"mixer\.(up|down)_proj", "dense_mlp"),
+    (r"lm_head", "lm_head"),
+    (r"embed_tokens|embeddings\.weight$|\.embeddings$|\.wte\.", "embeddings"),
+    (r"shared_expert|shared_experts|shared_mlp", "shared_experts"),
+    (r"\.experts\.", "routed_experts"),
+    (r"mlp\.gate\.(weight|e_score_correction_bias)|router", "router"),
+    (r"gate_up_proj_adapter|mlp_adapter", "dense_mlp"),
+    (r"self_attn|\.attention\.|\.linear\.weight$|mixer\.(q|k|v|o)_proj", "attention"),
+    (r"mamba|linear_attn|mixer\.", "ssm"),
+    (r"mlp|feed_forward", "dense_mlp"),
+    (r"norm", "norms"),
+]
+_GROUP_RES = [(re.compile(p), g) for p, g in CHECKPOINT_GROUP_RULES]
+
+
+def group_of(name: str) -> str:
+    """The accounting group of a checkpoint tensor name ('other' when none matches)."""
+    for pattern, group in _GROUP_RES:
+        if pattern.search(name):
+            return group
+    return "other"
+
+
 class ParamCounts(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -36,8 +66,8 @@ class ParamCounts(BaseModel):
     by_group: dict[str, int]
 
 
-def _t(out: list[TensorSpec], name: str, shape: tuple[int, ...], group: str) -> None:
-    out.append(TensorSpec(name=name, shape=shape, group=group))
+def _t(out: list[TensorSpec], name: str, shape: tuple[int, ...], group: str, buffer: bool = False) -> None:
+    out.append(TensorSpec(name=name, shape=shape, group=group, buffer=buffer))
 
 
 def _linear(out: list[TensorSpec], name: str, n_out: int, n_in: int, group: str, bias: bool = False) -> None:
@@ -134,6 +164,8 @@ def _mlp(out: list[TensorSpec], p: str, m: MLPSpec, hidden: int) -> None:
         return
     e, i = m.num_experts, m.expert_intermediate_size
     _linear(out, f"{p}.router", e, hidden, "router", m.router_bias)
+    if m.router_score_bias:  # DeepseekV3TopkRouter / Glm4MoeTopkRouter register_buffer
+        _t(out, f"{p}.router.e_score_correction_bias", (e,), "router", buffer=True)
     if m.router_scales:  # Gemma4TextRouter
         _t(out, f"{p}.router.scale", (hidden,), "router")
         _t(out, f"{p}.router.per_expert_scale", (e,), "router")
@@ -185,7 +217,8 @@ def inventory(spec: ModelSpec) -> list[TensorSpec]:
 def count_params(spec: ModelSpec) -> ParamCounts:
     by_group = dict.fromkeys(GROUPS, 0)
     for t in inventory(spec):
-        by_group[t.group] += prod(t.shape)
+        if not t.buffer:
+            by_group[t.group] += prod(t.shape)
     total = sum(by_group.values())
     # Experts not routed to: each MoE layer activates experts_per_token of num_experts.
     inactive = 0

@@ -110,6 +110,7 @@ class MLPSpec(_Frozen):
     shared_intermediate_size: int = 0  # all shared experts together
     shared_expert_gate: bool = False  # Qwen2-MoE style sigmoid gate on the shared expert
     router_scales: bool = False  # Gemma 4 router: scale (hidden) and per_expert_scale (experts)
+    router_score_bias: bool = False  # DeepSeek-V3 / GLM-4.5 noaux_tc e_score_correction_bias (a buffer)
 
 
 class LayerSpec(_Frozen):
@@ -126,6 +127,7 @@ class TensorSpec(_Frozen):
     name: str
     shape: tuple[int, ...]
     group: str
+    buffer: bool = False  # saved in the checkpoint and loaded, but not a parameter (transformers buffer)
 
 
 class VisionSpec(_Frozen):

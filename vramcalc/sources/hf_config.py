@@ -44,19 +44,27 @@ class Fields:
         self.defaults: dict[str, Any] = table.get("defaults", {})
         self.required: set[str] = set(table.get("required", []))
         self.defaulted: list[str] = []
+        # attribute_map: a key may be written under its alias (num_experts / num_local_experts)
+        self.aliases: dict[str, str] = {}
+        for a, b in table.get("aliases", {}).items():
+            self.aliases[a], self.aliases[b] = b, a
 
     def has(self, key: str) -> bool:
-        return key in self.cfg
+        return key in self.cfg or self.aliases.get(key) in self.cfg
 
     def __call__(self, key: str, default: Any = _MISSING) -> Any:
-        """The config's value; else the class default; else the reader's `default`."""
+        """The config's value (under its name or alias); else the class default; else `default`."""
         if key in self.cfg:
             return self.cfg[key]
-        if key in self.required:
+        if self.aliases.get(key) in self.cfg:
+            return self.cfg[self.aliases[key]]
+        if key in self.required or self.aliases.get(key) in self.required:
             raise ConfigError(self.where, key)
         if key in self.defaults:
             self.defaulted.append(key)
             return self.defaults[key]
+        if self.aliases.get(key) in self.defaults:
+            return self.defaults[self.aliases[key]]
         if default is not _MISSING:
             return default
         raise ConfigError(self.where, key)
@@ -288,6 +296,7 @@ def _read_deepseek(f: Fields, mt: str) -> dict[str, Any]:
                 experts_per_token=f.pos("num_experts_per_tok"),
                 expert_intermediate_size=f.pos("moe_intermediate_size"),
                 shared_intermediate_size=f.int("n_shared_experts", 0) * f.pos("moe_intermediate_size"),
+                router_score_bias=mt != "deepseek_v2",  # DeepseekV3TopkRouter's e_score_correction_bias
             )
         else:
             mlp = _dense(f)
@@ -309,6 +318,7 @@ def _read_glm4_moe(f: Fields, mt: str) -> dict[str, Any]:
                 experts_per_token=f.pos("num_experts_per_tok"),
                 expert_intermediate_size=f.pos("moe_intermediate_size"),
                 shared_intermediate_size=f.int("n_shared_experts", 1) * f.pos("moe_intermediate_size"),
+                router_score_bias=True,  # Glm4MoeTopkRouter's e_score_correction_bias
             )
         else:
             mlp = _dense(f)
