@@ -342,9 +342,10 @@ def _sort_key(name: str) -> tuple[int, str]:
     return (int(m.group(1)) if m else -1, name)
 
 
-def predict_gguf(spec: ModelSpec, ftype: str, *, imatrix: bool | None = None, token_embedding_type: str | None = None,
-                 output_tensor_type: str | None = None, unquantized: str = "BF16") -> GGUFPrediction:
-    """Per-tensor types and total bytes of `llama-quantize` to `ftype` (Q4_K_M, Q8_0, IQ4_XS ...).
+def plan_gguf(spec: ModelSpec, ftype: str, *, imatrix: bool | None = None, token_embedding_type: str | None = None,
+              output_tensor_type: str | None = None, unquantized: str = "BF16") -> list[tuple[GGUFTensor, str]]:
+    """Each tensor of `llama-quantize` to `ftype` (Q4_K_M, Q8_0, IQ4_XS ...) with its ggml type,
+    in the loader's order.
 
     imatrix: whether an importance matrix is used (default: only where the ftype needs one).
     unquantized: the type of 2-D tensors that may not be quantized (the input GGUF's type).
@@ -366,8 +367,7 @@ def predict_gguf(spec: ModelSpec, ftype: str, *, imatrix: bool | None = None, to
         tied=not any(t.name == "output.weight" for t in tensors),
         has_imatrix=imatrix if imatrix is not None else ftype in IQ_LOW | {"IQ3_XXS", "Q2_K_S"},
     )
-    counts: dict[str, int] = {}
-    by_type: dict[str, int] = {}
+    plan: list[tuple[GGUFTensor, str]] = []
     float_ftype = default in ("F32", "F16", "BF16")
     for t in tensors:
         cat = _category(t.name)
@@ -383,8 +383,20 @@ def predict_gguf(spec: ModelSpec, ftype: str, *, imatrix: bool | None = None, to
             new = default
         else:
             new = _fallback(t, _choose(qs, t, cat, ftype, default))
+        plan.append((t, new))
+    return plan
+
+
+def predict_gguf(spec: ModelSpec, ftype: str, **options) -> GGUFPrediction:
+    """Total bytes and tensor-type counts of `llama-quantize` to `ftype`; options as plan_gguf."""
+    ftype = ftype.upper()
+    counts: dict[str, int] = {}
+    by_type: dict[str, int] = {}
+    plan = plan_gguf(spec, ftype, **options)
+    for t, new in plan:
         counts[new] = counts.get(new, 0) + 1
         by_type[new] = by_type.get(new, 0) + tensor_bytes(new, t.ne)
+    tensors = plan
     return GGUFPrediction(ftype=ftype, total_bytes=sum(by_type.values()), tensors=len(tensors),
                           type_counts=counts, bytes_by_type=by_type,
                           approximate=spec.model_type not in EXACT_LAYOUTS or spec.approximate)
