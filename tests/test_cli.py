@@ -104,3 +104,25 @@ def test_python_dash_m_entry_point_runs_offline():
                        capture_output=True, text=True, env=env, timeout=60)
     assert p.returncode == 0, p.stderr
     assert "FITS" in p.stdout and "Qwen/Qwen3-32B" in p.stdout
+
+
+def test_local_checkpoint_folder_uses_exact_header_bytes(capsys):
+    from conftest import DATA
+    folder = DATA / "checkpoints" / "qwen3_moe"
+    _, out, _ = run(capsys, "check", str(folder), "--gpu", "4090", "--ctx", "100", "--json")
+    r = json.loads(out)
+    assert r["weights_bytes"] == 363_904  # the file's tensor bytes
+    assert "file headers" in r["breakdown"][0]["detail"]
+
+
+def test_local_gguf_file(tmp_path, capsys):
+    from conftest import DATA
+    from test_gguf_reader import write_gguf
+    from vramcalc.gguf_mix import predict_gguf
+    from vramcalc.sources.hf_config import read_config_file
+    spec = read_config_file(DATA / "checkpoints" / "llama")
+    write_gguf(spec, "Q8_0", tmp_path / "tiny-Q8_0.gguf", "llama")
+    code, out, _ = run(capsys, "check", str(tmp_path / "tiny-Q8_0.gguf"), "--gpu", "4090", "--ctx", "64", "--json")
+    r = json.loads(out)
+    assert code == 0 and r["weights_bytes"] == predict_gguf(spec, "Q8_0").total_bytes
+    assert r["model"]["source"].startswith("gguf:")

@@ -14,20 +14,24 @@ from .check import check as _check
 from .errors import ConfigError, UnknownGPUError, UnknownModelError, VramcalcError
 from .gpus import GPU, find_gpu
 from .params import ParamCounts, count_params
-from .sources import load_model
+from .sources import ModelSource, load_model, open_model
 from .spec import ModelSpec
 
 __version__ = "0.1.0"
 
 
-def check(model: ModelSpec | str, gpu: GPU | str, context: int | None = None, sequences: int = 1) -> CheckResult:
-    """Weights plus KV cache and state at `context` tokens for `sequences` sequences, on one GPU."""
-    spec = load_model(model) if isinstance(model, str) else model
+def check(model: ModelSpec | ModelSource | str, gpu: GPU | str, context: int | None = None,
+          sequences: int = 1) -> CheckResult:
+    """Weights plus KV cache and state at `context` tokens for `sequences` sequences, on one GPU.
+    A name is opened with open_model; files give exact weight bytes."""
+    source = open_model(model) if isinstance(model, str) else model
+    if isinstance(source, ModelSpec):
+        source = ModelSource(spec=source)
     device = find_gpu(gpu) if isinstance(gpu, str) else gpu
-    return _check(spec, device, context=context, sequences=sequences)
+    return _check(source.spec, device, context=context, sequences=sequences, file_weight_bytes=source.weight_bytes)
 
 
 __all__ = [
-    "CheckResult", "ConfigError", "GPU", "ModelSpec", "ParamCounts", "UnknownGPUError", "UnknownModelError",
-    "VramcalcError", "check", "count_params", "find_gpu", "load_model",
+    "CheckResult", "ConfigError", "GPU", "ModelSource", "ModelSpec", "ParamCounts", "UnknownGPUError", "UnknownModelError",
+    "VramcalcError", "check", "count_params", "find_gpu", "load_model", "open_model",
 ]

@@ -72,7 +72,9 @@ class CheckResult(BaseModel):
     warnings: list[str]
 
 
-def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int = 1) -> CheckResult:
+def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int = 1,
+          file_weight_bytes: int | None = None) -> CheckResult:
+    """file_weight_bytes: the exact tensor bytes read from the checkpoint's headers, when known."""
     if context is not None and context <= 0:
         raise ValueError("context must be a positive number of tokens")
     if sequences <= 0:
@@ -85,13 +87,13 @@ def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int 
     else:
         context_source = "--ctx"
     counts = count_params(spec)
-    weights = weight_bytes(spec).total
+    weights = weight_bytes(spec).total if file_weight_bytes is None else file_weight_bytes
     kinds = kv_by_layer_kind(spec, context)
     kv = sum(k.kv_bytes for k in kinds) * sequences
     state = sum(k.state_bytes for k in kinds) * sequences
     required = weights + kv + state
     warnings: list[str] = []
-    if spec.quantization_config:
+    if spec.quantization_config and file_weight_bytes is None:
         method = spec.quantization_config.get("quant_method", "?")
         warnings.append(f"the checkpoint is quantized ({method}); weights are counted at {spec.dtype} "
                         "until the quantization model lands, an overestimate")
@@ -105,9 +107,12 @@ def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int 
     if 0 <= free < TIGHT_FRACTION * gpu.memory_bytes:
         warnings.append(f"less than {TIGHT_FRACTION:.0%} of the device is left, and engine workspace "
                         "(CUDA context, activations) is not counted yet")
-    breakdown = [MemoryTerm(name="weights", bytes=weights,
-                            detail=f"{counts.total:,} params x {dtype_bytes(spec.dtype)} B ({spec.dtype})"
-                            + (" + saved buffers" if weights != counts.total * dtype_bytes(spec.dtype) else ""))]
+    if file_weight_bytes is not None:
+        detail = f"{counts.total:,} params; exact tensor bytes from the file headers"
+    else:
+        detail = (f"{counts.total:,} params x {dtype_bytes(spec.dtype)} B ({spec.dtype})"
+                  + (" + saved buffers" if weights != counts.total * dtype_bytes(spec.dtype) else ""))
+    breakdown = [MemoryTerm(name="weights", bytes=weights, detail=detail)]
     for k in kinds:
         if k.kv_bytes:
             held = f"{k.tokens_held:,} tokens held" + (" (window)" if k.tokens_held < context else "")

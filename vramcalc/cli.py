@@ -12,7 +12,7 @@ from tabulate import tabulate
 from .check import check
 from .errors import VramcalcError
 from .gpus import all_gpus, find_gpu
-from .sources import catalog, load_model
+from .sources import catalog, open_model
 
 GIB = 1024**3
 EXIT_FITS, EXIT_NO_FIT, EXIT_BAD_INPUT = 0, 1, 2
@@ -41,9 +41,9 @@ def _positive_int(text: str) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    spec = load_model(args.model)
+    source = open_model(args.model)
     gpu = find_gpu(args.gpu)
-    result = check(spec, gpu, context=args.ctx, sequences=args.sequences)
+    result = check(source.spec, gpu, context=args.ctx, sequences=args.sequences, file_weight_bytes=source.weight_bytes)
     if args.json:
         print(json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True))
         return EXIT_FITS if result.fits else EXIT_NO_FIT
@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vramcalc", description="Will this LLM fit on this GPU? Memory before the download.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     c = sub.add_parser("check", help="weights + KV cache at a context against one GPU")
-    c.add_argument("model", help="catalog id or alias (see `vramcalc models`), or a local config.json / folder")
+    c.add_argument("model", help="catalog id or alias (see `vramcalc models`), a local config.json, model folder "
+                                 "or .gguf file")
     c.add_argument("--gpu", required=True, help="GPU name (rtx4090, h100-sxm, ...) or a size such as 24GiB")
     c.add_argument("--ctx", type=_positive_int, default=None,
                    help="context length in tokens (default: the model's maximum, as vLLM)")

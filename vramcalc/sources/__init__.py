@@ -1,25 +1,60 @@
-"""Where a ModelSpec comes from: the bundled catalog, a local config.json or model folder."""
+"""Where a ModelSpec comes from: the bundled catalog, a local config.json or model folder, a
+local GGUF (split files too), a Hub repo id, or a remote GGUF. Readers of files give the exact
+weight bytes from the headers as well."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
+
 from ..errors import UnknownModelError
 from ..spec import ModelSpec
 from . import catalog
+from .gguf_header import read_local as read_gguf
+from .gguf_spec import spec_from_gguf
 from .hf_config import read_config_file
+from .safetensors_header import read_folder, shard_files
 
 
-def load_model(name: str) -> ModelSpec:
-    """A catalog id or alias (`qwen3-32b`, `meta-llama/Llama-3.1-8B`), or a local config.json
-    or a folder holding one."""
+class ModelSource(BaseModel):
+    """A ModelSpec and, when files were read, the exact bytes their tensors hold."""
+
+    model_config = ConfigDict(frozen=True)
+
+    spec: ModelSpec
+    weight_bytes: int | None = None  # exact, from safetensors or GGUF headers
+    weight_bytes_by_dtype: dict[str, int] | None = None
+    header_bytes_read: int = 0
+
+
+def open_model(name: str) -> ModelSource:
+    """A catalog id or alias (`qwen3-32b`, `meta-llama/Llama-3.1-8B`), a local config.json, a model
+    folder (config.json with or without its safetensors), or a local .gguf file."""
     path = Path(name).expanduser()
-    if path.is_file() or (path.is_dir() and (path / "config.json").is_file()):
-        return read_config_file(path)
+    if path.is_file() and path.suffix == ".gguf":
+        h = read_gguf(path)
+        spec = spec_from_gguf(h, model_id=path.name, source=f"gguf:{path}", where=str(path))
+        return ModelSource(spec=spec, weight_bytes=h.data_bytes, weight_bytes_by_dtype=h.bytes_by_type(),
+                           header_bytes_read=h.header_bytes)
+    if path.is_file():
+        return ModelSource(spec=read_config_file(path))
+    if path.is_dir() and (path / "config.json").is_file():
+        spec = read_config_file(path)
+        if shard_files(path):
+            h = read_folder(path)
+            return ModelSource(spec=spec, weight_bytes=h.data_bytes, weight_bytes_by_dtype=h.bytes_by_dtype(),
+                               header_bytes_read=h.header_bytes)
+        return ModelSource(spec=spec)
     if catalog.resolve(name) is not None:
-        return catalog.load(name)
+        return ModelSource(spec=catalog.load(name))
     if path.is_dir():
         raise UnknownModelError(f"{name}: folder has no config.json")
     close = catalog.suggestions(name)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `vramcalc models` lists the catalog"
-    raise UnknownModelError(f"unknown model {name!r}: not in the bundled catalog and not a local config{hint}")
+    raise UnknownModelError(f"unknown model {name!r}: not in the bundled catalog and not a local file{hint}")
+
+
+def load_model(name: str) -> ModelSpec:
+    """The ModelSpec of `name` (see open_model)."""
+    return open_model(name).spec
