@@ -28,10 +28,16 @@ class ModelSource(BaseModel):
     header_bytes_read: int = 0
 
 
-def open_model(name: str) -> ModelSource:
-    """A catalog id or alias (`qwen3-32b`, `meta-llama/Llama-3.1-8B`), a local config.json, a model
-    folder (config.json with or without its safetensors), or a local .gguf file."""
+def open_model(name: str, revision: str | None = None, token: str | None = None) -> ModelSource:
+    """In this order: a local .gguf file, config.json or model folder; a catalog id or alias
+    (`qwen3-32b`, `meta-llama/Llama-3.1-8B`: no network); a remote GGUF (`org/repo/file.gguf` or an
+    http(s) URL); a Hub repo id (config.json and safetensors headers). `hub:org/name` skips the
+    catalog. token defaults to HF_TOKEN."""
     path = Path(name).expanduser()
+    if name.startswith("hub:"):
+        from .hub import read_repo
+
+        return read_repo(name[4:], revision, token)
     if path.is_file() and path.suffix == ".gguf":
         h = read_gguf(path)
         spec = spec_from_gguf(h, model_id=path.name, source=f"gguf:{path}", where=str(path))
@@ -46,10 +52,18 @@ def open_model(name: str) -> ModelSource:
             return ModelSource(spec=spec, weight_bytes=h.data_bytes, weight_bytes_by_dtype=h.bytes_by_dtype(),
                                header_bytes_read=h.header_bytes)
         return ModelSource(spec=spec)
-    if catalog.resolve(name) is not None:
+    if catalog.resolve(name) is not None and revision is None:
         return ModelSource(spec=catalog.load(name))
     if path.is_dir():
         raise UnknownModelError(f"{name}: folder has no config.json")
+    if name.endswith(".gguf") and (name.startswith(("http://", "https://")) or name.count("/") >= 2):
+        from .hub import read_remote_gguf
+
+        return read_remote_gguf(name, revision, token)
+    from .hub import looks_like_repo_id, read_repo
+
+    if looks_like_repo_id(name):
+        return read_repo(name, revision, token)
     close = catalog.suggestions(name)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `vramcalc models` lists the catalog"
     raise UnknownModelError(f"unknown model {name!r}: not in the bundled catalog and not a local file{hint}")

@@ -1,0 +1,210 @@
+"""Hugging Face Hub reads: config.json through hf_hub_download (revision, token, cache,
+HF_HUB_OFFLINE), and safetensors / GGUF headers through bounded HTTP range requests.
+
+Headers are read here rather than with huggingface_hub.get_safetensors_metadata because that
+call keeps the whole response body: a server that ignores Range would stream the entire weights
+file into memory. Every read below asks for a byte range and stops reading at the bytes it asked
+for, whatever the server sends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from ..errors import VramcalcError
+from .gguf_header import read_header as read_gguf_header
+from .gguf_spec import spec_from_gguf
+from .hf_config import spec_from_config
+from .safetensors_header import MAX_HEADER_BYTES, SafetensorsError, SafetensorsHeader, parse_header
+
+FIRST_RANGE = 100_000  # first read of a safetensors file (huggingface_hub reads the same 100 KB)
+TIMEOUT_S = 30.0
+
+
+class HubError(VramcalcError):
+    pass
+
+
+def _hub():
+    import huggingface_hub  # imported on first use: catalog-only runs stay fast and offline
+
+    return huggingface_hub
+
+
+def endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _explain(e: Exception, what: str) -> HubError:
+    """One line for the errors a user meets: gated, missing, unauthorised, offline, network."""
+    hub = _hub()
+    errors = hub.errors
+    if isinstance(e, errors.LocalEntryNotFoundError):  # a subclass of EntryNotFoundError: test it first
+        return HubError(f"{what}: not in the local Hugging Face cache and the Hub cannot be reached"
+                        + (" (HF_HUB_OFFLINE is set)" if offline() else ""))
+    if isinstance(e, errors.GatedRepoError):
+        return HubError(f"{what}: the repo is gated: accept its terms on the Hub and set HF_TOKEN")
+    if isinstance(e, errors.RevisionNotFoundError):
+        return HubError(f"{what}: no such revision")
+    if isinstance(e, errors.EntryNotFoundError):
+        return HubError(f"{what}: no such file in the repo")
+    if isinstance(e, errors.RepositoryNotFoundError):
+        return HubError(f"{what}: repo not found (or private: set HF_TOKEN)")
+    if isinstance(e, errors.HfHubHTTPError):
+        return HubError(f"{what}: the Hub answered {getattr(e.response, 'status_code', '?')}")
+    return HubError(f"{what}: {type(e).__name__}: {e}")
+
+
+def url_for(repo_id: str, filename: str, revision: str | None) -> str:
+    return _hub().hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint())
+
+
+class RangeReader:
+    """fetch(offset, n) by HTTP Range over huggingface_hub's session, reading at most n bytes."""
+
+    def __init__(self, url: str, token: str | None, what: str):
+        self.url, self.what = url, what
+        self.headers = _hub().utils.build_hf_headers(token=token)
+        self.headers["Accept-Encoding"] = "identity"
+        self.bytes_read = 0
+        self.requests = 0
+
+    def __call__(self, offset: int, n: int) -> bytes:
+        if offline():
+            raise HubError(f"{self.what}: HF_HUB_OFFLINE is set and headers are not cached")
+        hub = _hub()
+        headers = {**self.headers, "Range": f"bytes={offset}-{offset + n - 1}"}
+        self.requests += 1
+        try:
+            with hub.get_session().stream("GET", self.url, headers=headers, timeout=TIMEOUT_S,
+                                          follow_redirects=True) as r:
+                if r.status_code == 416:
+                    return b""  # asked past the end of the file
+                hub.utils.hf_raise_for_status(r)
+                if r.status_code == 200 and offset > 0:
+                    raise HubError(f"{self.what}: the server ignores Range requests; refusing to download the "
+                                   "file to reach its header")
+                out = bytearray()
+                for chunk in r.iter_bytes():  # a 200 at offset 0 is the file itself: keep the first n bytes
+                    self.bytes_read += len(chunk)
+                    out += chunk[: n - len(out)]
+                    if len(out) >= n:
+                        break  # leaving the block closes the stream and stops the transfer
+                return bytes(out)
+        except HubError:
+            raise
+        except Exception as e:  # network errors, HTTP status errors
+            raise _explain(e, self.what) from None
+
+
+def download_config(repo_id: str, revision: str | None, token: str | None) -> dict:
+    hub = _hub()
+    what = f"{repo_id}@{revision or 'main'}"
+    try:
+        path = hub.hf_hub_download(repo_id, "config.json", revision=revision, token=token, endpoint=endpoint(),
+                                   local_files_only=offline(), cache_dir=os.environ.get("HF_HUB_CACHE"))
+    except Exception as e:
+        raise _explain(e, f"{what} config.json") from None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise HubError(f"{what} config.json: not valid JSON ({e})") from None
+
+
+def _file_exists(repo_id: str, filename: str, revision: str | None, token: str | None) -> bool:
+    hub = _hub()
+    try:
+        hub.get_hf_file_metadata(url_for(repo_id, filename, revision), token=token)
+        return True
+    except (hub.errors.EntryNotFoundError, hub.errors.RemoteEntryNotFoundError):
+        return False
+    except Exception as e:
+        raise _explain(e, f"{repo_id}@{revision or 'main'} {filename}") from None
+
+
+def safetensors_header(repo_id: str, filename: str, revision: str | None, token: str | None,
+                       counter: list[int]) -> SafetensorsHeader:
+    what = f"{repo_id}@{revision or 'main'} {filename}"
+    fetch = RangeReader(url_for(repo_id, filename, revision), token, what)
+    first = fetch(0, FIRST_RANGE)
+    if len(first) < 8:
+        raise SafetensorsError(f"{what}: too short for a safetensors file")
+    n = int.from_bytes(first[:8], "little")
+    if n > MAX_HEADER_BYTES:
+        raise SafetensorsError(f"{what}: header length {n} exceeds the {MAX_HEADER_BYTES:,}-byte limit")
+    raw = first[8:8 + n] if len(first) >= 8 + n else first[8:] + fetch(len(first), 8 + n - len(first))
+    if len(raw) < n:
+        raise SafetensorsError(f"{what}: header cut short ({len(raw)} of {n} bytes)")
+    counter[0] += fetch.bytes_read
+    return parse_header(raw, what).model_copy(update={"header_bytes": 8 + n})
+
+
+def read_repo(repo_id: str, revision: str | None = None, token: str | None = None):
+    """ModelSpec from config.json and exact weight bytes from the safetensors headers."""
+    from . import ModelSource  # the shared result type
+
+    token = token or os.environ.get("HF_TOKEN")
+    cfg = download_config(repo_id, revision, token)
+    spec = spec_from_config(cfg, model_id=repo_id, source=f"hub:{repo_id}@{revision or 'main'}",
+                            where=f"{repo_id}/config.json")
+    if offline():
+        return ModelSource(spec=spec)
+    counter = [0]
+    if _file_exists(repo_id, "model.safetensors", revision, token):
+        files = ["model.safetensors"]
+    elif _file_exists(repo_id, "model.safetensors.index.json", revision, token):
+        hub = _hub()
+        try:
+            index_path = hub.hf_hub_download(repo_id, "model.safetensors.index.json", revision=revision,
+                                             token=token, endpoint=endpoint(),
+                                             cache_dir=os.environ.get("HF_HUB_CACHE"))
+            with open(index_path, encoding="utf-8") as f:
+                weight_map = json.load(f).get("weight_map")
+        except Exception as e:
+            raise _explain(e, f"{repo_id} model.safetensors.index.json") from None
+        if not isinstance(weight_map, dict):
+            raise HubError(f"{repo_id} model.safetensors.index.json: no weight_map")
+        files = sorted(set(weight_map.values()))
+    else:
+        return ModelSource(spec=spec.model_copy(update={"notes": spec.notes + (
+            "no safetensors in the repo: weights estimated from the config",)}))
+    tensors, by_dtype = 0, {}
+    for name in files:
+        h = safetensors_header(repo_id, name, revision, token, counter)
+        tensors += h.data_bytes
+        for k, v in h.bytes_by_dtype().items():
+            by_dtype[k] = by_dtype.get(k, 0) + v
+    return ModelSource(spec=spec, weight_bytes=tensors, weight_bytes_by_dtype=by_dtype, header_bytes_read=counter[0])
+
+
+GGUF_REF = re.compile(r"^(?P<repo>[\w.\-]+/[\w.\-]+)/(?P<file>[^\s]+\.gguf)$")
+
+
+def read_remote_gguf(ref: str, revision: str | None = None, token: str | None = None):
+    """`org/repo/path/file.gguf` on the Hub, or an http(s) URL: the header by range requests."""
+    from . import ModelSource
+
+    token = token or os.environ.get("HF_TOKEN")
+    if ref.startswith(("http://", "https://")):
+        url, what, name = ref, ref, ref.rsplit("/", 1)[-1]
+    else:
+        m = GGUF_REF.match(ref)
+        if not m:
+            raise HubError(f"{ref}: expected org/repo/file.gguf or a URL")
+        url, what, name = url_for(m["repo"], m["file"], revision), ref, m["file"]
+    fetch = RangeReader(url, token, what)
+    header, _ = read_gguf_header(fetch, what)
+    spec = spec_from_gguf(header, model_id=name, source=f"gguf:{ref}", where=what)
+    return ModelSource(spec=spec, weight_bytes=header.data_bytes, weight_bytes_by_dtype=header.bytes_by_type(),
+                       header_bytes_read=fetch.bytes_read)
+
+
+def looks_like_repo_id(name: str) -> bool:
+    return re.fullmatch(r"[\w.\-]+/[\w.\-]+", name) is not None
+
