@@ -26,6 +26,7 @@ GROUPS = (
     "norms",
     "ssm",
     "vision",
+    "mtp",
 )
 
 
@@ -197,8 +198,29 @@ def _layer(out: list[TensorSpec], i: int, layer: LayerSpec, spec: ModelSpec) -> 
             _t(out, f"{p}.norm_{n}.bias", (h,), "norms")
 
 
-def inventory(spec: ModelSpec) -> list[TensorSpec]:
-    """Every weight tensor of the model (vision tower as one lumped entry)."""
+def _mtp(out: list[TensorSpec], spec: ModelSpec) -> None:
+    """DeepSeek-V3-style multi-token-prediction layers (DeepSeek-V3 README, "MTP modules"): a
+    decoder layer after the last, with its own embedding and head copies, enorm, hnorm and
+    eh_proj (2h -> h). Checked against DeepSeek-V3.2's stored element count."""
+    h, n = spec.hidden_size, spec.num_layers
+    for j in range(spec.mtp_layers):
+        i = n + j
+        start = len(out)
+        _layer(out, i, spec.layers[-1], spec)
+        p = f"model.layers.{i}"
+        _t(out, f"{p}.embed_tokens.weight", (spec.vocab_size, h), "mtp")
+        _t(out, f"{p}.enorm.weight", (h,), "mtp")
+        _t(out, f"{p}.hnorm.weight", (h,), "mtp")
+        _t(out, f"{p}.eh_proj.weight", (h, 2 * h), "mtp")
+        _t(out, f"{p}.shared_head.norm.weight", (h,), "mtp")
+        _t(out, f"{p}.shared_head.head.weight", (spec.vocab_size, h), "mtp")
+        for k in range(start, len(out)):
+            out[k] = out[k].model_copy(update={"group": "mtp"})
+
+
+def inventory(spec: ModelSpec, include_mtp: bool = False) -> list[TensorSpec]:
+    """Every weight tensor of the model (vision tower as one lumped entry). MTP layers are in the
+    checkpoint but neither instantiated by transformers nor loaded by vLLM by default."""
     out: list[TensorSpec] = []
     h = spec.hidden_size
     _t(out, "model.embed_tokens.weight", (spec.vocab_size, h), "embeddings")
@@ -211,6 +233,8 @@ def inventory(spec: ModelSpec) -> list[TensorSpec]:
         _t(out, "lm_head.weight", (spec.vocab_size, h), "lm_head")
     if spec.vision is not None:
         _t(out, "vision_tower", (spec.vision.params,), "vision")
+    if include_mtp and spec.mtp_layers and spec.model_type in ("deepseek_v3", "deepseek_v32"):
+        _mtp(out, spec)
     return out
 
 

@@ -1,0 +1,263 @@
+"""Checkpoint bytes per quantization format, tensor by tensor, from a ModelSpec.
+
+A format is read from the config's quantization_config (or named for a conversion). Each Linear
+weight matrix becomes the tensors that format stores (packed weights, scales, zero points, act-order
+indices), with the layout of the format's reference writer named beside each rule; everything
+else stays at the checkpoint dtype. What a format leaves unquantized follows its writers'
+defaults plus the config's modules_to_not_convert / ignore / exclude_modules lists.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from math import ceil, prod
+from typing import Any, Iterator
+
+from pydantic import BaseModel, ConfigDict
+
+from .kv import dtype_bytes
+from .params import GROUPS, group_of, inventory
+from .spec import ModelSpec, TensorSpec
+
+
+class QuantScheme(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    method: str  # fp8_block | fp8_channel | fp8_tensor | int8_channel | gptq | awq | int_pack | nvfp4 |
+    #              modelopt_nvfp4 | mxfp4 | bnb_nf4 | bnb_fp4 | bnb_int8 | none
+    bits: int = 16
+    group_size: int = 0
+    block: tuple[int, int] = (0, 0)
+    zero_point: bool = False
+    scale_dtype: str = "bfloat16"
+    static_input_scale: bool = False  # a per-tensor input (activation) scale is stored too
+    double_quant: bool = False  # bitsandbytes nested absmax quantization
+    ignore: tuple[str, ...] = ()
+    quantize_groups: tuple[str, ...] = ("attention", "dense_mlp", "routed_experts", "shared_experts", "ssm")
+    source: str = ""
+
+
+def scheme_from_config(qc: dict[str, Any] | None, spec: ModelSpec | None = None) -> QuantScheme:
+    """The storage scheme a quantization_config describes."""
+    if not qc:
+        return QuantScheme(method="none")
+    method = str(qc.get("quant_method", "")).lower()
+    ignore = tuple(qc.get("modules_to_not_convert") or qc.get("ignore") or qc.get("exclude_modules") or ())
+    if method == "fp8":
+        block = qc.get("weight_block_size")
+        if block:
+            # DeepSeek-V3 / Kimi-K2 store weight_scale_inv in fp32; so do Qwen's FP8 releases
+            # (transformers FineGrainedFP8 writes float32 scales).
+            return QuantScheme(method="fp8_block", bits=8, block=tuple(block), scale_dtype="float32", ignore=ignore,
+                               source="transformers integrations/finegrained_fp8.py; DeepSeek-V3 checkpoint")
+        return QuantScheme(method="fp8_tensor", bits=8, scale_dtype="float32", ignore=ignore,
+                           static_input_scale=qc.get("activation_scheme") == "static")
+    if method == "gptq":
+        return QuantScheme(method="gptq", bits=int(qc.get("bits", 4)), group_size=int(qc.get("group_size", 128)),
+                           zero_point=True, scale_dtype="float16", ignore=ignore,
+                           source="AutoGPTQ/GPTQModel QuantLinear: qweight, qzeros, scales, g_idx")
+    if method == "awq":
+        return QuantScheme(method="awq", bits=int(qc.get("bits", 4)), group_size=int(qc.get("group_size", 128)),
+                           zero_point=bool(qc.get("zero_point", True)), scale_dtype="float16", ignore=ignore,
+                           source="AutoAWQ WQLinear_GEMM: qweight, qzeros, scales")
+    if method == "mxfp4":
+        # gpt-oss: experts only (modules_to_not_convert lists attention, router, embeddings, lm_head)
+        return QuantScheme(method="mxfp4", bits=4, group_size=32, ignore=ignore, quantize_groups=("routed_experts",),
+                           source="gpt-oss checkpoint: *_blocks (uint8, 16 per 32 values) and *_scales (e8m0)")
+    if method == "bitsandbytes":
+        if qc.get("load_in_4bit"):
+            kind = "bnb_nf4" if qc.get("bnb_4bit_quant_type", "fp4") == "nf4" else "bnb_fp4"
+            return QuantScheme(method=kind, bits=4, group_size=64, double_quant=bool(qc.get("bnb_4bit_use_double_quant")),
+                               ignore=tuple(qc.get("llm_int8_skip_modules") or ()),
+                               source="bitsandbytes Params4bit / QuantState.as_dict")
+        return QuantScheme(method="bnb_int8", bits=8, ignore=tuple(qc.get("llm_int8_skip_modules") or ()),
+                           source="bitsandbytes Int8Params: int8 weight + SCB")
+    if method in ("compressed-tensors", "compressed_tensors"):
+        groups = qc.get("config_groups") or {}
+        g = next(iter(groups.values()), {}) if groups else {}
+        w = g.get("weights") or {}
+        fmt = str(qc.get("format", "")).lower()
+        bits, wtype = int(w.get("num_bits", 8)), str(w.get("type", "int"))
+        strategy = str(w.get("strategy", "group" if w.get("group_size") else "channel"))
+        src = "compressed-tensors compressors (" + (fmt or "?") + ")"
+        static_in = bool(g.get("input_activations") and not (g.get("input_activations") or {}).get("dynamic", True))
+        if wtype == "float" and bits == 4:
+            return QuantScheme(method="nvfp4", bits=4, group_size=int(w.get("group_size") or 16), scale_dtype="fp8",
+                               static_input_scale=bool(g.get("input_activations")), ignore=ignore, source=src)
+        if bits == 8:
+            kind = "fp8" if wtype == "float" else "int8"
+            if strategy == "block":
+                return QuantScheme(method="fp8_block", bits=8, block=tuple(w.get("block_structure") or (128, 128)),
+                                   scale_dtype="float32", ignore=ignore, source=src)
+            return QuantScheme(method=f"{kind}_{'tensor' if strategy == 'tensor' else 'channel'}", bits=8,
+                               scale_dtype="bfloat16" if kind == "fp8" else "float32",
+                               static_input_scale=static_in, ignore=ignore, source=src)
+        return QuantScheme(method="int_pack", bits=bits, group_size=int(w.get("group_size") or 0),
+                           zero_point=not w.get("symmetric", True), scale_dtype=spec.dtype if spec else "bfloat16",
+                           ignore=ignore, source=src)
+    if method in ("modelopt", "modelopt_fp4", "nvfp4"):
+        algo = str(qc.get("quant_algo", "NVFP4")).upper()
+        if "FP8" in algo:
+            return QuantScheme(method="fp8_tensor", bits=8, scale_dtype="float32", static_input_scale=True,
+                               ignore=ignore, source="NVIDIA ModelOpt FP8 export")
+        return QuantScheme(method="modelopt_nvfp4", bits=4, group_size=int(qc.get("group_size", 16)), scale_dtype="fp8",
+                           static_input_scale=True, ignore=ignore, source="NVIDIA ModelOpt NVFP4 export")
+    raise ValueError(f"quantization method {method!r} is not modelled")
+
+
+# ---------------------------------------------------------------- which matrices are quantized
+
+
+# Linear weights that checkpoints keep unquantized whatever the config says: DeepSeek-V3.2's
+# indexer weights_proj and the MTP eh_proj, and the MTP embedding / head copies (DeepSeek-V3.2's
+# stored element count is matched only with them in bf16), like the main embedding and lm_head.
+ALWAYS_UNQUANTIZED = re.compile(r"indexer\.weights_proj|eh_proj|\.embed_tokens\.|shared_head\.head")
+
+
+def _matrices(t: TensorSpec) -> list[tuple[int, int, int]]:
+    """(count, out, in) of the Linear weight matrices a tensor holds; [] for non-Linear tensors."""
+    if t.buffer or len(t.shape) < 2 or not t.name.endswith(("weight", "gate_up_proj", "down_proj")):
+        return []
+    if ALWAYS_UNQUANTIZED.search(t.name):
+        return []
+    if t.name.endswith("experts.gate_up_proj"):  # (E, 2I, H): gate and up, E of each
+        e, two_i, h = t.shape
+        return [(2 * e, two_i // 2, h)]
+    if t.name.endswith("experts.down_proj"):
+        e, h, i = t.shape
+        return [(e, h, i)]
+    if len(t.shape) == 2:
+        return [(1, t.shape[0], t.shape[1])]
+    return []  # conv1d and other n-d weights
+
+
+_ALIASES = [  # our inventory name -> names real checkpoints use for the same module
+    (r"\.mlp\.router$", [".mlp.gate", ".mlp.router", ".block_sparse_moe.gate", ".router.proj", ".feed_forward.router"]),
+    (r"\.mlp\.shared_expert\.", [".mlp.shared_expert.", ".mlp.shared_experts.", ".feed_forward.shared_expert."]),
+    (r"\.mlp\.experts\.gate_up_proj$", [".mlp.experts.0.gate_proj", ".mlp.experts.0.up_proj",
+                                        ".mlp.experts.gate_up_proj", ".block_sparse_moe.experts.0.w1"]),
+    (r"\.mlp\.experts\.down_proj$", [".mlp.experts.0.down_proj", ".mlp.experts.down_proj",
+                                     ".block_sparse_moe.experts.0.w2"]),
+    (r"\.mamba\.", [".mamba.", ".mixer.", ".linear_attn."]),
+]
+
+
+def module_names(t: TensorSpec, composite: bool) -> list[str]:
+    """Checkpoint module names this tensor may go by (for matching ignore lists)."""
+    base = re.sub(r"\.(weight|bias)$", "", t.name)
+    names = [base]
+    for pattern, subs in _ALIASES:
+        m = re.search(pattern, base)
+        if m:
+            names = [base[: m.start()] + s + base[m.end():] for s in subs]
+            break
+    if composite:
+        names += [n.replace("model.", "model.language_model.", 1) for n in names]
+    return names
+
+
+def _ignored(names: list[str], patterns: tuple[str, ...]) -> bool:
+    """compressed-tensors: "re:" regex on the module name, else the name or a glob (ModelOpt
+    exclude_modules); transformers modules_to_not_convert: a substring of the module name."""
+    for p in patterns:
+        for n in names:
+            if p.startswith("re:"):
+                if re.match(p[3:], n):
+                    return True
+            elif p == n or fnmatch.fnmatchcase(n, p) or (not any(c in p for c in "*?[") and p in n):
+                return True
+    return False
+
+
+# ---------------------------------------------------------------- bytes per matrix
+
+
+def matrix_tensors(s: QuantScheme, out: int, inp: int) -> list[tuple[str, str, int]]:
+    """(suffix, dtype, bytes) stored for one out x in Linear weight under scheme s."""
+    m = out * inp
+    g = s.group_size
+    if s.method == "fp8_block":
+        bo, bi = s.block
+        return [("weight", "F8_E4M3", m),
+                ("weight_scale_inv", s.scale_dtype, ceil(out / bo) * ceil(inp / bi) * dtype_bytes(s.scale_dtype))]
+    if s.method in ("fp8_tensor", "fp8_channel", "int8_tensor", "int8_channel"):
+        scales = 1 if s.method.endswith("tensor") else out
+        t = [("weight", "I8" if s.method.startswith("int8") else "F8_E4M3", m),
+             ("weight_scale", s.scale_dtype, scales * dtype_bytes(s.scale_dtype))]
+        return t + ([("input_scale", "float32", 4)] if s.static_input_scale else [])
+    if s.method == "gptq":  # packed along the input dim, 32 / bits values per int32
+        groups = ceil(inp / g) if g > 0 else 1
+        return [("qweight", "I32", inp * s.bits // 32 * out * 4), ("qzeros", "I32", groups * (out * s.bits // 32) * 4),
+                ("scales", "F16", groups * out * 2), ("g_idx", "I32", inp * 4)]
+    if s.method == "awq":  # packed along the output dim
+        groups = ceil(inp / g) if g > 0 else 1
+        t = [("qweight", "I32", inp * (out * s.bits // 32) * 4), ("scales", "F16", groups * out * 2)]
+        return t + ([("qzeros", "I32", groups * (out * s.bits // 32) * 4)] if s.zero_point else [])
+    if s.method == "int_pack":  # compressed-tensors pack-quantized: int32 along the input dim
+        groups = ceil(inp / g) if g > 0 else 1
+        t = [("weight_packed", "I32", out * ceil(inp * s.bits / 32) * 4),
+             ("weight_scale", s.scale_dtype, out * groups * dtype_bytes(s.scale_dtype)), ("weight_shape", "I32", 8)]
+        return t + ([("weight_zero_point", "I32", ceil(out * s.bits / 32) * groups * 4)] if s.zero_point else [])
+    if s.method in ("nvfp4", "modelopt_nvfp4"):  # 2 values per byte, one fp8 scale per 16, a global fp32 scale
+        names = ("weight_packed", "weight_global_scale", "input_global_scale") if s.method == "nvfp4" else \
+            ("weight", "weight_scale_2", "input_scale")
+        t = [(names[0], "U8", m // 2), ("weight_scale", "F8_E4M3", m // g), (names[1], "F32", 4)]
+        return t + ([(names[2], "F32", 4)] if s.static_input_scale else [])
+    if s.method == "mxfp4":  # 32 values -> 16 bytes of e2m1 + one e8m0 scale
+        return [("blocks", "U8", m // 2), ("scales", "U8", m // 32)]
+    if s.method in ("bnb_nf4", "bnb_fp4"):  # bitsandbytes blocksize 64
+        blocks = ceil(m / 64)
+        if s.double_quant:  # absmax in uint8 with fp32 nested absmax per 256 blocks + code books
+            absmax = blocks + ceil(blocks / 256) * 4 + 256 * 4 + 4
+        else:
+            absmax = blocks * 4
+        return [("weight", "U8", ceil(m / 2)), ("absmax", "F32", absmax), ("quant_map", "F32", 16 * 4)]
+    if s.method == "bnb_int8":
+        return [("weight", "I8", m), ("SCB", "F32", out * 4)]
+    raise ValueError(f"no storage rule for {s.method}")
+
+
+ITEM_BYTES = {"F8_E4M3": 1, "U8": 1, "I8": 1, "I32": 4, "F16": 2, "F32": 4, "float32": 4, "bfloat16": 2, "float16": 2,
+              "fp8": 1}
+
+
+class QuantizedBytes(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    scheme: QuantScheme
+    total: int
+    stored_elements: int  # elements of the stored tensors (packed words, scales...), as Hub file stats count them
+    by_group: dict[str, int]
+    quantized_params: int
+    unquantized_params: int
+
+
+def _plan(spec: ModelSpec, s: QuantScheme, include_mtp: bool = False) -> Iterator[tuple[TensorSpec, int, bool]]:
+    composite = spec.vision is not None
+    base = dtype_bytes(spec.dtype)
+    for t in inventory(spec, include_mtp):
+        role = group_of(t.name) if t.group == "mtp" else t.group  # an MTP layer's router is still a router
+        mats = _matrices(t) if role in s.quantize_groups else []
+        if s.method == "none" or not mats or _ignored(module_names(t, composite), s.ignore):
+            yield t, prod(t.shape) * base, False
+            continue
+        yield t, sum(c * sum(b for _, _, b in matrix_tensors(s, o, i)) for c, o, i in mats), True
+
+
+def quantized_bytes(spec: ModelSpec, scheme: QuantScheme | None = None, include_mtp: bool = False) -> QuantizedBytes:
+    """Tensor bytes of `spec` under `scheme` (default: its own quantization_config).
+    include_mtp: count the multi-token-prediction layers, as the checkpoint files hold them."""
+    s = scheme or scheme_from_config(spec.quantization_config, spec)
+    by_group = dict.fromkeys(GROUPS, 0)
+    q = u = elements = 0
+    for t, nbytes, quantized in _plan(spec, s, include_mtp):
+        by_group[t.group] += nbytes
+        if quantized:
+            q += prod(t.shape)
+            elements += sum(c * sum(b // ITEM_BYTES[d] for _, d, b in matrix_tensors(s, o, i)) for c, o, i in _matrices(t))
+        else:
+            elements += prod(t.shape)
+            u += 0 if t.buffer else prod(t.shape)
+    return QuantizedBytes(scheme=s, total=sum(by_group.values()), stored_elements=elements,
+                          by_group={k: v for k, v in by_group.items() if v}, quantized_params=q, unquantized_params=u)
