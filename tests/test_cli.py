@@ -126,3 +126,24 @@ def test_local_gguf_file(tmp_path, capsys):
     r = json.loads(out)
     assert code == 0 and r["weights_bytes"] == predict_gguf(spec, "Q8_0").total_bytes
     assert r["model"]["source"].startswith("gguf:")
+
+
+def test_quant_option_gguf_matches_the_predictor(capsys):
+    from vramcalc.gguf_mix import predict_gguf
+    from vramcalc.sources.catalog import load
+    _, out, _ = run(capsys, "check", "llama-3.1-8b", "--gpu", "4090", "--ctx", "4096", "--quant", "gguf:Q4_K_M",
+                    "--json")
+    assert json.loads(out)["weights_bytes"] == predict_gguf(load("llama-3.1-8b"), "Q4_K_M").total_bytes
+
+
+def test_quantized_checkpoint_is_weighed_in_its_format(capsys):
+    # DeepSeek-V3 ships FP8 with 128x128 block scales: about 1 byte per weight, not 2
+    _, out, _ = run(capsys, "check", "deepseek-v3", "--gpu", "h200-sxm", "--ctx", "4096", "--json")
+    r = json.loads(out)
+    assert 1.0 < r["weights_bytes"] / r["model"]["params_total"] < 1.01
+    assert not any("overestimate" in w for w in r["warnings"])
+
+
+def test_unknown_quant_is_bad_input(capsys):
+    code, _, err = run(capsys, "check", "llama-3.1-8b", "--gpu", "4090", "--quant", "q3")
+    assert code == 2 and "unknown quantization" in err

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from .gpus import GPU
-from .kv import LayerKindMemory, dtype_bytes, kv_by_layer_kind
+from .kv import LayerKindMemory, kv_by_layer_kind
 from .params import count_params
 from .spec import ModelSpec
-from .weights import weight_bytes
+from .quant import quantized_bytes, scheme_from_config, target_scheme
 
 GIB = 1024**3
 # Below this share of free memory the verdict carries a warning: engine workspace is not counted.
@@ -72,9 +72,37 @@ class CheckResult(BaseModel):
     warnings: list[str]
 
 
+def _weights(spec: ModelSpec, quant: str | None, file_weight_bytes: int | None,
+             warnings: list[str]) -> tuple[int, str]:
+    """Weight bytes and how they were obtained: a conversion target, the file headers, or the
+    checkpoint's own format from its quantization_config."""
+    if quant and quant.lower().startswith("gguf:"):
+        from .gguf_mix import predict_gguf
+
+        p = predict_gguf(spec, quant.split(":", 1)[1])
+        if p.approximate:
+            warnings.append(f"the GGUF tensor layout of {spec.model_type} is not checked against real files")
+        return p.total_bytes, f"llama.cpp {p.ftype}: {p.tensors} tensors, predicted per-tensor types"
+    if quant:
+        q = quantized_bytes(spec, target_scheme(quant))
+        return q.total, f"converted to {quant}: {q.quantized_params:,} params quantized, the rest {spec.dtype}"
+    if file_weight_bytes is not None:
+        return file_weight_bytes, "exact tensor bytes from the file headers"
+    try:
+        scheme = scheme_from_config(spec.quantization_config, spec)
+    except ValueError as e:  # an unmodelled format: conservative, never smaller than the real file
+        warnings.append(f"{e}; weights counted at {spec.dtype}, an overestimate")
+        return quantized_bytes(spec, target_scheme("bf16")).total, f"all at {spec.dtype}"
+    q = quantized_bytes(spec, scheme)
+    if scheme.method == "none":
+        return q.total, f"{spec.dtype}, every saved tensor"
+    return q.total, f"checkpoint format {scheme.method} ({q.quantized_params:,} params quantized)"
+
+
 def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int = 1,
-          file_weight_bytes: int | None = None) -> CheckResult:
-    """file_weight_bytes: the exact tensor bytes read from the checkpoint's headers, when known."""
+          file_weight_bytes: int | None = None, quant: str | None = None) -> CheckResult:
+    """file_weight_bytes: the exact tensor bytes read from the checkpoint's headers, when known.
+    quant: weigh the model as converted to a format (`fp8`, `awq`, `gguf:Q4_K_M`, ...)."""
     if context is not None and context <= 0:
         raise ValueError("context must be a positive number of tokens")
     if sequences <= 0:
@@ -87,16 +115,12 @@ def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int 
     else:
         context_source = "--ctx"
     counts = count_params(spec)
-    weights = weight_bytes(spec).total if file_weight_bytes is None else file_weight_bytes
+    warnings: list[str] = []
+    weights, how = _weights(spec, quant, file_weight_bytes, warnings)
     kinds = kv_by_layer_kind(spec, context)
     kv = sum(k.kv_bytes for k in kinds) * sequences
     state = sum(k.state_bytes for k in kinds) * sequences
     required = weights + kv + state
-    warnings: list[str] = []
-    if spec.quantization_config and file_weight_bytes is None:
-        method = spec.quantization_config.get("quant_method", "?")
-        warnings.append(f"the checkpoint is quantized ({method}); weights are counted at {spec.dtype} "
-                        "until the quantization model lands, an overestimate")
     if spec.approximate:
         warnings.append("the architecture was read approximately: " + "; ".join(spec.notes))
     if spec.max_position_embeddings and context > spec.max_position_embeddings:
@@ -107,11 +131,7 @@ def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int 
     if 0 <= free < TIGHT_FRACTION * gpu.memory_bytes:
         warnings.append(f"less than {TIGHT_FRACTION:.0%} of the device is left, and engine workspace "
                         "(CUDA context, activations) is not counted yet")
-    if file_weight_bytes is not None:
-        detail = f"{counts.total:,} params; exact tensor bytes from the file headers"
-    else:
-        detail = (f"{counts.total:,} params x {dtype_bytes(spec.dtype)} B ({spec.dtype})"
-                  + (" + saved buffers" if weights != counts.total * dtype_bytes(spec.dtype) else ""))
+    detail = f"{counts.total:,} params; {how}"
     breakdown = [MemoryTerm(name="weights", bytes=weights, detail=detail)]
     for k in kinds:
         if k.kv_bytes:

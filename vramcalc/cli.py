@@ -41,9 +41,10 @@ def _positive_int(text: str) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    source = open_model(args.model)
+    source = open_model(args.model, revision=args.revision)
     gpu = find_gpu(args.gpu)
-    result = check(source.spec, gpu, context=args.ctx, sequences=args.sequences, file_weight_bytes=source.weight_bytes)
+    result = check(source.spec, gpu, context=args.ctx, sequences=args.sequences, file_weight_bytes=source.weight_bytes,
+                   quant=args.quant)
     if args.json:
         print(json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True))
         return EXIT_FITS if result.fits else EXIT_NO_FIT
@@ -100,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--ctx", type=_positive_int, default=None,
                    help="context length in tokens (default: the model's maximum, as vLLM)")
     c.add_argument("--sequences", type=_positive_int, default=1, help="sequences held at that context")
+    c.add_argument("--quant", default=None,
+                   help="weigh the model converted to a format: fp8, fp8-block, int8, awq, gptq, w4a16, nvfp4, "
+                        "mxfp4, bnb-nf4, bnb-int8, or gguf:<FTYPE> such as gguf:Q4_K_M (default: as the checkpoint is)")
+    c.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for a Hub repo id")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
     c.set_defaults(func=_cmd_check)
     m = sub.add_parser("models", help="list the bundled offline catalog")

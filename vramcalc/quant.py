@@ -10,7 +10,10 @@ defaults plus the config's modules_to_not_convert / ignore / exclude_modules lis
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
+from functools import lru_cache
+from importlib import resources
 from math import ceil, prod
 from typing import Any, Iterator
 
@@ -261,3 +264,18 @@ def quantized_bytes(spec: ModelSpec, scheme: QuantScheme | None = None, include_
             u += 0 if t.buffer else prod(t.shape)
     return QuantizedBytes(scheme=s, total=sum(by_group.values()), stored_elements=elements,
                           by_group={k: v for k, v in by_group.items() if v}, quantized_params=q, unquantized_params=u)
+
+
+@lru_cache(maxsize=1)
+def targets() -> dict[str, dict[str, Any]]:
+    """Conversion targets by name (data/quant_targets.json)."""
+    return json.loads(resources.files("vramcalc").joinpath("data/quant_targets.json").read_text())["targets"]
+
+
+def target_scheme(name: str) -> QuantScheme:
+    """A named conversion target (`fp8`, `awq`, `nvfp4`, ...) as a QuantScheme."""
+    t = targets().get(name.lower())
+    if t is None:
+        raise ValueError(f"unknown quantization {name!r}; known: {', '.join(targets())}, gguf:<FTYPE> (e.g. gguf:Q4_K_M)")
+    fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in t.items() if k != "note"}
+    return QuantScheme(source=t["note"], **fields)
