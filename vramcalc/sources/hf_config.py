@@ -712,6 +712,8 @@ def spec_from_config(cfg: Any, *, model_id: str, source: str, where: str | None 
     if not isinstance(cfg, dict):
         raise ConfigError(where, "(top level)", "must be a JSON object")
     outer_type = cfg.get("model_type")
+    if outer_type is not None and not isinstance(outer_type, str):
+        raise ConfigError(where, "model_type", f"must be a string, got {outer_type!r:.40}")
     archs = cfg.get("architectures")
     arch = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else None
     text = cfg.get("text_config")
@@ -719,6 +721,8 @@ def spec_from_config(cfg: Any, *, model_id: str, source: str, where: str | None 
         raise ConfigError(where, "text_config", "must be a JSON object")
     text = text or cfg
     mt = text.get("model_type") if text is not cfg else outer_type
+    if mt is not None and not isinstance(mt, str):
+        raise ConfigError(where, "text_config.model_type", f"must be a string, got {mt!r:.40}")
     if not isinstance(mt, str) and isinstance(outer_type, str):
         mt = outer_type
     if isinstance(mt, str):

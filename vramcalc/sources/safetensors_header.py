@@ -88,7 +88,7 @@ def parse_header(raw: bytes, where: str, file_size: int | None = None) -> Safete
         if not isinstance(entry, dict):
             raise SafetensorsError(f"{where}: tensor {name!r} entry is not an object")
         dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-        if dtype not in DTYPE_BITS:
+        if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
             raise SafetensorsError(f"{where}: tensor {name!r} has unknown dtype {dtype!r}")
         if not isinstance(shape, list) or len(shape) > 8 or not all(
                 isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**48 for d in shape):

@@ -1,0 +1,111 @@
+"""Fuzzing the parsers (hypothesis): the only outcomes allowed are a result or our own error."""
+
+import json
+import os
+import struct
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import DATA, catalog_config
+from vramcalc.errors import VramcalcError
+from vramcalc.params import count_params
+from vramcalc.sources.gguf_header import read_header as read_gguf
+from vramcalc.sources.hf_config import spec_from_config
+from vramcalc.sources.safetensors_header import parse_header, read_header_from
+
+# 150 examples per parser in the suite; benchmarks/fuzz_parsers.py runs many more.
+FUZZ = settings(max_examples=int(os.environ.get("VRAMCALC_FUZZ_EXAMPLES", "150")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow], derandomize=False)
+VALID_GGUF = None
+
+
+def _valid_gguf() -> bytes:
+    global VALID_GGUF
+    if VALID_GGUF is None:
+        import tempfile
+        from pathlib import Path
+
+        from test_gguf_reader import write_gguf
+        from vramcalc.sources.hf_config import read_config_file
+
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "m.gguf"
+            write_gguf(read_config_file(DATA / "checkpoints" / "llama"), "Q8_0", p, "llama")
+            VALID_GGUF = p.read_bytes()
+    return VALID_GGUF
+
+
+def _gguf(data: bytes):
+    return read_gguf(lambda off, n: data[off:off + n], "fuzz.gguf", len(data))
+
+
+@FUZZ
+@given(st.binary(max_size=512))
+def test_gguf_random_bytes(data):
+    try:
+        _gguf(b"GGUF" + data)
+    except VramcalcError:
+        pass
+
+
+@FUZZ
+@given(st.data())
+def test_gguf_mutated_real_header(draw):
+    data = bytearray(_valid_gguf()[:4096])
+    for _ in range(draw.draw(st.integers(1, 8))):
+        i = draw.draw(st.integers(0, len(data) - 1))
+        data[i] = draw.draw(st.integers(0, 255))
+    cut = draw.draw(st.integers(0, len(data)))
+    try:
+        _gguf(bytes(data[:cut]))
+    except VramcalcError:
+        pass
+
+
+@FUZZ
+@given(st.binary(max_size=256))
+def test_safetensors_random_bytes(data):
+    import io
+    try:
+        read_header_from(io.BytesIO(struct.pack("<Q", len(data)) + data), "fuzz.safetensors", 8 + len(data) + 64)
+    except VramcalcError:
+        pass
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=8),
+                           lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=6), c, max_size=4),
+                           max_leaves=12)
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(["dtype", "shape", "data_offsets", "x"]), json_values, max_size=4))
+def test_safetensors_header_entries(entry):
+    try:
+        parse_header(json.dumps({"t": entry}).encode(), "fuzz.safetensors", 10**6)
+    except VramcalcError:
+        pass
+
+
+BASES = ["meta-llama__Llama-3.1-8B", "deepseek-ai__DeepSeek-V3", "Qwen__Qwen3-Next-80B-A3B-Thinking",
+         "google__gemma-3-4b-it", "openai__gpt-oss-20b", "mistralai__Mamba-Codestral-7B-v0.1", "Zyphra__Zamba2-7B",
+         "nvidia__Nemotron-H-8B-Base-8K", "meta-llama__Llama-4-Scout-17B-16E-Instruct"]
+
+
+@FUZZ
+@given(st.sampled_from(BASES), st.data())
+def test_config_with_fields_replaced_or_removed(base, draw):
+    cfg = json.loads(json.dumps(catalog_config(base)))
+    target = cfg.get("text_config", cfg) if draw.draw(st.booleans()) else cfg
+    keys = sorted(target)
+    for _ in range(draw.draw(st.integers(1, 4))):
+        key = draw.draw(st.sampled_from(keys))
+        if draw.draw(st.booleans()):
+            target.pop(key, None)
+        else:
+            target[key] = draw.draw(json_values)
+    try:
+        spec = spec_from_config(cfg, model_id="fuzz", source="fuzz")
+        count_params(spec)
+    except VramcalcError:
+        pass
