@@ -1,0 +1,1 @@
+"""The vLLM memory model: weights per rank, KV cache pages, budget (in progress)."""

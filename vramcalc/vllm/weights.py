@@ -1,0 +1,146 @@
+"""Weight bytes per GPU as vLLM places them under tensor and pipeline parallelism.
+
+Rules (vllm_rules.md section 5.3, with the vLLM source each names):
+- ColumnParallelLinear (q, gate/up, MLA q_b/kv_b, experts w13) splits its output rows over TP;
+  RowParallelLinear (o, down, experts w2) splits its input columns; row-parallel biases are whole.
+- QKVParallelLinear: k/v hold max(1, kv_heads / TP) heads per rank (replicated when TP > kv_heads).
+- ReplicatedLinear (MLA q_a / kv_a, the V3.2 indexer), MoE routers and all norms are whole on
+  every rank.
+- VocabParallelEmbedding / ParallelLMHead: the vocab padded to a multiple of 64, then / TP.
+- PP (vllm/distributed/utils.py get_pp_indices): floor(N / PP) layers per stage, one more on each
+  of the N mod PP stages just before the last; embeddings on the first stage, final norm and
+  lm_head on the last, and a tied head allocates the embedding again there when PP > 1.
+- One rotary cos_sin_cache per rope config, max_position x rotary_dim in the model dtype.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+from math import ceil, prod
+
+from pydantic import BaseModel, ConfigDict
+
+from ..kv import dtype_bytes
+from ..params import inventory
+from ..quant import QuantScheme, _ignored, _matrices, matrix_tensors, module_names, scheme_from_config
+from ..spec import ModelSpec, TensorSpec
+
+
+@lru_cache(maxsize=1)
+def rules() -> dict:
+    return json.loads(resources.files("vramcalc").joinpath("data/vllm.json").read_text())
+
+
+def pp_layer_split(n_layers: int, pp: int) -> list[int]:
+    """Layers per pipeline stage (get_pp_indices)."""
+    if pp <= 0 or pp > n_layers:
+        raise ValueError(f"pipeline parallel size {pp} must be between 1 and the {n_layers} layers")
+    parts = [n_layers // pp] * pp
+    for i in range(n_layers % pp):
+        parts[-(i + 2)] += 1
+    return parts
+
+
+def padded_vocab(vocab: int) -> int:
+    pad = rules()["vocab_padding"]["value"]
+    return ceil(vocab / pad) * pad
+
+
+COLUMN = re.compile(r"\.(q_proj|q_b_proj|kv_b_proj|gate_proj|up_proj|in_proj\w*|experts\.gate_up_proj)(\.weight|\.bias)?$"
+                    r"|experts\.gate_up_proj_bias$")
+ROW = re.compile(r"\.(o_proj|down_proj|out_proj|experts\.down_proj)(\.weight)?$")
+KV = re.compile(r"\.(k_proj|v_proj)\.(weight|bias)$")
+SHARDED_1D = re.compile(r"\.mamba\.(dt_bias|A_log|D|norm\.weight|conv1d\.(weight|bias))$|\.self_attn\.sinks$")
+
+
+def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer) -> tuple[int, ...]:
+    """The shape of tensor t on one TP rank."""
+    s = list(t.shape)
+    name = t.name
+    if name.endswith("embed_tokens.weight") or name == "lm_head.weight" or name.endswith("shared_head.head.weight"):
+        return (padded_vocab(s[0]) // tp, s[1])
+    if "router" in name or "shared_expert_gate" in name or t.group == "norms" or "layernorm" in name \
+            or name.endswith(("q_norm.weight", "k_norm.weight")) or ".indexer." in name \
+            or re.search(r"\.(q_a_proj|kv_a_proj_with_mqa)\.", name):
+        return tuple(s)
+    if KV.search(name) and layer is not None and layer.attention is not None:
+        a = layer.attention
+        heads = max(1, a.num_kv_heads // tp)
+        dim = s[0] // a.num_kv_heads
+        return (heads * dim, *s[1:])
+    if name.endswith("experts.gate_up_proj"):
+        return (s[0], s[1] // tp, s[2])
+    if name.endswith("experts.down_proj"):
+        return (s[0], s[1], s[2] // tp)
+    if name.endswith("experts.gate_up_proj_bias"):
+        return (s[0], s[1] // tp)
+    if COLUMN.search(name):
+        return (s[0] // tp, *s[1:])
+    if ROW.search(name) and name.endswith("weight") or name.endswith("experts.down_proj"):
+        return (s[0], s[1] // tp)
+    if SHARDED_1D.search(name):
+        return (s[0] // tp, *s[1:])
+    if t.group == "vision":
+        return (s[0] // tp,)  # mm_encoder_tp_mode="weights": the tower is TP-sharded
+    return tuple(s)  # biases of row-parallel layers and anything unknown: whole (conservative)
+
+
+class RankWeights(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    rank: int  # global rank: pp_stage * tp + tp_rank
+    pp_stage: int
+    layers: int
+    bytes: int
+    rotary_cache_bytes: int
+
+
+def rotary_cache_bytes(spec: ModelSpec) -> int:
+    """One cos_sin_cache per distinct rope config: max_position x rotary_dim, model dtype."""
+    a = next((layer.attention for layer in spec.layers if layer.attention is not None), None)
+    if a is None or spec.max_position_embeddings is None:
+        return 0
+    rope = spec.rope_scaling or {}
+    factor = rope.get("partial_rotary_factor", 1.0) if isinstance(rope.get("partial_rotary_factor"), (int, float)) else 1.0
+    dim = a.mla.qk_rope_head_dim if a.mla is not None else int(a.head_dim_k * factor)
+    return spec.max_position_embeddings * dim * dtype_bytes(spec.dtype)
+
+
+def weights_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
+                     dtype: str | None = None) -> list[RankWeights]:
+    """Weight bytes of every GPU (all ranks of one TP x PP engine)."""
+    scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
+    wdtype = dtype or spec.dtype
+    base = dtype_bytes(wdtype)
+    split = pp_layer_split(spec.num_layers, pp)
+    starts = [sum(split[:i]) for i in range(pp)]
+    composite = spec.vision is not None
+    stage_bytes = [0] * pp
+    for t in inventory(spec):
+        m = re.match(r"model\.layers\.(\d+)\.", t.name)
+        layer = spec.layers[int(m.group(1))] if m else None
+        if m:
+            stages = [max(i for i in range(pp) if starts[i] <= int(m.group(1)))]
+        elif t.name == "lm_head.weight" or t.name.startswith("model.norm"):
+            stages = [pp - 1]
+        elif t.name.endswith("embed_tokens.weight"):
+            stages = [0] + ([pp - 1] if spec.tie_word_embeddings and pp > 1 else [])
+        else:
+            stages = [0]  # vision tower and extras: the first stage
+        shape = _rank_shape(t, spec, tp, layer)
+        size = 4 if "e_score_correction_bias" in t.name else base
+        rank_t = t.model_copy(update={"shape": shape})
+        mats = _matrices(rank_t) if t.group in scheme.quantize_groups and scheme.method != "none" else []
+        if mats and not _ignored(module_names(t, composite), scheme.ignore):
+            nbytes = sum(c * sum(b for _, _, b in matrix_tensors(scheme, o, i)) for c, o, i in mats)
+        else:
+            nbytes = prod(shape) * size
+        for st in stages:
+            stage_bytes[st] += nbytes
+    rope = rotary_cache_bytes(spec)
+    return [RankWeights(rank=st * tp + r, pp_stage=st, layers=split[st], bytes=stage_bytes[st] + rope,
+                        rotary_cache_bytes=rope)
+            for st in range(pp) for r in range(tp)]
