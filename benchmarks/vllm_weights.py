@@ -23,8 +23,8 @@ for c in cases:
     modelled = not (c.get("note") or "").startswith("MXFP4")
     if modelled:
         errors.append(abs(err))
-    print(f"{c['model'].split('/')[1][:36]:36s} {c['tp']:2d} {c['pp']:2d} {(c['quant'] or c['dtype'] or 'bf16'):12s} "
-          f"{c['engine_version'][:6]:>6s} {c['weights_gib']:7.2f} {got:7.2f} {err:+7.2%}{'' if modelled else '  (MXFP4 layout not modelled)'}")
+    print(f"{c['model'].split('/')[1][:36]:36s} {c['tp']:2d} {c['pp']:2d} {(c['quant'] or c['dtype'] or 'native'):12s} "
+          f"{(c['engine_version'] or '?')[:6]:>6s} {c['weights_gib']:7.2f} {got:7.2f} {err:+7.2%}{'' if modelled else '  (MXFP4 layout not modelled)'}")
 errors.sort()
 print(f"\nmodelled cases: {len(errors)}; median |error| {statistics.median(errors):.2%}; "
       f"p90 {errors[int(0.9 * (len(errors) - 1))]:.2%}; worst {errors[-1]:.2%}")
