@@ -1,0 +1,96 @@
+"""vLLM KV pool: page sizes, groups, blocks and the logged capacity, against real vLLM logs.
+
+Logs print 'Available KV cache memory' rounded to 0.01 GiB, so a logged token count is checked
+against the range that rounding allows."""
+
+import pytest
+
+from vramcalc.sources.catalog import load
+from vramcalc.vllm.kv import KVSettings, capacity, kv_pool
+
+GIB = 2**30
+
+
+def token_range(model, gib, max_model_len, stages=1, **kw):
+    s = KVSettings(**kw)
+    spec = load(model)
+    pools = [kv_pool(spec, s, st) for st in range(s.pp)]
+    out = []
+    for g in (gib - 0.005, gib + 0.005):
+        caps = [capacity(p, int(g * GIB), max_model_len, s) for p in pools[:stages]]
+        c = min(caps, key=lambda c: c.num_blocks)  # get_kv_cache_configs: the minimum over workers
+        out.append(c)
+    return out
+
+
+@pytest.mark.parametrize("model,gib,L,kw,tokens,conc", [
+    # llm-d report, vLLM 0.19.0, H100 (tests/data sources in ../shared/ground_truth/vllm_dev.json)
+    ("meta-llama/Llama-3.1-8B-Instruct", 58.11, 2048, {}, 476_016, None),
+    ("meta-llama/Llama-3.1-8B-Instruct", 58.11, 32768, {}, 476_016, None),
+    ("meta-llama/Llama-3.1-8B-Instruct", 58.11, 8192, {"kv_cache_dtype": "fp8"}, 952_032, None),
+    # vLLM 0.11.0, H100, --block-size 128 (llm-d-benchmark empirical results); Mistral-Small-3.2's text
+    # stack is Mistral-Small-24B's: 40 layers x 8 KV heads x 128
+    ("mistralai/Mistral-Small-24B-Instruct-2501", 28.20, 16000, {"block_size": 128}, 184_832, 11.55),
+])
+def test_logged_capacity_within_rounding(model, gib, L, kw, tokens, conc):
+    lo, hi = token_range(model, gib, L, **kw)
+    assert lo.kv_cache_tokens <= tokens <= hi.kv_cache_tokens
+    if conc is not None:
+        assert round(lo.max_concurrency, 2) <= conc <= round(hi.max_concurrency, 2)
+
+
+def test_mla_pp2_tp2_min_over_stages_and_legacy_token_count():
+    # vllm#20665 (vLLM ~0.9.2): DeepSeek-V2-Lite, TP 2 x PP 2 on L4s, L = 1024. Stage 0 (14 of 27
+    # layers) logs 12.13 GiB, stage 1 (13 layers) 11.33 GiB; the engine takes the smaller block count.
+    s = KVSettings(tp=2, pp=2)
+    spec = load("deepseek-ai/DeepSeek-V2-Lite")
+    p0, p1 = kv_pool(spec, s, 0), kv_pool(spec, s, 1)
+    assert p0.bytes_per_block == 16 * 14 * 576 * 2 and p1.bytes_per_block == 16 * 13 * 576 * 2  # TP-independent
+    for g0 in (12.125, 12.135):
+        n = min(p0.num_blocks(int(g0 * GIB)), p1.num_blocks(int(11.33 * GIB)))
+        assert n == p0.num_blocks(int(g0 * GIB))  # stage 0 is the tighter one
+    lo = capacity(p0, int(12.125 * GIB), 1024, s, "legacy")
+    hi = capacity(p0, int(12.135 * GIB), 1024, s, "legacy")
+    assert lo.kv_cache_tokens <= 807_792 <= hi.kv_cache_tokens
+    assert round(lo.max_concurrency, 2) <= 788.86 <= round(hi.max_concurrency, 2)
+
+
+def test_hybrid_gdn_block_size_qwen3_next():
+    # vllm_rules.md 9.4: GDN state 1,097,728 B; attention 2 KV heads x 256 x 2 x 2 B = 2048 B/token;
+    # block size 16 x ceil(1,097,728 / 32,768) = 544 at TP 1 and 272 at TP 4
+    spec = load("Qwen/Qwen3-Next-80B-A3B-Thinking")
+    p1 = kv_pool(spec, KVSettings())
+    assert (p1.block_size, p1.page_bytes) == (544, 544 * 2048)
+    assert [(g.kind, g.layers) for g in p1.groups] == [("full", 12), ("mamba", 12), ("mamba", 12), ("mamba", 12)]
+    assert kv_pool(spec, KVSettings(tp=4)).block_size == 272
+
+
+def test_sliding_window_reservation_gpt_oss():
+    # vllm_rules.md 9.3: 18 sliding (W 128) + 18 full layers, bytes_per_block 589,824; at L 131072,
+    # mnbt 8192 and async scheduling: 8192 full blocks + ceil((127 + 16384) / 16) + 1 = 1033
+    spec = load("openai/gpt-oss-120b")
+    s = KVSettings(max_num_batched_tokens=8192)
+    p = kv_pool(spec, s)
+    assert p.bytes_per_block == 589_824
+    assert p.blocks_per_request(131072, s) == 8192 + 1033
+    # without the hybrid manager every layer holds the full length
+    off = KVSettings(max_num_batched_tokens=8192, hybrid_manager=False)
+    assert kv_pool(spec, off).blocks_per_request(131072, off) == 8192
+
+
+def test_gemma3_groups_and_padding_layers():
+    # 52 sliding + 10 full: group size 10, sliding layers dealt i::6 into 9,9,9,9,8,8 (8 padding slots)
+    p = kv_pool(load("google/gemma-3-27b-it"), KVSettings())
+    assert [g.layers for g in p.groups if g.kind == "sliding"] == [9, 9, 9, 9, 8, 8]
+    assert p.padding_layers == 8 and p.bytes_per_block == 10 * 16 * 16 * 128 * 2 * 2
+
+
+def test_kv_heads_replicate_past_tp():
+    spec = load("meta-llama/Llama-3.1-8B")  # 8 KV heads: per-token bytes stop falling at TP 8
+    pages = [kv_pool(spec, KVSettings(tp=tp)).page_bytes for tp in (1, 2, 4, 8, 16)]
+    assert pages == [65536, 32768, 16384, 8192, 8192]
+
+
+def test_mla_is_not_sharded_by_tp():
+    spec = load("deepseek-ai/DeepSeek-V3")
+    assert kv_pool(spec, KVSettings(tp=1)).page_bytes == kv_pool(spec, KVSettings(tp=8)).page_bytes == 16 * 576 * 2

@@ -1,0 +1,190 @@
+"""vLLM's KV cache pool on one rank: per-layer page sizes, groups, blocks, and what a request
+takes (vllm_rules.md sections 2.1-2.11; vLLM source: vllm/v1/kv_cache_interface.py,
+vllm/v1/core/kv_cache_planning.py, vllm/platforms/interface.py _align_hybrid_block_size).
+"""
+
+from __future__ import annotations
+
+from math import ceil, gcd
+
+from pydantic import BaseModel, ConfigDict
+
+from ..kv import dtype_bytes
+from ..spec import LayerSpec, ModelSpec
+from .weights import pp_layer_split
+
+KV_DTYPES = {"auto": None, "bfloat16": "bfloat16", "float16": "float16", "fp8": "fp8", "fp8_e4m3": "fp8",
+             "fp8_e5m2": "fp8", "float32": "float32"}
+
+
+class KVSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    tp: int = 1
+    pp: int = 1
+    kv_cache_dtype: str = "auto"
+    block_size: int = 16  # CacheConfig.DEFAULT_BLOCK_SIZE; backends may raise it (FlashMLA 64, ...)
+    max_num_batched_tokens: int = 8192
+    hybrid_manager: bool = True  # HMA: on by default on GPU, off with chunked-local attention
+    async_scheduling: bool = True
+    num_speculative_tokens: int = 0
+    prefix_caching: bool = True  # mamba_cache_mode "align" when on
+    mamba_checkpoint_blocks: int = 0  # FlashInfer GDN prefill sets 1
+
+
+class KVGroup(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: str  # full | sliding | mamba
+    layers: int  # real layers (the group is padded to group_size)
+    window: int | None = None
+
+
+class KVPool(BaseModel):
+    """The KV layout of one rank (one PP stage)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    block_size: int
+    attn_bytes_per_token_layer: int  # the attention page per token, one layer (after replication)
+    page_bytes: int  # one block of one layer (Mamba pages padded to this)
+    group_size: int
+    groups: list[KVGroup]
+    bytes_per_block: int  # group_size x page: what one block costs across the shared pool
+    padding_layers: int
+    notes: list[str]
+
+    def num_blocks(self, available_bytes: int) -> int:
+        return max(0, available_bytes // self.bytes_per_block)
+
+    def blocks_per_request(self, max_model_len: int, s: KVSettings) -> int:
+        """_max_memory_usage_bytes_from_groups: blocks one request of max_model_len tokens takes."""
+        in_flight = (2 if s.async_scheduling and s.pp == 1 else s.pp) * s.max_num_batched_tokens
+        total = 0
+        for g in self.groups:
+            if g.kind == "mamba":  # MambaSpec.max_memory_usage_bytes
+                total += (2 + s.num_speculative_tokens + s.mamba_checkpoint_blocks) if s.prefix_caching \
+                    else 1 + s.num_speculative_tokens
+            elif g.kind == "sliding" and s.hybrid_manager:  # SlidingWindowSpec: window - 1 + in-flight, + 1
+                total += ceil(min(g.window - 1 + in_flight, max_model_len) / self.block_size) + 1
+            else:
+                total += ceil(max_model_len / self.block_size)
+        return total
+
+
+def _attn_page_per_token(layer: LayerSpec, tp: int, kv_bytes: int) -> int:
+    a = layer.attention
+    if a is None or a.kv_shared_from is not None:
+        return 0
+    if a.mla is not None:  # MLAAttention.get_kv_cache_spec: one latent, replicated on every TP rank
+        return (a.mla.kv_lora_rank + a.mla.qk_rope_head_dim) * kv_bytes
+    heads = max(1, a.num_kv_heads // tp)  # ModelConfig.get_num_kv_heads: replicated past kv_heads
+    return heads * (a.head_dim_k + a.head_dim_v) * kv_bytes
+
+
+def _mamba_page(layer: LayerSpec, tp: int, state_bytes: int, n_spec: int) -> int:
+    """MambaStateShapeCalculator shapes per rank (n_groups padded up to TP for Mamba-2)."""
+    s = layer.ssm
+    if s.kind == "mamba2":
+        groups = s.n_groups if s.n_groups % tp == 0 else s.n_groups + (tp - s.n_groups % tp)
+        conv = (s.d_inner + 2 * groups * s.d_state) // tp * (s.d_conv - 1 + n_spec)
+        ssm = s.n_heads // tp * s.head_dim * s.d_state
+    elif s.kind == "mamba1":
+        conv = s.d_inner // tp * (s.d_conv - 1)
+        ssm = s.d_inner // tp * s.d_state
+    else:  # gated_deltanet
+        conv = s.conv_channels // tp * (s.d_conv - 1 + n_spec)
+        ssm = s.num_v_heads // tp * s.head_k_dim * s.head_v_dim
+    return (conv + ssm) * state_bytes
+
+
+def _lcm(a: int, b: int) -> int:
+    return a * b // gcd(a, b)
+
+
+def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
+    """The KV pool of one rank in PP stage `stage`."""
+    split = pp_layer_split(spec.num_layers, s.pp)
+    first = sum(split[:stage])
+    layers = spec.layers[first:first + split[stage]]
+    kv_dtype = KV_DTYPES.get(s.kv_cache_dtype, s.kv_cache_dtype) or spec.dtype
+    kvb = dtype_bytes(kv_dtype)
+    notes: list[str] = []
+    buckets: dict[tuple, int] = {}
+    attn_pages = set()
+    mamba_pages = []
+    for layer in layers:
+        a = layer.attention
+        if a is not None and a.kv_shared_from is None:
+            if a.kind == "sliding" and s.hybrid_manager:
+                key = ("sliding", a.window)
+            else:  # chunked-local layers are full-size when HMA is off (and it is off for them)
+                key = ("full", None)
+            buckets[key] = buckets.get(key, 0) + 1
+            attn_pages.add(_attn_page_per_token(layer, s.tp, kvb))
+            if a.mla is not None and a.mla.index_head_dim:
+                notes.append("the DeepSeek-V3.2 indexer cache is not in the pool yet")
+        if layer.ssm is not None:
+            buckets[("mamba", None)] = buckets.get(("mamba", None), 0) + 1
+            mamba_pages.append(_mamba_page(layer, s.tp, dtype_bytes(spec.dtype), s.num_speculative_tokens))
+    if len(attn_pages) > 1:
+        notes.append("layers with different KV page sizes: vLLM unifies them (unify_kv_cache_spec_page_size); "
+                     "the largest page is used for every layer, an overestimate")
+    attn_tok = max(attn_pages, default=0)
+    bs = s.block_size
+    if mamba_pages:
+        mamba_page = max(mamba_pages)
+        if attn_tok:  # Platform._align_hybrid_block_size
+            align = 128 if any(layer.attention is not None and layer.attention.mla is not None for layer in layers) else bs
+            bs = align * ceil(mamba_page / (align * attn_tok))
+            page = bs * attn_tok  # the Mamba page is padded up to the attention page
+        else:
+            page = mamba_page
+    else:
+        page = bs * attn_tok
+    counts = sorted(buckets.values())
+    if not counts:
+        raise ValueError("no layer of this stage holds KV cache or state")
+    smallest, largest = counts[0], counts[-1]
+    group_size = largest if largest < 1.5 * smallest else smallest
+    if len(counts) == 1:
+        group_size = largest
+    groups: list[KVGroup] = []
+    padding = 0
+    for (kind, window), n in sorted(buckets.items(), key=lambda kv: kv[0][0]):
+        k = ceil(n / group_size)
+        for j in range(k):
+            size = len(range(j, n, k))  # layers dealt out i::k
+            groups.append(KVGroup(kind=kind, layers=size, window=window))
+            padding += group_size - size
+    return KVPool(block_size=bs, attn_bytes_per_token_layer=attn_tok, page_bytes=page, group_size=group_size,
+                  groups=groups, bytes_per_block=group_size * page, padding_layers=padding, notes=notes)
+
+
+class KVCapacity(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    num_blocks: int
+    blocks_per_request: int
+    max_concurrency: float
+    kv_cache_tokens: int
+    fits_one_request: bool
+
+
+def capacity(pool: KVPool, available_bytes: int, max_model_len: int, s: KVSettings,
+             logged_tokens: str = "current") -> KVCapacity:
+    """num_blocks from the available KV bytes; the concurrency and token count vLLM logs.
+
+    logged_tokens "current" (0.33): int(num_blocks / blocks_per_request * L); "legacy" (before
+    #40694): (num_blocks // n_groups) * block_size. The fit check keeps one block back for the
+    null block (_check_enough_kv_cache_memory)."""
+    n = pool.num_blocks(available_bytes)
+    per_req = pool.blocks_per_request(max_model_len, s)
+    conc = n / per_req
+    if logged_tokens == "legacy":
+        tokens = n // len(pool.groups) * pool.block_size
+    else:
+        tokens = int(conc * max_model_len)
+    fits = per_req * pool.bytes_per_block <= available_bytes - pool.bytes_per_block
+    return KVCapacity(num_blocks=n, blocks_per_request=per_req, max_concurrency=conc, kv_cache_tokens=tokens,
+                      fits_one_request=fits)
