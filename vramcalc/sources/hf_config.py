@@ -98,6 +98,22 @@ class Fields:
         value = self(key, default)
         return None if value is None else self.int(key, default)
 
+    def int_list(self, key: str, default: Any = _MISSING) -> list[int] | None:
+        value = self(key, default)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(self.where, key, "must be a list of integers")
+        return value
+
+    def str_list(self, key: str, n: int) -> list[str] | None:
+        value = self(key, None)
+        if value is None:
+            return None
+        if not isinstance(value, list) or len(value) != n or not all(isinstance(v, str) for v in value):
+            raise ConfigError(self.where, key, f"must list {n} layer types")
+        return value
+
     def layer_types(self, n: int, fallback: Callable[[int], str]) -> list[str]:
         """`layer_types` from the config, else the family's rule (never the class default list,
         which is computed for the default layer count)."""
@@ -207,7 +223,7 @@ def _read_mixtral(f: Fields, mt: str) -> dict[str, Any]:
 def _qwen_moe_mlp(f: Fields, i: int, shared: bool) -> MLPSpec:
     """Qwen3MoeDecoderLayer / Qwen3NextDecoderLayer: experts unless mlp_only_layers or step."""
     sparse_step = f.int("decoder_sparse_step", 1)
-    mlp_only = f("mlp_only_layers", []) or []
+    mlp_only = f.int_list("mlp_only_layers", []) or []
     n_exp = f.int("num_experts")
     if i not in mlp_only and n_exp > 0 and sparse_step > 0 and (i + 1) % sparse_step == 0:
         shared_size = f.int("shared_expert_intermediate_size", 0) if shared else 0
@@ -355,9 +371,11 @@ def _read_llama4(f: Fields, mt: str) -> dict[str, Any]:
     interleave_moe_layer_step; use_qk_norm is a weightless L2 norm."""
     n = f.pos("num_hidden_layers")
     interval = f.int("no_rope_layer_interval", 4)
-    no_rope = f("no_rope_layers", None) or [int((i + 1) % interval != 0) for i in range(n)]
+    no_rope = f.int_list("no_rope_layers", None) or [int((i + 1) % interval != 0) for i in range(n)]
+    if len(no_rope) != n:
+        raise ConfigError(f.where, "no_rope_layers", f"must list {n} layers")
     step = f.int("interleave_moe_layer_step", 1)
-    moe_layers = f("moe_layers", None)
+    moe_layers = f.int_list("moe_layers", None)
     if moe_layers is None:
         moe_layers = list(range(step - 1, n, step)) if step > 0 else []
     chunk = f.opt_int("attention_chunk_size", None)
@@ -440,6 +458,9 @@ def _mamba1(f: Fields, prefix: str = "") -> SSMSpec:
     dt_rank = f(prefix + ("time_step_rank" if not prefix else "dt_rank"))
     if dt_rank == "auto":  # both classes: ceil(hidden_size / 16)
         dt_rank = math.ceil(hidden / 16)
+    if isinstance(dt_rank, bool) or not isinstance(dt_rank, int) or dt_rank <= 0:
+        raise ConfigError(f.where, prefix + ("time_step_rank" if not prefix else "dt_rank"),
+                          f"must be a positive integer or 'auto', got {dt_rank!r:.40}")
     return SSMSpec(
         kind="mamba1",
         d_inner=d_inner,
@@ -522,7 +543,11 @@ def _read_nemotron_h(f: Fields, mt: str) -> dict[str, Any]:
     n = f.pos("num_hidden_layers")
     pattern = f("hybrid_override_pattern", None)
     if pattern is None and f.has("layers_block_type"):
-        pattern = "".join({"mamba": "M", "attention": "*", "mlp": "-", "moe": "E"}[t] for t in f("layers_block_type"))
+        names = {"mamba": "M", "attention": "*", "mlp": "-", "moe": "E"}
+        types = f.str_list("layers_block_type", n) or []
+        if any(t not in names for t in types):
+            raise ConfigError(f.where, "layers_block_type", f"has a layer type outside {sorted(names)}")
+        pattern = "".join(names[t] for t in types)
     if not isinstance(pattern, str) or len(pattern) != n:
         raise ConfigError(f.where, "hybrid_override_pattern", f"must have {n} characters")
     hd = f("head_dim", None) or f("attention_head_dim", None) or f.pos("hidden_size") // f.pos("num_attention_heads")
@@ -590,7 +615,7 @@ def _read_zamba2(f: Fields, mt: str) -> dict[str, Any]:
     Legacy keys of Zyphra's own configs (mamba_headdim, state_size, ...) are read first."""
     n = f.pos("num_hidden_layers")
     hidden = f.pos("hidden_size")
-    types = f("layers_block_type", None) or f.layer_types(n, lambda i: "mamba")
+    types = f.str_list("layers_block_type", n) or f.layer_types(n, lambda i: "mamba")
     expand = f.int("expansion_factor") if f.has("expansion_factor") else f.pos("mamba_expand")
     d_inner = expand * hidden
     head_dim = f.pos("mamba_headdim") if f.has("mamba_headdim") else None
