@@ -1,0 +1,200 @@
+"""What vLLM refuses or degrades before it starts, in its own words (vllm_rules.md sections 3-4;
+each message names the vLLM function that raises it)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ..quant import QuantScheme
+from ..spec import ModelSpec
+from .weights import padded_vocab
+
+
+class EngineMessage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    level: Literal["error", "warning"]
+    text: str  # the engine's message, values filled in
+    source: str  # where vLLM raises it
+    fix: str = ""  # what would work instead
+
+
+@lru_cache(maxsize=1)
+def _support() -> dict:
+    return json.loads(resources.files("vramcalc").joinpath("data/vllm_quant_support.json").read_text())
+
+
+def _band(cc: str) -> int:
+    bands = [float(b) for b in _support()["bands"]]
+    value = float(cc)
+    idx = 0
+    for i, b in enumerate(bands):
+        if value >= b:
+            idx = i
+    return idx
+
+
+def _divisors_near(n: int, tp: int) -> list[int]:
+    return [t for t in (1, 2, 4, 8, 16) if t != tp and n % t == 0][:4]
+
+
+def _divide(a: int, b: int, what: str, source: str, fix: str) -> EngineMessage | None:
+    """vllm.distributed.utils.divide: assert numerator % denominator == 0."""
+    if a % b:
+        return EngineMessage(level="error", text=f"{a} is not divisible by {b}", source=source,
+                             fix=f"{what}: {fix}")
+    return None
+
+
+def parallel_messages(spec: ModelSpec, tp: int, pp: int = 1) -> list[EngineMessage]:
+    """Tensor- and pipeline-parallel checks vLLM makes on the architecture."""
+    out: list[EngineMessage] = []
+    attn = next((layer.attention for layer in spec.layers if layer.attention is not None), None)
+    if attn is not None:
+        heads = attn.num_heads
+        if heads % tp:
+            ok = [t for t in (1, 2, 4, 8) if heads % t == 0 and t < tp * 2]
+            out.append(EngineMessage(
+                level="error",
+                text=f"Total number of attention heads ({heads}) must be divisible by tensor parallel size ({tp}).",
+                source="vllm/config/model.py ModelConfig.verify_with_parallel_config",
+                fix=f"use --tensor-parallel-size in {ok}, or PP instead of TP (pipeline stages may be uneven)"))
+        if attn.mla is None:
+            kv = attn.num_kv_heads
+            m = _divide(kv, tp, "KV heads", "vllm/model_executor/layers/linear.py QKVParallelLinear.__init__",
+                        f"TP must divide {kv} KV heads or be a multiple of them") if kv >= tp else \
+                _divide(tp, kv, "KV heads", "vllm/model_executor/layers/linear.py QKVParallelLinear.__init__",
+                        f"TP must be a multiple of the {kv} KV heads once it exceeds them")
+            if m:
+                out.append(m)
+    pv = padded_vocab(spec.vocab_size)
+    m = _divide(pv, tp, "padded vocab", "vllm/model_executor/layers/vocab_parallel_embedding.py "
+                "VocabParallelEmbedding.__init__", f"the vocab padded to {pv} must divide by TP")
+    if m:
+        out.append(m)
+    dense = {layer.mlp.intermediate_size for layer in spec.layers if layer.mlp.intermediate_size}
+    for size in sorted(dense):
+        m = _divide(size, tp, "MLP intermediate size", "vllm/model_executor/layers/linear.py "
+                    "MergedColumnParallelLinear", f"TP in {_divisors_near(size, tp)}")
+        if m:
+            out.append(m)
+    moe = {layer.mlp.expert_intermediate_size for layer in spec.layers if layer.mlp.kind == "moe"}
+    for size in sorted(moe):
+        m = _divide(size, tp, "MoE intermediate size", "vllm/model_executor/layers/fused_moe/config.py "
+                    "FusedMoEConfig.__post_init__", "use --enable-expert-parallel, or a TP that divides it")
+        if m:
+            out.append(m)
+    ssm = next((layer.ssm for layer in spec.layers if layer.ssm is not None), None)
+    if ssm is not None:
+        heads = ssm.num_v_heads if ssm.kind == "gated_deltanet" else ssm.n_heads
+        if heads:
+            m = _divide(heads, tp, "SSM / linear-attention heads",
+                        "vllm/model_executor/layers/mamba/mamba_utils.py MambaStateShapeCalculator",
+                        f"TP in {_divisors_near(heads, tp)}")
+            if m:
+                out.append(m)
+    if pp > spec.num_layers:
+        out.append(EngineMessage(level="error", text=f"pipeline_parallel_size {pp} exceeds the {spec.num_layers} layers "
+                                 "(vramcalc's wording: get_pp_indices cannot give every stage a layer)",
+                                 source="vllm/distributed/utils.py get_pp_indices", fix="use fewer PP stages"))
+    return out
+
+
+def quant_messages(spec: ModelSpec, scheme: QuantScheme, tp: int, compute_capability: str | None) -> list[EngineMessage]:
+    """Method x compute capability, and the kernel shape limits of the sharded weights."""
+    out: list[EngineMessage] = []
+    support = _support()
+    entry = support["methods"].get(scheme.method)
+    if entry is None:
+        return out
+    if compute_capability:
+        kind = entry["support"][_band(compute_capability)]
+        if kind == "refused":
+            out.append(EngineMessage(
+                level="error",
+                text=f"The quantization method {scheme.method} is not supported for the current GPU. Minimum "
+                     f"capability: {entry['min_capability'].replace('.', '')}. Current capability: "
+                     f"{compute_capability.replace('.', '')}.",
+                source="vllm/model_executor/model_loader/utils.py get_quant_config / get_min_capability",
+                fix="a format this GPU runs: GPTQ/AWQ 4-bit from SM 7.5, FP8 weight-only from SM 7.5, or GGUF with "
+                    "llama.cpp"))
+        elif kind == "weight_only" and entry.get("degraded"):
+            out.append(EngineMessage(level="warning", text=entry["degraded"],
+                                     source="vllm_rules.md 4.1 (kernel selection)"))
+        elif kind == "plugin":
+            out.append(EngineMessage(level="warning", text=entry["note"], source="vllm_rules.md 4.1"))
+    marlin = scheme.method in support["marlin_methods"] or (
+        scheme.method.startswith("fp8") and compute_capability and float(compute_capability) < 8.9)
+    if marlin:
+        out += _marlin_shapes(spec, scheme, tp)
+    if scheme.method == "fp8_block":
+        out += _fp8_block_shapes(spec, scheme, tp)
+    return out
+
+
+def _linear_partitions(spec: ModelSpec, tp: int):
+    """(name, out_per_partition, in_per_partition) of the TP-sharded linears; partitions that TP
+    does not divide are left to the divide() checks of parallel_messages."""
+    seen = set()
+    for layer in spec.layers:
+        a, m = layer.attention, layer.mlp
+        if a is not None and a.mla is None:
+            seen.add(("o_proj", spec.hidden_size, a.num_heads * a.head_dim_v, "row"))
+        if m.intermediate_size:
+            seen.add(("gate_up_proj", m.intermediate_size, spec.hidden_size, "column"))
+            seen.add(("down_proj", spec.hidden_size, m.intermediate_size, "row"))
+        if m.kind == "moe":
+            seen.add(("experts.w13", m.expert_intermediate_size, spec.hidden_size, "column"))
+            seen.add(("experts.w2", spec.hidden_size, m.expert_intermediate_size, "row"))
+    for name, out_dim, in_dim, kind in sorted(seen):
+        if kind == "column" and out_dim % tp == 0:
+            yield name, out_dim // tp, in_dim
+        elif kind == "row" and in_dim % tp == 0:
+            yield name, out_dim, in_dim // tp
+
+
+def _marlin_shapes(spec: ModelSpec, scheme: QuantScheme, tp: int) -> list[EngineMessage]:
+    """verify_marlin_supports_shape: out_per_partition % 64, in_per_partition % 128 and % group."""
+    m = _support()["marlin"]
+    out = []
+    for name, n, k, in _linear_partitions(spec, tp):
+        if name.startswith("experts"):
+            continue  # MoE layers fall back to MoeWNA16 rather than fail; qkv widths are head multiples
+        src = m["source"]
+        if n % m["min_thread_n"]:
+            out.append(EngineMessage(level="error", text=f"Weight output_size_per_partition = {n} is not divisible by "
+                                     f"min_thread_n = {m['min_thread_n']}. Consider reducing tensor_parallel_size or "
+                                     "running with --quantization gptq.", source=src,
+                                     fix=f"{name}: a smaller TP, or PP"))
+        if k % m["min_thread_k"]:
+            out.append(EngineMessage(level="error", text=f"Weight input_size_per_partition = {k} is not divisible by "
+                                     f"min_thread_k = {m['min_thread_k']}. Consider reducing tensor_parallel_size or "
+                                     "running with --quantization gptq.", source=src,
+                                     fix=f"{name}: a smaller TP, or PP"))
+        elif scheme.group_size > 0 and k % scheme.group_size:
+            out.append(EngineMessage(level="error", text=f"Weight input_size_per_partition = {k} is not divisible by "
+                                     f"group_size = {scheme.group_size}. Consider reducing tensor_parallel_size or "
+                                     "running with --quantization gptq.", source=src,
+                                     fix=f"{name}: a smaller TP, or PP"))
+    return out
+
+
+def _fp8_block_shapes(spec: ModelSpec, scheme: QuantScheme, tp: int) -> list[EngineMessage]:
+    """validate_fp8_block_shape: row-parallel inputs and column-parallel outputs per partition must
+    be multiples of the block."""
+    bn, bk = scheme.block
+    out = []
+    src = "vllm/model_executor/layers/quantization/utils/fp8_utils.py validate_fp8_block_shape"
+    for name, n, k in _linear_partitions(spec, tp):
+        if name.endswith(("o_proj", "down_proj", "w2")) and k % bk:
+            out.append(EngineMessage(level="error", text=f"Weight input_size_per_partition = {k} is not divisible by "
+                                     f"weight quantization block_k = {bk}.", source=src, fix=f"{name}: a smaller TP"))
+        if name.endswith(("gate_up_proj", "w13")) and n % bn:
+            out.append(EngineMessage(level="error", text=f"Weight output_partition_size = {n} is not divisible by "
+                                     f"weight quantization block_n = {bn}.", source=src, fix=f"{name}: a smaller TP"))
+    return out
