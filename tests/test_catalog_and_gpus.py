@@ -55,3 +55,10 @@ def test_unknown_gpu_suggests():
     with pytest.raises(UnknownGPUError) as e:
         find_gpu("rtx 4091")
     assert "rtx-4090" in str(e.value)
+
+
+def test_usable_memory_is_what_cuda_reports_or_an_estimate_that_errs_low():
+    h100 = find_gpu("h100-sxm")
+    assert h100.usable_bytes == int(79.19 * GIB) and "CUDA-reported" in h100.usable_source
+    a100 = find_gpu("a100-80gb-sxm")  # nothing recorded: vendor x 0.98, below every recorded ratio
+    assert a100.usable_bytes == int(80 * 0.98 * GIB) and a100.usable_source.startswith("estimated")

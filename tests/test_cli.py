@@ -26,7 +26,8 @@ def test_check_llama_8b_on_4090_fits_with_the_exact_sum(capsys):
     assert r["model"]["params_total"] == r["model"]["params_active"] == 8_030_261_248
     # weights 8,030,261,248 x 2 B + KV 131,072 B x 8192 tokens
     assert r["required_bytes"] == 8_030_261_248 * 2 + 131_072 * 8192
-    assert r["available_bytes"] == 24 * GIB
+    assert r["available_bytes"] == int(23.6 * GIB)  # what CUDA reports for a 4090, not the 24 GB on the box
+    assert r["device"]["memory_bytes"] == 24 * GIB
 
 
 def test_does_not_fit_exits_1(capsys):

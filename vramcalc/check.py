@@ -39,7 +39,9 @@ class DeviceSummary(BaseModel):
 
     id: str
     name: str
-    memory_bytes: int
+    memory_bytes: int  # vendor capacity
+    usable_bytes: int  # what CUDA reports, the figure the verdict uses
+    usable_source: str
     note: str | None = None
 
 
@@ -127,8 +129,9 @@ def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int 
         warnings.append(f"context {context} exceeds the trained maximum {spec.max_position_embeddings}")
     if gpu.note:
         warnings.append(gpu.note)
-    free = gpu.memory_bytes - required
-    if 0 <= free < TIGHT_FRACTION * gpu.memory_bytes:
+    available = gpu.usable_bytes or gpu.memory_bytes
+    free = available - required
+    if 0 <= free < TIGHT_FRACTION * available:
         warnings.append(f"less than {TIGHT_FRACTION:.0%} of the device is left, and engine workspace "
                         "(CUDA context, activations) is not counted yet")
     detail = f"{counts.total:,} params; {how}"
@@ -149,7 +152,8 @@ def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int 
                            params_by_group={g: n for g, n in counts.by_group.items() if n},
                            layer_kinds=spec.layer_kinds(), max_position_embeddings=spec.max_position_embeddings,
                            approximate=spec.approximate, notes=spec.notes),
-        device=DeviceSummary(id=gpu.id, name=gpu.name, memory_bytes=gpu.memory_bytes, note=gpu.note),
+        device=DeviceSummary(id=gpu.id, name=gpu.name, memory_bytes=gpu.memory_bytes, usable_bytes=available,
+                             usable_source=gpu.usable_source, note=gpu.note),
         context=context,
         context_source=context_source,
         sequences=sequences,
@@ -157,14 +161,14 @@ def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int 
         kv_bytes=kv,
         state_bytes=state,
         required_bytes=required,
-        available_bytes=gpu.memory_bytes,
+        available_bytes=available,
         free_bytes=free,
         fits=free >= 0,
         breakdown=breakdown,
         kv_by_layer_kind=kinds,
         not_counted=[
             "engine workspace: CUDA context, activation peak, CUDA graphs, sampler buffers",
-            "the driver's reservation: usable memory is below the vendor capacity used here",
+            "what other processes (a desktop, another server) hold on the device",
         ],
         warnings=warnings,
     )

@@ -54,7 +54,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     print(f"params  {m.params_total:,} ({m.params_total / 1e9:.2f}B{active})")
     kinds = ", ".join(f"{n} {k}" for k, n in m.layer_kinds.items())
     print(f"layers  {kinds}")
-    print(f"device  {result.device.name}, {_gib(result.device.memory_bytes)} GiB")
+    d = result.device
+    print(f"device  {d.name}, {_gib(d.usable_bytes)} GiB usable ({d.usable_source.split(' (')[0]})")
     print(f"context {result.context:,} tokens x {result.sequences} sequence(s)  [{result.context_source}]")
     print()
     rows = [[t.name, _gib(t.bytes), t.detail] for t in result.breakdown]

@@ -20,7 +20,9 @@ class GPU(BaseModel):
 
     id: str
     name: str
-    memory_bytes: int  # vendor capacity; what the driver reports usable is lower (see notes)
+    memory_bytes: int  # vendor capacity
+    usable_bytes: int = 0  # total memory as CUDA reports it (recorded, or estimated low)
+    usable_source: str = ""
     memory_bandwidth_gbs: float | None = None
     compute_capability: str | None = None
     unified_memory: bool = False
@@ -38,8 +40,24 @@ def _key(s: str) -> str:
     return re.sub(r"[^a-z0-9]", "", s)
 
 
+@lru_cache(maxsize=1)
+def _totals() -> dict:
+    return json.loads(resources.files("vramcalc").joinpath("data/gpu_cuda_totals.json").read_text())
+
+
+def _usable(gpu_id: str, vendor_gib: float) -> tuple[int, str]:
+    t = _totals()
+    rec = t["totals"].get(gpu_id)
+    if rec:
+        return int(rec["gib"] * GIB), f"CUDA-reported total ({rec['source']})"
+    return int(vendor_gib * t["estimate_ratio"] * GIB), (f"estimated: vendor capacity x {t['estimate_ratio']} "
+                                                         "(no CUDA-reported total recorded for this GPU)")
+
+
 def _gpu(d: dict) -> GPU:
-    return GPU(id=d["id"], name=d["name"], memory_bytes=int(d["memory_gib"] * GIB),
+    usable, how = _usable(d["id"], d["memory_gib"])
+    return GPU(id=d["id"], name=d["name"], memory_bytes=int(d["memory_gib"] * GIB), usable_bytes=usable,
+               usable_source=how,
                memory_bandwidth_gbs=d.get("memory_bandwidth_gbs"), compute_capability=d.get("compute_capability"),
                unified_memory=bool(d.get("unified_memory")), verification=d.get("verification"))
 
@@ -55,7 +73,8 @@ def find_gpu(query: str) -> GPU:
         gib = float(m.group(1))
         if gib <= 0:
             raise UnknownGPUError(f"GPU size must be positive: {query!r}")
-        return GPU(id=f"custom-{m.group(1)}gib", name=f"custom {m.group(1)} GiB device", memory_bytes=int(gib * GIB))
+        return GPU(id=f"custom-{m.group(1)}gib", name=f"custom {m.group(1)} GiB device", memory_bytes=int(gib * GIB),
+                   usable_bytes=int(gib * GIB), usable_source="as given")
     q = _key(query)
     if not q:
         raise UnknownGPUError(f"empty GPU name {query!r}")
