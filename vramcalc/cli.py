@@ -40,9 +40,47 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _cmd_check_vllm(args: argparse.Namespace, source, gpu) -> int:
+    from .vllm.engine import VLLMOptions, check_vllm
+
+    opts = VLLMOptions(tp=args.tp, pp=args.pp, engine_version=args.engine_version,
+                       gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len or args.ctx,
+                       max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
+                       kv_cache_dtype=args.kv_cache_dtype, quantization=args.quant, dtype=args.dtype,
+                       enforce_eager=args.enforce_eager, block_size=args.block_size)
+    r = check_vllm(source.spec, gpu, opts, file_weight_bytes=source.weight_bytes)
+    if args.json:
+        print(json.dumps(r.model_dump(mode="json"), indent=2, sort_keys=True))
+        return EXIT_FITS if r.fits else EXIT_NO_FIT
+    print(f"model   {r.model['id']}  ({r.model['params_total'] / 1e9:.2f}B params)")
+    print(f"engine  vLLM {r.engine_version}, TP {r.layout['tp']} x PP {r.layout['pp']}, max_model_len {r.max_model_len:,}, "
+          f"max_num_seqs {r.layout['max_num_seqs']}, max_num_batched_tokens {r.layout['max_num_batched_tokens']}")
+    print(f"device  {gpu.name} x {len(r.devices) or args.tp * args.pp}, {_gib(gpu.usable_bytes)} GiB as CUDA reports it")
+    if r.devices:
+        print()
+        rows = [[d.rank, _gib(d.budget_bytes), _gib(d.weights_bytes), _gib(d.activation_bytes), _gib(d.non_torch_bytes),
+                 _gib(d.cuda_graph_bytes), _gib(d.kv_cache_bytes)] for d in r.devices]
+        print(tabulate(rows, headers=["rank", "budget", "weights", "activation", "non-torch", "cuda graphs", "KV cache"],
+                       tablefmt="simple", disable_numparse=True))
+        print("(GiB; budget = gpu_memory_utilization x total)")
+        print()
+    if r.kv_cache_tokens:
+        print(f"KV cache {r.kv_cache_tokens:,} tokens; maximum concurrency for {r.max_model_len:,} tokens per request: "
+              f"{r.max_concurrency:.2f}x")
+    print(f"verdict {'STARTS' if r.fits else 'DOES NOT START'}")
+    for e in r.errors:
+        print(f"error   {e}")
+    for w in r.warnings:
+        print(f"warning {w}")
+    print(f"command {r.command}")
+    return EXIT_FITS if r.fits else EXIT_NO_FIT
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     source = open_model(args.model, revision=args.revision)
     gpu = find_gpu(args.gpu)
+    if args.engine == "vllm":
+        return _cmd_check_vllm(args, source, gpu)
     result = check(source.spec, gpu, context=args.ctx, sequences=args.sequences, file_weight_bytes=source.weight_bytes,
                    quant=args.quant)
     if args.json:
@@ -106,6 +144,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weigh the model converted to a format: fp8, fp8-block, int8, awq, gptq, w4a16, nvfp4, "
                         "mxfp4, bnb-nf4, bnb-int8, or gguf:<FTYPE> such as gguf:Q4_K_M (default: as the checkpoint is)")
     c.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for a Hub repo id")
+    c.add_argument("--engine", choices=["none", "vllm"], default="none",
+                   help="model an engine's own memory use (vllm); default: weights + KV only")
+    v = c.add_argument_group("vLLM options (with --engine vllm)")
+    v.add_argument("--tp", type=_positive_int, default=1, help="--tensor-parallel-size")
+    v.add_argument("--pp", type=_positive_int, default=1, help="--pipeline-parallel-size")
+    v.add_argument("--engine-version", default=None, help="vLLM release (default: the newest modelled)")
+    v.add_argument("--gpu-memory-utilization", type=float, default=None)
+    v.add_argument("--max-model-len", type=_positive_int, default=None, help="default: --ctx, else the model's")
+    v.add_argument("--max-num-seqs", type=_positive_int, default=None)
+    v.add_argument("--max-num-batched-tokens", type=_positive_int, default=None)
+    v.add_argument("--kv-cache-dtype", default="auto", choices=["auto", "bfloat16", "float16", "fp8", "fp8_e4m3",
+                                                                "fp8_e5m2"])
+    v.add_argument("--block-size", type=_positive_int, default=None)
+    v.add_argument("--dtype", default=None, choices=["auto", "bfloat16", "float16", "float32"])
+    v.add_argument("--enforce-eager", action="store_true")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
     c.set_defaults(func=_cmd_check)
     m = sub.add_parser("models", help="list the bundled offline catalog")
@@ -124,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (VramcalcError, ValueError) as e:
         print(f"vramcalc: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `vramcalc ... | head`: the reader left; nothing to report
+        sys.stderr.close()
+        return EXIT_FITS
 
 
 if __name__ == "__main__":

@@ -1,0 +1,65 @@
+"""Replay real vLLM start-ups (../shared/ground_truth/vllm_dev.json, copied to tests/data) through
+vramcalc's vLLM model and print, per figure, the median / p90 / worst absolute error, separately
+for the calibration cases (Llama-3.1-8B-Instruct) and the held-out ones.
+
+    python benchmarks/vllm_budget.py
+"""
+
+import json
+import statistics
+from pathlib import Path
+
+from vramcalc.gpus import GPU, find_gpu
+from vramcalc.sources.catalog import load
+from vramcalc.vllm.engine import VLLMOptions, check_vllm
+
+GIB = 2**30
+CASES = json.loads((Path(__file__).parent.parent / "tests/data/vllm_budget_cases.json").read_text())["cases"]
+
+
+def run(case):
+    gpu = find_gpu(case["gpu"])
+    if case.get("gpu_total_gib"):
+        gpu = GPU(**{**gpu.model_dump(), "usable_bytes": int(case["gpu_total_gib"] * GIB),
+                     "usable_source": "as logged"})
+    opts = VLLMOptions(**case["options"])
+    return check_vllm(load(case["model"]), gpu, opts)
+
+
+def main():
+    rows, errs = [], {}
+    for c in CASES:
+        r = run(c)
+        d = r.devices[0] if r.devices else None
+        got = {"weights": d and d.weights_bytes / GIB, "activation": d and d.activation_bytes / GIB,
+               "non_torch": d and d.non_torch_bytes / GIB, "kv_gib": d and d.kv_cache_bytes / GIB,
+               "kv_tokens": r.kv_cache_tokens or None, "concurrency": r.max_concurrency or None}
+        split = "calib" if c.get("calibration") else "held-out"
+        line = [c["id"], c["model"].split("/")[1][:26], c["options"].get("tp", 1), c["options"].get("pp", 1), split]
+        for k, want in c["logged"].items():
+            if k == "fits":
+                ok = r.fits == want
+                errs.setdefault((split, "fits"), []).append(0 if ok else 1)
+                line.append(f"fits {'ok' if ok else 'WRONG'}")
+                continue
+            if want is None or got.get(k) is None:
+                continue
+            e = abs(got[k] - want) / abs(want) if want else abs(got[k])
+            errs.setdefault((split, k), []).append(e)
+            line.append(f"{k} {want:g}/{got[k]:.3g}")
+        rows.append(line)
+    for row in rows:
+        print(" ".join(str(x) for x in row))
+    print()
+    print(f"{'set':9s} {'figure':12s} {'n':>3s} {'median':>8s} {'p90':>8s} {'worst':>8s}")
+    for (split, k), v in sorted(errs.items()):
+        v = sorted(v)
+        p90 = v[min(len(v) - 1, int(round(0.9 * (len(v) - 1))))]
+        if k == "fits":
+            print(f"{split:9s} {k:12s} {len(v):3d} {'':>8s} {'':>8s} wrong {sum(v)}")
+        else:
+            print(f"{split:9s} {k:12s} {len(v):3d} {statistics.median(v):8.2%} {p90:8.2%} {v[-1]:8.2%}")
+
+
+if __name__ == "__main__":
+    main()

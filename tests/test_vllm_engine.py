@@ -1,0 +1,80 @@
+"""The vLLM engine model against real start-ups (tests/data/vllm_budget_cases.json): the budget
+split, available KV memory, capacity and whether vLLM starts."""
+
+import json
+
+import pytest
+
+from conftest import DATA
+from vramcalc.cli import main
+from vramcalc.gpus import GPU, find_gpu
+from vramcalc.sources.catalog import load
+from vramcalc.vllm.engine import VLLMOptions, check_vllm
+
+GIB = 2**30
+CASES = json.loads((DATA / "vllm_budget_cases.json").read_text())["cases"]
+MODELLED = [c for c in CASES if not (c.get("note") or "").startswith("MXFP4")]
+
+
+def run(case):
+    gpu = find_gpu(case["gpu"])
+    if case.get("gpu_total_gib"):
+        gpu = GPU(**{**gpu.model_dump(), "usable_bytes": int(case["gpu_total_gib"] * GIB), "usable_source": "logged"})
+    return check_vllm(load(case["model"]), gpu, VLLMOptions(**case["options"]))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_starts_or_refuses_as_vllm_did(case):
+    assert run(case).fits == case["logged"]["fits"]
+
+
+@pytest.mark.parametrize("case", [c for c in MODELLED if c["logged"].get("kv_gib") is not None],
+                         ids=lambda c: c["id"])
+def test_available_kv_memory(case):
+    d = run(case).devices[0]
+    want = case["logged"]["kv_gib"]
+    assert abs(d.kv_cache_bytes / GIB - want) <= max(0.01 * abs(want), 0.12)
+
+
+@pytest.mark.parametrize("case", [c for c in MODELLED if c["logged"].get("activation") is not None],
+                         ids=lambda c: c["id"])
+def test_activation_peak_held_out_within_5_percent(case):
+    a = run(case).devices[0].activation_bytes / GIB
+    assert abs(a - case["logged"]["activation"]) / case["logged"]["activation"] < 0.05
+
+
+def test_no_memory_for_cache_blocks_in_vllm_words():
+    case = next(c for c in CASES if c["id"] == "log10")  # Llama-3.3-70B FP8 on one H100
+    r = run(case)
+    assert not r.fits and r.errors[0].startswith("No available memory for the cache blocks.")
+
+
+def test_max_model_len_that_does_not_fit_gives_the_estimate():
+    r = check_vllm(load("llama-3.1-8b"), find_gpu("rtx4090"), VLLMOptions(max_model_len=131072))
+    assert not r.fits and not r.max_model_len_fits
+    assert r.errors[0].startswith("To serve at least one request with the model's max seq len (131072)")
+    assert 16 * 1024 < r.estimated_max_model_len < 131072
+    ok = check_vllm(load("llama-3.1-8b"), find_gpu("rtx4090"), VLLMOptions(max_model_len=r.estimated_max_model_len))
+    assert ok.fits
+
+
+def test_cli_json_contract(capsys):
+    code = main(["check", "qwen3-32b", "--gpu", "h100-sxm", "--engine", "vllm", "--tp", "2", "--ctx", "32768",
+                 "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert code == 0 and r["fits"] is True and r["engine"] == "vllm" and r["engine_version"]
+    assert set(r["model"]) == {"id", "params_total", "params_active"}
+    assert r["layout"]["tp"] == 2 and r["layout"]["pp"] == 1 and r["layout"]["replicas"] == 1
+    assert len(r["devices"]) == 2
+    for d in r["devices"]:
+        assert {"gpu", "total_bytes", "budget_bytes", "weights_bytes", "activation_bytes", "non_torch_bytes",
+                "cuda_graph_bytes", "kv_cache_bytes"} <= set(d)
+    assert r["kv_cache_tokens"] > 0 and r["max_concurrency"] > 1 and r["max_model_len"] == 32768
+    assert r["command"].startswith("vllm serve Qwen/Qwen3-32B --tensor-parallel-size 2")
+
+
+def test_cli_refusal_exits_1_with_the_engine_text(capsys):
+    code = main(["check", "llama-3.3-70b", "--gpu", "rtx3090", "--engine", "vllm", "--tp", "3", "--quant", "awq",
+                 "--ctx", "8192"])
+    out = capsys.readouterr().out
+    assert code == 1 and "Total number of attention heads (64) must be divisible by tensor parallel size (3)." in out

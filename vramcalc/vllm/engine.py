@@ -1,0 +1,231 @@
+"""`vllm serve` on a set of GPUs: the per-GPU budget, what vLLM would log, and whether it starts.
+
+budget (vllm_rules.md 1.1-1.2):   requested = ceil(T x u)
+                                  available_kv = requested - weights - activation - non_torch
+                                                 [- cuda_graphs, from 0.21]
+activation (calibrated, data/vllm.json): max(forward, sampler) where
+    forward = forward_coef x max_num_batched_tokens x intermediate_per_rank x dtype bytes
+    sampler = sampler_copies x max_num_seqs x vocab x 4 bytes + sampler_const  (last PP stage only)
+"""
+
+from __future__ import annotations
+
+from math import ceil
+
+from pydantic import BaseModel, ConfigDict
+
+from ..gpus import GPU
+from ..kv import dtype_bytes
+from ..params import count_params
+from ..quant import scheme_from_config, target_scheme
+from ..spec import ModelSpec
+from .kv import KVSettings, capacity, kv_pool
+from .rules import EngineMessage, parallel_messages, quant_messages
+from .weights import rules, weights_per_rank
+
+GIB = 2**30
+
+
+class VLLMOptions(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    tp: int = 1
+    pp: int = 1
+    engine_version: str | None = None  # default: the newest modelled release
+    gpu_memory_utilization: float | None = None
+    max_model_len: int | None = None
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    kv_cache_dtype: str = "auto"
+    block_size: int | None = None
+    quantization: str | None = None  # a vramcalc target (fp8, awq, ...) for --quantization
+    dtype: str | None = None
+    enforce_eager: bool = False
+
+
+class DeviceBudget(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    rank: int
+    gpu: str
+    total_bytes: int
+    budget_bytes: int
+    weights_bytes: int
+    activation_bytes: int
+    non_torch_bytes: int
+    cuda_graph_bytes: int
+    kv_cache_bytes: int  # available for the KV pool (negative: vLLM refuses)
+
+
+class VLLMResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    fits: bool
+    engine: str = "vllm"
+    engine_version: str
+    model: dict
+    layout: dict
+    devices: list[DeviceBudget]
+    kv_cache_tokens: int
+    max_concurrency: float
+    max_model_len: int
+    max_model_len_fits: bool
+    estimated_max_model_len: int
+    errors: list[str]
+    warnings: list[str]
+    command: str
+    sources: list[str]
+
+
+def _version(v: str | None) -> tuple[str, dict, list[str]]:
+    versions = {k: val for k, val in rules()["versions"].items() if not k.startswith("_")}
+    key = lambda s: tuple(int(x) for x in s.split(".")[:3])  # noqa: E731
+    notes = []
+    if v is None:
+        v = rules()["default_version"]
+    try:
+        want = key(v)
+    except ValueError:
+        raise ValueError(f"engine version {v!r} is not a release number such as 0.33.0") from None
+    known = sorted(versions, key=key)
+    lower = [k for k in known if key(k) <= want] or known[:1]
+    chosen = lower[-1]
+    if chosen != v:
+        notes.append(f"vLLM {v} is not modelled: the rules of {chosen} are used")
+    prof = versions[chosen]
+    if prof.get("uncalibrated"):
+        notes.append(f"vLLM {chosen}: {prof['uncalibrated']}")
+    return v, prof, notes
+
+
+def _batch_defaults(gpu: GPU) -> tuple[int, int]:
+    total = (gpu.usable_bytes or gpu.memory_bytes) / GIB
+    for r in rules()["batch_defaults"]["rules"]:
+        if total >= r["min_total_gib"] and not any(n.lower() in gpu.name.lower() for n in r.get("not_names", [])):
+            return r["max_num_batched_tokens"], r["max_num_seqs"]
+    return 2048, 256
+
+
+def derived_max_model_len(spec: ModelSpec) -> int:
+    """ModelConfig._get_and_verify_max_len: the config's max positions (rope factor not applied
+    for llama3 / yarn / longrope scaling, which already count it)."""
+    return spec.max_position_embeddings or 2048
+
+
+def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: int | None = None) -> VLLMResult:
+    version, prof, warnings = _version(opts.engine_version)
+    errors: list[str] = []
+    u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else prof["gpu_memory_utilization"]
+    if not 0 < u <= 1:
+        raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {u}")
+    total = gpu.usable_bytes or gpu.memory_bytes
+    if gpu.usable_source.startswith("estimated"):
+        warnings.append(f"{gpu.name}: {gpu.usable_source}")
+    scheme = target_scheme(opts.quantization) if opts.quantization else scheme_from_config(spec.quantization_config, spec)
+    msgs: list[EngineMessage] = parallel_messages(spec, opts.tp, opts.pp)
+    msgs += quant_messages(spec, scheme, opts.tp, gpu.compute_capability)
+    for m in msgs:
+        (errors if m.level == "error" else warnings).append(m.text + (f" [{m.source}]" if m.level == "error" else "")
+                                                             + (f" Instead: {m.fix}" if m.fix else ""))
+    mnbt_d, seqs_d = _batch_defaults(gpu)
+    mnbt = opts.max_num_batched_tokens or mnbt_d
+    seqs = opts.max_num_seqs or seqs_d
+    L = opts.max_model_len or derived_max_model_len(spec)
+    kvs = KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
+                     block_size=opts.block_size or 16,
+                     hybrid_manager=not any(layer.attention is not None and layer.attention.kind == "chunked"
+                                            for layer in spec.layers))
+    if errors:  # vLLM stops at the first of these: the memory figures would not be reached
+        return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u, [])
+    wdtype = opts.dtype if opts.dtype not in (None, "auto") else None
+    weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype)
+    act = prof["activation"]
+    vocab = spec.vocab_size
+    inter = max((layer.mlp.intermediate_size or layer.mlp.expert_intermediate_size * layer.mlp.experts_per_token
+                 for layer in spec.layers), default=spec.hidden_size * 4)
+    forward = act["forward_coef"] * mnbt * inter / opts.tp * dtype_bytes(wdtype or spec.dtype)
+    sampler = act["sampler_copies"] * seqs * vocab * 4 + act["sampler_const_gib"] * GIB
+    nt = prof["non_torch_gib"]
+    non_torch = (nt["tp_multi"] if opts.tp > 1 else nt["pp_multi"] if opts.pp > 1 else nt["tp1"]) * GIB
+    graphs = 0
+    if prof["cudagraph_in_budget"] and not opts.enforce_eager:
+        graphs = prof["cudagraph_gib"]["moe" if spec.is_moe else "dense"] * GIB
+    requested = ceil(total * u)
+    devices, pools = [], []
+    for w in weights:
+        last = w.pp_stage == opts.pp - 1
+        a = int(max(forward, sampler if last else 0))
+        w_bytes = w.bytes
+        if file_weight_bytes is not None and opts.tp == 1 and opts.pp == 1 and not opts.quantization:
+            w_bytes = file_weight_bytes + w.rotary_cache_bytes  # exact bytes from the file headers
+        kv_bytes = requested - w_bytes - a - int(non_torch) - int(graphs)
+        devices.append(DeviceBudget(rank=w.rank, gpu=gpu.id, total_bytes=total, budget_bytes=requested,
+                                    weights_bytes=w_bytes, activation_bytes=a, non_torch_bytes=int(non_torch),
+                                    cuda_graph_bytes=int(graphs), kv_cache_bytes=kv_bytes))
+        if w.rank % opts.tp == 0:
+            pools.append((kv_pool(spec, kvs, w.pp_stage), kv_bytes))
+    worst = min(d.kv_cache_bytes for d in devices)
+    if worst <= 0:
+        errors.append("No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when "
+                      "initializing the engine. [vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory]")
+        return _result(False, version, spec, opts, devices, 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u,
+                       [prof["source"]])
+    caps = [capacity(pool, avail, L, kvs, prof["logged_tokens"]) for pool, avail in pools]
+    cap = min(caps, key=lambda c: c.num_blocks)
+    fits_len = all(c.fits_one_request for c in caps)
+    est = _estimate_max_len(pools, kvs, L)
+    if not fits_len:
+        pool = pools[0][0]
+        need = cap.blocks_per_request * pool.bytes_per_block / GIB
+        errors.append(f"To serve at least one request with the model's max seq len ({L}), ({need:.2f} GiB KV cache is "
+                      f"needed, which is larger than the available KV cache memory ({worst / GIB:.2f} GiB). Based on "
+                      f"the available memory, the estimated maximum model length is {est}. Try increasing "
+                      "`gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine. "
+                      "[vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory]")
+    return _result(fits_len, version, spec, opts, devices, cap.kv_cache_tokens, cap.max_concurrency, L, fits_len, est,
+                   errors, warnings, mnbt, seqs, u, [prof["source"]])
+
+
+def _estimate_max_len(pools, kvs: KVSettings, L: int) -> int:
+    """_estimate_max_model_len_from_groups: the largest length one request fits in, every rank."""
+    lo, hi = 0, max(L, 1) * 64
+    def ok(n: int) -> bool:
+        return n == 0 or all(p.blocks_per_request(n, kvs) * p.bytes_per_block <= avail - p.bytes_per_block
+                             for p, avail in pools)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _result(fits, version, spec, opts, devices, tokens, conc, L, fits_len, est, errors, warnings, mnbt, seqs, u,
+            sources) -> VLLMResult:
+    counts = count_params(spec)
+    cmd = [f"vllm serve {spec.id}"]
+    if opts.tp > 1:
+        cmd.append(f"--tensor-parallel-size {opts.tp}")
+    if opts.pp > 1:
+        cmd.append(f"--pipeline-parallel-size {opts.pp}")
+    cmd.append(f"--max-model-len {L}")
+    cmd.append(f"--gpu-memory-utilization {u}")
+    if opts.quantization:
+        cmd.append(f"--quantization {opts.quantization}")
+    if opts.kv_cache_dtype != "auto":
+        cmd.append(f"--kv-cache-dtype {opts.kv_cache_dtype}")
+    if opts.max_num_seqs:
+        cmd.append(f"--max-num-seqs {seqs}")
+    if opts.max_num_batched_tokens:
+        cmd.append(f"--max-num-batched-tokens {mnbt}")
+    if opts.enforce_eager:
+        cmd.append("--enforce-eager")
+    return VLLMResult(
+        fits=fits and not errors, engine_version=version,
+        model={"id": spec.id, "params_total": counts.total, "params_active": counts.active},
+        layout={"tp": opts.tp, "pp": opts.pp, "replicas": 1, "max_num_seqs": seqs, "max_num_batched_tokens": mnbt},
+        devices=devices, kv_cache_tokens=tokens, max_concurrency=round(conc, 2), max_model_len=L,
+        max_model_len_fits=fits_len, estimated_max_model_len=est, errors=errors, warnings=warnings,
+        command=" ".join(cmd), sources=sources)
+
