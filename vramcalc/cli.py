@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--ctx", type=_positive_int, default=None,
                    help="context length in tokens (default: the model's maximum, as vLLM)")
     c.add_argument("--sequences", type=_positive_int, default=1, help="sequences held at that context")
-    c.add_argument("--quant", default=None,
+    c.add_argument("--quant", "--quantization", dest="quant", default=None,
                    help="weigh the model converted to a format: fp8, fp8-block, int8, awq, gptq, w4a16, nvfp4, "
                         "mxfp4, bnb-nf4, bnb-int8, or gguf:<FTYPE> such as gguf:Q4_K_M (default: as the checkpoint is)")
     c.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for a Hub repo id")
