@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 from conftest import DATA, catalog_config
 from vramcalc.errors import VramcalcError
 from vramcalc.params import count_params
+from vramcalc.sources.gguf_header import GGUFHeader
 from vramcalc.sources.gguf_header import read_header as read_gguf
+from vramcalc.spec import ModelSpec
 from vramcalc.sources.hf_config import spec_from_config
-from vramcalc.sources.safetensors_header import parse_header, read_header_from
+from vramcalc.sources.safetensors_header import SafetensorsHeader, parse_header, read_header_from
 
 # 150 examples per parser in the suite; benchmarks/fuzz_parsers.py runs many more.
 FUZZ = settings(max_examples=int(os.environ.get("VRAMCALC_FUZZ_EXAMPLES", "150")), deadline=None,
@@ -37,16 +39,21 @@ def _valid_gguf() -> bytes:
 
 
 def _gguf(data: bytes):
-    return read_gguf(lambda off, n: data[off:off + n], "fuzz.gguf", len(data))
+    return read_gguf(lambda off, n: data[off:off + n], "fuzz.gguf", len(data))[0]
+
+
+def outcome(fn, *args):
+    """The parser's result or our own error; any other exception propagates and fails the test."""
+    try:
+        return fn(*args)
+    except VramcalcError as e:
+        return e
 
 
 @FUZZ
 @given(st.binary(max_size=512))
 def test_gguf_random_bytes(data):
-    try:
-        _gguf(b"GGUF" + data)
-    except VramcalcError:
-        pass
+    assert isinstance(outcome(_gguf, b"GGUF" + data), (GGUFHeader, VramcalcError))
 
 
 @FUZZ
@@ -57,20 +64,16 @@ def test_gguf_mutated_real_header(draw):
         i = draw.draw(st.integers(0, len(data) - 1))
         data[i] = draw.draw(st.integers(0, 255))
     cut = draw.draw(st.integers(0, len(data)))
-    try:
-        _gguf(bytes(data[:cut]))
-    except VramcalcError:
-        pass
+    assert isinstance(outcome(_gguf, bytes(data[:cut])), (GGUFHeader, VramcalcError))
 
 
 @FUZZ
 @given(st.binary(max_size=256))
 def test_safetensors_random_bytes(data):
     import io
-    try:
-        read_header_from(io.BytesIO(struct.pack("<Q", len(data)) + data), "fuzz.safetensors", 8 + len(data) + 64)
-    except VramcalcError:
-        pass
+    r = outcome(read_header_from, io.BytesIO(struct.pack("<Q", len(data)) + data), "fuzz.safetensors",
+                8 + len(data) + 64)
+    assert isinstance(r, (SafetensorsHeader, VramcalcError))
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=8),
@@ -81,10 +84,8 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70
 @FUZZ
 @given(st.dictionaries(st.sampled_from(["dtype", "shape", "data_offsets", "x"]), json_values, max_size=4))
 def test_safetensors_header_entries(entry):
-    try:
-        parse_header(json.dumps({"t": entry}).encode(), "fuzz.safetensors", 10**6)
-    except VramcalcError:
-        pass
+    r = outcome(parse_header, json.dumps({"t": entry}).encode(), "fuzz.safetensors", 10**6)
+    assert isinstance(r, (SafetensorsHeader, VramcalcError))
 
 
 BASES = ["meta-llama__Llama-3.1-8B", "deepseek-ai__DeepSeek-V3", "Qwen__Qwen3-Next-80B-A3B-Thinking",
@@ -104,8 +105,7 @@ def test_config_with_fields_replaced_or_removed(base, draw):
             target.pop(key, None)
         else:
             target[key] = draw.draw(json_values)
-    try:
-        spec = spec_from_config(cfg, model_id="fuzz", source="fuzz")
-        count_params(spec)
-    except VramcalcError:
-        pass
+    spec = outcome(lambda: spec_from_config(cfg, model_id="fuzz", source="fuzz"))
+    assert isinstance(spec, (ModelSpec, VramcalcError))
+    if isinstance(spec, ModelSpec):  # a spec that reads must also count
+        assert count_params(spec).total > 0
