@@ -141,6 +141,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype)
     act = prof["activation"]
     vocab = spec.vocab_size
+    # Dense: the MLP intermediate. MoE: experts_per_token x expert width per token, an assumption the logs
+    # cannot test yet (every logged MoE start-up is dominated by the sampler term).
     inter = max((layer.mlp.intermediate_size or layer.mlp.expert_intermediate_size * layer.mlp.experts_per_token
                  for layer in spec.layers), default=spec.hidden_size * 4)
     forward = act["forward_coef"] * mnbt * inter / opts.tp * dtype_bytes(wdtype or spec.dtype)
