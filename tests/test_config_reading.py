@@ -96,3 +96,13 @@ def test_composite_tie_flag_follows_the_top_level_config_and_notes_disagreement(
     spec = spec_from_config(catalog_config("Qwen__Qwen3.5-4B"), model_id="x", source="t")
     assert spec.tie_word_embeddings is False  # Qwen3_5Config default; transformers builds an lm_head
     assert any("tie_word_embeddings" in n for n in spec.notes)
+
+
+def test_absurd_counts_are_refused_before_anything_is_built():
+    import time
+    t = time.perf_counter()
+    with pytest.raises(ConfigError, match="beyond any real model"):
+        spec_from_config({**LLAMA, "num_hidden_layers": 2**60}, model_id="x", source="t")
+    with pytest.raises(ConfigError, match="beyond any real model"):
+        spec_from_config({**LLAMA, "hidden_size": 2**62}, model_id="x", source="t")
+    assert time.perf_counter() - t < 1

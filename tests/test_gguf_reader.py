@@ -110,3 +110,19 @@ def test_hostile_headers_give_one_clear_error(tmp_path, payload, needle):
     with pytest.raises(GGUFError) as e:
         read_local(path)
     assert needle in str(e.value) and str(path) in str(e.value)
+
+
+def test_claimed_huge_array_is_not_fetched():
+    # a scalar array of 2^26 u64 (512 MiB) inside the header: the reader stops at its header cap
+    # instead of fetching it, which matters for remote reads
+    payload = GOOD_START + struct.pack("<Q", 3) + b"abc" + struct.pack("<IIQ", 9, 10, 2**26)
+    fetched = []
+
+    def fetch(off, n):
+        fetched.append(n)
+        return payload[off:off + n] + bytes(min(n, 2**20))  # a server that keeps sending zeros
+
+    from vramcalc.sources.gguf_header import read_header
+    with pytest.raises(GGUFError, match="header larger than"):
+        read_header(fetch, "big.gguf")
+    assert sum(fetched) <= 2**20 + len(payload) + 2**20

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from ..errors import VramcalcError
 from ..ggml import types as ggml_types
 
+MAX_HEADER = 64 * 2**20  # the whole header (the largest vocabularies make ~10 MB)
 MAX_STRING = 16 * 2**20  # one string (a chat template is tens of KB)
 MAX_ARRAY = 2**26  # elements in one array (vocabularies are ~2^18)
 MAX_KV = 2**16
@@ -70,6 +71,8 @@ class _Reader:
 
     def read(self, n: int) -> bytes:
         end = self.pos + n
+        if end > MAX_HEADER:  # bounds what a local or remote read may fetch, whatever counts claim
+            raise GGUFError(f"{self.where}: header larger than {MAX_HEADER // 2**20} MiB: not a plausible GGUF")
         while end > self.buf_start + len(self.buf):
             want = max(self.chunk, end - self.buf_start - len(self.buf))
             got = self.fetch(self.buf_start + len(self.buf), want)

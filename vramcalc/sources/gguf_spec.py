@@ -48,8 +48,8 @@ def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> 
         raise GGUFError(f"{where}: no 2-D token_embd.weight tensor")
     hidden, vocab = emb.ne
     n = key("block_count")
-    if not isinstance(n, int) or n <= 0:
-        raise GGUFError(f"{where}: {arch}.block_count is missing")
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= 10_000:
+        raise GGUFError(f"{where}: {arch}.block_count is missing or not a layer count ({n!r:.40})")
     traits = ARCHS.get(arch)
     notes: list[str] = []
     if traits is None:

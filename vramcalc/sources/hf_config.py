@@ -27,6 +27,10 @@ from ..spec import (
 from .vision import read_vision
 
 _MISSING = object()
+# Bounds checked before anything is sized from a config: no real model comes near them, and a
+# hostile or corrupt value must not make vramcalc build a billion-layer list.
+MAX_LAYERS = 10_000
+MAX_DIM = 2**40
 
 
 @lru_cache(maxsize=1)
@@ -82,7 +86,10 @@ class Fields:
     def int(self, key: str, default: Any = _MISSING) -> int:
         value = self(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConfigError(self.where, key, f"must be a non-negative integer, got {value!r}")
+            raise ConfigError(self.where, key, f"must be a non-negative integer, got {value!r:.40}")
+        limit = MAX_LAYERS if key == "num_hidden_layers" else MAX_DIM
+        if value > limit:
+            raise ConfigError(self.where, key, f"is {value:,}, beyond any real model (limit {limit:,})")
         return value
 
     def pos(self, key: str, default: Any = _MISSING) -> int:
