@@ -15,6 +15,6 @@ t = time.perf_counter()
 p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_fuzz_parsers.py",
                     "--hypothesis-show-statistics"], env=env, capture_output=True, text=True)
 elapsed = time.perf_counter() - t
-runs = [line.strip() for line in p.stdout.splitlines() if "passing examples" in line]
+runs = [line.strip() for line in p.stdout.splitlines() if "passing" in line or line.startswith("tests/")]
 print(p.stdout[-3000:] if p.returncode else "\n".join(runs))
 print(f"{n} examples per test, 5 tests, {elapsed:.0f} s, exit {p.returncode}")
