@@ -1,0 +1,45 @@
+"""llama.cpp KV cache sizes against the K and V MiB its load logs print."""
+
+import json
+
+import pytest
+
+from conftest import DATA
+from vramcalc.llamacpp.kv import LlamaKVOptions, context_cells, llama_caches
+from vramcalc.sources.catalog import load
+
+MIB = 2**20
+CASES = json.loads((DATA / "llamacpp_kv_logs.json").read_text())["cases"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_kv_cache_mib_as_logged(case):
+    caches = llama_caches(load(case["model"]), LlamaKVOptions(**case["options"]))
+    got = {c.name: (c.k_bytes / MIB, c.v_bytes / MIB) for c in caches}
+    for logged in case["caches"]:
+        k, v = got[logged["cache"]]
+        assert (k, v) == (logged["k_mib"], logged["v_mib"])
+
+
+def test_swa_cache_cells_gpt_oss():
+    # pad256(min(131072, 128 + 2048)) = 2304 cells at -ub 2048 (case c02)
+    caches = llama_caches(load("gpt-oss-20b"), LlamaKVOptions(n_ctx=131072, n_ubatch=2048))
+    assert {c.name: c.cells for c in caches} == {"non-SWA": 131072, "SWA": 2304}
+
+
+def test_parallel_slots_split_the_context_and_pad_up():
+    # -c 8192 -np 3 without --kv-unified: 3 streams of pad256(8192 / 3) = 2816 cells = 8448 in all
+    assert context_cells(LlamaKVOptions(n_ctx=8192, n_seq_max=3)) == (2816, 3)
+    assert context_cells(LlamaKVOptions(n_ctx=8192, n_seq_max=3, kv_unified=True)) == (8192, 1)
+
+
+def test_mla_k_only_in_current_builds():
+    spec = load("deepseek-ai/DeepSeek-R1")
+    now = llama_caches(spec, LlamaKVOptions(n_ctx=32768))[0]
+    assert now.v_bytes == 0 and now.k_bytes == 61 * 576 * 2 * 32768  # 68.6 KiB per token
+
+
+def test_recurrent_state_is_f32_per_sequence():
+    # Qwen3-Next: 36 GDN layers of (24,576 + 524,288) floats, per sequence, any context
+    caches = {c.name: c for c in llama_caches(load("qwen3-next-80b-a3b-thinking"), LlamaKVOptions(n_ctx=4096, n_seq_max=2))}
+    assert caches["recurrent"].k_bytes == 2 * 36 * (24_576 + 524_288) * 4

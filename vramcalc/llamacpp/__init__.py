@@ -1,0 +1,1 @@
+"""llama.cpp memory model (in progress): KV cache and recurrent state."""

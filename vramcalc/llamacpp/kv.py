@@ -1,0 +1,106 @@
+"""llama.cpp's KV cache and recurrent state (llamacpp_rules.md sections 1-5; llama.cpp
+src/llama-context.cpp llama_context, src/llama-kv-cache.cpp, src/llama-kv-cache-iswa.cpp,
+src/llama-memory-recurrent.cpp).
+"""
+
+from __future__ import annotations
+
+from math import ceil
+
+from pydantic import BaseModel, ConfigDict
+
+from ..ggml import row_bytes
+from ..spec import ModelSpec
+
+# llama.cpp's KV layout changed for MLA models twice (llamacpp_rules.md rule 4):
+#   "per_head"  - GGUFs converted before PR #12801: full per-head K (nope + rope) and V
+#   "latent_kv" - #12801 .. #19067: one latent K (kv_lora + rope) and a kv_lora-wide V
+#   "latent_k"  - from PR #19067 (Jan 2026): K only
+MLA_LAYOUTS = ("per_head", "latent_kv", "latent_k")
+
+
+class LlamaKVOptions(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    n_ctx: int
+    n_seq_max: int = 1
+    kv_unified: bool = False
+    n_ubatch: int = 512
+    type_k: str = "F16"
+    type_v: str = "F16"
+    swa_full: bool = False
+    mla_layout: str = "latent_k"
+    pad: int = 256  # current builds pad n_ctx to 256 (PR #17046)
+
+
+class LlamaCache(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str  # "single" / "non-SWA" / "SWA" / "recurrent", as llama.cpp's log names them
+    cells: int  # cells per stream
+    streams: int
+    layers: int
+    k_bytes: int
+    v_bytes: int
+
+
+def _pad(n: int, to: int) -> int:
+    return ceil(n / to) * to
+
+
+def context_cells(o: LlamaKVOptions) -> tuple[int, int]:
+    """(n_ctx_seq, n_stream): rule 1.2-1.3. Unified: one stream of n_ctx cells; otherwise n_seq_max
+    streams of pad(n_ctx / n_seq_max) cells."""
+    n_ctx = _pad(o.n_ctx, o.pad)
+    if o.kv_unified or o.n_seq_max == 1:
+        return n_ctx, 1
+    return _pad(n_ctx // o.n_seq_max, o.pad), o.n_seq_max
+
+
+def llama_caches(spec: ModelSpec, o: LlamaKVOptions) -> list[LlamaCache]:
+    """The KV caches and recurrent state llama.cpp allocates for this model, whole model (the
+    per-device split follows the layers)."""
+    if o.mla_layout not in MLA_LAYOUTS:
+        raise ValueError(f"mla_layout must be one of {MLA_LAYOUTS}")
+    n_ctx_seq, streams = context_cells(o)
+    # the SWA cache (rule 3.2): pad256(min(n_ctx_seq, n_swa * (unified ? n_seq_max : 1) + n_ubatch))
+    full = {"cells": n_ctx_seq, "layers": 0, "k": 0, "v": 0}
+    swa = {"cells": 0, "layers": 0, "k": 0, "v": 0}
+    rec = {"layers": 0, "bytes": 0}
+    for layer in spec.layers:
+        a = layer.attention
+        if a is not None and a.kv_shared_from is None:
+            if a.mla is not None:
+                m = a.mla
+                if o.mla_layout == "per_head":
+                    k_w, v_w = a.num_heads * (m.qk_nope_head_dim + m.qk_rope_head_dim), a.num_heads * m.v_head_dim
+                elif o.mla_layout == "latent_kv":
+                    k_w, v_w = m.kv_lora_rank + m.qk_rope_head_dim, m.kv_lora_rank
+                else:
+                    k_w, v_w = m.kv_lora_rank + m.qk_rope_head_dim, 0
+            else:
+                k_w, v_w = a.num_kv_heads * a.head_dim_k, a.num_kv_heads * a.head_dim_v
+            target = swa if a.kind == "sliding" and a.window and not o.swa_full else full
+            if target is swa:
+                swa["cells"] = min(n_ctx_seq, _pad(min(n_ctx_seq, a.window * (o.n_seq_max if o.kv_unified else 1)
+                                                       + o.n_ubatch), o.pad))
+            target["layers"] += 1
+            target["k"] += row_bytes(o.type_k, k_w)
+            target["v"] += row_bytes(o.type_v, v_w) if v_w else 0
+        if layer.ssm is not None:  # rule 5: F32 r and s states, one per sequence
+            conv, state = layer.ssm.state_elements()
+            rec["layers"] += 1
+            rec["bytes"] += (conv + state) * 4
+    caches = []
+    names = ("non-SWA", "SWA") if swa["layers"] and full["layers"] else ("single", "SWA")
+    if full["layers"]:
+        caches.append(LlamaCache(name=names[0], cells=full["cells"], streams=streams, layers=full["layers"],
+                                 k_bytes=full["k"] * full["cells"] * streams, v_bytes=full["v"] * full["cells"] * streams))
+    if swa["layers"]:
+        caches.append(LlamaCache(name="SWA", cells=swa["cells"], streams=streams, layers=swa["layers"],
+                                 k_bytes=swa["k"] * swa["cells"] * streams, v_bytes=swa["v"] * swa["cells"] * streams))
+    if rec["layers"]:
+        cells = max(1, o.n_seq_max)
+        caches.append(LlamaCache(name="recurrent", cells=cells, streams=1, layers=rec["layers"],
+                                 k_bytes=rec["bytes"] * cells, v_bytes=0))
+    return caches
