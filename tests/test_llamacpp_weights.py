@@ -1,0 +1,42 @@
+"""llama.cpp model buffers per device against its load logs (../shared/ground_truth/llamacpp_dev.json)."""
+
+import pytest
+
+from vramcalc.gguf_mix import plan_gguf
+from vramcalc.llamacpp.weights import gpu_start, model_buffers
+from vramcalc.sources.catalog import load
+
+MIB = 2**20
+
+
+@pytest.mark.parametrize("case,model,ftype,unified,cpu_mib,gpu_mib", [
+    # c01: Qwen3-Coder-30B-A3B Q8_0 on CUDA, full offload: token_embd stays in CPU_Mapped
+    ("c01", "Qwen/Qwen3-30B-A3B", "Q8_0", False, 315.30, 30658.12),
+    # c12: gemma-3-1b Q8_0 on Vulkan: tied embeddings, the output layer loads its own copy
+    ("c12", "google/gemma-3-1b-it", "Q8_0", False, 306.00, 1013.54),
+    # c02: gpt-oss-20b MXFP4 on Metal: Metal_Mapped spans the whole file (unified memory)
+    ("c02", "openai/gpt-oss-20b", "MXFP4_MOE", True, 586.82, 11536.18),
+])
+def test_full_offload_buffers(case, model, ftype, unified, cpu_mib, gpu_mib):
+    b = model_buffers(plan_gguf(load(model), ftype), load(model).num_layers, 999, unified=unified)
+    # the logs print 2 decimals; llama.cpp aligns each tensor in its buffer (a few KB in all)
+    assert abs(b.cpu_bytes / MIB - cpu_mib) <= 0.05 and abs(b.gpu_bytes / MIB - gpu_mib) <= 0.05
+
+
+def test_ngl_counts_the_output_layer_first():
+    # 32 blocks + output = 33 units: -ngl 33 is full, -ngl 32 leaves block 0 on the CPU, -ngl 1 is
+    # the output layer alone
+    assert gpu_start(32, 33) == 0 and gpu_start(32, 32) == 1 and gpu_start(32, 1) == 32
+    spec = load("llama-3.1-8b")
+    plan = plan_gguf(spec, "Q4_K_M")
+    full, none, out_only = (model_buffers(plan, 32, n) for n in (33, 0, 1))
+    assert none.gpu_bytes == 0 and none.cpu_bytes == full.cpu_bytes + full.gpu_bytes
+    assert out_only.gpu_layers == 0 and out_only.output_on_gpu and 0 < out_only.gpu_bytes < full.gpu_bytes / 10
+
+
+def test_cpu_moe_override_moves_the_experts():
+    spec = load("Qwen/Qwen3-30B-A3B")
+    plan = plan_gguf(spec, "Q8_0")
+    b = model_buffers(plan, spec.num_layers, 999, cpu_overrides=[r"ffn_.*_exps"])  # --cpu-moe
+    experts = 48 * 128 * 3 * 2048 * 768 * 34 // 32  # Q8_0 routed experts
+    assert b.cpu_bytes == experts + 151936 * 2048 * 34 // 32
