@@ -43,3 +43,13 @@ def test_recurrent_state_is_f32_per_sequence():
     # Qwen3-Next: 36 GDN layers of (24,576 + 524,288) floats, per sequence, any context
     caches = {c.name: c for c in llama_caches(load("qwen3-next-80b-a3b-thinking"), LlamaKVOptions(n_ctx=4096, n_seq_max=2))}
     assert caches["recurrent"].k_bytes == 2 * 36 * (24_576 + 524_288) * 4
+
+
+@pytest.mark.parametrize("model,seqs,mib", [
+    # "output buffer size" in the logs of cases c01, c02, c04, c12, c35 (llamacpp_dev.json)
+    ("Qwen/Qwen3-30B-A3B", 4, 2.32), ("openai/gpt-oss-20b", 1, 0.77), ("meta-llama/Llama-3.1-70B-Instruct", 1, 0.49),
+    ("google/gemma-3-1b-it", 1, 1.00), ("deepseek-ai/DeepSeek-R1", 4, 1.97),
+])
+def test_output_buffer(model, seqs, mib):
+    from vramcalc.llamacpp.kv import output_buffer_bytes
+    assert round(output_buffer_bytes(load(model), seqs) / MIB, 2) == mib

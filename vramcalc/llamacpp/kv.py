@@ -104,3 +104,9 @@ def llama_caches(spec: ModelSpec, o: LlamaKVOptions) -> list[LlamaCache]:
         caches.append(LlamaCache(name="recurrent", cells=cells, streams=1, layers=rec["layers"],
                                  k_bytes=rec["bytes"] * cells, v_bytes=0))
     return caches
+
+
+def output_buffer_bytes(spec: ModelSpec, n_seq_max: int = 1, embeddings: bool = False) -> int:
+    """llama_context::output_reserve: (n_vocab [+ n_embd with embeddings]) x max(1, n_seq_max) x 4 B,
+    host memory (llamacpp_rules.md rule 7.1)."""
+    return (spec.vocab_size + (spec.hidden_size if embeddings else 0)) * max(1, n_seq_max) * 4
