@@ -89,3 +89,17 @@ def test_cli_refusal_exits_1_with_the_engine_text(capsys):
                  "--ctx", "8192"])
     out = capsys.readouterr().out
     assert code == 1 and "Total number of attention heads (64) must be divisible by tensor parallel size (3)." in out
+
+
+def test_system_string_sets_the_layout(capsys):
+    code = main(["check", "qwen3-32b", "--gpu", "2x4090", "--engine", "vllm", "--ctx", "8192", "--quant", "awq", "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert r["layout"]["tp"] == 2 and len(r["devices"]) == 2 and code in (0, 1)
+    with pytest.raises(SystemExit) as e:
+        raise SystemExit(main(["check", "qwen3-32b", "--gpu", "2x4090", "--engine", "vllm", "--tp", "4"]))
+    assert e.value.code == 2 and "but the system has 2" in capsys.readouterr().err
+
+
+def test_several_gpus_need_an_engine(capsys):
+    assert main(["check", "qwen3-32b", "--gpu", "2x4090"]) == 2
+    assert "--engine vllm" in capsys.readouterr().err

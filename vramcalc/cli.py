@@ -40,22 +40,40 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _cmd_check_vllm(args: argparse.Namespace, source, gpu) -> int:
+def _cmd_check_vllm(args: argparse.Namespace, source, system) -> int:
     from .vllm.engine import VLLMOptions, check_vllm
 
-    opts = VLLMOptions(tp=args.tp, pp=args.pp, engine_version=args.engine_version,
+    n_gpus = system.nodes * system.gpus_per_node
+    if n_gpus == 1 and (args.tp or 1) * (args.pp or 1) > 1:  # `--gpu h100 --tp 2`: that many of this GPU
+        system = system.model_copy(update={"gpus": system.gpus * (args.tp or 1) * (args.pp or 1)})
+        n_gpus = system.gpus_per_node
+    tp = args.tp or (system.gpus_per_node if not args.pp else max(1, n_gpus // args.pp))
+    pp = args.pp or (system.nodes if not args.tp else max(1, n_gpus // tp))
+    if tp * pp != n_gpus:
+        raise ValueError(f"--tp {tp} x --pp {pp} = {tp * pp} GPUs, but the system has {n_gpus}; "
+                         "one engine uses every GPU given (run replicas as separate checks)")
+    if system.nodes > 1 and tp > system.gpus_per_node:
+        raise ValueError(f"TP {tp} spans nodes of {system.gpus_per_node} GPUs: keep TP within a node and use PP "
+                         "across nodes, as vLLM's docs advise")
+    # every rank gets the same fraction of its own GPU; the smallest GPU decides the block count
+    gpu = min(system.gpus, key=lambda g: g.usable_bytes)
+    opts = VLLMOptions(tp=tp, pp=pp, engine_version=args.engine_version,
                        gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len or args.ctx,
                        max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
                        kv_cache_dtype=args.kv_cache_dtype, quantization=args.quant, dtype=args.dtype,
                        enforce_eager=args.enforce_eager, block_size=args.block_size)
     r = check_vllm(source.spec, gpu, opts, file_weight_bytes=source.weight_bytes)
+    if len({g.id for g in system.gpus}) > 1:
+        r = r.model_copy(update={"warnings": r.warnings + [f"mixed GPUs: sized for the smallest, {gpu.name}"]})
+    if system.notes:
+        r = r.model_copy(update={"warnings": r.warnings + system.notes})
     if args.json:
         print(json.dumps(r.model_dump(mode="json"), indent=2, sort_keys=True))
         return EXIT_FITS if r.fits else EXIT_NO_FIT
     print(f"model   {r.model['id']}  ({r.model['params_total'] / 1e9:.2f}B params)")
     print(f"engine  vLLM {r.engine_version}, TP {r.layout['tp']} x PP {r.layout['pp']}, max_model_len {r.max_model_len:,}, "
           f"max_num_seqs {r.layout['max_num_seqs']}, max_num_batched_tokens {r.layout['max_num_batched_tokens']}")
-    print(f"device  {gpu.name} x {len(r.devices) or args.tp * args.pp}, {_gib(gpu.usable_bytes)} GiB as CUDA reports it")
+    print(f"device  {gpu.name} x {len(r.devices) or tp * pp}, {_gib(gpu.usable_bytes)} GiB usable")
     if r.devices:
         print()
         rows = [[d.rank, _gib(d.budget_bytes), _gib(d.weights_bytes), _gib(d.activation_bytes), _gib(d.non_torch_bytes),
@@ -77,10 +95,15 @@ def _cmd_check_vllm(args: argparse.Namespace, source, gpu) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    from .systems import parse_system
+
+    system = parse_system(args.gpu)
     source = open_model(args.model, revision=args.revision)
-    gpu = find_gpu(args.gpu)
     if args.engine == "vllm":
-        return _cmd_check_vllm(args, source, gpu)
+        return _cmd_check_vllm(args, source, system)
+    if system.nodes * system.gpus_per_node > 1:
+        raise ValueError(f"{args.gpu!r} has several GPUs: add --engine vllm (with --tp/--pp) to place the model on them")
+    gpu = system.gpus[0]
     result = check(source.spec, gpu, context=args.ctx, sequences=args.sequences, file_weight_bytes=source.weight_bytes,
                    quant=args.quant)
     if args.json:
@@ -136,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="weights + KV cache at a context against one GPU")
     c.add_argument("model", help="catalog id or alias (see `vramcalc models`), a local config.json, model folder "
                                  "or .gguf file")
-    c.add_argument("--gpu", required=True, help="GPU name (rtx4090, h100-sxm, ...) or a size such as 24GiB")
+    c.add_argument("--gpu", required=True,
+                   help="GPU or system: rtx4090, 2x4090, 4090,3090, 2x8xH100, 24GiB, 48GiB@1000GB/s, 4090-1.5GiB "
+                        "(held by a desktop), m4-max(64GiB) (unified memory)")
     c.add_argument("--ctx", type=_positive_int, default=None,
                    help="context length in tokens (default: the model's maximum, as vLLM)")
     c.add_argument("--sequences", type=_positive_int, default=1, help="sequences held at that context")
@@ -147,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--engine", choices=["none", "vllm"], default="none",
                    help="model an engine's own memory use (vllm); default: weights + KV only")
     v = c.add_argument_group("vLLM options (with --engine vllm)")
-    v.add_argument("--tp", type=_positive_int, default=1, help="--tensor-parallel-size")
-    v.add_argument("--pp", type=_positive_int, default=1, help="--pipeline-parallel-size")
+    v.add_argument("--tp", type=_positive_int, default=None, help="--tensor-parallel-size (default: GPUs per node)")
+    v.add_argument("--pp", type=_positive_int, default=None, help="--pipeline-parallel-size (default: nodes)")
     v.add_argument("--engine-version", default=None, help="vLLM release (default: the newest modelled)")
     v.add_argument("--gpu-memory-utilization", type=float, default=None)
     v.add_argument("--max-model-len", type=_positive_int, default=None, help="default: --ctx, else the model's")

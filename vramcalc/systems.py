@@ -1,0 +1,104 @@
+"""System strings: `4090`, `2x4090`, `4x3090`, `4090:2`, `4090,3090`, `2x8xH100` (nodes),
+`24GiB`, `48GiB@1000GB/s`, `4090-1.5GiB` (1.5 GiB held by a desktop on each such GPU),
+`m4-max(64GiB)` (a unified-memory machine's RAM size)."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import UnknownGPUError
+from .gpus import GIB, GPU, find_gpu
+
+MAX_GPUS = 1024
+
+
+class System(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    nodes: int
+    gpus: list[GPU]  # the GPUs of one node (every node alike)
+    notes: list[str]
+
+    @property
+    def gpus_per_node(self) -> int:
+        return len(self.gpus)
+
+
+@lru_cache(maxsize=1)
+def _unified() -> dict:
+    return json.loads(resources.files("vramcalc").joinpath("data/unified_memory.json").read_text())
+
+
+def _unified_usable(gpu: GPU, ram_gib: float) -> tuple[int, str]:
+    u = _unified()
+    gid = gpu.id
+    if gid.startswith("apple-"):
+        a = u["apple"]
+        frac = a["fraction_small"] if ram_gib <= a["threshold_gib"] else a["fraction_large"]
+        return int(ram_gib * frac * GIB), f"{a['rule']} ({a['source']})"
+    key = "amd-strix-halo" if "ryzen-ai-max" in gid else "nvidia-gb10" if "gb10" in gid else None
+    if key is None:
+        raise UnknownGPUError(f"{gpu.id} is not a unified-memory machine: a RAM size in () applies to those only")
+    r = u[key]
+    return int(ram_gib * r["fraction"] * GIB), f"{r['rule']} ({r['source']})"
+
+
+def _one(item: str, notes: list[str]) -> list[GPU]:
+    m = re.fullmatch(r"\s*(?:(\d+)\s*[x*]\s*)?(.+?)(?::(\d+))?\s*", item)
+    if not m:
+        raise UnknownGPUError(f"cannot read GPU {item!r}")
+    count = int(m.group(1) or 1) * int(m.group(3) or 1)
+    body = m.group(2)
+    reserve = 0.0
+    r = re.fullmatch(r"(.+?)\s*-\s*(\d+(?:\.\d+)?)\s*(?:GiB|G)", body, re.I)
+    if r and not re.fullmatch(r"\d+(\.\d+)?\s*(gib|gb|g)", body.strip(), re.I):
+        body, reserve = r.group(1), float(r.group(2))
+    ram = None
+    u = re.fullmatch(r"(.+?)\s*\(\s*(\d+(?:\.\d+)?)\s*(?:GiB|GB|G)\s*\)", body, re.I)
+    if u:
+        body, ram = u.group(1), float(u.group(2))
+    bw = None
+    c = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(?:GiB|GB|G)\s*@\s*(\d+(?:\.\d+)?)\s*GB/s", body, re.I)
+    if c:
+        body, bw = f"{c.group(1)}GiB", float(c.group(2))
+    gpu = find_gpu(body)
+    if bw is not None:
+        gpu = gpu.model_copy(update={"memory_bandwidth_gbs": bw})
+    if ram is not None:
+        usable, how = _unified_usable(gpu, ram)
+        gpu = gpu.model_copy(update={"memory_bytes": int(ram * GIB), "usable_bytes": usable, "usable_source": how})
+    elif gpu.unified_memory:
+        usable, how = _unified_usable(gpu, gpu.memory_bytes / GIB)
+        gpu = gpu.model_copy(update={"usable_bytes": usable, "usable_source": how})
+        notes.append(f"{gpu.name}: assumed its largest configuration, {gpu.memory_bytes / GIB:.0f} GiB of RAM; "
+                     f"write {body}(64GiB) for another size")
+    if reserve:
+        if reserve * GIB >= gpu.usable_bytes:
+            raise UnknownGPUError(f"{item!r}: the reservation is larger than the GPU")
+        gpu = gpu.model_copy(update={"usable_bytes": gpu.usable_bytes - int(reserve * GIB),
+                                     "usable_source": gpu.usable_source + f"; {reserve:g} GiB held by other processes"})
+    if not 0 < count <= MAX_GPUS:
+        raise UnknownGPUError(f"{item!r}: {count} GPUs is not a count vramcalc plans for")
+    if gpu.note:
+        notes.append(gpu.note)
+    return [gpu] * count
+
+
+def parse_system(text: str) -> System:
+    text = text.strip()
+    notes: list[str] = []
+    nodes = 1
+    n = re.fullmatch(r"(\d+)\s*x\s*(\d+)\s*x\s*(.+)", text, re.I)  # 2x8xH100: nodes x GPUs per node
+    if n:
+        nodes, text = int(n.group(1)), f"{n.group(2)}x{n.group(3)}"
+        if not 0 < nodes <= MAX_GPUS:
+            raise UnknownGPUError(f"{nodes} nodes is not a count vramcalc plans for")
+    gpus = [g for item in text.split(",") if item.strip() for g in _one(item, notes)]
+    if not gpus:
+        raise UnknownGPUError("no GPU given")
+    return System(nodes=nodes, gpus=gpus, notes=notes)
