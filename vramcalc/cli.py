@@ -94,11 +94,57 @@ def _cmd_check_vllm(args: argparse.Namespace, source, system) -> int:
     return EXIT_FITS if r.fits else EXIT_NO_FIT
 
 
+def _cmd_check_llamacpp(args: argparse.Namespace, source, system) -> int:
+    from .gguf_mix import GGUFTensor
+    from .llamacpp.engine import LlamaOptions, check_llamacpp
+
+    if system.nodes * system.gpus_per_node > 1:
+        raise ValueError("vramcalc models llama.cpp on one device so far: give one GPU (or --gpu cpu)")
+    gpu = None if args.gpu.strip().lower() == "cpu" else system.gpus[0]
+    ftype = None
+    if args.quant:
+        if not args.quant.lower().startswith("gguf:"):
+            raise ValueError("with --engine llamacpp, --quant takes a llama.cpp file type: gguf:Q4_K_M, gguf:Q8_0 ...")
+        ftype = args.quant.split(":", 1)[1]
+    tensors = None
+    if source.gguf_tensors and not ftype:
+        tensors = [(GGUFTensor(n, tuple(ne)), t) for n, ne, t in source.gguf_tensors]
+    opts = LlamaOptions(n_ctx=args.ctx, n_parallel=args.parallel, kv_unified=not args.no_kv_unified,
+                        n_ubatch=args.ubatch, type_k=args.cache_type_k, type_v=args.cache_type_v,
+                        flash_attn=args.flash_attn != "off", n_gpu_layers=args.n_gpu_layers, swa_full=args.swa_full,
+                        cpu_moe=args.cpu_moe, ftype=ftype)
+    ram = int(args.ram * 2**30) if args.ram else None
+    r = check_llamacpp(source.spec, gpu, opts, tensors, ram, model_ref=args.model if args.model.endswith(".gguf")
+                       else f"<{source.spec.id} {ftype}>.gguf")
+    if args.json:
+        print(json.dumps(r.model_dump(mode="json"), indent=2, sort_keys=True))
+        return EXIT_FITS if r.fits else EXIT_NO_FIT
+    print(f"model   {source.spec.id}  ({'GGUF file' if tensors else ftype})")
+    print(f"engine  llama.cpp, context {r.n_ctx:,} tokens [{r.context_source}], {r.gpu_layers} of "
+          f"{source.spec.num_layers} layers on the GPU")
+    rows = [[d.device, _gib(d.model_bytes), _gib(d.kv_bytes), _gib(d.compute_bytes), _gib(d.output_bytes),
+             _gib(d.total_bytes), _gib(d.available_bytes) if d.available_bytes >= 0 else "-"] for d in r.devices]
+    print()
+    print(tabulate(rows, headers=["device", "model", "KV", "compute (est.)", "output", "total", "available"],
+                   tablefmt="simple", disable_numparse=True))
+    print("(GiB; available = CUDA-reported total less llama.cpp's 1 GiB --fit margin)")
+    print()
+    print(f"verdict {'FITS' if r.fits else 'DOES NOT FIT'}")
+    for e in r.errors:
+        print(f"error   {e}")
+    for w in r.warnings:
+        print(f"warning {w}")
+    print(f"command {r.command}")
+    return EXIT_FITS if r.fits else EXIT_NO_FIT
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     from .systems import parse_system
 
-    system = parse_system(args.gpu)
+    system = parse_system("1GiB" if args.gpu.strip().lower() == "cpu" else args.gpu)
     source = open_model(args.model, revision=args.revision)
+    if args.engine == "llamacpp":
+        return _cmd_check_llamacpp(args, source, system)
     if args.engine == "vllm":
         return _cmd_check_vllm(args, source, system)
     if system.nodes * system.gpus_per_node > 1:
@@ -169,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weigh the model converted to a format: fp8, fp8-block, int8, awq, gptq, w4a16, nvfp4, "
                         "mxfp4, bnb-nf4, bnb-int8, or gguf:<FTYPE> such as gguf:Q4_K_M (default: as the checkpoint is)")
     c.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for a Hub repo id")
-    c.add_argument("--engine", choices=["none", "vllm"], default="none",
-                   help="model an engine's own memory use (vllm); default: weights + KV only")
+    c.add_argument("--engine", choices=["none", "vllm", "llamacpp"], default="none",
+                   help="model an engine's own memory use (vllm, llamacpp); default: weights + KV only")
     v = c.add_argument_group("vLLM options (with --engine vllm)")
     v.add_argument("--tp", type=_positive_int, default=None, help="--tensor-parallel-size (default: GPUs per node)")
     v.add_argument("--pp", type=_positive_int, default=None, help="--pipeline-parallel-size (default: nodes)")
@@ -184,6 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--block-size", type=_positive_int, default=None)
     v.add_argument("--dtype", default=None, choices=["auto", "bfloat16", "float16", "float32"])
     v.add_argument("--enforce-eager", action="store_true")
+    lc = c.add_argument_group("llama.cpp options (with --engine llamacpp; --gpu cpu for CPU only)")
+    lc.add_argument("--parallel", "-np", type=_positive_int, default=4, help="slots (llama-server's auto: 4, unified)")
+    lc.add_argument("--no-kv-unified", action="store_true", help="split the context between slots")
+    lc.add_argument("--ubatch", "-ub", type=_positive_int, default=512)
+    lc.add_argument("--cache-type-k", "-ctk", default="f16", choices=["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1",
+                                                                       "iq4_nl", "q5_0", "q5_1"])
+    lc.add_argument("--cache-type-v", "-ctv", default="f16", choices=["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1",
+                                                                       "iq4_nl", "q5_0", "q5_1"])
+    lc.add_argument("--flash-attn", "-fa", default="auto", choices=["on", "off", "auto"])
+    lc.add_argument("--n-gpu-layers", "-ngl", type=int, default=999)
+    lc.add_argument("--swa-full", action="store_true")
+    lc.add_argument("--cpu-moe", action="store_true")
+    lc.add_argument("--ram", type=float, default=None, help="host RAM in GiB, to check the host's share")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
     c.set_defaults(func=_cmd_check)
     m = sub.add_parser("models", help="list the bundled offline catalog")

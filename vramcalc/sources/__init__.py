@@ -26,6 +26,7 @@ class ModelSource(BaseModel):
     weight_bytes: int | None = None  # exact, from safetensors or GGUF headers
     weight_bytes_by_dtype: dict[str, int] | None = None
     header_bytes_read: int = 0
+    gguf_tensors: list[tuple[str, tuple[int, ...], str]] | None = None  # (name, ggml dims, type) of a GGUF read
 
 
 def open_model(name: str, revision: str | None = None, token: str | None = None) -> ModelSource:
@@ -42,7 +43,7 @@ def open_model(name: str, revision: str | None = None, token: str | None = None)
         h = read_gguf(path)
         spec = spec_from_gguf(h, model_id=path.name, source=f"gguf:{path}", where=str(path))
         return ModelSource(spec=spec, weight_bytes=h.data_bytes, weight_bytes_by_dtype=h.bytes_by_type(),
-                           header_bytes_read=h.header_bytes)
+                           header_bytes_read=h.header_bytes, gguf_tensors=[(t.name, t.ne, t.type) for t in h.tensors])
     if path.is_file():
         return ModelSource(spec=read_config_file(path))
     if path.is_dir() and (path / "config.json").is_file():

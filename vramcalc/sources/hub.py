@@ -202,7 +202,8 @@ def read_remote_gguf(ref: str, revision: str | None = None, token: str | None = 
     header, _ = read_gguf_header(fetch, what)
     spec = spec_from_gguf(header, model_id=name, source=f"gguf:{ref}", where=what)
     return ModelSource(spec=spec, weight_bytes=header.data_bytes, weight_bytes_by_dtype=header.bytes_by_type(),
-                       header_bytes_read=fetch.bytes_read)
+                       header_bytes_read=fetch.bytes_read,
+                       gguf_tensors=[(t.name, t.ne, t.type) for t in header.tensors])
 
 
 def looks_like_repo_id(name: str) -> bool:

@@ -1,0 +1,54 @@
+"""llama-server on one device: the estimate errs high, never low, against logged compute buffers;
+the exact buckets and the verdict."""
+
+import json
+
+import pytest
+
+from conftest import DATA
+from vramcalc.cli import main
+from vramcalc.gpus import find_gpu
+from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
+from vramcalc.sources.catalog import load
+
+MIB = 2**20
+CASES = json.loads((DATA / "llamacpp_compute_logs.json").read_text())["cases"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_compute_estimate_errs_high_and_within_40_percent(case):
+    r = check_llamacpp(load(case["model"]), find_gpu("h100-sxm"), LlamaOptions(ftype=case["ftype"], **case["options"]))
+    est = r.devices[0].compute_bytes / MIB
+    assert case["compute_mib"] <= est <= 1.4 * case["compute_mib"]
+
+
+def test_buckets_add_up_and_the_margin_is_kept():
+    r = check_llamacpp(load("llama-3.1-8b"), find_gpu("rtx4070"), LlamaOptions(ftype="Q4_K_M", n_ctx=32768))
+    gpu, host = r.devices
+    assert gpu.kv_bytes == 32768 * 131072  # 128 KiB per token at f16, all layers on the GPU
+    assert gpu.total_bytes == gpu.model_bytes + gpu.kv_bytes + gpu.compute_bytes
+    assert gpu.available_bytes == find_gpu("rtx4070").usable_bytes - 1024 * MIB
+    assert host.model_bytes == 128256 * 4096 * 144 // 256  # token_embd stays on the CPU: Q4_K in Q4_K_M (untied)
+
+
+def test_too_long_a_context_does_not_fit_and_partial_offload_moves_kv():
+    spec = load("llama-3.1-8b")
+    full = check_llamacpp(spec, find_gpu("rtx4070"), LlamaOptions(ftype="Q4_K_M", n_ctx=131072))
+    assert not full.fits
+    part = check_llamacpp(spec, find_gpu("rtx4070"), LlamaOptions(ftype="Q4_K_M", n_ctx=131072, n_gpu_layers=10))
+    assert part.devices[0].kv_bytes < full.devices[0].kv_bytes and part.gpu_layers == 9
+
+
+def test_quantized_v_needs_flash_attention():
+    r = check_llamacpp(load("llama-3.1-8b"), find_gpu("rtx4090"),
+                       LlamaOptions(ftype="Q4_K_M", n_ctx=8192, type_v="q8_0", flash_attn=False))
+    assert not r.fits and "requires Flash Attention" in r.errors[0]
+
+
+def test_cli(capsys):
+    code = main(["check", "llama-3.1-8b", "--gpu", "rtx4070", "--engine", "llamacpp", "--quant", "gguf:Q4_K_M",
+                 "--ctx", "16384", "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert code == 0 and r["fits"] and r["engine"] == "llama.cpp" and r["n_ctx"] == 16384
+    assert r["command"].startswith("llama-server -m") and "-c 16384" in r["command"]
+    assert main(["check", "llama-3.1-8b", "--gpu", "rtx4070", "--engine", "llamacpp"]) == 2

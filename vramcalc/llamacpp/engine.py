@@ -1,0 +1,143 @@
+"""`llama-server` on one device (GPU, or CPU only): model, KV, compute and output buffers per
+device as llama.cpp allocates them (llamacpp_rules.md), and whether they fit.
+
+Exact: model buffers, KV / recurrent state, output buffer. Estimated: the compute buffer (rule 6.2:
+with flash attention the logits n_vocab x n_ubatch x 4 B plus the f16 KV mask, which over-estimates
+the logged CUDA/Metal buffers by up to a third (c01, c02) and matches the CPU one (c39); without it
+the larger of the logits and KQ_FACTOR x the F32 KQ matrix n_kv x n_ubatch x n_head x 4 B; plus
+COMPUTE_MARGIN). The estimate errs high: a false "fits" costs more than a false "does not fit".
+What llama.cpp does not count (CUDA context, cuBLAS workspaces) is covered the way its own --fit
+covers it: FIT_MARGIN_MIB left free per device (rule 12, --fit-target default 1024 MiB)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from ..gguf_mix import GGUFTensor, plan_gguf
+from ..gpus import GPU
+from ..spec import ModelSpec
+from .kv import LlamaKVOptions, llama_caches, output_buffer_bytes
+from .weights import model_buffers
+
+MIB = 2**20
+FIT_MARGIN_MIB = 1024
+COMPUTE_MARGIN = 0.05
+# Without flash attention the F32 scores and their softmax are live together: the logged CPU
+# buffers of c20 (Mistral-7B) and c28 (Qwen3-30B) are 1.17 x the KQ matrix.
+KQ_FACTOR = 1.17
+
+
+class LlamaOptions(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    n_ctx: int | None = None  # default: the model's training context, as llama.cpp's -c 0
+    n_parallel: int = 4  # llama-server's auto: 4 slots with a unified KV cache
+    kv_unified: bool = True
+    n_ubatch: int = 512
+    type_k: str = "F16"
+    type_v: str = "F16"
+    flash_attn: bool = True  # "auto" resolves to on where the backend supports it
+    n_gpu_layers: int = 999
+    swa_full: bool = False
+    cpu_moe: bool = False
+    ftype: str | None = None  # when no GGUF file is given: predict this llama.cpp file type
+
+
+class LlamaDevice(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    device: str
+    model_bytes: int
+    kv_bytes: int
+    compute_bytes: int  # estimated
+    output_bytes: int
+    total_bytes: int
+    available_bytes: int
+
+
+class LlamaResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    fits: bool
+    engine: str = "llama.cpp"
+    n_ctx: int
+    context_source: str
+    gpu_layers: int
+    devices: list[LlamaDevice]
+    caches: list[dict]
+    errors: list[str]
+    warnings: list[str]
+    command: str
+
+
+def check_llamacpp(spec: ModelSpec, gpu: GPU | None, opts: LlamaOptions,
+                   tensors: list[tuple[GGUFTensor, str]] | None = None, ram_bytes: int | None = None,
+                   model_ref: str = "model.gguf") -> LlamaResult:
+    """gpu None: CPU only. tensors: the file's (tensor, type) list when a GGUF was read."""
+    errors, warnings = [], []
+    if tensors is None:
+        if not opts.ftype:
+            raise ValueError("llama.cpp runs GGUF files: give a .gguf, or --quant gguf:<FTYPE> such as gguf:Q4_K_M")
+        tensors = plan_gguf(spec, opts.ftype)
+    n_ctx = opts.n_ctx or spec.max_position_embeddings or 4096
+    how = "--ctx" if opts.n_ctx else "the model's training context (llama.cpp's -c 0 default)"
+    if opts.type_v.upper() != "F16" and opts.type_v.upper() != "F32" and not opts.flash_attn:
+        errors.append("quantized V cache was requested, but this requires Flash Attention "
+                      "[src/llama-context.cpp llama_context]")
+    kvo = LlamaKVOptions(n_ctx=n_ctx, n_seq_max=opts.n_parallel, kv_unified=opts.kv_unified, n_ubatch=opts.n_ubatch,
+                         type_k=opts.type_k.upper(), type_v=opts.type_v.upper(), swa_full=opts.swa_full)
+    caches = llama_caches(spec, kvo)
+    n_layer = spec.num_layers
+    ngl = opts.n_gpu_layers if gpu is not None else 0
+    overrides = [r"ffn_(up|down|gate)_exps"] if opts.cpu_moe else []
+    mb = model_buffers(tensors, n_layer, ngl, overrides, unified=bool(gpu and gpu.unified_memory))
+    gpu_share = mb.gpu_layers / n_layer if n_layer else 0
+    kv_total = sum(c.k_bytes + c.v_bytes for c in caches)
+    kv_gpu = int(kv_total * gpu_share)  # each layer's KV lives with the layer (rule 2.7)
+    attn = next((layer.attention for layer in spec.layers if layer.attention is not None), None)
+    n_kv = max((c.cells for c in caches if c.name != "recurrent"), default=0)
+    logits = spec.vocab_size * min(opts.n_ubatch, n_ctx) * 4
+    if opts.flash_attn:
+        peak = logits + n_kv * opts.n_ubatch * 2
+    else:
+        kq = n_kv * opts.n_ubatch * (attn.num_heads if attn else 0) * 4
+        peak = max(logits, kq * KQ_FACTOR)
+    compute = int(peak * (1 + COMPUTE_MARGIN))
+    output = output_buffer_bytes(spec, opts.n_parallel)
+    devices = []
+    if gpu is not None:
+        avail = (gpu.usable_bytes or gpu.memory_bytes) - FIT_MARGIN_MIB * MIB
+        total = mb.gpu_bytes + kv_gpu + compute
+        if mb.unified:  # one pool: the host's share counts against it too
+            total += kv_total - kv_gpu + output
+        devices.append(LlamaDevice(device=gpu.id, model_bytes=mb.gpu_bytes, kv_bytes=kv_gpu, compute_bytes=compute,
+                                   output_bytes=output if mb.unified else 0, total_bytes=total, available_bytes=avail))
+    host_compute = compute if gpu is None or mb.gpu_layers < n_layer else 0
+    host_total = (0 if mb.unified else mb.cpu_bytes) + (kv_total - kv_gpu) + host_compute + (0 if mb.unified else output)
+    devices.append(LlamaDevice(device="host RAM", model_bytes=0 if mb.unified else mb.cpu_bytes,
+                               kv_bytes=kv_total - kv_gpu, compute_bytes=host_compute,
+                               output_bytes=0 if mb.unified else output, total_bytes=host_total,
+                               available_bytes=ram_bytes if ram_bytes is not None else -1))
+    if ram_bytes is None:
+        warnings.append("host RAM not given (--ram): the host column is not checked; CPU weights are mmap'ed "
+                        "from the page cache (llamacpp_rules.md rule 10.1)")
+    warnings.append(f"compute buffers are estimated (+{COMPUTE_MARGIN:.0%} over the dominant tensor); "
+                    f"{FIT_MARGIN_MIB} MiB per GPU is left free as llama.cpp's --fit does for what it does not count")
+    fits = not errors and all(d.available_bytes < 0 or d.total_bytes <= d.available_bytes for d in devices)
+    cmd = [f"llama-server -m {model_ref}", f"-c {n_ctx}"]
+    cmd.append(f"-ngl {ngl if ngl < n_layer + 1 else 'all'}" if gpu is not None else "-ngl 0")
+    if opts.n_parallel != 4 or not opts.kv_unified:
+        cmd.append(f"-np {opts.n_parallel}" + (" --kv-unified" if opts.kv_unified else ""))
+    if opts.type_k.upper() != "F16":
+        cmd.append(f"-ctk {opts.type_k.lower()}")
+    if opts.type_v.upper() != "F16":
+        cmd.append(f"-ctv {opts.type_v.lower()}")
+    cmd.append("-fa on" if opts.flash_attn else "-fa off")
+    if opts.n_ubatch != 512:
+        cmd.append(f"-ub {opts.n_ubatch}")
+    if opts.cpu_moe:
+        cmd.append("--cpu-moe")
+    if opts.swa_full:
+        cmd.append("--swa-full")
+    return LlamaResult(fits=fits, n_ctx=n_ctx, context_source=how, gpu_layers=mb.gpu_layers, devices=devices,
+                       caches=[c.model_dump() for c in caches], errors=errors, warnings=warnings, command=" ".join(cmd))
