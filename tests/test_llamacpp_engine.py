@@ -52,3 +52,20 @@ def test_cli(capsys):
     assert code == 0 and r["fits"] and r["engine"] == "llama.cpp" and r["n_ctx"] == 16384
     assert r["command"].startswith("llama-server -m") and "-c 16384" in r["command"]
     assert main(["check", "llama-3.1-8b", "--gpu", "rtx4070", "--engine", "llamacpp"]) == 2
+
+
+def test_real_gguf_file_supplies_its_tensors(tmp_path, capsys):
+    from test_gguf_reader import write_gguf
+    from vramcalc.ggml import tensor_bytes
+    from vramcalc.gguf_mix import plan_gguf
+    from vramcalc.sources.hf_config import read_config_file
+    spec = read_config_file(DATA / "checkpoints" / "llama")
+    path = tmp_path / "tiny-Q8_0.gguf"
+    write_gguf(spec, "Q8_0", path, "llama")
+    code = main(["check", str(path), "--gpu", "rtx4090", "--engine", "llamacpp", "--ctx", "512", "--json"])
+    r = json.loads(capsys.readouterr().out)
+    plan = plan_gguf(spec, "Q8_0")
+    emb = sum(tensor_bytes(ty, t.ne) for t, ty in plan if t.name == "token_embd.weight")
+    everything = sum(tensor_bytes(ty, t.ne) for t, ty in plan)
+    assert code == 0 and r["devices"][0]["model_bytes"] == everything - emb  # untied: every tensor but token_embd
+    assert r["devices"][1]["model_bytes"] == emb and r["command"].startswith(f"llama-server -m {path}")
