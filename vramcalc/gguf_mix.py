@@ -83,13 +83,12 @@ def gguf_tensors(spec: ModelSpec) -> list[GGUFTensor]:
             out.append(GGUFTensor(blk + g_name, g_shape))
     for name, shapes in pending.items():  # fused: rows stacked
         out.append(GGUFTensor(name, (shapes[0][0], sum(s[1] for s in shapes))))
-    for t in spec.layers[:1]:
-        rope = spec.rope_scaling or {}
-        if t.attention is not None and rope.get("rope_type") == "llama3":
-            out.append(GGUFTensor("rope_freqs.weight", (t.attention.head_dim_k // 2,), "F32"))
-    for t in out:
-        if len(t.ne) == 1 or F32_ALWAYS.search(t.name):
-            t.type = "F32"
+    first = spec.layers[0].attention if spec.layers else None
+    if first is not None and (spec.rope_scaling or {}).get("rope_type") == "llama3":
+        out.append(GGUFTensor("rope_freqs.weight", (first.head_dim_k // 2,), "F32"))
+    for g in out:
+        if len(g.ne) == 1 or F32_ALWAYS.search(g.name):
+            g.type = "F32"
     return out
 
 
@@ -197,8 +196,9 @@ IQ_LOW = {"IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M"}
 def _choose(qs: _State, t: GGUFTensor, cat: str, ftype: str, new: str) -> str:
     """llama_tensor_get_type_impl: the per-category, per-ftype adjustments."""
     def layer_of(counter: str) -> int:
-        if qs.n_expert > 1:
-            return int(re.match(r"blk\.(\d+)\.", t.name).group(1))
+        m = re.match(r"blk\.(\d+)\.", t.name)
+        if qs.n_expert > 1 and m:
+            return int(m.group(1))
         return qs.counters[counter]
 
     n_layer = qs.n_layer

@@ -78,7 +78,7 @@ def scheme_from_config(qc: dict[str, Any] | None, spec: ModelSpec | None = None)
                            source="bitsandbytes Int8Params: int8 weight + SCB")
     if method in ("compressed-tensors", "compressed_tensors"):
         groups = qc.get("config_groups") or {}
-        g = next(iter(groups.values()), {}) if groups else {}
+        g: dict[str, Any] = next(iter(groups.values()), {}) if groups else {}
         w = g.get("weights") or {}
         fmt = str(qc.get("format", "")).lower()
         bits, wtype = int(w.get("num_bits", 8)), str(w.get("type", "int"))
@@ -277,5 +277,5 @@ def target_scheme(name: str) -> QuantScheme:
     t = targets().get(name.lower())
     if t is None:
         raise ValueError(f"unknown quantization {name!r}; known: {', '.join(targets())}, gguf:<FTYPE> (e.g. gguf:Q4_K_M)")
-    fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in t.items() if k != "note"}
-    return QuantScheme(source=t["note"], **fields)
+    fields: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in t.items() if k != "note"}
+    return QuantScheme.model_validate({"source": t["note"], **fields})

@@ -177,7 +177,7 @@ class ModelSpec(_Frozen):
 
 
 def layer_kind(layer: LayerSpec) -> str:
-    parts = []
+    parts: list[str] = []
     if layer.attention is not None:
         parts.append(layer.attention.kind)
     if layer.ssm is not None:

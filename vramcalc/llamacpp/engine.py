@@ -97,6 +97,7 @@ def check_llamacpp(spec: ModelSpec, gpu: GPU | None, opts: LlamaOptions,
     attn = next((layer.attention for layer in spec.layers if layer.attention is not None), None)
     n_kv = max((c.cells for c in caches if c.name != "recurrent"), default=0)
     logits = spec.vocab_size * min(opts.n_ubatch, n_ctx) * 4
+    peak: float
     if opts.flash_attn:
         peak = logits + n_kv * opts.n_ubatch * 2
     else:

@@ -80,9 +80,10 @@ def llama_caches(spec: ModelSpec, o: LlamaKVOptions) -> list[LlamaCache]:
                     k_w, v_w = m.kv_lora_rank + m.qk_rope_head_dim, 0
             else:
                 k_w, v_w = a.num_kv_heads * a.head_dim_k, a.num_kv_heads * a.head_dim_v
-            target = swa if a.kind == "sliding" and a.window and not o.swa_full else full
-            if target is swa:
-                swa["cells"] = min(n_ctx_seq, _pad(min(n_ctx_seq, a.window * (o.n_seq_max if o.kv_unified else 1)
+            window = a.window if a.kind == "sliding" and not o.swa_full else None
+            target = swa if window else full
+            if window:
+                swa["cells"] = min(n_ctx_seq, _pad(min(n_ctx_seq, window * (o.n_seq_max if o.kv_unified else 1)
                                                        + o.n_ubatch), o.pad))
             target["layers"] += 1
             target["k"] += row_bytes(o.type_k, k_w)

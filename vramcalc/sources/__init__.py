@@ -49,9 +49,9 @@ def open_model(name: str, revision: str | None = None, token: str | None = None)
     if path.is_dir() and (path / "config.json").is_file():
         spec = read_config_file(path)
         if shard_files(path):
-            h = read_folder(path)
-            return ModelSource(spec=spec, weight_bytes=h.data_bytes, weight_bytes_by_dtype=h.bytes_by_dtype(),
-                               header_bytes_read=h.header_bytes)
+            st = read_folder(path)
+            return ModelSource(spec=spec, weight_bytes=st.data_bytes, weight_bytes_by_dtype=st.bytes_by_dtype(),
+                               header_bytes_read=st.header_bytes)
         return ModelSource(spec=spec)
     if catalog.resolve(name) is not None and revision is None:
         return ModelSource(spec=catalog.load(name))

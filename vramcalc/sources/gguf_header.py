@@ -166,9 +166,9 @@ def read_header(fetch: Callable[[int, int], bytes], where: str, file_size: int |
         raise GGUFError(f"{where}: general.alignment {align!r} is not a power of two")
     data_start = (r.pos + align - 1) // align * align
     if file_size is not None:
-        for t in infos:
-            if data_start + t.offset + t.nbytes > file_size:
-                raise GGUFError(f"{where}: tensor {t.name!r} ends past the end of the file: truncated or corrupt")
+        for info in infos:
+            if data_start + info.offset + info.nbytes > file_size:
+                raise GGUFError(f"{where}: tensor {info.name!r} ends past the end of the file: truncated or corrupt")
     return GGUFHeader(version=version, metadata=metadata, tensors=infos, header_bytes=data_start), r.fetched
 
 

@@ -7,6 +7,7 @@ data/architectures.json, except the fields listed there as required, which are r
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
 from functools import lru_cache
@@ -73,7 +74,7 @@ class Fields:
             return default
         raise ConfigError(self.where, key)
 
-    def window(self) -> int | None:
+    def window(self) -> builtins.int | None:
         """sliding_window, never from a class default (MistralConfig's is 4096): a truncated copy
         must not shrink the KV cache. Absent means full attention."""
         value = self.cfg.get("sliding_window")
@@ -83,16 +84,16 @@ class Fields:
             raise ConfigError(self.where, "sliding_window", f"must be a positive integer or null, got {value!r}")
         return value
 
-    def int(self, key: str, default: Any = _MISSING) -> int:
+    def int(self, key: str, default: Any = _MISSING) -> builtins.int:
         value = self(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, builtins.int) or value < 0:
             raise ConfigError(self.where, key, f"must be a non-negative integer, got {value!r:.40}")
         limit = MAX_LAYERS if key == "num_hidden_layers" else MAX_DIM
         if value > limit:
             raise ConfigError(self.where, key, f"is {value:,}, beyond any real model (limit {limit:,})")
         return value
 
-    def pos(self, key: str, default: Any = _MISSING) -> int:
+    def pos(self, key: str, default: Any = _MISSING) -> builtins.int:
         value = self.int(key, default)
         if value == 0:
             raise ConfigError(self.where, key, "must be positive, got 0")
@@ -101,19 +102,19 @@ class Fields:
     def flag(self, key: str, default: Any = _MISSING) -> bool:
         return bool(self(key, default))
 
-    def opt_int(self, key: str, default: Any = None) -> int | None:
+    def opt_int(self, key: str, default: Any = None) -> builtins.int | None:
         value = self(key, default)
         return None if value is None else self.int(key, default)
 
-    def int_list(self, key: str, default: Any = _MISSING) -> list[int] | None:
+    def int_list(self, key: str, default: Any = _MISSING) -> list[builtins.int] | None:
         value = self(key, default)
         if value is None:
             return None
-        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if not isinstance(value, list) or not all(isinstance(v, builtins.int) and not isinstance(v, bool) for v in value):
             raise ConfigError(self.where, key, "must be a list of integers")
         return value
 
-    def str_list(self, key: str, n: int) -> list[str] | None:
+    def str_list(self, key: str, n: builtins.int) -> list[str] | None:
         value = self(key, None)
         if value is None:
             return None
@@ -121,7 +122,7 @@ class Fields:
             raise ConfigError(self.where, key, f"must list {n} layer types")
         return value
 
-    def layer_types(self, n: int, fallback: Callable[[int], str]) -> list[str]:
+    def layer_types(self, n: builtins.int, fallback: Callable[[builtins.int], str]) -> list[str]:
         """`layer_types` from the config, else the family's rule (never the class default list,
         which is computed for the default layer count)."""
         types = self.cfg.get("layer_types")
@@ -141,7 +142,7 @@ def _head_dim(f: Fields, hidden: int, heads: int) -> int:
     return f.pos("head_dim")
 
 
-def _attn(f: Fields, kind: str, window: int | None = None, **kw: Any) -> AttentionSpec:
+def _attn(f: Fields, kind: Any, window: int | None = None, **kw: Any) -> AttentionSpec:
     hidden = f.pos("hidden_size")
     heads = f.pos("num_attention_heads")
     kv_heads = f("num_key_value_heads", None)

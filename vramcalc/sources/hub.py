@@ -174,7 +174,7 @@ def read_repo(repo_id: str, revision: str | None = None, token: str | None = Non
     else:
         return ModelSource(spec=spec.model_copy(update={"notes": spec.notes + (
             "no safetensors in the repo: weights estimated from the config",)}))
-    tensors, by_dtype = 0, {}
+    tensors, by_dtype = 0, {}  # type: int, dict[str, int]
     for name in files:
         h = safetensors_header(repo_id, name, revision, token, counter)
         tensors += h.data_bytes

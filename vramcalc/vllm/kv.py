@@ -65,7 +65,7 @@ class KVPool(BaseModel):
             if g.kind == "mamba":  # MambaSpec.max_memory_usage_bytes
                 total += (2 + s.num_speculative_tokens + s.mamba_checkpoint_blocks) if s.prefix_caching \
                     else 1 + s.num_speculative_tokens
-            elif g.kind == "sliding" and s.hybrid_manager:  # SlidingWindowSpec: window - 1 + in-flight, + 1
+            elif g.kind == "sliding" and s.hybrid_manager and g.window:  # SlidingWindowSpec: W - 1 + in-flight, + 1
                 total += ceil(min(g.window - 1 + in_flight, max_model_len) / self.block_size) + 1
             else:
                 total += ceil(max_model_len / self.block_size)
@@ -85,6 +85,8 @@ def _attn_page_per_token(layer: LayerSpec, tp: int, kv_bytes: int) -> int:
 def _mamba_page(layer: LayerSpec, tp: int, state_bytes: int, n_spec: int) -> int:
     """MambaStateShapeCalculator shapes per rank (n_groups padded up to TP for Mamba-2)."""
     s = layer.ssm
+    if s is None:
+        return 0
     if s.kind == "mamba2":
         groups = s.n_groups if s.n_groups % tp == 0 else s.n_groups + (tp - s.n_groups % tp)
         conv = (s.d_inner + 2 * groups * s.d_state) // tp * (s.d_conv - 1 + n_spec)
