@@ -199,6 +199,23 @@ def _cmd_gpus(args: argparse.Namespace) -> int:
     return 0
 
 
+SCHEMAS = {"check": "vramcalc.check:CheckResult", "check-vllm": "vramcalc.vllm.engine:VLLMResult",
+           "check-llamacpp": "vramcalc.llamacpp.engine:LlamaResult"}
+
+
+def json_schema(name: str) -> dict:
+    """The JSON Schema of a --json output (published in docs/schema/)."""
+    import importlib
+
+    module, cls = SCHEMAS[name].split(":")
+    return getattr(importlib.import_module(module), cls).model_json_schema()
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(json_schema(args.output), indent=2, sort_keys=True))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vramcalc", description="Will this LLM fit on this GPU? Memory before the download.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -248,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the bundled offline catalog")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=_cmd_models)
+    sc = sub.add_parser("schema", help="print the JSON Schema of a --json output")
+    sc.add_argument("output", choices=sorted(SCHEMAS), help="check, check-vllm or check-llamacpp")
+    sc.set_defaults(func=_cmd_schema)
     g = sub.add_parser("gpus", help="list known GPUs")
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=_cmd_gpus)
