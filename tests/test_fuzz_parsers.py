@@ -109,3 +109,31 @@ def test_config_with_fields_replaced_or_removed(base, draw):
     assert isinstance(spec, (ModelSpec, VramcalcError))
     if isinstance(spec, ModelSpec):  # a spec that reads must also count
         assert count_params(spec).total > 0
+
+
+CLI_TOKENS = ["check", "models", "gpus", "schema", "check-vllm", "llama-3.1-8b", "qwen3-next-80b-a3b-thinking",
+              "gpt-oss-20b", "deepseek-v3", "nope/model", "--gpu", "4090", "2x4090", "h100", "cpu", "m4-max(64GiB)",
+              "4090-30GiB", "3x3090", "--engine", "vllm", "llamacpp", "none", "--tp", "--pp", "3", "0", "-1", "8",
+              "--ctx", "1", "999999999", "--quant", "awq", "gguf:Q4_K_M", "gguf:Q9", "fp8", "--json",
+              "--sequences", "--max-model-len", "--kv-cache-dtype", "fp8", "-ctv", "q8_0", "-fa", "off", "-ngl",
+              "--cpu-moe", "--ram", "1.5", "--engine-version", "0.11.0", "9.9.9", "x.y", "--gpu-memory-utilization",
+              "1.5", "0.5"]
+
+
+@settings(max_examples=int(os.environ.get("VRAMCALC_FUZZ_EXAMPLES", "150")) // 3, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(CLI_TOKENS), min_size=1, max_size=9))
+def test_cli_arguments_end_in_an_exit_code_never_a_traceback(argv):
+    import contextlib
+    import io
+
+    from vramcalc.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as e:  # argparse's own exit for bad usage
+            code = e.code
+    assert code in (0, 1, 2), (argv, code, err.getvalue()[-500:])
+    assert "Traceback" not in err.getvalue()
