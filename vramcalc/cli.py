@@ -40,6 +40,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _json_out(result) -> int:
+    print(json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True))
+    return EXIT_FITS if result.fits else EXIT_NO_FIT
+
+
+def _verdict_out(result, yes: str, no: str) -> int:
+    """The tail every engine report shares: verdict, the engine's errors, warnings, the command."""
+    print(f"verdict {yes if result.fits else no}")
+    for e in result.errors:
+        print(f"error   {e}")
+    for w in result.warnings:
+        print(f"warning {w}")
+    print(f"command {result.command}")
+    return EXIT_FITS if result.fits else EXIT_NO_FIT
+
+
 def _cmd_check_vllm(args: argparse.Namespace, source, system) -> int:
     from .vllm.engine import VLLMOptions, check_vllm
 
@@ -68,8 +84,7 @@ def _cmd_check_vllm(args: argparse.Namespace, source, system) -> int:
     if system.notes:
         r = r.model_copy(update={"warnings": r.warnings + system.notes})
     if args.json:
-        print(json.dumps(r.model_dump(mode="json"), indent=2, sort_keys=True))
-        return EXIT_FITS if r.fits else EXIT_NO_FIT
+        return _json_out(r)
     print(f"model   {r.model['id']}  ({r.model['params_total'] / 1e9:.2f}B params)")
     print(f"engine  vLLM {r.engine_version}, TP {r.layout['tp']} x PP {r.layout['pp']}, max_model_len {r.max_model_len:,}, "
           f"max_num_seqs {r.layout['max_num_seqs']}, max_num_batched_tokens {r.layout['max_num_batched_tokens']}")
@@ -85,13 +100,7 @@ def _cmd_check_vllm(args: argparse.Namespace, source, system) -> int:
     if r.kv_cache_tokens:
         print(f"KV cache {r.kv_cache_tokens:,} tokens; maximum concurrency for {r.max_model_len:,} tokens per request: "
               f"{r.max_concurrency:.2f}x")
-    print(f"verdict {'STARTS' if r.fits else 'DOES NOT START'}")
-    for e in r.errors:
-        print(f"error   {e}")
-    for w in r.warnings:
-        print(f"warning {w}")
-    print(f"command {r.command}")
-    return EXIT_FITS if r.fits else EXIT_NO_FIT
+    return _verdict_out(r, "STARTS", "DOES NOT START")
 
 
 def _cmd_check_llamacpp(args: argparse.Namespace, source, system) -> int:
@@ -117,8 +126,7 @@ def _cmd_check_llamacpp(args: argparse.Namespace, source, system) -> int:
     r = check_llamacpp(source.spec, gpu, opts, tensors, ram, model_ref=args.model if args.model.endswith(".gguf")
                        else f"<{source.spec.id} {ftype}>.gguf")
     if args.json:
-        print(json.dumps(r.model_dump(mode="json"), indent=2, sort_keys=True))
-        return EXIT_FITS if r.fits else EXIT_NO_FIT
+        return _json_out(r)
     print(f"model   {source.spec.id}  ({'GGUF file' if tensors else ftype})")
     print(f"engine  llama.cpp, context {r.n_ctx:,} tokens [{r.context_source}], {r.gpu_layers} of "
           f"{source.spec.num_layers} layers on the GPU")
@@ -129,13 +137,7 @@ def _cmd_check_llamacpp(args: argparse.Namespace, source, system) -> int:
                    tablefmt="simple", disable_numparse=True))
     print("(GiB; available = CUDA-reported total less llama.cpp's 1 GiB --fit margin)")
     print()
-    print(f"verdict {'FITS' if r.fits else 'DOES NOT FIT'}")
-    for e in r.errors:
-        print(f"error   {e}")
-    for w in r.warnings:
-        print(f"warning {w}")
-    print(f"command {r.command}")
-    return EXIT_FITS if r.fits else EXIT_NO_FIT
+    return _verdict_out(r, "FITS", "DOES NOT FIT")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
