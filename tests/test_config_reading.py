@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from conftest import catalog_config
 from vramcalc.errors import ConfigError
@@ -81,7 +82,7 @@ def test_missing_sliding_window_never_shrinks_the_cache():
 
 def test_spec_is_immutable_and_round_trips_through_json():
     spec = spec_from_config(catalog_config("deepseek-ai__DeepSeek-V3"), model_id="x", source="t")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):  # frozen
         spec.hidden_size = 1
     again = type(spec).model_validate_json(spec.model_dump_json())
     assert again == spec

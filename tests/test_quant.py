@@ -1,8 +1,6 @@
 """Checkpoint bytes per quantization format against real checkpoints' recorded statistics
 (stored element counts and file sizes from the catalog entries' sources)."""
 
-import copy
-
 import pytest
 
 from conftest import catalog_config

@@ -11,7 +11,7 @@ from safetensors.numpy import save_file
 from conftest import DATA
 from vramcalc.sources.hf_config import read_config_file
 from vramcalc.sources.safetensors_header import SafetensorsError, read_file, read_folder
-from vramcalc.weights import weight_bytes
+from vramcalc.quant import quantized_bytes, target_scheme
 
 CHECKPOINTS = sorted(p for p in (DATA / "checkpoints").iterdir() if p.is_dir())
 
@@ -20,7 +20,7 @@ CHECKPOINTS = sorted(p for p in (DATA / "checkpoints").iterdir() if p.is_dir())
 def test_predicted_bf16_bytes_equal_transformers_checkpoint_by_group(folder):
     # tests/data/checkpoints: written by transformers' save_pretrained (tools/make_checkpoints.py)
     header = read_folder(folder)
-    predicted = weight_bytes(read_config_file(folder), "bfloat16")
+    predicted = quantized_bytes(read_config_file(folder), target_scheme("bf16"))  # the checkpoints are bf16
     assert predicted.total == header.data_bytes
     assert predicted.by_group == header.bytes_by_group()
     assert header.bytes_by_dtype() == {"BF16": header.data_bytes}

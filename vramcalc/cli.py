@@ -11,7 +11,7 @@ from tabulate import tabulate
 
 from .check import check
 from .errors import VramcalcError
-from .gpus import all_gpus, find_gpu
+from .gpus import all_gpus
 from .sources import catalog, open_model
 
 GIB = 1024**3

@@ -311,8 +311,6 @@ def _choose(qs: _State, t: GGUFTensor, cat: str, ftype: str, new: str) -> str:
                 new = "Q5_K"
             return new
         return {"Q2_K": "Q3_K", "IQ3_XXS": "IQ3_S", "Q3_K_M": "Q4_K", "Q3_K_L": "Q5_K", "IQ3_M": "Q4_K"}.get(ftype, new)
-    if cat == "QKV":  # unreachable: attn_v-like above; kept for parity with the C++ branch order
-        return new
     if cat in ("GATE", "UP"):
         i = layer_of(cat)
         if ftype == "IQ3_XS" and n_layer // 8 <= i < 7 * n_layer // 8:

@@ -79,7 +79,9 @@ def check_llamacpp(spec: ModelSpec, gpu: GPU | None, opts: LlamaOptions,
         if not opts.ftype:
             raise ValueError("llama.cpp runs GGUF files: give a .gguf, or --quant gguf:<FTYPE> such as gguf:Q4_K_M")
         tensors = plan_gguf(spec, opts.ftype)
-    n_ctx = opts.n_ctx or spec.max_position_embeddings or 4096
+    n_ctx = opts.n_ctx or spec.max_position_embeddings
+    if not n_ctx:
+        raise ValueError("the model gives no training context (llama.cpp's -c 0 default): pass --ctx")
     how = "--ctx" if opts.n_ctx else "the model's training context (llama.cpp's -c 0 default)"
     if opts.type_v.upper() != "F16" and opts.type_v.upper() != "F32" and not opts.flash_attn:
         errors.append("quantized V cache was requested, but this requires Flash Attention "

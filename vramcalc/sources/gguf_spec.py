@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..spec import AttentionSpec, LayerSpec, MLASpec, MLPSpec, ModelSpec, SSMSpec
+from ..spec import AttentionSpec, LayerSpec, MLASpec, MLPSpec, ModelSpec
 from .gguf_header import GGUFError, GGUFHeader
 
 # llama.cpp architectures read exactly; others fall back to a generic GQA decoder (approximate).

@@ -48,7 +48,6 @@ class Fields:
         table = _architectures()["text"].get(model_type, {})
         self.defaults: dict[str, Any] = table.get("defaults", {})
         self.required: set[str] = set(table.get("required", []))
-        self.defaulted: list[str] = []
         # attribute_map: a key may be written under its alias (num_experts / num_local_experts)
         self.aliases: dict[str, str] = {}
         for a, b in table.get("aliases", {}).items():
@@ -66,7 +65,6 @@ class Fields:
         if key in self.required or self.aliases.get(key) in self.required:
             raise ConfigError(self.where, key)
         if key in self.defaults:
-            self.defaulted.append(key)
             return self.defaults[key]
         if self.aliases.get(key) in self.defaults:
             return self.defaults[self.aliases[key]]

@@ -107,7 +107,7 @@ def parse_header(raw: bytes, where: str, file_size: int | None = None) -> Safete
         tensors[name] = TensorInfo(dtype=dtype, shape=tuple(shape), nbytes=nbytes)
         spans.append((offsets[0], offsets[1], name))
     spans.sort()
-    for (b0, e0, n0), (b1, e1, n1) in zip(spans, spans[1:]):
+    for (_, e0, n0), (b1, _, n1) in zip(spans, spans[1:]):
         if b1 < e0:
             raise SafetensorsError(f"{where}: tensors {n0!r} and {n1!r} overlap")
     return SafetensorsHeader(tensors=tensors, metadata=metadata, header_bytes=8 + len(raw))

@@ -103,7 +103,7 @@ def _batch_defaults(gpu: GPU) -> tuple[int, int]:
     for r in rules()["batch_defaults"]["rules"]:
         if total >= r["min_total_gib"] and not any(n.lower() in gpu.name.lower() for n in r.get("not_names", [])):
             return r["max_num_batched_tokens"], r["max_num_seqs"]
-    return 2048, 256
+    raise RuntimeError("data/vllm.json batch_defaults needs a catch-all last rule")
 
 
 def derived_max_model_len(spec: ModelSpec) -> int:

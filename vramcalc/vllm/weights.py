@@ -51,7 +51,7 @@ def padded_vocab(vocab: int) -> int:
 
 COLUMN = re.compile(r"\.(q_proj|q_b_proj|kv_b_proj|gate_proj|up_proj|in_proj\w*|experts\.gate_up_proj)(\.weight|\.bias)?$"
                     r"|experts\.gate_up_proj_bias$")
-ROW = re.compile(r"\.(o_proj|down_proj|out_proj|experts\.down_proj)(\.weight)?$")
+ROW = re.compile(r"\.(o_proj|down_proj|out_proj)\.weight$")
 KV = re.compile(r"\.(k_proj|v_proj)\.(weight|bias)$")
 SHARDED_1D = re.compile(r"\.mamba\.(dt_bias|A_log|D|norm\.weight|conv1d\.(weight|bias))$|\.self_attn\.sinks$")
 
@@ -79,7 +79,7 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer) -> tuple[int, ..
         return (s[0], s[1] // tp)
     if COLUMN.search(name):
         return (s[0] // tp, *s[1:])
-    if ROW.search(name) and name.endswith("weight") or name.endswith("experts.down_proj"):
+    if ROW.search(name):
         return (s[0], s[1] // tp)
     if SHARDED_1D.search(name):
         return (s[0] // tp, *s[1:])
