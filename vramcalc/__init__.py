@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .check import CheckResult
 from .check import check as _check
 from .errors import ConfigError, UnknownGPUError, UnknownModelError, VramcalcError
@@ -16,8 +18,20 @@ from .gpus import GPU, find_gpu
 from .params import ParamCounts, count_params
 from .sources import ModelSource, load_model, open_model
 from .spec import ModelSpec
+from .plan import PlanResult  # noqa: E402  (the module; `vramcalc.plan` below is the function)
 
 __version__ = "0.1.0"
+
+
+def plan(model: ModelSpec | ModelSource | str, gpu: str, **options: Any) -> PlanResult:
+    """Recommended engines, quants and layouts for `model` on the system `gpu` (`2x4090`, `4x3090`,
+    `2x8xH100`, ...), ranked for options["goal"] (latency, throughput, context); see vramcalc.plan.plan."""
+    from .plan import plan as _plan
+    from .systems import parse_system
+
+    source = open_model(model) if isinstance(model, str) else model
+    spec = source if isinstance(source, ModelSpec) else source.spec
+    return _plan(spec, parse_system(gpu), **options)
 
 
 def check(model: ModelSpec | ModelSource | str, gpu: GPU | str, context: int | None = None,
@@ -33,5 +47,5 @@ def check(model: ModelSpec | ModelSource | str, gpu: GPU | str, context: int | N
 
 __all__ = [
     "CheckResult", "ConfigError", "GPU", "ModelSource", "ModelSpec", "ParamCounts", "UnknownGPUError", "UnknownModelError",
-    "VramcalcError", "check", "count_params", "find_gpu", "load_model", "open_model",
+    "PlanResult", "VramcalcError", "check", "plan", "count_params", "find_gpu", "load_model", "open_model",
 ]

@@ -201,8 +201,76 @@ def _cmd_gpus(args: argparse.Namespace) -> int:
     return 0
 
 
+def _layout_text(c) -> str:
+    lay = c.layout
+    if c.engine == "vllm":
+        parts = [f"TP={lay.tp}"] + ([f"PP={lay.pp}"] if lay.pp > 1 else [])
+        if lay.nodes > 1:
+            parts.append(f"{lay.nodes} nodes")
+    elif lay.split == "layer":
+        parts = [f"layer split x{lay.gpus_per_replica}"]
+    elif lay.split == "offload":
+        parts = [f"experts of {lay.n_cpu_moe} layers on CPU" if lay.cpu_moe else f"-ngl {lay.n_gpu_layers}"]
+    else:
+        parts = ["1 GPU"]
+    if lay.replicas > 1:
+        parts.append(f"x{lay.replicas} replicas")
+    return ", ".join(parts)
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .plan import plan
+    from .systems import parse_system
+
+    source = open_model(args.model, revision=args.revision)
+    system = parse_system(args.gpu)
+    result = plan(source.spec, system, context=args.ctx, concurrency=args.concurrency, goal=args.goal,
+                  engine=args.engine, engine_version=args.engine_version,
+                  host_ram_bytes=int(args.ram * GIB) if args.ram else None, top=args.top)
+    if args.json:
+        print(json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True))
+        return EXIT_FITS if result.fits else EXIT_NO_FIT
+    m = result.model
+    print(f"model   {m['id']}: {m['params_total'] / 1e9:.1f}B parameters, {m['params_active'] / 1e9:.1f}B active "
+          f"per token; checkpoint {m['checkpoint']}")
+    print(f"system  {result.system}")
+    print(f"asked   {result.context} tokens of context ({result.context_source}), {result.concurrency} concurrent "
+          f"sequence(s), goal: {result.goal}")
+    for n in result.notes:
+        print(f"note    {n}")
+    if result.recommendations:
+        rows = []
+        for c in result.recommendations:
+            sp = c.speed
+            rows.append([c.rank, c.engine + (f" {c.engine_version}" if c.engine_version else ""), c.quant,
+                         c.kv_cache_dtype, _layout_text(c), f"{sp.decode_tokens_per_s:.0f}",
+                         f"{sp.aggregate_tokens_per_s:.0f}", f"{sp.ttft_s:.2f}" if sp.ttft_s is not None else "-",
+                         c.max_context, f"{c.max_concurrency:g}"])
+        print()
+        print(tabulate(rows, headers=["#", "engine", "quant", "KV", "layout", "tok/s 1 stream",
+                                      f"tok/s at {result.concurrency}", "TTFT s", "max ctx", "seqs at ctx"],
+                       tablefmt="simple", disable_numparse=True))
+        for c in result.recommendations:
+            print(f"\n[{c.rank}] {c.quant_note}; speed ±{c.speed.uncertainty:.0%}, {c.speed.basis}")
+            for cmd in c.commands:
+                print(f"    $ {cmd}")
+            if c.router_config:
+                print("    router.yaml:")
+                for line in c.router_config.rstrip().splitlines():
+                    print(f"      {line}")
+            for n in c.notes:
+                print(f"    note: {n}")
+    else:
+        print("\nverdict nothing fits: every layout is listed below with the reason")
+    if result.rejected:
+        print("\nrejected")
+        for r in result.rejected:
+            print(f"  {r.family}: {r.reason}")
+    return EXIT_FITS if result.fits else EXIT_NO_FIT
+
+
 SCHEMAS = {"check": "vramcalc.check:CheckResult", "check-vllm": "vramcalc.vllm.engine:VLLMResult",
-           "check-llamacpp": "vramcalc.llamacpp.engine:LlamaResult"}
+           "check-llamacpp": "vramcalc.llamacpp.engine:LlamaResult", "plan": "vramcalc.plan:PlanResult"}
 
 
 def json_schema(name: str) -> dict:
@@ -264,11 +332,26 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument("--ram", type=float, default=None, help="host RAM in GiB, to check the host's share")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
     c.set_defaults(func=_cmd_check)
+    pl = sub.add_parser("plan", help="recommend engine, quant and layout for a system, with speed and commands")
+    pl.add_argument("model", help="catalog id or alias, a Hub repo id, a local config.json, model folder or .gguf")
+    pl.add_argument("--gpu", required=True, help="system: 2x4090, 4x3090, rtx4070, 2x8xH100, "
+                                                 "ryzen-ai-max-plus-395(128GiB), ... (as for check)")
+    pl.add_argument("--ctx", type=_positive_int, default=None, help="context per sequence (default 8192)")
+    pl.add_argument("--concurrency", type=_positive_int, default=1, help="sequences served at once")
+    pl.add_argument("--goal", choices=["latency", "throughput", "context"], default="latency",
+                    help="rank by single-stream speed, aggregate speed at --concurrency, or the longest context")
+    pl.add_argument("--engine", choices=["vllm", "llamacpp", "any"], default="any")
+    pl.add_argument("--engine-version", default=None, help="vLLM release (default: the newest modelled)")
+    pl.add_argument("--ram", type=float, default=None, help="host RAM in GiB, to check offloaded weights")
+    pl.add_argument("--top", type=_positive_int, default=5, help="recommendations to show")
+    pl.add_argument("--revision", default=None, help="Hub revision for a Hub repo id")
+    pl.add_argument("--json", action="store_true", help="print the plan as JSON")
+    pl.set_defaults(func=_cmd_plan)
     m = sub.add_parser("models", help="list the bundled offline catalog")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=_cmd_models)
     sc = sub.add_parser("schema", help="print the JSON Schema of a --json output")
-    sc.add_argument("output", choices=sorted(SCHEMAS), help="check, check-vllm or check-llamacpp")
+    sc.add_argument("output", choices=sorted(SCHEMAS), help="check, check-vllm, check-llamacpp or plan")
     sc.set_defaults(func=_cmd_schema)
     g = sub.add_parser("gpus", help="list known GPUs")
     g.add_argument("--json", action="store_true")

@@ -24,7 +24,9 @@ class GPU(BaseModel):
     usable_bytes: int = 0  # total memory as CUDA reports it (recorded, or estimated low)
     usable_source: str = ""
     memory_bandwidth_gbs: float | None = None
+    tflops_16bit: float | None = None  # dense bf16 with fp32 accumulate (fp16 where bf16 is not listed)
     compute_capability: str | None = None
+    nvlink: bool = False  # datacenter parts with NVLink/NVSwitch; consumer bridges are not assumed
     unified_memory: bool = False
     verification: str | None = None
     note: str | None = None  # how an ambiguous name was resolved
@@ -58,7 +60,9 @@ def _gpu(d: dict) -> GPU:
     usable, how = _usable(d["id"], d["memory_gib"])
     return GPU(id=d["id"], name=d["name"], memory_bytes=int(d["memory_gib"] * GIB), usable_bytes=usable,
                usable_source=how,
-               memory_bandwidth_gbs=d.get("memory_bandwidth_gbs"), compute_capability=d.get("compute_capability"),
+               memory_bandwidth_gbs=d.get("memory_bandwidth_gbs"),
+               tflops_16bit=d.get("bf16_tflops_dense") or d.get("fp16_tflops_dense"),
+               nvlink=bool(d.get("nvlink")) and d.get("segment") == "datacenter", compute_capability=d.get("compute_capability"),
                unified_memory=bool(d.get("unified_memory")), verification=d.get("verification"))
 
 

@@ -218,9 +218,25 @@ def _mtp(out: list[TensorSpec], spec: ModelSpec) -> None:
             out[k] = out[k].model_copy(update={"group": "mtp"})
 
 
+# The planner and the engine models ask for the same spec's inventory many times. Keyed by the
+# spec's identity (specs are frozen); the entry holds the spec so its id cannot be reused.
+_MEMO: dict[tuple[int, bool], tuple[ModelSpec, tuple[TensorSpec, ...]]] = {}
+
+
 def inventory(spec: ModelSpec, include_mtp: bool = False) -> list[TensorSpec]:
     """Every weight tensor of the model (vision tower as one lumped entry). MTP layers are in the
     checkpoint but neither instantiated by transformers nor loaded by vLLM by default."""
+    hit = _MEMO.get((id(spec), include_mtp))
+    if hit is not None and hit[0] is spec:
+        return list(hit[1])
+    if len(_MEMO) > 256:
+        _MEMO.clear()
+    out = _inventory(spec, include_mtp)
+    _MEMO[(id(spec), include_mtp)] = (spec, tuple(out))
+    return out
+
+
+def _inventory(spec: ModelSpec, include_mtp: bool) -> list[TensorSpec]:
     out: list[TensorSpec] = []
     h = spec.hidden_size
     _t(out, "model.embed_tokens.weight", (spec.vocab_size, h), "embeddings")

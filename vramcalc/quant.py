@@ -160,17 +160,27 @@ def module_names(t: TensorSpec, composite: bool) -> list[str]:
     return names
 
 
-def _ignored(names: list[str], patterns: tuple[str, ...]) -> bool:
-    """compressed-tensors: "re:" regex on the module name, else the name or a glob (ModelOpt
-    exclude_modules); transformers modules_to_not_convert: a substring of the module name."""
+@lru_cache(maxsize=64)
+def _ignore_regex(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """compressed-tensors: "re:" regex on the module name (re.match), else the name or a glob
+    (ModelOpt exclude_modules); transformers modules_to_not_convert: a substring of the module name.
+    All patterns in one regex, used with re.match."""
+    parts = []
     for p in patterns:
-        for n in names:
-            if p.startswith("re:"):
-                if re.match(p[3:], n):
-                    return True
-            elif p == n or fnmatch.fnmatchcase(n, p) or (not any(c in p for c in "*?[") and p in n):
-                return True
-    return False
+        if p.startswith("re:"):
+            parts.append(p[3:])
+        elif any(c in p for c in "*?["):
+            parts.append(fnmatch.translate(p))
+        else:
+            parts.append(".*" + re.escape(p))
+    return re.compile("|".join(f"(?:{x})" for x in parts) or r"(?!)")
+
+
+def _ignored(names: list[str], patterns: tuple[str, ...]) -> bool:
+    if not patterns:
+        return False
+    rx = _ignore_regex(patterns)
+    return any(rx.match(n) for n in names)
 
 
 # ---------------------------------------------------------------- bytes per matrix

@@ -11,8 +11,11 @@ covers it: FIT_MARGIN_MIB left free per device (rule 12, --fit-target default 10
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict
 
+from ..ggml import tensor_bytes
 from ..gguf_mix import GGUFTensor, plan_gguf
 from ..gpus import GPU
 from ..spec import ModelSpec
@@ -40,6 +43,7 @@ class LlamaOptions(BaseModel):
     n_gpu_layers: int = 999
     swa_full: bool = False
     cpu_moe: bool = False
+    n_cpu_moe: int = 0  # --n-cpu-moe N: the experts of the first N layers stay on the CPU
     ftype: str | None = None  # when no GGUF file is given: predict this llama.cpp file type
 
 
@@ -91,7 +95,9 @@ def check_llamacpp(spec: ModelSpec, gpu: GPU | None, opts: LlamaOptions,
     caches = llama_caches(spec, kvo)
     n_layer = spec.num_layers
     ngl = opts.n_gpu_layers if gpu is not None else 0
-    overrides = [r"ffn_(up|down|gate)_exps"] if opts.cpu_moe else []
+    overrides = [r"ffn_(up|down|gate)_exps"] if opts.cpu_moe and not opts.n_cpu_moe else []
+    if opts.n_cpu_moe:  # common/arg.cpp --n-cpu-moe: one override per layer index below N
+        overrides = [rf"^blk\.{i}\.ffn_(up|down|gate)_exps" for i in range(opts.n_cpu_moe)]
     mb = model_buffers(tensors, n_layer, ngl, overrides, unified=bool(gpu and gpu.unified_memory))
     gpu_share = mb.gpu_layers / n_layer if n_layer else 0
     kv_total = sum(c.k_bytes + c.v_bytes for c in caches)
@@ -138,9 +144,94 @@ def check_llamacpp(spec: ModelSpec, gpu: GPU | None, opts: LlamaOptions,
     cmd.append("-fa on" if opts.flash_attn else "-fa off")
     if opts.n_ubatch != 512:
         cmd.append(f"-ub {opts.n_ubatch}")
-    if opts.cpu_moe:
+    if opts.n_cpu_moe:
+        cmd.append(f"--n-cpu-moe {opts.n_cpu_moe}")
+    elif opts.cpu_moe:
         cmd.append("--cpu-moe")
     if opts.swa_full:
         cmd.append("--swa-full")
     return LlamaResult(fits=fits, n_ctx=n_ctx, context_source=how, gpu_layers=mb.gpu_layers, devices=devices,
                        caches=[c.model_dump() for c in caches], errors=errors, warnings=warnings, command=" ".join(cmd))
+
+
+# Rule 6.3: with several GPUs in layer mode and everything offloaded, the scheduler keeps this many
+# copies of the compute buffers (GGML_SCHED_MAX_COPIES, log "pipeline parallelism enabled (n_copies=4)").
+SCHED_MAX_COPIES = 4
+
+
+def split_units(n_layer: int, gpus: list[GPU], tensor_split: list[float] | None = None) -> list[int]:
+    """Device of each offloaded unit (blocks 0..n_layer-1, then the output layer), all layers on GPU.
+    llama-model.cpp load_tensors (rule 9.2): proportions from -ts, else each device's free memory;
+    unit i goes to the first device whose cumulative fraction exceeds i / n_units."""
+    weights = tensor_split or [float(g.usable_bytes or g.memory_bytes) for g in gpus]
+    total = sum(weights)
+    cum, acc = [], 0.0
+    for w in weights:
+        acc += w / total
+        cum.append(acc)
+    n_units = n_layer + 1
+    out = []
+    for i in range(n_units):
+        out.append(next((d for d, c in enumerate(cum) if i / n_units < c), len(gpus) - 1))
+    return out
+
+
+def check_llamacpp_split(spec: ModelSpec, gpus: list[GPU], opts: LlamaOptions,
+                         tensors: list[tuple[GGUFTensor, str]] | None = None, ram_bytes: int | None = None,
+                         model_ref: str = "model.gguf", tensor_split: list[float] | None = None) -> LlamaResult:
+    """`-sm layer` over several GPUs with every layer offloaded: each device holds its blocks, their
+    KV, and its compute buffers x SCHED_MAX_COPIES; the last holds the output layer and the logits.
+    KV per device is the cache total in proportion to its attention layers (exact for uniform stacks)."""
+    if len(gpus) == 1:
+        return check_llamacpp(spec, gpus[0], opts, tensors, ram_bytes, model_ref)
+    base = check_llamacpp(spec, gpus[-1], opts, tensors, ram_bytes, model_ref)  # errors, caches, compute estimate
+    if tensors is None:
+        tensors = plan_gguf(spec, opts.ftype or "")
+    n_layer = spec.num_layers
+    unit_dev = split_units(n_layer, gpus, tensor_split)
+    model = [0] * len(gpus)
+    tied = not any(t.name == "output.weight" for t, _ in tensors)
+    host = 0
+    for t, ggml in tensors:
+        size = tensor_bytes(ggml, t.ne)
+        m = re.match(r"blk\.(\d+)\.", t.name)
+        if m:
+            model[unit_dev[int(m.group(1))]] += size
+        elif t.name == "token_embd.weight":
+            host += size
+            if tied:
+                model[unit_dev[-1]] += size
+        else:
+            model[unit_dev[-1]] += size
+    kv_total = sum(c.k_bytes + c.v_bytes for c in llama_caches(spec, LlamaKVOptions(
+        n_ctx=base.n_ctx, n_seq_max=opts.n_parallel, kv_unified=opts.kv_unified, n_ubatch=opts.n_ubatch,
+        type_k=opts.type_k.upper(), type_v=opts.type_v.upper(), swa_full=opts.swa_full)))
+    attn_layers = [i for i, layer in enumerate(spec.layers) if layer.attention is not None or layer.ssm is not None]
+    per_dev_layers = [sum(1 for i in attn_layers if unit_dev[i] == d) for d in range(len(gpus))]
+    last_compute = base.devices[0].compute_bytes
+    logits = spec.vocab_size * min(opts.n_ubatch, base.n_ctx) * 4
+    other_compute = max(0, int(last_compute - logits * (1 + COMPUTE_MARGIN)))
+    ff = max((layer.mlp.intermediate_size or layer.mlp.expert_intermediate_size * max(1, layer.mlp.experts_per_token)
+              for layer in spec.layers), default=4 * spec.hidden_size)
+    other_compute = max(other_compute, int(opts.n_ubatch * (2 * ff + 2 * spec.hidden_size) * 4 * (1 + COMPUTE_MARGIN)))
+    copies = SCHED_MAX_COPIES if opts.n_gpu_layers > n_layer and not opts.cpu_moe else 1
+    devices = []
+    for d, g in enumerate(gpus):
+        kv = kv_total * per_dev_layers[d] // max(1, len(attn_layers))
+        compute = (last_compute if d == len(gpus) - 1 else other_compute) * copies
+        devices.append(LlamaDevice(device=f"{g.id}#{d}", model_bytes=model[d], kv_bytes=kv, compute_bytes=compute,
+                                   output_bytes=0, total_bytes=model[d] + kv + compute,
+                                   available_bytes=(g.usable_bytes or g.memory_bytes) - FIT_MARGIN_MIB * MIB))
+    out = output_buffer_bytes(spec, opts.n_parallel)
+    devices.append(LlamaDevice(device="host RAM", model_bytes=host, kv_bytes=0, compute_bytes=0, output_bytes=out,
+                               total_bytes=host + out, available_bytes=ram_bytes if ram_bytes is not None else -1))
+    errors = list(base.errors)
+    warnings = [w for w in base.warnings if not w.startswith("compute buffers")]
+    warnings.append(f"layer split over {len(gpus)} GPUs: compute buffers are estimated and kept in {copies} copies "
+                    "(pipeline parallelism, llamacpp_rules.md rule 6.3); the last GPU also holds the output layer; "
+                    f"{FIT_MARGIN_MIB} MiB per GPU is left free")
+    fits = not errors and all(d.available_bytes < 0 or d.total_bytes <= d.available_bytes for d in devices)
+    cmd = base.command.replace(f"-ngl {base.gpu_layers if base.gpu_layers < n_layer + 1 else 'all'}", "-ngl all")
+    cmd += " -sm layer" + (f" -ts {','.join(f'{x:g}' for x in tensor_split)}" if tensor_split else "")
+    return LlamaResult(fits=fits, n_ctx=base.n_ctx, context_source=base.context_source, gpu_layers=n_layer,
+                       devices=devices, caches=base.caches, errors=errors, warnings=warnings, command=cmd)

@@ -109,16 +109,34 @@ def rotary_cache_bytes(spec: ModelSpec) -> int:
     return spec.max_position_embeddings * dim * dtype_bytes(spec.dtype)
 
 
+# The planner asks for the same (model, TP, PP, scheme) several times (KV dtypes, utilizations).
+# Keyed by the spec object's identity; the entry keeps the spec alive so the id cannot be reused.
+_MEMO: dict[tuple, tuple[ModelSpec, list[RankWeights]]] = {}
+
+
 def weights_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
                      dtype: str | None = None) -> list[RankWeights]:
     """Weight bytes of every GPU (all ranks of one TP x PP engine)."""
     scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
+    key = (id(spec), tp, pp, scheme, dtype)
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    if len(_MEMO) > 512:
+        _MEMO.clear()
+    out = _weights_per_rank(spec, tp, pp, scheme, dtype)
+    _MEMO[key] = (spec, out)
+    return out
+
+
+def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dtype: str | None) -> list[RankWeights]:
     wdtype = dtype or spec.dtype
     base = dtype_bytes(wdtype)
     split = pp_layer_split(spec.num_layers, pp)
     starts = [sum(split[:i]) for i in range(pp)]
     composite = spec.vision is not None
     stage_bytes = [0] * pp
+    per_kind: dict[tuple, int] = {}  # identical layers shard identically: size each tensor kind once
     for t in inventory(spec):
         m = re.match(r"model\.layers\.(\d+)\.", t.name)
         layer = spec.layers[int(m.group(1))] if m else None
@@ -130,14 +148,19 @@ def weights_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantSch
             stages = [0] + ([pp - 1] if spec.tie_word_embeddings and pp > 1 else [])
         else:
             stages = [0]  # vision tower and extras: the first stage
-        shape = _rank_shape(t, spec, tp, layer)
-        size = 4 if "e_score_correction_bias" in t.name else base
-        rank_t = t.model_copy(update={"shape": shape})
-        mats = _matrices(rank_t) if t.group in scheme.quantize_groups and scheme.method != "none" else []
-        if mats and not _ignored(module_names(t, composite), scheme.ignore):
-            nbytes = sum(c * sum(b for _, _, b in matrix_tensors(scheme, o, i)) for c, o, i in mats)
-        else:
-            nbytes = prod(shape) * size
+        key = (layer, t.name[m.end():], t.shape, t.group) if m else None
+        nbytes = per_kind.get(key) if key is not None else None
+        if nbytes is None:
+            shape = _rank_shape(t, spec, tp, layer)
+            size = 4 if "e_score_correction_bias" in t.name else base
+            rank_t = t.model_copy(update={"shape": shape})
+            mats = _matrices(rank_t) if t.group in scheme.quantize_groups and scheme.method != "none" else []
+            if mats and not _ignored(module_names(t, composite), scheme.ignore):
+                nbytes = sum(c * sum(b for _, _, b in matrix_tensors(scheme, o, i)) for c, o, i in mats)
+            else:
+                nbytes = prod(shape) * size
+            if key is not None and not scheme.ignore:  # ignore lists may name single layers
+                per_kind[key] = nbytes
         for st in stages:
             stage_bytes[st] += nbytes
     rope = rotary_cache_bytes(spec)

@@ -1,0 +1,134 @@
+"""Planner decisions that follow from engine rules, and the plans the issue names."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import vramcalc
+from vramcalc.cli import main
+from vramcalc.gpus import find_gpu
+from vramcalc.plan import plan
+from vramcalc.systems import parse_system
+from vramcalc.vllm.engine import VLLMOptions, check_vllm
+
+
+def _plan(model, system, **kw):
+    return plan(vramcalc.load_model(model), parse_system(system), **kw)
+
+
+def test_tp3_is_never_proposed_for_64_heads():
+    r = _plan("llama-3.3-70b", "3x3090", top=20)
+    assert r.recommendations
+    assert all(c.layout.tp != 3 for c in r.recommendations)
+    tp3 = [x for x in r.rejected if "TP=3" in x.family]
+    assert tp3 and "divisible" in tp3[0].reason
+
+
+def test_a_model_that_fits_one_gpu_gets_a_replica_per_gpu_option():
+    r = _plan("llama-3.1-8b", "2x4090", top=20)
+    reps = [c for c in r.recommendations if c.layout.replicas == 2 and c.layout.gpus_per_replica == 1]
+    assert reps
+    c = reps[0]
+    assert c.router_config.count("api_base") == 2
+    assert any(cmd.startswith("CUDA_VISIBLE_DEVICES=1 ") for cmd in c.commands)
+    assert any(cmd.startswith("litellm --config router.yaml") for cmd in c.commands)
+    # replicas double the aggregate, not the single stream
+    assert c.speed.aggregate_tokens_per_s == pytest.approx(c.speed.decode_tokens_per_s * 2, rel=0.05) or \
+        r.concurrency == 1
+
+
+def test_every_vllm_recommendation_starts_under_the_engine_model():
+    r = _plan("qwen3.6-27b", "2x4090", context=32768, top=20)
+    gpu = find_gpu("rtx4090")
+    spec = vramcalc.load_model("qwen3.6-27b")
+    checked = 0
+    for c in r.recommendations:
+        if c.engine != "vllm":
+            continue
+        quant = None if c.quant == "checkpoint" else c.quant
+        opts = VLLMOptions(tp=c.layout.tp, pp=c.layout.pp, max_model_len=32768, quantization=quant,
+                           kv_cache_dtype=c.kv_cache_dtype)
+        res = check_vllm(spec, gpu, opts)
+        if not res.fits:  # the planner may raise the budget: it must say so
+            assert any("gpu-memory-utilization" in n for n in c.notes)
+        checked += 1
+        assert f"--max-model-len 32768" in c.commands[0]
+        assert c.max_concurrency >= 1
+    assert checked
+
+
+def test_qwen36_27b_at_128k_on_two_4090s_rejects_one_gpu_for_kv():
+    r = _plan("qwen3.6-27b", "2x4090", context=131072)
+    assert r.fits
+    top = r.recommendations[0]
+    assert top.engine == "vllm" and top.layout.tp == 2  # the KV of 128k does not fit beside 4-bit weights on one
+    assert any("TP=1" in x.family and "KV cache" in x.reason for x in r.rejected)
+
+
+def test_moe_on_a_12gb_gpu_keeps_experts_on_the_cpu():
+    r = _plan("qwen3-30b-a3b", "rtx4070")
+    assert r.fits
+    assert all(c.engine == "llama.cpp" for c in r.recommendations)
+    top = r.recommendations[0]
+    assert top.layout.cpu_moe and 0 < top.layout.n_cpu_moe < 48
+    assert f"--n-cpu-moe {top.layout.n_cpu_moe}" in top.commands[0]
+    assert any("host RAM" in n for n in top.notes)
+    assert "host-RAM bandwidth" in top.speed.basis  # the offload speed is an assumption, said so
+
+
+def test_gpt_oss_on_strix_halo_uses_its_mxfp4_gguf():
+    r = _plan("gpt-oss-120b", "ryzen-ai-max-plus-395(128GiB)")
+    assert r.fits
+    assert any(c.quant == "gguf:MXFP4_MOE" for c in r.recommendations)
+
+
+def test_deepseek_v3_on_two_h100_nodes_keeps_tp_in_a_node():
+    r = _plan("deepseek-v3", "2x8xH100")
+    vllm = [c for c in r.recommendations if c.engine == "vllm"]
+    assert vllm
+    for c in vllm:
+        assert c.layout.tp <= 8
+        if c.layout.tp * c.layout.pp > 8:
+            assert c.layout.nodes == 2
+            assert any("ray start --head" in cmd for cmd in c.commands)
+            assert "--distributed-executor-backend ray" in c.commands[-1]
+    assert any("llama.cpp across nodes" == x.family for x in r.rejected)
+
+
+def test_apple_has_no_vllm():
+    r = _plan("llama-3.1-8b", "m4-max(64GiB)")
+    assert all(c.engine == "llama.cpp" for c in r.recommendations)
+    assert any(x.family == "vLLM" and "Metal" in x.reason for x in r.rejected)
+
+
+def test_concurrency_is_a_requirement():
+    r = _plan("llama-3.1-8b", "rtx4090", context=32768, concurrency=64, engine="vllm")
+    assert all(c.max_concurrency >= 64 for c in r.recommendations)
+
+
+def test_nothing_fits_lists_why():
+    r = _plan("llama-3.1-405b", "rtx4070", engine="vllm")
+    assert not r.fits and not r.recommendations
+    assert r.rejected and all(x.reason for x in r.rejected)
+
+
+def test_goals_rank_differently():
+    lat = _plan("llama-3.1-8b", "2x4090", goal="latency", concurrency=8)
+    thr = _plan("llama-3.1-8b", "2x4090", goal="throughput", concurrency=8)
+    key_l = [c.speed.decode_tokens_per_s for c in lat.recommendations]
+    key_t = [c.speed.aggregate_tokens_per_s for c in thr.recommendations]
+    assert key_l == sorted(key_l, reverse=True) and key_t == sorted(key_t, reverse=True)
+
+
+def test_plan_json_is_deterministic_and_exit_codes(capsys):
+    assert main(["plan", "llama-3.1-8b", "--gpu", "rtx4090", "--json"]) == 0
+    a = capsys.readouterr().out
+    assert main(["plan", "llama-3.1-8b", "--gpu", "rtx4090", "--json"]) == 0
+    assert capsys.readouterr().out == a
+    assert json.loads(a)["recommendations"][0]["rank"] == 1
+    assert main(["plan", "llama-3.1-405b", "--gpu", "rtx4070", "--engine", "vllm"]) == 1
+    assert "rejected" in capsys.readouterr().out
+    assert main(["plan", "llama-3.1-8b", "--gpu", "rtx9999"]) == 2
+    assert "unknown GPU" in capsys.readouterr().err

@@ -1,0 +1,96 @@
+"""Fit the speed model's constants (vramcalc/data/speed.json) on the `calibrate` rows of
+tests/data/throughput_cases.json. Holdout rows are never read here.
+
+The step time is linear in the unknowns once each row's bytes are known (vramcalc/speed.py):
+    step_ms = memory_ms_at_full_bandwidth x (1 / efficiency) + layers x fixed_ms_per_layer
+              [+ 2 x layers x (TP - 1) x allreduce_us_per_peer / 1000]   (TP over PCIe)
+              [+ layers x eager_per_layer_ms]                             (vLLM --enforce-eager)
+so each engine:backend profile is one least-squares fit of relative error. A profile with fewer
+than 3 rows fits only its efficiency and takes the per-layer cost of its engine's fallback profile.
+Run: python tools/calibrate_speed.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from throughput_cases import case_spec, load_cases, predict_prefill_tps, predict_step_ms  # noqa: E402
+
+from vramcalc.speed import kv_read_bytes, speed_data, weight_reads  # noqa: E402
+
+DATA = ROOT / "vramcalc" / "data" / "speed.json"
+
+
+def _features(c: dict) -> tuple[float, int]:
+    spec = case_spec(c)
+    reads = weight_reads(spec, c["quant"])
+    b = c["batch"]
+    total = reads.step_bytes(b) + b * kv_read_bytes(spec, c["context"], c.get("kv_dtype"))
+    return total / c.get("tp", 1) / (c["bandwidth_gbs"] * 1e9) * 1e3, reads.num_layers
+
+
+def main() -> None:
+    data = json.loads(DATA.read_text())
+    groups: dict[str, list] = {}
+    for c in load_cases():
+        if c["role"] == "calibrate":
+            groups.setdefault(f"{c['engine']}:{c['backend']}", []).append((c, *_features(c)))
+    fallbacks = set(data["fallbacks"].values())
+    for key in sorted(groups, key=lambda k: k not in fallbacks):  # fallbacks first: small profiles borrow from them
+        rs = groups[key]
+        prof = data["profiles"].setdefault(key, {"prefill_mfu": 0.4})
+        if len(rs) < 3:
+            layer_ms = data["profiles"][data["fallbacks"][key.split(":")[0]]]["fixed_ms_per_layer"]
+            inv = np.mean([(c["step_ms"] - layer_ms * n) / mem for c, mem, n in rs])
+            fit = {"inv_eff": inv, "layer": layer_ms}
+        else:
+            names = ["inv_eff", "layer"]
+            if any(c.get("tp", 1) > 1 for c, *_ in rs):
+                names.append("allreduce")
+            if any(c.get("enforce_eager") for c, *_ in rs):
+                names.append("eager")
+            A = []
+            for c, mem, n in rs:
+                f = {"inv_eff": mem, "layer": n, "allreduce": 2 * n * (c.get("tp", 1) - 1) * 1e-3,
+                     "eager": n if c.get("enforce_eager") else 0}
+                A.append([f[k] / c["step_ms"] for k in names])
+            x, *_ = np.linalg.lstsq(np.array(A), np.ones(len(A)), rcond=None)
+            fit = dict(zip(names, x))
+        prof["bandwidth_efficiency"] = round(1 / fit["inv_eff"], 4)
+        prof["fixed_ms_per_layer"] = round(max(0.0, fit["layer"]), 5)
+        prof["calibrated_on"] = sorted(c["id"] for c, *_ in rs)
+        if "allreduce" in fit:
+            data["links"]["pcie"]["allreduce_us_per_peer"] = round(max(0.0, fit["allreduce"]), 2)
+            data["links"]["pcie"]["calibrated"] = ", ".join(c["id"] for c, *_ in rs if c.get("tp", 1) > 1)
+        if "eager" in fit:
+            data["eager_per_layer_ms"] = round(max(0.0, fit["eager"]), 4)
+            data["eager_calibrated_on"] = ", ".join(c["id"] for c, *_ in rs if c.get("enforce_eager"))
+        print(key, {k: round(float(v), 4) for k, v in fit.items()}, len(rs), "rows")
+    # prefill: tokens/s = tflops x mfu / (2 x active params); mfu is the mean of the calibrate rows
+    pre: dict[str, list[float]] = {}
+    for c in load_cases():
+        if c.get("prefill_role") == "calibrate":
+            pre.setdefault(f"{c['engine']}:{c['backend']}", []).append(c["prefill_tps"] / predict_prefill_tps(c, 1.0))
+    for key, ratios in pre.items():
+        data["profiles"][key]["prefill_mfu"] = round(float(np.mean(ratios)), 4)
+        data["profiles"][key]["prefill_calibrated_on"] = sorted(
+            c["id"] for c in load_cases() if c.get("prefill_role") == "calibrate" and f"{c['engine']}:{c['backend']}" == key)
+        print(key, "prefill mfu", data["profiles"][key]["prefill_mfu"])
+    DATA.write_text(json.dumps(data, indent=1) + "\n")
+    speed_data.cache_clear()
+    for key, rs in groups.items():  # each profile's median error on its own rows, quoted by every estimate
+        errs = [abs(predict_step_ms(c) / c["step_ms"] - 1) for c, *_ in rs]
+        data["profiles"][key]["median_abs_error"] = round(float(np.median(errs)), 4)
+    DATA.write_text(json.dumps(data, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

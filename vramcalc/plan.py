@@ -1,0 +1,476 @@
+"""Planner: which engine, quant, KV dtype and layout to run a model with on a system, how fast, and
+the commands that run it.
+
+Pipeline: for each engine and quant (the model's own checkpoint and the formats it can be converted
+to, data/planner.json), each KV dtype and each layout (vLLM TP x PP per replica and replicas over the
+rest; llama.cpp one GPU per replica, a layer split, partial offload, MoE experts on the CPU), run the
+engine memory model (vllm.engine.check_vllm, llamacpp.engine.check_llamacpp[_split]); keep what starts,
+holds `concurrency` sequences of `context` tokens and passes every engine rule; estimate its speed
+(speed.py); rank for the goal. Families of layouts that never fit get one line each saying why.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .gguf_mix import plan_gguf
+from .gpus import GIB, GPU
+from .llamacpp.engine import LlamaOptions, check_llamacpp, check_llamacpp_split
+from .params import count_params
+from .quant import quantized_bytes, scheme_from_config, target_scheme
+from .spec import ModelSpec
+from .speed import Hardware, SpeedEstimate, estimate_speed, reads_from_gguf, speed_data, weight_reads
+from .systems import System
+from .vllm.engine import VLLMOptions, check_vllm, derived_max_model_len
+
+Goal = Literal["latency", "throughput", "context"]
+EngineChoice = Literal["vllm", "llamacpp", "any"]
+
+
+@lru_cache(maxsize=1)
+def planner_data() -> dict:
+    return json.loads(resources.files("vramcalc").joinpath("data/planner.json").read_text())
+
+
+class Layout(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    tp: int = 1
+    pp: int = 1
+    replicas: int = 1
+    nodes: int = 1
+    split: str = "none"  # llama.cpp: none (one GPU), layer (-sm layer over GPUs), offload (-ngl < all)
+    gpus_per_replica: int = 1
+    n_gpu_layers: int | None = None
+    cpu_moe: bool = False
+    n_cpu_moe: int = 0  # llama.cpp --n-cpu-moe: the first N layers keep their experts on the CPU
+
+
+class DeviceUse(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    device: str
+    used_bytes: int
+    available_bytes: int  # -1: not checked (host RAM not given)
+
+
+class Candidate(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    rank: int
+    engine: str
+    engine_version: str | None
+    quant: str  # "checkpoint" or a conversion target (fp8, awq, gguf:Q4_K_M ...)
+    quant_note: str
+    kv_cache_dtype: str
+    layout: Layout
+    context: int
+    max_context: int  # largest context one sequence could have in this layout (estimated)
+    max_concurrency: float  # sequences of `context` tokens the KV cache holds, all replicas
+    devices: list[DeviceUse]  # one replica
+    speed: SpeedEstimate
+    commands: list[str]
+    router_config: str | None  # LiteLLM config for replica layouts
+    notes: list[str]
+
+
+class Rejection(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    family: str
+    reason: str
+
+
+class PlanResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    fits: bool
+    model: dict
+    system: str
+    goal: str
+    context: int
+    context_source: str
+    concurrency: int
+    recommendations: list[Candidate]
+    rejected: list[Rejection]
+    notes: list[str]
+
+
+def _backend(gpu: GPU, engine: str) -> str:
+    if gpu.id.startswith("apple-"):
+        return "metal"
+    if gpu.id.startswith(("rx-", "mi", "ryzen-ai")):
+        return "rocm"
+    return "cuda"
+
+
+def _link(system: System) -> str:
+    g = system.gpus[0]
+    return "nvlink" if g.nvlink else "pcie"
+
+
+def _label(system: System) -> str:
+    names: dict[str, int] = {}
+    for g in system.gpus:
+        names[g.name] = names.get(g.name, 0) + 1
+    node = " + ".join(f"{n}x {k}" for k, n in names.items())
+    return f"{system.nodes} nodes of {node}" if system.nodes > 1 else node
+
+
+def _bits(quant: str) -> float:
+    return planner_data()["quant_bits"].get(quant, 16.0)
+
+
+def _own_quant(spec: ModelSpec) -> tuple[str, float]:
+    """The checkpoint's own format and its bits per weight (16 for an unquantized checkpoint)."""
+    try:
+        s = scheme_from_config(spec.quantization_config, spec)
+    except ValueError:
+        return "unmodelled format", 16.0
+    return (spec.dtype, 16.0) if s.method == "none" else (s.method, float(s.bits))
+
+
+def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurrency: int = 1,
+         goal: Goal = "latency", engine: EngineChoice = "any", engine_version: str | None = None,
+         prompt_tokens: int = 1024, host_ram_bytes: int | None = None, top: int = 5) -> PlanResult:
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    if context is not None and context < 1:
+        raise ValueError("context must be a positive number of tokens")
+    model_max = derived_max_model_len(spec)
+    ctx = context or min(model_max, planner_data()["default_context"])
+    how = "--ctx" if context else (f"the planner's default {planner_data()['default_context']} tokens "
+                                   f"(the model allows {model_max}); pass --ctx to plan for another")
+    notes = list(system.notes)
+    if context and context > model_max:
+        notes.append(f"{context} tokens exceed the model's {model_max}: vLLM refuses it without "
+                     "VLLM_ALLOW_LONG_MAX_MODEL_LEN, llama.cpp degrades past its training context")
+    rejected: list[Rejection] = []
+    found: list[tuple[Candidate, float]] = []
+    if engine in ("vllm", "any"):
+        found += _vllm(spec, system, ctx, concurrency, engine_version, prompt_tokens, rejected, goal)
+    if engine in ("llamacpp", "any"):
+        found += _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram_bytes, rejected, goal)
+    # below 4 bits quality drops visibly: offer such quants only when nothing at 4 bits or more fits
+    good = [(c, b) for c, b in found if b >= 4]
+    if good and len(good) < len(found):
+        dropped = sorted({c.quant for c, b in found if b < 4})
+        rejected.append(Rejection(family="quants below 4 bits (" + ", ".join(dropped) + ")",
+                                  reason="they fit, but a 4-bit or better quant also fits: not offered"))
+        found = good
+    key = {"latency": lambda c: (c.speed.decode_tokens_per_s, c.max_context),
+           "throughput": lambda c: (c.speed.aggregate_tokens_per_s, c.speed.decode_tokens_per_s),
+           "context": lambda c: (c.max_context, c.speed.decode_tokens_per_s)}[goal]
+    # per (engine, layout): the 16-bit KV cache unless the goal is context (a quantized cache costs
+    # some accuracy), then the best quant for the goal; the other quants that fit are named in a note
+    best: dict[tuple, Candidate] = {}
+    also: dict[tuple, set[str]] = {}
+    for c, _ in found:
+        k = (c.engine, c.layout)
+        also.setdefault(k, set()).add(c.quant)
+        cur = best.get(k)
+        pref = lambda x: (x.kv_cache_dtype in ("auto", "f16") or goal == "context", key(x), _bits(x.quant))  # noqa: E731
+        if cur is None or pref(c) > pref(cur):
+            best[k] = c
+    ranked = sorted(best.values(), key=lambda c: (key(c), _bits(c.quant)), reverse=True)
+    recs = []
+    for i, c in enumerate(ranked[:top]):
+        others = sorted(also[(c.engine, c.layout)] - {c.quant})
+        extra = [f"also fits in this layout: {', '.join(others)}"] if others else []
+        recs.append(c.model_copy(update={"rank": i + 1, "notes": c.notes + extra}))
+    counts = count_params(spec)
+    own, _ = _own_quant(spec)
+    return PlanResult(fits=bool(recs), model={"id": spec.id, "params_total": counts.total,
+                                              "params_active": counts.active, "checkpoint": own},
+                      system=_label(system), goal=goal, context=ctx, context_source=how, concurrency=concurrency,
+                      recommendations=recs, rejected=_merge(rejected), notes=notes)
+
+
+def _merge(rej: list[Rejection]) -> list[Rejection]:
+    """One line per family: the first reason given for it."""
+    out: dict[str, str] = {}
+    for r in rej:
+        out.setdefault(r.family, r.reason)
+    return [Rejection(family=f, reason=r) for f, r in out.items()]
+
+
+# ---------------------------------------------------------------- vLLM
+
+def _vllm_quants(spec: ModelSpec, gpu: GPU) -> list[tuple[str | None, str, float]]:
+    """(vLLM --quantization target or None for the checkpoint, note, bits)."""
+    own, bits = _own_quant(spec)
+    out: list[tuple[str | None, str, float]] = [(None, f"the checkpoint as published ({own})", bits)]
+    if bits >= 16:
+        for q in planner_data()["vllm_conversions"]:
+            out.append((q["quant"], q["note"], q["bits"]))
+    return out
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _vllm(spec, system, ctx, concurrency, version, prompt_tokens, rejected, goal) -> list[tuple[Candidate, float]]:
+    gpu = min(system.gpus, key=lambda g: g.usable_bytes)
+    if _backend(gpu, "vllm") == "metal":
+        rejected.append(Rejection(family="vLLM", reason="vLLM has no Metal backend: it does not run on Apple GPUs"))
+        return []
+    per_node = system.gpus_per_node
+    total = per_node * system.nodes
+    out: list[tuple[Candidate, float]] = []
+    layouts = []
+    for tp in _divisors(per_node):
+        for pp in range(1, total // tp + 1):
+            if system.nodes > 1 and tp * pp < per_node * system.nodes and tp * pp > per_node:
+                continue  # a multi-node replica spans whole nodes
+            if (tp * pp) > per_node and (tp * pp) % per_node:
+                continue
+            layouts.append((tp, pp))
+    for quant, qnote, bits in _vllm_quants(spec, gpu):
+        qname = quant or "checkpoint"
+        try:
+            scheme = target_scheme(quant) if quant else scheme_from_config(spec.quantization_config, spec)
+            weights_total = quantized_bytes(spec, scheme).total
+        except ValueError as e:
+            rejected.append(Rejection(family=f"vLLM {qname}", reason=str(e)))
+            continue
+        reads = weight_reads(spec, quant)
+        for tp, pp in layouts:
+            fam = f"vLLM {qname} TP={tp} PP={pp}"
+            n = tp * pp
+            if weights_total / n > gpu.usable_bytes * 0.97:
+                rejected.append(Rejection(family=f"vLLM {qname} on {n} GPU(s)",
+                                          reason=f"weights alone need {weights_total / n / GIB:.1f} GiB per GPU, "
+                                                 f"the GPU has {gpu.usable_bytes / GIB:.1f} GiB"))
+                continue
+            for kv in ("auto", "fp8"):
+                if kv == "fp8" and out and out[-1][0].layout.tp == tp and out[-1][0].layout.pp == pp \
+                        and out[-1][0].quant == qname and goal != "context":
+                    break  # the 16-bit cache already serves this layout
+                opts = VLLMOptions(tp=tp, pp=pp, engine_version=version, max_model_len=ctx, quantization=quant,
+                                   kv_cache_dtype=kv)
+                r = check_vllm(spec, gpu, opts)
+                if r.devices and not r.fits:  # short of memory: what users do next is raise the budget
+                    hi = planner_data()["high_gpu_memory_utilization"]
+                    r2 = check_vllm(spec, gpu, opts.model_copy(update={"gpu_memory_utilization": hi}))
+                    if r2.fits:
+                        r = r2.model_copy(update={"warnings": r2.warnings + [
+                            f"fits only with --gpu-memory-utilization {hi}: about "
+                            f"{(1 - hi) * gpu.usable_bytes / GIB:.1f} GiB per GPU is left for anything else "
+                            "(a desktop, other processes)"]})
+                if r.errors:
+                    rejected.append(Rejection(family=fam if r.devices else f"vLLM {qname} TP={tp}",
+                                              reason=r.errors[0]))
+                    break  # the other KV dtype fails the same way (or: the layout is refused)
+                if not r.fits:
+                    continue
+                replicas = total // n
+                conc_cap = r.max_concurrency * replicas
+                if conc_cap < concurrency:
+                    rejected.append(Rejection(family=fam, reason=f"the KV cache holds {conc_cap:.1f} sequences of "
+                                                                 f"{ctx} tokens, {concurrency} were asked for"))
+                    continue
+                per_replica = max(1, -(-concurrency // replicas))
+                hw = Hardware(engine="vllm", backend=_backend(gpu, "vllm"), bandwidth_gbs=gpu.memory_bandwidth_gbs or 0,
+                              tflops=gpu.tflops_16bit, tp=tp, stages=pp, link=_link(system) if tp > 1 else "none",
+                              stage_link="network" if n > per_node else _link(system))
+                if not hw.bandwidth_gbs:
+                    continue
+                sp = estimate_speed(reads, spec, hw, context=ctx, concurrency=per_replica,
+                                    prompt_tokens=prompt_tokens, kv_dtype="fp8" if kv == "fp8" else None)
+                sp = sp.model_copy(update={"aggregate_tokens_per_s": sp.aggregate_tokens_per_s * replicas,
+                                           "concurrency": concurrency})
+                notes = [w for w in r.warnings if "not modelled" in w or "Marlin" in w or "degrad" in w
+                         or "fits only with" in w][:3]
+                if quant in ("awq", "gptq", "w4a16", "nvfp4"):
+                    notes.append(f"needs a checkpoint of this model in {quant.upper()} format from the Hub: vLLM "
+                                 "cannot convert to it at start-up")
+                if tp > 1 and hw.link == "pcie":
+                    notes.append("TP over PCIe without NVLink: each token waits for 2 all-reduces a layer")
+                command = r.command
+                if quant in ("awq", "gptq", "w4a16", "nvfp4"):  # vLLM reads the format from the checkpoint
+                    command = command.replace(f"vllm serve {spec.id}", f"vllm serve <{quant.upper()} checkpoint of {spec.id}>")
+                    command = command.replace(f" --quantization {quant}", "")
+                cmds, router = _vllm_commands(command, tp, pp, replicas, system, spec.id)
+                devs = [DeviceUse(device=f"{d.gpu} rank {d.rank}", used_bytes=d.budget_bytes, available_bytes=d.total_bytes)
+                        for d in r.devices]
+                out.append((Candidate(rank=0, engine="vllm", engine_version=r.engine_version, quant=qname, quant_note=qnote,
+                                      kv_cache_dtype=kv, layout=Layout(tp=tp, pp=pp, replicas=replicas,
+                                                                       nodes=max(1, n // per_node),
+                                                                       gpus_per_replica=n),
+                                      context=ctx, max_context=min(r.estimated_max_model_len, derived_max_model_len(spec)),
+                                      max_concurrency=round(conc_cap, 2), devices=devs, speed=sp, commands=cmds,
+                                      router_config=router, notes=notes), bits))
+    return out
+
+
+def _vllm_commands(cmd: str, tp: int, pp: int, replicas: int, system: System, model_id: str) -> tuple[list[str], str | None]:
+    per_node = system.gpus_per_node
+    n = tp * pp
+    if n > per_node:  # multi-node: Ray cluster, TP inside a node, PP across nodes (vllm_rules.md 3.4)
+        return ([
+            "# on the head node:  ray start --head --port=6379",
+            "# on every other node:  ray start --address=<head-ip>:6379",
+            f"{cmd} --distributed-executor-backend ray   # run on the head node",
+        ], None)
+    if replicas == 1:
+        return [cmd], None
+    cmds, entries = [], []
+    for i in range(replicas):
+        devices = ",".join(str(i * n + j) for j in range(n))
+        port = 8000 + i
+        cmds.append(f"CUDA_VISIBLE_DEVICES={devices} {cmd} --port {port}")
+        entries.append(f"  - model_name: {model_id}\n    litellm_params:\n      model: hosted_vllm/{model_id}\n"
+                       f"      api_base: http://localhost:{port}/v1")
+    router = "model_list:\n" + "\n".join(entries) + "\nrouter_settings:\n  routing_strategy: least-busy\n"
+    cmds.append("litellm --config router.yaml --port 4000   # one endpoint over the replicas")
+    return cmds, router
+
+
+# ---------------------------------------------------------------- llama.cpp
+
+def _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram, rejected, goal) -> list[tuple[Candidate, float]]:
+    gpus = system.gpus
+    gpu = gpus[0]
+    if system.nodes > 1:
+        rejected.append(Rejection(family="llama.cpp across nodes",
+                                  reason="llama.cpp RPC (ggml-rpc) across machines is not modelled: planned within one node"))
+    out: list[tuple[Candidate, float]] = []
+    backend = _backend(gpu, "llama.cpp")
+    uniform = all(g.id == gpu.id for g in gpus)
+    n_slots = max(1, concurrency)
+    ftypes = list(planner_data()["gguf_ftypes"])
+    if _own_quant(spec)[0] == "mxfp4":  # gpt-oss ships MXFP4 experts; its GGUFs keep them (MXFP4_MOE):
+        ftypes = ["MXFP4_MOE"]          # re-quantizing 4-bit experts to another type only loses accuracy
+    for ftype in ftypes:
+        quant = f"gguf:{ftype}"
+        bits = _bits(quant)
+        try:
+            tensors = plan_gguf(spec, ftype)
+        except ValueError as e:
+            rejected.append(Rejection(family=f"llama.cpp {ftype}", reason=str(e)))
+            continue
+        reads = reads_from_gguf(spec, tensors)
+        n_before = len(out)
+        for kv in ("F16", "Q8_0"):
+            if kv == "Q8_0" and len(out) > n_before and goal != "context":
+                break  # the f16 cache already fits
+            opts = LlamaOptions(n_ctx=ctx * (n_slots if n_slots > 1 else 1), n_parallel=n_slots, kv_unified=True,
+                                type_k=kv, type_v=kv, ftype=ftype)
+            layouts: list[tuple[Layout, object]] = []
+            one = check_llamacpp(spec, gpu, opts, tensors, host_ram)
+            if one.fits:
+                reps = len(gpus) if uniform and len(gpus) > 1 else 1
+                layouts.append((Layout(replicas=reps, split="none", gpus_per_replica=1), one))
+            elif len(gpus) > 1:
+                split = check_llamacpp_split(spec, gpus, opts, tensors, host_ram)
+                if split.fits:
+                    layouts.append((Layout(split="layer", gpus_per_replica=len(gpus)), split))
+                else:
+                    rejected.append(Rejection(family=f"llama.cpp {ftype} layer split over {len(gpus)} GPUs",
+                                              reason=_short_llama(split)))
+            if not layouts and len(gpus) == 1:
+                part = _partial_offload(spec, gpu, opts, tensors, host_ram)
+                if part is not None:
+                    layouts.append(part)
+                else:
+                    rejected.append(Rejection(family=f"llama.cpp {ftype} on one GPU", reason=_short_llama(one)))
+            for layout, r in layouts:
+                cand = _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits, kv, layout, r,
+                                        reads, backend)
+                if cand is not None:
+                    out.append((cand, bits))
+    return out
+
+
+def _short_llama(r) -> str:
+    if r.errors:
+        return r.errors[0]
+    worst = max((d for d in r.devices if d.available_bytes >= 0), key=lambda d: d.total_bytes - d.available_bytes)
+    return (f"{worst.device} would need {worst.total_bytes / GIB:.1f} GiB (model {worst.model_bytes / GIB:.1f}, "
+            f"KV {worst.kv_bytes / GIB:.1f}, compute {worst.compute_bytes / GIB:.1f}) of "
+            f"{worst.available_bytes / GIB:.1f} GiB")
+
+
+def _partial_offload(spec, gpu, opts, tensors, host_ram):
+    """The most layers that fit on the GPU (llama.cpp -ngl), MoE experts on the CPU first (--cpu-moe)."""
+    n = spec.num_layers
+    if spec.is_moe:
+        r = check_llamacpp(spec, gpu, opts.model_copy(update={"cpu_moe": True}), tensors, host_ram)
+        if r.fits:  # all experts on the CPU fits: find the fewest layers that need to keep theirs there
+            lo, hi, best = 1, n, (n, r)
+            while lo <= hi:
+                mid = (lo + hi) // 2
+                rm = check_llamacpp(spec, gpu, opts.model_copy(update={"n_cpu_moe": mid}), tensors, host_ram)
+                if rm.fits:
+                    best, hi = (mid, rm), mid - 1
+                else:
+                    lo = mid + 1
+            return Layout(split="offload", cpu_moe=True, n_cpu_moe=best[0], n_gpu_layers=n + 1), best[1]
+    lo, hi, best = 1, n, None
+    while lo <= hi:  # GPU memory grows with -ngl
+        mid = (lo + hi) // 2
+        r = check_llamacpp(spec, gpu, opts.model_copy(update={"n_gpu_layers": mid}), tensors, host_ram)
+        if r.fits:
+            best, lo = (mid, r), mid + 1
+        else:
+            hi = mid - 1
+    if best is None:
+        return None
+    return Layout(split="offload", n_gpu_layers=best[0]), best[1]
+
+
+def _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits, kv, layout, r, reads, backend):
+    gpu = system.gpus[0]
+    n = spec.num_layers
+    host_share = 0.0
+    if layout.split == "offload":
+        gpu_bytes = r.devices[0].model_bytes
+        total = gpu_bytes + r.devices[-1].model_bytes
+        host_share = max(0.0, 1 - gpu_bytes / total) if total else 0.0
+        if layout.cpu_moe and reads.dense_bytes + reads.expert_bytes:
+            host_share = (reads.expert_bytes * layout.n_cpu_moe / n) / (reads.dense_bytes + reads.expert_bytes)
+    hw = Hardware(engine="llama.cpp", backend=backend, bandwidth_gbs=gpu.memory_bandwidth_gbs or 0,
+                  tflops=gpu.tflops_16bit, stages=layout.gpus_per_replica if layout.split == "layer" else 1,
+                  host_share=host_share)
+    if not hw.bandwidth_gbs:
+        return None
+    per_replica = max(1, -(-concurrency // layout.replicas))
+    sp = estimate_speed(reads, spec, hw, context=ctx, concurrency=per_replica, prompt_tokens=prompt_tokens,
+                        kv_dtype="fp8" if kv == "Q8_0" else None)
+    sp = sp.model_copy(update={"aggregate_tokens_per_s": sp.aggregate_tokens_per_s * layout.replicas,
+                               "concurrency": concurrency})
+    devs = [DeviceUse(device=d.device, used_bytes=d.total_bytes, available_bytes=d.available_bytes) for d in r.devices]
+    gpu_devs = [d for d in r.devices if d.device != "host RAM"]
+    free = min(d.available_bytes - d.total_bytes for d in gpu_devs)
+    kv_per_tok = max(d.kv_bytes for d in gpu_devs) / max(1, r.n_ctx)
+    extra = int(free / kv_per_tok) if kv_per_tok else 0
+    max_ctx = min(derived_max_model_len(spec), (r.n_ctx + extra) // max(1, concurrency if concurrency > 1 else 1))
+    ref = f"{spec.id.split('/')[-1]}-{quant.split(':')[1]}.gguf"
+    cmd = r.command.replace("model.gguf", ref)
+    notes = []
+    if layout.split == "offload":
+        notes.append(f"host RAM holds {host_share:.0%} of the weights: decode reads them at host-RAM speed "
+                     f"(assumed {speed_data()['host_ram_bandwidth_gbs']} GB/s, dual-channel DDR5)")
+    if kv == "Q8_0":
+        notes.append("q8_0 KV cache: half the KV memory, needs flash attention (-fa on)")
+    cmds, router = [cmd], None
+    if layout.replicas > 1:
+        cmds = [f"CUDA_VISIBLE_DEVICES={i} {cmd} --port {8080 + i}" for i in range(layout.replicas)]
+        entries = [f"  - model_name: {spec.id}\n    litellm_params:\n      model: openai/{spec.id}\n"
+                   f"      api_base: http://localhost:{8080 + i}/v1" for i in range(layout.replicas)]
+        router = "model_list:\n" + "\n".join(entries) + "\nrouter_settings:\n  routing_strategy: least-busy\n"
+        cmds.append("litellm --config router.yaml --port 4000   # one endpoint over the replicas")
+    if concurrency > 1:
+        notes.append(f"-np {concurrency} slots share one unified KV cache of {r.n_ctx} cells "
+                     f"({ctx} tokens each when all are full)")
+    return Candidate(rank=0, engine="llama.cpp", engine_version=None, quant=quant,
+                     quant_note=f"llama.cpp {quant.split(':')[1]} GGUF (predicted per-tensor types)",
+                     kv_cache_dtype=kv.lower(), layout=layout, context=ctx, max_context=max(ctx, max_ctx),
+                     max_concurrency=float(concurrency), devices=devs, speed=sp, commands=cmds, router_config=router,
+                     notes=notes)

@@ -1,0 +1,230 @@
+"""Decode speed and time to first token: a memory-bandwidth roofline with calibrated constants.
+
+One decode step of B sequences at context c, per rank (the slowest stage adds up for layer splits):
+
+    memory   = (dense + experts x touched(B) + B x kv(c)) / TP / (bandwidth x efficiency)
+    comm     = 2 x layers x (latency x (TP - 1) + message / link bandwidth)   [TP > 1: two all-reduces a
+               layer, after attention and after the MLP (Megatron-LM, Shoeybi et al. 2019, section 3)]
+    step     = max(memory, compute) + comm + fixed_per_layer x layers   (+ eager_per_layer x layers
+               when vLLM runs without CUDA graphs)
+
+touched(B) = 1 - (1 - k/E)^B: the expected share of a layer's E routed experts that B tokens picking k
+each reach (uniform routing). Only the rows of the token embedding a step needs are read, so the
+embedding counts only when it doubles as the LM head (tied). A llama.cpp layer split reads each
+device's layers in turn: it adds memory, not bandwidth (llamacpp_rules.md rule 9.1). vLLM pipeline
+stages also run in turn for one sequence, and overlap across micro-batches (PP in-flight batches).
+
+Efficiency and fixed cost per engine and backend, and the all-reduce latency per link, come from
+data/speed.json, fitted by tools/calibrate_speed.py on the `calibrate` rows of
+tests/data/throughput_cases.json; every figure says whether its constants were calibrated.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+
+from pydantic import BaseModel, ConfigDict
+
+from .ggml import tensor_bytes
+from .gguf_mix import GGUFTensor
+from .kv import kv_by_layer_kind
+from .params import count_params
+from .spec import ModelSpec
+
+
+@lru_cache(maxsize=1)
+def speed_data() -> dict:
+    return json.loads(resources.files("vramcalc").joinpath("data/speed.json").read_text())
+
+
+class WeightReads(BaseModel):
+    """What one forward step reads from the weights, for one whole model copy."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dense_bytes: int  # read for every step: attention, dense MLP, shared experts, router, norms, LM head
+    expert_bytes: int  # all routed experts together
+    num_experts: int
+    experts_per_token: int
+    active_params: int  # per token, for the compute bound
+    num_layers: int
+    hidden_size: int
+
+    def step_bytes(self, batch: int) -> float:
+        if not self.expert_bytes or not self.num_experts:
+            return float(self.dense_bytes)
+        touched = 1 - (1 - self.experts_per_token / self.num_experts) ** batch
+        return self.dense_bytes + self.expert_bytes * touched
+
+
+def reads_from_groups(spec: ModelSpec, by_group: dict[str, int]) -> WeightReads:
+    """From bytes per parameter group (quant.quantized_bytes or a checkpoint's headers)."""
+    skip = {"embeddings", "routed_experts", "vision", "mtp"}
+    dense = sum(v for k, v in by_group.items() if k not in skip)
+    if spec.tie_word_embeddings and not by_group.get("lm_head"):
+        dense += by_group.get("embeddings", 0)
+    return _reads(spec, dense, by_group.get("routed_experts", 0))
+
+
+_GGUF_EXPERTS = re.compile(r"\.ffn_(up|down|gate|gate_up)_exps\.")
+
+
+def reads_from_gguf(spec: ModelSpec, tensors: list[tuple[GGUFTensor, str]]) -> WeightReads:
+    """From a GGUF's (tensor, ggml type) list: token_embd counts only when there is no output.weight."""
+    tied = not any(t.name == "output.weight" for t, _ in tensors)
+    dense = experts = 0
+    for t, ggml in tensors:
+        size = tensor_bytes(ggml, t.ne)
+        if _GGUF_EXPERTS.search(t.name):
+            experts += size
+        elif t.name == "token_embd.weight":
+            dense += size if tied else 0
+        elif not t.name.startswith(("mm.", "v.", "mtp")):
+            dense += size
+    return _reads(spec, dense, experts)
+
+
+def _reads(spec: ModelSpec, dense: int, experts: int) -> WeightReads:
+    moe = [layer.mlp for layer in spec.layers if layer.mlp.num_experts]
+    return WeightReads(dense_bytes=dense, expert_bytes=experts,
+                       num_experts=moe[0].num_experts if moe else 0,
+                       experts_per_token=moe[0].experts_per_token if moe else 0,
+                       active_params=count_params(spec).active, num_layers=spec.num_layers,
+                       hidden_size=spec.hidden_size)
+
+
+def weight_reads(spec: ModelSpec, quant: str | None = None) -> WeightReads:
+    """Reads of `spec` as stored in `quant` (`gguf:Q4_K_M`, `awq`, `fp8` ...; None: its own checkpoint)."""
+    if quant and quant.lower().startswith("gguf:"):
+        from .gguf_mix import plan_gguf
+
+        return reads_from_gguf(spec, plan_gguf(spec, quant.split(":", 1)[1]))
+    from .quant import quantized_bytes, target_scheme
+
+    try:
+        q = quantized_bytes(spec, target_scheme(quant) if quant else None)
+    except ValueError:  # an unmodelled checkpoint format: read it at its dtype (slower, conservative)
+        q = quantized_bytes(spec, target_scheme("bf16"))
+    return reads_from_groups(spec, q.by_group)
+
+
+def kv_read_bytes(spec: ModelSpec, context: int, kv_dtype: str | None = None) -> int:
+    """Cache and recurrent state one sequence reads per step at `context` (windows applied)."""
+    return sum(m.kv_bytes + m.state_bytes for m in kv_by_layer_kind(spec, max(1, context), kv_dtype))
+
+
+class Hardware(BaseModel):
+    """The devices one model copy runs on, as the speed model sees them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    engine: str  # "vllm" | "llama.cpp"
+    backend: str  # cuda | rocm | metal | vulkan | sycl | cpu
+    bandwidth_gbs: float  # per device, vendor figure
+    tflops: float | None = None  # dense bf16/fp16 per device (tensor cores); None: no compute bound
+    tp: int = 1
+    stages: int = 1  # vLLM PP stages, or llama.cpp layer-split devices
+    link: str = "none"  # between TP ranks: nvlink | pcie | xgmi | network | none
+    stage_link: str = "pcie"  # between pipeline stages (network when they sit on different nodes)
+    host_share: float = 0.0  # llama.cpp partial offload: share of the weights read from host RAM
+    host_bandwidth_gbs: float | None = None
+    enforce_eager: bool = False
+
+
+class SpeedEstimate(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    decode_tokens_per_s: float  # one stream
+    aggregate_tokens_per_s: float  # all streams together at `concurrency`
+    concurrency: int
+    per_stream_tokens_per_s: float  # at `concurrency`
+    ttft_s: float | None  # prefill of `prompt_tokens`; None where the device's compute is unknown
+    prompt_tokens: int
+    context: int
+    basis: str  # how the figures were obtained: calibrated (on which cases) or estimated
+    uncertainty: float  # relative, one-sided band the calibration error suggests
+    terms_ms: dict[str, float]  # one decode step of one stream, term by term
+
+
+def _profile(engine: str, backend: str) -> tuple[dict, str, bool]:
+    prof = speed_data()["profiles"]
+    key = f"{engine}:{backend}"
+    if key in prof:
+        return prof[key], key, True
+    fb = speed_data()["fallbacks"].get(engine, "")
+    return prof[fb], fb, False
+
+
+def _link(name: str) -> dict:
+    return speed_data()["links"][name]
+
+
+def step_terms(reads: WeightReads, kv_per_seq: int, batch: int, hw: Hardware) -> dict[str, float]:
+    """Milliseconds of one decode step of `batch` sequences, term by term."""
+    prof, _, _ = _profile(hw.engine, hw.backend)
+    bw = hw.bandwidth_gbs * 1e9 * prof["bandwidth_efficiency"]
+    total = reads.step_bytes(batch) + batch * kv_per_seq
+    device_share = 1 - hw.host_share
+    memory = total * device_share / hw.tp / bw
+    if hw.host_share:
+        host_bw = (hw.host_bandwidth_gbs or speed_data()["host_ram_bandwidth_gbs"]) * 1e9 * prof["bandwidth_efficiency"]
+        memory += total * hw.host_share / host_bw
+    terms = {"memory": memory * 1e3, "fixed": prof["fixed_ms_per_layer"] * reads.num_layers}
+    if hw.tflops:
+        compute = 2 * reads.active_params * batch / hw.tp / (hw.tflops * 1e12 * speed_data()["decode_mfu"])
+        if compute > memory:
+            terms["compute_over_memory"] = (compute - memory) * 1e3
+    if hw.tp > 1:
+        link = _link(hw.link)
+        latency = link["allreduce_us_per_peer"] * (hw.tp - 1) * 1e-6
+        message = 2 * (hw.tp - 1) / hw.tp * batch * reads.hidden_size * 2 / (link["bandwidth_gbs"] * 1e9)
+        terms["allreduce"] = 2 * reads.num_layers * (latency + message) * 1e3
+    if hw.stages > 1 and hw.engine == "vllm":
+        terms["stage_hops"] = (hw.stages - 1) * _link(hw.stage_link)["hop_us"] * 1e-3
+    if hw.enforce_eager:
+        terms["eager"] = speed_data()["eager_per_layer_ms"] * reads.num_layers
+    return terms
+
+
+def estimate_speed(reads: WeightReads, spec: ModelSpec, hw: Hardware, *, context: int, concurrency: int = 1,
+                   prompt_tokens: int = 1024, kv_dtype: str | None = None) -> SpeedEstimate:
+    """Decode tokens/s for one stream and for `concurrency` streams at `context`, and time to first
+    token for a `prompt_tokens` prompt."""
+    prof, key, calibrated = _profile(hw.engine, hw.backend)
+    kv = kv_read_bytes(spec, context, kv_dtype)
+    one = step_terms(reads, kv, 1, hw)
+    single_ms = sum(one.values())
+    b = max(1, concurrency)
+    if hw.engine == "vllm" and hw.stages > 1 and b > 1:
+        # PP keeps `stages` micro-batches in flight: each stage works on b/stages sequences at a time
+        micro = max(1, -(-b // hw.stages))
+        t = step_terms(reads, kv, micro, hw)
+        agg = micro / ((sum(t.values()) - t.get("stage_hops", 0)) / 1e3)
+    else:
+        agg = b / (sum(step_terms(reads, kv, b, hw).values()) / 1e3)
+    ttft = None
+    if hw.tflops:
+        devices = hw.tp * (1 if hw.engine == "vllm" else 1)
+        flops = 2 * reads.active_params * prompt_tokens
+        ttft = flops / (hw.tflops * 1e12 * prof["prefill_mfu"] * devices) + single_ms / 1e3
+    n = prof.get("calibrated_on", [])
+    err = prof.get("median_abs_error")
+    if calibrated:
+        basis = (f"calibrated: {key} efficiency and fixed cost fitted on {len(n)} measured runs "
+                 f"(tests/data/throughput_cases.json; median error {err:.0%} there)")
+        unc = max(0.15, 2 * (err or 0.1))
+    else:
+        basis = (f"estimated: no measurements for {hw.engine} on {hw.backend}; the {key} constants are used")
+        unc = 0.5
+    if hw.tp > 1 and not _link(hw.link).get("calibrated"):
+        basis += f"; the {hw.link} all-reduce cost is estimated, not calibrated"
+        unc = max(unc, 0.4)
+    if hw.host_share:
+        basis += "; host-RAM bandwidth for offloaded weights is an assumption (data/speed.json)"
+        unc = max(unc, 0.5)
+    return SpeedEstimate(decode_tokens_per_s=1e3 / single_ms, aggregate_tokens_per_s=agg, concurrency=b,
+                         per_stream_tokens_per_s=agg / b, ttft_s=ttft, prompt_tokens=prompt_tokens, context=context,
+                         basis=basis, uncertainty=unc, terms_ms={k: round(v, 4) for k, v in one.items()})
