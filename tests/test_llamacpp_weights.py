@@ -40,3 +40,35 @@ def test_cpu_moe_override_moves_the_experts():
     b = model_buffers(plan, spec.num_layers, 999, cpu_overrides=[r"ffn_.*_exps"])  # --cpu-moe
     experts = 48 * 128 * 3 * 2048 * 768 * 34 // 32  # Q8_0 routed experts
     assert b.cpu_bytes == experts + 151936 * 2048 * 34 // 32
+
+
+def test_layer_split_points_follow_tensor_split_and_put_the_output_last():
+    # llamacpp_rules.md rule 9.2 (load_tensors): -ts 3,1 gives GPU0 75 % of the offloaded units;
+    # the output layer is the last unit, on the last GPU
+    from vramcalc.gpus import find_gpu
+    from vramcalc.llamacpp.engine import split_units
+
+    g = find_gpu("rtx3090")
+    units = split_units(32, [g, g], tensor_split=[3, 1])
+    assert len(units) == 33 and units[-1] == 1
+    assert units.count(0) == 25  # units i with i / 33 < 0.75
+    even = split_units(32, [g, g])  # equal free memory: halves
+    assert even.count(0) == 17 and even.count(1) == 16
+
+
+def test_layer_split_holds_the_same_weights_as_one_device():
+    import vramcalc
+    from vramcalc.gguf_mix import plan_gguf
+    from vramcalc.gpus import find_gpu
+    from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp, check_llamacpp_split
+
+    spec = vramcalc.load_model("llama-3.1-8b")
+    tensors = plan_gguf(spec, "Q4_K_M")
+    g = find_gpu("rtx3090")
+    opts = LlamaOptions(n_ctx=8192, n_parallel=1, ftype="Q4_K_M")
+    one = check_llamacpp(spec, g, opts, tensors)
+    two = check_llamacpp_split(spec, [g, g], opts, tensors)
+    gpu_two = [d for d in two.devices if d.device != "host RAM"]
+    assert sum(d.model_bytes for d in gpu_two) == one.devices[0].model_bytes  # token_embd stays on the CPU in both
+    assert sum(d.kv_bytes for d in gpu_two) == one.devices[0].kv_bytes
+    assert "-sm layer" in two.command
