@@ -101,7 +101,7 @@ class PlanResult(BaseModel):
     notes: list[str]
 
 
-def _backend(gpu: GPU, engine: str) -> str:
+def _backend(gpu: GPU) -> str:
     if gpu.id.startswith("apple-"):
         return "metal"
     if gpu.id.startswith(("rx-", "mi", "ryzen-ai")):
@@ -217,7 +217,7 @@ def _divisors(n: int) -> list[int]:
 
 def _vllm(spec, system, ctx, concurrency, version, prompt_tokens, rejected, goal) -> list[tuple[Candidate, float]]:
     gpu = min(system.gpus, key=lambda g: g.usable_bytes)
-    if _backend(gpu, "vllm") == "metal":
+    if _backend(gpu) == "metal":
         rejected.append(Rejection(family="vLLM", reason="vLLM has no Metal backend: it does not run on Apple GPUs"))
         return []
     per_node = system.gpus_per_node
@@ -276,7 +276,7 @@ def _vllm(spec, system, ctx, concurrency, version, prompt_tokens, rejected, goal
                                                                  f"{ctx} tokens, {concurrency} were asked for"))
                     continue
                 per_replica = max(1, -(-concurrency // replicas))
-                hw = Hardware(engine="vllm", backend=_backend(gpu, "vllm"), bandwidth_gbs=gpu.memory_bandwidth_gbs or 0,
+                hw = Hardware(engine="vllm", backend=_backend(gpu), bandwidth_gbs=gpu.memory_bandwidth_gbs or 0,
                               tflops=gpu.tflops_16bit, tp=tp, stages=pp, link=_link(system) if tp > 1 else "none",
                               stage_link="network" if n > per_node else _link(system))
                 if not hw.bandwidth_gbs:
@@ -320,12 +320,19 @@ def _vllm_commands(cmd: str, tp: int, pp: int, replicas: int, system: System, mo
         ], None)
     if replicas == 1:
         return [cmd], None
+    return _replicas(cmd, model_id, replicas, n, 8000, "hosted_vllm")
+
+
+def _replicas(cmd: str, model_id: str, replicas: int, gpus_each: int, first_port: int,
+              provider: str) -> tuple[list[str], str]:
+    """One server per GPU group on its own port, and a LiteLLM router config (one model_name over
+    every replica's api_base) in front of them."""
     cmds, entries = [], []
     for i in range(replicas):
-        devices = ",".join(str(i * n + j) for j in range(n))
-        port = 8000 + i
+        devices = ",".join(str(i * gpus_each + j) for j in range(gpus_each))
+        port = first_port + i
         cmds.append(f"CUDA_VISIBLE_DEVICES={devices} {cmd} --port {port}")
-        entries.append(f"  - model_name: {model_id}\n    litellm_params:\n      model: hosted_vllm/{model_id}\n"
+        entries.append(f"  - model_name: {model_id}\n    litellm_params:\n      model: {provider}/{model_id}\n"
                        f"      api_base: http://localhost:{port}/v1")
     router = "model_list:\n" + "\n".join(entries) + "\nrouter_settings:\n  routing_strategy: least-busy\n"
     cmds.append("litellm --config router.yaml --port 4000   # one endpoint over the replicas")
@@ -341,7 +348,7 @@ def _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram, rejected,
         rejected.append(Rejection(family="llama.cpp across nodes",
                                   reason="llama.cpp RPC (ggml-rpc) across machines is not modelled: planned within one node"))
     out: list[tuple[Candidate, float]] = []
-    backend = _backend(gpu, "llama.cpp")
+    backend = _backend(gpu)
     uniform = all(g.id == gpu.id for g in gpus)
     n_slots = max(1, concurrency)
     ftypes = list(planner_data()["gguf_ftypes"])
@@ -450,7 +457,7 @@ def _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits,
     free = min(d.available_bytes - d.total_bytes for d in gpu_devs)
     kv_per_tok = max(d.kv_bytes for d in gpu_devs) / max(1, r.n_ctx)
     extra = int(free / kv_per_tok) if kv_per_tok else 0
-    max_ctx = min(derived_max_model_len(spec), (r.n_ctx + extra) // max(1, concurrency if concurrency > 1 else 1))
+    max_ctx = min(derived_max_model_len(spec), (r.n_ctx + extra) // concurrency)  # the slots share the cells
     ref = f"{spec.id.split('/')[-1]}-{quant.split(':')[1]}.gguf"
     cmd = r.command.replace("model.gguf", ref)
     notes = []
@@ -459,13 +466,10 @@ def _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits,
                      f"(assumed {speed_data()['host_ram_bandwidth_gbs']} GB/s, dual-channel DDR5)")
     if kv == "Q8_0":
         notes.append("q8_0 KV cache: half the KV memory, needs flash attention (-fa on)")
-    cmds, router = [cmd], None
+    cmds: list[str] = [cmd]
+    router: str | None = None
     if layout.replicas > 1:
-        cmds = [f"CUDA_VISIBLE_DEVICES={i} {cmd} --port {8080 + i}" for i in range(layout.replicas)]
-        entries = [f"  - model_name: {spec.id}\n    litellm_params:\n      model: openai/{spec.id}\n"
-                   f"      api_base: http://localhost:{8080 + i}/v1" for i in range(layout.replicas)]
-        router = "model_list:\n" + "\n".join(entries) + "\nrouter_settings:\n  routing_strategy: least-busy\n"
-        cmds.append("litellm --config router.yaml --port 4000   # one endpoint over the replicas")
+        cmds, router = _replicas(cmd, spec.id, layout.replicas, 1, 8080, "openai")
     if concurrency > 1:
         notes.append(f"-np {concurrency} slots share one unified KV cache of {r.n_ctx} cells "
                      f"({ctx} tokens each when all are full)")

@@ -207,9 +207,9 @@ def estimate_speed(reads: WeightReads, spec: ModelSpec, hw: Hardware, *, context
         agg = b / (sum(step_terms(reads, kv, b, hw).values()) / 1e3)
     ttft = None
     if hw.tflops:
-        devices = hw.tp * (1 if hw.engine == "vllm" else 1)
+        # prefill is compute-bound: 2 x active params per prompt token, split over the TP ranks
         flops = 2 * reads.active_params * prompt_tokens
-        ttft = flops / (hw.tflops * 1e12 * prof["prefill_mfu"] * devices) + single_ms / 1e3
+        ttft = flops / (hw.tflops * 1e12 * prof["prefill_mfu"] * hw.tp) + single_ms / 1e3
     n = prof.get("calibrated_on", [])
     err = prof.get("median_abs_error")
     if calibrated:
