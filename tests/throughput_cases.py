@@ -52,10 +52,10 @@ def predict_step_ms(case: dict) -> float:
 
 
 def predict_prefill_tps(case: dict, mfu: float) -> float:
-    """Prompt tokens/s from the compute bound: tflops x mfu / (2 x active params)."""
+    """Prompt tokens/s of the speed model's compute bound on the case's GPU."""
     from vramcalc.gpus import find_gpu
+    from vramcalc.speed import prefill_tokens_per_s
 
-    reads = weight_reads(case_spec(case), case["quant"])
     tflops = find_gpu(case["gpu"]).tflops_16bit
     assert tflops, case["id"]
-    return tflops * 1e12 * mfu / (2 * reads.active_params)
+    return prefill_tokens_per_s(weight_reads(case_spec(case), case["quant"]), tflops, mfu)

@@ -248,9 +248,9 @@ def _vllm(spec, system, ctx, concurrency, version, prompt_tokens, rejected, goal
                                           reason=f"weights alone need {weights_total / n / GIB:.1f} GiB per GPU, "
                                                  f"the GPU has {gpu.usable_bytes / GIB:.1f} GiB"))
                 continue
+            served = False
             for kv in ("auto", "fp8"):
-                if kv == "fp8" and out and out[-1][0].layout.tp == tp and out[-1][0].layout.pp == pp \
-                        and out[-1][0].quant == qname and goal != "context":
+                if served and goal != "context":
                     break  # the 16-bit cache already serves this layout
                 opts = VLLMOptions(tp=tp, pp=pp, engine_version=version, max_model_len=ctx, quantization=quant,
                                    kv_cache_dtype=kv)
@@ -297,6 +297,7 @@ def _vllm(spec, system, ctx, concurrency, version, prompt_tokens, rejected, goal
                     command = command.replace(f"vllm serve {spec.id}", f"vllm serve <{quant.upper()} checkpoint of {spec.id}>")
                     command = command.replace(f" --quantization {quant}", "")
                 cmds, router = _vllm_commands(command, tp, pp, replicas, system, spec.id)
+                served = True
                 devs = [DeviceUse(device=f"{d.gpu} rank {d.rank}", used_bytes=d.budget_bytes, available_bytes=d.total_bytes)
                         for d in r.devices]
                 out.append((Candidate(rank=0, engine="vllm", engine_version=r.engine_version, quant=qname, quant_note=qnote,
@@ -365,7 +366,7 @@ def _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram, rejected,
         reads = reads_from_gguf(spec, tensors)
         n_before = len(out)
         for kv in ("F16", "Q8_0"):
-            if kv == "Q8_0" and len(out) > n_before and goal != "context":
+            if len(out) > n_before and goal != "context":
                 break  # the f16 cache already fits
             opts = LlamaOptions(n_ctx=ctx * (n_slots if n_slots > 1 else 1), n_parallel=n_slots, kv_unified=True,
                                 type_k=kv, type_v=kv, ftype=ftype)

@@ -149,6 +149,12 @@ class SpeedEstimate(BaseModel):
     terms_ms: dict[str, float]  # one decode step of one stream, term by term
 
 
+def prefill_tokens_per_s(reads: WeightReads, tflops: float, mfu: float, tp: int = 1) -> float:
+    """Prompt tokens/s, compute-bound: 2 x active params FLOPs per token (Kaplan et al. 2020, "Scaling
+    Laws", section 2.1) at `mfu` of the dense 16-bit rate, split over TP ranks."""
+    return tflops * 1e12 * mfu * tp / (2 * reads.active_params)
+
+
 def _profile(engine: str, backend: str) -> tuple[dict, str, bool]:
     prof = speed_data()["profiles"]
     key = f"{engine}:{backend}"
@@ -207,15 +213,17 @@ def estimate_speed(reads: WeightReads, spec: ModelSpec, hw: Hardware, *, context
         agg = b / (sum(step_terms(reads, kv, b, hw).values()) / 1e3)
     ttft = None
     if hw.tflops:
-        # prefill is compute-bound: 2 x active params per prompt token, split over the TP ranks
-        flops = 2 * reads.active_params * prompt_tokens
-        ttft = flops / (hw.tflops * 1e12 * prof["prefill_mfu"] * hw.tp) + single_ms / 1e3
+        ttft = prompt_tokens / prefill_tokens_per_s(reads, hw.tflops, prof["prefill_mfu"], hw.tp) + single_ms / 1e3
     n = prof.get("calibrated_on", [])
     err = prof.get("median_abs_error")
-    if calibrated:
+    if calibrated and len(n) >= 3:
         basis = (f"calibrated: {key} efficiency and fixed cost fitted on {len(n)} measured runs "
                  f"(tests/data/throughput_cases.json; median error {err:.0%} there)")
         unc = max(0.15, 2 * (err or 0.1))
+    elif calibrated:  # one or two runs fix the efficiency but say nothing about the error
+        basis = (f"calibrated on {len(n)} measured run(s) only: {key} efficiency fitted, per-layer cost borrowed "
+                 "from the engine's CUDA profile; no error estimate")
+        unc = 0.5
     else:
         basis = (f"estimated: no measurements for {hw.engine} on {hw.backend}; the {key} constants are used")
         unc = 0.5

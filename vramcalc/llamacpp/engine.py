@@ -203,9 +203,7 @@ def check_llamacpp_split(spec: ModelSpec, gpus: list[GPU], opts: LlamaOptions,
                 model[unit_dev[-1]] += size
         else:
             model[unit_dev[-1]] += size
-    kv_total = sum(c.k_bytes + c.v_bytes for c in llama_caches(spec, LlamaKVOptions(
-        n_ctx=base.n_ctx, n_seq_max=opts.n_parallel, kv_unified=opts.kv_unified, n_ubatch=opts.n_ubatch,
-        type_k=opts.type_k.upper(), type_v=opts.type_v.upper(), swa_full=opts.swa_full)))
+    kv_total = sum(c["k_bytes"] + c["v_bytes"] for c in base.caches)  # the same caches as one device
     attn_layers = [i for i, layer in enumerate(spec.layers) if layer.attention is not None or layer.ssm is not None]
     per_dev_layers = [sum(1 for i in attn_layers if unit_dev[i] == d) for d in range(len(gpus))]
     last_compute = base.devices[0].compute_bytes
