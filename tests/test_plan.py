@@ -50,6 +50,10 @@ def test_every_vllm_recommendation_starts_under_the_engine_model():
         quant = None if c.quant == "checkpoint" else c.quant
         opts = VLLMOptions(tp=c.layout.tp, pp=c.layout.pp, max_model_len=32768, quantization=quant,
                            kv_cache_dtype=c.kv_cache_dtype)
+        if "--max-num-seqs" in c.commands[0]:  # hybrid: fewer sequences than vLLM's default, said in a note
+            seqs = int(c.commands[0].split("--max-num-seqs ")[1].split()[0])
+            opts = opts.model_copy(update={"max_num_seqs": seqs})
+            assert any(f"--max-num-seqs {seqs}" in n for n in c.notes)
         res = check_vllm(spec, gpu, opts)
         if not res.fits:  # the planner may raise the budget: it must say so
             assert any("gpu-memory-utilization" in n for n in c.notes)

@@ -94,3 +94,33 @@ def test_kv_heads_replicate_past_tp():
 def test_mla_is_not_sharded_by_tp():
     spec = load("deepseek-ai/DeepSeek-V3")
     assert kv_pool(spec, KVSettings(tp=1)).page_bytes == kv_pool(spec, KVSettings(tp=8)).page_bytes == 16 * 576 * 2
+
+
+def test_qwen35_state_in_float32_sets_the_logged_block_size():
+    """vLLM 0.19.1 start-up of kaitchup/Qwen3.5-27B-autoround-W4A16 (Qwen3_5ForConditionalGeneration, the
+    Qwen3.6-27B text dims), a public transcript: "Setting attention block size to 784 tokens" and "Padding
+    mamba page size by 0.13%". 784 needs the GDN temporal state in float32 (the config's mamba_ssm_dtype,
+    applied by vLLM's Qwen3_5ForConditionalGenerationConfig hook); at bf16 it would be 400."""
+    spec = load("qwen3.6-27b")
+    assert spec.ssm_state_dtype == "float32"
+    pool = kv_pool(spec, KVSettings())
+    assert pool.block_size == 784
+    mamba = 10240 * 3 * 2 + 48 * 128 * 128 * 4  # conv state at bf16 + temporal state at fp32
+    assert round((pool.page_bytes / mamba - 1) * 100, 2) == 0.13
+    bf16 = spec.model_copy(update={"ssm_state_dtype": None, "architecture": "Qwen3NextForCausalLM"})
+    assert kv_pool(bf16, KVSettings()).block_size == 400  # an architecture whose hook does not read it
+
+
+def test_hybrid_refuses_more_sequences_than_blocks_from_0_20():
+    """vllm/config/compilation.py (0.20.0+): max_num_seqs above the block count stops CUDA-graph capture;
+    0.19 capped the capture sizes silently. The recipe logs (vllm_dev ids 59-61) show the message."""
+    from vramcalc.gpus import find_gpu
+    from vramcalc.vllm.engine import VLLMOptions, check_vllm
+
+    spec, gpu = load("qwen3.6-27b"), find_gpu("rtx-pro-6000-blackwell")
+    r = check_vllm(spec, gpu, VLLMOptions(gpu_memory_utilization=0.95))
+    assert not r.fits and r.num_gpu_blocks < 1024
+    assert f"max_num_seqs (1024) exceeds available Mamba cache blocks ({r.num_gpu_blocks})" in r.errors[-1]
+    assert check_vllm(spec, gpu, VLLMOptions(gpu_memory_utilization=0.95, max_num_seqs=r.num_gpu_blocks)).fits
+    assert check_vllm(spec, gpu, VLLMOptions(gpu_memory_utilization=0.95, enforce_eager=True)).fits
+    assert check_vllm(spec, gpu, VLLMOptions(gpu_memory_utilization=0.95, engine_version="0.19.0")).fits

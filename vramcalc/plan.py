@@ -263,6 +263,13 @@ def _vllm(spec, system, ctx, concurrency, version, prompt_tokens, rejected, goal
                             f"fits only with --gpu-memory-utilization {hi}: about "
                             f"{(1 - hi) * gpu.usable_bytes / GIB:.1f} GiB per GPU is left for anything else "
                             "(a desktop, other processes)"]})
+                if r.num_gpu_blocks and any("Mamba cache blocks" in e for e in r.errors):
+                    # hybrid models: one block per running sequence; the fix vLLM names is a lower --max-num-seqs
+                    opts = opts.model_copy(update={"max_num_seqs": r.num_gpu_blocks})
+                    r = check_vllm(spec, gpu, opts)
+                    r = r.model_copy(update={"warnings": r.warnings + [
+                        f"--max-num-seqs {opts.max_num_seqs}: a hybrid model holds one KV block per running sequence "
+                        "and vLLM refuses a max_num_seqs above the block count"]})
                 if r.errors:
                     rejected.append(Rejection(family=fam if r.devices else f"vLLM {qname} TP={tp}",
                                               reason=r.errors[0]))
@@ -286,7 +293,7 @@ def _vllm(spec, system, ctx, concurrency, version, prompt_tokens, rejected, goal
                 sp = sp.model_copy(update={"aggregate_tokens_per_s": sp.aggregate_tokens_per_s * replicas,
                                            "concurrency": concurrency})
                 notes = [w for w in r.warnings if "not modelled" in w or "Marlin" in w or "degrad" in w
-                         or "fits only with" in w][:3]
+                         or "fits only with" in w or "--max-num-seqs" in w][:3]
                 if quant in ("awq", "gptq", "w4a16", "nvfp4"):
                     notes.append(f"needs a checkpoint of this model in {quant.upper()} format from the Hub: vLLM "
                                  "cannot convert to it at start-up")

@@ -154,6 +154,9 @@ class ModelSpec(_Frozen):
     norm_bias: bool = False  # LayerNorm with bias (norm vectors count twice)
     extra_tensors: tuple[TensorSpec, ...] = ()  # outside the per-layer model (Zamba2 shared blocks)
     mtp_layers: int = 0  # multi-token-prediction layers in the checkpoint, not loaded by default
+    # The recurrent-state dtype the config names (mamba_ssm_dtype / mamba_ssm_cache_dtype); engines decide
+    # whether they honour it (vLLM: per architecture, data/vllm.json ssm_state_dtype).
+    ssm_state_dtype: str | None = None
 
     max_position_embeddings: int | None = None
     rope_scaling: dict[str, Any] | None = None

@@ -789,6 +789,10 @@ def spec_from_config(cfg: Any, *, model_id: str, source: str, where: str | None 
     rope = text.get("rope_scaling") or text.get("rope_parameters")
     vision = read_vision(cfg, hidden, where) if text is not cfg else None
     qc = cfg.get("quantization_config") or text.get("quantization_config")
+    state = text.get("mamba_ssm_dtype") or text.get("mamba_ssm_cache_dtype")
+    state_dtype = DTYPES.get(str(state).lower()) if state is not None else None
+    if state is not None and state_dtype is None:
+        raise ConfigError(where, "mamba_ssm_dtype", f"is not a dtype vramcalc knows, got {state!r:.40}")
     return ModelSpec(
         id=model_id,
         source=source,
@@ -804,6 +808,7 @@ def spec_from_config(cfg: Any, *, model_id: str, source: str, where: str | None 
         norm_bias=parts.get("norm_bias", False),
         extra_tensors=tuple(parts.get("extra_tensors", ())),
         mtp_layers=parts.get("mtp_layers", 0),
+        ssm_state_dtype=state_dtype,
         max_position_embeddings=f.opt_int("max_position_embeddings", None),
         rope_scaling=rope if isinstance(rope, dict) else None,
         vision=vision,

@@ -67,6 +67,7 @@ class VLLMResult(BaseModel):
     layout: dict
     devices: list[DeviceBudget]
     kv_cache_tokens: int
+    num_gpu_blocks: int  # KV-cache blocks in the pool (vLLM's kv_cache_config.num_blocks), fewest over PP stages
     max_concurrency: float
     max_model_len: int
     max_model_len_fits: bool
@@ -77,9 +78,13 @@ class VLLMResult(BaseModel):
     sources: list[str]
 
 
+def _key(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split(".")[:3])
+
+
 def _version(v: str | None) -> tuple[str, dict, list[str]]:
     versions = {k: val for k, val in rules()["versions"].items() if not k.startswith("_")}
-    key = lambda s: tuple(int(x) for x in s.split(".")[:3])  # noqa: E731
+    key = _key
     notes = []
     if v is None:
         v = rules()["default_version"]
@@ -184,8 +189,15 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                       f"the available memory, the estimated maximum model length is {est}. Try increasing "
                       "`gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine. "
                       "[vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory]")
+    since = rules()["mamba_seqs_refusal_since"]["version"]
+    if (_key(version) >= _key(since) and not opts.enforce_eager and any(layer.ssm is not None for layer in spec.layers)
+            and seqs > cap.num_blocks):
+        errors.append(f"max_num_seqs ({seqs}) exceeds available Mamba cache blocks ({cap.num_blocks}). Each decode "
+                      "sequence requires one Mamba cache block, so CUDA graph capture cannot proceed. Please lower "
+                      f"max_num_seqs to at most {cap.num_blocks} or increase gpu_memory_utilization. "
+                      "[vllm/config/compilation.py, from 0.20.0]")
     return _result(fits_len, version, spec, opts, devices, cap.kv_cache_tokens, cap.max_concurrency, L, fits_len, est,
-                   errors, warnings, mnbt, seqs, u, [prof["source"]])
+                   errors, warnings, mnbt, seqs, u, [prof["source"]], cap.num_blocks)
 
 
 def _estimate_max_len(pools, kvs: KVSettings, L: int) -> int:
@@ -204,7 +216,7 @@ def _estimate_max_len(pools, kvs: KVSettings, L: int) -> int:
 
 
 def _result(fits, version, spec, opts, devices, tokens, conc, L, fits_len, est, errors, warnings, mnbt, seqs, u,
-            sources) -> VLLMResult:
+            sources, blocks: int = 0) -> VLLMResult:
     counts = count_params(spec)
     cmd = [f"vllm serve {spec.id}"]
     if opts.tp > 1:
@@ -227,7 +239,7 @@ def _result(fits, version, spec, opts, devices, tokens, conc, L, fits_len, est, 
         fits=fits and not errors, engine_version=version,
         model={"id": spec.id, "params_total": counts.total, "params_active": counts.active},
         layout={"tp": opts.tp, "pp": opts.pp, "replicas": 1, "max_num_seqs": seqs, "max_num_batched_tokens": mnbt},
-        devices=devices, kv_cache_tokens=tokens, max_concurrency=round(conc, 2), max_model_len=L,
+        devices=devices, kv_cache_tokens=tokens, num_gpu_blocks=blocks, max_concurrency=round(conc, 2), max_model_len=L,
         max_model_len_fits=fits_len, estimated_max_model_len=est, errors=errors, warnings=warnings,
         command=" ".join(cmd), sources=sources)
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..kv import dtype_bytes
 from ..spec import LayerSpec, ModelSpec
-from .weights import pp_layer_split
+from .weights import pp_layer_split, rules
 
 KV_DTYPES = {"auto": None, "bfloat16": "bfloat16", "float16": "float16", "fp8": "fp8", "fp8_e4m3": "fp8",
              "fp8_e5m2": "fp8", "float32": "float32"}
@@ -82,8 +82,18 @@ def _attn_page_per_token(layer: LayerSpec, tp: int, kv_bytes: int) -> int:
     return heads * (a.head_dim_k + a.head_dim_v) * kv_bytes
 
 
-def _mamba_page(layer: LayerSpec, tp: int, state_bytes: int, n_spec: int) -> int:
-    """MambaStateShapeCalculator shapes per rank (n_groups padded up to TP for Mamba-2)."""
+def ssm_state_dtype(spec: ModelSpec) -> str:
+    """The temporal-state dtype vLLM keeps: the config's for the architectures whose config hook reads
+    it (data/vllm.json ssm_state_dtype), else the model dtype (mamba_ssm_cache_dtype 'auto')."""
+    rule = rules()["ssm_state_dtype"]["architectures"].get(spec.architecture or "")
+    if rule is None:
+        return spec.dtype
+    return spec.ssm_state_dtype or rule["default"] or spec.dtype
+
+
+def _mamba_page(layer: LayerSpec, tp: int, conv_bytes: int, ssm_bytes: int, n_spec: int) -> int:
+    """MambaStateShapeCalculator shapes per rank (n_groups padded up to TP for Mamba-2); the conv
+    state at the model dtype, the temporal state at ssm_state_dtype (mamba_utils._mamba_state_dtype)."""
     s = layer.ssm
     if s is None:
         return 0
@@ -97,7 +107,7 @@ def _mamba_page(layer: LayerSpec, tp: int, state_bytes: int, n_spec: int) -> int
     else:  # gated_deltanet
         conv = s.conv_channels // tp * (s.d_conv - 1 + n_spec)
         ssm = s.num_v_heads // tp * s.head_k_dim * s.head_v_dim
-    return (conv + ssm) * state_bytes
+    return conv * conv_bytes + ssm * ssm_bytes
 
 
 def _lcm(a: int, b: int) -> int:
@@ -128,7 +138,8 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
                 notes.append("the DeepSeek-V3.2 indexer cache is not in the pool yet")
         if layer.ssm is not None:
             buckets[("mamba", None)] = buckets.get(("mamba", None), 0) + 1
-            mamba_pages.append(_mamba_page(layer, s.tp, dtype_bytes(spec.dtype), s.num_speculative_tokens))
+            mamba_pages.append(_mamba_page(layer, s.tp, dtype_bytes(spec.dtype), dtype_bytes(ssm_state_dtype(spec)),
+                                           s.num_speculative_tokens))
     if len(attn_pages) > 1:
         notes.append("layers with different KV page sizes: vLLM unifies them (unify_kv_cache_spec_page_size); "
                      "the largest page is used for every layer, an overestimate")
