@@ -45,3 +45,28 @@ def test_kv_projection_is_replicated_when_tp_exceeds_kv_heads():
 
 def test_vocab_padding():
     assert padded_vocab(32000) == 32000 and padded_vocab(151665) == 151680
+
+
+@pytest.mark.parametrize("model,gpu,backend,logged_gib,tol", [
+    # vllm-project/vllm#23278 (vllm_dev id 43): Marlin MXFP4 fallback on an H100, held out
+    ("openai/gpt-oss-120b", "h100-sxm", "marlin", 65.9651, 0.002),
+    # llm-d empirical-vllm-memory-results.md, vLLM 0.11.0 on H100 (ids 7-8): the Triton factor is fitted on these
+    ("openai/gpt-oss-120b", "h100-sxm", None, 64.38, 0.003),
+    ("openai/gpt-oss-20b", "h100-sxm", None, 13.47, 0.003),
+])
+def test_gpt_oss_mxfp4_experts_in_the_kernel_layout(model, gpu, backend, logged_gib, tol):
+    from vramcalc.gpus import find_gpu
+    from vramcalc.vllm.engine import VLLMOptions, check_vllm
+
+    r = check_vllm(load(model), find_gpu(gpu), VLLMOptions(max_model_len=4096, moe_backend=backend))
+    assert abs(r.devices[0].weights_bytes / 2**30 - logged_gib) / logged_gib < tol
+    # Marlin pads I to 128 and H to 256 (2880 -> 2944 x 3072): 9% more expert bytes than the checkpoint
+    ckpt = weights_per_rank(load(model))[0].bytes
+    assert r.devices[0].weights_bytes > ckpt
+
+
+def test_marlin_is_chosen_on_ampere_and_consumer_blackwell():
+    from vramcalc.vllm.weights import mxfp4_moe_backend
+
+    assert [mxfp4_moe_backend(cc) for cc in ("8.6", "8.9", "9.0", "10.0", "12.0", None)] == \
+        ["marlin", "marlin", "triton_hopper", "flashinfer_trtllm", "marlin", None]

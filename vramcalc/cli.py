@@ -77,7 +77,8 @@ def _cmd_check_vllm(args: argparse.Namespace, source, system) -> int:
                        gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len or args.ctx,
                        max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
                        kv_cache_dtype=args.kv_cache_dtype, quantization=args.quant, dtype=args.dtype,
-                       enforce_eager=args.enforce_eager, block_size=args.block_size)
+                       enforce_eager=args.enforce_eager, block_size=args.block_size,
+                       moe_backend=args.moe_backend)
     r = check_vllm(source.spec, gpu, opts, file_weight_bytes=source.weight_bytes)
     if len({g.id for g in system.gpus}) > 1:
         r = r.model_copy(update={"warnings": r.warnings + [f"mixed GPUs: sized for the smallest, {gpu.name}"]})
@@ -317,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--block-size", type=_positive_int, default=None)
     v.add_argument("--dtype", default=None, choices=["auto", "bfloat16", "float16", "float32"])
     v.add_argument("--enforce-eager", action="store_true")
+    v.add_argument("--moe-backend", choices=["marlin", "triton", "flashinfer_trtllm"],
+                   help="vLLM --moe-backend: the MXFP4 expert kernel, whose padded layout sets the weight size "
+                        "(default: the one vLLM picks for the GPU)")
     lc = c.add_argument_group("llama.cpp options (with --engine llamacpp; --gpu cpu for CPU only)")
     lc.add_argument("--parallel", "-np", type=_positive_int, default=4, help="slots (llama-server's auto: 4, unified)")
     lc.add_argument("--no-kv-unified", action="store_true", help="split the context between slots")

@@ -21,7 +21,7 @@ from ..quant import scheme_from_config, target_scheme
 from ..spec import ModelSpec
 from .kv import KVSettings, capacity, kv_pool
 from .rules import EngineMessage, parallel_messages, quant_messages
-from .weights import rules, weights_per_rank
+from .weights import mxfp4_moe_backend, rules, weights_per_rank
 
 GIB = 2**30
 
@@ -41,6 +41,7 @@ class VLLMOptions(BaseModel):
     quantization: str | None = None  # a vramcalc target (fp8, awq, ...) for --quantization
     dtype: str | None = None
     enforce_eager: bool = False
+    moe_backend: str | None = None  # --moe-backend (marlin, triton, flashinfer_trtllm); None: vLLM's choice
 
 
 class DeviceBudget(BaseModel):
@@ -143,7 +144,19 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if errors:  # vLLM stops at the first of these: the memory figures would not be reached
         return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u, [])
     wdtype = opts.dtype if opts.dtype not in (None, "auto") else None
-    weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype)
+    mxfp4 = None
+    if scheme.method == "mxfp4":
+        if opts.moe_backend:
+            mxfp4 = {"triton": "triton_hopper"}.get(opts.moe_backend, opts.moe_backend)
+            if mxfp4 not in rules()["mxfp4_moe"]["backends"]:
+                raise ValueError(f"--moe-backend {opts.moe_backend}: vramcalc models marlin, triton and "
+                                 "flashinfer_trtllm for MXFP4 experts")
+        else:
+            mxfp4 = mxfp4_moe_backend(gpu.compute_capability)
+        if mxfp4 is None:
+            warnings.append("MXFP4 experts: the kernel layout vLLM uses on this GPU is not modelled; the checkpoint's "
+                            "size is used (CUDA kernels pad gpt-oss's experts by 6-8%)")
+    weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4)
     act = prof["activation"]
     vocab = spec.vocab_size
     # Dense: the MLP intermediate. MoE: experts_per_token x expert width per token, an assumption the logs
@@ -165,6 +178,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         w_bytes = w.bytes
         if file_weight_bytes is not None and opts.tp == 1 and opts.pp == 1 and not opts.quantization:
             w_bytes = file_weight_bytes + w.rotary_cache_bytes  # exact bytes from the file headers
+            if mxfp4:  # plus what the MoE kernel's padded layout adds to the checkpoint's experts
+                w_bytes += w.bytes - weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
         kv_bytes = requested - w_bytes - a - int(non_torch) - int(graphs)
         devices.append(DeviceBudget(rank=w.rank, gpu=gpu.id, total_bytes=total, budget_bytes=requested,
                                     weights_bytes=w_bytes, activation_bytes=a, non_torch_bytes=int(non_torch),
@@ -235,6 +250,8 @@ def _result(fits, version, spec, opts, devices, tokens, conc, L, fits_len, est, 
         cmd.append(f"--max-num-batched-tokens {mnbt}")
     if opts.enforce_eager:
         cmd.append("--enforce-eager")
+    if opts.moe_backend:
+        cmd.append(f"--moe-backend {opts.moe_backend}")
     return VLLMResult(
         fits=fits and not errors, engine_version=version,
         model={"id": spec.id, "params_total": counts.total, "params_active": counts.active},

@@ -114,22 +114,48 @@ def rotary_cache_bytes(spec: ModelSpec) -> int:
 _MEMO: dict[tuple, tuple[ModelSpec, list[RankWeights]]] = {}
 
 
+def mxfp4_moe_backend(compute_capability: str | None) -> str | None:
+    """The MXFP4 MoE kernel vLLM picks on this GPU (data/vllm.json mxfp4_moe.selection); None: unknown."""
+    if not compute_capability:
+        return None
+    cc = float(compute_capability)
+    return next((r["backend"] for r in rules()["mxfp4_moe"]["selection"] if r["min_cc"] <= cc < r["max_cc"]), None)
+
+
+def _mxfp4_expert_dims(t: TensorSpec, spec: ModelSpec, out: int, inp: int, backend: str) -> tuple[int, int, float]:
+    """(out, in) of one expert matrix (quant._matrices: gate and up apart, [I/TP, H]; down [H, I/TP]) as
+    the backend allocates it, I and H rounded up separately, and the backend's bytes factor."""
+    b = rules()["mxfp4_moe"]["backends"][backend]
+    ia, ha = b["intermediate_align"], b["hidden_align"]
+    if "down" in t.name:
+        out, inp = _round_up(out, ha), _round_up(inp, ia)
+    else:
+        out, inp = _round_up(out, ia), _round_up(inp, ha)
+    return out, inp, b.get("expert_bytes_factor", 1.0)
+
+
+def _round_up(x: int, m: int) -> int:
+    return -(-x // m) * m
+
+
 def weights_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
-                     dtype: str | None = None) -> list[RankWeights]:
-    """Weight bytes of every GPU (all ranks of one TP x PP engine)."""
+                     dtype: str | None = None, mxfp4_backend: str | None = None) -> list[RankWeights]:
+    """Weight bytes of every GPU (all ranks of one TP x PP engine). mxfp4_backend: the MoE kernel
+    whose padded layout MXFP4 experts take (mxfp4_moe_backend); None keeps the checkpoint layout."""
     scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
-    key = (id(spec), tp, pp, scheme, dtype)
+    key = (id(spec), tp, pp, scheme, dtype, mxfp4_backend)
     hit = _MEMO.get(key)
     if hit is not None and hit[0] is spec:
         return hit[1]
     if len(_MEMO) > 512:
         _MEMO.clear()
-    out = _weights_per_rank(spec, tp, pp, scheme, dtype)
+    out = _weights_per_rank(spec, tp, pp, scheme, dtype, mxfp4_backend)
     _MEMO[key] = (spec, out)
     return out
 
 
-def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dtype: str | None) -> list[RankWeights]:
+def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dtype: str | None,
+                      mxfp4_backend: str | None) -> list[RankWeights]:
     wdtype = dtype or spec.dtype
     base = dtype_bytes(wdtype)
     split = pp_layer_split(spec.num_layers, pp)
@@ -156,7 +182,11 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
             rank_t = t.model_copy(update={"shape": shape})
             mats = _matrices(rank_t) if t.group in scheme.quantize_groups and scheme.method != "none" else []
             if mats and not _ignored(module_names(t, composite), scheme.ignore):
-                nbytes = sum(c * sum(b for _, _, b in matrix_tensors(scheme, o, i)) for c, o, i in mats)
+                factor = 1.0
+                if scheme.method == "mxfp4" and t.group == "routed_experts" and mxfp4_backend:
+                    padded = [(c, *_mxfp4_expert_dims(t, spec, o, i, mxfp4_backend)) for c, o, i in mats]
+                    mats, factor = [(c, o, i) for c, o, i, _ in padded], padded[0][3]
+                nbytes = int(factor * sum(c * sum(b for _, _, b in matrix_tensors(scheme, o, i)) for c, o, i in mats))
             else:
                 nbytes = prod(shape) * size
             if key is not None and not scheme.ignore:  # ignore lists may name single layers
