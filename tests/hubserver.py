@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +28,14 @@ class Repo:
     gated: bool = False
     ignore_range: bool = False  # misbehaving server: answers 200 with the whole body
     revisions: tuple[str, ...] = ("main", COMMIT)
+    # network faults, per file name: a stall before answering (s), connections dropped before any
+    # answer (how many, then it serves), a cap on each range answer (an honest shorter 206), a body cut
+    # short of its Content-Length, and a redirect of the file to another server (a CDN, as the Hub does)
+    stall: dict[str, float] = field(default_factory=dict)
+    resets: dict[str, int] = field(default_factory=dict)
+    range_cap: int | None = None
+    truncate: set[str] = field(default_factory=set)
+    redirect: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,6 +85,22 @@ class HubServer:
                 data = repo.files.get(filename)
                 if data is None:
                     return self._error(404, "EntryNotFound", "Entry not found")
+                if not head and repo.resets.get(filename, 0) > 0:  # drop the connection unanswered
+                    repo.resets[filename] -= 1
+                    hub.log.append({"path": self.path, "status": "reset", "sent": 0, "file": filename})
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    self.connection.close()
+                    self.close_connection = True
+                    return None
+                if not head and filename in repo.stall:
+                    time.sleep(repo.stall[filename])
+                if not head and filename in repo.redirect:
+                    self.send_response(302)
+                    self.send_header("Location", f"{repo.redirect[filename]}/{filename}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    hub.log.append({"path": self.path, "status": 302, "sent": 0, "file": filename})
+                    return None
                 start, end, status = 0, len(data) - 1, 200
                 rng = self.headers.get("Range")
                 if rng and not repo.ignore_range:
@@ -86,9 +112,11 @@ class HubServer:
                         self.send_header("Content-Range", f"bytes */{len(data)}")
                         self.send_header("Content-Length", "0")
                         self.end_headers()
-                        hub.log.append({"path": self.path, "status": 416, "sent": 0})
+                        hub.log.append({"path": self.path, "status": 416, "sent": 0, "file": filename})
                         return
                     status = 206
+                    if repo.range_cap is not None:
+                        end = min(end, start + repo.range_cap - 1)
                 body = data[start:end + 1]
                 self.send_response(status)
                 self.send_header("ETag", f'"{hashlib.sha1(data).hexdigest()}"')
@@ -99,6 +127,14 @@ class HubServer:
                     self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
                 self.end_headers()
                 sent = 0
+                if not head and filename in repo.truncate:  # promise the body, send half, hang up
+                    half = body[: len(body) // 2]
+                    self.wfile.write(half)
+                    self.wfile.flush()
+                    self.close_connection = True
+                    hub.log.append({"path": self.path, "status": status, "sent": len(half), "range": rng,
+                                    "head": head, "file": filename})
+                    return None
                 if not head:
                     try:
                         for i in range(0, len(body), 65536):
@@ -107,7 +143,7 @@ class HubServer:
                     except (BrokenPipeError, ConnectionResetError):
                         pass  # the client stopped reading: what was sent is logged
                 hub.log.append({"path": self.path, "status": status, "sent": sent, "range": rng,
-                                "head": head, "file": filename})
+                                "head": head, "file": filename, "auth": bool(self.headers.get("Authorization"))})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True

@@ -149,3 +149,121 @@ def test_cli_end_to_end_with_hf_endpoint(hub, tmp_path):
     p = subprocess.run([sys.executable, "-m", "vramcalc", "check", "acme/gated", "--gpu", "4090"],
                        capture_output=True, text=True, env=env, timeout=60)
     assert p.returncode == 2 and "gated" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+# --- network faults (issue 9): each ends in one clear HubError line or a bounded retry, never a
+# traceback, and none downloads more than it asked for -------------------------------------------
+
+def _gguf_repo(hub, tmp_path, name="m.gguf", **kw):
+    spec = read_config_file(DATA / "checkpoints" / "llama").model_copy(update={"vocab_size": 150_000})
+    path = tmp_path / name
+    write_gguf(spec, "Q8_0", path, "llama")
+    hub.repos["acme/faulty"] = Repo(files={name: path.read_bytes()}, **kw)
+    return path
+
+
+def test_stalled_server_times_out_with_a_clear_line(hub, tmp_path, monkeypatch):
+    import time
+
+    import vramcalc.sources.hub as hubmod
+
+    monkeypatch.setattr(hubmod, "TIMEOUT_S", 0.5)
+    _gguf_repo(hub, tmp_path, stall={"m.gguf": 3.0})
+    t = time.perf_counter()
+    with pytest.raises(HubError, match=r"no answer within 0.5 s"):
+        open_model("acme/faulty/m.gguf")
+    assert time.perf_counter() - t < 2.5  # not retried: one timeout is the whole wait
+
+
+def test_connection_reset_is_retried_once(hub, tmp_path):
+    path = _gguf_repo(hub, tmp_path, resets={"m.gguf": 1})
+    src = open_model("acme/faulty/m.gguf")  # the second try succeeds
+    assert src.weight_bytes == open_model(str(path)).weight_bytes
+    assert [e["status"] for e in hub.log if e.get("file") == "m.gguf"][0] == "reset"
+
+
+def test_connection_reset_every_time_gives_up_after_the_retry(hub, tmp_path):
+    _gguf_repo(hub, tmp_path, resets={"m.gguf": 99})
+    with pytest.raises(HubError, match="the connection failed 2 times"):
+        open_model("acme/faulty/m.gguf")
+    assert sum(1 for e in hub.log if e.get("file") == "m.gguf") == 2
+
+
+def test_body_cut_short_of_its_length_is_an_error_not_a_short_header(hub, tmp_path):
+    _gguf_repo(hub, tmp_path, truncate={"m.gguf"})
+    with pytest.raises(HubError, match="the connection failed"):
+        open_model("acme/faulty/m.gguf")
+
+
+def test_short_range_answers_are_continued(hub, tmp_path):
+    """A server (or proxy) that answers each range with at most 64 KiB: the reader asks for the rest."""
+    path = _gguf_repo(hub, tmp_path, range_cap=65536)
+    src = open_model("acme/faulty/m.gguf")
+    assert src.weight_bytes == open_model(str(path)).weight_bytes
+    local = open_model(str(path)).header_bytes_read
+    assert hub.sent("m.gguf") <= local + MIB  # still only the header and the read-ahead
+    sharded = hub.repos["acme/tiny-moe"]
+    sharded.range_cap = 4096  # safetensors headers through 4 KiB answers
+    assert open_model("acme/tiny-moe").weight_bytes == hub_weight_bytes_of_local_moe()
+
+
+def hub_weight_bytes_of_local_moe():
+    return read_file(DATA / "checkpoints" / "qwen3_moe" / "model.safetensors").data_bytes
+
+
+def test_range_past_the_end_416_ends_in_a_clear_error(hub, tmp_path):
+    """A safetensors header length that points past the end of the file: the second range gets a 416."""
+    raw = (DATA / "checkpoints" / "llama" / "model.safetensors").read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    lying = (len(raw) + 50_000).to_bytes(8, "little") + raw[8:8 + n]  # header claims more than the file holds
+    hub.repos["acme/lying"] = Repo(files={"config.json": (DATA / "checkpoints" / "llama" / "config.json").read_bytes(),
+                                          "model.safetensors": lying})
+    with pytest.raises(Exception, match="header cut short|not valid|JSON"):
+        open_model("acme/lying")
+    assert 416 in [e["status"] for e in hub.log if e.get("file") == "model.safetensors"]
+
+
+def test_redirect_to_a_cdn_is_followed_without_the_token(hub, tmp_path):
+    cdn = HubServer()
+    spec = read_config_file(DATA / "checkpoints" / "llama").model_copy(update={"vocab_size": 150_000})
+    path = tmp_path / "m.gguf"
+    write_gguf(spec, "Q8_0", path, "llama")
+    cdn.repos["cdn/files"] = Repo(files={"m.gguf": path.read_bytes()})
+    cdn_url = cdn.start()
+    try:
+        hub.repos["acme/private-gguf"] = Repo(files={"m.gguf": b""}, token="s3cret",
+                                              redirect={"m.gguf": f"{cdn_url}/cdn/files/resolve/main"})
+        src = open_model("acme/private-gguf/m.gguf", token="s3cret")
+        assert src.weight_bytes == open_model(str(path)).weight_bytes
+        served = [e for e in cdn.log if e.get("file") == "m.gguf"]
+        assert served and not any(e["auth"] for e in served)  # the token stays with the Hub's host
+        assert cdn.sent("m.gguf") <= open_model(str(path)).header_bytes_read + MIB
+    finally:
+        cdn.stop()
+
+
+def test_redirect_loop_is_cut(hub, tmp_path):
+    url = os.environ["HF_ENDPOINT"]
+    hub.repos["acme/loop"] = Repo(files={"m.gguf": b"x"}, redirect={"m.gguf": f"{url}/acme/loop/resolve/main"})
+    with pytest.raises(HubError, match="too many redirects"):
+        open_model("acme/loop/m.gguf")
+
+
+def test_no_network_is_one_clear_line(hub, monkeypatch):
+    """huggingface_hub retries a refused connection 5 times with backoff (1+2+4+8+8 s, its
+    http_backoff): a bounded retry. The test skips the waits, not the retries."""
+    import socket
+    import types
+
+    import huggingface_hub.utils._http as hf_http
+
+    monkeypatch.setattr(hf_http, "time", types.SimpleNamespace(**{**vars(hf_http.time), "sleep": lambda s: None}))
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    with pytest.raises(HubError) as e:
+        open_model("acme/tiny-llama")
+    assert "cannot be reached" in str(e.value) and "\n" not in str(e.value)

@@ -19,7 +19,8 @@ from .hf_config import spec_from_config
 from .safetensors_header import MAX_HEADER_BYTES, SafetensorsError, SafetensorsHeader, parse_header
 
 FIRST_RANGE = 100_000  # first read of a safetensors file (huggingface_hub reads the same 100 KB)
-TIMEOUT_S = 30.0
+TIMEOUT_S = float(os.environ.get("VRAMCALC_HTTP_TIMEOUT", "30"))  # connect and per-read, seconds
+RETRIES = 1  # a dropped connection is tried once more; a timeout is not (it already cost TIMEOUT_S)
 
 
 class HubError(VramcalcError):
@@ -30,6 +31,13 @@ def _hub():
     import huggingface_hub  # imported on first use: catalog-only runs stay fast and offline
 
     return huggingface_hub
+
+
+def _http():
+    """The HTTP client module huggingface_hub's session comes from (httpx, or httpx2 in huggingface_hub 2)."""
+    import importlib
+
+    return importlib.import_module(type(_hub().get_session()).__module__.split(".")[0])
 
 
 def endpoint() -> str:
@@ -75,8 +83,36 @@ class RangeReader:
         self.requests = 0
 
     def __call__(self, offset: int, n: int) -> bytes:
+        """n bytes from offset, fewer only at the end of the file. A server may answer a range with
+        fewer bytes than asked (an honest shorter 206): ask again from where it stopped."""
         if offline():
             raise HubError(f"{self.what}: HF_HUB_OFFLINE is set and headers are not cached")
+        out = b""
+        while len(out) < n:
+            got = self._with_retry(offset + len(out), n - len(out))
+            if not got:
+                break  # end of the file
+            out += got
+        return out
+
+    def _with_retry(self, offset: int, n: int) -> bytes:
+        httpx = _http()
+        for attempt in range(RETRIES + 1):
+            try:
+                return self._get(offset, n)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.ConnectError) as e:
+                if attempt == RETRIES:
+                    raise HubError(f"{self.what}: the connection failed {RETRIES + 1} times "
+                                   f"({type(e).__name__}: {str(e)[:80] or 'closed by the server'})") from None
+            except httpx.TimeoutException:
+                raise HubError(f"{self.what}: no answer within {TIMEOUT_S:g} s (set VRAMCALC_HTTP_TIMEOUT to wait "
+                               "longer)") from None
+            except httpx.TooManyRedirects:
+                raise HubError(f"{self.what}: too many redirects") from None
+        raise AssertionError("unreachable")
+
+    def _get(self, offset: int, n: int) -> bytes:
+        httpx = _http()
         hub = _hub()
         headers = {**self.headers, "Range": f"bytes={offset}-{offset + n - 1}"}
         self.requests += 1
@@ -96,9 +132,9 @@ class RangeReader:
                     if len(out) >= n:
                         break  # leaving the block closes the stream and stops the transfer
                 return bytes(out)
-        except HubError:
-            raise
-        except Exception as e:  # network errors, HTTP status errors
+        except (HubError, httpx.TransportError, httpx.TooManyRedirects):
+            raise  # transport errors: _with_retry decides
+        except Exception as e:  # HTTP status errors
             raise _explain(e, self.what) from None
 
 
