@@ -93,10 +93,11 @@ def _cmd_check_vllm(args: argparse.Namespace, source, system) -> int:
     if r.devices:
         print()
         rows = [[d.rank, _gib(d.budget_bytes), _gib(d.weights_bytes), _gib(d.activation_bytes), _gib(d.non_torch_bytes),
-                 _gib(d.cuda_graph_bytes), _gib(d.kv_cache_bytes)] for d in r.devices]
-        print(tabulate(rows, headers=["rank", "budget", "weights", "activation", "non-torch", "cuda graphs", "KV cache"],
-                       tablefmt="simple", disable_numparse=True))
-        print("(GiB; budget = gpu_memory_utilization x total)")
+                 _gib(d.cuda_graph_bytes), _gib(d.kv_cache_bytes), _gib(d.uncertainty_bytes)] for d in r.devices]
+        print(tabulate(rows, headers=["rank", "budget", "weights", "activation", "non-torch", "cuda graphs", "KV cache",
+                                      "margin"], tablefmt="simple", disable_numparse=True))
+        print("(GiB; budget = gpu_memory_utilization x total; margin = how much more the other terms may take: "
+              "the verdict holds with it)")
         print()
     if r.kv_cache_tokens:
         print(f"KV cache {r.kv_cache_tokens:,} tokens; maximum concurrency for {r.max_model_len:,} tokens per request: "

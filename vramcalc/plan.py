@@ -311,7 +311,7 @@ def _vllm(spec, system, ctx, concurrency, version, prompt_tokens, rejected, goal
                                       kv_cache_dtype=kv, layout=Layout(tp=tp, pp=pp, replicas=replicas,
                                                                        nodes=max(1, n // per_node),
                                                                        gpus_per_replica=n),
-                                      context=ctx, max_context=min(r.estimated_max_model_len, derived_max_model_len(spec)),
+                                      context=ctx, max_context=min(r.safe_max_model_len, derived_max_model_len(spec)),
                                       max_concurrency=round(conc_cap, 2), devices=devs, speed=sp, commands=cmds,
                                       router_config=router, notes=notes), bits))
     return out

@@ -56,6 +56,7 @@ class DeviceBudget(BaseModel):
     non_torch_bytes: int
     cuda_graph_bytes: int
     kv_cache_bytes: int  # available for the KV pool (negative: vLLM refuses)
+    uncertainty_bytes: int = 0  # how much more the non-KV terms may take (data/vllm.json verdict_margin)
 
 
 class VLLMResult(BaseModel):
@@ -73,6 +74,8 @@ class VLLMResult(BaseModel):
     max_model_len: int
     max_model_len_fits: bool
     estimated_max_model_len: int
+    safe_max_model_len: int = 0  # the longest max_model_len that fits with the uncertainty margin
+    fits_at_estimate: bool = False  # the point estimate fits; `fits` also needs the upper bound to
     errors: list[str]
     warnings: list[str]
     command: str
@@ -170,6 +173,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     graphs = 0
     if prof["cudagraph_in_budget"] and not opts.enforce_eager:
         graphs = prof["cudagraph_gib"]["moe" if spec.is_moe else "dense"] * GIB
+    vm = rules()["verdict_margin"]
+    graphs_upper = vm["cuda_graph_upper_gib"]["moe" if spec.is_moe else "dense"] * GIB if graphs else 0
     requested = ceil(total * u)
     devices, pools = [], []
     for w in weights:
@@ -181,9 +186,12 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             if mxfp4:  # plus what the MoE kernel's padded layout adds to the checkpoint's experts
                 w_bytes += w.bytes - weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
         kv_bytes = requested - w_bytes - a - int(non_torch) - int(graphs)
+        exact = file_weight_bytes is not None and opts.tp == 1 and opts.pp == 1 and not opts.quantization
+        margin = int(w_bytes * vm["weights_from_files" if exact else "weights_from_config"] + a * vm["activation"]
+                     + non_torch * vm["non_torch"] + graphs_upper - graphs)
         devices.append(DeviceBudget(rank=w.rank, gpu=gpu.id, total_bytes=total, budget_bytes=requested,
                                     weights_bytes=w_bytes, activation_bytes=a, non_torch_bytes=int(non_torch),
-                                    cuda_graph_bytes=int(graphs), kv_cache_bytes=kv_bytes))
+                                    cuda_graph_bytes=int(graphs), kv_cache_bytes=kv_bytes, uncertainty_bytes=margin))
         if w.rank % opts.tp == 0:
             pools.append((kv_pool(spec, kvs, w.pp_stage), kv_bytes))
     worst = min(d.kv_cache_bytes for d in devices)
@@ -211,8 +219,27 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                       "sequence requires one Mamba cache block, so CUDA graph capture cannot proceed. Please lower "
                       f"max_num_seqs to at most {cap.num_blocks} or increase gpu_memory_utilization. "
                       "[vllm/config/compilation.py, from 0.20.0]")
+    at_estimate = fits_len and not errors
+    safe = 0
+    if worst > 0:  # the verdict at the upper end of the estimate's known error
+        margins = {d.rank: d.uncertainty_bytes for d in devices}
+        low = [(pool, avail - margins[r]) for (pool, avail), r in zip(pools, [d.rank for d in devices
+                                                                                if d.rank % opts.tp == 0])]
+        worst_caps = [capacity(pool, avail, L, kvs, prof["logged_tokens"]) for pool, avail in low if avail > 0]
+        safe = _estimate_max_len(low, kvs, L) if len(worst_caps) == len(low) else 0
+        blocks = min((c.num_blocks for c in worst_caps), default=0)
+        mamba = any(layer.ssm is not None for layer in spec.layers) and _key(version) >= _key(since) \
+            and not opts.enforce_eager and seqs > blocks
+        if at_estimate and (len(worst_caps) < len(low) or not all(c.fits_one_request for c in worst_caps) or mamba):
+            most = max(margins.values()) / GIB
+            errors.append(f"vramcalc: fits at the estimate but not within its uncertainty (up to {most:.2f} GiB more per "
+                          "GPU for weights, activations, non-torch and CUDA-graph memory, data/vllm.json "
+                          "verdict_margin), so no promise that vLLM starts"
+                          + (f"; --max-model-len {safe} fits with that margin" if 0 < safe < L and not mamba else
+                             f"; --max-num-seqs {blocks} fits with that margin" if mamba and blocks else "")
+                          + " or raise --gpu-memory-utilization")
     return _result(fits_len, version, spec, opts, devices, cap.kv_cache_tokens, cap.max_concurrency, L, fits_len, est,
-                   errors, warnings, mnbt, seqs, u, [prof["source"]], cap.num_blocks)
+                   errors, warnings, mnbt, seqs, u, [prof["source"]], cap.num_blocks, at_estimate, safe)
 
 
 def _estimate_max_len(pools, kvs: KVSettings, L: int) -> int:
@@ -231,7 +258,7 @@ def _estimate_max_len(pools, kvs: KVSettings, L: int) -> int:
 
 
 def _result(fits, version, spec, opts, devices, tokens, conc, L, fits_len, est, errors, warnings, mnbt, seqs, u,
-            sources, blocks: int = 0) -> VLLMResult:
+            sources, blocks: int = 0, at_estimate: bool = False, safe: int = 0) -> VLLMResult:
     counts = count_params(spec)
     cmd = [f"vllm serve {spec.id}"]
     if opts.tp > 1:
@@ -257,6 +284,6 @@ def _result(fits, version, spec, opts, devices, tokens, conc, L, fits_len, est, 
         model={"id": spec.id, "params_total": counts.total, "params_active": counts.active},
         layout={"tp": opts.tp, "pp": opts.pp, "replicas": 1, "max_num_seqs": seqs, "max_num_batched_tokens": mnbt},
         devices=devices, kv_cache_tokens=tokens, num_gpu_blocks=blocks, max_concurrency=round(conc, 2), max_model_len=L,
-        max_model_len_fits=fits_len, estimated_max_model_len=est, errors=errors, warnings=warnings,
+        max_model_len_fits=fits_len, estimated_max_model_len=est, safe_max_model_len=safe, fits_at_estimate=at_estimate, errors=errors, warnings=warnings,
         command=" ".join(cmd), sources=sources)
 
