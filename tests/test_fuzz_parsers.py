@@ -137,3 +137,23 @@ def test_cli_arguments_end_in_an_exit_code_never_a_traceback(argv):
             code = e.code
     assert code in (0, 1, 2), (argv, code, err.getvalue()[-500:])
     assert "Traceback" not in err.getvalue()
+
+
+def test_coverage_guided_fuzzing_of_the_binary_headers():
+    """atheris (libFuzzer) on the GGUF and safetensors header parsers, bounded here to a few
+    thousand executions each; benchmarks/fuzz_atheris.py runs them for minutes."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if importlib.util.find_spec("atheris") is None:  # the test extra installs it where it has wheels
+        import pytest
+
+        pytest.skip("atheris is not installed")
+    sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+    from fuzz_atheris import run
+
+    for target, runs in (("gguf", 3000), ("safetensors", 30000)):
+        r = run(target, [f"-runs={runs}", "-max_len=65536", "-timeout=10", "-seed=1"])
+        assert r["exit"] == 0, r["tail"]
+        assert r["runs"] >= runs  # it really ran
