@@ -107,3 +107,17 @@ def test_absurd_counts_are_refused_before_anything_is_built():
     with pytest.raises(ConfigError, match="beyond any real model"):
         spec_from_config({**LLAMA, "hidden_size": 2**62}, model_id="x", source="t")
     assert time.perf_counter() - t < 1
+
+
+def test_hostile_json_is_bounded(tmp_path):
+    """Nesting past the decoder's depth guard and files larger than any real config end in our own error,
+    the second before the file is read."""
+    path = _write(tmp_path, "[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        read_config_file(path)
+    big = tmp_path / "big" / "config.json"
+    big.parent.mkdir()
+    with open(big, "wb") as f:
+        f.truncate(17 * 2**20)  # sparse: 17 MiB that are never read
+    with pytest.raises(ConfigError, match="larger than any real model file"):
+        read_config_file(big)

@@ -157,3 +157,14 @@ def test_coverage_guided_fuzzing_of_the_binary_headers():
         r = run(target, [f"-runs={runs}", "-max_len=65536", "-timeout=10", "-seed=1"])
         assert r["exit"] == 0, r["tail"]
         assert r["runs"] >= runs  # it really ran
+
+
+@FUZZ
+@given(st.one_of(st.text(alphabet="0123456789x:,()@-. GiBMBTsKkrtxhaHAm/", max_size=40),
+                 st.lists(st.sampled_from(["2x", "4090", "3090", "h100", ":2", ",", "-1.5GiB", "24GiB", "@1000GB/s",
+                                           "m4-max", "(64GiB)", "8x", "x", "0", "99999999999", "cpu", " "]),
+                          max_size=8).map("".join)))
+def test_system_strings(text):
+    from vramcalc.systems import System, parse_system
+
+    assert isinstance(outcome(parse_system, text), (System, VramcalcError))

@@ -267,3 +267,10 @@ def test_no_network_is_one_clear_line(hub, monkeypatch):
     with pytest.raises(HubError) as e:
         open_model("acme/tiny-llama")
     assert "cannot be reached" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_oversized_config_is_refused_before_download(hub):
+    hub.repos["acme/huge-config"] = Repo(files={"config.json": b" " * (17 * MIB)})
+    with pytest.raises(HubError, match="larger than any real model file; not downloaded"):
+        open_model("acme/huge-config")
+    assert hub.sent("config.json") == 0

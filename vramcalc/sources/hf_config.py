@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
+from . import bounded_json
 from ..errors import ConfigError
 from ..spec import (
     AttentionSpec,
@@ -820,10 +821,10 @@ def read_config_file(path: str | Path, model_id: str | None = None) -> ModelSpec
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
+    if not path.is_file():
+        raise ConfigError(str(path), "(file)", "does not exist")
     try:
-        cfg = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(str(path), "(file)", "does not exist") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(str(path), "(file)", f"is not valid JSON ({e})") from None
+        cfg = bounded_json.read(path)
+    except bounded_json.JSONFileError as e:  # the same error class as every other config problem
+        raise ConfigError(str(path), "(file)", str(e).removeprefix(f"{path}: ")) from None
     return spec_from_config(cfg, model_id=model_id or str(path.parent), source=f"config:{path}", where=str(path))

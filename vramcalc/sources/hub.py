@@ -9,10 +9,13 @@ for, whatever the server sends.
 
 from __future__ import annotations
 
-import json
 import os
 import re
+from pathlib import Path
+from typing import Any
+
 from ..errors import VramcalcError
+from . import bounded_json
 from .gguf_header import read_header as read_gguf_header
 from .gguf_spec import spec_from_gguf
 from .hf_config import spec_from_config
@@ -63,6 +66,11 @@ def _explain(e: Exception, what: str) -> HubError:
         return HubError(f"{what}: no such file in the repo")
     if isinstance(e, errors.RepositoryNotFoundError):
         return HubError(f"{what}: repo not found (or private: set HF_TOKEN)")
+    http = _http()
+    if isinstance(e, http.TimeoutException):
+        return HubError(f"{what}: no answer within the timeout; the Hub cannot be reached in time")
+    if isinstance(e, http.TransportError):
+        return HubError(f"{what}: the Hub cannot be reached ({type(e).__name__}: {str(e)[:80]})")
     if isinstance(e, errors.HfHubHTTPError):
         return HubError(f"{what}: the Hub answered {getattr(e.response, 'status_code', '?')}")
     return HubError(f"{what}: {type(e).__name__}: {e}")
@@ -138,30 +146,43 @@ class RangeReader:
             raise _explain(e, self.what) from None
 
 
-def download_config(repo_id: str, revision: str | None, token: str | None) -> dict:
+def download_json(repo_id: str, filename: str, revision: str | None, token: str | None) -> Any:
+    """A small JSON file of the repo through hf_hub_download (its cache, revision, token, offline
+    mode), refused before the download when the Hub says it is larger than any real model file."""
     hub = _hub()
-    what = f"{repo_id}@{revision or 'main'}"
+    what = f"{repo_id}@{revision or 'main'} {filename}"
+    if not offline():
+        size = _file_size(repo_id, filename, revision, token)
+        if size is not None and size > bounded_json.MAX_JSON_BYTES:
+            raise HubError(f"{what}: {size:,} bytes, larger than any real model file; not downloaded")
     try:
-        path = hub.hf_hub_download(repo_id, "config.json", revision=revision, token=token, endpoint=endpoint(),
+        path = hub.hf_hub_download(repo_id, filename, revision=revision, token=token, endpoint=endpoint(),
                                    local_files_only=offline(), cache_dir=os.environ.get("HF_HUB_CACHE"))
     except Exception as e:
-        raise _explain(e, f"{what} config.json") from None
+        raise _explain(e, what) from None
+    return bounded_json.read(Path(path), what)
+
+
+def download_config(repo_id: str, revision: str | None, token: str | None) -> dict:
+    cfg = download_json(repo_id, "config.json", revision, token)
+    if not isinstance(cfg, dict):
+        raise HubError(f"{repo_id}@{revision or 'main'} config.json: not a JSON object")
+    return cfg
+
+
+def _file_size(repo_id: str, filename: str, revision: str | None, token: str | None) -> int | None:
+    """The file's size from the Hub's HEAD answer; None when it has no such file."""
+    hub = _hub()
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise HubError(f"{what} config.json: not valid JSON ({e})") from None
+        return hub.get_hf_file_metadata(url_for(repo_id, filename, revision), token=token).size
+    except (hub.errors.EntryNotFoundError, hub.errors.RemoteEntryNotFoundError):
+        return None
+    except Exception as e:
+        raise _explain(e, f"{repo_id}@{revision or 'main'} {filename}") from None
 
 
 def _file_exists(repo_id: str, filename: str, revision: str | None, token: str | None) -> bool:
-    hub = _hub()
-    try:
-        hub.get_hf_file_metadata(url_for(repo_id, filename, revision), token=token)
-        return True
-    except (hub.errors.EntryNotFoundError, hub.errors.RemoteEntryNotFoundError):
-        return False
-    except Exception as e:
-        raise _explain(e, f"{repo_id}@{revision or 'main'} {filename}") from None
+    return _file_size(repo_id, filename, revision, token) is not None
 
 
 def safetensors_header(repo_id: str, filename: str, revision: str | None, token: str | None,
@@ -195,15 +216,8 @@ def read_repo(repo_id: str, revision: str | None = None, token: str | None = Non
     if _file_exists(repo_id, "model.safetensors", revision, token):
         files = ["model.safetensors"]
     elif _file_exists(repo_id, "model.safetensors.index.json", revision, token):
-        hub = _hub()
-        try:
-            index_path = hub.hf_hub_download(repo_id, "model.safetensors.index.json", revision=revision,
-                                             token=token, endpoint=endpoint(),
-                                             cache_dir=os.environ.get("HF_HUB_CACHE"))
-            with open(index_path, encoding="utf-8") as f:
-                weight_map = json.load(f).get("weight_map")
-        except Exception as e:
-            raise _explain(e, f"{repo_id} model.safetensors.index.json") from None
+        index = download_json(repo_id, "model.safetensors.index.json", revision, token)
+        weight_map = index.get("weight_map") if isinstance(index, dict) else None
         if not isinstance(weight_map, dict):
             raise HubError(f"{repo_id} model.safetensors.index.json: no weight_map")
         files = sorted(set(weight_map.values()))

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ConfigDict
 
+from . import bounded_json
 from ..errors import VramcalcError
 from ..params import group_of
 
@@ -73,6 +74,8 @@ def parse_header(raw: bytes, where: str, file_size: int | None = None) -> Safete
         obj = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SafetensorsError(f"{where}: safetensors header is not valid JSON ({e})") from None
+    except RecursionError:
+        raise SafetensorsError(f"{where}: safetensors header nested too deeply") from None
     if not isinstance(obj, dict):
         raise SafetensorsError(f"{where}: safetensors header is not a JSON object")
     data_size = None if file_size is None else file_size - 8 - len(raw)
@@ -143,10 +146,8 @@ def shard_files(folder: Path) -> list[Path]:
     """The checkpoint's shards: those the index names, else every *.safetensors in the folder."""
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        try:
-            weight_map: Any = json.loads(index.read_text()).get("weight_map")
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise SafetensorsError(f"{index}: not valid JSON ({e})") from None
+        obj = bounded_json.read(index)
+        weight_map: Any = obj.get("weight_map") if isinstance(obj, dict) else None
         if not isinstance(weight_map, dict):
             raise SafetensorsError(f"{index}: no weight_map")
         names = sorted(set(weight_map.values()))

@@ -1,0 +1,35 @@
+"""JSON from files anyone can publish (config.json, model.safetensors.index.json): bounded in size
+before it is read and in nesting while it is parsed, so a hostile file ends in our own error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import VramcalcError
+
+# The largest real config.json / index.json seen is well under 1 MiB (DeepSeek-V3's index: 9 MB is
+# not reached either); 16 MiB leaves room and bounds what is read or downloaded.
+MAX_JSON_BYTES = 16 * 2**20
+
+
+class JSONFileError(VramcalcError):
+    pass
+
+
+def loads(raw: bytes | str, where: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise JSONFileError(f"{where}: not valid JSON ({e})") from None
+    except RecursionError:  # the C decoder's depth guard: "[[[[...": not a config anyone writes
+        raise JSONFileError(f"{where}: JSON nested too deeply to be a model file") from None
+
+
+def read(path: Path, where: str | None = None) -> Any:
+    where = where or str(path)
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise JSONFileError(f"{where}: {size:,} bytes, larger than any real model file ({MAX_JSON_BYTES:,} allowed)")
+    return loads(path.read_bytes(), where)
