@@ -104,7 +104,7 @@ def test_python_dash_m_entry_point_runs_offline():
     p = subprocess.run([sys.executable, "-m", "vramcalc", "check", "qwen3-32b", "--gpu", "h100-sxm", "--ctx", "32768"],
                        capture_output=True, text=True, env=env, timeout=60)
     assert p.returncode == 0, p.stderr
-    assert "FITS" in p.stdout and "Qwen/Qwen3-32B" in p.stdout
+    assert "WEIGHTS AND KV FIT" in p.stdout and "Qwen/Qwen3-32B" in p.stdout
 
 
 def test_local_checkpoint_folder_uses_exact_header_bytes(capsys):

@@ -174,8 +174,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     rows.append(["free" if result.fits else "short by", _gib(abs(result.free_bytes)), ""])
     print(tabulate(rows, headers=["memory", "GiB", "how"], tablefmt="simple", disable_numparse=True))
     print()
-    verdict = "FITS" if result.fits else "DOES NOT FIT"
-    print(f"verdict {verdict}: needs {_gib(result.required_bytes)} of {_gib(result.available_bytes)} GiB")
+    verdict = "WEIGHTS AND KV FIT" if result.fits else "DOES NOT FIT"
+    print(f"verdict {verdict}: needs {_gib(result.required_bytes)} of {_gib(result.available_bytes)} GiB"
+          + (" (not a start-up verdict: --engine vllm or --engine llamacpp adds the engine's workspace)"
+             if result.fits else ""))
     for w in result.warnings:
         print(f"warning {w}")
     print("not counted: " + "; ".join(result.not_counted))
