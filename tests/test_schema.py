@@ -8,6 +8,7 @@ import pytest
 
 from vramcalc.check import CheckResult
 from vramcalc.cli import SCHEMAS, json_schema, main
+from vramcalc.trace import Explanation
 from vramcalc.llamacpp.engine import LlamaResult
 from vramcalc.vllm.engine import VLLMResult
 
@@ -24,6 +25,8 @@ def test_published_schema_is_current(name):
     (["check", "qwen3-32b", "--gpu", "2x4090", "--engine", "vllm", "--quant", "awq", "--ctx", "8192", "--json"], VLLMResult),
     (["check", "gemma-3-27b", "--gpu", "rtx4090", "--engine", "llamacpp", "--quant", "gguf:Q4_K_M", "--ctx", "32768",
       "--json"], LlamaResult),
+    (["explain", "qwen3-32b", "--gpu", "2x4090", "--engine", "vllm", "--quant", "awq", "--ctx", "8192", "--json"],
+     Explanation),
 ])
 def test_cli_json_validates_against_its_schema(capsys, argv, model):
     main(argv)

@@ -12,6 +12,7 @@ from .kv import LayerKindMemory, kv_by_layer_kind
 from .params import count_params
 from .spec import ModelSpec
 from .quant import quantized_bytes, scheme_from_config, target_scheme
+from .trace import TraceTerm, term
 
 GIB = 1024**3
 # Below this share of free memory the verdict carries a warning: engine workspace is not counted.
@@ -72,6 +73,7 @@ class CheckResult(BaseModel):
     kv_by_layer_kind: list[LayerKindMemory]
     not_counted: list[str]
     warnings: list[str]
+    trace: list[TraceTerm] = []
 
 
 def _weights(spec: ModelSpec, quant: str | None, file_weight_bytes: int | None,
@@ -146,7 +148,24 @@ def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int 
             breakdown.append(MemoryTerm(name=f"state:{k.kind}", bytes=k.state_bytes * sequences,
                                         detail=f"{k.layers} layers, {k.state_bytes:,} B per sequence"
                                         + (f" x {sequences} seqs" if sequences > 1 else "")))
+    trace = [term("weights", weights, "tensor bytes of every saved tensor in its format (" + how + ")",
+                  source="vramcalc/params.py inventory + vramcalc/quant.py storage rules",
+                  params=counts.total, dtype=spec.dtype)]
+    for k in kinds:
+        if k.kv_bytes:
+            trace.append(term(f"kv:{k.kind}", k.kv_bytes * sequences, "layers x bytes per token x tokens held x sequences",
+                              source="vramcalc/kv.py (K and V per KV head; window layers hold the window)",
+                              layers=k.layers, bytes_per_token=k.kv_bytes_per_token, tokens_held=k.tokens_held,
+                              sequences=sequences))
+        if k.state_bytes:
+            trace.append(term(f"state:{k.kind}", k.state_bytes * sequences, "recurrent state per sequence x sequences",
+                              source="vramcalc/kv.py (conv + SSM state, does not grow with context)",
+                              layers=k.layers, bytes_per_sequence=k.state_bytes, sequences=sequences))
+    trace.append(term("required", required, "weights + KV + state"))
+    trace.append(term("available", available, "the total memory CUDA reports for the GPU", source=gpu.usable_source))
+    trace.append(term("free", free, "available - required (fits when >= 0)"))
     return CheckResult(
+        trace=trace,
         model=ModelSummary(id=spec.id, source=spec.source, model_type=spec.model_type, dtype=spec.dtype,
                            params_total=counts.total, params_active=counts.active,
                            params_by_group={g: n for g, n in counts.by_group.items() if n},

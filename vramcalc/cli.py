@@ -45,6 +45,35 @@ def _json_out(result) -> int:
     return EXIT_FITS if result.fits else EXIT_NO_FIT
 
 
+def _value(t) -> str:
+    if t.unit == "bytes":
+        if abs(t.value) >= GIB:
+            return f"{t.value / GIB:,.2f} GiB"
+        return f"{t.value / 2**20:,.2f} MiB" if abs(t.value) >= 2**20 else f"{int(t.value):,} B"
+    return f"{t.value:,g} {t.unit}"
+
+
+def _explain_out(result, args: argparse.Namespace) -> int:
+    """`vramcalc explain`: each term of the result with its formula, inputs and rule."""
+    if args.json:
+        from .trace import Explanation
+
+        out = Explanation(fits=result.fits, trace=result.trace, errors=getattr(result, "errors", []))
+        print(json.dumps(out.model_dump(mode="json"), indent=2, sort_keys=True))
+        return EXIT_FITS if result.fits else EXIT_NO_FIT
+    width = max(len(t.name) for t in result.trace)
+    for t in result.trace:
+        print(f"{t.name:<{width}}  {_value(t)}")
+        print(f"{'':<{width}}    = {t.formula}")
+        if t.inputs:
+            print(f"{'':<{width}}    inputs: " + ", ".join(f"{k}={v}" for k, v in t.inputs.items()))
+        if t.source:
+            print(f"{'':<{width}}    rule: {t.source}")
+    print(f"verdict {'fits' if result.fits else 'does not fit'}"
+          + "".join(f"\nerror   {e}" for e in getattr(result, "errors", [])))
+    return EXIT_FITS if result.fits else EXIT_NO_FIT
+
+
 def _verdict_out(result, yes: str, no: str) -> int:
     """The tail every engine report shares: verdict, the engine's errors, warnings, the command."""
     print(f"verdict {yes if result.fits else no}")
@@ -84,6 +113,8 @@ def _cmd_check_vllm(args: argparse.Namespace, source, system) -> int:
         r = r.model_copy(update={"warnings": r.warnings + [f"mixed GPUs: sized for the smallest, {gpu.name}"]})
     if system.notes:
         r = r.model_copy(update={"warnings": r.warnings + system.notes})
+    if args.explain:
+        return _explain_out(r, args)
     if args.json:
         return _json_out(r)
     print(f"model   {r.model['id']}  ({r.model['params_total'] / 1e9:.2f}B params)")
@@ -127,6 +158,8 @@ def _cmd_check_llamacpp(args: argparse.Namespace, source, system) -> int:
     ram = int(args.ram * 2**30) if args.ram else None
     r = check_llamacpp(source.spec, gpu, opts, tensors, ram, model_ref=args.model if args.model.endswith(".gguf")
                        else f"<{source.spec.id} {ftype}>.gguf")
+    if args.explain:
+        return _explain_out(r, args)
     if args.json:
         return _json_out(r)
     print(f"model   {source.spec.id}  ({'GGUF file' if tensors else ftype})")
@@ -156,6 +189,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     gpu = system.gpus[0]
     result = check(source.spec, gpu, context=args.ctx, sequences=args.sequences, file_weight_bytes=source.weight_bytes,
                    quant=args.quant)
+    if args.explain:
+        return _explain_out(result, args)
     if args.json:
         print(json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True))
         return EXIT_FITS if result.fits else EXIT_NO_FIT
@@ -274,7 +309,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 SCHEMAS = {"check": "vramcalc.check:CheckResult", "check-vllm": "vramcalc.vllm.engine:VLLMResult",
-           "check-llamacpp": "vramcalc.llamacpp.engine:LlamaResult", "plan": "vramcalc.plan:PlanResult"}
+           "check-llamacpp": "vramcalc.llamacpp.engine:LlamaResult", "plan": "vramcalc.plan:PlanResult",
+           "explain": "vramcalc.trace:Explanation"}
 
 
 def json_schema(name: str) -> dict:
@@ -290,10 +326,8 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="vramcalc", description="Will this LLM fit on this GPU? Memory before the download.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    c = sub.add_parser("check", help="weights + KV cache at a context against one GPU")
+def _check_arguments(c: argparse.ArgumentParser) -> None:
+    """The arguments of `check` and `explain`."""
     c.add_argument("model", help="catalog id or alias (see `vramcalc models`), a local config.json, model folder "
                                  "or .gguf file")
     c.add_argument("--gpu", required=True,
@@ -338,7 +372,17 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument("--cpu-moe", action="store_true")
     lc.add_argument("--ram", type=float, default=None, help="host RAM in GiB, to check the host's share")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
-    c.set_defaults(func=_cmd_check)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="vramcalc", description="Will this LLM fit on this GPU? Memory before the download.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    c = sub.add_parser("check", help="weights + KV cache at a context against one GPU")
+    _check_arguments(c)
+    c.set_defaults(func=_cmd_check, explain=False)
+    e = sub.add_parser("explain", help="the formula trace of a check: each term, its inputs and its rule")
+    _check_arguments(e)
+    e.set_defaults(func=_cmd_check, explain=True)
     pl = sub.add_parser("plan", help="recommend engine, quant and layout for a system, with speed and commands")
     pl.add_argument("model", help="catalog id or alias, a Hub repo id, a local config.json, model folder or .gguf")
     pl.add_argument("--gpu", required=True, help="system: 2x4090, 4x3090, rtx4070, 2x8xH100, "
@@ -358,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=_cmd_models)
     sc = sub.add_parser("schema", help="print the JSON Schema of a --json output")
-    sc.add_argument("output", choices=sorted(SCHEMAS), help="check, check-vllm, check-llamacpp or plan")
+    sc.add_argument("output", choices=sorted(SCHEMAS), help="check, check-vllm, check-llamacpp, explain or plan")
     sc.set_defaults(func=_cmd_schema)
     g = sub.add_parser("gpus", help="list known GPUs")
     g.add_argument("--json", action="store_true")

@@ -21,6 +21,7 @@ from ..gpus import GPU
 from ..spec import ModelSpec
 from .kv import LlamaKVOptions, llama_caches, output_buffer_bytes
 from .weights import model_buffers
+from ..trace import TraceTerm, term
 
 MIB = 2**20
 FIT_MARGIN_MIB = 1024
@@ -72,6 +73,7 @@ class LlamaResult(BaseModel):
     errors: list[str]
     warnings: list[str]
     command: str
+    trace: list[TraceTerm] = []
 
 
 def check_llamacpp(spec: ModelSpec, gpu: GPU | None, opts: LlamaOptions,
@@ -150,8 +152,32 @@ def check_llamacpp(spec: ModelSpec, gpu: GPU | None, opts: LlamaOptions,
         cmd.append("--cpu-moe")
     if opts.swa_full:
         cmd.append("--swa-full")
+    trace = [term("model buffer (GPU)", mb.gpu_bytes, "bytes of the tensors of the offloaded layers in their ggml "
+                  "types (the output layer first, token_embd stays on the CPU)",
+                  source="llamacpp_rules.md rule 8 (llama-model.cpp load_tensors), types per rule 14", gpu_layers=mb.gpu_layers,
+                  n_layer=n_layer, overrides=overrides),
+             term("model buffer (CPU)", mb.cpu_bytes, "the tensors left on the CPU, mmap'ed",
+                  source="llamacpp_rules.md rule 10.1")]
+    for c in caches:
+        trace.append(term(f"KV {c.name}", c.k_bytes + c.v_bytes, "cells x layers x (K + V bytes per cell and layer); "
+                          "recurrent: F32 state per sequence", source="llamacpp_rules.md rule 2 (llama-kv-cache.cpp)",
+                          cells=c.cells, layers=c.layers, type_k=kvo.type_k, type_v=kvo.type_v))
+    trace.append(term("KV on the GPU", kv_gpu, "KV x offloaded layers / layers (each layer's KV lives with it)",
+                      source="llamacpp_rules.md rule 2.7", kv_total=kv_total, gpu_share=round(gpu_share, 4)))
+    trace.append(term("compute (estimate)", compute,
+                      ("(vocab x ubatch x 4 + n_kv x ubatch x 2) x (1 + margin)" if opts.flash_attn else
+                       "max(vocab x ubatch x 4, KQ_FACTOR x n_kv x ubatch x heads x 4) x (1 + margin)"),
+                      source="llamacpp_rules.md rule 6.2; KQ_FACTOR from logs c20/c28", vocab=spec.vocab_size,
+                      ubatch=opts.n_ubatch, n_kv=n_kv, flash_attn=opts.flash_attn, margin=COMPUTE_MARGIN))
+    trace.append(term("output buffer", output, "vocab x 4 bytes x parallel sequences (+ embeddings)",
+                      source="llamacpp_rules.md rule 7 (llama-context.cpp output_reserve)"))
+    if gpu is not None:
+        trace.append(term("available (GPU)", devices[0].available_bytes, "CUDA-reported total - fit margin",
+                          source="llamacpp_rules.md rule 12 (--fit-target 1024 MiB)", fit_margin_mib=FIT_MARGIN_MIB))
+        trace.append(term("total (GPU)", devices[0].total_bytes, "model + KV + compute (+ host share on unified memory)"))
     return LlamaResult(fits=fits, n_ctx=n_ctx, context_source=how, gpu_layers=mb.gpu_layers, devices=devices,
-                       caches=[c.model_dump() for c in caches], errors=errors, warnings=warnings, command=" ".join(cmd))
+                       caches=[c.model_dump() for c in caches], errors=errors, warnings=warnings, command=" ".join(cmd),
+                       trace=trace)
 
 
 # Rule 6.3: with several GPUs in layer mode and everything offloaded, the scheduler keeps this many

@@ -22,6 +22,7 @@ from ..spec import ModelSpec
 from .kv import KVSettings, capacity, kv_pool
 from .rules import EngineMessage, parallel_messages, quant_messages
 from .weights import mxfp4_moe_backend, rules, weights_per_rank
+from ..trace import TraceTerm, term
 
 GIB = 2**30
 
@@ -80,6 +81,7 @@ class VLLMResult(BaseModel):
     warnings: list[str]
     command: str
     sources: list[str]
+    trace: list[TraceTerm] = []
 
 
 def _key(v: str) -> tuple[int, ...]:
@@ -202,6 +204,44 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                        [prof["source"]])
     caps = [capacity(pool, avail, L, kvs, prof["logged_tokens"]) for pool, avail in pools]
     cap = min(caps, key=lambda c: c.num_blocks)
+    d0, pool0 = devices[0], pools[0][0]
+    src = prof["source"]
+    trace = [
+        term("total", total, "the total memory CUDA reports for the GPU", source=gpu.usable_source),
+        term("budget", requested, "ceil(total x gpu_memory_utilization)", source="vllm_rules.md 1.1 (gpu_worker.py)",
+             gpu_memory_utilization=u),
+        term("weights (rank 0)", d0.weights_bytes, "per-rank tensor bytes: column/row sharding, vocab padded to 64, "
+             "K/V replicated past the KV heads, PP stage split, + rotary cache",
+             source="vramcalc/vllm/weights.py (vLLM linear layers, VocabParallelEmbedding, get_pp_indices)",
+             tp=opts.tp, pp=opts.pp, format=scheme.method, mxfp4_kernel=mxfp4,
+             from_file_headers=file_weight_bytes is not None and opts.tp == 1 and opts.pp == 1),
+        term("activation (rank 0)", d0.activation_bytes, "max(forward_coef x max_num_batched_tokens x intermediate / TP x "
+             "dtype bytes, sampler_copies x max_num_seqs x vocab x 4 + sampler_const)  [sampler on the last PP stage]",
+             source=src, forward_coef=act["forward_coef"], max_num_batched_tokens=mnbt, intermediate=inter,
+             max_num_seqs=seqs, vocab=vocab, sampler_copies=act["sampler_copies"],
+             sampler_const_gib=act["sampler_const_gib"]),
+        term("non-torch", d0.non_torch_bytes, "calibrated per layout (CUDA context, NCCL and custom all-reduce "
+             "buffers under TP)", source=src, tp=opts.tp, pp=opts.pp),
+        term("cuda graphs", d0.cuda_graph_bytes, "estimate, inside the budget from 0.21; 0 with --enforce-eager",
+             source=src),
+        term("kv available (worst rank)", worst, "budget - weights - activation - non-torch - cuda graphs",
+             source="vllm_rules.md 1.2 (determine_available_memory)"),
+        term("page", pool0.page_bytes, "block_size x KV bytes per token and layer (hybrid: aligned up to the "
+             "Mamba state page)", source="vllm/v1/kv_cache_interface.py page_size_bytes; "
+             "platforms/interface.py _align_hybrid_block_size", block_size=pool0.block_size,
+             kv_bytes_per_token_layer=pool0.attn_bytes_per_token_layer),
+        term("bytes per block", pool0.bytes_per_block, "page x group size (layers sharing one block id)",
+             source="vllm/v1/core/kv_cache_planning.py", group_size=pool0.group_size, groups=len(pool0.groups),
+             padding_layers=pool0.padding_layers),
+        term("blocks", cap.num_blocks, "kv available // bytes per block", unit="blocks",
+             source="get_kv_cache_config_from_groups"),
+        term("blocks per request", cap.blocks_per_request, "ceil(max_model_len / block_size) per full-attention "
+             "group; window + batch for sliding groups; 1-2 per Mamba group", unit="blocks",
+             source="vllm_rules.md 2.x (max_memory_usage_bytes)", max_model_len=L),
+        term("KV cache tokens", cap.kv_cache_tokens, "blocks / blocks per request x max_model_len", unit="tokens",
+             source="vLLM's 'GPU KV cache size' log line"),
+        term("max concurrency", round(cap.max_concurrency, 2), "blocks / blocks per request", unit="x"),
+    ]
     fits_len = all(c.fits_one_request for c in caps)
     est = _estimate_max_len(pools, kvs, L)
     if not fits_len:
@@ -220,6 +260,10 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                       f"max_num_seqs to at most {cap.num_blocks} or increase gpu_memory_utilization. "
                       "[vllm/config/compilation.py, from 0.20.0]")
     at_estimate = fits_len and not errors
+    margins_d0 = devices[0].uncertainty_bytes
+    trace.append(term("margin (rank 0)", margins_d0, "weights x (1% from a config, 0 from file headers) + activation "
+                      "x 5% + non-torch x 10% + (CUDA-graph upper bound - estimate)",
+                      source="data/vllm.json verdict_margin (held-out errors of benchmarks/vllm_budget.py)"))
     safe = 0
     if worst > 0:  # the verdict at the upper end of the estimate's known error
         margins = {d.rank: d.uncertainty_bytes for d in devices}
@@ -239,7 +283,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                              f"; --max-num-seqs {blocks} fits with that margin" if mamba and blocks else "")
                           + " or raise --gpu-memory-utilization")
     return _result(fits_len, version, spec, opts, devices, cap.kv_cache_tokens, cap.max_concurrency, L, fits_len, est,
-                   errors, warnings, mnbt, seqs, u, [prof["source"]], cap.num_blocks, at_estimate, safe)
+                   errors, warnings, mnbt, seqs, u, [prof["source"]], cap.num_blocks, at_estimate, safe, trace)
 
 
 def _estimate_max_len(pools, kvs: KVSettings, L: int) -> int:
@@ -258,7 +302,8 @@ def _estimate_max_len(pools, kvs: KVSettings, L: int) -> int:
 
 
 def _result(fits, version, spec, opts, devices, tokens, conc, L, fits_len, est, errors, warnings, mnbt, seqs, u,
-            sources, blocks: int = 0, at_estimate: bool = False, safe: int = 0) -> VLLMResult:
+            sources, blocks: int = 0, at_estimate: bool = False, safe: int = 0,
+            trace: list[TraceTerm] | None = None) -> VLLMResult:
     counts = count_params(spec)
     cmd = [f"vllm serve {spec.id}"]
     if opts.tp > 1:
@@ -284,6 +329,6 @@ def _result(fits, version, spec, opts, devices, tokens, conc, L, fits_len, est, 
         model={"id": spec.id, "params_total": counts.total, "params_active": counts.active},
         layout={"tp": opts.tp, "pp": opts.pp, "replicas": 1, "max_num_seqs": seqs, "max_num_batched_tokens": mnbt},
         devices=devices, kv_cache_tokens=tokens, num_gpu_blocks=blocks, max_concurrency=round(conc, 2), max_model_len=L,
-        max_model_len_fits=fits_len, estimated_max_model_len=est, safe_max_model_len=safe, fits_at_estimate=at_estimate, errors=errors, warnings=warnings,
+        max_model_len_fits=fits_len, estimated_max_model_len=est, safe_max_model_len=safe, fits_at_estimate=at_estimate, trace=trace or [], errors=errors, warnings=warnings,
         command=" ".join(cmd), sources=sources)
 

@@ -1,0 +1,59 @@
+"""`vramcalc explain`: the trace is the arithmetic the verdict used, term by term, with its rule."""
+
+import json
+
+import pytest
+
+from vramcalc.cli import main
+from vramcalc.gpus import find_gpu
+from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
+from vramcalc.sources.catalog import load
+from vramcalc.vllm.engine import VLLMOptions, check_vllm
+
+
+def _terms(result):
+    return {t.name: t for t in result.trace}
+
+
+def test_vllm_trace_adds_up_to_the_kv_pool_and_blocks():
+    r = check_vllm(load("qwen3-32b"), find_gpu("h100-sxm"), VLLMOptions(max_model_len=32768))
+    t = _terms(r)
+    d = r.devices[0]
+    assert t["budget"].value == d.budget_bytes and t["weights (rank 0)"].value == d.weights_bytes
+    kv = t["budget"].value - t["weights (rank 0)"].value - t["activation (rank 0)"].value - t["non-torch"].value \
+        - t["cuda graphs"].value
+    assert kv == t["kv available (worst rank)"].value == d.kv_cache_bytes
+    assert t["blocks"].value == kv // t["bytes per block"].value == r.num_gpu_blocks
+    assert t["KV cache tokens"].value == r.kv_cache_tokens
+    assert t["margin (rank 0)"].value == d.uncertainty_bytes
+    assert all(x.formula for x in r.trace) and all(x.source for x in r.trace if x.name != "max concurrency")
+
+
+def test_llamacpp_trace_adds_up_to_the_device_total():
+    r = check_llamacpp(load("llama-3.1-8b"), find_gpu("rtx4070"), LlamaOptions(ftype="Q4_K_M", n_ctx=32768))
+    t = _terms(r)
+    gpu = r.devices[0]
+    assert t["model buffer (GPU)"].value + t["KV on the GPU"].value + t["compute (estimate)"].value \
+        == t["total (GPU)"].value == gpu.total_bytes
+    assert t["KV single"].value == 32768 * 131072 and t["KV single"].inputs["cells"] == 32768
+
+
+def test_plain_trace_adds_up(capsys):
+    code = main(["explain", "llama-3.1-8b", "--gpu", "rtx4090", "--ctx", "8192", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    t = {x["name"]: x["value"] for x in out["trace"]}
+    assert code == 0 and out["fits"] is True
+    assert t["weights"] + t["kv:full"] == t["required"] and t["available"] - t["required"] == t["free"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["explain", "llama-3.1-8b", "--gpu", "rtx4090", "--ctx", "8192", "--engine", "vllm"],
+    ["explain", "llama-3.1-8b", "--gpu", "rtx4070", "--ctx", "8192", "--engine", "llamacpp", "--quant", "gguf:Q4_K_M"],
+])
+def test_explain_prints_each_term_with_formula_and_rule_and_keeps_the_exit_code(capsys, argv):
+    code = main(argv)
+    out = capsys.readouterr().out
+    check = main(["check", *argv[1:]])
+    capsys.readouterr()
+    assert code == check == 0
+    assert out.count("    = ") >= 6 and out.count("rule: ") >= 5 and out.rstrip().endswith("verdict fits")
