@@ -9,6 +9,7 @@ from typing import NoReturn, Sequence
 
 from tabulate import tabulate
 
+from .bars import LEGEND, bar, use_color
 from .check import check
 from .errors import VramcalcError
 from .gpus import all_gpus
@@ -130,6 +131,12 @@ def _cmd_check_vllm(args: argparse.Namespace, source, system) -> int:
         print("(GiB; budget = gpu_memory_utilization x total; margin = how much more the other terms may take: "
               "the verdict holds with it)")
         print()
+        for d in r.devices:
+            work = d.activation_bytes + d.non_torch_bytes + d.cuda_graph_bytes
+            print(f"rank {d.rank}  " + bar([("weights", d.weights_bytes), ("workspace", work),
+                                            ("KV", max(0, d.kv_cache_bytes))], d.total_bytes, use_color()))
+        print(f"        {LEGEND} (outside the budget)")
+        print()
     if r.kv_cache_tokens:
         print(f"KV cache {r.kv_cache_tokens:,} tokens; maximum concurrency for {r.max_model_len:,} tokens per request: "
               f"{r.max_concurrency:.2f}x")
@@ -172,6 +179,13 @@ def _cmd_check_llamacpp(args: argparse.Namespace, source, system) -> int:
                    tablefmt="simple", disable_numparse=True))
     print("(GiB; available = CUDA-reported total less llama.cpp's 1 GiB --fit margin)")
     print()
+    for d in r.devices:
+        if d.available_bytes > 0:
+            print(f"{d.device}  " + bar([("weights", d.model_bytes), ("KV", d.kv_bytes),
+                                         ("workspace", d.compute_bytes + d.output_bytes)], d.available_bytes,
+                                        use_color()))
+    print(f"{'':{len(r.devices[0].device)}}  {LEGEND} (of the available)")
+    print()
     return _verdict_out(r, "FITS", "DOES NOT FIT")
 
 
@@ -208,6 +222,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     rows.append(["total", _gib(result.required_bytes), ""])
     rows.append(["free" if result.fits else "short by", _gib(abs(result.free_bytes)), ""])
     print(tabulate(rows, headers=["memory", "GiB", "how"], tablefmt="simple", disable_numparse=True))
+    print()
+    print(f"{d.id}  " + bar([("weights", result.weights_bytes), ("KV", result.kv_bytes + result.state_bytes)],
+                             result.available_bytes, use_color()) + "   (# weights  = KV and state  . free)")
     print()
     verdict = "WEIGHTS AND KV FIT" if result.fits else "DOES NOT FIT"
     print(f"verdict {verdict}: needs {_gib(result.required_bytes)} of {_gib(result.available_bytes)} GiB"
