@@ -274,3 +274,25 @@ def test_oversized_config_is_refused_before_download(hub):
     with pytest.raises(HubError, match="larger than any real model file; not downloaded"):
         open_model("acme/huge-config")
     assert hub.sent("config.json") == 0
+
+
+def test_slow_reads_show_progress_on_a_terminal_only(hub, tmp_path, monkeypatch):
+    import io
+
+    import vramcalc.sources.hub as hubmod
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    _gguf_repo(hub, tmp_path, stall={"m.gguf": 0.3})
+    monkeypatch.setattr(hubmod, "PROGRESS_AFTER_S", 0.2)
+    term = Terminal()
+    monkeypatch.setattr(hubmod.Progress, "stream", term)
+    open_model("acme/faulty/m.gguf")
+    shown = term.getvalue()
+    assert "\rvramcalc: reading acme/faulty/m.gguf header: " in shown and "MiB" in shown and shown.endswith("\n")
+    pipe = io.StringIO()  # not a terminal: nothing, however slow
+    monkeypatch.setattr(hubmod.Progress, "stream", pipe)
+    open_model("acme/faulty/m.gguf")
+    assert pipe.getvalue() == ""

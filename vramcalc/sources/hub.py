@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ..errors import VramcalcError
 from . import bounded_json
@@ -80,11 +82,40 @@ def url_for(repo_id: str, filename: str, revision: str | None) -> str:
     return _hub().hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint())
 
 
+PROGRESS_AFTER_S = 1.0  # a read that takes longer than this shows its progress on a terminal's stderr
+
+
+class Progress:
+    """One self-overwriting stderr line for network reads that take more than a moment; nothing
+    when stderr is not a terminal (pipes, CI logs, notebooks)."""
+
+    stream: TextIO | None = None  # tests put a terminal here; None: sys.stderr
+
+    def __init__(self, what: str):
+        self.what, self.note, self.nbytes = what, "", 0
+        self.t0 = time.monotonic()
+        self.shown = False
+
+    def add(self, nbytes: int = 0, note: str | None = None) -> None:
+        self.nbytes += nbytes
+        self.note = self.note if note is None else note
+        stream = self.stream or sys.stderr
+        if time.monotonic() - self.t0 < PROGRESS_AFTER_S or not getattr(stream, "isatty", lambda: False)():
+            return
+        stream.write(f"\rvramcalc: reading {self.what}: {self.nbytes / 2**20:.1f} MiB{self.note}\x1b[K")
+        stream.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            (self.stream or sys.stderr).write("\n")
+
+
 class RangeReader:
     """fetch(offset, n) by HTTP Range over huggingface_hub's session, reading at most n bytes."""
 
-    def __init__(self, url: str, token: str | None, what: str):
-        self.url, self.what = url, what
+    def __init__(self, url: str, token: str | None, what: str, progress: Progress | None = None):
+        self.url, self.what, self.progress = url, what, progress
         self.headers = _hub().utils.build_hf_headers(token=token)
         self.headers["Accept-Encoding"] = "identity"
         self.bytes_read = 0
@@ -136,6 +167,8 @@ class RangeReader:
                 out = bytearray()
                 for chunk in r.iter_bytes():  # a 200 at offset 0 is the file itself: keep the first n bytes
                     self.bytes_read += len(chunk)
+                    if self.progress:
+                        self.progress.add(len(chunk))
                     out += chunk[: n - len(out)]
                     if len(out) >= n:
                         break  # leaving the block closes the stream and stops the transfer
@@ -186,9 +219,9 @@ def _file_exists(repo_id: str, filename: str, revision: str | None, token: str |
 
 
 def safetensors_header(repo_id: str, filename: str, revision: str | None, token: str | None,
-                       counter: list[int]) -> SafetensorsHeader:
+                       counter: list[int], progress: Progress | None = None) -> SafetensorsHeader:
     what = f"{repo_id}@{revision or 'main'} {filename}"
-    fetch = RangeReader(url_for(repo_id, filename, revision), token, what)
+    fetch = RangeReader(url_for(repo_id, filename, revision), token, what, progress)
     first = fetch(0, FIRST_RANGE)
     if len(first) < 8:
         raise SafetensorsError(f"{what}: too short for a safetensors file")
@@ -225,11 +258,14 @@ def read_repo(repo_id: str, revision: str | None = None, token: str | None = Non
         return ModelSource(spec=spec.model_copy(update={"notes": spec.notes + (
             "no safetensors in the repo: weights estimated from the config",)}))
     tensors, by_dtype = 0, {}  # type: int, dict[str, int]
-    for name in files:
-        h = safetensors_header(repo_id, name, revision, token, counter)
+    progress = Progress(f"{repo_id} safetensors headers")
+    for i, name in enumerate(files):
+        progress.add(note=f" (file {i + 1} of {len(files)})")
+        h = safetensors_header(repo_id, name, revision, token, counter, progress)
         tensors += h.data_bytes
         for k, v in h.bytes_by_dtype().items():
             by_dtype[k] = by_dtype.get(k, 0) + v
+    progress.done()
     return ModelSource(spec=spec, weight_bytes=tensors, weight_bytes_by_dtype=by_dtype, header_bytes_read=counter[0])
 
 
@@ -248,8 +284,12 @@ def read_remote_gguf(ref: str, revision: str | None = None, token: str | None = 
         if not m:
             raise HubError(f"{ref}: expected org/repo/file.gguf or a URL")
         url, what, name = url_for(m["repo"], m["file"], revision), ref, m["file"]
-    fetch = RangeReader(url, token, what)
-    header, _ = read_gguf_header(fetch, what)
+    progress = Progress(f"{what} header")
+    fetch = RangeReader(url, token, what, progress)
+    try:
+        header, _ = read_gguf_header(fetch, what)
+    finally:
+        progress.done()
     spec = spec_from_gguf(header, model_id=name, source=f"gguf:{ref}", where=what)
     return ModelSource(spec=spec, weight_bytes=header.data_bytes, weight_bytes_by_dtype=header.bytes_by_type(),
                        header_bytes_read=fetch.bytes_read,
