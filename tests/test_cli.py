@@ -65,6 +65,14 @@ def test_sequences_multiply_kv_not_weights(capsys):
     (["check", "llama-3.1-8b"], "--gpu"),
     (["frobnicate"], "invalid choice"),
     (["check", "moonshotai/Kimi-K2-Thinking", "--gpu", "4090"], "model_type"),
+    # contradictory flags
+    (["check", "llama-3.1-8b", "--gpu", "2x4090"], "several GPUs"),
+    (["check", "llama-3.1-8b", "--gpu", "4090", "--engine", "llamacpp", "--quant", "fp8"], "llama.cpp file type"),
+    (["check", "llama-3.1-8b", "--gpu", "2x4090", "--engine", "llamacpp", "--quant", "gguf:Q4_K_M"], "one device"),
+    (["check", "llama-3.1-8b", "--gpu", "4090", "--engine", "vllm", "--gpu-memory-utilization", "1.5"],
+     "gpu_memory_utilization"),
+    (["check", "llama-3.1-8b", "--gpu", "4090", "--engine", "vllm", "--engine-version", "x.y"], "release number"),
+    (["plan", "llama-3.1-8b", "--gpu", "4090", "--ctx", "0"], "positive integer"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle):
     with pytest.raises(SystemExit) as e:
@@ -148,3 +156,12 @@ def test_quantized_checkpoint_is_weighed_in_its_format(capsys):
 def test_unknown_quant_is_bad_input(capsys):
     code, _, err = run(capsys, "check", "llama-3.1-8b", "--gpu", "4090", "--quant", "q3")
     assert code == 2 and "unknown quantization" in err
+
+
+
+def test_malformed_gguf_file_is_one_line_and_exit_2(tmp_path, capsys):
+    path = tmp_path / "broken.gguf"
+    path.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + b"\xff" * 20)  # counts that point past the end
+    assert main(["check", str(path), "--gpu", "4090"]) == 2
+    err = capsys.readouterr().err
+    assert "broken.gguf" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

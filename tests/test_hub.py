@@ -296,3 +296,22 @@ def test_slow_reads_show_progress_on_a_terminal_only(hub, tmp_path, monkeypatch)
     monkeypatch.setattr(hubmod.Progress, "stream", pipe)
     open_model("acme/faulty/m.gguf")
     assert pipe.getvalue() == ""
+
+
+def test_cli_without_network_is_one_line_and_exit_2(hub, monkeypatch, capsys):
+    import socket
+    import types
+
+    import huggingface_hub.utils._http as hf_http
+
+    from vramcalc.cli import main
+
+    monkeypatch.setattr(hf_http, "time", types.SimpleNamespace(**{**vars(hf_http.time), "sleep": lambda s: None}))
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    assert main(["check", "acme/tiny-llama", "--gpu", "4090"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be reached" in err and len(err.strip().splitlines()) == 1
