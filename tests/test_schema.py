@@ -34,3 +34,17 @@ def test_cli_json_validates_against_its_schema(capsys, argv, model):
     parsed = model.model_validate_json(out)  # the schema's own validator, field by field
     required = set(model.model_json_schema().get("required", []))
     assert required <= set(json.loads(out)) and parsed.model_dump(mode="json") == json.loads(out)
+
+
+
+@pytest.mark.parametrize("argv,name", [(["models", "qwen3", "--json"], "models"), (["gpus", "h100", "--json"], "gpus")])
+def test_list_outputs_validate_against_their_schema(capsys, argv, name):
+    import importlib
+
+    from pydantic import TypeAdapter
+
+    main(argv)
+    out = json.loads(capsys.readouterr().out)
+    module, cls = SCHEMAS[name].removeprefix("list of ").split(":")
+    adapter = TypeAdapter(list[getattr(importlib.import_module(module), cls)])
+    assert out and adapter.dump_python(adapter.validate_python(out), mode="json") == out

@@ -236,8 +236,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_FITS if result.fits else EXIT_NO_FIT
 
 
+def _matches(text: str | None, *fields: str) -> bool:
+    return not text or any(text.lower().replace(" ", "") in f.lower().replace(" ", "") for f in fields)
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
-    items = catalog.entries()
+    items = [e for e in catalog.entries() if _matches(args.match, e.repo_id, *e.aliases)]
     if args.json:
         print(json.dumps([e.model_dump(mode="json") for e in items], indent=2))
         return 0
@@ -247,13 +251,15 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_gpus(args: argparse.Namespace) -> int:
-    items = all_gpus()
+    items = [g for g in all_gpus() if _matches(args.match, g.id, g.name)]
     if args.json:
         print(json.dumps([g.model_dump(mode="json") for g in items], indent=2))
         return 0
-    rows = [[g.id, g.name, _gib(g.memory_bytes), g.compute_capability or "", g.verification or ""] for g in items]
-    print(tabulate(rows, headers=["id", "name", "GiB", "cc", "verification"], tablefmt="simple",
-                   disable_numparse=True))
+    rows = [[g.id, g.name, _gib(g.memory_bytes), _gib(g.usable_bytes or g.memory_bytes),
+             f"{g.memory_bandwidth_gbs:g}" if g.memory_bandwidth_gbs else "", g.compute_capability or "",
+             g.verification or ""] for g in items]
+    print(tabulate(rows, headers=["id", "name", "GiB", "usable GiB", "GB/s", "cc", "verification"],
+                   tablefmt="simple", disable_numparse=True))
     return 0
 
 
@@ -327,15 +333,21 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 SCHEMAS = {"check": "vramcalc.check:CheckResult", "check-vllm": "vramcalc.vllm.engine:VLLMResult",
            "check-llamacpp": "vramcalc.llamacpp.engine:LlamaResult", "plan": "vramcalc.plan:PlanResult",
-           "explain": "vramcalc.trace:Explanation"}
+           "explain": "vramcalc.trace:Explanation", "models": "list of vramcalc.sources.catalog:CatalogEntry",
+           "gpus": "list of vramcalc.gpus:GPU"}
 
 
 def json_schema(name: str) -> dict:
     """The JSON Schema of a --json output (published in docs/schema/)."""
     import importlib
 
-    module, cls = SCHEMAS[name].split(":")
-    return getattr(importlib.import_module(module), cls).model_json_schema()
+    from pydantic import TypeAdapter
+
+    target = SCHEMAS[name]
+    many = target.startswith("list of ")  # `models` and `gpus` print a JSON array of entries
+    module, cls = target.removeprefix("list of ").split(":")
+    model = getattr(importlib.import_module(module), cls)
+    return TypeAdapter(list[model]).json_schema() if many else model.model_json_schema()  # type: ignore[valid-type]
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -416,12 +428,14 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--json", action="store_true", help="print the plan as JSON")
     pl.set_defaults(func=_cmd_plan)
     m = sub.add_parser("models", help="list the bundled offline catalog")
+    m.add_argument("match", nargs="?", help="only entries whose id or alias contains this (qwen3, 70b)")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=_cmd_models)
     sc = sub.add_parser("schema", help="print the JSON Schema of a --json output")
-    sc.add_argument("output", choices=sorted(SCHEMAS), help="check, check-vllm, check-llamacpp, explain or plan")
+    sc.add_argument("output", choices=sorted(SCHEMAS), help="the command whose --json output to describe")
     sc.set_defaults(func=_cmd_schema)
     g = sub.add_parser("gpus", help="list known GPUs")
+    g.add_argument("match", nargs="?", help="only GPUs whose id or name contains this (4090, h100)")
     g.add_argument("--json", action="store_true")
     g.set_defaults(func=_cmd_gpus)
     return p
