@@ -19,6 +19,9 @@ from .params import ParamCounts, count_params
 from .sources import ModelSource, load_model, open_model
 from .spec import ModelSpec
 from .plan import PlanResult  # noqa: E402  (the module; `vramcalc.plan` below is the function)
+from .llamacpp.engine import LlamaResult
+from .trace import Explanation, TraceTerm
+from .vllm.engine import VLLMResult
 
 __version__ = "0.1.0"
 
@@ -48,4 +51,5 @@ def check(model: ModelSpec | ModelSource | str, gpu: GPU | str, context: int | N
 __all__ = [
     "CheckResult", "ConfigError", "GPU", "ModelSource", "ModelSpec", "ParamCounts", "UnknownGPUError", "UnknownModelError",
     "PlanResult", "VramcalcError", "check", "plan", "count_params", "find_gpu", "load_model", "open_model",
+    "LlamaResult", "VLLMResult", "Explanation", "TraceTerm",
 ]
