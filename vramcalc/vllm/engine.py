@@ -252,17 +252,19 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                       f"the available memory, the estimated maximum model length is {est}. Try increasing "
                       "`gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine. "
                       "[vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory]")
-    since = rules()["mamba_seqs_refusal_since"]["version"]
-    if (_key(version) >= _key(since) and not opts.enforce_eager and any(layer.ssm is not None for layer in spec.layers)
-            and seqs > cap.num_blocks):
+    # hybrids with FULL decode CUDA graphs hold one block per running sequence (refused from 0.20)
+    one_block_per_seq = (_key(version) >= _key(rules()["mamba_seqs_refusal_since"]["version"])
+                         and not opts.enforce_eager and any(layer.ssm is not None for layer in spec.layers))
+    if one_block_per_seq and seqs > cap.num_blocks:
         errors.append(f"max_num_seqs ({seqs}) exceeds available Mamba cache blocks ({cap.num_blocks}). Each decode "
                       "sequence requires one Mamba cache block, so CUDA graph capture cannot proceed. Please lower "
                       f"max_num_seqs to at most {cap.num_blocks} or increase gpu_memory_utilization. "
                       "[vllm/config/compilation.py, from 0.20.0]")
     at_estimate = fits_len and not errors
-    margins_d0 = devices[0].uncertainty_bytes
-    trace.append(term("margin (rank 0)", margins_d0, "weights x (1% from a config, 0 from file headers) + activation "
-                      "x 5% + non-torch x 10% + (CUDA-graph upper bound - estimate)",
+    trace.append(term("margin (rank 0)", devices[0].uncertainty_bytes,
+                      f"weights x ({vm['weights_from_config']:.0%} from a config, {vm['weights_from_files']:.0%} from "
+                      f"file headers) + activation x {vm['activation']:.0%} + non-torch x {vm['non_torch']:.0%} + "
+                      "(CUDA-graph upper bound - estimate)",
                       source="data/vllm.json verdict_margin (held-out errors of benchmarks/vllm_budget.py)"))
     safe = 0
     if worst > 0:  # the verdict at the upper end of the estimate's known error
@@ -272,8 +274,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         worst_caps = [capacity(pool, avail, L, kvs, prof["logged_tokens"]) for pool, avail in low if avail > 0]
         safe = _estimate_max_len(low, kvs, L) if len(worst_caps) == len(low) else 0
         blocks = min((c.num_blocks for c in worst_caps), default=0)
-        mamba = any(layer.ssm is not None for layer in spec.layers) and _key(version) >= _key(since) \
-            and not opts.enforce_eager and seqs > blocks
+        mamba = one_block_per_seq and seqs > blocks
         if at_estimate and (len(worst_caps) < len(low) or not all(c.fits_one_request for c in worst_caps) or mamba):
             most = max(margins.values()) / GIB
             errors.append(f"vramcalc: fits at the estimate but not within its uncertainty (up to {most:.2f} GiB more per "
