@@ -107,3 +107,15 @@ def test_system_string_sets_the_layout(capsys):
 def test_several_gpus_need_an_engine(capsys):
     assert main(["check", "qwen3-32b", "--gpu", "2x4090"]) == 2
     assert "--engine vllm" in capsys.readouterr().err
+
+
+def test_the_0_20_release_changed_the_default_budget():
+    """vllm/config/cache.py: gpu_memory_utilization default 0.9 in 0.19.0, 0.92 from 0.20.0; vllm/envs.py
+    VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS off in 0.19.0, on from 0.20.0 (the graphs leave the KV budget).
+    The RTX 5090 log of vllm_dev id 56 (a 0.2x build) prints 'Desired GPU memory utilization is (0.92, ...)'."""
+    spec, gpu = load("llama-3.1-8b"), find_gpu("rtx4090")
+    old = check_vllm(spec, gpu, VLLMOptions(engine_version="0.19.1", max_model_len=8192))
+    new = check_vllm(spec, gpu, VLLMOptions(engine_version="0.25.0", max_model_len=8192))
+    assert "--gpu-memory-utilization 0.9 " in old.command + " " and old.devices[0].cuda_graph_bytes == 0
+    assert "--gpu-memory-utilization 0.92" in new.command and new.devices[0].cuda_graph_bytes > 0
+    assert any("rules of 0.20.0" in w for w in new.warnings)

@@ -31,6 +31,9 @@ def token_range(model, gib, max_model_len, stages=1, **kw):
     # vLLM 0.11.0, H100, --block-size 128 (llm-d-benchmark empirical results); Mistral-Small-3.2's text
     # stack is Mistral-Small-24B's: 40 layers x 8 KV heads x 128
     ("mistralai/Mistral-Small-24B-Instruct-2501", 28.20, 16000, {"block_size": 128}, 184_832, 11.55),
+    # vLLM 0.24.0, RTX 5090 (club-3090#652, vllm_dev id 55): a GDN hybrid MoE with fp8 KV and its float32
+    # SSM state (block 2096, as the "Setting attention block size to 2096 tokens" lines of such runs print)
+    ("Qwen/Qwen3.6-35B-A3B", 6.01, 131072, {"kv_cache_dtype": "fp8"}, 569_878, 4.35),
 ])
 def test_logged_capacity_within_rounding(model, gib, L, kw, tokens, conc):
     lo, hi = token_range(model, gib, L, **kw)

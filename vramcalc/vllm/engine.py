@@ -2,7 +2,7 @@
 
 budget (vllm_rules.md 1.1-1.2):   requested = ceil(T x u)
                                   available_kv = requested - weights - activation - non_torch
-                                                 [- cuda_graphs, from 0.21]
+                                                 [- cuda_graphs, from 0.20]
 activation (calibrated, data/vllm.json): max(forward, sampler) where
     forward = forward_coef x max_num_batched_tokens x intermediate_per_rank x dtype bytes
     sampler = sampler_copies x max_num_seqs x vocab x 4 bytes + sampler_const  (last PP stage only)
@@ -222,7 +222,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
              sampler_const_gib=act["sampler_const_gib"]),
         term("non-torch", d0.non_torch_bytes, "calibrated per layout (CUDA context, NCCL and custom all-reduce "
              "buffers under TP)", source=src, tp=opts.tp, pp=opts.pp),
-        term("cuda graphs", d0.cuda_graph_bytes, "estimate, inside the budget from 0.21; 0 with --enforce-eager",
+        term("cuda graphs", d0.cuda_graph_bytes, "estimate, inside the budget from 0.20; 0 with --enforce-eager",
              source=src),
         term("kv available (worst rank)", worst, "budget - weights - activation - non-torch - cuda graphs",
              source="vllm_rules.md 1.2 (determine_available_memory)"),
