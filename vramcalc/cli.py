@@ -75,6 +75,15 @@ def _explain_out(result, args: argparse.Namespace) -> int:
     return EXIT_FITS if result.fits else EXIT_NO_FIT
 
 
+def _structured_out(result, args: argparse.Namespace) -> int | None:
+    """`explain` or `--json`: the result as a trace or as data; None when the report is text."""
+    if args.explain:
+        return _explain_out(result, args)
+    if args.json:
+        return _json_out(result)
+    return None
+
+
 def _verdict_out(result, yes: str, no: str) -> int:
     """The tail every engine report shares: verdict, the engine's errors, warnings, the command."""
     print(f"verdict {yes if result.fits else no}")
@@ -114,10 +123,8 @@ def _cmd_check_vllm(args: argparse.Namespace, source, system) -> int:
         r = r.model_copy(update={"warnings": r.warnings + [f"mixed GPUs: sized for the smallest, {gpu.name}"]})
     if system.notes:
         r = r.model_copy(update={"warnings": r.warnings + system.notes})
-    if args.explain:
-        return _explain_out(r, args)
-    if args.json:
-        return _json_out(r)
+    if (code := _structured_out(r, args)) is not None:
+        return code
     print(f"model   {r.model['id']}  ({r.model['params_total'] / 1e9:.2f}B params)")
     print(f"engine  vLLM {r.engine_version}, TP {r.layout['tp']} x PP {r.layout['pp']}, max_model_len {r.max_model_len:,}, "
           f"max_num_seqs {r.layout['max_num_seqs']}, max_num_batched_tokens {r.layout['max_num_batched_tokens']}")
@@ -165,10 +172,8 @@ def _cmd_check_llamacpp(args: argparse.Namespace, source, system) -> int:
     ram = int(args.ram * 2**30) if args.ram else None
     r = check_llamacpp(source.spec, gpu, opts, tensors, ram, model_ref=args.model if args.model.endswith(".gguf")
                        else f"<{source.spec.id} {ftype}>.gguf")
-    if args.explain:
-        return _explain_out(r, args)
-    if args.json:
-        return _json_out(r)
+    if (code := _structured_out(r, args)) is not None:
+        return code
     print(f"model   {source.spec.id}  ({'GGUF file' if tensors else ftype})")
     print(f"engine  llama.cpp, context {r.n_ctx:,} tokens [{r.context_source}], {r.gpu_layers} of "
           f"{source.spec.num_layers} layers on the GPU")
@@ -203,11 +208,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     gpu = system.gpus[0]
     result = check(source.spec, gpu, context=args.ctx, sequences=args.sequences, file_weight_bytes=source.weight_bytes,
                    quant=args.quant)
-    if args.explain:
-        return _explain_out(result, args)
-    if args.json:
-        print(json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True))
-        return EXIT_FITS if result.fits else EXIT_NO_FIT
+    if (code := _structured_out(result, args)) is not None:
+        return code
     m = result.model
     print(f"model   {m.id}  ({m.model_type}, {m.dtype})")
     active = f", {m.params_active / 1e9:.2f}B active" if m.params_active != m.params_total else ""
