@@ -9,8 +9,9 @@ from typing import Any
 
 from ..errors import VramcalcError
 
-# The largest real config.json / index.json seen is well under 1 MiB (DeepSeek-V3's index: 9 MB is
-# not reached either); 16 MiB leaves room and bounds what is read or downloaded.
+# A bound chosen, not measured: config.json files are kilobytes and shard indexes of the largest
+# checkpoints tens to hundreds of kilobytes; 16 MiB leaves ample room and bounds what is read or
+# downloaded.
 MAX_JSON_BYTES = 16 * 2**20
 
 
