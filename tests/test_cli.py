@@ -68,7 +68,10 @@ def test_sequences_multiply_kv_not_weights(capsys):
     # contradictory flags
     (["check", "llama-3.1-8b", "--gpu", "2x4090"], "several GPUs"),
     (["check", "llama-3.1-8b", "--gpu", "4090", "--engine", "llamacpp", "--quant", "fp8"], "llama.cpp file type"),
-    (["check", "llama-3.1-8b", "--gpu", "2x4090", "--engine", "llamacpp", "--quant", "gguf:Q4_K_M"], "one device"),
+    (["check", "llama-3.1-8b", "--gpu", "2x4090", "--engine", "llamacpp", "--quant", "gguf:Q4_K_M", "-sm", "row"],
+     "not modelled"),
+    (["check", "llama-3.1-8b", "--gpu", "2x4090", "--engine", "llamacpp", "--quant", "gguf:Q4_K_M", "-ts", "1,1,1"],
+     "3 proportions for 2 GPUs"),
     (["check", "llama-3.1-8b", "--gpu", "4090", "--engine", "vllm", "--gpu-memory-utilization", "1.5"],
      "gpu_memory_utilization"),
     (["check", "llama-3.1-8b", "--gpu", "4090", "--engine", "vllm", "--engine-version", "x.y"], "release number"),

@@ -33,8 +33,8 @@ def test_llamacpp_trace_adds_up_to_the_device_total():
     r = check_llamacpp(load("llama-3.1-8b"), find_gpu("rtx4070"), LlamaOptions(ftype="Q4_K_M", n_ctx=32768))
     t = _terms(r)
     gpu = r.devices[0]
-    assert t["model buffer (GPU)"].value + t["KV on the GPU"].value + t["compute (estimate)"].value \
-        == t["total (GPU)"].value == gpu.total_bytes
+    assert t["model buffer (GPUs)"].value + t["KV on the GPUs"].value + gpu.compute_buffer_bytes \
+        == t["total (rtx-4070)"].value == gpu.total_bytes
     assert t["KV single"].value == 32768 * 131072 and t["KV single"].inputs["cells"] == 32768
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from vramcalc.gguf_mix import plan_gguf
-from vramcalc.llamacpp.weights import gpu_start, model_buffers
+from vramcalc.llamacpp.weights import CPU, gpu_start, model_buffers, unit_devices
 from vramcalc.sources.catalog import load
 
 MIB = 2**20
@@ -18,9 +18,9 @@ MIB = 2**20
     ("c02", "openai/gpt-oss-20b", "MXFP4_MOE", True, 586.82, 11536.18),
 ])
 def test_full_offload_buffers(case, model, ftype, unified, cpu_mib, gpu_mib):
-    b = model_buffers(plan_gguf(load(model), ftype), load(model).num_layers, 999, unified=unified)
+    b = model_buffers(plan_gguf(load(model), ftype), load(model).num_layers, 999, [1.0], unified=unified)
     # the logs print 2 decimals; llama.cpp aligns each tensor in its buffer (a few KB in all)
-    assert abs(b.cpu_bytes / MIB - cpu_mib) <= 0.05 and abs(b.gpu_bytes / MIB - gpu_mib) <= 0.05
+    assert abs(b.cpu_bytes / MIB - cpu_mib) <= 0.05 and abs(b.gpu_bytes[0] / MIB - gpu_mib) <= 0.05
 
 
 def test_ngl_counts_the_output_layer_first():
@@ -29,15 +29,16 @@ def test_ngl_counts_the_output_layer_first():
     assert gpu_start(32, 33) == 0 and gpu_start(32, 32) == 1 and gpu_start(32, 1) == 32
     spec = load("llama-3.1-8b")
     plan = plan_gguf(spec, "Q4_K_M")
-    full, none, out_only = (model_buffers(plan, 32, n) for n in (33, 0, 1))
-    assert none.gpu_bytes == 0 and none.cpu_bytes == full.cpu_bytes + full.gpu_bytes
-    assert out_only.gpu_layers == 0 and out_only.output_on_gpu and 0 < out_only.gpu_bytes < full.gpu_bytes / 10
+    full, none, out_only = (model_buffers(plan, 32, n, [1.0]) for n in (33, 0, 1))
+    assert none.gpu_bytes == [0] and none.cpu_bytes == full.cpu_bytes + full.gpu_bytes[0]
+    assert out_only.gpu_layers == 0 and out_only.output_device == 0
+    assert 0 < out_only.gpu_bytes[0] < full.gpu_bytes[0] / 10
 
 
 def test_cpu_moe_override_moves_the_experts():
     spec = load("Qwen/Qwen3-30B-A3B")
     plan = plan_gguf(spec, "Q8_0")
-    b = model_buffers(plan, spec.num_layers, 999, cpu_overrides=[r"ffn_.*_exps"])  # --cpu-moe
+    b = model_buffers(plan, spec.num_layers, 999, [1.0], cpu_overrides=[r"ffn_.*_exps"])  # --cpu-moe
     experts = 48 * 128 * 3 * 2048 * 768 * 34 // 32  # Q8_0 routed experts
     assert b.cpu_bytes == experts + 151936 * 2048 * 34 // 32
 
@@ -45,15 +46,14 @@ def test_cpu_moe_override_moves_the_experts():
 def test_layer_split_points_follow_tensor_split_and_put_the_output_last():
     # llamacpp_rules.md rule 9.2 (load_tensors): -ts 3,1 gives GPU0 75 % of the offloaded units;
     # the output layer is the last unit, on the last GPU
-    from vramcalc.gpus import find_gpu
-    from vramcalc.llamacpp.engine import split_units
-
-    g = find_gpu("rtx3090")
-    units = split_units(32, [g, g], tensor_split=[3, 1])
+    units = unit_devices(32, 999, [3, 1])
     assert len(units) == 33 and units[-1] == 1
     assert units.count(0) == 25  # units i with i / 33 < 0.75
-    even = split_units(32, [g, g])  # equal free memory: halves
+    even = unit_devices(32, 999, [1, 1])  # equal free memory: halves
     assert even.count(0) == 17 and even.count(1) == 16
+    # -ngl 20 over two GPUs: blocks 0-12 on the CPU, the 20 offloaded units split 10 / 10
+    part = unit_devices(32, 20, [1, 1])
+    assert part.count(CPU) == 13 and part[13:23] == [0] * 10 and part[23:] == [1] * 10
 
 
 def test_layer_split_holds_the_same_weights_as_one_device():
@@ -69,6 +69,6 @@ def test_layer_split_holds_the_same_weights_as_one_device():
     one = check_llamacpp(spec, g, opts, tensors)
     two = check_llamacpp_split(spec, [g, g], opts, tensors)
     gpu_two = [d for d in two.devices if d.device != "host RAM"]
-    assert sum(d.model_bytes for d in gpu_two) == one.devices[0].model_bytes  # token_embd stays on the CPU in both
-    assert sum(d.kv_bytes for d in gpu_two) == one.devices[0].kv_bytes
+    assert sum(d.model_buffer_bytes for d in gpu_two) == one.devices[0].model_buffer_bytes  # token_embd stays on the CPU in both
+    assert sum(d.kv_buffer_bytes for d in gpu_two) == one.devices[0].kv_buffer_bytes
     assert "-sm layer" in two.command

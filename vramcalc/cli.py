@@ -150,47 +150,90 @@ def _cmd_check_vllm(args: argparse.Namespace, source, system) -> int:
     return _verdict_out(r, "STARTS", "DOES NOT START")
 
 
+def _ngl(value: str) -> int | None:
+    """-ngl N | auto | all: auto (None) lets vramcalc find the largest that fits, as --fit does."""
+    v = value.strip().lower()
+    if v == "auto":
+        return None
+    if v == "all":
+        return 10**6
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a layer count, 'auto' or 'all', got {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("--n-gpu-layers must be >= 0 (or auto / all)")
+    return n
+
+
+def _tensor_split(value: str) -> tuple[float, ...]:
+    try:
+        parts = tuple(float(x) for x in value.replace("/", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected proportions such as 3,1, got {value!r}") from None
+    if not parts or any(x < 0 for x in parts) or not any(parts):
+        raise argparse.ArgumentTypeError("--tensor-split takes non-negative proportions, at least one above 0")
+    return parts
+
+
 def _cmd_check_llamacpp(args: argparse.Namespace, source, system) -> int:
-    from .gguf_mix import GGUFTensor
     from .llamacpp.engine import LlamaOptions, check_llamacpp
 
-    if system.nodes * system.gpus_per_node > 1:
-        raise ValueError("vramcalc models llama.cpp on one device so far: give one GPU (or --gpu cpu)")
-    gpu = None if args.gpu.strip().lower() == "cpu" else system.gpus[0]
+    if system.nodes > 1:
+        raise ValueError("llama.cpp across machines (RPC) is not modelled: give the GPUs of one machine")
+    gpus = [] if args.gpu.strip().lower() == "cpu" else list(system.gpus)
     ftype = None
     if args.quant:
         if not args.quant.lower().startswith("gguf:"):
             raise ValueError("with --engine llamacpp, --quant takes a llama.cpp file type: gguf:Q4_K_M, gguf:Q8_0 ...")
         ftype = args.quant.split(":", 1)[1]
-    tensors = None
-    if source.gguf_tensors and not ftype:
-        tensors = [(GGUFTensor(n, tuple(ne)), t) for n, ne, t in source.gguf_tensors]
+    tensors = None if ftype else source.llama_tensors()
     opts = LlamaOptions(n_ctx=args.ctx, n_parallel=args.parallel, kv_unified=not args.no_kv_unified,
-                        n_ubatch=args.ubatch, type_k=args.cache_type_k, type_v=args.cache_type_v,
-                        flash_attn=args.flash_attn != "off", n_gpu_layers=args.n_gpu_layers, swa_full=args.swa_full,
-                        cpu_moe=args.cpu_moe, ftype=ftype)
+                        n_batch=args.batch_size, n_ubatch=args.ubatch, type_k=args.cache_type_k,
+                        type_v=args.cache_type_v, flash_attn=args.flash_attn, n_gpu_layers=args.n_gpu_layers,
+                        split_mode=args.split_mode, tensor_split=args.tensor_split, main_gpu=args.main_gpu,
+                        swa_full=args.swa_full, cpu_moe=args.cpu_moe, n_cpu_moe=args.n_cpu_moe,
+                        no_kv_offload=args.no_kv_offload, ftype=ftype)
     ram = int(args.ram * 2**30) if args.ram else None
-    r = check_llamacpp(source.spec, gpu, opts, tensors, ram, model_ref=args.model if args.model.endswith(".gguf")
-                       else f"<{source.spec.id} {ftype}>.gguf")
+    r = check_llamacpp(source.spec, gpus or None, opts, tensors, ram,
+                       model_ref=args.model if args.model.endswith(".gguf") else f"<{source.spec.id} {ftype}>.gguf")
     if (code := _structured_out(r, args)) is not None:
         return code
-    print(f"model   {source.spec.id}  ({'GGUF file' if tensors else ftype})")
-    print(f"engine  llama.cpp, context {r.n_ctx:,} tokens [{r.context_source}], {r.gpu_layers} of "
-          f"{source.spec.num_layers} layers on the GPU")
-    rows = [[d.device, _gib(d.model_bytes), _gib(d.kv_bytes), _gib(d.compute_bytes), _gib(d.output_bytes),
-             _gib(d.total_bytes), _gib(d.available_bytes) if d.available_bytes >= 0 else "-"] for d in r.devices]
+    n_layer = source.spec.num_layers
+    print(f"model   {source.spec.id}  ({'GGUF file' if tensors else ftype}, {r.model_size_bytes / 2**30:.2f} GiB, "
+          f"{r.bpw:.2f} BPW)")
+    where = "CPU only" if not gpus else f"{r.gpu_layers} of {n_layer} layers on the GPU" + ("s" if len(gpus) > 1 else "")
+    print(f"engine  llama.cpp, context {r.n_ctx:,} cells ({r.n_ctx_seq:,} per request, {r.n_parallel} slots"
+          f"{', unified' if r.kv_unified else ''}) [{r.context_source}], {where}, "
+          f"flash attention {'on' if r.flash_attn else 'off'}")
+    rows = [[d.device, _gib(d.model_buffer_bytes + d.repack_buffer_bytes), _gib(d.kv_buffer_bytes + d.recurrent_buffer_bytes),
+             _gib(d.compute_buffer_bytes), _gib(d.output_buffer_bytes), _gib(d.total_bytes),
+             _gib(d.uncertainty_bytes), _gib(d.available_bytes) if d.available_bytes >= 0 else "-"] for d in r.devices]
     print()
-    print(tabulate(rows, headers=["device", "model", "KV", "compute (est.)", "output", "total", "available"],
-                   tablefmt="simple", disable_numparse=True))
-    print("(GiB; available = CUDA-reported total less llama.cpp's 1 GiB --fit margin)")
+    print(tabulate(rows, headers=["device", "model", "KV+state", "compute (est.)", "output", "total", "margin",
+                                  "available"], tablefmt="simple", disable_numparse=True))
+    print("(GiB; margin = the compute estimate's uncertainty, counted in the verdict; available = CUDA-reported "
+          "total less llama.cpp's 1 GiB --fit margin)")
     print()
     for d in r.devices:
         if d.available_bytes > 0:
-            print(f"{d.device}  " + bar([("weights", d.model_bytes), ("KV", d.kv_bytes),
-                                         ("workspace", d.compute_bytes + d.output_bytes)], d.available_bytes,
-                                        use_color()))
-    print(f"{'':{len(r.devices[0].device)}}  {LEGEND} (of the available)")
+            print(f"{d.device}  " + bar([("weights", d.model_buffer_bytes), ("KV", d.kv_buffer_bytes + d.recurrent_buffer_bytes),
+                                         ("workspace", d.compute_buffer_bytes + d.output_buffer_bytes)],
+                                        d.available_bytes, use_color()))
+    if any(d.available_bytes > 0 for d in r.devices):
+        print(f"{'':{len(r.devices[0].device)}}  {LEGEND} (of the available)")
     print()
+    if gpus:
+        if r.max_gpu_layers is not None:
+            full = r.max_gpu_layers >= n_layer + 1
+            print(f"largest -ngl that fits at this context: {'all' if full else r.max_gpu_layers} "
+                  f"({n_layer + 1} = every layer and the output)")
+        else:
+            print("largest -ngl that fits at this context: none (not even the output layer)")
+        if r.max_ctx is not None:
+            print(f"largest context that fits with -ngl {r.n_gpu_layers}: {r.max_ctx:,} cells")
+        else:
+            print(f"largest context that fits with -ngl {r.n_gpu_layers}: none (from 256 cells)")
     return _verdict_out(r, "FITS", "DOES NOT FIT")
 
 
@@ -392,15 +435,24 @@ def _check_arguments(c: argparse.ArgumentParser) -> None:
     lc = c.add_argument_group("llama.cpp options (with --engine llamacpp; --gpu cpu for CPU only)")
     lc.add_argument("--parallel", "-np", type=_positive_int, default=4, help="slots (llama-server's auto: 4, unified)")
     lc.add_argument("--no-kv-unified", action="store_true", help="split the context between slots")
-    lc.add_argument("--ubatch", "-ub", type=_positive_int, default=512)
+    lc.add_argument("--ubatch", "--ubatch-size", "-ub", type=_positive_int, default=512)
+    lc.add_argument("--batch-size", "-b", type=_positive_int, default=2048)
     lc.add_argument("--cache-type-k", "-ctk", default="f16", choices=["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1",
                                                                        "iq4_nl", "q5_0", "q5_1"])
     lc.add_argument("--cache-type-v", "-ctv", default="f16", choices=["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1",
                                                                        "iq4_nl", "q5_0", "q5_1"])
     lc.add_argument("--flash-attn", "-fa", default="auto", choices=["on", "off", "auto"])
-    lc.add_argument("--n-gpu-layers", "-ngl", type=int, default=999)
+    lc.add_argument("--n-gpu-layers", "-ngl", type=_ngl, default=None,
+                    help="N, all, or auto (default): the largest that fits, as llama.cpp's --fit chooses")
+    lc.add_argument("--split-mode", "-sm", default="layer", choices=["none", "layer", "row", "tensor"],
+                    help="with several GPUs (--gpu 2x3090); row and tensor are refused as not modelled")
+    lc.add_argument("--tensor-split", "-ts", type=_tensor_split, default=None,
+                    help="share of the layers per GPU, e.g. 3,1 (default: by each GPU's memory)")
+    lc.add_argument("--main-gpu", "-mg", type=int, default=0, help="the GPU used with --split-mode none")
     lc.add_argument("--swa-full", action="store_true")
     lc.add_argument("--cpu-moe", action="store_true")
+    lc.add_argument("--n-cpu-moe", "-ncmoe", type=int, default=0, help="keep the experts of the first N layers on the CPU")
+    lc.add_argument("--no-kv-offload", "-nkvo", action="store_true", help="keep the KV cache in host RAM")
     lc.add_argument("--ram", type=float, default=None, help="host RAM in GiB, to check the host's share")
     c.add_argument("--json", action="store_true", help="print the result as JSON")
 

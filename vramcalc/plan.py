@@ -378,7 +378,7 @@ def _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram, rejected,
             opts = LlamaOptions(n_ctx=ctx * (n_slots if n_slots > 1 else 1), n_parallel=n_slots, kv_unified=True,
                                 type_k=kv, type_v=kv, ftype=ftype)
             layouts: list[tuple[Layout, object]] = []
-            one = check_llamacpp(spec, gpu, opts, tensors, host_ram)
+            one = check_llamacpp(spec, gpu, opts, tensors, host_ram, solve=False)
             if one.fits:
                 reps = len(gpus) if uniform and len(gpus) > 1 else 1
                 layouts.append((Layout(replicas=reps, split="none", gpus_per_replica=1), one))
@@ -407,8 +407,8 @@ def _short_llama(r) -> str:
     if r.errors:
         return r.errors[0]
     worst = max((d for d in r.devices if d.available_bytes >= 0), key=lambda d: d.total_bytes - d.available_bytes)
-    return (f"{worst.device} would need {worst.total_bytes / GIB:.1f} GiB (model {worst.model_bytes / GIB:.1f}, "
-            f"KV {worst.kv_bytes / GIB:.1f}, compute {worst.compute_bytes / GIB:.1f}) of "
+    return (f"{worst.device} would need {worst.total_bytes / GIB:.1f} GiB (model {worst.model_buffer_bytes / GIB:.1f}, "
+            f"KV {worst.kv_buffer_bytes / GIB:.1f}, compute {worst.compute_buffer_bytes / GIB:.1f}) of "
             f"{worst.available_bytes / GIB:.1f} GiB")
 
 
@@ -416,12 +416,12 @@ def _partial_offload(spec, gpu, opts, tensors, host_ram):
     """The most layers that fit on the GPU (llama.cpp -ngl), MoE experts on the CPU first (--cpu-moe)."""
     n = spec.num_layers
     if spec.is_moe:
-        r = check_llamacpp(spec, gpu, opts.model_copy(update={"cpu_moe": True}), tensors, host_ram)
+        r = check_llamacpp(spec, gpu, opts.model_copy(update={"cpu_moe": True}), tensors, host_ram, solve=False)
         if r.fits:  # all experts on the CPU fits: find the fewest layers that need to keep theirs there
             lo, hi, best = 1, n, (n, r)
             while lo <= hi:
                 mid = (lo + hi) // 2
-                rm = check_llamacpp(spec, gpu, opts.model_copy(update={"n_cpu_moe": mid}), tensors, host_ram)
+                rm = check_llamacpp(spec, gpu, opts.model_copy(update={"n_cpu_moe": mid}), tensors, host_ram, solve=False)
                 if rm.fits:
                     best, hi = (mid, rm), mid - 1
                 else:
@@ -430,7 +430,7 @@ def _partial_offload(spec, gpu, opts, tensors, host_ram):
     lo, hi, best = 1, n, None
     while lo <= hi:  # GPU memory grows with -ngl
         mid = (lo + hi) // 2
-        r = check_llamacpp(spec, gpu, opts.model_copy(update={"n_gpu_layers": mid}), tensors, host_ram)
+        r = check_llamacpp(spec, gpu, opts.model_copy(update={"n_gpu_layers": mid}), tensors, host_ram, solve=False)
         if r.fits:
             best, lo = (mid, r), mid + 1
         else:
@@ -445,8 +445,8 @@ def _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits,
     n = spec.num_layers
     host_share = 0.0
     if layout.split == "offload":
-        gpu_bytes = r.devices[0].model_bytes
-        total = gpu_bytes + r.devices[-1].model_bytes
+        gpu_bytes = r.devices[0].model_buffer_bytes
+        total = gpu_bytes + r.devices[-1].model_buffer_bytes
         host_share = max(0.0, 1 - gpu_bytes / total) if total else 0.0
         if layout.cpu_moe and reads.dense_bytes + reads.expert_bytes:
             host_share = (reads.expert_bytes * layout.n_cpu_moe / n) / (reads.dense_bytes + reads.expert_bytes)
@@ -463,7 +463,7 @@ def _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits,
     devs = [DeviceUse(device=d.device, used_bytes=d.total_bytes, available_bytes=d.available_bytes) for d in r.devices]
     gpu_devs = [d for d in r.devices if d.device != "host RAM"]
     free = min(d.available_bytes - d.total_bytes for d in gpu_devs)
-    kv_per_tok = max(d.kv_bytes for d in gpu_devs) / max(1, r.n_ctx)
+    kv_per_tok = max(d.kv_buffer_bytes for d in gpu_devs) / max(1, r.n_ctx)
     extra = int(free / kv_per_tok) if kv_per_tok else 0
     max_ctx = min(derived_max_model_len(spec), (r.n_ctx + extra) // concurrency)  # the slots share the cells
     ref = f"{spec.id.split('/')[-1]}-{quant.split(':')[1]}.gguf"

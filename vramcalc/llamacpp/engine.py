@@ -1,17 +1,15 @@
-"""`llama-server` on one device (GPU, or CPU only): model, KV, compute and output buffers per
-device as llama.cpp allocates them (llamacpp_rules.md), and whether they fit.
+"""`llama-server` on the CPU, one GPU or several: model, KV, recurrent, compute and output buffers
+per device as llama.cpp allocates them (llamacpp_rules.md), whether they fit, and the largest
+-ngl and context that do.
 
-Exact: model buffers, KV / recurrent state, output buffer. Estimated: the compute buffer (rule 6.2:
-with flash attention the logits n_vocab x n_ubatch x 4 B plus the f16 KV mask, which over-estimates
-the logged CUDA/Metal buffers by up to a third (c01, c02) and matches the CPU one (c39); without it
-the larger of the logits and KQ_FACTOR x the F32 KQ matrix n_kv x n_ubatch x n_head x 4 B; plus
-COMPUTE_MARGIN). The estimate errs high: a false "fits" costs more than a false "does not fit".
+Exact (checked byte for byte against a real llama.cpp, tests/test_llamacpp_oracle.py): model
+buffers, KV and recurrent buffers, the output buffer. Estimated: compute buffers (compute.py).
 What llama.cpp does not count (CUDA context, cuBLAS workspaces) is covered the way its own --fit
-covers it: FIT_MARGIN_MIB left free per device (rule 12, --fit-target default 1024 MiB)."""
+covers it: FIT_MARGIN_MIB left free per GPU (rule 12, --fit-target default 1024 MiB)."""
 
 from __future__ import annotations
 
-import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -19,45 +17,60 @@ from ..ggml import tensor_bytes
 from ..gguf_mix import GGUFTensor, plan_gguf
 from ..gpus import GPU
 from ..spec import ModelSpec
-from .kv import LlamaKVOptions, llama_caches, output_buffer_bytes
-from .weights import model_buffers
 from ..trace import TraceTerm, term
+from .compute import UNCERTAINTY, compute_buffers
+from .kv import LlamaKVOptions, context_cells, layer_memory, llama_caches, output_buffer_bytes
+from .weights import CPU, model_buffers
 
 MIB = 2**20
-FIT_MARGIN_MIB = 1024
-COMPUTE_MARGIN = 0.05
-# Without flash attention the F32 scores and their softmax are live together: the logged CPU
-# buffers of c20 (Mistral-7B) and c28 (Qwen3-30B) are 1.17 x the KQ matrix.
-KQ_FACTOR = 1.17
+FIT_MARGIN_MIB = 1024  # common/arg.cpp --fit-target default
+FIT_MIN_CTX = 4096  # common/arg.cpp --fit-ctx default
+QUANT_V_NEEDS_FA = "quantized V cache was requested, but this requires Flash Attention [src/llama-context.cpp llama_context]"
 
 
 class LlamaOptions(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    n_ctx: int | None = None  # default: the model's training context, as llama.cpp's -c 0
+    n_ctx: int | None = None  # None: llama.cpp's -c 0, the model's training context
     n_parallel: int = 4  # llama-server's auto: 4 slots with a unified KV cache
     kv_unified: bool = True
+    n_batch: int = 2048
     n_ubatch: int = 512
     type_k: str = "F16"
     type_v: str = "F16"
-    flash_attn: bool = True  # "auto" resolves to on where the backend supports it
-    n_gpu_layers: int = 999
+    flash_attn: bool | Literal["on", "off", "auto"] = "auto"  # auto: on wherever the backend runs it (CPU, CUDA, Metal, Vulkan)
+    n_gpu_layers: int | None = 999  # None: "auto", the largest that fits (as --fit chooses)
+    split_mode: Literal["none", "layer", "row", "tensor"] = "layer"
+    tensor_split: tuple[float, ...] | None = None
+    main_gpu: int = 0
     swa_full: bool = False
     cpu_moe: bool = False
     n_cpu_moe: int = 0  # --n-cpu-moe N: the experts of the first N layers stay on the CPU
+    override_tensor_cpu: tuple[str, ...] = ()  # -ot PATTERN=CPU
+    no_kv_offload: bool = False
+    mmap: bool = True
+    mlock: bool = False
+    cpu_repack: bool = True  # llama.cpp's default; --no-repack turns it off
     ftype: str | None = None  # when no GGUF file is given: predict this llama.cpp file type
+
+    @property
+    def fa(self) -> bool:
+        return self.flash_attn in (True, "on", "auto")
 
 
 class LlamaDevice(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     device: str
-    model_bytes: int
-    kv_bytes: int
-    compute_bytes: int  # estimated
-    output_bytes: int
+    model_buffer_bytes: int
+    repack_buffer_bytes: int = 0  # host only: CPU_REPACK copies of CPU matmul weights (x86 AVX2 rule)
+    kv_buffer_bytes: int
+    recurrent_buffer_bytes: int
+    compute_buffer_bytes: int  # estimated
+    output_buffer_bytes: int
     total_bytes: int
-    available_bytes: int
+    uncertainty_bytes: int = 0  # compute x UNCERTAINTY: the verdict checks total + this
+    available_bytes: int  # after the fit margin; -1: not checked (host RAM not given)
 
 
 class LlamaResult(BaseModel):
@@ -65,197 +78,275 @@ class LlamaResult(BaseModel):
 
     fits: bool
     engine: str = "llama.cpp"
-    n_ctx: int
+    model_size_bytes: int  # every tensor in the file (llama.cpp's "file size", less the header)
+    bpw: float  # bits per weight over the file's tensors, as llama.cpp prints "(X BPW)"
+    n_ctx: int  # cells llama.cpp allocates: padded to 256, per slot when not unified
+    n_ctx_seq: int  # the longest a single request can be
+    n_parallel: int
+    kv_unified: bool
+    flash_attn: bool
     context_source: str
-    gpu_layers: int
+    gpu_layers: int  # offloaded repeating blocks
+    n_gpu_layers: int  # the -ngl used (n_layer + 1 = everything)
+    split_mode: str
     devices: list[LlamaDevice]
     caches: list[dict]
+    max_gpu_layers: int | None = None  # the largest -ngl that fits at this context (None: not solved)
+    max_ctx: int | None = None  # the largest context that fits with this -ngl
     errors: list[str]
     warnings: list[str]
     command: str
     trace: list[TraceTerm] = []
 
 
-def check_llamacpp(spec: ModelSpec, gpu: GPU | None, opts: LlamaOptions,
+def _as_list(gpus: GPU | list[GPU] | None) -> list[GPU]:
+    if gpus is None:
+        return []
+    return [gpus] if isinstance(gpus, GPU) else list(gpus)
+
+
+def check_llamacpp(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
                    tensors: list[tuple[GGUFTensor, str]] | None = None, ram_bytes: int | None = None,
-                   model_ref: str = "model.gguf") -> LlamaResult:
-    """gpu None: CPU only. tensors: the file's (tensor, type) list when a GGUF was read."""
-    errors, warnings = [], []
+                   model_ref: str = "model.gguf", solve: bool = True) -> LlamaResult:
+    """gpus: None (CPU only), one GPU, or several (split per opts.split_mode). tensors: the file's
+    (tensor, type) list when a GGUF was read. solve: also find the largest -ngl and context that fit
+    (and resolve -ngl auto / -c 0 as --fit would)."""
+    gl = _as_list(gpus)
     if tensors is None:
         if not opts.ftype:
             raise ValueError("llama.cpp runs GGUF files: give a .gguf, or --quant gguf:<FTYPE> such as gguf:Q4_K_M")
         tensors = plan_gguf(spec, opts.ftype)
-    n_ctx = opts.n_ctx or spec.max_position_embeddings
-    if not n_ctx:
-        raise ValueError("the model gives no training context (llama.cpp's -c 0 default): pass --ctx")
-    how = "--ctx" if opts.n_ctx else "the model's training context (llama.cpp's -c 0 default)"
-    if opts.type_v.upper() != "F16" and opts.type_v.upper() != "F32" and not opts.flash_attn:
-        errors.append("quantized V cache was requested, but this requires Flash Attention "
-                      "[src/llama-context.cpp llama_context]")
-    kvo = LlamaKVOptions(n_ctx=n_ctx, n_seq_max=opts.n_parallel, kv_unified=opts.kv_unified, n_ubatch=opts.n_ubatch,
-                         type_k=opts.type_k.upper(), type_v=opts.type_v.upper(), swa_full=opts.swa_full)
-    caches = llama_caches(spec, kvo)
+    if opts.split_mode == "none" and gl:
+        if not 0 <= opts.main_gpu < len(gl):
+            raise ValueError(f"--main-gpu {opts.main_gpu}: there are {len(gl)} GPUs")
+        gl = [gl[opts.main_gpu]]
+    if opts.split_mode in ("row", "tensor") and len(gl) > 1:
+        raise ValueError(f"--split-mode {opts.split_mode} is not modelled (llamacpp_rules.md rule 9.1: row is "
+                         "deprecated, tensor is experimental); use --split-mode layer")
+    if opts.tensor_split is not None and len(opts.tensor_split) != len(gl):
+        raise ValueError(f"--tensor-split gives {len(opts.tensor_split)} proportions for {len(gl)} GPUs")
     n_layer = spec.num_layers
-    ngl = opts.n_gpu_layers if gpu is not None else 0
-    overrides = [r"ffn_(up|down|gate)_exps"] if opts.cpu_moe and not opts.n_cpu_moe else []
+    auto_ctx = opts.n_ctx is None
+    if auto_ctx and not spec.max_position_embeddings:
+        raise ValueError("the model gives no training context (llama.cpp's -c 0 default): pass --ctx")
+    r = _evaluate(spec, gl, opts, tensors, ram_bytes, model_ref)
+    if not solve or not gl:
+        return r
+    # --fit (common/fit.cpp): with -c 0 it lowers the context first (not below --fit-ctx), then, with
+    # -ngl auto, moves layers to the CPU. Explicit values are checked, and the largest ones reported.
+    if not r.fits and auto_ctx and not r.errors:
+        best = _largest_ctx(spec, gl, opts, tensors, ram_bytes, model_ref)
+        if best is not None:
+            r = best.model_copy(update={"context_source": f"lowered from the training context "
+                                        f"{spec.max_position_embeddings} to fit (as llama.cpp's --fit does)"})
+    if not r.fits and opts.n_gpu_layers is None and not r.errors:
+        ngl = _largest_ngl(spec, gl, opts.model_copy(update={"n_ctx": r.n_ctx if auto_ctx else opts.n_ctx}),
+                           tensors, ram_bytes, model_ref)
+        if ngl is not None:
+            r = _evaluate(spec, gl, opts.model_copy(update={"n_gpu_layers": ngl, "n_ctx": r.n_ctx}), tensors,
+                          ram_bytes, model_ref)
+    fixed = opts.model_copy(update={"n_ctx": r.n_ctx, "n_gpu_layers": r.n_gpu_layers})
+    max_ngl = r.n_gpu_layers if r.fits and r.n_gpu_layers >= n_layer + 1 else _largest_ngl(spec, gl, fixed, tensors,
+                                                                                               ram_bytes, model_ref)
+    max_ctx_r = _largest_ctx(spec, gl, fixed, tensors, ram_bytes, model_ref, limit=None)
+    return r.model_copy(update={"max_gpu_layers": max_ngl, "max_ctx": max_ctx_r.n_ctx if max_ctx_r else None})
+
+
+def _largest_ngl(spec, gl, opts, tensors, ram, ref) -> int | None:
+    lo, hi, best = 0, spec.num_layers + 1, None
+    while lo <= hi:  # GPU memory grows with -ngl
+        mid = (lo + hi) // 2
+        if _evaluate(spec, gl, opts.model_copy(update={"n_gpu_layers": mid}), tensors, ram, ref).fits:
+            best, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
+def _largest_ctx(spec, gl, opts, tensors, ram, ref, limit: int | None = 0) -> LlamaResult | None:
+    """The largest context (a multiple of 256, as --fit rounds) that fits; limit 0: the training
+    context, not below FIT_MIN_CTX (--fit's range); None: up to the training context or 4x the
+    current one, from 256."""
+    n_ctx_train = spec.max_position_embeddings or 0
+    top = n_ctx_train if limit == 0 else max(n_ctx_train, opts.n_ctx or 0)
+    lo = FIT_MIN_CTX // 256 if limit == 0 else 1
+    hi = max(lo, top // 256)
+    best = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        r = _evaluate(spec, gl, opts.model_copy(update={"n_ctx": mid * 256}), tensors, ram, ref)
+        if r.fits:
+            best, lo = r, mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
+def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
+              ram_bytes: int | None, model_ref: str) -> LlamaResult:
+    errors: list[str] = []
+    warnings: list[str] = []
+    n_layer = spec.num_layers
+    n_ctx_req = opts.n_ctx or spec.max_position_embeddings or 0
+    how = "--ctx" if opts.n_ctx else "the model's training context (llama.cpp's -c 0 default)"
+    fa = opts.fa
+    if opts.type_v.upper() not in ("F16", "F32", "BF16") and not fa:
+        errors.append(QUANT_V_NEEDS_FA)
+    if any(la.attention is not None and la.attention.mla is not None for la in spec.layers) \
+            and opts.type_k.upper() != opts.type_v.upper():  # MLA caches K only; V is a view of it
+        errors.append(f"model does not support different K ({opts.type_k.lower()}) and V ({opts.type_v.lower()}) "
+                      "cache types [src/llama-context.cpp llama_init_from_model: MLA]")
+    kvo = LlamaKVOptions(n_ctx=n_ctx_req, n_seq_max=opts.n_parallel, kv_unified=opts.kv_unified,
+                         n_ubatch=opts.n_ubatch, type_k=opts.type_k.upper(), type_v=opts.type_v.upper(),
+                         swa_full=opts.swa_full)
+    n_ctx_seq, streams = context_cells(kvo)
+    layers_mem = layer_memory(spec, kvo)
+    caches = llama_caches(spec, kvo)
+    ngl = min(opts.n_gpu_layers if opts.n_gpu_layers is not None else n_layer + 1, n_layer + 1) if gl else 0
+    unified = bool(gl and gl[0].unified_memory)
+    splits = list(opts.tensor_split) if opts.tensor_split else [float(g.usable_bytes or g.memory_bytes) for g in gl]
+    overrides = list(opts.override_tensor_cpu)
     if opts.n_cpu_moe:  # common/arg.cpp --n-cpu-moe: one override per layer index below N
-        overrides = [rf"^blk\.{i}\.ffn_(up|down|gate)_exps" for i in range(opts.n_cpu_moe)]
-    mb = model_buffers(tensors, n_layer, ngl, overrides, unified=bool(gpu and gpu.unified_memory))
-    gpu_share = mb.gpu_layers / n_layer if n_layer else 0
-    kv_total = sum(c.k_bytes + c.v_bytes for c in caches)
-    kv_gpu = int(kv_total * gpu_share)  # each layer's KV lives with the layer (rule 2.7)
-    attn = next((layer.attention for layer in spec.layers if layer.attention is not None), None)
-    n_kv = max((c.cells for c in caches if c.name != "recurrent"), default=0)
-    logits = spec.vocab_size * min(opts.n_ubatch, n_ctx) * 4
-    peak: float
-    if opts.flash_attn:
-        peak = logits + n_kv * opts.n_ubatch * 2
-    else:
-        kq = n_kv * opts.n_ubatch * (attn.num_heads if attn else 0) * 4
-        peak = max(logits, kq * KQ_FACTOR)
-    compute = int(peak * (1 + COMPUTE_MARGIN))
+        overrides += [rf"^blk\.{i}\.ffn_(up|down|gate)_(ch|)exps" for i in range(opts.n_cpu_moe)]
+    elif opts.cpu_moe:
+        overrides.append(r"\.ffn_(up|down|gate)_(ch|)exps")
+    mb = model_buffers(tensors, n_layer, ngl, splits, overrides, unified=unified, repack=opts.cpu_repack)
+    n_dev = len(gl)
+    kv_dev, rs_dev = [0] * n_dev, [0] * n_dev
+    kv_host = rs_host = 0
+    for il, lm in enumerate(layers_mem):
+        d = mb.unit_device[il]
+        if d == CPU or opts.no_kv_offload:  # rule 2.7: KV lives with its layer, or on the host with -nkvo
+            kv_host += lm.kv_bytes
+            rs_host += lm.recurrent_bytes
+        else:
+            kv_dev[d] += lm.kv_bytes
+            rs_dev[d] += lm.recurrent_bytes
+    n_kv_swa = next((c.cells for c in caches if c.name == "SWA"), 0)
+    comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev)
     output = output_buffer_bytes(spec, opts.n_parallel)
     devices = []
-    if gpu is not None:
-        avail = (gpu.usable_bytes or gpu.memory_bytes) - FIT_MARGIN_MIB * MIB
-        total = mb.gpu_bytes + kv_gpu + compute
-        if mb.unified:  # one pool: the host's share counts against it too
-            total += kv_total - kv_gpu + output
-        devices.append(LlamaDevice(device=gpu.id, model_bytes=mb.gpu_bytes, kv_bytes=kv_gpu, compute_bytes=compute,
-                                   output_bytes=output if mb.unified else 0, total_bytes=total, available_bytes=avail))
-    host_compute = compute if gpu is None or mb.gpu_layers < n_layer else 0
-    host_total = (0 if mb.unified else mb.cpu_bytes) + (kv_total - kv_gpu) + host_compute + (0 if mb.unified else output)
-    devices.append(LlamaDevice(device="host RAM", model_bytes=0 if mb.unified else mb.cpu_bytes,
-                               kv_bytes=kv_total - kv_gpu, compute_bytes=host_compute,
-                               output_bytes=0 if mb.unified else output, total_bytes=host_total,
-                               available_bytes=ram_bytes if ram_bytes is not None else -1))
-    if ram_bytes is None:
-        warnings.append("host RAM not given (--ram): the host column is not checked; CPU weights are mmap'ed "
-                        "from the page cache (llamacpp_rules.md rule 10.1)")
-    warnings.append(f"compute buffers are estimated (+{COMPUTE_MARGIN:.0%} over the dominant tensor); "
-                    f"{FIT_MARGIN_MIB} MiB per GPU is left free as llama.cpp's --fit does for what it does not count")
-    fits = not errors and all(d.available_bytes < 0 or d.total_bytes <= d.available_bytes for d in devices)
+    for d, g in enumerate(gl):
+        avail = (g.usable_bytes or g.memory_bytes) - FIT_MARGIN_MIB * MIB
+        model_b = mb.gpu_bytes[d]
+        total = model_b + kv_dev[d] + rs_dev[d] + comp.device[d]
+        host_in_pool = unified and d == 0  # one pool: the host's buffers count against it too
+        if host_in_pool:
+            total += kv_host + rs_host + comp.host + output
+        name = g.id if n_dev == 1 else f"{g.id}#{d}"
+        devices.append(LlamaDevice(device=name, model_buffer_bytes=model_b, kv_buffer_bytes=kv_dev[d],
+                                   recurrent_buffer_bytes=rs_dev[d], compute_buffer_bytes=comp.device[d],
+                                   output_buffer_bytes=output if host_in_pool else 0, total_bytes=total,
+                                   uncertainty_bytes=int(comp.device[d] * UNCERTAINTY), available_bytes=avail))
+    host_model = 0 if unified else mb.cpu_bytes
+    if not unified:
+        host_total = host_model + mb.repack_bytes + kv_host + rs_host + comp.host + output
+        devices.append(LlamaDevice(device="host RAM", model_buffer_bytes=host_model,
+                                   repack_buffer_bytes=mb.repack_bytes, kv_buffer_bytes=kv_host,
+                                   recurrent_buffer_bytes=rs_host, compute_buffer_bytes=comp.host,
+                                   output_buffer_bytes=output, total_bytes=host_total,
+                                   uncertainty_bytes=int(comp.host * UNCERTAINTY),
+                                   available_bytes=ram_bytes if ram_bytes is not None else -1))
+        if ram_bytes is None:
+            warnings.append("host RAM not given (--ram): the host column is not checked; CPU weights are mmap'ed "
+                            "from the page cache (llamacpp_rules.md rule 10.1)")
+    if gl:
+        warnings.append(f"compute buffers are estimated ({comp.how}); {FIT_MARGIN_MIB} MiB per GPU is left free "
+                        "for what llama.cpp does not count (CUDA context, cuBLAS), as its --fit does")
+    if comp.copies > 1:
+        warnings.append(f"layer split over {n_dev} GPUs with every layer offloaded: llama.cpp keeps "
+                        f"{comp.copies} copies of the compute buffers (pipeline parallelism, llamacpp_rules.md rule 6.3)")
+    fits = not errors and all(d.available_bytes < 0 or d.total_bytes + d.uncertainty_bytes <= d.available_bytes
+                              for d in devices)
+    size = sum(tensor_bytes(ty, t.ne) for t, ty in tensors)
+    n_el = sum(_numel(t.ne) for t, _ in tensors)
+    cmd = _command(spec, opts, gl, ngl, n_ctx_req, model_ref, fa)
+    trace = _trace(spec, opts, mb, caches, kv_dev, kv_host, comp, output, devices, n_layer, fa)
+    return LlamaResult(fits=fits, model_size_bytes=size, bpw=round(size * 8 / n_el, 4) if n_el else 0.0,
+                       n_ctx=n_ctx_seq * streams, n_ctx_seq=n_ctx_seq, n_parallel=opts.n_parallel,
+                       kv_unified=opts.kv_unified or opts.n_parallel == 1, flash_attn=fa, context_source=how,
+                       gpu_layers=mb.gpu_layers, n_gpu_layers=ngl, split_mode=opts.split_mode if n_dev > 1 else "none",
+                       devices=devices, caches=[c.model_dump() for c in caches], errors=errors, warnings=warnings,
+                       command=cmd, trace=trace)
+
+
+def _numel(ne: tuple[int, ...]) -> int:
+    n = 1
+    for x in ne:
+        n *= x
+    return n
+
+
+def _command(spec, opts: LlamaOptions, gl, ngl, n_ctx, model_ref, fa) -> str:
+    n_layer = spec.num_layers
     cmd = [f"llama-server -m {model_ref}", f"-c {n_ctx}"]
-    cmd.append(f"-ngl {ngl if ngl < n_layer + 1 else 'all'}" if gpu is not None else "-ngl 0")
+    if gl:
+        cmd.append(f"-ngl {ngl if ngl < n_layer + 1 else 'all'}")
+    else:
+        cmd.append("-ngl 0")
     if opts.n_parallel != 4 or not opts.kv_unified:
-        cmd.append(f"-np {opts.n_parallel}" + (" --kv-unified" if opts.kv_unified else ""))
+        cmd.append(f"-np {opts.n_parallel}" + (" --kv-unified" if opts.kv_unified and opts.n_parallel > 1 else ""))
     if opts.type_k.upper() != "F16":
         cmd.append(f"-ctk {opts.type_k.lower()}")
     if opts.type_v.upper() != "F16":
         cmd.append(f"-ctv {opts.type_v.lower()}")
-    cmd.append("-fa on" if opts.flash_attn else "-fa off")
+    cmd.append("-fa on" if fa else "-fa off")
+    if opts.n_batch != 2048:
+        cmd.append(f"-b {opts.n_batch}")
     if opts.n_ubatch != 512:
         cmd.append(f"-ub {opts.n_ubatch}")
     if opts.n_cpu_moe:
         cmd.append(f"--n-cpu-moe {opts.n_cpu_moe}")
     elif opts.cpu_moe:
         cmd.append("--cpu-moe")
+    for p in opts.override_tensor_cpu:
+        cmd.append(f"-ot '{p}=CPU'")
     if opts.swa_full:
         cmd.append("--swa-full")
-    trace = [term("model buffer (GPU)", mb.gpu_bytes, "bytes of the tensors of the offloaded layers in their ggml "
-                  "types (the output layer first, token_embd stays on the CPU)",
-                  source="llamacpp_rules.md rule 8 (llama-model.cpp load_tensors), types per rule 14", gpu_layers=mb.gpu_layers,
-                  n_layer=n_layer, overrides=overrides),
+    if opts.no_kv_offload:
+        cmd.append("-nkvo")
+    if not opts.cpu_repack:
+        cmd.append("--no-repack")
+    if len(gl) > 1:
+        cmd.append(f"-sm {opts.split_mode}")
+        if opts.tensor_split:
+            cmd.append("-ts " + ",".join(f"{x:g}" for x in opts.tensor_split))
+    elif opts.split_mode == "none" and opts.main_gpu:
+        cmd.append(f"-sm none -mg {opts.main_gpu}")
+    if gl:
+        cmd.append("--fit off")  # the plan fixes -c and -ngl; --fit would otherwise re-decide them
+    return " ".join(cmd)
+
+
+def _trace(spec, opts, mb, caches, kv_dev, kv_host, comp, output, devices, n_layer, fa) -> list[TraceTerm]:
+    trace = [term("model buffer (GPUs)", sum(mb.gpu_bytes), "bytes of the tensors of the offloaded layers in their "
+                  "ggml types (the output layer first, token_embd stays on the CPU)",
+                  source="llamacpp_rules.md rule 8 (llama-model.cpp load_tensors), types per rule 14",
+                  gpu_layers=mb.gpu_layers, n_layer=n_layer, per_gpu=mb.gpu_bytes),
              term("model buffer (CPU)", mb.cpu_bytes, "the tensors left on the CPU, mmap'ed",
                   source="llamacpp_rules.md rule 10.1")]
     for c in caches:
-        trace.append(term(f"KV {c.name}", c.k_bytes + c.v_bytes, "cells x layers x (K + V bytes per cell and layer); "
-                          "recurrent: F32 state per sequence", source="llamacpp_rules.md rule 2 (llama-kv-cache.cpp)",
-                          cells=c.cells, layers=c.layers, type_k=kvo.type_k, type_v=kvo.type_v))
-    trace.append(term("KV on the GPU", kv_gpu, "KV x offloaded layers / layers (each layer's KV lives with it)",
-                      source="llamacpp_rules.md rule 2.7", kv_total=kv_total, gpu_share=round(gpu_share, 4)))
-    trace.append(term("compute (estimate)", compute,
-                      ("(vocab x ubatch x 4 + n_kv x ubatch x 2) x (1 + margin)" if opts.flash_attn else
-                       "max(vocab x ubatch x 4, KQ_FACTOR x n_kv x ubatch x heads x 4) x (1 + margin)"),
-                      source="llamacpp_rules.md rule 6.2; KQ_FACTOR from logs c20/c28", vocab=spec.vocab_size,
-                      ubatch=opts.n_ubatch, n_kv=n_kv, flash_attn=opts.flash_attn, margin=COMPUTE_MARGIN))
-    trace.append(term("output buffer", output, "vocab x 4 bytes x parallel sequences (+ embeddings)",
+        trace.append(term(f"KV {c.name}", c.k_bytes + c.v_bytes, "cells x streams x layers x (K + V bytes per cell "
+                          "and layer); recurrent: F32 state per sequence",
+                          source="llamacpp_rules.md rules 1-5 (llama-kv-cache.cpp, llama-memory-recurrent.cpp)",
+                          cells=c.cells, streams=c.streams, layers=c.layers, type_k=opts.type_k, type_v=opts.type_v))
+    trace.append(term("KV on the GPUs", sum(kv_dev), "each layer's KV lives on that layer's device",
+                      source="llamacpp_rules.md rule 2.7", on_host=kv_host))
+    trace.append(term("compute (estimate)", sum(comp.device) + comp.host, comp.how,
+                      source="llamacpp/compute.py, fitted on real llama.cpp runs (tests/data/llamacpp_runs.json)",
+                      per_gpu=comp.device, host=comp.host, copies=comp.copies, flash_attn=fa, ubatch=opts.n_ubatch))
+    trace.append(term("output buffer", output, "vocab x 4 bytes x parallel sequences (host)",
                       source="llamacpp_rules.md rule 7 (llama-context.cpp output_reserve)"))
-    if gpu is not None:
-        trace.append(term("available (GPU)", devices[0].available_bytes, "CUDA-reported total - fit margin",
-                          source="llamacpp_rules.md rule 12 (--fit-target 1024 MiB)", fit_margin_mib=FIT_MARGIN_MIB))
-        trace.append(term("total (GPU)", devices[0].total_bytes, "model + KV + compute (+ host share on unified memory)"))
-    return LlamaResult(fits=fits, n_ctx=n_ctx, context_source=how, gpu_layers=mb.gpu_layers, devices=devices,
-                       caches=[c.model_dump() for c in caches], errors=errors, warnings=warnings, command=" ".join(cmd),
-                       trace=trace)
-
-
-# Rule 6.3: with several GPUs in layer mode and everything offloaded, the scheduler keeps this many
-# copies of the compute buffers (GGML_SCHED_MAX_COPIES, log "pipeline parallelism enabled (n_copies=4)").
-SCHED_MAX_COPIES = 4
-
-
-def split_units(n_layer: int, gpus: list[GPU], tensor_split: list[float] | None = None) -> list[int]:
-    """Device of each offloaded unit (blocks 0..n_layer-1, then the output layer), all layers on GPU.
-    llama-model.cpp load_tensors (rule 9.2): proportions from -ts, else each device's free memory;
-    unit i goes to the first device whose cumulative fraction exceeds i / n_units."""
-    weights = tensor_split or [float(g.usable_bytes or g.memory_bytes) for g in gpus]
-    total = sum(weights)
-    cum, acc = [], 0.0
-    for w in weights:
-        acc += w / total
-        cum.append(acc)
-    n_units = n_layer + 1
-    out = []
-    for i in range(n_units):
-        out.append(next((d for d, c in enumerate(cum) if i / n_units < c), len(gpus) - 1))
-    return out
+    for d in devices:
+        trace.append(term(f"total ({d.device})", d.total_bytes, "model + KV + recurrent + compute (+ output on the host)",
+                          available=d.available_bytes))
+    return trace
 
 
 def check_llamacpp_split(spec: ModelSpec, gpus: list[GPU], opts: LlamaOptions,
                          tensors: list[tuple[GGUFTensor, str]] | None = None, ram_bytes: int | None = None,
                          model_ref: str = "model.gguf", tensor_split: list[float] | None = None) -> LlamaResult:
-    """`-sm layer` over several GPUs with every layer offloaded: each device holds its blocks, their
-    KV, and its compute buffers x SCHED_MAX_COPIES; the last holds the output layer and the logits.
-    KV per device is the cache total in proportion to its attention layers (exact for uniform stacks)."""
-    if len(gpus) == 1:
-        return check_llamacpp(spec, gpus[0], opts, tensors, ram_bytes, model_ref)
-    base = check_llamacpp(spec, gpus[-1], opts, tensors, ram_bytes, model_ref)  # errors, caches, compute estimate
-    if tensors is None:
-        tensors = plan_gguf(spec, opts.ftype or "")
-    n_layer = spec.num_layers
-    unit_dev = split_units(n_layer, gpus, tensor_split)
-    model = [0] * len(gpus)
-    tied = not any(t.name == "output.weight" for t, _ in tensors)
-    host = 0
-    for t, ggml in tensors:
-        size = tensor_bytes(ggml, t.ne)
-        m = re.match(r"blk\.(\d+)\.", t.name)
-        if m:
-            model[unit_dev[int(m.group(1))]] += size
-        elif t.name == "token_embd.weight":
-            host += size
-            if tied:
-                model[unit_dev[-1]] += size
-        else:
-            model[unit_dev[-1]] += size
-    kv_total = sum(c["k_bytes"] + c["v_bytes"] for c in base.caches)  # the same caches as one device
-    attn_layers = [i for i, layer in enumerate(spec.layers) if layer.attention is not None or layer.ssm is not None]
-    per_dev_layers = [sum(1 for i in attn_layers if unit_dev[i] == d) for d in range(len(gpus))]
-    last_compute = base.devices[0].compute_bytes
-    logits = spec.vocab_size * min(opts.n_ubatch, base.n_ctx) * 4
-    other_compute = max(0, int(last_compute - logits * (1 + COMPUTE_MARGIN)))
-    ff = max((layer.mlp.intermediate_size or layer.mlp.expert_intermediate_size * max(1, layer.mlp.experts_per_token)
-              for layer in spec.layers), default=4 * spec.hidden_size)
-    other_compute = max(other_compute, int(opts.n_ubatch * (2 * ff + 2 * spec.hidden_size) * 4 * (1 + COMPUTE_MARGIN)))
-    copies = SCHED_MAX_COPIES if opts.n_gpu_layers > n_layer and not opts.cpu_moe else 1
-    devices = []
-    for d, g in enumerate(gpus):
-        kv = kv_total * per_dev_layers[d] // max(1, len(attn_layers))
-        compute = (last_compute if d == len(gpus) - 1 else other_compute) * copies
-        devices.append(LlamaDevice(device=f"{g.id}#{d}", model_bytes=model[d], kv_bytes=kv, compute_bytes=compute,
-                                   output_bytes=0, total_bytes=model[d] + kv + compute,
-                                   available_bytes=(g.usable_bytes or g.memory_bytes) - FIT_MARGIN_MIB * MIB))
-    out = output_buffer_bytes(spec, opts.n_parallel)
-    devices.append(LlamaDevice(device="host RAM", model_bytes=host, kv_bytes=0, compute_bytes=0, output_bytes=out,
-                               total_bytes=host + out, available_bytes=ram_bytes if ram_bytes is not None else -1))
-    errors = list(base.errors)
-    warnings = [w for w in base.warnings if not w.startswith("compute buffers")]
-    warnings.append(f"layer split over {len(gpus)} GPUs: compute buffers are estimated and kept in {copies} copies "
-                    "(pipeline parallelism, llamacpp_rules.md rule 6.3); the last GPU also holds the output layer; "
-                    f"{FIT_MARGIN_MIB} MiB per GPU is left free")
-    fits = not errors and all(d.available_bytes < 0 or d.total_bytes <= d.available_bytes for d in devices)
-    cmd = base.command.replace(f"-ngl {base.gpu_layers if base.gpu_layers < n_layer + 1 else 'all'}", "-ngl all")
-    cmd += " -sm layer" + (f" -ts {','.join(f'{x:g}' for x in tensor_split)}" if tensor_split else "")
-    return LlamaResult(fits=fits, n_ctx=base.n_ctx, context_source=base.context_source, gpu_layers=n_layer,
-                       devices=devices, caches=base.caches, errors=errors, warnings=warnings, command=cmd)
+    """`-sm layer` over several GPUs (kept for callers of the earlier API): check_llamacpp with a list."""
+    if tensor_split:
+        opts = opts.model_copy(update={"tensor_split": tuple(tensor_split)})
+    return check_llamacpp(spec, gpus, opts.model_copy(update={"split_mode": "layer"}), tensors, ram_bytes, model_ref)

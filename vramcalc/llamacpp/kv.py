@@ -57,34 +57,75 @@ def context_cells(o: LlamaKVOptions) -> tuple[int, int]:
     return _pad(n_ctx // o.n_seq_max, o.pad), o.n_seq_max
 
 
-def llama_caches(spec: ModelSpec, o: LlamaKVOptions) -> list[LlamaCache]:
-    """The KV caches and recurrent state llama.cpp allocates for this model, whole model (the
-    per-device split follows the layers)."""
+class LayerMemory(BaseModel):
+    """What llama.cpp's memory module allocates for one layer (on that layer's device, rule 2.7)."""
+    model_config = ConfigDict(frozen=True)
+
+    cache: str | None  # "full" / "SWA" / None when the layer has no KV of its own
+    kv_bytes: int
+    recurrent_bytes: int
+
+
+def _swa_cells(o: LlamaKVOptions, n_ctx_seq: int, window: int) -> int:
+    """llama_kv_cache_iswa: pad256(min(n_ctx_seq, n_swa * (unified ? n_seq_max : 1) + n_ubatch)),
+    never above n_ctx_seq (rule 3.2); --swa-full gives the SWA layers the full size."""
+    if o.swa_full:
+        return n_ctx_seq
+    return min(n_ctx_seq, _pad(min(n_ctx_seq, window * (o.n_seq_max if o.kv_unified else 1) + o.n_ubatch), o.pad))
+
+
+def _kv_widths(a, o: LlamaKVOptions) -> tuple[int, int]:
+    if a.mla is not None:
+        m = a.mla
+        if o.mla_layout == "per_head":
+            return a.num_heads * (m.qk_nope_head_dim + m.qk_rope_head_dim), a.num_heads * m.v_head_dim
+        if o.mla_layout == "latent_kv":
+            return m.kv_lora_rank + m.qk_rope_head_dim, m.kv_lora_rank
+        return m.kv_lora_rank + m.qk_rope_head_dim, 0
+    return a.num_kv_heads * a.head_dim_k, a.num_kv_heads * a.head_dim_v
+
+
+def layer_memory(spec: ModelSpec, o: LlamaKVOptions) -> list[LayerMemory]:
+    """Per layer: K + V bytes (cells x streams x row bytes; no V for V-less MLA) and the F32
+    recurrent state (r + s rows, one per sequence: llama-memory-recurrent.cpp)."""
     if o.mla_layout not in MLA_LAYOUTS:
         raise ValueError(f"mla_layout must be one of {MLA_LAYOUTS}")
     n_ctx_seq, streams = context_cells(o)
-    # the SWA cache (rule 3.2): pad256(min(n_ctx_seq, n_swa * (unified ? n_seq_max : 1) + n_ubatch))
+    out = []
+    for layer in spec.layers:
+        a = layer.attention
+        kv, cache = 0, None
+        if a is not None and a.kv_shared_from is None:
+            k_w, v_w = _kv_widths(a, o)
+            sliding = a.kind == "sliding" and a.window
+            cells = _swa_cells(o, n_ctx_seq, a.window or 0) if sliding else n_ctx_seq
+            cache = "SWA" if sliding else "full"
+            kv = (row_bytes(o.type_k, k_w) + (row_bytes(o.type_v, v_w) if v_w else 0)) * cells * streams
+        rs = 0
+        if layer.ssm is not None:
+            conv, state = layer.ssm.state_elements()
+            rs = (conv + state) * 4 * max(1, o.n_seq_max)
+        out.append(LayerMemory(cache=cache, kv_bytes=kv, recurrent_bytes=rs))
+    return out
+
+
+def llama_caches(spec: ModelSpec, o: LlamaKVOptions) -> list[LlamaCache]:
+    """The KV caches and recurrent state llama.cpp allocates for this model, whole model (the
+    per-device split follows the layers: layer_memory)."""
+    if o.mla_layout not in MLA_LAYOUTS:
+        raise ValueError(f"mla_layout must be one of {MLA_LAYOUTS}")
+    n_ctx_seq, streams = context_cells(o)
     full = {"cells": n_ctx_seq, "layers": 0, "k": 0, "v": 0}
     swa = {"cells": 0, "layers": 0, "k": 0, "v": 0}
     rec = {"layers": 0, "bytes": 0}
     for layer in spec.layers:
         a = layer.attention
         if a is not None and a.kv_shared_from is None:
-            if a.mla is not None:
-                m = a.mla
-                if o.mla_layout == "per_head":
-                    k_w, v_w = a.num_heads * (m.qk_nope_head_dim + m.qk_rope_head_dim), a.num_heads * m.v_head_dim
-                elif o.mla_layout == "latent_kv":
-                    k_w, v_w = m.kv_lora_rank + m.qk_rope_head_dim, m.kv_lora_rank
-                else:
-                    k_w, v_w = m.kv_lora_rank + m.qk_rope_head_dim, 0
-            else:
-                k_w, v_w = a.num_kv_heads * a.head_dim_k, a.num_kv_heads * a.head_dim_v
-            window = a.window if a.kind == "sliding" and not o.swa_full else None
-            target = swa if window else full
-            if window:
-                swa["cells"] = min(n_ctx_seq, _pad(min(n_ctx_seq, window * (o.n_seq_max if o.kv_unified else 1)
-                                                       + o.n_ubatch), o.pad))
+            k_w, v_w = _kv_widths(a, o)
+            sliding = a.kind == "sliding" and a.window  # --swa-full: still its own cache, at full size
+            target = swa if sliding else full
+            if sliding:
+                swa["cells"] = _swa_cells(o, n_ctx_seq, a.window or 0)
             target["layers"] += 1
             target["k"] += row_bytes(o.type_k, k_w)
             target["v"] += row_bytes(o.type_v, v_w) if v_w else 0

@@ -1,11 +1,14 @@
-"""Where llama.cpp puts each weight tensor (llamacpp_rules.md section 8; src/llama-model.cpp
-load_tensors): -ngl counts n_layer + 1 units, the output layer first (PR #18148), then the last
-ngl - 1 blocks; token_embd always stays on the CPU; a tied head loads a second copy of token_embd
-on the output device; -ot/--override-tensor and --cpu-moe move matching tensors to the CPU.
-On unified-memory backends (Metal) the device buffer maps the whole file: no second copy."""
+"""Where llama.cpp puts each weight tensor (llamacpp_rules.md section 8-9; src/llama-model.cpp
+load_tensors, build 4df29be): -ngl counts n_layer + 1 units, the output layer first (PR #18148),
+then the last ngl - 1 blocks; the offloaded units are spread over the GPUs by the cumulative
+-ts fractions (default: each GPU's free memory); token_embd always stays on the CPU; a tied head
+loads a second copy of token_embd on the output device; -ot / --cpu-moe / --n-cpu-moe move the
+matching tensors to the CPU. On unified-memory backends (Metal) the device buffer maps the whole
+file: no second copy."""
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from pydantic import BaseModel, ConfigDict
@@ -13,48 +16,93 @@ from pydantic import BaseModel, ConfigDict
 from ..ggml import tensor_bytes
 from ..gguf_mix import GGUFTensor
 
+CPU = -1
+# ggml-cpu/repack.cpp ggml_repack_get_optimal_repack_type, x86-64 with AVX2 (AVX-512 adds Q2_K; ARM
+# NEON repacks Q4_0/Q4_K/Q5_K/Q6_K/Q8_0/IQ4_NL/MXFP4 by 4 rows): matmul weights of these types with a
+# row count divisible by 8 are copied into an interleaved layout in a CPU_REPACK host buffer (anonymous
+# memory; on by default, --no-repack turns it off). token_embd is read by get_rows and is not repacked.
+REPACK_X86_AVX2 = {"Q4_0", "Q4_K", "IQ4_NL", "MXFP4"}
+
 
 class ModelBuffers(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     cpu_bytes: int  # host: token_embd, CPU layers, overridden tensors
-    gpu_bytes: int  # the device buffer (with unified memory it spans the whole file)
+    repack_bytes: int = 0  # host: the CPU_REPACK copies of CPU matmul weights (REPACK_X86_AVX2)
+    gpu_bytes: list[int]  # per GPU (with unified memory the first spans the whole file)
+    unit_device: list[int]  # device of each block, then of the output layer (CPU = -1)
     gpu_layers: int  # offloaded repeating blocks
-    output_on_gpu: bool
     unified: bool
+
+    @property
+    def output_device(self) -> int:
+        return self.unit_device[-1]
 
 
 def gpu_start(n_layer: int, ngl: int) -> int:
-    """First block index on the GPU: max(n_layer + 1 - ngl, 0) (output layer counted first)."""
+    """First unit on a GPU: max(n_layer + 1 - ngl, 0) (the output layer is unit n_layer)."""
     return max(n_layer + 1 - ngl, 0)
 
 
-def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
-                  cpu_overrides: list[str] | None = None, unified: bool = False) -> ModelBuffers:
-    """tensors: (tensor, ggml type) as in the file (gguf_mix.plan_gguf or a read header)."""
-    start = gpu_start(n_layer, ngl)
-    output_gpu = ngl >= 1
+def unit_devices(n_layer: int, ngl: int, splits: list[float]) -> list[int]:
+    """Device of each unit (blocks 0..n_layer-1, then the output layer). load_tensors: unit il,
+    if offloaded, goes to upper_bound(cumulative normalised splits, (il - start) / act) where
+    act = min(ngl, n_layer + 1)."""
+    if not splits:
+        return [CPU] * (n_layer + 1)
+    total = sum(splits)
+    cum, acc = [], 0.0
+    for w in splits:
+        acc += w
+        cum.append(acc / total)
+    start, act = gpu_start(n_layer, ngl), min(ngl, n_layer + 1)
+    out = []
+    for il in range(n_layer + 1):
+        if il < start:
+            out.append(CPU)
+        else:
+            out.append(min(bisect.bisect_right(cum, (il - start) / act), len(splits) - 1))
+    return out
+
+
+def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int, splits: list[float] | None = None,
+                  cpu_overrides: list[str] | None = None, unified: bool = False, repack: bool = True) -> ModelBuffers:
+    """tensors: (tensor, ggml type) as in the file (gguf_mix.plan_gguf or a read header).
+    splits: one weight per GPU (-ts, or free memory); None or [] for CPU only."""
+    splits = list(splits or [])
+    unit_dev = unit_devices(n_layer, ngl, splits)
     overrides = [re.compile(p) for p in (cpu_overrides or [])]
-    cpu = gpu = 0
+    cpu = repacked = 0
+    gpu = [0] * len(splits)
     tied = not any(t.name == "output.weight" for t, _ in tensors)
+    out_dev = unit_dev[-1]
     for t, ggml in tensors:
         size = tensor_bytes(ggml, t.ne)
         m = re.match(r"blk\.(\d+)\.", t.name)
         if t.name == "token_embd.weight":
-            on_gpu = False
-            if tied and output_gpu and not unified:  # the output layer's own copy of the tied matrix
-                gpu += size
+            dev = CPU
+            if tied and out_dev != CPU and not unified:  # the output layer's own copy of the tied matrix
+                gpu[out_dev] += size
+            elif tied and repack and _repacked(ggml, t.ne):  # CPU output layer: its duplicate is a matmul weight
+                repacked += size
         elif any(p.search(t.name) for p in overrides):
-            on_gpu = False
+            dev = CPU
         elif m:
-            on_gpu = int(m.group(1)) >= start
+            il = int(m.group(1))
+            dev = unit_dev[il] if il < n_layer else out_dev
         else:  # output, output_norm and model-level tensors travel with the output layer
-            on_gpu = output_gpu
-        if on_gpu:
-            gpu += size
-        else:
+            dev = out_dev
+        if dev == CPU:
             cpu += size
-    if unified:  # Metal maps the whole file into one device buffer
-        gpu = cpu + gpu
-    return ModelBuffers(cpu_bytes=cpu, gpu_bytes=gpu, gpu_layers=n_layer - start, output_on_gpu=output_gpu,
-                        unified=unified)
+            if repack and t.name != "token_embd.weight" and _repacked(ggml, t.ne):
+                repacked += size
+        else:
+            gpu[dev] += size
+    if unified and gpu:  # Metal maps the whole file into one device buffer
+        gpu[0] = cpu + sum(gpu)
+    return ModelBuffers(cpu_bytes=cpu, repack_bytes=0 if unified else repacked, gpu_bytes=gpu, unit_device=unit_dev,
+                        gpu_layers=sum(1 for d in unit_dev[:-1] if d != CPU), unified=unified)
+
+
+def _repacked(ggml: str, ne: tuple[int, ...]) -> bool:
+    return ggml.upper() in REPACK_X86_AVX2 and len(ne) >= 2 and ne[1] % 8 == 0

@@ -28,6 +28,14 @@ class ModelSource(BaseModel):
     header_bytes_read: int = 0
     gguf_tensors: list[tuple[str, tuple[int, ...], str]] | None = None  # (name, ggml dims, type) of a GGUF read
 
+    def llama_tensors(self) -> list | None:
+        """The GGUF's tensors as the llama.cpp engine takes them: [(GGUFTensor, ggml type)]."""
+        from ..gguf_mix import GGUFTensor
+
+        if self.gguf_tensors is None:
+            return None
+        return [(GGUFTensor(n, tuple(ne)), t) for n, ne, t in self.gguf_tensors]
+
 
 def open_model(name: str, revision: str | None = None, token: str | None = None) -> ModelSource:
     """In this order: a local .gguf file, config.json or model folder; a catalog id or alias

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..spec import AttentionSpec, LayerSpec, MLASpec, MLPSpec, ModelSpec
+from ..spec import AttentionSpec, LayerSpec, MLASpec, MLPSpec, ModelSpec, SSMSpec
 from .gguf_header import GGUFError, GGUFHeader
 
 # llama.cpp architectures read exactly; others fall back to a generic GQA decoder (approximate).
@@ -18,9 +18,44 @@ ARCHS: dict[str, dict[str, Any]] = {
     "llama": {}, "qwen2": {"qkv_bias": True}, "qwen3": {"qk_norm": True}, "qwen3moe": {"qk_norm": True},
     "phi3": {}, "gemma2": {"swa": 2, "norms": 4}, "gemma3": {"swa": 6, "norms": 4, "qk_norm": True},
     "gpt-oss": {"swa": 2, "sinks": True, "qkv_bias": True, "o_bias": True}, "deepseek2": {"mla": True},
+    # recurrent and hybrid (which layers are recurrent: src/models/<arch>.cpp load_arch_hparams)
+    "mamba": {"ssm": "mamba1", "recurrent": "all"}, "mamba2": {"ssm": "mamba2", "recurrent": "all"},
+    "granitehybrid": {"ssm": "mamba2", "recurrent": "no_kv_heads"},
+    "nemotron_h": {"ssm": "mamba2", "recurrent": "no_kv_heads_no_ffn"},
+    "falcon-h1": {"ssm": "mamba2", "recurrent": "all", "parallel_attention": True},
+    "qwen3next": {"ssm": "gated_deltanet", "recurrent": "interval", "qk_norm": True, "output_gate": True},
 }
 MODEL_TYPES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen3moe": "qwen3_moe", "phi3": "phi3",
-               "gemma2": "gemma2", "gemma3": "gemma3_text", "gpt-oss": "gpt_oss", "deepseek2": "deepseek_v3"}
+               "gemma2": "gemma2", "gemma3": "gemma3_text", "gpt-oss": "gpt_oss", "deepseek2": "deepseek_v3",
+               "mamba": "mamba", "mamba2": "mamba2", "granitehybrid": "granitemoehybrid", "nemotron_h": "nemotron_h",
+               "falcon-h1": "falcon_h1", "qwen3next": "qwen3_next"}
+
+
+def _ssm(kind: str, key: Any) -> SSMSpec:
+    """llama.cpp's SSM keys (llama-arch.cpp LLM_KV_SSM_*). Qwen3-Next maps its Gated DeltaNet onto
+    them (convert_hf_to_gguf.py Qwen3NextModel): inner_size = v heads x head dim, state_size = head
+    dim, group_count = k heads, time_step_rank = v heads."""
+    d_conv, d_inner, d_state = key("ssm.conv_kernel", 4), key("ssm.inner_size", 0), key("ssm.state_size", 0)
+    rank, groups = key("ssm.time_step_rank", 0), key("ssm.group_count", 0)
+    if kind == "mamba1":
+        return SSMSpec(kind="mamba1", d_inner=d_inner, d_state=d_state, d_conv=d_conv, dt_rank=rank)
+    if kind == "mamba2":
+        return SSMSpec(kind="mamba2", d_inner=d_inner, d_state=d_state, d_conv=d_conv, n_heads=rank,
+                       head_dim=d_inner // max(1, rank), n_groups=groups or 1)
+    return SSMSpec(kind="gated_deltanet", d_conv=d_conv, num_k_heads=groups, num_v_heads=rank, head_k_dim=d_state,
+                   head_v_dim=d_inner // max(1, rank), conv_bias=False)
+
+
+def _is_recurrent(rule: str | None, i: int, kv_heads: list[int], ffn: list[int], key: Any) -> bool:
+    if rule == "all":
+        return True
+    if rule == "no_kv_heads":  # granite-hybrid.cpp: recurrent iff head_count_kv(il) == 0
+        return kv_heads[i] == 0
+    if rule == "no_kv_heads_no_ffn":  # nemotron-h.cpp: no KV heads and no FFN
+        return kv_heads[i] == 0 and ffn[i] == 0
+    if rule == "interval":  # qwen3next.cpp: (il + 1) % full_attention_interval != 0
+        return (i + 1) % (key("full_attention_interval", 4) or 4) != 0
+    return False
 
 
 def _per_layer(value: Any, n: int, key: str, where: str) -> list[int]:
@@ -55,9 +90,10 @@ def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> 
     if traits is None:
         traits = {}
         notes.append(f"llama.cpp architecture {arch!r} is read as a generic decoder: approximate")
-    heads = _per_layer(key("attention.head_count"), n, f"{arch}.attention.head_count", where)
-    kv_heads = _per_layer(key("attention.head_count_kv", key("attention.head_count")), n,
-                          f"{arch}.attention.head_count_kv", where)
+    heads = _per_layer(key("attention.head_count", 0 if traits.get("ssm") else None), n,
+                       f"{arch}.attention.head_count", where)
+    kv_heads = _per_layer(key("attention.head_count_kv", key("attention.head_count", 0 if traits.get("ssm") else None)),
+                          n, f"{arch}.attention.head_count_kv", where)
     ffn = key("feed_forward_length", 0)
     ffn = _per_layer(ffn, n, f"{arch}.feed_forward_length", where) if ffn else [0] * n
     window = key("attention.sliding_window")
@@ -66,7 +102,12 @@ def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> 
     leading_dense = key("leading_dense_block_count", 0) or 0
     layers = []
     for i in range(n):
-        if traits.get("mla"):
+        recurrent = _is_recurrent(traits.get("recurrent"), i, kv_heads, ffn, key)
+        ssm = _ssm(traits["ssm"], key) if recurrent else None
+        attn: AttentionSpec | None
+        if recurrent and not traits.get("parallel_attention"):
+            attn = None
+        elif traits.get("mla"):
             rope = key("rope.dimension_count")
             k_len = key("attention.key_length_mla") or key("attention.key_length")
             v_len = key("attention.value_length_mla") or key("attention.value_length")
@@ -81,7 +122,8 @@ def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> 
             attn = AttentionSpec(kind="sliding" if sliding else "full", num_heads=heads[i], num_kv_heads=kv_heads[i],
                                  head_dim_k=k_len, head_dim_v=v_len, window=window if sliding else None,
                                  sinks=traits.get("sinks", False), qkv_bias=traits.get("qkv_bias", False),
-                                 o_bias=traits.get("o_bias", False), qk_norm=traits.get("qk_norm", False))
+                                 o_bias=traits.get("o_bias", False), qk_norm=traits.get("qk_norm", False),
+                                 output_gate=traits.get("output_gate", False))
         if n_expert and i >= leading_dense and f"blk.{i}.ffn_gate_inp.weight" in tensors:
             shared = key("expert_shared_count", 0) or 0
             exp_ff = key("expert_feed_forward_length") or ffn[i]
@@ -91,9 +133,11 @@ def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> 
                           expert_bias=f"blk.{i}.ffn_up_exps.bias" in tensors,
                           router_bias=f"blk.{i}.ffn_gate_inp.bias" in tensors,
                           router_score_bias=f"blk.{i}.exp_probs_b.bias" in tensors)
-        else:
+        elif ffn[i]:
             mlp = MLPSpec(kind="dense", intermediate_size=ffn[i])
-        layers.append(LayerSpec(attention=attn, mlp=mlp, norms=traits.get("norms", 2)))
+        else:
+            mlp = MLPSpec(kind="none")
+        layers.append(LayerSpec(attention=attn, ssm=ssm, mlp=mlp, norms=traits.get("norms", 2)))
     ctx = key("context_length")
     return ModelSpec(
         id=model_id, source=source, model_type=MODEL_TYPES.get(arch, arch), architecture=f"gguf:{arch}",
