@@ -52,6 +52,7 @@ class LlamaOptions(BaseModel):
     mlock: bool = False
     cpu_repack: bool = True  # llama.cpp's default; --no-repack turns it off
     ftype: str | None = None  # when no GGUF file is given: predict this llama.cpp file type
+    mla_layout: Literal["per_head", "latent_kv", "latent_k"] = "latent_k"  # llamacpp/kv.py MLA_LAYOUTS
 
     @property
     def fa(self) -> bool:
@@ -198,7 +199,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                       "cache types [src/llama-context.cpp llama_init_from_model: MLA]")
     kvo = LlamaKVOptions(n_ctx=n_ctx_req, n_seq_max=opts.n_parallel, kv_unified=opts.kv_unified,
                          n_ubatch=opts.n_ubatch, type_k=opts.type_k.upper(), type_v=opts.type_v.upper(),
-                         swa_full=opts.swa_full)
+                         swa_full=opts.swa_full, mla_layout=opts.mla_layout)
     n_ctx_seq, streams = context_cells(kvo)
     layers_mem = layer_memory(spec, kvo)
     caches = llama_caches(spec, kvo)
