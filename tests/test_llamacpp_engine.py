@@ -73,3 +73,36 @@ def test_real_gguf_file_supplies_its_tensors(tmp_path, capsys):
     everything = sum(tensor_bytes(ty, t.ne) for t, ty in plan)
     assert code == 0 and r["devices"][0]["model_buffer_bytes"] == everything - emb  # untied: every tensor but token_embd
     assert r["devices"][1]["model_buffer_bytes"] == emb and r["command"].startswith(f"llama-server -m {path}")
+
+
+# Flags llama-server accepts (common/arg.cpp at llama.cpp 4df29be, the build of tests/data/llamacpp_runs.json),
+# each with the value form we print.
+SERVER_FLAGS = {"-m", "-c", "-ngl", "-np", "--kv-unified", "-ctk", "-ctv", "-fa", "-b", "-ub", "--n-cpu-moe",
+                "--cpu-moe", "-ot", "--swa-full", "-nkvo", "--no-repack", "-sm", "-ts", "-mg", "--fit"}
+
+
+def test_printed_command_uses_only_llama_server_flags_and_the_solved_values():
+    spec = load("llama-3.3-70b")
+    g = find_gpu("rtx3090")
+    r = check_llamacpp(spec, [g, g], LlamaOptions(ftype="Q4_K_M", n_ctx=32768, n_parallel=2, kv_unified=False,
+                                                  type_k="q8_0", type_v="q8_0", n_batch=1024, n_ubatch=256,
+                                                  n_gpu_layers=None, tensor_split=(3, 2), no_kv_offload=False))
+    flags = [t for t in r.command.split() if t.startswith("-")]
+    assert set(flags) <= SERVER_FLAGS, set(flags) - SERVER_FLAGS
+    # -ngl auto was solved: the printed value is the one checked, and it fits
+    assert f"-ngl {r.n_gpu_layers}" in r.command and r.fits and r.max_gpu_layers == r.n_gpu_layers
+    assert "-ts 3,2" in r.command and "-ctk q8_0 -ctv q8_0" in r.command and "--fit off" in r.command
+    bigger = check_llamacpp(spec, [g, g], LlamaOptions(ftype="Q4_K_M", n_ctx=32768, n_parallel=2, kv_unified=False,
+                                                       type_k="q8_0", type_v="q8_0", n_batch=1024, n_ubatch=256,
+                                                       n_gpu_layers=r.n_gpu_layers + 1, tensor_split=(3, 2)),
+                            solve=False)
+    assert not bigger.fits  # one more layer does not
+
+
+def test_auto_context_is_lowered_as_fit_does():
+    # -c 0 on a 12 GB card: the 128K training context does not fit; --fit lowers it in steps of 256
+    r = check_llamacpp(load("llama-3.1-8b"), find_gpu("rtx4070"), LlamaOptions(ftype="Q4_K_M"))
+    assert r.fits and r.n_ctx % 256 == 0 and 4096 <= r.n_ctx < 131072 and "lowered" in r.context_source
+    over = check_llamacpp(load("llama-3.1-8b"), find_gpu("rtx4070"), LlamaOptions(ftype="Q4_K_M", n_ctx=r.n_ctx + 256),
+                          solve=False)
+    assert not over.fits
