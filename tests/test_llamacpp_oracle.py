@@ -3,7 +3,7 @@ llama-cpp-python 0.3.35, commit 4df29be): tools/record_llamacpp.py loaded the GG
 tests/llamacpp_models.py at many settings and recorded the buffer sizes it printed
 (tests/data/llamacpp_runs.json). Here the same files are written again, read back through our GGUF
 reader, and every printed buffer is compared: model size exact to the byte, KV / recurrent / output
-buffers exact to the printed 0.01 MiB, compute buffers within 10%."""
+buffers exact to the printed 0.01 MiB; compute buffers: the error distribution of the fitted estimate."""
 
 from __future__ import annotations
 

@@ -4,12 +4,12 @@ output, attending over the whole cache; llamacpp_rules.md rule 6).
 
 Not an allocator replay: the peak of the phases whose live tensors dominate, with coefficients
 read off a real llama.cpp (CPU backend, build 4df29be) at 177 settings of 15 small models of 12
-families (tests/data/llamacpp_runs.json; tests/test_llamacpp_oracle.py holds every one within
-10%). With U = n_ubatch x 4 bytes (one F32 activation column):
+families (tests/data/llamacpp_runs.json; tests/test_llamacpp_oracle.py pins the error
+distribution). With U = n_ubatch x 4 bytes (one F32 activation column):
   - output phase: the F32 logits n_vocab x U plus 3 x n_embd x U of hidden states;
   - layer phase, flash attention on: the F16 KQ mask n_kv x n_ubatch x 2 (and the SWA mask) plus
     the larger of the FFN (4 n_embd + 3 ff) x U and attention (2 n_embd + 2.5 q + 2 kv) x U
-    activations; MLA adds the absorbed per-head latents (3 x kv_lora x heads) x U;
+    activations; MLA: (2 n_embd + q + 2.6 x kv_lora x heads) x U (the absorbed per-head latents);
   - layer phase, flash attention off: the F32 scores n_kv x n_ubatch x heads x 4 and the F32 mask
     n_kv x n_ubatch x 4, plus (3 n_embd + 2.5 q) x U.
 n_kv is the cells of one stream (n_ctx_seq). ggml-alloc's reuse makes the real peak uneven
