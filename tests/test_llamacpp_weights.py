@@ -60,14 +60,14 @@ def test_layer_split_holds_the_same_weights_as_one_device():
     import vramcalc
     from vramcalc.gguf_mix import plan_gguf
     from vramcalc.gpus import find_gpu
-    from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp, check_llamacpp_split
+    from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
 
     spec = vramcalc.load_model("llama-3.1-8b")
     tensors = plan_gguf(spec, "Q4_K_M")
     g = find_gpu("rtx3090")
     opts = LlamaOptions(n_ctx=8192, n_parallel=1, ftype="Q4_K_M")
     one = check_llamacpp(spec, g, opts, tensors)
-    two = check_llamacpp_split(spec, [g, g], opts, tensors)
+    two = check_llamacpp(spec, [g, g], opts, tensors)
     gpu_two = [d for d in two.devices if d.device != "host RAM"]
     assert sum(d.model_buffer_bytes for d in gpu_two) == one.devices[0].model_buffer_bytes  # token_embd stays on the CPU in both
     assert sum(d.kv_buffer_bytes for d in gpu_two) == one.devices[0].kv_buffer_bytes

@@ -4,7 +4,7 @@ the commands that run it.
 Pipeline: for each engine and quant (the model's own checkpoint and the formats it can be converted
 to, data/planner.json), each KV dtype and each layout (vLLM TP x PP per replica and replicas over the
 rest; llama.cpp one GPU per replica, a layer split, partial offload, MoE experts on the CPU), run the
-engine memory model (vllm.engine.check_vllm, llamacpp.engine.check_llamacpp[_split]); keep what starts,
+engine memory model (vllm.engine.check_vllm, llamacpp.engine.check_llamacpp); keep what starts,
 holds `concurrency` sequences of `context` tokens and passes every engine rule; estimate its speed
 (speed.py); rank for the goal. Families of layouts that never fit get one line each saying why.
 """
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .gguf_mix import plan_gguf
 from .gpus import GIB, GPU
-from .llamacpp.engine import LlamaOptions, check_llamacpp, check_llamacpp_split
+from .llamacpp.engine import LlamaOptions, check_llamacpp
 from .params import count_params
 from .quant import quantized_bytes, scheme_from_config, target_scheme
 from .spec import ModelSpec
@@ -383,7 +383,7 @@ def _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram, rejected,
                 reps = len(gpus) if uniform and len(gpus) > 1 else 1
                 layouts.append((Layout(replicas=reps, split="none", gpus_per_replica=1), one))
             elif len(gpus) > 1:
-                split = check_llamacpp_split(spec, gpus, opts, tensors, host_ram)
+                split = check_llamacpp(spec, gpus, opts, tensors, host_ram, solve=False)  # -sm layer
                 if split.fits:
                     layouts.append((Layout(split="layer", gpus_per_replica=len(gpus)), split))
                 else:

@@ -342,12 +342,3 @@ def _trace(spec, opts, mb, caches, kv_dev, kv_host, comp, output, devices, n_lay
         trace.append(term(f"total ({d.device})", d.total_bytes, "model + KV + recurrent + compute (+ output on the host)",
                           available=d.available_bytes))
     return trace
-
-
-def check_llamacpp_split(spec: ModelSpec, gpus: list[GPU], opts: LlamaOptions,
-                         tensors: list[tuple[GGUFTensor, str]] | None = None, ram_bytes: int | None = None,
-                         model_ref: str = "model.gguf", tensor_split: list[float] | None = None) -> LlamaResult:
-    """`-sm layer` over several GPUs (kept for callers of the earlier API): check_llamacpp with a list."""
-    if tensor_split:
-        opts = opts.model_copy(update={"tensor_split": tuple(tensor_split)})
-    return check_llamacpp(spec, gpus, opts.model_copy(update={"split_mode": "layer"}), tensors, ram_bytes, model_ref)
