@@ -55,6 +55,8 @@ def main() -> None:
                             kv_unified=str(ctx.get("kv_unified")).lower() != "false",
                             n_ubatch=opts_kw.pop("n_ubatch", None) or ctx.get("n_ubatch") or 512,
                             flash_attn="on" if fa == "enabled" else "off",  # builds that print nothing predate -fa auto
+                            # no log prints n_outputs_max: every build predates PR #23861, n_batch logits rows
+                            n_outputs_max=ctx.get("n_batch") or 2048,
                             **{k: v for k, v in opts_kw.items() if k in ("type_k", "type_v", "swa_full", "mla_layout")})
         backend = case["hardware"]["backend"]
         off = case.get("offloaded_layers") or ""

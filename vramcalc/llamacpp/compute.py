@@ -22,12 +22,18 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from ..spec import ModelSpec
+from .graphs import reserve_peak
 
 # Rule 6.3: with several GPUs in layer mode and everything offloaded, the scheduler keeps this many
 # copies of the compute buffers (GGML_SCHED_MAX_COPIES, log "pipeline parallelism enabled (n_copies=4)").
 SCHED_MAX_COPIES = 4
 # The verdict adds this share of the estimate: the worst recorded run is 26% above it (qwen3next).
 UNCERTAINTY = 0.30
+# Buffer alignment of the compute buffer type: ggml-cpu TENSOR_ALIGNMENT 32; ggml-cuda (and HIP, SYCL)
+# get_alignment 128, used for every GPU backend here (Metal's 32 and Vulkan's device minimum differ by
+# at most a few hundred KiB over a whole graph)
+CPU_ALIGNMENT, GPU_ALIGNMENT = 32, 128
+REPLAY_GPU_MARGIN = 0.10
 OUTPUT_HIDDEN = 3  # n_embd columns live beside the logits
 FFN_HIDDEN, FFN_FF = 4, 3
 ATTN_HIDDEN, ATTN_Q, ATTN_KV = 2, 2.5, 2
@@ -42,6 +48,8 @@ class ComputeBuffers(BaseModel):
     host: int
     copies: int
     how: str
+    exact: bool = False  # the allocator replay, not the formula
+    margin: float = UNCERTAINTY  # share of the estimate the verdict adds
 
 
 def _ff_eff(layer) -> int:
@@ -73,8 +81,9 @@ def _ssm_cols(layer) -> float:
     return 2 * s.d_inner + s.conv_channels
 
 
-def output_phase(spec: ModelSpec, n_ub: int) -> int:
-    return (spec.vocab_size + OUTPUT_HIDDEN * spec.hidden_size) * n_ub * 4
+def output_phase(spec: ModelSpec, n_ub: int, n_out: int | None = None) -> int:
+    """n_out: logits rows (min(n_ubatch, n_outputs_max)); the hidden states are for every token."""
+    return (spec.vocab_size * (n_ub if n_out is None else min(n_out, n_ub)) + OUTPUT_HIDDEN * spec.hidden_size * n_ub) * 4
 
 
 def layer_phase(spec: ModelSpec, n_ub: int, n_kv: int, n_kv_swa: int, fa: bool) -> int:
@@ -96,18 +105,42 @@ def layer_phase(spec: ModelSpec, n_ub: int, n_kv: int, n_kv_swa: int, fa: bool) 
     return int(kv_cells * n_ub * heads * 4 + kv_cells * n_ub * 4 + (NOFA_HIDDEN * h + NOFA_Q * q) * unit)
 
 
-def graph_peak(spec: ModelSpec, n_ub: int, n_kv: int, n_kv_swa: int, fa: bool, output: bool) -> int:
+def graph_peak(spec: ModelSpec, n_ub: int, n_kv: int, n_kv_swa: int, fa: bool, output: bool,
+               n_out: int | None = None) -> int:
     peak = layer_phase(spec, n_ub, n_kv, n_kv_swa, fa)
     if output:
-        peak = max(peak, output_phase(spec, n_ub))
+        peak = max(peak, output_phase(spec, n_ub, n_out))
     return peak
 
 
 def compute_buffers(spec: ModelSpec, opts, mb, n_kv: int, n_kv_swa: int, fa: bool, n_dev: int,
-                    pipeline: bool = True) -> ComputeBuffers:
-    """Per GPU and for the host. n_kv: cells of one stream (full layers); n_kv_swa: of the SWA cache.
-    pipeline: the devices support async compute and events (data/llamacpp_backends.json)."""
+                    pipeline: bool = True, arch: str = "", n_ctx: int = 0) -> ComputeBuffers:
+    """Per GPU and for the host. n_kv: cells of one stream (full layers); n_kv_swa: of the SWA cache;
+    n_ctx: all cells. pipeline: the devices support async compute and events (llamacpp_backends.json).
+
+    Where one backend runs the whole graph (CPU only, or one GPU holding every layer and the output)
+    and graphs.py has the architecture, the buffer is the allocator replay of the rebuilt graph
+    (exact on every recorded CPU run it covers); elsewhere the phase formula below."""
     n_ub = min(opts.n_ubatch, opts.n_batch, max(1, n_kv))
+    n_out = opts.outputs_reserved
+    unified = opts.kv_unified or opts.n_parallel == 1
+    whole_graph = n_dev == 0 or (n_dev == 1 and mb.gpu_layers == spec.num_layers and mb.output_device == 0
+                                 and not (opts.cpu_moe or opts.n_cpu_moe or opts.override_tensor_cpu)
+                                 and not opts.no_kv_offload)
+    # graphs.py builds MLA as current llama.cpp runs it (the latent K-only cache); older layouts keep the formula
+    mla_now = getattr(opts, "mla_layout", "latent_k") == "latent_k"
+    if whole_graph and arch and (mla_now or not any(la.attention is not None and la.attention.mla is not None
+                                                     for la in spec.layers)):
+        replay = reserve_peak(spec, arch, n_ctx or n_kv, min(opts.n_ubatch, opts.n_batch), opts.n_parallel, n_out,
+                              n_kv, n_kv_swa, unified, fa, opts.type_k, opts.type_v,
+                              alignment=CPU_ALIGNMENT if n_dev == 0 else GPU_ALIGNMENT)
+        if replay is not None:
+            how = ("ggml-alloc replayed on llama.cpp's worst-case graph, rebuilt op by op (exact on every "
+                   "recorded CPU run of the architectures it covers)")
+            # on the CPU backend it is what llama.cpp allocates; on a GPU the same allocator runs the same
+            # graph, but no GPU run checks it yet: REPLAY_GPU_MARGIN
+            return ComputeBuffers(device=[replay] if n_dev else [], host=0 if n_dev else replay, copies=1, how=how,
+                                  exact=True, margin=REPLAY_GPU_MARGIN if n_dev else 0.0)
     tensor_split = opts.split_mode == "tensor" and n_dev > 1
     copies = SCHED_MAX_COPIES if pipeline and n_dev > 1 and mb.gpu_layers == spec.num_layers and mb.output_device != -1 \
         and not (opts.cpu_moe or opts.n_cpu_moe or opts.override_tensor_cpu) and not opts.no_kv_offload \
@@ -115,11 +148,11 @@ def compute_buffers(spec: ModelSpec, opts, mb, n_kv: int, n_kv_swa: int, fa: boo
     dev = [0] * n_dev
     for d in range(n_dev):
         if tensor_split and mb.gpu_layers:  # every GPU runs every offloaded layer's graph (its share of it):
-            dev[d] = graph_peak(spec, n_ub, n_kv, n_kv_swa, fa, output=True)  # the whole graph, an upper bound
+            dev[d] = graph_peak(spec, n_ub, n_kv, n_kv_swa, fa, output=True, n_out=n_out)  # the whole graph: an upper bound
         elif d in mb.unit_device:
-            dev[d] = graph_peak(spec, n_ub, n_kv, n_kv_swa, fa, output=mb.output_device == d) * copies
+            dev[d] = graph_peak(spec, n_ub, n_kv, n_kv_swa, fa, output=mb.output_device == d, n_out=n_out) * copies
     on_cpu = n_dev == 0 or -1 in mb.unit_device
-    host = graph_peak(spec, n_ub, n_kv, n_kv_swa, fa, output=mb.output_device == -1) if on_cpu else 0
+    host = graph_peak(spec, n_ub, n_kv, n_kv_swa, fa, output=mb.output_device == -1, n_out=n_out) if on_cpu else 0
     how = ("the larger of the output phase (logits) and the layer phase (mask + activations"
            + (")" if fa else " + F32 attention scores)") + "; on 177 real llama.cpp runs the median error is "
            "2.7% and the worst 21% low, so the verdict adds a 30% margin")

@@ -21,7 +21,7 @@ from ..gguf_mix import GGUFTensor, plan_gguf
 from ..gpus import GPU
 from ..spec import ModelSpec
 from ..trace import TraceTerm, term
-from .compute import UNCERTAINTY, compute_buffers
+from .compute import compute_buffers
 from .kv import LlamaKVOptions, context_cells, layer_memory, llama_caches, output_buffer_bytes
 from .weights import CPU, ModelBuffers, model_buffers
 
@@ -62,6 +62,15 @@ class LlamaOptions(BaseModel):
     # puts RPC devices first (llama_prepare_model_devices), so the first rpc_nodes x (GPUs per node)
     # GPUs of the list are theirs
     rpc_nodes: int = 0
+
+    # logits rows the context reserves (llama_context_params.n_outputs_max; 0 = n_batch). None: llama-server's
+    # choice since llama.cpp PR #23861 (2026-06-01): one per slot (server_output_limits). Programs that
+    # keep the library default (llama-cpp-python, llama-cli, builds before that PR) reserve n_batch rows.
+    n_outputs_max: int | None = None
+
+    @property
+    def outputs_reserved(self) -> int:
+        return self.n_outputs_max or self.n_parallel
 
     @property
     def fa(self) -> bool:
@@ -284,7 +293,8 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
             rs_dev[d] += lm.recurrent_bytes
     n_kv_swa = next((c.cells for c in caches if c.name == "SWA"), 0)
     pipeline = bool(gl) and not opts.rpc_nodes and backend_rules()["backends"][backend_of(gl, opts)]["pipeline_parallel"]
-    comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev, pipeline=pipeline)
+    comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev, pipeline=pipeline, arch=gguf_arch(spec),
+                           n_ctx=n_ctx_seq * streams)
     output = output_buffer_bytes(spec, opts.n_parallel)
     devices = []
     for d, g in enumerate(gl):
@@ -302,7 +312,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
         devices.append(LlamaDevice(device=name, model_buffer_bytes=model_b, kv_buffer_bytes=kv_dev[d],
                                    recurrent_buffer_bytes=rs_dev[d], compute_buffer_bytes=comp.device[d],
                                    output_buffer_bytes=output if host_in_pool else 0, total_bytes=total,
-                                   uncertainty_bytes=int(comp.device[d] * UNCERTAINTY), available_bytes=avail))
+                                   uncertainty_bytes=int(comp.device[d] * comp.margin), available_bytes=avail))
     host_model = 0 if unified else mb.cpu_bytes
     if not unified:
         host_total = host_model + mb.repack_bytes + kv_host + rs_host + comp.host + output
@@ -310,7 +320,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                                    repack_buffer_bytes=mb.repack_bytes, kv_buffer_bytes=kv_host,
                                    recurrent_buffer_bytes=rs_host, compute_buffer_bytes=comp.host,
                                    output_buffer_bytes=output, total_bytes=host_total,
-                                   uncertainty_bytes=int(comp.host * UNCERTAINTY),
+                                   uncertainty_bytes=int(comp.host * comp.margin),
                                    available_bytes=ram_bytes if ram_bytes is not None else -1))
         if ram_bytes is None:
             warnings.append("host RAM not given (--ram): the host column is not checked; CPU weights are mmap'ed "
@@ -465,7 +475,8 @@ def _trace(spec, opts, mb, caches, kv_dev, kv_host, comp, output, devices, n_lay
     trace.append(term("KV on the GPUs", sum(kv_dev), "each layer's KV lives on that layer's device",
                       source="llamacpp_rules.md rule 2.7", on_host=kv_host))
     trace.append(term("compute (estimate)", sum(comp.device) + comp.host, comp.how,
-                      source="llamacpp/compute.py, fitted on real llama.cpp runs (tests/data/llamacpp_runs.json)",
+                      source=("llamacpp/graphs.py + galloc.py: llama.cpp's reserve graphs and ggml-alloc, replayed" if comp.exact
+                              else "llamacpp/compute.py, fitted on real llama.cpp runs (tests/data/llamacpp_runs.json)"),
                       per_gpu=comp.device, host=comp.host, copies=comp.copies, flash_attn=fa, ubatch=opts.n_ubatch))
     trace.append(term("output buffer", output, "vocab x 4 bytes x parallel sequences (host)",
                       source="llamacpp_rules.md rule 7 (llama-context.cpp output_reserve)"))

@@ -1,0 +1,189 @@
+"""Just enough of ggml to rebuild llama.cpp's worst-case graph and replay ggml-alloc on it.
+
+Tensors carry what the allocator looks at: type, shape and strides (ggml_are_same_layout), the op
+(in-place candidates), sources, the view they alias and the input/output flags. Weights and KV cache
+tensors are 'external' (allocated elsewhere). Graph order is ggml's: ggml_build_forward_expand
+visits sources left to right, depth first, and appends each tensor after its sources
+(ggml/src/ggml.c ggml_visit_parents_graph); tensors without an op become leafs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import prod
+
+from ..ggml import ggml_type
+
+INPUT, OUTPUT = 1, 2
+VIEW_OPS = {"VIEW", "RESHAPE", "PERMUTE", "TRANSPOSE", "SET_ROWS"}  # results alias their source
+
+
+@dataclass(eq=False)
+class T:
+    type: str
+    ne: tuple[int, int, int, int]
+    nb: tuple[int, int, int, int]
+    op: str = "NONE"
+    srcs: list[T] = field(default_factory=list)
+    view_src: T | None = None
+    view_offs: int = 0
+    flags: int = 0
+    external: bool = False  # weights, KV cache: not in the compute buffer
+    name: str = ""
+
+    @property
+    def nbytes(self) -> int:
+        """ggml_nbytes."""
+        t = ggml_type(self.type)
+        if any(n == 0 for n in self.ne):
+            return 0
+        if t.block == 1:
+            return t.block_bytes + sum((n - 1) * b for n, b in zip(self.ne, self.nb))
+        return self.ne[0] * self.nb[0] // t.block + sum((n - 1) * b for n, b in zip(self.ne[1:], self.nb[1:]))
+
+    @property
+    def contiguous(self) -> bool:
+        return self.nb == _strides(self.type, self.ne)
+
+    def layout(self) -> tuple:
+        return (self.type, self.ne, self.nb)
+
+
+def _ne4(ne) -> tuple[int, int, int, int]:
+    ne = tuple(int(n) for n in ne)
+    return (ne + (1, 1, 1, 1))[:4]  # type: ignore[return-value]
+
+
+def _strides(type_: str, ne) -> tuple[int, int, int, int]:
+    t = ggml_type(type_)
+    nb0 = t.block_bytes
+    nb1 = nb0 * (ne[0] // t.block)
+    return (nb0, nb1, nb1 * ne[1], nb1 * ne[1] * ne[2])
+
+
+def new(type_: str, *ne, op: str = "NONE", srcs=(), name: str = "") -> T:
+    ne4 = _ne4(ne)
+    return T(type_, ne4, _strides(type_, ne4), op, list(srcs), name=name)
+
+
+def weight(type_: str, *ne) -> T:
+    t = new(type_, *ne)
+    t.external = True
+    return t
+
+
+def input_(type_: str, *ne, name: str = "") -> T:
+    t = new(type_, *ne, name=name)
+    t.flags |= INPUT
+    return t
+
+
+def _view(a: T, ne, nb, offs: int, op: str, srcs=None) -> T:
+    root = a.view_src if a.view_src is not None else a
+    offs += a.view_offs if a.view_src is not None else 0
+    return T(a.type, _ne4(ne), tuple(nb), op, list(srcs if srcs is not None else [a]), root, offs,  # type: ignore[arg-type]
+             external=root.external)
+
+
+# --- ops: shapes as ggml.c computes them --------------------------------------------------------
+
+def view(a: T, ne, nb_rest=(), offs: int = 0) -> T:
+    """ggml_view_{1,2,3,4}d: nb_rest = (nb1, nb2, nb3) as given; nb0 is the type's."""
+    ne = _ne4(ne)
+    nb = [a.nb[0]] + list(nb_rest)
+    while len(nb) < 4:
+        nb.append(nb[-1] * ne[len(nb) - 1])
+    return _view(a, ne, nb, offs, "VIEW")
+
+
+def reshape(a: T, *ne) -> T:
+    ne4 = _ne4(ne)
+    assert prod(ne4) == prod(a.ne), (a.ne, ne4)
+    return _view(a, ne4, _strides(a.type, ne4), 0, "RESHAPE")
+
+
+def permute(a: T, *axes: int) -> T:
+    ne, nb = [0] * 4, [0] * 4
+    for i, ax in enumerate(axes):
+        ne[ax], nb[ax] = a.ne[i], a.nb[i]
+    return _view(a, ne, nb, 0, "PERMUTE")
+
+
+def transpose(a: T) -> T:
+    return _view(a, (a.ne[1], a.ne[0], a.ne[2], a.ne[3]), (a.nb[1], a.nb[0], a.nb[2], a.nb[3]), 0, "TRANSPOSE")
+
+
+def cont(a: T, *ne) -> T:
+    return new(a.type, *(ne or a.ne), op="CONT", srcs=[a])
+
+
+def unary(op: str, a: T) -> T:
+    """Same shape and type as a (RMS_NORM, NORM, SCALE, UNARY, ROPE with extra sources ...)."""
+    return new(a.type, *a.ne, op=op, srcs=[a])
+
+
+def same(op: str, a: T, *others: T | None) -> T:
+    return new("F32" if a.type not in ("F32", "F16") else a.type, *a.ne, op=op,
+               srcs=[a] + [o for o in others if o is not None])
+
+
+def mul_mat(w: T, x: T) -> T:
+    return new("F32", w.ne[1], x.ne[1], x.ne[2], x.ne[3], op="MUL_MAT", srcs=[w, x])
+
+
+def mul_mat_id(w: T, x: T, ids: T) -> T:
+    return new("F32", w.ne[1], ids.ne[0], x.ne[2], 1, op="MUL_MAT_ID", srcs=[w, x, ids])
+
+
+def get_rows(a: T, ids: T) -> T:
+    return new("F32", a.ne[0], ids.ne[0], ids.ne[1], ids.ne[2], op="GET_ROWS", srcs=[a, ids])
+
+
+def set_rows(dst: T, src: T, ids: T) -> T:
+    t = _view(dst, dst.ne, dst.nb, 0, "SET_ROWS", srcs=[src, ids, dst])
+    return t
+
+
+def flash_attn_ext(q: T, k: T, v: T, mask: T | None, sinks: T | None = None) -> T:
+    srcs = [q, k, v] + ([mask] if mask is not None else []) + ([sinks] if sinks is not None else [])
+    return new("F32", v.ne[0], q.ne[2], q.ne[1], q.ne[3], op="FLASH_ATTN_EXT", srcs=srcs)
+
+
+def soft_max_ext(a: T, mask: T | None, sinks: T | None = None) -> T:
+    return new(a.type, *a.ne, op="SOFT_MAX", srcs=[a] + [s for s in (mask, sinks) if s is not None])
+
+
+def glu_split(a: T, b: T) -> T:
+    return new(a.type, *a.ne, op="GLU", srcs=[a, b])
+
+
+def concat(a: T, b: T, dim: int) -> T:
+    ne = list(a.ne)
+    ne[dim] += b.ne[dim]
+    return new(a.type, *ne, op="CONCAT", srcs=[a, b])
+
+
+# --- the graph --------------------------------------------------------------------------------
+
+class Graph:
+    def __init__(self) -> None:
+        self.nodes: list[T] = []
+        self.leafs: list[T] = []
+        self._seen: set[int] = set()
+
+    def expand(self, t: T) -> T:
+        stack: list[tuple[T, int]] = [(t, 0)]
+        if id(t) in self._seen:
+            return t
+        self._seen.add(id(t))
+        while stack:  # iterative post-order DFS, sources left to right
+            node, i = stack.pop()
+            if i < len(node.srcs):
+                stack.append((node, i + 1))
+                s = node.srcs[i]
+                if id(s) not in self._seen:
+                    self._seen.add(id(s))
+                    stack.append((s, 0))
+                continue
+            (self.leafs if node.op == "NONE" else self.nodes).append(node)
+        return t
