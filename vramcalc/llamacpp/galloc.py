@@ -78,7 +78,7 @@ def peak_bytes(graph: Graph, alignment: int = 32) -> int:
         own.add(id(t))
         if t.op in CAN_INPLACE:
             for p in t.srcs:
-                if id(p) not in own or p.flags & OUTPUT or p.layout() != t.layout():
+                if id(p) not in own or p.flags & OUTPUT or p.layout != t.layout:
                     continue
                 if children.get(id(p), 0) == 1 and views.get(id(p), 0) == 0:
                     addr[id(t)] = addr[id(p)]

@@ -10,6 +10,7 @@ visits sources left to right, depth first, and appends each tensor after its sou
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from math import prod
 
 from ..ggml import ggml_type
@@ -31,9 +32,9 @@ class T:
     external: bool = False  # weights, KV cache: not in the compute buffer
     name: str = ""
 
-    @property
+    @cached_property
     def nbytes(self) -> int:
-        """ggml_nbytes."""
+        """ggml_nbytes (shape and strides never change after creation)."""
         t = ggml_type(self.type)
         if any(n == 0 for n in self.ne):
             return 0
@@ -45,13 +46,14 @@ class T:
     def contiguous(self) -> bool:
         return self.nb == _strides(self.type, self.ne)
 
+    @cached_property
     def layout(self) -> tuple:
         return (self.type, self.ne, self.nb)
 
 
 def _ne4(ne) -> tuple[int, int, int, int]:
-    ne = tuple(int(n) for n in ne)
-    return (ne + (1, 1, 1, 1))[:4]  # type: ignore[return-value]
+    ne = tuple(ne)
+    return ne + (1,) * (4 - len(ne)) if len(ne) < 4 else ne  # type: ignore[return-value]
 
 
 def _strides(type_: str, ne) -> tuple[int, int, int, int]:

@@ -417,12 +417,30 @@ def covered(spec: ModelSpec, arch: str) -> bool:
     return True
 
 
+_PEAKS: dict[tuple, tuple[ModelSpec, int | None]] = {}  # ModelSpec holds dicts: keyed by identity
+
+
 def reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: int, n_outputs_max: int,
                  n_kv: int, n_kv_swa: int, unified: bool, fa: bool, type_k: str, type_v: str,
                  alignment: int = 32) -> int | None:
     """The compute buffer sched_reserve leaves: the larger of the pp graph (min(n_ctx, n_ubatch) tokens,
     rounded up to a multiple of the sequences; min(tokens, n_outputs_max) logits rows) and the tg graph
     (one token per sequence). None when no builder covers arch."""
+    key = (id(spec), arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa, type_k, type_v, alignment)
+    hit = _PEAKS.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    if len(_PEAKS) > 1024:
+        _PEAKS.clear()
+    peak = _reserve_peak(spec, arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa, type_k,
+                         type_v, alignment)
+    _PEAKS[key] = (spec, peak)
+    return peak
+
+
+def _reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: int, n_outputs_max: int,
+                  n_kv: int, n_kv_swa: int, unified: bool, fa: bool, type_k: str, type_v: str,
+                  alignment: int) -> int | None:
     if not covered(spec, arch):
         return None
     from .galloc import peak_bytes
