@@ -16,7 +16,6 @@ from math import prod
 from ..ggml import ggml_type
 
 INPUT, OUTPUT = 1, 2
-VIEW_OPS = {"VIEW", "RESHAPE", "PERMUTE", "TRANSPOSE", "SET_ROWS"}  # results alias their source
 
 
 @dataclass(eq=False)

@@ -180,8 +180,8 @@ class Builder:
         return cur
 
     # --- feed-forward ------------------------------------------------------------------------
-    def ffn(self, x: T, ff: int, act: str = "GLU") -> T:
-        """build_ffn, LLM_FFN_PAR with a fused gate: down(act(gate(x)) * up(x))."""
+    def ffn(self, x: T, ff: int) -> T:
+        """build_ffn, LLM_FFN_PAR: down(act(gate(x)) * up(x)); SwiGLU and GeGLU are the same GLU op."""
         up = self.mm(ff, x)
         gate = self.mm(ff, x)
         return self.mm(self.h, g.glu_split(gate, up))
