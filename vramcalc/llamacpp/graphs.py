@@ -401,10 +401,11 @@ BUILDERS: dict[str, Callable[[ModelSpec, Reserve], Graph]] = {"deepseek2": build
 BUILDERS.update({a: _transformer(a) for a in ("llama", "qwen3", "qwen3moe", "qwen2", "gemma2", "gemma3", "gpt-oss")})
 
 
-def covered(spec: ModelSpec, arch: str) -> bool:
-    """The builders know these layers: attention (MLA only for deepseek2) and a dense or routed FFN
-    (shared experts only for deepseek2); no recurrent mixers, gated or KV-shared attention."""
-    if arch not in BUILDERS:
+def covered(spec: ModelSpec, arch: str, mla_layout: str = "latent_k") -> bool:
+    """The builders know these layers: attention (MLA only for deepseek2, as current llama.cpp runs it:
+    the latent K-only cache, llamacpp/kv.py MLA_LAYOUTS) and a dense or routed FFN (shared experts only
+    for deepseek2); no recurrent mixers, gated or KV-shared attention."""
+    if arch not in BUILDERS or (arch == "deepseek2" and mla_layout != "latent_k"):
         return False
     for la in spec.layers:
         a = la.attention
@@ -417,15 +418,17 @@ def covered(spec: ModelSpec, arch: str) -> bool:
     return True
 
 
-_PEAKS: dict[tuple, tuple[ModelSpec, int | None]] = {}  # ModelSpec holds dicts: keyed by identity
+_PEAKS: dict[tuple, tuple[ModelSpec, int]] = {}  # ModelSpec holds dicts: keyed by identity
 
 
 def reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: int, n_outputs_max: int,
                  n_kv: int, n_kv_swa: int, unified: bool, fa: bool, type_k: str, type_v: str,
-                 alignment: int = 32) -> int | None:
+                 alignment: int = 32, mla_layout: str = "latent_k") -> int | None:
     """The compute buffer sched_reserve leaves: the larger of the pp graph (min(n_ctx, n_ubatch) tokens,
     rounded up to a multiple of the sequences; min(tokens, n_outputs_max) logits rows) and the tg graph
     (one token per sequence). None when no builder covers arch."""
+    if not covered(spec, arch, mla_layout):
+        return None
     key = (id(spec), arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa, type_k, type_v, alignment)
     hit = _PEAKS.get(key)
     if hit is not None and hit[0] is spec:
@@ -440,9 +443,7 @@ def reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: i
 
 def _reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: int, n_outputs_max: int,
                   n_kv: int, n_kv_swa: int, unified: bool, fa: bool, type_k: str, type_v: str,
-                  alignment: int) -> int | None:
-    if not covered(spec, arch):
-        return None
+                  alignment: int) -> int:
     from .galloc import peak_bytes
     nt = min(n_ctx, n_ubatch)
     peaks = []
