@@ -9,7 +9,7 @@ from conftest import DATA
 from vramcalc.cli import main
 from vramcalc.gpus import GPU, find_gpu
 from vramcalc.sources.catalog import load
-from vramcalc.vllm.engine import VLLMOptions, check_vllm
+from vramcalc.vllm.engine import VLLMOptions, check_vllm, custom_all_reduce, sampler_path
 
 GIB = 2**30
 CASES = json.loads((DATA / "vllm_budget_cases.json").read_text())["cases"]
@@ -49,11 +49,22 @@ def test_activation_peak_held_out_within_5_percent(case):
 
 
 @pytest.mark.parametrize("case", OTHER_RELEASES, ids=lambda c: c["id"])
-def test_uncalibrated_releases_err_low(case):
-    # vLLM 0.10.1 runs read with the nearest modelled rules: the KV pool must not come out larger
-    # than vLLM's (a false "fits" is the costly mistake), and not absurdly smaller either
+def test_uncalibrated_releases_from_the_rules(case):
+    # vLLM 0.10.1 runs: no constant was fitted on them; the sampling path and the custom all-reduce their
+    # logs name (settings_from_log) are the only inputs taken from the log
+    assert case["settings_from_log"]
     kv = run(case).devices[0].kv_cache_bytes / GIB
-    assert case["logged"]["kv_gib"] * 0.75 <= kv <= case["logged"]["kv_gib"]
+    assert abs(kv - case["logged"]["kv_gib"]) <= max(0.01 * abs(case["logged"]["kv_gib"]), 0.12)
+
+
+@pytest.mark.parametrize("case", [c for c in OTHER_RELEASES if c.get("settings_from_log")], ids=lambda c: c["id"])
+def test_unknown_install_plans_for_the_larger_sampler(case):
+    # without the log, vLLM <= 0.11.0's FlashInfer-if-installed choice is unknown: plan for the PyTorch sort
+    opts = {k: v for k, v in case["options"].items() if k != "flashinfer_sampler"}
+    gpu = find_gpu(case["gpu"])
+    r = check_vllm(load(case["model"]), gpu, VLLMOptions(**opts))
+    assert r.devices[0].kv_cache_bytes / GIB <= case["logged"]["kv_gib"]
+    assert any("FlashInfer when it is installed" in w for w in r.warnings)
 
 
 def test_no_memory_for_cache_blocks_in_vllm_words():
@@ -119,3 +130,51 @@ def test_the_0_20_release_changed_the_default_budget():
     assert "--gpu-memory-utilization 0.9 " in old.command + " " and old.devices[0].cuda_graph_bytes == 0
     assert "--gpu-memory-utilization 0.92" in new.command and new.devices[0].cuda_graph_bytes > 0
     assert any("rules of 0.20.0" in w for w in new.warnings)
+
+
+@pytest.mark.parametrize("version,flashinfer,path,env", [
+    ("0.10.1", None, "torch_sort", None),  # FlashInfer if installed: unknown, the larger peak
+    ("0.10.1", True, "flashinfer", None),
+    ("0.11.0", False, "torch_sort", None),
+    ("0.11.1", None, "torch_sort", None),  # opt-in from 0.11.1
+    ("0.16.0", True, "flashinfer", "VLLM_USE_FLASHINFER_SAMPLER=1"),
+    ("0.17.0", None, "triton", None),  # apply_top_k_top_p_triton from 0.17.0
+    ("0.22.0", True, "flashinfer", "VLLM_USE_FLASHINFER_SAMPLER=1"),
+    ("0.23.0", None, "flashinfer", None),  # on by default from 0.23.0
+    ("0.33.0", False, "triton", "VLLM_USE_FLASHINFER_SAMPLER=0"),
+])
+def test_sampler_path_per_release(version, flashinfer, path, env):
+    s = sampler_path(version, find_gpu("h100-sxm"), 1024, flashinfer)
+    assert (s.path, s.env) == (path, env)
+
+
+def test_sampler_path_falls_back_where_vllm_does():
+    assert sampler_path("0.33.0", find_gpu("t4"), 256, None).path == "triton"  # FlashInfer needs SM 8.0 in 0.33
+    assert sampler_path("0.19.0", find_gpu("h100-sxm"), 4, None).path == "torch_sort"  # Triton only from 8 rows
+
+
+def test_sampler_path_sets_the_peak_and_the_command():
+    spec, gpu = load("llama-3.1-8b"), find_gpu("h100-sxm")
+    sort = check_vllm(spec, gpu, VLLMOptions(engine_version="0.16.0"))
+    fi = check_vllm(spec, gpu, VLLMOptions(engine_version="0.16.0", flashinfer_sampler=True))
+    # 1024 rows x 128256 vocab x 4 B per copy; torch sort 9.6 copies, FlashInfer 3.5
+    assert sort.devices[0].activation_bytes - fi.devices[0].activation_bytes == pytest.approx(
+        6.1 * 1024 * 128256 * 4, rel=1e-6)
+    assert fi.command.startswith("VLLM_USE_FLASHINFER_SAMPLER=1 vllm serve ")
+    assert sort.command.startswith("vllm serve ")
+
+
+@pytest.mark.parametrize("gpu,tp,disabled,on", [
+    ("h100-sxm", 2, False, True),
+    ("h100-sxm", 2, True, False),  # --disable-custom-all-reduce
+    ("rtx-4090", 2, False, False),  # GeForce: no GPU P2P
+    ("l40s", 2, False, True),  # two PCIe GPUs with P2P
+    ("l40s", 4, False, False),  # more than two GPUs need NVLink
+    ("h100-sxm", 8, False, True),
+])
+def test_custom_all_reduce_where_vllm_enables_it(gpu, tp, disabled, on):
+    g = find_gpu(gpu)
+    assert custom_all_reduce(g, tp, disabled) is on
+    nt = check_vllm(load("qwen3-32b"), g, VLLMOptions(tp=tp, disable_custom_all_reduce=disabled)).devices[0]
+    one = check_vllm(load("qwen3-8b"), g, VLLMOptions()).devices[0]
+    assert (nt.non_torch_bytes > one.non_torch_bytes) is on  # without it, TP adds no non-torch memory

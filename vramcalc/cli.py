@@ -131,7 +131,9 @@ def _cmd_check_vllm(args: argparse.Namespace, source, system) -> int:
                        max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
                        kv_cache_dtype=args.kv_cache_dtype, quantization=args.quant, dtype=args.dtype,
                        enforce_eager=args.enforce_eager, block_size=args.block_size,
-                       moe_backend=args.moe_backend)
+                       moe_backend=args.moe_backend,
+                       flashinfer_sampler={"on": True, "off": False}.get(args.flashinfer_sampler),
+                       disable_custom_all_reduce=args.disable_custom_all_reduce)
     r = check_vllm(source.spec, gpu, opts, file_weight_bytes=source.weight_bytes)
     if len({g.id for g in system.gpus}) > 1:
         r = r.model_copy(update={"warnings": r.warnings + [f"mixed GPUs: sized for the smallest, {gpu.name}"]})
@@ -447,6 +449,12 @@ def _check_arguments(c: argparse.ArgumentParser) -> None:
     v.add_argument("--moe-backend", choices=["marlin", "triton", "flashinfer_trtllm"],
                    help="vLLM --moe-backend: the MXFP4 expert kernel, whose padded layout sets the weight size "
                         "(default: the one vLLM picks for the GPU)")
+    v.add_argument("--flashinfer-sampler", choices=["on", "off"], default=None,
+                   help="VLLM_USE_FLASHINFER_SAMPLER: top-k/top-p sampling with FlashInfer, which sets the sampler's "
+                        "memory peak (default: the release's choice; up to 0.11.0 FlashInfer is used when installed, "
+                        "and the larger PyTorch-sort peak is planned for)")
+    v.add_argument("--disable-custom-all-reduce", action="store_true",
+                   help="vLLM --disable-custom-all-reduce: no custom all-reduce buffers under TP")
     lc = c.add_argument_group("llama.cpp options (with --engine llamacpp; --gpu cpu for CPU only)")
     lc.add_argument("--parallel", "-np", type=_positive_int, default=4, help="slots (llama-server's auto: 4, unified)")
     lc.add_argument("--no-kv-unified", action="store_true", help="split the context between slots")

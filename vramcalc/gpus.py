@@ -29,6 +29,7 @@ class GPU(BaseModel):
     nvlink: bool = False  # datacenter parts with NVLink/NVSwitch; consumer bridges are not assumed
     unified_memory: bool = False
     vendor: str | None = None  # nvidia, amd, apple, intel: picks the engines' backend
+    segment: str | None = None  # consumer, workstation, datacenter (GeForce cards have no GPU P2P)
     gfx_arch: str | None = None  # AMD: the LLVM target (gfx1100, gfx1151 ...)
     verification: str | None = None
     note: str | None = None  # how an ambiguous name was resolved
@@ -72,6 +73,7 @@ def _gpu(d: dict) -> GPU:
                tflops_16bit=d.get("bf16_tflops_dense") or d.get("fp16_tflops_dense"),
                nvlink=bool(d.get("nvlink")) and d.get("segment") == "datacenter", compute_capability=d.get("compute_capability"),
                unified_memory=bool(d.get("unified_memory")), vendor=d.get("vendor"), gfx_arch=d.get("gfx_arch"),
+               segment=d.get("segment"),
                verification="cross_checked" if d["id"] in crosschecks() else d.get("verification"))
 
 

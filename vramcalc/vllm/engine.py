@@ -5,7 +5,9 @@ budget (vllm_rules.md 1.1-1.2):   requested = ceil(T x u)
                                                  [- cuda_graphs, from 0.20]
 activation (calibrated, data/vllm.json): max(forward, sampler) where
     forward = forward_coef x max_num_batched_tokens x intermediate_per_rank x dtype bytes
-    sampler = sampler_copies x max_num_seqs x vocab x 4 bytes + sampler_const  (last PP stage only)
+    sampler = copies(path) x max_num_seqs x vocab x 4 bytes + sampler_const  (last PP stage only)
+              path: the top-k/top-p implementation this release and install samples with (data/vllm.json sampler)
+non-torch (calibrated): tp1 / pp_multi, or tp_multi while vLLM's custom all-reduce is on
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ class VLLMOptions(BaseModel):
     dtype: str | None = None
     enforce_eager: bool = False
     moe_backend: str | None = None  # --moe-backend (marlin, triton, flashinfer_trtllm); None: vLLM's choice
+    # VLLM_USE_FLASHINFER_SAMPLER: True/False as set; None: the release's default (up to 0.11.0: FlashInfer when
+    # installed, which vramcalc cannot see, so the larger PyTorch-sort peak is planned for)
+    flashinfer_sampler: bool | None = None
+    disable_custom_all_reduce: bool = False  # --disable-custom-all-reduce
 
 
 class DeviceBudget(BaseModel):
@@ -113,6 +119,48 @@ def _version(v: str | None) -> tuple[str, dict, list[str]]:
     return v, prof, notes
 
 
+class SamplerPath(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: str  # torch_sort, triton or flashinfer
+    copies: float
+    env: str | None  # the VLLM_USE_FLASHINFER_SAMPLER setting the command needs, if any
+    note: str | None  # what vramcalc assumed where the release's choice depends on the install
+
+
+def sampler_path(version: str, gpu: GPU, seqs: int, flashinfer: bool | None) -> SamplerPath:
+    """TopKTopPSampler.__init__ / apply_top_k_top_p of the release (data/vllm.json sampler)."""
+    sam = rules()["sampler"]
+    rule = [r for r in sam["defaults"] if _key(r["since"]) <= _key(version)][-1]
+    env, note = None, None
+    path = rule["path"]
+    if path == "flashinfer_if_installed":
+        path = "flashinfer" if flashinfer else rule["assumed"]
+        if flashinfer is None:
+            note = (f"vLLM {version} samples with FlashInfer when it is installed (the vllm/vllm-openai image has it, "
+                    "`pip install vllm` does not; the log then says 'Using FlashInfer for top-p & top-k sampling'): "
+                    "planned for the PyTorch sort, the larger activation peak; --flashinfer-sampler on if yours does")
+    elif flashinfer is True and rule.get("opt_in"):
+        path, env = rule["opt_in"], "VLLM_USE_FLASHINFER_SAMPLER=1"
+    elif flashinfer is False and rule.get("opt_out"):
+        path, env = rule["opt_out"], "VLLM_USE_FLASHINFER_SAMPLER=0"
+    elif path == "flashinfer" and _key(gpu.compute_capability or "0.0") < _key(rule["min_compute_capability"]):
+        path = rule["opt_out"]  # FlashInfer unsupported on this GPU: vLLM falls back
+    if path == "triton" and seqs < 8:
+        path = sam["below_8_seqs"]
+    return SamplerPath(path=path, copies=sam["paths"][path]["copies"], env=env, note=note)
+
+
+def custom_all_reduce(gpu: GPU, tp: int, disabled: bool) -> bool:
+    """CustomAllreduce.__init__ (vllm/distributed/device_communicators/custom_all_reduce.py): off for a world size
+    it does not support, more than two GPUs without NVLink, or GPUs without P2P (GeForce cards)."""
+    if tp == 1 or disabled or tp not in (2, 4, 6, 8, 16):
+        return False
+    if gpu.vendor != "nvidia" or gpu.segment == "consumer":
+        return False
+    return tp == 2 or gpu.nvlink
+
+
 def _batch_defaults(gpu: GPU) -> tuple[int, int]:
     total = (gpu.usable_bytes or gpu.memory_bytes) / GIB
     for r in rules()["batch_defaults"]["rules"]:
@@ -151,13 +199,16 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     mnbt_d, seqs_d = _batch_defaults(gpu)
     mnbt = opts.max_num_batched_tokens or mnbt_d
     seqs = opts.max_num_seqs or seqs_d
+    sam = sampler_path(version, gpu, seqs, opts.flashinfer_sampler)
+    if sam.note:
+        warnings.append(sam.note)
     L = opts.max_model_len or derived_max_model_len(spec)
     kvs = KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
                      block_size=opts.block_size or 16,
                      hybrid_manager=not any(layer.attention is not None and layer.attention.kind == "chunked"
                                             for layer in spec.layers))
     if errors:  # vLLM stops at the first of these: the memory figures would not be reached
-        return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u, [])
+        return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u, [], env=sam.env)
     if wdtype and wdtype != spec.dtype:  # --kv-cache-dtype auto follows the dtype the model runs in
         spec = spec.model_copy(update={"dtype": {"half": "float16"}.get(wdtype, wdtype)})
     mxfp4 = None
@@ -187,9 +238,11 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     inter = max((layer.mlp.intermediate_size or layer.mlp.expert_intermediate_size * layer.mlp.experts_per_token
                  for layer in spec.layers), default=spec.hidden_size * 4)
     forward = act["forward_coef"] * mnbt * inter / opts.tp * dtype_bytes(wdtype or spec.dtype)
-    sampler = act["sampler_copies"] * seqs * vocab * 4 + act["sampler_const_gib"] * GIB
+    sampler = sam.copies * seqs * vocab * 4 + act["sampler_const_gib"] * GIB
     nt = prof["non_torch_gib"]
-    non_torch = (nt["tp_multi"] if opts.tp > 1 else nt["pp_multi"] if opts.pp > 1 else nt["tp1"]) * GIB
+    car = custom_all_reduce(gpu, opts.tp, opts.disable_custom_all_reduce)
+    non_torch = (nt["tp_multi"] if car else nt["tp1"] if opts.tp > 1 else nt["pp_multi"] if opts.pp > 1
+                 else nt["tp1"]) * GIB
     graphs = 0
     if prof["cudagraph_in_budget"] and not opts.enforce_eager:
         graphs = prof["cudagraph_gib"]["moe" if spec.is_moe else "dense"] * GIB
@@ -219,7 +272,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         errors.append("No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when "
                       "initializing the engine. [vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory]")
         return _result(False, version, spec, opts, devices, 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u,
-                       [prof["source"]])
+                       [prof["source"]], env=sam.env)
     caps = [capacity(pool, avail, L, kvs, prof["logged_tokens"]) for pool, avail in pools]
     cap = min(caps, key=lambda c: c.num_blocks)
     d0, pool0 = devices[0], pools[0][0]
@@ -234,12 +287,13 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
              tp=opts.tp, pp=opts.pp, format=scheme.method, mxfp4_kernel=mxfp4,
              from_file_headers=file_weight_bytes is not None and opts.tp == 1 and opts.pp == 1),
         term("activation (rank 0)", d0.activation_bytes, "max(forward_coef x max_num_batched_tokens x intermediate / TP x "
-             "dtype bytes, sampler_copies x max_num_seqs x vocab x 4 + sampler_const)  [sampler on the last PP stage]",
-             source=src, forward_coef=act["forward_coef"], max_num_batched_tokens=mnbt, intermediate=inter,
-             max_num_seqs=seqs, vocab=vocab, sampler_copies=act["sampler_copies"],
+             "dtype bytes, copies x max_num_seqs x vocab x 4 + sampler_const)  [sampler on the last PP stage]",
+             source=f"{src}; sampler copies: data/vllm.json sampler.paths.{sam.path}",
+             forward_coef=act["forward_coef"], max_num_batched_tokens=mnbt, intermediate=inter,
+             max_num_seqs=seqs, vocab=vocab, sampler_path=sam.path, sampler_copies=sam.copies,
              sampler_const_gib=act["sampler_const_gib"]),
         term("non-torch", d0.non_torch_bytes, "calibrated per layout (CUDA context, NCCL and custom all-reduce "
-             "buffers under TP)", source=src, tp=opts.tp, pp=opts.pp),
+             "buffers under TP)", source=src, tp=opts.tp, pp=opts.pp, custom_all_reduce=car),
         term("cuda graphs", d0.cuda_graph_bytes, "estimate, inside the budget from 0.20; 0 with --enforce-eager",
              source=src),
         term("kv available (worst rank)", worst, "budget - weights - activation - non-torch - cuda graphs",
@@ -302,7 +356,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                              f"; --max-num-seqs {blocks} fits with that margin" if mamba and blocks else "")
                           + " or raise --gpu-memory-utilization")
     return _result(fits_len, version, spec, opts, devices, cap.kv_cache_tokens, cap.max_concurrency, L, fits_len, est,
-                   errors, warnings, mnbt, seqs, u, [prof["source"]], cap.num_blocks, at_estimate, safe, trace)
+                   errors, warnings, mnbt, seqs, u, [prof["source"]], cap.num_blocks, at_estimate, safe, trace, sam.env)
 
 
 def _estimate_max_len(pools, kvs: KVSettings, L: int) -> int:
@@ -322,14 +376,14 @@ def _estimate_max_len(pools, kvs: KVSettings, L: int) -> int:
 
 def _result(fits, version, spec, opts, devices, tokens, conc, L, fits_len, est, errors, warnings, mnbt, seqs, u,
             sources, blocks: int = 0, at_estimate: bool = False, safe: int = 0,
-            trace: list[TraceTerm] | None = None) -> VLLMResult:
+            trace: list[TraceTerm] | None = None, env: str | None = None) -> VLLMResult:
     counts = count_params(spec)
     runtime = None
     if opts.quantization:
         runtime = targets().get(opts.quantization, {}).get("vllm_runtime_flag")
     # a target vLLM cannot produce at load time needs a checkpoint in that format: say so in the command
     model = f"<{opts.quantization.upper()} checkpoint of {spec.id}>" if opts.quantization and not runtime else spec.id
-    cmd = [f"vllm serve {model}"]
+    cmd = ([env] if env else []) + [f"vllm serve {model}"]
     if opts.tp > 1:
         cmd.append(f"--tensor-parallel-size {opts.tp}")
     if opts.pp > 1:
@@ -348,6 +402,8 @@ def _result(fits, version, spec, opts, devices, tokens, conc, L, fits_len, est, 
         cmd.append("--enforce-eager")
     if opts.moe_backend:
         cmd.append(f"--moe-backend {opts.moe_backend}")
+    if opts.disable_custom_all_reduce:
+        cmd.append("--disable-custom-all-reduce")
     return VLLMResult(
         fits=fits and not errors, engine_version=version,
         model={"id": spec.id, "params_total": counts.total, "params_active": counts.active},
