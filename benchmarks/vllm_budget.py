@@ -15,6 +15,22 @@ from vramcalc.vllm.engine import VLLMOptions, check_vllm
 
 GIB = 2**30
 CASES = json.loads((Path(__file__).parent.parent / "tests/data/vllm_budget_cases.json").read_text())["cases"]
+# the vllm_dev.json logs that are not budget cases (case "logN" replays vllm_dev id N), and why
+NOT_BUDGET_CASES = {
+    16: "Mistral-Small-3.2 (multimodal: its vision encoder's profile is in the activation, its config is not in "
+        "the catalog); the KV pool from its logged memory is tests/test_vllm_kv.py (184,832 tokens, 11.55x)",
+    32: "V0 engine (v0.6.5 pre-release): V0's profiler and block manager are not modelled (V0 left in 0.11)",
+    33: "V0 engine (v0.6.5 pre-release), and its available memory is cut off in the excerpt",
+    39: "dev build ~0.9.2, weights and utilization not in the excerpt; its KV pool (DeepSeek-V2-Lite MLA at "
+        "TP 2 x PP 2, the minimum over stages) is tests/test_vllm_kv.py",
+    48: "V0 engine (2023): block counts of a profiler fix, no budget figures",
+    49: "V0 engine (2023): block counts of a profiler fix, no budget figures",
+    55: "utilization not in the excerpt; its KV pool (hybrid GDN MoE, fp8 KV) is tests/test_vllm_kv.py",
+    56: "Qwen3.8-27B-FP8: no config at hand, max_model_len not in the excerpt",
+    59: "Qwen3.8-27B recipe: no config at hand (benchmarks/verdicts.py)",
+    60: "Qwen3.8-27B recipe: no config at hand (benchmarks/verdicts.py)",
+    61: "Qwen3.8-27B recipe: no config at hand (benchmarks/verdicts.py)",
+}
 
 
 def run(case):
@@ -59,6 +75,12 @@ def main():
             print(f"{split:9s} {k:12s} {len(v):3d} {'':>8s} {'':>8s} wrong {sum(v)}")
         else:
             print(f"{split:9s} {k:12s} {len(v):3d} {statistics.median(v):8.2%} {p90:8.2%} {v[-1]:8.2%}")
+    replayed = sorted(int(c["id"][3:]) for c in CASES if c["id"].startswith("log"))
+    print()
+    print(f"vllm_dev ids replayed as budget cases: {', '.join(map(str, replayed))} "
+          f"(plus the {sum(c['id'].startswith('llmd') for c in CASES)} rows of its llm-d report)")
+    for i, why in NOT_BUDGET_CASES.items():
+        print(f"  id {i}: {why}")
 
 
 if __name__ == "__main__":

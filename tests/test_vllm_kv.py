@@ -81,6 +81,17 @@ def test_sliding_window_reservation_gpt_oss():
     assert kv_pool(spec, off).blocks_per_request(131072, off) == 8192
 
 
+def test_sliding_window_reservation_and_token_count_before_0_21():
+    # vllm_dev id 6: vLLM 0.10.1.1, gpt-oss-120b at TP 4, L 16384, A100 default mnbt 2048. The window holds
+    # W - 1 + one batch (no in-flight batches before 0.26): 1024 + ceil(2175 / 16) + 1 = 1161 blocks, and
+    # the log prints num_blocks // 2 groups x 16 (before 0.21)
+    s = KVSettings(tp=4, max_num_batched_tokens=2048, in_flight_batches=False)
+    p = kv_pool(load("openai/gpt-oss-120b"), s)
+    assert p.blocks_per_request(16384, s) == 1161
+    c = capacity(p, 330_018 * p.bytes_per_block, 16384, s, "legacy")  # the logged num_gpu_blocks
+    assert (c.num_blocks, c.kv_cache_tokens, round(c.max_concurrency, 2)) == (330_018, 2_640_144, 284.25)
+
+
 def test_gemma3_groups_and_padding_layers():
     # 52 sliding + 10 full: group size 10, sliding layers dealt i::6 into 9,9,9,9,8,8 (8 padding slots)
     p = kv_pool(load("google/gemma-3-27b-it"), KVSettings())

@@ -205,6 +205,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     L = opts.max_model_len or derived_max_model_len(spec)
     kvs = KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
                      block_size=opts.block_size or 16,
+                     in_flight_batches=_key(version) >= _key(rules()["sliding_in_flight_since"]["version"]),
                      hybrid_manager=not any(layer.attention is not None and layer.attention.kind == "chunked"
                                             for layer in spec.layers))
     if errors:  # vLLM stops at the first of these: the memory figures would not be reached
@@ -273,7 +274,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                       "initializing the engine. [vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory]")
         return _result(False, version, spec, opts, devices, 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u,
                        [prof["source"]], env=sam.env)
-    caps = [capacity(pool, avail, L, kvs, prof["logged_tokens"]) for pool, avail in pools]
+    logged = "current" if _key(version) >= _key(rules()["logged_tokens_from_concurrency_since"]["version"]) else "legacy"
+    caps = [capacity(pool, avail, L, kvs, logged) for pool, avail in pools]
     cap = min(caps, key=lambda c: c.num_blocks)
     d0, pool0 = devices[0], pools[0][0]
     src = prof["source"]
@@ -343,7 +345,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         margins = {d.rank: d.uncertainty_bytes for d in devices}
         low = [(pool, avail - margins[r]) for (pool, avail), r in zip(pools, [d.rank for d in devices
                                                                                 if d.rank % opts.tp == 0])]
-        worst_caps = [capacity(pool, avail, L, kvs, prof["logged_tokens"]) for pool, avail in low if avail > 0]
+        worst_caps = [capacity(pool, avail, L, kvs, logged) for pool, avail in low if avail > 0]
         safe = _estimate_max_len(low, kvs, L) if len(worst_caps) == len(low) else 0
         blocks = min((c.num_blocks for c in worst_caps), default=0)
         mamba = one_block_per_seq and seqs > blocks

@@ -27,6 +27,8 @@ class KVSettings(BaseModel):
     max_num_batched_tokens: int = 8192
     hybrid_manager: bool = True  # HMA: on by default on GPU, off with chunked-local attention
     async_scheduling: bool = True
+    # 0.26+: a sliding window reserves its in-flight batches (data/vllm.json sliding_in_flight_since); before, one
+    in_flight_batches: bool = True
     num_speculative_tokens: int = 0
     prefix_caching: bool = True  # mamba_cache_mode "align" when on
     mamba_checkpoint_blocks: int = 0  # FlashInfer GDN prefill sets 1
@@ -59,7 +61,8 @@ class KVPool(BaseModel):
 
     def blocks_per_request(self, max_model_len: int, s: KVSettings) -> int:
         """_max_memory_usage_bytes_from_groups: blocks one request of max_model_len tokens takes."""
-        in_flight = (2 if s.async_scheduling and s.pp == 1 else s.pp) * s.max_num_batched_tokens
+        batches = (2 if s.async_scheduling and s.pp == 1 else s.pp) if s.in_flight_batches else 1
+        in_flight = batches * s.max_num_batched_tokens
         total = 0
         for g in self.groups:
             if g.kind == "mamba":  # MambaSpec.max_memory_usage_bytes
@@ -204,8 +207,8 @@ def capacity(pool: KVPool, available_bytes: int, max_model_len: int, s: KVSettin
              logged_tokens: str = "current") -> KVCapacity:
     """num_blocks from the available KV bytes; the concurrency and token count vLLM logs.
 
-    logged_tokens "current" (0.33): int(num_blocks / blocks_per_request * L); "legacy" (before
-    #40694): (num_blocks // n_groups) * block_size. The fit check keeps one block back for the
+    logged_tokens "current" (0.21+): int(num_blocks / blocks_per_request * L); "legacy" (up to 0.20):
+    (num_blocks // n_groups) * block_size (data/vllm.json logged_tokens_from_concurrency_since). The fit check keeps one block back for the
     null block (_check_enough_kv_cache_memory)."""
     n = pool.num_blocks(available_bytes)
     per_req = pool.blocks_per_request(max_model_len, s)
