@@ -129,7 +129,7 @@ def test_the_0_20_release_changed_the_default_budget():
     new = check_vllm(spec, gpu, VLLMOptions(engine_version="0.25.0", max_model_len=8192))
     assert "--gpu-memory-utilization 0.9 " in old.command + " " and old.devices[0].cuda_graph_bytes == 0
     assert "--gpu-memory-utilization 0.92" in new.command and new.devices[0].cuda_graph_bytes > 0
-    assert any("rules of 0.20.0" in w for w in new.warnings)
+    assert any("defaults of 0.20.0 are used" in w for w in new.warnings)
 
 
 @pytest.mark.parametrize("version,flashinfer,path,env", [

@@ -112,7 +112,8 @@ def _version(v: str | None) -> tuple[str, dict, list[str]]:
     lower = [k for k in known if key(k) <= want] or known[:1]
     chosen = lower[-1]
     if chosen != v:
-        notes.append(f"vLLM {v} is not modelled: the rules of {chosen} are used")
+        notes.append(f"vLLM {v}: the calibrated constants and defaults of {chosen} are used; the sampling path, the "
+                     f"logged token count and the sliding-window reserve follow {v}'s rules")
     prof = versions[chosen]
     if prof.get("uncalibrated"):
         notes.append(f"vLLM {chosen}: {prof['uncalibrated']}")
