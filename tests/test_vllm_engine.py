@@ -9,7 +9,9 @@ from conftest import DATA
 from vramcalc.cli import main
 from vramcalc.gpus import GPU, find_gpu
 from vramcalc.sources.catalog import load
-from vramcalc.vllm.engine import VLLMOptions, check_vllm, custom_all_reduce, sampler_path
+from vramcalc.systems import parse_system
+from vramcalc.vllm.engine import (VLLMOptions, check_vllm, custom_all_reduce, max_startup_utilization,
+                                  sampler_path)
 
 GIB = 2**30
 CASES = json.loads((DATA / "vllm_budget_cases.json").read_text())["cases"]
@@ -178,3 +180,29 @@ def test_custom_all_reduce_where_vllm_enables_it(gpu, tp, disabled, on):
     nt = check_vllm(load("qwen3-32b"), g, VLLMOptions(tp=tp, disable_custom_all_reduce=disabled)).devices[0]
     one = check_vllm(load("qwen3-8b"), g, VLLMOptions()).devices[0]
     assert (nt.non_torch_bytes > one.non_torch_bytes) is on  # without it, TP adds no non-torch memory
+
+
+def test_free_memory_gate_at_startup():
+    """gpu_worker.py init_device refuses when free memory at the snapshot is below u x total (vllm_rules.md
+    1.1). llm-d's H100 logs show 78.57 of 79.18 GiB free at start-up (TP 1), so 0.99 passes and 1.0 does not."""
+    spec, h100 = load("llama-3.1-8b"), find_gpu("h100-sxm")
+    assert not any(e.startswith("Free memory") for e in check_vllm(spec, h100, VLLMOptions(
+        gpu_memory_utilization=0.99, max_model_len=8192)).errors)
+    r = check_vllm(spec, h100, VLLMOptions(gpu_memory_utilization=1.0, max_model_len=8192))
+    assert not r.fits and r.errors[0].startswith("Free memory on device cuda:0 (")
+    assert "is less than desired GPU memory utilization (1.0, " in r.errors[0]
+
+
+def test_memory_held_by_other_processes_meets_the_gate_not_the_budget(capsys):
+    # a 4090 that also drives a desktop (1.5 GiB): the budget is still u x the CUDA total, so the default 0.92
+    # no longer passes the gate; the planner lowers the utilization to what passes it
+    desk = parse_system("4090-1.5GiB").gpus[0]
+    full = find_gpu("4090")
+    r = check_vllm(load("llama-3.1-8b"), desk, VLLMOptions(max_model_len=8192))
+    assert not r.fits and r.errors[0].startswith("Free memory on device")
+    u = max_startup_utilization(desk)
+    ok = check_vllm(load("llama-3.1-8b"), desk, VLLMOptions(max_model_len=8192, gpu_memory_utilization=u))
+    assert ok.fits and ok.devices[0].budget_bytes == check_vllm(load("llama-3.1-8b"), full, VLLMOptions(
+        max_model_len=8192, gpu_memory_utilization=u)).devices[0].budget_bytes
+    assert main(["plan", "llama-3.1-8b", "--gpu", "4090-1.5GiB", "--ctx", "8192"]) == 0
+    assert f"--gpu-memory-utilization {u}" in capsys.readouterr().out

@@ -23,6 +23,7 @@ class GPU(BaseModel):
     memory_bytes: int  # vendor capacity
     usable_bytes: int = 0  # total memory as CUDA reports it (recorded, or estimated low)
     usable_source: str = ""
+    reserved_bytes: int = 0  # held by other processes (a desktop): already taken off usable_bytes
     memory_bandwidth_gbs: float | None = None
     tflops_16bit: float | None = None  # dense bf16 with fp32 accumulate (fp16 where bf16 is not listed)
     compute_capability: str | None = None

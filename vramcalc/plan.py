@@ -26,7 +26,7 @@ from .quant import quantized_bytes, scheme_from_config, target_scheme, targets
 from .spec import ModelSpec
 from .speed import Hardware, SpeedEstimate, estimate_speed, reads_from_gguf, speed_data, weight_reads
 from .systems import System
-from .vllm.engine import VLLMOptions, check_vllm, derived_max_model_len
+from .vllm.engine import VLLMOptions, check_vllm, derived_max_model_len, max_startup_utilization
 
 Goal = Literal["latency", "throughput", "context"]
 EngineChoice = Literal["vllm", "llamacpp", "any"]
@@ -327,6 +327,13 @@ def _vllm(spec, system, ctx, concurrency, version, prompt_tokens, rejected, goal
                 opts = VLLMOptions(tp=tp, pp=pp, engine_version=version, max_model_len=ctx, quantization=quant,
                                    kv_cache_dtype=kv)
                 r = check_vllm(spec, gpu, opts)
+                if not r.devices and any(e.startswith("Free memory on device") for e in r.errors):
+                    # other processes hold part of the GPU: the largest utilization vLLM's start-up gate allows
+                    opts = opts.model_copy(update={"gpu_memory_utilization": max_startup_utilization(gpu, tp, pp)})
+                    r = check_vllm(spec, gpu, opts)
+                    r = r.model_copy(update={"warnings": r.warnings + [
+                        f"--gpu-memory-utilization {opts.gpu_memory_utilization}: the most vLLM's free-memory gate "
+                        "allows with what other processes hold"]})
                 if r.devices and not r.fits:  # short of memory: what users do next is raise the budget
                     hi = planner_data()["high_gpu_memory_utilization"]
                     r2 = check_vllm(spec, gpu, opts.model_copy(update={"gpu_memory_utilization": hi}))

@@ -81,6 +81,7 @@ def _one(item: str, notes: list[str]) -> list[GPU]:
         if reserve * GIB >= gpu.usable_bytes:
             raise UnknownGPUError(f"{item!r}: the reservation is larger than the GPU")
         gpu = gpu.model_copy(update={"usable_bytes": gpu.usable_bytes - int(reserve * GIB),
+                                     "reserved_bytes": int(reserve * GIB),
                                      "usable_source": gpu.usable_source + f"; {reserve:g} GiB held by other processes"})
     if not 0 < count <= MAX_GPUS:
         raise UnknownGPUError(f"{item!r}: {count} GPUs is not a count vramcalc plans for")

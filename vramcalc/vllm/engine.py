@@ -29,6 +29,7 @@ from ..trace import TraceTerm, term
 
 GIB = 2**30
 MIB = 2**20
+STARTUP_MARGIN_GIB = 0.25
 
 
 class VLLMOptions(BaseModel):
@@ -162,6 +163,21 @@ def custom_all_reduce(gpu: GPU, tp: int, disabled: bool) -> bool:
     return tp == 2 or gpu.nvlink
 
 
+def _startup_free(gpu: GPU, tp: int, pp: int) -> tuple[int, float]:
+    """Free memory at init_device's snapshot: the CUDA total less other processes and vLLM's own CUDA
+    context (and NCCL under TP/PP); returns (free bytes, vLLM's share in GiB)."""
+    total = (gpu.usable_bytes or gpu.memory_bytes) + gpu.reserved_bytes
+    used = rules()["startup_used_gib"]["tp_multi" if tp > 1 or pp > 1 else "tp1"]
+    return total - gpu.reserved_bytes - int(used * GIB), used
+
+
+def max_startup_utilization(gpu: GPU, tp: int = 1, pp: int = 1) -> float:
+    """The largest --gpu-memory-utilization (in hundredths) that passes vLLM's free-memory gate, keeping
+    STARTUP_MARGIN_GIB back: vLLM's own share at the snapshot was measured on H100s only."""
+    total = (gpu.usable_bytes or gpu.memory_bytes) + gpu.reserved_bytes
+    return int((_startup_free(gpu, tp, pp)[0] - STARTUP_MARGIN_GIB * GIB) / total * 100) / 100
+
+
 def _batch_defaults(gpu: GPU) -> tuple[int, int]:
     total = (gpu.usable_bytes or gpu.memory_bytes) / GIB
     for r in rules()["batch_defaults"]["rules"]:
@@ -182,7 +198,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else prof["gpu_memory_utilization"]
     if not 0 < u <= 1:
         raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {u}")
-    total = gpu.usable_bytes or gpu.memory_bytes
+    # the CUDA total: what other processes hold (a desktop) is inside it, and only the free-memory gate sees it
+    total = (gpu.usable_bytes or gpu.memory_bytes) + gpu.reserved_bytes
     if gpu.usable_source.startswith("estimated"):
         warnings.append(f"{gpu.name}: {gpu.usable_source}")
     gguf = not opts.quantization and (spec.quantization_config or {}).get("quant_method") == "gguf"
@@ -209,6 +226,14 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                      in_flight_batches=_key(version) >= _key(rules()["sliding_in_flight_since"]["version"]),
                      hybrid_manager=not any(layer.attention is not None and layer.attention.kind == "chunked"
                                             for layer in spec.layers))
+    requested = ceil(total * u)
+    free, used = _startup_free(gpu, opts.tp, opts.pp)
+    if free < requested:  # gpu_worker.py init_device: the free-memory gate (vllm_rules.md 1.1)
+        errors.append(f"Free memory on device cuda:0 ({free / GIB:.2f}/{total / GIB:.2f} GiB) on startup is less than "
+                      f"desired GPU memory utilization ({u}, {requested / GIB:.2f} GiB). Decrease GPU memory "
+                      "utilization or reduce GPU memory used by other processes. [vllm/v1/worker/gpu_worker.py "
+                      f"init_device; free = total - {gpu.reserved_bytes / GIB:.2f} GiB held by other processes - "
+                      f"{used:.2f} GiB vLLM holds at the snapshot, data/vllm.json startup_used_gib]")
     if errors:  # vLLM stops at the first of these: the memory figures would not be reached
         return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u, [], env=sam.env)
     if wdtype and wdtype != spec.dtype:  # --kv-cache-dtype auto follows the dtype the model runs in
@@ -250,7 +275,6 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         graphs = prof["cudagraph_gib"]["moe" if spec.is_moe else "dense"] * GIB
     vm = rules()["verdict_margin"]
     graphs_upper = vm["cuda_graph_upper_gib"]["moe" if spec.is_moe else "dense"] * GIB if graphs else 0
-    requested = ceil(total * u)
     devices, pools = [], []
     for w in weights:
         last = w.pp_stage == opts.pp - 1
