@@ -206,3 +206,11 @@ def test_memory_held_by_other_processes_meets_the_gate_not_the_budget(capsys):
         max_model_len=8192, gpu_memory_utilization=u)).devices[0].budget_bytes
     assert main(["plan", "llama-3.1-8b", "--gpu", "4090-1.5GiB", "--ctx", "8192"]) == 0
     assert f"--gpu-memory-utilization {u}" in capsys.readouterr().out
+
+
+def test_batch_defaults_follow_the_device_total_not_what_others_leave_free():
+    # arg_utils.py picks max_num_batched_tokens / max_num_seqs from the device's total memory (>= 70 GiB: 8192 /
+    # 1024); an H100 with 12 GiB held by another process is still that device
+    r = check_vllm(load("llama-3.1-8b"), parse_system("h100-sxm-12GiB").gpus[0],
+                   VLLMOptions(max_model_len=8192, gpu_memory_utilization=0.8))
+    assert (r.layout["max_num_batched_tokens"], r.layout["max_num_seqs"]) == (8192, 1024)

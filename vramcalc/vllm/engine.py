@@ -158,15 +158,20 @@ def custom_all_reduce(gpu: GPU, tp: int, disabled: bool) -> bool:
     it does not support, more than two GPUs without NVLink, or GPUs without P2P (GeForce cards)."""
     if tp == 1 or disabled or tp not in (2, 4, 6, 8, 16):
         return False
-    if gpu.vendor != "nvidia" or gpu.segment == "consumer":
+    if gpu.segment == "consumer":  # GeForce / Radeon: no P2P, so the P2P check turns it off
         return False
     return tp == 2 or gpu.nvlink
+
+
+def cuda_total(gpu: GPU) -> int:
+    """The total CUDA reports: memory other processes hold (a desktop, systems.py reservations) is inside it."""
+    return (gpu.usable_bytes or gpu.memory_bytes) + gpu.reserved_bytes
 
 
 def _startup_free(gpu: GPU, tp: int, pp: int) -> tuple[int, float]:
     """Free memory at init_device's snapshot: the CUDA total less other processes and vLLM's own CUDA
     context (and NCCL under TP/PP); returns (free bytes, vLLM's share in GiB)."""
-    total = (gpu.usable_bytes or gpu.memory_bytes) + gpu.reserved_bytes
+    total = cuda_total(gpu)
     used = rules()["startup_used_gib"]["tp_multi" if tp > 1 or pp > 1 else "tp1"]
     return total - gpu.reserved_bytes - int(used * GIB), used
 
@@ -174,12 +179,12 @@ def _startup_free(gpu: GPU, tp: int, pp: int) -> tuple[int, float]:
 def max_startup_utilization(gpu: GPU, tp: int = 1, pp: int = 1) -> float:
     """The largest --gpu-memory-utilization (in hundredths) that passes vLLM's free-memory gate, keeping
     STARTUP_MARGIN_GIB back: vLLM's own share at the snapshot was measured on H100s only."""
-    total = (gpu.usable_bytes or gpu.memory_bytes) + gpu.reserved_bytes
+    total = cuda_total(gpu)
     return int((_startup_free(gpu, tp, pp)[0] - STARTUP_MARGIN_GIB * GIB) / total * 100) / 100
 
 
 def _batch_defaults(gpu: GPU) -> tuple[int, int]:
-    total = (gpu.usable_bytes or gpu.memory_bytes) / GIB
+    total = cuda_total(gpu) / GIB  # arg_utils.py: the device's total memory, not what is free
     for r in rules()["batch_defaults"]["rules"]:
         if total >= r["min_total_gib"] and not any(n.lower() in gpu.name.lower() for n in r.get("not_names", [])):
             return r["max_num_batched_tokens"], r["max_num_seqs"]
@@ -198,8 +203,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else prof["gpu_memory_utilization"]
     if not 0 < u <= 1:
         raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {u}")
-    # the CUDA total: what other processes hold (a desktop) is inside it, and only the free-memory gate sees it
-    total = (gpu.usable_bytes or gpu.memory_bytes) + gpu.reserved_bytes
+    total = cuda_total(gpu)  # what other processes hold is inside it: only the free-memory gate sees that
     if gpu.usable_source.startswith("estimated"):
         warnings.append(f"{gpu.name}: {gpu.usable_source}")
     gguf = not opts.quantization and (spec.quantization_config or {}).get("quant_method") == "gguf"
