@@ -116,9 +116,10 @@ def graph_peak(spec: ModelSpec, n_ub: int, n_kv: int, n_kv_swa: int, fa: bool, o
 
 
 def compute_buffers(spec: ModelSpec, opts, mb, n_kv: int, n_kv_swa: int, fa: bool, n_dev: int,
-                    pipeline: bool = True, arch: str = "", n_ctx: int = 0) -> ComputeBuffers:
+                    pipeline: bool = True, arch: str = "", n_ctx: int = 0, variant: str = "") -> ComputeBuffers:
     """Per GPU and for the host. n_kv: cells of one stream (full layers); n_kv_swa: of the SWA cache;
     n_ctx: all cells. pipeline: the devices support async compute and events (llamacpp_backends.json).
+    variant: graphs.graph_variant of the file's tensors.
 
     Where one backend runs the whole graph (CPU only, or one GPU holding every layer and the output)
     and graphs.py has the architecture, the buffer is the allocator replay of the rebuilt graph
@@ -132,7 +133,8 @@ def compute_buffers(spec: ModelSpec, opts, mb, n_kv: int, n_kv_swa: int, fa: boo
     if (n_dev == 0 or (n_dev == 1 and all_on_gpus)) and arch:  # one backend runs the whole graph
         replay = reserve_peak(spec, arch, n_ctx or n_kv, min(opts.n_ubatch, opts.n_batch), opts.n_parallel, n_out,
                               n_kv, n_kv_swa, unified, fa, opts.type_k, opts.type_v,
-                              alignment=CPU_ALIGNMENT if n_dev == 0 else GPU_ALIGNMENT, mla_layout=opts.mla_layout)
+                              alignment=CPU_ALIGNMENT if n_dev == 0 else GPU_ALIGNMENT, mla_layout=opts.mla_layout,
+                              variant=variant)
         if replay is not None:
             how = ("ggml-alloc replayed on llama.cpp's worst-case graph, rebuilt op by op (exact on every "
                    "recorded CPU run of the architectures it covers)")

@@ -22,6 +22,7 @@ from ..gpus import GPU
 from ..spec import ModelSpec
 from ..trace import TraceTerm, term
 from .compute import compute_buffers
+from .graphs import graph_variant
 from .kv import LlamaKVOptions, context_cells, layer_memory, llama_caches, output_buffer_bytes
 from .weights import CPU, ModelBuffers, model_buffers
 
@@ -293,8 +294,9 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
             rs_dev[d] += lm.recurrent_bytes
     n_kv_swa = next((c.cells for c in caches if c.name == "SWA"), 0)
     pipeline = bool(gl) and not opts.rpc_nodes and backend_rules()["backends"][backend_of(gl, opts)]["pipeline_parallel"]
-    comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev, pipeline=pipeline, arch=gguf_arch(spec),
-                           n_ctx=n_ctx_seq * streams)
+    arch = gguf_arch(spec)
+    comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev, pipeline=pipeline, arch=arch,
+                           n_ctx=n_ctx_seq * streams, variant=graph_variant(arch, (t.name for t, _ in tensors)))
     output = output_buffer_bytes(spec, opts.n_parallel)
     devices = []
     for d, g in enumerate(gl):

@@ -164,6 +164,33 @@ def concat(a: T, b: T, dim: int) -> T:
     return new(a.type, *ne, op="CONCAT", srcs=[a, b])
 
 
+def cpy(a: T, dst: T) -> T:
+    """ggml_cpy: a view of the destination that a is copied into."""
+    return _view(dst, dst.ne, dst.nb, 0, "CPY", srcs=[a, dst])
+
+
+def inplace(op: str, a: T) -> T:
+    """ggml_*_inplace (ggml_scale_inplace ...): a view of a carrying the op."""
+    return _view(a, a.ne, a.nb, 0, op)
+
+
+def ssm_conv(sx: T, c: T) -> T:
+    """ggml_ssm_conv: {d_inner, n_t, n_s} with n_t = sx.ne0 - d_conv + 1."""
+    return new("F32", c.ne[1], sx.ne[0] - c.ne[0] + 1, sx.ne[2], op="SSM_CONV", srcs=[sx, c])
+
+
+def ssm_scan(s: T, x: T, dt: T, a: T, b: T, c: T, ids: T, k: int = 1) -> T:
+    """ggml_ssm_scan: y and the final states, concatenated in one 1-d tensor."""
+    n = prod(x.ne) + k * s.ne[0] * s.ne[1] * s.ne[2] * ids.ne[0]
+    return new("F32", n, op="SSM_SCAN", srcs=[s, x, dt, a, b, c, ids])
+
+
+def gated_delta_net(q: T, k: T, v: T, gate: T, beta: T, state: T, k_snap: int = 1) -> T:
+    """ggml_gated_delta_net: {S_v*H, tokens*seqs + K*S_v*seqs}, the output rows then the final states."""
+    s_v, h, n_t, n_s = v.ne
+    return new("F32", s_v * h, n_t * n_s + k_snap * s_v * n_s, op="GATED_DELTA_NET", srcs=[q, k, v, gate, beta, state])
+
+
 # --- the graph --------------------------------------------------------------------------------
 
 class Graph:

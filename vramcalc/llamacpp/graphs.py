@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from math import prod
 
 from ..spec import LayerSpec, ModelSpec
 from . import ggml_graph as g
@@ -29,6 +30,7 @@ class Reserve:
     fa: bool
     type_k: str
     type_v: str
+    variant: str = ""  # graph_variant: a layout the file's tensors select
 
 
 def _is_quant(type_: str) -> bool:
@@ -91,7 +93,7 @@ class Builder:
     iswa = False  # the model has sliding-window layers: llm_graph_input_attn_kv_iswa
 
     def attn(self, layer: LayerSpec, q: T, k: T, v: T, sinks: bool = False, swa: bool = False,
-             bias_out: bool = False) -> T:
+             bias_out: bool = False, wo: bool = True) -> T:
         """build_attn (KV cache): store K and V, attend over n_kv cells, project out."""
         r, a = self.r, layer.attention
         assert a is not None
@@ -151,6 +153,8 @@ class Builder:
         cur = self.mha(q, kview, vview, mask, sink)
         if v_rot is not None:
             cur = self.hadamard(cur, v_rot)
+        if not wo:
+            return cur
         cur = self.mm(self.h, cur)
         if bias_out:
             cur = g.same("ADD", cur, g.weight("F32", self.h))
@@ -178,6 +182,102 @@ class Builder:
             cur = g.cont(cur, cur.ne[0] * cur.ne[1], cur.ne[2] * cur.ne[3])
         self.gf.expand(cur)
         return cur
+
+    # --- recurrent state (build_rs_inp_impl, build_rs; llama-memory-recurrent.cpp) ---------------
+    # graph_reserve runs on a full recurrent context: head 0, rs_z 0, n_rs = the memory's size =
+    # n_seq_max sequences, the same as the ubatch's n_seqs; states are F32 rows {n_embd_r|s, mem_size}.
+    def rs_ids(self) -> tuple[T, T]:
+        """s_copy_main and s_copy_extra: views of one I32 input, created once per graph."""
+        if "s_copy_main" not in self._inputs:
+            n = self.r.n_seqs
+            s_copy = self.inp("s_copy", "I32", n)
+            self._inputs["s_copy_main"] = g.view(s_copy, (n,))
+            self._inputs["s_copy_extra"] = g.view(s_copy, (0,), (), n * 4)
+        return self._inputs["s_copy_main"], self._inputs["s_copy_extra"]
+
+    def build_rs(self, cache: T, rows: Callable[[T, T], T] | None = None) -> T:
+        """llm_graph_context::build_rs: clear state rs_z, gather the sequences' states, copy the rest."""
+        main, extra = self.rs_ids()
+        size, n = cache.ne[0], self.r.n_seqs
+        states = g.reshape(cache, size, cache.ne[1])
+        self.gf.expand(g.inplace("SCALE", g.view(states, (size,))))
+        out = rows(states, main) if rows is not None else g.get_rows(states, main)
+        self.gf.expand(out)
+        dst = g.view(cache, (size, 0), (cache.nb[1],), n * cache.nb[1])
+        self.gf.expand(g.cpy(g.get_rows(states, extra), dst))
+        return out
+
+    def mamba2(self, ssm, x: T) -> T:
+        """llm_build_mamba_base::build_mamba2_layer (one state snapshot: n_rs_seq 0)."""
+        n, nt = self.r.n_seqs, self.nt // self.r.n_seqs
+        d_inner, d_state, n_head, n_group = ssm.d_inner, ssm.d_state, ssm.n_heads, ssm.n_groups
+        head_dim, ch = d_inner // n_head, ssm.conv_channels
+        r_cache = g.weight("F32", (ssm.d_conv - 1) * ch, n)
+        s_cache = g.weight("F32", d_state * d_inner, n)
+        conv = g.reshape(self.build_rs(r_cache), ssm.d_conv - 1, ch, n)
+        x = g.reshape(x, x.ne[0], nt, n)
+        zx = self.mm(2 * d_inner + 2 * n_group * d_state + n_head, x)
+        z = g.view(zx, (head_dim, n_head, nt, n), (head_dim * 4, zx.nb[1], zx.nb[2]))
+        xbc = g.view(zx, (ch, nt, n), (zx.nb[1], zx.nb[2]), d_inner * 4)
+        dt = g.view(zx, (n_head, nt, n), (zx.nb[1], zx.nb[2]), (2 * d_inner + 2 * n_group * d_state) * 4)
+        conv_x = g.concat(conv, g.transpose(xbc), 0)
+        last = g.view(conv_x, (ssm.d_conv - 1, ch, n), (conv_x.nb[1], conv_x.nb[2]), nt * conv_x.nb[0])
+        self.gf.expand(g.cpy(last, g.view(r_cache, ((ssm.d_conv - 1) * ch, n), (r_cache.nb[1],))))
+        xbc = g.unary("UNARY", g.same("ADD", g.ssm_conv(conv_x, g.weight("F32", ssm.d_conv, ch)), g.weight("F32", ch)))
+        xs = g.view(xbc, (head_dim, n_head, nt, n), (head_dim * 4, xbc.nb[1], xbc.nb[2]))
+        b = g.view(xbc, (d_state, n_group, nt, n), (d_state * 4, xbc.nb[1], xbc.nb[2]), d_inner * 4)
+        c = g.view(xbc, (d_state, n_group, nt, n), (d_state * 4, xbc.nb[1], xbc.nb[2]), (d_inner + n_group * d_state) * 4)
+        dt = g.same("ADD", g.cont(dt), g.weight("F32", n_head))
+        a_w = g.weight("F32", 1, n_head)
+
+        def scan(states: T, ids: T) -> T:
+            return g.ssm_scan(g.reshape(states, d_state, head_dim, n_head, s_cache.ne[1]), xs, dt, a_w, b, c, ids)
+        y_ssm = self.build_rs(s_cache, scan)
+        big = d_state * d_inner
+        self.gf.expand(g.cpy(g.view(y_ssm, (big, n, 1), (big * 4, big * 4 * n), prod(xs.ne) * 4),
+                             g.view(s_cache, (big, n, 1), (s_cache.nb[1], n * big * 4))))
+        y = g.view(y_ssm, (head_dim, n_head, nt, n), (xs.nb[1], n_head * xs.nb[1], nt * n_head * xs.nb[1]))
+        y = g.same("ADD", y, g.same("MUL", xs, g.weight("F32", 1, n_head)))
+        y = g.glu_split(g.cont(z), y)
+        if ssm.gated_norm:
+            y = self.norm(g.reshape(y, d_inner // n_group, n_group, nt, n))
+        y = g.reshape(y, d_inner, nt, n)
+        return g.reshape(self.mm(self.h, y), self.h, nt * n)
+
+    def mamba1(self, ssm, x: T) -> T:
+        """llm_build_mamba_base::build_mamba_layer (no B/C/dt norms: Falcon-Mamba's are not modelled)."""
+        n, nt = self.r.n_seqs, self.nt // self.r.n_seqs
+        d_inner, d_state, dt_rank, d_conv = ssm.d_inner, ssm.d_state, ssm.dt_rank, ssm.d_conv
+        r_cache = g.weight("F32", (d_conv - 1) * d_inner, n)
+        s_cache = g.weight("F32", d_state * d_inner, n)
+        conv = g.reshape(self.build_rs(r_cache), d_conv - 1, d_inner, n)
+        x = g.reshape(x, x.ne[0], nt, n)
+        xz = self.mm(2 * d_inner, x)
+        xs = g.view(xz, (d_inner, nt, n), (xz.nb[1], xz.nb[2]))
+        z = g.view(xz, (d_inner, nt, n), (xz.nb[1], xz.nb[2]), d_inner * 4)
+        conv_x = g.concat(conv, g.transpose(xs), 0)
+        last = g.view(conv_x, (d_conv - 1, d_inner, n), (conv_x.nb[1], conv_x.nb[2]), nt * conv_x.nb[0])
+        self.gf.expand(g.cpy(last, g.view(r_cache, ((d_conv - 1) * d_inner * n,))))
+        xs = g.unary("UNARY", g.same("ADD", g.ssm_conv(conv_x, g.weight("F32", d_conv, d_inner)),
+                                     g.weight("F32", d_inner)))
+        x_db = self.mm(dt_rank + 2 * d_state, xs)
+        dt = g.view(x_db, (dt_rank, nt, n), (x_db.nb[1], x_db.nb[2]))
+        b = g.view(x_db, (d_state, 1, nt, n), (d_state * 4, x_db.nb[1], x_db.nb[2]), dt_rank * 4)
+        c = g.view(x_db, (d_state, 1, nt, n), (d_state * 4, x_db.nb[1], x_db.nb[2]), (dt_rank + d_state) * 4)
+        dt = g.same("ADD", self.mm(d_inner, dt), g.weight("F32", d_inner))
+        cur = xs
+        xh = g.reshape(xs, 1, d_inner, nt, n)
+        a_w = g.weight("F32", d_state, d_inner)
+
+        def scan(states: T, ids: T) -> T:
+            return g.ssm_scan(g.reshape(states, d_state, 1, d_inner, n), xh, dt, a_w, b, c, ids)
+        y_ssm = self.build_rs(s_cache, scan)
+        big = d_state * d_inner * n
+        self.gf.expand(g.cpy(g.view(y_ssm, (big,), (), xh.nb[3] * xh.ne[3]), g.view(s_cache, (big,))))
+        y = g.view(y_ssm, (d_inner, nt, n), (xh.nb[2], xh.nb[3]))
+        y = g.same("ADD", y, g.same("MUL", cur, g.weight("F32", d_inner)))
+        y = g.glu_split(g.cont(z), y)
+        return g.reshape(self.mm(self.h, y), self.h, nt * n)
 
     # --- feed-forward ------------------------------------------------------------------------
     def ffn(self, x: T, ff: int) -> T:
@@ -393,29 +493,231 @@ def _mha_mla(b: Builder, q: T, k: T, v: T, mask: T, v_mla: T) -> T:
     return cur
 
 
+def _qkv_rope(b: Builder, layer: LayerSpec, x: T, rope: bool = True) -> tuple[T, T, T]:
+    """build_qkv (separate Q, K, V projections, optional biases) and RoPE on Q and K."""
+    a = layer.attention
+    assert a is not None
+    out = []
+    for heads, dim in ((a.num_heads, a.head_dim_k), (a.num_kv_heads, a.head_dim_k), (a.num_kv_heads, a.head_dim_v)):
+        t = b.mm(heads * dim, x)
+        if a.qkv_bias:
+            t = g.same("ADD", t, g.weight("F32", t.ne[0]))
+        out.append(g.reshape(t, dim, heads, b.nt))
+    q, k, v = out
+    if rope:
+        q, k = g.same("ROPE", q, b.pos()), g.same("ROPE", k, b.pos())
+    return q, k, v
+
+
+def build_falcon_h1(spec: ModelSpec, r: Reserve) -> Graph:
+    """src/models/falcon-h1.cpp: attention and a Mamba2 mixer side by side on every layer, summed."""
+    b = Builder(spec, r)
+    inp = b.inp_embd()
+    last = len(spec.layers) - 1
+    for il, layer in enumerate(spec.layers):
+        assert layer.ssm is not None
+        sa = inp
+        q, k, v = _qkv_rope(b, layer, b.norm(inp))
+        attn_out = b.attn(layer, q, k, v)
+        cur = g.same("ADD", attn_out, b.mamba2(layer.ssm, b.norm(inp)))
+        sa = g.same("ADD", cur, sa)
+        if il == last:
+            sa = g.get_rows(sa, b.out_ids())
+        cur = b.ffn(b.norm(sa), layer.mlp.intermediate_size)
+        inp = g.same("ADD", cur, sa)
+    return b.finish(inp)
+
+
+def build_mamba(spec: ModelSpec, r: Reserve) -> Graph:
+    """src/models/mamba.cpp (mamba and mamba2): norm, mixer, residual."""
+    b = Builder(spec, r)
+    inp = b.inp_embd()
+    last = len(spec.layers) - 1
+    for il, layer in enumerate(spec.layers):
+        assert layer.ssm is not None
+        cur = b.mamba2(layer.ssm, b.norm(inp)) if layer.ssm.kind == "mamba2" else b.mamba1(layer.ssm, b.norm(inp))
+        if il == last:
+            cur, inp = g.get_rows(cur, b.out_ids()), g.get_rows(inp, b.out_ids())
+        inp = g.same("ADD", cur, inp)
+    return b.finish(inp)
+
+
+def build_granitehybrid(spec: ModelSpec, r: Reserve, rope: bool = True) -> Graph:
+    """src/models/granite-hybrid.cpp: a Mamba2 mixer or attention (RoPE only when the GGUF says
+    rope_finetuned, which Granite 4.0-H does not) per layer, then a dense FFN."""
+    b = Builder(spec, r)
+    inp = b.inp_embd()
+    last = len(spec.layers) - 1
+    for il, layer in enumerate(spec.layers):
+        sa = inp
+        cur = b.norm(inp)
+        if layer.ssm is not None:
+            cur = b.mamba2(layer.ssm, cur)
+        else:
+            a = layer.attention
+            assert a is not None
+            q, k, v = _qkv_rope(b, layer, cur, rope=rope)
+            cur = b.attn(layer, q, k, v, bias_out=a.o_bias)
+        if il == last:
+            cur, sa = g.get_rows(cur, b.out_ids()), g.get_rows(sa, b.out_ids())
+        ffn_inp = g.same("ADD", cur, sa)
+        cur = b.ffn(b.norm(ffn_inp), layer.mlp.intermediate_size)
+        inp = g.same("ADD", cur, ffn_inp)
+    return b.finish(inp)
+
+
+def build_qwen3next(spec: ModelSpec, r: Reserve) -> Graph:
+    """src/models/qwen3next.cpp with delta-net-base.cpp: Gated DeltaNet layers (the fused GATED_DELTA_NET
+    op, which llama.cpp uses wherever the backend has it: cparams.fused_gdn_ar/ch) and gated full
+    attention, a routed MoE with a sigmoid-gated shared expert. The linear layers' input projection is
+    attn_qkv + attn_gate (current convert_hf_to_gguf) or, for variant qkvz_legacy, one ssm_in."""
+    b = Builder(spec, r)
+    inp = b.inp_embd()
+    n, nt = r.n_seqs, b.nt // r.n_seqs
+    for layer in spec.layers:
+        sa = inp
+        cur = b.gf.expand(b.norm(inp))
+        if layer.ssm is not None:
+            cur = _gated_deltanet(b, layer.ssm, cur, n, nt, r.variant != "qkvz_legacy")
+        else:
+            a = layer.attention
+            assert a is not None
+            hd = a.head_dim_k
+            q_full = g.reshape(b.mm(a.num_heads * hd * 2, cur), hd * 2, a.num_heads, b.nt, 1)
+            q = g.view(q_full, (hd, a.num_heads, b.nt, 1), q_full.nb[1:])
+            gate = g.view(q_full, (hd, a.num_heads, b.nt, 1), q_full.nb[1:], hd * 4)
+            k = g.reshape(b.mm(a.num_kv_heads * hd, cur), hd, a.num_kv_heads, b.nt)
+            v = g.reshape(b.mm(a.num_kv_heads * hd, cur), hd, a.num_kv_heads, b.nt)
+            q = g.same("ROPE", b.norm(q), b.pos())
+            k = g.same("ROPE", b.norm(k), b.pos())
+            cur = b.attn(layer, q, k, v, wo=False)
+            gate = g.unary("UNARY", g.cont(gate, hd * a.num_heads, b.nt))
+            cur = b.mm(b.h, g.same("MUL", cur, gate))
+        cur = g.same("ADD", cur, sa)
+        post = b.norm(cur)
+        mlp = layer.mlp
+        if mlp.kind == "moe":
+            ffn = moe_ffn(b, post, mlp)
+            if mlp.shared_intermediate_size:
+                shexp = b.ffn(post, mlp.shared_intermediate_size)
+                ffn = g.same("ADD", ffn, g.same("MUL", shexp, g.unary("UNARY", b.mm(1, post))))
+        else:
+            ffn = b.ffn(post, mlp.intermediate_size)
+        inp = g.same("ADD", ffn, cur)
+    h = b.norm(inp)  # res->t_h_nextn, then the output rows (embeddings_nextn_masked is false by default)
+    h.flags |= OUTPUT
+    cur = g.get_rows(h, b.out_ids())
+    cur.flags |= OUTPUT
+    logits = b.mm(spec.vocab_size, cur)
+    logits.flags |= OUTPUT
+    b.gf.expand(logits)
+    return b.gf
+
+
+def _gated_deltanet(b: Builder, ssm, x: T, n: int, nt: int, fused_qkv: bool) -> T:
+    """qwen3next.cpp build_layer_attn_linear, build_qkvz; delta-net-base.cpp build_conv_state,
+    build_recurrent_attn and build_delta_net_fused (n_rs_seq 0: one state snapshot)."""
+    hk, nk, hv, nv = ssm.head_k_dim, ssm.num_k_heads, ssm.head_v_dim, ssm.num_v_heads
+    key_dim, value_dim, ch = hk * nk, hv * nv, ssm.conv_channels
+    if fused_qkv:
+        qkv = g.reshape(b.mm(2 * key_dim + value_dim, x), 2 * key_dim + value_dim, nt, n)
+        z = b.mm(value_dim, x)
+    else:
+        per = 2 * hk + 2 * hv * nv // nk
+        mixed = g.reshape(b.mm(2 * key_dim + 2 * value_dim, x), per, nk, nt, n)
+        nb = mixed.nb[1:]
+        query = g.view(mixed, (hk, nk, nt, n), nb)
+        key = g.view(mixed, (hk, nk, nt, n), nb, hk * 4)
+        value = g.view(mixed, (hv * nv // nk, nk, nt, n), nb, 2 * hk * 4)
+        z = g.cont(g.view(mixed, (hv * nv // nk, nk, nt, n), nb, (2 * hk + hv * nv // nk) * 4))
+        qkv = g.concat(g.concat(g.cont(query, key_dim, nt, n), g.cont(key, key_dim, nt, n), 0),
+                       g.cont(value, value_dim, nt, n), 0)
+    ba = g.reshape(b.mm(2 * nv, x), 2 * nv // nk, nk, nt, n)
+    beta_in = g.view(ba, (nv // nk, nk, nt, n), ba.nb[1:])
+    alpha_in = g.view(ba, (nv // nk, nk, nt, n), ba.nb[1:], nv // nk * 4)
+    beta = g.unary("UNARY", g.cont(beta_in))
+    alpha = g.same("ADD", g.cont(alpha_in, nv, nt, n), g.weight("F32", nv))
+    gate = g.same("MUL", g.unary("UNARY", alpha), g.weight("F32", nv))
+    beta, gate = g.reshape(beta, 1, nv, nt, n), g.reshape(gate, 1, nv, nt, n)
+    r_cache = g.weight("F32", (ssm.d_conv - 1) * ch, n)
+    s_cache = g.weight("F32", hv * hv * nv, n)
+    # build_conv_state
+    conv = g.reshape(b.build_rs(r_cache), ssm.d_conv - 1, ch, n)
+    conv_in = g.concat(conv, g.transpose(qkv), 0)
+    last = g.view(conv_in, (ssm.d_conv - 1, ch, n), conv_in.nb[1:3], nt * 4)
+    b.gf.expand(g.cpy(last, g.view(r_cache, ((ssm.d_conv - 1) * ch, n), (r_cache.nb[1],))))
+    state = g.reshape(b.build_rs(s_cache), hv, hv, nv, n)
+    mix = g.unary("UNARY", g.ssm_conv(conv_in, g.weight("F32", ssm.d_conv, ch)))
+    row = (2 * key_dim + value_dim) * 4
+    q = g.new("F32", hk, nk, nt, n, op="L2_NORM", srcs=[g.view(mix, (hk, nk, nt, n), (hk * 4, row, row * nt))])
+    k = g.new("F32", hk, nk, nt, n, op="L2_NORM",
+              srcs=[g.view(mix, (hk, nk, nt, n), (hk * 4, row, row * nt), key_dim * 4)])
+    v = g.view(mix, (hv, nv, nt, n), (hv * 4, row, row * nt), 2 * key_dim * 4)
+    if nk != nv:  # repeat-interleave Q and K heads up to the V heads
+        q, k = (g.reshape(g.new("F32", hk, nv // nk, nk, nt * n, op="REPEAT", srcs=[g.reshape(t, hk, 1, nk, nt * n)]),
+                          hk, nv, nt, n) for t in (q, k))
+    res = g.gated_delta_net(q, k, v, gate, beta, state)
+    out = g.view(res, (hv, nv, nt, n), (hv * 4, hv * nv * 4, hv * nv * nt * 4))
+    new_state = g.view(res, (hv, hv, nv, n), (hv * 4, hv * hv * 4, hv * hv * nv * 4), hv * nv * nt * n * 4)
+    b.gf.expand(g.cpy(new_state, g.view(s_cache, (hv * hv * nv, n), (s_cache.nb[1],))))
+    y = g.same("MUL", b.norm(out), g.unary("UNARY", g.reshape(z, hv, nv, nt, n)))
+    cur = b.mm(b.h, g.reshape(y, value_dim, nt, n))
+    return g.reshape(cur, b.h, nt * n)
+
+
 def _transformer(arch: str) -> Callable[[ModelSpec, Reserve], Graph]:
     return lambda spec, r: build_transformer(spec, r, arch)
 
 
-BUILDERS: dict[str, Callable[[ModelSpec, Reserve], Graph]] = {"deepseek2": build_deepseek2}
+BUILDERS: dict[str, Callable[[ModelSpec, Reserve], Graph]] = {
+    "deepseek2": build_deepseek2, "falcon-h1": build_falcon_h1, "mamba": build_mamba, "mamba2": build_mamba,
+    "granitehybrid": build_granitehybrid, "qwen3next": build_qwen3next}
 BUILDERS.update({a: _transformer(a) for a in ("llama", "qwen3", "qwen3moe", "qwen2", "gemma2", "gemma3", "gpt-oss")})
+
+
+def _plain_attention(la: LayerSpec, mla: bool = False, gated: bool = False) -> bool:
+    a = la.attention
+    return a is not None and not a.k_eq_v and a.kv_shared_from is None and a.output_gate == gated \
+        and (a.mla is not None) == mla
+
+
+def _layer_covered(la: LayerSpec, arch: str) -> bool:
+    ssm, mlp = la.ssm, la.mlp
+    if arch in ("mamba", "mamba2"):  # mamba.cpp; B/C/dt norms (Falcon-Mamba, Jamba) are not rebuilt
+        return la.attention is None and ssm is not None and ssm.kind == ("mamba1" if arch == "mamba" else "mamba2") \
+            and not ssm.bcdt_norms and mlp.kind == "none"
+    if arch == "falcon-h1":
+        return ssm is not None and ssm.kind == "mamba2" and _plain_attention(la) and mlp.kind == "dense"
+    if arch == "granitehybrid":  # Granite MoE variants (build_moe_ffn with a shared expert) are not rebuilt
+        mixer = (ssm is not None and ssm.kind == "mamba2" and la.attention is None) or \
+            (ssm is None and _plain_attention(la))
+        return mixer and mlp.kind == "dense"
+    if arch == "qwen3next":
+        mixer = (ssm is not None and ssm.kind == "gated_deltanet" and la.attention is None) or \
+            (ssm is None and _plain_attention(la, gated=True) and la.attention is not None and la.attention.qk_norm)
+        return mixer and mlp.kind in ("dense", "moe") and not mlp.router_scales
+    if ssm is not None or mlp.kind == "none" or not _plain_attention(la, mla=arch == "deepseek2"):
+        return False
+    # routed experts with a shared expert: only deepseek2's
+    return not (mlp.kind == "moe" and arch != "deepseek2" and (mlp.shared_intermediate_size or mlp.router_scales))
 
 
 def covered(spec: ModelSpec, arch: str, mla_layout: str = "latent_k") -> bool:
     """The builders know these layers: attention (MLA only for deepseek2, as current llama.cpp runs it:
-    the latent K-only cache, llamacpp/kv.py MLA_LAYOUTS) and a dense or routed FFN (shared experts only
-    for deepseek2); no recurrent mixers, gated or KV-shared attention."""
+    the latent K-only cache, llamacpp/kv.py MLA_LAYOUTS), a dense or routed FFN (shared experts for
+    deepseek2 and qwen3next), the Mamba-1/Mamba-2 mixers of mamba, mamba2, granitehybrid and falcon-h1,
+    and qwen3next's Gated DeltaNet and gated attention; no KV-shared attention."""
     if arch not in BUILDERS or (arch == "deepseek2" and mla_layout != "latent_k"):
         return False
-    for la in spec.layers:
-        a = la.attention
-        if a is None or la.ssm is not None or a.output_gate or a.k_eq_v or a.kv_shared_from is not None:
-            return False
-        if (a.mla is not None) != (arch == "deepseek2") or la.mlp.kind == "none":
-            return False
-        if la.mlp.kind == "moe" and arch != "deepseek2" and (la.mlp.shared_intermediate_size or la.mlp.router_scales):
-            return False
-    return True
+    return all(_layer_covered(la, arch) for la in spec.layers)
+
+
+def graph_variant(arch: str, tensor_names) -> str:
+    """What the file's tensors change in the graph: a qwen3next GGUF with blk.N.ssm_in (converted
+    before attn_qkv/attn_gate were split out) runs build_qkvz's legacy path, up to 0.9% more memory."""
+    if arch == "qwen3next" and any(n.endswith(".ssm_in.weight") for n in tensor_names):
+        return "qkvz_legacy"
+    return ""
 
 
 _PEAKS: dict[tuple, tuple[ModelSpec, int]] = {}  # ModelSpec holds dicts: keyed by identity
@@ -423,32 +725,33 @@ _PEAKS: dict[tuple, tuple[ModelSpec, int]] = {}  # ModelSpec holds dicts: keyed 
 
 def reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: int, n_outputs_max: int,
                  n_kv: int, n_kv_swa: int, unified: bool, fa: bool, type_k: str, type_v: str,
-                 alignment: int = 32, mla_layout: str = "latent_k") -> int | None:
+                 alignment: int = 32, mla_layout: str = "latent_k", variant: str = "") -> int | None:
     """The compute buffer sched_reserve leaves: the larger of the pp graph (min(n_ctx, n_ubatch) tokens,
     rounded up to a multiple of the sequences; min(tokens, n_outputs_max) logits rows) and the tg graph
     (one token per sequence). None when no builder covers arch."""
     if not covered(spec, arch, mla_layout):
         return None
-    key = (id(spec), arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa, type_k, type_v, alignment)
+    key = (id(spec), arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa, type_k, type_v, alignment,
+           variant)
     hit = _PEAKS.get(key)
     if hit is not None and hit[0] is spec:
         return hit[1]
     if len(_PEAKS) > 1024:
         _PEAKS.clear()
     peak = _reserve_peak(spec, arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa, type_k,
-                         type_v, alignment)
+                         type_v, alignment, variant)
     _PEAKS[key] = (spec, peak)
     return peak
 
 
 def _reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: int, n_outputs_max: int,
                   n_kv: int, n_kv_swa: int, unified: bool, fa: bool, type_k: str, type_v: str,
-                  alignment: int) -> int:
+                  alignment: int, variant: str = "") -> int:
     from .galloc import peak_bytes
     nt = min(n_ctx, n_ubatch)
     peaks = []
     for tokens, outputs in ((nt, min(nt, n_outputs_max)), (n_seq, n_seq)):
         tokens = -(-tokens // n_seq) * n_seq  # llama_context::graph_reserve
-        r = Reserve(tokens, n_seq, outputs, n_kv, n_kv_swa, 1 if unified else n_seq, fa, type_k, type_v)
+        r = Reserve(tokens, n_seq, outputs, n_kv, n_kv_swa, 1 if unified else n_seq, fa, type_k, type_v, variant)
         peaks.append(peak_bytes(BUILDERS[arch](spec, r), alignment))
     return max(peaks)
