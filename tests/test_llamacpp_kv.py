@@ -56,3 +56,20 @@ def test_recurrent_state_is_f32_per_sequence():
 def test_output_buffer(model, seqs, mib):
     from vramcalc.llamacpp.kv import output_buffer_bytes
     assert round(output_buffer_bytes(load(model), seqs) / MIB, 2) == mib
+
+
+def test_sliding_window_only_where_the_graph_keeps_an_iswa_cache():
+    """Ministral-8B's config gives every layer a 32K window, but convert_hf_to_gguf writes it as a llama
+    GGUF and llama.cpp's llama graph (src/models/llama.cpp) reads no window: every layer caches the whole
+    context. Gemma 3 keeps its SWA cache (models/gemma3.cpp builds llm_graph_input_attn_kv_iswa)."""
+    from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
+    spec = load("mistralai/Ministral-8B-Instruct-2410")
+    assert all(la.attention.kind == "sliding" for la in spec.layers)
+    r = check_llamacpp(spec, None, LlamaOptions(n_ctx=65536, ftype="Q4_K_M"), solve=False)
+    a = spec.layers[0].attention
+    assert [c["name"] for c in r.caches] == ["single"]
+    assert r.devices[-1].kv_buffer_bytes == 36 * 65536 * a.num_kv_heads * (a.head_dim_k + a.head_dim_v) * 2
+    assert any("keeps no sliding-window cache" in w for w in r.warnings)
+    g = check_llamacpp(load("google/gemma-3-4b-it"), None, LlamaOptions(n_ctx=65536, ftype="Q4_K_M"), solve=False)
+    assert {c["name"] for c in g.caches} == {"non-SWA", "SWA"}
+    assert not any("sliding-window cache" in w for w in g.warnings)

@@ -132,6 +132,27 @@ def _as_list(gpus: GPU | list[GPU] | None) -> list[GPU]:
     return [gpus] if isinstance(gpus, GPU) else list(gpus)
 
 
+_RUNS_AS: dict[int, tuple[ModelSpec, ModelSpec]] = {}
+
+
+def as_llamacpp_runs_it(spec: ModelSpec) -> ModelSpec:
+    """The spec as llama.cpp builds it: sliding-window layers stay sliding only where the architecture's
+    graph keeps an iSWA cache (llamacpp_backends.json iswa_gguf_archs); elsewhere they are full layers."""
+    hit = _RUNS_AS.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    out = spec
+    if gguf_arch(spec) not in backend_rules()["iswa_gguf_archs"] and \
+            any(la.attention is not None and la.attention.kind == "sliding" for la in spec.layers):
+        layers = tuple(la.model_copy(update={"attention": la.attention.model_copy(update={"kind": "full", "window": None})})
+                       if la.attention is not None and la.attention.kind == "sliding" else la for la in spec.layers)
+        out = spec.model_copy(update={"layers": layers})
+    if len(_RUNS_AS) > 256:
+        _RUNS_AS.clear()
+    _RUNS_AS[id(spec)] = (spec, out)
+    return out
+
+
 def check_llamacpp(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
                    tensors: list[tuple[GGUFTensor, str]] | None = None, ram_bytes: int | None = None,
                    model_ref: str = "model.gguf", solve: bool = True, limits: bool = True) -> LlamaResult:
@@ -139,6 +160,19 @@ def check_llamacpp(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOpt
     (tensor, type) list when a GGUF was read. solve: also find the largest -ngl and context that fit
     (and resolve -ngl auto / -c 0 as --fit would); limits: with solve, also report the largest -ngl
     and context (two more searches; the planner works out its own context limit)."""
+    runs = as_llamacpp_runs_it(spec)
+    r = _check(runs, gpus, opts, tensors, ram_bytes, model_ref, solve, limits)
+    if runs is not spec:
+        rules = backend_rules()
+        r = r.model_copy(update={"warnings": r.warnings + [
+            f"llama.cpp's {gguf_arch(spec)} graph keeps no sliding-window cache: every layer caches the full "
+            f"context, though the config gives a window [{rules['iswa_gguf_archs_source'].split(':')[0]}]"]})
+    return r
+
+
+def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
+           tensors: list[tuple[GGUFTensor, str]] | None, ram_bytes: int | None,
+           model_ref: str, solve: bool, limits: bool) -> LlamaResult:
     gl = _as_list(gpus)
     if tensors is None:
         if not opts.ftype:
