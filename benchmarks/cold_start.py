@@ -13,6 +13,10 @@ COMMANDS = {
     "vramcalc models": ["models"],
     "vramcalc check llama-3.1-8b --gpu rtx4090 --ctx 8192": ["check", "llama-3.1-8b", "--gpu", "rtx4090", "--ctx", "8192"],
     "vramcalc check kimi-k2-instruct --gpu h100-sxm --json": ["check", "kimi-k2-instruct", "--gpu", "h100-sxm", "--json"],
+    "vramcalc check llama-3.3-70b --engine llamacpp --gpu 4090 --quant gguf:Q4_K_M (partial offload: -ngl and context solved)":
+        ["check", "llama-3.3-70b", "--engine", "llamacpp", "--gpu", "4090", "--quant", "gguf:Q4_K_M"],
+    "vramcalc check Qwen/Qwen3-Next-80B-A3B-Thinking --engine llamacpp --gpu h100-sxm --quant gguf:Q4_K_M (hybrid replay)":
+        ["check", "Qwen/Qwen3-Next-80B-A3B-Thinking", "--engine", "llamacpp", "--gpu", "h100-sxm", "--quant", "gguf:Q4_K_M"],
     "python -c pass (interpreter floor)": None,
 }
 

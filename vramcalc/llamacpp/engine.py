@@ -254,24 +254,55 @@ def _largest_ngl(spec, gl, opts, tensors, ram, ref) -> int | None:
 def _largest_ctx(spec, gl, opts, tensors, ram, ref, limit: int | None = 0) -> LlamaResult | None:
     """The largest context (a multiple of 256, as --fit rounds) that fits; limit 0: the training
     context, not below FIT_MIN_CTX (--fit's range); None: up to the training context or 4x the
-    current one, from 256."""
+    current one, from 256. A search with the phase formula's compute buffer (cheap) gives a first
+    guess; the answer is then settled with the full evaluation (the allocator replay) on both sides
+    of the boundary: it fits at the answer and not one step above."""
     n_ctx_train = spec.max_position_embeddings or 0
     top = n_ctx_train if limit == 0 else max(n_ctx_train, opts.n_ctx or 0)
-    lo = FIT_MIN_CTX // 256 if limit == 0 else 1
-    hi = max(lo, top // 256)
-    best = None
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        r = _evaluate(spec, gl, opts.model_copy(update={"n_ctx": mid * 256}), tensors, ram, ref)
-        if r.fits:
-            best, lo = r, mid + 1
-        else:
-            hi = mid - 1
-    return best
+    lo0 = FIT_MIN_CTX // 256 if limit == 0 else 1
+    hi0 = max(lo0, top // 256)
+
+    def at(steps: int, replay: bool = True) -> LlamaResult:
+        return _evaluate(spec, gl, opts.model_copy(update={"n_ctx": steps * 256}), tensors, ram, ref, replay)
+
+    def search(lo: int, hi: int, replay: bool) -> tuple[int, LlamaResult | None]:
+        best: tuple[int, LlamaResult | None] = (lo - 1, None)
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            r = at(mid, replay)
+            if r.fits:
+                best, lo = (mid, r), mid + 1
+            else:
+                hi = mid - 1
+        return best
+
+    guess, _ = search(lo0, hi0, replay=False)
+    guess = max(lo0, guess)
+    r = at(guess)
+    if r.fits:  # gallop up from the guess, then bisect the last gap
+        step, good = 1, (guess, r)
+        while good[0] < hi0:
+            nxt = min(hi0, good[0] + step)
+            rn = at(nxt)
+            if not rn.fits:
+                found = search(good[0] + 1, nxt - 1, replay=True)
+                return found[1] if found[1] is not None else good[1]
+            good, step = (nxt, rn), step * 2
+        return good[1]
+    step, bad = 1, guess  # gallop down
+    while bad > lo0:
+        nxt = max(lo0, bad - step)
+        rn = at(nxt)
+        if rn.fits:
+            found = search(nxt + 1, bad - 1, replay=True)
+            return found[1] if found[1] is not None else rn
+        bad, step = nxt, step * 2
+    return None
 
 
 def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
-              ram_bytes: int | None, model_ref: str) -> LlamaResult:
+              ram_bytes: int | None, model_ref: str, replay: bool = True) -> LlamaResult:
+    """replay False: the compute buffer from the phase formula only (a cheap first guess for searches)."""
     errors: list[str] = []
     warnings: list[str] = []
     n_layer = spec.num_layers
@@ -329,7 +360,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     n_kv_swa = next((c.cells for c in caches if c.name == "SWA"), 0)
     pipeline = bool(gl) and not opts.rpc_nodes and backend_rules()["backends"][backend_of(gl, opts)]["pipeline_parallel"]
     arch = gguf_arch(spec)
-    comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev, pipeline=pipeline, arch=arch,
+    comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev, pipeline=pipeline, arch=arch if replay else "",
                            n_ctx=n_ctx_seq * streams, variant=graph_variant(arch, (t.name for t, _ in tensors)))
     output = output_buffer_bytes(spec, opts.n_parallel)
     devices = []
