@@ -272,6 +272,8 @@ def _mamba(s: Shape) -> _Model:
     m.key("feed_forward_length", 0)
     m.key("attention.head_count", 0)
     m.ssm_keys(d_conv, d_inner, d_state, dt_rank, None)
+    if s.extra.get("dt_b_c_rms"):  # convert_hf_to_gguf FalconMambaModel: RMS norms on dt, B and C
+        m.key("ssm.dt_b_c_rms", True)
     for i in range(s.n_layer):
         p = f"blk.{i}."
         m.t(p + "attn_norm.weight", s.n_embd)
@@ -403,6 +405,7 @@ MODELS: dict[str, tuple[str, Shape]] = {
     "deepseek2-qlora": ("deepseek2", Shape(n_head=16, n_layer=3, extra={"q_lora_rank": 256, "kv_lora_rank": 512,
                                                                        "rope": 64, "nope": 128, "v_head": 128})),
     "mamba": ("mamba", Shape(n_layer=4, tied=True)),
+    "falcon-mamba": ("mamba", Shape(n_layer=4, extra={"dt_b_c_rms": True, "d_state": 16, "dt_rank": 32})),
     "mamba2": ("mamba2", Shape(n_layer=4)),
     "granitehybrid": ("granitehybrid", Shape(n_layer=6)),
     "falcon-h1": ("falcon-h1", Shape(n_layer=4)),

@@ -15,6 +15,7 @@ import pytest
 from conftest import DATA
 from llamacpp_models import write_gguf
 from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
+from vramcalc.llamacpp.graphs import REPLAY_MARGINS
 from vramcalc.sources import open_model
 
 MIB = 2**20
@@ -85,7 +86,7 @@ def _compute(run, gguf_dir):
 
 
 REPLAYED = {"llama-a", "llama-tied-q4k", "llama-mha-f16", "qwen3", "qwen3moe", "gemma2", "gemma3", "gpt-oss",
-            "mamba", "mamba2", "granitehybrid", "falcon-h1", "qwen3next",
+            "mamba", "falcon-mamba", "mamba2", "granitehybrid", "falcon-h1", "qwen3next",
             "deepseek2", "deepseek2-qlora"}
 
 
@@ -97,7 +98,8 @@ def test_compute_buffer_replay_is_exact(run, gguf_dir):
     r, logged = _compute(run, gguf_dir)
     host = r.devices[-1]
     assert _mib(host.compute_buffer_bytes) == pytest.approx(logged, abs=0.011)
-    assert host.uncertainty_bytes == 0
+    # granitehybrid: the margin for the graph switches real Granite 4.0-H files set (graphs.REPLAY_MARGINS)
+    assert host.uncertainty_bytes == int(host.compute_buffer_bytes * REPLAY_MARGINS.get(run["model"], 0.0))
 
 
 def test_phase_formula_against_the_recordings(gguf_dir):
@@ -119,7 +121,7 @@ def test_phase_formula_against_the_recordings(gguf_dir):
         errors.append(peak / MIB / logged - 1)
         assert peak * (1 + UNCERTAINTY) >= logged * MIB, run
     errors.sort(key=abs)
-    assert len(errors) == len(RUNS) == 177
+    assert len(errors) == len(RUNS) == 189
     assert abs(errors[len(errors) // 2]) < 0.05
     assert min(errors) > -0.21 and max(errors) < 0.15
 

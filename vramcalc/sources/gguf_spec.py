@@ -140,7 +140,9 @@ def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> 
         layers.append(LayerSpec(attention=attn, ssm=ssm, mlp=mlp, norms=traits.get("norms", 2)))
     ctx = key("context_length")
     return ModelSpec(
-        id=model_id, source=source, model_type=MODEL_TYPES.get(arch, arch), architecture=f"gguf:{arch}",
+        id=model_id, source=source, architecture=f"gguf:{arch}",
+        # mamba with ssm.dt_b_c_rms is what convert_hf_to_gguf writes for FalconMambaForCausalLM
+        model_type="falcon_mamba" if arch == "mamba" and key("ssm.dt_b_c_rms", False) else MODEL_TYPES.get(arch, arch),
         approximate=bool(notes), notes=tuple(notes + ["read from GGUF metadata; KV cache counted in f16, "
                                                       "llama.cpp's default cache type"]),
         hidden_size=hidden, vocab_size=vocab, tie_word_embeddings="output.weight" not in tensors, dtype="float16",
