@@ -371,24 +371,7 @@ def build_transformer(spec: ModelSpec, r: Reserve, arch: str) -> Graph:
         assert a is not None
         sa = inp
         cur = b.norm(inp)
-        q = b.mm(a.num_heads * a.head_dim_k, cur)
-        if a.qkv_bias:
-            q = g.same("ADD", q, g.weight("F32", q.ne[0]))
-        k = b.mm(a.num_kv_heads * a.head_dim_k, cur)
-        if a.qkv_bias:
-            k = g.same("ADD", k, g.weight("F32", k.ne[0]))
-        v = b.mm(a.num_kv_heads * a.head_dim_v, cur)
-        if a.qkv_bias:
-            v = g.same("ADD", v, g.weight("F32", v.ne[0]))
-        q = g.reshape(q, a.head_dim_k, a.num_heads, b.nt)
-        k = g.reshape(k, a.head_dim_k, a.num_kv_heads, b.nt)
-        v = g.reshape(v, a.head_dim_v, a.num_kv_heads, b.nt)
-        if a.qk_norm:
-            q = b.norm(q)
-        q = g.same("ROPE", q, b.pos())
-        if a.qk_norm:
-            k = b.norm(k)
-        k = g.same("ROPE", k, b.pos())
+        q, k, v = _qkv_rope(b, layer, cur)
         if gemma:
             q = g.unary("SCALE", q)
         cur = b.attn(layer, q, k, v, sinks=a.sinks, swa=a.kind == "sliding", bias_out=a.o_bias)
@@ -497,7 +480,8 @@ def _mha_mla(b: Builder, q: T, k: T, v: T, mask: T, v_mla: T) -> T:
 
 
 def _qkv_rope(b: Builder, layer: LayerSpec, x: T, rope: bool = True) -> tuple[T, T, T]:
-    """build_qkv (separate Q, K, V projections, optional biases) and RoPE on Q and K."""
+    """build_qkv (separate Q, K, V projections, optional biases), the Q/K RMS norms where the layer has
+    them (qwen3, gemma3), and RoPE on Q and K."""
     a = layer.attention
     assert a is not None
     out = []
@@ -507,6 +491,8 @@ def _qkv_rope(b: Builder, layer: LayerSpec, x: T, rope: bool = True) -> tuple[T,
             t = g.same("ADD", t, g.weight("F32", t.ne[0]))
         out.append(g.reshape(t, dim, heads, b.nt))
     q, k, v = out
+    if a.qk_norm:
+        q, k = b.norm(q), b.norm(k)
     if rope:
         q, k = g.same("ROPE", q, b.pos()), g.same("ROPE", k, b.pos())
     return q, k, v
