@@ -9,8 +9,9 @@ from math import ceil, gcd
 
 from pydantic import BaseModel, ConfigDict
 
+from ..cache_kinds import MLALatent, SharedKV, SlidingWindow, cache_layers
 from ..kv import dtype_bytes
-from ..spec import LayerSpec, ModelSpec
+from ..spec import ModelSpec
 from .weights import pp_layer_split, rules
 
 KV_DTYPES = {"auto": None, "bfloat16": "bfloat16", "float16": "float16", "fp8": "fp8", "fp8_e4m3": "fp8",
@@ -75,16 +76,6 @@ class KVPool(BaseModel):
         return total
 
 
-def _attn_page_per_token(layer: LayerSpec, tp: int, kv_bytes: int) -> int:
-    a = layer.attention
-    if a is None or a.kv_shared_from is not None:
-        return 0
-    if a.mla is not None:  # MLAAttention.get_kv_cache_spec: one latent, replicated on every TP rank
-        return (a.mla.kv_lora_rank + a.mla.qk_rope_head_dim) * kv_bytes
-    heads = max(1, a.num_kv_heads // tp)  # ModelConfig.get_num_kv_heads: replicated past kv_heads
-    return heads * (a.head_dim_k + a.head_dim_v) * kv_bytes
-
-
 def ssm_state_dtype(spec: ModelSpec) -> str:
     """The temporal-state dtype vLLM keeps: the config's for the architectures whose config hook reads
     it (data/vllm.json ssm_state_dtype), else the model dtype (mamba_ssm_cache_dtype 'auto')."""
@@ -92,25 +83,6 @@ def ssm_state_dtype(spec: ModelSpec) -> str:
     if rule is None:
         return spec.dtype
     return spec.ssm_state_dtype or rule["default"] or spec.dtype
-
-
-def _mamba_page(layer: LayerSpec, tp: int, conv_bytes: int, ssm_bytes: int, n_spec: int) -> int:
-    """MambaStateShapeCalculator shapes per rank (n_groups padded up to TP for Mamba-2); the conv
-    state at the model dtype, the temporal state at ssm_state_dtype (mamba_utils._mamba_state_dtype)."""
-    s = layer.ssm
-    if s is None:
-        return 0
-    if s.kind == "mamba2":
-        groups = s.n_groups if s.n_groups % tp == 0 else s.n_groups + (tp - s.n_groups % tp)
-        conv = (s.d_inner + 2 * groups * s.d_state) // tp * (s.d_conv - 1 + n_spec)
-        ssm = s.n_heads // tp * s.head_dim * s.d_state
-    elif s.kind == "mamba1":
-        conv = s.d_inner // tp * (s.d_conv - 1)
-        ssm = s.d_inner // tp * s.d_state
-    else:  # gated_deltanet
-        conv = s.conv_channels // tp * (s.d_conv - 1 + n_spec)
-        ssm = s.num_v_heads // tp * s.head_k_dim * s.head_v_dim
-    return conv * conv_bytes + ssm * ssm_bytes
 
 
 def resolve_kv_dtype(spec: ModelSpec, kv_cache_dtype: str) -> tuple[str, str]:
@@ -137,28 +109,30 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     """The KV pool of one rank in PP stage `stage`."""
     split = pp_layer_split(spec.num_layers, s.pp)
     first = sum(split[:stage])
-    layers = spec.layers[first:first + split[stage]]
+    caches = cache_layers(spec)[first:first + split[stage]]
     kv_dtype, why = resolve_kv_dtype(spec, s.kv_cache_dtype)
     kvb = dtype_bytes(kv_dtype)
     notes: list[str] = [why] if why else []
-    buckets: dict[tuple, int] = {}
+    buckets: dict[tuple[str, int | None], int] = {}
     attn_pages = set()
     mamba_pages = []
-    for layer in layers:
-        a = layer.attention
-        if a is not None and a.kv_shared_from is None:
-            if a.kind == "sliding" and s.hybrid_manager:
-                key = ("sliding", a.window)
+    for c in caches:
+        a = c.attention
+        # GPUModelRunner.get_kv_cache_spec gives no spec to a layer that reuses another's KV
+        if a is not None and not isinstance(a, SharedKV):
+            if isinstance(a, SlidingWindow) and s.hybrid_manager:
+                key: tuple[str, int | None] = ("sliding", a.window)
             else:  # chunked-local layers are full-size when HMA is off (and it is off for them)
                 key = ("full", None)
             buckets[key] = buckets.get(key, 0) + 1
-            attn_pages.add(_attn_page_per_token(layer, s.tp, kvb))
-            if a.mla is not None and a.mla.index_head_dim:
+            attn_pages.add(a.bytes_per_token(kvb, s.tp))  # the page of one token of this layer on this rank
+            if a.indexer_bytes_per_token():
                 notes.append("the DeepSeek-V3.2 indexer cache is not in the pool yet")
-        if layer.ssm is not None:
+        if c.recurrent is not None:  # MambaSpec: the conv state at the model dtype, the temporal state at
+            # ssm_state_dtype (vLLM 0.33.0 vllm/model_executor/layers/mamba/mamba_utils.py MambaStateDtypeCalculator)
             buckets[("mamba", None)] = buckets.get(("mamba", None), 0) + 1
-            mamba_pages.append(_mamba_page(layer, s.tp, dtype_bytes(spec.dtype), dtype_bytes(ssm_state_dtype(spec)),
-                                           s.num_speculative_tokens))
+            mamba_pages.append(c.recurrent.state_bytes(dtype_bytes(spec.dtype), dtype_bytes(ssm_state_dtype(spec)),
+                                                       s.tp, s.num_speculative_tokens))
     if len(attn_pages) > 1:
         notes.append("layers with different KV page sizes: vLLM unifies them (unify_kv_cache_spec_page_size); "
                      "the largest page is used for every layer, an overestimate")
@@ -167,7 +141,7 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     if mamba_pages:
         mamba_page = max(mamba_pages)
         if attn_tok:  # Platform._align_hybrid_block_size
-            align = 128 if any(layer.attention is not None and layer.attention.mla is not None for layer in layers) else bs
+            align = 128 if any(isinstance(c.attention, MLALatent) for c in caches) else bs
             bs = align * ceil(mamba_page / (align * attn_tok))
             page = bs * attn_tok  # the Mamba page is padded up to the attention page
         else:
