@@ -324,7 +324,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                          swa_full=opts.swa_full, mla_layout=opts.mla_layout)
     n_ctx_seq, streams = context_cells(kvo)
     layers_mem = layer_memory(spec, kvo)
-    caches = llama_caches(spec, kvo)
+    caches = llama_caches(spec, kvo, layers_mem)
     ngl = min(opts.n_gpu_layers if opts.n_gpu_layers is not None else n_layer + 1, n_layer + 1) if gl else 0
     unified = bool(gl and gl[0].unified_memory)
     if opts.tensor_split:

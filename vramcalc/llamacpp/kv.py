@@ -9,14 +9,9 @@ from math import ceil
 
 from pydantic import BaseModel, ConfigDict
 
+from ..cache_kinds import MLA_LAYOUTS, SharedKV, SlidingWindow, cache_layers
 from ..ggml import row_bytes
 from ..spec import ModelSpec
-
-# llama.cpp's KV layout changed for MLA models twice (llamacpp_rules.md rule 4):
-#   "per_head"  - GGUFs converted before PR #12801: full per-head K (nope + rope) and V
-#   "latent_kv" - #12801 .. #19067: one latent K (kv_lora + rope) and a kv_lora-wide V
-#   "latent_k"  - from PR #19067 (Jan 2026): K only
-MLA_LAYOUTS = ("per_head", "latent_kv", "latent_k")
 
 
 class LlamaKVOptions(BaseModel):
@@ -62,89 +57,68 @@ class LayerMemory(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     cache: str | None  # "full" / "SWA" / None when the layer has no KV of its own
-    kv_bytes: int
-    recurrent_bytes: int
+    cells: int  # cells per stream of that cache (0 without one)
+    k_bytes: int
+    v_bytes: int
+    recurrent_bytes: int  # r + s state, all sequences
+
+    @property
+    def kv_bytes(self) -> int:
+        return self.k_bytes + self.v_bytes
 
 
 def _swa_cells(o: LlamaKVOptions, n_ctx_seq: int, window: int) -> int:
-    """llama_kv_cache_iswa: pad256(min(n_ctx_seq, n_swa * (unified ? n_seq_max : 1) + n_ubatch)),
-    never above n_ctx_seq (rule 3.2); --swa-full gives the SWA layers the full size."""
+    """llama.cpp 2aef976 src/llama-kv-cache-iswa.cpp llama_kv_cache_iswa::llama_kv_cache_iswa:
+    pad256(min(n_ctx_seq, n_swa * (unified ? n_seq_max : 1) + n_ubatch)), never above n_ctx_seq;
+    --swa-full gives the SWA layers the full size."""
     if o.swa_full:
         return n_ctx_seq
     return min(n_ctx_seq, _pad(min(n_ctx_seq, window * (o.n_seq_max if o.kv_unified else 1) + o.n_ubatch), o.pad))
 
 
-def _kv_widths(a, o: LlamaKVOptions) -> tuple[int, int]:
-    if a.mla is not None:
-        m = a.mla
-        if o.mla_layout == "per_head":
-            return a.num_heads * (m.qk_nope_head_dim + m.qk_rope_head_dim), a.num_heads * m.v_head_dim
-        if o.mla_layout == "latent_kv":
-            return m.kv_lora_rank + m.qk_rope_head_dim, m.kv_lora_rank
-        return m.kv_lora_rank + m.qk_rope_head_dim, 0
-    return a.num_kv_heads * a.head_dim_k, a.num_kv_heads * a.head_dim_v
-
-
 def layer_memory(spec: ModelSpec, o: LlamaKVOptions) -> list[LayerMemory]:
-    """Per layer: K + V bytes (cells x streams x row bytes; no V for V-less MLA) and the F32
-    recurrent state (r + s rows, one per sequence: llama-memory-recurrent.cpp)."""
+    """Per layer: K and V bytes, cells x streams x ggml row bytes of the layer's K and V widths
+    (llama.cpp 3514e9f src/llama-kv-cache.cpp llama_kv_cache::llama_kv_cache; no V for V-less MLA), and
+    the F32 recurrent state, r + s rows, one per sequence (llama.cpp 76d9439
+    src/llama-memory-recurrent.cpp llama_memory_recurrent::llama_memory_recurrent)."""
     if o.mla_layout not in MLA_LAYOUTS:
         raise ValueError(f"mla_layout must be one of {MLA_LAYOUTS}")
     n_ctx_seq, streams = context_cells(o)
+    seqs = max(1, o.n_seq_max)
     out = []
-    for layer in spec.layers:
-        a = layer.attention
-        kv, cache = 0, None
-        if a is not None and a.kv_shared_from is None:
-            k_w, v_w = _kv_widths(a, o)
-            sliding = a.kind == "sliding" and a.window
-            cells = _swa_cells(o, n_ctx_seq, a.window or 0) if sliding else n_ctx_seq
-            cache = "SWA" if sliding else "full"
-            kv = (row_bytes(o.type_k, k_w) + (row_bytes(o.type_v, v_w) if v_w else 0)) * cells * streams
-        rs = 0
-        if layer.ssm is not None:
-            conv, state = layer.ssm.state_elements()
-            rs = (conv + state) * 4 * max(1, o.n_seq_max)
-        out.append(LayerMemory(cache=cache, kv_bytes=kv, recurrent_bytes=rs))
+    for c in cache_layers(spec):
+        a = c.attention
+        cache, cells, k, v = None, 0, 0, 0
+        if a is not None and not isinstance(a, SharedKV):  # llama_hparams::has_kv: reused KV is not allocated
+            k_w, v_w = a.row_widths(o.mla_layout)
+            # the iSWA cache: the SWA layers in a cache of their own (--swa-full: still their own, at full size)
+            if isinstance(a, SlidingWindow):
+                cache, cells = "SWA", _swa_cells(o, n_ctx_seq, a.window)
+            else:
+                cache, cells = "full", n_ctx_seq
+            k = row_bytes(o.type_k, k_w) * cells * streams
+            v = row_bytes(o.type_v, v_w) * cells * streams if v_w else 0
+        rs = c.recurrent.state_bytes(4, 4) * seqs if c.recurrent is not None else 0
+        out.append(LayerMemory(cache=cache, cells=cells, k_bytes=k, v_bytes=v, recurrent_bytes=rs))
     return out
 
 
-def llama_caches(spec: ModelSpec, o: LlamaKVOptions) -> list[LlamaCache]:
-    """The KV caches and recurrent state llama.cpp allocates for this model, whole model (the
-    per-device split follows the layers: layer_memory)."""
-    if o.mla_layout not in MLA_LAYOUTS:
-        raise ValueError(f"mla_layout must be one of {MLA_LAYOUTS}")
+def llama_caches(spec: ModelSpec, o: LlamaKVOptions, layers: list[LayerMemory] | None = None) -> list[LlamaCache]:
+    """The KV caches and recurrent state llama.cpp allocates for this model, whole model: the sums of
+    layer_memory (given as `layers`, or worked out) by cache, named as llama.cpp's log names them."""
+    mem = layer_memory(spec, o) if layers is None else layers
     n_ctx_seq, streams = context_cells(o)
-    full = {"cells": n_ctx_seq, "layers": 0, "k": 0, "v": 0}
-    swa = {"cells": 0, "layers": 0, "k": 0, "v": 0}
-    rec = {"layers": 0, "bytes": 0}
-    for layer in spec.layers:
-        a = layer.attention
-        if a is not None and a.kv_shared_from is None:
-            k_w, v_w = _kv_widths(a, o)
-            sliding = a.kind == "sliding" and a.window  # --swa-full: still its own cache, at full size
-            target = swa if sliding else full
-            if sliding:
-                swa["cells"] = _swa_cells(o, n_ctx_seq, a.window or 0)
-            target["layers"] += 1
-            target["k"] += row_bytes(o.type_k, k_w)
-            target["v"] += row_bytes(o.type_v, v_w) if v_w else 0
-        if layer.ssm is not None:  # rule 5: F32 r and s states, one per sequence
-            conv, state = layer.ssm.state_elements()
-            rec["layers"] += 1
-            rec["bytes"] += (conv + state) * 4
+    full = [m for m in mem if m.cache == "full"]
+    swa = [m for m in mem if m.cache == "SWA"]
+    rec = [m for m in mem if m.recurrent_bytes]
     caches = []
-    names = ("non-SWA", "SWA") if swa["layers"] and full["layers"] else ("single", "SWA")
-    if full["layers"]:
-        caches.append(LlamaCache(name=names[0], cells=full["cells"], streams=streams, layers=full["layers"],
-                                 k_bytes=full["k"] * full["cells"] * streams, v_bytes=full["v"] * full["cells"] * streams))
-    if swa["layers"]:
-        caches.append(LlamaCache(name="SWA", cells=swa["cells"], streams=streams, layers=swa["layers"],
-                                 k_bytes=swa["k"] * swa["cells"] * streams, v_bytes=swa["v"] * swa["cells"] * streams))
-    if rec["layers"]:
-        cells = max(1, o.n_seq_max)
-        caches.append(LlamaCache(name="recurrent", cells=cells, streams=1, layers=rec["layers"],
-                                 k_bytes=rec["bytes"] * cells, v_bytes=0))
+    for name, group in ((("non-SWA" if swa else "single"), full), ("SWA", swa)):
+        if group:
+            caches.append(LlamaCache(name=name, cells=group[-1].cells, streams=streams, layers=len(group),
+                                     k_bytes=sum(m.k_bytes for m in group), v_bytes=sum(m.v_bytes for m in group)))
+    if rec:
+        caches.append(LlamaCache(name="recurrent", cells=max(1, o.n_seq_max), streams=1, layers=len(rec),
+                                 k_bytes=sum(m.recurrent_bytes for m in rec), v_bytes=0))
     return caches
 
 
