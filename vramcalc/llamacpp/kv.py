@@ -98,6 +98,7 @@ def layer_memory(spec: ModelSpec, o: LlamaKVOptions) -> list[LayerMemory]:
                 cache, cells = "full", n_ctx_seq
             k = row_bytes(o.type_k, k_w) * cells * streams
             v = row_bytes(o.type_v, v_w) * cells * streams if v_w else 0
+        # r and s both F32 whatever -ctk/-ctv say (llama.cpp 4df29be src/llama-model.cpp create_memory)
         rs = c.recurrent.state_bytes(4, 4) * seqs if c.recurrent is not None else 0
         out.append(LayerMemory(cache=cache, cells=cells, k_bytes=k, v_bytes=v, recurrent_bytes=rs))
     return out
@@ -107,7 +108,7 @@ def llama_caches(spec: ModelSpec, o: LlamaKVOptions, layers: list[LayerMemory] |
     """The KV caches and recurrent state llama.cpp allocates for this model, whole model: the sums of
     layer_memory (given as `layers`, or worked out) by cache, named as llama.cpp's log names them."""
     mem = layer_memory(spec, o) if layers is None else layers
-    n_ctx_seq, streams = context_cells(o)
+    _, streams = context_cells(o)
     full = [m for m in mem if m.cache == "full"]
     swa = [m for m in mem if m.cache == "SWA"]
     rec = [m for m in mem if m.recurrent_bytes]
