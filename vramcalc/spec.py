@@ -82,20 +82,6 @@ class SSMSpec(_Frozen):
             return self.d_inner + 2 * self.n_groups * self.d_state
         return 2 * self.num_k_heads * self.head_k_dim + self.num_v_heads * self.head_v_dim
 
-    def state_elements(self) -> tuple[int, int]:
-        """(conv state, recurrent state) elements per sequence, unsharded.
-
-        Shapes as vLLM's MambaStateShapeCalculator (vllm/model_executor/layers/mamba/mamba_utils.py:
-        mamba1_state_shape, mamba2_state_shape, gated_delta_net_state_shape) at TP=1, no
-        speculative tokens.
-        """
-        conv = self.conv_channels * (self.d_conv - 1)
-        if self.kind == "mamba1":
-            return conv, self.d_inner * self.d_state
-        if self.kind == "mamba2":
-            return conv, self.n_heads * self.head_dim * self.d_state
-        return conv, self.num_v_heads * self.head_k_dim * self.head_v_dim
-
 
 class MLPSpec(_Frozen):
     kind: Literal["dense", "moe", "none"]
