@@ -75,7 +75,8 @@ class SlidingWindow(_Heads):
 class ChunkedLocal(_Heads):
     """vLLM 0.33.0 vllm/v1/kv_cache_interface.py ChunkedLocalAttentionSpec. Held at full length, as vLLM
     allocates it: its hybrid KV cache manager is off for chunked attention (vllm/config/vllm.py
-    VllmConfig.__post_init__), and llama.cpp's graphs we model keep no chunked cache."""
+    VllmConfig.__post_init__). llamacpp/kv.py gives it a full-size cache too (llama.cpp's chunked iSWA
+    cache, swa_type CHUNKED, is not modelled)."""
 
     chunk: int | None
 
