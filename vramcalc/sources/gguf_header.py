@@ -9,6 +9,7 @@ large arrays (the tokenizer's) are skipped over, keeping only their length.
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
@@ -226,7 +227,7 @@ def split_paths(path: Path) -> list[Path]:
         return [path]
     n = int(m.group(3))
     parts = [path.with_name(f"{m.group(1)}-{i:05d}-of-{n:05d}.gguf") for i in range(1, n + 1)]
-    missing = [p.name for p in parts if not p.exists()]
+    missing = [p.name for p in parts if not os.path.lexists(p)]  # a dangling link is refused by read_file
     if missing:
         raise GGUFError(f"{path}: split GGUF is missing {', '.join(missing)}")
     return parts
