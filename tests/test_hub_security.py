@@ -127,6 +127,7 @@ def test_userinfo_is_stripped_from_errors(hub, capsys):
     err = capsys.readouterr().err
     assert "pa55word" not in err and "alice" not in err and len(err.strip().splitlines()) == 1
     assert redact("see https://u:p@h.example/x and http://tok@h2/y") == "see https://h.example/x and http://h2/y"
+    assert redact("https://u:p@ss@h.example/a@b") == "https://h.example/a@b"  # an unescaped @ in the password
 
 
 # --- a local-looking name never reaches the Hub ------------------------------------------------------
@@ -306,17 +307,22 @@ def test_gguf_of_a_million_tiny_tensors_is_refused_before_reading_them():
     assert f"claims 1,048,576 tensors, over the limit of {MAX_TENSORS:,} per file" in _one_line(e)
 
 
+def _read_measured(payload: bytes):
+    """The header read from `payload`, and the peak of the memory its reading allocated."""
+    tracemalloc.start()
+    try:
+        header, _ = read_header(lambda off, k: payload[off:off + k], "measured.gguf")
+        return header, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_gguf_tensors_cost_bounded_memory():
     """Measured on 4,096 tensors (tracemalloc is slow), the cost per tensor times the limit: a header
     at MAX_TENSORS stays near 100 MB, where 2^20 tensors cost 1.4 GB before the limit."""
     n = 4096
     payload = b"GGUF" + struct.pack("<IQQ", 3, n, 0) + b"".join(_tensor_info(b"t%d" % i) for i in range(n))
-    tracemalloc.start()
-    try:
-        header, _ = read_header(lambda off, k: payload[off:off + k], "many.gguf")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    header, peak = _read_measured(payload)
     assert len(header.tensors) == n
     assert peak / n * MAX_TENSORS < 160 * MIB, peak / n
 
@@ -330,13 +336,7 @@ def test_gguf_tensor_name_over_llama_cpp_limit_is_refused():
 def test_long_string_array_is_skipped_without_keeping_it():
     n = 2**13  # kept, its 16-byte strings would take some 660 KB
     arr = struct.pack("<Q", 3) + b"tok" + struct.pack("<IIQ", 9, 8, n) + (struct.pack("<Q", 16) + b"s" * 16) * n
-    payload = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + arr
-    tracemalloc.start()
-    try:
-        header, _ = read_header(lambda off, k: payload[off:off + k], "vocab.gguf")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    header, peak = _read_measured(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + arr)
     assert header.metadata["tok"] == {"array_length": n, "type": 8}
     assert peak < 256 * 1024, peak  # nothing of the array is kept
 

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urljoin, urlsplit
 
 from ..errors import VramcalcError
@@ -26,6 +26,9 @@ from .gguf_spec import spec_from_gguf
 from .hf_config import spec_from_config, with_modelopt_config
 from .limits import origin, redact
 from .safetensors_header import MAX_HEADER_BYTES, SafetensorsError, SafetensorsHeader, parse_header
+
+if TYPE_CHECKING:
+    from . import ModelSource
 
 FIRST_RANGE = 100_000  # first read of a safetensors file (huggingface_hub reads the same 100 KB)
 TIMEOUT_S = float(os.environ.get("VRAMCALC_HTTP_TIMEOUT", "30"))  # connect and per-read, seconds
@@ -40,11 +43,11 @@ REDIRECTS = (301, 302, 303, 307, 308)
 class HubError(VramcalcError):
     """A Hub or HTTP read that failed; its message never holds a URL's userinfo."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str) -> None:
         super().__init__(redact(message))
 
 
-def _hub():
+def _hub() -> Any:
     import huggingface_hub  # imported on first use: catalog-only runs stay fast and offline
     import huggingface_hub.utils  # noqa: F401  (a lazy submodule: imported here, not found by attribute)
 
@@ -58,7 +61,7 @@ def token_goes_to(url: str) -> bool:
     return origin(url) == origin(endpoint())
 
 
-def _http():
+def _http() -> Any:
     """The HTTP client module huggingface_hub's session comes from (httpx, or httpx2 in huggingface_hub 2)."""
     import importlib
 
@@ -111,7 +114,7 @@ class Progress:
 
     stream: TextIO | None = None  # tests put a terminal here; None: sys.stderr
 
-    def __init__(self, what: str):
+    def __init__(self, what: str) -> None:
         self.what, self.note, self.nbytes = what, "", 0
         self.t0 = time.monotonic()
         self.shown = False
@@ -137,7 +140,7 @@ class RangeReader:
     Redirects are followed here, not by the HTTP client, so that each hop is checked: http and
     https only, at most MAX_REDIRECTS, and the token only on a hop to the Hub endpoint itself."""
 
-    def __init__(self, url: str, token: str | None, what: str, progress: Progress | None = None):
+    def __init__(self, url: str, token: str | None, what: str, progress: Progress | None = None) -> None:
         self.url, self.what, self.progress = url, redact(what), progress
         utils = _hub().utils
         self.hub_headers = utils.build_hf_headers(token=token)
@@ -211,7 +214,6 @@ class RangeReader:
             raise self._late()
         headers = {**self.headers_for(url), "Range": f"bytes={offset}-{offset + n - 1}"}
         self.requests += 1
-        watchdog: threading.Timer | None = None
         try:
             with hub.get_session().stream("GET", url, headers=headers, timeout=min(TIMEOUT_S, left),
                                           follow_redirects=False) as r:
@@ -224,24 +226,25 @@ class RangeReader:
                     raise HubError(f"{self.what}: the server ignores Range requests; refusing to download the "
                                    "file to reach its header")
                 watchdog = _watchdog(r, deadline)
-                out = bytearray()
-                for chunk in r.iter_bytes():  # a 200 at offset 0 is the file itself: keep the first n bytes
-                    self.bytes_read += len(chunk)
-                    if self.progress:
-                        self.progress.add(len(chunk))
-                    out += chunk[: n - len(out)]
-                    if len(out) >= n:
-                        break  # leaving the block closes the stream and stops the transfer
-                    if time.monotonic() > deadline:
-                        raise self._late()
-                return bytes(out)
+                try:
+                    out = bytearray()
+                    for chunk in r.iter_bytes():  # a 200 at offset 0 is the file itself: keep the first n bytes
+                        self.bytes_read += len(chunk)
+                        if self.progress:
+                            self.progress.add(len(chunk))
+                        out += chunk[: n - len(out)]
+                        if len(out) >= n:
+                            break  # leaving the block closes the stream and stops the transfer
+                        if time.monotonic() > deadline:
+                            raise self._late()
+                    return bytes(out)
+                finally:  # before the connection can go back to the pool
+                    if watchdog is not None:
+                        watchdog.cancel()
         except (HubError, httpx.TransportError, httpx.TooManyRedirects):
             raise  # transport errors: _with_retry decides
         except Exception as e:  # HTTP status errors
             raise _explain(e, self.what) from None
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
 
 
 def _watchdog(response: Any, deadline: float) -> threading.Timer | None:
@@ -349,7 +352,7 @@ def safetensors_header(repo_id: str, filename: str, revision: str | None, token:
     return parse_header(raw, what).model_copy(update={"header_bytes": 8 + n})
 
 
-def read_repo(repo_id: str, revision: str | None = None, token: str | None = None):
+def read_repo(repo_id: str, revision: str | None = None, token: str | None = None) -> ModelSource:
     """ModelSpec from config.json and exact weight bytes from the safetensors headers."""
     from . import ModelSource  # the shared result type
 
@@ -392,7 +395,7 @@ def read_repo(repo_id: str, revision: str | None = None, token: str | None = Non
 GGUF_REF = re.compile(r"^(?P<repo>[\w.\-]+/[\w.\-]+)/(?P<file>[^\s]+\.gguf)$")
 
 
-def read_remote_gguf(ref: str, revision: str | None = None, token: str | None = None):
+def read_remote_gguf(ref: str, revision: str | None = None, token: str | None = None) -> ModelSource:
     """`org/repo/path/file.gguf` on the Hub, or an http(s) URL: the header by range requests."""
     from . import ModelSource
 

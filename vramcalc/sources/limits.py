@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from ..errors import UnknownModelError, VramcalcError
 
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/?#\s@]*@")
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/?#\s]*@")  # up to the last @ of the authority
 
 
 def redact(text: str) -> str:
@@ -30,7 +30,7 @@ def redact(text: str) -> str:
 class LocalPathError(UnknownModelError):
     """A local path that cannot be read as a model: missing, a dangling link, not a regular file."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str) -> None:
         super().__init__(redact(message))
 
 
