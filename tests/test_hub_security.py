@@ -353,3 +353,27 @@ def test_safetensors_header_of_too_many_values_is_refused_before_parsing():
 def test_every_refusal_is_a_vramcalc_error():
     for cls in (HubError, GGUFError, SafetensorsError, LocalPathError):
         assert issubclass(cls, VramcalcError)
+
+
+def test_slow_config_download_is_given_up_at_the_deadline(hub, monkeypatch):
+    """config.json comes through huggingface_hub, whose timeouts are per socket read: the whole call
+    is bounded by the same deadline."""
+    import vramcalc.sources.hub as hubmod
+
+    monkeypatch.setattr(hubmod, "DEADLINE_S", 0.8)
+    body = b'{"x": 1}  '
+    hub.repos["acme/slow-config"] = Repo(files={"config.json": body}, trickle={"config.json": 0.2},
+                                         trickle_bytes=len(body))  # the server is done in 2 s
+    t = time.perf_counter()
+    with pytest.raises(HubError) as e:
+        open_model("acme/slow-config")
+    assert "not read within 0.8 s, the limit on one read" in _one_line(e)
+    assert time.perf_counter() - t < 1.5
+
+
+def test_redirect_of_config_json_to_a_file_url_is_one_line(hub):
+    cfg = (LLAMA / "config.json").read_bytes()
+    hub.repos["acme/file-config"] = Repo(files={"config.json": cfg}, location={"config.json": "file:///etc/passwd"})
+    with pytest.raises(HubError) as e:
+        open_model("acme/file-config")
+    assert "acme/file-config@main config.json: redirected to a URL that is not http or https; refused" in _one_line(e)

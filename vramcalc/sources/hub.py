@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Callable, TextIO, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from ..errors import VramcalcError
@@ -94,6 +94,8 @@ def _explain(e: Exception, what: str) -> HubError:
     http = _http()
     if isinstance(e, http.TimeoutException):
         return HubError(f"{what}: no answer within the timeout; the Hub cannot be reached in time")
+    if isinstance(e, http.UnsupportedProtocol):  # a redirect to file:// or another scheme
+        return HubError(f"{what}: redirected to a URL that is not http or https; refused ({str(e)[:80]})")
     if isinstance(e, http.TransportError):
         return HubError(f"{what}: the Hub cannot be reached ({type(e).__name__}: {str(e)[:80]})")
     if isinstance(e, errors.HfHubHTTPError):
@@ -169,8 +171,7 @@ class RangeReader:
         return out
 
     def _late(self) -> HubError:
-        return HubError(f"{self.what}: not read within {DEADLINE_S:g} s, the limit on one read "
-                        "(set VRAMCALC_HTTP_DEADLINE to wait longer)")
+        return late(self.what)
 
     def _with_retry(self, offset: int, n: int, deadline: float) -> bytes:
         httpx = _http()
@@ -271,19 +272,53 @@ class _TooLarge(Exception):
     pass
 
 
+T = TypeVar("T")
+
+
+def late(what: str) -> HubError:
+    return HubError(f"{what}: not read within {DEADLINE_S:g} s, the limit on one read "
+                    "(set VRAMCALC_HTTP_DEADLINE to wait longer)")
+
+
+def within_deadline(call: Callable[[], T], what: str, progress: Any = None) -> T:
+    """`call()` (a huggingface_hub read: its HEAD, its download) ended by DEADLINE_S. huggingface_hub
+    times each socket read, not the whole; the call runs in a daemon thread and is given up at the
+    deadline, its download stopped at the next chunk (`progress.abandoned`) and bounded in bytes."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as e:  # handed to the caller's thread
+            box["error"] = e
+
+    worker = threading.Thread(target=run, name="vramcalc-hub-read", daemon=True)
+    worker.start()
+    worker.join(DEADLINE_S)
+    if worker.is_alive():
+        if progress is not None:
+            progress.abandoned = True
+        raise late(what)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def _capped_progress() -> Any:
     """huggingface_hub's progress bar class, counting the bytes a download actually receives and
     stopping it past MAX_JSON_BYTES: a HEAD answer that under-states the size lets nothing larger in."""
     base: Any = _hub().utils.tqdm
 
     class Capped(base):  # type: ignore[misc, valid-type]
+        abandoned = False  # set on the class when the read is given up: the download stops at its next chunk
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self.received = int(kwargs.get("initial") or 0)
             super().__init__(*args, **kwargs)
 
         def update(self, n: float | None = 1) -> bool | None:
             self.received += int(n or 0)
-            if self.received > bounded_json.MAX_JSON_BYTES:
+            if self.received > bounded_json.MAX_JSON_BYTES or self.abandoned:
                 raise _TooLarge(self.received)
             return super().update(n)
 
@@ -302,9 +337,12 @@ def download_json(repo_id: str, filename: str, revision: str | None, token: str 
         if size is not None and size > limit:
             raise HubError(f"{what}: {size:,} bytes, larger than any real model file; not downloaded")
     try:
-        path = hub.hf_hub_download(repo_id, filename, revision=revision, token=token, endpoint=endpoint(),
-                                   local_files_only=offline(), cache_dir=os.environ.get("HF_HUB_CACHE"),
-                                   tqdm_class=_capped_progress())
+        progress = _capped_progress()
+        path = within_deadline(lambda: hub.hf_hub_download(
+            repo_id, filename, revision=revision, token=token, endpoint=endpoint(), local_files_only=offline(),
+            cache_dir=os.environ.get("HF_HUB_CACHE"), tqdm_class=progress), what, progress)
+    except HubError:
+        raise
     except _TooLarge:
         raise HubError(f"{what}: more than {limit:,} bytes received (the limit on a JSON file), though the Hub "
                        "announced less; the download was stopped") from None
@@ -324,7 +362,10 @@ def _file_size(repo_id: str, filename: str, revision: str | None, token: str | N
     """The file's size from the Hub's HEAD answer; None when it has no such file."""
     hub = _hub()
     try:
-        return hub.get_hf_file_metadata(url_for(repo_id, filename, revision), token=token).size
+        return within_deadline(lambda: hub.get_hf_file_metadata(url_for(repo_id, filename, revision), token=token).size,
+                               f"{repo_id}@{revision or 'main'} {filename}")
+    except HubError:
+        raise
     except (hub.errors.EntryNotFoundError, hub.errors.RemoteEntryNotFoundError):
         return None
     except Exception as e:
