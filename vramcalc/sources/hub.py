@@ -143,18 +143,19 @@ class RangeReader:
     https only, at most MAX_REDIRECTS, and the token only on a hop to the Hub endpoint itself."""
 
     def __init__(self, url: str, token: str | None, what: str, progress: Progress | None = None) -> None:
-        self.url, self.what, self.progress = url, redact(what), progress
-        utils = _hub().utils
-        self.hub_headers = utils.build_hf_headers(token=token)
-        self.plain_headers = {k: v for k, v in utils.build_hf_headers(token=False).items()
-                              if k.lower() != "authorization"}
-        for h in (self.hub_headers, self.plain_headers):
-            h["Accept-Encoding"] = "identity"
+        self.url, self.what, self.progress, self.token = url, redact(what), progress, token
+        self.hub_headers: dict[str, str] | None = None
         self.bytes_read = 0
         self.requests = 0
 
     def headers_for(self, url: str) -> dict[str, str]:
-        return dict(self.hub_headers if token_goes_to(url) else self.plain_headers)
+        """huggingface_hub's headers, the token with them, for the Hub endpoint; for any other host
+        plain ones, built without huggingface_hub (whose user agent itself asks the Hub things)."""
+        if not token_goes_to(url):
+            return {"User-Agent": "vramcalc", "Accept-Encoding": "identity"}
+        if self.hub_headers is None:
+            self.hub_headers = {**_hub().utils.build_hf_headers(token=self.token), "Accept-Encoding": "identity"}
+        return dict(self.hub_headers)
 
     def __call__(self, offset: int, n: int) -> bytes:
         """n bytes from offset, fewer only at the end of the file. A server may answer a range with
@@ -220,6 +221,8 @@ class RangeReader:
                                           follow_redirects=False) as r:
                 if r.status_code in REDIRECTS and r.headers.get("location"):
                     return urljoin(url, r.headers["location"])
+                if 300 <= r.status_code < 400:
+                    raise HubError(f"{self.what}: the server answered {r.status_code} without a redirect to follow")
                 if r.status_code == 416:
                     return b""  # asked past the end of the file
                 hub.utils.hf_raise_for_status(r)
