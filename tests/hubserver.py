@@ -36,12 +36,21 @@ class Repo:
     range_cap: int | None = None
     truncate: set[str] = field(default_factory=set)
     redirect: dict[str, str] = field(default_factory=dict)
+    # hostile servers, per file name: a body paced one byte every `trickle` seconds (at most
+    # trickle_bytes of them, so the handler ends by itself), a HEAD that states a smaller size than
+    # the body, and a redirect to an exact Location (file://..., another host)
+    trickle: dict[str, float] = field(default_factory=dict)
+    trickle_bytes: int = 40
+    head_size: dict[str, int] = field(default_factory=dict)
+    location: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class HubServer:
     repos: dict[str, Repo] = field(default_factory=dict)
     log: list[dict] = field(default_factory=list)
+    host: str = "127.0.0.1"  # another loopback address (127.0.0.2) is another host to a client
+    requests: list[dict] = field(default_factory=list)  # every request as it arrives: method, path, headers
 
     def start(self) -> str:
         hub = self
@@ -51,10 +60,16 @@ class HubServer:
                 return None
 
             def do_HEAD(self):
+                self._record()
                 self._serve(head=True)
 
             def do_GET(self):
+                self._record()
                 self._serve(head=False)
+
+            def _record(self):
+                hub.requests.append({"method": self.command, "path": self.path,
+                                     "authorization": self.headers.get("Authorization")})
 
             def _error(self, code: int, error_code: str, message: str):
                 body = message.encode()
@@ -94,6 +109,13 @@ class HubServer:
                     return None
                 if not head and filename in repo.stall:
                     time.sleep(repo.stall[filename])
+                if not head and filename in repo.location:
+                    self.send_response(302)
+                    self.send_header("Location", repo.location[filename])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    hub.log.append({"path": self.path, "status": 302, "sent": 0, "file": filename})
+                    return None
                 if not head and filename in repo.redirect:
                     self.send_response(302)
                     self.send_header("Location", f"{repo.redirect[filename]}/{filename}")
@@ -122,7 +144,8 @@ class HubServer:
                 self.send_header("ETag", f'"{hashlib.sha1(data).hexdigest()}"')
                 self.send_header("X-Repo-Commit", COMMIT)
                 self.send_header("Accept-Ranges", "bytes")
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(repo.head_size[filename] if head and filename in repo.head_size
+                                                      else len(body)))
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
                 self.end_headers()
@@ -135,7 +158,17 @@ class HubServer:
                     hub.log.append({"path": self.path, "status": status, "sent": len(half), "range": rng,
                                     "head": head, "file": filename})
                     return None
-                if not head:
+                if not head and filename in repo.trickle:  # a byte at a time, slowly: a slow-loris server
+                    try:
+                        for i in range(min(len(body), repo.trickle_bytes)):
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                            sent += 1
+                            time.sleep(repo.trickle[filename])
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
+                    self.close_connection = True
+                elif not head:
                     try:
                         for i in range(0, len(body), 65536):
                             self.wfile.write(body[i:i + 65536])
@@ -145,10 +178,10 @@ class HubServer:
                 hub.log.append({"path": self.path, "status": status, "sent": sent, "range": rng,
                                 "head": head, "file": filename, "auth": bool(self.headers.get("Authorization"))})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((self.host, 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://{self.host}:{self.server.server_address[1]}"
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -14,6 +14,7 @@ from . import catalog
 from .gguf_header import read_local as read_gguf
 from .gguf_spec import spec_from_gguf
 from .hf_config import read_config_file
+from .limits import is_url, local_kind, looks_local, redact, refuse_local
 from .safetensors_header import read_folder, shard_files
 
 
@@ -41,20 +42,26 @@ def open_model(name: str, revision: str | None = None, token: str | None = None)
     """In this order: a local .gguf file, config.json or model folder; a catalog id or alias
     (`qwen3-32b`, `meta-llama/Llama-3.1-8B`: no network); a remote GGUF (`org/repo/file.gguf` or an
     http(s) URL); a Hub repo id (config.json and safetensors headers). `hub:org/name` skips the
-    catalog. token defaults to HF_TOKEN."""
-    path = Path(name).expanduser()
+    catalog. token defaults to HF_TOKEN and goes only to the Hub endpoint.
+
+    A name that exists here, or looks like a local path (see limits.looks_local), is read as one or
+    refused with one line (no such file, a dangling link, a FIFO or device): it never reaches the Hub."""
     if name.startswith("hub:"):
         from .hub import read_repo
 
         return read_repo(name[4:], revision, token)
-    if path.is_file() and path.suffix == ".gguf":
+    path = Path(name).expanduser()
+    kind = "missing" if is_url(name) else local_kind(path)
+    if kind == "file" and path.suffix == ".gguf":
         h = read_gguf(path)
         spec = spec_from_gguf(h, model_id=path.name, source=f"gguf:{path}", where=str(path))
         return ModelSource(spec=spec, weight_bytes=h.data_bytes, weight_bytes_by_dtype=h.bytes_by_type(),
                            header_bytes_read=h.header_bytes, gguf_tensors=[(t.name, t.ne, t.type) for t in h.tensors])
-    if path.is_file():
+    if kind == "file":
         return ModelSource(spec=read_config_file(path))
-    if path.is_dir() and (path / "config.json").is_file():
+    if kind in ("dangling", "special"):
+        raise refuse_local(name, kind)
+    if kind == "dir" and (path / "config.json").is_file():
         spec = read_config_file(path)
         if shard_files(path):
             st = read_folder(path)
@@ -63,9 +70,11 @@ def open_model(name: str, revision: str | None = None, token: str | None = None)
         return ModelSource(spec=spec)
     if catalog.resolve(name) is not None and revision is None:
         return ModelSource(spec=catalog.load(name))
-    if path.is_dir():
+    if kind == "dir":
         raise UnknownModelError(f"{name}: folder has no config.json")
-    if name.endswith(".gguf") and (name.startswith(("http://", "https://")) or name.count("/") >= 2):
+    if looks_local(name):
+        raise refuse_local(name, kind)
+    if name.endswith(".gguf") and (is_url(name) or name.count("/") >= 2):
         from .hub import read_remote_gguf
 
         return read_remote_gguf(name, revision, token)
@@ -75,7 +84,7 @@ def open_model(name: str, revision: str | None = None, token: str | None = None)
         return read_repo(name, revision, token)
     close = catalog.suggestions(name)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `vramcalc models` lists the catalog"
-    raise UnknownModelError(f"unknown model {name!r}: not in the bundled catalog and not a local file{hint}")
+    raise UnknownModelError(redact(f"unknown model {name!r}: not in the bundled catalog and not a local file{hint}"))
 
 
 def load_model(name: str) -> ModelSpec:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import VramcalcError
+from .limits import regular_file_size
 
 # A bound chosen, not measured: config.json files are kilobytes and shard indexes of the largest
 # checkpoints tens to hundreds of kilobytes; 16 MiB leaves ample room and bounds what is read or
@@ -30,7 +31,11 @@ def loads(raw: bytes | str, where: str) -> Any:
 
 def read(path: Path, where: str | None = None) -> Any:
     where = where or str(path)
-    size = path.stat().st_size
+    size = regular_file_size(path, JSONFileError)  # a FIFO named config.json is refused, not opened
     if size > MAX_JSON_BYTES:
         raise JSONFileError(f"{where}: {size:,} bytes, larger than any real model file ({MAX_JSON_BYTES:,} allowed)")
-    return loads(path.read_bytes(), where)
+    with path.open("rb") as f:
+        raw = f.read(MAX_JSON_BYTES + 1)  # the bytes actually read are bounded too: a file may grow after stat
+    if len(raw) > MAX_JSON_BYTES:
+        raise JSONFileError(f"{where}: more than {MAX_JSON_BYTES:,} bytes, larger than any real model file")
+    return loads(raw, where)

@@ -9,6 +9,7 @@ large arrays (the tokenizer's) are skipped over, keeping only their length.
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
@@ -17,13 +18,19 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import VramcalcError
 from ..ggml import types as ggml_types
+from .limits import regular_file_size
 
+# Every bound below is checked before anything is allocated or fetched, and named in its error.
 MAX_HEADER = 64 * 2**20  # the whole header (the largest vocabularies make ~10 MB)
 MAX_STRING = 16 * 2**20  # one string (a chat template is tens of KB)
 MAX_ARRAY = 2**26  # elements in one array (vocabularies are ~2^18)
-MAX_KV = 2**16
-MAX_TENSORS = 2**20
+MAX_KV = 2**16  # metadata entries (real files hold ~50)
+# Tensors in one file: real ones hold at most a few thousand (experts are merged into 3-D tensors),
+# and each costs about 1 KB once read, so 2^16 bounds a header's tensor list to some 100 MB.
+MAX_TENSORS = 2**16
+MAX_NAME = 64  # GGML_MAX_NAME: llama.cpp refuses a tensor name of 64 bytes or more
 KEEP_ARRAY = 4096  # arrays up to this many elements are kept (per-layer values); longer ones: length only
+MAX_KEPT = 2**20  # array elements kept over the whole header (real files: a few thousand)
 MAX_DIMS = 4  # GGML_MAX_DIMS
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 
@@ -68,6 +75,7 @@ class _Reader:
         self.fetch, self.where, self.chunk = fetch, where, chunk
         self.buf, self.buf_start, self.pos = b"", 0, 0
         self.fetched = 0
+        self.kept = 0  # array elements kept so far (MAX_KEPT)
 
     def read(self, n: int) -> bytes:
         end = self.pos + n
@@ -94,35 +102,54 @@ class _Reader:
     def u64(self) -> int:
         return struct.unpack("<Q", self.read(8))[0]
 
-    def string(self, what: str) -> str:
+    def _string_length(self, what: str, limit: int = MAX_STRING) -> int:
         n = self.u64()
-        if n > MAX_STRING:
-            raise GGUFError(f"{self.where}: {what} claims a string of {n:,} bytes")
-        raw = self.read(n)
+        if n > limit:
+            raise GGUFError(f"{self.where}: {what} claims a string of {n:,} bytes, over the limit of {limit:,}")
+        return n
+
+    def skip_string(self, what: str) -> None:
+        self.read(self._string_length(what))
+
+    def string(self, what: str, limit: int = MAX_STRING) -> str:
+        raw = self.read(self._string_length(what, limit))
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
             return raw.decode("utf-8", "replace")
 
-    def value(self, vtype: int, key: str, depth: int = 0) -> Any:
+    def value(self, vtype: int, key: str, depth: int = 0, keep: bool = True) -> Any:
+        """One metadata value; keep=False reads past it, keeping nothing (the elements of a long array)."""
         if vtype in _SCALARS:
             fmt = _SCALARS[vtype]
-            return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
+            raw = self.read(struct.calcsize(fmt))
+            return struct.unpack(fmt, raw)[0] if keep else None
         if vtype == 8:
+            if not keep:
+                self.skip_string(f"metadata {key!r}")
+                return None
             return self.string(f"metadata {key!r}")
         if vtype == 9:
             if depth > 2:
                 raise GGUFError(f"{self.where}: metadata {key!r} nests arrays too deeply")
             etype, count = self.u32(), self.u64()
             if count > MAX_ARRAY:
-                raise GGUFError(f"{self.where}: metadata {key!r} claims an array of {count:,} elements")
-            if etype in _SCALARS and count > KEEP_ARRAY:  # skip without decoding
-                self.read(count * struct.calcsize(_SCALARS[etype]))
-                return {"array_length": count, "type": etype}
+                raise GGUFError(f"{self.where}: metadata {key!r} claims an array of {count:,} elements, over the "
+                                f"limit of {MAX_ARRAY:,} per array")
             if etype not in _SCALARS and etype not in (8, 9):
                 raise GGUFError(f"{self.where}: metadata {key!r} has array element type {etype}")
-            items = [self.value(etype, key, depth + 1) for _ in range(count)]
-            return items if count <= KEEP_ARRAY else {"array_length": count, "type": etype}
+            if count > KEEP_ARRAY or not keep:  # its length only: skipped over, nothing kept
+                if etype in _SCALARS:
+                    self.read(count * struct.calcsize(_SCALARS[etype]))
+                else:
+                    for _ in range(count):
+                        self.value(etype, key, depth + 1, keep=False)
+                return {"array_length": count, "type": etype}
+            self.kept += count
+            if self.kept > MAX_KEPT:
+                raise GGUFError(f"{self.where}: metadata arrays hold more than {MAX_KEPT:,} short-array elements "
+                                "in all, over the limit per header: not a plausible GGUF")
+            return [self.value(etype, key, depth + 1) for _ in range(count)]
         raise GGUFError(f"{self.where}: metadata {key!r} has unknown value type {vtype}")
 
 
@@ -135,8 +162,10 @@ def read_header(fetch: Callable[[int, int], bytes], where: str, file_size: int |
     if version not in (2, 3):
         raise GGUFError(f"{where}: GGUF version {version} is not supported (2 and 3 are)")
     n_tensors, n_kv = r.u64(), r.u64()
-    if n_tensors > MAX_TENSORS or n_kv > MAX_KV:
-        raise GGUFError(f"{where}: header claims {n_tensors:,} tensors and {n_kv:,} metadata entries")
+    if n_tensors > MAX_TENSORS:
+        raise GGUFError(f"{where}: header claims {n_tensors:,} tensors, over the limit of {MAX_TENSORS:,} per file")
+    if n_kv > MAX_KV:
+        raise GGUFError(f"{where}: header claims {n_kv:,} metadata entries, over the limit of {MAX_KV:,} per file")
     metadata: dict[str, Any] = {}
     for _ in range(n_kv):
         key = r.string("a metadata key")
@@ -144,7 +173,7 @@ def read_header(fetch: Callable[[int, int], bytes], where: str, file_size: int |
     by_id = {t.id: t for t in ggml_types().values()}
     infos = []
     for _ in range(n_tensors):
-        name = r.string("a tensor name")
+        name = r.string("a tensor name", MAX_NAME - 1)
         n_dims = r.u32()
         if not 1 <= n_dims <= MAX_DIMS:
             raise GGUFError(f"{where}: tensor {name!r} has {n_dims} dimensions")
@@ -181,8 +210,8 @@ def _file_fetch(f: BinaryIO) -> Callable[[int, int], bytes]:
 
 def read_file(path: str | Path) -> GGUFHeader:
     path = Path(path)
+    size = regular_file_size(path, GGUFError)  # a FIFO named like a GGUF is refused, not opened
     try:
-        size = path.stat().st_size
         with path.open("rb") as f:
             return read_header(_file_fetch(f), str(path), size)[0]
     except OSError as e:
@@ -198,7 +227,7 @@ def split_paths(path: Path) -> list[Path]:
         return [path]
     n = int(m.group(3))
     parts = [path.with_name(f"{m.group(1)}-{i:05d}-of-{n:05d}.gguf") for i in range(1, n + 1)]
-    missing = [p.name for p in parts if not p.exists()]
+    missing = [p.name for p in parts if not os.path.lexists(p)]  # a dangling link is refused by read_file
     if missing:
         raise GGUFError(f"{path}: split GGUF is missing {', '.join(missing)}")
     return parts

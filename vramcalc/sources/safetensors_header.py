@@ -9,6 +9,8 @@ file gives one clear error and nothing past the header is read or allocated.
 from __future__ import annotations
 
 import json
+import os
+import re
 import struct
 from math import prod
 from pathlib import Path
@@ -17,12 +19,17 @@ from typing import Any, BinaryIO
 from pydantic import BaseModel, ConfigDict
 
 from . import bounded_json
+from .limits import regular_file_size
 from ..errors import VramcalcError
 from ..params import group_of
 
 # The safetensors library refuses headers over 100,000,000 bytes (MAX_HEADER_SIZE in its Rust
 # core); real 1T-parameter shards have headers of a few MB.
 MAX_HEADER_BYTES = 100_000_000
+# JSON values in one header, counted from its structural bytes (`{ [ : ,`) before it is parsed, so the
+# parsed objects stay bounded in memory whatever the 100 MB allow: a real tensor entry holds about 11
+# (a 1T-parameter shard's few thousand tensors some 10^5); 2^22 is some 380,000 tensors in one file.
+MAX_HEADER_ITEMS = 2**22
 # Bits per element of each safetensors dtype (safetensors Dtype, including the sub-byte floats).
 DTYPE_BITS = {
     "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16, "F16": 16,
@@ -70,6 +77,10 @@ class SafetensorsHeader(BaseModel):
 
 def parse_header(raw: bytes, where: str, file_size: int | None = None) -> SafetensorsHeader:
     """`raw` is the JSON (without the 8-byte length). `file_size` bounds the data offsets."""
+    items = sum(raw.count(c) for c in (b"{", b"[", b":", b","))
+    if items > MAX_HEADER_ITEMS:
+        raise SafetensorsError(f"{where}: safetensors header of some {items:,} JSON values, over the limit of "
+                               f"{MAX_HEADER_ITEMS:,} per header: not a plausible checkpoint")
     try:
         obj = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -134,16 +145,39 @@ def read_header_from(stream: BinaryIO, where: str, file_size: int | None = None)
 
 def read_file(path: str | Path) -> SafetensorsHeader:
     path = Path(path)
+    size = regular_file_size(path, SafetensorsError)  # a FIFO named like a shard is refused, not opened
     try:
-        size = path.stat().st_size
         with path.open("rb") as f:
             return read_header_from(f, str(path), size)
     except OSError as e:
         raise SafetensorsError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
+SHARD_NAME = re.compile(r"^(?P<stem>.+)-(?P<i>\d+)-of-(?P<n>\d+)\.safetensors$")
+
+
+def _missing_shards(folder: Path, names: list[str], where: str) -> None:
+    """Refuse a set of shards with holes: every `stem-0000i-of-0000N.safetensors` needs all N."""
+    sets: dict[tuple[str, str, int], set[int]] = {}
+    for name in names:
+        m = SHARD_NAME.match(name)
+        if m and int(m["n"]) > 0:
+            sets.setdefault((m["stem"], m["n"], len(m["i"])), set()).add(int(m["i"]))
+    for (stem, n, width), have in sorted(sets.items()):
+        total = int(n)
+        if total > 100_000:
+            raise SafetensorsError(f"{where}: shard names claim {total:,} shards, over the limit of 100,000")
+        missing = [f"{stem}-{i:0{width}d}-of-{n}.safetensors" for i in range(1, total + 1) if i not in have]
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise SafetensorsError(f"{where}: incomplete shard set: {total - len(missing)} of {total} shards of "
+                                   f"{stem}-*-of-{n}.safetensors here, missing {shown}")
+
+
 def shard_files(folder: Path) -> list[Path]:
-    """The checkpoint's shards: those the index names, else every *.safetensors in the folder."""
+    """The checkpoint's shards: those the index names, else every *.safetensors in the folder. The
+    set must be complete: every file the index names, every i of a `-0000i-of-0000N` set of names;
+    a set with holes is refused (its weights would be read as exact and far too small)."""
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         obj = bounded_json.read(index)
@@ -153,8 +187,15 @@ def shard_files(folder: Path) -> list[Path]:
         names = sorted(set(weight_map.values()))
         if any(not isinstance(n, str) or "/" in n or n.startswith(".") for n in names):
             raise SafetensorsError(f"{index}: weight_map names files outside the folder")
+        missing = [n for n in names if not os.path.lexists(folder / n)]
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise SafetensorsError(f"{folder}: incomplete shard set: the index names {len(names)} shards, "
+                                   f"missing {shown}")
         return [folder / n for n in names]
-    return sorted(folder.glob("*.safetensors"))
+    files = sorted(folder.glob("*.safetensors"))
+    _missing_shards(folder, [f.name for f in files], str(folder))
+    return files
 
 
 def read_folder(folder: str | Path) -> SafetensorsHeader:
