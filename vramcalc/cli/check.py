@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Union, get_args
+from typing import TYPE_CHECKING, get_args
 
 from tabulate import tabulate
 
@@ -22,7 +22,7 @@ from .common import exit_code, gib, json_out, positive_int
 if TYPE_CHECKING:
     from .common import Subparsers
 
-Report = Union[CheckResult, VLLMReport, LlamaReport]
+Report = CheckResult | VLLMReport | LlamaReport  # what `check` found, with what its report needs
 
 
 def add_arguments(c: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Protocol
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -68,6 +68,15 @@ def json_out(result: Verdict) -> int:
     """--json: the result as data; the exit code of its verdict."""
     print_json(result.model_dump(mode="json"))
     return exit_code(result.fits)
+
+
+def add_list_parser(sub: Subparsers, name: str, help: str, match_help: str,
+                    run: Callable[[argparse.Namespace], int]) -> None:
+    """A listing command (`models`, `gpus`): an optional filter and --json."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("match", nargs="?", help=match_help)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
 
 
 def matches(text: str | None, *fields: str) -> bool:

@@ -8,17 +8,14 @@ from typing import TYPE_CHECKING
 from tabulate import tabulate
 
 from ..gpus import GPU, all_gpus
-from .common import gib, matches, print_json
+from .common import add_list_parser, gib, matches, print_json
 
 if TYPE_CHECKING:
     from .common import Subparsers
 
 
 def add_parser(sub: Subparsers) -> None:
-    g = sub.add_parser("gpus", help="list known GPUs")
-    g.add_argument("match", nargs="?", help="only GPUs whose id or name contains this (4090, h100)")
-    g.add_argument("--json", action="store_true")
-    g.set_defaults(func=run)
+    add_list_parser(sub, "gpus", "list known GPUs", "only GPUs whose id or name contains this (4090, h100)", run)
 
 
 def gather(args: argparse.Namespace) -> list[GPU]:

@@ -8,17 +8,14 @@ from typing import TYPE_CHECKING
 from tabulate import tabulate
 
 from ..sources import catalog
-from .common import matches, print_json
+from .common import add_list_parser, matches, print_json
 
 if TYPE_CHECKING:
     from .common import Subparsers
 
 
 def add_parser(sub: Subparsers) -> None:
-    m = sub.add_parser("models", help="list the bundled offline catalog")
-    m.add_argument("match", nargs="?", help="only entries whose id or alias contains this (qwen3, 70b)")
-    m.add_argument("--json", action="store_true")
-    m.set_defaults(func=run)
+    add_list_parser(sub, "models", "list the bundled offline catalog", "only entries whose id or alias contains this (qwen3, 70b)", run)
 
 
 def gather(args: argparse.Namespace) -> list[catalog.CatalogEntry]:
