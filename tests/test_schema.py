@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from vramcalc.check import CheckResult
-from vramcalc.cli import SCHEMAS, json_schema, main
+from vramcalc.cli import main
+from vramcalc.cli.schema import SCHEMAS, json_schema
 from vramcalc.trace import Explanation
 from vramcalc.llamacpp.engine import LlamaResult
 from vramcalc.vllm.engine import VLLMResult

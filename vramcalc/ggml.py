@@ -36,6 +36,11 @@ def ftypes() -> dict[str, dict]:
     return {f["short_name"]: f for f in _data()["llama_ftypes"]}
 
 
+def kv_cache_types() -> list[str]:
+    """The K and V cache types llama.cpp takes (-ctk, -ctv), as llama-server --help lists them."""
+    return list(_data()["kv_cache_types_allowed"])
+
+
 def ggml_type(name: str) -> GGMLType:
     try:
         return types()[name.upper()]

@@ -29,7 +29,8 @@ from .systems import System
 from .vllm.engine import VLLMOptions, check_vllm, derived_max_model_len, max_startup_utilization
 
 Goal = Literal["latency", "throughput", "context"]
-EngineChoice = Literal["vllm", "llamacpp", "any"]
+Engine = Literal["vllm", "llamacpp"]  # the engines vramcalc models (check --engine, plan --engine)
+EngineChoice = Literal[Engine, "any"]
 
 
 @lru_cache(maxsize=1)

@@ -30,6 +30,9 @@ MIB = 2**20
 FIT_MARGIN_MIB = 1024  # common/arg.cpp --fit-target default
 FIT_MIN_CTX = 4096  # common/arg.cpp --fit-ctx default
 QUANT_V_NEEDS_FA = "quantized V cache was requested, but this requires Flash Attention [src/llama-context.cpp llama_context]"
+SplitMode = Literal["none", "layer", "row", "tensor"]  # -sm
+FlashAttn = Literal["on", "off", "auto"]  # -fa
+GPUBackend = Literal["cuda", "rocm", "vulkan", "metal", "sycl"]  # the GPU backend a llama.cpp build is made with
 
 
 class LlamaOptions(BaseModel):
@@ -42,9 +45,9 @@ class LlamaOptions(BaseModel):
     n_ubatch: int = 512
     type_k: str = "F16"
     type_v: str = "F16"
-    flash_attn: bool | Literal["on", "off", "auto"] = "auto"  # auto: on wherever the backend runs it (CPU, CUDA, Metal, Vulkan)
+    flash_attn: bool | FlashAttn = "auto"  # auto: on wherever the backend runs it (CPU, CUDA, Metal, Vulkan)
     n_gpu_layers: int | None = 999  # None: "auto", the largest that fits (as --fit chooses)
-    split_mode: Literal["none", "layer", "row", "tensor"] = "layer"
+    split_mode: SplitMode = "layer"
     tensor_split: tuple[float, ...] | None = None
     main_gpu: int = 0
     swa_full: bool = False
@@ -58,7 +61,7 @@ class LlamaOptions(BaseModel):
     ftype: str | None = None  # when no GGUF file is given: predict this llama.cpp file type
     mla_layout: Literal["per_head", "latent_kv", "latent_k"] = "latent_k"  # llamacpp/kv.py MLA_LAYOUTS
     # the ggml backend the GPUs run: auto = CUDA for NVIDIA, ROCm (HIP) for AMD, Metal for Apple
-    backend: Literal["auto", "cuda", "rocm", "vulkan", "metal", "sycl", "rpc"] = "auto"
+    backend: Literal["auto", GPUBackend, "rpc"] = "auto"
     # other machines whose GPUs join through ggml-rpc-server (one per machine, all its GPUs): llama.cpp
     # puts RPC devices first (llama_prepare_model_devices), so the first rpc_nodes x (GPUs per node)
     # GPUs of the list are theirs

@@ -24,12 +24,13 @@ from ..spec import ModelSpec
 from .kv import KVSettings, capacity, kv_pool, resolve_kv_dtype
 from .rules import (EngineMessage, attention_backend, dtype_messages, parallel_messages, platform_messages, platforms,
                     quant_messages, source_messages)
-from .weights import mxfp4_moe_backend, rules, weights_per_rank
+from .weights import MXFP4_MOE_BACKENDS, mxfp4_moe_backend, rules, weights_per_rank
 from ..trace import TraceTerm, term
 
 GIB = 2**30
 MIB = 2**20
 STARTUP_MARGIN_GIB = 0.25
+DTYPES = ("auto", "bfloat16", "float16", "float32")  # --dtype as vramcalc takes it (vLLM also: half, float)
 
 
 class VLLMOptions(BaseModel):
@@ -45,9 +46,9 @@ class VLLMOptions(BaseModel):
     kv_cache_dtype: str = "auto"
     block_size: int | None = None
     quantization: str | None = None  # a vramcalc target (fp8, awq, ...) for --quantization
-    dtype: str | None = None
+    dtype: str | None = None  # DTYPES, or half / float
     enforce_eager: bool = False
-    moe_backend: str | None = None  # --moe-backend (marlin, triton, flashinfer_trtllm); None: vLLM's choice
+    moe_backend: str | None = None  # --moe-backend (MXFP4_MOE_BACKENDS); None: vLLM's choice
     # VLLM_USE_FLASHINFER_SAMPLER: True/False as set; None: the release's default (up to 0.11.0: FlashInfer when
     # installed, which vramcalc cannot see, so the larger PyTorch-sort peak is planned for)
     flashinfer_sampler: bool | None = None
@@ -245,10 +246,11 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     mxfp4 = None
     if scheme.method == "mxfp4":
         if opts.moe_backend:
-            mxfp4 = {"triton": "triton_hopper"}.get(opts.moe_backend, opts.moe_backend)
+            mxfp4 = MXFP4_MOE_BACKENDS.get(opts.moe_backend, opts.moe_backend)
             if mxfp4 not in rules()["mxfp4_moe"]["backends"]:
-                raise ValueError(f"--moe-backend {opts.moe_backend}: vramcalc models marlin, triton and "
-                                 "flashinfer_trtllm for MXFP4 experts")
+                names = list(MXFP4_MOE_BACKENDS)
+                raise ValueError(f"--moe-backend {opts.moe_backend}: vramcalc models {', '.join(names[:-1])} and "
+                                 f"{names[-1]} for MXFP4 experts")
         else:
             mxfp4 = mxfp4_moe_backend(gpu.compute_capability)
         if mxfp4 is None:

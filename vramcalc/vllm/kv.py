@@ -14,8 +14,10 @@ from ..kv import dtype_bytes
 from ..spec import ModelSpec
 from .weights import pp_layer_split, rules
 
+# --kv-cache-dtype: each value vramcalc takes -> the dtype the cache is stored in (None: the model's; other
+# names, such as float32 from the library, are stored as named)
 KV_DTYPES = {"auto": None, "bfloat16": "bfloat16", "float16": "float16", "fp8": "fp8", "fp8_e4m3": "fp8",
-             "fp8_e5m2": "fp8", "float32": "float32"}
+             "fp8_e5m2": "fp8"}
 
 
 class KVSettings(BaseModel):

@@ -114,6 +114,10 @@ def rotary_cache_bytes(spec: ModelSpec) -> int:
 _MEMO: dict[tuple, tuple[ModelSpec, list[RankWeights]]] = {}
 
 
+# vLLM's --moe-backend names of the MXFP4 expert kernels vramcalc models -> their entries in data/vllm.json mxfp4_moe
+MXFP4_MOE_BACKENDS = {"marlin": "marlin", "triton": "triton_hopper", "flashinfer_trtllm": "flashinfer_trtllm"}
+
+
 def mxfp4_moe_backend(compute_capability: str | None) -> str | None:
     """The MXFP4 MoE kernel vLLM picks on this GPU (data/vllm.json mxfp4_moe.selection); None: unknown."""
     if not compute_capability:

@@ -1,0 +1,110 @@
+"""`vramcalc check`: weights + KV cache at a context against one GPU, or an engine's start-up (--engine)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, get_args
+
+from tabulate import tabulate
+
+from ..bars import bar, use_color
+from ..check import CheckResult, check
+from ..llamacpp.engine import LlamaResult
+from ..plan import Engine
+from ..sources import open_model
+from ..systems import parse_system
+from ..vllm.engine import VLLMResult
+from . import check_llamacpp, check_vllm
+from .check_llamacpp import LlamaReport
+from .check_vllm import VLLMReport
+from .common import exit_code, gib, json_out, positive_int
+
+if TYPE_CHECKING:
+    from .common import Subparsers
+
+Report = CheckResult | VLLMReport | LlamaReport  # what `check` found, with what its report needs
+
+
+def add_arguments(c: argparse.ArgumentParser) -> None:
+    """The arguments of `check` and `explain`."""
+    c.add_argument("model", help="catalog id or alias (see `vramcalc models`), a local config.json, model folder "
+                                 "or .gguf file")
+    c.add_argument("--gpu", required=True,
+                   help="GPU or system: rtx4090, 2x4090, 4090,3090, 2x8xH100, 24GiB, 48GiB@1000GB/s, 4090-1.5GiB "
+                        "(held by a desktop), m4-max(64GiB) (unified memory)")
+    c.add_argument("--ctx", type=positive_int, default=None,
+                   help="context length in tokens (default: the model's maximum, as vLLM)")
+    c.add_argument("--sequences", type=positive_int, default=1, help="sequences held at that context")
+    c.add_argument("--quant", "--quantization", dest="quant", default=None,
+                   help="weigh the model converted to a format: fp8, fp8-block, int8, awq, gptq, w4a16, nvfp4, "
+                        "mxfp4, bnb-nf4, bnb-int8, or gguf:<FTYPE> such as gguf:Q4_K_M (default: as the checkpoint is)")
+    c.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for a Hub repo id")
+    c.add_argument("--engine", choices=["none", *get_args(Engine)], default="none",
+                   help="model an engine's own memory use (vllm, llamacpp); default: weights + KV only")
+    check_vllm.add_arguments(c)
+    check_llamacpp.add_arguments(c)
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def add_parser(sub: Subparsers) -> None:
+    c = sub.add_parser("check", help="weights + KV cache at a context against one GPU")
+    add_arguments(c)
+    c.set_defaults(func=run)
+
+
+def gather(args: argparse.Namespace) -> Report:
+    """The check the arguments ask for: weights + KV on one GPU, or the engine's (--engine)."""
+    system = parse_system("1GiB" if args.gpu.strip().lower() == "cpu" else args.gpu)
+    source = open_model(args.model, revision=args.revision)
+    if args.engine == "llamacpp":
+        return check_llamacpp.gather(args, source, system)
+    if args.engine == "vllm":
+        return check_vllm.gather(args, source, system)
+    if system.nodes * system.gpus_per_node > 1:
+        raise ValueError(f"{args.gpu!r} has several GPUs: add --engine vllm (with --tp/--pp) to place the model on them")
+    return check(source.spec, system.gpus[0], context=args.ctx, sequences=args.sequences,
+                 file_weight_bytes=source.weight_bytes, quant=args.quant)
+
+
+def result_of(report: Report) -> CheckResult | VLLMResult | LlamaResult:
+    return report if isinstance(report, CheckResult) else report.result
+
+
+def run(args: argparse.Namespace) -> int:
+    report = gather(args)
+    if args.json:
+        return json_out(result_of(report))
+    if isinstance(report, VLLMReport):
+        return check_vllm.print_report(report)
+    if isinstance(report, LlamaReport):
+        return check_llamacpp.print_report(report)
+    return print_report(report)
+
+
+def print_report(result: CheckResult) -> int:
+    m = result.model
+    print(f"model   {m.id}  ({m.model_type}, {m.dtype})")
+    active = f", {m.params_active / 1e9:.2f}B active" if m.params_active != m.params_total else ""
+    print(f"params  {m.params_total:,} ({m.params_total / 1e9:.2f}B{active})")
+    kinds = ", ".join(f"{n} {k}" for k, n in m.layer_kinds.items())
+    print(f"layers  {kinds}")
+    d = result.device
+    print(f"device  {d.name}, {gib(d.usable_bytes)} GiB usable ({d.usable_source.split(' (')[0]})")
+    print(f"context {result.context:,} tokens x {result.sequences} sequence(s)  [{result.context_source}]")
+    print()
+    rows = [[t.name, gib(t.bytes), t.detail] for t in result.breakdown]
+    rows.append(["total", gib(result.required_bytes), ""])
+    rows.append(["free" if result.fits else "short by", gib(abs(result.free_bytes)), ""])
+    print(tabulate(rows, headers=["memory", "GiB", "how"], tablefmt="simple", disable_numparse=True))
+    print()
+    print(f"{d.id}  " + bar([("weights", result.weights_bytes), ("KV", result.kv_bytes + result.state_bytes)],
+                             result.available_bytes, use_color()) + "   (# weights  = KV and state  . free)")
+    print()
+    verdict = "WEIGHTS AND KV FIT" if result.fits else "DOES NOT FIT"
+    print(f"verdict {verdict}: needs {gib(result.required_bytes)} of {gib(result.available_bytes)} GiB"
+          + (" (not a start-up verdict: --engine vllm or --engine llamacpp adds the engine's workspace)"
+             if result.fits else ""))
+    for w in result.warnings:
+        print(f"warning {w}")
+    print("not counted: " + "; ".join(result.not_counted))
+    return exit_code(result.fits)

@@ -1,0 +1,161 @@
+"""`vramcalc check --engine llamacpp`: its options, llama.cpp's buffers on each device, and the report."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import get_args
+
+from tabulate import tabulate
+
+from ..bars import LEGEND, bar, use_color
+from ..ggml import kv_cache_types
+from ..llamacpp.engine import FlashAttn, GPUBackend, LlamaOptions, LlamaResult, SplitMode, check_llamacpp
+from ..sources import ModelSource
+from ..spec import ModelSpec
+from ..systems import System
+from .common import alternatives, gib, host_ram_bytes, positive_int, verdict_out
+
+BACKEND_NAMES = {"cpu": "CPU", "cuda": "CUDA", "rocm": "ROCm/HIP", "vulkan": "Vulkan", "metal": "Metal", "sycl": "SYCL",
+                 "rpc": "RPC"}
+
+
+def _ngl(value: str) -> int | None:
+    """-ngl N | auto | all: auto (None) lets vramcalc find the largest that fits, as --fit does."""
+    v = value.strip().lower()
+    if v == "auto":
+        return None
+    if v == "all":
+        return 10**6
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a layer count, 'auto' or 'all', got {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("--n-gpu-layers must be >= 0 (or auto / all)")
+    return n
+
+
+def _tensor_split(value: str) -> tuple[float, ...]:
+    try:
+        parts = tuple(float(x) for x in value.replace("/", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected proportions such as 3,1, got {value!r}") from None
+    if not parts or any(x < 0 for x in parts) or not any(parts):
+        raise argparse.ArgumentTypeError("--tensor-split takes non-negative proportions, at least one above 0")
+    return parts
+
+
+def add_arguments(c: argparse.ArgumentParser) -> None:
+    lc = c.add_argument_group("llama.cpp options (with --engine llamacpp; --gpu cpu for CPU only)")
+    lc.add_argument("--parallel", "-np", type=positive_int, default=4, help="slots (llama-server's auto: 4, unified)")
+    lc.add_argument("--no-kv-unified", action="store_true", help="split the context between slots")
+    lc.add_argument("--ubatch", "--ubatch-size", "-ub", type=positive_int, default=512)
+    lc.add_argument("--batch-size", "-b", type=positive_int, default=2048)
+    lc.add_argument("--cache-type-k", "-ctk", default="f16", choices=kv_cache_types())
+    lc.add_argument("--cache-type-v", "-ctv", default="f16", choices=kv_cache_types())
+    lc.add_argument("--flash-attn", "-fa", default="auto", choices=get_args(FlashAttn))
+    lc.add_argument("--n-gpu-layers", "-ngl", type=_ngl, default=None,
+                    help="N, all, or auto (default): the largest that fits, as llama.cpp's --fit chooses")
+    lc.add_argument("--split-mode", "-sm", default="layer", choices=get_args(SplitMode),
+                    help="with several GPUs (--gpu 2x3090): layer (default); tensor (experimental: weights and KV "
+                         "in segments, needs flash attention, no --fit); row (refused by CUDA/ROCm/Vulkan/Metal "
+                         "builds since it lost its split buffers)")
+    lc.add_argument("--backend", default="auto", choices=["auto", *get_args(GPUBackend)],
+                    help="the llama.cpp build's GPU backend (default: CUDA for NVIDIA, ROCm for AMD, Metal for Apple)")
+    lc.add_argument("--tensor-split", "-ts", type=_tensor_split, default=None,
+                    help="share of the layers per GPU, e.g. 3,1 (default: by each GPU's memory)")
+    lc.add_argument("--main-gpu", "-mg", type=int, default=0, help="the GPU used with --split-mode none")
+    lc.add_argument("--swa-full", action="store_true")
+    lc.add_argument("--cpu-moe", action="store_true")
+    lc.add_argument("--n-cpu-moe", "-ncmoe", type=int, default=0, help="keep the experts of the first N layers on the CPU")
+    lc.add_argument("--no-kv-offload", "-nkvo", action="store_true", help="keep the KV cache in host RAM")
+    lc.add_argument("--ram", type=float, default=None, help="host RAM in GiB, to check the host's share")
+
+
+@dataclass(frozen=True)
+class LlamaReport:
+    result: LlamaResult
+    spec: ModelSpec
+    weights: str | None  # "GGUF file", or the file type predicted without one
+    n_gpus: int  # 0: CPU only
+    n_cpu_moe_asked: int  # --n-cpu-moe as given (0: solved, as --fit does)
+
+
+def gather(args: argparse.Namespace, source: ModelSource, system: System) -> LlamaReport:
+    gpus = [] if args.gpu.strip().lower() == "cpu" else list(system.gpus) * system.nodes  # remote nodes' GPUs first
+    ftype = None
+    if args.quant:
+        if not args.quant.lower().startswith("gguf:"):
+            raise ValueError("with --engine llamacpp, --quant takes a llama.cpp file type: gguf:Q4_K_M, gguf:Q8_0 ...")
+        ftype = args.quant.split(":", 1)[1]
+    tensors = None if ftype else source.llama_tensors()
+    opts = LlamaOptions(n_ctx=args.ctx, n_parallel=args.parallel, kv_unified=not args.no_kv_unified,
+                        n_batch=args.batch_size, n_ubatch=args.ubatch, type_k=args.cache_type_k,
+                        type_v=args.cache_type_v, flash_attn=args.flash_attn, n_gpu_layers=args.n_gpu_layers,
+                        split_mode=args.split_mode, tensor_split=args.tensor_split, main_gpu=args.main_gpu,
+                        swa_full=args.swa_full, cpu_moe=args.cpu_moe, n_cpu_moe=args.n_cpu_moe,
+                        no_kv_offload=args.no_kv_offload, ftype=ftype, backend=args.backend,
+                        rpc_nodes=system.nodes - 1 if gpus else 0)
+    ram = host_ram_bytes(args)
+    r = check_llamacpp(source.spec, gpus or None, opts, tensors, ram,
+                       model_ref=args.model if args.model.endswith(".gguf") else f"<{source.spec.id} {ftype}>.gguf")
+    if gpus:
+        from ..plan import best_gguf_ftype
+
+        full, any_fit = best_gguf_ftype(source.spec, gpus, opts.model_copy(update={"n_ctx": r.n_ctx}), ram)
+        r = r.model_copy(update={"best_ftype_full_offload": full, "best_ftype": any_fit})
+    if not r.fits and gpus:
+        r = r.model_copy(update={"alternatives": alternatives(source.spec, system, r.n_ctx_seq, args)})
+    return LlamaReport(result=r, spec=source.spec, weights="GGUF file" if tensors else ftype, n_gpus=len(gpus),
+                       n_cpu_moe_asked=args.n_cpu_moe)
+
+
+def print_report(report: LlamaReport) -> int:
+    r, n_layer, n_gpus = report.result, report.spec.num_layers, report.n_gpus
+    print(f"model   {report.spec.id}  ({report.weights}, {r.model_size_bytes / 2**30:.2f} GiB, {r.bpw:.2f} BPW)")
+    where = "CPU only" if not n_gpus else f"{r.gpu_layers} of {n_layer} layers on the GPU" + ("s" if n_gpus > 1 else "")
+    print(f"engine  llama.cpp ({BACKEND_NAMES[r.backend]}), context {r.n_ctx:,} cells ({r.n_ctx_seq:,} per request, {r.n_parallel} slots"
+          f"{', unified' if r.kv_unified else ''}) [{r.context_source}], {where}, "
+          f"flash attention {'on' if r.flash_attn else 'off'}")
+    rows = [[d.device, gib(d.model_buffer_bytes + d.repack_buffer_bytes), gib(d.kv_buffer_bytes + d.recurrent_buffer_bytes),
+             gib(d.compute_buffer_bytes), gib(d.output_buffer_bytes), gib(d.total_bytes),
+             gib(d.uncertainty_bytes), gib(d.available_bytes) if d.available_bytes >= 0 else "-"] for d in r.devices]
+    print()
+    print(tabulate(rows, headers=["device", "model", "KV+state", "compute (est.)", "output", "total", "margin",
+                                  "available"], tablefmt="simple", disable_numparse=True))
+    print("(GiB; margin = the compute estimate's uncertainty, counted in the verdict; available = CUDA-reported "
+          "total (system RAM on an integrated GPU) less llama.cpp's 1 GiB --fit margin)")
+    print()
+    width = max(len(d.device) for d in r.devices)
+    for d in r.devices:
+        if d.available_bytes > 0:
+            print(f"{d.device:{width}}  " + bar([("weights", d.model_buffer_bytes), ("KV", d.kv_buffer_bytes + d.recurrent_buffer_bytes),
+                                         ("workspace", d.compute_buffer_bytes + d.output_buffer_bytes)],
+                                        d.available_bytes, use_color()))
+    if any(d.available_bytes > 0 for d in r.devices):
+        print(f"{'':{width}}  {LEGEND} (of the available)")
+    print()
+    if n_gpus:
+        _print_offload(report)
+    return verdict_out(r, "FITS", "DOES NOT FIT")
+
+
+def _print_offload(report: LlamaReport) -> None:
+    """With GPUs: the largest -ngl and context that fit, the experts kept on the CPU, the best file types."""
+    r, n_layer = report.result, report.spec.num_layers
+    if r.max_gpu_layers is not None:
+        full = r.max_gpu_layers >= n_layer + 1
+        print(f"largest -ngl that fits at this context: {'all' if full else r.max_gpu_layers} "
+              f"({n_layer + 1} = every layer and the output)")
+    else:
+        print("largest -ngl that fits at this context: none (not even the output layer)")
+    if r.n_cpu_moe and not report.n_cpu_moe_asked:
+        print(f"experts kept on the CPU: those of {r.n_cpu_moe} of {n_layer} layers (--n-cpu-moe {r.n_cpu_moe}, "
+              "the fewest that fit with every layer offloaded, as llama.cpp's --fit moves MoE tensors first)")
+    if r.max_ctx is not None:
+        print(f"largest context that fits with -ngl {r.n_gpu_layers}: {r.max_ctx:,} cells")
+    else:
+        print(f"largest context that fits with -ngl {r.n_gpu_layers}: none (from 256 cells)")
+    print(f"best file type at this context: {r.best_ftype_full_offload or 'none'} with every layer on the GPU"
+          + ("s" if report.n_gpus > 1 else "") + f", {r.best_ftype or 'none'} with offload (Q8_0 down to IQ2_M)")

@@ -1,0 +1,109 @@
+"""`vramcalc check --engine vllm`: its options, the engine's start-up on each rank, and the report."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from tabulate import tabulate
+
+from ..bars import LEGEND, bar, use_color
+from ..gpus import GPU
+from ..sources import ModelSource
+from ..systems import System
+from ..vllm.engine import DTYPES, VLLMOptions, VLLMResult, check_vllm
+from ..vllm.kv import KV_DTYPES
+from ..vllm.weights import MXFP4_MOE_BACKENDS
+from .common import alternatives, gib, positive_int, verdict_out
+
+ON_OFF = {"on": True, "off": False}
+
+
+def add_arguments(c: argparse.ArgumentParser) -> None:
+    v = c.add_argument_group("vLLM options (with --engine vllm)")
+    v.add_argument("--tp", type=positive_int, default=None, help="--tensor-parallel-size (default: GPUs per node)")
+    v.add_argument("--pp", type=positive_int, default=None, help="--pipeline-parallel-size (default: nodes)")
+    v.add_argument("--engine-version", default=None, help="vLLM release (default: the newest modelled)")
+    v.add_argument("--gpu-memory-utilization", type=float, default=None)
+    v.add_argument("--max-model-len", type=positive_int, default=None, help="default: --ctx, else the model's")
+    v.add_argument("--max-num-seqs", type=positive_int, default=None)
+    v.add_argument("--max-num-batched-tokens", type=positive_int, default=None)
+    v.add_argument("--kv-cache-dtype", default="auto", choices=list(KV_DTYPES))
+    v.add_argument("--block-size", type=positive_int, default=None)
+    v.add_argument("--dtype", default=None, choices=DTYPES)
+    v.add_argument("--enforce-eager", action="store_true")
+    v.add_argument("--moe-backend", choices=list(MXFP4_MOE_BACKENDS),
+                   help="vLLM --moe-backend: the MXFP4 expert kernel, whose padded layout sets the weight size "
+                        "(default: the one vLLM picks for the GPU)")
+    v.add_argument("--flashinfer-sampler", choices=list(ON_OFF), default=None,
+                   help="VLLM_USE_FLASHINFER_SAMPLER: top-k/top-p sampling with FlashInfer, which sets the sampler's "
+                        "memory peak (default: the release's choice; up to 0.11.0 FlashInfer is used when installed, "
+                        "and the larger PyTorch-sort peak is planned for)")
+    v.add_argument("--disable-custom-all-reduce", action="store_true",
+                   help="vLLM --disable-custom-all-reduce: no custom all-reduce buffers under TP")
+
+
+@dataclass(frozen=True)
+class VLLMReport:
+    result: VLLMResult
+    gpu: GPU  # the smallest GPU, which sets every rank's block count
+    ranks: int  # TP x PP
+
+
+def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLLMReport:
+    n_gpus = system.nodes * system.gpus_per_node
+    if n_gpus == 1 and (args.tp or 1) * (args.pp or 1) > 1:  # `--gpu h100 --tp 2`: that many of this GPU
+        system = system.model_copy(update={"gpus": system.gpus * (args.tp or 1) * (args.pp or 1)})
+        n_gpus = system.gpus_per_node
+    tp = args.tp or (system.gpus_per_node if not args.pp else max(1, n_gpus // args.pp))
+    pp = args.pp or (system.nodes if not args.tp else max(1, n_gpus // tp))
+    if tp * pp != n_gpus:
+        raise ValueError(f"--tp {tp} x --pp {pp} = {tp * pp} GPUs, but the system has {n_gpus}; "
+                         "one engine uses every GPU given (run replicas as separate checks)")
+    if system.nodes > 1 and tp > system.gpus_per_node:
+        raise ValueError(f"TP {tp} spans nodes of {system.gpus_per_node} GPUs: keep TP within a node and use PP "
+                         "across nodes, as vLLM's docs advise")
+    # every rank gets the same fraction of its own GPU; the smallest GPU decides the block count
+    gpu = min(system.gpus, key=lambda g: g.usable_bytes)
+    opts = VLLMOptions(tp=tp, pp=pp, engine_version=args.engine_version,
+                       gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len or args.ctx,
+                       max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
+                       kv_cache_dtype=args.kv_cache_dtype, quantization=args.quant, dtype=args.dtype,
+                       enforce_eager=args.enforce_eager, block_size=args.block_size,
+                       moe_backend=args.moe_backend, flashinfer_sampler=ON_OFF.get(args.flashinfer_sampler),
+                       disable_custom_all_reduce=args.disable_custom_all_reduce)
+    r = check_vllm(source.spec, gpu, opts, file_weight_bytes=source.weight_bytes)
+    if len({g.id for g in system.gpus}) > 1:
+        r = r.model_copy(update={"warnings": r.warnings + [f"mixed GPUs: sized for the smallest, {gpu.name}"]})
+    if system.notes:
+        r = r.model_copy(update={"warnings": r.warnings + system.notes})
+    if not r.fits:
+        r = r.model_copy(update={"alternatives": alternatives(source.spec, system, r.max_model_len, args)})
+    return VLLMReport(result=r, gpu=gpu, ranks=tp * pp)
+
+
+def print_report(report: VLLMReport) -> int:
+    r, gpu = report.result, report.gpu
+    print(f"model   {r.model['id']}  ({r.model['params_total'] / 1e9:.2f}B params)")
+    print(f"engine  vLLM {r.engine_version}, TP {r.layout['tp']} x PP {r.layout['pp']}, max_model_len {r.max_model_len:,}, "
+          f"max_num_seqs {r.layout['max_num_seqs']}, max_num_batched_tokens {r.layout['max_num_batched_tokens']}")
+    print(f"device  {gpu.name} x {len(r.devices) or report.ranks}, {gib(gpu.usable_bytes)} GiB usable")
+    if r.devices:
+        print()
+        rows = [[d.rank, gib(d.budget_bytes), gib(d.weights_bytes), gib(d.activation_bytes), gib(d.non_torch_bytes),
+                 gib(d.cuda_graph_bytes), gib(d.kv_cache_bytes), gib(d.uncertainty_bytes)] for d in r.devices]
+        print(tabulate(rows, headers=["rank", "budget", "weights", "activation", "non-torch", "cuda graphs", "KV cache",
+                                      "margin"], tablefmt="simple", disable_numparse=True))
+        print("(GiB; budget = gpu_memory_utilization x total; margin = how much more the other terms may take: "
+              "the verdict holds with it)")
+        print()
+        for d in r.devices:
+            work = d.activation_bytes + d.non_torch_bytes + d.cuda_graph_bytes
+            print(f"rank {d.rank}  " + bar([("weights", d.weights_bytes), ("workspace", work),
+                                            ("KV", max(0, d.kv_cache_bytes))], d.total_bytes, use_color()))
+        print(f"        {LEGEND} (outside the budget)")
+        print()
+    if r.kv_cache_tokens:
+        print(f"KV cache {r.kv_cache_tokens:,} tokens; maximum concurrency for {r.max_model_len:,} tokens per request: "
+              f"{r.max_concurrency:.2f}x")
+    return verdict_out(r, "STARTS", "DOES NOT START")

@@ -1,0 +1,109 @@
+"""What the commands share: the parser, exit codes, argument types and the pieces of their reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Protocol
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from ..llamacpp.engine import LlamaResult
+    from ..spec import ModelSpec
+    from ..systems import System
+    from ..vllm.engine import VLLMResult
+
+    Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+GIB = 1024**3
+EXIT_FITS, EXIT_NO_FIT, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
+        self.exit(EXIT_BAD_INPUT, f"vramcalc: error: {message} (see `vramcalc --help`)\n")
+
+
+class Verdict(Protocol):
+    """A result that says whether it fits and dumps itself as JSON data (pydantic)."""
+
+    @property
+    def fits(self) -> bool: ...
+
+    def model_dump(self, *, mode: str) -> dict[str, Any]: ...
+
+
+def gib(n: int) -> str:
+    return f"{n / GIB:.2f}"
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        if text.lower().endswith("k") and text[:-1].isdigit():
+            value = int(text[:-1]) * 1024
+        else:
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def host_ram_bytes(args: argparse.Namespace) -> int | None:
+    """--ram GiB in bytes; None when not given."""
+    return int(args.ram * GIB) if args.ram else None
+
+
+def exit_code(fits: bool) -> int:
+    return EXIT_FITS if fits else EXIT_NO_FIT
+
+
+def print_json(data: object, sort_keys: bool = True) -> None:
+    print(json.dumps(data, indent=2, sort_keys=sort_keys))
+
+
+def json_out(result: Verdict) -> int:
+    """--json: the result as data; the exit code of its verdict."""
+    print_json(result.model_dump(mode="json"))
+    return exit_code(result.fits)
+
+
+def add_list_parser(sub: Subparsers, name: str, help: str, match_help: str,
+                    run: Callable[[argparse.Namespace], int]) -> None:
+    """A listing command (`models`, `gpus`): an optional filter and --json."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("match", nargs="?", help=match_help)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def matches(text: str | None, *fields: str) -> bool:
+    """`models` and `gpus` filters: no text, or text (spaces ignored, any case) inside one of the fields."""
+    return not text or any(text.lower().replace(" ", "") in f.lower().replace(" ", "") for f in fields)
+
+
+def alternatives(spec: ModelSpec, system: System, context: int, args: argparse.Namespace) -> list[str]:
+    """What the planner would run instead when an engine check does not fit."""
+    from ..plan import alternatives
+
+    quant = None
+    if args.quant:  # the planner's names: awq, fp8 ... and gguf:Q4_K_M
+        kind, _, ftype = args.quant.partition(":")
+        quant = f"gguf:{ftype.upper()}" if kind.lower() == "gguf" else args.quant.lower()
+    engine = {"vllm": "vllm", "llamacpp": "llama.cpp"}.get(args.engine)
+    return alternatives(spec, system, context, quant=quant, prefer_engine=engine, host_ram_bytes=host_ram_bytes(args))
+
+
+def verdict_out(result: VLLMResult | LlamaResult, yes: str, no: str) -> int:
+    """The tail every engine report shares: verdict, the engine's errors, warnings, the command."""
+    print(f"verdict {yes if result.fits else no}")
+    for e in result.errors:
+        print(f"error   {e}")
+    for w in result.warnings:
+        print(f"warning {w}")
+    print(f"command {result.command}")
+    for a in result.alternatives:
+        print(f"instead {a}")
+    return exit_code(result.fits)

@@ -1,0 +1,91 @@
+"""`vramcalc plan`: engine, quant and layout recommended for a system, with speed and commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, get_args
+
+from tabulate import tabulate
+
+from ..plan import EngineChoice, Goal, PlanResult, layout_text, plan
+from ..sources import open_model
+from ..systems import parse_system
+from .common import exit_code, host_ram_bytes, json_out, positive_int
+
+if TYPE_CHECKING:
+    from .common import Subparsers
+
+
+def add_parser(sub: Subparsers) -> None:
+    pl = sub.add_parser("plan", help="recommend engine, quant and layout for a system, with speed and commands")
+    pl.add_argument("model", help="catalog id or alias, a Hub repo id, a local config.json, model folder or .gguf")
+    pl.add_argument("--gpu", required=True, help="system: 2x4090, 4x3090, rtx4070, 2x8xH100, "
+                                                 "ryzen-ai-max-plus-395(128GiB), ... (as for check)")
+    pl.add_argument("--ctx", type=positive_int, default=None, help="context per sequence (default 8192)")
+    pl.add_argument("--concurrency", type=positive_int, default=1, help="sequences served at once")
+    pl.add_argument("--goal", choices=get_args(Goal), default="latency",
+                    help="rank by single-stream speed, aggregate speed at --concurrency, or the longest context")
+    pl.add_argument("--engine", choices=get_args(EngineChoice), default="any")
+    pl.add_argument("--engine-version", default=None, help="vLLM release (default: the newest modelled)")
+    pl.add_argument("--ram", type=float, default=None, help="host RAM in GiB, to check offloaded weights")
+    pl.add_argument("--top", type=positive_int, default=5, help="recommendations to show")
+    pl.add_argument("--revision", default=None, help="Hub revision for a Hub repo id")
+    pl.add_argument("--json", action="store_true", help="print the plan as JSON")
+    pl.set_defaults(func=run)
+
+
+def gather(args: argparse.Namespace) -> PlanResult:
+    source = open_model(args.model, revision=args.revision)
+    system = parse_system(args.gpu)
+    return plan(source.spec, system, context=args.ctx, concurrency=args.concurrency, goal=args.goal,
+                engine=args.engine, engine_version=args.engine_version, host_ram_bytes=host_ram_bytes(args),
+                top=args.top)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = gather(args)
+    return json_out(result) if args.json else print_report(result)
+
+
+def print_report(result: PlanResult) -> int:
+    m = result.model
+    print(f"model   {m['id']}: {m['params_total'] / 1e9:.1f}B parameters, {m['params_active'] / 1e9:.1f}B active "
+          f"per token; checkpoint {m['checkpoint']}")
+    print(f"system  {result.system}")
+    print(f"asked   {result.context} tokens of context ({result.context_source}), {result.concurrency} concurrent "
+          f"sequence(s), goal: {result.goal}")
+    for n in result.notes:
+        print(f"note    {n}")
+    if result.recommendations:
+        _print_recommendations(result)
+    else:
+        print("\nverdict nothing fits: every layout is listed below with the reason")
+    if result.rejected:
+        print("\nrejected")
+        for r in result.rejected:
+            print(f"  {r.family}: {r.reason}")
+    return exit_code(result.fits)
+
+
+def _print_recommendations(result: PlanResult) -> None:
+    rows = []
+    for c in result.recommendations:
+        sp = c.speed
+        rows.append([c.rank, c.engine + (f" {c.engine_version}" if c.engine_version else ""), c.quant,
+                     c.kv_cache_dtype, layout_text(c), f"{sp.decode_tokens_per_s:.0f}",
+                     f"{sp.aggregate_tokens_per_s:.0f}", f"{sp.ttft_s:.2f}" if sp.ttft_s is not None else "-",
+                     c.max_context, f"{c.max_concurrency:g}"])
+    print()
+    print(tabulate(rows, headers=["#", "engine", "quant", "KV", "layout", "tok/s 1 stream",
+                                  f"tok/s at {result.concurrency}", "TTFT s", "max ctx", "seqs at ctx"],
+                   tablefmt="simple", disable_numparse=True))
+    for c in result.recommendations:
+        print(f"\n[{c.rank}] {c.quant_note}; speed ±{c.speed.uncertainty:.0%}, {c.speed.basis}")
+        for cmd in c.commands:
+            print(f"    $ {cmd}")
+        if c.router_config:
+            print("    router.yaml:")
+            for line in c.router_config.rstrip().splitlines():
+                print(f"      {line}")
+        for n in c.notes:
+            print(f"    note: {n}")
