@@ -376,3 +376,15 @@ def test_redirect_of_config_json_to_a_file_url_is_one_line(hub):
     with pytest.raises(HubError) as e:
         open_model("acme/file-config")
     assert "acme/file-config@main config.json: redirected to a URL that is not http or https; refused" in _one_line(e)
+
+
+def test_printed_llama_server_command_carries_no_userinfo(hub, other_host, tmp_path, capsys):
+    """The launch command names the URL the user gave, less its user:password."""
+    server, url = other_host
+    server.repos["cdn/files"] = Repo(files={"m.gguf": _gguf_bytes(tmp_path).read_bytes()})
+    secret_url = url.replace("http://", "http://joe:hunter2@") + "/cdn/files/resolve/main/m.gguf"
+    code = main(["check", secret_url, "--gpu", "cpu", "--engine", "llamacpp", "--ctx", "64", "--ram", "8"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "llama-server" in out and "/cdn/files/resolve/main/m.gguf" in out
+    assert "hunter2" not in out and "joe:" not in out

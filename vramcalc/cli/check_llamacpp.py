@@ -12,6 +12,7 @@ from ..bars import LEGEND, bar, use_color
 from ..ggml import kv_cache_types
 from ..llamacpp.engine import FlashAttn, GPUBackend, LlamaOptions, LlamaResult, SplitMode, check_llamacpp
 from ..sources import ModelSource
+from ..sources.limits import redact
 from ..spec import ModelSpec
 from ..systems import System
 from .common import alternatives, gib, host_ram_bytes, positive_int, verdict_out
@@ -99,7 +100,7 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> Lla
                         rpc_nodes=system.nodes - 1 if gpus else 0)
     ram = host_ram_bytes(args)
     r = check_llamacpp(source.spec, gpus or None, opts, tensors, ram,
-                       model_ref=args.model if args.model.endswith(".gguf") else f"<{source.spec.id} {ftype}>.gguf")
+                       model_ref=redact(args.model) if args.model.endswith(".gguf") else f"<{source.spec.id} {ftype}>.gguf")
     if gpus:
         from ..plan import best_gguf_ftype
 
