@@ -33,10 +33,10 @@ def test_held_out_single_stream_cuda_median_error_within_20_percent(engine):
 def test_calibration_never_reads_held_out_rows():
     roles = {c["id"]: c["role"] for c in load_cases()}
     prefill_roles = {c["id"]: c.get("prefill_role") for c in load_cases()}
-    for key, prof in speed_data()["profiles"].items():
-        assert prof["calibrated_on"], key
-        assert all(roles[i] == "calibrate" for i in prof["calibrated_on"]), key
-        assert all(prefill_roles[i] == "calibrate" for i in prof.get("prefill_calibrated_on", [])), key
+    for key, prof in speed_data().profiles.items():
+        assert prof.calibrated_on, key
+        assert all(roles[i] == "calibrate" for i in prof.calibrated_on), key
+        assert all(prefill_roles[i] == "calibrate" for i in prof.prefill_calibrated_on or []), key
 
 
 def test_stored_calibration_errors_are_the_ones_the_constants_give():
@@ -45,7 +45,7 @@ def test_stored_calibration_errors_are_the_ones_the_constants_give():
         if c["role"] == "calibrate":
             by_profile.setdefault(f"{c['engine']}:{c['backend']}", []).append(abs(predict_step_ms(c) / c["step_ms"] - 1))
     for key, errs in by_profile.items():
-        assert speed_data()["profiles"][key]["median_abs_error"] == pytest.approx(statistics.median(errs), abs=1e-3)
+        assert speed_data().profiles[key].median_abs_error == pytest.approx(statistics.median(errs), abs=1e-3)
 
 
 @pytest.mark.parametrize("model,quant,measured", [

@@ -351,7 +351,7 @@ def plan_gguf(spec: ModelSpec, ftype: str, *, imatrix: bool | None = None, token
     ftype = ftype.upper()
     if ftype not in ftypes():
         raise ValueError(f"unknown llama.cpp file type {ftype!r}; known: {', '.join(ftypes())}")
-    default = ftypes()[ftype]["base_ggml_type"]
+    default = ftypes()[ftype].base_ggml_type
     tensors = sorted(gguf_tensors(spec), key=lambda t: _sort_key(t.name))
     attn = next((layer.attention for layer in spec.layers if layer.attention is not None), None)
     n_expert = max((layer.mlp.num_experts for layer in spec.layers), default=0)

@@ -11,18 +11,17 @@ holds `concurrency` sequences of `context` tokens and passes every engine rule; 
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from importlib import resources
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from .data_files import load
+from .data_models import Planner
 from .gguf_mix import plan_gguf
 from .gpus import GIB, GPU
 from .llamacpp.engine import LlamaOptions, check_llamacpp
 from .params import count_params
-from .quant import quantized_bytes, scheme_from_config, target_scheme, targets
+from .quant import quant_targets, quantized_bytes, scheme_from_config, target_scheme
 from .spec import ModelSpec
 from .speed import Hardware, SpeedEstimate, estimate_speed, reads_from_gguf, speed_data, weight_reads
 from .systems import System
@@ -32,9 +31,8 @@ Goal = Literal["latency", "throughput", "context"]
 EngineChoice = Literal["vllm", "llamacpp", "any"]
 
 
-@lru_cache(maxsize=1)
-def planner_data() -> dict:
-    return json.loads(resources.files("vramcalc").joinpath("data/planner.json").read_text())
+def planner_data() -> Planner:
+    return load("planner.json", Planner)
 
 
 class Layout(BaseModel):
@@ -123,7 +121,7 @@ def _label(system: System) -> str:
 
 
 def _bits(quant: str) -> float:
-    return planner_data()["quant_bits"].get(quant, 16.0)
+    return planner_data().quant_bits.get(quant, 16.0)
 
 
 def _own_quant(spec: ModelSpec) -> tuple[str, float]:
@@ -146,8 +144,8 @@ def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurr
     if context is not None and context < 1:
         raise ValueError("context must be a positive number of tokens")
     model_max = derived_max_model_len(spec)
-    ctx = context or min(model_max, planner_data()["default_context"])
-    how = "--ctx" if context else (f"the planner's default {planner_data()['default_context']} tokens "
+    ctx = context or min(model_max, planner_data().default_context)
+    how = "--ctx" if context else (f"the planner's default {planner_data().default_context} tokens "
                                    f"(the model allows {model_max}); pass --ctx to plan for another")
     notes = list(system.notes)
     if context and context > model_max:
@@ -245,7 +243,7 @@ def best_gguf_ftype(spec: ModelSpec, gpus: list[GPU], opts: LlamaOptions, host_r
     """(the best llama.cpp file type, Q8_0 down to IQ2_M, that fits every layer on the GPUs with the
     verdict's margin; the best that fits at all, with offload as --fit would choose it). None: none."""
     full = offload = None
-    for ftype in planner_data()["gguf_ftypes"]:
+    for ftype in planner_data().gguf_ftypes:
         try:
             tensors = plan_gguf(spec, ftype)
         except ValueError:
@@ -277,8 +275,8 @@ def _vllm_quants(spec: ModelSpec, gpu: GPU) -> list[tuple[str | None, str, float
     own, bits = _own_quant(spec)
     out: list[tuple[str | None, str, float]] = [(None, f"the checkpoint as published ({own})", bits)]
     if bits >= 16:
-        for q in planner_data()["vllm_conversions"]:
-            out.append((q["quant"], q["note"], q["bits"]))
+        for q in planner_data().vllm_conversions:
+            out.append((q.quant, q.note, q.bits))
     return out
 
 
@@ -335,7 +333,7 @@ def _vllm(spec, system, ctx, concurrency, version, prompt_tokens, rejected, goal
                         f"--gpu-memory-utilization {opts.gpu_memory_utilization}: the most vLLM's free-memory gate "
                         "allows with what other processes hold"]})
                 if r.devices and not r.fits:  # short of memory: what users do next is raise the budget
-                    hi = planner_data()["high_gpu_memory_utilization"]
+                    hi = planner_data().high_gpu_memory_utilization
                     r2 = check_vllm(spec, gpu, opts.model_copy(update={"gpu_memory_utilization": hi}))
                     if r2.fits:
                         r = r2.model_copy(update={"warnings": r2.warnings + [
@@ -373,7 +371,7 @@ def _vllm(spec, system, ctx, concurrency, version, prompt_tokens, rejected, goal
                                            "concurrency": concurrency})
                 notes = [w for w in r.warnings if "not modelled" in w or "Marlin" in w or "degrad" in w
                          or "fits only with" in w or "--max-num-seqs" in w][:3]
-                if quant and not targets()[quant].get("vllm_runtime_flag"):
+                if quant and not quant_targets()[quant].vllm_runtime_flag:
                     notes.append(f"needs a checkpoint of this model in {quant.upper()} format from the Hub: vLLM "
                                  "cannot convert to it at start-up")
                 if tp > 1 and hw.link == "pcie":
@@ -431,7 +429,7 @@ def _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram, rejected,
     backend = _backend(gpu)
     uniform = all(g.id == gpu.id for g in gpus)
     n_slots = max(1, concurrency)
-    ftypes = list(planner_data()["gguf_ftypes"])
+    ftypes = list(planner_data().gguf_ftypes)
     if _own_quant(spec)[0] == "mxfp4":  # gpt-oss ships MXFP4 experts; its GGUFs keep them (MXFP4_MOE):
         ftypes = ["MXFP4_MOE"]          # re-quantizing 4-bit experts to another type only loses accuracy
     for ftype in ftypes:
@@ -544,7 +542,7 @@ def _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits,
     notes = []
     if layout.split == "offload":
         notes.append(f"host RAM holds {host_share:.0%} of the weights: decode reads them at host-RAM speed "
-                     f"(assumed {speed_data()['host_ram_bandwidth_gbs']} GB/s, dual-channel DDR5)")
+                     f"(assumed {speed_data().host_ram_bandwidth_gbs} GB/s, dual-channel DDR5)")
     if kv == "Q8_0":
         notes.append("q8_0 KV cache: half the KV memory, needs flash attention (-fa on)")
     if layout.split == "tensor":

@@ -21,13 +21,12 @@ tests/data/throughput_cases.json; every figure says whether its constants were c
 
 from __future__ import annotations
 
-import json
 import re
-from functools import lru_cache
-from importlib import resources
 
 from pydantic import BaseModel, ConfigDict
 
+from .data_files import load
+from .data_models import Link, Speed, SpeedProfile
 from .ggml import tensor_bytes
 from .gguf_mix import GGUFTensor
 from .kv import kv_by_layer_kind
@@ -35,9 +34,8 @@ from .params import count_params
 from .spec import ModelSpec
 
 
-@lru_cache(maxsize=1)
-def speed_data() -> dict:
-    return json.loads(resources.files("vramcalc").joinpath("data/speed.json").read_text())
+def speed_data() -> Speed:
+    return load("speed.json", Speed)
 
 
 class WeightReads(BaseModel):
@@ -156,45 +154,45 @@ def prefill_tokens_per_s(reads: WeightReads, tflops: float, mfu: float, tp: int 
     return tflops * 1e12 * mfu * tp / (2 * reads.active_params)
 
 
-def _profile(engine: str, backend: str) -> tuple[dict, str, bool]:
-    prof = speed_data()["profiles"]
+def _profile(engine: str, backend: str) -> tuple[SpeedProfile, str, bool]:
+    prof = speed_data().profiles
     key = f"{engine}:{backend}"
     if key in prof:
         return prof[key], key, True
-    fb = speed_data()["fallbacks"].get(engine, "")
+    fb = speed_data().fallbacks.get(engine, "")
     return prof[fb], fb, False
 
 
-def _link(name: str) -> dict:
-    return speed_data()["links"][name]
+def _link(name: str) -> Link:
+    return speed_data().links[name]
 
 
 def step_terms(reads: WeightReads, kv_per_seq: int, batch: int, hw: Hardware) -> dict[str, float]:
     """Milliseconds of one decode step of `batch` sequences, term by term."""
     prof, _, _ = _profile(hw.engine, hw.backend)
-    bw = hw.bandwidth_gbs * 1e9 * prof["bandwidth_efficiency"]
+    bw = hw.bandwidth_gbs * 1e9 * prof.bandwidth_efficiency
     total = reads.step_bytes(batch) + batch * kv_per_seq
     device_share = 1 - hw.host_share
     memory = total * device_share / hw.tp / bw
     if hw.host_share:
-        host_bw = (hw.host_bandwidth_gbs or speed_data()["host_ram_bandwidth_gbs"]) * 1e9 * prof["bandwidth_efficiency"]
+        host_bw = (hw.host_bandwidth_gbs or speed_data().host_ram_bandwidth_gbs) * 1e9 * prof.bandwidth_efficiency
         memory += total * hw.host_share / host_bw
-    terms = {"memory": memory * 1e3, "fixed": prof["fixed_ms_per_layer"] * reads.num_layers}
+    terms = {"memory": memory * 1e3, "fixed": prof.fixed_ms_per_layer * reads.num_layers}
     if hw.tflops:
-        compute = 2 * reads.active_params * batch / hw.tp / (hw.tflops * 1e12 * speed_data()["decode_mfu"])
+        compute = 2 * reads.active_params * batch / hw.tp / (hw.tflops * 1e12 * speed_data().decode_mfu)
         if compute > memory:
             terms["compute_over_memory"] = (compute - memory) * 1e3
     if hw.tp > 1:
         link = _link(hw.link)
-        latency = link["allreduce_us_per_peer"] * (hw.tp - 1) * 1e-6
-        message = 2 * (hw.tp - 1) / hw.tp * batch * reads.hidden_size * 2 / (link["bandwidth_gbs"] * 1e9)
+        latency = link.allreduce_us_per_peer * (hw.tp - 1) * 1e-6
+        message = 2 * (hw.tp - 1) / hw.tp * batch * reads.hidden_size * 2 / (link.bandwidth_gbs * 1e9)
         terms["allreduce"] = 2 * reads.num_layers * (latency + message) * 1e3
     if hw.stages > 1 and hw.engine == "vllm":
-        terms["stage_hops"] = (hw.stages - 1) * _link(hw.stage_link)["hop_us"] * 1e-3
+        terms["stage_hops"] = (hw.stages - 1) * _link(hw.stage_link).hop_us * 1e-3
     if hw.node_hops:
-        terms["network_hops"] = hw.node_hops * _link("network")["hop_us"] * 1e-3
+        terms["network_hops"] = hw.node_hops * _link("network").hop_us * 1e-3
     if hw.enforce_eager:
-        terms["eager"] = speed_data()["eager_per_layer_ms"] * reads.num_layers
+        terms["eager"] = speed_data().eager_per_layer_ms * reads.num_layers
     return terms
 
 
@@ -216,9 +214,9 @@ def estimate_speed(reads: WeightReads, spec: ModelSpec, hw: Hardware, *, context
         agg = b / (sum(step_terms(reads, kv, b, hw).values()) / 1e3)
     ttft = None
     if hw.tflops:
-        ttft = prompt_tokens / prefill_tokens_per_s(reads, hw.tflops, prof["prefill_mfu"], hw.tp) + single_ms / 1e3
-    n = prof.get("calibrated_on", [])
-    err = prof.get("median_abs_error")
+        ttft = prompt_tokens / prefill_tokens_per_s(reads, hw.tflops, prof.prefill_mfu, hw.tp) + single_ms / 1e3
+    n = prof.calibrated_on
+    err = prof.median_abs_error
     if calibrated and len(n) >= 3:
         basis = (f"calibrated: {key} efficiency and fixed cost fitted on {len(n)} measured runs "
                  f"(tests/data/throughput_cases.json; median error {err:.0%} there)")
@@ -234,7 +232,7 @@ def estimate_speed(reads: WeightReads, spec: ModelSpec, hw: Hardware, *, context
         basis += ("; llama.cpp's tensor split (experimental) has no measured run here: vLLM's TP all-reduce model "
                   "is used for it")
         unc = max(unc, 0.5)
-    if hw.tp > 1 and not _link(hw.link).get("calibrated"):
+    if hw.tp > 1 and not _link(hw.link).calibrated:
         basis += f"; the {hw.link} all-reduce cost is estimated, not calibrated"
         unc = max(unc, 0.4)
     if hw.node_hops:

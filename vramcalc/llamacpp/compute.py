@@ -14,28 +14,31 @@ distribution). With U = n_ubatch x 4 bytes (one F32 activation column):
     n_kv x n_ubatch x 4, plus (3 n_embd + 2.5 q) x U.
 n_kv is the cells of one stream (n_ctx_seq). ggml-alloc's reuse makes the real peak uneven
 (fragmentation): on the recorded runs the median error is 2.3%, p90 9.7%, the worst 21% low (189 runs);
-the verdict adds UNCERTAINTY.
+the verdict adds UNCERTAINTY (data/llamacpp_margins.json).
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from ..data_files import load
+from ..data_models import LlamaMargins
 from ..spec import ModelSpec
 from .graphs import REPLAY_MARGINS, reserve_peak
+
+_MARGINS = load("llamacpp_margins.json", LlamaMargins)
 
 # Rule 6.3: with several GPUs in layer mode and everything offloaded, the scheduler keeps this many
 # copies of the compute buffers (GGML_SCHED_MAX_COPIES, log "pipeline parallelism enabled (n_copies=4)").
 SCHED_MAX_COPIES = 4
-# The verdict adds this share of the estimate: the worst recorded run is 26% above it (qwen3next).
-UNCERTAINTY = 0.30
+# The verdict adds this share of the phase formula's estimate (data/llamacpp_margins.json, with its evidence)
+UNCERTAINTY = _MARGINS.uncertainty.value
 # Buffer alignment of the compute buffer type: ggml-cpu TENSOR_ALIGNMENT 32; ggml-cuda (and HIP, SYCL)
 # get_alignment 128, used for every GPU backend here (Metal's 32 and Vulkan's device minimum differ by
 # at most a few hundred KiB over a whole graph)
 CPU_ALIGNMENT, GPU_ALIGNMENT = 32, 128
-# The replay on one GPU: within 2.7% of the 3 real full-offload GPU logs (benchmarks/llamacpp_dev.py), but
-# no GPU run of the current build checks it (the scheduler copies the embeddings input across backends)
-REPLAY_GPU_MARGIN = 0.10
+# The allocator replay on one GPU: no GPU run of the current build checks it (data/llamacpp_margins.json)
+REPLAY_GPU_MARGIN = _MARGINS.replay_gpu_margin.value
 OUTPUT_HIDDEN = 3  # n_embd columns live beside the logits
 FFN_HIDDEN, FFN_FF = 4, 3
 ATTN_HIDDEN, ATTN_Q, ATTN_KV = 2, 2.5, 2
@@ -157,5 +160,5 @@ def compute_buffers(spec: ModelSpec, opts, mb, n_kv: int, n_kv_swa: int, fa: boo
     host = graph_peak(spec, n_ub, n_kv, n_kv_swa, fa, output=mb.output_device == -1, n_out=n_out) if on_cpu else 0
     how = ("the larger of the output phase (logits) and the layer phase (mask + activations"
            + (")" if fa else " + F32 attention scores)") + "; on 189 real llama.cpp runs the median error is "
-           "2.3% and the worst 21% low, so the verdict adds a 30% margin")
+           f"2.3% and the worst 21% low, so the verdict adds a {UNCERTAINTY:.0%} margin")
     return ComputeBuffers(device=dev, host=host, copies=copies, how=how)

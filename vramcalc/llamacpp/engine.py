@@ -9,13 +9,12 @@ covers it: FIT_MARGIN_MIB left free per GPU (rule 12, --fit-target default 1024 
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from importlib import resources
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..data_files import load
+from ..data_models import LlamaBackends
 from ..ggml import tensor_bytes
 from ..gguf_mix import GGUFTensor, plan_gguf
 from ..gpus import GPU
@@ -142,7 +141,7 @@ def as_llamacpp_runs_it(spec: ModelSpec) -> ModelSpec:
     if hit is not None and hit[0] is spec:
         return hit[1]
     out = spec
-    if gguf_arch(spec) not in backend_rules()["iswa_gguf_archs"] and \
+    if gguf_arch(spec) not in backend_rules().iswa_gguf_archs and \
             any(la.attention is not None and la.attention.kind == "sliding" for la in spec.layers):
         layers = tuple(la.model_copy(update={"attention": la.attention.model_copy(update={"kind": "full", "window": None})})
                        if la.attention is not None and la.attention.kind == "sliding" else la for la in spec.layers)
@@ -166,7 +165,7 @@ def check_llamacpp(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOpt
         rules = backend_rules()
         r = r.model_copy(update={"warnings": r.warnings + [
             f"llama.cpp's {gguf_arch(spec)} graph keeps no sliding-window cache: every layer caches the full "
-            f"context, though the config gives a window [{rules['iswa_gguf_archs_source'].split(':')[0]}]"]})
+            f"context, though the config gives a window [{rules.iswa_gguf_archs_source.split(':')[0]}]"]})
     return r
 
 
@@ -339,7 +338,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     elif opts.cpu_moe:
         overrides.append(r"\.ffn_(up|down|gate)_(ch|)exps")
     mb = model_buffers(tensors, n_layer, ngl, splits, overrides, unified=unified, repack=opts.cpu_repack,
-                       mmap=opts.mmap, split_tensors=backend_rules()["sm_tensor"]["split_tensors"] if tensor_split else None)
+                       mmap=opts.mmap, split_tensors=backend_rules().sm_tensor.split_tensors if tensor_split else None)
     n_dev = len(gl)
     if tensor_split:  # the meta device: every offloaded weight in segments by -ts (data/llamacpp_backends.json)
         mb = _segments(mb, splits)
@@ -358,7 +357,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
             kv_dev[d] += lm.kv_bytes
             rs_dev[d] += lm.recurrent_bytes
     n_kv_swa = next((c.cells for c in caches if c.name == "SWA"), 0)
-    pipeline = bool(gl) and not opts.rpc_nodes and backend_rules()["backends"][backend_of(gl, opts)]["pipeline_parallel"]
+    pipeline = bool(gl) and not opts.rpc_nodes and backend_rules().backends[backend_of(gl, opts)].pipeline_parallel
     arch = gguf_arch(spec)
     comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev, pipeline=pipeline, arch=arch if replay else "",
                            n_ctx=n_ctx_seq * streams, variant=graph_variant(arch, (t.name for t, _ in tensors)))
@@ -418,9 +417,8 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                        command=cmd, trace=trace)
 
 
-@lru_cache(maxsize=1)
-def backend_rules() -> dict:
-    return json.loads(resources.files("vramcalc").joinpath("data/llamacpp_backends.json").read_text())
+def backend_rules() -> LlamaBackends:
+    return load("llamacpp_backends.json", LlamaBackends)
 
 
 def backend_of(gl: list[GPU], opts: LlamaOptions) -> str:
@@ -428,14 +426,14 @@ def backend_of(gl: list[GPU], opts: LlamaOptions) -> str:
     if opts.backend != "auto":
         return opts.backend
     vendor = (gl[0].vendor or "nvidia") if gl else "nvidia"
-    return backend_rules()["default_backend"].get(vendor, "cuda")
+    return backend_rules().default_backend.get(vendor, "cuda")
 
 
 def gguf_arch(spec: ModelSpec) -> str:
     """llama.cpp's architecture name: the GGUF's own, or the HF model_type's convert_hf_to_gguf target."""
     if spec.architecture and spec.architecture.startswith("gguf:"):
         return spec.architecture[5:]
-    return backend_rules()["sm_tensor"]["hf_model_types"].get(spec.model_type, spec.model_type)
+    return backend_rules().sm_tensor.hf_model_types.get(spec.model_type, spec.model_type)
 
 
 def split_mode_messages(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions) -> tuple[list[str], list[str]]:
@@ -444,23 +442,23 @@ def split_mode_messages(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions) -> t
         return [], []
     rules = backend_rules()
     backend = backend_of(gl, opts)
-    dev = rules["backends"][backend]["device"] + "0"
+    dev = rules.backends[backend].device + "0"
     if opts.split_mode == "row":
-        if rules["backends"][backend]["split_buffers"]:
+        if rules.backends[backend].split_buffers:
             raise ValueError("--split-mode row on SYCL is not modelled; use --split-mode layer or tensor")
-        return [f"device {dev} does not support split buffers [{rules['split_buffers_source']}]; use "
+        return [f"device {dev} does not support split buffers [{rules.split_buffers_source}]; use "
                 "--split-mode layer (or tensor)"], []
-    t = rules["sm_tensor"]
-    errors, warnings = [], [f"--split-mode tensor is experimental (docs/multi-gpu.md: {t['experimental']}); "
-                                 f"per-GPU memory is estimated: {t['memory']}"]
+    t = rules.sm_tensor
+    errors, warnings = [], [f"--split-mode tensor is experimental (docs/multi-gpu.md: {t.experimental}); "
+                                 f"per-GPU memory is estimated: {t.memory}"]
     arch = gguf_arch(spec)
-    if arch in t["unsupported_gguf_archs"]:
-        errors.append(t["unsupported_arch_message"].format(arch=arch) + f" [{t['unsupported_arch_source']}]; "
+    if arch in t.unsupported_gguf_archs:
+        errors.append(t.unsupported_arch_message.format(arch=arch) + f" [{t.unsupported_arch_source}]; "
                       "use --split-mode layer")
     if not opts.fa:
-        errors.append(f"{t['needs_flash_attn']} [{t['needs_flash_attn_source']}]")
+        errors.append(f"{t.needs_flash_attn} [{t.needs_flash_attn_source}]")
     if opts.n_gpu_layers is None or opts.n_ctx is None:
-        warnings.append(f"{t['no_fit']} [{t['no_fit_source']}]: vramcalc checks -ngl all and the context as given, "
+        warnings.append(f"{t.no_fit} [{t.no_fit_source}]: vramcalc checks -ngl all and the context as given, "
                         "and the command sets both with --fit off")
     return errors, warnings
 

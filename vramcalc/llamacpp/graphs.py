@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from math import prod
 
+from ..data_files import load
+from ..data_models import LlamaMargins
 from ..spec import LayerSpec, ModelSpec
 from . import ggml_graph as g
 from .ggml_graph import OUTPUT, Graph, T
@@ -702,11 +704,9 @@ def covered(spec: ModelSpec, arch: str, mla_layout: str = "latent_k") -> bool:
 
 
 # Architectures whose real files carry graph switches the ModelSpec does not hold, with the margin the
-# verdict adds to the replay. granitehybrid: Granite 4.0-H GGUFs set rope.scaling.finetuned false (NoPE:
-# no ROPE nodes) and residual/logit/embedding scales (SCALE nodes); the builder follows llama.cpp's
-# defaults (RoPE on, no scales), exact on the recorded files; RoPE off moves the peak by up to 1.3% either
-# way on those runs.
-REPLAY_MARGINS = {"granitehybrid": 0.03}
+# verdict adds to the replay (data/llamacpp_margins.json replay_margins, with the evidence for each).
+REPLAY_MARGINS: dict[str, float] = {arch: m.value for arch, m in
+                                    load("llamacpp_margins.json", LlamaMargins).replay_margins.items()}
 
 
 def graph_variant(arch: str, tensor_names) -> str:

@@ -8,14 +8,13 @@ data/architectures.json, except the fields listed there as required, which are r
 from __future__ import annotations
 
 import builtins
-import json
 import math
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
 from . import bounded_json
+from ..data_files import load
+from ..data_models import Architectures
 from ..errors import ConfigError
 from ..spec import (
     AttentionSpec,
@@ -35,9 +34,8 @@ MAX_LAYERS = 10_000
 MAX_DIM = 2**40
 
 
-@lru_cache(maxsize=1)
-def _architectures() -> dict[str, Any]:
-    return json.loads(resources.files("vramcalc").joinpath("data/architectures.json").read_text())
+def _architectures() -> Architectures:
+    return load("architectures.json", Architectures)
 
 
 class Fields:
@@ -46,12 +44,12 @@ class Fields:
     def __init__(self, cfg: dict[str, Any], model_type: str, where: str):
         self.cfg = cfg
         self.where = where
-        table = _architectures()["text"].get(model_type, {})
-        self.defaults: dict[str, Any] = table.get("defaults", {})
-        self.required: set[str] = set(table.get("required", []))
+        table = _architectures().text.get(model_type)
+        self.defaults: dict[str, Any] = table.defaults if table else {}
+        self.required: set[str] = set(table.required) if table else set()
         # attribute_map: a key may be written under its alias (num_experts / num_local_experts)
         self.aliases: dict[str, str] = {}
-        for a, b in table.get("aliases", {}).items():
+        for a, b in (table.aliases if table else {}).items():
             self.aliases[a], self.aliases[b] = b, a
 
     def has(self, key: str) -> bool:
@@ -723,10 +721,10 @@ def _tied(cfg: dict[str, Any], text: dict[str, Any], f: Fields, outer_type: Any,
     """Whether lm_head shares the embedding. transformers (PreTrainedModel.tie_weights) reads the
     flag of the top-level config, so a composite's own flag (or its class default) wins over the
     text_config's."""
-    composite = _architectures()["composite"].get(outer_type) if text is not cfg else None
+    composite = _architectures().composite.get(outer_type) if text is not cfg else None
     if composite is None:
         return bool(f("tie_word_embeddings"))
-    tie = bool(cfg.get("tie_word_embeddings", composite["tie_word_embeddings"]))
+    tie = bool(cfg.get("tie_word_embeddings", composite.tie_word_embeddings))
     inner = text.get("tie_word_embeddings")
     if inner is not None and bool(inner) != tie:
         notes.append(f"text_config says tie_word_embeddings={bool(inner)} but the top-level config "
