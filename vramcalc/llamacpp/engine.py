@@ -22,7 +22,7 @@ from ..spec import ModelSpec
 from ..trace import TraceTerm, term
 from .compute import compute_buffers
 from .graphs import graph_variant
-from .kv import LlamaKVOptions, context_cells, layer_memory, llama_caches, output_buffer_bytes
+from .kv import LlamaCache, LlamaKVOptions, context_cells, layer_memory, llama_caches, output_buffer_bytes
 from .weights import CPU, ModelBuffers, model_buffers
 
 MIB = 2**20
@@ -110,7 +110,7 @@ class LlamaResult(BaseModel):
     split_mode: str
     backend: str = "cpu"  # the ggml backend of the GPUs: cuda, rocm, vulkan, metal, sycl (cpu: none)
     devices: list[LlamaDevice]
-    caches: list[dict]
+    caches: list[LlamaCache]
     max_gpu_layers: int | None = None  # the largest -ngl that fits at this context (None: not solved)
     n_cpu_moe: int = 0  # layers whose MoE experts stay on the CPU (--n-cpu-moe; solved as --fit does)
     max_ctx: int | None = None  # the largest context that fits with this -ngl
@@ -413,7 +413,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                        kv_unified=opts.kv_unified or opts.n_parallel == 1, flash_attn=fa, context_source=how,
                        gpu_layers=mb.gpu_layers, n_gpu_layers=ngl, split_mode=opts.split_mode if n_dev > 1 else "none",
                        backend=backend_of(gl, opts) if gl else "cpu", n_cpu_moe=opts.n_cpu_moe,
-                       devices=devices, caches=[c.model_dump() for c in caches], errors=errors, warnings=warnings,
+                       devices=devices, caches=caches, errors=errors, warnings=warnings,
                        command=cmd, trace=trace)
 
 

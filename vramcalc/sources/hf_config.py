@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict
 
 from . import bounded_json
 from ..data_files import load
@@ -28,6 +28,22 @@ from ..spec import (
 from .vision import read_vision
 
 _MISSING = object()
+
+
+class _ReaderLayers(TypedDict):
+    layers: list[LayerSpec]
+
+
+class ReaderParts(_ReaderLayers, total=False):
+    """What a family's reader gives spec_from_config: the layers, and what else the family has."""
+
+    norm_bias: bool
+    mtp_layers: int  # multi-token-prediction layers (not instantiated by transformers)
+    notes: list[str]
+    approximate: bool
+    extra_tensors: list[TensorSpec]  # tensors outside the layer stack (zamba2's shared blocks)
+
+
 # Bounds checked before anything is sized from a config: no real model comes near them, and a
 # hostile or corrupt value must not make vramcalc build a billion-layer list.
 MAX_LAYERS = 10_000
@@ -175,7 +191,7 @@ def _swa_kind(t: str) -> str:
 # ---------------------------------------------------------------- dense decoders
 
 
-def _read_llama_like(f: Fields, mt: str) -> dict[str, Any]:
+def _read_llama_like(f: Fields, mt: str) -> ReaderParts:
     """llama, mistral, qwen2, qwen3, phi3, cohere, gemma2, gemma3_text (and unknown decoders)."""
     n = f.pos("num_hidden_layers")
     window = f.window()
@@ -212,7 +228,7 @@ def _read_llama_like(f: Fields, mt: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- mixture of experts
 
 
-def _read_mixtral(f: Fields, mt: str) -> dict[str, Any]:
+def _read_mixtral(f: Fields, mt: str) -> ReaderParts:
     n = f.pos("num_hidden_layers")
     window = f.window()
     moe = MLPSpec(
@@ -243,7 +259,7 @@ def _qwen_moe_mlp(f: Fields, i: int, shared: bool) -> MLPSpec:
     return _dense(f)
 
 
-def _read_qwen3_moe(f: Fields, mt: str) -> dict[str, Any]:
+def _read_qwen3_moe(f: Fields, mt: str) -> ReaderParts:
     n = f.pos("num_hidden_layers")
     layers = [
         LayerSpec(attention=_attn(f, "full", qk_norm=True, qkv_bias=f.flag("attention_bias", False)),
@@ -265,7 +281,7 @@ def _gdn(f: Fields) -> SSMSpec:
     )
 
 
-def _read_qwen3_next(f: Fields, mt: str) -> dict[str, Any]:
+def _read_qwen3_next(f: Fields, mt: str) -> ReaderParts:
     """Qwen3-Next (Qwen3NextConfig) and Qwen3.5 text (Qwen3_5TextConfig / Qwen3_5MoeTextConfig):
     Gated DeltaNet layers with one gated full-attention layer every full_attention_interval."""
     n = f.pos("num_hidden_layers")
@@ -284,7 +300,7 @@ def _read_qwen3_next(f: Fields, mt: str) -> dict[str, Any]:
     return {"layers": layers}
 
 
-def _read_deepseek(f: Fields, mt: str) -> dict[str, Any]:
+def _read_deepseek(f: Fields, mt: str) -> ReaderParts:
     """DeepseekV2/V3/V32 (and Kimi-K2, which ships the DeepseekV3 architecture)."""
     n = f.pos("num_hidden_layers")
     heads = f.pos("num_attention_heads")
@@ -325,7 +341,7 @@ def _read_deepseek(f: Fields, mt: str) -> dict[str, Any]:
     return {"layers": layers, "mtp_layers": f.int("num_nextn_predict_layers", 0)}
 
 
-def _read_glm4_moe(f: Fields, mt: str) -> dict[str, Any]:
+def _read_glm4_moe(f: Fields, mt: str) -> ReaderParts:
     """Glm4MoeConfig: first_k_dense_replace dense layers, then routed + shared experts."""
     n = f.pos("num_hidden_layers")
     attn = _attn(f, "full", qkv_bias=f.flag("attention_bias", False), qk_norm=f.flag("use_qk_norm", False))
@@ -347,7 +363,7 @@ def _read_glm4_moe(f: Fields, mt: str) -> dict[str, Any]:
     return {"layers": layers, "mtp_layers": f.int("num_nextn_predict_layers", 0)}
 
 
-def _read_gpt_oss(f: Fields, mt: str) -> dict[str, Any]:
+def _read_gpt_oss(f: Fields, mt: str) -> ReaderParts:
     """GptOssConfig: alternating sliding/full attention with sinks; biased experts and router."""
     n = f.pos("num_hidden_layers")
     window = f.window()
@@ -370,7 +386,7 @@ def _read_gpt_oss(f: Fields, mt: str) -> dict[str, Any]:
     }
 
 
-def _read_llama4(f: Fields, mt: str) -> dict[str, Any]:
+def _read_llama4(f: Fields, mt: str) -> ReaderParts:
     """Llama4TextConfig: chunked-local attention on RoPE layers, global NoPE every
     no_rope_layer_interval-th layer; MoE layers (routed + one shared expert) every
     interleave_moe_layer_step; use_qk_norm is a weightless L2 norm."""
@@ -401,7 +417,7 @@ def _read_llama4(f: Fields, mt: str) -> dict[str, Any]:
     return {"layers": layers}
 
 
-def _read_gemma4(f: Fields, mt: str) -> dict[str, Any]:
+def _read_gemma4(f: Fields, mt: str) -> ReaderParts:
     """Gemma4TextConfig: sliding layers (head_dim, num_key_value_heads) and global layers
     (global_head_dim, num_global_key_value_heads, V = K when attention_k_eq_v); optional MoE
     block beside the dense MLP; the last num_kv_shared_layers reuse earlier layers' KV."""
@@ -479,13 +495,13 @@ def _mamba1(f: Fields, prefix: str = "") -> SSMSpec:
     )
 
 
-def _read_falcon_mamba(f: Fields, mt: str) -> dict[str, Any]:
+def _read_falcon_mamba(f: Fields, mt: str) -> ReaderParts:
     n = f.pos("num_hidden_layers")
     ssm = _mamba1(f)
     return {"layers": [LayerSpec(ssm=ssm, mlp=MLPSpec(kind="none"), norms=1) for _ in range(n)]}
 
 
-def _read_mamba2(f: Fields, mt: str) -> dict[str, Any]:
+def _read_mamba2(f: Fields, mt: str) -> ReaderParts:
     """Mamba2Config (Mamba-Codestral): intermediate = expand * hidden, heads * head_dim."""
     n = f.pos("num_hidden_layers")
     ssm = SSMSpec(
@@ -502,7 +518,7 @@ def _read_mamba2(f: Fields, mt: str) -> dict[str, Any]:
     return {"layers": [LayerSpec(ssm=ssm, mlp=MLPSpec(kind="none"), norms=1) for _ in range(n)]}
 
 
-def _read_jamba(f: Fields, mt: str) -> dict[str, Any]:
+def _read_jamba(f: Fields, mt: str) -> ReaderParts:
     """JambaConfig: attention every attn_layer_period from attn_layer_offset, Mamba-1 elsewhere;
     experts every expert_layer_period from expert_layer_offset."""
     n = f.pos("num_hidden_layers")
@@ -542,7 +558,7 @@ def _mamba2_from(f: Fields, d_inner: int, heads: str, head_dim: str, groups: str
     )
 
 
-def _read_nemotron_h(f: Fields, mt: str) -> dict[str, Any]:
+def _read_nemotron_h(f: Fields, mt: str) -> ReaderParts:
     """NemotronHConfig: hybrid_override_pattern gives each layer one mixer: 'M' Mamba-2,
     '*' attention, '-' MLP (relu2, not gated), 'E' MoE."""
     n = f.pos("num_hidden_layers")
@@ -575,7 +591,7 @@ def _read_nemotron_h(f: Fields, mt: str) -> dict[str, Any]:
     return {"layers": layers}
 
 
-def _read_granite_hybrid(f: Fields, mt: str) -> dict[str, Any]:
+def _read_granite_hybrid(f: Fields, mt: str) -> ReaderParts:
     """GraniteMoeHybridConfig: layer_types 'mamba' / 'attention'; each layer has routed experts
     (intermediate_size each) and a shared expert (shared_intermediate_size)."""
     n = f.pos("num_hidden_layers")
@@ -602,7 +618,7 @@ def _read_granite_hybrid(f: Fields, mt: str) -> dict[str, Any]:
     return {"layers": layers}
 
 
-def _read_falcon_h1(f: Fields, mt: str) -> dict[str, Any]:
+def _read_falcon_h1(f: Fields, mt: str) -> ReaderParts:
     """FalconH1Config: every layer runs attention and a Mamba-2 mixer side by side, then an MLP."""
     n = f.pos("num_hidden_layers")
     d_ssm = f("mamba_d_ssm", None) or f.pos("mamba_expand") * f.pos("hidden_size")
@@ -614,7 +630,7 @@ def _read_falcon_h1(f: Fields, mt: str) -> dict[str, Any]:
     return {"layers": [LayerSpec(attention=attn, ssm=ssm, mlp=mlp, norms=2) for _ in range(n)]}
 
 
-def _read_zamba2(f: Fields, mt: str) -> dict[str, Any]:
+def _read_zamba2(f: Fields, mt: str) -> ReaderParts:
     """Zamba2 (Zyphra): Mamba-2 layers; at 'hybrid' layers a shared transformer block (one of
     num_mem_blocks, weights shared) runs on concat(hidden, embeddings), so attention is 2x wide.
     Legacy keys of Zyphra's own configs (mamba_headdim, state_size, ...) are read first."""
@@ -675,7 +691,7 @@ def _read_zamba2(f: Fields, mt: str) -> dict[str, Any]:
 
 
 # model_type -> (reader, the model_type whose defaults apply)
-READERS: dict[str, Callable[[Fields, str], dict[str, Any]]] = {
+READERS: dict[str, Callable[[Fields, str], ReaderParts]] = {
     "llama": _read_llama_like,
     "mistral": _read_llama_like,
     "qwen2": _read_llama_like,
