@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, Sequence
 
 from tabulate import tabulate
 
@@ -14,6 +14,12 @@ from .check import check
 from .errors import VramcalcError
 from .gpus import all_gpus
 from .sources import catalog, open_model
+
+if TYPE_CHECKING:
+    from .sources import ModelSource
+    from .spec import ModelSpec
+    from .systems import System
+    from .trace import TraceTerm
 
 GIB = 1024**3
 EXIT_FITS, EXIT_NO_FIT, EXIT_BAD_INPUT = 0, 1, 2
@@ -41,12 +47,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _json_out(result) -> int:
+def _json_out(result: Any) -> int:
     print(json.dumps(result.model_dump(mode="json"), indent=2, sort_keys=True))
     return EXIT_FITS if result.fits else EXIT_NO_FIT
 
 
-def _value(t) -> str:
+def _value(t: TraceTerm) -> str:
     if t.unit == "bytes":
         if abs(t.value) >= GIB:
             return f"{t.value / GIB:,.2f} GiB"
@@ -54,7 +60,7 @@ def _value(t) -> str:
     return f"{t.value:,g} {t.unit}"
 
 
-def _explain_out(result, args: argparse.Namespace) -> int:
+def _explain_out(result: Any, args: argparse.Namespace) -> int:
     """`vramcalc explain`: each term of the result with its formula, inputs and rule."""
     if args.json:
         from .trace import Explanation
@@ -75,7 +81,7 @@ def _explain_out(result, args: argparse.Namespace) -> int:
     return EXIT_FITS if result.fits else EXIT_NO_FIT
 
 
-def _structured_out(result, args: argparse.Namespace) -> int | None:
+def _structured_out(result: Any, args: argparse.Namespace) -> int | None:
     """`explain` or `--json`: the result as a trace or as data; None when the report is text."""
     if args.explain:
         return _explain_out(result, args)
@@ -84,7 +90,7 @@ def _structured_out(result, args: argparse.Namespace) -> int | None:
     return None
 
 
-def _verdict_out(result, yes: str, no: str) -> int:
+def _verdict_out(result: Any, yes: str, no: str) -> int:
     """The tail every engine report shares: verdict, the engine's errors, warnings, the command."""
     print(f"verdict {yes if result.fits else no}")
     for e in result.errors:
@@ -97,7 +103,7 @@ def _verdict_out(result, yes: str, no: str) -> int:
     return EXIT_FITS if result.fits else EXIT_NO_FIT
 
 
-def _alternatives(spec, system, context: int, args: argparse.Namespace) -> list[str]:
+def _alternatives(spec: ModelSpec, system: System, context: int, args: argparse.Namespace) -> list[str]:
     from .plan import alternatives
 
     quant = None
@@ -109,7 +115,7 @@ def _alternatives(spec, system, context: int, args: argparse.Namespace) -> list[
                         host_ram_bytes=int(args.ram * 2**30) if args.ram else None)
 
 
-def _cmd_check_vllm(args: argparse.Namespace, source, system) -> int:
+def _cmd_check_vllm(args: argparse.Namespace, source: ModelSource, system: System) -> int:
     from .vllm.engine import VLLMOptions, check_vllm
 
     n_gpus = system.nodes * system.gpus_per_node
@@ -198,7 +204,7 @@ _BACKEND_NAMES = {"cpu": "CPU", "cuda": "CUDA", "rocm": "ROCm/HIP", "vulkan": "V
                   "rpc": "RPC"}
 
 
-def _cmd_check_llamacpp(args: argparse.Namespace, source, system) -> int:
+def _cmd_check_llamacpp(args: argparse.Namespace, source: ModelSource, system: System) -> int:
     from .llamacpp.engine import LlamaOptions, check_llamacpp
 
     gpus = [] if args.gpu.strip().lower() == "cpu" else list(system.gpus) * system.nodes  # remote nodes' GPUs first
@@ -254,8 +260,8 @@ def _cmd_check_llamacpp(args: argparse.Namespace, source, system) -> int:
     print()
     if gpus:
         if r.max_gpu_layers is not None:
-            full = r.max_gpu_layers >= n_layer + 1
-            print(f"largest -ngl that fits at this context: {'all' if full else r.max_gpu_layers} "
+            every_layer = r.max_gpu_layers >= n_layer + 1
+            print(f"largest -ngl that fits at this context: {'all' if every_layer else r.max_gpu_layers} "
                   f"({n_layer + 1} = every layer and the output)")
         else:
             print("largest -ngl that fits at this context: none (not even the output layer)")

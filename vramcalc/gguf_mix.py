@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -385,7 +386,7 @@ def plan_gguf(spec: ModelSpec, ftype: str, *, imatrix: bool | None = None, token
     return plan
 
 
-def predict_gguf(spec: ModelSpec, ftype: str, **options) -> GGUFPrediction:
+def predict_gguf(spec: ModelSpec, ftype: str, **options: Any) -> GGUFPrediction:
     """Total bytes and tensor-type counts of `llama-quantize` to `ftype`; options as plan_gguf."""
     ftype = ftype.upper()
     counts: dict[str, int] = {}

@@ -17,13 +17,13 @@ from pydantic import BaseModel, ConfigDict
 
 from .data_files import load
 from .data_models import Planner
-from .gguf_mix import plan_gguf
+from .gguf_mix import GGUFTensor, plan_gguf
 from .gpus import GIB, GPU
-from .llamacpp.engine import LlamaOptions, check_llamacpp
+from .llamacpp.engine import LlamaOptions, LlamaResult, check_llamacpp
 from .params import count_params
 from .quant import quant_targets, quantized_bytes, scheme_from_config, target_scheme
 from .spec import ModelSpec
-from .speed import Hardware, SpeedEstimate, estimate_speed, reads_from_gguf, speed_data, weight_reads
+from .speed import Hardware, SpeedEstimate, WeightReads, estimate_speed, reads_from_gguf, speed_data, weight_reads
 from .systems import System
 from .vllm.engine import VLLMOptions, check_vllm, derived_max_model_len, max_startup_utilization
 
@@ -284,7 +284,8 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def _vllm(spec, system, ctx, concurrency, version, prompt_tokens, rejected, goal) -> list[tuple[Candidate, float]]:
+def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: str | None, prompt_tokens: int,
+          rejected: list[Rejection], goal: Goal) -> list[tuple[Candidate, float]]:
     gpu = min(system.gpus, key=lambda g: g.usable_bytes)
     if _backend(gpu) == "metal":
         rejected.append(Rejection(family="vLLM", reason="vLLM has no Metal backend: it does not run on Apple GPUs"))
@@ -422,7 +423,8 @@ def _replicas(cmd: str, model_id: str, replicas: int, gpus_each: int, first_port
 
 # ---------------------------------------------------------------- llama.cpp
 
-def _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram, rejected, goal) -> list[tuple[Candidate, float]]:
+def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, prompt_tokens: int, host_ram: int | None,
+              rejected: list[Rejection], goal: Goal) -> list[tuple[Candidate, float]]:
     gpus = system.gpus
     gpu = gpus[0]
     out: list[tuple[Candidate, float]] = []
@@ -447,7 +449,7 @@ def _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram, rejected,
                 break  # the f16 cache already fits
             opts = LlamaOptions(n_ctx=ctx * (n_slots if n_slots > 1 else 1), n_parallel=n_slots, kv_unified=True,
                                 type_k=kv, type_v=kv, ftype=ftype)
-            layouts: list[tuple[Layout, object]] = []
+            layouts: list[tuple[Layout, LlamaResult]] = []
             one = check_llamacpp(spec, gpu, opts, tensors, host_ram, solve=False)
             if one.fits:
                 reps = len(gpus) if uniform and len(gpus) > 1 else 1
@@ -490,7 +492,7 @@ def _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram, rejected,
     return out
 
 
-def _short_llama(r) -> str:
+def _short_llama(r: LlamaResult) -> str:
     if r.errors:
         return r.errors[0]
     worst = max((d for d in r.devices if d.available_bytes >= 0), key=lambda d: d.total_bytes - d.available_bytes)
@@ -499,7 +501,8 @@ def _short_llama(r) -> str:
             f"{worst.available_bytes / GIB:.1f} GiB")
 
 
-def _partial_offload(spec, gpu, opts, tensors, host_ram):
+def _partial_offload(spec: ModelSpec, gpu: GPU, opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
+                     host_ram: int | None) -> tuple[Layout, LlamaResult] | None:
     """What llama.cpp's --fit would offload (check_llamacpp's solving): a MoE keeps every layer on the
     GPU and the fewest layers' experts on the CPU; otherwise the most layers that fit (-ngl)."""
     r = check_llamacpp(spec, gpu, opts.model_copy(update={"n_gpu_layers": None}), tensors, host_ram, limits=False)
@@ -510,7 +513,9 @@ def _partial_offload(spec, gpu, opts, tensors, host_ram):
     return Layout(split="offload", n_gpu_layers=r.n_gpu_layers), r
 
 
-def _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits, kv, layout, r, reads, backend):
+def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int, prompt_tokens: int, quant: str,
+                     bits: float, kv: str, layout: Layout, r: LlamaResult, reads: WeightReads,
+                     backend: str) -> Candidate | None:
     gpu = system.gpus[0]
     n = spec.num_layers
     host_share = 0.0

@@ -19,12 +19,18 @@ the verdict adds UNCERTAINTY (data/llamacpp_margins.json).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict
 
 from ..data_files import load
 from ..data_models import LlamaMargins
-from ..spec import ModelSpec
+from ..spec import LayerSpec, ModelSpec
 from .graphs import REPLAY_MARGINS, reserve_peak
+from .weights import ModelBuffers
+
+if TYPE_CHECKING:
+    from .engine import LlamaOptions
 
 _MARGINS = load("llamacpp_margins.json", LlamaMargins)
 
@@ -57,14 +63,14 @@ class ComputeBuffers(BaseModel):
     margin: float = UNCERTAINTY  # share of the estimate the verdict adds
 
 
-def _ff_eff(layer) -> int:
+def _ff_eff(layer: LayerSpec) -> int:
     m = layer.mlp
     if m.kind == "moe":
         return m.expert_intermediate_size * max(1, m.experts_per_token) + m.shared_intermediate_size
     return m.intermediate_size
 
 
-def _attn_cols(layer) -> float:
+def _attn_cols(layer: LayerSpec) -> float:
     a = layer.attention
     if a is None:
         return 0.0
@@ -75,7 +81,7 @@ def _attn_cols(layer) -> float:
     return ATTN_Q * q + ATTN_KV * a.num_kv_heads * (a.head_dim_k + a.head_dim_v)
 
 
-def _ssm_cols(layer) -> float:
+def _ssm_cols(layer: LayerSpec) -> float:
     s = layer.ssm
     if s is None:
         return 0.0
@@ -118,7 +124,7 @@ def graph_peak(spec: ModelSpec, n_ub: int, n_kv: int, n_kv_swa: int, fa: bool, o
     return peak
 
 
-def compute_buffers(spec: ModelSpec, opts, mb, n_kv: int, n_kv_swa: int, fa: bool, n_dev: int,
+def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv: int, n_kv_swa: int, fa: bool, n_dev: int,
                     pipeline: bool = True, arch: str = "", n_ctx: int = 0, variant: str = "") -> ComputeBuffers:
     """Per GPU and for the host. n_kv: cells of one stream (full layers); n_kv_swa: of the SWA cache;
     n_ctx: all cells. pipeline: the devices support async compute and events (llamacpp_backends.json).

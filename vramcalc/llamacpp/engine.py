@@ -20,7 +20,7 @@ from ..gguf_mix import GGUFTensor, plan_gguf
 from ..gpus import GPU
 from ..spec import ModelSpec
 from ..trace import TraceTerm, term
-from .compute import compute_buffers
+from .compute import ComputeBuffers, compute_buffers
 from .graphs import graph_variant
 from .kv import LlamaCache, LlamaKVOptions, context_cells, layer_memory, llama_caches, output_buffer_bytes
 from .weights import CPU, ModelBuffers, model_buffers
@@ -224,7 +224,8 @@ def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
     return r.model_copy(update={"max_gpu_layers": max_ngl, "max_ctx": max_ctx_r.n_ctx if max_ctx_r else None})
 
 
-def _fewest_cpu_moe(spec, gl, opts, tensors, ram, ref) -> int | None:
+def _fewest_cpu_moe(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
+                    ram: int | None, ref: str) -> int | None:
     """The fewest layers whose experts stay on the CPU with every layer offloaded (None: not even all)."""
     n = spec.num_layers
     if not _evaluate(spec, gl, opts.model_copy(update={"n_cpu_moe": n}), tensors, ram, ref).fits:
@@ -239,7 +240,8 @@ def _fewest_cpu_moe(spec, gl, opts, tensors, ram, ref) -> int | None:
     return lo
 
 
-def _largest_ngl(spec, gl, opts, tensors, ram, ref) -> int | None:
+def _largest_ngl(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
+                 ram: int | None, ref: str) -> int | None:
     lo, hi, best = 0, spec.num_layers + 1, None
     while lo <= hi:  # GPU memory grows with -ngl
         mid = (lo + hi) // 2
@@ -250,7 +252,8 @@ def _largest_ngl(spec, gl, opts, tensors, ram, ref) -> int | None:
     return best
 
 
-def _largest_ctx(spec, gl, opts, tensors, ram, ref, limit: int | None = 0) -> LlamaResult | None:
+def _largest_ctx(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
+                 ram: int | None, ref: str, limit: int | None = 0) -> LlamaResult | None:
     """The largest context (a multiple of 256, as --fit rounds) that fits; limit 0: the training
     context, not below FIT_MIN_CTX (--fit's range); None: up to the training context or 4x the
     current one, from 256. A search with the phase formula's compute buffer (cheap) gives a first
@@ -482,7 +485,7 @@ def _numel(ne: tuple[int, ...]) -> int:
     return n
 
 
-def _command(spec, opts: LlamaOptions, gl, ngl, n_ctx, model_ref, fa) -> str:
+def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx: int, model_ref: str, fa: bool) -> str:
     n_layer = spec.num_layers
     cmd = [f"llama-server -m {model_ref}", f"-c {n_ctx}"]
     if gl:
@@ -525,7 +528,9 @@ def _command(spec, opts: LlamaOptions, gl, ngl, n_ctx, model_ref, fa) -> str:
     return " ".join(cmd)
 
 
-def _trace(spec, opts, mb, caches, kv_dev, kv_host, comp, output, devices, n_layer, fa) -> list[TraceTerm]:
+def _trace(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, caches: list[LlamaCache], kv_dev: list[int],
+           kv_host: int, comp: ComputeBuffers, output: int, devices: list[LlamaDevice], n_layer: int,
+           fa: bool) -> list[TraceTerm]:
     trace = [term("model buffer (GPUs)", sum(mb.gpu_bytes), "bytes of the tensors of the offloaded layers in their "
                   "ggml types (the output layer first, token_embd stays on the CPU)",
                   source="llamacpp_rules.md rule 8 (llama-model.cpp load_tensors), types per rule 14",

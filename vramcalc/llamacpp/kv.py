@@ -10,7 +10,7 @@ from math import ceil
 from pydantic import BaseModel, ConfigDict
 
 from ..ggml import row_bytes
-from ..spec import ModelSpec
+from ..spec import AttentionSpec, ModelSpec
 
 # llama.cpp's KV layout changed for MLA models twice (llamacpp_rules.md rule 4):
 #   "per_head"  - GGUFs converted before PR #12801: full per-head K (nope + rope) and V
@@ -74,7 +74,7 @@ def _swa_cells(o: LlamaKVOptions, n_ctx_seq: int, window: int) -> int:
     return min(n_ctx_seq, _pad(min(n_ctx_seq, window * (o.n_seq_max if o.kv_unified else 1) + o.n_ubatch), o.pad))
 
 
-def _kv_widths(a, o: LlamaKVOptions) -> tuple[int, int]:
+def _kv_widths(a: AttentionSpec, o: LlamaKVOptions) -> tuple[int, int]:
     if a.mla is not None:
         m = a.mla
         if o.mla_layout == "per_head":

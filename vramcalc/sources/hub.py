@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import VramcalcError
 from . import bounded_json
@@ -22,6 +22,9 @@ from .gguf_header import read_header as read_gguf_header
 from .gguf_spec import spec_from_gguf
 from .hf_config import spec_from_config, with_modelopt_config
 from .safetensors_header import MAX_HEADER_BYTES, SafetensorsError, SafetensorsHeader, parse_header
+
+if TYPE_CHECKING:
+    from . import ModelSource
 
 FIRST_RANGE = 100_000  # first read of a safetensors file (huggingface_hub reads the same 100 KB)
 TIMEOUT_S = float(os.environ.get("VRAMCALC_HTTP_TIMEOUT", "30"))  # connect and per-read, seconds
@@ -32,13 +35,13 @@ class HubError(VramcalcError):
     pass
 
 
-def _hub():
+def _hub() -> Any:
     import huggingface_hub  # imported on first use: catalog-only runs stay fast and offline
 
     return huggingface_hub
 
 
-def _http():
+def _http() -> Any:
     """The HTTP client module huggingface_hub's session comes from (httpx, or httpx2 in huggingface_hub 2)."""
     import importlib
 
@@ -235,7 +238,7 @@ def safetensors_header(repo_id: str, filename: str, revision: str | None, token:
     return parse_header(raw, what).model_copy(update={"header_bytes": 8 + n})
 
 
-def read_repo(repo_id: str, revision: str | None = None, token: str | None = None):
+def read_repo(repo_id: str, revision: str | None = None, token: str | None = None) -> ModelSource:
     """ModelSpec from config.json and exact weight bytes from the safetensors headers."""
     from . import ModelSource  # the shared result type
 
@@ -278,7 +281,7 @@ def read_repo(repo_id: str, revision: str | None = None, token: str | None = Non
 GGUF_REF = re.compile(r"^(?P<repo>[\w.\-]+/[\w.\-]+)/(?P<file>[^\s]+\.gguf)$")
 
 
-def read_remote_gguf(ref: str, revision: str | None = None, token: str | None = None):
+def read_remote_gguf(ref: str, revision: str | None = None, token: str | None = None) -> ModelSource:
     """`org/repo/path/file.gguf` on the Hub, or an http(s) URL: the header by range requests."""
     from . import ModelSource
 

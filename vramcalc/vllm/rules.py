@@ -3,6 +3,7 @@ each message names the vLLM function that raises it)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -237,7 +238,7 @@ def quant_messages(spec: ModelSpec, scheme: QuantScheme, tp: int, compute_capabi
     return out
 
 
-def _linear_partitions(spec: ModelSpec, tp: int):
+def _linear_partitions(spec: ModelSpec, tp: int) -> Iterator[tuple[str, int, int]]:
     """(name, out_per_partition, in_per_partition) of the TP-sharded linears; partitions that TP
     does not divide are left to the divide() checks of parallel_messages."""
     seen = set()

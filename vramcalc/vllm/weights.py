@@ -26,7 +26,7 @@ from ..data_models import Vllm
 from ..kv import dtype_bytes
 from ..params import inventory
 from ..quant import QuantScheme, _ignored, _matrices, matrix_tensors, module_names, scheme_from_config
-from ..spec import ModelSpec, TensorSpec
+from ..spec import LayerSpec, ModelSpec, TensorSpec
 
 
 def vllm_rules() -> Vllm:
@@ -62,7 +62,7 @@ KV = re.compile(r"\.(k_proj|v_proj)\.(weight|bias)$")
 SHARDED_1D = re.compile(r"\.mamba\.(dt_bias|A_log|D|norm\.weight|conv1d\.(weight|bias))$|\.self_attn\.sinks$")
 
 
-def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer) -> tuple[int, ...]:
+def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None) -> tuple[int, ...]:
     """The shape of tensor t on one TP rank."""
     s = list(t.shape)
     name = t.name
