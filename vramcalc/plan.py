@@ -525,7 +525,7 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
         host_share = max(0.0, 1 - gpu_bytes / total) if total else 0.0
         if layout.cpu_moe and reads.dense_bytes + reads.expert_bytes:
             host_share = (reads.expert_bytes * layout.n_cpu_moe / n) / (reads.dense_bytes + reads.expert_bytes)
-    hw = Hardware(engine="llama.cpp", backend=backend, bandwidth_gbs=gpu.memory_bandwidth_gbs or 0,
+    hw = Hardware(engine="llamacpp", backend=backend, bandwidth_gbs=gpu.memory_bandwidth_gbs or 0,
                   tflops=gpu.tflops_16bit, stages=layout.gpus_per_replica if layout.split == "layer" else 1,
                   tp=layout.tp if layout.split == "tensor" else 1, link=_link(system) if layout.split == "tensor" else "none",
                   host_share=host_share, node_hops=layout.nodes - 1)

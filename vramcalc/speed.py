@@ -22,8 +22,9 @@ tests/data/throughput_cases.json; every figure says whether its constants were c
 from __future__ import annotations
 
 import re
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from .data_files import load
 from .data_models import Link, Speed, SpeedProfile
@@ -32,6 +33,9 @@ from .gguf_mix import GGUFTensor
 from .kv import kv_by_layer_kind
 from .params import count_params
 from .spec import ModelSpec
+
+# engine id (the CLI's --engine, speed.json's profile keys) -> the program's name in reports
+ENGINE_NAMES = {"vllm": "vllm", "llamacpp": "llama.cpp"}
 
 
 def speed_data() -> Speed:
@@ -119,7 +123,7 @@ class Hardware(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    engine: str  # "vllm" | "llama.cpp"
+    engine: Literal["vllm", "llamacpp"]  # the CLI's --engine values ("llama.cpp", the program's name, is read as llamacpp)
     backend: str  # cuda | rocm | metal | vulkan | sycl | cpu
     bandwidth_gbs: float  # per device, vendor figure
     tflops: float | None = None  # dense bf16/fp16 per device (tensor cores); None: no compute bound
@@ -131,6 +135,11 @@ class Hardware(BaseModel):
     host_bandwidth_gbs: float | None = None
     enforce_eager: bool = False
     node_hops: int = 0  # llama.cpp over RPC: machine boundaries each token crosses (network hop each)
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _engine_id(cls, v: Any) -> Any:
+        return "llamacpp" if v == "llama.cpp" else v
 
 
 class SpeedEstimate(BaseModel):
@@ -161,6 +170,12 @@ def _profile(engine: str, backend: str) -> tuple[SpeedProfile, str, bool]:
         return prof[key], key, True
     fb = speed_data().fallbacks.get(engine, "")
     return prof[fb], fb, False
+
+
+def _profile_label(key: str) -> str:
+    """A speed.json profile key ("llamacpp:cuda") as reports name it ("llama.cpp:cuda")."""
+    engine, _, backend = key.partition(":")
+    return f"{ENGINE_NAMES.get(engine, engine)}:{backend}"
 
 
 def _link(name: str) -> Link:
@@ -201,6 +216,7 @@ def estimate_speed(reads: WeightReads, spec: ModelSpec, hw: Hardware, *, context
     """Decode tokens/s for one stream and for `concurrency` streams at `context`, and time to first
     token for a `prompt_tokens` prompt."""
     prof, key, calibrated = _profile(hw.engine, hw.backend)
+    label = _profile_label(key)
     kv = kv_read_bytes(spec, context, kv_dtype)
     one = step_terms(reads, kv, 1, hw)
     single_ms = sum(one.values())
@@ -218,17 +234,17 @@ def estimate_speed(reads: WeightReads, spec: ModelSpec, hw: Hardware, *, context
     n = prof.calibrated_on
     err = prof.median_abs_error
     if calibrated and len(n) >= 3:
-        basis = (f"calibrated: {key} efficiency and fixed cost fitted on {len(n)} measured runs "
+        basis = (f"calibrated: {label} efficiency and fixed cost fitted on {len(n)} measured runs "
                  f"(tests/data/throughput_cases.json; median error {err:.0%} there)")
         unc = max(0.15, 2 * (err or 0.1))
     elif calibrated:  # one or two runs fix the efficiency but say nothing about the error
-        basis = (f"calibrated on {len(n)} measured run(s) only: {key} efficiency fitted, per-layer cost borrowed "
+        basis = (f"calibrated on {len(n)} measured run(s) only: {label} efficiency fitted, per-layer cost borrowed "
                  "from the engine's CUDA profile; no error estimate")
         unc = 0.5
     else:
-        basis = (f"estimated: no measurements for {hw.engine} on {hw.backend}; the {key} constants are used")
+        basis = (f"estimated: no measurements for {ENGINE_NAMES[hw.engine]} on {hw.backend}; the {label} constants are used")
         unc = 0.5
-    if hw.tp > 1 and hw.engine == "llama.cpp":
+    if hw.tp > 1 and hw.engine == "llamacpp":
         basis += ("; llama.cpp's tensor split (experimental) has no measured run here: vLLM's TP all-reduce model "
                   "is used for it")
         unc = max(unc, 0.5)
