@@ -4,8 +4,8 @@ Every file is validated when first read (vramcalc.data_files.load): a missing or
 refused with the file and the field's path named. Where a file's shape is fixed the model forbids
 extra keys; tables keyed by an open set of names (GPU ids, model types, versions) are dicts of
 typed rows. Numbers keep the JSON type they are written with (an int stays an int), so figures
-printed from them read exactly as the file does. Provenance (`_source`, `source`, `note`) is typed
-too: a field ending in `_source` here is the file's `_source`-style comment on its neighbour.
+printed from them read exactly as the file does. Provenance is typed too: `source_note` is a
+file's (or a section's) `_source`, and `<field>_source` is the `_<field>` comment beside a figure.
 """
 
 from __future__ import annotations
