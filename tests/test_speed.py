@@ -104,3 +104,8 @@ def test_every_estimate_says_how_it_was_obtained():
 def test_case_hardware_reads_layouts():
     c = next(c for c in load_cases() if c["id"] == "tp071")  # 3x P40 layer split
     assert case_hardware(c).stages == 3 and case_spec(c).num_layers == 32
+
+
+def test_engine_is_spelt_llamacpp_and_the_program_name_is_read_as_it():
+    assert Hardware(engine="llama.cpp", backend="cuda", bandwidth_gbs=936).engine == "llamacpp"
+    assert all(key.split(":")[0] in ("llamacpp", "vllm") for key in speed_data().profiles)
