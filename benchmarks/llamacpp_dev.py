@@ -70,7 +70,7 @@ def main() -> None:
         meas = case["measured"]
         logged_kv = sum(c["total_mib"] for c in meas.get("kv_caches") or [])
         if logged_kv and cid in kvs:
-            ours = sum(c["k_bytes"] + c["v_bytes"] for c in r.caches if c["name"] != "recurrent") / MIB
+            ours = sum(c.k_bytes + c.v_bytes for c in r.caches if c.name != "recurrent") / MIB
             rows["KV buffer"].append((cid, ours / logged_kv - 1))
         if gpu is not None:
             bufs = [b for b in meas.get("model_buffers_mib") or [] if not b["device"].startswith("CPU")]

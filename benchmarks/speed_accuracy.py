@@ -48,8 +48,8 @@ def main() -> None:
     pre = []
     for c in load_cases():
         if "prefill_tps" in c:
-            mfu = speed_data()["profiles"][f"{c['engine']}:{c['backend']}"]["prefill_mfu"] \
-                if f"{c['engine']}:{c['backend']}" in speed_data()["profiles"] else 0.4
+            prof = speed_data().profiles.get(f"{c['engine']}:{c['backend']}")
+            mfu = prof.prefill_mfu if prof else 0.4
             p = predict_prefill_tps(c, mfu)
             pre.append([c["id"], c["prefill_role"], c["backend"], c["prefill_tps"], f"{p:.0f}", f"{p / c['prefill_tps'] - 1:+.0%}"])
     print(tabulate(pre, headers=["case", "role", "backend", "measured prompt tok/s", "predicted", "error"]))

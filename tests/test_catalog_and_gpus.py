@@ -91,8 +91,8 @@ def test_cross_checked_gpu_figures_equal_the_catalog_and_the_rest_say_recall():
 
     raw = {g["id"]: g for g in json.loads((CATALOG.parent / "gpus.json").read_text())["gpus"]}
     for gpu_id, check in crosschecks().items():
-        assert check["pages"]
-        for field, value in check["figures"].items():
+        assert check.pages
+        for field, value in check.figures.items():
             assert raw[gpu_id][field] == value, (gpu_id, field)
     marks = {g.id: g.verification for g in all_gpus()}
     assert {k for k, v in marks.items() if v == "cross_checked"} == set(crosschecks())

@@ -26,8 +26,8 @@ def test_real_files_tensor_types_and_size(case):
 
 # Llama-3(.1)-8B sizes from llama.cpp's quantize tool (help text: Llama-3-8B; README table:
 # Llama-3.1-8B). Both are printed to 2 decimals; the target is within 1%.
-LLAMA8B = [(name, f[key], key) for name, f in ftypes().items()
-           for key in ("size_gib_llama3_8b_quantize_help", "size_gib_llama31_8b_readme") if f.get(key)]
+LLAMA8B = [(name, getattr(f, key), key) for name, f in ftypes().items()
+           for key in ("size_gib_llama3_8b_quantize_help", "size_gib_llama31_8b_readme") if getattr(f, key)]
 
 
 @pytest.mark.parametrize("ftype,gib,where", LLAMA8B, ids=[f"{a}-{c[9:21]}" for a, b, c in LLAMA8B])

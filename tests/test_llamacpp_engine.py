@@ -206,7 +206,7 @@ def test_best_file_type_is_the_first_of_the_ladder_that_fits():
     spec, gpus = load("llama-3.3-70b"), [find_gpu("rtx3090")] * 2
     opts = LlamaOptions(n_ctx=8192)
     full, offload = best_gguf_ftype(spec, gpus, opts)
-    ladder = planner_data()["gguf_ftypes"]
+    ladder = planner_data().gguf_ftypes
     assert full in ladder and offload == "Q8_0"  # host RAM not given: offload always fits
     fits = {f: check_llamacpp(spec, gpus, opts.model_copy(update={"ftype": f, "n_gpu_layers": 10**6}),
                               solve=False).fits for f in ladder[:ladder.index(full) + 1]}

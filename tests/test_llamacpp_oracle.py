@@ -72,7 +72,7 @@ def test_buffers_match_a_real_llama_cpp(run, gguf_dir):
     assert _mib(host.recurrent_buffer_bytes) == pytest.approx(printed.get("RS", 0.0), abs=0.011)
     assert _mib(host.output_buffer_bytes) == pytest.approx(printed["output"], abs=0.011)
     for cache in run["kv_caches"]:  # each cache's cells, as llama.cpp sized them
-        assert any(c["cells"] == cache["cells"] and c["layers"] == cache["layers"] for c in r.caches)
+        assert any(c.cells == cache["cells"] and c.layers == cache["layers"] for c in r.caches)
     repack = sum(b["mib"] for b in run["buffers"] if b["buffer"] == "CPU_REPACK")
     assert _mib(host.repack_buffer_bytes) == pytest.approx(repack, abs=0.011)
     if not repack:  # with repacking, CPU_Mapped is the file span of what stayed mapped (file order)
@@ -115,7 +115,7 @@ def test_phase_formula_against_the_recordings(gguf_dir):
         src, r = _predict(run, gguf_dir)
         opts = _opts(run["settings"])
         n_kv = r.n_ctx_seq
-        n_kv_swa = next((c["cells"] for c in r.caches if c.get("name") == "SWA"), 0)
+        n_kv_swa = next((c.cells for c in r.caches if c.name == "SWA"), 0)
         n_ub = min(opts.n_ubatch, opts.n_batch, n_kv)
         peak = graph_peak(src.spec, n_ub, n_kv, n_kv_swa, r.flash_attn, output=True, n_out=opts.outputs_reserved)
         logged = sum(b["mib"] for b in run["buffers"] if b["kind"] == "compute")

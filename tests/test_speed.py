@@ -22,7 +22,7 @@ def test_held_out_runs_median_error_within_20_percent():
     assert statistics.median(errs) <= 0.20
 
 
-@pytest.mark.parametrize("engine", ["llama.cpp", "vllm"])
+@pytest.mark.parametrize("engine", ["llamacpp", "vllm"])
 def test_held_out_single_stream_cuda_median_error_within_20_percent(engine):
     errs = [_err(c) for c in load_cases() if c["role"] == "holdout" and c["engine"] == engine
             and c["backend"] == "cuda" and c["batch"] == 1 and not c.get("enforce_eager")]
@@ -33,10 +33,10 @@ def test_held_out_single_stream_cuda_median_error_within_20_percent(engine):
 def test_calibration_never_reads_held_out_rows():
     roles = {c["id"]: c["role"] for c in load_cases()}
     prefill_roles = {c["id"]: c.get("prefill_role") for c in load_cases()}
-    for key, prof in speed_data()["profiles"].items():
-        assert prof["calibrated_on"], key
-        assert all(roles[i] == "calibrate" for i in prof["calibrated_on"]), key
-        assert all(prefill_roles[i] == "calibrate" for i in prof.get("prefill_calibrated_on", [])), key
+    for key, prof in speed_data().profiles.items():
+        assert prof.calibrated_on, key
+        assert all(roles[i] == "calibrate" for i in prof.calibrated_on), key
+        assert all(prefill_roles[i] == "calibrate" for i in prof.prefill_calibrated_on or []), key
 
 
 def test_stored_calibration_errors_are_the_ones_the_constants_give():
@@ -45,7 +45,7 @@ def test_stored_calibration_errors_are_the_ones_the_constants_give():
         if c["role"] == "calibrate":
             by_profile.setdefault(f"{c['engine']}:{c['backend']}", []).append(abs(predict_step_ms(c) / c["step_ms"] - 1))
     for key, errs in by_profile.items():
-        assert speed_data()["profiles"][key]["median_abs_error"] == pytest.approx(statistics.median(errs), abs=1e-3)
+        assert speed_data().profiles[key].median_abs_error == pytest.approx(statistics.median(errs), abs=1e-3)
 
 
 @pytest.mark.parametrize("model,quant,measured", [
@@ -65,15 +65,15 @@ def test_tp_over_pcie_scales_poorly_from_2_to_4_3090s(model, quant, measured):
 def test_layer_split_adds_memory_not_bandwidth():
     spec = vramcalc.load_model("llama-3.1-70b")
     reads = weight_reads(spec, "gguf:Q4_K_M")
-    one = estimate_speed(reads, spec, Hardware(engine="llama.cpp", backend="cuda", bandwidth_gbs=936), context=1000)
-    split = estimate_speed(reads, spec, Hardware(engine="llama.cpp", backend="cuda", bandwidth_gbs=936, stages=3),
+    one = estimate_speed(reads, spec, Hardware(engine="llamacpp", backend="cuda", bandwidth_gbs=936), context=1000)
+    split = estimate_speed(reads, spec, Hardware(engine="llamacpp", backend="cuda", bandwidth_gbs=936, stages=3),
                            context=1000)
     assert split.decode_tokens_per_s == pytest.approx(one.decode_tokens_per_s, rel=0.01)
 
 
 def test_moe_reads_only_active_experts():
     moe, dense = vramcalc.load_model("qwen3-30b-a3b"), vramcalc.load_model("qwen3-32b")
-    hw = Hardware(engine="llama.cpp", backend="cuda", bandwidth_gbs=1008)
+    hw = Hardware(engine="llamacpp", backend="cuda", bandwidth_gbs=1008)
     fast = estimate_speed(weight_reads(moe, "gguf:Q4_K_M"), moe, hw, context=1000).decode_tokens_per_s
     slow = estimate_speed(weight_reads(dense, "gguf:Q4_K_M"), dense, hw, context=1000).decode_tokens_per_s
     assert fast > 3 * slow
@@ -85,7 +85,7 @@ def test_moe_reads_only_active_experts():
 def test_kv_reads_slow_long_contexts():
     spec = vramcalc.load_model("llama-3.1-8b")
     reads = weight_reads(spec, "gguf:Q4_K_M")
-    hw = Hardware(engine="llama.cpp", backend="cuda", bandwidth_gbs=1008)
+    hw = Hardware(engine="llamacpp", backend="cuda", bandwidth_gbs=1008)
     short = estimate_speed(reads, spec, hw, context=1024).decode_tokens_per_s
     long = estimate_speed(reads, spec, hw, context=131072).decode_tokens_per_s
     # 128k tokens x 128 KiB per token = 16 GiB of KV read per step against 4.6 GiB of weights
@@ -95,8 +95,8 @@ def test_kv_reads_slow_long_contexts():
 def test_every_estimate_says_how_it_was_obtained():
     spec = vramcalc.load_model("llama-3.1-8b")
     reads = weight_reads(spec, "gguf:Q4_K_M")
-    cal = estimate_speed(reads, spec, Hardware(engine="llama.cpp", backend="metal", bandwidth_gbs=400), context=512)
-    est = estimate_speed(reads, spec, Hardware(engine="llama.cpp", backend="vulkan", bandwidth_gbs=400), context=512)
+    cal = estimate_speed(reads, spec, Hardware(engine="llamacpp", backend="metal", bandwidth_gbs=400), context=512)
+    est = estimate_speed(reads, spec, Hardware(engine="llamacpp", backend="vulkan", bandwidth_gbs=400), context=512)
     assert cal.basis.startswith("calibrated") and est.basis.startswith("estimated")
     assert est.uncertainty > cal.uncertainty
 
@@ -104,3 +104,8 @@ def test_every_estimate_says_how_it_was_obtained():
 def test_case_hardware_reads_layouts():
     c = next(c for c in load_cases() if c["id"] == "tp071")  # 3x P40 layer split
     assert case_hardware(c).stages == 3 and case_spec(c).num_layers == 32
+
+
+def test_engine_is_spelt_llamacpp_and_the_program_name_is_read_as_it():
+    assert Hardware(engine="llama.cpp", backend="cuda", bandwidth_gbs=936).engine == "llamacpp"
+    assert all(key.split(":")[0] in ("llamacpp", "vllm") for key in speed_data().profiles)

@@ -213,4 +213,8 @@ def test_batch_defaults_follow_the_device_total_not_what_others_leave_free():
     # 1024); an H100 with 12 GiB held by another process is still that device
     r = check_vllm(load("llama-3.1-8b"), parse_system("h100-sxm-12GiB").gpus[0],
                    VLLMOptions(max_model_len=8192, gpu_memory_utilization=0.8))
-    assert (r.layout["max_num_batched_tokens"], r.layout["max_num_seqs"]) == (8192, 1024)
+    assert (r.layout.max_num_batched_tokens, r.layout.max_num_seqs) == (8192, 1024)
+    # the typed records still read by key, as the dicts they replace did
+    assert r.layout["max_num_seqs"] == 1024 and r.model["id"] == r.model.id
+    with pytest.raises(KeyError):
+        r.layout["model_config"]

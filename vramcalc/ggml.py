@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
-from importlib import resources
 from math import prod
 
 from pydantic import BaseModel, ConfigDict
+
+from .data_files import load
+from .data_models import GGUFQuants, LlamaFtypeRow
 
 
 class GGMLType(BaseModel):
@@ -19,26 +20,25 @@ class GGMLType(BaseModel):
     block_bytes: int
 
 
-@lru_cache(maxsize=1)
-def _data() -> dict:
-    return json.loads(resources.files("vramcalc").joinpath("data/gguf_quants.json").read_text())
+def _data() -> GGUFQuants:
+    return load("gguf_quants.json", GGUFQuants)
 
 
 @lru_cache(maxsize=1)
 def types() -> dict[str, GGMLType]:
-    return {t["name"]: GGMLType(name=t["name"], id=t["ggml_type_id"], block=t["block_size_elems"],
-                                block_bytes=t["bytes_per_block"]) for t in _data()["ggml_types"]}
+    return {t.name: GGMLType(name=t.name, id=t.ggml_type_id, block=t.block_size_elems,
+                             block_bytes=t.bytes_per_block) for t in _data().ggml_types}
 
 
 @lru_cache(maxsize=1)
-def ftypes() -> dict[str, dict]:
+def ftypes() -> dict[str, LlamaFtypeRow]:
     """llama.cpp file type short name (Q4_K_M, IQ4_XS, MXFP4_MOE ...) -> its table row."""
-    return {f["short_name"]: f for f in _data()["llama_ftypes"]}
+    return {f.short_name: f for f in _data().llama_ftypes}
 
 
 def kv_cache_types() -> list[str]:
     """The K and V cache types llama.cpp takes (-ctk, -ctv), as llama-server --help lists them."""
-    return list(_data()["kv_cache_types_allowed"])
+    return list(_data().kv_cache_types_allowed)
 
 
 def ggml_type(name: str) -> GGMLType:

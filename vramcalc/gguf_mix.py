@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -351,7 +352,7 @@ def plan_gguf(spec: ModelSpec, ftype: str, *, imatrix: bool | None = None, token
     ftype = ftype.upper()
     if ftype not in ftypes():
         raise ValueError(f"unknown llama.cpp file type {ftype!r}; known: {', '.join(ftypes())}")
-    default = ftypes()[ftype]["base_ggml_type"]
+    default = ftypes()[ftype].base_ggml_type
     tensors = sorted(gguf_tensors(spec), key=lambda t: _sort_key(t.name))
     attn = next((layer.attention for layer in spec.layers if layer.attention is not None), None)
     n_expert = max((layer.mlp.num_experts for layer in spec.layers), default=0)
@@ -385,7 +386,7 @@ def plan_gguf(spec: ModelSpec, ftype: str, *, imatrix: bool | None = None, token
     return plan
 
 
-def predict_gguf(spec: ModelSpec, ftype: str, **options) -> GGUFPrediction:
+def predict_gguf(spec: ModelSpec, ftype: str, **options: Any) -> GGUFPrediction:
     """Total bytes and tensor-type counts of `llama-quantize` to `ftype`; options as plan_gguf."""
     ftype = ftype.upper()
     counts: dict[str, int] = {}

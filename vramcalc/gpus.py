@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import json
 import re
-from functools import lru_cache
-from importlib import resources
 
 from pydantic import BaseModel, ConfigDict
 
+from .data_files import load
+from .data_models import CrossCheck, CrossChecks, CudaTotals, GPURow, GPUTable
 from .errors import UnknownGPUError
 
 GIB = 1024**3
@@ -36,9 +35,8 @@ class GPU(BaseModel):
     note: str | None = None  # how an ambiguous name was resolved
 
 
-@lru_cache(maxsize=1)
-def _table() -> list[dict]:
-    return json.loads(resources.files("vramcalc").joinpath("data/gpus.json").read_text())["gpus"]
+def _table() -> list[GPURow]:
+    return load("gpus.json", GPUTable).gpus
 
 
 def _key(s: str) -> str:
@@ -46,36 +44,34 @@ def _key(s: str) -> str:
     return re.sub(r"[^a-z0-9]", "", s)
 
 
-@lru_cache(maxsize=1)
-def _totals() -> dict:
-    return json.loads(resources.files("vramcalc").joinpath("data/gpu_cuda_totals.json").read_text())
+def _totals() -> CudaTotals:
+    return load("gpu_cuda_totals.json", CudaTotals)
 
 
 def _usable(gpu_id: str, vendor_gib: float) -> tuple[int, str]:
     t = _totals()
-    rec = t["totals"].get(gpu_id)
+    rec = t.totals.get(gpu_id)
     if rec:
-        return int(rec["gib"] * GIB), f"CUDA-reported total ({rec['source']})"
-    return int(vendor_gib * t["estimate_ratio"] * GIB), (f"estimated: vendor capacity x {t['estimate_ratio']} "
+        return int(rec.gib * GIB), f"CUDA-reported total ({rec.source})"
+    return int(vendor_gib * t.estimate_ratio * GIB), (f"estimated: vendor capacity x {t.estimate_ratio} "
                                                          "(no CUDA-reported total recorded for this GPU)")
 
 
-@lru_cache(maxsize=1)
-def crosschecks() -> dict:
+def crosschecks() -> dict[str, CrossCheck]:
     """gpus.json figures re-checked against public pages (data/gpu_crosschecks.json)."""
-    return json.loads(resources.files("vramcalc").joinpath("data/gpu_crosschecks.json").read_text())["checks"]
+    return load("gpu_crosschecks.json", CrossChecks).checks
 
 
-def _gpu(d: dict) -> GPU:
-    usable, how = _usable(d["id"], d["memory_gib"])
-    return GPU(id=d["id"], name=d["name"], memory_bytes=int(d["memory_gib"] * GIB), usable_bytes=usable,
+def _gpu(d: GPURow) -> GPU:
+    usable, how = _usable(d.id, d.memory_gib)
+    return GPU(id=d.id, name=d.name, memory_bytes=int(d.memory_gib * GIB), usable_bytes=usable,
                usable_source=how,
-               memory_bandwidth_gbs=d.get("memory_bandwidth_gbs"),
-               tflops_16bit=d.get("bf16_tflops_dense") or d.get("fp16_tflops_dense"),
-               nvlink=bool(d.get("nvlink")) and d.get("segment") == "datacenter", compute_capability=d.get("compute_capability"),
-               unified_memory=bool(d.get("unified_memory")), vendor=d.get("vendor"), gfx_arch=d.get("gfx_arch"),
-               segment=d.get("segment"),
-               verification="cross_checked" if d["id"] in crosschecks() else d.get("verification"))
+               memory_bandwidth_gbs=d.memory_bandwidth_gbs,
+               tflops_16bit=d.bf16_tflops_dense or d.fp16_tflops_dense,
+               nvlink=d.nvlink and d.segment == "datacenter", compute_capability=d.compute_capability,
+               unified_memory=d.unified_memory, vendor=d.vendor, gfx_arch=d.gfx_arch,
+               segment=d.segment,
+               verification="cross_checked" if d.id in crosschecks() else d.verification)
 
 
 def all_gpus() -> list[GPU]:
@@ -95,20 +91,20 @@ def find_gpu(query: str) -> GPU:
     if not q:
         raise UnknownGPUError(f"empty GPU name {query!r}")
     table = _table()
-    exact = [d for d in table if q in (_key(d["id"]), _key(d["name"]))]
+    exact = [d for d in table if q in (_key(d.id), _key(d.name))]
     if not exact:  # "4090" -> rtx-4090; "a100-80g" -> a100-80gb-*
-        exact = [d for d in table if _key(d["id"]).startswith(q) or _key(d["id"]).endswith(q)
-                 or _key(d["id"]).replace("rtx", "").startswith(q)]
+        exact = [d for d in table if _key(d.id).startswith(q) or _key(d.id).endswith(q)
+                 or _key(d.id).replace("rtx", "").startswith(q)]
     if not exact and len(q) >= 4:  # a name inside the product name: "strix halo", "8060s", "gb10", "spark"
-        exact = [d for d in table if q in _key(d["name"])]
-    base = [d for d in exact if _key(d["id"]).replace("rtx", "") == q.replace("rtx", "")]
+        exact = [d for d in table if q in _key(d.name)]
+    base = [d for d in exact if _key(d.id).replace("rtx", "") == q.replace("rtx", "")]
     if len(exact) == 1 or len(base) == 1:
         return _gpu((base or exact)[0])
     if len(exact) > 1:  # variants (h100 -> pcie, sxm, nvl): assume the one with least memory
-        pick = min(exact, key=lambda d: d["memory_gib"])
-        note = (f"{query!r} matches {', '.join(d['id'] for d in exact)}; assumed {pick['id']} "
-                f"({pick['memory_gib']} GB, the least memory); name one to be exact")
+        pick = min(exact, key=lambda d: d.memory_gib)
+        note = (f"{query!r} matches {', '.join(d.id for d in exact)}; assumed {pick.id} "
+                f"({pick.memory_gib} GB, the least memory); name one to be exact")
         return _gpu(pick).model_copy(update={"note": note})
-    close = difflib.get_close_matches(query.lower(), [d["id"] for d in table], n=3, cutoff=0.4)
+    close = difflib.get_close_matches(query.lower(), [d.id for d in table], n=3, cutoff=0.4)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `vramcalc gpus` lists them"
     raise UnknownGPUError(f"unknown GPU {query!r}{hint}")

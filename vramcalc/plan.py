@@ -11,20 +11,19 @@ holds `concurrency` sequences of `context` tokens and passes every engine rule; 
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from importlib import resources
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .gguf_mix import plan_gguf
+from .data_files import load
+from .data_models import Planner
+from .gguf_mix import GGUFTensor, plan_gguf
 from .gpus import GIB, GPU
-from .llamacpp.engine import LlamaOptions, check_llamacpp
+from .llamacpp.engine import LlamaOptions, LlamaResult, check_llamacpp
 from .params import count_params
-from .quant import quantized_bytes, scheme_from_config, target_scheme, targets
+from .quant import quant_targets, quantized_bytes, scheme_from_config, target_scheme
 from .spec import ModelSpec
-from .speed import Hardware, SpeedEstimate, estimate_speed, reads_from_gguf, speed_data, weight_reads
+from .speed import Hardware, SpeedEstimate, WeightReads, estimate_speed, reads_from_gguf, speed_data, weight_reads
 from .systems import System
 from .vllm.engine import VLLMOptions, check_vllm, derived_max_model_len, max_startup_utilization
 
@@ -33,9 +32,8 @@ Engine = Literal["vllm", "llamacpp"]  # the engines vramcalc models (check --eng
 EngineChoice = Literal[Engine, "any"]
 
 
-@lru_cache(maxsize=1)
-def planner_data() -> dict:
-    return json.loads(resources.files("vramcalc").joinpath("data/planner.json").read_text())
+def planner_data() -> Planner:
+    return load("planner.json", Planner)
 
 
 class Layout(BaseModel):
@@ -124,7 +122,7 @@ def _label(system: System) -> str:
 
 
 def _bits(quant: str) -> float:
-    return planner_data()["quant_bits"].get(quant, 16.0)
+    return planner_data().quant_bits.get(quant, 16.0)
 
 
 def _own_quant(spec: ModelSpec) -> tuple[str, float]:
@@ -147,8 +145,8 @@ def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurr
     if context is not None and context < 1:
         raise ValueError("context must be a positive number of tokens")
     model_max = derived_max_model_len(spec)
-    ctx = context or min(model_max, planner_data()["default_context"])
-    how = "--ctx" if context else (f"the planner's default {planner_data()['default_context']} tokens "
+    ctx = context or min(model_max, planner_data().default_context)
+    how = "--ctx" if context else (f"the planner's default {planner_data().default_context} tokens "
                                    f"(the model allows {model_max}); pass --ctx to plan for another")
     notes = list(system.notes)
     if context and context > model_max:
@@ -246,7 +244,7 @@ def best_gguf_ftype(spec: ModelSpec, gpus: list[GPU], opts: LlamaOptions, host_r
     """(the best llama.cpp file type, Q8_0 down to IQ2_M, that fits every layer on the GPUs with the
     verdict's margin; the best that fits at all, with offload as --fit would choose it). None: none."""
     full = offload = None
-    for ftype in planner_data()["gguf_ftypes"]:
+    for ftype in planner_data().gguf_ftypes:
         try:
             tensors = plan_gguf(spec, ftype)
         except ValueError:
@@ -278,8 +276,8 @@ def _vllm_quants(spec: ModelSpec, gpu: GPU) -> list[tuple[str | None, str, float
     own, bits = _own_quant(spec)
     out: list[tuple[str | None, str, float]] = [(None, f"the checkpoint as published ({own})", bits)]
     if bits >= 16:
-        for q in planner_data()["vllm_conversions"]:
-            out.append((q["quant"], q["note"], q["bits"]))
+        for q in planner_data().vllm_conversions:
+            out.append((q.quant, q.note, q.bits))
     return out
 
 
@@ -287,7 +285,8 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def _vllm(spec, system, ctx, concurrency, version, prompt_tokens, rejected, goal) -> list[tuple[Candidate, float]]:
+def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: str | None, prompt_tokens: int,
+          rejected: list[Rejection], goal: Goal) -> list[tuple[Candidate, float]]:
     gpu = min(system.gpus, key=lambda g: g.usable_bytes)
     if _backend(gpu) == "metal":
         rejected.append(Rejection(family="vLLM", reason="vLLM has no Metal backend: it does not run on Apple GPUs"))
@@ -336,7 +335,7 @@ def _vllm(spec, system, ctx, concurrency, version, prompt_tokens, rejected, goal
                         f"--gpu-memory-utilization {opts.gpu_memory_utilization}: the most vLLM's free-memory gate "
                         "allows with what other processes hold"]})
                 if r.devices and not r.fits:  # short of memory: what users do next is raise the budget
-                    hi = planner_data()["high_gpu_memory_utilization"]
+                    hi = planner_data().high_gpu_memory_utilization
                     r2 = check_vllm(spec, gpu, opts.model_copy(update={"gpu_memory_utilization": hi}))
                     if r2.fits:
                         r = r2.model_copy(update={"warnings": r2.warnings + [
@@ -374,7 +373,7 @@ def _vllm(spec, system, ctx, concurrency, version, prompt_tokens, rejected, goal
                                            "concurrency": concurrency})
                 notes = [w for w in r.warnings if "not modelled" in w or "Marlin" in w or "degrad" in w
                          or "fits only with" in w or "--max-num-seqs" in w][:3]
-                if quant and not targets()[quant].get("vllm_runtime_flag"):
+                if quant and not quant_targets()[quant].vllm_runtime_flag:
                     notes.append(f"needs a checkpoint of this model in {quant.upper()} format from the Hub: vLLM "
                                  "cannot convert to it at start-up")
                 if tp > 1 and hw.link == "pcie":
@@ -425,14 +424,15 @@ def _replicas(cmd: str, model_id: str, replicas: int, gpus_each: int, first_port
 
 # ---------------------------------------------------------------- llama.cpp
 
-def _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram, rejected, goal) -> list[tuple[Candidate, float]]:
+def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, prompt_tokens: int, host_ram: int | None,
+              rejected: list[Rejection], goal: Goal) -> list[tuple[Candidate, float]]:
     gpus = system.gpus
     gpu = gpus[0]
     out: list[tuple[Candidate, float]] = []
     backend = _backend(gpu)
     uniform = all(g.id == gpu.id for g in gpus)
     n_slots = max(1, concurrency)
-    ftypes = list(planner_data()["gguf_ftypes"])
+    ftypes = list(planner_data().gguf_ftypes)
     if _own_quant(spec)[0] == "mxfp4":  # gpt-oss ships MXFP4 experts; its GGUFs keep them (MXFP4_MOE):
         ftypes = ["MXFP4_MOE"]          # re-quantizing 4-bit experts to another type only loses accuracy
     for ftype in ftypes:
@@ -450,7 +450,7 @@ def _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram, rejected,
                 break  # the f16 cache already fits
             opts = LlamaOptions(n_ctx=ctx * (n_slots if n_slots > 1 else 1), n_parallel=n_slots, kv_unified=True,
                                 type_k=kv, type_v=kv, ftype=ftype)
-            layouts: list[tuple[Layout, object]] = []
+            layouts: list[tuple[Layout, LlamaResult]] = []
             one = check_llamacpp(spec, gpu, opts, tensors, host_ram, solve=False)
             if one.fits:
                 reps = len(gpus) if uniform and len(gpus) > 1 else 1
@@ -493,7 +493,7 @@ def _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram, rejected,
     return out
 
 
-def _short_llama(r) -> str:
+def _short_llama(r: LlamaResult) -> str:
     if r.errors:
         return r.errors[0]
     worst = max((d for d in r.devices if d.available_bytes >= 0), key=lambda d: d.total_bytes - d.available_bytes)
@@ -502,7 +502,8 @@ def _short_llama(r) -> str:
             f"{worst.available_bytes / GIB:.1f} GiB")
 
 
-def _partial_offload(spec, gpu, opts, tensors, host_ram):
+def _partial_offload(spec: ModelSpec, gpu: GPU, opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
+                     host_ram: int | None) -> tuple[Layout, LlamaResult] | None:
     """What llama.cpp's --fit would offload (check_llamacpp's solving): a MoE keeps every layer on the
     GPU and the fewest layers' experts on the CPU; otherwise the most layers that fit (-ngl)."""
     r = check_llamacpp(spec, gpu, opts.model_copy(update={"n_gpu_layers": None}), tensors, host_ram, limits=False)
@@ -513,7 +514,9 @@ def _partial_offload(spec, gpu, opts, tensors, host_ram):
     return Layout(split="offload", n_gpu_layers=r.n_gpu_layers), r
 
 
-def _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits, kv, layout, r, reads, backend):
+def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int, prompt_tokens: int, quant: str,
+                     bits: float, kv: str, layout: Layout, r: LlamaResult, reads: WeightReads,
+                     backend: str) -> Candidate | None:
     gpu = system.gpus[0]
     n = spec.num_layers
     host_share = 0.0
@@ -523,7 +526,7 @@ def _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits,
         host_share = max(0.0, 1 - gpu_bytes / total) if total else 0.0
         if layout.cpu_moe and reads.dense_bytes + reads.expert_bytes:
             host_share = (reads.expert_bytes * layout.n_cpu_moe / n) / (reads.dense_bytes + reads.expert_bytes)
-    hw = Hardware(engine="llama.cpp", backend=backend, bandwidth_gbs=gpu.memory_bandwidth_gbs or 0,
+    hw = Hardware(engine="llamacpp", backend=backend, bandwidth_gbs=gpu.memory_bandwidth_gbs or 0,
                   tflops=gpu.tflops_16bit, stages=layout.gpus_per_replica if layout.split == "layer" else 1,
                   tp=layout.tp if layout.split == "tensor" else 1, link=_link(system) if layout.split == "tensor" else "none",
                   host_share=host_share, node_hops=layout.nodes - 1)
@@ -545,7 +548,7 @@ def _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits,
     notes = []
     if layout.split == "offload":
         notes.append(f"host RAM holds {host_share:.0%} of the weights: decode reads them at host-RAM speed "
-                     f"(assumed {speed_data()['host_ram_bandwidth_gbs']} GB/s, dual-channel DDR5)")
+                     f"(assumed {speed_data().host_ram_bandwidth_gbs} GB/s, dual-channel DDR5)")
     if kv == "Q8_0":
         notes.append("q8_0 KV cache: half the KV memory, needs flash attention (-fa on)")
     if layout.split == "tensor":

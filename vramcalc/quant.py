@@ -13,12 +13,13 @@ import fnmatch
 import json
 import re
 from functools import lru_cache
-from importlib import resources
 from math import ceil, prod
 from typing import Any, Iterator
 
 from pydantic import BaseModel, ConfigDict
 
+from .data_files import load, raw
+from .data_models import QuantTarget, QuantTargets
 from .kv import dtype_bytes
 from .params import GROUPS, group_of, inventory
 from .spec import ModelSpec, TensorSpec
@@ -288,17 +289,22 @@ def quantized_bytes(spec: ModelSpec, scheme: QuantScheme | None = None, include_
                           by_group={k: v for k, v in by_group.items() if v}, quantized_params=q, unquantized_params=u)
 
 
-@lru_cache(maxsize=1)
-def targets() -> dict[str, dict[str, Any]]:
+def quant_targets() -> dict[str, QuantTarget]:
     """Conversion targets by name (data/quant_targets.json)."""
-    return json.loads(resources.files("vramcalc").joinpath("data/quant_targets.json").read_text())["targets"]
+    return load("quant_targets.json", QuantTargets).targets
+
+
+def targets() -> dict[str, dict[str, Any]]:
+    """quant_targets() as the file's dicts, for the call sites that still index it by key."""
+    t: dict[str, dict[str, Any]] = raw("quant_targets.json", QuantTargets)["targets"]
+    return t
 
 
 def target_scheme(name: str) -> QuantScheme:
     """A named conversion target (`fp8`, `awq`, `nvfp4`, ...) as a QuantScheme."""
-    t = targets().get(name.lower())
+    t = quant_targets().get(name.lower())
     if t is None:
-        raise ValueError(f"unknown quantization {name!r}; known: {', '.join(targets())}, gguf:<FTYPE> (e.g. gguf:Q4_K_M)")
-    fields: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in t.items()
-                              if k not in ("note", "vllm_runtime_flag")}
-    return QuantScheme.model_validate({"source": t["note"], **fields})
+        raise ValueError(f"unknown quantization {name!r}; known: {', '.join(quant_targets())}, gguf:<FTYPE> (e.g. gguf:Q4_K_M)")
+    fields: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)
+                              for k, v in t.model_dump(exclude_unset=True, exclude={"note", "vllm_runtime_flag"}).items()}
+    return QuantScheme.model_validate({"source": t.note, **fields})

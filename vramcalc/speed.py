@@ -21,23 +21,25 @@ tests/data/throughput_cases.json; every figure says whether its constants were c
 
 from __future__ import annotations
 
-import json
 import re
-from functools import lru_cache
-from importlib import resources
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
+from .data_files import load
+from .data_models import Link, Speed, SpeedProfile
 from .ggml import tensor_bytes
 from .gguf_mix import GGUFTensor
 from .kv import kv_by_layer_kind
 from .params import count_params
 from .spec import ModelSpec
 
+# engine id (the CLI's --engine, speed.json's profile keys) -> the program's name in reports
+ENGINE_NAMES = {"vllm": "vllm", "llamacpp": "llama.cpp"}
 
-@lru_cache(maxsize=1)
-def speed_data() -> dict:
-    return json.loads(resources.files("vramcalc").joinpath("data/speed.json").read_text())
+
+def speed_data() -> Speed:
+    return load("speed.json", Speed)
 
 
 class WeightReads(BaseModel):
@@ -121,7 +123,7 @@ class Hardware(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    engine: str  # "vllm" | "llama.cpp"
+    engine: Literal["vllm", "llamacpp"]  # the CLI's --engine values ("llama.cpp", the program's name, is read as llamacpp)
     backend: str  # cuda | rocm | metal | vulkan | sycl | cpu
     bandwidth_gbs: float  # per device, vendor figure
     tflops: float | None = None  # dense bf16/fp16 per device (tensor cores); None: no compute bound
@@ -133,6 +135,11 @@ class Hardware(BaseModel):
     host_bandwidth_gbs: float | None = None
     enforce_eager: bool = False
     node_hops: int = 0  # llama.cpp over RPC: machine boundaries each token crosses (network hop each)
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _engine_id(cls, v: Any) -> Any:
+        return "llamacpp" if v == "llama.cpp" else v
 
 
 class SpeedEstimate(BaseModel):
@@ -156,45 +163,51 @@ def prefill_tokens_per_s(reads: WeightReads, tflops: float, mfu: float, tp: int 
     return tflops * 1e12 * mfu * tp / (2 * reads.active_params)
 
 
-def _profile(engine: str, backend: str) -> tuple[dict, str, bool]:
-    prof = speed_data()["profiles"]
+def _profile(engine: str, backend: str) -> tuple[SpeedProfile, str, bool]:
+    prof = speed_data().profiles
     key = f"{engine}:{backend}"
     if key in prof:
         return prof[key], key, True
-    fb = speed_data()["fallbacks"].get(engine, "")
+    fb = speed_data().fallbacks.get(engine, "")
     return prof[fb], fb, False
 
 
-def _link(name: str) -> dict:
-    return speed_data()["links"][name]
+def _profile_label(key: str) -> str:
+    """A speed.json profile key ("llamacpp:cuda") as reports name it ("llama.cpp:cuda")."""
+    engine, _, backend = key.partition(":")
+    return f"{ENGINE_NAMES.get(engine, engine)}:{backend}"
+
+
+def _link(name: str) -> Link:
+    return speed_data().links[name]
 
 
 def step_terms(reads: WeightReads, kv_per_seq: int, batch: int, hw: Hardware) -> dict[str, float]:
     """Milliseconds of one decode step of `batch` sequences, term by term."""
     prof, _, _ = _profile(hw.engine, hw.backend)
-    bw = hw.bandwidth_gbs * 1e9 * prof["bandwidth_efficiency"]
+    bw = hw.bandwidth_gbs * 1e9 * prof.bandwidth_efficiency
     total = reads.step_bytes(batch) + batch * kv_per_seq
     device_share = 1 - hw.host_share
     memory = total * device_share / hw.tp / bw
     if hw.host_share:
-        host_bw = (hw.host_bandwidth_gbs or speed_data()["host_ram_bandwidth_gbs"]) * 1e9 * prof["bandwidth_efficiency"]
+        host_bw = (hw.host_bandwidth_gbs or speed_data().host_ram_bandwidth_gbs) * 1e9 * prof.bandwidth_efficiency
         memory += total * hw.host_share / host_bw
-    terms = {"memory": memory * 1e3, "fixed": prof["fixed_ms_per_layer"] * reads.num_layers}
+    terms = {"memory": memory * 1e3, "fixed": prof.fixed_ms_per_layer * reads.num_layers}
     if hw.tflops:
-        compute = 2 * reads.active_params * batch / hw.tp / (hw.tflops * 1e12 * speed_data()["decode_mfu"])
+        compute = 2 * reads.active_params * batch / hw.tp / (hw.tflops * 1e12 * speed_data().decode_mfu)
         if compute > memory:
             terms["compute_over_memory"] = (compute - memory) * 1e3
     if hw.tp > 1:
         link = _link(hw.link)
-        latency = link["allreduce_us_per_peer"] * (hw.tp - 1) * 1e-6
-        message = 2 * (hw.tp - 1) / hw.tp * batch * reads.hidden_size * 2 / (link["bandwidth_gbs"] * 1e9)
+        latency = link.allreduce_us_per_peer * (hw.tp - 1) * 1e-6
+        message = 2 * (hw.tp - 1) / hw.tp * batch * reads.hidden_size * 2 / (link.bandwidth_gbs * 1e9)
         terms["allreduce"] = 2 * reads.num_layers * (latency + message) * 1e3
     if hw.stages > 1 and hw.engine == "vllm":
-        terms["stage_hops"] = (hw.stages - 1) * _link(hw.stage_link)["hop_us"] * 1e-3
+        terms["stage_hops"] = (hw.stages - 1) * _link(hw.stage_link).hop_us * 1e-3
     if hw.node_hops:
-        terms["network_hops"] = hw.node_hops * _link("network")["hop_us"] * 1e-3
+        terms["network_hops"] = hw.node_hops * _link("network").hop_us * 1e-3
     if hw.enforce_eager:
-        terms["eager"] = speed_data()["eager_per_layer_ms"] * reads.num_layers
+        terms["eager"] = speed_data().eager_per_layer_ms * reads.num_layers
     return terms
 
 
@@ -203,6 +216,7 @@ def estimate_speed(reads: WeightReads, spec: ModelSpec, hw: Hardware, *, context
     """Decode tokens/s for one stream and for `concurrency` streams at `context`, and time to first
     token for a `prompt_tokens` prompt."""
     prof, key, calibrated = _profile(hw.engine, hw.backend)
+    label = _profile_label(key)
     kv = kv_read_bytes(spec, context, kv_dtype)
     one = step_terms(reads, kv, 1, hw)
     single_ms = sum(one.values())
@@ -216,25 +230,25 @@ def estimate_speed(reads: WeightReads, spec: ModelSpec, hw: Hardware, *, context
         agg = b / (sum(step_terms(reads, kv, b, hw).values()) / 1e3)
     ttft = None
     if hw.tflops:
-        ttft = prompt_tokens / prefill_tokens_per_s(reads, hw.tflops, prof["prefill_mfu"], hw.tp) + single_ms / 1e3
-    n = prof.get("calibrated_on", [])
-    err = prof.get("median_abs_error")
+        ttft = prompt_tokens / prefill_tokens_per_s(reads, hw.tflops, prof.prefill_mfu, hw.tp) + single_ms / 1e3
+    n = prof.calibrated_on
+    err = prof.median_abs_error
     if calibrated and len(n) >= 3:
-        basis = (f"calibrated: {key} efficiency and fixed cost fitted on {len(n)} measured runs "
+        basis = (f"calibrated: {label} efficiency and fixed cost fitted on {len(n)} measured runs "
                  f"(tests/data/throughput_cases.json; median error {err:.0%} there)")
         unc = max(0.15, 2 * (err or 0.1))
     elif calibrated:  # one or two runs fix the efficiency but say nothing about the error
-        basis = (f"calibrated on {len(n)} measured run(s) only: {key} efficiency fitted, per-layer cost borrowed "
+        basis = (f"calibrated on {len(n)} measured run(s) only: {label} efficiency fitted, per-layer cost borrowed "
                  "from the engine's CUDA profile; no error estimate")
         unc = 0.5
     else:
-        basis = (f"estimated: no measurements for {hw.engine} on {hw.backend}; the {key} constants are used")
+        basis = (f"estimated: no measurements for {ENGINE_NAMES[hw.engine]} on {hw.backend}; the {label} constants are used")
         unc = 0.5
-    if hw.tp > 1 and hw.engine == "llama.cpp":
+    if hw.tp > 1 and hw.engine == "llamacpp":
         basis += ("; llama.cpp's tensor split (experimental) has no measured run here: vLLM's TP all-reduce model "
                   "is used for it")
         unc = max(unc, 0.5)
-    if hw.tp > 1 and not _link(hw.link).get("calibrated"):
+    if hw.tp > 1 and not _link(hw.link).calibrated:
         basis += f"; the {hw.link} all-reduce cost is estimated, not calibrated"
         unc = max(unc, 0.4)
     if hw.node_hops:

@@ -4,13 +4,12 @@
 
 from __future__ import annotations
 
-import json
 import re
-from functools import lru_cache
-from importlib import resources
 
 from pydantic import BaseModel, ConfigDict
 
+from .data_files import load
+from .data_models import UnifiedMemory
 from .errors import UnknownGPUError
 from .gpus import GIB, GPU, find_gpu
 
@@ -29,23 +28,21 @@ class System(BaseModel):
         return len(self.gpus)
 
 
-@lru_cache(maxsize=1)
-def _unified() -> dict:
-    return json.loads(resources.files("vramcalc").joinpath("data/unified_memory.json").read_text())
+def _unified() -> UnifiedMemory:
+    return load("unified_memory.json", UnifiedMemory)
 
 
 def _unified_usable(gpu: GPU, ram_gib: float) -> tuple[int, str]:
     u = _unified()
     gid = gpu.id
     if gid.startswith("apple-"):
-        a = u["apple"]
-        frac = a["fraction_small"] if ram_gib <= a["threshold_gib"] else a["fraction_large"]
-        return int(ram_gib * frac * GIB), f"{a['rule']} ({a['source']})"
-    key = "amd-strix-halo" if "ryzen-ai-max" in gid else "nvidia-gb10" if "gb10" in gid else None
-    if key is None:
+        a = u.apple
+        frac = a.fraction_small if ram_gib <= a.threshold_gib else a.fraction_large
+        return int(ram_gib * frac * GIB), f"{a.rule} ({a.source})"
+    r = u.amd_strix_halo if "ryzen-ai-max" in gid else u.nvidia_gb10 if "gb10" in gid else None
+    if r is None:
         raise UnknownGPUError(f"{gpu.id} is not a unified-memory machine: a RAM size in () applies to those only")
-    r = u[key]
-    return int(ram_gib * r["fraction"] * GIB), f"{r['rule']} ({r['source']})"
+    return int(ram_gib * r.fraction * GIB), f"{r.rule} ({r.source})"
 
 
 def _one(item: str, notes: list[str]) -> list[GPU]:

@@ -84,9 +84,9 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLL
 
 def print_report(report: VLLMReport) -> int:
     r, gpu = report.result, report.gpu
-    print(f"model   {r.model['id']}  ({r.model['params_total'] / 1e9:.2f}B params)")
-    print(f"engine  vLLM {r.engine_version}, TP {r.layout['tp']} x PP {r.layout['pp']}, max_model_len {r.max_model_len:,}, "
-          f"max_num_seqs {r.layout['max_num_seqs']}, max_num_batched_tokens {r.layout['max_num_batched_tokens']}")
+    print(f"model   {r.model.id}  ({r.model.params_total / 1e9:.2f}B params)")
+    print(f"engine  vLLM {r.engine_version}, TP {r.layout.tp} x PP {r.layout.pp}, max_model_len {r.max_model_len:,}, "
+          f"max_num_seqs {r.layout.max_num_seqs}, max_num_batched_tokens {r.layout.max_num_batched_tokens}")
     print(f"device  {gpu.name} x {len(r.devices) or report.ranks}, {gib(gpu.usable_bytes)} GiB usable")
     if r.devices:
         print()

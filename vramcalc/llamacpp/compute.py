@@ -14,28 +14,37 @@ distribution). With U = n_ubatch x 4 bytes (one F32 activation column):
     n_kv x n_ubatch x 4, plus (3 n_embd + 2.5 q) x U.
 n_kv is the cells of one stream (n_ctx_seq). ggml-alloc's reuse makes the real peak uneven
 (fragmentation): on the recorded runs the median error is 2.3%, p90 9.7%, the worst 21% low (189 runs);
-the verdict adds UNCERTAINTY.
+the verdict adds UNCERTAINTY (data/llamacpp_margins.json).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict
 
-from ..spec import ModelSpec
+from ..data_files import load
+from ..data_models import LlamaMargins
+from ..spec import LayerSpec, ModelSpec
 from .graphs import REPLAY_MARGINS, reserve_peak
+from .weights import ModelBuffers
+
+if TYPE_CHECKING:
+    from .engine import LlamaOptions
+
+_MARGINS = load("llamacpp_margins.json", LlamaMargins)
 
 # Rule 6.3: with several GPUs in layer mode and everything offloaded, the scheduler keeps this many
 # copies of the compute buffers (GGML_SCHED_MAX_COPIES, log "pipeline parallelism enabled (n_copies=4)").
 SCHED_MAX_COPIES = 4
-# The verdict adds this share of the estimate: the worst recorded run is 26% above it (qwen3next).
-UNCERTAINTY = 0.30
+# The verdict adds this share of the phase formula's estimate (data/llamacpp_margins.json, with its evidence)
+UNCERTAINTY = _MARGINS.uncertainty.value
 # Buffer alignment of the compute buffer type: ggml-cpu TENSOR_ALIGNMENT 32; ggml-cuda (and HIP, SYCL)
 # get_alignment 128, used for every GPU backend here (Metal's 32 and Vulkan's device minimum differ by
 # at most a few hundred KiB over a whole graph)
 CPU_ALIGNMENT, GPU_ALIGNMENT = 32, 128
-# The replay on one GPU: within 2.7% of the 3 real full-offload GPU logs (benchmarks/llamacpp_dev.py), but
-# no GPU run of the current build checks it (the scheduler copies the embeddings input across backends)
-REPLAY_GPU_MARGIN = 0.10
+# The allocator replay on one GPU: no GPU run of the current build checks it (data/llamacpp_margins.json)
+REPLAY_GPU_MARGIN = _MARGINS.replay_gpu_margin.value
 OUTPUT_HIDDEN = 3  # n_embd columns live beside the logits
 FFN_HIDDEN, FFN_FF = 4, 3
 ATTN_HIDDEN, ATTN_Q, ATTN_KV = 2, 2.5, 2
@@ -54,14 +63,14 @@ class ComputeBuffers(BaseModel):
     margin: float = UNCERTAINTY  # share of the estimate the verdict adds
 
 
-def _ff_eff(layer) -> int:
+def _ff_eff(layer: LayerSpec) -> int:
     m = layer.mlp
     if m.kind == "moe":
         return m.expert_intermediate_size * max(1, m.experts_per_token) + m.shared_intermediate_size
     return m.intermediate_size
 
 
-def _attn_cols(layer) -> float:
+def _attn_cols(layer: LayerSpec) -> float:
     a = layer.attention
     if a is None:
         return 0.0
@@ -72,7 +81,7 @@ def _attn_cols(layer) -> float:
     return ATTN_Q * q + ATTN_KV * a.num_kv_heads * (a.head_dim_k + a.head_dim_v)
 
 
-def _ssm_cols(layer) -> float:
+def _ssm_cols(layer: LayerSpec) -> float:
     s = layer.ssm
     if s is None:
         return 0.0
@@ -115,7 +124,7 @@ def graph_peak(spec: ModelSpec, n_ub: int, n_kv: int, n_kv_swa: int, fa: bool, o
     return peak
 
 
-def compute_buffers(spec: ModelSpec, opts, mb, n_kv: int, n_kv_swa: int, fa: bool, n_dev: int,
+def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv: int, n_kv_swa: int, fa: bool, n_dev: int,
                     pipeline: bool = True, arch: str = "", n_ctx: int = 0, variant: str = "") -> ComputeBuffers:
     """Per GPU and for the host. n_kv: cells of one stream (full layers); n_kv_swa: of the SWA cache;
     n_ctx: all cells. pipeline: the devices support async compute and events (llamacpp_backends.json).
@@ -157,5 +166,5 @@ def compute_buffers(spec: ModelSpec, opts, mb, n_kv: int, n_kv_swa: int, fa: boo
     host = graph_peak(spec, n_ub, n_kv, n_kv_swa, fa, output=mb.output_device == -1, n_out=n_out) if on_cpu else 0
     how = ("the larger of the output phase (logits) and the layer phase (mask + activations"
            + (")" if fa else " + F32 attention scores)") + "; on 189 real llama.cpp runs the median error is "
-           "2.3% and the worst 21% low, so the verdict adds a 30% margin")
+           f"2.3% and the worst 21% low, so the verdict adds a {UNCERTAINTY:.0%} margin")
     return ComputeBuffers(device=dev, host=host, copies=copies, how=how)

@@ -9,21 +9,20 @@ covers it: FIT_MARGIN_MIB left free per GPU (rule 12, --fit-target default 1024 
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from importlib import resources
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..data_files import load
+from ..data_models import LlamaBackends
 from ..ggml import tensor_bytes
 from ..gguf_mix import GGUFTensor, plan_gguf
 from ..gpus import GPU
 from ..spec import ModelSpec
 from ..trace import TraceTerm, term
-from .compute import compute_buffers
+from .compute import ComputeBuffers, compute_buffers
 from .graphs import graph_variant
-from .kv import LlamaKVOptions, context_cells, layer_memory, llama_caches, output_buffer_bytes
+from .kv import LlamaCache, LlamaKVOptions, context_cells, layer_memory, llama_caches, output_buffer_bytes
 from .weights import CPU, ModelBuffers, model_buffers
 
 MIB = 2**20
@@ -114,7 +113,7 @@ class LlamaResult(BaseModel):
     split_mode: str
     backend: str = "cpu"  # the ggml backend of the GPUs: cuda, rocm, vulkan, metal, sycl (cpu: none)
     devices: list[LlamaDevice]
-    caches: list[dict]
+    caches: list[LlamaCache]
     max_gpu_layers: int | None = None  # the largest -ngl that fits at this context (None: not solved)
     n_cpu_moe: int = 0  # layers whose MoE experts stay on the CPU (--n-cpu-moe; solved as --fit does)
     max_ctx: int | None = None  # the largest context that fits with this -ngl
@@ -145,7 +144,7 @@ def as_llamacpp_runs_it(spec: ModelSpec) -> ModelSpec:
     if hit is not None and hit[0] is spec:
         return hit[1]
     out = spec
-    if gguf_arch(spec) not in backend_rules()["iswa_gguf_archs"] and \
+    if gguf_arch(spec) not in backend_rules().iswa_gguf_archs and \
             any(la.attention is not None and la.attention.kind == "sliding" for la in spec.layers):
         layers = tuple(la.model_copy(update={"attention": la.attention.model_copy(update={"kind": "full", "window": None})})
                        if la.attention is not None and la.attention.kind == "sliding" else la for la in spec.layers)
@@ -169,7 +168,7 @@ def check_llamacpp(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOpt
         rules = backend_rules()
         r = r.model_copy(update={"warnings": r.warnings + [
             f"llama.cpp's {gguf_arch(spec)} graph keeps no sliding-window cache: every layer caches the full "
-            f"context, though the config gives a window [{rules['iswa_gguf_archs_source'].split(':')[0]}]"]})
+            f"context, though the config gives a window [{rules.iswa_gguf_archs_source.split(':')[0]}]"]})
     return r
 
 
@@ -228,7 +227,8 @@ def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
     return r.model_copy(update={"max_gpu_layers": max_ngl, "max_ctx": max_ctx_r.n_ctx if max_ctx_r else None})
 
 
-def _fewest_cpu_moe(spec, gl, opts, tensors, ram, ref) -> int | None:
+def _fewest_cpu_moe(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
+                    ram: int | None, ref: str) -> int | None:
     """The fewest layers whose experts stay on the CPU with every layer offloaded (None: not even all)."""
     n = spec.num_layers
     if not _evaluate(spec, gl, opts.model_copy(update={"n_cpu_moe": n}), tensors, ram, ref).fits:
@@ -243,7 +243,8 @@ def _fewest_cpu_moe(spec, gl, opts, tensors, ram, ref) -> int | None:
     return lo
 
 
-def _largest_ngl(spec, gl, opts, tensors, ram, ref) -> int | None:
+def _largest_ngl(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
+                 ram: int | None, ref: str) -> int | None:
     lo, hi, best = 0, spec.num_layers + 1, None
     while lo <= hi:  # GPU memory grows with -ngl
         mid = (lo + hi) // 2
@@ -254,7 +255,8 @@ def _largest_ngl(spec, gl, opts, tensors, ram, ref) -> int | None:
     return best
 
 
-def _largest_ctx(spec, gl, opts, tensors, ram, ref, limit: int | None = 0) -> LlamaResult | None:
+def _largest_ctx(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
+                 ram: int | None, ref: str, limit: int | None = 0) -> LlamaResult | None:
     """The largest context (a multiple of 256, as --fit rounds) that fits; limit 0: the training
     context, not below FIT_MIN_CTX (--fit's range); None: up to the training context or 4x the
     current one, from 256. A search with the phase formula's compute buffer (cheap) gives a first
@@ -342,7 +344,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     elif opts.cpu_moe:
         overrides.append(r"\.ffn_(up|down|gate)_(ch|)exps")
     mb = model_buffers(tensors, n_layer, ngl, splits, overrides, unified=unified, repack=opts.cpu_repack,
-                       mmap=opts.mmap, split_tensors=backend_rules()["sm_tensor"]["split_tensors"] if tensor_split else None)
+                       mmap=opts.mmap, split_tensors=backend_rules().sm_tensor.split_tensors if tensor_split else None)
     n_dev = len(gl)
     if tensor_split:  # the meta device: every offloaded weight in segments by -ts (data/llamacpp_backends.json)
         mb = _segments(mb, splits)
@@ -361,7 +363,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
             kv_dev[d] += lm.kv_bytes
             rs_dev[d] += lm.recurrent_bytes
     n_kv_swa = next((c.cells for c in caches if c.name == "SWA"), 0)
-    pipeline = bool(gl) and not opts.rpc_nodes and backend_rules()["backends"][backend_of(gl, opts)]["pipeline_parallel"]
+    pipeline = bool(gl) and not opts.rpc_nodes and backend_rules().backends[backend_of(gl, opts)].pipeline_parallel
     arch = gguf_arch(spec)
     comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev, pipeline=pipeline, arch=arch if replay else "",
                            n_ctx=n_ctx_seq * streams, variant=graph_variant(arch, (t.name for t, _ in tensors)))
@@ -417,13 +419,12 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                        kv_unified=opts.kv_unified or opts.n_parallel == 1, flash_attn=fa, context_source=how,
                        gpu_layers=mb.gpu_layers, n_gpu_layers=ngl, split_mode=opts.split_mode if n_dev > 1 else "none",
                        backend=backend_of(gl, opts) if gl else "cpu", n_cpu_moe=opts.n_cpu_moe,
-                       devices=devices, caches=[c.model_dump() for c in caches], errors=errors, warnings=warnings,
+                       devices=devices, caches=caches, errors=errors, warnings=warnings,
                        command=cmd, trace=trace)
 
 
-@lru_cache(maxsize=1)
-def backend_rules() -> dict:
-    return json.loads(resources.files("vramcalc").joinpath("data/llamacpp_backends.json").read_text())
+def backend_rules() -> LlamaBackends:
+    return load("llamacpp_backends.json", LlamaBackends)
 
 
 def backend_of(gl: list[GPU], opts: LlamaOptions) -> str:
@@ -431,14 +432,14 @@ def backend_of(gl: list[GPU], opts: LlamaOptions) -> str:
     if opts.backend != "auto":
         return opts.backend
     vendor = (gl[0].vendor or "nvidia") if gl else "nvidia"
-    return backend_rules()["default_backend"].get(vendor, "cuda")
+    return backend_rules().default_backend.get(vendor, "cuda")
 
 
 def gguf_arch(spec: ModelSpec) -> str:
     """llama.cpp's architecture name: the GGUF's own, or the HF model_type's convert_hf_to_gguf target."""
     if spec.architecture and spec.architecture.startswith("gguf:"):
         return spec.architecture[5:]
-    return backend_rules()["sm_tensor"]["hf_model_types"].get(spec.model_type, spec.model_type)
+    return backend_rules().sm_tensor.hf_model_types.get(spec.model_type, spec.model_type)
 
 
 def split_mode_messages(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions) -> tuple[list[str], list[str]]:
@@ -447,23 +448,23 @@ def split_mode_messages(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions) -> t
         return [], []
     rules = backend_rules()
     backend = backend_of(gl, opts)
-    dev = rules["backends"][backend]["device"] + "0"
+    dev = rules.backends[backend].device + "0"
     if opts.split_mode == "row":
-        if rules["backends"][backend]["split_buffers"]:
+        if rules.backends[backend].split_buffers:
             raise ValueError("--split-mode row on SYCL is not modelled; use --split-mode layer or tensor")
-        return [f"device {dev} does not support split buffers [{rules['split_buffers_source']}]; use "
+        return [f"device {dev} does not support split buffers [{rules.split_buffers_source}]; use "
                 "--split-mode layer (or tensor)"], []
-    t = rules["sm_tensor"]
-    errors, warnings = [], [f"--split-mode tensor is experimental (docs/multi-gpu.md: {t['experimental']}); "
-                                 f"per-GPU memory is estimated: {t['memory']}"]
+    t = rules.sm_tensor
+    errors, warnings = [], [f"--split-mode tensor is experimental (docs/multi-gpu.md: {t.experimental}); "
+                                 f"per-GPU memory is estimated: {t.memory}"]
     arch = gguf_arch(spec)
-    if arch in t["unsupported_gguf_archs"]:
-        errors.append(t["unsupported_arch_message"].format(arch=arch) + f" [{t['unsupported_arch_source']}]; "
+    if arch in t.unsupported_gguf_archs:
+        errors.append(t.unsupported_arch_message.format(arch=arch) + f" [{t.unsupported_arch_source}]; "
                       "use --split-mode layer")
     if not opts.fa:
-        errors.append(f"{t['needs_flash_attn']} [{t['needs_flash_attn_source']}]")
+        errors.append(f"{t.needs_flash_attn} [{t.needs_flash_attn_source}]")
     if opts.n_gpu_layers is None or opts.n_ctx is None:
-        warnings.append(f"{t['no_fit']} [{t['no_fit_source']}]: vramcalc checks -ngl all and the context as given, "
+        warnings.append(f"{t.no_fit} [{t.no_fit_source}]: vramcalc checks -ngl all and the context as given, "
                         "and the command sets both with --fit off")
     return errors, warnings
 
@@ -487,7 +488,7 @@ def _numel(ne: tuple[int, ...]) -> int:
     return n
 
 
-def _command(spec, opts: LlamaOptions, gl, ngl, n_ctx, model_ref, fa) -> str:
+def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx: int, model_ref: str, fa: bool) -> str:
     n_layer = spec.num_layers
     cmd = [f"llama-server -m {model_ref}", f"-c {n_ctx}"]
     if gl:
@@ -530,7 +531,9 @@ def _command(spec, opts: LlamaOptions, gl, ngl, n_ctx, model_ref, fa) -> str:
     return " ".join(cmd)
 
 
-def _trace(spec, opts, mb, caches, kv_dev, kv_host, comp, output, devices, n_layer, fa) -> list[TraceTerm]:
+def _trace(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, caches: list[LlamaCache], kv_dev: list[int],
+           kv_host: int, comp: ComputeBuffers, output: int, devices: list[LlamaDevice], n_layer: int,
+           fa: bool) -> list[TraceTerm]:
     trace = [term("model buffer (GPUs)", sum(mb.gpu_bytes), "bytes of the tensors of the offloaded layers in their "
                   "ggml types (the output layer first, token_embd stays on the CPU)",
                   source="llamacpp_rules.md rule 8 (llama-model.cpp load_tensors), types per rule 14",

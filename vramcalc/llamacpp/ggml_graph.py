@@ -9,6 +9,7 @@ visits sources left to right, depth first, and appends each tensor after its sou
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from math import prod
@@ -50,36 +51,36 @@ class T:
         return (self.type, self.ne, self.nb)
 
 
-def _ne4(ne) -> tuple[int, int, int, int]:
-    ne = tuple(ne)
-    return ne + (1,) * (4 - len(ne)) if len(ne) < 4 else ne  # type: ignore[return-value]
+def _ne4(ne: Iterable[int]) -> tuple[int, int, int, int]:
+    t = tuple(ne)
+    return t + (1,) * (4 - len(t)) if len(t) < 4 else t  # type: ignore[return-value]
 
 
-def _strides(type_: str, ne) -> tuple[int, int, int, int]:
+def _strides(type_: str, ne: Sequence[int]) -> tuple[int, int, int, int]:
     t = ggml_type(type_)
     nb0 = t.block_bytes
     nb1 = nb0 * (ne[0] // t.block)
     return (nb0, nb1, nb1 * ne[1], nb1 * ne[1] * ne[2])
 
 
-def new(type_: str, *ne, op: str = "NONE", srcs=(), name: str = "") -> T:
+def new(type_: str, *ne: int, op: str = "NONE", srcs: Iterable[T] = (), name: str = "") -> T:
     ne4 = _ne4(ne)
     return T(type_, ne4, _strides(type_, ne4), op, list(srcs), name=name)
 
 
-def weight(type_: str, *ne) -> T:
+def weight(type_: str, *ne: int) -> T:
     t = new(type_, *ne)
     t.external = True
     return t
 
 
-def input_(type_: str, *ne, name: str = "") -> T:
+def input_(type_: str, *ne: int, name: str = "") -> T:
     t = new(type_, *ne, name=name)
     t.flags |= INPUT
     return t
 
 
-def _view(a: T, ne, nb, offs: int, op: str, srcs=None) -> T:
+def _view(a: T, ne: Iterable[int], nb: Iterable[int], offs: int, op: str, srcs: Iterable[T] | None = None) -> T:
     root = a.view_src if a.view_src is not None else a
     offs += a.view_offs if a.view_src is not None else 0
     return T(a.type, _ne4(ne), tuple(nb), op, list(srcs if srcs is not None else [a]), root, offs,  # type: ignore[arg-type]
@@ -88,16 +89,16 @@ def _view(a: T, ne, nb, offs: int, op: str, srcs=None) -> T:
 
 # --- ops: shapes as ggml.c computes them --------------------------------------------------------
 
-def view(a: T, ne, nb_rest=(), offs: int = 0) -> T:
+def view(a: T, ne: Iterable[int], nb_rest: Iterable[int] = (), offs: int = 0) -> T:
     """ggml_view_{1,2,3,4}d: nb_rest = (nb1, nb2, nb3) as given; nb0 is the type's."""
-    ne = _ne4(ne)
+    ne4 = _ne4(ne)
     nb = [a.nb[0]] + list(nb_rest)
     while len(nb) < 4:
-        nb.append(nb[-1] * ne[len(nb) - 1])
-    return _view(a, ne, nb, offs, "VIEW")
+        nb.append(nb[-1] * ne4[len(nb) - 1])
+    return _view(a, ne4, nb, offs, "VIEW")
 
 
-def reshape(a: T, *ne) -> T:
+def reshape(a: T, *ne: int) -> T:
     ne4 = _ne4(ne)
     assert prod(ne4) == prod(a.ne), (a.ne, ne4)
     return _view(a, ne4, _strides(a.type, ne4), 0, "RESHAPE")
@@ -114,7 +115,7 @@ def transpose(a: T) -> T:
     return _view(a, (a.ne[1], a.ne[0], a.ne[2], a.ne[3]), (a.nb[1], a.nb[0], a.nb[2], a.nb[3]), 0, "TRANSPOSE")
 
 
-def cont(a: T, *ne) -> T:
+def cont(a: T, *ne: int) -> T:
     return new(a.type, *(ne or a.ne), op="CONT", srcs=[a])
 
 

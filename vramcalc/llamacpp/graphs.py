@@ -9,11 +9,13 @@ Weights are placeholders (external to the compute buffer); only shapes matter.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from math import prod
 
-from ..spec import LayerSpec, ModelSpec
+from ..data_files import load
+from ..data_models import LlamaMargins
+from ..spec import LayerSpec, MLPSpec, ModelSpec, SSMSpec
 from . import ggml_graph as g
 from .ggml_graph import OUTPUT, Graph, T
 
@@ -46,7 +48,7 @@ class Builder:
         self._inputs: dict[str, T] = {}
 
     # --- inputs (llm_graph_input_*), created once ----------------------------------------------
-    def inp(self, key: str, type_: str, *ne) -> T:
+    def inp(self, key: str, type_: str, *ne: int) -> T:
         if key not in self._inputs:
             self._inputs[key] = g.input_(type_, *ne, name=key)
         return self._inputs[key]
@@ -207,7 +209,7 @@ class Builder:
         self.gf.expand(g.cpy(g.get_rows(states, extra), dst))
         return out
 
-    def mamba2(self, ssm, x: T) -> T:
+    def mamba2(self, ssm: SSMSpec, x: T) -> T:
         """llm_build_mamba_base::build_mamba2_layer (one state snapshot: n_rs_seq 0)."""
         n, nt = self.r.n_seqs, self.nt // self.r.n_seqs
         d_inner, d_state, n_head, n_group = ssm.d_inner, ssm.d_state, ssm.n_heads, ssm.n_groups
@@ -244,7 +246,7 @@ class Builder:
         y = g.reshape(y, d_inner, nt, n)
         return g.reshape(self.mm(self.h, y), self.h, nt * n)
 
-    def mamba1(self, ssm, x: T) -> T:
+    def mamba1(self, ssm: SSMSpec, x: T) -> T:
         """llm_build_mamba_base::build_mamba_layer; Falcon-Mamba (ssm_dt_b_c_rms) RMS-normalises dt, B and C
         without weights; Jamba's weighted norms are not rebuilt (covered() leaves them out)."""
         n, nt = self.r.n_seqs, self.nt // self.r.n_seqs
@@ -309,7 +311,7 @@ class Builder:
                    if la.attention is not None)
 
 
-def moe_ffn(b: Builder, x: T, mlp, gating: str = "softmax", norm_w: bool = True, biases: bool = False) -> T:
+def moe_ffn(b: Builder, x: T, mlp: MLPSpec, gating: str = "softmax", norm_w: bool = True, biases: bool = False) -> T:
     """build_moe_ffn: router, top-k (argsort + view), weights, MUL_MAT_ID per expert matrix, weighted sum."""
     n_exp, k = mlp.num_experts, mlp.experts_per_token
     nt = x.ne[1]
@@ -603,7 +605,7 @@ def build_qwen3next(spec: ModelSpec, r: Reserve) -> Graph:
     return b.gf
 
 
-def _gated_deltanet(b: Builder, ssm, x: T, n: int, nt: int, fused_qkv: bool) -> T:
+def _gated_deltanet(b: Builder, ssm: SSMSpec, x: T, n: int, nt: int, fused_qkv: bool) -> T:
     """qwen3next.cpp build_layer_attn_linear, build_qkvz; delta-net-base.cpp build_conv_state,
     build_recurrent_attn and build_delta_net_fused (n_rs_seq 0: one state snapshot)."""
     hk, nk, hv, nv = ssm.head_k_dim, ssm.num_k_heads, ssm.head_v_dim, ssm.num_v_heads
@@ -702,14 +704,12 @@ def covered(spec: ModelSpec, arch: str, mla_layout: str = "latent_k") -> bool:
 
 
 # Architectures whose real files carry graph switches the ModelSpec does not hold, with the margin the
-# verdict adds to the replay. granitehybrid: Granite 4.0-H GGUFs set rope.scaling.finetuned false (NoPE:
-# no ROPE nodes) and residual/logit/embedding scales (SCALE nodes); the builder follows llama.cpp's
-# defaults (RoPE on, no scales), exact on the recorded files; RoPE off moves the peak by up to 1.3% either
-# way on those runs.
-REPLAY_MARGINS = {"granitehybrid": 0.03}
+# verdict adds to the replay (data/llamacpp_margins.json replay_margins, with the evidence for each).
+REPLAY_MARGINS: dict[str, float] = {arch: m.value for arch, m in
+                                    load("llamacpp_margins.json", LlamaMargins).replay_margins.items()}
 
 
-def graph_variant(arch: str, tensor_names) -> str:
+def graph_variant(arch: str, tensor_names: Iterable[str]) -> str:
     """What the file's tensors change in the graph: a qwen3next GGUF with blk.N.ssm_in (converted
     before attn_qkv/attn_gate were split out) runs build_qkvz's legacy path, up to 0.9% more memory."""
     if arch == "qwen3next" and any(n.endswith(".ssm_in.weight") for n in tensor_names):

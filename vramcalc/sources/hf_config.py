@@ -8,14 +8,13 @@ data/architectures.json, except the fields listed there as required, which are r
 from __future__ import annotations
 
 import builtins
-import json
 import math
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict
 
 from . import bounded_json
+from ..data_files import load
+from ..data_models import Architectures
 from ..errors import ConfigError
 from ..spec import (
     AttentionSpec,
@@ -29,15 +28,30 @@ from ..spec import (
 from .vision import read_vision
 
 _MISSING = object()
+
+
+class _ReaderLayers(TypedDict):
+    layers: list[LayerSpec]
+
+
+class ReaderParts(_ReaderLayers, total=False):
+    """What a family's reader gives spec_from_config: the layers, and what else the family has."""
+
+    norm_bias: bool
+    mtp_layers: int  # multi-token-prediction layers (not instantiated by transformers)
+    notes: list[str]
+    approximate: bool
+    extra_tensors: list[TensorSpec]  # tensors outside the layer stack (zamba2's shared blocks)
+
+
 # Bounds checked before anything is sized from a config: no real model comes near them, and a
 # hostile or corrupt value must not make vramcalc build a billion-layer list.
 MAX_LAYERS = 10_000
 MAX_DIM = 2**40
 
 
-@lru_cache(maxsize=1)
-def _architectures() -> dict[str, Any]:
-    return json.loads(resources.files("vramcalc").joinpath("data/architectures.json").read_text())
+def _architectures() -> Architectures:
+    return load("architectures.json", Architectures)
 
 
 class Fields:
@@ -46,12 +60,12 @@ class Fields:
     def __init__(self, cfg: dict[str, Any], model_type: str, where: str):
         self.cfg = cfg
         self.where = where
-        table = _architectures()["text"].get(model_type, {})
-        self.defaults: dict[str, Any] = table.get("defaults", {})
-        self.required: set[str] = set(table.get("required", []))
+        table = _architectures().text.get(model_type)
+        self.defaults: dict[str, Any] = table.defaults if table else {}
+        self.required: set[str] = set(table.required) if table else set()
         # attribute_map: a key may be written under its alias (num_experts / num_local_experts)
         self.aliases: dict[str, str] = {}
-        for a, b in table.get("aliases", {}).items():
+        for a, b in (table.aliases if table else {}).items():
             self.aliases[a], self.aliases[b] = b, a
 
     def has(self, key: str) -> bool:
@@ -177,7 +191,7 @@ def _swa_kind(t: str) -> str:
 # ---------------------------------------------------------------- dense decoders
 
 
-def _read_llama_like(f: Fields, mt: str) -> dict[str, Any]:
+def _read_llama_like(f: Fields, mt: str) -> ReaderParts:
     """llama, mistral, qwen2, qwen3, phi3, cohere, gemma2, gemma3_text (and unknown decoders)."""
     n = f.pos("num_hidden_layers")
     window = f.window()
@@ -214,7 +228,7 @@ def _read_llama_like(f: Fields, mt: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- mixture of experts
 
 
-def _read_mixtral(f: Fields, mt: str) -> dict[str, Any]:
+def _read_mixtral(f: Fields, mt: str) -> ReaderParts:
     n = f.pos("num_hidden_layers")
     window = f.window()
     moe = MLPSpec(
@@ -245,7 +259,7 @@ def _qwen_moe_mlp(f: Fields, i: int, shared: bool) -> MLPSpec:
     return _dense(f)
 
 
-def _read_qwen3_moe(f: Fields, mt: str) -> dict[str, Any]:
+def _read_qwen3_moe(f: Fields, mt: str) -> ReaderParts:
     n = f.pos("num_hidden_layers")
     layers = [
         LayerSpec(attention=_attn(f, "full", qk_norm=True, qkv_bias=f.flag("attention_bias", False)),
@@ -267,7 +281,7 @@ def _gdn(f: Fields) -> SSMSpec:
     )
 
 
-def _read_qwen3_next(f: Fields, mt: str) -> dict[str, Any]:
+def _read_qwen3_next(f: Fields, mt: str) -> ReaderParts:
     """Qwen3-Next (Qwen3NextConfig) and Qwen3.5 text (Qwen3_5TextConfig / Qwen3_5MoeTextConfig):
     Gated DeltaNet layers with one gated full-attention layer every full_attention_interval."""
     n = f.pos("num_hidden_layers")
@@ -286,7 +300,7 @@ def _read_qwen3_next(f: Fields, mt: str) -> dict[str, Any]:
     return {"layers": layers}
 
 
-def _read_deepseek(f: Fields, mt: str) -> dict[str, Any]:
+def _read_deepseek(f: Fields, mt: str) -> ReaderParts:
     """DeepseekV2/V3/V32 (and Kimi-K2, which ships the DeepseekV3 architecture)."""
     n = f.pos("num_hidden_layers")
     heads = f.pos("num_attention_heads")
@@ -327,7 +341,7 @@ def _read_deepseek(f: Fields, mt: str) -> dict[str, Any]:
     return {"layers": layers, "mtp_layers": f.int("num_nextn_predict_layers", 0)}
 
 
-def _read_glm4_moe(f: Fields, mt: str) -> dict[str, Any]:
+def _read_glm4_moe(f: Fields, mt: str) -> ReaderParts:
     """Glm4MoeConfig: first_k_dense_replace dense layers, then routed + shared experts."""
     n = f.pos("num_hidden_layers")
     attn = _attn(f, "full", qkv_bias=f.flag("attention_bias", False), qk_norm=f.flag("use_qk_norm", False))
@@ -349,7 +363,7 @@ def _read_glm4_moe(f: Fields, mt: str) -> dict[str, Any]:
     return {"layers": layers, "mtp_layers": f.int("num_nextn_predict_layers", 0)}
 
 
-def _read_gpt_oss(f: Fields, mt: str) -> dict[str, Any]:
+def _read_gpt_oss(f: Fields, mt: str) -> ReaderParts:
     """GptOssConfig: alternating sliding/full attention with sinks; biased experts and router."""
     n = f.pos("num_hidden_layers")
     window = f.window()
@@ -372,7 +386,7 @@ def _read_gpt_oss(f: Fields, mt: str) -> dict[str, Any]:
     }
 
 
-def _read_llama4(f: Fields, mt: str) -> dict[str, Any]:
+def _read_llama4(f: Fields, mt: str) -> ReaderParts:
     """Llama4TextConfig: chunked-local attention on RoPE layers, global NoPE every
     no_rope_layer_interval-th layer; MoE layers (routed + one shared expert) every
     interleave_moe_layer_step; use_qk_norm is a weightless L2 norm."""
@@ -403,7 +417,7 @@ def _read_llama4(f: Fields, mt: str) -> dict[str, Any]:
     return {"layers": layers}
 
 
-def _read_gemma4(f: Fields, mt: str) -> dict[str, Any]:
+def _read_gemma4(f: Fields, mt: str) -> ReaderParts:
     """Gemma4TextConfig: sliding layers (head_dim, num_key_value_heads) and global layers
     (global_head_dim, num_global_key_value_heads, V = K when attention_k_eq_v); optional MoE
     block beside the dense MLP; the last num_kv_shared_layers reuse earlier layers' KV."""
@@ -481,13 +495,13 @@ def _mamba1(f: Fields, prefix: str = "") -> SSMSpec:
     )
 
 
-def _read_falcon_mamba(f: Fields, mt: str) -> dict[str, Any]:
+def _read_falcon_mamba(f: Fields, mt: str) -> ReaderParts:
     n = f.pos("num_hidden_layers")
     ssm = _mamba1(f)
     return {"layers": [LayerSpec(ssm=ssm, mlp=MLPSpec(kind="none"), norms=1) for _ in range(n)]}
 
 
-def _read_mamba2(f: Fields, mt: str) -> dict[str, Any]:
+def _read_mamba2(f: Fields, mt: str) -> ReaderParts:
     """Mamba2Config (Mamba-Codestral): intermediate = expand * hidden, heads * head_dim."""
     n = f.pos("num_hidden_layers")
     ssm = SSMSpec(
@@ -504,7 +518,7 @@ def _read_mamba2(f: Fields, mt: str) -> dict[str, Any]:
     return {"layers": [LayerSpec(ssm=ssm, mlp=MLPSpec(kind="none"), norms=1) for _ in range(n)]}
 
 
-def _read_jamba(f: Fields, mt: str) -> dict[str, Any]:
+def _read_jamba(f: Fields, mt: str) -> ReaderParts:
     """JambaConfig: attention every attn_layer_period from attn_layer_offset, Mamba-1 elsewhere;
     experts every expert_layer_period from expert_layer_offset."""
     n = f.pos("num_hidden_layers")
@@ -544,7 +558,7 @@ def _mamba2_from(f: Fields, d_inner: int, heads: str, head_dim: str, groups: str
     )
 
 
-def _read_nemotron_h(f: Fields, mt: str) -> dict[str, Any]:
+def _read_nemotron_h(f: Fields, mt: str) -> ReaderParts:
     """NemotronHConfig: hybrid_override_pattern gives each layer one mixer: 'M' Mamba-2,
     '*' attention, '-' MLP (relu2, not gated), 'E' MoE."""
     n = f.pos("num_hidden_layers")
@@ -577,7 +591,7 @@ def _read_nemotron_h(f: Fields, mt: str) -> dict[str, Any]:
     return {"layers": layers}
 
 
-def _read_granite_hybrid(f: Fields, mt: str) -> dict[str, Any]:
+def _read_granite_hybrid(f: Fields, mt: str) -> ReaderParts:
     """GraniteMoeHybridConfig: layer_types 'mamba' / 'attention'; each layer has routed experts
     (intermediate_size each) and a shared expert (shared_intermediate_size)."""
     n = f.pos("num_hidden_layers")
@@ -604,7 +618,7 @@ def _read_granite_hybrid(f: Fields, mt: str) -> dict[str, Any]:
     return {"layers": layers}
 
 
-def _read_falcon_h1(f: Fields, mt: str) -> dict[str, Any]:
+def _read_falcon_h1(f: Fields, mt: str) -> ReaderParts:
     """FalconH1Config: every layer runs attention and a Mamba-2 mixer side by side, then an MLP."""
     n = f.pos("num_hidden_layers")
     d_ssm = f("mamba_d_ssm", None) or f.pos("mamba_expand") * f.pos("hidden_size")
@@ -616,7 +630,7 @@ def _read_falcon_h1(f: Fields, mt: str) -> dict[str, Any]:
     return {"layers": [LayerSpec(attention=attn, ssm=ssm, mlp=mlp, norms=2) for _ in range(n)]}
 
 
-def _read_zamba2(f: Fields, mt: str) -> dict[str, Any]:
+def _read_zamba2(f: Fields, mt: str) -> ReaderParts:
     """Zamba2 (Zyphra): Mamba-2 layers; at 'hybrid' layers a shared transformer block (one of
     num_mem_blocks, weights shared) runs on concat(hidden, embeddings), so attention is 2x wide.
     Legacy keys of Zyphra's own configs (mamba_headdim, state_size, ...) are read first."""
@@ -677,7 +691,7 @@ def _read_zamba2(f: Fields, mt: str) -> dict[str, Any]:
 
 
 # model_type -> (reader, the model_type whose defaults apply)
-READERS: dict[str, Callable[[Fields, str], dict[str, Any]]] = {
+READERS: dict[str, Callable[[Fields, str], ReaderParts]] = {
     "llama": _read_llama_like,
     "mistral": _read_llama_like,
     "qwen2": _read_llama_like,
@@ -723,10 +737,10 @@ def _tied(cfg: dict[str, Any], text: dict[str, Any], f: Fields, outer_type: Any,
     """Whether lm_head shares the embedding. transformers (PreTrainedModel.tie_weights) reads the
     flag of the top-level config, so a composite's own flag (or its class default) wins over the
     text_config's."""
-    composite = _architectures()["composite"].get(outer_type) if text is not cfg else None
+    composite = _architectures().composite.get(outer_type) if text is not cfg else None
     if composite is None:
         return bool(f("tie_word_embeddings"))
-    tie = bool(cfg.get("tie_word_embeddings", composite["tie_word_embeddings"]))
+    tie = bool(cfg.get("tie_word_embeddings", composite.tie_word_embeddings))
     inner = text.get("tie_word_embeddings")
     if inner is not None and bool(inner) != tie:
         notes.append(f"text_config says tie_word_embeddings={bool(inner)} but the top-level config "

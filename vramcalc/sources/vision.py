@@ -7,19 +7,16 @@ maps the tower's output into the language model.
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
+from ..data_files import load
+from ..data_models import Architectures, VisionArch
 from ..errors import ConfigError
 from ..spec import VisionSpec
 
 
-@lru_cache(maxsize=1)
-def _vision_defaults() -> dict[str, Any]:
-    table = json.loads(resources.files("vramcalc").joinpath("data/architectures.json").read_text())
-    return table["vision"]
+def _vision_defaults() -> dict[str, VisionArch]:
+    return load("architectures.json", Architectures).vision
 
 
 COMPOSITE_TOWERS = ("gemma3", "gemma4", "llama4", "qwen3_5", "qwen3_5_moe")
@@ -60,7 +57,7 @@ def read_vision(cfg: dict[str, Any], text_hidden: int, where: str) -> VisionSpec
 
 def _siglip_gemma3(v: dict[str, Any], text_hidden: int, where: str) -> VisionSpec:
     """SiglipVisionModel (no head) + Gemma3MultiModalProjector."""
-    d = _vision_defaults()["siglip_vision_model"]["defaults"]
+    d = _vision_defaults()["siglip_vision_model"].defaults
     g = lambda k: _get(v, d, k, where)  # noqa: E731
     h, inter, n, p, img, ch = (g("hidden_size"), g("intermediate_size"), g("num_hidden_layers"),
                                g("patch_size"), g("image_size"), g("num_channels"))
@@ -76,7 +73,7 @@ def _siglip_gemma3(v: dict[str, Any], text_hidden: int, where: str) -> VisionSpe
 def _gemma4(v: dict[str, Any], text_hidden: int, where: str) -> VisionSpec:
     """Gemma4VisionModel (patch embedder, gated-MLP encoder with q/k norms, no biases) +
     embed_vision projection."""
-    d = _vision_defaults()["gemma4_vision"]["defaults"]
+    d = _vision_defaults()["gemma4_vision"].defaults
     g = lambda k: _get(v, d, k, where)  # noqa: E731
     h, inter, n, p = g("hidden_size"), g("intermediate_size"), g("num_hidden_layers"), g("patch_size")
     heads, kv, hd = g("num_attention_heads"), g("num_key_value_heads"), g("head_dim")
@@ -89,7 +86,7 @@ def _gemma4(v: dict[str, Any], text_hidden: int, where: str) -> VisionSpec:
 def _llama4(v: dict[str, Any], text_hidden: int, where: str) -> VisionSpec:
     """Llama4VisionModel (class token, unfold patch embedding, biased encoder, pixel-shuffle
     adapter) + Llama4MultiModalProjector (no bias)."""
-    d = _vision_defaults()["llama4_vision_model"]["defaults"]
+    d = _vision_defaults()["llama4_vision_model"].defaults
     g = lambda k: _get(v, d, k, where)  # noqa: E731
     h, inter, n, p, img, ch = (g("hidden_size"), g("intermediate_size"), g("num_hidden_layers"),
                                g("patch_size"), g("image_size"), g("num_channels"))
@@ -105,7 +102,7 @@ def _llama4(v: dict[str, Any], text_hidden: int, where: str) -> VisionSpec:
 
 def _qwen3_5(v: dict[str, Any], where: str) -> VisionSpec:
     """Qwen3_5VisionModel: 3D patch embed, learned position table, biased blocks, patch merger."""
-    d = _vision_defaults()["qwen3_5"]["defaults"]
+    d = _vision_defaults()["qwen3_5"].defaults
     g = lambda k: _get(v, d, k, where)  # noqa: E731
     h, inter, n = g("hidden_size"), g("intermediate_size"), g("depth")
     ch, tp, p, m = g("in_channels"), g("temporal_patch_size"), g("patch_size"), g("spatial_merge_size")

@@ -21,7 +21,8 @@ from ..kv import dtype_bytes
 from ..params import count_params
 from ..quant import scheme_from_config, target_scheme, targets
 from ..spec import ModelSpec
-from .kv import KVSettings, capacity, kv_pool, resolve_kv_dtype
+from .kv import KVPool, KVSettings, capacity, kv_pool, resolve_kv_dtype
+from .result_types import Layout, ModelSummary
 from .rules import (EngineMessage, attention_backend, dtype_messages, parallel_messages, platform_messages, platforms,
                     quant_messages, source_messages)
 from .weights import MXFP4_MOE_BACKENDS, mxfp4_moe_backend, rules, weights_per_rank
@@ -76,8 +77,8 @@ class VLLMResult(BaseModel):
     fits: bool
     engine: str = "vllm"
     engine_version: str
-    model: dict
-    layout: dict
+    model: ModelSummary
+    layout: Layout
     devices: list[DeviceBudget]
     kv_cache_tokens: int
     num_gpu_blocks: int  # KV-cache blocks in the pool (vLLM's kv_cache_config.num_blocks), fewest over PP stages
@@ -392,7 +393,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                    errors, warnings, mnbt, seqs, u, [prof["source"]], cap.num_blocks, at_estimate, safe, trace, sam.env)
 
 
-def _estimate_max_len(pools, kvs: KVSettings, L: int) -> int:
+def _estimate_max_len(pools: list[tuple[KVPool, int]], kvs: KVSettings, L: int) -> int:
     """_estimate_max_model_len_from_groups: the largest length one request fits in, every rank."""
     lo, hi = 0, max(L, 1) * 64
     def ok(n: int) -> bool:
@@ -407,8 +408,9 @@ def _estimate_max_len(pools, kvs: KVSettings, L: int) -> int:
     return lo
 
 
-def _result(fits, version, spec, opts, devices, tokens, conc, L, fits_len, est, errors, warnings, mnbt, seqs, u,
-            sources, blocks: int = 0, at_estimate: bool = False, safe: int = 0,
+def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, devices: list[DeviceBudget], tokens: int,
+            conc: float, L: int, fits_len: bool, est: int, errors: list[str], warnings: list[str], mnbt: int, seqs: int,
+            u: float, sources: list[str], blocks: int = 0, at_estimate: bool = False, safe: int = 0,
             trace: list[TraceTerm] | None = None, env: str | None = None) -> VLLMResult:
     counts = count_params(spec)
     runtime = None
@@ -439,8 +441,8 @@ def _result(fits, version, spec, opts, devices, tokens, conc, L, fits_len, est, 
         cmd.append("--disable-custom-all-reduce")
     return VLLMResult(
         fits=fits and not errors, engine_version=version,
-        model={"id": spec.id, "params_total": counts.total, "params_active": counts.active},
-        layout={"tp": opts.tp, "pp": opts.pp, "replicas": 1, "max_num_seqs": seqs, "max_num_batched_tokens": mnbt},
+        model=ModelSummary(id=spec.id, params_total=counts.total, params_active=counts.active),
+        layout=Layout(tp=opts.tp, pp=opts.pp, replicas=1, max_num_seqs=seqs, max_num_batched_tokens=mnbt),
         devices=devices, kv_cache_tokens=tokens, num_gpu_blocks=blocks, max_concurrency=round(conc, 2), max_model_len=L,
         max_model_len_fits=fits_len, estimated_max_model_len=est, safe_max_model_len=safe, fits_at_estimate=at_estimate, trace=trace or [], errors=errors, warnings=warnings,
         command=" ".join(cmd), sources=sources)

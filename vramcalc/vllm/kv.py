@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from ..cache_kinds import MLALatent, SharedKV, SlidingWindow, cache_layers
 from ..kv import dtype_bytes
 from ..spec import ModelSpec
-from .weights import pp_layer_split, rules
+from .weights import pp_layer_split, vllm_rules
 
 # --kv-cache-dtype: each value vramcalc takes -> the dtype the cache is stored in (None: the model's; other
 # names, such as float32 from the library, are stored as named)
@@ -81,10 +81,10 @@ class KVPool(BaseModel):
 def ssm_state_dtype(spec: ModelSpec) -> str:
     """The temporal-state dtype vLLM keeps: the config's for the architectures whose config hook reads
     it (data/vllm.json ssm_state_dtype), else the model dtype (mamba_ssm_cache_dtype 'auto')."""
-    rule = rules()["ssm_state_dtype"]["architectures"].get(spec.architecture or "")
+    rule = vllm_rules().ssm_state_dtype.architectures.get(spec.architecture or "")
     if rule is None:
         return spec.dtype
-    return spec.ssm_state_dtype or rule["default"] or spec.dtype
+    return spec.ssm_state_dtype or rule.default or spec.dtype
 
 
 def resolve_kv_dtype(spec: ModelSpec, kv_cache_dtype: str) -> tuple[str, str]:

@@ -3,13 +3,13 @@ each message names the vLLM function that raises it)."""
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from importlib import resources
-from typing import Literal
+from collections.abc import Iterator
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..data_files import load, raw
+from ..data_models import VllmPlatforms, VllmQuantSupport
 from ..gpus import GPU
 from ..quant import QuantScheme
 from ..spec import ModelSpec
@@ -25,38 +25,41 @@ class EngineMessage(BaseModel):
     fix: str = ""  # what would work instead
 
 
-@lru_cache(maxsize=1)
-def _support() -> dict:
-    return json.loads(resources.files("vramcalc").joinpath("data/vllm_quant_support.json").read_text())
+def _support() -> VllmQuantSupport:
+    return load("vllm_quant_support.json", VllmQuantSupport)
 
 
-@lru_cache(maxsize=1)
-def platforms() -> dict:
-    return json.loads(resources.files("vramcalc").joinpath("data/vllm_platforms.json").read_text())
+def vllm_platforms() -> VllmPlatforms:
+    return load("vllm_platforms.json", VllmPlatforms)
+
+
+def platforms() -> dict[str, Any]:
+    """vllm_platforms() as the file's dicts, for the call sites that still index it by key."""
+    return raw("vllm_platforms.json", VllmPlatforms)
 
 
 def platform_messages(gpu: GPU) -> list[EngineMessage]:
     """Whether vLLM runs on this GPU at all, and what its platform changes (data/vllm_platforms.json)."""
-    p = platforms()
+    p = vllm_platforms()
     vendor = gpu.vendor or "nvidia"
     if vendor == "apple":
-        return [EngineMessage(level="error", text=p["metal"]["message"], source=p["metal"]["source"],
+        return [EngineMessage(level="error", text=p.metal.message, source=p.metal.source,
                               fix="llama.cpp (Metal), or MLX")]
     if vendor == "amd":
         out = []
         gfx = gpu.gfx_arch
-        if gfx and gfx not in p["rocm"]["gfx"]:
-            out.append(EngineMessage(level="error", text=p["rocm"]["message"].format(gfx=gfx), source=p["rocm"]["source"],
+        if gfx and gfx not in p.rocm.gfx:
+            out.append(EngineMessage(level="error", text=p.rocm.message.format(gfx=gfx), source=p.rocm.source,
                                      fix="llama.cpp (ROCm or Vulkan)"))
         elif gfx:
-            out.append(EngineMessage(level="warning", text=f"vLLM on ROCm {p['rocm']['gfx'][gfx]} or later for {gfx}; "
-                                     + p["rocm"]["no_marlin"], source=p["rocm"]["source"]))
+            out.append(EngineMessage(level="warning", text=f"vLLM on ROCm {p.rocm.gfx[gfx]} or later for {gfx}; "
+                                     + p.rocm.no_marlin, source=p.rocm.source))
         if gpu.unified_memory:
-            out.append(EngineMessage(level="warning", text=p["rocm"]["unified"], source=p["rocm"]["source"]))
+            out.append(EngineMessage(level="warning", text=p.rocm.unified, source=p.rocm.source))
         return out
     cc = gpu.compute_capability
-    if vendor == "nvidia" and cc and float(cc) < float(p["cuda"]["min_capability"]):
-        return [EngineMessage(level="error", text=p["cuda"]["message"].format(cc=cc), source=p["cuda"]["source"],
+    if vendor == "nvidia" and cc and float(cc) < float(p.cuda.min_capability):
+        return [EngineMessage(level="error", text=p.cuda.message.format(cc=cc), source=p.cuda.source,
                               fix="llama.cpp (CUDA), which runs on older GPUs")]
     return []
 
@@ -64,17 +67,17 @@ def platform_messages(gpu: GPU) -> list[EngineMessage]:
 def dtype_messages(spec: ModelSpec, gpu: GPU, dtype: str | None) -> tuple[str | None, list[EngineMessage]]:
     """The weight dtype vLLM runs (None: the checkpoint's) and its refusals: no bfloat16 before SM 8.0
     (auto falls back to float16, or float32 for the families float16 breaks), no float16 for those."""
-    d = platforms()["dtype"]
+    d = vllm_platforms().dtype
     src = "vllm/config/model.py _resolve_auto_dtype, _check_valid_dtype; vllm/platforms/cuda.py supported_dtypes"
-    bad16 = d["float16_unsupported"].get(spec.model_type)
+    bad16 = d.float16_unsupported.get(spec.model_type)
     if dtype in ("float16", "half") and bad16:
-        return dtype, [EngineMessage(level="error", text=d["float16_refused"].format(model_type=spec.model_type,
+        return dtype, [EngineMessage(level="error", text=d.float16_refused.format(model_type=spec.model_type,
                                      reason=bad16), source=src, fix="--dtype bfloat16 (SM 8.0+) or --dtype float32")]
     cc = gpu.compute_capability
-    if (gpu.vendor or "nvidia") != "nvidia" or not cc or float(cc) >= d["bf16_min_cc"]:
+    if (gpu.vendor or "nvidia") != "nvidia" or not cc or float(cc) >= d.bf16_min_cc:
         return (None if dtype in (None, "auto") else dtype), []
     if dtype == "bfloat16":
-        return dtype, [EngineMessage(level="error", text=d["bf16_refused"].format(gpu=gpu.name, cc=cc), source=src,
+        return dtype, [EngineMessage(level="error", text=d.bf16_refused.format(gpu=gpu.name, cc=cc), source=src,
                                      fix="--dtype half" if not bad16 else "--dtype float32 (float16 is refused)")]
     if dtype in (None, "auto") and spec.dtype == "bfloat16":
         fallback = "float32" if bad16 else "float16"
@@ -87,7 +90,7 @@ def dtype_messages(spec: ModelSpec, gpu: GPU, dtype: str | None) -> tuple[str | 
 def source_messages(spec: ModelSpec) -> list[EngineMessage]:
     """What the checkpoint's own format costs in vLLM: a GGUF file needs the out-of-tree plugin."""
     if spec.architecture and spec.architecture.startswith("gguf:"):
-        return [EngineMessage(level="warning", text=_support()["methods"]["gguf"]["note"],
+        return [EngineMessage(level="warning", text=_support().methods["gguf"].note or "",
                               source="vllm_rules.md 4.1 (docs/features/quantization/gguf.md)")]
     return []
 
@@ -99,26 +102,26 @@ def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str) -> tuple[str | N
     attn = [layer.attention for layer in spec.layers if layer.attention is not None]
     if (gpu.vendor or "nvidia") != "nvidia" or not cc or not attn or any(a.mla is not None for a in attn):
         return None, []
-    rules = platforms()["attention"]
+    rules = vllm_platforms().attention
     value, major = float(cc), int(float(cc))
     head = max(max(a.head_dim_k, a.head_dim_v) for a in attn)
     fp8 = kv_dtype.startswith("fp8")
     reasons = []
-    for name in rules["priorities"].get(str(major), rules["priorities"]["default"]):
-        r = rules[name]
+    for name in rules.priorities.get(str(major), rules.priorities["default"]):
+        r = rules.backend(name)
         why = ""
-        if value < r.get("min_cc", 0) or value > r.get("max_cc", 99):
+        if value < r.min_cc or value > r.max_cc:
             why = f"{name} does not run on SM {cc}"
-        elif head > r.get("max_head_size", 10**6):
+        elif head > r.max_head_size:
             why = f"{name} does not support head size {head}"
-        elif name == "FLASH_ATTN" and fp8 and major not in r["fp8_kv_cc_major"]:
+        elif name == "FLASH_ATTN" and fp8 and major not in r.fp8_kv_cc_major:
             why = f"{name} supports an fp8 KV cache only on SM 9.0 and 10.0"
         if why:
             reasons.append(why)
             continue
         out = []
         if reasons:
-            cost = {"FLASHINFER": f"its {r.get('workspace_mib', 0)} MiB workspace is counted in the activation",
+            cost = {"FLASHINFER": f"its {r.workspace_mib} MiB workspace is counted in the activation",
                     "TRITON_ATTN": "slower attention kernels"}.get(name, "")
             out.append(EngineMessage(level="warning", text=f"attention backend {name}: {'; '.join(reasons)}"
                                      + (f" ({cost})" if cost else ""), source="vllm/platforms/cuda.py "
@@ -128,7 +131,7 @@ def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str) -> tuple[str | N
 
 
 def _band(cc: str) -> int:
-    bands = [float(b) for b in _support()["bands"]]
+    bands = [float(b) for b in _support().bands]
     value = float(cc)
     idx = 0
     for i, b in enumerate(bands):
@@ -207,26 +210,26 @@ def quant_messages(spec: ModelSpec, scheme: QuantScheme, tp: int, compute_capabi
     """Method x compute capability, and the kernel shape limits of the sharded weights."""
     out: list[EngineMessage] = []
     support = _support()
-    entry = support["methods"].get(scheme.method)
+    entry = support.methods.get(scheme.method)
     if entry is None:
         return out
     if compute_capability:
-        kind = entry["support"][_band(compute_capability)]
+        kind = entry.support[_band(compute_capability)]
         if kind == "refused":
             out.append(EngineMessage(
                 level="error",
                 text=f"The quantization method {scheme.method} is not supported for the current GPU. Minimum "
-                     f"capability: {entry['min_capability'].replace('.', '')}. Current capability: "
+                     f"capability: {entry.min_capability.replace('.', '')}. Current capability: "
                      f"{compute_capability.replace('.', '')}.",
                 source="vllm/model_executor/model_loader/utils.py get_quant_config / get_min_capability",
                 fix="a format this GPU runs: GPTQ/AWQ 4-bit from SM 7.5, FP8 weight-only from SM 7.5, or GGUF with "
                     "llama.cpp"))
-        elif kind == "weight_only" and entry.get("degraded"):
-            out.append(EngineMessage(level="warning", text=entry["degraded"],
+        elif kind == "weight_only" and entry.degraded:
+            out.append(EngineMessage(level="warning", text=entry.degraded,
                                      source="vllm_rules.md 4.1 (kernel selection)"))
         elif kind == "plugin":
-            out.append(EngineMessage(level="warning", text=entry["note"], source="vllm_rules.md 4.1"))
-    marlin = scheme.method in support["marlin_methods"] or (
+            out.append(EngineMessage(level="warning", text=entry.note or "", source="vllm_rules.md 4.1"))
+    marlin = scheme.method in support.marlin_methods or (
         scheme.method.startswith("fp8") and compute_capability and float(compute_capability) < 8.9)
     if marlin:
         out += _marlin_shapes(spec, scheme, tp)
@@ -235,7 +238,7 @@ def quant_messages(spec: ModelSpec, scheme: QuantScheme, tp: int, compute_capabi
     return out
 
 
-def _linear_partitions(spec: ModelSpec, tp: int):
+def _linear_partitions(spec: ModelSpec, tp: int) -> Iterator[tuple[str, int, int]]:
     """(name, out_per_partition, in_per_partition) of the TP-sharded linears; partitions that TP
     does not divide are left to the divide() checks of parallel_messages."""
     seen = set()
@@ -258,20 +261,20 @@ def _linear_partitions(spec: ModelSpec, tp: int):
 
 def _marlin_shapes(spec: ModelSpec, scheme: QuantScheme, tp: int) -> list[EngineMessage]:
     """verify_marlin_supports_shape: out_per_partition % 64, in_per_partition % 128 and % group."""
-    m = _support()["marlin"]
+    m = _support().marlin
     out = []
     for name, n, k, in _linear_partitions(spec, tp):
         if name.startswith("experts"):
             continue  # MoE layers fall back to MoeWNA16 rather than fail; qkv widths are head multiples
-        src = m["source"]
-        if n % m["min_thread_n"]:
+        src = m.source
+        if n % m.min_thread_n:
             out.append(EngineMessage(level="error", text=f"Weight output_size_per_partition = {n} is not divisible by "
-                                     f"min_thread_n = {m['min_thread_n']}. Consider reducing tensor_parallel_size or "
+                                     f"min_thread_n = {m.min_thread_n}. Consider reducing tensor_parallel_size or "
                                      "running with --quantization gptq.", source=src,
                                      fix=f"{name}: a smaller TP, or PP"))
-        if k % m["min_thread_k"]:
+        if k % m.min_thread_k:
             out.append(EngineMessage(level="error", text=f"Weight input_size_per_partition = {k} is not divisible by "
-                                     f"min_thread_k = {m['min_thread_k']}. Consider reducing tensor_parallel_size or "
+                                     f"min_thread_k = {m.min_thread_k}. Consider reducing tensor_parallel_size or "
                                      "running with --quantization gptq.", source=src,
                                      fix=f"{name}: a smaller TP, or PP"))
         elif scheme.group_size > 0 and k % scheme.group_size:

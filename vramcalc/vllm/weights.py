@@ -15,23 +15,29 @@ Rules (vllm_rules.md section 5.3, with the vLLM source each names):
 
 from __future__ import annotations
 
-import json
 import re
-from functools import lru_cache
-from importlib import resources
 from math import ceil, prod
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ..data_files import load, raw
+from ..data_models import Vllm
 from ..kv import dtype_bytes
 from ..params import inventory
 from ..quant import QuantScheme, _ignored, _matrices, matrix_tensors, module_names, scheme_from_config
-from ..spec import ModelSpec, TensorSpec
+from ..spec import LayerSpec, ModelSpec, TensorSpec
 
 
-@lru_cache(maxsize=1)
-def rules() -> dict:
-    return json.loads(resources.files("vramcalc").joinpath("data/vllm.json").read_text())
+def vllm_rules() -> Vllm:
+    """data/vllm.json, typed."""
+    return load("vllm.json", Vllm)
+
+
+def rules() -> dict[str, Any]:
+    """vllm_rules() as the file's dicts, for the call sites that still index it by key
+    (vllm/engine.py, vllm/kv.py)."""
+    return raw("vllm.json", Vllm)
 
 
 def pp_layer_split(n_layers: int, pp: int) -> list[int]:
@@ -45,7 +51,7 @@ def pp_layer_split(n_layers: int, pp: int) -> list[int]:
 
 
 def padded_vocab(vocab: int) -> int:
-    pad = rules()["vocab_padding"]["value"]
+    pad = vllm_rules().vocab_padding.value
     return ceil(vocab / pad) * pad
 
 
@@ -56,7 +62,7 @@ KV = re.compile(r"\.(k_proj|v_proj)\.(weight|bias)$")
 SHARDED_1D = re.compile(r"\.mamba\.(dt_bias|A_log|D|norm\.weight|conv1d\.(weight|bias))$|\.self_attn\.sinks$")
 
 
-def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer) -> tuple[int, ...]:
+def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None) -> tuple[int, ...]:
     """The shape of tensor t on one TP rank."""
     s = list(t.shape)
     name = t.name
@@ -123,19 +129,19 @@ def mxfp4_moe_backend(compute_capability: str | None) -> str | None:
     if not compute_capability:
         return None
     cc = float(compute_capability)
-    return next((r["backend"] for r in rules()["mxfp4_moe"]["selection"] if r["min_cc"] <= cc < r["max_cc"]), None)
+    return next((r.backend for r in vllm_rules().mxfp4_moe.selection if r.min_cc <= cc < r.max_cc), None)
 
 
 def _mxfp4_expert_dims(t: TensorSpec, spec: ModelSpec, out: int, inp: int, backend: str) -> tuple[int, int, float]:
     """(out, in) of one expert matrix (quant._matrices: gate and up apart, [I/TP, H]; down [H, I/TP]) as
     the backend allocates it, I and H rounded up separately, and the backend's bytes factor."""
-    b = rules()["mxfp4_moe"]["backends"][backend]
-    ia, ha = b["intermediate_align"], b["hidden_align"]
+    b = vllm_rules().mxfp4_moe.backends[backend]
+    ia, ha = b.intermediate_align, b.hidden_align
     if "down" in t.name:
         out, inp = _round_up(out, ha), _round_up(inp, ia)
     else:
         out, inp = _round_up(out, ia), _round_up(inp, ha)
-    return out, inp, b.get("expert_bytes_factor", 1.0)
+    return out, inp, b.expert_bytes_factor if b.expert_bytes_factor is not None else 1.0
 
 
 def _round_up(x: int, m: int) -> int:

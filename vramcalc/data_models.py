@@ -1,0 +1,588 @@
+"""The shapes of the bundled data files (vramcalc/data/*.json), one pydantic model per file.
+
+Every file is validated when first read (vramcalc.data_files.load): a missing or misspelt field is
+refused with the file and the field's path named. Where a file's shape is fixed the model forbids
+extra keys; tables keyed by an open set of names (GPU ids, model types, versions) are dicts of
+typed rows. Numbers keep the JSON type they are written with (an int stays an int), so figures
+printed from them read exactly as the file does. Provenance is typed too: `source_note` is a
+file's (or a section's) `_source`, and `<field>_source` is the `_<field>` comment beside a figure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Number = int | float  # as written in the file: 80 stays 80, 989.4 stays 989.4
+
+
+class Fixed(BaseModel):
+    """A record of fixed shape: unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- architectures.json: transformers class defaults by model_type ------------------------------
+
+class CompositeArch(Fixed):
+    class_: str = Field(alias="class")
+    tie_word_embeddings: bool
+
+
+class TextArch(Fixed):
+    aliases: dict[str, str]  # transformers attribute_map: the name a config may use -> ours
+    class_: str = Field(alias="class")
+    defaults: dict[str, Any]  # the config class's __init__ defaults, as transformers sets them
+    required: list[str]
+
+
+class VisionArch(Fixed):
+    class_: str = Field(alias="class")
+    defaults: dict[str, Any]
+
+
+class Architectures(Fixed):
+    source_note: str = Field(alias="_source")
+    composite: dict[str, CompositeArch]
+    text: dict[str, TextArch]
+    vision: dict[str, VisionArch]
+
+
+# --- gguf_quants.json ---------------------------------------------------------------------------
+
+class GGUFSources(Fixed):
+    ggml_types: str
+    llama_ftype_ids: str
+    tensor_mix: str
+    sizes_ppl: str
+    bpw_table: str
+
+
+class GGMLTypeRow(Fixed):
+    name: str
+    ggml_type_id: int
+    block_size_elems: int
+    bytes_per_block: int
+    bits_per_weight: Number
+    bytes_per_elem: Number
+    note: str
+
+
+class LlamaFtypeRow(Fixed):
+    name: str
+    short_name: str
+    llama_ftype_id: int
+    base_ggml_type: str
+    tensor_mix: str
+    bpw_llama31_8b_readme: Number | None = None
+    bpw_llama3_8b_derived: Number | None = None
+    nominal_bpw_quantize_help: Number | None = None
+    ppl_delta_llama3_8b: Number | str | None = None
+    size_gib_llama31_8b_readme: Number | None = None
+    size_gib_llama3_8b_quantize_help: Number | None = None
+
+
+class GGUFQuants(Fixed):
+    description: str
+    sources: GGUFSources
+    notes: list[str]
+    ggml_types: list[GGMLTypeRow]
+    llama_ftypes: list[LlamaFtypeRow]
+    kv_cache_types_allowed: list[str]
+    kv_cache_types_source: str
+
+
+# --- gpus.json, gpu_cuda_totals.json, gpu_crosschecks.json, unified_memory.json ------------------
+
+class GPURow(Fixed):
+    id: str
+    name: str
+    vendor: str
+    segment: str
+    architecture: str
+    chip: str
+    compute_capability: str | None
+    gfx_arch: str | None
+    memory_gib: Number
+    memory_type: str
+    unified_memory: bool
+    memory_bandwidth_gbs: Number
+    fp16_tflops_dense: Number | None
+    bf16_tflops_dense: Number | None
+    fp16_tflops_derivation: str | None
+    fp8_hw: bool
+    fp8_tflops_dense: Number | None
+    fp4_hw: bool
+    fp4_tflops_dense: Number | None
+    nvlink: bool
+    nvlink_bandwidth_gbs: Number | None
+    interconnect_note: str | None
+    pcie_gen: int | None
+    pcie_lanes: int | None
+    tdp_w: int | None
+    verification: str
+    notes: str | None
+    sources: list[str]
+
+
+class GPUTable(Fixed):
+    description: str
+    schema_: dict[str, str] = Field(alias="schema")  # what each column means
+    gpus: list[GPURow]
+
+
+class CudaTotal(Fixed):
+    gib: float
+    source: str
+
+
+class CudaTotals(Fixed):
+    source_note: str = Field(alias="_source")
+    estimate_ratio: float
+    totals: dict[str, CudaTotal]  # by GPU id
+
+
+class CrossCheck(Fixed):
+    figures: dict[str, Number | str]  # gpus.json column -> the value the pages give
+    pages: list[str]
+
+
+class CrossChecks(Fixed):
+    source_note: str = Field(alias="_source")
+    checks: dict[str, CrossCheck]  # by GPU id
+
+
+class AppleUnified(Fixed):
+    rule: str
+    fraction_small: float
+    fraction_large: float
+    threshold_gib: Number
+    source: str
+
+
+class UnifiedRule(Fixed):
+    rule: str
+    fraction: float
+    source: str
+
+
+class UnifiedMemory(Fixed):
+    source_note: str = Field(alias="_source")
+    apple: AppleUnified
+    amd_strix_halo: UnifiedRule = Field(alias="amd-strix-halo")
+    nvidia_gb10: UnifiedRule = Field(alias="nvidia-gb10")
+
+
+# --- llamacpp_backends.json, llamacpp_margins.json ----------------------------------------------
+
+class LlamaBackend(Fixed):
+    device: str
+    for_: str = Field(alias="for")
+    split_buffers: bool
+    pipeline_parallel: bool
+
+
+class SmTensor(Fixed):
+    needs_flash_attn: str
+    needs_flash_attn_source: str
+    no_fit: str
+    no_fit_source: str
+    unsupported_arch_message: str
+    unsupported_arch_source: str
+    unsupported_gguf_archs: list[str]
+    hf_model_types: dict[str, str]  # HF model_type -> the GGUF architecture convert_hf_to_gguf writes
+    hf_model_types_source: str
+    memory: str
+    experimental: str
+    split_tensors: list[str]
+    split_tensors_source: str
+
+
+class UnifiedBackendNotes(Fixed):
+    cuda_rocm: str
+    vulkan: str
+
+
+class LlamaBackends(Fixed):
+    source_note: str = Field(alias="_source")
+    backends: dict[str, LlamaBackend]
+    default_backend: dict[str, str]  # GPU vendor -> ggml backend
+    split_buffers_source: str
+    sm_tensor: SmTensor
+    unified_memory: UnifiedBackendNotes
+    pipeline_parallel_source: str
+    iswa_gguf_archs: list[str]
+    iswa_gguf_archs_source: str
+
+
+class Margin(Fixed):
+    value: float
+    evidence: str  # the measured errors that justify it, and where they are recorded
+
+
+class ReplayMargin(Fixed):
+    value: float
+    evidence: str
+
+
+class LlamaMargins(Fixed):
+    source_note: str = Field(alias="_source")
+    uncertainty: Margin
+    replay_gpu_margin: Margin
+    replay_margins: dict[str, ReplayMargin]  # by GGUF architecture
+
+
+# --- planner.json, quant_targets.json, speed.json -----------------------------------------------
+
+class VllmConversion(Fixed):
+    quant: str
+    bits: int
+    note: str
+
+
+class Planner(Fixed):
+    source_note: str = Field(alias="_source")
+    default_context: int
+    high_gpu_memory_utilization: float
+    high_gpu_memory_utilization_source: str = Field(alias="_high_gpu_memory_utilization")
+    vllm_conversions: list[VllmConversion]
+    gguf_ftypes: list[str]
+    quant_bits: dict[str, Number]  # checkpoint, fp8, ..., gguf:<FTYPE> -> bits per weight
+
+
+class QuantTarget(Fixed):
+    method: str
+    note: str
+    bits: int | None = None
+    block: list[int] | None = None
+    scale_dtype: str | None = None
+    group_size: int | None = None
+    zero_point: bool | None = None
+    static_input_scale: bool | None = None
+    double_quant: bool | None = None
+    quantize_groups: list[str] | None = None
+    vllm_runtime_flag: str | None = None
+
+
+class QuantTargets(Fixed):
+    vllm_runtime_flag_source: str = Field(alias="_vllm_runtime_flag")
+    source_note: str = Field(alias="_source")
+    targets: dict[str, QuantTarget]
+
+
+class SpeedProfile(Fixed):
+    prefill_mfu: float
+    fixed_ms_per_layer: float
+    bandwidth_efficiency: float
+    calibrated_on: list[str]
+    median_abs_error: float
+    prefill_calibrated_on: list[str] | None = None
+
+
+class Link(Fixed):
+    bandwidth_gbs: Number
+    hop_us: Number
+    note: str
+    allreduce_us_per_peer: Number
+    calibrated: str | None = None
+
+
+class Speed(Fixed):
+    source_note: str = Field(alias="_source")
+    profiles: dict[str, SpeedProfile]  # "<engine>:<backend>"
+    fallbacks: dict[str, str]  # engine -> the profile used for a backend it has none for
+    links: dict[str, Link]
+    host_ram_bandwidth_gbs: Number
+    host_ram_bandwidth_gbs_source: str = Field(alias="_host_ram_bandwidth_gbs")
+    decode_mfu: float
+    decode_mfu_source: str = Field(alias="_decode_mfu")
+    eager_per_layer_ms: float
+    eager_per_layer_ms_source: str = Field(alias="_eager_per_layer_ms")
+    eager_calibrated_on: str
+
+
+# --- vllm.json ----------------------------------------------------------------------------------
+
+class Sourced(Fixed):
+    source_note: str = Field(alias="_source")
+
+
+class SinceVersion(Sourced):
+    version: str
+
+
+class VocabPadding(Fixed):
+    value: int
+    source: str
+
+
+class SourceOnly(Fixed):
+    source: str
+
+
+class Fp32Params(Fixed):
+    patterns: list[str]
+    source: str
+
+
+class SsmDefault(Fixed):
+    default: str | None
+
+
+class SsmStateDtype(Sourced):
+    architectures: dict[str, SsmDefault]
+
+
+class Mxfp4Selection(Fixed):
+    min_cc: float
+    max_cc: float
+    backend: str
+
+
+class Mxfp4Backend(Fixed):
+    source_note: str | None = Field(default=None, alias="_source")
+    intermediate_align: int
+    hidden_align: int
+    expert_bytes_factor: float | None = None
+
+
+class Mxfp4Moe(Sourced):
+    selection: list[Mxfp4Selection]
+    backends: dict[str, Mxfp4Backend]
+
+
+class Activation(Fixed):
+    sampler_const_gib: float
+    forward_coef: float
+
+
+class NonTorch(Fixed):
+    note: str | None = Field(default=None, alias="_note")
+    tp1: float
+    tp_multi: float
+    pp_multi: float
+
+
+class DenseMoe(Fixed):
+    dense: float
+    moe: float
+
+
+class VllmVersion(Fixed):
+    gpu_memory_utilization: float
+    cudagraph_in_budget: bool
+    activation: Activation
+    non_torch_gib: NonTorch
+    cudagraph_gib: DenseMoe | None = None
+    uncalibrated: str | None = None
+    source: str
+
+
+class VllmVersions(Fixed):
+    """Per-release rules; in the file the release keys sit next to `_note`."""
+
+    note: str = Field(alias="_note")
+    by_version: dict[str, VllmVersion]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split(cls, d: Any) -> Any:
+        if isinstance(d, dict) and "by_version" not in d:
+            return {**{k: v for k, v in d.items() if k.startswith("_")},
+                    "by_version": {k: v for k, v in d.items() if not k.startswith("_")}}
+        return d
+
+
+class StartupUsed(Sourced):
+    tp1: float
+    tp_multi: float
+
+
+class SamplerPath(Fixed):
+    copies: float
+    source: str
+
+
+class SamplerDefault(Fixed):
+    since: str
+    path: str
+    source: str
+    assumed: str | None = None
+    opt_in: str | None = None
+    opt_out: str | None = None
+    min_compute_capability: str | None = None
+
+
+class Sampler(Sourced):
+    paths: dict[str, SamplerPath]
+    defaults: list[SamplerDefault]
+    below_8_seqs: str
+    below_8_seqs_source: str = Field(alias="_below_8_seqs_source")
+
+
+class BatchRule(Fixed):
+    min_total_gib: Number
+    max_num_batched_tokens: int
+    max_num_seqs: int
+    not_names: list[str] | None = None
+
+
+class BatchDefaults(Fixed):
+    source: str
+    rules: list[BatchRule]
+
+
+class VerdictMargin(Sourced):
+    weights_from_config: float
+    weights_from_files: float
+    activation: float
+    non_torch: float
+    cuda_graph_upper_gib: DenseMoe
+
+
+class Vllm(Sourced):
+    default_version: str
+    vocab_padding: VocabPadding
+    rotary_cache: SourceOnly
+    fp32_params: Fp32Params
+    ssm_state_dtype: SsmStateDtype
+    mamba_seqs_refusal_since: SinceVersion
+    logged_tokens_from_concurrency_since: SinceVersion
+    sliding_in_flight_since: SinceVersion
+    mxfp4_moe: Mxfp4Moe
+    versions: VllmVersions
+    startup_used_gib: StartupUsed
+    sampler: Sampler
+    batch_defaults: BatchDefaults
+    verdict_margin: VerdictMargin
+
+
+# --- vllm_platforms.json, vllm_quant_support.json -----------------------------------------------
+
+class CudaPlatform(Fixed):
+    min_capability: str
+    message: str
+    source: str
+
+
+class RocmPlatform(Fixed):
+    gfx: dict[str, str]  # gfx target -> what vLLM does on it
+    message: str
+    source: str
+    no_marlin: str
+    unified: str
+
+
+class MetalPlatform(Fixed):
+    message: str
+    source: str
+
+
+class AttnBackend(Fixed):
+    """What an attention backend supports; an absent limit is no limit."""
+
+    min_cc: float = 0
+    max_cc: float = 99
+    max_head_size: int = 10**6
+    fp8_kv_cc_major: list[int] = []  # SM majors where it takes an fp8 KV cache (FLASH_ATTN)
+    workspace_mib: int = 0  # a persistent buffer it allocates
+
+
+class Attention(Sourced):
+    priorities: dict[str, list[str]]  # compute-capability major (or "default") -> backends in order
+    FLASH_ATTN: AttnBackend
+    FLASHINFER: AttnBackend
+    TRITON_ATTN: AttnBackend
+
+    def backend(self, name: str) -> AttnBackend:
+        return {"FLASH_ATTN": self.FLASH_ATTN, "FLASHINFER": self.FLASHINFER, "TRITON_ATTN": self.TRITON_ATTN}[name]
+
+
+class DtypeRules(Sourced):
+    bf16_min_cc: float
+    bf16_refused: str
+    float16_unsupported: dict[str, str]  # model_type -> why
+    float16_refused: str
+
+
+class VllmPlatforms(Sourced):
+    cuda: CudaPlatform
+    rocm: RocmPlatform
+    metal: MetalPlatform
+    attention: Attention
+    dtype: DtypeRules
+
+
+class QuantMethodSupport(Fixed):
+    support: list[str]  # one per compute-capability band
+    min_capability: str
+    degraded: str | None = None
+    note: str | None = None
+
+
+class Marlin(Fixed):
+    min_thread_n: int
+    min_thread_k: int
+    group_sizes: list[int]
+    source: str
+
+
+class VllmQuantSupport(Sourced):
+    bands: list[str]
+    methods: dict[str, QuantMethodSupport]
+    marlin_methods: list[str]
+    marlin: Marlin
+
+
+# --- data/models/*.json: one catalog model per file ---------------------------------------------
+
+class PublishedParams(Fixed):
+    total: Number | None
+    active: Number | None
+    source: str
+    difference: dict[str, str] | None = None  # figure -> why vramcalc's count differs from the published one
+
+
+class ArchitectureFrom(Fixed):
+    repo_id: str
+    why: str
+
+
+class AltConfig(Fixed):
+    source: str
+    config: dict[str, Any]
+
+
+class CatalogFile(Fixed):
+    """The envelope of a catalog copy; `config` is the model's config.json as published."""
+
+    repo_id: str
+    source: str
+    partial: bool
+    published_params: PublishedParams | None = None
+    notes: str | None = None
+    config: dict[str, Any]
+    architecture_from: ArchitectureFrom | None = None
+    catalog_fixes: list[str] | None = None
+    alt_config_seen: AltConfig | None = None
+    hf_quant_config: dict[str, Any] | None = None
+
+
+# file name (under vramcalc/data/) -> its model, for the loader and the test that validates them all
+FILES: dict[str, type[BaseModel]] = {
+    "architectures.json": Architectures,
+    "gguf_quants.json": GGUFQuants,
+    "gpus.json": GPUTable,
+    "gpu_cuda_totals.json": CudaTotals,
+    "gpu_crosschecks.json": CrossChecks,
+    "unified_memory.json": UnifiedMemory,
+    "llamacpp_backends.json": LlamaBackends,
+    "llamacpp_margins.json": LlamaMargins,
+    "planner.json": Planner,
+    "quant_targets.json": QuantTargets,
+    "speed.json": Speed,
+    "vllm.json": Vllm,
+    "vllm_platforms.json": VllmPlatforms,
+    "vllm_quant_support.json": VllmQuantSupport,
+}
