@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .gpus import GPU
 from .kv import LayerKindMemory, kv_by_layer_kind
+from .messages import Message, warning
 from .params import count_params
 from .spec import ModelSpec
 from .quant import quantized_bytes, scheme_from_config, target_scheme
@@ -72,12 +73,12 @@ class CheckResult(BaseModel):
     breakdown: list[MemoryTerm]
     kv_by_layer_kind: list[LayerKindMemory]
     not_counted: list[str]
-    warnings: list[str]
+    warnings: list[Message]
     trace: list[TraceTerm] = []
 
 
 def _weights(spec: ModelSpec, quant: str | None, file_weight_bytes: int | None,
-             warnings: list[str]) -> tuple[int, str]:
+             warnings: list[Message]) -> tuple[int, str]:
     """Weight bytes and how they were obtained: a conversion target, the file headers, or the
     checkpoint's own format from its quantization_config."""
     if quant and quant.lower().startswith("gguf:"):
@@ -85,7 +86,8 @@ def _weights(spec: ModelSpec, quant: str | None, file_weight_bytes: int | None,
 
         p = predict_gguf(spec, quant.split(":", 1)[1])
         if p.approximate:
-            warnings.append(f"the GGUF tensor layout of {spec.model_type} is not checked against real files")
+            warnings.append(warning("check.gguf.unchecked_layout", f"the GGUF tensor layout of {spec.model_type} is "
+                                    "not checked against real files"))
         return p.total_bytes, f"llama.cpp {p.ftype}: {p.tensors} tensors, predicted per-tensor types"
     if quant:
         q = quantized_bytes(spec, target_scheme(quant))
@@ -95,7 +97,8 @@ def _weights(spec: ModelSpec, quant: str | None, file_weight_bytes: int | None,
     try:
         scheme = scheme_from_config(spec.quantization_config, spec)
     except ValueError as e:  # an unmodelled format: conservative, never smaller than the real file
-        warnings.append(f"{e}; weights counted at {spec.dtype}, an overestimate")
+        warnings.append(warning("check.weights.unmodelled_format", f"{e}; weights counted at {spec.dtype}, an "
+                                "overestimate"))
         return quantized_bytes(spec, target_scheme("bf16")).total, f"all at {spec.dtype}"
     q = quantized_bytes(spec, scheme)
     if scheme.method == "none":
@@ -119,23 +122,25 @@ def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int 
     else:
         context_source = "--ctx"
     counts = count_params(spec)
-    warnings: list[str] = []
+    warnings: list[Message] = []
     weights, how = _weights(spec, quant, file_weight_bytes, warnings)
     kinds = kv_by_layer_kind(spec, context)
     kv = sum(k.kv_bytes for k in kinds) * sequences
     state = sum(k.state_bytes for k in kinds) * sequences
     required = weights + kv + state
     if spec.approximate:
-        warnings.append("the architecture was read approximately: " + "; ".join(spec.notes))
+        warnings.append(warning("check.spec.approximate", "the architecture was read approximately: "
+                                + "; ".join(spec.notes)))
     if spec.max_position_embeddings and context > spec.max_position_embeddings:
-        warnings.append(f"context {context} exceeds the trained maximum {spec.max_position_embeddings}")
+        warnings.append(warning("check.context.exceeds_trained", f"context {context} exceeds the trained maximum "
+                                f"{spec.max_position_embeddings}"))
     if gpu.note:
-        warnings.append(gpu.note)
+        warnings.append(warning("gpu.note", gpu.note))
     available = gpu.usable_bytes or gpu.memory_bytes
     free = available - required
     if 0 <= free < TIGHT_FRACTION * available:
-        warnings.append(f"less than {TIGHT_FRACTION:.0%} of the device is left, and engine workspace "
-                        "(CUDA context, activations) is not counted yet")
+        warnings.append(warning("check.verdict.tight", f"less than {TIGHT_FRACTION:.0%} of the device is left, and "
+                                "engine workspace (CUDA context, activations) is not counted yet"))
     detail = f"{counts.total:,} params; {how}"
     breakdown = [MemoryTerm(name="weights", bytes=weights, detail=detail)]
     for k in kinds:

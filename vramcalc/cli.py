@@ -13,6 +13,7 @@ from .bars import LEGEND, bar, use_color
 from .check import check
 from .errors import VramcalcError
 from .gpus import all_gpus
+from .messages import warning
 from .sources import catalog, open_model
 
 GIB = 1024**3
@@ -136,9 +137,10 @@ def _cmd_check_vllm(args: argparse.Namespace, source, system) -> int:
                        disable_custom_all_reduce=args.disable_custom_all_reduce)
     r = check_vllm(source.spec, gpu, opts, file_weight_bytes=source.weight_bytes)
     if len({g.id for g in system.gpus}) > 1:
-        r = r.model_copy(update={"warnings": r.warnings + [f"mixed GPUs: sized for the smallest, {gpu.name}"]})
+        r = r.model_copy(update={"warnings": r.warnings + [
+            warning("system.mixed_gpus", f"mixed GPUs: sized for the smallest, {gpu.name}")]})
     if system.notes:
-        r = r.model_copy(update={"warnings": r.warnings + system.notes})
+        r = r.model_copy(update={"warnings": r.warnings + [warning("system.note", n) for n in system.notes]})
     if not r.fits:
         r = r.model_copy(update={"alternatives": _alternatives(source.spec, system, r.max_model_len, args)})
     if (code := _structured_out(r, args)) is not None:

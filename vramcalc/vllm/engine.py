@@ -18,11 +18,12 @@ from pydantic import BaseModel, ConfigDict
 
 from ..gpus import GPU
 from ..kv import dtype_bytes
+from ..messages import Message, error, warning
 from ..params import count_params
 from ..quant import scheme_from_config, target_scheme, targets
 from ..spec import ModelSpec
 from .kv import KVSettings, capacity, kv_pool, resolve_kv_dtype
-from .rules import (EngineMessage, attention_backend, dtype_messages, parallel_messages, platform_messages, platforms,
+from .rules import (attention_backend, dtype_messages, parallel_messages, platform_messages, platforms,
                     quant_messages, source_messages)
 from .weights import mxfp4_moe_backend, rules, weights_per_rank
 from ..trace import TraceTerm, term
@@ -86,8 +87,8 @@ class VLLMResult(BaseModel):
     estimated_max_model_len: int
     safe_max_model_len: int = 0  # the longest max_model_len that fits with the uncertainty margin
     fits_at_estimate: bool = False  # the point estimate fits; `fits` also needs the upper bound to
-    errors: list[str]
-    warnings: list[str]
+    errors: list[Message]
+    warnings: list[Message]
     command: str
     # what would work instead, from the planner (vramcalc.plan.alternatives); filled by the CLI
     alternatives: list[str] = []
@@ -99,7 +100,7 @@ def _key(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in v.split(".")[:3])
 
 
-def _version(v: str | None) -> tuple[str, dict, list[str]]:
+def _version(v: str | None) -> tuple[str, dict, list[Message]]:
     versions = {k: val for k, val in rules()["versions"].items() if not k.startswith("_")}
     key = _key
     notes = []
@@ -113,11 +114,12 @@ def _version(v: str | None) -> tuple[str, dict, list[str]]:
     lower = [k for k in known if key(k) <= want] or known[:1]
     chosen = lower[-1]
     if chosen != v:
-        notes.append(f"vLLM {v}: the calibrated constants and defaults of {chosen} are used; the sampling path, the "
-                     f"logged token count and the sliding-window reserve follow {v}'s rules")
+        notes.append(warning("vllm.version.nearest", f"vLLM {v}: the calibrated constants and defaults of {chosen} are "
+                             f"used; the sampling path, the logged token count and the sliding-window reserve follow "
+                             f"{v}'s rules"))
     prof = versions[chosen]
     if prof.get("uncalibrated"):
-        notes.append(f"vLLM {chosen}: {prof['uncalibrated']}")
+        notes.append(warning("vllm.version.uncalibrated", f"vLLM {chosen}: {prof['uncalibrated']}"))
     return v, prof, notes
 
 
@@ -199,31 +201,31 @@ def derived_max_model_len(spec: ModelSpec) -> int:
 
 def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: int | None = None) -> VLLMResult:
     version, prof, warnings = _version(opts.engine_version)
-    errors: list[str] = []
+    errors: list[Message] = []
     u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else prof["gpu_memory_utilization"]
     if not 0 < u <= 1:
         raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {u}")
     total = cuda_total(gpu)  # what other processes hold is inside it: only the free-memory gate sees that
     if gpu.usable_source.startswith("estimated"):
-        warnings.append(f"{gpu.name}: {gpu.usable_source}")
+        warnings.append(warning("vllm.gpu.usable_estimated", f"{gpu.name}: {gpu.usable_source}"))
     gguf = not opts.quantization and (spec.quantization_config or {}).get("quant_method") == "gguf"
     if gguf:  # a GGUF's own type mix: the shapes as unquantized, the bytes scaled to the file's below
         scheme = scheme_from_config(None)
     else:
         scheme = target_scheme(opts.quantization) if opts.quantization else scheme_from_config(spec.quantization_config, spec)
     wdtype, dtype_msgs = dtype_messages(spec, gpu, opts.dtype)
-    msgs: list[EngineMessage] = platform_messages(gpu) + source_messages(spec) + dtype_msgs \
+    msgs: list[Message] = platform_messages(gpu) + source_messages(spec) + dtype_msgs \
         + parallel_messages(spec, opts.tp, opts.pp)
     msgs += quant_messages(spec, scheme, opts.tp, gpu.compute_capability)
-    for m in msgs:
-        (errors if m.level == "error" else warnings).append(m.text + (f" [{m.source}]" if m.level == "error" else "")
-                                                             + (f" Instead: {m.fix}" if m.fix else ""))
+    for m in msgs:  # printed as before: an error names where vLLM raises it, and both say what to do instead
+        line = m.text + (f" [{m.source}]" if m.level == "error" else "") + (f" Instead: {m.fix}" if m.fix else "")
+        (errors if m.level == "error" else warnings).append(m.model_copy(update={"text": line}))
     mnbt_d, seqs_d = _batch_defaults(gpu)
     mnbt = opts.max_num_batched_tokens or mnbt_d
     seqs = opts.max_num_seqs or seqs_d
     sam = sampler_path(version, gpu, seqs, opts.flashinfer_sampler)
     if sam.note:
-        warnings.append(sam.note)
+        warnings.append(warning("vllm.sampler.assumed", sam.note, fix="--flashinfer-sampler on"))
     L = opts.max_model_len or derived_max_model_len(spec)
     kvs = KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
                      block_size=opts.block_size or 16,
@@ -233,11 +235,12 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     requested = ceil(total * u)
     free, used = _startup_free(gpu, opts.tp, opts.pp)
     if free < requested:  # gpu_worker.py init_device: the free-memory gate (vllm_rules.md 1.1)
-        errors.append(f"Free memory on device cuda:0 ({free / GIB:.2f}/{total / GIB:.2f} GiB) on startup is less than "
+        errors.append(error("vllm.startup.free_memory", f"Free memory on device cuda:0 ({free / GIB:.2f}/{total / GIB:.2f} GiB) on startup is less than "
                       f"desired GPU memory utilization ({u}, {requested / GIB:.2f} GiB). Decrease GPU memory "
                       "utilization or reduce GPU memory used by other processes. [vllm/v1/worker/gpu_worker.py "
                       f"init_device; free = total - {gpu.reserved_bytes / GIB:.2f} GiB held by other processes - "
-                      f"{used:.2f} GiB vLLM holds at the snapshot, data/vllm.json startup_used_gib]")
+                      f"{used:.2f} GiB vLLM holds at the snapshot, data/vllm.json startup_used_gib]",
+                            fix="decrease --gpu-memory-utilization", source="vllm/v1/worker/gpu_worker.py init_device"))
     if errors:  # vLLM stops at the first of these: the memory figures would not be reached
         return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u, [], env=sam.env)
     if wdtype and wdtype != spec.dtype:  # --kv-cache-dtype auto follows the dtype the model runs in
@@ -252,14 +255,15 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         else:
             mxfp4 = mxfp4_moe_backend(gpu.compute_capability)
         if mxfp4 is None:
-            warnings.append("MXFP4 experts: the kernel layout vLLM uses on this GPU is not modelled; the checkpoint's "
-                            "size is used (CUDA kernels pad gpt-oss's experts by 6-8%)")
+            warnings.append(warning("vllm.weights.mxfp4_layout", "MXFP4 experts: the kernel layout vLLM uses on this "
+                                    "GPU is not modelled; the checkpoint's size is used (CUDA kernels pad gpt-oss's "
+                                    "experts by 6-8%)"))
     weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4)
     if gguf and file_weight_bytes:  # each rank's share of the file's tensor bytes
         scale = file_weight_bytes / weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
         weights = [w.model_copy(update={"bytes": int(w.bytes * scale)}) for w in weights]
     backend, attn_msgs = attention_backend(spec, gpu, resolve_kv_dtype(spec, opts.kv_cache_dtype)[0])
-    warnings += [m.text for m in attn_msgs]
+    warnings += attn_msgs
     # FlashInfer's workspace is a persistent buffer (vllm_rules.md 7); calibrated runs used FlashAttention
     flashinfer = platforms()["attention"]["FLASHINFER"]["workspace_mib"] * MIB if backend == "FLASHINFER" else 0
     act = prof["activation"]
@@ -299,8 +303,10 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             pools.append((kv_pool(spec, kvs, w.pp_stage), kv_bytes))
     worst = min(d.kv_cache_bytes for d in devices)
     if worst <= 0:
-        errors.append("No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when "
-                      "initializing the engine. [vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory]")
+        errors.append(error("vllm.kv.no_memory", "No available memory for the cache blocks. Try increasing "
+                            "`gpu_memory_utilization` when initializing the engine. [vllm/v1/core/kv_cache_planning.py "
+                            "_check_enough_kv_cache_memory]", fix="raise --gpu-memory-utilization",
+                            source="vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory"))
         return _result(False, version, spec, opts, devices, 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u,
                        [prof["source"]], env=sam.env)
     logged = "current" if _key(version) >= _key(rules()["logged_tokens_from_concurrency_since"]["version"]) else "legacy"
@@ -350,19 +356,22 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if not fits_len:
         pool = pools[0][0]
         need = cap.blocks_per_request * pool.bytes_per_block / GIB
-        errors.append(f"To serve at least one request with the model's max seq len ({L}), ({need:.2f} GiB KV cache is "
+        errors.append(error("vllm.kv.max_model_len", f"To serve at least one request with the model's max seq len ({L}), ({need:.2f} GiB KV cache is "
                       f"needed, which is larger than the available KV cache memory ({worst / GIB:.2f} GiB). Based on "
                       f"the available memory, the estimated maximum model length is {est}. Try increasing "
                       "`gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine. "
-                      "[vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory]")
+                      "[vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory]",
+                            fix=f"--max-model-len {est} or raise --gpu-memory-utilization",
+                            source="vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory"))
     # hybrids with FULL decode CUDA graphs hold one block per running sequence (refused from 0.20)
     one_block_per_seq = (_key(version) >= _key(rules()["mamba_seqs_refusal_since"]["version"])
                          and not opts.enforce_eager and any(layer.ssm is not None for layer in spec.layers))
     if one_block_per_seq and seqs > cap.num_blocks:
-        errors.append(f"max_num_seqs ({seqs}) exceeds available Mamba cache blocks ({cap.num_blocks}). Each decode "
+        errors.append(error("vllm.mamba.seqs_exceed_blocks", f"max_num_seqs ({seqs}) exceeds available Mamba cache blocks ({cap.num_blocks}). Each decode "
                       "sequence requires one Mamba cache block, so CUDA graph capture cannot proceed. Please lower "
                       f"max_num_seqs to at most {cap.num_blocks} or increase gpu_memory_utilization. "
-                      "[vllm/config/compilation.py, from 0.20.0]")
+                      "[vllm/config/compilation.py, from 0.20.0]", fix=f"--max-num-seqs {cap.num_blocks}",
+                            source="vllm/config/compilation.py"))
     at_estimate = fits_len and not errors
     trace.append(term("margin (rank 0)", devices[0].uncertainty_bytes,
                       f"weights x ({vm['weights_from_config']:.0%} from a config, {vm['weights_from_files']:.0%} from "
@@ -380,12 +389,12 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         mamba = one_block_per_seq and seqs > blocks
         if at_estimate and (len(worst_caps) < len(low) or not all(c.fits_one_request for c in worst_caps) or mamba):
             most = max(margins.values()) / GIB
-            errors.append(f"vramcalc: fits at the estimate but not within its uncertainty (up to {most:.2f} GiB more per "
+            errors.append(error("vllm.verdict.margin", f"vramcalc: fits at the estimate but not within its uncertainty (up to {most:.2f} GiB more per "
                           "GPU for weights, activations, non-torch and CUDA-graph memory, data/vllm.json "
                           "verdict_margin), so no promise that vLLM starts"
                           + (f"; --max-model-len {safe} fits with that margin" if 0 < safe < L and not mamba else
                              f"; --max-num-seqs {blocks} fits with that margin" if mamba and blocks else "")
-                          + " or raise --gpu-memory-utilization")
+                          + " or raise --gpu-memory-utilization"))
     return _result(fits_len, version, spec, opts, devices, cap.kv_cache_tokens, cap.max_concurrency, L, fits_len, est,
                    errors, warnings, mnbt, seqs, u, [prof["source"]], cap.num_blocks, at_estimate, safe, trace, sam.env)
 
