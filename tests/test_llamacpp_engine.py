@@ -6,6 +6,7 @@ import json
 import pytest
 
 from conftest import DATA
+from vramcalc.errors import NotModelledError
 from vramcalc.cli import main
 from vramcalc.gpus import find_gpu
 from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
@@ -129,7 +130,7 @@ def test_row_split_is_refused_without_split_buffers(gpu, backend, device):
                                                                     backend=backend))
     assert not r.fits and r.errors[0].code == "llamacpp.split.unsupported"
     assert r.errors[0].text.startswith(f"device {device} does not support split buffers")
-    with pytest.raises(ValueError, match="SYCL is not modelled"):
+    with pytest.raises(NotModelledError, match="SYCL is not modelled"):
         check_llamacpp(load("llama-3.1-8b"), _two(gpu), LlamaOptions(ftype="Q4_K_M", split_mode="row", backend="sycl"))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from .errors import InputError, NotModelledError
 from .gpus import GPU
 from .kv import LayerKindMemory, kv_by_layer_kind
 from .messages import Message, warning
@@ -96,7 +97,7 @@ def _weights(spec: ModelSpec, quant: str | None, file_weight_bytes: int | None,
         return file_weight_bytes, "exact tensor bytes from the file headers"
     try:
         scheme = scheme_from_config(spec.quantization_config, spec)
-    except ValueError as e:  # an unmodelled format: conservative, never smaller than the real file
+    except NotModelledError as e:  # an unmodelled format: conservative, never smaller than the real file
         warnings.append(warning("check.weights.unmodelled_format", f"{e}; weights counted at {spec.dtype}, an "
                                 "overestimate"))
         return quantized_bytes(spec, target_scheme("bf16")).total, f"all at {spec.dtype}"
@@ -111,12 +112,12 @@ def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int 
     """file_weight_bytes: the exact tensor bytes read from the checkpoint's headers, when known.
     quant: weigh the model as converted to a format (`fp8`, `awq`, `gguf:Q4_K_M`, ...)."""
     if context is not None and context <= 0:
-        raise ValueError("context must be a positive number of tokens")
+        raise InputError(f"--ctx {context}: the context must be a positive number of tokens")
     if sequences <= 0:
-        raise ValueError("sequences must be positive")
+        raise InputError(f"--sequences {sequences}: must be a positive number of sequences")
     if context is None:
         if spec.max_position_embeddings is None:
-            raise ValueError("the model config gives no max_position_embeddings: pass a context")
+            raise InputError("the model config gives no max_position_embeddings: pass a context with --ctx")
         context = spec.max_position_embeddings
         context_source = "model maximum (max_position_embeddings), as vLLM's default max_model_len"
     else:

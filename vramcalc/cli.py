@@ -1,23 +1,24 @@
-"""The `vramcalc` command. Exit codes: 0 fits, 1 does not fit, 2 bad input."""
+"""The `vramcalc` command. Exit codes: 0 fits, 1 does not fit, 2 bad input, 3 an internal error (a bug)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import traceback
 from typing import NoReturn, Sequence
 
 from tabulate import tabulate
 
 from .bars import LEGEND, bar, use_color
 from .check import check
-from .errors import VramcalcError
+from .errors import InputError, VramcalcError
 from .gpus import all_gpus
 from .messages import warning
 from .sources import catalog, open_model
 
 GIB = 1024**3
-EXIT_FITS, EXIT_NO_FIT, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_FITS, EXIT_NO_FIT, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -120,10 +121,10 @@ def _cmd_check_vllm(args: argparse.Namespace, source, system) -> int:
     tp = args.tp or (system.gpus_per_node if not args.pp else max(1, n_gpus // args.pp))
     pp = args.pp or (system.nodes if not args.tp else max(1, n_gpus // tp))
     if tp * pp != n_gpus:
-        raise ValueError(f"--tp {tp} x --pp {pp} = {tp * pp} GPUs, but the system has {n_gpus}; "
+        raise InputError(f"--tp {tp} x --pp {pp} = {tp * pp} GPUs, but the system has {n_gpus}; "
                          "one engine uses every GPU given (run replicas as separate checks)")
     if system.nodes > 1 and tp > system.gpus_per_node:
-        raise ValueError(f"TP {tp} spans nodes of {system.gpus_per_node} GPUs: keep TP within a node and use PP "
+        raise InputError(f"TP {tp} spans nodes of {system.gpus_per_node} GPUs: keep TP within a node and use PP "
                          "across nodes, as vLLM's docs advise")
     # every rank gets the same fraction of its own GPU; the smallest GPU decides the block count
     gpu = min(system.gpus, key=lambda g: g.usable_bytes)
@@ -207,7 +208,7 @@ def _cmd_check_llamacpp(args: argparse.Namespace, source, system) -> int:
     ftype = None
     if args.quant:
         if not args.quant.lower().startswith("gguf:"):
-            raise ValueError("with --engine llamacpp, --quant takes a llama.cpp file type: gguf:Q4_K_M, gguf:Q8_0 ...")
+            raise InputError("with --engine llamacpp, --quant takes a llama.cpp file type: gguf:Q4_K_M, gguf:Q8_0 ...")
         ftype = args.quant.split(":", 1)[1]
     tensors = None if ftype else source.llama_tensors()
     opts = LlamaOptions(n_ctx=args.ctx, n_parallel=args.parallel, kv_unified=not args.no_kv_unified,
@@ -283,7 +284,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.engine == "vllm":
         return _cmd_check_vllm(args, source, system)
     if system.nodes * system.gpus_per_node > 1:
-        raise ValueError(f"{args.gpu!r} has several GPUs: add --engine vllm (with --tp/--pp) to place the model on them")
+        raise InputError(f"{args.gpu!r} has several GPUs: add --engine vllm (with --tp/--pp) to place the model on them")
     gpu = system.gpus[0]
     result = check(source.spec, gpu, context=args.ctx, sequences=args.sequences, file_weight_bytes=source.weight_bytes,
                    quant=args.quant)
@@ -488,6 +489,7 @@ def _check_arguments(c: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="vramcalc", description="Will this LLM fit on this GPU? Memory before the download.")
+    p.add_argument("--debug", action="store_true", help="print the traceback of an internal error")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     c = sub.add_parser("check", help="weights + KV cache at a context against one GPU")
     _check_arguments(c)
@@ -528,12 +530,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (VramcalcError, ValueError) as e:
+    except VramcalcError as e:  # bad input: one line naming what to change
         print(f"vramcalc: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # `vramcalc ... | head`: the reader left; nothing to report
         sys.stderr.close()
         return EXIT_FITS
+    except Exception as e:  # a bug in vramcalc, not the input's fault
+        if args.debug:
+            traceback.print_exc()
+        first = (str(e).strip().splitlines() or [""])[0]
+        print(f"vramcalc: internal error: {type(e).__name__}: {first} (a bug in vramcalc: please report it with the "
+              "command line" + ("" if args.debug else "; `vramcalc --debug ...` prints the traceback") + ")",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from .errors import InputError, NotModelledError
 from .gguf_mix import plan_gguf
 from .gpus import GIB, GPU
 from .llamacpp.engine import LlamaOptions, check_llamacpp
@@ -134,7 +135,7 @@ def _own_quant(spec: ModelSpec) -> tuple[str, float]:
     """The checkpoint's own format and its bits per weight (16 for an unquantized checkpoint)."""
     try:
         s = scheme_from_config(spec.quantization_config, spec)
-    except ValueError:
+    except NotModelledError:
         return "unmodelled format", 16.0
     return (spec.dtype, 16.0) if s.method == "none" else (s.method, float(s.bits))
 
@@ -146,9 +147,9 @@ def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurr
     """Layouts that fit, ranked for the goal. Per layout the planner shows one quant, the best for
     the goal; `prefer_quant` ("checkpoint", "awq", "gguf:Q4_K_M" ...) shows that one wherever it fits."""
     if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
+        raise InputError(f"--concurrency {concurrency}: must be at least 1")
     if context is not None and context < 1:
-        raise ValueError("context must be a positive number of tokens")
+        raise InputError(f"--ctx {context}: the context must be a positive number of tokens")
     model_max = derived_max_model_len(spec)
     ctx = context or min(model_max, planner_data()["default_context"])
     how = "--ctx" if context else (f"the planner's default {planner_data()['default_context']} tokens "
@@ -254,7 +255,7 @@ def best_gguf_ftype(spec: ModelSpec, gpus: list[GPU], opts: LlamaOptions, host_r
     for ftype in planner_data()["gguf_ftypes"]:
         try:
             tensors = plan_gguf(spec, ftype)
-        except ValueError:
+        except NotModelledError:
             continue
         o = opts.model_copy(update={"ftype": ftype})
         if full is None and check_llamacpp(spec, gpus, o.model_copy(update={"n_gpu_layers": 10**6}), tensors,
@@ -315,7 +316,7 @@ def _vllm(spec, system, ctx, concurrency, version, prompt_tokens, rejected, goal
         try:
             scheme = target_scheme(quant) if quant else scheme_from_config(spec.quantization_config, spec)
             weights_total = quantized_bytes(spec, scheme).total
-        except ValueError as e:
+        except NotModelledError as e:
             rejected.append(Rejection(family=f"vLLM {qname}", reason=note("plan.reject.format", str(e))))
             continue
         reads = weight_reads(spec, quant)
@@ -447,7 +448,7 @@ def _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram, rejected,
         bits = _bits(quant)
         try:
             tensors = plan_gguf(spec, ftype)
-        except ValueError as e:
+        except NotModelledError as e:
             rejected.append(Rejection(family=f"llama.cpp {ftype}", reason=note("plan.reject.format", str(e))))
             continue
         reads = reads_from_gguf(spec, tensors)

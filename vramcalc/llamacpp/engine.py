@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ..errors import InputError, NotModelledError
 from ..ggml import tensor_bytes
 from ..gguf_mix import GGUFTensor, plan_gguf
 from ..gpus import GPU
@@ -180,20 +181,20 @@ def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
     gl = _as_list(gpus)
     if tensors is None:
         if not opts.ftype:
-            raise ValueError("llama.cpp runs GGUF files: give a .gguf, or --quant gguf:<FTYPE> such as gguf:Q4_K_M")
+            raise InputError("llama.cpp runs GGUF files: give a .gguf, or --quant gguf:<FTYPE> such as gguf:Q4_K_M")
         tensors = plan_gguf(spec, opts.ftype)
     if opts.split_mode == "none" and gl:
         if not 0 <= opts.main_gpu < len(gl):
-            raise ValueError(f"--main-gpu {opts.main_gpu}: there are {len(gl)} GPUs")
+            raise InputError(f"--main-gpu {opts.main_gpu}: there are {len(gl)} GPUs (0 to {len(gl) - 1})")
         gl = [gl[opts.main_gpu]]
     if opts.split_mode == "tensor" and len(gl) > 1 and opts.flash_attn == "auto":
         opts = opts.model_copy(update={"flash_attn": "on"})  # llama_init_from_model switches it on
     if opts.tensor_split is not None and len(opts.tensor_split) != len(gl):
-        raise ValueError(f"--tensor-split gives {len(opts.tensor_split)} proportions for {len(gl)} GPUs")
+        raise InputError(f"--tensor-split gives {len(opts.tensor_split)} proportions for {len(gl)} GPUs")
     n_layer = spec.num_layers
     auto_ctx = opts.n_ctx is None
     if auto_ctx and not spec.max_position_embeddings:
-        raise ValueError("the model gives no training context (llama.cpp's -c 0 default): pass --ctx")
+        raise InputError("the model gives no training context (llama.cpp's -c 0 default): pass --ctx")
     r = _evaluate(spec, gl, opts, tensors, ram_bytes, model_ref)
     if not solve or not gl or r.split_mode == "tensor":  # --fit does not run with tensor split (common/fit.cpp)
         return r
@@ -455,7 +456,7 @@ def split_mode_messages(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions) -> t
     dev = rules["backends"][backend]["device"] + "0"
     if opts.split_mode == "row":
         if rules["backends"][backend]["split_buffers"]:
-            raise ValueError("--split-mode row on SYCL is not modelled; use --split-mode layer or tensor")
+            raise NotModelledError("--split-mode row on SYCL is not modelled; use --split-mode layer or tensor")
         return [error("llamacpp.split.unsupported", f"device {dev} does not support split buffers "
                       f"[{rules['split_buffers_source']}]; use --split-mode layer (or tensor)",
                       fix="--split-mode layer (or tensor)", source=rules["split_buffers_source"])], []

@@ -9,6 +9,7 @@ from math import ceil
 
 from pydantic import BaseModel, ConfigDict
 
+from ..errors import InputError
 from ..ggml import row_bytes
 from ..spec import ModelSpec
 
@@ -89,7 +90,7 @@ def layer_memory(spec: ModelSpec, o: LlamaKVOptions) -> list[LayerMemory]:
     """Per layer: K + V bytes (cells x streams x row bytes; no V for V-less MLA) and the F32
     recurrent state (r + s rows, one per sequence: llama-memory-recurrent.cpp)."""
     if o.mla_layout not in MLA_LAYOUTS:
-        raise ValueError(f"mla_layout must be one of {MLA_LAYOUTS}")
+        raise InputError(f"mla_layout must be one of {MLA_LAYOUTS}")
     n_ctx_seq, streams = context_cells(o)
     out = []
     for layer in spec.layers:
@@ -113,7 +114,7 @@ def llama_caches(spec: ModelSpec, o: LlamaKVOptions) -> list[LlamaCache]:
     """The KV caches and recurrent state llama.cpp allocates for this model, whole model (the
     per-device split follows the layers: layer_memory)."""
     if o.mla_layout not in MLA_LAYOUTS:
-        raise ValueError(f"mla_layout must be one of {MLA_LAYOUTS}")
+        raise InputError(f"mla_layout must be one of {MLA_LAYOUTS}")
     n_ctx_seq, streams = context_cells(o)
     full = {"cells": n_ctx_seq, "layers": 0, "k": 0, "v": 0}
     swa = {"cells": 0, "layers": 0, "k": 0, "v": 0}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import bounded_json
-from ..errors import ConfigError
+from ..errors import ConfigError, NotModelledError
 from ..spec import (
     AttentionSpec,
     LayerSpec,
@@ -171,7 +171,8 @@ def _swa_kind(t: str) -> str:
         return "sliding"
     if t == "chunked_attention":
         return "chunked"
-    raise ValueError(t)
+    raise NotModelledError(f"layer type {t!r} is not modelled (known: full_attention, sliding_attention, "
+                           "chunked_attention)")
 
 
 # ---------------------------------------------------------------- dense decoders

@@ -16,6 +16,7 @@ from math import ceil
 
 from pydantic import BaseModel, ConfigDict
 
+from ..errors import InputError
 from ..gpus import GPU
 from ..kv import dtype_bytes
 from ..messages import Message, error, warning
@@ -109,7 +110,7 @@ def _version(v: str | None) -> tuple[str, dict, list[Message]]:
     try:
         want = key(v)
     except ValueError:
-        raise ValueError(f"engine version {v!r} is not a release number such as 0.33.0") from None
+        raise InputError(f"--engine-version {v!r} is not a release number such as 0.33.0") from None
     known = sorted(versions, key=key)
     lower = [k for k in known if key(k) <= want] or known[:1]
     chosen = lower[-1]
@@ -204,7 +205,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     errors: list[Message] = []
     u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else prof["gpu_memory_utilization"]
     if not 0 < u <= 1:
-        raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {u}")
+        raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {u}")
     total = cuda_total(gpu)  # what other processes hold is inside it: only the free-memory gate sees that
     if gpu.usable_source.startswith("estimated"):
         warnings.append(warning("vllm.gpu.usable_estimated", f"{gpu.name}: {gpu.usable_source}"))
@@ -250,7 +251,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         if opts.moe_backend:
             mxfp4 = {"triton": "triton_hopper"}.get(opts.moe_backend, opts.moe_backend)
             if mxfp4 not in rules()["mxfp4_moe"]["backends"]:
-                raise ValueError(f"--moe-backend {opts.moe_backend}: vramcalc models marlin, triton and "
+                raise InputError(f"--moe-backend {opts.moe_backend}: vramcalc models marlin, triton and "
                                  "flashinfer_trtllm for MXFP4 experts")
         else:
             mxfp4 = mxfp4_moe_backend(gpu.compute_capability)
