@@ -505,9 +505,9 @@ def _short_llama(r) -> Message:
     if r.errors:
         return r.errors[0]
     worst = max((d for d in r.devices if d.available_bytes >= 0), key=lambda d: d.total_bytes - d.available_bytes)
-    return note("plan.reject.memory", f"{worst.device} would need {worst.total_bytes / GIB:.1f} GiB (model {worst.model_buffer_bytes / GIB:.1f}, "
-            f"KV {worst.kv_buffer_bytes / GIB:.1f}, compute {worst.compute_buffer_bytes / GIB:.1f}) of "
-            f"{worst.available_bytes / GIB:.1f} GiB")
+    return note("plan.reject.memory", f"{worst.device} would need {worst.total_bytes / GIB:.1f} GiB (model "
+                f"{worst.model_buffer_bytes / GIB:.1f}, KV {worst.kv_buffer_bytes / GIB:.1f}, compute "
+                f"{worst.compute_buffer_bytes / GIB:.1f}) of {worst.available_bytes / GIB:.1f} GiB")
 
 
 def _partial_offload(spec, gpu, opts, tensors, host_ram):

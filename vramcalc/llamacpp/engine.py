@@ -404,10 +404,11 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                                 f"{FIT_MARGIN_MIB} MiB per GPU is left free for what llama.cpp does not count (CUDA "
                                 "context, cuBLAS), as its --fit does"))
     if opts.rpc_nodes:
-        warnings.append(warning("llamacpp.rpc.nodes", f"{opts.rpc_nodes} other machine(s) through llama.cpp's RPC backend (tools/rpc/README.md: a "
-                        "proof of concept, fragile and insecure, never on an open network); their GPUs take the first "
-                        "layers, and every token crosses the network once per machine. First, on each of them: "
-                        "ggml-rpc-server -H 0.0.0.0 -p 50052 (built with -DGGML_RPC=ON and its GPU backend)"))
+        warnings.append(warning("llamacpp.rpc.nodes", f"{opts.rpc_nodes} other machine(s) through llama.cpp's RPC "
+                                "backend (tools/rpc/README.md: a proof of concept, fragile and insecure, never on an "
+                                "open network); their GPUs take the first layers, and every token crosses the network "
+                                "once per machine. First, on each of them: ggml-rpc-server -H 0.0.0.0 -p 50052 (built "
+                                "with -DGGML_RPC=ON and its GPU backend)"))
     if comp.copies > 1:
         warnings.append(warning("llamacpp.compute.pipeline_copies", f"layer split over {n_dev} GPUs with every "
                                 f"layer offloaded: llama.cpp keeps {comp.copies} copies of the compute buffers "
