@@ -107,10 +107,9 @@ def _version(v: str | None) -> tuple[str, dict, list[Message]]:
     notes = []
     if v is None:
         v = rules()["default_version"]
-    try:
-        want = key(v)
-    except ValueError:
-        raise InputError(f"--engine-version {v!r} is not a release number such as 0.33.0") from None
+    if not all(part.isdigit() for part in v.split(".")[:3]):
+        raise InputError(f"--engine-version {v!r} is not a release number such as 0.33.0")
+    want = key(v)
     known = sorted(versions, key=key)
     lower = [k for k in known if key(k) <= want] or known[:1]
     chosen = lower[-1]
