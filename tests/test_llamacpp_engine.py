@@ -165,8 +165,8 @@ def test_tensor_split_is_refused_for_the_architectures_llama_cpp_lists():
                                                                       n_gpu_layers=None))
     assert r.errors[0].code == "llamacpp.split.tensor_arch"
     assert r.errors[0].text.startswith("LLAMA_SPLIT_MODE_TENSOR not implemented for architecture 'deepseek2'")
-    assert any(w.code == "llamacpp.split.tensor_no_fit" and "llama_params_fit is not implemented for SPLIT_MODE_TENSOR" in w.text
-               for w in r.warnings)  # -ngl auto
+    assert any(w.code == "llamacpp.split.tensor_no_fit"
+               and "llama_params_fit is not implemented for SPLIT_MODE_TENSOR" in w.text for w in r.warnings)  # -ngl auto
 
 
 def test_the_backend_follows_the_vendor_and_is_reported():

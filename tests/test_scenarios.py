@@ -18,8 +18,8 @@ def test_llama_70b_awq_on_three_3090s_at_tp3(capsys):
                "--ctx", "8192")
     assert not r["fits"]
     assert r["errors"][0]["code"] == "vllm.parallel.attention_heads"
-    assert r["errors"][0]["text"].startswith("Total number of attention heads (64) must be divisible by tensor parallel "
-                                             "size (3).")  # vllm/config/model.py verify_with_parallel_config
+    assert r["errors"][0]["text"].startswith("Total number of attention heads (64) must be divisible by "
+                                             "tensor parallel size (3).")  # vllm/config/model.py verify_with_parallel_config
     assert "8 is not divisible by 3" in r["errors"][1]["text"]  # QKVParallelLinear: 8 KV heads
     # instead: the same AWQ checkpoint at TP=2 on two of the cards (GeForce cards have no P2P, so no custom
     # all-reduce buffers) or with pipeline stages on all three, never TP=3
@@ -66,9 +66,10 @@ def test_qwen3_32b_on_a_128gb_strix_halo(capsys):
     assert vk["devices"][0]["available_bytes"] == (124 - 1) * 2**30
     vl = _check(capsys, "qwen3-32b", "--gpu", "strix-halo", "--engine", "vllm", "--ctx", "32768")
     assert vl["fits"]
-    assert any(w["code"] == "vllm.platform.rocm_version" and w["text"].startswith("vLLM on ROCm 7.0.2 or later for gfx1151")
-               for w in vl["warnings"])
-    assert any(w["code"] == "vllm.platform.rocm_unified" and "needs a shim" in w["text"] for w in vl["warnings"])  # the APU budget caveat
+    assert any(w["code"] == "vllm.platform.rocm_version"
+               and w["text"].startswith("vLLM on ROCm 7.0.2 or later for gfx1151") for w in vl["warnings"])
+    # the APU budget caveat
+    assert any(w["code"] == "vllm.platform.rocm_unified" and "needs a shim" in w["text"] for w in vl["warnings"])
 
 
 def test_70b_q4_k_m_across_a_4090_and_a_3060(capsys):
