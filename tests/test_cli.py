@@ -70,7 +70,7 @@ def test_sequences_multiply_kv_not_weights(capsys):
     (["check", "llama-3.1-8b", "--gpu", "2x4090", "--engine", "llamacpp", "--quant", "gguf:Q4_K_M", "-ts", "1,1,1"],
      "3 proportions for 2 GPUs"),
     (["check", "llama-3.1-8b", "--gpu", "4090", "--engine", "vllm", "--gpu-memory-utilization", "1.5"],
-     "gpu_memory_utilization"),
+     "--gpu-memory-utilization must be in (0, 1]"),
     (["check", "llama-3.1-8b", "--gpu", "4090", "--engine", "vllm", "--engine-version", "x.y"], "release number"),
     (["plan", "llama-3.1-8b", "--gpu", "4090", "--ctx", "0"], "positive integer"),
     # vLLM's docs: TP within a node, PP across nodes
@@ -152,7 +152,7 @@ def test_quantized_checkpoint_is_weighed_in_its_format(capsys):
     _, out, _ = run(capsys, "check", "deepseek-v3", "--gpu", "h200-sxm", "--ctx", "4096", "--json")
     r = json.loads(out)
     assert 1.0 < r["weights_bytes"] / r["model"]["params_total"] < 1.01
-    assert not any("overestimate" in w for w in r["warnings"])
+    assert not any(w["code"] == "check.weights.unmodelled_format" for w in r["warnings"])
 
 
 def test_unknown_quant_is_bad_input(capsys):
@@ -167,3 +167,36 @@ def test_malformed_gguf_file_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["check", str(path), "--gpu", "4090"]) == 2
     err = capsys.readouterr().err
     assert "broken.gguf" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_an_internal_error_exits_3_with_one_line_not_as_bad_input(capsys, monkeypatch):
+    import vramcalc.cli.check
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(vramcalc.cli.check, "check", broken)
+    code, out, err = run(capsys, "check", "llama-3.1-8b", "--gpu", "4090")
+    assert code == 3 and not out
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "internal error: ZeroDivisionError: division by zero" in err and "report" in err and "--debug" in err
+    code, _, err = run(capsys, "--debug", "check", "llama-3.1-8b", "--gpu", "4090")
+    assert code == 3 and "Traceback" in err and "ZeroDivisionError" in err
+
+
+def test_a_value_error_inside_an_engine_is_a_bug_not_bad_input(capsys, monkeypatch):
+    import vramcalc.vllm.engine
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal ValueError")
+
+    monkeypatch.setattr(vramcalc.vllm.engine, "_batch_defaults", broken)
+    code, _, err = run(capsys, "check", "llama-3.1-8b", "--gpu", "4090", "--engine", "vllm", "--ctx", "8192")
+    assert code == 3 and "internal error: ValueError" in err
+
+
+def test_bad_engine_option_is_bad_input_naming_the_flag(capsys):
+    code, _, err = run(capsys, "check", "llama-3.1-8b", "--gpu", "4090", "--engine", "vllm", "--ctx", "8192",
+                       "--gpu-memory-utilization", "1.5")
+    assert code == 2 and err.startswith("vramcalc: error: --gpu-memory-utilization must be in (0, 1]")
+    assert len(err.strip().splitlines()) == 1

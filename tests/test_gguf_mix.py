@@ -5,6 +5,7 @@ import json
 import pytest
 
 from conftest import DATA, catalog_config
+from vramcalc.errors import InputError, NotModelledError
 from vramcalc.ggml import ftypes, tensor_bytes
 from vramcalc.gguf_mix import predict_gguf
 from vramcalc.sources.catalog import load
@@ -52,12 +53,12 @@ def test_row_not_divisible_by_256_falls_back():
     p = predict_gguf(spec_from_config(cfg, model_id="x", source="t"), "Q4_K_M")
     assert p.type_counts["Q5_0"] + p.type_counts["Q8_0"] == 32
     assert p.type_counts["Q8_0"] == 16  # the use_more_bits layers, Q6_K -> Q8_0
-    with pytest.raises(ValueError):
+    with pytest.raises(NotModelledError):
         tensor_bytes("Q4_K", (14368, 10))
 
 
 def test_unknown_ftype_is_refused():
-    with pytest.raises(ValueError, match="unknown llama.cpp file type"):
+    with pytest.raises(InputError, match="unknown llama.cpp file type"):
         predict_gguf(load("meta-llama/Llama-3.1-8B"), "Q4_K_XL")
 
 

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from conftest import DATA
+from vramcalc.errors import NotModelledError
 from vramcalc.cli import main
 from vramcalc.gpus import find_gpu
 from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
@@ -51,7 +52,8 @@ def test_too_long_a_context_does_not_fit_and_partial_offload_moves_kv():
 def test_quantized_v_needs_flash_attention():
     r = check_llamacpp(load("llama-3.1-8b"), find_gpu("rtx4090"),
                        LlamaOptions(ftype="Q4_K_M", n_ctx=8192, type_v="q8_0", flash_attn=False))
-    assert not r.fits and "requires Flash Attention" in r.errors[0]
+    assert not r.fits and r.errors[0].code == "llamacpp.kv.quant_v_needs_fa"
+    assert "requires Flash Attention" in r.errors[0].text
 
 
 def test_cli(capsys):
@@ -126,8 +128,9 @@ def test_row_split_is_refused_without_split_buffers(gpu, backend, device):
     only ggml-sycl.cpp does."""
     r = check_llamacpp(load("llama-3.1-8b"), _two(gpu), LlamaOptions(ftype="Q4_K_M", n_ctx=8192, split_mode="row",
                                                                     backend=backend))
-    assert not r.fits and r.errors[0].startswith(f"device {device} does not support split buffers")
-    with pytest.raises(ValueError, match="SYCL is not modelled"):
+    assert not r.fits and r.errors[0].code == "llamacpp.split.unsupported"
+    assert r.errors[0].text.startswith(f"device {device} does not support split buffers")
+    with pytest.raises(NotModelledError, match="SYCL is not modelled"):
         check_llamacpp(load("llama-3.1-8b"), _two(gpu), LlamaOptions(ftype="Q4_K_M", split_mode="row", backend="sycl"))
 
 
@@ -153,14 +156,17 @@ def test_tensor_split_segments_weights_and_kv_by_ts_and_needs_flash_attention():
                            LlamaOptions(ftype="Q4_K_M", n_ctx=8192, split_mode="tensor", n_gpu_layers=10**6))
     assert mixed.devices[0].model_buffer_bytes == mixed.devices[1].model_buffer_bytes  # no -ts: even segments
     off = check_llamacpp(spec, _two(), LlamaOptions(ftype="Q4_K_M", n_ctx=8192, split_mode="tensor", flash_attn="off"))
-    assert not off.fits and off.errors[0].startswith("SPLIT_MODE_TENSOR requires flash_attn to be enabled")
+    assert not off.fits and off.errors[0].code == "llamacpp.split.tensor_needs_fa"
+    assert off.errors[0].text.startswith("SPLIT_MODE_TENSOR requires flash_attn to be enabled")
 
 
 def test_tensor_split_is_refused_for_the_architectures_llama_cpp_lists():
     r = check_llamacpp(load("deepseek-v2-lite"), _two(), LlamaOptions(ftype="Q4_K_M", n_ctx=8192, split_mode="tensor",
                                                                       n_gpu_layers=None))
-    assert r.errors[0].startswith("LLAMA_SPLIT_MODE_TENSOR not implemented for architecture 'deepseek2'")
-    assert any("llama_params_fit is not implemented for SPLIT_MODE_TENSOR" in w for w in r.warnings)  # -ngl auto
+    assert r.errors[0].code == "llamacpp.split.tensor_arch"
+    assert r.errors[0].text.startswith("LLAMA_SPLIT_MODE_TENSOR not implemented for architecture 'deepseek2'")
+    assert any(w.code == "llamacpp.split.tensor_no_fit"
+               and "llama_params_fit is not implemented for SPLIT_MODE_TENSOR" in w.text for w in r.warnings)  # -ngl auto
 
 
 def test_the_backend_follows_the_vendor_and_is_reported():
@@ -186,7 +192,7 @@ def test_other_machines_join_through_rpc_first_and_without_pipeline_copies():
     assert [d.model_buffer_bytes for d in rpc.devices] == [d.model_buffer_bytes for d in local.devices]
     assert local.devices[1].compute_buffer_bytes == 4 * rpc.devices[1].compute_buffer_bytes  # SCHED_MAX_COPIES
     assert rpc.command.endswith("-sm layer --rpc <node-2>:50052 --fit off")
-    assert any("ggml-rpc-server -H 0.0.0.0 -p 50052" in w for w in rpc.warnings)
+    assert any(w.code == "llamacpp.rpc.nodes" and "ggml-rpc-server -H 0.0.0.0 -p 50052" in w.text for w in rpc.warnings)
 
 
 def test_moe_auto_offload_keeps_layers_on_the_gpu_and_the_fewest_experts_on_the_cpu():

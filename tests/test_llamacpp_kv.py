@@ -69,7 +69,7 @@ def test_sliding_window_only_where_the_graph_keeps_an_iswa_cache():
     a = spec.layers[0].attention
     assert [c.name for c in r.caches] == ["single"]
     assert r.devices[-1].kv_buffer_bytes == 36 * 65536 * a.num_kv_heads * (a.head_dim_k + a.head_dim_v) * 2
-    assert any("keeps no sliding-window cache" in w for w in r.warnings)
+    assert any(w.code == "llamacpp.kv.no_swa" and "keeps no sliding-window cache" in w.text for w in r.warnings)
     g = check_llamacpp(load("google/gemma-3-4b-it"), None, LlamaOptions(n_ctx=65536, ftype="Q4_K_M"), solve=False)
     assert {c.name for c in g.caches} == {"non-SWA", "SWA"}
-    assert not any("sliding-window cache" in w for w in g.warnings)
+    assert not any(w.code == "llamacpp.kv.no_swa" for w in g.warnings)

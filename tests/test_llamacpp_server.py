@@ -70,7 +70,7 @@ def test_printed_command_and_buffers_per_device(sources, i):
     assert r.command == run["command"]  # the command that ran is the one vramcalc prints today
     if r.errors:  # vramcalc refuses: llama.cpp refused it too, in the words vramcalc quotes
         assert not run["buffers"] and any(
-            r.errors[0].split(" [")[0].replace("CUDA0", "RPC0") in e for e in run["errors"]), (r.errors, run["errors"])
+            r.errors[0].text.split(" [")[0].replace("CUDA0", "RPC0") in e for e in run["errors"]), (r.errors, run["errors"])
         return
     assert run["buffers"], run["errors"]  # vramcalc says it fits: llama.cpp loaded it
     rec, pred = _recorded(run), _predicted(r)

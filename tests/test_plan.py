@@ -25,7 +25,7 @@ def test_tp3_is_never_proposed_for_64_heads():
     # (llama_meta_device_get_split_state), so it may use all three
     assert all(c.layout.tp != 3 for c in r.recommendations if c.engine == "vllm")
     tp3 = [x for x in r.rejected if "TP=3" in x.family]
-    assert tp3 and "divisible" in tp3[0].reason
+    assert tp3 and tp3[0].reason.code == "vllm.parallel.attention_heads" and "divisible" in tp3[0].reason.text
 
 
 def test_a_model_that_fits_one_gpu_gets_a_replica_per_gpu_option():
@@ -55,10 +55,10 @@ def test_every_vllm_recommendation_starts_under_the_engine_model():
         if "--max-num-seqs" in c.commands[0]:  # hybrid: fewer sequences than vLLM's default, said in a note
             seqs = int(c.commands[0].split("--max-num-seqs ")[1].split()[0])
             opts = opts.model_copy(update={"max_num_seqs": seqs})
-            assert any(f"--max-num-seqs {seqs}" in n for n in c.notes)
+            assert any(n.code == "plan.max_num_seqs" and f"--max-num-seqs {seqs}" in n.text for n in c.notes)
         res = check_vllm(spec, gpu, opts)
         if not res.fits:  # the planner may raise the budget: it must say so
-            assert any("gpu-memory-utilization" in n for n in c.notes)
+            assert any(n.code == "plan.high_utilization" for n in c.notes)
         checked += 1
         assert f"--max-model-len 32768" in c.commands[0]
         assert c.max_concurrency >= 1
@@ -70,7 +70,7 @@ def test_qwen36_27b_at_128k_on_two_4090s_rejects_one_gpu_for_kv():
     assert r.fits
     top = r.recommendations[0]
     assert top.engine == "vllm" and top.layout.tp == 2  # the KV of 128k does not fit beside 4-bit weights on one
-    assert any("TP=1" in x.family and "KV cache" in x.reason for x in r.rejected)
+    assert any("TP=1" in x.family and "KV cache" in x.reason.text for x in r.rejected)
 
 
 def test_moe_on_a_12gb_gpu_keeps_experts_on_the_cpu():
@@ -80,7 +80,7 @@ def test_moe_on_a_12gb_gpu_keeps_experts_on_the_cpu():
     top = r.recommendations[0]
     assert top.layout.cpu_moe and 0 < top.layout.n_cpu_moe < 48
     assert f"--n-cpu-moe {top.layout.n_cpu_moe}" in top.commands[0]
-    assert any("host RAM" in n for n in top.notes)
+    assert any(n.code == "plan.note.host_offload" for n in top.notes)
     assert "host-RAM bandwidth" in top.speed.basis  # the offload speed is an assumption, said so
 
 
@@ -111,7 +111,7 @@ def test_deepseek_v3_on_two_h100_nodes_keeps_tp_in_a_node():
 def test_apple_has_no_vllm():
     r = _plan("llama-3.1-8b", "m4-max(64GiB)")
     assert all(c.engine == "llama.cpp" for c in r.recommendations)
-    assert any(x.family == "vLLM" and "Metal" in x.reason for x in r.rejected)
+    assert any(x.family == "vLLM" and x.reason.code == "plan.reject.metal" for x in r.rejected)
 
 
 def test_concurrency_is_a_requirement():
@@ -122,7 +122,7 @@ def test_concurrency_is_a_requirement():
 def test_nothing_fits_lists_why():
     r = _plan("llama-3.1-405b", "rtx4070", engine="vllm")
     assert not r.fits and not r.recommendations
-    assert r.rejected and all(x.reason for x in r.rejected)
+    assert r.rejected and all(x.reason.text for x in r.rejected)
 
 
 def test_goals_rank_differently():
@@ -149,7 +149,8 @@ def test_llama_cpp_tensor_split_is_offered_where_llama_cpp_allows_it():
     r = _plan("qwen3.6-27b", "2x4090", context=32768, engine="llamacpp", top=20)
     tensor = [c for c in r.recommendations if c.layout.split == "tensor"]
     assert tensor and "-sm tensor" in tensor[0].commands[0] and tensor[0].layout.tp == 2
-    assert any("experimental" in n for n in tensor[0].notes)
+    assert any(n.code == "plan.note.tensor_split" for n in tensor[0].notes)
     ds = _plan("deepseek-v3", "8xh100-sxm", context=8192, engine="llamacpp", top=20)
     assert not any(c.layout.split == "tensor" for c in ds.recommendations)
-    assert any(x.family == "llama.cpp tensor split" and "'deepseek2'" in x.reason for x in ds.rejected)
+    assert any(x.family == "llama.cpp tensor split" and x.reason.code == "llamacpp.split.tensor_arch"
+               and "'deepseek2'" in x.reason.text for x in ds.rejected)

@@ -4,6 +4,7 @@
 import pytest
 
 from conftest import catalog_config
+from vramcalc.errors import NotModelledError
 from vramcalc.quant import QuantScheme, matrix_tensors, quantized_bytes, scheme_from_config
 from vramcalc.sources.catalog import load
 from vramcalc.sources.hf_config import spec_from_config
@@ -107,7 +108,7 @@ def test_per_matrix_storage(scheme, out, inp, expected):
 
 
 def test_unmodelled_method_is_refused():
-    with pytest.raises(ValueError, match="not modelled"):
+    with pytest.raises(NotModelledError, match="not modelled"):
         scheme_from_config({"quant_method": "hqq"})
 
 

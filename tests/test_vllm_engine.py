@@ -66,19 +66,21 @@ def test_unknown_install_plans_for_the_larger_sampler(case):
     gpu = find_gpu(case["gpu"])
     r = check_vllm(load(case["model"]), gpu, VLLMOptions(**opts))
     assert r.devices[0].kv_cache_bytes / GIB <= case["logged"]["kv_gib"]
-    assert any("FlashInfer when it is installed" in w for w in r.warnings)
+    assert any(w.code == "vllm.sampler.assumed" and "FlashInfer when it is installed" in w.text for w in r.warnings)
 
 
 def test_no_memory_for_cache_blocks_in_vllm_words():
     case = next(c for c in CASES if c["id"] == "log10")  # Llama-3.3-70B FP8 on one H100
     r = run(case)
-    assert not r.fits and r.errors[0].startswith("No available memory for the cache blocks.")
+    assert not r.fits and r.errors[0].code == "vllm.kv.no_memory"
+    assert r.errors[0].text.startswith("No available memory for the cache blocks.")
 
 
 def test_max_model_len_that_does_not_fit_gives_the_estimate():
     r = check_vllm(load("llama-3.1-8b"), find_gpu("rtx4090"), VLLMOptions(max_model_len=131072))
     assert not r.fits and not r.max_model_len_fits
-    assert r.errors[0].startswith("To serve at least one request with the model's max seq len (131072)")
+    assert r.errors[0].code == "vllm.kv.max_model_len"
+    assert r.errors[0].text.startswith("To serve at least one request with the model's max seq len (131072)")
     assert 16 * 1024 < r.estimated_max_model_len < 131072
     ok = check_vllm(load("llama-3.1-8b"), find_gpu("rtx4090"), VLLMOptions(max_model_len=r.estimated_max_model_len))
     assert ok.fits_at_estimate  # vLLM's own estimate starts at the estimate...
@@ -131,7 +133,7 @@ def test_the_0_20_release_changed_the_default_budget():
     new = check_vllm(spec, gpu, VLLMOptions(engine_version="0.25.0", max_model_len=8192))
     assert "--gpu-memory-utilization 0.9 " in old.command + " " and old.devices[0].cuda_graph_bytes == 0
     assert "--gpu-memory-utilization 0.92" in new.command and new.devices[0].cuda_graph_bytes > 0
-    assert any("defaults of 0.20.0 are used" in w for w in new.warnings)
+    assert any(w.code == "vllm.version.nearest" and "defaults of 0.20.0 are used" in w.text for w in new.warnings)
 
 
 @pytest.mark.parametrize("version,flashinfer,path,env", [
@@ -186,11 +188,12 @@ def test_free_memory_gate_at_startup():
     """gpu_worker.py init_device refuses when free memory at the snapshot is below u x total (vllm_rules.md
     1.1). llm-d's H100 logs show 78.57 of 79.18 GiB free at start-up (TP 1), so 0.99 passes and 1.0 does not."""
     spec, h100 = load("llama-3.1-8b"), find_gpu("h100-sxm")
-    assert not any(e.startswith("Free memory") for e in check_vllm(spec, h100, VLLMOptions(
+    assert not any(e.code == "vllm.startup.free_memory" for e in check_vllm(spec, h100, VLLMOptions(
         gpu_memory_utilization=0.99, max_model_len=8192)).errors)
     r = check_vllm(spec, h100, VLLMOptions(gpu_memory_utilization=1.0, max_model_len=8192))
-    assert not r.fits and r.errors[0].startswith("Free memory on device cuda:0 (")
-    assert "is less than desired GPU memory utilization (1.0, " in r.errors[0]
+    assert not r.fits and r.errors[0].code == "vllm.startup.free_memory"
+    assert r.errors[0].text.startswith("Free memory on device cuda:0 (")
+    assert "is less than desired GPU memory utilization (1.0, " in r.errors[0].text
 
 
 def test_memory_held_by_other_processes_meets_the_gate_not_the_budget(capsys):
@@ -199,7 +202,7 @@ def test_memory_held_by_other_processes_meets_the_gate_not_the_budget(capsys):
     desk = parse_system("4090-1.5GiB").gpus[0]
     full = find_gpu("4090")
     r = check_vllm(load("llama-3.1-8b"), desk, VLLMOptions(max_model_len=8192))
-    assert not r.fits and r.errors[0].startswith("Free memory on device")
+    assert not r.fits and r.errors[0].code == "vllm.startup.free_memory"
     u = max_startup_utilization(desk)
     ok = check_vllm(load("llama-3.1-8b"), desk, VLLMOptions(max_model_len=8192, gpu_memory_utilization=u))
     assert ok.fits and ok.devices[0].budget_bytes == check_vllm(load("llama-3.1-8b"), full, VLLMOptions(

@@ -134,7 +134,8 @@ def test_hybrid_refuses_more_sequences_than_blocks_from_0_20():
     spec, gpu = load("qwen3.6-27b"), find_gpu("rtx-pro-6000-blackwell")
     r = check_vllm(spec, gpu, VLLMOptions(gpu_memory_utilization=0.95))
     assert not r.fits and r.num_gpu_blocks < 1024
-    assert f"max_num_seqs (1024) exceeds available Mamba cache blocks ({r.num_gpu_blocks})" in r.errors[-1]
+    assert r.errors[-1].code == "vllm.mamba.seqs_exceed_blocks"
+    assert f"max_num_seqs (1024) exceeds available Mamba cache blocks ({r.num_gpu_blocks})" in r.errors[-1].text
     lower = check_vllm(spec, gpu, VLLMOptions(gpu_memory_utilization=0.95, max_num_seqs=r.num_gpu_blocks))
     assert lower.fits_at_estimate  # the promise keeps a margin: a few blocks fewer
     assert check_vllm(spec, gpu, VLLMOptions(gpu_memory_utilization=0.95, max_num_seqs=r.num_gpu_blocks - 40)).fits

@@ -95,7 +95,8 @@ def test_bfloat16_needs_sm80_and_some_families_refuse_float16():
 
     t4 = find_gpu("t4")
     r = check_vllm(load("llama-3.2-1b"), t4, VLLMOptions(max_model_len=4096, dtype="bfloat16"))
-    assert r.errors[0].startswith("Bfloat16 is only supported on GPUs with compute capability of at least 8.0. "
+    assert r.errors[0].code == "vllm.dtype.bf16_refused"
+    assert r.errors[0].text.startswith("Bfloat16 is only supported on GPUs with compute capability of at least 8.0. "
                                   "Your Tesla T4 GPU has compute capability 7.5.")
     auto = check_vllm(load("llama-3.2-1b"), t4, VLLMOptions(max_model_len=4096))
     half = check_vllm(load("llama-3.2-1b"), t4, VLLMOptions(max_model_len=4096, dtype="float16"))
@@ -104,9 +105,11 @@ def test_bfloat16_needs_sm80_and_some_families_refuse_float16():
     g_auto = check_vllm(load("gemma-3-1b"), t4, VLLMOptions(max_model_len=4096))
     g_32 = check_vllm(load("gemma-3-1b"), t4, VLLMOptions(max_model_len=4096, dtype="float32"))
     assert g_auto.devices[0].weights_bytes == g_32.devices[0].weights_bytes
-    assert any("float16 is refused for this family" in w for w in g_auto.warnings)
+    assert any(w.code == "vllm.dtype.bf16_fallback" and "float16 is refused for this family" in w.text
+               for w in g_auto.warnings)
     r = check_vllm(load("gemma-3-1b"), find_gpu("rtx4090"), VLLMOptions(max_model_len=4096, dtype="float16"))
-    assert r.errors[0].startswith("The model type 'gemma3_text' does not support float16. Reason: Numerical "
+    assert r.errors[0].code == "vllm.dtype.float16_refused"
+    assert r.errors[0].text.startswith("The model type 'gemma3_text' does not support float16. Reason: Numerical "
                                   "instability. Please use bfloat16 or float32 instead.")
 
 
@@ -136,4 +139,5 @@ def test_moe_width_under_tp_and_gguf_as_a_plugin(tmp_path):
 
     path = write_gguf("qwen3", tmp_path / "m.gguf")
     r = check_vllm(open_model(str(path)).spec, find_gpu("rtx4090"), VLLMOptions(max_model_len=2048))
-    assert any(w.startswith("GGUF in vLLM 0.33 is an out-of-tree plugin") for w in r.warnings)
+    assert any(w.code == "vllm.source.gguf_plugin" and w.text.startswith("GGUF in vLLM 0.33 is an out-of-tree plugin")
+               for w in r.warnings)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from .errors import InputError, NotModelledError
 from .gpus import GPU
 from .kv import LayerKindMemory, kv_by_layer_kind
+from .messages import Message, warning
 from .params import count_params
 from .spec import ModelSpec
 from .quant import quantized_bytes, scheme_from_config, target_scheme
@@ -72,12 +74,12 @@ class CheckResult(BaseModel):
     breakdown: list[MemoryTerm]
     kv_by_layer_kind: list[LayerKindMemory]
     not_counted: list[str]
-    warnings: list[str]
+    warnings: list[Message]
     trace: list[TraceTerm] = []
 
 
 def _weights(spec: ModelSpec, quant: str | None, file_weight_bytes: int | None,
-             warnings: list[str]) -> tuple[int, str]:
+             warnings: list[Message]) -> tuple[int, str]:
     """Weight bytes and how they were obtained: a conversion target, the file headers, or the
     checkpoint's own format from its quantization_config."""
     if quant and quant.lower().startswith("gguf:"):
@@ -85,7 +87,8 @@ def _weights(spec: ModelSpec, quant: str | None, file_weight_bytes: int | None,
 
         p = predict_gguf(spec, quant.split(":", 1)[1])
         if p.approximate:
-            warnings.append(f"the GGUF tensor layout of {spec.model_type} is not checked against real files")
+            warnings.append(warning("check.gguf.unchecked_layout", f"the GGUF tensor layout of {spec.model_type} is "
+                                    "not checked against real files"))
         return p.total_bytes, f"llama.cpp {p.ftype}: {p.tensors} tensors, predicted per-tensor types"
     if quant:
         q = quantized_bytes(spec, target_scheme(quant))
@@ -94,8 +97,9 @@ def _weights(spec: ModelSpec, quant: str | None, file_weight_bytes: int | None,
         return file_weight_bytes, "exact tensor bytes from the file headers"
     try:
         scheme = scheme_from_config(spec.quantization_config, spec)
-    except ValueError as e:  # an unmodelled format: conservative, never smaller than the real file
-        warnings.append(f"{e}; weights counted at {spec.dtype}, an overestimate")
+    except NotModelledError as e:  # an unmodelled format: conservative, never smaller than the real file
+        warnings.append(warning("check.weights.unmodelled_format", f"{e}; weights counted at {spec.dtype}, an "
+                                "overestimate"))
         return quantized_bytes(spec, target_scheme("bf16")).total, f"all at {spec.dtype}"
     q = quantized_bytes(spec, scheme)
     if scheme.method == "none":
@@ -108,34 +112,36 @@ def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int 
     """file_weight_bytes: the exact tensor bytes read from the checkpoint's headers, when known.
     quant: weigh the model as converted to a format (`fp8`, `awq`, `gguf:Q4_K_M`, ...)."""
     if context is not None and context <= 0:
-        raise ValueError("context must be a positive number of tokens")
+        raise InputError(f"--ctx {context}: the context must be a positive number of tokens")
     if sequences <= 0:
-        raise ValueError("sequences must be positive")
+        raise InputError(f"--sequences {sequences}: must be a positive number of sequences")
     if context is None:
         if spec.max_position_embeddings is None:
-            raise ValueError("the model config gives no max_position_embeddings: pass a context")
+            raise InputError("the model config gives no max_position_embeddings: pass a context with --ctx")
         context = spec.max_position_embeddings
         context_source = "model maximum (max_position_embeddings), as vLLM's default max_model_len"
     else:
         context_source = "--ctx"
     counts = count_params(spec)
-    warnings: list[str] = []
+    warnings: list[Message] = []
     weights, how = _weights(spec, quant, file_weight_bytes, warnings)
     kinds = kv_by_layer_kind(spec, context)
     kv = sum(k.kv_bytes for k in kinds) * sequences
     state = sum(k.state_bytes for k in kinds) * sequences
     required = weights + kv + state
     if spec.approximate:
-        warnings.append("the architecture was read approximately: " + "; ".join(spec.notes))
+        warnings.append(warning("check.spec.approximate", "the architecture was read approximately: "
+                                + "; ".join(spec.notes)))
     if spec.max_position_embeddings and context > spec.max_position_embeddings:
-        warnings.append(f"context {context} exceeds the trained maximum {spec.max_position_embeddings}")
+        warnings.append(warning("check.context.exceeds_trained", f"context {context} exceeds the trained maximum "
+                                f"{spec.max_position_embeddings}"))
     if gpu.note:
-        warnings.append(gpu.note)
+        warnings.append(warning("gpu.note", gpu.note))
     available = gpu.usable_bytes or gpu.memory_bytes
     free = available - required
     if 0 <= free < TIGHT_FRACTION * available:
-        warnings.append(f"less than {TIGHT_FRACTION:.0%} of the device is left, and engine workspace "
-                        "(CUDA context, activations) is not counted yet")
+        warnings.append(warning("check.verdict.tight", f"less than {TIGHT_FRACTION:.0%} of the device is left, and "
+                                "engine workspace (CUDA context, activations) is not counted yet"))
     detail = f"{counts.total:,} params; {how}"
     breakdown = [MemoryTerm(name="weights", bytes=weights, detail=detail)]
     for k in kinds:

@@ -22,3 +22,14 @@ class UnknownModelError(VramcalcError):
 
 class UnknownGPUError(VramcalcError):
     pass
+
+
+class InputError(VramcalcError, ValueError):
+    """A flag, option or argument out of range: the message names it and what it accepts. (A ValueError too, so
+    library callers that catch ValueError keep working.)"""
+
+
+class NotModelledError(VramcalcError, ValueError):
+    """Valid input that vramcalc does not model (a checkpoint format, a llama.cpp tensor type, a layout): the
+    planner and the checks catch it to fall back or to reject one candidate; anywhere else it is reported as bad
+    input."""

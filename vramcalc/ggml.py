@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .data_files import load
 from .data_models import GGUFQuants, LlamaFtypeRow
+from .errors import NotModelledError
 
 
 class GGMLType(BaseModel):
@@ -45,14 +46,14 @@ def ggml_type(name: str) -> GGMLType:
     try:
         return types()[name.upper()]
     except KeyError:
-        raise ValueError(f"unknown ggml type {name!r}") from None
+        raise NotModelledError(f"unknown ggml type {name!r}") from None
 
 
 def row_bytes(type_name: str, ne0: int) -> int:
     """Bytes of one row of ne0 elements (ggml_row_size); ne0 must be a multiple of the block."""
     t = ggml_type(type_name)
     if ne0 % t.block:
-        raise ValueError(f"{t.name} needs rows that are a multiple of {t.block}, got {ne0}")
+        raise NotModelledError(f"{t.name} needs rows that are a multiple of {t.block}, got {ne0}")
     return ne0 // t.block * t.block_bytes
 
 

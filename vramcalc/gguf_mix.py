@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from .errors import InputError, NotModelledError
 from .ggml import ftypes, ggml_type, tensor_bytes
 from .params import inventory
 from .spec import ModelSpec
@@ -331,7 +332,7 @@ def _fallback(t: GGUFTensor, new: str) -> str:
     if t.ne[0] % ggml_type(new).block == 0:
         return new
     if new not in _FALLBACK:
-        raise ValueError(f"llama.cpp defines no fallback for {new} (tensor {t.name}, row {t.ne[0]})")
+        raise NotModelledError(f"llama.cpp defines no fallback for {new} (tensor {t.name}, row {t.ne[0]})")
     new = _FALLBACK[new]
     return new if t.ne[0] % ggml_type(new).block == 0 else "F16"
 
@@ -351,7 +352,7 @@ def plan_gguf(spec: ModelSpec, ftype: str, *, imatrix: bool | None = None, token
     """
     ftype = ftype.upper()
     if ftype not in ftypes():
-        raise ValueError(f"unknown llama.cpp file type {ftype!r}; known: {', '.join(ftypes())}")
+        raise InputError(f"unknown llama.cpp file type {ftype!r}; known: {', '.join(ftypes())}")
     default = ftypes()[ftype].base_ggml_type
     tensors = sorted(gguf_tensors(spec), key=lambda t: _sort_key(t.name))
     attn = next((layer.attention for layer in spec.layers if layer.attention is not None), None)

@@ -17,9 +17,11 @@ from pydantic import BaseModel, ConfigDict
 
 from .data_files import load
 from .data_models import Planner
+from .errors import InputError, NotModelledError
 from .gguf_mix import GGUFTensor, plan_gguf
 from .gpus import GIB, GPU
 from .llamacpp.engine import LlamaOptions, LlamaResult, check_llamacpp
+from .messages import Message, codes, note, warning
 from .params import count_params
 from .quant import quant_targets, quantized_bytes, scheme_from_config, target_scheme
 from .spec import ModelSpec
@@ -30,6 +32,9 @@ from .vllm.engine import VLLMOptions, check_vllm, derived_max_model_len, max_sta
 Goal = Literal["latency", "throughput", "context"]
 Engine = Literal["vllm", "llamacpp"]  # the engines vramcalc models (check --engine, plan --engine)
 EngineChoice = Literal[Engine, "any"]
+# the engine warnings a recommended layout carries as its notes: what costs speed or is not modelled
+LAYOUT_NOTE_CODES = frozenset({"vllm.weights.mxfp4_layout", "vllm.quant.degraded", "vllm.platform.rocm_version",
+                               "plan.high_utilization", "plan.max_num_seqs"})
 
 
 def planner_data() -> Planner:
@@ -75,14 +80,14 @@ class Candidate(BaseModel):
     speed: SpeedEstimate
     commands: list[str]
     router_config: str | None  # LiteLLM config for replica layouts
-    notes: list[str]
+    notes: list[Message]
 
 
 class Rejection(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     family: str
-    reason: str
+    reason: Message
 
 
 class PlanResult(BaseModel):
@@ -97,7 +102,7 @@ class PlanResult(BaseModel):
     concurrency: int
     recommendations: list[Candidate]
     rejected: list[Rejection]
-    notes: list[str]
+    notes: list[Message]
 
 
 def _backend(gpu: GPU) -> str:
@@ -129,7 +134,7 @@ def _own_quant(spec: ModelSpec) -> tuple[str, float]:
     """The checkpoint's own format and its bits per weight (16 for an unquantized checkpoint)."""
     try:
         s = scheme_from_config(spec.quantization_config, spec)
-    except ValueError:
+    except NotModelledError:
         return "unmodelled format", 16.0
     return (spec.dtype, 16.0) if s.method == "none" else (s.method, float(s.bits))
 
@@ -141,17 +146,18 @@ def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurr
     """Layouts that fit, ranked for the goal. Per layout the planner shows one quant, the best for
     the goal; `prefer_quant` ("checkpoint", "awq", "gguf:Q4_K_M" ...) shows that one wherever it fits."""
     if concurrency < 1:
-        raise ValueError("concurrency must be at least 1")
+        raise InputError(f"--concurrency {concurrency}: must be at least 1")
     if context is not None and context < 1:
-        raise ValueError("context must be a positive number of tokens")
+        raise InputError(f"--ctx {context}: the context must be a positive number of tokens")
     model_max = derived_max_model_len(spec)
     ctx = context or min(model_max, planner_data().default_context)
     how = "--ctx" if context else (f"the planner's default {planner_data().default_context} tokens "
                                    f"(the model allows {model_max}); pass --ctx to plan for another")
-    notes = list(system.notes)
+    notes = [note("system.note", n) for n in system.notes]
     if context and context > model_max:
-        notes.append(f"{context} tokens exceed the model's {model_max}: vLLM refuses it without "
-                     "VLLM_ALLOW_LONG_MAX_MODEL_LEN, llama.cpp degrades past its training context")
+        notes.append(note("plan.context.exceeds_model", f"{context} tokens exceed the model's {model_max}: vLLM "
+                          "refuses it without VLLM_ALLOW_LONG_MAX_MODEL_LEN, llama.cpp degrades past its training "
+                          "context"))
     rejected: list[Rejection] = []
     found: list[tuple[Candidate, float]] = []
     if engine in ("vllm", "any"):
@@ -163,7 +169,8 @@ def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurr
     if good and len(good) < len(found):
         dropped = sorted({c.quant for c, b in found if b < 4})
         rejected.append(Rejection(family="quants below 4 bits (" + ", ".join(dropped) + ")",
-                                  reason="they fit, but a 4-bit or better quant also fits: not offered"))
+                                  reason=note("plan.reject.below_4_bits", "they fit, but a 4-bit or better quant "
+                                              "also fits: not offered")))
         found = good
     key = {"latency": lambda c: (c.speed.decode_tokens_per_s, c.max_context),
            "throughput": lambda c: (c.speed.aggregate_tokens_per_s, c.speed.decode_tokens_per_s),
@@ -184,7 +191,7 @@ def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurr
     recs = []
     for i, c in enumerate(ranked[:top]):
         others = sorted(also[(c.engine, c.layout)] - {c.quant})
-        extra = [f"also fits in this layout: {', '.join(others)}"] if others else []
+        extra = [note("plan.note.also_fits", f"also fits in this layout: {', '.join(others)}")] if others else []
         recs.append(c.model_copy(update={"rank": i + 1, "notes": c.notes + extra}))
     counts = count_params(spec)
     own, _ = _own_quant(spec)
@@ -247,7 +254,7 @@ def best_gguf_ftype(spec: ModelSpec, gpus: list[GPU], opts: LlamaOptions, host_r
     for ftype in planner_data().gguf_ftypes:
         try:
             tensors = plan_gguf(spec, ftype)
-        except ValueError:
+        except NotModelledError:
             continue
         o = opts.model_copy(update={"ftype": ftype})
         if full is None and check_llamacpp(spec, gpus, o.model_copy(update={"n_gpu_layers": 10**6}), tensors,
@@ -263,7 +270,7 @@ def best_gguf_ftype(spec: ModelSpec, gpus: list[GPU], opts: LlamaOptions, host_r
 
 def _merge(rej: list[Rejection]) -> list[Rejection]:
     """One line per family: the first reason given for it."""
-    out: dict[str, str] = {}
+    out: dict[str, Message] = {}
     for r in rej:
         out.setdefault(r.family, r.reason)
     return [Rejection(family=f, reason=r) for f, r in out.items()]
@@ -289,7 +296,8 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
           rejected: list[Rejection], goal: Goal) -> list[tuple[Candidate, float]]:
     gpu = min(system.gpus, key=lambda g: g.usable_bytes)
     if _backend(gpu) == "metal":
-        rejected.append(Rejection(family="vLLM", reason="vLLM has no Metal backend: it does not run on Apple GPUs"))
+        rejected.append(Rejection(family="vLLM", reason=note("plan.reject.metal", "vLLM has no Metal backend: it "
+                                                              "does not run on Apple GPUs")))
         return []
     per_node = system.gpus_per_node
     total = per_node * system.nodes
@@ -308,17 +316,17 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
         try:
             scheme = target_scheme(quant) if quant else scheme_from_config(spec.quantization_config, spec)
             weights_total = quantized_bytes(spec, scheme).total
-        except ValueError as e:
-            rejected.append(Rejection(family=f"vLLM {qname}", reason=str(e)))
+        except NotModelledError as e:
+            rejected.append(Rejection(family=f"vLLM {qname}", reason=note("plan.reject.format", str(e))))
             continue
         reads = weight_reads(spec, quant)
         for tp, pp in layouts:
             fam = f"vLLM {qname} TP={tp} PP={pp}"
             n = tp * pp
             if weights_total / n > gpu.usable_bytes * 0.97:
-                rejected.append(Rejection(family=f"vLLM {qname} on {n} GPU(s)",
-                                          reason=f"weights alone need {weights_total / n / GIB:.1f} GiB per GPU, "
-                                                 f"the GPU has {gpu.usable_bytes / GIB:.1f} GiB"))
+                rejected.append(Rejection(family=f"vLLM {qname} on {n} GPU(s)", reason=note(
+                    "plan.reject.weights", f"weights alone need {weights_total / n / GIB:.1f} GiB per GPU, "
+                    f"the GPU has {gpu.usable_bytes / GIB:.1f} GiB")))
                 continue
             served = False
             for kv in ("auto", "fp8"):
@@ -327,28 +335,28 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                 opts = VLLMOptions(tp=tp, pp=pp, engine_version=version, max_model_len=ctx, quantization=quant,
                                    kv_cache_dtype=kv)
                 r = check_vllm(spec, gpu, opts)
-                if not r.devices and any(e.startswith("Free memory on device") for e in r.errors):
+                if not r.devices and "vllm.startup.free_memory" in codes(r.errors):
                     # other processes hold part of the GPU: the largest utilization vLLM's start-up gate allows
                     opts = opts.model_copy(update={"gpu_memory_utilization": max_startup_utilization(gpu, tp, pp)})
                     r = check_vllm(spec, gpu, opts)
-                    r = r.model_copy(update={"warnings": r.warnings + [
-                        f"--gpu-memory-utilization {opts.gpu_memory_utilization}: the most vLLM's free-memory gate "
-                        "allows with what other processes hold"]})
+                    r = r.model_copy(update={"warnings": r.warnings + [warning(
+                        "plan.startup_utilization", f"--gpu-memory-utilization {opts.gpu_memory_utilization}: the "
+                        "most vLLM's free-memory gate allows with what other processes hold")]})
                 if r.devices and not r.fits:  # short of memory: what users do next is raise the budget
                     hi = planner_data().high_gpu_memory_utilization
                     r2 = check_vllm(spec, gpu, opts.model_copy(update={"gpu_memory_utilization": hi}))
                     if r2.fits:
-                        r = r2.model_copy(update={"warnings": r2.warnings + [
-                            f"fits only with --gpu-memory-utilization {hi}: about "
+                        r = r2.model_copy(update={"warnings": r2.warnings + [warning(
+                            "plan.high_utilization", f"fits only with --gpu-memory-utilization {hi}: about "
                             f"{(1 - hi) * gpu.usable_bytes / GIB:.1f} GiB per GPU is left for anything else "
-                            "(a desktop, other processes)"]})
-                if r.num_gpu_blocks and any("Mamba cache blocks" in e for e in r.errors):
+                            "(a desktop, other processes)")]})
+                if r.num_gpu_blocks and "vllm.mamba.seqs_exceed_blocks" in codes(r.errors):
                     # hybrid models: one block per running sequence; the fix vLLM names is a lower --max-num-seqs
                     opts = opts.model_copy(update={"max_num_seqs": r.num_gpu_blocks})
                     r = check_vllm(spec, gpu, opts)
-                    r = r.model_copy(update={"warnings": r.warnings + [
-                        f"--max-num-seqs {opts.max_num_seqs}: a hybrid model holds one KV block per running sequence "
-                        "and vLLM refuses a max_num_seqs above the block count"]})
+                    r = r.model_copy(update={"warnings": r.warnings + [warning(
+                        "plan.max_num_seqs", f"--max-num-seqs {opts.max_num_seqs}: a hybrid model holds one KV block "
+                        "per running sequence and vLLM refuses a max_num_seqs above the block count")]})
                 if r.errors:
                     rejected.append(Rejection(family=fam if r.devices else f"vLLM {qname} TP={tp}",
                                               reason=r.errors[0]))
@@ -358,8 +366,9 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                 replicas = total // n
                 conc_cap = r.max_concurrency * replicas
                 if conc_cap < concurrency:
-                    rejected.append(Rejection(family=fam, reason=f"the KV cache holds {conc_cap:.1f} sequences of "
-                                                                 f"{ctx} tokens, {concurrency} were asked for"))
+                    rejected.append(Rejection(family=fam, reason=note(
+                        "plan.reject.concurrency", f"the KV cache holds {conc_cap:.1f} sequences of {ctx} tokens, "
+                        f"{concurrency} were asked for")))
                     continue
                 per_replica = max(1, -(-concurrency // replicas))
                 hw = Hardware(engine="vllm", backend=_backend(gpu), bandwidth_gbs=gpu.memory_bandwidth_gbs or 0,
@@ -371,13 +380,13 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                                     prompt_tokens=prompt_tokens, kv_dtype="fp8" if kv == "fp8" else None)
                 sp = sp.model_copy(update={"aggregate_tokens_per_s": sp.aggregate_tokens_per_s * replicas,
                                            "concurrency": concurrency})
-                notes = [w for w in r.warnings if "not modelled" in w or "Marlin" in w or "degrad" in w
-                         or "fits only with" in w or "--max-num-seqs" in w][:3]
+                notes = [w for w in r.warnings if w.code in LAYOUT_NOTE_CODES][:3]
                 if quant and not quant_targets()[quant].vllm_runtime_flag:
-                    notes.append(f"needs a checkpoint of this model in {quant.upper()} format from the Hub: vLLM "
-                                 "cannot convert to it at start-up")
+                    notes.append(note("plan.note.hub_checkpoint", f"needs a checkpoint of this model in "
+                                      f"{quant.upper()} format from the Hub: vLLM cannot convert to it at start-up"))
                 if tp > 1 and hw.link == "pcie":
-                    notes.append("TP over PCIe without NVLink: each token waits for 2 all-reduces a layer")
+                    notes.append(note("plan.note.pcie_tp", "TP over PCIe without NVLink: each token waits for 2 "
+                                      "all-reduces a layer"))
                 cmds, router = _vllm_commands(r.command, tp, pp, replicas, system, spec.id)
                 served = True
                 devs = [DeviceUse(device=f"{d.gpu} rank {d.rank}", used_bytes=d.budget_bytes, available_bytes=d.total_bytes)
@@ -440,8 +449,8 @@ def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, promp
         bits = _bits(quant)
         try:
             tensors = plan_gguf(spec, ftype)
-        except ValueError as e:
-            rejected.append(Rejection(family=f"llama.cpp {ftype}", reason=str(e)))
+        except NotModelledError as e:
+            rejected.append(Rejection(family=f"llama.cpp {ftype}", reason=note("plan.reject.format", str(e))))
             continue
         reads = reads_from_gguf(spec, tensors)
         n_before = len(out)
@@ -493,13 +502,13 @@ def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, promp
     return out
 
 
-def _short_llama(r: LlamaResult) -> str:
+def _short_llama(r: LlamaResult) -> Message:
     if r.errors:
         return r.errors[0]
     worst = max((d for d in r.devices if d.available_bytes >= 0), key=lambda d: d.total_bytes - d.available_bytes)
-    return (f"{worst.device} would need {worst.total_bytes / GIB:.1f} GiB (model {worst.model_buffer_bytes / GIB:.1f}, "
-            f"KV {worst.kv_buffer_bytes / GIB:.1f}, compute {worst.compute_buffer_bytes / GIB:.1f}) of "
-            f"{worst.available_bytes / GIB:.1f} GiB")
+    return note("plan.reject.memory", f"{worst.device} would need {worst.total_bytes / GIB:.1f} GiB (model "
+                f"{worst.model_buffer_bytes / GIB:.1f}, KV {worst.kv_buffer_bytes / GIB:.1f}, compute "
+                f"{worst.compute_buffer_bytes / GIB:.1f}) of {worst.available_bytes / GIB:.1f} GiB")
 
 
 def _partial_offload(spec: ModelSpec, gpu: GPU, opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
@@ -545,28 +554,29 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
     max_ctx = min(derived_max_model_len(spec), (r.n_ctx + extra) // concurrency)  # the slots share the cells
     ref = f"{spec.id.split('/')[-1]}-{quant.split(':')[1]}.gguf"
     cmd = r.command.replace("model.gguf", ref)
-    notes = []
+    notes: list[Message] = []
     if layout.split == "offload":
-        notes.append(f"host RAM holds {host_share:.0%} of the weights: decode reads them at host-RAM speed "
-                     f"(assumed {speed_data().host_ram_bandwidth_gbs} GB/s, dual-channel DDR5)")
+        notes.append(note("plan.note.host_offload", f"host RAM holds {host_share:.0%} of the weights: decode reads "
+                          f"them at host-RAM speed (assumed {speed_data().host_ram_bandwidth_gbs} GB/s, "
+                          "dual-channel DDR5)"))
     if kv == "Q8_0":
-        notes.append("q8_0 KV cache: half the KV memory, needs flash attention (-fa on)")
+        notes.append(note("plan.note.q8_kv", "q8_0 KV cache: half the KV memory, needs flash attention (-fa on)"))
     if layout.split == "tensor":
-        notes.append("--split-mode tensor is experimental in llama.cpp (docs/multi-gpu.md): each GPU reads its "
-                     "share of every layer, with all-reduces over the link like vLLM's TP; set -c yourself, --fit "
-                     "does not run with it")
+        notes.append(note("plan.note.tensor_split", "--split-mode tensor is experimental in llama.cpp "
+                          "(docs/multi-gpu.md): each GPU reads its share of every layer, with all-reduces over the "
+                          "link like vLLM's TP; set -c yourself, --fit does not run with it"))
     cmds: list[str] = [cmd]
     router: str | None = None
     if layout.nodes > 1:  # llama.cpp's RPC: a ggml-rpc-server on every other machine, llama-server on this one
-        notes.append("llama.cpp's RPC backend is a proof of concept (fragile, insecure: private network only); "
-                     "each token crosses every machine boundary once")
+        notes.append(note("plan.note.rpc", "llama.cpp's RPC backend is a proof of concept (fragile, insecure: "
+                          "private network only); each token crosses every machine boundary once"))
         cmds = ["# on every other machine (llama.cpp built with -DGGML_RPC=ON):  ggml-rpc-server -H 0.0.0.0 -p 50052",
                 f"{cmd}   # on this machine, with each <node-N> the address of a machine above"]
     elif layout.replicas > 1:
         cmds, router = _replicas(cmd, spec.id, layout.replicas, 1, 8080, "openai")
     if concurrency > 1:
-        notes.append(f"-np {concurrency} slots share one unified KV cache of {r.n_ctx} cells "
-                     f"({ctx} tokens each when all are full)")
+        notes.append(note("plan.note.slots", f"-np {concurrency} slots share one unified KV cache of {r.n_ctx} "
+                          f"cells ({ctx} tokens each when all are full)"))
     return Candidate(rank=0, engine="llama.cpp", engine_version=None, quant=quant,
                      quant_note=f"llama.cpp {quant.split(':')[1]} GGUF (predicted per-tensor types)",
                      kv_cache_dtype=kv.lower(), layout=layout, context=ctx, max_context=max(ctx, max_ctx),

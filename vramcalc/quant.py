@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .data_files import load, raw
 from .data_models import QuantTarget, QuantTargets
+from .errors import InputError, NotModelledError
 from .kv import dtype_bytes
 from .params import GROUPS, group_of, inventory
 from .spec import ModelSpec, TensorSpec
@@ -110,7 +111,7 @@ def scheme_from_config(qc: dict[str, Any] | None, spec: ModelSpec | None = None)
                                ignore=ignore, source="NVIDIA ModelOpt FP8 export")
         return QuantScheme(method="modelopt_nvfp4", bits=4, group_size=int(qc.get("group_size", 16)), scale_dtype="fp8",
                            static_input_scale=True, ignore=ignore, source="NVIDIA ModelOpt NVFP4 export")
-    raise ValueError(f"quantization method {method!r} is not modelled")
+    raise NotModelledError(f"quantization method {method!r} is not modelled")
 
 
 # ---------------------------------------------------------------- which matrices are quantized
@@ -241,7 +242,7 @@ def matrix_tensors(s: QuantScheme, out: int, inp: int) -> list[tuple[str, str, i
                 (f"quant_state.bitsandbytes__{kind}", "U8", packed)]
     if s.method == "bnb_int8":  # Int8Params: int8 weight, fp32 SCB per row, a one-byte weight_format
         return [("weight", "I8", m), ("SCB", "F32", out * 4), ("weight_format", "U8", 1)]
-    raise ValueError(f"no storage rule for {s.method}")
+    raise NotModelledError(f"no storage rule for {s.method}")
 
 
 ITEM_BYTES = {"F8_E4M3": 1, "U8": 1, "I8": 1, "I32": 4, "I64": 8, "F16": 2, "F32": 4, "float32": 4, "bfloat16": 2, "float16": 2,
@@ -304,7 +305,7 @@ def target_scheme(name: str) -> QuantScheme:
     """A named conversion target (`fp8`, `awq`, `nvfp4`, ...) as a QuantScheme."""
     t = quant_targets().get(name.lower())
     if t is None:
-        raise ValueError(f"unknown quantization {name!r}; known: {', '.join(quant_targets())}, gguf:<FTYPE> (e.g. gguf:Q4_K_M)")
+        raise InputError(f"unknown quantization {name!r}; known: {', '.join(quant_targets())}, gguf:<FTYPE> (e.g. gguf:Q4_K_M)")
     fields: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)
                               for k, v in t.model_dump(exclude_unset=True, exclude={"note", "vllm_runtime_flag"}).items()}
     return QuantScheme.model_validate({"source": t.note, **fields})

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from .data_files import load
 from .data_models import Link, Speed, SpeedProfile
+from .errors import NotModelledError
 from .ggml import tensor_bytes
 from .gguf_mix import GGUFTensor
 from .kv import kv_by_layer_kind
@@ -108,7 +109,7 @@ def weight_reads(spec: ModelSpec, quant: str | None = None) -> WeightReads:
 
     try:
         q = quantized_bytes(spec, target_scheme(quant) if quant else None)
-    except ValueError:  # an unmodelled checkpoint format: read it at its dtype (slower, conservative)
+    except NotModelledError:  # an unmodelled checkpoint format: read it at its dtype (slower, conservative)
         q = quantized_bytes(spec, target_scheme("bf16"))
     return reads_from_groups(spec, q.by_group)
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from .messages import Message
+
 
 class TraceTerm(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -31,4 +33,4 @@ class Explanation(BaseModel):
 
     fits: bool
     trace: list[TraceTerm]
-    errors: list[str] = []
+    errors: list[Message] = []

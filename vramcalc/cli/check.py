@@ -9,6 +9,7 @@ from tabulate import tabulate
 
 from ..bars import bar, use_color
 from ..check import CheckResult, check
+from ..errors import InputError
 from ..llamacpp.engine import LlamaResult
 from ..plan import Engine
 from ..sources import open_model
@@ -61,7 +62,7 @@ def gather(args: argparse.Namespace) -> Report:
     if args.engine == "vllm":
         return check_vllm.gather(args, source, system)
     if system.nodes * system.gpus_per_node > 1:
-        raise ValueError(f"{args.gpu!r} has several GPUs: add --engine vllm (with --tp/--pp) to place the model on them")
+        raise InputError(f"{args.gpu!r} has several GPUs: add --engine vllm (with --tp/--pp) to place the model on them")
     return check(source.spec, system.gpus[0], context=args.ctx, sequences=args.sequences,
                  file_weight_bytes=source.weight_bytes, quant=args.quant)
 

@@ -9,6 +9,7 @@ from typing import get_args
 from tabulate import tabulate
 
 from ..bars import LEGEND, bar, use_color
+from ..errors import InputError
 from ..ggml import kv_cache_types
 from ..llamacpp.engine import FlashAttn, GPUBackend, LlamaOptions, LlamaResult, SplitMode, check_llamacpp
 from ..sources import ModelSource
@@ -88,7 +89,7 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> Lla
     ftype = None
     if args.quant:
         if not args.quant.lower().startswith("gguf:"):
-            raise ValueError("with --engine llamacpp, --quant takes a llama.cpp file type: gguf:Q4_K_M, gguf:Q8_0 ...")
+            raise InputError("with --engine llamacpp, --quant takes a llama.cpp file type: gguf:Q4_K_M, gguf:Q8_0 ...")
         ftype = args.quant.split(":", 1)[1]
     tensors = None if ftype else source.llama_tensors()
     opts = LlamaOptions(n_ctx=args.ctx, n_parallel=args.parallel, kv_unified=not args.no_kv_unified,

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from tabulate import tabulate
 
 from ..bars import LEGEND, bar, use_color
+from ..errors import InputError
 from ..gpus import GPU
+from ..messages import warning
 from ..sources import ModelSource
 from ..systems import System
 from ..vllm.engine import DTYPES, VLLMOptions, VLLMResult, check_vllm
@@ -58,10 +60,10 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLL
     tp = args.tp or (system.gpus_per_node if not args.pp else max(1, n_gpus // args.pp))
     pp = args.pp or (system.nodes if not args.tp else max(1, n_gpus // tp))
     if tp * pp != n_gpus:
-        raise ValueError(f"--tp {tp} x --pp {pp} = {tp * pp} GPUs, but the system has {n_gpus}; "
+        raise InputError(f"--tp {tp} x --pp {pp} = {tp * pp} GPUs, but the system has {n_gpus}; "
                          "one engine uses every GPU given (run replicas as separate checks)")
     if system.nodes > 1 and tp > system.gpus_per_node:
-        raise ValueError(f"TP {tp} spans nodes of {system.gpus_per_node} GPUs: keep TP within a node and use PP "
+        raise InputError(f"TP {tp} spans nodes of {system.gpus_per_node} GPUs: keep TP within a node and use PP "
                          "across nodes, as vLLM's docs advise")
     # every rank gets the same fraction of its own GPU; the smallest GPU decides the block count
     gpu = min(system.gpus, key=lambda g: g.usable_bytes)
@@ -74,9 +76,10 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLL
                        disable_custom_all_reduce=args.disable_custom_all_reduce)
     r = check_vllm(source.spec, gpu, opts, file_weight_bytes=source.weight_bytes)
     if len({g.id for g in system.gpus}) > 1:
-        r = r.model_copy(update={"warnings": r.warnings + [f"mixed GPUs: sized for the smallest, {gpu.name}"]})
+        r = r.model_copy(update={"warnings": r.warnings + [
+            warning("system.mixed_gpus", f"mixed GPUs: sized for the smallest, {gpu.name}")]})
     if system.notes:
-        r = r.model_copy(update={"warnings": r.warnings + system.notes})
+        r = r.model_copy(update={"warnings": r.warnings + [warning("system.note", n) for n in system.notes]})
     if not r.fits:
         r = r.model_copy(update={"alternatives": alternatives(source.spec, system, r.max_model_len, args)})
     return VLLMReport(result=r, gpu=gpu, ranks=tp * pp)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 GIB = 1024**3
-EXIT_FITS, EXIT_NO_FIT, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_FITS, EXIT_NO_FIT, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class Parser(argparse.ArgumentParser):

@@ -15,9 +15,11 @@ from pydantic import BaseModel, ConfigDict
 
 from ..data_files import load
 from ..data_models import LlamaBackends
+from ..errors import InputError, NotModelledError
 from ..ggml import tensor_bytes
 from ..gguf_mix import GGUFTensor, plan_gguf
 from ..gpus import GPU
+from ..messages import Message, error, warning
 from ..spec import ModelSpec
 from ..trace import TraceTerm, term
 from .compute import ComputeBuffers, compute_buffers
@@ -28,7 +30,9 @@ from .weights import CPU, ModelBuffers, model_buffers
 MIB = 2**20
 FIT_MARGIN_MIB = 1024  # common/arg.cpp --fit-target default
 FIT_MIN_CTX = 4096  # common/arg.cpp --fit-ctx default
-QUANT_V_NEEDS_FA = "quantized V cache was requested, but this requires Flash Attention [src/llama-context.cpp llama_context]"
+QUANT_V_NEEDS_FA = error("llamacpp.kv.quant_v_needs_fa", "quantized V cache was requested, but this requires Flash "
+                         "Attention [src/llama-context.cpp llama_context]", fix="-fa on",
+                         source="src/llama-context.cpp llama_context")
 SplitMode = Literal["none", "layer", "row", "tensor"]  # -sm
 FlashAttn = Literal["on", "off", "auto"]  # -fa
 GPUBackend = Literal["cuda", "rocm", "vulkan", "metal", "sycl"]  # the GPU backend a llama.cpp build is made with
@@ -117,8 +121,8 @@ class LlamaResult(BaseModel):
     max_gpu_layers: int | None = None  # the largest -ngl that fits at this context (None: not solved)
     n_cpu_moe: int = 0  # layers whose MoE experts stay on the CPU (--n-cpu-moe; solved as --fit does)
     max_ctx: int | None = None  # the largest context that fits with this -ngl
-    errors: list[str]
-    warnings: list[str]
+    errors: list[Message]
+    warnings: list[Message]
     command: str
     # filled by the CLI from the planner: the best file type fully offloaded / with offload
     # (vramcalc.plan.best_gguf_ftype), and what would work instead (vramcalc.plan.alternatives)
@@ -166,9 +170,10 @@ def check_llamacpp(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOpt
     r = _check(runs, gpus, opts, tensors, ram_bytes, model_ref, solve, limits)
     if runs is not spec:
         rules = backend_rules()
-        r = r.model_copy(update={"warnings": r.warnings + [
-            f"llama.cpp's {gguf_arch(spec)} graph keeps no sliding-window cache: every layer caches the full "
-            f"context, though the config gives a window [{rules.iswa_gguf_archs_source.split(':')[0]}]"]})
+        r = r.model_copy(update={"warnings": r.warnings + [warning(
+            "llamacpp.kv.no_swa", f"llama.cpp's {gguf_arch(spec)} graph keeps no sliding-window cache: every layer "
+            f"caches the full context, though the config gives a window "
+            f"[{rules.iswa_gguf_archs_source.split(':')[0]}]")]})
     return r
 
 
@@ -178,20 +183,20 @@ def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
     gl = _as_list(gpus)
     if tensors is None:
         if not opts.ftype:
-            raise ValueError("llama.cpp runs GGUF files: give a .gguf, or --quant gguf:<FTYPE> such as gguf:Q4_K_M")
+            raise InputError("llama.cpp runs GGUF files: give a .gguf, or --quant gguf:<FTYPE> such as gguf:Q4_K_M")
         tensors = plan_gguf(spec, opts.ftype)
     if opts.split_mode == "none" and gl:
         if not 0 <= opts.main_gpu < len(gl):
-            raise ValueError(f"--main-gpu {opts.main_gpu}: there are {len(gl)} GPUs")
+            raise InputError(f"--main-gpu {opts.main_gpu}: there are {len(gl)} GPUs (0 to {len(gl) - 1})")
         gl = [gl[opts.main_gpu]]
     if opts.split_mode == "tensor" and len(gl) > 1 and opts.flash_attn == "auto":
         opts = opts.model_copy(update={"flash_attn": "on"})  # llama_init_from_model switches it on
     if opts.tensor_split is not None and len(opts.tensor_split) != len(gl):
-        raise ValueError(f"--tensor-split gives {len(opts.tensor_split)} proportions for {len(gl)} GPUs")
+        raise InputError(f"--tensor-split gives {len(opts.tensor_split)} proportions for {len(gl)} GPUs")
     n_layer = spec.num_layers
     auto_ctx = opts.n_ctx is None
     if auto_ctx and not spec.max_position_embeddings:
-        raise ValueError("the model gives no training context (llama.cpp's -c 0 default): pass --ctx")
+        raise InputError("the model gives no training context (llama.cpp's -c 0 default): pass --ctx")
     r = _evaluate(spec, gl, opts, tensors, ram_bytes, model_ref)
     if not solve or not gl or r.split_mode == "tensor":  # --fit does not run with tensor split (common/fit.cpp)
         return r
@@ -308,8 +313,8 @@ def _largest_ctx(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: li
 def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
               ram_bytes: int | None, model_ref: str, replay: bool = True) -> LlamaResult:
     """replay False: the compute buffer from the phase formula only (a cheap first guess for searches)."""
-    errors: list[str] = []
-    warnings: list[str] = []
+    errors: list[Message] = []
+    warnings: list[Message] = []
     n_layer = spec.num_layers
     n_ctx_req = opts.n_ctx or spec.max_position_embeddings or 0
     how = "--ctx" if opts.n_ctx else "the model's training context (llama.cpp's -c 0 default)"
@@ -322,8 +327,9 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     warnings += notes
     if any(la.attention is not None and la.attention.mla is not None for la in spec.layers) \
             and opts.type_k.upper() != opts.type_v.upper():  # MLA caches K only; V is a view of it
-        errors.append(f"model does not support different K ({opts.type_k.lower()}) and V ({opts.type_v.lower()}) "
-                      "cache types [src/llama-context.cpp llama_init_from_model: MLA]")
+        errors.append(error("llamacpp.kv.mla_kv_types", f"model does not support different K ({opts.type_k.lower()}) "
+                            f"and V ({opts.type_v.lower()}) cache types [src/llama-context.cpp llama_init_from_model: "
+                            "MLA]", fix="the same -ctk and -ctv", source="src/llama-context.cpp llama_init_from_model"))
     kvo = LlamaKVOptions(n_ctx=n_ctx_req, n_seq_max=opts.n_parallel, kv_unified=opts.kv_unified,
                          n_ubatch=opts.n_ubatch, type_k=opts.type_k.upper(), type_v=opts.type_v.upper(),
                          swa_full=opts.swa_full, mla_layout=opts.mla_layout)
@@ -395,19 +401,23 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                                    uncertainty_bytes=int(comp.host * comp.margin),
                                    available_bytes=ram_bytes if ram_bytes is not None else -1))
         if ram_bytes is None:
-            warnings.append("host RAM not given (--ram): the host column is not checked; CPU weights are mmap'ed "
-                            "from the page cache (llamacpp_rules.md rule 10.1)")
+            warnings.append(warning("llamacpp.host.ram_unknown", "host RAM not given (--ram): the host column is not "
+                                    "checked; CPU weights are mmap'ed from the page cache (llamacpp_rules.md rule "
+                                    "10.1)", fix="--ram"))
     if gl:
-        warnings.append(f"compute buffers are estimated ({comp.how}); {FIT_MARGIN_MIB} MiB per GPU is left free "
-                        "for what llama.cpp does not count (CUDA context, cuBLAS), as its --fit does")
+        warnings.append(warning("llamacpp.compute.estimated", f"compute buffers are estimated ({comp.how}); "
+                                f"{FIT_MARGIN_MIB} MiB per GPU is left free for what llama.cpp does not count (CUDA "
+                                "context, cuBLAS), as its --fit does"))
     if opts.rpc_nodes:
-        warnings.append(f"{opts.rpc_nodes} other machine(s) through llama.cpp's RPC backend (tools/rpc/README.md: a "
-                        "proof of concept, fragile and insecure, never on an open network); their GPUs take the first "
-                        "layers, and every token crosses the network once per machine. First, on each of them: "
-                        "ggml-rpc-server -H 0.0.0.0 -p 50052 (built with -DGGML_RPC=ON and its GPU backend)")
+        warnings.append(warning("llamacpp.rpc.nodes", f"{opts.rpc_nodes} other machine(s) through llama.cpp's RPC "
+                                "backend (tools/rpc/README.md: a proof of concept, fragile and insecure, never on an "
+                                "open network); their GPUs take the first layers, and every token crosses the network "
+                                "once per machine. First, on each of them: ggml-rpc-server -H 0.0.0.0 -p 50052 (built "
+                                "with -DGGML_RPC=ON and its GPU backend)"))
     if comp.copies > 1:
-        warnings.append(f"layer split over {n_dev} GPUs with every layer offloaded: llama.cpp keeps "
-                        f"{comp.copies} copies of the compute buffers (pipeline parallelism, llamacpp_rules.md rule 6.3)")
+        warnings.append(warning("llamacpp.compute.pipeline_copies", f"layer split over {n_dev} GPUs with every "
+                                f"layer offloaded: llama.cpp keeps {comp.copies} copies of the compute buffers "
+                                "(pipeline parallelism, llamacpp_rules.md rule 6.3)"))
     fits = not errors and all(d.available_bytes < 0 or d.total_bytes + d.uncertainty_bytes <= d.available_bytes
                               for d in devices)
     size = sum(tensor_bytes(ty, t.ne) for t, ty in tensors)
@@ -442,7 +452,7 @@ def gguf_arch(spec: ModelSpec) -> str:
     return backend_rules().sm_tensor.hf_model_types.get(spec.model_type, spec.model_type)
 
 
-def split_mode_messages(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions) -> tuple[list[str], list[str]]:
+def split_mode_messages(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions) -> tuple[list[Message], list[Message]]:
     """(errors, warnings) of --split-mode row / tensor over several GPUs, in llama.cpp's words."""
     if len(gl) < 2 or opts.split_mode not in ("row", "tensor"):
         return [], []
@@ -451,21 +461,26 @@ def split_mode_messages(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions) -> t
     dev = rules.backends[backend].device + "0"
     if opts.split_mode == "row":
         if rules.backends[backend].split_buffers:
-            raise ValueError("--split-mode row on SYCL is not modelled; use --split-mode layer or tensor")
-        return [f"device {dev} does not support split buffers [{rules.split_buffers_source}]; use "
-                "--split-mode layer (or tensor)"], []
+            raise NotModelledError("--split-mode row on SYCL is not modelled; use --split-mode layer or tensor")
+        return [error("llamacpp.split.unsupported", f"device {dev} does not support split buffers "
+                      f"[{rules.split_buffers_source}]; use --split-mode layer (or tensor)",
+                      fix="--split-mode layer (or tensor)", source=rules.split_buffers_source)], []
     t = rules.sm_tensor
-    errors, warnings = [], [f"--split-mode tensor is experimental (docs/multi-gpu.md: {t.experimental}); "
-                                 f"per-GPU memory is estimated: {t.memory}"]
+    errors: list[Message] = []
+    warnings = [warning("llamacpp.split.tensor_experimental", f"--split-mode tensor is experimental "
+                        f"(docs/multi-gpu.md: {t.experimental}); per-GPU memory is estimated: {t.memory}")]
     arch = gguf_arch(spec)
     if arch in t.unsupported_gguf_archs:
-        errors.append(t.unsupported_arch_message.format(arch=arch) + f" [{t.unsupported_arch_source}]; "
-                      "use --split-mode layer")
+        errors.append(error("llamacpp.split.tensor_arch", t.unsupported_arch_message.format(arch=arch)
+                            + f" [{t.unsupported_arch_source}]; use --split-mode layer",
+                            fix="--split-mode layer", source=t.unsupported_arch_source))
     if not opts.fa:
-        errors.append(f"{t.needs_flash_attn} [{t.needs_flash_attn_source}]")
+        errors.append(error("llamacpp.split.tensor_needs_fa", f"{t.needs_flash_attn} "
+                            f"[{t.needs_flash_attn_source}]", fix="-fa on", source=t.needs_flash_attn_source))
     if opts.n_gpu_layers is None or opts.n_ctx is None:
-        warnings.append(f"{t.no_fit} [{t.no_fit_source}]: vramcalc checks -ngl all and the context as given, "
-                        "and the command sets both with --fit off")
+        warnings.append(warning("llamacpp.split.tensor_no_fit", f"{t.no_fit} [{t.no_fit_source}]: vramcalc "
+                                "checks -ngl all and the context as given, and the command sets both with --fit off",
+                                source=t.no_fit_source))
     return errors, warnings
 
 

@@ -10,6 +10,7 @@ from math import ceil
 from pydantic import BaseModel, ConfigDict
 
 from ..cache_kinds import MLA_LAYOUTS, SharedKV, SlidingWindow, cache_layers
+from ..errors import InputError
 from ..ggml import row_bytes
 from ..spec import ModelSpec
 
@@ -82,7 +83,7 @@ def layer_memory(spec: ModelSpec, o: LlamaKVOptions) -> list[LayerMemory]:
     the F32 recurrent state, r + s rows, one per sequence (llama.cpp 76d9439
     src/llama-memory-recurrent.cpp llama_memory_recurrent::llama_memory_recurrent)."""
     if o.mla_layout not in MLA_LAYOUTS:
-        raise ValueError(f"mla_layout must be one of {MLA_LAYOUTS}")
+        raise InputError(f"mla_layout must be one of {MLA_LAYOUTS}")
     n_ctx_seq, streams = context_cells(o)
     seqs = max(1, o.n_seq_max)
     out = []

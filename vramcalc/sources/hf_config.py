@@ -15,7 +15,7 @@ from typing import Any, Callable, TypedDict
 from . import bounded_json
 from ..data_files import load
 from ..data_models import Architectures
-from ..errors import ConfigError
+from ..errors import ConfigError, NotModelledError
 from ..spec import (
     AttentionSpec,
     LayerSpec,
@@ -185,7 +185,8 @@ def _swa_kind(t: str) -> str:
         return "sliding"
     if t == "chunked_attention":
         return "chunked"
-    raise ValueError(t)
+    raise NotModelledError(f"layer type {t!r} is not modelled (known: full_attention, sliding_attention, "
+                           "chunked_attention)")
 
 
 # ---------------------------------------------------------------- dense decoders

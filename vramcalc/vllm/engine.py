@@ -16,16 +16,18 @@ from math import ceil
 
 from pydantic import BaseModel, ConfigDict
 
+from ..errors import InputError
 from ..gpus import GPU
 from ..kv import dtype_bytes
+from ..messages import Message, error, warning
 from ..params import count_params
-from ..quant import scheme_from_config, target_scheme, targets
+from ..quant import QuantScheme, scheme_from_config, target_scheme, targets
 from ..spec import ModelSpec
-from .kv import KVPool, KVSettings, capacity, kv_pool, resolve_kv_dtype
-from .result_types import Layout, ModelSummary
-from .rules import (EngineMessage, attention_backend, dtype_messages, parallel_messages, platform_messages, platforms,
+from .kv import KVCapacity, KVPool, KVSettings, capacity, kv_pool, resolve_kv_dtype
+from .rules import (attention_backend, dtype_messages, parallel_messages, platform_messages, platforms,
                     quant_messages, source_messages)
-from .weights import MXFP4_MOE_BACKENDS, mxfp4_moe_backend, rules, weights_per_rank
+from .result_types import Layout, ModelSummary
+from .weights import MXFP4_MOE_BACKENDS, RankWeights, mxfp4_moe_backend, rules, weights_per_rank
 from ..trace import TraceTerm, term
 
 GIB = 2**30
@@ -88,8 +90,8 @@ class VLLMResult(BaseModel):
     estimated_max_model_len: int
     safe_max_model_len: int = 0  # the longest max_model_len that fits with the uncertainty margin
     fits_at_estimate: bool = False  # the point estimate fits; `fits` also needs the upper bound to
-    errors: list[str]
-    warnings: list[str]
+    errors: list[Message]
+    warnings: list[Message]
     command: str
     # what would work instead, from the planner (vramcalc.plan.alternatives); filled by the CLI
     alternatives: list[str] = []
@@ -101,25 +103,25 @@ def _key(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in v.split(".")[:3])
 
 
-def _version(v: str | None) -> tuple[str, dict, list[str]]:
+def _version(v: str | None) -> tuple[str, dict, list[Message]]:
     versions = {k: val for k, val in rules()["versions"].items() if not k.startswith("_")}
     key = _key
     notes = []
     if v is None:
         v = rules()["default_version"]
-    try:
-        want = key(v)
-    except ValueError:
-        raise ValueError(f"engine version {v!r} is not a release number such as 0.33.0") from None
+    if not all(part.isdigit() for part in v.split(".")[:3]):
+        raise InputError(f"--engine-version {v!r} is not a release number such as 0.33.0")
+    want = key(v)
     known = sorted(versions, key=key)
     lower = [k for k in known if key(k) <= want] or known[:1]
     chosen = lower[-1]
     if chosen != v:
-        notes.append(f"vLLM {v}: the calibrated constants and defaults of {chosen} are used; the sampling path, the "
-                     f"logged token count and the sliding-window reserve follow {v}'s rules")
+        notes.append(warning("vllm.version.nearest", f"vLLM {v}: the calibrated constants and defaults of {chosen} are "
+                             f"used; the sampling path, the logged token count and the sliding-window reserve follow "
+                             f"{v}'s rules"))
     prof = versions[chosen]
     if prof.get("uncalibrated"):
-        notes.append(f"vLLM {chosen}: {prof['uncalibrated']}")
+        notes.append(warning("vllm.version.uncalibrated", f"vLLM {chosen}: {prof['uncalibrated']}"))
     return v, prof, notes
 
 
@@ -199,102 +201,260 @@ def derived_max_model_len(spec: ModelSpec) -> int:
     return spec.max_position_embeddings or 2048
 
 
-def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: int | None = None) -> VLLMResult:
-    version, prof, warnings = _version(opts.engine_version)
-    errors: list[str] = []
-    u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else prof["gpu_memory_utilization"]
-    if not 0 < u <= 1:
-        raise ValueError(f"gpu_memory_utilization must be in (0, 1], got {u}")
-    total = cuda_total(gpu)  # what other processes hold is inside it: only the free-memory gate sees that
-    if gpu.usable_source.startswith("estimated"):
-        warnings.append(f"{gpu.name}: {gpu.usable_source}")
+def _scheme(spec: ModelSpec, opts: VLLMOptions) -> tuple[QuantScheme, bool]:
+    """The weight format vLLM loads (and whether it is a GGUF's own type mix: the shapes as unquantized, the bytes
+    scaled to the file's). vLLM 0.33.0 vllm/config/model.py ModelConfig._verify_quantization."""
     gguf = not opts.quantization and (spec.quantization_config or {}).get("quant_method") == "gguf"
-    if gguf:  # a GGUF's own type mix: the shapes as unquantized, the bytes scaled to the file's below
-        scheme = scheme_from_config(None)
-    else:
-        scheme = target_scheme(opts.quantization) if opts.quantization else scheme_from_config(spec.quantization_config, spec)
+    if gguf:
+        return scheme_from_config(None), True
+    if opts.quantization:
+        return target_scheme(opts.quantization), False
+    return scheme_from_config(spec.quantization_config, spec), False
+
+
+def _pre_start_messages(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, scheme: QuantScheme
+                        ) -> tuple[str | None, list[Message], list[Message]]:
+    """(the weight dtype, refusals, warnings) vLLM raises before it allocates anything: platform, checkpoint
+    source, dtype, the parallel layout and the quantization method (rules.py; each message names its function)."""
     wdtype, dtype_msgs = dtype_messages(spec, gpu, opts.dtype)
-    msgs: list[EngineMessage] = platform_messages(gpu) + source_messages(spec) + dtype_msgs \
-        + parallel_messages(spec, opts.tp, opts.pp)
+    msgs = platform_messages(gpu) + source_messages(spec) + dtype_msgs + parallel_messages(spec, opts.tp, opts.pp)
     msgs += quant_messages(spec, scheme, opts.tp, gpu.compute_capability)
-    for m in msgs:
-        (errors if m.level == "error" else warnings).append(m.text + (f" [{m.source}]" if m.level == "error" else "")
-                                                             + (f" Instead: {m.fix}" if m.fix else ""))
-    mnbt_d, seqs_d = _batch_defaults(gpu)
-    mnbt = opts.max_num_batched_tokens or mnbt_d
-    seqs = opts.max_num_seqs or seqs_d
-    sam = sampler_path(version, gpu, seqs, opts.flashinfer_sampler)
-    if sam.note:
-        warnings.append(sam.note)
-    L = opts.max_model_len or derived_max_model_len(spec)
-    kvs = KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
-                     block_size=opts.block_size or 16,
-                     in_flight_batches=_key(version) >= _key(rules()["sliding_in_flight_since"]["version"]),
-                     hybrid_manager=not any(layer.attention is not None and layer.attention.kind == "chunked"
-                                            for layer in spec.layers))
-    requested = ceil(total * u)
+    errors: list[Message] = []
+    warnings: list[Message] = []
+    for m in msgs:  # printed as before: an error names where vLLM raises it, and both say what to do instead
+        line = m.text + (f" [{m.source}]" if m.level == "error" else "") + (f" Instead: {m.fix}" if m.fix else "")
+        (errors if m.level == "error" else warnings).append(m.model_copy(update={"text": line}))
+    return wdtype, errors, warnings
+
+
+def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int) -> KVSettings:
+    """The cache settings the KV pool is sized with (vLLM 0.33.0 vllm/config/cache.py CacheConfig; the hybrid
+    manager is off for chunked attention, vllm/config/vllm.py VllmConfig.__post_init__)."""
+    return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
+                      block_size=opts.block_size or 16,
+                      in_flight_batches=_key(version) >= _key(rules()["sliding_in_flight_since"]["version"]),
+                      hybrid_manager=not any(layer.attention is not None and layer.attention.kind == "chunked"
+                                             for layer in spec.layers))
+
+
+def _startup_gate(gpu: GPU, opts: VLLMOptions, u: float, total: int, requested: int) -> Message | None:
+    """vLLM 0.33.0 vllm/v1/worker/gpu_worker.py Worker.init_device: free memory at the snapshot must cover
+    gpu_memory_utilization x total."""
     free, used = _startup_free(gpu, opts.tp, opts.pp)
-    if free < requested:  # gpu_worker.py init_device: the free-memory gate (vllm_rules.md 1.1)
-        errors.append(f"Free memory on device cuda:0 ({free / GIB:.2f}/{total / GIB:.2f} GiB) on startup is less than "
-                      f"desired GPU memory utilization ({u}, {requested / GIB:.2f} GiB). Decrease GPU memory "
-                      "utilization or reduce GPU memory used by other processes. [vllm/v1/worker/gpu_worker.py "
-                      f"init_device; free = total - {gpu.reserved_bytes / GIB:.2f} GiB held by other processes - "
-                      f"{used:.2f} GiB vLLM holds at the snapshot, data/vllm.json startup_used_gib]")
-    if errors:  # vLLM stops at the first of these: the memory figures would not be reached
-        return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u, [], env=sam.env)
-    if wdtype and wdtype != spec.dtype:  # --kv-cache-dtype auto follows the dtype the model runs in
-        spec = spec.model_copy(update={"dtype": {"half": "float16"}.get(wdtype, wdtype)})
-    mxfp4 = None
-    if scheme.method == "mxfp4":
-        if opts.moe_backend:
-            mxfp4 = MXFP4_MOE_BACKENDS.get(opts.moe_backend, opts.moe_backend)
-            if mxfp4 not in rules()["mxfp4_moe"]["backends"]:
-                names = list(MXFP4_MOE_BACKENDS)
-                raise ValueError(f"--moe-backend {opts.moe_backend}: vramcalc models {', '.join(names[:-1])} and "
-                                 f"{names[-1]} for MXFP4 experts")
-        else:
-            mxfp4 = mxfp4_moe_backend(gpu.compute_capability)
-        if mxfp4 is None:
-            warnings.append("MXFP4 experts: the kernel layout vLLM uses on this GPU is not modelled; the checkpoint's "
-                            "size is used (CUDA kernels pad gpt-oss's experts by 6-8%)")
+    if free >= requested:
+        return None
+    return error("vllm.startup.free_memory", f"Free memory on device cuda:0 ({free / GIB:.2f}/{total / GIB:.2f} GiB) "
+                 f"on startup is less than desired GPU memory utilization ({u}, {requested / GIB:.2f} GiB). Decrease "
+                 "GPU memory utilization or reduce GPU memory used by other processes. [vllm/v1/worker/gpu_worker.py "
+                 f"init_device; free = total - {gpu.reserved_bytes / GIB:.2f} GiB held by other processes - "
+                 f"{used:.2f} GiB vLLM holds at the snapshot, data/vllm.json startup_used_gib]",
+                 fix="decrease --gpu-memory-utilization", source="vllm/v1/worker/gpu_worker.py init_device")
+
+
+def _mxfp4_kernel(scheme: QuantScheme, opts: VLLMOptions, gpu: GPU) -> tuple[str | None, list[Message]]:
+    """The MXFP4 expert kernel whose padded layout sets the expert bytes (vLLM 0.33.0
+    vllm/model_executor/layers/fused_moe/oracle/mxfp4.py _get_priority_backends_for_gpt_oss); None: not MXFP4,
+    or a layout vramcalc does not model."""
+    if scheme.method != "mxfp4":
+        return None, []
+    mxfp4: str | None
+    if opts.moe_backend:
+        mxfp4 = MXFP4_MOE_BACKENDS.get(opts.moe_backend, opts.moe_backend)
+        if mxfp4 not in rules()["mxfp4_moe"]["backends"]:
+            names = list(MXFP4_MOE_BACKENDS)
+            raise InputError(f"--moe-backend {opts.moe_backend}: vramcalc models {', '.join(names[:-1])} and "
+                             f"{names[-1]} for MXFP4 experts")
+    else:
+        mxfp4 = mxfp4_moe_backend(gpu.compute_capability)
+    if mxfp4 is not None:
+        return mxfp4, []
+    return None, [warning("vllm.weights.mxfp4_layout", "MXFP4 experts: the kernel layout vLLM uses on this GPU is "
+                          "not modelled; the checkpoint's size is used (CUDA kernels pad gpt-oss's experts by 6-8%)")]
+
+
+def _from_files(opts: VLLMOptions, file_weight_bytes: int | None) -> bool:
+    """Whether rank 0's weight bytes are the file headers' exact bytes (one GPU, the checkpoint as it is)."""
+    return file_weight_bytes is not None and opts.tp == 1 and opts.pp == 1 and not opts.quantization
+
+
+def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtype: str | None, mxfp4: str | None,
+                  gguf: bool, file_weight_bytes: int | None) -> list[tuple[RankWeights, int]]:
+    """Each rank's weights and their bytes in the budget: vLLM's linear layers sharded by TP
+    (vllm/model_executor/layers/linear.py), VocabParallelEmbedding, get_pp_indices (vllm/distributed/utils.py),
+    as modelled in weights.py; the file headers' bytes where they are exact."""
     weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4)
     if gguf and file_weight_bytes:  # each rank's share of the file's tensor bytes
         scale = file_weight_bytes / weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
         weights = [w.model_copy(update={"bytes": int(w.bytes * scale)}) for w in weights]
-    backend, attn_msgs = attention_backend(spec, gpu, resolve_kv_dtype(spec, opts.kv_cache_dtype)[0])
-    warnings += [m.text for m in attn_msgs]
-    # FlashInfer's workspace is a persistent buffer (vllm_rules.md 7); calibrated runs used FlashAttention
-    flashinfer = platforms()["attention"]["FLASHINFER"]["workspace_mib"] * MIB if backend == "FLASHINFER" else 0
+    out = []
+    for w in weights:
+        w_bytes = w.bytes
+        if file_weight_bytes is not None and _from_files(opts, file_weight_bytes):
+            w_bytes = file_weight_bytes + w.rotary_cache_bytes  # exact bytes from the file headers
+            if mxfp4:  # plus what the MoE kernel's padded layout adds to the checkpoint's experts
+                w_bytes += w.bytes - weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
+        out.append((w, w_bytes))
+    return out
+
+
+class _Activation(BaseModel):
+    """The profile run's activation peak: the forward pass over max_num_batched_tokens or, on the last PP stage,
+    the sampler over max_num_seqs, whichever is larger; plus a persistent attention workspace."""
+
+    model_config = ConfigDict(frozen=True)
+
+    forward: float
+    sampler: float
+    workspace: int  # FlashInfer's workspace buffer (0 for other backends)
+    intermediate: int
+
+    def on_stage(self, last: bool) -> int:
+        return int(max(self.forward, self.sampler if last else 0)) + self.workspace
+
+
+def _activation_term(spec: ModelSpec, opts: VLLMOptions, prof: dict, sam: SamplerPath, wdtype: str | None,
+                     backend: str | None, mnbt: int, seqs: int) -> _Activation:
+    """vLLM 0.33.0 vllm/v1/worker/gpu_model_runner.py profile_run (_dummy_run, then _dummy_sampler_run on the last
+    PP stage), calibrated (data/vllm.json activation)."""
     act = prof["activation"]
-    vocab = spec.vocab_size
+    # FlashInfer's workspace is a persistent buffer; calibrated runs used FlashAttention
+    workspace = platforms()["attention"]["FLASHINFER"]["workspace_mib"] * MIB if backend == "FLASHINFER" else 0
     # Dense: the MLP intermediate. MoE: experts_per_token x expert width per token, an assumption the logs
     # cannot test yet (every logged MoE start-up is dominated by the sampler term).
     inter = max((layer.mlp.intermediate_size or layer.mlp.expert_intermediate_size * layer.mlp.experts_per_token
                  for layer in spec.layers), default=spec.hidden_size * 4)
     forward = act["forward_coef"] * mnbt * inter / opts.tp * dtype_bytes(wdtype or spec.dtype)
-    sampler = sam.copies * seqs * vocab * 4 + act["sampler_const_gib"] * GIB
+    sampler = sam.copies * seqs * spec.vocab_size * 4 + act["sampler_const_gib"] * GIB
+    return _Activation(forward=forward, sampler=sampler, workspace=workspace, intermediate=inter)
+
+
+def _non_torch_term(gpu: GPU, opts: VLLMOptions, prof: dict) -> tuple[float, bool]:
+    """(bytes, custom all-reduce on): memory outside PyTorch's allocator at the profile run (vLLM 0.33.0
+    vllm/utils/mem_utils.py memory_profiling: CUDA context, NCCL, CustomAllreduce buffers), calibrated per layout."""
     nt = prof["non_torch_gib"]
     car = custom_all_reduce(gpu, opts.tp, opts.disable_custom_all_reduce)
-    non_torch = (nt["tp_multi"] if car else nt["tp1"] if opts.tp > 1 else nt["pp_multi"] if opts.pp > 1
-                 else nt["tp1"]) * GIB
+    gib = nt["tp_multi"] if car else nt["tp1"] if opts.tp > 1 else nt["pp_multi"] if opts.pp > 1 else nt["tp1"]
+    return gib * GIB, car
+
+
+def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: dict) -> tuple[float, float]:
+    """(estimate, upper bound) of the CUDA-graph pool inside the budget: from 0.20 vLLM
+    (vllm/v1/worker/gpu_worker.py determine_available_memory) subtracts it; 0 with --enforce-eager."""
     graphs = 0
     if prof["cudagraph_in_budget"] and not opts.enforce_eager:
         graphs = prof["cudagraph_gib"]["moe" if spec.is_moe else "dense"] * GIB
+    upper = rules()["verdict_margin"]["cuda_graph_upper_gib"]["moe" if spec.is_moe else "dense"] * GIB if graphs else 0
+    return graphs, upper
+
+
+def _margin_term(w_bytes: int, a: int, non_torch: float, graphs: float, graphs_upper: float, exact: bool) -> int:
+    """How much more the non-KV terms may take (data/vllm.json verdict_margin: the held-out errors of
+    benchmarks/vllm_budget.py); vramcalc's own term, vLLM has none."""
     vm = rules()["verdict_margin"]
-    graphs_upper = vm["cuda_graph_upper_gib"]["moe" if spec.is_moe else "dense"] * GIB if graphs else 0
-    devices, pools = [], []
-    for w in weights:
-        last = w.pp_stage == opts.pp - 1
-        a = int(max(forward, sampler if last else 0)) + flashinfer
-        w_bytes = w.bytes
-        if file_weight_bytes is not None and opts.tp == 1 and opts.pp == 1 and not opts.quantization:
-            w_bytes = file_weight_bytes + w.rotary_cache_bytes  # exact bytes from the file headers
-            if mxfp4:  # plus what the MoE kernel's padded layout adds to the checkpoint's experts
-                w_bytes += w.bytes - weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
+    return int(w_bytes * vm["weights_from_files" if exact else "weights_from_config"] + a * vm["activation"]
+               + non_torch * vm["non_torch"] + graphs_upper - graphs)
+
+
+def _no_memory() -> Message:
+    return error("vllm.kv.no_memory", "No available memory for the cache blocks. Try increasing "
+                 "`gpu_memory_utilization` when initializing the engine. [vllm/v1/core/kv_cache_planning.py "
+                 "_check_enough_kv_cache_memory]", fix="raise --gpu-memory-utilization",
+                 source="vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory")
+
+
+def _max_model_len_refusal(cap: KVCapacity, pool: KVPool, worst: int, L: int, est: int) -> Message:
+    """vLLM 0.33.0 vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory: one request of max_model_len
+    must fit."""
+    need = cap.blocks_per_request * pool.bytes_per_block / GIB
+    return error("vllm.kv.max_model_len", f"To serve at least one request with the model's max seq len ({L}), "
+                 f"({need:.2f} GiB KV cache is needed, which is larger than the available KV cache memory "
+                 f"({worst / GIB:.2f} GiB). Based on the available memory, the estimated maximum model length is {est}. "
+                 "Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine. "
+                 "[vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory]",
+                 fix=f"--max-model-len {est} or raise --gpu-memory-utilization",
+                 source="vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory")
+
+
+def _one_block_per_seq(spec: ModelSpec, opts: VLLMOptions, version: str) -> bool:
+    """Hybrids with FULL decode CUDA graphs hold one Mamba block per running sequence (refused from 0.20:
+    vllm/config/compilation.py)."""
+    return (_key(version) >= _key(rules()["mamba_seqs_refusal_since"]["version"])
+            and not opts.enforce_eager and any(layer.ssm is not None for layer in spec.layers))
+
+
+def _mamba_refusal(seqs: int, blocks: int) -> Message:
+    return error("vllm.mamba.seqs_exceed_blocks", f"max_num_seqs ({seqs}) exceeds available Mamba cache blocks "
+                 f"({blocks}). Each decode sequence requires one Mamba cache block, so CUDA graph capture cannot "
+                 f"proceed. Please lower max_num_seqs to at most {blocks} or increase gpu_memory_utilization. "
+                 "[vllm/config/compilation.py, from 0.20.0]", fix=f"--max-num-seqs {blocks}",
+                 source="vllm/config/compilation.py")
+
+
+def _verdict(devices: list[DeviceBudget], pools: list[tuple[KVPool, int]], opts: VLLMOptions, kvs: KVSettings,
+             L: int, logged: str, one_block_per_seq: bool, seqs: int, at_estimate: bool) -> tuple[int, Message | None]:
+    """(the longest max_model_len that fits with the margin, the refusal when the estimate fits but its upper bound
+    does not): the KV pool re-sized with every rank's non-KV terms at their upper bound. vramcalc's own verdict."""
+    margins = {d.rank: d.uncertainty_bytes for d in devices}
+    low = [(pool, avail - margins[r]) for (pool, avail), r in zip(pools, [d.rank for d in devices
+                                                                            if d.rank % opts.tp == 0])]
+    worst_caps = [capacity(pool, avail, L, kvs, logged) for pool, avail in low if avail > 0]
+    safe = _estimate_max_len(low, kvs, L) if len(worst_caps) == len(low) else 0
+    blocks = min((c.num_blocks for c in worst_caps), default=0)
+    mamba = one_block_per_seq and seqs > blocks
+    if not (at_estimate and (len(worst_caps) < len(low) or not all(c.fits_one_request for c in worst_caps) or mamba)):
+        return safe, None
+    most = max(margins.values()) / GIB
+    return safe, error("vllm.verdict.margin", f"vramcalc: fits at the estimate but not within its uncertainty (up to "
+                       f"{most:.2f} GiB more per GPU for weights, activations, non-torch and CUDA-graph memory, "
+                       "data/vllm.json verdict_margin), so no promise that vLLM starts"
+                       + (f"; --max-model-len {safe} fits with that margin" if 0 < safe < L and not mamba else
+                          f"; --max-num-seqs {blocks} fits with that margin" if mamba and blocks else "")
+                       + " or raise --gpu-memory-utilization")
+
+
+def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: int | None = None) -> VLLMResult:
+    """available_kv = ceil(total x u) - weights - activation - non_torch [- cuda_graphs], per rank, then the KV
+    pool that holds and vLLM's refusals, in the order vLLM meets them."""
+    version, prof, warnings = _version(opts.engine_version)
+    u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else prof["gpu_memory_utilization"]
+    if not 0 < u <= 1:
+        raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {u}")
+    total = cuda_total(gpu)  # what other processes hold is inside it: only the free-memory gate sees that
+    if gpu.usable_source.startswith("estimated"):
+        warnings.append(warning("vllm.gpu.usable_estimated", f"{gpu.name}: {gpu.usable_source}"))
+    scheme, gguf = _scheme(spec, opts)
+    wdtype, errors, pre_warnings = _pre_start_messages(spec, gpu, opts, scheme)
+    warnings += pre_warnings
+    mnbt_d, seqs_d = _batch_defaults(gpu)
+    mnbt = opts.max_num_batched_tokens or mnbt_d
+    seqs = opts.max_num_seqs or seqs_d
+    sam = sampler_path(version, gpu, seqs, opts.flashinfer_sampler)
+    if sam.note:
+        warnings.append(warning("vllm.sampler.assumed", sam.note, fix="--flashinfer-sampler on"))
+    L = opts.max_model_len or derived_max_model_len(spec)
+    kvs = _kv_settings(spec, opts, version, mnbt)
+    requested = ceil(total * u)  # the budget: gpu_worker.py determine_available_memory
+    gate = _startup_gate(gpu, opts, u, total, requested)
+    if gate:
+        errors.append(gate)
+    if errors:  # vLLM stops at the first of these: the memory figures would not be reached
+        return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u, [], env=sam.env)
+    if wdtype and wdtype != spec.dtype:  # --kv-cache-dtype auto follows the dtype the model runs in
+        spec = spec.model_copy(update={"dtype": {"half": "float16"}.get(wdtype, wdtype)})
+    mxfp4, mxfp4_msgs = _mxfp4_kernel(scheme, opts, gpu)
+    warnings += mxfp4_msgs
+    weights = _weights_term(spec, opts, scheme, wdtype, mxfp4, gguf, file_weight_bytes)
+    backend, attn_msgs = attention_backend(spec, gpu, resolve_kv_dtype(spec, opts.kv_cache_dtype)[0])
+    warnings += attn_msgs
+    act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs)
+    non_torch, car = _non_torch_term(gpu, opts, prof)
+    graphs, graphs_upper = _cuda_graph_term(spec, opts, prof)
+    devices: list[DeviceBudget] = []
+    pools: list[tuple[KVPool, int]] = []
+    for w, w_bytes in weights:
+        a = act.on_stage(w.pp_stage == opts.pp - 1)
         kv_bytes = requested - w_bytes - a - int(non_torch) - int(graphs)
-        exact = file_weight_bytes is not None and opts.tp == 1 and opts.pp == 1 and not opts.quantization
-        margin = int(w_bytes * vm["weights_from_files" if exact else "weights_from_config"] + a * vm["activation"]
-                     + non_torch * vm["non_torch"] + graphs_upper - graphs)
+        margin = _margin_term(w_bytes, a, non_torch, graphs, graphs_upper, _from_files(opts, file_weight_bytes))
         devices.append(DeviceBudget(rank=w.rank, gpu=gpu.id, total_bytes=total, budget_bytes=requested,
                                     weights_bytes=w_bytes, activation_bytes=a, non_torch_bytes=int(non_torch),
                                     cuda_graph_bytes=int(graphs), kv_cache_bytes=kv_bytes, uncertainty_bytes=margin))
@@ -302,16 +462,37 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             pools.append((kv_pool(spec, kvs, w.pp_stage), kv_bytes))
     worst = min(d.kv_cache_bytes for d in devices)
     if worst <= 0:
-        errors.append("No available memory for the cache blocks. Try increasing `gpu_memory_utilization` when "
-                      "initializing the engine. [vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory]")
+        errors.append(_no_memory())
         return _result(False, version, spec, opts, devices, 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u,
                        [prof["source"]], env=sam.env)
     logged = "current" if _key(version) >= _key(rules()["logged_tokens_from_concurrency_since"]["version"]) else "legacy"
     caps = [capacity(pool, avail, L, kvs, logged) for pool, avail in pools]
     cap = min(caps, key=lambda c: c.num_blocks)
-    d0, pool0 = devices[0], pools[0][0]
+    trace = _trace(spec, gpu, opts, prof, sam, scheme, mxfp4, file_weight_bytes, act, car, devices[0], pools[0][0], worst,
+                   cap, requested, total, u, mnbt, seqs, L)
+    fits_len = all(c.fits_one_request for c in caps)
+    est = _estimate_max_len(pools, kvs, L)
+    if not fits_len:
+        errors.append(_max_model_len_refusal(cap, pools[0][0], worst, L, est))
+    one_block_per_seq = _one_block_per_seq(spec, opts, version)
+    if one_block_per_seq and seqs > cap.num_blocks:
+        errors.append(_mamba_refusal(seqs, cap.num_blocks))
+    at_estimate = fits_len and not errors
+    trace.append(_margin_trace(devices[0]))
+    safe, refusal = _verdict(devices, pools, opts, kvs, L, logged, one_block_per_seq, seqs, at_estimate)
+    if refusal:
+        errors.append(refusal)
+    return _result(fits_len, version, spec, opts, devices, cap.kv_cache_tokens, cap.max_concurrency, L, fits_len, est,
+                   errors, warnings, mnbt, seqs, u, [prof["source"]], cap.num_blocks, at_estimate, safe, trace, sam.env)
+
+
+def _trace(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: dict, sam: SamplerPath, scheme: QuantScheme,
+           mxfp4: str | None, file_weight_bytes: int | None, act: _Activation, car: bool, d0: DeviceBudget,
+           pool0: KVPool, worst: int, cap: KVCapacity, requested: int, total: int, u: float, mnbt: int, seqs: int,
+           L: int) -> list[TraceTerm]:
+    """`vramcalc explain`: each budget term of rank 0 and the KV pool, with its formula and rule."""
     src = prof["source"]
-    trace = [
+    return [
         term("total", total, "the total memory CUDA reports for the GPU", source=gpu.usable_source),
         term("budget", requested, "ceil(total x gpu_memory_utilization)", source="vllm_rules.md 1.1 (gpu_worker.py)",
              gpu_memory_utilization=u),
@@ -323,9 +504,9 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         term("activation (rank 0)", d0.activation_bytes, "max(forward_coef x max_num_batched_tokens x intermediate / TP x "
              "dtype bytes, copies x max_num_seqs x vocab x 4 + sampler_const)  [sampler on the last PP stage]",
              source=f"{src}; sampler copies: data/vllm.json sampler.paths.{sam.path}",
-             forward_coef=act["forward_coef"], max_num_batched_tokens=mnbt, intermediate=inter,
-             max_num_seqs=seqs, vocab=vocab, sampler_path=sam.path, sampler_copies=sam.copies,
-             sampler_const_gib=act["sampler_const_gib"]),
+             forward_coef=prof["activation"]["forward_coef"], max_num_batched_tokens=mnbt, intermediate=act.intermediate,
+             max_num_seqs=seqs, vocab=spec.vocab_size, sampler_path=sam.path, sampler_copies=sam.copies,
+             sampler_const_gib=prof["activation"]["sampler_const_gib"]),
         term("non-torch", d0.non_torch_bytes, "calibrated per layout (CUDA context, NCCL and custom all-reduce "
              "buffers under TP)", source=src, tp=opts.tp, pp=opts.pp, custom_all_reduce=car),
         term("cuda graphs", d0.cuda_graph_bytes, "estimate, inside the budget from 0.20; 0 with --enforce-eager",
@@ -348,49 +529,15 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
              source="vLLM's 'GPU KV cache size' log line"),
         term("max concurrency", round(cap.max_concurrency, 2), "blocks / blocks per request", unit="x"),
     ]
-    fits_len = all(c.fits_one_request for c in caps)
-    est = _estimate_max_len(pools, kvs, L)
-    if not fits_len:
-        pool = pools[0][0]
-        need = cap.blocks_per_request * pool.bytes_per_block / GIB
-        errors.append(f"To serve at least one request with the model's max seq len ({L}), ({need:.2f} GiB KV cache is "
-                      f"needed, which is larger than the available KV cache memory ({worst / GIB:.2f} GiB). Based on "
-                      f"the available memory, the estimated maximum model length is {est}. Try increasing "
-                      "`gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine. "
-                      "[vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory]")
-    # hybrids with FULL decode CUDA graphs hold one block per running sequence (refused from 0.20)
-    one_block_per_seq = (_key(version) >= _key(rules()["mamba_seqs_refusal_since"]["version"])
-                         and not opts.enforce_eager and any(layer.ssm is not None for layer in spec.layers))
-    if one_block_per_seq and seqs > cap.num_blocks:
-        errors.append(f"max_num_seqs ({seqs}) exceeds available Mamba cache blocks ({cap.num_blocks}). Each decode "
-                      "sequence requires one Mamba cache block, so CUDA graph capture cannot proceed. Please lower "
-                      f"max_num_seqs to at most {cap.num_blocks} or increase gpu_memory_utilization. "
-                      "[vllm/config/compilation.py, from 0.20.0]")
-    at_estimate = fits_len and not errors
-    trace.append(term("margin (rank 0)", devices[0].uncertainty_bytes,
-                      f"weights x ({vm['weights_from_config']:.0%} from a config, {vm['weights_from_files']:.0%} from "
-                      f"file headers) + activation x {vm['activation']:.0%} + non-torch x {vm['non_torch']:.0%} + "
-                      "(CUDA-graph upper bound - estimate)",
-                      source="data/vllm.json verdict_margin (held-out errors of benchmarks/vllm_budget.py)"))
-    safe = 0
-    if worst > 0:  # the verdict at the upper end of the estimate's known error
-        margins = {d.rank: d.uncertainty_bytes for d in devices}
-        low = [(pool, avail - margins[r]) for (pool, avail), r in zip(pools, [d.rank for d in devices
-                                                                                if d.rank % opts.tp == 0])]
-        worst_caps = [capacity(pool, avail, L, kvs, logged) for pool, avail in low if avail > 0]
-        safe = _estimate_max_len(low, kvs, L) if len(worst_caps) == len(low) else 0
-        blocks = min((c.num_blocks for c in worst_caps), default=0)
-        mamba = one_block_per_seq and seqs > blocks
-        if at_estimate and (len(worst_caps) < len(low) or not all(c.fits_one_request for c in worst_caps) or mamba):
-            most = max(margins.values()) / GIB
-            errors.append(f"vramcalc: fits at the estimate but not within its uncertainty (up to {most:.2f} GiB more per "
-                          "GPU for weights, activations, non-torch and CUDA-graph memory, data/vllm.json "
-                          "verdict_margin), so no promise that vLLM starts"
-                          + (f"; --max-model-len {safe} fits with that margin" if 0 < safe < L and not mamba else
-                             f"; --max-num-seqs {blocks} fits with that margin" if mamba and blocks else "")
-                          + " or raise --gpu-memory-utilization")
-    return _result(fits_len, version, spec, opts, devices, cap.kv_cache_tokens, cap.max_concurrency, L, fits_len, est,
-                   errors, warnings, mnbt, seqs, u, [prof["source"]], cap.num_blocks, at_estimate, safe, trace, sam.env)
+
+
+def _margin_trace(d0: DeviceBudget) -> TraceTerm:
+    vm = rules()["verdict_margin"]
+    return term("margin (rank 0)", d0.uncertainty_bytes,
+                f"weights x ({vm['weights_from_config']:.0%} from a config, {vm['weights_from_files']:.0%} from "
+                f"file headers) + activation x {vm['activation']:.0%} + non-torch x {vm['non_torch']:.0%} + "
+                "(CUDA-graph upper bound - estimate)",
+                source="data/vllm.json verdict_margin (held-out errors of benchmarks/vllm_budget.py)")
 
 
 def _estimate_max_len(pools: list[tuple[KVPool, int]], kvs: KVSettings, L: int) -> int:
@@ -409,8 +556,8 @@ def _estimate_max_len(pools: list[tuple[KVPool, int]], kvs: KVSettings, L: int) 
 
 
 def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, devices: list[DeviceBudget], tokens: int,
-            conc: float, L: int, fits_len: bool, est: int, errors: list[str], warnings: list[str], mnbt: int, seqs: int,
-            u: float, sources: list[str], blocks: int = 0, at_estimate: bool = False, safe: int = 0,
+            conc: float, L: int, fits_len: bool, est: int, errors: list[Message], warnings: list[Message], mnbt: int,
+            seqs: int, u: float, sources: list[str], blocks: int = 0, at_estimate: bool = False, safe: int = 0,
             trace: list[TraceTerm] | None = None, env: str | None = None) -> VLLMResult:
     counts = count_params(spec)
     runtime = None

@@ -10,6 +10,7 @@ from math import ceil, gcd
 from pydantic import BaseModel, ConfigDict
 
 from ..cache_kinds import MLALatent, SharedKV, SlidingWindow, cache_layers
+from ..errors import NotModelledError
 from ..kv import dtype_bytes
 from ..spec import ModelSpec
 from .weights import pp_layer_split, vllm_rules
@@ -152,7 +153,7 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
         page = bs * attn_tok
     counts = sorted(buckets.values())
     if not counts:
-        raise ValueError("no layer of this stage holds KV cache or state")
+        raise NotModelledError("no layer of this stage holds KV cache or state")
     smallest, largest = counts[0], counts[-1]
     group_size = largest if largest < 1.5 * smallest else smallest
     if len(counts) == 1:

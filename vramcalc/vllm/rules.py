@@ -11,18 +11,10 @@ from pydantic import BaseModel, ConfigDict
 from ..data_files import load, raw
 from ..data_models import VllmPlatforms, VllmQuantSupport
 from ..gpus import GPU
+from ..messages import Message
 from ..quant import QuantScheme
 from ..spec import ModelSpec
 from .weights import padded_vocab
-
-
-class EngineMessage(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    level: Literal["error", "warning"]
-    text: str  # the engine's message, values filled in
-    source: str  # where vLLM raises it
-    fix: str = ""  # what would work instead
 
 
 def _support() -> VllmQuantSupport:
@@ -38,64 +30,64 @@ def platforms() -> dict[str, Any]:
     return raw("vllm_platforms.json", VllmPlatforms)
 
 
-def platform_messages(gpu: GPU) -> list[EngineMessage]:
+def platform_messages(gpu: GPU) -> list[Message]:
     """Whether vLLM runs on this GPU at all, and what its platform changes (data/vllm_platforms.json)."""
     p = vllm_platforms()
     vendor = gpu.vendor or "nvidia"
     if vendor == "apple":
-        return [EngineMessage(level="error", text=p.metal.message, source=p.metal.source,
+        return [Message(code="vllm.platform.metal", level="error", text=p.metal.message, source=p.metal.source,
                               fix="llama.cpp (Metal), or MLX")]
     if vendor == "amd":
         out = []
         gfx = gpu.gfx_arch
         if gfx and gfx not in p.rocm.gfx:
-            out.append(EngineMessage(level="error", text=p.rocm.message.format(gfx=gfx), source=p.rocm.source,
+            out.append(Message(code="vllm.platform.rocm_arch", level="error", text=p.rocm.message.format(gfx=gfx), source=p.rocm.source,
                                      fix="llama.cpp (ROCm or Vulkan)"))
         elif gfx:
-            out.append(EngineMessage(level="warning", text=f"vLLM on ROCm {p.rocm.gfx[gfx]} or later for {gfx}; "
+            out.append(Message(code="vllm.platform.rocm_version", level="warning", text=f"vLLM on ROCm {p.rocm.gfx[gfx]} or later for {gfx}; "
                                      + p.rocm.no_marlin, source=p.rocm.source))
         if gpu.unified_memory:
-            out.append(EngineMessage(level="warning", text=p.rocm.unified, source=p.rocm.source))
+            out.append(Message(code="vllm.platform.rocm_unified", level="warning", text=p.rocm.unified, source=p.rocm.source))
         return out
     cc = gpu.compute_capability
     if vendor == "nvidia" and cc and float(cc) < float(p.cuda.min_capability):
-        return [EngineMessage(level="error", text=p.cuda.message.format(cc=cc), source=p.cuda.source,
+        return [Message(code="vllm.platform.cuda_capability", level="error", text=p.cuda.message.format(cc=cc), source=p.cuda.source,
                               fix="llama.cpp (CUDA), which runs on older GPUs")]
     return []
 
 
-def dtype_messages(spec: ModelSpec, gpu: GPU, dtype: str | None) -> tuple[str | None, list[EngineMessage]]:
+def dtype_messages(spec: ModelSpec, gpu: GPU, dtype: str | None) -> tuple[str | None, list[Message]]:
     """The weight dtype vLLM runs (None: the checkpoint's) and its refusals: no bfloat16 before SM 8.0
     (auto falls back to float16, or float32 for the families float16 breaks), no float16 for those."""
     d = vllm_platforms().dtype
     src = "vllm/config/model.py _resolve_auto_dtype, _check_valid_dtype; vllm/platforms/cuda.py supported_dtypes"
     bad16 = d.float16_unsupported.get(spec.model_type)
     if dtype in ("float16", "half") and bad16:
-        return dtype, [EngineMessage(level="error", text=d.float16_refused.format(model_type=spec.model_type,
+        return dtype, [Message(code="vllm.dtype.float16_refused", level="error", text=d.float16_refused.format(model_type=spec.model_type,
                                      reason=bad16), source=src, fix="--dtype bfloat16 (SM 8.0+) or --dtype float32")]
     cc = gpu.compute_capability
     if (gpu.vendor or "nvidia") != "nvidia" or not cc or float(cc) >= d.bf16_min_cc:
         return (None if dtype in (None, "auto") else dtype), []
     if dtype == "bfloat16":
-        return dtype, [EngineMessage(level="error", text=d.bf16_refused.format(gpu=gpu.name, cc=cc), source=src,
+        return dtype, [Message(code="vllm.dtype.bf16_refused", level="error", text=d.bf16_refused.format(gpu=gpu.name, cc=cc), source=src,
                                      fix="--dtype half" if not bad16 else "--dtype float32 (float16 is refused)")]
     if dtype in (None, "auto") and spec.dtype == "bfloat16":
         fallback = "float32" if bad16 else "float16"
-        return fallback, [EngineMessage(level="warning", text=f"no bfloat16 before SM 8.0: vLLM runs the bfloat16 "
+        return fallback, [Message(code="vllm.dtype.bf16_fallback", level="warning", text=f"no bfloat16 before SM 8.0: vLLM runs the bfloat16 "
                                         f"checkpoint in {fallback}" + (" (float16 is refused for this family: weights "
                                         "take twice the memory)" if bad16 else ""), source=src)]
     return (None if dtype in (None, "auto") else dtype), []
 
 
-def source_messages(spec: ModelSpec) -> list[EngineMessage]:
+def source_messages(spec: ModelSpec) -> list[Message]:
     """What the checkpoint's own format costs in vLLM: a GGUF file needs the out-of-tree plugin."""
     if spec.architecture and spec.architecture.startswith("gguf:"):
-        return [EngineMessage(level="warning", text=_support().methods["gguf"].note or "",
+        return [Message(code="vllm.source.gguf_plugin", level="warning", text=_support().methods["gguf"].note or "",
                               source="vllm_rules.md 4.1 (docs/features/quantization/gguf.md)")]
     return []
 
 
-def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str) -> tuple[str | None, list[EngineMessage]]:
+def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str) -> tuple[str | None, list[Message]]:
     """The attention backend vLLM's selector picks on a CUDA GPU, and what the choice costs
     (data/vllm_platforms.json attention). None: not a CUDA GPU, or an MLA model."""
     cc = gpu.compute_capability
@@ -123,7 +115,7 @@ def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str) -> tuple[str | N
         if reasons:
             cost = {"FLASHINFER": f"its {r.workspace_mib} MiB workspace is counted in the activation",
                     "TRITON_ATTN": "slower attention kernels"}.get(name, "")
-            out.append(EngineMessage(level="warning", text=f"attention backend {name}: {'; '.join(reasons)}"
+            out.append(Message(code="vllm.attention.fallback", level="warning", text=f"attention backend {name}: {'; '.join(reasons)}"
                                      + (f" ({cost})" if cost else ""), source="vllm/platforms/cuda.py "
                                      "_get_backend_priorities and each backend's support checks"))
         return name, out
@@ -144,50 +136,51 @@ def _divisors_near(n: int, tp: int) -> list[int]:
     return [t for t in (1, 2, 4, 8, 16) if t != tp and n % t == 0][:4]
 
 
-def _divide(a: int, b: int, what: str, source: str, fix: str) -> EngineMessage | None:
+def _divide(a: int, b: int, what: str, source: str, fix: str, code: str) -> Message | None:
     """vllm.distributed.utils.divide: assert numerator % denominator == 0."""
     if a % b:
-        return EngineMessage(level="error", text=f"{a} is not divisible by {b}", source=source,
+        return Message(code=code, level="error", text=f"{a} is not divisible by {b}", source=source,
                              fix=f"{what}: {fix}")
     return None
 
 
-def parallel_messages(spec: ModelSpec, tp: int, pp: int = 1) -> list[EngineMessage]:
+def parallel_messages(spec: ModelSpec, tp: int, pp: int = 1) -> list[Message]:
     """Tensor- and pipeline-parallel checks vLLM makes on the architecture."""
-    out: list[EngineMessage] = []
+    out: list[Message] = []
     attn = next((layer.attention for layer in spec.layers if layer.attention is not None), None)
     if attn is not None:
         heads = attn.num_heads
         if heads % tp:
             ok = [t for t in (1, 2, 4, 8) if heads % t == 0 and t < tp * 2]
-            out.append(EngineMessage(
-                level="error",
+            out.append(Message(
+                code="vllm.parallel.attention_heads", level="error",
                 text=f"Total number of attention heads ({heads}) must be divisible by tensor parallel size ({tp}).",
                 source="vllm/config/model.py ModelConfig.verify_with_parallel_config",
                 fix=f"use --tensor-parallel-size in {ok}, or PP instead of TP (pipeline stages may be uneven)"))
         if attn.mla is None:
             kv = attn.num_kv_heads
             m = _divide(kv, tp, "KV heads", "vllm/model_executor/layers/linear.py QKVParallelLinear.__init__",
-                        f"TP must divide {kv} KV heads or be a multiple of them") if kv >= tp else \
+                        f"TP must divide {kv} KV heads or be a multiple of them", "vllm.parallel.kv_heads") if kv >= tp else \
                 _divide(tp, kv, "KV heads", "vllm/model_executor/layers/linear.py QKVParallelLinear.__init__",
-                        f"TP must be a multiple of the {kv} KV heads once it exceeds them")
+                        f"TP must be a multiple of the {kv} KV heads once it exceeds them", "vllm.parallel.kv_heads")
             if m:
                 out.append(m)
     pv = padded_vocab(spec.vocab_size)
     m = _divide(pv, tp, "padded vocab", "vllm/model_executor/layers/vocab_parallel_embedding.py "
-                "VocabParallelEmbedding.__init__", f"the vocab padded to {pv} must divide by TP")
+                "VocabParallelEmbedding.__init__", f"the vocab padded to {pv} must divide by TP", "vllm.parallel.vocab")
     if m:
         out.append(m)
     dense = {layer.mlp.intermediate_size for layer in spec.layers if layer.mlp.intermediate_size}
     for size in sorted(dense):
         m = _divide(size, tp, "MLP intermediate size", "vllm/model_executor/layers/linear.py "
-                    "MergedColumnParallelLinear", f"TP in {_divisors_near(size, tp)}")
+                    "MergedColumnParallelLinear", f"TP in {_divisors_near(size, tp)}", "vllm.parallel.mlp_intermediate")
         if m:
             out.append(m)
     moe = {layer.mlp.expert_intermediate_size for layer in spec.layers if layer.mlp.kind == "moe"}
     for size in sorted(moe):
         m = _divide(size, tp, "MoE intermediate size", "vllm/model_executor/layers/fused_moe/config.py "
-                    "FusedMoEConfig.__post_init__", "use --enable-expert-parallel, or a TP that divides it")
+                    "FusedMoEConfig.__post_init__", "use --enable-expert-parallel, or a TP that divides it",
+                    "vllm.parallel.moe_intermediate")
         if m:
             out.append(m)
     ssm = next((layer.ssm for layer in spec.layers if layer.ssm is not None), None)
@@ -196,19 +189,19 @@ def parallel_messages(spec: ModelSpec, tp: int, pp: int = 1) -> list[EngineMessa
         if heads:
             m = _divide(heads, tp, "SSM / linear-attention heads",
                         "vllm/model_executor/layers/mamba/mamba_utils.py MambaStateShapeCalculator",
-                        f"TP in {_divisors_near(heads, tp)}")
+                        f"TP in {_divisors_near(heads, tp)}", "vllm.parallel.ssm_heads")
             if m:
                 out.append(m)
     if pp > spec.num_layers:
-        out.append(EngineMessage(level="error", text=f"pipeline_parallel_size {pp} exceeds the {spec.num_layers} layers "
+        out.append(Message(code="vllm.parallel.pp_layers", level="error", text=f"pipeline_parallel_size {pp} exceeds the {spec.num_layers} layers "
                                  "(vramcalc's wording: get_pp_indices cannot give every stage a layer)",
                                  source="vllm/distributed/utils.py get_pp_indices", fix="use fewer PP stages"))
     return out
 
 
-def quant_messages(spec: ModelSpec, scheme: QuantScheme, tp: int, compute_capability: str | None) -> list[EngineMessage]:
+def quant_messages(spec: ModelSpec, scheme: QuantScheme, tp: int, compute_capability: str | None) -> list[Message]:
     """Method x compute capability, and the kernel shape limits of the sharded weights."""
-    out: list[EngineMessage] = []
+    out: list[Message] = []
     support = _support()
     entry = support.methods.get(scheme.method)
     if entry is None:
@@ -216,8 +209,8 @@ def quant_messages(spec: ModelSpec, scheme: QuantScheme, tp: int, compute_capabi
     if compute_capability:
         kind = entry.support[_band(compute_capability)]
         if kind == "refused":
-            out.append(EngineMessage(
-                level="error",
+            out.append(Message(
+                code="vllm.quant.capability", level="error",
                 text=f"The quantization method {scheme.method} is not supported for the current GPU. Minimum "
                      f"capability: {entry.min_capability.replace('.', '')}. Current capability: "
                      f"{compute_capability.replace('.', '')}.",
@@ -225,10 +218,10 @@ def quant_messages(spec: ModelSpec, scheme: QuantScheme, tp: int, compute_capabi
                 fix="a format this GPU runs: GPTQ/AWQ 4-bit from SM 7.5, FP8 weight-only from SM 7.5, or GGUF with "
                     "llama.cpp"))
         elif kind == "weight_only" and entry.degraded:
-            out.append(EngineMessage(level="warning", text=entry.degraded,
+            out.append(Message(code="vllm.quant.degraded", level="warning", text=entry.degraded,
                                      source="vllm_rules.md 4.1 (kernel selection)"))
         elif kind == "plugin":
-            out.append(EngineMessage(level="warning", text=entry.note or "", source="vllm_rules.md 4.1"))
+            out.append(Message(code="vllm.quant.plugin", level="warning", text=entry.note or "", source="vllm_rules.md 4.1"))
     marlin = scheme.method in support.marlin_methods or (
         scheme.method.startswith("fp8") and compute_capability and float(compute_capability) < 8.9)
     if marlin:
@@ -259,7 +252,7 @@ def _linear_partitions(spec: ModelSpec, tp: int) -> Iterator[tuple[str, int, int
             yield name, out_dim, in_dim // tp
 
 
-def _marlin_shapes(spec: ModelSpec, scheme: QuantScheme, tp: int) -> list[EngineMessage]:
+def _marlin_shapes(spec: ModelSpec, scheme: QuantScheme, tp: int) -> list[Message]:
     """verify_marlin_supports_shape: out_per_partition % 64, in_per_partition % 128 and % group."""
     m = _support().marlin
     out = []
@@ -268,24 +261,24 @@ def _marlin_shapes(spec: ModelSpec, scheme: QuantScheme, tp: int) -> list[Engine
             continue  # MoE layers fall back to MoeWNA16 rather than fail; qkv widths are head multiples
         src = m.source
         if n % m.min_thread_n:
-            out.append(EngineMessage(level="error", text=f"Weight output_size_per_partition = {n} is not divisible by "
+            out.append(Message(code="vllm.quant.marlin_shape", level="error", text=f"Weight output_size_per_partition = {n} is not divisible by "
                                      f"min_thread_n = {m.min_thread_n}. Consider reducing tensor_parallel_size or "
                                      "running with --quantization gptq.", source=src,
                                      fix=f"{name}: a smaller TP, or PP"))
         if k % m.min_thread_k:
-            out.append(EngineMessage(level="error", text=f"Weight input_size_per_partition = {k} is not divisible by "
+            out.append(Message(code="vllm.quant.marlin_shape", level="error", text=f"Weight input_size_per_partition = {k} is not divisible by "
                                      f"min_thread_k = {m.min_thread_k}. Consider reducing tensor_parallel_size or "
                                      "running with --quantization gptq.", source=src,
                                      fix=f"{name}: a smaller TP, or PP"))
         elif scheme.group_size > 0 and k % scheme.group_size:
-            out.append(EngineMessage(level="error", text=f"Weight input_size_per_partition = {k} is not divisible by "
+            out.append(Message(code="vllm.quant.marlin_shape", level="error", text=f"Weight input_size_per_partition = {k} is not divisible by "
                                      f"group_size = {scheme.group_size}. Consider reducing tensor_parallel_size or "
                                      "running with --quantization gptq.", source=src,
                                      fix=f"{name}: a smaller TP, or PP"))
     return out
 
 
-def _fp8_block_shapes(spec: ModelSpec, scheme: QuantScheme, tp: int) -> list[EngineMessage]:
+def _fp8_block_shapes(spec: ModelSpec, scheme: QuantScheme, tp: int) -> list[Message]:
     """validate_fp8_block_shape: row-parallel inputs and column-parallel outputs per partition must
     be multiples of the block."""
     bn, bk = scheme.block
@@ -293,9 +286,9 @@ def _fp8_block_shapes(spec: ModelSpec, scheme: QuantScheme, tp: int) -> list[Eng
     src = "vllm/model_executor/layers/quantization/utils/fp8_utils.py validate_fp8_block_shape"
     for name, n, k in _linear_partitions(spec, tp):
         if name.endswith(("o_proj", "down_proj", "w2")) and k % bk:
-            out.append(EngineMessage(level="error", text=f"Weight input_size_per_partition = {k} is not divisible by "
+            out.append(Message(code="vllm.quant.fp8_block_shape", level="error", text=f"Weight input_size_per_partition = {k} is not divisible by "
                                      f"weight quantization block_k = {bk}.", source=src, fix=f"{name}: a smaller TP"))
         if name.endswith(("gate_up_proj", "w13")) and n % bn:
-            out.append(EngineMessage(level="error", text=f"Weight output_partition_size = {n} is not divisible by "
+            out.append(Message(code="vllm.quant.fp8_block_shape", level="error", text=f"Weight output_partition_size = {n} is not divisible by "
                                      f"weight quantization block_n = {bn}.", source=src, fix=f"{name}: a smaller TP"))
     return out

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..data_files import load, raw
 from ..data_models import Vllm
+from ..errors import InputError
 from ..kv import dtype_bytes
 from ..params import inventory
 from ..quant import QuantScheme, _ignored, _matrices, matrix_tensors, module_names, scheme_from_config
@@ -43,7 +44,7 @@ def rules() -> dict[str, Any]:
 def pp_layer_split(n_layers: int, pp: int) -> list[int]:
     """Layers per pipeline stage (get_pp_indices)."""
     if pp <= 0 or pp > n_layers:
-        raise ValueError(f"pipeline parallel size {pp} must be between 1 and the {n_layers} layers")
+        raise InputError(f"--pipeline-parallel-size {pp} must be between 1 and the {n_layers} layers")
     parts = [n_layers // pp] * pp
     for i in range(n_layers % pp):
         parts[-(i + 2)] += 1

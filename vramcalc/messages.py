@@ -1,0 +1,133 @@
+"""Every refusal and warning vramcalc reports: a typed message with a stable code.
+
+`text` is what the CLI prints (an engine's refusal in the engine's own words); `fix` says what would work
+instead and `source` where the engine raises it, when known. Code and CLI branch on `code`, never on `text`.
+Every code is registered in CODES with a one-line meaning; a Message with an unregistered code is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+Level = Literal["error", "warning", "note"]
+
+CODES: dict[str, str] = {
+    # vLLM: release and device
+    "vllm.version.nearest": "the release asked for is not calibrated: the nearest older release's constants are used",
+    "vllm.version.uncalibrated": "the chosen release's constants are not calibrated against logs",
+    "vllm.gpu.usable_estimated": "the GPU's usable memory is an estimate, not a measured CUDA total",
+    "vllm.platform.metal": "vLLM has no Metal backend (Apple GPUs)",
+    "vllm.platform.rocm_arch": "vLLM's ROCm build does not support this gfx architecture",
+    "vllm.platform.rocm_version": "vLLM on ROCm needs a given ROCm release for this gfx architecture",
+    "vllm.platform.rocm_unified": "vLLM on an AMD APU with unified memory",
+    "vllm.platform.cuda_capability": "the GPU's compute capability is below the minimum vLLM's CUDA build runs on",
+    "vllm.dtype.float16_refused": "the model family refuses float16",
+    "vllm.dtype.bf16_refused": "bfloat16 asked for on a GPU before SM 8.0",
+    "vllm.dtype.bf16_fallback": "a bfloat16 checkpoint runs in another dtype before SM 8.0",
+    "vllm.source.gguf_plugin": "a GGUF checkpoint needs vLLM's out-of-tree GGUF plugin",
+    "vllm.attention.fallback": "the attention backend vLLM picks is not the first in its priority list",
+    "vllm.sampler.assumed": "the sampler path depends on the install: vramcalc assumed one",
+    # vLLM: parallel layout and quantization refusals
+    "vllm.parallel.attention_heads": "TP does not divide the attention heads",
+    "vllm.parallel.kv_heads": "TP and the KV heads do not divide one another",
+    "vllm.parallel.vocab": "TP does not divide the padded vocab",
+    "vllm.parallel.mlp_intermediate": "TP does not divide the MLP intermediate size",
+    "vllm.parallel.moe_intermediate": "TP does not divide the MoE intermediate size",
+    "vllm.parallel.ssm_heads": "TP does not divide the SSM / linear-attention heads",
+    "vllm.parallel.pp_layers": "more PP stages than layers",
+    "vllm.quant.capability": "the quantization method is refused on this GPU's compute capability",
+    "vllm.quant.degraded": "the quantization method runs weight-only (degraded) on this GPU",
+    "vllm.quant.plugin": "the quantization method needs a plugin",
+    "vllm.quant.marlin_shape": "a sharded weight breaks Marlin's shape limits",
+    "vllm.quant.fp8_block_shape": "a sharded weight is not a multiple of the FP8 quantization block",
+    "vllm.weights.mxfp4_layout": "the MXFP4 expert kernel layout on this GPU is not modelled",
+    # vLLM: the memory budget and the verdict
+    "vllm.startup.free_memory": "free memory at start-up is below gpu_memory_utilization x total (init_device)",
+    "vllm.kv.no_memory": "no memory is left for the KV cache blocks",
+    "vllm.kv.max_model_len": "one request of max_model_len does not fit in the KV cache",
+    "vllm.mamba.seqs_exceed_blocks": "max_num_seqs exceeds the Mamba cache blocks (one per decode sequence)",
+    "vllm.verdict.margin": "fits at the estimate but not within its uncertainty margin",
+    # llama.cpp
+    "llamacpp.kv.quant_v_needs_fa": "a quantized V cache needs flash attention",
+    "llamacpp.kv.mla_kv_types": "an MLA model refuses different K and V cache types",
+    "llamacpp.kv.no_swa": "llama.cpp's graph for this architecture keeps no sliding-window cache",
+    "llamacpp.split.unsupported": "the backend's device does not support split buffers (--split-mode row)",
+    "llamacpp.split.tensor_experimental": "--split-mode tensor is experimental; its memory is estimated",
+    "llamacpp.split.tensor_arch": "--split-mode tensor does not support this architecture",
+    "llamacpp.split.tensor_needs_fa": "--split-mode tensor needs flash attention",
+    "llamacpp.split.tensor_no_fit": "--fit does not run with --split-mode tensor",
+    "llamacpp.host.ram_unknown": "host RAM not given: the host column is not checked",
+    "llamacpp.compute.estimated": "compute buffers are estimated; llama.cpp's --fit margin is left free",
+    "llamacpp.compute.pipeline_copies": "a layer split keeps several copies of the compute buffers",
+    "llamacpp.rpc.nodes": "other machines through llama.cpp's RPC backend",
+    # weights + KV check
+    "check.gguf.unchecked_layout": "the GGUF tensor layout of this model type is not checked against real files",
+    "check.weights.unmodelled_format": "the checkpoint's format is not modelled: weights counted at the dtype",
+    "check.spec.approximate": "the architecture was read approximately",
+    "check.context.exceeds_trained": "the context exceeds the model's trained maximum",
+    "check.verdict.tight": "little memory is left, and engine workspace is not counted",
+    "gpu.note": "a note on the GPU entry",
+    # systems and the CLI
+    "system.note": "a note on the system as parsed (--gpu)",
+    "system.mixed_gpus": "mixed GPUs: the engine is sized for the smallest",
+    # the planner
+    "plan.startup_utilization": "the planner lowered --gpu-memory-utilization to pass vLLM's free-memory gate",
+    "plan.high_utilization": "the layout fits only with a higher --gpu-memory-utilization",
+    "plan.max_num_seqs": "the planner lowered --max-num-seqs to the Mamba cache blocks",
+    "plan.context.exceeds_model": "the context asked for exceeds the model's maximum",
+    "plan.reject.below_4_bits": "quants below 4 bits fit, but a 4-bit or better one does too: not offered",
+    "plan.reject.metal": "vLLM does not run on Apple GPUs",
+    "plan.reject.format": "the quant format is not modelled for this model",
+    "plan.reject.weights": "the weights alone exceed the GPUs of the layout",
+    "plan.reject.concurrency": "the KV cache holds fewer sequences than asked for",
+    "plan.reject.memory": "llama.cpp's buffers exceed a device's memory",
+    "plan.note.also_fits": "other quants that also fit in the layout",
+    "plan.note.hub_checkpoint": "the quant needs a converted checkpoint from the Hub",
+    "plan.note.pcie_tp": "TP over PCIe: all-reduces cost decode speed",
+    "plan.note.host_offload": "part of the weights in host RAM: decode at host-RAM speed",
+    "plan.note.q8_kv": "a q8_0 KV cache needs flash attention",
+    "plan.note.tensor_split": "llama.cpp's --split-mode tensor is experimental",
+    "plan.note.rpc": "llama.cpp's RPC backend is a proof of concept",
+    "plan.note.slots": "llama.cpp slots share one unified KV cache",
+}
+
+
+class Message(BaseModel):
+    """One refusal ("error"), warning, or note, with a registered code."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    level: Level
+    text: str  # the words printed; an engine's refusal in its own words
+    fix: str | None = None  # what would work instead
+    source: str | None = None  # where the engine raises it
+
+    @field_validator("code")
+    @classmethod
+    def _registered(cls, code: str) -> str:
+        if code not in CODES:
+            raise ValueError(f"message code {code!r} is not registered in vramcalc.messages.CODES")
+        return code
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def error(code: str, text: str, fix: str | None = None, source: str | None = None) -> Message:
+    return Message(code=code, level="error", text=text, fix=fix, source=source)
+
+
+def warning(code: str, text: str, fix: str | None = None, source: str | None = None) -> Message:
+    return Message(code=code, level="warning", text=text, fix=fix, source=source)
+
+
+def note(code: str, text: str, fix: str | None = None, source: str | None = None) -> Message:
+    return Message(code=code, level="note", text=text, fix=fix, source=source)
+
+
+def codes(messages: list[Message]) -> set[str]:
+    """The codes among `messages`, for branching: `"vllm.kv.no_memory" in codes(r.errors)`."""
+    return {m.code for m in messages}
