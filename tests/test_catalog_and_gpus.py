@@ -96,4 +96,4 @@ def test_cross_checked_gpu_figures_equal_the_catalog_and_the_rest_say_recall():
             assert raw[gpu_id][field] == value, (gpu_id, field)
     marks = {g.id: g.verification for g in all_gpus()}
     assert {k for k, v in marks.items() if v == "cross_checked"} == set(crosschecks())
-    assert all(v in ("looked_up_in_session", "recall_of_vendor_spec", "cross_checked") for v in marks.values())
+    assert all(v in ("checked_against_source", "recall_of_vendor_spec", "cross_checked") for v in marks.values())

@@ -146,7 +146,7 @@ def test_tensor_split_segments_weights_and_kv_by_ts_and_needs_flash_attention():
     norms = 32 * 2 * 4096 * 4 + 4096 * 4 + 64 * 4  # f32 attn_norm, ffn_norm per layer, output_norm, rope_freqs
     assert [d.model_buffer_bytes for d in even.devices[:2]] == [(offloaded - norms) // 2 + norms] * 2
     assert [d.kv_buffer_bytes for d in even.devices[:2]] == [kv // 2] * 2
-    # no pipeline copies of the compute buffer (those are the layer split's, rule 6.3)
+    # no pipeline copies of the compute buffer (those are the layer split's, docs/llamacpp.md#pipeline-copies)
     assert even.devices[0].compute_buffer_bytes * 4 == layer.devices[1].compute_buffer_bytes
     skew = check_llamacpp(spec, _two(), LlamaOptions(ftype="Q4_K_M", n_ctx=8192, split_mode="tensor",
                                                      tensor_split=(3, 1), n_gpu_layers=10**6))

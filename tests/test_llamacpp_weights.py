@@ -1,4 +1,4 @@
-"""llama.cpp model buffers per device against its load logs (../shared/ground_truth/llamacpp_dev.json)."""
+"""llama.cpp model buffers per device against its load logs (tests/data/llamacpp_model_sizes.json)."""
 
 import pytest
 
@@ -53,7 +53,7 @@ def test_cpu_moe_override_moves_the_experts():
 
 
 def test_layer_split_points_follow_tensor_split_and_put_the_output_last():
-    # llamacpp_rules.md rule 9.2 (load_tensors): -ts 3,1 gives GPU0 75 % of the offloaded units;
+    # llama.cpp load_tensors (docs/llamacpp.md#offload-split): -ts 3,1 gives GPU0 75 % of the offloaded units;
     # the output layer is the last unit, on the last GPU
     units = unit_devices(32, 999, [3, 1])
     assert len(units) == 33 and units[-1] == 1

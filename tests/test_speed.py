@@ -1,5 +1,5 @@
 """The decode-speed model against measured runs (tests/data/throughput_cases.json, sources in
-../shared/ground_truth/throughput_dev.json), and the physics the issue names."""
+the project's throughput_dev ground-truth set), and the physics the issue names."""
 
 from __future__ import annotations
 

@@ -185,8 +185,8 @@ def test_custom_all_reduce_where_vllm_enables_it(gpu, tp, disabled, on):
 
 
 def test_free_memory_gate_at_startup():
-    """gpu_worker.py init_device refuses when free memory at the snapshot is below u x total (vllm_rules.md
-    1.1). llm-d's H100 logs show 78.57 of 79.18 GiB free at start-up (TP 1), so 0.99 passes and 1.0 does not."""
+    """Worker.init_device refuses when free memory at the snapshot is below u x total (docs/vllm.md#free-memory-gate).
+    llm-d's H100 logs show 78.57 of 79.18 GiB free at start-up (TP 1), so 0.99 passes and 1.0 does not."""
     spec, h100 = load("llama-3.1-8b"), find_gpu("h100-sxm")
     assert not any(e.code == "vllm.startup.free_memory" for e in check_vllm(spec, h100, VLLMOptions(
         gpu_memory_utilization=0.99, max_model_len=8192)).errors)

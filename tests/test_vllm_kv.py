@@ -24,7 +24,7 @@ def token_range(model, gib, max_model_len, stages=1, **kw):
 
 
 @pytest.mark.parametrize("model,gib,L,kw,tokens,conc", [
-    # llm-d report, vLLM 0.19.0, H100 (tests/data sources in ../shared/ground_truth/vllm_dev.json)
+    # llm-d report, vLLM 0.19.0, H100 (each tests/data case keeps its source)
     ("meta-llama/Llama-3.1-8B-Instruct", 58.11, 2048, {}, 476_016, None),
     ("meta-llama/Llama-3.1-8B-Instruct", 58.11, 32768, {}, 476_016, None),
     ("meta-llama/Llama-3.1-8B-Instruct", 58.11, 8192, {"kv_cache_dtype": "fp8"}, 952_032, None),
@@ -59,7 +59,7 @@ def test_mla_pp2_tp2_min_over_stages_and_legacy_token_count():
 
 
 def test_hybrid_gdn_block_size_qwen3_next():
-    # vllm_rules.md 9.4: GDN state 1,097,728 B; attention 2 KV heads x 256 x 2 x 2 B = 2048 B/token;
+    # docs/vllm.md#hybrid-block-size: GDN state 1,097,728 B; attention 2 KV heads x 256 x 2 x 2 B = 2048 B/token;
     # block size 16 x ceil(1,097,728 / 32,768) = 544 at TP 1 and 272 at TP 4
     spec = load("Qwen/Qwen3-Next-80B-A3B-Thinking")
     p1 = kv_pool(spec, KVSettings())
@@ -69,7 +69,7 @@ def test_hybrid_gdn_block_size_qwen3_next():
 
 
 def test_sliding_window_reservation_gpt_oss():
-    # vllm_rules.md 9.3: 18 sliding (W 128) + 18 full layers, bytes_per_block 589,824; at L 131072,
+    # docs/vllm.md#kv-groups: 18 sliding (W 128) + 18 full layers, bytes_per_block 589,824; at L 131072,
     # mnbt 8192 and async scheduling: 8192 full blocks + ceil((127 + 16384) / 16) + 1 = 1033
     spec = load("openai/gpt-oss-120b")
     s = KVSettings(max_num_batched_tokens=8192)

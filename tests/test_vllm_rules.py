@@ -1,5 +1,5 @@
-"""What vLLM refuses, in its own words (texts from vllm_rules.md sections 3-4, which quote the
-vLLM source named in each message)."""
+"""What vLLM refuses, in its own words (docs/vllm.md#refusals; each text is the one the
+vLLM v0.33.0 function named in the message raises)."""
 
 from vramcalc.quant import scheme_from_config, target_scheme
 from vramcalc.sources.catalog import load

@@ -404,7 +404,7 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
 def _vllm_commands(cmd: str, tp: int, pp: int, replicas: int, system: System, model_id: str) -> tuple[list[str], str | None]:
     per_node = system.gpus_per_node
     n = tp * pp
-    if n > per_node:  # multi-node: Ray cluster, TP inside a node, PP across nodes (vllm_rules.md 3.4)
+    if n > per_node:  # multi-node: Ray cluster, TP inside a node, PP across nodes (docs/vllm.md#multi-node)
         return ([
             "# on the head node:  ray start --head --port=6379",
             "# on every other node:  ray start --address=<head-ip>:6379",

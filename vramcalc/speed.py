@@ -11,7 +11,7 @@ One decode step of B sequences at context c, per rank (the slowest stage adds up
 touched(B) = 1 - (1 - k/E)^B: the expected share of a layer's E routed experts that B tokens picking k
 each reach (uniform routing). Only the rows of the token embedding a step needs are read, so the
 embedding counts only when it doubles as the LM head (tied). A llama.cpp layer split reads each
-device's layers in turn: it adds memory, not bandwidth (llamacpp_rules.md rule 9.1). vLLM pipeline
+device's layers in turn: it adds memory, not bandwidth (docs/llamacpp.md#split-modes). vLLM pipeline
 stages also run in turn for one sequence, and overlap across micro-batches (PP in-flight batches).
 
 Efficiency and fixed cost per engine and backend, and the all-reduce latency per link, come from

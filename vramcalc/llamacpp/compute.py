@@ -1,6 +1,6 @@
 """llama.cpp compute buffers: the ggml-alloc buffer each backend needs for the worst-case graph
 (llama-context.cpp graph_reserve: a prompt ubatch of min(n_ctx, n_ubatch) tokens, every one an
-output, attending over the whole cache; llamacpp_rules.md rule 6).
+output, attending over the whole cache; docs/llamacpp.md#compute-buffer).
 
 Not an allocator replay: the peak of the phases whose live tensors dominate, with coefficients
 read off a real llama.cpp (CPU backend, build 4df29be) at 177 settings of 15 small models of 12

@@ -1,11 +1,11 @@
 """`llama-server` on the CPU, one GPU or several: model, KV, recurrent, compute and output buffers
-per device as llama.cpp allocates them (llamacpp_rules.md), whether they fit, and the largest
+per device as llama.cpp 4df29be allocates them (docs/llamacpp.md#buffers), whether they fit, and the largest
 -ngl and context that do.
 
 Exact (checked byte for byte against a real llama.cpp, tests/test_llamacpp_oracle.py): model
 buffers, KV and recurrent buffers, the output buffer. Estimated: compute buffers (compute.py).
 What llama.cpp does not count (CUDA context, cuBLAS workspaces) is covered the way its own --fit
-covers it: FIT_MARGIN_MIB left free per GPU (rule 12, --fit-target default 1024 MiB)."""
+covers it: FIT_MARGIN_MIB left free per GPU (common/fit.cpp, --fit-target default 1024 MiB; docs/llamacpp.md#fit)."""
 
 from __future__ import annotations
 
@@ -358,7 +358,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     kv_host = rs_host = 0
     for il, lm in enumerate(layers_mem):
         d = mb.unit_device[il]
-        if d == CPU or opts.no_kv_offload:  # rule 2.7: KV lives with its layer, or on the host with -nkvo
+        if d == CPU or opts.no_kv_offload:  # docs/llamacpp.md#kv-placement (or the host with -nkvo)
             kv_host += lm.kv_bytes
             rs_host += lm.recurrent_bytes
         elif tensor_split:  # KV heads split in the same segments as the weights
@@ -402,8 +402,8 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                                    available_bytes=ram_bytes if ram_bytes is not None else -1))
         if ram_bytes is None:
             warnings.append(warning("llamacpp.host.ram_unknown", "host RAM not given (--ram): the host column is not "
-                                    "checked; CPU weights are mmap'ed from the page cache (llamacpp_rules.md rule "
-                                    "10.1)", fix="--ram"))
+                                    "checked; CPU weights are mmap'ed from the page cache "
+                                    "(docs/llamacpp.md#host-memory)", fix="--ram"))
     if gl:
         warnings.append(warning("llamacpp.compute.estimated", f"compute buffers are estimated ({comp.how}); "
                                 f"{FIT_MARGIN_MIB} MiB per GPU is left free for what llama.cpp does not count (CUDA "
@@ -417,7 +417,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     if comp.copies > 1:
         warnings.append(warning("llamacpp.compute.pipeline_copies", f"layer split over {n_dev} GPUs with every "
                                 f"layer offloaded: llama.cpp keeps {comp.copies} copies of the compute buffers "
-                                "(pipeline parallelism, llamacpp_rules.md rule 6.3)"))
+                                "(pipeline parallelism, docs/llamacpp.md#pipeline-copies)"))
     fits = not errors and all(d.available_bytes < 0 or d.total_bytes + d.uncertainty_bytes <= d.available_bytes
                               for d in devices)
     size = sum(tensor_bytes(ty, t.ne) for t, ty in tensors)
@@ -551,23 +551,23 @@ def _trace(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, caches: list[L
            fa: bool) -> list[TraceTerm]:
     trace = [term("model buffer (GPUs)", sum(mb.gpu_bytes), "bytes of the tensors of the offloaded layers in their "
                   "ggml types (the output layer first, token_embd stays on the CPU)",
-                  source="llamacpp_rules.md rule 8 (llama-model.cpp load_tensors), types per rule 14",
+                  source="llama.cpp 4df29be src/llama-model.cpp load_tensors (docs/llamacpp.md#model-buffers)",
                   gpu_layers=mb.gpu_layers, n_layer=n_layer, per_gpu=mb.gpu_bytes),
              term("model buffer (CPU)", mb.cpu_bytes, "the tensors left on the CPU, mmap'ed",
-                  source="llamacpp_rules.md rule 10.1")]
+                  source="llama.cpp 4df29be src/llama-model-loader.cpp, mmap (docs/llamacpp.md#host-memory)")]
     for c in caches:
         trace.append(term(f"KV {c.name}", c.k_bytes + c.v_bytes, "cells x streams x layers x (K + V bytes per cell "
                           "and layer); recurrent: F32 state per sequence",
-                          source="llamacpp_rules.md rules 1-5 (llama-kv-cache.cpp, llama-memory-recurrent.cpp)",
+                          source="llama.cpp 4df29be llama-kv-cache.cpp, llama-memory-recurrent.cpp (docs/llamacpp.md#kv-cache)",
                           cells=c.cells, streams=c.streams, layers=c.layers, type_k=opts.type_k, type_v=opts.type_v))
     trace.append(term("KV on the GPUs", sum(kv_dev), "each layer's KV lives on that layer's device",
-                      source="llamacpp_rules.md rule 2.7", on_host=kv_host))
+                      source="llama.cpp 4df29be llama_kv_cache (docs/llamacpp.md#kv-placement)", on_host=kv_host))
     trace.append(term("compute (estimate)", sum(comp.device) + comp.host, comp.how,
                       source=("llamacpp/graphs.py + galloc.py: llama.cpp's reserve graphs and ggml-alloc, replayed" if comp.exact
                               else "llamacpp/compute.py, fitted on real llama.cpp runs (tests/data/llamacpp_runs.json)"),
                       per_gpu=comp.device, host=comp.host, copies=comp.copies, flash_attn=fa, ubatch=opts.n_ubatch))
     trace.append(term("output buffer", output, "vocab x 4 bytes x parallel sequences (host)",
-                      source="llamacpp_rules.md rule 7 (llama-context.cpp output_reserve)"))
+                      source="llama.cpp 4df29be llama_context::output_reserve (docs/llamacpp.md#output-buffer)"))
     for d in devices:
         trace.append(term(f"total ({d.device})", d.total_bytes, "model + KV + recurrent + compute (+ output on the host)",
                           available=d.available_bytes))

@@ -1,4 +1,4 @@
-"""llama.cpp's KV cache and recurrent state (llamacpp_rules.md sections 1-5; llama.cpp
+"""llama.cpp's KV cache and recurrent state (docs/llamacpp.md#kv-cache; llama.cpp 4df29be
 src/llama-context.cpp llama_context, src/llama-kv-cache.cpp, src/llama-kv-cache-iswa.cpp,
 src/llama-memory-recurrent.cpp).
 """
@@ -45,7 +45,7 @@ def _pad(n: int, to: int) -> int:
 
 
 def context_cells(o: LlamaKVOptions) -> tuple[int, int]:
-    """(n_ctx_seq, n_stream): rule 1.2-1.3. Unified: one stream of n_ctx cells; otherwise n_seq_max
+    """(n_ctx_seq, n_stream): docs/llamacpp.md#context-and-slots. Unified: one stream of n_ctx cells; otherwise n_seq_max
     streams of pad(n_ctx / n_seq_max) cells."""
     n_ctx = _pad(o.n_ctx, o.pad)
     if o.kv_unified or o.n_seq_max == 1:
@@ -54,7 +54,7 @@ def context_cells(o: LlamaKVOptions) -> tuple[int, int]:
 
 
 class LayerMemory(BaseModel):
-    """What llama.cpp's memory module allocates for one layer (on that layer's device, rule 2.7)."""
+    """What llama.cpp's memory module allocates for one layer (on that layer's device, docs/llamacpp.md#kv-placement)."""
     model_config = ConfigDict(frozen=True)
 
     cache: str | None  # "full" / "SWA" / None when the layer has no KV of its own
@@ -126,5 +126,5 @@ def llama_caches(spec: ModelSpec, o: LlamaKVOptions, layers: list[LayerMemory] |
 
 def output_buffer_bytes(spec: ModelSpec, n_seq_max: int = 1, embeddings: bool = False) -> int:
     """llama_context::output_reserve: (n_vocab [+ n_embd with embeddings]) x max(1, n_seq_max) x 4 B,
-    host memory (llamacpp_rules.md rule 7.1)."""
+    host memory (docs/llamacpp.md#output-buffer)."""
     return (spec.vocab_size + (spec.hidden_size if embeddings else 0)) * max(1, n_seq_max) * 4

@@ -1,4 +1,4 @@
-"""Where llama.cpp puts each weight tensor (llamacpp_rules.md section 8-9; src/llama-model.cpp
+"""Where llama.cpp puts each weight tensor (docs/llamacpp.md#model-buffers; src/llama-model.cpp
 load_tensors, build 4df29be): -ngl counts n_layer + 1 units, the output layer first (PR #18148),
 then the last ngl - 1 blocks; the offloaded units are spread over the GPUs by the cumulative
 -ts fractions (default: each GPU's free memory); token_embd always stays on the CPU; a tied head

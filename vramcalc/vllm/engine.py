@@ -1,6 +1,6 @@
 """`vllm serve` on a set of GPUs: the per-GPU budget, what vLLM would log, and whether it starts.
 
-budget (vllm_rules.md 1.1-1.2):   requested = ceil(T x u)
+budget (docs/vllm.md#budget):     requested = ceil(T x u)   [v0.33.0 vllm/v1/worker/utils.py request_memory]
                                   available_kv = requested - weights - activation - non_torch
                                                  [- cuda_graphs, from 0.20]
 activation (calibrated, data/vllm.json): max(forward, sampler) where
@@ -494,7 +494,7 @@ def _trace(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: dict, sam: Sample
     src = prof["source"]
     return [
         term("total", total, "the total memory CUDA reports for the GPU", source=gpu.usable_source),
-        term("budget", requested, "ceil(total x gpu_memory_utilization)", source="vllm_rules.md 1.1 (gpu_worker.py)",
+        term("budget", requested, "ceil(total x gpu_memory_utilization)", source="vLLM v0.33.0 request_memory (docs/vllm.md#budget)",
              gpu_memory_utilization=u),
         term("weights (rank 0)", d0.weights_bytes, "per-rank tensor bytes: column/row sharding, vocab padded to 64, "
              "K/V replicated past the KV heads, PP stage split, + rotary cache",
@@ -512,7 +512,7 @@ def _trace(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: dict, sam: Sample
         term("cuda graphs", d0.cuda_graph_bytes, "estimate, inside the budget from 0.20; 0 with --enforce-eager",
              source=src),
         term("kv available (worst rank)", worst, "budget - weights - activation - non-torch - cuda graphs",
-             source="vllm_rules.md 1.2 (determine_available_memory)"),
+             source="vLLM v0.33.0 gpu_worker.py Worker.determine_available_memory (docs/vllm.md#budget)"),
         term("page", pool0.page_bytes, "block_size x KV bytes per token and layer (hybrid: aligned up to the "
              "Mamba state page)", source="vllm/v1/kv_cache_interface.py page_size_bytes; "
              "platforms/interface.py _align_hybrid_block_size", block_size=pool0.block_size,
@@ -524,7 +524,7 @@ def _trace(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: dict, sam: Sample
              source="get_kv_cache_config_from_groups"),
         term("blocks per request", cap.blocks_per_request, "ceil(max_model_len / block_size) per full-attention "
              "group; window + batch for sliding groups; 1-2 per Mamba group", unit="blocks",
-             source="vllm_rules.md 2.x (max_memory_usage_bytes)", max_model_len=L),
+             source="vLLM v0.33.0 _max_memory_usage_bytes_from_groups (docs/vllm.md#blocks-per-request)", max_model_len=L),
         term("KV cache tokens", cap.kv_cache_tokens, "blocks / blocks per request x max_model_len", unit="tokens",
              source="vLLM's 'GPU KV cache size' log line"),
         term("max concurrency", round(cap.max_concurrency, 2), "blocks / blocks per request", unit="x"),

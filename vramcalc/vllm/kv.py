@@ -1,5 +1,5 @@
 """vLLM's KV cache pool on one rank: per-layer page sizes, groups, blocks, and what a request
-takes (vllm_rules.md sections 2.1-2.11; vLLM source: vllm/v1/kv_cache_interface.py,
+takes (docs/vllm.md#kv-pool; vLLM v0.33.0 source: vllm/v1/kv_cache_interface.py,
 vllm/v1/core/kv_cache_planning.py, vllm/platforms/interface.py _align_hybrid_block_size).
 """
 

@@ -1,4 +1,4 @@
-"""What vLLM refuses or degrades before it starts, in its own words (vllm_rules.md sections 3-4;
+"""What vLLM refuses or degrades before it starts, in its own words (docs/vllm.md#refusals;
 each message names the vLLM function that raises it)."""
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def source_messages(spec: ModelSpec) -> list[Message]:
     """What the checkpoint's own format costs in vLLM: a GGUF file needs the out-of-tree plugin."""
     if spec.architecture and spec.architecture.startswith("gguf:"):
         return [Message(code="vllm.source.gguf_plugin", level="warning", text=_support().methods["gguf"].note or "",
-                              source="vllm_rules.md 4.1 (docs/features/quantization/gguf.md)")]
+                              source="vLLM v0.33.0 docs/features/quantization/gguf.md (docs/vllm.md#quantization-support)")]
     return []
 
 
@@ -219,9 +219,9 @@ def quant_messages(spec: ModelSpec, scheme: QuantScheme, tp: int, compute_capabi
                     "llama.cpp"))
         elif kind == "weight_only" and entry.degraded:
             out.append(Message(code="vllm.quant.degraded", level="warning", text=entry.degraded,
-                                     source="vllm_rules.md 4.1 (kernel selection)"))
+                                     source="vLLM v0.33.0 get_min_capability (docs/vllm.md#quantization-support)"))
         elif kind == "plugin":
-            out.append(Message(code="vllm.quant.plugin", level="warning", text=entry.note or "", source="vllm_rules.md 4.1"))
+            out.append(Message(code="vllm.quant.plugin", level="warning", text=entry.note or "", source="docs/vllm.md#quantization-support"))
     marlin = scheme.method in support.marlin_methods or (
         scheme.method.startswith("fp8") and compute_capability and float(compute_capability) < 8.9)
     if marlin:

@@ -1,6 +1,6 @@
 """Weight bytes per GPU as vLLM places them under tensor and pipeline parallelism.
 
-Rules (vllm_rules.md section 5.3, with the vLLM source each names):
+Rules (docs/vllm.md#weights; each names the vLLM v0.33.0 source it follows):
 - ColumnParallelLinear (q, gate/up, MLA q_b/kv_b, experts w13) splits its output rows over TP;
   RowParallelLinear (o, down, experts w2) splits its input columns; row-parallel biases are whole.
 - QKVParallelLinear: k/v hold max(1, kv_heads / TP) heads per rank (replicated when TP > kv_heads).
