@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel, ConfigDict
 
-from .data_files import load, raw
+from .data_files import load
 from .data_models import QuantTarget, QuantTargets
 from .errors import InputError, NotModelledError
 from .kv import dtype_bytes
@@ -293,12 +293,6 @@ def quantized_bytes(spec: ModelSpec, scheme: QuantScheme | None = None, include_
 def quant_targets() -> dict[str, QuantTarget]:
     """Conversion targets by name (data/quant_targets.json)."""
     return load("quant_targets.json", QuantTargets).targets
-
-
-def targets() -> dict[str, dict[str, Any]]:
-    """quant_targets() as the file's dicts, for the call sites that still index it by key."""
-    t: dict[str, dict[str, Any]] = raw("quant_targets.json", QuantTargets)["targets"]
-    return t
 
 
 def target_scheme(name: str) -> QuantScheme:

@@ -21,13 +21,14 @@ from ..gpus import GPU
 from ..kv import dtype_bytes
 from ..messages import Message, error, warning
 from ..params import count_params
-from ..quant import QuantScheme, scheme_from_config, target_scheme, targets
+from ..data_models import VllmVersion
+from ..quant import QuantScheme, quant_targets, scheme_from_config, target_scheme
 from ..spec import ModelSpec
 from .kv import KVCapacity, KVPool, KVSettings, capacity, kv_pool, resolve_kv_dtype
-from .rules import (attention_backend, dtype_messages, parallel_messages, platform_messages, platforms,
+from .rules import (attention_backend, dtype_messages, parallel_messages, platform_messages, vllm_platforms,
                     quant_messages, source_messages)
 from .result_types import Layout, ModelSummary
-from .weights import MXFP4_MOE_BACKENDS, RankWeights, mxfp4_moe_backend, rules, weights_per_rank
+from .weights import MXFP4_MOE_BACKENDS, RankWeights, mxfp4_moe_backend, vllm_rules, weights_per_rank
 from ..trace import TraceTerm, term
 
 GIB = 2**30
@@ -103,12 +104,12 @@ def _key(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in v.split(".")[:3])
 
 
-def _version(v: str | None) -> tuple[str, dict, list[Message]]:
-    versions = {k: val for k, val in rules()["versions"].items() if not k.startswith("_")}
+def _version(v: str | None) -> tuple[str, VllmVersion, list[Message]]:
+    versions = vllm_rules().versions.by_version
     key = _key
     notes = []
     if v is None:
-        v = rules()["default_version"]
+        v = vllm_rules().default_version
     if not all(part.isdigit() for part in v.split(".")[:3]):
         raise InputError(f"--engine-version {v!r} is not a release number such as 0.33.0")
     want = key(v)
@@ -120,8 +121,8 @@ def _version(v: str | None) -> tuple[str, dict, list[Message]]:
                              f"used; the sampling path, the logged token count and the sliding-window reserve follow "
                              f"{v}'s rules"))
     prof = versions[chosen]
-    if prof.get("uncalibrated"):
-        notes.append(warning("vllm.version.uncalibrated", f"vLLM {chosen}: {prof['uncalibrated']}"))
+    if prof.uncalibrated:
+        notes.append(warning("vllm.version.uncalibrated", f"vLLM {chosen}: {prof.uncalibrated}"))
     return v, prof, notes
 
 
@@ -136,25 +137,32 @@ class SamplerPath(BaseModel):
 
 def sampler_path(version: str, gpu: GPU, seqs: int, flashinfer: bool | None) -> SamplerPath:
     """TopKTopPSampler.__init__ / apply_top_k_top_p of the release (data/vllm.json sampler)."""
-    sam = rules()["sampler"]
-    rule = [r for r in sam["defaults"] if _key(r["since"]) <= _key(version)][-1]
+    sam = vllm_rules().sampler
+    rule = [r for r in sam.defaults if _key(r.since) <= _key(version)][-1]
+
+    def need(value: str | None, field: str) -> str:
+        if value is None:
+            raise RuntimeError(f"data/vllm.json sampler rule since {rule.since} (path {rule.path}) needs {field}")
+        return value
+
     env, note = None, None
-    path = rule["path"]
+    path = rule.path
     if path == "flashinfer_if_installed":
-        path = "flashinfer" if flashinfer else rule["assumed"]
+        path = "flashinfer" if flashinfer else need(rule.assumed, "assumed")
         if flashinfer is None:
             note = (f"vLLM {version} samples with FlashInfer when it is installed (the vllm/vllm-openai image has it, "
                     "`pip install vllm` does not; the log then says 'Using FlashInfer for top-p & top-k sampling'): "
                     "planned for the PyTorch sort, the larger activation peak; --flashinfer-sampler on if yours does")
-    elif flashinfer is True and rule.get("opt_in"):
-        path, env = rule["opt_in"], "VLLM_USE_FLASHINFER_SAMPLER=1"
-    elif flashinfer is False and rule.get("opt_out"):
-        path, env = rule["opt_out"], "VLLM_USE_FLASHINFER_SAMPLER=0"
-    elif path == "flashinfer" and _key(gpu.compute_capability or "0.0") < _key(rule["min_compute_capability"]):
-        path = rule["opt_out"]  # FlashInfer unsupported on this GPU: vLLM falls back
+    elif flashinfer is True and rule.opt_in:
+        path, env = rule.opt_in, "VLLM_USE_FLASHINFER_SAMPLER=1"
+    elif flashinfer is False and rule.opt_out:
+        path, env = rule.opt_out, "VLLM_USE_FLASHINFER_SAMPLER=0"
+    elif path == "flashinfer" and _key(gpu.compute_capability or "0.0") < _key(need(rule.min_compute_capability,
+                                                                                      "min_compute_capability")):
+        path = need(rule.opt_out, "opt_out")  # FlashInfer unsupported on this GPU: vLLM falls back
     if path == "triton" and seqs < 8:
-        path = sam["below_8_seqs"]
-    return SamplerPath(path=path, copies=sam["paths"][path]["copies"], env=env, note=note)
+        path = sam.below_8_seqs
+    return SamplerPath(path=path, copies=sam.paths[path].copies, env=env, note=note)
 
 
 def custom_all_reduce(gpu: GPU, tp: int, disabled: bool) -> bool:
@@ -176,7 +184,8 @@ def _startup_free(gpu: GPU, tp: int, pp: int) -> tuple[int, float]:
     """Free memory at init_device's snapshot: the CUDA total less other processes and vLLM's own CUDA
     context (and NCCL under TP/PP); returns (free bytes, vLLM's share in GiB)."""
     total = cuda_total(gpu)
-    used = rules()["startup_used_gib"]["tp_multi" if tp > 1 or pp > 1 else "tp1"]
+    su = vllm_rules().startup_used_gib
+    used = su.tp_multi if tp > 1 or pp > 1 else su.tp1
     return total - gpu.reserved_bytes - int(used * GIB), used
 
 
@@ -189,9 +198,9 @@ def max_startup_utilization(gpu: GPU, tp: int = 1, pp: int = 1) -> float:
 
 def _batch_defaults(gpu: GPU) -> tuple[int, int]:
     total = cuda_total(gpu) / GIB  # arg_utils.py: the device's total memory, not what is free
-    for r in rules()["batch_defaults"]["rules"]:
-        if total >= r["min_total_gib"] and not any(n.lower() in gpu.name.lower() for n in r.get("not_names", [])):
-            return r["max_num_batched_tokens"], r["max_num_seqs"]
+    for r in vllm_rules().batch_defaults.rules:
+        if total >= r.min_total_gib and not any(n.lower() in gpu.name.lower() for n in (r.not_names or [])):
+            return r.max_num_batched_tokens, r.max_num_seqs
     raise RuntimeError("data/vllm.json batch_defaults needs a catch-all last rule")
 
 
@@ -232,7 +241,7 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int) ->
     manager is off for chunked attention, vllm/config/vllm.py VllmConfig.__post_init__)."""
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
                       block_size=opts.block_size or 16,
-                      in_flight_batches=_key(version) >= _key(rules()["sliding_in_flight_since"]["version"]),
+                      in_flight_batches=_key(version) >= _key(vllm_rules().sliding_in_flight_since.version),
                       hybrid_manager=not any(layer.attention is not None and layer.attention.kind == "chunked"
                                              for layer in spec.layers))
 
@@ -260,7 +269,7 @@ def _mxfp4_kernel(scheme: QuantScheme, opts: VLLMOptions, gpu: GPU) -> tuple[str
     mxfp4: str | None
     if opts.moe_backend:
         mxfp4 = MXFP4_MOE_BACKENDS.get(opts.moe_backend, opts.moe_backend)
-        if mxfp4 not in rules()["mxfp4_moe"]["backends"]:
+        if mxfp4 not in vllm_rules().mxfp4_moe.backends:
             names = list(MXFP4_MOE_BACKENDS)
             raise InputError(f"--moe-backend {opts.moe_backend}: vramcalc models {', '.join(names[:-1])} and "
                              f"{names[-1]} for MXFP4 experts")
@@ -312,47 +321,50 @@ class _Activation(BaseModel):
         return int(max(self.forward, self.sampler if last else 0)) + self.workspace
 
 
-def _activation_term(spec: ModelSpec, opts: VLLMOptions, prof: dict, sam: SamplerPath, wdtype: str | None,
+def _activation_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion, sam: SamplerPath, wdtype: str | None,
                      backend: str | None, mnbt: int, seqs: int) -> _Activation:
     """vLLM 0.33.0 vllm/v1/worker/gpu_model_runner.py profile_run (_dummy_run, then _dummy_sampler_run on the last
     PP stage), calibrated (data/vllm.json activation)."""
-    act = prof["activation"]
+    act = prof.activation
     # FlashInfer's workspace is a persistent buffer; calibrated runs used FlashAttention
-    workspace = platforms()["attention"]["FLASHINFER"]["workspace_mib"] * MIB if backend == "FLASHINFER" else 0
+    workspace = vllm_platforms().attention.FLASHINFER.workspace_mib * MIB if backend == "FLASHINFER" else 0
     # Dense: the MLP intermediate. MoE: experts_per_token x expert width per token, an assumption the logs
     # cannot test yet (every logged MoE start-up is dominated by the sampler term).
     inter = max((layer.mlp.intermediate_size or layer.mlp.expert_intermediate_size * layer.mlp.experts_per_token
                  for layer in spec.layers), default=spec.hidden_size * 4)
-    forward = act["forward_coef"] * mnbt * inter / opts.tp * dtype_bytes(wdtype or spec.dtype)
-    sampler = sam.copies * seqs * spec.vocab_size * 4 + act["sampler_const_gib"] * GIB
+    forward = act.forward_coef * mnbt * inter / opts.tp * dtype_bytes(wdtype or spec.dtype)
+    sampler = sam.copies * seqs * spec.vocab_size * 4 + act.sampler_const_gib * GIB
     return _Activation(forward=forward, sampler=sampler, workspace=workspace, intermediate=inter)
 
 
-def _non_torch_term(gpu: GPU, opts: VLLMOptions, prof: dict) -> tuple[float, bool]:
+def _non_torch_term(gpu: GPU, opts: VLLMOptions, prof: VllmVersion) -> tuple[float, bool]:
     """(bytes, custom all-reduce on): memory outside PyTorch's allocator at the profile run (vLLM 0.33.0
     vllm/utils/mem_utils.py memory_profiling: CUDA context, NCCL, CustomAllreduce buffers), calibrated per layout."""
-    nt = prof["non_torch_gib"]
+    nt = prof.non_torch_gib
     car = custom_all_reduce(gpu, opts.tp, opts.disable_custom_all_reduce)
-    gib = nt["tp_multi"] if car else nt["tp1"] if opts.tp > 1 else nt["pp_multi"] if opts.pp > 1 else nt["tp1"]
+    gib = nt.tp_multi if car else nt.tp1 if opts.tp > 1 else nt.pp_multi if opts.pp > 1 else nt.tp1
     return gib * GIB, car
 
 
-def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: dict) -> tuple[float, float]:
+def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion) -> tuple[float, float]:
     """(estimate, upper bound) of the CUDA-graph pool inside the budget: from 0.20 vLLM
     (vllm/v1/worker/gpu_worker.py determine_available_memory) subtracts it; 0 with --enforce-eager."""
-    graphs = 0
-    if prof["cudagraph_in_budget"] and not opts.enforce_eager:
-        graphs = prof["cudagraph_gib"]["moe" if spec.is_moe else "dense"] * GIB
-    upper = rules()["verdict_margin"]["cuda_graph_upper_gib"]["moe" if spec.is_moe else "dense"] * GIB if graphs else 0
+    graphs = 0.0
+    if prof.cudagraph_in_budget and not opts.enforce_eager:
+        cg = prof.cudagraph_gib
+        assert cg is not None, "data/vllm.json: a release with cudagraph_in_budget needs cudagraph_gib"
+        graphs = (cg.moe if spec.is_moe else cg.dense) * GIB
+    cgu = vllm_rules().verdict_margin.cuda_graph_upper_gib
+    upper = (cgu.moe if spec.is_moe else cgu.dense) * GIB if graphs else 0
     return graphs, upper
 
 
 def _margin_term(w_bytes: int, a: int, non_torch: float, graphs: float, graphs_upper: float, exact: bool) -> int:
     """How much more the non-KV terms may take (data/vllm.json verdict_margin: the held-out errors of
     benchmarks/vllm_budget.py); vramcalc's own term, vLLM has none."""
-    vm = rules()["verdict_margin"]
-    return int(w_bytes * vm["weights_from_files" if exact else "weights_from_config"] + a * vm["activation"]
-               + non_torch * vm["non_torch"] + graphs_upper - graphs)
+    vm = vllm_rules().verdict_margin
+    return int(w_bytes * (vm.weights_from_files if exact else vm.weights_from_config) + a * vm.activation
+               + non_torch * vm.non_torch + graphs_upper - graphs)
 
 
 def _no_memory() -> Message:
@@ -378,7 +390,7 @@ def _max_model_len_refusal(cap: KVCapacity, pool: KVPool, worst: int, L: int, es
 def _one_block_per_seq(spec: ModelSpec, opts: VLLMOptions, version: str) -> bool:
     """Hybrids with FULL decode CUDA graphs hold one Mamba block per running sequence (refused from 0.20:
     vllm/config/compilation.py)."""
-    return (_key(version) >= _key(rules()["mamba_seqs_refusal_since"]["version"])
+    return (_key(version) >= _key(vllm_rules().mamba_seqs_refusal_since.version)
             and not opts.enforce_eager and any(layer.ssm is not None for layer in spec.layers))
 
 
@@ -416,7 +428,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     """available_kv = ceil(total x u) - weights - activation - non_torch [- cuda_graphs], per rank, then the KV
     pool that holds and vLLM's refusals, in the order vLLM meets them."""
     version, prof, warnings = _version(opts.engine_version)
-    u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else prof["gpu_memory_utilization"]
+    u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else prof.gpu_memory_utilization
     if not 0 < u <= 1:
         raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {u}")
     total = cuda_total(gpu)  # what other processes hold is inside it: only the free-memory gate sees that
@@ -464,8 +476,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if worst <= 0:
         errors.append(_no_memory())
         return _result(False, version, spec, opts, devices, 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u,
-                       [prof["source"]], env=sam.env)
-    logged = "current" if _key(version) >= _key(rules()["logged_tokens_from_concurrency_since"]["version"]) else "legacy"
+                       [prof.source], env=sam.env)
+    logged = "current" if _key(version) >= _key(vllm_rules().logged_tokens_from_concurrency_since.version) else "legacy"
     caps = [capacity(pool, avail, L, kvs, logged) for pool, avail in pools]
     cap = min(caps, key=lambda c: c.num_blocks)
     trace = _trace(spec, gpu, opts, prof, sam, scheme, mxfp4, file_weight_bytes, act, car, devices[0], pools[0][0], worst,
@@ -483,15 +495,15 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if refusal:
         errors.append(refusal)
     return _result(fits_len, version, spec, opts, devices, cap.kv_cache_tokens, cap.max_concurrency, L, fits_len, est,
-                   errors, warnings, mnbt, seqs, u, [prof["source"]], cap.num_blocks, at_estimate, safe, trace, sam.env)
+                   errors, warnings, mnbt, seqs, u, [prof.source], cap.num_blocks, at_estimate, safe, trace, sam.env)
 
 
-def _trace(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: dict, sam: SamplerPath, scheme: QuantScheme,
+def _trace(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: VllmVersion, sam: SamplerPath, scheme: QuantScheme,
            mxfp4: str | None, file_weight_bytes: int | None, act: _Activation, car: bool, d0: DeviceBudget,
            pool0: KVPool, worst: int, cap: KVCapacity, requested: int, total: int, u: float, mnbt: int, seqs: int,
            L: int) -> list[TraceTerm]:
     """`vramcalc explain`: each budget term of rank 0 and the KV pool, with its formula and rule."""
-    src = prof["source"]
+    src = prof.source
     return [
         term("total", total, "the total memory CUDA reports for the GPU", source=gpu.usable_source),
         term("budget", requested, "ceil(total x gpu_memory_utilization)", source="vLLM v0.33.0 request_memory (docs/vllm.md#budget)",
@@ -504,9 +516,9 @@ def _trace(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: dict, sam: Sample
         term("activation (rank 0)", d0.activation_bytes, "max(forward_coef x max_num_batched_tokens x intermediate / TP x "
              "dtype bytes, copies x max_num_seqs x vocab x 4 + sampler_const)  [sampler on the last PP stage]",
              source=f"{src}; sampler copies: data/vllm.json sampler.paths.{sam.path}",
-             forward_coef=prof["activation"]["forward_coef"], max_num_batched_tokens=mnbt, intermediate=act.intermediate,
+             forward_coef=prof.activation.forward_coef, max_num_batched_tokens=mnbt, intermediate=act.intermediate,
              max_num_seqs=seqs, vocab=spec.vocab_size, sampler_path=sam.path, sampler_copies=sam.copies,
-             sampler_const_gib=prof["activation"]["sampler_const_gib"]),
+             sampler_const_gib=prof.activation.sampler_const_gib),
         term("non-torch", d0.non_torch_bytes, "calibrated per layout (CUDA context, NCCL and custom all-reduce "
              "buffers under TP)", source=src, tp=opts.tp, pp=opts.pp, custom_all_reduce=car),
         term("cuda graphs", d0.cuda_graph_bytes, "estimate, inside the budget from 0.20; 0 with --enforce-eager",
@@ -532,10 +544,10 @@ def _trace(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: dict, sam: Sample
 
 
 def _margin_trace(d0: DeviceBudget) -> TraceTerm:
-    vm = rules()["verdict_margin"]
+    vm = vllm_rules().verdict_margin
     return term("margin (rank 0)", d0.uncertainty_bytes,
-                f"weights x ({vm['weights_from_config']:.0%} from a config, {vm['weights_from_files']:.0%} from "
-                f"file headers) + activation x {vm['activation']:.0%} + non-torch x {vm['non_torch']:.0%} + "
+                f"weights x ({vm.weights_from_config:.0%} from a config, {vm.weights_from_files:.0%} from "
+                f"file headers) + activation x {vm.activation:.0%} + non-torch x {vm.non_torch:.0%} + "
                 "(CUDA-graph upper bound - estimate)",
                 source="data/vllm.json verdict_margin (held-out errors of benchmarks/vllm_budget.py)")
 
@@ -562,7 +574,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
     counts = count_params(spec)
     runtime = None
     if opts.quantization:
-        runtime = targets().get(opts.quantization, {}).get("vllm_runtime_flag")
+        target = quant_targets().get(opts.quantization)
+        runtime = target.vllm_runtime_flag if target else None
     # a target vLLM cannot produce at load time needs a checkpoint in that format: say so in the command
     model = f"<{opts.quantization.upper()} checkpoint of {spec.id}>" if opts.quantization and not runtime else spec.id
     cmd = ([env] if env else []) + [f"vllm serve {model}"]

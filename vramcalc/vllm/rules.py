@@ -4,11 +4,9 @@ each message names the vLLM function that raises it)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
 
-from ..data_files import load, raw
+from ..data_files import load
 from ..data_models import VllmPlatforms, VllmQuantSupport
 from ..gpus import GPU
 from ..messages import Message
@@ -23,11 +21,6 @@ def _support() -> VllmQuantSupport:
 
 def vllm_platforms() -> VllmPlatforms:
     return load("vllm_platforms.json", VllmPlatforms)
-
-
-def platforms() -> dict[str, Any]:
-    """vllm_platforms() as the file's dicts, for the call sites that still index it by key."""
-    return raw("vllm_platforms.json", VllmPlatforms)
 
 
 def platform_messages(gpu: GPU) -> list[Message]:

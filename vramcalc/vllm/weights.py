@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import re
 from math import ceil, prod
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ..data_files import load, raw
+from ..data_files import load
 from ..data_models import Vllm
 from ..errors import InputError
 from ..kv import dtype_bytes
@@ -33,12 +32,6 @@ from ..spec import LayerSpec, ModelSpec, TensorSpec
 def vllm_rules() -> Vllm:
     """data/vllm.json, typed."""
     return load("vllm.json", Vllm)
-
-
-def rules() -> dict[str, Any]:
-    """vllm_rules() as the file's dicts, for the call sites that still index it by key
-    (vllm/engine.py, vllm/kv.py)."""
-    return raw("vllm.json", Vllm)
 
 
 def pp_layer_split(n_layers: int, pp: int) -> list[int]:
