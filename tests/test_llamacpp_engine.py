@@ -60,7 +60,7 @@ def test_cli(capsys):
     code = main(["check", "llama-3.1-8b", "--gpu", "rtx4070", "--engine", "llamacpp", "--quant", "gguf:Q4_K_M",
                  "--ctx", "16384", "--json"])
     r = json.loads(capsys.readouterr().out)
-    assert code == 0 and r["fits"] and r["engine"] == "llama.cpp" and r["n_ctx"] == 16384
+    assert code == 0 and r["fits"] and r["engine"] == "llamacpp" and r["n_ctx"] == 16384
     assert r["command"].startswith("llama-server -m") and "-c 16384" in r["command"]
     assert main(["check", "llama-3.1-8b", "--gpu", "rtx4070", "--engine", "llamacpp"]) == 2
 

@@ -76,7 +76,7 @@ def test_qwen36_27b_at_128k_on_two_4090s_rejects_one_gpu_for_kv():
 def test_moe_on_a_12gb_gpu_keeps_experts_on_the_cpu():
     r = _plan("qwen3-30b-a3b", "rtx4070")
     assert r.fits
-    assert all(c.engine == "llama.cpp" for c in r.recommendations)
+    assert all(c.engine == "llamacpp" for c in r.recommendations)
     top = r.recommendations[0]
     assert top.layout.cpu_moe and 0 < top.layout.n_cpu_moe < 48
     assert f"--n-cpu-moe {top.layout.n_cpu_moe}" in top.commands[0]
@@ -110,7 +110,7 @@ def test_deepseek_v3_on_two_h100_nodes_keeps_tp_in_a_node():
 
 def test_apple_has_no_vllm():
     r = _plan("llama-3.1-8b", "m4-max(64GiB)")
-    assert all(c.engine == "llama.cpp" for c in r.recommendations)
+    assert all(c.engine == "llamacpp" for c in r.recommendations)
     assert any(x.family == "vLLM" and x.reason.code == "plan.reject.metal" for x in r.rejected)
 
 

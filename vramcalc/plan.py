@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .data_files import load
 from .data_models import Planner
+from .engines import ENGINE_NAMES, Engine
 from .errors import InputError, NotModelledError
 from .gguf_mix import GGUFTensor, plan_gguf
 from .gpus import GIB, GPU
@@ -30,7 +31,6 @@ from .systems import System
 from .vllm.engine import VLLMOptions, check_vllm, derived_max_model_len, max_startup_utilization
 
 Goal = Literal["latency", "throughput", "context"]
-Engine = Literal["vllm", "llamacpp"]  # the engines vramcalc models (check --engine, plan --engine)
 EngineChoice = Literal[Engine, "any"]
 # the engine warnings a recommended layout carries as its notes: what costs speed or is not modelled
 LAYOUT_NOTE_CODES = frozenset({"vllm.weights.mxfp4_layout", "vllm.quant.degraded", "vllm.platform.rocm_version",
@@ -67,7 +67,7 @@ class Candidate(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     rank: int
-    engine: str
+    engine: Engine
     engine_version: str | None
     quant: str  # "checkpoint" or a conversion target (fp8, awq, gguf:Q4_K_M ...)
     quant_note: str
@@ -222,12 +222,12 @@ def layout_text(c: Candidate) -> str:
 
 
 def alternatives(spec: ModelSpec, system: System, context: int, *, quant: str | None = None,
-                 engine: EngineChoice = "any", prefer_engine: str | None = None, host_ram_bytes: int | None = None,
+                 engine: EngineChoice = "any", prefer_engine: Engine | None = None, host_ram_bytes: int | None = None,
                  top: int = 3) -> list[str]:
     """What would work instead of a refused check (issue 6.5): the planner's layouts, quants and KV
     dtypes for the same model, system and context, one line each with its command. The nearest
     come first: those that keep the quant asked for (`quant`; None: the checkpoint as it is), then
-    those on the engine asked for (`prefer_engine`: vllm, llama.cpp)."""
+    those on the engine asked for (`prefer_engine`: vllm, llamacpp)."""
     wanted = quant or "checkpoint"
     r = plan(spec, system, context=context, engine=engine, host_ram_bytes=host_ram_bytes, top=50, prefer_quant=wanted)
     recs = sorted(r.recommendations, key=lambda c: (c.quant != wanted, c.engine != prefer_engine, c.rank))[:top]
@@ -238,7 +238,7 @@ def alternatives(spec: ModelSpec, system: System, context: int, *, quant: str | 
         cmd = next((x for x in c.commands if not x.startswith("#")), c.commands[0])
         if c.router_config:
             cmd += f"   (one per replica, behind a LiteLLM router: `vramcalc plan` prints all {c.layout.replicas})"
-        out.append(f"{c.engine} {layout_text(c)}, {q}{kv}: up to {c.max_context:,} tokens, "
+        out.append(f"{ENGINE_NAMES[c.engine]} {layout_text(c)}, {q}{kv}: up to {c.max_context:,} tokens, "
                    f"~{c.speed.decode_tokens_per_s:.0f} tok/s; {cmd}")
     if not out:
         out.append(f"nothing that vramcalc models fits this system at {context:,} tokens; a shorter context, "
@@ -577,7 +577,7 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
     if concurrency > 1:
         notes.append(note("plan.note.slots", f"-np {concurrency} slots share one unified KV cache of {r.n_ctx} "
                           f"cells ({ctx} tokens each when all are full)"))
-    return Candidate(rank=0, engine="llama.cpp", engine_version=None, quant=quant,
+    return Candidate(rank=0, engine="llamacpp", engine_version=None, quant=quant,
                      quant_note=f"llama.cpp {quant.split(':')[1]} GGUF (predicted per-tensor types)",
                      kv_cache_dtype=kv.lower(), layout=layout, context=ctx, max_context=max(ctx, max_ctx),
                      max_concurrency=float(concurrency), devices=devs, speed=sp, commands=cmds, router_config=router,

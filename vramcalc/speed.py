@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from .data_files import load
 from .data_models import Link, Speed, SpeedProfile
+from .engines import ENGINE_NAMES, Engine
 from .errors import NotModelledError
 from .ggml import tensor_bytes
 from .gguf_mix import GGUFTensor
@@ -36,7 +37,6 @@ from .params import count_params
 from .spec import ModelSpec
 
 # engine id (the CLI's --engine, speed.json's profile keys) -> the program's name in reports
-ENGINE_NAMES = {"vllm": "vllm", "llamacpp": "llama.cpp"}
 
 
 def speed_data() -> Speed:
@@ -124,7 +124,7 @@ class Hardware(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    engine: Literal["vllm", "llamacpp"]  # the CLI's --engine values ("llama.cpp", the program's name, is read as llamacpp)
+    engine: Engine  # the CLI's --engine values ("llama.cpp", the program's name, is read as llamacpp)
     backend: str  # cuda | rocm | metal | vulkan | sycl | cpu
     bandwidth_gbs: float  # per device, vendor figure
     tflops: float | None = None  # dense bf16/fp16 per device (tensor cores); None: no compute bound

@@ -11,7 +11,7 @@ from ..bars import bar, use_color
 from ..check import CheckResult, check
 from ..errors import InputError
 from ..llamacpp.engine import LlamaResult
-from ..plan import Engine
+from ..engines import Engine
 from ..sources import open_model
 from ..systems import parse_system
 from ..vllm.engine import VLLMResult

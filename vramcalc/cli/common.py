@@ -92,7 +92,7 @@ def alternatives(spec: ModelSpec, system: System, context: int, args: argparse.N
     if args.quant:  # the planner's names: awq, fp8 ... and gguf:Q4_K_M
         kind, _, ftype = args.quant.partition(":")
         quant = f"gguf:{ftype.upper()}" if kind.lower() == "gguf" else args.quant.lower()
-    engine = {"vllm": "vllm", "llamacpp": "llama.cpp"}.get(args.engine)
+    engine = args.engine if args.engine in ("vllm", "llamacpp") else None
     return alternatives(spec, system, context, quant=quant, prefer_engine=engine, host_ram_bytes=host_ram_bytes(args))
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, get_args
 
 from tabulate import tabulate
 
+from ..engines import ENGINE_NAMES
 from ..plan import EngineChoice, Goal, PlanResult, layout_text, plan
 from ..sources import open_model
 from ..systems import parse_system
@@ -71,7 +72,7 @@ def _print_recommendations(result: PlanResult) -> None:
     rows = []
     for c in result.recommendations:
         sp = c.speed
-        rows.append([c.rank, c.engine + (f" {c.engine_version}" if c.engine_version else ""), c.quant,
+        rows.append([c.rank, ENGINE_NAMES[c.engine] + (f" {c.engine_version}" if c.engine_version else ""), c.quant,
                      c.kv_cache_dtype, layout_text(c), f"{sp.decode_tokens_per_s:.0f}",
                      f"{sp.aggregate_tokens_per_s:.0f}", f"{sp.ttft_s:.2f}" if sp.ttft_s is not None else "-",
                      c.max_context, f"{c.max_concurrency:g}"])

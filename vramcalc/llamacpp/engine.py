@@ -17,6 +17,7 @@ from ..data_files import load
 from ..data_models import LlamaBackends
 from ..errors import InputError, NotModelledError
 from ..ggml import tensor_bytes
+from ..engines import Engine
 from ..gguf_mix import GGUFTensor, plan_gguf
 from ..gpus import GPU
 from ..messages import Message, error, warning
@@ -103,7 +104,7 @@ class LlamaResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     fits: bool
-    engine: str = "llama.cpp"
+    engine: Engine = "llamacpp"
     model_size_bytes: int  # every tensor in the file (llama.cpp's "file size", less the header)
     bpw: float  # bits per weight over the file's tensors, as llama.cpp prints "(X BPW)"
     n_ctx: int  # cells llama.cpp allocates: padded to 256, per slot when not unified
