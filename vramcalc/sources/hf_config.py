@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from typing import Any, Callable, TypedDict
 
+from pydantic import ValidationError
+
 from . import bounded_json
 from ..data_files import load
 from ..data_models import Architectures
@@ -25,6 +27,8 @@ from ..spec import (
     SSMSpec,
     TensorSpec,
 )
+from .validate import (MAX_CONTEXT, MAX_CONV, MAX_EXPERTS, MAX_HEAD_DIM, MAX_HEADS, MAX_HIDDEN, MAX_LAYERS,
+                       MAX_STATE, MAX_VOCAB, check_spec)
 from .vision import read_vision
 
 _MISSING = object()
@@ -44,10 +48,26 @@ class ReaderParts(_ReaderLayers, total=False):
     extra_tensors: list[TensorSpec]  # tensors outside the layer stack (zamba2's shared blocks)
 
 
-# Bounds checked before anything is sized from a config: no real model comes near them, and a
-# hostile or corrupt value must not make vramcalc build a billion-layer list.
-MAX_LAYERS = 10_000
-MAX_DIM = 2**40
+# Bounds checked before anything is sized from a config (validate.py gives each bound's reason):
+# no real model comes near them, and a hostile or corrupt value must not make vramcalc build a
+# billion-layer list or size a negative cache.
+LIMITS: dict[str, int] = {
+    "num_hidden_layers": MAX_LAYERS, "hidden_size": MAX_HIDDEN, "vocab_size": MAX_VOCAB,
+    "max_position_embeddings": MAX_CONTEXT, "attention_chunk_size": MAX_CONTEXT,
+    **dict.fromkeys(("num_attention_heads", "num_key_value_heads", "num_global_key_value_heads", "num_heads",
+                     "linear_num_key_heads", "linear_num_value_heads", "mamba_num_heads", "n_mamba_heads",
+                     "index_n_heads", "n_groups", "mamba_ngroups"), MAX_HEADS),
+    **dict.fromkeys(("head_dim", "global_head_dim", "attention_head_dim", "qk_nope_head_dim", "qk_rope_head_dim",
+                     "v_head_dim", "index_head_dim", "linear_key_head_dim", "linear_value_head_dim"), MAX_HEAD_DIM),
+    **dict.fromkeys(("num_experts", "num_local_experts", "n_routed_experts", "num_experts_per_tok",
+                     "experts_per_token", "top_k_experts", "n_shared_experts"), MAX_EXPERTS),
+    **dict.fromkeys(("num_nextn_predict_layers", "num_kv_shared_layers", "first_k_dense_replace",
+                     "num_mem_blocks"), MAX_LAYERS),
+    **dict.fromkeys(("mamba_d_state", "state_size"), MAX_STATE),
+    **dict.fromkeys(("mamba_d_conv", "conv_kernel", "conv_dimension", "linear_conv_kernel_dim"), MAX_CONV),
+}
+# Any other integer field (widths, ranks, layer indices and periods): MAX_CONTEXT bounds them all.
+MAX_DIM = MAX_CONTEXT
 
 
 def _architectures() -> Architectures:
@@ -94,14 +114,16 @@ class Fields:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ConfigError(self.where, "sliding_window", f"must be a positive integer or null, got {value!r}")
+            raise ConfigError(self.where, "sliding_window", f"must be a positive integer or null, got {value!r:.40}")
+        if value > MAX_CONTEXT:
+            raise ConfigError(self.where, "sliding_window", f"is {value:,}, beyond any real model (limit {MAX_CONTEXT:,})")
         return value
 
     def int(self, key: str, default: Any = _MISSING) -> builtins.int:
         value = self(key, default)
         if isinstance(value, bool) or not isinstance(value, builtins.int) or value < 0:
             raise ConfigError(self.where, key, f"must be a non-negative integer, got {value!r:.40}")
-        limit = MAX_LAYERS if key == "num_hidden_layers" else MAX_DIM
+        limit = LIMITS.get(key, LIMITS.get(self.aliases.get(key, ""), MAX_DIM))
         if value > limit:
             raise ConfigError(self.where, key, f"is {value:,}, beyond any real model (limit {limit:,})")
         return value
@@ -119,12 +141,19 @@ class Fields:
         value = self(key, default)
         return None if value is None else self.int(key, default)
 
+    def opt_pos(self, key: str) -> builtins.int | None:
+        """A positive integer, or None where the field is absent, null or 0 (a config's "unset")."""
+        value = self(key, None)
+        return None if value is None or value == 0 and not isinstance(value, bool) else self.pos(key)
+
     def int_list(self, key: str, default: Any = _MISSING) -> list[builtins.int] | None:
         value = self(key, default)
         if value is None:
             return None
         if not isinstance(value, list) or not all(isinstance(v, builtins.int) and not isinstance(v, bool) for v in value):
             raise ConfigError(self.where, key, "must be a list of integers")
+        if len(value) > MAX_LAYERS:
+            raise ConfigError(self.where, key, f"lists {len(value):,} values, beyond any real model (limit {MAX_LAYERS:,})")
         return value
 
     def str_list(self, key: str, n: builtins.int) -> list[str] | None:
@@ -434,9 +463,9 @@ def _read_gemma4(f: Fields, mt: str) -> ReaderParts:
     for i, t in enumerate(types):
         kind = _swa_kind(t)
         if kind == "full":
-            gkv = f("num_global_key_value_heads", None)
+            gkv = f.opt_pos("num_global_key_value_heads")
             attn_kw: dict[str, Any] = dict(
-                head_dim=f("global_head_dim", None) or f.pos("head_dim"),
+                head_dim=f.opt_pos("global_head_dim") or f.pos("head_dim"),
                 num_kv_heads=gkv if gkv is not None else f.pos("num_key_value_heads"),
                 k_eq_v=k_eq_v,
             )
@@ -572,7 +601,7 @@ def _read_nemotron_h(f: Fields, mt: str) -> ReaderParts:
         pattern = "".join(names[t] for t in types)
     if not isinstance(pattern, str) or len(pattern) != n:
         raise ConfigError(f.where, "hybrid_override_pattern", f"must have {n} characters")
-    hd = f("head_dim", None) or f("attention_head_dim", None) or f.pos("hidden_size") // f.pos("num_attention_heads")
+    hd = f.opt_pos("head_dim") or f.opt_pos("attention_head_dim") or f.pos("hidden_size") // f.pos("num_attention_heads")
     none = MLPSpec(kind="none")
     layers = []
     for ch in pattern:
@@ -622,7 +651,7 @@ def _read_granite_hybrid(f: Fields, mt: str) -> ReaderParts:
 def _read_falcon_h1(f: Fields, mt: str) -> ReaderParts:
     """FalconH1Config: every layer runs attention and a Mamba-2 mixer side by side, then an MLP."""
     n = f.pos("num_hidden_layers")
-    d_ssm = f("mamba_d_ssm", None) or f.pos("mamba_expand") * f.pos("hidden_size")
+    d_ssm = f.opt_pos("mamba_d_ssm") or f.pos("mamba_expand") * f.pos("hidden_size")
     ssm = _mamba2_from(f, d_ssm, "mamba_n_heads", "mamba_d_head", "mamba_n_groups", "mamba_d_state",
                        "mamba_d_conv", "mamba_conv_bias", "mamba_proj_bias")
     ssm = ssm.model_copy(update={"gated_norm": f.flag("mamba_rms_norm", False)})
@@ -753,9 +782,29 @@ def supported_model_types() -> list[str]:
     return sorted(set(READERS) | set(TEXT_TYPES))
 
 
+# The ModelSpec's names for what a config.json calls otherwise, for check_spec's messages.
+CONFIG_NAMES = {
+    "num_layers": "num_hidden_layers", "num_heads": "num_attention_heads", "num_kv_heads": "num_key_value_heads",
+    "head_dim_k": "head_dim", "head_dim_v": "head_dim", "window": "sliding_window",
+    "experts_per_token": "num_experts_per_tok", "expert_intermediate_size": "moe_intermediate_size",
+    "mtp_layers": "num_nextn_predict_layers", "shared_intermediate_size": "shared_expert_intermediate_size",
+}
+
+
 def spec_from_config(cfg: Any, *, model_id: str, source: str, where: str | None = None) -> ModelSpec:
-    """Build a ModelSpec from a parsed config.json dict. `where` names the file in errors."""
+    """Build a ModelSpec from a parsed config.json dict. `where` names the file in errors. Every
+    size is checked (validate.check_spec) before the spec is returned."""
     where = where or source
+    try:
+        spec = _spec_from_config(cfg, model_id=model_id, source=source, where=where)
+    except ValidationError as e:  # a value of a type the spec cannot hold: refused like any other
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        raise ConfigError(where, field, f"{err['msg'].lower()}, got {err.get('input')!r:.40}") from None
+    return check_spec(spec, where, CONFIG_NAMES)
+
+
+def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> ModelSpec:
     if not isinstance(cfg, dict):
         raise ConfigError(where, "(top level)", "must be a JSON object")
     outer_type = cfg.get("model_type")
