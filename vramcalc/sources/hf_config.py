@@ -18,6 +18,7 @@ from . import bounded_json
 from ..data_files import load
 from ..data_models import Architectures
 from ..errors import ConfigError, NotModelledError
+from ..quant import check_quant_config
 from ..spec import (
     AttentionSpec,
     LayerSpec,
@@ -854,6 +855,7 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
     rope = text.get("rope_scaling") or text.get("rope_parameters")
     vision = read_vision(cfg, hidden, where) if text is not cfg else None
     qc = cfg.get("quantization_config") or text.get("quantization_config")
+    check_quant_config(qc, where)
     state = text.get("mamba_ssm_dtype") or text.get("mamba_ssm_cache_dtype")
     state_dtype = DTYPES.get(str(state).lower()) if state is not None else None
     if state is not None and state_dtype is None:
