@@ -238,3 +238,14 @@ def test_cli_refuses_with_exit_2_and_one_line(tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "config.json" in err and "num_key_value_heads" in err and "-8" in err
+
+
+def test_a_number_too_long_to_convert_is_our_error(tmp_path) -> None:
+    """json.loads raises a plain ValueError past 4,300 digits: both JSON readers refuse it as bad input."""
+    from vramcalc.sources.hf_config import read_config_file
+
+    (tmp_path / "config.json").write_text('{"hidden_size": ' + "9" * 5000 + "}")
+    with pytest.raises(ConfigError, match="too long"):
+        read_config_file(tmp_path)
+    with pytest.raises(VramcalcError, match="too long"):
+        parse_header(b'{"t": {"dtype": "F16", "shape": [' + b"9" * 5000 + b'], "data_offsets": [0, 2]}}', "m.safetensors")
