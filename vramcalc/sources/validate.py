@@ -16,11 +16,11 @@ from typing import Any, Mapping
 from ..errors import ConfigError
 from ..spec import AttentionSpec, MLPSpec, ModelSpec, SSMSpec
 
-# Layers: the deepest released decoders have about 200 (Llama-3.1-405B: 126); 1024 leaves room.
+# Layers: the deepest released decoders have about 130 (Llama-3.1-405B: 126); 1024 is 8x that.
 MAX_LAYERS = 1024
-# Hidden width: the widest released models use 16,384-25,600 (Llama-3.1-405B: 16,384); 2^17 is 5x that.
+# Hidden width: the widest released models use up to about 20,480 (Llama-3.1-405B: 16,384); 2^17 is 6x that.
 MAX_HIDDEN = 2**17
-# MLP / expert / SSM inner widths: the widest are ~73,728 (Llama-3.1-405B: 53,248); 2^20 is 14x that.
+# MLP / expert / SSM inner widths: the widest are ~73,728 (Nemotron-4-340B); 2^20 is 14x that.
 MAX_WIDTH = 2**20
 # Attention heads (query, KV, SSM): the most are 128 (DeepSeek-V3); 2^14 bounds any split of MAX_HIDDEN.
 MAX_HEADS = 2**14
