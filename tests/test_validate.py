@@ -249,3 +249,18 @@ def test_a_number_too_long_to_convert_is_our_error(tmp_path) -> None:
         read_config_file(tmp_path)
     with pytest.raises(VramcalcError, match="too long"):
         parse_header(b'{"t": {"dtype": "F16", "shape": [' + b"9" * 5000 + b'], "data_offsets": [0, 2]}}', "m.safetensors")
+
+
+def test_the_spec_itself_holds_no_negative_size() -> None:
+    """Whoever builds a ModelSpec: its constraints refuse a negative or zero size, and a source's
+    build turns that into the one-line error naming the source's field."""
+    from pydantic import ValidationError
+
+    from vramcalc.spec import AttentionSpec, MLPSpec
+
+    with pytest.raises(ValidationError):
+        AttentionSpec(kind="full", num_heads=8, num_kv_heads=-2, head_dim_k=64, head_dim_v=64)
+    with pytest.raises(ValidationError):
+        MLPSpec(kind="dense", intermediate_size=-1)
+    e = gguf_refused({"llama.attention.head_count": 8}, hidden=7)  # 7 // 8 = a head size of 0
+    assert isinstance(e, ConfigError) and e.field == "llama.attention.key_length", str(e)

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ..spec import AttentionSpec, LayerSpec, MLASpec, MLPSpec, ModelSpec, SSMSpec
 from .gguf_header import GGUFError, GGUFHeader
 from .validate import (MAX_CONTEXT, MAX_CONV, MAX_EXPERTS, MAX_HEAD_DIM, MAX_HEADS, MAX_LAYERS, MAX_RANK, MAX_STATE,
-                       MAX_WIDTH, check_spec, int_value)
+                       MAX_WIDTH, built, int_value)
 
 # Reads one metadata key `{arch}.KEY` as an integer in [lo, hi]: (KEY, default, lo, hi) -> value.
 Num = Callable[[str, Any, int, int], int]
@@ -93,6 +93,15 @@ GGUF_NAMES = {
 
 
 def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> ModelSpec:
+    """The ModelSpec of a GGUF's metadata and tensors, every size checked (validate.py)."""
+    md = h.metadata
+    arch = md.get("general.architecture")
+    names = {k: f"{arch}.{v}" for k, v in GGUF_NAMES.items()}
+    names.update(hidden_size="token_embd.weight (embedding width)", vocab_size="token_embd.weight (vocabulary)")
+    return built(lambda: _spec_from_gguf(h, model_id=model_id, source=source, where=where), where, names)
+
+
+def _spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> ModelSpec:
     md = h.metadata
     arch = md.get("general.architecture")
     if not isinstance(arch, str):
@@ -183,9 +192,7 @@ def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> 
             mlp = MLPSpec(kind="none")
         layers.append(LayerSpec(attention=attn, ssm=ssm, mlp=mlp, norms=traits.get("norms", 2)))
     ctx = opt("context_length", 1, MAX_CONTEXT) or None
-    names = {k: f"{arch}.{v}" for k, v in GGUF_NAMES.items()}
-    names.update(hidden_size="token_embd.weight (embedding width)", vocab_size="token_embd.weight (vocabulary)")
-    return check_spec(ModelSpec(
+    return ModelSpec(
         id=model_id, source=source, architecture=f"gguf:{arch}",
         # mamba with ssm.dt_b_c_rms is what convert_hf_to_gguf writes for FalconMambaForCausalLM
         model_type="falcon_mamba" if arch == "mamba" and key("ssm.dt_b_c_rms", False) else MODEL_TYPES.get(arch, arch),
@@ -194,4 +201,4 @@ def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> 
         hidden_size=hidden, vocab_size=vocab, tie_word_embeddings="output.weight" not in tensors, dtype="float16",
         layers=tuple(layers), max_position_embeddings=ctx,
         quantization_config={"quant_method": "gguf", "file_type": md.get("general.file_type")},
-    ), where, names)
+    )

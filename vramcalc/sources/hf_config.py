@@ -12,8 +12,6 @@ import math
 from pathlib import Path
 from typing import Any, Callable, TypedDict
 
-from pydantic import ValidationError
-
 from . import bounded_json
 from ..data_files import load
 from ..data_models import Architectures
@@ -29,7 +27,7 @@ from ..spec import (
     TensorSpec,
 )
 from .validate import (MAX_CONTEXT, MAX_CONV, MAX_EXPERTS, MAX_HEAD_DIM, MAX_HEADS, MAX_HIDDEN, MAX_LAYERS,
-                       MAX_STATE, MAX_VOCAB, check_spec)
+                       MAX_STATE, MAX_VOCAB, built)
 from .vision import read_vision
 
 _MISSING = object()
@@ -795,14 +793,8 @@ CONFIG_NAMES = {
 def spec_from_config(cfg: Any, *, model_id: str, source: str, where: str | None = None) -> ModelSpec:
     """Build a ModelSpec from a parsed config.json dict. `where` names the file in errors. Every
     size is checked (validate.check_spec) before the spec is returned."""
-    where = where or source
-    try:
-        spec = _spec_from_config(cfg, model_id=model_id, source=source, where=where)
-    except ValidationError as e:  # a value of a type the spec cannot hold: refused like any other
-        err = e.errors()[0]
-        field = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        raise ConfigError(where, field, f"{err['msg'].lower()}, got {err.get('input')!r:.40}") from None
-    return check_spec(spec, where, CONFIG_NAMES)
+    at = where or source
+    return built(lambda: _spec_from_config(cfg, model_id=model_id, source=source, where=at), at, CONFIG_NAMES)
 
 
 def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> ModelSpec:

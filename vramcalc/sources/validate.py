@@ -11,7 +11,9 @@ The bounds are generous real-world limits: no released model comes near them, an
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
+
+from pydantic import ValidationError
 
 from ..errors import ConfigError
 from ..spec import AttentionSpec, MLPSpec, ModelSpec, SSMSpec
@@ -147,3 +149,18 @@ def check_spec(spec: ModelSpec, where: str, names: Mapping[str, str] | None = No
         top("vision_config.num_hidden_layers", spec.vision.num_layers, 1, MAX_LAYERS)
         top("vision_config (parameters)", spec.vision.params, 1, 2**40)
     return spec
+
+
+def built(build: Callable[[], ModelSpec], where: str, names: Mapping[str, str] | None = None) -> ModelSpec:
+    """The spec `build` makes, checked by check_spec. A value the spec's own constraints refuse (a
+    type it cannot hold, a negative size) is refused like any other, naming the field."""
+    names = names or {}
+    try:
+        spec = build()
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = [str(x) for x in err["loc"] if not isinstance(x, int)]
+        field = _names(names, loc[-1]) if loc else "(top level)"
+        raise ConfigError(where, field, f"{err['msg'][:1].lower()}{err['msg'][1:]}, got {err.get('input')!r:.40}") \
+            from None
+    return check_spec(spec, where, names)
