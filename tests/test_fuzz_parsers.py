@@ -189,7 +189,9 @@ CONFIG_FIELDS = ["hidden_size", "num_hidden_layers", "num_attention_heads", "num
                  "ssm_state_size", "state_size", "conv_kernel", "mamba_num_heads", "mamba_head_dim", "n_groups",
                  "num_heads", "expand", "linear_num_key_heads", "linear_key_head_dim", "global_head_dim",
                  "num_global_key_value_heads", "first_k_dense_replace", "full_attention_interval", "vision_config",
-                 "text_config", "torch_dtype"]
+                 "text_config", "torch_dtype", "rope_scaling", "rope_parameters", "sliding_window_pattern",
+                 "moe_layer_freq", "no_rope_layer_interval", "decoder_sparse_step", "interleave_moe_layer_step",
+                 "num_kv_shared_layers", "n_shared_experts", "mamba_expand", "mamba_n_groups", "mamba_d_conv"]
 QUANT_CONFIGS = [{"quant_method": "gptq", "bits": 4, "group_size": 128}, {"quant_method": "awq", "bits": 4},
                  {"quant_method": "fp8", "weight_block_size": [128, 128]},
                  {"quant_method": "compressed-tensors", "config_groups": {"g": {"weights": {"num_bits": 4}}}},
@@ -213,7 +215,12 @@ def test_config_numbers_reach_the_validators(base, draw):
     cfg = json.loads(json.dumps(catalog_config(base)))
     target = cfg.get("text_config", cfg) if draw.draw(st.booleans()) else cfg
     for _ in range(draw.draw(st.integers(1, 4))):
-        target[draw.draw(st.sampled_from(CONFIG_FIELDS))] = draw.draw(nasty_numbers)
+        key = draw.draw(st.sampled_from(CONFIG_FIELDS))
+        target[key] = draw.draw(nasty_numbers)
+        if draw.draw(st.integers(0, 5)) == 0:  # some fallbacks (layer periods) apply only without layer_types
+            target.pop("layer_types", None)
+        if key.startswith("rope_") and draw.draw(st.booleans()):
+            target[key] = {"rope_type": "default", "partial_rotary_factor": draw.draw(nasty_numbers)}
     spec = outcome(lambda: spec_from_config(cfg, model_id="fuzz", source="fuzz"))
     assert isinstance(spec, (ModelSpec, VramcalcError)), spec
     if isinstance(spec, ModelSpec):

@@ -264,3 +264,27 @@ def test_the_spec_itself_holds_no_negative_size() -> None:
         MLPSpec(kind="dense", intermediate_size=-1)
     e = gguf_refused({"llama.attention.head_count": 8}, hidden=7)  # 7 // 8 = a head size of 0
     assert isinstance(e, ConfigError) and e.field == "llama.attention.key_length", str(e)
+
+
+@pytest.mark.parametrize("value", [-0.5, 0, 1.5, float("nan"), float("inf"), True, "0.5"])
+def test_partial_rotary_factor_is_a_fraction(value: Any) -> None:
+    """vLLM's rotary cache is sized by it: a negative factor gave a negative weights term."""
+    e = refused({**LLAMA, "rope_scaling": {"rope_type": "default", "partial_rotary_factor": value}})
+    assert e.field == "rope_scaling.partial_rotary_factor"
+    assert read({**LLAMA, "rope_scaling": {"rope_type": "default", "partial_rotary_factor": 0.5}})
+
+
+@pytest.mark.parametrize("base,field", [("google__gemma-3-4b-it", "sliding_window_pattern"),
+                                        ("Qwen__Qwen3-Next-80B-A3B-Thinking", "full_attention_interval"),
+                                        ("deepseek-ai__DeepSeek-V3", "moe_layer_freq"),
+                                        ("meta-llama__Llama-4-Scout-17B-16E-Instruct", "no_rope_layer_interval")])
+def test_layer_periods_are_positive(base: str, field: str) -> None:
+    """A period of 0 divided by zero; it is refused naming the field."""
+    cfg = json.loads(json.dumps(catalog_config(base)))
+    target = cfg.get("text_config", cfg)
+    target.pop("layer_types", None)
+    target.pop("no_rope_layers", None)
+    target[field] = 0
+    with pytest.raises(ConfigError) as e:
+        read(cfg)
+    assert e.value.field == field, str(e.value)

@@ -227,7 +227,7 @@ def _read_llama_like(f: Fields, mt: str) -> ReaderParts:
     if mt in ("gemma2",):  # Gemma2Config: even layers sliding, odd layers global
         types = f.layer_types(n, lambda i: "sliding_attention" if (i + 1) % 2 else "full_attention")
     elif mt == "gemma3_text":  # Gemma3TextConfig: every sliding_window_pattern-th layer global
-        pattern = f.int("sliding_window_pattern", f.defaults.get("_sliding_window_pattern", 6))
+        pattern = f.pos("sliding_window_pattern", f.defaults.get("_sliding_window_pattern", 6))
         types = f.layer_types(n, lambda i: "full_attention" if (i + 1) % pattern == 0 else "sliding_attention")
     elif mt in ("qwen2", "qwen3"):  # Qwen2Config: SWA only with use_sliding_window, from max_window_layers
         use_swa = f.flag("use_sliding_window", False)
@@ -314,7 +314,7 @@ def _read_qwen3_next(f: Fields, mt: str) -> ReaderParts:
     """Qwen3-Next (Qwen3NextConfig) and Qwen3.5 text (Qwen3_5TextConfig / Qwen3_5MoeTextConfig):
     Gated DeltaNet layers with one gated full-attention layer every full_attention_interval."""
     n = f.pos("num_hidden_layers")
-    interval = f.int("full_attention_interval", 4)
+    interval = f.pos("full_attention_interval", 4)
     types = f.layer_types(n, lambda i: "full_attention" if (i + 1) % interval == 0 else "linear_attention")
     moe = mt in ("qwen3_next", "qwen3_5_moe_text")
     layers = []
@@ -351,7 +351,7 @@ def _read_deepseek(f: Fields, mt: str) -> ReaderParts:
         mla=mla,
     )
     first_dense = f.int("first_k_dense_replace", 0)
-    freq = f.int("moe_layer_freq", 1)
+    freq = f.pos("moe_layer_freq", 1)
     n_routed = f.opt_int("n_routed_experts", None)
     layers = []
     for i in range(n):
@@ -420,7 +420,7 @@ def _read_llama4(f: Fields, mt: str) -> ReaderParts:
     no_rope_layer_interval-th layer; MoE layers (routed + one shared expert) every
     interleave_moe_layer_step; use_qk_norm is a weightless L2 norm."""
     n = f.pos("num_hidden_layers")
-    interval = f.int("no_rope_layer_interval", 4)
+    interval = f.pos("no_rope_layer_interval", 4)
     no_rope = f.int_list("no_rope_layers", None) or [int((i + 1) % interval != 0) for i in range(n)]
     if len(no_rope) != n:
         raise ConfigError(f.where, "no_rope_layers", f"must list {n} layers")
@@ -845,6 +845,10 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
     if not raw_dtype:
         notes.append("no torch_dtype in the config: bfloat16 assumed")
     rope = text.get("rope_scaling") or text.get("rope_parameters")
+    prf = rope.get("partial_rotary_factor") if isinstance(rope, dict) else None
+    # the rotated share of each head (vLLM sizes its cos/sin cache by it): a fraction in (0, 1]
+    if prf is not None and (isinstance(prf, bool) or not isinstance(prf, (int, float)) or not 0 < prf <= 1):
+        raise ConfigError(where, "rope_scaling.partial_rotary_factor", f"must be a number in (0, 1], got {prf!r:.40}")
     vision = read_vision(cfg, hidden, where) if text is not cfg else None
     qc = cfg.get("quantization_config") or text.get("quantization_config")
     check_quant_config(qc, where)
