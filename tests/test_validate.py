@@ -288,3 +288,36 @@ def test_layer_periods_are_positive(base: str, field: str) -> None:
     with pytest.raises(ConfigError) as e:
         read(cfg)
     assert e.value.field == field, str(e.value)
+
+
+def _gguf_file(path, head_count_kv: int) -> None:
+    """A small Llama GGUF written by the real writer, head_count_kv stored as int32 (GGUF allows it)."""
+    import numpy as np
+    from gguf import GGUFWriter
+
+    w = GGUFWriter(str(path), "llama")
+    w.add_block_count(2)
+    w.add_context_length(4096)
+    w.add_embedding_length(256)
+    w.add_head_count(8)
+    w.add_int32("llama.attention.head_count_kv", head_count_kv)
+    w.add_feed_forward_length(512)
+    w.add_tensor("token_embd.weight", np.zeros((1024, 256), np.float16))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+@pytest.mark.parametrize("command", [["check"], ["plan"], ["check", "--engine", "llamacpp"], ["explain"]])
+def test_the_issues_gguf_is_refused_by_every_command(tmp_path, capsys, command: list[str]) -> None:
+    """A GGUF whose head_count_kv is negative gave a negative KV cache that 'fitted' a 24 GB card,
+    and plan recommended it with a negative TTFT: every command now refuses it with one line."""
+    good, bad = tmp_path / "good.gguf", tmp_path / "bad.gguf"
+    _gguf_file(good, 2)
+    _gguf_file(bad, -8)
+    assert main([command[0], str(good), "--gpu", "4090", *command[1:]]) in (0, 1)
+    capsys.readouterr()
+    assert main([command[0], str(bad), "--gpu", "4090", *command[1:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.gguf" in err and "llama.attention.head_count_kv" in err and "-8" in err
