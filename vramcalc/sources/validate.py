@@ -116,7 +116,9 @@ def _check_mlp(m: MLPSpec, i: int, where: str, names: Mapping[str, str]) -> None
     check("shared_intermediate_size", m.shared_intermediate_size, 0, MAX_WIDTH)
     if m.kind == "moe":
         check("num_experts", m.num_experts, 1, MAX_EXPERTS)
-        check("experts_per_token", m.experts_per_token, 1, m.num_experts)
+        if not 1 <= m.experts_per_token <= m.num_experts:  # a router picks at least one of its experts
+            raise ConfigError(where, _names(names, "experts_per_token"), f"is {m.experts_per_token:,} at layer {i}: "
+                              f"each token uses 1 to the {m.num_experts:,} experts")
         check("expert_intermediate_size", m.expert_intermediate_size, 1, MAX_WIDTH)
 
 
