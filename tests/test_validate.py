@@ -321,3 +321,17 @@ def test_the_issues_gguf_is_refused_by_every_command(tmp_path, capsys, command: 
     assert main([command[0], str(bad), "--gpu", "4090", *command[1:]]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "bad.gguf" in err and "llama.attention.head_count_kv" in err and "-8" in err
+
+
+def test_a_nemotron_h_gguf_reads_its_mlp_only_layers() -> None:
+    """nemotron-h.cpp: no KV heads and no FFN is a Mamba-2 layer, KV heads an attention layer, an
+    FFN alone an MLP-only layer: a KV head count of 0 there is real, not refused."""
+    md = {"general.architecture": "nemotron_h", "nemotron_h.block_count": 3, "nemotron_h.attention.head_count": 8,
+          "nemotron_h.attention.head_count_kv": [0, 2, 0], "nemotron_h.feed_forward_length": [0, 0, 1536],
+          "nemotron_h.ssm.conv_kernel": 4, "nemotron_h.ssm.inner_size": 1024, "nemotron_h.ssm.state_size": 128,
+          "nemotron_h.ssm.time_step_rank": 16, "nemotron_h.ssm.group_count": 1}
+    tensors = [GGUFTensorInfo(name="token_embd.weight", ne=(512, 1024), type="F16", offset=0, nbytes=0)]
+    spec = spec_from_gguf(GGUFHeader(version=3, metadata=md, tensors=tensors, header_bytes=0), model_id="m",
+                          source="gguf:m", where="m.gguf")
+    assert [(la.ssm is not None, la.attention is not None, la.mlp.kind) for la in spec.layers] == [
+        (True, False, "none"), (False, True, "none"), (False, False, "dense")]

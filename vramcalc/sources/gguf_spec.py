@@ -149,10 +149,13 @@ def _spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) ->
     for i in range(n):
         recurrent = _is_recurrent(traits.get("recurrent"), i, kv_heads, ffn, num)
         ssm = _ssm(traits["ssm"], num) if recurrent else None
-        if not (recurrent and not traits.get("parallel_attention")) and heads[i] == 0:
+        # nemotron-h.cpp: a layer with no KV heads that is not recurrent is an MLP-only layer
+        mlp_only = traits.get("recurrent") == "no_kv_heads_no_ffn" and not recurrent and kv_heads[i] == 0
+        no_attention = mlp_only or (recurrent and not traits.get("parallel_attention"))
+        if not no_attention and heads[i] == 0:
             raise ConfigError(where, f"{arch}.attention.head_count", f"is 0 at layer {i}, an attention layer")
         attn: AttentionSpec | None
-        if recurrent and not traits.get("parallel_attention"):
+        if no_attention:
             attn = None
         elif traits.get("mla"):
             rope = num("rope.dimension_count", None, 1, MAX_HEAD_DIM)
