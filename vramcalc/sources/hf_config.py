@@ -462,7 +462,7 @@ def _read_gemma4(f: Fields, mt: str) -> ReaderParts:
     for i, t in enumerate(types):
         kind = _swa_kind(t)
         if kind == "full":
-            gkv = f.opt_pos("num_global_key_value_heads")
+            gkv = None if f("num_global_key_value_heads", None) is None else f.pos("num_global_key_value_heads")
             attn_kw: dict[str, Any] = dict(
                 head_dim=f.opt_pos("global_head_dim") or f.pos("head_dim"),
                 num_kv_heads=gkv if gkv is not None else f.pos("num_key_value_heads"),
