@@ -1,11 +1,14 @@
-"""Coverage-guided fuzzing (atheris, libFuzzer) of the binary header parsers: the GGUF header with
-the ModelSpec built from its metadata, and the safetensors header. The only outcomes allowed are
-a result or vramcalc's own error; anything else is a crash, which libFuzzer saves and reports.
+"""Coverage-guided fuzzing (atheris, libFuzzer) of the three model parsers: the GGUF header with
+the ModelSpec built from its metadata, the safetensors header, and config.json (the bytes parsed as
+JSON, the ModelSpec built from them, and the plain check of that spec, which must carry no negative
+memory term). The only outcomes allowed are a result or vramcalc's own error; anything else is a
+crash, which libFuzzer saves and reports.
 
-    python benchmarks/fuzz_atheris.py [SECONDS per target, default 60]     # both targets, a summary
-    python benchmarks/fuzz_atheris.py --target gguf|safetensors [libFuzzer flags]
+    python benchmarks/fuzz_atheris.py [SECONDS per target, default 60]     # all targets, a summary
+    python benchmarks/fuzz_atheris.py --target gguf|safetensors|config [libFuzzer flags]
 
-Seeds are real headers written by the tests' writers (a Llama GGUF, a Llama safetensors file).
+Seeds are real headers written by the tests' writers (a Llama GGUF, a Llama safetensors file) and,
+for config, real config.json files of the bundled catalog (dense, MoE, MLA, hybrid, SSM, vision).
 tests/test_fuzz_parsers.py runs each target for a few thousand executions.
 """
 
@@ -19,12 +22,25 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+TARGETS = ("gguf", "safetensors", "config")
+# config seeds: one catalog model per reader family
+CONFIG_SEEDS = ("meta-llama__Llama-3.1-8B", "deepseek-ai__DeepSeek-V3", "Qwen__Qwen3-Next-80B-A3B-Thinking",
+                "google__gemma-3-4b-it", "openai__gpt-oss-20b", "mistralai__Mamba-Codestral-7B-v0.1",
+                "Zyphra__Zamba2-7B", "nvidia__Nemotron-H-8B-Base-8K", "meta-llama__Llama-4-Scout-17B-16E-Instruct")
 
 
 def _seeds(target: str, folder: Path) -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     data = ROOT / "tests" / "data" / "checkpoints" / "llama"
-    if target == "gguf":
+    if target == "config":
+        import json
+
+        from vramcalc.sources.catalog import config_of
+
+        for stem in CONFIG_SEEDS:
+            repo = json.loads((ROOT / "vramcalc" / "data" / "models" / f"{stem}.json").read_text())["repo_id"]
+            (folder / f"{stem}.json").write_text(json.dumps(config_of(repo), indent=1))
+    elif target == "gguf":
         from test_gguf_reader import write_gguf
 
         from vramcalc.sources.hf_config import read_config_file
@@ -44,8 +60,12 @@ def _fuzz(target: str, argv: list[str]) -> None:
     import pydantic  # noqa: F401  third-party imports first, left uninstrumented: only vramcalc is traced
 
     with atheris.instrument_imports(include=["vramcalc"]):
+        from vramcalc.check import check
         from vramcalc.errors import VramcalcError
+        from vramcalc.gpus import find_gpu
+        from vramcalc.sources.bounded_json import JSONFileError, loads
         from vramcalc.sources.gguf_header import read_header as read_gguf
+        from vramcalc.sources.hf_config import spec_from_config
         from vramcalc.sources.gguf_spec import spec_from_gguf
         from vramcalc.sources.safetensors_header import read_header_from
 
@@ -62,7 +82,23 @@ def _fuzz(target: str, argv: list[str]) -> None:
         except VramcalcError:
             pass
 
-    atheris.Setup([sys.argv[0], *argv], {"gguf": gguf, "safetensors": safetensors}[target])
+    gpu = find_gpu("rtx4090")
+
+    def config(data: bytes) -> None:
+        try:
+            cfg = loads(data, "fuzz/config.json")
+        except JSONFileError:
+            return
+        try:
+            spec = spec_from_config(cfg, model_id="fuzz", source="config:fuzz/config.json", where="fuzz/config.json")
+            r = check(spec, gpu, context=4096)
+        except VramcalcError:
+            return
+        terms = [r.weights_bytes, r.kv_bytes, r.state_bytes, r.required_bytes, *(t.bytes for t in r.breakdown)]
+        if min(terms) < 0 or (r.fits and r.free_bytes < 0):
+            raise AssertionError(f"negative memory term from a spec that read: {terms}, free {r.free_bytes}")
+
+    atheris.Setup([sys.argv[0], *argv], {"gguf": gguf, "safetensors": safetensors, "config": config}[target])
     atheris.Fuzz()
 
 
@@ -87,7 +123,7 @@ def main() -> None:
         _fuzz(sys.argv[i + 1], sys.argv[1:i] + sys.argv[i + 2:])
         return
     seconds = int(sys.argv[1]) if len(sys.argv) > 1 else 60
-    for target in ("gguf", "safetensors"):
+    for target in TARGETS:
         r = run(target, [f"-max_total_time={seconds}", "-max_len=65536", "-timeout=10", "-rss_limit_mb=2048"])
         verdict = "no crash" if r["exit"] == 0 else f"CRASH (exit {r['exit']})\n{r['tail']}"
         print(f"{target:12s} {r['runs']:>9,} executions in {r['seconds']} s, corpus {r['corpus']} inputs: {verdict}")

@@ -140,8 +140,8 @@ def test_cli_arguments_end_in_an_exit_code_never_a_traceback(argv):
 
 
 def test_coverage_guided_fuzzing_of_the_binary_headers():
-    """atheris (libFuzzer) on the GGUF and safetensors header parsers, bounded here to a few
-    thousand executions each; benchmarks/fuzz_atheris.py runs them for minutes."""
+    """atheris (libFuzzer) on the GGUF and safetensors header parsers and the config.json reader,
+    bounded here to a few thousand executions each; benchmarks/fuzz_atheris.py runs them for minutes."""
     import importlib.util
     import sys
     from pathlib import Path
@@ -153,7 +153,7 @@ def test_coverage_guided_fuzzing_of_the_binary_headers():
     sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
     from fuzz_atheris import run
 
-    for target, runs in (("gguf", 3000), ("safetensors", 30000)):
+    for target, runs in (("gguf", 3000), ("safetensors", 30000), ("config", 3000)):
         r = run(target, [f"-runs={runs}", "-max_len=65536", "-timeout=10", "-seed=1"])
         assert r["exit"] == 0, r["tail"]
         assert r["runs"] >= runs  # it really ran
@@ -168,3 +168,142 @@ def test_system_strings(text):
     from vramcalc.systems import System, parse_system
 
     assert isinstance(outcome(parse_system, text), (System, VramcalcError))
+
+
+# ---------------------------------------------------------------- the validators: nasty numbers in every field
+# Signs, zeros, huge and fractional values, wrong types and nesting, in the fields memory is sized
+# from. The outcome is a spec whose plain check has no negative term, or vramcalc's own error.
+
+nasty_numbers = st.one_of(
+    st.integers(-4, 4), st.integers(-2**64, 2**64), st.sampled_from([2**17, 2**20, 2**24, 2**31, 2**63, -2**63]),
+    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.5, 4096.0, -1.0, 1e30]), st.booleans(),
+    st.none(), st.text(max_size=4), st.sampled_from(["8", "-1", "4096"]),
+    st.lists(st.integers(-2, 64), max_size=5), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+VALIDATED = settings(max_examples=int(os.environ.get("VRAMCALC_FUZZ_EXAMPLES", "150")), deadline=None,
+                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+CONFIG_FIELDS = ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
+                 "intermediate_size", "vocab_size", "max_position_embeddings", "sliding_window", "num_local_experts",
+                 "num_experts", "num_experts_per_tok", "moe_intermediate_size", "n_routed_experts", "kv_lora_rank",
+                 "q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "layer_types", "mamba_d_state",
+                 "ssm_state_size", "state_size", "conv_kernel", "mamba_num_heads", "mamba_head_dim", "n_groups",
+                 "num_heads", "expand", "linear_num_key_heads", "linear_key_head_dim", "global_head_dim",
+                 "num_global_key_value_heads", "first_k_dense_replace", "full_attention_interval", "vision_config",
+                 "text_config", "torch_dtype", "rope_scaling", "rope_parameters", "sliding_window_pattern",
+                 "moe_layer_freq", "no_rope_layer_interval", "decoder_sparse_step", "interleave_moe_layer_step",
+                 "num_kv_shared_layers", "n_shared_experts", "mamba_expand", "mamba_n_groups", "mamba_d_conv"]
+QUANT_CONFIGS = [{"quant_method": "gptq", "bits": 4, "group_size": 128}, {"quant_method": "awq", "bits": 4},
+                 {"quant_method": "fp8", "weight_block_size": [128, 128]},
+                 {"quant_method": "compressed-tensors", "config_groups": {"g": {"weights": {"num_bits": 4}}}},
+                 {"quant_method": "modelopt", "quant_algo": "NVFP4", "group_size": 16}]
+
+
+def _plain_check_has_no_negative_term(spec: ModelSpec) -> None:
+    from test_no_negative_terms import assert_no_negative
+    from vramcalc.check import check
+    from vramcalc.gpus import find_gpu
+
+    r = outcome(check, spec, find_gpu("rtx4090"), 4096)
+    if not isinstance(r, VramcalcError):  # a spec that reads must also size
+        assert_no_negative(r, spec.id)
+        assert r.weights_bytes > 0 and r.kv_bytes >= 0 and r.state_bytes >= 0
+
+
+@VALIDATED
+@given(st.sampled_from(BASES), st.data())
+def test_config_numbers_reach_the_validators(base, draw):
+    cfg = json.loads(json.dumps(catalog_config(base)))
+    target = cfg.get("text_config", cfg) if draw.draw(st.booleans()) else cfg
+    for _ in range(draw.draw(st.integers(1, 4))):
+        key = draw.draw(st.sampled_from(CONFIG_FIELDS))
+        target[key] = draw.draw(nasty_numbers)
+        if draw.draw(st.integers(0, 5)) == 0:  # some fallbacks (layer periods) apply only without layer_types
+            target.pop("layer_types", None)
+        if key.startswith("rope_") and draw.draw(st.booleans()):
+            target[key] = {"rope_type": "default", "partial_rotary_factor": draw.draw(nasty_numbers)}
+    spec = outcome(lambda: spec_from_config(cfg, model_id="fuzz", source="fuzz"))
+    assert isinstance(spec, (ModelSpec, VramcalcError)), spec
+    if isinstance(spec, ModelSpec):
+        _plain_check_has_no_negative_term(spec)
+
+
+@VALIDATED
+@given(st.sampled_from(QUANT_CONFIGS), st.data())
+def test_quantization_config_numbers_reach_the_validators(qc, draw):
+    qc = json.loads(json.dumps(qc))
+    fields = ["bits", "group_size", "weight_block_size", "config_groups", "modules_to_not_convert", "quant_method"]
+    for _ in range(draw.draw(st.integers(1, 3))):
+        qc[draw.draw(st.sampled_from(fields))] = draw.draw(nasty_numbers)
+    if isinstance(qc.get("config_groups"), dict) and draw.draw(st.booleans()):
+        qc["config_groups"] = {"g": {"weights": {draw.draw(st.sampled_from(["num_bits", "group_size", "type"])):
+                                                 draw.draw(nasty_numbers)}}}
+    cfg = {**catalog_config("meta-llama__Llama-3.1-8B"), "quantization_config": qc}
+    spec = outcome(lambda: spec_from_config(cfg, model_id="fuzz", source="fuzz"))
+    assert isinstance(spec, (ModelSpec, VramcalcError)), spec
+    if isinstance(spec, ModelSpec):
+        _plain_check_has_no_negative_term(spec)
+
+
+GGUF_KEYS = ["block_count", "attention.head_count", "attention.head_count_kv", "attention.key_length",
+             "attention.value_length", "context_length", "feed_forward_length", "expert_count", "expert_used_count",
+             "expert_feed_forward_length", "expert_shared_count", "leading_dense_block_count",
+             "attention.sliding_window", "ssm.conv_kernel", "ssm.inner_size", "ssm.state_size", "ssm.time_step_rank",
+             "ssm.group_count", "rope.dimension_count", "attention.kv_lora_rank", "attention.q_lora_rank",
+             "attention.key_length_mla", "full_attention_interval"]
+GGUF_ARCHS = {  # (arch, metadata of a small real-shaped model)
+    "llama": {"block_count": 4, "attention.head_count": 8, "attention.head_count_kv": 2, "feed_forward_length": 1536,
+              "context_length": 4096},
+    "gemma3": {"block_count": 6, "attention.head_count": 8, "attention.head_count_kv": 4, "feed_forward_length": 1536,
+               "attention.sliding_window": 512, "attention.key_length": 64, "attention.value_length": 64},
+    "deepseek2": {"block_count": 3, "attention.head_count": 8, "attention.head_count_kv": 1, "feed_forward_length": 1536,
+                  "rope.dimension_count": 64, "attention.key_length": 192, "attention.value_length": 128,
+                  "attention.kv_lora_rank": 512, "attention.q_lora_rank": 768, "expert_count": 8,
+                  "expert_used_count": 2, "expert_feed_forward_length": 256, "leading_dense_block_count": 1},
+    "mamba2": {"block_count": 4, "ssm.conv_kernel": 4, "ssm.inner_size": 1024, "ssm.state_size": 128,
+               "ssm.time_step_rank": 16, "ssm.group_count": 1},
+    "nemotron_h": {"block_count": 4, "attention.head_count": 8, "attention.head_count_kv": [0, 2, 0, 0],
+                   "feed_forward_length": [0, 0, 1536, 0], "ssm.conv_kernel": 4, "ssm.inner_size": 1024,
+                   "ssm.state_size": 128, "ssm.time_step_rank": 16, "ssm.group_count": 1},
+    "granitehybrid": {"block_count": 4, "attention.head_count": 8, "attention.head_count_kv": [0, 2, 0, 2],
+                      "feed_forward_length": 1536, "ssm.conv_kernel": 4, "ssm.inner_size": 1024,
+                      "ssm.state_size": 128, "ssm.time_step_rank": 16, "ssm.group_count": 1},
+}
+
+
+@VALIDATED
+@given(st.sampled_from(sorted(GGUF_ARCHS)), st.data())
+def test_gguf_metadata_reaches_the_validators(arch, draw):
+    from vramcalc.sources.gguf_header import GGUFTensorInfo
+    from vramcalc.sources.gguf_spec import spec_from_gguf
+
+    md = {f"{arch}.{k}": v for k, v in GGUF_ARCHS[arch].items()}
+    md["general.architecture"] = arch
+    n = GGUF_ARCHS[arch]["block_count"]
+    for _ in range(draw.draw(st.integers(1, 4))):
+        key = draw.draw(st.sampled_from(GGUF_KEYS))
+        per_layer = st.lists(nasty_numbers, min_size=n, max_size=n) if draw.draw(st.booleans()) else nasty_numbers
+        md[f"{arch}.{key}"] = draw.draw(per_layer)
+    hidden = draw.draw(st.sampled_from([512, 512, 0, 7, 2**18]))
+    tensors = [GGUFTensorInfo(name="token_embd.weight", ne=(hidden, 1024), type="F16", offset=0, nbytes=0)]
+    tensors += [GGUFTensorInfo(name=f"blk.{i}.ffn_gate_inp.weight", ne=(hidden, 8), type="F32", offset=0, nbytes=0)
+                for i in range(n)]
+    header = GGUFHeader(version=3, metadata=md, tensors=tensors, header_bytes=0)
+    spec = outcome(lambda: spec_from_gguf(header, model_id="fuzz", source="gguf:fuzz", where="fuzz.gguf"))
+    assert isinstance(spec, (ModelSpec, VramcalcError)), spec
+    if isinstance(spec, ModelSpec):
+        _plain_check_has_no_negative_term(spec)
+
+
+def test_the_gguf_fuzz_bases_read():
+    """The strategies start from valid files: each base builds a spec (so fuzzing reaches past the readers)."""
+    from vramcalc.sources.gguf_header import GGUFTensorInfo
+    from vramcalc.sources.gguf_spec import spec_from_gguf
+
+    for arch, keys in GGUF_ARCHS.items():
+        md = {f"{arch}.{k}": v for k, v in keys.items()} | {"general.architecture": arch}
+        tensors = [GGUFTensorInfo(name="token_embd.weight", ne=(512, 1024), type="F16", offset=0, nbytes=0)]
+        tensors += [GGUFTensorInfo(name=f"blk.{i}.ffn_gate_inp.weight", ne=(512, 8), type="F32", offset=0, nbytes=0)
+                    for i in range(keys["block_count"])]
+        spec = spec_from_gguf(GGUFHeader(version=3, metadata=md, tensors=tensors, header_bytes=0), model_id="m",
+                              source="gguf:m", where="m.gguf")
+        _plain_check_has_no_negative_term(spec)

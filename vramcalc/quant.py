@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .data_files import load
 from .data_models import QuantTarget, QuantTargets
-from .errors import InputError, NotModelledError
+from .errors import ConfigError, InputError, NotModelledError
 from .kv import dtype_bytes
 from .params import GROUPS, group_of, inventory
 from .spec import ModelSpec, TensorSpec
@@ -43,10 +43,85 @@ class QuantScheme(BaseModel):
     source: str = ""
 
 
+# The weight bits each format's writers and kernels accept: a config outside them is corrupt, not a
+# format (GPTQ: AutoGPTQ / GPTQModel packers and vLLM's GPTQConfig, 2/3/4/8; AWQ: AutoAWQ writes 4,
+# vLLM's AWQ Marlin also reads 8; compressed-tensors: int 2-8 packed, float 4 (nvfp4) or 8 (fp8)).
+QUANT_BITS: dict[str, tuple[int, ...]] = {"gptq": (2, 3, 4, 8), "awq": (4, 8), "int": (2, 3, 4, 5, 6, 7, 8),
+                                          "float": (4, 8)}
+# A quantization group / block: at most one row of the widest matrix (validate.MAX_WIDTH, 2^20 values).
+MAX_GROUP = 2**20
+
+
+def _qint(where: str, field: str, value: Any, lo: int = 1, hi: int = MAX_GROUP, allowed: tuple[int, ...] = ()) -> int:
+    """An integer of a quantization_config in lo..hi (or in `allowed`), or ConfigError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(where, f"quantization_config.{field}", f"must be an integer, got {value!r:.40}")
+    if allowed and value not in allowed:
+        raise ConfigError(where, f"quantization_config.{field}", f"is {value}, not one of {', '.join(map(str, allowed))}")
+    if not allowed and not lo <= value <= hi:
+        raise ConfigError(where, f"quantization_config.{field}", f"is {value:,}, outside {lo:,}..{hi:,}")
+    return value
+
+
+def _group(where: str, field: str, value: Any) -> int:
+    """A group size: positive, or -1 (GPTQ / AWQ: one group per output channel)."""
+    return -1 if value == -1 and not isinstance(value, bool) else _qint(where, field, value)
+
+
+def _block(where: str, field: str, value: Any) -> tuple[int, int]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ConfigError(where, f"quantization_config.{field}", f"must be two integers, got {value!r:.40}")
+    return _qint(where, f"{field}[0]", value[0]), _qint(where, f"{field}[1]", value[1])
+
+
+def _names_list(where: str, field: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(where, f"quantization_config.{field}", f"must be a list of module names, got {value!r:.40}")
+    return tuple(value)
+
+
+def check_quant_config(qc: Any, where: str) -> None:
+    """The numbers of a quantization_config, whatever its method: bits in their format's set, group
+    sizes positive (or -1), block shapes positive. Raises ConfigError naming the file and field."""
+    if qc is None:
+        return
+    if not isinstance(qc, dict):
+        raise ConfigError(where, "quantization_config", f"must be a JSON object, got {qc!r:.40}")
+    method = str(qc.get("quant_method", "")).lower()
+    if method in ("gptq", "awq"):
+        _qint(where, "bits", qc.get("bits", 4), allowed=QUANT_BITS[method])
+        _group(where, "group_size", qc.get("group_size", 128))
+    if method == "fp8" and qc.get("weight_block_size"):
+        _block(where, "weight_block_size", qc["weight_block_size"])
+    if method in ("modelopt", "modelopt_fp4", "nvfp4") and "group_size" in qc:
+        _qint(where, "group_size", qc["group_size"])
+    for field in ("modules_to_not_convert", "ignore", "exclude_modules", "llm_int8_skip_modules"):
+        if qc.get(field):
+            _names_list(where, field, qc[field])
+    if method in ("compressed-tensors", "compressed_tensors"):
+        groups = qc.get("config_groups") or {}
+        if not isinstance(groups, dict) or not all(isinstance(g, dict) for g in groups.values()):
+            raise ConfigError(where, "quantization_config.config_groups", "must map group names to objects")
+        for name, g in groups.items():
+            w = g.get("weights") or {}
+            if not isinstance(w, dict):
+                raise ConfigError(where, f"quantization_config.config_groups.{name}.weights", "must be an object")
+            wtype = str(w.get("type", "int"))
+            _qint(where, f"config_groups.{name}.weights.num_bits", w.get("num_bits", 8),
+                  allowed=QUANT_BITS.get(wtype, QUANT_BITS["int"]))
+            if w.get("group_size") is not None:  # compressed-tensors: positive, or null for per-channel
+                _qint(where, f"config_groups.{name}.weights.group_size", w["group_size"])
+            if w.get("block_structure"):
+                _block(where, f"config_groups.{name}.weights.block_structure", w["block_structure"])
+
+
 def scheme_from_config(qc: dict[str, Any] | None, spec: ModelSpec | None = None) -> QuantScheme:
-    """The storage scheme a quantization_config describes."""
+    """The storage scheme a quantization_config describes (its numbers checked first)."""
     if not qc:
         return QuantScheme(method="none")
+    check_quant_config(qc, spec.source if spec else "quantization_config")
     method = str(qc.get("quant_method", "")).lower()
     ignore = tuple(qc.get("modules_to_not_convert") or qc.get("ignore") or qc.get("exclude_modules") or ())
     if method == "fp8":

@@ -6,13 +6,19 @@ source builds one, and every memory model reads only this. Immutable and JSON-se
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# A size memory is computed from: never negative (sources/validate.py bounds each one from above
+# and names the source's field; these constraints hold whoever builds a spec).
+Count = Annotated[int, Field(ge=0)]
+Size = Annotated[int, Field(ge=1)]
 
 
 AttentionKind = Literal["full", "sliding", "chunked", "mla"]
@@ -21,23 +27,23 @@ AttentionKind = Literal["full", "sliding", "chunked", "mla"]
 class MLASpec(_Frozen):
     """Multi-head latent attention (DeepSeek-V2 paper, arXiv 2405.04434, section 2.1)."""
 
-    kv_lora_rank: int
-    q_lora_rank: int | None  # None: a plain q_proj (DeepSeek-V2-Lite)
-    qk_nope_head_dim: int
-    qk_rope_head_dim: int
-    v_head_dim: int
+    kv_lora_rank: Size
+    q_lora_rank: Size | None  # None: a plain q_proj (DeepSeek-V2-Lite)
+    qk_nope_head_dim: Count
+    qk_rope_head_dim: Count
+    v_head_dim: Size
     # DeepSeek-V3.2 sparse-attention indexer (DSA); 0 when absent.
-    index_n_heads: int = 0
-    index_head_dim: int = 0
+    index_n_heads: Count = 0
+    index_head_dim: Count = 0
 
 
 class AttentionSpec(_Frozen):
     kind: AttentionKind
-    num_heads: int
-    num_kv_heads: int  # for MLA: the logical heads; the cache holds one latent (see kv.py)
-    head_dim_k: int
-    head_dim_v: int
-    window: int | None = None  # sliding window, or the chunk of chunked-local attention, in tokens
+    num_heads: Size
+    num_kv_heads: Size  # for MLA: the logical heads; the cache holds one latent (see kv.py)
+    head_dim_k: Size
+    head_dim_v: Size
+    window: Size | None = None  # sliding window, or the chunk of chunked-local attention, in tokens
     mla: MLASpec | None = None
     sinks: bool = False  # learned per-head sink logits (gpt-oss): weights only, no KV
     k_eq_v: bool = False  # Gemma 4 global layers: no v_proj, V is computed from K
@@ -45,8 +51,8 @@ class AttentionSpec(_Frozen):
     o_bias: bool = False
     qk_norm: bool = False  # per-head RMSNorm weights on q and k (Qwen3, Gemma 3)
     output_gate: bool = False  # Qwen3-Next / Qwen3.5 gated attention: q_proj is 2x wide
-    input_size: int | None = None  # attention input width when not hidden_size (Zamba2: 2x hidden)
-    kv_shared_from: int | None = None  # layer whose KV cache this layer reuses (no KV of its own)
+    input_size: Size | None = None  # attention input width when not hidden_size (Zamba2: 2x hidden)
+    kv_shared_from: Count | None = None  # layer whose KV cache this layer reuses (no KV of its own)
 
 
 SSMKind = Literal["mamba1", "mamba2", "gated_deltanet"]
@@ -57,18 +63,18 @@ class SSMSpec(_Frozen):
 
     kind: SSMKind
     # Mamba-1 / Mamba-2 (Gu & Dao arXiv 2312.00752; Dao & Gu arXiv 2405.21060)
-    d_inner: int = 0
-    d_state: int = 0
-    d_conv: int = 4
-    n_heads: int = 0  # Mamba-2 heads
-    head_dim: int = 0  # Mamba-2 head dim
-    n_groups: int = 1  # Mamba-2 B/C groups
-    dt_rank: int = 0  # Mamba-1
+    d_inner: Count = 0
+    d_state: Count = 0
+    d_conv: Size = 4
+    n_heads: Count = 0  # Mamba-2 heads
+    head_dim: Count = 0  # Mamba-2 head dim
+    n_groups: Size = 1  # Mamba-2 B/C groups
+    dt_rank: Count = 0  # Mamba-1
     # Gated DeltaNet (Yang et al. arXiv 2412.06464) as in Qwen3-Next / Qwen3.5
-    num_k_heads: int = 0
-    num_v_heads: int = 0
-    head_k_dim: int = 0
-    head_v_dim: int = 0
+    num_k_heads: Count = 0
+    num_v_heads: Count = 0
+    head_k_dim: Count = 0
+    head_v_dim: Count = 0
     conv_bias: bool = True
     proj_bias: bool = False
     bcdt_norms: bool = False  # Jamba: RMSNorm on dt, B and C
@@ -85,15 +91,15 @@ class SSMSpec(_Frozen):
 
 class MLPSpec(_Frozen):
     kind: Literal["dense", "moe", "none"]
-    intermediate_size: int = 0  # dense MLP width (also a dense branch beside experts, Gemma 4)
+    intermediate_size: Count = 0  # dense MLP width (also a dense branch beside experts, Gemma 4)
     gated: bool = True  # SwiGLU/GeGLU (gate, up, down) vs plain (up, down)
     bias: bool = False
-    num_experts: int = 0
-    experts_per_token: int = 0
-    expert_intermediate_size: int = 0
+    num_experts: Count = 0
+    experts_per_token: Count = 0
+    expert_intermediate_size: Count = 0
     expert_bias: bool = False  # gpt-oss expert biases
     router_bias: bool = False
-    shared_intermediate_size: int = 0  # all shared experts together
+    shared_intermediate_size: Count = 0  # all shared experts together
     shared_expert_gate: bool = False  # Qwen2-MoE style sigmoid gate on the shared expert
     router_scales: bool = False  # Gemma 4 router: scale (hidden) and per_expert_scale (experts)
     router_score_bias: bool = False  # DeepSeek-V3 / GLM-4.5 noaux_tc e_score_correction_bias (a buffer)
@@ -103,7 +109,7 @@ class LayerSpec(_Frozen):
     attention: AttentionSpec | None = None
     ssm: SSMSpec | None = None  # both set: attention and SSM side by side (Falcon-H1)
     mlp: MLPSpec
-    norms: int = 2  # hidden-size norm weight vectors in this layer
+    norms: Count = 2  # hidden-size norm weight vectors in this layer
     attention_weights_shared: bool = False  # Zamba2: attention weights live in shared blocks
 
 
@@ -111,16 +117,16 @@ class TensorSpec(_Frozen):
     """One weight tensor: name in the HF checkpoint style, shape, and accounting group."""
 
     name: str
-    shape: tuple[int, ...]
+    shape: tuple[Count, ...]
     group: str
     buffer: bool = False  # saved in the checkpoint and loaded, but not a parameter (transformers buffer)
 
 
 class VisionSpec(_Frozen):
     kind: str  # the tower's model_type
-    params: int  # tower plus projector into the language model
-    hidden_size: int
-    num_layers: int
+    params: Count  # tower plus projector into the language model
+    hidden_size: Size
+    num_layers: Size
 
 
 class ModelSpec(_Frozen):
@@ -131,20 +137,20 @@ class ModelSpec(_Frozen):
     approximate: bool = False  # read by a generic reader, or with a part not modelled exactly
     notes: tuple[str, ...] = ()
 
-    hidden_size: int
-    vocab_size: int
+    hidden_size: Size
+    vocab_size: Size
     tie_word_embeddings: bool
     dtype: str  # native checkpoint dtype: bfloat16, float16, float32
     layers: tuple[LayerSpec, ...]
-    final_norm: int = 1  # norm weight vectors after the last layer
+    final_norm: Count = 1  # norm weight vectors after the last layer
     norm_bias: bool = False  # LayerNorm with bias (norm vectors count twice)
     extra_tensors: tuple[TensorSpec, ...] = ()  # outside the per-layer model (Zamba2 shared blocks)
-    mtp_layers: int = 0  # multi-token-prediction layers in the checkpoint, not loaded by default
+    mtp_layers: Count = 0  # multi-token-prediction layers in the checkpoint, not loaded by default
     # The recurrent-state dtype the config names (mamba_ssm_dtype / mamba_ssm_cache_dtype); engines decide
     # whether they honour it (vLLM: per architecture, data/vllm.json ssm_state_dtype).
     ssm_state_dtype: str | None = None
 
-    max_position_embeddings: int | None = None
+    max_position_embeddings: Size | None = None
     rope_scaling: dict[str, Any] | None = None
     vision: VisionSpec | None = None
     quantization_config: dict[str, Any] | None = None

@@ -25,6 +25,8 @@ def loads(raw: bytes | str, where: str) -> Any:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise JSONFileError(f"{where}: not valid JSON ({e})") from None
+    except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits, 4,300)
+        raise JSONFileError(f"{where}: a number too long to be any model's value") from None
     except RecursionError:  # the C decoder's depth guard: "[[[[...": not a config anyone writes
         raise JSONFileError(f"{where}: JSON nested too deeply to be a model file") from None
 

@@ -7,10 +7,16 @@ from the tensors themselves where the metadata is silent (token_embd gives hidde
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
+from ..errors import ConfigError
 from ..spec import AttentionSpec, LayerSpec, MLASpec, MLPSpec, ModelSpec, SSMSpec
 from .gguf_header import GGUFError, GGUFHeader
+from .validate import (MAX_CONTEXT, MAX_CONV, MAX_EXPERTS, MAX_HEAD_DIM, MAX_HEADS, MAX_LAYERS, MAX_RANK, MAX_STATE,
+                       MAX_WIDTH, built, int_value)
+
+# Reads one metadata key `{arch}.KEY` as an integer in [lo, hi]: (KEY, default, lo, hi) -> value.
+Num = Callable[[str, Any, int, int], int]
 
 # llama.cpp architectures read exactly; others fall back to a generic GQA decoder (approximate).
 # swa: how llama-model.cpp marks sliding layers (set_swa_pattern(n): layer il slides if il % n < n-1)
@@ -31,12 +37,13 @@ MODEL_TYPES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen3moe":
                "falcon-h1": "falcon_h1", "qwen3next": "qwen3_next"}
 
 
-def _ssm(kind: str, key: Any) -> SSMSpec:
+def _ssm(kind: str, num: Num) -> SSMSpec:
     """llama.cpp's SSM keys (llama-arch.cpp LLM_KV_SSM_*). Qwen3-Next maps its Gated DeltaNet onto
     them (convert_hf_to_gguf.py Qwen3NextModel): inner_size = v heads x head dim, state_size = head
     dim, group_count = k heads, time_step_rank = v heads."""
-    d_conv, d_inner, d_state = key("ssm.conv_kernel", 4), key("ssm.inner_size", 0), key("ssm.state_size", 0)
-    rank, groups = key("ssm.time_step_rank", 0), key("ssm.group_count", 0)
+    d_conv, d_inner = num("ssm.conv_kernel", 4, 1, MAX_CONV), num("ssm.inner_size", 0, 0, MAX_WIDTH)
+    d_state, rank = num("ssm.state_size", 0, 0, MAX_STATE), num("ssm.time_step_rank", 0, 0, MAX_WIDTH)
+    groups = num("ssm.group_count", 0, 0, MAX_HEADS)
     if kind == "mamba1":
         return SSMSpec(kind="mamba1", d_inner=d_inner, d_state=d_state, d_conv=d_conv, dt_rank=rank)
     if kind == "mamba2":
@@ -46,7 +53,7 @@ def _ssm(kind: str, key: Any) -> SSMSpec:
                    head_v_dim=d_inner // max(1, rank), conv_bias=False)
 
 
-def _is_recurrent(rule: str | None, i: int, kv_heads: list[int], ffn: list[int], key: Any) -> bool:
+def _is_recurrent(rule: str | None, i: int, kv_heads: list[int], ffn: list[int], num: Num) -> bool:
     if rule == "all":
         return True
     if rule == "no_kv_heads":  # granite-hybrid.cpp: recurrent iff head_count_kv(il) == 0
@@ -54,21 +61,47 @@ def _is_recurrent(rule: str | None, i: int, kv_heads: list[int], ffn: list[int],
     if rule == "no_kv_heads_no_ffn":  # nemotron-h.cpp: no KV heads and no FFN
         return kv_heads[i] == 0 and ffn[i] == 0
     if rule == "interval":  # qwen3next.cpp: (il + 1) % full_attention_interval != 0
-        return (i + 1) % (key("full_attention_interval", 4) or 4) != 0
+        return (i + 1) % (num("full_attention_interval", 4, 0, MAX_LAYERS) or 4) != 0
     return False
 
 
-def _per_layer(value: Any, n: int, key: str, where: str) -> list[int]:
+def _per_layer(value: Any, n: int, key: str, where: str, hi: int) -> list[int]:
+    """A scalar or a per-layer array (llama.cpp's get_key_or_arr), each value an integer in 0..hi."""
     if isinstance(value, list):
         if len(value) != n:
             raise GGUFError(f"{where}: {key} lists {len(value)} values for {n} layers")
-        return [int(v) for v in value]
-    if isinstance(value, int):
-        return [value] * n
-    raise GGUFError(f"{where}: metadata {key} is missing or not an integer")
+        return [int_value(v, where, f"{key}[{i}]", 0, hi) for i, v in enumerate(value)]
+    if value is None:
+        raise GGUFError(f"{where}: metadata {key} is missing")
+    return [int_value(value, where, key, 0, hi)] * n
+
+
+# The ModelSpec's names for the GGUF keys they come from ({arch} filled in), for check_spec's messages.
+GGUF_NAMES = {
+    "num_layers": "block_count", "num_heads": "attention.head_count", "num_kv_heads": "attention.head_count_kv",
+    "head_dim_k": "attention.key_length", "head_dim_v": "attention.value_length",
+    "window": "attention.sliding_window", "max_position_embeddings": "context_length",
+    "intermediate_size": "feed_forward_length", "num_experts": "expert_count", "experts_per_token": "expert_used_count",
+    "expert_intermediate_size": "expert_feed_forward_length", "kv_lora_rank": "attention.kv_lora_rank",
+    "q_lora_rank": "attention.q_lora_rank", "qk_rope_head_dim": "rope.dimension_count",
+    "qk_nope_head_dim": "attention.key_length_mla", "v_head_dim": "attention.value_length_mla",
+    "ssm.d_conv": "ssm.conv_kernel", "ssm.d_inner": "ssm.inner_size", "ssm.d_state": "ssm.state_size",
+    "ssm.dt_rank": "ssm.time_step_rank", "ssm.n_heads": "ssm.time_step_rank", "ssm.n_groups": "ssm.group_count",
+    "ssm.num_k_heads": "ssm.group_count", "ssm.num_v_heads": "ssm.time_step_rank",
+    "ssm.head_k_dim": "ssm.state_size", "ssm.head_v_dim": "ssm.inner_size", "ssm.head_dim": "ssm.inner_size",
+}
 
 
 def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> ModelSpec:
+    """The ModelSpec of a GGUF's metadata and tensors, every size checked (validate.py)."""
+    md = h.metadata
+    arch = md.get("general.architecture")
+    names = {k: f"{arch}.{v}" for k, v in GGUF_NAMES.items()}
+    names.update(hidden_size="token_embd.weight (embedding width)", vocab_size="token_embd.weight (vocabulary)")
+    return built(lambda: _spec_from_gguf(h, model_id=model_id, source=source, where=where), where, names)
+
+
+def _spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> ModelSpec:
     md = h.metadata
     arch = md.get("general.architecture")
     if not isinstance(arch, str):
@@ -78,12 +111,24 @@ def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> 
     def key(k: str, default: Any = None) -> Any:
         return md.get(f"{arch}.{k}", default)
 
+    def num(k: str, default: Any, lo: int, hi: int) -> int:
+        """`{arch}.k` as an integer in lo..hi; `default` where the key is absent."""
+        value = md.get(f"{arch}.{k}", default)
+        if value is None:
+            raise GGUFError(f"{where}: metadata {arch}.{k} is missing")
+        return int_value(value, where, f"{arch}.{k}", lo, hi)
+
+    def opt(k: str, lo: int, hi: int) -> int:
+        """`{arch}.k` in lo..hi, or 0 where absent or 0 (llama.cpp's "not given")."""
+        value = md.get(f"{arch}.{k}")
+        return 0 if value is None or value == 0 and not isinstance(value, bool) else num(k, None, lo, hi)
+
     emb = tensors.get("token_embd.weight")
     if emb is None or len(emb.ne) != 2:
         raise GGUFError(f"{where}: no 2-D token_embd.weight tensor")
     hidden, vocab = emb.ne
     n = key("block_count")
-    if not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= 10_000:
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= MAX_LAYERS:
         raise GGUFError(f"{where}: {arch}.block_count is missing or not a layer count ({n!r:.40})")
     traits = ARCHS.get(arch)
     notes: list[str] = []
@@ -91,33 +136,43 @@ def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> 
         traits = {}
         notes.append(f"llama.cpp architecture {arch!r} is read as a generic decoder: approximate")
     heads = _per_layer(key("attention.head_count", 0 if traits.get("ssm") else None), n,
-                       f"{arch}.attention.head_count", where)
+                       f"{arch}.attention.head_count", where, MAX_HEADS)
     kv_heads = _per_layer(key("attention.head_count_kv", key("attention.head_count", 0 if traits.get("ssm") else None)),
-                          n, f"{arch}.attention.head_count_kv", where)
+                          n, f"{arch}.attention.head_count_kv", where, MAX_HEADS)
     ffn = key("feed_forward_length", 0)
-    ffn = _per_layer(ffn, n, f"{arch}.feed_forward_length", where) if ffn else [0] * n
-    window = key("attention.sliding_window")
+    ffn = _per_layer(ffn, n, f"{arch}.feed_forward_length", where, MAX_WIDTH) if ffn else [0] * n
+    window = opt("attention.sliding_window", 1, MAX_CONTEXT) or None
     swa = traits.get("swa")
-    n_expert = key("expert_count", 0) or 0
-    leading_dense = key("leading_dense_block_count", 0) or 0
+    n_expert = opt("expert_count", 1, MAX_EXPERTS)
+    leading_dense = opt("leading_dense_block_count", 0, MAX_LAYERS)
     layers = []
     for i in range(n):
-        recurrent = _is_recurrent(traits.get("recurrent"), i, kv_heads, ffn, key)
-        ssm = _ssm(traits["ssm"], key) if recurrent else None
+        recurrent = _is_recurrent(traits.get("recurrent"), i, kv_heads, ffn, num)
+        ssm = _ssm(traits["ssm"], num) if recurrent else None
+        # nemotron-h.cpp: a layer with no KV heads that is not recurrent is an MLP-only layer
+        mlp_only = traits.get("recurrent") == "no_kv_heads_no_ffn" and not recurrent and kv_heads[i] == 0
+        no_attention = mlp_only or (recurrent and not traits.get("parallel_attention"))
+        if not no_attention and heads[i] == 0:
+            raise ConfigError(where, f"{arch}.attention.head_count", f"is 0 at layer {i}, an attention layer")
         attn: AttentionSpec | None
-        if recurrent and not traits.get("parallel_attention"):
+        if no_attention:
             attn = None
         elif traits.get("mla"):
-            rope = key("rope.dimension_count")
-            k_len = key("attention.key_length_mla") or key("attention.key_length")
-            v_len = key("attention.value_length_mla") or key("attention.value_length")
-            mla = MLASpec(kv_lora_rank=key("attention.kv_lora_rank"), q_lora_rank=key("attention.q_lora_rank") or None,
+            rope = num("rope.dimension_count", None, 1, MAX_HEAD_DIM)
+            k_len = opt("attention.key_length_mla", 1, MAX_HEAD_DIM) or num("attention.key_length", None, 1, MAX_HEAD_DIM)
+            v_len = opt("attention.value_length_mla", 1, MAX_HEAD_DIM) or num("attention.value_length", None, 1,
+                                                                                MAX_HEAD_DIM)
+            if k_len < rope:
+                raise ConfigError(where, f"{arch}.attention.key_length", f"is {k_len:,}, less than "
+                                  f"{arch}.rope.dimension_count {rope:,}")
+            mla = MLASpec(kv_lora_rank=num("attention.kv_lora_rank", None, 1, MAX_RANK),
+                          q_lora_rank=opt("attention.q_lora_rank", 1, MAX_RANK) or None,
                           qk_nope_head_dim=k_len - rope, qk_rope_head_dim=rope, v_head_dim=v_len)
             attn = AttentionSpec(kind="mla", num_heads=heads[i], num_kv_heads=heads[i], head_dim_k=k_len,
                                  head_dim_v=v_len, mla=mla)
         else:
-            k_len = key("attention.key_length") or hidden // heads[i]
-            v_len = key("attention.value_length") or k_len
+            k_len = opt("attention.key_length", 1, MAX_HEAD_DIM) or hidden // heads[i]
+            v_len = opt("attention.value_length", 1, MAX_HEAD_DIM) or k_len
             sliding = bool(swa and window and i % swa < swa - 1)
             attn = AttentionSpec(kind="sliding" if sliding else "full", num_heads=heads[i], num_kv_heads=kv_heads[i],
                                  head_dim_k=k_len, head_dim_v=v_len, window=window if sliding else None,
@@ -125,11 +180,12 @@ def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> 
                                  o_bias=traits.get("o_bias", False), qk_norm=traits.get("qk_norm", False),
                                  output_gate=traits.get("output_gate", False))
         if n_expert and i >= leading_dense and f"blk.{i}.ffn_gate_inp.weight" in tensors:
-            shared = key("expert_shared_count", 0) or 0
-            exp_ff = key("expert_feed_forward_length") or ffn[i]
-            mlp = MLPSpec(kind="moe", num_experts=n_expert, experts_per_token=key("expert_used_count"),
+            shared = opt("expert_shared_count", 1, MAX_EXPERTS)
+            exp_ff = opt("expert_feed_forward_length", 1, MAX_WIDTH) or ffn[i]
+            mlp = MLPSpec(kind="moe", num_experts=n_expert, experts_per_token=num("expert_used_count", None, 1, n_expert),
                           expert_intermediate_size=exp_ff,
-                          shared_intermediate_size=shared * exp_ff or (key("expert_shared_feed_forward_length") or 0),
+                          shared_intermediate_size=shared * exp_ff or opt("expert_shared_feed_forward_length", 1,
+                                                                          MAX_WIDTH),
                           expert_bias=f"blk.{i}.ffn_up_exps.bias" in tensors,
                           router_bias=f"blk.{i}.ffn_gate_inp.bias" in tensors,
                           router_score_bias=f"blk.{i}.exp_probs_b.bias" in tensors)
@@ -138,7 +194,7 @@ def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> 
         else:
             mlp = MLPSpec(kind="none")
         layers.append(LayerSpec(attention=attn, ssm=ssm, mlp=mlp, norms=traits.get("norms", 2)))
-    ctx = key("context_length")
+    ctx = opt("context_length", 1, MAX_CONTEXT) or None
     return ModelSpec(
         id=model_id, source=source, architecture=f"gguf:{arch}",
         # mamba with ssm.dt_b_c_rms is what convert_hf_to_gguf writes for FalconMambaForCausalLM
@@ -146,6 +202,6 @@ def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> 
         approximate=bool(notes), notes=tuple(notes + ["read from GGUF metadata; KV cache counted in f16, "
                                                       "llama.cpp's default cache type"]),
         hidden_size=hidden, vocab_size=vocab, tie_word_embeddings="output.weight" not in tensors, dtype="float16",
-        layers=tuple(layers), max_position_embeddings=ctx if isinstance(ctx, int) else None,
+        layers=tuple(layers), max_position_embeddings=ctx,
         quantization_config={"quant_method": "gguf", "file_type": md.get("general.file_type")},
     )

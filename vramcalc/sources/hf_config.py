@@ -16,6 +16,7 @@ from . import bounded_json
 from ..data_files import load
 from ..data_models import Architectures
 from ..errors import ConfigError, NotModelledError
+from ..quant import check_quant_config
 from ..spec import (
     AttentionSpec,
     LayerSpec,
@@ -25,6 +26,8 @@ from ..spec import (
     SSMSpec,
     TensorSpec,
 )
+from .validate import (MAX_CONTEXT, MAX_CONV, MAX_EXPERTS, MAX_HEAD_DIM, MAX_HEADS, MAX_HIDDEN, MAX_LAYERS,
+                       MAX_STATE, MAX_VOCAB, built)
 from .vision import read_vision
 
 _MISSING = object()
@@ -44,10 +47,26 @@ class ReaderParts(_ReaderLayers, total=False):
     extra_tensors: list[TensorSpec]  # tensors outside the layer stack (zamba2's shared blocks)
 
 
-# Bounds checked before anything is sized from a config: no real model comes near them, and a
-# hostile or corrupt value must not make vramcalc build a billion-layer list.
-MAX_LAYERS = 10_000
-MAX_DIM = 2**40
+# Bounds checked before anything is sized from a config (validate.py gives each bound's reason):
+# no real model comes near them, and a hostile or corrupt value must not make vramcalc build a
+# billion-layer list or size a negative cache.
+LIMITS: dict[str, int] = {
+    "num_hidden_layers": MAX_LAYERS, "hidden_size": MAX_HIDDEN, "vocab_size": MAX_VOCAB,
+    "max_position_embeddings": MAX_CONTEXT, "attention_chunk_size": MAX_CONTEXT,
+    **dict.fromkeys(("num_attention_heads", "num_key_value_heads", "num_global_key_value_heads", "num_heads",
+                     "linear_num_key_heads", "linear_num_value_heads", "mamba_num_heads", "n_mamba_heads",
+                     "index_n_heads", "n_groups", "mamba_ngroups"), MAX_HEADS),
+    **dict.fromkeys(("head_dim", "global_head_dim", "attention_head_dim", "qk_nope_head_dim", "qk_rope_head_dim",
+                     "v_head_dim", "index_head_dim", "linear_key_head_dim", "linear_value_head_dim"), MAX_HEAD_DIM),
+    **dict.fromkeys(("num_experts", "num_local_experts", "n_routed_experts", "num_experts_per_tok",
+                     "experts_per_token", "top_k_experts", "n_shared_experts"), MAX_EXPERTS),
+    **dict.fromkeys(("num_nextn_predict_layers", "num_kv_shared_layers", "first_k_dense_replace",
+                     "num_mem_blocks"), MAX_LAYERS),
+    **dict.fromkeys(("mamba_d_state", "state_size"), MAX_STATE),
+    **dict.fromkeys(("mamba_d_conv", "conv_kernel", "conv_dimension", "linear_conv_kernel_dim"), MAX_CONV),
+}
+# Any other integer field (widths, ranks, layer indices and periods): MAX_CONTEXT bounds them all.
+MAX_DIM = MAX_CONTEXT
 
 
 def _architectures() -> Architectures:
@@ -94,14 +113,16 @@ class Fields:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ConfigError(self.where, "sliding_window", f"must be a positive integer or null, got {value!r}")
+            raise ConfigError(self.where, "sliding_window", f"must be a positive integer or null, got {value!r:.40}")
+        if value > MAX_CONTEXT:
+            raise ConfigError(self.where, "sliding_window", f"is {value:,}, beyond any real model (limit {MAX_CONTEXT:,})")
         return value
 
     def int(self, key: str, default: Any = _MISSING) -> builtins.int:
         value = self(key, default)
         if isinstance(value, bool) or not isinstance(value, builtins.int) or value < 0:
             raise ConfigError(self.where, key, f"must be a non-negative integer, got {value!r:.40}")
-        limit = MAX_LAYERS if key == "num_hidden_layers" else MAX_DIM
+        limit = LIMITS.get(key, LIMITS.get(self.aliases.get(key, ""), MAX_DIM))
         if value > limit:
             raise ConfigError(self.where, key, f"is {value:,}, beyond any real model (limit {limit:,})")
         return value
@@ -119,12 +140,19 @@ class Fields:
         value = self(key, default)
         return None if value is None else self.int(key, default)
 
+    def opt_pos(self, key: str) -> builtins.int | None:
+        """A positive integer, or None where the field is absent, null or 0 (a config's "unset")."""
+        value = self(key, None)
+        return None if value is None or value == 0 and not isinstance(value, bool) else self.pos(key)
+
     def int_list(self, key: str, default: Any = _MISSING) -> list[builtins.int] | None:
         value = self(key, default)
         if value is None:
             return None
         if not isinstance(value, list) or not all(isinstance(v, builtins.int) and not isinstance(v, bool) for v in value):
             raise ConfigError(self.where, key, "must be a list of integers")
+        if len(value) > MAX_LAYERS:
+            raise ConfigError(self.where, key, f"lists {len(value):,} values, beyond any real model (limit {MAX_LAYERS:,})")
         return value
 
     def str_list(self, key: str, n: builtins.int) -> list[str] | None:
@@ -199,7 +227,7 @@ def _read_llama_like(f: Fields, mt: str) -> ReaderParts:
     if mt in ("gemma2",):  # Gemma2Config: even layers sliding, odd layers global
         types = f.layer_types(n, lambda i: "sliding_attention" if (i + 1) % 2 else "full_attention")
     elif mt == "gemma3_text":  # Gemma3TextConfig: every sliding_window_pattern-th layer global
-        pattern = f.int("sliding_window_pattern", f.defaults.get("_sliding_window_pattern", 6))
+        pattern = f.pos("sliding_window_pattern", f.defaults.get("_sliding_window_pattern", 6))
         types = f.layer_types(n, lambda i: "full_attention" if (i + 1) % pattern == 0 else "sliding_attention")
     elif mt in ("qwen2", "qwen3"):  # Qwen2Config: SWA only with use_sliding_window, from max_window_layers
         use_swa = f.flag("use_sliding_window", False)
@@ -286,7 +314,7 @@ def _read_qwen3_next(f: Fields, mt: str) -> ReaderParts:
     """Qwen3-Next (Qwen3NextConfig) and Qwen3.5 text (Qwen3_5TextConfig / Qwen3_5MoeTextConfig):
     Gated DeltaNet layers with one gated full-attention layer every full_attention_interval."""
     n = f.pos("num_hidden_layers")
-    interval = f.int("full_attention_interval", 4)
+    interval = f.pos("full_attention_interval", 4)
     types = f.layer_types(n, lambda i: "full_attention" if (i + 1) % interval == 0 else "linear_attention")
     moe = mt in ("qwen3_next", "qwen3_5_moe_text")
     layers = []
@@ -323,7 +351,7 @@ def _read_deepseek(f: Fields, mt: str) -> ReaderParts:
         mla=mla,
     )
     first_dense = f.int("first_k_dense_replace", 0)
-    freq = f.int("moe_layer_freq", 1)
+    freq = f.pos("moe_layer_freq", 1)
     n_routed = f.opt_int("n_routed_experts", None)
     layers = []
     for i in range(n):
@@ -392,7 +420,7 @@ def _read_llama4(f: Fields, mt: str) -> ReaderParts:
     no_rope_layer_interval-th layer; MoE layers (routed + one shared expert) every
     interleave_moe_layer_step; use_qk_norm is a weightless L2 norm."""
     n = f.pos("num_hidden_layers")
-    interval = f.int("no_rope_layer_interval", 4)
+    interval = f.pos("no_rope_layer_interval", 4)
     no_rope = f.int_list("no_rope_layers", None) or [int((i + 1) % interval != 0) for i in range(n)]
     if len(no_rope) != n:
         raise ConfigError(f.where, "no_rope_layers", f"must list {n} layers")
@@ -434,9 +462,9 @@ def _read_gemma4(f: Fields, mt: str) -> ReaderParts:
     for i, t in enumerate(types):
         kind = _swa_kind(t)
         if kind == "full":
-            gkv = f("num_global_key_value_heads", None)
+            gkv = None if f("num_global_key_value_heads", None) is None else f.pos("num_global_key_value_heads")
             attn_kw: dict[str, Any] = dict(
-                head_dim=f("global_head_dim", None) or f.pos("head_dim"),
+                head_dim=f.opt_pos("global_head_dim") or f.pos("head_dim"),
                 num_kv_heads=gkv if gkv is not None else f.pos("num_key_value_heads"),
                 k_eq_v=k_eq_v,
             )
@@ -572,7 +600,7 @@ def _read_nemotron_h(f: Fields, mt: str) -> ReaderParts:
         pattern = "".join(names[t] for t in types)
     if not isinstance(pattern, str) or len(pattern) != n:
         raise ConfigError(f.where, "hybrid_override_pattern", f"must have {n} characters")
-    hd = f("head_dim", None) or f("attention_head_dim", None) or f.pos("hidden_size") // f.pos("num_attention_heads")
+    hd = f.opt_pos("head_dim") or f.opt_pos("attention_head_dim") or f.pos("hidden_size") // f.pos("num_attention_heads")
     none = MLPSpec(kind="none")
     layers = []
     for ch in pattern:
@@ -622,7 +650,7 @@ def _read_granite_hybrid(f: Fields, mt: str) -> ReaderParts:
 def _read_falcon_h1(f: Fields, mt: str) -> ReaderParts:
     """FalconH1Config: every layer runs attention and a Mamba-2 mixer side by side, then an MLP."""
     n = f.pos("num_hidden_layers")
-    d_ssm = f("mamba_d_ssm", None) or f.pos("mamba_expand") * f.pos("hidden_size")
+    d_ssm = f.opt_pos("mamba_d_ssm") or f.pos("mamba_expand") * f.pos("hidden_size")
     ssm = _mamba2_from(f, d_ssm, "mamba_n_heads", "mamba_d_head", "mamba_n_groups", "mamba_d_state",
                        "mamba_d_conv", "mamba_conv_bias", "mamba_proj_bias")
     ssm = ssm.model_copy(update={"gated_norm": f.flag("mamba_rms_norm", False)})
@@ -753,9 +781,23 @@ def supported_model_types() -> list[str]:
     return sorted(set(READERS) | set(TEXT_TYPES))
 
 
+# The ModelSpec's names for what a config.json calls otherwise, for check_spec's messages.
+CONFIG_NAMES = {
+    "num_layers": "num_hidden_layers", "num_heads": "num_attention_heads", "num_kv_heads": "num_key_value_heads",
+    "head_dim_k": "head_dim", "head_dim_v": "head_dim", "window": "sliding_window",
+    "experts_per_token": "num_experts_per_tok", "expert_intermediate_size": "moe_intermediate_size",
+    "mtp_layers": "num_nextn_predict_layers", "shared_intermediate_size": "shared_expert_intermediate_size",
+}
+
+
 def spec_from_config(cfg: Any, *, model_id: str, source: str, where: str | None = None) -> ModelSpec:
-    """Build a ModelSpec from a parsed config.json dict. `where` names the file in errors."""
-    where = where or source
+    """Build a ModelSpec from a parsed config.json dict. `where` names the file in errors. Every
+    size is checked (validate.check_spec) before the spec is returned."""
+    at = where or source
+    return built(lambda: _spec_from_config(cfg, model_id=model_id, source=source, where=at), at, CONFIG_NAMES)
+
+
+def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> ModelSpec:
     if not isinstance(cfg, dict):
         raise ConfigError(where, "(top level)", "must be a JSON object")
     outer_type = cfg.get("model_type")
@@ -803,8 +845,13 @@ def spec_from_config(cfg: Any, *, model_id: str, source: str, where: str | None 
     if not raw_dtype:
         notes.append("no torch_dtype in the config: bfloat16 assumed")
     rope = text.get("rope_scaling") or text.get("rope_parameters")
+    prf = rope.get("partial_rotary_factor") if isinstance(rope, dict) else None
+    # the rotated share of each head (vLLM sizes its cos/sin cache by it): a fraction in (0, 1]
+    if prf is not None and (isinstance(prf, bool) or not isinstance(prf, (int, float)) or not 0 < prf <= 1):
+        raise ConfigError(where, "rope_scaling.partial_rotary_factor", f"must be a number in (0, 1], got {prf!r:.40}")
     vision = read_vision(cfg, hidden, where) if text is not cfg else None
     qc = cfg.get("quantization_config") or text.get("quantization_config")
+    check_quant_config(qc, where)
     state = text.get("mamba_ssm_dtype") or text.get("mamba_ssm_cache_dtype")
     state_dtype = DTYPES.get(str(state).lower()) if state is not None else None
     if state is not None and state_dtype is None:

@@ -85,6 +85,8 @@ def parse_header(raw: bytes, where: str, file_size: int | None = None) -> Safete
         obj = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SafetensorsError(f"{where}: safetensors header is not valid JSON ({e})") from None
+    except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits, 4,300)
+        raise SafetensorsError(f"{where}: safetensors header holds a number too long to be a shape or offset") from None
     except RecursionError:
         raise SafetensorsError(f"{where}: safetensors header nested too deeply") from None
     if not isinstance(obj, dict):

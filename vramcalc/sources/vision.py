@@ -12,6 +12,7 @@ from typing import Any
 from ..data_files import load
 from ..data_models import Architectures, VisionArch
 from ..errors import ConfigError
+from .validate import MAX_CONTEXT, int_value
 from ..spec import VisionSpec
 
 
@@ -26,12 +27,25 @@ def _linear(n_in: int, n_out: int, bias: bool = True) -> int:
     return n_in * n_out + (n_out if bias else 0)
 
 
+# vision_config fields that are not sizes; every other field read is a positive integer.
+_NOT_SIZES = {"vision_use_head", "deepstack_visual_indexes", "pixel_shuffle_ratio"}
+
+
 def _get(v: dict[str, Any], defaults: dict[str, Any], key: str, where: str) -> Any:
     if key in v and v[key] is not None:
-        return v[key]
-    if key in defaults:
-        return defaults[key]
-    raise ConfigError(where, f"vision_config.{key}")
+        value = v[key]
+    elif key in defaults:
+        value = defaults[key]
+    else:
+        raise ConfigError(where, f"vision_config.{key}")
+    if key == "pixel_shuffle_ratio":  # Llama 4: 0.5; the adapter's input is hidden / ratio^2
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.01 <= value <= 1:
+            raise ConfigError(where, f"vision_config.{key}", f"must be a number in 0.01..1, got {value!r:.40}")
+        return value
+    if key in _NOT_SIZES:
+        return value
+    # a tower's widths, layers, patch and image sizes: validate.MAX_CONTEXT bounds them all
+    return int_value(value, where, f"vision_config.{key}", 1, MAX_CONTEXT)
 
 
 def read_vision(cfg: dict[str, Any], text_hidden: int, where: str) -> VisionSpec | None:
