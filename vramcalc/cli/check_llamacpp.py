@@ -16,7 +16,8 @@ from ..sources import ModelSource
 from ..sources.limits import redact
 from ..spec import ModelSpec
 from ..systems import System
-from .common import alternatives, gib, host_ram_bytes, positive_int, verdict_out
+from ..limits import MAX_CONTEXT, MAX_GPUS, MAX_LAYERS, MAX_RAM_GIB, MAX_SLOTS
+from .common import alternatives, bounded_int, gib, host_ram_bytes, positive_float, verdict_out
 
 BACKEND_NAMES = {"cpu": "CPU", "cuda": "CUDA", "rocm": "ROCm/HIP", "vulkan": "Vulkan", "metal": "Metal", "sycl": "SYCL",
                  "rpc": "RPC"}
@@ -28,14 +29,14 @@ def _ngl(value: str) -> int | None:
     if v == "auto":
         return None
     if v == "all":
-        return 10**6
+        return MAX_LAYERS
     try:
         n = int(v)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a layer count, 'auto' or 'all', got {value!r}") from None
     if n < 0:
         raise argparse.ArgumentTypeError("--n-gpu-layers must be >= 0 (or auto / all)")
-    return n
+    return min(n, MAX_LAYERS)  # above the layer count: every layer, as llama.cpp reads -ngl 99 / 999
 
 
 def _tensor_split(value: str) -> tuple[float, ...]:
@@ -50,10 +51,10 @@ def _tensor_split(value: str) -> tuple[float, ...]:
 
 def add_arguments(c: argparse.ArgumentParser) -> None:
     lc = c.add_argument_group("llama.cpp options (with --engine llamacpp; --gpu cpu for CPU only)")
-    lc.add_argument("--parallel", "-np", type=positive_int, default=4, help="slots (llama-server's auto: 4, unified)")
+    lc.add_argument("--parallel", "-np", type=bounded_int(MAX_SLOTS, "slots"), default=4, help="slots (llama-server's auto: 4, unified)")
     lc.add_argument("--no-kv-unified", action="store_true", help="split the context between slots")
-    lc.add_argument("--ubatch", "--ubatch-size", "-ub", type=positive_int, default=512)
-    lc.add_argument("--batch-size", "-b", type=positive_int, default=2048)
+    lc.add_argument("--ubatch", "--ubatch-size", "-ub", type=bounded_int(MAX_CONTEXT, "tokens"), default=512)
+    lc.add_argument("--batch-size", "-b", type=bounded_int(MAX_CONTEXT, "tokens"), default=2048)
     lc.add_argument("--cache-type-k", "-ctk", default="f16", choices=kv_cache_types())
     lc.add_argument("--cache-type-v", "-ctv", default="f16", choices=kv_cache_types())
     lc.add_argument("--flash-attn", "-fa", default="auto", choices=get_args(FlashAttn))
@@ -67,12 +68,14 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                     help="the llama.cpp build's GPU backend (default: CUDA for NVIDIA, ROCm for AMD, Metal for Apple)")
     lc.add_argument("--tensor-split", "-ts", type=_tensor_split, default=None,
                     help="share of the layers per GPU, e.g. 3,1 (default: by each GPU's memory)")
-    lc.add_argument("--main-gpu", "-mg", type=int, default=0, help="the GPU used with --split-mode none")
+    lc.add_argument("--main-gpu", "-mg", type=bounded_int(MAX_GPUS - 1, "(a GPU index)", minimum=0), default=0, help="the GPU used with --split-mode none")
     lc.add_argument("--swa-full", action="store_true")
     lc.add_argument("--cpu-moe", action="store_true")
-    lc.add_argument("--n-cpu-moe", "-ncmoe", type=int, default=0, help="keep the experts of the first N layers on the CPU")
+    lc.add_argument("--n-cpu-moe", "-ncmoe", type=bounded_int(MAX_LAYERS, "layers", minimum=0), default=0,
+                    help="keep the experts of the first N layers on the CPU (above the layer count: every layer)")
     lc.add_argument("--no-kv-offload", "-nkvo", action="store_true", help="keep the KV cache in host RAM")
-    lc.add_argument("--ram", type=float, default=None, help="host RAM in GiB, to check the host's share")
+    lc.add_argument("--ram", type=positive_float(MAX_RAM_GIB, "GiB"), default=None,
+                    help="host RAM in GiB, to check the host's share (without it the verdict is about the GPUs only)")
 
 
 @dataclass(frozen=True)
