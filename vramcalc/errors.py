@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class VramcalcError(Exception):
@@ -93,7 +93,7 @@ class ErrorDetail(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     code: ErrorCode  # ERROR_CODES
-    message: str  # the line printed on stderr, without the `vramcalc: error: ` prefix (at most 500 characters)
+    message: str = Field(max_length=MAX_MESSAGE_CHARS)  # the line printed on stderr, without its `vramcalc: error: `
     exit_code: Literal[2, 3]  # 2 bad input, 3 internal error
 
 
