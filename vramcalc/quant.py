@@ -270,11 +270,13 @@ def safe_pattern(pattern: str) -> str:
                 i += 1
             continue
         i += 1
+    flags = re.match(r"\(\?([imsx]+)\)", pattern)  # global flags, matched alone by compressed-tensors: scoped here
+    scoped = f"(?{flags.group(1)}:{pattern[flags.end():]})" if flags else pattern
     try:
-        re.compile(pattern)
+        re.compile(f"(?:{scoped})")
     except re.error as e:
         _refuse(pattern, f"not a regular expression ({e})")
-    return pattern
+    return scoped
 
 
 def _ignored(names: list[str], patterns: tuple[str, ...]) -> bool:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .data_files import load
 from .data_models import UnifiedMemory
-from .errors import UnknownGPUError
+from .errors import UnknownGPUError, one_line
 from .gpus import GIB, GPU, find_gpu
 from .limits import MAX_GPUS
 
@@ -52,8 +52,8 @@ def _one(item: str, notes: list[str]) -> list[GPU]:
         raise UnknownGPUError(f"cannot read GPU {item!r}")
     count = int(m.group(1) or 1) * int(m.group(3) or 1)
     if not 0 < count <= MAX_GPUS:  # before any GPU is looked up or copied
-        raise UnknownGPUError(f"{item!r}: {count:,} GPUs is not a count vramcalc plans for (at most {MAX_GPUS:,} "
-                              "GPUs in a system)")
+        raise UnknownGPUError(f"{_shown(item)}: {_count(count)} GPUs is not a count vramcalc plans for (at most "
+                              f"{MAX_GPUS:,} GPUs in a system)")
     body = m.group(2)
     reserve = 0.0
     r = re.fullmatch(r"(.+?)\s*-\s*(\d+(?:\.\d+)?)\s*(?:GiB|G)", body, re.I)
@@ -89,6 +89,14 @@ def _one(item: str, notes: list[str]) -> list[GPU]:
     return [gpu] * count
 
 
+def _shown(item: str) -> str:
+    return one_line(repr(item.strip()), 60)
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**12 else "over 10^12"
+
+
 def parse_system(text: str) -> System:
     """A --gpu string as a system; at most MAX_GPUS GPUs in all (nodes x GPUs per node)."""
     if len(text) > MAX_SYSTEM_CHARS:
@@ -101,8 +109,8 @@ def parse_system(text: str) -> System:
     if n:
         nodes, text = int(n.group(1)), f"{n.group(2)}x{n.group(3)}"
         if not 0 < nodes <= MAX_GPUS:
-            raise UnknownGPUError(f"{nodes:,} nodes is not a count vramcalc plans for (at most {MAX_GPUS:,} GPUs "
-                                  "in a system)")
+            raise UnknownGPUError(f"{_count(nodes)} nodes is not a count vramcalc plans for (at most {MAX_GPUS:,} "
+                                  "GPUs in a system)")
     gpus: list[GPU] = []
     for item in text.split(","):
         if item.strip():
