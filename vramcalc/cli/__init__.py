@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import traceback
 from typing import Sequence
@@ -49,7 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except VramcalcError as e:  # bad input: one line naming what to change
-        line = one_line(str(e) or type(e).__name__)
+        line = one_line(str(e))
+        if not re.search(r"[A-Za-z]{3}", line):  # a bare value ('1', "'x'"): say at least what kind of error
+            line = one_line(f"{type(e).__name__}: {line or 'no detail'} (in `vramcalc {args.command}`)")
         print(f"vramcalc: error: {line}", file=sys.stderr)
         if getattr(args, "json", False):
             _json_error(error_code(e), line, EXIT_BAD_INPUT)
