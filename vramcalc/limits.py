@@ -5,7 +5,7 @@ Each bound is well above any real deployment, so no valid input meets one."""
 
 from __future__ import annotations
 
-MAX_GPUS = 4096  # GPUs in one system, all nodes together (`--gpu 2x8xH100` = 16); also the most --tp, --pp
+MAX_GPUS = 1024  # GPUs in one system, all nodes together (`--gpu 2x8xH100` = 16); also the most --tp x --pp
 MAX_CONTEXT = 2**24  # tokens: --ctx, --max-model-len, --max-num-batched-tokens, --batch-size, --ubatch (16,777,216)
 MAX_SLOTS = 4096  # llama.cpp --parallel slots (the planner gives one per concurrent sequence)
 MAX_SEQUENCES = 4096  # --sequences, --concurrency, --max-num-seqs
