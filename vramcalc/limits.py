@@ -16,7 +16,8 @@ MAX_TOP = 1000  # plan --top: recommendations shown
 
 # Input read from files
 MAX_PATTERN_CHARS = 1000  # one regex of a quantization config's ignore list ("re:..."), in characters
-MAX_PATTERN_REPEATS = 8  # unbounded repeats (*, +, {n,}) in one such regex: more makes matching polynomial of high degree
+# unbounded repeats (*, +, {n,}) in one such regex: more makes matching polynomial of a high degree
+MAX_PATTERN_REPEATS = 8
 
 MAX_IGNORE_PATTERNS = 100_000  # entries of one ignore list (quantization_config ignore, modules_to_not_convert)
 

@@ -36,7 +36,8 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "(held by a desktop), m4-max(64GiB) (unified memory)")
     c.add_argument("--ctx", type=bounded_int(MAX_CONTEXT, "tokens"), default=None,
                    help="context length in tokens (default: the model's maximum, as vLLM)")
-    c.add_argument("--sequences", type=bounded_int(MAX_SEQUENCES, "sequences"), default=1, help="sequences held at that context")
+    c.add_argument("--sequences", type=bounded_int(MAX_SEQUENCES, "sequences"),
+                   default=1, help="sequences held at that context")
     c.add_argument("--quant", "--quantization", dest="quant", default=None,
                    help="weigh the model converted to a format: fp8, fp8-block, int8, awq, gptq, w4a16, nvfp4, "
                         "mxfp4, bnb-nf4, bnb-int8, or gguf:<FTYPE> such as gguf:Q4_K_M (default: as the checkpoint is)")

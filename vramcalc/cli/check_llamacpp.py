@@ -56,7 +56,8 @@ def _tensor_split(value: str) -> tuple[float, ...]:
 
 def add_arguments(c: argparse.ArgumentParser) -> None:
     lc = c.add_argument_group("llama.cpp options (with --engine llamacpp; --gpu cpu for CPU only)")
-    lc.add_argument("--parallel", "-np", type=bounded_int(MAX_SLOTS, "slots"), default=4, help="slots (llama-server's auto: 4, unified)")
+    lc.add_argument("--parallel", "-np", type=bounded_int(MAX_SLOTS, "slots"),
+                    default=4, help="slots (llama-server's auto: 4, unified)")
     lc.add_argument("--no-kv-unified", action="store_true", help="split the context between slots")
     lc.add_argument("--ubatch", "--ubatch-size", "-ub", type=bounded_int(MAX_CONTEXT, "tokens"), default=512)
     lc.add_argument("--batch-size", "-b", type=bounded_int(MAX_CONTEXT, "tokens"), default=2048)
@@ -73,7 +74,8 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                     help="the llama.cpp build's GPU backend (default: CUDA for NVIDIA, ROCm for AMD, Metal for Apple)")
     lc.add_argument("--tensor-split", "-ts", type=_tensor_split, default=None,
                     help="share of the layers per GPU, e.g. 3,1 (default: by each GPU's memory)")
-    lc.add_argument("--main-gpu", "-mg", type=bounded_int(MAX_GPUS - 1, "(a GPU index)", minimum=0), default=0, help="the GPU used with --split-mode none")
+    lc.add_argument("--main-gpu", "-mg", type=bounded_int(MAX_GPUS - 1, "(a GPU index)", minimum=0), default=0,
+                    help="the GPU used with --split-mode none")
     lc.add_argument("--swa-full", action="store_true")
     lc.add_argument("--cpu-moe", action="store_true")
     lc.add_argument("--n-cpu-moe", "-ncmoe", type=bounded_int(MAX_LAYERS, "layers", minimum=0), default=0,

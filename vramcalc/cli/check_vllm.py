@@ -24,11 +24,14 @@ ON_OFF = {"on": True, "off": False}
 
 def add_arguments(c: argparse.ArgumentParser) -> None:
     v = c.add_argument_group("vLLM options (with --engine vllm)")
-    v.add_argument("--tp", type=bounded_int(MAX_GPUS, "GPUs"), default=None, help="--tensor-parallel-size (default: GPUs per node)")
-    v.add_argument("--pp", type=bounded_int(MAX_GPUS, "GPUs"), default=None, help="--pipeline-parallel-size (default: nodes)")
+    v.add_argument("--tp", type=bounded_int(MAX_GPUS, "GPUs"),
+                   default=None, help="--tensor-parallel-size (default: GPUs per node)")
+    v.add_argument("--pp", type=bounded_int(MAX_GPUS, "GPUs"),
+                   default=None, help="--pipeline-parallel-size (default: nodes)")
     v.add_argument("--engine-version", default=None, help="vLLM release (default: the newest modelled)")
     v.add_argument("--gpu-memory-utilization", type=float, default=None)
-    v.add_argument("--max-model-len", type=bounded_int(MAX_CONTEXT, "tokens"), default=None, help="default: --ctx, else the model's")
+    v.add_argument("--max-model-len", type=bounded_int(MAX_CONTEXT, "tokens"),
+                   default=None, help="default: --ctx, else the model's")
     v.add_argument("--max-num-seqs", type=bounded_int(MAX_SEQUENCES, "sequences"), default=None)
     v.add_argument("--max-num-batched-tokens", type=bounded_int(MAX_CONTEXT, "tokens"), default=None)
     v.add_argument("--kv-cache-dtype", default="auto", choices=list(KV_DTYPES))
@@ -56,8 +59,8 @@ class VLLMReport:
 def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLLMReport:
     n_gpus = system.nodes * system.gpus_per_node
     if (args.tp or 1) * (args.pp or 1) > MAX_GPUS:
-        raise InputError(f"--tp {args.tp or 1} x --pp {args.pp or 1} is above the limit of {MAX_GPUS:,} GPUs in a system "
-                         "(vramcalc/limits.py)")
+        raise InputError(f"--tp {args.tp or 1} x --pp {args.pp or 1} is above the limit of {MAX_GPUS:,} GPUs in a "
+                         "system (vramcalc/limits.py)")
     if n_gpus == 1 and (args.tp or 1) * (args.pp or 1) > 1:  # `--gpu h100 --tp 2`: that many of this GPU
         system = system.model_copy(update={"gpus": system.gpus * (args.tp or 1) * (args.pp or 1)})
         n_gpus = system.gpus_per_node

@@ -44,7 +44,8 @@ class LlamaOptions(CheckedOptions):
     """llama.cpp's options. An invalid value is an InputError naming the field and what it accepts."""
     model_config = ConfigDict(frozen=True)
 
-    n_ctx: int | None = Field(default=None, ge=1, le=MAX_CONTEXT * MAX_SLOTS)  # None: llama.cpp's -c 0, the training context
+    # None: llama.cpp's -c 0, the training context
+    n_ctx: int | None = Field(default=None, ge=1, le=MAX_CONTEXT * MAX_SLOTS)
     n_parallel: int = Field(default=4, ge=1, le=MAX_SLOTS)  # llama-server's auto: 4 slots with a unified KV cache
     kv_unified: bool = True
     n_batch: int = Field(default=2048, ge=1, le=MAX_CONTEXT)
@@ -59,8 +60,8 @@ class LlamaOptions(CheckedOptions):
     main_gpu: int = Field(default=0, ge=0)
     swa_full: bool = False
     cpu_moe: bool = False
-    n_cpu_moe: int = Field(default=0, ge=0)  # --n-cpu-moe N: the experts of the first N layers stay on the CPU (N above the
-    # layer count: every layer's)
+    # --n-cpu-moe N: the experts of the first N layers stay on the CPU (N above the layer count: every layer's)
+    n_cpu_moe: int = Field(default=0, ge=0)
     override_tensor_cpu: tuple[str, ...] = ()  # -ot PATTERN=CPU
     no_kv_offload: bool = False
     mmap: bool = True
