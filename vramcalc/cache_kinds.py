@@ -12,8 +12,8 @@ blocks and groups, llamacpp/kv.py: cells and streams) add only their own rules.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
+from .memo import Memo, layers_weight
 from .spec import AttentionSpec, LayerSpec, ModelSpec, SSMKind, SSMSpec
 
 # llama.cpp's KV layout changed for MLA models twice (PR #12801, PR #19067):
@@ -230,12 +230,17 @@ def layer_cache(layer: LayerSpec) -> LayerCache:
                       recurrent=None if layer.ssm is None else recurrent_state(layer.ssm))
 
 
-@lru_cache(maxsize=256)
-def _cache_layers(layers: tuple[LayerSpec, ...]) -> tuple[LayerCache, ...]:
-    return tuple(layer_cache(layer) for layer in layers)
+# keyed by the identity of a spec's layers (copies of a spec share them); bounded by the layers held (memo.py)
+_CACHE_LAYERS: Memo[tuple[tuple[LayerSpec, ...], tuple[LayerCache, ...]]] = Memo()
 
 
 def cache_layers(spec: ModelSpec) -> tuple[LayerCache, ...]:
-    """One LayerCache per layer of `spec`, memoised on its layers (a ModelSpec itself may hold dicts and
-    is not hashable; its frozen layers are)."""
-    return _cache_layers(spec.layers)
+    """One LayerCache per layer of `spec`, memoised on its (frozen) layers; the entry holds them so their
+    id cannot be reused."""
+    layers = spec.layers
+    hit = _CACHE_LAYERS.get(id(layers))
+    if hit is not None and hit[0] is layers:
+        return hit[1]
+    out = tuple(layer_cache(layer) for layer in layers)
+    _CACHE_LAYERS.put(id(layers), (layers, out), layers_weight(len(layers)))
+    return out

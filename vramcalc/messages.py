@@ -59,6 +59,8 @@ CODES: dict[str, str] = {
     "llamacpp.split.tensor_needs_fa": "--split-mode tensor needs flash attention",
     "llamacpp.split.tensor_no_fit": "--fit does not run with --split-mode tensor",
     "llamacpp.host.ram_unknown": "host RAM not given: the host column is not checked",
+    "llamacpp.host.ram_unchecked": "host RAM not given, and the host column needs more than a machine is assumed "
+                                   "to have (64 GiB): not a fit until --ram says so",
     "llamacpp.compute.estimated": "compute buffers are estimated; llama.cpp's --fit margin is left free",
     "llamacpp.compute.pipeline_copies": "a layer split keeps several copies of the compute buffers",
     "llamacpp.rpc.nodes": "other machines through llama.cpp's RPC backend",

@@ -13,6 +13,7 @@ from math import prod
 
 from pydantic import BaseModel, ConfigDict
 
+from .memo import Memo, layers_weight
 from .spec import AttentionSpec, LayerSpec, MLPSpec, ModelSpec, SSMSpec, TensorSpec
 
 GROUPS = (
@@ -219,8 +220,9 @@ def _mtp(out: list[TensorSpec], spec: ModelSpec) -> None:
 
 
 # The planner and the engine models ask for the same spec's inventory many times. Keyed by the
-# spec's identity (specs are frozen); the entry holds the spec so its id cannot be reused.
-_MEMO: dict[tuple[int, bool], tuple[ModelSpec, tuple[TensorSpec, ...]]] = {}
+# spec's identity (specs are frozen); the entry holds the spec so its id cannot be reused. Bounded by
+# the layers held (memo.py), not by a count.
+_MEMO: Memo[tuple[ModelSpec, tuple[TensorSpec, ...]]] = Memo()
 
 
 def inventory(spec: ModelSpec, include_mtp: bool = False) -> list[TensorSpec]:
@@ -229,10 +231,8 @@ def inventory(spec: ModelSpec, include_mtp: bool = False) -> list[TensorSpec]:
     hit = _MEMO.get((id(spec), include_mtp))
     if hit is not None and hit[0] is spec:
         return list(hit[1])
-    if len(_MEMO) > 256:
-        _MEMO.clear()
     out = _inventory(spec, include_mtp)
-    _MEMO[(id(spec), include_mtp)] = (spec, tuple(out))
+    _MEMO.put((id(spec), include_mtp), (spec, tuple(out)), layers_weight(len(spec.layers)))
     return out
 
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from functools import lru_cache
 from math import ceil, prod
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,6 +21,8 @@ from .data_files import load
 from .data_models import QuantTarget, QuantTargets
 from .errors import ConfigError, InputError, NotModelledError
 from .kv import dtype_bytes
+from .limits import MAX_IGNORE_PATTERNS, MAX_PATTERN_CHARS, MAX_PATTERN_REPEATS
+from .memo import Memo
 from .params import GROUPS, group_of, inventory
 from .spec import ModelSpec, TensorSpec
 
@@ -240,20 +241,117 @@ def module_names(t: TensorSpec, composite: bool) -> list[str]:
     return names
 
 
-@lru_cache(maxsize=64)
+_IGNORE_REGEX: Memo[re.Pattern[str]] = Memo(budget=MAX_PATTERN_CHARS * 1000)  # by the characters of the patterns
+
+
 def _ignore_regex(patterns: tuple[str, ...]) -> re.Pattern[str]:
     """compressed-tensors: "re:" regex on the module name (re.match), else the name or a glob
     (ModelOpt exclude_modules); transformers modules_to_not_convert: a substring of the module name.
-    All patterns in one regex, used with re.match."""
+    All patterns in one regex, used with re.match. A "re:" pattern is read from a file: it is checked first
+    (safe_pattern), so none can make matching take exponential time."""
+    hit = _IGNORE_REGEX.get(patterns)
+    if hit is not None:
+        return hit
+    if len(patterns) > MAX_IGNORE_PATTERNS:
+        raise InputError(f"quantization_config: an ignore list of {len(patterns):,} entries is longer than "
+                         f"vramcalc reads (at most {MAX_IGNORE_PATTERNS:,})")
     parts = []
     for p in patterns:
         if p.startswith("re:"):
-            parts.append(p[3:])
+            parts.append(safe_pattern(p[3:]))
         elif any(c in p for c in "*?["):
             parts.append(fnmatch.translate(p))
         else:
             parts.append(".*" + re.escape(p))
-    return re.compile("|".join(f"(?:{x})" for x in parts) or r"(?!)")
+    rx = re.compile("|".join(f"(?:{x})" for x in parts) or r"(?!)")
+    _IGNORE_REGEX.put(patterns, rx, sum(len(p) for p in patterns) + 1)
+    return rx
+
+
+def _refuse(pattern: str, why: str) -> NoReturn:
+    raise InputError(f"quantization_config ignore-list pattern 're:{pattern}': {why}; vramcalc matches patterns "
+                     f"of at most {MAX_PATTERN_CHARS:,} characters, without backreferences, without a repeated group "
+                     f"that itself repeats or alternates, and with at most {MAX_PATTERN_REPEATS} unbounded repeats")
+
+
+def safe_pattern(pattern: str) -> str:
+    """A regex read from a config's ignore list, returned when its matching time is bounded (polynomial of low
+    degree in the module name's length), else refused with an InputError naming the limit: over
+    MAX_PATTERN_CHARS characters, a backreference, a repeated group whose body repeats or alternates
+    (`(a+)+`, `(a|a)*`: exponential backtracking) or more than MAX_PATTERN_REPEATS unbounded repeats."""
+    if len(pattern) > MAX_PATTERN_CHARS:
+        _refuse(pattern[:60], f"{len(pattern):,} characters")
+    frames: list[list[bool]] = [[False, False]]  # per open group: [holds a variable repeat, an alternation]
+    repeats = 0
+    i, n = 0, len(pattern)
+    closed: list[bool] | None = None  # the group that ended just before i, if any
+    while i < n:
+        c = pattern[i]
+        atom_group = closed
+        closed = None
+        if c == "\\":
+            if i + 1 < n and pattern[i + 1] in "123456789":
+                _refuse(pattern, "a backreference")
+            i += 2
+            continue
+        if c == "[":  # a character class: one atom
+            j = i + 1
+            if j < n and pattern[j] == "^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            i = j + 1
+            continue
+        if c == "(":
+            if pattern.startswith("(?P=", i):
+                _refuse(pattern, "a backreference")
+            frames.append([False, False])
+            i += 1
+            if pattern.startswith("?P<", i):  # a named group
+                i = pattern.find(">", i) + 1 or n
+            elif pattern.startswith("?", i):  # (?: (?= (?! (?<= (?<! and inline flags
+                i += 1
+                while i < n and pattern[i] in "aiLmsux-:=!<":
+                    i += 1
+            continue
+        if c == ")":
+            if len(frames) > 1:
+                closed = frames.pop()
+                frames[-1][0] |= closed[0]
+                frames[-1][1] |= closed[1]
+            i += 1
+            continue
+        if c == "|":
+            frames[-1][1] = True
+            i += 1
+            continue
+        q = re.match(r"[*+?]|\{(\d*)(,?)(\d*)\}", pattern[i:i + 40])
+        if q:
+            text, low, comma, high = q.group(0), q.group(1), q.group(2), q.group(3)
+            unbounded = text in "*+" or (bool(comma) and not high)
+            many = unbounded or int(high or low or 0) > 1  # may match its atom more than once
+            variable = text in "*+?" or bool(comma) and low != high  # may match it a varying number of times
+            if many and atom_group is not None and (atom_group[0] or atom_group[1]):
+                _refuse(pattern, "a repeated group that itself repeats or alternates (exponential backtracking)")
+            if variable:
+                frames[-1][0] = True
+            repeats += unbounded
+            if repeats > MAX_PATTERN_REPEATS:
+                _refuse(pattern, f"more than {MAX_PATTERN_REPEATS} unbounded repeats")
+            i += len(q.group(0))
+            if i < n and pattern[i] in "?+":  # lazy or possessive
+                i += 1
+            continue
+        i += 1
+    flags = re.match(r"\(\?([imsx]+)\)", pattern)  # global flags, matched alone by compressed-tensors: scoped here
+    scoped = f"(?{flags.group(1)}:{pattern[flags.end():]})" if flags else pattern
+    try:
+        re.compile(f"(?:{scoped})")
+    except re.error as e:
+        _refuse(pattern, f"not a regular expression ({e})")
+    return scoped
 
 
 def _ignored(names: list[str], patterns: tuple[str, ...]) -> bool:

@@ -10,10 +10,11 @@ from pydantic import BaseModel, ConfigDict
 
 from .data_files import load
 from .data_models import UnifiedMemory
-from .errors import UnknownGPUError
+from .errors import UnknownGPUError, one_line
 from .gpus import GIB, GPU, find_gpu
+from .limits import MAX_GPUS
 
-MAX_GPUS = 1024
+MAX_SYSTEM_CHARS = 1000  # a --gpu string longer than this is refused before it is read
 
 
 class System(BaseModel):
@@ -50,6 +51,9 @@ def _one(item: str, notes: list[str]) -> list[GPU]:
     if not m:
         raise UnknownGPUError(f"cannot read GPU {item!r}")
     count = int(m.group(1) or 1) * int(m.group(3) or 1)
+    if not 0 < count <= MAX_GPUS:  # before any GPU is looked up or copied
+        raise UnknownGPUError(f"{_shown(item)}: {_count(count)} GPUs is not a count vramcalc plans for (at most "
+                              f"{MAX_GPUS:,} GPUs in a system)")
     body = m.group(2)
     reserve = 0.0
     r = re.fullmatch(r"(.+?)\s*-\s*(\d+(?:\.\d+)?)\s*(?:GiB|G)", body, re.I)
@@ -80,14 +84,24 @@ def _one(item: str, notes: list[str]) -> list[GPU]:
         gpu = gpu.model_copy(update={"usable_bytes": gpu.usable_bytes - int(reserve * GIB),
                                      "reserved_bytes": int(reserve * GIB),
                                      "usable_source": gpu.usable_source + f"; {reserve:g} GiB held by other processes"})
-    if not 0 < count <= MAX_GPUS:
-        raise UnknownGPUError(f"{item!r}: {count} GPUs is not a count vramcalc plans for")
     if gpu.note:
         notes.append(gpu.note)
     return [gpu] * count
 
 
+def _shown(item: str) -> str:
+    return one_line(repr(item.strip()), 60)
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**12 else "over 10^12"
+
+
 def parse_system(text: str) -> System:
+    """A --gpu string as a system; at most MAX_GPUS GPUs in all (nodes x GPUs per node)."""
+    if len(text) > MAX_SYSTEM_CHARS:
+        raise UnknownGPUError(f"--gpu: {len(text):,} characters is longer than a system is written "
+                              f"(at most {MAX_SYSTEM_CHARS:,})")
     text = text.strip()
     notes: list[str] = []
     nodes = 1
@@ -95,8 +109,15 @@ def parse_system(text: str) -> System:
     if n:
         nodes, text = int(n.group(1)), f"{n.group(2)}x{n.group(3)}"
         if not 0 < nodes <= MAX_GPUS:
-            raise UnknownGPUError(f"{nodes} nodes is not a count vramcalc plans for")
-    gpus = [g for item in text.split(",") if item.strip() for g in _one(item, notes)]
+            raise UnknownGPUError(f"{_count(nodes)} nodes is not a count vramcalc plans for (at most {MAX_GPUS:,} "
+                                  "GPUs in a system)")
+    gpus: list[GPU] = []
+    for item in text.split(","):
+        if item.strip():
+            gpus += _one(item, notes)
+        if nodes * len(gpus) > MAX_GPUS:
+            raise UnknownGPUError(f"{nodes * len(gpus):,} GPUs in all is not a count vramcalc plans for (at most "
+                                  f"{MAX_GPUS:,} GPUs in a system, all nodes together)")
     if not gpus:
         raise UnknownGPUError("no GPU given")
     return System(nodes=nodes, gpus=gpus, notes=notes)

@@ -1,18 +1,23 @@
 """The `vramcalc` command. Exit codes: 0 fits, 1 does not fit, 2 bad input, 3 an internal error (a bug).
 
+Every failure is one line on stderr (at most 500 characters) naming the file, field or flag; with --json,
+stdout also carries it as {"error": {"code", "message", "exit_code"}} (docs/schema/error.json).
+
 Each command is a module with its parser (`add_parser`) and its report (`run`); common.py holds
 what they share."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 import traceback
 from typing import Sequence
 
-from ..errors import VramcalcError
+from ..errors import ErrorCode, ErrorDetail, ErrorOutput, VramcalcError, error_code, one_line
 from . import check, explain, gpus, models, plan, schema
-from .common import EXIT_BAD_INPUT, EXIT_FITS, EXIT_INTERNAL, Parser
+from .common import EXIT_BAD_INPUT, EXIT_FITS, EXIT_INTERNAL, Parser, UsageExit
 
 COMMANDS = (check, explain, plan, models, schema, gpus)  # in the order `vramcalc --help` lists them
 
@@ -26,13 +31,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _json_error(code: ErrorCode, message: str, exit_code: int) -> None:
+    """--json: the failure as data on stdout (docs/schema/error.json)."""
+    out = ErrorOutput(error=ErrorDetail(code=code, message=message, exit_code=exit_code))  # type: ignore[arg-type]
+    print(json.dumps(out.model_dump(mode="json"), indent=2, sort_keys=True))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    want_json = "--json" in argv
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageExit as e:  # the parser printed its one line
+        if want_json:
+            _json_error("input.usage", e.message, EXIT_BAD_INPUT)
+        raise
     try:
         code: int = args.func(args)
         return code
     except VramcalcError as e:  # bad input: one line naming what to change
-        print(f"vramcalc: error: {e}", file=sys.stderr)
+        line = one_line(str(e))
+        if not re.search(r"[A-Za-z]{3}", line):  # a bare value ('1', "'x'"): say at least what kind of error
+            line = one_line(f"{type(e).__name__}: {line or 'no detail'} (in `vramcalc {args.command}`)")
+        print(f"vramcalc: error: {line}", file=sys.stderr)
+        if getattr(args, "json", False):
+            _json_error(error_code(e), line, EXIT_BAD_INPUT)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # `vramcalc ... | head`: the reader left; nothing to report
         sys.stderr.close()
@@ -40,8 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug in vramcalc, not the input's fault
         if args.debug:
             traceback.print_exc()
-        first = (str(e).strip().splitlines() or [""])[0]
-        print(f"vramcalc: internal error: {type(e).__name__}: {first} (a bug in vramcalc: please report it with the "
-              "command line" + ("" if args.debug else "; `vramcalc --debug ...` prints the traceback") + ")",
-              file=sys.stderr)
+        first = one_line((str(e).strip().splitlines() or [""])[0], 300)
+        line = one_line(f"{type(e).__name__}: {first} (a bug in vramcalc: please report it with the command line"
+                        + ("" if args.debug else "; `vramcalc --debug ...` prints the traceback") + ")")
+        print(f"vramcalc: internal error: {line}", file=sys.stderr)
+        if getattr(args, "json", False):
+            _json_error("internal.error", line, EXIT_INTERNAL)
         return EXIT_INTERNAL

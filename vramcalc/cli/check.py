@@ -18,7 +18,8 @@ from ..vllm.engine import VLLMResult
 from . import check_llamacpp, check_vllm
 from .check_llamacpp import LlamaReport
 from .check_vllm import VLLMReport
-from .common import exit_code, gib, json_out, positive_int
+from ..limits import MAX_CONTEXT, MAX_SEQUENCES
+from .common import bounded_int, exit_code, gib, json_out
 
 if TYPE_CHECKING:
     from .common import Subparsers
@@ -33,9 +34,10 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--gpu", required=True,
                    help="GPU or system: rtx4090, 2x4090, 4090,3090, 2x8xH100, 24GiB, 48GiB@1000GB/s, 4090-1.5GiB "
                         "(held by a desktop), m4-max(64GiB) (unified memory)")
-    c.add_argument("--ctx", type=positive_int, default=None,
+    c.add_argument("--ctx", type=bounded_int(MAX_CONTEXT, "tokens"), default=None,
                    help="context length in tokens (default: the model's maximum, as vLLM)")
-    c.add_argument("--sequences", type=positive_int, default=1, help="sequences held at that context")
+    c.add_argument("--sequences", type=bounded_int(MAX_SEQUENCES, "sequences"),
+                   default=1, help="sequences held at that context")
     c.add_argument("--quant", "--quantization", dest="quant", default=None,
                    help="weigh the model converted to a format: fp8, fp8-block, int8, awq, gptq, w4a16, nvfp4, "
                         "mxfp4, bnb-nf4, bnb-int8, or gguf:<FTYPE> such as gguf:Q4_K_M (default: as the checkpoint is)")

@@ -11,12 +11,18 @@ from tabulate import tabulate
 from ..bars import LEGEND, bar, use_color
 from ..errors import InputError
 from ..ggml import kv_cache_types
-from ..llamacpp.engine import FlashAttn, GPUBackend, LlamaOptions, LlamaResult, SplitMode, check_llamacpp
+from ..llamacpp.engine import FlashAttn, GPUBackend, LlamaDevice, LlamaOptions, LlamaResult, SplitMode, check_llamacpp
 from ..sources import ModelSource
 from ..sources.limits import redact
 from ..spec import ModelSpec
 from ..systems import System
-from .common import alternatives, gib, host_ram_bytes, positive_int, verdict_out
+from ..limits import MAX_CONTEXT, MAX_GPUS, MAX_LAYERS, MAX_RAM_GIB, MAX_SLOTS
+from ..messages import error
+from .common import GIB, alternatives, bounded_int, gib, host_ram_bytes, positive_float, verdict_out
+
+# Without --ram the host's RAM is unknown: its share is checked against this much, what a well-equipped desktop
+# has. Above it the check does not fit (exit 1) until --ram gives the machine's RAM (README: exit codes).
+UNCHECKED_HOST_RAM_GIB = 64
 
 BACKEND_NAMES = {"cpu": "CPU", "cuda": "CUDA", "rocm": "ROCm/HIP", "vulkan": "Vulkan", "metal": "Metal", "sycl": "SYCL",
                  "rpc": "RPC"}
@@ -28,14 +34,14 @@ def _ngl(value: str) -> int | None:
     if v == "auto":
         return None
     if v == "all":
-        return 10**6
+        return MAX_LAYERS
     try:
         n = int(v)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a layer count, 'auto' or 'all', got {value!r}") from None
     if n < 0:
         raise argparse.ArgumentTypeError("--n-gpu-layers must be >= 0 (or auto / all)")
-    return n
+    return min(n, MAX_LAYERS)  # above the layer count: every layer, as llama.cpp reads -ngl 99 / 999
 
 
 def _tensor_split(value: str) -> tuple[float, ...]:
@@ -50,10 +56,11 @@ def _tensor_split(value: str) -> tuple[float, ...]:
 
 def add_arguments(c: argparse.ArgumentParser) -> None:
     lc = c.add_argument_group("llama.cpp options (with --engine llamacpp; --gpu cpu for CPU only)")
-    lc.add_argument("--parallel", "-np", type=positive_int, default=4, help="slots (llama-server's auto: 4, unified)")
+    lc.add_argument("--parallel", "-np", type=bounded_int(MAX_SLOTS, "slots"),
+                    default=4, help="slots (llama-server's auto: 4, unified)")
     lc.add_argument("--no-kv-unified", action="store_true", help="split the context between slots")
-    lc.add_argument("--ubatch", "--ubatch-size", "-ub", type=positive_int, default=512)
-    lc.add_argument("--batch-size", "-b", type=positive_int, default=2048)
+    lc.add_argument("--ubatch", "--ubatch-size", "-ub", type=bounded_int(MAX_CONTEXT, "tokens"), default=512)
+    lc.add_argument("--batch-size", "-b", type=bounded_int(MAX_CONTEXT, "tokens"), default=2048)
     lc.add_argument("--cache-type-k", "-ctk", default="f16", choices=kv_cache_types())
     lc.add_argument("--cache-type-v", "-ctv", default="f16", choices=kv_cache_types())
     lc.add_argument("--flash-attn", "-fa", default="auto", choices=get_args(FlashAttn))
@@ -67,12 +74,15 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                     help="the llama.cpp build's GPU backend (default: CUDA for NVIDIA, ROCm for AMD, Metal for Apple)")
     lc.add_argument("--tensor-split", "-ts", type=_tensor_split, default=None,
                     help="share of the layers per GPU, e.g. 3,1 (default: by each GPU's memory)")
-    lc.add_argument("--main-gpu", "-mg", type=int, default=0, help="the GPU used with --split-mode none")
+    lc.add_argument("--main-gpu", "-mg", type=bounded_int(MAX_GPUS - 1, "(a GPU index)", minimum=0), default=0,
+                    help="the GPU used with --split-mode none")
     lc.add_argument("--swa-full", action="store_true")
     lc.add_argument("--cpu-moe", action="store_true")
-    lc.add_argument("--n-cpu-moe", "-ncmoe", type=int, default=0, help="keep the experts of the first N layers on the CPU")
+    lc.add_argument("--n-cpu-moe", "-ncmoe", type=bounded_int(MAX_LAYERS, "layers", minimum=0), default=0,
+                    help="keep the experts of the first N layers on the CPU (above the layer count: every layer)")
     lc.add_argument("--no-kv-offload", "-nkvo", action="store_true", help="keep the KV cache in host RAM")
-    lc.add_argument("--ram", type=float, default=None, help="host RAM in GiB, to check the host's share")
+    lc.add_argument("--ram", type=positive_float(MAX_RAM_GIB, "GiB"), default=None,
+                    help="host RAM in GiB, to check the host's share (without it the verdict is about the GPUs only)")
 
 
 @dataclass(frozen=True)
@@ -109,8 +119,26 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> Lla
         r = r.model_copy(update={"best_ftype_full_offload": full, "best_ftype": any_fit})
     if not r.fits and gpus:
         r = r.model_copy(update={"alternatives": alternatives(source.spec, system, r.n_ctx_seq, args)})
+    r = unchecked_host(r)
     return LlamaReport(result=r, spec=source.spec, weights="GGUF file" if tensors else ftype, n_gpus=len(gpus),
                        n_cpu_moe_asked=args.n_cpu_moe)
+
+
+def host_need(r: LlamaResult) -> LlamaDevice | None:
+    """The host column when its RAM was not checked (no --ram)."""
+    return next((d for d in r.devices if d.device == "host RAM" and d.available_bytes < 0), None)
+
+
+def unchecked_host(r: LlamaResult) -> LlamaResult:
+    """Without --ram, a result whose host column needs more than UNCHECKED_HOST_RAM_GIB does not fit: the GPUs
+    may, but no verdict is given on a host of unknown RAM that needs that much."""
+    host = host_need(r)
+    if not r.fits or host is None or host.total_bytes + host.uncertainty_bytes <= UNCHECKED_HOST_RAM_GIB * GIB:
+        return r
+    need = gib(host.total_bytes + host.uncertainty_bytes)
+    return r.model_copy(update={"fits": False, "errors": r.errors + [error(
+        "llamacpp.host.ram_unchecked", f"host RAM not checked: the host needs {need} GiB, more than the "
+        f"{UNCHECKED_HOST_RAM_GIB} GiB assumed without --ram", fix="--ram GiB (the machine's RAM)")]})
 
 
 def print_report(report: LlamaReport) -> int:
@@ -140,7 +168,17 @@ def print_report(report: LlamaReport) -> int:
     print()
     if n_gpus:
         _print_offload(report)
-    return verdict_out(r, "FITS", "DOES NOT FIT")
+    host = host_need(r)
+    if host is None:
+        return verdict_out(r, "FITS", "DOES NOT FIT")
+    need = f"host RAM not checked: needs {gib(host.total_bytes + host.uncertainty_bytes)} GiB"
+    if any(e.code == "llamacpp.host.ram_unchecked" for e in r.errors):  # the rest fits
+        no = (f"{'GPUS FIT' if n_gpus else 'NOT CHECKED'}; {need}, more than the {UNCHECKED_HOST_RAM_GIB} GiB "
+              "assumed without --ram (pass --ram)")
+    else:
+        no = "DOES NOT FIT"
+    return verdict_out(r, f"FITS{' ON THE GPUS' if n_gpus else ''}; {need}, within the {UNCHECKED_HOST_RAM_GIB} GiB "
+                          "assumed without --ram (pass --ram)", no)
 
 
 def _print_offload(report: LlamaReport) -> None:

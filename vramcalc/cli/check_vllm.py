@@ -16,22 +16,26 @@ from ..systems import System
 from ..vllm.engine import DTYPES, VLLMOptions, VLLMResult, check_vllm
 from ..vllm.kv import KV_DTYPES
 from ..vllm.weights import MXFP4_MOE_BACKENDS
-from .common import alternatives, gib, positive_int, verdict_out
+from ..limits import MAX_BLOCK_SIZE, MAX_CONTEXT, MAX_GPUS, MAX_SEQUENCES
+from .common import alternatives, bounded_int, gib, verdict_out
 
 ON_OFF = {"on": True, "off": False}
 
 
 def add_arguments(c: argparse.ArgumentParser) -> None:
     v = c.add_argument_group("vLLM options (with --engine vllm)")
-    v.add_argument("--tp", type=positive_int, default=None, help="--tensor-parallel-size (default: GPUs per node)")
-    v.add_argument("--pp", type=positive_int, default=None, help="--pipeline-parallel-size (default: nodes)")
+    v.add_argument("--tp", type=bounded_int(MAX_GPUS, "GPUs"),
+                   default=None, help="--tensor-parallel-size (default: GPUs per node)")
+    v.add_argument("--pp", type=bounded_int(MAX_GPUS, "GPUs"),
+                   default=None, help="--pipeline-parallel-size (default: nodes)")
     v.add_argument("--engine-version", default=None, help="vLLM release (default: the newest modelled)")
     v.add_argument("--gpu-memory-utilization", type=float, default=None)
-    v.add_argument("--max-model-len", type=positive_int, default=None, help="default: --ctx, else the model's")
-    v.add_argument("--max-num-seqs", type=positive_int, default=None)
-    v.add_argument("--max-num-batched-tokens", type=positive_int, default=None)
+    v.add_argument("--max-model-len", type=bounded_int(MAX_CONTEXT, "tokens"),
+                   default=None, help="default: --ctx, else the model's")
+    v.add_argument("--max-num-seqs", type=bounded_int(MAX_SEQUENCES, "sequences"), default=None)
+    v.add_argument("--max-num-batched-tokens", type=bounded_int(MAX_CONTEXT, "tokens"), default=None)
     v.add_argument("--kv-cache-dtype", default="auto", choices=list(KV_DTYPES))
-    v.add_argument("--block-size", type=positive_int, default=None)
+    v.add_argument("--block-size", type=bounded_int(MAX_BLOCK_SIZE, "tokens per block"), default=None)
     v.add_argument("--dtype", default=None, choices=DTYPES)
     v.add_argument("--enforce-eager", action="store_true")
     v.add_argument("--moe-backend", choices=list(MXFP4_MOE_BACKENDS),
@@ -54,6 +58,9 @@ class VLLMReport:
 
 def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLLMReport:
     n_gpus = system.nodes * system.gpus_per_node
+    if (args.tp or 1) * (args.pp or 1) > MAX_GPUS:
+        raise InputError(f"--tp {args.tp or 1} x --pp {args.pp or 1} is above the limit of {MAX_GPUS:,} GPUs in a "
+                         "system (vramcalc/limits.py)")
     if n_gpus == 1 and (args.tp or 1) * (args.pp or 1) > 1:  # `--gpu h100 --tp 2`: that many of this GPU
         system = system.model_copy(update={"gpus": system.gpus * (args.tp or 1) * (args.pp or 1)})
         n_gpus = system.gpus_per_node

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Protocol
+
+from ..errors import one_line
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -20,9 +23,19 @@ GIB = 1024**3
 EXIT_FITS, EXIT_NO_FIT, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 
+class UsageExit(SystemExit):
+    """argparse's exit for a command line that does not parse (exit code 2), with its one-line message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(EXIT_BAD_INPUT)
+        self.message = message
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, exit 2
-        self.exit(EXIT_BAD_INPUT, f"vramcalc: error: {message} (see `vramcalc --help`)\n")
+        line = one_line(f"{message} (see `vramcalc --help`)")
+        self._print_message(f"vramcalc: error: {line}\n", sys.stderr)
+        raise UsageExit(line)
 
 
 class Verdict(Protocol):
@@ -42,13 +55,41 @@ def positive_int(text: str) -> int:
     try:
         value = int(text.replace("_", "").replace(",", ""))
     except ValueError:
-        if text.lower().endswith("k") and text[:-1].isdigit():
+        if text.lower().endswith("k") and text[:-1].isdigit() and len(text) < 20:
             value = int(text[:-1]) * 1024
         else:
-            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {one_line(repr(text), 60)}") from None
     if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {one_line(repr(text), 60)}")
     return value
+
+
+def bounded_int(limit: int, what: str, minimum: int = 1) -> Callable[[str], int]:
+    """An argparse type: an integer from `minimum` (1 or 0) to `limit`, the limit named in the error."""
+    def parse(text: str) -> int:
+        if minimum == 0 and text.strip() == "0":
+            return 0
+        value = positive_int(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"{value:,} is above the limit of {limit:,} {what} (vramcalc/limits.py)")
+        return value
+    parse.__name__ = "int"  # argparse names the type in its errors
+    return parse
+
+
+def positive_float(limit: float, what: str) -> Callable[[str], float]:
+    """An argparse type: a finite number above 0 and at most `limit`."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {one_line(repr(text), 60)}") from None
+        if not 0 < value <= limit:  # also refuses nan and inf
+            raise argparse.ArgumentTypeError(f"expected a number above 0 and at most {limit:,} {what} "
+                                             f"(vramcalc/limits.py), got {one_line(repr(text), 60)}")
+        return value
+    parse.__name__ = "float"
+    return parse
 
 
 def host_ram_bytes(args: argparse.Namespace) -> int | None:

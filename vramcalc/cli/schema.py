@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 SCHEMAS = {"check": "vramcalc.check:CheckResult", "check-vllm": "vramcalc.vllm.engine:VLLMResult",
            "check-llamacpp": "vramcalc.llamacpp.engine:LlamaResult", "plan": "vramcalc.plan:PlanResult",
            "explain": "vramcalc.trace:Explanation", "models": "list of vramcalc.sources.catalog:CatalogEntry",
-           "gpus": "list of vramcalc.gpus:GPU"}
+           "gpus": "list of vramcalc.gpus:GPU", "error": "vramcalc.errors:ErrorOutput"}  # error: --json on a failure
 
 
 def add_parser(sub: Subparsers) -> None:

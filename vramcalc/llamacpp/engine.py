@@ -11,22 +11,24 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..data_files import load
 from ..data_models import LlamaBackends
-from ..errors import InputError, NotModelledError
+from ..errors import CheckedOptions, InputError, NotModelledError
 from ..ggml import tensor_bytes
 from ..engines import Engine
 from ..gguf_mix import GGUFTensor, plan_gguf
 from ..gpus import GPU
+from ..limits import MAX_CONTEXT, MAX_GPUS, MAX_SLOTS
+from ..memo import Memo, layers_weight
 from ..messages import Message, error, warning
 from ..spec import ModelSpec
 from ..trace import TraceTerm, term
 from .compute import ComputeBuffers, compute_buffers
 from .graphs import graph_variant
 from .kv import LlamaCache, LlamaKVOptions, context_cells, layer_memory, llama_caches, output_buffer_bytes
-from .weights import CPU, ModelBuffers, model_buffers
+from .weights import CPU, EXPERT_TENSORS, ModelBuffers, model_buffers
 
 MIB = 2**20
 FIT_MARGIN_MIB = 1024  # common/arg.cpp --fit-target default
@@ -39,24 +41,28 @@ FlashAttn = Literal["on", "off", "auto"]  # -fa
 GPUBackend = Literal["cuda", "rocm", "vulkan", "metal", "sycl"]  # the GPU backend a llama.cpp build is made with
 
 
-class LlamaOptions(BaseModel):
+class LlamaOptions(CheckedOptions):
+    """llama.cpp's options. An invalid value is an InputError naming the field and what it accepts."""
     model_config = ConfigDict(frozen=True)
 
-    n_ctx: int | None = None  # None: llama.cpp's -c 0, the model's training context
-    n_parallel: int = 4  # llama-server's auto: 4 slots with a unified KV cache
+    # None: llama.cpp's -c 0, the training context
+    n_ctx: int | None = Field(default=None, ge=1, le=MAX_CONTEXT * MAX_SLOTS)
+    n_parallel: int = Field(default=4, ge=1, le=MAX_SLOTS)  # llama-server's auto: 4 slots with a unified KV cache
     kv_unified: bool = True
-    n_batch: int = 2048
-    n_ubatch: int = 512
+    n_batch: int = Field(default=2048, ge=1, le=MAX_CONTEXT)
+    n_ubatch: int = Field(default=512, ge=1, le=MAX_CONTEXT)
     type_k: str = "F16"
     type_v: str = "F16"
     flash_attn: bool | FlashAttn = "auto"  # auto: on wherever the backend runs it (CPU, CUDA, Metal, Vulkan)
-    n_gpu_layers: int | None = 999  # None: "auto", the largest that fits (as --fit chooses)
+    n_gpu_layers: int | None = Field(default=999, ge=0)  # None: "auto", the largest that fits (as --fit chooses); above
+    # the layer count: every layer
     split_mode: SplitMode = "layer"
     tensor_split: tuple[float, ...] | None = None
-    main_gpu: int = 0
+    main_gpu: int = Field(default=0, ge=0)
     swa_full: bool = False
     cpu_moe: bool = False
-    n_cpu_moe: int = 0  # --n-cpu-moe N: the experts of the first N layers stay on the CPU
+    # --n-cpu-moe N: the experts of the first N layers stay on the CPU (N above the layer count: every layer's)
+    n_cpu_moe: int = Field(default=0, ge=0)
     override_tensor_cpu: tuple[str, ...] = ()  # -ot PATTERN=CPU
     no_kv_offload: bool = False
     mmap: bool = True
@@ -69,7 +75,7 @@ class LlamaOptions(BaseModel):
     # other machines whose GPUs join through ggml-rpc-server (one per machine, all its GPUs): llama.cpp
     # puts RPC devices first (llama_prepare_model_devices), so the first rpc_nodes x (GPUs per node)
     # GPUs of the list are theirs
-    rpc_nodes: int = 0
+    rpc_nodes: int = Field(default=0, ge=0, le=MAX_GPUS)
 
     # logits rows the context reserves (llama_context_params.n_outputs_max; 0 = n_batch). None: llama-server's
     # choice since llama.cpp PR #23861 (2026-06-01): one per slot (server_output_limits). Programs that
@@ -139,7 +145,7 @@ def _as_list(gpus: GPU | list[GPU] | None) -> list[GPU]:
     return [gpus] if isinstance(gpus, GPU) else list(gpus)
 
 
-_RUNS_AS: dict[int, tuple[ModelSpec, ModelSpec]] = {}
+_RUNS_AS: Memo[tuple[ModelSpec, ModelSpec]] = Memo()  # keyed by the spec's identity; bounded by the layers held
 
 
 def as_llamacpp_runs_it(spec: ModelSpec) -> ModelSpec:
@@ -154,9 +160,7 @@ def as_llamacpp_runs_it(spec: ModelSpec) -> ModelSpec:
         layers = tuple(la.model_copy(update={"attention": la.attention.model_copy(update={"kind": "full", "window": None})})
                        if la.attention is not None and la.attention.kind == "sliding" else la for la in spec.layers)
         out = spec.model_copy(update={"layers": layers})
-    if len(_RUNS_AS) > 256:
-        _RUNS_AS.clear()
-    _RUNS_AS[id(spec)] = (spec, out)
+    _RUNS_AS.put(id(spec), (spec, out), layers_weight(len(spec.layers)) * (1 if out is spec else 2))
     return out
 
 
@@ -346,11 +350,12 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     else:  # layer split: by each device's memory
         splits = [float(g.usable_bytes or g.memory_bytes) for g in gl]
     overrides = list(opts.override_tensor_cpu)
-    if opts.n_cpu_moe:  # common/arg.cpp --n-cpu-moe: one override per layer index below N
-        overrides += [rf"^blk\.{i}\.ffn_(up|down|gate)_(ch|)exps" for i in range(opts.n_cpu_moe)]
-    elif opts.cpu_moe:
-        overrides.append(r"\.ffn_(up|down|gate)_(ch|)exps")
-    mb = model_buffers(tensors, n_layer, ngl, splits, overrides, unified=unified, repack=opts.cpu_repack,
+    if opts.cpu_moe and not opts.n_cpu_moe:
+        overrides.append(EXPERT_TENSORS)
+    # common/arg.cpp --n-cpu-moe N adds one override per layer index below N; the same tensors are picked by
+    # one pattern and a check of the layer index (N above the layer count: every layer)
+    mb = model_buffers(tensors, n_layer, ngl, splits, overrides, cpu_moe_layers=opts.n_cpu_moe,
+                       unified=unified, repack=opts.cpu_repack,
                        mmap=opts.mmap, split_tensors=backend_rules().sm_tensor.split_tensors if tensor_split else None)
     n_dev = len(gl)
     if tensor_split:  # the meta device: every offloaded weight in segments by -ts (data/llamacpp_backends.json)

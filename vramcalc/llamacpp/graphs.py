@@ -15,6 +15,7 @@ from math import prod
 
 from ..data_files import load
 from ..data_models import LlamaMargins
+from ..memo import Memo, layers_weight
 from ..spec import LayerSpec, MLPSpec, ModelSpec, SSMSpec
 from . import ggml_graph as g
 from .ggml_graph import OUTPUT, Graph, T
@@ -717,7 +718,10 @@ def graph_variant(arch: str, tensor_names: Iterable[str]) -> str:
     return ""
 
 
-_PEAKS: dict[tuple, tuple[ModelSpec, int]] = {}  # ModelSpec holds dicts: keyed by identity
+# ModelSpec holds dicts: keyed by identity; per spec, its peaks by the other arguments. Bounded by the layers
+# of the specs held (memo.py), and each spec's peaks by a count.
+_PEAKS: Memo[tuple[ModelSpec, dict[tuple, int]]] = Memo()
+_PEAKS_PER_SPEC = 1024
 
 
 def reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: int, n_outputs_max: int,
@@ -728,16 +732,18 @@ def reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: i
     (one token per sequence). None when no builder covers arch."""
     if not covered(spec, arch, mla_layout):
         return None
-    key = (id(spec), arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa, type_k, type_v, alignment,
-           variant)
-    hit = _PEAKS.get(key)
-    if hit is not None and hit[0] is spec:
-        return hit[1]
-    if len(_PEAKS) > 1024:
-        _PEAKS.clear()
-    peak = _reserve_peak(spec, arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa, type_k,
-                         type_v, alignment, variant)
-    _PEAKS[key] = (spec, peak)
+    key = (arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa, type_k, type_v, alignment, variant)
+    held = _PEAKS.get(id(spec))
+    if held is None or held[0] is not spec:
+        held = (spec, {})
+        _PEAKS.put(id(spec), held, layers_weight(len(spec.layers)))
+    peaks = held[1]
+    if key in peaks:
+        return peaks[key]
+    if len(peaks) >= _PEAKS_PER_SPEC:
+        peaks.clear()
+    peak = peaks[key] = _reserve_peak(spec, arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa,
+                                      type_k, type_v, alignment, variant)
     return peak
 
 

@@ -69,18 +69,25 @@ def unit_devices(n_layer: int, ngl: int, splits: list[float]) -> list[int]:
     return out
 
 
+# The expert tensors --cpu-moe keeps on the CPU (common/arg.cpp llm_ffn_exps_block_regex)
+EXPERT_TENSORS = r"\.ffn_(up|down|gate)_(ch|)exps"
+
+
 def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int, splits: list[float] | None = None,
                   cpu_overrides: list[str] | None = None, unified: bool = False, repack: bool = True,
-                  mmap: bool = True, split_tensors: list[str] | None = None) -> ModelBuffers:
+                  mmap: bool = True, split_tensors: list[str] | None = None, cpu_moe_layers: int = 0) -> ModelBuffers:
     """tensors: (tensor, ggml type) in file order (gguf_mix.plan_gguf or a read header).
     splits: one weight per GPU (-ts, or free memory); None or [] for CPU only.
     With mmap the host model buffer is a window of the file (llama_model_loader::get_mapping_range:
     from the first to the last byte of the CPU tensors), so GPU tensors stored between CPU ones count
     in it too; without mmap it holds the CPU tensors alone. split_tensors: the names a tensor split
-    divides (regexes; '#2d' = only when 2-D); the offloaded bytes of the others are gpu_mirrored_bytes."""
+    divides (regexes; '#2d' = only when 2-D); the offloaded bytes of the others are gpu_mirrored_bytes.
+    cpu_moe_layers: --n-cpu-moe N, the expert tensors (EXPERT_TENSORS) of blocks 0 to N-1 stay on the CPU
+    (llama.cpp's one override ^blk\.i\.ffn_..._exps per i, as a single pattern and an index check)."""
     splits = list(splits or [])
     unit_dev = unit_devices(n_layer, ngl, splits)
     overrides = [re.compile(p) for p in (cpu_overrides or [])]
+    experts = re.compile(EXPERT_TENSORS)
     cpu = repacked = 0
     gpu = [0] * len(splits)
     tied = not any(t.name == "output.weight" for t, _ in tensors)
@@ -99,7 +106,8 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
                 gpu[out_dev] += size
             elif tied and repack and _repacked(ggml, t.ne):  # CPU output layer: its duplicate is a matmul weight
                 repacked += size
-        elif any(p.search(t.name) for p in overrides):
+        elif any(p.search(t.name) for p in overrides) or \
+                (m and int(m.group(1)) < cpu_moe_layers and experts.match(t.name, m.end() - 1)):
             dev = CPU
         elif m:
             il = int(m.group(1))

@@ -13,12 +13,14 @@ non-torch (calibrated): tp1 / pp_multi, or tp_multi while vLLM's custom all-redu
 from __future__ import annotations
 
 from math import ceil
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import InputError
+from ..errors import CheckedOptions, InputError
 from ..gpus import GPU
 from ..kv import dtype_bytes
+from ..limits import MAX_BLOCK_SIZE, MAX_CONTEXT, MAX_GPUS, MAX_SEQUENCES
 from ..messages import Message, error, warning
 from ..params import count_params
 from ..data_models import VllmVersion
@@ -37,18 +39,22 @@ STARTUP_MARGIN_GIB = 0.25
 DTYPES = ("auto", "bfloat16", "float16", "float32")  # --dtype as vramcalc takes it (vLLM also: half, float)
 
 
-class VLLMOptions(BaseModel):
+KVCacheDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2"]  # vllm/kv.py KV_DTYPES
+
+
+class VLLMOptions(CheckedOptions):
+    """vLLM's options. An invalid value is an InputError naming the field and what it accepts."""
     model_config = ConfigDict(frozen=True)
 
-    tp: int = 1
-    pp: int = 1
+    tp: int = Field(default=1, ge=1, le=MAX_GPUS)
+    pp: int = Field(default=1, ge=1, le=MAX_GPUS)
     engine_version: str | None = None  # default: the newest modelled release
     gpu_memory_utilization: float | None = None
-    max_model_len: int | None = None
-    max_num_seqs: int | None = None
-    max_num_batched_tokens: int | None = None
-    kv_cache_dtype: str = "auto"
-    block_size: int | None = None
+    max_model_len: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)
+    max_num_seqs: int | None = Field(default=None, ge=1, le=MAX_SEQUENCES)
+    max_num_batched_tokens: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)
+    kv_cache_dtype: KVCacheDtype = "auto"
+    block_size: int | None = Field(default=None, ge=1, le=MAX_BLOCK_SIZE)
     quantization: str | None = None  # a vramcalc target (fp8, awq, ...) for --quantization
     dtype: str | None = None  # DTYPES, or half / float
     enforce_eager: bool = False

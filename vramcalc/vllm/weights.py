@@ -24,6 +24,7 @@ from ..data_files import load
 from ..data_models import Vllm
 from ..errors import InputError
 from ..kv import dtype_bytes
+from ..memo import Memo, layers_weight
 from ..params import inventory
 from ..quant import QuantScheme, _ignored, _matrices, matrix_tensors, module_names, scheme_from_config
 from ..spec import LayerSpec, ModelSpec, TensorSpec
@@ -110,8 +111,9 @@ def rotary_cache_bytes(spec: ModelSpec) -> int:
 
 
 # The planner asks for the same (model, TP, PP, scheme) several times (KV dtypes, utilizations).
-# Keyed by the spec object's identity; the entry keeps the spec alive so the id cannot be reused.
-_MEMO: dict[tuple, tuple[ModelSpec, list[RankWeights]]] = {}
+# Keyed by the spec object's identity; the entry keeps the spec alive so the id cannot be reused. Bounded
+# by the layers (and ranks) held (memo.py), not by a count.
+_MEMO: Memo[tuple[ModelSpec, list[RankWeights]]] = Memo()
 
 
 # vLLM's --moe-backend names of the MXFP4 expert kernels vramcalc models -> their entries in data/vllm.json mxfp4_moe
@@ -151,10 +153,8 @@ def weights_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantSch
     hit = _MEMO.get(key)
     if hit is not None and hit[0] is spec:
         return hit[1]
-    if len(_MEMO) > 512:
-        _MEMO.clear()
     out = _weights_per_rank(spec, tp, pp, scheme, dtype, mxfp4_backend)
-    _MEMO[key] = (spec, out)
+    _MEMO.put(key, (spec, out), layers_weight(len(spec.layers)) + len(out))
     return out
 
 
