@@ -81,6 +81,10 @@ class Candidate(BaseModel):
     commands: list[str]
     router_config: str | None  # LiteLLM config for replica layouts
     notes: list[Message]
+    # the options the layout was checked with: `vramcalc check` with these (check_vllm on one GPU of the
+    # system, check_llamacpp on the layout's first gpus_per_replica GPUs) gives the same verdict and figures
+    vllm_options: VLLMOptions | None = None
+    llamacpp_options: LlamaOptions | None = None
 
 
 class Rejection(BaseModel):
@@ -397,7 +401,7 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                                                                        gpus_per_replica=n),
                                       context=ctx, max_context=min(r.safe_max_model_len, derived_max_model_len(spec)),
                                       max_concurrency=round(conc_cap, 2), devices=devs, speed=sp, commands=cmds,
-                                      router_config=router, notes=notes), bits))
+                                      router_config=router, notes=notes, vllm_options=opts), bits))
     return out
 
 
@@ -459,44 +463,51 @@ def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, promp
                 break  # the f16 cache already fits
             opts = LlamaOptions(n_ctx=ctx * (n_slots if n_slots > 1 else 1), n_parallel=n_slots, kv_unified=True,
                                 type_k=kv, type_v=kv, ftype=ftype)
-            layouts: list[tuple[Layout, LlamaResult]] = []
+            # (layout, its result, the options and GPUs it was checked with)
+            layouts: list[tuple[Layout, LlamaResult, LlamaOptions, list[GPU]]] = []
             one = check_llamacpp(spec, gpu, opts, tensors, host_ram, solve=False)
             if one.fits:
                 reps = len(gpus) if uniform and len(gpus) > 1 else 1
-                layouts.append((Layout(replicas=reps, split="none", gpus_per_replica=1), one))
+                layouts.append((Layout(replicas=reps, split="none", gpus_per_replica=1), one, opts, [gpu]))
             elif len(gpus) > 1:
                 split = check_llamacpp(spec, gpus, opts, tensors, host_ram, solve=False)  # -sm layer
                 if split.fits:
-                    layouts.append((Layout(split="layer", gpus_per_replica=len(gpus)), split))
+                    layouts.append((Layout(split="layer", gpus_per_replica=len(gpus)), split, opts, list(gpus)))
                 else:
                     rejected.append(Rejection(family=f"llama.cpp {ftype} layer split over {len(gpus)} GPUs",
                                               reason=_short_llama(split)))
                 # -sm tensor (experimental): every GPU reads its share of each layer, like TP
-                tensor = check_llamacpp(spec, gpus, opts.model_copy(update={"split_mode": "tensor", "n_gpu_layers": 10**6}),
-                                        tensors, host_ram, solve=False)
+                t_opts = opts.model_copy(update={"split_mode": "tensor", "n_gpu_layers": 10**6})
+                tensor = check_llamacpp(spec, gpus, t_opts, tensors, host_ram, solve=False)
                 if tensor.fits:
-                    layouts.append((Layout(tp=len(gpus), split="tensor", gpus_per_replica=len(gpus)), tensor))
+                    layouts.append((Layout(tp=len(gpus), split="tensor", gpus_per_replica=len(gpus)), tensor, t_opts,
+                                    list(gpus)))
                 else:
                     fam = "llama.cpp tensor split" if tensor.errors else f"llama.cpp {ftype} tensor split over {len(gpus)} GPUs"
                     rejected.append(Rejection(family=fam, reason=_short_llama(tensor)))
             if not layouts and system.nodes > 1:  # the other machines' GPUs through ggml-rpc-server
                 every = list(gpus) * system.nodes
-                rpc = check_llamacpp(spec, every, opts.model_copy(update={"rpc_nodes": system.nodes - 1}), tensors,
-                                     host_ram, solve=False)
+                r_opts = opts.model_copy(update={"rpc_nodes": system.nodes - 1})
+                rpc = check_llamacpp(spec, every, r_opts, tensors, host_ram, solve=False)
                 if rpc.fits:
-                    layouts.append((Layout(split="layer", nodes=system.nodes, gpus_per_replica=len(every)), rpc))
+                    layouts.append((Layout(split="layer", nodes=system.nodes, gpus_per_replica=len(every)), rpc, r_opts,
+                                    every))
                 else:
                     rejected.append(Rejection(family=f"llama.cpp {ftype} over {system.nodes} machines (RPC)",
                                               reason=_short_llama(rpc)))
             if not layouts and len(gpus) == 1:
                 part = _partial_offload(spec, gpu, opts, tensors, host_ram)
                 if part is not None:
-                    layouts.append(part)
+                    p_lay, p_r = part
+                    layouts.append((p_lay, p_r, opts.model_copy(update={"n_gpu_layers": p_r.n_gpu_layers,
+                                                                        "n_cpu_moe": p_r.n_cpu_moe}), [gpu]))
                 else:
                     rejected.append(Rejection(family=f"llama.cpp {ftype} on one GPU", reason=_short_llama(one)))
-            for layout, r in layouts:
+            for layout, r, l_opts, l_gpus in layouts:
                 cand = _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits, kv, layout, r,
                                         reads, backend)
+                if cand is not None:
+                    cand = cand.model_copy(update={"llamacpp_options": l_opts})
                 if cand is not None:
                     out.append((cand, bits))
     return out
