@@ -16,25 +16,27 @@ from vramcalc.systems import System, parse_system
 from vramcalc.vllm.engine import check_vllm, derived_max_model_len
 
 GIB = 2**30
-# (model, system, context, concurrency, host RAM GiB): dense, MoE, hybrid, MLA, sliding-window models
+# (model, system, context, concurrency, host RAM GiB, goals): dense, MoE, hybrid, MLA, sliding-window models
 # on one and several GPUs, several nodes and unified memory; a few contexts and concurrencies
 CASES = [
-    ("qwen3-30b-a3b", "rtx4070", 8192, 1, None),      # MoE, experts on the CPU
-    ("qwen3-30b-a3b", "rtx4090", 32768, 2, None),
-    ("qwen3-8b", "2x4090", 8192, 1, None),            # dense: TP, PP, replicas, layer and tensor split
-    ("qwen3-8b", "rtx4070", 16384, 4, None),
-    ("llama-3.1-70b", "rtx4090", 8192, 1, 128),       # dense, -ngl offload
-    ("llama-3.3-70b", "4x3090", 16384, 2, None),
-    ("gemma-3-12b", "rtx4090", 32768, 1, None),       # sliding window
-    ("gemma-3-27b", "h100-sxm", 65536, 4, None),
-    ("deepseek-v2-lite", "rtx4090", 16384, 1, None),  # MLA
-    ("deepseek-v2-lite", "strix-halo", 8192, 2, None),
-    ("granite-4.0-h-small", "rtx4090", 16384, 1, None),  # hybrid (Mamba2 + attention + MoE)
-    ("falcon-h1-7b", "2x4090", 8192, 8, None),
-    ("gpt-oss-20b", "rtx4070", 8192, 1, None),        # MXFP4 MoE, sliding window
-    ("gpt-oss-120b", "m4-max(64GiB)", 8192, 1, None),
-    ("qwen3-235b-a22b", "2x8xH100", 32768, 16, None),  # several nodes
-    ("mixtral-8x7b-instruct-v0.1", "4x3090", 8192, 1, None),
+    ("qwen3-30b-a3b", "rtx4070", 8192, 1, None, ("latency", "context")),      # MoE, experts on the CPU
+    ("qwen3-30b-a3b", "rtx4090", 32768, 2, None, ("latency",)),
+    ("qwen3-8b", "2x4090", 8192, 1, None, ("latency", "context")),            # dense: TP, PP, replicas, layer and tensor split
+    ("qwen3-8b", "rtx4070", 16384, 4, None, ("latency",)),
+    ("llama-3.1-70b", "rtx4090", 8192, 1, 128, ("latency", "context")),       # dense, -ngl offload
+    ("llama-3.3-70b", "4x3090", 16384, 2, None, ("latency", "context")),
+    ("gemma-3-12b", "rtx4090", 32768, 1, None, ("latency", "context")),       # sliding window
+    ("gemma-3-27b", "h100-sxm", 65536, 4, None, ("latency",)),
+    ("deepseek-v2-lite", "rtx4090", 16384, 1, None, ("latency", "context")),  # MLA
+    ("deepseek-v2-lite", "strix-halo", 8192, 2, None, ("latency",)),
+    ("granite-4.0-h-small", "rtx4090", 16384, 1, None, ("latency",)),  # hybrid (Mamba2 + attention + MoE)
+    ("falcon-h1-7b", "2x4090", 8192, 8, None, ("latency",)),
+    ("gpt-oss-20b", "rtx4070", 8192, 1, None, ("latency", "context")),        # MXFP4 MoE, sliding window
+    ("gpt-oss-120b", "m4-max(64GiB)", 8192, 1, None, ("latency",)),
+    ("qwen3-235b-a22b", "2x8xH100", 32768, 16, None, ("latency",)),  # several nodes
+    ("mixtral-8x7b-instruct-v0.1", "4x3090", 8192, 1, None, ("latency",)),
+    ("llama-3.1-8b", "4x3090", 8192, 4, None, ("throughput",)),
+    ("qwen3-4b", "h100-sxm", 32768, 1, None, ("latency",)),
 ]
 
 
@@ -46,10 +48,10 @@ def _model(name: str) -> ModelSpec:
 @lru_cache(maxsize=None)
 def _plans() -> list[tuple[ModelSpec, System, int | None, Candidate]]:
     out = []
-    for model, system_text, ctx, conc, ram in CASES:
+    for model, system_text, ctx, conc, ram, goals in CASES:
         spec, system = _model(model), parse_system(system_text)
         ram_bytes = ram * GIB if ram else None
-        for goal in ("latency", "context"):
+        for goal in goals:
             r = plan(spec, system, context=ctx, concurrency=conc, goal=goal, host_ram_bytes=ram_bytes, top=10)
             out += [(spec, system, ram_bytes, c) for c in r.recommendations]
     return out
@@ -80,8 +82,7 @@ def disagreements(spec: ModelSpec, system: System, ram: int | None, c: Candidate
     r = check_llamacpp(spec, gl if len(gl) > 1 else gl[0], opts, None, ram)
     if not r.fits:
         why.append(f"does not fit: {[m.code for m in r.errors]}")
-    conc = c.max_concurrency
-    largest = max(c.context, min(model_max, (r.max_ctx or 0) // int(conc)))
+    largest = max(c.context, min(model_max, (r.max_ctx or 0) // opts.n_parallel))
     if c.max_context != largest:
         why.append(f"max context {c.max_context} vs check {largest} (largest -c {r.max_ctx})")
     if [(d.device, d.used_bytes, d.available_bytes) for d in c.devices] != \
@@ -121,4 +122,3 @@ if __name__ == "__main__":
             n_bad += 1
             print(spec.id, system.gpus[0].id, c.engine, c.quant, c.kv_cache_dtype, c.layout, c.context, why)
     print(f"{n_bad} of {len(recs)} disagree; {time.time() - t:.1f} s")
-    pytest.main  # keep the import used

@@ -350,6 +350,7 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                     hi = planner_data().high_gpu_memory_utilization
                     r2 = check_vllm(spec, gpu, opts.model_copy(update={"gpu_memory_utilization": hi}))
                     if r2.fits:
+                        opts = opts.model_copy(update={"gpu_memory_utilization": hi})
                         r = r2.model_copy(update={"warnings": r2.warnings + [warning(
                             "plan.high_utilization", f"fits only with --gpu-memory-utilization {hi}: about "
                             f"{(1 - hi) * gpu.usable_bytes / GIB:.1f} GiB per GPU is left for anything else "
@@ -503,11 +504,14 @@ def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, promp
                                                                         "n_cpu_moe": p_r.n_cpu_moe}), [gpu]))
                 else:
                     rejected.append(Rejection(family=f"llama.cpp {ftype} on one GPU", reason=_short_llama(one)))
-            for layout, r, l_opts, l_gpus in layouts:
+            for layout, _, l_opts, l_gpus in layouts:
+                # the verdict and the largest context as `vramcalc check` gives them with the layout's own flags
+                r = check_llamacpp(spec, l_gpus if len(l_gpus) > 1 else l_gpus[0], l_opts, tensors, host_ram,
+                                   limits="context")
+                if not r.fits:
+                    continue
                 cand = _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits, kv, layout, r,
-                                        reads, backend)
-                if cand is not None:
-                    cand = cand.model_copy(update={"llamacpp_options": l_opts})
+                                        reads, backend, l_opts)
                 if cand is not None:
                     out.append((cand, bits))
     return out
@@ -536,7 +540,8 @@ def _partial_offload(spec: ModelSpec, gpu: GPU, opts: LlamaOptions, tensors: lis
 
 def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int, prompt_tokens: int, quant: str,
                      bits: float, kv: str, layout: Layout, r: LlamaResult, reads: WeightReads,
-                     backend: str) -> Candidate | None:
+                     backend: str, opts: LlamaOptions) -> Candidate | None:
+    """r: check_llamacpp's result with `opts` on the layout's GPUs, its largest context (r.max_ctx) solved."""
     gpu = system.gpus[0]
     n = spec.num_layers
     host_share = 0.0
@@ -558,11 +563,8 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
     sp = sp.model_copy(update={"aggregate_tokens_per_s": sp.aggregate_tokens_per_s * layout.replicas,
                                "concurrency": concurrency})
     devs = [DeviceUse(device=d.device, used_bytes=d.total_bytes, available_bytes=d.available_bytes) for d in r.devices]
-    gpu_devs = [d for d in r.devices if d.device != "host RAM"]
-    free = min(d.available_bytes - d.total_bytes for d in gpu_devs)
-    kv_per_tok = max(d.kv_buffer_bytes for d in gpu_devs) / max(1, r.n_ctx)
-    extra = int(free / kv_per_tok) if kv_per_tok else 0
-    max_ctx = min(derived_max_model_len(spec), (r.n_ctx + extra) // concurrency)  # the slots share the cells
+    # the slots share the cells: each of them holds the largest context over n_parallel
+    max_ctx = min(derived_max_model_len(spec), (r.max_ctx or r.n_ctx) // max(1, opts.n_parallel))
     ref = f"{spec.id.split('/')[-1]}-{quant.split(':')[1]}.gguf"
     cmd = r.command.replace("model.gguf", ref)
     notes: list[Message] = []
@@ -592,4 +594,4 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
                      quant_note=f"llama.cpp {quant.split(':')[1]} GGUF (predicted per-tensor types)",
                      kv_cache_dtype=kv.lower(), layout=layout, context=ctx, max_context=max(ctx, max_ctx),
                      max_concurrency=float(concurrency), devices=devs, speed=sp, commands=cmds, router_config=router,
-                     notes=notes)
+                     notes=notes, llamacpp_options=opts)
