@@ -110,6 +110,32 @@ def test_check_confirms_every_recommendation():
     assert not bad, "\n".join(f"{k}: {v}" for k, v in bad.items())
 
 
+def test_the_max_context_is_the_boundary():
+    """It fits at the plan's max context and not one step above: a token for vLLM's --max-model-len,
+    256 cells for llama.cpp's -c (as llama.cpp pads it)."""
+    bad, seen = [], set()
+    for spec, system, ram, c in _plans():
+        key = (spec.id, system.gpus[0].id, len(system.gpus), c.engine, str(c.vllm_options or c.llamacpp_options))
+        if key in seen or c.max_context >= derived_max_model_len(spec):
+            continue
+        seen.add(key)
+        if c.engine == "vllm":
+            o, gpu = c.vllm_options, min(system.gpus, key=lambda g: g.usable_bytes)
+            assert o is not None
+            fits = [check_vllm(spec, gpu, o.model_copy(update={"max_model_len": n})).fits
+                    for n in (c.max_context, c.max_context + 1)]
+        else:
+            lo = c.llamacpp_options
+            assert lo is not None
+            gl = (list(system.gpus) * system.nodes)[:c.layout.gpus_per_replica]
+            cells = check_llamacpp(spec, gl if len(gl) > 1 else gl[0], lo, None, ram, limits="context").max_ctx or 0
+            fits = [check_llamacpp(spec, gl if len(gl) > 1 else gl[0], lo.model_copy(update={"n_ctx": n}), None, ram,
+                                   solve=False).fits for n in (cells, cells + 256)]
+        if fits != [True, False]:
+            bad.append(f"{spec.id} {c.engine} {c.quant} {c.layout}: fits at the max context and above: {fits}")
+    assert len(seen) >= 30 and not bad, bad
+
+
 if __name__ == "__main__":
     import time
     t = time.time()

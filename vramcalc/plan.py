@@ -74,7 +74,9 @@ class Candidate(BaseModel):
     kv_cache_dtype: str
     layout: Layout
     context: int
-    max_context: int  # largest context one sequence could have in this layout (estimated)
+    # the largest context each of the `concurrency` sequences can have in this layout: the check's
+    # largest context with the options below (vLLM: safe_max_model_len; llama.cpp: max_ctx over -np)
+    max_context: int
     max_concurrency: float  # sequences of `context` tokens the KV cache holds, all replicas
     devices: list[DeviceUse]  # one replica
     speed: SpeedEstimate
