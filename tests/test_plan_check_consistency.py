@@ -6,10 +6,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import pytest
-
 import vramcalc
-from vramcalc.llamacpp.engine import check_llamacpp
+from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
 from vramcalc.plan import Candidate, plan
 from vramcalc.spec import ModelSpec
 from vramcalc.systems import System, parse_system
@@ -135,6 +133,21 @@ def test_the_max_context_is_the_boundary():
             bad.append(f"{spec.id} {c.engine} {c.quant} {c.layout}: fits at the max context and above: {fits}")
     assert len(seen) >= 30 and not bad, bad
 
+
+def test_check_reports_the_largest_context_for_every_slot_and_for_tensor_split():
+    from vramcalc.gpus import find_gpu
+
+    spec = _model("llama-3.1-8b")
+    opts = LlamaOptions(n_ctx=16384, n_parallel=4, ftype="Q4_K_M")
+    r = check_llamacpp(spec, find_gpu("rtx4090"), opts)
+    # 4 slots share the cells: the search goes up to 4 x the training context, not to -c or the training context
+    assert spec.max_position_embeddings < r.max_ctx < 4 * spec.max_position_embeddings
+    big, gpus = _model("llama-3.3-70b"), parse_system("4x3090").gpus
+    tensor = LlamaOptions(n_ctx=16384, n_parallel=4, ftype="IQ4_XS", split_mode="tensor")
+    t = check_llamacpp(big, gpus, tensor)  # --fit does not run with tensor split; the largest context is still known
+    assert t.fits and t.max_gpu_layers == big.num_layers + 1 and t.max_ctx is not None
+    for n, fits in ((t.max_ctx, True), (t.max_ctx + 256, False)):
+        assert check_llamacpp(big, gpus, tensor.model_copy(update={"n_ctx": n}), solve=False).fits is fits
 
 if __name__ == "__main__":
     import time
