@@ -134,6 +134,20 @@ def test_the_max_context_is_the_boundary():
     assert len(seen) >= 30 and not bad, bad
 
 
+def test_offload_is_the_boundary():
+    """-ngl N fits and N + 1 does not; --n-cpu-moe N fits and N - 1 does not (the plan's offload rows)."""
+    bad, seen = [], set()
+    for spec, system, ram, c in _plans():
+        o = c.llamacpp_options
+        if c.engine != "llamacpp" or c.layout.split != "offload" or o is None or (spec.id, str(o)) in seen:
+            continue
+        seen.add((spec.id, str(o)))
+        nearer = {"n_cpu_moe": o.n_cpu_moe - 1} if o.n_cpu_moe else {"n_gpu_layers": (o.n_gpu_layers or 0) + 1}
+        if check_llamacpp(spec, system.gpus[0], o.model_copy(update=nearer), None, ram, solve=False).fits:
+            bad.append(f"{spec.id} {c.quant} {c.layout}: {nearer} fits too")
+    assert len(seen) >= 20 and not bad, bad
+
+
 def test_check_reports_the_largest_context_for_every_slot_and_for_tensor_split():
     from vramcalc.gpus import find_gpu
 
