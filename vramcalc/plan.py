@@ -74,13 +74,19 @@ class Candidate(BaseModel):
     kv_cache_dtype: str
     layout: Layout
     context: int
-    max_context: int  # largest context one sequence could have in this layout (estimated)
+    # the largest context each of the `concurrency` sequences can have in this layout: the check's
+    # largest context with the options below (vLLM: safe_max_model_len; llama.cpp: max_ctx over -np)
+    max_context: int
     max_concurrency: float  # sequences of `context` tokens the KV cache holds, all replicas
     devices: list[DeviceUse]  # one replica
     speed: SpeedEstimate
     commands: list[str]
     router_config: str | None  # LiteLLM config for replica layouts
     notes: list[Message]
+    # the options the layout was checked with: `vramcalc check` with these (check_vllm on one GPU of the
+    # system, check_llamacpp on the layout's first gpus_per_replica GPUs) gives the same verdict and figures
+    vllm_options: VLLMOptions | None = None
+    llamacpp_options: LlamaOptions | None = None
 
 
 class Rejection(BaseModel):
@@ -346,6 +352,7 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                     hi = planner_data().high_gpu_memory_utilization
                     r2 = check_vllm(spec, gpu, opts.model_copy(update={"gpu_memory_utilization": hi}))
                     if r2.fits:
+                        opts = opts.model_copy(update={"gpu_memory_utilization": hi})
                         r = r2.model_copy(update={"warnings": r2.warnings + [warning(
                             "plan.high_utilization", f"fits only with --gpu-memory-utilization {hi}: about "
                             f"{(1 - hi) * gpu.usable_bytes / GIB:.1f} GiB per GPU is left for anything else "
@@ -397,7 +404,7 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                                                                        gpus_per_replica=n),
                                       context=ctx, max_context=min(r.safe_max_model_len, derived_max_model_len(spec)),
                                       max_concurrency=round(conc_cap, 2), devices=devs, speed=sp, commands=cmds,
-                                      router_config=router, notes=notes), bits))
+                                      router_config=router, notes=notes, vllm_options=opts), bits))
     return out
 
 
@@ -459,44 +466,54 @@ def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, promp
                 break  # the f16 cache already fits
             opts = LlamaOptions(n_ctx=ctx * (n_slots if n_slots > 1 else 1), n_parallel=n_slots, kv_unified=True,
                                 type_k=kv, type_v=kv, ftype=ftype)
-            layouts: list[tuple[Layout, LlamaResult]] = []
+            # (layout, its result, the options and GPUs it was checked with)
+            layouts: list[tuple[Layout, LlamaResult, LlamaOptions, list[GPU]]] = []
             one = check_llamacpp(spec, gpu, opts, tensors, host_ram, solve=False)
             if one.fits:
                 reps = len(gpus) if uniform and len(gpus) > 1 else 1
-                layouts.append((Layout(replicas=reps, split="none", gpus_per_replica=1), one))
+                layouts.append((Layout(replicas=reps, split="none", gpus_per_replica=1), one, opts, [gpu]))
             elif len(gpus) > 1:
                 split = check_llamacpp(spec, gpus, opts, tensors, host_ram, solve=False)  # -sm layer
                 if split.fits:
-                    layouts.append((Layout(split="layer", gpus_per_replica=len(gpus)), split))
+                    layouts.append((Layout(split="layer", gpus_per_replica=len(gpus)), split, opts, list(gpus)))
                 else:
                     rejected.append(Rejection(family=f"llama.cpp {ftype} layer split over {len(gpus)} GPUs",
                                               reason=_short_llama(split)))
                 # -sm tensor (experimental): every GPU reads its share of each layer, like TP
-                tensor = check_llamacpp(spec, gpus, opts.model_copy(update={"split_mode": "tensor", "n_gpu_layers": 10**6}),
-                                        tensors, host_ram, solve=False)
+                t_opts = opts.model_copy(update={"split_mode": "tensor", "n_gpu_layers": 10**6})
+                tensor = check_llamacpp(spec, gpus, t_opts, tensors, host_ram, solve=False)
                 if tensor.fits:
-                    layouts.append((Layout(tp=len(gpus), split="tensor", gpus_per_replica=len(gpus)), tensor))
+                    layouts.append((Layout(tp=len(gpus), split="tensor", gpus_per_replica=len(gpus)), tensor, t_opts,
+                                    list(gpus)))
                 else:
                     fam = "llama.cpp tensor split" if tensor.errors else f"llama.cpp {ftype} tensor split over {len(gpus)} GPUs"
                     rejected.append(Rejection(family=fam, reason=_short_llama(tensor)))
             if not layouts and system.nodes > 1:  # the other machines' GPUs through ggml-rpc-server
                 every = list(gpus) * system.nodes
-                rpc = check_llamacpp(spec, every, opts.model_copy(update={"rpc_nodes": system.nodes - 1}), tensors,
-                                     host_ram, solve=False)
+                r_opts = opts.model_copy(update={"rpc_nodes": system.nodes - 1})
+                rpc = check_llamacpp(spec, every, r_opts, tensors, host_ram, solve=False)
                 if rpc.fits:
-                    layouts.append((Layout(split="layer", nodes=system.nodes, gpus_per_replica=len(every)), rpc))
+                    layouts.append((Layout(split="layer", nodes=system.nodes, gpus_per_replica=len(every)), rpc, r_opts,
+                                    every))
                 else:
                     rejected.append(Rejection(family=f"llama.cpp {ftype} over {system.nodes} machines (RPC)",
                                               reason=_short_llama(rpc)))
             if not layouts and len(gpus) == 1:
                 part = _partial_offload(spec, gpu, opts, tensors, host_ram)
                 if part is not None:
-                    layouts.append(part)
+                    p_lay, p_r = part
+                    layouts.append((p_lay, p_r, opts.model_copy(update={"n_gpu_layers": p_r.n_gpu_layers,
+                                                                        "n_cpu_moe": p_r.n_cpu_moe}), [gpu]))
                 else:
                     rejected.append(Rejection(family=f"llama.cpp {ftype} on one GPU", reason=_short_llama(one)))
-            for layout, r in layouts:
+            for layout, _, l_opts, l_gpus in layouts:
+                # the verdict and the largest context as `vramcalc check` gives them with the layout's own flags
+                r = check_llamacpp(spec, l_gpus if len(l_gpus) > 1 else l_gpus[0], l_opts, tensors, host_ram,
+                                   limits="context")
+                if not r.fits:
+                    continue
                 cand = _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits, kv, layout, r,
-                                        reads, backend)
+                                        reads, backend, l_opts)
                 if cand is not None:
                     out.append((cand, bits))
     return out
@@ -525,7 +542,8 @@ def _partial_offload(spec: ModelSpec, gpu: GPU, opts: LlamaOptions, tensors: lis
 
 def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int, prompt_tokens: int, quant: str,
                      bits: float, kv: str, layout: Layout, r: LlamaResult, reads: WeightReads,
-                     backend: str) -> Candidate | None:
+                     backend: str, opts: LlamaOptions) -> Candidate | None:
+    """r: check_llamacpp's result with `opts` on the layout's GPUs, its largest context (r.max_ctx) solved."""
     gpu = system.gpus[0]
     n = spec.num_layers
     host_share = 0.0
@@ -547,11 +565,8 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
     sp = sp.model_copy(update={"aggregate_tokens_per_s": sp.aggregate_tokens_per_s * layout.replicas,
                                "concurrency": concurrency})
     devs = [DeviceUse(device=d.device, used_bytes=d.total_bytes, available_bytes=d.available_bytes) for d in r.devices]
-    gpu_devs = [d for d in r.devices if d.device != "host RAM"]
-    free = min(d.available_bytes - d.total_bytes for d in gpu_devs)
-    kv_per_tok = max(d.kv_buffer_bytes for d in gpu_devs) / max(1, r.n_ctx)
-    extra = int(free / kv_per_tok) if kv_per_tok else 0
-    max_ctx = min(derived_max_model_len(spec), (r.n_ctx + extra) // concurrency)  # the slots share the cells
+    # the slots share the cells: each of them holds the largest context over n_parallel
+    max_ctx = min(derived_max_model_len(spec), (r.max_ctx or r.n_ctx) // max(1, opts.n_parallel))
     ref = f"{spec.id.split('/')[-1]}-{quant.split(':')[1]}.gguf"
     cmd = r.command.replace("model.gguf", ref)
     notes: list[Message] = []
@@ -581,4 +596,4 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
                      quant_note=f"llama.cpp {quant.split(':')[1]} GGUF (predicted per-tensor types)",
                      kv_cache_dtype=kv.lower(), layout=layout, context=ctx, max_context=max(ctx, max_ctx),
                      max_concurrency=float(concurrency), devices=devs, speed=sp, commands=cmds, router_config=router,
-                     notes=notes)
+                     notes=notes, llamacpp_options=opts)

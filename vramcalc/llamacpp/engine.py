@@ -166,11 +166,12 @@ def as_llamacpp_runs_it(spec: ModelSpec) -> ModelSpec:
 
 def check_llamacpp(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
                    tensors: list[tuple[GGUFTensor, str]] | None = None, ram_bytes: int | None = None,
-                   model_ref: str = "model.gguf", solve: bool = True, limits: bool = True) -> LlamaResult:
+                   model_ref: str = "model.gguf", solve: bool = True, limits: bool | Literal["context"] = True
+                   ) -> LlamaResult:
     """gpus: None (CPU only), one GPU, or several (split per opts.split_mode). tensors: the file's
     (tensor, type) list when a GGUF was read. solve: also find the largest -ngl and context that fit
     (and resolve -ngl auto / -c 0 as --fit would); limits: with solve, also report the largest -ngl
-    and context (two more searches; the planner works out its own context limit)."""
+    and context (two more searches); "context": the largest context only (the planner's)."""
     runs = as_llamacpp_runs_it(spec)
     r = _check(runs, gpus, opts, tensors, ram_bytes, model_ref, solve, limits)
     if runs is not spec:
@@ -184,7 +185,7 @@ def check_llamacpp(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOpt
 
 def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
            tensors: list[tuple[GGUFTensor, str]] | None, ram_bytes: int | None,
-           model_ref: str, solve: bool, limits: bool) -> LlamaResult:
+           model_ref: str, solve: bool, limits: bool | Literal["context"]) -> LlamaResult:
     gl = _as_list(gpus)
     if tensors is None:
         if not opts.ftype:
@@ -202,9 +203,17 @@ def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
     auto_ctx = opts.n_ctx is None
     if auto_ctx and not spec.max_position_embeddings:
         raise InputError("the model gives no training context (llama.cpp's -c 0 default): pass --ctx")
-    r = _evaluate(spec, gl, opts, tensors, ram_bytes, model_ref)
-    if not solve or not gl or r.split_mode == "tensor":  # --fit does not run with tensor split (common/fit.cpp)
+    weights: dict[tuple[int, int], tuple[ModelBuffers, int, int]] = {}
+    r = _evaluate(spec, gl, opts, tensors, ram_bytes, model_ref, weights=weights)
+    if not solve or not gl:
         return r
+    if r.split_mode == "tensor":  # --fit does not run with tensor split (common/fit.cpp): -ngl all, the context as given
+        if not limits:
+            return r
+        max_ctx_t = _largest_ctx(spec, gl, opts.model_copy(update={"n_ctx": r.n_ctx}), tensors, ram_bytes, model_ref,
+                                 limit=None, weights=weights)
+        return r.model_copy(update={"max_gpu_layers": r.n_gpu_layers if r.fits else None,
+                                    "max_ctx": max_ctx_t.n_ctx if max_ctx_t else None})
     # --fit (common/fit.cpp): with -c 0 it lowers the context first (not below --fit-ctx), then, with
     # -ngl auto, moves layers to the CPU. Explicit values are checked, and the largest ones reported.
     if not r.fits and auto_ctx and not r.errors:
@@ -231,9 +240,11 @@ def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
     if not limits:
         return r
     fixed = opts.model_copy(update={"n_ctx": r.n_ctx, "n_gpu_layers": r.n_gpu_layers})
-    max_ngl = r.n_gpu_layers if r.fits and r.n_gpu_layers >= n_layer + 1 else _largest_ngl(spec, gl, fixed, tensors,
-                                                                                               ram_bytes, model_ref)
-    max_ctx_r = _largest_ctx(spec, gl, fixed, tensors, ram_bytes, model_ref, limit=None)
+    if r.fits and (r.n_gpu_layers >= n_layer + 1 or limits == "context"):
+        max_ngl: int | None = r.n_gpu_layers
+    else:
+        max_ngl = _largest_ngl(spec, gl, fixed, tensors, ram_bytes, model_ref)
+    max_ctx_r = _largest_ctx(spec, gl, fixed, tensors, ram_bytes, model_ref, limit=None, weights=weights)
     return r.model_copy(update={"max_gpu_layers": max_ngl, "max_ctx": max_ctx_r.n_ctx if max_ctx_r else None})
 
 
@@ -266,19 +277,23 @@ def _largest_ngl(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: li
 
 
 def _largest_ctx(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
-                 ram: int | None, ref: str, limit: int | None = 0) -> LlamaResult | None:
+                 ram: int | None, ref: str, limit: int | None = 0,
+                 weights: dict[tuple[int, int], tuple[ModelBuffers, int, int]] | None = None) -> LlamaResult | None:
     """The largest context (a multiple of 256, as --fit rounds) that fits; limit 0: the training
-    context, not below FIT_MIN_CTX (--fit's range); None: up to the training context or 4x the
-    current one, from 256. A search with the phase formula's compute buffer (cheap) gives a first
-    guess; the answer is then settled with the full evaluation (the allocator replay) on both sides
-    of the boundary: it fits at the answer and not one step above."""
+    context, not below FIT_MIN_CTX (--fit's range); None: from 256 up to the training context for
+    each slot (n_parallel x the training context) or the current context if that is more. One
+    evaluation with the phase formula's compute buffer (cheap) gives a first guess: each device's
+    free memory over the KV bytes per cell it holds; the answer is then settled with the full
+    evaluation (the allocator replay) on both sides of the boundary, galloping from the guess and
+    bisecting the last gap: it fits at the answer and not one step (256 cells) above."""
     n_ctx_train = spec.max_position_embeddings or 0
-    top = n_ctx_train if limit == 0 else max(n_ctx_train, opts.n_ctx or 0)
+    top = n_ctx_train if limit == 0 else max(n_ctx_train * max(1, opts.n_parallel), opts.n_ctx or 0)
     lo0 = FIT_MIN_CTX // 256 if limit == 0 else 1
     hi0 = max(lo0, top // 256)
+    weights = {} if weights is None else weights  # the context changes, the weights' placement does not
 
     def at(steps: int, replay: bool = True) -> LlamaResult:
-        return _evaluate(spec, gl, opts.model_copy(update={"n_ctx": steps * 256}), tensors, ram, ref, replay)
+        return _evaluate(spec, gl, opts.model_copy(update={"n_ctx": steps * 256}), tensors, ram, ref, replay, weights)
 
     def search(lo: int, hi: int, replay: bool) -> tuple[int, LlamaResult | None]:
         best: tuple[int, LlamaResult | None] = (lo - 1, None)
@@ -291,8 +306,22 @@ def _largest_ctx(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: li
                 hi = mid - 1
         return best
 
-    guess, _ = search(lo0, hi0, replay=False)
-    guess = max(lo0, guess)
+    def first_guess() -> int:
+        start = min(hi0, max(lo0, (opts.n_ctx or 0) // 256))
+        r0 = at(start, replay=False)
+        cells = max(1, r0.n_ctx)
+        room: list[float] = []
+        for d in r0.devices:
+            if d.available_bytes < 0:
+                continue  # host RAM not given: not checked
+            free = d.available_bytes - d.total_bytes - d.uncertainty_bytes
+            if d.kv_buffer_bytes:
+                room.append(free / (d.kv_buffer_bytes / cells))
+            elif free < 0:
+                return lo0  # short of memory that no context frees
+        return max(lo0, min(hi0, int((cells + min(room, default=hi0 * 256)) // 256)))
+
+    guess = first_guess()
     r = at(guess)
     if r.fits:  # gallop up from the guess, then bisect the last gap
         step, good = 1, (guess, r)
@@ -316,8 +345,11 @@ def _largest_ctx(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: li
 
 
 def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
-              ram_bytes: int | None, model_ref: str, replay: bool = True) -> LlamaResult:
-    """replay False: the compute buffer from the phase formula only (a cheap first guess for searches)."""
+              ram_bytes: int | None, model_ref: str, replay: bool = True,
+              weights: dict[tuple[int, int], tuple[ModelBuffers, int, int]] | None = None) -> LlamaResult:
+    """replay False: the compute buffer from the phase formula only (a cheap first guess for searches).
+    weights: one check's own store of (model buffers, file size, elements) by (-ngl, --n-cpu-moe), for
+    evaluations that change the context alone, where the weights' placement does not change."""
     errors: list[Message] = []
     warnings: list[Message] = []
     n_layer = spec.num_layers
@@ -352,14 +384,22 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     overrides = list(opts.override_tensor_cpu)
     if opts.cpu_moe and not opts.n_cpu_moe:
         overrides.append(EXPERT_TENSORS)
-    # common/arg.cpp --n-cpu-moe N adds one override per layer index below N; the same tensors are picked by
-    # one pattern and a check of the layer index (N above the layer count: every layer)
-    mb = model_buffers(tensors, n_layer, ngl, splits, overrides, cpu_moe_layers=opts.n_cpu_moe,
-                       unified=unified, repack=opts.cpu_repack,
-                       mmap=opts.mmap, split_tensors=backend_rules().sm_tensor.split_tensors if tensor_split else None)
     n_dev = len(gl)
-    if tensor_split:  # the meta device: every offloaded weight in segments by -ts (data/llamacpp_backends.json)
-        mb = _segments(mb, splits)
+    hit = weights.get((ngl, opts.n_cpu_moe)) if weights is not None else None
+    if hit is None:
+        # common/arg.cpp --n-cpu-moe N adds one override per layer index below N; the same tensors are picked by
+        # one pattern and a check of the layer index (N above the layer count: every layer)
+        mb = model_buffers(tensors, n_layer, ngl, splits, overrides, cpu_moe_layers=opts.n_cpu_moe,
+                           unified=unified, repack=opts.cpu_repack,
+                           mmap=opts.mmap, split_tensors=backend_rules().sm_tensor.split_tensors if tensor_split else None)
+        if tensor_split:  # the meta device: every offloaded weight in segments by -ts (data/llamacpp_backends.json)
+            mb = _segments(mb, splits)
+        size = sum(tensor_bytes(ty, t.ne) for t, ty in tensors)
+        n_el = sum(_numel(t.ne) for t, _ in tensors)
+        if weights is not None:
+            weights[(ngl, opts.n_cpu_moe)] = (mb, size, n_el)
+    else:
+        mb, size, n_el = hit
     kv_dev, rs_dev = [0] * n_dev, [0] * n_dev
     kv_host = rs_host = 0
     for il, lm in enumerate(layers_mem):
@@ -426,8 +466,6 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                                 "(pipeline parallelism, docs/llamacpp.md#pipeline-copies)"))
     fits = not errors and all(d.available_bytes < 0 or d.total_bytes + d.uncertainty_bytes <= d.available_bytes
                               for d in devices)
-    size = sum(tensor_bytes(ty, t.ne) for t, ty in tensors)
-    n_el = sum(_numel(t.ne) for t, _ in tensors)
     cmd = _command(spec, opts, gl, ngl, n_ctx_req, model_ref, fa)
     trace = _trace(spec, opts, mb, caches, kv_dev, kv_host, comp, output, devices, n_layer, fa)
     return LlamaResult(fits=fits, model_size_bytes=size, bpw=round(size * 8 / n_el, 4) if n_el else 0.0,
