@@ -388,3 +388,15 @@ def test_printed_llama_server_command_carries_no_userinfo(hub, other_host, tmp_p
     assert code == 0
     assert "llama-server" in out and "/cdn/files/resolve/main/m.gguf" in out
     assert "hunter2" not in out and "joe:" not in out
+
+
+def test_remote_shard_shorter_than_its_header_says_is_refused(hub):
+    """A remote safetensors file cut short: its header's data offsets run past the size the server's
+    Content-Range states, so the weights are not taken as exact (as for a local file)."""
+    files = repo_from_folder(LLAMA).files
+    files["model.safetensors"] = files["model.safetensors"][:-4096]
+    hub.repos["acme/cut"] = Repo(files=files)
+    with pytest.raises(SafetensorsError) as e:
+        open_model("acme/cut")
+    assert "truncated" in _one_line(e) and "model.safetensors" in _one_line(e)
+    assert open_model("acme/tiny-llama").weight_bytes  # an intact file still reads

@@ -147,6 +147,7 @@ class RangeReader:
         self.hub_headers: dict[str, str] | None = None
         self.bytes_read = 0
         self.requests = 0
+        self.file_size: int | None = None  # the whole file's size, from a 206's Content-Range (RFC 9110 14.4)
 
     def headers_for(self, url: str) -> dict[str, str]:
         """huggingface_hub's headers, the token with them, for the Hub endpoint; for any other host
@@ -229,6 +230,9 @@ class RangeReader:
                 if r.status_code == 200 and offset > 0:
                     raise HubError(f"{self.what}: the server ignores Range requests; refusing to download the "
                                    "file to reach its header")
+                total = re.fullmatch(r"bytes \d+-\d+/(\d+)", r.headers.get("content-range", "").strip())
+                if r.status_code == 206 and total:
+                    self.file_size = int(total.group(1))
                 watchdog = _watchdog(r, deadline)
                 try:
                     out = bytearray()
@@ -393,7 +397,8 @@ def safetensors_header(repo_id: str, filename: str, revision: str | None, token:
     if len(raw) < n:
         raise SafetensorsError(f"{what}: header cut short ({len(raw)} of {n} bytes)")
     counter[0] += fetch.bytes_read
-    return parse_header(raw, what).model_copy(update={"header_bytes": 8 + n})
+    # the data offsets are bounded by the file's size where the server states it (Content-Range)
+    return parse_header(raw, what, fetch.file_size).model_copy(update={"header_bytes": 8 + n})
 
 
 def read_repo(repo_id: str, revision: str | None = None, token: str | None = None) -> ModelSource:
