@@ -5,6 +5,7 @@ about one very large spec again and again still finds it; twenty such specs do n
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import Generic, Hashable, TypeVar
 
@@ -18,27 +19,31 @@ class Memo(Generic[V]):
         self.budget = budget
         self._entries: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
         self.weight = 0  # the units held
+        self._lock = threading.Lock()  # a library may be called from several threads: get/put are read-modify-write
 
     def get(self, key: Hashable) -> V | None:
-        hit = self._entries.get(key)
-        if hit is None:
-            return None
-        self._entries.move_to_end(key)
-        return hit[0]
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None:
+                return None
+            self._entries.move_to_end(key)
+            return hit[0]
 
     def put(self, key: Hashable, value: V, weight: int) -> None:
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self.weight -= old[1]
-        self._entries[key] = (value, weight)
-        self.weight += weight
-        while self.weight > self.budget and len(self._entries) > 1:
-            _, (_, w) = self._entries.popitem(last=False)
-            self.weight -= w
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.weight -= old[1]
+            self._entries[key] = (value, weight)
+            self.weight += weight
+            while self.weight > self.budget and len(self._entries) > 1:
+                _, (_, w) = self._entries.popitem(last=False)
+                self.weight -= w
 
     def clear(self) -> None:
-        self._entries.clear()
-        self.weight = 0
+        with self._lock:
+            self._entries.clear()
+            self.weight = 0
 
     def __len__(self) -> int:
         return len(self._entries)
