@@ -55,11 +55,16 @@ def _names(names: Mapping[str, str], key: str) -> str:
     return names.get(key, key)
 
 
+def _in_range(where: str, field: str, value: int | None, lo: int, hi: int, layer: int | None = None) -> None:
+    """ConfigError naming `where`, `field` (already in the source's spelling) and the value when it is outside lo..hi."""
+    if value is not None and not lo <= value <= hi:
+        at = "" if layer is None else f" at layer {layer}"
+        raise ConfigError(where, field, f"is {value:,}{at}, outside {lo:,}..{hi:,} (no real model is outside it)")
+
+
 def _check_attention(a: AttentionSpec, i: int, where: str, names: Mapping[str, str]) -> None:
     def check(field: str, value: int | None, lo: int, hi: int) -> None:
-        if value is not None and not lo <= value <= hi:
-            raise ConfigError(where, _names(names, field), f"is {value:,} at layer {i}, outside {lo:,}..{hi:,} "
-                              "(no real model is outside it)")
+        _in_range(where, _names(names, field), value, lo, hi, i)
 
     check("num_heads", a.num_heads, 1, MAX_HEADS)
     check("num_kv_heads", a.num_kv_heads, 1, MAX_HEADS)
@@ -85,9 +90,7 @@ def _check_attention(a: AttentionSpec, i: int, where: str, names: Mapping[str, s
 
 def _check_ssm(s: SSMSpec, i: int, where: str, names: Mapping[str, str]) -> None:
     def check(field: str, value: int, lo: int, hi: int) -> None:
-        if not lo <= value <= hi:
-            raise ConfigError(where, _names(names, f"ssm.{field}"), f"is {value:,} at layer {i}, outside "
-                              f"{lo:,}..{hi:,} (no real model is outside it)")
+        _in_range(where, _names(names, f"ssm.{field}"), value, lo, hi, i)
 
     check("d_conv", s.d_conv, 1, MAX_CONV)
     if s.kind in ("mamba1", "mamba2"):
@@ -108,9 +111,7 @@ def _check_ssm(s: SSMSpec, i: int, where: str, names: Mapping[str, str]) -> None
 
 def _check_mlp(m: MLPSpec, i: int, where: str, names: Mapping[str, str]) -> None:
     def check(field: str, value: int, lo: int, hi: int) -> None:
-        if not lo <= value <= hi:
-            raise ConfigError(where, _names(names, field), f"is {value:,} at layer {i}, outside {lo:,}..{hi:,} "
-                              "(no real model is outside it)")
+        _in_range(where, _names(names, field), value, lo, hi, i)
 
     check("intermediate_size", m.intermediate_size, 1 if m.kind == "dense" else 0, MAX_WIDTH)
     check("shared_intermediate_size", m.shared_intermediate_size, 0, MAX_WIDTH)
@@ -128,9 +129,7 @@ def check_spec(spec: ModelSpec, where: str, names: Mapping[str, str] | None = No
     names = names or {}
 
     def top(field: str, value: int | None, lo: int, hi: int) -> None:
-        if value is not None and not lo <= value <= hi:
-            raise ConfigError(where, _names(names, field), f"is {value:,}, outside {lo:,}..{hi:,} "
-                              "(no real model is outside it)")
+        _in_range(where, _names(names, field), value, lo, hi)
 
     top("num_layers", spec.num_layers, 1, MAX_LAYERS)
     top("hidden_size", spec.hidden_size, 1, MAX_HIDDEN)
