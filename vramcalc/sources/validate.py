@@ -46,8 +46,7 @@ def int_value(value: Any, where: str, field: str, lo: int = 1, hi: int = MAX_WID
     an integer, and neither is a float (even 4096.0) or a string of digits."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(where, field, f"must be an integer, got {value!r:.40}")
-    if not lo <= value <= hi:
-        raise ConfigError(where, field, f"is {value:,}, outside {lo:,}..{hi:,} (no real model is outside it)")
+    _in_range(where, field, value, lo, hi)
     return value
 
 
