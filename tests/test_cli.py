@@ -200,3 +200,19 @@ def test_bad_engine_option_is_bad_input_naming_the_flag(capsys):
                        "--gpu-memory-utilization", "1.5")
     assert code == 2 and err.startswith("vramcalc: error: --gpu-memory-utilization must be in (0, 1]")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_bare_command_prints_help_and_version_matches_the_package(capsys):
+    import re
+    from pathlib import Path
+
+    import vramcalc
+
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: vramcalc") and "check" in out and "plan" in out
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    version = re.search(r'^version = "([^"]+)"', (Path(__file__).parent.parent / "pyproject.toml").read_text(), re.M)[1]
+    assert capsys.readouterr().out.strip() == f"vramcalc {version}" == f"vramcalc {vramcalc.__version__}"

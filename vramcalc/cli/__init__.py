@@ -15,6 +15,7 @@ import sys
 import traceback
 from typing import Sequence
 
+from .. import __version__
 from ..errors import ErrorCode, ErrorDetail, ErrorOutput, VramcalcError, error_code, one_line
 from . import check, explain, gpus, models, plan, schema
 from .common import EXIT_BAD_INPUT, EXIT_FITS, EXIT_INTERNAL, Parser, UsageExit
@@ -25,6 +26,7 @@ COMMANDS = (check, explain, plan, models, schema, gpus)  # in the order `vramcal
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="vramcalc", description="Will this LLM fit on this GPU? Memory before the download.")
     p.add_argument("--debug", action="store_true", help="print the traceback of an internal error")
+    p.add_argument("--version", action="version", version=f"vramcalc {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     for command in COMMANDS:
         command.add_parser(sub)
@@ -39,6 +41,9 @@ def _json_error(code: ErrorCode, message: str, exit_code: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:  # a bare `vramcalc`: what it does and how to ask, not an error
+        build_parser().print_help()
+        return EXIT_FITS
     want_json = "--json" in argv
     try:
         args = build_parser().parse_args(argv)
