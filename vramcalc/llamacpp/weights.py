@@ -76,7 +76,7 @@ EXPERT_TENSORS = r"\.ffn_(up|down|gate)_(ch|)exps"
 def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int, splits: list[float] | None = None,
                   cpu_overrides: list[str] | None = None, unified: bool = False, repack: bool = True,
                   mmap: bool = True, split_tensors: list[str] | None = None, cpu_moe_layers: int = 0) -> ModelBuffers:
-    """tensors: (tensor, ggml type) in file order (gguf_mix.plan_gguf or a read header).
+    r"""tensors: (tensor, ggml type) in file order (gguf_mix.plan_gguf or a read header).
     splits: one weight per GPU (-ts, or free memory); None or [] for CPU only.
     With mmap the host model buffer is a window of the file (llama_model_loader::get_mapping_range:
     from the first to the last byte of the CPU tensors), so GPU tensors stored between CPU ones count
