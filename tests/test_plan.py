@@ -154,3 +154,20 @@ def test_llama_cpp_tensor_split_is_offered_where_llama_cpp_allows_it():
     assert not any(c.layout.split == "tensor" for c in ds.recommendations)
     assert any(x.family == "llama.cpp tensor split" and x.reason.code == "llamacpp.split.tensor_arch"
                and "'deepseek2'" in x.reason.text for x in ds.rejected)
+
+
+def test_plan_and_check_give_no_fits_on_a_host_of_unknown_ram_that_needs_hundreds_of_gib():
+    """DeepSeek-V3 on one 4090 needs some 300 GiB of host RAM with its experts on the CPU. Without the host's
+    RAM, neither plan nor the engine check says it fits; with enough RAM given, plan offers the offload."""
+    from vramcalc.llamacpp.engine import UNCHECKED_HOST_RAM_GIB, LlamaOptions, check_llamacpp
+
+    r = _plan("deepseek-v3", "rtx4090", context=8192)
+    assert not r.recommendations
+    host = [j for j in r.rejected if j.reason.code == "llamacpp.host.ram_unchecked"]
+    assert host and all(f"{UNCHECKED_HOST_RAM_GIB} GiB assumed without --ram" in j.reason.text for j in host)
+    one = check_llamacpp(vramcalc.load_model("deepseek-v3"), find_gpu("rtx4090"),
+                         LlamaOptions(n_ctx=8192, n_gpu_layers=None, ftype="IQ4_XS"))
+    assert not one.fits and "llamacpp.host.ram_unchecked" in {e.code for e in one.errors}
+    roomy = _plan("deepseek-v3", "rtx4090", context=8192, host_ram_bytes=768 * 2**30)
+    assert roomy.recommendations and all(c.engine == "llamacpp" and c.layout.split == "offload"
+                                         for c in roomy.recommendations)

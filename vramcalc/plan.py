@@ -499,11 +499,13 @@ def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, promp
                     rejected.append(Rejection(family=f"llama.cpp {ftype} over {system.nodes} machines (RPC)",
                                               reason=_short_llama(rpc)))
             if not layouts and len(gpus) == 1:
-                part = _partial_offload(spec, gpu, opts, tensors, host_ram)
-                if part is not None:
-                    p_lay, p_r = part
+                p_lay, p_r = _partial_offload(spec, gpu, opts, tensors, host_ram)
+                if p_lay is not None:
                     layouts.append((p_lay, p_r, opts.model_copy(update={"n_gpu_layers": p_r.n_gpu_layers,
                                                                         "n_cpu_moe": p_r.n_cpu_moe}), [gpu]))
+                elif "llamacpp.host.ram_unchecked" in codes(p_r.errors):  # the GPU would take it with the host's help
+                    rejected.append(Rejection(family=f"llama.cpp {ftype} with offload to the host",
+                                              reason=_short_llama(p_r)))
                 else:
                     rejected.append(Rejection(family=f"llama.cpp {ftype} on one GPU", reason=_short_llama(one)))
             for layout, _, l_opts, l_gpus in layouts:
@@ -529,12 +531,13 @@ def _short_llama(r: LlamaResult) -> Message:
 
 
 def _partial_offload(spec: ModelSpec, gpu: GPU, opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
-                     host_ram: int | None) -> tuple[Layout, LlamaResult] | None:
+                     host_ram: int | None) -> tuple[Layout | None, LlamaResult]:
     """What llama.cpp's --fit would offload (check_llamacpp's solving): a MoE keeps every layer on the
-    GPU and the fewest layers' experts on the CPU; otherwise the most layers that fit (-ngl)."""
+    GPU and the fewest layers' experts on the CPU; otherwise the most layers that fit (-ngl). The layout is
+    None when nothing fits (the result says why)."""
     r = check_llamacpp(spec, gpu, opts.model_copy(update={"n_gpu_layers": None}), tensors, host_ram, limits=False)
     if not r.fits or not r.n_gpu_layers:
-        return None
+        return None, r
     if r.n_cpu_moe:
         return Layout(split="offload", cpu_moe=True, n_cpu_moe=r.n_cpu_moe, n_gpu_layers=r.n_gpu_layers), r
     return Layout(split="offload", n_gpu_layers=r.n_gpu_layers), r

@@ -11,18 +11,14 @@ from tabulate import tabulate
 from ..bars import LEGEND, bar, use_color
 from ..errors import InputError
 from ..ggml import kv_cache_types
-from ..llamacpp.engine import FlashAttn, GPUBackend, LlamaDevice, LlamaOptions, LlamaResult, SplitMode, check_llamacpp
+from ..llamacpp.engine import (UNCHECKED_HOST_RAM_GIB, FlashAttn, GPUBackend, LlamaOptions, LlamaResult, SplitMode,
+                               check_llamacpp, unchecked_host_need)
 from ..sources import ModelSource
 from ..sources.limits import redact
 from ..spec import ModelSpec
 from ..systems import System
 from ..limits import MAX_CONTEXT, MAX_GPUS, MAX_LAYERS, MAX_RAM_GIB, MAX_SLOTS
-from ..messages import error
 from .common import GIB, alternatives, bounded_int, gib, host_ram_bytes, positive_float, verdict_out
-
-# Without --ram the host's RAM is unknown: its share is checked against this much, what a well-equipped desktop
-# has. Above it the check does not fit (exit 1) until --ram gives the machine's RAM (README: exit codes).
-UNCHECKED_HOST_RAM_GIB = 64
 
 BACKEND_NAMES = {"cpu": "CPU", "cuda": "CUDA", "rocm": "ROCm/HIP", "vulkan": "Vulkan", "metal": "Metal", "sycl": "SYCL",
                  "rpc": "RPC"}
@@ -119,26 +115,8 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> Lla
         r = r.model_copy(update={"best_ftype_full_offload": full, "best_ftype": any_fit})
     if not r.fits and gpus:
         r = r.model_copy(update={"alternatives": alternatives(source.spec, system, r.n_ctx_seq, args)})
-    r = unchecked_host(r)
     return LlamaReport(result=r, spec=source.spec, weights="GGUF file" if tensors else ftype, n_gpus=len(gpus),
                        n_cpu_moe_asked=args.n_cpu_moe)
-
-
-def host_need(r: LlamaResult) -> LlamaDevice | None:
-    """The host column when its RAM was not checked (no --ram)."""
-    return next((d for d in r.devices if d.device == "host RAM" and d.available_bytes < 0), None)
-
-
-def unchecked_host(r: LlamaResult) -> LlamaResult:
-    """Without --ram, a result whose host column needs more than UNCHECKED_HOST_RAM_GIB does not fit: the GPUs
-    may, but no verdict is given on a host of unknown RAM that needs that much."""
-    host = host_need(r)
-    if not r.fits or host is None or host.total_bytes + host.uncertainty_bytes <= UNCHECKED_HOST_RAM_GIB * GIB:
-        return r
-    need = gib(host.total_bytes + host.uncertainty_bytes)
-    return r.model_copy(update={"fits": False, "errors": r.errors + [error(
-        "llamacpp.host.ram_unchecked", f"host RAM not checked: the host needs {need} GiB, more than the "
-        f"{UNCHECKED_HOST_RAM_GIB} GiB assumed without --ram", fix="--ram GiB (the machine's RAM)")]})
 
 
 def print_report(report: LlamaReport) -> int:
@@ -168,7 +146,7 @@ def print_report(report: LlamaReport) -> int:
     print()
     if n_gpus:
         _print_offload(report)
-    host = host_need(r)
+    host = unchecked_host_need(r)
     if host is None:
         return verdict_out(r, "FITS", "DOES NOT FIT")
     need = f"host RAM not checked: needs {gib(host.total_bytes + host.uncertainty_bytes)} GiB"

@@ -180,7 +180,29 @@ def check_llamacpp(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOpt
             "llamacpp.kv.no_swa", f"llama.cpp's {gguf_arch(spec)} graph keeps no sliding-window cache: every layer "
             f"caches the full context, though the config gives a window "
             f"[{rules.iswa_gguf_archs_source.split(':')[0]}]")]})
-    return r
+    return _unchecked_host(r)
+
+
+# Without the host's RAM (ram_bytes None) its column is checked against this much, what a well-equipped desktop
+# has: above it no verdict says "fits" until the RAM is given (docs/llamacpp.md#host-memory).
+UNCHECKED_HOST_RAM_GIB = 64
+
+
+def unchecked_host_need(r: LlamaResult) -> LlamaDevice | None:
+    """The host column when its RAM was not checked (no ram_bytes)."""
+    return next((d for d in r.devices if d.device == "host RAM" and d.available_bytes < 0), None)
+
+
+def _unchecked_host(r: LlamaResult) -> LlamaResult:
+    """A result whose unchecked host column needs more than UNCHECKED_HOST_RAM_GIB does not fit: the GPUs may,
+    but no verdict is given on a host of unknown RAM that needs that much."""
+    host = unchecked_host_need(r)
+    if not r.fits or host is None or host.total_bytes + host.uncertainty_bytes <= UNCHECKED_HOST_RAM_GIB * 2**30:
+        return r
+    need = f"{(host.total_bytes + host.uncertainty_bytes) / 2**30:.2f}"
+    return r.model_copy(update={"fits": False, "errors": r.errors + [error(
+        "llamacpp.host.ram_unchecked", f"host RAM not checked: the host needs {need} GiB, more than the "
+        f"{UNCHECKED_HOST_RAM_GIB} GiB assumed without --ram", fix="--ram GiB (the machine's RAM)")]})
 
 
 def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
