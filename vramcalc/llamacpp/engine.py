@@ -23,6 +23,7 @@ from ..gpus import GPU
 from ..limits import MAX_CONTEXT, MAX_GPUS, MAX_SLOTS
 from ..memo import Memo, layers_weight
 from ..messages import Message, error, warning
+from ..results import Result, Row
 from ..spec import ModelSpec
 from ..trace import TraceTerm, term
 from .compute import ComputeBuffers, compute_buffers
@@ -106,7 +107,7 @@ class LlamaDevice(BaseModel):
     available_bytes: int  # after the fit margin; -1: not checked (host RAM not given)
 
 
-class LlamaResult(BaseModel):
+class LlamaResult(Result):
     model_config = ConfigDict(frozen=True)
 
     fits: bool
@@ -137,6 +138,10 @@ class LlamaResult(BaseModel):
     best_ftype: str | None = None
     alternatives: list[str] = []
     trace: list[TraceTerm] = []
+
+    def table(self) -> list[Row]:
+        """One row per device (each GPU, host RAM): its buffers."""
+        return [d.model_dump(mode="json") for d in self.devices]
 
 
 def _as_list(gpus: GPU | list[GPU] | None) -> list[GPU]:

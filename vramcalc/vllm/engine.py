@@ -24,6 +24,7 @@ from ..limits import MAX_BLOCK_SIZE, MAX_CONTEXT, MAX_GPUS, MAX_SEQUENCES
 from ..messages import Message, error, warning
 from ..params import count_params
 from ..data_models import VllmVersion
+from ..results import Result, Row
 from ..quant import QuantScheme, quant_targets, scheme_from_config, target_scheme
 from ..spec import ModelSpec
 from .kv import KVCapacity, KVPool, KVSettings, capacity, kv_pool, resolve_kv_dtype
@@ -80,7 +81,7 @@ class DeviceBudget(BaseModel):
     uncertainty_bytes: int = 0  # how much more the non-KV terms may take (data/vllm.json verdict_margin)
 
 
-class VLLMResult(BaseModel):
+class VLLMResult(Result):
     model_config = ConfigDict(frozen=True)
 
     fits: bool
@@ -104,6 +105,10 @@ class VLLMResult(BaseModel):
     alternatives: list[str] = []
     sources: list[str]
     trace: list[TraceTerm] = []
+
+    def table(self) -> list[Row]:
+        """One row per rank: its budget and each term of it."""
+        return [d.model_dump(mode="json") for d in self.devices]
 
 
 def _key(v: str) -> tuple[int, ...]:
