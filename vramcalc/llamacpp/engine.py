@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..data_files import load
 from ..data_models import LlamaBackends
 from ..errors import CheckedOptions, InputError, NotModelledError
-from ..ggml import tensor_bytes
+from ..ggml import kv_cache_types, tensor_bytes
 from ..engines import Engine
 from ..gguf_mix import GGUFTensor, plan_gguf
 from ..gpus import GPU
@@ -82,6 +82,14 @@ class LlamaOptions(CheckedOptions):
     # choice since llama.cpp PR #23861 (2026-06-01): one per slot (server_output_limits). Programs that
     # keep the library default (llama-cpp-python, llama-cli, builds before that PR) reserve n_batch rows.
     n_outputs_max: int | None = None
+
+    @field_validator("type_k", "type_v")
+    @classmethod
+    def _cache_type(cls, value: str) -> str:
+        allowed = kv_cache_types()
+        if value.lower() not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return value
 
     @property
     def outputs_reserved(self) -> int:
