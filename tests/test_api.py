@@ -161,3 +161,14 @@ def test_table_rows():
     assert p.table()[0]["layout"] == "TP=2" and p.table()[0]["command"].startswith("vllm serve")
     for rows in (plain.table(), v.table(), lc.table(), p.table()):  # flat: what a DataFrame takes as columns
         assert all(isinstance(x, (str, int, float, bool, type(None))) for r in rows for x in r.values())
+
+
+def test_the_engine_functions_refuse_a_system_string_with_the_call_that_takes_it():
+    from vramcalc.llamacpp.engine import check_llamacpp
+    from vramcalc.vllm.engine import check_vllm
+
+    spec = vramcalc.load_model("llama-3.1-8b")
+    m = one_line_input_error(lambda: check_vllm(spec, "2x4090", vramcalc.VLLMOptions()))  # type: ignore[arg-type]
+    assert "engine='vllm'" in m
+    m = one_line_input_error(lambda: check_llamacpp(spec, "2x4090", vramcalc.LlamaOptions(ftype="Q4_K_M")))
+    assert "engine='llamacpp'" in m

@@ -155,7 +155,11 @@ class LlamaResult(Result):
 def _as_list(gpus: GPU | list[GPU] | None) -> list[GPU]:
     if gpus is None:
         return []
-    return [gpus] if isinstance(gpus, GPU) else list(gpus)
+    out = [gpus] if isinstance(gpus, GPU) else list(gpus) if isinstance(gpus, (list, tuple)) else None
+    if out is None or not all(isinstance(g, GPU) for g in out):
+        raise InputError(f"check_llamacpp takes None (CPU), a GPU or a list of GPUs, got {type(gpus).__name__}: for "
+                         "a system such as '2x4090' use vramcalc.check(model, system, engine='llamacpp')")
+    return out
 
 
 _RUNS_AS: Memo[tuple[ModelSpec, ModelSpec]] = Memo()  # keyed by the spec's identity; bounded by the layers held

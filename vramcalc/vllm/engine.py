@@ -437,7 +437,11 @@ def _verdict(devices: list[DeviceBudget], pools: list[tuple[KVPool, int]], opts:
 
 def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: int | None = None) -> VLLMResult:
     """available_kv = ceil(total x u) - weights - activation - non_torch [- cuda_graphs], per rank, then the KV
-    pool that holds and vLLM's refusals, in the order vLLM meets them."""
+    pool that holds and vLLM's refusals, in the order vLLM meets them. `gpu` is one rank's GPU; for a system
+    string ("2x4090") and the TP/PP it implies, vramcalc.check(model, system, engine="vllm")."""
+    if not isinstance(gpu, GPU):
+        raise InputError(f"check_vllm takes a GPU, got {type(gpu).__name__}: for a system such as '2x4090' use "
+                         "vramcalc.check(model, system, engine='vllm')")
     version, prof, warnings = _version(opts.engine_version)
     u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else prof.gpu_memory_utilization
     if not 0 < u <= 1:
