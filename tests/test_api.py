@@ -172,3 +172,9 @@ def test_the_engine_functions_refuse_a_system_string_with_the_call_that_takes_it
     assert "engine='vllm'" in m
     m = one_line_input_error(lambda: check_llamacpp(spec, "2x4090", vramcalc.LlamaOptions(ftype="Q4_K_M")))
     assert "engine='llamacpp'" in m
+
+
+def test_the_package_docstring_example_runs():
+    import doctest
+
+    assert doctest.testmod(vramcalc).failed == 0
