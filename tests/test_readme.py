@@ -26,3 +26,17 @@ def test_ci_runs_the_readme_test_command():
     ci = (Path(__file__).parent.parent / ".ci" / "run").read_text()
     command = "python3 -m pip install '.[test]' && python3 -m pytest -q"
     assert command in README and command in ci
+
+
+PYTHON = re.findall(r"```python\n(.*?)```(?:\n\n```text\n(.*?)```)?", README, re.S)
+
+
+def test_readme_has_a_python_api_section():
+    assert "## Python API" in README and any("engine=\"vllm\"" in code for code, _ in PYTHON)
+
+
+@pytest.mark.parametrize("code,expected", PYTHON, ids=[f"python-{i}" for i in range(len(PYTHON))])
+def test_readme_python_runs_and_prints_what_it_shows(capsys, code, expected):
+    exec(compile(code, "README.md", "exec"), {})
+    if expected:
+        assert capsys.readouterr().out.rstrip() == expected.rstrip()

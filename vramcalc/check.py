@@ -13,6 +13,7 @@ from .kv import LayerKindMemory, kv_by_layer_kind
 from .messages import Message, warning
 from .params import count_params
 from .spec import ModelSpec
+from .results import Result, Row
 from .quant import quantized_bytes, scheme_from_config, target_scheme
 from .trace import TraceTerm, term
 
@@ -56,7 +57,7 @@ class MemoryTerm(BaseModel):
     detail: str
 
 
-class CheckResult(BaseModel):
+class CheckResult(Result):
     model_config = ConfigDict(frozen=True)
 
     model: ModelSummary
@@ -76,6 +77,10 @@ class CheckResult(BaseModel):
     not_counted: list[str]
     warnings: list[Message]
     trace: list[TraceTerm] = []
+
+    def table(self) -> list[Row]:
+        """One row per memory term (weights, KV cache, state) on the device."""
+        return [{"device": self.device.id, **t.model_dump(mode="json")} for t in self.breakdown]
 
 
 def _weights(spec: ModelSpec, quant: str | None, file_weight_bytes: int | None,

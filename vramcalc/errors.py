@@ -63,11 +63,20 @@ def validation_message(e: ValidationError, names: Mapping[str, str] | None = Non
     return one_line(f"{e.title}: " + "; ".join(parts))
 
 
+def unknown_options(where: str, unknown: list[str], allowed: list[str]) -> str:
+    """One line naming the options `where` does not take and those it does."""
+    return one_line(f"{where}: unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                    f"allowed: {', '.join(allowed)}", limit=2000)
+
+
 class CheckedOptions(BaseModel):
     """Options built by a library user or from flags: an invalid value is an InputError (one line naming the
     field and what it accepts), not a pydantic dump."""
 
     def __init__(self, **data: Any) -> None:
+        unknown = sorted(set(data) - set(type(self).model_fields))
+        if unknown:
+            raise InputError(unknown_options(type(self).__name__, unknown, list(type(self).model_fields)))
         try:
             super().__init__(**data)
         except ValidationError as e:

@@ -25,6 +25,7 @@ from .llamacpp.engine import LlamaOptions, LlamaResult, check_llamacpp
 from .messages import Message, codes, note, warning
 from .params import count_params
 from .quant import quant_targets, quantized_bytes, scheme_from_config, target_scheme
+from .results import Result, Row
 from .spec import ModelSpec
 from .speed import Hardware, SpeedEstimate, WeightReads, estimate_speed, reads_from_gguf, speed_data, weight_reads
 from .systems import System
@@ -96,7 +97,7 @@ class Rejection(BaseModel):
     reason: Message
 
 
-class PlanResult(BaseModel):
+class PlanResult(Result):
     model_config = ConfigDict(frozen=True)
 
     fits: bool
@@ -109,6 +110,15 @@ class PlanResult(BaseModel):
     recommendations: list[Candidate]
     rejected: list[Rejection]
     notes: list[Message]
+
+    def table(self) -> list[Row]:
+        """One row per recommendation, as `vramcalc plan` tabulates them, with its first command."""
+        return [{"rank": c.rank, "engine": c.engine, "engine_version": c.engine_version, "quant": c.quant,
+                 "kv_cache_dtype": c.kv_cache_dtype, "layout": layout_text(c), "tp": c.layout.tp, "pp": c.layout.pp,
+                 "replicas": c.layout.replicas, "decode_tokens_per_s": c.speed.decode_tokens_per_s,
+                 "aggregate_tokens_per_s": c.speed.aggregate_tokens_per_s, "ttft_s": c.speed.ttft_s,
+                 "max_context": c.max_context, "max_concurrency": c.max_concurrency,
+                 "command": c.commands[0] if c.commands else ""} for c in self.recommendations]
 
 
 def _backend(gpu: GPU) -> str:

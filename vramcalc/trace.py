@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from .results import Result, Row
+
 from .messages import Message
 
 
@@ -26,7 +28,7 @@ def term(name: str, value: float, formula: str, unit: str = "bytes", source: str
     return TraceTerm(name=name, value=value, unit=unit, formula=formula, inputs=inputs, source=source)
 
 
-class Explanation(BaseModel):
+class Explanation(Result):
     """`vramcalc explain --json`: the verdict and the terms behind it."""
 
     model_config = ConfigDict(frozen=True)
@@ -34,3 +36,8 @@ class Explanation(BaseModel):
     fits: bool
     trace: list[TraceTerm]
     errors: list[Message] = []
+
+    def table(self) -> list[Row]:
+        """One row per term of the trace: its value, formula and rule."""
+        return [{"name": t.name, "value": t.value, "unit": t.unit, "formula": t.formula, "source": t.source}
+                for t in self.trace]

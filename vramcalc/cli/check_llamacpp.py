@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from typing import get_args
 
 from tabulate import tabulate
 
 from ..bars import LEGEND, bar, use_color
-from ..errors import InputError
+from ..engine_checks import LlamaReport, llama_ftype, llamacpp_on_system
 from ..ggml import kv_cache_types
-from ..llamacpp.engine import (UNCHECKED_HOST_RAM_GIB, FlashAttn, GPUBackend, LlamaOptions, LlamaResult, SplitMode,
-                               check_llamacpp, unchecked_host_need)
+from ..llamacpp.engine import UNCHECKED_HOST_RAM_GIB, FlashAttn, GPUBackend, SplitMode, unchecked_host_need
 from ..sources import ModelSource
 from ..sources.limits import redact
-from ..spec import ModelSpec
 from ..systems import System
 from ..limits import MAX_CONTEXT, MAX_GPUS, MAX_LAYERS, MAX_RAM_GIB, MAX_SLOTS
-from .common import GIB, alternatives, bounded_int, gib, host_ram_bytes, positive_float, verdict_out
+from .common import bounded_int, gib, host_ram_bytes, positive_float, verdict_out
 
 BACKEND_NAMES = {"cpu": "CPU", "cuda": "CUDA", "rocm": "ROCm/HIP", "vulkan": "Vulkan", "metal": "Metal", "sycl": "SYCL",
                  "rpc": "RPC"}
@@ -81,42 +78,17 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                     help="host RAM in GiB, to check the host's share (without it the verdict is about the GPUs only)")
 
 
-@dataclass(frozen=True)
-class LlamaReport:
-    result: LlamaResult
-    spec: ModelSpec
-    weights: str | None  # "GGUF file", or the file type predicted without one
-    n_gpus: int  # 0: CPU only
-    n_cpu_moe_asked: int  # --n-cpu-moe as given (0: solved, as --fit does)
-
-
 def gather(args: argparse.Namespace, source: ModelSource, system: System) -> LlamaReport:
-    gpus = [] if args.gpu.strip().lower() == "cpu" else list(system.gpus) * system.nodes  # remote nodes' GPUs first
-    ftype = None
-    if args.quant:
-        if not args.quant.lower().startswith("gguf:"):
-            raise InputError("with --engine llamacpp, --quant takes a llama.cpp file type: gguf:Q4_K_M, gguf:Q8_0 ...")
-        ftype = args.quant.split(":", 1)[1]
-    tensors = None if ftype else source.llama_tensors()
-    opts = LlamaOptions(n_ctx=args.ctx, n_parallel=args.parallel, kv_unified=not args.no_kv_unified,
-                        n_batch=args.batch_size, n_ubatch=args.ubatch, type_k=args.cache_type_k,
-                        type_v=args.cache_type_v, flash_attn=args.flash_attn, n_gpu_layers=args.n_gpu_layers,
-                        split_mode=args.split_mode, tensor_split=args.tensor_split, main_gpu=args.main_gpu,
-                        swa_full=args.swa_full, cpu_moe=args.cpu_moe, n_cpu_moe=args.n_cpu_moe,
-                        no_kv_offload=args.no_kv_offload, ftype=ftype, backend=args.backend,
-                        rpc_nodes=system.nodes - 1 if gpus else 0)
-    ram = host_ram_bytes(args)
-    r = check_llamacpp(source.spec, gpus or None, opts, tensors, ram,
-                       model_ref=redact(args.model) if args.model.endswith(".gguf") else f"<{source.spec.id} {ftype}>.gguf")
-    if gpus:
-        from ..plan import best_gguf_ftype
-
-        full, any_fit = best_gguf_ftype(source.spec, gpus, opts.model_copy(update={"n_ctx": r.n_ctx}), ram)
-        r = r.model_copy(update={"best_ftype_full_offload": full, "best_ftype": any_fit})
-    if not r.fits and gpus:
-        r = r.model_copy(update={"alternatives": alternatives(source.spec, system, r.n_ctx_seq, args)})
-    return LlamaReport(result=r, spec=source.spec, weights="GGUF file" if tensors else ftype, n_gpus=len(gpus),
-                       n_cpu_moe_asked=args.n_cpu_moe)
+    cpu = args.gpu.strip().lower() == "cpu"
+    ftype = llama_ftype(args.quant)
+    options = dict(n_ctx=args.ctx, n_parallel=args.parallel, kv_unified=not args.no_kv_unified,
+                   n_batch=args.batch_size, n_ubatch=args.ubatch, type_k=args.cache_type_k,
+                   type_v=args.cache_type_v, flash_attn=args.flash_attn, n_gpu_layers=args.n_gpu_layers,
+                   split_mode=args.split_mode, tensor_split=args.tensor_split, main_gpu=args.main_gpu,
+                   swa_full=args.swa_full, cpu_moe=args.cpu_moe, n_cpu_moe=args.n_cpu_moe,
+                   no_kv_offload=args.no_kv_offload, backend=args.backend)
+    model_ref = redact(args.model) if args.model.endswith(".gguf") else f"<{source.spec.id} {ftype}>.gguf"
+    return llamacpp_on_system(source, None if cpu else system, options, host_ram_bytes(args), model_ref, args.quant)
 
 
 def print_report(report: LlamaReport) -> int:

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 
 from tabulate import tabulate
 
 from ..bars import LEGEND, bar, use_color
-from ..errors import InputError
-from ..gpus import GPU
-from ..messages import warning
+from ..engine_checks import VLLMReport, vllm_on_system
 from ..sources import ModelSource
 from ..systems import System
-from ..vllm.engine import DTYPES, VLLMOptions, VLLMResult, check_vllm
+from ..vllm.engine import DTYPES
 from ..vllm.kv import KV_DTYPES
 from ..vllm.weights import MXFP4_MOE_BACKENDS
 from ..limits import MAX_BLOCK_SIZE, MAX_CONTEXT, MAX_GPUS, MAX_SEQUENCES
-from .common import alternatives, bounded_int, gib, verdict_out
+from .common import bounded_int, gib, host_ram_bytes, verdict_out
 
 ON_OFF = {"on": True, "off": False}
 
@@ -49,47 +46,15 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="vLLM --disable-custom-all-reduce: no custom all-reduce buffers under TP")
 
 
-@dataclass(frozen=True)
-class VLLMReport:
-    result: VLLMResult
-    gpu: GPU  # the smallest GPU, which sets every rank's block count
-    ranks: int  # TP x PP
-
-
 def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLLMReport:
-    n_gpus = system.nodes * system.gpus_per_node
-    if (args.tp or 1) * (args.pp or 1) > MAX_GPUS:
-        raise InputError(f"--tp {args.tp or 1} x --pp {args.pp or 1} is above the limit of {MAX_GPUS:,} GPUs in a "
-                         "system (vramcalc/limits.py)")
-    if n_gpus == 1 and (args.tp or 1) * (args.pp or 1) > 1:  # `--gpu h100 --tp 2`: that many of this GPU
-        system = system.model_copy(update={"gpus": system.gpus * (args.tp or 1) * (args.pp or 1)})
-        n_gpus = system.gpus_per_node
-    tp = args.tp or (system.gpus_per_node if not args.pp else max(1, n_gpus // args.pp))
-    pp = args.pp or (system.nodes if not args.tp else max(1, n_gpus // tp))
-    if tp * pp != n_gpus:
-        raise InputError(f"--tp {tp} x --pp {pp} = {tp * pp} GPUs, but the system has {n_gpus}; "
-                         "one engine uses every GPU given (run replicas as separate checks)")
-    if system.nodes > 1 and tp > system.gpus_per_node:
-        raise InputError(f"TP {tp} spans nodes of {system.gpus_per_node} GPUs: keep TP within a node and use PP "
-                         "across nodes, as vLLM's docs advise")
-    # every rank gets the same fraction of its own GPU; the smallest GPU decides the block count
-    gpu = min(system.gpus, key=lambda g: g.usable_bytes)
-    opts = VLLMOptions(tp=tp, pp=pp, engine_version=args.engine_version,
-                       gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len or args.ctx,
-                       max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
-                       kv_cache_dtype=args.kv_cache_dtype, quantization=args.quant, dtype=args.dtype,
-                       enforce_eager=args.enforce_eager, block_size=args.block_size,
-                       moe_backend=args.moe_backend, flashinfer_sampler=ON_OFF.get(args.flashinfer_sampler),
-                       disable_custom_all_reduce=args.disable_custom_all_reduce)
-    r = check_vllm(source.spec, gpu, opts, file_weight_bytes=source.weight_bytes)
-    if len({g.id for g in system.gpus}) > 1:
-        r = r.model_copy(update={"warnings": r.warnings + [
-            warning("system.mixed_gpus", f"mixed GPUs: sized for the smallest, {gpu.name}")]})
-    if system.notes:
-        r = r.model_copy(update={"warnings": r.warnings + [warning("system.note", n) for n in system.notes]})
-    if not r.fits:
-        r = r.model_copy(update={"alternatives": alternatives(source.spec, system, r.max_model_len, args)})
-    return VLLMReport(result=r, gpu=gpu, ranks=tp * pp)
+    options = dict(tp=args.tp, pp=args.pp, engine_version=args.engine_version,
+                   gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len or args.ctx,
+                   max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens,
+                   kv_cache_dtype=args.kv_cache_dtype, quantization=args.quant, dtype=args.dtype,
+                   enforce_eager=args.enforce_eager, block_size=args.block_size,
+                   moe_backend=args.moe_backend, flashinfer_sampler=ON_OFF.get(args.flashinfer_sampler),
+                   disable_custom_all_reduce=args.disable_custom_all_reduce)
+    return vllm_on_system(source, system, options, host_ram_bytes(args))
 
 
 def print_report(report: VLLMReport) -> int:

@@ -13,8 +13,6 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from ..llamacpp.engine import LlamaResult
-    from ..spec import ModelSpec
-    from ..systems import System
     from ..vllm.engine import VLLMResult
 
     Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -123,18 +121,6 @@ def add_list_parser(sub: Subparsers, name: str, help: str, match_help: str,
 def matches(text: str | None, *fields: str) -> bool:
     """`models` and `gpus` filters: no text, or text (spaces ignored, any case) inside one of the fields."""
     return not text or any(text.lower().replace(" ", "") in f.lower().replace(" ", "") for f in fields)
-
-
-def alternatives(spec: ModelSpec, system: System, context: int, args: argparse.Namespace) -> list[str]:
-    """What the planner would run instead when an engine check does not fit."""
-    from ..plan import alternatives
-
-    quant = None
-    if args.quant:  # the planner's names: awq, fp8 ... and gguf:Q4_K_M
-        kind, _, ftype = args.quant.partition(":")
-        quant = f"gguf:{ftype.upper()}" if kind.lower() == "gguf" else args.quant.lower()
-    engine = args.engine if args.engine in ("vllm", "llamacpp") else None
-    return alternatives(spec, system, context, quant=quant, prefer_engine=engine, host_ram_bytes=host_ram_bytes(args))
 
 
 def verdict_out(result: VLLMResult | LlamaResult, yes: str, no: str) -> int:

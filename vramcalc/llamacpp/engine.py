@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..data_files import load
 from ..data_models import LlamaBackends
 from ..errors import CheckedOptions, InputError, NotModelledError
-from ..ggml import tensor_bytes
+from ..ggml import kv_cache_types, tensor_bytes
 from ..engines import Engine
 from ..gguf_mix import GGUFTensor, plan_gguf
 from ..gpus import GPU
 from ..limits import MAX_CONTEXT, MAX_GPUS, MAX_SLOTS
 from ..memo import Memo, layers_weight
 from ..messages import Message, error, warning
+from ..results import Result, Row
 from ..spec import ModelSpec
 from ..trace import TraceTerm, term
 from .compute import ComputeBuffers, compute_buffers
@@ -82,6 +83,14 @@ class LlamaOptions(CheckedOptions):
     # keep the library default (llama-cpp-python, llama-cli, builds before that PR) reserve n_batch rows.
     n_outputs_max: int | None = None
 
+    @field_validator("type_k", "type_v")
+    @classmethod
+    def _cache_type(cls, value: str) -> str:
+        allowed = kv_cache_types()
+        if value.lower() not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return value
+
     @property
     def outputs_reserved(self) -> int:
         return self.n_outputs_max or self.n_parallel
@@ -106,7 +115,7 @@ class LlamaDevice(BaseModel):
     available_bytes: int  # after the fit margin; -1: not checked (host RAM not given)
 
 
-class LlamaResult(BaseModel):
+class LlamaResult(Result):
     model_config = ConfigDict(frozen=True)
 
     fits: bool
@@ -138,11 +147,19 @@ class LlamaResult(BaseModel):
     alternatives: list[str] = []
     trace: list[TraceTerm] = []
 
+    def table(self) -> list[Row]:
+        """One row per device (each GPU, host RAM): its buffers."""
+        return [d.model_dump(mode="json") for d in self.devices]
+
 
 def _as_list(gpus: GPU | list[GPU] | None) -> list[GPU]:
     if gpus is None:
         return []
-    return [gpus] if isinstance(gpus, GPU) else list(gpus)
+    out = [gpus] if isinstance(gpus, GPU) else list(gpus) if isinstance(gpus, (list, tuple)) else None
+    if out is None or not all(isinstance(g, GPU) for g in out):
+        raise InputError(f"check_llamacpp takes None (CPU), a GPU or a list of GPUs, got {type(gpus).__name__}: for "
+                         "a system such as '2x4090' use vramcalc.check(model, system, engine='llamacpp')")
+    return out
 
 
 _RUNS_AS: Memo[tuple[ModelSpec, ModelSpec]] = Memo()  # keyed by the spec's identity; bounded by the layers held

@@ -24,6 +24,7 @@ from ..limits import MAX_BLOCK_SIZE, MAX_CONTEXT, MAX_GPUS, MAX_SEQUENCES
 from ..messages import Message, error, warning
 from ..params import count_params
 from ..data_models import VllmVersion
+from ..results import Result, Row
 from ..quant import QuantScheme, quant_targets, scheme_from_config, target_scheme
 from ..spec import ModelSpec
 from .kv import KVCapacity, KVPool, KVSettings, capacity, kv_pool, resolve_kv_dtype
@@ -80,7 +81,7 @@ class DeviceBudget(BaseModel):
     uncertainty_bytes: int = 0  # how much more the non-KV terms may take (data/vllm.json verdict_margin)
 
 
-class VLLMResult(BaseModel):
+class VLLMResult(Result):
     model_config = ConfigDict(frozen=True)
 
     fits: bool
@@ -104,6 +105,10 @@ class VLLMResult(BaseModel):
     alternatives: list[str] = []
     sources: list[str]
     trace: list[TraceTerm] = []
+
+    def table(self) -> list[Row]:
+        """One row per rank: its budget and each term of it."""
+        return [d.model_dump(mode="json") for d in self.devices]
 
 
 def _key(v: str) -> tuple[int, ...]:
@@ -432,7 +437,11 @@ def _verdict(devices: list[DeviceBudget], pools: list[tuple[KVPool, int]], opts:
 
 def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: int | None = None) -> VLLMResult:
     """available_kv = ceil(total x u) - weights - activation - non_torch [- cuda_graphs], per rank, then the KV
-    pool that holds and vLLM's refusals, in the order vLLM meets them."""
+    pool that holds and vLLM's refusals, in the order vLLM meets them. `gpu` is one rank's GPU; for a system
+    string ("2x4090") and the TP/PP it implies, vramcalc.check(model, system, engine="vllm")."""
+    if not isinstance(gpu, GPU):
+        raise InputError(f"check_vllm takes a GPU, got {type(gpu).__name__}: for a system such as '2x4090' use "
+                         "vramcalc.check(model, system, engine='vllm')")
     version, prof, warnings = _version(opts.engine_version)
     u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else prof.gpu_memory_utilization
     if not 0 < u <= 1:

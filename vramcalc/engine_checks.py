@@ -1,0 +1,121 @@
+"""An engine's check on a whole system, as `vramcalc check --engine ...` and `vramcalc.check(engine=...)` both
+ask it: vLLM's TP x PP over the system's GPUs (defaults: GPUs per node x nodes), llama.cpp's GPUs, CPU or
+RPC nodes, and what the planner would run instead when it does not fit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .engines import Engine
+from .errors import InputError
+from .gpus import GPU
+from .limits import MAX_GPUS
+from .llamacpp.engine import LlamaOptions, LlamaResult, check_llamacpp
+from .messages import warning
+from .sources import ModelSource
+from .spec import ModelSpec
+from .systems import System
+from .vllm.engine import VLLMOptions, VLLMResult, check_vllm
+
+@dataclass(frozen=True)
+class VLLMReport:
+    result: VLLMResult
+    gpu: GPU  # the smallest GPU, which sets every rank's block count
+    ranks: int  # TP x PP
+
+
+@dataclass(frozen=True)
+class LlamaReport:
+    result: LlamaResult
+    spec: ModelSpec
+    weights: str | None  # "GGUF file", or the file type predicted without one
+    n_gpus: int  # 0: CPU only
+    n_cpu_moe_asked: int  # --n-cpu-moe as given (0: solved, as --fit does)
+
+
+def instead(spec: ModelSpec, system: System, context: int, quant: str | None, engine: Engine,
+            host_ram_bytes: int | None) -> list[str]:
+    """What the planner would run instead when an engine check does not fit."""
+    from .plan import alternatives
+
+    planner_quant = None
+    if quant:  # the planner's names: awq, fp8 ... and gguf:Q4_K_M
+        kind, _, ftype = quant.partition(":")
+        planner_quant = f"gguf:{ftype.upper()}" if kind.lower() == "gguf" else quant.lower()
+    return alternatives(spec, system, context, quant=planner_quant, prefer_engine=engine, host_ram_bytes=host_ram_bytes)
+
+
+def vllm_layout(system: System, tp: int | None, pp: int | None) -> tuple[System, int, int]:
+    """TP and PP over the system (defaults: TP = GPUs per node, PP = nodes); one GPU with TP x PP > 1 is that
+    many of it. Refused: more than MAX_GPUS, a product other than the GPU count, TP across nodes."""
+    n_gpus = system.nodes * system.gpus_per_node
+    if (tp or 1) * (pp or 1) > MAX_GPUS:
+        raise InputError(f"--tp {tp or 1} x --pp {pp or 1} is above the limit of {MAX_GPUS:,} GPUs in a "
+                         "system (vramcalc/limits.py)")
+    if n_gpus == 1 and (tp or 1) * (pp or 1) > 1:  # `--gpu h100 --tp 2`: that many of this GPU
+        system = system.model_copy(update={"gpus": system.gpus * (tp or 1) * (pp or 1)})
+        n_gpus = system.gpus_per_node
+    tp_ = tp or (system.gpus_per_node if not pp else max(1, n_gpus // pp))
+    pp_ = pp or (system.nodes if not tp else max(1, n_gpus // tp_))
+    if tp_ * pp_ != n_gpus:
+        raise InputError(f"--tp {tp_} x --pp {pp_} = {tp_ * pp_} GPUs, but the system has {n_gpus}; "
+                         "one engine uses every GPU given (run replicas as separate checks)")
+    if system.nodes > 1 and tp_ > system.gpus_per_node:
+        raise InputError(f"TP {tp_} spans nodes of {system.gpus_per_node} GPUs: keep TP within a node and use PP "
+                         "across nodes, as vLLM's docs advise")
+    return system, tp_, pp_
+
+
+def vllm_on_system(source: ModelSource, system: System, options: dict[str, Any],
+                   host_ram_bytes: int | None = None) -> VLLMReport:
+    """vLLM on every GPU of the system; `options`: VLLMOptions' fields, tp and pp None (or absent) for the
+    defaults vllm_layout derives. The smallest GPU sets every rank's budget."""
+    opts = dict(options)
+    system, tp, pp = vllm_layout(system, opts.pop("tp", None), opts.pop("pp", None))
+    # every rank gets the same fraction of its own GPU; the smallest GPU decides the block count
+    gpu = min(system.gpus, key=lambda g: g.usable_bytes)
+    vopts = VLLMOptions(tp=tp, pp=pp, **opts)
+    r = check_vllm(source.spec, gpu, vopts, file_weight_bytes=source.weight_bytes)
+    if len({g.id for g in system.gpus}) > 1:
+        r = r.model_copy(update={"warnings": r.warnings + [
+            warning("system.mixed_gpus", f"mixed GPUs: sized for the smallest, {gpu.name}")]})
+    if system.notes:
+        r = r.model_copy(update={"warnings": r.warnings + [warning("system.note", n) for n in system.notes]})
+    if not r.fits:
+        r = r.model_copy(update={"alternatives": instead(source.spec, system, r.max_model_len, vopts.quantization,
+                                                         "vllm", host_ram_bytes)})
+    return VLLMReport(result=r, gpu=gpu, ranks=tp * pp)
+
+
+def llama_ftype(quant: str | None) -> str | None:
+    """A quant for llama.cpp, gguf:Q4_K_M, as the file type Q4_K_M (None: the file's own)."""
+    if not quant:
+        return None
+    if not quant.lower().startswith("gguf:"):
+        raise InputError("with --engine llamacpp, --quant takes a llama.cpp file type: gguf:Q4_K_M, gguf:Q8_0 ...")
+    return quant.split(":", 1)[1]
+
+
+def llamacpp_on_system(source: ModelSource, system: System | None, options: dict[str, Any],
+                       host_ram_bytes: int | None = None, model_ref: str | None = None,
+                       quant: str | None = None) -> LlamaReport:
+    """llama-server on the system's GPUs (remote nodes' GPUs first, over RPC), or on the CPU (system None).
+    `options`: LlamaOptions' fields but rpc_nodes (from the system); `quant` gguf:FTYPE predicts that file type
+    instead of reading the file's tensors. model_ref: the file named in the command."""
+    gpus = [] if system is None else list(system.gpus) * system.nodes  # remote nodes' GPUs first
+    ftype = llama_ftype(quant) if quant else options.get("ftype")
+    tensors = None if ftype else source.llama_tensors()
+    opts = LlamaOptions(**{**options, "ftype": ftype}, rpc_nodes=system.nodes - 1 if system is not None else 0)
+    r = check_llamacpp(source.spec, gpus or None, opts, tensors, host_ram_bytes,
+                       model_ref=model_ref or f"<{source.spec.id} {ftype}>.gguf")
+    if system is not None:
+        from .plan import best_gguf_ftype
+
+        full, any_fit = best_gguf_ftype(source.spec, gpus, opts.model_copy(update={"n_ctx": r.n_ctx}), host_ram_bytes)
+        r = r.model_copy(update={"best_ftype_full_offload": full, "best_ftype": any_fit})
+        if not r.fits:
+            r = r.model_copy(update={"alternatives": instead(source.spec, system, r.n_ctx_seq, quant or (
+                f"gguf:{ftype}" if ftype else None), "llamacpp", host_ram_bytes)})
+    return LlamaReport(result=r, spec=source.spec, weights="GGUF file" if tensors else ftype, n_gpus=len(gpus),
+                       n_cpu_moe_asked=opts.n_cpu_moe)
