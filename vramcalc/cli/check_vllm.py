@@ -24,9 +24,9 @@ ON_OFF = {"on": True, "off": False}
 
 def add_arguments(c: argparse.ArgumentParser) -> None:
     v = c.add_argument_group("vLLM options (with --engine vllm)")
-    v.add_argument("--tp", type=bounded_int(MAX_GPUS, "GPUs"),
+    v.add_argument("--tp", "--tensor-parallel-size", "-tp", dest="tp", type=bounded_int(MAX_GPUS, "GPUs"),
                    default=None, help="--tensor-parallel-size (default: GPUs per node)")
-    v.add_argument("--pp", type=bounded_int(MAX_GPUS, "GPUs"),
+    v.add_argument("--pp", "--pipeline-parallel-size", "-pp", dest="pp", type=bounded_int(MAX_GPUS, "GPUs"),
                    default=None, help="--pipeline-parallel-size (default: nodes)")
     v.add_argument("--engine-version", default=None, help="vLLM release (default: the newest modelled)")
     v.add_argument("--gpu-memory-utilization", type=float, default=None)

@@ -32,6 +32,12 @@ class UsageExit(SystemExit):
 
 
 class Parser(argparse.ArgumentParser):
+    """One-line errors, and no abbreviated options: `-c` is the context, not a prefix of `-ctk`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:  # one line, exit 2
         line = one_line(f"{message} (see `vramcalc --help`)")
         self._print_message(f"vramcalc: error: {line}\n", sys.stderr)
@@ -49,6 +55,29 @@ class Verdict(Protocol):
 
 def gib(n: int) -> str:
     return f"{n / GIB:.2f}"
+
+
+ENGINE_SPELLINGS = {"llama.cpp": "llamacpp", "llama-cpp": "llamacpp", "llama_cpp": "llamacpp"}
+
+
+def engine_name(text: str) -> str:
+    """--engine as people write it: llama.cpp and llama-cpp are llamacpp."""
+    v = text.strip().lower()
+    return ENGINE_SPELLINGS.get(v, v)
+
+
+def quant_name(quant: str | None, engine: str) -> str | None:
+    """--quant as the engines write it: a llama.cpp file type (Q4_K_M, q4_k_m) is gguf:Q4_K_M under --engine llamacpp,
+    and elsewhere when the name is only a file type (nvfp4, mxfp4 ... stay conversion targets)."""
+    if not quant or ":" in quant:
+        return quant
+    from ..ggml import ftypes
+    from ..quant import quant_targets
+
+    ftype = quant.strip().upper()
+    if ftype in ftypes() and (engine == "llamacpp" or quant.strip().lower() not in quant_targets()):
+        return f"gguf:{ftype}"
+    return quant
 
 
 def positive_int(text: str) -> int:

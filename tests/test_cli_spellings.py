@@ -1,0 +1,76 @@
+"""Issue 23: the command people run, pasted: the engines' own spellings of vramcalc's flags."""
+
+import json
+
+import pytest
+
+from vramcalc.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def dump(capsys, *argv):
+    code, out, err = run(capsys, *argv, "--json")
+    assert code in (0, 1), err
+    return json.loads(out)
+
+
+LLAMA = ("check", "llama-3.1-8b", "--gpu", "rtx4070", "--engine", "llamacpp")
+
+
+def test_llama_server_spellings_equal_vramcalcs_own(capsys):
+    own = dump(capsys, *LLAMA, "--quant", "gguf:Q4_K_M", "--ctx", "16384", "--parallel", "2", "--no-kv-unified",
+               "--n-gpu-layers", "all", "--cache-type-k", "q8_0", "--cache-type-v", "q8_0", "--flash-attn", "on",
+               "--ubatch", "256", "--batch-size", "1024")
+    for spelled in (("--quant", "Q4_K_M", "-c", "16384", "-np", "2", "--no-kv-unified", "-ngl", "99",
+                     "-ctk", "q8_0", "-ctv", "q8_0", "-fa", "on", "-ub", "256", "-b", "1024"),
+                    ("--quant", "q4_k_m", "--ctx-size", "16384", "-np", "2", "--no-kv-unified", "--gpu-layers", "999",
+                     "-ctk", "q8_0", "-ctv", "q8_0", "-fa", "on", "-ub", "256", "-b", "1024")):
+        assert dump(capsys, *LLAMA, *spelled) == own
+
+
+def test_dash_c_is_llama_servers_total_context_over_the_slots(capsys):
+    # llama-server -c 65536 -np 4 (split): 4 slots of 16,384 cells each
+    r = dump(capsys, *LLAMA, "--quant", "Q4_K_M", "-c", "65536", "-np", "4", "--no-kv-unified")
+    assert (r["n_ctx"], r["n_ctx_seq"], r["n_parallel"]) == (65536, 16384, 4)
+
+
+def test_engine_llama_dot_cpp_and_llama_dash_cpp_are_llamacpp(capsys):
+    own = dump(capsys, *LLAMA, "--quant", "gguf:Q4_K_M", "--ctx", "8192")
+    for name in ("llama.cpp", "llama-cpp", "LlamaCpp"):
+        assert dump(capsys, "check", "llama-3.1-8b", "--gpu", "rtx4070", "--engine", name, "--quant", "Q4_K_M",
+                    "--ctx", "8192") == own
+
+
+def test_gguf_file_type_without_prefix_without_engine(capsys):
+    assert (dump(capsys, "check", "llama-3.1-8b", "--gpu", "4090", "--ctx", "8192", "--quant", "Q4_K_M")
+            == dump(capsys, "check", "llama-3.1-8b", "--gpu", "4090", "--ctx", "8192", "--quant", "gguf:Q4_K_M"))
+
+
+def test_nvfp4_stays_a_conversion_target_outside_llamacpp(capsys):
+    r = dump(capsys, "check", "llama-3.1-8b", "--gpu", "b200", "--ctx", "8192", "--quant", "nvfp4")
+    assert "gguf" not in json.dumps(r["breakdown"]).lower()
+
+
+def test_vllm_spellings_equal_vramcalcs_own(capsys):
+    base = ("check", "qwen3-32b", "--gpu", "2x4090", "--engine", "vllm", "--ctx", "8192")
+    own = dump(capsys, *base, "--tp", "2")
+    assert dump(capsys, *base, "-tp", "2") == dump(capsys, *base, "--tensor-parallel-size", "2") == own
+    own_pp = dump(capsys, *base, "--pp", "2")
+    assert dump(capsys, *base, "-pp", "2") == dump(capsys, *base, "--pipeline-parallel-size", "2") == own_pp
+
+
+def test_plan_takes_dash_c_and_llama_dot_cpp(capsys):
+    assert (dump(capsys, "plan", "llama-3.1-8b", "--gpu", "4090", "-c", "8192", "--engine", "llama.cpp", "--top", "1")
+            == dump(capsys, "plan", "llama-3.1-8b", "--gpu", "4090", "--ctx", "8192", "--engine", "llamacpp", "--top", "1"))
+
+
+@pytest.mark.parametrize("flag", ["--cont", "--seq", "--gpu-mem"])
+def test_abbreviations_are_refused_not_matched(capsys, flag):
+    with pytest.raises(SystemExit) as e:
+        main(["check", "llama-3.1-8b", "--gpu", "4090", flag, "8192"])
+    assert e.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
