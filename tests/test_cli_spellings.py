@@ -74,3 +74,17 @@ def test_abbreviations_are_refused_not_matched(capsys, flag):
     with pytest.raises(SystemExit) as e:
         main(["check", "llama-3.1-8b", "--gpu", "4090", flag, "8192"])
     assert e.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, ranks", [(["--tp", "3"], 3), (["-tp", "2", "-pp", "2"], 4), (["--pp", "2"], 2)])
+def test_one_gpu_is_not_turned_into_several(capsys, argv, ranks):
+    code, _, err = run(capsys, "check", "qwen3-32b", "--gpu", "4090", "--engine", "vllm", *argv)
+    line = err.strip()
+    assert code == 2 and "\n" not in line
+    assert f"needs {ranks} GPUs" in line and "'4090' is one GPU" in line and f"--gpu {ranks}x4090" in line
+
+
+def test_the_suggested_system_is_the_check_that_was_meant(capsys):
+    r = dump(capsys, "check", "qwen3-32b", "--gpu", "2x4090", "--engine", "vllm", "--tp", "2", "--quant", "awq",
+             "--ctx", "8192")
+    assert r["layout"]["tp"] == 2 and len(r["devices"]) == 2

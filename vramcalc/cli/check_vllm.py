@@ -61,9 +61,11 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLL
     if (args.tp or 1) * (args.pp or 1) > MAX_GPUS:
         raise InputError(f"--tp {args.tp or 1} x --pp {args.pp or 1} is above the limit of {MAX_GPUS:,} GPUs in a "
                          "system (vramcalc/limits.py)")
-    if n_gpus == 1 and (args.tp or 1) * (args.pp or 1) > 1:  # `--gpu h100 --tp 2`: that many of this GPU
-        system = system.model_copy(update={"gpus": system.gpus * (args.tp or 1) * (args.pp or 1)})
-        n_gpus = system.gpus_per_node
+    ranks = (args.tp or 1) * (args.pp or 1)
+    if n_gpus == 1 and ranks > 1:  # `--gpu 4090 --tp 3`: one GPU is one GPU; the system says how many
+        asked = " x ".join(f"--{k} {v}" for k, v in (("tp", args.tp), ("pp", args.pp)) if v)
+        raise InputError(f"{asked} needs {ranks} GPUs, but --gpu {args.gpu.strip()!r} is one GPU: "
+                         f"--gpu {ranks}x{args.gpu.strip()} gives {ranks} of them")
     tp = args.tp or (system.gpus_per_node if not args.pp else max(1, n_gpus // args.pp))
     pp = args.pp or (system.nodes if not args.tp else max(1, n_gpus // tp))
     if tp * pp != n_gpus:
