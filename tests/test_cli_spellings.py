@@ -88,3 +88,24 @@ def test_the_suggested_system_is_the_check_that_was_meant(capsys):
     r = dump(capsys, "check", "qwen3-32b", "--gpu", "2x4090", "--engine", "vllm", "--tp", "2", "--quant", "awq",
              "--ctx", "8192")
     assert r["layout"]["tp"] == 2 and len(r["devices"]) == 2
+
+
+@pytest.mark.parametrize("text", ["strixhalo", "strix-halo", "Strix Halo", "STRIX_HALO"])
+def test_gpus_find_a_chip_in_any_spelling(capsys, text):
+    assert [g["id"] for g in dump(capsys, "gpus", text)] == ["ryzen-ai-max-plus-395"]
+
+
+def test_models_find_substrings_across_separators(capsys):
+    ids = [e["repo_id"] for e in dump(capsys, "models", "gemma-4")]
+    assert "nvidia/Gemma-4-31B-IT-NVFP4" in ids and all("gemma-4" in i.lower() for i in ids)
+    assert [e["repo_id"] for e in dump(capsys, "models", "Gemma 4 31B")] == ["nvidia/Gemma-4-31B-IT-NVFP4"]
+
+
+@pytest.mark.parametrize("argv, code, close", [(["gpus", "rtx9090"], "input.unknown_gpu", "rtx-4090"),
+                                               (["models", "gema-5"], "input.unknown_model", "gemma-")])
+def test_a_filter_that_matches_nothing_says_so_with_the_closest_names(capsys, argv, code, close):
+    rc, _, err = run(capsys, *argv)
+    line = err.strip()
+    assert rc == 2 and "\n" not in line and "nothing matches" in line and "closest:" in line and close in line
+    rc, out, _ = run(capsys, *argv, "--json")
+    assert rc == 2 and json.loads(out)["error"]["code"] == code

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Protocol
 
@@ -149,9 +150,29 @@ def add_list_parser(sub: Subparsers, name: str, help: str, match_help: str,
     p.set_defaults(func=run)
 
 
+def _squash(text: str) -> str:
+    """A name without case or separators: `Strix Halo`, `strix-halo` and `strixhalo` are one."""
+    return re.sub(r"[^0-9a-z]", "", text.lower())
+
+
 def matches(text: str | None, *fields: str) -> bool:
-    """`models` and `gpus` filters: no text, or text (spaces ignored, any case) inside one of the fields."""
-    return not text or any(text.lower().replace(" ", "") in f.lower().replace(" ", "") for f in fields)
+    """`models` and `gpus` filters: no text, or text (any case, spaces, dashes, dots and underscores ignored)
+    inside one of the fields (ids, names, aliases)."""
+    if not text:
+        return True
+    key = _squash(text)
+    return bool(key) and any(key in _squash(f) for f in fields)
+
+
+def nothing_matched(text: str, what: str, names: list[str]) -> str:
+    """The one line of a `models` / `gpus` filter that matched nothing, with the closest names."""
+    import difflib
+
+    query = one_line(text, 60)
+    close = difflib.get_close_matches(query.lower(), [n.lower() for n in names], n=3, cutoff=0.4)
+    originals = {n.lower(): n for n in names}
+    hint = f"; closest: {', '.join(originals[c] for c in close)}" if close else ""
+    return f"nothing matches {query!r}{hint} (`vramcalc {what}` lists them all)"
 
 
 def alternatives(spec: ModelSpec, system: System, context: int, args: argparse.Namespace) -> list[str]:
