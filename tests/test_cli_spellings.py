@@ -109,3 +109,30 @@ def test_a_filter_that_matches_nothing_says_so_with_the_closest_names(capsys, ar
     assert rc == 2 and "\n" not in line and "nothing matches" in line and "closest:" in line and close in line
     rc, out, _ = run(capsys, *argv, "--json")
     assert rc == 2 and json.loads(out)["error"]["code"] == code
+
+
+@pytest.fixture
+def q4_file(tmp_path):
+    from llamacpp_models import write_gguf
+
+    return str(write_gguf("llama-tied-q4k", tmp_path / "tiny-llama-Q4_K_M.gguf"))
+
+
+def test_plan_on_a_gguf_file_keeps_the_files_own_types(capsys, q4_file):
+    r = dump(capsys, "plan", q4_file, "--gpu", "4090", "--engine", "llama.cpp")
+    recs = r["recommendations"]
+    assert recs and all(c["engine"] == "llamacpp" for c in recs)
+    assert all(c["commands"][0].startswith(f"llama-server -m {q4_file} ") for c in recs)
+    assert all("plan.note.gguf_file" in {n["code"] for n in c["notes"]} for c in recs)
+    assert not any("IQ4_XS" in json.dumps(c) for c in recs)  # no other file types of a file the user has
+    # the same buffers as `check --engine llamacpp` on the file
+    ck = dump(capsys, "check", q4_file, "--gpu", "4090", "--engine", "llamacpp", "--ctx", str(recs[0]["context"]),
+              "-np", "1", "-fa", "on")
+    assert recs[0]["devices"][0]["used_bytes"] == ck["devices"][0]["total_bytes"]
+
+
+def test_plan_on_a_gguf_file_offers_vllm_only_through_its_gguf_plugin(capsys, q4_file):
+    r = dump(capsys, "plan", q4_file, "--gpu", "4090", "--engine", "vllm")
+    recs = r["recommendations"]
+    assert recs and {c["quant"] for c in recs} == {"checkpoint"}  # the file, not AWQ/FP8 conversions of it
+    assert all("vllm.source.gguf_plugin" in {n["code"] for n in c["notes"]} for c in recs)

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, get_args
 from tabulate import tabulate
 
 from ..engines import ENGINE_NAMES
-from ..plan import EngineChoice, Goal, PlanResult, layout_text, plan
+from ..plan import EngineChoice, GGUFFile, Goal, PlanResult, gguf_file_type, layout_text, plan
 from ..sources import open_model
+from ..sources.limits import redact
 from ..systems import parse_system
 from ..limits import MAX_CONTEXT, MAX_RAM_GIB, MAX_SEQUENCES, MAX_TOP
 from .common import bounded_int, engine_name, exit_code, host_ram_bytes, json_out, positive_float
@@ -43,9 +44,13 @@ def add_parser(sub: Subparsers) -> None:
 def gather(args: argparse.Namespace) -> PlanResult:
     source = open_model(args.model, revision=args.revision)
     system = parse_system(args.gpu)
+    tensors = source.llama_tensors()
+    gguf_file = None
+    if tensors:  # a GGUF file: llama.cpp runs it as it is
+        gguf_file = GGUFFile(ref=redact(args.model), ftype=gguf_file_type(source.spec), tensors=tensors)
     return plan(source.spec, system, context=args.ctx, concurrency=args.concurrency, goal=args.goal,
                 engine=args.engine, engine_version=args.engine_version, host_ram_bytes=host_ram_bytes(args),
-                top=args.top)
+                top=args.top, gguf_file=gguf_file)
 
 
 def run(args: argparse.Namespace) -> int:
