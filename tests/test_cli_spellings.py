@@ -121,6 +121,7 @@ def q4_file(tmp_path):
 def test_plan_on_a_gguf_file_keeps_the_files_own_types(capsys, q4_file):
     r = dump(capsys, "plan", q4_file, "--gpu", "4090", "--engine", "llama.cpp")
     recs = r["recommendations"]
+    assert r["model"]["checkpoint"].startswith("GGUF file")
     assert recs and all(c["engine"] == "llamacpp" for c in recs)
     assert all(c["commands"][0].startswith(f"llama-server -m {q4_file} ") for c in recs)
     assert all("plan.note.gguf_file" in {n["code"] for n in c["notes"]} for c in recs)
@@ -136,3 +137,17 @@ def test_plan_on_a_gguf_file_offers_vllm_only_through_its_gguf_plugin(capsys, q4
     recs = r["recommendations"]
     assert recs and {c["quant"] for c in recs} == {"checkpoint"}  # the file, not AWQ/FP8 conversions of it
     assert all("vllm.source.gguf_plugin" in {n["code"] for n in c["notes"]} for c in recs)
+
+
+def test_llamacpp_refuses_a_conversion_target_naming_the_file_types(capsys):
+    code, _, err = run(capsys, *LLAMA, "--quant", "awq", "--ctx", "8192")
+    assert code == 2 and "Q4_K_M, Q8_0" in err
+
+
+def test_a_gguf_files_type_comes_from_its_header(q4_file):
+    from vramcalc.plan import gguf_file_type
+    from vramcalc.sources import open_model
+
+    spec = open_model(q4_file).spec
+    assert gguf_file_type(spec) == "file"  # the test file's header does not say
+    assert gguf_file_type(spec.model_copy(update={"quantization_config": {"quant_method": "gguf", "file_type": 15}})) == "Q4_K_M"

@@ -204,7 +204,7 @@ def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurr
         extra = [note("plan.note.also_fits", f"also fits in this layout: {', '.join(others)}")] if others else []
         recs.append(c.model_copy(update={"rank": i + 1, "notes": c.notes + extra}))
     counts = count_params(spec)
-    own, _ = _own_quant(spec)
+    own = gguf_file.label if gguf_file else _own_quant(spec)[0]
     return PlanResult(fits=bool(recs), model={"id": spec.id, "params_total": counts.total,
                                               "params_active": counts.active, "checkpoint": own},
                       system=_label(system), goal=goal, context=ctx, context_source=how, concurrency=concurrency,
@@ -464,6 +464,10 @@ class GGUFFile(BaseModel):
     tensors: list[tuple[GGUFTensor, str]]
 
     @property
+    def label(self) -> str:
+        return "GGUF file" + (f" ({self.ftype})" if self.ftype != "file" else "")
+
+    @property
     def weight_bytes(self) -> int:
         return sum(tensor_bytes(ty, t.ne) for t, ty in self.tensors)
 
@@ -634,8 +638,7 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
         notes.append(note("plan.note.slots", f"-np {concurrency} slots share one unified KV cache of {r.n_ctx} "
                           f"cells ({ctx} tokens each when all are full)"))
     return Candidate(rank=0, engine="llamacpp", engine_version=None, quant=quant,
-                     quant_note=("the GGUF file given" + (f" ({gguf_file.ftype})" if gguf_file.ftype != "file" else "")
-                                 if gguf_file else
+                     quant_note=(f"the {gguf_file.label} given" if gguf_file else
                                  f"llama.cpp {quant.split(':')[1]} GGUF (predicted per-tensor types)"),
                      kv_cache_dtype=kv.lower(), layout=layout, context=ctx, max_context=max(ctx, max_ctx),
                      max_concurrency=float(concurrency), devices=devs, speed=sp, commands=cmds, router_config=router,

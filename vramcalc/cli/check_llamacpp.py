@@ -99,7 +99,7 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> Lla
     ftype = None
     if args.quant:
         if not args.quant.lower().startswith("gguf:"):
-            raise InputError("with --engine llamacpp, --quant takes a llama.cpp file type: gguf:Q4_K_M, gguf:Q8_0 ...")
+            raise InputError("with --engine llamacpp, --quant takes a llama.cpp file type: Q4_K_M, Q8_0 ... (or gguf:Q4_K_M)")
         ftype = args.quant.split(":", 1)[1]
     tensors = None if ftype else source.llama_tensors()
     opts = LlamaOptions(n_ctx=args.ctx, n_parallel=args.parallel, kv_unified=not args.no_kv_unified,
