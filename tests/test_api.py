@@ -26,8 +26,8 @@ CHECKS = [  # (library call, the same question on the command line)
       "--max-num-seqs", "64"]),
     (dict(model="llama-3.3-70b", system="rtx4090", engine="vllm", context=8192),  # does not start: alternatives
      ["check", "llama-3.3-70b", "--gpu", "rtx4090", "--engine", "vllm", "--ctx", "8192"]),
-    (dict(model="llama-3.1-8b", system="h100", engine="vllm", tp=2, context=8192),  # one GPU, TP 2: two of it
-     ["check", "llama-3.1-8b", "--gpu", "h100", "--engine", "vllm", "--tp", "2", "--ctx", "8192"]),
+    (dict(model="llama-3.1-8b", system="2xh100", engine="vllm", tp=2, context=8192),
+     ["check", "llama-3.1-8b", "--gpu", "2xh100", "--engine", "vllm", "--tp", "2", "--ctx", "8192"]),
     (dict(model="llama-3.1-8b", system="rtx4090", engine="llamacpp", quant="gguf:Q4_K_M", context=8192),
      ["check", "llama-3.1-8b", "--gpu", "rtx4090", "--engine", "llamacpp", "--quant", "gguf:Q4_K_M", "--ctx", "8192"]),
     (dict(model="llama-3.1-8b", system="cpu", engine="llamacpp", quant="gguf:Q8_0", context=4096,
@@ -178,3 +178,9 @@ def test_the_package_docstring_example_runs():
     import doctest
 
     assert doctest.testmod(vramcalc).failed == 0
+
+
+def test_one_gpu_is_not_several_in_the_library_either():
+    with pytest.raises(InputError) as e:
+        vramcalc.check("llama-3.1-8b", "4090", engine="vllm", tp=3)
+    assert "needs 3 GPUs" in str(e.value) and "--gpu 3x4090" in str(e.value) and "\n" not in str(e.value)

@@ -89,7 +89,7 @@ def test_max_model_len_that_does_not_fit_gives_the_estimate():
 
 
 def test_cli_json_contract(capsys):
-    code = main(["check", "qwen3-32b", "--gpu", "h100-sxm", "--engine", "vllm", "--tp", "2", "--ctx", "32768",
+    code = main(["check", "qwen3-32b", "--gpu", "2xh100-sxm", "--engine", "vllm", "--tp", "2", "--ctx", "32768",
                  "--json"])
     r = json.loads(capsys.readouterr().out)
     assert code == 0 and r["fits"] is True and r["engine"] == "vllm" and r["engine_version"]
@@ -104,7 +104,7 @@ def test_cli_json_contract(capsys):
 
 
 def test_cli_refusal_exits_1_with_the_engine_text(capsys):
-    code = main(["check", "llama-3.3-70b", "--gpu", "rtx3090", "--engine", "vllm", "--tp", "3", "--quant", "awq",
+    code = main(["check", "llama-3.3-70b", "--gpu", "3xrtx3090", "--engine", "vllm", "--tp", "3", "--quant", "awq",
                  "--ctx", "8192"])
     out = capsys.readouterr().out
     assert code == 1 and "Total number of attention heads (64) must be divisible by tensor parallel size (3)." in out

@@ -126,7 +126,8 @@ def _vllm(model: Model, system: SystemLike, options: dict[str, Any]) -> VLLMResu
     options["quantization"] = _merge(options, "quant", "quantization")
     VLLMOptions(**{k: v for k, v in options.items() if v is not None})  # every value checked before any work
     sys_ = as_system(system)
-    return vllm_on_system(model_source(model, revision), sys_, options, host_ram).result
+    name = system.strip() if isinstance(system, str) else None
+    return vllm_on_system(model_source(model, revision), sys_, options, host_ram, name).result
 
 
 def _llamacpp(model: Model, system: SystemLike, options: dict[str, Any]) -> LlamaResult:
@@ -162,11 +163,13 @@ def plan(model: Model, system: SystemLike, **options: Any) -> PlanResult:
     """The plan `vramcalc plan MODEL --gpu SYSTEM` makes: engines, quants and layouts that fit, ranked for
     goal= (latency, throughput, context). Options: context, concurrency, goal, engine (vllm, llamacpp, any),
     engine_version, prompt_tokens, host_ram_bytes, top, prefer_quant, revision."""
-    from .plan import plan as _plan
+    from .plan import gguf_file_of, plan as _plan
 
     _refuse_unknown("vramcalc.plan()", options, PLAN_OPTIONS)
     for name, allowed in (("goal", get_args(Goal)), ("engine", get_args(EngineChoice))):
         if name in options and options[name] not in allowed:
             raise InputError(f"{name}={options[name]!r}: expected one of {', '.join(map(repr, allowed))}")
     revision = options.pop("revision", None)
-    return _plan(model_source(model, revision).spec, as_system(system), **options)
+    source = model_source(model, revision)
+    ref = model if isinstance(model, str) else source.spec.id
+    return _plan(source.spec, as_system(system), gguf_file=gguf_file_of(source, ref), **options)

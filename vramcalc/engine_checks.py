@@ -46,16 +46,21 @@ def instead(spec: ModelSpec, system: System, context: int, quant: str | None, en
     return alternatives(spec, system, context, quant=planner_quant, prefer_engine=engine, host_ram_bytes=host_ram_bytes)
 
 
-def vllm_layout(system: System, tp: int | None, pp: int | None) -> tuple[System, int, int]:
-    """TP and PP over the system (defaults: TP = GPUs per node, PP = nodes); one GPU with TP x PP > 1 is that
-    many of it. Refused: more than MAX_GPUS, a product other than the GPU count, TP across nodes."""
+def vllm_layout(system: System, tp: int | None, pp: int | None, system_name: str | None = None
+                ) -> tuple[System, int, int]:
+    """TP and PP over the system (defaults: TP = GPUs per node, PP = nodes). Refused: more than MAX_GPUS, one
+    GPU asked to be several (`--gpu 4090 --tp 3`: the system says how many), a product other than the GPU
+    count, TP across nodes. `system_name`: the system as the user wrote it, for the message."""
     n_gpus = system.nodes * system.gpus_per_node
-    if (tp or 1) * (pp or 1) > MAX_GPUS:
+    ranks = (tp or 1) * (pp or 1)
+    if ranks > MAX_GPUS:
         raise InputError(f"--tp {tp or 1} x --pp {pp or 1} is above the limit of {MAX_GPUS:,} GPUs in a "
                          "system (vramcalc/limits.py)")
-    if n_gpus == 1 and (tp or 1) * (pp or 1) > 1:  # `--gpu h100 --tp 2`: that many of this GPU
-        system = system.model_copy(update={"gpus": system.gpus * (tp or 1) * (pp or 1)})
-        n_gpus = system.gpus_per_node
+    if n_gpus == 1 and ranks > 1:
+        asked = " x ".join(f"--{k} {v}" for k, v in (("tp", tp), ("pp", pp)) if v)
+        name = system_name or system.gpus[0].id
+        raise InputError(f"{asked} needs {ranks} GPUs, but --gpu {name!r} is one GPU: --gpu {ranks}x{name} gives "
+                         f"{ranks} of them")
     tp_ = tp or (system.gpus_per_node if not pp else max(1, n_gpus // pp))
     pp_ = pp or (system.nodes if not tp else max(1, n_gpus // tp_))
     if tp_ * pp_ != n_gpus:
@@ -68,11 +73,11 @@ def vllm_layout(system: System, tp: int | None, pp: int | None) -> tuple[System,
 
 
 def vllm_on_system(source: ModelSource, system: System, options: dict[str, Any],
-                   host_ram_bytes: int | None = None) -> VLLMReport:
+                   host_ram_bytes: int | None = None, system_name: str | None = None) -> VLLMReport:
     """vLLM on every GPU of the system; `options`: VLLMOptions' fields, tp and pp None (or absent) for the
     defaults vllm_layout derives. The smallest GPU sets every rank's budget."""
     opts = dict(options)
-    system, tp, pp = vllm_layout(system, opts.pop("tp", None), opts.pop("pp", None))
+    system, tp, pp = vllm_layout(system, opts.pop("tp", None), opts.pop("pp", None), system_name)
     # every rank gets the same fraction of its own GPU; the smallest GPU decides the block count
     gpu = min(system.gpus, key=lambda g: g.usable_bytes)
     vopts = VLLMOptions(tp=tp, pp=pp, **opts)
@@ -93,7 +98,8 @@ def llama_ftype(quant: str | None) -> str | None:
     if not quant:
         return None
     if not quant.lower().startswith("gguf:"):
-        raise InputError("with --engine llamacpp, --quant takes a llama.cpp file type: gguf:Q4_K_M, gguf:Q8_0 ...")
+        raise InputError("with --engine llamacpp, --quant takes a llama.cpp file type: Q4_K_M, Q8_0 ... (or "
+                         "gguf:Q4_K_M)")
     return quant.split(":", 1)[1]
 
 

@@ -78,6 +78,11 @@ def all_gpus() -> list[GPU]:
     return [_gpu(d) for d in _table()]
 
 
+def gpu_names() -> dict[str, tuple[str, ...]]:
+    """Each GPU's id -> the names it goes by: id, product name, chip (Strix Halo, GB10 ...), for `vramcalc gpus`."""
+    return {d.id: (d.id, d.name, d.chip) for d in _table()}
+
+
 def find_gpu(query: str) -> GPU:
     """Match `4090`, `rtx4090`, `RTX 4090`, `rtx-4090`, or a custom size such as `24GiB`/`24GB`."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(gib|gb|g)\s*", query.lower())

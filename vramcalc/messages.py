@@ -85,6 +85,7 @@ CODES: dict[str, str] = {
     "plan.reject.weights": "the weights alone exceed the GPUs of the layout",
     "plan.reject.concurrency": "the KV cache holds fewer sequences than asked for",
     "plan.reject.memory": "llama.cpp's buffers exceed a device's memory",
+    "plan.note.gguf_file": "llama.cpp runs the GGUF file given, as it is",
     "plan.note.also_fits": "other quants that also fit in the layout",
     "plan.note.hub_checkpoint": "the quant needs a converted checkpoint from the Hub",
     "plan.note.pcie_tp": "TP over PCIe: all-reduces cost decode speed",

@@ -11,7 +11,9 @@ holds `concurrency` sequences of `context` tokens and passes every engine rule; 
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,6 +22,7 @@ from .data_models import Planner
 from .engines import ENGINE_NAMES, Engine
 from .errors import InputError, NotModelledError
 from .gguf_mix import GGUFTensor, plan_gguf
+from .ggml import ftypes as ggml_ftypes, tensor_bytes
 from .gpus import GIB, GPU
 from .llamacpp.engine import LlamaOptions, LlamaResult, check_llamacpp
 from .messages import Message, codes, note, warning
@@ -29,7 +32,10 @@ from .results import Result, Row
 from .spec import ModelSpec
 from .speed import Hardware, SpeedEstimate, WeightReads, estimate_speed, reads_from_gguf, speed_data, weight_reads
 from .systems import System
-from .vllm.engine import VLLMOptions, check_vllm, derived_max_model_len, max_startup_utilization
+
+if TYPE_CHECKING:
+    from .sources import ModelSource
+from .vllm.engine import VLLMOptions, VLLMResult, check_vllm, derived_max_model_len, max_startup_utilization
 
 Goal = Literal["latency", "throughput", "context"]
 EngineChoice = Literal[Engine, "any"]
@@ -158,9 +164,10 @@ def _own_quant(spec: ModelSpec) -> tuple[str, float]:
 def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurrency: int = 1,
          goal: Goal = "latency", engine: EngineChoice = "any", engine_version: str | None = None,
          prompt_tokens: int = 1024, host_ram_bytes: int | None = None, top: int = 5,
-         prefer_quant: str | None = None) -> PlanResult:
+         prefer_quant: str | None = None, gguf_file: GGUFFile | None = None) -> PlanResult:
     """Layouts that fit, ranked for the goal. Per layout the planner shows one quant, the best for
-    the goal; `prefer_quant` ("checkpoint", "awq", "gguf:Q4_K_M" ...) shows that one wherever it fits."""
+    the goal; `prefer_quant` ("checkpoint", "awq", "gguf:Q4_K_M" ...) shows that one wherever it fits.
+    `gguf_file`: the model is that GGUF file; llama.cpp runs it as it is, and vLLM only as it loads GGUF."""
     if concurrency < 1:
         raise InputError(f"--concurrency {concurrency}: must be at least 1")
     if context is not None and context < 1:
@@ -177,9 +184,9 @@ def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurr
     rejected: list[Rejection] = []
     found: list[tuple[Candidate, float]] = []
     if engine in ("vllm", "any"):
-        found += _vllm(spec, system, ctx, concurrency, engine_version, prompt_tokens, rejected, goal)
+        found += _vllm(spec, system, ctx, concurrency, engine_version, prompt_tokens, rejected, goal, gguf_file)
     if engine in ("llamacpp", "any"):
-        found += _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram_bytes, rejected, goal)
+        found += _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram_bytes, rejected, goal, gguf_file)
     # below 4 bits quality drops visibly: offer such quants only when nothing at 4 bits or more fits
     good = [(c, b) for c, b in found if b >= 4]
     if good and len(good) < len(found):
@@ -210,7 +217,7 @@ def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurr
         extra = [note("plan.note.also_fits", f"also fits in this layout: {', '.join(others)}")] if others else []
         recs.append(c.model_copy(update={"rank": i + 1, "notes": c.notes + extra}))
     counts = count_params(spec)
-    own, _ = _own_quant(spec)
+    own = gguf_file.label if gguf_file else _own_quant(spec)[0]
     return PlanResult(fits=bool(recs), model={"id": spec.id, "params_total": counts.total,
                                               "params_active": counts.active, "checkpoint": own},
                       system=_label(system), goal=goal, context=ctx, context_source=how, concurrency=concurrency,
@@ -309,8 +316,13 @@ def _divisors(n: int) -> list[int]:
 
 
 def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: str | None, prompt_tokens: int,
-          rejected: list[Rejection], goal: Goal) -> list[tuple[Candidate, float]]:
+          rejected: list[Rejection], goal: Goal, gguf_file: GGUFFile | None = None) -> list[tuple[Candidate, float]]:
+    """vLLM's layouts; for a GGUF file, only the file itself, as vLLM's GGUF plugin loads it (no conversions)."""
     gpu = min(system.gpus, key=lambda g: g.usable_bytes)
+    file_bytes = gguf_file.weight_bytes if gguf_file else None
+
+    def check_vllm_file(o: VLLMOptions) -> VLLMResult:
+        return check_vllm(spec, gpu, o, file_weight_bytes=file_bytes)
     if _backend(gpu) == "metal":
         rejected.append(Rejection(family="vLLM", reason=note("plan.reject.metal", "vLLM has no Metal backend: it "
                                                               "does not run on Apple GPUs")))
@@ -327,15 +339,20 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
             if (tp * pp) > per_node and (tp * pp) % per_node:
                 continue
             layouts.append((tp, pp))
-    for quant, qnote, bits in _vllm_quants(spec, gpu):
+    quants = _vllm_quants(spec, gpu) if gguf_file is None else [
+        (None, "the GGUF file given, through vLLM's out-of-tree GGUF plugin", gguf_file.bits)]
+    for quant, qnote, bits in quants:
         qname = quant or "checkpoint"
-        try:
-            scheme = target_scheme(quant) if quant else scheme_from_config(spec.quantization_config, spec)
-            weights_total = quantized_bytes(spec, scheme).total
-        except NotModelledError as e:
-            rejected.append(Rejection(family=f"vLLM {qname}", reason=note("plan.reject.format", str(e))))
-            continue
-        reads = weight_reads(spec, quant)
+        if gguf_file is not None:
+            weights_total, reads = gguf_file.weight_bytes, reads_from_gguf(spec, gguf_file.tensors)
+        else:
+            try:
+                scheme = target_scheme(quant) if quant else scheme_from_config(spec.quantization_config, spec)
+                weights_total = quantized_bytes(spec, scheme).total
+            except NotModelledError as e:
+                rejected.append(Rejection(family=f"vLLM {qname}", reason=note("plan.reject.format", str(e))))
+                continue
+            reads = weight_reads(spec, quant)
         for tp, pp in layouts:
             fam = f"vLLM {qname} TP={tp} PP={pp}"
             n = tp * pp
@@ -350,17 +367,17 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                     break  # the 16-bit cache already serves this layout
                 opts = VLLMOptions(tp=tp, pp=pp, engine_version=version, max_model_len=ctx, quantization=quant,
                                    kv_cache_dtype=kv)
-                r = check_vllm(spec, gpu, opts)
+                r = check_vllm_file(opts)
                 if not r.devices and "vllm.startup.free_memory" in codes(r.errors):
                     # other processes hold part of the GPU: the largest utilization vLLM's start-up gate allows
                     opts = opts.model_copy(update={"gpu_memory_utilization": max_startup_utilization(gpu, tp, pp)})
-                    r = check_vllm(spec, gpu, opts)
+                    r = check_vllm_file(opts)
                     r = r.model_copy(update={"warnings": r.warnings + [warning(
                         "plan.startup_utilization", f"--gpu-memory-utilization {opts.gpu_memory_utilization}: the "
                         "most vLLM's free-memory gate allows with what other processes hold")]})
                 if r.devices and not r.fits:  # short of memory: what users do next is raise the budget
                     hi = planner_data().high_gpu_memory_utilization
-                    r2 = check_vllm(spec, gpu, opts.model_copy(update={"gpu_memory_utilization": hi}))
+                    r2 = check_vllm_file(opts.model_copy(update={"gpu_memory_utilization": hi}))
                     if r2.fits:
                         opts = opts.model_copy(update={"gpu_memory_utilization": hi})
                         r = r2.model_copy(update={"warnings": r2.warnings + [warning(
@@ -370,7 +387,7 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                 if r.num_gpu_blocks and "vllm.mamba.seqs_exceed_blocks" in codes(r.errors):
                     # hybrid models: one block per running sequence; the fix vLLM names is a lower --max-num-seqs
                     opts = opts.model_copy(update={"max_num_seqs": r.num_gpu_blocks})
-                    r = check_vllm(spec, gpu, opts)
+                    r = check_vllm_file(opts)
                     r = r.model_copy(update={"warnings": r.warnings + [warning(
                         "plan.max_num_seqs", f"--max-num-seqs {opts.max_num_seqs}: a hybrid model holds one KV block "
                         "per running sequence and vLLM refuses a max_num_seqs above the block count")]})
@@ -398,6 +415,7 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                 sp = sp.model_copy(update={"aggregate_tokens_per_s": sp.aggregate_tokens_per_s * replicas,
                                            "concurrency": concurrency})
                 notes = [w for w in r.warnings if w.code in LAYOUT_NOTE_CODES][:3]
+                notes += [w for w in r.warnings if w.code == "vllm.source.gguf_plugin"]
                 if quant and not quant_targets()[quant].vllm_runtime_flag:
                     notes.append(note("plan.note.hub_checkpoint", f"needs a checkpoint of this model in "
                                       f"{quant.upper()} format from the Hub: vLLM cannot convert to it at start-up"))
@@ -450,8 +468,31 @@ def _replicas(cmd: str, model_id: str, replicas: int, gpus_each: int, first_port
 
 # ---------------------------------------------------------------- llama.cpp
 
+class GGUFFile(BaseModel):
+    """A GGUF file the plan is for: how commands name it, its file type and its tensors."""
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    ref: str  # as the user named it (-m ...)
+    ftype: str  # Q4_K_M ..., or "file" when the header does not say
+    tensors: list[tuple[GGUFTensor, str]]
+
+    @property
+    def label(self) -> str:
+        return "GGUF file" + (f" ({self.ftype})" if self.ftype != "file" else "")
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(tensor_bytes(ty, t.ne) for t, ty in self.tensors)
+
+    @property
+    def bits(self) -> float:
+        """Bits per weight of the file's tensors."""
+        n = sum(math.prod(t.ne) for t, _ in self.tensors)
+        return 8 * self.weight_bytes / n if n else 16.0
+
+
 def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, prompt_tokens: int, host_ram: int | None,
-              rejected: list[Rejection], goal: Goal) -> list[tuple[Candidate, float]]:
+              rejected: list[Rejection], goal: Goal, gguf_file: GGUFFile | None = None) -> list[tuple[Candidate, float]]:
     gpus = system.gpus
     gpu = gpus[0]
     out: list[tuple[Candidate, float]] = []
@@ -461,21 +502,26 @@ def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, promp
     ftypes = list(planner_data().gguf_ftypes)
     if _own_quant(spec)[0] == "mxfp4":  # gpt-oss ships MXFP4 experts; its GGUFs keep them (MXFP4_MOE):
         ftypes = ["MXFP4_MOE"]          # re-quantizing 4-bit experts to another type only loses accuracy
+    if gguf_file is not None:  # the file as it is: its own types, not other file types of it
+        ftypes = [gguf_file.ftype]
     for ftype in ftypes:
         quant = f"gguf:{ftype}"
         bits = _bits(quant)
-        try:
-            tensors = plan_gguf(spec, ftype)
-        except NotModelledError as e:
-            rejected.append(Rejection(family=f"llama.cpp {ftype}", reason=note("plan.reject.format", str(e))))
-            continue
+        if gguf_file is not None:
+            tensors, bits = gguf_file.tensors, gguf_file.bits
+        else:
+            try:
+                tensors = plan_gguf(spec, ftype)
+            except NotModelledError as e:
+                rejected.append(Rejection(family=f"llama.cpp {ftype}", reason=note("plan.reject.format", str(e))))
+                continue
         reads = reads_from_gguf(spec, tensors)
         n_before = len(out)
         for kv in ("F16", "Q8_0"):
             if len(out) > n_before and goal != "context":
                 break  # the f16 cache already fits
             opts = LlamaOptions(n_ctx=ctx * (n_slots if n_slots > 1 else 1), n_parallel=n_slots, kv_unified=True,
-                                type_k=kv, type_v=kv, ftype=ftype)
+                                type_k=kv, type_v=kv, ftype=None if gguf_file else ftype)
             # (layout, its result, the options and GPUs it was checked with)
             layouts: list[tuple[Layout, LlamaResult, LlamaOptions, list[GPU]]] = []
             one = check_llamacpp(spec, gpu, opts, tensors, host_ram, solve=False)
@@ -525,7 +571,7 @@ def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, promp
                 if not r.fits:
                     continue
                 cand = _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits, kv, layout, r,
-                                        reads, backend, l_opts)
+                                        reads, backend, l_opts, gguf_file)
                 if cand is not None:
                     out.append((cand, bits))
     return out
@@ -555,7 +601,7 @@ def _partial_offload(spec: ModelSpec, gpu: GPU, opts: LlamaOptions, tensors: lis
 
 def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int, prompt_tokens: int, quant: str,
                      bits: float, kv: str, layout: Layout, r: LlamaResult, reads: WeightReads,
-                     backend: str, opts: LlamaOptions) -> Candidate | None:
+                     backend: str, opts: LlamaOptions, gguf_file: GGUFFile | None = None) -> Candidate | None:
     """r: check_llamacpp's result with `opts` on the layout's GPUs, its largest context (r.max_ctx) solved."""
     gpu = system.gpus[0]
     n = spec.num_layers
@@ -580,9 +626,11 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
     devs = [DeviceUse(device=d.device, used_bytes=d.total_bytes, available_bytes=d.available_bytes) for d in r.devices]
     # the slots share the cells: each of them holds the largest context over n_parallel
     max_ctx = min(derived_max_model_len(spec), (r.max_ctx or r.n_ctx) // max(1, opts.n_parallel))
-    ref = f"{spec.id.split('/')[-1]}-{quant.split(':')[1]}.gguf"
+    ref = gguf_file.ref if gguf_file else f"{spec.id.split('/')[-1]}-{quant.split(':')[1]}.gguf"
     cmd = r.command.replace("model.gguf", ref)
     notes: list[Message] = []
+    if gguf_file:
+        notes.append(note("plan.note.gguf_file", "the GGUF file given, as it is (its own tensor types)"))
     if layout.split == "offload":
         notes.append(note("plan.note.host_offload", f"host RAM holds {host_share:.0%} of the weights: decode reads "
                           f"them at host-RAM speed (assumed {speed_data().host_ram_bandwidth_gbs} GB/s, "
@@ -606,7 +654,22 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
         notes.append(note("plan.note.slots", f"-np {concurrency} slots share one unified KV cache of {r.n_ctx} "
                           f"cells ({ctx} tokens each when all are full)"))
     return Candidate(rank=0, engine="llamacpp", engine_version=None, quant=quant,
-                     quant_note=f"llama.cpp {quant.split(':')[1]} GGUF (predicted per-tensor types)",
+                     quant_note=(f"the {gguf_file.label} given" if gguf_file else
+                                 f"llama.cpp {quant.split(':')[1]} GGUF (predicted per-tensor types)"),
                      kv_cache_dtype=kv.lower(), layout=layout, context=ctx, max_context=max(ctx, max_ctx),
                      max_concurrency=float(concurrency), devices=devs, speed=sp, commands=cmds, router_config=router,
                      notes=notes, llamacpp_options=opts)
+
+
+def gguf_file_of(source: ModelSource, ref: str) -> GGUFFile | None:
+    """The GGUF file a plan is for when the model was read from one (`ref`: how the user named it); else None."""
+    from .sources.limits import redact
+
+    tensors = source.llama_tensors()
+    return GGUFFile(ref=redact(ref), ftype=gguf_file_type(source.spec), tensors=tensors) if tensors else None
+
+
+def gguf_file_type(spec: ModelSpec) -> str:
+    """A GGUF file's type (Q4_K_M ...) from its header's general.file_type; "file" when it does not say."""
+    ftype_id = (spec.quantization_config or {}).get("file_type")
+    return next((name for name, row in ggml_ftypes().items() if row.llama_ftype_id == ftype_id), "file")

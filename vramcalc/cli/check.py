@@ -19,7 +19,7 @@ from . import check_llamacpp, check_vllm
 from .check_llamacpp import LlamaReport
 from .check_vllm import VLLMReport
 from ..limits import MAX_CONTEXT, MAX_SEQUENCES
-from .common import bounded_int, exit_code, gib, json_out
+from .common import bounded_int, engine_name, exit_code, gib, json_out, quant_name
 
 if TYPE_CHECKING:
     from .common import Subparsers
@@ -34,16 +34,17 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--gpu", required=True,
                    help="GPU or system: rtx4090, 2x4090, 4090,3090, 2x8xH100, 24GiB, 48GiB@1000GB/s, 4090-1.5GiB "
                         "(held by a desktop), m4-max(64GiB) (unified memory)")
-    c.add_argument("--ctx", type=bounded_int(MAX_CONTEXT, "tokens"), default=None,
-                   help="context length in tokens (default: the model's maximum, as vLLM)")
+    c.add_argument("--ctx", "--ctx-size", "-c", dest="ctx", type=bounded_int(MAX_CONTEXT, "tokens"), default=None,
+                   help="context length in tokens (default: the model's maximum, as vLLM); with --engine llamacpp the "
+                        "total over the --parallel slots, as llama-server's -c")
     c.add_argument("--sequences", type=bounded_int(MAX_SEQUENCES, "sequences"),
                    default=1, help="sequences held at that context")
     c.add_argument("--quant", "--quantization", dest="quant", default=None,
                    help="weigh the model converted to a format: fp8, fp8-block, int8, awq, gptq, w4a16, nvfp4, "
-                        "mxfp4, bnb-nf4, bnb-int8, or gguf:<FTYPE> such as gguf:Q4_K_M (default: as the checkpoint is)")
+                        "mxfp4, bnb-nf4, bnb-int8, or a llama.cpp file type, Q4_K_M or gguf:Q4_K_M (default: as the checkpoint is)")
     c.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for a Hub repo id")
-    c.add_argument("--engine", choices=["none", *get_args(Engine)], default="none",
-                   help="model an engine's own memory use (vllm, llamacpp); default: weights + KV only")
+    c.add_argument("--engine", type=engine_name, choices=["none", *get_args(Engine)], default="none",
+                   help="model an engine's own memory use (vllm, llamacpp or llama.cpp); default: weights + KV only")
     check_vllm.add_arguments(c)
     check_llamacpp.add_arguments(c)
     c.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -59,6 +60,7 @@ def gather(args: argparse.Namespace) -> Report:
     """The check the arguments ask for: weights + KV on one GPU, or the engine's (--engine)."""
     system = parse_system("1GiB" if args.gpu.strip().lower() == "cpu" else args.gpu)
     source = open_model(args.model, revision=args.revision)
+    args.quant = quant_name(args.quant, args.engine)
     if args.engine == "llamacpp":
         return check_llamacpp.gather(args, source, system)
     if args.engine == "vllm":

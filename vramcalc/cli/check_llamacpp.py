@@ -57,7 +57,7 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     lc.add_argument("--cache-type-k", "-ctk", default="f16", choices=kv_cache_types())
     lc.add_argument("--cache-type-v", "-ctv", default="f16", choices=kv_cache_types())
     lc.add_argument("--flash-attn", "-fa", default="auto", choices=get_args(FlashAttn))
-    lc.add_argument("--n-gpu-layers", "-ngl", type=_ngl, default=None,
+    lc.add_argument("--n-gpu-layers", "--gpu-layers", "-ngl", dest="n_gpu_layers", type=_ngl, default=None,
                     help="N, all, or auto (default): the largest that fits, as llama.cpp's --fit chooses")
     lc.add_argument("--split-mode", "-sm", default="layer", choices=get_args(SplitMode),
                     help="with several GPUs (--gpu 2x3090): layer (default); tensor (experimental: weights and KV "

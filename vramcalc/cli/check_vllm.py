@@ -21,9 +21,9 @@ ON_OFF = {"on": True, "off": False}
 
 def add_arguments(c: argparse.ArgumentParser) -> None:
     v = c.add_argument_group("vLLM options (with --engine vllm)")
-    v.add_argument("--tp", type=bounded_int(MAX_GPUS, "GPUs"),
+    v.add_argument("--tp", "--tensor-parallel-size", "-tp", dest="tp", type=bounded_int(MAX_GPUS, "GPUs"),
                    default=None, help="--tensor-parallel-size (default: GPUs per node)")
-    v.add_argument("--pp", type=bounded_int(MAX_GPUS, "GPUs"),
+    v.add_argument("--pp", "--pipeline-parallel-size", "-pp", dest="pp", type=bounded_int(MAX_GPUS, "GPUs"),
                    default=None, help="--pipeline-parallel-size (default: nodes)")
     v.add_argument("--engine-version", default=None, help="vLLM release (default: the newest modelled)")
     v.add_argument("--gpu-memory-utilization", type=float, default=None)
@@ -54,7 +54,7 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLL
                    enforce_eager=args.enforce_eager, block_size=args.block_size,
                    moe_backend=args.moe_backend, flashinfer_sampler=ON_OFF.get(args.flashinfer_sampler),
                    disable_custom_all_reduce=args.disable_custom_all_reduce)
-    return vllm_on_system(source, system, options, host_ram_bytes(args))
+    return vllm_on_system(source, system, options, host_ram_bytes(args), args.gpu.strip())
 
 
 def print_report(report: VLLMReport) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import TYPE_CHECKING, Any, Callable, NoReturn, Protocol
 
@@ -30,6 +31,12 @@ class UsageExit(SystemExit):
 
 
 class Parser(argparse.ArgumentParser):
+    """One-line errors, and no abbreviated options: `-c` is the context, not a prefix of `-ctk`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:  # one line, exit 2
         line = one_line(f"{message} (see `vramcalc --help`)")
         self._print_message(f"vramcalc: error: {line}\n", sys.stderr)
@@ -47,6 +54,29 @@ class Verdict(Protocol):
 
 def gib(n: int) -> str:
     return f"{n / GIB:.2f}"
+
+
+ENGINE_SPELLINGS = {"llama.cpp": "llamacpp", "llama-cpp": "llamacpp", "llama_cpp": "llamacpp"}
+
+
+def engine_name(text: str) -> str:
+    """--engine as people write it: llama.cpp and llama-cpp are llamacpp."""
+    v = text.strip().lower()
+    return ENGINE_SPELLINGS.get(v, v)
+
+
+def quant_name(quant: str | None, engine: str) -> str | None:
+    """--quant as the engines write it: a llama.cpp file type (Q4_K_M, q4_k_m) is gguf:Q4_K_M under --engine llamacpp,
+    and elsewhere when the name is only a file type (nvfp4, mxfp4 ... stay conversion targets)."""
+    if not quant or ":" in quant:
+        return quant
+    from ..ggml import ftypes
+    from ..quant import quant_targets
+
+    ftype = quant.strip().upper()
+    if ftype in ftypes() and (engine == "llamacpp" or quant.strip().lower() not in quant_targets()):
+        return f"gguf:{ftype}"
+    return quant
 
 
 def positive_int(text: str) -> int:
@@ -118,9 +148,29 @@ def add_list_parser(sub: Subparsers, name: str, help: str, match_help: str,
     p.set_defaults(func=run)
 
 
+def _squash(text: str) -> str:
+    """A name without case or separators: `Strix Halo`, `strix-halo` and `strixhalo` are one."""
+    return re.sub(r"[^0-9a-z]", "", text.lower())
+
+
 def matches(text: str | None, *fields: str) -> bool:
-    """`models` and `gpus` filters: no text, or text (spaces ignored, any case) inside one of the fields."""
-    return not text or any(text.lower().replace(" ", "") in f.lower().replace(" ", "") for f in fields)
+    """`models` and `gpus` filters: no text, or text (any case, spaces, dashes, dots and underscores ignored)
+    inside one of the fields (ids, names, aliases)."""
+    if not text:
+        return True
+    key = _squash(text)
+    return bool(key) and any(key in _squash(f) for f in fields)
+
+
+def nothing_matched(text: str, what: str, names: list[str]) -> str:
+    """The one line of a `models` / `gpus` filter that matched nothing, with the closest names."""
+    import difflib
+
+    query = one_line(text, 60)
+    close = difflib.get_close_matches(query.lower(), [n.lower() for n in names], n=3, cutoff=0.4)
+    originals = {n.lower(): n for n in names}
+    hint = f"; closest: {', '.join(originals[c] for c in close)}" if close else ""
+    return f"nothing matches {query!r}{hint} (`vramcalc {what}` lists them all)"
 
 
 def verdict_out(result: VLLMResult | LlamaResult, yes: str, no: str) -> int:

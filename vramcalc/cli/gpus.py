@@ -7,19 +7,24 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
-from ..gpus import GPU, all_gpus
-from .common import add_list_parser, gib, matches, print_json
+from ..errors import UnknownGPUError
+from ..gpus import GPU, all_gpus, gpu_names
+from .common import add_list_parser, gib, matches, nothing_matched, print_json
 
 if TYPE_CHECKING:
     from .common import Subparsers
 
 
 def add_parser(sub: Subparsers) -> None:
-    add_list_parser(sub, "gpus", "list known GPUs", "only GPUs whose id or name contains this (4090, h100)", run)
+    add_list_parser(sub, "gpus", "list known GPUs", "only GPUs whose id, name or chip contains this, in any case and spelling (4090, h100, strix-halo)", run)
 
 
 def gather(args: argparse.Namespace) -> list[GPU]:
-    return [g for g in all_gpus() if matches(args.match, g.id, g.name)]
+    names = gpu_names()
+    found = [g for g in all_gpus() if matches(args.match, *names.get(g.id, (g.id, g.name)))]
+    if args.match and not found:
+        raise UnknownGPUError(nothing_matched(args.match, "gpus", [n for ns in names.values() for n in ns[:2]]))
+    return found
 
 
 def run(args: argparse.Namespace) -> int:

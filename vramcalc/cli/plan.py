@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, get_args
 from tabulate import tabulate
 
 from ..engines import ENGINE_NAMES
-from ..plan import EngineChoice, Goal, PlanResult, layout_text, plan
+from ..plan import EngineChoice, Goal, PlanResult, gguf_file_of, layout_text, plan
 from ..sources import open_model
 from ..systems import parse_system
 from ..limits import MAX_CONTEXT, MAX_RAM_GIB, MAX_SEQUENCES, MAX_TOP
-from .common import bounded_int, exit_code, host_ram_bytes, json_out, positive_float
+from .common import bounded_int, engine_name, exit_code, host_ram_bytes, json_out, positive_float
 
 if TYPE_CHECKING:
     from .common import Subparsers
@@ -23,13 +23,14 @@ def add_parser(sub: Subparsers) -> None:
     pl.add_argument("model", help="catalog id or alias, a Hub repo id, a local config.json, model folder or .gguf")
     pl.add_argument("--gpu", required=True, help="system: 2x4090, 4x3090, rtx4070, 2x8xH100, "
                                                  "ryzen-ai-max-plus-395(128GiB), ... (as for check)")
-    pl.add_argument("--ctx", type=bounded_int(MAX_CONTEXT, "tokens"),
+    pl.add_argument("--ctx", "--ctx-size", "-c", dest="ctx", type=bounded_int(MAX_CONTEXT, "tokens"),
                     default=None, help="context per sequence (default 8192)")
     pl.add_argument("--concurrency", type=bounded_int(MAX_SEQUENCES, "sequences"),
                     default=1, help="sequences served at once")
     pl.add_argument("--goal", choices=get_args(Goal), default="latency",
                     help="rank by single-stream speed, aggregate speed at --concurrency, or the longest context")
-    pl.add_argument("--engine", choices=get_args(EngineChoice), default="any")
+    pl.add_argument("--engine", type=engine_name, choices=get_args(EngineChoice), default="any",
+                    help="vllm, llamacpp (or llama.cpp), any")
     pl.add_argument("--engine-version", default=None, help="vLLM release (default: the newest modelled)")
     pl.add_argument("--ram", type=positive_float(MAX_RAM_GIB, "GiB"),
                     default=None, help="host RAM in GiB, to check offloaded weights")
@@ -42,9 +43,10 @@ def add_parser(sub: Subparsers) -> None:
 def gather(args: argparse.Namespace) -> PlanResult:
     source = open_model(args.model, revision=args.revision)
     system = parse_system(args.gpu)
+    gguf_file = gguf_file_of(source, args.model)  # a GGUF file: llama.cpp runs it as it is
     return plan(source.spec, system, context=args.ctx, concurrency=args.concurrency, goal=args.goal,
                 engine=args.engine, engine_version=args.engine_version, host_ram_bytes=host_ram_bytes(args),
-                top=args.top)
+                top=args.top, gguf_file=gguf_file)
 
 
 def run(args: argparse.Namespace) -> int:
