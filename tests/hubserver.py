@@ -166,7 +166,7 @@ class HubServer:
                             sent += 1
                             time.sleep(repo.trickle[filename])
                     except (BrokenPipeError, ConnectionResetError):
-                        pass
+                        pass  # the client gave up mid-trickle (its deadline cut it): what was sent is logged
                     self.close_connection = True
                 elif not head:
                     try:
