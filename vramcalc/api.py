@@ -16,7 +16,6 @@ from .check import CheckResult
 from .check import check as _check
 from .errors import InputError, unknown_options
 from .gpus import GPU
-from .limits import MAX_LAYERS
 from .llamacpp.engine import LlamaOptions, LlamaResult
 from .plan import EngineChoice, Goal, PlanResult
 from .sources import ModelSource, open_model
@@ -131,7 +130,7 @@ def _vllm(model: Model, system: SystemLike, options: dict[str, Any]) -> VLLMResu
 
 
 def _llamacpp(model: Model, system: SystemLike, options: dict[str, Any]) -> LlamaResult:
-    from .engine_checks import llama_ftype, llamacpp_on_system
+    from .engine_checks import gpu_layers, llama_ftype, llamacpp_on_system
     from .sources.limits import redact
 
     host_ram, revision = options.pop("host_ram_bytes", None), options.pop("revision", None)
@@ -140,11 +139,8 @@ def _llamacpp(model: Model, system: SystemLike, options: dict[str, Any]) -> Llam
     if quant is not None and options.get("ftype") is not None:
         if (llama_ftype(quant) or "").upper() != str(options["ftype"]).upper():
             raise InputError(f"quant={quant!r} and ftype={options['ftype']!r} disagree: give one of them")
-    ngl = options.get("n_gpu_layers")
-    if isinstance(ngl, str) and ngl.strip().lower() in ("auto", "all"):  # as -ngl takes them
-        options["n_gpu_layers"] = None if ngl.strip().lower() == "auto" else MAX_LAYERS
-    elif isinstance(ngl, int) and not isinstance(ngl, bool) and ngl > MAX_LAYERS:
-        options["n_gpu_layers"] = MAX_LAYERS  # above the layer count: every layer, as llama.cpp reads -ngl 999
+    if "n_gpu_layers" in options:  # N, "auto" or "all", as -ngl takes them
+        options["n_gpu_layers"] = gpu_layers(options["n_gpu_layers"])
     options = {**LLAMACPP_DEFAULTS, **options}
     ftype = llama_ftype(quant) if quant else options.get("ftype")
     LlamaOptions(**{**options, "ftype": ftype})  # every value checked before any work

@@ -10,7 +10,7 @@ from typing import Any
 from .engines import Engine
 from .errors import InputError
 from .gpus import GPU
-from .limits import MAX_GPUS
+from .limits import MAX_GPUS, MAX_LAYER_FLAG
 from .llamacpp.engine import LlamaOptions, LlamaResult, check_llamacpp
 from .messages import warning
 from .sources import ModelSource
@@ -91,6 +91,22 @@ def vllm_on_system(source: ModelSource, system: System, options: dict[str, Any],
         r = r.model_copy(update={"alternatives": instead(source.spec, system, r.max_model_len, vopts.quantization,
                                                          "vllm", host_ram_bytes)})
     return VLLMReport(result=r, gpu=gpu, ranks=tp * pp)
+
+
+def gpu_layers(value: int | str | None) -> int | None:
+    """-ngl as llama.cpp reads it: N, "auto" (None: the largest that fits, as --fit finds it) or "all"; a count
+    above the model's layers means every layer (-ngl 99 / 999), capped at limits.MAX_LAYER_FLAG."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return MAX_LAYER_FLAG
+    try:
+        n = int(value) if not isinstance(value, bool) else -1
+    except ValueError:
+        raise InputError(f"expected a layer count, 'auto' or 'all', got {value!r}") from None
+    if n < 0:
+        raise InputError(f"n_gpu_layers must be >= 0 (or auto / all), got {value!r}")
+    return min(n, MAX_LAYER_FLAG)
 
 
 def llama_ftype(quant: str | None) -> str | None:

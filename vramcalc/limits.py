@@ -10,7 +10,7 @@ MAX_CONTEXT = 2**24  # tokens: --ctx, --max-model-len, --max-num-batched-tokens,
 MAX_SLOTS = 4096  # llama.cpp --parallel slots (the planner gives one per concurrent sequence)
 MAX_SEQUENCES = 4096  # --sequences, --concurrency, --max-num-seqs
 MAX_BLOCK_SIZE = 65536  # vLLM --block-size, tokens per KV block
-MAX_LAYERS = 10**6  # -ngl and --n-cpu-moe: a value above the model's layer count means every layer (as llama.cpp)
+MAX_LAYER_FLAG = 10**6  # -ngl and --n-cpu-moe: a value above the model's layer count means every layer (as llama.cpp)
 MAX_RAM_GIB = 2**20  # --ram: 1 PiB of host RAM
 MAX_TOP = 1000  # plan --top: recommendations shown
 

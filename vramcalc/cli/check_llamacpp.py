@@ -8,13 +8,14 @@ from typing import get_args
 from tabulate import tabulate
 
 from ..bars import LEGEND, bar, use_color
-from ..engine_checks import LlamaReport, llama_ftype, llamacpp_on_system
+from ..engine_checks import LlamaReport, gpu_layers, llama_ftype, llamacpp_on_system
+from ..errors import InputError
 from ..ggml import kv_cache_types
 from ..llamacpp.engine import UNCHECKED_HOST_RAM_GIB, FlashAttn, GPUBackend, SplitMode, unchecked_host_need
 from ..sources import ModelSource
 from ..sources.limits import redact
 from ..systems import System
-from ..limits import MAX_CONTEXT, MAX_GPUS, MAX_LAYERS, MAX_RAM_GIB, MAX_SLOTS
+from ..limits import MAX_CONTEXT, MAX_GPUS, MAX_LAYER_FLAG, MAX_RAM_GIB, MAX_SLOTS
 from .common import bounded_int, gib, host_ram_bytes, positive_float, verdict_out
 
 BACKEND_NAMES = {"cpu": "CPU", "cuda": "CUDA", "rocm": "ROCm/HIP", "vulkan": "Vulkan", "metal": "Metal", "sycl": "SYCL",
@@ -23,18 +24,10 @@ BACKEND_NAMES = {"cpu": "CPU", "cuda": "CUDA", "rocm": "ROCm/HIP", "vulkan": "Vu
 
 def _ngl(value: str) -> int | None:
     """-ngl N | auto | all: auto (None) lets vramcalc find the largest that fits, as --fit does."""
-    v = value.strip().lower()
-    if v == "auto":
-        return None
-    if v == "all":
-        return MAX_LAYERS
     try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a layer count, 'auto' or 'all', got {value!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError("--n-gpu-layers must be >= 0 (or auto / all)")
-    return min(n, MAX_LAYERS)  # above the layer count: every layer, as llama.cpp reads -ngl 99 / 999
+        return gpu_layers(value)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("n_gpu_layers", "--n-gpu-layers")) from None
 
 
 def _tensor_split(value: str) -> tuple[float, ...]:
@@ -71,7 +64,7 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                     help="the GPU used with --split-mode none")
     lc.add_argument("--swa-full", action="store_true")
     lc.add_argument("--cpu-moe", action="store_true")
-    lc.add_argument("--n-cpu-moe", "-ncmoe", type=bounded_int(MAX_LAYERS, "layers", minimum=0), default=0,
+    lc.add_argument("--n-cpu-moe", "-ncmoe", type=bounded_int(MAX_LAYER_FLAG, "layers", minimum=0), default=0,
                     help="keep the experts of the first N layers on the CPU (above the layer count: every layer)")
     lc.add_argument("--no-kv-offload", "-nkvo", action="store_true", help="keep the KV cache in host RAM")
     lc.add_argument("--ram", type=positive_float(MAX_RAM_GIB, "GiB"), default=None,

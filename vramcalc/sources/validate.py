@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 
 from pydantic import ValidationError
 
+from ..limits import MAX_CONTEXT
 from ..errors import ConfigError
 from ..spec import AttentionSpec, MLPSpec, ModelSpec, SSMSpec
 
@@ -28,8 +29,8 @@ MAX_WIDTH = 2**20
 MAX_HEADS = 2**14
 # One head's size: the largest are 512 (Gemma 4 global layers, MLA latent ranks); 2^13 leaves room.
 MAX_HEAD_DIM = 2**13
-# Context / sliding window in tokens: the longest claimed context is 10M (Llama 4 Scout); 2^24 = 16.7M.
-MAX_CONTEXT = 2**24
+# Context / sliding window in tokens: the longest claimed context is 10M (Llama 4 Scout); limits.MAX_CONTEXT (2^24 =
+# 16.7M) is the same bound as on --ctx.
 # Vocabulary: the largest are ~262,144 (Gemma 3); 2^22 is 16x that.
 MAX_VOCAB = 2**22
 # Routed experts: the most in a release are 384 (Kimi-K2); 2^16 leaves room for any real router.
