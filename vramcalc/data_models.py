@@ -181,6 +181,8 @@ class LlamaBackend(Fixed):
     for_: str = Field(alias="for")
     split_buffers: bool
     pipeline_parallel: bool
+    offload_min_batch: int  # offload_op: the batch from which the backend takes ops on host weights (0: never)
+    host_buffer: bool  # has a pinned host buffer type (ggml_backend_dev_host_buffer_type)
 
 
 class SmTensor(Fixed):
@@ -214,6 +216,11 @@ class LlamaBackends(Fixed):
     pipeline_parallel_source: str
     iswa_gguf_archs: list[str]
     iswa_gguf_archs_source: str
+    op_offload_source: str
+    repack_types: dict[str, list[str]]  # host CPU -> the ggml types CPU_REPACK interleaves
+    repack_types_source: str
+    host_buffer_source: str
+    host_inputs_source: str
 
 
 class Margin(Fixed):

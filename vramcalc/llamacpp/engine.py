@@ -9,6 +9,7 @@ covers it: FIT_MARGIN_MIB left free per GPU (common/fit.cpp, --fit-target defaul
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -29,7 +30,7 @@ from ..trace import TraceTerm, term
 from .compute import ComputeBuffers, compute_buffers
 from .graphs import graph_variant
 from .kv import LlamaCache, LlamaKVOptions, context_cells, layer_memory, llama_caches, output_buffer_bytes
-from .weights import CPU, EXPERT_TENSORS, ModelBuffers, model_buffers
+from .weights import CPU, EXPERT_TENSORS, HostCPU, ModelBuffers, model_buffers
 
 MIB = 2**20
 FIT_MARGIN_MIB = 1024  # common/arg.cpp --fit-target default
@@ -64,11 +65,17 @@ class LlamaOptions(CheckedOptions):
     cpu_moe: bool = False
     # --n-cpu-moe N: the experts of the first N layers stay on the CPU (N above the layer count: every layer's)
     n_cpu_moe: int = Field(default=0, ge=0)
-    override_tensor_cpu: tuple[str, ...] = ()  # -ot PATTERN=CPU
+    # -ot / --override-tensor PATTERN=DEVICE, in order (the first match places a tensor): DEVICE is CPU or a GPU
+    # by its llama.cpp name (CUDA0, ROCm1, Vulkan0, MTL0, SYCL0: the index counts the GPUs as listed)
+    override_tensor: tuple[str, ...] = ()
     no_kv_offload: bool = False
-    mmap: bool = True
-    mlock: bool = False
+    no_mmap: bool = False  # --no-mmap: the CPU weights are read into allocated host memory (CUDA_Host with a GPU)
+    mlock: bool = False  # --mlock: the mapped CPU weights are locked in RAM (the same bytes, never evicted)
+    # --device D1,D2 (llama.cpp names such as CUDA0,CUDA1, or none): the GPUs llama.cpp uses, in this order
+    devices: tuple[str, ...] | None = None
     cpu_repack: bool = True  # llama.cpp's default; --no-repack turns it off
+    # the host CPU: which weight types CPU_REPACK interleaves (llamacpp_backends.json repack_types)
+    host_cpu: HostCPU = "x86_avx2"
     ftype: str | None = None  # when no GGUF file is given: predict this llama.cpp file type
     mla_layout: Literal["per_head", "latent_kv", "latent_k"] = "latent_k"  # llamacpp/kv.py MLA_LAYOUTS
     # the ggml backend the GPUs run: auto = CUDA for NVIDIA, ROCm (HIP) for AMD, Metal for Apple
@@ -89,6 +96,30 @@ class LlamaOptions(CheckedOptions):
         allowed = kv_cache_types()
         if value.lower() not in allowed:
             raise ValueError(f"expected one of {', '.join(allowed)}")
+        return value
+
+    @field_validator("override_tensor")
+    @classmethod
+    def _override(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            pattern, sep, dev = item.rpartition("=")
+            if not sep or not pattern or not dev:
+                raise ValueError(f"expected PATTERN=DEVICE such as 'ffn_.*_exps=CPU', got {item!r}")
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"{pattern!r} is not a regular expression: {e}") from None
+            if device_index(dev) is None:
+                raise ValueError(f"device {dev!r}: expected CPU or a GPU such as CUDA0")
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None:
+            for dev in value:
+                if dev.lower() != "none" and (device_index(dev) in (None, CPU)):
+                    raise ValueError(f"device {dev!r}: expected a GPU such as CUDA0 (or none)")
         return value
 
     @property
@@ -137,6 +168,9 @@ class LlamaResult(Result):
     max_gpu_layers: int | None = None  # the largest -ngl that fits at this context (None: not solved)
     n_cpu_moe: int = 0  # layers whose MoE experts stay on the CPU (--n-cpu-moe; solved as --fit does)
     max_ctx: int | None = None  # the largest context that fits with this -ngl
+    # the host's compute buffers (graph inputs; the CPU's share of the graph): in the host RAM column, or in the
+    # first GPU's pool on unified memory
+    host_compute_bytes: int = 0
     errors: list[Message]
     warnings: list[Message]
     command: str
@@ -150,6 +184,14 @@ class LlamaResult(Result):
     def table(self) -> list[Row]:
         """One row per device (each GPU, host RAM): its buffers."""
         return [d.model_dump(mode="json") for d in self.devices]
+
+
+def device_index(name: str) -> int | None:
+    """llama.cpp's device name -> CPU or the GPU's index (CUDA0 -> 0, Vulkan1 -> 1); None: not a device name."""
+    if name.strip().upper() == "CPU":
+        return CPU
+    m = re.fullmatch(r"(CUDA|ROCm|HIP|Vulkan|MTL|Metal|SYCL|RPC)(\d+)", name.strip(), flags=re.IGNORECASE)
+    return int(m.group(2)) if m else None
 
 
 def _as_list(gpus: GPU | list[GPU] | None) -> list[GPU]:
@@ -226,6 +268,20 @@ def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
            tensors: list[tuple[GGUFTensor, str]] | None, ram_bytes: int | None,
            model_ref: str, solve: bool, limits: bool | Literal["context"]) -> LlamaResult:
     gl = _as_list(gpus)
+    if opts.devices is not None:  # --device: the GPUs llama.cpp uses, in the order given
+        if [d.lower() for d in opts.devices] == ["none"]:
+            gl = []
+        else:
+            picked = [device_index(d) for d in opts.devices]
+            bad = [d for d, i in zip(opts.devices, picked) if i is None or not 0 <= i < len(gl)]
+            if bad:
+                raise InputError(f"--device {','.join(bad)}: there are {len(gl)} GPUs (index 0 to {len(gl) - 1})")
+            gl = [gl[i] for i in picked if i is not None]
+    for item in opts.override_tensor:
+        target = device_index(item.rpartition("=")[2])
+        if target is not None and target != CPU and target >= len(gl):
+            raise InputError(f"-ot {item}: there are {len(gl)} GPUs (index 0 to {len(gl) - 1})" if gl else
+                             f"-ot {item}: no GPU is used")
     if tensors is None:
         if not opts.ftype:
             raise InputError("llama.cpp runs GGUF files: give a .gguf, or --quant gguf:<FTYPE> such as gguf:Q4_K_M")
@@ -260,7 +316,7 @@ def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
         if best is not None:
             r = best.model_copy(update={"context_source": f"lowered from the training context "
                                         f"{spec.max_position_embeddings} to fit (as llama.cpp's --fit does)"})
-    moe_free = spec.is_moe and not (opts.cpu_moe or opts.n_cpu_moe or opts.override_tensor_cpu)
+    moe_free = spec.is_moe and not (opts.cpu_moe or opts.n_cpu_moe or opts.override_tensor)
     if not r.fits and opts.n_gpu_layers is None and not r.errors and moe_free:
         # common/fit.cpp step 4: with every expert in host memory the dense part fits, so whole layers go
         # back to the GPU until it is full; the experts of the rest stay on the CPU (--n-cpu-moe, same bytes)
@@ -420,17 +476,22 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
         splits = [1.0] * len(gl)
     else:  # layer split: by each device's memory
         splits = [float(g.usable_bytes or g.memory_bytes) for g in gl]
-    overrides = list(opts.override_tensor_cpu)
-    if opts.cpu_moe and not opts.n_cpu_moe:
-        overrides.append(EXPERT_TENSORS)
+    placed = [(p, device_index(d)) for p, _, d in (o.rpartition("=") for o in opts.override_tensor)]
+    overrides = [EXPERT_TENSORS] if opts.cpu_moe and not opts.n_cpu_moe else []
+    rules_b = backend_rules()
+    backend = backend_of(gl, opts) if gl else "cpu"
+    # a GPU with a pinned host buffer type takes the CPU weights before CPU_REPACK (make_cpu_buft_list)
+    gpu_host = bool(gl) and not unified and rules_b.backends[backend].host_buffer
     n_dev = len(gl)
     hit = weights.get((ngl, opts.n_cpu_moe)) if weights is not None else None
     if hit is None:
         # common/arg.cpp --n-cpu-moe N adds one override per layer index below N; the same tensors are picked by
         # one pattern and a check of the layer index (N above the layer count: every layer)
         mb = model_buffers(tensors, n_layer, ngl, splits, overrides, cpu_moe_layers=opts.n_cpu_moe,
-                           unified=unified, repack=opts.cpu_repack,
-                           mmap=opts.mmap, split_tensors=backend_rules().sm_tensor.split_tensors if tensor_split else None)
+                           unified=unified, repack=opts.cpu_repack, mmap=not opts.no_mmap,
+                           split_tensors=rules_b.sm_tensor.split_tensors if tensor_split else None,
+                           repack_types=frozenset(rules_b.repack_types[opts.host_cpu]), gpu_host_buffer=gpu_host,
+                           device_overrides=[(p, d) for p, d in placed if d is not None])
         if tensor_split:  # the meta device: every offloaded weight in segments by -ts (data/llamacpp_backends.json)
             mb = _segments(mb, splits)
         size = sum(tensor_bytes(ty, t.ne) for t, ty in tensors)
@@ -457,7 +518,8 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     pipeline = bool(gl) and not opts.rpc_nodes and backend_rules().backends[backend_of(gl, opts)].pipeline_parallel
     arch = gguf_arch(spec)
     comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev, pipeline=pipeline, arch=arch if replay else "",
-                           n_ctx=n_ctx_seq * streams, variant=graph_variant(arch, (t.name for t, _ in tensors)))
+                           n_ctx=n_ctx_seq * streams, variant=graph_variant(arch, (t.name for t, _ in tensors)),
+                           offload_min_batch=rules_b.backends[backend].offload_min_batch if gl and not opts.rpc_nodes else 0)
     output = output_buffer_bytes(spec, opts.n_parallel)
     devices = []
     for d, g in enumerate(gl):
@@ -512,6 +574,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                        kv_unified=opts.kv_unified or opts.n_parallel == 1, flash_attn=fa, context_source=how,
                        gpu_layers=mb.gpu_layers, n_gpu_layers=ngl, split_mode=opts.split_mode if n_dev > 1 else "none",
                        backend=backend_of(gl, opts) if gl else "cpu", n_cpu_moe=opts.n_cpu_moe,
+                       host_compute_bytes=comp.host,
                        devices=devices, caches=caches, errors=errors, warnings=warnings,
                        command=cmd, trace=trace)
 
@@ -608,8 +671,14 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
         cmd.append(f"--n-cpu-moe {opts.n_cpu_moe}")
     elif opts.cpu_moe:
         cmd.append("--cpu-moe")
-    for p in opts.override_tensor_cpu:
-        cmd.append(f"-ot '{p}=CPU'")
+    for p in opts.override_tensor:
+        cmd.append(f"-ot '{p}'")
+    if opts.no_mmap:
+        cmd.append("--no-mmap")
+    if opts.mlock:
+        cmd.append("--mlock")
+    if opts.devices is not None:
+        cmd.append("--device " + ",".join(opts.devices))
     if opts.swa_full:
         cmd.append("--swa-full")
     if opts.no_kv_offload:

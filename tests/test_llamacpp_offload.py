@@ -1,0 +1,109 @@
+"""The scheduler's op offload with weights in host memory, the host's compute buffer, -ot to any device,
+--device and the CPU_REPACK rule, against the logged llama.cpp runs of tests/data/llamacpp_offload_logs.json
+(https://github.com/ikawrakow/ik_llama.cpp/discussions/357)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vramcalc.cli import main
+from vramcalc.errors import InputError
+from vramcalc.gguf_mix import plan_gguf
+from vramcalc.gpus import find_gpu
+from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
+from vramcalc.sources.catalog import load
+
+MIB = 2**20
+LOGS = {c["id"]: c for c in json.loads((Path(__file__).parent / "data/llamacpp_offload_logs.json").read_text())["cases"]}
+SPEC = load("Qwen/Qwen3-235B-A22B")
+TENSORS = {ft: plan_gguf(SPEC, ft) for ft in ("Q8_0", "Q6_K")}
+
+
+def _run(case: dict, **extra: object):
+    opts = LlamaOptions(ftype=case["ftype"], n_outputs_max=2048, **{**case["options"], **extra})  # builds before #23861
+    return check_llamacpp(SPEC, [find_gpu(g) for g in case["gpus"]], opts, TENSORS[case["ftype"]], solve=False)
+
+
+@pytest.mark.parametrize("cid", sorted(LOGS))
+def test_first_gpu_holds_the_copy(cid):
+    case = LOGS[cid]
+    r = _run(case)
+    logged = list(case["compute_mib"].values())
+    cuda0 = r.devices[0].compute_buffer_bytes / MIB
+    assert cuda0 > case["expert_tensor_mib"]  # the copy of one expert tensor is in it
+    assert abs(cuda0 / logged[0] - 1) < 0.08
+    for d, mib in enumerate(logged[1:], start=1):  # the other GPUs get no copy
+        assert r.devices[d].compute_buffer_bytes / MIB < case["expert_tensor_mib"]
+        assert abs(r.devices[d].compute_buffer_bytes / MIB / mib - 1) < 0.08
+
+
+@pytest.mark.parametrize("cid", sorted(LOGS))
+def test_host_compute(cid):
+    case = LOGS[cid]
+    logged = sum(case["host_compute_mib"].values())
+    assert abs(_run(case).host_compute_bytes / MIB / logged - 1) < 0.10
+
+
+def test_no_copy_below_the_batch_threshold():
+    case = LOGS["c31"]  # CUDA offload_op takes batches from 32 on: -ub 16 keeps the ops on the CPU
+    r = _run(case, n_ubatch=16)
+    assert r.devices[0].compute_buffer_bytes / MIB < case["expert_tensor_mib"]
+
+
+@pytest.mark.parametrize("cid", ["c31", "c32"])
+def test_override_to_a_gpu(cid):
+    """-ot blk.N.ffn=CUDA1 moves those tensors to that GPU: the logged model buffers, within what the
+    predicted file (not the 128K variant's own) differs by."""
+    case = LOGS[cid]
+    r = _run(case)
+    for d, mib in enumerate(case["model_mib"].values()):
+        assert abs(r.devices[d].model_buffer_bytes / MIB - mib) < 2.0
+
+
+def test_override_and_devices_refused():
+    case = LOGS["c31"]
+    with pytest.raises(InputError):
+        _run(case, override_tensor=("ffn=CUDA3",))
+    with pytest.raises(InputError):
+        LlamaOptions(override_tensor=("ffn",))
+    with pytest.raises(InputError):
+        _run(case, devices=("CUDA2",))
+    cpu = _run(case, devices=("none",), override_tensor=())
+    assert [d.device for d in cpu.devices] == ["host RAM"]
+
+
+def test_no_repack_with_a_gpu_host_buffer():
+    """make_cpu_buft_list: the GPU's host buffer comes before CPU_REPACK, so with CUDA no CPU layer is
+    repacked; CPU only, the x86 AVX2 types are (tests/data/llamacpp_runs.json checks those bytes), ARM's
+    set differs and 'none' repacks nothing."""
+    spec = load("meta-llama/Llama-3.1-8B-Instruct")
+    t = plan_gguf(spec, "Q4_0")
+    opts = LlamaOptions(ftype="Q4_0", n_ctx=4096, n_gpu_layers=10)
+    assert check_llamacpp(spec, find_gpu("rtx-4090"), opts, t, solve=False).devices[-1].repack_buffer_bytes == 0
+    cpu = {h: check_llamacpp(spec, None, opts.model_copy(update={"host_cpu": h}), t, solve=False).devices[-1]
+           for h in ("x86_avx2", "arm_neon", "none")}
+    assert cpu["x86_avx2"].repack_buffer_bytes > 0 and cpu["none"].repack_buffer_bytes == 0
+    assert cpu["arm_neon"].repack_buffer_bytes >= cpu["x86_avx2"].repack_buffer_bytes
+
+
+def test_cpu_moe_is_not_repacked():
+    """--cpu-moe names the CPU buffer type itself: the experts stay in the mapped file, never in CPU_REPACK."""
+    spec = load("openai/gpt-oss-120b")
+    r = check_llamacpp(spec, find_gpu("rtx-4090"), LlamaOptions(ftype="MXFP4_MOE", n_ctx=8192, cpu_moe=True),
+                       plan_gguf(spec, "MXFP4_MOE"), solve=False)
+    host = r.devices[-1]
+    assert host.repack_buffer_bytes == 0 and host.model_buffer_bytes < r.model_size_bytes
+
+
+def test_cli_n_cpu_moe_puts_the_copy_on_the_first_gpu(capsys):
+    code = main(["check", "Qwen/Qwen3-235B-A22B", "--gpu", "2x3090", "--engine", "llamacpp", "--quant", "gguf:Q6_K",
+                 "-c", "16384", "-np", "1", "-ctk", "q8_0", "-ctv", "q8_0", "-fa", "on", "--n-cpu-moe", "94",
+                 "-ngl", "all", "--json"])
+    assert code in (0, 1)
+    out = json.loads(capsys.readouterr().out)
+    devs = out["devices"] if "devices" in out else out["result"]["devices"]
+    assert devs[0]["compute_buffer_bytes"] / MIB > LOGS["c31"]["expert_tensor_mib"]
+    assert devs[1]["compute_buffer_bytes"] / MIB < LOGS["c31"]["expert_tensor_mib"]
