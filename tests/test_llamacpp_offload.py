@@ -107,3 +107,25 @@ def test_cli_n_cpu_moe_puts_the_copy_on_the_first_gpu(capsys):
     devs = out["devices"] if "devices" in out else out["result"]["devices"]
     assert devs[0]["compute_buffer_bytes"] / MIB > LOGS["c31"]["expert_tensor_mib"]
     assert devs[1]["compute_buffer_bytes"] / MIB < LOGS["c31"]["expert_tensor_mib"]
+
+
+def test_program_logits_rows():
+    """The llama-cli log of gpt-oss-20b on Metal (the project's llamacpp_dev set, c02: Metal compute 1672.08 MiB,
+    CPU compute 1064.59 MiB, -ub 2048 -b 2048 --ctx-size 0): llama-cli reserves n_batch logits rows; llama-server
+    of the modelled build one per slot, less compute."""
+    spec = load("openai/gpt-oss-20b")
+    t = plan_gguf(spec, "MXFP4_MOE")
+    kw = dict(ftype="MXFP4_MOE", n_ctx=131072, kv_unified=False, n_ubatch=2048, n_batch=2048, flash_attn="on")
+    cli = check_llamacpp(spec, find_gpu("apple-m4-max"), LlamaOptions(program="llama-cli", **kw), t, solve=False)
+    assert cli.n_parallel == 1
+    assert abs(cli.devices[0].compute_buffer_bytes / MIB / 1672.08 - 1) < 0.05
+    assert abs(cli.host_compute_bytes / MIB / 1064.59 - 1) < 0.05
+    server = check_llamacpp(spec, find_gpu("apple-m4-max"), LlamaOptions(program="llama-server", n_parallel=1, **kw),
+                            t, solve=False)
+    assert server.devices[0].compute_buffer_bytes < cli.devices[0].compute_buffer_bytes
+
+
+def test_ollama_defaults():
+    o = LlamaOptions(program="ollama", n_parallel=2)
+    assert (o.n_ctx, o.n_ubatch, o.n_batch, o.outputs_reserved, o.output_embeddings) == (4096, 512, 1024, 1024, True)
+    assert LlamaOptions(program="llama-server").n_parallel == 4

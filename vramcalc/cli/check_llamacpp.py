@@ -11,7 +11,7 @@ from ..bars import LEGEND, bar, use_color
 from ..engine_checks import LlamaReport, gpu_layers, llama_ftype, llamacpp_on_system
 from ..errors import InputError
 from ..ggml import kv_cache_types
-from ..llamacpp.engine import UNCHECKED_HOST_RAM_GIB, FlashAttn, GPUBackend, SplitMode, unchecked_host_need
+from ..llamacpp.engine import UNCHECKED_HOST_RAM_GIB, FlashAttn, GPUBackend, Program, SplitMode, unchecked_host_need
 from ..llamacpp.weights import HostCPU
 from ..sources import ModelSource
 from ..sources.limits import redact
@@ -51,10 +51,16 @@ def _device_list(value: str) -> tuple[str, ...]:
 def add_arguments(c: argparse.ArgumentParser) -> None:
     lc = c.add_argument_group("llama.cpp options (with --engine llamacpp; --gpu cpu for CPU only)")
     lc.add_argument("--parallel", "-np", type=bounded_int(MAX_SLOTS, "slots"),
-                    default=4, help="slots (llama-server's auto: 4, unified)")
+                    default=None, help="slots (llama-server's auto: 4, unified; the other programs: 1)")
     lc.add_argument("--no-kv-unified", action="store_true", help="split the context between slots")
-    lc.add_argument("--ubatch", "--ubatch-size", "-ub", type=bounded_int(MAX_CONTEXT, "tokens"), default=512)
-    lc.add_argument("--batch-size", "-b", type=bounded_int(MAX_CONTEXT, "tokens"), default=2048)
+    lc.add_argument("--ubatch", "--ubatch-size", "-ub", type=bounded_int(MAX_CONTEXT, "tokens"), default=None,
+                    help="default 512")
+    lc.add_argument("--batch-size", "-b", type=bounded_int(MAX_CONTEXT, "tokens"), default=None,
+                    help="default 2048 (Ollama: its batch x parallel)")
+    lc.add_argument("--program", choices=list(get_args(Program)), default="llama-server",
+                    help="what runs llama.cpp: its defaults and the logits rows it reserves (llama-server: one per "
+                         "slot; llama-cli, llama-bench, LM Studio: n_batch; Ollama: n_batch, 4096 context, 1 slot, "
+                         "embeddings in the output buffer)")
     lc.add_argument("--cache-type-k", "-ctk", default="f16", choices=kv_cache_types())
     lc.add_argument("--cache-type-v", "-ctv", default="f16", choices=kv_cache_types())
     lc.add_argument("--flash-attn", "-fa", default="auto", choices=get_args(FlashAttn))
@@ -98,7 +104,11 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> Lla
                    swa_full=args.swa_full, cpu_moe=args.cpu_moe, n_cpu_moe=args.n_cpu_moe,
                    no_kv_offload=args.no_kv_offload, backend=args.backend,
                    override_tensor=tuple(args.override_tensor), no_mmap=args.no_mmap, mlock=args.mlock,
-                   devices=args.devices, host_cpu=args.host_cpu)
+                   devices=args.devices, host_cpu=args.host_cpu, program=args.program)
+    options = {k: v for k, v in options.items() if v is not None or k in ("n_ctx", "n_gpu_layers", "tensor_split",
+                                                                         "devices")}
+    if args.ctx is None and args.program == "ollama":
+        options.pop("n_ctx")  # Ollama's own default context
     model_ref = redact(args.model) if args.model.endswith(".gguf") else f"<{source.spec.id} {ftype}>.gguf"
     return llamacpp_on_system(source, None if cpu else system, options, host_ram_bytes(args), model_ref, args.quant)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..data_files import load
 from ..data_models import LlamaBackends
@@ -41,6 +41,22 @@ QUANT_V_NEEDS_FA = error("llamacpp.kv.quant_v_needs_fa", "quantized V cache was 
 SplitMode = Literal["none", "layer", "row", "tensor"]  # -sm
 FlashAttn = Literal["on", "off", "auto"]  # -fa
 GPUBackend = Literal["cuda", "rocm", "vulkan", "metal", "sycl"]  # the GPU backend a llama.cpp build is made with
+# the program that runs llama.cpp: its defaults and the logits rows it reserves (PROGRAM_DEFAULTS)
+Program = Literal["llama-server", "llama-cli", "llama-bench", "ollama", "lmstudio"]
+# What each program sets when the caller does not. llama-server: 4 unified slots (PR #16736), one logits row
+# per slot (PR #23861, server_output_limits). llama-cli and llama-bench keep common_params' one sequence and
+# the library's n_outputs_max (n_batch rows). Ollama (ollama/ollama llama/llama.go NewContextParams):
+# n_ubatch = its batch (num_batch 512), n_batch = batch x parallel, one sequence per parallel request
+# (envconfig OLLAMA_NUM_PARALLEL default 1), num_ctx 4096 (envconfig OLLAMA_CONTEXT_LENGTH in the versions
+# that default it; later ones choose by VRAM), embeddings on, so the output buffer holds n_vocab + n_embd
+# floats per sequence. LM Studio: no source read; the library defaults (n_batch logits rows, the larger).
+PROGRAM_DEFAULTS: dict[str, dict[str, object]] = {
+    "llama-server": {},
+    "llama-cli": {"n_parallel": 1},
+    "llama-bench": {"n_parallel": 1},
+    "ollama": {"n_parallel": 1, "n_ubatch": 512, "n_ctx": 4096},
+    "lmstudio": {"n_parallel": 1},
+}
 
 
 class LlamaOptions(CheckedOptions):
@@ -90,6 +106,18 @@ class LlamaOptions(CheckedOptions):
     # keep the library default (llama-cpp-python, llama-cli, builds before that PR) reserve n_batch rows.
     n_outputs_max: int | None = None
 
+    program: Program = "llama-server"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _program_defaults(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("program", "llama-server") in PROGRAM_DEFAULTS:
+            out = {**PROGRAM_DEFAULTS[data.get("program", "llama-server")], **data}
+            if out.get("program") == "ollama" and "n_batch" not in data:  # NewContextParams: batch x parallel
+                out["n_batch"] = int(out.get("n_ubatch", 512)) * int(out.get("n_parallel", 1))
+            return out
+        return data
+
     @field_validator("type_k", "type_v")
     @classmethod
     def _cache_type(cls, value: str) -> str:
@@ -124,7 +152,14 @@ class LlamaOptions(CheckedOptions):
 
     @property
     def outputs_reserved(self) -> int:
-        return self.n_outputs_max or self.n_parallel
+        """Logits rows the worst-case graph computes: llama-server's one per slot, others' n_batch."""
+        if self.n_outputs_max:
+            return self.n_outputs_max
+        return self.n_parallel if self.program == "llama-server" else self.n_batch
+
+    @property
+    def output_embeddings(self) -> bool:
+        return self.program == "ollama"  # NewContextParams sets embeddings on
 
     @property
     def fa(self) -> bool:
@@ -520,7 +555,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev, pipeline=pipeline, arch=arch if replay else "",
                            n_ctx=n_ctx_seq * streams, variant=graph_variant(arch, (t.name for t, _ in tensors)),
                            offload_min_batch=rules_b.backends[backend].offload_min_batch if gl and not opts.rpc_nodes else 0)
-    output = output_buffer_bytes(spec, opts.n_parallel)
+    output = output_buffer_bytes(spec, opts.n_parallel, embeddings=opts.output_embeddings)
     devices = []
     for d, g in enumerate(gl):
         avail = (g.usable_bytes or g.memory_bytes) - FIT_MARGIN_MIB * MIB
