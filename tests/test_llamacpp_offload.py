@@ -129,3 +129,27 @@ def test_ollama_defaults():
     o = LlamaOptions(program="ollama", n_parallel=2)
     assert (o.n_ctx, o.n_ubatch, o.n_batch, o.outputs_reserved, o.output_embeddings) == (4096, 512, 1024, 1024, True)
     assert LlamaOptions(program="llama-server").n_parallel == 4
+
+
+def _as_old_gguf(spec):
+    """The spec as read from a GGUF converted before PR #12801: no attention.key_length_mla."""
+    layers = tuple(la.model_copy(update={"attention": la.attention.model_copy(update={
+        "mla": la.attention.mla.model_copy(update={"gguf_mla_keys": False})})})
+        if la.attention is not None and la.attention.mla is not None else la for la in spec.layers)
+    return spec.model_copy(update={"layers": layers})
+
+
+def test_mla_layout_from_the_gguf_header():
+    """DeepSeek-R1 Q8_0 of ikawrakow/ik_llama.cpp#285 (tests/data/llamacpp_kv_logs.json c35): a file without the
+    _mla keys caches full per-head K and V; the layout follows from the header, with no option."""
+    case = next(c for c in json.loads((Path(__file__).parent / "data/llamacpp_kv_logs.json").read_text())["cases"]
+                if c["id"] == "c35")
+    spec = _as_old_gguf(load("deepseek-ai/DeepSeek-R1"))
+    o = case["options"]
+    r = check_llamacpp(spec, None, LlamaOptions(ftype="Q8_0", n_ctx=o["n_ctx"], n_parallel=o["n_seq_max"],
+                                                kv_unified=o["kv_unified"], flash_attn="off"), solve=False)
+    logged = sum(c["k_mib"] + c["v_mib"] for c in case["caches"])
+    assert sum(c.k_bytes + c.v_bytes for c in r.caches) / MIB == pytest.approx(logged, abs=0.01)
+    new = check_llamacpp(load("deepseek-ai/DeepSeek-R1"), None, LlamaOptions(ftype="Q8_0", n_ctx=o["n_ctx"],
+                                                                             flash_attn="off"), solve=False)
+    assert sum(c.v_bytes for c in new.caches) == 0  # a current file: K only (PR #19067)

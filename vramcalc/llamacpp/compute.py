@@ -152,6 +152,8 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
     Where one backend runs the whole graph (CPU only, or one GPU holding every layer and the output)
     and graphs.py has the architecture, the buffer is the allocator replay of the rebuilt graph
     (exact on every recorded CPU run it covers); elsewhere the phase formula below."""
+    from .engine import mla_layout_of
+
     n_ub = min(opts.n_ubatch, opts.n_batch, max(1, n_kv))
     n_out = opts.outputs_reserved
     unified = opts.kv_unified or opts.n_parallel == 1
@@ -161,7 +163,7 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
     if (n_dev == 0 or (n_dev == 1 and all_on_gpus)) and arch:  # one backend runs the whole graph
         replay = reserve_peak(spec, arch, n_ctx or n_kv, min(opts.n_ubatch, opts.n_batch), opts.n_parallel, n_out,
                               n_kv, n_kv_swa, unified, fa, opts.type_k, opts.type_v,
-                              alignment=CPU_ALIGNMENT if n_dev == 0 else GPU_ALIGNMENT, mla_layout=opts.mla_layout,
+                              alignment=CPU_ALIGNMENT if n_dev == 0 else GPU_ALIGNMENT, mla_layout=mla_layout_of(spec, opts),
                               variant=variant)
         if replay is not None:
             how = ("ggml-alloc replayed on llama.cpp's worst-case graph, rebuilt op by op (exact on every "

@@ -93,7 +93,10 @@ class LlamaOptions(CheckedOptions):
     # the host CPU: which weight types CPU_REPACK interleaves (llamacpp_backends.json repack_types)
     host_cpu: HostCPU = "x86_avx2"
     ftype: str | None = None  # when no GGUF file is given: predict this llama.cpp file type
-    mla_layout: Literal["per_head", "latent_kv", "latent_k"] = "latent_k"  # llamacpp/kv.py MLA_LAYOUTS
+    # llamacpp/kv.py MLA_LAYOUTS; None: from the file: per_head when a GGUF lacks attention.key_length_mla
+    # (converted before PR #12801: llama_hparams::is_mla() is false, full per-head K and V), else latent_k (K only,
+    # the modelled build, since PR #19067)
+    mla_layout: Literal["per_head", "latent_kv", "latent_k"] | None = None
     # the ggml backend the GPUs run: auto = CUDA for NVIDIA, ROCm (HIP) for AMD, Metal for Apple
     backend: Literal["auto", GPUBackend, "rpc"] = "auto"
     # other machines whose GPUs join through ggml-rpc-server (one per machine, all its GPUs): llama.cpp
@@ -219,6 +222,15 @@ class LlamaResult(Result):
     def table(self) -> list[Row]:
         """One row per device (each GPU, host RAM): its buffers."""
         return [d.model_dump(mode="json") for d in self.devices]
+
+
+def mla_layout_of(spec: ModelSpec, opts: LlamaOptions) -> str:
+    """The MLA cache layout: as asked, else what the file tells (LlamaOptions.mla_layout)."""
+    if opts.mla_layout is not None:
+        return opts.mla_layout
+    old = any(la.attention is not None and la.attention.mla is not None and la.attention.mla.gguf_mla_keys is False
+              for la in spec.layers)
+    return "per_head" if old else "latent_k"
 
 
 def device_index(name: str) -> int | None:
@@ -499,7 +511,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                             "MLA]", fix="the same -ctk and -ctv", source="src/llama-context.cpp llama_init_from_model"))
     kvo = LlamaKVOptions(n_ctx=n_ctx_req, n_seq_max=opts.n_parallel, kv_unified=opts.kv_unified,
                          n_ubatch=opts.n_ubatch, type_k=opts.type_k.upper(), type_v=opts.type_v.upper(),
-                         swa_full=opts.swa_full, mla_layout=opts.mla_layout)
+                         swa_full=opts.swa_full, mla_layout=mla_layout_of(spec, opts))
     n_ctx_seq, streams = context_cells(kvo)
     layers_mem = layer_memory(spec, kvo)
     caches = llama_caches(spec, kvo, layers_mem)
