@@ -153,3 +153,4 @@ def test_mla_layout_from_the_gguf_header():
     new = check_llamacpp(load("deepseek-ai/DeepSeek-R1"), None, LlamaOptions(ftype="Q8_0", n_ctx=o["n_ctx"],
                                                                              flash_attn="off"), solve=False)
     assert sum(c.v_bytes for c in new.caches) == 0  # a current file: K only (PR #19067)
+    assert LlamaOptions(program="ollama", n_ctx=None).n_ctx == 4096  # Ollama always sets num_ctx

@@ -116,6 +116,8 @@ class LlamaOptions(CheckedOptions):
     def _program_defaults(cls, data: object) -> object:
         if isinstance(data, dict) and data.get("program", "llama-server") in PROGRAM_DEFAULTS:
             out = {**PROGRAM_DEFAULTS[data.get("program", "llama-server")], **data}
+            if out.get("program") == "ollama" and out.get("n_ctx") is None:  # no -c 0: num_ctx is always set
+                out["n_ctx"] = PROGRAM_DEFAULTS["ollama"]["n_ctx"]
             if out.get("program") == "ollama" and "n_batch" not in data:  # NewContextParams: batch x parallel
                 out["n_batch"] = int(out.get("n_ubatch", 512)) * int(out.get("n_parallel", 1))
             return out
