@@ -154,3 +154,12 @@ def test_mla_layout_from_the_gguf_header():
                                                                              flash_attn="off"), solve=False)
     assert sum(c.v_bytes for c in new.caches) == 0  # a current file: K only (PR #19067)
     assert LlamaOptions(program="ollama", n_ctx=None).n_ctx == 4096  # Ollama always sets num_ctx
+
+
+def test_only_the_modelled_build():
+    from vramcalc.errors import NotModelledError
+    spec = load("meta-llama/Llama-3.1-8B-Instruct")
+    for build in ("4df29be", "latest"):
+        assert check_llamacpp(spec, None, LlamaOptions(ftype="Q4_K_M", n_ctx=4096, build=build), solve=False).fits
+    with pytest.raises(NotModelledError, match="#23861"):
+        check_llamacpp(spec, None, LlamaOptions(ftype="Q4_K_M", n_ctx=4096, build="b5192"), solve=False)

@@ -577,6 +577,20 @@ class CatalogFile(Fixed):
 
 
 # file name (under vramcalc/data/) -> its model, for the loader and the test that validates them all
+class LlamaBuildChange(Fixed):
+    pr: int
+    url: str
+    dated: str | None  # the date its page shows; None: not read
+    rule: str
+
+
+class LlamaBuilds(Fixed):
+    """data/llamacpp_builds.json: the PRs whose rules the modelled llama.cpp build follows."""
+    source_note: str = Field(alias="_source")
+    modelled: str
+    changes: list[LlamaBuildChange]
+
+
 FILES: dict[str, type[BaseModel]] = {
     "architectures.json": Architectures,
     "gguf_quants.json": GGUFQuants,
@@ -585,6 +599,7 @@ FILES: dict[str, type[BaseModel]] = {
     "gpu_crosschecks.json": CrossChecks,
     "unified_memory.json": UnifiedMemory,
     "llamacpp_backends.json": LlamaBackends,
+    "llamacpp_builds.json": LlamaBuilds,
     "llamacpp_margins.json": LlamaMargins,
     "planner.json": Planner,
     "quant_targets.json": QuantTargets,
@@ -593,3 +608,4 @@ FILES: dict[str, type[BaseModel]] = {
     "vllm_platforms.json": VllmPlatforms,
     "vllm_quant_support.json": VllmQuantSupport,
 }
+

@@ -88,6 +88,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     lc.add_argument("--mlock", action="store_true", help="lock the mapped CPU weights in RAM")
     lc.add_argument("--device", "-dev", dest="devices", type=_device_list, default=None, metavar="DEV1,DEV2",
                     help="the GPUs llama.cpp uses, in order (CUDA0,CUDA1 ...; none: CPU only)")
+    lc.add_argument("--llamacpp-build", dest="llamacpp_build", default="4df29be", metavar="TAG|COMMIT",
+                    help="the llama.cpp build (default and only one modelled: 4df29be; others are refused with "
+                         "the rules that changed)")
     lc.add_argument("--host-cpu", choices=list(get_args(HostCPU)), default="x86_avx2",
                     help="the host CPU: which weight types llama.cpp repacks for it (CPU_REPACK)")
     lc.add_argument("--ram", type=positive_float(MAX_RAM_GIB, "GiB"), default=None,
@@ -104,7 +107,8 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> Lla
                    swa_full=args.swa_full, cpu_moe=args.cpu_moe, n_cpu_moe=args.n_cpu_moe,
                    no_kv_offload=args.no_kv_offload, backend=args.backend,
                    override_tensor=tuple(args.override_tensor), no_mmap=args.no_mmap, mlock=args.mlock,
-                   devices=args.devices, host_cpu=args.host_cpu, program=args.program)
+                   devices=args.devices, host_cpu=args.host_cpu, program=args.program,
+                   build=args.llamacpp_build)
     options = {k: v for k, v in options.items() if v is not None or k in ("n_ctx", "n_gpu_layers", "tensor_split",
                                                                          "devices")}
     if args.ctx is None and args.program == "ollama":

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..data_files import load
-from ..data_models import LlamaBackends
+from ..data_models import LlamaBackends, LlamaBuilds
 from ..errors import CheckedOptions, InputError, NotModelledError
 from ..ggml import kv_cache_types, tensor_bytes
 from ..engines import Engine
@@ -110,6 +110,9 @@ class LlamaOptions(CheckedOptions):
     n_outputs_max: int | None = None
 
     program: Program = "llama-server"
+    # --llamacpp-build: the llama.cpp release or commit; only the modelled one (data/llamacpp_builds.json) is
+    # accepted, others are refused naming the rules that changed (NotModelledError)
+    build: str = "4df29be"
 
     @model_validator(mode="before")
     @classmethod
@@ -317,6 +320,12 @@ def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
            tensors: list[tuple[GGUFTensor, str]] | None, ram_bytes: int | None,
            model_ref: str, solve: bool, limits: bool | Literal["context"]) -> LlamaResult:
     gl = _as_list(gpus)
+    builds = load("llamacpp_builds.json", LlamaBuilds)
+    if opts.build.strip().lower() not in ("latest", builds.modelled) and \
+            not (len(opts.build.strip()) >= 7 and builds.modelled.startswith(opts.build.strip().lower()[:7])):
+        raise NotModelledError(
+            f"llama.cpp build {opts.build}: only {builds.modelled} is modelled; an older build differs where PRs "
+            + ", ".join(f"#{c.pr}" for c in builds.changes) + " changed the rules (data/llamacpp_builds.json)")
     if opts.devices is not None:  # --device: the GPUs llama.cpp uses, in the order given
         if [d.lower() for d in opts.devices] == ["none"]:
             gl = []
