@@ -1,12 +1,16 @@
 """Replay the real llama.cpp GPU/CPU logs of ../shared/ground_truth/llamacpp_dev.json (full-size models,
 CUDA / Metal / Vulkan / ROCm / CPU) against vramcalc's llama.cpp model, and print the median / p90 /
-worst error per buffer kind. No GGUF files: the tensors are predicted from the catalog model and
-the file type (gguf_mix.plan_gguf), so the model-size row also measures that prediction.
+worst error per buffer kind, on the calibration logs and on the held-out split
+(tests/data/llamacpp_dev_split.json, chosen by log source before any compute rule was fitted; nothing
+is tuned on it). No GGUF files: the tensors are predicted from the catalog model and the file type
+(gguf_mix.plan_gguf), so the model-size row also measures that prediction.
 
     python benchmarks/llamacpp_dev.py [path/to/llamacpp_dev.json]
 
-The case -> catalog model and settings mapping is tests/data/llamacpp_{model_sizes,kv_logs}.json
+The case -> catalog model and settings mapping is tests/data/llamacpp_{model_sizes,kv_logs,dev_gpus}.json
 (each with the log it came from). Cases whose settings the log does not give are skipped for KV.
+Compute rows: each GPU's compute buffer as the log names it (CUDA0, CUDA1 ...), the host's compute
+buffers together (CUDA_Host + CPU, or Metal's CPU buffer), and the CPU-only runs' one buffer.
 """
 
 from __future__ import annotations
@@ -25,72 +29,97 @@ from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp  # noqa: E402
 from vramcalc.sources.catalog import load  # noqa: E402
 
 MIB = 2**20
+KINDS = ("model size", "KV buffer", "model buffer (device)", "compute buffer (each GPU)", "compute buffer (host)",
+         "compute buffer (CPU only)")
 
 
 def _cases(path: Path) -> dict[str, dict]:
     return {c["id"]: c for c in json.loads(path.read_text())["cases"]}
 
 
-def main() -> None:
-    dev = _cases(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared/ground_truth/llamacpp_dev.json")
+def _fa_on(ctx: dict) -> bool:
+    return ctx.get("flash_attn_resolved") == "enabled" or str(ctx.get("flash_attn")).lower() in ("1", "true", "on",
+                                                                                                 "enabled")
+
+
+def measure(dev_path: Path) -> dict[str, dict[str, list[tuple[str, float]]]]:
+    """{"calibration"|"held-out": {kind: [(case, signed error)]}}."""
+    dev = _cases(dev_path)
     sizes = _cases(ROOT / "tests/data/llamacpp_model_sizes.json")
     kvs = _cases(ROOT / "tests/data/llamacpp_kv_logs.json")
-    rows: dict[str, list[tuple[str, float]]] = {"model size": [], "KV buffer": [], "model buffer (device)": [],
-                                                 "compute buffer (device)": [], "compute buffer (CPU only)": []}
-    skipped = []
+    gpus = _cases(ROOT / "tests/data/llamacpp_dev_gpus.json")
+    held = set(json.loads((ROOT / "tests/data/llamacpp_dev_split.json").read_text())["held_out"])
+    out: dict[str, dict[str, list[tuple[str, float]]]] = {s: {k: [] for k in KINDS} for s in ("calibration", "held-out")}
     for cid, case in sorted(dev.items()):
-        m = sizes.get(cid)
+        g = gpus.get(cid, {})
+        mid = g.get("model_from", cid)
+        m = sizes.get(mid)
         if m is None:
-            skipped.append(f"{cid} ({case['model'].get('base_model')}: not in the catalog or no file type)")
             continue
+        rows = out["held-out" if cid in held else "calibration"]
         spec = load(m["catalog_model"])
-        tensors = plan_gguf(spec, m["ftype"], **{k.replace("_type", "_type"): v for k, v in m["options"].items()})
+        tensors = plan_gguf(spec, m["ftype"], **m["options"])
         opts_kw = dict(kvs[cid]["options"]) if cid in kvs else {}
         opts_kw.pop("n_seq_max", None)
         ctx = case["context"]
-        fa = ctx.get("flash_attn_resolved")
         opts = LlamaOptions(ftype=m["ftype"], n_ctx=opts_kw.pop("n_ctx", ctx.get("n_ctx")),
                             n_parallel=ctx.get("n_seq_max") or 1,
                             # builds that print no kv_unified predate per-slot streams: one cache over all cells
                             kv_unified=str(ctx.get("kv_unified")).lower() != "false",
                             n_ubatch=opts_kw.pop("n_ubatch", None) or ctx.get("n_ubatch") or 512,
-                            flash_attn="on" if fa == "enabled" else "off",  # builds that print nothing predate -fa auto
+                            flash_attn="on" if _fa_on(ctx) else "off",  # builds that print nothing predate -fa auto
                             # no log prints n_outputs_max: every build predates PR #23861, n_batch logits rows
                             n_outputs_max=ctx.get("n_batch") or 2048,
-                            **{k: v for k, v in opts_kw.items() if k in ("type_k", "type_v", "swa_full", "mla_layout")})
-        backend = case["hardware"]["backend"]
-        off = case.get("offloaded_layers") or ""
-        full = off and off.split("/")[0] == off.split("/")[1]
-        single = len(case["measured"].get("compute_buffers_device_mib") or []) == 1
-        single = single and "experts on CPU" not in case["hardware"]["backend"]  # -ot: GPU op offload not modelled
-        gpu = find_gpu("apple-m4-max" if "Metal" in backend else "h100-sxm") if full and single else None
-        r = check_llamacpp(spec, gpu, opts, tensors, solve=False)
-        size = r.model_size_bytes / 2**30
-        rows["model size"].append((cid, size / m["model_size_gib"] - 1))
+                            type_k=opts_kw.pop("type_k", None) or (ctx.get("type_k") or "f16").upper(),
+                            type_v=opts_kw.pop("type_v", None) or (ctx.get("type_v") or "f16").upper(),
+                            **{k: v for k, v in opts_kw.items() if k in ("swa_full", "mla_layout")},
+                            **g.get("options", {}))
+        gl = [find_gpu(x) for x in g.get("gpus", [])]
+        r = check_llamacpp(spec, gl or None, opts, tensors, solve=False)
         meas = case["measured"]
+        if mid == cid:
+            rows["model size"].append((cid, r.model_size_bytes / 2**30 / m["model_size_gib"] - 1))
         logged_kv = sum(c["total_mib"] for c in meas.get("kv_caches") or [])
         if logged_kv and cid in kvs:
             ours = sum(c.k_bytes + c.v_bytes for c in r.caches if c.name != "recurrent") / MIB
             rows["KV buffer"].append((cid, ours / logged_kv - 1))
-        if gpu is not None:
-            bufs = [b for b in meas.get("model_buffers_mib") or [] if not b["device"].startswith("CPU")]
-            if len(bufs) == 1:
-                rows["model buffer (device)"].append((cid, r.devices[0].model_buffer_bytes / MIB / bufs[0]["mib"] - 1))
-            comp = meas["compute_buffers_device_mib"][0]["mib"]
-            rows["compute buffer (device)"].append((cid, r.devices[0].compute_buffer_bytes / MIB / comp - 1))
-        elif backend.startswith("CPU") and [b["device"] for b in meas.get("compute_buffers_device_mib") or []] == ["CPU"]:
-            comp = meas["compute_buffers_device_mib"][0]["mib"]
-            rows["compute buffer (CPU only)"].append((cid, r.devices[-1].compute_buffer_bytes / MIB / comp - 1))
-    print(f"{'buffer kind':26s} {'n':>3s} {'median':>8s} {'p90':>8s} {'worst':>8s}   cases (signed error)")
-    for kind, errs in rows.items():
-        if not errs:
-            continue
-        a = sorted(abs(e) for _, e in errs)
-        p90 = a[min(len(a) - 1, int(round(0.9 * (len(a) - 1))))]
-        print(f"{kind:26s} {len(a):3d} {statistics.median(a):8.2%} {p90:8.2%} {a[-1]:8.2%}   "
-              + ", ".join(f"{c} {e:+.1%}" for c, e in errs))
-    if skipped:
-        print("skipped: " + "; ".join(skipped))
+        logged_dev = meas.get("compute_buffers_device_mib") or []
+        if gl:
+            bufs = [b for b in meas.get("model_buffers_mib") or [] if not b["device"].startswith("CPU")
+                    and not b["device"].endswith("_Host")]
+            placed = g.get("options", {})  # -ot / --cpu-moe runs: the log gives no command to check the split against
+            if len(bufs) == len(gl) and not (placed.get("override_tensor") or placed.get("cpu_moe")):
+                for d, b in enumerate(bufs):
+                    rows["model buffer (device)"].append((f"{cid}/{d}", r.devices[d].model_buffer_bytes / MIB / b["mib"] - 1))
+            for d, b in enumerate(logged_dev):
+                rows["compute buffer (each GPU)"].append((f"{cid}/{b['device']}",
+                                                          r.devices[d].compute_buffer_bytes / MIB / b["mib"] - 1))
+            host = sum(b["mib"] for b in meas.get("compute_buffers_host_mib") or [])
+            if host:
+                rows["compute buffer (host)"].append((cid, r.host_compute_bytes / MIB / host - 1))
+        elif [b["device"] for b in logged_dev] == ["CPU"]:
+            rows["compute buffer (CPU only)"].append((cid, r.host_compute_bytes / MIB / logged_dev[0]["mib"] - 1))
+    return out
+
+
+def stats(errs: list[tuple[str, float]]) -> tuple[float, float, float]:
+    a = sorted(abs(e) for _, e in errs)
+    return statistics.median(a), a[min(len(a) - 1, int(round(0.9 * (len(a) - 1))))], a[-1]
+
+
+def main() -> None:
+    res = measure(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared/ground_truth/llamacpp_dev.json")
+    for split, rows in res.items():
+        print(f"\n{split}\n{'buffer kind':26s} {'n':>3s} {'median':>8s} {'p90':>8s} {'worst':>8s}   cases (signed error)")
+        for kind, errs in rows.items():
+            if errs:
+                med, p90, worst = stats(errs)
+                print(f"{kind:26s} {len(errs):3d} {med:8.2%} {p90:8.2%} {worst:8.2%}   "
+                      + ", ".join(f"{c} {e:+.1%}" for c, e in errs))
+        compute = rows["compute buffer (each GPU)"] + rows["compute buffer (CPU only)"]
+        if compute:
+            med, p90, worst = stats(compute)
+            print(f"{'compute, all devices':26s} {len(compute):3d} {med:8.2%} {p90:8.2%} {worst:8.2%}")
 
 
 if __name__ == "__main__":

@@ -181,6 +181,8 @@ class LlamaBackend(Fixed):
     for_: str = Field(alias="for")
     split_buffers: bool
     pipeline_parallel: bool
+    offload_min_batch: int  # offload_op: the batch from which the backend takes ops on host weights (0: never)
+    host_buffer: bool  # has a pinned host buffer type (ggml_backend_dev_host_buffer_type)
 
 
 class SmTensor(Fixed):
@@ -214,6 +216,11 @@ class LlamaBackends(Fixed):
     pipeline_parallel_source: str
     iswa_gguf_archs: list[str]
     iswa_gguf_archs_source: str
+    op_offload_source: str
+    repack_types: dict[str, list[str]]  # host CPU -> the ggml types CPU_REPACK interleaves
+    repack_types_source: str
+    host_buffer_source: str
+    host_inputs_source: str
 
 
 class Margin(Fixed):
@@ -570,6 +577,20 @@ class CatalogFile(Fixed):
 
 
 # file name (under vramcalc/data/) -> its model, for the loader and the test that validates them all
+class LlamaBuildChange(Fixed):
+    pr: int
+    url: str
+    dated: str | None  # the date its page shows; None: not read
+    rule: str
+
+
+class LlamaBuilds(Fixed):
+    """data/llamacpp_builds.json: the PRs whose rules the modelled llama.cpp build follows."""
+    source_note: str = Field(alias="_source")
+    modelled: str
+    changes: list[LlamaBuildChange]
+
+
 FILES: dict[str, type[BaseModel]] = {
     "architectures.json": Architectures,
     "gguf_quants.json": GGUFQuants,
@@ -578,6 +599,7 @@ FILES: dict[str, type[BaseModel]] = {
     "gpu_crosschecks.json": CrossChecks,
     "unified_memory.json": UnifiedMemory,
     "llamacpp_backends.json": LlamaBackends,
+    "llamacpp_builds.json": LlamaBuilds,
     "llamacpp_margins.json": LlamaMargins,
     "planner.json": Planner,
     "quant_targets.json": QuantTargets,
@@ -586,3 +608,4 @@ FILES: dict[str, type[BaseModel]] = {
     "vllm_platforms.json": VllmPlatforms,
     "vllm_quant_support.json": VllmQuantSupport,
 }
+

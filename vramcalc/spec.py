@@ -35,6 +35,9 @@ class MLASpec(_Frozen):
     # DeepSeek-V3.2 sparse-attention indexer (DSA); 0 when absent.
     index_n_heads: Count = 0
     index_head_dim: Count = 0
+    # read from a GGUF: whether it carries attention.key_length_mla (files converted since llama.cpp PR #12801,
+    # which llama.cpp runs on the compressed latent); None: not read from a GGUF
+    gguf_mla_keys: bool | None = None
 
 
 class AttentionSpec(_Frozen):

@@ -11,7 +11,8 @@ from ..bars import LEGEND, bar, use_color
 from ..engine_checks import LlamaReport, gpu_layers, llama_ftype, llamacpp_on_system
 from ..errors import InputError
 from ..ggml import kv_cache_types
-from ..llamacpp.engine import UNCHECKED_HOST_RAM_GIB, FlashAttn, GPUBackend, SplitMode, unchecked_host_need
+from ..llamacpp.engine import UNCHECKED_HOST_RAM_GIB, FlashAttn, GPUBackend, Program, SplitMode, unchecked_host_need
+from ..llamacpp.weights import HostCPU
 from ..sources import ModelSource
 from ..sources.limits import redact
 from ..systems import System
@@ -40,13 +41,26 @@ def _tensor_split(value: str) -> tuple[float, ...]:
     return parts
 
 
+def _device_list(value: str) -> tuple[str, ...]:
+    parts = tuple(x.strip() for x in value.split(",") if x.strip())
+    if not parts:
+        raise argparse.ArgumentTypeError("expected device names such as CUDA0,CUDA1, or none")
+    return parts
+
+
 def add_arguments(c: argparse.ArgumentParser) -> None:
     lc = c.add_argument_group("llama.cpp options (with --engine llamacpp; --gpu cpu for CPU only)")
     lc.add_argument("--parallel", "-np", type=bounded_int(MAX_SLOTS, "slots"),
-                    default=4, help="slots (llama-server's auto: 4, unified)")
+                    default=None, help="slots (llama-server's auto: 4, unified; the other programs: 1)")
     lc.add_argument("--no-kv-unified", action="store_true", help="split the context between slots")
-    lc.add_argument("--ubatch", "--ubatch-size", "-ub", type=bounded_int(MAX_CONTEXT, "tokens"), default=512)
-    lc.add_argument("--batch-size", "-b", type=bounded_int(MAX_CONTEXT, "tokens"), default=2048)
+    lc.add_argument("--ubatch", "--ubatch-size", "-ub", type=bounded_int(MAX_CONTEXT, "tokens"), default=None,
+                    help="default 512")
+    lc.add_argument("--batch-size", "-b", type=bounded_int(MAX_CONTEXT, "tokens"), default=None,
+                    help="default 2048 (Ollama: its batch x parallel)")
+    lc.add_argument("--program", choices=list(get_args(Program)), default="llama-server",
+                    help="what runs llama.cpp: its defaults and the logits rows it reserves (llama-server: one per "
+                         "slot; llama-cli, llama-bench, LM Studio: n_batch; Ollama: n_batch, 4096 context, 1 slot, "
+                         "embeddings in the output buffer)")
     lc.add_argument("--cache-type-k", "-ctk", default="f16", choices=kv_cache_types())
     lc.add_argument("--cache-type-v", "-ctv", default="f16", choices=kv_cache_types())
     lc.add_argument("--flash-attn", "-fa", default="auto", choices=get_args(FlashAttn))
@@ -67,6 +81,18 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     lc.add_argument("--n-cpu-moe", "-ncmoe", type=bounded_int(MAX_LAYER_FLAG, "layers", minimum=0), default=0,
                     help="keep the experts of the first N layers on the CPU (above the layer count: every layer)")
     lc.add_argument("--no-kv-offload", "-nkvo", action="store_true", help="keep the KV cache in host RAM")
+    lc.add_argument("--override-tensor", "-ot", dest="override_tensor", action="append", default=[],
+                    metavar="PATTERN=DEVICE", help="place the tensors whose names match the regex on DEVICE (CPU, "
+                    "CUDA0, CUDA1 ...); repeatable, the first match wins")
+    lc.add_argument("--no-mmap", action="store_true", help="read the CPU weights into allocated host memory")
+    lc.add_argument("--mlock", action="store_true", help="lock the mapped CPU weights in RAM")
+    lc.add_argument("--device", "-dev", dest="devices", type=_device_list, default=None, metavar="DEV1,DEV2",
+                    help="the GPUs llama.cpp uses, in order (CUDA0,CUDA1 ...; none: CPU only)")
+    lc.add_argument("--llamacpp-build", dest="llamacpp_build", default="4df29be", metavar="TAG|COMMIT",
+                    help="the llama.cpp build (default and only one modelled: 4df29be; others are refused with "
+                         "the rules that changed)")
+    lc.add_argument("--host-cpu", choices=list(get_args(HostCPU)), default="x86_avx2",
+                    help="the host CPU: which weight types llama.cpp repacks for it (CPU_REPACK)")
     lc.add_argument("--ram", type=positive_float(MAX_RAM_GIB, "GiB"), default=None,
                     help="host RAM in GiB, to check the host's share (without it the verdict is about the GPUs only)")
 
@@ -79,7 +105,14 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> Lla
                    type_v=args.cache_type_v, flash_attn=args.flash_attn, n_gpu_layers=args.n_gpu_layers,
                    split_mode=args.split_mode, tensor_split=args.tensor_split, main_gpu=args.main_gpu,
                    swa_full=args.swa_full, cpu_moe=args.cpu_moe, n_cpu_moe=args.n_cpu_moe,
-                   no_kv_offload=args.no_kv_offload, backend=args.backend)
+                   no_kv_offload=args.no_kv_offload, backend=args.backend,
+                   override_tensor=tuple(args.override_tensor), no_mmap=args.no_mmap, mlock=args.mlock,
+                   devices=args.devices, host_cpu=args.host_cpu, program=args.program,
+                   build=args.llamacpp_build)
+    options = {k: v for k, v in options.items() if v is not None or k in ("n_ctx", "n_gpu_layers", "tensor_split",
+                                                                         "devices")}
+    if args.ctx is None and args.program == "ollama":
+        options.pop("n_ctx")  # Ollama's own default context
     model_ref = redact(args.model) if args.model.endswith(".gguf") else f"<{source.spec.id} {ftype}>.gguf"
     return llamacpp_on_system(source, None if cpu else system, options, host_ram_bytes(args), model_ref, args.quant)
 

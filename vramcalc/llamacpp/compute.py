@@ -124,25 +124,46 @@ def graph_peak(spec: ModelSpec, n_ub: int, n_kv: int, n_kv_swa: int, fa: bool, o
     return peak
 
 
+def host_inputs(spec: ModelSpec, n_ub: int, n_kv: int, n_kv_swa: int) -> int:
+    """The graph inputs in the host compute buffer when a GPU runs the graph (llamacpp_backends.json
+    host_inputs_source): an F32 KQ mask n_kv x n_ubatch per cache kind (full, SWA) and the F32 token
+    embeddings n_embd x n_ubatch (get_rows on token_embd, which stays on the CPU), plus a few KiB of ids."""
+    attn = [la.attention for la in spec.layers if la.attention is not None]
+    full = any(a.kind != "sliding" for a in attn)
+    swa = any(a.kind == "sliding" for a in attn)
+    return 4 * n_ub * ((n_kv if full else 0) + (n_kv_swa if swa else 0) + spec.hidden_size)
+
+
 def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv: int, n_kv_swa: int, fa: bool, n_dev: int,
-                    pipeline: bool = True, arch: str = "", n_ctx: int = 0, variant: str = "") -> ComputeBuffers:
+                    pipeline: bool = True, arch: str = "", n_ctx: int = 0, variant: str = "",
+                    offload_min_batch: int = 0) -> ComputeBuffers:
     """Per GPU and for the host. n_kv: cells of one stream (full layers); n_kv_swa: of the SWA cache;
     n_ctx: all cells. pipeline: the devices support async compute and events (llamacpp_backends.json).
-    variant: graphs.graph_variant of the file's tensors.
+    variant: graphs.graph_variant of the file's tensors. offload_min_batch: the GPU backend's offload_op
+    threshold (0: it takes no ops on host weights).
+
+    With GPUs, the host compute buffer holds the graph inputs (host_inputs). Ops on weights left in a host
+    buffer go to the first GPU when the reserve batch reaches offload_min_batch (ggml-backend.cpp
+    ggml_backend_sched_backend_id_from_cur): the scheduler copies each such weight into that GPU's compute
+    buffer, one split at a time, so the largest copy plus the layer's activations lives there; the CPU
+    layers' and the CPU output layer's phases then run on that GPU too. Without the offload they run on
+    the host, in its compute buffer.
 
     Where one backend runs the whole graph (CPU only, or one GPU holding every layer and the output)
     and graphs.py has the architecture, the buffer is the allocator replay of the rebuilt graph
     (exact on every recorded CPU run it covers); elsewhere the phase formula below."""
+    from .engine import mla_layout_of
+
     n_ub = min(opts.n_ubatch, opts.n_batch, max(1, n_kv))
     n_out = opts.outputs_reserved
     unified = opts.kv_unified or opts.n_parallel == 1
     # every layer, the output and the KV on the GPUs, no expert overrides: the graph stays off the CPU
     all_on_gpus = mb.gpu_layers == spec.num_layers and mb.output_device != -1 and not opts.no_kv_offload \
-        and not (opts.cpu_moe or opts.n_cpu_moe or opts.override_tensor_cpu)
+        and not (opts.cpu_moe or opts.n_cpu_moe or opts.override_tensor)
     if (n_dev == 0 or (n_dev == 1 and all_on_gpus)) and arch:  # one backend runs the whole graph
         replay = reserve_peak(spec, arch, n_ctx or n_kv, min(opts.n_ubatch, opts.n_batch), opts.n_parallel, n_out,
                               n_kv, n_kv_swa, unified, fa, opts.type_k, opts.type_v,
-                              alignment=CPU_ALIGNMENT if n_dev == 0 else GPU_ALIGNMENT, mla_layout=opts.mla_layout,
+                              alignment=CPU_ALIGNMENT if n_dev == 0 else GPU_ALIGNMENT, mla_layout=mla_layout_of(spec, opts),
                               variant=variant)
         if replay is not None:
             how = ("ggml-alloc replayed on llama.cpp's worst-case graph, rebuilt op by op (exact on every "
@@ -152,7 +173,8 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
             margin = max(REPLAY_GPU_MARGIN if n_dev else 0.0, REPLAY_MARGINS.get(arch, 0.0))
             if arch in REPLAY_MARGINS:
                 how += f"; {arch} files may switch graph parts the rebuild leaves at llama.cpp's defaults: +{margin:.0%}"
-            return ComputeBuffers(device=[replay] if n_dev else [], host=0 if n_dev else replay, copies=1, how=how,
+            host = host_inputs(spec, min(opts.n_ubatch, opts.n_batch), n_kv, n_kv_swa) if n_dev else replay
+            return ComputeBuffers(device=[replay] if n_dev else [], host=host, copies=1, how=how,
                                   exact=True, margin=margin)
     tensor_split = opts.split_mode == "tensor" and n_dev > 1
     copies = SCHED_MAX_COPIES if pipeline and n_dev > 1 and all_on_gpus and not tensor_split else 1
@@ -162,9 +184,34 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
             dev[d] = graph_peak(spec, n_ub, n_kv, n_kv_swa, fa, output=True, n_out=n_out)  # the whole graph: an upper bound
         elif d in mb.unit_device:
             dev[d] = graph_peak(spec, n_ub, n_kv, n_kv_swa, fa, output=mb.output_device == d, n_out=n_out) * copies
-    on_cpu = n_dev == 0 or -1 in mb.unit_device
-    host = graph_peak(spec, n_ub, n_kv, n_kv_swa, fa, output=mb.output_device == -1, n_out=n_out) if on_cpu else 0
+    copied = 0
+    if n_dev == 0:  # one CPU buffer holds the whole graph, inputs included
+        host = graph_peak(spec, n_ub, n_kv, n_kv_swa, fa, output=True, n_out=n_out)
+    else:
+        host = host_inputs(spec, n_ub, n_kv, n_kv_swa)
+        cpu_layers = -1 in mb.unit_device[:-1]
+        cpu_out = mb.output_device == -1
+        layer = layer_phase(spec, n_ub, n_kv, n_kv_swa, fa)
+        moved = max(layer if cpu_layers else 0, output_phase(spec, n_ub, n_out) if cpu_out else 0)
+        # A CPU output layer's logits stay in the host's buffer on every recorded log that shows it (c26, c30 of
+        # the dev set: logits + 3 hidden columns, to 0.01 MiB), though its weight is in a host buffer.
+        host += output_phase(spec, n_ub, n_out) if cpu_out else 0
+        if mb.router_on_cpu:  # logged c31/c32: the CPU runs the router: one hidden column in, the logits out
+            host += 4 * n_ub * (spec.hidden_size + max((la.mlp.num_experts for la in spec.layers
+                                                        if la.mlp.kind == "moe"), default=0))
+        if offload_min_batch and n_ub >= offload_min_batch and (mb.host_matmul_max_bytes or cpu_layers):
+            # op offload: the first GPU takes the ops on host weights (and the CPU layers' graph with them),
+            # with a copy of the largest weight
+            copied = mb.host_matmul_max_bytes
+            dev[0] = max(dev[0], layer if cpu_layers else 0, copied + layer if copied else 0)
+            if cpu_layers and mb.repack_bytes:  # repacked weights are not in a host buffer: the CPU runs them
+                host += layer
+        elif cpu_layers:
+            host += layer
     how = ("the larger of the output phase (logits) and the layer phase (mask + activations"
            + (")" if fa else " + F32 attention scores)") + "; on 189 real llama.cpp runs the median error is "
            f"2.3% and the worst 21% low, so the verdict adds a {UNCERTAINTY:.0%} margin")
+    if copied:
+        how += (f"; the first GPU takes the ops on weights in host memory and holds a copy of the largest "
+                f"({copied / 2**20:.0f} MiB, ggml-backend op offload)")
     return ComputeBuffers(device=dev, host=host, copies=copies, how=how)

@@ -9,12 +9,13 @@ covers it: FIT_MARGIN_MIB left free per GPU (common/fit.cpp, --fit-target defaul
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..data_files import load
-from ..data_models import LlamaBackends
+from ..data_models import LlamaBackends, LlamaBuilds
 from ..errors import CheckedOptions, InputError, NotModelledError
 from ..ggml import kv_cache_types, tensor_bytes
 from ..engines import Engine
@@ -29,7 +30,7 @@ from ..trace import TraceTerm, term
 from .compute import ComputeBuffers, compute_buffers
 from .graphs import graph_variant
 from .kv import LlamaCache, LlamaKVOptions, context_cells, layer_memory, llama_caches, output_buffer_bytes
-from .weights import CPU, EXPERT_TENSORS, ModelBuffers, model_buffers
+from .weights import CPU, EXPERT_TENSORS, HostCPU, ModelBuffers, model_buffers
 
 MIB = 2**20
 FIT_MARGIN_MIB = 1024  # common/arg.cpp --fit-target default
@@ -40,6 +41,22 @@ QUANT_V_NEEDS_FA = error("llamacpp.kv.quant_v_needs_fa", "quantized V cache was 
 SplitMode = Literal["none", "layer", "row", "tensor"]  # -sm
 FlashAttn = Literal["on", "off", "auto"]  # -fa
 GPUBackend = Literal["cuda", "rocm", "vulkan", "metal", "sycl"]  # the GPU backend a llama.cpp build is made with
+# the program that runs llama.cpp: its defaults and the logits rows it reserves (PROGRAM_DEFAULTS)
+Program = Literal["llama-server", "llama-cli", "llama-bench", "ollama", "lmstudio"]
+# What each program sets when the caller does not. llama-server: 4 unified slots (PR #16736), one logits row
+# per slot (PR #23861, server_output_limits). llama-cli and llama-bench keep common_params' one sequence and
+# the library's n_outputs_max (n_batch rows). Ollama (ollama/ollama llama/llama.go NewContextParams):
+# n_ubatch = its batch (num_batch 512), n_batch = batch x parallel, one sequence per parallel request
+# (envconfig OLLAMA_NUM_PARALLEL default 1), num_ctx 4096 (envconfig OLLAMA_CONTEXT_LENGTH in the versions
+# that default it; later ones choose by VRAM), embeddings on, so the output buffer holds n_vocab + n_embd
+# floats per sequence. LM Studio: no source read; the library defaults (n_batch logits rows, the larger).
+PROGRAM_DEFAULTS: dict[str, dict[str, object]] = {
+    "llama-server": {},
+    "llama-cli": {"n_parallel": 1},
+    "llama-bench": {"n_parallel": 1},
+    "ollama": {"n_parallel": 1, "n_ubatch": 512, "n_ctx": 4096},
+    "lmstudio": {"n_parallel": 1},
+}
 
 
 class LlamaOptions(CheckedOptions):
@@ -64,13 +81,22 @@ class LlamaOptions(CheckedOptions):
     cpu_moe: bool = False
     # --n-cpu-moe N: the experts of the first N layers stay on the CPU (N above the layer count: every layer's)
     n_cpu_moe: int = Field(default=0, ge=0)
-    override_tensor_cpu: tuple[str, ...] = ()  # -ot PATTERN=CPU
+    # -ot / --override-tensor PATTERN=DEVICE, in order (the first match places a tensor): DEVICE is CPU or a GPU
+    # by its llama.cpp name (CUDA0, ROCm1, Vulkan0, MTL0, SYCL0: the index counts the GPUs as listed)
+    override_tensor: tuple[str, ...] = ()
     no_kv_offload: bool = False
-    mmap: bool = True
-    mlock: bool = False
+    no_mmap: bool = False  # --no-mmap: the CPU weights are read into allocated host memory (CUDA_Host with a GPU)
+    mlock: bool = False  # --mlock: the mapped CPU weights are locked in RAM (the same bytes, never evicted)
+    # --device D1,D2 (llama.cpp names such as CUDA0,CUDA1, or none): the GPUs llama.cpp uses, in this order
+    devices: tuple[str, ...] | None = None
     cpu_repack: bool = True  # llama.cpp's default; --no-repack turns it off
+    # the host CPU: which weight types CPU_REPACK interleaves (llamacpp_backends.json repack_types)
+    host_cpu: HostCPU = "x86_avx2"
     ftype: str | None = None  # when no GGUF file is given: predict this llama.cpp file type
-    mla_layout: Literal["per_head", "latent_kv", "latent_k"] = "latent_k"  # llamacpp/kv.py MLA_LAYOUTS
+    # llamacpp/kv.py MLA_LAYOUTS; None: from the file: per_head when a GGUF lacks attention.key_length_mla
+    # (converted before PR #12801: llama_hparams::is_mla() is false, full per-head K and V), else latent_k (K only,
+    # the modelled build, since PR #19067)
+    mla_layout: Literal["per_head", "latent_kv", "latent_k"] | None = None
     # the ggml backend the GPUs run: auto = CUDA for NVIDIA, ROCm (HIP) for AMD, Metal for Apple
     backend: Literal["auto", GPUBackend, "rpc"] = "auto"
     # other machines whose GPUs join through ggml-rpc-server (one per machine, all its GPUs): llama.cpp
@@ -83,6 +109,23 @@ class LlamaOptions(CheckedOptions):
     # keep the library default (llama-cpp-python, llama-cli, builds before that PR) reserve n_batch rows.
     n_outputs_max: int | None = None
 
+    program: Program = "llama-server"
+    # --llamacpp-build: the llama.cpp release or commit; only the modelled one (data/llamacpp_builds.json) is
+    # accepted, others are refused naming the rules that changed (NotModelledError)
+    build: str = "4df29be"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _program_defaults(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("program", "llama-server") in PROGRAM_DEFAULTS:
+            out = {**PROGRAM_DEFAULTS[data.get("program", "llama-server")], **data}
+            if out.get("program") == "ollama" and out.get("n_ctx") is None:  # no -c 0: num_ctx is always set
+                out["n_ctx"] = PROGRAM_DEFAULTS["ollama"]["n_ctx"]
+            if out.get("program") == "ollama" and "n_batch" not in data:  # NewContextParams: batch x parallel
+                out["n_batch"] = int(out.get("n_ubatch", 512)) * int(out.get("n_parallel", 1))
+            return out
+        return data
+
     @field_validator("type_k", "type_v")
     @classmethod
     def _cache_type(cls, value: str) -> str:
@@ -91,9 +134,40 @@ class LlamaOptions(CheckedOptions):
             raise ValueError(f"expected one of {', '.join(allowed)}")
         return value
 
+    @field_validator("override_tensor")
+    @classmethod
+    def _override(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            pattern, sep, dev = item.rpartition("=")
+            if not sep or not pattern or not dev:
+                raise ValueError(f"expected PATTERN=DEVICE such as 'ffn_.*_exps=CPU', got {item!r}")
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"{pattern!r} is not a regular expression: {e}") from None
+            if device_index(dev) is None:
+                raise ValueError(f"device {dev!r}: expected CPU or a GPU such as CUDA0")
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None:
+            for dev in value:
+                if dev.lower() != "none" and (device_index(dev) in (None, CPU)):
+                    raise ValueError(f"device {dev!r}: expected a GPU such as CUDA0 (or none)")
+        return value
+
     @property
     def outputs_reserved(self) -> int:
-        return self.n_outputs_max or self.n_parallel
+        """Logits rows the worst-case graph computes: llama-server's one per slot, others' n_batch."""
+        if self.n_outputs_max:
+            return self.n_outputs_max
+        return self.n_parallel if self.program == "llama-server" else self.n_batch
+
+    @property
+    def output_embeddings(self) -> bool:
+        return self.program == "ollama"  # NewContextParams sets embeddings on
 
     @property
     def fa(self) -> bool:
@@ -137,6 +211,9 @@ class LlamaResult(Result):
     max_gpu_layers: int | None = None  # the largest -ngl that fits at this context (None: not solved)
     n_cpu_moe: int = 0  # layers whose MoE experts stay on the CPU (--n-cpu-moe; solved as --fit does)
     max_ctx: int | None = None  # the largest context that fits with this -ngl
+    # the host's compute buffers (graph inputs; the CPU's share of the graph): in the host RAM column, or in the
+    # first GPU's pool on unified memory
+    host_compute_bytes: int = 0
     errors: list[Message]
     warnings: list[Message]
     command: str
@@ -150,6 +227,23 @@ class LlamaResult(Result):
     def table(self) -> list[Row]:
         """One row per device (each GPU, host RAM): its buffers."""
         return [d.model_dump(mode="json") for d in self.devices]
+
+
+def mla_layout_of(spec: ModelSpec, opts: LlamaOptions) -> str:
+    """The MLA cache layout: as asked, else what the file tells (LlamaOptions.mla_layout)."""
+    if opts.mla_layout is not None:
+        return opts.mla_layout
+    old = any(la.attention is not None and la.attention.mla is not None and la.attention.mla.gguf_mla_keys is False
+              for la in spec.layers)
+    return "per_head" if old else "latent_k"
+
+
+def device_index(name: str) -> int | None:
+    """llama.cpp's device name -> CPU or the GPU's index (CUDA0 -> 0, Vulkan1 -> 1); None: not a device name."""
+    if name.strip().upper() == "CPU":
+        return CPU
+    m = re.fullmatch(r"(CUDA|ROCm|HIP|Vulkan|MTL|Metal|SYCL|RPC)(\d+)", name.strip(), flags=re.IGNORECASE)
+    return int(m.group(2)) if m else None
 
 
 def _as_list(gpus: GPU | list[GPU] | None) -> list[GPU]:
@@ -226,6 +320,26 @@ def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
            tensors: list[tuple[GGUFTensor, str]] | None, ram_bytes: int | None,
            model_ref: str, solve: bool, limits: bool | Literal["context"]) -> LlamaResult:
     gl = _as_list(gpus)
+    builds = load("llamacpp_builds.json", LlamaBuilds)
+    if opts.build.strip().lower() not in ("latest", builds.modelled) and \
+            not (len(opts.build.strip()) >= 7 and builds.modelled.startswith(opts.build.strip().lower()[:7])):
+        raise NotModelledError(
+            f"llama.cpp build {opts.build}: only {builds.modelled} is modelled; an older build differs where PRs "
+            + ", ".join(f"#{c.pr}" for c in builds.changes) + " changed the rules (data/llamacpp_builds.json)")
+    if opts.devices is not None:  # --device: the GPUs llama.cpp uses, in the order given
+        if [d.lower() for d in opts.devices] == ["none"]:
+            gl = []
+        else:
+            picked = [device_index(d) for d in opts.devices]
+            bad = [d for d, i in zip(opts.devices, picked) if i is None or not 0 <= i < len(gl)]
+            if bad:
+                raise InputError(f"--device {','.join(bad)}: there are {len(gl)} GPUs (index 0 to {len(gl) - 1})")
+            gl = [gl[i] for i in picked if i is not None]
+    for item in opts.override_tensor:
+        target = device_index(item.rpartition("=")[2])
+        if target is not None and target != CPU and target >= len(gl):
+            raise InputError(f"-ot {item}: there are {len(gl)} GPUs (index 0 to {len(gl) - 1})" if gl else
+                             f"-ot {item}: no GPU is used")
     if tensors is None:
         if not opts.ftype:
             raise InputError("llama.cpp runs GGUF files: give a .gguf, or --quant gguf:<FTYPE> such as gguf:Q4_K_M")
@@ -260,7 +374,7 @@ def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
         if best is not None:
             r = best.model_copy(update={"context_source": f"lowered from the training context "
                                         f"{spec.max_position_embeddings} to fit (as llama.cpp's --fit does)"})
-    moe_free = spec.is_moe and not (opts.cpu_moe or opts.n_cpu_moe or opts.override_tensor_cpu)
+    moe_free = spec.is_moe and not (opts.cpu_moe or opts.n_cpu_moe or opts.override_tensor)
     if not r.fits and opts.n_gpu_layers is None and not r.errors and moe_free:
         # common/fit.cpp step 4: with every expert in host memory the dense part fits, so whole layers go
         # back to the GPU until it is full; the experts of the rest stay on the CPU (--n-cpu-moe, same bytes)
@@ -408,7 +522,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                             "MLA]", fix="the same -ctk and -ctv", source="src/llama-context.cpp llama_init_from_model"))
     kvo = LlamaKVOptions(n_ctx=n_ctx_req, n_seq_max=opts.n_parallel, kv_unified=opts.kv_unified,
                          n_ubatch=opts.n_ubatch, type_k=opts.type_k.upper(), type_v=opts.type_v.upper(),
-                         swa_full=opts.swa_full, mla_layout=opts.mla_layout)
+                         swa_full=opts.swa_full, mla_layout=mla_layout_of(spec, opts))
     n_ctx_seq, streams = context_cells(kvo)
     layers_mem = layer_memory(spec, kvo)
     caches = llama_caches(spec, kvo, layers_mem)
@@ -420,17 +534,22 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
         splits = [1.0] * len(gl)
     else:  # layer split: by each device's memory
         splits = [float(g.usable_bytes or g.memory_bytes) for g in gl]
-    overrides = list(opts.override_tensor_cpu)
-    if opts.cpu_moe and not opts.n_cpu_moe:
-        overrides.append(EXPERT_TENSORS)
+    placed = [(p, device_index(d)) for p, _, d in (o.rpartition("=") for o in opts.override_tensor)]
+    overrides = [EXPERT_TENSORS] if opts.cpu_moe and not opts.n_cpu_moe else []
+    rules_b = backend_rules()
+    backend = backend_of(gl, opts) if gl else "cpu"
+    # a GPU with a pinned host buffer type takes the CPU weights before CPU_REPACK (make_cpu_buft_list)
+    gpu_host = bool(gl) and not unified and rules_b.backends[backend].host_buffer
     n_dev = len(gl)
     hit = weights.get((ngl, opts.n_cpu_moe)) if weights is not None else None
     if hit is None:
         # common/arg.cpp --n-cpu-moe N adds one override per layer index below N; the same tensors are picked by
         # one pattern and a check of the layer index (N above the layer count: every layer)
         mb = model_buffers(tensors, n_layer, ngl, splits, overrides, cpu_moe_layers=opts.n_cpu_moe,
-                           unified=unified, repack=opts.cpu_repack,
-                           mmap=opts.mmap, split_tensors=backend_rules().sm_tensor.split_tensors if tensor_split else None)
+                           unified=unified, repack=opts.cpu_repack, mmap=not opts.no_mmap,
+                           split_tensors=rules_b.sm_tensor.split_tensors if tensor_split else None,
+                           repack_types=frozenset(rules_b.repack_types[opts.host_cpu]), gpu_host_buffer=gpu_host,
+                           device_overrides=[(p, d) for p, d in placed if d is not None])
         if tensor_split:  # the meta device: every offloaded weight in segments by -ts (data/llamacpp_backends.json)
             mb = _segments(mb, splits)
         size = sum(tensor_bytes(ty, t.ne) for t, ty in tensors)
@@ -457,8 +576,9 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     pipeline = bool(gl) and not opts.rpc_nodes and backend_rules().backends[backend_of(gl, opts)].pipeline_parallel
     arch = gguf_arch(spec)
     comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev, pipeline=pipeline, arch=arch if replay else "",
-                           n_ctx=n_ctx_seq * streams, variant=graph_variant(arch, (t.name for t, _ in tensors)))
-    output = output_buffer_bytes(spec, opts.n_parallel)
+                           n_ctx=n_ctx_seq * streams, variant=graph_variant(arch, (t.name for t, _ in tensors)),
+                           offload_min_batch=rules_b.backends[backend].offload_min_batch if gl and not opts.rpc_nodes else 0)
+    output = output_buffer_bytes(spec, opts.n_parallel, embeddings=opts.output_embeddings)
     devices = []
     for d, g in enumerate(gl):
         avail = (g.usable_bytes or g.memory_bytes) - FIT_MARGIN_MIB * MIB
@@ -512,6 +632,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                        kv_unified=opts.kv_unified or opts.n_parallel == 1, flash_attn=fa, context_source=how,
                        gpu_layers=mb.gpu_layers, n_gpu_layers=ngl, split_mode=opts.split_mode if n_dev > 1 else "none",
                        backend=backend_of(gl, opts) if gl else "cpu", n_cpu_moe=opts.n_cpu_moe,
+                       host_compute_bytes=comp.host,
                        devices=devices, caches=caches, errors=errors, warnings=warnings,
                        command=cmd, trace=trace)
 
@@ -608,8 +729,14 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
         cmd.append(f"--n-cpu-moe {opts.n_cpu_moe}")
     elif opts.cpu_moe:
         cmd.append("--cpu-moe")
-    for p in opts.override_tensor_cpu:
-        cmd.append(f"-ot '{p}=CPU'")
+    for p in opts.override_tensor:
+        cmd.append(f"-ot '{p}'")
+    if opts.no_mmap:
+        cmd.append("--no-mmap")
+    if opts.mlock:
+        cmd.append("--mlock")
+    if opts.devices is not None:
+        cmd.append("--device " + ",".join(opts.devices))
     if opts.swa_full:
         cmd.append("--swa-full")
     if opts.no_kv_offload:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,18 +18,22 @@ from ..ggml import tensor_bytes
 from ..gguf_mix import GGUFTensor
 
 CPU = -1
-# ggml-cpu/repack.cpp ggml_repack_get_optimal_repack_type, x86-64 with AVX2 (AVX-512 adds Q2_K; ARM
-# NEON repacks Q4_0/Q4_K/Q5_K/Q6_K/Q8_0/IQ4_NL/MXFP4 by 4 rows): matmul weights of these types with a
-# row count divisible by 8 are copied into an interleaved layout in a CPU_REPACK host buffer (anonymous
-# memory; on by default, --no-repack turns it off). token_embd is read by get_rows and is not repacked.
-REPACK_X86_AVX2 = {"Q4_0", "Q4_K", "IQ4_NL", "MXFP4"}
+# ggml-cpu/repack.cpp ggml_repack_get_optimal_repack_type: matmul weights of these types with a row count
+# divisible by 8 are copied into an interleaved layout in a CPU_REPACK buffer (anonymous memory; on by
+# default, --no-repack turns it off), by the host CPU's features. token_embd is read by get_rows and is not
+# repacked. The types per host CPU are data (llamacpp_backends.json repack_types).
+HostCPU = Literal["x86_avx2", "x86_avx512", "arm_neon", "none"]
 
 
 class ModelBuffers(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     cpu_bytes: int  # host: token_embd, CPU layers, overridden tensors
-    repack_bytes: int = 0  # host: the CPU_REPACK copies of CPU matmul weights (REPACK_X86_AVX2)
+    repack_bytes: int = 0  # host: the CPU_REPACK copies of CPU matmul weights (repack_types of the host CPU)
+    # the largest weight of a matmul left in a host buffer (not repacked): what the scheduler copies into the
+    # first GPU's compute buffer when that GPU takes the op (ggml-backend.cpp op offload)
+    host_matmul_max_bytes: int = 0
+    router_on_cpu: bool = False  # an override put a MoE router (ffn_gate_inp) of a GPU layer on the CPU
     gpu_bytes: list[int]  # per GPU (with unified memory the first spans the whole file)
     gpu_mirrored_bytes: int = 0  # of those, what a tensor split keeps whole on every GPU (norms, routers ...)
     unit_device: list[int]  # device of each block, then of the output layer (CPU = -1)
@@ -75,7 +80,9 @@ EXPERT_TENSORS = r"\.ffn_(up|down|gate)_(ch|)exps"
 
 def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int, splits: list[float] | None = None,
                   cpu_overrides: list[str] | None = None, unified: bool = False, repack: bool = True,
-                  mmap: bool = True, split_tensors: list[str] | None = None, cpu_moe_layers: int = 0) -> ModelBuffers:
+                  mmap: bool = True, split_tensors: list[str] | None = None, cpu_moe_layers: int = 0,
+                  repack_types: frozenset[str] = frozenset(), gpu_host_buffer: bool = False,
+                  device_overrides: list[tuple[str, int]] | None = None) -> ModelBuffers:
     r"""tensors: (tensor, ggml type) in file order (gguf_mix.plan_gguf or a read header).
     splits: one weight per GPU (-ts, or free memory); None or [] for CPU only.
     With mmap the host model buffer is a window of the file (llama_model_loader::get_mapping_range:
@@ -83,12 +90,21 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
     in it too; without mmap it holds the CPU tensors alone. split_tensors: the names a tensor split
     divides (regexes; '#2d' = only when 2-D); the offloaded bytes of the others are gpu_mirrored_bytes.
     cpu_moe_layers: --n-cpu-moe N, the expert tensors (EXPERT_TENSORS) of blocks 0 to N-1 stay on the CPU
-    (llama.cpp's one override ^blk\.i\.ffn_..._exps per i, as a single pattern and an index check)."""
+    (llama.cpp's one override ^blk\.i\.ffn_..._exps per i, as a single pattern and an index check).
+    repack_types: what the host CPU repacks; gpu_host_buffer: a GPU with a host buffer type is present, so the
+    CPU weights placed by -ngl take that buffer type (or, with mmap, the CPU one) before CPU_REPACK
+    (make_cpu_buft_list, llamacpp_backends.json host_buffer_source) and are never repacked. Weights an
+    override sends to the CPU (-ot =CPU, --cpu-moe) take the plain CPU buffer type: never repacked either.
+    device_overrides: -ot PATTERN=DEVICE in order, DEVICE a GPU index or CPU; the first pattern that matches
+    a tensor's name places it (src/llama-model.cpp create_tensor, tensor_buft_overrides)."""
     splits = list(splits or [])
     unit_dev = unit_devices(n_layer, ngl, splits)
-    overrides = [re.compile(p) for p in (cpu_overrides or [])]
+    placed = [(re.compile(p), dev) for p, dev in (device_overrides or [])] + \
+        [(re.compile(p), CPU) for p in (cpu_overrides or [])]
     experts = re.compile(EXPERT_TENSORS)
-    cpu = repacked = 0
+    cpu = repacked = host_mm = 0
+    router = False
+    repack = repack and not gpu_host_buffer
     gpu = [0] * len(splits)
     tied = not any(t.name == "output.weight" for t, _ in tensors)
     out_dev = unit_dev[-1]
@@ -100,15 +116,22 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
         offset = -(-offset // GGUF_ALIGNMENT) * GGUF_ALIGNMENT
         start, offset = offset, offset + size
         m = re.match(r"blk\.(\d+)\.", t.name)
+        overridden = False
         if t.name == "token_embd.weight":
             dev = CPU
             if tied and out_dev != CPU and not unified:  # the output layer's own copy of the tied matrix
                 gpu[out_dev] += size
-            elif tied and repack and _repacked(ggml, t.ne):  # CPU output layer: its duplicate is a matmul weight
+            elif tied and repack and _repacked(ggml, t.ne, repack_types):  # CPU output layer: its duplicate is a matmul weight
                 repacked += size
-        elif any(p.search(t.name) for p in overrides) or \
-                (m and int(m.group(1)) < cpu_moe_layers and experts.match(t.name, m.end() - 1)):
+            elif tied:
+                host_mm = max(host_mm, size)
+        elif (hit := next((d for rx, d in placed if rx.search(t.name)), None)) is not None:
+            dev = hit if hit == CPU or hit < len(gpu) else CPU  # a GPU outside the list: refused by the caller
+            overridden = True
+            router = router or (dev == CPU and ".ffn_gate_inp." in t.name)
+        elif m and int(m.group(1)) < cpu_moe_layers and experts.match(t.name, m.end() - 1):
             dev = CPU
+            overridden = True
         elif m:
             il = int(m.group(1))
             dev = unit_dev[il] if il < n_layer else out_dev
@@ -116,11 +139,13 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
             dev = out_dev
         if dev == CPU:
             cpu += size
-            if repack and t.name != "token_embd.weight" and _repacked(ggml, t.ne):
+            if repack and not overridden and t.name != "token_embd.weight" and _repacked(ggml, t.ne, repack_types):
                 repacked += size  # in the CPU_REPACK buffer
-            else:  # in the mapped CPU buffer
+            else:  # in the mapped CPU buffer (or the host buffer without mmap)
                 first = start if first is None else first
                 last = offset
+                if t.name != "token_embd.weight" and len(t.ne) >= 2:
+                    host_mm = max(host_mm, size)
         else:
             gpu[dev] += size
             if not any(rx.fullmatch(t.name) and (not only_2d or len(t.ne) == 2) for rx, only_2d in splitting):
@@ -130,9 +155,10 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
     if unified and gpu:  # Metal maps the whole file into one device buffer
         gpu[0] = cpu + sum(gpu)
     return ModelBuffers(cpu_bytes=cpu, repack_bytes=0 if unified else repacked, gpu_bytes=gpu, gpu_mirrored_bytes=mirrored,
+                        host_matmul_max_bytes=0 if unified else host_mm, router_on_cpu=router,
                         unit_device=unit_dev,
                         gpu_layers=sum(1 for d in unit_dev[:-1] if d != CPU), unified=unified)
 
 
-def _repacked(ggml: str, ne: tuple[int, ...]) -> bool:
-    return ggml.upper() in REPACK_X86_AVX2 and len(ne) >= 2 and ne[1] % 8 == 0
+def _repacked(ggml: str, ne: tuple[int, ...], types: frozenset[str]) -> bool:
+    return ggml.upper() in types and len(ne) >= 2 and ne[1] % 8 == 0

@@ -167,7 +167,8 @@ def _spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) ->
                                   f"{arch}.rope.dimension_count {rope:,}")
             mla = MLASpec(kv_lora_rank=num("attention.kv_lora_rank", None, 1, MAX_RANK),
                           q_lora_rank=opt("attention.q_lora_rank", 1, MAX_RANK) or None,
-                          qk_nope_head_dim=k_len - rope, qk_rope_head_dim=rope, v_head_dim=v_len)
+                          qk_nope_head_dim=k_len - rope, qk_rope_head_dim=rope, v_head_dim=v_len,
+                          gguf_mla_keys=opt("attention.key_length_mla", 1, MAX_HEAD_DIM) is not None)
             attn = AttentionSpec(kind="mla", num_heads=heads[i], num_kv_heads=heads[i], head_dim_k=k_len,
                                  head_dim_v=v_len, mla=mla)
         else:
