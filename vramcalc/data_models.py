@@ -121,9 +121,12 @@ class GPURow(Fixed):
     pcie_gen: int | None
     pcie_lanes: int | None
     tdp_w: int | None
-    verification: str
+    verification: str  # vendor_datasheet, cross_checked or unverified
     notes: str | None
     sources: list[str]
+    aliases: list[str] = []  # other names the product goes by (lookup keys, each naming this product only)
+    gpu_cores: int | None = None  # Apple: the GPU core count that tells bins apart
+    memory_options_gib: list[Number] | None = None  # unified memory: the RAM sizes this bin is sold with
 
 
 class GPUTable(Fixed):
