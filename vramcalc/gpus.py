@@ -43,13 +43,23 @@ def _totals() -> CudaTotals:
     return load("gpu_cuda_totals.json", CudaTotals)
 
 
-def _usable(gpu_id: str, vendor_gib: float) -> tuple[int, str]:
+def estimate_ratio(d: GPURow) -> tuple[float, str]:
+    """CUDA total / vendor capacity for a GPU with no logged total: the first rule of data/gpu_cuda_totals.json that
+    matches its segment and memory type, else the default ratio."""
     t = _totals()
-    rec = t.totals.get(gpu_id)
+    for r in t.estimate_rules:
+        if d.memory_type.upper().startswith(r.memory_prefix) and (not r.segments or d.segment in r.segments):
+            return r.ratio, r.why
+    return t.estimate_ratio, "the smallest logged ratio of cards without inline ECC"
+
+
+def _usable(d: GPURow) -> tuple[int, str]:
+    rec = _totals().totals.get(d.id)
     if rec:
         return int(rec.gib * GIB), f"CUDA-reported total ({rec.source})"
-    return int(vendor_gib * t.estimate_ratio * GIB), (f"estimated: vendor capacity x {t.estimate_ratio} "
-                                                         "(no CUDA-reported total recorded for this GPU)")
+    ratio, why = estimate_ratio(d)
+    return int(d.memory_gib * ratio * GIB), (f"estimated: vendor capacity x {ratio} (no CUDA-reported total recorded "
+                                              f"for this GPU; {why})")
 
 
 def crosschecks() -> dict[str, CrossCheck]:
@@ -58,7 +68,7 @@ def crosschecks() -> dict[str, CrossCheck]:
 
 
 def _gpu(d: GPURow) -> GPU:
-    usable, how = _usable(d.id, d.memory_gib)
+    usable, how = _usable(d)
     return GPU(id=d.id, name=d.name, memory_bytes=int(d.memory_gib * GIB), usable_bytes=usable,
                usable_source=how,
                memory_bandwidth_gbs=d.memory_bandwidth_gbs,
