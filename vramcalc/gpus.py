@@ -1,4 +1,5 @@
-"""GPU lookup from data/gpus.json (facts with sources; see each entry's `verification`)."""
+"""GPU lookup from data/gpus.json (facts with sources; each entry's `verification`: vendor_datasheet, cross_checked
+or unverified)."""
 
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def _usable(d: GPURow) -> tuple[int, str]:
 
 
 def crosschecks() -> dict[str, CrossCheck]:
-    """gpus.json figures re-checked against public pages (data/gpu_crosschecks.json)."""
+    """gpus.json figures as public pages state them, by GPU id (data/gpu_crosschecks.json)."""
     return load("gpu_crosschecks.json", CrossChecks).checks
 
 
