@@ -94,7 +94,7 @@ _BRAND = re.compile(r"\b(nvidia|geforce|tesla|quadro|amd|radeon|instinct|intel|a
 _LEADING_BRAND = re.compile(r"^(?:nvidia|geforce|tesla|quadro|amd|radeon|instinct|intel|apple|rtx|gtx)+")  # glued: GeForceRTX3070
 _CPU_CORES = re.compile(r"\b\d+[\s-]*core[\s-]*cpu\b")
 _GPU_CORES = re.compile(r"\b(\d+)[\s-]*core(?:[\s-]*gpu)?\b|\b(\d+)c[\s-]*gpu\b")
-_MEMORY = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)\s*(?:gib|gb|g)\b")
+_MEMORY = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)[\s-]*(?:gib|gb|g)\b")
 # What may follow a family name and still be the same product: form factor and packaging, never a
 # product tier (ti, super, max, pro, xt ...), so `h100` is a family of three, `4070 ti` not the SUPER.
 _FORM = re.compile(r"(sxm\d?|pcie|nvl|hgx)+")
@@ -117,7 +117,9 @@ def _parse_name(text: str) -> _Name:
     mem = [float(m) for m in _MEMORY.findall(s)]
     s = _MEMORY.sub(" ", s)
     s = _BRAND.sub(" ", s)
-    return _Name(key=_LEADING_BRAND.sub("", re.sub(r"[^a-z0-9]", "", s)), memory_gib=mem[0] if len(mem) == 1 else None,
+    key = _LEADING_BRAND.sub("", re.sub(r"[^a-z0-9]", "", s))
+    key = re.sub(r"(mobile|notebook)", "laptop", re.sub(r"(?<=laptop)gpu$", "", key))  # glued: 4090LaptopGPU
+    return _Name(key=key, memory_gib=mem[0] if len(mem) == 1 else None,
                  gpu_cores=cores[0] if len(cores) == 1 else None)
 
 
