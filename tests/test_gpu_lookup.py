@@ -160,3 +160,9 @@ def test_every_gpu_entry_names_a_source_a_reader_can_open():
         assert row["sources"], row["id"]
         assert any(any(w in s.lower() for w in named) for s in row["sources"]), row["id"]
         assert row["verification"] in ("vendor_datasheet", "cross_checked", "unverified"), row["id"]
+
+
+def test_the_ambiguity_note_keeps_its_code_through_a_system():
+    s = parse_system("2xh100")
+    assert [s.note_code(n) for n in s.notes] == ["gpu.ambiguous_name"]
+    assert parse_system("2x4090-1.5GiB").notes == []

@@ -28,6 +28,10 @@ class System(BaseModel):
     def gpus_per_node(self) -> int:
         return len(self.gpus)
 
+    def note_code(self, note: str) -> str:
+        """The Message code of a note: the GPU's own (gpu.ambiguous_name) where the note is a GPU's."""
+        return next((g.note_code for g in self.gpus if g.note == note and g.note_code), "system.note")
+
 
 def _unified() -> UnifiedMemory:
     return load("unified_memory.json", UnifiedMemory)
