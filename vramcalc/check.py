@@ -141,7 +141,7 @@ def check(spec: ModelSpec, gpu: GPU, context: int | None = None, sequences: int 
         warnings.append(warning("check.context.exceeds_trained", f"context {context} exceeds the trained maximum "
                                 f"{spec.max_position_embeddings}"))
     if gpu.note:
-        warnings.append(warning("gpu.note", gpu.note))
+        warnings.append(warning(gpu.note_code or "gpu.note", gpu.note))
     available = gpu.usable_bytes or gpu.memory_bytes
     free = available - required
     if 0 <= free < TIGHT_FRACTION * available:

@@ -121,9 +121,12 @@ class GPURow(Fixed):
     pcie_gen: int | None
     pcie_lanes: int | None
     tdp_w: int | None
-    verification: str
+    verification: str  # vendor_datasheet, cross_checked or unverified
     notes: str | None
     sources: list[str]
+    aliases: list[str] = []  # other names the product goes by (lookup keys, each naming this product only)
+    gpu_cores: int | None = None  # Apple: the GPU core count that tells bins apart
+    memory_options_gib: list[Number] | None = None  # unified memory: the RAM sizes this bin is sold with
 
 
 class GPUTable(Fixed):
@@ -137,10 +140,19 @@ class CudaTotal(Fixed):
     source: str
 
 
+class TotalRule(Fixed):
+    segments: list[str]  # gpus.json segments it applies to; empty = any
+    memory_prefix: str  # gpus.json memory_type starts with this (GDDR, HBM)
+    ratio: float  # CUDA total / vendor capacity, at or below every logged ratio of such cards
+    why: str
+
+
 class CudaTotals(Fixed):
     source_note: str = Field(alias="_source")
-    estimate_ratio: float
+    estimate_rules: list[TotalRule]
+    estimate_ratio: float  # any other card
     totals: dict[str, CudaTotal]  # by GPU id
+    upper_bounds_mib: dict[str, int | str]  # nvidia-smi totals by GPU id (and their "_source")
 
 
 class CrossCheck(Fixed):

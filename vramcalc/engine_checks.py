@@ -86,7 +86,7 @@ def vllm_on_system(source: ModelSource, system: System, options: dict[str, Any],
         r = r.model_copy(update={"warnings": r.warnings + [
             warning("system.mixed_gpus", f"mixed GPUs: sized for the smallest, {gpu.name}")]})
     if system.notes:
-        r = r.model_copy(update={"warnings": r.warnings + [warning("system.note", n) for n in system.notes]})
+        r = r.model_copy(update={"warnings": r.warnings + [warning(system.note_code(n), n) for n in system.notes]})
     if not r.fits:
         r = r.model_copy(update={"alternatives": instead(source.spec, system, r.max_model_len, vopts.quantization,
                                                          "vllm", host_ram_bytes)})

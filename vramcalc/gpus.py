@@ -1,8 +1,8 @@
-"""GPU lookup from data/gpus.json (facts with sources; see each entry's `verification`)."""
+"""GPU lookup from data/gpus.json (facts with sources; each entry's `verification`: vendor_datasheet, cross_checked
+or unverified)."""
 
 from __future__ import annotations
 
-import difflib
 import re
 
 from pydantic import BaseModel, ConfigDict
@@ -33,37 +33,43 @@ class GPU(BaseModel):
     gfx_arch: str | None = None  # AMD: the LLVM target (gfx1100, gfx1151 ...)
     verification: str | None = None
     note: str | None = None  # how an ambiguous name was resolved
+    note_code: str | None = None  # the Message code of the note
 
 
 def _table() -> list[GPURow]:
     return load("gpus.json", GPUTable).gpus
 
 
-def _key(s: str) -> str:
-    s = s.lower().replace("geforce", "").replace("nvidia", "")
-    return re.sub(r"[^a-z0-9]", "", s)
-
-
 def _totals() -> CudaTotals:
     return load("gpu_cuda_totals.json", CudaTotals)
 
 
-def _usable(gpu_id: str, vendor_gib: float) -> tuple[int, str]:
+def estimate_ratio(d: GPURow) -> tuple[float, str]:
+    """CUDA total / vendor capacity for a GPU with no logged total: the first rule of data/gpu_cuda_totals.json that
+    matches its segment and memory type, else the default ratio."""
     t = _totals()
-    rec = t.totals.get(gpu_id)
+    for r in t.estimate_rules:
+        if d.memory_type.upper().startswith(r.memory_prefix) and (not r.segments or d.segment in r.segments):
+            return r.ratio, r.why
+    return t.estimate_ratio, "the smallest logged ratio of cards without inline ECC"
+
+
+def _usable(d: GPURow) -> tuple[int, str]:
+    rec = _totals().totals.get(d.id)
     if rec:
         return int(rec.gib * GIB), f"CUDA-reported total ({rec.source})"
-    return int(vendor_gib * t.estimate_ratio * GIB), (f"estimated: vendor capacity x {t.estimate_ratio} "
-                                                         "(no CUDA-reported total recorded for this GPU)")
+    ratio, why = estimate_ratio(d)
+    return int(d.memory_gib * ratio * GIB), (f"estimated: vendor capacity x {ratio} (no CUDA-reported total recorded "
+                                              f"for this GPU; {why})")
 
 
 def crosschecks() -> dict[str, CrossCheck]:
-    """gpus.json figures re-checked against public pages (data/gpu_crosschecks.json)."""
+    """gpus.json figures as public pages state them, by GPU id (data/gpu_crosschecks.json)."""
     return load("gpu_crosschecks.json", CrossChecks).checks
 
 
 def _gpu(d: GPURow) -> GPU:
-    usable, how = _usable(d.id, d.memory_gib)
+    usable, how = _usable(d)
     return GPU(id=d.id, name=d.name, memory_bytes=int(d.memory_gib * GIB), usable_bytes=usable,
                usable_source=how,
                memory_bandwidth_gbs=d.memory_bandwidth_gbs,
@@ -71,7 +77,7 @@ def _gpu(d: GPURow) -> GPU:
                nvlink=d.nvlink and d.segment == "datacenter", compute_capability=d.compute_capability,
                unified_memory=d.unified_memory, vendor=d.vendor, gfx_arch=d.gfx_arch,
                segment=d.segment,
-               verification="cross_checked" if d.id in crosschecks() else d.verification)
+               verification=d.verification)
 
 
 def all_gpus() -> list[GPU]:
@@ -79,12 +85,131 @@ def all_gpus() -> list[GPU]:
 
 
 def gpu_names() -> dict[str, tuple[str, ...]]:
-    """Each GPU's id -> the names it goes by: id, product name, chip (Strix Halo, GB10 ...), for `vramcalc gpus`."""
-    return {d.id: (d.id, d.name, d.chip) for d in _table()}
+    """Each GPU's id -> the names it goes by: id, product name, chip and aliases, for `vramcalc gpus`."""
+    return {d.id: (d.id, d.name, d.chip, *d.aliases) for d in _table()}
+
+
+# Words that name the vendor or the brand line, not the product: dropped before names are compared.
+_BRAND = re.compile(r"\b(nvidia|geforce|tesla|quadro|amd|radeon|instinct|intel|apple|rtx|gtx|graphics|gpu|igpu)\b")
+_LEADING_BRAND = re.compile(r"^(?:nvidia|geforce|tesla|quadro|amd|radeon|instinct|intel|apple|rtx|gtx)+")  # glued: GeForceRTX3070
+_CPU_CORES = re.compile(r"\b\d+[\s-]*core[\s-]*cpu\b")
+_GPU_CORES = re.compile(r"\b(\d+)[\s-]*core(?:[\s-]*gpu)?\b|\b(\d+)c[\s-]*gpu\b")
+_MEMORY = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)[\s-]*(?:gib|gb|g)\b")
+# What may follow a family name and still be the same product: form factor and packaging, never a
+# product tier (ti, super, max, pro, xt ...), so `h100` is a family of three, `4070 ti` not the SUPER.
+_FORM = re.compile(r"(sxm\d?|pcie|nvl|hgx)+")
+
+
+class _Name(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    key: str  # brand words, memory and core counts removed; letters and digits only
+    memory_gib: float | None = None
+    gpu_cores: int | None = None
+
+
+def _parse_name(text: str) -> _Name:
+    s = text.lower().replace("+", "plus").replace("(r)", " ").replace("(tm)", " ")
+    s = re.sub(r"\b(mobile|notebook|laptop\s*gpu)\b", "laptop", s)
+    s = _CPU_CORES.sub(" ", s)
+    cores = [int(a or b) for a, b in _GPU_CORES.findall(s)]
+    s = _GPU_CORES.sub(" ", s)
+    mem = [float(m) for m in _MEMORY.findall(s)]
+    s = _MEMORY.sub(" ", s)
+    s = _BRAND.sub(" ", s)
+    key = _LEADING_BRAND.sub("", re.sub(r"[^a-z0-9]", "", s))
+    key = re.sub(r"(mobile|notebook)", "laptop", re.sub(r"(?<=laptop)gpu$", "", key))  # glued: 4090LaptopGPU
+    return _Name(key=key, memory_gib=mem[0] if len(mem) == 1 else None,
+                 gpu_cores=cores[0] if len(cores) == 1 else None)
+
+
+def _keys(d: GPURow) -> set[str]:
+    names = [d.id, re.sub(r"\(.*?\)", " ", d.name), *d.aliases]
+    return {k for k in (_parse_name(n).key for n in names) if k}
+
+
+def _memory_fits(d: GPURow, gib: float | None) -> bool:
+    if gib is None:
+        return True
+    if d.memory_options_gib:
+        return gib in d.memory_options_gib
+    return abs(d.memory_gib - gib) < 0.5
+
+
+def _cores_fit(d: GPURow, cores: int | None) -> bool:
+    return cores is None or d.gpu_cores is None or d.gpu_cores == cores
+
+
+def _model_number(key: str) -> str:
+    m = re.search(r"[a-z]*\d+", key)  # h100 of h100pcie, rx7900 of rx7900xtx
+    return m.group(0) if m else key
+
+
+def _distance(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def _suggestions(q: _Name, table: list[GPURow]) -> list[str]:
+    """Closest entries by edit distance on the model number first, then on the whole name."""
+    qn = _model_number(q.key)
+    scored = sorted((min((_distance(qn, _model_number(k)), _distance(q.key, k)) for k in _keys(d)), d.id)
+                    for d in table)
+    return [gid for (dn, _), gid in scored[:3] if dn <= max(2, len(qn) // 2)]
+
+
+def _match(q: _Name, table: list[GPURow]) -> tuple[list[str], str]:
+    for how, match in (("exact", lambda k: k == q.key),
+                       ("family", lambda k: k.startswith(q.key) and _FORM.fullmatch(k[len(q.key):]) is not None)):
+        found = [d.id for d in table if any(match(k) for k in _keys(d))
+                 and _memory_fits(d, q.memory_gib) and _cores_fit(d, q.gpu_cores)]
+        if found:
+            return found, how
+    return [], "none"
+
+
+def candidates(query: str) -> tuple[list[str], str]:
+    """The entries a GPU name names, and how: "id" (an entry's id), "exact" (its own name), "family" (a name
+    shared by form-factor variants, such as h100 or a100), or "none". Never a neighbouring product.
+    A name as tools print it is read too: `Apple M1 Max (32-core GPU, 64GB)`, `RTX 5090 (31.4 GiB reported)`,
+    `Ryzen AI Max+ 395 / Radeon 8060S` (two names of one product)."""
+    table = _table()
+    plain = query.strip().lower()
+    if any(d.id == plain for d in table):
+        return [plain], "id"
+    q = _parse_name(query)
+    if not q.key:
+        return [], "none"
+    found = _match(q, table)
+    if found[0]:
+        return found
+    bare = re.sub(r"\(.*?\)", " ", query)
+    if bare != query:  # what is in parentheses describes the card: its core count and memory, or nothing
+        b = _parse_name(bare)
+        for attempt in (b.model_copy(update={"gpu_cores": b.gpu_cores or q.gpu_cores}), b):
+            if attempt.key and (found := _match(attempt, table))[0]:
+                return found
+    # two names of one product (`Ryzen AI Max+ 395 / Radeon 8060S`), or the product named in parentheses
+    # (`Ryzen AI Max (Radeon 8060S iGPU, Framework Desktop)`): every part that names an entry names the same
+    parts = [p for p in bare.split("/") if p.strip()] + [p for inner in re.findall(r"\((.*?)\)", query)
+                                                          for p in inner.split(",") if p.strip()]
+    if len(parts) > 1:
+        each = [_match(_parse_name(p), table) for p in parts]
+        ids = {tuple(ids) for ids, _ in each if ids}
+        if len(ids) == 1:
+            return list(ids.pop()), "exact"
+    return [], "none"
 
 
 def find_gpu(query: str) -> GPU:
-    """Match `4090`, `rtx4090`, `RTX 4090`, `rtx-4090`, or a custom size such as `24GiB`/`24GB`."""
+    """A GPU by the name of its product, in any case and spelling (`4090`, `RTX 4090`, `NVIDIA A100-PCIE-40GB`,
+    `Apple M3 Max (40-core GPU, 64GB)`), or a custom size such as `24GiB`/`24GB`. A name shared by several
+    entries (`h100`, `m4 max`) is answered for the one with the least memory, with a coded note; a name of
+    no entry is refused with the closest model numbers."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(gib|gb|g)\s*", query.lower())
     if m:
         gib = float(m.group(1))
@@ -92,24 +217,20 @@ def find_gpu(query: str) -> GPU:
             raise UnknownGPUError(f"GPU size must be positive: {query!r}")
         return GPU(id=f"custom-{m.group(1)}gib", name=f"custom {m.group(1)} GiB device", memory_bytes=int(gib * GIB),
                    usable_bytes=int(gib * GIB), usable_source="as given")
-    q = _key(query)
-    if not q:
+    q = _parse_name(query)
+    if not q.key:
         raise UnknownGPUError(f"empty GPU name {query!r}")
     table = _table()
-    exact = [d for d in table if q in (_key(d.id), _key(d.name))]
-    if not exact:  # "4090" -> rtx-4090; "a100-80g" -> a100-80gb-*
-        exact = [d for d in table if _key(d.id).startswith(q) or _key(d.id).endswith(q)
-                 or _key(d.id).replace("rtx", "").startswith(q)]
-    if not exact and len(q) >= 4:  # a name inside the product name: "strix halo", "8060s", "gb10", "spark"
-        exact = [d for d in table if q in _key(d.name)]
-    base = [d for d in exact if _key(d.id).replace("rtx", "") == q.replace("rtx", "")]
-    if len(exact) == 1 or len(base) == 1:
-        return _gpu((base or exact)[0])
-    if len(exact) > 1:  # variants (h100 -> pcie, sxm, nvl): assume the one with least memory
-        pick = min(exact, key=lambda d: d.memory_gib)
-        note = (f"{query!r} matches {', '.join(d.id for d in exact)}; assumed {pick.id} "
-                f"({pick.memory_gib} GB, the least memory); name one to be exact")
-        return _gpu(pick).model_copy(update={"note": note})
-    close = difflib.get_close_matches(query.lower(), [d.id for d in table], n=3, cutoff=0.4)
+    ids, _how = candidates(query)
+    rows = [d for d in table if d.id in ids]
+    if len(rows) == 1:
+        return _gpu(rows[0])
+    if rows:
+        pick = min(rows, key=lambda d: (d.memory_gib if not d.memory_options_gib else min(d.memory_options_gib),
+                                        d.memory_bandwidth_gbs))
+        note = (f"{query!r} names {len(rows)} GPUs ({', '.join(d.id for d in rows)}); assumed {pick.id}, the one "
+                "with the least memory; name one to be exact")
+        return _gpu(pick).model_copy(update={"note": note, "note_code": "gpu.ambiguous_name"})
+    close = _suggestions(q, table)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `vramcalc gpus` lists them"
     raise UnknownGPUError(f"unknown GPU {query!r}{hint}")

@@ -71,6 +71,7 @@ CODES: dict[str, str] = {
     "check.context.exceeds_trained": "the context exceeds the model's trained maximum",
     "check.verdict.tight": "little memory is left, and engine workspace is not counted",
     "gpu.note": "a note on the GPU entry",
+    "gpu.ambiguous_name": "the GPU name names several entries: the one with the least memory was assumed",
     # systems and the CLI
     "system.note": "a note on the system as parsed (--gpu)",
     "system.mixed_gpus": "mixed GPUs: the engine is sized for the smallest",

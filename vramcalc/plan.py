@@ -176,7 +176,7 @@ def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurr
     ctx = context or min(model_max, planner_data().default_context)
     how = "--ctx" if context else (f"the planner's default {planner_data().default_context} tokens "
                                    f"(the model allows {model_max}); pass --ctx to plan for another")
-    notes = [note("system.note", n) for n in system.notes]
+    notes = [note(system.note_code(n), n) for n in system.notes]
     if context and context > model_max:
         notes.append(note("plan.context.exceeds_model", f"{context} tokens exceed the model's {model_max}: vLLM "
                           "refuses it without VLLM_ALLOW_LONG_MAX_MODEL_LEN, llama.cpp degrades past its training "

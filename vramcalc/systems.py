@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from .data_files import load
 from .data_models import UnifiedMemory
 from .errors import UnknownGPUError, one_line
-from .gpus import GIB, GPU, find_gpu
+from .gpus import GIB, GPU, candidates, find_gpu
 from .limits import MAX_GPUS
 
 MAX_SYSTEM_CHARS = 1000  # a --gpu string longer than this is refused before it is read
@@ -28,6 +28,10 @@ class System(BaseModel):
     def gpus_per_node(self) -> int:
         return len(self.gpus)
 
+    def note_code(self, note: str) -> str:
+        """The Message code of a note: the GPU's own (gpu.ambiguous_name) where the note is a GPU's."""
+        return next((g.note_code for g in self.gpus if g.note == note and g.note_code), "system.note")
+
 
 def _unified() -> UnifiedMemory:
     return load("unified_memory.json", UnifiedMemory)
@@ -40,13 +44,24 @@ def _unified_usable(gpu: GPU, ram_gib: float) -> tuple[int, str]:
         a = u.apple
         frac = a.fraction_small if ram_gib <= a.threshold_gib else a.fraction_large
         return int(ram_gib * frac * GIB), f"{a.rule} ({a.source})"
-    r = u.amd_strix_halo if "ryzen-ai-max" in gid else u.nvidia_gb10 if "gb10" in gid else None
+    # Jetson shares one LPDDR5 pool with the OS as GB10 does: the same stated assumption
+    r = u.amd_strix_halo if "ryzen-ai-max" in gid else u.nvidia_gb10 if "gb10" in gid or "jetson" in gid else None
     if r is None:
         raise UnknownGPUError(f"{gpu.id} is not a unified-memory machine: a RAM size in () applies to those only")
     return int(ram_gib * r.fraction * GIB), f"{r.rule} ({r.source})"
 
 
+def _trailing_count(item: str) -> str:
+    """`3090x2` as `2x3090`, unless the whole text is a GPU name (a name may end in x and a digit)."""
+    t = re.fullmatch(r"\s*(.+?[\d\s)])\s*[x*]\s*(\d+)\s*", item, re.I)
+    lead = re.fullmatch(r"\s*\d+\s*[x*]\s*(.+?)(?::\d+)?\s*", item, re.I)  # 2x3090: the count comes first
+    if not t or (lead and candidates(lead.group(1))[0]) or candidates(item)[0] or not candidates(t.group(1))[0]:
+        return item
+    return f"{t.group(2)}x{t.group(1)}"
+
+
 def _one(item: str, notes: list[str]) -> list[GPU]:
+    item = _trailing_count(item)
     m = re.fullmatch(r"\s*(?:(\d+)\s*[x*]\s*)?(.+?)(?::(\d+))?\s*", item)
     if not m:
         raise UnknownGPUError(f"cannot read GPU {item!r}")
