@@ -78,6 +78,7 @@ CODES: dict[str, str] = {
     "command.upper_bound": "a flag that lowers memory: vramcalc's figure without it is an upper bound",
     "command.image_version": "the docker image's tag is not a modelled vLLM release: the default release is used",
     "command.repo_offline": "a quantized release that could not be read: checked as its base model with that quant",
+    "command.catalog_name": "a model that could not be read: its name is read as a catalog model of the same architecture",
     "command.gguf_mix": "a publisher's own GGUF mix of tensor types: sized as the larger standard type around it",
     "command.gguf_predicted": "no GGUF file here: its size is predicted for the file type its name gives",
     # the planner

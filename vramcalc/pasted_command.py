@@ -154,8 +154,16 @@ def parse_command(text: str) -> Parsed:
     version: str | None = None
     notes: list[Message] = []
     program: Program
-    if words[0] in ("sudo",):
-        prefix, words = [words[0]], words[1:]
+    # wrappers that run the command as it is: sudo, nice, time, taskset MASK, numactl --opt=...
+    while words and PurePosixPath(words[0]).name in ("sudo", "nice", "time", "taskset", "numactl", "nohup"):
+        n = 1
+        while n < len(words) and words[n].startswith("-"):
+            n += 1
+        if PurePosixPath(words[0]).name == "taskset" and n < len(words):
+            n += 1  # its CPU mask
+        prefix, words = prefix + words[:n], words[n:]
+    if not words:
+        raise InputError("no command to check after the wrapper")
     if PurePosixPath(words[0]).name in ("docker", "podman", "nerdctl") and words[1:2] in (["run"], ["container"]):
         pre, rest, gpus, image = _docker(words, env)
         gpus_from = "docker --gpus" if gpus is not None else None
@@ -320,6 +328,10 @@ def _llama_flags(program: str, args: list[str]) -> tuple[str | None, list[Flag]]
         vals = args[i + 1:i + 1 + n_values] if kind == "value" else []
         if len(vals) < (n_values if kind == "value" else 0):
             raise InputError(f'{program}: error while handling argument "{a}": expected value for argument')
+        if first == "-fa" and program != "llama-bench" and _truthy(vals[0]) is None and vals[0].lower() != "auto":
+            # the handler runs as the flag is read (common_params_parse_ex), before any later word
+            raise InputError(f'{program}: error while handling argument "{a}": error: unknown value for '
+                             f"--flash-attn: '{vals[0]}'")
         entry = _classify(classes, a, first)
         flags.append(Flag(name=a, values=vals, klass=entry["class"], entry=entry))
         i += 1 + len(vals)
@@ -458,6 +470,7 @@ def _llama_reading(p: Parsed) -> Reading:
     rpc = 0
     model = hf = hf_file = None
     bench_ctx = {"n_prompt": [512], "n_gen": [128], "n_depth": [0]}
+    fit_off: str | None = None
     for f in p.flags:
         if not _common(f, no_effect, warnings):
             continue
@@ -511,8 +524,18 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = True if val is None else val
         elif fld == "rpc_nodes":
             rpc = len([s for s in v.split(",") if s.strip()])
+        elif fld == "fit":
+            t = _truthy(v)
+            if t is None:
+                raise InputError(f"{p.program}: error while handling argument \"{name}\": invalid value: '{v}'")
+            fit_off = f.written() if not t else None
         else:
             raise AssertionError(f"command_flags.json: {name} -> {fld} is not read")
+    if fit_off:
+        if opts.get("n_gpu_layers") is None or "n_ctx" not in opts:
+            raise NotModelledError(f"{fit_off} without both -ngl and -c: llama.cpp's defaults then apply unfitted "
+                                   "(-ngl auto, the training context); give -ngl and -c, or drop --fit off")
+        no_effect.append(fit_off)
     if bench:
         opts["n_ctx"] = max(bench_ctx["n_prompt"]) + max(bench_ctx["n_gen"]) + max(bench_ctx["n_depth"])
         opts.setdefault("n_gpu_layers", "all")  # llama-bench's default -ngl -1: every layer
@@ -558,26 +581,37 @@ def _model(r: Reading, options: dict[str, Any], warnings: list[Message]) -> str:
     name = r.model
     if name.endswith(".gguf") or Path(name).expanduser().exists() or mn.catalog.resolve(name):
         return name
-    base = mn.quantized_base(name)
-    if base is None:
-        return name  # a Hub repo id: read from the Hub (or refused there with its own line)
     from .api import model_source
-    from .errors import VramcalcError
+    from .sources.limits import looks_local
 
-    try:
-        model_source(name, options.get("revision"))
-        return name
-    except VramcalcError:
-        pass
-    repo, quant = base
-    given = options.get("quantization")
-    if given and _vllm_method(given) != _vllm_method(quant):
-        raise InputError(f"--quantization {given}: {name} is a {quant} release (vLLM refuses a method other than the "
-                         "checkpoint's)")
-    options["quantization"] = quant
-    warnings.append(warning("command.repo_offline", f"{name} could not be read from the Hub: checked as {repo} with "
-                            f"--quant {quant}; fetch {name} (or pass its local folder) for its exact bytes"))
-    return repo
+    failure: VramcalcError | None = None
+    if not looks_local(name):
+        try:
+            model_source(name, options.get("revision"))
+            return name
+        except VramcalcError as e:  # offline, gated, missing: read the name instead
+            failure = e
+    stem = name.rstrip("/").split("/")[-1] if looks_local(name) else name
+    base = mn.quantized_base(stem)
+    where = "is not here" if looks_local(name) else "could not be read from the Hub"
+    if base is not None:
+        repo, quant = base
+        given = options.get("quantization")
+        if given and _vllm_method(given) != _vllm_method(quant):
+            raise InputError(f"--quantization {given}: {name} is a {quant} release (vLLM refuses a method other than "
+                             "the checkpoint's)")
+        options["quantization"] = quant
+        warnings.append(warning("command.repo_offline", f"{name} {where}: checked as {repo} with --quant {quant}; "
+                                f"fetch {name} (or pass its local folder) for its exact bytes"))
+        return repo
+    repo = mn.catalog_base(stem)
+    if repo is not None:
+        warnings.append(warning("command.catalog_name", f"{name} {where}: its name is read as the catalog's {repo} "
+                                "(the same architecture); pass the model's folder for its own config and bytes"))
+        return repo
+    if failure is not None:
+        raise failure
+    return name  # a local path that is not here: refused by open_model with its own line
 
 
 def _vllm_method(q: str) -> str:

@@ -48,8 +48,10 @@ def _catalog_bases() -> dict[str, str]:
 def catalog_base(name: str) -> str | None:
     """The catalog model a name stands for: itself (an id or alias), or a catalog entry of the same base model."""
     stem = name.split("/", 1)[-1]
-    # as written; a publisher's Org_Model (bartowski/Qwen_Qwen3-32B-GGUF); without Meta- (Meta-Llama-3.1-8B)
-    for n in (name, stem, stem.replace("_", "/", 1), re.sub(r"^Meta-", "", stem, flags=re.I)):
+    # as written; a publisher's Org_Model (bartowski/Qwen_Qwen3-32B-GGUF); without Meta- (Meta-Llama-3.1-8B); the
+    # base of an -Instruct / -it / -Chat release (the same architecture)
+    plain = re.sub(r"^Meta-", "", stem, flags=re.I)
+    for n in (name, stem, stem.replace("_", "/", 1), plain, re.sub(r"-(Instruct|it|Chat)$", "", plain, flags=re.I)):
         hit = catalog.resolve(n) or _catalog_bases().get(n.split("/", 1)[-1].lower())
         if hit:
             return hit
