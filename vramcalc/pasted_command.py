@@ -604,11 +604,11 @@ def _model(r: Reading, options: dict[str, Any], warnings: list[Message]) -> str:
         warnings.append(warning("command.repo_offline", f"{name} {where}: checked as {repo} with --quant {quant}; "
                                 f"fetch {name} (or pass its local folder) for its exact bytes"))
         return repo
-    repo = mn.catalog_base(stem)
-    if repo is not None:
-        warnings.append(warning("command.catalog_name", f"{name} {where}: its name is read as the catalog's {repo} "
+    same = mn.catalog_base(stem)
+    if same is not None:
+        warnings.append(warning("command.catalog_name", f"{name} {where}: its name is read as the catalog's {same} "
                                 "(the same architecture); pass the model's folder for its own config and bytes"))
-        return repo
+        return same
     if failure is not None:
         raise failure
     return name  # a local path that is not here: refused by open_model with its own line
