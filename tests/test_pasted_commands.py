@@ -177,3 +177,39 @@ def test_cli_pasted_command(capsys):
     assert vramcalc.CommandResult.model_validate(data).to_dict() == data
     assert main(["check", "--gpu", "4090", "--", "vllm", "serve", "x", "--foo"]) == 2
     assert "unrecognized arguments: --foo" in capsys.readouterr().err
+
+
+MIXES = json.loads((Path(__file__).parent / "data" / "unsloth_mix_sizes.json").read_text())["files"]
+
+
+@pytest.mark.parametrize("f", MIXES, ids=lambda f: f["repo"])
+def test_a_publishers_mix_lies_in_its_bracket_and_is_sized_at_the_top(f):
+    from vramcalc.sources.model_names import gguf_mix
+
+    mix = gguf_mix(f["ftype"])
+    size = {q: vramcalc.check(f["model"], "cpu", engine="llamacpp", quant=f"gguf:{q}", context=4096).model_size_bytes
+            for q in (mix.lower, mix.upper)}
+    assert size[mix.lower] <= f["gb"] * 1e9 <= size[mix.upper]  # the published file is inside the bracket
+    r = check_command(f"llama-server -m {f['repo'].split('/')[1].removesuffix('-GGUF')}-{f['ftype']}.gguf -c 4096",
+                      "cpu")
+    assert r.options["quant"] == f"gguf:{mix.upper}" and "command.gguf_mix" in {w.code for w in r.warnings}
+    assert r.result.model_size_bytes == size[mix.upper] >= f["gb"] * 1e9  # a fit holds for the real file
+
+
+def test_a_real_gguf_header_wins_over_its_name(tmp_path):
+    from llamacpp_models import write_gguf
+
+    path = str(write_gguf("llama-tied-q4k", tmp_path / "tiny-UD-Q4_K_XL.gguf"))
+    r = check_command(f"llama-server -m {path} -c 2048 -ngl 99", "4090")
+    assert r.model == path and "quant" not in r.options
+    assert "command.gguf_mix" not in {w.code for w in r.warnings}
+    same = vramcalc.check(path, "4090", engine="llamacpp", n_ctx=2048, n_gpu_layers="99")
+    assert r.result.to_dict() == same.to_dict()
+
+
+def test_quantized_repo_offline_names_the_repo_to_fetch():
+    r = check_command("vllm serve Qwen/Qwen3.6-27B-FP8 -tp 2 --max-model-len 32768", "2x4090")
+    (w,) = [w for w in r.warnings if w.code == "command.repo_offline"]
+    assert "Qwen/Qwen3.6-27B-FP8" in w.text and "fetch" in w.text and r.options["quantization"] == "fp8-block"
+    with pytest.raises(InputError, match="awq release"):
+        check_command("vllm serve casperhansen/llama-3.3-70b-instruct-awq --quantization gptq -tp 2", "2x4090")
