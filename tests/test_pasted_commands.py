@@ -213,3 +213,14 @@ def test_quantized_repo_offline_names_the_repo_to_fetch():
     assert "Qwen/Qwen3.6-27B-FP8" in w.text and "fetch" in w.text and r.options["quantization"] == "fp8-block"
     with pytest.raises(InputError, match="awq release"):
         check_command("vllm serve casperhansen/llama-3.3-70b-instruct-awq --quantization gptq -tp 2", "2x4090")
+
+
+def test_cli_check_of_a_quantized_repo_offline_answers_for_its_base(capsys):
+    code = main(["check", "Qwen/Qwen3.6-27B-FP8", "--gpu", "2x4090", "--engine", "vllm", "--ctx", "32768", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code in (0, 1) and out["model"]["id"] == "Qwen/Qwen3.6-27B"
+    assert [w["code"] for w in out["warnings"]][0] == "command.repo_offline"
+    assert out == vramcalc.check("Qwen/Qwen3.6-27B", "2x4090", engine="vllm", context=32768, quant="fp8-block",
+                                 ).model_copy(update={"warnings": [vramcalc.VLLMResult.model_validate(out).warnings[0]]
+                                              + vramcalc.check("Qwen/Qwen3.6-27B", "2x4090", engine="vllm",
+                                                               context=32768, quant="fp8-block").warnings}).to_dict()

@@ -108,3 +108,13 @@ def hf_repo(spec: str) -> tuple[str | None, str]:
 def gguf_mix(ftype: str) -> GGUFMix | None:
     """A publisher's own mix (UD-Q4_K_XL), with the standard types that bracket it; None for a standard type."""
     return model_names().gguf_mixes.get(ftype.upper())
+
+
+def offline_quantized(name: str, error: Exception) -> tuple[str, str, str] | None:
+    """A quantized release that could not be read (`error`): (its base in the catalog, the quant target, the one
+    warning line naming the repo to fetch); None when the name is no such release or its base is not in the catalog."""
+    base = quantized_base(name)
+    if base is None:
+        return None
+    return base[0], base[1], (f"{name} could not be read ({str(error).split(': ')[-1]}): checked as {base[0]} with "
+                              f"--quant {base[1]}; fetch {name} (or pass its local folder) for its exact bytes")
