@@ -224,3 +224,13 @@ def test_cli_check_of_a_quantized_repo_offline_answers_for_its_base(capsys):
                                  ).model_copy(update={"warnings": [vramcalc.VLLMResult.model_validate(out).warnings[0]]
                                               + vramcalc.check("Qwen/Qwen3.6-27B", "2x4090", engine="vllm",
                                                                context=32768, quant="fp8-block").warnings}).to_dict()
+
+
+def test_quantization_on_a_quantized_checkpoint_is_its_own_method():
+    r = check_command("vllm serve Qwen/Qwen3-32B-AWQ -tp 2 --quantization awq_marlin --max-model-len 8192", "2x4090")
+    assert "quantization" not in r.options and r.no_effect == ["--quantization awq_marlin (the checkpoint's own method)"]
+    assert r.result.to_dict() == vramcalc.check("Qwen/Qwen3-32B-AWQ", "2x4090", engine="vllm", tp=2,
+                                                max_model_len=8192).to_dict()
+    # vllm/config/model.py ModelConfig._verify_quantization (0.33.0)
+    with pytest.raises(InputError, match=r"model config \(awq\) does not match .* argument \(gptq\)"):
+        check_command("vllm serve Qwen/Qwen3-32B-AWQ -tp 2 --quantization gptq", "2x4090")

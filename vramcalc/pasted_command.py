@@ -685,11 +685,29 @@ def _system(system: str, p: Parsed, r: Reading) -> str:
     return s
 
 
+def _checkpoint_method(model: str, options: dict[str, Any], r: Reading) -> None:
+    """--quantization on a quantized checkpoint: vLLM loads the checkpoint's own method, and refuses another one
+    (vllm/config/model.py ModelConfig._verify_quantization, 0.33.0)."""
+    from .api import model_source
+
+    qc = model_source(model, options.get("revision")).spec.quantization_config or {}
+    method = qc.get("quant_method")
+    if not method:
+        return  # an unquantized checkpoint: --quantization fp8 quantizes it at load time
+    given = options.pop("quantization")
+    if _vllm_method(given) != _vllm_method(str(method)):
+        raise InputError(f"Quantization method specified in the model config ({method}) does not match the "
+                         f"quantization method specified in the `quantization` argument ({given}).")
+    r.no_effect.append(f"--quantization {given} (the checkpoint's own method)")
+
+
 def question(command: str, system: str) -> tuple[Parsed, Reading, Question]:
     p, r = read_command(command)
     options = dict(r.options)
     warnings = list(p.notes) + list(r.warnings)
     model = _model(r, options, warnings)
+    if r.engine == "vllm" and options.get("quantization") and model == r.model:
+        _checkpoint_method(model, options, r)
     return p, r, Question(engine=r.engine, model=model, system=_system(system, p, r), options=options,
                           warnings=warnings)
 

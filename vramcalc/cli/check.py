@@ -54,7 +54,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
 
 
 def add_parser(sub: Subparsers) -> None:
-    c = sub.add_parser("check", help="weights + KV cache at a context against one GPU")
+    c = sub.add_parser("check", help="weights + KV cache at a context against one GPU",
+                       epilog="or paste the command you run: vramcalc check --gpu SYSTEM [--ram GiB] [--json] -- "
+                              "vllm serve MODEL ... | llama-server -m FILE.gguf ... | docker run ...")
     add_arguments(c)
     c.set_defaults(func=run)
 
