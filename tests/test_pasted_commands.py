@@ -120,8 +120,9 @@ def test_llama_bench_context_is_prompt_plus_generation():
 
 
 def test_the_fix_is_a_rechecked_command_that_starts():
-    r = check_command("vllm serve Qwen/Qwen3-32B --max-model-len 40960", "4090")
-    assert not r.fits
+    r = check_command("vllm serve Qwen/Qwen3.6-27B-FP8 --pipeline-parallel-size 2", "2x4090")
+    assert not r.fits and r.corrected_command.startswith("vllm serve Qwen/Qwen3.6-27B-FP8 --pipeline-parallel-size 2 ")
+    assert check_command(r.corrected_command, "2x4090").fits
     r2 = check_command("llama-server -m Qwen3-32B-Q4_K_M.gguf -c 131072 -ngl 99 -np 1", "4090")
     assert not r2.fits and r2.corrected_command is not None
     assert check_command(r2.corrected_command, "4090").fits
