@@ -235,3 +235,12 @@ def test_quantization_on_a_quantized_checkpoint_is_its_own_method():
     # vllm/config/model.py ModelConfig._verify_quantization (0.33.0)
     with pytest.raises(InputError, match=r"model config \(awq\) does not match .* argument \(gptq\)"):
         check_command("vllm serve Qwen/Qwen3-32B-AWQ -tp 2 --quantization gptq", "2x4090")
+
+
+def test_vllm_human_readable_ints_and_underscored_flags():
+    # vllm/utils/argparse_utils.py: human_readable_int (k = 1000, K = 1024) and FlexibleArgumentParser (--a_b)
+    _, r = read_command("vllm serve Qwen/Qwen3-8B --max_model_len 32k --max-num-batched-tokens 8K -O2")
+    assert r.options == {"max_model_len": 32000, "max_num_batched_tokens": 8192}
+    assert r.no_effect == ["--optimization-level 2"]  # vllm/config/vllm.py: the default, O2
+    with pytest.raises(NotModelledError, match="--optimization-level 3"):
+        check_command("vllm serve Qwen/Qwen3-8B -O3", "4090")

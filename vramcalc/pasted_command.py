@@ -351,7 +351,7 @@ def _truthy(v: str) -> bool | None:
 
 
 def human_int(flag: str, v: str) -> int:
-    """vLLM's human-readable integers (vllm/config/utils.py human_readable_int): 32k = 32000, 32K = 32768."""
+    """vLLM's human-readable integers (vllm/utils/argparse_utils.py human_readable_int, 0.33.0): 32k = 32000, 32K = 32768."""
     m = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgG]?)", v.strip())
     if not m:
         raise InputError(f"argument {flag}: invalid int value: {v!r}")
