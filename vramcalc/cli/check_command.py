@@ -63,7 +63,8 @@ def print_report(c: CommandResult) -> int:
 
         n_gpus = 0 if c.system.lower() == "cpu" else len(as_system(c.system).gpus) * as_system(c.system).nodes
         spec = model_source(c.model).spec
-        check_llamacpp.print_report(LlamaReport(result=r, spec=spec, weights=str(c.options.get("quant", "GGUF file")).removeprefix("gguf:"),
+        weights = str(c.options.get("quant", "GGUF file")).removeprefix("gguf:")
+        check_llamacpp.print_report(LlamaReport(result=r, spec=spec, weights=weights,
                                                 n_gpus=n_gpus, n_cpu_moe_asked=int(c.options.get("n_cpu_moe", 0))))
     if c.corrected_command:
         print()
