@@ -23,6 +23,7 @@ from .trace import Explanation, TraceTerm
 from .vllm.engine import VLLMOptions, VLLMResult
 from .systems import System, parse_system
 from .api import check, plan  # noqa: E402  (after the module vramcalc.plan: `vramcalc.plan` is the function)
+from .pasted_command import CommandResult, check_command
 
 __version__ = "0.1.0"
 
@@ -31,5 +32,5 @@ __all__ = [
     "CheckResult", "ConfigError", "GPU", "ModelSource", "ModelSpec", "ParamCounts", "UnknownGPUError", "UnknownModelError",
     "PlanResult", "VramcalcError", "check", "plan", "count_params", "find_gpu", "load_model", "open_model",
     "LlamaResult", "VLLMResult", "Explanation", "TraceTerm", "InputError", "LlamaOptions", "VLLMOptions", "System",
-    "parse_system",
+    "parse_system", "check_command", "CommandResult",
 ]

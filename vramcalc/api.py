@@ -10,7 +10,7 @@ lists those the call takes, an invalid value one that names what the option acce
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from .check import CheckResult
 from .check import check as _check
@@ -22,6 +22,9 @@ from .sources import ModelSource, open_model
 from .spec import ModelSpec
 from .systems import System, parse_system
 from .vllm.engine import VLLMOptions, VLLMResult
+
+if TYPE_CHECKING:
+    from .engine_checks import LlamaReport, VLLMReport
 
 Model = ModelSpec | ModelSource | str
 SystemLike = System | GPU | str
@@ -116,6 +119,11 @@ def _plain(model: Model, system: SystemLike, context: int | None = None, sequenc
 
 
 def _vllm(model: Model, system: SystemLike, options: dict[str, Any]) -> VLLMResult:
+    return vllm_report(model, system, options).result
+
+
+def vllm_report(model: Model, system: SystemLike, options: dict[str, Any]) -> "VLLMReport":
+    """check(engine="vllm")'s report: the result with the GPU that sized it (options already checked as names)."""
     from .engine_checks import vllm_on_system
 
     if _is_cpu(system):
@@ -126,10 +134,15 @@ def _vllm(model: Model, system: SystemLike, options: dict[str, Any]) -> VLLMResu
     VLLMOptions(**{k: v for k, v in options.items() if v is not None})  # every value checked before any work
     sys_ = as_system(system)
     name = system.strip() if isinstance(system, str) else None
-    return vllm_on_system(model_source(model, revision), sys_, options, host_ram, name).result
+    return vllm_on_system(model_source(model, revision), sys_, options, host_ram, name)
 
 
 def _llamacpp(model: Model, system: SystemLike, options: dict[str, Any]) -> LlamaResult:
+    return llamacpp_report(model, system, options).result
+
+
+def llamacpp_report(model: Model, system: SystemLike, options: dict[str, Any]) -> "LlamaReport":
+    """check(engine="llamacpp")'s report: the result with the spec and where the weights came from."""
     from .engine_checks import gpu_layers, llama_ftype, llamacpp_on_system
     from .sources.limits import redact
 
@@ -152,7 +165,7 @@ def _llamacpp(model: Model, system: SystemLike, options: dict[str, Any]) -> Llam
         ref = redact(source.spec.source[len("gguf:"):])
     else:
         ref = f"<{source.spec.id} {ftype}>.gguf"
-    return llamacpp_on_system(source, sys_, options, host_ram, ref, quant).result
+    return llamacpp_on_system(source, sys_, options, host_ram, ref, quant)
 
 
 def plan(model: Model, system: SystemLike, **options: Any) -> PlanResult:

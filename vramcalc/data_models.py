@@ -10,7 +10,7 @@ file's (or a section's) `_source`, and `<field>_source` is the `_<field>` commen
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -588,6 +588,85 @@ class CatalogFile(Fixed):
     hf_quant_config: dict[str, Any] | None = None
 
 
+# ---- the engines' argument tables (tools/engine_arg_tables.py) and what each flag means for vramcalc
+
+class VllmServeOption(Fixed):
+    names: list[str]
+    dest: str
+    kind: Literal["switch", "value"]
+    nargs: int | str | None
+    choices: list[str] | None
+
+
+class VllmServeArgs(Fixed):
+    source: str = Field(alias="_source")
+    version: str
+    allow_abbrev: bool
+    env: list[str]
+    options: list[VllmServeOption]
+
+
+class LlamaArg(Fixed):
+    names: list[str]
+    negated: list[str]
+    kind: Literal["switch", "bool", "value"]
+    values: int
+    value_hint: list[str] | None
+    value_type: Literal["int", "string"] | None
+    env: str | None
+    examples: list[str]
+    excludes: list[str]
+
+
+class LlamaBenchArg(Fixed):
+    names: list[str]
+    kind: Literal["switch", "value"]
+
+
+class LlamaArgs(Fixed):
+    source: str = Field(alias="_source")
+    commit: str
+    options: list[LlamaArg]
+    programs: dict[str, list[str]]
+    llama_bench: list[LlamaBenchArg]
+
+
+class FlagClass(Fixed):
+    klass: Literal["modelled", "no_effect", "upper_bound", "not_modelled"] = Field(alias="class")
+    field: str | None = None  # modelled: the option it sets
+    value: Any = None  # modelled: the value a switch sets
+    invert: bool = False
+    note: str | None = None
+    no_effect_values: list[str] | None = None  # not_modelled: values that leave the default as it is
+
+
+class CommandFlags(Fixed):
+    source: str = Field(alias="_source")
+    vllm: dict[str, FlagClass]
+    llamacpp: dict[str, FlagClass]
+    llama_bench: dict[str, FlagClass]
+    vllm_env: dict[str, FlagClass]
+
+
+class QuantizedRepo(Fixed):
+    suffix: str
+    quant: str
+    by_org: dict[str, str] = {}
+
+
+class GGUFMix(Fixed):
+    publisher: str
+    lower: str
+    upper: str
+
+
+class ModelNames(Fixed):
+    source: str = Field(alias="_source")
+    quantized_repos: list[QuantizedRepo]
+    gguf_mixes: dict[str, GGUFMix]
+    llamacpp_hf_default: str
+
+
 # file name (under vramcalc/data/) -> its model, for the loader and the test that validates them all
 class LlamaBuildChange(Fixed):
     pr: int
@@ -619,5 +698,9 @@ FILES: dict[str, type[BaseModel]] = {
     "vllm.json": Vllm,
     "vllm_platforms.json": VllmPlatforms,
     "vllm_quant_support.json": VllmQuantSupport,
+    "vllm_serve_args.json": VllmServeArgs,
+    "llamacpp_args.json": LlamaArgs,
+    "command_flags.json": CommandFlags,
+    "model_names.json": ModelNames,
 }
 

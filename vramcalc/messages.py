@@ -75,6 +75,13 @@ CODES: dict[str, str] = {
     # systems and the CLI
     "system.note": "a note on the system as parsed (--gpu)",
     "system.mixed_gpus": "mixed GPUs: the engine is sized for the smallest",
+    # a pasted command (vramcalc check -- <command>)
+    "command.upper_bound": "a flag that lowers memory: vramcalc's figure without it is an upper bound",
+    "command.image_version": "the docker image's tag is not a modelled vLLM release: the default release is used",
+    "command.repo_offline": "a quantized release that could not be read: checked as its base model with that quant",
+    "command.catalog_name": "a model that could not be read: its name is read as a catalog model of the same architecture",
+    "command.gguf_mix": "a publisher's own GGUF mix of tensor types: sized as the larger standard type around it",
+    "command.gguf_predicted": "no GGUF file here: its size is predicted for the file type its name gives",
     # the planner
     "plan.startup_utilization": "the planner lowered --gpu-memory-utilization to pass vLLM's free-memory gate",
     "plan.high_utilization": "the layout fits only with a higher --gpu-memory-utilization",

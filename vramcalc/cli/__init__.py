@@ -13,7 +13,7 @@ import json
 import re
 import sys
 import traceback
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .. import __version__
 from ..errors import ErrorCode, ErrorDetail, ErrorOutput, VramcalcError, error_code, one_line
@@ -45,33 +45,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         return EXIT_FITS
     want_json = "--json" in argv
+    if argv[:1] == ["check"] and "--" in argv:  # vramcalc check --gpu SYSTEM -- <the command as it is run>
+        from . import check_command
+
+        i = argv.index("--")
+        before, words = argv[1:i], argv[i + 1:]
+        return _guarded(lambda: check_command.run(before, words)[1], "check", "--json" in before,
+                        "--debug" in before)
     try:
         args = build_parser().parse_args(argv)
     except UsageExit as e:  # the parser printed its one line
         if want_json:
             _json_error("input.usage", e.message, EXIT_BAD_INPUT)
         raise
+    return _guarded(lambda: int(args.func(args)), args.command, getattr(args, "json", False), args.debug)
+
+
+def _guarded(run: Callable[[], int], command: str, want_json: bool, debug: bool) -> int:
+    """Run a command: bad input is one line (exit 2), a bug one line naming it (exit 3)."""
     try:
-        code: int = args.func(args)
-        return code
+        return run()
+    except UsageExit as e:
+        if want_json:
+            _json_error("input.usage", e.message, EXIT_BAD_INPUT)
+        raise
     except VramcalcError as e:  # bad input: one line naming what to change
         line = one_line(str(e))
         if not re.search(r"[A-Za-z]{3}", line):  # a bare value ('1', "'x'"): say at least what kind of error
-            line = one_line(f"{type(e).__name__}: {line or 'no detail'} (in `vramcalc {args.command}`)")
+            line = one_line(f"{type(e).__name__}: {line or 'no detail'} (in `vramcalc {command}`)")
         print(f"vramcalc: error: {line}", file=sys.stderr)
-        if getattr(args, "json", False):
+        if want_json:
             _json_error(error_code(e), line, EXIT_BAD_INPUT)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # `vramcalc ... | head`: the reader left; nothing to report
         sys.stderr.close()
         return EXIT_FITS
     except Exception as e:  # a bug in vramcalc, not the input's fault
-        if args.debug:
+        if debug:
             traceback.print_exc()
         first = one_line((str(e).strip().splitlines() or [""])[0], 300)
         line = one_line(f"{type(e).__name__}: {first} (a bug in vramcalc: please report it with the command line"
-                        + ("" if args.debug else "; `vramcalc --debug ...` prints the traceback") + ")")
+                        + ("" if debug else "; `vramcalc --debug ...` prints the traceback") + ")")
         print(f"vramcalc: internal error: {line}", file=sys.stderr)
-        if getattr(args, "json", False):
+        if want_json:
             _json_error("internal.error", line, EXIT_INTERNAL)
         return EXIT_INTERNAL

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import TYPE_CHECKING, get_args
 
 from tabulate import tabulate
 
 from ..bars import bar, use_color
 from ..check import CheckResult, check
-from ..errors import InputError
+from ..errors import InputError, VramcalcError
+from ..messages import Message, warning
 from ..llamacpp.engine import LlamaResult
 from ..engines import Engine
-from ..sources import open_model
-from ..systems import parse_system
+from ..sources import ModelSource, open_model
+from ..sources.model_names import offline_quantized
+from ..systems import System, parse_system
 from ..vllm.engine import VLLMResult
 from . import check_llamacpp, check_vllm
 from .check_llamacpp import LlamaReport
@@ -51,7 +54,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
 
 
 def add_parser(sub: Subparsers) -> None:
-    c = sub.add_parser("check", help="weights + KV cache at a context against one GPU")
+    c = sub.add_parser("check", help="weights + KV cache at a context against one GPU",
+                       epilog="or paste the command you run: vramcalc check --gpu SYSTEM [--ram GiB] [--json] -- "
+                              "vllm serve MODEL ... | llama-server -m FILE.gguf ... | docker run ...")
     add_arguments(c)
     c.set_defaults(func=run)
 
@@ -59,8 +64,29 @@ def add_parser(sub: Subparsers) -> None:
 def gather(args: argparse.Namespace) -> Report:
     """The check the arguments ask for: weights + KV on one GPU, or the engine's (--engine)."""
     system = parse_system("1GiB" if args.gpu.strip().lower() == "cpu" else args.gpu)
-    source = open_model(args.model, revision=args.revision)
+    fallback: Message | None = None
+    try:
+        source = open_model(args.model, revision=args.revision)
+    except VramcalcError as e:  # a quantized release not fetched: its base model in the catalog, with that quant
+        base = offline_quantized(args.model, e) if args.quant is None and args.engine != "llamacpp" else None
+        if base is None:
+            raise
+        source, args.quant = open_model(base[0]), base[1]
+        fallback = warning("command.repo_offline", base[2])
     args.quant = quant_name(args.quant, args.engine)
+    report = _gather(args, source, system)
+    if fallback is None:
+        return report
+    if isinstance(report, CheckResult):
+        return report.model_copy(update={"warnings": [fallback] + report.warnings})
+    if isinstance(report, VLLMReport):
+        return dataclasses.replace(report, result=report.result.model_copy(
+            update={"warnings": [fallback] + report.result.warnings}))
+    return dataclasses.replace(report, result=report.result.model_copy(
+        update={"warnings": [fallback] + report.result.warnings}))
+
+
+def _gather(args: argparse.Namespace, source: ModelSource, system: System) -> Report:
     if args.engine == "llamacpp":
         return check_llamacpp.gather(args, source, system)
     if args.engine == "vllm":

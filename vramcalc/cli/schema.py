@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from .common import Subparsers
 
 SCHEMAS = {"check": "vramcalc.check:CheckResult", "check-vllm": "vramcalc.vllm.engine:VLLMResult",
-           "check-llamacpp": "vramcalc.llamacpp.engine:LlamaResult", "plan": "vramcalc.plan:PlanResult",
+           "check-llamacpp": "vramcalc.llamacpp.engine:LlamaResult",
+           "check-command": "vramcalc.pasted_command:CommandResult", "plan": "vramcalc.plan:PlanResult",
            "explain": "vramcalc.trace:Explanation", "models": "list of vramcalc.sources.catalog:CatalogEntry",
            "gpus": "list of vramcalc.gpus:GPU", "error": "vramcalc.errors:ErrorOutput"}  # error: --json on a failure
 

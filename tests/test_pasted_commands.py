@@ -1,0 +1,246 @@
+"""`vramcalc check -- <command>` / vramcalc.check_command on real commands (tests/data/pasted_commands.json, each with
+its URL): the same answer as vramcalc.check asked with the equivalent options, or the engine's own refusal. The flag
+tables (data/vllm_serve_args.json from vLLM 0.33.0's parser, data/llamacpp_args.json from llama.cpp 4df29be) are
+classified completely in data/command_flags.json. No test reaches the network."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import vramcalc
+from vramcalc.cli import main
+from vramcalc.errors import InputError, NotModelledError, VramcalcError
+from vramcalc.llamacpp.engine import LlamaOptions
+from vramcalc.pasted_command import check_command, flag_classes, llamacpp_table, read_command, vllm_table
+from vramcalc.vllm.engine import VLLMOptions
+
+DATA = json.loads((Path(__file__).parent / "data" / "pasted_commands.json").read_text())["commands"]
+ERRORS = {"InputError": InputError, "NotModelledError": NotModelledError, "VramcalcError": VramcalcError}
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+
+
+def test_thirty_real_commands_with_their_sources():
+    assert len(DATA) >= 30 and len({c["id"] for c in DATA}) == len(DATA)
+    assert all(c["source"].startswith(("https://", "vramcalc issue 23")) for c in DATA)
+    assert {"vllm", "llamacpp"} <= {c["as"]["engine"] for c in DATA if "as" in c}
+
+
+@pytest.mark.parametrize("case", [c for c in DATA if "as" in c], ids=lambda c: c["id"])
+def test_same_answer_as_the_equivalent_check(case):
+    r = check_command(case["command"], case["system"])
+    want = case["as"]
+    assert (r.engine, r.model, r.options) == (want["engine"], want["model"], want["options"])
+    same = vramcalc.check(want["model"], r.system, engine=want["engine"], **want["options"])
+    assert r.result.to_dict() == same.to_dict()
+    assert r.fits == same.fits
+
+
+@pytest.mark.parametrize("case", [c for c in DATA if "refused" in c], ids=lambda c: c["id"])
+def test_refused_in_the_engines_words(case):
+    with pytest.raises(ERRORS[case["refused"]["error"]]) as e:
+        check_command(case["command"], case["system"])
+    assert case["refused"]["says"] in str(e.value)
+
+
+def test_seed_gpu_count_from_cuda_visible_devices():
+    r = check_command("CUDA_VISIBLE_DEVICES=0,1 vllm serve Qwen/Qwen3.6-27B-FP8 --tensor-parallel-size 2", "4090")
+    assert r.system == "2x4090" and r.result.layout.tp == 2
+    with pytest.raises(InputError, match=r"CUDA_VISIBLE_DEVICES=0,1 gives 2 GPUs, but --gpu '4x3090' has 4"):
+        check_command("CUDA_VISIBLE_DEVICES=0,1 vllm serve Qwen/Qwen3-8B", "4x3090")
+
+
+def test_no_effect_flags_listed_once_and_upper_bound_warned():
+    r = check_command("vllm serve Qwen/Qwen3-8B --port 8000 --host 0.0.0.0 --api-key x --served-model-name q "
+                      "--enable-prefix-caching --language-model-only", "4090")
+    assert r.no_effect == ["--port 8000", "--host 0.0.0.0", "--api-key x", "--served-model-name q",
+                           "--enable-prefix-caching"]
+    assert [w.code for w in r.warnings] == ["command.upper_bound"]
+
+
+@pytest.mark.parametrize("command,flag", [
+    ("vllm serve Qwen/Qwen3-8B --enable-lora", "--enable-lora"),
+    ("vllm serve Qwen/Qwen3-8B --speculative-config '{\"method\": \"ngram\"}'", "--speculative-config"),
+    ("llama-server -m Qwen3-8B-Q4_K_M.gguf --lora adapter.gguf", "--lora"),
+    ("llama-server -m Qwen3-8B-Q4_K_M.gguf --mmproj mmproj.gguf", "--mmproj"),
+    ("VLLM_PP_LAYER_PARTITION=20,16 vllm serve Qwen/Qwen3-8B", "VLLM_PP_LAYER_PARTITION"),
+])
+def test_not_modelled_flags_are_refused_by_name(command, flag):
+    with pytest.raises(NotModelledError, match=flag):
+        check_command(command, "2x4090")
+
+
+def test_unknown_flags_in_each_engines_words():
+    # argparse (vllm serve) and common/arg.cpp common_params_parse_ex (4df29be)
+    with pytest.raises(InputError, match=r"^vllm serve: error: unrecognized arguments: --foo$"):
+        check_command("vllm serve Qwen/Qwen3-8B --foo", "4090")
+    with pytest.raises(InputError, match=r"^llama-server: error: invalid argument: --foo$"):
+        check_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --foo", "4090")
+    with pytest.raises(InputError, match=r"^llama-bench: error: invalid parameter for argument: --foo$"):
+        check_command("llama-bench -m Qwen3-8B-Q4_K_M.gguf --foo", "4090")
+
+
+def test_llama_cpp_short_forms_map_to_options():
+    p, r = read_command("./build/bin/llama-server -m Qwen3-8B-Q4_K_M.gguf -ngl 20 -np 2 -kvu -fa off -ctk q8_0 "
+                        "-ctv q8_0 -ts 3,1 -sm layer -mg 1 -ot 'ffn_.*_exps=CPU' --no-mmap --mlock -c 16384 "
+                        "--fit off --port 8080")
+    assert r.options == {"n_gpu_layers": "20", "n_parallel": 2, "kv_unified": True, "flash_attn": "off",
+                         "type_k": "q8_0", "type_v": "q8_0", "tensor_split": (3.0, 1.0), "split_mode": "layer",
+                         "main_gpu": 1, "override_tensor_cpu": ("ffn_.*_exps",), "mmap": False, "mlock": True,
+                         "n_ctx": 16384}
+    assert r.no_effect == ["--port 8080", "--fit off"]
+
+
+def test_rpc_servers_are_nodes_of_the_system():
+    with pytest.raises(InputError, match=r"--gpu 2x1x4090"):
+        check_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --rpc 192.168.1.2:50052", "4090")
+    r = check_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --rpc 192.168.1.2:50052 -c 8192", "2x1x4090")
+    assert r.result.fits
+
+
+def test_docker_gpu_device_list_and_image_version():
+    p, _ = read_command("docker run --gpus '\"device=0,1\"' --ipc=host vllm/vllm-openai:v0.20.0 Qwen/Qwen3-8B -tp 2")
+    assert (p.gpu_count, p.engine_version, p.model) == (2, "0.20.0", "Qwen/Qwen3-8B")
+    r = check_command("docker run --gpus '\"device=0,1\"' vllm/vllm-openai:v0.20.0 --model Qwen/Qwen3-8B -tp 2",
+                      "4090")
+    assert r.system == "2x4090" and r.result.engine_version == "0.20.0"
+    p, r2 = read_command("docker run -v /models:/models --gpus all ghcr.io/ggml-org/llama.cpp:server-cuda "
+                         "-m /models/Qwen3-8B-Q4_K_M.gguf -c 8192 -ngl 99")
+    assert p.program == "llama-server" and r2.options == {"n_ctx": 8192, "n_gpu_layers": "99"}
+
+
+def test_llama_bench_context_is_prompt_plus_generation():
+    _, r = read_command("llama-bench -m Qwen3-8B-Q8_0.gguf -p 512 -n 128 -ngl 99 -fa 1")
+    assert r.options["n_ctx"] == 640 and r.options["n_gpu_layers"] == "99" and r.options["flash_attn"] == "on"
+
+
+def test_the_fix_is_a_rechecked_command_that_starts():
+    r = check_command("vllm serve Qwen/Qwen3.6-27B-FP8 --pipeline-parallel-size 2", "2x4090")
+    assert not r.fits and r.corrected_command.startswith("vllm serve Qwen/Qwen3.6-27B-FP8 --pipeline-parallel-size 2 ")
+    assert check_command(r.corrected_command, "2x4090").fits
+    r2 = check_command("llama-server -m Qwen3-32B-Q4_K_M.gguf -c 131072 -ngl 99 -np 1", "4090")
+    assert not r2.fits and r2.corrected_command is not None
+    assert check_command(r2.corrected_command, "4090").fits
+
+
+def test_vllm_fix_with_a_shorter_context():
+    r = check_command("vllm serve Qwen/Qwen3-8B", "4090")
+    if not r.fits:
+        assert r.corrected_command is not None and check_command(r.corrected_command, "4090").fits
+
+
+def test_every_flag_of_the_tables_is_classified():
+    classes = flag_classes()
+    for o in vllm_table()["options"]:
+        for n in o["names"]:
+            assert n in classes["vllm"] or o["names"][0] in classes["vllm"], n
+    for o in llamacpp_table()["options"]:
+        for n in o["names"] + o["negated"]:
+            assert n in classes["llamacpp"] or o["names"][0] in classes["llamacpp"], n
+    for o in llamacpp_table()["llama_bench"]:
+        assert o["names"][0] in classes["llama_bench"]
+    assert set(classes["vllm_env"]) == set(vllm_table()["env"])
+
+
+def test_modelled_flags_name_real_option_fields():
+    # fields the readers set beyond the options classes: the model reference and the system's nodes
+    extra = {"model", "hf_repo", "hf_file", "revision", "rpc_nodes", "fit", "n_prompt", "n_gen", "n_depth",
+             "n_prompt_gen"}
+    for engine, fields in (("vllm", VLLMOptions.model_fields), ("vllm_env", VLLMOptions.model_fields),
+                           ("llamacpp", LlamaOptions.model_fields), ("llama_bench", LlamaOptions.model_fields)):
+        for name, c in flag_classes()[engine].items():
+            if c["class"] == "modelled":
+                assert c["field"] in fields or c["field"] in extra, (engine, name, c["field"])
+            if c["class"] in ("not_modelled", "upper_bound"):
+                assert c.get("note"), (engine, name)
+
+
+def test_tables_are_the_modelled_releases():
+    assert vllm_table()["version"] == json.loads((Path(vramcalc.__file__).parent / "data" / "vllm.json")
+                                                 .read_text())["default_version"]
+    assert llamacpp_table()["commit"].startswith("4df29be")
+
+
+def test_cli_pasted_command(capsys):
+    code = main(["check", "--gpu", "4090", "--", "vllm", "serve", "Qwen/Qwen3-8B", "--max-model-len", "8192",
+                 "--port", "8000"])
+    out = capsys.readouterr().out
+    assert code == 0 and "as      vramcalc check Qwen/Qwen3-8B --gpu 4090 --engine vllm --max-model-len 8192" in out
+    assert "no effect on memory: --port 8000" in out
+    code = main(["check", "--gpu", "4090", "--json", "--", "vllm serve Qwen/Qwen3-8B --max-model-len 8192"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and data["fits"] and data["result"]["engine"] == "vllm"
+    assert vramcalc.CommandResult.model_validate(data).to_dict() == data
+    assert main(["check", "--gpu", "4090", "--", "vllm", "serve", "x", "--foo"]) == 2
+    assert "unrecognized arguments: --foo" in capsys.readouterr().err
+
+
+MIXES = json.loads((Path(__file__).parent / "data" / "unsloth_mix_sizes.json").read_text())["files"]
+
+
+@pytest.mark.parametrize("f", MIXES, ids=lambda f: f["repo"])
+def test_a_publishers_mix_lies_in_its_bracket_and_is_sized_at_the_top(f):
+    from vramcalc.sources.model_names import gguf_mix
+
+    mix = gguf_mix(f["ftype"])
+    size = {q: vramcalc.check(f["model"], "cpu", engine="llamacpp", quant=f"gguf:{q}", context=4096).model_size_bytes
+            for q in (mix.lower, mix.upper)}
+    assert size[mix.lower] <= f["gb"] * 1e9 <= size[mix.upper]  # the published file is inside the bracket
+    r = check_command(f"llama-server -m {f['repo'].split('/')[1].removesuffix('-GGUF')}-{f['ftype']}.gguf -c 4096",
+                      "cpu")
+    assert r.options["quant"] == f"gguf:{mix.upper}" and "command.gguf_mix" in {w.code for w in r.warnings}
+    assert r.result.model_size_bytes == size[mix.upper] >= f["gb"] * 1e9  # a fit holds for the real file
+
+
+def test_a_real_gguf_header_wins_over_its_name(tmp_path):
+    from llamacpp_models import write_gguf
+
+    path = str(write_gguf("llama-tied-q4k", tmp_path / "tiny-UD-Q4_K_XL.gguf"))
+    r = check_command(f"llama-server -m {path} -c 2048 -ngl 99", "4090")
+    assert r.model == path and "quant" not in r.options
+    assert "command.gguf_mix" not in {w.code for w in r.warnings}
+    same = vramcalc.check(path, "4090", engine="llamacpp", n_ctx=2048, n_gpu_layers="99")
+    assert r.result.to_dict() == same.to_dict()
+
+
+def test_quantized_repo_offline_names_the_repo_to_fetch():
+    r = check_command("vllm serve Qwen/Qwen3.6-27B-FP8 -tp 2 --max-model-len 32768", "2x4090")
+    (w,) = [w for w in r.warnings if w.code == "command.repo_offline"]
+    assert "Qwen/Qwen3.6-27B-FP8" in w.text and "fetch" in w.text and r.options["quantization"] == "fp8-block"
+    with pytest.raises(InputError, match="awq release"):
+        check_command("vllm serve casperhansen/llama-3.3-70b-instruct-awq --quantization gptq -tp 2", "2x4090")
+
+
+def test_cli_check_of_a_quantized_repo_offline_answers_for_its_base(capsys):
+    code = main(["check", "Qwen/Qwen3.6-27B-FP8", "--gpu", "2x4090", "--engine", "vllm", "--ctx", "32768", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code in (0, 1) and out["model"]["id"] == "Qwen/Qwen3.6-27B"
+    assert [w["code"] for w in out["warnings"]][0] == "command.repo_offline"
+    assert out == vramcalc.check("Qwen/Qwen3.6-27B", "2x4090", engine="vllm", context=32768, quant="fp8-block",
+                                 ).model_copy(update={"warnings": [vramcalc.VLLMResult.model_validate(out).warnings[0]]
+                                              + vramcalc.check("Qwen/Qwen3.6-27B", "2x4090", engine="vllm",
+                                                               context=32768, quant="fp8-block").warnings}).to_dict()
+
+
+def test_quantization_on_a_quantized_checkpoint_is_its_own_method():
+    r = check_command("vllm serve Qwen/Qwen3-32B-AWQ -tp 2 --quantization awq_marlin --max-model-len 8192", "2x4090")
+    assert "quantization" not in r.options and r.no_effect == ["--quantization awq_marlin (the checkpoint's own method)"]
+    assert r.result.to_dict() == vramcalc.check("Qwen/Qwen3-32B-AWQ", "2x4090", engine="vllm", tp=2,
+                                                max_model_len=8192).to_dict()
+    # vllm/config/model.py ModelConfig._verify_quantization (0.33.0)
+    with pytest.raises(InputError, match=r"model config \(awq\) does not match .* argument \(gptq\)"):
+        check_command("vllm serve Qwen/Qwen3-32B-AWQ -tp 2 --quantization gptq", "2x4090")
+
+
+def test_vllm_human_readable_ints_and_underscored_flags():
+    # vllm/utils/argparse_utils.py: human_readable_int (k = 1000, K = 1024) and FlexibleArgumentParser (--a_b)
+    _, r = read_command("vllm serve Qwen/Qwen3-8B --max_model_len 32k --max-num-batched-tokens 8K -O2")
+    assert r.options == {"max_model_len": 32000, "max_num_batched_tokens": 8192}
+    assert r.no_effect == ["--optimization-level 2"]  # vllm/config/vllm.py: the default, O2
+    with pytest.raises(NotModelledError, match="--optimization-level 3"):
+        check_command("vllm serve Qwen/Qwen3-8B -O3", "4090")

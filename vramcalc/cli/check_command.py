@@ -1,0 +1,73 @@
+"""`vramcalc check [--gpu SYSTEM] [--ram GiB] [--json] -- <command>`: the command as the user runs it (vllm serve ...,
+llama-server ..., docker run ...), checked by vramcalc.check_command."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import Sequence
+
+from ..engine_checks import LlamaReport, VLLMReport
+from ..errors import InputError
+from ..limits import MAX_RAM_GIB
+from ..pasted_command import CommandResult, check_command
+from ..vllm.engine import VLLMResult
+from . import check_llamacpp, check_vllm
+from .common import GIB, Parser, exit_code, json_out, positive_float
+
+USAGE = "vramcalc check --gpu SYSTEM [--ram GiB] [--json] -- COMMAND (vllm serve ..., llama-server ..., docker run ...)"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(prog="vramcalc check", usage=USAGE, description="check a command as you run it")
+    p.add_argument("--gpu", required=True, help="GPU or system, as `vramcalc check MODEL --gpu` takes it; the "
+                                               "command's CUDA_VISIBLE_DEVICES gives the count of one GPU model")
+    p.add_argument("--ram", type=positive_float(MAX_RAM_GIB, "GiB"), default=None, help="host RAM in GiB")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (docs/schema/check-command.json)")
+    p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    return p
+
+
+def command_text(words: Sequence[str]) -> str:
+    """The words after --: one quoted string as it is, several joined as the shell would have split them."""
+    return words[0] if len(words) == 1 else shlex.join(words)
+
+
+def run(before: list[str], words: list[str]) -> tuple[argparse.Namespace, int]:
+    args = parser().parse_args(before)
+    if not words:
+        raise InputError("nothing after --: paste the command, e.g. vramcalc check --gpu 2x4090 -- vllm serve MODEL")
+    result = check_command(command_text(words), args.gpu, int(args.ram * GIB) if args.ram else None)
+    if args.json:
+        return args, json_out(result)
+    return args, print_report(result)
+
+
+def print_report(c: CommandResult) -> int:
+    print(f"command {c.command}")
+    print(f"as      {c.vramcalc_command}")
+    for w in c.warnings:
+        print(f"warning {w}")
+    if c.no_effect:
+        print("no effect on memory: " + ", ".join(c.no_effect))
+    print()
+    r = c.result
+    from ..api import as_system
+
+    if isinstance(r, VLLMResult):
+        system = as_system(c.system)
+        gpu = min(system.gpus, key=lambda g: g.usable_bytes)
+        check_vllm.print_report(VLLMReport(result=r, gpu=gpu, ranks=r.layout.tp * r.layout.pp))
+    else:
+        from ..api import model_source
+
+        n_gpus = 0 if c.system.lower() == "cpu" else len(as_system(c.system).gpus) * as_system(c.system).nodes
+        spec = model_source(c.model).spec
+        weights = str(c.options.get("quant", "GGUF file")).removeprefix("gguf:")
+        check_llamacpp.print_report(LlamaReport(result=r, spec=spec, weights=weights,
+                                                n_gpus=n_gpus, n_cpu_moe_asked=int(c.options.get("n_cpu_moe", 0))))
+    if c.corrected_command:
+        print()
+        print(f"fix     {c.fix}")
+        print(f"run     {c.corrected_command}")
+    return exit_code(c.fits)

@@ -1,0 +1,848 @@
+"""A command as the user runs it: `vllm serve ...`, `python -m vllm.entrypoints.openai.api_server ...`, `docker run ...
+vllm/vllm-openai ...`, `llama-server ...`, `llama-cli ...`, `llama-bench ...` (paths such as ./build/bin/llama-server and
+the ghcr.io/ggml-org/llama.cpp images too), with leading environment assignments and shell line continuations.
+
+The flags are read with each engine's own argument table at the modelled release (data/vllm_serve_args.json,
+data/llamacpp_args.json, written by tools/engine_arg_tables.py) and mean for vramcalc what data/command_flags.json says:
+an option field, no effect on memory, an upper bound, or not modelled (refused, naming the flag). A flag the engine
+does not have is refused in the engine's own words."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+from pydantic import ConfigDict
+
+from .data_files import raw
+from .data_models import CommandFlags, LlamaArgs, VllmServeArgs
+from .errors import InputError, NotModelledError, VramcalcError
+from .llamacpp.engine import LlamaResult
+from .messages import Message, warning
+from .results import Result, Row
+from .vllm.engine import VLLMResult
+
+Program = Literal["vllm serve", "llama-server", "llama-cli", "llama-bench"]
+GPU_ENV = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
+# python -m vllm.entrypoints.openai.api_server (joined: a dotted string literal reads as a message code)
+VLLM_API_SERVER = ".".join(("vllm", "entrypoints", "openai", "api_server"))
+LLAMA_PROGRAMS = {"llama-server": "llama-server", "llama-cli": "llama-cli", "llama-bench": "llama-bench"}
+
+
+@lru_cache(maxsize=None)
+def vllm_table() -> dict[str, Any]:
+    return raw("vllm_serve_args.json", VllmServeArgs)
+
+
+@lru_cache(maxsize=None)
+def llamacpp_table() -> dict[str, Any]:
+    return raw("llamacpp_args.json", LlamaArgs)
+
+
+@lru_cache(maxsize=None)
+def flag_classes() -> dict[str, Any]:
+    return raw("command_flags.json", CommandFlags)
+
+
+@dataclass
+class Flag:
+    """One flag as written, with its values and what it means for vramcalc."""
+    name: str  # as the engine reads it (--a_b is --a-b)
+    values: list[str]
+    klass: str  # modelled, no_effect, upper_bound, not_modelled
+    entry: dict[str, Any]
+
+    def written(self) -> str:
+        return " ".join([self.name, *(shlex.quote(v) for v in self.values)])
+
+
+@dataclass
+class Parsed:
+    """What the command asks: the engine, its model, its flags, and what the environment and docker say."""
+    program: Program
+    engine: Literal["vllm", "llamacpp"]
+    model: str | None
+    flags: list[Flag]
+    env: dict[str, str]
+    gpu_count: int | None  # CUDA_VISIBLE_DEVICES, docker --gpus; None: not said
+    gpu_count_source: str | None
+    engine_version: str | None  # a vllm/vllm-openai image tag that is a modelled release
+    prefix: list[str]  # the tokens before the engine's own (env, docker run ..., the program)
+    args: list[str]  # the engine's arguments, as written
+    notes: list[Message] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- the shell line
+
+def split_command(text: str) -> tuple[dict[str, str], list[str]]:
+    """Leading NAME=value assignments (and `env NAME=value`) and the words, as a POSIX shell splits them; `\\` line
+    continuations joined."""
+    text = re.sub(r"\\\r?\n", " ", text.strip())
+    try:
+        words = shlex.split(text, comments=False)
+    except ValueError as e:
+        raise InputError(f"the command does not split as a shell line: {e}") from None
+    env: dict[str, str] = {}
+    while words and (words[0] == "env" or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0])):
+        w = words.pop(0)
+        if w != "env":
+            k, _, v = w.partition("=")
+            env[k] = v
+    if not words:
+        raise InputError("no command to check: paste it after --, e.g. vramcalc check --gpu 2x4090 -- vllm serve MODEL")
+    return env, words
+
+
+def _device_count(value: str) -> int:
+    """CUDA_VISIBLE_DEVICES=0,1 is two GPUs; an empty value (or -1 first: CUDA stops at an invalid index) none."""
+    ids = [x.strip() for x in value.split(",") if x.strip()]
+    for i, x in enumerate(ids):
+        if x.startswith("-"):
+            return i
+    return len(ids)
+
+
+# docker run's options that take a value (docker CLI reference, `docker run --help`)
+DOCKER_VALUE = {"-a", "--attach", "--add-host", "--annotation", "--blkio-weight", "--cap-add", "--cap-drop",
+                "--cgroup-parent", "--cgroupns", "--cidfile", "--cpu-period", "--cpu-quota", "--cpu-shares", "-c",
+                "--cpus", "--cpuset-cpus", "--cpuset-mems", "--device", "--device-cgroup-rule", "--dns",
+                "--dns-option", "--dns-search", "--domainname", "--entrypoint", "-e", "--env", "--env-file",
+                "--expose", "--gpus", "--group-add", "--health-cmd", "--health-interval", "--health-retries",
+                "--health-start-period", "--health-timeout", "-h", "--hostname", "--ip", "--ip6", "--ipc",
+                "--isolation", "--kernel-memory", "-l", "--label", "--label-file", "--link", "--log-driver",
+                "--log-opt", "--mac-address", "-m", "--memory", "--memory-reservation", "--memory-swap",
+                "--memory-swappiness", "--mount", "--name", "--network", "--net", "--network-alias", "--oom-score-adj",
+                "--pid", "--pids-limit", "--platform", "-p", "--publish", "--pull", "--restart", "--runtime",
+                "--security-opt", "--shm-size", "--stop-signal", "--stop-timeout", "--storage-opt", "--sysctl",
+                "--tmpfs", "-u", "--user", "--ulimit", "--userns", "--uts", "-v", "--volume", "--volume-driver",
+                "--volumes-from", "-w", "--workdir"}
+
+
+def _docker(words: list[str], env: dict[str, str]) -> tuple[list[str], list[str], int | None, str]:
+    """`docker run [options] IMAGE [args]`: (prefix through the image, the image's args, GPUs, the image)."""
+    i = 2 if words[1:2] == ["run"] else 3  # docker run / docker container run
+    gpus: int | None = None
+    while i < len(words) and words[i].startswith("-"):
+        w = words[i]
+        name, eq, val = w.partition("=")
+        if name in DOCKER_VALUE and not eq:
+            val = words[i + 1] if i + 1 < len(words) else ""
+            i += 1
+        if name in ("-e", "--env") and "=" in val:
+            k, _, v = val.partition("=")
+            env[k] = v
+        if name == "--gpus":
+            g = val.strip().strip("'\"")
+            m = re.search(r"device=([0-9,\s]+)", g)
+            gpus = None if g == "all" else _device_count(m.group(1)) if m else int(g) if g.isdigit() else None
+        i += 1
+    if i >= len(words):
+        raise InputError("docker run: no image in the command")
+    return words[:i + 1], words[i + 1:], gpus, words[i]
+
+
+def parse_command(text: str) -> Parsed:
+    env, words = split_command(text)
+    prefix: list[str] = []
+    gpus: int | None = None
+    gpus_from: str | None = None
+    version: str | None = None
+    notes: list[Message] = []
+    program: Program
+    # wrappers that run the command as it is: sudo, nice, time, taskset MASK, numactl --opt=...
+    while words and PurePosixPath(words[0]).name in ("sudo", "nice", "time", "taskset", "numactl", "nohup"):
+        n = 1
+        while n < len(words) and words[n].startswith("-"):
+            n += 1
+        if PurePosixPath(words[0]).name == "taskset" and n < len(words):
+            n += 1  # its CPU mask
+        prefix, words = prefix + words[:n], words[n:]
+    if not words:
+        raise InputError("no command to check after the wrapper")
+    if PurePosixPath(words[0]).name in ("docker", "podman", "nerdctl") and words[1:2] in (["run"], ["container"]):
+        pre, rest, gpus, image = _docker(words, env)
+        gpus_from = "docker --gpus" if gpus is not None else None
+        repo, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
+        if repo.endswith("vllm/vllm-openai") or repo.endswith("vllm-openai"):
+            from .vllm.weights import vllm_rules
+
+            v = tag.removeprefix("v")
+            if v in vllm_rules().versions.by_version:
+                version = v
+            elif tag and tag != "latest":
+                notes.append(warning("command.image_version", f"the image tag {tag!r} is not a modelled vLLM release: "
+                                     "checked with the default release"))
+            prefix, words, program = prefix + pre, (["serve"] if rest[:1] != ["serve"] else []) + rest, "vllm serve"
+            words = ["vllm"] + words
+        elif "llama.cpp" in repo:
+            kind = tag.split("-")[0] if tag else "full"
+            if kind == "full":  # the full image's entrypoint takes --server / --run / --bench first
+                sub = {"--server": "llama-server", "--run": "llama-cli", "--bench": "llama-bench"}.get(rest[0] if rest else "")
+                if sub is None:
+                    raise InputError(f"{image}: the full image takes --server, --run or --bench first")
+                prefix, words = prefix + pre + rest[:1], [sub] + rest[1:]
+            else:
+                sub = {"server": "llama-server", "light": "llama-cli"}.get(kind)
+                if sub is None:
+                    raise InputError(f"{image}: not a llama.cpp server or light image")
+                prefix, words = prefix + pre, [sub] + rest
+        else:
+            raise InputError(f"docker image {image!r}: vramcalc reads vllm/vllm-openai and ghcr.io/ggml-org/llama.cpp "
+                             "images")
+    exe = PurePosixPath(words[0]).name.removesuffix(".exe")
+    if exe == "vllm" and words[1:2] == ["serve"]:
+        prefix, args, program, engine = prefix + words[:2], words[2:], "vllm serve", "vllm"
+    elif re.fullmatch(r"python[0-9.]*", exe) and words[1:3] == ["-m", VLLM_API_SERVER]:
+        prefix, args, program, engine = prefix + words[:3], words[3:], "vllm serve", "vllm"
+    elif exe in LLAMA_PROGRAMS:
+        prefix, args, program, engine = prefix + words[:1], words[1:], LLAMA_PROGRAMS[exe], "llamacpp"  # type: ignore[assignment]
+    else:
+        raise InputError(f"{words[0]!r}: vramcalc reads vllm serve, python -m vllm.entrypoints.openai.api_server, "
+                         "docker run vllm/vllm-openai, llama-server, llama-cli and llama-bench commands")
+    for name in GPU_ENV:
+        if name in env:
+            n = _device_count(env[name])
+            if gpus is not None and n != gpus:
+                raise InputError(f"{name}={env[name]} ({n} GPUs) and {gpus_from} ({gpus}) disagree")
+            gpus, gpus_from = n, f"{name}={env[name]}"
+    if engine == "vllm":
+        model, flags = _vllm_flags(args)
+    else:
+        model, flags = _llama_flags(program, args)
+    return Parsed(program=program, engine=engine, model=model, flags=flags, env=env, gpu_count=gpus,  # type: ignore[arg-type]
+                  gpu_count_source=gpus_from, engine_version=version, prefix=prefix, args=args, notes=notes)
+
+
+# ---------------------------------------------------------------- vLLM
+
+class _Refused(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's words, without exiting
+        raise _Refused(f"{self.prog}: error: {message}")
+
+
+class _Record(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        got = getattr(namespace, "_flags", None) or []
+        vals = [] if values is None else [values] if isinstance(values, str) else list(values)
+        got.append((option_string, vals))
+        setattr(namespace, "_flags", got)
+
+
+@lru_cache(maxsize=1)
+def _vllm_parser() -> _Parser:
+    t = vllm_table()
+    p = _Parser(prog="vllm serve", allow_abbrev=t["allow_abbrev"], add_help=False)
+    p.add_argument("model_tag", nargs="?")
+    for o in t["options"]:
+        nargs = 0 if o["kind"] == "switch" else o["nargs"]
+        p.add_argument(*o["names"], dest=o["dest"] + "__", action=_Record, nargs=nargs, default=argparse.SUPPRESS,
+                       choices=o["choices"] if o["kind"] == "value" and o["nargs"] is None else None)
+    return p
+
+
+def _flexible(args: list[str]) -> list[str]:
+    """vllm/utils/argparse_utils.py FlexibleArgumentParser.parse_args: --model X is the positional model, --a_b is
+    --a-b, -O3 is --optimization-level 3; --x.y v sets one key of a JSON option (read here as --x)."""
+    out = []
+    for i, a in enumerate(args):
+        if a.startswith("--"):
+            key, eq, val = a.partition("=")
+            key = key.split(".", 1)[0].replace("_", "-")
+            out.append(key + eq + val)
+        elif a.startswith("-O") and a != "-O":
+            out += ["--optimization-level", a[3:] if a[2:3] == "=" else a[2:]]
+        elif a == "-O":
+            out.append("--optimization-level")
+        else:
+            out.append(a)
+    for i, a in enumerate(out):
+        if a == "--model" and i + 1 < len(out):
+            return [out[i + 1], *out[:i], *out[i + 2:]]
+        if a.startswith("--model="):
+            return [a.removeprefix("--model="), *out[:i], *out[i + 1:]]
+    return out
+
+
+def _classify(table: dict[str, Any], name: str, canonical: str) -> dict[str, Any]:
+    return table.get(name) or table[canonical]
+
+
+def _vllm_flags(args: list[str]) -> tuple[str | None, list[Flag]]:
+    try:
+        ns = _vllm_parser().parse_args(_flexible(args))
+    except _Refused as e:
+        raise InputError(str(e)) from None
+    first = {n: o["names"][0] for o in vllm_table()["options"] for n in o["names"]}
+    classes = flag_classes()["vllm"]
+    flags = []
+    for name, vals in getattr(ns, "_flags", []):
+        entry = _classify(classes, name, first[name])
+        flags.append(Flag(name=name, values=vals, klass=entry["class"], entry=entry))
+    return ns.model_tag, flags
+
+
+# ---------------------------------------------------------------- llama.cpp
+
+@lru_cache(maxsize=None)
+def _llama_options(program: str) -> dict[str, tuple[str, str, int]]:
+    """name -> (the option's first name, kind, values) for the program; llama-bench from its own parser."""
+    t = llamacpp_table()
+    if program == "llama-bench":
+        return {n: (o["names"][0], o["kind"], 1 if o["kind"] == "value" else 0) for o in t["llama_bench"]
+                for n in o["names"]}
+    names = set(t["programs"][program])
+    out = {}
+    for o in t["options"]:
+        for n in o["names"] + o["negated"]:
+            if n in names and n not in out:
+                out[n] = (o["names"][0], "switch" if n in o["negated"] or o["kind"] != "value" else "value", o["values"])
+    return out
+
+
+def _llama_flags(program: str, args: list[str]) -> tuple[str | None, list[Flag]]:
+    """common/arg.cpp common_params_parse_ex (4df29be): --a_b is --a-b; an unknown word is 'error: invalid argument';
+    a missing value 'expected value for argument'. llama-bench: tools/llama-bench/llama-bench.cpp parse_cmd_params."""
+    options = _llama_options(program)
+    classes = flag_classes()["llama_bench" if program == "llama-bench" else "llamacpp"]
+    flags: list[Flag] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("--"):
+            a = a.replace("_", "-")
+        if a not in options:
+            if program == "llama-bench":  # llama-bench.cpp parse_cmd_params
+                raise InputError(f"{program}: error: invalid parameter for argument: {a}")
+            raise InputError(f"{program}: error: invalid argument: {a}")
+        first, kind, n_values = options[a]
+        vals = args[i + 1:i + 1 + n_values] if kind == "value" else []
+        if len(vals) < (n_values if kind == "value" else 0):
+            raise InputError(f'{program}: error while handling argument "{a}": expected value for argument')
+        if first == "-fa" and program != "llama-bench" and _truthy(vals[0]) is None and vals[0].lower() != "auto":
+            # the handler runs as the flag is read (common_params_parse_ex), before any later word
+            raise InputError(f'{program}: error while handling argument "{a}": error: unknown value for '
+                             f"--flash-attn: '{vals[0]}'")
+        entry = _classify(classes, a, first)
+        flags.append(Flag(name=a, values=vals, klass=entry["class"], entry=entry))
+        i += 1 + len(vals)
+    model = None
+    for f in flags:
+        if f.entry.get("field") in ("model", "hf_repo"):
+            model = model or f.values[0]
+    return model, flags
+
+
+# ---------------------------------------------------------------- the flags as vramcalc's options
+
+def _truthy(v: str) -> bool | None:
+    """common/common.cpp is_truthy / is_falsey: on, enabled, true, 1 / off, disabled, false, 0."""
+    x = v.strip().lower()
+    return True if x in ("on", "enabled", "true", "1") else False if x in ("off", "disabled", "false", "0") else None
+
+
+def human_int(flag: str, v: str) -> int:
+    """vLLM's human-readable integers (vllm/utils/argparse_utils.py human_readable_int, 0.33.0): 32k = 32000, 32K = 32768."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmMgG]?)", v.strip())
+    if not m:
+        raise InputError(f"argument {flag}: invalid int value: {v!r}")
+    mult = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "K": 2**10, "M": 2**20, "G": 2**30}[m.group(2)]
+    return int(float(m.group(1)) * mult)
+
+
+def _int(flag: str, v: str) -> int:
+    try:
+        return int(v)
+    except ValueError:
+        raise InputError(f"argument {flag}: invalid int value: {v!r}") from None
+
+
+@dataclass
+class Reading:
+    """The command read as vramcalc's question."""
+    engine: Literal["vllm", "llamacpp"]
+    model: str
+    options: dict[str, Any]  # as vramcalc.check(engine=...) takes them
+    no_effect: list[str]
+    warnings: list[Message]
+    rpc_servers: int = 0
+
+
+def _common(f: Flag, no_effect: list[str], warnings: list[Message]) -> bool:
+    """A flag that sets nothing: listed, warned about, or refused. True when it sets an option."""
+    if f.klass == "no_effect":
+        no_effect.append(f.written())
+        return False
+    if f.klass == "upper_bound":
+        warnings.append(warning("command.upper_bound", f"{f.written()}: {f.entry['note']}"))
+        return False
+    if f.klass == "not_modelled":
+        if f.values and all(v in (f.entry.get("no_effect_values") or []) for v in f.values):
+            no_effect.append(f.written())
+            return False
+        raise NotModelledError(f"{f.written()}: {f.entry['note']}; vramcalc does not model it yet (remove the flag "
+                               "to check the rest)")
+    return True
+
+
+def _vllm_reading(p: Parsed) -> Reading:
+    opts: dict[str, Any] = {}
+    no_effect: list[str] = []
+    warnings: list[Message] = []
+    for f in p.flags:
+        if not _common(f, no_effect, warnings):
+            continue
+        name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
+        if fld in ("tp", "pp", "max_num_seqs", "block_size"):
+            opts[fld] = _int(name, v or "")
+        elif fld in ("max_model_len", "max_num_batched_tokens"):
+            if fld == "max_model_len" and (v or "").strip() in ("-1", "auto"):
+                raise NotModelledError(f"{name} {v}: the longest context that fits, as vLLM finds it at start-up; "
+                                       "vramcalc reports it as the largest max_model_len (drop the flag)")
+            opts[fld] = human_int(name, v or "")
+        elif fld == "gpu_memory_utilization":
+            try:
+                opts[fld] = float(v or "")
+            except ValueError:
+                raise InputError(f"argument {name}: invalid float value: {v!r}") from None
+        elif fld in ("enforce_eager", "disable_custom_all_reduce"):
+            opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
+        elif fld == "dtype":
+            opts[fld] = None if v == "auto" else v
+        elif fld == "moe_backend":
+            opts[fld] = None if v == "auto" else v
+        elif fld in ("kv_cache_dtype", "quantization", "revision"):
+            opts[fld] = v
+        elif fld != "model":
+            raise AssertionError(f"command_flags.json: {name} -> {fld} is not read")
+    for k, val in p.env.items():
+        if k.startswith("VLLM_"):
+            entry = flag_classes()["vllm_env"].get(k)
+            if entry is None:
+                no_effect.append(f"{k} (not a variable of vLLM {vllm_table()['version']})")
+                continue
+            f = Flag(name=k, values=[val], klass=entry["class"], entry=entry)
+            if entry["class"] == "no_effect":
+                no_effect.append(k)
+            elif _common(f, no_effect, warnings):  # VLLM_USE_FLASHINFER_SAMPLER
+                opts[entry["field"]] = _truthy(val) if _truthy(val) is not None else bool(_int(k, val))
+    if p.engine_version:
+        opts["engine_version"] = p.engine_version
+    if not p.model:
+        raise InputError("vllm serve: no model in the command (vllm serve MODEL ...)")
+    return Reading(engine="vllm", model=p.model, options=opts, no_effect=no_effect, warnings=warnings)
+
+
+def _tensor_split(flag: str, v: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in re.split(r"[,/]", v))
+    except ValueError:
+        raise InputError(f'error while handling argument "{flag}": invalid value {v!r}') from None
+
+
+def _override_tensor(flag: str, v: str) -> tuple[str, ...]:
+    """-ot PATTERN=BUFFER,...: modelled where every buffer type is CPU (common/arg.cpp parse_tensor_buffer_overrides)."""
+    pats = []
+    for part in v.split(","):
+        pat, eq, buft = part.rpartition("=")
+        if not eq:
+            raise InputError(f'error while handling argument "{flag}": invalid value')
+        if buft.upper() != "CPU":
+            raise NotModelledError(f"{flag} {part}: tensors placed on {buft}; vramcalc models -ot PATTERN=CPU only")
+        pats.append(pat)
+    return tuple(pats)
+
+
+def _llama_reading(p: Parsed) -> Reading:
+    opts: dict[str, Any] = {}
+    no_effect: list[str] = []
+    warnings: list[Message] = []
+    bench = p.program == "llama-bench"
+    rpc = 0
+    model = hf = hf_file = None
+    bench_ctx = {"n_prompt": [512], "n_gen": [128], "n_depth": [0]}
+    fit_off: str | None = None
+    for f in p.flags:
+        if not _common(f, no_effect, warnings):
+            continue
+        name, v, fld = f.name, (f.values[0] if f.values else ""), f.entry["field"]
+        vals = v.split(",") if bench and fld not in ("model", "hf_repo", "hf_file", "override_tensor_cpu",
+                                                          "tensor_split") else [v]
+        if bench and len(vals) > 1 and fld not in ("n_prompt", "n_gen", "n_depth"):
+            raise NotModelledError(f"{f.written()}: a sweep over several values; check one value at a time")
+        v = vals[0]
+        if fld == "model":
+            model = v
+        elif fld == "hf_repo":
+            hf = v
+        elif fld == "hf_file":
+            hf_file = v
+        elif fld in ("n_prompt", "n_gen", "n_depth"):
+            bench_ctx[fld] = [_int(name, x) for x in vals]
+        elif fld == "n_prompt_gen":
+            pp_, _, tg = v.partition(",")
+            bench_ctx["n_prompt"], bench_ctx["n_gen"] = [_int(name, pp_)], [_int(name, tg or "0")]
+        elif fld == "n_ctx":
+            n = _int(name, v)
+            opts[fld] = None if n == 0 else n  # -c 0: the model's training context
+        elif fld == "n_parallel":
+            n = _int(name, v)
+            if n != -1:  # -np -1: auto, 4 slots with a unified KV cache (tools/server/server-context.cpp)
+                opts[fld] = n
+        elif fld in ("n_batch", "n_ubatch", "main_gpu", "n_cpu_moe"):
+            opts[fld] = _int(name, v)
+        elif fld in ("type_k", "type_v"):
+            opts[fld] = v
+        elif fld == "flash_attn":
+            t = _truthy(v)
+            if t is None and v.strip().lower() != "auto":
+                raise InputError(f"error: unknown value for --flash-attn: '{v}'")
+            opts[fld] = "auto" if t is None else ("on" if t else "off")
+        elif fld == "n_gpu_layers":
+            opts[fld] = v
+        elif fld == "split_mode":
+            opts[fld] = v
+        elif fld == "tensor_split":
+            opts[fld] = _tensor_split(name, v)
+        elif fld == "override_tensor_cpu":
+            opts[fld] = opts.get(fld, ()) + _override_tensor(name, v)
+        elif fld in ("swa_full", "cpu_moe", "mlock"):
+            opts[fld] = True
+        elif fld in ("no_kv_offload", "mmap", "kv_unified", "cpu_repack"):
+            val = f.entry.get("value")
+            if bench:  # llama-bench takes 0 / 1 (-nkvo 1, -mmp 0)
+                val = bool(_int(name, v))
+            opts[fld] = True if val is None else val
+        elif fld == "rpc_nodes":
+            rpc = len([s for s in v.split(",") if s.strip()])
+        elif fld == "fit":
+            t = _truthy(v)
+            if t is None:
+                raise InputError(f"{p.program}: error while handling argument \"{name}\": invalid value: '{v}'")
+            fit_off = f.written() if not t else None
+        else:
+            raise AssertionError(f"command_flags.json: {name} -> {fld} is not read")
+    if fit_off:
+        if opts.get("n_gpu_layers") is None or "n_ctx" not in opts:
+            raise NotModelledError(f"{fit_off} without both -ngl and -c: llama.cpp's defaults then apply unfitted "
+                                   "(-ngl auto, the training context); give -ngl and -c, or drop --fit off")
+        no_effect.append(fit_off)
+    if bench:
+        opts["n_ctx"] = max(bench_ctx["n_prompt"]) + max(bench_ctx["n_gen"]) + max(bench_ctx["n_depth"])
+        opts.setdefault("n_gpu_layers", "all")  # llama-bench's default -ngl -1: every layer
+        opts["n_parallel"], opts["kv_unified"] = 1, True
+    elif p.program == "llama-cli":
+        opts.setdefault("n_parallel", 1)
+    if p.program in ("llama-cli", "llama-bench"):
+        opts["n_outputs_max"] = opts.get("n_batch", 2048)  # the library default: n_batch logits rows
+    if p.program == "llama-server" and "n_parallel" in opts and "kv_unified" not in opts:
+        # common/arg.cpp --kv-unified: "default: enabled if number of slots is auto"
+        opts["kv_unified"] = False
+    ref = model or hf_file
+    if hf:
+        ref = f"hf:{hf}" + (f"::{hf_file}" if hf_file else "")
+    if not ref:
+        raise InputError(f"{p.program}: no model in the command (-m FILE.gguf or -hf REPO[:QUANT])")
+    return Reading(engine="llamacpp", model=ref, options=opts, no_effect=no_effect, warnings=warnings, rpc_servers=rpc)
+
+
+def read_command(text: str) -> tuple[Parsed, Reading]:
+    p = parse_command(text)
+    return p, (_vllm_reading(p) if p.engine == "vllm" else _llama_reading(p))
+
+
+# ---------------------------------------------------------------- the check
+
+@dataclass
+class Question:
+    """The command as vramcalc.check's arguments."""
+    engine: Literal["vllm", "llamacpp"]
+    model: str
+    system: str
+    options: dict[str, Any]
+    warnings: list[Message]
+
+
+def _model(r: Reading, options: dict[str, Any], warnings: list[Message]) -> str:
+    """The model name vramcalc.check takes for the command's, with the quant it implies."""
+    from .sources import model_names as mn
+
+    if r.engine == "llamacpp":
+        return _gguf_model(r.model, options, warnings)
+    name = r.model
+    if name.endswith(".gguf") or Path(name).expanduser().exists() or mn.catalog.resolve(name):
+        return name
+    from .api import model_source
+    from .sources.limits import looks_local
+
+    failure: VramcalcError | None = None
+    if not looks_local(name):
+        try:
+            model_source(name, options.get("revision"))
+            return name
+        except VramcalcError as e:  # offline, gated, missing: read the name instead
+            failure = e
+    stem = name.rstrip("/").split("/")[-1] if looks_local(name) else name
+    base = mn.quantized_base(stem)
+    where = "is not here" if looks_local(name) else "could not be read from the Hub"
+    if base is not None:
+        repo, quant = base
+        given = options.get("quantization")
+        if given and _vllm_method(given) != _vllm_method(quant):
+            raise InputError(f"--quantization {given}: {name} is a {quant} release (vLLM refuses a method other than "
+                             "the checkpoint's)")
+        options["quantization"] = quant
+        warnings.append(warning("command.repo_offline", f"{name} {where}: checked as {repo} with --quant {quant}; "
+                                f"fetch {name} (or pass its local folder) for its exact bytes"))
+        return repo
+    same = mn.catalog_base(stem)
+    if same is not None:
+        warnings.append(warning("command.catalog_name", f"{name} {where}: its name is read as the catalog's {same} "
+                                "(the same architecture); pass the model's folder for its own config and bytes"))
+        return same
+    if failure is not None:
+        raise failure
+    return name  # a local path that is not here: refused by open_model with its own line
+
+
+def _vllm_method(q: str) -> str:
+    """vLLM's --quantization names and vramcalc's targets as one family: awq_marlin is awq, fp8-block is fp8."""
+    q = q.lower().replace("_marlin", "").replace("-", "_")
+    return {"fp8_block": "fp8", "fp8_dynamic": "fp8", "gptq_8bit": "gptq", "w4a16": "compressed_tensors",
+            "bnb_nf4": "bitsandbytes", "bnb_int8": "bitsandbytes"}.get(q, q)
+
+
+def _gguf_model(ref: str, options: dict[str, Any], warnings: list[Message]) -> str:
+    """-m FILE (read when it is here: its own tensor types, whatever its name), -hf REPO[:QUANT] or a file name: the
+    catalog model and the file type it names; a publisher's mix sized as the standard type above it."""
+    from .sources import model_names as mn
+
+    if ref.startswith("hf:"):
+        spec, _, hf_file = ref[3:].partition("::")
+        base, ftype = mn.gguf_name(hf_file) if hf_file else mn.hf_repo(spec)
+        if base is None:
+            base = mn.hf_repo(spec)[0]
+        what = f"-hf {spec}" + (f" --hf-file {hf_file}" if hf_file else "")
+    else:
+        if Path(ref).expanduser().is_file():
+            return ref  # the file's own header: its tensor types and bytes
+        base, ftype = mn.gguf_name(ref)
+        what = f"-m {ref}"
+    if base is None:
+        raise InputError(f"{what}: the file is not here and its name names no catalog model (`vramcalc models` lists "
+                         "them): give the path of the downloaded file")
+    if ftype is None:
+        raise InputError(f"{what}: the name carries no llama.cpp file type (Q4_K_M ...): give the downloaded file")
+    mix = mn.gguf_mix(ftype)
+    if mix is not None:
+        warnings.append(warning(
+            "command.gguf_mix", f"{ftype} is {mix.publisher}'s own mix of tensor types, between {mix.lower} and "
+            f"{mix.upper}: sized as {mix.upper} (the larger), so a fit holds for the real file; the file's header "
+            "gives its exact bytes"))
+        ftype = mix.upper
+    warnings.append(warning("command.gguf_predicted", f"{what}: no file here; {base} predicted as llama-quantize's "
+                            f"{ftype}"))
+    options["quant"] = f"gguf:{ftype}"
+    return base
+
+
+def _system(system: str, p: Parsed, r: Reading) -> str:
+    """--gpu with the GPU count the command gives (CUDA_VISIBLE_DEVICES=0,1 on --gpu 4090 is 2x4090) and its RPC
+    servers (one node each)."""
+    from .systems import parse_system
+
+    s = system.strip()
+    if r.engine == "llamacpp" and s.lower() == "cpu":
+        return s
+    sys_ = parse_system(s)
+    n = sys_.gpus_per_node
+    if p.gpu_count is not None and p.gpu_count != n:
+        if p.gpu_count == 0:
+            if r.engine == "vllm":
+                raise InputError(f"{p.gpu_count_source}: no GPU visible, and vLLM runs on GPUs")
+            return "cpu"
+        if n == 1 and sys_.nodes == 1:
+            s = f"{p.gpu_count}x{s}"
+        else:
+            raise InputError(f"{p.gpu_count_source} gives {p.gpu_count} GPUs, but --gpu {s!r} has {n} per machine")
+    if r.engine == "llamacpp":
+        nodes = parse_system(s).nodes
+        if r.rpc_servers and nodes == 1:
+            raise InputError(f"--rpc names {r.rpc_servers} server(s): give every machine in --gpu, e.g. "
+                             f"--gpu {r.rpc_servers + 1}x1x{s} (machines x GPUs x GPU)")
+        if nodes > 1 and nodes != r.rpc_servers + 1:
+            raise InputError(f"--gpu {s!r} has {nodes} machines, and the command's --rpc names {r.rpc_servers} "
+                             f"server(s): llama.cpp uses this machine and one per --rpc server")
+    return s
+
+
+def _checkpoint_method(model: str, options: dict[str, Any], r: Reading) -> None:
+    """--quantization on a quantized checkpoint: vLLM loads the checkpoint's own method, and refuses another one
+    (vllm/config/model.py ModelConfig._verify_quantization, 0.33.0)."""
+    from .api import model_source
+
+    qc = model_source(model, options.get("revision")).spec.quantization_config or {}
+    method = qc.get("quant_method")
+    if not method:
+        return  # an unquantized checkpoint: --quantization fp8 quantizes it at load time
+    given = options.pop("quantization")
+    if _vllm_method(given) != _vllm_method(str(method)):
+        raise InputError(f"Quantization method specified in the model config ({method}) does not match the "
+                         f"quantization method specified in the `quantization` argument ({given}).")
+    r.no_effect.append(f"--quantization {given} (the checkpoint's own method)")
+
+
+def question(command: str, system: str) -> tuple[Parsed, Reading, Question]:
+    p, r = read_command(command)
+    options = dict(r.options)
+    warnings = list(p.notes) + list(r.warnings)
+    model = _model(r, options, warnings)
+    if r.engine == "vllm" and options.get("quantization") and model == r.model:
+        _checkpoint_method(model, options, r)
+    return p, r, Question(engine=r.engine, model=model, system=_system(system, p, r), options=options,
+                          warnings=warnings)
+
+
+class CommandResult(Result):
+    """`vramcalc check --gpu SYSTEM -- <command>`: the engine's verdict on that command, the same check as
+    `vramcalc_command`, and the smallest change that makes it start."""
+    model_config = ConfigDict(frozen=True)
+
+    command: str
+    program: str
+    engine: str
+    model: str  # as vramcalc.check takes it
+    system: str  # as vramcalc.check takes it, with the command's GPU count
+    options: dict[str, Any]  # vramcalc.check's options for the command
+    vramcalc_command: str  # the same check with vramcalc's flags
+    fits: bool
+    result: VLLMResult | LlamaResult
+    no_effect: list[str]  # the flags (and VLLM_* variables) that do not change memory
+    warnings: list[Message]
+    fix: str | None = None  # the smallest change that makes it start
+    corrected_command: str | None = None
+
+    def table(self) -> list[Row]:
+        return self.result.table()
+
+
+def _flag_line(q: Question) -> str:
+    """The same check with vramcalc's own flags."""
+    o = dict(q.options)
+    parts = ["vramcalc", "check", shlex.quote(q.model), "--gpu", shlex.quote(q.system), "--engine", q.engine]
+    names = {"tp": "--tp", "pp": "--pp", "max_model_len": "--max-model-len", "quantization": "--quant", "quant": "--quant",
+             "n_ctx": "-c", "n_parallel": "--parallel", "n_gpu_layers": "-ngl", "type_k": "-ctk", "type_v": "-ctv",
+             "flash_attn": "-fa", "n_batch": "-b", "n_ubatch": "-ub", "split_mode": "-sm", "main_gpu": "-mg",
+             "n_cpu_moe": "--n-cpu-moe"}
+    for k, v in o.items():
+        if isinstance(v, bool):
+            flag = {"kv_unified": None if v else "--no-kv-unified", "enforce_eager": "--enforce-eager" if v else None,
+                    "no_kv_offload": "-nkvo" if v else None, "swa_full": "--swa-full" if v else None,
+                    "cpu_moe": "--cpu-moe" if v else None,
+                    "disable_custom_all_reduce": "--disable-custom-all-reduce" if v else None}.get(k, f"({k}={v})")
+            if flag:
+                parts.append(flag)
+        elif k == "tensor_split":
+            parts += ["-ts", ",".join(f"{x:g}" for x in v)]
+        elif k in names:
+            parts += [names[k], shlex.quote(str(v))]
+        elif v is not None:
+            parts.append(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" if k in (
+                "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "kv_cache_dtype", "block_size",
+                "dtype", "engine_version", "moe_backend") else f"({k}={v!r})")
+    return " ".join(parts)
+
+
+def _run(q: Question, options: dict[str, Any], host_ram_bytes: int | None) -> VLLMResult | LlamaResult:
+    from .api import check
+
+    extra = {"host_ram_bytes": host_ram_bytes} if host_ram_bytes is not None else {}
+    r = check(q.model, q.system, engine=q.engine, **options, **extra)
+    assert isinstance(r, (VLLMResult, LlamaResult))
+    return r
+
+
+def _with(p: Parsed, drop: tuple[str, ...], add: list[str]) -> str:
+    """The command with the flags `drop` names removed and `add` appended."""
+    args, out, i = p.args, [], 0
+    while i < len(args):
+        a = args[i]
+        key = a.split("=", 1)[0]
+        key = key.replace("_", "-") if key.startswith("--") else key
+        if key in drop:
+            i += 1 if "=" in a else 2
+            continue
+        out.append(a)
+        i += 1
+    env = [f"{k}={shlex.quote(v)}" for k, v in p.env.items()]
+    return " ".join(env + [shlex.join(p.prefix + out + add)])
+
+
+VLLM_TP = ("--tensor-parallel-size", "-tp")
+VLLM_PP = ("--pipeline-parallel-size", "-pp")
+
+
+def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_bytes: int | None
+                  ) -> tuple[str, str] | None:
+    """Changes of one flag, re-checked in this order: a shorter context, fewer GPU layers, another TP x PP over the
+    same GPUs; then a shorter context with fewer sequences (vLLM's Mamba cache blocks, llama.cpp's slots)."""
+    tries: list[tuple[str, tuple[str, ...], list[str], dict[str, Any]]] = []
+    if isinstance(r, VLLMResult):
+        lens = sorted({n for n in (r.safe_max_model_len, r.estimated_max_model_len) if 0 < n < r.max_model_len})
+        for n in lens:
+            tries.append((f"--max-model-len {n} (the longest that fits)", ("--max-model-len",),
+                          ["--max-model-len", str(n)], {"max_model_len": n}))
+        ranks = r.layout.tp * r.layout.pp
+        for tp in sorted({d for d in range(1, ranks + 1) if ranks % d == 0} - {r.layout.tp}, reverse=True):
+            pp = ranks // tp
+            tries.append((f"--tensor-parallel-size {tp} --pipeline-parallel-size {pp} (the same {ranks} GPUs)",
+                          VLLM_TP + VLLM_PP, ["--tensor-parallel-size", str(tp), "--pipeline-parallel-size", str(pp)],
+                          {"tp": tp, "pp": pp}))
+        seqs = r.layout.max_num_seqs
+        for n in lens or [r.max_model_len]:
+            for m in (seqs // 2, seqs // 4, seqs // 8, seqs // 16, seqs // 32):
+                if m >= 1:
+                    add = (["--max-model-len", str(n)] if lens else []) + ["--max-num-seqs", str(m)]
+                    tries.append((" ".join(add) + " (a shorter context and fewer sequences)",
+                                  ("--max-model-len", "--max-num-seqs"), add,
+                                  {"max_num_seqs": m, **({"max_model_len": n} if lens else {})}))
+    else:
+        if r.max_ctx is not None and r.max_ctx < r.n_ctx:
+            c = r.max_ctx // 256 * 256
+            tries.append((f"-c {c} (the largest context that fits with -ngl {r.n_gpu_layers})", ("-c", "--ctx-size"),
+                          ["-c", str(c)], {"n_ctx": c}))
+        if r.max_gpu_layers is not None and r.max_gpu_layers < r.n_gpu_layers:
+            tries.append((f"-ngl {r.max_gpu_layers} (the most layers that fit; the rest on the CPU)",
+                          ("-ngl", "--gpu-layers", "--n-gpu-layers"), ["-ngl", str(r.max_gpu_layers)],
+                          {"n_gpu_layers": r.max_gpu_layers}))
+    for why, drop, add, change in tries:
+        try:
+            if _run(q, {**q.options, **change}, host_ram_bytes).fits:
+                return why, _with(p, drop, add)
+        except VramcalcError:
+            continue
+    return None
+
+
+def check_command(command: str, system: str, host_ram_bytes: int | None = None) -> CommandResult:
+    """The engine's verdict on a command as the user runs it ("vllm serve MODEL --tensor-parallel-size 2 ...",
+    "llama-server -m FILE.gguf -ngl 99 ...", "docker run ... vllm/vllm-openai ..."), on `system` as --gpu takes it
+    ("4090" with CUDA_VISIBLE_DEVICES=0,1 in the command is 2x4090). A flag the engine does not have is an
+    InputError in the engine's words; one vramcalc does not model, a NotModelledError naming it."""
+    p, r, q = question(command, system)
+    res = _run(q, q.options, host_ram_bytes)
+    warnings = q.warnings
+    fix = _smallest_fix(p, q, res, host_ram_bytes) if not res.fits else None
+    return CommandResult(command=command, program=p.program, engine=q.engine, model=q.model, system=q.system,
+                         options=q.options, vramcalc_command=_flag_line(q), fits=res.fits, result=res,
+                         no_effect=r.no_effect, warnings=warnings, fix=fix[0] if fix else None,
+                         corrected_command=fix[1] if fix else None)
