@@ -450,16 +450,22 @@ def _tensor_split(flag: str, v: str) -> tuple[float, ...]:
 
 
 def _override_tensor(flag: str, v: str) -> tuple[str, ...]:
-    """-ot PATTERN=BUFFER,...: modelled where every buffer type is CPU (common/arg.cpp parse_tensor_buffer_overrides)."""
-    pats = []
+    """-ot PATTERN=BUFFER,...: one PATTERN=DEVICE entry each, in order (common/arg.cpp parse_tensor_buffer_overrides)."""
+    entries = []
     for part in v.split(","):
         pat, eq, buft = part.rpartition("=")
-        if not eq:
+        if not eq or not pat or not buft:
             raise InputError(f'error while handling argument "{flag}": invalid value')
-        if buft.upper() != "CPU":
-            raise NotModelledError(f"{flag} {part}: tensors placed on {buft}; vramcalc models -ot PATTERN=CPU only")
-        pats.append(pat)
-    return tuple(pats)
+        entries.append(f"{pat}={buft}")
+    return tuple(entries)
+
+
+def _devices(flag: str, v: str) -> tuple[str, ...]:
+    """--device D1,D2 (common/arg.cpp parse_device_list): 'none' alone means no GPU."""
+    names = tuple(x.strip() for x in v.split(",") if x.strip())
+    if not names:
+        raise InputError(f'error while handling argument "{flag}": no devices specified')
+    return names
 
 
 def _llama_reading(p: Parsed) -> Reading:
@@ -475,8 +481,8 @@ def _llama_reading(p: Parsed) -> Reading:
         if not _common(f, no_effect, warnings):
             continue
         name, v, fld = f.name, (f.values[0] if f.values else ""), f.entry["field"]
-        vals = v.split(",") if bench and fld not in ("model", "hf_repo", "hf_file", "override_tensor_cpu",
-                                                          "tensor_split") else [v]
+        vals = v.split(",") if bench and fld not in ("model", "hf_repo", "hf_file", "override_tensor",
+                                                          "tensor_split", "devices") else [v]
         if bench and len(vals) > 1 and fld not in ("n_prompt", "n_gen", "n_depth"):
             raise NotModelledError(f"{f.written()}: a sweep over several values; check one value at a time")
         v = vals[0]
@@ -513,14 +519,18 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = v
         elif fld == "tensor_split":
             opts[fld] = _tensor_split(name, v)
-        elif fld == "override_tensor_cpu":
+        elif fld == "override_tensor":
             opts[fld] = opts.get(fld, ()) + _override_tensor(name, v)
+        elif fld == "devices":
+            opts[fld] = _devices(name, v)
         elif fld in ("swa_full", "cpu_moe", "mlock"):
             opts[fld] = True
-        elif fld in ("no_kv_offload", "mmap", "kv_unified", "cpu_repack"):
+        elif fld in ("no_kv_offload", "no_mmap", "kv_unified", "cpu_repack"):
             val = f.entry.get("value")
             if bench:  # llama-bench takes 0 / 1 (-nkvo 1, -mmp 0)
                 val = bool(_int(name, v))
+                if fld == "no_mmap":  # -mmp is "use mmap": 0 means --no-mmap
+                    val = not val
             opts[fld] = True if val is None else val
         elif fld == "rpc_nodes":
             rpc = len([s for s in v.split(",") if s.strip()])
