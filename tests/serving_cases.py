@@ -18,6 +18,10 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vramcalc.serving import Deployment
 
 SERVING = Path(__file__).resolve().parents[2] / "shared" / "ground_truth" / "serving_dev.json"
 if not SERVING.exists():  # run from a worktree: ../shared next to it
@@ -57,6 +61,23 @@ def quant_of(run: dict) -> str | None:
     return {None: "bf16", "fp8": "fp8", "fp8_block": "fp8-block", "nvfp4": "nvfp4", "int4_wo": "w4a16"}[mode]
 
 
+def deployment_of(run: dict) -> "Deployment":
+    from vramcalc.gpus import find_gpu
+    from vramcalc.serving import Deployment
+
+    return Deployment(engine=run["engine"], gpu=find_gpu(run["gpu"]), quant=run["quant"], tp=run["tp_size"],
+                      link="nvlink")
+
+
+@lru_cache(maxsize=None)
+def spec_reads(model: str, quant: str | None) -> tuple:
+    from vramcalc.sources import load_model
+    from vramcalc.speed import weight_reads
+
+    spec = load_model(model)
+    return spec, weight_reads(spec, quant)
+
+
 @lru_cache(maxsize=1)
 def load_runs() -> tuple[dict, ...]:
     """Every run vramcalc can model, with `role`, `model` (catalog name) and `quant` added."""
@@ -66,6 +87,8 @@ def load_runs() -> tuple[dict, ...]:
             continue
         if r["system"] not in ("h100_sxm", "b200_sxm"):  # other systems are kept for later checks: never read
             continue
+        if (r.get("attention_dp_size") or 1) > 1 or (r.get("pp_size") or 1) > 1:
+            continue  # attention data parallel is not modelled; no vLLM run here has PP
         out.append({**r, "engine": ENGINES[r["backend"]], "role": role(r), "model": MODELS[r["model_path"]][0],
                     "quant": quant_of(r), "gpu": {"h100_sxm": "h100-sxm", "b200_sxm": "b200"}[r["system"]]})
     return tuple(out)

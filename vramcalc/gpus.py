@@ -113,3 +113,8 @@ def find_gpu(query: str) -> GPU:
     close = difflib.get_close_matches(query.lower(), [d.id for d in table], n=3, cutoff=0.4)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `vramcalc gpus` lists them"
     raise UnknownGPUError(f"unknown GPU {query!r}{hint}")
+
+
+def gpu_row(gpu_id: str) -> GPURow | None:
+    """The gpus.json row of a table GPU (architecture, per-format tensor rates, links); None for a custom size."""
+    return next((d for d in _table() if d.id == gpu_id), None)
