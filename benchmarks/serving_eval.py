@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from serving_cases import deployment_of, load_runs, spec_reads  # noqa: E402
-from throughput_cases import case_spec, load_cases, predict_step_ms  # noqa: E402
+from throughput_cases import case_spec, load_cases  # noqa: E402
 
 from vramcalc import serving  # noqa: E402
 
@@ -34,7 +34,7 @@ def serving_rows() -> list[dict]:
         base = {"role": r["role"], "engine": "vllm", "backend": "cuda", "gpu": r["gpu"], "moe": moe, "tp": r["tp_size"]}
         speed_err = r["silicon_tpot_ms"] / (itl * 1e3) - 1  # per-stream tok/s
         agg_err = agg / measured_agg - 1
-        slices = [f"engine vllm", "backend cuda", f"GPU {r['gpu']}"]
+        slices = ["engine vllm", "backend vllm:cuda", f"GPU {r['gpu']}"]
         if n == 1:
             slices.append(f"single stream {moe}")
         else:
@@ -49,10 +49,35 @@ def serving_rows() -> list[dict]:
     return out
 
 
+def case_deployment(c: dict) -> serving.Deployment:
+    """A throughput case as a serving Deployment: the table GPU at the case's bandwidth, or a bare device."""
+    from vramcalc.gpus import GPU, find_gpu
+
+    gpu = find_gpu(c["gpu"]).model_copy(update={"memory_bandwidth_gbs": c["bandwidth_gbs"]}) if c.get("gpu") else \
+        GPU(id="custom", name=f"{c['bandwidth_gbs']} GB/s device", memory_bytes=0, memory_bandwidth_gbs=c["bandwidth_gbs"])
+    return serving.Deployment(engine=c["engine"], backend=c["backend"], gpu=gpu, quant=c["quant"], tp=c.get("tp", 1),
+                              link=c.get("link", "pcie"), enforce_eager=bool(c.get("enforce_eager")),
+                              kv_dtype=c.get("kv_dtype"))
+
+
+def case_step_ms(c: dict) -> float:
+    """One decode step of the case's batch by vramcalc/serving.py (a llama.cpp layer split reads each
+    device's layers in turn: the one-device step)."""
+    spec = case_spec(c)
+    reads = spec_reads_case(c)
+    return sum(serving.step_terms(reads, spec, case_deployment(c), c["batch"], c["context"]).values())
+
+
+def spec_reads_case(c: dict):  # noqa: ANN201
+    from vramcalc.speed import weight_reads
+
+    return weight_reads(case_spec(c), c["quant"])
+
+
 def decode_rows() -> list[dict]:
     out = []
     for c in load_cases():
-        pred = predict_step_ms(c)
+        pred = case_step_ms(c)
         err = c["step_ms"] / pred - 1  # tokens/s: predicted / measured - 1
         spec = case_spec(c)
         moe = "MoE" if any(layer.mlp.num_experts for layer in spec.layers) else "dense"
