@@ -42,7 +42,8 @@ def serving_rows() -> list[dict]:
         if r["tp_size"] > 1:
             slices.append("TP > 1")
         err = speed_err if n == 1 else agg_err
-        out.append({**base, "id": r["id"], "err": err, "slices": slices})
+        out.append({**base, "id": r["id"], "err": err, "slices": slices,
+                    "key": serving.slice_name("vllm", "cuda", moe == "MoE", n)})
         out.append({**base, "id": r["id"] + ":ttft", "err": ttft * 1e3 / r["silicon_ttft_ms"] - 1, "slices": ["TTFT"]})
         if n > 1:
             out.append({**base, "id": r["id"] + ":itl", "err": speed_err, "slices": ["batch >= 2 per-stream (1/ITL)"]})
@@ -87,5 +88,6 @@ def decode_rows() -> list[dict]:
             slices.append("TP > 1")
         if c.get("split") == "layer" and c.get("devices", 1) > 1:
             slices.append("layer split")
-        out.append({"role": c["role"], "id": c["id"], "err": err, "slices": slices})
+        out.append({"role": c["role"], "id": c["id"], "err": err, "slices": slices,
+                    "key": serving.slice_name(c["engine"], c["backend"], moe == "MoE", c["batch"])})
     return out

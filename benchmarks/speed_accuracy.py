@@ -5,7 +5,9 @@ for batch >= 2) and of time to first token.
 Serving runs: ../shared/ground_truth/serving_dev.json through tests/serving_cases.py (vLLM, H100 SXM
 and B200 SXM; held-out = whole deployments whose id hashes to 0 mod 5, chosen before fitting
 tools/calibrate_serving.py). Decode runs: tests/data/throughput_cases.json (`role` column, fitted by
-tools/calibrate_speed.py). Run: PYTHONPATH=$PWD python3 benchmarks/speed_accuracy.py [--json]
+tools/calibrate_speed.py). Run: PYTHONPATH=$PWD python3 benchmarks/speed_accuracy.py [--json] [--write-errors]
+(--write-errors records the held-out errors per slice in data/serving.json: what estimates quote as
+their uncertainty)
 """
 
 from __future__ import annotations
@@ -33,6 +35,20 @@ def slice_table() -> dict[tuple[str, str], list[float]]:
     return groups
 
 
+def write_errors() -> None:
+    by_key: dict[str, list[float]] = {}
+    for row in serving_rows() + decode_rows():
+        if row["role"] == "holdout" and "key" in row:
+            by_key.setdefault(row["key"], []).append(abs(row["err"]))
+    path = Path(__file__).resolve().parents[1] / "vramcalc" / "data" / "serving.json"
+    data = json.loads(path.read_text())
+    data["holdout_errors"] = {k: {"n": len(e), "median": round(float(np.median(e)), 4),
+                                  "p90": round(float(np.percentile(e, 90)), 4)} for k, e in sorted(by_key.items())}
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    print(tabulate([[k, v["n"], v["median"], v["p90"]] for k, v in data["holdout_errors"].items()],
+                   headers=["uncertainty slice (held-out)", "n", "median", "p90"]))
+
+
 def main() -> None:
     groups = slice_table()
     names = ORDER + sorted({s for _, s in groups} - set(ORDER))
@@ -45,6 +61,8 @@ def main() -> None:
         table.append(line)
     print(tabulate(table, headers=["slice", "calib n", "calib median", "calib p90", "held-out n",
                                    "held-out median", "held-out p90"]))
+    if "--write-errors" in sys.argv:  # the held-out error each estimate's uncertainty quotes (never a fit input)
+        write_errors()
     if "--json" in sys.argv:
         print(json.dumps({f"{r}|{s}": [float(np.median(e)), float(np.percentile(e, 90)), len(e)]
                           for (r, s), e in groups.items()}))

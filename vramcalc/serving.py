@@ -97,6 +97,7 @@ class ServingEstimate(BaseModel):
     itl_s: float
     single_stream_tokens_per_s: float  # one stream alone on one replica
     uncertainty: float  # measured held-out median |error| of the slice this estimate falls in
+    uncertainty_p90: float  # and its 90th percentile
     uncertainty_slice: str
     basis: str
     terms_ms: dict[str, float]  # one decode step at the replica's share of the streams
@@ -294,12 +295,13 @@ def serve(reads: WeightReads, spec: ModelSpec, dep: Deployment, *, concurrency: 
     single_itl = _one_replica(reads, spec, dep, 1, prompt, output, k)[0]
     name = slice_name(dep.engine, dep.backend, bool(reads.num_experts), n)
     err = serving_data().holdout_errors.get(name)
-    unc, where = (err.median, name) if isinstance(err, SliceError) and err.n >= 3 else (0.5, f"{name} (no held-out rows)")
+    unc, p90, where = (err.median, err.p90, name) if isinstance(err, SliceError) and err.n >= 3 else \
+        (0.5, 1.0, f"{name} (fewer than 3 held-out runs: 50% assumed)")
     basis = f"{k.label}: " + ("calibrated on measured serving runs (data/serving.json)" if k.arch_fitted else
                                "efficiency from the consumer-GPU profile (data/speed.json); this architecture has no "
                                "fitted serving profile")
     return ServingEstimate(concurrency=n, prompt_tokens=prompt, output_tokens=output, replicas=r,
                            per_stream_tokens_per_s=1 / itl, aggregate_tokens_per_s=sum(res[2] for res in results),
                            ttft_s=weighted_ttft if r > 1 else ttft, itl_s=itl, single_stream_tokens_per_s=1 / single_itl,
-                           uncertainty=unc, uncertainty_slice=where, basis=basis,
+                           uncertainty=unc, uncertainty_p90=p90, uncertainty_slice=where, basis=basis,
                            terms_ms={t: round(v, 4) for t, v in terms.items()})
