@@ -30,6 +30,7 @@ from .params import count_params
 from .quant import quant_targets, quantized_bytes, scheme_from_config, target_scheme
 from .results import Result, Row
 from .spec import ModelSpec
+from .serving import DEFAULT_OUTPUT, Deployment, serve
 from .speed import Hardware, SpeedEstimate, WeightReads, estimate_speed, reads_from_gguf, speed_data, weight_reads
 from .systems import System
 
@@ -122,9 +123,29 @@ class PlanResult(Result):
         return [{"rank": c.rank, "engine": c.engine, "engine_version": c.engine_version, "quant": c.quant,
                  "kv_cache_dtype": c.kv_cache_dtype, "layout": layout_text(c), "tp": c.layout.tp, "pp": c.layout.pp,
                  "replicas": c.layout.replicas, "decode_tokens_per_s": c.speed.decode_tokens_per_s,
+                 "per_stream_tokens_per_s": c.speed.per_stream_tokens_per_s,
                  "aggregate_tokens_per_s": c.speed.aggregate_tokens_per_s, "ttft_s": c.speed.ttft_s,
+                 "itl_s": c.speed.itl_s,
                  "max_context": c.max_context, "max_concurrency": c.max_concurrency,
                  "command": c.commands[0] if c.commands else ""} for c in self.recommendations]
+
+
+def _under_load(sp: SpeedEstimate, reads: WeightReads, spec: ModelSpec, dep: Deployment, concurrency: int,
+                prompt: int, output: int, penalty: bool) -> SpeedEstimate:
+    """The serving model's figures at `concurrency` (vramcalc/serving.py) on the speed estimate. `penalty`:
+    what only speed.py models (host-RAM offload, an RPC hop, a layer split, PP across nodes) slows every
+    figure by its single-stream ratio, never speeds one up."""
+    try:
+        est = serve(reads, spec, dep, concurrency=concurrency, prompt=prompt, output=output)
+    except NotModelledError:
+        return sp
+    f = min(1.0, sp.decode_tokens_per_s / est.single_stream_tokens_per_s) if penalty else 1.0
+    return sp.model_copy(update={
+        "decode_tokens_per_s": est.single_stream_tokens_per_s * f, "concurrency": concurrency,
+        "per_stream_tokens_per_s": est.per_stream_tokens_per_s * f, "aggregate_tokens_per_s": est.aggregate_tokens_per_s * f,
+        "ttft_s": est.ttft_s, "itl_s": est.itl_s / f, "output_tokens": output,
+        "uncertainty": max(sp.uncertainty if f < 1 else 0.0, est.uncertainty), "uncertainty_p90": est.uncertainty_p90,
+        "uncertainty_slice": est.uncertainty_slice, "basis": f"{est.basis}; {sp.basis}"})
 
 
 def _backend(gpu: GPU) -> str:
@@ -164,12 +185,17 @@ def _own_quant(spec: ModelSpec) -> tuple[str, float]:
 def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurrency: int = 1,
          goal: Goal = "latency", engine: EngineChoice = "any", engine_version: str | None = None,
          prompt_tokens: int = 1024, host_ram_bytes: int | None = None, top: int = 5,
-         prefer_quant: str | None = None, gguf_file: GGUFFile | None = None) -> PlanResult:
-    """Layouts that fit, ranked for the goal. Per layout the planner shows one quant, the best for
+         prefer_quant: str | None = None, gguf_file: GGUFFile | None = None,
+         output_tokens: int = DEFAULT_OUTPUT) -> PlanResult:
+    """Layouts that fit, ranked for the goal: latency by the speed one stream sees at `concurrency`
+    streams of `prompt_tokens` / `output_tokens`, throughput by all streams' tokens/s together
+    (vramcalc/serving.py). Per layout the planner shows one quant, the best for
     the goal; `prefer_quant` ("checkpoint", "awq", "gguf:Q4_K_M" ...) shows that one wherever it fits.
     `gguf_file`: the model is that GGUF file; llama.cpp runs it as it is, and vLLM only as it loads GGUF."""
     if concurrency < 1:
         raise InputError(f"--concurrency {concurrency}: must be at least 1")
+    if output_tokens < 1 or prompt_tokens < 1:
+        raise InputError(f"--prompt {prompt_tokens} / --output {output_tokens}: must be at least 1 token each")
     if context is not None and context < 1:
         raise InputError(f"--ctx {context}: the context must be a positive number of tokens")
     model_max = derived_max_model_len(spec)
@@ -184,9 +210,11 @@ def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurr
     rejected: list[Rejection] = []
     found: list[tuple[Candidate, float]] = []
     if engine in ("vllm", "any"):
-        found += _vllm(spec, system, ctx, concurrency, engine_version, prompt_tokens, rejected, goal, gguf_file)
+        found += _vllm(spec, system, ctx, concurrency, engine_version, prompt_tokens, rejected, goal, gguf_file,
+                       output=output_tokens)
     if engine in ("llamacpp", "any"):
-        found += _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram_bytes, rejected, goal, gguf_file)
+        found += _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram_bytes, rejected, goal, gguf_file,
+                           output=output_tokens)
     # below 4 bits quality drops visibly: offer such quants only when nothing at 4 bits or more fits
     good = [(c, b) for c, b in found if b >= 4]
     if good and len(good) < len(found):
@@ -195,8 +223,11 @@ def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurr
                                   reason=note("plan.reject.below_4_bits", "they fit, but a 4-bit or better quant "
                                               "also fits: not offered")))
         found = good
-    key = {"latency": lambda c: (c.speed.decode_tokens_per_s, c.max_context),
-           "throughput": lambda c: (c.speed.aggregate_tokens_per_s, c.speed.decode_tokens_per_s),
+    # speeds rank at the low end of their measured error band: an uncalibrated estimate (a 50% band)
+    # never outranks a calibrated one on its optimistic middle
+    low = lambda c: 1 - min(0.9, c.speed.uncertainty)  # noqa: E731
+    key = {"latency": lambda c: (c.speed.per_stream_tokens_per_s * low(c), c.max_context),
+           "throughput": lambda c: (c.speed.aggregate_tokens_per_s * low(c), c.speed.per_stream_tokens_per_s),
            "context": lambda c: (c.max_context, c.speed.decode_tokens_per_s)}[goal]
     # per (engine, layout): the 16-bit KV cache unless the goal is context (a quantized cache costs
     # some accuracy), then the best quant for the goal; the other quants that fit are named in a note
@@ -316,7 +347,8 @@ def _divisors(n: int) -> list[int]:
 
 
 def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: str | None, prompt_tokens: int,
-          rejected: list[Rejection], goal: Goal, gguf_file: GGUFFile | None = None) -> list[tuple[Candidate, float]]:
+          rejected: list[Rejection], goal: Goal, gguf_file: GGUFFile | None = None,
+          output: int = DEFAULT_OUTPUT) -> list[tuple[Candidate, float]]:
     """vLLM's layouts; for a GGUF file, only the file itself, as vLLM's GGUF plugin loads it (no conversions)."""
     gpu = min(system.gpus, key=lambda g: g.usable_bytes)
     file_bytes = gguf_file.weight_bytes if gguf_file else None
@@ -412,8 +444,10 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                     continue
                 sp = estimate_speed(reads, spec, hw, context=ctx, concurrency=per_replica,
                                     prompt_tokens=prompt_tokens, kv_dtype="fp8" if kv == "fp8" else None)
-                sp = sp.model_copy(update={"aggregate_tokens_per_s": sp.aggregate_tokens_per_s * replicas,
-                                           "concurrency": concurrency})
+                dep = Deployment(engine="vllm", backend=hw.backend, gpu=gpu, quant=quant, tp=tp, pp=pp,
+                                 link=hw.link if tp > 1 else "nvlink", kv_dtype="fp8" if kv == "fp8" else None,
+                                 replicas=replicas)
+                sp = _under_load(sp, reads, spec, dep, concurrency, prompt_tokens, output, penalty=n > per_node)
                 notes = [w for w in r.warnings if w.code in LAYOUT_NOTE_CODES][:3]
                 notes += [w for w in r.warnings if w.code == "vllm.source.gguf_plugin"]
                 if quant and not quant_targets()[quant].vllm_runtime_flag:
@@ -492,7 +526,8 @@ class GGUFFile(BaseModel):
 
 
 def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, prompt_tokens: int, host_ram: int | None,
-              rejected: list[Rejection], goal: Goal, gguf_file: GGUFFile | None = None) -> list[tuple[Candidate, float]]:
+              rejected: list[Rejection], goal: Goal, gguf_file: GGUFFile | None = None,
+              output: int = DEFAULT_OUTPUT) -> list[tuple[Candidate, float]]:
     gpus = system.gpus
     gpu = gpus[0]
     out: list[tuple[Candidate, float]] = []
@@ -571,7 +606,7 @@ def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, promp
                 if not r.fits:
                     continue
                 cand = _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits, kv, layout, r,
-                                        reads, backend, l_opts, gguf_file)
+                                        reads, backend, l_opts, gguf_file, output)
                 if cand is not None:
                     out.append((cand, bits))
     return out
@@ -601,7 +636,8 @@ def _partial_offload(spec: ModelSpec, gpu: GPU, opts: LlamaOptions, tensors: lis
 
 def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int, prompt_tokens: int, quant: str,
                      bits: float, kv: str, layout: Layout, r: LlamaResult, reads: WeightReads,
-                     backend: str, opts: LlamaOptions, gguf_file: GGUFFile | None = None) -> Candidate | None:
+                     backend: str, opts: LlamaOptions, gguf_file: GGUFFile | None = None,
+                     output: int = DEFAULT_OUTPUT) -> Candidate | None:
     """r: check_llamacpp's result with `opts` on the layout's GPUs, its largest context (r.max_ctx) solved."""
     gpu = system.gpus[0]
     n = spec.num_layers
@@ -621,8 +657,10 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
     per_replica = max(1, -(-concurrency // layout.replicas))
     sp = estimate_speed(reads, spec, hw, context=ctx, concurrency=per_replica, prompt_tokens=prompt_tokens,
                         kv_dtype="fp8" if kv == "Q8_0" else None)
-    sp = sp.model_copy(update={"aggregate_tokens_per_s": sp.aggregate_tokens_per_s * layout.replicas,
-                               "concurrency": concurrency})
+    dep = Deployment(engine="llamacpp", backend=backend, gpu=gpu, quant=quant, tp=hw.tp, link=hw.link,
+                     kv_dtype="fp8" if kv == "Q8_0" else None, parallel=max(1, opts.n_parallel),
+                     replicas=layout.replicas)
+    sp = _under_load(sp, reads, spec, dep, concurrency, prompt_tokens, output, penalty=True)
     devs = [DeviceUse(device=d.device, used_bytes=d.total_bytes, available_bytes=d.available_bytes) for d in r.devices]
     # the slots share the cells: each of them holds the largest context over n_parallel
     max_ctx = min(derived_max_model_len(spec), (r.max_ctx or r.n_ctx) // max(1, opts.n_parallel))

@@ -9,6 +9,7 @@ from tabulate import tabulate
 
 from ..engines import ENGINE_NAMES
 from ..plan import EngineChoice, Goal, PlanResult, gguf_file_of, layout_text, plan
+from ..serving import DEFAULT_OUTPUT, DEFAULT_PROMPT
 from ..sources import open_model
 from ..systems import parse_system
 from ..limits import MAX_CONTEXT, MAX_RAM_GIB, MAX_SEQUENCES, MAX_TOP
@@ -27,8 +28,13 @@ def add_parser(sub: Subparsers) -> None:
                     default=None, help="context per sequence (default 8192)")
     pl.add_argument("--concurrency", type=bounded_int(MAX_SEQUENCES, "sequences"),
                     default=1, help="sequences served at once")
+    pl.add_argument("--prompt", type=bounded_int(MAX_CONTEXT, "tokens"), default=DEFAULT_PROMPT,
+                    help=f"prompt tokens a request brings (default {DEFAULT_PROMPT}): TTFT and the prefill load")
+    pl.add_argument("--output", type=bounded_int(MAX_CONTEXT, "tokens"), default=DEFAULT_OUTPUT,
+                    help=f"output tokens a request asks for (default {DEFAULT_OUTPUT})")
     pl.add_argument("--goal", choices=get_args(Goal), default="latency",
-                    help="rank by single-stream speed, aggregate speed at --concurrency, or the longest context")
+                    help="rank by the speed one stream sees at --concurrency, by all streams' tokens/s together, "
+                         "or by the longest context")
     pl.add_argument("--engine", type=engine_name, choices=get_args(EngineChoice), default="any",
                     help="vllm, llamacpp (or llama.cpp), any")
     pl.add_argument("--engine-version", default=None, help="vLLM release (default: the newest modelled)")
@@ -45,6 +51,7 @@ def gather(args: argparse.Namespace) -> PlanResult:
     system = parse_system(args.gpu)
     gguf_file = gguf_file_of(source, args.model)  # a GGUF file: llama.cpp runs it as it is
     return plan(source.spec, system, context=args.ctx, concurrency=args.concurrency, goal=args.goal,
+                prompt_tokens=args.prompt, output_tokens=args.output,
                 engine=args.engine, engine_version=args.engine_version, host_ram_bytes=host_ram_bytes(args),
                 top=args.top, gguf_file=gguf_file)
 
@@ -80,14 +87,18 @@ def _print_recommendations(result: PlanResult) -> None:
         sp = c.speed
         rows.append([c.rank, ENGINE_NAMES[c.engine] + (f" {c.engine_version}" if c.engine_version else ""), c.quant,
                      c.kv_cache_dtype, layout_text(c), f"{sp.decode_tokens_per_s:.0f}",
-                     f"{sp.aggregate_tokens_per_s:.0f}", f"{sp.ttft_s:.2f}" if sp.ttft_s is not None else "-",
+                     f"{sp.per_stream_tokens_per_s:.0f}", f"{sp.aggregate_tokens_per_s:.0f}",
+                     f"{sp.ttft_s:.2f}" if sp.ttft_s is not None else "-",
+                     f"{sp.itl_s * 1e3:.1f}" if sp.itl_s is not None else "-",
                      c.max_context, f"{c.max_concurrency:g}"])
     print()
     print(tabulate(rows, headers=["#", "engine", "quant", "KV", "layout", "tok/s 1 stream",
-                                  f"tok/s at {result.concurrency}", "TTFT s", "max ctx", "seqs at ctx"],
+                                  f"per stream at {result.concurrency}", f"all at {result.concurrency}", "TTFT s",
+                                  "ITL ms", "max ctx", "seqs at ctx"],
                    tablefmt="simple", disable_numparse=True))
     for c in result.recommendations:
-        print(f"\n[{c.rank}] {c.quant_note}; speed ±{c.speed.uncertainty:.0%}, {c.speed.basis}")
+        where = f" (held-out error of {c.speed.uncertainty_slice})" if c.speed.uncertainty_slice else ""
+        print(f"\n[{c.rank}] {c.quant_note}; speed ±{c.speed.uncertainty:.0%}{where}, {c.speed.basis}")
         for cmd in c.commands:
             print(f"    $ {cmd}")
         if c.router_config:
