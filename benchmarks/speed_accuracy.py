@@ -2,7 +2,7 @@
 median and p90 |error| of predicted against measured tokens/s (per-stream for one stream, aggregate
 for batch >= 2) and of time to first token.
 
-Serving runs: ../shared/ground_truth/serving_dev.json through tests/serving_cases.py (vLLM, H100 SXM
+Serving runs: tests/data/serving_runs.json through tests/serving_cases.py (vLLM, H100 SXM
 and B200 SXM; held-out = whole deployments whose id hashes to 0 mod 5, chosen before fitting
 tools/calibrate_serving.py). Decode runs: tests/data/throughput_cases.json (`role` column, fitted by
 tools/calibrate_speed.py). Run: PYTHONPATH=$PWD python3 benchmarks/speed_accuracy.py [--json] [--write-errors]

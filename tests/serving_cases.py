@@ -1,4 +1,4 @@
-"""The measured serving runs of ../shared/ground_truth/serving_dev.json as serving-model inputs (shared by
+"""The measured serving runs of tests/data/serving_runs.json as serving-model inputs (shared by
 tests/test_serving.py, tools/calibrate_serving.py and benchmarks/speed_accuracy.py).
 
 Source of the runs: the measured sample of aiconfigurator-core 0.12.0 (PyPI, Apache-2.0,
@@ -23,9 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from vramcalc.serving import Deployment
 
-SERVING = Path(__file__).resolve().parents[2] / "shared" / "ground_truth" / "serving_dev.json"
-if not SERVING.exists():  # run from a worktree: ../shared next to it
-    SERVING = Path(__file__).resolve().parents[1] / ".." / "shared" / "ground_truth" / "serving_dev.json"
+SERVING = Path(__file__).parent / "data" / "serving_runs.json"
 
 # The engines vramcalc models; SGLang and TensorRT-LLM rows are not modelled and not read.
 ENGINES = {"vllm": "vllm"}

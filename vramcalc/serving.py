@@ -305,3 +305,17 @@ def serve(reads: WeightReads, spec: ModelSpec, dep: Deployment, *, concurrency: 
                            ttft_s=weighted_ttft if r > 1 else ttft, itl_s=itl, single_stream_tokens_per_s=1 / single_itl,
                            uncertainty=unc, uncertainty_p90=p90, uncertainty_slice=where, basis=basis,
                            terms_ms={t: round(v, 4) for t, v in terms.items()})
+
+
+def for_engine_check(spec: ModelSpec, engine: Engine, gpu: GPU, *, quant: str | None, tp: int = 1, pp: int = 1,
+                     link: str = "pcie", backend: str = "cuda", enforce_eager: bool = False,
+                     kv_dtype: str | None = None, parallel: int = LLAMACPP_DEFAULT_SLOTS, concurrency: int = 1,
+                     prompt: int = DEFAULT_PROMPT, output: int = DEFAULT_OUTPUT) -> ServingEstimate | None:
+    """The serving estimate `check --engine ...` reports; None where the device's bandwidth is unknown."""
+    from .speed import weight_reads
+
+    if not gpu.memory_bandwidth_gbs:
+        return None
+    dep = Deployment(engine=engine, backend=backend, gpu=gpu, quant=quant, tp=tp, pp=pp, link=link,
+                     enforce_eager=enforce_eager, kv_dtype=kv_dtype, parallel=parallel)
+    return serve(weight_reads(spec, quant), spec, dep, concurrency=concurrency, prompt=prompt, output=output)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, get_args
+from dataclasses import replace
+from typing import TYPE_CHECKING, TypeVar, get_args
 
 from tabulate import tabulate
 
@@ -12,8 +13,9 @@ from ..check import CheckResult, check
 from ..errors import InputError
 from ..llamacpp.engine import LlamaResult
 from ..engines import Engine
-from ..sources import open_model
-from ..systems import parse_system
+from ..serving import DEFAULT_OUTPUT, DEFAULT_PROMPT, ServingEstimate, for_engine_check
+from ..sources import ModelSource, open_model
+from ..systems import System, parse_system
 from ..vllm.engine import VLLMResult
 from . import check_llamacpp, check_vllm
 from .check_llamacpp import LlamaReport
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from .common import Subparsers
 
 Report = CheckResult | VLLMReport | LlamaReport  # what `check` found, with what its report needs
+R = TypeVar("R", VLLMReport, LlamaReport)
 
 
 def add_arguments(c: argparse.ArgumentParser) -> None:
@@ -45,6 +48,13 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for a Hub repo id")
     c.add_argument("--engine", type=engine_name, choices=["none", *get_args(Engine)], default="none",
                    help="model an engine's own memory use (vllm, llamacpp or llama.cpp); default: weights + KV only")
+    s = c.add_argument_group("serving speed (with --engine)")
+    s.add_argument("--concurrency", type=bounded_int(MAX_SEQUENCES, "sequences"), default=1,
+                   help="streams served at once for the speed figures (default 1)")
+    s.add_argument("--prompt", type=bounded_int(MAX_CONTEXT, "tokens"), default=DEFAULT_PROMPT,
+                   help=f"prompt tokens a request brings (default {DEFAULT_PROMPT})")
+    s.add_argument("--output", type=bounded_int(MAX_CONTEXT, "tokens"), default=DEFAULT_OUTPUT,
+                   help=f"output tokens a request asks for (default {DEFAULT_OUTPUT})")
     check_vllm.add_arguments(c)
     check_llamacpp.add_arguments(c)
     c.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -62,13 +72,32 @@ def gather(args: argparse.Namespace) -> Report:
     source = open_model(args.model, revision=args.revision)
     args.quant = quant_name(args.quant, args.engine)
     if args.engine == "llamacpp":
-        return check_llamacpp.gather(args, source, system)
+        return _with_speed(check_llamacpp.gather(args, source, system), args, source, system)
     if args.engine == "vllm":
-        return check_vllm.gather(args, source, system)
+        return _with_speed(check_vllm.gather(args, source, system), args, source, system)
     if system.nodes * system.gpus_per_node > 1:
         raise InputError(f"{args.gpu!r} has several GPUs: add --engine vllm (with --tp/--pp) to place the model on them")
     return check(source.spec, system.gpus[0], context=args.ctx, sequences=args.sequences,
                  file_weight_bytes=source.weight_bytes, quant=args.quant)
+
+
+def _with_speed(report: R, args: argparse.Namespace, source: ModelSource, system: System) -> R:
+    """The engine result with its serving estimate at --concurrency / --prompt / --output."""
+    gpu = min(system.gpus, key=lambda g: g.usable_bytes)
+    link = "nvlink" if gpu.nvlink else "pcie"
+    backend = "metal" if gpu.id.startswith("apple-") else "rocm" if gpu.vendor == "amd" else "cuda"
+    if isinstance(report, VLLMReport):
+        r = report.result
+        est = for_engine_check(source.spec, "vllm", gpu, quant=args.quant, tp=r.layout.tp, pp=r.layout.pp, link=link,
+                               backend=backend, enforce_eager=args.enforce_eager,
+                               kv_dtype="fp8" if str(args.kv_cache_dtype).startswith("fp8") else None,
+                               concurrency=args.concurrency, prompt=args.prompt, output=args.output)
+        return replace(report, result=r.model_copy(update={"speed": est}))  # type: ignore[return-value]
+    lr = report.result
+    est = for_engine_check(source.spec, "llamacpp", gpu, quant=args.quant, link=link, backend=backend,
+                           parallel=max(1, lr.n_parallel), concurrency=args.concurrency, prompt=args.prompt,
+                           output=args.output)
+    return replace(report, result=lr.model_copy(update={"speed": est}))  # type: ignore[return-value]
 
 
 def result_of(report: Report) -> CheckResult | VLLMResult | LlamaResult:
@@ -80,10 +109,23 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         return json_out(result_of(report))
     if isinstance(report, VLLMReport):
-        return check_vllm.print_report(report)
+        code = check_vllm.print_report(report)
+        print_speed(report.result.speed)
+        return code
     if isinstance(report, LlamaReport):
-        return check_llamacpp.print_report(report)
+        code = check_llamacpp.print_report(report)
+        print_speed(report.result.speed)
+        return code
     return print_report(report)
+
+
+def print_speed(est: ServingEstimate | None) -> None:
+    if est is None:
+        return
+    print(f"speed   {est.concurrency} stream(s) of {est.prompt_tokens} prompt / {est.output_tokens} output tokens: "
+          f"{est.per_stream_tokens_per_s:.0f} tok/s per stream, {est.aggregate_tokens_per_s:.0f} tok/s together, "
+          f"TTFT {est.ttft_s:.2f} s, ITL {est.itl_s * 1e3:.1f} ms; one stream alone {est.single_stream_tokens_per_s:.0f} "
+          f"tok/s (±{est.uncertainty:.0%}, held-out error of {est.uncertainty_slice}; {est.basis})")
 
 
 def print_report(result: CheckResult) -> int:

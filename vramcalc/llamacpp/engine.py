@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..serving import ServingEstimate
 from ..data_files import load
 from ..data_models import LlamaBackends
 from ..errors import CheckedOptions, InputError, NotModelledError
@@ -146,6 +147,7 @@ class LlamaResult(Result):
     best_ftype: str | None = None
     alternatives: list[str] = []
     trace: list[TraceTerm] = []
+    speed: ServingEstimate | None = None  # at --concurrency / --prompt / --output (vramcalc/serving.py)
 
     def table(self) -> list[Row]:
         """One row per device (each GPU, host RAM): its buffers."""
