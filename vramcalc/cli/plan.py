@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, get_args
 from tabulate import tabulate
 
 from ..engines import ENGINE_NAMES
-from ..plan import EngineChoice, Goal, PlanResult, gguf_file_of, layout_text, plan
+from ..plan import EngineChoice, Goal, Pins, PlanResult, gguf_file_of, layout_text, plan
 from ..serving import DEFAULT_OUTPUT, DEFAULT_PROMPT
 from ..sources import open_model
 from ..systems import parse_system
-from ..limits import MAX_CONTEXT, MAX_RAM_GIB, MAX_SEQUENCES, MAX_TOP
-from .common import bounded_int, engine_name, exit_code, host_ram_bytes, json_out, positive_float
+from ..limits import MAX_CONTEXT, MAX_GPUS, MAX_RAM_GIB, MAX_SEQUENCES, MAX_SLOTS, MAX_TOP
+from .common import bounded_int, engine_name, exit_code, host_ram_bytes, json_out, positive_float, quant_name
 
 if TYPE_CHECKING:
     from .common import Subparsers
@@ -38,6 +38,18 @@ def add_parser(sub: Subparsers) -> None:
     pl.add_argument("--engine", type=engine_name, choices=get_args(EngineChoice), default="any",
                     help="vllm, llamacpp (or llama.cpp), any")
     pl.add_argument("--engine-version", default=None, help="vLLM release (default: the newest modelled)")
+    pin = pl.add_argument_group("pins: what you already run (only layouts that keep it are ranked)")
+    pin.add_argument("--quant", "--quantization", dest="quant", default=None,
+                     help="the weight format: checkpoint, awq, fp8, gguf:Q4_K_M (Q4_K_M with --engine llamacpp) ...")
+    pin.add_argument("--tp", "--tensor-parallel-size", "-tp", dest="tp", type=bounded_int(MAX_GPUS, "GPUs"), default=None)
+    pin.add_argument("--pp", "--pipeline-parallel-size", "-pp", dest="pp", type=bounded_int(MAX_GPUS, "GPUs"), default=None)
+    pin.add_argument("--replicas", type=bounded_int(MAX_GPUS, "replicas"), default=None)
+    pin.add_argument("--kv-cache-dtype", default=None, help="vLLM auto / fp8; llama.cpp f16 / q8_0")
+    pin.add_argument("--enforce-eager", action="store_true", help="vLLM without CUDA graphs")
+    pin.add_argument("--backend", choices=["cuda", "rocm", "vulkan", "metal", "sycl", "cpu"], default=None,
+                     help="the GPU backend (default: the GPU's own: CUDA, ROCm or Metal)")
+    pin.add_argument("--parallel", "-np", type=bounded_int(MAX_SLOTS, "slots"), default=None,
+                     help="llama-server -np slots (default: one per --concurrency stream); the other streams queue")
     pl.add_argument("--ram", type=positive_float(MAX_RAM_GIB, "GiB"),
                     default=None, help="host RAM in GiB, to check offloaded weights")
     pl.add_argument("--top", type=bounded_int(MAX_TOP, "recommendations"), default=5, help="recommendations to show")
@@ -52,6 +64,9 @@ def gather(args: argparse.Namespace) -> PlanResult:
     gguf_file = gguf_file_of(source, args.model)  # a GGUF file: llama.cpp runs it as it is
     return plan(source.spec, system, context=args.ctx, concurrency=args.concurrency, goal=args.goal,
                 prompt_tokens=args.prompt, output_tokens=args.output,
+                pins=Pins(quant=quant_name(args.quant, args.engine), tp=args.tp, pp=args.pp, replicas=args.replicas,
+                          kv_cache_dtype=args.kv_cache_dtype, enforce_eager=args.enforce_eager, backend=args.backend,
+                          parallel=args.parallel),
                 engine=args.engine, engine_version=args.engine_version, host_ram_bytes=host_ram_bytes(args),
                 top=args.top, gguf_file=gguf_file)
 
