@@ -22,6 +22,7 @@ from .sources import ModelSource, open_model
 from .spec import ModelSpec
 from .systems import System, parse_system
 from .vllm.engine import VLLMOptions, VLLMResult
+from .engine_checks import SPEED_OPTIONS
 
 Model = ModelSpec | ModelSource | str
 SystemLike = System | GPU | str
@@ -31,8 +32,8 @@ EngineName = Literal["vllm", "llamacpp"]
 # max_model_len and quantization, llama.cpp's n_ctx and file type (gguf:Q4_K_M)
 PLAIN_OPTIONS = ("context", "sequences", "quant", "revision")
 ENGINE_OPTIONS = ("context", "quant", "host_ram_bytes", "revision")
-VLLM_OPTIONS = ENGINE_OPTIONS + tuple(VLLMOptions.model_fields)
-LLAMACPP_OPTIONS = ENGINE_OPTIONS + tuple(f for f in LlamaOptions.model_fields if f != "rpc_nodes")  # from the system
+VLLM_OPTIONS = ENGINE_OPTIONS + SPEED_OPTIONS + tuple(VLLMOptions.model_fields)
+LLAMACPP_OPTIONS = ENGINE_OPTIONS + SPEED_OPTIONS + tuple(f for f in LlamaOptions.model_fields if f != "rpc_nodes")
 PLAN_OPTIONS = ("context", "concurrency", "goal", "engine", "engine_version", "prompt_tokens", "host_ram_bytes", "top",
                 "prefer_quant", "revision")
 # llama.cpp's options where the CLI's defaults differ from LlamaOptions': -ngl auto (the largest that fits), -ctk f16
@@ -116,24 +117,30 @@ def _plain(model: Model, system: SystemLike, context: int | None = None, sequenc
 
 
 def _vllm(model: Model, system: SystemLike, options: dict[str, Any]) -> VLLMResult:
-    from .engine_checks import vllm_on_system
+    from .engine_checks import vllm_on_system, with_speed
 
     if _is_cpu(system):
         raise InputError("system 'cpu' is for engine='llamacpp': vLLM runs on GPUs")
     host_ram, revision = options.pop("host_ram_bytes", None), options.pop("revision", None)
+    load = {k: options.pop(k) for k in SPEED_OPTIONS if k in options}
     options["max_model_len"] = _merge(options, "context", "max_model_len")
     options["quantization"] = _merge(options, "quant", "quantization")
     VLLMOptions(**{k: v for k, v in options.items() if v is not None})  # every value checked before any work
     sys_ = as_system(system)
     name = system.strip() if isinstance(system, str) else None
-    return vllm_on_system(model_source(model, revision), sys_, options, host_ram, name).result
+    source = model_source(model, revision)
+    report = vllm_on_system(source, sys_, options, host_ram, name)
+    return with_speed(report, source.spec, sys_, options.get("quantization"),  # type: ignore[no-any-return]
+                      enforce_eager=bool(options.get("enforce_eager")), kv_cache_dtype=options.get("kv_cache_dtype"),
+                      **load).result
 
 
 def _llamacpp(model: Model, system: SystemLike, options: dict[str, Any]) -> LlamaResult:
-    from .engine_checks import gpu_layers, llama_ftype, llamacpp_on_system
+    from .engine_checks import gpu_layers, llama_ftype, llamacpp_on_system, with_speed
     from .sources.limits import redact
 
     host_ram, revision = options.pop("host_ram_bytes", None), options.pop("revision", None)
+    load = {k: options.pop(k) for k in SPEED_OPTIONS if k in options}
     options["n_ctx"] = _merge(options, "context", "n_ctx")
     quant = options.pop("quant", None)
     if quant is not None and options.get("ftype") is not None:
@@ -152,7 +159,8 @@ def _llamacpp(model: Model, system: SystemLike, options: dict[str, Any]) -> Llam
         ref = redact(source.spec.source[len("gguf:"):])
     else:
         ref = f"<{source.spec.id} {ftype}>.gguf"
-    return llamacpp_on_system(source, sys_, options, host_ram, ref, quant).result
+    report = llamacpp_on_system(source, sys_, options, host_ram, ref, quant)
+    return with_speed(report, source.spec, sys_, quant, **load).result  # type: ignore[no-any-return]
 
 
 def plan(model: Model, system: SystemLike, **options: Any) -> PlanResult:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar, get_args
 
 from tabulate import tabulate
@@ -13,7 +12,8 @@ from ..check import CheckResult, check
 from ..errors import InputError
 from ..llamacpp.engine import LlamaResult
 from ..engines import Engine
-from ..serving import DEFAULT_OUTPUT, DEFAULT_PROMPT, ServingEstimate, for_engine_check
+from ..engine_checks import with_speed
+from ..serving import DEFAULT_OUTPUT, DEFAULT_PROMPT, ServingEstimate
 from ..sources import ModelSource, open_model
 from ..systems import System, parse_system
 from ..vllm.engine import VLLMResult
@@ -83,21 +83,10 @@ def gather(args: argparse.Namespace) -> Report:
 
 def _with_speed(report: R, args: argparse.Namespace, source: ModelSource, system: System) -> R:
     """The engine result with its serving estimate at --concurrency / --prompt / --output."""
-    gpu = min(system.gpus, key=lambda g: g.usable_bytes)
-    link = "nvlink" if gpu.nvlink else "pcie"
-    backend = "metal" if gpu.id.startswith("apple-") else "rocm" if gpu.vendor == "amd" else "cuda"
-    if isinstance(report, VLLMReport):
-        r = report.result
-        est = for_engine_check(source.spec, "vllm", gpu, quant=args.quant, tp=r.layout.tp, pp=r.layout.pp, link=link,
-                               backend=backend, enforce_eager=args.enforce_eager,
-                               kv_dtype="fp8" if str(args.kv_cache_dtype).startswith("fp8") else None,
-                               concurrency=args.concurrency, prompt=args.prompt, output=args.output)
-        return replace(report, result=r.model_copy(update={"speed": est}))  # type: ignore[return-value]
-    lr = report.result
-    est = for_engine_check(source.spec, "llamacpp", gpu, quant=args.quant, link=link, backend=backend,
-                           parallel=max(1, lr.n_parallel), concurrency=args.concurrency, prompt=args.prompt,
-                           output=args.output)
-    return replace(report, result=lr.model_copy(update={"speed": est}))  # type: ignore[return-value]
+    sys_ = None if args.gpu.strip().lower() == "cpu" else system
+    return with_speed(report, source.spec, sys_, args.quant, enforce_eager=bool(getattr(args, "enforce_eager", False)),  # type: ignore[no-any-return]
+                      kv_cache_dtype=getattr(args, "kv_cache_dtype", None), concurrency=args.concurrency,
+                      prompt=args.prompt, output=args.output)
 
 
 def result_of(report: Report) -> CheckResult | VLLMResult | LlamaResult:
