@@ -34,8 +34,8 @@ PLAIN_OPTIONS = ("context", "sequences", "quant", "revision")
 ENGINE_OPTIONS = ("context", "quant", "host_ram_bytes", "revision")
 VLLM_OPTIONS = ENGINE_OPTIONS + SPEED_OPTIONS + tuple(VLLMOptions.model_fields)
 LLAMACPP_OPTIONS = ENGINE_OPTIONS + SPEED_OPTIONS + tuple(f for f in LlamaOptions.model_fields if f != "rpc_nodes")
-PLAN_OPTIONS = ("context", "concurrency", "goal", "engine", "engine_version", "prompt_tokens", "host_ram_bytes", "top",
-                "prefer_quant", "revision")
+PLAN_OPTIONS = ("context", "concurrency", "goal", "engine", "engine_version", "prompt_tokens", "output_tokens",
+                "host_ram_bytes", "top", "prefer_quant", "revision", "pins")
 # llama.cpp's options where the CLI's defaults differ from LlamaOptions': -ngl auto (the largest that fits), -ctk f16
 LLAMACPP_DEFAULTS: dict[str, Any] = {"n_gpu_layers": None, "type_k": "f16", "type_v": "f16"}
 
@@ -166,7 +166,9 @@ def _llamacpp(model: Model, system: SystemLike, options: dict[str, Any]) -> Llam
 def plan(model: Model, system: SystemLike, **options: Any) -> PlanResult:
     """The plan `vramcalc plan MODEL --gpu SYSTEM` makes: engines, quants and layouts that fit, ranked for
     goal= (latency, throughput, context). Options: context, concurrency, goal, engine (vllm, llamacpp, any),
-    engine_version, prompt_tokens, host_ram_bytes, top, prefer_quant, revision."""
+    engine_version, prompt_tokens, output_tokens, host_ram_bytes, top, prefer_quant, revision, pins (a
+    vramcalc.plan.Pins, or its fields as a dict: quant, tp, pp, replicas, kv_cache_dtype, enforce_eager, backend,
+    parallel)."""
     from .plan import gguf_file_of, plan as _plan
 
     _refuse_unknown("vramcalc.plan()", options, PLAN_OPTIONS)
@@ -174,6 +176,15 @@ def plan(model: Model, system: SystemLike, **options: Any) -> PlanResult:
         if name in options and options[name] not in allowed:
             raise InputError(f"{name}={options[name]!r}: expected one of {', '.join(map(repr, allowed))}")
     revision = options.pop("revision", None)
+    if isinstance(options.get("pins"), dict):
+        from pydantic import ValidationError
+
+        from .plan import Pins
+
+        try:
+            options["pins"] = Pins(**options["pins"])
+        except ValidationError as e:
+            raise InputError(f"pins={options['pins']!r}: {e.errors()[0]['msg']}") from None
     source = model_source(model, revision)
     ref = model if isinstance(model, str) else source.spec.id
     return _plan(source.spec, as_system(system), gguf_file=gguf_file_of(source, ref), **options)

@@ -68,7 +68,7 @@ class Pins(BaseModel):
     """What the user has already chosen (plan --quant --tp --pp --replicas --kv-cache-dtype --enforce-eager
     --backend --parallel): only layouts that keep these are ranked."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     quant: str | None = None  # as the plan rows name it: checkpoint, awq, fp8, gguf:Q4_K_M ...
     tp: int | None = None
