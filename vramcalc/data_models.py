@@ -581,6 +581,7 @@ class ServingProfile(Fixed):
     decode_mfu: float  # share of the weight format's dense tensor rate decode GEMMs reach
     prefill_mfu: float  # the same for prefill chunks
     queue_share: float  # scale of the wait behind the other streams' prompts (TTFT)
+    prefill_tp_exponent: float = 1.0  # prefill speeds up as TP^this
     ttft_steps: float  # decode steps of the running batch a new request waits through before its prefill
     ttft_fixed_ms: float  # per request before its prefill: scheduling, tokenizing, the first step's launch
     nvlink_allreduce_us_per_peer: float

@@ -158,6 +158,7 @@ class _Constants(BaseModel):
     queue_share: float
     ttft_fixed_ms: float
     ttft_steps: float
+    prefill_tp_exponent: float
     allreduce_us: float
     link_gbs: float
     eager_ms: float
@@ -184,7 +185,8 @@ def constants(dep: Deployment) -> _Constants:
                       prefill_mfu=prof.prefill_mfu if prof else base.prefill_mfu,
                       queue_share=prof.queue_share if prof else 0.5,
                       ttft_fixed_ms=prof.ttft_fixed_ms if prof else 0.0,
-                      ttft_steps=prof.ttft_steps if prof else 1.0, allreduce_us=allreduce, link_gbs=link_gbs,
+                      ttft_steps=prof.ttft_steps if prof else 1.0,
+                      prefill_tp_exponent=prof.prefill_tp_exponent if prof else 1.0, allreduce_us=allreduce, link_gbs=link_gbs,
                       eager_ms=sp.eager_per_layer_ms, arch_fitted=fitted,
                       label=f"{ENGINE_NAMES[dep.engine]}:{dep.backend}" + (f" on {fam}" if fam else ""))
 
@@ -223,7 +225,9 @@ def prefill_ms_per_token(reads: WeightReads, spec: ModelSpec, dep: Deployment, p
     if not rate:
         return None
     flops = 2 * reads.active_params + _attention_flops_per_token(spec, max(1, prompt // 2))
-    return flops / dep.tp / (rate * 1e12 * k.prefill_mfu) * 1e3
+    # TP ranks share a prompt's GEMMs less well than its weights (smaller GEMMs per rank, the activations'
+    # all-reduce): prefill speeds up as TP^prefill_tp_exponent, fitted
+    return flops / dep.tp ** k.prefill_tp_exponent / (rate * 1e12 * k.prefill_mfu) * 1e3
 
 
 def _chunk(dep: Deployment) -> int:
