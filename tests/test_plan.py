@@ -199,3 +199,12 @@ def test_plan_pins_keep_what_the_user_runs():
     assert "plan.reject.pinned" in {x.reason.code for x in r.rejected}
     free = _plan("qwen3.6-27b", "4x3090", pins=Pins(quant="gptq", tp=2), engine="vllm")
     assert free.recommendations[0].speed.per_stream_tokens_per_s > r.recommendations[0].speed.per_stream_tokens_per_s
+
+
+def test_plan_one_stream_on_4x3090_is_not_ranked_by_replica_count():
+    """Issue 21: at concurrency 1 four replicas ranked first at 4x one replica's speed; one stream gets one replica."""
+    r = _plan("llama-3.1-8b", "4x3090", goal="throughput", top=6)
+    top = r.recommendations[0]
+    assert top.layout.replicas == 1 or top.speed.aggregate_tokens_per_s <= top.speed.per_stream_tokens_per_s
+    for c in r.recommendations:
+        assert c.speed.aggregate_tokens_per_s <= c.speed.per_stream_tokens_per_s * (1 + 1e-9)
