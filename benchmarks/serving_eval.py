@@ -90,4 +90,10 @@ def decode_rows() -> list[dict]:
             slices.append("layer split")
         out.append({"role": c["role"], "id": c["id"], "err": err, "slices": slices,
                     "key": serving.slice_name(c["engine"], c["backend"], moe == "MoE", c["batch"])})
+        if c.get("prefill_tps") and c.get("gpu"):  # prompt processing (llama-bench pp): the prefill term alone
+            dep = case_deployment(c)
+            ms = serving.prefill_ms_per_token(spec_reads_case(c), spec, dep, c["prefill_tokens"])
+            if ms:
+                out.append({"role": c["prefill_role"], "id": c["id"] + ":prefill",
+                            "err": 1e3 / ms / c["prefill_tps"] - 1, "slices": ["prefill (prompt tok/s)"]})
     return out

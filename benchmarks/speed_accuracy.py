@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serving_eval import decode_rows, serving_rows  # noqa: E402
 
 ORDER = ["single stream dense", "single stream MoE", "batch >= 2 aggregate", "batch >= 2 per-stream (1/ITL)",
-         "TTFT", "TP > 1", "layer split"]
+         "TTFT", "prefill (prompt tok/s)", "TP > 1", "layer split"]
 
 
 def slice_table() -> dict[tuple[str, str], list[float]]:
