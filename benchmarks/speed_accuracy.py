@@ -1,58 +1,71 @@
-"""Decode-speed estimate against measured runs (tests/data/throughput_cases.json, from
-../shared/ground_truth/throughput_dev.json): per-row prediction, then median / p90 absolute error by
-engine and GPU family, for the held-out rows (never used to fit data/speed.json) and the calibration rows.
+"""Speed accuracy by slice, on the calibration split and on the held-out split (never used to fit):
+median and p90 |error| of predicted against measured tokens/s (per-stream for one stream, aggregate
+for batch >= 2) and of time to first token.
 
-Run: python benchmarks/speed_accuracy.py
+Serving runs: tests/data/serving_runs.json through tests/serving_cases.py (vLLM, H100 SXM
+and B200 SXM; held-out = whole deployments whose id hashes to 0 mod 5, chosen before fitting
+tools/calibrate_serving.py). Decode runs: tests/data/throughput_cases.json (`role` column, fitted by
+tools/calibrate_speed.py). Run: PYTHONPATH=$PWD python3 benchmarks/speed_accuracy.py [--json] [--write-errors]
+(--write-errors records the held-out errors per slice in data/serving.json: what estimates quote as
+their uncertainty)
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 from tabulate import tabulate
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throughput_cases import load_cases, predict_prefill_tps, predict_step_ms  # noqa: E402
+from serving_eval import decode_rows, serving_rows  # noqa: E402
 
-from vramcalc.speed import speed_data  # noqa: E402
+ORDER = ["single stream dense", "single stream MoE", "batch >= 2 aggregate", "batch >= 2 per-stream (1/ITL)",
+         "TTFT", "prefill (prompt tok/s)", "TP > 1", "layer split"]
+
+
+def slice_table() -> dict[tuple[str, str], list[float]]:
+    groups: dict[tuple[str, str], list[float]] = {}
+    for row in serving_rows() + decode_rows():
+        for s in row["slices"]:
+            groups.setdefault((row["role"], s), []).append(abs(row["err"]))
+    return groups
+
+
+def write_errors() -> None:
+    by_key: dict[str, list[float]] = {}
+    for row in serving_rows() + decode_rows():
+        if row["role"] == "holdout" and "key" in row:
+            by_key.setdefault(row["key"], []).append(abs(row["err"]))
+    path = Path(__file__).resolve().parents[1] / "vramcalc" / "data" / "serving.json"
+    data = json.loads(path.read_text())
+    data["holdout_errors"] = {k: {"n": len(e), "median": round(float(np.median(e)), 4),
+                                  "p90": round(float(np.percentile(e, 90)), 4)} for k, e in sorted(by_key.items())}
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    print(tabulate([[k, v["n"], v["median"], v["p90"]] for k, v in data["holdout_errors"].items()],
+                   headers=["uncertainty slice (held-out)", "n", "median", "p90"]))
 
 
 def main() -> None:
-    rows, groups = [], {}
-    for c in load_cases():
-        pred = predict_step_ms(c)
-        err = pred / c["step_ms"] - 1
-        tps = lambda ms: c["batch"] * 1000 / ms  # noqa: E731
-        rows.append([c["id"], c["role"], c["engine"], c["backend"], c["model"][:24], c["quant"], c["batch"],
-                     c.get("tp", 1), f"{tps(c['step_ms']):.1f}", f"{tps(pred):.1f}", f"{-err / (1 + err):+.0%}"])
-        # error in tokens/s terms: predicted / measured - 1
-        groups.setdefault((c["role"], c["engine"], c["family"]), []).append(abs(c["step_ms"] / pred - 1))
-    print(tabulate(rows, headers=["case", "role", "engine", "backend", "model", "quant", "batch", "TP",
-                                  "measured tok/s", "predicted tok/s", "error"]))
-    print()
+    groups = slice_table()
+    names = ORDER + sorted({s for _, s in groups} - set(ORDER))
     table = []
-    for role in ("holdout", "calibrate"):
-        every = []
-        for (r, engine, family), errs in sorted(groups.items()):
-            if r != role:
-                continue
-            every += errs
-            table.append([role, engine, family, len(errs), f"{np.median(errs):.1%}", f"{np.percentile(errs, 90):.1%}"])
-        table.append([role, "all", "all", len(every), f"{np.median(every):.1%}", f"{np.percentile(every, 90):.1%}"])
-    print(tabulate(table, headers=["rows", "engine", "GPU family", "n", "median |error|", "p90 |error|"]))
-    print()
-    pre = []
-    for c in load_cases():
-        if "prefill_tps" in c:
-            prof = speed_data().profiles.get(f"{c['engine']}:{c['backend']}")
-            mfu = prof.prefill_mfu if prof else 0.4
-            p = predict_prefill_tps(c, mfu)
-            pre.append([c["id"], c["prefill_role"], c["backend"], c["prefill_tps"], f"{p:.0f}", f"{p / c['prefill_tps'] - 1:+.0%}"])
-    print(tabulate(pre, headers=["case", "role", "backend", "measured prompt tok/s", "predicted", "error"]))
+    for s in names:
+        line = [s]
+        for role in ("calibrate", "holdout"):
+            e = groups.get((role, s), [])
+            line += [len(e), f"{np.median(e):.1%}" if e else "-", f"{np.percentile(e, 90):.1%}" if e else "-"]
+        table.append(line)
+    print(tabulate(table, headers=["slice", "calib n", "calib median", "calib p90", "held-out n",
+                                   "held-out median", "held-out p90"]))
+    if "--write-errors" in sys.argv:  # the held-out error each estimate's uncertainty quotes (never a fit input)
+        write_errors()
+    if "--json" in sys.argv:
+        print(json.dumps({f"{r}|{s}": [float(np.median(e)), float(np.percentile(e, 90)), len(e)]
+                          for (r, s), e in groups.items()}))
 
 
 if __name__ == "__main__":

@@ -184,3 +184,10 @@ def test_one_gpu_is_not_several_in_the_library_either():
     with pytest.raises(InputError) as e:
         vramcalc.check("llama-3.1-8b", "4090", engine="vllm", tp=3)
     assert "needs 3 GPUs" in str(e.value) and "--gpu 3x4090" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_plan_takes_pins_and_refuses_unknown_ones():
+    p = vramcalc.plan("qwen3.6-27b", "4x3090", pins={"quant": "gptq", "tp": 2}, engine="vllm")
+    assert p.recommendations and all(r["tp"] == 2 and r["quant"] == "gptq" for r in p.table())
+    with pytest.raises(vramcalc.InputError):
+        vramcalc.plan("qwen3.6-27b", "4x3090", pins={"tensor_parallel": 2})

@@ -22,6 +22,7 @@ from .sources import ModelSource, open_model
 from .spec import ModelSpec
 from .systems import System, parse_system
 from .vllm.engine import VLLMOptions, VLLMResult
+from .engine_checks import SPEED_OPTIONS
 
 if TYPE_CHECKING:
     from .engine_checks import LlamaReport, VLLMReport
@@ -34,10 +35,10 @@ EngineName = Literal["vllm", "llamacpp"]
 # max_model_len and quantization, llama.cpp's n_ctx and file type (gguf:Q4_K_M)
 PLAIN_OPTIONS = ("context", "sequences", "quant", "revision")
 ENGINE_OPTIONS = ("context", "quant", "host_ram_bytes", "revision")
-VLLM_OPTIONS = ENGINE_OPTIONS + tuple(VLLMOptions.model_fields)
-LLAMACPP_OPTIONS = ENGINE_OPTIONS + tuple(f for f in LlamaOptions.model_fields if f != "rpc_nodes")  # from the system
-PLAN_OPTIONS = ("context", "concurrency", "goal", "engine", "engine_version", "prompt_tokens", "host_ram_bytes", "top",
-                "prefer_quant", "revision")
+VLLM_OPTIONS = ENGINE_OPTIONS + SPEED_OPTIONS + tuple(VLLMOptions.model_fields)
+LLAMACPP_OPTIONS = ENGINE_OPTIONS + SPEED_OPTIONS + tuple(f for f in LlamaOptions.model_fields if f != "rpc_nodes")
+PLAN_OPTIONS = ("context", "concurrency", "goal", "engine", "engine_version", "prompt_tokens", "output_tokens",
+                "host_ram_bytes", "top", "prefer_quant", "revision", "pins")
 # llama.cpp's options where the CLI's defaults differ from LlamaOptions': -ngl auto (the largest that fits), -ctk f16
 LLAMACPP_DEFAULTS: dict[str, Any] = {"n_gpu_layers": None, "type_k": "f16", "type_v": "f16"}
 
@@ -124,17 +125,22 @@ def _vllm(model: Model, system: SystemLike, options: dict[str, Any]) -> VLLMResu
 
 def vllm_report(model: Model, system: SystemLike, options: dict[str, Any]) -> "VLLMReport":
     """check(engine="vllm")'s report: the result with the GPU that sized it (options already checked as names)."""
-    from .engine_checks import vllm_on_system
+    from .engine_checks import vllm_on_system, with_speed
 
     if _is_cpu(system):
         raise InputError("system 'cpu' is for engine='llamacpp': vLLM runs on GPUs")
     host_ram, revision = options.pop("host_ram_bytes", None), options.pop("revision", None)
+    load = {k: options.pop(k) for k in SPEED_OPTIONS if k in options}
     options["max_model_len"] = _merge(options, "context", "max_model_len")
     options["quantization"] = _merge(options, "quant", "quantization")
     VLLMOptions(**{k: v for k, v in options.items() if v is not None})  # every value checked before any work
     sys_ = as_system(system)
     name = system.strip() if isinstance(system, str) else None
-    return vllm_on_system(model_source(model, revision), sys_, options, host_ram, name)
+    source = model_source(model, revision)
+    report = vllm_on_system(source, sys_, options, host_ram, name)
+    return with_speed(report, source.spec, sys_, options.get("quantization"),  # type: ignore[no-any-return]
+                      enforce_eager=bool(options.get("enforce_eager")), kv_cache_dtype=options.get("kv_cache_dtype"),
+                      **load)
 
 
 def _llamacpp(model: Model, system: SystemLike, options: dict[str, Any]) -> LlamaResult:
@@ -143,10 +149,11 @@ def _llamacpp(model: Model, system: SystemLike, options: dict[str, Any]) -> Llam
 
 def llamacpp_report(model: Model, system: SystemLike, options: dict[str, Any]) -> "LlamaReport":
     """check(engine="llamacpp")'s report: the result with the spec and where the weights came from."""
-    from .engine_checks import gpu_layers, llama_ftype, llamacpp_on_system
+    from .engine_checks import gpu_layers, llama_ftype, llamacpp_on_system, with_speed
     from .sources.limits import redact
 
     host_ram, revision = options.pop("host_ram_bytes", None), options.pop("revision", None)
+    load = {k: options.pop(k) for k in SPEED_OPTIONS if k in options}
     options["n_ctx"] = _merge(options, "context", "n_ctx")
     quant = options.pop("quant", None)
     if quant is not None and options.get("ftype") is not None:
@@ -165,13 +172,16 @@ def llamacpp_report(model: Model, system: SystemLike, options: dict[str, Any]) -
         ref = redact(source.spec.source[len("gguf:"):])
     else:
         ref = f"<{source.spec.id} {ftype}>.gguf"
-    return llamacpp_on_system(source, sys_, options, host_ram, ref, quant)
+    report = llamacpp_on_system(source, sys_, options, host_ram, ref, quant)
+    return with_speed(report, source.spec, sys_, quant, **load)  # type: ignore[no-any-return]
 
 
 def plan(model: Model, system: SystemLike, **options: Any) -> PlanResult:
     """The plan `vramcalc plan MODEL --gpu SYSTEM` makes: engines, quants and layouts that fit, ranked for
     goal= (latency, throughput, context). Options: context, concurrency, goal, engine (vllm, llamacpp, any),
-    engine_version, prompt_tokens, host_ram_bytes, top, prefer_quant, revision."""
+    engine_version, prompt_tokens, output_tokens, host_ram_bytes, top, prefer_quant, revision, pins (a
+    vramcalc.plan.Pins, or its fields as a dict: quant, tp, pp, replicas, kv_cache_dtype, enforce_eager, backend,
+    parallel)."""
     from .plan import gguf_file_of, plan as _plan
 
     _refuse_unknown("vramcalc.plan()", options, PLAN_OPTIONS)
@@ -179,6 +189,15 @@ def plan(model: Model, system: SystemLike, **options: Any) -> PlanResult:
         if name in options and options[name] not in allowed:
             raise InputError(f"{name}={options[name]!r}: expected one of {', '.join(map(repr, allowed))}")
     revision = options.pop("revision", None)
+    if isinstance(options.get("pins"), dict):
+        from pydantic import ValidationError
+
+        from .plan import Pins
+
+        try:
+            options["pins"] = Pins(**options["pins"])
+        except ValidationError as e:
+            raise InputError(f"pins={options['pins']!r}: {e.errors()[0]['msg']}") from None
     source = model_source(model, revision)
     ref = model if isinstance(model, str) else source.spec.id
     return _plan(source.spec, as_system(system), gguf_file=gguf_file_of(source, ref), **options)

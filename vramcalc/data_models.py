@@ -667,6 +667,35 @@ class ModelNames(Fixed):
     llamacpp_hf_default: str
 
 
+# --- serving.json ---------------------------------------------------------------------------------
+
+class ServingProfile(Fixed):
+    """Fitted constants of one engine:backend for vramcalc/serving.py (tools/calibrate_serving.py)."""
+
+    bandwidth_efficiency: dict[str, float]  # GPU architecture family (Hopper, Blackwell ...) -> share of vendor BW
+    fixed_ms_per_layer: float  # per layer per decode step under CUDA graphs
+    decode_mfu: float  # share of the weight format's dense tensor rate decode GEMMs reach
+    prefill_mfu: float  # the same for prefill chunks
+    queue_share: float  # scale of the wait behind the other streams' prompts (TTFT)
+    prefill_tp_exponent: float = 1.0  # prefill speeds up as TP^this
+    ttft_steps: float  # decode steps of the running batch a new request waits through before its prefill
+    ttft_fixed_ms: float  # per request before its prefill: scheduling, tokenizing, the first step's launch
+    nvlink_allreduce_us_per_peer: float
+    calibrated_on: str
+
+
+class SliceError(Fixed):
+    n: int
+    median: float
+    p90: float
+
+
+class Serving(Fixed):
+    source_note: str = Field(alias="_source")
+    profiles: dict[str, ServingProfile]
+    holdout_errors: dict[str, SliceError]  # slice name -> measured held-out |error| (benchmarks/speed_accuracy.py)
+
+
 # file name (under vramcalc/data/) -> its model, for the loader and the test that validates them all
 class LlamaBuildChange(Fixed):
     pr: int
@@ -694,6 +723,7 @@ FILES: dict[str, type[BaseModel]] = {
     "llamacpp_margins.json": LlamaMargins,
     "planner.json": Planner,
     "quant_targets.json": QuantTargets,
+    "serving.json": Serving,
     "speed.json": Speed,
     "vllm.json": Vllm,
     "vllm_platforms.json": VllmPlatforms,

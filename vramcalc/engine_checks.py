@@ -141,3 +141,33 @@ def llamacpp_on_system(source: ModelSource, system: System | None, options: dict
                 f"gguf:{ftype}" if ftype else None), "llamacpp", host_ram_bytes)})
     return LlamaReport(result=r, spec=source.spec, weights="GGUF file" if tensors else ftype, n_gpus=len(gpus),
                        n_cpu_moe_asked=opts.n_cpu_moe)
+
+
+SPEED_OPTIONS = ("concurrency", "prompt", "output")  # the serving estimate's load, for the CLI and the library
+
+
+def with_speed(report: Any, spec: ModelSpec, system: System | None, quant: str | None, *, enforce_eager: bool = False,
+               kv_cache_dtype: str | None = None, concurrency: int = 1, prompt: int | None = None,
+               output: int | None = None) -> Any:
+    """`report` (a VLLMReport or LlamaReport) with its result's serving estimate (vramcalc/serving.py) at
+    `concurrency` streams of `prompt` / `output` tokens; no estimate for the CPU or a device of unknown bandwidth."""
+    from dataclasses import replace
+
+    from .serving import DEFAULT_OUTPUT, DEFAULT_PROMPT, for_engine_check
+
+    if system is None:
+        return report
+    gpu = min(system.gpus, key=lambda g: g.usable_bytes)
+    backend = "metal" if gpu.id.startswith("apple-") else "rocm" if gpu.vendor == "amd" else "cuda"
+    n, p, o = max(1, concurrency), prompt or DEFAULT_PROMPT, output or DEFAULT_OUTPUT
+    link = "nvlink" if gpu.nvlink else "pcie"
+    r = report.result
+    if isinstance(report, VLLMReport):
+        est = for_engine_check(spec, "vllm", gpu, quant=quant, tp=r.layout.tp, pp=r.layout.pp, link=link, backend=backend,
+                               enforce_eager=enforce_eager,
+                               kv_dtype="fp8" if str(kv_cache_dtype or "").startswith("fp8") else None,
+                               concurrency=n, prompt=p, output=o)
+    else:
+        est = for_engine_check(spec, "llamacpp", gpu, quant=quant, link=link, backend=backend,
+                               parallel=max(1, r.n_parallel), concurrency=n, prompt=p, output=o)
+    return replace(report, result=r.model_copy(update={"speed": est}))

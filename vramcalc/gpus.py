@@ -234,3 +234,8 @@ def find_gpu(query: str) -> GPU:
     close = _suggestions(q, table)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `vramcalc gpus` lists them"
     raise UnknownGPUError(f"unknown GPU {query!r}{hint}")
+
+
+def gpu_row(gpu_id: str) -> GPURow | None:
+    """The gpus.json row of a table GPU (architecture, per-format tensor rates, links); None for a custom size."""
+    return next((d for d in _table() if d.id == gpu_id), None)

@@ -92,6 +92,7 @@ CODES: dict[str, str] = {
     "plan.reject.format": "the quant format is not modelled for this model",
     "plan.reject.weights": "the weights alone exceed the GPUs of the layout",
     "plan.reject.concurrency": "the KV cache holds fewer sequences than asked for",
+    "plan.reject.pinned": "layouts that fit but differ from what the user pinned (--quant, --tp, --pp, --replicas, --kv-cache-dtype)",
     "plan.reject.memory": "llama.cpp's buffers exceed a device's memory",
     "plan.note.gguf_file": "llama.cpp runs the GGUF file given, as it is",
     "plan.note.also_fits": "other quants that also fit in the layout",

@@ -30,12 +30,14 @@ from .params import count_params
 from .quant import quant_targets, quantized_bytes, scheme_from_config, target_scheme
 from .results import Result, Row
 from .spec import ModelSpec
+from .serving import DEFAULT_OUTPUT, Deployment, serve
 from .speed import Hardware, SpeedEstimate, WeightReads, estimate_speed, reads_from_gguf, speed_data, weight_reads
 from .systems import System
 
 if TYPE_CHECKING:
     from .sources import ModelSource
-from .vllm.engine import VLLMOptions, VLLMResult, check_vllm, derived_max_model_len, max_startup_utilization
+from .vllm.engine import (KVCacheDtype, VLLMOptions, VLLMResult, check_vllm, derived_max_model_len,
+                          max_startup_utilization)
 
 Goal = Literal["latency", "throughput", "context"]
 EngineChoice = Literal[Engine, "any"]
@@ -60,6 +62,29 @@ class Layout(BaseModel):
     n_gpu_layers: int | None = None
     cpu_moe: bool = False
     n_cpu_moe: int = 0  # llama.cpp --n-cpu-moe: the first N layers keep their experts on the CPU
+
+
+class Pins(BaseModel):
+    """What the user has already chosen (plan --quant --tp --pp --replicas --kv-cache-dtype --enforce-eager
+    --backend --parallel): only layouts that keep these are ranked."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    quant: str | None = None  # as the plan rows name it: checkpoint, awq, fp8, gguf:Q4_K_M ...
+    tp: int | None = None
+    pp: int | None = None
+    replicas: int | None = None
+    kv_cache_dtype: str | None = None  # vLLM auto / fp8; llama.cpp f16 / q8_0
+    enforce_eager: bool = False  # vLLM without CUDA graphs
+    backend: str | None = None  # cuda | rocm | vulkan | metal | sycl | cpu (default: the GPU's)
+    parallel: int | None = None  # llama-server -np (default: --concurrency slots)
+
+    def keeps(self, c: "Candidate") -> bool:
+        return ((self.quant is None or c.quant.lower() == self.quant.lower())
+                and (self.tp is None or c.layout.tp == self.tp) and (self.pp is None or c.layout.pp == self.pp)
+                and (self.replicas is None or c.layout.replicas == self.replicas)
+                and (self.kv_cache_dtype is None or c.kv_cache_dtype.lower() == self.kv_cache_dtype.lower())
+                and (not self.enforce_eager or c.engine == "vllm"))
 
 
 class DeviceUse(BaseModel):
@@ -122,9 +147,29 @@ class PlanResult(Result):
         return [{"rank": c.rank, "engine": c.engine, "engine_version": c.engine_version, "quant": c.quant,
                  "kv_cache_dtype": c.kv_cache_dtype, "layout": layout_text(c), "tp": c.layout.tp, "pp": c.layout.pp,
                  "replicas": c.layout.replicas, "decode_tokens_per_s": c.speed.decode_tokens_per_s,
+                 "per_stream_tokens_per_s": c.speed.per_stream_tokens_per_s,
                  "aggregate_tokens_per_s": c.speed.aggregate_tokens_per_s, "ttft_s": c.speed.ttft_s,
+                 "itl_s": c.speed.itl_s,
                  "max_context": c.max_context, "max_concurrency": c.max_concurrency,
                  "command": c.commands[0] if c.commands else ""} for c in self.recommendations]
+
+
+def _under_load(sp: SpeedEstimate, reads: WeightReads, spec: ModelSpec, dep: Deployment, concurrency: int,
+                prompt: int, output: int, penalty: bool) -> SpeedEstimate:
+    """The serving model's figures at `concurrency` (vramcalc/serving.py) on the speed estimate. `penalty`:
+    what only speed.py models (host-RAM offload, an RPC hop, a layer split, PP across nodes) slows every
+    figure by its single-stream ratio, never speeds one up."""
+    try:
+        est = serve(reads, spec, dep, concurrency=concurrency, prompt=prompt, output=output)
+    except NotModelledError:
+        return sp
+    f = min(1.0, sp.decode_tokens_per_s / est.single_stream_tokens_per_s) if penalty else 1.0
+    return sp.model_copy(update={
+        "decode_tokens_per_s": est.single_stream_tokens_per_s * f, "concurrency": concurrency,
+        "per_stream_tokens_per_s": est.per_stream_tokens_per_s * f, "aggregate_tokens_per_s": est.aggregate_tokens_per_s * f,
+        "ttft_s": est.ttft_s, "itl_s": est.itl_s / f, "output_tokens": output,
+        "uncertainty": max(sp.uncertainty if f < 1 else 0.0, est.uncertainty), "uncertainty_p90": est.uncertainty_p90,
+        "uncertainty_slice": est.uncertainty_slice, "basis": f"{est.basis}; {sp.basis}"})
 
 
 def _backend(gpu: GPU) -> str:
@@ -164,12 +209,18 @@ def _own_quant(spec: ModelSpec) -> tuple[str, float]:
 def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurrency: int = 1,
          goal: Goal = "latency", engine: EngineChoice = "any", engine_version: str | None = None,
          prompt_tokens: int = 1024, host_ram_bytes: int | None = None, top: int = 5,
-         prefer_quant: str | None = None, gguf_file: GGUFFile | None = None) -> PlanResult:
-    """Layouts that fit, ranked for the goal. Per layout the planner shows one quant, the best for
+         prefer_quant: str | None = None, gguf_file: GGUFFile | None = None,
+         output_tokens: int = DEFAULT_OUTPUT, pins: Pins | None = None) -> PlanResult:
+    """Layouts that fit, ranked for the goal: latency by the speed one stream sees at `concurrency`
+    streams of `prompt_tokens` / `output_tokens`, throughput by all streams' tokens/s together
+    (vramcalc/serving.py). Per layout the planner shows one quant, the best for
     the goal; `prefer_quant` ("checkpoint", "awq", "gguf:Q4_K_M" ...) shows that one wherever it fits.
     `gguf_file`: the model is that GGUF file; llama.cpp runs it as it is, and vLLM only as it loads GGUF."""
     if concurrency < 1:
         raise InputError(f"--concurrency {concurrency}: must be at least 1")
+    pins = pins or Pins()
+    if output_tokens < 1 or prompt_tokens < 1:
+        raise InputError(f"--prompt {prompt_tokens} / --output {output_tokens}: must be at least 1 token each")
     if context is not None and context < 1:
         raise InputError(f"--ctx {context}: the context must be a positive number of tokens")
     model_max = derived_max_model_len(spec)
@@ -184,9 +235,18 @@ def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurr
     rejected: list[Rejection] = []
     found: list[tuple[Candidate, float]] = []
     if engine in ("vllm", "any"):
-        found += _vllm(spec, system, ctx, concurrency, engine_version, prompt_tokens, rejected, goal, gguf_file)
+        found += _vllm(spec, system, ctx, concurrency, engine_version, prompt_tokens, rejected, goal, gguf_file,
+                       output=output_tokens, pins=pins)
     if engine in ("llamacpp", "any"):
-        found += _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram_bytes, rejected, goal, gguf_file)
+        found += _llamacpp(spec, system, ctx, concurrency, prompt_tokens, host_ram_bytes, rejected, goal, gguf_file,
+                           output=output_tokens, pins=pins)
+    kept = [(c, b) for c, b in found if pins.keeps(c)]
+    if len(kept) < len(found):
+        gone = sorted({f"{ENGINE_NAMES[c.engine]} {c.quant} {layout_text(c)}" for c, _ in found if not pins.keeps(c)})
+        rejected.append(Rejection(family="layouts other than the pinned ones (" + ", ".join(gone[:6])
+                                  + (", ..." if len(gone) > 6 else "") + ")",
+                                  reason=note("plan.reject.pinned", "they fit, but differ from what was pinned")))
+        found = kept
     # below 4 bits quality drops visibly: offer such quants only when nothing at 4 bits or more fits
     good = [(c, b) for c, b in found if b >= 4]
     if good and len(good) < len(found):
@@ -195,8 +255,11 @@ def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurr
                                   reason=note("plan.reject.below_4_bits", "they fit, but a 4-bit or better quant "
                                               "also fits: not offered")))
         found = good
-    key = {"latency": lambda c: (c.speed.decode_tokens_per_s, c.max_context),
-           "throughput": lambda c: (c.speed.aggregate_tokens_per_s, c.speed.decode_tokens_per_s),
+    # speeds rank at the low end of their measured error band: an uncalibrated estimate (a 50% band)
+    # never outranks a calibrated one on its optimistic middle
+    low = lambda c: 1 - min(0.9, c.speed.uncertainty)  # noqa: E731
+    key = {"latency": lambda c: (c.speed.per_stream_tokens_per_s * low(c), c.max_context),
+           "throughput": lambda c: (c.speed.aggregate_tokens_per_s * low(c), c.speed.per_stream_tokens_per_s),
            "context": lambda c: (c.max_context, c.speed.decode_tokens_per_s)}[goal]
     # per (engine, layout): the 16-bit KV cache unless the goal is context (a quantized cache costs
     # some accuracy), then the best quant for the goal; the other quants that fit are named in a note
@@ -316,14 +379,17 @@ def _divisors(n: int) -> list[int]:
 
 
 def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: str | None, prompt_tokens: int,
-          rejected: list[Rejection], goal: Goal, gguf_file: GGUFFile | None = None) -> list[tuple[Candidate, float]]:
+          rejected: list[Rejection], goal: Goal, gguf_file: GGUFFile | None = None,
+          output: int = DEFAULT_OUTPUT, pins: Pins | None = None) -> list[tuple[Candidate, float]]:
     """vLLM's layouts; for a GGUF file, only the file itself, as vLLM's GGUF plugin loads it (no conversions)."""
     gpu = min(system.gpus, key=lambda g: g.usable_bytes)
     file_bytes = gguf_file.weight_bytes if gguf_file else None
 
     def check_vllm_file(o: VLLMOptions) -> VLLMResult:
         return check_vllm(spec, gpu, o, file_weight_bytes=file_bytes)
-    if _backend(gpu) == "metal":
+    pins = pins or Pins()
+    backend = pins.backend or _backend(gpu)
+    if backend == "metal":
         rejected.append(Rejection(family="vLLM", reason=note("plan.reject.metal", "vLLM has no Metal backend: it "
                                                               "does not run on Apple GPUs")))
         return []
@@ -362,11 +428,12 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                     f"the GPU has {gpu.usable_bytes / GIB:.1f} GiB")))
                 continue
             served = False
-            for kv in ("auto", "fp8"):
+            kv_dtypes: tuple[KVCacheDtype, ...] = (pins.kv_cache_dtype,) if pins.kv_cache_dtype else ("auto", "fp8")  # type: ignore[assignment]
+            for kv in kv_dtypes:
                 if served and goal != "context":
                     break  # the 16-bit cache already serves this layout
                 opts = VLLMOptions(tp=tp, pp=pp, engine_version=version, max_model_len=ctx, quantization=quant,
-                                   kv_cache_dtype=kv)
+                                   kv_cache_dtype=kv, enforce_eager=pins.enforce_eager)
                 r = check_vllm_file(opts)
                 if not r.devices and "vllm.startup.free_memory" in codes(r.errors):
                     # other processes hold part of the GPU: the largest utilization vLLM's start-up gate allows
@@ -398,6 +465,10 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                 if not r.fits:
                     continue
                 replicas = total // n
+                if pins.replicas:
+                    if pins.replicas > replicas:
+                        continue  # not enough GPUs for the pinned replicas of this layout
+                    replicas = pins.replicas
                 conc_cap = r.max_concurrency * replicas
                 if conc_cap < concurrency:
                     rejected.append(Rejection(family=fam, reason=note(
@@ -405,15 +476,17 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                         f"{concurrency} were asked for")))
                     continue
                 per_replica = max(1, -(-concurrency // replicas))
-                hw = Hardware(engine="vllm", backend=_backend(gpu), bandwidth_gbs=gpu.memory_bandwidth_gbs or 0,
+                hw = Hardware(engine="vllm", backend=backend, bandwidth_gbs=gpu.memory_bandwidth_gbs or 0,
                               tflops=gpu.tflops_16bit, tp=tp, stages=pp, link=_link(system) if tp > 1 else "none",
                               stage_link="network" if n > per_node else _link(system))
                 if not hw.bandwidth_gbs:
                     continue
                 sp = estimate_speed(reads, spec, hw, context=ctx, concurrency=per_replica,
                                     prompt_tokens=prompt_tokens, kv_dtype="fp8" if kv == "fp8" else None)
-                sp = sp.model_copy(update={"aggregate_tokens_per_s": sp.aggregate_tokens_per_s * replicas,
-                                           "concurrency": concurrency})
+                dep = Deployment(engine="vllm", backend=hw.backend, gpu=gpu, quant=quant, tp=tp, pp=pp,
+                                 link=hw.link if tp > 1 else "nvlink", kv_dtype="fp8" if kv == "fp8" else None,
+                                 replicas=replicas, enforce_eager=pins.enforce_eager)
+                sp = _under_load(sp, reads, spec, dep, concurrency, prompt_tokens, output, penalty=n > per_node)
                 notes = [w for w in r.warnings if w.code in LAYOUT_NOTE_CODES][:3]
                 notes += [w for w in r.warnings if w.code == "vllm.source.gguf_plugin"]
                 if quant and not quant_targets()[quant].vllm_runtime_flag:
@@ -492,13 +565,15 @@ class GGUFFile(BaseModel):
 
 
 def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, prompt_tokens: int, host_ram: int | None,
-              rejected: list[Rejection], goal: Goal, gguf_file: GGUFFile | None = None) -> list[tuple[Candidate, float]]:
+              rejected: list[Rejection], goal: Goal, gguf_file: GGUFFile | None = None,
+              output: int = DEFAULT_OUTPUT, pins: Pins | None = None) -> list[tuple[Candidate, float]]:
     gpus = system.gpus
     gpu = gpus[0]
     out: list[tuple[Candidate, float]] = []
-    backend = _backend(gpu)
+    pins = pins or Pins()
+    backend = pins.backend or _backend(gpu)
     uniform = all(g.id == gpu.id for g in gpus)
-    n_slots = max(1, concurrency)
+    n_slots = pins.parallel or max(1, concurrency)  # -np: every stream its slot unless pinned
     ftypes = list(planner_data().gguf_ftypes)
     if _own_quant(spec)[0] == "mxfp4":  # gpt-oss ships MXFP4 experts; its GGUFs keep them (MXFP4_MOE):
         ftypes = ["MXFP4_MOE"]          # re-quantizing 4-bit experts to another type only loses accuracy
@@ -517,7 +592,7 @@ def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, promp
                 continue
         reads = reads_from_gguf(spec, tensors)
         n_before = len(out)
-        for kv in ("F16", "Q8_0"):
+        for kv in (pins.kv_cache_dtype.upper(),) if pins.kv_cache_dtype else ("F16", "Q8_0"):
             if len(out) > n_before and goal != "context":
                 break  # the f16 cache already fits
             opts = LlamaOptions(n_ctx=ctx * (n_slots if n_slots > 1 else 1), n_parallel=n_slots, kv_unified=True,
@@ -571,7 +646,7 @@ def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, promp
                 if not r.fits:
                     continue
                 cand = _llama_candidate(spec, system, ctx, concurrency, prompt_tokens, quant, bits, kv, layout, r,
-                                        reads, backend, l_opts, gguf_file)
+                                        reads, backend, l_opts, gguf_file, output)
                 if cand is not None:
                     out.append((cand, bits))
     return out
@@ -601,7 +676,8 @@ def _partial_offload(spec: ModelSpec, gpu: GPU, opts: LlamaOptions, tensors: lis
 
 def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int, prompt_tokens: int, quant: str,
                      bits: float, kv: str, layout: Layout, r: LlamaResult, reads: WeightReads,
-                     backend: str, opts: LlamaOptions, gguf_file: GGUFFile | None = None) -> Candidate | None:
+                     backend: str, opts: LlamaOptions, gguf_file: GGUFFile | None = None,
+                     output: int = DEFAULT_OUTPUT) -> Candidate | None:
     """r: check_llamacpp's result with `opts` on the layout's GPUs, its largest context (r.max_ctx) solved."""
     gpu = system.gpus[0]
     n = spec.num_layers
@@ -621,8 +697,10 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
     per_replica = max(1, -(-concurrency // layout.replicas))
     sp = estimate_speed(reads, spec, hw, context=ctx, concurrency=per_replica, prompt_tokens=prompt_tokens,
                         kv_dtype="fp8" if kv == "Q8_0" else None)
-    sp = sp.model_copy(update={"aggregate_tokens_per_s": sp.aggregate_tokens_per_s * layout.replicas,
-                               "concurrency": concurrency})
+    dep = Deployment(engine="llamacpp", backend=backend, gpu=gpu, quant=quant, tp=hw.tp, link=hw.link,
+                     kv_dtype="fp8" if kv == "Q8_0" else None, parallel=max(1, opts.n_parallel),
+                     replicas=layout.replicas)
+    sp = _under_load(sp, reads, spec, dep, concurrency, prompt_tokens, output, penalty=True)
     devs = [DeviceUse(device=d.device, used_bytes=d.total_bytes, available_bytes=d.available_bytes) for d in r.devices]
     # the slots share the cells: each of them holds the largest context over n_parallel
     max_ctx = min(derived_max_model_len(spec), (r.max_ctx or r.n_ctx) // max(1, opts.n_parallel))
@@ -657,7 +735,7 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
                      quant_note=(f"the {gguf_file.label} given" if gguf_file else
                                  f"llama.cpp {quant.split(':')[1]} GGUF (predicted per-tensor types)"),
                      kv_cache_dtype=kv.lower(), layout=layout, context=ctx, max_context=max(ctx, max_ctx),
-                     max_concurrency=float(concurrency), devices=devs, speed=sp, commands=cmds, router_config=router,
+                     max_concurrency=float(max(1, opts.n_parallel)), devices=devs, speed=sp, commands=cmds, router_config=router,
                      notes=notes, llamacpp_options=opts)
 
 

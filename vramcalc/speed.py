@@ -156,6 +156,11 @@ class SpeedEstimate(BaseModel):
     basis: str  # how the figures were obtained: calibrated (on which cases) or estimated
     uncertainty: float  # relative, one-sided band the calibration error suggests
     terms_ms: dict[str, float]  # one decode step of one stream, term by term
+    # under load (vramcalc/serving.py): set where the planner asked the serving model
+    output_tokens: int | None = None
+    itl_s: float | None = None  # time between output tokens of one stream at `concurrency`
+    uncertainty_p90: float | None = None
+    uncertainty_slice: str | None = None  # the held-out slice `uncertainty` was measured on
 
 
 def prefill_tokens_per_s(reads: WeightReads, tflops: float, mfu: float, tp: int = 1) -> float:

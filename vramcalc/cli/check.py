@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import TYPE_CHECKING, get_args
+from typing import TYPE_CHECKING, TypeVar, get_args
 
 from tabulate import tabulate
 
@@ -14,6 +14,8 @@ from ..errors import InputError, VramcalcError
 from ..messages import Message, warning
 from ..llamacpp.engine import LlamaResult
 from ..engines import Engine
+from ..engine_checks import with_speed
+from ..serving import DEFAULT_OUTPUT, DEFAULT_PROMPT, ServingEstimate
 from ..sources import ModelSource, open_model
 from ..sources.model_names import offline_quantized
 from ..systems import System, parse_system
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from .common import Subparsers
 
 Report = CheckResult | VLLMReport | LlamaReport  # what `check` found, with what its report needs
+R = TypeVar("R", VLLMReport, LlamaReport)
 
 
 def add_arguments(c: argparse.ArgumentParser) -> None:
@@ -48,6 +51,13 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for a Hub repo id")
     c.add_argument("--engine", type=engine_name, choices=["none", *get_args(Engine)], default="none",
                    help="model an engine's own memory use (vllm, llamacpp or llama.cpp); default: weights + KV only")
+    s = c.add_argument_group("serving speed (with --engine)")
+    s.add_argument("--concurrency", type=bounded_int(MAX_SEQUENCES, "sequences"), default=1,
+                   help="streams served at once for the speed figures (default 1)")
+    s.add_argument("--prompt", type=bounded_int(MAX_CONTEXT, "tokens"), default=DEFAULT_PROMPT,
+                   help=f"prompt tokens a request brings (default {DEFAULT_PROMPT})")
+    s.add_argument("--output", type=bounded_int(MAX_CONTEXT, "tokens"), default=DEFAULT_OUTPUT,
+                   help=f"output tokens a request asks for (default {DEFAULT_OUTPUT})")
     check_vllm.add_arguments(c)
     check_llamacpp.add_arguments(c)
     c.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -88,13 +98,21 @@ def gather(args: argparse.Namespace) -> Report:
 
 def _gather(args: argparse.Namespace, source: ModelSource, system: System) -> Report:
     if args.engine == "llamacpp":
-        return check_llamacpp.gather(args, source, system)
+        return _with_speed(check_llamacpp.gather(args, source, system), args, source, system)
     if args.engine == "vllm":
-        return check_vllm.gather(args, source, system)
+        return _with_speed(check_vllm.gather(args, source, system), args, source, system)
     if system.nodes * system.gpus_per_node > 1:
         raise InputError(f"{args.gpu!r} has several GPUs: add --engine vllm (with --tp/--pp) to place the model on them")
     return check(source.spec, system.gpus[0], context=args.ctx, sequences=args.sequences,
                  file_weight_bytes=source.weight_bytes, quant=args.quant)
+
+
+def _with_speed(report: R, args: argparse.Namespace, source: ModelSource, system: System) -> R:
+    """The engine result with its serving estimate at --concurrency / --prompt / --output."""
+    sys_ = None if args.gpu.strip().lower() == "cpu" else system
+    return with_speed(report, source.spec, sys_, args.quant, enforce_eager=bool(getattr(args, "enforce_eager", False)),  # type: ignore[no-any-return]
+                      kv_cache_dtype=getattr(args, "kv_cache_dtype", None), concurrency=args.concurrency,
+                      prompt=args.prompt, output=args.output)
 
 
 def result_of(report: Report) -> CheckResult | VLLMResult | LlamaResult:
@@ -106,10 +124,23 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         return json_out(result_of(report))
     if isinstance(report, VLLMReport):
-        return check_vllm.print_report(report)
+        code = check_vllm.print_report(report)
+        print_speed(report.result.speed)
+        return code
     if isinstance(report, LlamaReport):
-        return check_llamacpp.print_report(report)
+        code = check_llamacpp.print_report(report)
+        print_speed(report.result.speed)
+        return code
     return print_report(report)
+
+
+def print_speed(est: ServingEstimate | None) -> None:
+    if est is None:
+        return
+    print(f"speed   {est.concurrency} stream(s) of {est.prompt_tokens} prompt / {est.output_tokens} output tokens: "
+          f"{est.per_stream_tokens_per_s:.0f} tok/s per stream, {est.aggregate_tokens_per_s:.0f} tok/s together, "
+          f"TTFT {est.ttft_s:.2f} s, ITL {est.itl_s * 1e3:.1f} ms; one stream alone {est.single_stream_tokens_per_s:.0f} "
+          f"tok/s (±{est.uncertainty:.0%}, held-out error of {est.uncertainty_slice}; {est.basis})")
 
 
 def print_report(result: CheckResult) -> int:

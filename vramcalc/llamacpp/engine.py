@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..serving import ServingEstimate
 from ..data_files import load
 from ..data_models import LlamaBackends, LlamaBuilds
 from ..errors import CheckedOptions, InputError, NotModelledError
@@ -223,6 +224,7 @@ class LlamaResult(Result):
     best_ftype: str | None = None
     alternatives: list[str] = []
     trace: list[TraceTerm] = []
+    speed: ServingEstimate | None = None  # at --concurrency / --prompt / --output (vramcalc/serving.py)
 
     def table(self) -> list[Row]:
         """One row per device (each GPU, host RAM): its buffers."""

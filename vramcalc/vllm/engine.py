@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..serving import ServingEstimate
 from ..errors import CheckedOptions, InputError
 from ..gpus import GPU
 from ..kv import dtype_bytes
@@ -105,6 +106,7 @@ class VLLMResult(Result):
     alternatives: list[str] = []
     sources: list[str]
     trace: list[TraceTerm] = []
+    speed: ServingEstimate | None = None  # at --concurrency / --prompt / --output (vramcalc/serving.py)
 
     def table(self) -> list[Row]:
         """One row per rank: its budget and each term of it."""

@@ -1,0 +1,120 @@
+"""The serving model (vramcalc/serving.py) against measured figures: the seeds' scenarios
+(tests/data/serving_seeds.json, sources there) and the held-out serving runs (tests/serving_cases.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vramcalc.gpus import find_gpu
+from vramcalc.serving import Deployment, serve
+from vramcalc.sources import load_model
+from vramcalc.speed import weight_reads
+
+sys.path.insert(0, str(Path(__file__).parent))
+SEEDS = json.loads((Path(__file__).parent / "data" / "serving_seeds.json").read_text())
+
+
+def _serve(model: str, quant: str, gpu: str, n: int = 1, prompt: int = 500, output: int = 256, **dep: object):
+    spec = load_model(model)
+    return serve(weight_reads(spec, quant), spec, Deployment(gpu=find_gpu(gpu), quant=quant, **dep),  # type: ignore[arg-type]
+                 concurrency=n, prompt=prompt, output=output)
+
+
+def test_gemma4_31b_awq_on_3090s_tp4_and_tp2():
+    s = SEEDS["rtx3090_vllm_0_19_1"]
+    tp4 = _serve("gemma-4-31b-it-nvfp4", "awq", "rtx-3090", engine="vllm", tp=4, link="pcie")
+    tp2 = _serve("gemma-4-31b-it-nvfp4", "awq", "rtx-3090", engine="vllm", tp=2, link="pcie")
+    lo, hi = s["gemma4_31b_awq_tp4_tok_s"]
+    assert lo * 0.95 <= tp4.per_stream_tokens_per_s <= hi * 1.05
+    assert tp2.per_stream_tokens_per_s == pytest.approx(s["gemma4_31b_awq_tp2_tok_s"], rel=0.08)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 21: vLLM --enforce-eager on a hybrid model at TP=2 is modelled "
+                   "about 2.5x slower, measured 6.1x (the eager cost is fitted on one dense A100 run)")
+def test_enforce_eager_about_six_times_slower_on_qwen36_27b():
+    s = SEEDS["rtx3090_vllm_0_19_1"]
+    graphs = _serve("qwen3.6-27b", "gptq", "rtx-3090", engine="vllm", tp=2, link="pcie")
+    eager = _serve("qwen3.6-27b", "gptq", "rtx-3090", engine="vllm", tp=2, link="pcie", enforce_eager=True)
+    measured = s["qwen36_27b_gptq_tp2_tok_s"] / s["qwen36_27b_gptq_tp2_enforce_eager_tok_s"]
+    assert graphs.per_stream_tokens_per_s / eager.per_stream_tokens_per_s == pytest.approx(measured, rel=0.2)
+
+
+@pytest.mark.parametrize("n", [32, 64, 128])
+def test_h100_8b_vllm_ahead_of_llamacpp_at_32_plus_streams(n):
+    need = SEEDS["h100_8b_vllm_vs_llamacpp"]["min_ratio_at_32_plus"]
+    vllm = _serve("llama-3.1-8b-instruct", "awq", "h100-sxm", n, 1024, 256, engine="vllm")
+    llama = _serve("llama-3.1-8b-instruct", "gguf:Q4_K_M", "h100-sxm", n, 1024, 256, engine="llamacpp")
+    assert vllm.aggregate_tokens_per_s >= need * llama.aggregate_tokens_per_s
+    # llama-server's aggregate is flat past its slots, and its requests queue (TTFT grows with the queue)
+    at4 = _serve("llama-3.1-8b-instruct", "gguf:Q4_K_M", "h100-sxm", 4, 1024, 256, engine="llamacpp")
+    assert llama.aggregate_tokens_per_s == pytest.approx(at4.aggregate_tokens_per_s, rel=0.05)
+    assert llama.ttft_s > 4 * at4.ttft_s
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 16])
+@pytest.mark.parametrize("replicas", [2, 4])
+def test_replicas_never_faster_per_stream_than_one_replica_at_its_share(n, replicas):
+    one = _serve("llama-3.1-8b-instruct", "awq", "rtx-3090", 1, engine="vllm")
+    spread = _serve("llama-3.1-8b-instruct", "awq", "rtx-3090", n, engine="vllm", replicas=replicas)
+    share = -(-n // replicas)  # the busiest replica's streams
+    at_share = _serve("llama-3.1-8b-instruct", "awq", "rtx-3090", share, engine="vllm")
+    assert spread.per_stream_tokens_per_s <= at_share.per_stream_tokens_per_s * (1 + 1e-9)
+    assert spread.per_stream_tokens_per_s <= one.per_stream_tokens_per_s * (1 + 1e-9)
+    if n == 1:  # one stream gets one replica's speed, however many replicas there are
+        assert spread.aggregate_tokens_per_s == pytest.approx(one.aggregate_tokens_per_s)
+
+
+def test_strix_halo_vllm_batch_scaling():
+    """vLLM ROCm on the Strix Halo iGPU, 1 to 16 streams: the batch figures were not fitted on (only the
+    single-stream run tp110 fixes the vllm:rocm efficiency)."""
+    s = SEEDS["strix_halo"]["vllm_rocm_qwen3_0_6b"]
+    for n, tok_s in s.items():
+        e = _serve("qwen3-0.6b", "bf16", "ryzen-ai-max-plus-395", int(n), engine="vllm", backend="rocm")
+        assert e.aggregate_tokens_per_s == pytest.approx(tok_s, rel=0.25)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 21: the llama-server -np 4 series is of Qwen3.5-2B, which has no "
+                   "config in the catalog, so the slots comparison on the Strix Halo cannot be computed")
+def test_strix_halo_llama_server_np4_against_vllm():
+    load_model("qwen3.5-2b")
+
+
+def test_batched_decode_terms_against_measured_h100_runs():
+    """The decode step of a batch: TPOT at 4 to 64 streams of the held-out H100 runs within 25% median."""
+    from serving_cases import deployment_of, load_runs, spec_reads
+
+    from vramcalc import serving
+
+    errs = []
+    for r in load_runs():
+        if r["role"] != "holdout" or r["gpu"] != "h100-sxm":
+            continue
+        dep = deployment_of(r)
+        spec, reads = spec_reads(r["model"], r["quant"])
+        itl = serving._one_replica(reads, spec, dep, r["batch_size"], r["isl"], r["osl"], serving.constants(dep))[0]
+        errs.append(abs(r["silicon_tpot_ms"] / (itl * 1e3) - 1))
+    assert len(errs) >= 20
+    assert np.median(errs) <= 0.15
+
+
+def test_moe_batches_against_measured_runs():
+    """MoE decode at 4 to 256 streams (touched experts, every stream's KV): held-out TPOT within 20% median."""
+    from serving_cases import deployment_of, load_runs, spec_reads
+
+    from vramcalc import serving
+
+    errs = []
+    for r in load_runs():
+        spec, reads = spec_reads(r["model"], r["quant"])
+        if r["role"] != "holdout" or not reads.num_experts or r["batch_size"] < 4:
+            continue
+        dep = deployment_of(r)
+        itl = serving._one_replica(reads, spec, dep, r["batch_size"], r["isl"], r["osl"], serving.constants(dep))[0]
+        errs.append(abs(r["silicon_tpot_ms"] / (itl * 1e3) - 1))
+    assert len(errs) >= 20
+    assert np.median(errs) <= 0.2

@@ -1,0 +1,75 @@
+"""Fit vramcalc/serving.py's vllm:cuda constants (vramcalc/data/serving.json) on the CALIBRATION split of
+the measured serving runs (tests/serving_cases.py: whole deployments held out by a hash of their id,
+chosen before any fit). Held-out rows are never read here.
+
+Unknowns: bandwidth efficiency per GPU architecture (Hopper, Blackwell), the fixed cost per layer under
+CUDA graphs, the decode and prefill shares of the format's tensor rate, the TTFT queue share, the decode steps a
+new request waits through, how prefill scales with TP and the NVLink all-reduce latency per peer. Least squares of log(predicted / measured) over TPOT and TTFT of every
+calibration run (scipy.optimize.least_squares; scipy is a tool dependency only, never a runtime one).
+Run: PYTHONPATH=$PWD python3 tools/calibrate_serving.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import least_squares
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from serving_cases import deployment_of, load_runs, spec_reads  # noqa: E402
+
+from vramcalc import serving  # noqa: E402
+
+DATA = ROOT / "vramcalc" / "data" / "serving.json"
+NAMES = ["eff_hopper", "eff_blackwell", "fixed_ms_per_layer", "decode_mfu", "prefill_mfu", "queue_share", "nvlink_us", "ttft_fixed_ms", "ttft_steps", "prefill_tp_exponent"]
+START = [0.8, 0.8, 0.01, 0.5, 0.5, 0.5, 4.0, 10.0, 1.0, 1.0]
+LOW = [0.2, 0.2, 0.0, 0.02, 0.02, 0.0, 0.0, 0.0, 0.0, 0.2]
+HIGH = [1.0, 1.0, 0.2, 1.0, 1.0, 50.0, 50.0, 200.0, 20.0, 1.0]
+
+
+def predict(run: dict, x: np.ndarray) -> tuple[float, float]:
+    """(TPOT ms, TTFT ms) of one run at constants x."""
+    dep = deployment_of(run)
+    base = serving.constants(dep)
+    fam = serving.arch_family(dep.gpu)
+    k = base.model_copy(update={"efficiency": x[0] if fam == "Hopper" else x[1], "fixed_ms": x[2],
+                                "decode_mfu": x[3], "prefill_mfu": x[4], "queue_share": x[5], "allreduce_us": x[6],
+                                "ttft_fixed_ms": x[7], "ttft_steps": x[8],
+                                "prefill_tp_exponent": x[9]})
+    spec, reads = spec_reads(run["model"], run["quant"])
+    itl, ttft, _, _ = serving._one_replica(reads, spec, dep, run["batch_size"], run["isl"], run["osl"], k)
+    return itl * 1e3, ttft * 1e3
+
+
+def main() -> None:
+    rows = [r for r in load_runs() if r["role"] == "calibrate"]
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        out = []
+        for r in rows:
+            tpot, ttft = predict(r, x)
+            out += [np.log(tpot / r["silicon_tpot_ms"]), 0.5 * np.log(ttft / r["silicon_ttft_ms"])]
+        return np.array(out)
+
+    fit = least_squares(residuals, START, bounds=(LOW, HIGH), loss="soft_l1", f_scale=0.2)
+    x = fit.x
+    print({n: round(float(v), 5) for n, v in zip(NAMES, x)}, len(rows), "calibration runs")
+    data = json.loads(DATA.read_text())
+    data["profiles"]["vllm:cuda"] = {
+        "bandwidth_efficiency": {"Hopper": round(float(x[0]), 4), "Blackwell": round(float(x[1]), 4)},
+        "fixed_ms_per_layer": round(float(x[2]), 5), "decode_mfu": round(float(x[3]), 4),
+        "prefill_mfu": round(float(x[4]), 4), "queue_share": round(float(x[5]), 4),
+        "nvlink_allreduce_us_per_peer": round(float(x[6]), 3), "ttft_fixed_ms": round(float(x[7]), 3),
+        "ttft_steps": round(float(x[8]), 3), "prefill_tp_exponent": round(float(x[9]), 4),
+        "calibrated_on": f"{len(rows)} calibration runs of tests/serving_cases.py (TPOT and TTFT)"}
+    DATA.write_text(json.dumps(data, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

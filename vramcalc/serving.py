@@ -1,0 +1,325 @@
+"""Serving speed under load: one decode step at batch b, prefill, and each engine's scheduler on top.
+
+One decode step of b sequences at context c on one rank (a reader can follow every term):
+
+    memory  = (dense + experts x E(1 - (1 - k/E)^b)/E + b x kv(c)) / TP / (bandwidth x efficiency)
+              the expected share of a layer's E routed experts that b tokens picking k each reach
+              (uniform routing); kv(c) is every layer kind's cache and recurrent state at c
+              (vramcalc/kv.py kv_by_layer_kind, windows applied)
+    compute = (2 x active params x b + attention FLOPs) / TP / (format rate x decode_mfu)
+              2 FLOPs per parameter per token (Kaplan et al. 2020, "Scaling Laws", section 2.1);
+              attention 2 x heads x (d_k + d_v) x tokens held per token (QK^T and PV)
+    step    = max(memory, compute) + layers x fixed  [+ layers x eager without CUDA graphs]
+              + 2 x layers x (latency x (TP - 1) + 2 (TP - 1)/TP x b x hidden x 2 bytes / link)
+              [two all-reduces a layer: Megatron-LM, Shoeybi et al. 2019, section 3]
+
+The format rate is the dense tensor rate the engine's GEMM runs at for that weight format on that
+GPU: FP8 on FP8 tensor cores where the GPU has them, NVFP4 on FP4 tensor cores (Blackwell), and the
+16-bit rate for weight-only formats (Marlin / AWQ / GPTQ / MXFP4 / GGUF dequantize to 16-bit).
+
+Prefill is compute-bound: 2 x active params + 2 x heads x (d_k + d_v) x P/2 FLOPs a token (causal),
+at prefill_mfu of the format rate, in chunks of the engine's token budget (vLLM
+--max-num-batched-tokens, data/vllm.json batch_defaults; llama.cpp -b 2048).
+
+Under load (N concurrent streams of P prompt and O output tokens, a closed loop: each stream sends
+its next request when the last one ends):
+- vLLM continuous batching with chunked prefill: every step decodes the running streams and takes a
+  share of the arriving prompts, N x P / O prompt tokens a step on average, so ITL = step(N) +
+  those prompt tokens' compute. TTFT = the request's own prefill in chunks + queue_share of the
+  other streams' prompts ahead of it.
+- llama-server slots (-np): min(N, np) streams decode together, the rest wait; by Little's law a
+  request's latency is N / np service times, so TTFT grows with the queue and the aggregate is flat
+  past np.
+- replicas behind a least-busy router: N streams split over R replicas as evenly as they go; one
+  stream gets one replica's speed; the aggregate is the sum over replicas at their share.
+
+Constants: data/serving.json, fitted by tools/calibrate_serving.py on the calibration split of the
+measured serving runs (tests/serving_cases.py says how the held-out split was chosen); where a GPU
+architecture has no fitted efficiency, data/speed.json's per-engine profile (fitted on consumer
+GPUs) is used and the basis says so.
+"""
+
+from __future__ import annotations
+
+from math import ceil
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .data_files import load
+from .data_models import Serving, ServingProfile, SliceError
+from .engines import ENGINE_NAMES, Engine
+from .errors import NotModelledError
+from .gpus import GPU, gpu_row
+from .kv import kv_by_layer_kind
+from .spec import ModelSpec
+from .speed import WeightReads, speed_data
+
+# llama-server's -b default: prompt tokens per batch (tools/server/README.md, llama.cpp b6000+)
+LLAMACPP_BATCH = 2048
+LLAMACPP_DEFAULT_SLOTS = 4  # what the measured llama-server runs used (-np 4); plan/check take --parallel
+DEFAULT_PROMPT = 1024
+DEFAULT_OUTPUT = 256
+
+
+def serving_data() -> Serving:
+    return load("serving.json", Serving)
+
+
+class Deployment(BaseModel):
+    """One model copy as an engine serves it, and how many copies."""
+
+    model_config = ConfigDict(frozen=True)
+
+    engine: Engine
+    backend: str = "cuda"
+    gpu: GPU
+    quant: str | None = None  # the --quant the weights are in (None: the checkpoint's own format)
+    tp: int = Field(default=1, ge=1)
+    pp: int = Field(default=1, ge=1)  # vLLM pipeline stages
+    link: str = "nvlink"  # between TP ranks: nvlink | pcie | xgmi | network
+    enforce_eager: bool = False
+    kv_dtype: str | None = None
+    parallel: int = Field(default=LLAMACPP_DEFAULT_SLOTS, ge=1)  # llama-server -np
+    max_num_batched_tokens: int | None = None  # vLLM chunk budget (None: its default for the GPU)
+    replicas: int = Field(default=1, ge=1)
+
+
+class ServingEstimate(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    concurrency: int
+    prompt_tokens: int
+    output_tokens: int
+    replicas: int
+    per_stream_tokens_per_s: float  # decode speed one stream sees: 1 / ITL
+    aggregate_tokens_per_s: float  # output tokens/s of all streams together
+    ttft_s: float
+    itl_s: float
+    single_stream_tokens_per_s: float  # one stream alone on one replica
+    uncertainty: float  # measured held-out median |error| of the slice this estimate falls in
+    uncertainty_p90: float  # and its 90th percentile
+    uncertainty_slice: str
+    basis: str
+    terms_ms: dict[str, float]  # one decode step at the replica's share of the streams
+
+
+def _profile(engine: str, backend: str) -> tuple[ServingProfile | None, str]:
+    key = f"{engine}:{backend}"
+    prof = serving_data().profiles.get(key) or serving_data().profiles.get(f"{engine}:cuda")
+    return prof, key
+
+
+def arch_family(gpu: GPU) -> str | None:
+    row = gpu_row(gpu.id)
+    return row.architecture.split()[0] if row else None
+
+
+def format_tflops(gpu: GPU, quant: str | None, checkpoint_format: str | None = None) -> float | None:
+    """Dense tensor TFLOPS the GEMMs of weights in `quant` run at on `gpu` (see the module docstring)."""
+    row = gpu_row(gpu.id)
+    base = gpu.tflops_16bit
+    fmt = (quant or checkpoint_format or "").lower()
+    if row is not None:
+        if fmt.startswith("fp8") and row.fp8_hw and row.fp8_tflops_dense:
+            return float(row.fp8_tflops_dense)
+        if fmt == "nvfp4" and row.fp4_hw and row.fp4_tflops_dense:
+            return float(row.fp4_tflops_dense)
+    return base
+
+
+def _attention_flops_per_token(spec: ModelSpec, context: int) -> float:
+    """QK^T and PV: 2 x heads x (d_k + d_v) x tokens attended, summed over attention layers. MLA runs
+    absorbed in decode: its keys and values are the latent (kv_lora_rank) plus the rope part."""
+    total = 0.0
+    for layer in spec.layers:
+        a = layer.attention
+        if a is None:
+            continue
+        held = min(context, a.window) if a.window else context
+        if a.mla is not None:
+            dk, dv = a.mla.kv_lora_rank + a.mla.qk_rope_head_dim, a.mla.kv_lora_rank
+        else:
+            dk, dv = a.head_dim_k, a.head_dim_v
+        total += 2 * a.num_heads * (dk + dv) * held
+    return total
+
+
+def kv_bytes(spec: ModelSpec, context: int, kv_dtype: str | None) -> int:
+    return sum(m.kv_bytes + m.state_bytes for m in kv_by_layer_kind(spec, max(1, context), kv_dtype))
+
+
+class _Constants(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    efficiency: float
+    fixed_ms: float
+    decode_mfu: float
+    prefill_mfu: float
+    queue_share: float
+    ttft_fixed_ms: float
+    ttft_steps: float
+    prefill_tp_exponent: float
+    allreduce_us: float
+    link_gbs: float
+    eager_ms: float
+    arch_fitted: bool
+    label: str
+
+
+def constants(dep: Deployment) -> _Constants:
+    sp = speed_data()
+    prof, key = _profile(dep.engine, dep.backend)
+    base = sp.profiles.get(key) or sp.profiles[sp.fallbacks[dep.engine]]
+    fam = arch_family(dep.gpu)
+    fitted = bool(prof and fam in prof.bandwidth_efficiency)
+    eff = prof.bandwidth_efficiency[fam] if prof and fitted and fam else base.bandwidth_efficiency
+    link = sp.links.get(dep.link) or sp.links["pcie"]
+    allreduce = link.allreduce_us_per_peer
+    if dep.link == "nvlink" and prof:
+        allreduce = prof.nvlink_allreduce_us_per_peer
+    row = gpu_row(dep.gpu.id)
+    link_gbs = float(row.nvlink_bandwidth_gbs) / 2 if dep.link == "nvlink" and row and row.nvlink_bandwidth_gbs \
+        else float(link.bandwidth_gbs)  # NVLink: the table's bidirectional figure, one way
+    return _Constants(efficiency=eff, fixed_ms=prof.fixed_ms_per_layer if prof and fitted else base.fixed_ms_per_layer,
+                      decode_mfu=prof.decode_mfu if prof else sp.decode_mfu,
+                      prefill_mfu=prof.prefill_mfu if prof else base.prefill_mfu,
+                      queue_share=prof.queue_share if prof else 0.5,
+                      ttft_fixed_ms=prof.ttft_fixed_ms if prof else 0.0,
+                      ttft_steps=prof.ttft_steps if prof else 1.0,
+                      prefill_tp_exponent=prof.prefill_tp_exponent if prof else 1.0, allreduce_us=allreduce, link_gbs=link_gbs,
+                      eager_ms=sp.eager_per_layer_ms, arch_fitted=fitted,
+                      label=f"{ENGINE_NAMES[dep.engine]}:{dep.backend}" + (f" on {fam}" if fam else ""))
+
+
+def step_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, batch: int, context: int,
+               k: _Constants | None = None, layer_share: float = 1.0) -> dict[str, float]:
+    """Milliseconds of one decode step of `batch` sequences at `context`, term by term, on the
+    `layer_share` of the model's layers one pipeline stage holds."""
+    k = k or constants(dep)
+    if not dep.gpu.memory_bandwidth_gbs:
+        raise NotModelledError(f"{dep.gpu.name} has no memory bandwidth: give the device as SIZE@BW for a speed estimate")
+    bw = dep.gpu.memory_bandwidth_gbs * 1e9 * k.efficiency
+    read = (reads.step_bytes(batch) + batch * kv_bytes(spec, context, dep.kv_dtype)) * layer_share
+    terms = {"memory": read / dep.tp / bw * 1e3}
+    rate = format_tflops(dep.gpu, dep.quant)
+    if rate:
+        flops = (2 * reads.active_params + _attention_flops_per_token(spec, context)) * batch * layer_share
+        compute = flops / dep.tp / (rate * 1e12 * k.decode_mfu) * 1e3
+        if compute > terms["memory"]:
+            terms["compute_over_memory"] = compute - terms["memory"]
+    layers = reads.num_layers * layer_share
+    terms["fixed"] = k.fixed_ms * layers
+    if dep.enforce_eager and dep.engine == "vllm":
+        terms["eager"] = k.eager_ms * layers
+    if dep.tp > 1:
+        message = 2 * (dep.tp - 1) / dep.tp * batch * reads.hidden_size * 2 / (k.link_gbs * 1e9)
+        terms["allreduce"] = 2 * layers * (k.allreduce_us * 1e-6 * (dep.tp - 1) + message) * 1e3
+    return terms
+
+
+def prefill_ms_per_token(reads: WeightReads, spec: ModelSpec, dep: Deployment, prompt: int,
+                         k: _Constants | None = None) -> float | None:
+    """Milliseconds of compute one prompt token costs (causal: it attends to P/2 tokens on average)."""
+    k = k or constants(dep)
+    rate = format_tflops(dep.gpu, dep.quant)
+    if not rate:
+        return None
+    flops = 2 * reads.active_params + _attention_flops_per_token(spec, max(1, prompt // 2))
+    # TP ranks share a prompt's GEMMs less well than its weights (smaller GEMMs per rank, the activations'
+    # all-reduce): prefill speeds up as TP^prefill_tp_exponent, fitted
+    return flops / dep.tp ** k.prefill_tp_exponent / (rate * 1e12 * k.prefill_mfu) * 1e3
+
+
+def _chunk(dep: Deployment) -> int:
+    if dep.engine == "llamacpp":
+        return LLAMACPP_BATCH
+    if dep.max_num_batched_tokens:
+        return dep.max_num_batched_tokens
+    from .vllm.engine import _batch_defaults
+
+    return _batch_defaults(dep.gpu)[0]
+
+
+def _one_replica(reads: WeightReads, spec: ModelSpec, dep: Deployment, n: int, prompt: int, output: int,
+                 k: _Constants) -> tuple[float, float, float, dict[str, float]]:
+    """(ITL s, TTFT s, aggregate tok/s, step terms) of one replica serving `n` streams."""
+    context = prompt + output // 2
+    pre = prefill_ms_per_token(reads, spec, dep, prompt, k)
+    pre = pre if pre is not None else 0.0
+    if dep.engine == "llamacpp":
+        running = min(n, dep.parallel)
+    else:
+        running = n
+    if dep.engine == "vllm" and dep.pp > 1:
+        micro = max(1, ceil(running / dep.pp))
+        stage = step_terms(reads, spec, dep, micro, context, k, 1 / dep.pp)
+        hop = speed_data().links["pcie"].hop_us * 1e-3
+        terms = {t: v * dep.pp for t, v in stage.items()}
+        terms["stage_hops"] = (dep.pp - 1) * hop
+    else:
+        terms = step_terms(reads, spec, dep, running, context, k)
+    decode_ms = sum(terms.values())
+    # the other running streams' next prompts share this stream's steps: (running - 1) x P tokens every O steps
+    interference = (running - 1) * prompt / max(1, output) * pre
+    itl_ms = decode_ms + interference
+    own_ms = k.ttft_fixed_ms + k.ttft_steps * decode_ms + prompt * pre + ceil(prompt / _chunk(dep)) * decode_ms
+    if dep.tp > 1:  # the prompt's activations cross the link twice a layer too
+        own_ms += 2 * reads.num_layers * 2 * (dep.tp - 1) / dep.tp * prompt * reads.hidden_size * 2 / (k.link_gbs * 1e9) * 1e3
+    # waiting behind the other streams' prompts: the share u of engine time they take, an M/D/1-like
+    # wait u / (1 - u) prefills long, scaled by the fitted queue_share
+    u = min(0.95, interference / itl_ms) if itl_ms else 0.0
+    queue_ms = k.queue_share * u / (1 - u) * (prompt * pre + decode_ms)
+    if dep.engine == "llamacpp":
+        service_ms = own_ms + output * itl_ms
+        ttft_ms = own_ms + queue_ms + max(0.0, n / running - 1) * service_ms
+    else:
+        ttft_ms = own_ms + queue_ms
+    latency_ms = ttft_ms + output * itl_ms
+    aggregate = n * output / (latency_ms / 1e3)
+    return itl_ms / 1e3, ttft_ms / 1e3, aggregate, terms
+
+
+def slice_name(engine: str, backend: str, moe: bool, concurrency: int) -> str:
+    return f"{engine}:{backend}:{'moe' if moe else 'dense'}:{'batch' if concurrency > 1 else 'single'}"
+
+
+def serve(reads: WeightReads, spec: ModelSpec, dep: Deployment, *, concurrency: int = 1,
+          prompt: int = DEFAULT_PROMPT, output: int = DEFAULT_OUTPUT) -> ServingEstimate:
+    """Per-stream and aggregate decode tokens/s, TTFT and ITL of `concurrency` streams of `prompt` /
+    `output` tokens on `dep` (its replicas behind a least-busy router)."""
+    k = constants(dep)
+    n = max(1, concurrency)
+    r = dep.replicas
+    shares = [n // r + (1 if i < n % r else 0) for i in range(r)]
+    busy = [s for s in shares if s]
+    results = [_one_replica(reads, spec, dep, s, prompt, output, k) for s in busy]
+    worst = max(range(len(busy)), key=lambda i: busy[i])  # the most loaded replica: what a stream can count on
+    itl, ttft, _, terms = results[worst]
+    weighted_ttft = sum(res[1] * s for res, s in zip(results, busy)) / n
+    single_itl = _one_replica(reads, spec, dep, 1, prompt, output, k)[0]
+    name = slice_name(dep.engine, dep.backend, bool(reads.num_experts), n)
+    err = serving_data().holdout_errors.get(name)
+    unc, p90, where = (err.median, err.p90, name) if isinstance(err, SliceError) and err.n >= 3 else \
+        (0.5, 1.0, f"{name} (fewer than 3 held-out runs: 50% assumed)")
+    basis = f"{k.label}: " + ("calibrated on measured serving runs (data/serving.json)" if k.arch_fitted else
+                               "efficiency from the consumer-GPU profile (data/speed.json); this architecture has no "
+                               "fitted serving profile")
+    return ServingEstimate(concurrency=n, prompt_tokens=prompt, output_tokens=output, replicas=r,
+                           per_stream_tokens_per_s=1 / itl, aggregate_tokens_per_s=sum(res[2] for res in results),
+                           ttft_s=weighted_ttft if r > 1 else ttft, itl_s=itl, single_stream_tokens_per_s=1 / single_itl,
+                           uncertainty=unc, uncertainty_p90=p90, uncertainty_slice=where, basis=basis,
+                           terms_ms={t: round(v, 4) for t, v in terms.items()})
+
+
+def for_engine_check(spec: ModelSpec, engine: Engine, gpu: GPU, *, quant: str | None, tp: int = 1, pp: int = 1,
+                     link: str = "pcie", backend: str = "cuda", enforce_eager: bool = False,
+                     kv_dtype: str | None = None, parallel: int = LLAMACPP_DEFAULT_SLOTS, concurrency: int = 1,
+                     prompt: int = DEFAULT_PROMPT, output: int = DEFAULT_OUTPUT) -> ServingEstimate | None:
+    """The serving estimate `check --engine ...` reports; None where the device's bandwidth is unknown."""
+    from .speed import weight_reads
+
+    if not gpu.memory_bandwidth_gbs:
+        return None
+    dep = Deployment(engine=engine, backend=backend, gpu=gpu, quant=quant, tp=tp, pp=pp, link=link,
+                     enforce_eager=enforce_eager, kv_dtype=kv_dtype, parallel=parallel)
+    return serve(weight_reads(spec, quant), spec, dep, concurrency=concurrency, prompt=prompt, output=output)
