@@ -15,6 +15,7 @@ tests/test_fuzz_parsers.py runs each target for a few thousand executions.
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
 import sys
@@ -110,7 +111,9 @@ def run(target: str, flags: list[str]) -> dict:
         seeds.mkdir()
         _seeds(target, seeds)
         p = subprocess.run([sys.executable, __file__, "--target", target, *flags, f"-artifact_prefix={d}/",
-                            str(corpus), str(seeds)], capture_output=True, text=True, cwd=ROOT)
+                            str(corpus), str(seeds)], capture_output=True, text=True, cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": os.pathsep.join(  # this checkout, installed or not
+                               [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])})
         runs = re.findall(r"Done (\d+) runs in (\d+) second", p.stderr)
         return {"target": target, "exit": p.returncode, "runs": int(runs[-1][0]) if runs else 0,
                 "seconds": int(runs[-1][1]) if runs else 0, "corpus": len(list(corpus.iterdir())),
