@@ -63,7 +63,18 @@ def defaults(model_type: str) -> dict:
     d = cls().to_dict()
     for k in ("transformers_version", "architectures", "_name_or_path", "id2label", "label2id"):
         d.pop(k, None)
+    if "head_dim" in d and _derived_head_dim(cls):  # not a default: hidden_size // heads when unset
+        d.pop("head_dim")
     return d
+
+
+def _derived_head_dim(cls: type) -> bool:
+    """Whether the class computes head_dim from hidden_size / num_attention_heads when a config
+    omits it (LlamaConfig, MistralConfig): then the class's head_dim is no default to fill in."""
+    try:
+        return cls(hidden_size=1280, num_attention_heads=8).head_dim == 160
+    except Exception:
+        return False
 
 
 def main() -> None:

@@ -567,6 +567,7 @@ class CatalogFile(Fixed):
     catalog_fixes: list[str] | None = None
     alt_config_seen: AltConfig | None = None
     hf_quant_config: dict[str, Any] | None = None
+    base_model: str | None = None  # a quantized release: the catalog repo id of the model it quantizes
 
 
 # file name (under vramcalc/data/) -> its model, for the loader and the test that validates them all
