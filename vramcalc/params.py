@@ -42,7 +42,7 @@ CHECKPOINT_GROUP_RULES = [
     (r"embed_tokens|embeddings\.weight$|\.embeddings$|\.wte\.", "embeddings"),
     (r"shared_expert|shared_experts|shared_mlp", "shared_experts"),
     (r"\.experts\.", "routed_experts"),
-    (r"mlp\.gate\.(weight|e_score_correction_bias)|router", "router"),
+    (r"(mlp|mixer)\.gate\.(weight|e_score_correction_bias)|router", "router"),
     (r"gate_up_proj_adapter|mlp_adapter", "dense_mlp"),
     (r"self_attn|\.attention\.|\.linear\.weight$|mixer\.(q|k|v|o)_proj", "attention"),
     (r"mamba|linear_attn|mixer\.", "ssm"),
@@ -171,14 +171,18 @@ def _mlp(out: list[TensorSpec], p: str, m: MLPSpec, hidden: int) -> None:
     if m.router_scales:  # Gemma4TextRouter
         _t(out, f"{p}.router.scale", (hidden,), "router")
         _t(out, f"{p}.router.per_expert_scale", (e,), "router")
-    _t(out, f"{p}.experts.gate_up_proj", (e, 2 * i, hidden), "routed_experts")
+    if m.gated:
+        _t(out, f"{p}.experts.gate_up_proj", (e, 2 * i, hidden), "routed_experts")
+    else:  # NemotronHMoE: relu2 experts, up and down only
+        _t(out, f"{p}.experts.up_proj", (e, i, hidden), "routed_experts")
     _t(out, f"{p}.experts.down_proj", (e, hidden, i), "routed_experts")
     if m.expert_bias:
         _t(out, f"{p}.experts.gate_up_proj_bias", (e, 2 * i), "routed_experts")
         _t(out, f"{p}.experts.down_proj_bias", (e, hidden), "routed_experts")
     if m.shared_intermediate_size:
         s = m.shared_intermediate_size
-        _linear(out, f"{p}.shared_expert.gate_proj", s, hidden, "shared_experts")
+        if m.gated:
+            _linear(out, f"{p}.shared_expert.gate_proj", s, hidden, "shared_experts")
         _linear(out, f"{p}.shared_expert.up_proj", s, hidden, "shared_experts")
         _linear(out, f"{p}.shared_expert.down_proj", hidden, s, "shared_experts")
         if m.shared_expert_gate:
@@ -265,7 +269,7 @@ def count_params(spec: ModelSpec) -> ParamCounts:
     for layer in spec.layers:
         m = layer.mlp
         if m.kind == "moe":
-            per_expert = 3 * spec.hidden_size * m.expert_intermediate_size
+            per_expert = (3 if m.gated else 2) * spec.hidden_size * m.expert_intermediate_size
             if m.expert_bias:
                 per_expert += 2 * m.expert_intermediate_size + spec.hidden_size
             inactive += (m.num_experts - m.experts_per_token) * per_expert

@@ -92,7 +92,7 @@ class SSMSpec(_Frozen):
 class MLPSpec(_Frozen):
     kind: Literal["dense", "moe", "none"]
     intermediate_size: Count = 0  # dense MLP width (also a dense branch beside experts, Gemma 4)
-    gated: bool = True  # SwiGLU/GeGLU (gate, up, down) vs plain (up, down)
+    gated: bool = True  # SwiGLU/GeGLU (gate, up, down) vs plain (up, down); experts too
     bias: bool = False
     num_experts: Count = 0
     experts_per_token: Count = 0

@@ -615,6 +615,15 @@ def _read_nemotron_h(f: Fields, mt: str) -> ReaderParts:
             layers.append(LayerSpec(attention=attn, mlp=none, norms=1))
         elif ch == "-":
             layers.append(LayerSpec(mlp=_dense(f, gated=False, bias=f.flag("mlp_bias", False)), norms=1))
+        elif ch == "E" and f("moe_latent_size", None):  # Nemotron 3 Super: experts in a latent space
+            raise ConfigError(f.where, "moe_latent_size", "latent MoE layers are not modelled")
+        elif ch == "E":  # NemotronHMoE: relu2 routed experts + one shared expert, noaux_tc router bias
+            moe = MLPSpec(kind="moe", gated=False, num_experts=f.pos("n_routed_experts"),
+                          experts_per_token=f.pos("num_experts_per_tok"),
+                          expert_intermediate_size=f.pos("moe_intermediate_size"),
+                          shared_intermediate_size=f.int("n_shared_experts", 1) * f.pos("moe_shared_expert_intermediate_size"),
+                          router_score_bias=True)
+            layers.append(LayerSpec(mlp=moe, norms=1))
         else:
             raise ConfigError(f.where, "hybrid_override_pattern", f"has layer type {ch!r} that vramcalc does not model")
     return {"layers": layers}
