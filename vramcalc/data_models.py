@@ -568,6 +568,22 @@ class CatalogFile(Fixed):
     alt_config_seen: AltConfig | None = None
     hf_quant_config: dict[str, Any] | None = None
     base_model: str | None = None  # a quantized release: the catalog repo id of the model it quantizes
+    aliases: list[str] | None = None  # names people type for it, beyond those derived from repo_id
+
+
+class CatalogIndexEntry(Fixed):
+    repo_id: str
+    file: str
+    aliases: list[str] = []
+    base_model: str | None = None
+
+
+class CatalogIndex(Fixed):
+    """data/models_index.json: each catalog file's repo id and aliases, so that one lookup reads
+    this index and one model file (tools/catalog_index.py writes it; a test checks it is current)."""
+
+    source_note: str = Field(alias="_source")
+    models: list[CatalogIndexEntry]
 
 
 # file name (under vramcalc/data/) -> its model, for the loader and the test that validates them all
@@ -580,6 +596,7 @@ FILES: dict[str, type[BaseModel]] = {
     "unified_memory.json": UnifiedMemory,
     "llamacpp_backends.json": LlamaBackends,
     "llamacpp_margins.json": LlamaMargins,
+    "models_index.json": CatalogIndex,
     "planner.json": Planner,
     "quant_targets.json": QuantTargets,
     "speed.json": Speed,
