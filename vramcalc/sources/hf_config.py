@@ -254,6 +254,12 @@ def _read_llama_like(f: Fields, mt: str) -> ReaderParts:
     return {"layers": layers, "norm_bias": False}
 
 
+def _read_qwen3_vl_text(f: Fields, mt: str) -> ReaderParts:
+    """Qwen3VLTextConfig: Qwen3's decoder (q/k norms, no biases, no sliding window); M-RoPE
+    changes no weight."""
+    return _read_llama_like(f, "qwen3")
+
+
 # ---------------------------------------------------------------- mixture of experts
 
 
@@ -757,6 +763,8 @@ READERS: dict[str, Callable[[Fields, str], ReaderParts]] = {
     "granitemoehybrid": _read_granite_hybrid,
     "falcon_h1": _read_falcon_h1,
     "zamba2": _read_zamba2,
+    "qwen3_vl_text": _read_qwen3_vl_text,
+    "qwen3_vl_moe_text": _read_qwen3_moe,
 }
 # Outer (composite or alias) model_type -> the text model_type inside it.
 TEXT_TYPES = {
@@ -765,6 +773,8 @@ TEXT_TYPES = {
     "llama4": "llama4_text",
     "qwen3_5": "qwen3_5_text",
     "qwen3_5_moe": "qwen3_5_moe_text",
+    "qwen3_vl": "qwen3_vl_text",
+    "qwen3_vl_moe": "qwen3_vl_moe_text",
     "kimi_k2": "deepseek_v3",  # Kimi-K2 ships DeepseekV3ForCausalLM
 }
 DTYPES = {"bfloat16": "bfloat16", "float16": "float16", "float32": "float32", "bf16": "bfloat16",
