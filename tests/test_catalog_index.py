@@ -48,6 +48,8 @@ def test_every_alias_resolves_to_its_own_model():
     ("gemma4-31b", "google/gemma-4-31B-it"),
     ("Gemma-4-31B-it", "google/gemma-4-31B-it"),
     ("gemma-4-26b", "google/gemma-4-26B-A4B"),
+    ("gemma-4-e2b", "google/gemma-4-E2B-it"),
+    ("gemma-4-E4B", "google/gemma-4-E4B-it"),
     ("qwen3.5-35b-a3b", "Qwen/Qwen3.5-35B-A3B"),
     ("qwen3.5-27b", "Qwen/Qwen3.5-27B"),
     ("llama-2-7b", "meta-llama/Llama-2-7b-hf"),

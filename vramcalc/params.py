@@ -44,6 +44,8 @@ CHECKPOINT_GROUP_RULES = [
     (r"\.experts\.", "routed_experts"),
     (r"(mlp|mixer)\.gate\.(weight|e_score_correction_bias)|router", "router"),
     (r"gate_up_proj_adapter|mlp_adapter", "dense_mlp"),
+    # Gemma 4 per-layer inputs: each layer's gate and projection, and the model's projection into them
+    (r"per_layer_(input_gate|projection|model_projection)\.weight$", "dense_mlp"),
     (r"self_attn|\.attention\.|\.linear\.weight$|mixer\.(q|k|v|o)_proj", "attention"),
     (r"mamba|linear_attn|mixer\.", "ssm"),
     (r"mlp|feed_forward", "dense_mlp"),
@@ -102,14 +104,19 @@ def _attention(out: list[TensorSpec], p: str, a: AttentionSpec, hidden: int) -> 
         return
     d_in = a.input_size or hidden
     q_out = a.num_heads * a.head_dim_k * (2 if a.output_gate else 1)
+    # A layer that reuses an earlier layer's KV has no K/V projections of its own
+    # (transformers Gemma4TextAttention: k_proj, v_proj, k_norm only when not is_kv_shared_layer).
+    own_kv = a.kv_shared_from is None
     _linear(out, f"{p}.q_proj", q_out, d_in, g, a.qkv_bias)
-    _linear(out, f"{p}.k_proj", a.num_kv_heads * a.head_dim_k, d_in, g, a.qkv_bias)
-    if not a.k_eq_v:
+    if own_kv:
+        _linear(out, f"{p}.k_proj", a.num_kv_heads * a.head_dim_k, d_in, g, a.qkv_bias)
+    if own_kv and not a.k_eq_v:
         _linear(out, f"{p}.v_proj", a.num_kv_heads * a.head_dim_v, d_in, g, a.qkv_bias)
     _linear(out, f"{p}.o_proj", hidden, a.num_heads * a.head_dim_v, g, a.o_bias)
     if a.qk_norm:
         _t(out, f"{p}.q_norm.weight", (a.head_dim_k,), g)
-        _t(out, f"{p}.k_norm.weight", (a.head_dim_k,), g)
+        if own_kv:
+            _t(out, f"{p}.k_norm.weight", (a.head_dim_k,), g)
     if a.sinks:
         _t(out, f"{p}.sinks", (a.num_heads,), g)
 

@@ -4,6 +4,7 @@ with their source, completeness (`partial`) and published parameter figures."""
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from functools import lru_cache
 from typing import Any
@@ -112,6 +113,15 @@ def _sizes(name: str) -> set[str]:
     return {m.group(0) for m in _SIZE.finditer(_norm(name).replace("-", " ").replace("_", " "))}
 
 
+def _billions(name: str) -> float | None:
+    """The total size a name states, in billions (`31b` -> 31, `135m` -> 0.135); not an active size."""
+    for token in sorted(_sizes(name)):
+        if not token.startswith("a"):
+            scale = {"b": 1.0, "m": 1e-3, "k": 1e-6}[token[-1]]
+            return float(token[:-1]) * scale
+    return None
+
+
 def _family(name: str) -> tuple[str, str]:
     """The family and generation a name starts with: ('gemma', '4') for gemma-4-31b-it,
     ('qwen', '3.5') for Qwen3.5-35B-A3B, ('llama', '3.3') for llama-3.3-70b."""
@@ -129,7 +139,7 @@ def suggestions(name: str, n: int = 3) -> list[str]:
     suggests Gemma 4 31B, never gemma-3-1b), then the same family or the same size, and names
     that share neither only when nothing shares both. One name per model."""
     want = _norm(name)
-    sizes, family = _sizes(want), _family(want)
+    sizes, family, size = _sizes(want), _family(want), _billions(want)
     scored = []
     for alias, repo in _aliases().items():
         if "/" in alias:
@@ -138,8 +148,11 @@ def suggestions(name: str, n: int = 3) -> list[str]:
         same_family = _same_family(family, _family(alias))
         same_size = bool(sizes) and sizes <= _sizes(alias)
         tier = 2 if same_family and same_size else 1 if same_family or same_size else 0
+        other = _billions(alias)
+        # within a family, the nearest size first (gemma-4-32b: 31B before E2B)
+        nearness = -abs(math.log(size / other)) if size and other else -math.inf
         if ratio >= 0.5 or tier == 2:
-            scored.append((tier, same_family, ratio, -len(alias), alias, repo))
+            scored.append((tier, same_family, nearness, ratio, -len(alias), alias, repo))
     scored.sort(reverse=True)
     if scored and scored[0][0] == 2:
         scored = [s for s in scored if s[0] > 0]

@@ -463,6 +463,7 @@ def _read_gemma4(f: Fields, mt: str) -> ReaderParts:
     moe = f.flag("enable_moe_block", False)
     shared_kv = f.int("num_kv_shared_layers", 0)
     first_shared = n - shared_kv
+    wide = f.flag("use_double_wide_mlp", False)  # Gemma4TextMLP: KV-shared layers get 2 x intermediate_size
     last_of_type: dict[str, int] = {}
     layers = []
     for i, t in enumerate(types):
@@ -493,12 +494,31 @@ def _read_gemma4(f: Fields, mt: str) -> ReaderParts:
             norms = 7  # + post_feedforward_layernorm_1/_2, pre_feedforward_layernorm_2
         else:
             mlp = _dense(f)
+            if wide and shared_kv and i >= first_shared:
+                mlp = MLPSpec(kind="dense", intermediate_size=2 * f.pos("intermediate_size"))
             norms = 4
         layers.append(LayerSpec(attention=attn, mlp=mlp, norms=norms))
-    notes = []
-    if f.int("hidden_size_per_layer_input", 0):
-        notes.append("per-layer input embeddings (hidden_size_per_layer_input) are not counted")
-    return {"layers": layers, "notes": notes, "approximate": bool(notes)}
+    return {"layers": layers, "extra_tensors": _gemma4_per_layer_inputs(f, n)}
+
+
+def _gemma4_per_layer_inputs(f: Fields, n: int) -> list[TensorSpec]:
+    """Gemma4TextModel per-layer inputs (E2B/E4B, hidden_size_per_layer_input > 0): a second
+    embedding table of n x ple columns, its projection from the hidden state and norm, and in
+    each layer an input gate, a projection back to hidden and a norm."""
+    ple = f.int("hidden_size_per_layer_input", 0)
+    if not ple:
+        return []
+    hidden = f.pos("hidden_size")
+    vocab = f.pos("vocab_size_per_layer_input", f.pos("vocab_size"))
+    p = "model.language_model"
+    out = [TensorSpec(name=f"{p}.embed_tokens_per_layer.weight", shape=(vocab, n * ple), group="embeddings"),
+           TensorSpec(name=f"{p}.per_layer_model_projection.weight", shape=(n * ple, hidden), group="dense_mlp"),
+           TensorSpec(name=f"{p}.per_layer_projection_norm.weight", shape=(ple,), group="norms")]
+    for i in range(n):
+        out += [TensorSpec(name=f"{p}.layers.{i}.per_layer_input_gate.weight", shape=(ple, hidden), group="dense_mlp"),
+                TensorSpec(name=f"{p}.layers.{i}.per_layer_projection.weight", shape=(hidden, ple), group="dense_mlp"),
+                TensorSpec(name=f"{p}.layers.{i}.post_per_layer_input_norm.weight", shape=(hidden,), group="norms")]
+    return out
 
 
 # ---------------------------------------------------------------- state-space and hybrids
