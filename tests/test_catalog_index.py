@@ -59,6 +59,8 @@ def test_every_alias_resolves_to_its_own_model():
     ("nemotron-3-nano", "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16"),
     ("qwen3-32b-fp8", "Qwen/Qwen3-32B-FP8"),
     ("qwen-3-32b", "Qwen/Qwen3-32B"),
+    ("minimax-m2.5", "MiniMaxAI/MiniMax-M2.5"),
+    ("qwen3-vl-8b", "Qwen/Qwen3-VL-8B-Instruct"),
 ])
 def test_names_people_type(typed, repo):
     assert catalog.resolve(typed) == repo

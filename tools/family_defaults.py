@@ -51,6 +51,7 @@ REQUIRED = {
     "zamba2": CORE + ATTN,
     "qwen3_vl_text": CORE + ATTN + DENSE,
     "qwen3_vl_moe_text": CORE + ATTN + ["moe_intermediate_size", "num_experts"],
+    "minimax_m2": CORE + ATTN + DENSE + ["num_local_experts"],
 }
 # Towers whose defaults the readers need (configs often carry only their model_type).
 VISION = ["siglip_vision_model", "gemma4_vision", "llama4_vision_model", "qwen3_5", "qwen3_vl"]

@@ -114,9 +114,10 @@ def _attention(out: list[TensorSpec], p: str, a: AttentionSpec, hidden: int) -> 
         _linear(out, f"{p}.v_proj", a.num_kv_heads * a.head_dim_v, d_in, g, a.qkv_bias)
     _linear(out, f"{p}.o_proj", hidden, a.num_heads * a.head_dim_v, g, a.o_bias)
     if a.qk_norm:
-        _t(out, f"{p}.q_norm.weight", (a.head_dim_k,), g)
+        q_heads, k_heads = (a.num_heads, a.num_kv_heads) if a.qk_norm_full else (1, 1)
+        _t(out, f"{p}.q_norm.weight", (q_heads * a.head_dim_k,), g)
         if own_kv:
-            _t(out, f"{p}.k_norm.weight", (a.head_dim_k,), g)
+            _t(out, f"{p}.k_norm.weight", (k_heads * a.head_dim_k,), g)
     if a.sinks:
         _t(out, f"{p}.sinks", (a.num_heads,), g)
 

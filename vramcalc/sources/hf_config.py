@@ -254,6 +254,24 @@ def _read_llama_like(f: Fields, mt: str) -> ReaderParts:
     return {"layers": layers, "norm_bias": False}
 
 
+def _read_minimax_m2(f: Fields, mt: str) -> ReaderParts:
+    """MiniMaxM2Config: every layer full attention with q/k RMSNorms over all heads (qk_norm_type
+    per_layer) and a MoE of num_local_experts experts of intermediate_size, sigmoid router with a
+    score-correction bias (use_routing_bias); partial RoPE (rotary_dim) changes no weight."""
+    n = f.pos("num_hidden_layers")
+    norm = f.flag("use_qk_norm", True)
+    if norm and f("qk_norm_type", "per_layer") != "per_layer":
+        raise ConfigError(f.where, "qk_norm_type", f"is {f('qk_norm_type')!r}; only per_layer is modelled")
+    moe = MLPSpec(kind="moe", num_experts=f.pos("num_local_experts"), experts_per_token=f.pos("num_experts_per_tok"),
+                  expert_intermediate_size=f.pos("intermediate_size"),
+                  shared_intermediate_size=f.int("shared_intermediate_size", 0),
+                  router_score_bias=f.flag("use_routing_bias", False))
+    if moe.shared_intermediate_size:
+        raise ConfigError(f.where, "shared_intermediate_size", "a shared expert is not modelled for minimax_m2")
+    layers = [LayerSpec(attention=_attn(f, "full", qk_norm=norm, qk_norm_full=norm), mlp=moe) for _ in range(n)]
+    return {"layers": layers}
+
+
 def _read_qwen3_vl_text(f: Fields, mt: str) -> ReaderParts:
     """Qwen3VLTextConfig: Qwen3's decoder (q/k norms, no biases, no sliding window); M-RoPE
     changes no weight."""
@@ -785,6 +803,7 @@ READERS: dict[str, Callable[[Fields, str], ReaderParts]] = {
     "zamba2": _read_zamba2,
     "qwen3_vl_text": _read_qwen3_vl_text,
     "qwen3_vl_moe_text": _read_qwen3_moe,
+    "minimax_m2": _read_minimax_m2,
 }
 # Outer (composite or alias) model_type -> the text model_type inside it.
 TEXT_TYPES = {
