@@ -29,6 +29,7 @@ class CatalogEntry(BaseModel):
     source: str
     published_params: dict[str, Any] | None = None
     notes: str | None = None
+    base_model: str | None = None  # a quantized release: the catalog model it quantizes
 
 
 def _norm(name: str) -> str:
@@ -92,7 +93,7 @@ def entries() -> list[CatalogEntry]:
             by_repo.setdefault(repo, []).append(alias)
     return [
         CatalogEntry(repo_id=r, aliases=tuple(sorted(by_repo.get(r, []), key=len)), partial=d.partial,
-                     source=d.source, notes=d.notes,
+                     source=d.source, notes=d.notes, base_model=d.base_model,
                      published_params=d.published_params.model_dump(exclude_unset=True) if d.published_params else None)
         for r, d in ((r, _entry(r)) for r in _repos())
     ]
