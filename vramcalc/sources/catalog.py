@@ -135,17 +135,25 @@ def _same_family(a: tuple[str, str], b: tuple[str, str]) -> bool:
     return bool(a[0]) and a[1] == b[1] and difflib.SequenceMatcher(None, a[0], b[0]).ratio() >= 0.75
 
 
+_MAX_SUGGESTED_NAME = 200
+
+
 def suggestions(name: str, n: int = 3) -> list[str]:
     """Catalog names close to `name`: the same family and size first (a misspelt `gemma-4-31b`
     suggests Gemma 4 31B, never gemma-3-1b), then the same family or the same size, and names
     that share neither only when nothing shares both. One name per model."""
     want = _norm(name)
+    if len(want) > _MAX_SUGGESTED_NAME:  # no model name is this long; the comparison would be quadratic
+        return []
     sizes, family, size = _sizes(want), _family(want), _billions(want)
     scored = []
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq2(want)  # difflib caches the details of seq2
     for alias, repo in _aliases().items():
         if "/" in alias:
             continue
-        ratio = difflib.SequenceMatcher(None, want, alias).ratio()
+        matcher.set_seq1(alias)
+        ratio = matcher.ratio()
         same_family = _same_family(family, _family(alias))
         same_size = bool(sizes) and sizes <= _sizes(alias)
         tier = 2 if same_family and same_size else 1 if same_family or same_size else 0
