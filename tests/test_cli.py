@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import catalog_config
+from conftest import CATALOG, catalog_config
 from vramcalc.cli import main
 
 GIB = 1024**3
@@ -102,8 +102,10 @@ def test_local_folder_reads_like_the_catalog(tmp_path, capsys):
 def test_models_lists_the_catalog_with_aliases(capsys):
     code, out, _ = run(capsys, "models", "--json")
     rows = json.loads(out)
-    assert code == 0 and len(rows) == 68
+    assert code == 0 and len(rows) == len(list(CATALOG.glob("*.json"))) >= 120
     by_id = {r["repo_id"]: r for r in rows}
+    assert by_id["Qwen/Qwen3-32B-FP8"]["base_model"] == "Qwen/Qwen3-32B"
+    assert "gemma-4-31b" in by_id["google/gemma-4-31B-it"]["aliases"]
     assert "qwen3-32b" in by_id["Qwen/Qwen3-32B"]["aliases"]
     assert "llama-3.3-70b" in by_id["meta-llama/Llama-3.3-70B-Instruct"]["aliases"]
     assert "gpt-oss-120b" in by_id["openai/gpt-oss-120b"]["aliases"]

@@ -98,7 +98,8 @@ def test_gpus_find_a_chip_in_any_spelling(capsys, text):
 def test_models_find_substrings_across_separators(capsys):
     ids = [e["repo_id"] for e in dump(capsys, "models", "gemma-4")]
     assert "nvidia/Gemma-4-31B-IT-NVFP4" in ids and all("gemma-4" in i.lower() for i in ids)
-    assert [e["repo_id"] for e in dump(capsys, "models", "Gemma 4 31B")] == ["nvidia/Gemma-4-31B-IT-NVFP4"]
+    assert [e["repo_id"] for e in dump(capsys, "models", "Gemma 4 31B")] == ["google/gemma-4-31B-it",
+                                                                          "nvidia/Gemma-4-31B-IT-NVFP4"]
 
 
 @pytest.mark.parametrize("argv, code, close", [(["gpus", "rtx9090"], "input.unknown_gpu", "rtx-4090"),

@@ -46,7 +46,8 @@ def test_every_family_is_covered_by_the_oracle():
     expected = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "qwen3_next", "qwen3_5_text",
                 "qwen3_5_moe_text", "gemma2", "gemma3_text", "gemma4_text", "phi3", "deepseek_v2",
                 "deepseek_v3", "deepseek_v32", "gpt_oss", "llama4_text", "cohere", "glm4_moe", "jamba",
-                "mamba2", "falcon_mamba", "falcon_h1", "nemotron_h", "granitemoehybrid", "zamba2"}
+                "mamba2", "falcon_mamba", "falcon_h1", "nemotron_h", "granitemoehybrid", "zamba2",
+                "qwen3_vl_text", "qwen3_vl_moe_text", "minimax_m2"}
     assert expected <= families, expected - families
 
 

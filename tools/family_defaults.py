@@ -49,21 +49,35 @@ REQUIRED = {
     # Where attention sits decides the KV cache: never assume a layout.
     "granitemoehybrid": CORE + ATTN + DENSE + ["layer_types"],
     "zamba2": CORE + ATTN,
+    "qwen3_vl_text": CORE + ATTN + DENSE,
+    "qwen3_vl_moe_text": CORE + ATTN + ["moe_intermediate_size", "num_experts"],
+    "minimax_m2": CORE + ATTN + DENSE + ["num_local_experts"],
 }
 # Towers whose defaults the readers need (configs often carry only their model_type).
-VISION = ["siglip_vision_model", "gemma4_vision", "llama4_vision_model", "qwen3_5"]
+VISION = ["siglip_vision_model", "gemma4_vision", "llama4_vision_model", "qwen3_5", "qwen3_vl"]
 # Composite (vision-language) configs: transformers ties embeddings by the *outer* config's flag.
-COMPOSITE = ["gemma3", "gemma4", "llama4", "qwen3_5", "qwen3_5_moe"]
+COMPOSITE = ["gemma3", "gemma4", "llama4", "qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe"]
 
 
 def defaults(model_type: str) -> dict:
     cls = CONFIG_MAPPING[model_type]
-    if model_type == "qwen3_5":  # the composite class: take its vision sub-config
+    if model_type in ("qwen3_5", "qwen3_vl"):  # the composite class: take its vision sub-config
         return cls().vision_config.to_dict()
     d = cls().to_dict()
     for k in ("transformers_version", "architectures", "_name_or_path", "id2label", "label2id"):
         d.pop(k, None)
+    if "head_dim" in d and _derived_head_dim(cls):  # not a default: hidden_size // heads when unset
+        d.pop("head_dim")
     return d
+
+
+def _derived_head_dim(cls: type) -> bool:
+    """Whether the class computes head_dim from hidden_size / num_attention_heads when a config
+    omits it (LlamaConfig, MistralConfig): then the class's head_dim is no default to fill in."""
+    try:
+        return cls(hidden_size=1280, num_attention_heads=8).head_dim == 160
+    except Exception:
+        return False
 
 
 def main() -> None:

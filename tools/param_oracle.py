@@ -71,14 +71,14 @@ def prepare(cfg: dict) -> tuple[dict, dict, dict]:
         translated["mamba_headdim"] = "n_mamba_heads"
     text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
     text_type = TEXT_TYPES.get(text.get("model_type") or mt, text.get("model_type") or mt)
-    table = _architectures()["text"].get(text_type)
+    table = _architectures().text.get(text_type)
     if table:
-        for field in table["required"]:
+        for field in table.required:
             if field in text or field in translated.values():
                 continue
-            if field in table["defaults"] and field != "layer_types":  # a layout is never defaulted
-                text[field] = table["defaults"][field]
-                completed[field] = table["defaults"][field]
+            if field in table.defaults and field != "layer_types":  # a layout is never defaulted
+                text[field] = table.defaults[field]
+                completed[field] = table.defaults[field]
             else:  # no class default under that name: vramcalc must refuse this copy
                 completed.setdefault("_missing", []).append(field)
     return cfg, completed, translated

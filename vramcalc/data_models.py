@@ -586,6 +586,23 @@ class CatalogFile(Fixed):
     catalog_fixes: list[str] | None = None
     alt_config_seen: AltConfig | None = None
     hf_quant_config: dict[str, Any] | None = None
+    base_model: str | None = None  # a quantized release: the catalog repo id of the model it quantizes
+    aliases: list[str] | None = None  # names people type for it, beyond those derived from repo_id
+
+
+class CatalogIndexEntry(Fixed):
+    repo_id: str
+    file: str
+    aliases: list[str] = []
+    base_model: str | None = None
+
+
+class CatalogIndex(Fixed):
+    """data/models_index.json: each catalog file's repo id and aliases, so that one lookup reads
+    this index and one model file (tools/catalog_index.py writes it; a test checks it is current)."""
+
+    source_note: str = Field(alias="_source")
+    models: list[CatalogIndexEntry]
 
 
 # ---- the engines' argument tables (tools/engine_arg_tables.py) and what each flag means for vramcalc
@@ -721,6 +738,7 @@ FILES: dict[str, type[BaseModel]] = {
     "llamacpp_backends.json": LlamaBackends,
     "llamacpp_builds.json": LlamaBuilds,
     "llamacpp_margins.json": LlamaMargins,
+    "models_index.json": CatalogIndex,
     "planner.json": Planner,
     "quant_targets.json": QuantTargets,
     "serving.json": Serving,

@@ -42,8 +42,10 @@ CHECKPOINT_GROUP_RULES = [
     (r"embed_tokens|embeddings\.weight$|\.embeddings$|\.wte\.", "embeddings"),
     (r"shared_expert|shared_experts|shared_mlp", "shared_experts"),
     (r"\.experts\.", "routed_experts"),
-    (r"mlp\.gate\.(weight|e_score_correction_bias)|router", "router"),
+    (r"(mlp|mixer)\.gate\.(weight|e_score_correction_bias)|router", "router"),
     (r"gate_up_proj_adapter|mlp_adapter", "dense_mlp"),
+    # Gemma 4 per-layer inputs: each layer's gate and projection, and the model's projection into them
+    (r"per_layer_(input_gate|projection|model_projection)\.weight$", "dense_mlp"),
     (r"self_attn|\.attention\.|\.linear\.weight$|mixer\.(q|k|v|o)_proj", "attention"),
     (r"mamba|linear_attn|mixer\.", "ssm"),
     (r"mlp|feed_forward", "dense_mlp"),
@@ -102,14 +104,20 @@ def _attention(out: list[TensorSpec], p: str, a: AttentionSpec, hidden: int) -> 
         return
     d_in = a.input_size or hidden
     q_out = a.num_heads * a.head_dim_k * (2 if a.output_gate else 1)
+    # A layer that reuses an earlier layer's KV has no K/V projections of its own
+    # (transformers Gemma4TextAttention: k_proj, v_proj, k_norm only when not is_kv_shared_layer).
+    own_kv = a.kv_shared_from is None
     _linear(out, f"{p}.q_proj", q_out, d_in, g, a.qkv_bias)
-    _linear(out, f"{p}.k_proj", a.num_kv_heads * a.head_dim_k, d_in, g, a.qkv_bias)
-    if not a.k_eq_v:
+    if own_kv:
+        _linear(out, f"{p}.k_proj", a.num_kv_heads * a.head_dim_k, d_in, g, a.qkv_bias)
+    if own_kv and not a.k_eq_v:
         _linear(out, f"{p}.v_proj", a.num_kv_heads * a.head_dim_v, d_in, g, a.qkv_bias)
     _linear(out, f"{p}.o_proj", hidden, a.num_heads * a.head_dim_v, g, a.o_bias)
     if a.qk_norm:
-        _t(out, f"{p}.q_norm.weight", (a.head_dim_k,), g)
-        _t(out, f"{p}.k_norm.weight", (a.head_dim_k,), g)
+        q_heads, k_heads = (a.num_heads, a.num_kv_heads) if a.qk_norm_full else (1, 1)
+        _t(out, f"{p}.q_norm.weight", (q_heads * a.head_dim_k,), g)
+        if own_kv:
+            _t(out, f"{p}.k_norm.weight", (k_heads * a.head_dim_k,), g)
     if a.sinks:
         _t(out, f"{p}.sinks", (a.num_heads,), g)
 
@@ -171,14 +179,18 @@ def _mlp(out: list[TensorSpec], p: str, m: MLPSpec, hidden: int) -> None:
     if m.router_scales:  # Gemma4TextRouter
         _t(out, f"{p}.router.scale", (hidden,), "router")
         _t(out, f"{p}.router.per_expert_scale", (e,), "router")
-    _t(out, f"{p}.experts.gate_up_proj", (e, 2 * i, hidden), "routed_experts")
+    if m.gated:
+        _t(out, f"{p}.experts.gate_up_proj", (e, 2 * i, hidden), "routed_experts")
+    else:  # NemotronHMoE: relu2 experts, up and down only
+        _t(out, f"{p}.experts.up_proj", (e, i, hidden), "routed_experts")
     _t(out, f"{p}.experts.down_proj", (e, hidden, i), "routed_experts")
     if m.expert_bias:
         _t(out, f"{p}.experts.gate_up_proj_bias", (e, 2 * i), "routed_experts")
         _t(out, f"{p}.experts.down_proj_bias", (e, hidden), "routed_experts")
     if m.shared_intermediate_size:
         s = m.shared_intermediate_size
-        _linear(out, f"{p}.shared_expert.gate_proj", s, hidden, "shared_experts")
+        if m.gated:
+            _linear(out, f"{p}.shared_expert.gate_proj", s, hidden, "shared_experts")
         _linear(out, f"{p}.shared_expert.up_proj", s, hidden, "shared_experts")
         _linear(out, f"{p}.shared_expert.down_proj", hidden, s, "shared_experts")
         if m.shared_expert_gate:
@@ -265,7 +277,7 @@ def count_params(spec: ModelSpec) -> ParamCounts:
     for layer in spec.layers:
         m = layer.mlp
         if m.kind == "moe":
-            per_expert = 3 * spec.hidden_size * m.expert_intermediate_size
+            per_expert = (3 if m.gated else 2) * spec.hidden_size * m.expert_intermediate_size
             if m.expert_bias:
                 per_expert += 2 * m.expert_intermediate_size + spec.hidden_size
             inactive += (m.num_experts - m.experts_per_token) * per_expert

@@ -53,6 +53,7 @@ class AttentionSpec(_Frozen):
     qkv_bias: bool = False
     o_bias: bool = False
     qk_norm: bool = False  # per-head RMSNorm weights on q and k (Qwen3, Gemma 3)
+    qk_norm_full: bool = False  # the q/k norms span all heads (MiniMax-M2 qk_norm_type per_layer)
     output_gate: bool = False  # Qwen3-Next / Qwen3.5 gated attention: q_proj is 2x wide
     input_size: Size | None = None  # attention input width when not hidden_size (Zamba2: 2x hidden)
     kv_shared_from: Count | None = None  # layer whose KV cache this layer reuses (no KV of its own)
@@ -95,7 +96,7 @@ class SSMSpec(_Frozen):
 class MLPSpec(_Frozen):
     kind: Literal["dense", "moe", "none"]
     intermediate_size: Count = 0  # dense MLP width (also a dense branch beside experts, Gemma 4)
-    gated: bool = True  # SwiGLU/GeGLU (gate, up, down) vs plain (up, down)
+    gated: bool = True  # SwiGLU/GeGLU (gate, up, down) vs plain (up, down); experts too
     bias: bool = False
     num_experts: Count = 0
     experts_per_token: Count = 0

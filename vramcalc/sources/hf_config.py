@@ -254,6 +254,30 @@ def _read_llama_like(f: Fields, mt: str) -> ReaderParts:
     return {"layers": layers, "norm_bias": False}
 
 
+def _read_minimax_m2(f: Fields, mt: str) -> ReaderParts:
+    """MiniMaxM2Config: every layer full attention with q/k RMSNorms over all heads (qk_norm_type
+    per_layer) and a MoE of num_local_experts experts of intermediate_size, sigmoid router with a
+    score-correction bias (use_routing_bias); partial RoPE (rotary_dim) changes no weight."""
+    n = f.pos("num_hidden_layers")
+    norm = f.flag("use_qk_norm", True)
+    if norm and f("qk_norm_type", "per_layer") != "per_layer":
+        raise ConfigError(f.where, "qk_norm_type", f"is {f('qk_norm_type')!r}; only per_layer is modelled")
+    moe = MLPSpec(kind="moe", num_experts=f.pos("num_local_experts"), experts_per_token=f.pos("num_experts_per_tok"),
+                  expert_intermediate_size=f.pos("intermediate_size"),
+                  shared_intermediate_size=f.int("shared_intermediate_size", 0),
+                  router_score_bias=f.flag("use_routing_bias", False))
+    if moe.shared_intermediate_size:
+        raise ConfigError(f.where, "shared_intermediate_size", "a shared expert is not modelled for minimax_m2")
+    layers = [LayerSpec(attention=_attn(f, "full", qk_norm=norm, qk_norm_full=norm), mlp=moe) for _ in range(n)]
+    return {"layers": layers}
+
+
+def _read_qwen3_vl_text(f: Fields, mt: str) -> ReaderParts:
+    """Qwen3VLTextConfig: Qwen3's decoder (q/k norms, no biases, no sliding window); M-RoPE
+    changes no weight."""
+    return _read_llama_like(f, "qwen3")
+
+
 # ---------------------------------------------------------------- mixture of experts
 
 
@@ -457,6 +481,7 @@ def _read_gemma4(f: Fields, mt: str) -> ReaderParts:
     moe = f.flag("enable_moe_block", False)
     shared_kv = f.int("num_kv_shared_layers", 0)
     first_shared = n - shared_kv
+    wide = f.flag("use_double_wide_mlp", False)  # Gemma4TextMLP: KV-shared layers get 2 x intermediate_size
     last_of_type: dict[str, int] = {}
     layers = []
     for i, t in enumerate(types):
@@ -487,12 +512,31 @@ def _read_gemma4(f: Fields, mt: str) -> ReaderParts:
             norms = 7  # + post_feedforward_layernorm_1/_2, pre_feedforward_layernorm_2
         else:
             mlp = _dense(f)
+            if wide and shared_kv and i >= first_shared:
+                mlp = MLPSpec(kind="dense", intermediate_size=2 * f.pos("intermediate_size"))
             norms = 4
         layers.append(LayerSpec(attention=attn, mlp=mlp, norms=norms))
-    notes = []
-    if f.int("hidden_size_per_layer_input", 0):
-        notes.append("per-layer input embeddings (hidden_size_per_layer_input) are not counted")
-    return {"layers": layers, "notes": notes, "approximate": bool(notes)}
+    return {"layers": layers, "extra_tensors": _gemma4_per_layer_inputs(f, n)}
+
+
+def _gemma4_per_layer_inputs(f: Fields, n: int) -> list[TensorSpec]:
+    """Gemma4TextModel per-layer inputs (E2B/E4B, hidden_size_per_layer_input > 0): a second
+    embedding table of n x ple columns, its projection from the hidden state and norm, and in
+    each layer an input gate, a projection back to hidden and a norm."""
+    ple = f.int("hidden_size_per_layer_input", 0)
+    if not ple:
+        return []
+    hidden = f.pos("hidden_size")
+    vocab = f.pos("vocab_size_per_layer_input", f.pos("vocab_size"))
+    p = "model.language_model"
+    out = [TensorSpec(name=f"{p}.embed_tokens_per_layer.weight", shape=(vocab, n * ple), group="embeddings"),
+           TensorSpec(name=f"{p}.per_layer_model_projection.weight", shape=(n * ple, hidden), group="dense_mlp"),
+           TensorSpec(name=f"{p}.per_layer_projection_norm.weight", shape=(ple,), group="norms")]
+    for i in range(n):
+        out += [TensorSpec(name=f"{p}.layers.{i}.per_layer_input_gate.weight", shape=(ple, hidden), group="dense_mlp"),
+                TensorSpec(name=f"{p}.layers.{i}.per_layer_projection.weight", shape=(hidden, ple), group="dense_mlp"),
+                TensorSpec(name=f"{p}.layers.{i}.post_per_layer_input_norm.weight", shape=(hidden,), group="norms")]
+    return out
 
 
 # ---------------------------------------------------------------- state-space and hybrids
@@ -615,6 +659,15 @@ def _read_nemotron_h(f: Fields, mt: str) -> ReaderParts:
             layers.append(LayerSpec(attention=attn, mlp=none, norms=1))
         elif ch == "-":
             layers.append(LayerSpec(mlp=_dense(f, gated=False, bias=f.flag("mlp_bias", False)), norms=1))
+        elif ch == "E" and f("moe_latent_size", None):  # Nemotron 3 Super: experts in a latent space
+            raise ConfigError(f.where, "moe_latent_size", "latent MoE layers are not modelled")
+        elif ch == "E":  # NemotronHMoE: relu2 routed experts + one shared expert, noaux_tc router bias
+            moe = MLPSpec(kind="moe", gated=False, num_experts=f.pos("n_routed_experts"),
+                          experts_per_token=f.pos("num_experts_per_tok"),
+                          expert_intermediate_size=f.pos("moe_intermediate_size"),
+                          shared_intermediate_size=f.int("n_shared_experts", 1) * f.pos("moe_shared_expert_intermediate_size"),
+                          router_score_bias=True)
+            layers.append(LayerSpec(mlp=moe, norms=1))
         else:
             raise ConfigError(f.where, "hybrid_override_pattern", f"has layer type {ch!r} that vramcalc does not model")
     return {"layers": layers}
@@ -748,6 +801,9 @@ READERS: dict[str, Callable[[Fields, str], ReaderParts]] = {
     "granitemoehybrid": _read_granite_hybrid,
     "falcon_h1": _read_falcon_h1,
     "zamba2": _read_zamba2,
+    "qwen3_vl_text": _read_qwen3_vl_text,
+    "qwen3_vl_moe_text": _read_qwen3_moe,
+    "minimax_m2": _read_minimax_m2,
 }
 # Outer (composite or alias) model_type -> the text model_type inside it.
 TEXT_TYPES = {
@@ -756,6 +812,8 @@ TEXT_TYPES = {
     "llama4": "llama4_text",
     "qwen3_5": "qwen3_5_text",
     "qwen3_5_moe": "qwen3_5_moe_text",
+    "qwen3_vl": "qwen3_vl_text",
+    "qwen3_vl_moe": "qwen3_vl_moe_text",
     "kimi_k2": "deepseek_v3",  # Kimi-K2 ships DeepseekV3ForCausalLM
 }
 DTYPES = {"bfloat16": "bfloat16", "float16": "float16", "float32": "float32", "bf16": "bfloat16",

@@ -20,7 +20,7 @@ def _vision_defaults() -> dict[str, VisionArch]:
     return load("architectures.json", Architectures).vision
 
 
-COMPOSITE_TOWERS = ("gemma3", "gemma4", "llama4", "qwen3_5", "qwen3_5_moe")
+COMPOSITE_TOWERS = ("gemma3", "gemma4", "llama4", "qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe")
 
 
 def _linear(n_in: int, n_out: int, bias: bool = True) -> int:
@@ -66,6 +66,8 @@ def read_vision(cfg: dict[str, Any], text_hidden: int, where: str) -> VisionSpec
         return _llama4(v, text_hidden, where)
     if outer in ("qwen3_5", "qwen3_5_moe") or vt in ("qwen3_5", "qwen3_5_moe", "qwen3_5_vision"):
         return _qwen3_5(v, where)
+    if outer in ("qwen3_vl", "qwen3_vl_moe") or vt in ("qwen3_vl", "qwen3_vl_moe"):
+        return _qwen3_5(v, where, deepstack=True)
     raise ConfigError(where, "vision_config.model_type", f"is {vt!r}, a tower vramcalc does not count yet")
 
 
@@ -114,16 +116,24 @@ def _llama4(v: dict[str, Any], text_hidden: int, where: str) -> VisionSpec:
                       hidden_size=h, num_layers=n)
 
 
-def _qwen3_5(v: dict[str, Any], where: str) -> VisionSpec:
-    """Qwen3_5VisionModel: 3D patch embed, learned position table, biased blocks, patch merger."""
-    d = _vision_defaults()["qwen3_5"].defaults
+def _qwen3_5(v: dict[str, Any], where: str, deepstack: bool = False) -> VisionSpec:
+    """Qwen3_5VisionModel: 3D patch embed, learned position table, biased blocks, patch merger.
+    Qwen3VLVisionModel (deepstack) is the same tower plus one merger per deepstack_visual_indexes
+    entry, each normed after the patch shuffle (Qwen3VLVisionPatchMerger use_postshuffle_norm)."""
+    d = _vision_defaults()["qwen3_vl" if deepstack else "qwen3_5"].defaults
     g = lambda k: _get(v, d, k, where)  # noqa: E731
     h, inter, n = g("hidden_size"), g("intermediate_size"), g("depth")
     ch, tp, p, m = g("in_channels"), g("temporal_patch_size"), g("patch_size"), g("spatial_merge_size")
-    if g("deepstack_visual_indexes") if "deepstack_visual_indexes" in v else False:
+    stacks = v.get("deepstack_visual_indexes", d.get("deepstack_visual_indexes")) if deepstack else None
+    if not deepstack and (g("deepstack_visual_indexes") if "deepstack_visual_indexes" in v else False):
         raise ConfigError(where, "vision_config.deepstack_visual_indexes", "is not empty; deepstack mergers are not counted yet")
     embed = ch * tp * p * p * h + h + g("num_position_embeddings") * h
     layer = 2 * 2 * h + _linear(h, 3 * h) + _linear(h, h) + _linear(h, inter) + _linear(inter, h)
     merged = h * m * m
     merger = 2 * h + _linear(merged, merged) + _linear(merged, g("out_hidden_size"))
-    return VisionSpec(kind="qwen3_5_vision", params=embed + n * layer + merger, hidden_size=h, num_layers=n)
+    if stacks:
+        if not isinstance(stacks, list):
+            raise ConfigError(where, "vision_config.deepstack_visual_indexes", "must be a list of layer indexes")
+        merger += len(stacks) * (2 * merged + _linear(merged, merged) + _linear(merged, g("out_hidden_size")))
+    return VisionSpec(kind="qwen3_vl_vision" if deepstack else "qwen3_5_vision", params=embed + n * layer + merger,
+                      hidden_size=h, num_layers=n)
