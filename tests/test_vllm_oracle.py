@@ -1,0 +1,81 @@
+"""vramcalc's vLLM KV pool and weights against vLLM's own code (tests/data/vllm_oracle/*.json, made by
+tools/vllm_oracle.py from the vllm wheel run on CPU; each file names its release and how it was produced).
+
+Per case: the block size and page vLLM's groups get, the group count, and for each KV budget handed to
+get_kv_cache_configs the block count, concurrency and token count, or vLLM's refusal and its estimated
+maximum length; unquantized weights per rank (parameters and buffers of the model built on the meta device).
+"""
+
+import glob
+import json
+import os
+
+import pytest
+
+from vramcalc.sources.catalog import load
+from vramcalc.vllm.engine import _estimate_max_len, _max_model_len_refusal
+from vramcalc.vllm.kv import KVSettings, capacity, kv_pool
+from vramcalc.vllm.weights import weights_per_rank
+
+HERE = os.path.join(os.path.dirname(__file__), "data", "vllm_oracle")
+FILES = sorted(glob.glob(os.path.join(HERE, "*.json")))
+DOCS = {os.path.basename(f): json.load(open(f)) for f in FILES}
+CASES = [(name, c) for name, d in DOCS.items() for c in d["cases"]]
+
+
+def _id(nc):
+    name, c = nc
+    return f"{name[:-5]}-{c['model']}-tp{c['tp']}-{c['kv_cache_dtype']}"
+
+
+def test_fixtures_name_release_and_method():
+    assert FILES
+    for d in DOCS.values():
+        assert d["release"] and "VLLM_TARGET_DEVICE=cpu" in d["produced_by"] and d["cases"]
+
+
+def _pool(c):
+    s = KVSettings(tp=c["tp"], kv_cache_dtype=c["kv_cache_dtype"], max_num_batched_tokens=c["max_num_batched_tokens"],
+                   hybrid_manager=c["hybrid_kv_cache_manager"], async_scheduling=c["async_scheduling"])
+    return kv_pool(load(c["model"]), s), s
+
+
+@pytest.mark.parametrize("nc", CASES, ids=[_id(nc) for nc in CASES])
+def test_pool_equals_vllm(nc):
+    _, c = nc
+    pool, s = _pool(c)
+    L = c["max_model_len"]
+    for p in c["plans"]:
+        groups = p["groups"]
+        assert pool.block_size == min(g["block_size"] for g in groups)
+        assert {g["page_size_bytes"] for g in groups} == {pool.page_bytes}  # one page after unification
+        assert len(pool.groups) == len(groups)
+        assert sorted(g.layers for g in pool.groups) == sorted(g["layers"] for g in groups) or \
+            pool.group_size == max(g["layers"] for g in groups)  # vLLM pads groups to the group size
+        mem = p["memory_bytes"]
+        cap = capacity(pool, mem, L, s)
+        if "refusal" in p:
+            assert not cap.fits_one_request
+            est = _estimate_max_len([(pool, mem)], s, L)
+            assert est == p["estimated_max_model_len"]
+            ours = _max_model_len_refusal(cap, pool, mem, L, est).text
+            theirs = p["refusal"]
+            # the same figures in the same sentence (vLLM's text also carries a docs link)
+            assert ours.split(" Try increasing")[0] == theirs.split(" Try increasing")[0]
+        else:
+            assert cap.fits_one_request
+            assert cap.num_blocks == p["num_blocks"]
+            assert abs(cap.max_concurrency - p["max_concurrency"]) <= 0.005
+            assert abs(cap.kv_cache_tokens - p["kv_cache_tokens"]) <= 1
+
+
+WEIGHT_CASES = [(n, c) for n, c in CASES if c["kv_cache_dtype"] == "auto" and c["weights_bytes_rank0"] is not None
+                and not load(c["model"]).quantization_config]
+
+
+@pytest.mark.parametrize("nc", WEIGHT_CASES, ids=[_id(nc) for nc in WEIGHT_CASES])
+def test_unquantized_weights_per_rank_equal_vllm(nc):
+    _, c = nc
+    ours = weights_per_rank(load(c["model"]), c["tp"], 1)[0].bytes
+    theirs = c["weights_bytes_rank0"] + c["buffer_bytes_rank0"]
+    assert abs(ours - theirs) <= 0.001 * theirs
