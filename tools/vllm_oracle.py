@@ -229,6 +229,9 @@ def _run(entry: dict[str, Any], config: dict[str, Any], tp: int, kv_dtype: str, 
         _init_group(tp, cfg)
         cfg.cache_config.block_size = 16  # CacheConfig.DEFAULT_BLOCK_SIZE; the CPU platform's choice undone
         cfg.cache_config.user_specified_block_size = False
+        # the CPU platform turns async scheduling off; on CUDA it is on, and with it two batches are in
+        # flight (VllmConfig.max_concurrent_batches), which sliding-window specs reserve for
+        cfg.scheduler_config.async_scheduling = True
         dtype = cfg.model_config.dtype
         old = torch.get_default_dtype()
         torch.set_default_dtype(dtype)
