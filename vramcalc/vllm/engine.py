@@ -389,11 +389,14 @@ def _no_memory() -> Message:
 
 def _max_model_len_refusal(cap: KVCapacity, pool: KVPool, worst: int, L: int, est: int) -> Message:
     """vLLM 0.33.0 vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory: one request of max_model_len
-    must fit."""
-    need = cap.blocks_per_request * pool.bytes_per_block / GIB
+    must fit in the available memory less the null block (get_kv_cache_configs); GiB as format_gib rounds them
+    (vllm/utils/mem_utils.py: round(b / GiB, 2)). Checked against tests/data/vllm_oracle."""
+    need = round(cap.blocks_per_request * pool.bytes_per_block / GIB, 2)
+    avail = round((worst - pool.bytes_per_block) / GIB, 2)
+    estimate = f"Based on the available memory, the estimated maximum model length is {est}. " if est > 0 else ""
     return error("vllm.kv.max_model_len", f"To serve at least one request with the model's max seq len ({L}), "
-                 f"({need:.2f} GiB KV cache is needed, which is larger than the available KV cache memory "
-                 f"({worst / GIB:.2f} GiB). Based on the available memory, the estimated maximum model length is {est}. "
+                 f"({need} GiB KV cache is needed, which is larger than the available KV cache memory "
+                 f"({avail} GiB). {estimate}"
                  "Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine. "
                  "[vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory]",
                  fix=f"--max-model-len {est} or raise --gpu-memory-utilization",

@@ -44,15 +44,15 @@ class KVGroup(BaseModel):
     kind: str  # full | sliding | mamba
     layers: int  # real layers (the group is padded to group_size)
     window: int | None = None
-
+    block_size: int = 16  # tokens per block of this group: a smaller page scaled up to the pool's page
 
 class KVPool(BaseModel):
     """The KV layout of one rank (one PP stage)."""
 
     model_config = ConfigDict(frozen=True)
 
-    block_size: int
-    attn_bytes_per_token_layer: int  # the attention page per token, one layer (after replication)
+    block_size: int  # the smallest group block size (the scheduler's block size)
+    attn_bytes_per_token_layer: int  # the largest attention page per token, one layer (after replication)
     page_bytes: int  # one block of one layer (Mamba pages padded to this)
     group_size: int
     groups: list[KVGroup]
@@ -73,9 +73,9 @@ class KVPool(BaseModel):
                 total += (2 + s.num_speculative_tokens + s.mamba_checkpoint_blocks) if s.prefix_caching \
                     else 1 + s.num_speculative_tokens
             elif g.kind == "sliding" and s.hybrid_manager and g.window:  # SlidingWindowSpec: W - 1 + in-flight, + 1
-                total += ceil(min(g.window - 1 + in_flight, max_model_len) / self.block_size) + 1
+                total += ceil(min(g.window - 1 + in_flight, max_model_len) / g.block_size) + 1
             else:
-                total += ceil(max_model_len / self.block_size)
+                total += ceil(max_model_len / g.block_size)
         return total
 
 
@@ -116,29 +116,28 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     kv_dtype, why = resolve_kv_dtype(spec, s.kv_cache_dtype)
     kvb = dtype_bytes(kv_dtype)
     notes: list[str] = [why] if why else []
-    buckets: dict[tuple[str, int | None], int] = {}
+    # (kind, window, page bytes per token) -> layers: vLLM groups layers of equal specs
+    buckets: dict[tuple[str, int | None, int], int] = {}
     attn_pages = set()
     mamba_pages = []
     for c in caches:
         a = c.attention
         # GPUModelRunner.get_kv_cache_spec gives no spec to a layer that reuses another's KV
         if a is not None and not isinstance(a, SharedKV):
+            tok = a.bytes_per_token(kvb, s.tp)  # the page of one token of this layer on this rank
             if isinstance(a, SlidingWindow) and s.hybrid_manager:
-                key: tuple[str, int | None] = ("sliding", a.window)
+                key: tuple[str, int | None, int] = ("sliding", a.window, tok)
             else:  # chunked-local layers are full-size when HMA is off (and it is off for them)
-                key = ("full", None)
+                key = ("full", None, tok)
             buckets[key] = buckets.get(key, 0) + 1
-            attn_pages.add(a.bytes_per_token(kvb, s.tp))  # the page of one token of this layer on this rank
+            attn_pages.add(tok)
             if a.indexer_bytes_per_token():
                 notes.append("the DeepSeek-V3.2 indexer cache is not in the pool yet")
         if c.recurrent is not None:  # MambaSpec: the conv state at the model dtype, the temporal state at
             # ssm_state_dtype (vLLM 0.33.0 vllm/model_executor/layers/mamba/mamba_utils.py MambaStateDtypeCalculator)
-            buckets[("mamba", None)] = buckets.get(("mamba", None), 0) + 1
+            buckets[("mamba", None, 0)] = buckets.get(("mamba", None, 0), 0) + 1
             mamba_pages.append(c.recurrent.state_bytes(dtype_bytes(spec.dtype), dtype_bytes(ssm_state_dtype(spec)),
                                                        s.tp, s.num_speculative_tokens))
-    if len(attn_pages) > 1:
-        notes.append("layers with different KV page sizes: vLLM unifies them (unify_kv_cache_spec_page_size); "
-                     "the largest page is used for every layer, an overestimate")
     attn_tok = max(attn_pages, default=0)
     bs = s.block_size
     if mamba_pages:
@@ -160,12 +159,16 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
         group_size = largest
     groups: list[KVGroup] = []
     padding = 0
-    for (kind, window), n in sorted(buckets.items(), key=lambda kv: kv[0][0]):
+    for (kind, window, tok), n in sorted(buckets.items(), key=lambda kv: (kv[0][0], -kv[0][2])):
+        # vLLM 0.33.0 kv_cache_planning.py unify_kv_cache_spec_page_size: a smaller attention page that divides
+        # the largest gets its block size scaled up by the ratio; one that does not is padded (Mamba pages too)
+        g_bs = bs * (page // (bs * tok)) if tok and page % (bs * tok) == 0 else bs
         k = ceil(n / group_size)
         for j in range(k):
             size = len(range(j, n, k))  # layers dealt out i::k
-            groups.append(KVGroup(kind=kind, layers=size, window=window))
+            groups.append(KVGroup(kind=kind, layers=size, window=window, block_size=g_bs))
             padding += group_size - size
+    bs = min((g.block_size for g in groups if g.kind != "mamba"), default=bs)
     return KVPool(block_size=bs, attn_bytes_per_token_layer=attn_tok, page_bytes=page, group_size=group_size,
                   groups=groups, bytes_per_block=group_size * page, padding_layers=padding, notes=notes)
 

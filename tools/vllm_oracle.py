@@ -1,0 +1,316 @@
+"""vLLM's own KV-cache planning, run on a CPU machine, as the oracle for vramcalc/vllm/kv.py.
+
+Run with a throwaway venv holding the vllm wheel (--no-deps), torch 2.13.0+cpu and vLLM's light imports,
+never vramcalc's environment:
+
+    VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.33.0/venv/bin/python tools/vllm_oracle.py --tp 1 2 4 8 \
+        --out tests/data/vllm_oracle
+
+For each catalog config (vramcalc/data/models/*.json, written to a temp dir) and TP degree it builds vLLM's
+VllmConfig (EngineArgs.create_engine_config), builds the model class on the meta device under
+set_current_vllm_config inside a TP process group (torch's fake process group stands in for the other ranks:
+vLLM's layers only read the world size and rank), then takes each attention layer's KV cache spec the way
+GPUModelRunner.get_kv_cache_spec does and hands them to vllm/v1/core/kv_cache_planning.py
+(get_global_kv_cache_groups, get_kv_cache_configs, estimate_max_model_len, check_enough_kv_cache_memory,
+after vllm/v1/attention/backends/utils.py resolve_kv_cache_layout) for each memory given.
+
+The CUDA platform's block-size rules are applied, not the CPU platform's: every non-MLA attention layer runs
+FlashAttentionBackend (its kernel block sizes, MultipleOf(16)), MLA layers TritonMLABackend, and the block
+size is chosen by the base Platform.update_block_size_for_backend (the one CudaPlatform inherits), with the
+hybrid alignment. The default dtype is the model's, or shapes would come out float32.
+
+Only figures are written (page sizes, block sizes, groups, blocks, tokens, concurrency, estimated maximum
+length, weight bytes per rank, refusal text), one JSON file per release.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from typing import Any
+
+os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+
+GIB = 2**30
+_TV_LIB: list[Any] = []
+
+
+def _torchvision_stub() -> None:
+    """The PyPI torchvision wheel's C ops do not load against the CPU torch wheel; its fake-kernel module then
+    fails on the two ops it registers unconditionally. Declare them (vLLM's multimodal processors only
+    import torchvision's transforms)."""
+    import torch
+
+    if hasattr(torch.ops, "torchvision") and hasattr(torch.ops.torchvision, "nms"):
+        return
+    lib = torch.library.Library("torchvision", "DEF")
+    for op in ("nms", "qnms"):
+        lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    _TV_LIB.append(lib)
+    # vLLM inspects model classes in a subprocess (model_executor/models/registry.py): it needs the stub too
+    d = tempfile.mkdtemp(prefix="vllm_oracle_site")
+    with open(os.path.join(d, "sitecustomize.py"), "w") as f:
+        f.write("import torch\n_l = torch.library.Library('torchvision', 'DEF')\n"
+                "for _op in ('nms', 'qnms'):\n"
+                "    _l.define(_op + '(Tensor dets, Tensor scores, float iou_threshold) -> Tensor')\n")
+    os.environ["PYTHONPATH"] = d + os.pathsep + os.environ.get("PYTHONPATH", "")
+
+
+MODELS = os.path.join(os.path.dirname(__file__), "..", "vramcalc", "data", "models")
+
+
+_GROUP: list[int] = []
+
+
+def _init_group(tp: int, cfg: Any) -> None:
+    """A TP group of `tp` ranks in this one process: torch's fake process group answers the world size and
+    rank; vLLM's subgroups are created on it too."""
+    import torch.distributed as dist
+    from vllm.config.vllm import set_current_vllm_config
+    from vllm.distributed import parallel_state as ps
+
+    if _GROUP:  # the model groups are made per model: an EP group exists only for MoE models
+        ps.destroy_model_parallel()
+        with set_current_vllm_config(cfg):
+            ps.ensure_model_parallel_initialized(tp, 1)
+        return
+    _GROUP.append(tp)
+    from vllm.distributed.device_communicators.shm_broadcast import MessageQueue
+
+    # the broadcast queue waits for the other ranks' processes; there are none
+    MessageQueue.create_from_process_group = staticmethod(lambda *a, **k: None)  # type: ignore[method-assign]
+    from torch.testing._internal.distributed.fake_pg import FakeStore
+
+    orig_new_group = dist.new_group
+
+    def new_group(*args: Any, **kwargs: Any) -> Any:
+        kwargs["backend"] = "fake"
+        return orig_new_group(*args, **kwargs)
+
+    dist.new_group = new_group  # type: ignore[assignment]
+    dist.init_process_group("fake", store=FakeStore(), rank=0, world_size=tp)
+
+    with set_current_vllm_config(cfg):
+        ps.init_distributed_environment(world_size=tp, rank=0, distributed_init_method="env://", local_rank=0,
+                                        backend="fake")
+        ps.ensure_model_parallel_initialized(tp, 1)
+
+
+def _config(model_dir: str, tp: int, kv_dtype: str, max_len: int | None) -> Any:
+    import torch
+    from vllm.engine.arg_utils import EngineArgs
+
+    # the CPU platform resets the SSM state dtype to float32 for its own GDN kernels on AVX-512 BF16
+    # machines (platforms/cpu.py check_and_update_config); CUDA keeps mamba_ssm_cache_dtype as configured
+    torch.cpu._is_avx512_bf16_supported = lambda: False
+
+    ea = EngineArgs(model=model_dir, skip_tokenizer_init=True, load_format="dummy", tensor_parallel_size=tp,
+                    kv_cache_dtype=kv_dtype, max_model_len=max_len, max_num_batched_tokens=8192,
+                    max_num_seqs=256, async_scheduling=True,
+                    distributed_executor_backend="uni" if tp == 1 else "mp")
+    return ea.create_engine_config()
+
+
+def _cuda_backends(cfg: Any) -> str:
+    """Give every attention layer the backend CUDA would: FlashAttention (MLA: Triton MLA)."""
+    from vllm.config.vllm import get_layers_from_vllm_config
+    from vllm.model_executor.layers.attention_layer_base import AttentionLayerBase
+    from vllm.v1.attention.backends.flash_attn import FlashAttentionBackend
+    from vllm.v1.attention.backends.mla.triton_mla import TritonMLABackend
+
+    names = set()
+    for layer in get_layers_from_vllm_config(cfg, AttentionLayerBase).values():  # type: ignore[type-abstract]
+        b = layer.get_attn_backend()
+        if b.is_ssm():
+            continue
+        new = TritonMLABackend if b.is_mla() else FlashAttentionBackend
+        layer.attn_backend = new
+        names.add(new.get_name())
+    return "/".join(sorted(names))
+
+
+def _specs(cfg: Any) -> dict[str, Any]:
+    """GPUModelRunner.get_kv_cache_spec: layers sharing another's KV get none."""
+    from vllm.config.vllm import get_layers_from_vllm_config
+    from vllm.model_executor.layers.attention.attention import Attention
+    from vllm.model_executor.layers.attention_layer_base import AttentionLayerBase
+    from vllm.v1.kv_cache_interface import AttentionSpec
+    from vllm.v1.worker.utils import customize_attention_spec
+
+    out = {}
+    for name, layer in get_layers_from_vllm_config(cfg, AttentionLayerBase).items():  # type: ignore[type-abstract]
+        if isinstance(layer, Attention) and layer.kv_sharing_target_layer_name:
+            continue
+        spec = layer.get_kv_cache_spec(cfg)
+        if spec:
+            if isinstance(spec, AttentionSpec):
+                spec = customize_attention_spec(layer.get_attn_backend(), spec)
+            out[name] = spec
+    return out
+
+
+def _layer_row(spec: Any) -> dict[str, Any]:
+    row = {"kind": type(spec).__name__, "block_size": spec.block_size, "page_size_bytes": spec.page_size_bytes}
+    for f in ("num_kv_heads", "head_size", "head_size_v", "sliding_window", "attention_chunk_size"):
+        v = getattr(spec, f, None)
+        if v is not None:
+            row[f] = v
+    return row
+
+
+def _plan(cfg: Any, specs: dict[str, Any], memory: int) -> dict[str, Any]:
+    import copy
+
+    from vllm.v1.attention.backends.utils import resolve_kv_cache_layout
+    from vllm.v1.core import kv_cache_planning as kp
+    from vllm.v1.core.kv_cache_utils import get_kv_cache_capacity
+
+    specs = {k: copy.copy(v) for k, v in specs.items()}  # grouping may unify them in place
+    out: dict[str, Any] = {"memory_bytes": memory}
+    layouts = [["LBNHC", "LBHNC"]]
+    with contextlib.suppress(Exception):
+        resolve_kv_cache_layout(cfg, layouts, list(specs.values()))
+    groups = kp.get_global_kv_cache_groups(cfg, [specs])
+    out["groups"] = [{"kind": type(g.kv_cache_spec).__name__, "layers": len(g.layer_names),
+                      "block_size": g.kv_cache_spec.block_size, "page_size_bytes": g.kv_cache_spec.page_size_bytes}
+                     for g in groups]
+    try:
+        confs = kp.get_kv_cache_configs(cfg, [specs], [memory], groups)
+    except ValueError as e:
+        out["refusal"] = str(e)
+        out["estimated_max_model_len"] = kp.estimate_max_model_len(cfg, specs, memory - kp._pool_bytes_per_block(
+            cfg, kp.get_kv_cache_groups(cfg, dict(specs))))
+        return out
+    kc = confs[0]
+    from vllm.v1.core.kv_cache_utils import generate_scheduler_kv_cache_config
+
+    sched = generate_scheduler_kv_cache_config(confs)
+    tokens, conc = get_kv_cache_capacity(cfg, sched)
+    out.update(num_blocks=kc.num_blocks, kv_cache_tokens=tokens, max_concurrency=round(conc, 4),
+               block_size=min(g.kv_cache_spec.block_size for g in sched.kv_cache_groups))
+    return out
+
+
+def run_one(path: str, tp: int, kv_dtype: str, memories: list[float], max_len: int | None) -> dict[str, Any]:
+    """One model at one TP and KV dtype. A quantized checkpoint whose CUDA kernels cannot be chosen on a CPU
+    is built unquantized: its KV specs do not depend on the weight format; its weights are then not
+    recorded."""
+    entry = json.load(open(path))
+    try:
+        return _run(entry, entry["config"], tp, kv_dtype, memories, max_len, True)
+    except ValueError as e:
+        if "Failed to find a kernel" not in str(e):
+            raise
+    config = {k: v for k, v in entry["config"].items() if k != "quantization_config"}
+    if isinstance(config.get("text_config"), dict):
+        config["text_config"] = {k: v for k, v in config["text_config"].items() if k != "quantization_config"}
+    return _run(entry, config, tp, kv_dtype, memories, max_len, False)
+
+
+def _run(entry: dict[str, Any], config: dict[str, Any], tp: int, kv_dtype: str, memories: list[float],
+         max_len: int | None, with_weights: bool) -> dict[str, Any]:
+    import torch
+    from vllm.config.vllm import set_current_vllm_config
+    from vllm.model_executor.model_loader.utils import initialize_model
+    from vllm.platforms.interface import Platform
+
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(config, f)
+        cfg = _config(d, tp, kv_dtype, max_len)
+        _init_group(tp, cfg)
+        cfg.cache_config.block_size = 16  # CacheConfig.DEFAULT_BLOCK_SIZE; the CPU platform's choice undone
+        cfg.cache_config.user_specified_block_size = False
+        # the CPU platform turns async scheduling off; on CUDA it is on, and with it two batches are in
+        # flight (VllmConfig.max_concurrent_batches), which sliding-window specs reserve for
+        cfg.scheduler_config.async_scheduling = True
+        dtype = cfg.model_config.dtype
+        old = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)
+        try:
+            with set_current_vllm_config(cfg), torch.device("meta"):
+                model = initialize_model(vllm_config=cfg)
+        finally:
+            torch.set_default_dtype(old)
+        backends = _cuda_backends(cfg)
+        cfg.cache_config.mamba_page_size_padded = None
+        Platform.update_block_size_for_backend(cfg)  # the base class's, which CudaPlatform inherits
+        specs = _specs(cfg)
+        weights = sum(p.numel() * p.element_size() for p in model.parameters())
+        buffers = sum(b.numel() * b.element_size() for b in model.buffers())
+        row: dict[str, Any] = {
+            "model": entry["repo_id"], "tp": tp, "kv_cache_dtype": kv_dtype, "dtype": str(dtype).replace("torch.", ""),
+            "max_model_len": cfg.model_config.max_model_len, "max_num_batched_tokens":
+                cfg.scheduler_config.max_num_batched_tokens, "attention_backends": backends,
+            "cache_block_size": cfg.cache_config.block_size,
+            "max_in_flight_tokens": getattr(cfg, "max_in_flight_tokens", None),
+            "async_scheduling": cfg.scheduler_config.async_scheduling,
+            "hybrid_kv_cache_manager": not cfg.scheduler_config.disable_hybrid_kv_cache_manager,
+            "weights_bytes_rank0": weights if with_weights else None,
+            "buffer_bytes_rank0": buffers if with_weights else None,
+            "layers": {}, "plans": []}
+        for name, spec in specs.items():
+            row["layers"][name] = _layer_row(spec)
+        for gib in memories:
+            row["plans"].append(_plan(cfg, specs, int(gib * GIB)))
+        del model
+        return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", nargs="*", help="catalog file stems (default: all)")
+    ap.add_argument("--tp", type=int, default=1)
+    ap.add_argument("--kv-dtypes", nargs="*", default=["auto", "fp8"])
+    ap.add_argument("--memory-gib", nargs="*", type=float, default=[2.0, 16.0, 64.0])
+    ap.add_argument("--max-model-len", type=int, default=None)
+    ap.add_argument("--out", required=True, help="JSON file to write (merged with what it holds)")
+    a = ap.parse_args()
+    _torchvision_stub()
+    import vllm
+
+    paths = sorted(glob.glob(os.path.join(MODELS, "*.json")))
+    if a.models:
+        paths = [p for p in paths if os.path.basename(p)[:-5] in a.models]
+    doc: dict[str, Any] = {"cases": [], "unsupported": []}
+    if os.path.exists(a.out):
+        doc = json.load(open(a.out))
+    doc.update(release=vllm.__version__, produced_by=(
+        f"vLLM {vllm.__version__} wheel, EngineArgs.create_engine_config, the model class built on the meta "
+        "device (initialize_model under set_current_vllm_config, TP group of fake ranks), Attention."
+        "get_kv_cache_spec with FlashAttention / Triton MLA as the CUDA backends, Platform."
+        "update_block_size_for_backend, kv_cache_planning.get_global_kv_cache_groups / get_kv_cache_configs / "
+        "estimate_max_model_len, kv_cache_utils.get_kv_cache_capacity; run on CPU with VLLM_TARGET_DEVICE=cpu "
+        "(tools/vllm_oracle.py)"),
+        memory_note="memory_bytes is the KV budget handed to get_kv_cache_configs for every rank")
+    done = {(c["model"], c["tp"], c["kv_cache_dtype"]) for c in doc["cases"]}
+    for p in paths:
+        repo = json.load(open(p))["repo_id"]
+        for kv in a.kv_dtypes:
+            if (repo, a.tp, kv) in done:
+                continue
+            t = time.time()
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    doc["cases"].append(run_one(p, a.tp, kv, a.memory_gib, a.max_model_len))
+                print(f"{repo} tp{a.tp} {kv}: {time.time() - t:.1f}s", file=sys.stderr)
+            except Exception as e:  # what vLLM itself refuses to build, recorded as its message
+                msg = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+                doc["unsupported"] = [u for u in doc["unsupported"] if (u["model"], u["tp"], u["kv_cache_dtype"])
+                                      != (repo, a.tp, kv)]
+                doc["unsupported"].append({"model": repo, "tp": a.tp, "kv_cache_dtype": kv, "error": msg})
+                print(f"{repo} tp{a.tp} {kv}: {msg}", file=sys.stderr)
+            with open(a.out, "w") as f:
+                json.dump(doc, f, indent=1, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()
