@@ -76,6 +76,7 @@ CODES: dict[str, str] = {
     "system.note": "a note on the system as parsed (--gpu)",
     "system.mixed_gpus": "mixed GPUs: the engine is sized for the smallest",
     # a pasted command (vramcalc check -- <command>)
+    "command.engine_refuses": "the engine refuses the command as written; the corrected command is checked",
     "command.upper_bound": "a flag that lowers memory: vramcalc's figure without it is an upper bound",
     "command.image_version": "the docker image's tag is not a modelled vLLM release: the default release is used",
     "command.repo_offline": "a quantized release that could not be read: checked as its base model with that quant",

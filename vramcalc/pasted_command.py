@@ -23,7 +23,7 @@ from .data_files import raw
 from .data_models import CommandFlags, LlamaArgs, VllmServeArgs
 from .errors import InputError, NotModelledError, VramcalcError
 from .llamacpp.engine import LlamaResult
-from .messages import Message, warning
+from .messages import Message, error, warning
 from .results import Result, Row
 from .vllm.engine import VLLMResult
 
@@ -75,6 +75,9 @@ class Parsed:
     prefix: list[str]  # the tokens before the engine's own (env, docker run ..., the program)
     args: list[str]  # the engine's arguments, as written
     notes: list[Message] = field(default_factory=list)
+    # the engine's own refusal of the command as written, when a one-word correction makes it parse:
+    # (the error, the argument index it is at, the words that replace that argument)
+    refusal: tuple[Message, int, list[str]] | None = None
 
 
 # ---------------------------------------------------------------- the shell line
@@ -210,12 +213,16 @@ def parse_command(text: str) -> Parsed:
             if gpus is not None and n != gpus:
                 raise InputError(f"{name}={env[name]} ({n} GPUs) and {gpus_from} ({gpus}) disagree")
             gpus, gpus_from = n, f"{name}={env[name]}"
+    refusal: tuple[Message, int, list[str]] | None = None
     if engine == "vllm":
         model, flags = _vllm_flags(args)
     else:
-        model, flags = _llama_flags(program, args)
+        model, flags, refusal = _llama_flags(program, args)
+    if engine == "vllm":
+        refusal = None
     return Parsed(program=program, engine=engine, model=model, flags=flags, env=env, gpu_count=gpus,  # type: ignore[arg-type]
-                  gpu_count_source=gpus_from, engine_version=version, prefix=prefix, args=args, notes=notes)
+                  gpu_count_source=gpus_from, engine_version=version, prefix=prefix, args=args, notes=notes,
+                  refusal=refusal)
 
 
 # ---------------------------------------------------------------- vLLM
@@ -309,12 +316,13 @@ def _llama_options(program: str) -> dict[str, tuple[str, str, int]]:
     return out
 
 
-def _llama_flags(program: str, args: list[str]) -> tuple[str | None, list[Flag]]:
+def _llama_flags(program: str, args: list[str]) -> tuple[str | None, list[Flag], tuple[Message, int, list[str]] | None]:
     """common/arg.cpp common_params_parse_ex (4df29be): --a_b is --a-b; an unknown word is 'error: invalid argument';
     a missing value 'expected value for argument'. llama-bench: tools/llama-bench/llama-bench.cpp parse_cmd_params."""
     options = _llama_options(program)
     classes = flag_classes()["llama_bench" if program == "llama-bench" else "llamacpp"]
     flags: list[Flag] = []
+    refusal: tuple[Message, int, list[str]] | None = None
     i = 0
     while i < len(args):
         a = args[i]
@@ -330,8 +338,17 @@ def _llama_flags(program: str, args: list[str]) -> tuple[str | None, list[Flag]]
             raise InputError(f'{program}: error while handling argument "{a}": expected value for argument')
         if first == "-fa" and program != "llama-bench" and _truthy(vals[0]) is None and vals[0].lower() != "auto":
             # the handler runs as the flag is read (common_params_parse_ex), before any later word
-            raise InputError(f'{program}: error while handling argument "{a}": error: unknown value for '
-                             f"--flash-attn: '{vals[0]}'")
+            said = (f'{program}: error while handling argument "{a}": error: unknown value for '
+                    f"--flash-attn: '{vals[0]}'")
+            if not vals[0].startswith("-") or refusal is not None:
+                raise InputError(said)
+            # -fa followed by another flag: the switch form of builds before -fa took on|off|auto. That
+            # build refuses it; the same command with `-fa on` is what the user meant, and is answered
+            refusal = (error("command.engine_refuses", said, fix=f"{a} on"), i, [a, "on"])
+            entry = _classify(classes, a, first)
+            flags.append(Flag(name=a, values=["on"], klass=entry["class"], entry=entry))
+            i += 1
+            continue
         entry = _classify(classes, a, first)
         flags.append(Flag(name=a, values=vals, klass=entry["class"], entry=entry))
         i += 1 + len(vals)
@@ -339,7 +356,7 @@ def _llama_flags(program: str, args: list[str]) -> tuple[str | None, list[Flag]]
     for f in flags:
         if f.entry.get("field") in ("model", "hf_repo"):
             model = model or f.values[0]
-    return model, flags
+    return model, flags, refusal
 
 
 # ---------------------------------------------------------------- the flags as vramcalc's options
@@ -715,7 +732,13 @@ def question(command: str, system: str) -> tuple[Parsed, Reading, Question]:
     p, r = read_command(command)
     options = dict(r.options)
     warnings = list(p.notes) + list(r.warnings)
-    model = _model(r, options, warnings)
+    try:
+        model = _model(r, options, warnings)
+    except VramcalcError as e:
+        if p.refusal is None:
+            raise
+        said = p.refusal[0]  # the engine stops at the flag first; then the model is what is missing
+        raise InputError(f"{said.text} (fix: {said.fix}); then: {e}") from e
     if r.engine == "vllm" and options.get("quantization") and model == r.model:
         _checkpoint_method(model, options, r)
     return p, r, Question(engine=r.engine, model=model, system=_system(system, p, r), options=options,
@@ -851,6 +874,16 @@ def check_command(command: str, system: str, host_ram_bytes: int | None = None) 
     p, r, q = question(command, system)
     res = _run(q, q.options, host_ram_bytes)
     warnings = q.warnings
+    if p.refusal is not None:  # the engine refuses the words; the corrected command is checked
+        said, at, words = p.refusal
+        corrected = p.args[:at] + words + p.args[at + 1:]
+        env = [f"{k}={shlex.quote(v)}" for k, v in p.env.items()]
+        fixed = " ".join(env + [shlex.join(p.prefix + corrected)])
+        return CommandResult(command=command, program=p.program, engine=q.engine, model=q.model, system=q.system,
+                             options=q.options, vramcalc_command=_flag_line(q), fits=False, result=res,
+                             no_effect=r.no_effect, warnings=[said, *warnings],
+                             fix=f"{said.fix} (then: {'it starts' if res.fits else 'see the figures below'})",
+                             corrected_command=fixed)
     fix = _smallest_fix(p, q, res, host_ram_bytes) if not res.fits else None
     return CommandResult(command=command, program=p.program, engine=q.engine, model=q.model, system=q.system,
                          options=q.options, vramcalc_command=_flag_line(q), fits=res.fits, result=res,

@@ -46,8 +46,13 @@ def run(before: list[str], words: list[str]) -> tuple[argparse.Namespace, int]:
 def print_report(c: CommandResult) -> int:
     print(f"command {c.command}")
     print(f"as      {c.vramcalc_command}")
+    refused = [w for w in c.warnings if w.code == "command.engine_refuses"]
     for w in c.warnings:
-        print(f"warning {w}")
+        if w not in refused:
+            print(f"warning {w}")
+    for w in refused:
+        print(f"refused {w.text}")
+        print(f"        the command does not start as written; below: the same command with {w.fix}")
     if c.no_effect:
         print("no effect on memory: " + ", ".join(c.no_effect))
     print()
