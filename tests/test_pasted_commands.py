@@ -252,3 +252,12 @@ def test_vllm_human_readable_ints_and_underscored_flags():
     assert r.no_effect == ["--optimization-level 2"]  # vllm/config/vllm.py: the default, O2
     with pytest.raises(NotModelledError, match="--optimization-level 3"):
         check_command("vllm serve Qwen/Qwen3-8B -O3", "4090")
+
+
+def test_the_free_memory_gate_is_fixed_by_the_highest_utilization_it_allows():
+    # vLLM's init_device refuses 0.99 of a desktop 4090 (the display and CUDA context hold memory); the fix is
+    # the highest utilization the gate passes, and the corrected command is re-checked
+    r = check_command("vllm serve Qwen/Qwen3-8B --max-model-len 8192 --gpu-memory-utilization 0.99", "4090")
+    assert not r.fits and "vllm.startup.free_memory" in [e.code for e in r.result.errors]
+    assert r.fix.startswith("--gpu-memory-utilization 0.9") and "--gpu-memory-utilization 0.99" not in r.corrected_command
+    assert check_command(r.corrected_command, "4090").fits

@@ -830,10 +830,26 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
     same GPUs; then a shorter context with fewer sequences (vLLM's Mamba cache blocks, llama.cpp's slots)."""
     tries: list[tuple[str, tuple[str, ...], list[str], dict[str, Any]]] = []
     if isinstance(r, VLLMResult):
+        from .api import as_system
+        from .vllm.engine import _version, max_startup_utilization
+
+        gpu = min(as_system(q.system).gpus, key=lambda g: g.usable_bytes)
+        asked = q.options.get("gpu_memory_utilization")
+        u_now = asked if asked is not None else _version(q.options.get("engine_version"))[1].gpu_memory_utilization
+        u_max = max_startup_utilization(gpu, r.layout.tp, r.layout.pp)
+        if u_max != u_now and u_max > 0:  # lower where the free-memory gate refuses, higher where it leaves room
+            tries.append((f"--gpu-memory-utilization {u_max} (the highest vLLM's start-up free-memory check allows)",
+                          ("--gpu-memory-utilization",), ["--gpu-memory-utilization", str(u_max)],
+                          {"gpu_memory_utilization": u_max}))
         lens = sorted({n for n in (r.safe_max_model_len, r.estimated_max_model_len) if 0 < n < r.max_model_len})
         for n in lens:
             tries.append((f"--max-model-len {n} (the longest that fits)", ("--max-model-len",),
                           ["--max-model-len", str(n)], {"max_model_len": n}))
+        cc = gpu.compute_capability
+        if q.options.get("kv_cache_dtype", "auto") == "auto" and cc and tuple(map(int, cc.split(".")[:2])) >= (8, 9):
+            # FP8 KV where the GPU has FP8 (SM 8.9+); on Ampere vLLM's support depends on the attention backend
+            tries.append(("--kv-cache-dtype fp8 (half the KV bytes per token)", ("--kv-cache-dtype",),
+                          ["--kv-cache-dtype", "fp8"], {"kv_cache_dtype": "fp8"}))
         ranks = r.layout.tp * r.layout.pp
         for tp in sorted({d for d in range(1, ranks + 1) if ranks % d == 0} - {r.layout.tp}, reverse=True):
             pp = ranks // tp
