@@ -152,7 +152,7 @@ def test_tensor_split_segments_weights_and_kv_by_ts_and_needs_flash_attention():
                                                      tensor_split=(3, 1), n_gpu_layers=10**6))
     assert [d.model_buffer_bytes for d in skew.devices[:2]] == [int((offloaded - norms) * x) + norms for x in (0.75, 0.25)]
     assert "-sm tensor -ts 3,1 --fit off" in skew.command
-    mixed = check_llamacpp(spec, [find_gpu("rtx4090"), find_gpu("rtx3060")],
+    mixed = check_llamacpp(spec, [find_gpu("rtx4090"), find_gpu("rtx3060 12gb")],
                            LlamaOptions(ftype="Q4_K_M", n_ctx=8192, split_mode="tensor", n_gpu_layers=10**6))
     assert mixed.devices[0].model_buffer_bytes == mixed.devices[1].model_buffer_bytes  # no -ts: even segments
     off = check_llamacpp(spec, _two(), LlamaOptions(ftype="Q4_K_M", n_ctx=8192, split_mode="tensor", flash_attn="off"))

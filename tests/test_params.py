@@ -69,10 +69,19 @@ def test_inventory_total_matches_counts():
     ("deepseek-ai__DeepSeek-V3", 37e9, 0.03),  # "37B activated"
     ("mistralai__Mixtral-8x22B-Instruct-v0.1", 39e9, 0.02),  # "39B active"
     ("meta-llama__Llama-4-Scout-17B-16E-Instruct", 17e9, 0.03),  # "17B active"
+    ("meta-llama__Llama-4-Maverick-17B-128E-Instruct", 17e9, 0.03),  # "17B active"; MoE on every 2nd layer
 ])
 def test_active_params_match_model_cards(stem, active, tol):
     counts = count_params(_spec(stem))
     assert abs(counts.active - active) / active <= tol, counts.active
+
+
+def test_llama4_moe_layers_follow_interleave_moe_layer_step():
+    """Maverick's config gives interleave_moe_layer_step 2 and no moe_layers: Llama4TextConfig derives the MoE
+    layers from the step (24 of 48), not from the class-default instance's list (all 48 MoE: ~785B)."""
+    spec = _spec("meta-llama__Llama-4-Maverick-17B-128E-Instruct")
+    assert [i for i, layer in enumerate(spec.layers) if layer.mlp.kind == "moe"] == list(range(1, 48, 2))
+    assert count_params(spec).total == ORACLE["meta-llama__Llama-4-Maverick-17B-128E-Instruct"]["total"]
 
 
 def test_dense_model_active_equals_total():

@@ -73,7 +73,7 @@ def test_qwen3_32b_on_a_128gb_strix_halo(capsys):
 
 
 def test_70b_q4_k_m_across_a_4090_and_a_3060(capsys):
-    r = _check(capsys, "llama-3.3-70b", "--gpu", "4090,3060", "--engine", "llamacpp", "--quant", "gguf:Q4_K_M",
+    r = _check(capsys, "llama-3.3-70b", "--gpu", "4090,3060-12gb", "--engine", "llamacpp", "--quant", "gguf:Q4_K_M",
                "--ctx", "8192", "--ram", "64")
     gpu0, gpu1, host = r["devices"]
     assert r["fits"] and r["split_mode"] == "layer" and r["n_gpu_layers"] < 81  # partial offload, solved

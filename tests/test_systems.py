@@ -7,7 +7,7 @@ from vramcalc.systems import parse_system
 
 @pytest.mark.parametrize("text,ids,nodes", [
     ("2x4090", ["rtx-4090"] * 2, 1), ("4x3090", ["rtx-3090"] * 4, 1), ("4090:2", ["rtx-4090"] * 2, 1),
-    ("4090,3090", ["rtx-4090", "rtx-3090"], 1), ("2x4090, 3060", ["rtx-4090", "rtx-4090", "rtx-3060-12gb"], 1),
+    ("4090,3090", ["rtx-4090", "rtx-3090"], 1), ("2x4090, 3060 12GB", ["rtx-4090", "rtx-4090", "rtx-3060-12gb"], 1), ("3060", ["rtx-3060-8gb"], 1),
     ("2x8xH100-SXM", ["h100-sxm"] * 8, 2),
 ])
 def test_system_strings(text, ids, nodes):

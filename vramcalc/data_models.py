@@ -129,10 +129,20 @@ class GPURow(Fixed):
     memory_options_gib: list[Number] | None = None  # unified memory: the RAM sizes this bin is sold with
 
 
+class NotPlanned(Fixed):
+    """A device named in measurements that has no entry, and why it is refused."""
+    keys: list[str]  # lookup keys (gpus._parse_name) that name it
+    prefixes: list[str]  # lookup-key prefixes that name it (a family: uhd630, uhd770 ...)
+    device: str
+    why: str
+    sources: list[str]
+
+
 class GPUTable(Fixed):
     description: str
     schema_: dict[str, str] = Field(alias="schema")  # what each column means
     gpus: list[GPURow]
+    not_planned: list[NotPlanned] = []
 
 
 class CudaTotal(Fixed):

@@ -25,7 +25,13 @@ class UnknownModelError(VramcalcError):
 
 
 class UnknownGPUError(VramcalcError):
-    pass
+    """A GPU or system that cannot be read. `code`, for a name of no entry, is the Message code of the refusal:
+    gpu.unknown, or gpu.not_planned_device for a device vramcalc knows of and does not plan for (the message says
+    why)."""
+
+    def __init__(self, message: str, code: str | None = None):
+        self.code = code
+        super().__init__(message)
 
 
 class InputError(VramcalcError, ValueError):

@@ -8,7 +8,7 @@ import re
 from pydantic import BaseModel, ConfigDict
 
 from .data_files import load
-from .data_models import CrossCheck, CrossChecks, CudaTotals, GPURow, GPUTable
+from .data_models import CrossCheck, CrossChecks, CudaTotals, GPURow, GPUTable, NotPlanned
 from .errors import UnknownGPUError
 
 GIB = 1024**3
@@ -38,6 +38,16 @@ class GPU(BaseModel):
 
 def _table() -> list[GPURow]:
     return load("gpus.json", GPUTable).gpus
+
+
+def _not_planned(query: str) -> NotPlanned | None:
+    """The not-planned device a name names (data/gpus.json `not_planned`), by its key or the key without what is in
+    parentheses."""
+    keys = {_parse_name(query).key, _parse_name(re.sub(r"\(.*?\)", " ", query)).key} - {""}
+    for d in load("gpus.json", GPUTable).not_planned:
+        if keys & set(d.keys) or any(k.startswith(p) for k in keys for p in d.prefixes):
+            return d
+    return None
 
 
 def _totals() -> CudaTotals:
@@ -231,9 +241,12 @@ def find_gpu(query: str) -> GPU:
         note = (f"{query!r} names {len(rows)} GPUs ({', '.join(d.id for d in rows)}); assumed {pick.id}, the one "
                 "with the least memory; name one to be exact")
         return _gpu(pick).model_copy(update={"note": note, "note_code": "gpu.ambiguous_name"})
+    refused = _not_planned(query)
+    if refused:
+        raise UnknownGPUError(f"{query!r} ({refused.device}) has no entry: {refused.why}", code="gpu.not_planned_device")
     close = _suggestions(q, table)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `vramcalc gpus` lists them"
-    raise UnknownGPUError(f"unknown GPU {query!r}{hint}")
+    raise UnknownGPUError(f"unknown GPU {query!r}{hint}", code="gpu.unknown")
 
 
 def gpu_row(gpu_id: str) -> GPURow | None:

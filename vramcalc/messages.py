@@ -72,6 +72,9 @@ CODES: dict[str, str] = {
     "check.verdict.tight": "little memory is left, and engine workspace is not counted",
     "gpu.note": "a note on the GPU entry",
     "gpu.ambiguous_name": "the GPU name names several entries: the one with the least memory was assumed",
+    "gpu.unknown": "the GPU name names no entry",
+    "gpu.not_planned_device": "the device is known but has no entry: not a device the modelled engines run on, or a name "
+                              "that gives neither memory nor bandwidth",
     # systems and the CLI
     "system.note": "a note on the system as parsed (--gpu)",
     "system.mixed_gpus": "mixed GPUs: the engine is sized for the smallest",

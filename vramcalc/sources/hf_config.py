@@ -444,12 +444,15 @@ def _read_llama4(f: Fields, mt: str) -> ReaderParts:
     no_rope_layer_interval-th layer; MoE layers (routed + one shared expert) every
     interleave_moe_layer_step; use_qk_norm is a weightless L2 norm."""
     n = f.pos("num_hidden_layers")
+    # Llama4TextConfig.__init__ (transformers 5.x) derives both lists from the config's own counts when the
+    # config does not give them: the class-default instance's lists (48 layers, every one MoE) never apply.
     interval = f.pos("no_rope_layer_interval", 4)
-    no_rope = f.int_list("no_rope_layers", None) or [int((i + 1) % interval != 0) for i in range(n)]
+    given = f.int_list("no_rope_layers", None) if "no_rope_layers" in f.cfg else None
+    no_rope = given or [int((i + 1) % interval != 0) for i in range(n)]
     if len(no_rope) != n:
         raise ConfigError(f.where, "no_rope_layers", f"must list {n} layers")
     step = f.int("interleave_moe_layer_step", 1)
-    moe_layers = f.int_list("moe_layers", None)
+    moe_layers = f.int_list("moe_layers", None) if "moe_layers" in f.cfg else None
     if moe_layers is None:
         moe_layers = list(range(step - 1, n, step)) if step > 0 else []
     chunk = f.opt_int("attention_chunk_size", None)
