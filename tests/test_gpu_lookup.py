@@ -70,8 +70,10 @@ NOT_MODELLED = {"Tenstorrent n300 (Wormhole, 2 chips)": "Tenstorrent", "Intel(R)
 def test_every_ground_truth_gpu_resolves_to_itself():
     resolved = {name: find_gpu(name) for name in GROUND_TRUTH}
     assert {n: g.id for n, g in resolved.items()} == GROUND_TRUTH
-    assert {n for n, g in resolved.items() if g.note} == NOTED
-    assert all(resolved[n].note_code == "gpu.ambiguous_name" for n in NOTED)
+    assert {n for n, g in resolved.items() if g.note_code == "gpu.ambiguous_name"} == NOTED
+    # an entry no second public page has confirmed says so wherever it is used
+    assert all((g.note_code == "gpu.unverified") == (g.verification == "unverified")
+               for n, g in resolved.items() if n not in NOTED)
     for name, why in NOT_MODELLED.items():
         with pytest.raises(UnknownGPUError) as e:
             find_gpu(name)
@@ -124,7 +126,7 @@ def test_entry_names_are_unique_lookup_keys():
 ])
 def test_a_name_never_becomes_its_neighbour(query, gpu_id):
     g = find_gpu(query)
-    assert g.id == gpu_id and g.note is None
+    assert g.id == gpu_id and g.note_code != "gpu.ambiguous_name"
 
 
 def test_the_36gb_m4_max_has_the_binned_bandwidth():

@@ -87,7 +87,16 @@ def _gpu(d: GPURow) -> GPU:
                nvlink=d.nvlink and d.segment == "datacenter", compute_capability=d.compute_capability,
                unified_memory=d.unified_memory, vendor=d.vendor, gfx_arch=d.gfx_arch,
                segment=d.segment,
-               verification=d.verification)
+               verification=d.verification,
+               note=_unverified_note(d), note_code="gpu.unverified" if d.verification == "unverified" else None)
+
+
+def _unverified_note(d: GPURow) -> str | None:
+    """What a user is told about an entry whose figures no second public page has confirmed yet."""
+    if d.verification != "unverified":
+        return None
+    return (f"{d.name}: the table's figures for it (memory, bandwidth, compute) are from {d.sources[0]} and not yet "
+            "cross-checked against a second public page")
 
 
 def all_gpus() -> list[GPU]:
@@ -240,6 +249,8 @@ def find_gpu(query: str) -> GPU:
                                         d.memory_bandwidth_gbs))
         note = (f"{query!r} names {len(rows)} GPUs ({', '.join(d.id for d in rows)}); assumed {pick.id}, the one "
                 "with the least memory; name one to be exact")
+        if pick.verification == "unverified":
+            note += "; its figures are not yet cross-checked against a second public page"
         return _gpu(pick).model_copy(update={"note": note, "note_code": "gpu.ambiguous_name"})
     refused = _not_planned(query)
     if refused:

@@ -71,6 +71,7 @@ CODES: dict[str, str] = {
     "check.context.exceeds_trained": "the context exceeds the model's trained maximum",
     "check.verdict.tight": "little memory is left, and engine workspace is not counted",
     "gpu.note": "a note on the GPU entry",
+    "gpu.unverified": "the GPU entry's figures are not yet cross-checked against a second public page",
     "gpu.ambiguous_name": "the GPU name names several entries: the one with the least memory was assumed",
     "gpu.unknown": "the GPU name names no entry",
     "gpu.not_planned_device": "the device is known but has no entry: not a device the modelled engines run on, or a name "
