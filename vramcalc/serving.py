@@ -14,8 +14,10 @@ One decode step of b sequences at context c on one rank (a reader can follow eve
               [two all-reduces a layer: Megatron-LM, Shoeybi et al. 2019, section 3]
 
 The format rate is the dense tensor rate the engine's GEMM runs at for that weight format on that
-GPU: FP8 on FP8 tensor cores where the GPU has them, NVFP4 on FP4 tensor cores (Blackwell), and the
-16-bit rate for weight-only formats (Marlin / AWQ / GPTQ / MXFP4 / GGUF dequantize to 16-bit).
+GPU: FP8 on FP8 tensor cores where the GPU has them, NVFP4 on FP4 tensor cores (Blackwell), the int8
+rate for llama.cpp's quantized GGUF on CUDA (mmq: int8 MMA, see format_tflops), and the 16-bit rate for
+the other weight-only formats (Marlin / AWQ / GPTQ / MXFP4 dequantize to 16-bit). llama.cpp's share of it
+(decode_mfu) is fitted on published llama.cpp batched runs (data/serving.json llamacpp_batched).
 
 Prefill is compute-bound: 2 x active params + 2 x heads x (d_k + d_v) x P/2 FLOPs a token (causal),
 at prefill_mfu of the format rate, in chunks of the engine's token budget (vLLM
@@ -232,7 +234,9 @@ def step_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, batch: int,
             # one KV buffer for all sequences (llama.cpp src/llama-kv-cache.cpp, set_input_kq_mask): every token's
             # query spans all cells in use and the mask hides the other sequences' cells, so the attention
             # multiplies over batch x context cells; without --kv-unified each sequence is its own KV stream
-            # (n_stream = n_seq_max, llama.cpp PR #14363) and attends to its own cells only
+            # (n_stream = n_seq_max, llama.cpp PR #14363) and attends to its own cells only. Not modelled: FA
+            # kernels that skip KV blocks masked for a whole tile (llama.cpp PR #17103) save the prompts' contiguous
+            # cells, so on such builds this overstates the cost (it errs slow, never fast)
             attended = context * batch
         flops_w = 2 * reads.active_params * batch * layer_share
         flops_a = _attention_flops_per_token(spec, attended) * batch * layer_share
