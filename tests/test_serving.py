@@ -147,14 +147,16 @@ def test_llamacpp_batched_decode_against_published_held_out_runs():
 
 
 def test_llamacpp_int8_mmq_compute_against_rtx4090_microbatches():
-    """The quantized-GGUF compute bound (int8 MMA, the fitted share of it) reproduces the published RTX 4090 Q4_0
-    microbatch sweep of llama.cpp PR #7676, 16 to 512 tokens a forward: flat while memory-bound, then compute.
-    These rows are calibration rows (the share is fitted on them): this checks that the term's shape follows the
-    measured curve over a 32x range of batch; the held-out check is the test above."""
-    errs = _llamacpp_batched_errors("calibrate", min_batch=16, source="llama.cpp/pull/7676")
-    assert len(errs) == 6
-    assert np.median(errs) <= 0.1
-    assert max(errs) <= 0.25
+    """The quantized-GGUF compute bound (int8 MMA at one fitted share for every quantized type) against the
+    published RTX 4090 microbatch sweeps of llama.cpp PR #7676 (Q4_0) and PR #7921 (Q2_K), 16 to 512 tokens a
+    forward: flat while memory-bound, then linear in the tokens. These are calibration rows (the share is fitted
+    on them with the other calibration rows): the check is that one share follows both curves over a 32x range
+    of batch; the held-out check is the test above. Q2_K's slower dequantization at 16-64 tokens is the worst."""
+    q4 = _llamacpp_batched_errors("calibrate", min_batch=16, source="llama.cpp/pull/7676")
+    q2 = _llamacpp_batched_errors("calibrate", min_batch=16, source="llama.cpp/pull/7921")
+    assert len(q4) == 6 and len(q2) == 6
+    assert np.median(q4) <= 0.15 and max(q4) <= 0.3
+    assert np.median(q4 + q2) <= 0.2 and max(q2) <= 0.65
 
 
 @pytest.mark.parametrize("n", [32, 64, 128])
@@ -172,7 +174,7 @@ def test_h100_8b_vllm_ahead_of_llama_server_with_a_slot_per_stream(n):
 
 
 @pytest.mark.xfail(strict=True, reason="issue 21: with a slot per stream (-np 64 --kv-unified) the step model gives "
-                   "vLLM 1.2x llama.cpp's aggregate at 64 streams on an H100; the published comparisons say 2-3x, and "
+                   "vLLM 1.3x llama.cpp's aggregate at 64 streams on an H100; the published comparisons say 2-3x, and "
                    "no measured llama.cpp batched run on a Hopper GPU is recorded to fit the int8 mmq share there")
 def test_h100_8b_vllm_twice_llama_server_at_64_with_a_slot_per_stream():
     need = SEEDS["h100_8b_vllm_vs_llamacpp"]["min_ratio_at_32_plus"]
