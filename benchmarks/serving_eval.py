@@ -3,7 +3,9 @@ it belongs to. Errors are predicted / measured - 1 in tokens/s terms (speed) or 
 
 Serving runs: tests/serving_cases.py (held-out split by a hash of the deployment id, chosen before the
 fit in tools/calibrate_serving.py). Decode runs: tests/data/throughput_cases.json (its `role` column,
-fixed before tools/calibrate_speed.py was run).
+fixed before tools/calibrate_speed.py was run). llama.cpp batched runs: tests/data/llamacpp_batched_runs.json
+(held-out split by source thread, tests/llamacpp_batched_cases.py, fixed before tools/calibrate_serving.py
+--llamacpp-batched); a row that repeats a throughput case (same model, GPU, batch and context) is counted once.
 """
 
 from __future__ import annotations
@@ -75,6 +77,28 @@ def spec_reads_case(c: dict):  # noqa: ANN201
     return weight_reads(case_spec(c), c["quant"])
 
 
+def llamacpp_batched_rows() -> list[dict]:
+    from llamacpp_batched_cases import deployment_of as lc_deployment
+    from llamacpp_batched_cases import load_rows as lc_rows
+
+    seen = {(c["model"], c.get("gpu"), c["batch"], c["context"]) for c in load_cases()}
+    out = []
+    for r in lc_rows():
+        if (r["model"], r["gpu"], r["B"], r["context"]) in seen:
+            continue  # already a throughput case
+        spec, reads = spec_reads(r["model"], r["quant"])
+        pred = sum(serving.step_terms(reads, spec, lc_deployment(r), r["B"], r["context"]).values())
+        moe = "MoE" if reads.num_experts else "dense"
+        slices = ["engine llamacpp", f"backend llamacpp:{r['backend']}", f"GPU {r['gpu']}"]
+        slices.append(f"single stream {moe}" if r["B"] == 1 else "batch >= 2 aggregate")
+        if r["B"] > 1:
+            slices.append(f"llama.cpp batch >= 2 {moe} ({r['kind']})")
+        out.append({"role": r["role"], "id": f"{r['source']}|{r['model']}|{r['quant']}|B{r['B']}|PP{r['PP']}",
+                    "err": r["step_ms"] / pred - 1, "slices": slices,
+                    "key": serving.slice_name("llamacpp", r["backend"], moe == "MoE", r["B"])})
+    return out
+
+
 def decode_rows() -> list[dict]:
     out = []
     for c in load_cases():
@@ -88,6 +112,8 @@ def decode_rows() -> list[dict]:
             slices.append("TP > 1")
         if c.get("split") == "layer" and c.get("devices", 1) > 1:
             slices.append("layer split")
+        if c["engine"] == "llamacpp" and c["batch"] > 1:
+            slices.append(f"llama.cpp batch >= 2 {moe} (batched-bench)")
         out.append({"role": c["role"], "id": c["id"], "err": err, "slices": slices,
                     "key": serving.slice_name(c["engine"], c["backend"], moe == "MoE", c["batch"])})
         if c.get("prefill_tps") and c.get("gpu"):  # prompt processing (llama-bench pp): the prefill term alone

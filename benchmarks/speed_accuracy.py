@@ -5,7 +5,8 @@ for batch >= 2) and of time to first token.
 Serving runs: tests/data/serving_runs.json through tests/serving_cases.py (vLLM, H100 SXM
 and B200 SXM; held-out = whole deployments whose id hashes to 0 mod 5, chosen before fitting
 tools/calibrate_serving.py). Decode runs: tests/data/throughput_cases.json (`role` column, fitted by
-tools/calibrate_speed.py). Run: PYTHONPATH=$PWD python3 benchmarks/speed_accuracy.py [--json] [--write-errors]
+tools/calibrate_speed.py). llama.cpp batched decode runs: tests/data/llamacpp_batched_runs.json (held-out by
+source thread, tests/llamacpp_batched_cases.py; fitted by tools/calibrate_serving.py --llamacpp-batched). Run: PYTHONPATH=$PWD python3 benchmarks/speed_accuracy.py [--json] [--write-errors]
 (--write-errors records the held-out errors per slice in data/serving.json: what estimates quote as
 their uncertainty)
 """
@@ -21,7 +22,7 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serving_eval import decode_rows, serving_rows  # noqa: E402
+from serving_eval import decode_rows, llamacpp_batched_rows, serving_rows  # noqa: E402
 
 ORDER = ["single stream dense", "single stream MoE", "batch >= 2 aggregate", "batch >= 2 per-stream (1/ITL)",
          "TTFT", "prefill (prompt tok/s)", "TP > 1", "layer split"]
@@ -29,7 +30,7 @@ ORDER = ["single stream dense", "single stream MoE", "batch >= 2 aggregate", "ba
 
 def slice_table() -> dict[tuple[str, str], list[float]]:
     groups: dict[tuple[str, str], list[float]] = {}
-    for row in serving_rows() + decode_rows():
+    for row in serving_rows() + decode_rows() + llamacpp_batched_rows():
         for s in row["slices"]:
             groups.setdefault((row["role"], s), []).append(abs(row["err"]))
     return groups
@@ -37,7 +38,7 @@ def slice_table() -> dict[tuple[str, str], list[float]]:
 
 def write_errors() -> None:
     by_key: dict[str, list[float]] = {}
-    for row in serving_rows() + decode_rows():
+    for row in serving_rows() + decode_rows() + llamacpp_batched_rows():
         if row["role"] == "holdout" and "key" in row:
             by_key.setdefault(row["key"], []).append(abs(row["err"]))
     path = Path(__file__).resolve().parents[1] / "vramcalc" / "data" / "serving.json"

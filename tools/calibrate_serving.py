@@ -7,6 +7,13 @@ CUDA graphs, the decode and prefill shares of the format's tensor rate, the TTFT
 new request waits through, how prefill scales with TP and the NVLink all-reduce latency per peer. Least squares of log(predicted / measured) over TPOT and TTFT of every
 calibration run (scipy.optimize.least_squares; scipy is a tool dependency only, never a runtime one).
 Run: PYTHONPATH=$PWD python3 tools/calibrate_serving.py
+
+--llamacpp-batched fits llama.cpp's batched-decode compute share per backend instead (data/serving.json
+llamacpp_batched): the share of the format rate (vramcalc/serving.py format_tflops: int8 MMA for quantized GGUF
+on CUDA) that one decode step of B tokens reaches, on the `calibrate` rows of
+tests/data/llamacpp_batched_runs.json (held-out split by source thread, tests/llamacpp_batched_cases.py, fixed
+before this fit). Only rows where the compute bound decides the step inform it; the bandwidth efficiency and
+the fixed cost per layer stay those of data/speed.json (fitted on single-stream runs).
 """
 
 from __future__ import annotations
@@ -71,5 +78,36 @@ def main() -> None:
     DATA.write_text(json.dumps(data, indent=1) + "\n")
 
 
+def llamacpp_step_ms(row: dict, mfu: float) -> float:
+    from llamacpp_batched_cases import deployment_of as lc_deployment
+
+    dep = lc_deployment(row)
+    k = serving.constants(dep).model_copy(update={"decode_mfu": mfu})
+    spec, reads = spec_reads(row["model"], row["quant"])
+    return sum(serving.step_terms(reads, spec, dep, row["B"], row["context"], k).values())
+
+
+def main_llamacpp() -> None:
+    from llamacpp_batched_cases import load_rows as lc_rows
+
+    data = json.loads(DATA.read_text())
+    fits = {}
+    for backend in sorted({r["backend"] for r in lc_rows()}):
+        rows = [r for r in lc_rows() if r["role"] == "calibrate" and r["backend"] == backend]
+        if not rows:
+            continue
+
+        def residuals(x: np.ndarray, rows: list = rows) -> np.ndarray:
+            return np.array([np.log(llamacpp_step_ms(r, float(x[0])) / r["step_ms"]) for r in rows])
+
+        fit = least_squares(residuals, [0.5], bounds=([0.02], [1.0]), loss="soft_l1", f_scale=0.2)
+        fits[backend] = {"decode_mfu": round(float(fit.x[0]), 4),
+                         "calibrated_on": f"{len(rows)} calibration rows of tests/data/llamacpp_batched_runs.json "
+                                          f"({', '.join(sorted({r['gpu'] for r in rows}))})"}
+        print(backend, fits[backend])
+    data["llamacpp_batched"] = fits
+    DATA.write_text(json.dumps(data, indent=1) + "\n")
+
+
 if __name__ == "__main__":
-    main()
+    main_llamacpp() if "--llamacpp-batched" in sys.argv else main()

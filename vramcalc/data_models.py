@@ -717,9 +717,18 @@ class SliceError(Fixed):
     p90: float
 
 
+class LlamacppBatched(Fixed):
+    """llama.cpp's batched decode compute on one backend (tools/calibrate_serving.py, the calibration rows of
+    tests/data/llamacpp_batched_runs.json)."""
+
+    decode_mfu: float  # share of the format rate (int8 MMA for quantized GGUF, see serving.format_tflops) reached
+    calibrated_on: str
+
+
 class Serving(Fixed):
     source_note: str = Field(alias="_source")
     profiles: dict[str, ServingProfile]
+    llamacpp_batched: dict[str, LlamacppBatched] = {}  # backend -> fitted batched-decode compute share
     holdout_errors: dict[str, SliceError]  # slice name -> measured held-out |error| (benchmarks/speed_accuracy.py)
 
 

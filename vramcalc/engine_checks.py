@@ -169,5 +169,6 @@ def with_speed(report: Any, spec: ModelSpec, system: System | None, quant: str |
                                concurrency=n, prompt=p, output=o)
     else:
         est = for_engine_check(spec, "llamacpp", gpu, quant=quant, link=link, backend=backend,
-                               parallel=max(1, r.n_parallel), concurrency=n, prompt=p, output=o)
+                               parallel=max(1, r.n_parallel), concurrency=n, prompt=p, output=o,
+                               kv_unified=bool(getattr(r, "kv_unified", False)) and r.n_parallel > 1)
     return replace(report, result=r.model_copy(update={"speed": est}))

@@ -699,7 +699,7 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
                         kv_dtype="fp8" if kv == "Q8_0" else None)
     dep = Deployment(engine="llamacpp", backend=backend, gpu=gpu, quant=quant, tp=hw.tp, link=hw.link,
                      kv_dtype="fp8" if kv == "Q8_0" else None, parallel=max(1, opts.n_parallel),
-                     replicas=layout.replicas)
+                     kv_unified=opts.kv_unified and opts.n_parallel > 1, replicas=layout.replicas)
     sp = _under_load(sp, reads, spec, dep, concurrency, prompt_tokens, output, penalty=True)
     devs = [DeviceUse(device=d.device, used_bytes=d.total_bytes, available_bytes=d.available_bytes) for d in r.devices]
     # the slots share the cells: each of them holds the largest context over n_parallel

@@ -14,8 +14,10 @@ One decode step of b sequences at context c on one rank (a reader can follow eve
               [two all-reduces a layer: Megatron-LM, Shoeybi et al. 2019, section 3]
 
 The format rate is the dense tensor rate the engine's GEMM runs at for that weight format on that
-GPU: FP8 on FP8 tensor cores where the GPU has them, NVFP4 on FP4 tensor cores (Blackwell), and the
-16-bit rate for weight-only formats (Marlin / AWQ / GPTQ / MXFP4 / GGUF dequantize to 16-bit).
+GPU: FP8 on FP8 tensor cores where the GPU has them, NVFP4 on FP4 tensor cores (Blackwell), the int8
+rate for llama.cpp's quantized GGUF on CUDA (mmq: int8 MMA, see format_tflops), and the 16-bit rate for
+the other weight-only formats (Marlin / AWQ / GPTQ / MXFP4 dequantize to 16-bit). llama.cpp's share of it
+(decode_mfu) is fitted on published llama.cpp batched runs (data/serving.json llamacpp_batched).
 
 Prefill is compute-bound: 2 x active params + 2 x heads x (d_k + d_v) x P/2 FLOPs a token (causal),
 at prefill_mfu of the format rate, in chunks of the engine's token budget (vLLM
@@ -80,6 +82,7 @@ class Deployment(BaseModel):
     enforce_eager: bool = False
     kv_dtype: str | None = None
     parallel: int = Field(default=LLAMACPP_DEFAULT_SLOTS, ge=1)  # llama-server -np
+    kv_unified: bool = False  # llama.cpp --kv-unified: the slots' sequences share one KV buffer (see step_terms)
     max_num_batched_tokens: int | None = None  # vLLM chunk budget (None: its default for the GPU)
     replicas: int = Field(default=1, ge=1)
 
@@ -114,8 +117,20 @@ def arch_family(gpu: GPU) -> str | None:
     return row.architecture.split()[0] if row else None
 
 
-def format_tflops(gpu: GPU, quant: str | None, checkpoint_format: str | None = None) -> float | None:
-    """Dense tensor TFLOPS the GEMMs of weights in `quant` run at on `gpu` (see the module docstring)."""
+# GPU generations whose tensor cores run int8 MMA at twice their dense 16-bit rate (NVIDIA Turing, Ampere GA102,
+# Ada and Hopper architecture whitepapers: INT8 tensor TOPS = 2 x FP16 tensor TFLOPS)
+INT8_MMA_FAMILIES = ("Turing", "Ampere", "Ada", "Hopper", "Blackwell")
+GGUF_FLOAT_TYPES = ("gguf:f16", "gguf:bf16", "gguf:f32")
+
+
+def format_tflops(gpu: GPU, quant: str | None, checkpoint_format: str | None = None,
+                  engine: str | None = None, backend: str = "cuda") -> float | None:
+    """Dense tensor TFLOPS the GEMMs of weights in `quant` run at on `gpu` (see the module docstring).
+
+    llama.cpp's quantized GGUF matrix multiplications on CUDA (ggml/src/ggml-cuda/mmq.cuh, b6000+: the
+    activations are quantized to q8_1 and multiplied with int8 mma.sync tiles, s8 x s8 -> s32) run at the int8
+    tensor rate, twice the 16-bit rate on the families above; at batch <= 8 it uses mmvq (ggml-cuda/mmvq.cuh,
+    MMVQ_MAX_BATCH_SIZE), which is memory-bound and takes no tensor cores."""
     row = gpu_row(gpu.id)
     base = gpu.tflops_16bit
     fmt = (quant or checkpoint_format or "").lower()
@@ -124,6 +139,9 @@ def format_tflops(gpu: GPU, quant: str | None, checkpoint_format: str | None = N
             return float(row.fp8_tflops_dense)
         if fmt == "nvfp4" and row.fp4_hw and row.fp4_tflops_dense:
             return float(row.fp4_tflops_dense)
+        if engine == "llamacpp" and backend == "cuda" and base and fmt.startswith("gguf:") \
+                and fmt not in GGUF_FLOAT_TYPES and row.architecture.split()[0] in INT8_MMA_FAMILIES:
+            return 2 * base
     return base
 
 
@@ -166,6 +184,12 @@ class _Constants(BaseModel):
     label: str
 
 
+def _llamacpp_decode_mfu(dep: Deployment) -> float | None:
+    """llama.cpp's fitted batched-decode compute share on the deployment's backend (None: not fitted there)."""
+    fit = serving_data().llamacpp_batched.get(dep.backend) if dep.engine == "llamacpp" else None
+    return fit.decode_mfu if fit else None
+
+
 def constants(dep: Deployment) -> _Constants:
     sp = speed_data()
     prof, key = _profile(dep.engine, dep.backend)
@@ -181,7 +205,7 @@ def constants(dep: Deployment) -> _Constants:
     link_gbs = float(row.nvlink_bandwidth_gbs) / 2 if dep.link == "nvlink" and row and row.nvlink_bandwidth_gbs \
         else float(link.bandwidth_gbs)  # NVLink: the table's bidirectional figure, one way
     return _Constants(efficiency=eff, fixed_ms=prof.fixed_ms_per_layer if prof and fitted else base.fixed_ms_per_layer,
-                      decode_mfu=prof.decode_mfu if prof else sp.decode_mfu,
+                      decode_mfu=prof.decode_mfu if prof else _llamacpp_decode_mfu(dep) or sp.decode_mfu,
                       prefill_mfu=prof.prefill_mfu if prof else base.prefill_mfu,
                       queue_share=prof.queue_share if prof else 0.5,
                       ttft_fixed_ms=prof.ttft_fixed_ms if prof else 0.0,
@@ -201,10 +225,22 @@ def step_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, batch: int,
     bw = dep.gpu.memory_bandwidth_gbs * 1e9 * k.efficiency
     read = (reads.step_bytes(batch) + batch * kv_bytes(spec, context, dep.kv_dtype)) * layer_share
     terms = {"memory": read / dep.tp / bw * 1e3}
-    rate = format_tflops(dep.gpu, dep.quant)
+    rate = format_tflops(dep.gpu, dep.quant, engine=dep.engine, backend=dep.backend)
     if rate:
-        flops = (2 * reads.active_params + _attention_flops_per_token(spec, context)) * batch * layer_share
-        compute = flops / dep.tp / (rate * 1e12 * k.decode_mfu) * 1e3
+        # the attention runs at the 16-bit rate whatever the weights are (llama.cpp: ggml-cuda/fattn-mma-f16.cuh)
+        attn_rate = dep.gpu.tflops_16bit or rate
+        attended = context
+        if dep.engine == "llamacpp" and dep.kv_unified and batch > 1:
+            # one KV buffer for all sequences (llama.cpp src/llama-kv-cache.cpp, set_input_kq_mask): every token's
+            # query spans all cells in use and the mask hides the other sequences' cells, so the attention
+            # multiplies over batch x context cells; without --kv-unified each sequence is its own KV stream
+            # (n_stream = n_seq_max, llama.cpp PR #14363) and attends to its own cells only. Not modelled: FA
+            # kernels that skip KV blocks masked for a whole tile (llama.cpp PR #17103) save the prompts' contiguous
+            # cells, so on such builds this overstates the cost (it errs slow, never fast)
+            attended = context * batch
+        flops_w = 2 * reads.active_params * batch * layer_share
+        flops_a = _attention_flops_per_token(spec, attended) * batch * layer_share
+        compute = (flops_w / rate + flops_a / attn_rate) / dep.tp / (1e12 * k.decode_mfu) * 1e3
         if compute > terms["memory"]:
             terms["compute_over_memory"] = compute - terms["memory"]
     layers = reads.num_layers * layer_share
@@ -314,12 +350,14 @@ def serve(reads: WeightReads, spec: ModelSpec, dep: Deployment, *, concurrency: 
 def for_engine_check(spec: ModelSpec, engine: Engine, gpu: GPU, *, quant: str | None, tp: int = 1, pp: int = 1,
                      link: str = "pcie", backend: str = "cuda", enforce_eager: bool = False,
                      kv_dtype: str | None = None, parallel: int = LLAMACPP_DEFAULT_SLOTS, concurrency: int = 1,
-                     prompt: int = DEFAULT_PROMPT, output: int = DEFAULT_OUTPUT) -> ServingEstimate | None:
+                     prompt: int = DEFAULT_PROMPT, output: int = DEFAULT_OUTPUT,
+                     kv_unified: bool = False) -> ServingEstimate | None:
     """The serving estimate `check --engine ...` reports; None where the device's bandwidth is unknown."""
     from .speed import weight_reads
 
     if not gpu.memory_bandwidth_gbs:
         return None
     dep = Deployment(engine=engine, backend=backend, gpu=gpu, quant=quant, tp=tp, pp=pp, link=link,
-                     enforce_eager=enforce_eager, kv_dtype=kv_dtype, parallel=parallel)
+                     enforce_eager=enforce_eager, kv_dtype=kv_dtype, parallel=parallel,
+                     kv_unified=kv_unified and engine == "llamacpp")
     return serve(weight_reads(spec, quant), spec, dep, concurrency=concurrency, prompt=prompt, output=output)
