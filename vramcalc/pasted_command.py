@@ -816,8 +816,13 @@ def _with(p: Parsed, drop: tuple[str, ...], add: list[str]) -> str:
             continue
         out.append(a)
         i += 1
+    return _command_line(p, out + add)
+
+
+def _command_line(p: Parsed, args: list[str]) -> str:
+    """The command as the shell takes it: its environment assignments, the program, `args`."""
     env = [f"{k}={shlex.quote(v)}" for k, v in p.env.items()]
-    return " ".join(env + [shlex.join(p.prefix + out + add)])
+    return " ".join(env + [shlex.join(p.prefix + args)])
 
 
 VLLM_TP = ("--tensor-parallel-size", "-tp")
@@ -831,11 +836,11 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
     tries: list[tuple[str, tuple[str, ...], list[str], dict[str, Any]]] = []
     if isinstance(r, VLLMResult):
         from .api import as_system
-        from .vllm.engine import _version, max_startup_utilization
+        from .vllm.engine import default_utilization, max_startup_utilization
 
         gpu = min(as_system(q.system).gpus, key=lambda g: g.usable_bytes)
         asked = q.options.get("gpu_memory_utilization")
-        u_now = asked if asked is not None else _version(q.options.get("engine_version"))[1].gpu_memory_utilization
+        u_now = asked if asked is not None else default_utilization(q.options.get("engine_version"))
         u_max = max_startup_utilization(gpu, r.layout.tp, r.layout.pp)
         if u_max != u_now and u_max > 0:  # lower where the free-memory gate refuses, higher where it leaves room
             tries.append((f"--gpu-memory-utilization {u_max} (the highest vLLM's start-up free-memory check allows)",
@@ -892,9 +897,7 @@ def check_command(command: str, system: str, host_ram_bytes: int | None = None) 
     warnings = q.warnings
     if p.refusal is not None:  # the engine refuses the words; the corrected command is checked
         said, at, words = p.refusal
-        corrected = p.args[:at] + words + p.args[at + 1:]
-        env = [f"{k}={shlex.quote(v)}" for k, v in p.env.items()]
-        fixed = " ".join(env + [shlex.join(p.prefix + corrected)])
+        fixed = _command_line(p, p.args[:at] + words + p.args[at + 1:])
         return CommandResult(command=command, program=p.program, engine=q.engine, model=q.model, system=q.system,
                              options=q.options, vramcalc_command=_flag_line(q), fits=False, result=res,
                              no_effect=r.no_effect, warnings=[said, *warnings],

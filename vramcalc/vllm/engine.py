@@ -193,6 +193,11 @@ def cuda_total(gpu: GPU) -> int:
     return (gpu.usable_bytes or gpu.memory_bytes) + gpu.reserved_bytes
 
 
+def default_utilization(engine_version: str | None) -> float:
+    """--gpu-memory-utilization when the command gives none, for the release (data/vllm.json versions)."""
+    return _version(engine_version)[1].gpu_memory_utilization
+
+
 def _startup_free(gpu: GPU, tp: int, pp: int) -> tuple[int, float]:
     """Free memory at init_device's snapshot: the CUDA total less other processes and vLLM's own CUDA
     context (and NCCL under TP/PP); returns (free bytes, vLLM's share in GiB)."""
