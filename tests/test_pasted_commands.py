@@ -63,6 +63,20 @@ def test_seed_gpu_count_from_cuda_visible_devices():
         check_command("CUDA_VISIBLE_DEVICES=0,1 vllm serve Qwen/Qwen3-8B", "4x3090")
 
 
+def test_without_gpu_the_answer_is_the_smallest_reference_gpu_it_starts_on(capsys):
+    """No --gpu: reference GPUs smallest first, at the command's GPU count (TP x PP here); the answer is the full
+    check on the first that starts, and every smaller one was refused."""
+    cmd = "vllm serve Qwen/Qwen3-8B --tensor-parallel-size 2 --max-model-len 32768"
+    r = check_command(cmd)
+    names = list(r.tried_systems)
+    assert all(n.startswith("2x") for n in names) and r.system == names[-1]
+    assert [r.tried_systems[n] for n in names] == [False] * (len(names) - 1) + [True] and r.fits
+    assert r.result == check_command(cmd, r.system).result
+    assert r.warnings[0].code == "command.no_gpu" and r.system in r.warnings[0].text
+    assert main(["check", "--", *cmd.split()]) == 0
+    assert "tried   2xrtx-3060-12gb: does not start" in capsys.readouterr().out
+
+
 def test_no_effect_flags_listed_once_and_upper_bound_warned():
     r = check_command("vllm serve Qwen/Qwen3-8B --port 8000 --host 0.0.0.0 --api-key x --served-model-name q "
                       "--enable-prefix-caching --language-model-only", "4090")

@@ -275,6 +275,8 @@ class Planner(Fixed):
     default_context: int
     high_gpu_memory_utilization: float
     high_gpu_memory_utilization_source: str = Field(alias="_high_gpu_memory_utilization")
+    reference_gpus: list[str]  # data/gpus.json ids, tried by `check -- COMMAND` without --gpu
+    reference_gpus_source: str = Field(alias="_reference_gpus")
     vllm_conversions: list[VllmConversion]
     gguf_ftypes: list[str]
     quant_bits: dict[str, Number]  # checkpoint, fp8, ..., gguf:<FTYPE> -> bits per weight

@@ -763,6 +763,8 @@ class CommandResult(Result):
     warnings: list[Message]
     fix: str | None = None  # the smallest change that makes it start
     corrected_command: str | None = None
+    # without --gpu: each reference system tried (data/planner.json reference_gpus) and whether the command starts
+    tried_systems: dict[str, bool] = {}
 
     def table(self) -> list[Row]:
         return self.result.table()
@@ -887,11 +889,50 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
     return None
 
 
-def check_command(command: str, system: str, host_ram_bytes: int | None = None) -> CommandResult:
+def _gpu_count(p: Parsed, r: Reading) -> int:
+    """How many GPUs the command uses when nothing names the GPU: CUDA_VISIBLE_DEVICES / docker --gpus, else
+    vLLM's TP x PP, else llama.cpp's -ts entries, else one."""
+    if p.gpu_count:
+        return p.gpu_count
+    o = r.options
+    if r.engine == "vllm":
+        return int(o.get("tp", 1)) * int(o.get("pp", 1))
+    return len(o.get("tensor_split") or []) or 1
+
+
+def _on_reference_gpus(command: str, host_ram_bytes: int | None) -> CommandResult:
+    """No --gpu: the command on each reference GPU (data/planner.json), smallest memory first, at its GPU count;
+    the answer is the full check on the first it starts on, or on the largest when it starts on none."""
+    from .plan import planner_data
+
+    p, r = read_command(command)
+    n = _gpu_count(p, r)
+    names = planner_data().reference_gpus
+    tried: dict[str, bool] = {}
+    chosen = names[-1]
+    for name in names:
+        s = name if n == 1 or p.gpu_count else f"{n}x{name}"
+        _, _, q = question(command, s)
+        starts = _run(q, q.options, host_ram_bytes).fits
+        tried[q.system] = starts
+        if starts:
+            chosen = s
+            break
+    res = check_command(command, chosen, host_ram_bytes)
+    said = (f"starts on {res.system}, the smallest of the reference GPUs tried ({', '.join(tried)})" if res.fits else
+            f"starts on none of the reference GPUs tried ({', '.join(tried)}); the figures are for {res.system}")
+    note = warning("command.no_gpu", f"no --gpu given: {said}", fix="give --gpu SYSTEM for the GPUs you have")
+    return res.model_copy(update={"warnings": [note, *res.warnings], "tried_systems": tried})
+
+
+def check_command(command: str, system: str | None = None, host_ram_bytes: int | None = None) -> CommandResult:
     """The engine's verdict on a command as the user runs it ("vllm serve MODEL --tensor-parallel-size 2 ...",
     "llama-server -m FILE.gguf -ngl 99 ...", "docker run ... vllm/vllm-openai ..."), on `system` as --gpu takes it
-    ("4090" with CUDA_VISIBLE_DEVICES=0,1 in the command is 2x4090). A flag the engine does not have is an
+    ("4090" with CUDA_VISIBLE_DEVICES=0,1 in the command is 2x4090). Without a system: on the smallest reference
+    GPU the command starts on (tried_systems says which were tried). A flag the engine does not have is an
     InputError in the engine's words; one vramcalc does not model, a NotModelledError naming it."""
+    if system is None or not system.strip():
+        return _on_reference_gpus(command, host_ram_bytes)
     p, r, q = question(command, system)
     res = _run(q, q.options, host_ram_bytes)
     warnings = q.warnings

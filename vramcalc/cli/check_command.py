@@ -15,13 +15,14 @@ from ..vllm.engine import VLLMResult
 from . import check_llamacpp, check_vllm
 from .common import GIB, Parser, exit_code, json_out, positive_float
 
-USAGE = "vramcalc check --gpu SYSTEM [--ram GiB] [--json] -- COMMAND (vllm serve ..., llama-server ..., docker run ...)"
+USAGE = "vramcalc check [--gpu SYSTEM] [--ram GiB] [--json] -- COMMAND (vllm serve ..., llama-server ..., docker run ...)"
 
 
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="vramcalc check", usage=USAGE, description="check a command as you run it")
-    p.add_argument("--gpu", required=True, help="GPU or system, as `vramcalc check MODEL --gpu` takes it; the "
-                                               "command's CUDA_VISIBLE_DEVICES gives the count of one GPU model")
+    p.add_argument("--gpu", default=None, help="GPU or system, as `vramcalc check MODEL --gpu` takes it; the "
+                                              "command's CUDA_VISIBLE_DEVICES gives the count of one GPU model. "
+                                              "Without it: the smallest reference GPU the command starts on")
     p.add_argument("--ram", type=positive_float(MAX_RAM_GIB, "GiB"), default=None, help="host RAM in GiB")
     p.add_argument("--json", action="store_true", help="print the result as JSON (docs/schema/check-command.json)")
     p.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
@@ -53,6 +54,8 @@ def print_report(c: CommandResult) -> int:
     for w in refused:
         print(f"refused {w.text}")
         print(f"        the command does not start as written; below: the same command with {w.fix}")
+    if c.tried_systems:
+        print("tried   " + ", ".join(f"{s}: {'starts' if ok else 'does not start'}" for s, ok in c.tried_systems.items()))
     if c.no_effect:
         print("no effect on memory: " + ", ".join(c.no_effect))
     print()
