@@ -115,6 +115,15 @@ def test_offline_uses_the_cache_and_says_weights_are_estimated(hub, monkeypatch)
         open_model("acme/never-fetched")
 
 
+def test_offline_set_then_cleared_in_one_process_follows_the_variable(hub, monkeypatch):
+    """huggingface_hub reads HF_HUB_OFFLINE once at import; a notebook that sets it and clears it again is online."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(HubError, match="cache"):
+        open_model("acme/tiny-llama")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    assert open_model("acme/tiny-llama").weight_bytes
+
+
 def test_remote_gguf_reads_header_plus_at_most_one_mib(hub, tmp_path):
     spec = read_config_file(DATA / "checkpoints" / "llama")
     for vocab, name in ((256, "small.gguf"), (150_000, "bigvocab.gguf")):

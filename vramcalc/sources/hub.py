@@ -49,8 +49,12 @@ class HubError(VramcalcError):
 
 def _hub() -> Any:
     import huggingface_hub  # imported on first use: catalog-only runs stay fast and offline
-    import huggingface_hub.utils  # noqa: F401  (a lazy submodule: imported here, not found by attribute)
+    import huggingface_hub.constants  # noqa: F401  (lazy submodules: imported here, not found by attribute)
+    import huggingface_hub.utils  # noqa: F401
 
+    # huggingface_hub reads HF_HUB_OFFLINE once, at its import (constants.py); vramcalc reads it on every call,
+    # so a process (a notebook) that sets or clears it later gets what the variable says now
+    huggingface_hub.constants.HF_HUB_OFFLINE = offline()
     return huggingface_hub
 
 
