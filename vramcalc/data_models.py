@@ -702,7 +702,10 @@ class ServingProfile(Fixed):
     bandwidth_efficiency: dict[str, float]  # GPU architecture family (Hopper, Blackwell ...) -> share of vendor BW
     fixed_ms_per_layer: float  # per layer per decode step under CUDA graphs
     decode_mfu: float  # share of the weight format's dense tensor rate decode GEMMs reach
-    prefill_mfu: float  # the same for prefill chunks
+    prefill_mfu: float  # the same for prefill chunks (a weight format without its own share below)
+    # per weight-format family (serving.weight_format): the prefill GEMM kernels differ by format (cuBLAS 16-bit,
+    # FP8 / NVFP4 tensor-core GEMMs, Marlin-style W4A16 dequantizing in the GEMM, MXFP4 MoE kernels)
+    prefill_mfu_by_format: dict[str, float] = {}
     queue_share: float  # scale of the wait behind the other streams' prompts (TTFT)
     prefill_tp_exponent: float = 1.0  # prefill speeds up as TP^this
     ttft_steps: float  # decode steps of the running batch a new request waits through before its prefill

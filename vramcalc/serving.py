@@ -173,6 +173,7 @@ class _Constants(BaseModel):
     fixed_ms: float
     decode_mfu: float
     prefill_mfu: float
+    prefill_mfu_by_format: dict[str, float] = {}
     queue_share: float
     ttft_fixed_ms: float
     ttft_steps: float
@@ -207,6 +208,7 @@ def constants(dep: Deployment) -> _Constants:
     return _Constants(efficiency=eff, fixed_ms=prof.fixed_ms_per_layer if prof and fitted else base.fixed_ms_per_layer,
                       decode_mfu=prof.decode_mfu if prof else _llamacpp_decode_mfu(dep) or sp.decode_mfu,
                       prefill_mfu=prof.prefill_mfu if prof else base.prefill_mfu,
+                      prefill_mfu_by_format=dict(prof.prefill_mfu_by_format) if prof else {},
                       queue_share=prof.queue_share if prof else 0.5,
                       ttft_fixed_ms=prof.ttft_fixed_ms if prof else 0.0,
                       ttft_steps=prof.ttft_steps if prof else 1.0,
@@ -253,6 +255,26 @@ def step_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, batch: int,
     return terms
 
 
+def weight_format(quant: str | None, spec: ModelSpec) -> str:
+    """The weight-format family whose GEMM kernel a prefill chunk runs: bf16 (16-bit weights, cuBLAS), fp8
+    (FP8 tensor-core GEMM, per-tensor or block scales), nvfp4 (FP4 tensor cores), w4a16 (AWQ / GPTQ /
+    compressed-tensors int4: Marlin-style kernels that dequantize to 16-bit inside the GEMM), mxfp4 (MXFP4 MoE
+    checkpoints such as gpt-oss), gguf:* (llama.cpp), other (anything else)."""
+    q = (quant or "").lower()
+    if not q:
+        method = str((spec.quantization_config or {}).get("quant_method", "")).lower()
+        q = {"mxfp4": "mxfp4", "fp8": "fp8", "awq": "awq", "gptq": "gptq", "modelopt_fp4": "nvfp4"}.get(method, "bf16")
+    if q.startswith("gguf:"):
+        return "gguf"
+    if q.startswith("fp8"):
+        return "fp8"
+    if q in ("nvfp4", "mxfp4", "bf16", "fp16"):
+        return "bf16" if q == "fp16" else q
+    if q in ("awq", "gptq", "w4a16", "int4", "awq-marlin", "gptq-marlin"):
+        return "w4a16"
+    return "other"
+
+
 def prefill_ms_per_token(reads: WeightReads, spec: ModelSpec, dep: Deployment, prompt: int,
                          k: _Constants | None = None) -> float | None:
     """Milliseconds of compute one prompt token costs (causal: it attends to P/2 tokens on average)."""
@@ -261,9 +283,17 @@ def prefill_ms_per_token(reads: WeightReads, spec: ModelSpec, dep: Deployment, p
     if not rate:
         return None
     flops = 2 * reads.active_params + _attention_flops_per_token(spec, max(1, prompt // 2))
+    fmt = weight_format(dep.quant, spec)
+    # MoE prefill runs grouped expert GEMMs (fused_moe / Marlin MoE kernels), not the dense GEMM: its own share
+    # dense W4A16 (AWQ / GPTQ through Marlin) has no measured serving run here: its kernel dequantizes to 16-bit
+    # and multiplies on the 16-bit tensor cores (Frantar et al. 2024, "MARLIN", arXiv:2408.11743), so it takes the
+    # bf16 share; a format with neither takes the lowest dense share fitted (prefill_mfu)
+    by = k.prefill_mfu_by_format
+    key = f"{fmt}:moe" if reads.num_experts else fmt
+    mfu = by.get(key) or (by.get("bf16") if fmt == "w4a16" and not reads.num_experts else None) or k.prefill_mfu
     # TP ranks share a prompt's GEMMs less well than its weights (smaller GEMMs per rank, the activations'
     # all-reduce): prefill speeds up as TP^prefill_tp_exponent, fitted
-    return flops / dep.tp ** k.prefill_tp_exponent / (rate * 1e12 * k.prefill_mfu) * 1e3
+    return flops / dep.tp ** k.prefill_tp_exponent / (rate * 1e12 * mfu) * 1e3
 
 
 def _chunk(dep: Deployment) -> int:
@@ -309,7 +339,12 @@ def _one_replica(reads: WeightReads, spec: ModelSpec, dep: Deployment, n: int, p
         service_ms = own_ms + output * itl_ms
         ttft_ms = own_ms + queue_ms + max(0.0, n / running - 1) * service_ms
     else:
-        ttft_ms = own_ms + queue_ms
+        # vLLM: the measured TTFT hardly moves with the output length (tests/data/serving_runs.json, Qwen3-32B
+        # on 4 H100s, 64 streams of 4096 tokens: 934 / 905 / 869 ms at 128 / 512 / 1024 out), which a queue of
+        # randomly arriving prompts (u above falls as O grows) cannot give: the streams of a closed loop start
+        # together and, with equal P and O, finish and resend together, so a new prompt waits behind a share
+        # (queue_share, fitted) of the other running streams' prompts in the chunked-prefill budget
+        ttft_ms = own_ms + k.queue_share * (running - 1) * prompt * pre
     latency_ms = ttft_ms + output * itl_ms
     aggregate = n * output / (latency_ms / 1e3)
     return itl_ms / 1e3, ttft_ms / 1e3, aggregate, terms
