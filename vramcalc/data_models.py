@@ -302,7 +302,8 @@ class QuantTargets(Fixed):
 
 class SpeedProfile(Fixed):
     prefill_mfu: float
-    fixed_ms_per_layer: float
+    fixed_ms_per_layer: float  # llama.cpp on CUDA: builds with CUDA graphs (speed.cuda_graphs_build)
+    fixed_ms_per_layer_before_cuda_graphs: float | None = None  # llama.cpp on CUDA, builds before them
     bandwidth_efficiency: float
     calibrated_on: list[str]
     median_abs_error: float
@@ -317,8 +318,17 @@ class Link(Fixed):
     calibrated: str | None = None
 
 
+class LlamacppGraphs(Fixed):
+    """The llama.cpp release from which the CUDA backend replays one token's kernels as a CUDA graph."""
+
+    from_build: int
+    from_date: str  # the release's date (YYYY-MM-DD): builds named by a date compare with it
+    source: str
+
+
 class Speed(Fixed):
     source_note: str = Field(alias="_source")
+    llamacpp_cuda_graphs: LlamacppGraphs | None = None
     profiles: dict[str, SpeedProfile]  # "<engine>:<backend>"
     fallbacks: dict[str, str]  # engine -> the profile used for a backend it has none for
     links: dict[str, Link]

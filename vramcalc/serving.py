@@ -54,7 +54,7 @@ from .errors import NotModelledError
 from .gpus import GPU, gpu_row
 from .kv import kv_by_layer_kind
 from .spec import ModelSpec
-from .speed import WeightReads, speed_data
+from .speed import WeightReads, fixed_ms_per_layer, speed_data
 
 # llama-server's -b default: prompt tokens per batch (tools/server/README.md, llama.cpp b6000+)
 LLAMACPP_BATCH = 2048
@@ -82,6 +82,7 @@ class Deployment(BaseModel):
     enforce_eager: bool = False
     kv_dtype: str | None = None
     parallel: int = Field(default=LLAMACPP_DEFAULT_SLOTS, ge=1)  # llama-server -np
+    llamacpp_build: str | None = None  # llama.cpp release (b7000) or build date; None: the newest modelled
     kv_unified: bool = False  # llama.cpp --kv-unified: the slots' sequences share one KV buffer (see step_terms)
     max_num_batched_tokens: int | None = None  # vLLM chunk budget (None: its default for the GPU)
     replicas: int = Field(default=1, ge=1)
@@ -205,7 +206,8 @@ def constants(dep: Deployment) -> _Constants:
     row = gpu_row(dep.gpu.id)
     link_gbs = float(row.nvlink_bandwidth_gbs) / 2 if dep.link == "nvlink" and row and row.nvlink_bandwidth_gbs \
         else float(link.bandwidth_gbs)  # NVLink: the table's bidirectional figure, one way
-    return _Constants(efficiency=eff, fixed_ms=prof.fixed_ms_per_layer if prof and fitted else base.fixed_ms_per_layer,
+    base_fixed = fixed_ms_per_layer(base, dep.engine, dep.backend, dep.llamacpp_build)
+    return _Constants(efficiency=eff, fixed_ms=prof.fixed_ms_per_layer if prof and fitted else base_fixed,
                       decode_mfu=prof.decode_mfu if prof else _llamacpp_decode_mfu(dep) or sp.decode_mfu,
                       prefill_mfu=prof.prefill_mfu if prof else base.prefill_mfu,
                       prefill_mfu_by_format=dict(prof.prefill_mfu_by_format) if prof else {},
@@ -246,7 +248,12 @@ def step_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, batch: int,
         if compute > terms["memory"]:
             terms["compute_over_memory"] = compute - terms["memory"]
     layers = reads.num_layers * layer_share
-    terms["fixed"] = k.fixed_ms * layers
+    fixed = k.fixed_ms
+    if dep.engine == "llamacpp" and batch > 1 and not k.arch_fitted:  # no CUDA graph for a batch (speed.fixed_ms_per_layer)
+        sp = speed_data()
+        fixed = fixed_ms_per_layer(sp.profiles.get(f"llamacpp:{dep.backend}") or sp.profiles[sp.fallbacks["llamacpp"]],
+                                   dep.engine, dep.backend, dep.llamacpp_build, batch)
+    terms["fixed"] = fixed * layers
     if dep.enforce_eager and dep.engine == "vllm":
         terms["eager"] = k.eager_ms * layers
     if dep.tp > 1:
