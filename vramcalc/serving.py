@@ -20,15 +20,16 @@ the other weight-only formats (Marlin / AWQ / GPTQ / MXFP4 dequantize to 16-bit)
 (decode_mfu) is fitted on published llama.cpp batched runs (data/serving.json llamacpp_batched).
 
 Prefill is compute-bound: 2 x active params + 2 x heads x (d_k + d_v) x P/2 FLOPs a token (causal),
-at prefill_mfu of the format rate, in chunks of the engine's token budget (vLLM
+at the share of the format rate its GEMM kernel reaches (prefill_mfu_by_format: one share per weight-format
+family, dense and MoE apart, see weight_format), in chunks of the engine's token budget (vLLM
 --max-num-batched-tokens, data/vllm.json batch_defaults; llama.cpp -b 2048).
 
 Under load (N concurrent streams of P prompt and O output tokens, a closed loop: each stream sends
 its next request when the last one ends):
 - vLLM continuous batching with chunked prefill: every step decodes the running streams and takes a
   share of the arriving prompts, N x P / O prompt tokens a step on average, so ITL = step(N) +
-  those prompt tokens' compute. TTFT = the request's own prefill in chunks + queue_share of the
-  other streams' prompts ahead of it.
+  those prompt tokens' compute. TTFT = the request's own prefill in chunks + queue_share x the other
+  running streams' prompts (closed-loop streams arrive together; see _one_replica).
 - llama-server slots (-np): min(N, np) streams decode together, the rest wait; by Little's law a
   request's latency is N / np service times, so TTFT grows with the queue and the aggregate is flat
   past np.
