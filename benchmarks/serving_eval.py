@@ -60,7 +60,7 @@ def case_deployment(c: dict) -> serving.Deployment:
         GPU(id="custom", name=f"{c['bandwidth_gbs']} GB/s device", memory_bytes=0, memory_bandwidth_gbs=c["bandwidth_gbs"])
     return serving.Deployment(engine=c["engine"], backend=c["backend"], gpu=gpu, quant=c["quant"], tp=c.get("tp", 1),
                               link=c.get("link", "pcie"), enforce_eager=bool(c.get("enforce_eager")),
-                              kv_dtype=c.get("kv_dtype"))
+                              kv_dtype=c.get("kv_dtype"), llamacpp_build=c.get("llamacpp_build"))
 
 
 def case_step_ms(c: dict) -> float:

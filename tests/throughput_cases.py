@@ -41,7 +41,7 @@ def case_hardware(case: dict) -> Hardware:
     tp = case.get("tp", 1)
     return Hardware(engine=case["engine"], backend=case["backend"], bandwidth_gbs=case["bandwidth_gbs"], tp=tp,
                     stages=n // tp if case.get("split") == "layer" else 1, link=case.get("link", "none"),
-                    enforce_eager=bool(case.get("enforce_eager")))
+                    enforce_eager=bool(case.get("enforce_eager")), llamacpp_build=case.get("llamacpp_build"))
 
 
 def predict_step_ms(case: dict) -> float:

@@ -3,7 +3,7 @@ the measured serving runs (tests/serving_cases.py: whole deployments held out by
 chosen before any fit). Held-out rows are never read here.
 
 Unknowns: bandwidth efficiency per GPU architecture (Hopper, Blackwell), the fixed cost per layer under
-CUDA graphs, the decode and prefill shares of the format's tensor rate, the TTFT queue share, the decode steps a
+CUDA graphs, the decode share of the format's tensor rate and the prefill share per weight-format family (each runs its own GEMM kernel), the TTFT queue share, the decode steps a
 new request waits through, how prefill scales with TP and the NVLink all-reduce latency per peer. Least squares of log(predicted / measured) over TPOT and TTFT of every
 calibration run (scipy.optimize.least_squares; scipy is a tool dependency only, never a runtime one).
 Run: PYTHONPATH=$PWD python3 tools/calibrate_serving.py
@@ -34,10 +34,18 @@ from serving_cases import deployment_of, load_runs, spec_reads  # noqa: E402
 from vramcalc import serving  # noqa: E402
 
 DATA = ROOT / "vramcalc" / "data" / "serving.json"
-NAMES = ["eff_hopper", "eff_blackwell", "fixed_ms_per_layer", "decode_mfu", "prefill_mfu", "queue_share", "nvlink_us", "ttft_fixed_ms", "ttft_steps", "prefill_tp_exponent"]
-START = [0.8, 0.8, 0.01, 0.5, 0.5, 0.5, 4.0, 10.0, 1.0, 1.0]
-LOW = [0.2, 0.2, 0.0, 0.02, 0.02, 0.0, 0.0, 0.0, 0.0, 0.2]
-HIGH = [1.0, 1.0, 0.2, 1.0, 1.0, 50.0, 50.0, 200.0, 20.0, 1.0]
+# prefill shares per weight-format family (vramcalc/serving.py weight_format): each family runs its own GEMM kernel
+# (dense GEMMs, and MoE's grouped expert GEMMs as `<format>:moe`: the families the calibration runs hold)
+FORMATS = ["bf16", "fp8", "nvfp4", "nvfp4:moe", "w4a16:moe", "mxfp4:moe"]
+DENSE = [i for i, f in enumerate(FORMATS) if not f.endswith(":moe")]
+NAMES = ["eff_hopper", "eff_blackwell", "fixed_ms_per_layer", "decode_mfu", "queue_share", "nvlink_us",
+         "ttft_fixed_ms", "ttft_steps", "prefill_tp_exponent"] + [f"prefill_mfu_{f}" for f in FORMATS]
+START = [0.8, 0.8, 0.01, 0.5, 0.05, 4.0, 10.0, 1.0, 1.0] + [0.5] * len(FORMATS)
+LOW = [0.2, 0.2, 0.0, 0.02, 0.0, 0.0, 0.0, 0.0, 0.2] + [0.02] * len(FORMATS)
+# a prefill GEMM reaches at most 85% of the vendor's dense tensor peak (assumption: the best cuBLAS / CUTLASS
+# GEMMs on H100 SXM run about 700-800 of its 989 dense bf16 TFLOPS); left free, the 16-bit share runs into 1.0
+# where it trades off against prefill_tp_exponent (few TP=1 runs)
+HIGH = [1.0, 1.0, 0.2, 1.0, 50.0, 50.0, 200.0, 20.0, 1.0] + [0.85] * len(FORMATS)
 
 
 def predict(run: dict, x: np.ndarray) -> tuple[float, float]:
@@ -46,9 +54,9 @@ def predict(run: dict, x: np.ndarray) -> tuple[float, float]:
     base = serving.constants(dep)
     fam = serving.arch_family(dep.gpu)
     k = base.model_copy(update={"efficiency": x[0] if fam == "Hopper" else x[1], "fixed_ms": x[2],
-                                "decode_mfu": x[3], "prefill_mfu": x[4], "queue_share": x[5], "allreduce_us": x[6],
-                                "ttft_fixed_ms": x[7], "ttft_steps": x[8],
-                                "prefill_tp_exponent": x[9]})
+                                "decode_mfu": x[3], "queue_share": x[4], "allreduce_us": x[5],
+                                "ttft_fixed_ms": x[6], "ttft_steps": x[7], "prefill_tp_exponent": x[8],
+                                "prefill_mfu_by_format": dict(zip(FORMATS, map(float, x[9:])))})
     spec, reads = spec_reads(run["model"], run["quant"])
     itl, ttft, _, _ = serving._one_replica(reads, spec, dep, run["batch_size"], run["isl"], run["osl"], k)
     return itl * 1e3, ttft * 1e3
@@ -71,9 +79,12 @@ def main() -> None:
     data["profiles"]["vllm:cuda"] = {
         "bandwidth_efficiency": {"Hopper": round(float(x[0]), 4), "Blackwell": round(float(x[1]), 4)},
         "fixed_ms_per_layer": round(float(x[2]), 5), "decode_mfu": round(float(x[3]), 4),
-        "prefill_mfu": round(float(x[4]), 4), "queue_share": round(float(x[5]), 4),
-        "nvlink_allreduce_us_per_peer": round(float(x[6]), 3), "ttft_fixed_ms": round(float(x[7]), 3),
-        "ttft_steps": round(float(x[8]), 3), "prefill_tp_exponent": round(float(x[9]), 4),
+        # a format without its own share takes the lowest dense one fitted (the slower TTFT: conservative)
+        "prefill_mfu": round(float(min(x[9 + i] for i in DENSE)), 4),
+        "prefill_mfu_by_format": {f: round(float(v), 4) for f, v in zip(FORMATS, x[9:])},
+        "queue_share": round(float(x[4]), 4),
+        "nvlink_allreduce_us_per_peer": round(float(x[5]), 3), "ttft_fixed_ms": round(float(x[6]), 3),
+        "ttft_steps": round(float(x[7]), 3), "prefill_tp_exponent": round(float(x[8]), 4),
         "calibrated_on": f"{len(rows)} calibration runs of tests/serving_cases.py (TPOT and TTFT)"}
     DATA.write_text(json.dumps(data, indent=1) + "\n")
 

@@ -5,6 +5,8 @@ The step time is linear in the unknowns once each row's bytes are known (vramcal
     step_ms = memory_ms_at_full_bandwidth x (1 / efficiency) + layers x fixed_ms_per_layer
               [+ 2 x layers x (TP - 1) x allreduce_us_per_peer / 1000]   (TP over PCIe)
               [+ layers x eager_per_layer_ms]                             (vLLM --enforce-eager)
+with llama.cpp on CUDA's per-layer cost fitted apart for builds before CUDA graphs (PR #6766, b2822) where the
+calibration rows hold both eras (their `llamacpp_build`),
 so each engine:backend profile is one least-squares fit of relative error. A profile with fewer
 than 3 rows fits only its efficiency and takes the per-layer cost of its engine's fallback profile.
 Run: python tools/calibrate_speed.py
@@ -24,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from throughput_cases import case_spec, load_cases, predict_prefill_tps, predict_step_ms  # noqa: E402
 
-from vramcalc.speed import kv_read_bytes, speed_data, weight_reads  # noqa: E402
+from vramcalc.speed import kv_read_bytes, llamacpp_cuda_graphs, speed_data, weight_reads  # noqa: E402
 
 DATA = ROOT / "vramcalc" / "data" / "speed.json"
 
@@ -48,24 +50,34 @@ def main() -> None:
         rs = groups[key]
         prof = data["profiles"].setdefault(key, {"prefill_mfu": 0.4})
         if len(rs) < 3:
-            layer_ms = data["profiles"][data["fallbacks"][key.split(":")[0]]]["fixed_ms_per_layer"]
+            fb = data["profiles"][data["fallbacks"][key.split(":")[0]]]
+            # a backend without CUDA graphs (ROCm: GGML_HIP_GRAPHS is off by default) borrows the cost without them
+            layer_ms = fb.get("fixed_ms_per_layer_before_cuda_graphs", fb["fixed_ms_per_layer"]) \
+                if key.startswith("llamacpp:") and key != "llamacpp:cuda" else fb["fixed_ms_per_layer"]
             inv = np.mean([(c["step_ms"] - layer_ms * n) / mem for c, mem, n in rs])
             fit = {"inv_eff": inv, "layer": layer_ms}
         else:
             names = ["inv_eff", "layer"]
+            pre_graphs = [key == "llamacpp:cuda" and (c["batch"] > 1 or not llamacpp_cuda_graphs(c.get("llamacpp_build")))
+                          for c, *_ in rs]
+            if any(pre_graphs) and not all(pre_graphs):
+                names.append("layer_pre_graphs")  # llama.cpp builds before CUDA graphs (PR #6766): a cost of their own
             if any(c.get("tp", 1) > 1 for c, *_ in rs):
                 names.append("allreduce")
             if any(c.get("enforce_eager") for c, *_ in rs):
                 names.append("eager")
             A = []
-            for c, mem, n in rs:
-                f = {"inv_eff": mem, "layer": n, "allreduce": 2 * n * (c.get("tp", 1) - 1) * 1e-3,
+            for (c, mem, n), pre in zip(rs, pre_graphs):
+                f = {"inv_eff": mem, "layer": 0 if pre and "layer_pre_graphs" in names else n,
+                     "layer_pre_graphs": n if pre else 0, "allreduce": 2 * n * (c.get("tp", 1) - 1) * 1e-3,
                      "eager": n if c.get("enforce_eager") else 0}
                 A.append([f[k] / c["step_ms"] for k in names])
             x, *_ = np.linalg.lstsq(np.array(A), np.ones(len(A)), rcond=None)
             fit = dict(zip(names, x))
         prof["bandwidth_efficiency"] = round(1 / fit["inv_eff"], 4)
         prof["fixed_ms_per_layer"] = round(max(0.0, fit["layer"]), 5)
+        if "layer_pre_graphs" in fit:
+            prof["fixed_ms_per_layer_before_cuda_graphs"] = round(max(0.0, fit["layer_pre_graphs"]), 5)
         prof["calibrated_on"] = sorted(c["id"] for c, *_ in rs)
         if "allreduce" in fit:
             data["links"]["pcie"]["allreduce_us_per_peer"] = round(max(0.0, fit["allreduce"]), 2)
@@ -85,7 +97,10 @@ def main() -> None:
             c["id"] for c in load_cases() if c.get("prefill_role") == "calibrate" and f"{c['engine']}:{c['backend']}" == key)
         print(key, "prefill mfu", data["profiles"][key]["prefill_mfu"])
     DATA.write_text(json.dumps(data, indent=1) + "\n")
-    speed_data.cache_clear()
+    from vramcalc import data_files
+
+    for cached in (data_files._text, data_files.load, data_files.raw):  # re-read the constants just written
+        cached.cache_clear()
     for key, rs in groups.items():  # each profile's median error on its own rows, quoted by every estimate
         errs = [abs(predict_step_ms(c) / c["step_ms"] - 1) for c, *_ in rs]
         data["profiles"][key]["median_abs_error"] = round(float(np.median(errs)), 4)

@@ -304,7 +304,8 @@ class QuantTargets(Fixed):
 
 class SpeedProfile(Fixed):
     prefill_mfu: float
-    fixed_ms_per_layer: float
+    fixed_ms_per_layer: float  # llama.cpp on CUDA: builds with CUDA graphs (speed.cuda_graphs_build)
+    fixed_ms_per_layer_before_cuda_graphs: float | None = None  # llama.cpp on CUDA, builds before them
     bandwidth_efficiency: float
     calibrated_on: list[str]
     median_abs_error: float
@@ -319,8 +320,17 @@ class Link(Fixed):
     calibrated: str | None = None
 
 
+class LlamacppGraphs(Fixed):
+    """The llama.cpp release from which the CUDA backend replays one token's kernels as a CUDA graph."""
+
+    from_build: int
+    from_date: str  # the release's date (YYYY-MM-DD): builds named by a date compare with it
+    source: str
+
+
 class Speed(Fixed):
     source_note: str = Field(alias="_source")
+    llamacpp_cuda_graphs: LlamacppGraphs | None = None
     profiles: dict[str, SpeedProfile]  # "<engine>:<backend>"
     fallbacks: dict[str, str]  # engine -> the profile used for a backend it has none for
     links: dict[str, Link]
@@ -704,7 +714,10 @@ class ServingProfile(Fixed):
     bandwidth_efficiency: dict[str, float]  # GPU architecture family (Hopper, Blackwell ...) -> share of vendor BW
     fixed_ms_per_layer: float  # per layer per decode step under CUDA graphs
     decode_mfu: float  # share of the weight format's dense tensor rate decode GEMMs reach
-    prefill_mfu: float  # the same for prefill chunks
+    prefill_mfu: float  # the same for prefill chunks (a weight format without its own share below)
+    # per weight-format family (serving.weight_format): the prefill GEMM kernels differ by format (cuBLAS 16-bit,
+    # FP8 / NVFP4 tensor-core GEMMs, Marlin-style W4A16 dequantizing in the GEMM, MXFP4 MoE kernels)
+    prefill_mfu_by_format: dict[str, float] = {}
     queue_share: float  # scale of the wait behind the other streams' prompts (TTFT)
     prefill_tp_exponent: float = 1.0  # prefill speeds up as TP^this
     ttft_steps: float  # decode steps of the running batch a new request waits through before its prefill

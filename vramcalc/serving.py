@@ -20,15 +20,16 @@ the other weight-only formats (Marlin / AWQ / GPTQ / MXFP4 dequantize to 16-bit)
 (decode_mfu) is fitted on published llama.cpp batched runs (data/serving.json llamacpp_batched).
 
 Prefill is compute-bound: 2 x active params + 2 x heads x (d_k + d_v) x P/2 FLOPs a token (causal),
-at prefill_mfu of the format rate, in chunks of the engine's token budget (vLLM
+at the share of the format rate its GEMM kernel reaches (prefill_mfu_by_format: one share per weight-format
+family, dense and MoE apart, see weight_format), in chunks of the engine's token budget (vLLM
 --max-num-batched-tokens, data/vllm.json batch_defaults; llama.cpp -b 2048).
 
 Under load (N concurrent streams of P prompt and O output tokens, a closed loop: each stream sends
 its next request when the last one ends):
 - vLLM continuous batching with chunked prefill: every step decodes the running streams and takes a
   share of the arriving prompts, N x P / O prompt tokens a step on average, so ITL = step(N) +
-  those prompt tokens' compute. TTFT = the request's own prefill in chunks + queue_share of the
-  other streams' prompts ahead of it.
+  those prompt tokens' compute. TTFT = the request's own prefill in chunks + queue_share x the other
+  running streams' prompts (closed-loop streams arrive together; see _one_replica).
 - llama-server slots (-np): min(N, np) streams decode together, the rest wait; by Little's law a
   request's latency is N / np service times, so TTFT grows with the queue and the aggregate is flat
   past np.
@@ -54,7 +55,7 @@ from .errors import NotModelledError
 from .gpus import GPU, gpu_row
 from .kv import kv_by_layer_kind
 from .spec import ModelSpec
-from .speed import WeightReads, speed_data
+from .speed import WeightReads, fixed_ms_per_layer, speed_data
 
 # llama-server's -b default: prompt tokens per batch (tools/server/README.md, llama.cpp b6000+)
 LLAMACPP_BATCH = 2048
@@ -82,6 +83,7 @@ class Deployment(BaseModel):
     enforce_eager: bool = False
     kv_dtype: str | None = None
     parallel: int = Field(default=LLAMACPP_DEFAULT_SLOTS, ge=1)  # llama-server -np
+    llamacpp_build: str | None = None  # llama.cpp release (b7000) or build date; None: the newest modelled
     kv_unified: bool = False  # llama.cpp --kv-unified: the slots' sequences share one KV buffer (see step_terms)
     max_num_batched_tokens: int | None = None  # vLLM chunk budget (None: its default for the GPU)
     replicas: int = Field(default=1, ge=1)
@@ -173,6 +175,7 @@ class _Constants(BaseModel):
     fixed_ms: float
     decode_mfu: float
     prefill_mfu: float
+    prefill_mfu_by_format: dict[str, float] = {}
     queue_share: float
     ttft_fixed_ms: float
     ttft_steps: float
@@ -204,9 +207,11 @@ def constants(dep: Deployment) -> _Constants:
     row = gpu_row(dep.gpu.id)
     link_gbs = float(row.nvlink_bandwidth_gbs) / 2 if dep.link == "nvlink" and row and row.nvlink_bandwidth_gbs \
         else float(link.bandwidth_gbs)  # NVLink: the table's bidirectional figure, one way
-    return _Constants(efficiency=eff, fixed_ms=prof.fixed_ms_per_layer if prof and fitted else base.fixed_ms_per_layer,
+    base_fixed = fixed_ms_per_layer(base, dep.engine, dep.backend, dep.llamacpp_build)
+    return _Constants(efficiency=eff, fixed_ms=prof.fixed_ms_per_layer if prof and fitted else base_fixed,
                       decode_mfu=prof.decode_mfu if prof else _llamacpp_decode_mfu(dep) or sp.decode_mfu,
                       prefill_mfu=prof.prefill_mfu if prof else base.prefill_mfu,
+                      prefill_mfu_by_format=dict(prof.prefill_mfu_by_format) if prof else {},
                       queue_share=prof.queue_share if prof else 0.5,
                       ttft_fixed_ms=prof.ttft_fixed_ms if prof else 0.0,
                       ttft_steps=prof.ttft_steps if prof else 1.0,
@@ -244,13 +249,38 @@ def step_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, batch: int,
         if compute > terms["memory"]:
             terms["compute_over_memory"] = compute - terms["memory"]
     layers = reads.num_layers * layer_share
-    terms["fixed"] = k.fixed_ms * layers
+    fixed = k.fixed_ms
+    if dep.engine == "llamacpp" and batch > 1 and not k.arch_fitted:  # no CUDA graph for a batch (speed.fixed_ms_per_layer)
+        sp = speed_data()
+        fixed = fixed_ms_per_layer(sp.profiles.get(f"llamacpp:{dep.backend}") or sp.profiles[sp.fallbacks["llamacpp"]],
+                                   dep.engine, dep.backend, dep.llamacpp_build, batch)
+    terms["fixed"] = fixed * layers
     if dep.enforce_eager and dep.engine == "vllm":
         terms["eager"] = k.eager_ms * layers
     if dep.tp > 1:
         message = 2 * (dep.tp - 1) / dep.tp * batch * reads.hidden_size * 2 / (k.link_gbs * 1e9)
         terms["allreduce"] = 2 * layers * (k.allreduce_us * 1e-6 * (dep.tp - 1) + message) * 1e3
     return terms
+
+
+def weight_format(quant: str | None, spec: ModelSpec) -> str:
+    """The weight-format family whose GEMM kernel a prefill chunk runs: bf16 (16-bit weights, cuBLAS), fp8
+    (FP8 tensor-core GEMM, per-tensor or block scales), nvfp4 (FP4 tensor cores), w4a16 (AWQ / GPTQ /
+    compressed-tensors int4: Marlin-style kernels that dequantize to 16-bit inside the GEMM), mxfp4 (MXFP4 MoE
+    checkpoints such as gpt-oss), gguf:* (llama.cpp), other (anything else)."""
+    q = (quant or "").lower()
+    if not q:
+        method = str((spec.quantization_config or {}).get("quant_method", "")).lower()
+        q = {"mxfp4": "mxfp4", "fp8": "fp8", "awq": "awq", "gptq": "gptq", "modelopt_fp4": "nvfp4"}.get(method, "bf16")
+    if q.startswith("gguf:"):
+        return "gguf"
+    if q.startswith("fp8"):
+        return "fp8"
+    if q in ("nvfp4", "mxfp4", "bf16", "fp16"):
+        return "bf16" if q == "fp16" else q
+    if q in ("awq", "gptq", "w4a16", "int4", "awq-marlin", "gptq-marlin"):
+        return "w4a16"
+    return "other"
 
 
 def prefill_ms_per_token(reads: WeightReads, spec: ModelSpec, dep: Deployment, prompt: int,
@@ -261,9 +291,17 @@ def prefill_ms_per_token(reads: WeightReads, spec: ModelSpec, dep: Deployment, p
     if not rate:
         return None
     flops = 2 * reads.active_params + _attention_flops_per_token(spec, max(1, prompt // 2))
+    fmt = weight_format(dep.quant, spec)
+    # MoE prefill runs grouped expert GEMMs (fused_moe / Marlin MoE kernels), not the dense GEMM: its own share
+    # dense W4A16 (AWQ / GPTQ through Marlin) has no measured serving run here: its kernel dequantizes to 16-bit
+    # and multiplies on the 16-bit tensor cores (Frantar et al. 2024, "MARLIN", arXiv:2408.11743), so it takes the
+    # bf16 share; a format with neither takes the lowest dense share fitted (prefill_mfu)
+    by = k.prefill_mfu_by_format
+    key = f"{fmt}:moe" if reads.num_experts else fmt
+    mfu = by.get(key) or (by.get("bf16") if fmt == "w4a16" and not reads.num_experts else None) or k.prefill_mfu
     # TP ranks share a prompt's GEMMs less well than its weights (smaller GEMMs per rank, the activations'
     # all-reduce): prefill speeds up as TP^prefill_tp_exponent, fitted
-    return flops / dep.tp ** k.prefill_tp_exponent / (rate * 1e12 * k.prefill_mfu) * 1e3
+    return flops / dep.tp ** k.prefill_tp_exponent / (rate * 1e12 * mfu) * 1e3
 
 
 def _chunk(dep: Deployment) -> int:
@@ -309,7 +347,12 @@ def _one_replica(reads: WeightReads, spec: ModelSpec, dep: Deployment, n: int, p
         service_ms = own_ms + output * itl_ms
         ttft_ms = own_ms + queue_ms + max(0.0, n / running - 1) * service_ms
     else:
-        ttft_ms = own_ms + queue_ms
+        # vLLM: the measured TTFT hardly moves with the output length (tests/data/serving_runs.json, Qwen3-32B
+        # on 4 H100s, 64 streams of 4096 tokens: 934 / 905 / 869 ms at 128 / 512 / 1024 out), which a queue of
+        # randomly arriving prompts (u above falls as O grows) cannot give: the streams of a closed loop start
+        # together and, with equal P and O, finish and resend together, so a new prompt waits behind a share
+        # (queue_share, fitted) of the other running streams' prompts in the chunked-prefill budget
+        ttft_ms = own_ms + k.queue_share * (running - 1) * prompt * pre
     latency_ms = ttft_ms + output * itl_ms
     aggregate = n * output / (latency_ms / 1e3)
     return itl_ms / 1e3, ttft_ms / 1e3, aggregate, terms

@@ -43,6 +43,38 @@ def speed_data() -> Speed:
     return load("speed.json", Speed)
 
 
+_BUILD_NO = re.compile(r"^b?(\d{1,5})$")
+_BUILD_DATE = re.compile(r"^(\d{4}-\d{2}(?:-\d{2})?)$")
+
+
+def llamacpp_cuda_graphs(build: str | None) -> bool:
+    """Whether a llama.cpp build (a release tag `b7000` or its number, or the date of an untagged master build,
+    YYYY-MM or YYYY-MM-DD) replays each token's CUDA kernels as one CUDA graph (llama.cpp PR #6766, first in
+    release b2822, May 2024): before it every ggml op was its own kernel launch, a per-layer cost on the host.
+    None or a commit hash: the newest build, which has them."""
+    g = speed_data().llamacpp_cuda_graphs
+    if not build or g is None:
+        return True
+    b = build.strip().lower()
+    if m := _BUILD_NO.match(b):
+        return int(m.group(1)) >= g.from_build
+    if m := _BUILD_DATE.match(b):
+        return m.group(1) >= g.from_date[: len(m.group(1))]
+    return True
+
+
+def fixed_ms_per_layer(prof: SpeedProfile, engine: str, backend: str, build: str | None, batch: int = 1) -> float:
+    """The fixed cost a layer adds to a decode step: the profile's, by build era for llama.cpp on CUDA (a backend
+    that borrows the CUDA profile, Vulkan or SYCL, launches every op: the cost without graphs). PR #6766
+    captures a graph only for a batch of one token ("disable for multi-gpu and batch size > 1", its commit message;
+    ggml-cuda.cu checks the GGML_OP_ADD nodes): a step of several sequences launches every op, as builds before it
+    did. Not modelled: PR #19645 (2026-02) also captures graphs at 2-4 tokens; there this errs slow."""
+    if engine == "llamacpp" and prof.fixed_ms_per_layer_before_cuda_graphs is not None \
+            and (backend != "cuda" or batch > 1 or not llamacpp_cuda_graphs(build)):  # Vulkan, SYCL: no CUDA graphs
+        return prof.fixed_ms_per_layer_before_cuda_graphs
+    return prof.fixed_ms_per_layer
+
+
 class WeightReads(BaseModel):
     """What one forward step reads from the weights, for one whole model copy."""
 
@@ -135,6 +167,7 @@ class Hardware(BaseModel):
     host_share: float = 0.0  # llama.cpp partial offload: share of the weights read from host RAM
     host_bandwidth_gbs: float | None = None
     enforce_eager: bool = False
+    llamacpp_build: str | None = None  # llama.cpp release (b7000) or build date; None: the newest modelled
     node_hops: int = 0  # llama.cpp over RPC: machine boundaries each token crosses (network hop each)
 
     @field_validator("engine", mode="before")
@@ -198,7 +231,8 @@ def step_terms(reads: WeightReads, kv_per_seq: int, batch: int, hw: Hardware) ->
     if hw.host_share:
         host_bw = (hw.host_bandwidth_gbs or speed_data().host_ram_bandwidth_gbs) * 1e9 * prof.bandwidth_efficiency
         memory += total * hw.host_share / host_bw
-    terms = {"memory": memory * 1e3, "fixed": prof.fixed_ms_per_layer * reads.num_layers}
+    fixed = fixed_ms_per_layer(prof, hw.engine, hw.backend, hw.llamacpp_build, batch)
+    terms = {"memory": memory * 1e3, "fixed": fixed * reads.num_layers}
     if hw.tflops:
         compute = 2 * reads.active_params * batch / hw.tp / (hw.tflops * 1e12 * speed_data().decode_mfu)
         if compute > memory:
