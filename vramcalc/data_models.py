@@ -127,6 +127,7 @@ class GPURow(Fixed):
     aliases: list[str] = []  # other names the product goes by (lookup keys, each naming this product only)
     gpu_cores: int | None = None  # Apple: the GPU core count that tells bins apart
     memory_options_gib: list[Number] | None = None  # unified memory: the RAM sizes this bin is sold with
+    host_ram: bool = False  # a PC iGPU sharing the host's RAM: memory_gib is what is assumed when no size is given
 
 
 class NotPlanned(Fixed):
@@ -194,6 +195,7 @@ class UnifiedMemory(Fixed):
     apple: AppleUnified
     amd_strix_halo: UnifiedRule = Field(alias="amd-strix-halo")
     nvidia_gb10: UnifiedRule = Field(alias="nvidia-gb10")
+    pc_igpu: UnifiedRule | None = Field(default=None, alias="pc-igpu")
 
 
 # --- llamacpp_backends.json, llamacpp_margins.json ----------------------------------------------
@@ -228,6 +230,11 @@ class UnifiedBackendNotes(Fixed):
     vulkan: str
 
 
+class NoBackend(Fixed):
+    source_note: str = Field(alias="_source")
+    vendors: dict[str, str]  # vendor -> llama.cpp's own words
+
+
 class LlamaBackends(Fixed):
     source_note: str = Field(alias="_source")
     backends: dict[str, LlamaBackend]
@@ -243,6 +250,7 @@ class LlamaBackends(Fixed):
     repack_types_source: str
     host_buffer_source: str
     host_inputs_source: str
+    no_backend: "NoBackend | None" = None  # vendors with no ggml backend
 
 
 class Margin(Fixed):
@@ -535,10 +543,23 @@ class DtypeRules(Sourced):
     float16_refused: str
 
 
+class RefusedDevice(Fixed):
+    message: str
+    source: str
+    fix: str
+
+
+class RefusedDevices(Fixed):
+    source_note: str = Field(alias="_source")
+    by_vendor: dict[str, RefusedDevice]
+    by_gpu: dict[str, RefusedDevice]
+
+
 class VllmPlatforms(Sourced):
     cuda: CudaPlatform
     rocm: RocmPlatform
     metal: MetalPlatform
+    refused: RefusedDevices | None = None
     attention: Attention
     dtype: DtypeRules
 
