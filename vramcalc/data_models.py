@@ -753,6 +753,31 @@ class Serving(Fixed):
     holdout_errors: dict[str, SliceError]  # slice name -> measured held-out |error| (benchmarks/speed_accuracy.py)
 
 
+class GgufFile(Fixed):
+    file: str  # the name in the repository
+    quant: str  # the type the README gives (a llama.cpp file type, or bartowski's _L variants)
+    size_printed: str  # the README's File Size as printed (GB = 10^9 bytes)
+    size_gb: float  # that figure; the true size is within half a unit of its last printed digit
+    split: bool  # stored as NNNNN-of-NNNNN parts
+
+
+class GgufRepo(Fixed):
+    base_model: str  # the catalog repo id the files quantize
+    source: str
+    naming: str | None = None
+    complete: bool  # False: the README lists more files than recorded (not_recorded says which)
+    not_recorded: str | None = None
+    ffn_kept: str | None = None  # every file keeps the FFN experts at this type, whatever its quant
+    files: list[GgufFile]
+
+
+class GgufRepos(Fixed):
+    """data/gguf_repos.json: GGUF releases of catalog models, their files and sizes as their READMEs print them."""
+    source_note: str = Field(alias="_source")
+    schema_note: dict[str, str] = Field(alias="_schema")
+    repos: dict[str, GgufRepo]
+
+
 # file name (under vramcalc/data/) -> its model, for the loader and the test that validates them all
 class LlamaBuildChange(Fixed):
     pr: int
@@ -779,6 +804,7 @@ FILES: dict[str, type[BaseModel]] = {
     "llamacpp_builds.json": LlamaBuilds,
     "llamacpp_margins.json": LlamaMargins,
     "models_index.json": CatalogIndex,
+    "gguf_repos.json": GgufRepos,
     "planner.json": Planner,
     "quant_targets.json": QuantTargets,
     "serving.json": Serving,
