@@ -87,23 +87,6 @@ def test_every_ground_truth_gpu_resolves_to_itself():
                for n, g in resolved.items() if n not in NOTED | SIZE_ASSUMED)
 
 
-def test_the_ground_truth_list_covers_every_device_of_the_measurements():
-    """Every GPU name in ../shared/ground_truth (where the checkout has it) is in GROUND_TRUTH."""
-    import pathlib
-    root = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "ground_truth"
-    if not root.is_dir():
-        pytest.skip("no ../shared/ground_truth in this checkout")
-    names = set()
-    for r in json.loads((root / "throughput_dev.json").read_text())["rows"]:
-        names.add(r["gpu"])
-    vllm = json.loads((root / "vllm_dev.json").read_text())
-    names |= {r["gpu_model"] for r in vllm["logs"]} | {vllm["llmd_report"]["gpu"]}
-    for c in json.loads((root / "llamacpp_dev.json").read_text())["cases"]:
-        names |= {g for g in (c["hardware"].get("gpus") or []) if not g.startswith("RPC[")}  # RPC: remote CPU servers
-    names |= {r["system"] for r in json.loads((root / "serving_dev.json").read_text())["runs"]}
-    assert names - set(GROUND_TRUTH) == set()
-
-
 def test_devices_no_modelled_engine_runs_on_resolve_to_themselves_and_the_engines_refuse_them():
     """The Tenstorrent card has an entry, but vLLM has no platform for it and llama.cpp no backend: each says so in
     its own words; vLLM's XPU platform does not list Intel UHD iGPUs (llama.cpp runs on them, through Vulkan)."""
