@@ -200,3 +200,19 @@ def test_the_ambiguity_note_keeps_its_code_through_a_system():
     s = parse_system("2xh100")
     assert [s.note_code(n) for n in s.notes] == ["gpu.ambiguous_name"]
     assert parse_system("2x4090-1.5GiB").notes == []
+
+
+@pytest.mark.parametrize("text,gpu_id,gib,usable_gib,note_code", [
+    ("M4 Max 48GB", "apple-m4-max", 48, 36, None),  # Metal's working set: three quarters above 36 GiB
+    ("M4 Max(64GiB)", "apple-m4-max", 64, 48, None),  # the RAM in () picks the bin sold with it
+    ("M4 Max(36GB)", "apple-m4-max-32c", 36, 24, "gpu.unverified"),
+    ("Apple M5", "apple-m5", 16, 16 * 0.666667, "gpu.memory_assumed"),
+    ("780M 64GB", "radeon-780m", 64, 32, "gpu.unverified"),  # half the host's RAM (data/unified_memory.json pc-igpu)
+    ("Intel(R) UHD Graphics", "intel-uhd-graphics", 8, 4, "gpu.memory_assumed"),
+])
+def test_a_named_memory_size_is_the_gpus_memory(text, gpu_id, gib, usable_gib, note_code):
+    s = parse_system(text)
+    [g] = s.gpus
+    assert (g.id, g.memory_bytes / 2**30) == (gpu_id, gib)
+    assert g.usable_bytes / 2**30 == pytest.approx(usable_gib, abs=0.01)
+    assert [s.note_code(n) for n in s.notes] == ([note_code] if note_code else [])

@@ -250,7 +250,7 @@ def find_gpu(query: str) -> GPU:
     table = _table()
     ids, how = candidates(query)
     rows = [d for d in table if d.id in ids]
-    named = _named_memory(query)
+    named = named_memory(query)
     if len(rows) == 1:
         return _with_memory(rows[0], named, query, how)
     if rows:
@@ -270,7 +270,7 @@ def find_gpu(query: str) -> GPU:
     raise UnknownGPUError(f"unknown GPU {query!r}{hint}", code="gpu.unknown")
 
 
-def _named_memory(query: str) -> float | None:
+def named_memory(query: str) -> float | None:
     """The memory size a name gives (`M4 Max 64GB`, `Apple M1 (7-core GPU, 8GB)`), if exactly one."""
     for text in (query, *re.findall(r"\((.*?)\)", query)):
         gib = _parse_name(text).memory_gib
