@@ -4,6 +4,7 @@ or unverified)."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict
 
@@ -134,6 +135,7 @@ class _Name(BaseModel):
 _DEVICE_LINE = re.compile(r"^\s*(?:device\s*\d+\s*:|ggml_\w+\s*:\s*\d+\s*=)\s*", re.IGNORECASE)
 
 
+@lru_cache(maxsize=4096)  # a pure function of the text; lookups compare every entry's names
 def _parse_name(text: str) -> _Name:
     s = _DEVICE_LINE.sub("", text).lower().replace("+", "plus").replace("(r)", " ").replace("(tm)", " ")
     s = re.sub(r"\b(mobile|notebook|laptop\s*gpu)\b", "laptop", s)
