@@ -28,7 +28,6 @@ GROUND_TRUTH = {
     "Apple M3 Max": "apple-m3-max-30c",
     "Apple M3 Max (40-core GPU, 64GB)": "apple-m3-max",
     "Apple M3 Ultra (256GB)": "apple-m3-ultra",
-    "Apple M5": "apple-m5",
     "H100 80GB": "h100-pcie",
     "Intel Arc A310 ECO": "arc-a310",
     "Intel Arc B580": "arc-b580",
@@ -58,30 +57,56 @@ GROUND_TRUTH = {
     "NVIDIA GeForce GTX 1070 Ti (8 GB)": "gtx-1070-ti",
     "b200_sxm": "b200",
     "h100_sxm": "h100-sxm",
+    "H100-80GB (SXM)": "h100-sxm",
+    "Device 0: NVIDIA GeForce RTX 3090 (compute capability 8.6)": "rtx-3090",
+    "Device 1: NVIDIA GeForce RTX 3090 (compute capability 8.6)": "rtx-3090",
+    "Device 0: NVIDIA RTX A6000 (compute capability 8.6)": "rtx-a6000",
+    "Apple M5": "apple-m5",
+    "Tenstorrent n300 (Wormhole, 2 chips)": "tenstorrent-n300",
+    "Intel(R) UHD Graphics": "intel-uhd-graphics",
 }
 NOTED = {"A100 80GB", "RTX 3080", "Apple M3 Max", "H100 80GB", "NVIDIA Jetson AGX Orin", "H100 80GB (79.22 GiB reported)",
          "NVIDIA A100 40GB", "NVIDIA A100 80GB", "NVIDIA H100", "NVIDIA H100 80GB"}
-# Devices in those measurements that have no entry, refused with a coded reason, never answered for another:
-# a Tenstorrent card (no engine vramcalc models runs on it) and an Intel UHD iGPU whose model the log does not name
-# (a family sharing the host's RAM: neither memory nor bandwidth follows from the name).
-NOT_MODELLED = {"Tenstorrent n300 (Wormhole, 2 chips)": "Tenstorrent", "Intel(R) UHD Graphics": "host's system RAM"}
+# Names without a memory size of a product sold with several (or an iGPU sharing the host's RAM): the least is assumed,
+# with a coded note.
+SIZE_ASSUMED = {"Apple M5", "Intel(R) UHD Graphics"}
+# Memory sizes the names give, as the GPU's memory.
+NAMED_MEMORY = {"Apple M1 (7-core GPU, 8GB)": 8, "Apple M1 Max (32-core GPU, 64GB)": 64, "Apple M3 Max (40-core GPU, 64GB)": 64,
+                "Apple M2 Ultra (76-core GPU, 192GB)": 192, "Apple M3 Ultra (256GB)": 256, "Apple M5": 16,
+                "Intel(R) UHD Graphics": 8}
 
 
 def test_every_ground_truth_gpu_resolves_to_itself():
     resolved = {name: find_gpu(name) for name in GROUND_TRUTH}
     assert {n: g.id for n, g in resolved.items()} == GROUND_TRUTH
     assert {n for n, g in resolved.items() if g.note_code == "gpu.ambiguous_name"} == NOTED
+    assert {n for n, g in resolved.items() if g.note_code == "gpu.memory_assumed"} == SIZE_ASSUMED
+    assert {n: resolved[n].memory_bytes / 2**30 for n in NAMED_MEMORY} == NAMED_MEMORY
     # an entry no second public page has confirmed says so wherever it is used
     assert all((g.note_code == "gpu.unverified") == (g.verification == "unverified")
-               for n, g in resolved.items() if n not in NOTED)
-    for name, why in NOT_MODELLED.items():
-        with pytest.raises(UnknownGPUError) as e:
-            find_gpu(name)
-        assert e.value.code == "gpu.not_planned_device" and why in str(e.value)
-    for name in ("Intel UHD Graphics 770", "n300", "tenstorrent n150"):
-        with pytest.raises(UnknownGPUError) as e:
-            find_gpu(name)
-        assert e.value.code == "gpu.not_planned_device"
+               for n, g in resolved.items() if n not in NOTED | SIZE_ASSUMED)
+
+
+def test_devices_no_modelled_engine_runs_on_resolve_to_themselves_and_the_engines_refuse_them():
+    """The Tenstorrent card has an entry, but vLLM has no platform for it and llama.cpp no backend: each says so in
+    its own words; vLLM's XPU platform does not list Intel UHD iGPUs (llama.cpp runs on them, through Vulkan)."""
+    from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
+    from vramcalc.sources.catalog import load
+    from vramcalc.vllm.rules import platform_messages
+
+    n300 = find_gpu("Tenstorrent n300 (Wormhole, 2 chips)")
+    assert (n300.memory_bytes / 2**30, n300.memory_bandwidth_gbs) == (24, 576)  # Tenstorrent's card table
+    [m] = platform_messages(n300)
+    assert m.code == "vllm.platform.unsupported_device" and m.text.startswith("RuntimeError: Failed to infer device type")
+    [m] = platform_messages(find_gpu("Intel(R) UHD Graphics"))
+    assert m.code == "vllm.platform.unsupported_device" and "Intel ARC GPU" not in m.text and "Arc GPU" in m.text
+    assert platform_messages(find_gpu("Intel Arc B580")) == []
+    spec = load("Qwen/Qwen3-0.6B")
+    r = check_llamacpp(spec, n300, LlamaOptions(ftype="Q8_0", n_ctx=2048), solve=False)
+    assert not r.fits and [e.code for e in r.errors] == ["llamacpp.no_backend"]
+    assert r.errors[0].text.startswith("warning: no usable GPU found, --gpu-layers option will be ignored")
+    uhd = check_llamacpp(spec, find_gpu("Intel UHD Graphics 16GB"), LlamaOptions(ftype="Q8_0", n_ctx=2048), solve=False)
+    assert uhd.fits and not uhd.errors
 
 
 def _spellings(row):
@@ -175,3 +200,19 @@ def test_the_ambiguity_note_keeps_its_code_through_a_system():
     s = parse_system("2xh100")
     assert [s.note_code(n) for n in s.notes] == ["gpu.ambiguous_name"]
     assert parse_system("2x4090-1.5GiB").notes == []
+
+
+@pytest.mark.parametrize("text,gpu_id,gib,usable_gib,note_code", [
+    ("M4 Max 48GB", "apple-m4-max", 48, 36, None),  # Metal's working set: three quarters above 36 GiB
+    ("M4 Max(64GiB)", "apple-m4-max", 64, 48, None),  # the RAM in () picks the bin sold with it
+    ("M4 Max(36GB)", "apple-m4-max-32c", 36, 24, "gpu.unverified"),
+    ("Apple M5", "apple-m5", 16, 16 * 0.666667, "gpu.memory_assumed"),
+    ("780M 64GB", "radeon-780m", 64, 32, "gpu.unverified"),  # half the host's RAM (data/unified_memory.json pc-igpu)
+    ("Intel(R) UHD Graphics", "intel-uhd-graphics", 8, 4, "gpu.memory_assumed"),
+])
+def test_a_named_memory_size_is_the_gpus_memory(text, gpu_id, gib, usable_gib, note_code):
+    s = parse_system(text)
+    [g] = s.gpus
+    assert (g.id, g.memory_bytes / 2**30) == (gpu_id, gib)
+    assert g.usable_bytes / 2**30 == pytest.approx(usable_gib, abs=0.01)
+    assert [s.note_code(n) for n in s.notes] == ([note_code] if note_code else [])

@@ -127,6 +127,7 @@ class GPURow(Fixed):
     aliases: list[str] = []  # other names the product goes by (lookup keys, each naming this product only)
     gpu_cores: int | None = None  # Apple: the GPU core count that tells bins apart
     memory_options_gib: list[Number] | None = None  # unified memory: the RAM sizes this bin is sold with
+    host_ram: bool = False  # a PC iGPU sharing the host's RAM: memory_gib is what is assumed when no size is given
 
 
 class NotPlanned(Fixed):
@@ -194,6 +195,7 @@ class UnifiedMemory(Fixed):
     apple: AppleUnified
     amd_strix_halo: UnifiedRule = Field(alias="amd-strix-halo")
     nvidia_gb10: UnifiedRule = Field(alias="nvidia-gb10")
+    pc_igpu: UnifiedRule | None = Field(default=None, alias="pc-igpu")
 
 
 # --- llamacpp_backends.json, llamacpp_margins.json ----------------------------------------------
@@ -228,6 +230,11 @@ class UnifiedBackendNotes(Fixed):
     vulkan: str
 
 
+class NoBackend(Fixed):
+    source_note: str = Field(alias="_source")
+    vendors: dict[str, str]  # vendor -> llama.cpp's own words
+
+
 class LlamaBackends(Fixed):
     source_note: str = Field(alias="_source")
     backends: dict[str, LlamaBackend]
@@ -243,6 +250,7 @@ class LlamaBackends(Fixed):
     repack_types_source: str
     host_buffer_source: str
     host_inputs_source: str
+    no_backend: "NoBackend | None" = None  # vendors with no ggml backend
 
 
 class Margin(Fixed):
@@ -547,10 +555,23 @@ class DtypeRules(Sourced):
     float16_refused: str
 
 
+class RefusedDevice(Fixed):
+    message: str
+    source: str
+    fix: str
+
+
+class RefusedDevices(Fixed):
+    source_note: str = Field(alias="_source")
+    by_vendor: dict[str, RefusedDevice]
+    by_gpu: dict[str, RefusedDevice]
+
+
 class VllmPlatforms(Sourced):
     cuda: CudaPlatform
     rocm: RocmPlatform
     metal: MetalPlatform
+    refused: RefusedDevices | None = None
     attention: Attention
     dtype: DtypeRules
 
@@ -747,6 +768,31 @@ class Serving(Fixed):
     holdout_errors: dict[str, SliceError]  # slice name -> measured held-out |error| (benchmarks/speed_accuracy.py)
 
 
+class GgufFile(Fixed):
+    file: str  # the name in the repository
+    quant: str  # the type the README gives (a llama.cpp file type, or bartowski's _L variants)
+    size_printed: str  # the README's File Size as printed (GB = 10^9 bytes)
+    size_gb: float  # that figure; the true size is within half a unit of its last printed digit
+    split: bool  # stored as NNNNN-of-NNNNN parts
+
+
+class GgufRepo(Fixed):
+    base_model: str  # the catalog repo id the files quantize
+    source: str
+    naming: str | None = None
+    complete: bool  # False: the README lists more files than recorded (not_recorded says which)
+    not_recorded: str | None = None
+    ffn_kept: str | None = None  # every file keeps the FFN experts at this type, whatever its quant
+    files: list[GgufFile]
+
+
+class GgufRepos(Fixed):
+    """data/gguf_repos.json: GGUF releases of catalog models, their files and sizes as their READMEs print them."""
+    source_note: str = Field(alias="_source")
+    schema_note: dict[str, str] = Field(alias="_schema")
+    repos: dict[str, GgufRepo]
+
+
 # file name (under vramcalc/data/) -> its model, for the loader and the test that validates them all
 class LlamaBuildChange(Fixed):
     pr: int
@@ -773,6 +819,7 @@ FILES: dict[str, type[BaseModel]] = {
     "llamacpp_builds.json": LlamaBuilds,
     "llamacpp_margins.json": LlamaMargins,
     "models_index.json": CatalogIndex,
+    "gguf_repos.json": GgufRepos,
     "planner.json": Planner,
     "quant_targets.json": QuantTargets,
     "serving.json": Serving,

@@ -155,7 +155,8 @@ def with_speed(report: Any, spec: ModelSpec, system: System | None, quant: str |
 
     from .serving import DEFAULT_OUTPUT, DEFAULT_PROMPT, for_engine_check
 
-    if system is None:
+    if system is None or any(m.code in ("vllm.platform.unsupported_device", "llamacpp.no_backend")
+                             for m in report.result.errors):  # no engine runs there: no speed either
         return report
     gpu = min(system.gpus, key=lambda g: g.usable_bytes)
     backend = "metal" if gpu.id.startswith("apple-") else "rocm" if gpu.vendor == "amd" else "cuda"

@@ -4,6 +4,7 @@ or unverified)."""
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict
 
@@ -78,7 +79,10 @@ def crosschecks() -> dict[str, CrossCheck]:
     return load("gpu_crosschecks.json", CrossChecks).checks
 
 
-def _gpu(d: GPURow) -> GPU:
+def _gpu(d: GPURow, memory_gib: float | None = None) -> GPU:
+    """The entry as a GPU; memory_gib: the memory configuration named (one of memory_options_gib)."""
+    if memory_gib is not None and (d.host_ram or (d.memory_options_gib and memory_gib in d.memory_options_gib)):
+        d = d.model_copy(update={"memory_gib": memory_gib})
     usable, how = _usable(d)
     return GPU(id=d.id, name=d.name, memory_bytes=int(d.memory_gib * GIB), usable_bytes=usable,
                usable_source=how,
@@ -109,8 +113,8 @@ def gpu_names() -> dict[str, tuple[str, ...]]:
 
 
 # Words that name the vendor or the brand line, not the product: dropped before names are compared.
-_BRAND = re.compile(r"\b(nvidia|geforce|tesla|quadro|amd|radeon|instinct|intel|apple|rtx|gtx|graphics|gpu|igpu)\b")
-_LEADING_BRAND = re.compile(r"^(?:nvidia|geforce|tesla|quadro|amd|radeon|instinct|intel|apple|rtx|gtx)+")  # glued: GeForceRTX3070
+_BRAND = re.compile(r"\b(nvidia|geforce|tesla|quadro|amd|radeon|instinct|intel|apple|tenstorrent|rtx|gtx|graphics|gpu|igpu)\b")
+_LEADING_BRAND = re.compile(r"^(?:nvidia|geforce|tesla|quadro|amd|radeon|instinct|intel|apple|tenstorrent|rtx|gtx)+")  # glued: GeForceRTX3070
 _CPU_CORES = re.compile(r"\b\d+[\s-]*core[\s-]*cpu\b")
 _GPU_CORES = re.compile(r"\b(\d+)[\s-]*core(?:[\s-]*gpu)?\b|\b(\d+)c[\s-]*gpu\b")
 _MEMORY = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)[\s-]*(?:gib|gb|g)\b")
@@ -127,8 +131,13 @@ class _Name(BaseModel):
     gpu_cores: int | None = None
 
 
+# What a log prints before the device's name: llama.cpp's `Device 0:` (CUDA) and `ggml_vulkan: 0 =` lines.
+_DEVICE_LINE = re.compile(r"^\s*(?:device\s*\d+\s*:|ggml_\w+\s*:\s*\d+\s*=)\s*", re.IGNORECASE)
+
+
+@lru_cache(maxsize=4096)  # a pure function of the text; lookups compare every entry's names
 def _parse_name(text: str) -> _Name:
-    s = text.lower().replace("+", "plus").replace("(r)", " ").replace("(tm)", " ")
+    s = _DEVICE_LINE.sub("", text).lower().replace("+", "plus").replace("(r)", " ").replace("(tm)", " ")
     s = re.sub(r"\b(mobile|notebook|laptop\s*gpu)\b", "laptop", s)
     s = _CPU_CORES.sub(" ", s)
     cores = [int(a or b) for a, b in _GPU_CORES.findall(s)]
@@ -136,7 +145,7 @@ def _parse_name(text: str) -> _Name:
     mem = [float(m) for m in _MEMORY.findall(s)]
     s = _MEMORY.sub(" ", s)
     s = _BRAND.sub(" ", s)
-    key = _LEADING_BRAND.sub("", re.sub(r"[^a-z0-9]", "", s))
+    key = _LEADING_BRAND.sub("", re.sub(r"[^a-z0-9]", "", s)).replace("graphics", "")  # glued: UHDGraphics630
     key = re.sub(r"(mobile|notebook)", "laptop", re.sub(r"(?<=laptop)gpu$", "", key))  # glued: 4090LaptopGPU
     return _Name(key=key, memory_gib=mem[0] if len(mem) == 1 else None,
                  gpu_cores=cores[0] if len(cores) == 1 else None)
@@ -148,7 +157,7 @@ def _keys(d: GPURow) -> set[str]:
 
 
 def _memory_fits(d: GPURow, gib: float | None) -> bool:
-    if gib is None:
+    if gib is None or d.host_ram:
         return True
     if d.memory_options_gib:
         return gib in d.memory_options_gib
@@ -197,6 +206,7 @@ def candidates(query: str) -> tuple[list[str], str]:
     A name as tools print it is read too: `Apple M1 Max (32-core GPU, 64GB)`, `RTX 5090 (31.4 GiB reported)`,
     `Ryzen AI Max+ 395 / Radeon 8060S` (two names of one product)."""
     table = _table()
+    query = _DEVICE_LINE.sub("", query)
     plain = query.strip().lower()
     if any(d.id == plain for d in table):
         return [plain], "id"
@@ -240,24 +250,57 @@ def find_gpu(query: str) -> GPU:
     if not q.key:
         raise UnknownGPUError(f"empty GPU name {query!r}")
     table = _table()
-    ids, _how = candidates(query)
+    ids, how = candidates(query)
     rows = [d for d in table if d.id in ids]
+    named = named_memory(query)
     if len(rows) == 1:
-        return _gpu(rows[0])
+        return _with_memory(rows[0], named, query, how)
     if rows:
         pick = min(rows, key=lambda d: (d.memory_gib if not d.memory_options_gib else min(d.memory_options_gib),
                                         d.memory_bandwidth_gbs))
+        least = named if named is not None else (min(pick.memory_options_gib) if pick.memory_options_gib else None)
         note = (f"{query!r} names {len(rows)} GPUs ({', '.join(d.id for d in rows)}); assumed {pick.id}, the one "
                 "with the least memory; name one to be exact")
         if pick.verification == "unverified":
             note += "; its figures are not yet cross-checked against a second public page"
-        return _gpu(pick).model_copy(update={"note": note, "note_code": "gpu.ambiguous_name"})
+        return _gpu(pick, least).model_copy(update={"note": note, "note_code": "gpu.ambiguous_name"})
     refused = _not_planned(query)
     if refused:
         raise UnknownGPUError(f"{query!r} ({refused.device}) has no entry: {refused.why}", code="gpu.not_planned_device")
     close = _suggestions(q, table)
     hint = f"; did you mean {', '.join(close)}?" if close else "; `vramcalc gpus` lists them"
     raise UnknownGPUError(f"unknown GPU {query!r}{hint}", code="gpu.unknown")
+
+
+def named_memory(query: str) -> float | None:
+    """The memory size a name gives (`M4 Max 64GB`, `Apple M1 (7-core GPU, 8GB)`), if exactly one."""
+    for text in (query, *re.findall(r"\((.*?)\)", query)):
+        gib = _parse_name(text).memory_gib
+        if gib is not None:
+            return gib
+    return None
+
+
+def _with_memory(d: GPURow, named: float | None, query: str, how: str) -> GPU:
+    """An entry sold in several memory configurations (memory_options_gib) answers for the one named; a name
+    without a size (other than the entry's id) is answered for the least, with a coded note."""
+    options = d.memory_options_gib or []
+    if named is not None and (named in options or d.host_ram):
+        return _gpu(d, named)
+    if d.host_ram and how != "id":
+        note = (f"{query!r} shares the host's RAM: assumed {d.memory_gib:g} GB of it; give the host's RAM to be "
+                f"exact (e.g. `{d.name} 32GB`)")
+        if d.verification == "unverified":
+            note += "; its figures are not yet cross-checked against a second public page"
+        return _gpu(d).model_copy(update={"note": note, "note_code": "gpu.memory_assumed"})
+    if len(options) < 2 or how == "id":
+        return _gpu(d)
+    least = min(options)
+    note = (f"{query!r} is sold with {', '.join(f'{o:g}' for o in sorted(options))} GB; assumed {least:g} GB, the "
+            f"least; name the size to be exact (e.g. `{d.name} {max(options):g}GB`)")
+    if d.verification == "unverified":
+        note += "; its figures are not yet cross-checked against a second public page"
+    return _gpu(d, least).model_copy(update={"note": note, "note_code": "gpu.memory_assumed"})
 
 
 def gpu_row(gpu_id: str) -> GPURow | None:

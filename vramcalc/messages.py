@@ -23,6 +23,7 @@ CODES: dict[str, str] = {
     "vllm.platform.rocm_version": "vLLM on ROCm needs a given ROCm release for this gfx architecture",
     "vllm.platform.rocm_unified": "vLLM on an AMD APU with unified memory",
     "vllm.platform.cuda_capability": "the GPU's compute capability is below the minimum vLLM's CUDA build runs on",
+    "vllm.platform.unsupported_device": "vLLM has no platform for the device (it refuses to start)",
     "vllm.dtype.float16_refused": "the model family refuses float16",
     "vllm.dtype.bf16_refused": "bfloat16 asked for on a GPU before SM 8.0",
     "vllm.dtype.bf16_fallback": "a bfloat16 checkpoint runs in another dtype before SM 8.0",
@@ -54,6 +55,7 @@ CODES: dict[str, str] = {
     "llamacpp.kv.mla_kv_types": "an MLA model refuses different K and V cache types",
     "llamacpp.kv.no_swa": "llama.cpp's graph for this architecture keeps no sliding-window cache",
     "llamacpp.split.unsupported": "the backend's device does not support split buffers (--split-mode row)",
+    "llamacpp.no_backend": "llama.cpp has no backend for the device: -ngl is ignored and every layer runs on the CPU",
     "llamacpp.split.tensor_experimental": "--split-mode tensor is experimental; its memory is estimated",
     "llamacpp.split.tensor_arch": "--split-mode tensor does not support this architecture",
     "llamacpp.split.tensor_needs_fa": "--split-mode tensor needs flash attention",
@@ -73,6 +75,7 @@ CODES: dict[str, str] = {
     "gpu.note": "a note on the GPU entry",
     "gpu.unverified": "the GPU entry's figures are not yet cross-checked against a second public page",
     "gpu.ambiguous_name": "the GPU name names several entries: the one with the least memory was assumed",
+    "gpu.memory_assumed": "the GPU name gives no memory size and the product is sold with several: the least was assumed",
     "gpu.unknown": "the GPU name names no entry",
     "gpu.not_planned_device": "the device is known but has no entry: not a device the modelled engines run on, or a name "
                               "that gives neither memory nor bandwidth",

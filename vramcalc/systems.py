@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from .data_files import load
 from .data_models import UnifiedMemory
 from .errors import UnknownGPUError, one_line
-from .gpus import GIB, GPU, candidates, find_gpu
+from .gpus import GIB, GPU, candidates, find_gpu, gpu_row, named_memory
 from .limits import MAX_GPUS
 
 MAX_SYSTEM_CHARS = 1000  # a --gpu string longer than this is refused before it is read
@@ -46,6 +46,8 @@ def _unified_usable(gpu: GPU, ram_gib: float) -> tuple[int, str]:
         return int(ram_gib * frac * GIB), f"{a.rule} ({a.source})"
     # Jetson shares one LPDDR5 pool with the OS as GB10 does: the same stated assumption
     r = u.amd_strix_halo if "ryzen-ai-max" in gid else u.nvidia_gb10 if "gb10" in gid or "jetson" in gid else None
+    if r is None and (row := gpu_row(gid)) is not None and row.host_ram:
+        r = u.pc_igpu
     if r is None:
         raise UnknownGPUError(f"{gpu.id} is not a unified-memory machine: a RAM size in () applies to those only")
     return int(ram_gib * r.fraction * GIB), f"{r.rule} ({r.source})"
@@ -83,6 +85,11 @@ def _one(item: str, notes: list[str]) -> list[GPU]:
     if c:
         body, bw = f"{c.group(1)}GiB", float(c.group(2))
     gpu = find_gpu(body)
+    if ram is not None and gpu.unified_memory:  # the RAM size tells the bins of a chip apart (M4 Max 36 / 48 GB)
+        try:
+            gpu = find_gpu(f"{body} {ram:g}GB")
+        except UnknownGPUError:
+            pass
     if bw is not None:
         gpu = gpu.model_copy(update={"memory_bandwidth_gbs": bw})
     if ram is not None:
@@ -91,8 +98,9 @@ def _one(item: str, notes: list[str]) -> list[GPU]:
     elif gpu.unified_memory:
         usable, how = _unified_usable(gpu, gpu.memory_bytes / GIB)
         gpu = gpu.model_copy(update={"usable_bytes": usable, "usable_source": how})
-        notes.append(f"{gpu.name}: assumed its largest configuration, {gpu.memory_bytes / GIB:.0f} GiB of RAM; "
-                     f"write {body}(64GiB) for another size")
+        if gpu.note_code != "gpu.memory_assumed" and named_memory(body) is None:  # no size named or noted yet
+            notes.append(f"{gpu.name}: assumed {gpu.memory_bytes / GIB:.0f} GiB of RAM; write {body}(64GiB) for "
+                         "another size")
     if reserve:
         if reserve * GIB >= gpu.usable_bytes:
             raise UnknownGPUError(f"{item!r}: the reservation is larger than the GPU")

@@ -514,6 +514,12 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     if opts.type_v.upper() not in ("F16", "F32", "BF16") and not fa:
         errors.append(QUANT_V_NEEDS_FA)
     tensor_split = opts.split_mode == "tensor" and len(gl) > 1
+    nb = backend_rules().no_backend
+    for vendor in dict.fromkeys(g.vendor for g in gl if nb and g.vendor in nb.vendors):
+        assert nb is not None and vendor is not None
+        errors.append(error("llamacpp.no_backend", f"{nb.vendors[vendor]} (no ggml backend for {vendor} devices: "
+                            "every layer would run on the CPU)", source=nb.source_note,
+                            fix="--gpu with a device llama.cpp has a backend for, or no --gpu (the CPU)"))
     msgs, notes = split_mode_messages(spec, gl, opts)
     errors += msgs
     warnings += notes

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ..data_files import load as load_data
-from ..data_models import CatalogFile, CatalogIndex
+from ..data_models import CatalogFile, CatalogIndex, GgufRepos
 from ..errors import UnknownModelError
 from ..spec import ModelSpec
 from .hf_config import spec_from_config, with_modelopt_config
@@ -30,6 +30,7 @@ class CatalogEntry(BaseModel):
     published_params: dict[str, Any] | None = None
     notes: str | None = None
     base_model: str | None = None  # a quantized release: the catalog model it quantizes
+    gguf_repos: tuple[str, ...] = ()  # GGUF releases of this model with their file lists (data/gguf_repos.json)
 
 
 def _norm(name: str) -> str:
@@ -86,14 +87,23 @@ def _compact_aliases() -> dict[str, str | None]:
     return table
 
 
+def gguf_repos() -> GgufRepos:
+    """GGUF releases of catalog models with their file lists and sizes (data/gguf_repos.json); read only when
+    asked for, never by a check of one model."""
+    return load_data("gguf_repos.json", GgufRepos)
+
+
 def entries() -> list[CatalogEntry]:
+    ggufs: dict[str, list[str]] = {}
+    for repo, g in gguf_repos().repos.items():
+        ggufs.setdefault(g.base_model, []).append(repo)
     by_repo: dict[str, list[str]] = {}
     for alias, repo in _aliases().items():
         if "/" not in alias:
             by_repo.setdefault(repo, []).append(alias)
     return [
         CatalogEntry(repo_id=r, aliases=tuple(sorted(by_repo.get(r, []), key=len)), partial=d.partial,
-                     source=d.source, notes=d.notes, base_model=d.base_model,
+                     source=d.source, notes=d.notes, base_model=d.base_model, gguf_repos=tuple(ggufs.get(r, [])),
                      published_params=d.published_params.model_dump(exclude_unset=True) if d.published_params else None)
         for r, d in ((r, _entry(r)) for r in _repos())
     ]

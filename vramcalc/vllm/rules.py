@@ -27,6 +27,10 @@ def platform_messages(gpu: GPU) -> list[Message]:
     """Whether vLLM runs on this GPU at all, and what its platform changes (data/vllm_platforms.json)."""
     p = vllm_platforms()
     vendor = gpu.vendor or "nvidia"
+    refused = (p.refused.by_gpu.get(gpu.id) or p.refused.by_vendor.get(vendor)) if p.refused else None
+    if refused:
+        return [Message(code="vllm.platform.unsupported_device", level="error", text=refused.message,
+                        source=refused.source, fix=refused.fix)]
     if vendor == "apple":
         return [Message(code="vllm.platform.metal", level="error", text=p.metal.message, source=p.metal.source,
                               fix="llama.cpp (Metal), or MLX")]
