@@ -190,6 +190,25 @@ def test_speed_up_against_published_runs():
             got, want = _speedup(case, run)
             errors[f"{case['id']}:k={run['speculative_config']['num_speculative_tokens']}"] = got / want - 1
     print("\nspeed-up error: " + ", ".join(f"{k} {v:+.0%}" for k, v in errors.items()))
+    chk = json.loads((DATA.parent.parent / "vramcalc" / "data" / "vllm_spec.json").read_text())["speedup_check"]
+    abs_err = sorted(abs(v) for v in errors.values())
+    assert chk["n"] == len(abs_err) and round(median(abs_err), 2) == chk["median"]
+    assert round(max(errors.values(), key=abs), 2) == chk["worst"]  # what the speed line prints
     strix = [abs(v) for k, v in errors.items() if k.startswith("strix")]
     assert len(strix) == 4 and max(strix) <= 0.05
     assert 0.4 <= errors["vllm-38182-qwen36-35b-a3b-2x3090-mtp1:k=1"] <= 0.8
+
+
+@pytest.mark.parametrize("case", json.loads((DATA / "vllm_spec_logs.json").read_text())["weights"], ids=lambda c: c["id"])
+def test_weights_with_the_mtp_layer_against_the_log(case):
+    """'Model loading took' covers the target and its MTP layer (embedding and LM head shared): within 1.5% with
+    the layer, 3.5% short without it."""
+    o = case["options"]
+    gpu = find_gpu("rtx-3090")
+    spec = load(case["model"])
+    on = check_vllm(spec, gpu, VLLMOptions(**o)).devices[0].weights_bytes / GIB
+    off = check_vllm(spec, gpu, VLLMOptions(**{k: v for k, v in o.items() if k != "speculative_config"}))
+    want = case["logged"]["model_loading_gib"]
+    print(f"\nweights with MTP {on:.2f} GiB ({on / want - 1:+.1%}), without {off.devices[0].weights_bytes / GIB:.2f} GiB")
+    assert abs(on / want - 1) <= 0.015
+    assert off.devices[0].weights_bytes / GIB / want - 1 < -0.02

@@ -757,6 +757,13 @@ class SpecAcceptance(Fixed):
     url: str
 
 
+class SpecSpeedupCheck(Fixed):
+    n: int
+    median: float
+    worst: float
+    source_note: str = Field(alias="_source")
+
+
 class VllmSpec(Fixed):
     source_note: str = Field(alias="_source")
     methods: list[str]
@@ -768,6 +775,7 @@ class VllmSpec(Fixed):
     eagle_fc_inputs_source: str = Field(alias="_eagle_fc_inputs")
     acceptance: dict[str, SpecAcceptance]
     acceptance_source: str = Field(alias="_acceptance")
+    speedup_check: SpecSpeedupCheck
 
 
 FILES: dict[str, type[BaseModel]] = {

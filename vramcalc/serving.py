@@ -392,10 +392,15 @@ def serve(reads: WeightReads, spec: ModelSpec, dep: Deployment, *, concurrency: 
 
 
 def _acceptance_line(sd: SpecDecode) -> str:
+    from .vllm.spec_decode import spec_rules
+
+    chk = spec_rules().speedup_check
+    err = (f"; the speed-up against {chk.n} published runs: median error {chk.median:.0%}, worst "
+           f"{chk.worst:+.0%} (data/vllm_spec.json speedup_check)")
     if not sd.acceptance:
-        return f"{sd.method}, k={sd.k}: {sd.acceptance_source}"
+        return f"{sd.method}, k={sd.k}: {sd.acceptance_source}{err}"
     return (f"{sd.method}, k={sd.k}: per-position acceptance {', '.join(f'{a:.3f}' for a in sd.acceptance)} "
-            f"-> {sd.tokens_per_step:.2f} tokens per verify step; from {sd.acceptance_source}")
+            f"-> {sd.tokens_per_step:.2f} tokens per verify step; from {sd.acceptance_source}{err}")
 
 
 def for_engine_check(spec: ModelSpec, engine: Engine, gpu: GPU, *, quant: str | None, tp: int = 1, pp: int = 1,

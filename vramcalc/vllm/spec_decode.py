@@ -278,10 +278,10 @@ def acceptance_warning(plan: SpecPlan) -> Message:
     repetitive text accept more than open-ended prose)."""
     if not plan.acceptance:
         return warning("vllm.spec.acceptance", f"speed: {plan.acceptance_source}", fix="--spec-acceptance RATE")
-    return warning("vllm.spec.acceptance", f"speed: {plan.method} acceptance assumed "
+    return warning("vllm.spec.acceptance", f"speed: the estimate assumes {plan.method} drafts accepted "
                    f"{', '.join(f'{a:.2f}' for a in plan.acceptance)} by position "
-                   f"({tokens_per_step(plan.acceptance):.2f} tokens per step), from {plan.acceptance_source}; it varies "
-                   "with the workload", fix="--spec-acceptance RATE")
+                   f"({tokens_per_step(plan.acceptance):.2f} tokens per verify step; a published measurement, named on "
+                   "the speed line: the rate varies with the workload)", fix="--spec-acceptance RATE")
 
 
 class SpecSummary(BaseModel):
