@@ -212,3 +212,37 @@ def test_weights_with_the_mtp_layer_against_the_log(case):
     print(f"\nweights with MTP {on:.2f} GiB ({on / want - 1:+.1%}), without {off.devices[0].weights_bytes / GIB:.2f} GiB")
     assert abs(on / want - 1) <= 0.015
     assert off.devices[0].weights_bytes / GIB / want - 1 < -0.02
+
+
+ORACLE = json.loads((DATA / "vllm_spec_oracle.json").read_text())
+
+
+def test_oracle_names_its_release_and_method():
+    assert ORACLE["release"] == "0.33.0" and "VLLM_TARGET_DEVICE=cpu" in ORACLE["produced_by"] and ORACLE["cases"]
+
+
+@pytest.mark.parametrize("case", ORACLE["cases"], ids=lambda c: f"{c['model']}-tp{c['tp']}-{c['kv_cache_dtype']}-k"
+                         f"{c['num_speculative_tokens']}")
+def test_pool_with_the_mtp_drafter_equals_vllms_own(case):
+    """vLLM 0.33.0's planning on the target's and the MTP drafter's KV specs (tools/vllm_spec_oracle.py): block
+    size, groups, blocks, tokens and concurrency equal for each budget."""
+    spec = load(case["model"])
+    k = case["num_speculative_tokens"]
+    plan = plan_speculative({"method": "mtp", "num_speculative_tokens": k}, spec, case["tp"], 1,
+                            case["max_model_len"], None)
+    assert len([layer for layer in spec.layers + plan.draft_layers if layer.attention is not None]) \
+        == case["attention_layers"]
+    s = KVSettings(tp=case["tp"], kv_cache_dtype=case["kv_cache_dtype"],
+                   max_num_batched_tokens=case["max_num_batched_tokens"], num_speculative_tokens=k)
+    pool = kv_pool(spec.model_copy(update={"layers": spec.layers + plan.draft_layers}), s)
+    for p in case["plans"]:
+        want = sorted((g["kind"].replace("FullAttentionSpec", "full").replace("MambaSpec", "mamba")
+                       .replace("MLAAttentionSpec", "full"), g["layers"]) for g in p["groups"])
+        assert sorted((g.kind, g.layers) for g in pool.groups) == want
+        if "refusal" in p:
+            assert not capacity(pool, p["memory_bytes"], case["max_model_len"], s).fits_one_request
+            continue
+        cap = capacity(pool, p["memory_bytes"], case["max_model_len"], s)
+        assert (pool.block_size, cap.num_blocks, cap.kv_cache_tokens) == (p["block_size"], p["num_blocks"],
+                                                                         p["kv_cache_tokens"])
+        assert round(cap.max_concurrency, 4) == p["max_concurrency"]

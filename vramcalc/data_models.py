@@ -771,6 +771,10 @@ class VllmSpec(Fixed):
     mtp_aliases: list[str]
     modelled: list[str]
     mtp_model_types: dict[str, str]  # model_type -> the config field with the MTP layer count (and "_source")
+    mtp_default_layers: dict[str, int]
+    mtp_default_layers_source: str = Field(alias="_mtp_default_layers")
+    config_fields: list[str]
+    config_fields_source: str = Field(alias="_config_fields")
     eagle_fc_inputs: dict[str, int]
     eagle_fc_inputs_source: str = Field(alias="_eagle_fc_inputs")
     acceptance: dict[str, SpecAcceptance]

@@ -16,7 +16,7 @@ import json
 from math import ceil
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..serving import ServingEstimate
 from ..errors import CheckedOptions, InputError
@@ -33,7 +33,8 @@ from .kv import KVCapacity, KVPool, KVSettings, capacity, kv_pool, resolve_kv_dt
 from .rules import (attention_backend, dtype_messages, parallel_messages, platform_messages, vllm_platforms,
                     quant_messages, source_messages)
 from .result_types import Layout, ModelSummary
-from .spec_decode import SpecPlan, SpecSummary, acceptance_warning, plan_speculative, summary
+from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
+                          summary)
 from .weights import MXFP4_MOE_BACKENDS, RankWeights, mxfp4_moe_backend, vllm_rules, weights_per_rank
 from ..trace import TraceTerm, term
 
@@ -70,6 +71,12 @@ class VLLMOptions(CheckedOptions):
     # --speculative-config as the JSON object vLLM takes (vramcalc/vllm/spec_decode.py parse_speculative_config)
     speculative_config: dict[str, Any] | None = None
     spec_acceptance: float | None = None  # a stated per-token acceptance rate for the speed estimate
+
+    @field_validator("speculative_config", mode="before")
+    @classmethod
+    def _spec_json(cls, v: Any) -> Any:
+        """The JSON text vLLM takes, or the dict it parses to; keys checked against SpeculativeConfig's fields."""
+        return parse_speculative_config(v) if v is not None else None
 
 
 class DeviceBudget(BaseModel):
@@ -535,6 +542,12 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if one_block_per_seq and seqs > cap.num_blocks:
         errors.append(_mamba_refusal(seqs, cap.num_blocks))
     at_estimate = fits_len and not errors
+    if plan:
+        trace.append(term("drafter (rank 0)", plan.weight_bytes, "the drafter's weights (in the weights above) and its "
+                          "attention layers (in the KV pool's groups)",
+                          source="vramcalc/vllm/spec_decode.py (vllm/config/speculative.py, vllm/v1/spec_decode/eagle.py)",
+                          method=plan.method, num_speculative_tokens=plan.num_speculative_tokens,
+                          kv_layers=sum(1 for layer in plan.draft_layers if layer.attention is not None)))
     trace.append(_margin_trace(devices[0]))
     safe, refusal = _verdict(devices, pools, opts, kvs, L, logged, one_block_per_seq, seqs, at_estimate)
     if refusal:

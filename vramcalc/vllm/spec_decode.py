@@ -1,13 +1,13 @@
 """vLLM speculative decoding (--speculative-config): what the drafter adds to one rank, and its refusals.
 
-Read as vLLM reads the JSON (vllm/config/speculative.py SpeculativeConfig, vllm-project/vllm at commit 002e77c1f0ef,
-the 0.33 line; data/vllm_spec.json):
+Read as vLLM v0.33.0 reads the JSON (vllm/config/speculative.py SpeculativeConfig; data/vllm_spec.json):
 - method: one of SpeculativeMethod; a per-model MTP name (deepseek_mtp, qwen3_5_mtp, ...) is replaced with mtp
   (__post_init__); no method: "draft_model" (or ngram for model "ngram"); mtp without a model drafts with the
   target's own MTP layers (n_predict of them), num_speculative_tokens defaulting to n_predict and, above it, a
   multiple of it.
-- weights (EagleProposer.load_model, vllm/v1/spec_decode/eagle.py): an MTP layer is one decoder layer of the target
-  plus its 2h -> h projection and norms; the embedding and LM head are shared with the target. An EAGLE head or a
+- weights (vllm/v1/spec_decode/llm_base_proposer.py _maybe_share_embeddings, _maybe_share_lm_head): an MTP layer is
+  one decoder layer of the target plus its 2h -> h projection and norms; the embedding and LM head are shared with
+  the target. An EAGLE head or a
   draft model loads its own checkpoint, sharded over draft_tensor_parallel_size (1 or the target's TP).
 - KV: the drafter's attention layers get KV specs beside the target's (GPUModelRunner.get_kv_cache_spec), so they
   join the target's KV cache groups and every block holds their pages too; hybrid (Mamba / GDN) state keeps
@@ -32,17 +32,10 @@ from ..spec import LayerSpec, ModelSpec
 from .weights import weights_per_rank
 
 SOURCE = "vllm/config/speculative.py SpeculativeConfig"
-# SpeculativeConfig fields vramcalc reads; the other fields of the class change nothing it models
+# SpeculativeConfig fields vramcalc reads; the class's other fields (data/vllm_spec.json config_fields) change
+# nothing it models
 READ = {"method", "num_speculative_tokens", "model", "draft_tensor_parallel_size", "tensor_parallel_size",
         "quantization", "max_model_len", "prompt_lookup_max", "prompt_lookup_min", "revision"}
-OTHER_FIELDS = {"enforce_eager", "moe_backend", "attention_backend", "kv_cache_dtype", "code_revision",
-                "index_share_for_mtp_iteration", "disable_padded_drafter_batch", "disable_eagle_block_drop",
-                "use_local_argmax_reduction", "use_heterogeneous_vocab", "parallel_drafting",
-                "num_speculative_tokens_per_batch_size", "suffix_decoding_max_tree_depth",
-                "suffix_decoding_max_cached_requests", "suffix_decoding_max_spec_factor",
-                "suffix_decoding_min_token_prob", "draft_load_config", "rejection_sample_method",
-                "synthetic_acceptance_rates", "synthetic_acceptance_length", "enable_adaptive_verification",
-                "draft_sample_method", "dspark_draft_topk"}
 
 
 def spec_rules() -> VllmSpec:
@@ -62,7 +55,7 @@ def parse_speculative_config(value: str | dict[str, Any]) -> dict[str, Any]:
     if not isinstance(cfg, dict):
         raise InputError(f"--speculative-config: expected a JSON object such as "
                          f"'{{\"method\":\"mtp\",\"num_speculative_tokens\":1}}', got {value!r}")
-    unknown = sorted(set(cfg) - READ - OTHER_FIELDS)
+    unknown = sorted(set(cfg) - READ - set(spec_rules().config_fields))
     if unknown:
         raise InputError(f"--speculative-config: {', '.join(unknown)} is not a field of vLLM's SpeculativeConfig "
                          f"({SOURCE})")
@@ -128,9 +121,10 @@ def _default_acceptance(method: str, spec: ModelSpec, k: int) -> tuple[list[floa
 
 
 def _mtp_weight_bytes(spec: ModelSpec, n: int, tp: int, wdtype: str | None) -> int:
-    """n MTP layers on one rank: the decoder layers as the target's (its quantization), plus the replicated
-    2h -> h projection and three norms at the model dtype (vllm/model_executor/models/deepseek_mtp.py eh_proj,
-    enorm, hnorm, shared_head.norm; qwen3_next_mtp.py fc and its pre-fc norms)."""
+    """n MTP layers on one rank: the decoder layers as the target's (its quantization), plus the 2h -> h projection
+    and three norms at the model dtype (vllm/model_executor/models/deepseek_mtp.py: eh_proj an nn.Linear, whole on
+    every rank, enorm, hnorm, shared_head.norm; qwen3_5_mtp.py fc is column-parallel, counted whole here: at most
+    2h^2 x 2 bytes over)."""
     layer = _plain_layer(spec)
     scheme = scheme_from_config(spec.quantization_config, spec)
     with_mtp = spec.model_copy(update={"layers": spec.layers + (layer,) * n})
@@ -211,7 +205,7 @@ def plan_speculative(cfg: dict[str, Any], spec: ModelSpec, tp: int, pp: int, max
         if field is None or field.startswith("_"):
             raise NotModelledError(f"MTP for model type {spec.model_type!r}: vramcalc models the MTP layers of "
                                    + ", ".join(m for m in rules.mtp_model_types if not m.startswith("_")))
-        n = spec.mtp_layers
+        n = spec.mtp_layers or rules.mtp_default_layers.get(spec.model_type, 0)
         if not n:
             raise NotModelledError(f"the config names no MTP layers ({field} is 0 or absent): vLLM has no MTP "
                                    "weights to load for this checkpoint")
