@@ -698,6 +698,7 @@ class FlagClass(Fixed):
     invert: bool = False
     note: str | None = None
     no_effect_values: list[str] | None = None  # not_modelled: values that leave the default as it is
+    key: str | None = None  # modelled, a JSON option's shorthand: the key of it the flag sets
 
 
 class CommandFlags(Fixed):
@@ -808,6 +809,40 @@ class LlamaBuilds(Fixed):
     changes: list[LlamaBuildChange]
 
 
+# --- vllm_spec.json: speculative decoding -------------------------------------------------------
+
+class SpecAcceptance(Fixed):
+    per_position: list[float] | None = None
+    alpha: float | None = None
+    measured: str
+    url: str
+
+
+class SpecSpeedupCheck(Fixed):
+    n: int
+    median: float
+    worst: float
+    source_note: str = Field(alias="_source")
+
+
+class VllmSpec(Fixed):
+    source_note: str = Field(alias="_source")
+    methods: list[str]
+    methods_source: str = Field(alias="_methods")
+    mtp_aliases: list[str]
+    modelled: list[str]
+    mtp_model_types: dict[str, str]  # model_type -> the config field with the MTP layer count (and "_source")
+    mtp_default_layers: dict[str, int]
+    mtp_default_layers_source: str = Field(alias="_mtp_default_layers")
+    config_fields: list[str]
+    config_fields_source: str = Field(alias="_config_fields")
+    eagle_fc_inputs: dict[str, int]
+    eagle_fc_inputs_source: str = Field(alias="_eagle_fc_inputs")
+    acceptance: dict[str, SpecAcceptance]
+    acceptance_source: str = Field(alias="_acceptance")
+    speedup_check: SpecSpeedupCheck
+
+
 FILES: dict[str, type[BaseModel]] = {
     "architectures.json": Architectures,
     "gguf_quants.json": GGUFQuants,
@@ -831,5 +866,6 @@ FILES: dict[str, type[BaseModel]] = {
     "llamacpp_args.json": LlamaArgs,
     "command_flags.json": CommandFlags,
     "model_names.json": ModelNames,
+    "vllm_spec.json": VllmSpec,
 }
 

@@ -23,6 +23,7 @@ class VLLMReport:
     result: VLLMResult
     gpu: GPU  # the smallest GPU, which sets every rank's block count
     ranks: int  # TP x PP
+    speculative: Any = None  # serving.SpecDecode: --speculative-config for the speed estimate
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ def vllm_on_system(source: ModelSource, system: System, options: dict[str, Any],
     # every rank gets the same fraction of its own GPU; the smallest GPU decides the block count
     gpu = min(system.gpus, key=lambda g: g.usable_bytes)
     vopts = VLLMOptions(tp=tp, pp=pp, **opts)
-    r = check_vllm(source.spec, gpu, vopts, file_weight_bytes=source.weight_bytes)
+    draft = _draft_spec(vopts)
+    r = check_vllm(source.spec, gpu, vopts, file_weight_bytes=source.weight_bytes, draft=draft)
     if len({g.id for g in system.gpus}) > 1:
         r = r.model_copy(update={"warnings": r.warnings + [
             warning("system.mixed_gpus", f"mixed GPUs: sized for the smallest, {gpu.name}")]})
@@ -90,7 +92,34 @@ def vllm_on_system(source: ModelSource, system: System, options: dict[str, Any],
     if not r.fits:
         r = r.model_copy(update={"alternatives": instead(source.spec, system, r.max_model_len, vopts.quantization,
                                                          "vllm", host_ram_bytes)})
-    return VLLMReport(result=r, gpu=gpu, ranks=tp * pp)
+    return VLLMReport(result=r, gpu=gpu, ranks=tp * pp, speculative=_spec_speed(source.spec, vopts, r, draft))
+
+
+def _draft_spec(vopts: VLLMOptions) -> ModelSpec | None:
+    """The draft model or EAGLE head --speculative-config names (catalog, Hub or a local config)."""
+    cfg = vopts.speculative_config or {}
+    model = cfg.get("model")
+    if not model or cfg.get("method") in ("ngram", "suffix", "[ngram]") or model in ("ngram", "[ngram]"):
+        return None
+    from .sources import open_model
+
+    return open_model(str(model), cfg.get("revision")).spec
+
+
+def _spec_speed(spec: ModelSpec, vopts: VLLMOptions, r: VLLMResult, draft: ModelSpec | None) -> Any:
+    """The drafter as the speed estimate takes it (serving.SpecDecode), when the config was accepted."""
+    if r.speculative is None or vopts.speculative_config is None:
+        return None
+    from .serving import SpecDecode
+    from .speed import weight_reads
+    from .vllm.spec_decode import plan_speculative
+
+    plan = plan_speculative(vopts.speculative_config, spec, vopts.tp, vopts.pp, r.max_model_len, None, draft,
+                            vopts.spec_acceptance)
+    reads = weight_reads(plan.draft_spec, vopts.quantization if plan.method == "mtp" else None) \
+        if plan.draft_spec is not None else None
+    return SpecDecode(method=plan.method, k=plan.num_speculative_tokens, acceptance=plan.acceptance,
+                      acceptance_source=plan.acceptance_source, draft_reads=reads, draft_spec=plan.draft_spec)
 
 
 def gpu_layers(value: int | str | None) -> int | None:
@@ -167,7 +196,7 @@ def with_speed(report: Any, spec: ModelSpec, system: System | None, quant: str |
         est = for_engine_check(spec, "vllm", gpu, quant=quant, tp=r.layout.tp, pp=r.layout.pp, link=link, backend=backend,
                                enforce_eager=enforce_eager,
                                kv_dtype="fp8" if str(kv_cache_dtype or "").startswith("fp8") else None,
-                               concurrency=n, prompt=p, output=o)
+                               concurrency=n, prompt=p, output=o, speculative=report.speculative)
     else:
         est = for_engine_check(spec, "llamacpp", gpu, quant=quant, link=link, backend=backend,
                                parallel=max(1, r.n_parallel), concurrency=n, prompt=p, output=o,

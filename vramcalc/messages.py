@@ -14,6 +14,13 @@ from pydantic import BaseModel, ConfigDict, field_validator
 Level = Literal["error", "warning", "note"]
 
 CODES: dict[str, str] = {
+    # vLLM: speculative decoding (--speculative-config; vramcalc/vllm/spec_decode.py)
+    "vllm.spec.config": "vLLM refuses the --speculative-config (SpeculativeConfig's own words)",
+    "vllm.spec.deprecated_method": "a per-model MTP method name, which vLLM replaces with mtp",
+    "vllm.spec.suffix_needs_arctic": "suffix decoding needs the Arctic Inference package installed",
+    "vllm.spec.mtp_reuse": "more speculative tokens than MTP layers: vLLM runs the same MTP layer again",
+    "vllm.spec.eagle_head": "how an EAGLE head's embedding, LM head and attention input are counted",
+    "vllm.spec.acceptance": "the acceptance rate the speed estimate assumes, and where it was measured",
     # vLLM: release and device
     "vllm.version.nearest": "the release asked for is not calibrated: the nearest older release's constants are used",
     "vllm.version.uncalibrated": "the chosen release's constants are not calibrated against logs",

@@ -10,6 +10,7 @@ does not have is refused in the engine's own words."""
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from .llamacpp.engine import LlamaResult
 from .messages import Message, error, warning
 from .results import Result, Row
 from .vllm.engine import VLLMResult
+from .vllm.spec_decode import parse_speculative_config
 
 Program = Literal["vllm serve", "llama-server", "llama-cli", "llama-bench"]
 GPU_ENV = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES")
@@ -261,6 +263,7 @@ def _flexible(args: list[str]) -> list[str]:
     """vllm/utils/argparse_utils.py FlexibleArgumentParser.parse_args: --model X is the positional model, --a_b is
     --a-b, -O3 is --optimization-level 3; --x.y v sets one key of a JSON option (read here as --x)."""
     out = []
+    args = _dotted_json(args)
     for i, a in enumerate(args):
         if a.startswith("--"):
             key, eq, val = a.partition("=")
@@ -277,6 +280,30 @@ def _flexible(args: list[str]) -> list[str]:
             return [out[i + 1], *out[:i], *out[i + 2:]]
         if a.startswith("--model="):
             return [a.removeprefix("--model="), *out[:i], *out[i + 1:]]
+    return out
+
+
+def _dotted_json(args: list[str]) -> list[str]:
+    """--speculative-config.method eagle3 (FlexibleArgumentParser's dotted JSON keys) as
+    --speculative-config '{"method": "eagle3"}', one flag per key (merged when read)."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        key, eq, val = a.partition("=")
+        if key.startswith(("--speculative-config.", "--speculative_config.", "-sc.")):
+            sub = key.split(".", 1)[1]
+            if not eq:
+                val = args[i + 1] if i + 1 < len(args) else ""
+                i += 1
+            try:
+                value: Any = json.loads(val)
+            except json.JSONDecodeError:
+                value = val
+            out += ["--speculative-config", json.dumps({sub: value})]
+        else:
+            out.append(a)
+        i += 1
     return out
 
 
@@ -439,6 +466,13 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = None if v == "auto" else v
         elif fld in ("kv_cache_dtype", "quantization", "revision"):
             opts[fld] = v
+        elif fld == "speculative_config":
+            # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
+            # shorthands of vllm/engine/arg_utils.py (command_flags.json key), merged into one config
+            key = f.entry.get("key")
+            part = {key: _int(name, v or "") if key == "num_speculative_tokens" else v} if key else \
+                parse_speculative_config(v or "")
+            opts[fld] = {**opts.get(fld, {}), **part}
         elif fld != "model":
             raise AssertionError(f"command_flags.json: {name} -> {fld} is not read")
     for k, val in p.env.items():
@@ -788,6 +822,8 @@ def _flag_line(q: Question) -> str:
                 parts.append(flag)
         elif k == "tensor_split":
             parts += ["-ts", ",".join(f"{x:g}" for x in v)]
+        elif k == "speculative_config":
+            parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
         elif k in names:
             parts += [names[k], shlex.quote(str(v))]
         elif v is not None:

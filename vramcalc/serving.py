@@ -68,6 +68,25 @@ def serving_data() -> Serving:
     return load("serving.json", Serving)
 
 
+class SpecDecode(BaseModel):
+    """Speculative decoding as the speed estimate takes it: each step drafts k tokens (k draft steps of the
+    drafter), then one verify step of the target over k + 1 tokens per sequence emits 1 + sum(acceptance)
+    tokens per sequence on average (Leviathan et al. 2023, arXiv:2211.17192, section 3)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    method: str
+    k: int = Field(ge=1)
+    acceptance: list[float]  # P(first i+1 drafts accepted), i < k ([]: no default, 1 token a step)
+    acceptance_source: str
+    draft_reads: WeightReads | None = None  # None: the drafter runs on the CPU (ngram, suffix)
+    draft_spec: ModelSpec | None = None
+
+    @property
+    def tokens_per_step(self) -> float:
+        return 1.0 + sum(self.acceptance)
+
+
 class Deployment(BaseModel):
     """One model copy as an engine serves it, and how many copies."""
 
@@ -87,6 +106,7 @@ class Deployment(BaseModel):
     kv_unified: bool = False  # llama.cpp --kv-unified: the slots' sequences share one KV buffer (see step_terms)
     max_num_batched_tokens: int | None = None  # vLLM chunk budget (None: its default for the GPU)
     replicas: int = Field(default=1, ge=1)
+    speculative: SpecDecode | None = None  # vLLM --speculative-config
 
 
 class ServingEstimate(BaseModel):
@@ -106,6 +126,9 @@ class ServingEstimate(BaseModel):
     uncertainty_slice: str
     basis: str
     terms_ms: dict[str, float]  # one decode step at the replica's share of the streams
+    # speculative decoding: the assumed acceptance and tokens a verify step emits per sequence
+    speculative_tokens_per_step: float | None = None
+    speculative_acceptance: str | None = None
 
 
 def _profile(engine: str, backend: str) -> tuple[ServingProfile | None, str]:
@@ -221,14 +244,16 @@ def constants(dep: Deployment) -> _Constants:
 
 
 def step_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, batch: int, context: int,
-               k: _Constants | None = None, layer_share: float = 1.0) -> dict[str, float]:
+               k: _Constants | None = None, layer_share: float = 1.0, query: int = 1) -> dict[str, float]:
     """Milliseconds of one decode step of `batch` sequences at `context`, term by term, on the
-    `layer_share` of the model's layers one pipeline stage holds."""
+    `layer_share` of the model's layers one pipeline stage holds. `query`: tokens per sequence in the step
+    (k + 1 for a speculative verify step: the weights and each sequence's KV are read once, the FLOPs and the
+    all-reduce messages scale with batch x query)."""
     k = k or constants(dep)
     if not dep.gpu.memory_bandwidth_gbs:
         raise NotModelledError(f"{dep.gpu.name} has no memory bandwidth: give the device as SIZE@BW for a speed estimate")
     bw = dep.gpu.memory_bandwidth_gbs * 1e9 * k.efficiency
-    read = (reads.step_bytes(batch) + batch * kv_bytes(spec, context, dep.kv_dtype)) * layer_share
+    read = (reads.step_bytes(batch * query) + batch * kv_bytes(spec, context, dep.kv_dtype)) * layer_share
     terms = {"memory": read / dep.tp / bw * 1e3}
     rate = format_tflops(dep.gpu, dep.quant, engine=dep.engine, backend=dep.backend)
     if rate:
@@ -243,8 +268,8 @@ def step_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, batch: int,
             # kernels that skip KV blocks masked for a whole tile (llama.cpp PR #17103) save the prompts' contiguous
             # cells, so on such builds this overstates the cost (it errs slow, never fast)
             attended = context * batch
-        flops_w = 2 * reads.active_params * batch * layer_share
-        flops_a = _attention_flops_per_token(spec, attended) * batch * layer_share
+        flops_w = 2 * reads.active_params * batch * query * layer_share
+        flops_a = _attention_flops_per_token(spec, attended) * batch * query * layer_share
         compute = (flops_w / rate + flops_a / attn_rate) / dep.tp / (1e12 * k.decode_mfu) * 1e3
         if compute > terms["memory"]:
             terms["compute_over_memory"] = compute - terms["memory"]
@@ -258,7 +283,7 @@ def step_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, batch: int,
     if dep.enforce_eager and dep.engine == "vllm":
         terms["eager"] = k.eager_ms * layers
     if dep.tp > 1:
-        message = 2 * (dep.tp - 1) / dep.tp * batch * reads.hidden_size * 2 / (k.link_gbs * 1e9)
+        message = 2 * (dep.tp - 1) / dep.tp * batch * query * reads.hidden_size * 2 / (k.link_gbs * 1e9)
         terms["allreduce"] = 2 * layers * (k.allreduce_us * 1e-6 * (dep.tp - 1) + message) * 1e3
     return terms
 
@@ -330,6 +355,8 @@ def _one_replica(reads: WeightReads, spec: ModelSpec, dep: Deployment, n: int, p
         hop = speed_data().links["pcie"].hop_us * 1e-3
         terms = {t: v * dep.pp for t, v in stage.items()}
         terms["stage_hops"] = (dep.pp - 1) * hop
+    elif dep.speculative is not None:
+        terms = _speculative_terms(reads, spec, dep, running, context, k, dep.speculative)
     else:
         terms = step_terms(reads, spec, dep, running, context, k)
     decode_ms = sum(terms.values())
@@ -356,6 +383,20 @@ def _one_replica(reads: WeightReads, spec: ModelSpec, dep: Deployment, n: int, p
     latency_ms = ttft_ms + output * itl_ms
     aggregate = n * output / (latency_ms / 1e3)
     return itl_ms / 1e3, ttft_ms / 1e3, aggregate, terms
+
+
+def _speculative_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, running: int, context: int,
+                       k: _Constants, sd: SpecDecode) -> dict[str, float]:
+    """Milliseconds per emitted token of one speculative step: the verify step over k + 1 tokens a sequence and
+    k draft steps of the drafter (its layers, its LM head and its KV at the context; nothing on the GPU for
+    ngram / suffix), divided by the tokens the step emits per sequence."""
+    per = sd.tokens_per_step
+    verify = step_terms(reads, spec, dep, running, context, k, query=sd.k + 1)
+    terms = {f"verify_{t}": v / per for t, v in verify.items()}
+    if sd.draft_reads is not None and sd.draft_spec is not None:
+        draft = step_terms(sd.draft_reads, sd.draft_spec, dep, running, context, k)
+        terms["draft"] = sd.k * sum(draft.values()) / per
+    return terms
 
 
 def slice_name(engine: str, backend: str, moe: bool, concurrency: int) -> str:
@@ -387,14 +428,29 @@ def serve(reads: WeightReads, spec: ModelSpec, dep: Deployment, *, concurrency: 
                            per_stream_tokens_per_s=1 / itl, aggregate_tokens_per_s=sum(res[2] for res in results),
                            ttft_s=weighted_ttft if r > 1 else ttft, itl_s=itl, single_stream_tokens_per_s=1 / single_itl,
                            uncertainty=unc, uncertainty_p90=p90, uncertainty_slice=where, basis=basis,
-                           terms_ms={t: round(v, 4) for t, v in terms.items()})
+                           terms_ms={t: round(v, 4) for t, v in terms.items()},
+                           speculative_tokens_per_step=round(dep.speculative.tokens_per_step, 3)
+                           if dep.speculative else None,
+                           speculative_acceptance=_acceptance_line(dep.speculative) if dep.speculative else None)
+
+
+def _acceptance_line(sd: SpecDecode) -> str:
+    from .vllm.spec_decode import spec_rules
+
+    chk = spec_rules().speedup_check
+    err = (f"; the speed-up against {chk.n} published runs: median error {chk.median:.0%}, worst "
+           f"{chk.worst:+.0%} (data/vllm_spec.json speedup_check)")
+    if not sd.acceptance:
+        return f"{sd.method}, k={sd.k}: {sd.acceptance_source}{err}"
+    return (f"{sd.method}, k={sd.k}: per-position acceptance {', '.join(f'{a:.3f}' for a in sd.acceptance)} "
+            f"-> {sd.tokens_per_step:.2f} tokens per verify step; from {sd.acceptance_source}{err}")
 
 
 def for_engine_check(spec: ModelSpec, engine: Engine, gpu: GPU, *, quant: str | None, tp: int = 1, pp: int = 1,
                      link: str = "pcie", backend: str = "cuda", enforce_eager: bool = False,
                      kv_dtype: str | None = None, parallel: int = LLAMACPP_DEFAULT_SLOTS, concurrency: int = 1,
                      prompt: int = DEFAULT_PROMPT, output: int = DEFAULT_OUTPUT,
-                     kv_unified: bool = False) -> ServingEstimate | None:
+                     kv_unified: bool = False, speculative: SpecDecode | None = None) -> ServingEstimate | None:
     """The serving estimate `check --engine ...` reports; None where the device's bandwidth is unknown."""
     from .speed import weight_reads
 
@@ -402,5 +458,5 @@ def for_engine_check(spec: ModelSpec, engine: Engine, gpu: GPU, *, quant: str | 
         return None
     dep = Deployment(engine=engine, backend=backend, gpu=gpu, quant=quant, tp=tp, pp=pp, link=link,
                      enforce_eager=enforce_eager, kv_dtype=kv_dtype, parallel=parallel,
-                     kv_unified=kv_unified and engine == "llamacpp")
+                     kv_unified=kv_unified and engine == "llamacpp", speculative=speculative)
     return serve(weight_reads(spec, quant), spec, dep, concurrency=concurrency, prompt=prompt, output=output)

@@ -141,6 +141,8 @@ def print_speed(est: ServingEstimate | None) -> None:
           f"{est.per_stream_tokens_per_s:.0f} tok/s per stream, {est.aggregate_tokens_per_s:.0f} tok/s together, "
           f"TTFT {est.ttft_s:.2f} s, ITL {est.itl_s * 1e3:.1f} ms; one stream alone {est.single_stream_tokens_per_s:.0f} "
           f"tok/s (±{est.uncertainty:.0%}, held-out error of {est.uncertainty_slice}; {est.basis})")
+    if est.speculative_acceptance:
+        print(f"        speculative decoding: {est.speculative_acceptance}")
 
 
 def print_report(result: CheckResult) -> int:

@@ -12,6 +12,7 @@ from ..sources import ModelSource
 from ..systems import System
 from ..vllm.engine import DTYPES
 from ..vllm.kv import KV_DTYPES
+from ..vllm.spec_decode import parse_speculative_config
 from ..vllm.weights import MXFP4_MOE_BACKENDS
 from ..limits import MAX_BLOCK_SIZE, MAX_CONTEXT, MAX_GPUS, MAX_SEQUENCES
 from .common import bounded_int, gib, host_ram_bytes, verdict_out
@@ -44,6 +45,13 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "and the larger PyTorch-sort peak is planned for)")
     v.add_argument("--disable-custom-all-reduce", action="store_true",
                    help="vLLM --disable-custom-all-reduce: no custom all-reduce buffers under TP")
+    v.add_argument("--speculative-config", default=None, metavar="JSON",
+                   help="vLLM --speculative-config, e.g. '{\"method\":\"mtp\",\"num_speculative_tokens\":1}': the "
+                        "drafter's weights and KV layers (MTP, EAGLE/EAGLE-3, a draft model; ngram / suffix add none) "
+                        "and the speed estimate's accepted tokens per step")
+    v.add_argument("--spec-acceptance", type=float, default=None, metavar="RATE",
+                   help="per-token acceptance rate of the drafts for the speed estimate (default: the method's "
+                        "published figure, data/vllm_spec.json)")
 
 
 def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLLMReport:
@@ -53,7 +61,9 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLL
                    kv_cache_dtype=args.kv_cache_dtype, quantization=args.quant, dtype=args.dtype,
                    enforce_eager=args.enforce_eager, block_size=args.block_size,
                    moe_backend=args.moe_backend, flashinfer_sampler=ON_OFF.get(args.flashinfer_sampler),
-                   disable_custom_all_reduce=args.disable_custom_all_reduce)
+                   disable_custom_all_reduce=args.disable_custom_all_reduce,
+                   speculative_config=parse_speculative_config(args.speculative_config)
+                   if args.speculative_config else None, spec_acceptance=args.spec_acceptance)
     return vllm_on_system(source, system, options, host_ram_bytes(args), args.gpu.strip())
 
 
@@ -78,6 +88,12 @@ def print_report(report: VLLMReport) -> int:
                                             ("KV", max(0, d.kv_cache_bytes))], d.total_bytes, use_color()))
         print(f"        {LEGEND} (outside the budget)")
         print()
+    if r.speculative:
+        sp = r.speculative
+        print(f"spec    {sp.method}, {sp.num_speculative_tokens} speculative tokens"
+              + (f" from {sp.draft_model}" if sp.draft_model else "")
+              + f": drafter weights {gib(sp.draft_weight_bytes)} GiB per rank, {sp.draft_kv_layers} KV layer(s) in "
+              "the pool")
     if r.kv_cache_tokens:
         print(f"KV cache {r.kv_cache_tokens:,} tokens; maximum concurrency for {r.max_model_len:,} tokens per request: "
               f"{r.max_concurrency:.2f}x")

@@ -60,7 +60,7 @@ LIMITS: dict[str, int] = {
                      "v_head_dim", "index_head_dim", "linear_key_head_dim", "linear_value_head_dim"), MAX_HEAD_DIM),
     **dict.fromkeys(("num_experts", "num_local_experts", "n_routed_experts", "num_experts_per_tok",
                      "experts_per_token", "top_k_experts", "n_shared_experts"), MAX_EXPERTS),
-    **dict.fromkeys(("num_nextn_predict_layers", "num_kv_shared_layers", "first_k_dense_replace",
+    **dict.fromkeys(("num_nextn_predict_layers", "mtp_num_hidden_layers", "num_kv_shared_layers", "first_k_dense_replace",
                      "num_mem_blocks"), MAX_LAYERS),
     **dict.fromkeys(("mamba_d_state", "state_size"), MAX_STATE),
     **dict.fromkeys(("mamba_d_conv", "conv_kernel", "conv_dimension", "linear_conv_kernel_dim"), MAX_CONV),
@@ -350,7 +350,8 @@ def _read_qwen3_next(f: Fields, mt: str) -> ReaderParts:
             attn = _attn(f, "full", qk_norm=True, output_gate=f.flag("attn_output_gate", True),
                          qkv_bias=f.flag("attention_bias", False))
             layers.append(LayerSpec(attention=attn, mlp=mlp))
-    return {"layers": layers}
+    # the checkpoint's MTP layers (vLLM Qwen3NextMTP / Qwen3_5MTP), not loaded unless speculative decoding asks
+    return {"layers": layers, "mtp_layers": f.int("mtp_num_hidden_layers", 0)}
 
 
 def _read_deepseek(f: Fields, mt: str) -> ReaderParts:

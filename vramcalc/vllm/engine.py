@@ -12,10 +12,11 @@ non-torch (calibrated): tp1 / pp_multi, or tp_multi while vLLM's custom all-redu
 
 from __future__ import annotations
 
+import json
 from math import ceil
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..serving import ServingEstimate
 from ..errors import CheckedOptions, InputError
@@ -32,6 +33,8 @@ from .kv import KVCapacity, KVPool, KVSettings, capacity, kv_pool, resolve_kv_dt
 from .rules import (attention_backend, dtype_messages, parallel_messages, platform_messages, vllm_platforms,
                     quant_messages, source_messages)
 from .result_types import Layout, ModelSummary
+from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
+                          summary)
 from .weights import MXFP4_MOE_BACKENDS, RankWeights, mxfp4_moe_backend, vllm_rules, weights_per_rank
 from ..trace import TraceTerm, term
 
@@ -65,6 +68,15 @@ class VLLMOptions(CheckedOptions):
     # installed, which vramcalc cannot see, so the larger PyTorch-sort peak is planned for)
     flashinfer_sampler: bool | None = None
     disable_custom_all_reduce: bool = False  # --disable-custom-all-reduce
+    # --speculative-config as the JSON object vLLM takes (vramcalc/vllm/spec_decode.py parse_speculative_config)
+    speculative_config: dict[str, Any] | None = None
+    spec_acceptance: float | None = None  # a stated per-token acceptance rate for the speed estimate
+
+    @field_validator("speculative_config", mode="before")
+    @classmethod
+    def _spec_json(cls, v: Any) -> Any:
+        """The JSON text vLLM takes, or the dict it parses to; keys checked against SpeculativeConfig's fields."""
+        return parse_speculative_config(v) if v is not None else None
 
 
 class DeviceBudget(BaseModel):
@@ -107,6 +119,7 @@ class VLLMResult(Result):
     sources: list[str]
     trace: list[TraceTerm] = []
     speed: ServingEstimate | None = None  # at --concurrency / --prompt / --output (vramcalc/serving.py)
+    speculative: SpecSummary | None = None  # --speculative-config as planned (vramcalc/vllm/spec_decode.py)
 
     def table(self) -> list[Row]:
         """One row per rank: its budget and each term of it."""
@@ -254,12 +267,13 @@ def _pre_start_messages(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, scheme: Qu
     return wdtype, errors, warnings
 
 
-def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int) -> KVSettings:
+def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, spec_tokens: int = 0) -> KVSettings:
     """The cache settings the KV pool is sized with (vLLM 0.33.0 vllm/config/cache.py CacheConfig; the hybrid
     manager is off for chunked attention, vllm/config/vllm.py VllmConfig.__post_init__)."""
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
                       block_size=opts.block_size or 16,
                       in_flight_batches=_key(version) >= _key(vllm_rules().sliding_in_flight_since.version),
+                      num_speculative_tokens=spec_tokens,
                       hybrid_manager=not any(layer.attention is not None and layer.attention.kind == "chunked"
                                              for layer in spec.layers))
 
@@ -445,10 +459,12 @@ def _verdict(devices: list[DeviceBudget], pools: list[tuple[KVPool, int]], opts:
                        + " or raise --gpu-memory-utilization")
 
 
-def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: int | None = None) -> VLLMResult:
+def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: int | None = None,
+               draft: ModelSpec | None = None) -> VLLMResult:
     """available_kv = ceil(total x u) - weights - activation - non_torch [- cuda_graphs], per rank, then the KV
     pool that holds and vLLM's refusals, in the order vLLM meets them. `gpu` is one rank's GPU; for a system
-    string ("2x4090") and the TP/PP it implies, vramcalc.check(model, system, engine="vllm")."""
+    string ("2x4090") and the TP/PP it implies, vramcalc.check(model, system, engine="vllm"). `draft`: the draft
+    model or EAGLE head --speculative-config names, when the caller has read it."""
     if not isinstance(gpu, GPU):
         raise InputError(f"check_vllm takes a GPU, got {type(gpu).__name__}: for a system such as '2x4090' use "
                          "vramcalc.check(model, system, engine='vllm')")
@@ -469,18 +485,29 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if sam.note:
         warnings.append(warning("vllm.sampler.assumed", sam.note, fix="--flashinfer-sampler on"))
     L = opts.max_model_len or derived_max_model_len(spec)
-    kvs = _kv_settings(spec, opts, version, mnbt)
+    plan: SpecPlan | None = None
+    if opts.speculative_config is not None:
+        plan = plan_speculative(opts.speculative_config, spec, opts.tp, opts.pp, L, wdtype, draft, opts.spec_acceptance)
+        errors += plan.errors
+        warnings += plan.warnings + ([acceptance_warning(plan)] if not plan.errors else [])
+    kvs = _kv_settings(spec, opts, version, mnbt, plan.num_speculative_tokens if plan else 0)
     requested = ceil(total * u)  # the budget: gpu_worker.py determine_available_memory
     gate = _startup_gate(gpu, opts, u, total, requested)
     if gate:
         errors.append(gate)
     if errors:  # vLLM stops at the first of these: the memory figures would not be reached
-        return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u, [], env=sam.env)
+        return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u, [], env=sam.env,
+                       plan=plan)
     if wdtype and wdtype != spec.dtype:  # --kv-cache-dtype auto follows the dtype the model runs in
         spec = spec.model_copy(update={"dtype": {"half": "float16"}.get(wdtype, wdtype)})
     mxfp4, mxfp4_msgs = _mxfp4_kernel(scheme, opts, gpu)
     warnings += mxfp4_msgs
     weights = _weights_term(spec, opts, scheme, wdtype, mxfp4, gguf, file_weight_bytes)
+    if plan and plan.weight_bytes:  # the drafter is loaded beside the target (gpu_model_runner.py load_model)
+        weights = [(w, b + plan.weight_bytes) for w, b in weights]
+    # the drafter's attention layers join the target's KV cache groups (gpu_model_runner.py get_kv_cache_spec)
+    pool_spec = spec.model_copy(update={"layers": spec.layers + plan.draft_layers}) if plan and plan.draft_layers \
+        else spec
     backend, attn_msgs = attention_backend(spec, gpu, resolve_kv_dtype(spec, opts.kv_cache_dtype)[0])
     warnings += attn_msgs
     act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs)
@@ -496,12 +523,12 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                                     weights_bytes=w_bytes, activation_bytes=a, non_torch_bytes=int(non_torch),
                                     cuda_graph_bytes=int(graphs), kv_cache_bytes=kv_bytes, uncertainty_bytes=margin))
         if w.rank % opts.tp == 0:
-            pools.append((kv_pool(spec, kvs, w.pp_stage), kv_bytes))
+            pools.append((kv_pool(pool_spec, kvs, w.pp_stage), kv_bytes))
     worst = min(d.kv_cache_bytes for d in devices)
     if worst <= 0:
         errors.append(_no_memory())
         return _result(False, version, spec, opts, devices, 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u,
-                       [prof.source], env=sam.env)
+                       [prof.source], env=sam.env, plan=plan)
     logged = "current" if _key(version) >= _key(vllm_rules().logged_tokens_from_concurrency_since.version) else "legacy"
     caps = [capacity(pool, avail, L, kvs, logged) for pool, avail in pools]
     cap = min(caps, key=lambda c: c.num_blocks)
@@ -515,12 +542,19 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if one_block_per_seq and seqs > cap.num_blocks:
         errors.append(_mamba_refusal(seqs, cap.num_blocks))
     at_estimate = fits_len and not errors
+    if plan:
+        trace.append(term("drafter (rank 0)", plan.weight_bytes, "the drafter's weights (in the weights above) and its "
+                          "attention layers (in the KV pool's groups)",
+                          source="vramcalc/vllm/spec_decode.py (vllm/config/speculative.py, vllm/v1/spec_decode/eagle.py)",
+                          method=plan.method, num_speculative_tokens=plan.num_speculative_tokens,
+                          kv_layers=sum(1 for layer in plan.draft_layers if layer.attention is not None)))
     trace.append(_margin_trace(devices[0]))
     safe, refusal = _verdict(devices, pools, opts, kvs, L, logged, one_block_per_seq, seqs, at_estimate)
     if refusal:
         errors.append(refusal)
     return _result(fits_len, version, spec, opts, devices, cap.kv_cache_tokens, cap.max_concurrency, L, fits_len, est,
-                   errors, warnings, mnbt, seqs, u, [prof.source], cap.num_blocks, at_estimate, safe, trace, sam.env)
+                   errors, warnings, mnbt, seqs, u, [prof.source], cap.num_blocks, at_estimate, safe, trace, sam.env,
+                   plan=plan)
 
 
 def _trace(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: VllmVersion, sam: SamplerPath, scheme: QuantScheme,
@@ -595,7 +629,7 @@ def _estimate_max_len(pools: list[tuple[KVPool, int]], kvs: KVSettings, L: int) 
 def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, devices: list[DeviceBudget], tokens: int,
             conc: float, L: int, fits_len: bool, est: int, errors: list[Message], warnings: list[Message], mnbt: int,
             seqs: int, u: float, sources: list[str], blocks: int = 0, at_estimate: bool = False, safe: int = 0,
-            trace: list[TraceTerm] | None = None, env: str | None = None) -> VLLMResult:
+            trace: list[TraceTerm] | None = None, env: str | None = None, plan: SpecPlan | None = None) -> VLLMResult:
     counts = count_params(spec)
     runtime = None
     if opts.quantization:
@@ -624,11 +658,13 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.append(f"--moe-backend {opts.moe_backend}")
     if opts.disable_custom_all_reduce:
         cmd.append("--disable-custom-all-reduce")
+    if opts.speculative_config is not None:
+        cmd.append(f"--speculative-config '{json.dumps(opts.speculative_config, separators=(',', ':'))}'")
     return VLLMResult(
         fits=fits and not errors, engine_version=version,
         model=ModelSummary(id=spec.id, params_total=counts.total, params_active=counts.active),
         layout=Layout(tp=opts.tp, pp=opts.pp, replicas=1, max_num_seqs=seqs, max_num_batched_tokens=mnbt),
         devices=devices, kv_cache_tokens=tokens, num_gpu_blocks=blocks, max_concurrency=round(conc, 2), max_model_len=L,
         max_model_len_fits=fits_len, estimated_max_model_len=est, safe_max_model_len=safe, fits_at_estimate=at_estimate, trace=trace or [], errors=errors, warnings=warnings,
-        command=" ".join(cmd), sources=sources)
+        command=" ".join(cmd), sources=sources, speculative=summary(plan) if plan and not plan.errors else None)
 

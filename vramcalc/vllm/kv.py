@@ -150,6 +150,15 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
             page = mamba_page
     else:
         page = bs * attn_tok
+    if len(buckets) > 1 and all(kind == "full" for kind, _, _ in buckets):
+        # full-attention layers of different page sizes (a draft model's or EAGLE head's layers beside the
+        # target's): one group whose page is the sum of its layers' pages (vLLM 0.33.0 kv_cache_interface.py
+        # UniformTypeKVCacheSpecs; kv_cache_planning.py get_kv_cache_groups), so a block costs every layer's page
+        n_layers = sum(buckets.values())
+        page = bs * sum(tok * n for (_, _, tok), n in buckets.items())
+        return KVPool(block_size=bs, attn_bytes_per_token_layer=attn_tok, page_bytes=page, group_size=1,
+                      groups=[KVGroup(kind="full", layers=n_layers, block_size=bs)], bytes_per_block=page,
+                      padding_layers=0, notes=notes)
     counts = sorted(buckets.values())
     if not counts:
         raise NotModelledError("no layer of this stage holds KV cache or state")
