@@ -404,6 +404,12 @@ class VllmVersion(Fixed):
     activation: Activation
     non_torch_gib: NonTorch
     cudagraph_gib: DenseMoe | None = None
+    # before 0.20: the graph pool captured after the KV cache, outside the budget (upper end, GiB per GPU)
+    cudagraph_outside_gib: DenseMoe | None = None
+    cudagraph_outside_nccl_gib: DenseMoe | None = None  # the same, where NCCL's all-reduce is captured (TP, no custom AR)
+    startup_gate: bool = True  # Worker.init_device's free-memory check exists in this release
+    snapshot_after_nccl: bool = True  # the memory snapshot is taken after NCCL init (else NCCL is inside the budget)
+    non_torch_whole_device: bool = False  # non-torch = all non-torch memory on the device (other processes too)
     uncalibrated: str | None = None
     source: str
 
@@ -477,6 +483,7 @@ class Vllm(Sourced):
     fp32_params: Fp32Params
     ssm_state_dtype: SsmStateDtype
     mamba_seqs_refusal_since: SinceVersion
+    oldest_modelled: SinceVersion
     logged_tokens_from_concurrency_since: SinceVersion
     sliding_in_flight_since: SinceVersion
     mxfp4_moe: Mxfp4Moe
@@ -516,6 +523,14 @@ class AttnBackend(Fixed):
     max_head_size: int = 10**6
     fp8_kv_cc_major: list[int] = []  # SM majors where it takes an fp8 KV cache (FLASH_ATTN)
     workspace_mib: int = 0  # a persistent buffer it allocates
+    max_head_size_since: dict[str, int] = {}  # release -> max_head_size from that release on
+    fp8_kv_min_cc: float = 0  # an fp8 KV cache fails below this compute capability (TRITON_ATTN)
+
+
+class Fp8KvTriton(Sourced):
+    explicit_since: str  # the release whose backend raises explicitly (text `explicit`); before: `compile_error`
+    explicit: str
+    compile_error: str
 
 
 class Attention(Sourced):
@@ -523,6 +538,7 @@ class Attention(Sourced):
     FLASH_ATTN: AttnBackend
     FLASHINFER: AttnBackend
     TRITON_ATTN: AttnBackend
+    fp8_kv_triton: Fp8KvTriton
 
     def backend(self, name: str) -> AttnBackend:
         return {"FLASH_ATTN": self.FLASH_ATTN, "FLASHINFER": self.FLASHINFER, "TRITON_ATTN": self.TRITON_ATTN}[name]

@@ -198,12 +198,13 @@ def default_utilization(engine_version: str | None) -> float:
     return _version(engine_version)[1].gpu_memory_utilization
 
 
-def _startup_free(gpu: GPU, tp: int, pp: int) -> tuple[int, float]:
+def _startup_free(gpu: GPU, tp: int, pp: int, nccl_before: bool = True) -> tuple[int, float]:
     """Free memory at init_device's snapshot: the CUDA total less other processes and vLLM's own CUDA
-    context (and NCCL under TP/PP); returns (free bytes, vLLM's share in GiB)."""
+    context (and NCCL under TP/PP, where the release takes the snapshot after NCCL init: `nccl_before`);
+    returns (free bytes, vLLM's share in GiB)."""
     total = cuda_total(gpu)
     su = vllm_rules().startup_used_gib
-    used = su.tp_multi if tp > 1 or pp > 1 else su.tp1
+    used = su.tp_multi if (tp > 1 or pp > 1) and nccl_before else su.tp1
     return total - gpu.reserved_bytes - int(used * GIB), used
 
 
@@ -264,10 +265,14 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int) ->
                                              for layer in spec.layers))
 
 
-def _startup_gate(gpu: GPU, opts: VLLMOptions, u: float, total: int, requested: int) -> Message | None:
+def _startup_gate(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, u: float, total: int, requested: int
+                  ) -> Message | None:
     """vLLM 0.33.0 vllm/v1/worker/gpu_worker.py Worker.init_device: free memory at the snapshot must cover
-    gpu_memory_utilization x total."""
-    free, used = _startup_free(gpu, opts.tp, opts.pp)
+    gpu_memory_utilization x total (from 0.9.1: data/vllm.json versions startup_gate; before 0.11 the snapshot
+    precedes NCCL init, snapshot_after_nccl)."""
+    if not prof.startup_gate:
+        return None
+    free, used = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl)
     if free >= requested:
         return None
     return error("vllm.startup.free_memory", f"Free memory on device cuda:0 ({free / GIB:.2f}/{total / GIB:.2f} GiB) "
@@ -361,7 +366,10 @@ def _non_torch_term(gpu: GPU, opts: VLLMOptions, prof: VllmVersion) -> tuple[flo
     nt = prof.non_torch_gib
     car = custom_all_reduce(gpu, opts.tp, opts.disable_custom_all_reduce)
     gib = nt.tp_multi if car else nt.tp1 if opts.tp > 1 else nt.pp_multi if opts.pp > 1 else nt.tp1
-    return gib * GIB, car
+    # 0.8.0-0.9.0 (v0.8.5 gpu_worker.py determine_available_memory): total - free - torch allocated, so what other
+    # processes hold is charged to the budget too
+    others = gpu.reserved_bytes if prof.non_torch_whole_device else 0
+    return gib * GIB + others, car
 
 
 def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion) -> tuple[float, float]:
@@ -383,6 +391,37 @@ def _margin_term(w_bytes: int, a: int, non_torch: float, graphs: float, graphs_u
     vm = vllm_rules().verdict_margin
     return int(w_bytes * (vm.weights_from_files if exact else vm.weights_from_config) + a * vm.activation
                + non_torch * vm.non_torch + graphs_upper - graphs)
+
+
+def _graph_headroom_refusal(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: VllmVersion, car: bool, total: int,
+                            requested: int, freed: int) -> Message | None:
+    """Before 0.20 the CUDA graphs are captured after the KV cache is allocated (vllm/v1/worker/gpu_model_runner.py
+    capture_model, called from gpu_worker.py compile_or_warm_up_model), from the memory the budget leaves: the
+    total less the budget, less what sits outside it (the CUDA context and, where the snapshot follows NCCL init,
+    NCCL; other processes), plus the activation peak the profiler freed (`freed`: the smallest over the ranks,
+    FlashInfer's persistent workspace excluded; memory_profiling ends with torch.cuda.empty_cache).
+    Graph sizes: data/vllm.json versions cudagraph_outside_gib (docs/vllm.md#cuda-graphs)."""
+    cg = prof.cudagraph_outside_gib
+    if prof.cudagraph_in_budget or opts.enforce_eager or cg is None:
+        return None
+    if opts.tp > 1 and not car and prof.cudagraph_outside_nccl_gib is not None:
+        cg = prof.cudagraph_outside_nccl_gib
+    need = (cg.moe if spec.is_moe else cg.dense) * GIB
+    if prof.non_torch_whole_device:  # 0.8.0-0.9.0: context, NCCL and other processes are inside the budget
+        outside = total
+    else:
+        outside = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl)[0]
+    free = outside - requested + freed
+    if free >= need:
+        return None
+    u_ok = max(0.0, int((outside + freed - need) / total * 100) / 100)
+    fix = "--enforce-eager" + (f", or --gpu-memory-utilization {u_ok}" if u_ok > 0 else "")
+    return error("vllm.cudagraph.oom", f"torch.OutOfMemoryError: CUDA out of memory. GPU 0 has a total capacity of "
+                 f"{total / GIB:.2f} GiB of which {max(free, 0) / GIB:.2f} GiB is free once the KV cache is allocated; "
+                 f"capturing CUDA graphs takes up to {need / GIB:.2f} GiB there. [vllm/v1/worker/gpu_model_runner.py "
+                 "capture_model: before 0.20 the graphs are captured after the KV cache, outside the "
+                 "gpu_memory_utilization budget; graph sizes: data/vllm.json versions cudagraph_outside_gib]",
+                 fix=fix, source="vllm/v1/worker/gpu_model_runner.py capture_model")
 
 
 def _no_memory() -> Message:
@@ -453,6 +492,15 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         raise InputError(f"check_vllm takes a GPU, got {type(gpu).__name__}: for a system such as '2x4090' use "
                          "vramcalc.check(model, system, engine='vllm')")
     version, prof, warnings = _version(opts.engine_version)
+    oldest = vllm_rules().oldest_modelled
+    if _key(version) < _key(oldest.version):
+        L0 = opts.max_model_len or derived_max_model_len(spec)
+        mnbt0, seqs0 = _batch_defaults(gpu)
+        refusal = error("vllm.version.unmodelled", f"vLLM {version} is not modelled: vramcalc models vLLM "
+                        f"{oldest.version} and later (the V1 engine). {oldest.source_note}",
+                        fix=f"--engine-version {oldest.version} or later", source="data/vllm.json oldest_modelled")
+        return _result(False, version, spec, opts, [], 0, 0.0, L0, False, 0, [refusal], [], mnbt0, seqs0,
+                       opts.gpu_memory_utilization or prof.gpu_memory_utilization, [oldest.source_note])
     u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else prof.gpu_memory_utilization
     if not 0 < u <= 1:
         raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {u}")
@@ -471,7 +519,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     L = opts.max_model_len or derived_max_model_len(spec)
     kvs = _kv_settings(spec, opts, version, mnbt)
     requested = ceil(total * u)  # the budget: gpu_worker.py determine_available_memory
-    gate = _startup_gate(gpu, opts, u, total, requested)
+    gate = _startup_gate(gpu, opts, prof, u, total, requested)
     if gate:
         errors.append(gate)
     if errors:  # vLLM stops at the first of these: the memory figures would not be reached
@@ -481,8 +529,9 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     mxfp4, mxfp4_msgs = _mxfp4_kernel(scheme, opts, gpu)
     warnings += mxfp4_msgs
     weights = _weights_term(spec, opts, scheme, wdtype, mxfp4, gguf, file_weight_bytes)
-    backend, attn_msgs = attention_backend(spec, gpu, resolve_kv_dtype(spec, opts.kv_cache_dtype)[0])
-    warnings += attn_msgs
+    backend, attn_msgs = attention_backend(spec, gpu, resolve_kv_dtype(spec, opts.kv_cache_dtype)[0], version)
+    warnings += [m for m in attn_msgs if m.level != "error"]
+    errors += [m for m in attn_msgs if m.level == "error"]  # vLLM raises these when it builds the attention layers
     act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs)
     non_torch, car = _non_torch_term(gpu, opts, prof)
     graphs, graphs_upper = _cuda_graph_term(spec, opts, prof)
@@ -514,6 +563,10 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     one_block_per_seq = _one_block_per_seq(spec, opts, version)
     if one_block_per_seq and seqs > cap.num_blocks:
         errors.append(_mamba_refusal(seqs, cap.num_blocks))
+    freed = min(d.activation_bytes for d in devices) - act.workspace
+    graph_refusal = _graph_headroom_refusal(spec, gpu, opts, prof, car, total, requested, freed)
+    if graph_refusal:
+        errors.append(graph_refusal)
     at_estimate = fits_len and not errors
     trace.append(_margin_trace(devices[0]))
     safe, refusal = _verdict(devices, pools, opts, kvs, L, logged, one_block_per_seq, seqs, at_estimate)
