@@ -496,10 +496,10 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if _key(version) < _key(oldest.version):
         L0 = opts.max_model_len or derived_max_model_len(spec)
         mnbt0, seqs0 = _batch_defaults(gpu)
-        refusal = error("vllm.version.unmodelled", f"vLLM {version} is not modelled: vramcalc models vLLM "
+        unmodelled = error("vllm.version.unmodelled", f"vLLM {version} is not modelled: vramcalc models vLLM "
                         f"{oldest.version} and later (the V1 engine). {oldest.source_note}",
                         fix=f"--engine-version {oldest.version} or later", source="data/vllm.json oldest_modelled")
-        return _result(False, version, spec, opts, [], 0, 0.0, L0, False, 0, [refusal], [], mnbt0, seqs0,
+        return _result(False, version, spec, opts, [], 0, 0.0, L0, False, 0, [unmodelled], [], mnbt0, seqs0,
                        opts.gpu_memory_utilization or prof.gpu_memory_utilization, [oldest.source_note])
     u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else prof.gpu_memory_utilization
     if not 0 < u <= 1:
