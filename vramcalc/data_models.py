@@ -396,6 +396,12 @@ class NonTorch(Fixed):
 class DenseMoe(Fixed):
     dense: float
     moe: float
+    hybrid: float | None = None  # models with Mamba / linear-attention layers (FULL decode graphs); None: as moe/dense
+
+    def of(self, is_moe: bool, is_hybrid: bool) -> float:
+        if is_hybrid and self.hybrid is not None:
+            return self.hybrid
+        return self.moe if is_moe else self.dense
 
 
 class VllmVersion(Fixed):
@@ -432,6 +438,7 @@ class VllmVersions(Fixed):
 class StartupUsed(Sourced):
     tp1: float
     tp_multi: float
+    tp_multi_no_custom_all_reduce: float | None = None  # TP/PP without vLLM's custom all-reduce buffers
 
 
 class SamplerPath(Fixed):
@@ -461,6 +468,8 @@ class BatchRule(Fixed):
     max_num_batched_tokens: int
     max_num_seqs: int
     not_names: list[str] | None = None
+    since: str = "0.0.0"  # the first release with this rule
+    not_names_since: dict[str, str] = {}  # a name's exclusion holds from this release on (absent: always)
 
 
 class BatchDefaults(Fixed):
@@ -474,6 +483,8 @@ class VerdictMargin(Sourced):
     activation: float
     non_torch: float
     cuda_graph_upper_gib: DenseMoe
+    # 0.20+, TP/PP > 1: what the budget must leave of the GPU for memory that grows outside it after start-up
+    outside_budget_min_gib: float = 0.0
 
 
 class Vllm(Sourced):

@@ -198,13 +198,14 @@ def default_utilization(engine_version: str | None) -> float:
     return _version(engine_version)[1].gpu_memory_utilization
 
 
-def _startup_free(gpu: GPU, tp: int, pp: int, nccl_before: bool = True) -> tuple[int, float]:
+def _startup_free(gpu: GPU, tp: int, pp: int, nccl_before: bool = True, car: bool = True) -> tuple[int, float]:
     """Free memory at init_device's snapshot: the CUDA total less other processes and vLLM's own CUDA
     context (and NCCL under TP/PP, where the release takes the snapshot after NCCL init: `nccl_before`);
-    returns (free bytes, vLLM's share in GiB)."""
+    returns (free bytes, vLLM's share in GiB). `car`: vLLM's custom all-reduce is on (its buffers count too)."""
     total = cuda_total(gpu)
     su = vllm_rules().startup_used_gib
-    used = su.tp_multi if (tp > 1 or pp > 1) and nccl_before else su.tp1
+    multi = su.tp_multi if car or su.tp_multi_no_custom_all_reduce is None else su.tp_multi_no_custom_all_reduce
+    used = multi if (tp > 1 or pp > 1) and nccl_before else su.tp1
     return total - gpu.reserved_bytes - int(used * GIB), used
 
 
@@ -212,13 +213,19 @@ def max_startup_utilization(gpu: GPU, tp: int = 1, pp: int = 1) -> float:
     """The largest --gpu-memory-utilization (in hundredths) that passes vLLM's free-memory gate, keeping
     STARTUP_MARGIN_GIB back: vLLM's own share at the snapshot was measured on H100s only."""
     total = cuda_total(gpu)
-    return int((_startup_free(gpu, tp, pp)[0] - STARTUP_MARGIN_GIB * GIB) / total * 100) / 100
+    car = custom_all_reduce(gpu, tp, False)
+    return int((_startup_free(gpu, tp, pp, car=car)[0] - STARTUP_MARGIN_GIB * GIB) / total * 100) / 100
 
 
-def _batch_defaults(gpu: GPU) -> tuple[int, int]:
+def _batch_defaults(gpu: GPU, version: str | None = None) -> tuple[int, int]:
+    """EngineArgs.get_batch_defaults of the release (data/vllm.json batch_defaults; None: the default release)."""
     total = cuda_total(gpu) / GIB  # arg_utils.py: the device's total memory, not what is free
+    v = _key(version or vllm_rules().default_version)
     for r in vllm_rules().batch_defaults.rules:
-        if total >= r.min_total_gib and not any(n.lower() in gpu.name.lower() for n in (r.not_names or [])):
+        if v < _key(r.since):
+            continue
+        names = [n for n in (r.not_names or []) if v >= _key(r.not_names_since.get(n, "0.0.0"))]
+        if total >= r.min_total_gib and not any(n.lower() in gpu.name.lower() for n in names):
             return r.max_num_batched_tokens, r.max_num_seqs
     raise RuntimeError("data/vllm.json batch_defaults needs a catch-all last rule")
 
@@ -272,7 +279,8 @@ def _startup_gate(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, u: float, tota
     precedes NCCL init, snapshot_after_nccl)."""
     if not prof.startup_gate:
         return None
-    free, used = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl)
+    car = custom_all_reduce(gpu, opts.tp, opts.disable_custom_all_reduce)
+    free, used = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)
     if free >= requested:
         return None
     return error("vllm.startup.free_memory", f"Free memory on device cuda:0 ({free / GIB:.2f}/{total / GIB:.2f} GiB) "
@@ -372,6 +380,11 @@ def _non_torch_term(gpu: GPU, opts: VLLMOptions, prof: VllmVersion) -> tuple[flo
     return gib * GIB + others, car
 
 
+def _hybrid(spec: ModelSpec) -> bool:
+    """Mamba / linear-attention layers: FULL decode graphs, whose estimate runs larger (data/vllm.json cudagraph_gib)."""
+    return any(layer.ssm is not None for layer in spec.layers)
+
+
 def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion) -> tuple[float, float]:
     """(estimate, upper bound) of the CUDA-graph pool inside the budget: from 0.20 vLLM
     (vllm/v1/worker/gpu_worker.py determine_available_memory) subtracts it; 0 with --enforce-eager."""
@@ -379,9 +392,9 @@ def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion) -> t
     if prof.cudagraph_in_budget and not opts.enforce_eager:
         cg = prof.cudagraph_gib
         assert cg is not None, "data/vllm.json: a release with cudagraph_in_budget needs cudagraph_gib"
-        graphs = (cg.moe if spec.is_moe else cg.dense) * GIB
+        graphs = cg.of(spec.is_moe, _hybrid(spec)) * GIB
     cgu = vllm_rules().verdict_margin.cuda_graph_upper_gib
-    upper = (cgu.moe if spec.is_moe else cgu.dense) * GIB if graphs else 0
+    upper = cgu.of(spec.is_moe, _hybrid(spec)) * GIB if graphs else 0
     return graphs, upper
 
 
@@ -410,7 +423,7 @@ def _graph_headroom_refusal(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: 
     if prof.non_torch_whole_device:  # 0.8.0-0.9.0: context, NCCL and other processes are inside the budget
         outside = total
     else:
-        outside = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl)[0]
+        outside = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)[0]
     free = outside - requested + freed
     if free >= need:
         return None
@@ -422,6 +435,25 @@ def _graph_headroom_refusal(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: 
                  "capture_model: before 0.20 the graphs are captured after the KV cache, outside the "
                  "gpu_memory_utilization budget; graph sizes: data/vllm.json versions cudagraph_outside_gib]",
                  fix=fix, source="vllm/v1/worker/gpu_model_runner.py capture_model")
+
+
+def _outside_budget_refusal(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, total: int, requested: int
+                            ) -> Message | None:
+    """vramcalc's own guard (0.20+, more than one GPU): what the budget leaves of the GPU must hold what grows outside
+    it after start-up (NCCL and the CUDA context before the snapshot, allocations the profiler does not see);
+    data/vllm.json verdict_margin.outside_budget_min_gib, from the failed start-up of vllm-project/vllm#51590."""
+    least = vllm_rules().verdict_margin.outside_budget_min_gib * GIB
+    if not prof.cudagraph_in_budget or opts.tp * opts.pp == 1 or not least:
+        return None
+    left = total - gpu.reserved_bytes - requested
+    if left >= least:
+        return None
+    u_ok = int((total - gpu.reserved_bytes - least) / total * 100) / 100
+    return error("vllm.verdict.headroom", f"vramcalc: gpu_memory_utilization leaves {left / GIB:.2f} GiB of the GPU "
+                 f"outside the budget; multi-GPU start-ups grow past their budget (vllm-project/vllm#51590: 1.37 GiB "
+                 f"at TP 8, failing with 1.57 GiB left), so vramcalc plans at least {least / GIB:.2f} GiB there "
+                 "(data/vllm.json verdict_margin.outside_budget_min_gib): no promise that vLLM starts",
+                 fix=f"--gpu-memory-utilization {u_ok}", source="data/vllm.json verdict_margin.outside_budget_min_gib")
 
 
 def _no_memory() -> Message:
@@ -495,7 +527,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     oldest = vllm_rules().oldest_modelled
     if _key(version) < _key(oldest.version):
         L0 = opts.max_model_len or derived_max_model_len(spec)
-        mnbt0, seqs0 = _batch_defaults(gpu)
+        mnbt0, seqs0 = _batch_defaults(gpu, version)
         unmodelled = error("vllm.version.unmodelled", f"vLLM {version} is not modelled: vramcalc models vLLM "
                         f"{oldest.version} and later (the V1 engine). {oldest.source_note}",
                         fix=f"--engine-version {oldest.version} or later", source="data/vllm.json oldest_modelled")
@@ -510,7 +542,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     scheme, gguf = _scheme(spec, opts)
     wdtype, errors, pre_warnings = _pre_start_messages(spec, gpu, opts, scheme)
     warnings += pre_warnings
-    mnbt_d, seqs_d = _batch_defaults(gpu)
+    mnbt_d, seqs_d = _batch_defaults(gpu, version)
     mnbt = opts.max_num_batched_tokens or mnbt_d
     seqs = opts.max_num_seqs or seqs_d
     sam = sampler_path(version, gpu, seqs, opts.flashinfer_sampler)
@@ -572,6 +604,9 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     safe, refusal = _verdict(devices, pools, opts, kvs, L, logged, one_block_per_seq, seqs, at_estimate)
     if refusal:
         errors.append(refusal)
+    outside = _outside_budget_refusal(gpu, opts, prof, total, requested)  # vramcalc's guard, like the margin
+    if outside and at_estimate:
+        errors.append(outside)
     return _result(fits_len, version, spec, opts, devices, cap.kv_cache_tokens, cap.max_concurrency, L, fits_len, est,
                    errors, warnings, mnbt, seqs, u, [prof.source], cap.num_blocks, at_estimate, safe, trace, sam.env)
 
