@@ -5,6 +5,7 @@ for the calibration cases (Llama-3.1-8B-Instruct) and the held-out ones.
     python benchmarks/vllm_budget.py
 """
 
+import hashlib
 import json
 import statistics
 from pathlib import Path
@@ -83,5 +84,48 @@ def main():
         print(f"  id {i}: {why}")
 
 
+GRAPH_CASES = json.loads((Path(__file__).parent.parent / "tests/data/vllm_cudagraph_estimates.json").read_text())["cases"]
+
+
+def graph_estimates():
+    """vLLM's own CUDA-graph estimate (0.20+: subtracted from the KV budget) against vramcalc's per-kind estimate and
+    upper end (data/vllm.json); split by the file's rule (held out when sha256(url) % 4 == 0), chosen before fitting."""
+    from vramcalc.vllm.weights import vllm_rules
+    est = vllm_rules().versions.by_version[vllm_rules().default_version].cudagraph_gib
+    upper = vllm_rules().verdict_margin.cuda_graph_upper_gib
+    assert est is not None
+    print()
+    print("CUDA-graph estimate (vLLM's 'Estimated CUDA graph memory', GiB per GPU)")
+    rows: dict[str, list[tuple[float, bool]]] = {}
+    for c in GRAPH_CASES:
+        split = "held-out" if int(hashlib.sha256(c["url"].encode()).hexdigest(), 16) % 4 == 0 else "calib"
+        moe, hybrid = c["kind"] == "moe", c["kind"] == "hybrid"
+        e, u = est.of(moe, hybrid), upper.of(moe, hybrid)
+        err = abs(e - c["estimated_gib"]) / c["estimated_gib"]
+        rows.setdefault(split, []).append((err, c["estimated_gib"] > u))
+        print(f"  {c['id']:13s} {split:8s} {c['kind']:6s} TP {c.get('tp', 1)}  logged {c['estimated_gib']:.2f}  "
+              f"vramcalc {e:.2f} (upper {u:.2f})  error {err:.0%}{'  ABOVE UPPER' if c['estimated_gib'] > u else ''}")
+    for split, v in sorted(rows.items()):
+        errs = sorted(x for x, _ in v)
+        print(f"  {split:8s} n={len(v)} median error {statistics.median(errs):.0%} worst {errs[-1]:.0%}, "
+              f"above the upper end: {sum(a for _, a in v)}")
+
+
+def startup_failures():
+    """Recorded failed start-ups (tests/data/vllm_startup_failures.json): none may be a 'fits'."""
+    cases = json.loads((Path(__file__).parent.parent / "tests/data/vllm_startup_failures.json").read_text())["cases"]
+    print()
+    print("recorded start-up failures")
+    for c in cases:
+        gpu = find_gpu(c["gpu"])
+        if c.get("gpu_total_gib"):
+            gpu = GPU(**{**gpu.model_dump(), "usable_bytes": int(c["gpu_total_gib"] * GIB), "usable_source": "as logged"})
+        r = check_vllm(load(c["model"]), gpu, VLLMOptions(**c["options"]))
+        print(f"  {c['id']:30s} vLLM {c['vllm_version']}: {'FITS (false)' if r.fits else 'refused'}  "
+              f"{', '.join(e.code for e in r.errors)}")
+
+
 if __name__ == "__main__":
     main()
+    graph_estimates()
+    startup_failures()

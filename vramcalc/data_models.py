@@ -416,6 +416,12 @@ class NonTorch(Fixed):
 class DenseMoe(Fixed):
     dense: float
     moe: float
+    hybrid: float | None = None  # models with Mamba / linear-attention layers (FULL decode graphs); None: as moe/dense
+
+    def of(self, is_moe: bool, is_hybrid: bool) -> float:
+        if is_hybrid and self.hybrid is not None:
+            return self.hybrid
+        return self.moe if is_moe else self.dense
 
 
 class VllmVersion(Fixed):
@@ -424,6 +430,12 @@ class VllmVersion(Fixed):
     activation: Activation
     non_torch_gib: NonTorch
     cudagraph_gib: DenseMoe | None = None
+    # before 0.20: the graph pool captured after the KV cache, outside the budget (upper end, GiB per GPU)
+    cudagraph_outside_gib: DenseMoe | None = None
+    cudagraph_outside_nccl_gib: DenseMoe | None = None  # the same, where NCCL's all-reduce is captured (TP, no custom AR)
+    startup_gate: bool = True  # Worker.init_device's free-memory check exists in this release
+    snapshot_after_nccl: bool = True  # the memory snapshot is taken after NCCL init (else NCCL is inside the budget)
+    non_torch_whole_device: bool = False  # non-torch = all non-torch memory on the device (other processes too)
     uncalibrated: str | None = None
     source: str
 
@@ -446,6 +458,7 @@ class VllmVersions(Fixed):
 class StartupUsed(Sourced):
     tp1: float
     tp_multi: float
+    tp_multi_no_custom_all_reduce: float | None = None  # TP/PP without vLLM's custom all-reduce buffers
 
 
 class SamplerPath(Fixed):
@@ -475,6 +488,8 @@ class BatchRule(Fixed):
     max_num_batched_tokens: int
     max_num_seqs: int
     not_names: list[str] | None = None
+    since: str = "0.0.0"  # the first release with this rule
+    not_names_since: dict[str, str] = {}  # a name's exclusion holds from this release on (absent: always)
 
 
 class BatchDefaults(Fixed):
@@ -488,6 +503,8 @@ class VerdictMargin(Sourced):
     activation: float
     non_torch: float
     cuda_graph_upper_gib: DenseMoe
+    # 0.20+, TP/PP > 1: what the budget must leave of the GPU for memory that grows outside it after start-up
+    outside_budget_min_gib: float = 0.0
 
 
 class Vllm(Sourced):
@@ -497,6 +514,7 @@ class Vllm(Sourced):
     fp32_params: Fp32Params
     ssm_state_dtype: SsmStateDtype
     mamba_seqs_refusal_since: SinceVersion
+    oldest_modelled: SinceVersion
     logged_tokens_from_concurrency_since: SinceVersion
     sliding_in_flight_since: SinceVersion
     mxfp4_moe: Mxfp4Moe
@@ -536,6 +554,14 @@ class AttnBackend(Fixed):
     max_head_size: int = 10**6
     fp8_kv_cc_major: list[int] = []  # SM majors where it takes an fp8 KV cache (FLASH_ATTN)
     workspace_mib: int = 0  # a persistent buffer it allocates
+    max_head_size_since: dict[str, int] = {}  # release -> max_head_size from that release on
+    fp8_kv_min_cc: float = 0  # an fp8 KV cache fails below this compute capability (TRITON_ATTN)
+
+
+class Fp8KvTriton(Sourced):
+    explicit_since: str  # the release whose backend raises explicitly (text `explicit`); before: `compile_error`
+    explicit: str
+    compile_error: str
 
 
 class Attention(Sourced):
@@ -543,6 +569,7 @@ class Attention(Sourced):
     FLASH_ATTN: AttnBackend
     FLASHINFER: AttnBackend
     TRITON_ATTN: AttnBackend
+    fp8_kv_triton: Fp8KvTriton
 
     def backend(self, name: str) -> AttnBackend:
         return {"FLASH_ATTN": self.FLASH_ATTN, "FLASHINFER": self.FLASHINFER, "TRITON_ATTN": self.TRITON_ATTN}[name]

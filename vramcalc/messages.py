@@ -24,6 +24,10 @@ CODES: dict[str, str] = {
     # vLLM: release and device
     "vllm.version.nearest": "the release asked for is not calibrated: the nearest older release's constants are used",
     "vllm.version.uncalibrated": "the chosen release's constants are not calibrated against logs",
+    "vllm.version.unmodelled": "the release is older than the oldest vLLM release vramcalc models",
+    "vllm.cudagraph.oom": "before 0.20, the CUDA graphs do not fit in what the budget leaves on the GPU",
+    "vllm.verdict.headroom": "vramcalc's guard: the budget leaves too little of the GPU for what grows outside it",
+    "vllm.attention.fp8_kv_unsupported": "the attention backend vLLM picks cannot read an fp8 KV cache on this GPU",
     "vllm.gpu.usable_estimated": "the GPU's usable memory is an estimate, not a measured CUDA total",
     "vllm.platform.metal": "vLLM has no Metal backend (Apple GPUs)",
     "vllm.platform.rocm_arch": "vLLM's ROCm build does not support this gfx architecture",

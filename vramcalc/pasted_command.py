@@ -169,6 +169,7 @@ def parse_command(text: str) -> Parsed:
         prefix, words = prefix + words[:n], words[n:]
     if not words:
         raise InputError("no command to check after the wrapper")
+    image_serve: bool | None = None
     if PurePosixPath(words[0]).name in ("docker", "podman", "nerdctl") and words[1:2] in (["run"], ["container"]):
         pre, rest, gpus, image = _docker(words, env)
         gpus_from = "docker --gpus" if gpus is not None else None
@@ -177,13 +178,14 @@ def parse_command(text: str) -> Parsed:
             from .vllm.weights import vllm_rules
 
             v = tag.removeprefix("v")
-            if v in vllm_rules().versions.by_version:
-                version = v
+            if v in vllm_rules().versions.by_version or re.fullmatch(r"\d+\.\d+\.\d+(\.\d+)?", v):
+                version = v  # a release: the engine takes its rules, the nearest lower one's, or refuses it by name
             elif tag and tag != "latest":
                 notes.append(warning("command.image_version", f"the image tag {tag!r} is not a modelled vLLM release: "
                                      "checked with the default release"))
             prefix, words, program = prefix + pre, (["serve"] if rest[:1] != ["serve"] else []) + rest, "vllm serve"
             words = ["vllm"] + words
+            image_serve = rest[:1] == ["serve"]  # the words the image's own command line has after the image
         elif "llama.cpp" in repo:
             kind = tag.split("-")[0] if tag else "full"
             if kind == "full":  # the full image's entrypoint takes --server / --run / --bench first
@@ -202,6 +204,8 @@ def parse_command(text: str) -> Parsed:
     exe = PurePosixPath(words[0]).name.removesuffix(".exe")
     if exe == "vllm" and words[1:2] == ["serve"]:
         prefix, args, program, engine = prefix + words[:2], words[2:], "vllm serve", "vllm"
+        if image_serve is not None:  # written back as the image takes it: no "vllm", "serve" only where it was given
+            prefix = prefix[:-2] + (["serve"] if image_serve else [])
     elif re.fullmatch(r"python[0-9.]*", exe) and words[1:3] == ["-m", VLLM_API_SERVER]:
         prefix, args, program, engine = prefix + words[:3], words[3:], "vllm serve", "vllm"
     elif exe in LLAMA_PROGRAMS:
@@ -880,6 +884,15 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
         asked = q.options.get("gpu_memory_utilization")
         u_now = asked if asked is not None else default_utilization(q.options.get("engine_version"))
         u_max = max_startup_utilization(gpu, r.layout.tp, r.layout.pp)
+        for e in r.errors:  # a refusal that names its own one-flag fix (graph capture, the outside-budget guard)
+            if e.code == "vllm.cudagraph.oom" and "--enforce-eager" not in p.args:
+                tries.append(("--enforce-eager (no CUDA graphs to capture; slower decoding)", ("--enforce-eager",),
+                              ["--enforce-eager"], {"enforce_eager": True}))
+            if e.code in ("vllm.cudagraph.oom", "vllm.verdict.headroom") and e.fix and "--gpu-memory-utilization " in e.fix:
+                u_fix = float(e.fix.split("--gpu-memory-utilization ")[1].split()[0].rstrip(","))
+                tries.append((f"--gpu-memory-utilization {u_fix} (leaves room outside the budget)",
+                              ("--gpu-memory-utilization",), ["--gpu-memory-utilization", str(u_fix)],
+                              {"gpu_memory_utilization": u_fix}))
         if u_max != u_now and u_max > 0:  # lower where the free-memory gate refuses, higher where it leaves room
             tries.append((f"--gpu-memory-utilization {u_max} (the highest vLLM's start-up free-memory check allows)",
                           ("--gpu-memory-utilization",), ["--gpu-memory-utilization", str(u_max)],

@@ -211,12 +211,14 @@ def default_utilization(engine_version: str | None) -> float:
     return _version(engine_version)[1].gpu_memory_utilization
 
 
-def _startup_free(gpu: GPU, tp: int, pp: int) -> tuple[int, float]:
+def _startup_free(gpu: GPU, tp: int, pp: int, nccl_before: bool = True, car: bool = True) -> tuple[int, float]:
     """Free memory at init_device's snapshot: the CUDA total less other processes and vLLM's own CUDA
-    context (and NCCL under TP/PP); returns (free bytes, vLLM's share in GiB)."""
+    context (and NCCL under TP/PP, where the release takes the snapshot after NCCL init: `nccl_before`);
+    returns (free bytes, vLLM's share in GiB). `car`: vLLM's custom all-reduce is on (its buffers count too)."""
     total = cuda_total(gpu)
     su = vllm_rules().startup_used_gib
-    used = su.tp_multi if tp > 1 or pp > 1 else su.tp1
+    multi = su.tp_multi if car or su.tp_multi_no_custom_all_reduce is None else su.tp_multi_no_custom_all_reduce
+    used = multi if (tp > 1 or pp > 1) and nccl_before else su.tp1
     return total - gpu.reserved_bytes - int(used * GIB), used
 
 
@@ -224,13 +226,19 @@ def max_startup_utilization(gpu: GPU, tp: int = 1, pp: int = 1) -> float:
     """The largest --gpu-memory-utilization (in hundredths) that passes vLLM's free-memory gate, keeping
     STARTUP_MARGIN_GIB back: vLLM's own share at the snapshot was measured on H100s only."""
     total = cuda_total(gpu)
-    return int((_startup_free(gpu, tp, pp)[0] - STARTUP_MARGIN_GIB * GIB) / total * 100) / 100
+    car = custom_all_reduce(gpu, tp, False)
+    return int((_startup_free(gpu, tp, pp, car=car)[0] - STARTUP_MARGIN_GIB * GIB) / total * 100) / 100
 
 
-def _batch_defaults(gpu: GPU) -> tuple[int, int]:
+def _batch_defaults(gpu: GPU, version: str | None = None) -> tuple[int, int]:
+    """EngineArgs.get_batch_defaults of the release (data/vllm.json batch_defaults; None: the default release)."""
     total = cuda_total(gpu) / GIB  # arg_utils.py: the device's total memory, not what is free
+    v = _key(version or vllm_rules().default_version)
     for r in vllm_rules().batch_defaults.rules:
-        if total >= r.min_total_gib and not any(n.lower() in gpu.name.lower() for n in (r.not_names or [])):
+        if v < _key(r.since):
+            continue
+        names = [n for n in (r.not_names or []) if v >= _key(r.not_names_since.get(n, "0.0.0"))]
+        if total >= r.min_total_gib and not any(n.lower() in gpu.name.lower() for n in names):
             return r.max_num_batched_tokens, r.max_num_seqs
     raise RuntimeError("data/vllm.json batch_defaults needs a catch-all last rule")
 
@@ -278,10 +286,15 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, sp
                                              for layer in spec.layers))
 
 
-def _startup_gate(gpu: GPU, opts: VLLMOptions, u: float, total: int, requested: int) -> Message | None:
+def _startup_gate(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, u: float, total: int, requested: int
+                  ) -> Message | None:
     """vLLM 0.33.0 vllm/v1/worker/gpu_worker.py Worker.init_device: free memory at the snapshot must cover
-    gpu_memory_utilization x total."""
-    free, used = _startup_free(gpu, opts.tp, opts.pp)
+    gpu_memory_utilization x total (from 0.9.1: data/vllm.json versions startup_gate; before 0.11 the snapshot
+    precedes NCCL init, snapshot_after_nccl)."""
+    if not prof.startup_gate:
+        return None
+    car = custom_all_reduce(gpu, opts.tp, opts.disable_custom_all_reduce)
+    free, used = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)
     if free >= requested:
         return None
     return error("vllm.startup.free_memory", f"Free memory on device cuda:0 ({free / GIB:.2f}/{total / GIB:.2f} GiB) "
@@ -375,7 +388,15 @@ def _non_torch_term(gpu: GPU, opts: VLLMOptions, prof: VllmVersion) -> tuple[flo
     nt = prof.non_torch_gib
     car = custom_all_reduce(gpu, opts.tp, opts.disable_custom_all_reduce)
     gib = nt.tp_multi if car else nt.tp1 if opts.tp > 1 else nt.pp_multi if opts.pp > 1 else nt.tp1
-    return gib * GIB, car
+    # 0.8.0-0.9.0 (v0.8.5 gpu_worker.py determine_available_memory): total - free - torch allocated, so what other
+    # processes hold is charged to the budget too
+    others = gpu.reserved_bytes if prof.non_torch_whole_device else 0
+    return gib * GIB + others, car
+
+
+def _hybrid(spec: ModelSpec) -> bool:
+    """Mamba / linear-attention layers: FULL decode graphs, whose estimate runs larger (data/vllm.json cudagraph_gib)."""
+    return any(layer.ssm is not None for layer in spec.layers)
 
 
 def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion) -> tuple[float, float]:
@@ -385,9 +406,9 @@ def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion) -> t
     if prof.cudagraph_in_budget and not opts.enforce_eager:
         cg = prof.cudagraph_gib
         assert cg is not None, "data/vllm.json: a release with cudagraph_in_budget needs cudagraph_gib"
-        graphs = (cg.moe if spec.is_moe else cg.dense) * GIB
+        graphs = cg.of(spec.is_moe, _hybrid(spec)) * GIB
     cgu = vllm_rules().verdict_margin.cuda_graph_upper_gib
-    upper = (cgu.moe if spec.is_moe else cgu.dense) * GIB if graphs else 0
+    upper = cgu.of(spec.is_moe, _hybrid(spec)) * GIB if graphs else 0
     return graphs, upper
 
 
@@ -397,6 +418,56 @@ def _margin_term(w_bytes: int, a: int, non_torch: float, graphs: float, graphs_u
     vm = vllm_rules().verdict_margin
     return int(w_bytes * (vm.weights_from_files if exact else vm.weights_from_config) + a * vm.activation
                + non_torch * vm.non_torch + graphs_upper - graphs)
+
+
+def _graph_headroom_refusal(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: VllmVersion, car: bool, total: int,
+                            requested: int, freed: int) -> Message | None:
+    """Before 0.20 the CUDA graphs are captured after the KV cache is allocated (vllm/v1/worker/gpu_model_runner.py
+    capture_model, called from gpu_worker.py compile_or_warm_up_model), from the memory the budget leaves: the
+    total less the budget, less what sits outside it (the CUDA context and, where the snapshot follows NCCL init,
+    NCCL; other processes), plus the activation peak the profiler freed (`freed`: the smallest over the ranks,
+    FlashInfer's persistent workspace excluded; memory_profiling ends with torch.cuda.empty_cache).
+    Graph sizes: data/vllm.json versions cudagraph_outside_gib (docs/vllm.md#cuda-graphs)."""
+    cg = prof.cudagraph_outside_gib
+    if prof.cudagraph_in_budget or opts.enforce_eager or cg is None:
+        return None
+    if opts.tp > 1 and not car and prof.cudagraph_outside_nccl_gib is not None:
+        cg = prof.cudagraph_outside_nccl_gib
+    need = (cg.moe if spec.is_moe else cg.dense) * GIB
+    if prof.non_torch_whole_device:  # 0.8.0-0.9.0: context, NCCL and other processes are inside the budget
+        outside = total
+    else:
+        outside = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)[0]
+    free = outside - requested + freed
+    if free >= need:
+        return None
+    u_ok = max(0.0, int((outside + freed - need) / total * 100) / 100)
+    fix = "--enforce-eager" + (f", or --gpu-memory-utilization {u_ok}" if u_ok > 0 else "")
+    return error("vllm.cudagraph.oom", f"torch.OutOfMemoryError: CUDA out of memory. GPU 0 has a total capacity of "
+                 f"{total / GIB:.2f} GiB of which {max(free, 0) / GIB:.2f} GiB is free once the KV cache is allocated; "
+                 f"capturing CUDA graphs takes up to {need / GIB:.2f} GiB there. [vllm/v1/worker/gpu_model_runner.py "
+                 "capture_model: before 0.20 the graphs are captured after the KV cache, outside the "
+                 "gpu_memory_utilization budget; graph sizes: data/vllm.json versions cudagraph_outside_gib]",
+                 fix=fix, source="vllm/v1/worker/gpu_model_runner.py capture_model")
+
+
+def _outside_budget_refusal(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, total: int, requested: int
+                            ) -> Message | None:
+    """vramcalc's own guard (0.20+, more than one GPU): what the budget leaves of the GPU must hold what grows outside
+    it after start-up (NCCL and the CUDA context before the snapshot, allocations the profiler does not see);
+    data/vllm.json verdict_margin.outside_budget_min_gib, from the failed start-up of vllm-project/vllm#51590."""
+    least = vllm_rules().verdict_margin.outside_budget_min_gib * GIB
+    if not prof.cudagraph_in_budget or opts.tp * opts.pp == 1 or not least:
+        return None
+    left = total - gpu.reserved_bytes - requested
+    if left >= least:
+        return None
+    u_ok = int((total - gpu.reserved_bytes - least) / total * 100) / 100
+    return error("vllm.verdict.headroom", f"vramcalc: gpu_memory_utilization leaves {left / GIB:.2f} GiB of the GPU "
+                 f"outside the budget; multi-GPU start-ups grow past their budget (vllm-project/vllm#51590: 1.37 GiB "
+                 f"at TP 8, failing with 1.57 GiB left), so vramcalc plans at least {least / GIB:.2f} GiB there "
+                 "(data/vllm.json verdict_margin.outside_budget_min_gib): no promise that vLLM starts",
+                 fix=f"--gpu-memory-utilization {u_ok}", source="data/vllm.json verdict_margin.outside_budget_min_gib")
 
 
 def _no_memory() -> Message:
@@ -469,6 +540,15 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         raise InputError(f"check_vllm takes a GPU, got {type(gpu).__name__}: for a system such as '2x4090' use "
                          "vramcalc.check(model, system, engine='vllm')")
     version, prof, warnings = _version(opts.engine_version)
+    oldest = vllm_rules().oldest_modelled
+    if _key(version) < _key(oldest.version):
+        L0 = opts.max_model_len or derived_max_model_len(spec)
+        mnbt0, seqs0 = _batch_defaults(gpu, version)
+        unmodelled = error("vllm.version.unmodelled", f"vLLM {version} is not modelled: vramcalc models vLLM "
+                        f"{oldest.version} and later (the V1 engine). {oldest.source_note}",
+                        fix=f"--engine-version {oldest.version} or later", source="data/vllm.json oldest_modelled")
+        return _result(False, version, spec, opts, [], 0, 0.0, L0, False, 0, [unmodelled], [], mnbt0, seqs0,
+                       opts.gpu_memory_utilization or prof.gpu_memory_utilization, [oldest.source_note])
     u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else prof.gpu_memory_utilization
     if not 0 < u <= 1:
         raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {u}")
@@ -478,7 +558,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     scheme, gguf = _scheme(spec, opts)
     wdtype, errors, pre_warnings = _pre_start_messages(spec, gpu, opts, scheme)
     warnings += pre_warnings
-    mnbt_d, seqs_d = _batch_defaults(gpu)
+    mnbt_d, seqs_d = _batch_defaults(gpu, version)
     mnbt = opts.max_num_batched_tokens or mnbt_d
     seqs = opts.max_num_seqs or seqs_d
     sam = sampler_path(version, gpu, seqs, opts.flashinfer_sampler)
@@ -492,7 +572,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         warnings += plan.warnings + ([acceptance_warning(plan)] if not plan.errors else [])
     kvs = _kv_settings(spec, opts, version, mnbt, plan.num_speculative_tokens if plan else 0)
     requested = ceil(total * u)  # the budget: gpu_worker.py determine_available_memory
-    gate = _startup_gate(gpu, opts, u, total, requested)
+    gate = _startup_gate(gpu, opts, prof, u, total, requested)
     if gate:
         errors.append(gate)
     if errors:  # vLLM stops at the first of these: the memory figures would not be reached
@@ -508,8 +588,9 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     # the drafter's attention layers join the target's KV cache groups (gpu_model_runner.py get_kv_cache_spec)
     pool_spec = spec.model_copy(update={"layers": spec.layers + plan.draft_layers}) if plan and plan.draft_layers \
         else spec
-    backend, attn_msgs = attention_backend(spec, gpu, resolve_kv_dtype(spec, opts.kv_cache_dtype)[0])
-    warnings += attn_msgs
+    backend, attn_msgs = attention_backend(spec, gpu, resolve_kv_dtype(spec, opts.kv_cache_dtype)[0], version)
+    warnings += [m for m in attn_msgs if m.level != "error"]
+    errors += [m for m in attn_msgs if m.level == "error"]  # vLLM raises these when it builds the attention layers
     act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs)
     non_torch, car = _non_torch_term(gpu, opts, prof)
     graphs, graphs_upper = _cuda_graph_term(spec, opts, prof)
@@ -541,6 +622,10 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     one_block_per_seq = _one_block_per_seq(spec, opts, version)
     if one_block_per_seq and seqs > cap.num_blocks:
         errors.append(_mamba_refusal(seqs, cap.num_blocks))
+    freed = min(d.activation_bytes for d in devices) - act.workspace
+    graph_refusal = _graph_headroom_refusal(spec, gpu, opts, prof, car, total, requested, freed)
+    if graph_refusal:
+        errors.append(graph_refusal)
     at_estimate = fits_len and not errors
     if plan:
         trace.append(term("drafter (rank 0)", plan.weight_bytes, "the drafter's weights (in the weights above) and its "
@@ -552,6 +637,9 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     safe, refusal = _verdict(devices, pools, opts, kvs, L, logged, one_block_per_seq, seqs, at_estimate)
     if refusal:
         errors.append(refusal)
+    outside = _outside_budget_refusal(gpu, opts, prof, total, requested)  # vramcalc's guard, like the margin
+    if outside and at_estimate:
+        errors.append(outside)
     return _result(fits_len, version, spec, opts, devices, cap.kv_cache_tokens, cap.max_concurrency, L, fits_len, est,
                    errors, warnings, mnbt, seqs, u, [prof.source], cap.num_blocks, at_estimate, safe, trace, sam.env,
                    plan=plan)

@@ -84,9 +84,15 @@ def source_messages(spec: ModelSpec) -> list[Message]:
     return []
 
 
-def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str) -> tuple[str | None, list[Message]]:
+def _vkey(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split(".")[:3])
+
+
+def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str, version: str | None = None
+                      ) -> tuple[str | None, list[Message]]:
     """The attention backend vLLM's selector picks on a CUDA GPU, and what the choice costs
-    (data/vllm_platforms.json attention). None: not a CUDA GPU, or an MLA model."""
+    (data/vllm_platforms.json attention; `version`: the vLLM release, default the newest rules). None: not a CUDA
+    GPU, or an MLA model. An fp8 KV cache the chosen backend cannot read on this GPU is an error message."""
     cc = gpu.compute_capability
     attn = [layer.attention for layer in spec.layers if layer.attention is not None]
     if (gpu.vendor or "nvidia") != "nvidia" or not cc or not attn or any(a.mla is not None for a in attn):
@@ -98,10 +104,14 @@ def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str) -> tuple[str | N
     reasons = []
     for name in rules.priorities.get(str(major), rules.priorities["default"]):
         r = rules.backend(name)
+        max_head = r.max_head_size
+        for since, size in sorted(r.max_head_size_since.items(), key=lambda kv: _vkey(kv[0])):
+            if version is None or _vkey(version) >= _vkey(since):
+                max_head = size
         why = ""
         if value < r.min_cc or value > r.max_cc:
             why = f"{name} does not run on SM {cc}"
-        elif head > r.max_head_size:
+        elif head > max_head:
             why = f"{name} does not support head size {head}"
         elif name == "FLASH_ATTN" and fp8 and major not in r.fp8_kv_cc_major:
             why = f"{name} supports an fp8 KV cache only on SM 9.0 and 10.0"
@@ -109,6 +119,8 @@ def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str) -> tuple[str | N
             reasons.append(why)
             continue
         out = []
+        if fp8 and value < r.fp8_kv_min_cc:
+            out.append(_fp8_triton_refusal(gpu, cc, version, reasons))
         if reasons:
             cost = {"FLASHINFER": f"its {r.workspace_mib} MiB workspace is counted in the activation",
                     "TRITON_ATTN": "slower attention kernels"}.get(name, "")
@@ -117,6 +129,20 @@ def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str) -> tuple[str | N
                                      "_get_backend_priorities and each backend's support checks"))
         return name, out
     return None, []
+
+
+def _fp8_triton_refusal(gpu: GPU, cc: str, version: str | None, reasons: list[str]) -> Message:
+    """TRITON_ATTN with an fp8 KV cache below SM 8.9, in the release's words (data/vllm_platforms.json
+    attention.fp8_kv_triton)."""
+    t = vllm_platforms().attention.fp8_kv_triton
+    explicit = version is None or _vkey(version) >= _vkey(t.explicit_since)
+    suggested = "bfloat16" if float(cc) >= 8.0 else "float16"
+    text = (t.explicit.format(gpu=gpu.name, cc=cc, suggested=suggested) if explicit else t.compile_error)
+    where = ("vllm/v1/attention/backends/triton_attn.py TritonAttentionImpl.__init__" if explicit else
+             "the Triton attention kernels (vllm/v1/attention/backends/triton_attn.py), first compiled in the profile run")
+    return Message(code="vllm.attention.fp8_kv_unsupported", level="error",
+                   text=f"{text} [{where}; TRITON_ATTN is the backend left: {'; '.join(reasons)}]",
+                   source=where, fix=f"--kv-cache-dtype auto (or {suggested})")
 
 
 def _band(cc: str) -> int:

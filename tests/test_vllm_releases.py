@@ -1,0 +1,153 @@
+"""Per-release budget rules below 0.11 and the checks that depend on the release: the oldest release modelled,
+the start-up free-memory gate (from 0.9.1), CUDA graphs outside the budget before 0.20, fp8 KV on Ampere.
+Oracles: vLLM's sources at the release tags (named in data/vllm.json / data/vllm_platforms.json) and the
+failed start-ups of tests/data/vllm_startup_failures.json."""
+
+import json
+
+from conftest import DATA
+from vramcalc.gpus import GPU, find_gpu
+from vramcalc.sources.catalog import load
+from vramcalc.vllm.engine import VLLMOptions, check_vllm
+
+GRAPH_FAILURES = json.loads((DATA / "vllm_startup_failures.json").read_text())["cases"]
+
+
+def codes(r):
+    return [e.code for e in r.errors]
+
+
+def test_releases_below_0_8_are_refused_by_name():
+    """v0.7.3 vllm/envs.py: VLLM_USE_V1 defaults to 0 (V0's profiler is not modelled); v0.8.5: 1."""
+    r = check_vllm(load("llama-3.1-8b"), find_gpu("h100-sxm"), VLLMOptions(engine_version="0.7.3"))
+    assert not r.fits and codes(r) == ["vllm.version.unmodelled"]
+    assert "vramcalc models vLLM 0.8.0 and later" in r.errors[0].text
+    assert check_vllm(load("llama-3.1-8b"), find_gpu("h100-sxm"), VLLMOptions(engine_version="0.8.5",
+                                                                                max_model_len=8192)).fits
+
+
+def test_free_memory_gate_only_from_0_9_1():
+    """Worker.init_device raises 'Free memory on device ... on startup' in v0.9.1 and later, not in v0.9.0 or
+    v0.8.5: DeepSeek-V3-AWQ on 16 RTX 3090s at utilization 0.99 passes start-up on the V1 releases without it."""
+    spec = load("deepseek-ai/DeepSeek-R1")  # DeepSeek-V3's architecture and shapes
+    gpu = find_gpu("rtx3090")
+    for v, gated in (("0.8.5", False), ("0.9.0", False), ("0.9.1", True), ("0.10.1", True), ("0.19.1", True)):
+        r = check_vllm(spec, gpu, VLLMOptions(engine_version=v, tp=16, quantization="awq", max_model_len=4096,
+                                              gpu_memory_utilization=0.99, enforce_eager=True))
+        assert ("vllm.startup.free_memory" in codes(r)) == gated, (v, codes(r))
+
+
+def test_non_torch_before_0_9_1_counts_the_whole_device():
+    """v0.8.5 determine_available_memory charges total - free - torch allocated: the CUDA context (and, under
+    TP, NCCL) sits inside the budget, so less is left for the KV cache than in 0.9.1-0.10, where only what
+    grows after the snapshot (NCCL included) counts, and in 0.11, where NCCL precedes the snapshot."""
+    spec, gpu = load("llama-3.1-8b"), find_gpu("h100-sxm")
+    kv = {v: check_vllm(spec, gpu, VLLMOptions(engine_version=v, tp=2, max_model_len=8192)).devices[0].kv_cache_bytes
+          for v in ("0.8.5", "0.10.1", "0.11.0")}
+    assert kv["0.8.5"] < kv["0.10.1"] < kv["0.11.0"]
+
+
+def _gpu(case):
+    gpu = find_gpu(case["gpu"])
+    if case.get("gpu_total_gib"):
+        gpu = GPU(**{**gpu.model_dump(), "usable_bytes": int(case["gpu_total_gib"] * 2**30), "usable_source": "as logged"})
+    return gpu
+
+
+def test_no_recorded_failure_is_a_fit():
+    """Every failed start-up of tests/data/vllm_startup_failures.json, as it was run, is not a 'fits'."""
+    for case in GRAPH_FAILURES:
+        assert not check_vllm(load(case["model"]), _gpu(case), VLLMOptions(**case["options"])).fits, case["id"]
+
+
+def test_growth_past_the_budget_at_tp8_is_guarded():
+    """vllm-project/vllm#51590: gpt-oss-120b at TP 8 on 31.38 GiB cards, utilization 0.95, grew 1.37 GiB past its
+    budget and failed. The memory model fits at its estimate; vramcalc's outside-budget guard refuses it and names
+    the utilization that leaves 1.6 GiB."""
+    case = next(c for c in GRAPH_FAILURES if c["id"] == "gpt_oss_120b_8x_rtx_pro_4500")
+    r = check_vllm(load(case["model"]), _gpu(case), VLLMOptions(**case["options"]))
+    assert r.fits_at_estimate and codes(r) == ["vllm.verdict.headroom"] and r.errors[0].fix == "--gpu-memory-utilization 0.94"
+
+
+def test_graph_capture_failure_is_not_a_fit():
+    """QwenLM/Qwen3#1387: Qwen3-30B-A3B on 4x A10, vLLM 0.8.5, died capturing CUDA graphs. Neither the logged
+    command nor the default utilization is a 'fits'; the default one fails on the graphs, in torch's words."""
+    for case in GRAPH_FAILURES[:1]:
+        spec, gpu = load(case["model"]), find_gpu(case["gpu"])
+        assert not check_vllm(spec, gpu, VLLMOptions(**case["options"])).fits, case["id"]
+        default = check_vllm(spec, gpu, VLLMOptions(**{**case["options"], "gpu_memory_utilization": None}))
+        assert not default.fits and "vllm.cudagraph.oom" in codes(default)
+        assert default.errors[-1].text.startswith("torch.OutOfMemoryError: CUDA out of memory.")
+        assert default.errors[-1].fix.startswith("--enforce-eager")
+        eager = check_vllm(spec, gpu, VLLMOptions(**{**case["options"], "gpu_memory_utilization": None,
+                                                      "enforce_eager": True}))
+        assert "vllm.cudagraph.oom" not in codes(eager)
+
+
+def test_graph_headroom_is_not_checked_from_0_20():
+    """From 0.20 determine_available_memory subtracts the graph estimate inside the budget instead."""
+    case = GRAPH_FAILURES[0]
+    r = check_vllm(load(case["model"]), find_gpu(case["gpu"]),
+                   VLLMOptions(**{**case["options"], "gpu_memory_utilization": None, "engine_version": "0.20.0"}))
+    assert "vllm.cudagraph.oom" not in codes(r)
+
+
+def test_fp8_kv_on_ampere_as_vllm_selects():
+    """The CUDA selector's order on SM 8.x is FLASH_ATTN (fp8 only with FA3 on SM 9.0), FLASHINFER (head sizes
+    up to 256 in v0.19.1, 512 in v0.33.0), TRITON_ATTN (no native fp8 below SM 8.9: a compile error in v0.19.1,
+    vllm-project/vllm#26431; an explicit ValueError in v0.33.0). Gemma-4's 512-wide full-attention heads leave
+    Triton on a 3090 in 0.19.1; Llama's 128 take FlashInfer at both releases."""
+    gpu = find_gpu("rtx3090")
+    gemma, llama = load("google/gemma-4-31B-it"), load("llama-3.1-8b")
+    old = check_vllm(gemma, gpu, VLLMOptions(engine_version="0.19.1", tp=4, max_model_len=8192,
+                                             kv_cache_dtype="fp8_e4m3"))
+    assert not old.fits and "vllm.attention.fp8_kv_unsupported" in codes(old)
+    assert "type fp8e4nv not supported in this architecture" in old.errors[0].text
+    new = check_vllm(gemma, gpu, VLLMOptions(engine_version="0.33.0", tp=4, max_model_len=8192,
+                                             kv_cache_dtype="fp8_e4m3"))
+    assert "vllm.attention.fp8_kv_unsupported" not in codes(new)
+    for v in ("0.19.1", "0.33.0"):
+        r = check_vllm(llama, gpu, VLLMOptions(engine_version=v, max_model_len=8192, kv_cache_dtype="fp8"))
+        assert "vllm.attention.fp8_kv_unsupported" not in codes(r)
+    ada = check_vllm(gemma, find_gpu("rtx4090"), VLLMOptions(engine_version="0.19.1", tp=4, max_model_len=8192,
+                                                             kv_cache_dtype="fp8_e4m3"))
+    assert "vllm.attention.fp8_kv_unsupported" not in codes(ada)  # SM 8.9: native fp8
+
+
+def test_cuda_graph_terms_hold_on_every_logged_estimate():
+    """vLLM's own 'Estimated CUDA graph memory' lines (tests/data/vllm_cudagraph_estimates.json), calibration and
+    held-out alike: none is above the upper end the verdict takes for its model kind."""
+    from vramcalc.vllm.weights import vllm_rules
+    upper = vllm_rules().verdict_margin.cuda_graph_upper_gib
+    cases = json.loads((DATA / "vllm_cudagraph_estimates.json").read_text())["cases"]
+    for c in cases:
+        assert c["estimated_gib"] <= upper.of(c["kind"] == "moe", c["kind"] == "hybrid"), c["id"]
+    # the hybrid kind is what pushes past the dense / MoE band (FULL decode graphs for the recurrent layers)
+    assert max(c["estimated_gib"] for c in cases if c["kind"] == "hybrid") > upper.moe
+
+
+def test_pasted_image_release_gets_its_rules_and_the_one_flag_fix(monkeypatch):
+    """A vllm/vllm-openai image tag names the release: 0.8.5 takes 0.8.0's rules (the A10 capture failure is refused
+    and --enforce-eager is the re-checked fix, written back as the image takes it); 0.7.3 is refused by name."""
+    from vramcalc import engine_checks
+    from vramcalc.pasted_command import check_command, read_command
+
+    monkeypatch.setattr(engine_checks, "instead", lambda *a, **k: [])  # the planner's other layouts: not tested here
+    case = GRAPH_FAILURES[0]
+    cmd = "docker run --gpus all vllm/vllm-openai:v0.8.5 --model Qwen/Qwen3-30B-A3B --tensor-parallel-size 4"
+    r = check_command(cmd, "4xa10")
+    assert r.result.engine_version == case["vllm_version"] and "vllm.cudagraph.oom" in codes(r.result)
+    assert r.corrected_command == cmd + " --enforce-eager" and check_command(r.corrected_command, "4xa10").fits
+    p, _ = read_command("docker run --gpus all vllm/vllm-openai:v0.7.3 --model Qwen/Qwen3-8B")
+    assert p.engine_version == "0.7.3"  # the engine then refuses it by name (test_releases_below_0_8_...)
+
+
+def test_the_seeds_70b_awq_starts_on_0_19_1():
+    """The seeds' `vllm serve casperhansen/llama-3.3-70b-instruct-awq -tp 2 --max-model-len 8192 --quantization awq
+    --gpu-memory-utilization 0.92` on 2x RTX 4090 starts at 0.19.1 (users run it): its graphs fit in what the budget
+    leaves, counting vLLM's share at the snapshot without custom all-reduce (GeForce: no P2P), as logged on 2x RTX
+    5090 (1.13 GiB, noonghunna/club-3090#1087)."""
+    r = check_vllm(load("meta-llama/Llama-3.3-70B-Instruct"), find_gpu("rtx4090"),
+                   VLLMOptions(engine_version="0.19.1", tp=2, max_model_len=8192, quantization="awq",
+                               gpu_memory_utilization=0.92))
+    assert r.fits, codes(r)
