@@ -72,7 +72,7 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
 
 
 @pytest.mark.parametrize("command,flag", [
-    ("vllm serve Qwen/Qwen3-8B --enable-lora --lora-dtype float16", "--lora-dtype"),
+    ("vllm serve Qwen/Qwen3-8B --enable-lora --specialize-active-lora", "--specialize-active-lora"),
     ("vllm serve Qwen/Qwen3-8B --speculative-config '{\"method\": \"ngram\"}'", "--speculative-config"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --lora adapter.gguf", "--lora"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --mmproj mmproj.gguf", "--mmproj"),

@@ -145,3 +145,23 @@ def test_pasted_command_reads_the_feature_flags():
     assert r.options == {"enable_lora": True, "max_loras": 2, "max_lora_rank": 32, "max_cpu_loras": 8,
                          "fully_sharded_loras": True, "cpu_offload_gb": 2.0, "kv_cache_memory_bytes": 6 * GIB,
                          "limit_mm_per_prompt": {"video": 0}, "max_model_len": 8192}
+
+
+def test_prefix_caching_moves_ttft_not_memory():
+    import vramcalc
+
+    plain = vramcalc.check("Qwen/Qwen3-8B", "h100-sxm", engine="vllm", context=8192, prompt=4096)
+    agent = vramcalc.check("Qwen/Qwen3-8B", "h100-sxm", engine="vllm", context=8192, prompt=4096, shared_prefix=3584)
+    off = vramcalc.check("Qwen/Qwen3-8B", "h100-sxm", engine="vllm", context=8192, prompt=4096, shared_prefix=3584,
+                         enable_prefix_caching=False)
+    assert plain.kv_cache_tokens == agent.kv_cache_tokens == off.kv_cache_tokens
+    assert agent.speed.ttft_s < plain.speed.ttft_s == off.speed.ttft_s
+    assert [w.code for w in agent.warnings if w.code.startswith("vllm.prefix")] == ["vllm.prefix_caching.ttft"]
+    assert "prefix caching is off" in next(w.text for w in off.warnings if w.code == "vllm.prefix_caching.ttft")
+
+
+def test_lora_dtype_and_target_modules_in_a_pasted_command():
+    r = check_command("vllm serve Qwen/Qwen3-8B --enable-lora --lora-dtype float16 --lora-target-modules o_proj "
+                      "--max-model-len 8192", "h100")
+    assert r.options["lora_dtype"] == "float16"
+    assert [w.code for w in r.warnings if w.code == "command.upper_bound"] == ["command.upper_bound"]

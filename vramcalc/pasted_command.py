@@ -461,7 +461,7 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = None if v == "auto" else v
         elif fld == "moe_backend":
             opts[fld] = None if v == "auto" else v
-        elif fld in ("kv_cache_dtype", "quantization", "revision"):
+        elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype"):
             opts[fld] = v
         elif fld != "model":
             raise AssertionError(f"command_flags.json: {name} -> {fld} is not read")

@@ -59,6 +59,8 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     f.add_argument("--lora-extra-vocab-size", type=bounded_int(MAX_CONTEXT, "tokens"), default=None,
                    help="extra vocabulary rows per adapter (vLLM up to 0.11.x; default 256 there)")
     f.add_argument("--fully-sharded-loras", action="store_true", help="shard the LoRA A / B slots by TP too")
+    f.add_argument("--lora-dtype", choices=["auto", "float16", "bfloat16"], default=None,
+                   help="the slots' dtype (default auto: the model's)")
     f.add_argument("--cpu-offload-gb", type=float, default=0.0,
                    help="GiB of weights per GPU moved to host memory; each forward step reads them over PCIe")
     f.add_argument("--kv-cache-memory-bytes", type=_human_bytes, default=None,
@@ -101,6 +103,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
+                 "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)

@@ -74,6 +74,7 @@ class VLLMOptions(CheckedOptions):
     max_cpu_loras: int | None = Field(default=None, ge=1, le=1_000_000)  # host memory only
     lora_extra_vocab_size: int | None = Field(default=None, ge=0, le=MAX_CONTEXT)  # before 0.12.0
     fully_sharded_loras: bool = False
+    lora_dtype: Literal["auto", "float16", "bfloat16"] = "auto"  # LoRADType; auto: the model's dtype
     cpu_offload_gb: float = Field(default=0.0, ge=0, le=1_000_000)  # per GPU
     kv_cache_memory_bytes: int | None = Field(default=None, ge=1, le=2**50)  # replaces the utilization budget
     language_model_only: bool = False  # --language-model-only: no vision encoder, no encoder profiling
@@ -388,7 +389,8 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
         split = pp_layer_split(spec.num_layers, opts.pp)
         starts = [sum(split[:i]) for i in range(opts.pp)]
         lora = [lora_bytes(spec, s, opts.tp, starts[w.pp_stage], starts[w.pp_stage] + split[w.pp_stage],
-                           w.pp_stage == 0, w.pp_stage == opts.pp - 1, wdtype) for w, _ in weights]
+                           w.pp_stage == 0, w.pp_stage == opts.pp - 1,
+                           wdtype if opts.lora_dtype == "auto" else opts.lora_dtype) for w, _ in weights]
         odd = [k for k, present in (("MoE experts", spec.is_moe),
                                     ("MLA attention", any(x.attention is not None and x.attention.mla is not None
                                                           for x in spec.layers)),
@@ -441,14 +443,18 @@ def _offload_messages(devices: list[DeviceBudget], pools: list[tuple[KVPool, int
 def _feature_trace(opts: VLLMOptions, d0: DeviceBudget) -> list[TraceTerm]:
     out = []
     if opts.enable_lora:
+        from .features import features
+
+        lo = features().lora
         out.append(term("lora slots (rank 0)", d0.lora_bytes, "max_loras x (rank x in + out x rank) per projection "
-                        "slice, TP-sharded as the base layer; embed_tokens / lm_head where the architecture lists them",
+                        "slice, TP-sharded as the base layer; embed_tokens / lm_head where the architecture lists "
+                        "them (inside the weights above)",
                         source="vLLM v0.33.0 vllm/lora/layers/*.py create_lora_weights (data/vllm_features.json lora)",
-                        max_loras=opts.max_loras, max_lora_rank=opts.max_lora_rank,
+                        max_loras=opts.max_loras or lo.max_loras, max_lora_rank=opts.max_lora_rank or lo.max_lora_rank,
                         fully_sharded=opts.fully_sharded_loras))
     if opts.cpu_offload_gb:
         out.append(term("cpu offload (rank 0)", -d0.cpu_offload_bytes, "min(cpu_offload_gb, decoder-layer weights) "
-                        "moved to pinned host memory", source="vllm/model_executor/offloader/uva.py UVAOffloader._maybe_offload_to_cpu",
+                        "moved to pinned host memory (already out of the weights above)", source="vllm/model_executor/offloader/uva.py UVAOffloader._maybe_offload_to_cpu",
                         cpu_offload_gb=opts.cpu_offload_gb))
     if opts.kv_cache_memory_bytes:
         out.append(term("kv cache memory bytes", opts.kv_cache_memory_bytes, "as given: replaces budget - other terms",
@@ -793,6 +799,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
                 out.append(f"{flag} {v}")
         if opts.fully_sharded_loras:
             out.append("--fully-sharded-loras")
+        if opts.lora_dtype != "auto":
+            out.append(f"--lora-dtype {opts.lora_dtype}")
     if opts.cpu_offload_gb:
         out.append(f"--cpu-offload-gb {opts.cpu_offload_gb:g}")
     if opts.kv_cache_memory_bytes:
