@@ -79,14 +79,14 @@ def test_without_gpu_the_answer_is_the_smallest_reference_gpu_it_starts_on(capsy
 
 def test_no_effect_flags_listed_once_and_upper_bound_warned():
     r = check_command("vllm serve Qwen/Qwen3-8B --port 8000 --host 0.0.0.0 --api-key x --served-model-name q "
-                      "--enable-prefix-caching --language-model-only", "4090")
+                      "--enable-prefix-caching --skip-mm-profiling", "4090")
     assert r.no_effect == ["--port 8000", "--host 0.0.0.0", "--api-key x", "--served-model-name q",
                            "--enable-prefix-caching"]
     assert [w.code for w in r.warnings] == ["command.upper_bound"]
 
 
 @pytest.mark.parametrize("command,flag", [
-    ("vllm serve Qwen/Qwen3-8B --enable-lora", "--enable-lora"),
+    ("vllm serve Qwen/Qwen3-8B --enable-lora --specialize-active-lora", "--specialize-active-lora"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --lora adapter.gguf", "--lora"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --mmproj mmproj.gguf", "--mmproj"),
     ("VLLM_PP_LAYER_PARTITION=20,16 vllm serve Qwen/Qwen3-8B", "VLLM_PP_LAYER_PARTITION"),

@@ -140,7 +140,7 @@ def vllm_report(model: Model, system: SystemLike, options: dict[str, Any]) -> "V
     report = vllm_on_system(source, sys_, options, host_ram, name)
     return with_speed(report, source.spec, sys_, options.get("quantization"),  # type: ignore[no-any-return]
                       enforce_eager=bool(options.get("enforce_eager")), kv_cache_dtype=options.get("kv_cache_dtype"),
-                      **load)
+                      prefix_caching=options.get("enable_prefix_caching"), **load)
 
 
 def _llamacpp(model: Model, system: SystemLike, options: dict[str, Any]) -> LlamaResult:

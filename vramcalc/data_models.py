@@ -870,6 +870,47 @@ class VllmSpec(Fixed):
     speedup_check: SpecSpeedupCheck
 
 
+# --- vllm_features.json: LoRA, CPU offload, multimodal profiling, prefix caching -------------------
+
+class LoraExtraVocab(Fixed):
+    until: str
+    size: int
+    padding: int
+    source: str
+
+
+class VllmLora(Sourced):
+    max_loras: int
+    max_lora_rank: int
+    ranks: list[int]
+    max_vocab: int
+    embedding_modules: dict[str, list[str]]
+    embedding_note: str
+    one_slice: dict[str, list[str]]
+    one_slice_note: str
+    extra_vocab: LoraExtraVocab
+
+
+class VllmCpuOffload(Sourced):
+    pcie_gbs_per_lane: dict[str, float]
+    pcie_note: str
+    c2c_gbs: float
+    c2c_note: str
+    efficiency: float
+    efficiency_note: str
+
+
+class VllmMultimodal(Sourced):
+    oracle_pr_25631: dict[str, str | float]
+
+
+class VllmFeatures(Sourced):
+    lora: VllmLora
+    cpu_offload: VllmCpuOffload
+    multimodal: VllmMultimodal
+    prefix_caching: Sourced
+
+
 FILES: dict[str, type[BaseModel]] = {
     "architectures.json": Architectures,
     "gguf_quants.json": GGUFQuants,
@@ -887,6 +928,7 @@ FILES: dict[str, type[BaseModel]] = {
     "serving.json": Serving,
     "speed.json": Speed,
     "vllm.json": Vllm,
+    "vllm_features.json": VllmFeatures,
     "vllm_platforms.json": VllmPlatforms,
     "vllm_quant_support.json": VllmQuantSupport,
     "vllm_serve_args.json": VllmServeArgs,

@@ -12,7 +12,7 @@ from .errors import InputError
 from .gpus import GPU
 from .limits import MAX_GPUS, MAX_LAYER_FLAG
 from .llamacpp.engine import LlamaOptions, LlamaResult, check_llamacpp
-from .messages import warning
+from .messages import Message, warning
 from .sources import ModelSource
 from .spec import ModelSpec
 from .systems import System
@@ -172,12 +172,25 @@ def llamacpp_on_system(source: ModelSource, system: System | None, options: dict
                        n_cpu_moe_asked=opts.n_cpu_moe)
 
 
-SPEED_OPTIONS = ("concurrency", "prompt", "output")  # the serving estimate's load, for the CLI and the library
+SPEED_OPTIONS = ("concurrency", "prompt", "output", "shared_prefix")  # the serving estimate's load, for the CLI and the library
+
+
+def _prefix_note(shared: int, prompt: int, on: bool | None) -> Message:
+    """vLLM's automatic prefix caching (vllm/v1/core/kv_cache_manager.py get_computed_blocks, on by default in V1):
+    the cached blocks sit in the same KV pool, so memory is unchanged; only TTFT moves."""
+    if on is False:
+        return warning("vllm.prefix_caching.ttft", f"prefix caching is off: every request prefills its {shared:,} "
+                       "shared prompt tokens again; on (vLLM's default) it would cut the TTFT estimate, with the same "
+                       "memory", fix="drop --no-enable-prefix-caching")
+    return warning("vllm.prefix_caching.ttft", f"prefix caching (on by default) keeps the {min(shared, prompt - 1):,} "
+                   f"shared prompt tokens' KV blocks: memory is unchanged (they sit in the same KV pool), and the TTFT "
+                   f"estimate prefills only the other {max(1, prompt - shared):,} tokens of each {prompt:,}-token prompt "
+                   "once the prefix is cached (block-aligned in vLLM: up to one block less is reused)")
 
 
 def with_speed(report: Any, spec: ModelSpec, system: System | None, quant: str | None, *, enforce_eager: bool = False,
                kv_cache_dtype: str | None = None, concurrency: int = 1, prompt: int | None = None,
-               output: int | None = None) -> Any:
+               output: int | None = None, shared_prefix: int = 0, prefix_caching: bool | None = None) -> Any:
     """`report` (a VLLMReport or LlamaReport) with its result's serving estimate (vramcalc/serving.py) at
     `concurrency` streams of `prompt` / `output` tokens; no estimate for the CPU or a device of unknown bandwidth."""
     from dataclasses import replace
@@ -196,7 +209,11 @@ def with_speed(report: Any, spec: ModelSpec, system: System | None, quant: str |
         est = for_engine_check(spec, "vllm", gpu, quant=quant, tp=r.layout.tp, pp=r.layout.pp, link=link, backend=backend,
                                enforce_eager=enforce_eager,
                                kv_dtype="fp8" if str(kv_cache_dtype or "").startswith("fp8") else None,
-                               concurrency=n, prompt=p, output=o, speculative=report.speculative)
+                               concurrency=n, prompt=p, output=o, speculative=report.speculative,
+                               cpu_offload_bytes=r.cpu_offload_bytes,
+                               cached_prefix=min(shared_prefix, p - 1) if prefix_caching is not False else 0)
+        if shared_prefix:
+            r = r.model_copy(update={"warnings": [*r.warnings, _prefix_note(shared_prefix, p, prefix_caching)]})
     else:
         est = for_engine_check(spec, "llamacpp", gpu, quant=quant, link=link, backend=backend,
                                parallel=max(1, r.n_parallel), concurrency=n, prompt=p, output=o,

@@ -268,10 +268,22 @@ def _flexible(args: list[str]) -> list[str]:
     --a-b, -O3 is --optimization-level 3; --x.y v sets one key of a JSON option (read here as --x)."""
     out = []
     args = _dotted_json(args)
+    pending = None  # the sub-key of --limit-mm-per-prompt.video 0, joined to its value
     for i, a in enumerate(args):
-        if a.startswith("--"):
+        if pending is not None:
+            out.append(f"{pending}={a}")
+            pending = None
+        elif a.startswith("--"):
             key, eq, val = a.partition("=")
-            key = key.split(".", 1)[0].replace("_", "-")
+            key, dot, sub = key.partition(".")
+            key = key.replace("_", "-")
+            if dot and key == "--limit-mm-per-prompt":  # one modality's count: kept for the reading
+                out.append(key)
+                if eq:
+                    out.append(f"{sub}={val}")
+                else:
+                    pending = sub
+                continue
             out.append(key + eq + val)
         elif a.startswith("-O") and a != "-O":
             out += ["--optimization-level", a[3:] if a[2:3] == "=" else a[2:]]
@@ -462,13 +474,25 @@ def _vllm_reading(p: Parsed) -> Reading:
                 opts[fld] = float(v or "")
             except ValueError:
                 raise InputError(f"argument {name}: invalid float value: {v!r}") from None
-        elif fld in ("enforce_eager", "disable_custom_all_reduce"):
+        elif fld in ("enforce_eager", "disable_custom_all_reduce", "enable_lora", "fully_sharded_loras",
+                     "language_model_only"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
+        elif fld in ("max_loras", "max_lora_rank", "max_cpu_loras"):
+            opts[fld] = _int(name, v or "")
+        elif fld == "kv_cache_memory_bytes":
+            opts[fld] = human_int(name, v or "")
+        elif fld == "cpu_offload_gb":
+            try:
+                opts[fld] = float(v or "")
+            except ValueError:
+                raise InputError(f"argument {name}: invalid float value: {v!r}") from None
+        elif fld == "limit_mm_per_prompt":
+            opts[fld] = {**opts.get(fld, {}), **_mm_limits(name, v or "")}
         elif fld == "dtype":
             opts[fld] = None if v == "auto" else v
         elif fld == "moe_backend":
             opts[fld] = None if v == "auto" else v
-        elif fld in ("kv_cache_dtype", "quantization", "revision"):
+        elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
@@ -495,6 +519,29 @@ def _vllm_reading(p: Parsed) -> Reading:
     if not p.model:
         raise InputError("vllm serve: no model in the command (vllm serve MODEL ...)")
     return Reading(engine="vllm", model=p.model, options=opts, no_effect=no_effect, warnings=warnings)
+
+
+def _mm_limits(flag: str, v: str) -> dict[str, int]:
+    """--limit-mm-per-prompt JSON ('{"image": 2, "video": 0}'; a value may be an object with a count), or one
+    modality as --limit-mm-per-prompt.video 0 (read by _flexible as "video=0")."""
+    import json
+
+    key, eq, count = v.partition("=")
+    if eq and key.isidentifier():
+        return {key: _int(f"{flag}.{key}", count)}
+    try:
+        d = json.loads(v)
+    except json.JSONDecodeError:
+        raise InputError(f"argument {flag}: not valid JSON: {v[:80]!r}") from None
+    if not isinstance(d, dict):
+        raise InputError(f"argument {flag}: a JSON object of modality: count, got {v[:80]!r}")
+    out = {}
+    for k, n in d.items():
+        n = n.get("count") if isinstance(n, dict) else n
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise InputError(f"argument {flag}: {k!r} needs a count of 0 or more, got {n!r}")
+        out[str(k)] = n
+    return out
 
 
 def _tensor_split(flag: str, v: str) -> tuple[float, ...]:

@@ -105,6 +105,7 @@ class Deployment(BaseModel):
     llamacpp_build: str | None = None  # llama.cpp release (b7000) or build date; None: the newest modelled
     kv_unified: bool = False  # llama.cpp --kv-unified: the slots' sequences share one KV buffer (see step_terms)
     max_num_batched_tokens: int | None = None  # vLLM chunk budget (None: its default for the GPU)
+    cpu_offload_bytes: int = 0  # vLLM --cpu-offload-gb: weight bytes per rank read from host memory every step
     replicas: int = Field(default=1, ge=1)
     speculative: SpecDecode | None = None  # vLLM --speculative-config
 
@@ -280,6 +281,10 @@ def step_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, batch: int,
         fixed = fixed_ms_per_layer(sp.profiles.get(f"llamacpp:{dep.backend}") or sp.profiles[sp.fallbacks["llamacpp"]],
                                    dep.engine, dep.backend, dep.llamacpp_build, batch)
     terms["fixed"] = fixed * layers
+    if dep.cpu_offload_bytes:  # one stage's offloaded weights cross PCIe at every step (vllm/model_executor/offloader/uva.py)
+        from .vllm.features import offload_step_ms
+
+        terms["cpu_offload"] = offload_step_ms(dep.cpu_offload_bytes, dep.gpu)
     if dep.enforce_eager and dep.engine == "vllm":
         terms["eager"] = k.eager_ms * layers
     if dep.tp > 1:
@@ -340,9 +345,11 @@ def _chunk(dep: Deployment) -> int:
 
 
 def _one_replica(reads: WeightReads, spec: ModelSpec, dep: Deployment, n: int, prompt: int, output: int,
-                 k: _Constants) -> tuple[float, float, float, dict[str, float]]:
-    """(ITL s, TTFT s, aggregate tok/s, step terms) of one replica serving `n` streams."""
+                 k: _Constants, cached: int = 0) -> tuple[float, float, float, dict[str, float]]:
+    """(ITL s, TTFT s, aggregate tok/s, step terms) of one replica serving `n` streams; `cached`: the prompt tokens
+    found in the prefix cache, which are not prefilled again (vLLM's automatic prefix caching)."""
     context = prompt + output // 2
+    fresh = max(1, prompt - cached)
     pre = prefill_ms_per_token(reads, spec, dep, prompt, k)
     pre = pre if pre is not None else 0.0
     if dep.engine == "llamacpp":
@@ -361,15 +368,15 @@ def _one_replica(reads: WeightReads, spec: ModelSpec, dep: Deployment, n: int, p
         terms = step_terms(reads, spec, dep, running, context, k)
     decode_ms = sum(terms.values())
     # the other running streams' next prompts share this stream's steps: (running - 1) x P tokens every O steps
-    interference = (running - 1) * prompt / max(1, output) * pre
+    interference = (running - 1) * fresh / max(1, output) * pre
     itl_ms = decode_ms + interference
-    own_ms = k.ttft_fixed_ms + k.ttft_steps * decode_ms + prompt * pre + ceil(prompt / _chunk(dep)) * decode_ms
+    own_ms = k.ttft_fixed_ms + k.ttft_steps * decode_ms + fresh * pre + ceil(fresh / _chunk(dep)) * decode_ms
     if dep.tp > 1:  # the prompt's activations cross the link twice a layer too
-        own_ms += 2 * reads.num_layers * 2 * (dep.tp - 1) / dep.tp * prompt * reads.hidden_size * 2 / (k.link_gbs * 1e9) * 1e3
+        own_ms += 2 * reads.num_layers * 2 * (dep.tp - 1) / dep.tp * fresh * reads.hidden_size * 2 / (k.link_gbs * 1e9) * 1e3
     # waiting behind the other streams' prompts: the share u of engine time they take, an M/D/1-like
     # wait u / (1 - u) prefills long, scaled by the fitted queue_share
     u = min(0.95, interference / itl_ms) if itl_ms else 0.0
-    queue_ms = k.queue_share * u / (1 - u) * (prompt * pre + decode_ms)
+    queue_ms = k.queue_share * u / (1 - u) * (fresh * pre + decode_ms)
     if dep.engine == "llamacpp":
         service_ms = own_ms + output * itl_ms
         ttft_ms = own_ms + queue_ms + max(0.0, n / running - 1) * service_ms
@@ -404,7 +411,7 @@ def slice_name(engine: str, backend: str, moe: bool, concurrency: int) -> str:
 
 
 def serve(reads: WeightReads, spec: ModelSpec, dep: Deployment, *, concurrency: int = 1,
-          prompt: int = DEFAULT_PROMPT, output: int = DEFAULT_OUTPUT) -> ServingEstimate:
+          prompt: int = DEFAULT_PROMPT, output: int = DEFAULT_OUTPUT, cached_prefix: int = 0) -> ServingEstimate:
     """Per-stream and aggregate decode tokens/s, TTFT and ITL of `concurrency` streams of `prompt` /
     `output` tokens on `dep` (its replicas behind a least-busy router)."""
     k = constants(dep)
@@ -412,11 +419,11 @@ def serve(reads: WeightReads, spec: ModelSpec, dep: Deployment, *, concurrency: 
     r = dep.replicas
     shares = [n // r + (1 if i < n % r else 0) for i in range(r)]
     busy = [s for s in shares if s]
-    results = [_one_replica(reads, spec, dep, s, prompt, output, k) for s in busy]
+    results = [_one_replica(reads, spec, dep, s, prompt, output, k, cached_prefix) for s in busy]
     worst = max(range(len(busy)), key=lambda i: busy[i])  # the most loaded replica: what a stream can count on
     itl, ttft, _, terms = results[worst]
     weighted_ttft = sum(res[1] * s for res, s in zip(results, busy)) / n
-    single_itl = _one_replica(reads, spec, dep, 1, prompt, output, k)[0]
+    single_itl = _one_replica(reads, spec, dep, 1, prompt, output, k, cached_prefix)[0]
     name = slice_name(dep.engine, dep.backend, bool(reads.num_experts), n)
     err = serving_data().holdout_errors.get(name)
     unc, p90, where = (err.median, err.p90, name) if isinstance(err, SliceError) and err.n >= 3 else \
@@ -450,7 +457,8 @@ def for_engine_check(spec: ModelSpec, engine: Engine, gpu: GPU, *, quant: str | 
                      link: str = "pcie", backend: str = "cuda", enforce_eager: bool = False,
                      kv_dtype: str | None = None, parallel: int = LLAMACPP_DEFAULT_SLOTS, concurrency: int = 1,
                      prompt: int = DEFAULT_PROMPT, output: int = DEFAULT_OUTPUT,
-                     kv_unified: bool = False, speculative: SpecDecode | None = None) -> ServingEstimate | None:
+                     kv_unified: bool = False, speculative: SpecDecode | None = None, cpu_offload_bytes: int = 0,
+                     cached_prefix: int = 0) -> ServingEstimate | None:
     """The serving estimate `check --engine ...` reports; None where the device's bandwidth is unknown."""
     from .speed import weight_reads
 
@@ -458,5 +466,7 @@ def for_engine_check(spec: ModelSpec, engine: Engine, gpu: GPU, *, quant: str | 
         return None
     dep = Deployment(engine=engine, backend=backend, gpu=gpu, quant=quant, tp=tp, pp=pp, link=link,
                      enforce_eager=enforce_eager, kv_dtype=kv_dtype, parallel=parallel,
-                     kv_unified=kv_unified and engine == "llamacpp", speculative=speculative)
-    return serve(weight_reads(spec, quant), spec, dep, concurrency=concurrency, prompt=prompt, output=output)
+                     kv_unified=kv_unified and engine == "llamacpp", speculative=speculative,
+                     cpu_offload_bytes=cpu_offload_bytes)
+    return serve(weight_reads(spec, quant), spec, dep, concurrency=concurrency, prompt=prompt, output=output,
+                 cached_prefix=cached_prefix)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+from typing import Any
 
 from tabulate import tabulate
 
@@ -10,7 +12,9 @@ from ..bars import LEGEND, bar, use_color
 from ..engine_checks import VLLMReport, vllm_on_system
 from ..sources import ModelSource
 from ..systems import System
+from ..errors import InputError
 from ..vllm.engine import DTYPES
+from ..vllm.features import features
 from ..vllm.kv import KV_DTYPES
 from ..vllm.spec_decode import parse_speculative_config
 from ..vllm.weights import MXFP4_MOE_BACKENDS
@@ -52,6 +56,68 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     v.add_argument("--spec-acceptance", type=float, default=None, metavar="RATE",
                    help="per-token acceptance rate of the drafts for the speed estimate (default: the method's "
                         "published figure, data/vllm_spec.json)")
+    f = c.add_argument_group("vLLM serving features (with --engine vllm)")
+    f.add_argument("--enable-lora", action="store_true",
+                   help="LoRA adapter slots on every GPU: max_loras x rank per projection, in the weights")
+    f.add_argument("--max-loras", type=bounded_int(1024, "adapters"), default=None, help="GPU adapter slots (default 1)")
+    f.add_argument("--max-lora-rank", type=int, choices=features().lora.ranks, default=None,
+                   help="the slots' rank (default 16)")
+    f.add_argument("--max-cpu-loras", type=bounded_int(1_000_000, "adapters"), default=None,
+                   help="adapters cached in host memory (no GPU memory; must be >= --max-loras)")
+    f.add_argument("--lora-extra-vocab-size", type=bounded_int(MAX_CONTEXT, "tokens"), default=None,
+                   help="extra vocabulary rows per adapter (vLLM up to 0.11.x; default 256 there)")
+    f.add_argument("--fully-sharded-loras", action="store_true", help="shard the LoRA A / B slots by TP too")
+    f.add_argument("--lora-dtype", choices=["auto", "float16", "bfloat16"], default=None,
+                   help="the slots' dtype (default auto: the model's)")
+    f.add_argument("--cpu-offload-gb", type=float, default=0.0,
+                   help="GiB of weights per GPU moved to host memory; each forward step reads them over PCIe")
+    f.add_argument("--kv-cache-memory-bytes", type=_human_bytes, default=None,
+                   help="the KV cache size per GPU as given (replaces the gpu_memory_utilization budget; 8G = 8 GiB)")
+    f.add_argument("--language-model-only", action="store_true",
+                   help="multimodal model without its vision encoder (its weights and profiling left out)")
+    f.add_argument("--limit-mm-per-prompt", type=_mm_limits, default=None,
+                   help="items per modality, JSON ('{\"image\": 1, \"video\": 0}'); all 0 skips the encoder profile")
+    f.add_argument("--no-enable-prefix-caching", dest="enable_prefix_caching", action="store_false", default=None,
+                   help="prefix caching off (memory is the same; repeated prompt prefixes are prefilled again)")
+    f.add_argument("--shared-prefix", type=bounded_int(MAX_CONTEXT, "tokens"), default=0,
+                   help="prompt tokens every request repeats (an agent's system prompt and tools): with prefix "
+                        "caching on, the speed estimate's TTFT prefills only the rest")
+
+
+def _human_bytes(v: str) -> int:
+    from ..pasted_command import human_int
+
+    try:
+        return human_int("--kv-cache-memory-bytes", v)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _mm_limits(v: str) -> dict[str, int]:
+    try:
+        d = json.loads(v)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(f"--limit-mm-per-prompt takes JSON such as '{{\"image\": 1}}', got {v!r}")
+    if not isinstance(d, dict) or not all(isinstance(k, str) and isinstance(n, int) and not isinstance(n, bool)
+                                          and 0 <= n <= MAX_SEQUENCES for k, n in d.items()):
+        raise argparse.ArgumentTypeError("--limit-mm-per-prompt: a JSON object of modality: count (0 or more)")
+    return d
+
+
+def feature_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The serving features' VLLMOptions fields (the defaults left out, so a command without them reads as before)."""
+    out: dict[str, Any] = {}
+    for name in ("enable_lora", "fully_sharded_loras", "language_model_only"):
+        if getattr(args, name, False):
+            out[name] = True
+    for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
+                 "lora_dtype",
+                 "limit_mm_per_prompt", "enable_prefix_caching"):
+        if getattr(args, name, None) is not None:
+            out[name] = getattr(args, name)
+    if getattr(args, "cpu_offload_gb", 0):
+        out["cpu_offload_gb"] = args.cpu_offload_gb
+    return out
 
 
 def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLLMReport:
@@ -63,7 +129,7 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLL
                    moe_backend=args.moe_backend, flashinfer_sampler=ON_OFF.get(args.flashinfer_sampler),
                    disable_custom_all_reduce=args.disable_custom_all_reduce,
                    speculative_config=parse_speculative_config(args.speculative_config)
-                   if args.speculative_config else None, spec_acceptance=args.spec_acceptance)
+                   if args.speculative_config else None, spec_acceptance=args.spec_acceptance, **feature_options(args))
     return vllm_on_system(source, system, options, host_ram_bytes(args), args.gpu.strip())
 
 
@@ -87,6 +153,12 @@ def print_report(report: VLLMReport) -> int:
             print(f"rank {d.rank}  " + bar([("weights", d.weights_bytes), ("workspace", work),
                                             ("KV", max(0, d.kv_cache_bytes))], d.total_bytes, use_color()))
         print(f"        {LEGEND} (outside the budget)")
+        d0 = r.devices[0]
+        if d0.lora_bytes:
+            print(f"LoRA adapter slots {gib(d0.lora_bytes)} GiB per GPU (rank 0), inside the weights")
+        if d0.cpu_offload_bytes:
+            print(f"CPU offload {gib(d0.cpu_offload_bytes)} GiB per GPU (rank 0) of weights in host memory, "
+                  "read over PCIe at every step")
         print()
     if r.speculative:
         sp = r.speculative

@@ -35,7 +35,8 @@ from .rules import (attention_backend, dtype_messages, parallel_messages, platfo
 from .result_types import Layout, ModelSummary
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
-from .weights import MXFP4_MOE_BACKENDS, RankWeights, mxfp4_moe_backend, vllm_rules, weights_per_rank
+from .weights import (MXFP4_MOE_BACKENDS, RankWeights, mxfp4_moe_backend, pp_layer_split, vllm_rules,
+                      weights_per_rank)
 from ..trace import TraceTerm, term
 
 GIB = 2**30
@@ -78,6 +79,20 @@ class VLLMOptions(CheckedOptions):
         """The JSON text vLLM takes, or the dict it parses to; keys checked against SpeculativeConfig's fields."""
         return parse_speculative_config(v) if v is not None else None
 
+    # LoRA (vllm/config/lora.py LoRAConfig; None: its defaults, data/vllm_features.json lora)
+    enable_lora: bool = False
+    max_loras: int | None = Field(default=None, ge=1, le=1024)
+    max_lora_rank: int | None = Field(default=None, ge=1, le=4096)
+    max_cpu_loras: int | None = Field(default=None, ge=1, le=1_000_000)  # host memory only
+    lora_extra_vocab_size: int | None = Field(default=None, ge=0, le=MAX_CONTEXT)  # before 0.12.0
+    fully_sharded_loras: bool = False
+    lora_dtype: Literal["auto", "float16", "bfloat16"] = "auto"  # LoRADType; auto: the model's dtype
+    cpu_offload_gb: float = Field(default=0.0, ge=0, le=1_000_000)  # per GPU
+    kv_cache_memory_bytes: int | None = Field(default=None, ge=1, le=2**50)  # replaces the utilization budget
+    language_model_only: bool = False  # --language-model-only: no vision encoder, no encoder profiling
+    limit_mm_per_prompt: dict[str, int] | None = None  # --limit-mm-per-prompt; None: vLLM's default (all allowed)
+    enable_prefix_caching: bool | None = None  # None: on (the V1 default); memory unchanged
+
 
 class DeviceBudget(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -91,6 +106,8 @@ class DeviceBudget(BaseModel):
     non_torch_bytes: int
     cuda_graph_bytes: int
     kv_cache_bytes: int  # available for the KV pool (negative: vLLM refuses)
+    lora_bytes: int = 0  # the LoRA adapter slots, inside weights_bytes (as 'Model loading took' counts them)
+    cpu_offload_bytes: int = 0  # weights moved to host memory by --cpu-offload-gb (already out of weights_bytes)
     uncertainty_bytes: int = 0  # how much more the non-KV terms may take (data/vllm.json verdict_margin)
 
 
@@ -120,6 +137,7 @@ class VLLMResult(Result):
     trace: list[TraceTerm] = []
     speed: ServingEstimate | None = None  # at --concurrency / --prompt / --output (vramcalc/serving.py)
     speculative: SpecSummary | None = None  # --speculative-config as planned (vramcalc/vllm/spec_decode.py)
+    cpu_offload_bytes: int = 0  # the most any rank reads from host memory per forward step (--cpu-offload-gb)
 
     def table(self) -> list[Row]:
         """One row per rank: its budget and each term of it."""
@@ -348,6 +366,126 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
             if mxfp4:  # plus what the MoE kernel's padded layout adds to the checkpoint's experts
                 w_bytes += w.bytes - weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
         out.append((w, w_bytes))
+    return out
+
+
+def _embed_head_bytes(spec: ModelSpec, opts: VLLMOptions, wdtype: str | None, w: RankWeights) -> int:
+    """The embedding and lm_head a rank holds (VocabParallelEmbedding, vocab padded to 64): never offloaded."""
+    rows = ceil(ceil(spec.vocab_size / 64) * 64 / opts.tp)
+    n = int(w.pp_stage == 0) + int(w.pp_stage == opts.pp - 1 and not (spec.tie_word_embeddings and opts.pp == 1))
+    return rows * spec.hidden_size * dtype_bytes(wdtype or spec.dtype) * n
+
+
+def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: QuantScheme, wdtype: str | None,
+                   mxfp4: str | None, weights: list[tuple[RankWeights, int]]
+                   ) -> tuple[list[tuple[int, int, int]], list[Message], list[Message]]:
+    """Per rank (LoRA slot bytes added, vision-tower bytes not loaded, weight bytes moved to the host), refusals and warnings of the optional
+    features (vramcalc/vllm/features.py; data/vllm_features.json names each rule's source). The vision tower's
+    bytes leave the weights with --language-model-only (vllm/config/multimodal.py)."""
+    from .features import features, lora_bytes, lora_refusals, lora_settings, offloaded_bytes
+
+    errors: list[Message] = []
+    warnings: list[Message] = []
+    vision = [0] * len(weights)
+    if opts.language_model_only and spec.vision is not None:
+        text = weights_per_rank(spec.model_copy(update={"vision": None}), opts.tp, opts.pp, scheme, wdtype, mxfp4)
+        full = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4)
+        vision = [f.bytes - t.bytes for f, t in zip(full, text)]
+    # a modality not named keeps vLLM's default limit (vllm/config/multimodal.py), so the encoder is skipped only
+    # when images and videos (and anything else named) are all at 0
+    limits = opts.limit_mm_per_prompt
+    mm_on = spec.vision is not None and not opts.language_model_only and not (
+        limits is not None and {"image", "video"} <= set(limits) and all(v == 0 for v in limits.values()))
+    if mm_on:
+        o = features().multimodal.oracle_pr_25631
+        warnings.append(warning("vllm.mm.encoder_profile", f"{spec.id} is multimodal: vLLM's profile run also "
+                                "encodes the largest dummy image or video allowed by --limit-mm-per-prompt (at the "
+                                "processor's size limits, --mm-processor-kwargs) and holds its embeddings in the encoder "
+                                "cache; that peak is not modelled, so the KV cache shown is an upper bound and may be "
+                                f"several GiB smaller (vLLM PR #25631: {o['model']} on an A100-40GB, "
+                                f"{o['kv_gib_image_and_video']} GiB of KV with images and videos profiled against "
+                                f"{o['kv_gib_video_off']} GiB with video at 0)",
+                                fix="--limit-mm-per-prompt '{\"video\": 0}' for modalities you do not serve, or "
+                                    "--language-model-only for text only",
+                                source="vllm/v1/worker/gpu_model_runner.py profile_run"))
+    lora = [0] * len(weights)
+    if opts.enable_lora:
+        s = lora_settings(version, opts.max_loras, opts.max_lora_rank, opts.fully_sharded_loras,
+                          opts.lora_extra_vocab_size)
+        errors += lora_refusals(spec, s, opts.max_cpu_loras, version, opts.lora_extra_vocab_size is not None)
+        split = pp_layer_split(spec.num_layers, opts.pp)
+        starts = [sum(split[:i]) for i in range(opts.pp)]
+        lora = [lora_bytes(spec, s, opts.tp, starts[w.pp_stage], starts[w.pp_stage] + split[w.pp_stage],
+                           w.pp_stage == 0, w.pp_stage == opts.pp - 1,
+                           wdtype if opts.lora_dtype == "auto" else opts.lora_dtype) for w, _ in weights]
+        odd = [k for k, present in (("MoE experts", spec.is_moe),
+                                    ("MLA attention", any(x.attention is not None and x.attention.mla is not None
+                                                          for x in spec.layers)),
+                                    ("recurrent (SSM) mixers", any(x.ssm is not None for x in spec.layers))) if present]
+        if odd:
+            warnings.append(warning("vllm.lora.unchecked_layers", f"LoRA slots for {', '.join(odd)} follow vLLM's "
+                                    "LoRA layer classes (vllm/lora/layers/fused_moe.py and the linear wrappers) but no "
+                                    "start-up log checks them yet"))
+        if not opts.enforce_eager:
+            warnings.append(warning("vllm.lora.cuda_graphs", "with LoRA vLLM captures its CUDA graphs for the LoRA "
+                                    "batch shapes too (compilation_config cudagraph_specialize_lora); the graph pool is "
+                                    "taken at the estimate without LoRA", fix="--enforce-eager removes the graphs"))
+    offload = [0] * len(weights)
+    if opts.cpu_offload_gb:
+        offload = [offloaded_bytes(opts.cpu_offload_gb, b - v, _embed_head_bytes(spec, opts, wdtype, w))
+                   for (w, b), v in zip(weights, vision)]
+    return list(zip(lora, vision, offload)), errors, warnings
+
+
+def _kv_bytes_oom(asked: int, room: int) -> Message:
+    return error("vllm.kv_bytes.oom", f"vramcalc: --kv-cache-memory-bytes {asked} ({asked / GIB:.2f} GiB) is more than "
+                 f"the {max(0, room) / GIB:.2f} GiB left on the GPU after weights, activations, non-torch and CUDA-graph "
+                 "memory: vLLM takes the size as given (vllm/v1/worker/gpu_worker.py determine_available_memory, which "
+                 "then skips the gpu_memory_utilization budget) and the cache allocation runs out of memory",
+                 fix=f"--kv-cache-memory-bytes {max(0, room) // MIB * MIB}")
+
+
+def _offload_messages(devices: list[DeviceBudget], pools: list[tuple[KVPool, int]], kvs: KVSettings, L: int,
+                      gpu: GPU) -> list[Message]:
+    """--cpu-offload-gb's price per forward step, and whether the weights would fit without it."""
+    from .features import host_link_gbs, offload_step_ms
+
+    most = max(d.cpu_offload_bytes for d in devices)
+    gbs, link = host_link_gbs(gpu)
+    out = [warning("vllm.cpu_offload.speed", f"--cpu-offload-gb: {most / GIB:.2f} GiB of weights per GPU are read from "
+                   f"host memory at every forward step, about {offload_step_ms(most, gpu):.0f} ms a step at "
+                   f"{gbs:.1f} GB/s ({link}, data/vllm_features.json cpu_offload); the speed estimate includes it",
+                   source="vllm/model_executor/offloader/uva.py UVAOffloader._maybe_offload_to_cpu")]
+    margins = {d.rank: d for d in devices}
+    lead = [margins[d.rank] for d in devices if d.rank in margins and d.rank % max(1, len(devices) // len(pools)) == 0]
+    fits_without = all(avail - d.cpu_offload_bytes - d.uncertainty_bytes >= p.blocks_per_request(L, kvs) * p.bytes_per_block
+                       for (p, avail), d in zip(pools, lead))
+    if most and fits_without:
+        out.append(warning("vllm.cpu_offload.not_needed", "the weights and one max_model_len request fit without "
+                           "--cpu-offload-gb: leaving it on only slows every step (vLLM issue #57771 measured 19x)",
+                           fix="drop --cpu-offload-gb"))
+    return out
+
+
+def _feature_trace(opts: VLLMOptions, d0: DeviceBudget) -> list[TraceTerm]:
+    out = []
+    if opts.enable_lora:
+        from .features import features
+
+        lo = features().lora
+        out.append(term("lora slots (rank 0)", d0.lora_bytes, "max_loras x (rank x in + out x rank) per projection "
+                        "slice, TP-sharded as the base layer; embed_tokens / lm_head where the architecture lists "
+                        "them (inside the weights above)",
+                        source="vLLM v0.33.0 vllm/lora/layers/*.py create_lora_weights (data/vllm_features.json lora)",
+                        max_loras=opts.max_loras or lo.max_loras, max_lora_rank=opts.max_lora_rank or lo.max_lora_rank,
+                        fully_sharded=opts.fully_sharded_loras))
+    if opts.cpu_offload_gb:
+        out.append(term("cpu offload (rank 0)", -d0.cpu_offload_bytes, "min(cpu_offload_gb, decoder-layer weights) "
+                        "moved to pinned host memory (already out of the weights above)", source="vllm/model_executor/offloader/uva.py UVAOffloader._maybe_offload_to_cpu",
+                        cpu_offload_gb=opts.cpu_offload_gb))
+    if opts.kv_cache_memory_bytes:
+        out.append(term("kv cache memory bytes", opts.kv_cache_memory_bytes, "as given: replaces budget - other terms",
+                        source="vllm/v1/worker/gpu_worker.py determine_available_memory"))
     return out
 
 
@@ -583,6 +721,11 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     mxfp4, mxfp4_msgs = _mxfp4_kernel(scheme, opts, gpu)
     warnings += mxfp4_msgs
     weights = _weights_term(spec, opts, scheme, wdtype, mxfp4, gguf, file_weight_bytes)
+    extras, feature_errors, feature_warnings = _feature_terms(spec, opts, version, scheme, wdtype, mxfp4, weights)
+    warnings += feature_warnings
+    if feature_errors:  # LoRAConfig refuses before anything is allocated
+        return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors + feature_errors, warnings, mnbt,
+                       seqs, u, [prof.source], env=sam.env, plan=plan)
     if plan and plan.weight_bytes:  # the drafter is loaded beside the target (gpu_model_runner.py load_model)
         weights = [(w, b + plan.weight_bytes) for w, b in weights]
     # the drafter's attention layers join the target's KV cache groups (gpu_model_runner.py get_kv_cache_spec)
@@ -596,13 +739,20 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     graphs, graphs_upper = _cuda_graph_term(spec, opts, prof)
     devices: list[DeviceBudget] = []
     pools: list[tuple[KVPool, int]] = []
-    for w, w_bytes in weights:
+    for (w, w_bytes), (lora, vision, offloaded) in zip(weights, extras):
+        w_bytes = w_bytes + lora - vision - offloaded
         a = act.on_stage(w.pp_stage == opts.pp - 1)
         kv_bytes = requested - w_bytes - a - int(non_torch) - int(graphs)
+        if opts.kv_cache_memory_bytes:  # gpu_worker.py determine_available_memory returns it as it is
+            room = total - w_bytes - a - int(non_torch) - int(graphs)
+            if room < opts.kv_cache_memory_bytes and not any(e.code == "vllm.kv_bytes.oom" for e in errors):
+                errors.append(_kv_bytes_oom(opts.kv_cache_memory_bytes, room))
+            kv_bytes = opts.kv_cache_memory_bytes
         margin = _margin_term(w_bytes, a, non_torch, graphs, graphs_upper, _from_files(opts, file_weight_bytes))
         devices.append(DeviceBudget(rank=w.rank, gpu=gpu.id, total_bytes=total, budget_bytes=requested,
                                     weights_bytes=w_bytes, activation_bytes=a, non_torch_bytes=int(non_torch),
-                                    cuda_graph_bytes=int(graphs), kv_cache_bytes=kv_bytes, uncertainty_bytes=margin))
+                                    cuda_graph_bytes=int(graphs), kv_cache_bytes=kv_bytes, uncertainty_bytes=margin,
+                                    lora_bytes=lora, cpu_offload_bytes=offloaded))
         if w.rank % opts.tp == 0:
             pools.append((kv_pool(pool_spec, kvs, w.pp_stage), kv_bytes))
     worst = min(d.kv_cache_bytes for d in devices)
@@ -615,8 +765,11 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     cap = min(caps, key=lambda c: c.num_blocks)
     trace = _trace(spec, gpu, opts, prof, sam, scheme, mxfp4, file_weight_bytes, act, car, devices[0], pools[0][0], worst,
                    cap, requested, total, u, mnbt, seqs, L)
+    trace[3:3] = _feature_trace(opts, devices[0])
     fits_len = all(c.fits_one_request for c in caps)
     est = _estimate_max_len(pools, kvs, L)
+    if opts.cpu_offload_gb:
+        warnings += _offload_messages(devices, pools, kvs, L, gpu)
     if not fits_len:
         errors.append(_max_model_len_refusal(cap, pools[0][0], worst, L, est))
     one_block_per_seq = _one_block_per_seq(spec, opts, version)
@@ -748,11 +901,39 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.append("--disable-custom-all-reduce")
     if opts.speculative_config is not None:
         cmd.append(f"--speculative-config '{json.dumps(opts.speculative_config, separators=(',', ':'))}'")
+    cmd += _feature_flags(opts)
     return VLLMResult(
         fits=fits and not errors, engine_version=version,
         model=ModelSummary(id=spec.id, params_total=counts.total, params_active=counts.active),
         layout=Layout(tp=opts.tp, pp=opts.pp, replicas=1, max_num_seqs=seqs, max_num_batched_tokens=mnbt),
         devices=devices, kv_cache_tokens=tokens, num_gpu_blocks=blocks, max_concurrency=round(conc, 2), max_model_len=L,
         max_model_len_fits=fits_len, estimated_max_model_len=est, safe_max_model_len=safe, fits_at_estimate=at_estimate, trace=trace or [], errors=errors, warnings=warnings,
-        command=" ".join(cmd), sources=sources, speculative=summary(plan) if plan and not plan.errors else None)
+        command=" ".join(cmd), sources=sources, speculative=summary(plan) if plan and not plan.errors else None,
+        cpu_offload_bytes=max((d.cpu_offload_bytes for d in devices), default=0))
+
+
+def _feature_flags(opts: VLLMOptions) -> list[str]:
+    """The optional features' flags, written back as vllm serve takes them."""
+    out = []
+    if opts.enable_lora:
+        out.append("--enable-lora")
+        for flag, v in (("--max-loras", opts.max_loras), ("--max-lora-rank", opts.max_lora_rank),
+                        ("--max-cpu-loras", opts.max_cpu_loras), ("--lora-extra-vocab-size", opts.lora_extra_vocab_size)):
+            if v is not None:
+                out.append(f"{flag} {v}")
+        if opts.fully_sharded_loras:
+            out.append("--fully-sharded-loras")
+        if opts.lora_dtype != "auto":
+            out.append(f"--lora-dtype {opts.lora_dtype}")
+    if opts.cpu_offload_gb:
+        out.append(f"--cpu-offload-gb {opts.cpu_offload_gb:g}")
+    if opts.kv_cache_memory_bytes:
+        out.append(f"--kv-cache-memory-bytes {opts.kv_cache_memory_bytes}")
+    if opts.language_model_only:
+        out.append("--language-model-only")
+    if opts.limit_mm_per_prompt is not None:
+        out.append("--limit-mm-per-prompt '" + json.dumps(opts.limit_mm_per_prompt, separators=(",", ":")) + "'")
+    if opts.enable_prefix_caching is False:
+        out.append("--no-enable-prefix-caching")
+    return out
 

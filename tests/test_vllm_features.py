@@ -1,0 +1,167 @@
+"""vLLM's optional serving features (vramcalc/vllm/features.py): LoRA adapter slots against vLLM 0.33.0's own
+LoRAModelManager (tests/data/vllm_lora_oracle.json, made by tools/vllm_lora_oracle.py on CPU), and what each
+flag changes in the budget, the verdict, the speed estimate and a pasted command."""
+
+import json
+
+import pytest
+
+from conftest import DATA
+from vramcalc.gpus import find_gpu
+from vramcalc.pasted_command import check_command
+from vramcalc.sources.catalog import load
+from vramcalc.vllm.engine import VLLMOptions, check_vllm
+from vramcalc.vllm.features import LoraSettings, lora_bytes
+
+GIB = 2**30
+ORACLE = json.loads((DATA / "vllm_lora_oracle.json").read_text())
+OPTS = dict(max_model_len=8192, engine_version="0.33.0")
+
+
+def _id(c):
+    return f"{c['model']}-tp{c['tp']}-{c['max_loras']}x{c['max_lora_rank']}{'-fs' if c['fully_sharded_loras'] else ''}"
+
+
+def test_oracle_names_release_and_method():
+    assert ORACLE["release"] == "0.33.0" and "LoRAModelManager" in ORACLE["produced_by"] and len(ORACLE["cases"]) >= 40
+
+
+@pytest.mark.parametrize("c", ORACLE["cases"], ids=_id)
+def test_lora_slots_equal_vllm_own(c):
+    spec = load(c["model"])
+    s = LoraSettings(max_loras=c["max_loras"], rank=c["max_lora_rank"], fully_sharded=c["fully_sharded_loras"])
+    assert lora_bytes(spec, s, c["tp"], 0, spec.num_layers, True, True) == c["lora_bytes_rank0"]
+
+
+def _run(model, gpu="a100-80gb-sxm", **kw):
+    return check_vllm(load(model), find_gpu(gpu), VLLMOptions(**{**OPTS, **kw}))
+
+
+def test_lora_slots_are_weights_and_come_out_of_the_kv_cache():
+    # gpu_model_runner.py load_model builds the slots inside 'Model loading took'
+    base, lora = _run("meta-llama/Llama-3.1-8B-Instruct"), _run("meta-llama/Llama-3.1-8B-Instruct", enable_lora=True,
+                                                                 max_loras=4, max_lora_rank=64)
+    want = next(c["lora_bytes_rank0"] for c in ORACLE["cases"] if c["model"] == "meta-llama/Llama-3.1-8B-Instruct"
+                and c["tp"] == 1 and c["max_loras"] == 4)
+    b, d = base.devices[0], lora.devices[0]
+    assert d.lora_bytes == want and d.weights_bytes - b.weights_bytes == want
+    assert b.kv_cache_bytes - d.kv_cache_bytes == want
+    assert "--enable-lora --max-loras 4 --max-lora-rank 64" in lora.command
+
+
+def test_lora_config_refusals_in_vllm_words():
+    r = _run("Qwen/Qwen3-8B", enable_lora=True, max_loras=4, max_cpu_loras=2)
+    assert not r.fits and r.errors[0].code == "vllm.lora.max_cpu_loras"
+    assert r.errors[0].text.startswith("max_cpu_loras (2) must be >= max_loras (4).")
+    r = _run("Qwen/Qwen3-8B", enable_lora=True, max_lora_rank=24)
+    assert r.errors[0].code == "vllm.lora.rank" and "invalid choice: 24" in r.errors[0].text
+    r = _run("Qwen/Qwen3-8B", enable_lora=True, lora_extra_vocab_size=256)  # removed in 0.12.0 (PR #28545)
+    assert r.errors[0].code == "vllm.lora.extra_vocab_removed"
+
+
+def test_extra_vocab_before_0_12():
+    # vLLM 0.10.1.1 vllm/lora/layers.py and model_executor/models/llama.py: lora_extra_vocab_size 256 widens the
+    # embedding slots ((vocab + 256) x rank, 256 x hidden), the head's ((vocab + 256) padded to 256, 256 x hidden)
+    # and the model's own embedding by 256 x max_loras rows (tied head: no rows of its own)
+    spec = load("meta-llama/Llama-3.2-3B-Instruct")
+    new = lora_bytes(spec, LoraSettings(max_loras=1, rank=16), 1, 0, spec.num_layers, True, True)
+    old = lora_bytes(spec, LoraSettings(max_loras=1, rank=16, extra_vocab=256), 1, 0, spec.num_layers, True, True)
+    assert old - new == 2 * (256 * 16 + 256 * 3072 + (128512 - 128256) * 16 + 256 * 3072 + 256 * 3072)
+    assert "extra_vocab_removed" not in str(_run("Qwen/Qwen3-8B", enable_lora=True, engine_version="0.11.0",
+                                                 lora_extra_vocab_size=256).errors)
+
+
+def test_cpu_offload_moves_weights_and_costs_pcie_time_per_step():
+    base = _run("meta-llama/Llama-3.1-8B-Instruct", gpu="rtx4090")
+    off = _run("meta-llama/Llama-3.1-8B-Instruct", gpu="rtx4090", cpu_offload_gb=4)
+    assert base.devices[0].weights_bytes - off.devices[0].weights_bytes == 4 * GIB == off.cpu_offload_bytes
+    codes = [w.code for w in off.warnings]
+    assert "vllm.cpu_offload.speed" in codes and "vllm.cpu_offload.not_needed" in codes  # 8B bf16 fits a 4090
+    from vramcalc.serving import for_engine_check
+
+    gpu = find_gpu("rtx4090")
+    slow = for_engine_check(load("meta-llama/Llama-3.1-8B-Instruct"), "vllm", gpu, quant=None,
+                            cpu_offload_bytes=off.cpu_offload_bytes)
+    fast = for_engine_check(load("meta-llama/Llama-3.1-8B-Instruct"), "vllm", gpu, quant=None)
+    # PCIe 4.0 x16: 16 x 1.969 GB/s x the fitted efficiency
+    assert slow.terms_ms["cpu_offload"] == pytest.approx(4 * GIB / (16 * 1.969 * 0.449e9) * 1e3, rel=1e-3)
+    assert slow.itl_s > 5 * fast.itl_s  # vLLM issue #57771: a large slowdown when left on while the weights fit
+
+
+LOGS = json.loads((DATA / "vllm_feature_logs.json").read_text())
+
+
+def test_cpu_offload_weights_replay_the_printed_load():
+    # vLLM PR #6496 (0.5.2, GH200): Llama-3-70B-Instruct with --cpu-offload-gb 70 loads 61.2922 GiB on the GPU;
+    # vLLM offloads whole tensors until it passes 70 GiB, so its figure may be a little smaller, never larger
+    run = next(r for r in LOGS["cpu_offload"] if r["id"] == "vllm6496")
+    r = check_vllm(load(run["catalog_model"]), find_gpu("h100-sxm"),
+                   VLLMOptions(cpu_offload_gb=run["cpu_offload_gb"], max_model_len=8192))
+    got = r.devices[0].weights_bytes / GIB
+    assert 0 <= got - run["weights_gib_printed"] <= 0.005 * run["weights_gib_printed"]
+
+
+@pytest.mark.parametrize("run", [r for r in LOGS["cpu_offload"] if r["split"] != "context"], ids=lambda r: r["id"])
+def test_cpu_offload_decode_speed(run):
+    from vramcalc.serving import for_engine_check
+
+    gpu = find_gpu(run["gpu_for_step"])
+    if run["link"] == "NVLink-C2C":  # GH200 is not in the GPU table: its link is Grace's, the rest an H100's
+        gpu = gpu.model_copy(update={"id": "gb200"})
+    est = for_engine_check(load(run["catalog_model"]), "vllm", gpu, quant=None,
+                           cpu_offload_bytes=int(run["cpu_offload_gb"] * GIB))
+    err = 1 / est.itl_s / run["decode_tok_s"] - 1
+    if run["split"] == "fit":
+        assert abs(err) < 0.05
+    else:  # held out: -44% today (slower than measured: the estimate errs slow)
+        assert -0.6 < err <= 0
+
+
+def test_kv_cache_memory_bytes_replaces_the_budget():
+    r = _run("Qwen/Qwen3-8B", kv_cache_memory_bytes=8 * GIB)
+    assert r.devices[0].kv_cache_bytes == 8 * GIB and r.fits
+    r = _run("Qwen/Qwen3-8B", gpu="rtx4090", kv_cache_memory_bytes=12 * GIB)
+    assert not r.fits and "vllm.kv_bytes.oom" in [e.code for e in r.errors]
+
+
+def test_language_model_only_and_the_encoder_profile():
+    vl = "Qwen/Qwen3-VL-8B-Instruct"
+    full, text = _run(vl), _run(vl, language_model_only=True)
+    spec = load(vl)
+    tower = spec.vision.params * 2  # bf16, TP 1
+    assert full.devices[0].weights_bytes - text.devices[0].weights_bytes == pytest.approx(tower, rel=0.01)
+    assert "vllm.mm.encoder_profile" in [w.code for w in full.warnings]
+    assert "vllm.mm.encoder_profile" not in [w.code for w in text.warnings]
+    still = _run(vl, limit_mm_per_prompt={"video": 0})  # images keep their default limit
+    assert "vllm.mm.encoder_profile" in [w.code for w in still.warnings]
+    off = _run(vl, limit_mm_per_prompt={"image": 0, "video": 0})
+    assert "vllm.mm.encoder_profile" not in [w.code for w in off.warnings]
+
+
+def test_pasted_command_reads_the_feature_flags():
+    r = check_command("vllm serve Qwen/Qwen3-8B --enable-lora --max-loras 2 --max-lora-rank 32 --max-cpu-loras 8 "
+                      "--fully-sharded-loras --cpu-offload-gb 2 --kv-cache-memory-bytes 6G "
+                      "--limit-mm-per-prompt.video 0 --max-model-len 8192", "h100")
+    assert r.options == {"enable_lora": True, "max_loras": 2, "max_lora_rank": 32, "max_cpu_loras": 8,
+                         "fully_sharded_loras": True, "cpu_offload_gb": 2.0, "kv_cache_memory_bytes": 6 * GIB,
+                         "limit_mm_per_prompt": {"video": 0}, "max_model_len": 8192}
+
+
+def test_prefix_caching_moves_ttft_not_memory():
+    import vramcalc
+
+    plain = vramcalc.check("Qwen/Qwen3-8B", "h100-sxm", engine="vllm", context=8192, prompt=4096)
+    agent = vramcalc.check("Qwen/Qwen3-8B", "h100-sxm", engine="vllm", context=8192, prompt=4096, shared_prefix=3584)
+    off = vramcalc.check("Qwen/Qwen3-8B", "h100-sxm", engine="vllm", context=8192, prompt=4096, shared_prefix=3584,
+                         enable_prefix_caching=False)
+    assert plain.kv_cache_tokens == agent.kv_cache_tokens == off.kv_cache_tokens
+    assert agent.speed.ttft_s < plain.speed.ttft_s == off.speed.ttft_s
+    assert [w.code for w in agent.warnings if w.code.startswith("vllm.prefix")] == ["vllm.prefix_caching.ttft"]
+    assert "prefix caching is off" in next(w.text for w in off.warnings if w.code == "vllm.prefix_caching.ttft")
+
+
+def test_lora_dtype_and_target_modules_in_a_pasted_command():
+    r = check_command("vllm serve Qwen/Qwen3-8B --enable-lora --lora-dtype float16 --lora-target-modules o_proj "
+                      "--max-model-len 8192", "h100")
+    assert r.options["lora_dtype"] == "float16"
+    assert [w.code for w in r.warnings if w.code == "command.upper_bound"] == ["command.upper_bound"]

@@ -1,0 +1,202 @@
+"""What vLLM's optional serving features hold on each GPU (data/vllm_features.json names each rule's source).
+
+LoRA (vLLM v0.33.0 vllm/lora/layers/*.py create_lora_weights): every wrapped projection gets zero buffers
+    lora_a: max_loras x slices x rank_a x in_a      lora_b: max_loras x out_b x rank
+  column-parallel (qkv, gate_up, up, q_b, kv_b, in_proj): in_a = the full input, out_b = out / TP per slice,
+      rank_a = rank (rank / TP with --fully-sharded-loras)
+  row-parallel (o_proj, down_proj, out_proj): in_a = in / TP, out_b = the full output (out / TP fully sharded)
+  replicated (MLA q_a / kv_a, the MoE router): whole
+  fused MoE experts (vllm/lora/layers/fused_moe.py): the gated MLP's slots once per expert, expert width / TP
+  embed_tokens / lm_head, for architectures that list them (vocal_parallel_embedding.py, logits_processor.py):
+      vocab x rank + hidden x rank, unsharded; up to 0.11.x also lora_extra_vocab_size rows
+  in the model dtype (lora_dtype auto), built inside 'Model loading took' (gpu_model_runner.py load_model).
+CPU offload (vllm/model_executor/offloader/uva.py UVAOffloader._maybe_offload_to_cpu): up to cpu_offload_gb of each
+    rank's decoder-layer parameters live in pinned host memory and cross PCIe at every forward step.
+"""
+
+from __future__ import annotations
+
+from math import ceil
+
+from pydantic import BaseModel, ConfigDict
+
+from ..data_files import load
+from ..data_models import VllmFeatures
+from ..gpus import GPU, gpu_row
+from ..kv import dtype_bytes
+from ..messages import Message, error
+from ..spec import AttentionSpec, LayerSpec, MLPSpec, ModelSpec, SSMSpec
+
+GIB = 2**30
+
+
+def features() -> VllmFeatures:
+    """data/vllm_features.json, typed."""
+    return load("vllm_features.json", VllmFeatures)
+
+
+def _key(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split(".")[:3])
+
+
+class LoraSettings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    max_loras: int
+    rank: int
+    fully_sharded: bool = False
+    extra_vocab: int = 0  # lora_extra_vocab_size (releases before 0.12.0)
+
+
+def lora_settings(version: str, max_loras: int | None, rank: int | None, fully_sharded: bool,
+                  extra_vocab: int | None) -> LoraSettings:
+    lo = features().lora
+    old = _key(version) < _key(lo.extra_vocab.until)
+    return LoraSettings(max_loras=max_loras or lo.max_loras, rank=rank or lo.max_lora_rank,
+                        fully_sharded=fully_sharded,
+                        extra_vocab=(lo.extra_vocab.size if extra_vocab is None else extra_vocab) if old else 0)
+
+
+def lora_refusals(spec: ModelSpec, s: LoraSettings, max_cpu_loras: int | None, version: str,
+                  extra_vocab_given: bool) -> list[Message]:
+    """LoRAConfig's own checks (vLLM v0.33.0 vllm/config/lora.py), in its words."""
+    lo = features().lora
+    out = []
+    where = "vllm/config/lora.py LoRAConfig"
+    if s.rank not in lo.ranks:  # MaxLoRARanks, a Literal: argparse's choices in vllm serve
+        out.append(error("vllm.lora.rank", f"argument --max-lora-rank: invalid choice: {s.rank} (choose from "
+                         f"{', '.join(str(r) for r in lo.ranks)}) [{where} MaxLoRARanks]",
+                         fix="--max-lora-rank " + str(min((r for r in lo.ranks if r >= s.rank), default=lo.ranks[-1])),
+                         source=where))
+    if max_cpu_loras is not None and max_cpu_loras < s.max_loras:
+        out.append(error("vllm.lora.max_cpu_loras", f"max_cpu_loras ({max_cpu_loras}) must be >= max_loras "
+                         f"({s.max_loras}). [{where}.__post_init__]", fix=f"--max-cpu-loras {s.max_loras}",
+                         source=where))
+    if "lm_head" in _embedding_modules(spec) and spec.vocab_size > lo.max_vocab:
+        src = "vllm/lora/layers/logits_processor.py LogitsProcessorWithLoRA.create_lora_weights"
+        out.append(error("vllm.lora.vocab", f"When using LoRA, vocab size must be <= {lo.max_vocab} [{src}]", source=src))
+    if extra_vocab_given and _key(version) >= _key(lo.extra_vocab.until):
+        out.append(error("vllm.lora.extra_vocab_removed", f"vllm serve: error: unrecognized arguments: "
+                         f"--lora-extra-vocab-size (removed in vLLM {lo.extra_vocab.until}: {lo.extra_vocab.source})",
+                         fix="drop --lora-extra-vocab-size", source="vllm/engine/arg_utils.py"))
+    return out
+
+
+def _embedding_modules(spec: ModelSpec) -> list[str]:
+    """embed_tokens / lm_head, where the architecture's vLLM class lists them (both when it is not known)."""
+    return features().lora.embedding_modules.get(spec.architecture or "", ["embed_tokens", "lm_head"])
+
+
+def _column(ins: int, outs: list[int], r: int, tp: int, fs: bool, one_slice: bool = False) -> int:
+    """Elements of one column-parallel layer's slots (one adapter): A per slice over the full input (one A for a
+    layer packed from one checkpoint tensor), B sharded."""
+    ra = ceil(r / tp) if fs else r
+    return (1 if one_slice else len(outs)) * ra * ins + sum(ceil(o / tp) for o in outs) * r
+
+
+def _row(ins: int, out: int, r: int, tp: int, fs: bool) -> int:
+    return r * ceil(ins / tp) + (ceil(out / tp) if fs else out) * r
+
+
+def _replicated(ins: int, outs: list[int], r: int) -> int:
+    return len(outs) * r * ins + sum(outs) * r
+
+
+def _attention(a: AttentionSpec, h: int, r: int, tp: int, fs: bool, fused: set[str]) -> int:
+    ins = a.input_size or h
+    if a.mla is not None:
+        m = a.mla
+        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+        n = _replicated(ins, [m.kv_lora_rank + m.qk_rope_head_dim] + ([m.q_lora_rank] if m.q_lora_rank else []), r)
+        n += _column(m.q_lora_rank, [a.num_heads * qk], r, tp, fs) if m.q_lora_rank else \
+            _column(ins, [a.num_heads * qk], r, tp, fs)
+        n += _column(m.kv_lora_rank, [a.num_heads * (m.qk_nope_head_dim + m.v_head_dim)], r, tp, fs)
+        return n + _row(a.num_heads * m.v_head_dim, h, r, tp, fs)
+    kv_rank = max(1, a.num_kv_heads // tp) * tp  # K/V replicated past the KV heads: each rank holds whole heads
+    q = a.num_heads * a.head_dim_k * (2 if a.output_gate else 1)
+    n = _column(ins, [q, kv_rank * a.head_dim_k, kv_rank * a.head_dim_v], r, tp, fs, "qkv_proj" in fused)
+    return n + _row(a.num_heads * a.head_dim_v, h, r, tp, fs)
+
+
+def _ssm(s: SSMSpec, h: int, r: int, tp: int, fs: bool) -> int:
+    if s.num_v_heads:  # gated delta net: in_proj_qkvz, in_proj_ba, out_proj
+        k, v = s.num_k_heads * s.head_k_dim, s.num_v_heads * s.head_v_dim
+        n = _column(h, [k, k, v, v], r, tp, fs) + _column(h, [s.num_v_heads, s.num_v_heads], r, tp, fs)
+        return n + _row(v, h, r, tp, fs)
+    out = 2 * s.d_inner + 2 * s.n_groups * s.d_state + s.n_heads
+    return _column(h, [out], r, tp, fs) + _row(s.d_inner, h, r, tp, fs)
+
+
+def _mlp(m: MLPSpec, h: int, r: int, tp: int, fs: bool, fused: set[str]) -> int:
+    def gated(width: int, gate: bool) -> int:
+        return _column(h, [width] * (2 if gate else 1), r, tp, fs, "gate_up_proj" in fused) + _row(width, h, r, tp, fs)
+
+    n = gated(m.intermediate_size, m.gated) if m.intermediate_size else 0
+    if m.kind == "moe":
+        n += m.num_experts * gated(m.expert_intermediate_size, m.gated)
+        n += _replicated(h, [m.num_experts], r)  # the router
+        if m.shared_intermediate_size:
+            n += gated(m.shared_intermediate_size, m.gated)
+    return n
+
+
+def _layer(layer: LayerSpec, h: int, r: int, tp: int, fs: bool, fused: set[str]) -> int:
+    n = _attention(layer.attention, h, r, tp, fs, fused) if layer.attention is not None else 0
+    n += _ssm(layer.ssm, h, r, tp, fs) if layer.ssm is not None else 0
+    return n + (_mlp(layer.mlp, h, r, tp, fs, fused) if layer.mlp.kind != "none" else 0)
+
+
+def lora_bytes(spec: ModelSpec, s: LoraSettings, tp: int, first: int, last: int, first_stage: bool,
+               last_stage: bool, dtype: str | None = None) -> int:
+    """The adapter slots one rank holds for layers first..last-1 (and the embedding / head its stage holds)."""
+    h, r, fs = spec.hidden_size, s.rank, s.fully_sharded
+    per_kind: dict[LayerSpec, int] = {}
+    fused = set(features().lora.one_slice.get(spec.architecture or "", []))
+    n = 0
+    for layer in spec.layers[first:last]:
+        if layer not in per_kind:
+            per_kind[layer] = _layer(layer, h, r, tp, fs, fused)
+        n += per_kind[layer]
+    emb = _embedding_modules(spec)
+    extra = s.extra_vocab
+    if first_stage and "embed_tokens" in emb:  # VocabParallelEmbeddingWithLoRA: (vocab + extra) x rank, hidden x rank
+        n += (spec.vocab_size + extra) * r + h * r + extra * h
+    mapping = 0
+    if last_stage and "lm_head" in emb:  # LogitsProcessorWithLoRA: rank x hidden, vocab x rank
+        pad = features().lora.extra_vocab.padding
+        vocab = ceil((spec.vocab_size + extra) / pad) * pad if extra else spec.vocab_size  # before 0.12: padded
+        n += r * h + vocab * r + extra * h
+        if tp > 1:  # sharded_to_full_mapping_gpu: one int64 per padded vocab row (ParallelLMHead, padding 64)
+            mapping = ceil((spec.vocab_size + extra) / 64) * 64 * 8
+    base = 0
+    if emb and extra:  # before 0.12 (vLLM 0.10.1.1 model_executor/models/llama.py): the model's own rows grow
+        p64, p256 = (lambda x: ceil(x / 64) * 64), (lambda x: ceil(x / 256) * 256)
+        if first_stage:  # LlamaModel: vocab + extra x max_loras rows (the added part padded on its own)
+            base += ceil(p64(extra * s.max_loras) / tp) * h
+        if last_stage and not spec.tie_word_embeddings:  # lm_head: org and added vocab each padded to 256
+            base += ceil((p256(spec.vocab_size) + p256(extra) - p64(spec.vocab_size)) / tp) * h
+    b = dtype_bytes(dtype or spec.dtype)
+    return n * s.max_loras * b + base * b + mapping
+
+
+def offloaded_bytes(requested_gib: float, rank_weight_bytes: int, embed_head_bytes: int) -> int:
+    """UVAOffloader._maybe_offload_to_cpu: decoder-layer parameters move to the host until cpu_offload_gb is reached (per
+    parameter, so vLLM may move up to one tensor more; the figure here is the request, the smaller saving)."""
+    return max(0, min(int(requested_gib * GIB), rank_weight_bytes - embed_head_bytes))
+
+
+def host_link_gbs(gpu: GPU) -> tuple[float, str]:
+    """(GB/s the offloaded weights stream at, the link named): PCIe gen x lanes, or NVLink-C2C on Grace superchips,
+    times the fitted efficiency (data/vllm_features.json cpu_offload)."""
+    co = features().cpu_offload
+    row = gpu_row(gpu.id)
+    if row is not None and "NVLink-C2C" in (row.interconnect_note or ""):
+        return co.c2c_gbs * co.efficiency, "NVLink-C2C"
+    gen = row.pcie_gen if row is not None and row.pcie_gen else 4
+    lanes = row.pcie_lanes if row is not None and row.pcie_lanes else 16
+    return co.pcie_gbs_per_lane[str(gen)] * lanes * co.efficiency, f"PCIe {gen}.0 x{lanes}"
+
+
+def offload_step_ms(offloaded: int, gpu: GPU) -> float:
+    """Milliseconds one forward step spends reading the offloaded weights from pinned host memory."""
+    return offloaded / (host_link_gbs(gpu)[0] * 1e9) * 1e3
