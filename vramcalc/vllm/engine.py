@@ -28,7 +28,7 @@ from ..data_models import VllmVersion
 from ..results import Result, Row
 from ..quant import QuantScheme, quant_targets, scheme_from_config, target_scheme
 from ..spec import ModelSpec
-from .kv import KVCapacity, KVPool, KVSettings, capacity, kv_pool, resolve_kv_dtype
+from .kv import KVCapacity, KVPool, KVSettings, capacity, kv_pool, release_settings, resolve_kv_dtype
 from .rules import (attention_backend, dtype_messages, parallel_messages, platform_messages, vllm_platforms,
                     quant_messages, source_messages)
 from .result_types import Layout, ModelSummary
@@ -254,14 +254,11 @@ def _pre_start_messages(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, scheme: Qu
     return wdtype, errors, warnings
 
 
-def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int) -> KVSettings:
-    """The cache settings the KV pool is sized with (vLLM 0.33.0 vllm/config/cache.py CacheConfig; the hybrid
-    manager is off for chunked attention, vllm/config/vllm.py VllmConfig.__post_init__)."""
+def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L: int) -> KVSettings:
+    """The cache settings the KV pool is sized with (vLLM 0.33.0 vllm/config/cache.py CacheConfig; the rules
+    that follow the release: kv.release_settings)."""
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
-                      block_size=opts.block_size or 16,
-                      in_flight_batches=_key(version) >= _key(vllm_rules().sliding_in_flight_since.version),
-                      hybrid_manager=not any(layer.attention is not None and layer.attention.kind == "chunked"
-                                             for layer in spec.layers))
+                      block_size=opts.block_size or 16, max_model_len=L, **release_settings(spec, version))
 
 
 def _startup_gate(gpu: GPU, opts: VLLMOptions, u: float, total: int, requested: int) -> Message | None:
@@ -469,7 +466,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if sam.note:
         warnings.append(warning("vllm.sampler.assumed", sam.note, fix="--flashinfer-sampler on"))
     L = opts.max_model_len or derived_max_model_len(spec)
-    kvs = _kv_settings(spec, opts, version, mnbt)
+    kvs = _kv_settings(spec, opts, version, mnbt, L)
     requested = ceil(total * u)  # the budget: gpu_worker.py determine_available_memory
     gate = _startup_gate(gpu, opts, u, total, requested)
     if gate:
