@@ -578,8 +578,7 @@ def _estimate_max_len(pools: list[tuple[KVPool, int]], kvs: KVSettings, L: int) 
     """_estimate_max_model_len_from_groups: the largest length one request fits in, every rank."""
     lo, hi = 0, max(L, 1) * 64
     def ok(n: int) -> bool:
-        return n == 0 or all(p.blocks_per_request(n, kvs) * p.bytes_per_block <= avail - p.bytes_per_block
-                             for p, avail in pools)
+        return n == 0 or all(p.fits_request(n, avail, kvs) for p, avail in pools)
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if ok(mid):

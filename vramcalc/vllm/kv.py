@@ -42,6 +42,9 @@ class KVSettings(BaseModel):
     # 0.33: MambaMixer2.get_kv_cache_spec gives each Mamba-2 layer one prefill checkpoint block
     # (vllm/model_executor/layers/mamba/mamba_mixer2.py); data/vllm.json mamba2_checkpoint_block_since
     mamba2_checkpoint_block: bool = True
+    # 0.33: one block (the null block) is held back before a request is checked against the memory
+    # (data/vllm.json null_block_in_fit_since); before, the whole memory
+    null_block_in_fit: bool = True
     # the request length; an attention-free model without prefix caching takes it as its block size
     # (MambaModelConfig: mamba_block_size = max_model_len). 0: not known, the block size stays as set
     max_model_len: int = 0
@@ -72,6 +75,12 @@ class KVPool(BaseModel):
 
     def num_blocks(self, available_bytes: int) -> int:
         return max(0, available_bytes // self.bytes_per_block)
+
+    def fits_request(self, max_model_len: int, available_bytes: int, s: KVSettings) -> bool:
+        """_check_enough_kv_cache_memory: one request of max_model_len fits in the memory (less the null
+        block where the release holds it back)."""
+        held = self.bytes_per_block if s.null_block_in_fit else 0
+        return self.blocks_per_request(max_model_len, s) * self.bytes_per_block <= available_bytes - held
 
     def blocks_per_request(self, max_model_len: int, s: KVSettings) -> int:
         """_max_memory_usage_bytes_from_groups: blocks one request of max_model_len tokens takes."""
@@ -129,7 +138,8 @@ def release_settings(spec: ModelSpec, version: str) -> dict[str, bool]:
     chunked = any(layer.attention is not None and layer.attention.kind == "chunked" for layer in spec.layers)
     return {"in_flight_batches": _at_least(version, r.sliding_in_flight_since.version),
             "hybrid_manager": not chunked or _at_least(version, r.chunked_local_hybrid_manager_since.version),
-            "mamba2_checkpoint_block": _at_least(version, r.mamba2_checkpoint_block_since.version)}
+            "mamba2_checkpoint_block": _at_least(version, r.mamba2_checkpoint_block_since.version),
+            "null_block_in_fit": _at_least(version, r.null_block_in_fit_since.version)}
 
 
 def _lcm(a: int, b: int) -> int:
@@ -227,8 +237,7 @@ def capacity(pool: KVPool, available_bytes: int, max_model_len: int, s: KVSettin
     """num_blocks from the available KV bytes; the concurrency and token count vLLM logs.
 
     logged_tokens "current" (0.21+): int(num_blocks / blocks_per_request * L); "legacy" (up to 0.20):
-    (num_blocks // n_groups) * block_size (data/vllm.json logged_tokens_from_concurrency_since). The fit check keeps one block back for the
-    null block (_check_enough_kv_cache_memory)."""
+    (num_blocks // n_groups) * block_size (data/vllm.json logged_tokens_from_concurrency_since). The fit check: KVPool.fits_request."""
     n = pool.num_blocks(available_bytes)
     per_req = pool.blocks_per_request(max_model_len, s)
     conc = n / per_req
@@ -236,6 +245,6 @@ def capacity(pool: KVPool, available_bytes: int, max_model_len: int, s: KVSettin
         tokens = n // len(pool.groups) * pool.block_size
     else:
         tokens = int(conc * max_model_len)
-    fits = per_req * pool.bytes_per_block <= available_bytes - pool.bytes_per_block
+    fits = pool.fits_request(max_model_len, available_bytes, s)
     return KVCapacity(num_blocks=n, blocks_per_request=per_req, max_concurrency=conc, kv_cache_tokens=tokens,
                       fits_one_request=fits)
