@@ -111,6 +111,21 @@ def _config(model_dir: str, tp: int, kv_dtype: str, max_len: int | None) -> Any:
     # the CPU platform resets the SSM state dtype to float32 for its own GDN kernels on AVX-512 BF16
     # machines (platforms/cpu.py check_and_update_config); CUDA keeps mamba_ssm_cache_dtype as configured
     torch.cpu._is_avx512_bf16_supported = lambda: False
+    try:
+        import vllm.v1.core.kv_cache_planning  # noqa: F401
+    except ImportError:
+        # up to 0.2x the CPU platform refuses an fp8 KV cache with chunked prefill, or falls back to auto
+        # (platforms/cpu.py check_and_update_config); CUDA keeps it
+        import vllm.platforms.cpu as cpu_platform
+
+        if hasattr(cpu_platform, "is_quantized_kv_cache"):
+            cpu_platform.is_quantized_kv_cache = lambda dtype: False  # type: ignore[attr-defined]
+        # and the CPU attention kernel refuses it at construction; the oracle runs no kernel
+        with contextlib.suppress(ImportError):
+            import vllm.v1.attention.backends.cpu_attn as cpu_attn
+
+            if hasattr(cpu_attn, "is_quantized_kv_cache"):
+                cpu_attn.is_quantized_kv_cache = lambda dtype: False  # type: ignore[attr-defined]
 
     ea = EngineArgs(model=model_dir, skip_tokenizer_init=True, load_format="dummy", tensor_parallel_size=tp,
                     kv_cache_dtype=kv_dtype, max_model_len=max_len, max_num_batched_tokens=8192,
@@ -143,7 +158,12 @@ def _specs(cfg: Any) -> dict[str, Any]:
     from vllm.model_executor.layers.attention.attention import Attention
     from vllm.model_executor.layers.attention_layer_base import AttentionLayerBase
     from vllm.v1.kv_cache_interface import AttentionSpec
-    from vllm.v1.worker.utils import customize_attention_spec
+
+    try:  # 0.2x: the runner takes each layer's spec as it is
+        from vllm.v1.worker.utils import customize_attention_spec
+    except ImportError:
+        def customize_attention_spec(backend: Any, spec: Any) -> Any:
+            return spec
 
     out = {}
     for name, layer in get_layers_from_vllm_config(cfg, AttentionLayerBase).items():  # type: ignore[type-abstract]
@@ -167,6 +187,46 @@ def _layer_row(spec: Any) -> dict[str, Any]:
 
 
 def _plan(cfg: Any, specs: dict[str, Any], memory: int) -> dict[str, Any]:
+    try:
+        import vllm.v1.core.kv_cache_planning  # noqa: F401
+    except ImportError:
+        return _plan_utils(cfg, specs, memory)
+    return _plan_planning(cfg, specs, memory)
+
+
+def _group_rows(groups: Any) -> list[dict[str, Any]]:
+    return [{"kind": type(g.kv_cache_spec).__name__, "layers": len(g.layer_names),
+             "block_size": g.kv_cache_spec.block_size, "page_size_bytes": g.kv_cache_spec.page_size_bytes}
+            for g in groups]
+
+
+def _plan_utils(cfg: Any, specs: dict[str, Any], memory: int) -> dict[str, Any]:
+    """Releases before kv_cache_planning.py (0.2x and older): vllm/v1/core/kv_cache_utils.py get_kv_cache_groups,
+    get_kv_cache_configs, estimate_max_model_len, and the token count _report_kv_cache_config logs
+    (num_blocks // groups x the smallest block size) with get_max_concurrency_for_kv_cache_config."""
+    import copy
+
+    from vllm.v1.core import kv_cache_utils as ku
+
+    out: dict[str, Any] = {"memory_bytes": memory}
+    out["groups"] = _group_rows(ku.get_kv_cache_groups(cfg, {k: copy.copy(v) for k, v in specs.items()}))
+    try:
+        confs = ku.get_kv_cache_configs(cfg, [{k: copy.copy(v) for k, v in specs.items()}], [memory])
+    except ValueError as e:
+        out["refusal"] = str(e)
+        with contextlib.suppress(Exception):
+            out["estimated_max_model_len"] = ku.estimate_max_model_len(
+                cfg, {k: copy.copy(v) for k, v in specs.items()}, memory)
+        return out
+    kc = confs[0]
+    bs = min(g.kv_cache_spec.block_size for g in kc.kv_cache_groups)
+    conc = ku.get_max_concurrency_for_kv_cache_config(cfg, kc)
+    out.update(num_blocks=kc.num_blocks, kv_cache_tokens=kc.num_blocks // len(kc.kv_cache_groups) * bs,
+               max_concurrency=round(conc, 4), block_size=bs)
+    return out
+
+
+def _plan_planning(cfg: Any, specs: dict[str, Any], memory: int) -> dict[str, Any]:
     import copy
 
     from vllm.v1.attention.backends.utils import resolve_kv_cache_layout
@@ -204,15 +264,37 @@ def run_one(path: str, tp: int, kv_dtype: str, memories: list[float], max_len: i
     is built unquantized: its KV specs do not depend on the weight format; its weights are then not
     recorded."""
     entry = json.load(open(path))
+    config = _as_read(entry["config"])
     try:
-        return _run(entry, entry["config"], tp, kv_dtype, memories, max_len, True)
+        return _run(entry, config, tp, kv_dtype, memories, max_len, True)
     except ValueError as e:
         if "Failed to find a kernel" not in str(e):
             raise
-    config = {k: v for k, v in entry["config"].items() if k != "quantization_config"}
+    # the KV dtype the checkpoint's quantization config gives `auto` is kept (ModelOpt / compressed-tensors
+    # KV schemes): vllm/utils/torch_utils.py get_kv_cache_quant_algo_string, as resolve_kv_cache_dtype_string
+    # applies it
+    from vllm.utils.torch_utils import get_kv_cache_quant_algo_string
+
+    qc = config.get("quantization_config") or (config.get("text_config") or {}).get("quantization_config")
+    resolved = kv_dtype
+    if kv_dtype == "auto" and isinstance(qc, dict):
+        resolved = get_kv_cache_quant_algo_string(qc) or "auto"
+    config = {k: v for k, v in config.items() if k != "quantization_config"}
     if isinstance(config.get("text_config"), dict):
         config["text_config"] = {k: v for k, v in config["text_config"].items() if k != "quantization_config"}
-    return _run(entry, config, tp, kv_dtype, memories, max_len, False)
+    row = _run(entry, config, tp, resolved, memories, max_len, False)
+    row.update(kv_cache_dtype=kv_dtype, kv_cache_dtype_built=resolved, built_unquantized=True)
+    return row
+
+
+def _as_read(config: dict[str, Any]) -> dict[str, Any]:
+    """The catalog's configs are architecture subsets. Where one has no `sliding_window`, vramcalc reads full
+    attention (vramcalc/sources/hf_config.py window) while transformers would fill its class default
+    (MistralConfig: 4096): vLLM is handed the null explicitly, so both read the same model. Other families
+    either need the key (Gemma) or gate it by a flag (Qwen2's use_sliding_window)."""
+    if config.get("model_type") == "mistral" and "sliding_window" not in config:
+        return dict(config, sliding_window=None)
+    return config
 
 
 def _run(entry: dict[str, Any], config: dict[str, Any], tp: int, kv_dtype: str, memories: list[float],
@@ -275,6 +357,12 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="JSON file to write (merged with what it holds)")
     a = ap.parse_args()
     _torchvision_stub()
+    import vllm.platforms as platforms
+
+    # releases up to 0.2x pick the CPU platform only for a "+cpu" build (platforms/__init__.py
+    # cpu_platform_plugin): the CUDA wheel is told it is one
+    if hasattr(platforms, "vllm_version_matches_substr"):
+        platforms.vllm_version_matches_substr = lambda s: s == "cpu"  # type: ignore[attr-defined]
     import vllm
 
     paths = sorted(glob.glob(os.path.join(MODELS, "*.json")))
@@ -289,7 +377,9 @@ def main() -> None:
         "get_kv_cache_spec with FlashAttention / Triton MLA as the CUDA backends, Platform."
         "update_block_size_for_backend, kv_cache_planning.get_global_kv_cache_groups / get_kv_cache_configs / "
         "estimate_max_model_len, kv_cache_utils.get_kv_cache_capacity; run on CPU with VLLM_TARGET_DEVICE=cpu "
-        "(tools/vllm_oracle.py)"),
+        "(tools/vllm_oracle.py). A Mistral config without sliding_window is handed to vLLM with it null (full attention, "
+        "as vramcalc reads it); a quantized checkpoint whose kernels the CPU build cannot pick is built "
+        "unquantized with the KV dtype its quantization config gives `auto` (kv_cache_dtype_built)"),
         memory_note="memory_bytes is the KV budget handed to get_kv_cache_configs for every rank")
     done = {(c["model"], c["tp"], c["kv_cache_dtype"]) for c in doc["cases"]}
     for p in paths:
@@ -299,10 +389,12 @@ def main() -> None:
                 continue
             t = time.time()
             try:
-                with contextlib.redirect_stdout(io.StringIO()):
+                with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
                     doc["cases"].append(run_one(p, a.tp, kv, a.memory_gib, a.max_model_len))
                 print(f"{repo} tp{a.tp} {kv}: {time.time() - t:.1f}s", file=sys.stderr)
             except Exception as e:  # what vLLM itself refuses to build, recorded as its message
+                if os.environ.get("VLLM_ORACLE_DEBUG"):
+                    raise
                 msg = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
                 doc["unsupported"] = [u for u in doc["unsupported"] if (u["model"], u["tp"], u["kv_cache_dtype"])
                                       != (repo, a.tp, kv)]

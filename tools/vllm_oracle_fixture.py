@@ -31,8 +31,20 @@ def fold(case: dict[str, Any], quantized: set[str]) -> dict[str, Any]:
     return case
 
 
+def _key(c: dict[str, Any]) -> tuple[str, int, str]:
+    return c["model"], c["tp"], c["kv_cache_dtype"]
+
+
 def main() -> None:
-    out, *inputs = sys.argv[1:]
+    """vllm_oracle_fixture.py OUT RUN.json... [--onto FIXTURE.json]: with --onto, the cases of the runs replace
+    that fixture's cases of the same model, TP and KV dtype, and the others are kept."""
+    args = sys.argv[1:]
+    onto = None
+    if "--onto" in args:
+        i = args.index("--onto")
+        onto = args[i + 1]
+        del args[i:i + 2]
+    out, *inputs = args
     doc: dict[str, Any] = {"cases": [], "unsupported": []}
     quantized = _quantized()
     for path in inputs:
@@ -41,6 +53,12 @@ def main() -> None:
             doc[k] = d[k]
         doc["cases"] += [fold(c, quantized) for c in d["cases"]]
         doc["unsupported"] += d["unsupported"]
+    if onto:
+        base = json.load(open(onto))
+        assert base["release"] == doc["release"], (base["release"], doc["release"])
+        new = {_key(c) for c in doc["cases"] + doc["unsupported"]}
+        doc["cases"] += [c for c in base["cases"] if _key(c) not in new]
+        doc["unsupported"] += [u for u in base["unsupported"] if _key(u) not in new]
     done = {(c["model"], c["tp"], c["kv_cache_dtype"]) for c in doc["cases"]}  # a later run built it
     doc["unsupported"] = [u for u in doc["unsupported"] if (u["model"], u["tp"], u["kv_cache_dtype"]) not in done]
     doc["cases"].sort(key=lambda c: (c["model"], c["tp"], c["kv_cache_dtype"]))

@@ -517,6 +517,9 @@ class Vllm(Sourced):
     oldest_modelled: SinceVersion
     logged_tokens_from_concurrency_since: SinceVersion
     sliding_in_flight_since: SinceVersion
+    chunked_local_hybrid_manager_since: SinceVersion
+    mamba2_checkpoint_block_since: SinceVersion
+    null_block_in_fit_since: SinceVersion
     mxfp4_moe: Mxfp4Moe
     versions: VllmVersions
     startup_used_gib: StartupUsed

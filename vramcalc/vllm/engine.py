@@ -29,7 +29,7 @@ from ..data_models import VllmVersion
 from ..results import Result, Row
 from ..quant import QuantScheme, quant_targets, scheme_from_config, target_scheme
 from ..spec import ModelSpec
-from .kv import KVCapacity, KVPool, KVSettings, capacity, kv_pool, resolve_kv_dtype
+from .kv import KVCapacity, KVPool, KVSettings, capacity, kv_pool, release_settings, resolve_kv_dtype
 from .rules import (attention_backend, dtype_messages, parallel_messages, platform_messages, vllm_platforms,
                     quant_messages, source_messages)
 from .result_types import Layout, ModelSummary
@@ -293,15 +293,13 @@ def _pre_start_messages(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, scheme: Qu
     return wdtype, errors, warnings
 
 
-def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, spec_tokens: int = 0) -> KVSettings:
-    """The cache settings the KV pool is sized with (vLLM 0.33.0 vllm/config/cache.py CacheConfig; the hybrid
-    manager is off for chunked attention, vllm/config/vllm.py VllmConfig.__post_init__)."""
+def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L: int,
+                 spec_tokens: int = 0) -> KVSettings:
+    """The cache settings the KV pool is sized with (vLLM 0.33.0 vllm/config/cache.py CacheConfig; the rules
+    that follow the release: kv.release_settings)."""
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
-                      block_size=opts.block_size or 16,
-                      in_flight_batches=_key(version) >= _key(vllm_rules().sliding_in_flight_since.version),
-                      num_speculative_tokens=spec_tokens,
-                      hybrid_manager=not any(layer.attention is not None and layer.attention.kind == "chunked"
-                                             for layer in spec.layers))
+                      block_size=opts.block_size or 16, max_model_len=L, num_speculative_tokens=spec_tokens,
+                      **release_settings(spec, version))
 
 
 def _startup_gate(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, u: float, total: int, requested: int
@@ -708,7 +706,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         plan = plan_speculative(opts.speculative_config, spec, opts.tp, opts.pp, L, wdtype, draft, opts.spec_acceptance)
         errors += plan.errors
         warnings += plan.warnings + ([acceptance_warning(plan)] if not plan.errors else [])
-    kvs = _kv_settings(spec, opts, version, mnbt, plan.num_speculative_tokens if plan else 0)
+    kvs = _kv_settings(spec, opts, version, mnbt, L, plan.num_speculative_tokens if plan else 0)
     requested = ceil(total * u)  # the budget: gpu_worker.py determine_available_memory
     gate = _startup_gate(gpu, opts, prof, u, total, requested)
     if gate:
@@ -856,8 +854,7 @@ def _estimate_max_len(pools: list[tuple[KVPool, int]], kvs: KVSettings, L: int) 
     """_estimate_max_model_len_from_groups: the largest length one request fits in, every rank."""
     lo, hi = 0, max(L, 1) * 64
     def ok(n: int) -> bool:
-        return n == 0 or all(p.blocks_per_request(n, kvs) * p.bytes_per_block <= avail - p.bytes_per_block
-                             for p, avail in pools)
+        return n == 0 or all(p.fits_request(n, avail, kvs) for p, avail in pools)
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if ok(mid):

@@ -9,7 +9,7 @@ from math import ceil, gcd
 
 from pydantic import BaseModel, ConfigDict
 
-from ..cache_kinds import MLALatent, SharedKV, SlidingWindow, cache_layers
+from ..cache_kinds import ChunkedLocal, MLALatent, SharedKV, SlidingWindow, cache_layers
 from ..errors import NotModelledError
 from ..kv import dtype_bytes
 from ..spec import ModelSpec
@@ -34,17 +34,30 @@ class KVSettings(BaseModel):
     # 0.26+: a sliding window reserves its in-flight batches (data/vllm.json sliding_in_flight_since); before, one
     in_flight_batches: bool = True
     num_speculative_tokens: int = 0
-    prefix_caching: bool = True  # mamba_cache_mode "align" when on
+    # None: vLLM's default, on unless the model is attention-free (vLLM 0.33.0 vllm/config/model.py
+    # ModelConfig.is_prefix_caching_supported); Mamba layers are then in mamba_cache_mode "align"
+    # (vllm/model_executor/models/config.py MambaModelConfig.verify_and_update_config), else "none"
+    prefix_caching: bool | None = None
     mamba_checkpoint_blocks: int = 0  # FlashInfer GDN prefill sets 1
+    # 0.33: MambaMixer2.get_kv_cache_spec gives each Mamba-2 layer one prefill checkpoint block
+    # (vllm/model_executor/layers/mamba/mamba_mixer2.py); data/vllm.json mamba2_checkpoint_block_since
+    mamba2_checkpoint_block: bool = True
+    # 0.33: one block (the null block) is held back before a request is checked against the memory
+    # (data/vllm.json null_block_in_fit_since); before, the whole memory
+    null_block_in_fit: bool = True
+    # the request length; an attention-free model without prefix caching takes it as its block size
+    # (MambaModelConfig: mamba_block_size = max_model_len). 0: not known, the block size stays as set
+    max_model_len: int = 0
 
 
 class KVGroup(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    kind: str  # full | sliding | mamba
+    kind: str  # full | sliding | chunked | mamba
     layers: int  # real layers (the group is padded to group_size)
-    window: int | None = None
+    window: int | None = None  # the sliding window, or the attention chunk of a chunked-local group
     block_size: int = 16  # tokens per block of this group: a smaller page scaled up to the pool's page
+    mamba_blocks: int = 1  # a Mamba group's blocks per request (MambaSpec.max_memory_usage_bytes / page)
 
 class KVPool(BaseModel):
     """The KV layout of one rank (one PP stage)."""
@@ -63,6 +76,12 @@ class KVPool(BaseModel):
     def num_blocks(self, available_bytes: int) -> int:
         return max(0, available_bytes // self.bytes_per_block)
 
+    def fits_request(self, max_model_len: int, available_bytes: int, s: KVSettings) -> bool:
+        """_check_enough_kv_cache_memory: one request of max_model_len fits in the memory (less the null
+        block where the release holds it back)."""
+        held = self.bytes_per_block if s.null_block_in_fit else 0
+        return self.blocks_per_request(max_model_len, s) * self.bytes_per_block <= available_bytes - held
+
     def blocks_per_request(self, max_model_len: int, s: KVSettings) -> int:
         """_max_memory_usage_bytes_from_groups: blocks one request of max_model_len tokens takes."""
         batches = (2 if s.async_scheduling and s.pp == 1 else s.pp) if s.in_flight_batches else 1
@@ -70,10 +89,11 @@ class KVPool(BaseModel):
         total = 0
         for g in self.groups:
             if g.kind == "mamba":  # MambaSpec.max_memory_usage_bytes
-                total += (2 + s.num_speculative_tokens + s.mamba_checkpoint_blocks) if s.prefix_caching \
-                    else 1 + s.num_speculative_tokens
+                total += g.mamba_blocks
             elif g.kind == "sliding" and s.hybrid_manager and g.window:  # SlidingWindowSpec: W - 1 + in-flight, + 1
                 total += ceil(min(g.window - 1 + in_flight, max_model_len) / g.block_size) + 1
+            elif g.kind == "chunked" and g.window:  # ChunkedLocalAttentionSpec: one chunk + in-flight
+                total += ceil(min(g.window + in_flight, max_model_len) / g.block_size)
             else:
                 total += ceil(max_model_len / g.block_size)
         return total
@@ -104,6 +124,24 @@ def resolve_kv_dtype(spec: ModelSpec, kv_cache_dtype: str) -> tuple[str, str]:
     return spec.dtype, ""
 
 
+def _at_least(version: str, since: str) -> bool:
+    def key(v: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in v.split(".")[:3])
+    return key(version) >= key(since)
+
+
+def release_settings(spec: ModelSpec, version: str) -> dict[str, bool]:
+    """The KVSettings fields that follow the vLLM release (data/vllm.json, each rule with its source):
+    the sliding window's in-flight reservation, the hybrid manager for chunked local attention (off in
+    VllmConfig.__post_init__ before chunked_local_hybrid_manager_since) and the Mamba-2 checkpoint block."""
+    r = vllm_rules()
+    chunked = any(layer.attention is not None and layer.attention.kind == "chunked" for layer in spec.layers)
+    return {"in_flight_batches": _at_least(version, r.sliding_in_flight_since.version),
+            "hybrid_manager": not chunked or _at_least(version, r.chunked_local_hybrid_manager_since.version),
+            "mamba2_checkpoint_block": _at_least(version, r.mamba2_checkpoint_block_since.version),
+            "null_block_in_fit": _at_least(version, r.null_block_in_fit_since.version)}
+
+
 def _lcm(a: int, b: int) -> int:
     return a * b // gcd(a, b)
 
@@ -120,6 +158,7 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     buckets: dict[tuple[str, int | None, int], int] = {}
     attn_pages = set()
     mamba_pages = []
+    attention_free = all(c.attention is None for c in cache_layers(spec))
     for c in caches:
         a = c.attention
         # GPUModelRunner.get_kv_cache_spec gives no spec to a layer that reuses another's KV
@@ -127,7 +166,9 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
             tok = a.bytes_per_token(kvb, s.tp)  # the page of one token of this layer on this rank
             if isinstance(a, SlidingWindow) and s.hybrid_manager:
                 key: tuple[str, int | None, int] = ("sliding", a.window, tok)
-            else:  # chunked-local layers are full-size when HMA is off (and it is off for them)
+            elif isinstance(a, ChunkedLocal) and a.chunk and s.hybrid_manager:
+                key = ("chunked", a.chunk, tok)
+            else:  # without the hybrid manager every attention layer is held at full length
                 key = ("full", None, tok)
             buckets[key] = buckets.get(key, 0) + 1
             attn_pages.add(tok)
@@ -135,11 +176,15 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
                 notes.append("the DeepSeek-V3.2 indexer cache is not in the pool yet")
         if c.recurrent is not None:  # MambaSpec: the conv state at the model dtype, the temporal state at
             # ssm_state_dtype (vLLM 0.33.0 vllm/model_executor/layers/mamba/mamba_utils.py MambaStateDtypeCalculator)
-            buckets[("mamba", None, 0)] = buckets.get(("mamba", None, 0), 0) + 1
+            mkey = ("mamba", None, int(c.recurrent.kind == "mamba2" and s.mamba2_checkpoint_block))
+            buckets[mkey] = buckets.get(mkey, 0) + 1
             mamba_pages.append(c.recurrent.state_bytes(dtype_bytes(spec.dtype), dtype_bytes(ssm_state_dtype(spec)),
                                                        s.tp, s.num_speculative_tokens))
     attn_tok = max(attn_pages, default=0)
     bs = s.block_size
+    prefix_caching = not attention_free if s.prefix_caching is None else s.prefix_caching
+    if mamba_pages and not attn_tok and not prefix_caching and s.max_model_len:
+        bs = s.max_model_len  # MambaModelConfig: mamba_block_size = max_model_len
     if mamba_pages:
         mamba_page = max(mamba_pages)
         if attn_tok:  # Platform._align_hybrid_block_size
@@ -171,11 +216,15 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     for (kind, window, tok), n in sorted(buckets.items(), key=lambda kv: (kv[0][0], -kv[0][2])):
         # vLLM 0.33.0 kv_cache_planning.py unify_kv_cache_spec_page_size: a smaller attention page that divides
         # the largest gets its block size scaled up by the ratio; one that does not is padded (Mamba pages too)
-        g_bs = bs * (page // (bs * tok)) if tok and page % (bs * tok) == 0 else bs
+        g_bs = bs * (page // (bs * tok)) if tok and page % (bs * tok) == 0 and kind != "mamba" else bs
+        # MambaSpec.max_memory_usage_bytes: align mode keeps 2 + speculative + prefill-checkpoint blocks
+        # (a Mamba-2 mixer's own one, `tok` in its key, or FlashInfer GDN's), "none" 1 + speculative
+        mb = (2 + s.num_speculative_tokens + max(tok, s.mamba_checkpoint_blocks) if prefix_caching
+              else 1 + s.num_speculative_tokens) if kind == "mamba" else 1
         k = ceil(n / group_size)
         for j in range(k):
             size = len(range(j, n, k))  # layers dealt out i::k
-            groups.append(KVGroup(kind=kind, layers=size, window=window, block_size=g_bs))
+            groups.append(KVGroup(kind=kind, layers=size, window=window, block_size=g_bs, mamba_blocks=mb))
             padding += group_size - size
     bs = min((g.block_size for g in groups if g.kind != "mamba"), default=bs)
     return KVPool(block_size=bs, attn_bytes_per_token_layer=attn_tok, page_bytes=page, group_size=group_size,
@@ -197,8 +246,7 @@ def capacity(pool: KVPool, available_bytes: int, max_model_len: int, s: KVSettin
     """num_blocks from the available KV bytes; the concurrency and token count vLLM logs.
 
     logged_tokens "current" (0.21+): int(num_blocks / blocks_per_request * L); "legacy" (up to 0.20):
-    (num_blocks // n_groups) * block_size (data/vllm.json logged_tokens_from_concurrency_since). The fit check keeps one block back for the
-    null block (_check_enough_kv_cache_memory)."""
+    (num_blocks // n_groups) * block_size (data/vllm.json logged_tokens_from_concurrency_since). The fit check: KVPool.fits_request."""
     n = pool.num_blocks(available_bytes)
     per_req = pool.blocks_per_request(max_model_len, s)
     conc = n / per_req
@@ -206,6 +254,6 @@ def capacity(pool: KVPool, available_bytes: int, max_model_len: int, s: KVSettin
         tokens = n // len(pool.groups) * pool.block_size
     else:
         tokens = int(conc * max_model_len)
-    fits = per_req * pool.bytes_per_block <= available_bytes - pool.bytes_per_block
+    fits = pool.fits_request(max_model_len, available_bytes, s)
     return KVCapacity(num_blocks=n, blocks_per_request=per_req, max_concurrency=conc, kv_cache_tokens=tokens,
                       fits_one_request=fits)
