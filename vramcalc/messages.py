@@ -15,6 +15,7 @@ Level = Literal["error", "warning", "note"]
 
 CODES: dict[str, str] = {
     # vLLM: release and device
+    "vllm.scheduler.unchunked_batch": "without chunked prefill, max_num_batched_tokens below max_model_len is refused",
     "vllm.version.nearest": "the release asked for is not calibrated: the nearest older release's constants are used",
     "vllm.version.uncalibrated": "the chosen release's constants are not calibrated against logs",
     "vllm.gpu.usable_estimated": "the GPU's usable memory is an estimate, not a measured CUDA total",

@@ -44,6 +44,13 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "and the larger PyTorch-sort peak is planned for)")
     v.add_argument("--disable-custom-all-reduce", action="store_true",
                    help="vLLM --disable-custom-all-reduce: no custom all-reduce buffers under TP")
+    v.add_argument("--data-parallel-size", "-dp", dest="data_parallel_size", type=bounded_int(MAX_GPUS, "engines"),
+                   default=1, help="vLLM --data-parallel-size: engines of TP x PP GPUs each over the system's GPUs; an "
+                                   "MoE model's experts are split over all of them")
+    v.add_argument("--enable-expert-parallel", "-ep", action="store_true",
+                   help="vLLM --enable-expert-parallel: whole experts per GPU over TP x DP ranks")
+    v.add_argument("--disable-chunked-prefill", action="store_true",
+                   help="vLLM --disable-chunked-prefill: max_num_batched_tokens defaults to max_model_len")
 
 
 def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLLMReport:
@@ -53,14 +60,17 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLL
                    kv_cache_dtype=args.kv_cache_dtype, quantization=args.quant, dtype=args.dtype,
                    enforce_eager=args.enforce_eager, block_size=args.block_size,
                    moe_backend=args.moe_backend, flashinfer_sampler=ON_OFF.get(args.flashinfer_sampler),
-                   disable_custom_all_reduce=args.disable_custom_all_reduce)
+                   disable_custom_all_reduce=args.disable_custom_all_reduce,
+                   data_parallel_size=args.data_parallel_size, enable_expert_parallel=args.enable_expert_parallel,
+                   enable_chunked_prefill=not args.disable_chunked_prefill)
     return vllm_on_system(source, system, options, host_ram_bytes(args), args.gpu.strip())
 
 
 def print_report(report: VLLMReport) -> int:
     r, gpu = report.result, report.gpu
     print(f"model   {r.model.id}  ({r.model.params_total / 1e9:.2f}B params)")
-    print(f"engine  vLLM {r.engine_version}, TP {r.layout.tp} x PP {r.layout.pp}, max_model_len {r.max_model_len:,}, "
+    dp = f" (one of {r.layout.replicas} data-parallel engines)" if r.layout.replicas > 1 else ""
+    print(f"engine  vLLM {r.engine_version}, TP {r.layout.tp} x PP {r.layout.pp}{dp}, max_model_len {r.max_model_len:,}, "
           f"max_num_seqs {r.layout.max_num_seqs}, max_num_batched_tokens {r.layout.max_num_batched_tokens}")
     print(f"device  {gpu.name} x {len(r.devices) or report.ranks}, {gib(gpu.usable_bytes)} GiB usable")
     if r.devices:
