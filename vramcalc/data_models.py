@@ -665,6 +665,7 @@ class FlagClass(Fixed):
     invert: bool = False
     note: str | None = None
     no_effect_values: list[str] | None = None  # not_modelled: values that leave the default as it is
+    expand: list[str] | None = None  # modelled preset: the flags it stands for, read in its place
 
 
 class CommandFlags(Fixed):

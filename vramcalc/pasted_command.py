@@ -366,6 +366,16 @@ def _llama_flags(program: str, args: list[str]) -> tuple[str | None, list[Flag],
                 raise InputError(f"{program}: error: invalid parameter for argument: {a}")
             raise InputError(f"{program}: error: invalid argument: {a}")
         first, kind, n_values = options[a]
+        preset = _classify(classes, a, first).get("expand")
+        if preset:  # common/arg.cpp's preset sets these params where it stands; later flags override them
+            own, j = [], 0
+            while j < len(preset):  # a param the program has no flag for (llama-cli's port) it does not read
+                n = 2 if j + 1 < len(preset) and not preset[j + 1].startswith("-") else 1
+                if preset[j] in options:
+                    own += preset[j:j + n]
+                j += n
+            args = args[:i] + own + args[i + 1:]
+            continue
         vals = args[i + 1:i + 1 + n_values] if kind == "value" else []
         if len(vals) < (n_values if kind == "value" else 0):
             raise InputError(f'{program}: error while handling argument "{a}": expected value for argument')
@@ -387,7 +397,7 @@ def _llama_flags(program: str, args: list[str]) -> tuple[str | None, list[Flag],
         i += 1 + len(vals)
     model = None
     for f in flags:
-        if f.entry.get("field") in ("model", "hf_repo"):
+        if f.entry.get("field") in ("model", "hf_repo", "model_url"):
             model = model or f.values[0]
     return model, flags, refusal
 
@@ -585,6 +595,30 @@ def _devices(flag: str, v: str) -> tuple[str, ...]:
     return names
 
 
+# ------------------------------------------------ llama.cpp: -mu, -lm, --no-op-offload
+
+def _llama_model_url_load_offload(f: Flag, fld: str, v: str, opts: dict[str, Any], no_effect: list[str]) -> None:
+    """-mu URL: the file it downloads, read by its name as -m is (common/arg.cpp --model-url); -lm MODE
+    (common/arg.cpp --load-mode): auto and mmap are the default, none reads the weights into buffers as
+    --no-mmap does, mmap+mlock is --mlock; --no-op-offload (src/llama-context.cpp cparams.op_offload)."""
+    if fld == "op_offload":
+        opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
+    elif fld == "load_mode":
+        mode = v.strip().lower()
+        if mode in ("auto", "mmap"):
+            no_effect.append(f.written())
+        elif mode == "none":
+            opts["no_mmap"] = True
+        elif mode == "mmap+mlock":
+            opts["mlock"] = True
+        elif mode in ("mlock", "dio"):
+            raise NotModelledError(f"{f.written()}: this load mode's host buffers are not modelled (mmap, "
+                                   "mmap+mlock and none are); vramcalc does not model it yet (remove the flag to "
+                                   "check the rest)")
+        else:
+            raise InputError(f'error while handling argument "{f.name}": invalid value')
+
+
 def _llama_reading(p: Parsed) -> Reading:
     opts: dict[str, Any] = {}
     no_effect: list[str] = []
@@ -649,6 +683,10 @@ def _llama_reading(p: Parsed) -> Reading:
                 if fld == "no_mmap":  # -mmp is "use mmap": 0 means --no-mmap
                     val = not val
             opts[fld] = True if val is None else val
+        elif fld in ("model_url", "load_mode", "op_offload"):
+            _llama_model_url_load_offload(f, fld, v, opts, no_effect)
+            if fld == "model_url":
+                model = PurePosixPath(v.split("?", 1)[0]).name
         elif fld == "rpc_nodes":
             rpc = len([s for s in v.split(",") if s.strip()])
         elif fld == "fit":
