@@ -171,7 +171,8 @@ def test_every_flag_of_the_tables_is_classified():
 def test_modelled_flags_name_real_option_fields():
     # fields the readers set beyond the options classes: the model reference and the system's nodes
     extra = {"model", "hf_repo", "hf_file", "revision", "rpc_nodes", "fit", "n_prompt", "n_gen", "n_depth",
-             "n_prompt_gen"}
+             "n_prompt_gen", "nnodes", "data_parallel_size_local", "optimization_level", "compilation_config",
+             "preset", "load_mode", "model_url"}
     for engine, fields in (("vllm", VLLMOptions.model_fields), ("vllm_env", VLLMOptions.model_fields),
                            ("llamacpp", LlamaOptions.model_fields), ("llama_bench", LlamaOptions.model_fields)):
         for name, c in flag_classes()[engine].items():
@@ -263,8 +264,8 @@ def test_vllm_human_readable_ints_and_underscored_flags():
     _, r = read_command("vllm serve Qwen/Qwen3-8B --max_model_len 32k --max-num-batched-tokens 8K -O2")
     assert r.options == {"max_model_len": 32000, "max_num_batched_tokens": 8192}
     assert r.no_effect == ["--optimization-level 2"]  # vllm/config/vllm.py: the default, O2
-    with pytest.raises(NotModelledError, match="--optimization-level 3"):
-        check_command("vllm serve Qwen/Qwen3-8B -O3", "4090")
+    # vllm/config/vllm.py OPTIMIZATION_LEVEL_03 is O2's settings
+    assert read_command("vllm serve Qwen/Qwen3-8B -O3")[1].no_effect == ["--optimization-level 3"]
 
 
 def test_the_free_memory_gate_is_fixed_by_the_highest_utilization_it_allows():
@@ -274,3 +275,28 @@ def test_the_free_memory_gate_is_fixed_by_the_highest_utilization_it_allows():
     assert not r.fits and "vllm.startup.free_memory" in [e.code for e in r.result.errors]
     assert r.fix.startswith("--gpu-memory-utilization 0.9") and "--gpu-memory-utilization 0.99" not in r.corrected_command
     assert check_command(r.corrected_command, "4090").fits
+
+
+def test_presets_expand_to_the_params_arg_cpp_gives_them():
+    # common/arg.cpp --gpt-oss-20b-default (4df29be): the -hf file, -ub 2048 -b 32768, 2 slots of 131072 tokens
+    _, r = read_command("llama-server --gpt-oss-20b-default")
+    assert r.model == "hf:ggml-org/gpt-oss-20b-GGUF::gpt-oss-20b-mxfp4.gguf"
+    assert r.options == {"n_ubatch": 2048, "n_batch": 32768, "n_parallel": 2, "n_ctx": 262144, "kv_unified": False}
+    _, later = read_command("llama-cli --gpt-oss-20b-default -c 32768")  # a later flag overrides the preset's
+    assert later.options["n_ctx"] == 32768 and "--port 8013" not in later.no_effect
+    with pytest.raises(NotModelledError, match="draft model"):
+        read_command("llama-server --fim-qwen-7b-spec")
+
+
+def test_model_url_load_mode_and_no_op_offload():
+    _, r = read_command("llama-server -mu https://huggingface.co/unsloth/Qwen3-8B-GGUF/resolve/main/Qwen3-8B-Q4_K_M.gguf"
+                        " -lm none --no-op-offload")
+    assert r.model == "Qwen3-8B-Q4_K_M.gguf" and r.options == {"no_mmap": True, "op_offload": False}
+    assert read_command("llama-server -m x.gguf -lm mmap+mlock")[1].options == {"mlock": True}
+    # without op offload the CPU layers' ops stay on the host: the first GPU holds no copy of a host weight
+    on = vramcalc.check("Qwen/Qwen3-8B", "4090", engine="llamacpp", quant="gguf:Q4_K_M", n_gpu_layers=10, n_ctx=8192,
+                        n_ubatch=512)
+    off = vramcalc.check("Qwen/Qwen3-8B", "4090", engine="llamacpp", quant="gguf:Q4_K_M", n_gpu_layers=10,
+                         n_ctx=8192, n_ubatch=512, op_offload=False)
+    assert off.devices[0].compute_buffer_bytes < on.devices[0].compute_buffer_bytes
+    assert off.devices[-1].compute_buffer_bytes > on.devices[-1].compute_buffer_bytes

@@ -729,6 +729,7 @@ class FlagClass(Fixed):
     note: str | None = None
     no_effect_values: list[str] | None = None  # not_modelled: values that leave the default as it is
     key: str | None = None  # modelled, a JSON option's shorthand: the key of it the flag sets
+    expand: list[str] | None = None  # modelled preset: the flags it stands for, read in its place
 
 
 class CommandFlags(Fixed):

@@ -47,17 +47,24 @@ def instead(spec: ModelSpec, system: System, context: int, quant: str | None, en
     return alternatives(spec, system, context, quant=planner_quant, prefer_engine=engine, host_ram_bytes=host_ram_bytes)
 
 
-def vllm_layout(system: System, tp: int | None, pp: int | None, system_name: str | None = None
+def vllm_layout(system: System, tp: int | None, pp: int | None, system_name: str | None = None, dp: int = 1
                 ) -> tuple[System, int, int]:
     """TP and PP over the system (defaults: TP = GPUs per node, PP = nodes). Refused: more than MAX_GPUS, one
     GPU asked to be several (`--gpu 4090 --tp 3`: the system says how many), a product other than the GPU
-    count, TP across nodes. `system_name`: the system as the user wrote it, for the message."""
+    count, TP across nodes. `system_name`: the system as the user wrote it, for the message. `dp`: vLLM's
+    --data-parallel-size, engines of TP x PP GPUs each over the system's GPUs (TP then defaults to what is left)."""
     n_gpus = system.nodes * system.gpus_per_node
-    ranks = (tp or 1) * (pp or 1)
+    if dp > 1:
+        if n_gpus % dp:
+            raise InputError(f"--data-parallel-size {dp} does not divide the system's {n_gpus} GPUs")
+        n_gpus //= dp
+        if tp is None:
+            tp = max(1, n_gpus // (pp or 1))
+    ranks = (tp or 1) * (pp or 1) * dp
     if ranks > MAX_GPUS:
         raise InputError(f"--tp {tp or 1} x --pp {pp or 1} is above the limit of {MAX_GPUS:,} GPUs in a "
                          "system (vramcalc/limits.py)")
-    if n_gpus == 1 and ranks > 1:
+    if system.nodes * system.gpus_per_node == 1 and ranks > 1:
         asked = " x ".join(f"--{k} {v}" for k, v in (("tp", tp), ("pp", pp)) if v)
         name = system_name or system.gpus[0].id
         raise InputError(f"{asked} needs {ranks} GPUs, but --gpu {name!r} is one GPU: --gpu {ranks}x{name} gives "
@@ -65,6 +72,9 @@ def vllm_layout(system: System, tp: int | None, pp: int | None, system_name: str
     tp_ = tp or (system.gpus_per_node if not pp else max(1, n_gpus // pp))
     pp_ = pp or (system.nodes if not tp else max(1, n_gpus // tp_))
     if tp_ * pp_ != n_gpus:
+        if dp > 1:
+            raise InputError(f"--data-parallel-size {dp} x --tp {tp_} x --pp {pp_} = {dp * tp_ * pp_} GPUs, but the "
+                             f"system has {dp * n_gpus}")
         raise InputError(f"--tp {tp_} x --pp {pp_} = {tp_ * pp_} GPUs, but the system has {n_gpus}; "
                          "one engine uses every GPU given (run replicas as separate checks)")
     if system.nodes > 1 and tp_ > system.gpus_per_node:
@@ -78,7 +88,8 @@ def vllm_on_system(source: ModelSource, system: System, options: dict[str, Any],
     """vLLM on every GPU of the system; `options`: VLLMOptions' fields, tp and pp None (or absent) for the
     defaults vllm_layout derives. The smallest GPU sets every rank's budget."""
     opts = dict(options)
-    system, tp, pp = vllm_layout(system, opts.pop("tp", None), opts.pop("pp", None), system_name)
+    system, tp, pp = vllm_layout(system, opts.pop("tp", None), opts.pop("pp", None), system_name,
+                                 int(opts.get("data_parallel_size") or 1))
     # every rank gets the same fraction of its own GPU; the smallest GPU decides the block count
     gpu = min(system.gpus, key=lambda g: g.usable_bytes)
     vopts = VLLMOptions(tp=tp, pp=pp, **opts)

@@ -22,6 +22,7 @@ CODES: dict[str, str] = {
     "vllm.spec.eagle_head": "how an EAGLE head's embedding, LM head and attention input are counted",
     "vllm.spec.acceptance": "the acceptance rate the speed estimate assumes, and where it was measured",
     # vLLM: release and device
+    "vllm.scheduler.unchunked_batch": "without chunked prefill, max_num_batched_tokens below max_model_len is refused",
     "vllm.version.nearest": "the release asked for is not calibrated: the nearest older release's constants are used",
     "vllm.version.uncalibrated": "the chosen release's constants are not calibrated against logs",
     "vllm.version.unmodelled": "the release is older than the oldest vLLM release vramcalc models",

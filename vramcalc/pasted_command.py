@@ -265,25 +265,31 @@ def _vllm_parser() -> _Parser:
 
 def _flexible(args: list[str]) -> list[str]:
     """vllm/utils/argparse_utils.py FlexibleArgumentParser.parse_args: --model X is the positional model, --a_b is
-    --a-b, -O3 is --optimization-level 3; --x.y v sets one key of a JSON option (read here as --x)."""
-    out = []
-    args = _dotted_json(args)
-    pending = None  # the sub-key of --limit-mm-per-prompt.video 0, joined to its value
+    --a-b, -O3 is --optimization-level 3; --x.y v (and -cc.y v) sets one key of the JSON option --x, passed as
+    --x '{"y": v}' after the other arguments."""
+    out: list[str] = []
+    dotted: dict[str, dict[str, Any]] = {}  # --x.y v: merged into one JSON value of --x, added at the end
+    skip = False
     for i, a in enumerate(args):
-        if pending is not None:
-            out.append(f"{pending}={a}")
-            pending = None
+        if skip:
+            skip = False
+            continue
+        if a.startswith("-") and "." in a.partition("=")[0] and not a.startswith("-O"):
+            key, eq, val = a.partition("=")
+            if not eq:
+                val, skip = (args[i + 1] if i + 1 < len(args) else ""), True
+            name, *keys = key.split(".")
+            name = ("--" + name[2:].replace("_", "-")) if name.startswith("--") else name
+            try:
+                value: Any = json.loads(val)
+            except ValueError:
+                value = val
+            for k in reversed(keys):
+                value = {k: value}
+            _merge(dotted.setdefault(name, {}), value)
         elif a.startswith("--"):
             key, eq, val = a.partition("=")
-            key, dot, sub = key.partition(".")
             key = key.replace("_", "-")
-            if dot and key == "--limit-mm-per-prompt":  # one modality's count: kept for the reading
-                out.append(key)
-                if eq:
-                    out.append(f"{sub}={val}")
-                else:
-                    pending = sub
-                continue
             out.append(key + eq + val)
         elif a.startswith("-O") and a != "-O":
             out += ["--optimization-level", a[3:] if a[2:3] == "=" else a[2:]]
@@ -291,6 +297,8 @@ def _flexible(args: list[str]) -> list[str]:
             out.append("--optimization-level")
         else:
             out.append(a)
+    for name, value in dotted.items():
+        out += [name, json.dumps(value)]
     for i, a in enumerate(out):
         if a == "--model" and i + 1 < len(out):
             return [out[i + 1], *out[:i], *out[i + 2:]]
@@ -299,28 +307,15 @@ def _flexible(args: list[str]) -> list[str]:
     return out
 
 
-def _dotted_json(args: list[str]) -> list[str]:
-    """--speculative-config.method eagle3 (FlexibleArgumentParser's dotted JSON keys) as
-    --speculative-config '{"method": "eagle3"}', one flag per key (merged when read)."""
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        key, eq, val = a.partition("=")
-        if key.startswith(("--speculative-config.", "--speculative_config.", "-sc.")):
-            sub = key.split(".", 1)[1]
-            if not eq:
-                val = args[i + 1] if i + 1 < len(args) else ""
-                i += 1
-            try:
-                value: Any = json.loads(val)
-            except json.JSONDecodeError:
-                value = val
-            out += ["--speculative-config", json.dumps({sub: value})]
+def _merge(into: dict[str, Any], update: dict[str, Any]) -> None:
+    """FlexibleArgumentParser.parse_args recursive_dict_update: nested keys merged, lists extended."""
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        elif isinstance(v, list) and isinstance(into.get(k), list):
+            into[k] += v
         else:
-            out.append(a)
-        i += 1
-    return out
+            into[k] = v
 
 
 def _classify(table: dict[str, Any], name: str, canonical: str) -> dict[str, Any]:
@@ -376,6 +371,16 @@ def _llama_flags(program: str, args: list[str]) -> tuple[str | None, list[Flag],
                 raise InputError(f"{program}: error: invalid parameter for argument: {a}")
             raise InputError(f"{program}: error: invalid argument: {a}")
         first, kind, n_values = options[a]
+        preset = _classify(classes, a, first).get("expand")
+        if preset:  # common/arg.cpp's preset sets these params where it stands; later flags override them
+            own, j = [], 0
+            while j < len(preset):  # a param the program has no flag for (llama-cli's port) it does not read
+                n = 2 if j + 1 < len(preset) and not preset[j + 1].startswith("-") else 1
+                if preset[j] in options:
+                    own += preset[j:j + n]
+                j += n
+            args = args[:i] + own + args[i + 1:]
+            continue
         vals = args[i + 1:i + 1 + n_values] if kind == "value" else []
         if len(vals) < (n_values if kind == "value" else 0):
             raise InputError(f'{program}: error while handling argument "{a}": expected value for argument')
@@ -397,7 +402,7 @@ def _llama_flags(program: str, args: list[str]) -> tuple[str | None, list[Flag],
         i += 1 + len(vals)
     model = None
     for f in flags:
-        if f.entry.get("field") in ("model", "hf_repo"):
+        if f.entry.get("field") in ("model", "hf_repo", "model_url"):
             model = model or f.values[0]
     return model, flags, refusal
 
@@ -435,6 +440,8 @@ class Reading:
     no_effect: list[str]
     warnings: list[Message]
     rpc_servers: int = 0
+    nnodes: int | None = None  # vLLM --nnodes: the machines the engines span
+    dp_local: int | None = None  # vLLM --data-parallel-size-local: the engines on this machine
 
 
 def _common(f: Flag, no_effect: list[str], warnings: list[Message]) -> bool:
@@ -454,10 +461,69 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message]) -> bool:
     return True
 
 
+# ------------------------------------------------ vLLM: data / expert parallelism, nodes, compilation, chunked prefill
+
+PARALLEL_FIELDS = ("data_parallel_size", "data_parallel_size_local", "enable_expert_parallel", "nnodes")
+COMPILE_FIELDS = ("optimization_level", "compilation_config", "enable_chunked_prefill")
+# CompilationConfig.cudagraph_mode values (vllm/config/compilation.py CUDAGraphMode, v0.33.0): NONE captures no graph,
+# which vramcalc checks as --enforce-eager (its CUDA-graph term is 0); FULL_AND_PIECEWISE is -O2's, the default
+CUDAGRAPH_DEFAULT = "FULL_AND_PIECEWISE"
+
+
+def _vllm_parallel_and_compile(f: Flag, fld: str, v: str | None, opts: dict[str, Any], reader: dict[str, Any],
+                               no_effect: list[str]) -> None:
+    name = f.name
+    if fld == "data_parallel_size":
+        opts[fld] = _int(name, v or "")
+    elif fld in ("data_parallel_size_local", "nnodes"):
+        reader[fld] = _int(name, v or "")  # checked against the system (_system)
+    elif fld == "enable_expert_parallel":
+        opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
+    elif fld == "enable_chunked_prefill":
+        opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
+    elif fld == "optimization_level":
+        # vllm/config/vllm.py OPTIMIZATION_LEVEL_00: no compilation (CompilationMode.NONE) and cudagraph_mode NONE,
+        # as --enforce-eager sets them (VllmConfig.__post_init__); O3 is O2's settings (OPTIMIZATION_LEVEL_03)
+        level = (v or "").strip().upper().removeprefix("O")
+        if level == "0":
+            opts["enforce_eager"] = True
+        elif level in ("2", "3"):
+            no_effect.append(f.written())
+        else:
+            raise NotModelledError(f"{f.written()}: -O1 captures piecewise CUDA graphs only, a graph pool vramcalc "
+                                   "does not size (it models -O2's graphs, -O0 / --enforce-eager's none); vramcalc "
+                                   "does not model it yet (remove the flag to check the rest)")
+    elif fld == "compilation_config":
+        try:
+            cc = json.loads(v or "")
+        except ValueError:
+            raise InputError(f"argument {name}: invalid CompilationConfig value: {v!r}") from None
+        if not isinstance(cc, dict):
+            raise NotModelledError(f"{f.written()}: a compilation level as a number; give -O0 / -O2 or "
+                                   "'{\"cudagraph_mode\": ...}'")
+        mode = str(cc.pop("cudagraph_mode", CUDAGRAPH_DEFAULT)).upper()
+        compile_mode = cc.pop("mode", None)
+        if cc:
+            raise NotModelledError(f"{f.written()}: the compilation keys {', '.join(sorted(cc))} change what vLLM "
+                                   "captures or compiles; vramcalc reads cudagraph_mode (NONE or FULL_AND_PIECEWISE) "
+                                   "and mode only (remove them to check the rest)")
+        if mode == "NONE":
+            opts["enforce_eager"] = True
+        elif mode != CUDAGRAPH_DEFAULT:
+            raise NotModelledError(f"{f.written()}: cudagraph_mode {mode} captures another graph pool than the "
+                                   "default FULL_AND_PIECEWISE, which vramcalc does not size; NONE is checked as "
+                                   "--enforce-eager (remove the flag to check the rest)")
+        elif compile_mode not in (None, 3, "3", "VLLM_COMPILE", "vllm_compile"):
+            # without vLLM's compilation, piecewise graphs cannot be captured (vllm/config/compilation.py)
+            raise NotModelledError(f"{f.written()}: mode {compile_mode} without cudagraph_mode NONE changes which "
+                                   "graphs vLLM captures; vramcalc does not model it yet")
+
+
 def _vllm_reading(p: Parsed) -> Reading:
     opts: dict[str, Any] = {}
     no_effect: list[str] = []
     warnings: list[Message] = []
+    reader: dict[str, Any] = {}  # what the command says about the system (nodes, local DP ranks)
     for f in p.flags:
         if not _common(f, no_effect, warnings):
             continue
@@ -501,6 +567,8 @@ def _vllm_reading(p: Parsed) -> Reading:
             part = {key: _int(name, v or "") if key == "num_speculative_tokens" else v} if key else \
                 parse_speculative_config(v or "")
             opts[fld] = {**opts.get(fld, {}), **part}
+        elif fld in PARALLEL_FIELDS + COMPILE_FIELDS:
+            _vllm_parallel_and_compile(f, fld, v, opts, reader, no_effect)
         elif fld != "model":
             raise AssertionError(f"command_flags.json: {name} -> {fld} is not read")
     for k, val in p.env.items():
@@ -518,7 +586,11 @@ def _vllm_reading(p: Parsed) -> Reading:
         opts["engine_version"] = p.engine_version
     if not p.model:
         raise InputError("vllm serve: no model in the command (vllm serve MODEL ...)")
-    return Reading(engine="vllm", model=p.model, options=opts, no_effect=no_effect, warnings=warnings)
+    dp, dpl = opts.get("data_parallel_size", 1), reader.get("data_parallel_size_local")
+    if dpl is not None and dpl > dp:  # vllm/config/parallel.py ParallelConfig.__post_init__
+        raise InputError(f"data_parallel_size_local ({dpl}) must be <= data_parallel_size ({dp})")
+    return Reading(engine="vllm", model=p.model, options=opts, no_effect=no_effect, warnings=warnings,
+                   nnodes=reader.get("nnodes"), dp_local=dpl)
 
 
 def _mm_limits(flag: str, v: str) -> dict[str, int]:
@@ -568,6 +640,30 @@ def _devices(flag: str, v: str) -> tuple[str, ...]:
     if not names:
         raise InputError(f'error while handling argument "{flag}": no devices specified')
     return names
+
+
+# ------------------------------------------------ llama.cpp: -mu, -lm, --no-op-offload
+
+def _llama_model_url_load_offload(f: Flag, fld: str, v: str, opts: dict[str, Any], no_effect: list[str]) -> None:
+    """-mu URL: the file it downloads, read by its name as -m is (common/arg.cpp --model-url); -lm MODE
+    (common/arg.cpp --load-mode): auto and mmap are the default, none reads the weights into buffers as
+    --no-mmap does, mmap+mlock is --mlock; --no-op-offload (src/llama-context.cpp cparams.op_offload)."""
+    if fld == "op_offload":
+        opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
+    elif fld == "load_mode":
+        mode = v.strip().lower()
+        if mode in ("auto", "mmap"):
+            no_effect.append(f.written())
+        elif mode == "none":
+            opts["no_mmap"] = True
+        elif mode == "mmap+mlock":
+            opts["mlock"] = True
+        elif mode in ("mlock", "dio"):
+            raise NotModelledError(f"{f.written()}: this load mode's host buffers are not modelled (mmap, "
+                                   "mmap+mlock and none are); vramcalc does not model it yet (remove the flag to "
+                                   "check the rest)")
+        else:
+            raise InputError(f'error while handling argument "{f.name}": invalid value')
 
 
 def _llama_reading(p: Parsed) -> Reading:
@@ -634,6 +730,10 @@ def _llama_reading(p: Parsed) -> Reading:
                 if fld == "no_mmap":  # -mmp is "use mmap": 0 means --no-mmap
                     val = not val
             opts[fld] = True if val is None else val
+        elif fld in ("model_url", "load_mode", "op_offload"):
+            _llama_model_url_load_offload(f, fld, v, opts, no_effect)
+            if fld == "model_url":
+                model = PurePosixPath(v.split("?", 1)[0]).name
         elif fld == "rpc_nodes":
             rpc = len([s for s in v.split(",") if s.strip()])
         elif fld == "fit":
@@ -786,6 +886,13 @@ def _system(system: str, p: Parsed, r: Reading) -> str:
             s = f"{p.gpu_count}x{s}"
         else:
             raise InputError(f"{p.gpu_count_source} gives {p.gpu_count} GPUs, but --gpu {s!r} has {n} per machine")
+    nn = r.nnodes or 1
+    if r.engine == "vllm" and nn > 1 and parse_system(s).nodes != nn:
+        sys_n = parse_system(s)
+        total = sys_n.nodes * sys_n.gpus_per_node
+        per = total // nn if total % nn == 0 else sys_n.gpus_per_node
+        raise InputError(f"--nnodes {nn}: give every machine in --gpu, e.g. --gpu {nn}x{per}x"
+                         f"{parse_system(s).gpus[0].id} (machines x GPUs x GPU)")
     if r.engine == "llamacpp":
         nodes = parse_system(s).nodes
         if r.rpc_servers and nodes == 1:
@@ -862,13 +969,15 @@ def _flag_line(q: Question) -> str:
     names = {"tp": "--tp", "pp": "--pp", "max_model_len": "--max-model-len", "quantization": "--quant", "quant": "--quant",
              "n_ctx": "-c", "n_parallel": "--parallel", "n_gpu_layers": "-ngl", "type_k": "-ctk", "type_v": "-ctv",
              "flash_attn": "-fa", "n_batch": "-b", "n_ubatch": "-ub", "split_mode": "-sm", "main_gpu": "-mg",
-             "n_cpu_moe": "--n-cpu-moe"}
+             "n_cpu_moe": "--n-cpu-moe", "data_parallel_size": "--data-parallel-size"}
     for k, v in o.items():
         if isinstance(v, bool):
             flag = {"kv_unified": None if v else "--no-kv-unified", "enforce_eager": "--enforce-eager" if v else None,
                     "no_kv_offload": "-nkvo" if v else None, "swa_full": "--swa-full" if v else None,
                     "cpu_moe": "--cpu-moe" if v else None,
-                    "disable_custom_all_reduce": "--disable-custom-all-reduce" if v else None}.get(k, f"({k}={v})")
+                    "disable_custom_all_reduce": "--disable-custom-all-reduce" if v else None,
+                    "enable_expert_parallel": "--enable-expert-parallel" if v else None,
+                    "enable_chunked_prefill": None if v else "--disable-chunked-prefill"}.get(k, f"({k}={v})")
             if flag:
                 parts.append(flag)
         elif k == "tensor_split":

@@ -56,6 +56,13 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     v.add_argument("--spec-acceptance", type=float, default=None, metavar="RATE",
                    help="per-token acceptance rate of the drafts for the speed estimate (default: the method's "
                         "published figure, data/vllm_spec.json)")
+    v.add_argument("--data-parallel-size", "-dp", dest="data_parallel_size", type=bounded_int(MAX_GPUS, "engines"),
+                   default=1, help="vLLM --data-parallel-size: engines of TP x PP GPUs each over the system's GPUs; an "
+                                   "MoE model's experts are split over all of them")
+    v.add_argument("--enable-expert-parallel", "-ep", action="store_true",
+                   help="vLLM --enable-expert-parallel: whole experts per GPU over TP x DP ranks")
+    v.add_argument("--disable-chunked-prefill", action="store_true",
+                   help="vLLM --disable-chunked-prefill: max_num_batched_tokens defaults to max_model_len")
     f = c.add_argument_group("vLLM serving features (with --engine vllm)")
     f.add_argument("--enable-lora", action="store_true",
                    help="LoRA adapter slots on every GPU: max_loras x rank per projection, in the weights")
@@ -129,14 +136,17 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLL
                    moe_backend=args.moe_backend, flashinfer_sampler=ON_OFF.get(args.flashinfer_sampler),
                    disable_custom_all_reduce=args.disable_custom_all_reduce,
                    speculative_config=parse_speculative_config(args.speculative_config)
-                   if args.speculative_config else None, spec_acceptance=args.spec_acceptance, **feature_options(args))
+                   if args.speculative_config else None, spec_acceptance=args.spec_acceptance, **feature_options(args),
+                   data_parallel_size=args.data_parallel_size, enable_expert_parallel=args.enable_expert_parallel,
+                   enable_chunked_prefill=not args.disable_chunked_prefill)
     return vllm_on_system(source, system, options, host_ram_bytes(args), args.gpu.strip())
 
 
 def print_report(report: VLLMReport) -> int:
     r, gpu = report.result, report.gpu
     print(f"model   {r.model.id}  ({r.model.params_total / 1e9:.2f}B params)")
-    print(f"engine  vLLM {r.engine_version}, TP {r.layout.tp} x PP {r.layout.pp}, max_model_len {r.max_model_len:,}, "
+    dp = f" (one of {r.layout.replicas} data-parallel engines)" if r.layout.replicas > 1 else ""
+    print(f"engine  vLLM {r.engine_version}, TP {r.layout.tp} x PP {r.layout.pp}{dp}, max_model_len {r.max_model_len:,}, "
           f"max_num_seqs {r.layout.max_num_seqs}, max_num_batched_tokens {r.layout.max_num_batched_tokens}")
     print(f"device  {gpu.name} x {len(r.devices) or report.ranks}, {gib(gpu.usable_bytes)} GiB usable")
     if r.devices:

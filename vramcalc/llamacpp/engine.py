@@ -110,6 +110,10 @@ class LlamaOptions(CheckedOptions):
     # keep the library default (llama-cpp-python, llama-cli, builds before that PR) reserve n_batch rows.
     n_outputs_max: int | None = None
 
+    # --no-op-offload: ops on weights in host memory run on the CPU, not copied to the first GPU
+    # (src/llama-context.cpp cparams.op_offload -> ggml-backend.cpp ggml_backend_sched op_offload)
+    op_offload: bool = True
+
     program: Program = "llama-server"
     # --llamacpp-build: the llama.cpp release or commit; only the modelled one (data/llamacpp_builds.json) is
     # accepted, others are refused naming the rules that changed (NotModelledError)
@@ -585,7 +589,8 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     arch = gguf_arch(spec)
     comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev, pipeline=pipeline, arch=arch if replay else "",
                            n_ctx=n_ctx_seq * streams, variant=graph_variant(arch, (t.name for t, _ in tensors)),
-                           offload_min_batch=rules_b.backends[backend].offload_min_batch if gl and not opts.rpc_nodes else 0)
+                           offload_min_batch=rules_b.backends[backend].offload_min_batch
+                           if gl and not opts.rpc_nodes and opts.op_offload else 0)
     output = output_buffer_bytes(spec, opts.n_parallel, embeddings=opts.output_embeddings)
     devices = []
     for d, g in enumerate(gl):

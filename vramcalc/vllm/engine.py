@@ -35,8 +35,8 @@ from .rules import (attention_backend, dtype_messages, parallel_messages, platfo
 from .result_types import Layout, ModelSummary
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
-from .weights import (MXFP4_MOE_BACKENDS, RankWeights, mxfp4_moe_backend, pp_layer_split, vllm_rules,
-                      weights_per_rank)
+from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mxfp4_moe_backend, pp_layer_split,
+                      vllm_rules, weights_per_rank)
 from ..trace import TraceTerm, term
 
 GIB = 2**30
@@ -92,6 +92,14 @@ class VLLMOptions(CheckedOptions):
     language_model_only: bool = False  # --language-model-only: no vision encoder, no encoder profiling
     limit_mm_per_prompt: dict[str, int] | None = None  # --limit-mm-per-prompt; None: vLLM's default (all allowed)
     enable_prefix_caching: bool | None = None  # None: on (the V1 default); memory unchanged
+
+    # --data-parallel-size: engines of TP x PP GPUs each, checked as one of them (the budget is per GPU); on an
+    # MoE model their routed experts are split over all TP x DP ranks (weights.moe_shards)
+    data_parallel_size: int = Field(default=1, ge=1, le=MAX_GPUS)
+    enable_expert_parallel: bool = False  # --enable-expert-parallel / -ep: whole experts per rank (weights.moe_shards)
+    # --disable-chunked-prefill: one step holds a whole prompt, so max_num_batched_tokens defaults to
+    # max(max_model_len, the default) (v0.33.0 vllm/engine/arg_utils.py _set_default_max_num_seqs_and_batched_tokens_args)
+    enable_chunked_prefill: bool = True
 
 
 class DeviceBudget(BaseModel):
@@ -293,6 +301,15 @@ def _pre_start_messages(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, scheme: Qu
     return wdtype, errors, warnings
 
 
+def _unchunked_refusal(mnbt: int, L: int) -> Message:
+    """v0.33.0 vllm/config/scheduler.py SchedulerConfig.verify_max_model_len, without chunked prefill."""
+    return error("vllm.scheduler.unchunked_batch", f"max_num_batched_tokens ({mnbt}) is smaller than max_model_len "
+                 f"({L}). This effectively limits the maximum sequence length to max_num_batched_tokens and makes "
+                 "vLLM reject longer sequences. Please increase max_num_batched_tokens or decrease max_model_len. "
+                 "[vllm/config/scheduler.py SchedulerConfig.verify_max_model_len]",
+                 fix=f"--max-num-batched-tokens {L}", source="vllm/config/scheduler.py SchedulerConfig.verify_max_model_len")
+
+
 def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L: int,
                  spec_tokens: int = 0) -> KVSettings:
     """The cache settings the KV pool is sized with (vLLM 0.33.0 vllm/config/cache.py CacheConfig; the rules
@@ -342,9 +359,15 @@ def _mxfp4_kernel(scheme: QuantScheme, opts: VLLMOptions, gpu: GPU) -> tuple[str
                           "not modelled; the checkpoint's size is used (CUDA kernels pad gpt-oss's experts by 6-8%)")]
 
 
-def _from_files(opts: VLLMOptions, file_weight_bytes: int | None) -> bool:
+def _moe(spec: ModelSpec, opts: VLLMOptions) -> MoEShards | None:
+    """The routed experts' split under DP / EP (None: by TP like every other layer)."""
+    return moe_shards(opts.tp, opts.data_parallel_size, opts.enable_expert_parallel) if spec.is_moe else None
+
+
+def _from_files(opts: VLLMOptions, file_weight_bytes: int | None, spec: ModelSpec | None = None) -> bool:
     """Whether rank 0's weight bytes are the file headers' exact bytes (one GPU, the checkpoint as it is)."""
-    return file_weight_bytes is not None and opts.tp == 1 and opts.pp == 1 and not opts.quantization
+    return (file_weight_bytes is not None and opts.tp == 1 and opts.pp == 1 and not opts.quantization
+            and (spec is None or _moe(spec, opts) is None))
 
 
 def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtype: str | None, mxfp4: str | None,
@@ -352,14 +375,14 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
     """Each rank's weights and their bytes in the budget: vLLM's linear layers sharded by TP
     (vllm/model_executor/layers/linear.py), VocabParallelEmbedding, get_pp_indices (vllm/distributed/utils.py),
     as modelled in weights.py; the file headers' bytes where they are exact."""
-    weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4)
+    weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, _moe(spec, opts))
     if gguf and file_weight_bytes:  # each rank's share of the file's tensor bytes
         scale = file_weight_bytes / weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
         weights = [w.model_copy(update={"bytes": int(w.bytes * scale)}) for w in weights]
     out = []
     for w in weights:
         w_bytes = w.bytes
-        if file_weight_bytes is not None and _from_files(opts, file_weight_bytes):
+        if file_weight_bytes is not None and _from_files(opts, file_weight_bytes, spec):
             w_bytes = file_weight_bytes + w.rotary_cache_bytes  # exact bytes from the file headers
             if mxfp4:  # plus what the MoE kernel's padded layout adds to the checkpoint's experts
                 w_bytes += w.bytes - weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
@@ -695,12 +718,14 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     wdtype, errors, pre_warnings = _pre_start_messages(spec, gpu, opts, scheme)
     warnings += pre_warnings
     mnbt_d, seqs_d = _batch_defaults(gpu, version)
-    mnbt = opts.max_num_batched_tokens or mnbt_d
+    L = opts.max_model_len or derived_max_model_len(spec)
+    mnbt = opts.max_num_batched_tokens or (mnbt_d if opts.enable_chunked_prefill else max(L, mnbt_d))
+    if not opts.enable_chunked_prefill and mnbt < L:
+        errors.append(_unchunked_refusal(mnbt, L))
     seqs = opts.max_num_seqs or seqs_d
     sam = sampler_path(version, gpu, seqs, opts.flashinfer_sampler)
     if sam.note:
         warnings.append(warning("vllm.sampler.assumed", sam.note, fix="--flashinfer-sampler on"))
-    L = opts.max_model_len or derived_max_model_len(spec)
     plan: SpecPlan | None = None
     if opts.speculative_config is not None:
         plan = plan_speculative(opts.speculative_config, spec, opts.tp, opts.pp, L, wdtype, draft, opts.spec_acceptance)
@@ -746,7 +771,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             if room < opts.kv_cache_memory_bytes and not any(e.code == "vllm.kv_bytes.oom" for e in errors):
                 errors.append(_kv_bytes_oom(opts.kv_cache_memory_bytes, room))
             kv_bytes = opts.kv_cache_memory_bytes
-        margin = _margin_term(w_bytes, a, non_torch, graphs, graphs_upper, _from_files(opts, file_weight_bytes))
+        margin = _margin_term(w_bytes, a, non_torch, graphs, graphs_upper, _from_files(opts, file_weight_bytes, spec))
         devices.append(DeviceBudget(rank=w.rank, gpu=gpu.id, total_bytes=total, budget_bytes=requested,
                                     weights_bytes=w_bytes, activation_bytes=a, non_torch_bytes=int(non_torch),
                                     cuda_graph_bytes=int(graphs), kv_cache_bytes=kv_bytes, uncertainty_bytes=margin,
@@ -810,7 +835,8 @@ def _trace(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: VllmVersion, sam:
              "K/V replicated past the KV heads, PP stage split, + rotary cache",
              source="vramcalc/vllm/weights.py (vLLM linear layers, VocabParallelEmbedding, get_pp_indices)",
              tp=opts.tp, pp=opts.pp, format=scheme.method, mxfp4_kernel=mxfp4,
-             from_file_headers=file_weight_bytes is not None and opts.tp == 1 and opts.pp == 1),
+             from_file_headers=file_weight_bytes is not None and opts.tp == 1 and opts.pp == 1
+             and _moe(spec, opts) is None),
         term("activation (rank 0)", d0.activation_bytes, "max(forward_coef x max_num_batched_tokens x intermediate / TP x "
              "dtype bytes, copies x max_num_seqs x vocab x 4 + sampler_const)  [sampler on the last PP stage]",
              source=f"{src}; sampler copies: data/vllm.json sampler.paths.{sam.path}",
@@ -880,6 +906,10 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.append(f"--tensor-parallel-size {opts.tp}")
     if opts.pp > 1:
         cmd.append(f"--pipeline-parallel-size {opts.pp}")
+    if opts.data_parallel_size > 1:
+        cmd.append(f"--data-parallel-size {opts.data_parallel_size}")
+    if opts.enable_expert_parallel:
+        cmd.append("--enable-expert-parallel")
     cmd.append(f"--max-model-len {L}")
     cmd.append(f"--gpu-memory-utilization {u}")
     if runtime:
@@ -892,6 +922,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.append(f"--max-num-batched-tokens {mnbt}")
     if opts.enforce_eager:
         cmd.append("--enforce-eager")
+    if not opts.enable_chunked_prefill:
+        cmd.append("--disable-chunked-prefill")
     if opts.moe_backend:
         cmd.append(f"--moe-backend {opts.moe_backend}")
     if opts.disable_custom_all_reduce:
@@ -902,7 +934,7 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
     return VLLMResult(
         fits=fits and not errors, engine_version=version,
         model=ModelSummary(id=spec.id, params_total=counts.total, params_active=counts.active),
-        layout=Layout(tp=opts.tp, pp=opts.pp, replicas=1, max_num_seqs=seqs, max_num_batched_tokens=mnbt),
+        layout=Layout(tp=opts.tp, pp=opts.pp, replicas=opts.data_parallel_size, max_num_seqs=seqs, max_num_batched_tokens=mnbt),
         devices=devices, kv_cache_tokens=tokens, num_gpu_blocks=blocks, max_concurrency=round(conc, 2), max_model_len=L,
         max_model_len_fits=fits_len, estimated_max_model_len=est, safe_max_model_len=safe, fits_at_estimate=at_estimate, trace=trace or [], errors=errors, warnings=warnings,
         command=" ".join(cmd), sources=sources, speculative=summary(plan) if plan and not plan.errors else None,

@@ -57,10 +57,15 @@ KV = re.compile(r"\.(k_proj|v_proj)\.(weight|bias)$")
 SHARDED_1D = re.compile(r"\.mamba\.(dt_bias|A_log|D|norm\.weight|conv1d\.(weight|bias))$|\.self_attn\.sinks$")
 
 
-def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None) -> tuple[int, ...]:
-    """The shape of tensor t on one TP rank."""
+def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None, moe: "MoEShards | None" = None
+                ) -> tuple[int, ...]:
+    """The shape of tensor t on one TP rank (routed experts: over `moe`'s ranks, see MoEShards)."""
     s = list(t.shape)
     name = t.name
+    if moe is not None and t.group == "routed_experts" and (moe.ep > 1 or moe.tp != tp):
+        if moe.ep > 1:  # whole experts, ceil(E / EP) on the first ranks (determine_expert_map)
+            return (-(-s[0] // moe.ep), *s[1:])
+        tp = moe.tp  # the experts' intermediate split over TP x DP ranks
     if name.endswith("embed_tokens.weight") or name == "lm_head.weight" or name.endswith("shared_head.head.weight"):
         return (padded_vocab(s[0]) // tp, s[1])
     if "router" in name or "shared_expert_gate" in name or t.group == "norms" or "layernorm" in name \
@@ -87,6 +92,24 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
     if t.group == "vision":
         return (s[0] // tp,)  # mm_encoder_tp_mode="weights": the tower is TP-sharded
     return tuple(s)  # biases of row-parallel layers and anything unknown: whole (conservative)
+
+
+class MoEShards(BaseModel):
+    """How vLLM splits routed experts (v0.33.0 vllm/model_executor/layers/fused_moe/config.py
+    FusedMoEParallelConfig.make): without expert parallelism their intermediate dimension is split over
+    TP x DP ranks (flatten_tp_across_dp_and_pcp), with it each of the TP x DP ranks holds whole experts,
+    E // EP of them plus one on the first E mod EP ranks (expert_map_manager.py determine_expert_map)."""
+    model_config = ConfigDict(frozen=True)
+
+    tp: int  # ranks the experts' intermediate dimension is split over (EP off)
+    ep: int = 1  # ranks whole experts are spread over (EP on); 1: off
+
+
+def moe_shards(tp: int, dp: int, expert_parallel: bool) -> MoEShards | None:
+    """None where the experts shard like every other layer (TP only, no EP)."""
+    if expert_parallel and tp * dp > 1:
+        return MoEShards(tp=1, ep=tp * dp)
+    return MoEShards(tp=tp * dp) if dp > 1 else None
 
 
 class RankWeights(BaseModel):
@@ -145,21 +168,23 @@ def _round_up(x: int, m: int) -> int:
 
 
 def weights_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
-                     dtype: str | None = None, mxfp4_backend: str | None = None) -> list[RankWeights]:
+                     dtype: str | None = None, mxfp4_backend: str | None = None,
+                     moe: MoEShards | None = None) -> list[RankWeights]:
     """Weight bytes of every GPU (all ranks of one TP x PP engine). mxfp4_backend: the MoE kernel
-    whose padded layout MXFP4 experts take (mxfp4_moe_backend); None keeps the checkpoint layout."""
+    whose padded layout MXFP4 experts take (mxfp4_moe_backend); None keeps the checkpoint layout.
+    moe: the routed experts' split under data / expert parallelism (moe_shards); None: TP like the rest."""
     scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
-    key = (id(spec), tp, pp, scheme, dtype, mxfp4_backend)
+    key = (id(spec), tp, pp, scheme, dtype, mxfp4_backend, moe)
     hit = _MEMO.get(key)
     if hit is not None and hit[0] is spec:
         return hit[1]
-    out = _weights_per_rank(spec, tp, pp, scheme, dtype, mxfp4_backend)
+    out = _weights_per_rank(spec, tp, pp, scheme, dtype, mxfp4_backend, moe)
     _MEMO.put(key, (spec, out), layers_weight(len(spec.layers)) + len(out))
     return out
 
 
 def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dtype: str | None,
-                      mxfp4_backend: str | None) -> list[RankWeights]:
+                      mxfp4_backend: str | None, moe: MoEShards | None = None) -> list[RankWeights]:
     wdtype = dtype or spec.dtype
     base = dtype_bytes(wdtype)
     split = pp_layer_split(spec.num_layers, pp)
@@ -181,7 +206,7 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
         key = (layer, t.name[m.end():], t.shape, t.group) if m else None
         nbytes = per_kind.get(key) if key is not None else None
         if nbytes is None:
-            shape = _rank_shape(t, spec, tp, layer)
+            shape = _rank_shape(t, spec, tp, layer, moe)
             size = 4 if "e_score_correction_bias" in t.name else base
             rank_t = t.model_copy(update={"shape": shape})
             mats = _matrices(rank_t) if t.group in scheme.quantize_groups and scheme.method != "none" else []
