@@ -87,8 +87,8 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
 
 @pytest.mark.parametrize("command,flag", [
     ("vllm serve Qwen/Qwen3-8B --enable-lora --specialize-active-lora", "--specialize-active-lora"),
-    ("llama-server -m Qwen3-8B-Q4_K_M.gguf --lora adapter.gguf", "--lora"),
-    ("llama-server -m Qwen3-8B-Q4_K_M.gguf --mmproj mmproj.gguf", "--mmproj"),
+    ("llama-server -m Qwen3-8B-Q4_K_M.gguf --control-vector cv.gguf", "--control-vector"),
+    ("llama-server -m Qwen3-8B-Q4_K_M.gguf -md d.gguf --spec-draft-cpu-moe", "--spec-draft-cpu-moe"),
     ("VLLM_PP_LAYER_PARTITION=20,16 vllm serve Qwen/Qwen3-8B", "VLLM_PP_LAYER_PARTITION"),
 ])
 def test_not_modelled_flags_are_refused_by_name(command, flag):

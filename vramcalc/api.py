@@ -159,8 +159,12 @@ def llamacpp_report(model: Model, system: SystemLike, options: dict[str, Any]) -
     if quant is not None and options.get("ftype") is not None:
         if (llama_ftype(quant) or "").upper() != str(options["ftype"]).upper():
             raise InputError(f"quant={quant!r} and ftype={options['ftype']!r} disagree: give one of them")
-    if "n_gpu_layers" in options:  # N, "auto" or "all", as -ngl takes them
-        options["n_gpu_layers"] = gpu_layers(options["n_gpu_layers"])
+    for k in ("n_gpu_layers", "n_gpu_layers_draft"):  # N, "auto" or "all", as -ngl / -ngld take them
+        if k in options:
+            options[k] = gpu_layers(options[k])
+    for k in ("lora", "lora_scaled", "device_draft"):  # one file (or device) as a string is a list of one
+        if isinstance(options.get(k), str):
+            options[k] = (options[k],)
     options = {**LLAMACPP_DEFAULTS, **options}
     ftype = llama_ftype(quant) if quant else options.get("ftype")
     LlamaOptions(**{**options, "ftype": ftype})  # every value checked before any work

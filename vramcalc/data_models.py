@@ -722,7 +722,7 @@ class LlamaArgs(Fixed):
 
 
 class FlagClass(Fixed):
-    klass: Literal["modelled", "no_effect", "upper_bound", "not_modelled"] = Field(alias="class")
+    klass: Literal["modelled", "no_effect", "upper_bound", "not_modelled", "refused"] = Field(alias="class")
     field: str | None = None  # modelled: the option it sets
     value: Any = None  # modelled: the value a switch sets
     invert: bool = False
@@ -730,6 +730,8 @@ class FlagClass(Fixed):
     no_effect_values: list[str] | None = None  # not_modelled: values that leave the default as it is
     key: str | None = None  # modelled, a JSON option's shorthand: the key of it the flag sets
     expand: list[str] | None = None  # modelled preset: the flags it stands for, read in its place
+    said: str | None = None  # refused: the engine's words
+    replacement: str | None = None  # refused: the flag that took its place
 
 
 class CommandFlags(Fixed):
@@ -915,6 +917,50 @@ class VllmFeatures(Sourced):
     prefix_caching: Sourced
 
 
+class LlamaSpecRun(Fixed):
+    id: str
+    url: str
+    where: str
+    target: str
+    draft: str
+    gpu: str
+    n_draft: int
+    n_drafted: int
+    n_accept: int
+    n_predict: int
+    accept: float  # n_accept / n_drafted, as llama.cpp prints it
+    tok_s_draft: float | None = None  # decode tokens/s with the draft
+    tok_s_plain: float | None = None  # and without it
+    plain_note: str | None = None
+    ngld: int | None = None
+
+
+class DraftOverhead(Fixed):
+    ms: float
+    fitted_on: list[str]
+    held_out: list[str]
+    how: str
+
+
+class LlamaSpeculative(Fixed):
+    source: str = Field(alias="_source")
+    default: str
+    runs: list[LlamaSpecRun]
+    draft_token_overhead: DraftOverhead
+
+
+class HFDefaultFile(Fixed):
+    repo: str
+    files: list[str]  # the repo's model GGUF files in the Hub's listing order (the first shard of a split model)
+    source: str
+
+
+class LlamaHFDefaults(Fixed):
+    source: str = Field(alias="_source")
+    tags: list[str]  # common/download.cpp find_best_model: the tags tried in order without :quant
+    repos: list[HFDefaultFile]
+
+
 FILES: dict[str, type[BaseModel]] = {
     "architectures.json": Architectures,
     "gguf_quants.json": GGUFQuants,
@@ -940,5 +986,9 @@ FILES: dict[str, type[BaseModel]] = {
     "command_flags.json": CommandFlags,
     "model_names.json": ModelNames,
     "vllm_spec.json": VllmSpec,
+
+
+    "llamacpp_speculative.json": LlamaSpeculative,
+    "llamacpp_hf_files.json": LlamaHFDefaults,
 }
 

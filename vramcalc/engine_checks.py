@@ -229,4 +229,12 @@ def with_speed(report: Any, spec: ModelSpec, system: System | None, quant: str |
         est = for_engine_check(spec, "llamacpp", gpu, quant=quant, link=link, backend=backend,
                                parallel=max(1, r.n_parallel), concurrency=n, prompt=p, output=o,
                                kv_unified=bool(getattr(r, "kv_unified", False)) and r.n_parallel > 1)
+        if est is not None and (r.extras or r.no_kv_offload):  # a draft model, -nkvo (llamacpp/spec_speed.py)
+            from .llamacpp.spec_speed import llamacpp_speed
+            from .serving import Deployment
+
+            dep = Deployment(engine="llamacpp", backend=backend, gpu=gpu, quant=quant, link=link,
+                             parallel=max(1, r.n_parallel), kv_unified=bool(r.kv_unified) and r.n_parallel > 1)
+            est, notes = llamacpp_speed(est, spec, r, gpu, dep, quant, n)
+            r = r.model_copy(update={"warnings": r.warnings + notes})
     return replace(report, result=r.model_copy(update={"speed": est}))

@@ -398,6 +398,14 @@ def _llama_flags(program: str, args: list[str]) -> tuple[str | None, list[Flag],
             i += 1
             continue
         entry = _classify(classes, a, first)
+        if entry["class"] == "refused":  # common/arg.cpp arg_removed: the handler throws as the flag is read
+            said = f'{program}: error while handling argument "{a}": {entry["said"]}'
+            if refusal is not None:
+                raise InputError(said)
+            refusal = (error("command.engine_refuses", said, fix=f"{entry['replacement']} {' '.join(vals)}".strip()),
+                       i, [entry["replacement"]])
+            a, first, _, _ = entry["replacement"], *options[entry["replacement"]]
+            entry = _classify(classes, a, first)
         flags.append(Flag(name=a, values=vals, klass=entry["class"], entry=entry))
         i += 1 + len(vals)
     model = None
@@ -723,7 +731,19 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = _devices(name, v)
         elif fld in ("swa_full", "cpu_moe", "mlock"):
             opts[fld] = True
-        elif fld in ("no_kv_offload", "no_mmap", "kv_unified", "cpu_repack"):
+        elif fld in ("lora", "lora_scaled"):  # comma lists (parse_csv_row), repeatable
+            opts[fld] = opts.get(fld, ()) + tuple(x for x in v.split(",") if x)
+        elif fld in ("model_draft", "mmproj", "type_k_draft", "type_v_draft"):
+            opts[fld] = v
+        elif fld == "n_gpu_layers_draft":
+            from .engine_checks import gpu_layers
+
+            opts[fld] = gpu_layers(v)  # auto (None) and -1 are llama.cpp's default: every layer
+        elif fld == "device_draft":
+            opts[fld] = _devices(name, v)
+        elif fld == "draft_max":
+            opts[fld] = _int(name, v)
+        elif fld in ("no_kv_offload", "no_mmap", "kv_unified", "cpu_repack", "mmproj_offload"):
             val = f.entry.get("value")
             if bench:  # llama-bench takes 0 / 1 (-nkvo 1, -mmp 0)
                 val = bool(_int(name, v))
@@ -762,6 +782,12 @@ def _llama_reading(p: Parsed) -> Reading:
     ref = model or hf_file
     if hf:
         ref = f"hf:{hf}" + (f"::{hf_file}" if hf_file else "")
+        said = {f.entry.get("field") for f in p.flags} | {f.name for f in p.flags}
+        if "mmproj" not in said and not said & {"--no-mmproj", "--no-mmproj-auto"} and p.program != "llama-bench":
+            warnings.append(warning("llamacpp.mmproj.auto", f"-hf {hf}: llama-server also downloads and loads the "
+                                    "repo's projector (mmproj) file when it has one (--mmproj-auto is on by default, "
+                                    "common/download.cpp find_best_mmproj); its weights and compute buffer are not "
+                                    "counted here: give it with --mmproj FILE, or pass --no-mmproj"))
     if not ref:
         raise InputError(f"{p.program}: no model in the command (-m FILE.gguf or -hf REPO[:QUANT])")
     return Reading(engine="llamacpp", model=ref, options=opts, no_effect=no_effect, warnings=warnings, rpc_servers=rpc)
@@ -844,6 +870,14 @@ def _gguf_model(ref: str, options: dict[str, Any], warnings: list[Message]) -> s
         if base is None:
             base = mn.hf_repo(spec)[0]
         what = f"-hf {spec}" + (f" --hf-file {hf_file}" if hf_file else "")
+        if ":" not in spec and not hf_file:  # common/download.cpp find_best_model, without a tag
+            dtype, dfile, where = mn.hf_default(spec)
+            warnings.append(warning("llamacpp.hf.default_file", (
+                f"-hf {spec} without :quant: llama.cpp takes {dfile} ({dtype}), the first file matching Q4_K_M, "
+                f"else Q8_0, else the first model file, in the repo's listing ({where})") if dfile else (
+                f"-hf {spec} without :quant: llama.cpp takes the first file matching Q4_K_M, else Q8_0, else the "
+                f"first model file (common/download.cpp find_best_model); this repo's files are not known here, so "
+                f"{dtype} is assumed: give :QUANT (or the downloaded file) to check what you run")))
     else:
         if Path(ref).expanduser().is_file():
             return ref  # the file's own header: its tensor types and bytes
@@ -969,8 +1003,20 @@ def _flag_line(q: Question) -> str:
     names = {"tp": "--tp", "pp": "--pp", "max_model_len": "--max-model-len", "quantization": "--quant", "quant": "--quant",
              "n_ctx": "-c", "n_parallel": "--parallel", "n_gpu_layers": "-ngl", "type_k": "-ctk", "type_v": "-ctv",
              "flash_attn": "-fa", "n_batch": "-b", "n_ubatch": "-ub", "split_mode": "-sm", "main_gpu": "-mg",
-             "n_cpu_moe": "--n-cpu-moe", "data_parallel_size": "--data-parallel-size"}
+             "n_cpu_moe": "--n-cpu-moe", "data_parallel_size": "--data-parallel-size", "model_draft": "-md",
+             "n_gpu_layers_draft": "-ngld", "draft_max": "--draft-max", "type_k_draft": "-ctkd", "type_v_draft": "-ctvd",
+             "mmproj": "--mmproj"}
     for k, v in o.items():
+        if k in ("lora", "lora_scaled"):
+            for item in v:
+                parts += [f"--{k.replace('_', '-')}", shlex.quote(item)]
+            continue
+        if k == "device_draft":
+            parts += ["-devd", ",".join(v)]
+            continue
+        if k == "mmproj_offload":
+            parts += [] if v else ["--no-mmproj-offload"]
+            continue
         if isinstance(v, bool):
             flag = {"kv_unified": None if v else "--no-kv-unified", "enforce_eager": "--enforce-eager" if v else None,
                     "no_kv_offload": "-nkvo" if v else None, "swa_full": "--swa-full" if v else None,

@@ -11,6 +11,7 @@ from ..bars import LEGEND, bar, use_color
 from ..engine_checks import LlamaReport, gpu_layers, llama_ftype, llamacpp_on_system
 from ..errors import InputError
 from ..ggml import kv_cache_types
+from ..llamacpp.extras import LlamaExtra
 from ..llamacpp.engine import UNCHECKED_HOST_RAM_GIB, FlashAttn, GPUBackend, Program, SplitMode, unchecked_host_need
 from ..llamacpp.weights import HostCPU
 from ..sources import ModelSource
@@ -93,6 +94,30 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                          "the rules that changed)")
     lc.add_argument("--host-cpu", choices=list(get_args(HostCPU)), default="x86_avx2",
                     help="the host CPU: which weight types llama.cpp repacks for it (CPU_REPACK)")
+    x = c.add_argument_group("llama-server beside the model (with --engine llamacpp): LoRA, draft model, projector")
+    x.add_argument("--lora", action="append", default=[], metavar="FNAME",
+                   help="a LoRA adapter's GGUF (repeatable, or comma-separated): its tensors on their layer's device")
+    x.add_argument("--lora-scaled", action="append", default=[], metavar="FNAME:SCALE")
+    x.add_argument("--lora-rank", type=bounded_int(65536, "(a LoRA rank)"), default=None,
+                   help="without the file: an F16 adapter of this rank on every attention and FFN projection")
+    x.add_argument("--model-draft", "--spec-draft-model", "-md", dest="model_draft", default=None, metavar="FNAME",
+                   help="the draft model for speculative decoding: its weights, KV cache and compute buffer (a GGUF "
+                        "here, or a file name naming a catalog model and file type)")
+    x.add_argument("--gpu-layers-draft", "--n-gpu-layers-draft", "--spec-draft-ngl", "-ngld", dest="n_gpu_layers_draft",
+                   type=_ngl, default=None, help="N, all or auto (default: every layer, llama.cpp's -1)")
+    x.add_argument("--device-draft", "--spec-draft-device", "-devd", dest="device_draft", type=_device_list,
+                   default=None, metavar="DEV1,DEV2", help="the draft's devices (none: the CPU)")
+    x.add_argument("--spec-draft-n-max", "--draft-max", dest="draft_max", type=bounded_int(1024, "tokens", minimum=0),
+                   default=None, help="tokens drafted per step (default 3; llama-server 4df29be spells it "
+                                      "--spec-draft-n-max: --draft-max was removed)")
+    x.add_argument("--cache-type-k-draft", "-ctkd", dest="type_k_draft", default=None, choices=kv_cache_types())
+    x.add_argument("--cache-type-v-draft", "-ctvd", dest="type_v_draft", default=None, choices=kv_cache_types())
+    x.add_argument("--draft-acceptance", type=positive_float(1.0, "(a share of drafted tokens)"), default=None,
+                   help="the share of drafted tokens the target accepts, for the speed estimate (default: "
+                        "data/llamacpp_speculative.json)")
+    x.add_argument("--mmproj", "-mm", default=None, metavar="FNAME",
+                   help="the multimodal projector's GGUF: its weights and warmup compute buffer on the first GPU")
+    x.add_argument("--no-mmproj-offload", action="store_true", help="keep the projector on the CPU")
     lc.add_argument("--ram", type=positive_float(MAX_RAM_GIB, "GiB"), default=None,
                     help="host RAM in GiB, to check the host's share (without it the verdict is about the GPUs only)")
 
@@ -108,7 +133,11 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> Lla
                    no_kv_offload=args.no_kv_offload, backend=args.backend,
                    override_tensor=tuple(args.override_tensor), no_mmap=args.no_mmap, mlock=args.mlock,
                    devices=args.devices, host_cpu=args.host_cpu, program=args.program,
-                   build=args.llamacpp_build)
+                   build=args.llamacpp_build, lora=tuple(args.lora), lora_scaled=tuple(args.lora_scaled),
+                   lora_rank=args.lora_rank, model_draft=args.model_draft, n_gpu_layers_draft=args.n_gpu_layers_draft,
+                   device_draft=args.device_draft, draft_max=args.draft_max, type_k_draft=args.type_k_draft,
+                   type_v_draft=args.type_v_draft, draft_acceptance=args.draft_acceptance, mmproj=args.mmproj,
+                   mmproj_offload=not args.no_mmproj_offload)
     options = {k: v for k, v in options.items() if v is not None or k in ("n_ctx", "n_gpu_layers", "tensor_split",
                                                                          "devices")}
     if args.ctx is None and args.program == "ollama":
@@ -124,14 +153,20 @@ def print_report(report: LlamaReport) -> int:
     print(f"engine  llama.cpp ({BACKEND_NAMES[r.backend]}), context {r.n_ctx:,} cells ({r.n_ctx_seq:,} per request, {r.n_parallel} slots"
           f"{', unified' if r.kv_unified else ''}) [{r.context_source}], {where}, "
           f"flash attention {'on' if r.flash_attn else 'off'}")
+    extra = bool(r.extras)
     rows = [[d.device, gib(d.model_buffer_bytes + d.repack_buffer_bytes), gib(d.kv_buffer_bytes + d.recurrent_buffer_bytes),
-             gib(d.compute_buffer_bytes), gib(d.output_buffer_bytes), gib(d.total_bytes),
-             gib(d.uncertainty_bytes), gib(d.available_bytes) if d.available_bytes >= 0 else "-"] for d in r.devices]
+             gib(d.compute_buffer_bytes), gib(d.output_buffer_bytes)]
+            + ([gib(d.lora_buffer_bytes), gib(d.draft_bytes), gib(d.mmproj_bytes)] if extra else [])
+            + [gib(d.total_bytes), gib(d.uncertainty_bytes), gib(d.available_bytes) if d.available_bytes >= 0 else "-"]
+            for d in r.devices]
     print()
-    print(tabulate(rows, headers=["device", "model", "KV+state", "compute (est.)", "output", "total", "margin",
-                                  "available"], tablefmt="simple", disable_numparse=True))
+    print(tabulate(rows, headers=["device", "model", "KV+state", "compute (est.)", "output"]
+                   + (["LoRA", "draft", "mmproj"] if extra else []) + ["total", "margin", "available"],
+                   tablefmt="simple", disable_numparse=True))
     print("(GiB; margin = the compute estimate's uncertainty, counted in the verdict; available = CUDA-reported "
           "total (system RAM on an integrated GPU) less llama.cpp's 1 GiB --fit margin)")
+    for e in r.extras:
+        print(_extra_line(e))
     print()
     width = max(len(d.device) for d in r.devices)
     for d in r.devices:
@@ -175,3 +210,20 @@ def _print_offload(report: LlamaReport) -> None:
         print(f"largest context that fits with -ngl {r.n_gpu_layers}: none (from 256 cells)")
     print(f"best file type at this context: {r.best_ftype_full_offload or 'none'} with every layer on the GPU"
           + ("s" if report.n_gpus > 1 else "") + f", {r.best_ftype or 'none'} with offload (Q8_0 down to IQ2_M)")
+
+
+def _extra_line(e: LlamaExtra) -> str:
+    """One line per LoRA adapter, draft model or projector: what it adds and where."""
+    mib = (sum(e.gpu_bytes) + e.host_bytes) / 2**20
+    where = "GPU" if sum(e.gpu_bytes) and not e.host_bytes else "host" if not sum(e.gpu_bytes) else "GPU + host"
+    d = e.detail
+    if e.kind == "lora":
+        what = f"LoRA {e.ref}: rank {d['rank']}, {d['tensors']} tensors, scale {d['scale']:g}"
+    elif e.kind == "draft":
+        what = (f"draft {e.ref}: weights {int(d['model']) / 2**20:.2f} + KV {int(d['kv']) / 2**20:.2f} + compute "
+                f"{int(d['compute']) / 2**20:.2f} + output {int(d['output']) / 2**20:.2f} MiB, {d['n_ctx']} cells, "
+                f"{d['gpu_layers']}/{d['n_layer']} layers offloaded, drafts {d['draft_max']} tokens a step")
+    else:
+        what = (f"mmproj {e.ref} ({d['projector']}): weights {int(d['weights']) / 2**20:.2f} + compute "
+                f"{int(d['compute']) / 2**20:.2f} MiB ({d['image_size']}px warmup image, {d['patches']} patches)")
+    return f"{what}: {mib:.2f} MiB on the {where}"

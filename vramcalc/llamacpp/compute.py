@@ -153,6 +153,9 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
     and graphs.py has the architecture, the buffer is the allocator replay of the rebuilt graph
     (exact on every recorded CPU run it covers); elsewhere the phase formula below."""
     from .engine import mla_layout_of
+    from .extras import lora_graph
+
+    lora = lora_graph(opts)
 
     n_ub = min(opts.n_ubatch, opts.n_batch, max(1, n_kv))
     n_out = opts.outputs_reserved
@@ -164,7 +167,7 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
         replay = reserve_peak(spec, arch, n_ctx or n_kv, min(opts.n_ubatch, opts.n_batch), opts.n_parallel, n_out,
                               n_kv, n_kv_swa, unified, fa, opts.type_k, opts.type_v,
                               alignment=CPU_ALIGNMENT if n_dev == 0 else GPU_ALIGNMENT, mla_layout=mla_layout_of(spec, opts),
-                              variant=variant)
+                              variant=variant, lora=lora)
         if replay is not None:
             how = ("ggml-alloc replayed on llama.cpp's worst-case graph, rebuilt op by op (exact on every "
                    "recorded CPU run of the architectures it covers)")

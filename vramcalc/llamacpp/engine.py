@@ -22,18 +22,22 @@ from ..ggml import kv_cache_types, tensor_bytes
 from ..engines import Engine
 from ..gguf_mix import GGUFTensor, plan_gguf
 from ..gpus import GPU
-from ..limits import MAX_CONTEXT, MAX_GPUS, MAX_SLOTS
+from ..limits import MAX_CONTEXT, MAX_GPUS, MAX_LAYER_FLAG, MAX_SLOTS
 from ..memo import Memo, layers_weight
 from ..messages import Message, error, warning
 from ..results import Result, Row
 from ..spec import ModelSpec
 from ..trace import TraceTerm, term
-from .compute import ComputeBuffers, compute_buffers
+from .compute import CPU_ALIGNMENT, GPU_ALIGNMENT, ComputeBuffers, compute_buffers
+from .extras import (LORA_SOURCE, MMPROJ_SOURCE, LlamaExtra, LoraAdapter, lora_bytes, lora_of_rank, lora_problems,
+                     read_draft, read_lora, read_mmproj, split_scaled)
+from .mmproj import mmproj_compute
 from .graphs import graph_variant
 from .kv import LlamaCache, LlamaKVOptions, context_cells, layer_memory, llama_caches, output_buffer_bytes
 from .weights import CPU, EXPERT_TENSORS, HostCPU, ModelBuffers, model_buffers
 
 MIB = 2**20
+SPEC_VOCAB_MAX_DIFF = 128  # common/speculative.cpp SPEC_VOCAB_MAX_SIZE_DIFFERENCE
 FIT_MARGIN_MIB = 1024  # common/arg.cpp --fit-target default
 FIT_MIN_CTX = 4096  # common/arg.cpp --fit-ctx default
 QUANT_V_NEEDS_FA = error("llamacpp.kv.quant_v_needs_fa", "quantized V cache was requested, but this requires Flash "
@@ -113,6 +117,28 @@ class LlamaOptions(CheckedOptions):
     # --no-op-offload: ops on weights in host memory run on the CPU, not copied to the first GPU
     # (src/llama-context.cpp cparams.op_offload -> ggml-backend.cpp ggml_backend_sched op_offload)
     op_offload: bool = True
+    # What llama-server holds beside the model (extras.py, docs/llamacpp.md#extras). --lora FNAME / --lora-scaled
+    # FNAME:SCALE: LoRA adapters' GGUF files; lora_rank: vramcalc's own, an adapter of that rank (F16) on every
+    # attention and FFN projection when its file is not at hand
+    lora: tuple[str, ...] = ()
+    lora_scaled: tuple[str, ...] = ()
+    lora_rank: int | None = Field(default=None, ge=1, le=65536)
+    # -md FNAME: the draft model (a GGUF here, or a file name naming a catalog model and file type: predicted);
+    # -ngld (None: llama.cpp's default -1, every layer), -devd, -ctkd / -ctvd, --spec-draft-n-max (common.h: 3)
+    model_draft: str | None = None
+    n_gpu_layers_draft: int | None = Field(default=None, ge=0)
+    device_draft: tuple[str, ...] | None = None
+    type_k_draft: str = "F16"
+    type_v_draft: str = "F16"
+    draft_max: int = Field(default=3, ge=0, le=1024)
+    # the share of drafted tokens the target accepts (None: data/llamacpp_speculative.json's default); speed only
+    draft_acceptance: float | None = Field(default=None, ge=0.0, le=1.0)
+    # --mmproj FNAME: the multimodal projector; --no-mmproj-offload keeps it on the CPU
+    mmproj: str | None = None
+    mmproj_offload: bool = True
+    # the draft's context: None = the target's -c as given (4df29be has no -cd: the draft context takes -c); 0: the
+    # draft's training context (what -c 0 gives it)
+    n_ctx_draft: int | None = Field(default=None, ge=0, le=MAX_CONTEXT * MAX_SLOTS)
 
     program: Program = "llama-server"
     # --llamacpp-build: the llama.cpp release or commit; only the modelled one (data/llamacpp_builds.json) is
@@ -131,7 +157,7 @@ class LlamaOptions(CheckedOptions):
             return out
         return data
 
-    @field_validator("type_k", "type_v")
+    @field_validator("type_k", "type_v", "type_k_draft", "type_v_draft")
     @classmethod
     def _cache_type(cls, value: str) -> str:
         allowed = kv_cache_types()
@@ -154,7 +180,14 @@ class LlamaOptions(CheckedOptions):
                 raise ValueError(f"device {dev!r}: expected CPU or a GPU such as CUDA0")
         return value
 
-    @field_validator("devices")
+    @field_validator("lora_scaled")
+    @classmethod
+    def _lora_scaled(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            split_scaled(item)
+        return value
+
+    @field_validator("devices", "device_draft")
     @classmethod
     def _devices(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         if value is not None:
@@ -189,6 +222,11 @@ class LlamaDevice(BaseModel):
     recurrent_buffer_bytes: int
     compute_buffer_bytes: int  # estimated
     output_buffer_bytes: int
+    # what llama-server holds beside the model (extras.py): LoRA adapters' tensors, the draft model's buffers (weights,
+    # KV, compute, output), the multimodal projector's weights and compute buffer
+    lora_buffer_bytes: int = 0
+    draft_bytes: int = 0
+    mmproj_bytes: int = 0
     total_bytes: int
     uncertainty_bytes: int = 0  # compute x UNCERTAINTY: the verdict checks total + this
     available_bytes: int  # after the fit margin; -1: not checked (host RAM not given)
@@ -219,6 +257,8 @@ class LlamaResult(Result):
     # the host's compute buffers (graph inputs; the CPU's share of the graph): in the host RAM column, or in the
     # first GPU's pool on unified memory
     host_compute_bytes: int = 0
+    extras: list[LlamaExtra] = []  # LoRA adapters, the draft model, the projector: per device (extras.py)
+    no_kv_offload: bool = False  # -nkvo: the KV cache in host memory, the attention on the CPU (spec_speed.py)
     errors: list[Message]
     warnings: list[Message]
     command: str
@@ -360,6 +400,8 @@ def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
         raise InputError(f"--tensor-split gives {len(opts.tensor_split)} proportions for {len(gl)} GPUs")
     n_layer = spec.num_layers
     auto_ctx = opts.n_ctx is None
+    if auto_ctx and opts.model_draft and opts.n_ctx_draft is None:
+        opts = opts.model_copy(update={"n_ctx_draft": 0})  # -c 0: the draft takes its own training context
     if auto_ctx and not spec.max_position_embeddings:
         raise InputError("the model gives no training context (llama.cpp's -c 0 default): pass --ctx")
     weights: dict[tuple[int, int], tuple[ModelBuffers, int, int]] = {}
@@ -553,6 +595,9 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     # a GPU with a pinned host buffer type takes the CPU weights before CPU_REPACK (make_cpu_buft_list)
     gpu_host = bool(gl) and not unified and rules_b.backends[backend].host_buffer
     n_dev = len(gl)
+    adapters = lora_adapters(opts, tensors)
+    if adapters and tensor_split:
+        raise NotModelledError("--lora with --split-mode tensor is not modelled; use --split-mode layer")
     hit = weights.get((ngl, opts.n_cpu_moe)) if weights is not None else None
     if hit is None:
         # common/arg.cpp --n-cpu-moe N adds one override per layer index below N; the same tensors are picked by
@@ -561,7 +606,8 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                            unified=unified, repack=opts.cpu_repack, mmap=not opts.no_mmap,
                            split_tensors=rules_b.sm_tensor.split_tensors if tensor_split else None,
                            repack_types=frozenset(rules_b.repack_types[opts.host_cpu]), gpu_host_buffer=gpu_host,
-                           device_overrides=[(p, d) for p, d in placed if d is not None])
+                           device_overrides=[(p, d) for p, d in placed if d is not None],
+                           record=frozenset(p.base for ad in adapters for p in ad.pairs))
         if tensor_split:  # the meta device: every offloaded weight in segments by -ts (data/llamacpp_backends.json)
             mb = _segments(mb, splits)
         size = sum(tensor_bytes(ty, t.ne) for t, ty in tensors)
@@ -585,21 +631,39 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
             kv_dev[d] += lm.kv_bytes
             rs_dev[d] += lm.recurrent_bytes
     n_kv_swa = next((c.cells for c in caches if c.name == "SWA"), 0)
-    pipeline = bool(gl) and not opts.rpc_nodes and backend_rules().backends[backend_of(gl, opts)].pipeline_parallel
+    # llama_context: pipeline parallelism needs offload_kqv (-nkvo turns it off)
+    pipeline = bool(gl) and not opts.rpc_nodes and not opts.no_kv_offload and \
+        backend_rules().backends[backend_of(gl, opts)].pipeline_parallel
     arch = gguf_arch(spec)
     comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev, pipeline=pipeline, arch=arch if replay else "",
                            n_ctx=n_ctx_seq * streams, variant=graph_variant(arch, (t.name for t, _ in tensors)),
                            offload_min_batch=rules_b.backends[backend].offload_min_batch
                            if gl and not opts.rpc_nodes and opts.op_offload else 0)
     output = output_buffer_bytes(spec, opts.n_parallel, embeddings=opts.output_embeddings)
+    extras, ex_errors, ex_warnings = _extras(spec, gl, opts, mb, tensors, adapters, backend)
+    if adapters and not comp.exact:
+        ex_warnings.append(warning("llamacpp.lora.compute", "the LoRA matmuls' intermediates (b(a(x)) beside each "
+                                   "adapted projection, llm_graph_context::build_lora_mm) are in the allocator replay "
+                                   "only; this compute buffer is the phase formula's, without them"))
+    errors += ex_errors
+    warnings += ex_warnings
+    kinds = ("lora", "draft", "mmproj")
+    ex_gpu = {k: [sum(e.gpu_bytes[d] for e in extras if e.kind == k) for d in range(n_dev)] for k in kinds}
+    ex_host = {k: sum(e.host_bytes for e in extras if e.kind == k) for k in kinds}
+    ex_unc = [sum(e.uncertainty_gpu_bytes[d] for e in extras if e.uncertainty_gpu_bytes) for d in range(n_dev)]
+    ex_unc_host = sum(e.uncertainty_host_bytes for e in extras)
     devices = []
     for d, g in enumerate(gl):
         avail = (g.usable_bytes or g.memory_bytes) - FIT_MARGIN_MIB * MIB
         model_b = mb.gpu_bytes[d]
-        total = model_b + kv_dev[d] + rs_dev[d] + comp.device[d]
+        ex_d = {k: ex_gpu[k][d] for k in kinds}
+        total = model_b + kv_dev[d] + rs_dev[d] + comp.device[d] + sum(ex_d.values())
+        unc = int(comp.device[d] * comp.margin) + ex_unc[d]
         host_in_pool = unified and d == 0  # one pool: the host's buffers count against it too
         if host_in_pool:
-            total += kv_host + rs_host + comp.host + output
+            total += kv_host + rs_host + comp.host + output + sum(ex_host.values())
+            ex_d = {k: ex_d[k] + ex_host[k] for k in kinds}
+            unc += ex_unc_host
         name = g.id if n_dev == 1 else f"{g.id}#{d}"
         if opts.rpc_nodes:
             per_node = n_dev // (opts.rpc_nodes + 1)
@@ -607,16 +671,18 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
             name += f" (node {node + 2}, RPC)" if node < opts.rpc_nodes else " (head node)"
         devices.append(LlamaDevice(device=name, model_buffer_bytes=model_b, kv_buffer_bytes=kv_dev[d],
                                    recurrent_buffer_bytes=rs_dev[d], compute_buffer_bytes=comp.device[d],
-                                   output_buffer_bytes=output if host_in_pool else 0, total_bytes=total,
-                                   uncertainty_bytes=int(comp.device[d] * comp.margin), available_bytes=avail))
+                                   output_buffer_bytes=output if host_in_pool else 0,
+                                   lora_buffer_bytes=ex_d["lora"], draft_bytes=ex_d["draft"], mmproj_bytes=ex_d["mmproj"],
+                                   total_bytes=total, uncertainty_bytes=unc, available_bytes=avail))
     host_model = 0 if unified else mb.cpu_bytes
     if not unified:
-        host_total = host_model + mb.repack_bytes + kv_host + rs_host + comp.host + output
+        host_total = host_model + mb.repack_bytes + kv_host + rs_host + comp.host + output + sum(ex_host.values())
         devices.append(LlamaDevice(device="host RAM", model_buffer_bytes=host_model,
                                    repack_buffer_bytes=mb.repack_bytes, kv_buffer_bytes=kv_host,
                                    recurrent_buffer_bytes=rs_host, compute_buffer_bytes=comp.host,
-                                   output_buffer_bytes=output, total_bytes=host_total,
-                                   uncertainty_bytes=int(comp.host * comp.margin),
+                                   output_buffer_bytes=output, lora_buffer_bytes=ex_host["lora"],
+                                   draft_bytes=ex_host["draft"], mmproj_bytes=ex_host["mmproj"], total_bytes=host_total,
+                                   uncertainty_bytes=int(comp.host * comp.margin) + ex_unc_host,
                                    available_bytes=ram_bytes if ram_bytes is not None else -1))
         if ram_bytes is None:
             warnings.append(warning("llamacpp.host.ram_unknown", "host RAM not given (--ram): the host column is not "
@@ -639,15 +705,133 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     fits = not errors and all(d.available_bytes < 0 or d.total_bytes + d.uncertainty_bytes <= d.available_bytes
                               for d in devices)
     cmd = _command(spec, opts, gl, ngl, n_ctx_req, model_ref, fa)
-    trace = _trace(spec, opts, mb, caches, kv_dev, kv_host, comp, output, devices, n_layer, fa)
+    trace = _trace(spec, opts, mb, caches, kv_dev, kv_host, comp, output, devices, n_layer, fa, extras)
     return LlamaResult(fits=fits, model_size_bytes=size, bpw=round(size * 8 / n_el, 4) if n_el else 0.0,
                        n_ctx=n_ctx_seq * streams, n_ctx_seq=n_ctx_seq, n_parallel=opts.n_parallel,
                        kv_unified=opts.kv_unified or opts.n_parallel == 1, flash_attn=fa, context_source=how,
                        gpu_layers=mb.gpu_layers, n_gpu_layers=ngl, split_mode=opts.split_mode if n_dev > 1 else "none",
                        backend=backend_of(gl, opts) if gl else "cpu", n_cpu_moe=opts.n_cpu_moe,
-                       host_compute_bytes=comp.host,
+                       host_compute_bytes=comp.host, extras=extras, no_kv_offload=opts.no_kv_offload,
                        devices=devices, caches=caches, errors=errors, warnings=warnings,
                        command=cmd, trace=trace)
+
+
+def lora_adapters(opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]]) -> list[LoraAdapter]:
+    """--lora (comma lists, common/arg.cpp parse_csv_row), --lora-scaled FNAME:SCALE and vramcalc's --lora-rank."""
+    out = [read_lora(p.strip()) for item in opts.lora for p in item.split(",") if p.strip()]
+    out += [read_lora(*split_scaled(p.strip())) for item in opts.lora_scaled for p in item.split(",") if p.strip()]
+    if opts.lora_rank:
+        out.append(lora_of_rank(opts.lora_rank, tensors))
+    return out
+
+
+DRAFT_SOURCE = "common/speculative.cpp common_base_params_to_speculative, common_speculative_init_result"
+
+
+def _extras(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers,
+            tensors: list[tuple[GGUFTensor, str]], adapters: list[LoraAdapter], backend: str
+            ) -> tuple[list[LlamaExtra], list[Message], list[Message]]:
+    """What the LoRA adapters, the draft model and the projector add, per GPU and on the host (extras.py)."""
+    n_dev = len(gl)
+    out: list[LlamaExtra] = []
+    errors: list[Message] = []
+    warnings: list[Message] = []
+    row_pad = backend in ("cuda", "rocm")  # ggml_backend_cuda_buffer_type_get_alloc_size (HIP builds the same file)
+    if adapters:
+        errors += lora_problems(adapters, gguf_arch(spec), tensors)
+        for ad in adapters:
+            g_b, h_b = lora_bytes([ad], mb.tensor_device, n_dev, CPU_ALIGNMENT, GPU_ALIGNMENT, row_pad)
+            out.append(LlamaExtra(kind="lora", ref=ad.ref, gpu_bytes=g_b, host_bytes=h_b,
+                                  detail={"rank": ad.rank, "tensors": 2 * len(ad.pairs), "scale": ad.scale,
+                                          "alpha": ad.alpha},
+                                  how="each lora_a / lora_b pair in the buffer type of the base tensor it adapts (its "
+                                      "layer's device; the CPU buffer for a repacked one), padded to its alignment",
+                                  source=LORA_SOURCE))
+    if opts.model_draft:
+        out.append(_draft(spec, gl, opts, errors, warnings))
+    if opts.mmproj:
+        out.append(_mmproj(gl, opts, row_pad))
+    return out, errors, warnings
+
+
+def _draft(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, errors: list[Message],
+           warnings: list[Message]) -> LlamaExtra:
+    """The draft model and its context, as llama-server makes them (DRAFT_SOURCE)."""
+    assert opts.model_draft is not None
+    dm = read_draft(opts.model_draft)
+    n_dev = len(gl)
+    if dm.spec.vocab_size and spec.vocab_size and abs(dm.spec.vocab_size - spec.vocab_size) > SPEC_VOCAB_MAX_DIFF:
+        errors.append(error("llamacpp.draft.vocab", "the target and draft vocabs are not compatible: draft model vocab "
+                            f"type must match target model to use speculation (vocab sizes {spec.vocab_size} and "
+                            f"{dm.spec.vocab_size} differ by more than {SPEC_VOCAB_MAX_DIFF}) [common/speculative.cpp "
+                            "common_speculative_are_compatible]", fix="a draft model of the same family (tokenizer)",
+                            source="common/speculative.cpp common_speculative_are_compatible"))
+    dgl = gl
+    if opts.device_draft is not None and [d.lower() for d in opts.device_draft] == ["none"]:
+        dgl = []
+    elif opts.device_draft is not None or opts.devices is not None:
+        same = opts.device_draft is not None and opts.devices is not None and \
+            [d.upper() for d in opts.device_draft] == [d.upper() for d in opts.devices]
+        if not same:
+            raise NotModelledError("-md with --device / --device-draft lists that differ: llama.cpp spreads the draft "
+                                   "over its own device list (every GPU without -devd); give both the same list, or "
+                                   "-devd none")
+    # the draft context takes -c as given: -c 0 is the draft's own training context (n_ctx_draft 0)
+    n_ctx = opts.n_ctx if opts.n_ctx_draft is None else (opts.n_ctx_draft or None)
+    dopts = opts.model_copy(update={
+        "n_ctx": n_ctx, "n_gpu_layers": MAX_LAYER_FLAG if opts.n_gpu_layers_draft is None else opts.n_gpu_layers_draft,
+        "devices": None, "main_gpu": 0, "override_tensor": (), "cpu_moe": False, "n_cpu_moe": 0,
+        "type_k": opts.type_k_draft, "type_v": opts.type_v_draft, "n_outputs_max": opts.n_parallel,
+        "lora": (), "lora_scaled": (), "lora_rank": None, "model_draft": None, "mmproj": None, "ftype": None,
+        "n_ctx_draft": None})
+    if not dgl:
+        dopts = dopts.model_copy(update={"n_gpu_layers": 0})
+    dr = check_llamacpp(dm.spec, dgl or None, dopts, list(dm.tensors), solve=False, limits=False,
+                        model_ref=opts.model_draft)
+    errors += [e.model_copy(update={"text": f"draft model: {e.text}"}) for e in dr.errors
+               if e.code != "llamacpp.host.ram_unchecked"]
+    if dm.predicted:
+        warnings.append(warning("llamacpp.draft.predicted", f"-md {opts.model_draft}: no file here; the draft is "
+                                f"predicted as {dm.predicted} (the file's header gives its exact bytes)"))
+    gpu_b, unc_g = [0] * n_dev, [0] * n_dev
+    host_b = unc_h = 0
+    for i, d in enumerate(dr.devices):
+        if d.device == "host RAM":
+            host_b, unc_h = d.total_bytes, d.uncertainty_bytes
+        elif dgl:
+            gpu_b[i], unc_g[i] = d.total_bytes, d.uncertainty_bytes
+    return LlamaExtra(kind="draft", ref=opts.model_draft, gpu_bytes=gpu_b, host_bytes=host_b,
+                      uncertainty_gpu_bytes=unc_g, uncertainty_host_bytes=unc_h,
+                      detail={"model": sum(d.model_buffer_bytes + d.repack_buffer_bytes for d in dr.devices),
+                              "kv": sum(d.kv_buffer_bytes + d.recurrent_buffer_bytes for d in dr.devices),
+                              "compute": sum(d.compute_buffer_bytes for d in dr.devices),
+                              "output": sum(d.output_buffer_bytes for d in dr.devices),
+                              "n_ctx": dr.n_ctx, "gpu_layers": dr.gpu_layers, "n_layer": dm.spec.num_layers,
+                              "draft_max": opts.draft_max,
+                              **({"acceptance": opts.draft_acceptance} if opts.draft_acceptance is not None else {})},
+                      how=f"a second model and context: the target's context ({dr.n_ctx} cells), slots, batch and "
+                          f"flash attention, its own -ngld ({dr.gpu_layers} of {dm.spec.num_layers} layers on the "
+                          "GPUs), cache types and one logits row per slot", source=DRAFT_SOURCE)
+
+
+def _mmproj(gl: list[GPU], opts: LlamaOptions, row_pad: bool) -> LlamaExtra:
+    """The projector's weights and its warmup compute buffer on the first GPU, or the CPU (MMPROJ_SOURCE)."""
+    assert opts.mmproj is not None
+    mm = read_mmproj(opts.mmproj)
+    on_gpu = bool(gl) and opts.mmproj_offload
+    weights = mm.buffer_bytes(GPU_ALIGNMENT if on_gpu else CPU_ALIGNMENT, row_pad and on_gpu)
+    comp = mmproj_compute(mm, flash_attn=opts.fa, alignment=GPU_ALIGNMENT if on_gpu else CPU_ALIGNMENT)
+    total, unc = weights + comp.device, int(comp.device * comp.margin)
+    gpu_b = [total if on_gpu and d == 0 else 0 for d in range(len(gl))]
+    unc_g = [unc if on_gpu and d == 0 else 0 for d in range(len(gl))]
+    host = comp.host + (0 if on_gpu else total)
+    return LlamaExtra(kind="mmproj", ref=opts.mmproj, gpu_bytes=gpu_b, host_bytes=host, uncertainty_gpu_bytes=unc_g,
+                      uncertainty_host_bytes=0 if on_gpu else unc,
+                      detail={"projector": mm.projector, "weights": weights, "compute": comp.device,
+                              "host_compute": comp.host, "image_size": comp.image_size, "patches": comp.patches},
+                      how=f"the projector's tensors in one buffer on {'the first GPU' if on_gpu else 'the CPU'}, and "
+                          f"the compute buffer of its graph for the warmup image ({comp.image_size}x{comp.image_size}, "
+                          f"{comp.patches} patches; {comp.how})", source=MMPROJ_SOURCE + " load_tensors, warmup")
 
 
 def backend_rules() -> LlamaBackends:
@@ -764,6 +948,24 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
         cmd.append(f"-sm none -mg {opts.main_gpu}")
     if opts.rpc_nodes:  # one ggml-rpc-server per other machine, each exposing all its GPUs
         cmd.append("--rpc " + ",".join(f"<node-{i + 2}>:50052" for i in range(opts.rpc_nodes)))
+    for item in opts.lora:
+        cmd.append(f"--lora {item}")
+    for item in opts.lora_scaled:
+        cmd.append(f"--lora-scaled {item}")
+    if opts.model_draft:
+        cmd.append(f"-md {opts.model_draft}")
+        if opts.n_gpu_layers_draft is not None:
+            cmd.append(f"-ngld {opts.n_gpu_layers_draft if opts.n_gpu_layers_draft < MAX_LAYER_FLAG else 'all'}")
+        if opts.device_draft is not None:
+            cmd.append("-devd " + ",".join(opts.device_draft))
+        if opts.draft_max != 3:
+            cmd.append(f"--spec-draft-n-max {opts.draft_max}")
+        if opts.type_k_draft.upper() != "F16":
+            cmd.append(f"-ctkd {opts.type_k_draft.lower()}")
+        if opts.type_v_draft.upper() != "F16":
+            cmd.append(f"-ctvd {opts.type_v_draft.lower()}")
+    if opts.mmproj:
+        cmd.append(f"--mmproj {opts.mmproj}" + ("" if opts.mmproj_offload else " --no-mmproj-offload"))
     if gl:
         cmd.append("--fit off")  # the plan fixes -c and -ngl; --fit would otherwise re-decide them
     return " ".join(cmd)
@@ -771,7 +973,7 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
 
 def _trace(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, caches: list[LlamaCache], kv_dev: list[int],
            kv_host: int, comp: ComputeBuffers, output: int, devices: list[LlamaDevice], n_layer: int,
-           fa: bool) -> list[TraceTerm]:
+           fa: bool, extras: list[LlamaExtra] = []) -> list[TraceTerm]:
     trace = [term("model buffer (GPUs)", sum(mb.gpu_bytes), "bytes of the tensors of the offloaded layers in their "
                   "ggml types (the output layer first, token_embd stays on the CPU)",
                   source="llama.cpp 4df29be src/llama-model.cpp load_tensors (docs/llamacpp.md#model-buffers)",
@@ -791,7 +993,11 @@ def _trace(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, caches: list[L
                       per_gpu=comp.device, host=comp.host, copies=comp.copies, flash_attn=fa, ubatch=opts.n_ubatch))
     trace.append(term("output buffer", output, "vocab x 4 bytes x parallel sequences (host)",
                       source="llama.cpp 4df29be llama_context::output_reserve (docs/llamacpp.md#output-buffer)"))
+    for e in extras:
+        trace.append(term(f"{e.kind} ({e.ref})", sum(e.gpu_bytes) + e.host_bytes, e.how, source=e.source,
+                          per_gpu=e.gpu_bytes, host=e.host_bytes))
     for d in devices:
-        trace.append(term(f"total ({d.device})", d.total_bytes, "model + KV + recurrent + compute (+ output on the host)",
+        trace.append(term(f"total ({d.device})", d.total_bytes, "model + KV + recurrent + compute (+ output on the host)"
+                          + (" + LoRA, draft and projector" if extras else ""),
                           available=d.available_bytes))
     return trace

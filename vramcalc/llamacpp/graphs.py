@@ -34,6 +34,9 @@ class Reserve:
     type_k: str
     type_v: str
     variant: str = ""  # graph_variant: a layout the file's tensors select
+    # the LoRA adapters set on the context: per adapter, (projection, rank) pairs (attn_q, ffn_up, output ...);
+    # llm_graph_context::build_lora_mm adds b(a(x)), scaled, to each adapted projection
+    lora: tuple[tuple[tuple[str, int], ...], ...] = ()
 
 
 def _is_quant(type_: str) -> bool:
@@ -47,6 +50,7 @@ class Builder:
         self.h = spec.hidden_size
         self.nt = r.n_tokens
         self._inputs: dict[str, T] = {}
+        self.lora = [dict(ad) for ad in r.lora]
 
     # --- inputs (llm_graph_input_*), created once ----------------------------------------------
     def inp(self, key: str, type_: str, *ne: int) -> T:
@@ -74,8 +78,15 @@ class Builder:
             cur = g.same("ADD", cur, g.weight("F32", x.ne[0]))
         return cur
 
-    def mm(self, out: int, x: T) -> T:
-        return g.mul_mat(g.weight("F16", x.ne[0], out), x)
+    def mm(self, out: int, x: T, name: str = "") -> T:
+        """build_lora_mm: the matmul, then each adapter's scale x b(a(x)) added (name: the projection it adapts)."""
+        res = g.mul_mat(g.weight("F16", x.ne[0], out), x)
+        for ad in self.lora:
+            rank = ad.get(name)
+            if rank:
+                ab = g.mul_mat(g.weight("F16", rank, out), g.mul_mat(g.weight("F16", x.ne[0], rank), x))
+                res = g.same("ADD", res, g.unary("SCALE", ab))
+        return res
 
     # --- attention with the KV cache (build_attn, llm_graph_input_attn_kv) --------------------
     def mask(self, swa: bool) -> T:
@@ -158,7 +169,7 @@ class Builder:
             cur = self.hadamard(cur, v_rot)
         if not wo:
             return cur
-        cur = self.mm(self.h, cur)
+        cur = self.mm(self.h, cur, "attn_output")
         if bias_out:
             cur = g.same("ADD", cur, g.weight("F32", self.h))
         return cur
@@ -288,14 +299,14 @@ class Builder:
     # --- feed-forward ------------------------------------------------------------------------
     def ffn(self, x: T, ff: int) -> T:
         """build_ffn, LLM_FFN_PAR: down(act(gate(x)) * up(x)); SwiGLU and GeGLU are the same GLU op."""
-        up = self.mm(ff, x)
-        gate = self.mm(ff, x)
-        return self.mm(self.h, g.glu_split(gate, up))
+        up = self.mm(ff, x, "ffn_up")
+        gate = self.mm(ff, x, "ffn_gate")
+        return self.mm(self.h, g.glu_split(gate, up), "ffn_down")
 
     def finish(self, x: T, softcap: bool = False) -> Graph:
         cur = self.norm(x)
         cur.flags |= OUTPUT
-        logits = self.mm(self.spec.vocab_size, cur)
+        logits = self.mm(self.spec.vocab_size, cur, "output")
         if softcap:  # gemma2: scale, tanh, scale (in place)
             logits = g.unary("SCALE", g.unary("UNARY", g.unary("SCALE", logits)))
         logits.flags |= OUTPUT
@@ -488,8 +499,9 @@ def _qkv_rope(b: Builder, layer: LayerSpec, x: T, rope: bool = True) -> tuple[T,
     a = layer.attention
     assert a is not None
     out = []
-    for heads, dim in ((a.num_heads, a.head_dim_k), (a.num_kv_heads, a.head_dim_k), (a.num_kv_heads, a.head_dim_v)):
-        t = b.mm(heads * dim, x)
+    for name, heads, dim in (("attn_q", a.num_heads, a.head_dim_k), ("attn_k", a.num_kv_heads, a.head_dim_k),
+                             ("attn_v", a.num_kv_heads, a.head_dim_v)):
+        t = b.mm(heads * dim, x, name)
         if a.qkv_bias:
             t = g.same("ADD", t, g.weight("F32", t.ne[0]))
         out.append(g.reshape(t, dim, heads, b.nt))
@@ -726,13 +738,15 @@ _PEAKS_PER_SPEC = 1024
 
 def reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: int, n_outputs_max: int,
                  n_kv: int, n_kv_swa: int, unified: bool, fa: bool, type_k: str, type_v: str,
-                 alignment: int = 32, mla_layout: str = "latent_k", variant: str = "") -> int | None:
+                 alignment: int = 32, mla_layout: str = "latent_k", variant: str = "",
+                 lora: tuple[tuple[tuple[str, int], ...], ...] = ()) -> int | None:
     """The compute buffer sched_reserve leaves: the larger of the pp graph (min(n_ctx, n_ubatch) tokens,
     rounded up to a multiple of the sequences; min(tokens, n_outputs_max) logits rows) and the tg graph
     (one token per sequence). None when no builder covers arch."""
     if not covered(spec, arch, mla_layout):
         return None
-    key = (arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa, type_k, type_v, alignment, variant)
+    key = (arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa, type_k, type_v, alignment, variant,
+           lora)
     held = _PEAKS.get(id(spec))
     if held is None or held[0] is not spec:
         held = (spec, {})
@@ -743,18 +757,18 @@ def reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: i
     if len(peaks) >= _PEAKS_PER_SPEC:
         peaks.clear()
     peak = peaks[key] = _reserve_peak(spec, arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa,
-                                      type_k, type_v, alignment, variant)
+                                      type_k, type_v, alignment, variant, lora)
     return peak
 
 
 def _reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: int, n_outputs_max: int,
                   n_kv: int, n_kv_swa: int, unified: bool, fa: bool, type_k: str, type_v: str,
-                  alignment: int, variant: str = "") -> int:
+                  alignment: int, variant: str = "", lora: tuple[tuple[tuple[str, int], ...], ...] = ()) -> int:
     from .galloc import peak_bytes
     nt = min(n_ctx, n_ubatch)
     peaks = []
     for tokens, outputs in ((nt, min(nt, n_outputs_max)), (n_seq, n_seq)):
         tokens = -(-tokens // n_seq) * n_seq  # llama_context::graph_reserve
-        r = Reserve(tokens, n_seq, outputs, n_kv, n_kv_swa, 1 if unified else n_seq, fa, type_k, type_v, variant)
+        r = Reserve(tokens, n_seq, outputs, n_kv, n_kv_swa, 1 if unified else n_seq, fa, type_k, type_v, variant, lora)
         peaks.append(peak_bytes(BUILDERS[arch](spec, r), alignment))
     return max(peaks)

@@ -37,6 +37,9 @@ class ModelBuffers(BaseModel):
     gpu_bytes: list[int]  # per GPU (with unified memory the first spans the whole file)
     gpu_mirrored_bytes: int = 0  # of those, what a tensor split keeps whole on every GPU (norms, routers ...)
     unit_device: list[int]  # device of each block, then of the output layer (CPU = -1)
+    # the device of the tensors named in model_buffers(record=...) (a LoRA adapter's base tensors); CPU for every host
+    # buffer (mapped, host, repacked)
+    tensor_device: dict[str, int] = {}
     gpu_layers: int  # offloaded repeating blocks
     unified: bool
 
@@ -82,7 +85,8 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
                   cpu_overrides: list[str] | None = None, unified: bool = False, repack: bool = True,
                   mmap: bool = True, split_tensors: list[str] | None = None, cpu_moe_layers: int = 0,
                   repack_types: frozenset[str] = frozenset(), gpu_host_buffer: bool = False,
-                  device_overrides: list[tuple[str, int]] | None = None) -> ModelBuffers:
+                  device_overrides: list[tuple[str, int]] | None = None,
+                  record: frozenset[str] = frozenset()) -> ModelBuffers:
     r"""tensors: (tensor, ggml type) in file order (gguf_mix.plan_gguf or a read header).
     splits: one weight per GPU (-ts, or free memory); None or [] for CPU only.
     With mmap the host model buffer is a window of the file (llama_model_loader::get_mapping_range:
@@ -96,7 +100,8 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
     (make_cpu_buft_list, llamacpp_backends.json host_buffer_source) and are never repacked. Weights an
     override sends to the CPU (-ot =CPU, --cpu-moe) take the plain CPU buffer type: never repacked either.
     device_overrides: -ot PATTERN=DEVICE in order, DEVICE a GPU index or CPU; the first pattern that matches
-    a tensor's name places it (src/llama-model.cpp create_tensor, tensor_buft_overrides)."""
+    a tensor's name places it (src/llama-model.cpp create_tensor, tensor_buft_overrides). record: tensor names whose
+    device is kept in tensor_device."""
     splits = list(splits or [])
     unit_dev = unit_devices(n_layer, ngl, splits)
     placed = [(re.compile(p), dev) for p, dev in (device_overrides or [])] + \
@@ -111,6 +116,7 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
     offset, first, last = 0, None, 0  # the file window of the CPU buffer's tensors
     mirrored = 0
     splitting = [(re.compile(p.removesuffix("#2d")), p.endswith("#2d")) for p in (split_tensors or [])]
+    where: dict[str, int] = {}
     for t, ggml in tensors:
         size = tensor_bytes(ggml, t.ne)
         offset = -(-offset // GGUF_ALIGNMENT) * GGUF_ALIGNMENT
@@ -137,6 +143,8 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
             dev = unit_dev[il] if il < n_layer else out_dev
         else:  # output, output_norm and model-level tensors travel with the output layer
             dev = out_dev
+        if t.name in record:
+            where[t.name] = dev
         if dev == CPU:
             cpu += size
             if repack and not overridden and t.name != "token_embd.weight" and _repacked(ggml, t.ne, repack_types):
@@ -156,7 +164,7 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
         gpu[0] = cpu + sum(gpu)
     return ModelBuffers(cpu_bytes=cpu, repack_bytes=0 if unified else repacked, gpu_bytes=gpu, gpu_mirrored_bytes=mirrored,
                         host_matmul_max_bytes=0 if unified else host_mm, router_on_cpu=router,
-                        unit_device=unit_dev,
+                        unit_device=unit_dev, tensor_device=where,
                         gpu_layers=sum(1 for d in unit_dev[:-1] if d != CPU), unified=unified)
 
 

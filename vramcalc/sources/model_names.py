@@ -101,8 +101,27 @@ def hf_repo(spec: str) -> tuple[str | None, str]:
     """-hf <user>/<model>[:quant] as (the catalog model, the file type: llama.cpp's default Q4_K_M without :quant)."""
     repo, _, tag = spec.partition(":")
     base = re.sub(r"[-_.]GGUF$", "", repo, flags=re.I)
-    ftype = (gguf_file_type(tag) or tag.upper()) if tag else model_names().llamacpp_hf_default
+    ftype = (gguf_file_type(tag) or tag.upper()) if tag else hf_default(repo)[0]
     return catalog_base(base) or catalog_base(base.split("/", 1)[-1]), ftype
+
+
+def hf_default(repo: str) -> tuple[str, str | None, str | None]:
+    """-hf REPO without :quant, as common/download.cpp find_best_model picks (data/llamacpp_hf_files.json): (the file
+    type, the file, the page listing the repo's files); the file None where the repo's files are not known, and the
+    file type then the first tag tried (Q4_K_M)."""
+    from ..data_models import LlamaHFDefaults
+
+    t = load("llamacpp_hf_files.json", LlamaHFDefaults)
+    entry = next((r for r in t.repos if r.repo.lower() == repo.lower()), None)
+    if entry is None:
+        return t.tags[0], None, None
+    files = [f for f in entry.files if not re.search(r"-\d{5}-of-\d{5}\.gguf$", f) or "-00001-of-" in f]
+    for tag in t.tags:
+        hit = next((f for f in files if re.search(re.escape(tag) + r"[.-]", f, re.I)), None)
+        if hit:
+            return gguf_file_type(hit) or tag, hit, entry.source
+    first = files[0]
+    return gguf_file_type(first) or t.tags[0], first, entry.source
 
 
 def gguf_mix(ftype: str) -> GGUFMix | None:
