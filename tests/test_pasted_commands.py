@@ -77,6 +77,16 @@ def test_without_gpu_the_answer_is_the_smallest_reference_gpu_it_starts_on(capsy
     assert "tried   2xrtx-3060-12gb: does not start" in capsys.readouterr().out
 
 
+def test_visible_gpus_without_tp_are_left_idle_as_vllm_leaves_them():
+    """vLLM's tensor_parallel_size defaults to 1 whatever CUDA_VISIBLE_DEVICES shows: the command runs on one
+    4090 (32B AWQ at 32K does not start there), and the re-checked fix is TP over both visible GPUs."""
+    r = check_command("CUDA_VISIBLE_DEVICES=0,1 vllm serve Qwen/Qwen3-32B-AWQ --max-model-len 32768", "4090")
+    assert r.system == "rtx-4090" and r.result.layout.tp == 1 and not r.fits
+    assert "command.idle_gpus" in [w.code for w in r.warnings]
+    assert r.corrected_command and r.corrected_command.endswith("--tensor-parallel-size 2")
+    assert check_command(r.corrected_command, "4090").fits
+
+
 def test_no_effect_flags_listed_once_and_upper_bound_warned():
     r = check_command("vllm serve Qwen/Qwen3-8B --port 8000 --host 0.0.0.0 --api-key x --served-model-name q "
                       "--enable-prefix-caching --skip-mm-profiling", "4090")

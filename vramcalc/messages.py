@@ -120,6 +120,7 @@ CODES: dict[str, str] = {
     "command.repo_offline": "a quantized release that could not be read: checked as its base model with that quant",
     "command.catalog_name": "a model that could not be read: its name is read as a catalog model of the same architecture",
     "command.gguf_mix": "a publisher's own GGUF mix of tensor types: sized as the larger standard type around it",
+    "command.idle_gpus": "the command's parallel sizes use fewer GPUs than are visible (vLLM's TP and PP default to 1)",
     "command.no_gpu": "no --gpu: the command is checked on reference GPUs, smallest first, and answered for the first it starts on",
     "command.gguf_predicted": "no GGUF file here: its size is predicted for the file type its name gives",
     # the planner

@@ -967,8 +967,25 @@ def question(command: str, system: str) -> tuple[Parsed, Reading, Question]:
         raise InputError(f"{said.text} (fix: {said.fix}); then: {e}") from e
     if r.engine == "vllm" and options.get("quantization") and model == r.model:
         _checkpoint_method(model, options, r)
-    return p, r, Question(engine=r.engine, model=model, system=_system(system, p, r), options=options,
-                          warnings=warnings)
+    system = _system(system, p, r)
+    if r.engine == "vllm":
+        from .systems import parse_system
+
+        sys_ = parse_system(system)
+        # vllm/engine/arg_utils.py EngineArgs (0.33.0): tensor_parallel_size and pipeline_parallel_size default
+        # to 1, whatever CUDA_VISIBLE_DEVICES shows
+        tp, pp = options.get("tp", 1), options.get("pp", 1)
+        have, used = len(sys_.gpus) * sys_.nodes, tp * pp * options.get("data_parallel_size", 1)
+        if used < have:
+            warnings.append(warning("command.idle_gpus", f"vLLM uses {used} of the {have} GPUs: "
+                                    f"--tensor-parallel-size {tp} x --pipeline-parallel-size {pp}"
+                                    + (f" x --data-parallel-size {options['data_parallel_size']}"
+                                       if options.get("data_parallel_size", 1) > 1 else "")
+                                    + " (both sizes default to 1); the check is for the GPUs it uses",
+                                    fix=f"--tensor-parallel-size {have // pp} to use them all"))
+            if sys_.nodes == 1 and len({g.id for g in sys_.gpus}) == 1:
+                system = sys_.gpus[0].id if used == 1 else f"{used}x{sys_.gpus[0].id}"
+    return p, r, Question(engine=r.engine, model=model, system=system, options=options, warnings=warnings)
 
 
 class CommandResult(Result):
@@ -1131,6 +1148,20 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
             tries.append((f"-ngl {r.max_gpu_layers} (the most layers that fit; the rest on the CPU)",
                           ("-ngl", "--gpu-layers", "--n-gpu-layers"), ["-ngl", str(r.max_gpu_layers)],
                           {"n_gpu_layers": r.max_gpu_layers}))
+    idle = next((w for w in q.warnings if w.code == "command.idle_gpus"), None)
+    if idle is not None and idle.fix and p.gpu_count:  # first: the visible GPUs the command leaves idle
+        from dataclasses import replace
+
+        from .systems import parse_system
+
+        tp = p.gpu_count // int(q.options.get("pp", 1))
+        whole = replace(q, system=f"{p.gpu_count}x{parse_system(q.system).gpus[0].id}")
+        try:
+            if _run(whole, {**q.options, "tp": tp}, host_ram_bytes).fits:
+                return (f"--tensor-parallel-size {tp} (every visible GPU)",
+                        _with(p, VLLM_TP, ["--tensor-parallel-size", str(tp)]))
+        except VramcalcError:
+            pass
     for why, drop, add, change in tries:
         try:
             if _run(q, {**q.options, **change}, host_ram_bytes).fits:
