@@ -87,6 +87,15 @@ def test_visible_gpus_without_tp_are_left_idle_as_vllm_leaves_them():
     assert check_command(r.corrected_command, "4090").fits
 
 
+def test_a_model_the_catalog_holds_only_quantized_is_not_answered_with_the_quantized_bytes():
+    """Offline, deepseek-ai/DeepSeek-V3-0324 (FP8, 671B) has only nvidia's NVFP4 release in the catalog: its 4-bit
+    bytes would be a false "fits", so the command is refused with what to pass instead."""
+    with pytest.raises(InputError, match=r"only a quantized release of it \(nvidia/DeepSeek-V3-0324-NVFP4, nvfp4\)"):
+        check_command("vllm serve deepseek-ai/DeepSeek-V3-0324 --tensor-parallel-size 8", "8xh200")
+    assert check_command("vllm serve nvidia/DeepSeek-V3-0324-NVFP4 --tensor-parallel-size 8", "8xb200").model \
+        == "nvidia/DeepSeek-V3-0324-NVFP4"
+
+
 def test_no_effect_flags_listed_once_and_upper_bound_warned():
     r = check_command("vllm serve Qwen/Qwen3-8B --port 8000 --host 0.0.0.0 --api-key x --served-model-name q "
                       "--enable-prefix-caching --skip-mm-profiling", "4090")

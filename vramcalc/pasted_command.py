@@ -843,6 +843,11 @@ def _model(r: Reading, options: dict[str, Any], warnings: list[Message]) -> str:
                                 f"fetch {name} (or pass its local folder) for its exact bytes"))
         return repo
     same = mn.catalog_base(stem)
+    if same is not None and mn.quantized_release(same) and not mn.quantized_release(stem):
+        # the catalog holds only a quantized release of it: its bytes are not the model's (a false "fits")
+        raise InputError(f"{name} {where}, and the catalog holds only a quantized release of it ({same}, "
+                         f"{mn.quantized_release(same)}): its bytes are not this model's; pass the model's folder "
+                         f"(config.json and safetensors headers), or check {same} if that is what you run")
     if same is not None:
         warnings.append(warning("command.catalog_name", f"{name} {where}: its name is read as the catalog's {same} "
                                 "(the same architecture); pass the model's folder for its own config and bytes"))

@@ -58,6 +58,12 @@ def catalog_base(name: str) -> str | None:
     return None
 
 
+def quantized_release(name: str) -> str | None:
+    """The quant target a quantized release's name stands for (nvidia/DeepSeek-V3-0324-NVFP4: nvfp4), or None."""
+    stripped = _strip_suffix(name.split("/", 1)[-1])
+    return stripped[1] if stripped else None
+
+
 def quantized_base(repo_id: str) -> tuple[str, str] | None:
     """A quantized release's repo id as (its base model in the catalog, the quant target): None when the name has no
     known suffix or its base is not in the catalog."""
