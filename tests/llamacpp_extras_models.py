@@ -14,14 +14,11 @@ tools/record_llamacpp_extras.py loads them in a real llama.cpp and records what 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import gguf
-import numpy as np
 
 import llamacpp_models as lm
 
-Q = gguf.GGMLQuantizationType
 
 # name -> (base model in llamacpp_models.MODELS, rank, adapted projections, tensor type)
 LORAS: dict[str, tuple[str, int, tuple[str, ...], str]] = {
@@ -42,39 +39,7 @@ MMPROJS: dict[str, tuple[int, int, int, int, int, int, int, str]] = {
 
 
 def write_base(name: str, path: Path) -> Path:
-    return _write(lm._llama(BASES[name] if name in BASES else DRAFTS[name]), name, path)
-
-
-def _write(m: Any, name: str, path: Path) -> Path:
-    w = gguf.GGUFWriter(str(path), m.arch)
-    w.add_name(name)
-    w.add_tokenizer_model("no_vocab")
-    for k, v in m.kv.items():
-        if isinstance(v, bool):
-            w.add_bool(k, v)
-        elif isinstance(v, int):
-            w.add_uint32(k, v)
-        elif isinstance(v, float):
-            w.add_float32(k, v)
-        elif isinstance(v, list):
-            w.add_array(k, v)
-        else:
-            w.add_string(k, v)
-    _tensors(w, m.tensors)
-    return path
-
-
-def _tensors(w: gguf.GGUFWriter, tensors: list[tuple[str, tuple[int, ...], str]]) -> None:
-    for tname, ne, type_ in tensors:
-        qt = Q[type_]
-        block, type_size = gguf.GGML_QUANT_SIZES[qt]
-        row = ne[0] // block * type_size
-        byte_shape = (*reversed(ne[1:]), row)
-        w.add_tensor(tname, np.zeros(byte_shape, dtype=np.uint8), raw_shape=byte_shape, raw_dtype=qt)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    return lm.write_model(lm._llama(BASES[name] if name in BASES else DRAFTS[name]), name, path)
 
 
 def lora_tensors(name: str) -> list[tuple[str, tuple[int, ...], str]]:
@@ -95,7 +60,7 @@ def write_lora(name: str, path: Path) -> Path:
     w.add_string("general.type", "adapter")
     w.add_string("adapter.type", "lora")
     w.add_float32("adapter.lora.alpha", float(2 * rank))
-    _tensors(w, lora_tensors(name))
+    lm.write_tensors(w, lora_tensors(name))
     return path
 
 
@@ -134,5 +99,5 @@ def write_mmproj(name: str, path: Path) -> Path:
     w.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
     w.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
     w.add_bool("clip.use_gelu", True)
-    _tensors(w, mmproj_tensors(name))
+    lm.write_tensors(w, mmproj_tensors(name))
     return path

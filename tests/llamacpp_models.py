@@ -420,7 +420,11 @@ def build(name: str) -> _Model:
 
 def write_gguf(name: str, path: Path) -> Path:
     """Write model `name` to path (zeros as tensor data) with gguf.GGUFWriter."""
-    m = build(name)
+    return write_model(build(name), name, path)
+
+
+def write_model(m: Any, name: str, path: Path) -> Path:
+    """Write a built model's metadata and tensors (zeros) to path."""
     w = gguf.GGUFWriter(str(path), m.arch)
     w.add_name(name)
     w.add_tokenizer_model("no_vocab")
@@ -435,7 +439,13 @@ def write_gguf(name: str, path: Path) -> Path:
             w.add_array(k, v)
         else:
             w.add_string(k, v)
-    for tname, ne, type_ in m.tensors:
+    write_tensors(w, m.tensors)
+    return path
+
+
+def write_tensors(w: gguf.GGUFWriter, tensors: list[tuple[str, tuple[int, ...], str]]) -> None:
+    """Add zero tensors of the given ggml types and write the file."""
+    for tname, ne, type_ in tensors:
         qt = Q[type_]
         block, type_size = gguf.GGML_QUANT_SIZES[qt]
         row = ne[0] // block * type_size
@@ -445,4 +455,3 @@ def write_gguf(name: str, path: Path) -> Path:
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    return path
