@@ -536,14 +536,14 @@ def _vllm_reading(p: Parsed) -> Reading:
         if not _common(f, no_effect, warnings):
             continue
         name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
-        if fld in ("tp", "pp", "max_num_seqs", "block_size"):
+        if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras"):
             opts[fld] = _int(name, v or "")
-        elif fld in ("max_model_len", "max_num_batched_tokens"):
+        elif fld in ("max_model_len", "max_num_batched_tokens", "kv_cache_memory_bytes"):
             if fld == "max_model_len" and (v or "").strip() in ("-1", "auto"):
                 raise NotModelledError(f"{name} {v}: the longest context that fits, as vLLM finds it at start-up; "
                                        "vramcalc reports it as the largest max_model_len (drop the flag)")
             opts[fld] = human_int(name, v or "")
-        elif fld == "gpu_memory_utilization":
+        elif fld in ("gpu_memory_utilization", "cpu_offload_gb"):
             try:
                 opts[fld] = float(v or "")
             except ValueError:
@@ -551,15 +551,6 @@ def _vllm_reading(p: Parsed) -> Reading:
         elif fld in ("enforce_eager", "disable_custom_all_reduce", "enable_lora", "fully_sharded_loras",
                      "language_model_only"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
-        elif fld in ("max_loras", "max_lora_rank", "max_cpu_loras"):
-            opts[fld] = _int(name, v or "")
-        elif fld == "kv_cache_memory_bytes":
-            opts[fld] = human_int(name, v or "")
-        elif fld == "cpu_offload_gb":
-            try:
-                opts[fld] = float(v or "")
-            except ValueError:
-                raise InputError(f"argument {name}: invalid float value: {v!r}") from None
         elif fld == "limit_mm_per_prompt":
             opts[fld] = {**opts.get(fld, {}), **_mm_limits(name, v or "")}
         elif fld == "dtype":
