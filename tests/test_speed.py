@@ -150,3 +150,35 @@ def test_llamacpp_build_era_rule():
     assert with_graphs < fixed_ms_per_layer(prof, "llamacpp", "cuda", "b964")
     assert fixed_ms_per_layer(prof, "llamacpp", "cuda", "b6918", batch=2) > with_graphs
     assert fixed_ms_per_layer(prof, "llamacpp", "vulkan", "b6918") > with_graphs
+
+
+def test_eager_launch_cost_fitted_only_on_calibration_rows():
+    roles = {c["id"]: c["role"] for c in load_cases()}
+    fitted = [entry.split()[0] for entry in speed_data().vllm_eager.calibrated_on]
+    assert fitted and all(roles[i] == "calibrate" for i in fitted)
+
+
+def test_eager_launch_cost_on_a_held_out_hybrid_pair():
+    """vLLM --enforce-eager on a hybrid Gated-DeltaNet 27B at TP=1 (RTX 5090, tests/data/vllm_eager_pairs.json,
+    held out of the fit): the kernels counted per layer at the fitted cost per launch give the measured step
+    difference between the eager and the CUDA-graph run."""
+    import json
+    from pathlib import Path
+
+    from vramcalc.eager import eager_ms
+    from vramcalc.sources import load_model
+
+    pair = json.loads((Path(__file__).parent / "data" / "vllm_eager_pairs.json").read_text())["pairs"][0]
+    reads = weight_reads(load_model(pair["layout_model"]), "gptq")
+    measured_ms = 1e3 / pair["eager_tok_s"] - 1e3 / pair["graph_tok_s"]
+    assert eager_ms(reads.eager_kernels, reads.num_layers, pair["tp"]) == pytest.approx(measured_ms, rel=0.25)
+
+
+def test_eager_counts_more_kernels_for_a_gated_deltanet_layer_than_for_attention():
+    from vramcalc.eager import layer_kernels
+    from vramcalc.sources import load_model
+
+    spec = load_model("qwen3.6-27b")
+    gdn = next(layer for layer in spec.layers if layer.ssm is not None)
+    attn = next(layer for layer in spec.layers if layer.attention is not None)
+    assert layer_kernels(gdn) > layer_kernels(attn)

@@ -4,7 +4,9 @@ tests/data/throughput_cases.json. Holdout rows are never read here.
 The step time is linear in the unknowns once each row's bytes are known (vramcalc/speed.py):
     step_ms = memory_ms_at_full_bandwidth x (1 / efficiency) + layers x fixed_ms_per_layer
               [+ 2 x layers x (TP - 1) x allreduce_us_per_peer / 1000]   (TP over PCIe)
-              [+ layers x eager_per_layer_ms]                             (vLLM --enforce-eager)
+then, on the profile just fitted, the host's cost per kernel launch without CUDA graphs (vLLM --enforce-eager,
+vramcalc/eager.py): us_per_kernel x kernels per step, fitted on the calibrate eager rows against their measured
+CUDA-graph twin (`graph_twin`) where the source gives one, else against the profile's graph-mode step
 with llama.cpp on CUDA's per-layer cost fitted apart for builds before CUDA graphs (PR #6766, b2822) where the
 calibration rows hold both eras (their `llamacpp_build`),
 so each engine:backend profile is one least-squares fit of relative error. A profile with fewer
@@ -43,7 +45,8 @@ def main() -> None:
     data = json.loads(DATA.read_text())
     groups: dict[str, list] = {}
     for c in load_cases():
-        if c["role"] == "calibrate":
+        # eager rows fit the launch cost below; a row marked profile_fit false serves only as an eager row's twin
+        if c["role"] == "calibrate" and not c.get("enforce_eager") and c.get("profile_fit", True):
             groups.setdefault(f"{c['engine']}:{c['backend']}", []).append((c, *_features(c)))
     fallbacks = set(data["fallbacks"].values())
     for key in sorted(groups, key=lambda k: k not in fallbacks):  # fallbacks first: small profiles borrow from them
@@ -64,13 +67,10 @@ def main() -> None:
                 names.append("layer_pre_graphs")  # llama.cpp builds before CUDA graphs (PR #6766): a cost of their own
             if any(c.get("tp", 1) > 1 for c, *_ in rs):
                 names.append("allreduce")
-            if any(c.get("enforce_eager") for c, *_ in rs):
-                names.append("eager")
             A = []
             for (c, mem, n), pre in zip(rs, pre_graphs):
                 f = {"inv_eff": mem, "layer": 0 if pre and "layer_pre_graphs" in names else n,
-                     "layer_pre_graphs": n if pre else 0, "allreduce": 2 * n * (c.get("tp", 1) - 1) * 1e-3,
-                     "eager": n if c.get("enforce_eager") else 0}
+                     "layer_pre_graphs": n if pre else 0, "allreduce": 2 * n * (c.get("tp", 1) - 1) * 1e-3}
                 A.append([f[k] / c["step_ms"] for k in names])
             x, *_ = np.linalg.lstsq(np.array(A), np.ones(len(A)), rcond=None)
             fit = dict(zip(names, x))
@@ -82,9 +82,6 @@ def main() -> None:
         if "allreduce" in fit:
             data["links"]["pcie"]["allreduce_us_per_peer"] = round(max(0.0, fit["allreduce"]), 2)
             data["links"]["pcie"]["calibrated"] = ", ".join(c["id"] for c, *_ in rs if c.get("tp", 1) > 1)
-        if "eager" in fit:
-            data["eager_per_layer_ms"] = round(max(0.0, fit["eager"]), 4)
-            data["eager_calibrated_on"] = ", ".join(c["id"] for c, *_ in rs if c.get("enforce_eager"))
         print(key, {k: round(float(v), 4) for k, v in fit.items()}, len(rs), "rows")
     # prefill: tokens/s = tflops x mfu / (2 x active params); mfu is the mean of the calibrate rows
     pre: dict[str, list[float]] = {}
@@ -101,10 +98,36 @@ def main() -> None:
 
     for cached in (data_files._text, data_files.load, data_files.raw):  # re-read the constants just written
         cached.cache_clear()
-    for key, rs in groups.items():  # each profile's median error on its own rows, quoted by every estimate
-        errs = [abs(predict_step_ms(c) / c["step_ms"] - 1) for c, *_ in rs]
+    fit_eager(data)
+    DATA.write_text(json.dumps(data, indent=1) + "\n")
+    for cached in (data_files._text, data_files.load, data_files.raw):
+        cached.cache_clear()
+    for key in groups:  # each profile's median error on its calibrate rows (eager ones too), quoted by every estimate
+        errs = [abs(predict_step_ms(c) / c["step_ms"] - 1) for c in load_cases()
+                if c["role"] == "calibrate" and f"{c['engine']}:{c['backend']}" == key]
         data["profiles"][key]["median_abs_error"] = round(float(np.median(errs)), 4)
     DATA.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def fit_eager(data: dict) -> None:
+    """us_per_kernel: least squares of the relative error of each calibrate eager step, graph-mode step + us x
+    kernels, where the graph-mode step is the measured twin's or the profile's prediction."""
+    by_id = {c["id"]: c for c in load_cases()}
+    num = den = 0.0
+    used = []
+    for c in load_cases():
+        if c["role"] != "calibrate" or not c.get("enforce_eager"):
+            continue
+        twin = by_id[c["graph_twin"]]["step_ms"] if c.get("graph_twin") else predict_step_ms({**c, "enforce_eager": False})
+        reads = weight_reads(case_spec(c), c["quant"])
+        kernels = reads.eager_kernels + (2 * reads.num_layers if c.get("tp", 1) > 1 else 0)
+        x = kernels * 1e-3 / c["step_ms"]  # ms per us of launch cost, relative to the measured step
+        num += x * (1 - twin / c["step_ms"])
+        den += x * x
+        used.append(f"{c['id']} ({(c['step_ms'] - twin) / kernels * 1e3:.1f} us per kernel)")
+    data["vllm_eager"]["us_per_kernel"] = round(num / den, 2)
+    data["vllm_eager"]["calibrated_on"] = used
+    print("vllm eager", data["vllm_eager"]["us_per_kernel"], "us per kernel on", used)
 
 
 if __name__ == "__main__":

@@ -336,6 +336,16 @@ class LlamacppGraphs(Fixed):
     source: str
 
 
+class VllmEager(Fixed):
+    """vLLM --enforce-eager: the host launches every kernel of a decode step (vramcalc/eager.py)."""
+
+    source_note: str = Field(alias="_source")
+    us_per_kernel: float  # host time per launched kernel, fitted (tools/calibrate_speed.py)
+    calibrated_on: list[str]
+    kernels: dict[str, int]  # kernels one decode step launches, per layer part (see kernels_source)
+    kernels_source: str = Field(alias="_kernels")
+
+
 class Speed(Fixed):
     source_note: str = Field(alias="_source")
     llamacpp_cuda_graphs: LlamacppGraphs | None = None
@@ -346,9 +356,7 @@ class Speed(Fixed):
     host_ram_bandwidth_gbs_source: str = Field(alias="_host_ram_bandwidth_gbs")
     decode_mfu: float
     decode_mfu_source: str = Field(alias="_decode_mfu")
-    eager_per_layer_ms: float
-    eager_per_layer_ms_source: str = Field(alias="_eager_per_layer_ms")
-    eager_calibrated_on: str
+    vllm_eager: VllmEager
 
 
 # --- vllm.json ----------------------------------------------------------------------------------

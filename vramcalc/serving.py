@@ -9,7 +9,7 @@ One decode step of b sequences at context c on one rank (a reader can follow eve
     compute = (2 x active params x b + attention FLOPs) / TP / (format rate x decode_mfu)
               2 FLOPs per parameter per token (Kaplan et al. 2020, "Scaling Laws", section 2.1);
               attention 2 x heads x (d_k + d_v) x tokens held per token (QK^T and PV)
-    step    = max(memory, compute) + layers x fixed  [+ layers x eager without CUDA graphs]
+    step    = max(memory, compute) + layers x fixed  [+ the host's kernel launches without CUDA graphs, eager.py]
               + 2 x layers x (latency x (TP - 1) + 2 (TP - 1)/TP x b x hidden x 2 bytes / link)
               [two all-reduces a layer: Megatron-LM, Shoeybi et al. 2019, section 3]
 
@@ -50,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .data_files import load
 from .data_models import Serving, ServingProfile, SliceError
+from .eager import eager_ms
 from .engines import ENGINE_NAMES, Engine
 from .errors import NotModelledError
 from .gpus import GPU, gpu_row
@@ -206,7 +207,6 @@ class _Constants(BaseModel):
     prefill_tp_exponent: float
     allreduce_us: float
     link_gbs: float
-    eager_ms: float
     arch_fitted: bool
     label: str
 
@@ -240,7 +240,7 @@ def constants(dep: Deployment) -> _Constants:
                       ttft_fixed_ms=prof.ttft_fixed_ms if prof else 0.0,
                       ttft_steps=prof.ttft_steps if prof else 1.0,
                       prefill_tp_exponent=prof.prefill_tp_exponent if prof else 1.0, allreduce_us=allreduce, link_gbs=link_gbs,
-                      eager_ms=sp.eager_per_layer_ms, arch_fitted=fitted,
+                      arch_fitted=fitted,
                       label=f"{ENGINE_NAMES[dep.engine]}:{dep.backend}" + (f" on {fam}" if fam else ""))
 
 
@@ -285,8 +285,8 @@ def step_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, batch: int,
         from .vllm.features import offload_step_ms
 
         terms["cpu_offload"] = offload_step_ms(dep.cpu_offload_bytes, dep.gpu)
-    if dep.enforce_eager and dep.engine == "vllm":
-        terms["eager"] = k.eager_ms * layers
+    if dep.enforce_eager and dep.engine == "vllm":  # the host launches every kernel (vramcalc/eager.py)
+        terms["eager"] = eager_ms(reads.eager_kernels, reads.num_layers, dep.tp, layer_share)
     if dep.tp > 1:
         message = 2 * (dep.tp - 1) / dep.tp * batch * query * reads.hidden_size * 2 / (k.link_gbs * 1e9)
         terms["allreduce"] = 2 * layers * (k.allreduce_us * 1e-6 * (dep.tp - 1) + message) * 1e3

@@ -5,8 +5,8 @@ One decode step of B sequences at context c, per rank (the slowest stage adds up
     memory   = (dense + experts x touched(B) + B x kv(c)) / TP / (bandwidth x efficiency)
     comm     = 2 x layers x (latency x (TP - 1) + message / link bandwidth)   [TP > 1: two all-reduces a
                layer, after attention and after the MLP (Megatron-LM, Shoeybi et al. 2019, section 3)]
-    step     = max(memory, compute) + comm + fixed_per_layer x layers   (+ eager_per_layer x layers
-               when vLLM runs without CUDA graphs)
+    step     = max(memory, compute) + comm + fixed_per_layer x layers   (+ the host's kernel launches when
+               vLLM runs without CUDA graphs: vramcalc/eager.py)
 
 touched(B) = 1 - (1 - k/E)^B: the expected share of a layer's E routed experts that B tokens picking k
 each reach (uniform routing). Only the rows of the token embedding a step needs are read, so the
@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from .data_files import load
 from .data_models import Link, Speed, SpeedProfile
+from .eager import eager_ms
 from .engines import ENGINE_NAMES, Engine
 from .errors import NotModelledError
 from .ggml import tensor_bytes
@@ -87,6 +88,7 @@ class WeightReads(BaseModel):
     active_params: int  # per token, for the compute bound
     num_layers: int
     hidden_size: int
+    eager_kernels: int = 0  # kernels one decode step launches without CUDA graphs, without TP (vramcalc/eager.py)
 
     def step_bytes(self, batch: int) -> float:
         if not self.expert_bytes or not self.num_experts:
@@ -123,12 +125,14 @@ def reads_from_gguf(spec: ModelSpec, tensors: list[tuple[GGUFTensor, str]]) -> W
 
 
 def _reads(spec: ModelSpec, dense: int, experts: int) -> WeightReads:
+    from .eager import step_kernels
+
     moe = [layer.mlp for layer in spec.layers if layer.mlp.num_experts]
     return WeightReads(dense_bytes=dense, expert_bytes=experts,
                        num_experts=moe[0].num_experts if moe else 0,
                        experts_per_token=moe[0].experts_per_token if moe else 0,
                        active_params=count_params(spec).active, num_layers=spec.num_layers,
-                       hidden_size=spec.hidden_size)
+                       hidden_size=spec.hidden_size, eager_kernels=step_kernels(spec))
 
 
 def weight_reads(spec: ModelSpec, quant: str | None = None) -> WeightReads:
@@ -246,8 +250,8 @@ def step_terms(reads: WeightReads, kv_per_seq: int, batch: int, hw: Hardware) ->
         terms["stage_hops"] = (hw.stages - 1) * _link(hw.stage_link).hop_us * 1e-3
     if hw.node_hops:
         terms["network_hops"] = hw.node_hops * _link("network").hop_us * 1e-3
-    if hw.enforce_eager:
-        terms["eager"] = speed_data().eager_per_layer_ms * reads.num_layers
+    if hw.enforce_eager and hw.engine == "vllm":
+        terms["eager"] = eager_ms(reads.eager_kernels, reads.num_layers, hw.tp)
     return terms
 
 
