@@ -50,6 +50,9 @@ def test_enforce_eager_about_six_times_slower_on_qwen36_27b():
 
 @pytest.mark.parametrize("n", [32, 64, 128])
 def test_h100_8b_vllm_ahead_of_llamacpp_at_32_plus_streams(n):
+    """What the published comparisons measured: llama-server at its default slots (-np 4), whose requests queue
+    (Red Hat, tests/data/serving_seeds.json: llama.cpp's throughput 'remains consistent' as the load grows and 'its
+    queuing model leads to high TTFT and constant ITL'), against vLLM's continuous batching."""
     need = SEEDS["h100_8b_vllm_vs_llamacpp"]["min_ratio_at_32_plus"]
     vllm = _serve("llama-3.1-8b-instruct", "awq", "h100-sxm", n, 1024, 256, engine="vllm")
     llama = _serve("llama-3.1-8b-instruct", "gguf:Q4_K_M", "h100-sxm", n, 1024, 256, engine="llamacpp")
