@@ -35,10 +35,10 @@ def test_gemma4_31b_awq_on_3090s_tp4_and_tp2():
 
 
 @pytest.mark.xfail(strict=True, reason="issue 21: vLLM --enforce-eager on Qwen3.6-27B at TP=2 on 3090s is modelled "
-                   "3.2x slower, measured 6.1x. The kernels a step launches are counted per layer from vLLM's code "
-                   "(1056 here) at 28.6 us each, fitted on two dense TP=1 pairs (tp112, ve02), and a held-out hybrid "
-                   "TP=1 pair on an RTX 5090 comes out as measured (test_speed.py); 6.1x needs about 70 us a launch, "
-                   "or some 320 us more per eager all-reduce than counted, and no public vLLM eager/graph pair at "
+                   "3.3x slower, measured 6.1x. The kernels a step launches are counted per layer from vLLM's code "
+                   "(1104 here) at 28.6 us each, fitted on two dense TP=1 pairs (tp112, ve02), and a held-out hybrid "
+                   "TP=1 pair on an RTX 5090 comes out as measured (test_speed.py); 6.1x needs about 65 us a launch, "
+                   "or some 310 us more per eager all-reduce than counted, and no public vLLM eager/graph pair at "
                    "TP > 1 is recorded to fit a TP cost on (the seed rig's host CPU is not recorded either)")
 def test_enforce_eager_about_six_times_slower_on_qwen36_27b():
     s = SEEDS["rtx3090_vllm_0_19_1"]
