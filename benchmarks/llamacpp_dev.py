@@ -8,7 +8,8 @@ is tuned on it). No GGUF files: the tensors are predicted from the catalog model
     python benchmarks/llamacpp_dev.py [path/to/llamacpp_dev.json]
 
 The case -> catalog model and settings mapping is tests/data/llamacpp_{model_sizes,kv_logs,dev_gpus}.json
-(each with the log it came from). Cases whose settings the log does not give are skipped for KV.
+(each with the log it came from). The logs of tests/data/llamacpp_dev_more.json (public GitHub threads, each
+with its settings) are held out and reported with that split. Cases whose settings the log does not give are skipped for KV.
 Compute rows: each GPU's compute buffer as the log names it (CUDA0, CUDA1 ...), the host's compute
 buffers together (CUDA_Host + CPU, or Metal's CPU buffer), and the CPU-only runs' one buffer.
 """
@@ -99,7 +100,34 @@ def measure(dev_path: Path) -> dict[str, dict[str, list[tuple[str, float]]]]:
                 rows["compute buffer (host)"].append((cid, r.host_compute_bytes / MIB / host - 1))
         elif [b["device"] for b in logged_dev] == ["CPU"]:
             rows["compute buffer (CPU only)"].append((cid, r.host_compute_bytes / MIB / logged_dev[0]["mib"] - 1))
+    _measure_more(out["held-out"], held)
     return out
+
+
+def _measure_more(rows: dict[str, list[tuple[str, float]]], held: set[str]) -> None:
+    """The logs of tests/data/llamacpp_dev_more.json (each with its own settings, all held out)."""
+    for case in json.loads((ROOT / "tests/data/llamacpp_dev_more.json").read_text())["cases"]:
+        cid = case["id"]
+        assert cid in held, f"{cid}: a new log is held out (tests/data/llamacpp_dev_split.json)"
+        spec = load(case["catalog_model"])
+        tensors = plan_gguf(spec, case["ftype"])
+        gl = [find_gpu(g) for g in case["gpus"]]
+        r = check_llamacpp(spec, gl, LlamaOptions(ftype=case["ftype"], n_outputs_max=case["options"].get("n_batch", 2048),
+                                                  **case["options"]), tensors, solve=False)
+        meas = case["measured"]
+        if "model_size_mib" in meas:
+            rows["model size"].append((cid, r.model_size_bytes / MIB / meas["model_size_mib"] - 1))
+        if "kv_caches" in meas:
+            ours = sum(c.k_bytes + c.v_bytes for c in r.caches if c.name != "recurrent") / MIB
+            rows["KV buffer"].append((cid, ours / sum(c["k_mib"] + c["v_mib"] for c in meas["kv_caches"]) - 1))
+        gpu_bufs = [(d, v) for d, v in (meas.get("model_buffers_mib") or {}).items() if not d.startswith("CPU")]
+        for d, (name, mib) in enumerate(gpu_bufs):
+            rows["model buffer (device)"].append((f"{cid}/{d}", r.devices[d].model_buffer_bytes / MIB / mib - 1))
+        for d, (name, mib) in enumerate((meas.get("compute_buffers_mib") or {}).items()):
+            rows["compute buffer (each GPU)"].append((f"{cid}/{name}", r.devices[d].compute_buffer_bytes / MIB / mib - 1))
+        host = sum((meas.get("host_compute_buffers_mib") or {}).values())
+        if host:
+            rows["compute buffer (host)"].append((cid, r.host_compute_bytes / MIB / host - 1))
 
 
 def stats(errs: list[tuple[str, float]]) -> tuple[float, float, float]:
