@@ -95,12 +95,14 @@ def graph_estimates():
     upper = vllm_rules().verdict_margin.cuda_graph_upper_gib
     assert est is not None
     print()
-    print("CUDA-graph estimate (vLLM's 'Estimated CUDA graph memory', GiB per GPU)")
+    print("CUDA-graph estimate (vLLM's 'Estimated CUDA graph memory', or 'Graph capturing ... took' before 0.20; GiB per GPU)")
     rows: dict[str, list[tuple[float, bool]]] = {}
     for c in GRAPH_CASES:
         split = "held-out" if int(hashlib.sha256(c["url"].encode()).hexdigest(), 16) % 4 == 0 else "calib"
         moe, hybrid = c["kind"] == "moe", c["kind"] == "hybrid"
-        e, u = est.of(moe, hybrid), upper.of(moe, hybrid)
+        n = c.get("layers_per_rank")  # dense: per decoder layer where the model is known (tools/fit_cudagraph.py)
+        e, u = ((est.graphs_gib(moe, hybrid, n), upper.graphs_gib(moe, hybrid, n)) if n
+                else (est.of(moe, hybrid), upper.of(moe, hybrid)))
         err = abs(e - c["estimated_gib"]) / c["estimated_gib"]
         rows.setdefault(split, []).append((err, c["estimated_gib"] > u))
         print(f"  {c['id']:13s} {split:8s} {c['kind']:6s} TP {c.get('tp', 1)}  logged {c['estimated_gib']:.2f}  "

@@ -319,3 +319,24 @@ def test_model_url_load_mode_and_no_op_offload():
                          n_ctx=8192, n_ubatch=512, op_offload=False)
     assert off.devices[0].compute_buffer_bytes < on.devices[0].compute_buffer_bytes
     assert off.devices[-1].compute_buffer_bytes > on.devices[-1].compute_buffer_bytes
+
+
+def test_every_refused_vllm_command_carries_a_rechecked_fix():
+    """Each recorded vLLM command (tests/data/pasted_commands.json) that vramcalc refuses names a change that, run
+    again through the engine model, starts; the 4x A10 Qwen3.5-35B-A3B hybrid (3.0 GiB of CUDA graphs per GPU inside
+    0.33's budget, no KV memory left) gets --enforce-eager, which no other one-flag change could replace."""
+    cmds = DATA
+    refused = 0
+    for c in cmds:
+        try:
+            r = check_command(c["command"], c["system"])
+        except VramcalcError:  # a model only the Hub has (tests run offline), or a refusal by name
+            continue
+        if r.fits or not isinstance(r.result, vramcalc.VLLMResult):
+            continue
+        refused += 1
+        assert r.corrected_command, c["id"]
+        assert check_command(r.corrected_command, c["system"]).fits, c["id"]
+    assert refused >= 4
+    eager = next(c for c in cmds if c["id"] == "vllm-python-m-local-path")
+    assert check_command(eager["command"], eager["system"]).fix.startswith("--enforce-eager")

@@ -425,11 +425,19 @@ class DenseMoe(Fixed):
     dense: float
     moe: float
     hybrid: float | None = None  # models with Mamba / linear-attention layers (FULL decode graphs); None: as moe/dense
+    # dense CUDA graphs, GiB per decoder layer on the rank (tools/fit_cudagraph.py); None: the flat `dense`
+    dense_per_layer: float | None = None
 
     def of(self, is_moe: bool, is_hybrid: bool) -> float:
         if is_hybrid and self.hybrid is not None:
             return self.hybrid
         return self.moe if is_moe else self.dense
+
+    def graphs_gib(self, is_moe: bool, is_hybrid: bool, layers: int) -> float:
+        """GiB per GPU for a rank holding `layers` decoder layers."""
+        if not is_moe and not (is_hybrid and self.hybrid is not None) and self.dense_per_layer is not None:
+            return self.dense_per_layer * layers
+        return self.of(is_moe, is_hybrid)
 
 
 class VllmVersion(Fixed):
@@ -511,6 +519,7 @@ class VerdictMargin(Sourced):
     activation: float
     non_torch: float
     cuda_graph_upper_gib: DenseMoe
+    derivation: dict[str, str] | None = Field(default=None, alias="_derivation")  # each margin's figures and cases
     # 0.20+, TP/PP > 1: what the budget must leave of the GPU for memory that grows outside it after start-up
     outside_budget_min_gib: float = 0.0
 

@@ -1135,6 +1135,10 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
                     tries.append((" ".join(add) + " (a shorter context and fewer sequences)",
                                   ("--max-model-len", "--max-num-seqs"), add,
                                   {"max_num_seqs": m, **({"max_model_len": n} if lens else {})}))
+        graphs = max((d.cuda_graph_bytes for d in r.devices), default=0)
+        if graphs and "--enforce-eager" not in p.args:  # 0.20+: the graph estimate leaves the budget to the KV cache
+            tries.append((f"--enforce-eager (no CUDA graphs: their {graphs / 2**30:.2f} GiB per GPU go to the KV cache; "
+                          "slower decoding)", ("--enforce-eager",), ["--enforce-eager"], {"enforce_eager": True}))
     else:
         if r.max_ctx is not None and r.max_ctx < r.n_ctx:
             c = r.max_ctx // 256 * 256

@@ -562,12 +562,14 @@ def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion) -> t
     """(estimate, upper bound) of the CUDA-graph pool inside the budget: from 0.20 vLLM
     (vllm/v1/worker/gpu_worker.py determine_available_memory) subtracts it; 0 with --enforce-eager."""
     graphs = 0.0
+    # dense: per decoder layer on the rank's stage (each captured graph holds a piece per layer; tools/fit_cudagraph.py)
+    layers = ceil(len(spec.layers) / opts.pp)
     if prof.cudagraph_in_budget and not opts.enforce_eager:
         cg = prof.cudagraph_gib
         assert cg is not None, "data/vllm.json: a release with cudagraph_in_budget needs cudagraph_gib"
-        graphs = cg.of(spec.is_moe, _hybrid(spec)) * GIB
+        graphs = cg.graphs_gib(spec.is_moe, _hybrid(spec), layers) * GIB
     cgu = vllm_rules().verdict_margin.cuda_graph_upper_gib
-    upper = cgu.of(spec.is_moe, _hybrid(spec)) * GIB if graphs else 0
+    upper = max(graphs, cgu.graphs_gib(spec.is_moe, _hybrid(spec), layers) * GIB) if graphs else 0
     return graphs, upper
 
 
