@@ -56,6 +56,17 @@ def test_refused_in_the_engines_words(case):
     assert case["refused"]["says"] in str(e.value)
 
 
+def test_mla_cache_types_refusal_offers_the_v_type_of_k_rechecked():
+    """llama.cpp PR #11397's DeepSeek-R1 command (-ctk iq4_nl, V left f16) is refused by 4df29be in its words
+    (src/llama-context.cpp: an MLA model takes one cache type); the smallest fix sets -ctv to K's type and re-checks
+    as starting where the rest fits (2x H200, 256 GiB of RAM)."""
+    case = next(c for c in DATA if c["id"] == "llama-cli-ot-cuda0")
+    r = check_command(case["command"], "2xh200", host_ram_bytes=256 * 2**30)
+    assert not r.fits and "llamacpp.kv.mla_kv_types" in [e.code for e in r.result.errors]
+    assert r.corrected_command and r.corrected_command.endswith("-ctv iq4_nl")
+    assert check_command(r.corrected_command, "2xh200", host_ram_bytes=256 * 2**30).fits
+
+
 def test_seed_gpu_count_from_cuda_visible_devices():
     r = check_command("CUDA_VISIBLE_DEVICES=0,1 vllm serve Qwen/Qwen3.6-27B-FP8 --tensor-parallel-size 2", "4090")
     assert r.system == "2x4090" and r.result.layout.tp == 2

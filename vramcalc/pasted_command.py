@@ -1140,6 +1140,10 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
             tries.append((f"--enforce-eager (no CUDA graphs: their {graphs / 2**30:.2f} GiB per GPU go to the KV cache; "
                           "slower decoding)", ("--enforce-eager",), ["--enforce-eager"], {"enforce_eager": True}))
     else:
+        if any(e.code == "llamacpp.kv.mla_kv_types" for e in r.errors):  # V's type set to K's, as the engine asks
+            tk = str(q.options.get("type_k", "f16")).lower()
+            tries.append((f"-ctv {tk} (the V cache type equal to K's: an MLA model takes one type)",
+                          ("-ctv", "--cache-type-v"), ["-ctv", tk], {"type_v": tk}))
         if r.max_ctx is not None and r.max_ctx < r.n_ctx:
             c = r.max_ctx // 256 * 256
             tries.append((f"-c {c} (the largest context that fits with -ngl {r.n_gpu_layers})", ("-c", "--ctx-size"),
