@@ -94,3 +94,18 @@ def test_kimi_bad_merge_kernel_is_refused():
     cfg["vision_config"]["merge_kernel_size"] = [2]
     with pytest.raises(ConfigError, match="merge_kernel_size"):
         _spec(cfg)
+
+
+def test_llama_nemotron_super_nas_layout_is_refused_not_read_as_a_uniform_decoder():
+    """Llama-3.3-Nemotron-Super-49B (DeciLMForCausalLM): its config has intermediate_size and num_key_value_heads
+    null and one block_configs entry per layer; a generic Llama read would size every layer alike."""
+    from vramcalc.errors import NotModelledError
+
+    blocks = [{"attention": {"n_heads_in_group": 8, "no_op": i % 3 == 2, "replace_with_linear": False},
+               "ffn": {"ffn_mult": 2.625 if i % 2 else 5.25, "no_op": False, "replace_with_linear": False}}
+              for i in range(4)]
+    cfg = {"architectures": ["DeciLMForCausalLM"], "model_type": "nemotron-nas", "hidden_size": 8192,
+           "intermediate_size": None, "num_attention_heads": 64, "num_hidden_layers": 4, "num_key_value_heads": None,
+           "vocab_size": 128256, "block_configs": blocks, "torch_dtype": "bfloat16"}
+    with pytest.raises(NotModelledError, match="block_configs"):
+        _spec(cfg)

@@ -883,6 +883,13 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
         mt = TEXT_TYPES.get(mt, mt)
     notes: list[str] = []
     approximate = False
+    if mt not in READERS and "block_configs" in text:
+        # Llama-3.x-Nemotron Super / Ultra (DeciLMForCausalLM, model_type nemotron-nas): each layer's block_configs
+        # entry skips attention or the FFN, replaces one by a linear layer, or sizes it by its own ffn_mult and
+        # n_heads_in_group (vLLM v0.33.0 models/nemotron_nas.py); read as a uniform decoder it would be wrong
+        raise NotModelledError(f"{where}: model_type {mt!r} (per-layer block_configs: attention and FFN skipped, "
+                               "replaced by a linear layer or sized per layer) is not modelled; transformers has no "
+                               "class for it to count it against")
     if mt not in READERS:
         # An unknown decoder with the standard fields: read as a Llama-style GQA decoder.
         if all(k in text for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
