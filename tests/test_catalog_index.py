@@ -61,6 +61,10 @@ def test_every_alias_resolves_to_its_own_model():
     ("qwen-3-32b", "Qwen/Qwen3-32B"),
     ("minimax-m2.5", "MiniMaxAI/MiniMax-M2.5"),
     ("qwen3-vl-8b", "Qwen/Qwen3-VL-8B-Instruct"),
+    ("kimi-k2.5", "moonshotai/Kimi-K2.5"),
+    ("Kimi-K2.5", "moonshotai/Kimi-K2.5"),
+    ("nemotron-3-super-fp8", "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-FP8"),
+    ("nemotron-super-nvfp4", "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-NVFP4"),
 ])
 def test_names_people_type(typed, repo):
     assert catalog.resolve(typed) == repo

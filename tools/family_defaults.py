@@ -54,9 +54,9 @@ REQUIRED = {
     "minimax_m2": CORE + ATTN + DENSE + ["num_local_experts"],
 }
 # Towers whose defaults the readers need (configs often carry only their model_type).
-VISION = ["siglip_vision_model", "gemma4_vision", "llama4_vision_model", "qwen3_5", "qwen3_vl"]
+VISION = ["siglip_vision_model", "gemma4_vision", "llama4_vision_model", "qwen3_5", "qwen3_vl", "kimi_k25_vision"]
 # Composite (vision-language) configs: transformers ties embeddings by the *outer* config's flag.
-COMPOSITE = ["gemma3", "gemma4", "llama4", "qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe"]
+COMPOSITE = ["gemma3", "gemma4", "llama4", "qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe", "kimi_k25"]
 
 
 def defaults(model_type: str) -> dict:

@@ -14,6 +14,8 @@ departures, each recorded per entry:
 - `translated`: Zyphra's own Zamba2 configs use pre-mainline key names that mainline transformers
   ignores (it would silently build 8 Mamba heads instead of 112); they are renamed first.
 - kimi_k2 is instantiated as DeepseekV3 (its architectures field says DeepseekV3ForCausalLM).
+- an architectures name transformers does not define (Kimi-K2.5's remote-code KimiK25ForConditionalGeneration)
+  is instantiated as the class transformers' auto mapping gives its model_type (Kimi_K25ForConditionalGeneration).
 """
 
 from __future__ import annotations
@@ -45,8 +47,10 @@ ZAMBA2_LEGACY = {  # Zyphra config key -> mainline Zamba2Config key
 
 def model_class(cfg: dict, model_type: str):
     archs = cfg.get("architectures")
-    if archs:
+    if archs and hasattr(transformers, archs[0]):
         return getattr(transformers, archs[0])
+    # a remote-code class name transformers spells otherwise (KimiK25ForConditionalGeneration): the class
+    # transformers' own auto mapping gives the model_type
     for mapping in ("MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES"):
         names = getattr(modeling_auto, mapping)
         if model_type in names:

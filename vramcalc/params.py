@@ -28,6 +28,7 @@ GROUPS = (
     "ssm",
     "vision",
     "mtp",
+    "moe_latent",
 )
 
 
@@ -36,6 +37,7 @@ GROUPS = (
 # (scales, zero points, packed blocks) fall in their weight's group.
 CHECKPOINT_GROUP_RULES = [
     (r"vision|visual|multi_modal_projector|embed_vision|mm_projector", "vision"),
+    (r"\.fc[12]_latent_proj\.", "moe_latent"),  # NemotronHMoE's latent projections (before the mixer rule)
     (r"\.(input|post_attention|pre_feedforward|post_feedforward|pre_ff)_layernorm(_\d)?\.weight$", "norms"),
     (r"mixer\.(up|down)_proj", "dense_mlp"),
     (r"lm_head", "lm_head"),
@@ -173,20 +175,24 @@ def _mlp(out: list[TensorSpec], p: str, m: MLPSpec, hidden: int) -> None:
     if m.kind != "moe":
         return
     e, i = m.num_experts, m.expert_intermediate_size
-    _linear(out, f"{p}.router", e, hidden, "router", m.router_bias)
+    _linear(out, f"{p}.router", e, hidden, "router", m.router_bias)  # routes on the hidden state, latent or not
+    if m.expert_input_size:  # NemotronHMoE (transformers 5.24 modeling_nemotron_h.py): experts in the latent space
+        _linear(out, f"{p}.fc1_latent_proj", m.expert_input_size, hidden, "moe_latent", m.bias)
+        _linear(out, f"{p}.fc2_latent_proj", hidden, m.expert_input_size, "moe_latent", m.bias)
+    d = m.expert_input_size or hidden
     if m.router_score_bias:  # DeepseekV3TopkRouter / Glm4MoeTopkRouter register_buffer
         _t(out, f"{p}.router.e_score_correction_bias", (e,), "router", buffer=True)
     if m.router_scales:  # Gemma4TextRouter
         _t(out, f"{p}.router.scale", (hidden,), "router")
         _t(out, f"{p}.router.per_expert_scale", (e,), "router")
     if m.gated:
-        _t(out, f"{p}.experts.gate_up_proj", (e, 2 * i, hidden), "routed_experts")
+        _t(out, f"{p}.experts.gate_up_proj", (e, 2 * i, d), "routed_experts")
     else:  # NemotronHMoE: relu2 experts, up and down only
-        _t(out, f"{p}.experts.up_proj", (e, i, hidden), "routed_experts")
-    _t(out, f"{p}.experts.down_proj", (e, hidden, i), "routed_experts")
+        _t(out, f"{p}.experts.up_proj", (e, i, d), "routed_experts")
+    _t(out, f"{p}.experts.down_proj", (e, d, i), "routed_experts")
     if m.expert_bias:
         _t(out, f"{p}.experts.gate_up_proj_bias", (e, 2 * i), "routed_experts")
-        _t(out, f"{p}.experts.down_proj_bias", (e, hidden), "routed_experts")
+        _t(out, f"{p}.experts.down_proj_bias", (e, d), "routed_experts")
     if m.shared_intermediate_size:
         s = m.shared_intermediate_size
         if m.gated:
@@ -277,9 +283,10 @@ def count_params(spec: ModelSpec) -> ParamCounts:
     for layer in spec.layers:
         m = layer.mlp
         if m.kind == "moe":
-            per_expert = (3 if m.gated else 2) * spec.hidden_size * m.expert_intermediate_size
+            d = m.expert_input_size or spec.hidden_size
+            per_expert = (3 if m.gated else 2) * d * m.expert_intermediate_size
             if m.expert_bias:
-                per_expert += 2 * m.expert_intermediate_size + spec.hidden_size
+                per_expert += 2 * m.expert_intermediate_size + d
             inactive += (m.num_experts - m.experts_per_token) * per_expert
     active = total - by_group["vision"] - inactive
     return ParamCounts(total=total, active=active, by_group=by_group)

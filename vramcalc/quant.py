@@ -201,13 +201,16 @@ ALWAYS_UNQUANTIZED = re.compile(r"indexer\.weights_proj|eh_proj|\.embed_tokens\.
 
 def _matrices(t: TensorSpec) -> list[tuple[int, int, int]]:
     """(count, out, in) of the Linear weight matrices a tensor holds; [] for non-Linear tensors."""
-    if t.buffer or len(t.shape) < 2 or not t.name.endswith(("weight", "gate_up_proj", "down_proj")):
+    if t.buffer or len(t.shape) < 2 or not t.name.endswith(("weight", "gate_up_proj", "up_proj", "down_proj")):
         return []
     if ALWAYS_UNQUANTIZED.search(t.name):
         return []
     if t.name.endswith("experts.gate_up_proj"):  # (E, 2I, H): gate and up, E of each
         e, two_i, h = t.shape
         return [(2 * e, two_i // 2, h)]
+    if t.name.endswith("experts.up_proj"):  # (E, I, H): NemotronHExperts' plain (relu2) experts have no gate
+        e, i, h = t.shape
+        return [(e, i, h)]
     if t.name.endswith("experts.down_proj"):
         e, h, i = t.shape
         return [(e, h, i)]
@@ -221,6 +224,7 @@ _ALIASES = [  # our inventory name -> names real checkpoints use for the same mo
     (r"\.mlp\.shared_expert\.", [".mlp.shared_expert.", ".mlp.shared_experts.", ".feed_forward.shared_expert."]),
     (r"\.mlp\.experts\.gate_up_proj$", [".mlp.experts.0.gate_proj", ".mlp.experts.0.up_proj",
                                         ".mlp.experts.gate_up_proj", ".block_sparse_moe.experts.0.w1"]),
+    (r"\.mlp\.experts\.up_proj$", [".mlp.experts.0.up_proj", ".mlp.experts.up_proj", ".mixer.experts.0.up_proj"]),
     (r"\.mlp\.experts\.down_proj$", [".mlp.experts.0.down_proj", ".mlp.experts.down_proj",
                                      ".block_sparse_moe.experts.0.w2"]),
     (r"\.mamba\.", [".mamba.", ".mixer.", ".linear_attn."]),

@@ -663,14 +663,16 @@ def _read_nemotron_h(f: Fields, mt: str) -> ReaderParts:
             layers.append(LayerSpec(attention=attn, mlp=none, norms=1))
         elif ch == "-":
             layers.append(LayerSpec(mlp=_dense(f, gated=False, bias=f.flag("mlp_bias", False)), norms=1))
-        elif ch == "E" and f("moe_latent_size", None):  # Nemotron 3 Super: experts in a latent space
-            raise ConfigError(f.where, "moe_latent_size", "latent MoE layers are not modelled")
         elif ch == "E":  # NemotronHMoE: relu2 routed experts + one shared expert, noaux_tc router bias
+            # Nemotron 3 Super (moe_latent_size): the routed experts work in a latent space behind
+            # fc1/fc2_latent_proj (mlp_bias); router and shared expert stay on hidden_size
+            # (transformers 5.24 NemotronHMoE / NemotronHExperts; vLLM v0.33.0 nemotron_h.py NemotronHMoE)
             moe = MLPSpec(kind="moe", gated=False, num_experts=f.pos("n_routed_experts"),
                           experts_per_token=f.pos("num_experts_per_tok"),
                           expert_intermediate_size=f.pos("moe_intermediate_size"),
                           shared_intermediate_size=f.int("n_shared_experts", 1) * f.pos("moe_shared_expert_intermediate_size"),
-                          router_score_bias=True)
+                          router_score_bias=True, bias=f.flag("mlp_bias", False),
+                          expert_input_size=f.opt_pos("moe_latent_size") or 0)
             layers.append(LayerSpec(mlp=moe, norms=1))
         else:
             raise ConfigError(f.where, "hybrid_override_pattern", f"has layer type {ch!r} that vramcalc does not model")
@@ -819,6 +821,7 @@ TEXT_TYPES = {
     "qwen3_vl": "qwen3_vl_text",
     "qwen3_vl_moe": "qwen3_vl_moe_text",
     "kimi_k2": "deepseek_v3",  # Kimi-K2 ships DeepseekV3ForCausalLM
+    "kimi_k25": "deepseek_v3",  # Kimi_K25Config: text_config defaults to deepseek_v3 (kimi_k2 is renamed to it)
 }
 DTYPES = {"bfloat16": "bfloat16", "float16": "float16", "float32": "float32", "bf16": "bfloat16",
           "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
@@ -880,6 +883,13 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
         mt = TEXT_TYPES.get(mt, mt)
     notes: list[str] = []
     approximate = False
+    if mt not in READERS and "block_configs" in text:
+        # Llama-3.x-Nemotron Super / Ultra (DeciLMForCausalLM, model_type nemotron-nas): each layer's block_configs
+        # entry skips attention or the FFN, replaces one by a linear layer, or sizes it by its own ffn_mult and
+        # n_heads_in_group (vLLM v0.33.0 models/nemotron_nas.py); read as a uniform decoder it would be wrong
+        raise NotModelledError(f"{where}: model_type {mt!r} (per-layer block_configs: attention and FFN skipped, "
+                               "replaced by a linear layer or sized per layer) is not modelled; transformers has no "
+                               "class for it to count it against")
     if mt not in READERS:
         # An unknown decoder with the standard fields: read as a Llama-style GQA decoder.
         if all(k in text for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",

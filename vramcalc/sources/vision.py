@@ -20,7 +20,7 @@ def _vision_defaults() -> dict[str, VisionArch]:
     return load("architectures.json", Architectures).vision
 
 
-COMPOSITE_TOWERS = ("gemma3", "gemma4", "llama4", "qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe")
+COMPOSITE_TOWERS = ("gemma3", "gemma4", "llama4", "qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe", "kimi_k25")
 
 
 def _linear(n_in: int, n_out: int, bias: bool = True) -> int:
@@ -28,7 +28,7 @@ def _linear(n_in: int, n_out: int, bias: bool = True) -> int:
 
 
 # vision_config fields that are not sizes; every other field read is a positive integer.
-_NOT_SIZES = {"vision_use_head", "deepstack_visual_indexes", "pixel_shuffle_ratio"}
+_NOT_SIZES = {"vision_use_head", "deepstack_visual_indexes", "pixel_shuffle_ratio", "merge_kernel_size"}
 
 
 def _get(v: dict[str, Any], defaults: dict[str, Any], key: str, where: str) -> Any:
@@ -68,6 +68,10 @@ def read_vision(cfg: dict[str, Any], text_hidden: int, where: str) -> VisionSpec
         return _qwen3_5(v, where)
     if outer in ("qwen3_vl", "qwen3_vl_moe") or vt in ("qwen3_vl", "qwen3_vl_moe"):
         return _qwen3_5(v, where, deepstack=True)
+    if outer == "kimi_k25" or vt == "kimi_k25_vision":
+        # Kimi_K25Config builds its vision_config as Kimi_K25VisionConfig whatever the dict says:
+        # the Hub's Kimi-K2.5 tower carries no model_type at all
+        return _kimi_k25(v, cfg, text_hidden, where)
     raise ConfigError(where, "vision_config.model_type", f"is {vt!r}, a tower vramcalc does not count yet")
 
 
@@ -137,3 +141,41 @@ def _qwen3_5(v: dict[str, Any], where: str, deepstack: bool = False) -> VisionSp
         merger += len(stacks) * (2 * merged + _linear(merged, merged) + _linear(merged, g("out_hidden_size")))
     return VisionSpec(kind="qwen3_vl_vision" if deepstack else "qwen3_5_vision", params=embed + n * layer + merger,
                       hidden_size=h, num_layers=n)
+
+
+# Kimi-K2.5's Hub config keeps the names of Moonshot's remote code (vt_hidden_size, init_pos_emb_height, ...);
+# transformers' Kimi_K25VisionConfig names the same sizes without the prefix. vLLM v0.33.0 reads the legacy
+# name first where it differs (model_executor/models/kimi_k25_vit.py _get_pos_emb_size; its KimiK3VisionConfig
+# maps vt_* the same way, transformers_utils/configs/kimi_k3.py), so a legacy key, when present, sizes the tower.
+_KIMI_LEGACY = {
+    "hidden_size": "vt_hidden_size",
+    "intermediate_size": "vt_intermediate_size",
+    "num_hidden_layers": "vt_num_hidden_layers",
+    "num_attention_heads": "vt_num_attention_heads",
+    "pos_emb_height": "init_pos_emb_height",
+    "pos_emb_width": "init_pos_emb_width",
+}
+
+
+def _kimi_k25(v: dict[str, Any], cfg: dict[str, Any], text_hidden: int, where: str) -> VisionSpec:
+    """Kimi_K25VisionModel (Conv2d patch embed, learned 2D position table, biased pre-norm encoder,
+    final LayerNorm) + Kimi_K25MultimodalProjection (pre_norm, in_proj and out_proj over the merged
+    patches), transformers 5.24 models/kimi_k25/modeling_kimi_k25.py."""
+    d = _vision_defaults()["kimi_k25_vision"].defaults
+    v = {**{k: v[old] for k, old in _KIMI_LEGACY.items() if k not in v and old in v}, **v}
+    g = lambda k: _get(v, d, k, where)  # noqa: E731
+    h, inter, n, p = g("hidden_size"), g("intermediate_size"), g("num_hidden_layers"), g("patch_size")
+    g("num_attention_heads")  # validated: heads split h (no parameter of its own)
+    merge = g("merge_kernel_size")
+    if not (isinstance(merge, list) and len(merge) == 2
+            and all(isinstance(m, int) and not isinstance(m, bool) and 1 <= m <= 64 for m in merge)):
+        raise ConfigError(where, "vision_config.merge_kernel_size", f"must be two integers in 1..64, got {merge!r:.40}")
+    embed = 3 * p * p * h + h + g("pos_emb_height") * g("pos_emb_width") * h  # time table: a buffer
+    layer = 2 * 2 * h + 4 * _linear(h, h) + _linear(h, inter) + _linear(inter, h)
+    tower = embed + n * layer + 2 * h
+    # pre_norm spans Kimi_K25Config.projection_hidden_size (the Hub file: vision_config.mm_hidden_size)
+    norm = cfg.get("projection_hidden_size") or v.get("mm_hidden_size") or h
+    norm = int_value(norm, where, "projection_hidden_size", 1, MAX_CONTEXT)
+    merged = h * merge[0] * merge[1]
+    projector = 2 * norm + _linear(merged, merged) + _linear(merged, text_hidden)
+    return VisionSpec(kind="kimi_k25_vision", params=tower + projector, hidden_size=h, num_layers=n)

@@ -68,7 +68,8 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
         tp = moe.tp  # the experts' intermediate split over TP x DP ranks
     if name.endswith("embed_tokens.weight") or name == "lm_head.weight" or name.endswith("shared_head.head.weight"):
         return (padded_vocab(s[0]) // tp, s[1])
-    if "router" in name or "shared_expert_gate" in name or t.group == "norms" or "layernorm" in name \
+    # fc1/fc2_latent_proj: ReplicatedLinear, whole on every rank (v0.33.0 models/nemotron_h.py NemotronHMoE)
+    if "router" in name or "shared_expert_gate" in name or t.group in ("norms", "moe_latent") or "layernorm" in name \
             or name.endswith(("q_norm.weight", "k_norm.weight")) or ".indexer." in name \
             or re.search(r"\.(q_a_proj|kv_a_proj_with_mqa)\.", name):
         return tuple(s)
