@@ -163,3 +163,19 @@ def test_only_the_modelled_build():
         assert check_llamacpp(spec, None, LlamaOptions(ftype="Q4_K_M", n_ctx=4096, build=build), solve=False).fits
     with pytest.raises(NotModelledError, match="#23861"):
         check_llamacpp(spec, None, LlamaOptions(ftype="Q4_K_M", n_ctx=4096, build="b5192"), solve=False)
+
+
+def test_weight_copy_above_the_first_splits_inputs():
+    """ggml-backend's pass 5 copies the F32 mask and the embeddings into the first GPU split, where the mask is cast
+    to F16 and kept to the last layer; the expert weight copy of a later split cannot reuse the freed hole below it
+    (data/llamacpp_backends.json split_inputs_source). c29 (every expert on the CPU, one A6000): 1024.00 MiB logged;
+    c31/c32 (experts of blocks 5-93 / 14-93 on the CPU): 774 MiB logged, and the rule does not fall below it."""
+    r = _run(LOGS["c29"])
+    assert r.devices[0].compute_buffer_bytes / MIB == pytest.approx(LOGS["c29"]["compute_mib"]["CUDA0"], abs=0.05)
+    for cid in ("c31", "c32"):
+        logged = LOGS[cid]["compute_mib"]["CUDA0"]
+        cuda0 = _run(LOGS[cid]).devices[0].compute_buffer_bytes / MIB
+        assert logged <= cuda0 <= logged * 1.03
+    # c30 (-ngl 0): no GPU holds block 0, so the mask is cast on the host and no hole is added
+    c30 = LOGS["c30"]
+    assert _run(c30).devices[0].compute_buffer_bytes / MIB == pytest.approx(c30["compute_mib"]["CUDA0"], rel=0.02)

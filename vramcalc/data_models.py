@@ -250,6 +250,7 @@ class LlamaBackends(Fixed):
     repack_types_source: str
     host_buffer_source: str
     host_inputs_source: str
+    split_inputs_source: str
     no_backend: "NoBackend | None" = None  # vendors with no ggml backend
 
 

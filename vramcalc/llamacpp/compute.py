@@ -206,7 +206,13 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
             # op offload: the first GPU takes the ops on host weights (and the CPU layers' graph with them),
             # with a copy of the largest weight
             copied = mb.host_matmul_max_bytes
-            dev[0] = max(dev[0], layer if cpu_layers else 0, copied + layer if copied else 0)
+            hole = 0
+            if copied and fa and mb.unit_device[0] == 0 and not opts.no_kv_offload:
+                # the first GPU's first split receives the F32 mask and the embeddings as input copies and
+                # casts the mask to F16, which stays live over the whole graph above them; the weight copy
+                # of a later split cannot reuse that hole (llamacpp_backends.json split_inputs_source)
+                hole = host_inputs(spec, n_ub, n_kv, n_kv_swa)
+            dev[0] = max(dev[0], layer if cpu_layers else 0, copied + layer + hole if copied else 0)
             if cpu_layers and mb.repack_bytes:  # repacked weights are not in a host buffer: the CPU runs them
                 host += layer
         elif cpu_layers:
