@@ -165,3 +165,28 @@ def test_lora_dtype_and_target_modules_in_a_pasted_command():
                       "--max-model-len 8192", "h100")
     assert r.options["lora_dtype"] == "float16"
     assert [w.code for w in r.warnings if w.code == "command.upper_bound"] == ["command.upper_bound"]
+
+
+def _vl_weights(run, **extra):
+    r = check_vllm(load(run["model"]), find_gpu("h100-sxm"), VLLMOptions(max_model_len=8192, **extra))
+    return r.devices[0].weights_bytes / GIB
+
+
+@pytest.mark.parametrize("run", LOGS["multimodal_weights"], ids=lambda r: r["id"])
+def test_vision_language_weights_against_the_log(run):
+    """Held out (never fitted): 'Model loading took' of a vision-language model with its tower. vramcalc counts
+    the checkpoint's tensors (tower included: without it, 23% short); vLLM's figure is 0.21 GiB (5%) above
+    them on Qwen3-VL-2B, load-time buffers not identified from one log: an underestimate, bounded here."""
+    want = run["logged"]["model_loading_gib"]
+    got, text_only = _vl_weights(run), _vl_weights(run, language_model_only=True)
+    print(f"\n{run['id']}: weights {got:.2f} GiB vs logged {want} ({got / want - 1:+.1%}); "
+          f"language model only {text_only:.2f} GiB")
+    assert text_only / want - 1 < -0.15  # the tower is in vLLM's figure
+    assert -0.06 <= got / want - 1 <= 0
+
+
+@pytest.mark.xfail(strict=True, reason="vLLM's Qwen3-VL load holds 0.21 GiB beyond the checkpoint's tensors "
+                   "(vLLM PR #34051's log); one log does not say what, so it is not modelled")
+def test_vision_language_weights_within_3_percent():
+    run = LOGS["multimodal_weights"][0]
+    assert abs(_vl_weights(run) / run["logged"]["model_loading_gib"] - 1) <= 0.03

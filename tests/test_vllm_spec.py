@@ -246,3 +246,24 @@ def test_pool_with_the_mtp_drafter_equals_vllms_own(case):
         assert (pool.block_size, cap.num_blocks, cap.kv_cache_tokens) == (p["block_size"], p["num_blocks"],
                                                                          p["kv_cache_tokens"])
         assert round(cap.max_concurrency, 4) == p["max_concurrency"]
+
+
+@pytest.mark.parametrize("case", json.loads((DATA / "vllm_spec_logs.json").read_text())["not_modelled"],
+                         ids=lambda c: c["id"])
+def test_unmodelled_drafters_are_refused_and_their_kv_matters(case):
+    """Held out: a DFlash start-up. vramcalc refuses the method rather than answer without the drafter; the log
+    shows why: the target's pool alone, from the same logged memory, holds over 3% more tokens than vLLM
+    printed (a false 'fits' at long contexts)."""
+    from vramcalc.errors import NotModelledError
+
+    o = case["options"]
+    with pytest.raises(NotModelledError):
+        plan_speculative(o["speculative_config"], load(case["model"]), o["tp"], 1, o["max_model_len"], None)
+    s = KVSettings(tp=o["tp"], kv_cache_dtype=o["kv_cache_dtype"], max_num_batched_tokens=o["max_num_batched_tokens"],
+                   num_speculative_tokens=o["speculative_config"]["num_speculative_tokens"])
+    cap = capacity(kv_pool(load(case["model"]), s), int(case["logged"]["available_kv_gib"] * GIB),
+                   o["max_model_len"], s)
+    err = cap.kv_cache_tokens / case["logged"]["kv_tokens"] - 1
+    print(f"\n{case['id']}: target-only pool {cap.kv_cache_tokens:,} tokens vs logged "
+          f"{case['logged']['kv_tokens']:,} ({err:+.1%})")
+    assert err > 0.03

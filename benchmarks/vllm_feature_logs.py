@@ -1,0 +1,76 @@
+"""Replay the real vLLM start-up logs recorded per serving feature (tests/data/vllm_spec_logs.json,
+tests/data/vllm_feature_logs.json) and print each figure's error, by feature and split. No parameter of
+vramcalc is fitted on these logs except where a record says split "fit"; records with a split say it, the
+older ones without one print as "unsplit".
+
+    PYTHONPATH=$PWD python benchmarks/vllm_feature_logs.py
+"""
+
+import json
+import statistics
+from pathlib import Path
+
+from vramcalc.errors import NotModelledError
+from vramcalc.gpus import find_gpu
+from vramcalc.sources.catalog import load
+from vramcalc.vllm.engine import VLLMOptions, check_vllm
+from vramcalc.vllm.kv import KVSettings, capacity, kv_pool
+from vramcalc.vllm.spec_decode import plan_speculative
+
+GIB = 2**30
+DATA = Path(__file__).parent.parent / "tests/data"
+SPEC = json.loads((DATA / "vllm_spec_logs.json").read_text())
+FEAT = json.loads((DATA / "vllm_feature_logs.json").read_text())
+
+
+def kv_tokens(case, with_drafter=True):
+    """KV tokens from the logged available memory (the drafter's layers join the pool when modelled)."""
+    spec, o = load(case["model"]), case["options"]
+    sc = o.get("speculative_config")
+    plan = plan_speculative(sc, spec, o["tp"], 1, o["max_model_len"], None) if sc and with_drafter else None
+    s = KVSettings(tp=o["tp"], kv_cache_dtype=o["kv_cache_dtype"], max_num_batched_tokens=o["max_num_batched_tokens"],
+                   num_speculative_tokens=(sc or {}).get("num_speculative_tokens", 0) if sc else 0)
+    pool_spec = spec.model_copy(update={"layers": spec.layers + plan.draft_layers}) if plan else spec
+    cap = capacity(kv_pool(pool_spec, s), int(case["logged"]["available_kv_gib"] * GIB), o["max_model_len"], s)
+    return cap.kv_cache_tokens
+
+
+def rows():
+    for c in SPEC["cases"]:
+        if c["logged"]["available_kv_gib"] is None:
+            continue
+        feat = "KV tokens, " + (c["options"]["speculative_config"]["method"] if "speculative_config" in c["options"]
+                                else "no drafter")
+        yield feat, c.get("split", "unsplit"), c["id"], kv_tokens(c) / c["logged"]["kv_tokens"] - 1, ""
+    for c in SPEC["weights"]:
+        got = check_vllm(load(c["model"]), find_gpu("rtx-3090"), VLLMOptions(**c["options"])).devices[0].weights_bytes
+        yield "weights, mtp", c.get("split", "unsplit"), c["id"], got / GIB / c["logged"]["model_loading_gib"] - 1, ""
+    for c in SPEC.get("not_modelled", []):
+        try:
+            kv_tokens(c)
+            note = "answered"
+        except NotModelledError:
+            note = "refused; target-only pool shown"
+        err = kv_tokens(c, with_drafter=False) / c["logged"]["kv_tokens"] - 1
+        yield "KV tokens, " + c["options"]["speculative_config"]["method"], c["split"], c["id"], err, note
+    for r in FEAT.get("multimodal_weights", []):
+        got = check_vllm(load(r["model"]), find_gpu("h100-sxm"), VLLMOptions(max_model_len=8192)).devices[0].weights_bytes
+        yield "weights, vision tower", r["split"], r["id"], got / GIB / r["logged"]["model_loading_gib"] - 1, ""
+    for r in FEAT["multimodal"]:
+        yield "KV, encoder profile", r["split"], r["id"], None, r.get("note", "")
+
+
+def main():
+    by: dict[tuple[str, str], list[float]] = {}
+    for feat, split, cid, err, note in rows():
+        print(f"{feat:24} {split:9} {cid:40} {'' if err is None else f'{err:+.2%}':>8}  {note}")
+        if err is not None:
+            by.setdefault((feat, split), []).append(abs(err))
+    print()
+    for (feat, split), errs in sorted(by.items()):
+        print(f"{feat:24} {split:9} n={len(errs)}  median |error| {statistics.median(errs):.2%}  worst {max(errs):.2%}")
+    print("calibration split (\"fit\"): empty among these records")
+
+
+if __name__ == "__main__":
+    main()
