@@ -107,12 +107,55 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
 @pytest.mark.parametrize("command,flag", [
     ("vllm serve Qwen/Qwen3-8B --enable-lora --specialize-active-lora", "--specialize-active-lora"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --control-vector cv.gguf", "--control-vector"),
-    ("llama-server -m Qwen3-8B-Q4_K_M.gguf -md d.gguf --spec-draft-cpu-moe", "--spec-draft-cpu-moe"),
-    ("VLLM_PP_LAYER_PARTITION=20,16 vllm serve Qwen/Qwen3-8B", "VLLM_PP_LAYER_PARTITION"),
+    ("llama-server -m Qwen3-8B-Q4_K_M.gguf --spec-type draft-mtp", "--spec-type"),
+    ("VLLM_PP_LAYER_PARTITION=20,16 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_PP_LAYER_PARTITION"),
 ])
-def test_not_modelled_flags_are_refused_by_name(command, flag):
-    with pytest.raises(NotModelledError, match=flag):
-        check_command(command, "2x4090")
+def test_not_modelled_flags_are_warned_about_by_name(command, flag):
+    """The rest of the command is checked; a command.not_modelled warning names the flag and says the figures
+    ignore it, and the figures are those of the command without it."""
+    r = check_command(command, "2x4090")
+    (w,) = [w for w in r.warnings if w.code == "command.not_modelled"]
+    assert w.text.startswith(flag) and "the figures ignore it" in w.text
+    without = " ".join(command.split(" ", 1)[1:]) if command.startswith("VLLM_") else \
+        command.replace(f" {flag}", "", 1).replace(" cv.gguf", "").replace(" draft-mtp", "")
+    assert r.result.to_dict() == check_command(without, "2x4090").result.to_dict()
+
+
+@pytest.mark.parametrize("engine", ["vllm", "llamacpp", "llama_bench", "vllm_env"])
+def test_every_not_modelled_flag_warns_by_name(engine):
+    """Each flag classified not_modelled, pasted alone onto a command that checks, answers with a
+    command.not_modelled warning that names it (or, with a value the flag's reader refuses, the engine's error)."""
+    base = {"vllm": "vllm serve Qwen/Qwen3-8B --max-model-len 8192", "vllm_env": "vllm serve Qwen/Qwen3-8B",
+            "llamacpp": "llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192 -ngl 99",
+            "llama_bench": "llama-bench -m Qwen3-8B-Q4_K_M.gguf -ngl 99"}[engine]
+    kinds = {n: o for o in (vllm_table()["options"] if engine == "vllm" else llamacpp_table()["options"]
+                            if engine == "llamacpp" else llamacpp_table()["llama_bench"] if engine == "llama_bench"
+                            else []) for n in o["names"]}
+    names = [n for n, c in flag_classes()[engine].items() if c["class"] == "not_modelled"]
+    assert names
+    for name in names:
+        entry = flag_classes()[engine][name]
+        if engine == "vllm_env":
+            command = f"{name}=1 {base}"
+        else:
+            o = kinds[name]
+            takes = o["kind"] == "value"
+            value = next((v for v in ("2", "1", "x.json", "{}") if v not in (entry.get("no_effect_values") or [])),
+                         "x") if takes else None
+            if o.get("choices"):
+                other = [c for c in o["choices"] if c not in (entry.get("no_effect_values") or [])]
+                if not other:  # every value the table takes leaves the default: listed as no effect
+                    assert read_command(f"{base} {name} {o['choices'][0]}")[1].no_effect[-1].startswith(name)
+                    continue
+                value = other[0]
+            command = f"{base} {name}" + (f" {value}" if takes else "")
+            if engine == "llamacpp" and name not in llamacpp_table()["programs"]["llama-server"]:
+                if name not in llamacpp_table()["programs"]["llama-cli"]:
+                    continue  # a flag of other llama.cpp programs only, which vramcalc does not read
+                command = command.replace("llama-server", "llama-cli", 1)
+        _, r = read_command(command)
+        said = [w for w in r.warnings if w.code == "command.not_modelled"]
+        assert len(said) == 1 and said[0].text.startswith(name) and "the figures ignore it" in said[0].text, command
 
 
 def test_unknown_flags_in_each_engines_words():
@@ -303,8 +346,8 @@ def test_presets_expand_to_the_params_arg_cpp_gives_them():
     assert r.options == {"n_ubatch": 2048, "n_batch": 32768, "n_parallel": 2, "n_ctx": 262144, "kv_unified": False}
     _, later = read_command("llama-cli --gpt-oss-20b-default -c 32768")  # a later flag overrides the preset's
     assert later.options["n_ctx"] == 32768 and "--port 8013" not in later.no_effect
-    with pytest.raises(NotModelledError, match="draft model"):
-        read_command("llama-server --fim-qwen-7b-spec")
+    (w,) = [w for w in read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --fim-qwen-7b-spec")[1].warnings if w.code == "command.not_modelled"]
+    assert w.text.startswith("--fim-qwen-7b-spec") and "draft model" in w.text
 
 
 def test_model_url_load_mode_and_no_op_offload():
