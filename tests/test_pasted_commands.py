@@ -362,3 +362,55 @@ def test_model_url_load_mode_and_no_op_offload():
                          n_ctx=8192, n_ubatch=512, op_offload=False)
     assert off.devices[0].compute_buffer_bytes < on.devices[0].compute_buffer_bytes
     assert off.devices[-1].compute_buffer_bytes > on.devices[-1].compute_buffer_bytes
+
+
+
+# the architecture the catalog reads for Qwen/Qwen3.6-27B (its config.json, with the source that file names)
+QWEN36 = json.loads((Path(vramcalc.__file__).parent / "data" / "models" / "Qwen__Qwen3.6-27B.json")
+                    .read_text())["config"]["text_config"]
+
+
+def test_seed_llama_server_kv_and_recurrent_state_are_the_architectures_exact_counts():
+    """The issue's llama-server seed on 2x4090. Qwen3.6-27B: 64 layers, every 4th full attention (16), 4 KV heads
+    x head_dim 256; the other 48 Gated DeltaNet. llama.cpp (4df29be) with -np 4 and no --kv-unified keeps 4
+    streams of n_ctx / 4 cells (src/llama-context.cpp n_ctx_seq), K and V in f16; one recurrent cell per
+    sequence holding the conv state ((kernel - 1) x (2 x key dim + value dim)) and the SSM state (value heads x
+    key head dim x value head dim), both f32 (src/llama-memory-recurrent.cpp, src/llama-model.cpp qwen35)."""
+    t = QWEN36
+    full = t["num_hidden_layers"] // t["full_attention_interval"]
+    r = check_command("llama-server -m qwen3.6-27b-UD-Q4_K_XL.gguf --n-gpu-layers 99 --ctx-size 65536 --parallel 4",
+                      "2x4090")
+    res = r.result
+    assert (res.n_ctx, res.n_ctx_seq, res.n_parallel, res.kv_unified) == (65536, 16384, 4, False)
+    kv = {c.name: c for c in res.caches}
+    k_bytes = full * 65536 * t["num_key_value_heads"] * t["head_dim"] * 2
+    assert kv["single"].layers == full and kv["single"].k_bytes == kv["single"].v_bytes == k_bytes == 2 * 2**30
+    key_dim = t["linear_num_key_heads"] * t["linear_key_head_dim"]
+    value_dim = t["linear_num_value_heads"] * t["linear_value_head_dim"]
+    per_seq_layer = ((t["linear_conv_kernel_dim"] - 1) * (2 * key_dim + value_dim)
+                     + t["linear_num_value_heads"] * t["linear_key_head_dim"] * t["linear_value_head_dim"]) * 4
+    assert kv["recurrent"].layers == t["num_hidden_layers"] - full
+    assert kv["recurrent"].k_bytes + kv["recurrent"].v_bytes == 4 * (t["num_hidden_layers"] - full) * per_seq_layer
+    assert sum(d.kv_buffer_bytes for d in res.devices) == 2 * k_bytes  # -sm layer: each GPU its layers' cells
+    assert r.fits and "command.gguf_mix" in {w.code for w in r.warnings}
+
+
+def test_seed_vllm_qwen36_fp8_tp2_needs_what_vllms_own_code_says():
+    """The issue's vLLM seed on 2x4090. Without --max-model-len vLLM takes max_position_embeddings (262144); the KV
+    cache one such request needs per rank at TP 2 is what vLLM 0.33.0's own planner printed for this model
+    (tests/data/vllm_oracle/v0.33.0.json, kv_cache_dtype auto: the FP8 checkpoint's KV cache is bf16 too); more
+    than the GPU has left, so vLLM refuses (check_enough_kv_cache_memory), and the corrected command starts."""
+    import re
+
+    oracle = json.loads((Path(__file__).parent / "data" / "vllm_oracle" / "v0.33.0.json").read_text())
+    (case,) = [c for c in oracle["cases"] if c["model"] == "Qwen/Qwen3.6-27B" and c["tp"] == 2
+               and c["kv_cache_dtype"] == "auto"]
+    (said,) = [re.search(r"\((\S+) GiB KV cache is needed", p["refusal"]).group(1) for p in case["plans"]
+               if p.get("refusal")]
+    for flag in ("--tensor-parallel-size 2", "--pipeline-parallel-size 2"):
+        r = check_command(f"vllm serve Qwen/Qwen3.6-27B-FP8 {flag}", "2x4090")
+        (e,) = [e for e in r.result.errors if e.code == "vllm.kv.max_model_len"]
+        assert f"max seq len ({QWEN36['max_position_embeddings']})" in e.text
+        if flag.startswith("--tensor"):
+            assert f"({said} GiB KV cache is needed" in e.text
+        assert not r.fits and r.corrected_command and check_command(r.corrected_command, "2x4090").fits
