@@ -414,3 +414,11 @@ def test_seed_vllm_qwen36_fp8_tp2_needs_what_vllms_own_code_says():
         if flag.startswith("--tensor"):
             assert f"({said} GiB KV cache is needed" in e.text
         assert not r.fits and r.corrected_command and check_command(r.corrected_command, "2x4090").fits
+
+
+def test_readme_counts_the_not_modelled_flags_as_they_are():
+    n = {k: sum(c["class"] == "not_modelled" for c in flag_classes()[k].values())
+         for k in ("vllm", "llamacpp", "llama_bench", "vllm_env")}
+    readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
+    assert (f"{n['vllm']} vLLM flags, {n['llamacpp']} llama-server / llama-cli flags, {n['llama_bench']} llama-bench "
+            f"flags and {n['vllm_env']} `VLLM_*` variables") in readme
