@@ -4,8 +4,8 @@ the ghcr.io/ggml-org/llama.cpp images too), with leading environment assignments
 
 The flags are read with each engine's own argument table at the modelled release (data/vllm_serve_args.json,
 data/llamacpp_args.json, written by tools/engine_arg_tables.py) and mean for vramcalc what data/command_flags.json says:
-an option field, no effect on memory, an upper bound, or not modelled (refused, naming the flag). A flag the engine
-does not have is refused in the engine's own words."""
+an option field, no effect on memory, an upper bound, or not modelled (a command.not_modelled warning names the flag:
+the figures ignore it). A flag the engine does not have is refused in the engine's own words."""
 
 from __future__ import annotations
 
@@ -464,8 +464,10 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message]) -> bool:
         if f.values and all(v in (f.entry.get("no_effect_values") or []) for v in f.values):
             no_effect.append(f.written())
             return False
-        raise NotModelledError(f"{f.written()}: {f.entry['note']}; vramcalc does not model it yet (remove the flag "
-                               "to check the rest)")
+        # the rest of the command is checked; the verdict is for the command without this flag, and says so
+        warnings.append(warning("command.not_modelled", f"{f.written()}: {f.entry['note']}; vramcalc does not "
+                                "model it yet: the figures ignore it"))
+        return False
     return True
 
 
