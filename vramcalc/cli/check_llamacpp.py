@@ -89,9 +89,10 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     lc.add_argument("--mlock", action="store_true", help="lock the mapped CPU weights in RAM")
     lc.add_argument("--device", "-dev", dest="devices", type=_device_list, default=None, metavar="DEV1,DEV2",
                     help="the GPUs llama.cpp uses, in order (CUDA0,CUDA1 ...; none: CPU only)")
-    lc.add_argument("--llamacpp-build", dest="llamacpp_build", default="4df29be", metavar="TAG|COMMIT",
-                    help="the llama.cpp build (default and only one modelled: 4df29be; others are refused with "
-                         "the rules that changed)")
+    lc.add_argument("--llamacpp-build", dest="llamacpp_build", default="4df29be", metavar="TAG|COMMIT|DATE",
+                    help="the llama.cpp build: latest, the modelled commit 4df29be (default), a release (b4351) or "
+                         "a master build's date (2025-02-01); the rules that changed since follow it, a build "
+                         "that cannot be placed against a change is refused naming it")
     lc.add_argument("--host-cpu", choices=list(get_args(HostCPU)), default="x86_avx2",
                     help="the host CPU: which weight types llama.cpp repacks for it (CPU_REPACK)")
     x = c.add_argument_group("llama-server beside the model (with --engine llamacpp): LoRA, draft model, projector")
