@@ -63,3 +63,28 @@ def test_before_pr_18148_a_partial_ngl_is_refused():
     opts = LlamaOptions(ftype="Q4_0", n_ctx=4096, n_gpu_layers=10, build="2025-06-01")
     with pytest.raises(NotModelledError, match="#18148"):
         check_llamacpp(spec, [find_gpu("h100-sxm")], opts, None, solve=False)
+
+
+def test_c26_blas_backend_keeps_the_matmuls_off_the_gpu():
+    # c26 prints Vulkan0 compute 24.00 MiB: with a BLAS backend (--blas) no weight is copied to the GPU, which
+    # holds the norm multiplies of the CPU layers only (3 F32 hidden columns of n_ubatch 512)
+    spec = load("meta-llama/Llama-3.1-8B-Instruct")
+    tensors = plan_gguf(spec, "Q4_0", token_embedding_type="F16", output_tensor_type="F16")
+    opts = LlamaOptions(ftype="Q4_0", n_ctx=4096, n_parallel=1, n_gpu_layers=0, backend="vulkan", flash_attn="off",
+                        program="llama-cli", build="2025-02-01", blas=True)
+    r = check_llamacpp(spec, [find_gpu("h100-sxm")], opts, tensors, solve=False)
+    assert round(r.devices[0].compute_buffer_bytes / MIB, 2) == 24.00
+    # the log's host compute buffers: CPU 258.50 + Vulkan_Host 288.01 MiB; vramcalc counts the CPU layers' phase
+    # formula there, which runs high here (never low)
+    assert 546.51 <= r.host_compute_bytes / MIB <= 546.51 * 1.10
+
+
+def test_plan_passes_the_build_to_the_llamacpp_rows():
+    from vramcalc.errors import NotModelledError as NM
+    from vramcalc.plan import Pins, plan
+    from vramcalc.systems import parse_system
+    spec = load("meta-llama/Llama-3.1-8B-Instruct")
+    with pytest.raises(NM, match="#12498"):
+        plan(spec, parse_system("rtx4090"), context=8192, engine="llamacpp", pins=Pins(llamacpp_build="2025-03"))
+    old = plan(spec, parse_system("rtx4090"), context=8192, engine="llamacpp", pins=Pins(llamacpp_build="2025-02-01"))
+    assert old.recommendations and not any("--swa-full" in c for c in old.recommendations[0].commands)

@@ -98,6 +98,10 @@ class LlamaOptions(CheckedOptions):
     cpu_repack: bool = True  # llama.cpp's default; --no-repack turns it off
     # the host CPU: which weight types CPU_REPACK interleaves (llamacpp_backends.json repack_types)
     host_cpu: HostCPU = "x86_avx2"
+    # --blas: the build has a BLAS backend (GGML_BLAS, on by default on macOS: Accelerate), which the scheduler
+    # ranks before the CPU (ggml-blas.cpp ggml_backend_blas_device_supports_op: MUL_MAT on host weights of 32+
+    # rows and columns)
+    blas: bool = False
     ftype: str | None = None  # when no GGUF file is given: predict this llama.cpp file type
     # llamacpp/kv.py MLA_LAYOUTS; None: from the file: per_head when a GGUF lacks attention.key_length_mla
     # (converted before PR #12801: llama_hparams::is_mla() is false, full per-head K and V), else latent_k (K only,
@@ -959,7 +963,7 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
         cmd.append("--mlock")
     if opts.devices is not None:
         cmd.append("--device " + ",".join(opts.devices))
-    if opts.swa_full:
+    if opts.swa_full and resolve_build(opts.build).has(13194):  # older builds have no --swa-full: a full cache anyway
         cmd.append("--swa-full")
     if opts.no_kv_offload:
         cmd.append("-nkvo")
