@@ -74,6 +74,8 @@ def measure(dev_path: Path) -> dict[str, dict[str, list[tuple[str, float]]]]:
                             type_k=opts_kw.pop("type_k", None) or (ctx.get("type_k") or "f16").upper(),
                             type_v=opts_kw.pop("type_v", None) or (ctx.get("type_v") or "f16").upper(),
                             **{k: v for k, v in opts_kw.items() if k in ("swa_full", "mla_layout")},
+                            # the build the log names where it can be placed (tests/data/llamacpp_dev_gpus.json)
+                            build=g.get("build", "latest"),
                             **g.get("options", {}))
         gl = [find_gpu(x) for x in g.get("gpus", [])]
         r = check_llamacpp(spec, gl or None, opts, tensors, solve=False)

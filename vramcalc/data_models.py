@@ -849,14 +849,25 @@ class GgufRepos(Fixed):
 class LlamaBuildChange(Fixed):
     pr: int
     url: str
-    dated: str | None  # the date its page shows; None: not read
+    dated: str | None  # the merge date its page shows (YYYY-MM-DD or YYYY-MM); None: not shown
+    after: str | None = None  # bounds on the merge date where the page shows none
+    by: str | None = None
+    bounds_source: str | None = None
+    first_release: int | None  # the first release tag (bNNNN) holding the merge; None: not recorded
     rule: str
 
 
+class LlamaBuildAnchor(Fixed):
+    release: int
+    date: str  # the release is of this date (YYYY-MM) or older
+    source: str
+
+
 class LlamaBuilds(Fixed):
-    """data/llamacpp_builds.json: the PRs whose rules the modelled llama.cpp build follows."""
+    """data/llamacpp_builds.json: the PRs whose rules changed between llama.cpp builds."""
     source_note: str = Field(alias="_source")
     modelled: str
+    anchors: list[LlamaBuildAnchor] = []
     changes: list[LlamaBuildChange]
 
 

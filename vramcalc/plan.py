@@ -24,6 +24,7 @@ from .errors import InputError, NotModelledError
 from .gguf_mix import GGUFTensor, plan_gguf
 from .ggml import ftypes as ggml_ftypes, tensor_bytes
 from .gpus import GIB, GPU
+from .llamacpp.builds import resolve_build
 from .llamacpp.engine import LlamaOptions, LlamaResult, check_llamacpp
 from .messages import Message, codes, note, warning
 from .params import count_params
@@ -78,6 +79,8 @@ class Pins(BaseModel):
     enforce_eager: bool = False  # vLLM without CUDA graphs
     backend: str | None = None  # cuda | rocm | vulkan | metal | sycl | cpu (default: the GPU's)
     parallel: int | None = None  # llama-server -np (default: --concurrency slots)
+    # --llamacpp-build: the llama.cpp rows' build (llamacpp/builds.py) and the speed model's build era
+    llamacpp_build: str | None = None
 
     def keeps(self, c: "Candidate") -> bool:
         return ((self.quant is None or c.quant.lower() == self.quant.lower())
@@ -219,6 +222,8 @@ def plan(spec: ModelSpec, system: System, *, context: int | None = None, concurr
     if concurrency < 1:
         raise InputError(f"--concurrency {concurrency}: must be at least 1")
     pins = pins or Pins()
+    if pins.llamacpp_build and engine in ("llamacpp", "any"):
+        resolve_build(pins.llamacpp_build)  # a build that cannot be placed is refused before any row
     if output_tokens < 1 or prompt_tokens < 1:
         raise InputError(f"--prompt {prompt_tokens} / --output {output_tokens}: must be at least 1 token each")
     if context is not None and context < 1:
@@ -596,7 +601,8 @@ def _llamacpp(spec: ModelSpec, system: System, ctx: int, concurrency: int, promp
             if len(out) > n_before and goal != "context":
                 break  # the f16 cache already fits
             opts = LlamaOptions(n_ctx=ctx * (n_slots if n_slots > 1 else 1), n_parallel=n_slots, kv_unified=True,
-                                type_k=kv, type_v=kv, ftype=None if gguf_file else ftype)
+                                type_k=kv, type_v=kv, ftype=None if gguf_file else ftype,
+                                build=pins.llamacpp_build or "latest")
             # (layout, its result, the options and GPUs it was checked with)
             layouts: list[tuple[Layout, LlamaResult, LlamaOptions, list[GPU]]] = []
             one = check_llamacpp(spec, gpu, opts, tensors, host_ram, solve=False)
@@ -691,7 +697,7 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
     hw = Hardware(engine="llamacpp", backend=backend, bandwidth_gbs=gpu.memory_bandwidth_gbs or 0,
                   tflops=gpu.tflops_16bit, stages=layout.gpus_per_replica if layout.split == "layer" else 1,
                   tp=layout.tp if layout.split == "tensor" else 1, link=_link(system) if layout.split == "tensor" else "none",
-                  host_share=host_share, node_hops=layout.nodes - 1)
+                  host_share=host_share, node_hops=layout.nodes - 1, llamacpp_build=opts.build)
     if not hw.bandwidth_gbs:
         return None
     per_replica = max(1, -(-concurrency // layout.replicas))
@@ -699,7 +705,8 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
                         kv_dtype="fp8" if kv == "Q8_0" else None)
     dep = Deployment(engine="llamacpp", backend=backend, gpu=gpu, quant=quant, tp=hw.tp, link=hw.link,
                      kv_dtype="fp8" if kv == "Q8_0" else None, parallel=max(1, opts.n_parallel),
-                     kv_unified=opts.kv_unified and opts.n_parallel > 1, replicas=layout.replicas)
+                     kv_unified=opts.kv_unified and opts.n_parallel > 1, replicas=layout.replicas,
+                     llamacpp_build=opts.build)
     sp = _under_load(sp, reads, spec, dep, concurrency, prompt_tokens, output, penalty=True)
     devs = [DeviceUse(device=d.device, used_bytes=d.total_bytes, available_bytes=d.available_bytes) for d in r.devices]
     # the slots share the cells: each of them holds the largest context over n_parallel

@@ -89,9 +89,13 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     lc.add_argument("--mlock", action="store_true", help="lock the mapped CPU weights in RAM")
     lc.add_argument("--device", "-dev", dest="devices", type=_device_list, default=None, metavar="DEV1,DEV2",
                     help="the GPUs llama.cpp uses, in order (CUDA0,CUDA1 ...; none: CPU only)")
-    lc.add_argument("--llamacpp-build", dest="llamacpp_build", default="4df29be", metavar="TAG|COMMIT",
-                    help="the llama.cpp build (default and only one modelled: 4df29be; others are refused with "
-                         "the rules that changed)")
+    lc.add_argument("--llamacpp-build", dest="llamacpp_build", default="4df29be", metavar="TAG|COMMIT|DATE",
+                    help="the llama.cpp build: latest, the modelled commit 4df29be (default), a release (b4351) or "
+                         "a master build's date (2025-02-01); the rules that changed since follow it, a build "
+                         "that cannot be placed against a change is refused naming it")
+    lc.add_argument("--blas", action="store_true",
+                    help="the build has a BLAS backend (GGML_BLAS: on by default in macOS builds, Accelerate): it "
+                         "runs the matmuls on weights in host memory, so none of them is copied to the first GPU")
     lc.add_argument("--host-cpu", choices=list(get_args(HostCPU)), default="x86_avx2",
                     help="the host CPU: which weight types llama.cpp repacks for it (CPU_REPACK)")
     x = c.add_argument_group("llama-server beside the model (with --engine llamacpp): LoRA, draft model, projector")
@@ -132,7 +136,7 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> Lla
                    swa_full=args.swa_full, cpu_moe=args.cpu_moe, n_cpu_moe=args.n_cpu_moe,
                    no_kv_offload=args.no_kv_offload, backend=args.backend,
                    override_tensor=tuple(args.override_tensor), no_mmap=args.no_mmap, mlock=args.mlock,
-                   devices=args.devices, host_cpu=args.host_cpu, program=args.program,
+                   devices=args.devices, host_cpu=args.host_cpu, program=args.program, blas=args.blas,
                    build=args.llamacpp_build, lora=tuple(args.lora), lora_scaled=tuple(args.lora_scaled),
                    lora_rank=args.lora_rank, model_draft=args.model_draft, n_gpu_layers_draft=args.n_gpu_layers_draft,
                    device_draft=args.device_draft, draft_max=args.draft_max, type_k_draft=args.type_k_draft,

@@ -50,6 +50,9 @@ def add_parser(sub: Subparsers) -> None:
                      help="the GPU backend (default: the GPU's own: CUDA, ROCm or Metal)")
     pin.add_argument("--parallel", "-np", type=bounded_int(MAX_SLOTS, "slots"), default=None,
                      help="llama-server -np slots (default: one per --concurrency stream); the other streams queue")
+    pin.add_argument("--llamacpp-build", dest="llamacpp_build", default=None, metavar="TAG|COMMIT|DATE",
+                     help="the llama.cpp build of the llama.cpp rows: latest (default), 4df29be, a release (b4351) "
+                          "or a master build's date (2025-02-01); also the speed model's build era")
     pl.add_argument("--ram", type=positive_float(MAX_RAM_GIB, "GiB"),
                     default=None, help="host RAM in GiB, to check offloaded weights")
     pl.add_argument("--top", type=bounded_int(MAX_TOP, "recommendations"), default=5, help="recommendations to show")
@@ -66,7 +69,7 @@ def gather(args: argparse.Namespace) -> PlanResult:
                 prompt_tokens=args.prompt, output_tokens=args.output,
                 pins=Pins(quant=quant_name(args.quant, args.engine), tp=args.tp, pp=args.pp, replicas=args.replicas,
                           kv_cache_dtype=args.kv_cache_dtype, enforce_eager=args.enforce_eager, backend=args.backend,
-                          parallel=args.parallel),
+                          parallel=args.parallel, llamacpp_build=args.llamacpp_build),
                 engine=args.engine, engine_version=args.engine_version, host_ram_bytes=host_ram_bytes(args),
                 top=args.top, gguf_file=gguf_file)
 

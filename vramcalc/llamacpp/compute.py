@@ -202,7 +202,14 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
         if mb.router_on_cpu:  # logged c31/c32: the CPU runs the router: one hidden column in, the logits out
             host += 4 * n_ub * (spec.hidden_size + max((la.mlp.num_experts for la in spec.layers
                                                         if la.mlp.kind == "moe"), default=0))
-        if offload_min_batch and n_ub >= offload_min_batch and (mb.host_matmul_max_bytes or cpu_layers):
+        if opts.blas and offload_min_batch and n_ub >= offload_min_batch and cpu_layers:
+            # A BLAS backend, ranked before the CPU, takes every matmul on a host weight; the op offload moves ops
+            # only from the last backend (ggml-backend.cpp ggml_backend_sched_backend_id_from_cur), so of the CPU
+            # layers the first GPU gets the norm multiplies alone (on the host norm weights, ggml_mul): the hidden
+            # input copied in, the norm and its product, F32. The layers' matmuls and attention stay on the host.
+            dev[0] = max(dev[0], 3 * 4 * n_ub * spec.hidden_size)
+            host += layer
+        elif offload_min_batch and n_ub >= offload_min_batch and (mb.host_matmul_max_bytes or cpu_layers):
             # op offload: the first GPU takes the ops on host weights (and the CPU layers' graph with them),
             # with a copy of the largest weight
             copied = mb.host_matmul_max_bytes

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..serving import ServingEstimate
 from ..data_files import load
-from ..data_models import LlamaBackends, LlamaBuilds
+from ..data_models import LlamaBackends
 from ..errors import CheckedOptions, InputError, NotModelledError
 from ..ggml import kv_cache_types, tensor_bytes
 from ..engines import Engine
@@ -33,6 +33,7 @@ from .extras import (LORA_SOURCE, MMPROJ_SOURCE, LlamaExtra, LoraAdapter, lora_b
                      read_draft, read_lora, read_mmproj, split_scaled)
 from .mmproj import mmproj_compute
 from .graphs import graph_variant
+from .builds import LlamaBuild, resolve_build
 from .kv import LlamaCache, LlamaKVOptions, context_cells, layer_memory, llama_caches, output_buffer_bytes
 from .weights import CPU, EXPERT_TENSORS, HostCPU, ModelBuffers, model_buffers
 
@@ -97,6 +98,10 @@ class LlamaOptions(CheckedOptions):
     cpu_repack: bool = True  # llama.cpp's default; --no-repack turns it off
     # the host CPU: which weight types CPU_REPACK interleaves (llamacpp_backends.json repack_types)
     host_cpu: HostCPU = "x86_avx2"
+    # --blas: the build has a BLAS backend (GGML_BLAS, on by default on macOS: Accelerate), which the scheduler
+    # ranks before the CPU (ggml-blas.cpp ggml_backend_blas_device_supports_op: MUL_MAT on host weights of 32+
+    # rows and columns)
+    blas: bool = False
     ftype: str | None = None  # when no GGUF file is given: predict this llama.cpp file type
     # llamacpp/kv.py MLA_LAYOUTS; None: from the file: per_head when a GGUF lacks attention.key_length_mla
     # (converted before PR #12801: llama_hparams::is_mla() is false, full per-head K and V), else latent_k (K only,
@@ -141,8 +146,8 @@ class LlamaOptions(CheckedOptions):
     n_ctx_draft: int | None = Field(default=None, ge=0, le=MAX_CONTEXT * MAX_SLOTS)
 
     program: Program = "llama-server"
-    # --llamacpp-build: the llama.cpp release or commit; only the modelled one (data/llamacpp_builds.json) is
-    # accepted, others are refused naming the rules that changed (NotModelledError)
+    # --llamacpp-build: latest, the modelled commit, a release (b4351) or a master build's date; the rules
+    # that changed since (data/llamacpp_builds.json) follow it (llamacpp/builds.py)
     build: str = "4df29be"
 
     @model_validator(mode="before")
@@ -253,6 +258,7 @@ class LlamaResult(Result):
     caches: list[LlamaCache]
     max_gpu_layers: int | None = None  # the largest -ngl that fits at this context (None: not solved)
     n_cpu_moe: int = 0  # layers whose MoE experts stay on the CPU (--n-cpu-moe; solved as --fit does)
+    build: str = ""  # the llama.cpp build the figures are for (--llamacpp-build, llamacpp/builds.py)
     max_ctx: int | None = None  # the largest context that fits with this -ngl
     # the host's compute buffers (graph inputs; the CPU's share of the graph): in the host RAM column, or in the
     # first GPU's pool on unified memory
@@ -362,16 +368,31 @@ def _unchecked_host(r: LlamaResult) -> LlamaResult:
         f"{UNCHECKED_HOST_RAM_GIB} GiB assumed without --ram", fix="--ram GiB (the machine's RAM)")]})
 
 
+def _build_rules(spec: ModelSpec, opts: LlamaOptions, bld: LlamaBuild) -> LlamaOptions:
+    """The options an older build runs with where a rule of data/llamacpp_builds.json changed since."""
+    upd: dict[str, object] = {}
+    if not bld.has(23861) and opts.n_outputs_max is None:  # before PR #23861: n_batch logits rows, every program
+        upd["n_outputs_max"] = opts.n_batch
+    if opts.mla_layout is None and any(la.attention is not None and la.attention.mla is not None for la in spec.layers):
+        if not bld.has(12801):  # before PR #12801: full per-head K and V
+            upd["mla_layout"] = "per_head"
+        elif not bld.has(19067) and mla_layout_of(spec, opts) == "latent_k":  # PR #12801 to #19067: K and V latents
+            upd["mla_layout"] = "latent_kv"
+    if not bld.has(13194):  # before PR #13194: sliding-window layers cache the whole context
+        upd["swa_full"] = True
+    if not bld.has(18148) and opts.n_gpu_layers is not None and 0 < opts.n_gpu_layers <= spec.num_layers:
+        raise NotModelledError(f"-ngl {opts.n_gpu_layers} on llama.cpp {bld.label}: before PR #18148 "
+                               "(https://github.com/ggml-org/llama.cpp/pull/18148) -ngl offloaded the last blocks "
+                               "first and the output layer only above n_layer; that order is not modelled")
+    return opts.model_copy(update=upd) if upd else opts
+
+
 def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
            tensors: list[tuple[GGUFTensor, str]] | None, ram_bytes: int | None,
            model_ref: str, solve: bool, limits: bool | Literal["context"]) -> LlamaResult:
     gl = _as_list(gpus)
-    builds = load("llamacpp_builds.json", LlamaBuilds)
-    if opts.build.strip().lower() not in ("latest", builds.modelled) and \
-            not (len(opts.build.strip()) >= 7 and builds.modelled.startswith(opts.build.strip().lower()[:7])):
-        raise NotModelledError(
-            f"llama.cpp build {opts.build}: only {builds.modelled} is modelled; an older build differs where PRs "
-            + ", ".join(f"#{c.pr}" for c in builds.changes) + " changed the rules (data/llamacpp_builds.json)")
+    bld = resolve_build(opts.build)
+    opts = _build_rules(spec, opts, bld)
     if opts.devices is not None:  # --device: the GPUs llama.cpp uses, in the order given
         if [d.lower() for d in opts.devices] == ["none"]:
             gl = []
@@ -551,6 +572,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     """replay False: the compute buffer from the phase formula only (a cheap first guess for searches).
     weights: one check's own store of (model buffers, file size, elements) by (-ngl, --n-cpu-moe), for
     evaluations that change the context alone, where the weights' placement does not change."""
+    bld = resolve_build(opts.build)
     errors: list[Message] = []
     warnings: list[Message] = []
     n_layer = spec.num_layers
@@ -576,7 +598,9 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                             "MLA]", fix="the same -ctk and -ctv", source="src/llama-context.cpp llama_init_from_model"))
     kvo = LlamaKVOptions(n_ctx=n_ctx_req, n_seq_max=opts.n_parallel, kv_unified=opts.kv_unified,
                          n_ubatch=opts.n_ubatch, type_k=opts.type_k.upper(), type_v=opts.type_v.upper(),
-                         swa_full=opts.swa_full, mla_layout=mla_layout_of(spec, opts))
+                         swa_full=opts.swa_full, mla_layout=mla_layout_of(spec, opts),
+                         # before PR #17046: the KV size padded to 256 with flash attention, else 32
+                         pad=256 if bld.has(17046) or fa else 32)
     n_ctx_seq, streams = context_cells(kvo)
     layers_mem = layer_memory(spec, kvo)
     caches = llama_caches(spec, kvo, layers_mem)
@@ -594,6 +618,11 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     backend = backend_of(gl, opts) if gl else "cpu"
     # a GPU with a pinned host buffer type takes the CPU weights before CPU_REPACK (make_cpu_buft_list)
     gpu_host = bool(gl) and not unified and rules_b.backends[backend].host_buffer
+    repack = opts.cpu_repack
+    if not bld.has(12498):  # before PR #12498: CPU_AARCH64 first, beside a GPU too
+        gpu_host = False
+    elif not bld.has(12632) and gl:  # PR #12498 to #12632: no repack with a GPU present
+        repack = False
     n_dev = len(gl)
     adapters = lora_adapters(opts, tensors)
     if adapters and tensor_split:
@@ -603,7 +632,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
         # common/arg.cpp --n-cpu-moe N adds one override per layer index below N; the same tensors are picked by
         # one pattern and a check of the layer index (N above the layer count: every layer)
         mb = model_buffers(tensors, n_layer, ngl, splits, overrides, cpu_moe_layers=opts.n_cpu_moe,
-                           unified=unified, repack=opts.cpu_repack, mmap=not opts.no_mmap,
+                           unified=unified, repack=repack, mmap=not opts.no_mmap,
                            split_tensors=rules_b.sm_tensor.split_tensors if tensor_split else None,
                            repack_types=frozenset(rules_b.repack_types[opts.host_cpu]), gpu_host_buffer=gpu_host,
                            device_overrides=[(p, d) for p, d in placed if d is not None],
@@ -710,7 +739,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                        n_ctx=n_ctx_seq * streams, n_ctx_seq=n_ctx_seq, n_parallel=opts.n_parallel,
                        kv_unified=opts.kv_unified or opts.n_parallel == 1, flash_attn=fa, context_source=how,
                        gpu_layers=mb.gpu_layers, n_gpu_layers=ngl, split_mode=opts.split_mode if n_dev > 1 else "none",
-                       backend=backend_of(gl, opts) if gl else "cpu", n_cpu_moe=opts.n_cpu_moe,
+                       backend=backend_of(gl, opts) if gl else "cpu", n_cpu_moe=opts.n_cpu_moe, build=bld.label,
                        host_compute_bytes=comp.host, extras=extras, no_kv_offload=opts.no_kv_offload,
                        devices=devices, caches=caches, errors=errors, warnings=warnings,
                        command=cmd, trace=trace)
@@ -934,7 +963,7 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
         cmd.append("--mlock")
     if opts.devices is not None:
         cmd.append("--device " + ",".join(opts.devices))
-    if opts.swa_full:
+    if opts.swa_full and resolve_build(opts.build).has(13194):  # older builds have no --swa-full: a full cache anyway
         cmd.append("--swa-full")
     if opts.no_kv_offload:
         cmd.append("-nkvo")

@@ -1,0 +1,90 @@
+"""--llamacpp-build: a build is placed against each PR of data/llamacpp_builds.json and follows the rule of its
+side; the older rules are checked against a recorded log of such a build."""
+
+import pytest
+
+from vramcalc.errors import NotModelledError
+from vramcalc.gguf_mix import plan_gguf
+from vramcalc.gpus import find_gpu
+from vramcalc.llamacpp.builds import builds_data, resolve_build
+from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
+from vramcalc.sources.catalog import load
+
+MIB = 2**20
+
+
+def test_latest_and_the_modelled_commit_hold_every_change():
+    every = {c.pr for c in builds_data().changes}
+    for b in ("latest", "4df29be", "4DF29BE"):
+        assert resolve_build(b).merged == every and resolve_build(b).label == "4df29be"
+
+
+def test_a_date_is_placed_against_each_merge_date():
+    b = resolve_build("2025-02-01")  # after PR #11124 (2025-01), before #12498 (2025-03-21)
+    assert b.has(11124) and not b.has(12498) and not b.has(12632) and not b.has(23861)
+    assert resolve_build("2026-07-01").merged == resolve_build("latest").merged
+
+
+@pytest.mark.parametrize("build, named", [
+    ("2025-03", "#12498"),  # the month of a merge dated to the day: either side
+    ("2025-09-01", "#17046"),  # inside the bounds of a merge the page gives no date for
+    ("b4351", "first release not recorded"),  # no release number recorded for the boundaries
+    ("2024-12-01", "older than PR #11124"),
+    ("b2000", "older than PR #11124"),  # at or below release b2822 (May 2024, PR #6766)
+    ("deadbeef1", "release tag"),
+])
+def test_a_build_that_cannot_be_placed_is_refused_by_name(build, named):
+    with pytest.raises(NotModelledError, match=named):
+        resolve_build(build)
+
+
+def _c26(build: str):
+    # llamacpp_dev c26 (tests/data/llamacpp_dev_gpus.json): Llama-3.1-8B Q4_0 with F16 token_embd and output,
+    # -ngl 0 beside a Vulkan device, -c 4096; the log prints CPU_AARCH64 model buffer 3744.00 MiB, CPU KV 512.00 MiB
+    spec = load("meta-llama/Llama-3.1-8B-Instruct")
+    tensors = plan_gguf(spec, "Q4_0", token_embedding_type="F16", output_tensor_type="F16")
+    opts = LlamaOptions(ftype="Q4_0", n_ctx=4096, n_parallel=1, n_gpu_layers=0, backend="vulkan", flash_attn="off",
+                        program="llama-cli", build=build)
+    return check_llamacpp(spec, [find_gpu("h100-sxm")], opts, tensors, solve=False)
+
+
+def test_before_pr_12498_the_cpu_weights_are_repacked_beside_a_gpu():
+    old = _c26("2025-02-01")
+    host = old.devices[-1]
+    assert round(host.repack_buffer_bytes / MIB, 2) == 3744.00
+    assert round(sum(c.k_bytes + c.v_bytes for c in old.caches) / MIB, 2) == 512.00
+    assert old.build == "master of 2025-02-01"
+    new = _c26("latest")  # since PR #12632 the Vulkan_Host buffer takes them: no repack
+    assert new.devices[-1].repack_buffer_bytes == 0 and new.build == "4df29be"
+
+
+def test_before_pr_18148_a_partial_ngl_is_refused():
+    spec = load("meta-llama/Llama-3.1-8B-Instruct")
+    opts = LlamaOptions(ftype="Q4_0", n_ctx=4096, n_gpu_layers=10, build="2025-06-01")
+    with pytest.raises(NotModelledError, match="#18148"):
+        check_llamacpp(spec, [find_gpu("h100-sxm")], opts, None, solve=False)
+
+
+def test_c26_blas_backend_keeps_the_matmuls_off_the_gpu():
+    # c26 prints Vulkan0 compute 24.00 MiB: with a BLAS backend (--blas) no weight is copied to the GPU, which
+    # holds the norm multiplies of the CPU layers only (3 F32 hidden columns of n_ubatch 512)
+    spec = load("meta-llama/Llama-3.1-8B-Instruct")
+    tensors = plan_gguf(spec, "Q4_0", token_embedding_type="F16", output_tensor_type="F16")
+    opts = LlamaOptions(ftype="Q4_0", n_ctx=4096, n_parallel=1, n_gpu_layers=0, backend="vulkan", flash_attn="off",
+                        program="llama-cli", build="2025-02-01", blas=True)
+    r = check_llamacpp(spec, [find_gpu("h100-sxm")], opts, tensors, solve=False)
+    assert round(r.devices[0].compute_buffer_bytes / MIB, 2) == 24.00
+    # the log's host compute buffers: CPU 258.50 + Vulkan_Host 288.01 MiB; vramcalc counts the CPU layers' phase
+    # formula there, which runs high here (never low)
+    assert 546.51 <= r.host_compute_bytes / MIB <= 546.51 * 1.10
+
+
+def test_plan_passes_the_build_to_the_llamacpp_rows():
+    from vramcalc.errors import NotModelledError as NM
+    from vramcalc.plan import Pins, plan
+    from vramcalc.systems import parse_system
+    spec = load("meta-llama/Llama-3.1-8B-Instruct")
+    with pytest.raises(NM, match="#12498"):
+        plan(spec, parse_system("rtx4090"), context=8192, engine="llamacpp", pins=Pins(llamacpp_build="2025-03"))
+    old = plan(spec, parse_system("rtx4090"), context=8192, engine="llamacpp", pins=Pins(llamacpp_build="2025-02-01"))
+    assert old.recommendations and not any("--swa-full" in c for c in old.recommendations[0].commands)

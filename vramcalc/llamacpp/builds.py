@@ -1,0 +1,91 @@
+"""Which llama.cpp build a figure is for: --llamacpp-build placed against each PR of data/llamacpp_builds.json
+that changed a buffer's rule. The engine asks `has(pr)` and follows the rule before or after that PR."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..data_files import load
+from ..data_models import LlamaBuildChange, LlamaBuilds
+from ..errors import NotModelledError
+
+_RELEASE = re.compile(r"^b?(\d{1,5})$")
+_DATE = re.compile(r"^\d{4}-\d{2}(?:-\d{2})?$")
+_COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
+
+
+@dataclass(frozen=True)
+class LlamaBuild:
+    label: str  # the build the figures are for, as reported
+    merged: frozenset[int]  # the PRs (of data/llamacpp_builds.json) the build holds
+
+    def has(self, pr: int) -> bool:
+        return pr in self.merged
+
+
+def builds_data() -> LlamaBuilds:
+    return load("llamacpp_builds.json", LlamaBuilds)
+
+
+def _cmp(day: str, bound: str) -> int:
+    """-1 / 0 / 1: `day` before / within / after `bound`, at the coarser of their precisions."""
+    n = min(len(day), len(bound))
+    return (day[:n] > bound[:n]) - (day[:n] < bound[:n])
+
+
+def _by_date(day: str, c: LlamaBuildChange) -> bool | None:
+    lo, hi = c.dated or c.after, c.dated or c.by
+    if hi is not None and _cmp(day, hi) > 0:
+        return True
+    if lo is not None and _cmp(day, lo) < 0:
+        return False
+    return None  # the build's date falls where the merge may be: not placed
+
+
+def _by_release(n: int, c: LlamaBuildChange, data: LlamaBuilds) -> bool | None:
+    if c.first_release is not None:
+        return n >= c.first_release
+    lo = c.dated or c.after
+    if lo is not None and any(n <= a.release and _cmp(a.date, lo) < 0 for a in data.anchors):
+        return False
+    return None
+
+
+def resolve_build(build: str) -> LlamaBuild:
+    """latest, the modelled commit (or a prefix of 7+), a release (b4351 or 4351) or a master build's date
+    (YYYY-MM or YYYY-MM-DD). NotModelledError names the PR a build cannot be placed against, or the oldest
+    PR when it predates them all (the rules before it are not modelled)."""
+    data = builds_data()
+    b = build.strip().lower()
+    everything = frozenset(c.pr for c in data.changes)
+    if b in ("", "latest") or (_COMMIT.match(b) and data.modelled.startswith(b)):
+        return LlamaBuild(data.modelled, everything)
+    if m := _RELEASE.match(b):
+        n = int(m.group(1))
+        placed = {c.pr: _by_release(n, c, data) for c in data.changes}
+        label = f"b{n}"
+    elif _DATE.match(b):
+        placed = {c.pr: _by_date(b, c) for c in data.changes}
+        label = f"master of {b}"
+    elif _COMMIT.match(b):
+        raise NotModelledError(f"llama.cpp commit {build}: only the modelled commit {data.modelled} is known by "
+                               "hash; pass the build's release tag (bNNNN, as llama-server --version prints) or its "
+                               "date (YYYY-MM-DD)")
+    else:
+        raise NotModelledError(f"llama.cpp build {build!r}: expected latest, a release tag such as b4351, a commit "
+                               "or a date YYYY-MM-DD")
+    oldest = data.changes[-1]
+    if placed[oldest.pr] is False:
+        raise NotModelledError(f"llama.cpp build {build}: older than PR #{oldest.pr} ({oldest.url}), the oldest "
+                               "rule change modelled; the builds before it are not (data/llamacpp_builds.json)")
+    unplaced = [c for c in data.changes if placed[c.pr] is None]
+    if unplaced:
+        raise NotModelledError(
+            f"llama.cpp build {build}: cannot tell whether it holds "
+            + ", ".join(f"PR #{c.pr} ({c.dated or f'merged {c.after} to {c.by}'}"
+                        + (f", release b{c.first_release}" if c.first_release else ", first release not recorded") + ")"
+                        for c in unplaced)
+            + (" (pass the build's date, YYYY-MM-DD)" if label.startswith("b") else "")
+            + "; data/llamacpp_builds.json")
+    return LlamaBuild(label, frozenset(pr for pr, v in placed.items() if v))
