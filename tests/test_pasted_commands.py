@@ -116,7 +116,7 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
 
 
 @pytest.mark.parametrize("command,flag", [
-    ("vllm serve Qwen/Qwen3-8B --enable-lora --specialize-active-lora", "--specialize-active-lora"),
+    ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --specialize-active-lora", "--specialize-active-lora"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --control-vector cv.gguf", "--control-vector"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --spec-type draft-mtp", "--spec-type"),
     ("VLLM_PP_LAYER_PARTITION=20,16 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_PP_LAYER_PARTITION"),
@@ -129,7 +129,13 @@ def test_not_modelled_flags_are_warned_about_by_name(command, flag):
     assert w.text.startswith(flag) and "the figures ignore it" in w.text
     without = " ".join(command.split(" ", 1)[1:]) if command.startswith("VLLM_") else \
         command.replace(f" {flag}", "", 1).replace(" cv.gguf", "").replace(" draft-mtp", "")
-    assert r.result.to_dict() == check_command(without, "2x4090").result.to_dict()
+    alone = check_command(without, "2x4090")
+    figures = {k: v for k, v in r.result.to_dict().items() if k not in ("fits", "errors")}
+    assert figures == {k: v for k, v in alone.result.to_dict().items() if k not in ("fits", "errors")}
+    # the flag changes memory unmodelled: a command that starts without it is not promised to start with it
+    assert alone.fits and not r.fits and not r.result.fits
+    (e,) = [e for e in r.result.errors if e.code == "command.not_modelled_verdict"]
+    assert flag in e.text and r.fix and flag in r.fix and r.corrected_command is None
 
 
 @pytest.mark.parametrize("engine", ["vllm", "llamacpp", "llama_bench", "vllm_env"])

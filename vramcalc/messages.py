@@ -117,6 +117,7 @@ CODES: dict[str, str] = {
     "command.engine_refuses": "the engine refuses the command as written; the corrected command is checked",
     "command.upper_bound": "a flag that lowers memory: vramcalc's figure without it is an upper bound",
     "command.not_modelled": "a flag that changes memory in a way vramcalc does not model: the figures ignore it",
+    "command.not_modelled_verdict": "the command starts without a flag vramcalc does not model; with it, no start is promised",
     "command.image_version": "the docker image's tag is not a modelled vLLM release: the default release is used",
     "command.repo_offline": "a quantized release that could not be read: checked as its base model with that quant",
     "command.catalog_name": "a model that could not be read: its name is read as a catalog model of the same architecture",

@@ -1218,7 +1218,9 @@ def check_command(command: str, system: str | None = None, host_ram_bytes: int |
     "llama-server -m FILE.gguf -ngl 99 ...", "docker run ... vllm/vllm-openai ..."), on `system` as --gpu takes it
     ("4090" with CUDA_VISIBLE_DEVICES=0,1 in the command is 2x4090). Without a system: on the smallest reference
     GPU the command starts on (tried_systems says which were tried). A flag the engine does not have is an
-    InputError in the engine's words; one vramcalc does not model, a NotModelledError naming it."""
+    InputError in the engine's words; one that changes memory in a way vramcalc does not model is named in a
+    command.not_modelled warning, and a command that starts without it is not promised to start
+    (command.not_modelled_verdict): the figures are those of the command without it."""
     if system is None or not system.strip():
         return _on_reference_gpus(command, host_ram_bytes)
     p, r, q = question(command, system)
@@ -1232,6 +1234,17 @@ def check_command(command: str, system: str | None = None, host_ram_bytes: int |
                              no_effect=r.no_effect, warnings=[said, *warnings],
                              fix=f"{said.fix} (then: {'it starts' if res.fits else 'see the figures below'})",
                              corrected_command=fixed)
+    unmodelled = [w for w in warnings if w.code == "command.not_modelled"]
+    if res.fits and unmodelled:  # a flag that changes memory unmodelled: a start is not promised (no false "fits")
+        flags = "; ".join(w.text.split(":", 1)[0] for w in unmodelled)
+        res = res.model_copy(update={"fits": False, "errors": [*res.errors, error(
+            "command.not_modelled_verdict", f"vramcalc: starts without {flags}, which changes memory in a way "
+            "vramcalc does not model, so no promise that the engine starts with it",
+            fix=f"run it without {flags}, or try it: the figures above are for the command without it")]})
+        return CommandResult(command=command, program=p.program, engine=q.engine, model=q.model, system=q.system,
+                             options=q.options, vramcalc_command=_flag_line(q), fits=False, result=res,
+                             no_effect=r.no_effect, warnings=warnings,
+                             fix=f"without {flags} it starts (vramcalc does not model {flags})")
     fix = _smallest_fix(p, q, res, host_ram_bytes) if not res.fits else None
     return CommandResult(command=command, program=p.program, engine=q.engine, model=q.model, system=q.system,
                          options=q.options, vramcalc_command=_flag_line(q), fits=res.fits, result=res,
