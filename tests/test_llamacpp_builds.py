@@ -58,11 +58,18 @@ def test_before_pr_12498_the_cpu_weights_are_repacked_beside_a_gpu():
     assert new.devices[-1].repack_buffer_bytes == 0 and new.build == "4df29be"
 
 
-def test_before_pr_18148_a_partial_ngl_is_refused():
+def test_before_pr_18148_ngl_counts_the_last_blocks_and_the_output_layer_last():
+    """Before PR #18148 -ngl N put the last N blocks on the GPU and the output layer only for N > n_layer; since, the
+    output layer is the first unit offloaded (m01's log, ggml-org/llama.cpp#13729, checks the old order to the
+    byte in tests/test_llamacpp_dev_more.py)."""
     spec = load("meta-llama/Llama-3.1-8B-Instruct")
-    opts = LlamaOptions(ftype="Q4_0", n_ctx=4096, n_gpu_layers=10, build="2025-06-01")
-    with pytest.raises(NotModelledError, match="#18148"):
-        check_llamacpp(spec, [find_gpu("h100-sxm")], opts, None, solve=False)
+    for ngl, old_out, new_out in ((10, -1, 0), (32, -1, 0), (33, 0, 0)):
+        old, new = (check_llamacpp(spec, [find_gpu("h100-sxm")], LlamaOptions(ftype="Q4_0", n_ctx=4096, n_gpu_layers=ngl,
+                                                                             build=b), None, solve=False)
+                    for b in ("2025-06-01", "latest"))
+        assert old.n_gpu_layers == new.n_gpu_layers == ngl
+        blocks_old = old.devices[0].model_buffer_bytes
+        assert (blocks_old < new.devices[0].model_buffer_bytes) == (old_out != new_out)
 
 
 def test_c26_blas_backend_keeps_the_matmuls_off_the_gpu():

@@ -18,6 +18,7 @@ from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
 from vramcalc.sources.catalog import load
 
 MIB = 2**20
+BUILD_M01 = "2025-06-01"  # the build m01's log prints
 CASES = {c["id"]: c for c in json.loads((DATA / "llamacpp_dev_more.json").read_text())["cases"]}
 
 
@@ -48,11 +49,13 @@ def test_m01_file_and_its_blocks():
     assert (r.model_size_bytes - gpu) / MIB == pytest.approx(logged["CPU_Mapped"], abs=0.005)
 
 
-@pytest.mark.xfail(strict=True, reason="b5466 predates PR #18148: -ngl 30 puts 30 blocks on the GPU and the output "
-                   "layer on the CPU; the modelled build counts the output layer in -ngl (the build switch is "
-                   "--llamacpp-build's, not here)")
 def test_m01_model_buffers_as_logged():
-    case, _, r = _run("m01")
+    """Under its build (b5466, before PR #18148) -ngl 30 puts the last 30 blocks on the GPU and the output layer on
+    the CPU ('offloaded 30/49 layers'); the modelled build would count the output layer in the 30."""
+    case, tensors, _ = _run("m01")
+    spec = load(case["catalog_model"])
+    opts = LlamaOptions(ftype=case["ftype"], build=BUILD_M01, **case["options"])
+    r = check_llamacpp(spec, [find_gpu(g) for g in case["gpus"]], opts, tensors, solve=False)
     logged = case["measured"]["model_buffers_mib"]
     assert r.devices[0].model_buffer_bytes / MIB == pytest.approx(logged["CUDA0"], abs=0.05)
     assert r.devices[-1].model_buffer_bytes / MIB == pytest.approx(logged["CPU_Mapped"], abs=0.05)

@@ -380,10 +380,6 @@ def _build_rules(spec: ModelSpec, opts: LlamaOptions, bld: LlamaBuild) -> LlamaO
             upd["mla_layout"] = "latent_kv"
     if not bld.has(13194):  # before PR #13194: sliding-window layers cache the whole context
         upd["swa_full"] = True
-    if not bld.has(18148) and opts.n_gpu_layers is not None and 0 < opts.n_gpu_layers <= spec.num_layers:
-        raise NotModelledError(f"-ngl {opts.n_gpu_layers} on llama.cpp {bld.label}: before PR #18148 "
-                               "(https://github.com/ggml-org/llama.cpp/pull/18148) -ngl offloaded the last blocks "
-                               "first and the output layer only above n_layer; that order is not modelled")
     return opts.model_copy(update=upd) if upd else opts
 
 
@@ -636,7 +632,8 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                            split_tensors=rules_b.sm_tensor.split_tensors if tensor_split else None,
                            repack_types=frozenset(rules_b.repack_types[opts.host_cpu]), gpu_host_buffer=gpu_host,
                            device_overrides=[(p, d) for p, d in placed if d is not None],
-                           record=frozenset(p.base for ad in adapters for p in ad.pairs))
+                           record=frozenset(p.base for ad in adapters for p in ad.pairs),
+                           output_first=bld.has(18148))  # before PR #18148: the last blocks first, output above n_layer
         if tensor_split:  # the meta device: every offloaded weight in segments by -ts (data/llamacpp_backends.json)
             mb = _segments(mb, splits)
         size = sum(tensor_bytes(ty, t.ne) for t, ty in tensors)

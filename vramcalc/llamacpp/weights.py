@@ -56,10 +56,12 @@ def gpu_start(n_layer: int, ngl: int) -> int:
     return max(n_layer + 1 - ngl, 0)
 
 
-def unit_devices(n_layer: int, ngl: int, splits: list[float]) -> list[int]:
+def unit_devices(n_layer: int, ngl: int, splits: list[float], output_first: bool = True) -> list[int]:
     """Device of each unit (blocks 0..n_layer-1, then the output layer). load_tensors: unit il,
     if offloaded, goes to upper_bound(cumulative normalised splits, (il - start) / act) where
-    act = min(ngl, n_layer + 1)."""
+    act = min(ngl, n_layer + 1). output_first=False is the order before PR #18148: start = max(n_layer - ngl, 0)
+    and a unit il is on the CPU where il - start >= act, so the output layer (il = n_layer) is offloaded only
+    when ngl > n_layer (src/llama-model.cpp load_tensors get_layer_buft_list, i_gpu_start, before #18148)."""
     if not splits:
         return [CPU] * (n_layer + 1)
     total = sum(splits)
@@ -67,10 +69,11 @@ def unit_devices(n_layer: int, ngl: int, splits: list[float]) -> list[int]:
     for w in splits:
         acc += w
         cum.append(acc / total)
-    start, act = gpu_start(n_layer, ngl), min(ngl, n_layer + 1)
+    act = min(ngl, n_layer + 1)
+    start = gpu_start(n_layer, ngl) if output_first else max(n_layer - ngl, 0)
     out = []
     for il in range(n_layer + 1):
-        if il < start:
+        if il < start or il - start >= act:
             out.append(CPU)
         else:
             out.append(min(bisect.bisect_right(cum, (il - start) / act), len(splits) - 1))
@@ -86,7 +89,7 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
                   mmap: bool = True, split_tensors: list[str] | None = None, cpu_moe_layers: int = 0,
                   repack_types: frozenset[str] = frozenset(), gpu_host_buffer: bool = False,
                   device_overrides: list[tuple[str, int]] | None = None,
-                  record: frozenset[str] = frozenset()) -> ModelBuffers:
+                  record: frozenset[str] = frozenset(), output_first: bool = True) -> ModelBuffers:
     r"""tensors: (tensor, ggml type) in file order (gguf_mix.plan_gguf or a read header).
     splits: one weight per GPU (-ts, or free memory); None or [] for CPU only.
     With mmap the host model buffer is a window of the file (llama_model_loader::get_mapping_range:
@@ -101,9 +104,9 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
     override sends to the CPU (-ot =CPU, --cpu-moe) take the plain CPU buffer type: never repacked either.
     device_overrides: -ot PATTERN=DEVICE in order, DEVICE a GPU index or CPU; the first pattern that matches
     a tensor's name places it (src/llama-model.cpp create_tensor, tensor_buft_overrides). record: tensor names whose
-    device is kept in tensor_device."""
+    device is kept in tensor_device. output_first: -ngl counts the output layer first (PR #18148 on; unit_devices)."""
     splits = list(splits or [])
-    unit_dev = unit_devices(n_layer, ngl, splits)
+    unit_dev = unit_devices(n_layer, ngl, splits, output_first)
     placed = [(re.compile(p), dev) for p, dev in (device_overrides or [])] + \
         [(re.compile(p), CPU) for p in (cpu_overrides or [])]
     experts = re.compile(EXPERT_TENSORS)
