@@ -65,22 +65,9 @@ POOL_GAPS = {
        "keeps it: regenerate)" for tp in (1, 2, 4)},
 }
 WEIGHT_GAPS = {
-    'v0.33.0-ai21labs/Jamba-v0.1-tp8-auto': 'vramcalc counts 0.27 GiB (2.2%) more per rank at TP 8; not yet traced',
-    'v0.33.0-google/gemma-3-12b-it-tp1-auto': "vramcalc counts 0.02-0.51 GiB less than vLLM's parameters + buffers (vLLM's buffers: 0.56 GiB on 4b/12b, 0.28 GiB on 27b, 0.03 GiB on 1b): the buffers are not yet traced",
-    'v0.33.0-google/gemma-3-12b-it-tp2-auto': "vramcalc counts 0.02-0.51 GiB less than vLLM's parameters + buffers (vLLM's buffers: 0.56 GiB on 4b/12b, 0.28 GiB on 27b, 0.03 GiB on 1b): the buffers are not yet traced",
-    'v0.33.0-google/gemma-3-12b-it-tp4-auto': "vramcalc counts 0.02-0.51 GiB less than vLLM's parameters + buffers (vLLM's buffers: 0.56 GiB on 4b/12b, 0.28 GiB on 27b, 0.03 GiB on 1b): the buffers are not yet traced",
-    'v0.33.0-google/gemma-3-1b-it-tp2-auto': "vramcalc counts 0.02-0.51 GiB less than vLLM's parameters + buffers (vLLM's buffers: 0.56 GiB on 4b/12b, 0.28 GiB on 27b, 0.03 GiB on 1b): the buffers are not yet traced",
-    'v0.33.0-google/gemma-3-1b-it-tp4-auto': "vramcalc counts 0.02-0.51 GiB less than vLLM's parameters + buffers (vLLM's buffers: 0.56 GiB on 4b/12b, 0.28 GiB on 27b, 0.03 GiB on 1b): the buffers are not yet traced",
-    'v0.33.0-google/gemma-3-27b-it-tp2-auto': "vramcalc counts 0.02-0.51 GiB less than vLLM's parameters + buffers (vLLM's buffers: 0.56 GiB on 4b/12b, 0.28 GiB on 27b, 0.03 GiB on 1b): the buffers are not yet traced",
-    'v0.33.0-google/gemma-3-27b-it-tp4-auto': "vramcalc counts 0.02-0.51 GiB less than vLLM's parameters + buffers (vLLM's buffers: 0.56 GiB on 4b/12b, 0.28 GiB on 27b, 0.03 GiB on 1b): the buffers are not yet traced",
-    'v0.33.0-google/gemma-3-4b-it-tp1-auto': "vramcalc counts 0.02-0.51 GiB less than vLLM's parameters + buffers (vLLM's buffers: 0.56 GiB on 4b/12b, 0.28 GiB on 27b, 0.03 GiB on 1b): the buffers are not yet traced",
-    'v0.33.0-google/gemma-3-4b-it-tp2-auto': "vramcalc counts 0.02-0.51 GiB less than vLLM's parameters + buffers (vLLM's buffers: 0.56 GiB on 4b/12b, 0.28 GiB on 27b, 0.03 GiB on 1b): the buffers are not yet traced",
-    'v0.33.0-google/gemma-3-4b-it-tp4-auto': "vramcalc counts 0.02-0.51 GiB less than vLLM's parameters + buffers (vLLM's buffers: 0.56 GiB on 4b/12b, 0.28 GiB on 27b, 0.03 GiB on 1b): the buffers are not yet traced",
     'v0.33.0-tiiuae/Falcon-H1-7B-Instruct-tp1-auto': "vramcalc counts 0.09-0.74 GiB (2.5-5.5%) more per rank than vLLM; not yet traced",
     'v0.33.0-tiiuae/Falcon-H1-7B-Instruct-tp2-auto': "vramcalc counts 0.09-0.74 GiB (2.5-5.5%) more per rank than vLLM; not yet traced",
     'v0.33.0-tiiuae/Falcon-H1-7B-Instruct-tp4-auto': "vramcalc counts 0.09-0.74 GiB (2.5-5.5%) more per rank than vLLM; not yet traced",
-    'v0.33.0-tiiuae/falcon-mamba-7b-tp2-auto': "vramcalc counts 0.26-0.40 GiB (3.8-11.7%) more per rank at TP 2/4 than vLLM; not yet traced",
-    'v0.33.0-tiiuae/falcon-mamba-7b-tp4-auto': "vramcalc counts 0.26-0.40 GiB (3.8-11.7%) more per rank at TP 2/4 than vLLM; not yet traced",
 }
 
 
