@@ -54,22 +54,10 @@ def _pool(name, c):
     return kv_pool(spec, s), s
 
 
-# Cases where vramcalc does not yet equal the fixture (Mistral-Nemo, three Gemma-4-31B-NVFP4 cases): recorded
-# so each stays visible and fails loudly once fixed (strict xfail).
-POOL_GAPS = {
-    **{f"v0.33.0-mistralai/Mistral-Nemo-Instruct-2407-tp{tp}-{kv}": "fixture built with transformers' MistralConfig "
-       "sliding_window default (4096) for a catalog config without the key; vramcalc reads full attention "
-       "(tools/vllm_oracle.py now hands vLLM the null: regenerate)" for tp in (1, 2, 4) for kv in ("auto", "fp8")},
-    **{f"v0.33.0-nvidia/Gemma-4-31B-IT-NVFP4-tp{tp}-auto": "fixture built unquantized with a bf16 KV cache; vLLM "
-       "resolves `auto` to the checkpoint's fp8 kv_cache_scheme, as vramcalc does (tools/vllm_oracle.py now "
-       "keeps it: regenerate)" for tp in (1, 2, 4)},
-}
-WEIGHT_GAPS = {
-    'v0.33.0-tiiuae/Falcon-H1-7B-Instruct-tp1-auto': "vramcalc counts 0.09-0.74 GiB (2.5-5.5%) more per rank than vLLM; not yet traced",
-    'v0.33.0-tiiuae/Falcon-H1-7B-Instruct-tp2-auto': "vramcalc counts 0.09-0.74 GiB (2.5-5.5%) more per rank than vLLM; not yet traced",
-    'v0.33.0-tiiuae/Falcon-H1-7B-Instruct-tp4-auto': "vramcalc counts 0.09-0.74 GiB (2.5-5.5%) more per rank than vLLM; not yet traced",
-}
-
+# Cases where vramcalc does not yet equal a fixture, each with its reason: recorded so each stays visible and
+# fails loudly once fixed (strict xfail).
+POOL_GAPS: dict[str, str] = {}
+WEIGHT_GAPS: dict[str, str] = {}
 
 
 def _marked(cases, gaps):

@@ -298,8 +298,8 @@ def run_one(path: str, tp: int, kv_dtype: str, memories: list[float], max_len: i
     config = _as_read(_catalog_config(entry["repo_id"]))
     try:
         return _run(entry, config, tp, kv_dtype, memories, max_len, True)
-    except ValueError as e:
-        if "Failed to find a kernel" not in str(e):
+    except (ValueError, NotImplementedError) as e:  # the CPU build's kernel choice (0.33: WNA16 MoE too)
+        if "Failed to find a kernel" not in str(e) and "MoE backend supports" not in str(e):
             raise
     # the KV dtype the checkpoint's quantization config gives `auto` is kept (ModelOpt / compressed-tensors
     # KV schemes): vllm/utils/torch_utils.py get_kv_cache_quant_algo_string, as resolve_kv_cache_dtype_string
@@ -424,13 +424,21 @@ def main() -> None:
     doc: dict[str, Any] = {"cases": [], "unsupported": []}
     if os.path.exists(a.out):
         doc = json.load(open(a.out))
+    try:
+        import vllm.v1.core.kv_cache_planning  # noqa: F401
+        planning = ("kv_cache_planning.get_global_kv_cache_groups / get_kv_cache_configs / estimate_max_model_len, "
+                    "kv_cache_utils.get_kv_cache_capacity")
+    except ImportError:
+        planning = ("kv_cache_utils.get_kv_cache_groups / get_kv_cache_configs / estimate_max_model_len / "
+                    "get_max_concurrency_for_kv_cache_config, tokens as _report_kv_cache_config logs them")
     doc.update(release=vllm.__version__, produced_by=(
         f"vLLM {vllm.__version__} wheel, EngineArgs.create_engine_config, the model class built on the meta "
         "device (initialize_model under set_current_vllm_config, TP group of fake ranks), Attention."
         "get_kv_cache_spec with FlashAttention / Triton MLA as the CUDA backends, Platform."
-        "update_block_size_for_backend, kv_cache_planning.get_global_kv_cache_groups / get_kv_cache_configs / "
-        "estimate_max_model_len, kv_cache_utils.get_kv_cache_capacity; run on CPU with VLLM_TARGET_DEVICE=cpu "
-        "(tools/vllm_oracle.py). A Mistral config without sliding_window is handed to vLLM with it null (full attention, "
+        f"update_block_size_for_backend, {planning}; run on CPU with VLLM_TARGET_DEVICE=cpu "
+        "(tools/vllm_oracle.py). Each catalog config is completed as vramcalc reads it (architecture_from; the "
+        "causal-LM class transformers registers where it names none); the CPU attention backend is let take fp8 "
+        "KV on any host (the oracle runs no kernel). A Mistral config without sliding_window is handed to vLLM with it null (full attention, "
         "as vramcalc reads it); a quantized checkpoint whose kernels the CPU build cannot pick is built "
         "unquantized with the KV dtype its quantization config gives `auto` (kv_cache_dtype_built)"),
         memory_note="memory_bytes is the KV budget handed to get_kv_cache_configs for every rank")
