@@ -3,8 +3,12 @@
 Run with a throwaway venv holding the vllm wheel (--no-deps), torch 2.13.0+cpu and vLLM's light imports,
 never vramcalc's environment:
 
-    VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.33.0/venv/bin/python tools/vllm_oracle.py --tp 1 2 4 8 \
-        --out tests/data/vllm_oracle
+    for tp in 1 2 4 8; do VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.33.0/bin/python tools/vllm_oracle.py \
+        --tp $tp --out /tmp/oracle-0.33.0-tp$tp.json; done
+    python3 tools/vllm_oracle_fixture.py tests/data/vllm_oracle/v0.33.0.json /tmp/oracle-0.33.0-tp*.json
+
+(--models STEM... for a subset; `--onto FIXTURE` to tools/vllm_oracle_fixture.py replaces those cases of a
+fixture and keeps the rest.)
 
 For each catalog config (vramcalc/data/models/*.json, written to a temp dir) and TP degree it builds vLLM's
 VllmConfig (EngineArgs.create_engine_config), builds the model class on the meta device under
@@ -64,6 +68,24 @@ def _torchvision_stub() -> None:
     os.environ["PYTHONPATH"] = d + os.pathsep + os.environ.get("PYTHONPATH", "")
 
 
+def _custom_op_stub() -> None:
+    """Releases whose PyPI wheel is a CUDA build (0.2x): its vllm._C does not load against the CPU torch
+    wheel, and activation layers take their op at construction (model_executor/layers/activation.py, e.g.
+    GeluAndMul.__init__: torch.ops._C.gelu_tanh_and_mul). Declare the ones that are missing; none runs on
+    the meta device."""
+    import torch
+
+    ops = ("gelu_and_mul", "gelu_tanh_and_mul", "gelu_fast", "gelu_new", "gelu_quick", "silu_and_mul",
+           "mul_and_silu", "fatrelu_and_mul", "silu_and_mul_with_clamp")
+    missing = [op for op in ops if not hasattr(torch.ops._C, op)]
+    if not missing:
+        return
+    lib = torch.library.Library("_C", "FRAGMENT")
+    for op in missing:
+        lib.define(f"{op}(Tensor(a!) out, Tensor input) -> ()")
+    _TV_LIB.append(lib)
+
+
 MODELS = os.path.join(os.path.dirname(__file__), "..", "vramcalc", "data", "models")
 
 
@@ -111,6 +133,15 @@ def _config(model_dir: str, tp: int, kv_dtype: str, max_len: int | None) -> Any:
     # the CPU platform resets the SSM state dtype to float32 for its own GDN kernels on AVX-512 BF16
     # machines (platforms/cpu.py check_and_update_config); CUDA keeps mamba_ssm_cache_dtype as configured
     torch.cpu._is_avx512_bf16_supported = lambda: False
+    # 0.3x: the CPU attention backend takes an fp8 KV cache only on an AVX-512 / AMX host
+    # (v1/attention/backends/cpu_attn.py CPUAttentionBackend.supports_kv_cache_dtype); the oracle runs no
+    # kernel and swaps CUDA's backends in (_cuda_backends), so the dtype is taken on any host
+    with contextlib.suppress(ImportError, AttributeError):
+        from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+        if hasattr(CPUAttentionBackend, "supports_kv_cache_dtype"):
+            CPUAttentionBackend.supports_kv_cache_dtype = classmethod(  # type: ignore[method-assign]
+                lambda cls, d: d is None or d in ("bfloat16", "float16") or d in cls.supported_kv_cache_dtypes)
     try:
         import vllm.v1.core.kv_cache_planning  # noqa: F401
     except ImportError:
@@ -264,11 +295,11 @@ def run_one(path: str, tp: int, kv_dtype: str, memories: list[float], max_len: i
     is built unquantized: its KV specs do not depend on the weight format; its weights are then not
     recorded."""
     entry = json.load(open(path))
-    config = _as_read(entry["config"])
+    config = _as_read(_catalog_config(entry["repo_id"]))
     try:
         return _run(entry, config, tp, kv_dtype, memories, max_len, True)
-    except ValueError as e:
-        if "Failed to find a kernel" not in str(e):
+    except (ValueError, NotImplementedError) as e:  # the CPU build's kernel choice (0.33: WNA16 MoE too)
+        if "Failed to find a kernel" not in str(e) and "MoE backend supports" not in str(e):
             raise
     # the KV dtype the checkpoint's quantization config gives `auto` is kept (ModelOpt / compressed-tensors
     # KV schemes): vllm/utils/torch_utils.py get_kv_cache_quant_algo_string, as resolve_kv_cache_dtype_string
@@ -285,6 +316,23 @@ def run_one(path: str, tp: int, kv_dtype: str, memories: list[float], max_len: i
     row = _run(entry, config, tp, resolved, memories, max_len, False)
     row.update(kv_cache_dtype=kv_dtype, kv_cache_dtype_built=resolved, built_unquantized=True)
     return row
+
+
+def _catalog_config(repo: str) -> dict[str, Any]:
+    """The config.json of the catalog entry: a partial copy completed from the entry it names in
+    `architecture_from`, a ModelOpt hf_quant_config.json as its quantization_config (vramcalc/sources/catalog.py
+    config_of). A copy without `architectures` is handed the causal-LM class transformers registers for its
+    model_type (transformers/models/auto/modeling_auto.py MODEL_FOR_CAUSAL_LM_MAPPING_NAMES): without one vLLM
+    resolves some (falcon_h1) to its embedding adapter, whose model has no lm_head."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    from vramcalc.sources.catalog import config_of
+
+    config = config_of(repo)
+    if not config.get("architectures") and config.get("model_type") in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        config = dict(config, architectures=[MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[config["model_type"]]])
+    return config
 
 
 def _as_read(config: dict[str, Any]) -> dict[str, Any]:
@@ -365,19 +413,32 @@ def main() -> None:
         platforms.vllm_version_matches_substr = lambda s: s == "cpu"  # type: ignore[attr-defined]
     import vllm
 
+    with contextlib.suppress(Exception):
+        import vllm.platforms
+
+        vllm.platforms.current_platform.import_kernels()
+    _custom_op_stub()
     paths = sorted(glob.glob(os.path.join(MODELS, "*.json")))
     if a.models:
         paths = [p for p in paths if os.path.basename(p)[:-5] in a.models]
     doc: dict[str, Any] = {"cases": [], "unsupported": []}
     if os.path.exists(a.out):
         doc = json.load(open(a.out))
+    try:
+        import vllm.v1.core.kv_cache_planning  # noqa: F401
+        planning = ("kv_cache_planning.get_global_kv_cache_groups / get_kv_cache_configs / estimate_max_model_len, "
+                    "kv_cache_utils.get_kv_cache_capacity")
+    except ImportError:
+        planning = ("kv_cache_utils.get_kv_cache_groups / get_kv_cache_configs / estimate_max_model_len / "
+                    "get_max_concurrency_for_kv_cache_config, tokens as _report_kv_cache_config logs them")
     doc.update(release=vllm.__version__, produced_by=(
         f"vLLM {vllm.__version__} wheel, EngineArgs.create_engine_config, the model class built on the meta "
         "device (initialize_model under set_current_vllm_config, TP group of fake ranks), Attention."
         "get_kv_cache_spec with FlashAttention / Triton MLA as the CUDA backends, Platform."
-        "update_block_size_for_backend, kv_cache_planning.get_global_kv_cache_groups / get_kv_cache_configs / "
-        "estimate_max_model_len, kv_cache_utils.get_kv_cache_capacity; run on CPU with VLLM_TARGET_DEVICE=cpu "
-        "(tools/vllm_oracle.py). A Mistral config without sliding_window is handed to vLLM with it null (full attention, "
+        f"update_block_size_for_backend, {planning}; run on CPU with VLLM_TARGET_DEVICE=cpu "
+        "(tools/vllm_oracle.py). Each catalog config is completed as vramcalc reads it (architecture_from; the "
+        "causal-LM class transformers registers where it names none); the CPU attention backend is let take fp8 "
+        "KV on any host (the oracle runs no kernel). A Mistral config without sliding_window is handed to vLLM with it null (full attention, "
         "as vramcalc reads it); a quantized checkpoint whose kernels the CPU build cannot pick is built "
         "unquantized with the KV dtype its quantization config gives `auto` (kv_cache_dtype_built)"),
         memory_note="memory_bytes is the KV budget handed to get_kv_cache_configs for every rank")

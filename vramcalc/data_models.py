@@ -379,6 +379,16 @@ class SourceOnly(Fixed):
     source: str
 
 
+class RotaryCache(Fixed):
+    source: str
+    factor_lengthens: list[str]  # rope types whose cache holds max_position x factor positions
+    factor_lengthens_source: str
+    sliding_own_rope: list[str]  # model types whose sliding layers take a rope of their own (a second cache)
+    sliding_own_rope_source: str
+    whole_head: list[str]  # rope types whose cache spans the whole head (partial_rotary_factor aside)
+    whole_head_source: str
+
+
 class Fp32Params(Fixed):
     patterns: list[str]
     source: str
@@ -528,7 +538,7 @@ class VerdictMargin(Sourced):
 class Vllm(Sourced):
     default_version: str
     vocab_padding: VocabPadding
-    rotary_cache: SourceOnly
+    rotary_cache: RotaryCache
     fp32_params: Fp32Params
     ssm_state_dtype: SsmStateDtype
     mamba_seqs_refusal_since: SinceVersion
@@ -538,6 +548,7 @@ class Vllm(Sourced):
     chunked_local_hybrid_manager_since: SinceVersion
     mamba2_checkpoint_block_since: SinceVersion
     null_block_in_fit_since: SinceVersion
+    hybrid_prefix_caching_since: SinceVersion
     mxfp4_moe: Mxfp4Moe
     versions: VllmVersions
     startup_used_gib: StartupUsed

@@ -6,6 +6,7 @@ vllm/v1/core/kv_cache_planning.py, vllm/platforms/interface.py _align_hybrid_blo
 from __future__ import annotations
 
 from math import ceil, gcd
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -130,16 +131,21 @@ def _at_least(version: str, since: str) -> bool:
     return key(version) >= key(since)
 
 
-def release_settings(spec: ModelSpec, version: str) -> dict[str, bool]:
+def release_settings(spec: ModelSpec, version: str) -> dict[str, Any]:
     """The KVSettings fields that follow the vLLM release (data/vllm.json, each rule with its source):
     the sliding window's in-flight reservation, the hybrid manager for chunked local attention (off in
-    VllmConfig.__post_init__ before chunked_local_hybrid_manager_since) and the Mamba-2 checkpoint block."""
+    VllmConfig.__post_init__ before chunked_local_hybrid_manager_since), the Mamba-2 checkpoint block, and
+    prefix caching's default for hybrid attention + Mamba / GDN models (off before hybrid_prefix_caching_since)."""
     r = vllm_rules()
     chunked = any(layer.attention is not None and layer.attention.kind == "chunked" for layer in spec.layers)
+    hybrid = any(layer.ssm is not None for layer in spec.layers) and \
+        any(layer.attention is not None for layer in spec.layers)
     return {"in_flight_batches": _at_least(version, r.sliding_in_flight_since.version),
             "hybrid_manager": not chunked or _at_least(version, r.chunked_local_hybrid_manager_since.version),
             "mamba2_checkpoint_block": _at_least(version, r.mamba2_checkpoint_block_since.version),
-            "null_block_in_fit": _at_least(version, r.null_block_in_fit_since.version)}
+            "null_block_in_fit": _at_least(version, r.null_block_in_fit_since.version),
+            "prefix_caching": False if hybrid and not _at_least(version, r.hybrid_prefix_caching_since.version)
+            else None}
 
 
 def _lcm(a: int, b: int) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from math import ceil, prod
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -73,6 +74,23 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
             or name.endswith(("q_norm.weight", "k_norm.weight")) or ".indexer." in name \
             or re.search(r"\.(q_a_proj|kv_a_proj_with_mqa)\.", name):
         return tuple(s)
+    ssm = layer.ssm if layer is not None and ".mamba." in name else None
+    if ssm is not None and ssm.kind == "mamba1":
+        # vLLM v0.33.0 vllm/model_executor/layers/mamba/mamba_mixer.py MambaMixer.__init__: x_proj is a
+        # RowParallelLinear over d_inner, dt_proj a ColumnParallelLinear (weight and bias) onto d_inner
+        if name.endswith(".x_proj.weight"):
+            return (s[0], s[1] // tp)
+        if re.search(r"\.dt_proj\.(weight|bias)$", name):
+            return (s[0] // tp, *s[1:])
+    if ssm is not None and ssm.kind == "mamba2" and re.search(r"\.(in_proj\.weight|conv1d\.(weight|bias))$", name):
+        # mamba_mixer2.py MambaMixer2.__init__: B and C groups shard over TP when TP divides n_groups; a
+        # single group is replicated on every rank (extra_groups_for_head_shards), so each rank holds
+        # d_inner / TP of x and z, n_groups / TP (or 1) groups of B and C, n_heads / TP of dt
+        groups = ssm.n_groups // tp if ssm.n_groups % tp == 0 else 1
+        bc = 2 * groups * ssm.d_state
+        if name.endswith("in_proj.weight"):
+            return (2 * ssm.d_inner // tp + bc + ssm.n_heads // tp, *s[1:])
+        return (ssm.d_inner // tp + bc, *s[1:])
     if KV.search(name) and layer is not None and layer.attention is not None:
         a = layer.attention
         heads = max(1, a.num_kv_heads // tp)
@@ -124,14 +142,49 @@ class RankWeights(BaseModel):
 
 
 def rotary_cache_bytes(spec: ModelSpec) -> int:
-    """One cos_sin_cache per distinct rope config: max_position x rotary_dim, model dtype."""
+    """One cos_sin_cache per distinct rope config: max_position x rotary_dim, model dtype; a linear or dynamic
+    scaled rope holds max_position x factor positions; Gemma 3's sliding layers add an unscaled cache of their
+    own (data/vllm.json rotary_cache)."""
     a = next((layer.attention for layer in spec.layers if layer.attention is not None), None)
     if a is None or spec.max_position_embeddings is None:
         return 0
+    rules = vllm_rules().rotary_cache
     rope = spec.rope_scaling or {}
+    if rope and all(isinstance(v, dict) for v in rope.values()):
+        return _per_layer_type_rope_bytes(spec, rope)
     factor = rope.get("partial_rotary_factor", 1.0) if isinstance(rope.get("partial_rotary_factor"), (int, float)) else 1.0
     dim = a.mla.qk_rope_head_dim if a.mla is not None else int(a.head_dim_k * factor)
-    return spec.max_position_embeddings * dim * dtype_bytes(spec.dtype)
+    one = spec.max_position_embeddings * dim * dtype_bytes(spec.dtype)
+    scale = rope.get("factor")
+    lengthened = (rope.get("rope_type") or rope.get("type")) in rules.factor_lengthens and isinstance(scale, (int, float))
+    full = int(one * scale) if lengthened and isinstance(scale, (int, float)) else one
+    sliding = any(layer.attention is not None and layer.attention.kind == "sliding" for layer in spec.layers)
+    if spec.model_type in rules.sliding_own_rope and sliding:
+        return full + one
+    return full
+
+
+def _per_layer_type_rope_bytes(spec: ModelSpec, rope: dict[str, Any]) -> int:
+    """Rope parameters keyed by layer type (Gemma 4: full_attention, sliding_attention): one cache per type
+    that has layers, at that type's head dim x its partial_rotary_factor; Gemma 4's "proportional" rope caches
+    the whole head (data/vllm.json rotary_cache whole_head)."""
+    assert spec.max_position_embeddings is not None
+    rules = vllm_rules().rotary_cache
+    total = 0
+    for layer_type, params in rope.items():
+        kind = "sliding" if layer_type == "sliding_attention" else "full"
+        heads = [layer.attention.head_dim_k for layer in spec.layers
+                 if layer.attention is not None and layer.attention.kind == kind]
+        if not heads:
+            continue
+        prf = params.get("partial_rotary_factor")
+        prf = prf if isinstance(prf, (int, float)) and params.get("rope_type") not in rules.whole_head else 1.0
+        scale = params.get("factor")
+        length = spec.max_position_embeddings
+        if (params.get("rope_type") or params.get("type")) in rules.factor_lengthens and isinstance(scale, (int, float)):
+            length = int(length * scale)
+        total += length * int(max(heads) * prf) * dtype_bytes(spec.dtype)
+    return total
 
 
 # The planner asks for the same (model, TP, PP, scheme) several times (KV dtypes, utilizations).
@@ -208,7 +261,8 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
         nbytes = per_kind.get(key) if key is not None else None
         if nbytes is None:
             shape = _rank_shape(t, spec, tp, layer, moe)
-            size = 4 if "e_score_correction_bias" in t.name else base
+            # float32 whatever the model dtype (data/vllm.json fp32_params): DeepSeek's router bias, a Mamba A
+            size = 4 if any(p in t.name for p in vllm_rules().fp32_params.patterns) else base
             rank_t = t.model_copy(update={"shape": shape})
             mats = _matrices(rank_t) if t.group in scheme.quantize_groups and scheme.method != "none" else []
             if mats and not _ignored(module_names(t, composite), scheme.ignore):
