@@ -4,6 +4,7 @@ RPC nodes, and what the planner would run instead when it does not fit."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,11 @@ class LlamaReport:
     weights: str | None  # "GGUF file", or the file type predicted without one
     n_gpus: int  # 0: CPU only
     n_cpu_moe_asked: int  # --n-cpu-moe as given (0: solved, as --fit does)
+
+
+# False while a caller asks only for the verdict (a pasted command's fix search re-checks many variants): the
+# planner's other layouts and the best file type are left out, the figures and the verdict are the same
+ADVICE: ContextVar[bool] = ContextVar("vramcalc_advice", default=True)
 
 
 def instead(spec: ModelSpec, system: System, context: int, quant: str | None, engine: Engine,
@@ -100,7 +106,7 @@ def vllm_on_system(source: ModelSource, system: System, options: dict[str, Any],
             warning("system.mixed_gpus", f"mixed GPUs: sized for the smallest, {gpu.name}")]})
     if system.notes:
         r = r.model_copy(update={"warnings": r.warnings + [warning(system.note_code(n), n) for n in system.notes]})
-    if not r.fits:
+    if not r.fits and ADVICE.get():
         r = r.model_copy(update={"alternatives": instead(source.spec, system, r.max_model_len, vopts.quantization,
                                                          "vllm", host_ram_bytes)})
     return VLLMReport(result=r, gpu=gpu, ranks=tp * pp, speculative=_spec_speed(source.spec, vopts, r, draft))
@@ -171,7 +177,7 @@ def llamacpp_on_system(source: ModelSource, system: System | None, options: dict
     opts = LlamaOptions(**{**options, "ftype": ftype}, rpc_nodes=system.nodes - 1 if system is not None else 0)
     r = check_llamacpp(source.spec, gpus or None, opts, tensors, host_ram_bytes,
                        model_ref=model_ref or f"<{source.spec.id} {ftype}>.gguf")
-    if system is not None:
+    if system is not None and ADVICE.get():
         from .plan import best_gguf_ftype
 
         full, any_fit = best_gguf_ftype(source.spec, gpus, opts.model_copy(update={"n_ctx": r.n_ctx}), host_ram_bytes)

@@ -1168,12 +1168,18 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
                         _with(p, VLLM_TP, ["--tensor-parallel-size", str(tp)]))
         except VramcalcError:
             pass
-    for why, drop, add, change in tries:
-        try:
-            if _run(q, {**q.options, **change}, host_ram_bytes).fits:
-                return why, _with(p, drop, add)
-        except VramcalcError:
-            continue
+    from .engine_checks import ADVICE
+
+    token = ADVICE.set(False)  # each try needs only its verdict
+    try:
+        for why, drop, add, change in tries:
+            try:
+                if _run(q, {**q.options, **change}, host_ram_bytes).fits:
+                    return why, _with(p, drop, add)
+            except VramcalcError:
+                continue
+    finally:
+        ADVICE.reset(token)
     return None
 
 

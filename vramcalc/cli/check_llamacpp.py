@@ -154,7 +154,8 @@ def print_report(report: LlamaReport) -> int:
     r, n_layer, n_gpus = report.result, report.spec.num_layers, report.n_gpus
     print(f"model   {report.spec.id}  ({report.weights}, {r.model_size_bytes / 2**30:.2f} GiB, {r.bpw:.2f} BPW)")
     where = "CPU only" if not n_gpus else f"{r.gpu_layers} of {n_layer} layers on the GPU" + ("s" if n_gpus > 1 else "")
-    print(f"engine  llama.cpp ({BACKEND_NAMES[r.backend]}), context {r.n_ctx:,} cells ({r.n_ctx_seq:,} per request, {r.n_parallel} slots"
+    built = f" {r.build}" if r.build else ""  # the build the figures are for (--llamacpp-build)
+    print(f"engine  llama.cpp{built} ({BACKEND_NAMES[r.backend]}), context {r.n_ctx:,} cells ({r.n_ctx_seq:,} per request, {r.n_parallel} slots"
           f"{', unified' if r.kv_unified else ''}) [{r.context_source}], {where}, "
           f"flash attention {'on' if r.flash_attn else 'off'}")
     extra = bool(r.extras)
