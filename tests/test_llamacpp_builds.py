@@ -88,3 +88,51 @@ def test_plan_passes_the_build_to_the_llamacpp_rows():
         plan(spec, parse_system("rtx4090"), context=8192, engine="llamacpp", pins=Pins(llamacpp_build="2025-03"))
     old = plan(spec, parse_system("rtx4090"), context=8192, engine="llamacpp", pins=Pins(llamacpp_build="2025-02-01"))
     assert old.recommendations and not any("--swa-full" in c for c in old.recommendations[0].commands)
+
+
+def _change(pr: int):
+    return next(c for c in builds_data().changes if c.pr == pr)
+
+
+@pytest.mark.parametrize("pr, lacks, unplaced, holds", [
+    # b4465 of 2025-01-12 or older (issues/11204); b4879 of 2025-03-12 or newer (c12 runs gemma3, PR #12343)
+    (11124, 2822, 4465, 4879),  # merged January 2025: b2822 (May 2024) lacks it, b4879 holds it
+    (12498, 4465, 4466, 8428),  # merged 2025-03-21: b4465 lacks it, b8428 (qwen35, February 2026) holds it
+    (13194, 4936, 4937, 8428),  # merged by 2025-05-20, after 2025-03-28: b4936 (2025-03-21) lacks it
+    (19067, 4936, 7342, 8428),  # merged January 2026
+    (23861, 9292, 9293, None),  # merged 2026-06-01: b9292 (2026-05-23, issues/23551) lacks it
+])
+def test_a_release_number_on_each_side_of_a_bound_follows_that_side(pr, lacks, unplaced, holds):
+    from vramcalc.llamacpp.builds import _by_release
+    data, c = builds_data(), _change(pr)
+    assert _by_release(lacks, c, data) is False and _by_release(lacks - 500, c, data) is False
+    assert _by_release(unplaced, c, data) is None
+    if holds is not None:
+        assert _by_release(holds, c, data) is True and _by_release(holds + 500, c, data) is True
+
+
+def test_a_release_inside_a_window_is_refused_naming_the_window():
+    with pytest.raises(NotModelledError, match=r"PR #12498 \(2025-03-21, first release not recorded: between b4466 "
+                                               r"and b8428\)"):
+        resolve_build("b4879")
+    with pytest.raises(NotModelledError, match=r"PR #23861 .*between b9293 and \?"):
+        resolve_build("b9849")
+
+
+def test_a_release_placed_on_every_bound_holds_the_rules_of_its_side():
+    every = {c.pr for c in builds_data().changes}
+    for b in ("b8428", "8428", "b9292"):  # after every merge but #23861's (2026-06-01)
+        assert resolve_build(b).merged == every - {23861} and resolve_build(b).label.startswith("b")
+
+
+def test_the_logits_rows_switch_at_the_release_bounds_of_pr_23861():
+    # llama-server before PR #23861 reserves n_batch logits rows, since it one per slot: release b9292 (2026-05-23)
+    # computes as n_outputs_max = n_batch, the latest build does not
+    spec = load("meta-llama/Llama-3.1-8B-Instruct")
+    gpu = [find_gpu("h100-sxm")]
+    old = check_llamacpp(spec, gpu, LlamaOptions(ftype="Q4_0", n_ctx=4096, build="b9292"), None, solve=False)
+    hand = check_llamacpp(spec, gpu, LlamaOptions(ftype="Q4_0", n_ctx=4096, n_outputs_max=2048), None, solve=False)
+    new = check_llamacpp(spec, gpu, LlamaOptions(ftype="Q4_0", n_ctx=4096), None, solve=False)
+    assert old.build == "b9292"
+    assert old.devices[0].compute_buffer_bytes == hand.devices[0].compute_buffer_bytes
+    assert old.devices[0].compute_buffer_bytes > new.devices[0].compute_buffer_bytes
