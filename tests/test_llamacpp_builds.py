@@ -27,7 +27,7 @@ def test_a_date_is_placed_against_each_merge_date():
 
 @pytest.mark.parametrize("build, named", [
     ("2025-03", "#12498"),  # the month of a merge dated to the day: either side
-    ("2025-09-01", "#17046"),  # inside the bounds of a merge the page gives no date for
+    ("2025-11-15", "#17046"),  # inside the bounds (2025-11-07 to 11-28) of a merge the page gives no date for
     ("b4351", "first release not recorded"),  # no release number recorded for the boundaries
     ("2024-12-01", "older than PR #11124"),
     ("b2000", "older than PR #11124"),  # at or below release b2822 (May 2024, PR #6766)
@@ -98,7 +98,7 @@ def _change(pr: int):
     # b4465 of 2025-01-12 or older (issues/11204); b4879 of 2025-03-12 or newer (c12 runs gemma3, PR #12343)
     (11124, 2822, 4465, 4879),  # merged January 2025: b2822 (May 2024) lacks it, b4879 holds it
     (12498, 4465, 4466, 8428),  # merged 2025-03-21: b4465 lacks it, b8428 (qwen35, February 2026) holds it
-    (13194, 4936, 4937, 8428),  # merged by 2025-05-20, after 2025-03-28: b4936 (2025-03-21) lacks it
+    (13194, 4936, 4937, 8428),  # merged 2025-05-20: b4936 (2025-03-21) lacks it
     (19067, 4936, 7342, 8428),  # merged January 2026
     (23861, 9292, 9293, None),  # merged 2026-06-01: b9292 (2026-05-23, issues/23551) lacks it
 ])
@@ -136,3 +136,11 @@ def test_the_logits_rows_switch_at_the_release_bounds_of_pr_23861():
     assert old.build == "b9292"
     assert old.devices[0].compute_buffer_bytes == hand.devices[0].compute_buffer_bytes
     assert old.devices[0].compute_buffer_bytes > new.devices[0].compute_buffer_bytes
+
+
+def test_a_date_between_the_tightened_bounds_is_placed():
+    # #13194 merged 2025-05-20 (its page), #17046 reviewed unmerged on 2025-11-07: a master build of 2025-09-01
+    # holds the SWA cache and lacks the 256 context padding
+    b = resolve_build("2025-09-01")
+    assert b.has(13194) and not b.has(17046) and not b.has(18148)
+    assert not resolve_build("2025-05-19").has(13194)
