@@ -97,7 +97,7 @@ def _change(pr: int):
 @pytest.mark.parametrize("pr, lacks, unplaced, holds", [
     # b4465 of 2025-01-12 or older (issues/11204); b4879 of 2025-03-12 or newer (c12 runs gemma3, PR #12343)
     (11124, 2822, 4465, 4879),  # merged January 2025: b2822 (May 2024) lacks it, b4879 holds it
-    (12498, 4465, 4466, 8428),  # merged 2025-03-21: b4465 lacks it, b8428 (qwen35, February 2026) holds it
+    (12498, 4879, 4880, 8428),  # merged 2025-03-21: b4879 (2025-03-13) lacks it, b8428 (qwen35, Feb 2026) holds it
     (13194, 4936, 4937, 8428),  # merged 2025-05-20: b4936 (2025-03-21) lacks it
     (19067, 4936, 7342, 8428),  # merged January 2026
     (23861, 9292, 9293, None),  # merged 2026-06-01: b9292 (2026-05-23, issues/23551) lacks it
@@ -112,9 +112,9 @@ def test_a_release_number_on_each_side_of_a_bound_follows_that_side(pr, lacks, u
 
 
 def test_a_release_inside_a_window_is_refused_naming_the_window():
-    with pytest.raises(NotModelledError, match=r"PR #12498 \(2025-03-21, first release not recorded: between b4466 "
+    with pytest.raises(NotModelledError, match=r"PR #12498 \(2025-03-21, first release not recorded: between b4880 "
                                                r"and b8428\)"):
-        resolve_build("b4879")
+        resolve_build("b4900")
     with pytest.raises(NotModelledError, match=r"PR #23861 .*between b9293 and \?"):
         resolve_build("b9849")
 
@@ -144,3 +144,19 @@ def test_a_date_between_the_tightened_bounds_is_placed():
     b = resolve_build("2025-09-01")
     assert b.has(13194) and not b.has(17046) and not b.has(18148)
     assert not resolve_build("2025-05-19").has(13194)
+
+
+def test_c12_replays_under_its_release_b4879():
+    # llamacpp_dev c12 (https://github.com/fabiomatricardi/Gemma3-1b-gradio-chatbot/blob/main/_terminalGemma3.py.py):
+    # llama-server b4879 (f08f4b31), Gemma 3 1B Q8_0 on Vulkan, -c 8192, no flash attention. b4879 is placed
+    # (AOSC PR 10063 of 2025-03-13; it runs Gemma 3, added 2025-03-12): it holds #11124 only, so it has no SWA
+    # cache (all 26 layers cache the whole context: 208.00 MiB logged) and reserves n_batch logits rows
+    assert resolve_build("b4879").merged == {11124}
+    spec = load("google/gemma-3-1b-it")
+    opts = LlamaOptions(ftype="Q8_0", n_ctx=8192, n_parallel=1, n_gpu_layers=999, backend="vulkan",
+                        flash_attn="off", build="b4879")
+    r = check_llamacpp(spec, [find_gpu("h100-sxm")], opts, plan_gguf(spec, "Q8_0"), solve=False)
+    assert r.build == "b4879"
+    assert round(sum(c.k_bytes + c.v_bytes for c in r.caches) / MIB, 2) == 208.00
+    # Vulkan0 compute 514.25 MiB logged; the benchmark's +4.6% (never low)
+    assert 514.25 <= r.devices[0].compute_buffer_bytes / MIB <= 514.25 * 1.06
