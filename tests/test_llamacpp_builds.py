@@ -98,7 +98,7 @@ def _change(pr: int):
     # b4465 of 2025-01-12 or older (issues/11204); b4879 of 2025-03-12 or newer (c12 runs gemma3, PR #12343)
     (11124, 2822, 4465, 4879),  # merged January 2025: b2822 (May 2024) lacks it, b4879 holds it
     (12498, 4879, 4880, 8428),  # merged 2025-03-21: b4879 (2025-03-13) lacks it, b8428 (qwen35, Feb 2026) holds it
-    (13194, 4936, 4937, 7217),  # merged 2025-05-20: b4936 (2025-03-21) lacks it, b7217 (gpt-oss, 2025-08-05) holds it
+    (13194, 5287, 5288, 7217),  # merged 2025-05-20: b5287 (2025-05-06) lacks it, b7217 (gpt-oss, 2025-08-05) holds it
     (17046, 6451, 6452, 8428),  # merged 2025-11-07 to 11-28: b6451 (2025-09-13) lacks it
     (18148, 7045, 7046, 8428),  # merged December 2025: b7045 (2025-11-13) lacks it
     (19067, 7571, 7572, 8428),  # merged January 2026: b7571 (2025-12-29) lacks it
