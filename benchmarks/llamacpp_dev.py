@@ -26,6 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from vramcalc.gguf_mix import plan_gguf  # noqa: E402
 from vramcalc.gpus import find_gpu  # noqa: E402
+from vramcalc.errors import NotModelledError  # noqa: E402
+from vramcalc.llamacpp.builds import resolve_build  # noqa: E402
 from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp  # noqa: E402
 from vramcalc.sources.catalog import load  # noqa: E402
 
@@ -41,6 +43,18 @@ def _cases(path: Path) -> dict[str, dict]:
 def _fa_on(ctx: dict) -> bool:
     return ctx.get("flash_attn_resolved") == "enabled" or str(ctx.get("flash_attn")).lower() in ("1", "true", "on",
                                                                                                  "enabled")
+
+
+def _placed_build(named: str | None) -> str:
+    """The build a log names ("7342 (2fbe3b7bb)", a release, or a date) if it can be placed, else latest."""
+    if not named:
+        return "latest"
+    b = named.split()[0]
+    try:
+        resolve_build(b)
+    except NotModelledError:
+        return "latest"
+    return b
 
 
 def measure(dev_path: Path) -> dict[str, dict[str, list[tuple[str, float]]]]:
@@ -60,6 +74,9 @@ def measure(dev_path: Path) -> dict[str, dict[str, list[tuple[str, float]]]]:
         rows = out["held-out" if cid in held else "calibration"]
         spec = load(m["catalog_model"])
         tensors = plan_gguf(spec, m["ftype"], **m["options"])
+        # the build the log names (its release number, else a date in tests/data/llamacpp_dev_gpus.json) where
+        # data/llamacpp_builds.json places it
+        build = _placed_build(g.get("build") or case.get("llama_cpp_build"))
         opts_kw = dict(kvs[cid]["options"]) if cid in kvs else {}
         opts_kw.pop("n_seq_max", None)
         ctx = case["context"]
@@ -69,13 +86,13 @@ def measure(dev_path: Path) -> dict[str, dict[str, list[tuple[str, float]]]]:
                             kv_unified=str(ctx.get("kv_unified")).lower() != "false",
                             n_ubatch=opts_kw.pop("n_ubatch", None) or ctx.get("n_ubatch") or 512,
                             flash_attn="on" if _fa_on(ctx) else "off",  # builds that print nothing predate -fa auto
-                            # no log prints n_outputs_max: every build predates PR #23861, n_batch logits rows
-                            n_outputs_max=ctx.get("n_batch") or 2048,
+                            # a placed build follows its own logits-row rule; where the build cannot be placed, the
+                            # hand-set n_batch rows (no log prints n_outputs_max: each predates PR #23861)
+                            n_outputs_max=None if build != "latest" else ctx.get("n_batch") or 2048,
                             type_k=opts_kw.pop("type_k", None) or (ctx.get("type_k") or "f16").upper(),
                             type_v=opts_kw.pop("type_v", None) or (ctx.get("type_v") or "f16").upper(),
                             **{k: v for k, v in opts_kw.items() if k in ("swa_full", "mla_layout")},
-                            # the build the log names where it can be placed (tests/data/llamacpp_dev_gpus.json)
-                            build=g.get("build", "latest"),
+                            build=build,
                             **g.get("options", {}))
         gl = [find_gpu(x) for x in g.get("gpus", [])]
         r = check_llamacpp(spec, gl or None, opts, tensors, solve=False)

@@ -27,7 +27,7 @@ def test_a_date_is_placed_against_each_merge_date():
 
 @pytest.mark.parametrize("build, named", [
     ("2025-03", "#12498"),  # the month of a merge dated to the day: either side
-    ("2025-09-01", "#17046"),  # inside the bounds of a merge the page gives no date for
+    ("2025-11-15", "#17046"),  # inside the bounds (2025-11-07 to 11-28) of a merge the page gives no date for
     ("b4351", "first release not recorded"),  # no release number recorded for the boundaries
     ("2024-12-01", "older than PR #11124"),
     ("b2000", "older than PR #11124"),  # at or below release b2822 (May 2024, PR #6766)
@@ -95,3 +95,77 @@ def test_plan_passes_the_build_to_the_llamacpp_rows():
         plan(spec, parse_system("rtx4090"), context=8192, engine="llamacpp", pins=Pins(llamacpp_build="2025-03"))
     old = plan(spec, parse_system("rtx4090"), context=8192, engine="llamacpp", pins=Pins(llamacpp_build="2025-02-01"))
     assert old.recommendations and not any("--swa-full" in c for c in old.recommendations[0].commands)
+
+
+def _change(pr: int):
+    return next(c for c in builds_data().changes if c.pr == pr)
+
+
+@pytest.mark.parametrize("pr, lacks, unplaced, holds", [
+    # b4465 of 2025-01-12 or older (issues/11204); b4879 of 2025-03-12 or newer (c12 runs gemma3, PR #12343)
+    (11124, 2822, 4465, 4879),  # merged January 2025: b2822 (May 2024) lacks it, b4879 holds it
+    (12498, 4879, 4880, 8428),  # merged 2025-03-21: b4879 (2025-03-13) lacks it, b8428 (qwen35, Feb 2026) holds it
+    (13194, 5287, 5288, 7217),  # merged 2025-05-20: b5287 (2025-05-06) lacks it, b7217 (gpt-oss, 2025-08-05) holds it
+    (17046, 6451, 6452, 8428),  # merged 2025-11-07 to 11-28: b6451 (2025-09-13) lacks it
+    (18148, 7045, 7046, 8428),  # merged December 2025: b7045 (2025-11-13) lacks it
+    (19067, 7571, 7572, 8428),  # merged January 2026: b7571 (2025-12-29) lacks it
+    (23861, 9292, 9293, None),  # merged 2026-06-01: b9292 (2026-05-23, issues/23551) lacks it
+])
+def test_a_release_number_on_each_side_of_a_bound_follows_that_side(pr, lacks, unplaced, holds):
+    from vramcalc.llamacpp.builds import _by_release
+    data, c = builds_data(), _change(pr)
+    assert _by_release(lacks, c, data) is False and _by_release(lacks - 500, c, data) is False
+    assert _by_release(unplaced, c, data) is None
+    if holds is not None:
+        assert _by_release(holds, c, data) is True and _by_release(holds + 500, c, data) is True
+
+
+def test_a_release_inside_a_window_is_refused_naming_the_window():
+    with pytest.raises(NotModelledError, match=r"PR #12498 \(2025-03-21, first release not recorded: between b4880 "
+                                               r"and b7217\)"):
+        resolve_build("b4900")
+    with pytest.raises(NotModelledError, match=r"PR #23861 .*between b9293 and \?"):
+        resolve_build("b9849")
+
+
+def test_a_release_placed_on_every_bound_holds_the_rules_of_its_side():
+    every = {c.pr for c in builds_data().changes}
+    for b in ("b8428", "8428", "b9292"):  # after every merge but #23861's (2026-06-01)
+        assert resolve_build(b).merged == every - {23861} and resolve_build(b).label.startswith("b")
+
+
+def test_the_logits_rows_switch_at_the_release_bounds_of_pr_23861():
+    # llama-server before PR #23861 reserves n_batch logits rows, since it one per slot: release b9292 (2026-05-23)
+    # computes as n_outputs_max = n_batch, the latest build does not
+    spec = load("meta-llama/Llama-3.1-8B-Instruct")
+    gpu = [find_gpu("h100-sxm")]
+    old = check_llamacpp(spec, gpu, LlamaOptions(ftype="Q4_0", n_ctx=4096, build="b9292"), None, solve=False)
+    hand = check_llamacpp(spec, gpu, LlamaOptions(ftype="Q4_0", n_ctx=4096, n_outputs_max=2048), None, solve=False)
+    new = check_llamacpp(spec, gpu, LlamaOptions(ftype="Q4_0", n_ctx=4096), None, solve=False)
+    assert old.build == "b9292"
+    assert old.devices[0].compute_buffer_bytes == hand.devices[0].compute_buffer_bytes
+    assert old.devices[0].compute_buffer_bytes > new.devices[0].compute_buffer_bytes
+
+
+def test_a_date_between_the_tightened_bounds_is_placed():
+    # #13194 merged 2025-05-20 (its page), #17046 reviewed unmerged on 2025-11-07: a master build of 2025-09-01
+    # holds the SWA cache and lacks the 256 context padding
+    b = resolve_build("2025-09-01")
+    assert b.has(13194) and not b.has(17046) and not b.has(18148)
+    assert not resolve_build("2025-05-19").has(13194)
+
+
+def test_c12_replays_under_its_release_b4879():
+    # llamacpp_dev c12 (https://github.com/fabiomatricardi/Gemma3-1b-gradio-chatbot/blob/main/_terminalGemma3.py.py):
+    # llama-server b4879 (f08f4b31), Gemma 3 1B Q8_0 on Vulkan, -c 8192, no flash attention. b4879 is placed
+    # (AOSC PR 10063 of 2025-03-13; it runs Gemma 3, added 2025-03-12): it holds #11124 only, so it has no SWA
+    # cache (all 26 layers cache the whole context: 208.00 MiB logged) and reserves n_batch logits rows
+    assert resolve_build("b4879").merged == {11124}
+    spec = load("google/gemma-3-1b-it")
+    opts = LlamaOptions(ftype="Q8_0", n_ctx=8192, n_parallel=1, n_gpu_layers=999, backend="vulkan",
+                        flash_attn="off", build="b4879")
+    r = check_llamacpp(spec, [find_gpu("h100-sxm")], opts, plan_gguf(spec, "Q8_0"), solve=False)
+    assert r.build == "b4879"
+    assert round(sum(c.k_bytes + c.v_bytes for c in r.caches) / MIB, 2) == 208.00
+    # Vulkan0 compute 514.25 MiB logged; the benchmark's +4.6% (never low)
+    assert 514.25 <= r.devices[0].compute_buffer_bytes / MIB <= 514.25 * 1.06

@@ -869,8 +869,11 @@ class LlamaBuildChange(Fixed):
 
 
 class LlamaBuildAnchor(Fixed):
+    """A release number with a bound on its date: it lacks every PR merged after `date`, holds every PR merged
+    before `not_before` (and so do the releases below / above it: release numbers count master's commits)."""
     release: int
-    date: str  # the release is of this date (YYYY-MM) or older
+    date: str | None = None  # the release is of this date (YYYY-MM[-DD]) or older
+    not_before: str | None = None  # the release is of this date or newer
     source: str
 
 

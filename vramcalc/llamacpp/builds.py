@@ -43,13 +43,41 @@ def _by_date(day: str, c: LlamaBuildChange) -> bool | None:
     return None  # the build's date falls where the merge may be: not placed
 
 
+def _lacking(c: LlamaBuildChange, data: LlamaBuilds) -> list[int]:
+    """The anchors' releases known to lack the PR: of a date before its merge (or below its first release)."""
+    lo = c.dated or c.after
+    out = [a.release for a in data.anchors if a.date is not None and lo is not None and _cmp(a.date, lo) < 0]
+    return out + ([c.first_release - 1] if c.first_release is not None else [])
+
+
+def _holding(c: LlamaBuildChange, data: LlamaBuilds) -> list[int]:
+    """The anchors' releases known to hold the PR: of a date after its merge (or its first release)."""
+    hi = c.dated or c.by
+    out = [a.release for a in data.anchors
+           if a.not_before is not None and hi is not None and _cmp(a.not_before, hi) > 0]
+    return out + ([c.first_release] if c.first_release is not None else [])
+
+
 def _by_release(n: int, c: LlamaBuildChange, data: LlamaBuilds) -> bool | None:
+    """A release holds the PR from its first release on; without one recorded, a release at or above one known to
+    hold it holds it, one at or below one known to lack it lacks it, and one between is not placed."""
     if c.first_release is not None:
         return n >= c.first_release
-    lo = c.dated or c.after
-    if lo is not None and any(n <= a.release and _cmp(a.date, lo) < 0 for a in data.anchors):
+    if any(n >= r for r in _holding(c, data)):
+        return True
+    if any(n <= r for r in _lacking(c, data)):
         return False
     return None
+
+
+def _window(c: LlamaBuildChange, data: LlamaBuilds) -> str:
+    """Where the PR's first release lies, as far as data/llamacpp_builds.json bounds it."""
+    if c.first_release is not None:
+        return f"first release b{c.first_release}"
+    lack, hold = _lacking(c, data), _holding(c, data)
+    lo = f"b{max(lack) + 1}" if lack else "?"
+    hi = f"b{min(hold)}" if hold else "?"
+    return f"first release not recorded: between {lo} and {hi}"
 
 
 def resolve_build(build: str) -> LlamaBuild:
@@ -84,7 +112,7 @@ def resolve_build(build: str) -> LlamaBuild:
         raise NotModelledError(
             f"llama.cpp build {build}: cannot tell whether it holds "
             + ", ".join(f"PR #{c.pr} ({c.dated or f'merged {c.after} to {c.by}'}"
-                        + (f", release b{c.first_release}" if c.first_release else ", first release not recorded") + ")"
+                        + f", {_window(c, data)})"
                         for c in unplaced)
             + (" (pass the build's date, YYYY-MM-DD)" if label.startswith("b") else "")
             + "; data/llamacpp_builds.json")
