@@ -18,7 +18,10 @@ from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
 from vramcalc.sources.catalog import load
 
 MIB = 2**20
-BUILD_M01 = "2025-06-01"  # the build m01's log prints
+# m01's log prints b5466: below b6451, published by 2025-09-13 (xorbitsai/xllamacpp#81), so before PR #18148
+# (merged 2025-12). Its place against the other PRs is not known; they do not touch this log (no SWA or MLA
+# layers, mmap'ed CPU weights), so a date on the same side of #18148 stands for it.
+BUILD_M01 = "2025-06-01"
 CASES = {c["id"]: c for c in json.loads((DATA / "llamacpp_dev_more.json").read_text())["cases"]}
 
 
