@@ -156,7 +156,7 @@ def test_mla_layout_from_the_gguf_header():
     assert LlamaOptions(program="ollama", n_ctx=None).n_ctx == 4096  # Ollama always sets num_ctx
 
 
-def test_only_the_modelled_build():
+def test_modelled_build_runs_and_a_release_inside_a_prs_window_is_refused_naming_it():
     from vramcalc.errors import NotModelledError
     spec = load("meta-llama/Llama-3.1-8B-Instruct")
     for build in ("4df29be", "latest"):
