@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
-from vllm_oracle import MODELS, _init_group, _torchvision_stub  # noqa: E402
+from vllm_oracle import MODELS, _init_group, _torchvision_stub, meta_models  # noqa: E402
 
 # packages vLLM's serving side imports on the way to vllm/lora/model_manager.py that the CPU venv lacks
 # (event loop, structured output): nothing of them runs here
@@ -111,7 +111,6 @@ def _tensor_bytes(module: Any) -> int:
 
 def run_one(stem: str, tp: int, max_loras: int, rank: int, fully_sharded: bool) -> dict[str, Any]:
     import torch
-    from vllm.config.vllm import set_current_vllm_config
     from vllm.engine.arg_utils import EngineArgs
     from vllm.lora.model_manager import LoRAModelManager
     from vllm.model_executor.model_loader.utils import initialize_model
@@ -128,15 +127,10 @@ def run_one(stem: str, tp: int, max_loras: int, rank: int, fully_sharded: bool) 
         cfg = ea.create_engine_config()
         _init_group(tp, cfg)
         dtype = cfg.model_config.dtype
-        old = torch.get_default_dtype()
-        torch.set_default_dtype(dtype)
-        try:
-            with set_current_vllm_config(cfg), torch.device("meta"):
-                model = initialize_model(vllm_config=cfg)
-                manager = LoRAModelManager(model, 256, 8192, cfg.model_config.get_vocab_size(), cfg.lora_config,
-                                           torch.device("meta"), cfg)
-        finally:
-            torch.set_default_dtype(old)
+        with meta_models(cfg):
+            model = initialize_model(vllm_config=cfg)
+            manager = LoRAModelManager(model, 256, 8192, cfg.model_config.get_vocab_size(), cfg.lora_config,
+                                       torch.device("meta"), cfg)
         lora = sum(_tensor_bytes(m) for m in manager.modules.values())
         return {"model": entry["repo_id"], "architecture": type(model).__name__, "tp": tp, "max_loras": max_loras,
                 "max_lora_rank": rank, "fully_sharded_loras": fully_sharded, "dtype": str(dtype).replace("torch.", ""),

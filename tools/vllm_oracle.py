@@ -126,6 +126,30 @@ def _init_group(tp: int, cfg: Any) -> None:
         ps.ensure_model_parallel_initialized(tp, 1)
 
 
+def cuda_like(cfg: Any) -> None:
+    """Undo the CPU platform's choices the CUDA one does not make: block size 16 (CacheConfig.DEFAULT_BLOCK_SIZE),
+    and async scheduling on, with which two batches are in flight (VllmConfig.max_concurrent_batches), which
+    sliding-window specs reserve for."""
+    cfg.cache_config.block_size = 16
+    cfg.cache_config.user_specified_block_size = False
+    cfg.scheduler_config.async_scheduling = True
+
+
+@contextlib.contextmanager
+def meta_models(cfg: Any) -> Any:
+    """Build model classes under `cfg` on the meta device, in the model's dtype (or shapes come out float32)."""
+    import torch
+    from vllm.config.vllm import set_current_vllm_config
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(cfg.model_config.dtype)
+    try:
+        with set_current_vllm_config(cfg), torch.device("meta"):
+            yield
+    finally:
+        torch.set_default_dtype(old)
+
+
 def _config(model_dir: str, tp: int, kv_dtype: str, max_len: int | None) -> Any:
     import torch
     from vllm.engine.arg_utils import EngineArgs
@@ -347,8 +371,6 @@ def _as_read(config: dict[str, Any]) -> dict[str, Any]:
 
 def _run(entry: dict[str, Any], config: dict[str, Any], tp: int, kv_dtype: str, memories: list[float],
          max_len: int | None, with_weights: bool) -> dict[str, Any]:
-    import torch
-    from vllm.config.vllm import set_current_vllm_config
     from vllm.model_executor.model_loader.utils import initialize_model
     from vllm.platforms.interface import Platform
 
@@ -357,19 +379,10 @@ def _run(entry: dict[str, Any], config: dict[str, Any], tp: int, kv_dtype: str, 
             json.dump(config, f)
         cfg = _config(d, tp, kv_dtype, max_len)
         _init_group(tp, cfg)
-        cfg.cache_config.block_size = 16  # CacheConfig.DEFAULT_BLOCK_SIZE; the CPU platform's choice undone
-        cfg.cache_config.user_specified_block_size = False
-        # the CPU platform turns async scheduling off; on CUDA it is on, and with it two batches are in
-        # flight (VllmConfig.max_concurrent_batches), which sliding-window specs reserve for
-        cfg.scheduler_config.async_scheduling = True
+        cuda_like(cfg)
+        with meta_models(cfg):
+            model = initialize_model(vllm_config=cfg)
         dtype = cfg.model_config.dtype
-        old = torch.get_default_dtype()
-        torch.set_default_dtype(dtype)
-        try:
-            with set_current_vllm_config(cfg), torch.device("meta"):
-                model = initialize_model(vllm_config=cfg)
-        finally:
-            torch.set_default_dtype(old)
         backends = _cuda_backends(cfg)
         cfg.cache_config.mamba_page_size_padded = None
         Platform.update_block_size_for_backend(cfg)  # the base class's, which CudaPlatform inherits

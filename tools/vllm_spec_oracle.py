@@ -36,7 +36,6 @@ GIB = 2**30
 
 def _run(entry: dict[str, Any], tp: int, kv_dtype: str, k: int, memories: list[float], max_len: int) -> dict[str, Any]:
     import torch
-    from vllm.config.vllm import set_current_vllm_config
     from vllm.engine.arg_utils import EngineArgs
     from vllm.model_executor.model_loader.utils import initialize_model
     from vllm.platforms.interface import Platform
@@ -55,18 +54,10 @@ def _run(entry: dict[str, Any], tp: int, kv_dtype: str, k: int, memories: list[f
                         speculative_config={"method": "mtp", "num_speculative_tokens": k})
         cfg = ea.create_engine_config()
         vo._init_group(tp, cfg)
-        cfg.cache_config.block_size = 16
-        cfg.cache_config.user_specified_block_size = False
-        cfg.scheduler_config.async_scheduling = True
-        dtype = cfg.model_config.dtype
-        old = torch.get_default_dtype()
-        torch.set_default_dtype(dtype)
-        try:
-            with set_current_vllm_config(cfg), torch.device("meta"):
-                model = initialize_model(vllm_config=cfg)
-                draft = initialize_model(vllm_config=cfg, model_config=cfg.speculative_config.draft_model_config)
-        finally:
-            torch.set_default_dtype(old)
+        vo.cuda_like(cfg)
+        with vo.meta_models(cfg):
+            model = initialize_model(vllm_config=cfg)
+            draft = initialize_model(vllm_config=cfg, model_config=cfg.speculative_config.draft_model_config)
         backends = vo._cuda_backends(cfg)
         cfg.cache_config.mamba_page_size_padded = None
         Platform.update_block_size_for_backend(cfg)
