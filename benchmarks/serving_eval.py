@@ -3,7 +3,8 @@ it belongs to. Errors are predicted / measured - 1 in tokens/s terms (speed) or 
 
 Serving runs: tests/serving_cases.py (held-out split by a hash of the deployment id, chosen before the
 fit in tools/calibrate_serving.py). Decode runs: tests/data/throughput_cases.json (its `role` column,
-fixed before tools/calibrate_speed.py was run). llama.cpp batched runs: tests/data/llamacpp_batched_runs.json
+fixed before tools/calibrate_speed.py was run; runs with an Arm single-board host are a slice of their own).
+llama.cpp batched runs: tests/data/llamacpp_batched_runs.json
 (held-out split by source thread, tests/llamacpp_batched_cases.py, fixed before tools/calibrate_serving.py
 --llamacpp-batched); a row that repeats a throughput case (same model, GPU, batch and context) is counted once.
 """
@@ -114,8 +115,15 @@ def decode_rows() -> list[dict]:
             slices.append("layer split")
         if c["engine"] == "llamacpp" and c["batch"] > 1:
             slices.append(f"llama.cpp batch >= 2 {moe} (batched-bench)")
-        out.append({"role": c["role"], "id": c["id"], "err": err, "slices": slices,
-                    "key": serving.slice_name(c["engine"], c["backend"], moe == "MoE", c["batch"])})
+        if c.get("host") == "arm-sbc":
+            # a Raspberry Pi driving the GPU: the model has no host term (the same GPU, build and model decode
+            # 1.16-1.25x faster from an x86 desktop, tv03/tv05 and tv04/tv06), so these runs are their own slice,
+            # quoted by no estimate as its uncertainty, and never fitted (tools/calibrate_speed.py)
+            out.append({"role": c["role"], "id": c["id"], "err": err,
+                        "slices": [f"Arm SBC host ({c['engine']}:{c['backend']})"]})
+        else:
+            out.append({"role": c["role"], "id": c["id"], "err": err, "slices": slices,
+                        "key": serving.slice_name(c["engine"], c["backend"], moe == "MoE", c["batch"])})
         if c.get("prefill_tps") and c.get("gpu"):  # prompt processing (llama-bench pp): the prefill term alone
             dep = case_deployment(c)
             ms = serving.prefill_ms_per_token(spec_reads_case(c), spec, dep, c["prefill_tokens"])

@@ -66,12 +66,13 @@ def llamacpp_cuda_graphs(build: str | None) -> bool:
 
 def fixed_ms_per_layer(prof: SpeedProfile, engine: str, backend: str, build: str | None, batch: int = 1) -> float:
     """The fixed cost a layer adds to a decode step: the profile's, by build era for llama.cpp on CUDA (a backend
-    that borrows the CUDA profile, Vulkan or SYCL, launches every op: the cost without graphs). PR #6766
+    that borrows the CUDA profile, such as SYCL, launches every op: the cost without graphs; Vulkan has a profile of
+    its own, fitted on its runs, tests/data/throughput_cases.json tv07-tv13). PR #6766
     captures a graph only for a batch of one token ("disable for multi-gpu and batch size > 1", its commit message;
     ggml-cuda.cu checks the GGML_OP_ADD nodes): a step of several sequences launches every op, as builds before it
     did. Not modelled: PR #19645 (2026-02) also captures graphs at 2-4 tokens; there this errs slow."""
     if engine == "llamacpp" and prof.fixed_ms_per_layer_before_cuda_graphs is not None \
-            and (backend != "cuda" or batch > 1 or not llamacpp_cuda_graphs(build)):  # Vulkan, SYCL: no CUDA graphs
+            and (backend != "cuda" or batch > 1 or not llamacpp_cuda_graphs(build)):  # SYCL: no CUDA graphs
         return prof.fixed_ms_per_layer_before_cuda_graphs
     return prof.fixed_ms_per_layer
 
