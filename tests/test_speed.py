@@ -227,9 +227,10 @@ def test_an_arm_sbc_host_is_slower_than_modelled_and_than_a_desktop():
     assert all(c["step_ms"] > predict_step_ms(c) for c in sbc)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21: Q2_K on the 2024-01 build (llama.cpp PR #4766's table) decodes slower "
-                   "than Q4_0 while reading a third fewer bytes a step; the build-era fixed cost is per layer, the same "
-                   "for both types, so it cannot cover a kernel of one type falling short of the bandwidth (not modelled)")
+@pytest.mark.xfail(strict=True, reason="issue 21: Q2_K on the 2024-01 build (llama.cpp PR #4766's table) "
+                   "decodes slower than Q4_0 while reading a third fewer bytes a step; the build-era fixed cost is "
+                   "per layer, the same for both types, so it cannot cover a kernel of one type falling short of the "
+                   "bandwidth (not modelled)")
 def test_q2_k_on_an_early_2024_build_within_20_percent():
     by_id = {c["id"]: c for c in load_cases()}
     q4_0, q2_k = by_id["tp069"], by_id["tp070"]  # same thread, build, GPU and model
