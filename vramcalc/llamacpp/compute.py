@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from ..cache_kinds import cache_layers
+from ..cache_kinds import SharedKV, cache_layers
 from ..data_files import load
 from ..data_models import LlamaMargins
 from ..spec import LayerSpec, ModelSpec
@@ -137,14 +137,16 @@ def host_inputs(spec: ModelSpec, n_ub: int, n_kv: int, n_kv_swa: int, embd_input
     return 4 * n_ub * ((n_kv if full else 0) + (n_kv_swa if swa else 0) + spec.hidden_size * (2 if embd_input else 1))
 
 
-def host_resident_copies(spec: ModelSpec, on_host: list[bool], n_ub: int, n_seqs: int) -> int:
+def host_resident_copies(spec: ModelSpec, on_host: list[bool], n_ub: int, n_seqs: int,
+                         mla_layout: str = "latent_k") -> int:
     """The largest tensor the host's compute buffer takes for a block whose cache is in host memory while the GPU
     runs the block's ops (op offload), llama.cpp 4df29be. The cache writes stay on the CPU backend: their
     destination is a view of the host cache (ggml-backend.cpp ggml_backend_sched_backend_id_from_cur, '1.vsrc'),
     so pass 5 copies their GPU-computed source into the host buffer (ggml_dup_tensor_layout: the source's own
     strides); the recurrent state's gather (llm_graph_context::build_rs: get_rows after the in-place clear of a view
     of the state, which is on the CPU) is one there too. Per block, one at a time (each freed after its one use):
-      - attention: K_cur or V_cur, F32 n_embd_k_gqa x n_ubatch (llama-kv-cache.cpp cpy_k / cpy_v, set_rows);
+      - attention: K_cur or V_cur, F32 (the cache's row width: n_embd_k_gqa, or MLA's latent) x n_ubatch
+        (llama-kv-cache.cpp cpy_k / cpy_v, set_rows);
       - recurrent: the conv window's write-back, a view of the F32 conv input ((d_conv - 1 + n_seq_tokens) x
         channels x n_seqs, delta-net-base.cpp / mamba-base build_conv_state: cpy of its last d_conv - 1 columns) whose
         copy keeps the view's strides, so ggml_nbytes spans nearly all of it; the state gather and the new state,
@@ -158,9 +160,9 @@ def host_resident_copies(spec: ModelSpec, on_host: list[bool], n_ub: int, n_seqs
     for il, la in enumerate(spec.layers):
         if il >= len(on_host) or not on_host[il]:
             continue
-        a, s = la.attention, la.ssm
-        if a is not None and caches[il].attention is not None:
-            big = max(big, 4 * n_ub * a.num_kv_heads * max(a.head_dim_k, a.head_dim_v))
+        s, kv = la.ssm, caches[il].attention
+        if kv is not None and not isinstance(kv, SharedKV):  # a layer reading another's cache writes none
+            big = max(big, 4 * n_ub * max(kv.row_widths(mla_layout)))
         rec = caches[il].recurrent
         if s is not None and rec is not None:
             k, ch = s.d_conv - 1, s.conv_channels
@@ -261,7 +263,7 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
             # token rows' space, freed at the first GPU split (the last allocation then, so back at the free end)
             on_host = [opts.no_kv_offload or d == -1 for d in mb.unit_device[:-1]]
             rows = 4 * n_ub * spec.hidden_size
-            host += max(0, host_resident_copies(spec, on_host, n_ub, opts.n_parallel) - rows)
+            host += max(0, host_resident_copies(spec, on_host, n_ub, opts.n_parallel, mla_layout_of(spec, opts)) - rows)
             if cpu_layers and mb.repack_bytes:  # repacked weights are not in a host buffer: the CPU runs them
                 host += layer
         elif cpu_layers:
