@@ -109,6 +109,7 @@ def _change(pr: int):
     (17046, 6451, 6452, 8428),  # merged 2025-11-07 to 11-28: b6451 (2025-09-13) lacks it
     (18148, 7045, 7046, 8428),  # merged December 2025: b7045 (2025-11-13) lacks it
     (19067, 7571, 7572, 8428),  # merged January 2026: b7571 (2025-12-29) lacks it
+    (18898, 7571, 7572, 8354),  # merged 2026-01-23: b8354 (qwen35moe, PR #19468, Feb 2026) holds it
     (23861, 9292, 9293, None),  # merged 2026-06-01: b9292 (2026-05-23, issues/23551) lacks it
 ])
 def test_a_release_number_on_each_side_of_a_bound_follows_that_side(pr, lacks, unplaced, holds):
@@ -130,7 +131,7 @@ def test_a_release_inside_a_window_is_refused_naming_the_window():
 
 def test_a_release_placed_on_every_bound_holds_the_rules_of_its_side():
     every = {c.pr for c in builds_data().changes}
-    for b in ("b8428", "8428", "b9292"):  # after every merge but #23861's (2026-06-01)
+    for b in ("b8354", "b8428", "8428", "b9292"):  # after every merge but #23861's (2026-06-01)
         assert resolve_build(b).merged == every - {23861} and resolve_build(b).label.startswith("b")
 
 
@@ -169,3 +170,26 @@ def test_c12_replays_under_its_release_b4879():
     assert round(sum(c.k_bytes + c.v_bytes for c in r.caches) / MIB, 2) == 208.00
     # Vulkan0 compute 514.25 MiB logged; the benchmark's +4.6% (never low)
     assert 514.25 <= r.devices[0].compute_buffer_bytes / MIB <= 514.25 * 1.06
+
+
+def test_a_build_placed_in_part_follows_the_modelled_rule_only_where_asked():
+    # b7342 (llamacpp_dev c01) lacks every PR after 2025-12-29 (b7571) but cannot be placed against #17046 / #18148
+    with pytest.raises(NotModelledError, match="#18148"):
+        resolve_build("b7342")
+    b = resolve_build("b7342", unplaced_as_modelled=True)
+    assert b.has(17046) and b.has(18148) and not b.has(18898) and not b.has(19067)
+    assert "#17046" in b.label and "#18148" in b.label
+    with pytest.raises(NotModelledError, match="older than PR #11124"):  # a build before every rule stays refused
+        resolve_build("2024-02", unplaced_as_modelled=True)
+
+
+def test_the_embeddings_input_joins_the_host_buffer_at_pr_18898():
+    # llm_graph_context::build_inp_embd with ggml_build_forward_select (PR #18898, 2026-01-23): the unused F32
+    # embeddings input (n_embd x n_ubatch) is a graph input of every graph, in the host compute buffer; a build of
+    # 2025-11-30 lacks it, b8354 holds it. The GPU's buffer does not change (nothing copies the unused input).
+    spec = load("meta-llama/Llama-3.1-8B-Instruct")
+    gpu = [find_gpu("h100-sxm")]
+    old = check_llamacpp(spec, gpu, LlamaOptions(ftype="Q4_0", n_ctx=4096, build="2025-11-30"), None, solve=False)
+    new = check_llamacpp(spec, gpu, LlamaOptions(ftype="Q4_0", n_ctx=4096, build="b8354"), None, solve=False)
+    assert new.host_compute_bytes - old.host_compute_bytes == 4096 * 512 * 4
+    assert new.devices[0].compute_buffer_bytes == old.devices[0].compute_buffer_bytes

@@ -87,12 +87,20 @@ def test_m02_gpu_compute_within_5_percent():
                                                                     rel=0.05)
 
 
-@pytest.mark.xfail(strict=True, reason="CUDA_Host 28.39 MiB logged against 12 MiB (the f32 KQ mask and the "
-                   "embeddings). The CPU blocks' recurrent-state writes go to the CPU backend (their destination is a "
-                   "view of the CPU state buffer: ggml-backend.cpp pass 1) and take their sources as copies in the host "
-                   "compute buffer; how many of those a split keeps live at once needs the split graph replayed, not "
-                   "built")
 def test_m02_host_compute_within_10_percent():
-    case, _, r = _run("m02")
+    """CUDA_Host 28.39 MiB logged under b8354: the F32 KQ mask (4096 x 512), the F32 embeddings input that PR #18898
+    builds into every graph (2048 x 512), and the largest copy a CPU block's cache write takes there: the Gated DeltaNet
+    conv window's write-back, a strided view of the F32 conv input (3 + 128 columns x 8192 channels x 4 sequences),
+    copied with its strides (ggml-backend.cpp pass 5, ggml_dup_tensor_layout), so 16.37 MiB. The token rows (4 MiB),
+    freed at the first GPU split as the last allocation, leave that space to it. Rule from the source at the modelled
+    build; this held-out log only checks it."""
+    case, tensors, _ = _run("m02")
+    spec = load(case["catalog_model"])
+    opts = LlamaOptions(ftype=case["ftype"], build="8354", **case["options"])
+    r = check_llamacpp(spec, [find_gpu(g) for g in case["gpus"]], opts, tensors, solve=False)
+    window = 4 + 2 * 4 + (8192 - 1) * (3 + 128) * 4 + 3 * 8192 * (3 + 128) * 4
+    assert r.host_compute_bytes == 4096 * 512 * 4 + 2048 * 512 * 4 + window
     assert r.host_compute_bytes / MIB == pytest.approx(case["measured"]["host_compute_buffers_mib"]["CUDA_Host"],
                                                        rel=0.10)
+    assert r.host_compute_bytes / MIB == pytest.approx(case["measured"]["host_compute_buffers_mib"]["CUDA_Host"],
+                                                       abs=0.05)  # the ids the formula leaves out are a few KiB

@@ -80,10 +80,12 @@ def _window(c: LlamaBuildChange, data: LlamaBuilds) -> str:
     return f"first release not recorded: between {lo} and {hi}"
 
 
-def resolve_build(build: str) -> LlamaBuild:
+def resolve_build(build: str, unplaced_as_modelled: bool = False) -> LlamaBuild:
     """latest, the modelled commit (or a prefix of 7+), a release (b4351 or 4351) or a master build's date
     (YYYY-MM or YYYY-MM-DD). NotModelledError names the PR a build cannot be placed against, or the oldest
-    PR when it predates them all (the rules before it are not modelled)."""
+    PR when it predates them all (the rules before it are not modelled). unplaced_as_modelled (the replay of
+    logs, benchmarks/llamacpp_dev.py): a PR the build cannot be placed against follows the modelled build's
+    rule instead, named in the label; a build older than the oldest PR is still refused."""
     data = builds_data()
     b = build.strip().lower()
     everything = frozenset(c.pr for c in data.changes)
@@ -108,7 +110,10 @@ def resolve_build(build: str) -> LlamaBuild:
         raise NotModelledError(f"llama.cpp build {build}: older than PR #{oldest.pr} ({oldest.url}), the oldest "
                                "rule change modelled; the builds before it are not (data/llamacpp_builds.json)")
     unplaced = [c for c in data.changes if placed[c.pr] is None]
-    if unplaced:
+    if unplaced and unplaced_as_modelled:
+        label += " (as the modelled build for PR " + ", ".join(f"#{c.pr}" for c in unplaced) + ")"
+        placed.update({c.pr: True for c in unplaced})
+    elif unplaced:
         raise NotModelledError(
             f"llama.cpp build {build}: cannot tell whether it holds "
             + ", ".join(f"PR #{c.pr} ({c.dated or f'merged {c.after} to {c.by}'}"

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
+from ..cache_kinds import SharedKV, cache_layers
 from ..data_files import load
 from ..data_models import LlamaMargins
 from ..spec import LayerSpec, ModelSpec
@@ -124,23 +125,61 @@ def graph_peak(spec: ModelSpec, n_ub: int, n_kv: int, n_kv_swa: int, fa: bool, o
     return peak
 
 
-def host_inputs(spec: ModelSpec, n_ub: int, n_kv: int, n_kv_swa: int) -> int:
+def host_inputs(spec: ModelSpec, n_ub: int, n_kv: int, n_kv_swa: int, embd_input: bool = False) -> int:
     """The graph inputs in the host compute buffer when a GPU runs the graph (llamacpp_backends.json
     host_inputs_source): an F32 KQ mask n_kv x n_ubatch per cache kind (full, SWA) and the F32 token
-    embeddings n_embd x n_ubatch (get_rows on token_embd, which stays on the CPU), plus a few KiB of ids."""
+    embeddings n_embd x n_ubatch (get_rows on token_embd, which stays on the CPU), plus a few KiB of ids.
+    embd_input (builds with PR #18898): the F32 embeddings input n_embd x n_ubatch as well, a graph input
+    that no node frees (llm_graph_context::build_inp_embd builds both paths with ggml_build_forward_select)."""
     attn = [la.attention for la in spec.layers if la.attention is not None]
     full = any(a.kind != "sliding" for a in attn)
     swa = any(a.kind == "sliding" for a in attn)
-    return 4 * n_ub * ((n_kv if full else 0) + (n_kv_swa if swa else 0) + spec.hidden_size)
+    return 4 * n_ub * ((n_kv if full else 0) + (n_kv_swa if swa else 0) + spec.hidden_size * (2 if embd_input else 1))
+
+
+def host_resident_copies(spec: ModelSpec, on_host: list[bool], n_ub: int, n_seqs: int,
+                         mla_layout: str = "latent_k") -> int:
+    """The largest tensor the host's compute buffer takes for a block whose cache is in host memory while the GPU
+    runs the block's ops (op offload), llama.cpp 4df29be. The cache writes stay on the CPU backend: their
+    destination is a view of the host cache (ggml-backend.cpp ggml_backend_sched_backend_id_from_cur, '1.vsrc'),
+    so pass 5 copies their GPU-computed source into the host buffer (ggml_dup_tensor_layout: the source's own
+    strides); the recurrent state's gather (llm_graph_context::build_rs: get_rows after the in-place clear of a view
+    of the state, which is on the CPU) is one there too. Per block, one at a time (each freed after its one use):
+      - attention: K_cur or V_cur, F32 (the cache's row width: n_embd_k_gqa, or MLA's latent) x n_ubatch
+        (llama-kv-cache.cpp cpy_k / cpy_v, set_rows);
+      - recurrent: the conv window's write-back, a view of the F32 conv input ((d_conv - 1 + n_seq_tokens) x
+        channels x n_seqs, delta-net-base.cpp / mamba-base build_conv_state: cpy of its last d_conv - 1 columns) whose
+        copy keeps the view's strides, so ggml_nbytes spans nearly all of it; the state gather and the new state,
+        F32 state x n_seqs.
+    on_host: per block, its KV / recurrent state is in host memory. n_seqs: the reserve ubatch's sequences
+    (llama-context.cpp sched_reserve: n_seq_max)."""
+    caches = cache_layers(spec)
+    n_seqs = max(1, n_seqs)
+    nt = -(-n_ub // n_seqs)
+    big = 0
+    for il, la in enumerate(spec.layers):
+        if il >= len(on_host) or not on_host[il]:
+            continue
+        s, kv = la.ssm, caches[il].attention
+        if kv is not None and not isinstance(kv, SharedKV):  # a layer reading another's cache writes none
+            big = max(big, 4 * n_ub * max(kv.row_widths(mla_layout)))
+        rec = caches[il].recurrent
+        if s is not None and rec is not None:
+            k, ch = s.d_conv - 1, s.conv_channels
+            nb1 = (k + nt) * 4
+            window = 4 + (k - 1) * 4 + (ch - 1) * nb1 + (n_seqs - 1) * ch * nb1  # ggml_nbytes of the strided view
+            big = max(big, window, 4 * rec.state_elements()[1] * n_seqs)
+    return big
 
 
 def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv: int, n_kv_swa: int, fa: bool, n_dev: int,
                     pipeline: bool = True, arch: str = "", n_ctx: int = 0, variant: str = "",
-                    offload_min_batch: int = 0) -> ComputeBuffers:
+                    offload_min_batch: int = 0, embd_input: bool = False) -> ComputeBuffers:
     """Per GPU and for the host. n_kv: cells of one stream (full layers); n_kv_swa: of the SWA cache;
     n_ctx: all cells. pipeline: the devices support async compute and events (llamacpp_backends.json).
     variant: graphs.graph_variant of the file's tensors. offload_min_batch: the GPU backend's offload_op
-    threshold (0: it takes no ops on host weights).
+    threshold (0: it takes no ops on host weights). embd_input: the build keeps the unused F32 embeddings input in
+    every graph (PR #18898, ggml_build_forward_select): a graph input, so in the host buffer for the whole graph.
 
     With GPUs, the host compute buffer holds the graph inputs (host_inputs). Ops on weights left in a host
     buffer go to the first GPU when the reserve batch reaches offload_min_batch (ggml-backend.cpp
@@ -176,7 +215,7 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
             margin = max(REPLAY_GPU_MARGIN if n_dev else 0.0, REPLAY_MARGINS.get(arch, 0.0))
             if arch in REPLAY_MARGINS:
                 how += f"; {arch} files may switch graph parts the rebuild leaves at llama.cpp's defaults: +{margin:.0%}"
-            host = host_inputs(spec, min(opts.n_ubatch, opts.n_batch), n_kv, n_kv_swa) if n_dev else replay
+            host = host_inputs(spec, min(opts.n_ubatch, opts.n_batch), n_kv, n_kv_swa, embd_input) if n_dev else replay
             return ComputeBuffers(device=[replay] if n_dev else [], host=host, copies=1, how=how,
                                   exact=True, margin=margin)
     tensor_split = opts.split_mode == "tensor" and n_dev > 1
@@ -191,7 +230,7 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
     if n_dev == 0:  # one CPU buffer holds the whole graph, inputs included
         host = graph_peak(spec, n_ub, n_kv, n_kv_swa, fa, output=True, n_out=n_out)
     else:
-        host = host_inputs(spec, n_ub, n_kv, n_kv_swa)
+        host = host_inputs(spec, n_ub, n_kv, n_kv_swa, embd_input)
         cpu_layers = -1 in mb.unit_device[:-1]
         cpu_out = mb.output_device == -1
         layer = layer_phase(spec, n_ub, n_kv, n_kv_swa, fa)
@@ -220,6 +259,11 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
                 # of a later split cannot reuse that hole (llamacpp_backends.json split_inputs_source)
                 hole = host_inputs(spec, n_ub, n_kv, n_kv_swa)
             dev[0] = max(dev[0], layer if cpu_layers else 0, copied + layer + hole if copied else 0)
+            # the blocks whose cache is in host memory write it from the CPU backend: their sources' copies reuse the
+            # token rows' space, freed at the first GPU split (the last allocation then, so back at the free end)
+            on_host = [opts.no_kv_offload or d == -1 for d in mb.unit_device[:-1]]
+            rows = 4 * n_ub * spec.hidden_size
+            host += max(0, host_resident_copies(spec, on_host, n_ub, opts.n_parallel, mla_layout_of(spec, opts)) - rows)
             if cpu_layers and mb.repack_bytes:  # repacked weights are not in a host buffer: the CPU runs them
                 host += layer
         elif cpu_layers:

@@ -149,6 +149,9 @@ class LlamaOptions(CheckedOptions):
     # --llamacpp-build: latest, the modelled commit, a release (b4351) or a master build's date; the rules
     # that changed since (data/llamacpp_builds.json) follow it (llamacpp/builds.py)
     build: str = "4df29be"
+    # a build that cannot be placed against a PR takes the modelled build's rule for it (builds.resolve_build), for
+    # replaying logs whose build is known only in part (benchmarks/llamacpp_dev.py); no CLI flag sets it
+    build_unplaced_as_modelled: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -387,7 +390,7 @@ def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
            tensors: list[tuple[GGUFTensor, str]] | None, ram_bytes: int | None,
            model_ref: str, solve: bool, limits: bool | Literal["context"]) -> LlamaResult:
     gl = _as_list(gpus)
-    bld = resolve_build(opts.build)
+    bld = resolve_build(opts.build, opts.build_unplaced_as_modelled)
     opts = _build_rules(spec, opts, bld)
     if opts.devices is not None:  # --device: the GPUs llama.cpp uses, in the order given
         if [d.lower() for d in opts.devices] == ["none"]:
@@ -568,7 +571,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     """replay False: the compute buffer from the phase formula only (a cheap first guess for searches).
     weights: one check's own store of (model buffers, file size, elements) by (-ngl, --n-cpu-moe), for
     evaluations that change the context alone, where the weights' placement does not change."""
-    bld = resolve_build(opts.build)
+    bld = resolve_build(opts.build, opts.build_unplaced_as_modelled)
     errors: list[Message] = []
     warnings: list[Message] = []
     n_layer = spec.num_layers
@@ -664,7 +667,8 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev, pipeline=pipeline, arch=arch if replay else "",
                            n_ctx=n_ctx_seq * streams, variant=graph_variant(arch, (t.name for t, _ in tensors)),
                            offload_min_batch=rules_b.backends[backend].offload_min_batch
-                           if gl and not opts.rpc_nodes and opts.op_offload else 0)
+                           if gl and not opts.rpc_nodes and opts.op_offload else 0,
+                           embd_input=bld.has(18898))  # PR #18898: the embeddings input in every graph
     output = output_buffer_bytes(spec, opts.n_parallel, embeddings=opts.output_embeddings)
     extras, ex_errors, ex_warnings = _extras(spec, gl, opts, mb, tensors, adapters, backend)
     if adapters and not comp.exact:
@@ -960,7 +964,8 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
         cmd.append("--mlock")
     if opts.devices is not None:
         cmd.append("--device " + ",".join(opts.devices))
-    if opts.swa_full and resolve_build(opts.build).has(13194):  # older builds have no --swa-full: a full cache anyway
+    # older builds have no --swa-full: a full cache anyway
+    if opts.swa_full and resolve_build(opts.build, opts.build_unplaced_as_modelled).has(13194):
         cmd.append("--swa-full")
     if opts.no_kv_offload:
         cmd.append("-nkvo")
