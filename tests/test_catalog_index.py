@@ -65,6 +65,11 @@ def test_every_alias_resolves_to_its_own_model():
     ("Kimi-K2.5", "moonshotai/Kimi-K2.5"),
     ("nemotron-3-super-fp8", "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-FP8"),
     ("nemotron-super-nvfp4", "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-NVFP4"),
+    ("glm-4.7", "zai-org/GLM-4.7"),
+    ("glm-4.6", "zai-org/GLM-4.6"),
+    ("GLM4.7", "zai-org/GLM-4.7"),
+    ("qwen3.5-9b", "Qwen/Qwen3.5-9B"),
+    ("Qwen3.5-0.8B", "Qwen/Qwen3.5-0.8B"),
 ])
 def test_names_people_type(typed, repo):
     assert catalog.resolve(typed) == repo
