@@ -190,3 +190,37 @@ def test_vision_language_weights_against_the_log(run):
 def test_vision_language_weights_within_3_percent():
     run = LOGS["multimodal_weights"][0]
     assert abs(_vl_weights(run) / run["logged"]["model_loading_gib"] - 1) <= 0.03
+
+
+def _drafter_kv_tokens(r, with_drafter=True):
+    """KV tokens from the printed available memory, the drafter's KV layers in the pool (vramcalc/vllm/spec_decode.py
+    plan_speculative, the drafter's config as the record gives it)."""
+    from vramcalc.sources.hf_config import spec_from_config
+    from vramcalc.vllm.kv import KVSettings, capacity, kv_pool
+    from vramcalc.vllm.spec_decode import plan_speculative
+
+    spec, o = load(r["model"]), r["options"]
+    sc = o["speculative_config"]
+    draft = spec_from_config(r["draft_config"], model_id=sc["model"], source=r["draft_config_source"],
+                             where=r["id"])
+    plan = plan_speculative(sc, spec, o["tp"], 1, o["max_model_len"], None, draft)
+    assert not plan.errors, plan.errors
+    s = KVSettings(tp=o["tp"], kv_cache_dtype=o["kv_cache_dtype"], max_num_batched_tokens=o["max_num_batched_tokens"],
+                   block_size=o["block_size"], num_speculative_tokens=plan.num_speculative_tokens,
+                   max_model_len=o["max_model_len"])
+    pool_spec = spec.model_copy(update={"layers": spec.layers + plan.draft_layers}) if with_drafter else spec
+    return capacity(kv_pool(pool_spec, s), r["logged"]["available_kv_bytes"], o["max_model_len"], s)
+
+
+@pytest.mark.parametrize("r", LOGS["spec_decode_kv"], ids=lambda r: r["id"])
+def test_eagle_head_kv_layer_joins_the_pool_against_the_log(r):
+    """Held out (never fitted): an EAGLE-3 head's decoder layer gets its KV spec beside the target's
+    (gpu_model_runner.get_kv_cache_spec), so each block holds 33 layers' pages for Llama-3.1-8B. From the printed
+    available memory the printed tokens and concurrency come out exactly; without the head's layer 3% too many."""
+    want = r["logged"]["kv_tokens"]
+    cap, plain = _drafter_kv_tokens(r), _drafter_kv_tokens(r, with_drafter=False)
+    print(f"\n{r['id']}: KV tokens {cap.kv_cache_tokens} vs logged {want} ({cap.kv_cache_tokens / want - 1:+.2%}); "
+          f"without the drafter's layer {plain.kv_cache_tokens} ({plain.kv_cache_tokens / want - 1:+.2%})")
+    assert cap.kv_cache_tokens == want
+    assert round(cap.max_concurrency, 2) == r["logged"]["max_concurrency"]
+    assert plain.kv_cache_tokens / want - 1 > 0.03
