@@ -50,6 +50,17 @@ def drafter_kv_tokens(r, with_drafter=True):
     return capacity(kv_pool(pool_spec, s), r["logged"]["available_kv_bytes"], o["max_model_len"], s).kv_cache_tokens
 
 
+def drafter_weights_gib(r):
+    """'Model loading took' of a spec_decode_kv record: the target's weights and the drafter's, as check_vllm adds
+    them (the GPU only has to hold them: the figure does not depend on it)."""
+    o, sc = r["options"], r["options"]["speculative_config"]
+    draft = spec_from_config(r["draft_config"], model_id=sc["model"], source=r["draft_config_source"],
+                             where=f"{r['id']} draft_config")
+    res = check_vllm(load(r["model"]), find_gpu("h100-sxm"),
+                     VLLMOptions(tp=o["tp"], max_model_len=o["max_model_len"], speculative_config=sc), draft=draft)
+    return res.devices[0].weights_bytes / GIB
+
+
 def rows():
     for c in SPEC["cases"]:
         if c["logged"]["available_kv_gib"] is None:
@@ -73,6 +84,9 @@ def rows():
         off = drafter_kv_tokens(r, with_drafter=False) / want - 1
         yield ("KV tokens, " + r["options"]["speculative_config"]["method"], r["split"], r["id"],
                drafter_kv_tokens(r) / want - 1, f"without the drafter's KV layer {off:+.2%}")
+        if "model_loading_gb" in r["logged"]:
+            yield ("weights, " + r["options"]["speculative_config"]["method"], r["split"], r["id"],
+                   drafter_weights_gib(r) / r["logged"]["model_loading_gb"] - 1, "target + head")
     for r in FEAT.get("multimodal_weights", []):
         got = check_vllm(load(r["model"]), find_gpu("h100-sxm"), VLLMOptions(max_model_len=8192)).devices[0].weights_bytes
         yield "weights, vision tower", r["split"], r["id"], got / GIB / r["logged"]["model_loading_gib"] - 1, ""

@@ -224,3 +224,24 @@ def test_eagle_head_kv_layer_joins_the_pool_against_the_log(r):
     assert cap.kv_cache_tokens == want
     assert round(cap.max_concurrency, 2) == r["logged"]["max_concurrency"]
     assert plain.kv_cache_tokens / want - 1 > 0.03
+
+
+@pytest.mark.parametrize("r", LOGS["spec_decode_kv"], ids=lambda r: r["id"])
+def test_eagle3_head_weights_against_the_log(r):
+    """'Loading model weights took 15.7847 GB' (GiB) covers the target and the EAGLE-3 head. The head's shapes
+    follow vLLM's Eagle3LlamaForCausalLM (llama_eagle3.py): the embedding is the target's (the log prints it
+    shared), the LM head has draft_vocab_size rows, layer 0's qkv reads 2 x hidden. Counted as a plain Llama
+    decoder with its own embedding and a full-vocabulary head it would be 6% over."""
+    from vramcalc.sources.hf_config import spec_from_config
+
+    o, sc = r["options"], r["options"]["speculative_config"]
+    draft = spec_from_config(r["draft_config"], model_id=sc["model"], source=r["draft_config_source"], where=r["id"])
+    spec = load(r["model"])
+    res = check_vllm(spec, find_gpu("h100-sxm"), VLLMOptions(tp=o["tp"], max_model_len=o["max_model_len"],
+                                                             speculative_config=sc), draft=draft)
+    got, want = res.devices[0].weights_bytes / GIB, r["logged"]["model_loading_gb"]
+    head = res.speculative.draft_weight_bytes / GIB
+    print(f"\n{r['id']}: weights {got:.4f} GiB (head {head:.3f}) vs logged {want} ({got / want - 1:+.2%})")
+    assert abs(got / want - 1) <= 0.01
+    assert 0.7 <= head <= 0.9  # one decoder layer, fc 3h -> h, a 32k-row LM head
+    assert any(w.code == "vllm.spec.eagle_head" and "shared" in w.text for w in res.warnings)
