@@ -87,6 +87,11 @@ def rows():
         if "model_loading_gb" in r["logged"]:
             yield ("weights, " + r["options"]["speculative_config"]["method"], r["split"], r["id"],
                    drafter_weights_gib(r) / r["logged"]["model_loading_gb"] - 1, "target + head")
+    for r in FEAT.get("lora_weights", []):
+        res = check_vllm(load(r["model"]), find_gpu(r["gpu_for_check"]), VLLMOptions(**r["options"]))
+        d = res.devices[0]
+        yield ("weights, lora", r["split"], r["id"], d.weights_bytes / GIB / r["logged"]["model_loading_gib"] - 1,
+               f"adapter slots {d.lora_bytes / GIB:.3f} GiB")
     for r in FEAT.get("multimodal_weights", []):
         got = check_vllm(load(r["model"]), find_gpu("h100-sxm"), VLLMOptions(max_model_len=8192)).devices[0].weights_bytes
         yield "weights, vision tower", r["split"], r["id"], got / GIB / r["logged"]["model_loading_gib"] - 1, ""

@@ -245,3 +245,19 @@ def test_eagle3_head_weights_against_the_log(r):
     assert abs(got / want - 1) <= 0.01
     assert 0.7 <= head <= 0.9  # one decoder layer, fc 3h -> h, a 32k-row LM head
     assert any(w.code == "vllm.spec.eagle_head" and "shared" in w.text for w in res.warnings)
+
+
+@pytest.mark.parametrize("r", LOGS["lora_weights"], ids=lambda r: r["id"])
+def test_lora_weights_against_the_log(r):
+    """Held out (never fitted): 'Model loading took' with --enable-lora counts the adapter slots. Qwen2.5-7B at rank
+    16, one adapter, vLLM 0.19.1 on an MI300X: 14.43 GiB logged, 0.18 GiB above the same model's 14.25 GiB without
+    LoRA (vLLM 0.19.0, H100); the slots are 0.075 GiB of it, the rest (the ROCm build, or LoRA buffers beyond the
+    slots) is not identified from one log: an underestimate of 1.1%, bounded here."""
+    spec, gpu = load(r["model"]), find_gpu(r["gpu_for_check"])
+    on = check_vllm(spec, gpu, VLLMOptions(**r["options"])).devices[0]
+    off = check_vllm(spec, gpu, VLLMOptions(**{**r["options"], "enable_lora": False})).devices[0]
+    want = r["logged"]["model_loading_gib"]
+    print(f"\n{r['id']}: weights {on.weights_bytes / GIB:.2f} GiB (slots {on.lora_bytes / GIB:.3f}) vs logged {want} "
+          f"({on.weights_bytes / GIB / want - 1:+.2%}); without LoRA {off.weights_bytes / GIB:.2f} GiB")
+    assert on.weights_bytes - off.weights_bytes == on.lora_bytes > 0
+    assert -0.015 <= on.weights_bytes / GIB / want - 1 <= 0
