@@ -95,6 +95,8 @@ def rows():
     for r in FEAT.get("multimodal_weights", []):
         got = check_vllm(load(r["model"]), find_gpu("h100-sxm"), VLLMOptions(max_model_len=8192)).devices[0].weights_bytes
         yield "weights, vision tower", r["split"], r["id"], got / GIB / r["logged"]["model_loading_gib"] - 1, ""
+    for r in FEAT.get("spec_decode_context", []):
+        yield "KV tokens, drafter", r["split"], r["id"], None, r["note"]
     for r in FEAT["multimodal"]:
         yield "KV, encoder profile", r["split"], r["id"], None, r.get("note", "")
 
