@@ -13,6 +13,7 @@ from pathlib import Path
 from vramcalc.errors import NotModelledError
 from vramcalc.gpus import find_gpu
 from vramcalc.sources.catalog import load
+from vramcalc.sources.hf_config import spec_from_config
 from vramcalc.vllm.engine import VLLMOptions, check_vllm
 from vramcalc.vllm.kv import KVSettings, capacity, kv_pool
 from vramcalc.vllm.spec_decode import plan_speculative
@@ -35,6 +36,31 @@ def kv_tokens(case, with_drafter=True):
     return cap.kv_cache_tokens
 
 
+def drafter_kv_tokens(r, with_drafter=True):
+    """KV tokens of a spec_decode_kv record from its printed available memory; the drafter's config is the record's."""
+    spec, o = load(r["model"]), r["options"]
+    sc = o["speculative_config"]
+    draft = spec_from_config(r["draft_config"], model_id=sc["model"], source=r["draft_config_source"],
+                             where=f"{r['id']} draft_config")
+    plan = plan_speculative(sc, spec, o["tp"], 1, o["max_model_len"], None, draft)
+    s = KVSettings(tp=o["tp"], kv_cache_dtype=o["kv_cache_dtype"], max_num_batched_tokens=o["max_num_batched_tokens"],
+                   block_size=o["block_size"], num_speculative_tokens=plan.num_speculative_tokens,
+                   max_model_len=o["max_model_len"])
+    pool_spec = spec.model_copy(update={"layers": spec.layers + plan.draft_layers}) if with_drafter else spec
+    return capacity(kv_pool(pool_spec, s), r["logged"]["available_kv_bytes"], o["max_model_len"], s).kv_cache_tokens
+
+
+def drafter_weights_gib(r):
+    """'Model loading took' of a spec_decode_kv record: the target's weights and the drafter's, as check_vllm adds
+    them (the GPU only has to hold them: the figure does not depend on it)."""
+    o, sc = r["options"], r["options"]["speculative_config"]
+    draft = spec_from_config(r["draft_config"], model_id=sc["model"], source=r["draft_config_source"],
+                             where=f"{r['id']} draft_config")
+    res = check_vllm(load(r["model"]), find_gpu("h100-sxm"),
+                     VLLMOptions(tp=o["tp"], max_model_len=o["max_model_len"], speculative_config=sc), draft=draft)
+    return res.devices[0].weights_bytes / GIB
+
+
 def rows():
     for c in SPEC["cases"]:
         if c["logged"]["available_kv_gib"] is None:
@@ -53,9 +79,24 @@ def rows():
             note = "refused; target-only pool shown"
         err = kv_tokens(c, with_drafter=False) / c["logged"]["kv_tokens"] - 1
         yield "KV tokens, " + c["options"]["speculative_config"]["method"], c["split"], c["id"], err, note
+    for r in FEAT.get("spec_decode_kv", []):
+        want = r["logged"]["kv_tokens"]
+        off = drafter_kv_tokens(r, with_drafter=False) / want - 1
+        yield ("KV tokens, " + r["options"]["speculative_config"]["method"], r["split"], r["id"],
+               drafter_kv_tokens(r) / want - 1, f"without the drafter's KV layer {off:+.2%}")
+        if "model_loading_gb" in r["logged"]:
+            yield ("weights, " + r["options"]["speculative_config"]["method"], r["split"], r["id"],
+                   drafter_weights_gib(r) / r["logged"]["model_loading_gb"] - 1, "target + head")
+    for r in FEAT.get("lora_weights", []):
+        res = check_vllm(load(r["model"]), find_gpu(r["gpu_for_check"]), VLLMOptions(**r["options"]))
+        d = res.devices[0]
+        yield ("weights, lora", r["split"], r["id"], d.weights_bytes / GIB / r["logged"]["model_loading_gib"] - 1,
+               f"adapter slots {d.lora_bytes / GIB:.3f} GiB")
     for r in FEAT.get("multimodal_weights", []):
         got = check_vllm(load(r["model"]), find_gpu("h100-sxm"), VLLMOptions(max_model_len=8192)).devices[0].weights_bytes
         yield "weights, vision tower", r["split"], r["id"], got / GIB / r["logged"]["model_loading_gib"] - 1, ""
+    for r in FEAT.get("spec_decode_context", []):
+        yield "KV tokens, drafter", r["split"], r["id"], None, r["note"]
     for r in FEAT["multimodal"]:
         yield "KV, encoder profile", r["split"], r["id"], None, r.get("note", "")
 

@@ -153,6 +153,9 @@ class ModelSpec(_Frozen):
     norm_bias: bool = False  # LayerNorm with bias (norm vectors count twice)
     extra_tensors: tuple[TensorSpec, ...] = ()  # outside the per-layer model (Zamba2 shared blocks)
     mtp_layers: Count = 0  # multi-token-prediction layers in the checkpoint, not loaded by default
+    # An EAGLE-3 head's LM head rows (config draft_vocab_size; vLLM llama_eagle3.py Eagle3LlamaForCausalLM sizes
+    # its ParallelLMHead and draft_id_to_target_id by it); None: not a field of the config
+    draft_vocab_size: Size | None = None
     # The recurrent-state dtype the config names (mamba_ssm_dtype / mamba_ssm_cache_dtype); engines decide
     # whether they honour it (vLLM: per architecture, data/vllm.json ssm_state_dtype).
     ssm_state_dtype: str | None = None

@@ -943,6 +943,7 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
         norm_bias=parts.get("norm_bias", False),
         extra_tensors=tuple(parts.get("extra_tensors", ())),
         mtp_layers=parts.get("mtp_layers", 0),
+        draft_vocab_size=f.opt_pos("draft_vocab_size"),
         ssm_state_dtype=state_dtype,
         max_position_embeddings=f.opt_int("max_position_embeddings", None),
         rope_scaling=rope if isinstance(rope, dict) else None,

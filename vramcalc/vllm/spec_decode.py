@@ -134,6 +134,32 @@ def _mtp_weight_bytes(spec: ModelSpec, n: int, tp: int, wdtype: str | None) -> i
     return layers + n * (2 * h * h + 3 * h) * b
 
 
+def _eagle3_head_delta(draft: ModelSpec, target: ModelSpec, tp: int, wdtype: str | None) -> int:
+    """What an EAGLE-3 head holds beyond its config read as a plain Llama decoder, per rank (vLLM
+    model_executor/models/llama_eagle3.py, vllm-project/vllm commit 00bd1493): layer 0's qkv_proj reads 2 x hidden
+    (the token embedding and the hidden state concatenated; a QKVParallelLinear, split over TP), and the LM head
+    has draft_vocab_size rows (ParallelLMHead, padded to 64, split over TP) plus draft_id_to_target_id, one int64
+    per row. Its embedding is the target's when the shapes match (PP 1): vLLM shares it where the head has none or
+    an identical copy (llm_base_proposer.py _maybe_share_embeddings; vLLM-Ascend issue #2667's log: "The EAGLE head
+    shares the same vocab embedding with the target model"), so it is not counted again."""
+    from .weights import padded_vocab
+
+    b = dtype_bytes(wdtype or draft.dtype)
+    h = draft.hidden_size
+    n = 0
+    if draft.vocab_size == target.vocab_size and h == target.hidden_size:
+        n -= padded_vocab(draft.vocab_size) // tp * h * b
+    a = draft.layers[0].attention if draft.layers else None
+    if a is not None and a.mla is None:
+        kv = max(1, a.num_kv_heads // tp)
+        n += (a.num_heads // tp * a.head_dim_k + kv * (a.head_dim_k + a.head_dim_v)) * h * b
+    dv = draft.draft_vocab_size
+    if dv and not draft.tie_word_embeddings:
+        n -= (padded_vocab(draft.vocab_size) - padded_vocab(dv)) // tp * h * b
+        n += dv * 8
+    return n
+
+
 def plan_speculative(cfg: dict[str, Any], spec: ModelSpec, tp: int, pp: int, max_model_len: int,
                      wdtype: str | None, draft: ModelSpec | None = None, rate: float | None = None) -> SpecPlan:
     """The drafter's weights per rank, its KV layers and vLLM's refusals for `cfg` (parse_speculative_config) on
@@ -249,10 +275,15 @@ def plan_speculative(cfg: dict[str, Any], spec: ModelSpec, tp: int, pp: int, max
     if method in ("eagle", "eagle3"):
         h = draft.hidden_size  # the fc projection of the target's hidden states (data/vllm_spec.json eagle_fc_inputs)
         weight += rules.eagle_fc_inputs[method] * h * h * dtype_bytes(wdtype or draft.dtype)
-        warnings.append(warning("vllm.spec.eagle_head", f"{method} head {model}: its embedding and LM head are counted "
-                                "as its checkpoint holds them (vLLM shares the target's where the head has none), and "
-                                "the 2h-wide attention input of an EAGLE-3 layer as the layer's config gives it",
-                                source="vllm/v1/spec_decode/eagle.py EagleProposer.load_model"))
+    if method == "eagle3":
+        weight += _eagle3_head_delta(draft, spec, tp, wdtype)
+        text = (f"{method} head {model}: its embedding and LM head are counted as its checkpoint holds them (vLLM "
+                "shares the target's where the head has none)") if method == "eagle" else (
+                f"eagle3 head {model}: the target's embedding is shared (vLLM shares it where the head has none or an "
+                "identical copy; a head with its own distinct embedding holds vocab x hidden more), the LM head has "
+                "draft_vocab_size rows and layer 0 reads 2 x hidden (vllm/model_executor/models/llama_eagle3.py)")
+        warnings.append(warning("vllm.spec.eagle_head", text,
+                                source="vllm/v1/spec_decode/llm_base_proposer.py _maybe_share_embeddings"))
     acc, src = _acceptance(method, spec, k, rate)
     return SpecPlan(method=method, num_speculative_tokens=k, draft_model=str(model), draft_layers=draft.layers,
                     draft_dtype=draft.dtype, weight_bytes=weight, draft_spec=draft, acceptance=acc,
