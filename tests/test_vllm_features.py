@@ -45,7 +45,10 @@ def test_lora_slots_are_weights_and_come_out_of_the_kv_cache():
                 and c["tp"] == 1 and c["max_loras"] == 4)
     b, d = base.devices[0], lora.devices[0]
     assert d.lora_bytes == want and d.weights_bytes - b.weights_bytes == want
-    assert b.kv_cache_bytes - d.kv_cache_bytes == want
+    # and every CUDA-graph size is captured twice, without and with LoRA (vllm/v1/cudagraph_dispatcher.py
+    # _get_lora_cases, cudagraph_specialize_lora on by default)
+    assert d.cuda_graph_bytes == 2 * b.cuda_graph_bytes > 0
+    assert b.kv_cache_bytes - d.kv_cache_bytes == want + d.cuda_graph_bytes - b.cuda_graph_bytes
     assert "--enable-lora --max-loras 4 --max-lora-rank 64" in lora.command
 
 

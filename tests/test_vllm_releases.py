@@ -123,7 +123,8 @@ def test_cuda_graph_terms_hold_on_every_logged_estimate():
     cases = json.loads((DATA / "vllm_cudagraph_estimates.json").read_text())["cases"]
     for c in cases:
         moe, hyb = c["kind"] == "moe", c["kind"] == "hybrid"
-        top = upper.graphs_gib(moe, hyb, c["layers_per_rank"]) if c.get("layers_per_rank") else upper.of(moe, hyb)
+        top = (upper.graphs_gib(moe, hyb, c["layers_per_rank"], c["piecewise_sizes"], c.get("tp", 1))
+               if c.get("layers_per_rank") else upper.of(moe, hyb))
         assert c["estimated_gib"] <= top, c["id"]
     # the hybrid kind is what pushes past the dense / MoE band (FULL decode graphs for the recurrent layers)
     assert max(c["estimated_gib"] for c in cases if c["kind"] == "hybrid") > upper.moe
@@ -157,8 +158,9 @@ def test_the_seeds_70b_awq_starts_on_0_19_1():
 
 
 def test_dense_graph_figures_are_the_calibration_fit():
-    """data/vllm.json's dense CUDA-graph figures per decoder layer are tools/fit_cudagraph.py's fit on the calibration
-    logs (median for the estimate, maximum for the verdict's upper end), rounded up, never below it."""
+    """data/vllm.json's dense CUDA-graph figures per decoder layer and PIECEWISE capture size are
+    tools/fit_cudagraph.py's fit on the calibration logs (median for the estimate, maximum for the verdict's upper
+    end, after the TP > 1 factor of the one TP 1 / TP 2 pair), rounded up, never below it."""
     import importlib.util
 
     from vramcalc.vllm.weights import vllm_rules
@@ -169,10 +171,27 @@ def test_dense_graph_figures_are_the_calibration_fit():
     dense = fit.fit()["dense"]
     est = vllm_rules().versions.by_version["0.33.0"].cudagraph_gib
     upper = vllm_rules().verdict_margin.cuda_graph_upper_gib
-    assert est is not None and est.dense_per_layer is not None and upper.dense_per_layer is not None
+    assert est is not None and est.dense_per_layer_size is not None and upper.dense_per_layer_size is not None
     assert dense["n"] >= 3
-    assert dense["estimate"] <= est.dense_per_layer < dense["estimate"] + 0.001
-    assert dense["upper"] <= upper.dense_per_layer < dense["upper"] + 0.001
+    assert dense["estimate"] <= est.dense_per_layer_size < dense["estimate"] + 1e-6
+    assert dense["upper"] <= upper.dense_per_layer_size < dense["upper"] + 1e-6
+    assert est.dense_tp_factor == upper.dense_tp_factor >= dense["tp_factor"] == 1.3  # Qwen2-7B: 0.65 / 0.50
+
+
+def test_capture_sizes_follow_vllm_and_the_logs():
+    """vLLM v0.33.0's default capture sizes (vllm/config/vllm.py _set_cudagraph_sizes; FULL decode up to
+    max_num_seqs, vllm/v1/cudagraph_dispatcher.py) against the logged counts: 'PIECEWISE=51 (largest=512),
+    FULL=35 (largest=256)' at the default 256 sequences (LMCache/LMCache#3430, vllm-project/vllm#39559) and 19 / 11
+    graphs captured at 64 (aivrar/vllm-windows-build#4). Fewer sequences capture fewer graphs, so the dense
+    estimate shrinks with them; more than 256 add FULL decode graphs."""
+    from vramcalc.vllm.engine import cudagraph_capture_counts
+    assert cudagraph_capture_counts(256, 2048) == (51, 35) == cudagraph_capture_counts(256, 8192, sm100=True)
+    assert cudagraph_capture_counts(64, 2048) == (19, 11)
+    assert cudagraph_capture_counts(512, 8192) == (51, 51)
+    llama = load("meta-llama/Llama-3.3-70B-Instruct")
+    g = {n: check_vllm(llama, find_gpu("h100"), VLLMOptions(tp=2, max_model_len=8192, max_num_seqs=n)
+                       ).devices[0].cuda_graph_bytes / 2**30 for n in (64, 256)}
+    assert round(g[256], 2) == round(0.000267 * 80 * 51 * 1.3, 2) and round(g[64] / g[256], 3) == round(19 / 51, 3)
 
 
 def test_margins_cover_the_held_out_errors_of_each_term():
@@ -198,10 +217,12 @@ def test_margins_cover_the_held_out_errors_of_each_term():
 
 
 def test_the_seeds_70b_awq_tp2_on_0_33_is_refused_with_a_rechecked_fix():
-    """At 0.33 the CUDA graphs are inside the budget. An 80-layer dense model on 2x RTX 4090 is estimated at 0.018 GiB
-    per layer (1.44 GiB; the calibration median of the dense logs), which leaves 0.86 GiB of KV cache against the
-    1.25 GiB one 8,192-token request needs: refused at the estimate in vLLM's words, whatever the margin. The
-    offered fix re-checks as starting. The recorded start-up failures stay refused (no false 'fits')."""
+    """At 0.33 the CUDA graphs are inside the budget. An 80-layer dense model at TP 2 capturing the default 51
+    PIECEWISE sizes is estimated at 0.000267 GiB per layer and size x1.3 (1.42 GiB per GPU; tools/fit_cudagraph.py),
+    which leaves 0.88 GiB of KV cache on 2x RTX 4090 against the 1.25 GiB one 8,192-token request needs: refused at
+    the estimate in vLLM's words, whatever the margin. It would take an estimate of 1.05 GiB (0.000199 per layer and
+    size, below every recorded dense log) to start. The offered fix re-checks as starting. The recorded start-up
+    failures stay refused (no false 'fits')."""
     from vramcalc.pasted_command import check_command
 
     r = check_vllm(load("meta-llama/Llama-3.3-70B-Instruct"), find_gpu("rtx4090"),
@@ -209,11 +230,15 @@ def test_the_seeds_70b_awq_tp2_on_0_33_is_refused_with_a_rechecked_fix():
                                gpu_memory_utilization=0.92))
     assert not r.fits and not r.fits_at_estimate and "vllm.kv.max_model_len" in codes(r)
     d = r.devices[0]
-    assert round(d.weights_bytes / 2**30, 2) == 18.55 and round(d.cuda_graph_bytes / 2**30, 2) == 1.44
+    assert round(d.weights_bytes / 2**30, 2) == 18.55 and round(d.cuda_graph_bytes / 2**30, 2) == 1.42
     cmd = ("vllm serve casperhansen/llama-3.3-70b-instruct-awq --tensor-parallel-size 2 --max-model-len 8192 "
            "--quantization awq --gpu-memory-utilization 0.92")
     c = check_command(cmd, "2x4090")
     assert not c.fits and c.corrected_command and check_command(c.corrected_command, "2x4090").fits
+    # not one request fits, so fewer sequences cost nothing: 128 capture 35 PIECEWISE sizes (0.97 GiB of graphs)
+    # and the 8,192-token context stays as asked
+    assert c.corrected_command.endswith("--max-model-len 8192 --quantization awq --gpu-memory-utilization 0.92 "
+                                        "--max-num-seqs 128")
     for f in GRAPH_FAILURES:
         gpu = find_gpu(f["gpu"])
         if f.get("gpu_total_gib"):

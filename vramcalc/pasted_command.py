@@ -1115,6 +1115,15 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
                           ("--gpu-memory-utilization",), ["--gpu-memory-utilization", str(u_max)],
                           {"gpu_memory_utilization": u_max}))
         lens = sorted({n for n in (r.safe_max_model_len, r.estimated_max_model_len) if 0 < n < r.max_model_len})
+        if any(e.code == "vllm.kv.max_model_len" for e in r.errors) and "--max-num-seqs" not in p.args:
+            # not one request fits: fewer sequences cost no concurrency, and from 0.20 they capture fewer CUDA graphs
+            # inside the budget (vramcalc/vllm/engine.py cudagraph_capture_counts) and shrink the sampler's peak;
+            # the context stays as asked
+            for m in (r.layout.max_num_seqs // 2, r.layout.max_num_seqs // 4, r.layout.max_num_seqs // 8):
+                if m >= 1:
+                    tries.append((f"--max-num-seqs {m} (fewer sequences: fewer CUDA graphs and a smaller sampler "
+                                  "peak; the context as asked)", ("--max-num-seqs",), ["--max-num-seqs", str(m)],
+                                  {"max_num_seqs": m}))
         for n in lens:
             tries.append((f"--max-model-len {n} (the longest that fits)", ("--max-model-len",),
                           ["--max-model-len", str(n)], {"max_model_len": n}))

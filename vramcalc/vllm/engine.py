@@ -558,18 +558,41 @@ def _hybrid(spec: ModelSpec) -> bool:
     return any(layer.ssm is not None for layer in spec.layers)
 
 
-def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion) -> tuple[float, float]:
+def cudagraph_capture_counts(max_num_seqs: int, max_num_batched_tokens: int, sm100: bool = False,
+                             decode_query_len: int = 1) -> tuple[int, int]:
+    """(PIECEWISE sizes, FULL decode sizes) vLLM captures by default: v0.33.0 vllm/config/vllm.py
+    VllmConfig._set_cudagraph_sizes (largest size min(2 x max_num_seqs x query length, 512, or 1024 on SM 10.x),
+    capped at max_num_batched_tokens; [1, 2, 4] + every 8 below 256 + every 16 from 256, plus max_num_batched_tokens
+    and max_num_seqs where they fit) and vllm/v1/cudagraph_dispatcher.py (FULL decode: the sizes from the query
+    length up to max_num_seqs x query length). 256 sequences give 51 and 35, as logged by LMCache/LMCache#3430."""
+    cap = min(max_num_seqs * decode_query_len * 2, 1024 if sm100 else 512, max_num_batched_tokens)
+    sizes = {i for i in (1, 2, 4) if i <= cap} | set(range(8, min(cap + 1, 256), 8)) | set(range(256, cap + 1, 16))
+    if max_num_batched_tokens <= cap:
+        sizes.add(max_num_batched_tokens)
+    if decode_query_len == 1 and max_num_seqs <= cap:
+        sizes.add(max_num_seqs)
+    full = [x for x in sizes if decode_query_len <= x <= decode_query_len * max_num_seqs]
+    return len(sizes), len(full)
+
+
+def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion, gpu: GPU, seqs: int, mnbt: int,
+                     query_len: int = 1) -> tuple[float, float]:
     """(estimate, upper bound) of the CUDA-graph pool inside the budget: from 0.20 vLLM
     (vllm/v1/worker/gpu_worker.py determine_available_memory) subtracts it; 0 with --enforce-eager."""
     graphs = 0.0
-    # dense: per decoder layer on the rank's stage (each captured graph holds a piece per layer; tools/fit_cudagraph.py)
+    # dense: per decoder layer on the rank's stage and per PIECEWISE capture size (each size records one graph per
+    # layer piece; tools/fit_cudagraph.py), x the TP factor at TP > 1
     layers = ceil(len(spec.layers) / opts.pp)
+    sm100 = (gpu.compute_capability or "").startswith("10.")
+    sizes = cudagraph_capture_counts(seqs, mnbt, sm100, query_len)[0]
+    if opts.enable_lora:  # each size is captured without and with LoRA (v0.33.0 vllm/v1/cudagraph_dispatcher.py
+        sizes *= 2        # _get_lora_cases: cudagraph_specialize_lora on by default, [0, max_loras + 1])
     if prof.cudagraph_in_budget and not opts.enforce_eager:
         cg = prof.cudagraph_gib
         assert cg is not None, "data/vllm.json: a release with cudagraph_in_budget needs cudagraph_gib"
-        graphs = cg.graphs_gib(spec.is_moe, _hybrid(spec), layers) * GIB
+        graphs = cg.graphs_gib(spec.is_moe, _hybrid(spec), layers, sizes, opts.tp) * GIB
     cgu = vllm_rules().verdict_margin.cuda_graph_upper_gib
-    upper = max(graphs, cgu.graphs_gib(spec.is_moe, _hybrid(spec), layers) * GIB) if graphs else 0
+    upper = max(graphs, cgu.graphs_gib(spec.is_moe, _hybrid(spec), layers, sizes, opts.tp) * GIB) if graphs else 0
     return graphs, upper
 
 
@@ -761,7 +784,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     errors += [m for m in attn_msgs if m.level == "error"]  # vLLM raises these when it builds the attention layers
     act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs)
     non_torch, car = _non_torch_term(gpu, opts, prof)
-    graphs, graphs_upper = _cuda_graph_term(spec, opts, prof)
+    graphs, graphs_upper = _cuda_graph_term(spec, opts, prof, gpu, seqs, mnbt,
+                                            1 + (plan.num_speculative_tokens if plan else 0))
     devices: list[DeviceBudget] = []
     pools: list[tuple[KVPool, int]] = []
     for (w, w_bytes), (lora, vision, offloaded) in zip(weights, extras):
