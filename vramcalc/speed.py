@@ -64,13 +64,51 @@ def llamacpp_cuda_graphs(build: str | None) -> bool:
     return True
 
 
+def _day_cmp(day: str, bound: str) -> int:
+    """-1 / 0 / 1: `day` before / within / after `bound`, at the coarser of their precisions."""
+    n = min(len(day), len(bound))
+    return (day[:n] > bound[:n]) - (day[:n] < bound[:n])
+
+
+def llamacpp_vulkan_era(build: str | None) -> int:
+    """The Vulkan build era of a llama.cpp build (data/speed.json llamacpp_vulkan_eras): how many of the boundary PRs
+    it holds. A date-named master build is placed by the PR's merge date; a release number by the anchors (here and
+    in data/llamacpp_builds.json); one that cannot be placed, like a date inside a merge window, counts as lacking
+    the PR (the older, slower era). None, `latest` or a commit hash: the newest era."""
+    eras = speed_data().llamacpp_vulkan_eras
+    if eras is None:
+        return 0
+    b = (build or "").strip().lower()
+    if not b or b == "latest" or not (_BUILD_NO.match(b) or _BUILD_DATE.match(b)):
+        return len(eras.boundaries)
+    from .llamacpp.builds import builds_data
+
+    anchors = list(eras.anchors) + list(builds_data().anchors)
+    held = 0
+    for pr in eras.boundaries:
+        hi = pr.dated or pr.by
+        if m := _BUILD_NO.match(b):
+            n = int(m.group(1))
+            holds = any(a.not_before is not None and hi is not None and _day_cmp(a.not_before, hi) > 0 and n >= a.release
+                        for a in anchors)
+        else:
+            holds = hi is not None and _day_cmp(b, hi) > 0  # the merge day itself: not placed
+        if not holds:
+            break
+        held += 1
+    return held
+
+
 def fixed_ms_per_layer(prof: SpeedProfile, engine: str, backend: str, build: str | None, batch: int = 1) -> float:
     """The fixed cost a layer adds to a decode step: the profile's, by build era for llama.cpp on CUDA (a backend
-    that borrows the CUDA profile, such as SYCL, launches every op: the cost without graphs; Vulkan has a profile of
-    its own, fitted on its runs, tests/data/throughput_cases.json tv07-tv13). PR #6766
+    that borrows the CUDA profile, such as SYCL, launches every op: the cost without graphs) and on Vulkan (its own
+    profile, one cost per era of data/speed.json llamacpp_vulkan_eras, fitted on tests/data/throughput_cases.json
+    tv07-tv13). PR #6766
     captures a graph only for a batch of one token ("disable for multi-gpu and batch size > 1", its commit message;
     ggml-cuda.cu checks the GGML_OP_ADD nodes): a step of several sequences launches every op, as builds before it
     did. Not modelled: PR #19645 (2026-02) also captures graphs at 2-4 tokens; there this errs slow."""
+    if engine == "llamacpp" and backend == "vulkan" and prof.fixed_ms_per_layer_by_era:
+        return prof.fixed_ms_per_layer_by_era[min(llamacpp_vulkan_era(build), len(prof.fixed_ms_per_layer_by_era) - 1)]
     if engine == "llamacpp" and prof.fixed_ms_per_layer_before_cuda_graphs is not None \
             and (backend != "cuda" or batch > 1 or not llamacpp_cuda_graphs(build)):  # SYCL: no CUDA graphs
         return prof.fixed_ms_per_layer_before_cuda_graphs
