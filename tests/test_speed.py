@@ -251,3 +251,20 @@ def test_q2_k_on_an_early_2024_build_within_20_percent():
     assert _err(q4_0) <= 0.05  # the build's fixed cost holds for Q4_0
     assert q2_k["step_ms"] > q4_0["step_ms"]  # measured: Q2_K slower than Q4_0
     assert _err(q2_k) <= 0.20
+
+
+def test_recurrent_state_is_read_and_written_each_step_at_the_engines_dtype():
+    """A Gated-DeltaNet decode step reads each sequence's state and writes it back in place (vLLM 0.33.0
+    qwen_gdn_linear_attn.py _forward_core: causal_conv1d_update on the conv state, the recurrent kernel with
+    initial_state=ssm_state, inplace_final_state=True). Qwen3.6-27B under vLLM: twice the state vLLM 0.33.0 itself
+    allocates per sequence and GDN layer (tests/data/vllm_oracle/v0.33.0.json, Qwen/Qwen3.5-27B, the same text dims:
+    MambaSpec page_size_bytes 3,211,264, conv bf16 + temporal fp32 padded by 0.13%); llama.cpp keeps r and s in F32."""
+    from vramcalc.sources import load_model
+    from vramcalc.speed import state_step_bytes
+
+    spec = load_model("qwen3.6-27b")
+    gdn = sum(1 for layer in spec.layers if layer.ssm is not None)
+    logged_page = 3_211_264
+    assert state_step_bytes(spec, "vllm") == pytest.approx(2 * gdn * logged_page, rel=0.002)
+    assert state_step_bytes(spec, "llamacpp") == 2 * gdn * (10240 * 3 * 4 + 48 * 128 * 128 * 4)
+    assert state_step_bytes(load_model("llama-3.1-8b"), "vllm") == 0

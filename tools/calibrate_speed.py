@@ -39,7 +39,7 @@ def _features(c: dict) -> tuple[float, int]:
     spec = case_spec(c)
     reads = weight_reads(spec, c["quant"])
     b = c["batch"]
-    total = reads.step_bytes(b) + b * kv_read_bytes(spec, c["context"], c.get("kv_dtype"))
+    total = reads.step_bytes(b) + b * kv_read_bytes(spec, c["context"], c.get("kv_dtype"), c["engine"])
     return total / c.get("tp", 1) / (c["bandwidth_gbs"] * 1e9) * 1e3, reads.num_layers
 
 

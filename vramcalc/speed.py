@@ -189,9 +189,32 @@ def weight_reads(spec: ModelSpec, quant: str | None = None) -> WeightReads:
     return reads_from_groups(spec, q.by_group)
 
 
-def kv_read_bytes(spec: ModelSpec, context: int, kv_dtype: str | None = None) -> int:
-    """Cache and recurrent state one sequence reads per step at `context` (windows applied)."""
-    return sum(m.kv_bytes + m.state_bytes for m in kv_by_layer_kind(spec, max(1, context), kv_dtype))
+def state_step_bytes(spec: ModelSpec, engine: str | None = None) -> int:
+    """Recurrent-state bytes one sequence moves per decode step: every recurrent layer reads its state and writes
+    the updated state back in place, so twice the state, at the dtypes the engine keeps it in. vLLM (0.33.0 / commit
+    00545a8a, vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py _forward_core, decode path):
+    causal_conv1d_update shifts the conv state in place, and fused_sigmoid_gating_delta_rule_update (or the packed
+    recurrent decode kernel) is called with initial_state=ssm_state and inplace_final_state=True; the conv state is
+    at the model dtype, the temporal state at mamba_ssm_cache_dtype (vramcalc/vllm/kv.py ssm_state_dtype: float32
+    for Qwen3.5/3.6 from their config). llama.cpp: the r and s states are F32 whatever the KV types (llama.cpp
+    4df29be src/llama-model.cpp create_memory, vramcalc/llamacpp/kv.py). Another engine or None: the model dtype."""
+    from .cache_kinds import cache_layers
+    from .kv import dtype_bytes
+
+    conv = temporal = dtype_bytes(spec.dtype)
+    if engine == "llamacpp":
+        conv = temporal = 4
+    elif engine == "vllm":
+        from .vllm.kv import ssm_state_dtype
+
+        temporal = dtype_bytes(ssm_state_dtype(spec))
+    return 2 * sum(c.recurrent.state_bytes(conv, temporal) for c in cache_layers(spec) if c.recurrent is not None)
+
+
+def kv_read_bytes(spec: ModelSpec, context: int, kv_dtype: str | None = None, engine: str | None = None) -> int:
+    """Cache one sequence reads per step at `context` (windows applied), and the recurrent state it reads and
+    writes back (state_step_bytes)."""
+    return sum(m.kv_bytes for m in kv_by_layer_kind(spec, max(1, context), kv_dtype)) + state_step_bytes(spec, engine)
 
 
 class Hardware(BaseModel):
@@ -300,7 +323,7 @@ def estimate_speed(reads: WeightReads, spec: ModelSpec, hw: Hardware, *, context
     token for a `prompt_tokens` prompt."""
     prof, key, calibrated = _profile(hw.engine, hw.backend)
     label = _profile_label(key)
-    kv = kv_read_bytes(spec, context, kv_dtype)
+    kv = kv_read_bytes(spec, context, kv_dtype, hw.engine)
     one = step_terms(reads, kv, 1, hw)
     single_ms = sum(one.values())
     b = max(1, concurrency)
