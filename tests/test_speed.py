@@ -268,3 +268,7 @@ def test_recurrent_state_is_read_and_written_each_step_at_the_engines_dtype():
     assert state_step_bytes(spec, "vllm") == pytest.approx(2 * gdn * logged_page, rel=0.002)
     assert state_step_bytes(spec, "llamacpp") == 2 * gdn * (10240 * 3 * 4 + 48 * 128 * 128 * 4)
     assert state_step_bytes(load_model("llama-3.1-8b"), "vllm") == 0
+    # an MTP verify step of 4 tokens stores the temporal state after each token (fla/ops/fused_sigmoid_gating.py
+    # 'keep the states for multi-query tokens'): one read, four writes
+    temporal = 48 * 128 * 128 * 4
+    assert state_step_bytes(spec, "vllm", query=4) - state_step_bytes(spec, "vllm") == gdn * 3 * temporal

@@ -189,9 +189,9 @@ def _attention_flops_per_token(spec: ModelSpec, context: int) -> float:
     return total
 
 
-def kv_bytes(spec: ModelSpec, context: int, kv_dtype: str | None, engine: str | None = None) -> int:
+def kv_bytes(spec: ModelSpec, context: int, kv_dtype: str | None, engine: str | None = None, query: int = 1) -> int:
     """KV one sequence reads per step, and its recurrent state read and written back (speed.state_step_bytes)."""
-    return kv_read_bytes(spec, context, kv_dtype, engine)
+    return kv_read_bytes(spec, context, kv_dtype, engine, query)
 
 
 class _Constants(BaseModel):
@@ -255,7 +255,7 @@ def step_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, batch: int,
     if not dep.gpu.memory_bandwidth_gbs:
         raise NotModelledError(f"{dep.gpu.name} has no memory bandwidth: give the device as SIZE@BW for a speed estimate")
     bw = dep.gpu.memory_bandwidth_gbs * 1e9 * k.efficiency
-    read = (reads.step_bytes(batch * query) + batch * kv_bytes(spec, context, dep.kv_dtype, dep.engine)) * layer_share
+    read = (reads.step_bytes(batch * query) + batch * kv_bytes(spec, context, dep.kv_dtype, dep.engine, query)) * layer_share
     terms = {"memory": read / dep.tp / bw * 1e3}
     rate = format_tflops(dep.gpu, dep.quant, engine=dep.engine, backend=dep.backend)
     if rate:

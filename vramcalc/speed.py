@@ -189,7 +189,7 @@ def weight_reads(spec: ModelSpec, quant: str | None = None) -> WeightReads:
     return reads_from_groups(spec, q.by_group)
 
 
-def state_step_bytes(spec: ModelSpec, engine: str | None = None) -> int:
+def state_step_bytes(spec: ModelSpec, engine: str | None = None, query: int = 1) -> int:
     """Recurrent-state bytes one sequence moves per decode step: every recurrent layer reads its state and writes
     the updated state back in place, so twice the state, at the dtypes the engine keeps it in. vLLM (0.33.0 / commit
     00545a8a, vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py _forward_core, decode path):
@@ -197,7 +197,10 @@ def state_step_bytes(spec: ModelSpec, engine: str | None = None) -> int:
     recurrent decode kernel) is called with initial_state=ssm_state and inplace_final_state=True; the conv state is
     at the model dtype, the temporal state at mamba_ssm_cache_dtype (vramcalc/vllm/kv.py ssm_state_dtype: float32
     for Qwen3.5/3.6 from their config). llama.cpp: the r and s states are F32 whatever the KV types (llama.cpp
-    4df29be src/llama-model.cpp create_memory, vramcalc/llamacpp/kv.py). Another engine or None: the model dtype."""
+    4df29be src/llama-model.cpp create_memory, vramcalc/llamacpp/kv.py). Another engine or None: the model dtype.
+    A vLLM verify step of `query` tokens a sequence (speculative decoding) keeps the temporal state after every token
+    (vllm/model_executor/layers/fla/ops/fused_sigmoid_gating.py, 'keep the states for multi-query tokens': one store
+    per token into its ssm_state_indices slot): one read and `query` writes."""
     from .cache_kinds import cache_layers
     from .kv import dtype_bytes
 
@@ -208,13 +211,21 @@ def state_step_bytes(spec: ModelSpec, engine: str | None = None) -> int:
         from .vllm.kv import ssm_state_dtype
 
         temporal = dtype_bytes(ssm_state_dtype(spec))
-    return 2 * sum(c.recurrent.state_bytes(conv, temporal) for c in cache_layers(spec) if c.recurrent is not None)
+    writes = max(1, query) if engine == "vllm" else 1
+    total = 0
+    for c in cache_layers(spec):
+        if c.recurrent is not None:
+            conv_n, temporal_n = c.recurrent.state_elements()
+            total += 2 * conv_n * conv + (1 + writes) * temporal_n * temporal
+    return total
 
 
-def kv_read_bytes(spec: ModelSpec, context: int, kv_dtype: str | None = None, engine: str | None = None) -> int:
+def kv_read_bytes(spec: ModelSpec, context: int, kv_dtype: str | None = None, engine: str | None = None,
+                  query: int = 1) -> int:
     """Cache one sequence reads per step at `context` (windows applied), and the recurrent state it reads and
     writes back (state_step_bytes)."""
-    return sum(m.kv_bytes for m in kv_by_layer_kind(spec, max(1, context), kv_dtype)) + state_step_bytes(spec, engine)
+    kv = sum(m.kv_bytes for m in kv_by_layer_kind(spec, max(1, context), kv_dtype))
+    return kv + state_step_bytes(spec, engine, query)
 
 
 class Hardware(BaseModel):
