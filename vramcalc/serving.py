@@ -54,7 +54,6 @@ from .eager import eager_ms
 from .engines import ENGINE_NAMES, Engine
 from .errors import NotModelledError
 from .gpus import GPU, gpu_row
-from .kv import kv_by_layer_kind
 from .spec import ModelSpec
 from .speed import WeightReads, fixed_ms_per_layer, kv_read_bytes, speed_data
 

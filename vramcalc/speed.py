@@ -2,7 +2,8 @@
 
 One decode step of B sequences at context c, per rank (the slowest stage adds up for layer splits):
 
-    memory   = (dense + experts x touched(B) + B x kv(c)) / TP / (bandwidth x efficiency)
+    memory   = (dense + experts x touched(B) + B x (kv(c) + state)) / TP / (bandwidth x efficiency)
+               [state: each recurrent layer's state read and written back, state_step_bytes]
     comm     = 2 x layers x (latency x (TP - 1) + message / link bandwidth)   [TP > 1: two all-reduces a
                layer, after attention and after the MLP (Megatron-LM, Shoeybi et al. 2019, section 3)]
     step     = max(memory, compute) + comm + fixed_per_layer x layers   (+ the host's kernel launches when
