@@ -47,7 +47,7 @@ def case_hardware(case: dict) -> Hardware:
 def predict_step_ms(case: dict) -> float:
     spec = case_spec(case)
     reads = weight_reads(spec, case["quant"])
-    kv = kv_read_bytes(spec, case["context"], case.get("kv_dtype"))
+    kv = kv_read_bytes(spec, case["context"], case.get("kv_dtype"), case["engine"])
     return sum(step_terms(reads, kv, case["batch"], case_hardware(case)).values())
 
 

@@ -8,7 +8,8 @@ then, on the profile just fitted, the host's cost per kernel launch without CUDA
 vramcalc/eager.py): us_per_kernel x kernels per step, fitted on the calibrate eager rows against their measured
 CUDA-graph twin (`graph_twin`) where the source gives one, else against the profile's graph-mode step
 with llama.cpp on CUDA's per-layer cost fitted apart for builds before CUDA graphs (PR #6766, b2822) where the
-calibration rows hold both eras (their `llamacpp_build`),
+calibration rows hold both eras (their `llamacpp_build`), and llama.cpp on Vulkan's one per build era of
+data/speed.json llamacpp_vulkan_eras (every era needs a calibrate row),
 so each engine:backend profile is one least-squares fit of relative error. A profile with fewer
 than 3 rows fits only its efficiency and takes the per-layer cost of its engine's fallback profile.
 Run: python tools/calibrate_speed.py
@@ -28,7 +29,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from throughput_cases import case_spec, load_cases, predict_prefill_tps, predict_step_ms  # noqa: E402
 
-from vramcalc.speed import kv_read_bytes, llamacpp_cuda_graphs, speed_data, weight_reads  # noqa: E402
+from vramcalc.speed import (kv_read_bytes, llamacpp_cuda_graphs, llamacpp_vulkan_era, speed_data,  # noqa: E402
+                            weight_reads)
 
 DATA = ROOT / "vramcalc" / "data" / "speed.json"
 
@@ -37,7 +39,7 @@ def _features(c: dict) -> tuple[float, int]:
     spec = case_spec(c)
     reads = weight_reads(spec, c["quant"])
     b = c["batch"]
-    total = reads.step_bytes(b) + b * kv_read_bytes(spec, c["context"], c.get("kv_dtype"))
+    total = reads.step_bytes(b) + b * kv_read_bytes(spec, c["context"], c.get("kv_dtype"), c["engine"])
     return total / c.get("tp", 1) / (c["bandwidth_gbs"] * 1e9) * 1e3, reads.num_layers
 
 
@@ -70,13 +72,24 @@ def main() -> None:
                 names.append("layer_pre_graphs")  # llama.cpp builds before CUDA graphs (PR #6766): a cost of their own
             if any(c.get("tp", 1) > 1 for c, *_ in rs):
                 names.append("allreduce")
+            # llama.cpp on Vulkan: one per-layer cost per build era (data/speed.json llamacpp_vulkan_eras), each
+            # fitted on the calibrate rows of its era, with the efficiency shared
+            era = [llamacpp_vulkan_era(c.get("llamacpp_build")) for c, *_ in rs] if key == "llamacpp:vulkan" else []
+            n_eras = len(data["llamacpp_vulkan_eras"]["boundaries"]) + 1 if era else 0
+            if era:
+                assert set(era) == set(range(n_eras)), f"{key}: an era without a calibrate row ({sorted(set(era))})"
+                names = ["inv_eff"] + [f"layer_era{i}" for i in range(n_eras)]
             A = []
-            for (c, mem, n), pre in zip(rs, pre_graphs):
+            for i, ((c, mem, n), pre) in enumerate(zip(rs, pre_graphs)):
                 f = {"inv_eff": mem, "layer": 0 if pre and "layer_pre_graphs" in names else n,
                      "layer_pre_graphs": n if pre else 0, "allreduce": 2 * n * (c.get("tp", 1) - 1) * 1e-3}
+                f.update({f"layer_era{e}": n if era and era[i] == e else 0 for e in range(n_eras)})
                 A.append([f[k] / c["step_ms"] for k in names])
             x, *_ = np.linalg.lstsq(np.array(A), np.ones(len(A)), rcond=None)
             fit = dict(zip(names, x))
+            if era:
+                prof["fixed_ms_per_layer_by_era"] = [round(max(0.0, fit[f"layer_era{e}"]), 5) for e in range(n_eras)]
+                fit["layer"] = fit[f"layer_era{n_eras - 1}"]  # the newest era's, for a build that names none
         prof["bandwidth_efficiency"] = round(1 / fit["inv_eff"], 4)
         prof["fixed_ms_per_layer"] = round(max(0.0, fit["layer"]), 5)
         if "layer_pre_graphs" in fit:

@@ -315,6 +315,8 @@ class SpeedProfile(Fixed):
     prefill_mfu: float
     fixed_ms_per_layer: float  # llama.cpp on CUDA: builds with CUDA graphs (speed.cuda_graphs_build)
     fixed_ms_per_layer_before_cuda_graphs: float | None = None  # llama.cpp on CUDA, builds before them
+    # llama.cpp on Vulkan: one cost per build era (speed.llamacpp_vulkan_eras), oldest first; the last is the newest's
+    fixed_ms_per_layer_by_era: list[float] | None = None
     bandwidth_efficiency: float
     calibrated_on: list[str]
     median_abs_error: float
@@ -337,6 +339,26 @@ class LlamacppGraphs(Fixed):
     source: str
 
 
+class VulkanEraBoundary(Fixed):
+    """A llama.cpp PR that cut the Vulkan backend's fixed cost a decode step pays per layer: a build of a date on or
+    after `dated` (or `by`) holds it, one before `dated` (or `after`) lacks it."""
+
+    pr: int
+    url: str
+    dated: str | None = None  # the merge (commit) date, YYYY-MM-DD
+    after: str | None = None  # bounds where the merge day is not recorded
+    by: str | None = None
+    source: str
+
+
+class LlamacppVulkanEras(Fixed):
+    """The build eras of llama.cpp's Vulkan fixed cost: era i holds the first i boundaries (oldest first)."""
+
+    source_note: str = Field(alias="_source")
+    boundaries: list[VulkanEraBoundary]
+    anchors: list[LlamaBuildAnchor] = []  # release numbers with date bounds, beside data/llamacpp_builds.json's
+
+
 class VllmEager(Fixed):
     """vLLM --enforce-eager: the host launches every kernel of a decode step (vramcalc/eager.py)."""
 
@@ -350,6 +372,7 @@ class VllmEager(Fixed):
 class Speed(Fixed):
     source_note: str = Field(alias="_source")
     llamacpp_cuda_graphs: LlamacppGraphs | None = None
+    llamacpp_vulkan_eras: LlamacppVulkanEras | None = None
     profiles: dict[str, SpeedProfile]  # "<engine>:<backend>"
     fallbacks: dict[str, str]  # engine -> the profile used for a backend it has none for
     links: dict[str, Link]

@@ -54,9 +54,8 @@ from .eager import eager_ms
 from .engines import ENGINE_NAMES, Engine
 from .errors import NotModelledError
 from .gpus import GPU, gpu_row
-from .kv import kv_by_layer_kind
 from .spec import ModelSpec
-from .speed import WeightReads, fixed_ms_per_layer, speed_data
+from .speed import WeightReads, fixed_ms_per_layer, kv_read_bytes, speed_data
 
 # llama-server's -b default: prompt tokens per batch (tools/server/README.md, llama.cpp b6000+)
 LLAMACPP_BATCH = 2048
@@ -189,8 +188,9 @@ def _attention_flops_per_token(spec: ModelSpec, context: int) -> float:
     return total
 
 
-def kv_bytes(spec: ModelSpec, context: int, kv_dtype: str | None) -> int:
-    return sum(m.kv_bytes + m.state_bytes for m in kv_by_layer_kind(spec, max(1, context), kv_dtype))
+def kv_bytes(spec: ModelSpec, context: int, kv_dtype: str | None, engine: str | None = None, query: int = 1) -> int:
+    """KV one sequence reads per step, and its recurrent state read and written back (speed.state_step_bytes)."""
+    return kv_read_bytes(spec, context, kv_dtype, engine, query)
 
 
 class _Constants(BaseModel):
@@ -254,7 +254,7 @@ def step_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, batch: int,
     if not dep.gpu.memory_bandwidth_gbs:
         raise NotModelledError(f"{dep.gpu.name} has no memory bandwidth: give the device as SIZE@BW for a speed estimate")
     bw = dep.gpu.memory_bandwidth_gbs * 1e9 * k.efficiency
-    read = (reads.step_bytes(batch * query) + batch * kv_bytes(spec, context, dep.kv_dtype)) * layer_share
+    read = (reads.step_bytes(batch * query) + batch * kv_bytes(spec, context, dep.kv_dtype, dep.engine, query)) * layer_share
     terms = {"memory": read / dep.tp / bw * 1e3}
     rate = format_tflops(dep.gpu, dep.quant, engine=dep.engine, backend=dep.backend)
     if rate:

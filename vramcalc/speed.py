@@ -2,7 +2,8 @@
 
 One decode step of B sequences at context c, per rank (the slowest stage adds up for layer splits):
 
-    memory   = (dense + experts x touched(B) + B x kv(c)) / TP / (bandwidth x efficiency)
+    memory   = (dense + experts x touched(B) + B x (kv(c) + state)) / TP / (bandwidth x efficiency)
+               [state: each recurrent layer's state read and written back, state_step_bytes]
     comm     = 2 x layers x (latency x (TP - 1) + message / link bandwidth)   [TP > 1: two all-reduces a
                layer, after attention and after the MLP (Megatron-LM, Shoeybi et al. 2019, section 3)]
     step     = max(memory, compute) + comm + fixed_per_layer x layers   (+ the host's kernel launches when
@@ -64,13 +65,51 @@ def llamacpp_cuda_graphs(build: str | None) -> bool:
     return True
 
 
+def _day_cmp(day: str, bound: str) -> int:
+    """-1 / 0 / 1: `day` before / within / after `bound`, at the coarser of their precisions."""
+    n = min(len(day), len(bound))
+    return (day[:n] > bound[:n]) - (day[:n] < bound[:n])
+
+
+def llamacpp_vulkan_era(build: str | None) -> int:
+    """The Vulkan build era of a llama.cpp build (data/speed.json llamacpp_vulkan_eras): how many of the boundary PRs
+    it holds. A date-named master build is placed by the PR's merge date; a release number by the anchors (here and
+    in data/llamacpp_builds.json); one that cannot be placed, like a date inside a merge window, counts as lacking
+    the PR (the older, slower era). None, `latest` or a commit hash: the newest era."""
+    eras = speed_data().llamacpp_vulkan_eras
+    if eras is None:
+        return 0
+    b = (build or "").strip().lower()
+    if not b or b == "latest" or not (_BUILD_NO.match(b) or _BUILD_DATE.match(b)):
+        return len(eras.boundaries)
+    from .llamacpp.builds import builds_data
+
+    anchors = list(eras.anchors) + list(builds_data().anchors)
+    held = 0
+    for pr in eras.boundaries:
+        hi = pr.dated or pr.by
+        if m := _BUILD_NO.match(b):
+            n = int(m.group(1))
+            holds = any(a.not_before is not None and hi is not None and _day_cmp(a.not_before, hi) > 0 and n >= a.release
+                        for a in anchors)
+        else:
+            holds = hi is not None and _day_cmp(b, hi) > 0  # the merge day itself: not placed
+        if not holds:
+            break
+        held += 1
+    return held
+
+
 def fixed_ms_per_layer(prof: SpeedProfile, engine: str, backend: str, build: str | None, batch: int = 1) -> float:
     """The fixed cost a layer adds to a decode step: the profile's, by build era for llama.cpp on CUDA (a backend
-    that borrows the CUDA profile, such as SYCL, launches every op: the cost without graphs; Vulkan has a profile of
-    its own, fitted on its runs, tests/data/throughput_cases.json tv07-tv13). PR #6766
+    that borrows the CUDA profile, such as SYCL, launches every op: the cost without graphs) and on Vulkan (its own
+    profile, one cost per era of data/speed.json llamacpp_vulkan_eras, fitted on tests/data/throughput_cases.json
+    tv07-tv13). PR #6766
     captures a graph only for a batch of one token ("disable for multi-gpu and batch size > 1", its commit message;
     ggml-cuda.cu checks the GGML_OP_ADD nodes): a step of several sequences launches every op, as builds before it
     did. Not modelled: PR #19645 (2026-02) also captures graphs at 2-4 tokens; there this errs slow."""
+    if engine == "llamacpp" and backend == "vulkan" and prof.fixed_ms_per_layer_by_era:
+        return prof.fixed_ms_per_layer_by_era[min(llamacpp_vulkan_era(build), len(prof.fixed_ms_per_layer_by_era) - 1)]
     if engine == "llamacpp" and prof.fixed_ms_per_layer_before_cuda_graphs is not None \
             and (backend != "cuda" or batch > 1 or not llamacpp_cuda_graphs(build)):  # SYCL: no CUDA graphs
         return prof.fixed_ms_per_layer_before_cuda_graphs
@@ -151,9 +190,43 @@ def weight_reads(spec: ModelSpec, quant: str | None = None) -> WeightReads:
     return reads_from_groups(spec, q.by_group)
 
 
-def kv_read_bytes(spec: ModelSpec, context: int, kv_dtype: str | None = None) -> int:
-    """Cache and recurrent state one sequence reads per step at `context` (windows applied)."""
-    return sum(m.kv_bytes + m.state_bytes for m in kv_by_layer_kind(spec, max(1, context), kv_dtype))
+def state_step_bytes(spec: ModelSpec, engine: str | None = None, query: int = 1) -> int:
+    """Recurrent-state bytes one sequence moves per decode step: every recurrent layer reads its state and writes
+    the updated state back in place, so twice the state, at the dtypes the engine keeps it in. vLLM (0.33.0 / commit
+    00545a8a, vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py _forward_core, decode path):
+    causal_conv1d_update shifts the conv state in place, and fused_sigmoid_gating_delta_rule_update (or the packed
+    recurrent decode kernel) is called with initial_state=ssm_state and inplace_final_state=True; the conv state is
+    at the model dtype, the temporal state at mamba_ssm_cache_dtype (vramcalc/vllm/kv.py ssm_state_dtype: float32
+    for Qwen3.5/3.6 from their config). llama.cpp: the r and s states are F32 whatever the KV types (llama.cpp
+    4df29be src/llama-model.cpp create_memory, vramcalc/llamacpp/kv.py). Another engine or None: the model dtype.
+    A vLLM verify step of `query` tokens a sequence (speculative decoding) keeps the temporal state after every token
+    (vllm/model_executor/layers/fla/ops/fused_sigmoid_gating.py, 'keep the states for multi-query tokens': one store
+    per token into its ssm_state_indices slot): one read and `query` writes."""
+    from .cache_kinds import cache_layers
+    from .kv import dtype_bytes
+
+    conv = temporal = dtype_bytes(spec.dtype)
+    if engine == "llamacpp":
+        conv = temporal = 4
+    elif engine == "vllm":
+        from .vllm.kv import ssm_state_dtype
+
+        temporal = dtype_bytes(ssm_state_dtype(spec))
+    writes = max(1, query) if engine == "vllm" else 1
+    total = 0
+    for c in cache_layers(spec):
+        if c.recurrent is not None:
+            conv_n, temporal_n = c.recurrent.state_elements()
+            total += 2 * conv_n * conv + (1 + writes) * temporal_n * temporal
+    return total
+
+
+def kv_read_bytes(spec: ModelSpec, context: int, kv_dtype: str | None = None, engine: str | None = None,
+                  query: int = 1) -> int:
+    """Cache one sequence reads per step at `context` (windows applied), and the recurrent state it reads and
+    writes back (state_step_bytes)."""
+    kv = sum(m.kv_bytes for m in kv_by_layer_kind(spec, max(1, context), kv_dtype))
+    return kv + state_step_bytes(spec, engine, query)
 
 
 class Hardware(BaseModel):
@@ -262,7 +335,7 @@ def estimate_speed(reads: WeightReads, spec: ModelSpec, hw: Hardware, *, context
     token for a `prompt_tokens` prompt."""
     prof, key, calibrated = _profile(hw.engine, hw.backend)
     label = _profile_label(key)
-    kv = kv_read_bytes(spec, context, kv_dtype)
+    kv = kv_read_bytes(spec, context, kv_dtype, hw.engine)
     one = step_terms(reads, kv, 1, hw)
     single_ms = sum(one.values())
     b = max(1, concurrency)

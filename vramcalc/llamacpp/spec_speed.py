@@ -120,7 +120,7 @@ def with_host_kv(est: ServingEstimate, spec: ModelSpec, running: int, kv_dtype: 
     sd = speed_data()
     context = est.prompt_tokens + est.output_tokens // 2
     host_bw = float(sd.host_ram_bandwidth_gbs) * 1e9
-    read_ms = running * kv_bytes(spec, context, kv_dtype) / host_bw * 1e3
+    read_ms = running * kv_bytes(spec, context, kv_dtype, "llamacpp") / host_bw * 1e3
     hops_ms = 2 * spec.num_layers * sd.links["pcie"].hop_us * 1e-3
     add = (read_ms + hops_ms) / 1e3
     itl = est.itl_s + add
