@@ -70,6 +70,7 @@ def test_every_alias_resolves_to_its_own_model():
     ("GLM4.7", "zai-org/GLM-4.7"),
     ("qwen3.5-9b", "Qwen/Qwen3.5-9B"),
     ("Qwen3.5-0.8B", "Qwen/Qwen3.5-0.8B"),
+    ("qwen3.5-2b", "Qwen/Qwen3.5-2B"),
 ])
 def test_names_people_type(typed, repo):
     assert catalog.resolve(typed) == repo
