@@ -152,7 +152,8 @@ def _measure_more(rows: dict[str, list[tuple[str, float]]], held: set[str]) -> N
     for case in json.loads((ROOT / "tests/data/llamacpp_dev_more.json").read_text())["cases"]:
         cid = case["id"]
         assert cid in held, f"{cid}: a new log is held out (tests/data/llamacpp_dev_split.json)"
-        spec = load(case["catalog_model"])
+        # spec_overrides: the fields the log shows the file differs from the catalog model in
+        spec = load(case["catalog_model"]).model_copy(update=case.get("spec_overrides", {}))
         # tensor_retype: the types the file's quantizer gave where the modelled build's mix differs (the log's counts)
         retype = [(re.compile(p), ty) for p, ty in case.get("tensor_retype", {}).items()]
         tensors = [(t, next((ty for rx, ty in retype if rx.search(t.name)), ggml))
@@ -178,7 +179,7 @@ def _measure_more(rows: dict[str, list[tuple[str, float]]], held: set[str]) -> N
         for name, mib in bufs.items():
             if name.endswith("_Host"):
                 ours = host.pinned_model_buffer_bytes
-            elif name in ("CPU", "CPU_Mapped"):
+            elif name in ("CPU", "CPU_Mapped"):  # (a log that prints no CPU buffer has no row for it)
                 ours = host.model_buffer_bytes - host.pinned_model_buffer_bytes
             else:
                 continue

@@ -106,12 +106,17 @@ def test_m02_host_compute_within_10_percent():
                                                        abs=0.05)  # the ids the formula leaves out are a few KiB
 
 
+def _spec(case: dict):
+    """The catalog model, with the fields the log shows the file differs in (spec_overrides)."""
+    return load(case["catalog_model"]).model_copy(update=case.get("spec_overrides", {}))
+
+
 def _tensors(case: dict):
     """The case's file: the catalog model in its file type, with the retyping its quantizer's build made
     (tensor_retype: regex -> ggml type, for the tensors the log's type counts show differ)."""
     retype = [(re.compile(p), ty) for p, ty in case.get("tensor_retype", {}).items()]
     return [(t, next((ty for rx, ty in retype if rx.search(t.name)), ggml))
-            for t, ggml in plan_gguf(load(case["catalog_model"]), case["ftype"])]
+            for t, ggml in plan_gguf(_spec(case), case["ftype"])]
 
 
 def _replay_no_mmap(cid: str, build: str | None = None):
@@ -122,7 +127,7 @@ def _replay_no_mmap(cid: str, build: str | None = None):
     opts = LlamaOptions(ftype=case["ftype"], n_outputs_max=case["options"].get("n_batch", 2048),
                         build=build or case.get("modelled_as") or case["build"].split()[0],
                         build_unplaced_as_modelled=build is None, **case["options"])
-    r = check_llamacpp(load(case["catalog_model"]), [find_gpu(g) for g in case["gpus"]], opts, tensors, solve=False)
+    r = check_llamacpp(_spec(case), [find_gpu(g) for g in case["gpus"]], opts, tensors, solve=False)
     return case, tensors, r
 
 
@@ -176,3 +181,23 @@ def test_m04_no_mmap_partial_offload_buffers_as_logged():
     assert gpu.model_buffer_bytes / MIB == pytest.approx(logged["CUDA0"], abs=0.05)
     assert host.pinned_model_buffer_bytes / MIB == pytest.approx(logged["CUDA_Host"], abs=0.05)
     assert (host.model_buffer_bytes - host.pinned_model_buffer_bytes) / MIB == pytest.approx(logged["CPU"], abs=0.05)
+
+
+def test_m05_rocm_full_offload_no_mmap_buffers_as_logged():
+    """Qwen3-Embedding-8B Q8_0 (Qwen3-8B's shape, n_vocab 151665, tied head: the log's 398 tensors), b5618 on an
+    RX 7900 XT, --no-mmap, -ngl 999: ROCm0 holds every layer and the tied output's own copy of token_embd
+    (7668.64 MiB); token_embd itself, on the host, reads its q8_0 rows on ROCm (the CUDA code built with HIP), so it
+    is in ROCm_Host (629.47 MiB) and no CPU buffer is printed. The file's tensor counts and the KV as logged."""
+    case, tensors, r = _replay_no_mmap("m05")
+    counts: dict[str, int] = {}
+    for _, ty in tensors:
+        counts[ty] = counts.get(ty, 0) + 1
+    assert counts == {"F32": 145, "Q8_0": 253} and round(r.model_size_bytes / 2**30, 2) == 7.49
+    logged = case["measured"]["model_buffers_mib"]
+    gpu, host = r.devices[0], r.devices[-1]
+    assert gpu.model_buffer_bytes / MIB == pytest.approx(logged["ROCm0"], abs=0.05)
+    assert host.pinned_model_buffer_bytes / MIB == pytest.approx(logged["ROCm_Host"], abs=0.05)
+    assert host.model_buffer_bytes == host.pinned_model_buffer_bytes
+    kv = case["measured"]["kv_caches"][0]
+    single = next(c for c in r.caches if c.name == "single")
+    assert (single.cells, single.k_bytes / MIB, single.v_bytes / MIB) == (kv["cells"], kv["k_mib"], kv["v_mib"])
