@@ -13,6 +13,8 @@ with its settings) are held out and reported with that split. Cases whose settin
 Each log is replayed under the build it names where data/llamacpp_builds.json places it; a build placed against
 some PRs only takes the modelled build's rule for the others; a log of a build older than every PR modelled is
 left out and listed.
+Model buffer rows: each GPU's, and on the logs of tests/data/llamacpp_dev_more.json the host's by buffer type
+(CUDA_Host, the pinned one --no-mmap fills, and CPU / CPU_Mapped).
 Compute rows: each GPU's compute buffer as the log names it (CUDA0, CUDA1 ...), the host's compute
 buffers together (CUDA_Host + CPU, or Metal's CPU buffer), and the CPU-only runs' one buffer.
 """
@@ -20,6 +22,7 @@ buffers together (CUDA_Host + CPU, or Metal's CPU buffer), and the CPU-only runs
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -35,8 +38,8 @@ from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp  # noqa: E402
 from vramcalc.sources.catalog import load  # noqa: E402
 
 MIB = 2**20
-KINDS = ("model size", "KV buffer", "model buffer (device)", "compute buffer (each GPU)", "compute buffer (host)",
-         "compute buffer (CPU only)")
+KINDS = ("model size", "KV buffer", "model buffer (device)", "model buffer (host)", "compute buffer (each GPU)",
+         "compute buffer (host)", "compute buffer (CPU only)")
 
 
 def _cases(path: Path) -> dict[str, dict]:
@@ -149,8 +152,12 @@ def _measure_more(rows: dict[str, list[tuple[str, float]]], held: set[str]) -> N
     for case in json.loads((ROOT / "tests/data/llamacpp_dev_more.json").read_text())["cases"]:
         cid = case["id"]
         assert cid in held, f"{cid}: a new log is held out (tests/data/llamacpp_dev_split.json)"
-        spec = load(case["catalog_model"])
-        tensors = plan_gguf(spec, case["ftype"])
+        # spec_overrides: the fields the log shows the file differs from the catalog model in
+        spec = load(case["catalog_model"]).model_copy(update=case.get("spec_overrides", {}))
+        # tensor_retype: the types the file's quantizer gave where the modelled build's mix differs (the log's counts)
+        retype = [(re.compile(p), ty) for p, ty in case.get("tensor_retype", {}).items()]
+        tensors = [(t, next((ty for rx, ty in retype if rx.search(t.name)), ggml))
+                   for t, ggml in plan_gguf(spec, case["ftype"])]
         gl = [find_gpu(g) for g in case["gpus"]]
         placed_build = _placed_build(case.get("modelled_as") or case.get("build"))
         assert placed_build is not None, cid
@@ -164,14 +171,24 @@ def _measure_more(rows: dict[str, list[tuple[str, float]]], held: set[str]) -> N
         if "kv_caches" in meas:
             ours = sum(c.k_bytes + c.v_bytes for c in r.caches if c.name != "recurrent") / MIB
             rows["KV buffer"].append((cid, ours / sum(c["k_mib"] + c["v_mib"] for c in meas["kv_caches"]) - 1))
-        gpu_bufs = [(d, v) for d, v in (meas.get("model_buffers_mib") or {}).items() if not d.startswith("CPU")]
+        bufs = meas.get("model_buffers_mib") or {}
+        gpu_bufs = [(d, v) for d, v in bufs.items() if not d.startswith("CPU") and not d.endswith("_Host")]
         for d, (name, mib) in enumerate(gpu_bufs):
             rows["model buffer (device)"].append((f"{cid}/{d}", r.devices[d].model_buffer_bytes / MIB / mib - 1))
+        host = r.devices[-1]  # the host's model buffers by type: the pinned one (--no-mmap) and the CPU / mapped one
+        for name, mib in bufs.items():
+            if name.endswith("_Host"):
+                ours = host.pinned_model_buffer_bytes
+            elif name in ("CPU", "CPU_Mapped"):  # (a log that prints no CPU buffer has no row for it)
+                ours = host.model_buffer_bytes - host.pinned_model_buffer_bytes
+            else:
+                continue
+            rows["model buffer (host)"].append((f"{cid}/{name}", ours / MIB / mib - 1))
         for d, (name, mib) in enumerate((meas.get("compute_buffers_mib") or {}).items()):
             rows["compute buffer (each GPU)"].append((f"{cid}/{name}", r.devices[d].compute_buffer_bytes / MIB / mib - 1))
-        host = sum((meas.get("host_compute_buffers_mib") or {}).values())
-        if host:
-            rows["compute buffer (host)"].append((cid, r.host_compute_bytes / MIB / host - 1))
+        host_compute = sum((meas.get("host_compute_buffers_mib") or {}).values())
+        if host_compute:
+            rows["compute buffer (host)"].append((cid, r.host_compute_bytes / MIB / host_compute - 1))
 
 
 def stats(errs: list[tuple[str, float]]) -> tuple[float, float, float]:

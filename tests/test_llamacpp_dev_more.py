@@ -104,3 +104,100 @@ def test_m02_host_compute_within_10_percent():
                                                        rel=0.10)
     assert r.host_compute_bytes / MIB == pytest.approx(case["measured"]["host_compute_buffers_mib"]["CUDA_Host"],
                                                        abs=0.05)  # the ids the formula leaves out are a few KiB
+
+
+def _spec(case: dict):
+    """The catalog model, with the fields the log shows the file differs in (spec_overrides)."""
+    return load(case["catalog_model"]).model_copy(update=case.get("spec_overrides", {}))
+
+
+def _tensors(case: dict):
+    """The case's file: the catalog model in its file type, with the retyping its quantizer's build made
+    (tensor_retype: regex -> ggml type, for the tensors the log's type counts show differ)."""
+    retype = [(re.compile(p), ty) for p, ty in case.get("tensor_retype", {}).items()]
+    return [(t, next((ty for rx, ty in retype if rx.search(t.name)), ggml))
+            for t, ggml in plan_gguf(_spec(case), case["ftype"])]
+
+
+def _replay_no_mmap(cid: str, build: str | None = None):
+    """A --no-mmap log under its own build (the PRs it cannot be placed against, none of which moves a model
+    buffer here, as the modelled build's; named in r.build), or under `build`."""
+    case = CASES[cid]
+    tensors = _tensors(case)
+    opts = LlamaOptions(ftype=case["ftype"], n_outputs_max=case["options"].get("n_batch", 2048),
+                        build=build or case.get("modelled_as") or case["build"].split()[0],
+                        build_unplaced_as_modelled=build is None, **case["options"])
+    r = check_llamacpp(_spec(case), [find_gpu(g) for g in case["gpus"]], opts, tensors, solve=False)
+    return case, tensors, r
+
+
+def test_m03_no_mmap_model_buffers_as_logged():
+    """Qwen3-235B-A22B Q8_0, b5192, --no-mmap, -ngl 99, -ot blk.13-93 ffn.*=CPU: CUDA0 holds all but the ffn
+    tensors of blocks 13-93 (their norms too: the GGUF name is ffn_norm) and token_embd; token_embd's GET_ROWS on
+    q8_0 runs on CUDA, so it takes CUDA_Host (630.59 MiB); the overridden tensors take the CPU buffer type itself
+    (a build before PR #14990), a plain CPU buffer (198451.27 MiB). All three within 0.05 MiB."""
+    case, _, r = _replay_no_mmap("m03")
+    logged = case["measured"]["model_buffers_mib"]
+    gpu, host = r.devices[0], r.devices[-1]
+    assert gpu.model_buffer_bytes / MIB == pytest.approx(logged["CUDA0"], abs=0.05)
+    assert host.pinned_model_buffer_bytes / MIB == pytest.approx(logged["CUDA_Host"], abs=0.05)
+    assert (host.model_buffer_bytes - host.pinned_model_buffer_bytes) / MIB == pytest.approx(logged["CPU"], abs=0.05)
+    assert host.repack_buffer_bytes == 0
+
+
+def test_m03_from_pr_14990_the_overridden_weights_are_pinned_too():
+    """The same command under a build after PR #14990 (src/llama-model-loader.cpp create_tensor at 4df29be: an
+    override to the CPU buffer type picks from the CPU list, CUDA_Host first): the host total is unchanged and all
+    of it is pinned. No log of such a build with --no-mmap and -ot is recorded; this is the rule's other side."""
+    _, _, old = _replay_no_mmap("m03")
+    _, _, new = _replay_no_mmap("m03", build="latest")
+    assert new.devices[-1].model_buffer_bytes == old.devices[-1].model_buffer_bytes
+    assert new.devices[-1].pinned_model_buffer_bytes == new.devices[-1].model_buffer_bytes
+    assert new.devices[0].model_buffer_bytes == old.devices[0].model_buffer_bytes
+
+
+def test_m04_file_as_logged():
+    """Ollama's phi-4 Q4_K_M (attn_qkv Q5_K, as its quantizer's build gave it): the log's type counts and its
+    8.43 GiB, and the KV cache of 2048 cells x 40 layers, 200 + 200 MiB."""
+    case, tensors, r = _replay_no_mmap("m04")
+    counts: dict[str, int] = {}
+    for _, ty in tensors:
+        counts[ty] = counts.get(ty, 0) + 1
+    assert counts == {"F32": 81, "Q4_K": 101, "Q5_K": 40, "Q6_K": 21}
+    assert round(r.model_size_bytes / 2**30, 2) == 8.43
+    kv = case["measured"]["kv_caches"][0]
+    single = next(c for c in r.caches if c.name == "single")
+    assert (single.cells, single.k_bytes / MIB, single.v_bytes / MIB) == (kv["cells"], kv["k_mib"], kv["v_mib"])
+
+
+def test_m04_no_mmap_partial_offload_buffers_as_logged():
+    """-ngl 29 under a build before PR #18148: blocks 11-39 on CUDA0 (5731.89 MiB); blocks 0-10, the output layer and
+    output_norm in CUDA_Host (2622.81 MiB: CUDA runs their ops); token_embd (q4_K) in the plain CPU buffer (275.62
+    MiB): before PR #25962 CUDA reads no k-quant rows (ggml-cuda.cu supports_op GET_ROWS), so its buffer type is the
+    next in the list. Each within 0.05 MiB."""
+    case, _, r = _replay_no_mmap("m04")
+    logged = case["measured"]["model_buffers_mib"]
+    gpu, host = r.devices[0], r.devices[-1]
+    assert gpu.model_buffer_bytes / MIB == pytest.approx(logged["CUDA0"], abs=0.05)
+    assert host.pinned_model_buffer_bytes / MIB == pytest.approx(logged["CUDA_Host"], abs=0.05)
+    assert (host.model_buffer_bytes - host.pinned_model_buffer_bytes) / MIB == pytest.approx(logged["CPU"], abs=0.05)
+
+
+def test_m05_rocm_full_offload_no_mmap_buffers_as_logged():
+    """Qwen3-Embedding-8B Q8_0 (Qwen3-8B's shape, n_vocab 151665, tied head: the log's 398 tensors), b5618 on an
+    RX 7900 XT, --no-mmap, -ngl 999: ROCm0 holds every layer and the tied output's own copy of token_embd
+    (7668.64 MiB); token_embd itself, on the host, reads its q8_0 rows on ROCm (the CUDA code built with HIP), so it
+    is in ROCm_Host (629.47 MiB) and no CPU buffer is printed. The file's tensor counts and the KV as logged."""
+    case, tensors, r = _replay_no_mmap("m05")
+    counts: dict[str, int] = {}
+    for _, ty in tensors:
+        counts[ty] = counts.get(ty, 0) + 1
+    assert counts == {"F32": 145, "Q8_0": 253} and round(r.model_size_bytes / 2**30, 2) == 7.49
+    logged = case["measured"]["model_buffers_mib"]
+    gpu, host = r.devices[0], r.devices[-1]
+    assert gpu.model_buffer_bytes / MIB == pytest.approx(logged["ROCm0"], abs=0.05)
+    assert host.pinned_model_buffer_bytes / MIB == pytest.approx(logged["ROCm_Host"], abs=0.05)
+    assert host.model_buffer_bytes == host.pinned_model_buffer_bytes
+    kv = case["measured"]["kv_caches"][0]
+    single = next(c for c in r.caches if c.name == "single")
+    assert (single.cells, single.k_bytes / MIB, single.v_bytes / MIB) == (kv["cells"], kv["k_mib"], kv["v_mib"])

@@ -207,6 +207,10 @@ class LlamaBackend(Fixed):
     pipeline_parallel: bool
     offload_min_batch: int  # offload_op: the batch from which the backend takes ops on host weights (0: never)
     host_buffer: bool  # has a pinned host buffer type (ggml_backend_dev_host_buffer_type)
+    # the weight types whose rows the backend reads (GET_ROWS), at the modelled build and before PR #25962; None: not
+    # recorded, taken as every type (get_rows_source). '#256': only when the row length is a multiple of 256
+    get_rows_types: list[str] | None = None
+    get_rows_types_before_25962: list[str] | None = None
 
 
 class SmTensor(Fixed):
@@ -249,6 +253,7 @@ class LlamaBackends(Fixed):
     repack_types: dict[str, list[str]]  # host CPU -> the ggml types CPU_REPACK interleaves
     repack_types_source: str
     host_buffer_source: str
+    get_rows_source: str
     host_inputs_source: str
     split_inputs_source: str
     no_backend: "NoBackend | None" = None  # vendors with no ggml backend
@@ -892,6 +897,9 @@ class LlamaBuildChange(Fixed):
     bounds_source: str | None = None
     first_release: int | None  # the first release tag (bNNNN) holding the merge; None: not recorded
     rule: str
+    # the PR only moves weights between the host's own buffers (pinned host vs plain CPU), never the host's total or
+    # a GPU's: a build that cannot be placed against it follows the modelled build's rule, named in the label
+    host_split_only: bool = False
 
 
 class LlamaBuildAnchor(Fixed):

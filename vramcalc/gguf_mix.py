@@ -75,6 +75,11 @@ def gguf_tensors(spec: ModelSpec) -> list[GGUFTensor]:
             continue
         i, rest = int(m.group(1)), m.group(2)
         blk = f"blk.{i}."
+        if (nm := re.match(r"norm_(\d+)\.(weight|bias)$", rest)) and i < len(spec.layers):
+            names = _LAYER_NORMS.get(spec.layers[i].norms)
+            if names is not None:  # the GGUF name: -ot regexes (ffn.*=CPU) and the loader place norms by it
+                out.append(GGUFTensor(f"{blk}{names[int(nm.group(1))]}.{nm.group(2)}", shape))
+                continue
         for g_name, g_shape in _map_layer(rest, shape, spec):
             if fuse_qkv and re.match(r"attn_[qkv]\.weight$", g_name):
                 pending.setdefault(f"{blk}attn_qkv.weight", []).append(g_shape)
@@ -94,6 +99,11 @@ def gguf_tensors(spec: ModelSpec) -> list[GGUFTensor]:
     return out
 
 
+# a layer's norm vectors by their count, as convert_hf_to_gguf names them (gguf-py/gguf/tensor_mapping.py:
+# input_layernorm -> attn_norm, post_attention_layernorm -> ffn_norm; Gemma 2/3's four: attn_norm,
+# post_attention_norm, ffn_norm (pre_feedforward_layernorm), post_ffw_norm). Other counts keep norm_N.
+_LAYER_NORMS = {1: ("attn_norm",), 2: ("attn_norm", "ffn_norm"),
+                4: ("attn_norm", "post_attention_norm", "ffn_norm", "post_ffw_norm")}
 _ATTN = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
          "q_norm": "attn_q_norm", "k_norm": "attn_k_norm", "q_a_proj": "attn_q_a", "q_a_layernorm": "attn_q_a_norm",
          "q_b_proj": "attn_q_b", "kv_a_proj_with_mqa": "attn_kv_a_mqa", "kv_a_layernorm": "attn_kv_a_norm",

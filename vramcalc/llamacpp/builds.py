@@ -110,6 +110,11 @@ def resolve_build(build: str, unplaced_as_modelled: bool = False) -> LlamaBuild:
         raise NotModelledError(f"llama.cpp build {build}: older than PR #{oldest.pr} ({oldest.url}), the oldest "
                                "rule change modelled; the builds before it are not (data/llamacpp_builds.json)")
     unplaced = [c for c in data.changes if placed[c.pr] is None]
+    soft = [c for c in unplaced if c.host_split_only and not unplaced_as_modelled]
+    if soft:  # rules that split the host's buffers only: the modelled build's, said in the label
+        label += " (as the modelled build for the host buffer split of PR " + ", ".join(f"#{c.pr}" for c in soft) + ")"
+        placed.update({c.pr: True for c in soft})
+        unplaced = [c for c in unplaced if c not in soft]
     if unplaced and unplaced_as_modelled:
         label += " (as the modelled build for PR " + ", ".join(f"#{c.pr}" for c in unplaced) + ")"
         placed.update({c.pr: True for c in unplaced})

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ..serving import ServingEstimate
 from ..data_files import load
-from ..data_models import LlamaBackends
+from ..data_models import LlamaBackend, LlamaBackends
 from ..errors import CheckedOptions, InputError, NotModelledError
 from ..ggml import kv_cache_types, tensor_bytes
 from ..engines import Engine
@@ -226,6 +226,8 @@ class LlamaDevice(BaseModel):
     device: str
     model_buffer_bytes: int
     repack_buffer_bytes: int = 0  # host only: CPU_REPACK copies of CPU matmul weights (x86 AVX2 rule)
+    # host only: of model_buffer_bytes, the pinned host buffer (CUDA_Host ...) that --no-mmap fills; the rest is CPU
+    pinned_model_buffer_bytes: int = 0
     kv_buffer_bytes: int
     recurrent_buffer_bytes: int
     compute_buffer_bytes: int  # estimated
@@ -617,6 +619,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     backend = backend_of(gl, opts) if gl else "cpu"
     # a GPU with a pinned host buffer type takes the CPU weights before CPU_REPACK (make_cpu_buft_list)
     gpu_host = bool(gl) and not unified and rules_b.backends[backend].host_buffer
+    gpu_host_type = gpu_host  # the host buffer type is in the CPU list in every build modelled (its place moved)
     repack = opts.cpu_repack
     if not bld.has(12498):  # before PR #12498: CPU_AARCH64 first, beside a GPU too
         gpu_host = False
@@ -636,7 +639,11 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                            repack_types=frozenset(rules_b.repack_types[opts.host_cpu]), gpu_host_buffer=gpu_host,
                            device_overrides=[(p, d) for p, d in placed if d is not None],
                            record=frozenset(p.base for ad in adapters for p in ad.pairs),
-                           output_first=bld.has(18148))  # before PR #18148: the last blocks first, output above n_layer
+                           output_first=bld.has(18148),  # before PR #18148: the last blocks first, output above n_layer
+                           # --no-mmap beside a GPU with a host buffer type: the host weights whose op it runs are pinned
+                           pinned_host=opts.no_mmap and gpu_host_type, override_picks_host=bld.has(14990),
+                           get_rows_types=_get_rows_types(rules_b.backends[backend], bld.has(25962))
+                           if gpu_host_type else None)
         if tensor_split:  # the meta device: every offloaded weight in segments by -ts (data/llamacpp_backends.json)
             mb = _segments(mb, splits)
         size = sum(tensor_bytes(ty, t.ne) for t, ty in tensors)
@@ -707,7 +714,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     host_model = 0 if unified else mb.cpu_bytes
     if not unified:
         host_total = host_model + mb.repack_bytes + kv_host + rs_host + comp.host + output + sum(ex_host.values())
-        devices.append(LlamaDevice(device="host RAM", model_buffer_bytes=host_model,
+        devices.append(LlamaDevice(device="host RAM", model_buffer_bytes=host_model, pinned_model_buffer_bytes=mb.pinned_bytes,
                                    repack_buffer_bytes=mb.repack_bytes, kv_buffer_bytes=kv_host,
                                    recurrent_buffer_bytes=rs_host, compute_buffer_bytes=comp.host,
                                    output_buffer_bytes=output, lora_buffer_bytes=ex_host["lora"],
@@ -862,6 +869,13 @@ def _mmproj(gl: list[GPU], opts: LlamaOptions, row_pad: bool) -> LlamaExtra:
                       how=f"the projector's tensors in one buffer on {'the first GPU' if on_gpu else 'the CPU'}, and "
                           f"the compute buffer of its graph for the warmup image ({comp.image_size}x{comp.image_size}, "
                           f"{comp.patches} patches; {comp.how})", source=MMPROJ_SOURCE + " load_tensors, warmup")
+
+
+def _get_rows_types(rules: LlamaBackend, after_25962: bool) -> frozenset[str] | None:
+    """The weight types whose rows the GPU backend reads (data/llamacpp_backends.json get_rows_source); None: every
+    type (not recorded for the backend)."""
+    types = rules.get_rows_types if after_25962 else rules.get_rows_types_before_25962
+    return None if types is None else frozenset(types)
 
 
 def backend_rules() -> LlamaBackends:

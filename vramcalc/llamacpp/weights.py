@@ -29,6 +29,9 @@ class ModelBuffers(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     cpu_bytes: int  # host: token_embd, CPU layers, overridden tensors
+    # of cpu_bytes, what --no-mmap puts in the GPU's pinned host buffer type (CUDA_Host, ROCm_Host ...); the rest is the
+    # plain CPU buffer. 0 with mmap (the loader swaps the host buffer type for the CPU one: the mapped file)
+    pinned_bytes: int = 0
     repack_bytes: int = 0  # host: the CPU_REPACK copies of CPU matmul weights (repack_types of the host CPU)
     # the largest weight of a matmul left in a host buffer (not repacked): what the scheduler copies into the
     # first GPU's compute buffer when that GPU takes the op (ggml-backend.cpp op offload)
@@ -89,7 +92,8 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
                   mmap: bool = True, split_tensors: list[str] | None = None, cpu_moe_layers: int = 0,
                   repack_types: frozenset[str] = frozenset(), gpu_host_buffer: bool = False,
                   device_overrides: list[tuple[str, int]] | None = None,
-                  record: frozenset[str] = frozenset(), output_first: bool = True) -> ModelBuffers:
+                  record: frozenset[str] = frozenset(), output_first: bool = True, pinned_host: bool = False,
+                  override_picks_host: bool = True, get_rows_types: frozenset[str] | None = None) -> ModelBuffers:
     r"""tensors: (tensor, ggml type) in file order (gguf_mix.plan_gguf or a read header).
     splits: one weight per GPU (-ts, or free memory); None or [] for CPU only.
     With mmap the host model buffer is a window of the file (llama_model_loader::get_mapping_range:
@@ -104,13 +108,21 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
     override sends to the CPU (-ot =CPU, --cpu-moe) take the plain CPU buffer type: never repacked either.
     device_overrides: -ot PATTERN=DEVICE in order, DEVICE a GPU index or CPU; the first pattern that matches
     a tensor's name places it (src/llama-model.cpp create_tensor, tensor_buft_overrides). record: tensor names whose
-    device is kept in tensor_device. output_first: -ngl counts the output layer first (PR #18148 on; unit_devices)."""
+    device is kept in tensor_device. output_first: -ngl counts the output layer first (PR #18148 on; unit_devices).
+    pinned_host: --no-mmap beside a GPU with a host buffer type (llama.cpp 4df29be src/llama-model-loader.cpp
+    create_tensor, select_weight_buft): a host weight takes the first buffer type of make_cpu_buft_list whose device
+    runs its op, and the GPU's host buffer comes before CPU; with mmap the loader swaps it for the CPU buffer type
+    ("avoid using a host buffer when using mmap"), so pinned_bytes is 0. The GPU runs every weight op of a layer; of
+    token_embd's GET_ROWS only the get_rows_types (None: every type; data/llamacpp_backends.json get_rows_source), the
+    others stay in the plain CPU buffer, and a tied output layer on the host then gets its own copy in the host buffer
+    (its op is a matmul; TENSOR_DUPLICATED shares only a buffer type's context). override_picks_host: an -ot =CPU
+    override picks from that list too (PR #14990); before, the CPU buffer type itself."""
     splits = list(splits or [])
     unit_dev = unit_devices(n_layer, ngl, splits, output_first)
     placed = [(re.compile(p), dev) for p, dev in (device_overrides or [])] + \
         [(re.compile(p), CPU) for p in (cpu_overrides or [])]
     experts = re.compile(EXPERT_TENSORS)
-    cpu = repacked = host_mm = 0
+    cpu = repacked = host_mm = pinned = 0
     router = False
     repack = repack and not gpu_host_buffer
     gpu = [0] * len(splits)
@@ -128,12 +140,19 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
         overridden = False
         if t.name == "token_embd.weight":
             dev = CPU
+            embd_pinned = pinned_host and (get_rows_types is None or _reads_rows(ggml, t.ne, get_rows_types))
             if tied and out_dev != CPU and not unified:  # the output layer's own copy of the tied matrix
                 gpu[out_dev] += size
             elif tied and repack and _repacked(ggml, t.ne, repack_types):  # CPU output layer: its duplicate is a matmul weight
                 repacked += size
+            elif tied and pinned_host and not embd_pinned:  # the duplicate's matmul takes the host buffer: a second copy
+                cpu += size
+                pinned += size
+                host_mm = max(host_mm, size)
             elif tied:
                 host_mm = max(host_mm, size)
+            if embd_pinned:
+                pinned += size
         elif (hit := next((d for rx, d in placed if rx.search(t.name)), None)) is not None:
             dev = hit if hit == CPU or hit < len(gpu) else CPU  # a GPU outside the list: refused by the caller
             overridden = True
@@ -152,7 +171,9 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
             cpu += size
             if repack and not overridden and t.name != "token_embd.weight" and _repacked(ggml, t.ne, repack_types):
                 repacked += size  # in the CPU_REPACK buffer
-            else:  # in the mapped CPU buffer (or the host buffer without mmap)
+            else:  # in the mapped CPU buffer (or, without mmap, the pinned host buffer or the plain CPU one)
+                if pinned_host and t.name != "token_embd.weight" and (override_picks_host or not overridden):
+                    pinned += size
                 first = start if first is None else first
                 last = offset
                 if t.name != "token_embd.weight" and len(t.ne) >= 2:
@@ -165,7 +186,10 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
         cpu = last - first  # the window, repacked tensors inside it included
     if unified and gpu:  # Metal maps the whole file into one device buffer
         gpu[0] = cpu + sum(gpu)
-    return ModelBuffers(cpu_bytes=cpu, repack_bytes=0 if unified else repacked, gpu_bytes=gpu, gpu_mirrored_bytes=mirrored,
+    if mmap or unified:
+        pinned = 0
+    return ModelBuffers(cpu_bytes=cpu, pinned_bytes=pinned, repack_bytes=0 if unified else repacked, gpu_bytes=gpu,
+                        gpu_mirrored_bytes=mirrored,
                         host_matmul_max_bytes=0 if unified else host_mm, router_on_cpu=router,
                         unit_device=unit_dev, tensor_device=where,
                         gpu_layers=sum(1 for d in unit_dev[:-1] if d != CPU), unified=unified)
@@ -173,3 +197,10 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
 
 def _repacked(ggml: str, ne: tuple[int, ...], types: frozenset[str]) -> bool:
     return ggml.upper() in types and len(ne) >= 2 and ne[1] % 8 == 0
+
+
+def _reads_rows(ggml: str, ne: tuple[int, ...], types: frozenset[str]) -> bool:
+    """The GPU runs GET_ROWS on this weight (ggml-cuda.cu supports_op): its type listed, or listed with '#256' and
+    rows a multiple of 256 long."""
+    t = ggml.upper()
+    return t in types or (f"{t}#256" in types and ne[0] % 256 == 0)
