@@ -461,3 +461,37 @@ def test_readme_counts_the_not_modelled_flags_as_they_are():
     readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
     assert (f"{n['vllm']} vLLM flags, {n['llamacpp']} llama-server / llama-cli flags, {n['llama_bench']} llama-bench "
             f"flags and {n['vllm_env']} `VLLM_*` variables") in readme
+
+
+def test_flags_that_act_only_beside_a_not_modelled_flag():
+    """A no_effect flag with only_with (the DBO thresholds, the DCP options, prefetch offloading's knobs, ...) is
+    listed as no effect alone; beside the flag it depends on, each not modelled itself, it warns too, naming it."""
+    for engine in ("vllm", "llamacpp", "llama_bench", "vllm_env"):
+        classes = flag_classes()[engine]
+        for name, c in classes.items():
+            for master in c.get("only_with") or []:
+                assert c["class"] == "no_effect" and c.get("note"), (engine, name)
+                pool = flag_classes()["vllm" if engine == "vllm_env" else engine]
+                assert pool[master]["class"] == "not_modelled", (engine, name, master)
+    base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    _, alone = read_command(f"{base} --dbo-decode-token-threshold 64")
+    assert alone.no_effect == ["--dbo-decode-token-threshold 64"] and not alone.warnings
+    _, both = read_command(f"{base} --enable-dbo --dbo-decode-token-threshold 64")
+    said = [w.text for w in both.warnings if w.code == "command.not_modelled"]
+    assert len(said) == 2 and said[1].startswith("--dbo-decode-token-threshold 64") and "--enable-dbo" in said[1]
+    _, r = read_command(f"{base} --offload-prefetch-step 2 --offload-group-size 8")
+    assert [w.text.split(":")[0] for w in r.warnings] == ["--offload-prefetch-step 2", "--offload-group-size 8"]
+    _, env = read_command(f"VLLM_DBO_COMM_SMS=20 {base}")
+    assert env.no_effect == ["VLLM_DBO_COMM_SMS"] and not env.warnings
+    _, env2 = read_command(f"VLLM_DBO_COMM_SMS=20 {base} --ubatch-size 2")
+    assert [w.text.split(":")[0] for w in env2.warnings] == ["--ubatch-size 2", "VLLM_DBO_COMM_SMS 20"]
+
+
+def test_every_class_says_why():
+    """Each flag that is not simply modelled carries its reason; the audited no_effect ones name their source."""
+    for engine in ("vllm", "llamacpp", "llama_bench", "vllm_env"):
+        for name, c in flag_classes()[engine].items():
+            if c["class"] in ("not_modelled", "upper_bound", "refused") or c.get("only_with"):
+                assert c.get("note") or c.get("said"), (engine, name)
+            if c["class"] == "refused":
+                assert c.get("said") and c.get("replacement"), (engine, name)

@@ -58,6 +58,7 @@ class Flag:
     values: list[str]
     klass: str  # modelled, no_effect, upper_bound, not_modelled
     entry: dict[str, Any]
+    key: str = ""  # the option's first name (the table's own spelling of it)
 
     def written(self) -> str:
         return " ".join([self.name, *(shlex.quote(v) for v in self.values)])
@@ -332,7 +333,7 @@ def _vllm_flags(args: list[str]) -> tuple[str | None, list[Flag]]:
     flags = []
     for name, vals in getattr(ns, "_flags", []):
         entry = _classify(classes, name, first[name])
-        flags.append(Flag(name=name, values=vals, klass=entry["class"], entry=entry))
+        flags.append(Flag(name=name, values=vals, klass=entry["class"], entry=entry, key=first[name]))
     return ns.model_tag, flags
 
 
@@ -394,7 +395,7 @@ def _llama_flags(program: str, args: list[str]) -> tuple[str | None, list[Flag],
             # build refuses it; the same command with `-fa on` is what the user meant, and is answered
             refusal = (error("command.engine_refuses", said, fix=f"{a} on"), i, [a, "on"])
             entry = _classify(classes, a, first)
-            flags.append(Flag(name=a, values=["on"], klass=entry["class"], entry=entry))
+            flags.append(Flag(name=a, values=["on"], klass=entry["class"], entry=entry, key=first))
             i += 1
             continue
         entry = _classify(classes, a, first)
@@ -406,7 +407,7 @@ def _llama_flags(program: str, args: list[str]) -> tuple[str | None, list[Flag],
                        i, [entry["replacement"]])
             a, first, _, _ = entry["replacement"], *options[entry["replacement"]]
             entry = _classify(classes, a, first)
-        flags.append(Flag(name=a, values=vals, klass=entry["class"], entry=entry))
+        flags.append(Flag(name=a, values=vals, klass=entry["class"], entry=entry, key=first))
         i += 1 + len(vals)
     model = None
     for f in flags:
@@ -452,9 +453,21 @@ class Reading:
     dp_local: int | None = None  # vLLM --data-parallel-size-local: the engines on this machine
 
 
-def _common(f: Flag, no_effect: list[str], warnings: list[Message]) -> bool:
-    """A flag that sets nothing: listed, warned about, or refused. True when it sets an option."""
+def _present(p: Parsed) -> set[str]:
+    """The flags of the command, as written and by their first names, and its environment's names."""
+    return {f.name for f in p.flags} | {f.key for f in p.flags if f.key} | set(p.env)
+
+
+def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set[str] | None = None) -> bool:
+    """A flag that sets nothing: listed, warned about, or refused. True when it sets an option. A no_effect flag
+    with only_with acts only beside one of those flags (each not modelled itself): with one, it warns too."""
     if f.klass == "no_effect":
+        masters = [m for m in (f.entry.get("only_with") or []) if m in (present or set())]
+        if masters:
+            warnings.append(warning("command.not_modelled", f"{f.written()}: {f.entry['note']}; with "
+                                    f"{', '.join(masters)} it changes memory, and vramcalc does not model it yet: "
+                                    "the figures ignore it"))
+            return False
         no_effect.append(f.written())
         return False
     if f.klass == "upper_bound":
@@ -534,8 +547,9 @@ def _vllm_reading(p: Parsed) -> Reading:
     no_effect: list[str] = []
     warnings: list[Message] = []
     reader: dict[str, Any] = {}  # what the command says about the system (nodes, local DP ranks)
+    present = _present(p)
     for f in p.flags:
-        if not _common(f, no_effect, warnings):
+        if not _common(f, no_effect, warnings, present):
             continue
         name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
         if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras"):
@@ -579,9 +593,13 @@ def _vllm_reading(p: Parsed) -> Reading:
                 no_effect.append(f"{k} (not a variable of vLLM {vllm_table()['version']})")
                 continue
             f = Flag(name=k, values=[val], klass=entry["class"], entry=entry)
-            if entry["class"] == "no_effect":
+            if entry["class"] == "no_effect" and not entry.get("only_with"):
                 no_effect.append(k)
-            elif _common(f, no_effect, warnings):  # VLLM_USE_FLASHINFER_SAMPLER
+            elif entry["class"] == "no_effect":
+                n = len(no_effect)
+                _common(f, no_effect, warnings, present)
+                no_effect[n:] = [k] * (len(no_effect) - n)  # listed by its name, as the others
+            elif _common(f, no_effect, warnings, present):  # VLLM_USE_FLASHINFER_SAMPLER
                 opts[entry["field"]] = _truthy(val) if _truthy(val) is not None else bool(_int(k, val))
     if p.engine_version:
         opts["engine_version"] = p.engine_version
@@ -676,8 +694,9 @@ def _llama_reading(p: Parsed) -> Reading:
     model = hf = hf_file = None
     bench_ctx = {"n_prompt": [512], "n_gen": [128], "n_depth": [0]}
     fit_off: str | None = None
+    present = _present(p)
     for f in p.flags:
-        if not _common(f, no_effect, warnings):
+        if not _common(f, no_effect, warnings, present):
             continue
         name, v, fld = f.name, (f.values[0] if f.values else ""), f.entry["field"]
         vals = v.split(",") if bench and fld not in ("model", "hf_repo", "hf_file", "override_tensor",
