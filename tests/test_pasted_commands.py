@@ -495,3 +495,16 @@ def test_every_class_says_why():
                 assert c.get("note") or c.get("said"), (engine, name)
             if c["class"] == "refused":
                 assert c.get("said") and c.get("replacement"), (engine, name)
+
+
+def test_llama_bench_op_offload_and_load_mode_read_as_llama_servers():
+    """tools/llama-bench/llama-bench.cpp (4df29be): -nopo 1 sets cparams.op_offload = false as llama-server's
+    --no-op-offload does; -lm takes llama-server's load modes (auto, the default, and mmap change nothing)."""
+    bench = "llama-bench -m Qwen3-8B-Q4_K_M.gguf -ngl 20"
+    assert read_command(f"{bench} -nopo 1")[1].options["op_offload"] is False
+    assert read_command(f"{bench} -nopo 0")[1].options["op_offload"] is True
+    assert read_command(f"{bench} -lm none")[1].options["no_mmap"] is True
+    assert read_command(f"{bench} -lm none")[1].options["no_mmap"] == read_command(f"{bench} -mmp 0")[1].options["no_mmap"]
+    assert read_command(f"{bench} -lm mmap+mlock")[1].options["mlock"] is True
+    assert read_command(f"{bench} -lm auto")[1].no_effect == ["-lm auto"]
+    assert read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --no-op-offload")[1].options["op_offload"] is False

@@ -762,6 +762,8 @@ def _llama_reading(p: Parsed) -> Reading:
                 if fld == "no_mmap":  # -mmp is "use mmap": 0 means --no-mmap
                     val = not val
             opts[fld] = True if val is None else val
+        elif fld == "op_offload" and bench:  # -nopo 0|1 (tools/llama-bench/llama-bench.cpp: op_offload = !no_op_offload)
+            opts[fld] = not bool(_int(name, v))
         elif fld in ("model_url", "load_mode", "op_offload"):
             _llama_model_url_load_offload(f, fld, v, opts, no_effect)
             if fld == "model_url":
