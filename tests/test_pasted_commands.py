@@ -508,3 +508,10 @@ def test_llama_bench_op_offload_and_load_mode_read_as_llama_servers():
     assert read_command(f"{bench} -lm mmap+mlock")[1].options["mlock"] is True
     assert read_command(f"{bench} -lm auto")[1].no_effect == ["-lm auto"]
     assert read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --no-op-offload")[1].options["op_offload"] is False
+
+
+def test_mm_ipc_gpu_memory_gb_is_read_as_the_vramcalc_flag():
+    r = check_command("vllm serve Qwen/Qwen3-VL-8B-Instruct --max-model-len 8192 --mm-ipc-gpu-memory-gb 2", "a100-80gb-sxm")
+    assert r.options["mm_ipc_gpu_memory_gb"] == 2.0 and "--mm-ipc-gpu-memory-gb 2" in r.vramcalc_command
+    code = main(r.vramcalc_command.split()[1:] + ["--json"])
+    assert code in (0, 1)

@@ -190,3 +190,20 @@ def test_vision_language_weights_against_the_log(run):
 def test_vision_language_weights_within_3_percent():
     run = LOGS["multimodal_weights"][0]
     assert abs(_vl_weights(run) / run["logged"]["model_loading_gib"] - 1) <= 0.03
+
+
+def test_mm_ipc_gpu_memory_is_carved_out_of_the_kv_cache():
+    """vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory (0.33.0): on a multimodal model the KV cache
+    loses int(mm_ipc_gpu_memory_gb * GiB) per GPU (after --kv-cache-memory-bytes too, and with the vision tower off:
+    ModelConfig keeps a multimodal config); nothing left is vLLM's ValueError; a text model reserves nothing."""
+    vl = "Qwen/Qwen3-VL-8B-Instruct"
+    base, res = _run(vl), _run(vl, mm_ipc_gpu_memory_gb=1.5)
+    assert base.devices[0].kv_cache_bytes - res.devices[0].kv_cache_bytes == int(1.5 * GIB)
+    assert res.kv_cache_tokens < base.kv_cache_tokens
+    fixed = _run(vl, kv_cache_memory_bytes=8 * GIB, mm_ipc_gpu_memory_gb=2, language_model_only=True)
+    assert fixed.devices[0].kv_cache_bytes == 6 * GIB
+    over = _run(vl, kv_cache_memory_bytes=8 * GIB, mm_ipc_gpu_memory_gb=8)
+    assert not over.fits and "vllm.mm_ipc.no_kv" in [e.code for e in over.errors]
+    text, text_res = _run("Qwen/Qwen3-8B"), _run("Qwen/Qwen3-8B", mm_ipc_gpu_memory_gb=4)
+    assert text.devices[0].kv_cache_bytes == text_res.devices[0].kv_cache_bytes
+    assert "vllm.mm_ipc.text_model" in [w.code for w in text_res.warnings]

@@ -559,7 +559,7 @@ def _vllm_reading(p: Parsed) -> Reading:
                 raise NotModelledError(f"{name} {v}: the longest context that fits, as vLLM finds it at start-up; "
                                        "vramcalc reports it as the largest max_model_len (drop the flag)")
             opts[fld] = human_int(name, v or "")
-        elif fld in ("gpu_memory_utilization", "cpu_offload_gb"):
+        elif fld in ("gpu_memory_utilization", "cpu_offload_gb", "mm_ipc_gpu_memory_gb"):
             try:
                 opts[fld] = float(v or "")
             except ValueError:
@@ -1071,7 +1071,8 @@ def _flag_line(q: Question) -> str:
         elif v is not None:
             parts.append(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" if k in (
                 "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "kv_cache_dtype", "block_size",
-                "dtype", "engine_version", "moe_backend") else f"({k}={v!r})")
+                "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb")
+                else f"({k}={v!r})")
     return " ".join(parts)
 
 

@@ -82,6 +82,8 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="the KV cache size per GPU as given (replaces the gpu_memory_utilization budget; 8G = 8 GiB)")
     f.add_argument("--language-model-only", action="store_true",
                    help="multimodal model without its vision encoder (its weights and profiling left out)")
+    f.add_argument("--mm-ipc-gpu-memory-gb", type=float, default=0.0,
+                   help="GiB per GPU vLLM carves out of the KV cache for GPU-side multimodal decoding (multimodal models)")
     f.add_argument("--limit-mm-per-prompt", type=_mm_limits, default=None,
                    help="items per modality, JSON ('{\"image\": 1, \"video\": 0}'); all 0 skips the encoder profile")
     f.add_argument("--no-enable-prefix-caching", dest="enable_prefix_caching", action="store_false", default=None,
@@ -122,8 +124,9 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "limit_mm_per_prompt", "enable_prefix_caching"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)
-    if getattr(args, "cpu_offload_gb", 0):
-        out["cpu_offload_gb"] = args.cpu_offload_gb
+    for name in ("cpu_offload_gb", "mm_ipc_gpu_memory_gb"):
+        if getattr(args, name, 0):
+            out[name] = getattr(args, name)
     return out
 
 

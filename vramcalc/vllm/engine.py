@@ -90,6 +90,9 @@ class VLLMOptions(CheckedOptions):
     cpu_offload_gb: float = Field(default=0.0, ge=0, le=1_000_000)  # per GPU
     kv_cache_memory_bytes: int | None = Field(default=None, ge=1, le=2**50)  # replaces the utilization budget
     language_model_only: bool = False  # --language-model-only: no vision encoder, no encoder profiling
+    # --mm-ipc-gpu-memory-gb: GiB per GPU carved out of the KV cache for the frontend's GPU-side multimodal work, on a
+    # multimodal model (vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory, 0.33.0)
+    mm_ipc_gpu_memory_gb: float = Field(default=0.0, ge=0, le=1_000_000)
     limit_mm_per_prompt: dict[str, int] | None = None  # --limit-mm-per-prompt; None: vLLM's default (all allowed)
     enable_prefix_caching: bool | None = None  # None: on (the V1 default); memory unchanged
 
@@ -631,6 +634,22 @@ def _outside_budget_refusal(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, tota
                  fix=f"--gpu-memory-utilization {u_ok}", source="data/vllm.json verdict_margin.outside_budget_min_gib")
 
 
+def _mm_ipc_reserve(kv_bytes: int, reserved: int) -> tuple[int, Message | None]:
+    """vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory (0.33.0), after determine_available_memory (and
+    after --kv-cache-memory-bytes, which it is applied to as well): the KV cache loses int(mm_ipc_gpu_memory_gb * GiB);
+    nothing left raises. The GPU video decoders' own reservation is not added: the default video backend (opencv,
+    vllm/envs.py VLLM_VIDEO_LOADER_BACKEND) runs on the CPU."""
+    left = kv_bytes - reserved
+    if left > 0 or kv_bytes <= 0:
+        return left, None
+    return left, error("vllm.mm_ipc.no_kv", f"ValueError: frontend multimodal GPU decoding reserves "
+                       f"{reserved / GIB:.2f} GiB ({reserved / GIB:.2f} GiB raw-frame budget, 0.00 GiB decoder cache "
+                       f"budget), but only {kv_bytes / GIB:.2f} GiB is available for the KV cache. Reduce "
+                       "mm_ipc_gpu_memory_gb or hw_decoders, use a different video backend, or increase "
+                       "gpu_memory_utilization. [vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory]",
+                       fix="lower --mm-ipc-gpu-memory-gb", source="vllm/multimodal/gpu_ipc_memory.py")
+
+
 def _no_memory() -> Message:
     return error("vllm.kv.no_memory", "No available memory for the cache blocks. Try increasing "
                  "`gpu_memory_utilization` when initializing the engine. [vllm/v1/core/kv_cache_planning.py "
@@ -764,6 +783,13 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     graphs, graphs_upper = _cuda_graph_term(spec, opts, prof)
     devices: list[DeviceBudget] = []
     pools: list[tuple[KVPool, int]] = []
+    # ModelConfig.multimodal_config exists for every model that supports multimodal inputs (vllm/config/model.py),
+    # --language-model-only and zero limits included; a text model has none, and nothing is reserved
+    mm_ipc = int(opts.mm_ipc_gpu_memory_gb * GIB) if spec.vision is not None else 0
+    if opts.mm_ipc_gpu_memory_gb and spec.vision is None:
+        warnings.append(warning("vllm.mm_ipc.text_model", f"--mm-ipc-gpu-memory-gb {opts.mm_ipc_gpu_memory_gb:g}: "
+                                f"{spec.id} takes no multimodal input, so vLLM reserves nothing for it "
+                                "(vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory: no multimodal config)"))
     for (w, w_bytes), (lora, vision, offloaded) in zip(weights, extras):
         w_bytes = w_bytes + lora - vision - offloaded
         a = act.on_stage(w.pp_stage == opts.pp - 1)
@@ -773,6 +799,10 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             if room < opts.kv_cache_memory_bytes and not any(e.code == "vllm.kv_bytes.oom" for e in errors):
                 errors.append(_kv_bytes_oom(opts.kv_cache_memory_bytes, room))
             kv_bytes = opts.kv_cache_memory_bytes
+        if mm_ipc:
+            kv_bytes, refusal = _mm_ipc_reserve(kv_bytes, mm_ipc)
+            if refusal and not any(e.code == refusal.code for e in errors):
+                errors.append(refusal)
         margin = _margin_term(w_bytes, a, non_torch, graphs, graphs_upper, _from_files(opts, file_weight_bytes, spec))
         devices.append(DeviceBudget(rank=w.rank, gpu=gpu.id, total_bytes=total, budget_bytes=requested,
                                     weights_bytes=w_bytes, activation_bytes=a, non_torch_bytes=int(non_torch),
@@ -962,6 +992,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--kv-cache-memory-bytes {opts.kv_cache_memory_bytes}")
     if opts.language_model_only:
         out.append("--language-model-only")
+    if opts.mm_ipc_gpu_memory_gb:
+        out.append(f"--mm-ipc-gpu-memory-gb {opts.mm_ipc_gpu_memory_gb:g}")
     if opts.limit_mm_per_prompt is not None:
         out.append("--limit-mm-per-prompt '" + json.dumps(opts.limit_mm_per_prompt, separators=(",", ":")) + "'")
     if opts.enable_prefix_caching is False:
