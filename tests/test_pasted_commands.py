@@ -515,3 +515,9 @@ def test_mm_ipc_gpu_memory_gb_is_read_as_the_vramcalc_flag():
     assert r.options["mm_ipc_gpu_memory_gb"] == 2.0 and "--mm-ipc-gpu-memory-gb 2" in r.vramcalc_command
     code = main(r.vramcalc_command.split()[1:] + ["--json"])
     assert code in (0, 1)
+
+
+def test_num_gpu_blocks_override_is_read_as_the_vramcalc_flag():
+    r = check_command("vllm serve Qwen/Qwen3-8B --max-model-len 1600 --num-gpu-blocks-override 101", "4090")
+    assert r.options["num_gpu_blocks_override"] == 101 and r.result.num_gpu_blocks == 101
+    assert "--num-gpu-blocks-override 101" in r.vramcalc_command and r.fits

@@ -207,3 +207,21 @@ def test_mm_ipc_gpu_memory_is_carved_out_of_the_kv_cache():
     text, text_res = _run("Qwen/Qwen3-8B"), _run("Qwen/Qwen3-8B", mm_ipc_gpu_memory_gb=4)
     assert text.devices[0].kv_cache_bytes == text_res.devices[0].kv_cache_bytes
     assert "vllm.mm_ipc.text_model" in [w.code for w in text_res.warnings]
+
+
+def test_num_gpu_blocks_override_sets_the_pool():
+    """vllm/v1/core/kv_cache_planning.py get_kv_cache_configs (0.33.0): with num_gpu_blocks_override the planned memory
+    is override x bytes per block (may_override_num_blocks), whatever the profile left; the blocks are allocated as
+    given, so more than the GPU has left runs out of memory."""
+    base = _run("Qwen/Qwen3-8B", gpu="rtx4090")
+    # Qwen3-8B (config.json): 36 layers, 8 KV heads of 128, bf16; a block of 16 tokens (vllm/config/cache.py on CUDA)
+    # is K and V of each: vllm/v1/kv_cache_interface.py page_size_bytes x layers
+    per_block = 2 * 8 * 128 * 2 * 16 * 36
+    r = _run("Qwen/Qwen3-8B", gpu="rtx4090", num_gpu_blocks_override=100)
+    assert r.num_gpu_blocks == 100 and r.devices[0].kv_cache_bytes == 100 * per_block
+    assert r.kv_cache_tokens == 100 * 16
+    # 1,600 tokens cannot hold one request of the default max_model_len: vLLM's own admission check refuses
+    assert "vllm.kv.max_model_len" in [e.code for e in r.errors]
+    assert _run("Qwen/Qwen3-8B", gpu="rtx4090", max_model_len=1600, num_gpu_blocks_override=101).fits
+    big = _run("Qwen/Qwen3-8B", gpu="rtx4090", num_gpu_blocks_override=base.num_gpu_blocks * 10)
+    assert not big.fits and "vllm.kv_blocks.oom" in [e.code for e in big.errors]

@@ -552,7 +552,8 @@ def _vllm_reading(p: Parsed) -> Reading:
         if not _common(f, no_effect, warnings, present):
             continue
         name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
-        if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras"):
+        if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras",
+                   "num_gpu_blocks_override"):
             opts[fld] = _int(name, v or "")
         elif fld in ("max_model_len", "max_num_batched_tokens", "kv_cache_memory_bytes"):
             if fld == "max_model_len" and (v or "").strip() in ("-1", "auto"):
@@ -1071,7 +1072,8 @@ def _flag_line(q: Question) -> str:
         elif v is not None:
             parts.append(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" if k in (
                 "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "kv_cache_dtype", "block_size",
-                "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb")
+                "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb",
+                "num_gpu_blocks_override")
                 else f"({k}={v!r})")
     return " ".join(parts)
 

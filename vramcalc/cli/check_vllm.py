@@ -84,6 +84,8 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="multimodal model without its vision encoder (its weights and profiling left out)")
     f.add_argument("--mm-ipc-gpu-memory-gb", type=float, default=0.0,
                    help="GiB per GPU vLLM carves out of the KV cache for GPU-side multimodal decoding (multimodal models)")
+    f.add_argument("--num-gpu-blocks-override", type=bounded_int(2**40, "blocks"), default=None,
+                   help="KV cache blocks vLLM allocates whatever its profile found")
     f.add_argument("--limit-mm-per-prompt", type=_mm_limits, default=None,
                    help="items per modality, JSON ('{\"image\": 1, \"video\": 0}'); all 0 skips the encoder profile")
     f.add_argument("--no-enable-prefix-caching", dest="enable_prefix_caching", action="store_false", default=None,
@@ -120,6 +122,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
+                 "num_gpu_blocks_override",
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching"):
         if getattr(args, name, None) is not None:

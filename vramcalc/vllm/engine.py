@@ -93,6 +93,9 @@ class VLLMOptions(CheckedOptions):
     # --mm-ipc-gpu-memory-gb: GiB per GPU carved out of the KV cache for the frontend's GPU-side multimodal work, on a
     # multimodal model (vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory, 0.33.0)
     mm_ipc_gpu_memory_gb: float = Field(default=0.0, ge=0, le=1_000_000)
+    # --num-gpu-blocks-override: the KV pool holds this many blocks whatever the profile found (vllm/v1/core/
+    # kv_cache_planning.py get_kv_cache_configs: available_memory = override x bytes per block, 0.33.0)
+    num_gpu_blocks_override: int | None = Field(default=None, ge=1, le=2**40)
     limit_mm_per_prompt: dict[str, int] | None = None  # --limit-mm-per-prompt; None: vLLM's default (all allowed)
     enable_prefix_caching: bool | None = None  # None: on (the V1 default); memory unchanged
 
@@ -469,6 +472,14 @@ def _kv_bytes_oom(asked: int, room: int) -> Message:
                  fix=f"--kv-cache-memory-bytes {max(0, room) // MIB * MIB}")
 
 
+def _kv_blocks_oom(blocks: int, asked: int, room: int) -> Message:
+    return error("vllm.kv_blocks.oom", f"vramcalc: --num-gpu-blocks-override {blocks} is {asked / GIB:.2f} GiB of KV "
+                 f"cache, more than the {max(0, room) / GIB:.2f} GiB left on the GPU after weights, activations, "
+                 "non-torch and CUDA-graph memory: vLLM allocates the blocks as given (vllm/v1/core/kv_cache_planning.py "
+                 "get_kv_cache_configs, may_override_num_blocks) and the cache allocation runs out of memory",
+                 fix="a smaller --num-gpu-blocks-override, or drop it")
+
+
 def _offload_messages(devices: list[DeviceBudget], pools: list[tuple[KVPool, int]], kvs: KVSettings, L: int,
                       gpu: GPU) -> list[Message]:
     """--cpu-offload-gb's price per forward step, and whether the weights would fit without it."""
@@ -692,7 +703,9 @@ def _verdict(devices: list[DeviceBudget], pools: list[tuple[KVPool, int]], opts:
              L: int, logged: str, one_block_per_seq: bool, seqs: int, at_estimate: bool) -> tuple[int, Message | None]:
     """(the longest max_model_len that fits with the margin, the refusal when the estimate fits but its upper bound
     does not): the KV pool re-sized with every rank's non-KV terms at their upper bound. vramcalc's own verdict."""
-    margins = {d.rank: d.uncertainty_bytes for d in devices}
+    # --num-gpu-blocks-override: the pool does not shrink with the other terms; their uncertainty is checked against
+    # the room left for it (check_vllm)
+    margins = {d.rank: 0 if opts.num_gpu_blocks_override else d.uncertainty_bytes for d in devices}
     low = [(pool, avail - margins[r]) for (pool, avail), r in zip(pools, [d.rank for d in devices
                                                                             if d.rank % opts.tp == 0])]
     worst_caps = [capacity(pool, avail, L, kvs, logged) for pool, avail in low if avail > 0]
@@ -804,6 +817,22 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             if refusal and not any(e.code == refusal.code for e in errors):
                 errors.append(refusal)
         margin = _margin_term(w_bytes, a, non_torch, graphs, graphs_upper, _from_files(opts, file_weight_bytes, spec))
+        if opts.num_gpu_blocks_override:
+            # get_kv_cache_configs plans against override x bytes per block and allocates that much, whatever the
+            # profile left: more than the GPU has left after the other terms runs out of memory at allocation (with
+            # vramcalc's uncertainty on those terms: no promise)
+            asked = opts.num_gpu_blocks_override * kv_pool(pool_spec, kvs, w.pp_stage).bytes_per_block
+            room = total - w_bytes - a - int(non_torch) - int(graphs) - mm_ipc
+            if room < asked and not any(e.code == "vllm.kv_blocks.oom" for e in errors):
+                errors.append(_kv_blocks_oom(opts.num_gpu_blocks_override, asked, room))
+            elif room - margin < asked and not any(e.code == "vllm.verdict.margin" for e in errors):
+                errors.append(error("vllm.verdict.margin", f"vramcalc: --num-gpu-blocks-override "
+                                    f"{opts.num_gpu_blocks_override} ({asked / GIB:.2f} GiB) fits in the "
+                                    f"{room / GIB:.2f} GiB left at the estimate but not within its uncertainty (up to "
+                                    f"{margin / GIB:.2f} GiB more per GPU for weights, activations, non-torch and "
+                                    "CUDA-graph memory, data/vllm.json verdict_margin), so no promise that vLLM starts",
+                                    fix="a smaller --num-gpu-blocks-override"))
+            kv_bytes = asked  # the pool is as given: the uncertainty is the room's, checked here (_verdict skips it)
         devices.append(DeviceBudget(rank=w.rank, gpu=gpu.id, total_bytes=total, budget_bytes=requested,
                                     weights_bytes=w_bytes, activation_bytes=a, non_torch_bytes=int(non_torch),
                                     cuda_graph_bytes=int(graphs), kv_cache_bytes=kv_bytes, uncertainty_bytes=margin,
@@ -994,6 +1023,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append("--language-model-only")
     if opts.mm_ipc_gpu_memory_gb:
         out.append(f"--mm-ipc-gpu-memory-gb {opts.mm_ipc_gpu_memory_gb:g}")
+    if opts.num_gpu_blocks_override:
+        out.append(f"--num-gpu-blocks-override {opts.num_gpu_blocks_override}")
     if opts.limit_mm_per_prompt is not None:
         out.append("--limit-mm-per-prompt '" + json.dumps(opts.limit_mm_per_prompt, separators=(",", ":")) + "'")
     if opts.enable_prefix_caching is False:
