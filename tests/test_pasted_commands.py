@@ -153,7 +153,8 @@ def test_every_not_modelled_flag_warns_by_name(engine):
     for name in names:
         entry = flag_classes()[engine][name]
         if engine == "vllm_env":
-            command = f"{name}=1 {base}"
+            value = next(v for v in ("1", "0", "2", "x") if v not in (entry.get("no_effect_values") or []))
+            command = f"{name}={value} {base}"
         else:
             o = kinds[name]
             takes = o["kind"] == "value"
@@ -521,3 +522,19 @@ def test_num_gpu_blocks_override_is_read_as_the_vramcalc_flag():
     r = check_command("vllm serve Qwen/Qwen3-8B --max-model-len 1600 --num-gpu-blocks-override 101", "4090")
     assert r.options["num_gpu_blocks_override"] == 101 and r.result.num_gpu_blocks == 101
     assert "--num-gpu-blocks-override 101" in r.vramcalc_command and r.fits
+
+
+@pytest.mark.parametrize("var,default,other", [
+    # vllm/envs.py (0.33.0): the value each variable takes when unset
+    ("VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS", "1", "0"),
+    ("VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD", "1", "0"),
+    ("VLLM_MOE_SKIP_PADDING", "1", "0"),
+    ("VLLM_USE_V2_MODEL_RUNNER", None, "0"),  # unset: V2 where supported (vllm/config/vllm.py use_v2_model_runner)
+])
+def test_env_values_listed_as_no_effect_are_the_release_defaults(var, default, other):
+    base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    if default is not None:
+        _, r = read_command(f"{var}={default} {base}")
+        assert r.no_effect == [var] and not r.warnings
+    _, r = read_command(f"{var}={other} {base}")
+    assert [w.code for w in r.warnings] == ["command.not_modelled"] and r.warnings[0].text.startswith(var)
