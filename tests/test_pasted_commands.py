@@ -535,6 +535,6 @@ def test_env_values_listed_as_no_effect_are_the_release_defaults(var, default, o
     base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
     if default is not None:
         _, r = read_command(f"{var}={default} {base}")
-        assert r.no_effect == [var] and not r.warnings
+        assert r.no_effect == [f"{var} {default}"] and not r.warnings
     _, r = read_command(f"{var}={other} {base}")
     assert [w.code for w in r.warnings] == ["command.not_modelled"] and r.warnings[0].text.startswith(var)
