@@ -538,3 +538,13 @@ def test_env_values_listed_as_no_effect_are_the_release_defaults(var, default, o
         assert r.no_effect == [f"{var} {default}"] and not r.warnings
     _, r = read_command(f"{var}={other} {base}")
     assert [w.code for w in r.warnings] == ["command.not_modelled"] and r.warnings[0].text.startswith(var)
+
+
+def test_mamba_cache_dtypes_are_read_as_the_vramcalc_flags():
+    base = "vllm serve Qwen/Qwen3-Next-80B-A3B-Thinking -tp 4 --max-model-len 32768"
+    r = check_command(f"{base} --mamba-ssm-cache-dtype float32", "4xh100")
+    default = check_command(base, "4xh100")
+    assert r.options["mamba_ssm_cache_dtype"] == "float32" and "--mamba-ssm-cache-dtype float32" in r.vramcalc_command
+    assert r.result.kv_cache_tokens < default.result.kv_cache_tokens  # a larger state page, fewer blocks
+    assert read_command(f"{base} --mamba-cache-dtype auto")[1].options["mamba_cache_dtype"] == "auto"
+    assert main(r.vramcalc_command.split()[1:]) in (0, 1)

@@ -141,3 +141,20 @@ def test_hybrid_refuses_more_sequences_than_blocks_from_0_20():
     assert check_vllm(spec, gpu, VLLMOptions(gpu_memory_utilization=0.95, max_num_seqs=r.num_gpu_blocks - 40)).fits
     assert check_vllm(spec, gpu, VLLMOptions(gpu_memory_utilization=0.95, enforce_eager=True)).fits
     assert check_vllm(spec, gpu, VLLMOptions(gpu_memory_utilization=0.95, engine_version="0.19.0")).fits
+
+
+def test_mamba_cache_dtypes_set_the_state_page():
+    """vLLM 0.33.0 vllm/model_executor/layers/mamba/mamba_utils.py _mamba_state_dtype: --mamba-ssm-cache-dtype sets
+    the temporal state, --mamba-cache-dtype the conv state (and the temporal one when the former is auto). Qwen3-Next's
+    Gated DeltaNet state (config.json: 32 value heads of 128, 16 key heads of 128, conv kernel 4): conv 8192 x 3,
+    temporal 32 x 128 x 128. The attention block then grows to hold the page (platforms/interface.py
+    _align_hybrid_block_size: 16 x cdiv(mamba page, 16 x 2048 bytes per token)); the default page is the oracle's
+    (tests/data/vllm_oracle/v0.33.0.json: block 544, 1114112 bytes)."""
+    spec = load("Qwen/Qwen3-Next-80B-A3B-Thinking")
+    conv, temporal = 8192 * 3, 32 * 128 * 128
+    assert kv_pool(spec, KVSettings()).block_size == 544
+    for ssm, cache, conv_b, temp_b in (("float32", "auto", 2, 4), ("auto", "float32", 4, 4),
+                                       ("bfloat16", "float32", 4, 2)):
+        page = conv * conv_b + temporal * temp_b
+        p = kv_pool(spec, KVSettings(mamba_ssm_cache_dtype=ssm, mamba_cache_dtype=cache))
+        assert p.block_size == 16 * -(-page // (16 * 2048)) and p.page_bytes == p.block_size * 2048, (ssm, cache)

@@ -574,7 +574,8 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = None if v == "auto" else v
         elif fld == "moe_backend":
             opts[fld] = None if v == "auto" else v
-        elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype"):
+        elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype", "mamba_cache_dtype",
+                     "mamba_ssm_cache_dtype"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
@@ -1073,7 +1074,7 @@ def _flag_line(q: Question) -> str:
             parts.append(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" if k in (
                 "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "kv_cache_dtype", "block_size",
                 "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb",
-                "num_gpu_blocks_override")
+                "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype")
                 else f"({k}={v!r})")
     return " ".join(parts)
 

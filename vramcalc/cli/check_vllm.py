@@ -86,6 +86,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="GiB per GPU vLLM carves out of the KV cache for GPU-side multimodal decoding (multimodal models)")
     f.add_argument("--num-gpu-blocks-override", type=bounded_int(2**40, "blocks"), default=None,
                    help="KV cache blocks vLLM allocates whatever its profile found")
+    for flag in ("--mamba-cache-dtype", "--mamba-ssm-cache-dtype"):
+        f.add_argument(flag, choices=["auto", "bfloat16", "float16", "float32"], default=None,
+                       help="the recurrent state's dtype (conv and SSM; SSM only), auto: the model's")
     f.add_argument("--limit-mm-per-prompt", type=_mm_limits, default=None,
                    help="items per modality, JSON ('{\"image\": 1, \"video\": 0}'); all 0 skips the encoder profile")
     f.add_argument("--no-enable-prefix-caching", dest="enable_prefix_caching", action="store_false", default=None,
@@ -122,7 +125,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
-                 "num_gpu_blocks_override",
+                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype",
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching"):
         if getattr(args, name, None) is not None:

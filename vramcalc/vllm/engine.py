@@ -96,6 +96,10 @@ class VLLMOptions(CheckedOptions):
     # --num-gpu-blocks-override: the KV pool holds this many blocks whatever the profile found (vllm/v1/core/
     # kv_cache_planning.py get_kv_cache_configs: available_memory = override x bytes per block, 0.33.0)
     num_gpu_blocks_override: int | None = Field(default=None, ge=1, le=2**40)
+    # --mamba-cache-dtype / --mamba-ssm-cache-dtype (vllm/config/cache.py MambaDType): the recurrent state's dtypes
+    # (vllm/model_executor/layers/mamba/mamba_utils.py MambaStateDtypeCalculator, 0.33.0)
+    mamba_cache_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    mamba_ssm_cache_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     limit_mm_per_prompt: dict[str, int] | None = None  # --limit-mm-per-prompt; None: vLLM's default (all allowed)
     enable_prefix_caching: bool | None = None  # None: on (the V1 default); memory unchanged
 
@@ -322,6 +326,7 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
     that follow the release: kv.release_settings)."""
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
                       block_size=opts.block_size or 16, max_model_len=L, num_speculative_tokens=spec_tokens,
+                      mamba_cache_dtype=opts.mamba_cache_dtype, mamba_ssm_cache_dtype=opts.mamba_ssm_cache_dtype,
                       **release_settings(spec, version))
 
 
@@ -1025,6 +1030,10 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--mm-ipc-gpu-memory-gb {opts.mm_ipc_gpu_memory_gb:g}")
     if opts.num_gpu_blocks_override:
         out.append(f"--num-gpu-blocks-override {opts.num_gpu_blocks_override}")
+    for flag, v in (("--mamba-cache-dtype", opts.mamba_cache_dtype), ("--mamba-ssm-cache-dtype",
+                                                                      opts.mamba_ssm_cache_dtype)):
+        if v != "auto":
+            out.append(f"{flag} {v}")
     if opts.limit_mm_per_prompt is not None:
         out.append("--limit-mm-per-prompt '" + json.dumps(opts.limit_mm_per_prompt, separators=(",", ":")) + "'")
     if opts.enable_prefix_caching is False:
