@@ -548,3 +548,11 @@ def test_mamba_cache_dtypes_are_read_as_the_vramcalc_flags():
     assert r.result.kv_cache_tokens < default.result.kv_cache_tokens  # a larger state page, fewer blocks
     assert read_command(f"{base} --mamba-cache-dtype auto")[1].options["mamba_cache_dtype"] == "auto"
     assert main(r.vramcalc_command.split()[1:]) in (0, 1)
+
+
+def test_disable_hybrid_kv_cache_manager_is_read_as_the_vramcalc_flag():
+    base = "vllm serve google/gemma-3-27b-it --max-model-len 32768 --language-model-only"
+    r, on = check_command(f"{base} --disable-hybrid-kv-cache-manager", "h100"), check_command(base, "h100")
+    assert r.options["disable_hybrid_kv_cache_manager"] is True and "--disable-hybrid-kv-cache-manager" in r.vramcalc_command
+    assert r.result.kv_cache_tokens < on.result.kv_cache_tokens
+    assert read_command(f"{base} --enable-hybrid-kv-cache-manager")[1].no_effect == ["--enable-hybrid-kv-cache-manager"]

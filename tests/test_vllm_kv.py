@@ -6,6 +6,8 @@ against the range that rounding allows."""
 import pytest
 
 from vramcalc.sources.catalog import load
+from vramcalc.errors import NotModelledError
+from vramcalc.vllm.engine import VLLMOptions
 from vramcalc.vllm.kv import KVSettings, capacity, kv_pool
 
 GIB = 2**30
@@ -158,3 +160,25 @@ def test_mamba_cache_dtypes_set_the_state_page():
         page = conv * conv_b + temporal * temp_b
         p = kv_pool(spec, KVSettings(mamba_ssm_cache_dtype=ssm, mamba_cache_dtype=cache))
         assert p.block_size == 16 * -(-page // (16 * 2048)) and p.page_bytes == p.block_size * 2048, (ssm, cache)
+
+
+def test_disable_hybrid_kv_cache_manager_allocates_local_layers_as_full():
+    """vLLM 0.33.0 vllm/v1/core/kv_cache_planning.py unify_hybrid_kv_cache_specs / _promote_local_kv_cache_specs:
+    with the hybrid manager off, sliding-window layers beside full attention become FullAttentionSpec (one uniform
+    group, every layer at max_model_len); a model of one attention kind keeps its specs; attention + Mamba is not
+    modelled. Gemma-3-27B: 62 layers, 16 KV heads of 128, bf16 (config.json)."""
+    from vramcalc.vllm.engine import _kv_settings
+
+    spec = load("google/gemma-3-27b-it")
+    s = _kv_settings(spec, VLLMOptions(disable_hybrid_kv_cache_manager=True), "0.33.0", 8192, 131072)
+    p = kv_pool(spec, s)
+    assert [(g.kind, g.layers) for g in p.groups] == [("full", 62)]
+    assert p.blocks_per_request(131072, s) * p.bytes_per_block == 131072 * 62 * 16 * 128 * 2 * 2
+    on = _kv_settings(spec, VLLMOptions(), "0.33.0", 8192, 131072)
+    assert kv_pool(spec, on).blocks_per_request(131072, on) * kv_pool(spec, on).bytes_per_block < \
+        p.blocks_per_request(131072, s) * p.bytes_per_block
+    llama = load("meta-llama/Llama-3.1-8B-Instruct")
+    assert _kv_settings(llama, VLLMOptions(disable_hybrid_kv_cache_manager=True), "0.33.0", 8192, 8192).hybrid_manager
+    with pytest.raises(NotModelledError, match="recurrent"):
+        _kv_settings(load("Qwen/Qwen3-Next-80B-A3B-Thinking"), VLLMOptions(disable_hybrid_kv_cache_manager=True),
+                     "0.33.0", 8192, 8192)

@@ -89,6 +89,8 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     for flag in ("--mamba-cache-dtype", "--mamba-ssm-cache-dtype"):
         f.add_argument(flag, choices=["auto", "bfloat16", "float16", "float32"], default=None,
                        help="the recurrent state's dtype (conv and SSM; SSM only), auto: the model's")
+    f.add_argument("--disable-hybrid-kv-cache-manager", action="store_true",
+                   help="sliding-window layers beside full attention keep the full context, as full attention does")
     f.add_argument("--limit-mm-per-prompt", type=_mm_limits, default=None,
                    help="items per modality, JSON ('{\"image\": 1, \"video\": 0}'); all 0 skips the encoder profile")
     f.add_argument("--no-enable-prefix-caching", dest="enable_prefix_caching", action="store_false", default=None,
@@ -121,7 +123,7 @@ def _mm_limits(v: str) -> dict[str, int]:
 def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     """The serving features' VLLMOptions fields (the defaults left out, so a command without them reads as before)."""
     out: dict[str, Any] = {}
-    for name in ("enable_lora", "fully_sharded_loras", "language_model_only"):
+    for name in ("enable_lora", "fully_sharded_loras", "language_model_only", "disable_hybrid_kv_cache_manager"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..serving import ServingEstimate
-from ..errors import CheckedOptions, InputError
+from ..errors import CheckedOptions, InputError, NotModelledError
 from ..gpus import GPU
 from ..kv import dtype_bytes
 from ..limits import MAX_BLOCK_SIZE, MAX_CONTEXT, MAX_GPUS, MAX_SEQUENCES
@@ -99,6 +99,9 @@ class VLLMOptions(CheckedOptions):
     # --mamba-cache-dtype / --mamba-ssm-cache-dtype (vllm/config/cache.py MambaDType): the recurrent state's dtypes
     # (vllm/model_executor/layers/mamba/mamba_utils.py MambaStateDtypeCalculator, 0.33.0)
     mamba_cache_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    # --disable-hybrid-kv-cache-manager: every attention layer at full length where full and local attention mix
+    # (vllm/v1/core/kv_cache_planning.py unify_hybrid_kv_cache_specs, 0.33.0)
+    disable_hybrid_kv_cache_manager: bool = False
     mamba_ssm_cache_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     limit_mm_per_prompt: dict[str, int] | None = None  # --limit-mm-per-prompt; None: vLLM's default (all allowed)
     enable_prefix_caching: bool | None = None  # None: on (the V1 default); memory unchanged
@@ -324,10 +327,23 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
                  spec_tokens: int = 0) -> KVSettings:
     """The cache settings the KV pool is sized with (vLLM 0.33.0 vllm/config/cache.py CacheConfig; the rules
     that follow the release: kv.release_settings)."""
+    rel = release_settings(spec, version)
+    if opts.disable_hybrid_kv_cache_manager:
+        kinds = {layer.attention.kind for layer in spec.layers if layer.attention is not None}
+        if any(layer.ssm is not None for layer in spec.layers) and kinds:
+            raise NotModelledError("--disable-hybrid-kv-cache-manager on a model with both attention and recurrent "
+                                   "(Mamba / GDN) layers: vLLM 0.33.0 keeps their specs apart "
+                                   "(vllm/v1/core/kv_cache_planning.py unify_hybrid_kv_cache_specs) and says such "
+                                   "models need the hybrid manager (vllm/config/vllm.py); vramcalc does not model it "
+                                   "(remove the flag to check the rest)")
+        # unify_hybrid_kv_cache_specs / _promote_local_kv_cache_specs: with full attention beside sliding-window or
+        # chunked-local layers, those are allocated as full attention; a model of one kind keeps its own spec
+        if "full" in kinds and kinds & {"sliding", "chunked"}:
+            rel["hybrid_manager"] = False
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
                       block_size=opts.block_size or 16, max_model_len=L, num_speculative_tokens=spec_tokens,
                       mamba_cache_dtype=opts.mamba_cache_dtype, mamba_ssm_cache_dtype=opts.mamba_ssm_cache_dtype,
-                      **release_settings(spec, version))
+                      **rel)
 
 
 def _startup_gate(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, u: float, total: int, requested: int
@@ -1030,6 +1046,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--mm-ipc-gpu-memory-gb {opts.mm_ipc_gpu_memory_gb:g}")
     if opts.num_gpu_blocks_override:
         out.append(f"--num-gpu-blocks-override {opts.num_gpu_blocks_override}")
+    if opts.disable_hybrid_kv_cache_manager:
+        out.append("--disable-hybrid-kv-cache-manager")
     for flag, v in (("--mamba-cache-dtype", opts.mamba_cache_dtype), ("--mamba-ssm-cache-dtype",
                                                                       opts.mamba_ssm_cache_dtype)):
         if v != "auto":
