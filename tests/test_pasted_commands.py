@@ -556,3 +556,11 @@ def test_disable_hybrid_kv_cache_manager_is_read_as_the_vramcalc_flag():
     assert r.options["disable_hybrid_kv_cache_manager"] is True and "--disable-hybrid-kv-cache-manager" in r.vramcalc_command
     assert r.result.kv_cache_tokens < on.result.kv_cache_tokens
     assert read_command(f"{base} --enable-hybrid-kv-cache-manager")[1].no_effect == ["--enable-hybrid-kv-cache-manager"]
+
+
+def test_download_program_flags_are_refused_by_the_programs_vramcalc_reads():
+    """common/arg.cpp (4df29be): --mtp, --dflash and --eagle3 are LLAMA_EXAMPLE_DOWNLOAD's only."""
+    for flag in ("--mtp", "--dflash", "--eagle3"):
+        for program in ("llama-server", "llama-cli"):
+            with pytest.raises(InputError, match=f"^{program}: error: invalid argument: {flag}$"):
+                read_command(f"{program} -m Qwen3-8B-Q4_K_M.gguf {flag}")
