@@ -4,6 +4,7 @@ tables (data/vllm_serve_args.json from vLLM 0.33.0's parser, data/llamacpp_args.
 classified completely in data/command_flags.json. No test reaches the network."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -119,7 +120,7 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
     ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --specialize-active-lora", "--specialize-active-lora"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --control-vector cv.gguf", "--control-vector"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --spec-type draft-mtp", "--spec-type"),
-    ("VLLM_PP_LAYER_PARTITION=20,16 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_PP_LAYER_PARTITION"),
+    ("VLLM_USE_SIMPLE_KV_OFFLOAD=1 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_USE_SIMPLE_KV_OFFLOAD"),
 ])
 def test_not_modelled_flags_are_warned_about_by_name(command, flag):
     """The rest of the command is checked; a command.not_modelled warning names the flag and says the figures
@@ -564,3 +565,25 @@ def test_download_program_flags_are_refused_by_the_programs_vramcalc_reads():
         for program in ("llama-server", "llama-cli"):
             with pytest.raises(InputError, match=f"^{program}: error: invalid argument: {flag}$"):
                 read_command(f"{program} -m Qwen3-8B-Q4_K_M.gguf {flag}")
+
+
+def test_vllm_pp_layer_partition_places_the_layers():
+    """vllm/distributed/utils.py get_pp_indices (0.33.0): VLLM_PP_LAYER_PARTITION gives each stage its layers
+    (as many as PP, summing to the layers, else ValueError); Qwen3-8B's 36 layers as 20 + 16 put two more layers'
+    weights and KV on stage 0 than the even 18 + 18."""
+    base = "vllm serve Qwen/Qwen3-8B -pp 2 --max-model-len 8192"
+    even, split = check_command(base, "2x4090"), check_command(f"VLLM_PP_LAYER_PARTITION=20,16 {base}", "2x4090")
+    assert split.options["pp_layer_partition"] == (20, 16)
+    assert all(w.code != "command.not_modelled" for w in split.warnings)
+    assert "--pp-layer-partition 20,16" in split.vramcalc_command
+    assert split.result.command.startswith("VLLM_PP_LAYER_PARTITION=20,16 vllm serve")
+    w_even = [d.weights_bytes for d in even.result.devices]
+    w_split = [d.weights_bytes for d in split.result.devices]
+    layer = (w_split[0] - w_even[0]) // 2
+    assert layer > 0 and w_even[1] - w_split[1] == 2 * layer  # the same decoder layers moved
+    assert main(split.vramcalc_command.split()[1:]) in (0, 1)
+    for bad, said in (("20,10,6", "len(partitions)=3 does not match pp_size=2"),
+                      ("20,20", "sum(partitions)=40 does not match num_hidden_layers=36"),
+                      ("20,x", "Invalid partition string: 20,x")):
+        with pytest.raises(InputError, match=re.escape(said)):
+            check_command(f"VLLM_PP_LAYER_PARTITION={bad} {base}", "2x4090")

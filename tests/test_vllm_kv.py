@@ -182,3 +182,11 @@ def test_disable_hybrid_kv_cache_manager_allocates_local_layers_as_full():
     with pytest.raises(NotModelledError, match="recurrent"):
         _kv_settings(load("Qwen/Qwen3-Next-80B-A3B-Thinking"), VLLMOptions(disable_hybrid_kv_cache_manager=True),
                      "0.33.0", 8192, 8192)
+
+
+def test_pp_layer_partition_sets_each_stages_kv_layers():
+    # vllm/distributed/utils.py get_pp_indices: VLLM_PP_LAYER_PARTITION=20,16 on Qwen3-8B's 36 layers
+    spec = load("Qwen/Qwen3-8B")
+    s = KVSettings(pp=2, pp_partition=(20, 16))
+    assert [sum(g.layers for g in kv_pool(spec, s, st).groups) for st in (0, 1)] == [20, 16]
+    assert [sum(g.layers for g in kv_pool(spec, KVSettings(pp=2), st).groups) for st in (0, 1)] == [18, 18]

@@ -601,7 +601,12 @@ def _vllm_reading(p: Parsed) -> Reading:
                 n = len(no_effect)
                 _common(f, no_effect, warnings, present)
                 no_effect[n:] = [k] * (len(no_effect) - n)  # listed by its name, as the others
-            elif _common(f, no_effect, warnings, present):  # VLLM_USE_FLASHINFER_SAMPLER
+            elif _common(f, no_effect, warnings, present) and entry["field"] == "pp_layer_partition":
+                try:  # vllm/distributed/utils.py get_pp_indices (0.33.0)
+                    opts["pp_layer_partition"] = tuple(int(x) for x in val.split(","))
+                except ValueError:
+                    raise InputError(f"ValueError: Invalid partition string: {val}") from None
+            elif entry["class"] == "modelled":  # VLLM_USE_FLASHINFER_SAMPLER
                 opts[entry["field"]] = _truthy(val) if _truthy(val) is not None else bool(_int(k, val))
     if p.engine_version:
         opts["engine_version"] = p.engine_version
@@ -1068,6 +1073,8 @@ def _flag_line(q: Question) -> str:
                 parts.append(flag)
         elif k == "tensor_split":
             parts += ["-ts", ",".join(f"{x:g}" for x in v)]
+        elif k == "pp_layer_partition":
+            parts += ["--pp-layer-partition", ",".join(map(str, v))]
         elif k == "speculative_config":
             parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
         elif k in names:
@@ -1151,7 +1158,9 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
             tries.append(("--kv-cache-dtype fp8 (half the KV bytes per token)", ("--kv-cache-dtype",),
                           ["--kv-cache-dtype", "fp8"], {"kv_cache_dtype": "fp8"}))
         ranks = r.layout.tp * r.layout.pp
-        for tp in sorted({d for d in range(1, ranks + 1) if ranks % d == 0} - {r.layout.tp}, reverse=True):
+        # VLLM_PP_LAYER_PARTITION names as many stages as PP: another PP would be refused with it
+        for tp in sorted({d for d in range(1, ranks + 1) if ranks % d == 0 and "pp_layer_partition" not in q.options}
+                         - {r.layout.tp}, reverse=True):
             pp = ranks // tp
             tries.append((f"--tensor-parallel-size {tp} --pipeline-parallel-size {pp} (the same {ranks} GPUs)",
                           VLLM_TP + VLLM_PP, ["--tensor-parallel-size", str(tp), "--pipeline-parallel-size", str(pp)],

@@ -89,6 +89,8 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     for flag in ("--mamba-cache-dtype", "--mamba-ssm-cache-dtype"):
         f.add_argument(flag, choices=["auto", "bfloat16", "float16", "float32"], default=None,
                        help="the recurrent state's dtype (conv and SSM; SSM only), auto: the model's")
+    f.add_argument("--pp-layer-partition", type=_partition, default=None,
+                   help="layers per PP stage, as vLLM's VLLM_PP_LAYER_PARTITION (e.g. 20,16)")
     f.add_argument("--disable-hybrid-kv-cache-manager", action="store_true",
                    help="sliding-window layers beside full attention keep the full context, as full attention does")
     f.add_argument("--limit-mm-per-prompt", type=_mm_limits, default=None,
@@ -109,6 +111,16 @@ def _human_bytes(v: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _partition(v: str) -> tuple[int, ...]:
+    try:
+        parts = tuple(int(x) for x in v.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--pp-layer-partition takes layer counts such as 20,16, got {v!r}") from None
+    if any(n < 1 for n in parts):
+        raise argparse.ArgumentTypeError("--pp-layer-partition: every stage needs at least one layer")
+    return parts
+
+
 def _mm_limits(v: str) -> dict[str, int]:
     try:
         d = json.loads(v)
@@ -127,7 +139,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
-                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype",
+                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "pp_layer_partition",
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching"):
         if getattr(args, name, None) is not None:

@@ -102,6 +102,8 @@ class VLLMOptions(CheckedOptions):
     # --disable-hybrid-kv-cache-manager: every attention layer at full length where full and local attention mix
     # (vllm/v1/core/kv_cache_planning.py unify_hybrid_kv_cache_specs, 0.33.0)
     disable_hybrid_kv_cache_manager: bool = False
+    # VLLM_PP_LAYER_PARTITION: the layers of each PP stage (vllm/distributed/utils.py get_pp_indices, 0.33.0)
+    pp_layer_partition: tuple[int, ...] | None = None
     mamba_ssm_cache_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     limit_mm_per_prompt: dict[str, int] | None = None  # --limit-mm-per-prompt; None: vLLM's default (all allowed)
     enable_prefix_caching: bool | None = None  # None: on (the V1 default); memory unchanged
@@ -343,7 +345,7 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
                       block_size=opts.block_size or 16, max_model_len=L, num_speculative_tokens=spec_tokens,
                       mamba_cache_dtype=opts.mamba_cache_dtype, mamba_ssm_cache_dtype=opts.mamba_ssm_cache_dtype,
-                      **rel)
+                      pp_partition=opts.pp_layer_partition, **rel)
 
 
 def _startup_gate(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, u: float, total: int, requested: int
@@ -402,7 +404,7 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
     """Each rank's weights and their bytes in the budget: vLLM's linear layers sharded by TP
     (vllm/model_executor/layers/linear.py), VocabParallelEmbedding, get_pp_indices (vllm/distributed/utils.py),
     as modelled in weights.py; the file headers' bytes where they are exact."""
-    weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, _moe(spec, opts))
+    weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, _moe(spec, opts), opts.pp_layer_partition)
     if gguf and file_weight_bytes:  # each rank's share of the file's tensor bytes
         scale = file_weight_bytes / weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
         weights = [w.model_copy(update={"bytes": int(w.bytes * scale)}) for w in weights]
@@ -436,8 +438,9 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
     warnings: list[Message] = []
     vision = [0] * len(weights)
     if opts.language_model_only and spec.vision is not None:
-        text = weights_per_rank(spec.model_copy(update={"vision": None}), opts.tp, opts.pp, scheme, wdtype, mxfp4)
-        full = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4)
+        text = weights_per_rank(spec.model_copy(update={"vision": None}), opts.tp, opts.pp, scheme, wdtype, mxfp4,
+                                partition=opts.pp_layer_partition)
+        full = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, partition=opts.pp_layer_partition)
         vision = [f.bytes - t.bytes for f, t in zip(full, text)]
     # a modality not named keeps vLLM's default limit (vllm/config/multimodal.py), so the encoder is skipped only
     # when images and videos (and anything else named) are all at 0
@@ -461,7 +464,7 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
         s = lora_settings(version, opts.max_loras, opts.max_lora_rank, opts.fully_sharded_loras,
                           opts.lora_extra_vocab_size)
         errors += lora_refusals(spec, s, opts.max_cpu_loras, version, opts.lora_extra_vocab_size is not None)
-        split = pp_layer_split(spec.num_layers, opts.pp)
+        split = pp_layer_split(spec.num_layers, opts.pp, opts.pp_layer_partition)
         starts = [sum(split[:i]) for i in range(opts.pp)]
         lora = [lora_bytes(spec, s, opts.tp, starts[w.pp_stage], starts[w.pp_stage] + split[w.pp_stage],
                            w.pp_stage == 0, w.pp_stage == opts.pp - 1,
@@ -598,7 +601,7 @@ def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion) -> t
     (vllm/v1/worker/gpu_worker.py determine_available_memory) subtracts it; 0 with --enforce-eager."""
     graphs = 0.0
     # dense: per decoder layer on the rank's stage (each captured graph holds a piece per layer; tools/fit_cudagraph.py)
-    layers = ceil(len(spec.layers) / opts.pp)
+    layers = ceil(len(spec.layers) / opts.pp) if opts.pp_layer_partition is None else max(opts.pp_layer_partition)
     if prof.cudagraph_in_budget and not opts.enforce_eager:
         cg = prof.cudagraph_gib
         assert cg is not None, "data/vllm.json: a release with cudagraph_in_budget needs cudagraph_gib"
@@ -1013,6 +1016,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
     if opts.speculative_config is not None:
         cmd.append(f"--speculative-config '{json.dumps(opts.speculative_config, separators=(',', ':'))}'")
     cmd += _feature_flags(opts)
+    if opts.pp_layer_partition is not None:  # vLLM reads it from the environment (vllm/envs.py)
+        cmd.insert(0, "VLLM_PP_LAYER_PARTITION=" + ",".join(map(str, opts.pp_layer_partition)))
     return VLLMResult(
         fits=fits and not errors, engine_version=version,
         model=ModelSummary(id=spec.id, params_total=counts.total, params_active=counts.active),
@@ -1048,6 +1053,7 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--num-gpu-blocks-override {opts.num_gpu_blocks_override}")
     if opts.disable_hybrid_kv_cache_manager:
         out.append("--disable-hybrid-kv-cache-manager")
+
     for flag, v in (("--mamba-cache-dtype", opts.mamba_cache_dtype), ("--mamba-ssm-cache-dtype",
                                                                       opts.mamba_ssm_cache_dtype)):
         if v != "auto":

@@ -38,6 +38,7 @@ class KVSettings(BaseModel):
     # --mamba-cache-dtype (the conv state, and the temporal state when the next is auto) and --mamba-ssm-cache-dtype
     # (the temporal state): auto keeps the model dtype, or the config's for the architectures data/vllm.json names
     mamba_cache_dtype: str = "auto"
+    pp_partition: tuple[int, ...] | None = None  # VLLM_PP_LAYER_PARTITION (weights.pp_layer_split)
     mamba_ssm_cache_dtype: str = "auto"
     # None: vLLM's default, on unless the model is attention-free (vLLM 0.33.0 vllm/config/model.py
     # ModelConfig.is_prefix_caching_supported); Mamba layers are then in mamba_cache_mode "align"
@@ -168,7 +169,7 @@ def _lcm(a: int, b: int) -> int:
 
 def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     """The KV pool of one rank in PP stage `stage`."""
-    split = pp_layer_split(spec.num_layers, s.pp)
+    split = pp_layer_split(spec.num_layers, s.pp, s.pp_partition)
     first = sum(split[:stage])
     caches = cache_layers(spec)[first:first + split[stage]]
     kv_dtype, why = resolve_kv_dtype(spec, s.kv_cache_dtype)
