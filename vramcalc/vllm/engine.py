@@ -1053,11 +1053,10 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--num-gpu-blocks-override {opts.num_gpu_blocks_override}")
     if opts.disable_hybrid_kv_cache_manager:
         out.append("--disable-hybrid-kv-cache-manager")
-
-    for flag, v in (("--mamba-cache-dtype", opts.mamba_cache_dtype), ("--mamba-ssm-cache-dtype",
-                                                                      opts.mamba_ssm_cache_dtype)):
-        if v != "auto":
-            out.append(f"{flag} {v}")
+    for flag, dt in (("--mamba-cache-dtype", opts.mamba_cache_dtype), ("--mamba-ssm-cache-dtype",
+                                                                       opts.mamba_ssm_cache_dtype)):
+        if dt != "auto":
+            out.append(f"{flag} {dt}")
     if opts.limit_mm_per_prompt is not None:
         out.append("--limit-mm-per-prompt '" + json.dumps(opts.limit_mm_per_prompt, separators=(",", ":")) + "'")
     if opts.enable_prefix_caching is False:
