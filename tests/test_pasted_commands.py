@@ -587,3 +587,12 @@ def test_vllm_pp_layer_partition_places_the_layers():
                       ("20,x", "Invalid partition string: 20,x")):
         with pytest.raises(InputError, match=re.escape(said)):
             check_command(f"VLLM_PP_LAYER_PARTITION={bad} {base}", "2x4090")
+
+
+def test_mm_encoder_tp_mode_is_read_as_the_vramcalc_flag():
+    r = check_command("vllm serve Qwen/Qwen3-VL-8B-Instruct -tp 2 --max-model-len 8192 --mm-encoder-tp-mode data",
+                      "2xa100-80gb-sxm")
+    assert r.options["mm_encoder_tp_mode"] == "data" and "--mm-encoder-tp-mode data" in r.vramcalc_command
+    assert "--mm-encoder-tp-mode data" in r.result.command
+    assert read_command("vllm serve Qwen/Qwen3-VL-8B-Instruct --mm-encoder-tp-mode weights")[1].options == \
+        {"mm_encoder_tp_mode": "weights"}

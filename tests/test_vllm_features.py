@@ -225,3 +225,19 @@ def test_num_gpu_blocks_override_sets_the_pool():
     assert _run("Qwen/Qwen3-8B", gpu="rtx4090", max_model_len=1600, num_gpu_blocks_override=101).fits
     big = _run("Qwen/Qwen3-8B", gpu="rtx4090", num_gpu_blocks_override=base.num_gpu_blocks * 10)
     assert not big.fits and "vllm.kv_blocks.oom" in [e.code for e in big.errors]
+
+
+def test_mm_encoder_tp_mode_data_keeps_the_whole_tower_on_each_rank():
+    """vllm/config/multimodal.py mm_encoder_tp_mode (0.33.0): "data" builds the vision tower without TP on every rank,
+    so each TP rank's weights carry the whole tower (its parameters x 2 bytes, bf16), as TP 1 does; "weights" shards
+    it. Checked as data even where the model would fall back to weights (conservative), with a warning."""
+    vl = "Qwen/Qwen3-VL-8B-Instruct"
+    spec = load(vl)
+    data, text = _run(vl, tp=2, mm_encoder_tp_mode="data"), _run(vl, tp=2, language_model_only=True)
+    sharded = _run(vl, tp=2)
+    for r in range(2):
+        assert data.devices[r].weights_bytes - text.devices[r].weights_bytes == pytest.approx(spec.vision.params * 2,
+                                                                                               rel=0.01)
+        assert data.devices[r].weights_bytes > sharded.devices[r].weights_bytes
+    assert "vllm.mm.encoder_tp_data" in [w.code for w in data.warnings]
+    assert _run(vl, mm_encoder_tp_mode="data").devices[0].weights_bytes == _run(vl).devices[0].weights_bytes  # TP 1

@@ -575,7 +575,7 @@ def _vllm_reading(p: Parsed) -> Reading:
         elif fld == "moe_backend":
             opts[fld] = None if v == "auto" else v
         elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype", "mamba_cache_dtype",
-                     "mamba_ssm_cache_dtype"):
+                     "mamba_ssm_cache_dtype", "mm_encoder_tp_mode"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
@@ -1083,7 +1083,7 @@ def _flag_line(q: Question) -> str:
             parts.append(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" if k in (
                 "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "kv_cache_dtype", "block_size",
                 "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb",
-                "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype")
+                "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode")
                 else f"({k}={v!r})")
     return " ".join(parts)
 

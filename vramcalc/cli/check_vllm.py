@@ -89,6 +89,8 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     for flag in ("--mamba-cache-dtype", "--mamba-ssm-cache-dtype"):
         f.add_argument(flag, choices=["auto", "bfloat16", "float16", "float32"], default=None,
                        help="the recurrent state's dtype (conv and SSM; SSM only), auto: the model's")
+    f.add_argument("--mm-encoder-tp-mode", choices=["weights", "data"], default=None,
+                   help="data: the whole vision tower on every TP rank (weights, the default, shards it)")
     f.add_argument("--pp-layer-partition", type=_partition, default=None,
                    help="layers per PP stage, as vLLM's VLLM_PP_LAYER_PARTITION (e.g. 20,16)")
     f.add_argument("--disable-hybrid-kv-cache-manager", action="store_true",
@@ -140,6 +142,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
                  "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "pp_layer_partition",
+                 "mm_encoder_tp_mode",
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching"):
         if getattr(args, name, None) is not None:

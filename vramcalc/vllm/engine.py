@@ -102,6 +102,9 @@ class VLLMOptions(CheckedOptions):
     # --disable-hybrid-kv-cache-manager: every attention layer at full length where full and local attention mix
     # (vllm/v1/core/kv_cache_planning.py unify_hybrid_kv_cache_specs, 0.33.0)
     disable_hybrid_kv_cache_manager: bool = False
+    # --mm-encoder-tp-mode data: every TP rank holds the whole vision tower (vllm/config/multimodal.py
+    # mm_encoder_tp_mode, 0.33.0); models whose encoder lacks it fall back to weights (checked as data: conservative)
+    mm_encoder_tp_mode: Literal["weights", "data"] = "weights"
     # VLLM_PP_LAYER_PARTITION: the layers of each PP stage (vllm/distributed/utils.py get_pp_indices, 0.33.0)
     pp_layer_partition: tuple[int, ...] | None = None
     mamba_ssm_cache_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
@@ -429,7 +432,8 @@ def _embed_head_bytes(spec: ModelSpec, opts: VLLMOptions, wdtype: str | None, w:
 def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: QuantScheme, wdtype: str | None,
                    mxfp4: str | None, weights: list[tuple[RankWeights, int]]
                    ) -> tuple[list[tuple[int, int, int]], list[Message], list[Message]]:
-    """Per rank (LoRA slot bytes added, vision-tower bytes not loaded, weight bytes moved to the host), refusals and warnings of the optional
+    """Per rank (LoRA slot bytes added, vision-tower bytes not loaded (negative: more loaded, --mm-encoder-tp-mode
+    data), weight bytes moved to the host), refusals and warnings of the optional
     features (vramcalc/vllm/features.py; data/vllm_features.json names each rule's source). The vision tower's
     bytes leave the weights with --language-model-only (vllm/config/multimodal.py)."""
     from .features import features, lora_bytes, lora_refusals, lora_settings, offloaded_bytes
@@ -442,6 +446,20 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
                                 partition=opts.pp_layer_partition)
         full = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, partition=opts.pp_layer_partition)
         vision = [f.bytes - t.bytes for f, t in zip(full, text)]
+    elif opts.mm_encoder_tp_mode == "data" and spec.vision is not None and opts.tp > 1:
+        # the tower built without TP on each rank: its sharded bytes replaced by the whole (a negative "not loaded")
+        no_tower = spec.model_copy(update={"vision": None})
+        full = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, partition=opts.pp_layer_partition)
+        text = weights_per_rank(no_tower, opts.tp, opts.pp, scheme, wdtype, mxfp4, partition=opts.pp_layer_partition)
+        full1 = weights_per_rank(spec, 1, opts.pp, scheme, wdtype, mxfp4, partition=opts.pp_layer_partition)
+        text1 = weights_per_rank(no_tower, 1, opts.pp, scheme, wdtype, mxfp4, partition=opts.pp_layer_partition)
+        whole = [f.bytes - t.bytes for f, t in zip(full1, text1)]  # one entry per PP stage
+        vision = [(f.bytes - t.bytes) - whole[w.pp_stage] for f, t, (w, _) in zip(full, text, weights)]
+        warnings.append(warning("vllm.mm.encoder_tp_data", f"--mm-encoder-tp-mode data: each of the {opts.tp} TP "
+                                f"ranks holds the whole vision tower ({max(whole) / GIB:.2f} GiB); vLLM falls back "
+                                "to weights (the tower sharded) for models whose encoder does not support data "
+                                "parallelism (vllm/config/model.py ModelConfig; supports_encoder_tp_data), which "
+                                "then need less than this"))
     # a modality not named keeps vLLM's default limit (vllm/config/multimodal.py), so the encoder is skipped only
     # when images and videos (and anything else named) are all at 0
     limits = opts.limit_mm_per_prompt
@@ -1053,6 +1071,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--num-gpu-blocks-override {opts.num_gpu_blocks_override}")
     if opts.disable_hybrid_kv_cache_manager:
         out.append("--disable-hybrid-kv-cache-manager")
+    if opts.mm_encoder_tp_mode != "weights":
+        out.append(f"--mm-encoder-tp-mode {opts.mm_encoder_tp_mode}")
     for flag, dt in (("--mamba-cache-dtype", opts.mamba_cache_dtype), ("--mamba-ssm-cache-dtype",
                                                                        opts.mamba_ssm_cache_dtype)):
         if dt != "auto":
