@@ -4,6 +4,7 @@ tables (data/vllm_serve_args.json from vLLM 0.33.0's parser, data/llamacpp_args.
 classified completely in data/command_flags.json. No test reaches the network."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -119,7 +120,7 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
     ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --specialize-active-lora", "--specialize-active-lora"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --control-vector cv.gguf", "--control-vector"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --spec-type draft-mtp", "--spec-type"),
-    ("VLLM_PP_LAYER_PARTITION=20,16 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_PP_LAYER_PARTITION"),
+    ("VLLM_USE_SIMPLE_KV_OFFLOAD=1 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_USE_SIMPLE_KV_OFFLOAD"),
 ])
 def test_not_modelled_flags_are_warned_about_by_name(command, flag):
     """The rest of the command is checked; a command.not_modelled warning names the flag and says the figures
@@ -153,7 +154,8 @@ def test_every_not_modelled_flag_warns_by_name(engine):
     for name in names:
         entry = flag_classes()[engine][name]
         if engine == "vllm_env":
-            command = f"{name}=1 {base}"
+            value = next(v for v in ("1", "0", "2", "x") if v not in (entry.get("no_effect_values") or []))
+            command = f"{name}={value} {base}"
         else:
             o = kinds[name]
             takes = o["kind"] == "value"
@@ -461,3 +463,136 @@ def test_readme_counts_the_not_modelled_flags_as_they_are():
     readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
     assert (f"{n['vllm']} vLLM flags, {n['llamacpp']} llama-server / llama-cli flags, {n['llama_bench']} llama-bench "
             f"flags and {n['vllm_env']} `VLLM_*` variables") in readme
+
+
+def test_flags_that_act_only_beside_a_not_modelled_flag():
+    """A no_effect flag with only_with (the DBO thresholds, the DCP options, prefetch offloading's knobs, ...) is
+    listed as no effect alone; beside the flag it depends on, each not modelled itself, it warns too, naming it."""
+    for engine in ("vllm", "llamacpp", "llama_bench", "vllm_env"):
+        classes = flag_classes()[engine]
+        for name, c in classes.items():
+            for master in c.get("only_with") or []:
+                assert c["class"] == "no_effect" and c.get("note"), (engine, name)
+                pool = flag_classes()["vllm" if engine == "vllm_env" else engine]
+                assert pool[master]["class"] == "not_modelled", (engine, name, master)
+    base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    _, alone = read_command(f"{base} --dbo-decode-token-threshold 64")
+    assert alone.no_effect == ["--dbo-decode-token-threshold 64"] and not alone.warnings
+    _, both = read_command(f"{base} --enable-dbo --dbo-decode-token-threshold 64")
+    said = [w.text for w in both.warnings if w.code == "command.not_modelled"]
+    assert len(said) == 2 and said[1].startswith("--dbo-decode-token-threshold 64") and "--enable-dbo" in said[1]
+    _, r = read_command(f"{base} --offload-prefetch-step 2 --offload-group-size 8")
+    assert [w.text.split(":")[0] for w in r.warnings] == ["--offload-prefetch-step 2", "--offload-group-size 8"]
+    _, env = read_command(f"VLLM_DBO_COMM_SMS=20 {base}")
+    assert env.no_effect == ["VLLM_DBO_COMM_SMS"] and not env.warnings
+    _, env2 = read_command(f"VLLM_DBO_COMM_SMS=20 {base} --ubatch-size 2")
+    assert [w.text.split(":")[0] for w in env2.warnings] == ["--ubatch-size 2", "VLLM_DBO_COMM_SMS 20"]
+
+
+def test_every_class_says_why():
+    """Each flag that is not simply modelled carries its reason; the audited no_effect ones name their source."""
+    for engine in ("vllm", "llamacpp", "llama_bench", "vllm_env"):
+        for name, c in flag_classes()[engine].items():
+            if c["class"] in ("not_modelled", "upper_bound", "refused") or c.get("only_with"):
+                assert c.get("note") or c.get("said"), (engine, name)
+            if c["class"] == "refused":
+                assert c.get("said") and c.get("replacement"), (engine, name)
+
+
+def test_llama_bench_op_offload_and_load_mode_read_as_llama_servers():
+    """tools/llama-bench/llama-bench.cpp (4df29be): -nopo 1 sets cparams.op_offload = false as llama-server's
+    --no-op-offload does; -lm takes llama-server's load modes (auto, the default, and mmap change nothing)."""
+    bench = "llama-bench -m Qwen3-8B-Q4_K_M.gguf -ngl 20"
+    assert read_command(f"{bench} -nopo 1")[1].options["op_offload"] is False
+    assert read_command(f"{bench} -nopo 0")[1].options["op_offload"] is True
+    assert read_command(f"{bench} -lm none")[1].options["no_mmap"] is True
+    assert read_command(f"{bench} -lm none")[1].options["no_mmap"] == read_command(f"{bench} -mmp 0")[1].options["no_mmap"]
+    assert read_command(f"{bench} -lm mmap+mlock")[1].options["mlock"] is True
+    assert read_command(f"{bench} -lm auto")[1].no_effect == ["-lm auto"]
+    assert read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --no-op-offload")[1].options["op_offload"] is False
+
+
+def test_mm_ipc_gpu_memory_gb_is_read_as_the_vramcalc_flag():
+    r = check_command("vllm serve Qwen/Qwen3-VL-8B-Instruct --max-model-len 8192 --mm-ipc-gpu-memory-gb 2", "a100-80gb-sxm")
+    assert r.options["mm_ipc_gpu_memory_gb"] == 2.0 and "--mm-ipc-gpu-memory-gb 2" in r.vramcalc_command
+    code = main(r.vramcalc_command.split()[1:] + ["--json"])
+    assert code in (0, 1)
+
+
+def test_num_gpu_blocks_override_is_read_as_the_vramcalc_flag():
+    r = check_command("vllm serve Qwen/Qwen3-8B --max-model-len 1600 --num-gpu-blocks-override 101", "4090")
+    assert r.options["num_gpu_blocks_override"] == 101 and r.result.num_gpu_blocks == 101
+    assert "--num-gpu-blocks-override 101" in r.vramcalc_command and r.fits
+
+
+@pytest.mark.parametrize("var,default,other", [
+    # vllm/envs.py (0.33.0): the value each variable takes when unset
+    ("VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS", "1", "0"),
+    ("VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD", "1", "0"),
+    ("VLLM_MOE_SKIP_PADDING", "1", "0"),
+    ("VLLM_USE_V2_MODEL_RUNNER", None, "0"),  # unset: V2 where supported (vllm/config/vllm.py use_v2_model_runner)
+])
+def test_env_values_listed_as_no_effect_are_the_release_defaults(var, default, other):
+    base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    if default is not None:
+        _, r = read_command(f"{var}={default} {base}")
+        assert r.no_effect == [f"{var} {default}"] and not r.warnings
+    _, r = read_command(f"{var}={other} {base}")
+    assert [w.code for w in r.warnings] == ["command.not_modelled"] and r.warnings[0].text.startswith(var)
+
+
+def test_mamba_cache_dtypes_are_read_as_the_vramcalc_flags():
+    base = "vllm serve Qwen/Qwen3-Next-80B-A3B-Thinking -tp 4 --max-model-len 32768"
+    r = check_command(f"{base} --mamba-ssm-cache-dtype float32", "4xh100")
+    default = check_command(base, "4xh100")
+    assert r.options["mamba_ssm_cache_dtype"] == "float32" and "--mamba-ssm-cache-dtype float32" in r.vramcalc_command
+    assert r.result.kv_cache_tokens < default.result.kv_cache_tokens  # a larger state page, fewer blocks
+    assert read_command(f"{base} --mamba-cache-dtype auto")[1].options["mamba_cache_dtype"] == "auto"
+    assert main(r.vramcalc_command.split()[1:]) in (0, 1)
+
+
+def test_disable_hybrid_kv_cache_manager_is_read_as_the_vramcalc_flag():
+    base = "vllm serve google/gemma-3-27b-it --max-model-len 32768 --language-model-only"
+    r, on = check_command(f"{base} --disable-hybrid-kv-cache-manager", "h100"), check_command(base, "h100")
+    assert r.options["disable_hybrid_kv_cache_manager"] is True and "--disable-hybrid-kv-cache-manager" in r.vramcalc_command
+    assert r.result.kv_cache_tokens < on.result.kv_cache_tokens
+    assert read_command(f"{base} --enable-hybrid-kv-cache-manager")[1].no_effect == ["--enable-hybrid-kv-cache-manager"]
+
+
+def test_download_program_flags_are_refused_by_the_programs_vramcalc_reads():
+    """common/arg.cpp (4df29be): --mtp, --dflash and --eagle3 are LLAMA_EXAMPLE_DOWNLOAD's only."""
+    for flag in ("--mtp", "--dflash", "--eagle3"):
+        for program in ("llama-server", "llama-cli"):
+            with pytest.raises(InputError, match=f"^{program}: error: invalid argument: {flag}$"):
+                read_command(f"{program} -m Qwen3-8B-Q4_K_M.gguf {flag}")
+
+
+def test_vllm_pp_layer_partition_places_the_layers():
+    """vllm/distributed/utils.py get_pp_indices (0.33.0): VLLM_PP_LAYER_PARTITION gives each stage its layers
+    (as many as PP, summing to the layers, else ValueError); Qwen3-8B's 36 layers as 20 + 16 put two more layers'
+    weights and KV on stage 0 than the even 18 + 18."""
+    base = "vllm serve Qwen/Qwen3-8B -pp 2 --max-model-len 8192"
+    even, split = check_command(base, "2x4090"), check_command(f"VLLM_PP_LAYER_PARTITION=20,16 {base}", "2x4090")
+    assert split.options["pp_layer_partition"] == (20, 16)
+    assert all(w.code != "command.not_modelled" for w in split.warnings)
+    assert "--pp-layer-partition 20,16" in split.vramcalc_command
+    assert split.result.command.startswith("VLLM_PP_LAYER_PARTITION=20,16 vllm serve")
+    w_even = [d.weights_bytes for d in even.result.devices]
+    w_split = [d.weights_bytes for d in split.result.devices]
+    layer = (w_split[0] - w_even[0]) // 2
+    assert layer > 0 and w_even[1] - w_split[1] == 2 * layer  # the same decoder layers moved
+    assert main(split.vramcalc_command.split()[1:]) in (0, 1)
+    for bad, said in (("20,10,6", "len(partitions)=3 does not match pp_size=2"),
+                      ("20,20", "sum(partitions)=40 does not match num_hidden_layers=36"),
+                      ("20,x", "Invalid partition string: 20,x")):
+        with pytest.raises(InputError, match=re.escape(said)):
+            check_command(f"VLLM_PP_LAYER_PARTITION={bad} {base}", "2x4090")
+
+
+def test_mm_encoder_tp_mode_is_read_as_the_vramcalc_flag():
+    r = check_command("vllm serve Qwen/Qwen3-VL-8B-Instruct -tp 2 --max-model-len 8192 --mm-encoder-tp-mode data",
+                      "2xa100-80gb-sxm")
+    assert r.options["mm_encoder_tp_mode"] == "data" and "--mm-encoder-tp-mode data" in r.vramcalc_command
+    assert "--mm-encoder-tp-mode data" in r.result.command
+    assert read_command("vllm serve Qwen/Qwen3-VL-8B-Instruct --mm-encoder-tp-mode weights")[1].options == \
+        {"mm_encoder_tp_mode": "weights"}

@@ -264,3 +264,54 @@ def test_lora_weights_against_the_log(r):
           f"({on.weights_bytes / GIB / want - 1:+.2%}); without LoRA {off.weights_bytes / GIB:.2f} GiB")
     assert on.weights_bytes - off.weights_bytes == on.lora_bytes > 0
     assert -0.015 <= on.weights_bytes / GIB / want - 1 <= 0
+
+
+def test_mm_ipc_gpu_memory_is_carved_out_of_the_kv_cache():
+    """vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory (0.33.0): on a multimodal model the KV cache
+    loses int(mm_ipc_gpu_memory_gb * GiB) per GPU (after --kv-cache-memory-bytes too, and with the vision tower off:
+    ModelConfig keeps a multimodal config); nothing left is vLLM's ValueError; a text model reserves nothing."""
+    vl = "Qwen/Qwen3-VL-8B-Instruct"
+    base, res = _run(vl), _run(vl, mm_ipc_gpu_memory_gb=1.5)
+    assert base.devices[0].kv_cache_bytes - res.devices[0].kv_cache_bytes == int(1.5 * GIB)
+    assert res.kv_cache_tokens < base.kv_cache_tokens
+    fixed = _run(vl, kv_cache_memory_bytes=8 * GIB, mm_ipc_gpu_memory_gb=2, language_model_only=True)
+    assert fixed.devices[0].kv_cache_bytes == 6 * GIB
+    over = _run(vl, kv_cache_memory_bytes=8 * GIB, mm_ipc_gpu_memory_gb=8)
+    assert not over.fits and "vllm.mm_ipc.no_kv" in [e.code for e in over.errors]
+    text, text_res = _run("Qwen/Qwen3-8B"), _run("Qwen/Qwen3-8B", mm_ipc_gpu_memory_gb=4)
+    assert text.devices[0].kv_cache_bytes == text_res.devices[0].kv_cache_bytes
+    assert "vllm.mm_ipc.text_model" in [w.code for w in text_res.warnings]
+
+
+def test_num_gpu_blocks_override_sets_the_pool():
+    """vllm/v1/core/kv_cache_planning.py get_kv_cache_configs (0.33.0): with num_gpu_blocks_override the planned memory
+    is override x bytes per block (may_override_num_blocks), whatever the profile left; the blocks are allocated as
+    given, so more than the GPU has left runs out of memory."""
+    base = _run("Qwen/Qwen3-8B", gpu="rtx4090")
+    # Qwen3-8B (config.json): 36 layers, 8 KV heads of 128, bf16; a block of 16 tokens (vllm/config/cache.py on CUDA)
+    # is K and V of each: vllm/v1/kv_cache_interface.py page_size_bytes x layers
+    per_block = 2 * 8 * 128 * 2 * 16 * 36
+    r = _run("Qwen/Qwen3-8B", gpu="rtx4090", num_gpu_blocks_override=100)
+    assert r.num_gpu_blocks == 100 and r.devices[0].kv_cache_bytes == 100 * per_block
+    assert r.kv_cache_tokens == 100 * 16
+    # 1,600 tokens cannot hold one request of the default max_model_len: vLLM's own admission check refuses
+    assert "vllm.kv.max_model_len" in [e.code for e in r.errors]
+    assert _run("Qwen/Qwen3-8B", gpu="rtx4090", max_model_len=1600, num_gpu_blocks_override=101).fits
+    big = _run("Qwen/Qwen3-8B", gpu="rtx4090", num_gpu_blocks_override=base.num_gpu_blocks * 10)
+    assert not big.fits and "vllm.kv_blocks.oom" in [e.code for e in big.errors]
+
+
+def test_mm_encoder_tp_mode_data_keeps_the_whole_tower_on_each_rank():
+    """vllm/config/multimodal.py mm_encoder_tp_mode (0.33.0): "data" builds the vision tower without TP on every rank,
+    so each TP rank's weights carry the whole tower (its parameters x 2 bytes, bf16), as TP 1 does; "weights" shards
+    it. Checked as data even where the model would fall back to weights (conservative), with a warning."""
+    vl = "Qwen/Qwen3-VL-8B-Instruct"
+    spec = load(vl)
+    data, text = _run(vl, tp=2, mm_encoder_tp_mode="data"), _run(vl, tp=2, language_model_only=True)
+    sharded = _run(vl, tp=2)
+    for r in range(2):
+        assert data.devices[r].weights_bytes - text.devices[r].weights_bytes == pytest.approx(spec.vision.params * 2,
+                                                                                               rel=0.01)
+        assert data.devices[r].weights_bytes > sharded.devices[r].weights_bytes
+    assert "vllm.mm.encoder_tp_data" in [w.code for w in data.warnings]
+    assert _run(vl, mm_encoder_tp_mode="data").devices[0].weights_bytes == _run(vl).devices[0].weights_bytes  # TP 1

@@ -6,6 +6,8 @@ against the range that rounding allows."""
 import pytest
 
 from vramcalc.sources.catalog import load
+from vramcalc.errors import NotModelledError
+from vramcalc.vllm.engine import VLLMOptions
 from vramcalc.vllm.kv import KVSettings, capacity, kv_pool
 
 GIB = 2**30
@@ -141,3 +143,50 @@ def test_hybrid_refuses_more_sequences_than_blocks_from_0_20():
     assert check_vllm(spec, gpu, VLLMOptions(gpu_memory_utilization=0.95, max_num_seqs=r.num_gpu_blocks - 40)).fits
     assert check_vllm(spec, gpu, VLLMOptions(gpu_memory_utilization=0.95, enforce_eager=True)).fits
     assert check_vllm(spec, gpu, VLLMOptions(gpu_memory_utilization=0.95, engine_version="0.19.0")).fits
+
+
+def test_mamba_cache_dtypes_set_the_state_page():
+    """vLLM 0.33.0 vllm/model_executor/layers/mamba/mamba_utils.py _mamba_state_dtype: --mamba-ssm-cache-dtype sets
+    the temporal state, --mamba-cache-dtype the conv state (and the temporal one when the former is auto). Qwen3-Next's
+    Gated DeltaNet state (config.json: 32 value heads of 128, 16 key heads of 128, conv kernel 4): conv 8192 x 3,
+    temporal 32 x 128 x 128. The attention block then grows to hold the page (platforms/interface.py
+    _align_hybrid_block_size: 16 x cdiv(mamba page, 16 x 2048 bytes per token)); the default page is the oracle's
+    (tests/data/vllm_oracle/v0.33.0.json: block 544, 1114112 bytes)."""
+    spec = load("Qwen/Qwen3-Next-80B-A3B-Thinking")
+    conv, temporal = 8192 * 3, 32 * 128 * 128
+    assert kv_pool(spec, KVSettings()).block_size == 544
+    for ssm, cache, conv_b, temp_b in (("float32", "auto", 2, 4), ("auto", "float32", 4, 4),
+                                       ("bfloat16", "float32", 4, 2)):
+        page = conv * conv_b + temporal * temp_b
+        p = kv_pool(spec, KVSettings(mamba_ssm_cache_dtype=ssm, mamba_cache_dtype=cache))
+        assert p.block_size == 16 * -(-page // (16 * 2048)) and p.page_bytes == p.block_size * 2048, (ssm, cache)
+
+
+def test_disable_hybrid_kv_cache_manager_allocates_local_layers_as_full():
+    """vLLM 0.33.0 vllm/v1/core/kv_cache_planning.py unify_hybrid_kv_cache_specs / _promote_local_kv_cache_specs:
+    with the hybrid manager off, sliding-window layers beside full attention become FullAttentionSpec (one uniform
+    group, every layer at max_model_len); a model of one attention kind keeps its specs; attention + Mamba is not
+    modelled. Gemma-3-27B: 62 layers, 16 KV heads of 128, bf16 (config.json)."""
+    from vramcalc.vllm.engine import _kv_settings
+
+    spec = load("google/gemma-3-27b-it")
+    s = _kv_settings(spec, VLLMOptions(disable_hybrid_kv_cache_manager=True), "0.33.0", 8192, 131072)
+    p = kv_pool(spec, s)
+    assert [(g.kind, g.layers) for g in p.groups] == [("full", 62)]
+    assert p.blocks_per_request(131072, s) * p.bytes_per_block == 131072 * 62 * 16 * 128 * 2 * 2
+    on = _kv_settings(spec, VLLMOptions(), "0.33.0", 8192, 131072)
+    assert kv_pool(spec, on).blocks_per_request(131072, on) * kv_pool(spec, on).bytes_per_block < \
+        p.blocks_per_request(131072, s) * p.bytes_per_block
+    llama = load("meta-llama/Llama-3.1-8B-Instruct")
+    assert _kv_settings(llama, VLLMOptions(disable_hybrid_kv_cache_manager=True), "0.33.0", 8192, 8192).hybrid_manager
+    with pytest.raises(NotModelledError, match="recurrent"):
+        _kv_settings(load("Qwen/Qwen3-Next-80B-A3B-Thinking"), VLLMOptions(disable_hybrid_kv_cache_manager=True),
+                     "0.33.0", 8192, 8192)
+
+
+def test_pp_layer_partition_sets_each_stages_kv_layers():
+    # vllm/distributed/utils.py get_pp_indices: VLLM_PP_LAYER_PARTITION=20,16 on Qwen3-8B's 36 layers
+    spec = load("Qwen/Qwen3-8B")
+    s = KVSettings(pp=2, pp_partition=(20, 16))
+    assert [sum(g.layers for g in kv_pool(spec, s, st).groups) for st in (0, 1)] == [20, 16]
+    assert [sum(g.layers for g in kv_pool(spec, KVSettings(pp=2), st).groups) for st in (0, 1)] == [18, 18]

@@ -792,6 +792,9 @@ class FlagClass(Fixed):
     expand: list[str] | None = None  # modelled preset: the flags it stands for, read in its place
     said: str | None = None  # refused: the engine's words
     replacement: str | None = None  # refused: the flag that took its place
+    # no_effect: the flags (first names) without which it does nothing; with one of them in the command (each is
+    # itself not modelled) it warns as not modelled, naming both
+    only_with: list[str] | None = None
 
 
 class CommandFlags(Fixed):

@@ -58,6 +58,7 @@ class Flag:
     values: list[str]
     klass: str  # modelled, no_effect, upper_bound, not_modelled
     entry: dict[str, Any]
+    key: str = ""  # the option's first name (the table's own spelling of it)
 
     def written(self) -> str:
         return " ".join([self.name, *(shlex.quote(v) for v in self.values)])
@@ -332,7 +333,7 @@ def _vllm_flags(args: list[str]) -> tuple[str | None, list[Flag]]:
     flags = []
     for name, vals in getattr(ns, "_flags", []):
         entry = _classify(classes, name, first[name])
-        flags.append(Flag(name=name, values=vals, klass=entry["class"], entry=entry))
+        flags.append(Flag(name=name, values=vals, klass=entry["class"], entry=entry, key=first[name]))
     return ns.model_tag, flags
 
 
@@ -394,7 +395,7 @@ def _llama_flags(program: str, args: list[str]) -> tuple[str | None, list[Flag],
             # build refuses it; the same command with `-fa on` is what the user meant, and is answered
             refusal = (error("command.engine_refuses", said, fix=f"{a} on"), i, [a, "on"])
             entry = _classify(classes, a, first)
-            flags.append(Flag(name=a, values=["on"], klass=entry["class"], entry=entry))
+            flags.append(Flag(name=a, values=["on"], klass=entry["class"], entry=entry, key=first))
             i += 1
             continue
         entry = _classify(classes, a, first)
@@ -406,7 +407,7 @@ def _llama_flags(program: str, args: list[str]) -> tuple[str | None, list[Flag],
                        i, [entry["replacement"]])
             a, first, _, _ = entry["replacement"], *options[entry["replacement"]]
             entry = _classify(classes, a, first)
-        flags.append(Flag(name=a, values=vals, klass=entry["class"], entry=entry))
+        flags.append(Flag(name=a, values=vals, klass=entry["class"], entry=entry, key=first))
         i += 1 + len(vals)
     model = None
     for f in flags:
@@ -452,9 +453,21 @@ class Reading:
     dp_local: int | None = None  # vLLM --data-parallel-size-local: the engines on this machine
 
 
-def _common(f: Flag, no_effect: list[str], warnings: list[Message]) -> bool:
-    """A flag that sets nothing: listed, warned about, or refused. True when it sets an option."""
+def _present(p: Parsed) -> set[str]:
+    """The flags of the command, as written and by their first names, and its environment's names."""
+    return {f.name for f in p.flags} | {f.key for f in p.flags if f.key} | set(p.env)
+
+
+def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set[str] | None = None) -> bool:
+    """A flag that sets nothing: listed, warned about, or refused. True when it sets an option. A no_effect flag
+    with only_with acts only beside one of those flags (each not modelled itself): with one, it warns too."""
     if f.klass == "no_effect":
+        masters = [m for m in (f.entry.get("only_with") or []) if m in (present or set())]
+        if masters:
+            warnings.append(warning("command.not_modelled", f"{f.written()}: {f.entry['note']}; with "
+                                    f"{', '.join(masters)} it changes memory, and vramcalc does not model it yet: "
+                                    "the figures ignore it"))
+            return False
         no_effect.append(f.written())
         return False
     if f.klass == "upper_bound":
@@ -534,24 +547,26 @@ def _vllm_reading(p: Parsed) -> Reading:
     no_effect: list[str] = []
     warnings: list[Message] = []
     reader: dict[str, Any] = {}  # what the command says about the system (nodes, local DP ranks)
+    present = _present(p)
     for f in p.flags:
-        if not _common(f, no_effect, warnings):
+        if not _common(f, no_effect, warnings, present):
             continue
         name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
-        if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras"):
+        if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras",
+                   "num_gpu_blocks_override"):
             opts[fld] = _int(name, v or "")
         elif fld in ("max_model_len", "max_num_batched_tokens", "kv_cache_memory_bytes"):
             if fld == "max_model_len" and (v or "").strip() in ("-1", "auto"):
                 raise NotModelledError(f"{name} {v}: the longest context that fits, as vLLM finds it at start-up; "
                                        "vramcalc reports it as the largest max_model_len (drop the flag)")
             opts[fld] = human_int(name, v or "")
-        elif fld in ("gpu_memory_utilization", "cpu_offload_gb"):
+        elif fld in ("gpu_memory_utilization", "cpu_offload_gb", "mm_ipc_gpu_memory_gb"):
             try:
                 opts[fld] = float(v or "")
             except ValueError:
                 raise InputError(f"argument {name}: invalid float value: {v!r}") from None
         elif fld in ("enforce_eager", "disable_custom_all_reduce", "enable_lora", "fully_sharded_loras",
-                     "language_model_only"):
+                     "language_model_only", "disable_hybrid_kv_cache_manager"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
         elif fld == "limit_mm_per_prompt":
             opts[fld] = {**opts.get(fld, {}), **_mm_limits(name, v or "")}
@@ -559,7 +574,8 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = None if v == "auto" else v
         elif fld == "moe_backend":
             opts[fld] = None if v == "auto" else v
-        elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype"):
+        elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype", "mamba_cache_dtype",
+                     "mamba_ssm_cache_dtype", "mm_encoder_tp_mode"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
@@ -579,9 +595,18 @@ def _vllm_reading(p: Parsed) -> Reading:
                 no_effect.append(f"{k} (not a variable of vLLM {vllm_table()['version']})")
                 continue
             f = Flag(name=k, values=[val], klass=entry["class"], entry=entry)
-            if entry["class"] == "no_effect":
+            if entry["class"] == "no_effect" and not entry.get("only_with"):
                 no_effect.append(k)
-            elif _common(f, no_effect, warnings):  # VLLM_USE_FLASHINFER_SAMPLER
+            elif entry["class"] == "no_effect":
+                n = len(no_effect)
+                _common(f, no_effect, warnings, present)
+                no_effect[n:] = [k] * (len(no_effect) - n)  # listed by its name, as the others
+            elif _common(f, no_effect, warnings, present) and entry["field"] == "pp_layer_partition":
+                try:  # vllm/distributed/utils.py get_pp_indices (0.33.0)
+                    opts["pp_layer_partition"] = tuple(int(x) for x in val.split(","))
+                except ValueError:
+                    raise InputError(f"ValueError: Invalid partition string: {val}") from None
+            elif entry["class"] == "modelled":  # VLLM_USE_FLASHINFER_SAMPLER
                 opts[entry["field"]] = _truthy(val) if _truthy(val) is not None else bool(_int(k, val))
     if p.engine_version:
         opts["engine_version"] = p.engine_version
@@ -676,8 +701,9 @@ def _llama_reading(p: Parsed) -> Reading:
     model = hf = hf_file = None
     bench_ctx = {"n_prompt": [512], "n_gen": [128], "n_depth": [0]}
     fit_off: str | None = None
+    present = _present(p)
     for f in p.flags:
-        if not _common(f, no_effect, warnings):
+        if not _common(f, no_effect, warnings, present):
             continue
         name, v, fld = f.name, (f.values[0] if f.values else ""), f.entry["field"]
         vals = v.split(",") if bench and fld not in ("model", "hf_repo", "hf_file", "override_tensor",
@@ -743,6 +769,8 @@ def _llama_reading(p: Parsed) -> Reading:
                 if fld == "no_mmap":  # -mmp is "use mmap": 0 means --no-mmap
                     val = not val
             opts[fld] = True if val is None else val
+        elif fld == "op_offload" and bench:  # -nopo 0|1 (tools/llama-bench/llama-bench.cpp: op_offload = !no_op_offload)
+            opts[fld] = not bool(_int(name, v))
         elif fld in ("model_url", "load_mode", "op_offload"):
             _llama_model_url_load_offload(f, fld, v, opts, no_effect)
             if fld == "model_url":
@@ -1038,11 +1066,15 @@ def _flag_line(q: Question) -> str:
                     "cpu_moe": "--cpu-moe" if v else None,
                     "disable_custom_all_reduce": "--disable-custom-all-reduce" if v else None,
                     "enable_expert_parallel": "--enable-expert-parallel" if v else None,
-                    "enable_chunked_prefill": None if v else "--disable-chunked-prefill"}.get(k, f"({k}={v})")
+                    "enable_chunked_prefill": None if v else "--disable-chunked-prefill",
+                    "disable_hybrid_kv_cache_manager": "--disable-hybrid-kv-cache-manager" if v else None,
+                    }.get(k, f"({k}={v})")
             if flag:
                 parts.append(flag)
         elif k == "tensor_split":
             parts += ["-ts", ",".join(f"{x:g}" for x in v)]
+        elif k == "pp_layer_partition":
+            parts += ["--pp-layer-partition", ",".join(map(str, v))]
         elif k == "speculative_config":
             parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
         elif k in names:
@@ -1050,7 +1082,9 @@ def _flag_line(q: Question) -> str:
         elif v is not None:
             parts.append(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" if k in (
                 "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "kv_cache_dtype", "block_size",
-                "dtype", "engine_version", "moe_backend") else f"({k}={v!r})")
+                "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb",
+                "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode")
+                else f"({k}={v!r})")
     return " ".join(parts)
 
 
@@ -1133,7 +1167,9 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
             tries.append(("--kv-cache-dtype fp8 (half the KV bytes per token)", ("--kv-cache-dtype",),
                           ["--kv-cache-dtype", "fp8"], {"kv_cache_dtype": "fp8"}))
         ranks = r.layout.tp * r.layout.pp
-        for tp in sorted({d for d in range(1, ranks + 1) if ranks % d == 0} - {r.layout.tp}, reverse=True):
+        # VLLM_PP_LAYER_PARTITION names as many stages as PP: another PP would be refused with it
+        for tp in sorted({d for d in range(1, ranks + 1) if ranks % d == 0 and "pp_layer_partition" not in q.options}
+                         - {r.layout.tp}, reverse=True):
             pp = ranks // tp
             tries.append((f"--tensor-parallel-size {tp} --pipeline-parallel-size {pp} (the same {ranks} GPUs)",
                           VLLM_TP + VLLM_PP, ["--tensor-parallel-size", str(tp), "--pipeline-parallel-size", str(pp)],

@@ -82,6 +82,19 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="the KV cache size per GPU as given (replaces the gpu_memory_utilization budget; 8G = 8 GiB)")
     f.add_argument("--language-model-only", action="store_true",
                    help="multimodal model without its vision encoder (its weights and profiling left out)")
+    f.add_argument("--mm-ipc-gpu-memory-gb", type=float, default=0.0,
+                   help="GiB per GPU vLLM carves out of the KV cache for GPU-side multimodal decoding (multimodal models)")
+    f.add_argument("--num-gpu-blocks-override", type=bounded_int(2**40, "blocks"), default=None,
+                   help="KV cache blocks vLLM allocates whatever its profile found")
+    for flag in ("--mamba-cache-dtype", "--mamba-ssm-cache-dtype"):
+        f.add_argument(flag, choices=["auto", "bfloat16", "float16", "float32"], default=None,
+                       help="the recurrent state's dtype (conv and SSM; SSM only), auto: the model's")
+    f.add_argument("--mm-encoder-tp-mode", choices=["weights", "data"], default=None,
+                   help="data: the whole vision tower on every TP rank (weights, the default, shards it)")
+    f.add_argument("--pp-layer-partition", type=_partition, default=None,
+                   help="layers per PP stage, as vLLM's VLLM_PP_LAYER_PARTITION (e.g. 20,16)")
+    f.add_argument("--disable-hybrid-kv-cache-manager", action="store_true",
+                   help="sliding-window layers beside full attention keep the full context, as full attention does")
     f.add_argument("--limit-mm-per-prompt", type=_mm_limits, default=None,
                    help="items per modality, JSON ('{\"image\": 1, \"video\": 0}'); all 0 skips the encoder profile")
     f.add_argument("--no-enable-prefix-caching", dest="enable_prefix_caching", action="store_false", default=None,
@@ -100,6 +113,16 @@ def _human_bytes(v: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _partition(v: str) -> tuple[int, ...]:
+    try:
+        parts = tuple(int(x) for x in v.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--pp-layer-partition takes layer counts such as 20,16, got {v!r}") from None
+    if any(n < 1 for n in parts):
+        raise argparse.ArgumentTypeError("--pp-layer-partition: every stage needs at least one layer")
+    return parts
+
+
 def _mm_limits(v: str) -> dict[str, int]:
     try:
         d = json.loads(v)
@@ -114,16 +137,19 @@ def _mm_limits(v: str) -> dict[str, int]:
 def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     """The serving features' VLLMOptions fields (the defaults left out, so a command without them reads as before)."""
     out: dict[str, Any] = {}
-    for name in ("enable_lora", "fully_sharded_loras", "language_model_only"):
+    for name in ("enable_lora", "fully_sharded_loras", "language_model_only", "disable_hybrid_kv_cache_manager"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
+                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "pp_layer_partition",
+                 "mm_encoder_tp_mode",
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)
-    if getattr(args, "cpu_offload_gb", 0):
-        out["cpu_offload_gb"] = args.cpu_offload_gb
+    for name in ("cpu_offload_gb", "mm_ipc_gpu_memory_gb"):
+        if getattr(args, name, 0):
+            out[name] = getattr(args, name)
     return out
 
 

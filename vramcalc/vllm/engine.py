@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..serving import ServingEstimate
-from ..errors import CheckedOptions, InputError
+from ..errors import CheckedOptions, InputError, NotModelledError
 from ..gpus import GPU
 from ..kv import dtype_bytes
 from ..limits import MAX_BLOCK_SIZE, MAX_CONTEXT, MAX_GPUS, MAX_SEQUENCES
@@ -90,6 +90,24 @@ class VLLMOptions(CheckedOptions):
     cpu_offload_gb: float = Field(default=0.0, ge=0, le=1_000_000)  # per GPU
     kv_cache_memory_bytes: int | None = Field(default=None, ge=1, le=2**50)  # replaces the utilization budget
     language_model_only: bool = False  # --language-model-only: no vision encoder, no encoder profiling
+    # --mm-ipc-gpu-memory-gb: GiB per GPU carved out of the KV cache for the frontend's GPU-side multimodal work, on a
+    # multimodal model (vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory, 0.33.0)
+    mm_ipc_gpu_memory_gb: float = Field(default=0.0, ge=0, le=1_000_000)
+    # --num-gpu-blocks-override: the KV pool holds this many blocks whatever the profile found (vllm/v1/core/
+    # kv_cache_planning.py get_kv_cache_configs: available_memory = override x bytes per block, 0.33.0)
+    num_gpu_blocks_override: int | None = Field(default=None, ge=1, le=2**40)
+    # --mamba-cache-dtype / --mamba-ssm-cache-dtype (vllm/config/cache.py MambaDType): the recurrent state's dtypes
+    # (vllm/model_executor/layers/mamba/mamba_utils.py MambaStateDtypeCalculator, 0.33.0)
+    mamba_cache_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    # --disable-hybrid-kv-cache-manager: every attention layer at full length where full and local attention mix
+    # (vllm/v1/core/kv_cache_planning.py unify_hybrid_kv_cache_specs, 0.33.0)
+    disable_hybrid_kv_cache_manager: bool = False
+    # --mm-encoder-tp-mode data: every TP rank holds the whole vision tower (vllm/config/multimodal.py
+    # mm_encoder_tp_mode, 0.33.0); models whose encoder lacks it fall back to weights (checked as data: conservative)
+    mm_encoder_tp_mode: Literal["weights", "data"] = "weights"
+    # VLLM_PP_LAYER_PARTITION: the layers of each PP stage (vllm/distributed/utils.py get_pp_indices, 0.33.0)
+    pp_layer_partition: tuple[int, ...] | None = None
+    mamba_ssm_cache_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     limit_mm_per_prompt: dict[str, int] | None = None  # --limit-mm-per-prompt; None: vLLM's default (all allowed)
     enable_prefix_caching: bool | None = None  # None: on (the V1 default); memory unchanged
 
@@ -314,9 +332,23 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
                  spec_tokens: int = 0) -> KVSettings:
     """The cache settings the KV pool is sized with (vLLM 0.33.0 vllm/config/cache.py CacheConfig; the rules
     that follow the release: kv.release_settings)."""
+    rel = release_settings(spec, version)
+    if opts.disable_hybrid_kv_cache_manager:
+        kinds = {layer.attention.kind for layer in spec.layers if layer.attention is not None}
+        if any(layer.ssm is not None for layer in spec.layers) and kinds:
+            raise NotModelledError("--disable-hybrid-kv-cache-manager on a model with both attention and recurrent "
+                                   "(Mamba / GDN) layers: vLLM 0.33.0 keeps their specs apart "
+                                   "(vllm/v1/core/kv_cache_planning.py unify_hybrid_kv_cache_specs) and says such "
+                                   "models need the hybrid manager (vllm/config/vllm.py); vramcalc does not model it "
+                                   "(remove the flag to check the rest)")
+        # unify_hybrid_kv_cache_specs / _promote_local_kv_cache_specs: with full attention beside sliding-window or
+        # chunked-local layers, those are allocated as full attention; a model of one kind keeps its own spec
+        if "full" in kinds and kinds & {"sliding", "chunked"}:
+            rel["hybrid_manager"] = False
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
                       block_size=opts.block_size or 16, max_model_len=L, num_speculative_tokens=spec_tokens,
-                      **release_settings(spec, version))
+                      mamba_cache_dtype=opts.mamba_cache_dtype, mamba_ssm_cache_dtype=opts.mamba_ssm_cache_dtype,
+                      pp_partition=opts.pp_layer_partition, **rel)
 
 
 def _startup_gate(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, u: float, total: int, requested: int
@@ -375,7 +407,7 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
     """Each rank's weights and their bytes in the budget: vLLM's linear layers sharded by TP
     (vllm/model_executor/layers/linear.py), VocabParallelEmbedding, get_pp_indices (vllm/distributed/utils.py),
     as modelled in weights.py; the file headers' bytes where they are exact."""
-    weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, _moe(spec, opts))
+    weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, _moe(spec, opts), opts.pp_layer_partition)
     if gguf and file_weight_bytes:  # each rank's share of the file's tensor bytes
         scale = file_weight_bytes / weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
         weights = [w.model_copy(update={"bytes": int(w.bytes * scale)}) for w in weights]
@@ -400,7 +432,8 @@ def _embed_head_bytes(spec: ModelSpec, opts: VLLMOptions, wdtype: str | None, w:
 def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: QuantScheme, wdtype: str | None,
                    mxfp4: str | None, weights: list[tuple[RankWeights, int]]
                    ) -> tuple[list[tuple[int, int, int]], list[Message], list[Message]]:
-    """Per rank (LoRA slot bytes added, vision-tower bytes not loaded, weight bytes moved to the host), refusals and warnings of the optional
+    """Per rank (LoRA slot bytes added, vision-tower bytes not loaded (negative: more loaded, --mm-encoder-tp-mode
+    data), weight bytes moved to the host), refusals and warnings of the optional
     features (vramcalc/vllm/features.py; data/vllm_features.json names each rule's source). The vision tower's
     bytes leave the weights with --language-model-only (vllm/config/multimodal.py)."""
     from .features import features, lora_bytes, lora_refusals, lora_settings, offloaded_bytes
@@ -409,9 +442,24 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
     warnings: list[Message] = []
     vision = [0] * len(weights)
     if opts.language_model_only and spec.vision is not None:
-        text = weights_per_rank(spec.model_copy(update={"vision": None}), opts.tp, opts.pp, scheme, wdtype, mxfp4)
-        full = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4)
+        text = weights_per_rank(spec.model_copy(update={"vision": None}), opts.tp, opts.pp, scheme, wdtype, mxfp4,
+                                partition=opts.pp_layer_partition)
+        full = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, partition=opts.pp_layer_partition)
         vision = [f.bytes - t.bytes for f, t in zip(full, text)]
+    elif opts.mm_encoder_tp_mode == "data" and spec.vision is not None and opts.tp > 1:
+        # the tower built without TP on each rank: its sharded bytes replaced by the whole (a negative "not loaded")
+        no_tower = spec.model_copy(update={"vision": None})
+        full = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, partition=opts.pp_layer_partition)
+        text = weights_per_rank(no_tower, opts.tp, opts.pp, scheme, wdtype, mxfp4, partition=opts.pp_layer_partition)
+        full1 = weights_per_rank(spec, 1, opts.pp, scheme, wdtype, mxfp4, partition=opts.pp_layer_partition)
+        text1 = weights_per_rank(no_tower, 1, opts.pp, scheme, wdtype, mxfp4, partition=opts.pp_layer_partition)
+        whole = [f.bytes - t.bytes for f, t in zip(full1, text1)]  # one entry per PP stage
+        vision = [(f.bytes - t.bytes) - whole[w.pp_stage] for f, t, (w, _) in zip(full, text, weights)]
+        warnings.append(warning("vllm.mm.encoder_tp_data", f"--mm-encoder-tp-mode data: each of the {opts.tp} TP "
+                                f"ranks holds the whole vision tower ({max(whole) / GIB:.2f} GiB); vLLM falls back "
+                                "to weights (the tower sharded) for models whose encoder does not support data "
+                                "parallelism (vllm/config/model.py ModelConfig; supports_encoder_tp_data), which "
+                                "then need less than this"))
     # a modality not named keeps vLLM's default limit (vllm/config/multimodal.py), so the encoder is skipped only
     # when images and videos (and anything else named) are all at 0
     limits = opts.limit_mm_per_prompt
@@ -434,7 +482,7 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
         s = lora_settings(version, opts.max_loras, opts.max_lora_rank, opts.fully_sharded_loras,
                           opts.lora_extra_vocab_size)
         errors += lora_refusals(spec, s, opts.max_cpu_loras, version, opts.lora_extra_vocab_size is not None)
-        split = pp_layer_split(spec.num_layers, opts.pp)
+        split = pp_layer_split(spec.num_layers, opts.pp, opts.pp_layer_partition)
         starts = [sum(split[:i]) for i in range(opts.pp)]
         lora = [lora_bytes(spec, s, opts.tp, starts[w.pp_stage], starts[w.pp_stage] + split[w.pp_stage],
                            w.pp_stage == 0, w.pp_stage == opts.pp - 1,
@@ -464,6 +512,14 @@ def _kv_bytes_oom(asked: int, room: int) -> Message:
                  "memory: vLLM takes the size as given (vllm/v1/worker/gpu_worker.py determine_available_memory, which "
                  "then skips the gpu_memory_utilization budget) and the cache allocation runs out of memory",
                  fix=f"--kv-cache-memory-bytes {max(0, room) // MIB * MIB}")
+
+
+def _kv_blocks_oom(blocks: int, asked: int, room: int) -> Message:
+    return error("vllm.kv_blocks.oom", f"vramcalc: --num-gpu-blocks-override {blocks} is {asked / GIB:.2f} GiB of KV "
+                 f"cache, more than the {max(0, room) / GIB:.2f} GiB left on the GPU after weights, activations, "
+                 "non-torch and CUDA-graph memory: vLLM allocates the blocks as given (vllm/v1/core/kv_cache_planning.py "
+                 "get_kv_cache_configs, may_override_num_blocks) and the cache allocation runs out of memory",
+                 fix="a smaller --num-gpu-blocks-override, or drop it")
 
 
 def _offload_messages(devices: list[DeviceBudget], pools: list[tuple[KVPool, int]], kvs: KVSettings, L: int,
@@ -582,7 +638,7 @@ def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion, gpu:
     graphs = 0.0
     # dense: per decoder layer on the rank's stage and per PIECEWISE capture size (each size records one graph per
     # layer piece; tools/fit_cudagraph.py), x the TP factor at TP > 1
-    layers = ceil(len(spec.layers) / opts.pp)
+    layers = ceil(len(spec.layers) / opts.pp) if opts.pp_layer_partition is None else max(opts.pp_layer_partition)
     sm100 = (gpu.compute_capability or "").startswith("10.")
     sizes = cudagraph_capture_counts(seqs, mnbt, sm100, query_len)[0]
     if opts.enable_lora:  # each size is captured without and with LoRA (v0.33.0 vllm/v1/cudagraph_dispatcher.py
@@ -654,6 +710,22 @@ def _outside_budget_refusal(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, tota
                  fix=f"--gpu-memory-utilization {u_ok}", source="data/vllm.json verdict_margin.outside_budget_min_gib")
 
 
+def _mm_ipc_reserve(kv_bytes: int, reserved: int) -> tuple[int, Message | None]:
+    """vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory (0.33.0), after determine_available_memory (and
+    after --kv-cache-memory-bytes, which it is applied to as well): the KV cache loses int(mm_ipc_gpu_memory_gb * GiB);
+    nothing left raises. The GPU video decoders' own reservation is not added: the default video backend (opencv,
+    vllm/envs.py VLLM_VIDEO_LOADER_BACKEND) runs on the CPU."""
+    left = kv_bytes - reserved
+    if left > 0 or kv_bytes <= 0:
+        return left, None
+    return left, error("vllm.mm_ipc.no_kv", f"ValueError: frontend multimodal GPU decoding reserves "
+                       f"{reserved / GIB:.2f} GiB ({reserved / GIB:.2f} GiB raw-frame budget, 0.00 GiB decoder cache "
+                       f"budget), but only {kv_bytes / GIB:.2f} GiB is available for the KV cache. Reduce "
+                       "mm_ipc_gpu_memory_gb or hw_decoders, use a different video backend, or increase "
+                       "gpu_memory_utilization. [vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory]",
+                       fix="lower --mm-ipc-gpu-memory-gb", source="vllm/multimodal/gpu_ipc_memory.py")
+
+
 def _no_memory() -> Message:
     return error("vllm.kv.no_memory", "No available memory for the cache blocks. Try increasing "
                  "`gpu_memory_utilization` when initializing the engine. [vllm/v1/core/kv_cache_planning.py "
@@ -696,7 +768,9 @@ def _verdict(devices: list[DeviceBudget], pools: list[tuple[KVPool, int]], opts:
              L: int, logged: str, one_block_per_seq: bool, seqs: int, at_estimate: bool) -> tuple[int, Message | None]:
     """(the longest max_model_len that fits with the margin, the refusal when the estimate fits but its upper bound
     does not): the KV pool re-sized with every rank's non-KV terms at their upper bound. vramcalc's own verdict."""
-    margins = {d.rank: d.uncertainty_bytes for d in devices}
+    # --num-gpu-blocks-override: the pool does not shrink with the other terms; their uncertainty is checked against
+    # the room left for it (check_vllm)
+    margins = {d.rank: 0 if opts.num_gpu_blocks_override else d.uncertainty_bytes for d in devices}
     low = [(pool, avail - margins[r]) for (pool, avail), r in zip(pools, [d.rank for d in devices
                                                                             if d.rank % opts.tp == 0])]
     worst_caps = [capacity(pool, avail, L, kvs, logged) for pool, avail in low if avail > 0]
@@ -788,6 +862,13 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                                             1 + (plan.num_speculative_tokens if plan else 0))
     devices: list[DeviceBudget] = []
     pools: list[tuple[KVPool, int]] = []
+    # ModelConfig.multimodal_config exists for every model that supports multimodal inputs (vllm/config/model.py),
+    # --language-model-only and zero limits included; a text model has none, and nothing is reserved
+    mm_ipc = int(opts.mm_ipc_gpu_memory_gb * GIB) if spec.vision is not None else 0
+    if opts.mm_ipc_gpu_memory_gb and spec.vision is None:
+        warnings.append(warning("vllm.mm_ipc.text_model", f"--mm-ipc-gpu-memory-gb {opts.mm_ipc_gpu_memory_gb:g}: "
+                                f"{spec.id} takes no multimodal input, so vLLM reserves nothing for it "
+                                "(vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory: no multimodal config)"))
     for (w, w_bytes), (lora, vision, offloaded) in zip(weights, extras):
         w_bytes = w_bytes + lora - vision - offloaded
         a = act.on_stage(w.pp_stage == opts.pp - 1)
@@ -797,7 +878,27 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             if room < opts.kv_cache_memory_bytes and not any(e.code == "vllm.kv_bytes.oom" for e in errors):
                 errors.append(_kv_bytes_oom(opts.kv_cache_memory_bytes, room))
             kv_bytes = opts.kv_cache_memory_bytes
+        if mm_ipc:
+            kv_bytes, refusal = _mm_ipc_reserve(kv_bytes, mm_ipc)
+            if refusal and not any(e.code == refusal.code for e in errors):
+                errors.append(refusal)
         margin = _margin_term(w_bytes, a, non_torch, graphs, graphs_upper, _from_files(opts, file_weight_bytes, spec))
+        if opts.num_gpu_blocks_override:
+            # get_kv_cache_configs plans against override x bytes per block and allocates that much, whatever the
+            # profile left: more than the GPU has left after the other terms runs out of memory at allocation (with
+            # vramcalc's uncertainty on those terms: no promise)
+            asked = opts.num_gpu_blocks_override * kv_pool(pool_spec, kvs, w.pp_stage).bytes_per_block
+            room = total - w_bytes - a - int(non_torch) - int(graphs) - mm_ipc
+            if room < asked and not any(e.code == "vllm.kv_blocks.oom" for e in errors):
+                errors.append(_kv_blocks_oom(opts.num_gpu_blocks_override, asked, room))
+            elif room - margin < asked and not any(e.code == "vllm.verdict.margin" for e in errors):
+                errors.append(error("vllm.verdict.margin", f"vramcalc: --num-gpu-blocks-override "
+                                    f"{opts.num_gpu_blocks_override} ({asked / GIB:.2f} GiB) fits in the "
+                                    f"{room / GIB:.2f} GiB left at the estimate but not within its uncertainty (up to "
+                                    f"{margin / GIB:.2f} GiB more per GPU for weights, activations, non-torch and "
+                                    "CUDA-graph memory, data/vllm.json verdict_margin), so no promise that vLLM starts",
+                                    fix="a smaller --num-gpu-blocks-override"))
+            kv_bytes = asked  # the pool is as given: the uncertainty is the room's, checked here (_verdict skips it)
         devices.append(DeviceBudget(rank=w.rank, gpu=gpu.id, total_bytes=total, budget_bytes=requested,
                                     weights_bytes=w_bytes, activation_bytes=a, non_torch_bytes=int(non_torch),
                                     cuda_graph_bytes=int(graphs), kv_cache_bytes=kv_bytes, uncertainty_bytes=margin,
@@ -957,6 +1058,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
     if opts.speculative_config is not None:
         cmd.append(f"--speculative-config '{json.dumps(opts.speculative_config, separators=(',', ':'))}'")
     cmd += _feature_flags(opts)
+    if opts.pp_layer_partition is not None:  # vLLM reads it from the environment (vllm/envs.py)
+        cmd.insert(0, "VLLM_PP_LAYER_PARTITION=" + ",".join(map(str, opts.pp_layer_partition)))
     return VLLMResult(
         fits=fits and not errors, engine_version=version,
         model=ModelSummary(id=spec.id, params_total=counts.total, params_active=counts.active),
@@ -986,6 +1089,18 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--kv-cache-memory-bytes {opts.kv_cache_memory_bytes}")
     if opts.language_model_only:
         out.append("--language-model-only")
+    if opts.mm_ipc_gpu_memory_gb:
+        out.append(f"--mm-ipc-gpu-memory-gb {opts.mm_ipc_gpu_memory_gb:g}")
+    if opts.num_gpu_blocks_override:
+        out.append(f"--num-gpu-blocks-override {opts.num_gpu_blocks_override}")
+    if opts.disable_hybrid_kv_cache_manager:
+        out.append("--disable-hybrid-kv-cache-manager")
+    if opts.mm_encoder_tp_mode != "weights":
+        out.append(f"--mm-encoder-tp-mode {opts.mm_encoder_tp_mode}")
+    for flag, dt in (("--mamba-cache-dtype", opts.mamba_cache_dtype), ("--mamba-ssm-cache-dtype",
+                                                                       opts.mamba_ssm_cache_dtype)):
+        if dt != "auto":
+            out.append(f"{flag} {dt}")
     if opts.limit_mm_per_prompt is not None:
         out.append("--limit-mm-per-prompt '" + json.dumps(opts.limit_mm_per_prompt, separators=(",", ":")) + "'")
     if opts.enable_prefix_caching is False:

@@ -35,6 +35,11 @@ class KVSettings(BaseModel):
     # 0.26+: a sliding window reserves its in-flight batches (data/vllm.json sliding_in_flight_since); before, one
     in_flight_batches: bool = True
     num_speculative_tokens: int = 0
+    # --mamba-cache-dtype (the conv state, and the temporal state when the next is auto) and --mamba-ssm-cache-dtype
+    # (the temporal state): auto keeps the model dtype, or the config's for the architectures data/vllm.json names
+    mamba_cache_dtype: str = "auto"
+    pp_partition: tuple[int, ...] | None = None  # VLLM_PP_LAYER_PARTITION (weights.pp_layer_split)
+    mamba_ssm_cache_dtype: str = "auto"
     # None: vLLM's default, on unless the model is attention-free (vLLM 0.33.0 vllm/config/model.py
     # ModelConfig.is_prefix_caching_supported); Mamba layers are then in mamba_cache_mode "align"
     # (vllm/model_executor/models/config.py MambaModelConfig.verify_and_update_config), else "none"
@@ -100,13 +105,23 @@ class KVPool(BaseModel):
         return total
 
 
-def ssm_state_dtype(spec: ModelSpec) -> str:
-    """The temporal-state dtype vLLM keeps: the config's for the architectures whose config hook reads
-    it (data/vllm.json ssm_state_dtype), else the model dtype (mamba_ssm_cache_dtype 'auto')."""
+def conv_state_dtype(spec: ModelSpec, mamba_cache_dtype: str = "auto") -> str:
+    """vLLM 0.33.0 vllm/model_executor/layers/mamba/mamba_utils.py _mamba_state_dtype: the conv state takes
+    --mamba-cache-dtype, auto the model dtype (get_kv_cache_torch_dtype)."""
+    return spec.dtype if mamba_cache_dtype == "auto" else mamba_cache_dtype
+
+
+def ssm_state_dtype(spec: ModelSpec, mamba_cache_dtype: str = "auto", mamba_ssm_cache_dtype: str = "auto") -> str:
+    """The temporal-state dtype vLLM keeps: --mamba-ssm-cache-dtype when given; with auto, the config's for the
+    architectures whose config hook reads it (data/vllm.json ssm_state_dtype: the hooks act only on auto), else
+    the conv state's (_mamba_state_dtype: auto follows mamba_cache_dtype)."""
+    if mamba_ssm_cache_dtype != "auto":
+        return mamba_ssm_cache_dtype
+    conv = conv_state_dtype(spec, mamba_cache_dtype)
     rule = vllm_rules().ssm_state_dtype.architectures.get(spec.architecture or "")
     if rule is None:
-        return spec.dtype
-    return spec.ssm_state_dtype or rule.default or spec.dtype
+        return conv
+    return spec.ssm_state_dtype or rule.default or conv
 
 
 def resolve_kv_dtype(spec: ModelSpec, kv_cache_dtype: str) -> tuple[str, str]:
@@ -154,7 +169,7 @@ def _lcm(a: int, b: int) -> int:
 
 def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     """The KV pool of one rank in PP stage `stage`."""
-    split = pp_layer_split(spec.num_layers, s.pp)
+    split = pp_layer_split(spec.num_layers, s.pp, s.pp_partition)
     first = sum(split[:stage])
     caches = cache_layers(spec)[first:first + split[stage]]
     kv_dtype, why = resolve_kv_dtype(spec, s.kv_cache_dtype)
@@ -184,7 +199,9 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
             # ssm_state_dtype (vLLM 0.33.0 vllm/model_executor/layers/mamba/mamba_utils.py MambaStateDtypeCalculator)
             mkey = ("mamba", None, int(c.recurrent.kind == "mamba2" and s.mamba2_checkpoint_block))
             buckets[mkey] = buckets.get(mkey, 0) + 1
-            mamba_pages.append(c.recurrent.state_bytes(dtype_bytes(spec.dtype), dtype_bytes(ssm_state_dtype(spec)),
+            mamba_pages.append(c.recurrent.state_bytes(dtype_bytes(conv_state_dtype(spec, s.mamba_cache_dtype)),
+                                                       dtype_bytes(ssm_state_dtype(spec, s.mamba_cache_dtype,
+                                                                                   s.mamba_ssm_cache_dtype)),
                                                        s.tp, s.num_speculative_tokens))
     attn_tok = max(attn_pages, default=0)
     bs = s.block_size

@@ -36,10 +36,20 @@ def vllm_rules() -> Vllm:
     return load("vllm.json", Vllm)
 
 
-def pp_layer_split(n_layers: int, pp: int) -> list[int]:
-    """Layers per pipeline stage (get_pp_indices)."""
+def pp_layer_split(n_layers: int, pp: int, partition: tuple[int, ...] | None = None) -> list[int]:
+    """Layers per pipeline stage (vLLM 0.33.0 vllm/distributed/utils.py get_pp_indices): VLLM_PP_LAYER_PARTITION
+    when given (as many stages as PP, summing to the layers), else the even split with the remainder on the
+    stages before the last."""
     if pp <= 0 or pp > n_layers:
         raise InputError(f"--pipeline-parallel-size {pp} must be between 1 and the {n_layers} layers")
+    if partition is not None:
+        if len(partition) != pp:
+            raise InputError(f"VLLM_PP_LAYER_PARTITION: len(partitions)={len(partition)} does not match "
+                             f"pp_size={pp}.")
+        if sum(partition) != n_layers:
+            raise InputError(f"VLLM_PP_LAYER_PARTITION: sum(partitions)={sum(partition)} does not match "
+                             f"num_hidden_layers={n_layers}.")
+        return list(partition)
     parts = [n_layers // pp] * pp
     for i in range(n_layers % pp):
         parts[-(i + 2)] += 1
@@ -223,25 +233,27 @@ def _round_up(x: int, m: int) -> int:
 
 def weights_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
                      dtype: str | None = None, mxfp4_backend: str | None = None,
-                     moe: MoEShards | None = None) -> list[RankWeights]:
+                     moe: MoEShards | None = None, partition: tuple[int, ...] | None = None) -> list[RankWeights]:
     """Weight bytes of every GPU (all ranks of one TP x PP engine). mxfp4_backend: the MoE kernel
     whose padded layout MXFP4 experts take (mxfp4_moe_backend); None keeps the checkpoint layout.
-    moe: the routed experts' split under data / expert parallelism (moe_shards); None: TP like the rest."""
+    moe: the routed experts' split under data / expert parallelism (moe_shards); None: TP like the rest.
+    partition: VLLM_PP_LAYER_PARTITION's layers per stage (pp_layer_split)."""
     scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
-    key = (id(spec), tp, pp, scheme, dtype, mxfp4_backend, moe)
+    key = (id(spec), tp, pp, scheme, dtype, mxfp4_backend, moe, partition)
     hit = _MEMO.get(key)
     if hit is not None and hit[0] is spec:
         return hit[1]
-    out = _weights_per_rank(spec, tp, pp, scheme, dtype, mxfp4_backend, moe)
+    out = _weights_per_rank(spec, tp, pp, scheme, dtype, mxfp4_backend, moe, partition)
     _MEMO.put(key, (spec, out), layers_weight(len(spec.layers)) + len(out))
     return out
 
 
 def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dtype: str | None,
-                      mxfp4_backend: str | None, moe: MoEShards | None = None) -> list[RankWeights]:
+                      mxfp4_backend: str | None, moe: MoEShards | None = None,
+                      partition: tuple[int, ...] | None = None) -> list[RankWeights]:
     wdtype = dtype or spec.dtype
     base = dtype_bytes(wdtype)
-    split = pp_layer_split(spec.num_layers, pp)
+    split = pp_layer_split(spec.num_layers, pp, partition)
     starts = [sum(split[:i]) for i in range(pp)]
     composite = spec.vision is not None
     stage_bytes = [0] * pp
