@@ -13,6 +13,7 @@ import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from ..serving import ServingEstimate
 from ..data_files import load
@@ -150,8 +151,9 @@ class LlamaOptions(CheckedOptions):
     # that changed since (data/llamacpp_builds.json) follow it (llamacpp/builds.py)
     build: str = "4df29be"
     # a build that cannot be placed against a PR takes the modelled build's rule for it (builds.resolve_build), for
-    # replaying logs whose build is known only in part (benchmarks/llamacpp_dev.py); no CLI flag sets it
-    build_unplaced_as_modelled: bool = False
+    # replaying logs whose build is known only in part (benchmarks/llamacpp_dev.py); no CLI flag sets it, and it is
+    # neither in the published schema nor in the results' dicts
+    build_unplaced_as_modelled: SkipJsonSchema[bool] = Field(default=False, exclude=True)
 
     @model_validator(mode="before")
     @classmethod

@@ -497,8 +497,9 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
                                     "start-up log checks them yet"))
         if not opts.enforce_eager:
             warnings.append(warning("vllm.lora.cuda_graphs", "with LoRA vLLM captures its CUDA graphs for the LoRA "
-                                    "batch shapes too (compilation_config cudagraph_specialize_lora); the graph pool is "
-                                    "taken at the estimate without LoRA", fix="--enforce-eager removes the graphs"))
+                                    "batch shapes too (compilation_config cudagraph_specialize_lora): the dense graph "
+                                    "estimate counts each capture size twice, which no LoRA start-up log checks yet",
+                                    fix="--enforce-eager removes the graphs"))
     offload = [0] * len(weights)
     if opts.cpu_offload_gb:
         offload = [offloaded_bytes(opts.cpu_offload_gb, b - v, _embed_head_bytes(spec, opts, wdtype, w))

@@ -277,7 +277,8 @@ def plan_speculative(cfg: dict[str, Any], spec: ModelSpec, tp: int, pp: int, max
         weight += rules.eagle_fc_inputs[method] * h * h * dtype_bytes(wdtype or draft.dtype)
     if method == "eagle3":
         weight += _eagle3_head_delta(draft, spec, tp, wdtype)
-        text = (f"{method} head {model}: its embedding and LM head are counted as its checkpoint holds them (vLLM "
+    if method in ("eagle", "eagle3"):
+        text = (f"eagle head {model}: its embedding and LM head are counted as its checkpoint holds them (vLLM "
                 "shares the target's where the head has none)") if method == "eagle" else (
                 f"eagle3 head {model}: the target's embedding is shared (vLLM shares it where the head has none or an "
                 "identical copy; a head with its own distinct embedding holds vocab x hidden more), the LM head has "
