@@ -244,3 +244,26 @@ def test_the_seeds_70b_awq_tp2_on_0_33_is_refused_with_a_rechecked_fix():
         if f.get("gpu_total_gib"):
             gpu = GPU(**{**gpu.model_dump(), "usable_bytes": int(f["gpu_total_gib"] * 2**30), "usable_source": "logged"})
         assert not check_vllm(load(f["model"]), gpu, VLLMOptions(**f["options"])).fits, f["id"]
+
+
+def test_max_model_len_above_the_model_is_refused_unless_allowed():
+    """vllm/config/model.py _get_and_verify_max_len (v0.30.0, v0.33.0): a --max-model-len above the config's
+    max_position_embeddings (Qwen3-8B's config.json: 40960) raises, in these words, unless
+    VLLM_ALLOW_LONG_MAX_MODEL_LEN=1; at the model's own length it starts."""
+    from vramcalc.pasted_command import check_command
+
+    spec, gpu = load("Qwen/Qwen3-8B"), find_gpu("h100-sxm")
+    over = check_vllm(spec, gpu, VLLMOptions(max_model_len=100000))
+    assert not over.fits
+    e = next(m for m in over.errors if m.code == "vllm.max_model_len.exceeds_model")
+    assert e.text.startswith("ValueError: User-specified max_model_len (100000) is greater than the derived "
+                             "max_model_len (max_position_embeddings=40960.0 or model_max_length=None in model's "
+                             "config.json). To allow overriding this maximum, set the env var "
+                             "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1.")
+    assert check_vllm(spec, gpu, VLLMOptions(max_model_len=40960)).fits
+    allowed = check_vllm(spec, gpu, VLLMOptions(max_model_len=100000, allow_long_max_model_len=True))
+    assert allowed.fits and "vllm.max_model_len.long_allowed" in [w.code for w in allowed.warnings]
+    pasted = check_command("VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 vllm serve Qwen/Qwen3-8B --max-model-len 100000",
+                           system="h100-sxm")
+    assert pasted.fits and pasted.options.get("allow_long_max_model_len") is True
+    assert not check_command("vllm serve Qwen/Qwen3-8B --max-model-len 100000", system="h100-sxm").fits

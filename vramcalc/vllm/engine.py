@@ -68,6 +68,9 @@ class VLLMOptions(CheckedOptions):
     # VLLM_USE_FLASHINFER_SAMPLER: True/False as set; None: the release's default (up to 0.11.0: FlashInfer when
     # installed, which vramcalc cannot see, so the larger PyTorch-sort peak is planned for)
     flashinfer_sampler: bool | None = None
+    # VLLM_ALLOW_LONG_MAX_MODEL_LEN=1: a --max-model-len above the model's derived length starts, with a warning
+    # (vllm/config/model.py _get_and_verify_max_len); the KV cache is sized for the length given either way
+    allow_long_max_model_len: bool = False
     disable_custom_all_reduce: bool = False  # --disable-custom-all-reduce
     # --speculative-config as the JSON object vLLM takes (vramcalc/vllm/spec_decode.py parse_speculative_config)
     speculative_config: dict[str, Any] | None = None
@@ -287,10 +290,24 @@ def _batch_defaults(gpu: GPU, version: str | None = None) -> tuple[int, int]:
     raise RuntimeError("data/vllm.json batch_defaults needs a catch-all last rule")
 
 
+# rope types whose max_position_embeddings already counts the scaling (vllm/config/model.py _get_and_verify_max_len,
+# v0.30.0 and v0.33.0); any other type multiplies it by its factor, except on Gemma 3, whose length is scaled already
+_ROPE_PRESCALED = ("su", "longrope", "llama3", "yarn", "deepseek_yarn", "deepseek_llama_scaling")
+
+
 def derived_max_model_len(spec: ModelSpec) -> int:
-    """ModelConfig._get_and_verify_max_len: the config's max positions (rope factor not applied
-    for llama3 / yarn / longrope scaling, which already count it)."""
-    return spec.max_position_embeddings or 2048
+    """ModelConfig._get_and_verify_max_len: the config's max positions (2048 where the config names none), times the
+    rope factor of the types that do not already count it."""
+    n = float(spec.max_position_embeddings or 2048)
+    rope = spec.rope_scaling or {}
+    per_kind = [rope] if ("rope_type" in rope or "type" in rope) else [r for r in rope.values() if isinstance(r, dict)]
+    if per_kind and "gemma3" not in spec.model_type:
+        factor = 1.0
+        for r in per_kind:
+            if r.get("rope_type", r.get("type")) not in _ROPE_PRESCALED:
+                factor = r.get("factor", factor) or 1.0  # a null factor falls back to 1.0, as vLLM does
+        n *= factor
+    return int(n)
 
 
 def _scheme(spec: ModelSpec, opts: VLLMOptions) -> tuple[QuantScheme, bool]:
@@ -819,6 +836,21 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     warnings += pre_warnings
     mnbt_d, seqs_d = _batch_defaults(gpu, version)
     L = opts.max_model_len or derived_max_model_len(spec)
+    derived = derived_max_model_len(spec)
+    if opts.max_model_len and opts.max_model_len > derived and not opts.allow_long_max_model_len:
+        errors.append(error(
+            "vllm.max_model_len.exceeds_model",
+            f"ValueError: User-specified max_model_len ({opts.max_model_len}) is greater than the derived "
+            f"max_model_len (max_position_embeddings={float(derived)} or model_max_length=None in model's config.json). "
+            "To allow overriding this maximum, set the env var VLLM_ALLOW_LONG_MAX_MODEL_LEN=1.",
+            fix=f"--max-model-len {derived} (the model's own length)",
+            source="vllm/config/model.py _get_and_verify_max_len"))
+    elif opts.max_model_len and opts.max_model_len > derived:
+        warnings.append(warning(
+            "vllm.max_model_len.long_allowed",
+            f"VLLM_ALLOW_LONG_MAX_MODEL_LEN=1: max_model_len {opts.max_model_len} is above the model's {derived}; vLLM "
+            "starts and warns that positions past it give NaN under RoPE (the KV cache is sized for the length given)",
+            source="vllm/config/model.py _get_and_verify_max_len"))
     mnbt = opts.max_num_batched_tokens or (mnbt_d if opts.enable_chunked_prefill else max(L, mnbt_d))
     if not opts.enable_chunked_prefill and mnbt < L:
         errors.append(_unchunked_refusal(mnbt, L))
