@@ -1156,7 +1156,9 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
             for m in (r.layout.max_num_seqs // 2, r.layout.max_num_seqs // 4, r.layout.max_num_seqs // 8):
                 if m >= 1:
                     tries.append((f"--max-num-seqs {m} (fewer sequences: fewer CUDA graphs and a smaller sampler "
-                                  "peak; the context as asked)", ("--max-num-seqs",), ["--max-num-seqs", str(m)],
+                                  "peak; the context as asked; the graph memory's fall with fewer capture sizes is "
+                                  "checked on hybrid-model logs only, not on a dense one)", ("--max-num-seqs",),
+                                  ["--max-num-seqs", str(m)],
                                   {"max_num_seqs": m}))
         for n in lens:
             tries.append((f"--max-model-len {n} (the longest that fits)", ("--max-model-len",),
