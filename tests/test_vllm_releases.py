@@ -267,3 +267,11 @@ def test_max_model_len_above_the_model_is_refused_unless_allowed():
                            system="h100-sxm")
     assert pasted.fits and pasted.options.get("allow_long_max_model_len") is True
     assert not check_command("vllm serve Qwen/Qwen3-8B --max-model-len 100000", system="h100-sxm").fits
+
+
+def test_a_pasted_command_above_the_model_length_gets_the_models_length_as_its_fix():
+    from vramcalc.pasted_command import check_command
+
+    r = check_command("vllm serve Qwen/Qwen3-8B --max-model-len 100000", system="h100-sxm")
+    assert not r.fits and r.fix is not None and r.fix.startswith("--max-model-len 40960")
+    assert r.corrected_command == "vllm serve Qwen/Qwen3-8B --max-model-len 40960"

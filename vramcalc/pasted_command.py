@@ -1136,6 +1136,10 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
         u_now = asked if asked is not None else default_utilization(q.options.get("engine_version"))
         u_max = max_startup_utilization(gpu, r.layout.tp, r.layout.pp)
         for e in r.errors:  # a refusal that names its own one-flag fix (graph capture, the outside-budget guard)
+            if e.code == "vllm.max_model_len.exceeds_model" and e.fix:  # the model's own length
+                n = int(e.fix.split("--max-model-len ")[1].split()[0])
+                tries.append((f"--max-model-len {n} (the model's own length)", ("--max-model-len",),
+                              ["--max-model-len", str(n)], {"max_model_len": n}))
             if e.code == "vllm.cudagraph.oom" and "--enforce-eager" not in p.args:
                 tries.append(("--enforce-eager (no CUDA graphs to capture; slower decoding)", ("--enforce-eager",),
                               ["--enforce-eager"], {"enforce_eager": True}))
