@@ -264,6 +264,13 @@ def _plan_utils(cfg: Any, specs: dict[str, Any], memory: int) -> dict[str, Any]:
     from vllm.v1.core import kv_cache_utils as ku
 
     out: dict[str, Any] = {"memory_bytes": memory}
+    # 0.30: get_kv_cache_configs refuses a layout not yet resolved; the engine core resolves it first
+    # (v1/engine/core.py _initialize_kv_caches, resolve_kv_cache_layout)
+    with contextlib.suppress(ImportError):
+        from vllm.v1.attention.backends.utils import resolve_kv_cache_layout
+
+        with contextlib.suppress(TypeError, AssertionError):
+            resolve_kv_cache_layout(cfg, [["LBNHC", "LBHNC"]], [copy.copy(v) for v in specs.values()])
     out["groups"] = _group_rows(ku.get_kv_cache_groups(cfg, {k: copy.copy(v) for k, v in specs.items()}))
     try:
         confs = ku.get_kv_cache_configs(cfg, [{k: copy.copy(v) for k, v in specs.items()}], [memory])
@@ -276,9 +283,21 @@ def _plan_utils(cfg: Any, specs: dict[str, Any], memory: int) -> dict[str, Any]:
     kc = confs[0]
     bs = min(g.kv_cache_spec.block_size for g in kc.kv_cache_groups)
     conc = ku.get_max_concurrency_for_kv_cache_config(cfg, kc)
-    out.update(num_blocks=kc.num_blocks, kv_cache_tokens=kc.num_blocks // len(kc.kv_cache_groups) * bs,
-               max_concurrency=round(conc, 4), block_size=bs)
+    if hasattr(ku, "get_kv_cache_capacity"):  # 0.30: the figures update_kv_cache_capacity logs
+        tokens, conc = ku.get_kv_cache_capacity(cfg, ku.generate_scheduler_kv_cache_config(confs))
+    elif "max_concurrency * " in _report_source(ku):  # 0.21-0.2x: _report_kv_cache_config logs concurrency x len
+        tokens = int(conc * cfg.model_config.max_model_len)
+    else:  # up to 0.20: num_blocks // groups x the smallest block size
+        tokens = kc.num_blocks // len(kc.kv_cache_groups) * bs
+    out.update(num_blocks=kc.num_blocks, kv_cache_tokens=tokens, max_concurrency=round(conc, 4), block_size=bs)
     return out
+
+
+def _report_source(ku: Any) -> str:
+    import inspect
+
+    f = getattr(ku, "_report_kv_cache_config", None)
+    return inspect.getsource(f) if f else ""
 
 
 def _plan_planning(cfg: Any, specs: dict[str, Any], memory: int) -> dict[str, Any]:
@@ -418,12 +437,27 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="JSON file to write (merged with what it holds)")
     a = ap.parse_args()
     _torchvision_stub()
-    import vllm.platforms as platforms
-
     # releases up to 0.2x pick the CPU platform only for a "+cpu" build (platforms/__init__.py
-    # cpu_platform_plugin): the CUDA wheel is told it is one
-    if hasattr(platforms, "vllm_version_matches_substr"):
-        platforms.vllm_version_matches_substr = lambda s: s == "cpu"  # type: ignore[attr-defined]
+    # cpu_platform_plugin, vllm_version_matches_substr): the CUDA wheel is told it is one. From 0.25 the
+    # platform is resolved while `import vllm` runs (vllm/env_override.py -> utils/torch_utils.py PIN_MEMORY),
+    # so the distribution's version is answered with "+cpu" until then
+    import importlib.metadata as md
+
+    md_version = md.version
+
+    def cpu_build_version(name: str) -> str:
+        v = md_version(name)
+        return v + "+cpu" if name == "vllm" and "cpu" not in v else v
+
+    md.version = cpu_build_version  # type: ignore[assignment]
+    try:
+        import vllm.platforms as platforms
+
+        if hasattr(platforms, "vllm_version_matches_substr"):
+            platforms.vllm_version_matches_substr = lambda s: s == "cpu"  # type: ignore[attr-defined]
+        _ = platforms.current_platform
+    finally:
+        md.version = md_version  # type: ignore[assignment]
     import vllm
 
     with contextlib.suppress(Exception):
