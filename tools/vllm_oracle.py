@@ -86,6 +86,24 @@ def _custom_op_stub() -> None:
     _TV_LIB.append(lib)
 
 
+def _vllm_config(name: str) -> Any:
+    """set_current_vllm_config / get_layers_from_vllm_config: vllm/config/vllm.py from 0.2x, vllm/config/__init__.py
+    in 0.11."""
+    try:
+        import vllm.config.vllm as mod
+    except ImportError:  # 0.11
+        import vllm.config as mod
+    return getattr(mod, name)
+
+
+def _legacy() -> bool:
+    """0.11: GPUModelRunner builds the attention specs itself and the CUDA platform sets the block size in
+    check_and_update_config (no Platform.update_block_size_for_backend, no layer get_kv_cache_spec)."""
+    from vllm.platforms.interface import Platform
+
+    return not hasattr(Platform, "update_block_size_for_backend")
+
+
 MODELS = os.path.join(os.path.dirname(__file__), "..", "vramcalc", "data", "models")
 
 
@@ -96,8 +114,9 @@ def _init_group(tp: int, cfg: Any) -> None:
     """A TP group of `tp` ranks in this one process: torch's fake process group answers the world size and
     rank; vLLM's subgroups are created on it too."""
     import torch.distributed as dist
-    from vllm.config.vllm import set_current_vllm_config
     from vllm.distributed import parallel_state as ps
+
+    set_current_vllm_config = _vllm_config("set_current_vllm_config")
 
     if _GROUP:  # the model groups are made per model: an EP group exists only for MoE models
         ps.destroy_model_parallel()
@@ -129,9 +148,11 @@ def _init_group(tp: int, cfg: Any) -> None:
 def cuda_like(cfg: Any) -> None:
     """Undo the CPU platform's choices the CUDA one does not make: block size 16 (CacheConfig.DEFAULT_BLOCK_SIZE),
     and async scheduling on, with which two batches are in flight (VllmConfig.max_concurrent_batches), which
-    sliding-window specs reserve for."""
-    cfg.cache_config.block_size = 16
-    cfg.cache_config.user_specified_block_size = False
+    sliding-window specs reserve for. 0.11: the block size is already CUDA's (16, or the hybrid alignment of
+    HybridAttentionMambaModelConfig.verify_and_update_config, run while VllmConfig is built)."""
+    if not _legacy():
+        cfg.cache_config.block_size = 16
+        cfg.cache_config.user_specified_block_size = False
     cfg.scheduler_config.async_scheduling = True
 
 
@@ -139,8 +160,8 @@ def cuda_like(cfg: Any) -> None:
 def meta_models(cfg: Any) -> Any:
     """Build model classes under `cfg` on the meta device, in the model's dtype (or shapes come out float32)."""
     import torch
-    from vllm.config.vllm import set_current_vllm_config
 
+    set_current_vllm_config = _vllm_config("set_current_vllm_config")
     old = torch.get_default_dtype()
     torch.set_default_dtype(cfg.model_config.dtype)
     try:
@@ -182,6 +203,11 @@ def _config(model_dir: str, tp: int, kv_dtype: str, max_len: int | None) -> Any:
             if hasattr(cpu_attn, "is_quantized_kv_cache"):
                 cpu_attn.is_quantized_kv_cache = lambda dtype: False  # type: ignore[attr-defined]
 
+    if _legacy():
+        _cpu_check_as_cuda()
+        # 0.11 vllm/engine/arg_utils.py _is_v1_supported_oracle refuses V1 for sliding windows on the CPU
+        # backend only; the CUDA one runs them on V1
+        EngineArgs._is_v1_supported_oracle = lambda self, model_config: True  # type: ignore[method-assign]
     ea = EngineArgs(model=model_dir, skip_tokenizer_init=True, load_format="dummy", tensor_parallel_size=tp,
                     kv_cache_dtype=kv_dtype, max_model_len=max_len, max_num_batched_tokens=8192,
                     max_num_seqs=256, async_scheduling=True,
@@ -189,9 +215,53 @@ def _config(model_dir: str, tp: int, kv_dtype: str, max_len: int | None) -> Any:
     return ea.create_engine_config()
 
 
+def _cpu_check_as_cuda() -> None:
+    """0.11 vllm/platforms/cpu.py CpuPlatform.check_and_update_config refuses a block size other than 16 without
+    IPEX (the hybrid alignment sets one), refuses an fp8 KV cache with chunked prefill and turns fp8_e4m3 into
+    fp8_e5m2; CudaPlatform.check_and_update_config does none of these. The CPU check runs on a block size of
+    16 and an `auto` KV dtype, and the values it was handed are put back."""
+    from vllm.platforms.cpu import CpuPlatform
+
+    if getattr(CpuPlatform, "_oracle_wrapped", False):
+        return
+    orig = CpuPlatform.check_and_update_config.__func__  # type: ignore[attr-defined]
+
+    def check(cls: Any, vllm_config: Any) -> None:
+        cc = vllm_config.cache_config
+        bs, dt = cc.block_size, cc.cache_dtype
+        if bs is not None:
+            cc.block_size = 16
+        cc.cache_dtype = "auto"
+        orig(cls, vllm_config)
+        cc.block_size = bs if bs is not None else 16  # CudaPlatform: 16 where none is set
+        cc.cache_dtype = dt
+
+    CpuPlatform.check_and_update_config = classmethod(check)  # type: ignore[method-assign,assignment]
+    CpuPlatform._oracle_wrapped = True  # type: ignore[attr-defined]
+
+
+def _legacy_specs(cfg: Any) -> dict[str, Any]:
+    """0.11: vllm/v1/worker/gpu_model_runner.py GPUModelRunner.get_kv_cache_spec, run on the attributes it reads
+    (the KV dtype as GPUModelRunner.__init__ resolves it)."""
+    from types import SimpleNamespace
+
+    from vllm.utils import STR_DTYPE_TO_TORCH_DTYPE
+    from vllm.v1.worker.gpu_model_runner import GPUModelRunner
+
+    cc = cfg.cache_config
+    kv_dtype = cfg.model_config.dtype if cc.cache_dtype == "auto" else STR_DTYPE_TO_TORCH_DTYPE[cc.cache_dtype]
+    runner = SimpleNamespace(vllm_config=cfg, shared_kv_cache_layers={}, kv_cache_dtype=kv_dtype,
+                             attention_chunk_size=cfg.model_config.attention_chunk_size,
+                             speculative_config=cfg.speculative_config, runner_only_attn_layers=set())
+    return GPUModelRunner.get_kv_cache_spec(runner)  # type: ignore[arg-type]
+
+
 def _cuda_backends(cfg: Any) -> str:
-    """Give every attention layer the backend CUDA would: FlashAttention (MLA: Triton MLA)."""
-    from vllm.config.vllm import get_layers_from_vllm_config
+    """Give every attention layer the backend CUDA would: FlashAttention (MLA: Triton MLA). 0.11: the runner's
+    specs do not depend on the backend; none is swapped."""
+    if _legacy():
+        return "none (0.11: GPUModelRunner.get_kv_cache_spec)"
+    get_layers_from_vllm_config = _vllm_config("get_layers_from_vllm_config")
     from vllm.model_executor.layers.attention_layer_base import AttentionLayerBase
     from vllm.v1.attention.backends.flash_attn import FlashAttentionBackend
     from vllm.v1.attention.backends.mla.triton_mla import TritonMLABackend
@@ -209,7 +279,9 @@ def _cuda_backends(cfg: Any) -> str:
 
 def _specs(cfg: Any) -> dict[str, Any]:
     """GPUModelRunner.get_kv_cache_spec: layers sharing another's KV get none."""
-    from vllm.config.vllm import get_layers_from_vllm_config
+    if _legacy():
+        return _legacy_specs(cfg)
+    get_layers_from_vllm_config = _vllm_config("get_layers_from_vllm_config")
     from vllm.model_executor.layers.attention.attention import Attention
     from vllm.model_executor.layers.attention_layer_base import AttentionLayerBase
     from vllm.v1.kv_cache_interface import AttentionSpec
@@ -403,8 +475,9 @@ def _run(entry: dict[str, Any], config: dict[str, Any], tp: int, kv_dtype: str, 
             model = initialize_model(vllm_config=cfg)
         dtype = cfg.model_config.dtype
         backends = _cuda_backends(cfg)
-        cfg.cache_config.mamba_page_size_padded = None
-        Platform.update_block_size_for_backend(cfg)  # the base class's, which CudaPlatform inherits
+        if not _legacy():
+            cfg.cache_config.mamba_page_size_padded = None
+            Platform.update_block_size_for_backend(cfg)  # the base class's, which CudaPlatform inherits
         specs = _specs(cfg)
         weights = sum(p.numel() * p.element_size() for p in model.parameters())
         buffers = sum(b.numel() * b.element_size() for b in model.buffers())
