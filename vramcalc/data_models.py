@@ -394,6 +394,12 @@ class Fp32Params(Fixed):
     source: str
 
 
+class ReplicatedVision(Fixed):
+    """Architectures whose vision tower vLLM builds without tensor parallelism (whole on every rank)."""
+    architectures: list[str]
+    source: str
+
+
 class SsmDefault(Fixed):
     default: str | None
 
@@ -540,6 +546,7 @@ class Vllm(Sourced):
     vocab_padding: VocabPadding
     rotary_cache: RotaryCache
     fp32_params: Fp32Params
+    replicated_vision: ReplicatedVision
     ssm_state_dtype: SsmStateDtype
     mamba_seqs_refusal_since: SinceVersion
     oldest_modelled: SinceVersion

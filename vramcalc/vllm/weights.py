@@ -67,7 +67,10 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
         if moe.ep > 1:  # whole experts, ceil(E / EP) on the first ranks (determine_expert_map)
             return (-(-s[0] // moe.ep), *s[1:])
         tp = moe.tp  # the experts' intermediate split over TP x DP ranks
-    if name.endswith("embed_tokens.weight") or name == "lm_head.weight" or name.endswith("shared_head.head.weight"):
+    # embed_tokens_per_layer: Gemma-4's per-layer embeddings, a VocabParallelEmbedding (vLLM 0.30.0
+    # vllm/model_executor/models/gemma4.py Gemma4Model.__init__)
+    if name.endswith(("embed_tokens.weight", "embed_tokens_per_layer.weight")) or name == "lm_head.weight" \
+            or name.endswith("shared_head.head.weight"):
         return (padded_vocab(s[0]) // tp, s[1])
     # fc1/fc2_latent_proj: ReplicatedLinear, whole on every rank (v0.33.0 models/nemotron_h.py NemotronHMoE)
     if "router" in name or "shared_expert_gate" in name or t.group in ("norms", "moe_latent") or "layernorm" in name \
@@ -109,6 +112,8 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
     if SHARDED_1D.search(name):
         return (s[0] // tp, *s[1:])
     if t.group == "vision":
+        if spec.architecture in vllm_rules().replicated_vision.architectures:
+            return tuple(s)  # built without TP layers (data/vllm.json replicated_vision)
         return (s[0] // tp,)  # mm_encoder_tp_mode="weights": the tower is TP-sharded
     return tuple(s)  # biases of row-parallel layers and anything unknown: whole (conservative)
 
