@@ -387,6 +387,9 @@ class RotaryCache(Fixed):
     sliding_own_rope_source: str
     whole_head: list[str]  # rope types whose cache spans the whole head (partial_rotary_factor aside)
     whole_head_source: str
+    mrope_positions_factor: int  # M-RoPE caches hold max_position x this many positions before the release
+    mrope_positions_factor_before: str
+    mrope_positions_factor_source: str
 
 
 class Fp32Params(Fixed):

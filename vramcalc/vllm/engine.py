@@ -375,7 +375,8 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
     """Each rank's weights and their bytes in the budget: vLLM's linear layers sharded by TP
     (vllm/model_executor/layers/linear.py), VocabParallelEmbedding, get_pp_indices (vllm/distributed/utils.py),
     as modelled in weights.py; the file headers' bytes where they are exact."""
-    weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, _moe(spec, opts))
+    weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, _moe(spec, opts),
+                               version=opts.engine_version)
     if gguf and file_weight_bytes:  # each rank's share of the file's tensor bytes
         scale = file_weight_bytes / weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
         weights = [w.model_copy(update={"bytes": int(w.bytes * scale)}) for w in weights]
