@@ -314,11 +314,17 @@ def _layer_row(spec: Any) -> dict[str, Any]:
 
 
 def _plan(cfg: Any, specs: dict[str, Any], memory: int) -> dict[str, Any]:
+    # 0.11 kv_cache_utils.estimate_max_model_len leaves model_config.max_model_len at the last length its binary
+    # search tried (the engine stops on the refusal; the oracle plans the next budget): it is put back
+    max_len = cfg.model_config.max_model_len
     try:
-        import vllm.v1.core.kv_cache_planning  # noqa: F401
-    except ImportError:
-        return _plan_utils(cfg, specs, memory)
-    return _plan_planning(cfg, specs, memory)
+        try:
+            import vllm.v1.core.kv_cache_planning  # noqa: F401
+        except ImportError:
+            return _plan_utils(cfg, specs, memory)
+        return _plan_planning(cfg, specs, memory)
+    finally:
+        cfg.model_config.max_model_len = max_len
 
 
 def _group_rows(groups: Any) -> list[dict[str, Any]]:
