@@ -558,6 +558,7 @@ class Vllm(Sourced):
     chunked_local_hybrid_manager_since: SinceVersion
     mamba2_checkpoint_block_since: SinceVersion
     null_block_in_fit_since: SinceVersion
+    group_fit_since: SinceVersion
     hybrid_prefix_caching_since: SinceVersion
     mxfp4_moe: Mxfp4Moe
     versions: VllmVersions

@@ -480,7 +480,7 @@ def _offload_messages(devices: list[DeviceBudget], pools: list[tuple[KVPool, int
                    source="vllm/model_executor/offloader/uva.py UVAOffloader._maybe_offload_to_cpu")]
     margins = {d.rank: d for d in devices}
     lead = [margins[d.rank] for d in devices if d.rank in margins and d.rank % max(1, len(devices) // len(pools)) == 0]
-    fits_without = all(avail - d.cpu_offload_bytes - d.uncertainty_bytes >= p.blocks_per_request(L, kvs) * p.bytes_per_block
+    fits_without = all(avail - d.cpu_offload_bytes - d.uncertainty_bytes >= p.request_bytes(L, kvs)
                        for (p, avail), d in zip(pools, lead))
     if most and fits_without:
         out.append(warning("vllm.cpu_offload.not_needed", "the weights and one max_model_len request fit without "
