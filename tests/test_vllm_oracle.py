@@ -65,9 +65,13 @@ POOL_GAPS: dict[str, str] = {
     "0.26.0) the Mamba groups' block (max_model_len, 8192) is below the aligned attention block (8256) and becomes "
     "vLLM's smallest group block; vramcalc reports the attention one (not yet modelled)",
 }
+POOL_GAPS.update({f"v0.25.0-nvidia/Nemotron-H-56B-Base-8K-tp{tp}-fp8": POOL_GAPS["v0.25.0-nvidia/Nemotron-H-56B-Base-8K-tp1-fp8"]
+                  for tp in (2, 4, 8)})
 WEIGHT_GAPS: dict[str, str] = {
     "v0.30.0-Qwen/Qwen3-VL-2B-Instruct-tp8-auto": "vLLM 0.30.0 holds 7.4 MB more weights per rank at TP 8 than a "
     "1/8 share (a part of the vision tower or merger kept whole; not yet found): vramcalc is 1.3% low",
+    "v0.25.0-Qwen/Qwen3-VL-2B-Instruct-tp8-auto": "as on 0.30.0: 7.4 MB per rank more than a 1/8 share in vLLM "
+    "(not yet found); vramcalc is 1.3% low",
     "v0.30.0-google/gemma-4-E2B-it-tp8-auto": "vramcalc is 1.4% high at TP 8 (conservative; the part vLLM shards "
     "that vramcalc keeps whole is not yet found)",
     "v0.30.0-google/gemma-4-E4B-it-tp8-auto": "vramcalc is 1.9% high at TP 8 (conservative; as for E2B)",
