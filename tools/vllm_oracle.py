@@ -25,6 +25,14 @@ hybrid alignment. The default dtype is the model's, or shapes would come out flo
 
 Only figures are written (page sizes, block sizes, groups, blocks, tokens, concurrency, estimated maximum
 length, weight bytes per rank, refusal text), one JSON file per release.
+
+Release branches (each marked where it is taken): 0.33 plans with v1/core/kv_cache_planning.py; 0.2x-0.30 with
+v1/core/kv_cache_utils.py (_plan_utils: 0.30 resolves the KV layout first and counts tokens with
+get_kv_cache_capacity, 0.21-0.2x as _report_kv_cache_config logs them, up to 0.20 num_blocks // groups x block);
+from 0.25 the platform is resolved while `import vllm` runs, so the CUDA wheel is told it is a CPU build before
+that (main); 0.11 (_legacy) takes the specs from GPUModelRunner.get_kv_cache_spec, keeps the block size its
+VllmConfig chose and runs the CPU platform's checks on CUDA's values (_cpu_check_as_cuda). The venvs used:
+torch 2.13.0+cpu and transformers 5.24 (0.25, 0.30, 0.33) or 4.57 (0.11), vllm --no-deps.
 """
 
 from __future__ import annotations
