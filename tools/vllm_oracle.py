@@ -31,8 +31,8 @@ v1/core/kv_cache_utils.py (_plan_utils: 0.30 resolves the KV layout first and co
 get_kv_cache_capacity, 0.21-0.2x as _report_kv_cache_config logs them, up to 0.20 num_blocks // groups x block);
 from 0.25 the platform is resolved while `import vllm` runs, so the CUDA wheel is told it is a CPU build before
 that (main); 0.11 (_legacy) takes the specs from GPUModelRunner.get_kv_cache_spec, keeps the block size its
-VllmConfig chose and runs the CPU platform's checks on CUDA's values (_cpu_check_as_cuda). The venvs used:
-torch 2.13.0+cpu and transformers 5.24 (0.25, 0.30, 0.33) or 4.57 (0.11), vllm --no-deps.
+VllmConfig chose and runs the CPU platform's checks on CUDA's values (_cpu_check_as_cuda). The 0.11, 0.25 and
+0.30 fixtures ran with torch 2.13.0+cpu, vllm --no-deps and transformers 4.57 (0.11) or 5.24 (0.25, 0.30).
 """
 
 from __future__ import annotations
