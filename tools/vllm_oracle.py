@@ -565,11 +565,16 @@ def main() -> None:
     except ImportError:
         planning = ("kv_cache_utils.get_kv_cache_groups / get_kv_cache_configs / estimate_max_model_len / "
                     "get_max_concurrency_for_kv_cache_config, tokens as _report_kv_cache_config logs them")
+    specs_by = ("Attention.get_kv_cache_spec with FlashAttention / Triton MLA as the CUDA backends, Platform."
+                "update_block_size_for_backend")
+    if _legacy():
+        specs_by = ("GPUModelRunner.get_kv_cache_spec, the block size CudaPlatform and HybridAttentionMambaModelConfig "
+                    "give (the CPU platform's block-size and fp8 checks run on those values), V1 for sliding windows "
+                    "as on CUDA")
     doc.update(release=vllm.__version__, produced_by=(
         f"vLLM {vllm.__version__} wheel, EngineArgs.create_engine_config, the model class built on the meta "
-        "device (initialize_model under set_current_vllm_config, TP group of fake ranks), Attention."
-        "get_kv_cache_spec with FlashAttention / Triton MLA as the CUDA backends, Platform."
-        f"update_block_size_for_backend, {planning}; run on CPU with VLLM_TARGET_DEVICE=cpu "
+        "device (initialize_model under set_current_vllm_config, TP group of fake ranks), "
+        f"{specs_by}, {planning}; run on CPU with VLLM_TARGET_DEVICE=cpu "
         "(tools/vllm_oracle.py). Each catalog config is completed as vramcalc reads it (architecture_from; the "
         "causal-LM class transformers registers where it names none); the CPU attention backend is let take fp8 "
         "KV on any host (the oracle runs no kernel). A Mistral config without sliding_window is handed to vLLM with it null (full attention, "
