@@ -757,7 +757,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     # the drafter's attention layers join the target's KV cache groups (gpu_model_runner.py get_kv_cache_spec)
     pool_spec = spec.model_copy(update={"layers": spec.layers + plan.draft_layers}) if plan and plan.draft_layers \
         else spec
-    backend, attn_msgs = attention_backend(spec, gpu, resolve_kv_dtype(spec, opts.kv_cache_dtype)[0], version)
+    backend, attn_msgs = attention_backend(spec, gpu, resolve_kv_dtype(
+        spec, opts.kv_cache_dtype, _key(version) >= _key(vllm_rules().checkpoint_kv_dtype_since.version))[0], version)
     warnings += [m for m in attn_msgs if m.level != "error"]
     errors += [m for m in attn_msgs if m.level == "error"]  # vLLM raises these when it builds the attention layers
     act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs)

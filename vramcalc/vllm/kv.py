@@ -49,6 +49,8 @@ class KVSettings(BaseModel):
     # the fit check and its estimated length over the groups (padded to the group size); before
     # data/vllm.json group_fit_since, over the layers' own specs (kv_cache_utils.max_memory_usage_bytes)
     fit_by_groups: bool = True
+    # `auto` takes the checkpoint's FP8 KV scheme (data/vllm.json checkpoint_kv_dtype_since); before, the model dtype
+    checkpoint_kv_dtype: bool = True
     # the request length; an attention-free model without prefix caching takes it as its block size
     # (MambaModelConfig: mamba_block_size = max_model_len). 0: not known, the block size stays as set
     max_model_len: int = 0
@@ -126,15 +128,17 @@ def ssm_state_dtype(spec: ModelSpec) -> str:
     return spec.ssm_state_dtype or rule.default or spec.dtype
 
 
-def resolve_kv_dtype(spec: ModelSpec, kv_cache_dtype: str) -> tuple[str, str]:
+def resolve_kv_dtype(spec: ModelSpec, kv_cache_dtype: str, checkpoint_kv: bool = True) -> tuple[str, str]:
     """(dtype, why when `auto` is not the model dtype). vllm/utils/torch_utils.py
     resolve_kv_cache_dtype_string: `auto` takes a ModelOpt checkpoint's kv_cache_quant_algo (or a
-    compressed-tensors kv_cache_scheme), and DeepSeek-V3.2 defaults to fp8 (CacheConfig.cache_dtype)."""
+    compressed-tensors kv_cache_scheme), and DeepSeek-V3.2 defaults to fp8 (CacheConfig.cache_dtype).
+    checkpoint_kv False: releases before data/vllm.json checkpoint_kv_dtype_since, where `auto` is the model
+    dtype whatever the checkpoint says."""
     if kv_cache_dtype != "auto":
         return KV_DTYPES.get(kv_cache_dtype, kv_cache_dtype) or spec.dtype, ""
     qc = spec.quantization_config or {}
     algo = qc.get("kv_cache_quant_algo") or (qc.get("kv_cache_scheme") and "FP8")
-    if isinstance(algo, str) and "FP8" in algo.upper():
+    if checkpoint_kv and isinstance(algo, str) and "FP8" in algo.upper():
         return "fp8", "--kv-cache-dtype auto takes the checkpoint's FP8 KV cache (kv_cache_quant_algo)"
     if any(layer.attention is not None and layer.attention.mla is not None and layer.attention.mla.index_n_heads
            for layer in spec.layers):
@@ -162,6 +166,7 @@ def release_settings(spec: ModelSpec, version: str) -> dict[str, Any]:
             "mamba2_checkpoint_block": _at_least(version, r.mamba2_checkpoint_block_since.version),
             "null_block_in_fit": _at_least(version, r.null_block_in_fit_since.version),
             "fit_by_groups": _at_least(version, r.group_fit_since.version),
+            "checkpoint_kv_dtype": _at_least(version, r.checkpoint_kv_dtype_since.version),
             "prefix_caching": False if hybrid and not _at_least(version, r.hybrid_prefix_caching_since.version)
             else None}
 
@@ -175,7 +180,7 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     split = pp_layer_split(spec.num_layers, s.pp)
     first = sum(split[:stage])
     caches = cache_layers(spec)[first:first + split[stage]]
-    kv_dtype, why = resolve_kv_dtype(spec, s.kv_cache_dtype)
+    kv_dtype, why = resolve_kv_dtype(spec, s.kv_cache_dtype, s.checkpoint_kv_dtype)
     kvb = dtype_bytes(kv_dtype)
     notes: list[str] = [why] if why else []
     # (kind, window, page bytes per token) -> layers: vLLM groups layers of equal specs
