@@ -216,10 +216,14 @@ def _config(model_dir: str, tp: int, kv_dtype: str, max_len: int | None) -> Any:
         # 0.11 vllm/engine/arg_utils.py _is_v1_supported_oracle refuses V1 for sliding windows on the CPU
         # backend only; the CUDA one runs them on V1
         EngineArgs._is_v1_supported_oracle = lambda self, model_config: True  # type: ignore[method-assign]
+    extra: dict[str, Any] = {}
+    if "swap_space" in getattr(EngineArgs, "__dataclass_fields__", {}):
+        # 0.11: CacheConfig refuses a swap space (4 GiB per GPU, host memory only) above this host's memory
+        extra["swap_space"] = 0
     ea = EngineArgs(model=model_dir, skip_tokenizer_init=True, load_format="dummy", tensor_parallel_size=tp,
                     kv_cache_dtype=kv_dtype, max_model_len=max_len, max_num_batched_tokens=8192,
                     max_num_seqs=256, async_scheduling=True,
-                    distributed_executor_backend="uni" if tp == 1 else "mp")
+                    distributed_executor_backend="uni" if tp == 1 else "mp", **extra)
     return ea.create_engine_config()
 
 
