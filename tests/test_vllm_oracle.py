@@ -56,17 +56,7 @@ def _pool(name, c):
 
 # Cases where vramcalc does not yet equal a fixture, each with its reason: recorded so each stays visible and
 # fails loudly once fixed (strict xfail).
-POOL_GAPS: dict[str, str] = {
-    "v0.20.0-nvidia/Nemotron-H-56B-Base-8K-tp1-fp8": "0.20.0 without prefix caching: the Mamba groups take "
-    "mamba_block_size = max_model_len (8192) while the aligned attention block is 8256, larger than the request; "
-    "vLLM's smallest group block (the scheduler's block size, and the logged token count) is then the Mamba one, "
-    "vramcalc's the attention one (not yet modelled)",
-    "v0.25.0-nvidia/Nemotron-H-56B-Base-8K-tp1-fp8": "as for 0.20.0: without prefix caching (hybrid models before "
-    "0.26.0) the Mamba groups' block (max_model_len, 8192) is below the aligned attention block (8256) and becomes "
-    "vLLM's smallest group block; vramcalc reports the attention one (not yet modelled)",
-}
-POOL_GAPS.update({f"v0.25.0-nvidia/Nemotron-H-56B-Base-8K-tp{tp}-fp8": POOL_GAPS["v0.25.0-nvidia/Nemotron-H-56B-Base-8K-tp1-fp8"]
-                  for tp in (2, 4, 8)})
+POOL_GAPS: dict[str, str] = {}
 WEIGHT_GAPS: dict[str, str] = {
     "v0.30.0-Qwen/Qwen3-VL-2B-Instruct-tp8-auto": "vLLM 0.30.0 holds 7.4 MB more weights per rank at TP 8 than a "
     "1/8 share (a part of the vision tower or merger kept whole; not yet found): vramcalc is 1.3% low",

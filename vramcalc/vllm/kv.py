@@ -250,6 +250,10 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
         # vLLM 0.33.0 kv_cache_planning.py unify_kv_cache_spec_page_size: a smaller attention page that divides
         # the largest gets its block size scaled up by the ratio; one that does not is padded (Mamba pages too)
         g_bs = bs * (page // (bs * tok)) if tok and page % (bs * tok) == 0 and kind != "mamba" else bs
+        if kind == "mamba" and not prefix_caching and s.max_model_len:
+            # mamba_cache_mode "none": MambaModelConfig sets mamba_block_size = max_model_len, the Mamba specs'
+            # block (vLLM 0.20.0 / 0.25.0 vllm/model_executor/models/config.py; tests/data/vllm_oracle)
+            g_bs = s.max_model_len
         # MambaSpec.max_memory_usage_bytes: align mode keeps 2 + speculative + prefill-checkpoint blocks
         # (a Mamba-2 mixer's own one, `tok` in its key, or FlashInfer GDN's), "none" 1 + speculative
         mb = (2 + s.num_speculative_tokens + max(tok, s.mamba_checkpoint_blocks) if prefix_caching
@@ -259,7 +263,12 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
             size = len(range(j, n, k))  # layers dealt out i::k
             groups.append(KVGroup(kind=kind, layers=size, window=window, block_size=g_bs, mamba_blocks=mb))
             padding += group_size - size
+    # the scheduler's block size: the smallest group block, a Mamba one included (vLLM 0.20.0 v1/engine/core.py
+    # _initialize_kv_caches: min over kv_cache_groups), e.g. Nemotron-H at 8K without prefix caching: Mamba 8192
+    # below the aligned attention block 8256
     bs = min((g.block_size for g in groups if g.kind != "mamba"), default=bs)
+    if not prefix_caching:
+        bs = min([bs] + [g.block_size for g in groups if g.kind == "mamba"])
     layer_specs = [KVGroup(kind=k, layers=n, window=w, block_size=bs) for (k, w), n in sorted(
         own_kinds.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))]
     layer_specs += [g for g in groups if g.kind == "mamba"]
