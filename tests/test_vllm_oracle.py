@@ -56,13 +56,20 @@ def _pool(name, c):
 
 # Cases where vramcalc does not yet equal a fixture, each with its reason: recorded so each stays visible and
 # fails loudly once fixed (strict xfail).
-POOL_GAPS: dict[str, str] = {
-    "v0.20.0-nvidia/Nemotron-H-56B-Base-8K-tp1-fp8": "0.20.0 without prefix caching: the Mamba groups take "
-    "mamba_block_size = max_model_len (8192) while the aligned attention block is 8256, larger than the request; "
-    "vLLM's smallest group block (the scheduler's block size, and the logged token count) is then the Mamba one, "
-    "vramcalc's the attention one (not yet modelled)",
+POOL_GAPS: dict[str, str] = {}
+WEIGHT_GAPS: dict[str, str] = {
+    "v0.30.0-Qwen/Qwen3-VL-2B-Instruct-tp8-auto": "vLLM 0.30.0 holds 7.4 MB more weights per rank at TP 8 than a "
+    "1/8 share (a part of the vision tower or merger kept whole; not yet found): vramcalc is 1.3% low",
+    "v0.25.0-Qwen/Qwen3-VL-2B-Instruct-tp8-auto": "as on 0.30.0: 7.4 MB per rank more than a 1/8 share in vLLM "
+    "(not yet found); vramcalc is 1.3% low",
+    "v0.11.0-Qwen/Qwen3-VL-2B-Instruct-tp8-auto": "as on 0.25.0 and 0.30.0: vramcalc is 1.2% low at TP 8 (not yet "
+    "found)",
+    "v0.11.0-Zyphra/Zamba2-7B-tp2-auto": "vramcalc is 6.6% high at TP 2 (conservative; 0.11 is the only fixture "
+    "release that builds Zamba2, the part vLLM shards that vramcalc keeps whole is not yet found)",
+    "v0.30.0-google/gemma-4-E2B-it-tp8-auto": "vramcalc is 1.4% high at TP 8 (conservative; the part vLLM shards "
+    "that vramcalc keeps whole is not yet found)",
+    "v0.30.0-google/gemma-4-E4B-it-tp8-auto": "vramcalc is 1.9% high at TP 8 (conservative; as for E2B)",
 }
-WEIGHT_GAPS: dict[str, str] = {}
 
 
 def _marked(cases, gaps):
@@ -102,7 +109,7 @@ def test_pool_equals_vllm(nc):
             else:  # vramcalc words the refusal as the default release does: the figures of this one
                 need, avail = re.search(r"\(([\d.]+) GiB KV cache is needed.*memory \(([\d.]+) GiB\)", theirs).groups()
                 held = pool.bytes_per_block if s.null_block_in_fit else 0
-                assert float(need) == round(cap.blocks_per_request * pool.bytes_per_block / 2**30, 2)
+                assert float(need) == round(pool.request_bytes(L, s) / 2**30, 2)
                 assert float(avail) == round((mem - held) / 2**30, 2)
         else:
             assert cap.fits_one_request
@@ -125,8 +132,8 @@ KNOWN_WEIGHT_GAPS = {
 
 @pytest.mark.parametrize("nc", _marked(WEIGHT_CASES, WEIGHT_GAPS))
 def test_unquantized_weights_per_rank_equal_vllm(nc):
-    _, c = nc
-    ours = weights_per_rank(load(c["model"]), c["tp"], 1)[0].bytes
+    name, c = nc
+    ours = weights_per_rank(load(c["model"]), c["tp"], 1, version=_release(name))[0].bytes
     theirs = c["weights_bytes_rank0"] + c["buffer_bytes_rank0"]
     if c["model"] in KNOWN_WEIGHT_GAPS:
         assert ours > theirs * 1.01

@@ -25,6 +25,14 @@ hybrid alignment. The default dtype is the model's, or shapes would come out flo
 
 Only figures are written (page sizes, block sizes, groups, blocks, tokens, concurrency, estimated maximum
 length, weight bytes per rank, refusal text), one JSON file per release.
+
+Release branches (each marked where it is taken): 0.33 plans with v1/core/kv_cache_planning.py; 0.2x-0.30 with
+v1/core/kv_cache_utils.py (_plan_utils: 0.30 resolves the KV layout first and counts tokens with
+get_kv_cache_capacity, 0.21-0.2x as _report_kv_cache_config logs them, up to 0.20 num_blocks // groups x block);
+from 0.25 the platform is resolved while `import vllm` runs, so the CUDA wheel is told it is a CPU build before
+that (main); 0.11 (_legacy) takes the specs from GPUModelRunner.get_kv_cache_spec, keeps the block size its
+VllmConfig chose and runs the CPU platform's checks on CUDA's values (_cpu_check_as_cuda). The 0.11, 0.25 and
+0.30 fixtures ran with torch 2.13.0+cpu, vllm --no-deps and transformers 4.57 (0.11) or 5.24 (0.25, 0.30).
 """
 
 from __future__ import annotations
@@ -86,6 +94,24 @@ def _custom_op_stub() -> None:
     _TV_LIB.append(lib)
 
 
+def _vllm_config(name: str) -> Any:
+    """set_current_vllm_config / get_layers_from_vllm_config: vllm/config/vllm.py from 0.2x, vllm/config/__init__.py
+    in 0.11."""
+    try:
+        import vllm.config.vllm as mod
+    except ImportError:  # 0.11
+        import vllm.config as mod
+    return getattr(mod, name)
+
+
+def _legacy() -> bool:
+    """0.11: GPUModelRunner builds the attention specs itself and the CUDA platform sets the block size in
+    check_and_update_config (no Platform.update_block_size_for_backend, no layer get_kv_cache_spec)."""
+    from vllm.platforms.interface import Platform
+
+    return not hasattr(Platform, "update_block_size_for_backend")
+
+
 MODELS = os.path.join(os.path.dirname(__file__), "..", "vramcalc", "data", "models")
 
 
@@ -96,8 +122,9 @@ def _init_group(tp: int, cfg: Any) -> None:
     """A TP group of `tp` ranks in this one process: torch's fake process group answers the world size and
     rank; vLLM's subgroups are created on it too."""
     import torch.distributed as dist
-    from vllm.config.vllm import set_current_vllm_config
     from vllm.distributed import parallel_state as ps
+
+    set_current_vllm_config = _vllm_config("set_current_vllm_config")
 
     if _GROUP:  # the model groups are made per model: an EP group exists only for MoE models
         ps.destroy_model_parallel()
@@ -129,9 +156,11 @@ def _init_group(tp: int, cfg: Any) -> None:
 def cuda_like(cfg: Any) -> None:
     """Undo the CPU platform's choices the CUDA one does not make: block size 16 (CacheConfig.DEFAULT_BLOCK_SIZE),
     and async scheduling on, with which two batches are in flight (VllmConfig.max_concurrent_batches), which
-    sliding-window specs reserve for."""
-    cfg.cache_config.block_size = 16
-    cfg.cache_config.user_specified_block_size = False
+    sliding-window specs reserve for. 0.11: the block size is already CUDA's (16, or the hybrid alignment of
+    HybridAttentionMambaModelConfig.verify_and_update_config, run while VllmConfig is built)."""
+    if not _legacy():
+        cfg.cache_config.block_size = 16
+        cfg.cache_config.user_specified_block_size = False
     cfg.scheduler_config.async_scheduling = True
 
 
@@ -139,8 +168,8 @@ def cuda_like(cfg: Any) -> None:
 def meta_models(cfg: Any) -> Any:
     """Build model classes under `cfg` on the meta device, in the model's dtype (or shapes come out float32)."""
     import torch
-    from vllm.config.vllm import set_current_vllm_config
 
+    set_current_vllm_config = _vllm_config("set_current_vllm_config")
     old = torch.get_default_dtype()
     torch.set_default_dtype(cfg.model_config.dtype)
     try:
@@ -182,16 +211,69 @@ def _config(model_dir: str, tp: int, kv_dtype: str, max_len: int | None) -> Any:
             if hasattr(cpu_attn, "is_quantized_kv_cache"):
                 cpu_attn.is_quantized_kv_cache = lambda dtype: False  # type: ignore[attr-defined]
 
+    if _legacy():
+        _cpu_check_as_cuda()
+        # 0.11 vllm/engine/arg_utils.py _is_v1_supported_oracle refuses V1 for sliding windows on the CPU
+        # backend only; the CUDA one runs them on V1
+        EngineArgs._is_v1_supported_oracle = lambda self, model_config: True  # type: ignore[method-assign]
+    extra: dict[str, Any] = {}
+    if "swap_space" in getattr(EngineArgs, "__dataclass_fields__", {}):
+        # 0.11: CacheConfig refuses a swap space (4 GiB per GPU, host memory only) above this host's memory
+        extra["swap_space"] = 0
     ea = EngineArgs(model=model_dir, skip_tokenizer_init=True, load_format="dummy", tensor_parallel_size=tp,
                     kv_cache_dtype=kv_dtype, max_model_len=max_len, max_num_batched_tokens=8192,
                     max_num_seqs=256, async_scheduling=True,
-                    distributed_executor_backend="uni" if tp == 1 else "mp")
+                    distributed_executor_backend="uni" if tp == 1 else "mp", **extra)
     return ea.create_engine_config()
 
 
+def _cpu_check_as_cuda() -> None:
+    """0.11 vllm/platforms/cpu.py CpuPlatform.check_and_update_config refuses a block size other than 16 without
+    IPEX (the hybrid alignment sets one), refuses an fp8 KV cache with chunked prefill and turns fp8_e4m3 into
+    fp8_e5m2; CudaPlatform.check_and_update_config does none of these. The CPU check runs on a block size of
+    16 and an `auto` KV dtype, and the values it was handed are put back."""
+    from vllm.platforms.cpu import CpuPlatform
+
+    if getattr(CpuPlatform, "_oracle_wrapped", False):
+        return
+    orig = CpuPlatform.check_and_update_config.__func__  # type: ignore[attr-defined]
+
+    def check(cls: Any, vllm_config: Any) -> None:
+        cc = vllm_config.cache_config
+        bs, dt = cc.block_size, cc.cache_dtype
+        if bs is not None:
+            cc.block_size = 16
+        cc.cache_dtype = "auto"
+        orig(cls, vllm_config)
+        cc.block_size = bs if bs is not None else 16  # CudaPlatform: 16 where none is set
+        cc.cache_dtype = dt
+
+    CpuPlatform.check_and_update_config = classmethod(check)  # type: ignore[method-assign,assignment]
+    CpuPlatform._oracle_wrapped = True  # type: ignore[attr-defined]
+
+
+def _legacy_specs(cfg: Any) -> dict[str, Any]:
+    """0.11: vllm/v1/worker/gpu_model_runner.py GPUModelRunner.get_kv_cache_spec, run on the attributes it reads
+    (the KV dtype as GPUModelRunner.__init__ resolves it)."""
+    from types import SimpleNamespace
+
+    from vllm.utils import STR_DTYPE_TO_TORCH_DTYPE
+    from vllm.v1.worker.gpu_model_runner import GPUModelRunner
+
+    cc = cfg.cache_config
+    kv_dtype = cfg.model_config.dtype if cc.cache_dtype == "auto" else STR_DTYPE_TO_TORCH_DTYPE[cc.cache_dtype]
+    runner = SimpleNamespace(vllm_config=cfg, shared_kv_cache_layers={}, kv_cache_dtype=kv_dtype,
+                             attention_chunk_size=cfg.model_config.attention_chunk_size,
+                             speculative_config=cfg.speculative_config, runner_only_attn_layers=set())
+    return GPUModelRunner.get_kv_cache_spec(runner)  # type: ignore[arg-type]
+
+
 def _cuda_backends(cfg: Any) -> str:
-    """Give every attention layer the backend CUDA would: FlashAttention (MLA: Triton MLA)."""
-    from vllm.config.vllm import get_layers_from_vllm_config
+    """Give every attention layer the backend CUDA would: FlashAttention (MLA: Triton MLA). 0.11: the runner's
+    specs do not depend on the backend; none is swapped."""
+    if _legacy():
+        return "none (0.11: GPUModelRunner.get_kv_cache_spec)"
+    get_layers_from_vllm_config = _vllm_config("get_layers_from_vllm_config")
     from vllm.model_executor.layers.attention_layer_base import AttentionLayerBase
     from vllm.v1.attention.backends.flash_attn import FlashAttentionBackend
     from vllm.v1.attention.backends.mla.triton_mla import TritonMLABackend
@@ -209,7 +291,9 @@ def _cuda_backends(cfg: Any) -> str:
 
 def _specs(cfg: Any) -> dict[str, Any]:
     """GPUModelRunner.get_kv_cache_spec: layers sharing another's KV get none."""
-    from vllm.config.vllm import get_layers_from_vllm_config
+    if _legacy():
+        return _legacy_specs(cfg)
+    get_layers_from_vllm_config = _vllm_config("get_layers_from_vllm_config")
     from vllm.model_executor.layers.attention.attention import Attention
     from vllm.model_executor.layers.attention_layer_base import AttentionLayerBase
     from vllm.v1.kv_cache_interface import AttentionSpec
@@ -242,11 +326,17 @@ def _layer_row(spec: Any) -> dict[str, Any]:
 
 
 def _plan(cfg: Any, specs: dict[str, Any], memory: int) -> dict[str, Any]:
+    # 0.11 kv_cache_utils.estimate_max_model_len leaves model_config.max_model_len at the last length its binary
+    # search tried (the engine stops on the refusal; the oracle plans the next budget): it is put back
+    max_len = cfg.model_config.max_model_len
     try:
-        import vllm.v1.core.kv_cache_planning  # noqa: F401
-    except ImportError:
-        return _plan_utils(cfg, specs, memory)
-    return _plan_planning(cfg, specs, memory)
+        try:
+            import vllm.v1.core.kv_cache_planning  # noqa: F401
+        except ImportError:
+            return _plan_utils(cfg, specs, memory)
+        return _plan_planning(cfg, specs, memory)
+    finally:
+        cfg.model_config.max_model_len = max_len
 
 
 def _group_rows(groups: Any) -> list[dict[str, Any]]:
@@ -264,6 +354,13 @@ def _plan_utils(cfg: Any, specs: dict[str, Any], memory: int) -> dict[str, Any]:
     from vllm.v1.core import kv_cache_utils as ku
 
     out: dict[str, Any] = {"memory_bytes": memory}
+    # 0.30: get_kv_cache_configs refuses a layout not yet resolved; the engine core resolves it first
+    # (v1/engine/core.py _initialize_kv_caches, resolve_kv_cache_layout)
+    with contextlib.suppress(ImportError):
+        from vllm.v1.attention.backends.utils import resolve_kv_cache_layout
+
+        with contextlib.suppress(TypeError, AssertionError):
+            resolve_kv_cache_layout(cfg, [["LBNHC", "LBHNC"]], [copy.copy(v) for v in specs.values()])
     out["groups"] = _group_rows(ku.get_kv_cache_groups(cfg, {k: copy.copy(v) for k, v in specs.items()}))
     try:
         confs = ku.get_kv_cache_configs(cfg, [{k: copy.copy(v) for k, v in specs.items()}], [memory])
@@ -276,9 +373,21 @@ def _plan_utils(cfg: Any, specs: dict[str, Any], memory: int) -> dict[str, Any]:
     kc = confs[0]
     bs = min(g.kv_cache_spec.block_size for g in kc.kv_cache_groups)
     conc = ku.get_max_concurrency_for_kv_cache_config(cfg, kc)
-    out.update(num_blocks=kc.num_blocks, kv_cache_tokens=kc.num_blocks // len(kc.kv_cache_groups) * bs,
-               max_concurrency=round(conc, 4), block_size=bs)
+    if hasattr(ku, "get_kv_cache_capacity"):  # 0.30: the figures update_kv_cache_capacity logs
+        tokens, conc = ku.get_kv_cache_capacity(cfg, ku.generate_scheduler_kv_cache_config(confs))
+    elif "max_concurrency * " in _report_source(ku):  # 0.21-0.2x: _report_kv_cache_config logs concurrency x len
+        tokens = int(conc * cfg.model_config.max_model_len)
+    else:  # up to 0.20: num_blocks // groups x the smallest block size
+        tokens = kc.num_blocks // len(kc.kv_cache_groups) * bs
+    out.update(num_blocks=kc.num_blocks, kv_cache_tokens=tokens, max_concurrency=round(conc, 4), block_size=bs)
     return out
+
+
+def _report_source(ku: Any) -> str:
+    import inspect
+
+    f = getattr(ku, "_report_kv_cache_config", None)
+    return inspect.getsource(f) if f else ""
 
 
 def _plan_planning(cfg: Any, specs: dict[str, Any], memory: int) -> dict[str, Any]:
@@ -384,8 +493,9 @@ def _run(entry: dict[str, Any], config: dict[str, Any], tp: int, kv_dtype: str, 
             model = initialize_model(vllm_config=cfg)
         dtype = cfg.model_config.dtype
         backends = _cuda_backends(cfg)
-        cfg.cache_config.mamba_page_size_padded = None
-        Platform.update_block_size_for_backend(cfg)  # the base class's, which CudaPlatform inherits
+        if not _legacy():
+            cfg.cache_config.mamba_page_size_padded = None
+            Platform.update_block_size_for_backend(cfg)  # the base class's, which CudaPlatform inherits
         specs = _specs(cfg)
         weights = sum(p.numel() * p.element_size() for p in model.parameters())
         buffers = sum(b.numel() * b.element_size() for b in model.buffers())
@@ -418,12 +528,27 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="JSON file to write (merged with what it holds)")
     a = ap.parse_args()
     _torchvision_stub()
-    import vllm.platforms as platforms
-
     # releases up to 0.2x pick the CPU platform only for a "+cpu" build (platforms/__init__.py
-    # cpu_platform_plugin): the CUDA wheel is told it is one
-    if hasattr(platforms, "vllm_version_matches_substr"):
-        platforms.vllm_version_matches_substr = lambda s: s == "cpu"  # type: ignore[attr-defined]
+    # cpu_platform_plugin, vllm_version_matches_substr): the CUDA wheel is told it is one. From 0.25 the
+    # platform is resolved while `import vllm` runs (vllm/env_override.py -> utils/torch_utils.py PIN_MEMORY),
+    # so the distribution's version is answered with "+cpu" until then
+    import importlib.metadata as md
+
+    md_version = md.version
+
+    def cpu_build_version(name: str) -> str:
+        v = md_version(name)
+        return v + "+cpu" if name == "vllm" and "cpu" not in v else v
+
+    md.version = cpu_build_version  # type: ignore[assignment]
+    try:
+        import vllm.platforms as platforms
+
+        if hasattr(platforms, "vllm_version_matches_substr"):
+            platforms.vllm_version_matches_substr = lambda s: s == "cpu"  # type: ignore[attr-defined]
+        _ = platforms.current_platform
+    finally:
+        md.version = md_version  # type: ignore[assignment]
     import vllm
 
     with contextlib.suppress(Exception):
@@ -444,11 +569,16 @@ def main() -> None:
     except ImportError:
         planning = ("kv_cache_utils.get_kv_cache_groups / get_kv_cache_configs / estimate_max_model_len / "
                     "get_max_concurrency_for_kv_cache_config, tokens as _report_kv_cache_config logs them")
+    specs_by = ("Attention.get_kv_cache_spec with FlashAttention / Triton MLA as the CUDA backends, Platform."
+                "update_block_size_for_backend")
+    if _legacy():
+        specs_by = ("GPUModelRunner.get_kv_cache_spec, the block size CudaPlatform and HybridAttentionMambaModelConfig "
+                    "give (the CPU platform's block-size and fp8 checks run on those values), V1 for sliding windows "
+                    "as on CUDA")
     doc.update(release=vllm.__version__, produced_by=(
         f"vLLM {vllm.__version__} wheel, EngineArgs.create_engine_config, the model class built on the meta "
-        "device (initialize_model under set_current_vllm_config, TP group of fake ranks), Attention."
-        "get_kv_cache_spec with FlashAttention / Triton MLA as the CUDA backends, Platform."
-        f"update_block_size_for_backend, {planning}; run on CPU with VLLM_TARGET_DEVICE=cpu "
+        "device (initialize_model under set_current_vllm_config, TP group of fake ranks), "
+        f"{specs_by}, {planning}; run on CPU with VLLM_TARGET_DEVICE=cpu "
         "(tools/vllm_oracle.py). Each catalog config is completed as vramcalc reads it (architecture_from; the "
         "causal-LM class transformers registers where it names none); the CPU attention backend is let take fp8 "
         "KV on any host (the oracle runs no kernel). A Mistral config without sliding_window is handed to vLLM with it null (full attention, "

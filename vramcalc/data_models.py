@@ -415,10 +415,19 @@ class RotaryCache(Fixed):
     sliding_own_rope_source: str
     whole_head: list[str]  # rope types whose cache spans the whole head (partial_rotary_factor aside)
     whole_head_source: str
+    mrope_positions_factor: int  # M-RoPE caches hold max_position x this many positions before the release
+    mrope_positions_factor_before: str
+    mrope_positions_factor_source: str
 
 
 class Fp32Params(Fixed):
     patterns: list[str]
+    source: str
+
+
+class ReplicatedVision(Fixed):
+    """Architectures whose vision tower vLLM builds without tensor parallelism (whole on every rank)."""
+    architectures: list[str]
     source: str
 
 
@@ -571,6 +580,7 @@ class Vllm(Sourced):
     vocab_padding: VocabPadding
     rotary_cache: RotaryCache
     fp32_params: Fp32Params
+    replicated_vision: ReplicatedVision
     ssm_state_dtype: SsmStateDtype
     mamba_seqs_refusal_since: SinceVersion
     oldest_modelled: SinceVersion
@@ -579,6 +589,8 @@ class Vllm(Sourced):
     chunked_local_hybrid_manager_since: SinceVersion
     mamba2_checkpoint_block_since: SinceVersion
     null_block_in_fit_since: SinceVersion
+    group_fit_since: SinceVersion
+    checkpoint_kv_dtype_since: SinceVersion
     hybrid_prefix_caching_since: SinceVersion
     mxfp4_moe: Mxfp4Moe
     versions: VllmVersions

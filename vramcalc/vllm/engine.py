@@ -424,7 +424,8 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
     """Each rank's weights and their bytes in the budget: vLLM's linear layers sharded by TP
     (vllm/model_executor/layers/linear.py), VocabParallelEmbedding, get_pp_indices (vllm/distributed/utils.py),
     as modelled in weights.py; the file headers' bytes where they are exact."""
-    weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, _moe(spec, opts), opts.pp_layer_partition)
+    weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, _moe(spec, opts), opts.pp_layer_partition,
+                               version=opts.engine_version)
     if gguf and file_weight_bytes:  # each rank's share of the file's tensor bytes
         scale = file_weight_bytes / weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
         weights = [w.model_copy(update={"bytes": int(w.bytes * scale)}) for w in weights]
@@ -553,7 +554,7 @@ def _offload_messages(devices: list[DeviceBudget], pools: list[tuple[KVPool, int
                    source="vllm/model_executor/offloader/uva.py UVAOffloader._maybe_offload_to_cpu")]
     margins = {d.rank: d for d in devices}
     lead = [margins[d.rank] for d in devices if d.rank in margins and d.rank % max(1, len(devices) // len(pools)) == 0]
-    fits_without = all(avail - d.cpu_offload_bytes - d.uncertainty_bytes >= p.blocks_per_request(L, kvs) * p.bytes_per_block
+    fits_without = all(avail - d.cpu_offload_bytes - d.uncertainty_bytes >= p.request_bytes(L, kvs)
                        for (p, avail), d in zip(pools, lead))
     if most and fits_without:
         out.append(warning("vllm.cpu_offload.not_needed", "the weights and one max_model_len request fit without "
@@ -886,7 +887,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     # the drafter's attention layers join the target's KV cache groups (gpu_model_runner.py get_kv_cache_spec)
     pool_spec = spec.model_copy(update={"layers": spec.layers + plan.draft_layers}) if plan and plan.draft_layers \
         else spec
-    backend, attn_msgs = attention_backend(spec, gpu, resolve_kv_dtype(spec, opts.kv_cache_dtype)[0], version)
+    backend, attn_msgs = attention_backend(spec, gpu, resolve_kv_dtype(
+        spec, opts.kv_cache_dtype, _key(version) >= _key(vllm_rules().checkpoint_kv_dtype_since.version))[0], version)
     warnings += [m for m in attn_msgs if m.level != "error"]
     errors += [m for m in attn_msgs if m.level == "error"]  # vLLM raises these when it builds the attention layers
     act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs)

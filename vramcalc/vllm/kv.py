@@ -51,6 +51,11 @@ class KVSettings(BaseModel):
     # 0.33: one block (the null block) is held back before a request is checked against the memory
     # (data/vllm.json null_block_in_fit_since); before, the whole memory
     null_block_in_fit: bool = True
+    # the fit check and its estimated length over the groups (padded to the group size); before
+    # data/vllm.json group_fit_since, over the layers' own specs (kv_cache_utils.max_memory_usage_bytes)
+    fit_by_groups: bool = True
+    # `auto` takes the checkpoint's FP8 KV scheme (data/vllm.json checkpoint_kv_dtype_since); before, the model dtype
+    checkpoint_kv_dtype: bool = True
     # the request length; an attention-free model without prefix caching takes it as its block size
     # (MambaModelConfig: mamba_block_size = max_model_len). 0: not known, the block size stays as set
     max_model_len: int = 0
@@ -78,6 +83,9 @@ class KVPool(BaseModel):
     bytes_per_block: int  # group_size x page: what one block costs across the shared pool
     padding_layers: int
     notes: list[str]
+    # each layer's own spec before the hybrid manager is off and unifies them to full attention (by kind,
+    # window and block size, with their layer counts): what the fit check counts before group_fit_since
+    layer_specs: list[KVGroup] = []
 
     def num_blocks(self, available_bytes: int) -> int:
         return max(0, available_bytes // self.bytes_per_block)
@@ -86,23 +94,34 @@ class KVPool(BaseModel):
         """_check_enough_kv_cache_memory: one request of max_model_len fits in the memory (less the null
         block where the release holds it back)."""
         held = self.bytes_per_block if s.null_block_in_fit else 0
-        return self.blocks_per_request(max_model_len, s) * self.bytes_per_block <= available_bytes - held
+        return self.request_bytes(max_model_len, s) <= available_bytes - held
+
+    def request_bytes(self, max_model_len: int, s: KVSettings) -> int:
+        """The memory the fit check asks for one request: its blocks x the pool's bytes per block (groups
+        padded to the group size), or before group_fit_since each layer's own blocks x its page
+        (vLLM 0.11.0 vllm/v1/core/kv_cache_utils.py check_enough_kv_cache_memory, max_memory_usage_bytes)."""
+        if s.fit_by_groups:
+            return self.blocks_per_request(max_model_len, s) * self.bytes_per_block
+        # 0.11-0.13 check the specs the layers report, before unify_hybrid_kv_cache_specs
+        own = s.model_copy(update={"hybrid_manager": True})
+        return sum(g.layers * self._group_blocks(g, max_model_len, own)
+                   for g in (self.layer_specs or self.groups)) * self.page_bytes
 
     def blocks_per_request(self, max_model_len: int, s: KVSettings) -> int:
         """_max_memory_usage_bytes_from_groups: blocks one request of max_model_len tokens takes."""
+        return sum(self._group_blocks(g, max_model_len, s) for g in self.groups)
+
+    @staticmethod
+    def _group_blocks(g: "KVGroup", max_model_len: int, s: KVSettings) -> int:
         batches = (2 if s.async_scheduling and s.pp == 1 else s.pp) if s.in_flight_batches else 1
         in_flight = batches * s.max_num_batched_tokens
-        total = 0
-        for g in self.groups:
-            if g.kind == "mamba":  # MambaSpec.max_memory_usage_bytes
-                total += g.mamba_blocks
-            elif g.kind == "sliding" and s.hybrid_manager and g.window:  # SlidingWindowSpec: W - 1 + in-flight, + 1
-                total += ceil(min(g.window - 1 + in_flight, max_model_len) / g.block_size) + 1
-            elif g.kind == "chunked" and g.window:  # ChunkedLocalAttentionSpec: one chunk + in-flight
-                total += ceil(min(g.window + in_flight, max_model_len) / g.block_size)
-            else:
-                total += ceil(max_model_len / g.block_size)
-        return total
+        if g.kind == "mamba":  # MambaSpec.max_memory_usage_bytes
+            return g.mamba_blocks
+        if g.kind == "sliding" and s.hybrid_manager and g.window:  # SlidingWindowSpec: W - 1 + in-flight, + 1
+            return ceil(min(g.window - 1 + in_flight, max_model_len) / g.block_size) + 1
+        if g.kind == "chunked" and g.window:  # ChunkedLocalAttentionSpec: one chunk + in-flight
+            return ceil(min(g.window + in_flight, max_model_len) / g.block_size)
+        return ceil(max_model_len / g.block_size)
 
 
 def conv_state_dtype(spec: ModelSpec, mamba_cache_dtype: str = "auto") -> str:
@@ -124,15 +143,17 @@ def ssm_state_dtype(spec: ModelSpec, mamba_cache_dtype: str = "auto", mamba_ssm_
     return spec.ssm_state_dtype or rule.default or conv
 
 
-def resolve_kv_dtype(spec: ModelSpec, kv_cache_dtype: str) -> tuple[str, str]:
+def resolve_kv_dtype(spec: ModelSpec, kv_cache_dtype: str, checkpoint_kv: bool = True) -> tuple[str, str]:
     """(dtype, why when `auto` is not the model dtype). vllm/utils/torch_utils.py
     resolve_kv_cache_dtype_string: `auto` takes a ModelOpt checkpoint's kv_cache_quant_algo (or a
-    compressed-tensors kv_cache_scheme), and DeepSeek-V3.2 defaults to fp8 (CacheConfig.cache_dtype)."""
+    compressed-tensors kv_cache_scheme), and DeepSeek-V3.2 defaults to fp8 (CacheConfig.cache_dtype).
+    checkpoint_kv False: releases before data/vllm.json checkpoint_kv_dtype_since, where `auto` is the model
+    dtype whatever the checkpoint says."""
     if kv_cache_dtype != "auto":
         return KV_DTYPES.get(kv_cache_dtype, kv_cache_dtype) or spec.dtype, ""
     qc = spec.quantization_config or {}
     algo = qc.get("kv_cache_quant_algo") or (qc.get("kv_cache_scheme") and "FP8")
-    if isinstance(algo, str) and "FP8" in algo.upper():
+    if checkpoint_kv and isinstance(algo, str) and "FP8" in algo.upper():
         return "fp8", "--kv-cache-dtype auto takes the checkpoint's FP8 KV cache (kv_cache_quant_algo)"
     if any(layer.attention is not None and layer.attention.mla is not None and layer.attention.mla.index_n_heads
            for layer in spec.layers):
@@ -159,6 +180,8 @@ def release_settings(spec: ModelSpec, version: str) -> dict[str, Any]:
             "hybrid_manager": not chunked or _at_least(version, r.chunked_local_hybrid_manager_since.version),
             "mamba2_checkpoint_block": _at_least(version, r.mamba2_checkpoint_block_since.version),
             "null_block_in_fit": _at_least(version, r.null_block_in_fit_since.version),
+            "fit_by_groups": _at_least(version, r.group_fit_since.version),
+            "checkpoint_kv_dtype": _at_least(version, r.checkpoint_kv_dtype_since.version),
             "prefix_caching": False if hybrid and not _at_least(version, r.hybrid_prefix_caching_since.version)
             else None}
 
@@ -172,11 +195,12 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     split = pp_layer_split(spec.num_layers, s.pp, s.pp_partition)
     first = sum(split[:stage])
     caches = cache_layers(spec)[first:first + split[stage]]
-    kv_dtype, why = resolve_kv_dtype(spec, s.kv_cache_dtype)
+    kv_dtype, why = resolve_kv_dtype(spec, s.kv_cache_dtype, s.checkpoint_kv_dtype)
     kvb = dtype_bytes(kv_dtype)
     notes: list[str] = [why] if why else []
     # (kind, window, page bytes per token) -> layers: vLLM groups layers of equal specs
     buckets: dict[tuple[str, int | None, int], int] = {}
+    own_kinds: dict[tuple[str, int | None], int] = {}  # each layer's own spec kind, the hybrid manager aside
     attn_pages = set()
     mamba_pages = []
     attention_free = all(c.attention is None for c in cache_layers(spec))
@@ -192,6 +216,9 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
             else:  # without the hybrid manager every attention layer is held at full length
                 key = ("full", None, tok)
             buckets[key] = buckets.get(key, 0) + 1
+            own = ("sliding", a.window) if isinstance(a, SlidingWindow) else \
+                ("chunked", a.chunk) if isinstance(a, ChunkedLocal) and a.chunk else ("full", None)
+            own_kinds[own] = own_kinds.get(own, 0) + 1
             attn_pages.add(tok)
             if a.indexer_bytes_per_token():
                 notes.append("the DeepSeek-V3.2 indexer cache is not in the pool yet")
@@ -240,6 +267,10 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
         # vLLM 0.33.0 kv_cache_planning.py unify_kv_cache_spec_page_size: a smaller attention page that divides
         # the largest gets its block size scaled up by the ratio; one that does not is padded (Mamba pages too)
         g_bs = bs * (page // (bs * tok)) if tok and page % (bs * tok) == 0 and kind != "mamba" else bs
+        if kind == "mamba" and not prefix_caching and s.max_model_len:
+            # mamba_cache_mode "none": MambaModelConfig sets mamba_block_size = max_model_len, the Mamba specs'
+            # block (vLLM 0.20.0 / 0.25.0 vllm/model_executor/models/config.py; tests/data/vllm_oracle)
+            g_bs = s.max_model_len
         # MambaSpec.max_memory_usage_bytes: align mode keeps 2 + speculative + prefill-checkpoint blocks
         # (a Mamba-2 mixer's own one, `tok` in its key, or FlashInfer GDN's), "none" 1 + speculative
         mb = (2 + s.num_speculative_tokens + max(tok, s.mamba_checkpoint_blocks) if prefix_caching
@@ -249,9 +280,18 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
             size = len(range(j, n, k))  # layers dealt out i::k
             groups.append(KVGroup(kind=kind, layers=size, window=window, block_size=g_bs, mamba_blocks=mb))
             padding += group_size - size
+    # the scheduler's block size: the smallest group block, a Mamba one included (vLLM 0.20.0 v1/engine/core.py
+    # _initialize_kv_caches: min over kv_cache_groups), e.g. Nemotron-H at 8K without prefix caching: Mamba 8192
+    # below the aligned attention block 8256
     bs = min((g.block_size for g in groups if g.kind != "mamba"), default=bs)
+    if not prefix_caching:
+        bs = min([bs] + [g.block_size for g in groups if g.kind == "mamba"])
+    layer_specs = [KVGroup(kind=k, layers=n, window=w, block_size=bs) for (k, w), n in sorted(
+        own_kinds.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))]
+    layer_specs += [g for g in groups if g.kind == "mamba"]
     return KVPool(block_size=bs, attn_bytes_per_token_layer=attn_tok, page_bytes=page, group_size=group_size,
-                  groups=groups, bytes_per_block=group_size * page, padding_layers=padding, notes=notes)
+                  groups=groups, bytes_per_block=group_size * page, padding_layers=padding, notes=notes,
+                  layer_specs=layer_specs)
 
 
 class KVCapacity(BaseModel):

@@ -77,7 +77,10 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
         if moe.ep > 1:  # whole experts, ceil(E / EP) on the first ranks (determine_expert_map)
             return (-(-s[0] // moe.ep), *s[1:])
         tp = moe.tp  # the experts' intermediate split over TP x DP ranks
-    if name.endswith("embed_tokens.weight") or name == "lm_head.weight" or name.endswith("shared_head.head.weight"):
+    # embed_tokens_per_layer: Gemma-4's per-layer embeddings, a VocabParallelEmbedding (vLLM 0.30.0
+    # vllm/model_executor/models/gemma4.py Gemma4Model.__init__)
+    if name.endswith(("embed_tokens.weight", "embed_tokens_per_layer.weight")) or name == "lm_head.weight" \
+            or name.endswith("shared_head.head.weight"):
         return (padded_vocab(s[0]) // tp, s[1])
     # fc1/fc2_latent_proj: ReplicatedLinear, whole on every rank (v0.33.0 models/nemotron_h.py NemotronHMoE)
     if "router" in name or "shared_expert_gate" in name or t.group in ("norms", "moe_latent") or "layernorm" in name \
@@ -119,6 +122,8 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
     if SHARDED_1D.search(name):
         return (s[0] // tp, *s[1:])
     if t.group == "vision":
+        if spec.architecture in vllm_rules().replicated_vision.architectures:
+            return tuple(s)  # built without TP layers (data/vllm.json replicated_vision)
         return (s[0] // tp,)  # mm_encoder_tp_mode="weights": the tower is TP-sharded
     return tuple(s)  # biases of row-parallel layers and anything unknown: whole (conservative)
 
@@ -151,10 +156,11 @@ class RankWeights(BaseModel):
     rotary_cache_bytes: int
 
 
-def rotary_cache_bytes(spec: ModelSpec) -> int:
+def rotary_cache_bytes(spec: ModelSpec, version: str | None = None) -> int:
     """One cos_sin_cache per distinct rope config: max_position x rotary_dim, model dtype; a linear or dynamic
     scaled rope holds max_position x factor positions; Gemma 3's sliding layers add an unscaled cache of their
-    own (data/vllm.json rotary_cache)."""
+    own; M-RoPE holds max_position x 4 positions before mrope_positions_factor_before (data/vllm.json
+    rotary_cache). version: the vLLM release (default: the modelled one)."""
     a = next((layer.attention for layer in spec.layers if layer.attention is not None), None)
     if a is None or spec.max_position_embeddings is None:
         return 0
@@ -168,10 +174,17 @@ def rotary_cache_bytes(spec: ModelSpec) -> int:
     scale = rope.get("factor")
     lengthened = (rope.get("rope_type") or rope.get("type")) in rules.factor_lengthens and isinstance(scale, (int, float))
     full = int(one * scale) if lengthened and isinstance(scale, (int, float)) else one
+    release = version or vllm_rules().default_version
+    if "mrope_section" in rope and _release_key(release) < _release_key(rules.mrope_positions_factor_before):
+        full *= rules.mrope_positions_factor
     sliding = any(layer.attention is not None and layer.attention.kind == "sliding" for layer in spec.layers)
     if spec.model_type in rules.sliding_own_rope and sliding:
         return full + one
     return full
+
+
+def _release_key(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split(".")[:3])
 
 
 def _per_layer_type_rope_bytes(spec: ModelSpec, rope: dict[str, Any]) -> int:
@@ -233,24 +246,26 @@ def _round_up(x: int, m: int) -> int:
 
 def weights_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
                      dtype: str | None = None, mxfp4_backend: str | None = None,
-                     moe: MoEShards | None = None, partition: tuple[int, ...] | None = None) -> list[RankWeights]:
+                     moe: MoEShards | None = None, partition: tuple[int, ...] | None = None,
+                     version: str | None = None) -> list[RankWeights]:
     """Weight bytes of every GPU (all ranks of one TP x PP engine). mxfp4_backend: the MoE kernel
     whose padded layout MXFP4 experts take (mxfp4_moe_backend); None keeps the checkpoint layout.
     moe: the routed experts' split under data / expert parallelism (moe_shards); None: TP like the rest.
-    partition: VLLM_PP_LAYER_PARTITION's layers per stage (pp_layer_split)."""
+    partition: VLLM_PP_LAYER_PARTITION's layers per stage (pp_layer_split).
+    version: the vLLM release, for its buffers (rotary_cache_bytes); None: the modelled one."""
     scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
-    key = (id(spec), tp, pp, scheme, dtype, mxfp4_backend, moe, partition)
+    key = (id(spec), tp, pp, scheme, dtype, mxfp4_backend, moe, partition, version)
     hit = _MEMO.get(key)
     if hit is not None and hit[0] is spec:
         return hit[1]
-    out = _weights_per_rank(spec, tp, pp, scheme, dtype, mxfp4_backend, moe, partition)
+    out = _weights_per_rank(spec, tp, pp, scheme, dtype, mxfp4_backend, moe, partition, version)
     _MEMO.put(key, (spec, out), layers_weight(len(spec.layers)) + len(out))
     return out
 
 
 def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dtype: str | None,
                       mxfp4_backend: str | None, moe: MoEShards | None = None,
-                      partition: tuple[int, ...] | None = None) -> list[RankWeights]:
+                      partition: tuple[int, ...] | None = None, version: str | None = None) -> list[RankWeights]:
     wdtype = dtype or spec.dtype
     base = dtype_bytes(wdtype)
     split = pp_layer_split(spec.num_layers, pp, partition)
@@ -289,7 +304,7 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
                 per_kind[key] = nbytes
         for st in stages:
             stage_bytes[st] += nbytes
-    rope = rotary_cache_bytes(spec)
+    rope = rotary_cache_bytes(spec, version)
     return [RankWeights(rank=st * tp + r, pp_stage=st, layers=split[st], bytes=stage_bytes[st] + rope,
                         rotary_cache_bytes=rope)
             for st in range(pp) for r in range(tp)]
