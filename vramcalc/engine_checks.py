@@ -39,6 +39,21 @@ class LlamaReport:
 # False while a caller asks only for the verdict (a pasted command's fix search re-checks many variants): the
 # planner's other layouts and the best file type are left out, the figures and the verdict are the same
 ADVICE: ContextVar[bool] = ContextVar("vramcalc_advice", default=True)
+# False while a pasted command is checked: its own search (pasted_command._smallest_fix) names the fix in the
+# command's words, so the check's own (plain_fix) is not searched as well
+FIX: ContextVar[bool] = ContextVar("vramcalc_fix", default=True)
+
+
+def _with_fix(r: Any, engine: Engine, source: ModelSource, system: System | None, options: dict[str, Any],
+              host_ram_bytes: int | None) -> Any:
+    """A refused check with its smallest fix, re-checked by the engine model (pasted_command.plain_fix), as a pasted
+    command gets it; fix None where no single change makes it start."""
+    if r.fits or not ADVICE.get() or not FIX.get():
+        return r
+    from .pasted_command import plain_fix
+
+    found = plain_fix(engine, source, system, options, r, host_ram_bytes)  # type: ignore[arg-type]
+    return r.model_copy(update={"fix": found[0], "corrected_command": found[1]}) if found else r
 
 
 def instead(spec: ModelSpec, system: System, context: int, quant: str | None, engine: Engine,
@@ -109,6 +124,7 @@ def vllm_on_system(source: ModelSource, system: System, options: dict[str, Any],
     if not r.fits and ADVICE.get():
         r = r.model_copy(update={"alternatives": instead(source.spec, system, r.max_model_len, vopts.quantization,
                                                          "vllm", host_ram_bytes)})
+    r = _with_fix(r, "vllm", source, system, options, host_ram_bytes)
     return VLLMReport(result=r, gpu=gpu, ranks=tp * pp, speculative=_spec_speed(source.spec, vopts, r, draft))
 
 
@@ -185,6 +201,7 @@ def llamacpp_on_system(source: ModelSource, system: System | None, options: dict
         if not r.fits:
             r = r.model_copy(update={"alternatives": instead(source.spec, system, r.n_ctx_seq, quant or (
                 f"gguf:{ftype}" if ftype else None), "llamacpp", host_ram_bytes)})
+    r = _with_fix(r, "llamacpp", source, system, {**options, **({"quant": quant} if quant else {})}, host_ram_bytes)
     return LlamaReport(result=r, spec=source.spec, weights="GGUF file" if tensors else ftype, n_gpus=len(gpus),
                        n_cpu_moe_asked=opts.n_cpu_moe)
 

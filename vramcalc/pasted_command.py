@@ -829,6 +829,10 @@ class Question:
     system: str
     options: dict[str, Any]
     warnings: list[Message]
+    # a check's own question (plain_fix): the model as it was opened and the system as it was given, re-checked as
+    # they are (model and system then only name them)
+    source: Any = None
+    system_as: Any = None
 
 
 def _model(r: Reading, options: dict[str, Any], warnings: list[Message]) -> str:
@@ -1090,9 +1094,15 @@ def _flag_line(q: Question) -> str:
 
 def _run(q: Question, options: dict[str, Any], host_ram_bytes: int | None) -> VLLMResult | LlamaResult:
     from .api import check
+    from .engine_checks import FIX
 
     extra = {"host_ram_bytes": host_ram_bytes} if host_ram_bytes is not None else {}
-    r = check(q.model, q.system, engine=q.engine, **options, **extra)
+    token = FIX.set(False)  # the command's own fix is searched here (_smallest_fix), not in each check
+    try:
+        r = check(q.source if q.source is not None else q.model, q.system_as if q.system_as is not None else q.system,
+                  engine=q.engine, **options, **extra)
+    finally:
+        FIX.reset(token)
     assert isinstance(r, (VLLMResult, LlamaResult))
     return r
 
@@ -1122,16 +1132,22 @@ VLLM_TP = ("--tensor-parallel-size", "-tp")
 VLLM_PP = ("--pipeline-parallel-size", "-pp")
 
 
-def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_bytes: int | None
-                  ) -> tuple[str, str] | None:
-    """Changes of one flag, re-checked in this order: a shorter context, fewer GPU layers, another TP x PP over the
-    same GPUs; then a shorter context with fewer sequences (vLLM's Mamba cache blocks, llama.cpp's slots)."""
-    tries: list[tuple[str, tuple[str, ...], list[str], dict[str, Any]]] = []
+Try = tuple[str, tuple[str, ...], list[str], dict[str, Any]]  # why, the flags it drops, the words it adds, the options
+
+
+def _fix_tries(q: Question, r: VLLMResult | LlamaResult) -> list[Try]:
+    """Changes of one flag, in the order they are re-checked: the refusal's own fix (the model's length, the Mamba
+    blocks, eager mode, the utilization), fewer sequences where not one request fits, a shorter context, fp8 KV,
+    another TP x PP over the same GPUs; then a shorter context with fewer sequences; llama.cpp: V's type, the
+    context, fewer GPU layers. Each flag as vLLM / llama-server and `vramcalc check` both spell it."""
+    tries: list[Try] = []
+    eager = bool(q.options.get("enforce_eager"))
     if isinstance(r, VLLMResult):
         from .api import as_system
         from .vllm.engine import default_utilization, max_startup_utilization
 
-        gpu = min(as_system(q.system).gpus, key=lambda g: g.usable_bytes)
+        gpu = min(as_system(q.system_as if q.system_as is not None else q.system).gpus,
+                  key=lambda g: g.usable_bytes)
         asked = q.options.get("gpu_memory_utilization")
         u_now = asked if asked is not None else default_utilization(q.options.get("engine_version"))
         u_max = max_startup_utilization(gpu, r.layout.tp, r.layout.pp)
@@ -1140,7 +1156,7 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
                 n = int(e.fix.split("--max-model-len ")[1].split()[0])
                 tries.append((f"--max-model-len {n} (the model's own length)", ("--max-model-len",),
                               ["--max-model-len", str(n)], {"max_model_len": n}))
-            if e.code == "vllm.cudagraph.oom" and "--enforce-eager" not in p.args:
+            if e.code == "vllm.cudagraph.oom" and not eager:
                 tries.append(("--enforce-eager (no CUDA graphs to capture; slower decoding)", ("--enforce-eager",),
                               ["--enforce-eager"], {"enforce_eager": True}))
             if e.code in ("vllm.cudagraph.oom", "vllm.verdict.headroom") and e.fix and "--gpu-memory-utilization " in e.fix:
@@ -1148,12 +1164,17 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
                 tries.append((f"--gpu-memory-utilization {u_fix} (leaves room outside the budget)",
                               ("--gpu-memory-utilization",), ["--gpu-memory-utilization", str(u_fix)],
                               {"gpu_memory_utilization": u_fix}))
+            if e.code == "vllm.mamba.seqs_exceed_blocks" and e.fix:  # one Mamba block per decode sequence
+                m = int(e.fix.split("--max-num-seqs ")[1].split()[0])
+                if m >= 1:
+                    tries.append((f"--max-num-seqs {m} (the Mamba cache blocks: one per decode sequence)",
+                                  ("--max-num-seqs",), ["--max-num-seqs", str(m)], {"max_num_seqs": m}))
         if u_max != u_now and u_max > 0:  # lower where the free-memory gate refuses, higher where it leaves room
             tries.append((f"--gpu-memory-utilization {u_max} (the highest vLLM's start-up free-memory check allows)",
                           ("--gpu-memory-utilization",), ["--gpu-memory-utilization", str(u_max)],
                           {"gpu_memory_utilization": u_max}))
         lens = sorted({n for n in (r.safe_max_model_len, r.estimated_max_model_len) if 0 < n < r.max_model_len})
-        if any(e.code == "vllm.kv.max_model_len" for e in r.errors) and "--max-num-seqs" not in p.args:
+        if any(e.code == "vllm.kv.max_model_len" for e in r.errors) and q.options.get("max_num_seqs") is None:
             # not one request fits: fewer sequences cost no concurrency, and from 0.20 they capture fewer CUDA graphs
             # inside the budget (vramcalc/vllm/engine.py cudagraph_capture_counts) and shrink the sampler's peak;
             # the context stays as asked
@@ -1174,7 +1195,7 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
                           ["--kv-cache-dtype", "fp8"], {"kv_cache_dtype": "fp8"}))
         ranks = r.layout.tp * r.layout.pp
         # VLLM_PP_LAYER_PARTITION names as many stages as PP: another PP would be refused with it
-        for tp in sorted({d for d in range(1, ranks + 1) if ranks % d == 0 and "pp_layer_partition" not in q.options}
+        for tp in sorted({d for d in range(1, ranks + 1) if ranks % d == 0 and q.options.get("pp_layer_partition") is None}
                          - {r.layout.tp}, reverse=True):
             pp = ranks // tp
             tries.append((f"--tensor-parallel-size {tp} --pipeline-parallel-size {pp} (the same {ranks} GPUs)",
@@ -1185,11 +1206,13 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
             for m in (seqs // 2, seqs // 4, seqs // 8, seqs // 16, seqs // 32):
                 if m >= 1:
                     add = (["--max-model-len", str(n)] if lens else []) + ["--max-num-seqs", str(m)]
-                    tries.append((" ".join(add) + " (a shorter context and fewer sequences)",
-                                  ("--max-model-len", "--max-num-seqs"), add,
+                    # the context as asked where no shorter one fits: its flag stays in the command
+                    tries.append((" ".join(add) + (" (a shorter context and fewer sequences)" if lens else
+                                                   " (fewer sequences; the context as asked)"),
+                                  ("--max-model-len", "--max-num-seqs") if lens else ("--max-num-seqs",), add,
                                   {"max_num_seqs": m, **({"max_model_len": n} if lens else {})}))
         graphs = max((d.cuda_graph_bytes for d in r.devices), default=0)
-        if graphs and "--enforce-eager" not in p.args:  # 0.20+: the graph estimate leaves the budget to the KV cache
+        if graphs and not eager:  # 0.20+: the graph estimate leaves the budget to the KV cache
             tries.append((f"--enforce-eager (no CUDA graphs: their {graphs / 2**30:.2f} GiB per GPU go to the KV cache; "
                           "slower decoding)", ("--enforce-eager",), ["--enforce-eager"], {"enforce_eager": True}))
     else:
@@ -1205,6 +1228,44 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
             tries.append((f"-ngl {r.max_gpu_layers} (the most layers that fit; the rest on the CPU)",
                           ("-ngl", "--gpu-layers", "--n-gpu-layers"), ["-ngl", str(r.max_gpu_layers)],
                           {"n_gpu_layers": r.max_gpu_layers}))
+    return tries
+
+
+def _first_start(q: Question, tries: list[Try], host_ram_bytes: int | None
+                 ) -> tuple[Try, VLLMResult | LlamaResult] | None:
+    """The first try the engine model re-checks as starting, with that check."""
+    from .engine_checks import ADVICE
+
+    token = ADVICE.set(False)  # each try needs only its verdict
+    try:
+        for one in tries:
+            try:
+                res = _run(q, {**q.options, **one[3]}, host_ram_bytes)
+            except VramcalcError:
+                continue
+            if res.fits:
+                return one, res
+    finally:
+        ADVICE.reset(token)
+    return None
+
+
+def plain_fix(engine: Literal["vllm", "llamacpp"], source: Any, system: Any, options: dict[str, Any],
+              r: VLLMResult | LlamaResult, host_ram_bytes: int | None) -> tuple[str, str] | None:
+    """`vramcalc check MODEL --engine ...` and vramcalc.check(engine=...) refused: the same search as a pasted
+    command's, on the check's own options (VLLMOptions' / LlamaOptions' fields, as vramcalc.check takes them), with
+    the model as opened and the system as given (None: llama.cpp on the CPU). (why, the engine command at the fix,
+    as the engine model prints it for the re-check that starts)."""
+    q = Question(engine=engine, model=source.spec.id, system="cpu" if system is None else "", options=dict(options),
+                 warnings=[], source=source, system_as=system)
+    found = _first_start(q, _fix_tries(q, r), host_ram_bytes)
+    return (found[0][0], found[1].command) if found else None
+
+
+def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_bytes: int | None
+                  ) -> tuple[str, str] | None:
+    """The command's smallest fix and the command with it: TP over the GPUs it leaves idle, else the first of
+    _fix_tries that starts."""
     idle = next((w for w in q.warnings if w.code == "command.idle_gpus"), None)
     if idle is not None and idle.fix and p.gpu_count:  # first: the visible GPUs the command leaves idle
         from dataclasses import replace
@@ -1219,19 +1280,8 @@ def _smallest_fix(p: Parsed, q: Question, r: VLLMResult | LlamaResult, host_ram_
                         _with(p, VLLM_TP, ["--tensor-parallel-size", str(tp)]))
         except VramcalcError:
             pass
-    from .engine_checks import ADVICE
-
-    token = ADVICE.set(False)  # each try needs only its verdict
-    try:
-        for why, drop, add, change in tries:
-            try:
-                if _run(q, {**q.options, **change}, host_ram_bytes).fits:
-                    return why, _with(p, drop, add)
-            except VramcalcError:
-                continue
-    finally:
-        ADVICE.reset(token)
-    return None
+    found = _first_start(q, _fix_tries(q, r), host_ram_bytes)
+    return (found[0][0], _with(p, found[0][1], found[0][2])) if found else None
 
 
 def _gpu_count(p: Parsed, r: Reading) -> int:
@@ -1286,23 +1336,25 @@ def check_command(command: str, system: str | None = None, host_ram_bytes: int |
     if p.refusal is not None:  # the engine refuses the words; the corrected command is checked
         said, at, words = p.refusal
         fixed = _command_line(p, p.args[:at] + words + p.args[at + 1:])
+        said_fix = f"{said.fix} (then: {'it starts' if res.fits else 'see the figures below'})"
         return CommandResult(command=command, program=p.program, engine=q.engine, model=q.model, system=q.system,
-                             options=q.options, vramcalc_command=_flag_line(q), fits=False, result=res,
-                             no_effect=r.no_effect, warnings=[said, *warnings],
-                             fix=f"{said.fix} (then: {'it starts' if res.fits else 'see the figures below'})",
-                             corrected_command=fixed)
+                             options=q.options, vramcalc_command=_flag_line(q), fits=False,
+                             result=res.model_copy(update={"fix": said_fix, "corrected_command": fixed}),
+                             no_effect=r.no_effect, warnings=[said, *warnings], fix=said_fix, corrected_command=fixed)
     unmodelled = [w for w in warnings if w.code == "command.not_modelled"]
     if res.fits and unmodelled:  # a flag that changes memory unmodelled: a start is not promised (no false "fits")
         flags = "; ".join(w.text.split(":", 1)[0] for w in unmodelled)
-        res = res.model_copy(update={"fits": False, "errors": [*res.errors, error(
+        without = f"without {flags} it starts (vramcalc does not model {flags})"
+        res = res.model_copy(update={"fits": False, "fix": without, "errors": [*res.errors, error(
             "command.not_modelled_verdict", f"vramcalc: starts without {flags}, which changes memory in a way "
             "vramcalc does not model, so no promise that the engine starts with it",
             fix=f"run it without {flags}, or try it: the figures above are for the command without it")]})
         return CommandResult(command=command, program=p.program, engine=q.engine, model=q.model, system=q.system,
                              options=q.options, vramcalc_command=_flag_line(q), fits=False, result=res,
-                             no_effect=r.no_effect, warnings=warnings,
-                             fix=f"without {flags} it starts (vramcalc does not model {flags})")
+                             no_effect=r.no_effect, warnings=warnings, fix=without)
     fix = _smallest_fix(p, q, res, host_ram_bytes) if not res.fits else None
+    if fix:  # the result carries it as a plain check's does (printed before the planner's other layouts)
+        res = res.model_copy(update={"fix": fix[0], "corrected_command": fix[1]})
     return CommandResult(command=command, program=p.program, engine=q.engine, model=q.model, system=q.system,
                          options=q.options, vramcalc_command=_flag_line(q), fits=res.fits, result=res,
                          no_effect=r.no_effect, warnings=warnings, fix=fix[0] if fix else None,

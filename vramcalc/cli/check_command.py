@@ -74,9 +74,4 @@ def print_report(c: CommandResult) -> int:
         weights = str(c.options.get("quant", "GGUF file")).removeprefix("gguf:")
         check_llamacpp.print_report(LlamaReport(result=r, spec=spec, weights=weights,
                                                 n_gpus=n_gpus, n_cpu_moe_asked=int(c.options.get("n_cpu_moe", 0))))
-    if c.fix:
-        print()
-        print(f"fix     {c.fix}")
-    if c.corrected_command:
-        print(f"run     {c.corrected_command}")
-    return exit_code(c.fits)
+    return exit_code(c.fits)  # the fix: in the result, printed before the other layouts (verdict_out)

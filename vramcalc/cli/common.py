@@ -181,6 +181,12 @@ def verdict_out(result: VLLMResult | LlamaResult, yes: str, no: str) -> int:
     for w in result.warnings:
         print(f"warning {w}")
     print(f"command {result.command}")
+    if result.fix:  # the smallest change, re-checked by the engine model, before the planner's other layouts
+        print(f"fix     {result.fix}")
+        if result.corrected_command:
+            print(f"run     {result.corrected_command}")
+    elif not result.fits:
+        print("fix     no single change found" + ("; other layouts:" if result.alternatives else ""))
     for a in result.alternatives:
         print(f"instead {a}")
     return exit_code(result.fits)

@@ -280,6 +280,10 @@ class LlamaResult(Result):
     best_ftype_full_offload: str | None = None
     best_ftype: str | None = None
     alternatives: list[str] = []
+    # when it does not start: the smallest change that makes it start, re-checked by the engine model (None: it
+    # starts, or no single change was found), and the engine command with it (vramcalc/pasted_command.py)
+    fix: str | None = None
+    corrected_command: str | None = None
     trace: list[TraceTerm] = []
     speed: ServingEstimate | None = None  # at --concurrency / --prompt / --output (vramcalc/serving.py)
 

@@ -162,6 +162,10 @@ class VLLMResult(Result):
     command: str
     # what would work instead, from the planner (vramcalc.plan.alternatives); filled by the CLI
     alternatives: list[str] = []
+    # when it does not start: the smallest change that makes it start, re-checked by the engine model (None: it
+    # starts, or no single change was found), and the engine command with it (vramcalc/pasted_command.py)
+    fix: str | None = None
+    corrected_command: str | None = None
     sources: list[str]
     trace: list[TraceTerm] = []
     speed: ServingEstimate | None = None  # at --concurrency / --prompt / --output (vramcalc/serving.py)
