@@ -25,6 +25,9 @@ from vramcalc.serving import Deployment, for_engine_check
 from vramcalc.sources import catalog, open_model
 from vramcalc.sources.model_names import hf_default, hf_repo
 
+# its module-level caches are shared by its tests: one xdist worker runs them all (pyproject --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_llamacpp_extras")
+
 MIB = 2**20
 RECORDED = json.loads((DATA / "llamacpp_extras_runs.json").read_text())
 RUNS = [r for r in RECORDED["runs"] if "error" not in r]

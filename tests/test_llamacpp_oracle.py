@@ -18,6 +18,9 @@ from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp, gguf_arch
 from vramcalc.llamacpp.graphs import REPLAY_MARGINS
 from vramcalc.sources import open_model
 
+# its module-level caches are shared by its tests: one xdist worker runs them all (pyproject --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_llamacpp_oracle")
+
 MIB = 2**20
 RECORDED = json.loads((DATA / "llamacpp_runs.json").read_text())
 RUNS = [r for r in RECORDED["runs"] if "error" not in r]

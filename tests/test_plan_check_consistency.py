@@ -12,6 +12,10 @@ from vramcalc.plan import Candidate, plan
 from vramcalc.spec import ModelSpec
 from vramcalc.systems import System, parse_system
 from vramcalc.vllm.engine import check_vllm, derived_max_model_len
+import pytest
+
+# its module-level caches are shared by its tests: one xdist worker runs them all (pyproject --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_plan_check_consistency")
 
 GIB = 2**30
 # (model, system, context, concurrency, host RAM GiB, goals): dense, MoE, hybrid, MLA, sliding-window models
