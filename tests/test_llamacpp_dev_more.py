@@ -131,17 +131,22 @@ def _replay_no_mmap(cid: str, build: str | None = None):
     return case, tensors, r
 
 
+def _cuda_buffers_as_logged(case: dict, r) -> None:
+    """CUDA0, CUDA_Host (the pinned host buffer) and the plain CPU buffer each within 0.05 MiB of the log."""
+    logged = case["measured"]["model_buffers_mib"]
+    gpu, host = r.devices[0], r.devices[-1]
+    assert gpu.model_buffer_bytes / MIB == pytest.approx(logged["CUDA0"], abs=0.05)
+    assert host.pinned_model_buffer_bytes / MIB == pytest.approx(logged["CUDA_Host"], abs=0.05)
+    assert (host.model_buffer_bytes - host.pinned_model_buffer_bytes) / MIB == pytest.approx(logged["CPU"], abs=0.05)
+
+
 def test_m03_no_mmap_model_buffers_as_logged():
     """Qwen3-235B-A22B Q8_0, b5192, --no-mmap, -ngl 99, -ot blk.13-93 ffn.*=CPU: CUDA0 holds all but the ffn
     tensors of blocks 13-93 (their norms too: the GGUF name is ffn_norm) and token_embd; token_embd's GET_ROWS on
     q8_0 runs on CUDA, so it takes CUDA_Host (630.59 MiB); the overridden tensors take the CPU buffer type itself
     (a build before PR #14990), a plain CPU buffer (198451.27 MiB). All three within 0.05 MiB."""
     case, _, r = _replay_no_mmap("m03")
-    logged = case["measured"]["model_buffers_mib"]
-    gpu, host = r.devices[0], r.devices[-1]
-    assert gpu.model_buffer_bytes / MIB == pytest.approx(logged["CUDA0"], abs=0.05)
-    assert host.pinned_model_buffer_bytes / MIB == pytest.approx(logged["CUDA_Host"], abs=0.05)
-    assert (host.model_buffer_bytes - host.pinned_model_buffer_bytes) / MIB == pytest.approx(logged["CPU"], abs=0.05)
+    _cuda_buffers_as_logged(case, r)
     assert host.repack_buffer_bytes == 0
 
 
@@ -176,11 +181,7 @@ def test_m04_no_mmap_partial_offload_buffers_as_logged():
     MiB): before PR #25962 CUDA reads no k-quant rows (ggml-cuda.cu supports_op GET_ROWS), so its buffer type is the
     next in the list. Each within 0.05 MiB."""
     case, _, r = _replay_no_mmap("m04")
-    logged = case["measured"]["model_buffers_mib"]
-    gpu, host = r.devices[0], r.devices[-1]
-    assert gpu.model_buffer_bytes / MIB == pytest.approx(logged["CUDA0"], abs=0.05)
-    assert host.pinned_model_buffer_bytes / MIB == pytest.approx(logged["CUDA_Host"], abs=0.05)
-    assert (host.model_buffer_bytes - host.pinned_model_buffer_bytes) / MIB == pytest.approx(logged["CPU"], abs=0.05)
+    _cuda_buffers_as_logged(case, r)
 
 
 def test_m05_rocm_full_offload_no_mmap_buffers_as_logged():
