@@ -147,7 +147,7 @@ def test_m03_no_mmap_model_buffers_as_logged():
     (a build before PR #14990), a plain CPU buffer (198451.27 MiB). All three within 0.05 MiB."""
     case, _, r = _replay_no_mmap("m03")
     _cuda_buffers_as_logged(case, r)
-    assert host.repack_buffer_bytes == 0
+    assert r.devices[-1].repack_buffer_bytes == 0
 
 
 def test_m03_from_pr_14990_the_overridden_weights_are_pinned_too():
