@@ -214,15 +214,19 @@ def test_vulkan_profile_on_held_out_desktop_runs():
 
 
 def test_vulkan_build_era_placement():
-    """llama.cpp Vulkan build eras (data/speed.json llamacpp_vulkan_eras): a master build by its date against the
-    merge dates of PR #14366 (by 2025-07-05) and PR #15850 (2025-09-08); a release by the anchors (b7217 is newer than
-    2025-08-05, b7340 newer than 2025-11-24); a release or date that cannot be placed counts as the older era."""
+    """llama.cpp Vulkan build eras (data/speed.json llamacpp_vulkan_eras), placed by resolve_build against PRs #14366
+    and #15850 of data/llamacpp_builds.json: a master build by its date against their merge dates (by 2025-07-05;
+    2025-09-08); a release by the anchors (b7217 is newer than 2025-08-05, b7340 newer than 2025-11-24); a release or
+    date that cannot be placed counts as the older era. b6715 lies between b5287 (2025-05-06, lacks both) and b7217
+    (the first anchor holding #14366): unplaced against both, so era 0, the slower figure; a build older than PR
+    #11124 (the oldest modelled, which resolve_build refuses) is era 0 too."""
     from vramcalc.speed import llamacpp_vulkan_era
 
     assert [llamacpp_vulkan_era(b) for b in ("2025-05-14", "2025-08-21", "2025-09-08", "2025-09-09", "2026-05-15")] \
         == [0, 1, 1, 2, 2]
     assert [llamacpp_vulkan_era(b) for b in ("b5287", "b6715", "b7217", "b7293", "b7340", "b7474", None)] \
         == [0, 0, 1, 1, 2, 2, 2]
+    assert [llamacpp_vulkan_era(b) for b in ("2024-06", "b2000", "latest", "4df29be")] == [0, 0, 2, 2]
 
 
 def test_an_arm_sbc_host_is_slower_than_modelled_and_than_a_desktop():

@@ -344,24 +344,12 @@ class LlamacppGraphs(Fixed):
     source: str
 
 
-class VulkanEraBoundary(Fixed):
-    """A llama.cpp PR that cut the Vulkan backend's fixed cost a decode step pays per layer: a build of a date on or
-    after `dated` (or `by`) holds it, one before `dated` (or `after`) lacks it."""
-
-    pr: int
-    url: str
-    dated: str | None = None  # the merge (commit) date, YYYY-MM-DD
-    after: str | None = None  # bounds where the merge day is not recorded
-    by: str | None = None
-    source: str
-
-
 class LlamacppVulkanEras(Fixed):
-    """The build eras of llama.cpp's Vulkan fixed cost: era i holds the first i boundaries (oldest first)."""
+    """The build eras of llama.cpp's Vulkan fixed cost: era i holds the first i boundary PRs (oldest first), each a
+    speed_only change of data/llamacpp_builds.json placed by vramcalc/llamacpp/builds.py resolve_build."""
 
     source_note: str = Field(alias="_source")
-    boundaries: list[VulkanEraBoundary]
-    anchors: list[LlamaBuildAnchor] = []  # release numbers with date bounds, beside data/llamacpp_builds.json's
+    boundary_prs: list[int]
 
 
 class VllmEager(Fixed):
@@ -915,6 +903,9 @@ class LlamaBuildChange(Fixed):
     # the PR only moves weights between the host's own buffers (pinned host vs plain CPU), never the host's total or
     # a GPU's: a build that cannot be placed against it follows the modelled build's rule, named in the label
     host_split_only: bool = False
+    # the PR changes no buffer, only a speed term (data/speed.json llamacpp_vulkan_eras): a build that cannot be
+    # placed against it is not refused and counts as lacking it (LlamaBuild.unplaced names it)
+    speed_only: bool = False
 
 
 class LlamaBuildAnchor(Fixed):

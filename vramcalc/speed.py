@@ -65,36 +65,29 @@ def llamacpp_cuda_graphs(build: str | None) -> bool:
     return True
 
 
-def _day_cmp(day: str, bound: str) -> int:
-    """-1 / 0 / 1: `day` before / within / after `bound`, at the coarser of their precisions."""
-    n = min(len(day), len(bound))
-    return (day[:n] > bound[:n]) - (day[:n] < bound[:n])
-
-
 def llamacpp_vulkan_era(build: str | None) -> int:
     """The Vulkan build era of a llama.cpp build (data/speed.json llamacpp_vulkan_eras): how many of the boundary PRs
-    it holds. A date-named master build is placed by the PR's merge date; a release number by the anchors (here and
-    in data/llamacpp_builds.json); one that cannot be placed, like a date inside a merge window, counts as lacking
-    the PR (the older, slower era). None, `latest` or a commit hash: the newest era."""
+    it holds, in order, as vramcalc/llamacpp/builds.py resolve_build places it against data/llamacpp_builds.json
+    (a date by the merge dates, a release by the anchors). A build that cannot be placed against a boundary PR (a
+    date inside its merge window, a release between the anchors) is not refused: resolve_build counts it as lacking
+    the PR, so it takes the older era, the slower figure (conservative; the memory rules it cannot be placed against
+    follow the modelled build, unplaced_as_modelled, as they change no speed term). A build older than the oldest
+    PR modelled there lacks both. None, `latest` or a commit hash: the newest era."""
     eras = speed_data().llamacpp_vulkan_eras
     if eras is None:
         return 0
     b = (build or "").strip().lower()
     if not b or b == "latest" or not (_BUILD_NO.match(b) or _BUILD_DATE.match(b)):
-        return len(eras.boundaries)
-    from .llamacpp.builds import builds_data
+        return len(eras.boundary_prs)
+    from .llamacpp.builds import resolve_build
 
-    anchors = list(eras.anchors) + list(builds_data().anchors)
+    try:
+        placed = resolve_build(b, unplaced_as_modelled=True)
+    except NotModelledError:  # older than the oldest PR of data/llamacpp_builds.json (#11124, 2025-01)
+        return 0
     held = 0
-    for pr in eras.boundaries:
-        hi = pr.dated or pr.by
-        if m := _BUILD_NO.match(b):
-            n = int(m.group(1))
-            holds = any(a.not_before is not None and hi is not None and _day_cmp(a.not_before, hi) > 0 and n >= a.release
-                        for a in anchors)
-        else:
-            holds = hi is not None and _day_cmp(b, hi) > 0  # the merge day itself: not placed
-        if not holds:
+    for pr in eras.boundary_prs:
+        if not placed.has(pr):
             break
         held += 1
     return held
