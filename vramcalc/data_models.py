@@ -352,6 +352,14 @@ class LlamacppVulkanEras(Fixed):
     boundary_prs: list[int]
 
 
+class LlamacppStatePasses(Fixed):
+    """How many times llama.cpp's decode graph reads or writes a recurrent layer's state per step."""
+
+    source_note: str = Field(alias="_source")
+    conv: int
+    temporal: dict[str, int]  # SSM kind -> passes over the temporal state
+
+
 class VllmEager(Fixed):
     """vLLM --enforce-eager: the host launches every kernel of a decode step (vramcalc/eager.py)."""
 
@@ -366,6 +374,7 @@ class Speed(Fixed):
     source_note: str = Field(alias="_source")
     llamacpp_cuda_graphs: LlamacppGraphs | None = None
     llamacpp_vulkan_eras: LlamacppVulkanEras | None = None
+    llamacpp_state_passes: LlamacppStatePasses | None = None
     profiles: dict[str, SpeedProfile]  # "<engine>:<backend>"
     fallbacks: dict[str, str]  # engine -> the profile used for a backend it has none for
     links: dict[str, Link]

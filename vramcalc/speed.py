@@ -3,7 +3,8 @@
 One decode step of B sequences at context c, per rank (the slowest stage adds up for layer splits):
 
     memory   = (dense + experts x touched(B) + B x (kv(c) + state)) / TP / (bandwidth x efficiency)
-               [state: each recurrent layer's state read and written back, state_step_bytes]
+               [state: each recurrent layer's state read and written back (llama.cpp: through copies),
+               state_step_bytes]
     comm     = 2 x layers x (latency x (TP - 1) + message / link bandwidth)   [TP > 1: two all-reduces a
                layer, after attention and after the MLP (Megatron-LM, Shoeybi et al. 2019, section 3)]
     step     = max(memory, compute) + comm + fixed_per_layer x layers   (+ the host's kernel launches when
@@ -184,21 +185,26 @@ def weight_reads(spec: ModelSpec, quant: str | None = None) -> WeightReads:
 
 
 def state_step_bytes(spec: ModelSpec, engine: str | None = None, query: int = 1) -> int:
-    """Recurrent-state bytes one sequence moves per decode step: every recurrent layer reads its state and writes
-    the updated state back in place, so twice the state, at the dtypes the engine keeps it in. vLLM (0.33.0 / commit
-    00545a8a, vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py _forward_core, decode path):
+    """Recurrent-state bytes one sequence moves per decode step, at the dtypes the engine keeps the state in.
+    vLLM (0.33.0 / commit 00545a8a, vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py _forward_core,
+    decode path): each recurrent layer reads its state once and writes it back in place, twice the state:
     causal_conv1d_update shifts the conv state in place, and fused_sigmoid_gating_delta_rule_update (or the packed
     recurrent decode kernel) is called with initial_state=ssm_state and inplace_final_state=True; the conv state is
     at the model dtype, the temporal state at mamba_ssm_cache_dtype (vramcalc/vllm/kv.py ssm_state_dtype: float32
-    for Qwen3.5/3.6 from their config). llama.cpp: the r and s states are F32 whatever the KV types (llama.cpp
-    4df29be src/llama-model.cpp create_memory, vramcalc/llamacpp/kv.py). Another engine or None: the model dtype.
-    A vLLM verify step of `query` tokens a sequence (speculative decoding) keeps the temporal state after every token
-    (vllm/model_executor/layers/fla/ops/fused_sigmoid_gating.py, 'keep the states for multi-query tokens': one store
-    per token into its ssm_state_indices slot): one read and `query` writes."""
+    for Qwen3.5/3.6 from their config). A vLLM verify step of `query` tokens a sequence (speculative decoding)
+    keeps the temporal state after every token (vllm/model_executor/layers/fla/ops/fused_sigmoid_gating.py, 'keep
+    the states for multi-query tokens': one store per token into its ssm_state_indices slot): one read and `query`
+    writes. llama.cpp: the r and s states are F32 whatever the KV types (llama.cpp 4df29be src/llama-model.cpp
+    create_memory, vramcalc/llamacpp/kv.py), and its graph does not update them in place: build_rs gathers them
+    into the compute buffer, the op reads the copy and writes a new state, ggml_cpy stores it (data/speed.json
+    llamacpp_state_passes: 7 passes over the conv state, 6 over a Gated DeltaNet state, 4 over a Mamba state, from
+    src/llama-graph.cpp build_rs and src/models/delta-net-base.cpp / graph-context-mamba.cpp). Another engine or
+    None: one read and one write at the model dtype."""
     from .cache_kinds import cache_layers
     from .kv import dtype_bytes
 
     conv = temporal = dtype_bytes(spec.dtype)
+    passes = speed_data().llamacpp_state_passes if engine == "llamacpp" else None
     if engine == "llamacpp":
         conv = temporal = 4
     elif engine == "vllm":
@@ -210,7 +216,10 @@ def state_step_bytes(spec: ModelSpec, engine: str | None = None, query: int = 1)
     for c in cache_layers(spec):
         if c.recurrent is not None:
             conv_n, temporal_n = c.recurrent.state_elements()
-            total += 2 * conv_n * conv + (1 + writes) * temporal_n * temporal
+            if passes is not None:
+                total += passes.conv * conv_n * conv + passes.temporal[c.recurrent.kind] * temporal_n * temporal
+            else:
+                total += 2 * conv_n * conv + (1 + writes) * temporal_n * temporal
     return total
 
 
