@@ -112,6 +112,8 @@ def _change(pr: int):
     (19067, 7571, 7572, 8428),  # merged January 2026: b7571 (2025-12-29) lacks it
     (18898, 7571, 7572, 8354),  # merged 2026-01-23: b8354 (qwen35moe, PR #19468, Feb 2026) holds it
     (23861, 9292, 9293, None),  # merged 2026-06-01: b9292 (2026-05-23, issues/23551) lacks it
+    (14366, 5287, 5288, 7217),  # Vulkan RMS_NORM+MUL fusion, merged 2025-05-14 to 07-05 (speed_only)
+    (15850, 5287, 5288, 7340),  # Vulkan graph sort, 2025-09-08: b7340 (of 2025-11-24 or newer) holds it (speed_only)
 ])
 def test_a_release_number_on_each_side_of_a_bound_follows_that_side(pr, lacks, unplaced, holds):
     from vramcalc.llamacpp.builds import _by_release
@@ -196,3 +198,16 @@ def test_the_embeddings_input_joins_the_host_buffer_at_pr_18898():
     new = check_llamacpp(spec, gpu, LlamaOptions(ftype="Q4_0", n_ctx=4096, build="b8354"), None, solve=False)
     assert new.host_compute_bytes - old.host_compute_bytes == 4096 * 512 * 4
     assert new.devices[0].compute_buffer_bytes == old.devices[0].compute_buffer_bytes
+
+
+def test_a_speed_only_pr_the_build_cannot_be_placed_against_is_lacked_not_refused():
+    """The Vulkan era PRs (data/speed.json llamacpp_vulkan_eras) change no buffer: a build inside their windows is
+    not refused for them, counts as lacking them (the slower era) even with unplaced_as_modelled, and names them."""
+    day = resolve_build("2025-06-01")  # inside PR #14366's bounds (2025-05-14 to 07-05), after #13194 (05-20)
+    assert day.has(13194) and not day.has(14366) and day.unplaced == {14366}
+    assert resolve_build("2025-09-08").unplaced == {15850}  # its merge day: either side
+    b6715 = resolve_build("b6715", unplaced_as_modelled=True)  # between b5287 (lacks both) and b7217 / b7340
+    assert b6715.unplaced == {14366, 15850} and not (b6715.has(14366) or b6715.has(15850)) and b6715.has(17046)
+    b7293 = resolve_build("b7293", unplaced_as_modelled=True)  # at or above b7217 (holds #14366), below b7340
+    assert b7293.has(14366) and b7293.unplaced == {15850}
+    assert resolve_build("latest").unplaced == frozenset() and {14366, 15850} <= resolve_build("latest").merged

@@ -214,15 +214,19 @@ def test_vulkan_profile_on_held_out_desktop_runs():
 
 
 def test_vulkan_build_era_placement():
-    """llama.cpp Vulkan build eras (data/speed.json llamacpp_vulkan_eras): a master build by its date against the
-    merge dates of PR #14366 (by 2025-07-05) and PR #15850 (2025-09-08); a release by the anchors (b7217 is newer than
-    2025-08-05, b7340 newer than 2025-11-24); a release or date that cannot be placed counts as the older era."""
+    """llama.cpp Vulkan build eras (data/speed.json llamacpp_vulkan_eras), placed by resolve_build against PRs #14366
+    and #15850 of data/llamacpp_builds.json: a master build by its date against their merge dates (by 2025-07-05;
+    2025-09-08); a release by the anchors (b7217 is newer than 2025-08-05, b7340 newer than 2025-11-24); a release or
+    date that cannot be placed counts as the older era. b6715 lies between b5287 (2025-05-06, lacks both) and b7217
+    (the first anchor holding #14366): unplaced against both, so era 0, the slower figure; a build older than PR
+    #11124 (the oldest modelled, which resolve_build refuses) is era 0 too."""
     from vramcalc.speed import llamacpp_vulkan_era
 
     assert [llamacpp_vulkan_era(b) for b in ("2025-05-14", "2025-08-21", "2025-09-08", "2025-09-09", "2026-05-15")] \
         == [0, 1, 1, 2, 2]
     assert [llamacpp_vulkan_era(b) for b in ("b5287", "b6715", "b7217", "b7293", "b7340", "b7474", None)] \
         == [0, 0, 1, 1, 2, 2, 2]
+    assert [llamacpp_vulkan_era(b) for b in ("2024-06", "b2000", "latest", "4df29be")] == [0, 0, 2, 2]
 
 
 def test_an_arm_sbc_host_is_slower_than_modelled_and_than_a_desktop():
@@ -258,7 +262,9 @@ def test_recurrent_state_is_read_and_written_each_step_at_the_engines_dtype():
     qwen_gdn_linear_attn.py _forward_core: causal_conv1d_update on the conv state, the recurrent kernel with
     initial_state=ssm_state, inplace_final_state=True). Qwen3.6-27B under vLLM: twice the state vLLM 0.33.0 itself
     allocates per sequence and GDN layer (tests/data/vllm_oracle/v0.33.0.json, Qwen/Qwen3.5-27B, the same text dims:
-    MambaSpec page_size_bytes 3,211,264, conv bf16 + temporal fp32 padded by 0.13%); llama.cpp keeps r and s in F32."""
+    MambaSpec page_size_bytes 3,211,264, conv bf16 + temporal fp32 padded by 0.13%); llama.cpp keeps r and s in F32
+    and moves them through copies: 7 passes over r, 6 over a Gated DeltaNet s (data/speed.json
+    llamacpp_state_passes; counted on its decode graph in the next test)."""
     from vramcalc.sources import load_model
     from vramcalc.speed import state_step_bytes
 
@@ -266,9 +272,42 @@ def test_recurrent_state_is_read_and_written_each_step_at_the_engines_dtype():
     gdn = sum(1 for layer in spec.layers if layer.ssm is not None)
     logged_page = 3_211_264
     assert state_step_bytes(spec, "vllm") == pytest.approx(2 * gdn * logged_page, rel=0.002)
-    assert state_step_bytes(spec, "llamacpp") == 2 * gdn * (10240 * 3 * 4 + 48 * 128 * 128 * 4)
+    assert state_step_bytes(spec, "llamacpp") == gdn * (7 * 10240 * 3 * 4 + 6 * 48 * 128 * 128 * 4)
     assert state_step_bytes(load_model("llama-3.1-8b"), "vllm") == 0
     # an MTP verify step of 4 tokens stores the temporal state after each token (fla/ops/fused_sigmoid_gating.py
     # 'keep the states for multi-query tokens'): one read, four writes
     temporal = 48 * 128 * 128 * 4
     assert state_step_bytes(spec, "vllm", query=4) - state_step_bytes(spec, "vllm") == gdn * 3 * temporal
+
+
+@pytest.mark.parametrize("model, arch", [("qwen3.6-27b", "qwen3next"), ("tiiuae/falcon-mamba-7b", "mamba")])
+def test_llamacpp_state_passes_match_its_decode_graph(model, arch):
+    """data/speed.json llamacpp_state_passes against the decode graph of llama.cpp 4df29be as
+    vramcalc/llamacpp/graphs.py rebuilds it (the graph whose compute buffers match the logged llama.cpp ones,
+    tests/test_llamacpp_graphs.py): per recurrent layer of a two-sequence step, the ops that read a state-sized
+    tensor (the conv state, or it with the new token's column) and the ops that write one. The conv state: get_rows,
+    concat, ssm_conv and cpy read it, get_rows, concat and cpy write it; a Gated DeltaNet state: get_rows, the
+    fused gated_delta_net and cpy each read and write it; a Mamba state: ssm_scan reads it from the cache by the
+    sequences' ids (no gather) and writes it beside y, cpy stores it."""
+    from vramcalc.cache_kinds import cache_layers
+    from vramcalc.llamacpp.graphs import BUILDERS, Reserve, covered
+    from vramcalc.sources import load_model
+
+    spec, n = load_model(model), 2
+    assert covered(spec, arch)
+    gf = BUILDERS[arch](spec, Reserve(n, n, n, 256, 0, 1, True, "F16", "F16"))
+    rec = [c.recurrent for c in cache_layers(spec) if c.recurrent is not None]
+    conv_n, temporal_n = rec[0].state_elements()
+    passes = speed_data().llamacpp_state_passes
+    assert passes is not None
+    for size, extra, want in ((conv_n * 4 * n, conv_n * 4 * n // (rec[0].d_conv - 1), passes.conv),
+                              (temporal_n * 4 * n, 0, passes.temporal[rec[0].kind])):
+        def hit(t) -> bool:
+            return size <= t.nbytes <= size + extra
+        reads = writes = 0
+        for node in gf.nodes:
+            if node.op in ("NONE", "VIEW", "RESHAPE", "PERMUTE", "TRANSPOSE") or node.nbytes == 0:
+                continue
+            reads += sum(1 for t in (node.srcs[:1] if node.op == "CPY" else node.srcs) if hit(t))  # CPY: src, dst
+            writes += hit(node) or (extra == 0 and node.op in ("GATED_DELTA_NET", "SSM_SCAN"))
+        assert (reads + writes) == want * len(rec), (size, reads / len(rec), writes / len(rec))

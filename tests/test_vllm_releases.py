@@ -180,13 +180,19 @@ def test_dense_graph_figures_are_the_calibration_fit():
 
 def test_capture_sizes_follow_vllm_and_the_logs():
     """vLLM v0.33.0's default capture sizes (vllm/config/vllm.py _set_cudagraph_sizes; FULL decode up to
-    max_num_seqs, vllm/v1/cudagraph_dispatcher.py) against the logged counts: 'PIECEWISE=51 (largest=512),
-    FULL=35 (largest=256)' at the default 256 sequences (LMCache/LMCache#3430, vllm-project/vllm#39559) and 19 / 11
-    graphs captured at 64 (aivrar/vllm-windows-build#4). Fewer sequences capture fewer graphs, so the dense
-    estimate shrinks with them; more than 256 add FULL decode graphs."""
+    max_num_seqs, vllm/v1/cudagraph_dispatcher.py) against the logged counts of tests/data/vllm_cudagraph_estimates.json
+    capture_counts: 'PIECEWISE=51 (largest=512), FULL=35 (largest=256)' at the default 256 sequences
+    (LMCache/LMCache#3430, vllm-project/vllm#39559) and 'PIECEWISE=19 (largest=128), FULL=11 (largest=64)' at 64
+    (a GB300 worker's log quoted in arpera/srt-slurm tests/test_memory_report.py). 2048 batched tokens: any budget
+    above the largest size (the logs' 512 and 128). Fewer sequences capture fewer graphs, so the dense estimate
+    shrinks with them; more than 256 add FULL decode graphs."""
     from vramcalc.vllm.engine import cudagraph_capture_counts
-    assert cudagraph_capture_counts(256, 2048) == (51, 35) == cudagraph_capture_counts(256, 8192, sm100=True)
-    assert cudagraph_capture_counts(64, 2048) == (19, 11)
+    logs = json.loads((DATA / "vllm_cudagraph_estimates.json").read_text())["capture_counts"]["logs"]
+    by_seqs = {log["max_num_seqs"]: (log["piecewise"], log["full"]) for log in logs}
+    assert set(by_seqs) == {64, 256}
+    for seqs, counts in by_seqs.items():
+        assert cudagraph_capture_counts(seqs, 2048) == counts, seqs
+    assert cudagraph_capture_counts(256, 2048) == cudagraph_capture_counts(256, 8192, sm100=True)
     assert cudagraph_capture_counts(512, 8192) == (51, 51)
     llama = load("meta-llama/Llama-3.3-70B-Instruct")
     g = {n: check_vllm(llama, find_gpu("h100"), VLLMOptions(tp=2, max_model_len=8192, max_num_seqs=n)

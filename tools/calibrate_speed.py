@@ -75,7 +75,7 @@ def main() -> None:
             # llama.cpp on Vulkan: one per-layer cost per build era (data/speed.json llamacpp_vulkan_eras), each
             # fitted on the calibrate rows of its era, with the efficiency shared
             era = [llamacpp_vulkan_era(c.get("llamacpp_build")) for c, *_ in rs] if key == "llamacpp:vulkan" else []
-            n_eras = len(data["llamacpp_vulkan_eras"]["boundaries"]) + 1 if era else 0
+            n_eras = len(data["llamacpp_vulkan_eras"]["boundary_prs"]) + 1 if era else 0
             if era:
                 assert set(era) == set(range(n_eras)), f"{key}: an era without a calibrate row ({sorted(set(era))})"
                 names = ["inv_eff"] + [f"layer_era{i}" for i in range(n_eras)]

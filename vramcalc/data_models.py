@@ -344,24 +344,20 @@ class LlamacppGraphs(Fixed):
     source: str
 
 
-class VulkanEraBoundary(Fixed):
-    """A llama.cpp PR that cut the Vulkan backend's fixed cost a decode step pays per layer: a build of a date on or
-    after `dated` (or `by`) holds it, one before `dated` (or `after`) lacks it."""
-
-    pr: int
-    url: str
-    dated: str | None = None  # the merge (commit) date, YYYY-MM-DD
-    after: str | None = None  # bounds where the merge day is not recorded
-    by: str | None = None
-    source: str
-
-
 class LlamacppVulkanEras(Fixed):
-    """The build eras of llama.cpp's Vulkan fixed cost: era i holds the first i boundaries (oldest first)."""
+    """The build eras of llama.cpp's Vulkan fixed cost: era i holds the first i boundary PRs (oldest first), each a
+    speed_only change of data/llamacpp_builds.json placed by vramcalc/llamacpp/builds.py resolve_build."""
 
     source_note: str = Field(alias="_source")
-    boundaries: list[VulkanEraBoundary]
-    anchors: list[LlamaBuildAnchor] = []  # release numbers with date bounds, beside data/llamacpp_builds.json's
+    boundary_prs: list[int]
+
+
+class LlamacppStatePasses(Fixed):
+    """How many times llama.cpp's decode graph reads or writes a recurrent layer's state per step."""
+
+    source_note: str = Field(alias="_source")
+    conv: int
+    temporal: dict[str, int]  # SSM kind -> passes over the temporal state
 
 
 class VllmEager(Fixed):
@@ -378,6 +374,7 @@ class Speed(Fixed):
     source_note: str = Field(alias="_source")
     llamacpp_cuda_graphs: LlamacppGraphs | None = None
     llamacpp_vulkan_eras: LlamacppVulkanEras | None = None
+    llamacpp_state_passes: LlamacppStatePasses | None = None
     profiles: dict[str, SpeedProfile]  # "<engine>:<backend>"
     fallbacks: dict[str, str]  # engine -> the profile used for a backend it has none for
     links: dict[str, Link]
@@ -915,6 +912,9 @@ class LlamaBuildChange(Fixed):
     # the PR only moves weights between the host's own buffers (pinned host vs plain CPU), never the host's total or
     # a GPU's: a build that cannot be placed against it follows the modelled build's rule, named in the label
     host_split_only: bool = False
+    # the PR changes no buffer, only a speed term (data/speed.json llamacpp_vulkan_eras): a build that cannot be
+    # placed against it is not refused and counts as lacking it (LlamaBuild.unplaced names it)
+    speed_only: bool = False
 
 
 class LlamaBuildAnchor(Fixed):

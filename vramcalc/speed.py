@@ -3,7 +3,8 @@
 One decode step of B sequences at context c, per rank (the slowest stage adds up for layer splits):
 
     memory   = (dense + experts x touched(B) + B x (kv(c) + state)) / TP / (bandwidth x efficiency)
-               [state: each recurrent layer's state read and written back, state_step_bytes]
+               [state: each recurrent layer's state read and written back (llama.cpp: through copies),
+               state_step_bytes]
     comm     = 2 x layers x (latency x (TP - 1) + message / link bandwidth)   [TP > 1: two all-reduces a
                layer, after attention and after the MLP (Megatron-LM, Shoeybi et al. 2019, section 3)]
     step     = max(memory, compute) + comm + fixed_per_layer x layers   (+ the host's kernel launches when
@@ -65,36 +66,29 @@ def llamacpp_cuda_graphs(build: str | None) -> bool:
     return True
 
 
-def _day_cmp(day: str, bound: str) -> int:
-    """-1 / 0 / 1: `day` before / within / after `bound`, at the coarser of their precisions."""
-    n = min(len(day), len(bound))
-    return (day[:n] > bound[:n]) - (day[:n] < bound[:n])
-
-
 def llamacpp_vulkan_era(build: str | None) -> int:
     """The Vulkan build era of a llama.cpp build (data/speed.json llamacpp_vulkan_eras): how many of the boundary PRs
-    it holds. A date-named master build is placed by the PR's merge date; a release number by the anchors (here and
-    in data/llamacpp_builds.json); one that cannot be placed, like a date inside a merge window, counts as lacking
-    the PR (the older, slower era). None, `latest` or a commit hash: the newest era."""
+    it holds, in order, as vramcalc/llamacpp/builds.py resolve_build places it against data/llamacpp_builds.json
+    (a date by the merge dates, a release by the anchors). A build that cannot be placed against a boundary PR (a
+    date inside its merge window, a release between the anchors) is not refused: resolve_build counts it as lacking
+    the PR, so it takes the older era, the slower figure (conservative; the memory rules it cannot be placed against
+    follow the modelled build, unplaced_as_modelled, as they change no speed term). A build older than the oldest
+    PR modelled there lacks both. None, `latest` or a commit hash: the newest era."""
     eras = speed_data().llamacpp_vulkan_eras
     if eras is None:
         return 0
     b = (build or "").strip().lower()
     if not b or b == "latest" or not (_BUILD_NO.match(b) or _BUILD_DATE.match(b)):
-        return len(eras.boundaries)
-    from .llamacpp.builds import builds_data
+        return len(eras.boundary_prs)
+    from .llamacpp.builds import resolve_build
 
-    anchors = list(eras.anchors) + list(builds_data().anchors)
+    try:
+        placed = resolve_build(b, unplaced_as_modelled=True)
+    except NotModelledError:  # older than the oldest PR of data/llamacpp_builds.json (#11124, 2025-01)
+        return 0
     held = 0
-    for pr in eras.boundaries:
-        hi = pr.dated or pr.by
-        if m := _BUILD_NO.match(b):
-            n = int(m.group(1))
-            holds = any(a.not_before is not None and hi is not None and _day_cmp(a.not_before, hi) > 0 and n >= a.release
-                        for a in anchors)
-        else:
-            holds = hi is not None and _day_cmp(b, hi) > 0  # the merge day itself: not placed
-        if not holds:
+    for pr in eras.boundary_prs:
+        if not placed.has(pr):
             break
         held += 1
     return held
@@ -191,21 +185,26 @@ def weight_reads(spec: ModelSpec, quant: str | None = None) -> WeightReads:
 
 
 def state_step_bytes(spec: ModelSpec, engine: str | None = None, query: int = 1) -> int:
-    """Recurrent-state bytes one sequence moves per decode step: every recurrent layer reads its state and writes
-    the updated state back in place, so twice the state, at the dtypes the engine keeps it in. vLLM (0.33.0 / commit
-    00545a8a, vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py _forward_core, decode path):
+    """Recurrent-state bytes one sequence moves per decode step, at the dtypes the engine keeps the state in.
+    vLLM (0.33.0 / commit 00545a8a, vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py _forward_core,
+    decode path): each recurrent layer reads its state once and writes it back in place, twice the state:
     causal_conv1d_update shifts the conv state in place, and fused_sigmoid_gating_delta_rule_update (or the packed
     recurrent decode kernel) is called with initial_state=ssm_state and inplace_final_state=True; the conv state is
     at the model dtype, the temporal state at mamba_ssm_cache_dtype (vramcalc/vllm/kv.py ssm_state_dtype: float32
-    for Qwen3.5/3.6 from their config). llama.cpp: the r and s states are F32 whatever the KV types (llama.cpp
-    4df29be src/llama-model.cpp create_memory, vramcalc/llamacpp/kv.py). Another engine or None: the model dtype.
-    A vLLM verify step of `query` tokens a sequence (speculative decoding) keeps the temporal state after every token
-    (vllm/model_executor/layers/fla/ops/fused_sigmoid_gating.py, 'keep the states for multi-query tokens': one store
-    per token into its ssm_state_indices slot): one read and `query` writes."""
+    for Qwen3.5/3.6 from their config). A vLLM verify step of `query` tokens a sequence (speculative decoding)
+    keeps the temporal state after every token (vllm/model_executor/layers/fla/ops/fused_sigmoid_gating.py, 'keep
+    the states for multi-query tokens': one store per token into its ssm_state_indices slot): one read and `query`
+    writes. llama.cpp: the r and s states are F32 whatever the KV types (llama.cpp 4df29be src/llama-model.cpp
+    create_memory, vramcalc/llamacpp/kv.py), and its graph does not update them in place: build_rs gathers them
+    into the compute buffer, the op reads the copy and writes a new state, ggml_cpy stores it (data/speed.json
+    llamacpp_state_passes: 7 passes over the conv state, 6 over a Gated DeltaNet state, 4 over a Mamba state, from
+    src/llama-graph.cpp build_rs and src/models/delta-net-base.cpp / graph-context-mamba.cpp). Another engine or
+    None: one read and one write at the model dtype."""
     from .cache_kinds import cache_layers
     from .kv import dtype_bytes
 
     conv = temporal = dtype_bytes(spec.dtype)
+    passes = speed_data().llamacpp_state_passes if engine == "llamacpp" else None
     if engine == "llamacpp":
         conv = temporal = 4
     elif engine == "vllm":
@@ -217,7 +216,10 @@ def state_step_bytes(spec: ModelSpec, engine: str | None = None, query: int = 1)
     for c in cache_layers(spec):
         if c.recurrent is not None:
             conv_n, temporal_n = c.recurrent.state_elements()
-            total += 2 * conv_n * conv + (1 + writes) * temporal_n * temporal
+            if passes is not None:
+                total += passes.conv * conv_n * conv + passes.temporal[c.recurrent.kind] * temporal_n * temporal
+            else:
+                total += 2 * conv_n * conv + (1 + writes) * temporal_n * temporal
     return total
 
 
