@@ -121,6 +121,20 @@ class VLLMOptions(CheckedOptions):
     # --disable-chunked-prefill: one step holds a whole prompt, so max_num_batched_tokens defaults to
     # max(max_model_len, the default) (v0.33.0 vllm/engine/arg_utils.py _set_default_max_num_seqs_and_batched_tokens_args)
     enable_chunked_prefill: bool = True
+    # --cudagraph-capture-sizes / --max-cudagraph-capture-size (or their compilation-config keys): the capture sizes
+    # replace / cap vLLM's default list (vllm/config/vllm.py VllmConfig._set_cudagraph_sizes, 0.25.0 and 0.30.0)
+    cudagraph_capture_sizes: tuple[int, ...] | None = Field(default=None, min_length=1)
+    max_cudagraph_capture_size: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)
+    # --performance-mode: interactivity captures every size 1-32; throughput doubles the default max_num_seqs and
+    # max_num_batched_tokens (vllm/config/vllm.py _set_cudagraph_sizes, vllm/engine/arg_utils.py, 0.25.0 and 0.30.0)
+    performance_mode: Literal["balanced", "interactivity", "throughput"] = "balanced"
+
+    @field_validator("cudagraph_capture_sizes")
+    @classmethod
+    def _positive_sizes(cls, v: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if v is not None and any(x < 1 for x in v):
+            raise ValueError("every CUDA graph capture size is at least 1")
+        return v
 
 
 class DeviceBudget(BaseModel):
@@ -637,19 +651,46 @@ def _hybrid(spec: ModelSpec) -> bool:
     return any(layer.ssm is not None for layer in spec.layers)
 
 
+def cudagraph_capture_sizes(max_num_seqs: int, max_num_batched_tokens: int, sm100: bool = False,
+                            decode_query_len: int = 1, capture_sizes: tuple[int, ...] | None = None,
+                            max_capture_size: int | None = None, performance_mode: str = "balanced") -> list[int]:
+    """The PIECEWISE capture sizes, as vllm/config/vllm.py VllmConfig._set_cudagraph_sizes sets them (0.25.0 and
+    0.30.0 sources; tests/data/vllm_cudagraph_sizes_oracle.json). Given sizes are de-duplicated and those above
+    max_num_batched_tokens dropped; otherwise the largest is max_capture_size or min(2 x max_num_seqs x query length,
+    512, or 1024 on SM 10.x), capped at max_num_batched_tokens: [1, 2, 4] (every size 1-32 in interactivity mode) +
+    every 8 below 256 + every 16 from 256, plus max_num_batched_tokens where it fits (and, by default at query length
+    1, max_num_seqs where it fits: vramcalc's reading of v0.33.0). ValueError in vLLM's words where both a list and a
+    different largest size are given."""
+    default_cap = max_capture_size is None
+    cap = min(max_num_seqs * decode_query_len * 2, 1024 if sm100 else 512) if default_cap else max_capture_size
+    assert cap is not None
+    cap = min(cap, max_num_batched_tokens)
+    if capture_sizes is not None:
+        got = sorted(x for x in set(capture_sizes) if x <= max_num_batched_tokens)
+    else:
+        sizes = set(range(1, min(cap, 32) + 1)) if performance_mode == "interactivity" else \
+            {i for i in (1, 2, 4) if i <= cap}
+        sizes |= set(range(8, min(cap + 1, 256), 8)) | set(range(256, cap + 1, 16))
+        if max_num_batched_tokens <= cap:
+            sizes.add(max_num_batched_tokens)
+        if default_cap and decode_query_len == 1 and max_num_seqs <= cap:
+            sizes.add(max_num_seqs)
+        got = sorted(sizes)
+    largest = got[-1] if got else 0
+    if capture_sizes is not None and max_capture_size is not None and max_capture_size != largest:
+        raise ValueError(f"customized max_cudagraph_capture_size(={max_capture_size}) should be consistent with "
+                         f"the max value of cudagraph_capture_sizes(={largest})")
+    return got
+
+
 def cudagraph_capture_counts(max_num_seqs: int, max_num_batched_tokens: int, sm100: bool = False,
-                             decode_query_len: int = 1) -> tuple[int, int]:
-    """(PIECEWISE sizes, FULL decode sizes) vLLM captures by default: v0.33.0 vllm/config/vllm.py
-    VllmConfig._set_cudagraph_sizes (largest size min(2 x max_num_seqs x query length, 512, or 1024 on SM 10.x),
-    capped at max_num_batched_tokens; [1, 2, 4] + every 8 below 256 + every 16 from 256, plus max_num_batched_tokens
-    and max_num_seqs where they fit) and vllm/v1/cudagraph_dispatcher.py (FULL decode: the sizes from the query
-    length up to max_num_seqs x query length). 256 sequences give 51 and 35, as logged by LMCache/LMCache#3430."""
-    cap = min(max_num_seqs * decode_query_len * 2, 1024 if sm100 else 512, max_num_batched_tokens)
-    sizes = {i for i in (1, 2, 4) if i <= cap} | set(range(8, min(cap + 1, 256), 8)) | set(range(256, cap + 1, 16))
-    if max_num_batched_tokens <= cap:
-        sizes.add(max_num_batched_tokens)
-    if decode_query_len == 1 and max_num_seqs <= cap:
-        sizes.add(max_num_seqs)
+                             decode_query_len: int = 1, capture_sizes: tuple[int, ...] | None = None,
+                             max_capture_size: int | None = None, performance_mode: str = "balanced") -> tuple[int, int]:
+    """(PIECEWISE sizes, FULL decode sizes) vLLM captures: cudagraph_capture_sizes, and vllm/v1/cudagraph_dispatcher.py
+    (FULL decode: the sizes from the query length up to max_num_seqs x query length). 256 sequences give 51 and 35 by
+    default, as logged by LMCache/LMCache#3430."""
+    sizes = cudagraph_capture_sizes(max_num_seqs, max_num_batched_tokens, sm100, decode_query_len, capture_sizes,
+                                    max_capture_size, performance_mode)
     full = [x for x in sizes if decode_query_len <= x <= decode_query_len * max_num_seqs]
     return len(sizes), len(full)
 
@@ -663,7 +704,11 @@ def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion, gpu:
     # layer piece; tools/fit_cudagraph.py), x the TP factor at TP > 1
     layers = ceil(len(spec.layers) / opts.pp) if opts.pp_layer_partition is None else max(opts.pp_layer_partition)
     sm100 = (gpu.compute_capability or "").startswith("10.")
-    sizes = cudagraph_capture_counts(seqs, mnbt, sm100, query_len)[0]
+    try:
+        sizes = cudagraph_capture_counts(seqs, mnbt, sm100, query_len, opts.cudagraph_capture_sizes,
+                                         opts.max_cudagraph_capture_size, opts.performance_mode)[0]
+    except ValueError:  # vLLM refuses the pair (_cudagraph_size_refusal); sized as given meanwhile
+        sizes = len({x for x in opts.cudagraph_capture_sizes or () if x <= mnbt})
     if opts.enable_lora:  # each size is captured without and with LoRA (v0.33.0 vllm/v1/cudagraph_dispatcher.py
         sizes *= 2        # _get_lora_cases: cudagraph_specialize_lora on by default, [0, max_loras + 1])
     if prof.cudagraph_in_budget and not opts.enforce_eager:
@@ -840,6 +885,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     wdtype, errors, pre_warnings = _pre_start_messages(spec, gpu, opts, scheme)
     warnings += pre_warnings
     mnbt_d, seqs_d = _batch_defaults(gpu, version)
+    if opts.performance_mode == "throughput":  # the defaults doubled (v0.30.0 vllm/engine/arg_utils.py
+        mnbt_d, seqs_d = mnbt_d * 2, seqs_d * 2  # _set_default_max_num_seqs_and_batched_tokens_args)
     L = opts.max_model_len or derived_max_model_len(spec)
     derived = derived_max_model_len(spec)
     if opts.max_model_len and opts.max_model_len > derived and not opts.allow_long_max_model_len:
@@ -860,6 +907,14 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if not opts.enable_chunked_prefill and mnbt < L:
         errors.append(_unchunked_refusal(mnbt, L))
     seqs = opts.max_num_seqs or seqs_d
+    if not opts.enforce_eager and (opts.cudagraph_capture_sizes is not None or opts.max_cudagraph_capture_size):
+        try:
+            cudagraph_capture_sizes(seqs, mnbt, False, 1, opts.cudagraph_capture_sizes,
+                                    opts.max_cudagraph_capture_size)
+        except ValueError as e:
+            errors.append(error("vllm.cudagraph.sizes_inconsistent", f"ValueError: {e} [vllm/config/vllm.py "
+                                "VllmConfig._set_cudagraph_sizes]", fix="drop --max-cudagraph-capture-size",
+                                source="vllm/config/vllm.py VllmConfig._set_cudagraph_sizes"))
     sam = sampler_path(version, gpu, seqs, opts.flashinfer_sampler)
     if sam.note:
         warnings.append(warning("vllm.sampler.assumed", sam.note, fix="--flashinfer-sampler on"))
@@ -1132,6 +1187,12 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--mm-ipc-gpu-memory-gb {opts.mm_ipc_gpu_memory_gb:g}")
     if opts.num_gpu_blocks_override:
         out.append(f"--num-gpu-blocks-override {opts.num_gpu_blocks_override}")
+    if opts.cudagraph_capture_sizes is not None:
+        out.append("--cudagraph-capture-sizes " + " ".join(str(x) for x in opts.cudagraph_capture_sizes))
+    if opts.max_cudagraph_capture_size is not None:
+        out.append(f"--max-cudagraph-capture-size {opts.max_cudagraph_capture_size}")
+    if opts.performance_mode != "balanced":
+        out.append(f"--performance-mode {opts.performance_mode}")
     if opts.disable_hybrid_kv_cache_manager:
         out.append("--disable-hybrid-kv-cache-manager")
     if opts.mm_encoder_tp_mode != "weights":
