@@ -626,3 +626,13 @@ def test_cudagraph_size_flags_are_read_as_the_vramcalc_flags():
     bad = check_command("vllm serve Qwen/Qwen3-8B --max-model-len 8192 --cudagraph-capture-sizes 1 2 "
                         "--max-cudagraph-capture-size 4", "4090")
     assert not bad.fits and "vllm.cudagraph.sizes_inconsistent" in [e.code for e in bad.result.errors]
+
+
+def test_kv_offloading_flags_are_read_as_the_vramcalc_flags():
+    base = "vllm serve google/gemma-3-4b-it --max-model-len 32768"
+    r = check_command(f"{base} --kv-offloading-size 64 --kv-offloading-backend lmcache", "4090")
+    off = check_command(f"{base} --disable-hybrid-kv-cache-manager", "4090")
+    assert r.options["kv_offloading_size"] == 64.0 and r.options["kv_offloading_backend"] == "lmcache"
+    assert "--kv-offloading-size 64" in r.vramcalc_command and r.result.kv_cache_tokens == off.result.kv_cache_tokens
+    assert main(r.vramcalc_command.split()[1:] + ["--json"]) == 0
+    assert "vllm.kv_offload.host_memory" in [w.code for w in r.result.warnings]

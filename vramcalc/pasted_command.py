@@ -590,7 +590,7 @@ def _vllm_reading(p: Parsed) -> Reading:
                 raise NotModelledError(f"{name} {v}: the longest context that fits, as vLLM finds it at start-up; "
                                        "vramcalc reports it as the largest max_model_len (drop the flag)")
             opts[fld] = human_int(name, v or "")
-        elif fld in ("gpu_memory_utilization", "cpu_offload_gb", "mm_ipc_gpu_memory_gb"):
+        elif fld in ("gpu_memory_utilization", "cpu_offload_gb", "mm_ipc_gpu_memory_gb", "kv_offloading_size"):
             try:
                 opts[fld] = float(v or "")
             except ValueError:
@@ -605,7 +605,7 @@ def _vllm_reading(p: Parsed) -> Reading:
         elif fld == "moe_backend":
             opts[fld] = None if v == "auto" else v
         elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype", "mamba_cache_dtype",
-                     "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode"):
+                     "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
@@ -1120,7 +1120,7 @@ def _flag_line(q: Question) -> str:
                 "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "kv_cache_dtype", "block_size",
                 "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb",
                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode",
-                "max_cudagraph_capture_size", "performance_mode")
+                "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend")
                 else f"({k}={v!r})")
     return " ".join(parts)
 

@@ -93,6 +93,10 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     f.add_argument("--performance-mode", choices=["balanced", "interactivity", "throughput"], default=None,
                    help="interactivity: every capture size 1-32; throughput: default max_num_seqs and "
                         "max_num_batched_tokens doubled")
+    f.add_argument("--kv-offloading-size", type=float, default=None,
+                   help="GiB of host memory for offloaded KV blocks, summed over the TP ranks (no GPU memory)")
+    f.add_argument("--kv-offloading-backend", choices=["native", "lmcache"], default=None,
+                   help="with --kv-offloading-size: lmcache turns vLLM's hybrid KV cache manager off")
     for flag in ("--mamba-cache-dtype", "--mamba-ssm-cache-dtype"):
         f.add_argument(flag, choices=["auto", "bfloat16", "float16", "float32"], default=None,
                        help="the recurrent state's dtype (conv and SSM; SSM only), auto: the model's")
@@ -148,7 +152,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
-                 "num_gpu_blocks_override", "max_cudagraph_capture_size", "performance_mode", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "pp_layer_partition",
+                 "num_gpu_blocks_override", "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size",
+                 "kv_offloading_backend", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "pp_layer_partition",
                  "mm_encoder_tp_mode",
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching"):

@@ -128,6 +128,14 @@ class VLLMOptions(CheckedOptions):
     # --performance-mode: interactivity captures every size 1-32; throughput doubles the default max_num_seqs and
     # max_num_batched_tokens (vllm/config/vllm.py _set_cudagraph_sizes, vllm/engine/arg_utils.py, 0.25.0 and 0.30.0)
     performance_mode: Literal["balanced", "interactivity", "throughput"] = "balanced"
+    # --kv-offloading-size: GiB of pinned host memory for offloaded KV blocks, summed over the TP ranks (vllm/config/
+    # cache.py CacheConfig, 0.30.0); nothing on the GPU budget: the native connectors keep the hybrid manager
+    # (vllm/config/vllm.py _post_init_kv_transfer_config; OffloadingConnector / SimpleCPUOffloadConnector SupportsHMA)
+    kv_offloading_size: float | None = Field(default=None, gt=0, le=1_000_000)
+    # --kv-offloading-backend lmcache: vLLM's own LMCacheMPConnectorUpstream lacks SupportsHMA, so vLLM turns the
+    # hybrid manager off (vllm/config/vllm.py VllmConfig.__post_init__, 0.30.0): as --disable-hybrid-kv-cache-manager
+    # (the lmcache package's connector, preferred where installed, may keep it: the larger KV pool per token is taken)
+    kv_offloading_backend: Literal["native", "lmcache"] = "native"
 
     @field_validator("cudagraph_capture_sizes")
     @classmethod
@@ -363,15 +371,24 @@ def _unchunked_refusal(mnbt: int, L: int) -> Message:
                  fix=f"--max-num-batched-tokens {L}", source="vllm/config/scheduler.py SchedulerConfig.verify_max_model_len")
 
 
+def hma_off(opts: VLLMOptions) -> bool:
+    """The hybrid KV cache manager off: --disable-hybrid-kv-cache-manager, or KV offloading through a connector
+    without SupportsHMA (lmcache; v0.30.0 vllm/config/vllm.py VllmConfig.__post_init__,
+    KVConnectorFactory.supports_hma_config)."""
+    return opts.disable_hybrid_kv_cache_manager or (
+        opts.kv_offloading_size is not None and opts.kv_offloading_backend == "lmcache")
+
+
 def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L: int,
                  spec_tokens: int = 0) -> KVSettings:
     """The cache settings the KV pool is sized with (vLLM 0.33.0 vllm/config/cache.py CacheConfig; the rules
     that follow the release: kv.release_settings)."""
     rel = release_settings(spec, version)
-    if opts.disable_hybrid_kv_cache_manager:
+    if hma_off(opts):
         kinds = {layer.attention.kind for layer in spec.layers if layer.attention is not None}
         if any(layer.ssm is not None for layer in spec.layers) and kinds:
-            raise NotModelledError("--disable-hybrid-kv-cache-manager on a model with both attention and recurrent "
+            raise NotModelledError("--disable-hybrid-kv-cache-manager (or lmcache KV offloading) on a model with both "
+                               "attention and recurrent "
                                    "(Mamba / GDN) layers: vLLM 0.33.0 keeps their specs apart "
                                    "(vllm/v1/core/kv_cache_planning.py unify_hybrid_kv_cache_specs) and says such "
                                    "models need the hybrid manager (vllm/config/vllm.py); vramcalc does not model it "
@@ -924,6 +941,16 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         errors += plan.errors
         warnings += plan.warnings + ([acceptance_warning(plan)] if not plan.errors else [])
     kvs = _kv_settings(spec, opts, version, mnbt, L, plan.num_speculative_tokens if plan else 0)
+    if opts.kv_offloading_size is not None:
+        warnings.append(warning(
+            "vllm.kv_offload.host_memory", f"--kv-offloading-size {opts.kv_offloading_size:g}: "
+            f"{opts.kv_offloading_size:g} GiB of pinned host memory for offloaded KV blocks, summed over the ranks "
+            "(host memory only: the GPU figures are unchanged" + (
+                "; vLLM's own lmcache connector turns the hybrid KV cache manager off, so sliding-window layers "
+                "beside full attention are sized at full length, as with --disable-hybrid-kv-cache-manager; the "
+                "lmcache package's connector may keep it, which only leaves more KV room)" if opts.kv_offloading_backend == "lmcache" else ")"),
+            source="vllm/config/cache.py CacheConfig.kv_offloading_size; vllm/config/vllm.py "
+                   "_post_init_kv_transfer_config"))
     requested = ceil(total * u)  # the budget: gpu_worker.py determine_available_memory
     gate = _startup_gate(gpu, opts, prof, u, total, requested)
     if gate:
@@ -1193,6 +1220,10 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--max-cudagraph-capture-size {opts.max_cudagraph_capture_size}")
     if opts.performance_mode != "balanced":
         out.append(f"--performance-mode {opts.performance_mode}")
+    if opts.kv_offloading_size is not None:
+        out.append(f"--kv-offloading-size {opts.kv_offloading_size:g}")
+        if opts.kv_offloading_backend != "native":
+            out.append(f"--kv-offloading-backend {opts.kv_offloading_backend}")
     if opts.disable_hybrid_kv_cache_manager:
         out.append("--disable-hybrid-kv-cache-manager")
     if opts.mm_encoder_tp_mode != "weights":
