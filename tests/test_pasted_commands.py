@@ -636,3 +636,16 @@ def test_kv_offloading_flags_are_read_as_the_vramcalc_flags():
     assert "--kv-offloading-size 64" in r.vramcalc_command and r.result.kv_cache_tokens == off.result.kv_cache_tokens
     assert main(r.vramcalc_command.split()[1:] + ["--json"]) == 0
     assert "vllm.kv_offload.host_memory" in [w.code for w in r.result.warnings]
+
+
+def test_disable_sliding_window_is_read_as_the_vramcalc_flag():
+    """--disable-sliding-window: the length capped at the window, a longer --max-model-len refused in vLLM's words
+    (v0.30.0 vllm/config/model.py _get_and_verify_max_len: max_len_key sliding_window); tests/test_vllm_oracle.py
+    pins the pool against vLLM's planner."""
+    r = check_command("vllm serve google/gemma-3-1b-it --disable-sliding-window", "4090")
+    assert r.options["disable_sliding_window"] is True and "--disable-sliding-window" in r.vramcalc_command
+    assert r.result.max_model_len == 512 and r.fits
+    assert main(r.vramcalc_command.split()[1:] + ["--json"]) == 0
+    long = check_command("vllm serve google/gemma-3-1b-it --disable-sliding-window --max-model-len 4096", "4090")
+    (e,) = [e for e in long.result.errors if e.code == "vllm.max_model_len.exceeds_model"]
+    assert "the derived max_model_len (sliding_window=512.0 or model_max_length=None" in e.text

@@ -596,7 +596,7 @@ def _vllm_reading(p: Parsed) -> Reading:
             except ValueError:
                 raise InputError(f"argument {name}: invalid float value: {v!r}") from None
         elif fld in ("enforce_eager", "disable_custom_all_reduce", "enable_lora", "fully_sharded_loras",
-                     "language_model_only", "disable_hybrid_kv_cache_manager"):
+                     "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
         elif fld == "limit_mm_per_prompt":
             opts[fld] = {**opts.get(fld, {}), **_mm_limits(name, v or "")}
@@ -1102,6 +1102,7 @@ def _flag_line(q: Question) -> str:
                     "enable_expert_parallel": "--enable-expert-parallel" if v else None,
                     "enable_chunked_prefill": None if v else "--disable-chunked-prefill",
                     "disable_hybrid_kv_cache_manager": "--disable-hybrid-kv-cache-manager" if v else None,
+                    "disable_sliding_window": "--disable-sliding-window" if v else None,
                     }.get(k, f"({k}={v})")
             if flag:
                 parts.append(flag)

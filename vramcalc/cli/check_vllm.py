@@ -93,6 +93,8 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     f.add_argument("--performance-mode", choices=["balanced", "interactivity", "throughput"], default=None,
                    help="interactivity: every capture size 1-32; throughput: default max_num_seqs and "
                         "max_num_batched_tokens doubled")
+    f.add_argument("--disable-sliding-window", action="store_true",
+                   help="sliding-window layers attend in full; max_model_len capped at the window")
     f.add_argument("--kv-offloading-size", type=float, default=None,
                    help="GiB of host memory for offloaded KV blocks, summed over the TP ranks (no GPU memory)")
     f.add_argument("--kv-offloading-backend", choices=["native", "lmcache"], default=None,
@@ -148,7 +150,8 @@ def _mm_limits(v: str) -> dict[str, int]:
 def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     """The serving features' VLLMOptions fields (the defaults left out, so a command without them reads as before)."""
     out: dict[str, Any] = {}
-    for name in ("enable_lora", "fully_sharded_loras", "language_model_only", "disable_hybrid_kv_cache_manager"):
+    for name in ("enable_lora", "fully_sharded_loras", "language_model_only", "disable_hybrid_kv_cache_manager",
+                 "disable_sliding_window"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",

@@ -136,6 +136,10 @@ class VLLMOptions(CheckedOptions):
     # hybrid manager off (vllm/config/vllm.py VllmConfig.__post_init__, 0.30.0): as --disable-hybrid-kv-cache-manager
     # (the lmcache package's connector, preferred where installed, may keep it: the larger KV pool per token is taken)
     kv_offloading_backend: Literal["native", "lmcache"] = "native"
+    # --disable-sliding-window: the derived max_model_len capped at the window, then the config's sliding_window set
+    # to None, so the models' layers that read it attend in full (vllm/config/model.py ModelConfig.__post_init__,
+    # _get_and_verify_max_len; e.g. models/gemma3.py Gemma3Attention, 0.30.0)
+    disable_sliding_window: bool = False
 
     @field_validator("cudagraph_capture_sizes")
     @classmethod
@@ -369,6 +373,21 @@ def _unchunked_refusal(mnbt: int, L: int) -> Message:
                  "vLLM reject longer sequences. Please increase max_num_batched_tokens or decrease max_model_len. "
                  "[vllm/config/scheduler.py SchedulerConfig.verify_max_model_len]",
                  fix=f"--max-num-batched-tokens {L}", source="vllm/config/scheduler.py SchedulerConfig.verify_max_model_len")
+
+
+def without_sliding_window(spec: ModelSpec) -> ModelSpec:
+    """--disable-sliding-window (v0.30.0 vllm/config/model.py _get_and_verify_max_len, ModelConfig.__post_init__):
+    where the window is below the config's max positions it becomes them (the rope factor still applies after), and
+    the sliding-window layers attend in full, as the model code reading config.sliding_window = None builds them."""
+    windows = [la.attention.window for la in spec.layers if la.attention is not None
+               and la.attention.kind == "sliding" and la.attention.window]
+    if not windows:
+        return spec
+    w = min(windows)
+    mpe = spec.max_position_embeddings
+    layers = [la.model_copy(update={"attention": la.attention.model_copy(update={"kind": "full", "window": None})})
+              if la.attention is not None and la.attention.kind == "sliding" else la for la in spec.layers]
+    return spec.model_copy(update={"layers": layers, "max_position_embeddings": w if mpe is None or w < mpe else mpe})
 
 
 def hma_off(opts: VLLMOptions) -> bool:
@@ -882,6 +901,15 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if not isinstance(gpu, GPU):
         raise InputError(f"check_vllm takes a GPU, got {type(gpu).__name__}: for a system such as '2x4090' use "
                          "vramcalc.check(model, system, engine='vllm')")
+    if opts.disable_sliding_window:
+        if spec.model_type.startswith("gemma4"):  # tests/data/vllm_disable_sliding_window_oracle.json unsupported
+            raise NotModelledError("--disable-sliding-window on Gemma 4: vLLM 0.30.0 with transformers 5 fails to "
+                                   "build its config (StrictDataclassFieldValidationError: Validation error for "
+                                   "field 'sliding_window'); vramcalc does not model it (remove the flag to check "
+                                   "the rest)")
+        mpe0, spec = spec.max_position_embeddings, without_sliding_window(spec)
+    max_len_key = "sliding_window" if opts.disable_sliding_window and spec.max_position_embeddings != mpe0 \
+        else "max_position_embeddings"
     version, prof, warnings = _version(opts.engine_version)
     oldest = vllm_rules().oldest_modelled
     if _key(version) < _key(oldest.version):
@@ -910,7 +938,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         errors.append(error(
             "vllm.max_model_len.exceeds_model",
             f"ValueError: User-specified max_model_len ({opts.max_model_len}) is greater than the derived "
-            f"max_model_len (max_position_embeddings={float(derived)} or model_max_length=None in model's config.json). "
+            f"max_model_len ({max_len_key}={float(derived)} or model_max_length=None in model's config.json). "
             "To allow overriding this maximum, set the env var VLLM_ALLOW_LONG_MAX_MODEL_LEN=1.",
             fix=f"--max-model-len {derived} (the model's own length)",
             source="vllm/config/model.py _get_and_verify_max_len"))
@@ -1220,6 +1248,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--max-cudagraph-capture-size {opts.max_cudagraph_capture_size}")
     if opts.performance_mode != "balanced":
         out.append(f"--performance-mode {opts.performance_mode}")
+    if opts.disable_sliding_window:
+        out.append("--disable-sliding-window")
     if opts.kv_offloading_size is not None:
         out.append(f"--kv-offloading-size {opts.kv_offloading_size:g}")
         if opts.kv_offloading_backend != "native":
