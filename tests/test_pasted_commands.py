@@ -601,3 +601,51 @@ def test_mm_encoder_tp_mode_is_read_as_the_vramcalc_flag():
     assert "--mm-encoder-tp-mode data" in r.result.command
     assert read_command("vllm serve Qwen/Qwen3-VL-8B-Instruct --mm-encoder-tp-mode weights")[1].options == \
         {"mm_encoder_tp_mode": "weights"}
+
+
+def test_cudagraph_size_flags_are_read_as_the_vramcalc_flags():
+    """--cudagraph-capture-sizes (nargs +), --max-cudagraph-capture-size and --performance-mode, and the
+    compilation-config keys of the same names (-cc JSON and -cc.key=value); flag and key together are vLLM's
+    ValueError (v0.30.0 vllm/engine/arg_utils.py EngineArgs.create_engine_config)."""
+    r = check_command("vllm serve Qwen/Qwen3-8B --max-model-len 8192 --cudagraph-capture-sizes 1 2 4 8 "
+                      "--performance-mode interactivity", "4090")
+    assert r.options["cudagraph_capture_sizes"] == (1, 2, 4, 8) and r.options["performance_mode"] == "interactivity"
+    assert "--cudagraph-capture-sizes 1 2 4 8 --performance-mode interactivity" in r.vramcalc_command
+    assert main(r.vramcalc_command.split()[1:] + ["--json"]) == 0
+    cc = check_command("vllm serve Qwen/Qwen3-8B --max-model-len 8192 -cc.max_cudagraph_capture_size=64", "4090")
+    flag = check_command("vllm serve Qwen/Qwen3-8B --max-model-len 8192 --max-cudagraph-capture-size 64", "4090")
+    assert cc.options["max_cudagraph_capture_size"] == 64 == flag.options["max_cudagraph_capture_size"]
+    assert cc.result.devices[0].cuda_graph_bytes == flag.result.devices[0].cuda_graph_bytes
+    js = check_command("vllm serve Qwen/Qwen3-8B --max-model-len 8192 "
+                       "--compilation-config '{\"cudagraph_capture_sizes\": [1, 2, 4, 8]}'", "4090")
+    assert js.options["cudagraph_capture_sizes"] == (1, 2, 4, 8)
+    with pytest.raises(InputError, match="max_cudagraph_capture_size and compilation_config"
+                                         ".max_cudagraph_capture_size are mutually exclusive"):
+        check_command("vllm serve Qwen/Qwen3-8B -cc.max_cudagraph_capture_size=16 --max-cudagraph-capture-size 16",
+                      "4090")
+    bad = check_command("vllm serve Qwen/Qwen3-8B --max-model-len 8192 --cudagraph-capture-sizes 1 2 "
+                        "--max-cudagraph-capture-size 4", "4090")
+    assert not bad.fits and "vllm.cudagraph.sizes_inconsistent" in [e.code for e in bad.result.errors]
+
+
+def test_kv_offloading_flags_are_read_as_the_vramcalc_flags():
+    base = "vllm serve google/gemma-3-4b-it --max-model-len 32768"
+    r = check_command(f"{base} --kv-offloading-size 64 --kv-offloading-backend lmcache", "4090")
+    off = check_command(f"{base} --disable-hybrid-kv-cache-manager", "4090")
+    assert r.options["kv_offloading_size"] == 64.0 and r.options["kv_offloading_backend"] == "lmcache"
+    assert "--kv-offloading-size 64" in r.vramcalc_command and r.result.kv_cache_tokens == off.result.kv_cache_tokens
+    assert main(r.vramcalc_command.split()[1:] + ["--json"]) == 0
+    assert "vllm.kv_offload.host_memory" in [w.code for w in r.result.warnings]
+
+
+def test_disable_sliding_window_is_read_as_the_vramcalc_flag():
+    """--disable-sliding-window: the length capped at the window, a longer --max-model-len refused in vLLM's words
+    (v0.30.0 vllm/config/model.py _get_and_verify_max_len: max_len_key sliding_window); tests/test_vllm_oracle.py
+    pins the pool against vLLM's planner."""
+    r = check_command("vllm serve google/gemma-3-1b-it --disable-sliding-window", "4090")
+    assert r.options["disable_sliding_window"] is True and "--disable-sliding-window" in r.vramcalc_command
+    assert r.result.max_model_len == 512 and r.fits
+    assert main(r.vramcalc_command.split()[1:] + ["--json"]) == 0
+    long = check_command("vllm serve google/gemma-3-1b-it --disable-sliding-window --max-model-len 4096", "4090")
+    (e,) = [e for e in long.result.errors if e.code == "vllm.max_model_len.exceeds_model"]
+    assert "the derived max_model_len (sliding_window=512.0 or model_max_length=None" in e.text

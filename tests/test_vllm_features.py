@@ -315,3 +315,24 @@ def test_mm_encoder_tp_mode_data_keeps_the_whole_tower_on_each_rank():
         assert data.devices[r].weights_bytes > sharded.devices[r].weights_bytes
     assert "vllm.mm.encoder_tp_data" in [w.code for w in data.warnings]
     assert _run(vl, mm_encoder_tp_mode="data").devices[0].weights_bytes == _run(vl).devices[0].weights_bytes  # TP 1
+
+
+def test_kv_offloading_takes_host_memory_and_lmcache_turns_the_hybrid_manager_off():
+    """--kv-offloading-size (vllm/config/cache.py CacheConfig, 0.30.0): pinned host memory for offloaded blocks,
+    summed over the ranks, so the GPU figures are unchanged with the native backend, whose connectors
+    (OffloadingConnector, SimpleCPUOffloadConnector) subclass SupportsHMA; vLLM's own LMCacheMPConnectorUpstream does
+    not, and VllmConfig.__post_init__ then sets disable_hybrid_kv_cache_manager: Gemma 3's sliding layers are
+    allocated at full length, as with --disable-hybrid-kv-cache-manager (tests/test_vllm_kv.py pins that path).
+    Without --kv-offloading-size the backend activates nothing (_post_init_kv_transfer_config)."""
+    model, kw = "google/gemma-3-27b-it", dict(max_model_len=32768, language_model_only=True)
+    base = _run(model, **kw)
+    native = _run(model, kv_offloading_size=64, **kw)
+    assert native.num_gpu_blocks == base.num_gpu_blocks and native.devices == base.devices
+    (w,) = [w for w in native.warnings if w.code == "vllm.kv_offload.host_memory"]
+    assert "64 GiB of pinned host memory" in w.text
+    lm = _run(model, kv_offloading_size=64, kv_offloading_backend="lmcache", **kw)
+    off = _run(model, disable_hybrid_kv_cache_manager=True, **kw)
+    assert lm.kv_cache_tokens == off.kv_cache_tokens < base.kv_cache_tokens
+    assert lm.max_concurrency == off.max_concurrency < base.max_concurrency
+    alone = _run(model, kv_offloading_backend="lmcache", **kw)
+    assert alone.kv_cache_tokens == base.kv_cache_tokens

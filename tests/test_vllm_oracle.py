@@ -139,3 +139,38 @@ def test_unquantized_weights_per_rank_equal_vllm(nc):
         assert ours > theirs * 1.01
     else:
         assert abs(ours - theirs) <= 0.01 * theirs
+
+
+DSW = json.load(open(os.path.join(os.path.dirname(HERE), "vllm_disable_sliding_window_oracle.json")))
+
+
+@pytest.mark.parametrize("c", DSW["cases"], ids=[c["model"] for c in DSW["cases"]])
+def test_disable_sliding_window_equals_vllm(c):
+    """--disable-sliding-window against vLLM 0.30.0's own planner (tests/data/vllm_disable_sliding_window_oracle.json,
+    tools/vllm_oracle.py with EngineArgs(disable_sliding_window=True)): max_model_len capped at the window
+    (Gemma 2 4096, Gemma 3 512, Phi-3 2047), every layer a full-attention spec, and the blocks, tokens and
+    concurrency of each budget as vLLM plans them."""
+    from vramcalc.gpus import find_gpu
+    from vramcalc.vllm.engine import VLLMOptions, check_vllm, without_sliding_window
+    assert DSW["release"] == "0.30.0" and c["disable_sliding_window"]
+    spec = without_sliding_window(load(c["model"]))
+    assert all(la.attention.kind == "full" for la in spec.layers if la.attention is not None)
+    assert {v["kind"] for v in c["layers"].values()} == {"FullAttentionSpec"}
+    for p in c["plans"]:
+        r = check_vllm(load(c["model"]), find_gpu("h100"), VLLMOptions(
+            disable_sliding_window=True, engine_version="0.30.0", kv_cache_memory_bytes=p["memory_bytes"],
+            max_num_batched_tokens=c["max_num_batched_tokens"]))
+        assert r.max_model_len == c["max_model_len"]
+        assert r.num_gpu_blocks == p["num_blocks"] and abs(r.kv_cache_tokens - p["kv_cache_tokens"]) <= 1
+        assert abs(r.max_concurrency - p["max_concurrency"]) <= 0.005
+
+
+def test_disable_sliding_window_on_gemma_4_is_not_modelled():
+    """vLLM 0.30.0 with transformers 5 cannot build Gemma 4's config with the flag (the fixture's unsupported)."""
+    from vramcalc.errors import NotModelledError
+    from vramcalc.gpus import find_gpu
+    from vramcalc.vllm.engine import VLLMOptions, check_vllm
+    (u,) = DSW["unsupported"]
+    assert u["model"] == "google/gemma-4-E2B-it" and "sliding_window" in u["error"]
+    with pytest.raises(NotModelledError, match="StrictDataclassFieldValidationError"):
+        check_vllm(load(u["model"]), find_gpu("h100"), VLLMOptions(disable_sliding_window=True))

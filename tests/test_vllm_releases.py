@@ -200,6 +200,70 @@ def test_capture_sizes_follow_vllm_and_the_logs():
     assert 0 < g[64] < g[256]  # fewer sequences, fewer graphs (the sizes themselves are checked above)
 
 
+def test_capture_sizes_follow_vllms_own_function():
+    """--cudagraph-capture-sizes, --max-cudagraph-capture-size and --performance-mode against vLLM 0.30.0's own
+    VllmConfig._set_cudagraph_sizes (tests/data/vllm_cudagraph_sizes_oracle.json, tools/vllm_cudagraph_sizes_oracle.py):
+    the same sizes, the same PIECEWISE and FULL decode counts, and vLLM's ValueError where a list and a different
+    largest size are both given."""
+    import pytest
+    from vramcalc.vllm.engine import cudagraph_capture_counts, cudagraph_capture_sizes
+    fx = json.loads((DATA / "vllm_cudagraph_sizes_oracle.json").read_text())
+    assert fx["release"] == "0.30.0" and len(fx["cases"]) >= 20
+    for c in fx["cases"]:
+        i, want = c["input"], c["vllm"]
+        args = (i["max_num_seqs"], i["max_num_batched_tokens"], False, 1, tuple(i["cudagraph_capture_sizes"])
+                if "cudagraph_capture_sizes" in i else None, i.get("max_cudagraph_capture_size"),
+                i.get("performance_mode", "balanced"))
+        if "error" in want:
+            with pytest.raises(ValueError) as e:
+                cudagraph_capture_sizes(*args)
+            assert str(e.value) == want["error"]
+            continue
+        assert cudagraph_capture_sizes(*args) == want["sizes"], i
+        assert cudagraph_capture_counts(*args) == (want["piecewise"], want["full_decode"]), i
+
+
+def test_capture_size_flags_scale_the_dense_graph_term():
+    """The dense graph term is per decoder layer x PIECEWISE size (data/vllm.json cudagraph_gib), so the sizes vLLM
+    keeps (vllm/config/vllm.py _set_cudagraph_sizes, as the oracle above pins) scale it; vLLM's ValueError for an
+    inconsistent pair is the verdict; with --enforce-eager vLLM never reads them (no graphs, no error)."""
+    llama = load("meta-llama/Llama-3.3-70B-Instruct")
+    h100 = find_gpu("h100")
+
+    def run(**kw: object) -> object:
+        return check_vllm(llama, h100, VLLMOptions(tp=2, max_model_len=8192, **kw))  # type: ignore[arg-type]
+
+    base = run().devices[0].cuda_graph_bytes
+    capped = run(max_cudagraph_capture_size=100).devices[0].cuda_graph_bytes  # 15 sizes (oracle), 51 by default
+    assert round(capped / base, 4) == round(15 / 51, 4)
+    listed = run(cudagraph_capture_sizes=(32, 1, 8, 8, 4, 2, 1)).devices[0].cuda_graph_bytes  # 5 sizes
+    assert round(listed / base, 4) == round(5 / 51, 4)
+    inter = run(performance_mode="interactivity", max_num_batched_tokens=2048).devices[0].cuda_graph_bytes  # 76
+    assert round(inter / base, 4) == round(76 / 51, 4)
+    bad = run(cudagraph_capture_sizes=(1, 2, 4, 8), max_cudagraph_capture_size=16)
+    assert not bad.fits and [e.code for e in bad.errors] == ["vllm.cudagraph.sizes_inconsistent"]
+    assert "should be consistent with the max value of cudagraph_capture_sizes(=8)" in bad.errors[0].text
+    eager = run(cudagraph_capture_sizes=(1, 2, 4, 8), max_cudagraph_capture_size=16, enforce_eager=True)
+    assert eager.fits and eager.devices[0].cuda_graph_bytes == 0
+
+
+def test_throughput_mode_doubles_the_batch_defaults():
+    """v0.30.0 vllm/engine/arg_utils.py _set_default_max_num_seqs_and_batched_tokens_args: --performance-mode
+    throughput doubles the default max_num_seqs and max_num_batched_tokens (given values are kept), so the
+    activation peak grows as at those values given."""
+    from vramcalc.vllm.engine import _batch_defaults
+    qwen, gpu = load("Qwen/Qwen3-8B"), find_gpu("4090")
+    mnbt, seqs = _batch_defaults(gpu)
+    tput = check_vllm(qwen, gpu, VLLMOptions(max_model_len=8192, performance_mode="throughput")).devices[0]
+    given = check_vllm(qwen, gpu, VLLMOptions(max_model_len=8192, max_num_seqs=2 * seqs,
+                                              max_num_batched_tokens=2 * mnbt)).devices[0]
+    assert tput.activation_bytes == given.activation_bytes and tput.cuda_graph_bytes == given.cuda_graph_bytes
+    kept = check_vllm(qwen, gpu, VLLMOptions(max_model_len=8192, performance_mode="throughput", max_num_seqs=seqs,
+                                             max_num_batched_tokens=mnbt)).devices[0]
+    plain = check_vllm(qwen, gpu, VLLMOptions(max_model_len=8192)).devices[0]
+    assert kept.activation_bytes == plain.activation_bytes
+
+
 def test_margins_cover_the_held_out_errors_of_each_term():
     """Each term's verdict margin (data/vllm.json verdict_margin) is at least the worst error that term makes on the
     held-out start-up logs (tests/data/vllm_budget_cases.json: every model but Llama-3.1-8B-Instruct)."""

@@ -220,6 +220,8 @@ def _config(model_dir: str, tp: int, kv_dtype: str, max_len: int | None) -> Any:
     if "swap_space" in getattr(EngineArgs, "__dataclass_fields__", {}):
         # 0.11: CacheConfig refuses a swap space (4 GiB per GPU, host memory only) above this host's memory
         extra["swap_space"] = 0
+    if os.environ.get("VLLM_ORACLE_DISABLE_SLIDING_WINDOW"):  # --disable-sliding-window (ModelConfig)
+        extra["disable_sliding_window"] = True
     ea = EngineArgs(model=model_dir, skip_tokenizer_init=True, load_format="dummy", tensor_parallel_size=tp,
                     kv_cache_dtype=kv_dtype, max_model_len=max_len, max_num_batched_tokens=8192,
                     max_num_seqs=256, async_scheduling=True,
@@ -507,6 +509,7 @@ def _run(entry: dict[str, Any], config: dict[str, Any], tp: int, kv_dtype: str, 
             "max_in_flight_tokens": getattr(cfg, "max_in_flight_tokens", None),
             "async_scheduling": cfg.scheduler_config.async_scheduling,
             "hybrid_kv_cache_manager": not cfg.scheduler_config.disable_hybrid_kv_cache_manager,
+            "disable_sliding_window": bool(getattr(cfg.model_config, "disable_sliding_window", False)),
             "weights_bytes_rank0": weights if with_weights else None,
             "buffer_bytes_rank0": buffers if with_weights else None,
             "layers": {}, "plans": []}

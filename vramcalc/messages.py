@@ -72,6 +72,9 @@ CODES: dict[str, str] = {
     "vllm.cpu_offload.speed": "weights offloaded with --cpu-offload-gb cross PCIe at every forward step",
     "vllm.cpu_offload.not_needed": "--cpu-offload-gb is set although the weights fit without it",
     "vllm.kv_bytes.oom": "--kv-cache-memory-bytes asks for more than the GPU has left after the other terms",
+    "vllm.cudagraph.sizes_inconsistent": "--max-cudagraph-capture-size differs from the largest of the given "
+                                         "--cudagraph-capture-sizes that vLLM keeps",
+    "vllm.kv_offload.host_memory": "--kv-offloading-size takes pinned host memory, not GPU memory",
     "vllm.kv_blocks.oom": "--num-gpu-blocks-override asks for more KV blocks than the GPU has left after the other terms",
     "vllm.mm.encoder_tp_data": "--mm-encoder-tp-mode data keeps the whole vision tower on every TP rank",
     "vllm.mm_ipc.no_kv": "--mm-ipc-gpu-memory-gb reserves all the KV cache memory vLLM found",

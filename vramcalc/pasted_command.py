@@ -491,6 +491,19 @@ COMPILE_FIELDS = ("optimization_level", "compilation_config", "enable_chunked_pr
 # CompilationConfig.cudagraph_mode values (vllm/config/compilation.py CUDAGraphMode, v0.33.0): NONE captures no graph,
 # which vramcalc checks as --enforce-eager (its CUDA-graph term is 0); FULL_AND_PIECEWISE is -O2's, the default
 CUDAGRAPH_DEFAULT = "FULL_AND_PIECEWISE"
+# --cudagraph-capture-sizes / --max-cudagraph-capture-size and their CompilationConfig keys: one or the other
+# (v0.30.0 vllm/engine/arg_utils.py EngineArgs.create_engine_config)
+CUDAGRAPH_FIELDS = ("cudagraph_capture_sizes", "max_cudagraph_capture_size")
+
+
+def _cc_exclusive(fld: str) -> str:
+    return f"ValueError: {fld} and compilation_config.{fld} are mutually exclusive"
+
+
+def _cc_int(name: str, key: str, x: Any) -> int:
+    if not isinstance(x, int) or isinstance(x, bool):
+        raise InputError(f"argument {name}: invalid CompilationConfig value: {key} takes integers, got {x!r}")
+    return x
 
 
 def _vllm_parallel_and_compile(f: Flag, fld: str, v: str | None, opts: dict[str, Any], reader: dict[str, Any],
@@ -524,6 +537,18 @@ def _vllm_parallel_and_compile(f: Flag, fld: str, v: str | None, opts: dict[str,
         if not isinstance(cc, dict):
             raise NotModelledError(f"{f.written()}: a compilation level as a number; give -O0 / -O2 or "
                                    "'{\"cudagraph_mode\": ...}'")
+        for key in CUDAGRAPH_FIELDS:
+            if key in cc:
+                if key in opts and key not in reader.get("cc_keys", ()):
+                    raise InputError(_cc_exclusive(key))
+                val = cc.pop(key)
+                if key == "cudagraph_capture_sizes":
+                    if not isinstance(val, list):
+                        raise InputError(f"argument {name}: invalid CompilationConfig value: {key} takes a list")
+                    opts[key] = tuple(_cc_int(name, key, x) for x in val)
+                elif val is not None:
+                    opts[key] = _cc_int(name, key, val)
+                reader.setdefault("cc_keys", set()).add(key)
         mode = str(cc.pop("cudagraph_mode", CUDAGRAPH_DEFAULT)).upper()
         compile_mode = cc.pop("mode", None)
         if cc:
@@ -555,18 +580,23 @@ def _vllm_reading(p: Parsed) -> Reading:
         if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras",
                    "num_gpu_blocks_override"):
             opts[fld] = _int(name, v or "")
+        elif fld in CUDAGRAPH_FIELDS:
+            if fld in reader.get("cc_keys", ()):
+                raise InputError(_cc_exclusive(fld))
+            opts[fld] = tuple(_int(name, x) for x in f.values) if fld == "cudagraph_capture_sizes" else \
+                _int(name, v or "")
         elif fld in ("max_model_len", "max_num_batched_tokens", "kv_cache_memory_bytes"):
             if fld == "max_model_len" and (v or "").strip() in ("-1", "auto"):
                 raise NotModelledError(f"{name} {v}: the longest context that fits, as vLLM finds it at start-up; "
                                        "vramcalc reports it as the largest max_model_len (drop the flag)")
             opts[fld] = human_int(name, v or "")
-        elif fld in ("gpu_memory_utilization", "cpu_offload_gb", "mm_ipc_gpu_memory_gb"):
+        elif fld in ("gpu_memory_utilization", "cpu_offload_gb", "mm_ipc_gpu_memory_gb", "kv_offloading_size"):
             try:
                 opts[fld] = float(v or "")
             except ValueError:
                 raise InputError(f"argument {name}: invalid float value: {v!r}") from None
         elif fld in ("enforce_eager", "disable_custom_all_reduce", "enable_lora", "fully_sharded_loras",
-                     "language_model_only", "disable_hybrid_kv_cache_manager"):
+                     "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
         elif fld == "limit_mm_per_prompt":
             opts[fld] = {**opts.get(fld, {}), **_mm_limits(name, v or "")}
@@ -575,7 +605,7 @@ def _vllm_reading(p: Parsed) -> Reading:
         elif fld == "moe_backend":
             opts[fld] = None if v == "auto" else v
         elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype", "mamba_cache_dtype",
-                     "mamba_ssm_cache_dtype", "mm_encoder_tp_mode"):
+                     "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
@@ -1072,6 +1102,7 @@ def _flag_line(q: Question) -> str:
                     "enable_expert_parallel": "--enable-expert-parallel" if v else None,
                     "enable_chunked_prefill": None if v else "--disable-chunked-prefill",
                     "disable_hybrid_kv_cache_manager": "--disable-hybrid-kv-cache-manager" if v else None,
+                    "disable_sliding_window": "--disable-sliding-window" if v else None,
                     }.get(k, f"({k}={v})")
             if flag:
                 parts.append(flag)
@@ -1079,6 +1110,8 @@ def _flag_line(q: Question) -> str:
             parts += ["-ts", ",".join(f"{x:g}" for x in v)]
         elif k == "pp_layer_partition":
             parts += ["--pp-layer-partition", ",".join(map(str, v))]
+        elif k == "cudagraph_capture_sizes":
+            parts += ["--cudagraph-capture-sizes", *map(str, v)]
         elif k == "speculative_config":
             parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
         elif k in names:
@@ -1087,7 +1120,8 @@ def _flag_line(q: Question) -> str:
             parts.append(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" if k in (
                 "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "kv_cache_dtype", "block_size",
                 "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb",
-                "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode")
+                "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode",
+                "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend")
                 else f"({k}={v!r})")
     return " ".join(parts)
 

@@ -86,6 +86,19 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="GiB per GPU vLLM carves out of the KV cache for GPU-side multimodal decoding (multimodal models)")
     f.add_argument("--num-gpu-blocks-override", type=bounded_int(2**40, "blocks"), default=None,
                    help="KV cache blocks vLLM allocates whatever its profile found")
+    f.add_argument("--cudagraph-capture-sizes", type=bounded_int(MAX_CONTEXT, "tokens"), nargs="+", default=None,
+                   help="the batch sizes vLLM captures as CUDA graphs, replacing its default list")
+    f.add_argument("--max-cudagraph-capture-size", type=bounded_int(MAX_CONTEXT, "tokens"), default=None,
+                   help="the largest CUDA graph capture size (default min(2 x max_num_seqs, 512))")
+    f.add_argument("--performance-mode", choices=["balanced", "interactivity", "throughput"], default=None,
+                   help="interactivity: every capture size 1-32; throughput: default max_num_seqs and "
+                        "max_num_batched_tokens doubled")
+    f.add_argument("--disable-sliding-window", action="store_true",
+                   help="sliding-window layers attend in full; max_model_len capped at the window")
+    f.add_argument("--kv-offloading-size", type=float, default=None,
+                   help="GiB of host memory for offloaded KV blocks, summed over the TP ranks (no GPU memory)")
+    f.add_argument("--kv-offloading-backend", choices=["native", "lmcache"], default=None,
+                   help="with --kv-offloading-size: lmcache turns vLLM's hybrid KV cache manager off")
     for flag in ("--mamba-cache-dtype", "--mamba-ssm-cache-dtype"):
         f.add_argument(flag, choices=["auto", "bfloat16", "float16", "float32"], default=None,
                        help="the recurrent state's dtype (conv and SSM; SSM only), auto: the model's")
@@ -137,16 +150,20 @@ def _mm_limits(v: str) -> dict[str, int]:
 def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     """The serving features' VLLMOptions fields (the defaults left out, so a command without them reads as before)."""
     out: dict[str, Any] = {}
-    for name in ("enable_lora", "fully_sharded_loras", "language_model_only", "disable_hybrid_kv_cache_manager"):
+    for name in ("enable_lora", "fully_sharded_loras", "language_model_only", "disable_hybrid_kv_cache_manager",
+                 "disable_sliding_window"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
-                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "pp_layer_partition",
+                 "num_gpu_blocks_override", "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size",
+                 "kv_offloading_backend", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "pp_layer_partition",
                  "mm_encoder_tp_mode",
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)
+    if getattr(args, "cudagraph_capture_sizes", None) is not None:
+        out["cudagraph_capture_sizes"] = tuple(args.cudagraph_capture_sizes)
     for name in ("cpu_offload_gb", "mm_ipc_gpu_memory_gb"):
         if getattr(args, name, 0):
             out[name] = getattr(args, name)

@@ -121,6 +121,32 @@ class VLLMOptions(CheckedOptions):
     # --disable-chunked-prefill: one step holds a whole prompt, so max_num_batched_tokens defaults to
     # max(max_model_len, the default) (v0.33.0 vllm/engine/arg_utils.py _set_default_max_num_seqs_and_batched_tokens_args)
     enable_chunked_prefill: bool = True
+    # --cudagraph-capture-sizes / --max-cudagraph-capture-size (or their compilation-config keys): the capture sizes
+    # replace / cap vLLM's default list (vllm/config/vllm.py VllmConfig._set_cudagraph_sizes, 0.25.0 and 0.30.0)
+    cudagraph_capture_sizes: tuple[int, ...] | None = Field(default=None, min_length=1)
+    max_cudagraph_capture_size: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)
+    # --performance-mode: interactivity captures every size 1-32; throughput doubles the default max_num_seqs and
+    # max_num_batched_tokens (vllm/config/vllm.py _set_cudagraph_sizes, vllm/engine/arg_utils.py, 0.25.0 and 0.30.0)
+    performance_mode: Literal["balanced", "interactivity", "throughput"] = "balanced"
+    # --kv-offloading-size: GiB of pinned host memory for offloaded KV blocks, summed over the TP ranks (vllm/config/
+    # cache.py CacheConfig, 0.30.0); nothing on the GPU budget: the native connectors keep the hybrid manager
+    # (vllm/config/vllm.py _post_init_kv_transfer_config; OffloadingConnector / SimpleCPUOffloadConnector SupportsHMA)
+    kv_offloading_size: float | None = Field(default=None, gt=0, le=1_000_000)
+    # --kv-offloading-backend lmcache: vLLM's own LMCacheMPConnectorUpstream lacks SupportsHMA, so vLLM turns the
+    # hybrid manager off (vllm/config/vllm.py VllmConfig.__post_init__, 0.30.0): as --disable-hybrid-kv-cache-manager
+    # (the lmcache package's connector, preferred where installed, may keep it: the larger KV pool per token is taken)
+    kv_offloading_backend: Literal["native", "lmcache"] = "native"
+    # --disable-sliding-window: the derived max_model_len capped at the window, then the config's sliding_window set
+    # to None, so the models' layers that read it attend in full (vllm/config/model.py ModelConfig.__post_init__,
+    # _get_and_verify_max_len; e.g. models/gemma3.py Gemma3Attention, 0.30.0)
+    disable_sliding_window: bool = False
+
+    @field_validator("cudagraph_capture_sizes")
+    @classmethod
+    def _positive_sizes(cls, v: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if v is not None and any(x < 1 for x in v):
+            raise ValueError("every CUDA graph capture size is at least 1")
+        return v
 
 
 class DeviceBudget(BaseModel):
@@ -349,15 +375,39 @@ def _unchunked_refusal(mnbt: int, L: int) -> Message:
                  fix=f"--max-num-batched-tokens {L}", source="vllm/config/scheduler.py SchedulerConfig.verify_max_model_len")
 
 
+def without_sliding_window(spec: ModelSpec) -> ModelSpec:
+    """--disable-sliding-window (v0.30.0 vllm/config/model.py _get_and_verify_max_len, ModelConfig.__post_init__):
+    where the window is below the config's max positions it becomes them (the rope factor still applies after), and
+    the sliding-window layers attend in full, as the model code reading config.sliding_window = None builds them."""
+    windows = [la.attention.window for la in spec.layers if la.attention is not None
+               and la.attention.kind == "sliding" and la.attention.window]
+    if not windows:
+        return spec
+    w = min(windows)
+    mpe = spec.max_position_embeddings
+    layers = [la.model_copy(update={"attention": la.attention.model_copy(update={"kind": "full", "window": None})})
+              if la.attention is not None and la.attention.kind == "sliding" else la for la in spec.layers]
+    return spec.model_copy(update={"layers": layers, "max_position_embeddings": w if mpe is None or w < mpe else mpe})
+
+
+def hma_off(opts: VLLMOptions) -> bool:
+    """The hybrid KV cache manager off: --disable-hybrid-kv-cache-manager, or KV offloading through a connector
+    without SupportsHMA (lmcache; v0.30.0 vllm/config/vllm.py VllmConfig.__post_init__,
+    KVConnectorFactory.supports_hma_config)."""
+    return opts.disable_hybrid_kv_cache_manager or (
+        opts.kv_offloading_size is not None and opts.kv_offloading_backend == "lmcache")
+
+
 def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L: int,
                  spec_tokens: int = 0) -> KVSettings:
     """The cache settings the KV pool is sized with (vLLM 0.33.0 vllm/config/cache.py CacheConfig; the rules
     that follow the release: kv.release_settings)."""
     rel = release_settings(spec, version)
-    if opts.disable_hybrid_kv_cache_manager:
+    if hma_off(opts):
         kinds = {layer.attention.kind for layer in spec.layers if layer.attention is not None}
         if any(layer.ssm is not None for layer in spec.layers) and kinds:
-            raise NotModelledError("--disable-hybrid-kv-cache-manager on a model with both attention and recurrent "
+            raise NotModelledError("--disable-hybrid-kv-cache-manager (or lmcache KV offloading) on a model with both "
+                               "attention and recurrent "
                                    "(Mamba / GDN) layers: vLLM 0.33.0 keeps their specs apart "
                                    "(vllm/v1/core/kv_cache_planning.py unify_hybrid_kv_cache_specs) and says such "
                                    "models need the hybrid manager (vllm/config/vllm.py); vramcalc does not model it "
@@ -637,19 +687,46 @@ def _hybrid(spec: ModelSpec) -> bool:
     return any(layer.ssm is not None for layer in spec.layers)
 
 
+def cudagraph_capture_sizes(max_num_seqs: int, max_num_batched_tokens: int, sm100: bool = False,
+                            decode_query_len: int = 1, capture_sizes: tuple[int, ...] | None = None,
+                            max_capture_size: int | None = None, performance_mode: str = "balanced") -> list[int]:
+    """The PIECEWISE capture sizes, as vllm/config/vllm.py VllmConfig._set_cudagraph_sizes sets them (0.25.0 and
+    0.30.0 sources; tests/data/vllm_cudagraph_sizes_oracle.json). Given sizes are de-duplicated and those above
+    max_num_batched_tokens dropped; otherwise the largest is max_capture_size or min(2 x max_num_seqs x query length,
+    512, or 1024 on SM 10.x), capped at max_num_batched_tokens: [1, 2, 4] (every size 1-32 in interactivity mode) +
+    every 8 below 256 + every 16 from 256, plus max_num_batched_tokens where it fits (and, by default at query length
+    1, max_num_seqs where it fits: vramcalc's reading of v0.33.0). ValueError in vLLM's words where both a list and a
+    different largest size are given."""
+    default_cap = max_capture_size is None
+    cap = min(max_num_seqs * decode_query_len * 2, 1024 if sm100 else 512) if default_cap else max_capture_size
+    assert cap is not None
+    cap = min(cap, max_num_batched_tokens)
+    if capture_sizes is not None:
+        got = sorted(x for x in set(capture_sizes) if x <= max_num_batched_tokens)
+    else:
+        sizes = set(range(1, min(cap, 32) + 1)) if performance_mode == "interactivity" else \
+            {i for i in (1, 2, 4) if i <= cap}
+        sizes |= set(range(8, min(cap + 1, 256), 8)) | set(range(256, cap + 1, 16))
+        if max_num_batched_tokens <= cap:
+            sizes.add(max_num_batched_tokens)
+        if default_cap and decode_query_len == 1 and max_num_seqs <= cap:
+            sizes.add(max_num_seqs)
+        got = sorted(sizes)
+    largest = got[-1] if got else 0
+    if capture_sizes is not None and max_capture_size is not None and max_capture_size != largest:
+        raise ValueError(f"customized max_cudagraph_capture_size(={max_capture_size}) should be consistent with "
+                         f"the max value of cudagraph_capture_sizes(={largest})")
+    return got
+
+
 def cudagraph_capture_counts(max_num_seqs: int, max_num_batched_tokens: int, sm100: bool = False,
-                             decode_query_len: int = 1) -> tuple[int, int]:
-    """(PIECEWISE sizes, FULL decode sizes) vLLM captures by default: v0.33.0 vllm/config/vllm.py
-    VllmConfig._set_cudagraph_sizes (largest size min(2 x max_num_seqs x query length, 512, or 1024 on SM 10.x),
-    capped at max_num_batched_tokens; [1, 2, 4] + every 8 below 256 + every 16 from 256, plus max_num_batched_tokens
-    and max_num_seqs where they fit) and vllm/v1/cudagraph_dispatcher.py (FULL decode: the sizes from the query
-    length up to max_num_seqs x query length). 256 sequences give 51 and 35, as logged by LMCache/LMCache#3430."""
-    cap = min(max_num_seqs * decode_query_len * 2, 1024 if sm100 else 512, max_num_batched_tokens)
-    sizes = {i for i in (1, 2, 4) if i <= cap} | set(range(8, min(cap + 1, 256), 8)) | set(range(256, cap + 1, 16))
-    if max_num_batched_tokens <= cap:
-        sizes.add(max_num_batched_tokens)
-    if decode_query_len == 1 and max_num_seqs <= cap:
-        sizes.add(max_num_seqs)
+                             decode_query_len: int = 1, capture_sizes: tuple[int, ...] | None = None,
+                             max_capture_size: int | None = None, performance_mode: str = "balanced") -> tuple[int, int]:
+    """(PIECEWISE sizes, FULL decode sizes) vLLM captures: cudagraph_capture_sizes, and vllm/v1/cudagraph_dispatcher.py
+    (FULL decode: the sizes from the query length up to max_num_seqs x query length). 256 sequences give 51 and 35 by
+    default, as logged by LMCache/LMCache#3430."""
+    sizes = cudagraph_capture_sizes(max_num_seqs, max_num_batched_tokens, sm100, decode_query_len, capture_sizes,
+                                    max_capture_size, performance_mode)
     full = [x for x in sizes if decode_query_len <= x <= decode_query_len * max_num_seqs]
     return len(sizes), len(full)
 
@@ -663,7 +740,11 @@ def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion, gpu:
     # layer piece; tools/fit_cudagraph.py), x the TP factor at TP > 1
     layers = ceil(len(spec.layers) / opts.pp) if opts.pp_layer_partition is None else max(opts.pp_layer_partition)
     sm100 = (gpu.compute_capability or "").startswith("10.")
-    sizes = cudagraph_capture_counts(seqs, mnbt, sm100, query_len)[0]
+    try:
+        sizes = cudagraph_capture_counts(seqs, mnbt, sm100, query_len, opts.cudagraph_capture_sizes,
+                                         opts.max_cudagraph_capture_size, opts.performance_mode)[0]
+    except ValueError:  # vLLM refuses the pair (_cudagraph_size_refusal); sized as given meanwhile
+        sizes = len({x for x in opts.cudagraph_capture_sizes or () if x <= mnbt})
     if opts.enable_lora:  # each size is captured without and with LoRA (v0.33.0 vllm/v1/cudagraph_dispatcher.py
         sizes *= 2        # _get_lora_cases: cudagraph_specialize_lora on by default, [0, max_loras + 1])
     if prof.cudagraph_in_budget and not opts.enforce_eager:
@@ -820,6 +901,15 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if not isinstance(gpu, GPU):
         raise InputError(f"check_vllm takes a GPU, got {type(gpu).__name__}: for a system such as '2x4090' use "
                          "vramcalc.check(model, system, engine='vllm')")
+    if opts.disable_sliding_window:
+        if spec.model_type.startswith("gemma4"):  # tests/data/vllm_disable_sliding_window_oracle.json unsupported
+            raise NotModelledError("--disable-sliding-window on Gemma 4: vLLM 0.30.0 with transformers 5 fails to "
+                                   "build its config (StrictDataclassFieldValidationError: Validation error for "
+                                   "field 'sliding_window'); vramcalc does not model it (remove the flag to check "
+                                   "the rest)")
+        mpe0, spec = spec.max_position_embeddings, without_sliding_window(spec)
+    max_len_key = "sliding_window" if opts.disable_sliding_window and spec.max_position_embeddings != mpe0 \
+        else "max_position_embeddings"
     version, prof, warnings = _version(opts.engine_version)
     oldest = vllm_rules().oldest_modelled
     if _key(version) < _key(oldest.version):
@@ -840,13 +930,15 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     wdtype, errors, pre_warnings = _pre_start_messages(spec, gpu, opts, scheme)
     warnings += pre_warnings
     mnbt_d, seqs_d = _batch_defaults(gpu, version)
+    if opts.performance_mode == "throughput":  # the defaults doubled (v0.30.0 vllm/engine/arg_utils.py
+        mnbt_d, seqs_d = mnbt_d * 2, seqs_d * 2  # _set_default_max_num_seqs_and_batched_tokens_args)
     L = opts.max_model_len or derived_max_model_len(spec)
     derived = derived_max_model_len(spec)
     if opts.max_model_len and opts.max_model_len > derived and not opts.allow_long_max_model_len:
         errors.append(error(
             "vllm.max_model_len.exceeds_model",
             f"ValueError: User-specified max_model_len ({opts.max_model_len}) is greater than the derived "
-            f"max_model_len (max_position_embeddings={float(derived)} or model_max_length=None in model's config.json). "
+            f"max_model_len ({max_len_key}={float(derived)} or model_max_length=None in model's config.json). "
             "To allow overriding this maximum, set the env var VLLM_ALLOW_LONG_MAX_MODEL_LEN=1.",
             fix=f"--max-model-len {derived} (the model's own length)",
             source="vllm/config/model.py _get_and_verify_max_len"))
@@ -860,6 +952,14 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if not opts.enable_chunked_prefill and mnbt < L:
         errors.append(_unchunked_refusal(mnbt, L))
     seqs = opts.max_num_seqs or seqs_d
+    if not opts.enforce_eager and (opts.cudagraph_capture_sizes is not None or opts.max_cudagraph_capture_size):
+        try:
+            cudagraph_capture_sizes(seqs, mnbt, False, 1, opts.cudagraph_capture_sizes,
+                                    opts.max_cudagraph_capture_size)
+        except ValueError as e:
+            errors.append(error("vllm.cudagraph.sizes_inconsistent", f"ValueError: {e} [vllm/config/vllm.py "
+                                "VllmConfig._set_cudagraph_sizes]", fix="drop --max-cudagraph-capture-size",
+                                source="vllm/config/vllm.py VllmConfig._set_cudagraph_sizes"))
     sam = sampler_path(version, gpu, seqs, opts.flashinfer_sampler)
     if sam.note:
         warnings.append(warning("vllm.sampler.assumed", sam.note, fix="--flashinfer-sampler on"))
@@ -869,6 +969,16 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         errors += plan.errors
         warnings += plan.warnings + ([acceptance_warning(plan)] if not plan.errors else [])
     kvs = _kv_settings(spec, opts, version, mnbt, L, plan.num_speculative_tokens if plan else 0)
+    if opts.kv_offloading_size is not None:
+        warnings.append(warning(
+            "vllm.kv_offload.host_memory", f"--kv-offloading-size {opts.kv_offloading_size:g}: "
+            f"{opts.kv_offloading_size:g} GiB of pinned host memory for offloaded KV blocks, summed over the ranks "
+            "(host memory only: the GPU figures are unchanged" + (
+                "; vLLM's own lmcache connector turns the hybrid KV cache manager off, so sliding-window layers "
+                "beside full attention are sized at full length, as with --disable-hybrid-kv-cache-manager; the "
+                "lmcache package's connector may keep it, which only leaves more KV room)" if opts.kv_offloading_backend == "lmcache" else ")"),
+            source="vllm/config/cache.py CacheConfig.kv_offloading_size; vllm/config/vllm.py "
+                   "_post_init_kv_transfer_config"))
     requested = ceil(total * u)  # the budget: gpu_worker.py determine_available_memory
     gate = _startup_gate(gpu, opts, prof, u, total, requested)
     if gate:
@@ -1132,6 +1242,18 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--mm-ipc-gpu-memory-gb {opts.mm_ipc_gpu_memory_gb:g}")
     if opts.num_gpu_blocks_override:
         out.append(f"--num-gpu-blocks-override {opts.num_gpu_blocks_override}")
+    if opts.cudagraph_capture_sizes is not None:
+        out.append("--cudagraph-capture-sizes " + " ".join(str(x) for x in opts.cudagraph_capture_sizes))
+    if opts.max_cudagraph_capture_size is not None:
+        out.append(f"--max-cudagraph-capture-size {opts.max_cudagraph_capture_size}")
+    if opts.performance_mode != "balanced":
+        out.append(f"--performance-mode {opts.performance_mode}")
+    if opts.disable_sliding_window:
+        out.append("--disable-sliding-window")
+    if opts.kv_offloading_size is not None:
+        out.append(f"--kv-offloading-size {opts.kv_offloading_size:g}")
+        if opts.kv_offloading_backend != "native":
+            out.append(f"--kv-offloading-backend {opts.kv_offloading_backend}")
     if opts.disable_hybrid_kv_cache_manager:
         out.append("--disable-hybrid-kv-cache-manager")
     if opts.mm_encoder_tp_mode != "weights":
