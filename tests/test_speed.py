@@ -311,3 +311,21 @@ def test_llamacpp_state_passes_match_its_decode_graph(model, arch):
             reads += sum(1 for t in (node.srcs[:1] if node.op == "CPY" else node.srcs) if hit(t))  # CPY: src, dst
             writes += hit(node) or (extra == 0 and node.op in ("GATED_DELTA_NET", "SSM_SCAN"))
         assert (reads + writes) == want * len(rec), (size, reads / len(rec), writes / len(rec))
+
+
+def test_check_speed_follows_the_backend_and_build_asked():
+    """`check --engine llamacpp --backend vulkan --llamacpp-build ...` reports the Vulkan profile at that build's
+    era: tv02 (held out, RTX 4090, b7340, TinyLlama Q4_K_M, llama-bench tg128: 762.37 tok/s measured) within the
+    Vulkan slice's held-out error, and an older build (2025-06-01, before PR #15850) slower. b7340 is given as
+    2025-11-30: its memory rules cannot place the release against PR #17046 / #18148, and the date falls in the same
+    Vulkan era (after PR #15850, 2025-09-08)."""
+    import vramcalc
+
+    row = next(c for c in load_cases() if c["id"] == "tv02")
+    r = vramcalc.check("tinyllama-1.1b", "rtx-4090", engine="llamacpp", quant="gguf:Q4_K_M", backend="vulkan",
+                       build="2025-11-30", prompt=1, output=64)
+    assert r.speed is not None and "llamacpp:vulkan" in r.speed.uncertainty_slice
+    assert r.speed.single_stream_tokens_per_s == pytest.approx(row["measured_tok_s"], rel=0.20)
+    old = vramcalc.check("tinyllama-1.1b", "rtx-4090", engine="llamacpp", quant="gguf:Q4_K_M", backend="vulkan",
+                         build="2025-06-01", prompt=1, output=64)
+    assert old.speed is not None and old.speed.single_stream_tokens_per_s < r.speed.single_stream_tokens_per_s

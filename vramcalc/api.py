@@ -177,7 +177,8 @@ def llamacpp_report(model: Model, system: SystemLike, options: dict[str, Any]) -
     else:
         ref = f"<{source.spec.id} {ftype}>.gguf"
     report = llamacpp_on_system(source, sys_, options, host_ram, ref, quant)
-    return with_speed(report, source.spec, sys_, quant, **load)  # type: ignore[no-any-return]
+    return with_speed(report, source.spec, sys_, quant, llamacpp_build=options.get("build"),  # type: ignore[no-any-return]
+                      **load)
 
 
 def plan(model: Model, system: SystemLike, **options: Any) -> PlanResult:

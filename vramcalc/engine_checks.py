@@ -224,7 +224,8 @@ def _prefix_note(shared: int, prompt: int, on: bool | None) -> Message:
 
 def with_speed(report: Any, spec: ModelSpec, system: System | None, quant: str | None, *, enforce_eager: bool = False,
                kv_cache_dtype: str | None = None, concurrency: int = 1, prompt: int | None = None,
-               output: int | None = None, shared_prefix: int = 0, prefix_caching: bool | None = None) -> Any:
+               output: int | None = None, shared_prefix: int = 0, prefix_caching: bool | None = None,
+               llamacpp_build: str | None = None) -> Any:
     """`report` (a VLLMReport or LlamaReport) with its result's serving estimate (vramcalc/serving.py) at
     `concurrency` streams of `prompt` / `output` tokens; no estimate for the CPU or a device of unknown bandwidth."""
     from dataclasses import replace
@@ -236,6 +237,8 @@ def with_speed(report: Any, spec: ModelSpec, system: System | None, quant: str |
         return report
     gpu = min(system.gpus, key=lambda g: g.usable_bytes)
     backend = "metal" if gpu.id.startswith("apple-") else "rocm" if gpu.vendor == "amd" else "cuda"
+    if isinstance(report, LlamaReport) and report.result.backend not in ("cpu", "rpc"):
+        backend = report.result.backend  # the build's backend as the check resolved it (--backend vulkan ...)
     n, p, o = max(1, concurrency), prompt or DEFAULT_PROMPT, output or DEFAULT_OUTPUT
     link = "nvlink" if gpu.nvlink else "pcie"
     r = report.result
@@ -251,12 +254,14 @@ def with_speed(report: Any, spec: ModelSpec, system: System | None, quant: str |
     else:
         est = for_engine_check(spec, "llamacpp", gpu, quant=quant, link=link, backend=backend,
                                parallel=max(1, r.n_parallel), concurrency=n, prompt=p, output=o,
-                               kv_unified=bool(getattr(r, "kv_unified", False)) and r.n_parallel > 1)
+                               kv_unified=bool(getattr(r, "kv_unified", False)) and r.n_parallel > 1,
+                               llamacpp_build=llamacpp_build)
         if est is not None and (r.extras or r.no_kv_offload):  # a draft model, -nkvo (llamacpp/spec_speed.py)
             from .llamacpp.spec_speed import llamacpp_speed
             from .serving import Deployment
 
             dep = Deployment(engine="llamacpp", backend=backend, gpu=gpu, quant=quant, link=link,
+                             llamacpp_build=llamacpp_build,
                              parallel=max(1, r.n_parallel), kv_unified=bool(r.kv_unified) and r.n_parallel > 1)
             est, notes = llamacpp_speed(est, spec, r, gpu, dep, quant, n)
             r = r.model_copy(update={"warnings": r.warnings + notes})

@@ -458,7 +458,7 @@ def for_engine_check(spec: ModelSpec, engine: Engine, gpu: GPU, *, quant: str | 
                      kv_dtype: str | None = None, parallel: int = LLAMACPP_DEFAULT_SLOTS, concurrency: int = 1,
                      prompt: int = DEFAULT_PROMPT, output: int = DEFAULT_OUTPUT,
                      kv_unified: bool = False, speculative: SpecDecode | None = None, cpu_offload_bytes: int = 0,
-                     cached_prefix: int = 0) -> ServingEstimate | None:
+                     cached_prefix: int = 0, llamacpp_build: str | None = None) -> ServingEstimate | None:
     """The serving estimate `check --engine ...` reports; None where the device's bandwidth is unknown."""
     from .speed import weight_reads
 
@@ -467,6 +467,6 @@ def for_engine_check(spec: ModelSpec, engine: Engine, gpu: GPU, *, quant: str | 
     dep = Deployment(engine=engine, backend=backend, gpu=gpu, quant=quant, tp=tp, pp=pp, link=link,
                      enforce_eager=enforce_eager, kv_dtype=kv_dtype, parallel=parallel,
                      kv_unified=kv_unified and engine == "llamacpp", speculative=speculative,
-                     cpu_offload_bytes=cpu_offload_bytes)
+                     cpu_offload_bytes=cpu_offload_bytes, llamacpp_build=llamacpp_build if engine == "llamacpp" else None)
     return serve(weight_reads(spec, quant), spec, dep, concurrency=concurrency, prompt=prompt, output=output,
                  cached_prefix=cached_prefix)

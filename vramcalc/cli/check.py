@@ -113,7 +113,8 @@ def _with_speed(report: R, args: argparse.Namespace, source: ModelSource, system
     return with_speed(report, source.spec, sys_, args.quant, enforce_eager=bool(getattr(args, "enforce_eager", False)),  # type: ignore[no-any-return]
                       kv_cache_dtype=getattr(args, "kv_cache_dtype", None), concurrency=args.concurrency,
                       prompt=args.prompt, output=args.output, shared_prefix=getattr(args, "shared_prefix", 0) or 0,
-                      prefix_caching=getattr(args, "enable_prefix_caching", None))
+                      prefix_caching=getattr(args, "enable_prefix_caching", None),
+                      llamacpp_build=getattr(args, "llamacpp_build", None))
 
 
 def result_of(report: Report) -> CheckResult | VLLMResult | LlamaResult:
