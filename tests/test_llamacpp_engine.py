@@ -217,3 +217,22 @@ def test_best_file_type_is_the_first_of_the_ladder_that_fits():
     fits = {f: check_llamacpp(spec, gpus, opts.model_copy(update={"ftype": f, "n_gpu_layers": 10**6}),
                               solve=False).fits for f in ladder[:ladder.index(full) + 1]}
     assert fits[full] and not any(fits[f] for f in ladder[:ladder.index(full)])
+
+
+def test_embedding_mode_output_rows_and_buffer_follow_llama_cpp():
+    # tools/server/server-context.cpp server_output_limits (4df29be): params.embedding, or a pooling type other
+    # than unspecified / none, returns { params.n_batch, 1 }; otherwise one logits row per slot
+    assert LlamaOptions(n_batch=1024, n_parallel=4).outputs_reserved == 4
+    assert LlamaOptions(n_batch=1024, n_parallel=4, embedding=True).outputs_reserved == 1024
+    assert LlamaOptions(n_batch=1024, n_parallel=4, pooling="mean").outputs_reserved == 1024
+    assert LlamaOptions(n_batch=1024, n_parallel=4, pooling="none").outputs_reserved == 4
+    # src/llama-context.cpp output_reserve: embd.size = n_embd_out * n_outputs_max beside logits.size, floats,
+    # first reserved with n_outputs_max = n_seq_max (the slots)
+    spec = load("llama-3.1-8b")
+    base = check_llamacpp(spec, find_gpu("h100-sxm"), LlamaOptions(ftype="Q4_K_M", n_ctx=8192, n_parallel=4))
+    emb = check_llamacpp(spec, find_gpu("h100-sxm"),
+                         LlamaOptions(ftype="Q4_K_M", n_ctx=8192, n_parallel=4, embedding=True))
+    out = lambda r: sum(d.output_buffer_bytes for d in r.devices)  # noqa: E731
+    assert out(emb) - out(base) == spec.hidden_size * 4 * 4
+    with pytest.raises(Exception, match="pooling"):
+        LlamaOptions(pooling="max")

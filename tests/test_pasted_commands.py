@@ -649,3 +649,27 @@ def test_disable_sliding_window_is_read_as_the_vramcalc_flag():
     long = check_command("vllm serve google/gemma-3-1b-it --disable-sliding-window --max-model-len 4096", "4090")
     (e,) = [e for e in long.result.errors if e.code == "vllm.max_model_len.exceeds_model"]
     assert "the derived max_model_len (sliding_window=512.0 or model_max_length=None" in e.text
+
+
+def test_embedding_pooling_rerank_and_the_remaining_presets_as_arg_cpp_sets_them():
+    # common/arg.cpp (4df29be): --rerank sets params.embedding = true, pooling_type = LLAMA_POOLING_TYPE_RANK
+    _, rr = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --rerank -c 8192")
+    _, both = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --embedding --pooling rank -c 8192")
+    assert rr.options == both.options and rr.options["embedding"] is True and rr.options["pooling"] == "rank"
+    assert not rr.warnings and not rr.no_effect
+    with pytest.raises(InputError, match='"--pooling": invalid value'):  # its lambda throws "invalid value"
+        read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --pooling max")
+    # --embd-gemma-default: the EmbeddingGemma file, -ub 2048 -b 2048, 32 slots, n_ctx = 2048 x 32, embeddings on
+    _, eg = read_command("llama-server --embd-gemma-default")
+    assert eg.model == "hf:ggml-org/embeddinggemma-300M-qat-q4_0-GGUF::embeddinggemma-300M-qat-Q4_0.gguf"
+    assert {k: eg.options[k] for k in ("n_ubatch", "n_batch", "n_parallel", "n_ctx", "embedding")} == {
+        "n_ubatch": 2048, "n_batch": 2048, "n_parallel": 32, "n_ctx": 65536, "embedding": True}
+    assert not [w for w in eg.warnings if w.code == "command.not_modelled"]
+    # --vision-gemma-4b-default: hf_repo ggml-org/gemma-3-4b-it-qat-GGUF, port 8014, n_ctx = 0, jinja
+    _, vg = read_command("llama-server --vision-gemma-4b-default")
+    assert vg.model.startswith("hf:ggml-org/gemma-3-4b-it-qat-GGUF") and "n_ctx" in vg.options
+    assert vg.options["n_ctx"] is None and vg.no_effect == ["--port 8014", "--jinja"]
+    # --spec-default: speculative.types += NGRAM_MOD (n_match 24, n_min 48, n_max 64): no draft model loaded
+    _, sd = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192 --spec-default")
+    assert sd.options == read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192")[1].options
+    assert not sd.warnings and "--spec-type ngram-mod" in sd.no_effect

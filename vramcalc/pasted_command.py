@@ -778,7 +778,7 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = opts.get(fld, ()) + _override_tensor(name, v)
         elif fld == "devices":
             opts[fld] = _devices(name, v)
-        elif fld in ("swa_full", "cpu_moe", "mlock"):
+        elif fld in ("swa_full", "cpu_moe", "mlock", "embedding"):
             opts[fld] = True
         elif fld in ("lora", "lora_scaled"):  # comma lists (parse_csv_row), repeatable
             opts[fld] = opts.get(fld, ()) + tuple(x for x in v.split(",") if x)
@@ -805,6 +805,10 @@ def _llama_reading(p: Parsed) -> Reading:
             _llama_model_url_load_offload(f, fld, v, opts, no_effect)
             if fld == "model_url":
                 model = PurePosixPath(v.split("?", 1)[0]).name
+        elif fld == "pooling":
+            if v not in ("none", "mean", "cls", "last", "rank"):  # common/arg.cpp --pooling
+                raise InputError(f"{p.program}: error while handling argument \"{name}\": invalid value")
+            opts[fld] = v
         elif fld == "rpc_nodes":
             rpc = len([s for s in v.split(",") if s.strip()])
         elif fld == "fit":

@@ -119,6 +119,12 @@ class LlamaOptions(CheckedOptions):
     # choice since llama.cpp PR #23861 (2026-06-01): one per slot (server_output_limits). Programs that
     # keep the library default (llama-cpp-python, llama-cli, builds before that PR) reserve n_batch rows.
     n_outputs_max: int | None = None
+    # --embedding (--rerank sets it too): the context keeps n_embd floats per output beside the logits
+    # (common/common.cpp cparams.embeddings -> src/llama-context.cpp output_reserve has_embd, 4df29be)
+    embedding: bool = False
+    # --pooling: with --embedding or a pooling other than none, llama-server reserves n_batch outputs, not one
+    # per slot (tools/server/server-context.cpp server_output_limits, 4df29be); None: the model's own
+    pooling: Literal["none", "mean", "cls", "last", "rank"] | None = None
 
     # --no-op-offload: ops on weights in host memory run on the CPU, not copied to the first GPU
     # (src/llama-context.cpp cparams.op_offload -> ggml-backend.cpp ggml_backend_sched op_offload)
@@ -211,11 +217,13 @@ class LlamaOptions(CheckedOptions):
         """Logits rows the worst-case graph computes: llama-server's one per slot, others' n_batch."""
         if self.n_outputs_max:
             return self.n_outputs_max
+        if self.program == "llama-server" and (self.embedding or self.pooling not in (None, "none")):
+            return self.n_batch  # server_output_limits: { n_batch, 1 } in embedding mode
         return self.n_parallel if self.program == "llama-server" else self.n_batch
 
     @property
     def output_embeddings(self) -> bool:
-        return self.program == "ollama"  # NewContextParams sets embeddings on
+        return self.program == "ollama" or self.embedding  # NewContextParams sets embeddings on
 
     @property
     def fa(self) -> bool:
