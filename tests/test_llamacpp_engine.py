@@ -236,3 +236,23 @@ def test_embedding_mode_output_rows_and_buffer_follow_llama_cpp():
     assert out(emb) - out(base) == spec.hidden_size * 4 * 4
     with pytest.raises(Exception, match="pooling"):
         LlamaOptions(pooling="max")
+
+
+def test_fit_target_and_fit_ctx_as_common_arg_cpp_reads_them():
+    # common/arg.cpp --fit-target (4df29be): one value fills fit_params_target for every device (std::fill), a
+    # list sets the first ones, the rest keep common.h's 1024 MiB; vramcalc never leaves less than its 1024 MiB
+    spec, gpu = load("llama-3.1-8b"), find_gpu("rtx4070")
+    usable = gpu.usable_bytes or gpu.memory_bytes
+    o = dict(ftype="Q4_K_M", n_ctx=None, n_parallel=1)
+    r = check_llamacpp(spec, gpu, LlamaOptions(**o, fit_target_mib=(4096,)), solve=True)
+    assert r.devices[0].available_bytes == usable - 4096 * 2**20
+    base = check_llamacpp(spec, gpu, LlamaOptions(**o), solve=True)
+    assert base.devices[0].available_bytes == usable - 1024 * 2**20 and r.n_ctx < base.n_ctx  # --fit lowers -c 0 more
+    two = check_llamacpp(spec, [gpu, gpu], LlamaOptions(ftype="Q4_K_M", n_ctx=8192, fit_target_mib=(512, 2048)))
+    assert [d.available_bytes for d in two.devices[:2]] == [usable - 1024 * 2**20, usable - 2048 * 2**20]
+    assert "llamacpp.fit.target_below_margin" in [w.code for w in two.warnings]
+    # common/fit.cpp: with -c 0 the context is lowered, but not below n_ctx_min (--fit-ctx): here the 4096 default
+    # lets --fit settle below 65536 cells, a -fitc of 65536 does not (it stops at the minimum and does not fit)
+    assert base.fits and base.n_ctx < 65536
+    high = check_llamacpp(spec, gpu, LlamaOptions(**o, fit_min_ctx=65536), solve=True)
+    assert not high.fits

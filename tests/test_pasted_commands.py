@@ -673,3 +673,11 @@ def test_embedding_pooling_rerank_and_the_remaining_presets_as_arg_cpp_sets_them
     _, sd = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192 --spec-default")
     assert sd.options == read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192")[1].options
     assert not sd.warnings and "--spec-type ngram-mod" in sd.no_effect
+
+
+def test_fit_target_and_fit_ctx_are_read_and_have_no_effect_with_fit_off():
+    # common/arg.cpp --fit-target: "MiB0,MiB1,..." split by , and /; --fit-ctx N
+    _, r = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -fitt 2048/512 --fit-ctx 8192")
+    assert r.options == {"fit_target_mib": (2048, 512), "fit_min_ctx": 8192} and not r.warnings
+    _, off = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -ngl 99 -c 4096 --fit off -fitt 2048")
+    assert "fit_target_mib" not in off.options and "-fitt 2048" in off.no_effect

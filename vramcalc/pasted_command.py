@@ -731,6 +731,7 @@ def _llama_reading(p: Parsed) -> Reading:
     model = hf = hf_file = None
     bench_ctx = {"n_prompt": [512], "n_gen": [128], "n_depth": [0]}
     fit_off: str | None = None
+    fit_args: list[str] = []
     present = _present(p)
     for f in p.flags:
         if not _common(f, no_effect, warnings, present):
@@ -805,6 +806,12 @@ def _llama_reading(p: Parsed) -> Reading:
             _llama_model_url_load_offload(f, fld, v, opts, no_effect)
             if fld == "model_url":
                 model = PurePosixPath(v.split("?", 1)[0]).name
+        elif fld in ("fit_target_mib", "fit_min_ctx"):  # common/arg.cpp --fit-target: MiB per device, split by , and /
+            fit_args.append(f.written())
+            if fld == "fit_target_mib":
+                opts[fld] = tuple(_int(name, x) for x in re.split(r"[,/]+", v))
+            else:
+                opts[fld] = _int(name, v)
         elif fld == "pooling":
             if v not in ("none", "mean", "cls", "last", "rank"):  # common/arg.cpp --pooling
                 raise InputError(f"{p.program}: error while handling argument \"{name}\": invalid value")
@@ -823,6 +830,9 @@ def _llama_reading(p: Parsed) -> Reading:
             raise NotModelledError(f"{fit_off} without both -ngl and -c: llama.cpp's defaults then apply unfitted "
                                    "(-ngl auto, the training context); give -ngl and -c, or drop --fit off")
         no_effect.append(fit_off)
+        for k in ("fit_target_mib", "fit_min_ctx"):  # --fit off: common_fit_params does not run (common/common.cpp)
+            opts.pop(k, None)
+        no_effect += fit_args
     if bench:
         opts["n_ctx"] = max(bench_ctx["n_prompt"]) + max(bench_ctx["n_gen"]) + max(bench_ctx["n_depth"])
         opts.setdefault("n_gpu_layers", "all")  # llama-bench's default -ngl -1: every layer

@@ -125,6 +125,11 @@ class LlamaOptions(CheckedOptions):
     # --pooling: with --embedding or a pooling other than none, llama-server reserves n_batch outputs, not one
     # per slot (tools/server/server-context.cpp server_output_limits, 4df29be); None: the model's own
     pooling: Literal["none", "mean", "cls", "last", "rank"] | None = None
+    # -fitt / --fit-target: MiB --fit leaves free per device, one value for all (common/arg.cpp, common.h
+    # fit_params_target, default 1024 each); vramcalc never leaves less than FIT_MARGIN_MIB (see _evaluate)
+    fit_target_mib: tuple[int, ...] = Field(default=(FIT_MARGIN_MIB,), min_length=1)
+    # -fitc / --fit-ctx: the smallest context --fit lowers -c 0 to (common/fit.cpp n_ctx_min, default 4096)
+    fit_min_ctx: int = Field(default=FIT_MIN_CTX, ge=0)
 
     # --no-op-offload: ops on weights in host memory run on the CPU, not copied to the first GPU
     # (src/llama-context.cpp cparams.op_offload -> ggml-backend.cpp ggml_backend_sched op_offload)
@@ -513,6 +518,14 @@ def _largest_ngl(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: li
     return best
 
 
+def _fit_margin_mib(opts: LlamaOptions, d: int, own: bool = False) -> int:
+    """-fitt's margin for device d (common/arg.cpp --fit-target: one value fills every device, a list sets
+    the first ones, the rest keep 1024); own=False: not below FIT_MARGIN_MIB (no false "fits")."""
+    t = opts.fit_target_mib
+    mib = t[0] if len(t) == 1 else (t[d] if d < len(t) else FIT_MARGIN_MIB)
+    return mib if own else max(mib, FIT_MARGIN_MIB)
+
+
 def _largest_ctx(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
                  ram: int | None, ref: str, limit: int | None = 0,
                  weights: dict[tuple[int, int], tuple[ModelBuffers, int, int]] | None = None) -> LlamaResult | None:
@@ -525,7 +538,7 @@ def _largest_ctx(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: li
     bisecting the last gap: it fits at the answer and not one step (256 cells) above."""
     n_ctx_train = spec.max_position_embeddings or 0
     top = n_ctx_train if limit == 0 else max(n_ctx_train * max(1, opts.n_parallel), opts.n_ctx or 0)
-    lo0 = FIT_MIN_CTX // 256 if limit == 0 else 1
+    lo0 = max(1, -(-opts.fit_min_ctx // 256)) if limit == 0 else 1  # not below -fitc, in 256-cell steps
     hi0 = max(lo0, top // 256)
     weights = {} if weights is None else weights  # the context changes, the weights' placement does not
 
@@ -705,7 +718,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     ex_unc_host = sum(e.uncertainty_host_bytes for e in extras)
     devices = []
     for d, g in enumerate(gl):
-        avail = (g.usable_bytes or g.memory_bytes) - FIT_MARGIN_MIB * MIB
+        avail = (g.usable_bytes or g.memory_bytes) - _fit_margin_mib(opts, d) * MIB
         model_b = mb.gpu_bytes[d]
         ex_d = {k: ex_gpu[k][d] for k in kinds}
         total = model_b + kv_dev[d] + rs_dev[d] + comp.device[d] + sum(ex_d.values())
@@ -739,9 +752,14 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
             warnings.append(warning("llamacpp.host.ram_unknown", "host RAM not given (--ram): the host column is not "
                                     "checked; CPU weights are mmap'ed from the page cache "
                                     "(docs/llamacpp.md#host-memory)", fix="--ram"))
+    if gl and min(_fit_margin_mib(opts, d, own=True) for d in range(len(gl))) < FIT_MARGIN_MIB:
+        warnings.append(warning("llamacpp.fit.target_below_margin", f"-fitt {','.join(map(str, opts.fit_target_mib))}: "
+                                f"llama.cpp's --fit leaves that much free; vramcalc still leaves {FIT_MARGIN_MIB} MiB per "
+                                "GPU for what llama.cpp does not count, so its -ngl and context may be lower than "
+                                "llama.cpp's choice (which may then run out of memory)"))
     if gl:
         warnings.append(warning("llamacpp.compute.estimated", f"compute buffers are estimated ({comp.how}); "
-                                f"{FIT_MARGIN_MIB} MiB per GPU is left free for what llama.cpp does not count (CUDA "
+                                f"{max(_fit_margin_mib(opts, d) for d in range(len(gl)))} MiB per GPU is left free for what llama.cpp does not count (CUDA "
                                 "context, cuBLAS), as its --fit does"))
     if opts.rpc_nodes:
         warnings.append(warning("llamacpp.rpc.nodes", f"{opts.rpc_nodes} other machine(s) through llama.cpp's RPC "
