@@ -256,3 +256,20 @@ def test_fit_target_and_fit_ctx_as_common_arg_cpp_reads_them():
     assert base.fits and base.n_ctx < 65536
     high = check_llamacpp(spec, gpu, LlamaOptions(**o, fit_min_ctx=65536), solve=True)
     assert not high.fits
+
+
+def test_no_host_leaves_the_pinned_host_buffer_out_as_make_cpu_buft_list_does():
+    # src/llama-model.cpp make_cpu_buft_list (4df29be): ACCEL -> the GPU's host buffer type unless no_host -> CPU
+    # extra (CPU_REPACK) -> CPU. With the host type there, the CPU layers of a partial offload take CUDA_Host
+    # (pinned with --no-mmap) and are never repacked; with --no-host they are repacked as on a machine without a GPU
+    spec, gpu = load("llama-3.1-8b"), find_gpu("rtx4070")
+    o = dict(ftype="Q4_0", n_ctx=8192, n_gpu_layers=20, no_mmap=True, host_cpu="x86_avx2")
+    host = check_llamacpp(spec, gpu, LlamaOptions(**o)).devices[-1]
+    assert host.pinned_model_buffer_bytes > 0 and host.repack_buffer_bytes == 0
+    nh = check_llamacpp(spec, gpu, LlamaOptions(**o, no_host=True)).devices[-1]
+    assert nh.pinned_model_buffer_bytes == 0 and nh.repack_buffer_bytes > 0
+    assert nh.model_buffer_bytes == host.model_buffer_bytes
+    # the same 13 CPU blocks (-ngl 20: the output layer and the last 19) sent by -ot =CPU (PR #14990 on: an override
+    # to the CPU picks from that list too) repack alike
+    ot = LlamaOptions(**{**o, "n_gpu_layers": 99}, no_host=True, override_tensor=("blk\\.([0-9]|1[0-2])\\.=CPU",))
+    assert check_llamacpp(spec, gpu, ot).devices[-1].repack_buffer_bytes == nh.repack_buffer_bytes

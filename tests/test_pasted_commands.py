@@ -681,3 +681,11 @@ def test_fit_target_and_fit_ctx_are_read_and_have_no_effect_with_fit_off():
     assert r.options == {"fit_target_mib": (2048, 512), "fit_min_ctx": 8192} and not r.warnings
     _, off = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -ngl 99 -c 4096 --fit off -fitt 2048")
     assert "fit_target_mib" not in off.options and "-fitt 2048" in off.no_effect
+
+
+def test_no_host_is_read_by_llama_server_and_llama_bench():
+    _, r = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --no-host --no-mmap")
+    assert r.options == {"no_host": True, "no_mmap": True} and not r.warnings
+    _, b = read_command("llama-bench -m Qwen3-8B-Q4_K_M.gguf --no-host 1")  # tools/llama-bench: --no-host <0|1>
+    assert b.options["no_host"] is True
+    assert read_command("llama-bench -m Qwen3-8B-Q4_K_M.gguf --no-host 0")[1].options["no_host"] is False

@@ -779,6 +779,8 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = opts.get(fld, ()) + _override_tensor(name, v)
         elif fld == "devices":
             opts[fld] = _devices(name, v)
+        elif fld == "no_host":  # llama-bench: --no-host <0|1> (tools/llama-bench/llama-bench.cpp)
+            opts[fld] = bool(_int(name, v)) if bench else True
         elif fld in ("swa_full", "cpu_moe", "mlock", "embedding"):
             opts[fld] = True
         elif fld in ("lora", "lora_scaled"):  # comma lists (parse_csv_row), repeatable

@@ -97,6 +97,9 @@ class LlamaOptions(CheckedOptions):
     # --device D1,D2 (llama.cpp names such as CUDA0,CUDA1, or none): the GPUs llama.cpp uses, in this order
     devices: tuple[str, ...] | None = None
     cpu_repack: bool = True  # llama.cpp's default; --no-repack turns it off
+    # --no-host: the CPU weights skip the GPU's pinned host buffer type (CUDA_Host ...) for the CPU's extra (repack)
+    # and plain ones (common/arg.cpp --no-host -> src/llama-model.cpp make_cpu_buft_list no_host, 4df29be)
+    no_host: bool = False
     # the host CPU: which weight types CPU_REPACK interleaves (llamacpp_backends.json repack_types)
     host_cpu: HostCPU = "x86_avx2"
     # --blas: the build has a BLAS backend (GGML_BLAS, on by default on macOS: Accelerate), which the scheduler
@@ -647,6 +650,8 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     # a GPU with a pinned host buffer type takes the CPU weights before CPU_REPACK (make_cpu_buft_list)
     gpu_host = bool(gl) and not unified and rules_b.backends[backend].host_buffer
     gpu_host_type = gpu_host  # the host buffer type is in the CPU list in every build modelled (its place moved)
+    if opts.no_host:  # src/llama-model.cpp make_cpu_buft_list(no_host): no GPU host buffer type in the CPU list
+        gpu_host = gpu_host_type = False
     repack = opts.cpu_repack
     if not bld.has(12498):  # before PR #12498: CPU_AARCH64 first, beside a GPU too
         gpu_host = False
@@ -670,7 +675,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                            # --no-mmap beside a GPU with a host buffer type: the host weights whose op it runs are pinned
                            pinned_host=opts.no_mmap and gpu_host_type, override_picks_host=bld.has(14990),
                            get_rows_types=_get_rows_types(rules_b.backends[backend], bld.has(25962))
-                           if gpu_host_type else None)
+                           if gpu_host_type else None, override_repack=opts.no_host and bld.has(14990))
         if tensor_split:  # the meta device: every offloaded weight in segments by -ts (data/llamacpp_backends.json)
             mb = _segments(mb, splits)
         size = sum(tensor_bytes(ty, t.ne) for t, ty in tensors)
@@ -1017,6 +1022,8 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
         cmd.append("-nkvo")
     if not opts.cpu_repack:
         cmd.append("--no-repack")
+    if opts.no_host:
+        cmd.append("--no-host")
     if len(gl) > 1:
         cmd.append(f"-sm {opts.split_mode}")
         if opts.tensor_split:
