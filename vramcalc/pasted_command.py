@@ -477,6 +477,11 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
         if f.values and all(v in (f.entry.get("no_effect_values") or []) for v in f.values):
             no_effect.append(f.written())
             return False
+        keys = set(f.entry.get("no_effect_keys") or ())
+        if keys and f.values and all(  # --override-kv KEY=TYPE:VALUE,... (common/arg.cpp parse_csv_row)
+                item.strip().partition("=")[0] in keys for v in f.values for item in v.split(",") if item.strip()):
+            no_effect.append(f.written())
+            return False
         # the rest of the command is checked; the verdict is for the command without this flag, and says so
         warnings.append(warning("command.not_modelled", f"{f.written()}: {f.entry['note']}; vramcalc does not "
                                 "model it yet: the figures ignore it"))
