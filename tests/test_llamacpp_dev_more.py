@@ -202,3 +202,18 @@ def test_m05_rocm_full_offload_no_mmap_buffers_as_logged():
     kv = case["measured"]["kv_caches"][0]
     single = next(c for c in r.caches if c.name == "single")
     assert (single.cells, single.k_bytes / MIB, single.v_bytes / MIB) == (kv["cells"], kv["k_mib"], kv["v_mib"])
+
+
+def test_m03_with_no_host_every_host_weight_is_plain_cpu():
+    """m03's logged host weights (CUDA_Host 630.59 MiB + CPU 198451.27 MiB) under --no-host: make_cpu_buft_list
+    (src/llama-model.cpp, 4df29be) leaves CUDA_Host out, and the host CPU repacks none of these Q8_0 tensors here,
+    so all of them take the plain CPU buffer: the same total, none pinned, the GPU unchanged."""
+    case = CASES["m03"]
+    logged = case["measured"]["model_buffers_mib"]
+    opts = LlamaOptions(ftype=case["ftype"], n_outputs_max=case["options"].get("n_batch", 2048), build="latest",
+                        no_host=True, **case["options"])
+    r = check_llamacpp(_spec(case), [find_gpu(g) for g in case["gpus"]], opts, _tensors(case), solve=False)
+    host = r.devices[-1]
+    assert host.pinned_model_buffer_bytes == 0 and host.repack_buffer_bytes == 0
+    assert host.model_buffer_bytes / MIB == pytest.approx(logged["CUDA_Host"] + logged["CPU"], abs=0.1)
+    assert r.devices[0].model_buffer_bytes / MIB == pytest.approx(logged["CUDA0"], abs=0.05)

@@ -217,3 +217,59 @@ def test_best_file_type_is_the_first_of_the_ladder_that_fits():
     fits = {f: check_llamacpp(spec, gpus, opts.model_copy(update={"ftype": f, "n_gpu_layers": 10**6}),
                               solve=False).fits for f in ladder[:ladder.index(full) + 1]}
     assert fits[full] and not any(fits[f] for f in ladder[:ladder.index(full)])
+
+
+def test_embedding_mode_output_rows_and_buffer_follow_llama_cpp():
+    # tools/server/server-context.cpp server_output_limits (4df29be): params.embedding, or a pooling type other
+    # than unspecified / none, returns { params.n_batch, 1 }; otherwise one logits row per slot
+    assert LlamaOptions(n_batch=1024, n_parallel=4).outputs_reserved == 4
+    assert LlamaOptions(n_batch=1024, n_parallel=4, embedding=True).outputs_reserved == 1024
+    assert LlamaOptions(n_batch=1024, n_parallel=4, pooling="mean").outputs_reserved == 1024
+    assert LlamaOptions(n_batch=1024, n_parallel=4, pooling="none").outputs_reserved == 4
+    # src/llama-context.cpp output_reserve: embd.size = n_embd_out * n_outputs_max beside logits.size, floats,
+    # first reserved with n_outputs_max = n_seq_max (the slots)
+    spec = load("llama-3.1-8b")
+    base = check_llamacpp(spec, find_gpu("h100-sxm"), LlamaOptions(ftype="Q4_K_M", n_ctx=8192, n_parallel=4))
+    emb = check_llamacpp(spec, find_gpu("h100-sxm"),
+                         LlamaOptions(ftype="Q4_K_M", n_ctx=8192, n_parallel=4, embedding=True))
+    out = lambda r: sum(d.output_buffer_bytes for d in r.devices)  # noqa: E731
+    assert out(emb) - out(base) == spec.hidden_size * 4 * 4
+    with pytest.raises(Exception, match="pooling"):
+        LlamaOptions(pooling="max")
+
+
+def test_fit_target_and_fit_ctx_as_common_arg_cpp_reads_them():
+    # common/arg.cpp --fit-target (4df29be): one value fills fit_params_target for every device (std::fill), a
+    # list sets the first ones, the rest keep common.h's 1024 MiB; vramcalc never leaves less than its 1024 MiB
+    spec, gpu = load("llama-3.1-8b"), find_gpu("rtx4070")
+    usable = gpu.usable_bytes or gpu.memory_bytes
+    o = dict(ftype="Q4_K_M", n_ctx=None, n_parallel=1)
+    r = check_llamacpp(spec, gpu, LlamaOptions(**o, fit_target_mib=(4096,)), solve=True)
+    assert r.devices[0].available_bytes == usable - 4096 * 2**20
+    base = check_llamacpp(spec, gpu, LlamaOptions(**o), solve=True)
+    assert base.devices[0].available_bytes == usable - 1024 * 2**20 and r.n_ctx < base.n_ctx  # --fit lowers -c 0 more
+    two = check_llamacpp(spec, [gpu, gpu], LlamaOptions(ftype="Q4_K_M", n_ctx=8192, fit_target_mib=(512, 2048)))
+    assert [d.available_bytes for d in two.devices[:2]] == [usable - 1024 * 2**20, usable - 2048 * 2**20]
+    assert "llamacpp.fit.target_below_margin" in [w.code for w in two.warnings]
+    # common/fit.cpp: with -c 0 the context is lowered, but not below n_ctx_min (--fit-ctx): here the 4096 default
+    # lets --fit settle below 65536 cells, a -fitc of 65536 does not (it stops at the minimum and does not fit)
+    assert base.fits and base.n_ctx < 65536
+    high = check_llamacpp(spec, gpu, LlamaOptions(**o, fit_min_ctx=65536), solve=True)
+    assert not high.fits
+
+
+def test_no_host_leaves_the_pinned_host_buffer_out_as_make_cpu_buft_list_does():
+    # src/llama-model.cpp make_cpu_buft_list (4df29be): ACCEL -> the GPU's host buffer type unless no_host -> CPU
+    # extra (CPU_REPACK) -> CPU. With the host type there, the CPU layers of a partial offload take CUDA_Host
+    # (pinned with --no-mmap) and are never repacked; with --no-host they are repacked as on a machine without a GPU
+    spec, gpu = load("llama-3.1-8b"), find_gpu("rtx4070")
+    o = dict(ftype="Q4_0", n_ctx=8192, n_gpu_layers=20, no_mmap=True, host_cpu="x86_avx2")
+    host = check_llamacpp(spec, gpu, LlamaOptions(**o)).devices[-1]
+    assert host.pinned_model_buffer_bytes > 0 and host.repack_buffer_bytes == 0
+    nh = check_llamacpp(spec, gpu, LlamaOptions(**o, no_host=True)).devices[-1]
+    assert nh.pinned_model_buffer_bytes == 0 and nh.repack_buffer_bytes > 0
+    assert nh.model_buffer_bytes == host.model_buffer_bytes
+    # the same 13 CPU blocks (-ngl 20: the output layer and the last 19) sent by -ot =CPU (PR #14990 on: an override
+    # to the CPU picks from that list too) repack alike
+    ot = LlamaOptions(**{**o, "n_gpu_layers": 99}, no_host=True, override_tensor=("blk\\.([0-9]|1[0-2])\\.=CPU",))
+    assert check_llamacpp(spec, gpu, ot).devices[-1].repack_buffer_bytes == nh.repack_buffer_bytes

@@ -649,3 +649,56 @@ def test_disable_sliding_window_is_read_as_the_vramcalc_flag():
     long = check_command("vllm serve google/gemma-3-1b-it --disable-sliding-window --max-model-len 4096", "4090")
     (e,) = [e for e in long.result.errors if e.code == "vllm.max_model_len.exceeds_model"]
     assert "the derived max_model_len (sliding_window=512.0 or model_max_length=None" in e.text
+
+
+def test_embedding_pooling_rerank_and_the_remaining_presets_as_arg_cpp_sets_them():
+    # common/arg.cpp (4df29be): --rerank sets params.embedding = true, pooling_type = LLAMA_POOLING_TYPE_RANK
+    _, rr = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --rerank -c 8192")
+    _, both = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --embedding --pooling rank -c 8192")
+    assert rr.options == both.options and rr.options["embedding"] is True and rr.options["pooling"] == "rank"
+    assert not rr.warnings and not rr.no_effect
+    with pytest.raises(InputError, match='"--pooling": invalid value'):  # its lambda throws "invalid value"
+        read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --pooling max")
+    # --embd-gemma-default: the EmbeddingGemma file, -ub 2048 -b 2048, 32 slots, n_ctx = 2048 x 32, embeddings on
+    _, eg = read_command("llama-server --embd-gemma-default")
+    assert eg.model == "hf:ggml-org/embeddinggemma-300M-qat-q4_0-GGUF::embeddinggemma-300M-qat-Q4_0.gguf"
+    assert {k: eg.options[k] for k in ("n_ubatch", "n_batch", "n_parallel", "n_ctx", "embedding")} == {
+        "n_ubatch": 2048, "n_batch": 2048, "n_parallel": 32, "n_ctx": 65536, "embedding": True}
+    assert not [w for w in eg.warnings if w.code == "command.not_modelled"]
+    # --vision-gemma-4b-default: hf_repo ggml-org/gemma-3-4b-it-qat-GGUF, port 8014, n_ctx = 0, jinja
+    _, vg = read_command("llama-server --vision-gemma-4b-default")
+    assert vg.model.startswith("hf:ggml-org/gemma-3-4b-it-qat-GGUF") and "n_ctx" in vg.options
+    assert vg.options["n_ctx"] is None and vg.no_effect == ["--port 8014", "--jinja"]
+    # --spec-default: speculative.types += NGRAM_MOD (n_match 24, n_min 48, n_max 64): no draft model loaded
+    _, sd = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192 --spec-default")
+    assert sd.options == read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192")[1].options
+    assert not sd.warnings and "--spec-type ngram-mod" in sd.no_effect
+
+
+def test_fit_target_and_fit_ctx_are_read_and_have_no_effect_with_fit_off():
+    # common/arg.cpp --fit-target: "MiB0,MiB1,..." split by , and /; --fit-ctx N
+    _, r = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -fitt 2048/512 --fit-ctx 8192")
+    assert r.options == {"fit_target_mib": (2048, 512), "fit_min_ctx": 8192} and not r.warnings
+    _, off = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -ngl 99 -c 4096 --fit off -fitt 2048")
+    assert "fit_target_mib" not in off.options and "-fitt 2048" in off.no_effect
+
+
+def test_no_host_is_read_by_llama_server_and_llama_bench():
+    _, r = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --no-host --no-mmap")
+    assert r.options == {"no_host": True, "no_mmap": True} and not r.warnings
+    _, b = read_command("llama-bench -m Qwen3-8B-Q4_K_M.gguf --no-host 1")  # tools/llama-bench: --no-host <0|1>
+    assert b.options["no_host"] is True
+    assert read_command("llama-bench -m Qwen3-8B-Q4_K_M.gguf --no-host 0")[1].options["no_host"] is False
+
+
+def test_override_kv_of_tokenizer_flags_has_no_effect_and_of_shapes_warns():
+    # src/llama-vocab.cpp reads tokenizer.ggml.tokens with gguf_find_key (no override); the flags and token ids
+    # named in src/llama-arch.cpp LLM_KV_TOKENIZER_* change no buffer
+    _, r = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --override-kv "
+                        "tokenizer.ggml.add_bos_token=bool:false,tokenizer.ggml.add_eos_token=bool:false")
+    assert r.no_effect == ["--override-kv tokenizer.ggml.add_bos_token=bool:false,tokenizer.ggml.add_eos_token=bool:false"]
+    assert not r.warnings
+    for kv in ("qwen3moe.expert_used_count=int:4", "tokenizer.ggml.add_bos_token=bool:false,general.architecture=str:x",
+               "tokenizer.ggml.model=str:none"):
+        (w,) = read_command(f"llama-server -m Qwen3-8B-Q4_K_M.gguf --override-kv {kv}")[1].warnings
+        assert w.code == "command.not_modelled"

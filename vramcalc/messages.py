@@ -97,6 +97,7 @@ CODES: dict[str, str] = {
     "llamacpp.host.ram_unchecked": "host RAM not given, and the host column needs more than a machine is assumed "
                                    "to have (64 GiB): not a fit until --ram says so",
     "llamacpp.compute.estimated": "compute buffers are estimated; llama.cpp's --fit margin is left free",
+    "llamacpp.fit.target_below_margin": "a -fitt below the 1024 MiB vramcalc leaves free per GPU",
     "llamacpp.compute.pipeline_copies": "a layer split keeps several copies of the compute buffers",
     "llamacpp.rpc.nodes": "other machines through llama.cpp's RPC backend",
     "llamacpp.lora.refused": "llama.cpp refuses the LoRA adapter (its kind, architecture or tensors)",

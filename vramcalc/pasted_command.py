@@ -477,6 +477,11 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
         if f.values and all(v in (f.entry.get("no_effect_values") or []) for v in f.values):
             no_effect.append(f.written())
             return False
+        keys = set(f.entry.get("no_effect_keys") or ())
+        if keys and f.values and all(  # --override-kv KEY=TYPE:VALUE,... (common/arg.cpp parse_csv_row)
+                item.strip().partition("=")[0] in keys for v in f.values for item in v.split(",") if item.strip()):
+            no_effect.append(f.written())
+            return False
         # the rest of the command is checked; the verdict is for the command without this flag, and says so
         warnings.append(warning("command.not_modelled", f"{f.written()}: {f.entry['note']}; vramcalc does not "
                                 "model it yet: the figures ignore it"))
@@ -731,6 +736,7 @@ def _llama_reading(p: Parsed) -> Reading:
     model = hf = hf_file = None
     bench_ctx = {"n_prompt": [512], "n_gen": [128], "n_depth": [0]}
     fit_off: str | None = None
+    fit_args: list[str] = []
     present = _present(p)
     for f in p.flags:
         if not _common(f, no_effect, warnings, present):
@@ -778,7 +784,9 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = opts.get(fld, ()) + _override_tensor(name, v)
         elif fld == "devices":
             opts[fld] = _devices(name, v)
-        elif fld in ("swa_full", "cpu_moe", "mlock"):
+        elif fld == "no_host":  # llama-bench: --no-host <0|1> (tools/llama-bench/llama-bench.cpp)
+            opts[fld] = bool(_int(name, v)) if bench else True
+        elif fld in ("swa_full", "cpu_moe", "mlock", "embedding"):
             opts[fld] = True
         elif fld in ("lora", "lora_scaled"):  # comma lists (parse_csv_row), repeatable
             opts[fld] = opts.get(fld, ()) + tuple(x for x in v.split(",") if x)
@@ -805,6 +813,16 @@ def _llama_reading(p: Parsed) -> Reading:
             _llama_model_url_load_offload(f, fld, v, opts, no_effect)
             if fld == "model_url":
                 model = PurePosixPath(v.split("?", 1)[0]).name
+        elif fld in ("fit_target_mib", "fit_min_ctx"):  # common/arg.cpp --fit-target: MiB per device, split by , and /
+            fit_args.append(f.written())
+            if fld == "fit_target_mib":
+                opts[fld] = tuple(_int(name, x) for x in re.split(r"[,/]+", v))
+            else:
+                opts[fld] = _int(name, v)
+        elif fld == "pooling":
+            if v not in ("none", "mean", "cls", "last", "rank"):  # common/arg.cpp --pooling
+                raise InputError(f"{p.program}: error while handling argument \"{name}\": invalid value")
+            opts[fld] = v
         elif fld == "rpc_nodes":
             rpc = len([s for s in v.split(",") if s.strip()])
         elif fld == "fit":
@@ -819,6 +837,9 @@ def _llama_reading(p: Parsed) -> Reading:
             raise NotModelledError(f"{fit_off} without both -ngl and -c: llama.cpp's defaults then apply unfitted "
                                    "(-ngl auto, the training context); give -ngl and -c, or drop --fit off")
         no_effect.append(fit_off)
+        for k in ("fit_target_mib", "fit_min_ctx"):  # --fit off: common_fit_params does not run (common/common.cpp)
+            opts.pop(k, None)
+        no_effect += fit_args
     if bench:
         opts["n_ctx"] = max(bench_ctx["n_prompt"]) + max(bench_ctx["n_gen"]) + max(bench_ctx["n_depth"])
         opts.setdefault("n_gpu_layers", "all")  # llama-bench's default -ngl -1: every layer

@@ -97,6 +97,9 @@ class LlamaOptions(CheckedOptions):
     # --device D1,D2 (llama.cpp names such as CUDA0,CUDA1, or none): the GPUs llama.cpp uses, in this order
     devices: tuple[str, ...] | None = None
     cpu_repack: bool = True  # llama.cpp's default; --no-repack turns it off
+    # --no-host: the CPU weights skip the GPU's pinned host buffer type (CUDA_Host ...) for the CPU's extra (repack)
+    # and plain ones (common/arg.cpp --no-host -> src/llama-model.cpp make_cpu_buft_list no_host, 4df29be)
+    no_host: bool = False
     # the host CPU: which weight types CPU_REPACK interleaves (llamacpp_backends.json repack_types)
     host_cpu: HostCPU = "x86_avx2"
     # --blas: the build has a BLAS backend (GGML_BLAS, on by default on macOS: Accelerate), which the scheduler
@@ -119,6 +122,17 @@ class LlamaOptions(CheckedOptions):
     # choice since llama.cpp PR #23861 (2026-06-01): one per slot (server_output_limits). Programs that
     # keep the library default (llama-cpp-python, llama-cli, builds before that PR) reserve n_batch rows.
     n_outputs_max: int | None = None
+    # --embedding (--rerank sets it too): the context keeps n_embd floats per output beside the logits
+    # (common/common.cpp cparams.embeddings -> src/llama-context.cpp output_reserve has_embd, 4df29be)
+    embedding: bool = False
+    # --pooling: with --embedding or a pooling other than none, llama-server reserves n_batch outputs, not one
+    # per slot (tools/server/server-context.cpp server_output_limits, 4df29be); None: the model's own
+    pooling: Literal["none", "mean", "cls", "last", "rank"] | None = None
+    # -fitt / --fit-target: MiB --fit leaves free per device, one value for all (common/arg.cpp, common.h
+    # fit_params_target, default 1024 each); vramcalc never leaves less than FIT_MARGIN_MIB (see _evaluate)
+    fit_target_mib: tuple[int, ...] = Field(default=(FIT_MARGIN_MIB,), min_length=1)
+    # -fitc / --fit-ctx: the smallest context --fit lowers -c 0 to (common/fit.cpp n_ctx_min, default 4096)
+    fit_min_ctx: int = Field(default=FIT_MIN_CTX, ge=0)
 
     # --no-op-offload: ops on weights in host memory run on the CPU, not copied to the first GPU
     # (src/llama-context.cpp cparams.op_offload -> ggml-backend.cpp ggml_backend_sched op_offload)
@@ -211,11 +225,13 @@ class LlamaOptions(CheckedOptions):
         """Logits rows the worst-case graph computes: llama-server's one per slot, others' n_batch."""
         if self.n_outputs_max:
             return self.n_outputs_max
+        if self.program == "llama-server" and (self.embedding or self.pooling not in (None, "none")):
+            return self.n_batch  # server_output_limits: { n_batch, 1 } in embedding mode
         return self.n_parallel if self.program == "llama-server" else self.n_batch
 
     @property
     def output_embeddings(self) -> bool:
-        return self.program == "ollama"  # NewContextParams sets embeddings on
+        return self.program == "ollama" or self.embedding  # NewContextParams sets embeddings on
 
     @property
     def fa(self) -> bool:
@@ -505,6 +521,14 @@ def _largest_ngl(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: li
     return best
 
 
+def _fit_margin_mib(opts: LlamaOptions, d: int, own: bool = False) -> int:
+    """-fitt's margin for device d (common/arg.cpp --fit-target: one value fills every device, a list sets
+    the first ones, the rest keep 1024); own=False: not below FIT_MARGIN_MIB (no false "fits")."""
+    t = opts.fit_target_mib
+    mib = t[0] if len(t) == 1 else (t[d] if d < len(t) else FIT_MARGIN_MIB)
+    return mib if own else max(mib, FIT_MARGIN_MIB)
+
+
 def _largest_ctx(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
                  ram: int | None, ref: str, limit: int | None = 0,
                  weights: dict[tuple[int, int], tuple[ModelBuffers, int, int]] | None = None) -> LlamaResult | None:
@@ -517,7 +541,7 @@ def _largest_ctx(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: li
     bisecting the last gap: it fits at the answer and not one step (256 cells) above."""
     n_ctx_train = spec.max_position_embeddings or 0
     top = n_ctx_train if limit == 0 else max(n_ctx_train * max(1, opts.n_parallel), opts.n_ctx or 0)
-    lo0 = FIT_MIN_CTX // 256 if limit == 0 else 1
+    lo0 = max(1, -(-opts.fit_min_ctx // 256)) if limit == 0 else 1  # not below -fitc, in 256-cell steps
     hi0 = max(lo0, top // 256)
     weights = {} if weights is None else weights  # the context changes, the weights' placement does not
 
@@ -626,6 +650,8 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     # a GPU with a pinned host buffer type takes the CPU weights before CPU_REPACK (make_cpu_buft_list)
     gpu_host = bool(gl) and not unified and rules_b.backends[backend].host_buffer
     gpu_host_type = gpu_host  # the host buffer type is in the CPU list in every build modelled (its place moved)
+    if opts.no_host:  # src/llama-model.cpp make_cpu_buft_list(no_host): no GPU host buffer type in the CPU list
+        gpu_host = gpu_host_type = False
     repack = opts.cpu_repack
     if not bld.has(12498):  # before PR #12498: CPU_AARCH64 first, beside a GPU too
         gpu_host = False
@@ -649,7 +675,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                            # --no-mmap beside a GPU with a host buffer type: the host weights whose op it runs are pinned
                            pinned_host=opts.no_mmap and gpu_host_type, override_picks_host=bld.has(14990),
                            get_rows_types=_get_rows_types(rules_b.backends[backend], bld.has(25962))
-                           if gpu_host_type else None)
+                           if gpu_host_type else None, override_repack=opts.no_host and bld.has(14990))
         if tensor_split:  # the meta device: every offloaded weight in segments by -ts (data/llamacpp_backends.json)
             mb = _segments(mb, splits)
         size = sum(tensor_bytes(ty, t.ne) for t, ty in tensors)
@@ -697,7 +723,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     ex_unc_host = sum(e.uncertainty_host_bytes for e in extras)
     devices = []
     for d, g in enumerate(gl):
-        avail = (g.usable_bytes or g.memory_bytes) - FIT_MARGIN_MIB * MIB
+        avail = (g.usable_bytes or g.memory_bytes) - _fit_margin_mib(opts, d) * MIB
         model_b = mb.gpu_bytes[d]
         ex_d = {k: ex_gpu[k][d] for k in kinds}
         total = model_b + kv_dev[d] + rs_dev[d] + comp.device[d] + sum(ex_d.values())
@@ -731,9 +757,14 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
             warnings.append(warning("llamacpp.host.ram_unknown", "host RAM not given (--ram): the host column is not "
                                     "checked; CPU weights are mmap'ed from the page cache "
                                     "(docs/llamacpp.md#host-memory)", fix="--ram"))
+    if gl and min(_fit_margin_mib(opts, d, own=True) for d in range(len(gl))) < FIT_MARGIN_MIB:
+        warnings.append(warning("llamacpp.fit.target_below_margin", f"-fitt {','.join(map(str, opts.fit_target_mib))}: "
+                                f"llama.cpp's --fit leaves that much free; vramcalc still leaves {FIT_MARGIN_MIB} MiB per "
+                                "GPU for what llama.cpp does not count, so its -ngl and context may be lower than "
+                                "llama.cpp's choice (which may then run out of memory)"))
     if gl:
         warnings.append(warning("llamacpp.compute.estimated", f"compute buffers are estimated ({comp.how}); "
-                                f"{FIT_MARGIN_MIB} MiB per GPU is left free for what llama.cpp does not count (CUDA "
+                                f"{max(_fit_margin_mib(opts, d) for d in range(len(gl)))} MiB per GPU is left free for what llama.cpp does not count (CUDA "
                                 "context, cuBLAS), as its --fit does"))
     if opts.rpc_nodes:
         warnings.append(warning("llamacpp.rpc.nodes", f"{opts.rpc_nodes} other machine(s) through llama.cpp's RPC "
@@ -991,6 +1022,8 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
         cmd.append("-nkvo")
     if not opts.cpu_repack:
         cmd.append("--no-repack")
+    if opts.no_host:
+        cmd.append("--no-host")
     if len(gl) > 1:
         cmd.append(f"-sm {opts.split_mode}")
         if opts.tensor_split:

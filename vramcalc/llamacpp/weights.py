@@ -93,7 +93,8 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
                   repack_types: frozenset[str] = frozenset(), gpu_host_buffer: bool = False,
                   device_overrides: list[tuple[str, int]] | None = None,
                   record: frozenset[str] = frozenset(), output_first: bool = True, pinned_host: bool = False,
-                  override_picks_host: bool = True, get_rows_types: frozenset[str] | None = None) -> ModelBuffers:
+                  override_picks_host: bool = True, get_rows_types: frozenset[str] | None = None,
+                  override_repack: bool = False) -> ModelBuffers:
     r"""tensors: (tensor, ggml type) in file order (gguf_mix.plan_gguf or a read header).
     splits: one weight per GPU (-ts, or free memory); None or [] for CPU only.
     With mmap the host model buffer is a window of the file (llama_model_loader::get_mapping_range:
@@ -116,7 +117,9 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
     token_embd's GET_ROWS only the get_rows_types (None: every type; data/llamacpp_backends.json get_rows_source), the
     others stay in the plain CPU buffer, and a tied output layer on the host then gets its own copy in the host buffer
     (its op is a matmul; TENSOR_DUPLICATED shares only a buffer type's context). override_picks_host: an -ot =CPU
-    override picks from that list too (PR #14990); before, the CPU buffer type itself."""
+    override picks from that list too (PR #14990); before, the CPU buffer type itself. override_repack: that list has
+    no host buffer type (--no-host), so an -ot =CPU override reaches the extra buffer types and is repacked as the
+    weights -ngl leaves on the CPU are (src/llama-model-loader.cpp create_tensor, select_weight_buft on buft_list_cpu)."""
     splits = list(splits or [])
     unit_dev = unit_devices(n_layer, ngl, splits, output_first)
     placed = [(re.compile(p), dev) for p, dev in (device_overrides or [])] + \
@@ -169,7 +172,8 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
             where[t.name] = dev
         if dev == CPU:
             cpu += size
-            if repack and not overridden and t.name != "token_embd.weight" and _repacked(ggml, t.ne, repack_types):
+            if repack and (not overridden or override_repack) and t.name != "token_embd.weight" and \
+                    _repacked(ggml, t.ne, repack_types):
                 repacked += size  # in the CPU_REPACK buffer
             else:  # in the mapped CPU buffer (or, without mmap, the pinned host buffer or the plain CPU one)
                 if pinned_host and t.name != "token_embd.weight" and (override_picks_host or not overridden):
