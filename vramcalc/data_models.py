@@ -916,6 +916,9 @@ class LlamaBuildChange(Fixed):
     # the PR changes no buffer, only a speed term (data/speed.json llamacpp_vulkan_eras): a build that cannot be
     # placed against it is not refused and counts as lacking it (LlamaBuild.unplaced names it)
     speed_only: bool = False
+    # the PR changes only what llama-server takes as conversations run (context checkpoints), never a start-up
+    # buffer: a build that cannot be placed against it counts as lacking it (the larger figure), as speed_only
+    growth_only: bool = False
 
 
 class LlamaBuildAnchor(Fixed):

@@ -94,6 +94,8 @@ CODES: dict[str, str] = {
     "llamacpp.split.tensor_needs_fa": "--split-mode tensor needs flash attention",
     "llamacpp.split.tensor_no_fit": "--fit does not run with --split-mode tensor",
     "llamacpp.host.ram_unknown": "host RAM not given: the host column is not checked",
+    "llamacpp.server.host_growth": "llama-server's context checkpoints and prompt cache can take more host RAM as "
+                                   "conversations run than the machine has left after start-up",
     "llamacpp.host.ram_unchecked": "host RAM not given, and the host column needs more than a machine is assumed "
                                    "to have (64 GiB): not a fit until --ram says so",
     "llamacpp.compute.estimated": "compute buffers are estimated; llama.cpp's --fit margin is left free",

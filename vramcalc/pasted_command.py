@@ -788,6 +788,10 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = bool(_int(name, v)) if bench else True
         elif fld in ("swa_full", "cpu_moe", "mlock", "embedding"):
             opts[fld] = True
+        elif fld == "n_ctx_checkpoints":  # <= 0: checkpoints off (server-context.cpp n_ctx_checkpoints > 0)
+            opts[fld] = max(0, _int(name, v))
+        elif fld == "cache_ram_mib":  # < 0: no size limit (server-context.cpp cache_ram_mib < 0)
+            opts[fld] = max(-1, _int(name, v))
         elif fld in ("lora", "lora_scaled"):  # comma lists (parse_csv_row), repeatable
             opts[fld] = opts.get(fld, ()) + tuple(x for x in v.split(",") if x)
         elif fld in ("model_draft", "mmproj", "type_k_draft", "type_v_draft"):
@@ -1103,7 +1107,7 @@ def _flag_line(q: Question) -> str:
              "flash_attn": "-fa", "n_batch": "-b", "n_ubatch": "-ub", "split_mode": "-sm", "main_gpu": "-mg",
              "n_cpu_moe": "--n-cpu-moe", "data_parallel_size": "--data-parallel-size", "model_draft": "-md",
              "n_gpu_layers_draft": "-ngld", "draft_max": "--draft-max", "type_k_draft": "-ctkd", "type_v_draft": "-ctvd",
-             "mmproj": "--mmproj"}
+             "mmproj": "--mmproj", "n_ctx_checkpoints": "-ctxcp", "cache_ram_mib": "-cram"}
     for k, v in o.items():
         if k in ("lora", "lora_scaled"):
             for item in v:

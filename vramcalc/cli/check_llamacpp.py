@@ -78,6 +78,11 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     lc.add_argument("--main-gpu", "-mg", type=bounded_int(MAX_GPUS - 1, "(a GPU index)", minimum=0), default=0,
                     help="the GPU used with --split-mode none")
     lc.add_argument("--swa-full", action="store_true")
+    lc.add_argument("--ctx-checkpoints", "--swa-checkpoints", "-ctxcp", dest="n_ctx_checkpoints",
+                    type=bounded_int(MAX_CONTEXT, "checkpoints", minimum=0), default=None,
+                    help="llama-server's context checkpoints per slot (default 32): host RAM as conversations run")
+    lc.add_argument("--cache-ram", "-cram", dest="cache_ram_mib", type=_cache_ram, default=None, metavar="MIB",
+                    help="llama-server's prompt cache limit in MiB (default 8192; -1: no limit, 0: off)")
     lc.add_argument("--cpu-moe", action="store_true")
     lc.add_argument("--n-cpu-moe", "-ncmoe", type=bounded_int(MAX_LAYER_FLAG, "layers", minimum=0), default=0,
                     help="keep the experts of the first N layers on the CPU (above the layer count: every layer)")
@@ -126,6 +131,13 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                     help="host RAM in GiB, to check the host's share (without it the verdict is about the GPUs only)")
 
 
+def _cache_ram(v: str) -> int:
+    n = int(v)
+    if n < -1:
+        raise argparse.ArgumentTypeError(f"{v}: -1 (no limit), 0 (off) or a size in MiB")
+    return n
+
+
 def gather(args: argparse.Namespace, source: ModelSource, system: System) -> LlamaReport:
     cpu = args.gpu.strip().lower() == "cpu"
     ftype = llama_ftype(args.quant)
@@ -133,7 +145,8 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> Lla
                    n_batch=args.batch_size, n_ubatch=args.ubatch, type_k=args.cache_type_k,
                    type_v=args.cache_type_v, flash_attn=args.flash_attn, n_gpu_layers=args.n_gpu_layers,
                    split_mode=args.split_mode, tensor_split=args.tensor_split, main_gpu=args.main_gpu,
-                   swa_full=args.swa_full, cpu_moe=args.cpu_moe, n_cpu_moe=args.n_cpu_moe,
+                   swa_full=args.swa_full, n_ctx_checkpoints=args.n_ctx_checkpoints,
+                   cache_ram_mib=args.cache_ram_mib, cpu_moe=args.cpu_moe, n_cpu_moe=args.n_cpu_moe,
                    no_kv_offload=args.no_kv_offload, backend=args.backend,
                    override_tensor=tuple(args.override_tensor), no_mmap=args.no_mmap, mlock=args.mlock,
                    devices=args.devices, host_cpu=args.host_cpu, program=args.program, blas=args.blas,
@@ -172,6 +185,11 @@ def print_report(report: LlamaReport) -> int:
           "total (system RAM on an integrated GPU) less llama.cpp's 1 GiB --fit margin)")
     for e in r.extras:
         print(_extra_line(e))
+    if r.checkpoint_bytes:  # llama-server's host RAM as conversations run (llamacpp/checkpoints.py)
+        print(f"as conversations run (not counted above): context checkpoints {r.checkpoint_bytes / 2**20:.1f} MiB "
+              f"each, up to {r.checkpoints_max_bytes / 2**30:.2f} GiB for all slots; prompt cache up to "
+              + ("no limit" if r.prompt_cache_max_bytes is None else "off" if not r.prompt_cache_max_bytes else
+                 f"{r.prompt_cache_max_bytes / 2**30:.2f} GiB"))
     print()
     width = max(len(d.device) for d in r.devices)
     for d in r.devices:

@@ -19,7 +19,8 @@ _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 class LlamaBuild:
     label: str  # the build the figures are for, as reported
     merged: frozenset[int]  # the PRs (of data/llamacpp_builds.json) the build holds
-    # speed_only PRs the build cannot be placed against: counted as lacking (not in merged), never refused
+    # speed_only / growth_only PRs the build cannot be placed against: counted as lacking (not in merged), never
+    # refused
     unplaced: frozenset[int] = frozenset()
 
     def has(self, pr: int) -> bool:
@@ -88,8 +89,9 @@ def resolve_build(build: str, unplaced_as_modelled: bool = False) -> LlamaBuild:
     PR when it predates them all (the rules before it are not modelled). unplaced_as_modelled (the replay of
     logs, benchmarks/llamacpp_dev.py): a PR the build cannot be placed against follows the modelled build's
     rule instead, named in the label; a build older than the oldest PR is still refused. A speed_only PR (a speed
-    term's era, data/speed.json llamacpp_vulkan_eras) the build cannot be placed against counts as lacking, with
-    or without unplaced_as_modelled (the slower, older figure), and is named in `unplaced`."""
+    term's era, data/speed.json llamacpp_vulkan_eras) or growth_only PR (llamacpp/checkpoints.py) the build cannot
+    be placed against counts as lacking, with or without unplaced_as_modelled (the slower, older or larger figure),
+    and is named in `unplaced`."""
     data = builds_data()
     b = build.strip().lower()
     everything = frozenset(c.pr for c in data.changes)
@@ -113,7 +115,7 @@ def resolve_build(build: str, unplaced_as_modelled: bool = False) -> LlamaBuild:
     if placed[oldest.pr] is False:
         raise NotModelledError(f"llama.cpp build {build}: older than PR #{oldest.pr} ({oldest.url}), the oldest "
                                "rule change modelled; the builds before it are not (data/llamacpp_builds.json)")
-    speed_unplaced = frozenset(c.pr for c in data.changes if c.speed_only and placed[c.pr] is None)
+    speed_unplaced = frozenset(c.pr for c in data.changes if (c.speed_only or c.growth_only) and placed[c.pr] is None)
     placed.update({pr: False for pr in speed_unplaced})
     unplaced = [c for c in data.changes if placed[c.pr] is None]
     soft = [c for c in unplaced if c.host_split_only and not unplaced_as_modelled]

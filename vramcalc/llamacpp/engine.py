@@ -35,6 +35,7 @@ from .extras import (LORA_SOURCE, MMPROJ_SOURCE, LlamaExtra, LoraAdapter, lora_b
 from .mmproj import mmproj_compute
 from .graphs import graph_variant
 from .builds import LlamaBuild, resolve_build
+from .checkpoints import checkpoint_bytes
 from .kv import LlamaCache, LlamaKVOptions, context_cells, layer_memory, llama_caches, output_buffer_bytes
 from .weights import CPU, EXPERT_TENSORS, HostCPU, ModelBuffers, model_buffers
 
@@ -85,6 +86,11 @@ class LlamaOptions(CheckedOptions):
     tensor_split: tuple[float, ...] | None = None
     main_gpu: int = Field(default=0, ge=0)
     swa_full: bool = False
+    # llama-server's host RAM as conversations run (llamacpp/checkpoints.py): -ctxcp, context checkpoints per slot
+    # (common/common.h n_ctx_checkpoints, 32 at 4df29be), and -cram, the prompt cache's limit in MiB (cache_ram_mib,
+    # 8192; -1: no limit, 0: off)
+    n_ctx_checkpoints: int = Field(default=32, ge=0)
+    cache_ram_mib: int = Field(default=8192, ge=-1)
     cpu_moe: bool = False
     # --n-cpu-moe N: the experts of the first N layers stay on the CPU (N above the layer count: every layer's)
     n_cpu_moe: int = Field(default=0, ge=0)
@@ -288,6 +294,12 @@ class LlamaResult(Result):
     host_compute_bytes: int = 0
     extras: list[LlamaExtra] = []  # LoRA adapters, the draft model, the projector: per device (extras.py)
     no_kv_offload: bool = False  # -nkvo: the KV cache in host memory, the attention on the CPU (spec_speed.py)
+    # llama-server only, host RAM taken after start-up as conversations run (llamacpp/checkpoints.py), not in the
+    # devices' totals: one context checkpoint of a slot at its full context; all slots' checkpoints at -ctxcp;
+    # the prompt cache's limit (None: -cram -1, no size limit)
+    checkpoint_bytes: int = 0
+    checkpoints_max_bytes: int = 0
+    prompt_cache_max_bytes: int | None = 0
     errors: list[Message]
     warnings: list[Message]
     command: str
@@ -776,6 +788,9 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
         warnings.append(warning("llamacpp.compute.pipeline_copies", f"layer split over {n_dev} GPUs with every "
                                 f"layer offloaded: llama.cpp keeps {comp.copies} copies of the compute buffers "
                                 "(pipeline parallelism, docs/llamacpp.md#pipeline-copies)"))
+    growth = _server_growth(spec, opts, bld, kvo, n_ctx_seq, streams, devices, unified)
+    if growth[3] is not None:
+        warnings.append(growth[3])
     fits = not errors and all(d.available_bytes < 0 or d.total_bytes + d.uncertainty_bytes <= d.available_bytes
                               for d in devices)
     cmd = _command(spec, opts, gl, ngl, n_ctx_req, model_ref, fa)
@@ -786,8 +801,60 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                        gpu_layers=mb.gpu_layers, n_gpu_layers=ngl, split_mode=opts.split_mode if n_dev > 1 else "none",
                        backend=backend_of(gl, opts) if gl else "cpu", n_cpu_moe=opts.n_cpu_moe, build=bld.label,
                        host_compute_bytes=comp.host, extras=extras, no_kv_offload=opts.no_kv_offload,
+                       checkpoint_bytes=growth[0], checkpoints_max_bytes=growth[1], prompt_cache_max_bytes=growth[2],
                        devices=devices, caches=caches, errors=errors, warnings=warnings,
                        command=cmd, trace=trace)
+
+
+# The size above which the checkpoints of all slots are worth a warning on a host whose RAM was not given
+CHECKPOINTS_WARN_GIB = 2
+
+
+def _server_growth(spec: ModelSpec, opts: LlamaOptions, bld: LlamaBuild, kvo: LlamaKVOptions, n_ctx_seq: int,
+                   streams: int, devices: list[LlamaDevice], unified: bool
+                   ) -> tuple[int, int, int | None, Message | None]:
+    """llama-server's host RAM after start-up (llamacpp/checkpoints.py): one checkpoint of a slot at its full
+    context, the checkpoints of all slots at -ctxcp, the prompt cache's limit (None: none), and a warning when
+    they would not fit in what the host (the shared pool on unified memory) has left after start-up."""
+    if opts.program != "llama-server":
+        return 0, 0, 0, None
+    # before PR #23981 a sliding-window checkpoint holds the window and the last ubatch (kv-cache state_write)
+    one = checkpoint_bytes(spec, kvo.type_k, kvo.type_v, n_ctx_seq, streams, opts.swa_full,
+                           swa_extra_cells=0 if bld.has(23981) else opts.n_ubatch) if opts.n_ctx_checkpoints else 0
+    slots = opts.n_parallel
+    ckpts = slots * opts.n_ctx_checkpoints * one
+    cache = opts.cache_ram_mib * 2**20 if opts.cache_ram_mib >= 0 else None
+    pool = next((d for d in devices if d.device == "host RAM"), None) if not unified else (devices[0] if devices else None)
+    mib = one / 2**20
+    what = (f"context checkpoints (up to -ctxcp {opts.n_ctx_checkpoints} per slot x {slots} slot(s) x {mib:.1f} MiB: "
+            f"{ckpts / 2**30:.2f} GiB)" if ckpts else "")
+    cram = ("its prompt cache (-cram -1: no size limit)" if cache is None else
+            f"its prompt cache (up to -cram {opts.cache_ram_mib} MiB)" if cache else "")
+    parts = " and ".join(p for p in (what, cram) if p)
+    if not parts:
+        return one, ckpts, cache, None
+    where = "the unified memory pool" if unified else "host RAM"
+    if pool is None or pool.available_bytes < 0:
+        if ckpts < CHECKPOINTS_WARN_GIB * 2**30:
+            return one, ckpts, cache, None
+        return one, ckpts, cache, warning(
+            "llamacpp.server.host_growth", f"as conversations run, llama-server's {parts} can take that much of {where} after "
+            "start-up, outside the figures above (give --ram to check it)",
+            fix="-ctxcp N (fewer checkpoints per slot) or -cram M", source="tools/server/server-context.cpp "
+            "create_checkpoint, server_prompt_cache (4df29be)")
+    left = pool.available_bytes - pool.total_bytes - pool.uncertainty_bytes
+    if cache is not None and ckpts + cache <= left:
+        return one, ckpts, cache, None
+    if cache is None:
+        fix = "-cram M (a size limit for the prompt cache)"
+    else:
+        n_fit = max(0, (left - cache) // (slots * one)) if one else opts.n_ctx_checkpoints
+        fix = " or ".join(f for f in ((f"-ctxcp {n_fit}" if n_fit < opts.n_ctx_checkpoints else ""),
+                                      ("a smaller -cram" if cache else "")) if f)
+    return one, ckpts, cache, warning(
+        "llamacpp.server.host_growth", f"as conversations run, llama-server's {parts} can take more {where} than "
+        f"the {max(0, left) / 2**30:.2f} GiB left after start-up", fix=fix,
+        source="tools/server/server-context.cpp create_checkpoint, server_prompt_cache (4df29be)")
 
 
 def lora_adapters(opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]]) -> list[LoraAdapter]:
@@ -1020,6 +1087,10 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
         cmd.append("--swa-full")
     if opts.no_kv_offload:
         cmd.append("-nkvo")
+    if opts.program == "llama-server" and opts.n_ctx_checkpoints != 32:  # common.h defaults at 4df29be
+        cmd.append(f"-ctxcp {opts.n_ctx_checkpoints}")
+    if opts.program == "llama-server" and opts.cache_ram_mib != 8192:
+        cmd.append(f"-cram {opts.cache_ram_mib}")
     if not opts.cpu_repack:
         cmd.append("--no-repack")
     if opts.no_host:
