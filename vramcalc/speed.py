@@ -119,8 +119,10 @@ def llamacpp_mmvq_extra_ms(reads: "WeightReads", engine: str, backend: str, toke
     and vec_dot_q3_K_q8_1_impl_mmvq unpack a scale per 16 weights and, for Q3_K, the high-bit mask), so the integer
     work per byte read is several times that of the other formats and the kernel is bound by it, not by memory.
     Fitted by tools/calibrate_speed.py on the calibrate rows holding those types (tests/data/throughput_cases.json,
-    the tk rows): llama.cpp PR #4766 (January 2024) and PR #28912 (build b10830, 2026), NVIDIA RTX 3090 and V100;
-    no build between them is known to change it (the PRs' tables show it on both), so it has no build era. Only a
+    the tk rows): llama.cpp PR #4766 (January 2024) and PR #28912 (build b10830, 2026), NVIDIA RTX 3090 and V100.
+    It has no build era: the held-out tables between them (PR #5434, b2110) are still short of the bandwidth, if
+    10-15% less than this share gives, and no PR is known to have closed the gap. It also varies by GPU (the
+    held-out P40 rows of PR #4766 are 24-31% slower than it gives), not modelled. Only a
     step of one token: a batch of 2-8 runs the same kernel with more work per byte (not modelled), from 9 on MMQ.
     Other backends (ROCm included) and the other types (Q6_K, the i-quants): not modelled."""
     m = speed_data().llamacpp_cuda_mmvq
