@@ -12,7 +12,13 @@ calibration rows hold both eras (their `llamacpp_build`), and llama.cpp on Vulka
 data/speed.json llamacpp_vulkan_eras (every era needs a calibrate row),
 so each engine:backend profile is one least-squares fit of relative error. A profile with fewer
 than 3 rows fits only its efficiency and takes the per-layer cost of its engine's fallback profile.
-Run: python tools/calibrate_speed.py
+Last, on the profiles just fitted, data/speed.json llamacpp_cuda_mmvq.relative_efficiency (the share of the
+bandwidth llama.cpp's CUDA mat-vec kernel reaches on Q2_K / Q3_K weights, vramcalc/speed.py
+llamacpp_mmvq_extra_ms): one least-squares fit of relative error on the calibrate llama.cpp CUDA rows of one
+token a step that hold those types.
+Run: python tools/calibrate_speed.py            (every constant)
+     python tools/calibrate_speed.py --mmvq-only (that share alone, every other constant as stored; and the
+                                                  profiles' median calibration errors it changes)
 """
 
 from __future__ import annotations
@@ -116,13 +122,61 @@ def main() -> None:
         cached.cache_clear()
     fit_eager(data)
     DATA.write_text(json.dumps(data, indent=1) + "\n")
+    _clear_caches()
+    if data.get("llamacpp_cuda_mmvq"):
+        fit_mmvq(data)
+    store_median_errors(data, list(groups))
+
+
+def _clear_caches() -> None:
+    from vramcalc import data_files
+
     for cached in (data_files._text, data_files.load, data_files.raw):
         cached.cache_clear()
-    for key in groups:  # each profile's median error on its calibrate rows (eager ones too), quoted by every estimate
+
+
+def fit_mmvq(data: dict) -> None:
+    """llamacpp_cuda_mmvq.relative_efficiency r: the step is the stored model's step without the term (r = 1) plus
+    x (1/r - 1), x the milliseconds the row's Q2_K / Q3_K bytes take at the profile's bandwidth; y = 1/r - 1 is the
+    least squares of the relative error over the calibrate rows holding those types."""
+    m = data["llamacpp_cuda_mmvq"]
+    m["relative_efficiency"] = 1.0
+    DATA.write_text(json.dumps(data, indent=1) + "\n")
+    _clear_caches()
+    prof = speed_data().profiles["llamacpp:cuda"]
+    num = den = 0.0
+    used = []
+    for c in load_cases():
+        if c["role"] != "calibrate" or c["engine"] != "llamacpp" or c["backend"] != "cuda" or c["batch"] != 1:
+            continue
+        slow = weight_reads(case_spec(c), c["quant"]).type_step_bytes(m["types"], 1)
+        if not slow:
+            continue
+        x = slow / c.get("tp", 1) / (c["bandwidth_gbs"] * 1e9 * prof.bandwidth_efficiency) * 1e3 / c["step_ms"]
+        num += x * (1 - predict_step_ms(c) / c["step_ms"])
+        den += x * x
+        used.append(c["id"])
+    assert used, "no calibrate row holds the llamacpp_cuda_mmvq types"
+    m["relative_efficiency"] = round(1 / (1 + num / den), 4)
+    m["calibrated_on"] = used
+    DATA.write_text(json.dumps(data, indent=1) + "\n")
+    _clear_caches()
+    print("llamacpp cuda mmvq", m["types"], "relative efficiency", m["relative_efficiency"], "on", used)
+
+
+def store_median_errors(data: dict, keys: list[str]) -> None:
+    """Each profile's median error on its calibrate rows (eager ones too), quoted by every estimate."""
+    for key in keys:
         errs = [abs(predict_step_ms(c) / c["step_ms"] - 1) for c in load_cases()
                 if c["role"] == "calibrate" and f"{c['engine']}:{c['backend']}" == key]
         data["profiles"][key]["median_abs_error"] = round(float(np.median(errs)), 4)
     DATA.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def mmvq_only() -> None:
+    data = json.loads(DATA.read_text())
+    fit_mmvq(data)
+    store_median_errors(data, ["llamacpp:cuda"])
 
 
 def fit_eager(data: dict) -> None:
@@ -147,4 +201,4 @@ def fit_eager(data: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    mmvq_only() if "--mmvq-only" in sys.argv else main()

@@ -360,6 +360,16 @@ class LlamacppStatePasses(Fixed):
     temporal: dict[str, int]  # SSM kind -> passes over the temporal state
 
 
+class LlamacppMmvq(Fixed):
+    """llama.cpp on CUDA, one token a step: ggml types whose mat-vec kernel (mul_mat_vec_q) falls short of the
+    memory bandwidth the profile's efficiency gives, and the share of it they reach (fitted)."""
+
+    source_note: str = Field(alias="_source")
+    types: list[str]  # ggml type names, upper case (Q2_K, Q3_K)
+    relative_efficiency: float  # of the profile's bandwidth efficiency, for the bytes of those types
+    calibrated_on: list[str]
+
+
 class VllmEager(Fixed):
     """vLLM --enforce-eager: the host launches every kernel of a decode step (vramcalc/eager.py)."""
 
@@ -375,6 +385,7 @@ class Speed(Fixed):
     llamacpp_cuda_graphs: LlamacppGraphs | None = None
     llamacpp_vulkan_eras: LlamacppVulkanEras | None = None
     llamacpp_state_passes: LlamacppStatePasses | None = None
+    llamacpp_cuda_mmvq: LlamacppMmvq | None = None
     profiles: dict[str, SpeedProfile]  # "<engine>:<backend>"
     fallbacks: dict[str, str]  # engine -> the profile used for a backend it has none for
     links: dict[str, Link]

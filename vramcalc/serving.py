@@ -55,7 +55,7 @@ from .engines import ENGINE_NAMES, Engine
 from .errors import NotModelledError
 from .gpus import GPU, gpu_row
 from .spec import ModelSpec
-from .speed import WeightReads, fixed_ms_per_layer, kv_read_bytes, speed_data
+from .speed import WeightReads, fixed_ms_per_layer, kv_read_bytes, llamacpp_mmvq_extra_ms, speed_data
 
 # llama-server's -b default: prompt tokens per batch (tools/server/README.md, llama.cpp b6000+)
 LLAMACPP_BATCH = 2048
@@ -256,6 +256,8 @@ def step_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, batch: int,
     bw = dep.gpu.memory_bandwidth_gbs * 1e9 * k.efficiency
     read = (reads.step_bytes(batch * query) + batch * kv_bytes(spec, context, dep.kv_dtype, dep.engine, query)) * layer_share
     terms = {"memory": read / dep.tp / bw * 1e3}
+    if extra := llamacpp_mmvq_extra_ms(reads, dep.engine, dep.backend, batch * query, bw):  # Q2_K / Q3_K mat-vec
+        terms["mmvq_low_bit"] = extra * layer_share / dep.tp
     rate = format_tflops(dep.gpu, dep.quant, engine=dep.engine, backend=dep.backend)
     if rate:
         # the attention runs at the 16-bit rate whatever the weights are (llama.cpp: ggml-cuda/fattn-mma-f16.cuh)

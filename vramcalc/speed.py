@@ -110,6 +110,28 @@ def fixed_ms_per_layer(prof: SpeedProfile, engine: str, backend: str, build: str
     return prof.fixed_ms_per_layer
 
 
+def llamacpp_mmvq_extra_ms(reads: "WeightReads", engine: str, backend: str, tokens: int, bw_bytes_s: float) -> float:
+    """Milliseconds a llama.cpp CUDA decode step of one token adds, over the roofline at the profile's bandwidth
+    `bw_bytes_s`, for its weights of the ggml types of data/speed.json llamacpp_cuda_mmvq (Q2_K, Q3_K): their
+    mat-vec kernel reaches only relative_efficiency of that bandwidth. ggml-cuda's mul_mat_vec_q dots one 32-bit
+    word of 2- or 3-bit quants per call for these types (ggml/src/ggml-cuda/vecdotq.cuh at 027ef876:
+    VDR_Q2_K_Q8_1_MMVQ and VDR_Q3_K_Q8_1_MMVQ 1, against 2 for Q4_0, Q4_K and Q5_K; vec_dot_q2_K_q8_1_impl_mmvq
+    and vec_dot_q3_K_q8_1_impl_mmvq unpack a scale per 16 weights and, for Q3_K, the high-bit mask), so the integer
+    work per byte read is several times that of the other formats and the kernel is bound by it, not by memory.
+    Fitted by tools/calibrate_speed.py on the calibrate rows holding those types (tests/data/throughput_cases.json,
+    the tk rows): llama.cpp PR #4766 (January 2024) and PR #28912 (build b10830, 2026), NVIDIA RTX 3090 and V100.
+    It has no build era: the held-out tables between them (PR #5434, b2110) are still short of the bandwidth, if
+    10-15% less than this share gives, and no PR is known to have closed the gap. It also varies by GPU (the
+    held-out P40 rows of PR #4766 are 24-31% slower than it gives), not modelled. Only a
+    step of one token: a batch of 2-8 runs the same kernel with more work per byte (not modelled), from 9 on MMQ.
+    Other backends (ROCm included) and the other types (Q6_K, the i-quants): not modelled."""
+    m = speed_data().llamacpp_cuda_mmvq
+    if m is None or engine != "llamacpp" or backend != "cuda" or tokens != 1 or m.relative_efficiency >= 1:
+        return 0.0
+    slow = reads.type_step_bytes(m.types, 1)
+    return slow / bw_bytes_s * (1 / m.relative_efficiency - 1) * 1e3
+
+
 class WeightReads(BaseModel):
     """What one forward step reads from the weights, for one whole model copy."""
 
@@ -123,12 +145,24 @@ class WeightReads(BaseModel):
     num_layers: int
     hidden_size: int
     eager_kernels: int = 0  # kernels one decode step launches without CUDA graphs, without TP (vramcalc/eager.py)
+    # a GGUF's bytes by ggml type (the weights read each step, and the routed experts): what the per-type mat-vec
+    # term of llama.cpp on CUDA reads (llamacpp_mmvq_extra_ms); empty for other checkpoints
+    dense_by_type: dict[str, int] = {}
+    expert_by_type: dict[str, int] = {}
+
+    def _touched(self, batch: int) -> float:
+        return 1 - (1 - self.experts_per_token / self.num_experts) ** batch if self.num_experts else 0.0
 
     def step_bytes(self, batch: int) -> float:
         if not self.expert_bytes or not self.num_experts:
             return float(self.dense_bytes)
-        touched = 1 - (1 - self.experts_per_token / self.num_experts) ** batch
-        return self.dense_bytes + self.expert_bytes * touched
+        return self.dense_bytes + self.expert_bytes * self._touched(batch)
+
+    def type_step_bytes(self, types: list[str], batch: int) -> float:
+        """The part of step_bytes(batch) stored in the ggml types `types`."""
+        dense = sum(self.dense_by_type.get(t, 0) for t in types)
+        experts = sum(self.expert_by_type.get(t, 0) for t in types)
+        return dense + experts * self._touched(batch)
 
 
 def reads_from_groups(spec: ModelSpec, by_group: dict[str, int]) -> WeightReads:
@@ -147,22 +181,31 @@ def reads_from_gguf(spec: ModelSpec, tensors: list[tuple[GGUFTensor, str]]) -> W
     """From a GGUF's (tensor, ggml type) list: token_embd counts only when there is no output.weight."""
     tied = not any(t.name == "output.weight" for t, _ in tensors)
     dense = experts = 0
+    dense_by: dict[str, int] = {}
+    expert_by: dict[str, int] = {}
     for t, ggml in tensors:
         size = tensor_bytes(ggml, t.ne)
+        key = ggml.upper()
         if _GGUF_EXPERTS.search(t.name):
             experts += size
+            expert_by[key] = expert_by.get(key, 0) + size
         elif t.name == "token_embd.weight":
             dense += size if tied else 0
+            if tied:
+                dense_by[key] = dense_by.get(key, 0) + size
         elif not t.name.startswith(("mm.", "v.", "mtp")):
             dense += size
-    return _reads(spec, dense, experts)
+            dense_by[key] = dense_by.get(key, 0) + size
+    return _reads(spec, dense, experts, dense_by, expert_by)
 
 
-def _reads(spec: ModelSpec, dense: int, experts: int) -> WeightReads:
+def _reads(spec: ModelSpec, dense: int, experts: int, dense_by: dict[str, int] | None = None,
+           expert_by: dict[str, int] | None = None) -> WeightReads:
     from .eager import step_kernels
 
     moe = [layer.mlp for layer in spec.layers if layer.mlp.num_experts]
-    return WeightReads(dense_bytes=dense, expert_bytes=experts,
+    return WeightReads(dense_bytes=dense, expert_bytes=experts, dense_by_type=dense_by or {},
+                       expert_by_type=expert_by or {},
                        num_experts=moe[0].num_experts if moe else 0,
                        experts_per_token=moe[0].experts_per_token if moe else 0,
                        active_params=count_params(spec).active, num_layers=spec.num_layers,
@@ -313,6 +356,8 @@ def step_terms(reads: WeightReads, kv_per_seq: int, batch: int, hw: Hardware) ->
         memory += total * hw.host_share / host_bw
     fixed = fixed_ms_per_layer(prof, hw.engine, hw.backend, hw.llamacpp_build, batch)
     terms = {"memory": memory * 1e3, "fixed": fixed * reads.num_layers}
+    if extra := llamacpp_mmvq_extra_ms(reads, hw.engine, hw.backend, batch, bw):
+        terms["mmvq_low_bit"] = extra * device_share / hw.tp
     if hw.tflops:
         compute = 2 * reads.active_params * batch / hw.tp / (hw.tflops * 1e12 * speed_data().decode_mfu)
         if compute > memory:

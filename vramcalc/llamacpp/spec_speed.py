@@ -102,7 +102,7 @@ def with_draft(est: ServingEstimate, spec: ModelSpec, gpu: GPU, dep: Deployment,
             f"{a:.2f}): {e:.2f} tokens per step of {draft_ms:.2f} ms drafting + {verify_ms:.2f} ms verifying; "
             f"{factor:.2f}x the decode speed without the draft")
     terms = {**est.terms_ms, "draft": round(draft_ms / e, 4), "verify": round(verify_ms / e, 4)}
-    for t in ("memory", "compute_over_memory", "fixed", "allreduce"):
+    for t in ("memory", "compute_over_memory", "mmvq_low_bit", "fixed", "allreduce"):
         terms.pop(t, None)
     held = spec_data().draft_token_overhead
     return est.model_copy(update={
