@@ -158,20 +158,41 @@ def test_eager_launch_cost_fitted_only_on_calibration_rows():
     assert fitted and all(roles[i] == "calibrate" for i in fitted)
 
 
-def test_eager_launch_cost_on_a_held_out_hybrid_pair():
-    """vLLM --enforce-eager on a hybrid Gated-DeltaNet 27B at TP=1 (RTX 5090, tests/data/vllm_eager_pairs.json,
-    held out of the fit): the kernels counted per layer at the fitted cost per launch give the measured step
-    difference between the eager and the CUDA-graph run."""
+def _eager_pairs() -> list[dict]:
     import json
     from pathlib import Path
 
+    return json.loads((Path(__file__).parent / "data" / "vllm_eager_pairs.json").read_text())["pairs"]
+
+
+@pytest.mark.parametrize("pair", _eager_pairs(), ids=lambda p: p["id"])
+def test_eager_launch_cost_on_held_out_pairs(pair):
+    """vLLM --enforce-eager against CUDA graphs on the same rig, held out of the fit (tests/data/vllm_eager_pairs.json):
+    a hybrid Gated-DeltaNet 27B at TP=1 on an RTX 5090, and a MoE at TP=4 on four 4090D (two all-reduces a layer,
+    each one launch). The kernels counted per layer at the fitted cost per launch give the measured difference
+    between the eager and the CUDA-graph step."""
     from vramcalc.eager import eager_ms
     from vramcalc.sources import load_model
 
-    pair = json.loads((Path(__file__).parent / "data" / "vllm_eager_pairs.json").read_text())["pairs"][0]
-    reads = weight_reads(load_model(pair["layout_model"]), "gptq")
-    measured_ms = 1e3 / pair["eager_tok_s"] - 1e3 / pair["graph_tok_s"]
+    reads = weight_reads(load_model(pair["layout_model"]), pair.get("quant", "gptq"))
+    if "eager_tok_s" in pair:
+        measured_ms = 1e3 / pair["eager_tok_s"] - 1e3 / pair["graph_tok_s"]
+    else:
+        measured_ms = pair["eager_tpot_ms"] - pair["graph_tpot_ms"]
     assert eager_ms(reads.eager_kernels, reads.num_layers, pair["tp"]) == pytest.approx(measured_ms, rel=0.25)
+
+
+def test_eager_pairs_split_by_the_rule_written_in_the_data():
+    """A published eager/graph pair is held out iff zlib.crc32 of its source URL is odd (vllm_eager_pairs.json
+    `_source`): the held-out pairs are odd, and the enforce_eager rows that carry the rule in `split` follow it."""
+    import zlib
+
+    url = lambda text: text.split()[0]  # noqa: E731
+    assert all(zlib.crc32(url(p["source"]).encode()) % 2 == 1 for p in _eager_pairs())
+    rows = [c for c in load_cases() if c.get("split", "").startswith("eager split")]
+    assert rows
+    for c in rows:
+        assert c["role"] == ("holdout" if zlib.crc32(url(c["source"]).encode()) % 2 else "calibrate"), c["id"]
 
 
 def test_eager_counts_more_kernels_for_a_gated_deltanet_layer_than_for_attention():

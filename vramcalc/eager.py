@@ -9,6 +9,11 @@ The kernels a step launches are counted per layer part from vLLM's model code (d
 layer, a MoE MLP more than a dense one, and TP adds one all-reduce after the attention and one after the MLP.
 `us_per_kernel` is fitted on the calibration pairs (tools/calibrate_speed.py). It is the host's cost, so it moves
 with the host CPU: the pairs behind it and its spread are in data/speed.json.
+
+The sum is an upper bound: launches are asynchronous to the host, so where the GPU's own step is the longer one
+(a 27B on a DGX Spark, data/speed.json vllm_eager `_source`) most of them hide behind it; that overlap is not
+modelled. Published pairs at TP=4 and on a hybrid model at TP=1 (tests/data/vllm_eager_pairs.json) show no cost
+per all-reduce or per Gated-DeltaNet (Triton) kernel beyond one launch each, so none is added.
 """
 
 from __future__ import annotations
