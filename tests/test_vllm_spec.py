@@ -190,10 +190,8 @@ def test_speed_up_against_published_runs():
             got, want = _speedup(case, run)
             errors[f"{case['id']}:k={run['speculative_config']['num_speculative_tokens']}"] = got / want - 1
     print("\nspeed-up error: " + ", ".join(f"{k} {v:+.0%}" for k, v in errors.items()))
-    chk = json.loads((DATA.parent.parent / "vramcalc" / "data" / "vllm_spec.json").read_text())["speedup_check"]
-    abs_err = sorted(abs(v) for v in errors.values())
-    assert chk["n"] == len(abs_err) and round(median(abs_err), 2) == chk["median"]
-    assert round(max(errors.values(), key=abs), 2) == chk["worst"]  # what the speed line prints
+    # these runs join the wider set whose figures the speed line prints (data/vllm_spec.json speedup_check,
+    # recomputed by tests/test_spec_speed_measurements.py)
     strix = [abs(v) for k, v in errors.items() if k.startswith("strix")]
     assert len(strix) == 4 and max(strix) <= 0.05
     assert 0.4 <= errors["vllm-38182-qwen36-35b-a3b-2x3090-mtp1:k=1"] <= 0.8

@@ -944,10 +944,20 @@ class SpecAcceptance(Fixed):
     url: str
 
 
+class SpecSpeedupSplit(Fixed):
+    n: int
+    median: float  # |speed-up error|
+    p90: float
+    worst: float  # signed
+
+
 class SpecSpeedupCheck(Fixed):
     n: int
     median: float
+    p90: float
     worst: float
+    fit: SpecSpeedupSplit
+    held_out: SpecSpeedupSplit
     source_note: str = Field(alias="_source")
 
 

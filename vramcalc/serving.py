@@ -445,8 +445,9 @@ def _acceptance_line(sd: SpecDecode) -> str:
     from .vllm.spec_decode import spec_rules
 
     chk = spec_rules().speedup_check
-    err = (f"; the speed-up against {chk.n} published runs: median error {chk.median:.0%}, worst "
-           f"{chk.worst:+.0%} (data/vllm_spec.json speedup_check)")
+    err = (f"; the speed-up against {chk.n} published runs: median error {chk.median:.0%}, p90 {chk.p90:.0%}, "
+           f"worst {chk.worst:+.0%}, held out ({chk.held_out.n}) median {chk.held_out.median:.0%}: it errs fast "
+           "(data/vllm_spec.json speedup_check)")
     if not sd.acceptance:
         return f"{sd.method}, k={sd.k}: {sd.acceptance_source}{err}"
     return (f"{sd.method}, k={sd.k}: per-position acceptance {', '.join(f'{a:.3f}' for a in sd.acceptance)} "
