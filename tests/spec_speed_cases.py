@@ -92,8 +92,27 @@ def vllm_predict(c: dict) -> dict[str, Any]:
     spec = vramcalc.check(c["model"], gpu, engine="vllm", speculative_config=sc, spec_acceptance=rate, **common).speed
     b, s = base.single_stream_tokens_per_s, spec.single_stream_tokens_per_s
     want = c["measured_spec_tok_s"] / c["measured_base_tok_s"]
+    per = spec.speculative_tokens_per_step
+    # one verify step (with its drafts) in plain steps, without the fitted overhead: one stream, so the step terms
+    # are the whole inter-token latency (vramcalc/serving.py _one_replica)
+    step = (sum(spec.terms_ms.values()) - spec.terms_ms.get("spec_overhead", 0.0)) * per / sum(base.terms_ms.values())
     return {"rate": rate, "base_tok_s": b, "spec_tok_s": s, "speedup": s / b, "measured_speedup": want,
-            "speedup_error": (s / b) / want - 1, "spec_error": s / c["measured_spec_tok_s"] - 1}
+            "speedup_error": (s / b) / want - 1, "spec_error": s / c["measured_spec_tok_s"] - 1,
+            "tokens_per_step": per, "step_without_overhead": step}
+
+
+def fit_verify_overhead() -> tuple[float, list[str]]:
+    """data/vllm_spec.json verify_overhead: the median, over the fit split's runs with a printed acceptance length,
+    of the measured verify step (acceptance length over the measured speed-up, in plain steps) less the modelled
+    one. The held-out runs are never read."""
+    shares, ids = [], []
+    for c in vllm_cases():
+        if c["split"] != "fit" or not c.get("acceptance_length"):
+            continue
+        r = vllm_predict(c)
+        shares.append(c["acceptance_length"] / r["measured_speedup"] - r["step_without_overhead"])
+        ids.append(c["id"])
+    return statistics.median(shares), ids
 
 
 def llamacpp_cases() -> list[dict]:

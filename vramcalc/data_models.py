@@ -961,6 +961,12 @@ class SpecSpeedupCheck(Fixed):
     source_note: str = Field(alias="_source")
 
 
+class SpecVerifyOverhead(Fixed):
+    plain_steps: float  # added to each verify step, in plain decode steps of the same deployment
+    fitted_on: list[str]
+    source_note: str = Field(alias="_source")
+
+
 class VllmSpec(Fixed):
     source_note: str = Field(alias="_source")
     methods: list[str]
@@ -977,6 +983,7 @@ class VllmSpec(Fixed):
     acceptance: dict[str, SpecAcceptance]
     acceptance_source: str = Field(alias="_acceptance")
     speedup_check: SpecSpeedupCheck
+    verify_overhead: SpecVerifyOverhead
 
 
 # --- vllm_features.json: LoRA, CPU offload, multimodal profiling, prefix caching -------------------
