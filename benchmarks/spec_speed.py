@@ -1,6 +1,7 @@
 """The speed estimate with speculative decoding against published measurements: each run's speed-up (tokens/s with
 the drafter over tokens/s without it) predicted and published, and the |error| median / p90 by split (held out by a
-hash of URL and case id, fixed before any comparison; nothing in the vLLM estimate is fitted on either split).
+hash of URL and case id, fixed before any comparison; vLLM's verify overhead, data/vllm_spec.json verify_overhead,
+is fitted on the fit split by tools/fit_spec_overhead.py).
 vLLM: tests/data/spec_speed_measurements.json and tests/data/vllm_spec_speedups.json; llama.cpp: the published runs
 of vramcalc/data/llamacpp_speculative.json (its draft-token overhead fitted on the fit run).
 
