@@ -181,22 +181,22 @@ def _speedup(case, run):
 
 
 def test_speed_up_against_published_runs():
-    """The estimate's speed-up at the default MTP acceptance against the published ones. The Strix Halo sweep
-    is matched within 5%; the 2x RTX 3090 run, where MTP made decode slower (a regression reported with high
-    variance), is over-predicted by about 60%: stated, not hidden (README)."""
+    """The estimate's speed-up at the default MTP acceptance against the published ones (no acceptance printed
+    there). With the fitted verify overhead (data/vllm_spec.json verify_overhead) the Strix Halo sweep is
+    under-predicted by 6-12% (it was within 3.5% without it, at an acceptance nobody printed); the 2x RTX 3090
+    run, where MTP made decode slower (a regression reported with high variance), is over-predicted by 36%:
+    stated, not hidden (README)."""
     errors = {}
     for case in SPEEDUPS:
         for run in case["with_spec"]:
             got, want = _speedup(case, run)
             errors[f"{case['id']}:k={run['speculative_config']['num_speculative_tokens']}"] = got / want - 1
     print("\nspeed-up error: " + ", ".join(f"{k} {v:+.0%}" for k, v in errors.items()))
-    chk = json.loads((DATA.parent.parent / "vramcalc" / "data" / "vllm_spec.json").read_text())["speedup_check"]
-    abs_err = sorted(abs(v) for v in errors.values())
-    assert chk["n"] == len(abs_err) and round(median(abs_err), 2) == chk["median"]
-    assert round(max(errors.values(), key=abs), 2) == chk["worst"]  # what the speed line prints
-    strix = [abs(v) for k, v in errors.items() if k.startswith("strix")]
-    assert len(strix) == 4 and max(strix) <= 0.05
-    assert 0.4 <= errors["vllm-38182-qwen36-35b-a3b-2x3090-mtp1:k=1"] <= 0.8
+    # these runs join the wider set whose figures the speed line prints (data/vllm_spec.json speedup_check,
+    # recomputed by tests/test_spec_speed_measurements.py)
+    strix = [v for k, v in errors.items() if k.startswith("strix")]
+    assert len(strix) == 4 and -0.13 <= min(strix) and max(strix) <= -0.05
+    assert 0.3 <= errors["vllm-38182-qwen36-35b-a3b-2x3090-mtp1:k=1"] <= 0.45
 
 
 @pytest.mark.parametrize("case", json.loads((DATA / "vllm_spec_logs.json").read_text())["weights"], ids=lambda c: c["id"])

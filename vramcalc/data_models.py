@@ -958,10 +958,26 @@ class SpecAcceptance(Fixed):
     url: str
 
 
+class SpecSpeedupSplit(Fixed):
+    n: int
+    median: float  # |speed-up error|
+    p90: float
+    worst: float  # signed
+
+
 class SpecSpeedupCheck(Fixed):
     n: int
     median: float
+    p90: float
     worst: float
+    fit: SpecSpeedupSplit
+    held_out: SpecSpeedupSplit
+    source_note: str = Field(alias="_source")
+
+
+class SpecVerifyOverhead(Fixed):
+    plain_steps: float  # added to each verify step, in plain decode steps of the same deployment
+    fitted_on: list[str]
     source_note: str = Field(alias="_source")
 
 
@@ -981,6 +997,7 @@ class VllmSpec(Fixed):
     acceptance: dict[str, SpecAcceptance]
     acceptance_source: str = Field(alias="_acceptance")
     speedup_check: SpecSpeedupCheck
+    verify_overhead: SpecVerifyOverhead
 
 
 # --- vllm_features.json: LoRA, CPU offload, multimodal profiling, prefix caching -------------------

@@ -399,12 +399,20 @@ def _speculative_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, run
     """Milliseconds per emitted token of one speculative step: the verify step over k + 1 tokens a sequence and
     k draft steps of the drafter (its layers, its LM head and its KV at the context; nothing on the GPU for
     ngram / suffix), divided by the tokens the step emits per sequence."""
+    from .vllm.spec_decode import spec_rules
+
     per = sd.tokens_per_step
     verify = step_terms(reads, spec, dep, running, context, k, query=sd.k + 1)
     terms = {f"verify_{t}": v / per for t, v in verify.items()}
     if sd.draft_reads is not None and sd.draft_spec is not None:
         draft = step_terms(sd.draft_reads, sd.draft_spec, dep, running, context, k)
         terms["draft"] = sd.k * sum(draft.values()) / per
+    # what a speculative step costs beyond the roofline of its reads (the rejection sampler, the drafter's input
+    # preparation and launches), a share of the plain step fitted on published runs (data/vllm_spec.json
+    # verify_overhead)
+    share = spec_rules().verify_overhead.plain_steps
+    if share and sd.draft_reads is not None:
+        terms["spec_overhead"] = share * sum(step_terms(reads, spec, dep, running, context, k).values()) / per
     return terms
 
 
@@ -447,8 +455,9 @@ def _acceptance_line(sd: SpecDecode) -> str:
     from .vllm.spec_decode import spec_rules
 
     chk = spec_rules().speedup_check
-    err = (f"; the speed-up against {chk.n} published runs: median error {chk.median:.0%}, worst "
-           f"{chk.worst:+.0%} (data/vllm_spec.json speedup_check)")
+    err = (f"; the speed-up against {chk.n} published runs: median error {chk.median:.0%}, p90 {chk.p90:.0%}, "
+           f"worst {chk.worst:+.0%}, held out ({chk.held_out.n}) median {chk.held_out.median:.0%} "
+           "(data/vllm_spec.json speedup_check)")
     if not sd.acceptance:
         return f"{sd.method}, k={sd.k}: {sd.acceptance_source}{err}"
     return (f"{sd.method}, k={sd.k}: per-position acceptance {', '.join(f'{a:.3f}' for a in sd.acceptance)} "
