@@ -100,9 +100,9 @@ def graph_estimates():
     for c in GRAPH_CASES:
         split = "held-out" if int(hashlib.sha256(c["url"].encode()).hexdigest(), 16) % 4 == 0 else "calib"
         moe, hybrid = c["kind"] == "moe", c["kind"] == "hybrid"
-        n = c.get("layers_per_rank")  # dense: per decoder layer and capture size where known (tools/fit_cudagraph.py)
-        sz, tp = c.get("piecewise_sizes", 51), c.get("tp", 1)
-        e, u = ((est.graphs_gib(moe, hybrid, n, sz, tp), upper.graphs_gib(moe, hybrid, n, sz, tp)) if n
+        n = c.get("layers_per_rank")  # dense: per piece graph and FULL graph where known (tools/fit_cudagraph.py)
+        sz, tp, nf = c.get("piecewise_sizes", 51), c.get("tp", 1), c.get("full_sizes", 0)
+        e, u = ((est.graphs_gib(moe, hybrid, n, sz, tp, nf), upper.graphs_gib(moe, hybrid, n, sz, tp, nf)) if n
                 else (est.of(moe, hybrid), upper.of(moe, hybrid)))
         err = abs(e - c["estimated_gib"]) / c["estimated_gib"]
         rows.setdefault(split, []).append((err, c["estimated_gib"] > u))

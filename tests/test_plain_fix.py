@@ -53,7 +53,7 @@ def test_seed_70b_awq_tp2_plain_form_gets_the_pasted_fix(capsys):
                 "--quant awq --gpu-memory-utilization 0.92",
         "vllm serve casperhansen/llama-3.3-70b-instruct-awq --tensor-parallel-size 2 --max-model-len 8192 "
         "--quantization awq --gpu-memory-utilization 0.92", "2x4090")
-    assert flags == "--max-num-seqs 128"  # as test_vllm_releases pins it for the pasted form
+    assert flags == "--max-model-len 5760 --max-num-seqs 32"  # as test_vllm_releases pins it for the pasted form
 
 
 def test_qwen3_8b_above_its_length_plain_form_and_api(capsys):

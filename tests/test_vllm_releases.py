@@ -123,8 +123,8 @@ def test_cuda_graph_terms_hold_on_every_logged_estimate():
     cases = json.loads((DATA / "vllm_cudagraph_estimates.json").read_text())["cases"]
     for c in cases:
         moe, hyb = c["kind"] == "moe", c["kind"] == "hybrid"
-        top = (upper.graphs_gib(moe, hyb, c["layers_per_rank"], c["piecewise_sizes"], c.get("tp", 1))
-               if c.get("layers_per_rank") else upper.of(moe, hyb))
+        top = (upper.graphs_gib(moe, hyb, c["layers_per_rank"], c["piecewise_sizes"], c.get("tp", 1),
+                                c.get("full_sizes", 0)) if c.get("layers_per_rank") else upper.of(moe, hyb))
         assert c["estimated_gib"] <= top, c["id"]
     # the hybrid kind is what pushes past the dense / MoE band (FULL decode graphs for the recurrent layers)
     assert max(c["estimated_gib"] for c in cases if c["kind"] == "hybrid") > upper.moe
@@ -158,9 +158,10 @@ def test_the_seeds_70b_awq_starts_on_0_19_1():
 
 
 def test_dense_graph_figures_are_the_calibration_fit():
-    """data/vllm.json's dense CUDA-graph figures per decoder layer and PIECEWISE capture size are
+    """data/vllm.json's dense CUDA-graph figures per PIECEWISE piece graph (layers + 1 per capture size) are
     tools/fit_cudagraph.py's fit on the calibration logs (median for the estimate, maximum for the verdict's upper
-    end, after the TP > 1 factor of the one TP 1 / TP 2 pair), rounded up, never below it."""
+    end, after the TP > 1 factor of the one TP 1 / TP 2 pair), rounded up, never below it; the FULL decode graphs
+    take vLLM v0.33.0's own floor per graph (vllm/v1/worker/gpu/cudagraph_utils.py _MIN_PER_GRAPH_BYTES, 1 MiB)."""
     import importlib.util
 
     from vramcalc.vllm.weights import vllm_rules
@@ -171,11 +172,12 @@ def test_dense_graph_figures_are_the_calibration_fit():
     dense = fit.fit()["dense"]
     est = vllm_rules().versions.by_version["0.33.0"].cudagraph_gib
     upper = vllm_rules().verdict_margin.cuda_graph_upper_gib
-    assert est is not None and est.dense_per_layer_size is not None and upper.dense_per_layer_size is not None
-    assert dense["n"] >= 3
-    assert dense["estimate"] <= est.dense_per_layer_size < dense["estimate"] + 1e-6
-    assert dense["upper"] <= upper.dense_per_layer_size < dense["upper"] + 1e-6
-    assert est.dense_tp_factor == upper.dense_tp_factor >= dense["tp_factor"] == 1.3  # Qwen2-7B: 0.65 / 0.50
+    assert est is not None and est.dense_per_piece_graph is not None and upper.dense_per_piece_graph is not None
+    assert dense["n"] >= 5
+    assert dense["estimate"] <= est.dense_per_piece_graph < dense["estimate"] + 1e-6
+    assert dense["upper"] <= upper.dense_per_piece_graph < dense["upper"] + 1e-6
+    assert est.dense_tp_factor == upper.dense_tp_factor == 1.3 and abs(dense["tp_factor"] - 1.3) < 1e-9  # 0.65 / 0.50
+    assert est.dense_per_full_graph == upper.dense_per_full_graph == dense["per_full_graph"] == 2**20 / 2**30
 
 
 def test_capture_sizes_follow_vllm_and_the_logs():
@@ -288,11 +290,14 @@ def test_margins_cover_the_held_out_errors_of_each_term():
 
 def test_the_seeds_70b_awq_tp2_on_0_33_is_refused_with_a_rechecked_fix():
     """At 0.33 the CUDA graphs are inside the budget. An 80-layer dense model at TP 2 capturing the default 51
-    PIECEWISE sizes is estimated at 0.000267 GiB per layer and size x1.3 (1.42 GiB per GPU; tools/fit_cudagraph.py),
-    which leaves 0.88 GiB of KV cache on 2x RTX 4090 against the 1.25 GiB one 8,192-token request needs: refused at
-    the estimate in vLLM's words, whatever the margin. It would take an estimate of 1.05 GiB (0.000199 per layer and
-    size, below every recorded dense log) to start. The offered fix re-checks as starting. The recorded start-up
-    failures stay refused (no false 'fits')."""
+    PIECEWISE sizes (81 piece graphs each) and 35 FULL graphs is estimated at 0.000258 GiB per piece graph x1.3 plus
+    1 MiB per FULL graph (1.42 GiB per GPU; tools/fit_cudagraph.py), which leaves 0.88 GiB of KV cache on 2x RTX 4090
+    against the 1.25 GiB one 8,192-token request needs: refused at the estimate in vLLM's words, whatever the margin.
+    It would take an estimate of 1.05 GiB to start; the one logged 80-layer model (Qwen2.5-72B at TP 4 on 4x L40S,
+    vllm_cudagraph_estimates.json agentic_eks_72b_tp4) printed 2.73 GiB, and every dense log's cost per piece graph
+    is above the 0.000189 that 1.05 GiB would take. The offered fix (shorter context and fewer sequences, sized at the
+    upper end of the graph term) re-checks as starting. The recorded start-up failures stay refused (no false
+    'fits')."""
     from vramcalc.pasted_command import check_command
 
     r = check_vllm(load("meta-llama/Llama-3.3-70B-Instruct"), find_gpu("rtx4090"),
@@ -305,10 +310,8 @@ def test_the_seeds_70b_awq_tp2_on_0_33_is_refused_with_a_rechecked_fix():
            "--quantization awq --gpu-memory-utilization 0.92")
     c = check_command(cmd, "2x4090")
     assert not c.fits and c.corrected_command and check_command(c.corrected_command, "2x4090").fits
-    # not one request fits, so fewer sequences cost nothing: 128 capture 35 PIECEWISE sizes (0.97 GiB of graphs)
-    # and the 8,192-token context stays as asked
-    assert c.corrected_command.endswith("--max-model-len 8192 --quantization awq --gpu-memory-utilization 0.92 "
-                                        "--max-num-seqs 128")
+    # sized at the graph term's upper end: 32 sequences capture 11 PIECEWISE and 7 FULL sizes, and 5,760 tokens fit
+    assert c.corrected_command.endswith("--gpu-memory-utilization 0.92 --max-model-len 5760 --max-num-seqs 32")
     for f in GRAPH_FAILURES:
         gpu = find_gpu(f["gpu"])
         if f.get("gpu_total_gib"):

@@ -4,18 +4,21 @@ tests/data/vllm_cudagraph_estimates.json and report both halves.
 The split is the file's own rule, fixed before any fitting: a log is held out when
 int(sha256(url), 16) % 4 == 0.
 
-- dense: GiB per decoder layer on the rank per PIECEWISE capture size, at TP 1, and one factor for TP > 1.
-  vLLM v0.33.0 compiles the model into one piece per decoder layer (PIECEWISE splits at every attention op,
-  vllm/config/compilation.py set_splitting_ops_for_v1) and records one CUDA graph per piece for every capture
-  size (vllm/compilation/backends.py wraps each piecewise submodule in vllm/compilation/cuda_graph.py
-  CUDAGraphWrapper), so the pool and the driver's graph
-  objects grow with layers x sizes. Its estimate (vllm/v1/worker/gpu/cudagraph_utils.py profile_cudagraph_memory,
-  the default Model Runner V2: every PIECEWISE size captured and measured, FULL decode graphs extrapolated as
-  first + (n - 1) x second, one graph object per size) is dominated by the PIECEWISE part; the sizes follow
-  vllm/config/vllm.py _set_cudagraph_sizes (vramcalc/vllm/engine.py cudagraph_capture_counts). The TP factor is
-  the largest ratio of a TP > 1 log to the TP 1 log of the same model, release and figure (the all-reduce is
-  captured in each piece); every TP > 1 log is divided by it. The estimate is the calibration median, the
-  verdict's upper end the calibration maximum.
+- dense: the form of vLLM v0.33.0's own estimate. Model Runner V2 (the default;
+  vllm/v1/worker/gpu/cudagraph_utils.py profile_cudagraph_memory) captures every PIECEWISE size and measures it,
+  and captures the two largest FULL decode sizes and extrapolates them as first + (n - 1) x max(second, 1 MiB)
+  (_extrapolate_full_graph_memory, _MIN_PER_GRAPH_BYTES: "driver overhead per graph"); the V1 runner of 0.19-0.2x
+  (vllm/v1/worker/gpu_model_runner.py profile_cudagraph_memory) extrapolates both modes that way. PIECEWISE splits
+  the model at every attention op (vllm/config/compilation.py set_splitting_ops_for_v1) and wraps each of the
+  layers + 1 pieces in a CUDAGraphWrapper (vllm/compilation/backends.py), so a PIECEWISE size records layers + 1
+  graphs; a FULL size records one. The estimate is therefore
+      sizes_PIECEWISE x (layers + 1) x g  (x the TP factor at TP > 1)  +  sizes_FULL x f
+  with f = 1 MiB, vLLM's own floor per FULL graph: the logs cannot tell f apart (every 0.19+ dense log captures
+  51 and 35), nor the first capture's pool (the form's intercept), so neither is fitted. g per log is
+  (logged - sizes_FULL x f) / (sizes_PIECEWISE x (layers + 1)); the TP factor is the largest ratio of a TP > 1 log
+  to the TP 1 log of the same model, release and figure (the all-reduce is captured in each piece), and every
+  TP > 1 log is divided by it. The estimate is the calibration median, the verdict's upper end the calibration
+  maximum. A leave-one-out pass over the dense logs (each predicted from the others' median) is printed too.
 - moe / hybrid: GiB per GPU (their logs mix per-layer costs with transients that do not follow the layer
   count, vllm-project/vllm#50780); median and maximum are printed next to data/vllm.json's figures.
 
@@ -37,9 +40,13 @@ def held_out(url: str) -> bool:
     return int(hashlib.sha256(url.encode()).hexdigest(), 16) % 4 == 0
 
 
-def _per_size(c: dict) -> float:
-    """A dense log's GiB per decoder layer per PIECEWISE capture size, at its own TP."""
-    return float(c["estimated_gib"]) / (c["layers_per_rank"] * c["piecewise_sizes"])
+FULL_GRAPH_GIB = 1 / 1024  # vLLM v0.33.0 cudagraph_utils.py _MIN_PER_GRAPH_BYTES (1 MiB) per FULL decode graph
+
+
+def _per_piece(c: dict) -> float:
+    """A dense log's GiB per PIECEWISE piece graph (layers + 1 per size), at its own TP."""
+    full = float(c.get("full_sizes", 0)) * FULL_GRAPH_GIB
+    return (float(c["estimated_gib"]) - full) / ((c["layers_per_rank"] + 1) * c["piecewise_sizes"])
 
 
 def _dense(rows: list[dict]) -> list[dict]:
@@ -48,10 +55,33 @@ def _dense(rows: list[dict]) -> list[dict]:
 
 def tp_factor(rows: list[dict]) -> float:
     """The largest TP > 1 / TP 1 ratio over dense logs of one model, release and figure (1.0 without a pair)."""
-    ratios = [_per_size(c) / _per_size(b) for c in _dense(rows) if c.get("tp", 1) > 1 for b in _dense(rows)
+    ratios = [_per_piece(c) / _per_piece(b) for c in _dense(rows) if c.get("tp", 1) > 1 for b in _dense(rows)
               if b.get("tp", 1) == 1 and (b["model"], b["vllm_version"], b["figure"]) ==
               (c["model"], c["vllm_version"], c["figure"])]
     return max(ratios, default=1.0)
+
+
+def _dense_fit(rows: list[dict]) -> dict[str, Any]:
+    f = tp_factor(rows)
+    xs = [_per_piece(c) / (f if c.get("tp", 1) > 1 else 1.0) for c in _dense(rows)]
+    return {"estimate": statistics.median(xs), "upper": max(xs), "n": len(xs), "tp_factor": f,
+            "per_full_graph": FULL_GRAPH_GIB, "unit": "per_piece_graph"}
+
+
+def _dense_gib(fit: dict[str, Any], key: str, c: dict) -> float:
+    tp = fit["tp_factor"] if c.get("tp", 1) > 1 else 1.0
+    return (fit[key] * (c["layers_per_rank"] + 1) * c["piecewise_sizes"] * tp
+            + fit["per_full_graph"] * c.get("full_sizes", 0))
+
+
+def leave_one_out() -> list[tuple[str, float, float]]:
+    """(id, logged, predicted) for every dense log, each predicted from the other dense logs' fit."""
+    dense = _dense(CASES)
+    out = []
+    for c in dense:
+        others = [b for b in dense if b is not c]
+        out.append((c["id"], float(c["estimated_gib"]), _dense_gib(_dense_fit(others), "estimate", c)))
+    return out
 
 
 def fit() -> dict[str, dict[str, Any]]:
@@ -62,11 +92,8 @@ def fit() -> dict[str, dict[str, Any]]:
     for kind in ("dense", "moe", "hybrid"):
         calib = [c for c in calib_all if c["kind"] == kind]
         if kind == "dense":
-            f = tp_factor(calib)
-            xs = [_per_size(c) / (f if c.get("tp", 1) > 1 else 1.0) for c in _dense(calib)]
-            if xs:
-                out[kind] = {"estimate": statistics.median(xs), "upper": max(xs), "n": len(xs), "tp_factor": f,
-                             "unit": "per_layer_per_piecewise_size"}
+            if _dense(calib):
+                out[kind] = _dense_fit(calib)
             continue
         xs = [c["estimated_gib"] for c in calib]
         if xs:
@@ -87,9 +114,10 @@ def main() -> int:
     for kind, f in fitted.items():
         tp = f"  TP>1 factor {f['tp_factor']:.3f}" if "tp_factor" in f else ""
         print(f"  {kind:6s} n={f['n']:.0f}  estimate {f['estimate']:.6f}  upper {f['upper']:.6f} GiB {f['unit']}{tp}")
-    print(f"data/vllm.json ({rules.default_version}): dense {est.dense_per_layer_size} / upper "
-          f"{upper.dense_per_layer_size} GiB per layer per PIECEWISE size (x{est.dense_tp_factor} at TP > 1); "
-          f"moe {est.moe} / {upper.moe}; hybrid {est.hybrid} / {upper.hybrid} GiB per GPU")
+    print(f"data/vllm.json ({rules.default_version}): dense {est.dense_per_piece_graph} / upper "
+          f"{upper.dense_per_piece_graph} GiB per PIECEWISE piece graph (x{est.dense_tp_factor} at TP > 1) + "
+          f"{est.dense_per_full_graph:.6f} per FULL graph; moe {est.moe} / {upper.moe}; hybrid {est.hybrid} / "
+          f"{upper.hybrid} GiB per GPU")
     for split in ("calib", "held-out"):
         rows = [c for c in CASES if held_out(c["url"]) == (split == "held-out")]
         errs, above = [], 0
@@ -99,8 +127,9 @@ def main() -> int:
             if c["kind"] == "dense" and not layers:
                 e, u = est.of(moe, hyb), upper.of(moe, hyb)  # model not known: the flat figure
             else:
-                n, tp = c.get("piecewise_sizes", 51), c.get("tp", 1)
-                e, u = est.graphs_gib(moe, hyb, layers or 0, n, tp), upper.graphs_gib(moe, hyb, layers or 0, n, tp)
+                n, tp, nf = c.get("piecewise_sizes", 51), c.get("tp", 1), c.get("full_sizes", 0)
+                e = est.graphs_gib(moe, hyb, layers or 0, n, tp, nf)
+                u = upper.graphs_gib(moe, hyb, layers or 0, n, tp, nf)
             err = abs(e - c["estimated_gib"]) / c["estimated_gib"]
             errs.append(err)
             above += c["estimated_gib"] > u
@@ -109,6 +138,12 @@ def main() -> int:
         if errs:
             print(f"  {split:8s} n={len(errs)} median error {statistics.median(errs):.0%} worst {max(errs):.0%}; "
                   f"above the upper end: {above}")
+    print("leave-one-out over the dense logs (each from the others' median and TP factor; not used for fitting):")
+    loo = leave_one_out()
+    for i, logged, pred in loo:
+        print(f"  {i:20s} logged {logged:.2f}  predicted {pred:.2f}  error {abs(pred - logged) / logged:.0%}")
+    errs = sorted(abs(p - g) / g for _, g, p in loo)
+    print(f"  n={len(errs)} median error {statistics.median(errs):.0%} worst {errs[-1]:.0%}")
     return 0
 
 

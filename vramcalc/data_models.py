@@ -481,21 +481,26 @@ class DenseMoe(Fixed):
     dense: float
     moe: float
     hybrid: float | None = None  # models with Mamba / linear-attention layers (FULL decode graphs); None: as moe/dense
-    # dense CUDA graphs, GiB per decoder layer on the rank per PIECEWISE capture size at TP 1, and the factor at
-    # TP > 1 (tools/fit_cudagraph.py); None: the flat `dense`
-    dense_per_layer_size: float | None = None
+    # dense CUDA graphs, GiB per PIECEWISE piece graph (layers on the rank + 1 per capture size) at TP 1, the factor
+    # at TP > 1, and GiB per FULL decode graph (tools/fit_cudagraph.py); None: the flat `dense`
+    dense_per_piece_graph: float | None = None
     dense_tp_factor: float = 1.0
+    dense_per_full_graph: float = 0.0
 
     def of(self, is_moe: bool, is_hybrid: bool) -> float:
         if is_hybrid and self.hybrid is not None:
             return self.hybrid
         return self.moe if is_moe else self.dense
 
-    def graphs_gib(self, is_moe: bool, is_hybrid: bool, layers: int, piecewise_sizes: int = 51, tp: int = 1) -> float:
-        """GiB per GPU for a rank holding `layers` decoder layers that captures `piecewise_sizes` PIECEWISE sizes
-        (51: vLLM 0.33.0's default at max_num_seqs 256, vramcalc/vllm/engine.py cudagraph_capture_counts)."""
-        if not is_moe and not (is_hybrid and self.hybrid is not None) and self.dense_per_layer_size is not None:
-            return self.dense_per_layer_size * layers * piecewise_sizes * (self.dense_tp_factor if tp > 1 else 1.0)
+    def graphs_gib(self, is_moe: bool, is_hybrid: bool, layers: int, piecewise_sizes: int = 51, tp: int = 1,
+                   full_sizes: int = 35) -> float:
+        """GiB per GPU for a rank holding `layers` decoder layers that captures `piecewise_sizes` PIECEWISE and
+        `full_sizes` FULL decode sizes (51 and 35: vLLM 0.33.0's defaults at max_num_seqs 256,
+        vramcalc/vllm/engine.py cudagraph_capture_counts). Dense: every PIECEWISE size records one graph per piece,
+        layers + 1 pieces split at the attention ops; every FULL size one graph (tools/fit_cudagraph.py)."""
+        if not is_moe and not (is_hybrid and self.hybrid is not None) and self.dense_per_piece_graph is not None:
+            pieces = self.dense_per_piece_graph * piecewise_sizes * (layers + 1)
+            return pieces * (self.dense_tp_factor if tp > 1 else 1.0) + self.dense_per_full_graph * full_sizes
         return self.of(is_moe, is_hybrid)
 
 

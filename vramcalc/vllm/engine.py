@@ -736,23 +736,24 @@ def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion, gpu:
     """(estimate, upper bound) of the CUDA-graph pool inside the budget: from 0.20 vLLM
     (vllm/v1/worker/gpu_worker.py determine_available_memory) subtracts it; 0 with --enforce-eager."""
     graphs = 0.0
-    # dense: per decoder layer on the rank's stage and per PIECEWISE capture size (each size records one graph per
-    # layer piece; tools/fit_cudagraph.py), x the TP factor at TP > 1
+    # dense: per piece graph (layers on the rank's stage + 1 per PIECEWISE capture size) x the TP factor at TP > 1,
+    # plus per FULL decode graph (tools/fit_cudagraph.py)
     layers = ceil(len(spec.layers) / opts.pp) if opts.pp_layer_partition is None else max(opts.pp_layer_partition)
     sm100 = (gpu.compute_capability or "").startswith("10.")
     try:
-        sizes = cudagraph_capture_counts(seqs, mnbt, sm100, query_len, opts.cudagraph_capture_sizes,
-                                         opts.max_cudagraph_capture_size, opts.performance_mode)[0]
+        sizes, full = cudagraph_capture_counts(seqs, mnbt, sm100, query_len, opts.cudagraph_capture_sizes,
+                                               opts.max_cudagraph_capture_size, opts.performance_mode)
     except ValueError:  # vLLM refuses the pair (_cudagraph_size_refusal); sized as given meanwhile
-        sizes = len({x for x in opts.cudagraph_capture_sizes or () if x <= mnbt})
+        given = {x for x in opts.cudagraph_capture_sizes or () if x <= mnbt}
+        sizes, full = len(given), len([x for x in given if query_len <= x <= query_len * seqs])
     if opts.enable_lora:  # each size is captured without and with LoRA (v0.33.0 vllm/v1/cudagraph_dispatcher.py
-        sizes *= 2        # _get_lora_cases: cudagraph_specialize_lora on by default, [0, max_loras + 1])
+        sizes, full = sizes * 2, full * 2  # _get_lora_cases: cudagraph_specialize_lora on by default)
     if prof.cudagraph_in_budget and not opts.enforce_eager:
         cg = prof.cudagraph_gib
         assert cg is not None, "data/vllm.json: a release with cudagraph_in_budget needs cudagraph_gib"
-        graphs = cg.graphs_gib(spec.is_moe, _hybrid(spec), layers, sizes, opts.tp) * GIB
+        graphs = cg.graphs_gib(spec.is_moe, _hybrid(spec), layers, sizes, opts.tp, full) * GIB
     cgu = vllm_rules().verdict_margin.cuda_graph_upper_gib
-    upper = max(graphs, cgu.graphs_gib(spec.is_moe, _hybrid(spec), layers, sizes, opts.tp) * GIB) if graphs else 0
+    upper = max(graphs, cgu.graphs_gib(spec.is_moe, _hybrid(spec), layers, sizes, opts.tp, full) * GIB) if graphs else 0
     return graphs, upper
 
 
