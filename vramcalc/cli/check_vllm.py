@@ -40,6 +40,8 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     v.add_argument("--block-size", type=bounded_int(MAX_BLOCK_SIZE, "tokens per block"), default=None)
     v.add_argument("--dtype", default=None, choices=DTYPES)
     v.add_argument("--enforce-eager", action="store_true")
+    v.add_argument("--no-rocm-fp8-padding", action="store_true",
+                   help="VLLM_ROCM_FP8_PADDING=0: on AMD GPUs, FP8 weights without vLLM's 256-byte row padding")
     v.add_argument("--moe-backend", choices=list(MXFP4_MOE_BACKENDS),
                    help="vLLM --moe-backend: the MXFP4 expert kernel, whose padded layout sets the weight size "
                         "(default: the one vLLM picks for the GPU)")
@@ -167,6 +169,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("cpu_offload_gb", "mm_ipc_gpu_memory_gb"):
         if getattr(args, name, 0):
             out[name] = getattr(args, name)
+    if getattr(args, "no_rocm_fp8_padding", False):
+        out["rocm_fp8_padding"] = False
     return out
 
 

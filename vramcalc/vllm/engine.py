@@ -36,7 +36,7 @@ from .result_types import Layout, ModelSummary
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
 from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mxfp4_moe_backend, pp_layer_split,
-                      vllm_rules, weights_per_rank)
+                      rocm_fp8_padding_per_rank, vllm_rules, weights_per_rank)
 from ..trace import TraceTerm, term
 
 GIB = 2**30
@@ -71,6 +71,9 @@ class VLLMOptions(CheckedOptions):
     # VLLM_ALLOW_LONG_MAX_MODEL_LEN=1: a --max-model-len above the model's derived length starts, with a warning
     # (vllm/config/model.py _get_and_verify_max_len); the KV cache is sized for the length given either way
     allow_long_max_model_len: bool = False
+    # VLLM_ROCM_FP8_PADDING (default 1): on ROCm, a pre-quantized FP8 checkpoint's linear weights are padded by
+    # 256 bytes a row (weights.py rocm_fp8_padding_per_rank); 0 (False) keeps them unpadded
+    rocm_fp8_padding: bool = True
     disable_custom_all_reduce: bool = False  # --disable-custom-all-reduce
     # --speculative-config as the JSON object vLLM takes (vramcalc/vllm/spec_decode.py parse_speculative_config)
     speculative_config: dict[str, Any] | None = None
@@ -474,7 +477,7 @@ def _from_files(opts: VLLMOptions, file_weight_bytes: int | None, spec: ModelSpe
 
 
 def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtype: str | None, mxfp4: str | None,
-                  gguf: bool, file_weight_bytes: int | None) -> list[tuple[RankWeights, int]]:
+                  gguf: bool, file_weight_bytes: int | None, rocm: bool = False) -> list[tuple[RankWeights, int]]:
     """Each rank's weights and their bytes in the budget: vLLM's linear layers sharded by TP
     (vllm/model_executor/layers/linear.py), VocabParallelEmbedding, get_pp_indices (vllm/distributed/utils.py),
     as modelled in weights.py; the file headers' bytes where they are exact."""
@@ -491,6 +494,11 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
             if mxfp4:  # plus what the MoE kernel's padded layout adds to the checkpoint's experts
                 w_bytes += w.bytes - weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
         out.append((w, w_bytes))
+    if rocm and opts.rocm_fp8_padding and not gguf:  # the checkpoint's own FP8 weights (an online --quantization
+        # fp8 quantizes at load without the padding: online/fp8.py)
+        pad = rocm_fp8_padding_per_rank(spec, opts.tp, opts.pp, scheme_from_config(spec.quantization_config, spec),
+                                        _moe(spec, opts), opts.pp_layer_partition)
+        out = [(w, b + pad[i]) for i, (w, b) in enumerate(out)]
     return out
 
 
@@ -991,7 +999,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         spec = spec.model_copy(update={"dtype": {"half": "float16"}.get(wdtype, wdtype)})
     mxfp4, mxfp4_msgs = _mxfp4_kernel(scheme, opts, gpu)
     warnings += mxfp4_msgs
-    weights = _weights_term(spec, opts, scheme, wdtype, mxfp4, gguf, file_weight_bytes)
+    weights = _weights_term(spec, opts, scheme, wdtype, mxfp4, gguf, file_weight_bytes, rocm=gpu.vendor == "amd")
     extras, feature_errors, feature_warnings = _feature_terms(spec, opts, version, scheme, wdtype, mxfp4, weights)
     warnings += feature_warnings
     if feature_errors:  # LoRAConfig refuses before anything is allocated

@@ -240,6 +240,35 @@ def _mxfp4_expert_dims(t: TensorSpec, spec: ModelSpec, out: int, inp: int, backe
     return out, inp, b.expert_bytes_factor if b.expert_bytes_factor is not None else 1.0
 
 
+def rocm_fp8_padding_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
+                              moe: MoEShards | None = None, partition: tuple[int, ...] | None = None) -> list[int]:
+    """Bytes vLLM on ROCm adds to a pre-quantized FP8 checkpoint's linear weights, per rank in weights_per_rank's
+    order: 256 bytes a row of each quantized linear weight whose rank-local row is a multiple of 512 bytes (one byte
+    an FP8 value), storage the padded parameter keeps (v0.33.0 vllm/model_executor/layers/quantization/utils/
+    fp8_utils.py _maybe_pad_fp8_weight, from process_fp8_weight_tensor_strategy and
+    process_fp8_weight_block_strategy; VLLM_ROCM_FP8_PADDING=0 turns it off). The fused experts' FP8 paths do
+    not pad; a channel-scaled or online-quantized FP8 weight is not padded either."""
+    scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
+    if scheme.method not in ("fp8_tensor", "fp8_block"):
+        return [0] * (tp * pp)
+    split = pp_layer_split(spec.num_layers, pp, partition)
+    starts = [sum(split[:i]) for i in range(pp)]
+    composite = spec.vision is not None
+    stage = [0] * pp
+    for t in inventory(spec):
+        m = re.match(r"model\.layers\.(\d+)\.", t.name)
+        if not m or t.group not in scheme.quantize_groups or t.group == "routed_experts":
+            continue  # embeddings, heads and towers are not quantized; experts are not padded
+        layer = spec.layers[int(m.group(1))]
+        rank_t = t.model_copy(update={"shape": _rank_shape(t, spec, tp, layer, moe)})
+        mats = _matrices(rank_t)
+        if not mats or _ignored(module_names(t, composite), scheme.ignore):
+            continue
+        st = max(i for i in range(pp) if starts[i] <= int(m.group(1)))
+        stage[st] += sum(c * o * 256 for c, o, i in mats if i % 512 == 0)
+    return [stage[st] for st in range(pp) for _ in range(tp)]
+
+
 def _round_up(x: int, m: int) -> int:
     return -(-x // m) * m
 
