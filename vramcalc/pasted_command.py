@@ -727,6 +727,24 @@ def _llama_model_url_load_offload(f: Flag, fld: str, v: str, opts: dict[str, Any
             raise InputError(f'error while handling argument "{f.name}": invalid value')
 
 
+# what llama-bench resets before common_fit_params (tools/llama-bench/llama-bench.cpp main, do_fit, 4df29be)
+BENCH_FIT_RESETS = ("n_gpu_layers", "tensor_split", "override_tensor", "n_cpu_moe")
+
+
+def _bench_fit(p: Parsed, bench_fit: dict[str, int], opts: dict[str, Any], no_effect: list[str]) -> None:
+    """llama-bench -fitt MiB / -fitc N (tools/llama-bench/llama-bench.cpp main at 4df29be): either one other than its
+    default 0 runs common_fit_params with a margin of -fitt MiB on every device (0 with -fitc alone), after setting
+    -ngl to the library default (-1), an all-zero tensor split and no tensor overrides (-ot and -ncmoe dropped), and
+    the context to -p + -n + -d, which --fit keeps as given (common/fit.cpp: only n_ctx 0 is lowered, so -fitc changes
+    nothing else): the layers --fit offloads are vramcalc's -ngl auto under that margin, as llama-server's --fit."""
+    for f in p.flags:
+        if f.entry.get("field") in BENCH_FIT_RESETS:
+            no_effect.append(f.written())
+    for k in BENCH_FIT_RESETS:
+        opts.pop(k, None)
+    opts["fit_target_mib"] = (bench_fit.get("fit_target_mib", 0),)
+
+
 def _llama_reading(p: Parsed) -> Reading:
     opts: dict[str, Any] = {}
     no_effect: list[str] = []
@@ -737,6 +755,7 @@ def _llama_reading(p: Parsed) -> Reading:
     bench_ctx = {"n_prompt": [512], "n_gen": [128], "n_depth": [0]}
     fit_off: str | None = None
     fit_args: list[str] = []
+    bench_fit: dict[str, int] = {}
     present = _present(p)
     for f in p.flags:
         if not _common(f, no_effect, warnings, present):
@@ -786,10 +805,28 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = _devices(name, v)
         elif fld == "no_host":  # llama-bench: --no-host <0|1> (tools/llama-bench/llama-bench.cpp)
             opts[fld] = bool(_int(name, v)) if bench else True
+        elif fld == "embedding" and bench:  # -embd <0|1> (tools/llama-bench/llama-bench.cpp: cparams.embeddings)
+            if _int(name, v):
+                opts[fld] = True
+            else:
+                no_effect.append(f.written())
         elif fld in ("swa_full", "cpu_moe", "mlock", "embedding"):
             opts[fld] = True
         elif fld in ("lora", "lora_scaled"):  # comma lists (parse_csv_row), repeatable
             opts[fld] = opts.get(fld, ()) + tuple(x for x in v.split(",") if x)
+        elif fld == "control_vectors":  # common/arg.cpp: comma lists (parse_csv_row), repeatable; -scaled FNAME:SCALE
+            items = tuple(x for x in v.split(",") if x)
+            if f.key == "--control-vector-scaled":
+                for item in items:
+                    parts = item.split(":")
+                    if len(parts) != 2:
+                        raise InputError(f'{p.program}: error while handling argument "{name}": control-vector-scaled '
+                                         "format: FNAME:SCALE")
+                    try:
+                        float(parts[1])
+                    except ValueError:
+                        raise InputError(f'{p.program}: error while handling argument "{name}": stof') from None
+            opts[fld] = opts.get(fld, ()) + items
         elif fld in ("model_draft", "mmproj", "type_k_draft", "type_v_draft"):
             opts[fld] = v
         elif fld == "n_gpu_layers_draft":
@@ -813,6 +850,14 @@ def _llama_reading(p: Parsed) -> Reading:
             _llama_model_url_load_offload(f, fld, v, opts, no_effect)
             if fld == "model_url":
                 model = PurePosixPath(v.split("?", 1)[0]).name
+        elif fld in ("fit_target_mib", "fit_min_ctx") and bench:  # -fitt MiB / -fitc N, default 0 each: off
+            n = _int(name, v)
+            if n < 0:
+                raise InputError(f"{p.program}: error: invalid parameter for argument: {name}")
+            if n:
+                bench_fit[fld] = n
+            else:
+                no_effect.append(f.written())
         elif fld in ("fit_target_mib", "fit_min_ctx"):  # common/arg.cpp --fit-target: MiB per device, split by , and /
             fit_args.append(f.written())
             if fld == "fit_target_mib":
@@ -840,10 +885,17 @@ def _llama_reading(p: Parsed) -> Reading:
         for k in ("fit_target_mib", "fit_min_ctx"):  # --fit off: common_fit_params does not run (common/common.cpp)
             opts.pop(k, None)
         no_effect += fit_args
+    if bench and bench_fit:
+        _bench_fit(p, bench_fit, opts, no_effect)
     if bench:
         opts["n_ctx"] = max(bench_ctx["n_prompt"]) + max(bench_ctx["n_gen"]) + max(bench_ctx["n_depth"])
-        opts.setdefault("n_gpu_layers", "all")  # llama-bench's default -ngl -1: every layer
+        if not bench_fit:
+            opts.setdefault("n_gpu_layers", "all")  # llama-bench's default -ngl -1: every layer
         opts["n_parallel"], opts["kv_unified"] = 1, True
+        if opts.get("embedding"):  # test_prompt decodes min(n_batch, tokens) per call, every one an output
+            rows = min(opts.get("n_batch", 2048), max(max(bench_ctx["n_prompt"]), max(bench_ctx["n_depth"])))
+            if rows > 1:
+                opts["n_outputs_run"] = rows
     elif p.program == "llama-cli":
         opts.setdefault("n_parallel", 1)
     if p.program in ("llama-cli", "llama-bench"):
@@ -1108,6 +1160,10 @@ def _flag_line(q: Question) -> str:
         if k in ("lora", "lora_scaled"):
             for item in v:
                 parts += [f"--{k.replace('_', '-')}", shlex.quote(item)]
+            continue
+        if k == "control_vectors":
+            for item in v:
+                parts += ["--control-vector", shlex.quote(item)]
             continue
         if k == "device_draft":
             parts += ["-devd", ",".join(v)]
