@@ -671,8 +671,9 @@ def test_embedding_pooling_rerank_and_the_remaining_presets_as_arg_cpp_sets_them
     assert vg.options["n_ctx"] is None and vg.no_effect == ["--port 8014", "--jinja"]
     # --spec-default: speculative.types += NGRAM_MOD (n_match 24, n_min 48, n_max 64): no draft model loaded
     _, sd = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192 --spec-default")
-    assert sd.options == read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192")[1].options
-    assert not sd.warnings and "--spec-type ngram-mod" in sd.no_effect
+    assert sd.options == {**read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192")[1].options,
+                          "spec_types": ("ngram-mod",), "spec_ngram_mod_n_max": 64}
+    assert not sd.warnings and sd.no_effect == ["--spec-ngram-mod-n-match 24", "--spec-ngram-mod-n-min 48"]
 
 
 def test_fit_target_and_fit_ctx_are_read_and_have_no_effect_with_fit_off():
@@ -772,3 +773,66 @@ def test_control_vector_tensors_sit_on_their_layers_devices_as_llama_adapter_cve
     assert main(r.vramcalc_command.split()[1:]) == 0
     assert "control vector a.gguf,b.gguf,c.gguf:0.5: 35 F32 tensors of 4096" in capsys.readouterr().out
     assert "--control-vector a.gguf --control-vector b.gguf --control-vector-scaled c.gguf:0.5" in r.result.command
+
+
+def test_spec_type_ngram_mod_reserves_the_drafted_rows_and_its_host_table():
+    """tools/server/server-context.cpp server_output_limits (4df29be): n_outputs_max = min(n_batch, n_parallel x
+    (1 + n_max)), n_max from common/speculative.cpp common_speculative_n_max (ngram-mod: --spec-ngram-mod-n-max,
+    common.h default 64); the worst-case graph computes that many logits rows (src/llama-context.cpp graph_reserve
+    with min(n_tokens, n_outputs_max) outputs: the allocator replay, checked on real buffers at one row per slot,
+    tests/data/llamacpp_server_runs.json, and at n_ubatch rows, tests/data/llamacpp_runs.json), and the output buffer
+    grows to them when drafts are verified (output_reserve: n_vocab floats a row). ngram-mod's table: 4M int32
+    entries (common_speculative_impl_ngram_mod). The draft types and the other ngram types stay not modelled."""
+    from vramcalc.sources.catalog import load
+
+    vocab = load("qwen3-8b").vocab_size
+    base = "llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192"
+    plain, mod = check_command(base, "4090"), check_command(f"{base} --spec-type ngram-mod", "4090")
+    assert mod.options["spec_types"] == ("ngram-mod",)
+    opts = LlamaOptions(n_ctx=8192, spec_types=("ngram-mod",))
+    assert (opts.n_parallel, opts.outputs_reserved) == (4, 4 * 65)  # -np auto: 4 slots
+    assert LlamaOptions(n_batch=128, spec_types=("ngram-mod",)).outputs_reserved == 128  # at most n_batch
+    assert LlamaOptions(n_parallel=2, spec_types=("ngram-mod",), spec_ngram_mod_n_max=16).outputs_reserved == 34
+    host, host0 = mod.result.devices[-1], plain.result.devices[-1]
+    assert (host.output_buffer_bytes, host0.output_buffer_bytes) == (vocab * 260 * 4, vocab * 4 * 4)
+    assert host.speculative_bytes == 4 * 1024 * 1024 * 4 and host0.speculative_bytes == 0
+    assert mod.result.devices[0].compute_buffer_bytes > plain.result.devices[0].compute_buffer_bytes + vocab * 4 * 100
+    n16 = check_command(f"{base} --spec-type ngram-mod --spec-ngram-mod-n-max 16", "4090").result.devices[-1]
+    assert n16.output_buffer_bytes == vocab * 4 * 17 * 4
+    with pytest.raises(InputError, match="ngram n-max must be between 0 and 1024 inclusive"):
+        read_command(f"{base} --spec-ngram-mod-n-max 2000")
+    assert main(mod.vramcalc_command.split()[1:] + ["--json"]) == 0
+    assert "--spec-type ngram-mod" in mod.result.command
+    # a list with a type vramcalc does not model warns for the whole flag; none alone changes nothing
+    (w,) = read_command(f"{base} --spec-type ngram-mod,draft-mtp")[1].warnings
+    assert w.code == "command.not_modelled" and w.text.startswith("--spec-type ngram-mod,draft-mtp")
+    assert read_command(f"{base} --spec-type none")[1].no_effect == ["--spec-type none"]
+    # the map types' n_max beside a --spec-type that is not modelled warns too; alone it changes nothing
+    assert read_command(f"{base} --spec-ngram-simple-size-m 10")[1].no_effect == ["--spec-ngram-simple-size-m 10"]
+    r = read_command(f"{base} --spec-type ngram-simple --spec-ngram-simple-size-m 10")[1]
+    assert [w.text.split(":")[0] for w in r.warnings] == ["--spec-type ngram-simple", "--spec-ngram-simple-size-m 10"]
+
+
+def test_draft_override_tensor_places_the_drafts_tensors_as_ot_places_the_targets():
+    """common/speculative.cpp common_base_params_to_speculative (4df29be): the draft loads with -otd's overrides
+    (parse_tensor_buffer_overrides, as -ot) and never the target's -ot. vramcalc places them with the -ot rules its
+    real logs check (tests/data/llamacpp_dev_gpus.json, llamacpp_dev_more.json): the draft's share is that of the
+    draft model checked alone with -ot, and an override (like -ot) turns pipeline parallelism off for its context
+    (src/llama-context.cpp: no tensor overrides)."""
+    from vramcalc.gguf_mix import plan_gguf
+    from vramcalc.gpus import find_gpu
+    from vramcalc.llamacpp.engine import check_llamacpp
+    from vramcalc.sources.catalog import load
+
+    base = "llama-server -m Qwen3-8B-Q4_K_M.gguf -c 4096 -np 1 -md Qwen3-0.6B-Q8_0.gguf"
+    draft = lambda c: next(e for e in check_command(c, "2x4090").result.extras if e.kind == "draft")  # noqa: E731
+    plain, moved = draft(base), draft(f"{base} -otd 'blk\\.[0-9]\\.=CUDA1'")
+    assert read_command(f"{base} -otd 'blk\\.[0-9]\\.=CUDA1'")[1].options["override_tensor_draft"] == (
+        "blk\\.[0-9]\\.=CUDA1",)
+    assert draft(f"{base} -ot 'blk\\.[0-9]\\.=CUDA1'").gpu_bytes == plain.gpu_bytes  # -ot is the target's alone
+    spec, g = load("qwen3-0.6b"), find_gpu("4090")
+    alone = check_llamacpp(spec, [g, g], LlamaOptions(n_ctx=4096, n_parallel=1, n_gpu_layers=99, n_outputs_max=1,
+                                                      override_tensor=("blk\\.[0-9]\\.=CUDA1",)),
+                           plan_gguf(spec, "Q8_0"), solve=False)
+    assert moved.gpu_bytes == [d.total_bytes for d in alone.devices[:2]]
+    assert moved.gpu_bytes[1] > plain.gpu_bytes[1] and moved.gpu_bytes[0] < plain.gpu_bytes[0]

@@ -477,6 +477,10 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
         if f.values and all(v in (f.entry.get("no_effect_values") or []) for v in f.values):
             no_effect.append(f.written())
             return False
+        modelled = f.entry.get("modelled_values") or []
+        items = [x for v in f.values for x in v.split(",")]
+        if modelled and items and all(x in modelled or x in (f.entry.get("no_effect_values") or []) for x in items):
+            return True  # a comma list of values each modelled or of no effect: read as a modelled flag
         keys = set(f.entry.get("no_effect_keys") or ())
         if keys and f.values and all(  # --override-kv KEY=TYPE:VALUE,... (common/arg.cpp parse_csv_row)
                 item.strip().partition("=")[0] in keys for v in f.values for item in v.split(",") if item.strip()):
@@ -799,7 +803,7 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = v
         elif fld == "tensor_split":
             opts[fld] = _tensor_split(name, v)
-        elif fld == "override_tensor":
+        elif fld in ("override_tensor", "override_tensor_draft"):
             opts[fld] = opts.get(fld, ()) + _override_tensor(name, v)
         elif fld == "devices":
             opts[fld] = _devices(name, v)
@@ -814,6 +818,16 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = True
         elif fld in ("lora", "lora_scaled"):  # comma lists (parse_csv_row), repeatable
             opts[fld] = opts.get(fld, ()) + tuple(x for x in v.split(",") if x)
+        elif fld == "spec_types":  # common/arg.cpp --spec-type: appends; a list holding none is none alone
+            items = v.split(",")
+            if "none" not in items:
+                opts[fld] = tuple(dict.fromkeys(opts.get(fld, ()) + tuple(items)))
+        elif fld == "spec_ngram_mod_n_max":
+            n = _int(name, v)
+            if not 0 <= n <= 1024:
+                raise InputError(f'{p.program}: error while handling argument "{name}": ngram n-max must be between '
+                                 "0 and 1024 inclusive")
+            opts[fld] = n
         elif fld == "control_vectors":  # common/arg.cpp: comma lists (parse_csv_row), repeatable; -scaled FNAME:SCALE
             items = tuple(x for x in v.split(",") if x)
             if f.key == "--control-vector-scaled":
@@ -1155,7 +1169,7 @@ def _flag_line(q: Question) -> str:
              "flash_attn": "-fa", "n_batch": "-b", "n_ubatch": "-ub", "split_mode": "-sm", "main_gpu": "-mg",
              "n_cpu_moe": "--n-cpu-moe", "data_parallel_size": "--data-parallel-size", "model_draft": "-md",
              "n_gpu_layers_draft": "-ngld", "draft_max": "--draft-max", "type_k_draft": "-ctkd", "type_v_draft": "-ctvd",
-             "mmproj": "--mmproj"}
+             "mmproj": "--mmproj", "spec_ngram_mod_n_max": "--spec-ngram-mod-n-max"}
     for k, v in o.items():
         if k in ("lora", "lora_scaled"):
             for item in v:
@@ -1164,6 +1178,13 @@ def _flag_line(q: Question) -> str:
         if k == "control_vectors":
             for item in v:
                 parts += ["--control-vector", shlex.quote(item)]
+            continue
+        if k == "override_tensor_draft":
+            for item in v:
+                parts += ["-otd", shlex.quote(item)]
+            continue
+        if k == "spec_types":
+            parts += ["--spec-type", ",".join(v)]
             continue
         if k == "device_draft":
             parts += ["-devd", ",".join(v)]

@@ -151,6 +151,9 @@ class LlamaOptions(CheckedOptions):
     # -md FNAME: the draft model (a GGUF here, or a file name naming a catalog model and file type: predicted);
     # -ngld (None: llama.cpp's default -1, every layer), -devd, -ctkd / -ctvd, --spec-draft-n-max (common.h: 3)
     model_draft: str | None = None
+    # -otd PATTERN=DEVICE,...: the draft's own tensor overrides; the target's -ot does not reach the draft
+    # (common/speculative.cpp common_base_params_to_speculative: tensor_buft_overrides = draft.tensor_buft_overrides)
+    override_tensor_draft: tuple[str, ...] = ()
     n_gpu_layers_draft: int | None = Field(default=None, ge=0)
     device_draft: tuple[str, ...] | None = None
     type_k_draft: str = "F16"
@@ -158,6 +161,13 @@ class LlamaOptions(CheckedOptions):
     draft_max: int = Field(default=3, ge=0, le=1024)
     # the share of drafted tokens the target accepts (None: data/llamacpp_speculative.json's default); speed only
     draft_acceptance: float | None = Field(default=None, ge=0.0, le=1.0)
+    # --spec-type (common/arg.cpp, 4df29be): the speculative types vramcalc models, those that load no draft: ngram-mod
+    # keeps one token table of 4M int32 entries in host memory (common/speculative.cpp common_speculative_impl_ngram_mod,
+    # common/ngram-mod.cpp), and any type makes llama-server reserve n_parallel x (1 + n_max) output rows (at most
+    # n_batch: tools/server/server-context.cpp server_output_limits, common_speculative_n_max); --spec-ngram-mod-n-max
+    # (common.h ngram_mod.n_max, default 64) is ngram-mod's n_max
+    spec_types: tuple[Literal["ngram-mod"], ...] = ()
+    spec_ngram_mod_n_max: int = Field(default=64, ge=0, le=1024)
     # --control-vector FNAME / --control-vector-scaled FNAME:SCALE (common/arg.cpp, 4df29be): the files' directions are
     # summed into one control vector, so any number of them makes the same buffers (CVEC_SOURCE)
     control_vectors: tuple[str, ...] = ()
@@ -197,7 +207,7 @@ class LlamaOptions(CheckedOptions):
             raise ValueError(f"expected one of {', '.join(allowed)}")
         return value
 
-    @field_validator("override_tensor")
+    @field_validator("override_tensor", "override_tensor_draft")
     @classmethod
     def _override(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
@@ -229,13 +239,29 @@ class LlamaOptions(CheckedOptions):
         return value
 
     @property
+    def spec_n_max(self) -> int:
+        """common/speculative.cpp common_speculative_n_max: the most tokens the speculative types draft a step."""
+        return max((self.spec_ngram_mod_n_max for t in self.spec_types if t == "ngram-mod"), default=0)
+
+    @property
     def outputs_reserved(self) -> int:
-        """Logits rows the worst-case graph computes: llama-server's one per slot, others' n_batch."""
+        """Logits rows the worst-case graph computes: llama-server's one per slot (1 + n_max with a speculative
+        type, at most n_batch: server_output_limits), others' n_batch."""
         if self.n_outputs_max:
             return self.n_outputs_max
         if self.program == "llama-server" and (self.embedding or self.pooling not in (None, "none")):
             return self.n_batch  # server_output_limits: { n_batch, 1 } in embedding mode
-        return self.n_parallel if self.program == "llama-server" else self.n_batch
+        if self.program == "llama-server":
+            return max(1, min(self.n_batch, self.n_parallel * (1 + self.spec_n_max)))
+        return self.n_batch
+
+    @property
+    def output_rows(self) -> int:
+        """Rows of the output buffer at its largest: the slots at start (output_reserve(n_seq_max)), more once a decode
+        asks for more outputs (llama_context::decode -> output_reserve(n_outputs_all)): llama-bench -embd's prompt
+        batches (n_outputs_run), llama-server's drafted tokens, 1 + n_max per slot, that it verifies in one batch."""
+        spec = self.outputs_reserved if self.program == "llama-server" and self.spec_n_max else 0
+        return max(self.n_parallel, self.n_outputs_run or 0, spec)
 
     @property
     def output_embeddings(self) -> bool:
@@ -264,6 +290,7 @@ class LlamaDevice(BaseModel):
     draft_bytes: int = 0
     mmproj_bytes: int = 0
     control_vector_bytes: int = 0  # --control-vector: one F32 n_embd tensor per layer 1..n_layer-1 (CVEC_SOURCE)
+    speculative_bytes: int = 0  # host only: the speculative types' own tables (--spec-type ngram-mod: NGRAM_MOD_SOURCE)
     total_bytes: int
     uncertainty_bytes: int = 0  # compute x UNCERTAINTY: the verdict checks total + this
     available_bytes: int  # after the fit margin; -1: not checked (host RAM not given)
@@ -717,7 +744,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                            offload_min_batch=rules_b.backends[backend].offload_min_batch
                            if gl and not opts.rpc_nodes and opts.op_offload else 0,
                            embd_input=bld.has(18898))  # PR #18898: the embeddings input in every graph
-    output = output_buffer_bytes(spec, max(opts.n_parallel, opts.n_outputs_run or 0), embeddings=opts.output_embeddings)
+    output = output_buffer_bytes(spec, opts.output_rows, embeddings=opts.output_embeddings)
     extras, ex_errors, ex_warnings = _extras(spec, gl, opts, mb, tensors, adapters, backend)
     if adapters and not comp.exact:
         ex_warnings.append(warning("llamacpp.lora.compute", "the LoRA matmuls' intermediates (b(a(x)) beside each "
@@ -725,7 +752,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                                    "only; this compute buffer is the phase formula's, without them"))
     errors += ex_errors
     warnings += ex_warnings
-    kinds = ("lora", "draft", "mmproj", "cvec")
+    kinds = ("lora", "draft", "mmproj", "cvec", "spec")
     ex_gpu = {k: [sum(e.gpu_bytes[d] for e in extras if e.kind == k) for d in range(n_dev)] for k in kinds}
     ex_host = {k: sum(e.host_bytes for e in extras if e.kind == k) for k in kinds}
     ex_unc = [sum(e.uncertainty_gpu_bytes[d] for e in extras if e.uncertainty_gpu_bytes) for d in range(n_dev)]
@@ -751,7 +778,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                                    recurrent_buffer_bytes=rs_dev[d], compute_buffer_bytes=comp.device[d],
                                    output_buffer_bytes=output if host_in_pool else 0,
                                    lora_buffer_bytes=ex_d["lora"], draft_bytes=ex_d["draft"], mmproj_bytes=ex_d["mmproj"],
-                                   control_vector_bytes=ex_d["cvec"],
+                                   control_vector_bytes=ex_d["cvec"], speculative_bytes=ex_d["spec"],
                                    total_bytes=total, uncertainty_bytes=unc, available_bytes=avail))
     host_model = 0 if unified else mb.cpu_bytes
     if not unified:
@@ -761,7 +788,8 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                                    recurrent_buffer_bytes=rs_host, compute_buffer_bytes=comp.host,
                                    output_buffer_bytes=output, lora_buffer_bytes=ex_host["lora"],
                                    draft_bytes=ex_host["draft"], mmproj_bytes=ex_host["mmproj"],
-                                   control_vector_bytes=ex_host["cvec"], total_bytes=host_total,
+                                   control_vector_bytes=ex_host["cvec"], speculative_bytes=ex_host["spec"],
+                                   total_bytes=host_total,
                                    uncertainty_bytes=int(comp.host * comp.margin) + ex_unc_host,
                                    available_bytes=ram_bytes if ram_bytes is not None else -1))
         if ram_bytes is None:
@@ -834,6 +862,12 @@ def _extras(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers
                                   source=LORA_SOURCE))
     if opts.control_vectors:
         out.append(_control_vector(spec, gl, opts, mb, warnings))
+    if "ngram-mod" in opts.spec_types:
+        out.append(LlamaExtra(kind="spec", ref="ngram-mod", gpu_bytes=[0] * n_dev, host_bytes=NGRAM_MOD_ENTRIES * 4,
+                              detail={"entries": NGRAM_MOD_ENTRIES, "n_max": opts.spec_ngram_mod_n_max},
+                              how="--spec-type ngram-mod: one table of 4M int32 token entries in host memory, whatever "
+                                  "the context; the drafted tokens' output rows are in the target's buffers",
+                              source=NGRAM_MOD_SOURCE))
     if opts.model_draft:
         out.append(_draft(spec, gl, opts, errors, warnings))
     if opts.mmproj:
@@ -841,6 +875,11 @@ def _extras(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers
     return out, errors, warnings
 
 
+# common/speculative.cpp common_speculative_impl_ngram_mod: mod(n_match, 4*1024*1024), entries of common_ngram_mod::entry_t
+# (int32_t, common/ngram-mod.h), resized once (common/ngram-mod.cpp); one instance for all slots (server-context.cpp
+# common_speculative_init(params, n_parallel)), at 4df29be
+NGRAM_MOD_ENTRIES = 4 * 1024 * 1024
+NGRAM_MOD_SOURCE = "common/speculative.cpp common_speculative_impl_ngram_mod, common/ngram-mod.cpp (4df29be)"
 CVEC_SOURCE = ("src/llama-adapter.cpp llama_adapter_cvec::init, src/llama-model.cpp llama_model::select_buft, "
                "common/common.cpp common_init_from_params (4df29be)")
 
@@ -906,10 +945,11 @@ def _draft(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, errors: list[Mess
     n_ctx = opts.n_ctx if opts.n_ctx_draft is None else (opts.n_ctx_draft or None)
     dopts = opts.model_copy(update={
         "n_ctx": n_ctx, "n_gpu_layers": MAX_LAYER_FLAG if opts.n_gpu_layers_draft is None else opts.n_gpu_layers_draft,
-        "devices": None, "main_gpu": 0, "override_tensor": (), "cpu_moe": False, "n_cpu_moe": 0,
+        "devices": None, "main_gpu": 0, "override_tensor": opts.override_tensor_draft, "override_tensor_draft": (),
+        "cpu_moe": False, "n_cpu_moe": 0,
         "type_k": opts.type_k_draft, "type_v": opts.type_v_draft, "n_outputs_max": opts.n_parallel,
         "lora": (), "lora_scaled": (), "lora_rank": None, "model_draft": None, "mmproj": None, "ftype": None,
-        "n_ctx_draft": None, "n_outputs_run": None, "control_vectors": ()})
+        "n_ctx_draft": None, "n_outputs_run": None, "control_vectors": (), "spec_types": ()})
     if not dgl:
         dopts = dopts.model_copy(update={"n_gpu_layers": 0})
     dr = check_llamacpp(dm.spec, dgl or None, dopts, list(dm.tensors), solve=False, limits=False,
@@ -1088,6 +1128,10 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
         cmd.append(f"--lora {item}")
     for item in opts.lora_scaled:
         cmd.append(f"--lora-scaled {item}")
+    if opts.spec_types:
+        cmd.append("--spec-type " + ",".join(opts.spec_types))
+        if opts.spec_ngram_mod_n_max != 64:
+            cmd.append(f"--spec-ngram-mod-n-max {opts.spec_ngram_mod_n_max}")
     for item in opts.control_vectors:  # FNAME:SCALE is --control-vector-scaled's form
         scaled = re.fullmatch(r".+:[-+0-9.eE]+", item) is not None
         cmd.append(f"--control-vector{'-scaled' if scaled else ''} {item}")
@@ -1103,6 +1147,8 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
             cmd.append(f"-ctkd {opts.type_k_draft.lower()}")
         if opts.type_v_draft.upper() != "F16":
             cmd.append(f"-ctvd {opts.type_v_draft.lower()}")
+        for p in opts.override_tensor_draft:
+            cmd.append(f"-otd '{p}'")
     if opts.mmproj:
         cmd.append(f"--mmproj {opts.mmproj}" + ("" if opts.mmproj_offload else " --no-mmproj-offload"))
     if gl:
