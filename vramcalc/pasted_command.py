@@ -819,9 +819,9 @@ def _llama_reading(p: Parsed) -> Reading:
         elif fld in ("lora", "lora_scaled"):  # comma lists (parse_csv_row), repeatable
             opts[fld] = opts.get(fld, ()) + tuple(x for x in v.split(",") if x)
         elif fld == "spec_types":  # common/arg.cpp --spec-type: appends; a list holding none is none alone
-            items = v.split(",")
-            if "none" not in items:
-                opts[fld] = tuple(dict.fromkeys(opts.get(fld, ()) + tuple(items)))
+            types = v.split(",")
+            if "none" not in types:
+                opts[fld] = tuple(dict.fromkeys(opts.get(fld, ()) + tuple(types)))
         elif fld == "spec_ngram_mod_n_max":
             n = _int(name, v)
             if not 0 <= n <= 1024:
@@ -829,9 +829,9 @@ def _llama_reading(p: Parsed) -> Reading:
                                  "0 and 1024 inclusive")
             opts[fld] = n
         elif fld == "control_vectors":  # common/arg.cpp: comma lists (parse_csv_row), repeatable; -scaled FNAME:SCALE
-            items = tuple(x for x in v.split(",") if x)
+            files = tuple(x for x in v.split(",") if x)
             if f.key == "--control-vector-scaled":
-                for item in items:
+                for item in files:
                     parts = item.split(":")
                     if len(parts) != 2:
                         raise InputError(f'{p.program}: error while handling argument "{name}": control-vector-scaled '
@@ -840,7 +840,7 @@ def _llama_reading(p: Parsed) -> Reading:
                         float(parts[1])
                     except ValueError:
                         raise InputError(f'{p.program}: error while handling argument "{name}": stof') from None
-            opts[fld] = opts.get(fld, ()) + items
+            opts[fld] = opts.get(fld, ()) + files
         elif fld in ("model_draft", "mmproj", "type_k_draft", "type_v_draft"):
             opts[fld] = v
         elif fld == "n_gpu_layers_draft":
