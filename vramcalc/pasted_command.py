@@ -908,8 +908,7 @@ def _llama_reading(p: Parsed) -> Reading:
         opts["n_parallel"], opts["kv_unified"] = 1, True
         if opts.get("embedding"):  # test_prompt decodes min(n_batch, tokens) per call, every one an output
             rows = min(opts.get("n_batch", 2048), max(max(bench_ctx["n_prompt"]), max(bench_ctx["n_depth"])))
-            if rows > 1:
-                opts["n_outputs_run"] = rows
+            opts["n_outputs_run"] = max(1, rows)  # a generation-only run decodes one token at a time
     elif p.program == "llama-cli":
         opts.setdefault("n_parallel", 1)
     if p.program in ("llama-cli", "llama-bench"):

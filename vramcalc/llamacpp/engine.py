@@ -259,9 +259,14 @@ class LlamaOptions(CheckedOptions):
     def output_rows(self) -> int:
         """Rows of the output buffer at its largest: the slots at start (output_reserve(n_seq_max)), more once a decode
         asks for more outputs (llama_context::decode -> output_reserve(n_outputs_all)): llama-bench -embd's prompt
-        batches (n_outputs_run), llama-server's drafted tokens, 1 + n_max per slot, that it verifies in one batch."""
-        spec = self.outputs_reserved if self.program == "llama-server" and self.spec_n_max else 0
-        return max(self.n_parallel, self.n_outputs_run or 0, spec)
+        batches (n_outputs_run), llama-server's drafted tokens, 1 + n_max per slot, that it verifies in one batch, and
+        llama-server --embedding's batches of up to n_batch prompt tokens, every one an output (cparams.embeddings:
+        decode's output_all, src/llama-batch.cpp llama_batch_allocr::init overriding the batch's flags)."""
+        server = self.program == "llama-server"
+        spec = min(self.n_batch, self.n_parallel * (1 + self.spec_n_max)) if server and self.spec_n_max else 0
+        # n_outputs_run, where the caller gives it (llama-bench -embd), is what the decodes ask for
+        embd = self.n_batch if server and self.embedding and self.n_outputs_run is None else 0
+        return max(self.n_parallel, self.n_outputs_run or 0, spec, embd)
 
     @property
     def output_embeddings(self) -> bool:
@@ -283,6 +288,8 @@ class LlamaDevice(BaseModel):
     kv_buffer_bytes: int
     recurrent_buffer_bytes: int
     compute_buffer_bytes: int  # estimated
+    # the output buffer at its largest: the size llama.cpp prints at start (n_seq_max rows), or the size a decode grows
+    # it to (LlamaOptions.output_rows: llama-bench -embd, llama-server --embedding, speculative drafts)
     output_buffer_bytes: int
     # what llama-server holds beside the model (extras.py): LoRA adapters' tensors, the draft model's buffers (weights,
     # KV, compute, output), the multimodal projector's weights and compute buffer
