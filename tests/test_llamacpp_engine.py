@@ -227,13 +227,16 @@ def test_embedding_mode_output_rows_and_buffer_follow_llama_cpp():
     assert LlamaOptions(n_batch=1024, n_parallel=4, pooling="mean").outputs_reserved == 1024
     assert LlamaOptions(n_batch=1024, n_parallel=4, pooling="none").outputs_reserved == 4
     # src/llama-context.cpp output_reserve: embd.size = n_embd_out * n_outputs_max beside logits.size, floats,
-    # first reserved with n_outputs_max = n_seq_max (the slots)
+    # first reserved with n_outputs_max = n_seq_max (the slots); with embeddings every token of a batch is an output
+    # (llama_context::decode output_all; src/llama-batch.cpp overrides the batch's flags), so a batch of n_batch
+    # prompt tokens grows it to n_batch rows (output_reserve(n_outputs_all))
     spec = load("llama-3.1-8b")
     base = check_llamacpp(spec, find_gpu("h100-sxm"), LlamaOptions(ftype="Q4_K_M", n_ctx=8192, n_parallel=4))
     emb = check_llamacpp(spec, find_gpu("h100-sxm"),
-                         LlamaOptions(ftype="Q4_K_M", n_ctx=8192, n_parallel=4, embedding=True))
+                         LlamaOptions(ftype="Q4_K_M", n_ctx=8192, n_parallel=4, n_batch=1024, embedding=True))
     out = lambda r: sum(d.output_buffer_bytes for d in r.devices)  # noqa: E731
-    assert out(emb) - out(base) == spec.hidden_size * 4 * 4
+    assert out(base) == spec.vocab_size * 4 * 4
+    assert out(emb) == (spec.vocab_size + spec.hidden_size) * 1024 * 4
     with pytest.raises(Exception, match="pooling"):
         LlamaOptions(pooling="max")
 

@@ -124,7 +124,7 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
 @pytest.mark.parametrize("command,flag", [
     ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --max-num-seqs 64 --specialize-active-lora",
      "--specialize-active-lora"),
-    ("llama-server -m Qwen3-8B-Q4_K_M.gguf --control-vector cv.gguf", "--control-vector"),
+    ("llama-server -m Qwen3-8B-Q4_K_M.gguf -mmu cv.gguf", "-mmu"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --spec-type draft-mtp", "--spec-type"),
     ("VLLM_USE_SIMPLE_KV_OFFLOAD=1 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_USE_SIMPLE_KV_OFFLOAD"),
 ])
@@ -156,7 +156,7 @@ def test_every_not_modelled_flag_warns_by_name(engine):
                             if engine == "llamacpp" else llamacpp_table()["llama_bench"] if engine == "llama_bench"
                             else []) for n in o["names"]}
     names = [n for n, c in flag_classes()[engine].items() if c["class"] == "not_modelled"]
-    assert names
+    assert names or engine == "llama_bench"  # every flag of llama-bench's table is modelled or has no effect
     for name in names:
         entry = flag_classes()[engine][name]
         if engine == "vllm_env":
@@ -672,8 +672,9 @@ def test_embedding_pooling_rerank_and_the_remaining_presets_as_arg_cpp_sets_them
     assert vg.options["n_ctx"] is None and vg.no_effect == ["--port 8014", "--jinja"]
     # --spec-default: speculative.types += NGRAM_MOD (n_match 24, n_min 48, n_max 64): no draft model loaded
     _, sd = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192 --spec-default")
-    assert sd.options == read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192")[1].options
-    assert not sd.warnings and "--spec-type ngram-mod" in sd.no_effect
+    assert sd.options == {**read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192")[1].options,
+                          "spec_types": ("ngram-mod",), "spec_ngram_mod_n_max": 64}
+    assert not sd.warnings and sd.no_effect == ["--spec-ngram-mod-n-match 24", "--spec-ngram-mod-n-min 48"]
 
 
 def test_fit_target_and_fit_ctx_are_read_and_have_no_effect_with_fit_off():
@@ -703,3 +704,136 @@ def test_override_kv_of_tokenizer_flags_has_no_effect_and_of_shapes_warns():
                "tokenizer.ggml.model=str:none"):
         (w,) = read_command(f"llama-server -m Qwen3-8B-Q4_K_M.gguf --override-kv {kv}")[1].warnings
         assert w.code == "command.not_modelled"
+
+
+def test_llama_bench_embd_keeps_embeddings_and_every_prompt_token_as_an_output():
+    """tools/llama-bench/llama-bench.cpp (4df29be): -embd 1 sets cparams.embeddings as llama-server's --embedding does;
+    test_prompt decodes llama_batch_get_one chunks of min(-b, -p) tokens with batch.logits unset, and an embeddings
+    context outputs every token (src/llama-context.cpp llama_context::decode output_all), so output_reserve grows the
+    host output buffer to (n_vocab + n_embd) floats x that many rows (output_reserve: logits.size + embd.size)."""
+    from vramcalc.sources.catalog import load
+
+    spec = load("qwen3-8b")
+    _, r = read_command("llama-bench -m Qwen3-8B-Q4_K_M.gguf -embd 1")
+    assert r.options["embedding"] is True and r.options["n_outputs_run"] == 512  # -p 512, -b 2048
+    assert read_command("llama-bench -m Qwen3-8B-Q4_K_M.gguf -embd 1 -p 4096 -b 1024")[1].options["n_outputs_run"] == 1024
+    assert read_command("llama-bench -m Qwen3-8B-Q4_K_M.gguf -embd 0")[1].no_effect == ["-embd 0"]
+    host = lambda c: check_command(c, "4090").result.devices[-1]  # noqa: E731
+    emb, base = host("llama-bench -m Qwen3-8B-Q4_K_M.gguf -embd 1"), host("llama-bench -m Qwen3-8B-Q4_K_M.gguf")
+    assert emb.device == base.device == "host RAM"
+    assert emb.output_buffer_bytes == (spec.vocab_size + spec.hidden_size) * 512 * 4
+    assert base.output_buffer_bytes == spec.vocab_size * 1 * 4  # one logits row: the last token of each batch
+
+
+def test_llama_bench_fit_target_runs_fit_with_ngl_split_and_overrides_reset():
+    """tools/llama-bench/llama-bench.cpp main (4df29be): a -fitt or -fitc other than 0 runs common_fit_params with
+    -fitt MiB on every device, after resetting -ngl to the default, the tensor split to zeros and the overrides
+    (-ot, -ncmoe) to none; the context -p + -n + -d is kept. That is llama-server's --fit with -ngl auto and that
+    margin on the same context: the same check."""
+    cmd = "llama-bench -m Qwen3-32B-Q4_K_M.gguf -p 512 -n 128 -fitt 2048 -ngl 99 -ts 1 -ot exps=CPU"
+    _, r = read_command(cmd)
+    assert r.options["fit_target_mib"] == (2048,) and "n_gpu_layers" not in r.options and "tensor_split" not in r.options
+    assert r.no_effect == ["-ngl 99", "-ts 1", "-ot exps=CPU"]
+    bench = check_command(cmd, "rtx4070").result
+    same = vramcalc.check("qwen3-32b", "rtx4070", engine="llamacpp", quant="gguf:Q4_K_M", n_ctx=640, n_parallel=1,
+                          program="llama-bench", fit_target_mib=(2048,))
+    assert 0 < bench.n_gpu_layers < 65 and bench.n_gpu_layers == same.n_gpu_layers
+    gpu, card = bench.devices[0], vramcalc.gpus.find_gpu("rtx4070")
+    assert gpu.available_bytes == same.devices[0].available_bytes == (card.usable_bytes or card.memory_bytes) - 2048 * 2**20
+    assert [d.total_bytes for d in bench.devices] == [d.total_bytes for d in same.devices]
+    # -fitc alone: fit with a 0 MiB margin, which vramcalc raises to its 1024 MiB and says so
+    alone = check_command("llama-bench -m Qwen3-32B-Q4_K_M.gguf -fitc 4096", "rtx4070").result
+    assert alone.n_gpu_layers < 65 and "llamacpp.fit.target_below_margin" in [w.code for w in alone.warnings]
+    assert read_command("llama-bench -m Qwen3-8B-Q4_K_M.gguf -fitt 0 -fitc 0")[1].options["n_gpu_layers"] == "all"
+
+
+def test_control_vector_tensors_sit_on_their_layers_devices_as_llama_adapter_cvec_makes_them(capsys):
+    """src/llama-adapter.cpp llama_adapter_cvec::init (4df29be): one F32 tensor of n_embd for each layer 1 .. n_layer-1,
+    in select_buft(il), the layer's GPU or, for a CPU layer, the GPU's host buffer type (src/llama-model.cpp
+    load_tensors: layer il is on the CPU below i_gpu_start = n_layer + 1 - ngl); the files are summed into one vector
+    (common/common.cpp common_control_vector_load), so three files make the same buffers as one. Nothing prints this
+    buffer: the oracle is the count the pinned source makes, here written out for Qwen3-8B (36 layers, n_embd 4096:
+    16 KiB per tensor, already a multiple of the 128-byte CUDA and 32-byte CPU alignments)."""
+    base = "llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192"
+    one = 4096 * 4
+    r = check_command(f"{base} --control-vector a.gguf,b.gguf --control-vector-scaled c.gguf:0.5", "4090")
+    assert r.options["control_vectors"] == ("a.gguf", "b.gguf", "c.gguf:0.5")
+    gpu, host = r.result.devices
+    assert (gpu.control_vector_bytes, host.control_vector_bytes) == (35 * one, 0)
+    plain = check_command(base, "4090").result.devices[0]
+    assert gpu.total_bytes - plain.total_bytes == 35 * one  # the compute buffer is the same (its adds run in place)
+    # -ngl 20: i_gpu_start = 36 + 1 - 20 = 17, so layers 1..16 are CPU layers (CUDA_Host), 17..35 on the GPU
+    gpu, host = check_command(f"{base} -ngl 20 --control-vector a.gguf", "4090").result.devices
+    assert (gpu.control_vector_bytes, host.control_vector_bytes) == (19 * one, 16 * one)
+    # -sm layer over two equal GPUs: splits [0.5, 1], block il on the first while il / 37 < 0.5 (upper_bound), so
+    # blocks 0..18 there (layers 1..18 have a tensor) and 19..35 on the second
+    a, b, _ = check_command(f"{base} --control-vector a.gguf", "2x4090").result.devices
+    assert (a.control_vector_bytes, b.control_vector_bytes) == (18 * one, 17 * one)
+    with pytest.raises(InputError, match="control-vector-scaled format: FNAME:SCALE"):
+        read_command(f"{base} --control-vector-scaled c.gguf")
+    assert main(r.vramcalc_command.split()[1:]) == 0
+    assert "control vector a.gguf,b.gguf,c.gguf:0.5: 35 F32 tensors of 4096" in capsys.readouterr().out
+    assert "--control-vector a.gguf --control-vector b.gguf --control-vector-scaled c.gguf:0.5" in r.result.command
+
+
+def test_spec_type_ngram_mod_reserves_the_drafted_rows_and_its_host_table():
+    """tools/server/server-context.cpp server_output_limits (4df29be): n_outputs_max = min(n_batch, n_parallel x
+    (1 + n_max)), n_max from common/speculative.cpp common_speculative_n_max (ngram-mod: --spec-ngram-mod-n-max,
+    common.h default 64); the worst-case graph computes that many logits rows (src/llama-context.cpp graph_reserve
+    with min(n_tokens, n_outputs_max) outputs: the allocator replay, checked on real buffers at one row per slot,
+    tests/data/llamacpp_server_runs.json, and at n_ubatch rows, tests/data/llamacpp_runs.json), and the output buffer
+    grows to them when drafts are verified (output_reserve: n_vocab floats a row). ngram-mod's table: 4M int32
+    entries (common_speculative_impl_ngram_mod). The draft types and the other ngram types stay not modelled."""
+    from vramcalc.sources.catalog import load
+
+    vocab = load("qwen3-8b").vocab_size
+    base = "llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192"
+    plain, mod = check_command(base, "4090"), check_command(f"{base} --spec-type ngram-mod", "4090")
+    assert mod.options["spec_types"] == ("ngram-mod",)
+    opts = LlamaOptions(n_ctx=8192, spec_types=("ngram-mod",))
+    assert (opts.n_parallel, opts.outputs_reserved) == (4, 4 * 65)  # -np auto: 4 slots
+    assert LlamaOptions(n_batch=128, spec_types=("ngram-mod",)).outputs_reserved == 128  # at most n_batch
+    assert LlamaOptions(n_parallel=2, spec_types=("ngram-mod",), spec_ngram_mod_n_max=16).outputs_reserved == 34
+    host, host0 = mod.result.devices[-1], plain.result.devices[-1]
+    assert (host.output_buffer_bytes, host0.output_buffer_bytes) == (vocab * 260 * 4, vocab * 4 * 4)
+    assert host.speculative_bytes == 4 * 1024 * 1024 * 4 and host0.speculative_bytes == 0
+    assert mod.result.devices[0].compute_buffer_bytes > plain.result.devices[0].compute_buffer_bytes + vocab * 4 * 100
+    n16 = check_command(f"{base} --spec-type ngram-mod --spec-ngram-mod-n-max 16", "4090").result.devices[-1]
+    assert n16.output_buffer_bytes == vocab * 4 * 17 * 4
+    with pytest.raises(InputError, match="ngram n-max must be between 0 and 1024 inclusive"):
+        read_command(f"{base} --spec-ngram-mod-n-max 2000")
+    assert main(mod.vramcalc_command.split()[1:] + ["--json"]) == 0
+    assert "--spec-type ngram-mod" in mod.result.command
+    # a list with a type vramcalc does not model warns for the whole flag; none alone changes nothing
+    (w,) = read_command(f"{base} --spec-type ngram-mod,draft-mtp")[1].warnings
+    assert w.code == "command.not_modelled" and w.text.startswith("--spec-type ngram-mod,draft-mtp")
+    assert read_command(f"{base} --spec-type none")[1].no_effect == ["--spec-type none"]
+    # the map types' n_max beside a --spec-type that is not modelled warns too; alone it changes nothing
+    assert read_command(f"{base} --spec-ngram-simple-size-m 10")[1].no_effect == ["--spec-ngram-simple-size-m 10"]
+    r = read_command(f"{base} --spec-type ngram-simple --spec-ngram-simple-size-m 10")[1]
+    assert [w.text.split(":")[0] for w in r.warnings] == ["--spec-type ngram-simple", "--spec-ngram-simple-size-m 10"]
+
+
+def test_draft_override_tensor_places_the_drafts_tensors_as_ot_places_the_targets():
+    """common/speculative.cpp common_base_params_to_speculative (4df29be): the draft loads with -otd's overrides
+    (parse_tensor_buffer_overrides, as -ot) and never the target's -ot. vramcalc places them with the -ot rules its
+    real logs check (tests/data/llamacpp_dev_gpus.json, llamacpp_dev_more.json): the draft's share is that of the
+    draft model checked alone with -ot, and an override (like -ot) turns pipeline parallelism off for its context
+    (src/llama-context.cpp: no tensor overrides)."""
+    from vramcalc.gguf_mix import plan_gguf
+    from vramcalc.gpus import find_gpu
+    from vramcalc.llamacpp.engine import check_llamacpp
+    from vramcalc.sources.catalog import load
+
+    base = "llama-server -m Qwen3-8B-Q4_K_M.gguf -c 4096 -np 1 -md Qwen3-0.6B-Q8_0.gguf"
+    draft = lambda c: next(e for e in check_command(c, "2x4090").result.extras if e.kind == "draft")  # noqa: E731
+    plain, moved = draft(base), draft(f"{base} -otd 'blk\\.[0-9]\\.=CUDA1'")
+    assert read_command(f"{base} -otd 'blk\\.[0-9]\\.=CUDA1'")[1].options["override_tensor_draft"] == (
+        "blk\\.[0-9]\\.=CUDA1",)
+    assert draft(f"{base} -ot 'blk\\.[0-9]\\.=CUDA1'").gpu_bytes == plain.gpu_bytes  # -ot is the target's alone
+    spec, g = load("qwen3-0.6b"), find_gpu("4090")
+    alone = check_llamacpp(spec, [g, g], LlamaOptions(n_ctx=4096, n_parallel=1, n_gpu_layers=99, n_outputs_max=1,
+                                                      override_tensor=("blk\\.[0-9]\\.=CUDA1",)),
+                           plan_gguf(spec, "Q8_0"), solve=False)
+    assert moved.gpu_bytes == [d.total_bytes for d in alone.devices[:2]]
+    assert moved.gpu_bytes[1] > plain.gpu_bytes[1] and moved.gpu_bytes[0] < plain.gpu_bytes[0]

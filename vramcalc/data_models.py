@@ -814,6 +814,8 @@ class FlagClass(Fixed):
     note: str | None = None
     no_effect_values: list[str] | None = None  # not_modelled: values that leave the default as it is
     no_effect_keys: list[str] | None = None  # not_modelled: KEY=VALUE items (--override-kv) whose keys change no memory
+    # not_modelled: values (comma items) that are modelled: a value of only these and no_effect_values sets `field`
+    modelled_values: list[str] | None = None
     key: str | None = None  # modelled, a JSON option's shorthand: the key of it the flag sets
     expand: list[str] | None = None  # modelled preset: the flags it stands for, read in its place
     said: str | None = None  # refused: the engine's words

@@ -477,6 +477,10 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
         if f.values and all(v in (f.entry.get("no_effect_values") or []) for v in f.values):
             no_effect.append(f.written())
             return False
+        modelled = f.entry.get("modelled_values") or []
+        items = [x for v in f.values for x in v.split(",")]
+        if modelled and items and all(x in modelled or x in (f.entry.get("no_effect_values") or []) for x in items):
+            return True  # a comma list of values each modelled or of no effect: read as a modelled flag
         keys = set(f.entry.get("no_effect_keys") or ())
         if keys and f.values and all(  # --override-kv KEY=TYPE:VALUE,... (common/arg.cpp parse_csv_row)
                 item.strip().partition("=")[0] in keys for v in f.values for item in v.split(",") if item.strip()):
@@ -727,6 +731,24 @@ def _llama_model_url_load_offload(f: Flag, fld: str, v: str, opts: dict[str, Any
             raise InputError(f'error while handling argument "{f.name}": invalid value')
 
 
+# what llama-bench resets before common_fit_params (tools/llama-bench/llama-bench.cpp main, do_fit, 4df29be)
+BENCH_FIT_RESETS = ("n_gpu_layers", "tensor_split", "override_tensor", "n_cpu_moe")
+
+
+def _bench_fit(p: Parsed, bench_fit: dict[str, int], opts: dict[str, Any], no_effect: list[str]) -> None:
+    """llama-bench -fitt MiB / -fitc N (tools/llama-bench/llama-bench.cpp main at 4df29be): either one other than its
+    default 0 runs common_fit_params with a margin of -fitt MiB on every device (0 with -fitc alone), after setting
+    -ngl to the library default (-1), an all-zero tensor split and no tensor overrides (-ot and -ncmoe dropped), and
+    the context to -p + -n + -d, which --fit keeps as given (common/fit.cpp: only n_ctx 0 is lowered, so -fitc changes
+    nothing else): the layers --fit offloads are vramcalc's -ngl auto under that margin, as llama-server's --fit."""
+    for f in p.flags:
+        if f.entry.get("field") in BENCH_FIT_RESETS:
+            no_effect.append(f.written())
+    for k in BENCH_FIT_RESETS:
+        opts.pop(k, None)
+    opts["fit_target_mib"] = (bench_fit.get("fit_target_mib", 0),)
+
+
 def _llama_reading(p: Parsed) -> Reading:
     opts: dict[str, Any] = {}
     no_effect: list[str] = []
@@ -737,6 +759,7 @@ def _llama_reading(p: Parsed) -> Reading:
     bench_ctx = {"n_prompt": [512], "n_gen": [128], "n_depth": [0]}
     fit_off: str | None = None
     fit_args: list[str] = []
+    bench_fit: dict[str, int] = {}
     present = _present(p)
     for f in p.flags:
         if not _common(f, no_effect, warnings, present):
@@ -780,12 +803,17 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = v
         elif fld == "tensor_split":
             opts[fld] = _tensor_split(name, v)
-        elif fld == "override_tensor":
+        elif fld in ("override_tensor", "override_tensor_draft"):
             opts[fld] = opts.get(fld, ()) + _override_tensor(name, v)
         elif fld == "devices":
             opts[fld] = _devices(name, v)
         elif fld == "no_host":  # llama-bench: --no-host <0|1> (tools/llama-bench/llama-bench.cpp)
             opts[fld] = bool(_int(name, v)) if bench else True
+        elif fld == "embedding" and bench:  # -embd <0|1> (tools/llama-bench/llama-bench.cpp: cparams.embeddings)
+            if _int(name, v):
+                opts[fld] = True
+            else:
+                no_effect.append(f.written())
         elif fld in ("swa_full", "cpu_moe", "mlock", "embedding"):
             opts[fld] = True
         elif fld == "n_ctx_checkpoints":  # <= 0: checkpoints off (server-context.cpp n_ctx_checkpoints > 0)
@@ -794,6 +822,29 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = max(-1, _int(name, v))
         elif fld in ("lora", "lora_scaled"):  # comma lists (parse_csv_row), repeatable
             opts[fld] = opts.get(fld, ()) + tuple(x for x in v.split(",") if x)
+        elif fld == "spec_types":  # common/arg.cpp --spec-type: appends; a list holding none is none alone
+            types = v.split(",")
+            if "none" not in types:
+                opts[fld] = tuple(dict.fromkeys(opts.get(fld, ()) + tuple(types)))
+        elif fld == "spec_ngram_mod_n_max":
+            n = _int(name, v)
+            if not 0 <= n <= 1024:
+                raise InputError(f'{p.program}: error while handling argument "{name}": ngram n-max must be between '
+                                 "0 and 1024 inclusive")
+            opts[fld] = n
+        elif fld == "control_vectors":  # common/arg.cpp: comma lists (parse_csv_row), repeatable; -scaled FNAME:SCALE
+            files = tuple(x for x in v.split(",") if x)
+            if f.key == "--control-vector-scaled":
+                for item in files:
+                    parts = item.split(":")
+                    if len(parts) != 2:
+                        raise InputError(f'{p.program}: error while handling argument "{name}": control-vector-scaled '
+                                         "format: FNAME:SCALE")
+                    try:
+                        float(parts[1])
+                    except ValueError:
+                        raise InputError(f'{p.program}: error while handling argument "{name}": stof') from None
+            opts[fld] = opts.get(fld, ()) + files
         elif fld in ("model_draft", "mmproj", "type_k_draft", "type_v_draft"):
             opts[fld] = v
         elif fld == "n_gpu_layers_draft":
@@ -817,6 +868,14 @@ def _llama_reading(p: Parsed) -> Reading:
             _llama_model_url_load_offload(f, fld, v, opts, no_effect)
             if fld == "model_url":
                 model = PurePosixPath(v.split("?", 1)[0]).name
+        elif fld in ("fit_target_mib", "fit_min_ctx") and bench:  # -fitt MiB / -fitc N, default 0 each: off
+            n = _int(name, v)
+            if n < 0:
+                raise InputError(f"{p.program}: error: invalid parameter for argument: {name}")
+            if n:
+                bench_fit[fld] = n
+            else:
+                no_effect.append(f.written())
         elif fld in ("fit_target_mib", "fit_min_ctx"):  # common/arg.cpp --fit-target: MiB per device, split by , and /
             fit_args.append(f.written())
             if fld == "fit_target_mib":
@@ -844,10 +903,16 @@ def _llama_reading(p: Parsed) -> Reading:
         for k in ("fit_target_mib", "fit_min_ctx"):  # --fit off: common_fit_params does not run (common/common.cpp)
             opts.pop(k, None)
         no_effect += fit_args
+    if bench and bench_fit:
+        _bench_fit(p, bench_fit, opts, no_effect)
     if bench:
         opts["n_ctx"] = max(bench_ctx["n_prompt"]) + max(bench_ctx["n_gen"]) + max(bench_ctx["n_depth"])
-        opts.setdefault("n_gpu_layers", "all")  # llama-bench's default -ngl -1: every layer
+        if not bench_fit:
+            opts.setdefault("n_gpu_layers", "all")  # llama-bench's default -ngl -1: every layer
         opts["n_parallel"], opts["kv_unified"] = 1, True
+        if opts.get("embedding"):  # test_prompt decodes min(n_batch, tokens) per call, every one an output
+            rows = min(opts.get("n_batch", 2048), max(max(bench_ctx["n_prompt"]), max(bench_ctx["n_depth"])))
+            opts["n_outputs_run"] = max(1, rows)  # a generation-only run decodes one token at a time
     elif p.program == "llama-cli":
         opts.setdefault("n_parallel", 1)
     if p.program in ("llama-cli", "llama-bench"):
@@ -1107,11 +1172,23 @@ def _flag_line(q: Question) -> str:
              "flash_attn": "-fa", "n_batch": "-b", "n_ubatch": "-ub", "split_mode": "-sm", "main_gpu": "-mg",
              "n_cpu_moe": "--n-cpu-moe", "data_parallel_size": "--data-parallel-size", "model_draft": "-md",
              "n_gpu_layers_draft": "-ngld", "draft_max": "--draft-max", "type_k_draft": "-ctkd", "type_v_draft": "-ctvd",
-             "mmproj": "--mmproj", "n_ctx_checkpoints": "-ctxcp", "cache_ram_mib": "-cram"}
+             "mmproj": "--mmproj", "n_ctx_checkpoints": "-ctxcp", "cache_ram_mib": "-cram",
+             "spec_ngram_mod_n_max": "--spec-ngram-mod-n-max"}
     for k, v in o.items():
         if k in ("lora", "lora_scaled"):
             for item in v:
                 parts += [f"--{k.replace('_', '-')}", shlex.quote(item)]
+            continue
+        if k == "control_vectors":
+            for item in v:
+                parts += ["--control-vector", shlex.quote(item)]
+            continue
+        if k == "override_tensor_draft":
+            for item in v:
+                parts += ["-otd", shlex.quote(item)]
+            continue
+        if k == "spec_types":
+            parts += ["--spec-type", ",".join(v)]
             continue
         if k == "device_draft":
             parts += ["-devd", ",".join(v)]

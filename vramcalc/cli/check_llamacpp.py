@@ -112,6 +112,10 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     x.add_argument("--model-draft", "--spec-draft-model", "-md", dest="model_draft", default=None, metavar="FNAME",
                    help="the draft model for speculative decoding: its weights, KV cache and compute buffer (a GGUF "
                         "here, or a file name naming a catalog model and file type)")
+    x.add_argument("--override-tensor-draft", "--spec-draft-override-tensor", "-otd", dest="override_tensor_draft",
+                   action="append", default=[], metavar="PATTERN=DEVICE",
+                   help="place the draft's tensors whose names match the regex on DEVICE (the target's -ot does not "
+                        "reach the draft)")
     x.add_argument("--gpu-layers-draft", "--n-gpu-layers-draft", "--spec-draft-ngl", "-ngld", dest="n_gpu_layers_draft",
                    type=_ngl, default=None, help="N, all or auto (default: every layer, llama.cpp's -1)")
     x.add_argument("--device-draft", "--spec-draft-device", "-devd", dest="device_draft", type=_device_list,
@@ -124,6 +128,14 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     x.add_argument("--draft-acceptance", type=positive_float(1.0, "(a share of drafted tokens)"), default=None,
                    help="the share of drafted tokens the target accepts, for the speed estimate (default: "
                         "data/llamacpp_speculative.json)")
+    x.add_argument("--spec-type", dest="spec_types", choices=["none", "ngram-mod"], default=None,
+                   help="a speculative type that loads no draft: ngram-mod (a 16 MiB host table; llama-server then "
+                        "reserves 1 + n_max output rows per slot)")
+    x.add_argument("--spec-ngram-mod-n-max", dest="spec_ngram_mod_n_max", type=bounded_int(1024, "tokens", minimum=0),
+                   default=None, help="ngram-mod's most drafted tokens a step (default 64)")
+    x.add_argument("--control-vector", "--control-vector-scaled", dest="control_vectors", action="append", default=[],
+                   metavar="FNAME[:SCALE]", help="a control vector (repeatable, or comma-separated): one n_embd F32 "
+                   "tensor per layer on its layer's device, whatever the number of files")
     x.add_argument("--mmproj", "-mm", default=None, metavar="FNAME",
                    help="the multimodal projector's GGUF: its weights and warmup compute buffer on the first GPU")
     x.add_argument("--no-mmproj-offload", action="store_true", help="keep the projector on the CPU")
@@ -154,7 +166,9 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> Lla
                    lora_rank=args.lora_rank, model_draft=args.model_draft, n_gpu_layers_draft=args.n_gpu_layers_draft,
                    device_draft=args.device_draft, draft_max=args.draft_max, type_k_draft=args.type_k_draft,
                    type_v_draft=args.type_v_draft, draft_acceptance=args.draft_acceptance, mmproj=args.mmproj,
-                   mmproj_offload=not args.no_mmproj_offload)
+                   mmproj_offload=not args.no_mmproj_offload, control_vectors=tuple(args.control_vectors),
+                   spec_types=(args.spec_types,) if args.spec_types not in (None, "none") else None,
+                   spec_ngram_mod_n_max=args.spec_ngram_mod_n_max, override_tensor_draft=tuple(args.override_tensor_draft))
     options = {k: v for k, v in options.items() if v is not None or k in ("n_ctx", "n_gpu_layers", "tensor_split",
                                                                          "devices")}
     if args.ctx is None and args.program == "ollama":
@@ -172,14 +186,18 @@ def print_report(report: LlamaReport) -> int:
           f"{', unified' if r.kv_unified else ''}) [{r.context_source}], {where}, "
           f"flash attention {'on' if r.flash_attn else 'off'}")
     extra = bool(r.extras)
+    cvec = any(e.kind == "cvec" for e in r.extras)
+    spec = any(e.kind == "spec" for e in r.extras)
     rows = [[d.device, gib(d.model_buffer_bytes + d.repack_buffer_bytes), gib(d.kv_buffer_bytes + d.recurrent_buffer_bytes),
              gib(d.compute_buffer_bytes), gib(d.output_buffer_bytes)]
             + ([gib(d.lora_buffer_bytes), gib(d.draft_bytes), gib(d.mmproj_bytes)] if extra else [])
+            + ([gib(d.control_vector_bytes)] if cvec else []) + ([gib(d.speculative_bytes)] if spec else [])
             + [gib(d.total_bytes), gib(d.uncertainty_bytes), gib(d.available_bytes) if d.available_bytes >= 0 else "-"]
             for d in r.devices]
     print()
     print(tabulate(rows, headers=["device", "model", "KV+state", "compute (est.)", "output"]
-                   + (["LoRA", "draft", "mmproj"] if extra else []) + ["total", "margin", "available"],
+                   + (["LoRA", "draft", "mmproj"] if extra else []) + (["cvec"] if cvec else []) + (["ngram"] if spec else [])
+                   + ["total", "margin", "available"],
                    tablefmt="simple", disable_numparse=True))
     print("(GiB; margin = the compute estimate's uncertainty, counted in the verdict; available = CUDA-reported "
           "total (system RAM on an integrated GPU) less llama.cpp's 1 GiB --fit margin)")
@@ -236,7 +254,7 @@ def _print_offload(report: LlamaReport) -> None:
 
 
 def _extra_line(e: LlamaExtra) -> str:
-    """One line per LoRA adapter, draft model or projector: what it adds and where."""
+    """One line per LoRA adapter, draft model, projector or control vector: what it adds and where."""
     mib = (sum(e.gpu_bytes) + e.host_bytes) / 2**20
     where = "GPU" if sum(e.gpu_bytes) and not e.host_bytes else "host" if not sum(e.gpu_bytes) else "GPU + host"
     d = e.detail
@@ -246,6 +264,10 @@ def _extra_line(e: LlamaExtra) -> str:
         what = (f"draft {e.ref}: weights {int(d['model']) / 2**20:.2f} + KV {int(d['kv']) / 2**20:.2f} + compute "
                 f"{int(d['compute']) / 2**20:.2f} + output {int(d['output']) / 2**20:.2f} MiB, {d['n_ctx']} cells, "
                 f"{d['gpu_layers']}/{d['n_layer']} layers offloaded, drafts {d['draft_max']} tokens a step")
+    elif e.kind == "spec":
+        what = f"--spec-type {e.ref}: a token table of {d['entries']:,} int32 entries"
+    elif e.kind == "cvec":
+        what = f"control vector {e.ref}: {d['tensors']} F32 tensors of {d['n_embd']} (layers 1 to {d['tensors']})"
     else:
         what = (f"mmproj {e.ref} ({d['projector']}): weights {int(d['weights']) / 2**20:.2f} + compute "
                 f"{int(d['compute']) / 2**20:.2f} MiB ({d['image_size']}px warmup image, {d['patches']} patches)")

@@ -131,6 +131,11 @@ class LlamaOptions(CheckedOptions):
     # --embedding (--rerank sets it too): the context keeps n_embd floats per output beside the logits
     # (common/common.cpp cparams.embeddings -> src/llama-context.cpp output_reserve has_embd, 4df29be)
     embedding: bool = False
+    # the most outputs one decode asks for once running, where that is more than the slots: the output buffer grows
+    # to it (src/llama-context.cpp llama_context::decode -> output_reserve(n_outputs_all), 4df29be). llama-bench -embd 1:
+    # llama_batch_get_one leaves batch.logits unset and cparams.embeddings outputs every token (output_all), so a prompt
+    # batch of min(n_batch, max(-p, -d)) tokens takes that many rows (tools/llama-bench/llama-bench.cpp test_prompt)
+    n_outputs_run: int | None = Field(default=None, ge=1)
     # --pooling: with --embedding or a pooling other than none, llama-server reserves n_batch outputs, not one
     # per slot (tools/server/server-context.cpp server_output_limits, 4df29be); None: the model's own
     pooling: Literal["none", "mean", "cls", "last", "rank"] | None = None
@@ -152,6 +157,9 @@ class LlamaOptions(CheckedOptions):
     # -md FNAME: the draft model (a GGUF here, or a file name naming a catalog model and file type: predicted);
     # -ngld (None: llama.cpp's default -1, every layer), -devd, -ctkd / -ctvd, --spec-draft-n-max (common.h: 3)
     model_draft: str | None = None
+    # -otd PATTERN=DEVICE,...: the draft's own tensor overrides; the target's -ot does not reach the draft
+    # (common/speculative.cpp common_base_params_to_speculative: tensor_buft_overrides = draft.tensor_buft_overrides)
+    override_tensor_draft: tuple[str, ...] = ()
     n_gpu_layers_draft: int | None = Field(default=None, ge=0)
     device_draft: tuple[str, ...] | None = None
     type_k_draft: str = "F16"
@@ -159,6 +167,16 @@ class LlamaOptions(CheckedOptions):
     draft_max: int = Field(default=3, ge=0, le=1024)
     # the share of drafted tokens the target accepts (None: data/llamacpp_speculative.json's default); speed only
     draft_acceptance: float | None = Field(default=None, ge=0.0, le=1.0)
+    # --spec-type (common/arg.cpp, 4df29be): the speculative types vramcalc models, those that load no draft: ngram-mod
+    # keeps one token table of 4M int32 entries in host memory (common/speculative.cpp common_speculative_impl_ngram_mod,
+    # common/ngram-mod.cpp), and any type makes llama-server reserve n_parallel x (1 + n_max) output rows (at most
+    # n_batch: tools/server/server-context.cpp server_output_limits, common_speculative_n_max); --spec-ngram-mod-n-max
+    # (common.h ngram_mod.n_max, default 64) is ngram-mod's n_max
+    spec_types: tuple[Literal["ngram-mod"], ...] = ()
+    spec_ngram_mod_n_max: int = Field(default=64, ge=0, le=1024)
+    # --control-vector FNAME / --control-vector-scaled FNAME:SCALE (common/arg.cpp, 4df29be): the files' directions are
+    # summed into one control vector, so any number of them makes the same buffers (CVEC_SOURCE)
+    control_vectors: tuple[str, ...] = ()
     # --mmproj FNAME: the multimodal projector; --no-mmproj-offload keeps it on the CPU
     mmproj: str | None = None
     mmproj_offload: bool = True
@@ -195,7 +213,7 @@ class LlamaOptions(CheckedOptions):
             raise ValueError(f"expected one of {', '.join(allowed)}")
         return value
 
-    @field_validator("override_tensor")
+    @field_validator("override_tensor", "override_tensor_draft")
     @classmethod
     def _override(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
@@ -227,13 +245,34 @@ class LlamaOptions(CheckedOptions):
         return value
 
     @property
+    def spec_n_max(self) -> int:
+        """common/speculative.cpp common_speculative_n_max: the most tokens the speculative types draft a step."""
+        return max((self.spec_ngram_mod_n_max for t in self.spec_types if t == "ngram-mod"), default=0)
+
+    @property
     def outputs_reserved(self) -> int:
-        """Logits rows the worst-case graph computes: llama-server's one per slot, others' n_batch."""
+        """Logits rows the worst-case graph computes: llama-server's one per slot (1 + n_max with a speculative
+        type, at most n_batch: server_output_limits), others' n_batch."""
         if self.n_outputs_max:
             return self.n_outputs_max
         if self.program == "llama-server" and (self.embedding or self.pooling not in (None, "none")):
             return self.n_batch  # server_output_limits: { n_batch, 1 } in embedding mode
-        return self.n_parallel if self.program == "llama-server" else self.n_batch
+        if self.program == "llama-server":
+            return max(1, min(self.n_batch, self.n_parallel * (1 + self.spec_n_max)))
+        return self.n_batch
+
+    @property
+    def output_rows(self) -> int:
+        """Rows of the output buffer at its largest: the slots at start (output_reserve(n_seq_max)), more once a decode
+        asks for more outputs (llama_context::decode -> output_reserve(n_outputs_all)): llama-bench -embd's prompt
+        batches (n_outputs_run), llama-server's drafted tokens, 1 + n_max per slot, that it verifies in one batch, and
+        llama-server --embedding's batches of up to n_batch prompt tokens, every one an output (cparams.embeddings:
+        decode's output_all, src/llama-batch.cpp llama_batch_allocr::init overriding the batch's flags)."""
+        server = self.program == "llama-server"
+        spec = min(self.n_batch, self.n_parallel * (1 + self.spec_n_max)) if server and self.spec_n_max else 0
+        # n_outputs_run, where the caller gives it (llama-bench -embd), is what the decodes ask for
+        embd = self.n_batch if server and self.embedding and self.n_outputs_run is None else 0
+        return max(self.n_parallel, self.n_outputs_run or 0, spec, embd)
 
     @property
     def output_embeddings(self) -> bool:
@@ -255,12 +294,16 @@ class LlamaDevice(BaseModel):
     kv_buffer_bytes: int
     recurrent_buffer_bytes: int
     compute_buffer_bytes: int  # estimated
+    # the output buffer at its largest: the size llama.cpp prints at start (n_seq_max rows), or the size a decode grows
+    # it to (LlamaOptions.output_rows: llama-bench -embd, llama-server --embedding, speculative drafts)
     output_buffer_bytes: int
     # what llama-server holds beside the model (extras.py): LoRA adapters' tensors, the draft model's buffers (weights,
     # KV, compute, output), the multimodal projector's weights and compute buffer
     lora_buffer_bytes: int = 0
     draft_bytes: int = 0
     mmproj_bytes: int = 0
+    control_vector_bytes: int = 0  # --control-vector: one F32 n_embd tensor per layer 1..n_layer-1 (CVEC_SOURCE)
+    speculative_bytes: int = 0  # host only: the speculative types' own tables (--spec-type ngram-mod: NGRAM_MOD_SOURCE)
     total_bytes: int
     uncertainty_bytes: int = 0  # compute x UNCERTAINTY: the verdict checks total + this
     available_bytes: int  # after the fit margin; -1: not checked (host RAM not given)
@@ -720,7 +763,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                            offload_min_batch=rules_b.backends[backend].offload_min_batch
                            if gl and not opts.rpc_nodes and opts.op_offload else 0,
                            embd_input=bld.has(18898))  # PR #18898: the embeddings input in every graph
-    output = output_buffer_bytes(spec, opts.n_parallel, embeddings=opts.output_embeddings)
+    output = output_buffer_bytes(spec, opts.output_rows, embeddings=opts.output_embeddings)
     extras, ex_errors, ex_warnings = _extras(spec, gl, opts, mb, tensors, adapters, backend)
     if adapters and not comp.exact:
         ex_warnings.append(warning("llamacpp.lora.compute", "the LoRA matmuls' intermediates (b(a(x)) beside each "
@@ -728,7 +771,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                                    "only; this compute buffer is the phase formula's, without them"))
     errors += ex_errors
     warnings += ex_warnings
-    kinds = ("lora", "draft", "mmproj")
+    kinds = ("lora", "draft", "mmproj", "cvec", "spec")
     ex_gpu = {k: [sum(e.gpu_bytes[d] for e in extras if e.kind == k) for d in range(n_dev)] for k in kinds}
     ex_host = {k: sum(e.host_bytes for e in extras if e.kind == k) for k in kinds}
     ex_unc = [sum(e.uncertainty_gpu_bytes[d] for e in extras if e.uncertainty_gpu_bytes) for d in range(n_dev)]
@@ -754,6 +797,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                                    recurrent_buffer_bytes=rs_dev[d], compute_buffer_bytes=comp.device[d],
                                    output_buffer_bytes=output if host_in_pool else 0,
                                    lora_buffer_bytes=ex_d["lora"], draft_bytes=ex_d["draft"], mmproj_bytes=ex_d["mmproj"],
+                                   control_vector_bytes=ex_d["cvec"], speculative_bytes=ex_d["spec"],
                                    total_bytes=total, uncertainty_bytes=unc, available_bytes=avail))
     host_model = 0 if unified else mb.cpu_bytes
     if not unified:
@@ -762,7 +806,9 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                                    repack_buffer_bytes=mb.repack_bytes, kv_buffer_bytes=kv_host,
                                    recurrent_buffer_bytes=rs_host, compute_buffer_bytes=comp.host,
                                    output_buffer_bytes=output, lora_buffer_bytes=ex_host["lora"],
-                                   draft_bytes=ex_host["draft"], mmproj_bytes=ex_host["mmproj"], total_bytes=host_total,
+                                   draft_bytes=ex_host["draft"], mmproj_bytes=ex_host["mmproj"],
+                                   control_vector_bytes=ex_host["cvec"], speculative_bytes=ex_host["spec"],
+                                   total_bytes=host_total,
                                    uncertainty_bytes=int(comp.host * comp.margin) + ex_unc_host,
                                    available_bytes=ram_bytes if ram_bytes is not None else -1))
         if ram_bytes is None:
@@ -888,11 +934,63 @@ def _extras(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers
                                   how="each lora_a / lora_b pair in the buffer type of the base tensor it adapts (its "
                                       "layer's device; the CPU buffer for a repacked one), padded to its alignment",
                                   source=LORA_SOURCE))
+    if opts.control_vectors:
+        out.append(_control_vector(spec, gl, opts, mb, warnings))
+    if "ngram-mod" in opts.spec_types:
+        out.append(LlamaExtra(kind="spec", ref="ngram-mod", gpu_bytes=[0] * n_dev, host_bytes=NGRAM_MOD_ENTRIES * 4,
+                              detail={"entries": NGRAM_MOD_ENTRIES, "n_max": opts.spec_ngram_mod_n_max},
+                              how="--spec-type ngram-mod: one table of 4M int32 token entries in host memory, whatever "
+                                  "the context; the drafted tokens' output rows are in the target's buffers",
+                              source=NGRAM_MOD_SOURCE))
     if opts.model_draft:
         out.append(_draft(spec, gl, opts, errors, warnings))
     if opts.mmproj:
         out.append(_mmproj(gl, opts, row_pad))
     return out, errors, warnings
+
+
+# common/speculative.cpp common_speculative_impl_ngram_mod: mod(n_match, 4*1024*1024), entries of common_ngram_mod::entry_t
+# (int32_t, common/ngram-mod.h), resized once (common/ngram-mod.cpp); one instance for all slots (server-context.cpp
+# common_speculative_init(params, n_parallel)), at 4df29be
+NGRAM_MOD_ENTRIES = 4 * 1024 * 1024
+NGRAM_MOD_SOURCE = "common/speculative.cpp common_speculative_impl_ngram_mod, common/ngram-mod.cpp (4df29be)"
+CVEC_SOURCE = ("src/llama-adapter.cpp llama_adapter_cvec::init, src/llama-model.cpp llama_model::select_buft, "
+               "common/common.cpp common_init_from_params (4df29be)")
+
+
+def _control_vector(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers,
+                    warnings: list[Message]) -> LlamaExtra:
+    """--control-vector (CVEC_SOURCE): common_init_from_params sums the files into one vector and llama_set_adapter_cvec
+    makes the target context's llama_adapter_cvec, whose init creates one F32 tensor of n_embd for each layer 1 ..
+    n_layer() - 1 (none for layer 0) in select_buft(il): the first buffer type of that layer's list that can add two
+    F32 vectors, i.e. its GPU's own buffer, or for a CPU layer the GPU's host buffer type (CUDA_Host ..., not with
+    --no-host) or the CPU buffer; each is padded to its buffer type's alignment (ggml-alloc.c
+    ggml_backend_alloc_ctx_tensors_from_buft). The draft context gets none (common_speculative_init_result creates it
+    with llama_init_from_model). Nothing prints this buffer: the count follows the source."""
+    n_dev = len(gl)
+    one = spec.hidden_size * 4
+    gpu_b, host_b = [0] * n_dev, 0
+    tensor_split = opts.split_mode == "tensor" and n_dev > 1
+    for il in range(1, spec.num_layers):
+        dev = mb.unit_device[il] if il < len(mb.unit_device) else CPU
+        if tensor_split:  # the layer's list under a tensor split is not modelled: each GPU is given the whole tensor
+            for d in range(n_dev):
+                gpu_b[d] += -(-one // GPU_ALIGNMENT) * GPU_ALIGNMENT
+        elif dev == CPU or not gl:
+            host_b += -(-one // CPU_ALIGNMENT) * CPU_ALIGNMENT
+        else:
+            gpu_b[dev] += -(-one // GPU_ALIGNMENT) * GPU_ALIGNMENT
+    if tensor_split:
+        warnings.append(warning("llamacpp.cvec.tensor_split", "--control-vector with --split-mode tensor: where each "
+                                "layer's control-vector tensor goes is not modelled; every GPU is given all of them "
+                                "(an upper bound of a few MiB)"))
+    return LlamaExtra(kind="cvec", ref=",".join(opts.control_vectors), gpu_bytes=gpu_b, host_bytes=host_b,
+                      detail={"tensors": max(0, spec.num_layers - 1), "n_embd": spec.hidden_size,
+                              "files": len(opts.control_vectors)},
+                      how="one F32 tensor of n_embd per layer 1 .. n_layer - 1, in its layer's buffer type (the "
+                          "layer's GPU, or host memory for a CPU layer), padded to the buffer's alignment; the "
+                          "files' directions are summed into one vector, so more files add nothing",
+                      source=CVEC_SOURCE)
 
 
 def _draft(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, errors: list[Message],
@@ -921,10 +1019,11 @@ def _draft(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, errors: list[Mess
     n_ctx = opts.n_ctx if opts.n_ctx_draft is None else (opts.n_ctx_draft or None)
     dopts = opts.model_copy(update={
         "n_ctx": n_ctx, "n_gpu_layers": MAX_LAYER_FLAG if opts.n_gpu_layers_draft is None else opts.n_gpu_layers_draft,
-        "devices": None, "main_gpu": 0, "override_tensor": (), "cpu_moe": False, "n_cpu_moe": 0,
+        "devices": None, "main_gpu": 0, "override_tensor": opts.override_tensor_draft, "override_tensor_draft": (),
+        "cpu_moe": False, "n_cpu_moe": 0,
         "type_k": opts.type_k_draft, "type_v": opts.type_v_draft, "n_outputs_max": opts.n_parallel,
         "lora": (), "lora_scaled": (), "lora_rank": None, "model_draft": None, "mmproj": None, "ftype": None,
-        "n_ctx_draft": None})
+        "n_ctx_draft": None, "n_outputs_run": None, "control_vectors": (), "spec_types": ()})
     if not dgl:
         dopts = dopts.model_copy(update={"n_gpu_layers": 0})
     dr = check_llamacpp(dm.spec, dgl or None, dopts, list(dm.tensors), solve=False, limits=False,
@@ -1107,6 +1206,13 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
         cmd.append(f"--lora {item}")
     for item in opts.lora_scaled:
         cmd.append(f"--lora-scaled {item}")
+    if opts.spec_types:
+        cmd.append("--spec-type " + ",".join(opts.spec_types))
+        if opts.spec_ngram_mod_n_max != 64:
+            cmd.append(f"--spec-ngram-mod-n-max {opts.spec_ngram_mod_n_max}")
+    for item in opts.control_vectors:  # FNAME:SCALE is --control-vector-scaled's form
+        scaled = re.fullmatch(r".+:[-+0-9.eE]+", item) is not None
+        cmd.append(f"--control-vector{'-scaled' if scaled else ''} {item}")
     if opts.model_draft:
         cmd.append(f"-md {opts.model_draft}")
         if opts.n_gpu_layers_draft is not None:
@@ -1119,6 +1225,8 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
             cmd.append(f"-ctkd {opts.type_k_draft.lower()}")
         if opts.type_v_draft.upper() != "F16":
             cmd.append(f"-ctvd {opts.type_v_draft.lower()}")
+        for p in opts.override_tensor_draft:
+            cmd.append(f"-otd '{p}'")
     if opts.mmproj:
         cmd.append(f"--mmproj {opts.mmproj}" + ("" if opts.mmproj_offload else " --no-mmproj-offload"))
     if gl:
