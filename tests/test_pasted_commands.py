@@ -5,6 +5,7 @@ classified completely in data/command_flags.json. No test reaches the network.""
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -702,3 +703,18 @@ def test_override_kv_of_tokenizer_flags_has_no_effect_and_of_shapes_warns():
                "tokenizer.ggml.model=str:none"):
         (w,) = read_command(f"llama-server -m Qwen3-8B-Q4_K_M.gguf --override-kv {kv}")[1].warnings
         assert w.code == "command.not_modelled"
+
+
+def test_hf_overrides_is_read_as_the_vramcalc_flag():
+    """--hf-overrides JSON, and its dotted keys merged into one object (FlexibleArgumentParser), applied to the
+    config before it is sized; tests/test_vllm_flag_oracle.py pins the figures against vLLM 0.30.0's planner."""
+    r = check_command("vllm serve Qwen/Qwen3-0.6B --hf-overrides '{\"num_hidden_layers\": 4}'", "4090")
+    dotted = check_command("vllm serve Qwen/Qwen3-0.6B --hf-overrides.num_hidden_layers 4", "4090")
+    plain = check_command("vllm serve Qwen/Qwen3-0.6B", "4090")
+    assert r.options["hf_overrides"] == dotted.options["hf_overrides"] == {"num_hidden_layers": 4}
+    assert "--hf-overrides '{\"num_hidden_layers\":4}'" in r.vramcalc_command and not r.warnings
+    assert r.result.kv_cache_tokens == dotted.result.kv_cache_tokens > 6 * plain.result.kv_cache_tokens
+    assert r.result.model.params_total < plain.result.model.params_total
+    assert main(shlex.split(r.vramcalc_command)[1:] + ["--json"]) == 0
+    with pytest.raises(NotModelledError, match="--hf-overrides hidden_act: not modelled"):
+        check_command("vllm serve Qwen/Qwen3-0.6B --hf-overrides '{\"hidden_act\": \"gelu\"}'", "4090")

@@ -27,6 +27,7 @@ from .llamacpp.engine import LlamaResult
 from .messages import Message, error, warning
 from .results import Result, Row
 from .vllm.engine import VLLMResult
+from .vllm.hf_overrides import parse_hf_overrides
 from .vllm.spec_decode import parse_speculative_config
 
 Program = Literal["vllm serve", "llama-server", "llama-cli", "llama-bench"]
@@ -619,6 +620,8 @@ def _vllm_reading(p: Parsed) -> Reading:
             part = {key: _int(name, v or "") if key == "num_speculative_tokens" else v} if key else \
                 parse_speculative_config(v or "")
             opts[fld] = {**opts.get(fld, {}), **part}
+        elif fld == "hf_overrides":  # one JSON object; its dotted keys arrive merged as one (_flexible)
+            opts[fld] = {**opts.get(fld, {}), **parse_hf_overrides(v or "")}
         elif fld in PARALLEL_FIELDS + COMPILE_FIELDS:
             _vllm_parallel_and_compile(f, fld, v, opts, reader, no_effect)
         elif fld != "model":
@@ -1135,6 +1138,8 @@ def _flag_line(q: Question) -> str:
             parts += ["--cudagraph-capture-sizes", *map(str, v)]
         elif k == "speculative_config":
             parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
+        elif k == "hf_overrides":
+            parts += ["--hf-overrides", shlex.quote(json.dumps(v, separators=(",", ":")))]
         elif k in names:
             parts += [names[k], shlex.quote(str(v))]
         elif v is not None:

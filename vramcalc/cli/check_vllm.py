@@ -95,6 +95,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "max_num_batched_tokens doubled")
     f.add_argument("--disable-sliding-window", action="store_true",
                    help="sliding-window layers attend in full; max_model_len capped at the window")
+    f.add_argument("--hf-overrides", default=None, metavar="JSON",
+                   help="vLLM --hf-overrides, e.g. '{\"num_hidden_layers\": 4}': applied onto the model's config before "
+                        "it is sized (a JSON object merges into text_config; data/vllm.json hf_overrides lists the keys)")
     f.add_argument("--kv-offloading-size", type=float, default=None,
                    help="GiB of host memory for offloaded KV blocks, summed over the TP ranks (no GPU memory)")
     f.add_argument("--kv-offloading-backend", choices=["native", "lmcache"], default=None,
@@ -159,7 +162,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "kv_offloading_backend", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "pp_layer_partition",
                  "mm_encoder_tp_mode",
                  "lora_dtype",
-                 "limit_mm_per_prompt", "enable_prefix_caching"):
+                 "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)
     if getattr(args, "cudagraph_capture_sizes", None) is not None:

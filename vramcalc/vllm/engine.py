@@ -33,6 +33,7 @@ from .kv import KVCapacity, KVPool, KVSettings, capacity, kv_pool, release_setti
 from .rules import (attention_backend, dtype_messages, parallel_messages, platform_messages, vllm_platforms,
                     quant_messages, source_messages)
 from .result_types import Layout, ModelSummary
+from .hf_overrides import apply_hf_overrides, parse_hf_overrides
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
 from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mxfp4_moe_backend, pp_layer_split,
@@ -140,6 +141,15 @@ class VLLMOptions(CheckedOptions):
     # to None, so the models' layers that read it attend in full (vllm/config/model.py ModelConfig.__post_init__,
     # _get_and_verify_max_len; e.g. models/gemma3.py Gemma3Attention, 0.30.0)
     disable_sliding_window: bool = False
+    # --hf-overrides: a JSON object applied onto the model's config before it is built (vllm/config/model.py
+    # ModelConfig.__post_init__ / _apply_dict_overrides, 0.30.0; vramcalc/vllm/hf_overrides.py)
+    hf_overrides: dict[str, Any] | None = None
+
+    @field_validator("hf_overrides", mode="before")
+    @classmethod
+    def _overrides_json(cls, v: Any) -> Any:
+        """The JSON text vLLM takes, or the dict it parses to."""
+        return parse_hf_overrides(v) if v is not None else None
 
     @field_validator("cudagraph_capture_sizes")
     @classmethod
@@ -901,6 +911,11 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if not isinstance(gpu, GPU):
         raise InputError(f"check_vllm takes a GPU, got {type(gpu).__name__}: for a system such as '2x4090' use "
                          "vramcalc.check(model, system, engine='vllm')")
+    if opts.hf_overrides:  # applied to the config before anything reads it (ModelConfig.__post_init__)
+        base, spec = spec, apply_hf_overrides(spec, opts.hf_overrides)
+        if file_weight_bytes is not None and weights_per_rank(spec, 1, 1)[0].bytes != \
+                weights_per_rank(base, 1, 1)[0].bytes:
+            file_weight_bytes = None  # the files hold the checkpoint's shapes, not the overridden model's
     if opts.disable_sliding_window:
         if spec.model_type.startswith("gemma4"):  # tests/data/vllm_disable_sliding_window_oracle.json unsupported
             raise NotModelledError("--disable-sliding-window on Gemma 4: vLLM 0.30.0 with transformers 5 fails to "
@@ -1250,6 +1265,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--performance-mode {opts.performance_mode}")
     if opts.disable_sliding_window:
         out.append("--disable-sliding-window")
+    if opts.hf_overrides:
+        out.append("--hf-overrides '" + json.dumps(opts.hf_overrides, separators=(",", ":")) + "'")
     if opts.kv_offloading_size is not None:
         out.append(f"--kv-offloading-size {opts.kv_offloading_size:g}")
         if opts.kv_offloading_backend != "native":

@@ -174,6 +174,10 @@ def rotary_cache_bytes(spec: ModelSpec, version: str | None = None) -> int:
     scale = rope.get("factor")
     lengthened = (rope.get("rope_type") or rope.get("type")) in rules.factor_lengthens and isinstance(scale, (int, float))
     full = int(one * scale) if lengthened and isinstance(scale, (int, float)) else one
+    orig = rope.get("original_max_position_embeddings")
+    if (rope.get("rope_type") or rope.get("type")) in rules.factor_of_original and isinstance(scale, (int, float)) \
+            and isinstance(orig, int) and "mrope_section" not in rope:  # YaRN: original positions x factor
+        full = ceil(orig * scale) * dim * dtype_bytes(spec.dtype)
     release = version or vllm_rules().default_version
     if "mrope_section" in rope and _release_key(release) < _release_key(rules.mrope_positions_factor_before):
         full *= rules.mrope_positions_factor
