@@ -120,3 +120,76 @@ def test_hf_overrides_keys_not_modelled_and_gguf_are_refused():
         apply_hf_overrides(spec, {"num_hidden_layers": 4})
     with pytest.raises(InputError, match="argument --hf-overrides"):
         VLLMOptions(hf_overrides="[1, 2]")
+
+
+def _dcp_options(c, memory):
+    return VLLMOptions(tp=c["tp"], decode_context_parallel_size=c["engine_args"]["decode_context_parallel_size"],
+                       engine_version=RELEASE, kv_cache_memory_bytes=memory,
+                       max_num_batched_tokens=c["max_num_batched_tokens"])
+
+
+@pytest.mark.parametrize("c", _cases("decode_context_parallel_size"), ids=_id)
+def test_decode_context_parallel_equals_vllm(c):
+    """--decode-context-parallel-size: each rank's page as without it, each request's full-attention / MLA KV dealt
+    over the DCP ranks (cdiv(max_model_len, dcp) tokens a rank), so the same blocks hold dcp times the tokens and
+    concurrency; a budget too small for one request gets vLLM's refusal with its figures."""
+    for p in c["plans"]:
+        r = check_vllm(load(c["model"]), find_gpu("h100-sxm"), _dcp_options(c, p["memory_bytes"]))
+        assert r.max_model_len == c["max_model_len"]
+        if "refusal" in p:
+            (e,) = [e for e in r.errors if "To serve at least one request" in e.text]
+            assert e.text.split(" Try increasing")[0] == p["refusal"].split(" Try increasing")[0]
+            continue
+        assert not [e for e in r.errors if e.code.startswith("vllm.dcp")]
+        assert r.num_gpu_blocks == p["num_blocks"] and abs(r.kv_cache_tokens - p["kv_cache_tokens"]) <= 1
+        assert abs(r.max_concurrency - p["max_concurrency"]) <= 0.0051  # the result rounds to 2 places
+
+
+@pytest.mark.parametrize("u", _refused("decode_context_parallel_size"), ids=_id)
+def test_decode_context_parallel_refusals_are_vllms(u):
+    """What vLLM refuses (ParallelConfig, ModelConfig.verify_with_parallel_config, the sliding-window assertion)
+    is refused with the same words."""
+    r = check_vllm(load(u["model"]), find_gpu("h100-sxm"), VLLMOptions(
+        tp=u["tp"], decode_context_parallel_size=u["engine_args"]["decode_context_parallel_size"],
+        engine_version=RELEASE))
+    assert not r.fits
+    theirs = u["error"].removeprefix("ValidationError: 1 validation error for VllmConfig Value error, ")
+    theirs = theirs.removeprefix("ValidationError: 1 validation error for ParallelConfig Value error, ")
+    theirs = theirs.split(" [type=value_error")[0]
+    assert any(theirs in e.text for e in r.errors), (theirs, [e.text for e in r.errors])
+
+
+def _eplb_options(args, tp, **kw):
+    return VLLMOptions(tp=tp, enable_expert_parallel=args.get("enable_expert_parallel", False),
+                       enable_eplb=args.get("enable_eplb", False), eplb_config=args.get("eplb_config"),
+                       engine_version=RELEASE, **kw)
+
+
+@pytest.mark.parametrize("c", [c for c in FIXTURE["cases"] if "enable_expert_parallel" in c["engine_args"]], ids=_id)
+def test_eplb_weights_and_state_equal_vllm(c):
+    """--enable-eplb / --eplb-config num_redundant_experts: (experts + redundant) / EP experts per rank in the
+    weights vLLM builds, and the tensors EplbState.add_model allocates (maps, load window, one MoE layer's expert
+    buffer) to the byte."""
+    from vramcalc.vllm.engine import _moe, eplb_state_bytes
+    args = c["engine_args"]
+    spec = load(c["model"])
+    opts = _eplb_options(args, c["tp"])
+    w = weights_per_rank(spec, c["tp"], 1, moe=_moe(spec, opts), version=RELEASE)[0]
+    theirs = c["weights_bytes_rank0"] + c["buffer_bytes_rank0"]
+    assert abs(w.bytes - theirs) <= 0.001 * theirs
+    assert eplb_state_bytes(spec, opts, w) == sum(c.get("eplb_state", {}).values())
+    r = check_vllm(spec, find_gpu("h100-sxm"), _eplb_options(args, c["tp"], kv_cache_memory_bytes=2**34))
+    plain = check_vllm(spec, find_gpu("h100-sxm"), _eplb_options({"enable_expert_parallel": True}, c["tp"],
+                                                                 kv_cache_memory_bytes=2**34))
+    assert r.devices[0].weights_bytes - plain.devices[0].weights_bytes == \
+        w.bytes - weights_per_rank(spec, c["tp"], 1, moe=_moe(spec, opts.model_copy(update={"enable_eplb": False})),
+                                   version=RELEASE)[0].bytes + eplb_state_bytes(spec, opts, w)
+
+
+@pytest.mark.parametrize("u", [u for u in FIXTURE["unsupported"] if {"enable_eplb", "eplb_config"} & set(u["engine_args"])],
+                         ids=_id)
+def test_eplb_refusals_are_vllms(u):
+    r = check_vllm(load(u["model"]), find_gpu("h100-sxm"), _eplb_options(u["engine_args"], u["tp"]))
+    theirs = u["error"].removeprefix("ValidationError: 1 validation error for ParallelConfig Value error, ")
+    theirs = theirs.removeprefix("ValueError: ").split(" [type=value_error")[0]
+    assert not r.fits and any(theirs in e.text for e in r.errors), (theirs, [e.text for e in r.errors])

@@ -1,7 +1,7 @@
 """vLLM serve flags that reshape the model or the KV cache, planned by vLLM's own code on a CPU machine (the oracle
 of tools/vllm_oracle.py with the flag's EngineArgs field set): tests/data/vllm_flag_oracle.json.
 
-    for tp in 1 2 4; do VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.30.0/bin/python tools/vllm_flag_oracle.py \
+    for tp in 1 2 4 8; do VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.30.0/bin/python tools/vllm_flag_oracle.py \
         --tp $tp --out /tmp/flag-oracle.json; done
 
 Each case names a catalog model, the TP degree and the EngineArgs fields of the flag (as `vllm serve` parses it:
@@ -48,25 +48,87 @@ CASES: list[tuple[str, int, dict[str, Any]]] = [
     ("Qwen__Qwen3-30B-A3B", 2, {"hf_overrides": {"num_experts": 64, "num_hidden_layers": 8}}),
     # --decode-context-parallel-size: the KV cache's tokens dealt over the DCP ranks within TP
     # (config/parallel.py ParallelConfig, v1/kv_cache_interface.py FullAttentionSpec.max_memory_usage_bytes)
+    ("Qwen__Qwen2.5-3B", 4, {"decode_context_parallel_size": 2}),
+    ("Qwen__Qwen2.5-3B", 8, {"decode_context_parallel_size": 2}),
+    ("Qwen__Qwen2.5-3B", 8, {"decode_context_parallel_size": 4}),
+    ("Qwen__Qwen2.5-1.5B", 4, {"decode_context_parallel_size": 2}),
+    ("Qwen__Qwen2.5-1.5B", 4, {"decode_context_parallel_size": 4}),
+    ("Qwen__Qwen2-0.5B-Instruct", 4, {"decode_context_parallel_size": 2}),
+    ("deepseek-ai__DeepSeek-V2-Lite", 2, {"decode_context_parallel_size": 2}),
+    ("deepseek-ai__DeepSeek-V2-Lite", 4, {"decode_context_parallel_size": 4}),
     ("Qwen__Qwen3-8B", 2, {"decode_context_parallel_size": 2}),
-    ("Qwen__Qwen3-8B", 4, {"decode_context_parallel_size": 2}),
     ("Qwen__Qwen3-8B", 4, {"decode_context_parallel_size": 4}),
     ("Qwen__Qwen3-8B", 2, {"decode_context_parallel_size": 4}),
     ("Qwen__Qwen3-8B", 4, {"decode_context_parallel_size": 3}),
-    ("deepseek-ai__DeepSeek-V2-Lite", 2, {"decode_context_parallel_size": 2}),
     ("google__gemma-3-1b-it", 2, {"decode_context_parallel_size": 2}),
-    ("Qwen__Qwen3-0.6B", 4, {"decode_context_parallel_size": 4}),
     # --enable-eplb with --eplb-config num_redundant_experts: experts per EP rank
-    # (model_executor/layers/fused_moe/layer.py FusedMoE)
+    # (model_executor/layers/fused_moe/layer.py FusedMoEFactory) and EplbState's tensors (eplb_state)
     ("Qwen__Qwen3-30B-A3B", 2, {"enable_expert_parallel": True, "enable_eplb": True,
                                 "eplb_config": {"num_redundant_experts": 2}}),
     ("Qwen__Qwen3-30B-A3B", 4, {"enable_expert_parallel": True, "enable_eplb": True,
                                 "eplb_config": {"num_redundant_experts": 4}}),
     ("Qwen__Qwen3-30B-A3B", 4, {"enable_expert_parallel": True, "enable_eplb": True}),
+    ("Qwen__Qwen3-30B-A3B", 4, {"enable_expert_parallel": True, "enable_eplb": True,
+                                "eplb_config": {"num_redundant_experts": 2}}),
+    ("deepseek-ai__DeepSeek-V2-Lite", 4, {"enable_expert_parallel": True, "enable_eplb": True,
+                                          "eplb_config": {"num_redundant_experts": 4, "window_size": 500}}),
     ("Qwen__Qwen3-30B-A3B", 4, {"enable_expert_parallel": True}),
     ("Qwen__Qwen3-30B-A3B", 2, {"eplb_config": {"num_redundant_experts": 2}}),
     ("Qwen__Qwen3-30B-A3B", 2, {"enable_eplb": True}),
 ]
+
+
+class _CudaAlike:
+    """The platform, answering is_cuda_alike() as CUDA does (read by ParallelConfig's EPLB check only)."""
+
+    def __init__(self, platform: Any) -> None:
+        self._platform = platform
+
+    def is_cuda_alike(self) -> bool:
+        return True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._platform, name)
+
+
+_BUILT: list[tuple[Any, Any]] = []  # (model, VllmConfig) of the last model built
+
+
+def _capture_models() -> None:
+    """Keep the model tools/vllm_oracle.py builds, for EplbState to be built on it."""
+    from vllm.model_executor.model_loader import utils
+
+    build = utils.initialize_model
+
+    def initialize_model(*a: Any, **k: Any) -> Any:
+        model = build(*a, **k)
+        _BUILT[:] = [(model, k["vllm_config"])]
+        return model
+
+    utils.initialize_model = initialize_model
+
+
+def _eplb_state(model: Any, cfg: Any) -> dict[str, int]:
+    """The device memory EplbState.add_model allocates (vllm/distributed/eplb/eplb_state.py), its tensors' bytes by
+    name: the maps and load records on the CPU (their shapes are the device's), the expert buffer on the meta
+    device of the model's weights (empty_like). The communicator, which only moves weights, and the rearranging thread's CUDA event are not built."""
+    import torch
+    from vllm.distributed.eplb import eplb_state as es
+
+    es.create_eplb_communicator = lambda **k: None
+    es.CpuGpuEvent = lambda: None  # a CUDA event for the rearranging thread, no memory
+    es.get_eplb_group = lambda: None
+    state = es.EplbState(cfg.parallel_config, torch.device("cpu"))
+    with vo._vllm_config("set_current_vllm_config")(cfg):
+        state.add_model(model, cfg.model_config)
+    ms = next(iter(state.model_states.values()))
+    out: dict[str, int] = {}
+    for name in ("physical_to_logical_map_buffer", "logical_to_physical_map", "logical_replica_count",
+                 "expert_load_pass_buffer", "expert_load_window"):
+        t = getattr(ms, name)
+        out[name] = t.numel() * t.element_size()
+    out["expert_buffer"] = sum(t.numel() * t.element_size() for t in ms.expert_buffer)
+    return out
 
 
 def main() -> None:
@@ -77,7 +139,18 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="JSON file to write (merged with what it holds)")
     a = ap.parse_args()
     vo.setup()
+    import torch.fx.experimental._config as fx_config
     import vllm
+    import vllm.config.parallel as parallel
+
+    # the EP expert map is built with torch.nonzero, which the meta device answers only when told to
+    fx_config.meta_nonzero_assume_all_nonzero = True
+    # and the expert map's log line reads its entries (.item()), which meta tensors do not hold; the map is unchanged
+    from vllm.model_executor.layers.fused_moe import expert_map_manager
+
+    expert_map_manager.ExpertMapManager.get_compressed_map_string = lambda self: ""  # type: ignore[method-assign]
+    platform = parallel.current_platform
+    _capture_models()
 
     doc: dict[str, Any] = {"cases": [], "unsupported": []}
     if os.path.exists(a.out):
@@ -88,7 +161,7 @@ def main() -> None:
         "FlashAttention / Triton MLA as the CUDA backends, kv_cache_utils.get_kv_cache_configs) with each case's "
         "EngineArgs fields set as `vllm serve` parses the flag; run on CPU with VLLM_TARGET_DEVICE=cpu: "
         f"VLLM_TARGET_DEVICE=cpu the vllm {vllm.__version__} venv python tools/vllm_flag_oracle.py --tp N "
-        "(N = 1, 2, 4)"), memory_note="memory_bytes is the KV budget handed to get_kv_cache_configs for every rank")
+        "(N = 1, 2, 4, 8)"), memory_note="memory_bytes is the KV budget handed to get_kv_cache_configs for every rank")
 
     def key(c: dict[str, Any]) -> str:
         return json.dumps([c["model"], c["tp"], c["engine_args"]], sort_keys=True)
@@ -101,6 +174,8 @@ def main() -> None:
         repo = json.load(open(path))["repo_id"]
         if key({"model": repo, "tp": tp, "engine_args": args}) in done:
             continue
+        # ParallelConfig refuses EPLB off CUDA / ROCm; the oracle builds the model on the meta device, as CUDA does
+        parallel.current_platform = _CudaAlike(platform) if args.get("enable_eplb") else platform
         vo.EXTRA_ARGS.clear()
         vo.EXTRA_ARGS.update(copy.deepcopy(args))  # vLLM completes the dicts it is handed in place
         t = time.time()
@@ -108,6 +183,8 @@ def main() -> None:
             with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
                 row = vo.run_one(path, tp, "auto", a.memory_gib, None)
             row["engine_args"] = args
+            if args.get("enable_eplb"):
+                row["eplb_state"] = _eplb_state(*_BUILT[-1])
             row = fold(row, set())  # the per-layer specs as distinct kinds and their counts
             doc["cases"].append(row)
             print(f"{repo} tp{tp} {args}: {time.time() - t:.1f}s", file=sys.stderr)

@@ -27,6 +27,7 @@ from .llamacpp.engine import LlamaResult
 from .messages import Message, error, warning
 from .results import Result, Row
 from .vllm.engine import VLLMResult
+from .vllm.engine import parse_eplb_config
 from .vllm.hf_overrides import parse_hf_overrides
 from .vllm.spec_decode import parse_speculative_config
 
@@ -584,7 +585,7 @@ def _vllm_reading(p: Parsed) -> Reading:
             continue
         name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
         if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras",
-                   "num_gpu_blocks_override"):
+                   "num_gpu_blocks_override", "decode_context_parallel_size"):
             opts[fld] = _int(name, v or "")
         elif fld in CUDAGRAPH_FIELDS:
             if fld in reader.get("cc_keys", ()):
@@ -620,6 +621,10 @@ def _vllm_reading(p: Parsed) -> Reading:
             part = {key: _int(name, v or "") if key == "num_speculative_tokens" else v} if key else \
                 parse_speculative_config(v or "")
             opts[fld] = {**opts.get(fld, {}), **part}
+        elif fld == "enable_eplb":
+            opts[fld] = f.entry["value"]
+        elif fld == "eplb_config":  # one JSON object; its dotted keys arrive merged as one (_flexible)
+            opts[fld] = {**opts.get(fld, {}), **parse_eplb_config(v or "")}
         elif fld == "hf_overrides":  # one JSON object; its dotted keys arrive merged as one (_flexible)
             opts[fld] = {**opts.get(fld, {}), **parse_hf_overrides(v or "")}
         elif fld in PARALLEL_FIELDS + COMPILE_FIELDS:
@@ -1106,7 +1111,7 @@ def _flag_line(q: Question) -> str:
              "flash_attn": "-fa", "n_batch": "-b", "n_ubatch": "-ub", "split_mode": "-sm", "main_gpu": "-mg",
              "n_cpu_moe": "--n-cpu-moe", "data_parallel_size": "--data-parallel-size", "model_draft": "-md",
              "n_gpu_layers_draft": "-ngld", "draft_max": "--draft-max", "type_k_draft": "-ctkd", "type_v_draft": "-ctvd",
-             "mmproj": "--mmproj"}
+             "mmproj": "--mmproj", "decode_context_parallel_size": "--decode-context-parallel-size"}
     for k, v in o.items():
         if k in ("lora", "lora_scaled"):
             for item in v:
@@ -1127,6 +1132,7 @@ def _flag_line(q: Question) -> str:
                     "enable_chunked_prefill": None if v else "--disable-chunked-prefill",
                     "disable_hybrid_kv_cache_manager": "--disable-hybrid-kv-cache-manager" if v else None,
                     "disable_sliding_window": "--disable-sliding-window" if v else None,
+                    "enable_eplb": "--enable-eplb" if v else None,
                     }.get(k, f"({k}={v})")
             if flag:
                 parts.append(flag)
@@ -1138,8 +1144,8 @@ def _flag_line(q: Question) -> str:
             parts += ["--cudagraph-capture-sizes", *map(str, v)]
         elif k == "speculative_config":
             parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
-        elif k == "hf_overrides":
-            parts += ["--hf-overrides", shlex.quote(json.dumps(v, separators=(",", ":")))]
+        elif k in ("hf_overrides", "eplb_config"):
+            parts += [f"--{k.replace('_', '-')}", shlex.quote(json.dumps(v, separators=(",", ":")))]
         elif k in names:
             parts += [names[k], shlex.quote(str(v))]
         elif v is not None:
