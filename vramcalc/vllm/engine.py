@@ -429,10 +429,10 @@ def dcp_messages(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
     flag = f"--decode-context-parallel-size {dcp}"
 
     def refuse(code: str, text: str, fix: str, source: str) -> list[Message]:
-        return [error(f"vllm.dcp.{code}", text, fix=fix, source=source)]
+        return [error(code, text, fix=fix, source=source)]
 
     if tp % dcp:
-        return refuse("tp_divisible", f"ValueError: tp_size={tp} must be divisible by dcp_size={dcp}.",
+        return refuse("vllm.dcp.tp_divisible", f"ValueError: tp_size={tp} must be divisible by dcp_size={dcp}.",
                       f"a {flag} that divides --tensor-parallel-size {tp}", "vllm/config/parallel.py ParallelConfig")
     attn = [la.attention for la in spec.layers if la.attention is not None]
     if any(la.ssm is not None for la in spec.layers) or any(a.kind == "chunked" for a in attn):
@@ -442,23 +442,23 @@ def dcp_messages(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
         kv, q = attn[0].num_kv_heads, attn[0].num_heads
         src = "vllm/config/model.py ModelConfig.verify_with_parallel_config"
         if tp <= kv:
-            return refuse("kv_heads", "ValueError: Decode context parallelism for GQA/MQA requires "
+            return refuse("vllm.dcp.kv_heads", "ValueError: Decode context parallelism for GQA/MQA requires "
                           f"`--tensor-parallel-size` ({tp}) to be greater than the model's total number of KV heads "
                           f"({kv}). Increase `--tensor-parallel-size` or set `--decode-context-parallel-size 1`.",
                           f"--tensor-parallel-size above {kv}, or --decode-context-parallel-size 1", src)
         if dcp > tp // kv:
-            return refuse("max_size", f"ValueError: `--decode-context-parallel-size` ({dcp}) exceeds the maximum "
+            return refuse("vllm.dcp.max_size", f"ValueError: `--decode-context-parallel-size` ({dcp}) exceeds the maximum "
                           f"supported value ({tp // kv}) for `--tensor-parallel-size` ({tp}) and {kv} model KV heads.",
                           f"--decode-context-parallel-size {tp // kv}", src)
         if (q // kv) % dcp:
-            return refuse("q_per_kv", f"ValueError: The model's number of query heads per KV head ({q // kv}) must be "
+            return refuse("vllm.dcp.q_per_kv", f"ValueError: The model's number of query heads per KV head ({q // kv}) must be "
                           f"divisible by `--decode-context-parallel-size` ({dcp}) for GQA/MQA.",
                           "a --decode-context-parallel-size that divides the query heads per KV head", src)
     if any(a.kind == "sliding" for a in attn) and hma_off(opts):
         raise NotModelledError(f"{flag} with sliding-window layers held at full length (the hybrid KV cache manager "
                                "off): vramcalc does not model it (remove one of the flags to check the rest)")
     if any(a.kind == "sliding" for a in attn):
-        return refuse("sliding_window", "AssertionError: DCP not support sliding window.",
+        return refuse("vllm.dcp.sliding_window", "AssertionError: DCP not support sliding window.",
                       "--decode-context-parallel-size 1", "vllm/v1/kv_cache_interface.py SlidingWindowSpec")
     return []
 
