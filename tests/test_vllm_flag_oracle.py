@@ -112,9 +112,9 @@ def test_hf_overrides_rope_scaling_without_rope_theta_is_refused_as_vllm_fails()
 def test_hf_overrides_keys_not_modelled_and_gguf_are_refused():
     with pytest.raises(NotModelledError, match="--hf-overrides hidden_act: not modelled"):
         check_vllm(load("Qwen/Qwen3-0.6B"), find_gpu("h100-sxm"), VLLMOptions(hf_overrides={"hidden_act": "gelu"}))
-    with pytest.raises(NotModelledError, match="--hf-overrides text_config.intermediate_size: not modelled"):
+    with pytest.raises(NotModelledError, match="--hf-overrides text_config.hidden_act: not modelled"):
         check_vllm(load("google/gemma-3-4b-it"), find_gpu("h100-sxm"),
-                   VLLMOptions(hf_overrides={"text_config": {"intermediate_size": 4}}))
+                   VLLMOptions(hf_overrides={"text_config": {"hidden_act": "gelu"}}))
     spec = load("Qwen/Qwen3-0.6B").model_copy(update={"config": None, "source": "gguf:x.gguf"})
     with pytest.raises(NotModelledError, match="applies it to the model's config.json"):
         apply_hf_overrides(spec, {"num_hidden_layers": 4})

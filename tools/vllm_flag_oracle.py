@@ -46,6 +46,12 @@ CASES: list[tuple[str, int, dict[str, Any]]] = [
     ("google__gemma-3-4b-it", 1, {"hf_overrides": {"num_hidden_layers": 6}}),
     ("mistralai__Mistral-7B-Instruct-v0.3", 1, {"hf_overrides": {"sliding_window": 4096}}),
     ("Qwen__Qwen3-30B-A3B", 2, {"hf_overrides": {"num_experts": 64, "num_hidden_layers": 8}}),
+    ("Qwen__Qwen3-0.6B", 1, {"hf_overrides": {"intermediate_size": 1024, "vocab_size": 32000, "head_dim": 64,
+                                              "num_attention_heads": 8, "hidden_size": 512}}),
+    ("Qwen__Qwen3-30B-A3B", 2, {"hf_overrides": {"moe_intermediate_size": 384, "num_experts_per_tok": 4,
+                                                 "num_hidden_layers": 6}}),
+    ("google__gemma-3-4b-it", 1, {"hf_overrides": {"text_config": {"sliding_window": 512,
+                                                                   "max_position_embeddings": 32768}}}),
     # --decode-context-parallel-size: the KV cache's tokens dealt over the DCP ranks within TP
     # (config/parallel.py ParallelConfig, v1/kv_cache_interface.py FullAttentionSpec.max_memory_usage_bytes)
     ("Qwen__Qwen2.5-3B", 4, {"decode_context_parallel_size": 2}),
