@@ -5,6 +5,7 @@ classified completely in data/command_flags.json. No test reaches the network.""
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -837,3 +838,54 @@ def test_draft_override_tensor_places_the_drafts_tensors_as_ot_places_the_target
                            plan_gguf(spec, "Q8_0"), solve=False)
     assert moved.gpu_bytes == [d.total_bytes for d in alone.devices[:2]]
     assert moved.gpu_bytes[1] > plain.gpu_bytes[1] and moved.gpu_bytes[0] < plain.gpu_bytes[0]
+
+
+def test_hf_overrides_is_read_as_the_vramcalc_flag():
+    """--hf-overrides JSON, and its dotted keys merged into one object (FlexibleArgumentParser), applied to the
+    config before it is sized; tests/test_vllm_flag_oracle.py pins the figures against vLLM 0.30.0's planner."""
+    r = check_command("vllm serve Qwen/Qwen3-0.6B --hf-overrides '{\"num_hidden_layers\": 4}'", "4090")
+    dotted = check_command("vllm serve Qwen/Qwen3-0.6B --hf-overrides.num_hidden_layers 4", "4090")
+    plain = check_command("vllm serve Qwen/Qwen3-0.6B", "4090")
+    assert r.options["hf_overrides"] == dotted.options["hf_overrides"] == {"num_hidden_layers": 4}
+    assert "--hf-overrides '{\"num_hidden_layers\":4}'" in r.vramcalc_command and not r.warnings
+    assert r.result.kv_cache_tokens == dotted.result.kv_cache_tokens > 6 * plain.result.kv_cache_tokens
+    assert r.result.model.params_total < plain.result.model.params_total
+    assert main(shlex.split(r.vramcalc_command)[1:] + ["--json"]) == 0
+    with pytest.raises(NotModelledError, match="--hf-overrides hidden_act: not modelled"):
+        check_command("vllm serve Qwen/Qwen3-0.6B --hf-overrides '{\"hidden_act\": \"gelu\"}'", "4090")
+
+
+def test_decode_context_parallel_size_is_read_as_the_vramcalc_flag():
+    """-dcp / --decode-context-parallel-size: each request's KV dealt over the DCP ranks, so the same blocks hold
+    twice the tokens at DCP 2; vLLM's refusals in its words (tests/test_vllm_flag_oracle.py pins both against
+    vLLM 0.30.0's planner)."""
+    base = "vllm serve deepseek-ai/DeepSeek-V2-Lite -tp 2 --max-model-len 32768"
+    r = check_command(f"{base} -dcp 2", "2xh100")
+    plain = check_command(base, "2xh100")
+    assert r.options["decode_context_parallel_size"] == 2 and not r.warnings
+    assert "--decode-context-parallel-size 2" in r.vramcalc_command
+    assert r.result.num_gpu_blocks == plain.result.num_gpu_blocks
+    assert abs(r.result.kv_cache_tokens - 2 * plain.result.kv_cache_tokens) <= 2
+    assert main(shlex.split(r.vramcalc_command)[1:] + ["--json"]) == 0
+    bad = check_command("vllm serve Qwen/Qwen3-8B -tp 2 --decode-context-parallel-size 2", "2xh100")
+    assert not bad.result.fits and [e.code for e in bad.result.errors] == ["vllm.dcp.kv_heads"]
+
+
+def test_enable_eplb_and_eplb_config_are_read_as_the_vramcalc_flags():
+    """--enable-eplb with --eplb-config (JSON or its dotted keys): the redundant experts per EP rank and EplbState's
+    tensors in the weights; vLLM's refusals in its words (tests/test_vllm_flag_oracle.py pins both against vLLM
+    0.30.0's own code)."""
+    base = "vllm serve Qwen/Qwen3-30B-A3B -tp 4 --enable-expert-parallel --max-model-len 32768"
+    r = check_command(f"{base} --enable-eplb --eplb-config '{{\"num_redundant_experts\": 4}}'", "4xh100")
+    dotted = check_command(f"{base} --enable-eplb --eplb-config.num_redundant_experts 4", "4xh100")
+    plain = check_command(base, "4xh100")
+    assert r.options["enable_eplb"] is True and r.options["eplb_config"] == dotted.options["eplb_config"] == \
+        {"num_redundant_experts": 4}
+    assert "--enable-eplb" in r.vramcalc_command and not r.warnings
+    assert r.result.devices[0].weights_bytes == dotted.result.devices[0].weights_bytes > \
+        plain.result.devices[0].weights_bytes
+    assert main(shlex.split(r.vramcalc_command)[1:] + ["--json"]) == 0
+    off = check_command(f"{base} --enable-eplb --disable-eplb", "4xh100")
+    assert off.result.devices[0].weights_bytes == plain.result.devices[0].weights_bytes
+    bad = check_command(f"{base} --eplb-config.num_redundant_experts 4", "4xh100")
+    assert [e.code for e in bad.result.errors] == ["vllm.eplb.not_enabled"]

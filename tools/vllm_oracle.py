@@ -112,6 +112,9 @@ def _legacy() -> bool:
     return not hasattr(Platform, "update_block_size_for_backend")
 
 
+# EngineArgs fields set on top of the oracle's own (tools/vllm_flag_oracle.py: one serve flag per case)
+EXTRA_ARGS: dict[str, Any] = {}
+
 MODELS = os.path.join(os.path.dirname(__file__), "..", "vramcalc", "data", "models")
 
 
@@ -129,7 +132,7 @@ def _init_group(tp: int, cfg: Any) -> None:
     if _GROUP:  # the model groups are made per model: an EP group exists only for MoE models
         ps.destroy_model_parallel()
         with set_current_vllm_config(cfg):
-            ps.ensure_model_parallel_initialized(tp, 1)
+            ps.ensure_model_parallel_initialized(tp, 1, **_dcp(cfg))
         return
     _GROUP.append(tp)
     from vllm.distributed.device_communicators.shm_broadcast import MessageQueue
@@ -150,7 +153,14 @@ def _init_group(tp: int, cfg: Any) -> None:
     with set_current_vllm_config(cfg):
         ps.init_distributed_environment(world_size=tp, rank=0, distributed_init_method="env://", local_rank=0,
                                         backend="fake")
-        ps.ensure_model_parallel_initialized(tp, 1)
+        ps.ensure_model_parallel_initialized(tp, 1, **_dcp(cfg))
+
+
+def _dcp(cfg: Any) -> dict[str, int]:
+    """--decode-context-parallel-size: its groups are carved out of the TP ranks (parallel_state.py
+    initialize_model_parallel; named only where set, for the releases without it)."""
+    dcp = int(getattr(cfg.parallel_config, "decode_context_parallel_size", 1) or 1)
+    return {"decode_context_model_parallel_size": dcp} if dcp > 1 else {}
 
 
 def cuda_like(cfg: Any) -> None:
@@ -222,6 +232,7 @@ def _config(model_dir: str, tp: int, kv_dtype: str, max_len: int | None) -> Any:
         extra["swap_space"] = 0
     if os.environ.get("VLLM_ORACLE_DISABLE_SLIDING_WINDOW"):  # --disable-sliding-window (ModelConfig)
         extra["disable_sliding_window"] = True
+    extra.update(EXTRA_ARGS)  # further EngineArgs fields, as a serve flag sets them (tools/vllm_flag_oracle.py)
     ea = EngineArgs(model=model_dir, skip_tokenizer_init=True, load_format="dummy", tensor_parallel_size=tp,
                     kv_cache_dtype=kv_dtype, max_model_len=max_len, max_num_batched_tokens=8192,
                     max_num_seqs=256, async_scheduling=True,
@@ -521,15 +532,8 @@ def _run(entry: dict[str, Any], config: dict[str, Any], tp: int, kv_dtype: str, 
         return row
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--models", nargs="*", help="catalog file stems (default: all)")
-    ap.add_argument("--tp", type=int, default=1)
-    ap.add_argument("--kv-dtypes", nargs="*", default=["auto", "fp8"])
-    ap.add_argument("--memory-gib", nargs="*", type=float, default=[2.0, 16.0, 64.0])
-    ap.add_argument("--max-model-len", type=int, default=None)
-    ap.add_argument("--out", required=True, help="JSON file to write (merged with what it holds)")
-    a = ap.parse_args()
+def setup() -> None:
+    """Make the wheel plan as the CUDA build does on this CPU machine (see the module docstring)."""
     _torchvision_stub()
     # releases up to 0.2x pick the CPU platform only for a "+cpu" build (platforms/__init__.py
     # cpu_platform_plugin, vllm_version_matches_substr): the CUDA wheel is told it is one. From 0.25 the
@@ -559,6 +563,20 @@ def main() -> None:
 
         vllm.platforms.current_platform.import_kernels()
     _custom_op_stub()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", nargs="*", help="catalog file stems (default: all)")
+    ap.add_argument("--tp", type=int, default=1)
+    ap.add_argument("--kv-dtypes", nargs="*", default=["auto", "fp8"])
+    ap.add_argument("--memory-gib", nargs="*", type=float, default=[2.0, 16.0, 64.0])
+    ap.add_argument("--max-model-len", type=int, default=None)
+    ap.add_argument("--out", required=True, help="JSON file to write (merged with what it holds)")
+    a = ap.parse_args()
+    setup()
+    import vllm
+
     paths = sorted(glob.glob(os.path.join(MODELS, "*.json")))
     if a.models:
         paths = [p for p in paths if os.path.basename(p)[:-5] in a.models]

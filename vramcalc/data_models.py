@@ -419,6 +419,9 @@ class RotaryCache(Fixed):
     source: str
     factor_lengthens: list[str]  # rope types whose cache holds max_position x factor positions
     factor_lengthens_source: str
+    # rope types whose cache holds original_max_position_embeddings x factor positions
+    factor_of_original: list[str] = []
+    factor_of_original_source: str = ""
     sliding_own_rope: list[str]  # model types whose sliding layers take a rope of their own (a second cache)
     sliding_own_rope_source: str
     whole_head: list[str]  # rope types whose cache spans the whole head (partial_rotary_factor aside)
@@ -577,6 +580,15 @@ class BatchDefaults(Fixed):
     rules: list[BatchRule]
 
 
+class HfOverrides(Sourced):
+    """--hf-overrides as vLLM applies it (vllm.json hf_overrides)."""
+
+    keys: list[str]  # the keys vramcalc applies, each checked against vLLM's planner
+    nested_configs: list[str]  # keys whose JSON object merges into a nested config
+    layer_types_from_init: list[str]  # text model types whose layer_types transformers derives in __init__
+    rope_keys: list[str]  # RoPE dicts vLLM sets whole
+
+
 class VerdictMargin(Sourced):
     weights_from_config: float
     weights_from_files: float
@@ -611,6 +623,7 @@ class Vllm(Sourced):
     sampler: Sampler
     batch_defaults: BatchDefaults
     verdict_margin: VerdictMargin
+    hf_overrides: HfOverrides
 
 
 # --- vllm_platforms.json, vllm_quant_support.json -----------------------------------------------

@@ -27,6 +27,8 @@ from .llamacpp.engine import LlamaResult
 from .messages import Message, error, warning
 from .results import Result, Row
 from .vllm.engine import VLLMResult
+from .vllm.engine import parse_eplb_config
+from .vllm.hf_overrides import parse_hf_overrides
 from .vllm.spec_decode import parse_speculative_config
 
 Program = Literal["vllm serve", "llama-server", "llama-cli", "llama-bench"]
@@ -587,7 +589,7 @@ def _vllm_reading(p: Parsed) -> Reading:
             continue
         name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
         if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras",
-                   "num_gpu_blocks_override"):
+                   "num_gpu_blocks_override", "decode_context_parallel_size"):
             opts[fld] = _int(name, v or "")
         elif fld in CUDAGRAPH_FIELDS:
             if fld in reader.get("cc_keys", ()):
@@ -623,6 +625,12 @@ def _vllm_reading(p: Parsed) -> Reading:
             part = {key: _int(name, v or "") if key == "num_speculative_tokens" else v} if key else \
                 parse_speculative_config(v or "")
             opts[fld] = {**opts.get(fld, {}), **part}
+        elif fld == "enable_eplb":
+            opts[fld] = f.entry["value"]
+        elif fld == "eplb_config":  # one JSON object; its dotted keys arrive merged as one (_flexible)
+            opts[fld] = {**opts.get(fld, {}), **parse_eplb_config(v or "")}
+        elif fld == "hf_overrides":  # one JSON object; its dotted keys arrive merged as one (_flexible)
+            opts[fld] = {**opts.get(fld, {}), **parse_hf_overrides(v or "")}
         elif fld in PARALLEL_FIELDS + COMPILE_FIELDS:
             _vllm_parallel_and_compile(f, fld, v, opts, reader, no_effect)
         elif fld != "model":
@@ -1173,7 +1181,8 @@ def _flag_line(q: Question) -> str:
              "n_cpu_moe": "--n-cpu-moe", "data_parallel_size": "--data-parallel-size", "model_draft": "-md",
              "n_gpu_layers_draft": "-ngld", "draft_max": "--draft-max", "type_k_draft": "-ctkd", "type_v_draft": "-ctvd",
              "mmproj": "--mmproj", "n_ctx_checkpoints": "-ctxcp", "cache_ram_mib": "-cram",
-             "spec_ngram_mod_n_max": "--spec-ngram-mod-n-max"}
+             "spec_ngram_mod_n_max": "--spec-ngram-mod-n-max",
+             "decode_context_parallel_size": "--decode-context-parallel-size"}
     for k, v in o.items():
         if k in ("lora", "lora_scaled"):
             for item in v:
@@ -1206,6 +1215,7 @@ def _flag_line(q: Question) -> str:
                     "disable_hybrid_kv_cache_manager": "--disable-hybrid-kv-cache-manager" if v else None,
                     "disable_sliding_window": "--disable-sliding-window" if v else None,
                     "rocm_fp8_padding": None if v else "--no-rocm-fp8-padding",
+                    "enable_eplb": "--enable-eplb" if v else None,
                     }.get(k, f"({k}={v})")
             if flag:
                 parts.append(flag)
@@ -1217,6 +1227,8 @@ def _flag_line(q: Question) -> str:
             parts += ["--cudagraph-capture-sizes", *map(str, v)]
         elif k == "speculative_config":
             parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
+        elif k in ("hf_overrides", "eplb_config"):
+            parts += [f"--{k.replace('_', '-')}", shlex.quote(json.dumps(v, separators=(",", ":")))]
         elif k in names:
             parts += [names[k], shlex.quote(str(v))]
         elif v is not None:

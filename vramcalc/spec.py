@@ -164,6 +164,9 @@ class ModelSpec(_Frozen):
     rope_scaling: dict[str, Any] | None = None
     vision: VisionSpec | None = None
     quantization_config: dict[str, Any] | None = None
+    # the config.json read (catalog, Hub, local file), kept for --hf-overrides, which vLLM applies to it before the
+    # model is built (vramcalc/vllm/hf_overrides.py); None for a GGUF
+    config: dict[str, Any] | None = Field(default=None, repr=False)
 
     @property
     def num_layers(self) -> int:

@@ -61,8 +61,17 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     v.add_argument("--data-parallel-size", "-dp", dest="data_parallel_size", type=bounded_int(MAX_GPUS, "engines"),
                    default=1, help="vLLM --data-parallel-size: engines of TP x PP GPUs each over the system's GPUs; an "
                                    "MoE model's experts are split over all of them")
+    v.add_argument("--decode-context-parallel-size", "-dcp", dest="decode_context_parallel_size",
+                   type=bounded_int(MAX_GPUS, "GPUs"), default=None,
+                   help="vLLM --decode-context-parallel-size: each request's KV dealt over this many of the TP ranks "
+                        "(full attention and MLA; GQA needs TP above the KV heads)")
     v.add_argument("--enable-expert-parallel", "-ep", action="store_true",
                    help="vLLM --enable-expert-parallel: whole experts per GPU over TP x DP ranks")
+    v.add_argument("--enable-eplb", action="store_true",
+                   help="vLLM --enable-eplb: expert load balancing (with --enable-expert-parallel): its redundant "
+                        "experts and rearranging buffers per GPU")
+    v.add_argument("--eplb-config", default=None, metavar="JSON",
+                   help="vLLM --eplb-config, e.g. '{\"num_redundant_experts\": 4}' (with --enable-eplb)")
     v.add_argument("--disable-chunked-prefill", action="store_true",
                    help="vLLM --disable-chunked-prefill: max_num_batched_tokens defaults to max_model_len")
     f = c.add_argument_group("vLLM serving features (with --engine vllm)")
@@ -97,6 +106,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "max_num_batched_tokens doubled")
     f.add_argument("--disable-sliding-window", action="store_true",
                    help="sliding-window layers attend in full; max_model_len capped at the window")
+    f.add_argument("--hf-overrides", default=None, metavar="JSON",
+                   help="vLLM --hf-overrides, e.g. '{\"num_hidden_layers\": 4}': applied onto the model's config before "
+                        "it is sized (a JSON object merges into text_config; data/vllm.json hf_overrides lists the keys)")
     f.add_argument("--kv-offloading-size", type=float, default=None,
                    help="GiB of host memory for offloaded KV blocks, summed over the TP ranks (no GPU memory)")
     f.add_argument("--kv-offloading-backend", choices=["native", "lmcache"], default=None,
@@ -153,7 +165,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     """The serving features' VLLMOptions fields (the defaults left out, so a command without them reads as before)."""
     out: dict[str, Any] = {}
     for name in ("enable_lora", "fully_sharded_loras", "language_model_only", "disable_hybrid_kv_cache_manager",
-                 "disable_sliding_window"):
+                 "disable_sliding_window", "enable_eplb"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
@@ -161,7 +173,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "kv_offloading_backend", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "pp_layer_partition",
                  "mm_encoder_tp_mode",
                  "lora_dtype",
-                 "limit_mm_per_prompt", "enable_prefix_caching"):
+                 "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
+                 "decode_context_parallel_size", "eplb_config"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)
     if getattr(args, "cudagraph_capture_sizes", None) is not None:

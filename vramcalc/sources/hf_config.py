@@ -949,6 +949,7 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
         rope_scaling=rope if isinstance(rope, dict) else None,
         vision=vision,
         quantization_config=qc if isinstance(qc, dict) else None,
+        config=cfg,
     )
 
 

@@ -33,6 +33,7 @@ from .kv import KVCapacity, KVPool, KVSettings, capacity, kv_pool, release_setti
 from .rules import (attention_backend, dtype_messages, parallel_messages, platform_messages, vllm_platforms,
                     quant_messages, source_messages)
 from .result_types import Layout, ModelSummary
+from .hf_overrides import apply_hf_overrides, parse_hf_overrides
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
 from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mxfp4_moe_backend, pp_layer_split,
@@ -143,6 +144,33 @@ class VLLMOptions(CheckedOptions):
     # to None, so the models' layers that read it attend in full (vllm/config/model.py ModelConfig.__post_init__,
     # _get_and_verify_max_len; e.g. models/gemma3.py Gemma3Attention, 0.30.0)
     disable_sliding_window: bool = False
+    # --hf-overrides: a JSON object applied onto the model's config before it is built (vllm/config/model.py
+    # ModelConfig.__post_init__ / _apply_dict_overrides, 0.30.0; vramcalc/vllm/hf_overrides.py)
+    hf_overrides: dict[str, Any] | None = None
+    # --decode-context-parallel-size: each request's full-attention KV dealt over DCP ranks carved out of the TP
+    # ranks (vllm/config/parallel.py ParallelConfig; vllm/v1/kv_cache_interface.py FullAttentionSpec, 0.30.0)
+    decode_context_parallel_size: int = Field(default=1, ge=1, le=MAX_GPUS)
+
+    # --enable-eplb / --eplb-config: expert load balancing, with num_redundant_experts physical experts beyond the
+    # model's spread over the EP ranks (vllm/config/parallel.py EPLBConfig, ParallelConfig; fused_moe/layer.py, 0.30.0)
+    enable_eplb: bool = False
+    eplb_config: dict[str, Any] | None = None
+
+    @field_validator("eplb_config", mode="before")
+    @classmethod
+    def _eplb_json(cls, v: Any) -> Any:
+        """--eplb-config as vLLM takes it: a JSON object of EPLBConfig's fields."""
+        return parse_eplb_config(v) if v is not None else None
+
+    @property
+    def num_redundant_experts(self) -> int:
+        return int((self.eplb_config or {}).get("num_redundant_experts", 0))
+
+    @field_validator("hf_overrides", mode="before")
+    @classmethod
+    def _overrides_json(cls, v: Any) -> Any:
+        """The JSON text vLLM takes, or the dict it parses to."""
+        return parse_hf_overrides(v) if v is not None else None
 
     @field_validator("cudagraph_capture_sizes")
     @classmethod
@@ -393,6 +421,119 @@ def without_sliding_window(spec: ModelSpec) -> ModelSpec:
     return spec.model_copy(update={"layers": layers, "max_position_embeddings": w if mpe is None or w < mpe else mpe})
 
 
+def dcp_messages(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
+    """vLLM 0.30.0's refusals of a --decode-context-parallel-size, in the order it meets them: ParallelConfig
+    (vllm/config/parallel.py: DCP reuses the TP ranks), ModelConfig.verify_with_parallel_config (vllm/config/
+    model.py: GQA/MQA needs KV heads replicated over the DCP ranks), and the planner's assertion on sliding-window
+    layers (vllm/v1/kv_cache_interface.py SlidingWindowSpec.max_memory_usage_bytes)."""
+    dcp, tp = opts.decode_context_parallel_size, opts.tp
+    if dcp == 1:
+        return []
+    flag = f"--decode-context-parallel-size {dcp}"
+
+    def refuse(code: str, text: str, fix: str, source: str) -> list[Message]:
+        return [error(code, text, fix=fix, source=source)]
+
+    if tp % dcp:
+        return refuse("vllm.dcp.tp_divisible", f"ValueError: tp_size={tp} must be divisible by dcp_size={dcp}.",
+                      f"a {flag} that divides --tensor-parallel-size {tp}", "vllm/config/parallel.py ParallelConfig")
+    attn = [la.attention for la in spec.layers if la.attention is not None]
+    if any(la.ssm is not None for la in spec.layers) or any(a.kind == "chunked" for a in attn):
+        raise NotModelledError(f"{flag} on a model with recurrent (Mamba / GDN) or chunked-local layers: vramcalc "
+                               "models DCP for full attention and MLA only (remove the flag to check the rest)")
+    if attn and attn[0].mla is None:
+        kv, q = attn[0].num_kv_heads, attn[0].num_heads
+        src = "vllm/config/model.py ModelConfig.verify_with_parallel_config"
+        if tp <= kv:
+            return refuse("vllm.dcp.kv_heads", "ValueError: Decode context parallelism for GQA/MQA requires "
+                          f"`--tensor-parallel-size` ({tp}) to be greater than the model's total number of KV heads "
+                          f"({kv}). Increase `--tensor-parallel-size` or set `--decode-context-parallel-size 1`.",
+                          f"--tensor-parallel-size above {kv}, or --decode-context-parallel-size 1", src)
+        if dcp > tp // kv:
+            return refuse("vllm.dcp.max_size", f"ValueError: `--decode-context-parallel-size` ({dcp}) exceeds the maximum "
+                          f"supported value ({tp // kv}) for `--tensor-parallel-size` ({tp}) and {kv} model KV heads.",
+                          f"--decode-context-parallel-size {tp // kv}", src)
+        if (q // kv) % dcp:
+            return refuse("vllm.dcp.q_per_kv", f"ValueError: The model's number of query heads per KV head ({q // kv}) must be "
+                          f"divisible by `--decode-context-parallel-size` ({dcp}) for GQA/MQA.",
+                          "a --decode-context-parallel-size that divides the query heads per KV head", src)
+    if any(a.kind == "sliding" for a in attn) and hma_off(opts):
+        raise NotModelledError(f"{flag} with sliding-window layers held at full length (the hybrid KV cache manager "
+                               "off): vramcalc does not model it (remove one of the flags to check the rest)")
+    if any(a.kind == "sliding" for a in attn):
+        return refuse("vllm.dcp.sliding_window", "AssertionError: DCP not support sliding window.",
+                      "--decode-context-parallel-size 1", "vllm/v1/kv_cache_interface.py SlidingWindowSpec")
+    return []
+
+
+# EPLBConfig's fields and defaults (v0.30.0 vllm/config/parallel.py EPLBConfig)
+EPLB_FIELDS = {"window_size": 1000, "step_interval": 3000, "num_redundant_experts": 0, "log_balancedness": False,
+               "log_balancedness_interval": 1, "use_async": True, "policy": "default", "communicator": None}
+
+
+def parse_eplb_config(v: Any) -> dict[str, Any]:
+    if isinstance(v, str):
+        try:
+            v = json.loads(v)
+        except json.JSONDecodeError as e:
+            raise InputError(f"argument --eplb-config: invalid loads value: {v!r:.80} ({e.msg})") from None
+    if not isinstance(v, dict):
+        raise InputError(f"argument --eplb-config: a JSON object of EPLBConfig's fields is needed, got {v!r:.80}")
+    unknown = sorted(set(v) - set(EPLB_FIELDS))
+    if unknown:
+        raise InputError(f"argument --eplb-config: unknown field(s) {', '.join(unknown)} (EPLBConfig has "
+                         f"{', '.join(EPLB_FIELDS)})")
+    for k in ("window_size", "num_redundant_experts"):
+        n = v.get(k, EPLB_FIELDS[k])
+        if isinstance(n, bool) or not isinstance(n, int) or n < (1 if k == "window_size" else 0) or n > 2**20:
+            raise InputError(f"argument --eplb-config: {k} must be an integer >= {1 if k == 'window_size' else 0}, "
+                             f"got {n!r:.40}")
+    return v
+
+
+def eplb_messages(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
+    """vLLM 0.30.0's refusals of --enable-eplb / num_redundant_experts: ParallelConfig.__post_init__ (vllm/config/
+    parallel.py), then FusedMoE's even split of the physical experts (vllm/model_executor/layers/fused_moe/layer.py)."""
+    src = "vllm/config/parallel.py ParallelConfig"
+    r = opts.num_redundant_experts
+    if not opts.enable_eplb:
+        if r:
+            return [error("vllm.eplb.not_enabled", f"ValueError: num_redundant_experts is set to {r} but EPLB is not "
+                          "enabled. Either enable EPLB or unset num_redundant_experts.", fix="--enable-eplb",
+                          source=src)]
+        return []
+    if not opts.enable_expert_parallel:
+        return [error("vllm.eplb.needs_ep", "ValueError: enable_expert_parallel must be True to use EPLB.",
+                      fix="--enable-expert-parallel", source=src)]
+    if opts.tp * opts.data_parallel_size <= 1:
+        return [error("vllm.eplb.needs_parallel", "ValueError: EPLB requires tensor, prefill-context, or data "
+                      f"parallelism, but got TP={opts.tp}, PCP=1, DP={opts.data_parallel_size}.",
+                      fix="drop --enable-eplb on one GPU", source=src)]
+    experts = next((la.mlp.num_experts for la in spec.layers if la.mlp.kind == "moe"), 0)
+    ep = opts.tp * opts.data_parallel_size
+    if experts and (experts + r) % ep:
+        return [error("vllm.eplb.uneven", "ValueError: EPLB currently only supports even distribution of experts "
+                      f"across ranks. Got {experts + r} experts and {ep} EP ranks.",
+                      fix="a num_redundant_experts that makes the experts divide by the EP ranks",
+                      source="vllm/model_executor/layers/fused_moe/layer.py FusedMoEFactory")]
+    return []
+
+
+def eplb_state_bytes(spec: ModelSpec, opts: VLLMOptions, w: RankWeights) -> int:
+    """The device memory EplbState.add_model allocates on each rank while the model loads (inside 'Model loading
+    took'; v0.30.0 vllm/distributed/eplb/eplb_state.py): a buffer of one MoE layer's local experts
+    (expert_buffer, empty_like of model.expert_weights[0]), the logical-to-physical map (MoE layers x experts x
+    (MAX_EXPERT_REDUNDANCY 1023 + 1) int64), the replica counts (int64), the physical-to-logical map (int64), the
+    load pass (int32) and the load window (window_size x MoE layers x physical experts, int32)."""
+    if not opts.enable_eplb or not spec.is_moe:
+        return 0
+    experts = next(la.mlp.num_experts for la in spec.layers if la.mlp.kind == "moe")
+    physical = experts + opts.num_redundant_experts
+    window = int((opts.eplb_config or {}).get("window_size", EPLB_FIELDS["window_size"]))
+    per_layer = experts * 1024 * 8 + experts * 8 + physical * 8 + physical * 4 + window * physical * 4
+    return w.expert_layer_bytes + w.moe_layers * per_layer
+
+
 def hma_off(opts: VLLMOptions) -> bool:
     """The hybrid KV cache manager off: --disable-hybrid-kv-cache-manager, or KV offloading through a connector
     without SupportsHMA (lmcache; v0.30.0 vllm/config/vllm.py VllmConfig.__post_init__,
@@ -422,7 +563,7 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
                       block_size=opts.block_size or 16, max_model_len=L, num_speculative_tokens=spec_tokens,
                       mamba_cache_dtype=opts.mamba_cache_dtype, mamba_ssm_cache_dtype=opts.mamba_ssm_cache_dtype,
-                      pp_partition=opts.pp_layer_partition, **rel)
+                      pp_partition=opts.pp_layer_partition, dcp=opts.decode_context_parallel_size, **rel)
 
 
 def _startup_gate(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, u: float, total: int, requested: int
@@ -467,7 +608,8 @@ def _mxfp4_kernel(scheme: QuantScheme, opts: VLLMOptions, gpu: GPU) -> tuple[str
 
 def _moe(spec: ModelSpec, opts: VLLMOptions) -> MoEShards | None:
     """The routed experts' split under DP / EP (None: by TP like every other layer)."""
-    return moe_shards(opts.tp, opts.data_parallel_size, opts.enable_expert_parallel) if spec.is_moe else None
+    return moe_shards(opts.tp, opts.data_parallel_size, opts.enable_expert_parallel,
+                      opts.num_redundant_experts if opts.enable_eplb else 0) if spec.is_moe else None
 
 
 def _from_files(opts: VLLMOptions, file_weight_bytes: int | None, spec: ModelSpec | None = None) -> bool:
@@ -910,6 +1052,11 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if not isinstance(gpu, GPU):
         raise InputError(f"check_vllm takes a GPU, got {type(gpu).__name__}: for a system such as '2x4090' use "
                          "vramcalc.check(model, system, engine='vllm')")
+    if opts.hf_overrides:  # applied to the config before anything reads it (ModelConfig.__post_init__)
+        base, spec = spec, apply_hf_overrides(spec, opts.hf_overrides)
+        if file_weight_bytes is not None and weights_per_rank(spec, 1, 1)[0].bytes != \
+                weights_per_rank(base, 1, 1)[0].bytes:
+            file_weight_bytes = None  # the files hold the checkpoint's shapes, not the overridden model's
     if opts.disable_sliding_window:
         if spec.model_type.startswith("gemma4"):  # tests/data/vllm_disable_sliding_window_oracle.json unsupported
             raise NotModelledError("--disable-sliding-window on Gemma 4: vLLM 0.30.0 with transformers 5 fails to "
@@ -937,6 +1084,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         warnings.append(warning("vllm.gpu.usable_estimated", f"{gpu.name}: {gpu.usable_source}"))
     scheme, gguf = _scheme(spec, opts)
     wdtype, errors, pre_warnings = _pre_start_messages(spec, gpu, opts, scheme)
+    errors += dcp_messages(spec, opts)
+    errors += eplb_messages(spec, opts)
     warnings += pre_warnings
     mnbt_d, seqs_d = _batch_defaults(gpu, version)
     if opts.performance_mode == "throughput":  # the defaults doubled (v0.30.0 vllm/engine/arg_utils.py
@@ -1005,6 +1154,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if feature_errors:  # LoRAConfig refuses before anything is allocated
         return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors + feature_errors, warnings, mnbt,
                        seqs, u, [prof.source], env=sam.env, plan=plan)
+    if opts.enable_eplb and spec.is_moe:  # EplbState.add_model allocates while the model loads
+        weights = [(w, b + eplb_state_bytes(spec, opts, w)) for w, b in weights]
     if plan and plan.weight_bytes:  # the drafter is loaded beside the target (gpu_model_runner.py load_model)
         weights = [(w, b + plan.weight_bytes) for w, b in weights]
     # the drafter's attention layers join the target's KV cache groups (gpu_model_runner.py get_kv_cache_spec)
@@ -1259,6 +1410,14 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--performance-mode {opts.performance_mode}")
     if opts.disable_sliding_window:
         out.append("--disable-sliding-window")
+    if opts.enable_eplb:
+        out.append("--enable-eplb")
+    if opts.eplb_config:
+        out.append("--eplb-config '" + json.dumps(opts.eplb_config, separators=(",", ":")) + "'")
+    if opts.decode_context_parallel_size > 1:
+        out.append(f"--decode-context-parallel-size {opts.decode_context_parallel_size}")
+    if opts.hf_overrides:
+        out.append("--hf-overrides '" + json.dumps(opts.hf_overrides, separators=(",", ":")) + "'")
     if opts.kv_offloading_size is not None:
         out.append(f"--kv-offloading-size {opts.kv_offloading_size:g}")
         if opts.kv_offloading_backend != "native":

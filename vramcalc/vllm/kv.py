@@ -59,6 +59,10 @@ class KVSettings(BaseModel):
     # the request length; an attention-free model without prefix caching takes it as its block size
     # (MambaModelConfig: mamba_block_size = max_model_len). 0: not known, the block size stays as set
     max_model_len: int = 0
+    # --decode-context-parallel-size: the full-attention KV of a request dealt over the DCP ranks, each holding
+    # cdiv(max_model_len, dcp) of its tokens (vLLM 0.30.0 vllm/v1/kv_cache_interface.py
+    # FullAttentionSpec.max_memory_usage_bytes); the page of a block is each rank's own
+    dcp: int = 1
 
 
 class KVGroup(BaseModel):
@@ -121,7 +125,7 @@ class KVPool(BaseModel):
             return ceil(min(g.window - 1 + in_flight, max_model_len) / g.block_size) + 1
         if g.kind == "chunked" and g.window:  # ChunkedLocalAttentionSpec: one chunk + in-flight
             return ceil(min(g.window + in_flight, max_model_len) / g.block_size)
-        return ceil(max_model_len / g.block_size)
+        return ceil(ceil(max_model_len / s.dcp) / g.block_size)
 
 
 def conv_state_dtype(spec: ModelSpec, mamba_cache_dtype: str = "auto") -> str:

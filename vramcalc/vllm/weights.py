@@ -74,8 +74,8 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
     s = list(t.shape)
     name = t.name
     if moe is not None and t.group == "routed_experts" and (moe.ep > 1 or moe.tp != tp):
-        if moe.ep > 1:  # whole experts, ceil(E / EP) on the first ranks (determine_expert_map)
-            return (-(-s[0] // moe.ep), *s[1:])
+        if moe.ep > 1:  # whole experts, ceil((E + redundant) / EP) on the first ranks (determine_expert_map)
+            return (-(-(s[0] + moe.redundant) // moe.ep), *s[1:])
         tp = moe.tp  # the experts' intermediate split over TP x DP ranks
     # embed_tokens_per_layer: Gemma-4's per-layer embeddings, a VocabParallelEmbedding (vLLM 0.30.0
     # vllm/model_executor/models/gemma4.py Gemma4Model.__init__)
@@ -137,12 +137,16 @@ class MoEShards(BaseModel):
 
     tp: int  # ranks the experts' intermediate dimension is split over (EP off)
     ep: int = 1  # ranks whole experts are spread over (EP on); 1: off
+    # --enable-eplb's redundant experts (--eplb-config num_redundant_experts): physical experts beyond the model's,
+    # spread over the EP ranks with them (v0.30.0 vllm/model_executor/layers/fused_moe/layer.py
+    # determine_expert_counts: global_num_experts = num_experts + num_redundant_experts)
+    redundant: int = 0
 
 
-def moe_shards(tp: int, dp: int, expert_parallel: bool) -> MoEShards | None:
+def moe_shards(tp: int, dp: int, expert_parallel: bool, redundant: int = 0) -> MoEShards | None:
     """None where the experts shard like every other layer (TP only, no EP)."""
     if expert_parallel and tp * dp > 1:
-        return MoEShards(tp=1, ep=tp * dp)
+        return MoEShards(tp=1, ep=tp * dp, redundant=redundant)
     return MoEShards(tp=tp * dp) if dp > 1 else None
 
 
@@ -154,6 +158,10 @@ class RankWeights(BaseModel):
     layers: int
     bytes: int
     rotary_cache_bytes: int
+    # the routed experts of this rank's first MoE layer: the buffer EPLB copies one layer's experts through
+    # (v0.30.0 vllm/distributed/eplb/eplb_state.py EplbState.add_model: empty_like of model.expert_weights[0])
+    expert_layer_bytes: int = 0
+    moe_layers: int = 0  # MoE layers in this rank's stage
 
 
 def rotary_cache_bytes(spec: ModelSpec, version: str | None = None) -> int:
@@ -174,6 +182,10 @@ def rotary_cache_bytes(spec: ModelSpec, version: str | None = None) -> int:
     scale = rope.get("factor")
     lengthened = (rope.get("rope_type") or rope.get("type")) in rules.factor_lengthens and isinstance(scale, (int, float))
     full = int(one * scale) if lengthened and isinstance(scale, (int, float)) else one
+    orig = rope.get("original_max_position_embeddings")
+    if (rope.get("rope_type") or rope.get("type")) in rules.factor_of_original and isinstance(scale, (int, float)) \
+            and isinstance(orig, int) and "mrope_section" not in rope:  # YaRN: original positions x factor
+        full = ceil(orig * scale) * dim * dtype_bytes(spec.dtype)
     release = version or vllm_rules().default_version
     if "mrope_section" in rope and _release_key(release) < _release_key(rules.mrope_positions_factor_before):
         full *= rules.mrope_positions_factor
@@ -301,6 +313,9 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
     starts = [sum(split[:i]) for i in range(pp)]
     composite = spec.vision is not None
     stage_bytes = [0] * pp
+    moe_idx = [i for i, la in enumerate(spec.layers) if la.mlp.kind == "moe"]
+    first_moe = [next((i for i in moe_idx if starts[st] <= i < starts[st] + split[st]), -1) for st in range(pp)]
+    expert_layer = [0] * pp
     per_kind: dict[tuple, int] = {}  # identical layers shard identically: size each tensor kind once
     for t in inventory(spec):
         m = re.match(r"model\.layers\.(\d+)\.", t.name)
@@ -333,7 +348,10 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
                 per_kind[key] = nbytes
         for st in stages:
             stage_bytes[st] += nbytes
+            if m and t.group == "routed_experts" and int(m.group(1)) == first_moe[st]:
+                expert_layer[st] += nbytes
     rope = rotary_cache_bytes(spec, version)
     return [RankWeights(rank=st * tp + r, pp_stage=st, layers=split[st], bytes=stage_bytes[st] + rope,
-                        rotary_cache_bytes=rope)
+                        rotary_cache_bytes=rope, expert_layer_bytes=expert_layer[st],
+                        moe_layers=sum(starts[st] <= i < starts[st] + split[st] for i in moe_idx))
             for st in range(pp) for r in range(tp)]
