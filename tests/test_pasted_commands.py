@@ -702,3 +702,17 @@ def test_override_kv_of_tokenizer_flags_has_no_effect_and_of_shapes_warns():
                "tokenizer.ggml.model=str:none"):
         (w,) = read_command(f"llama-server -m Qwen3-8B-Q4_K_M.gguf --override-kv {kv}")[1].warnings
         assert w.code == "command.not_modelled"
+
+
+def test_mla_disable_is_read_as_the_vramcalc_flag():
+    """VLLM_MLA_DISABLE=1: the full per-head K and V of each MLA layer (tests/test_vllm_oracle.py pins the pool against
+    vLLM 0.33.0's planner); 0 is the default (vllm/envs.py bool(int(...)))."""
+    base = "vllm serve deepseek-ai/DeepSeek-V2-Lite --max-model-len 8192"
+    r = check_command(f"VLLM_MLA_DISABLE=1 {base}", "h100")
+    on = check_command(base, "h100")
+    assert r.options["mla_disable"] is True and "--mla-disable" in r.vramcalc_command
+    assert r.result.command.startswith("VLLM_MLA_DISABLE=1 vllm serve")
+    # 16 heads x (128 + 64) for K and for V against one 512 + 64 latent: 32 / 3 times the bytes per token
+    assert abs(on.result.kv_cache_tokens / r.result.kv_cache_tokens - 32 * 192 / 576) < 0.01
+    assert main(r.vramcalc_command.split()[1:] + ["--json"]) == 0
+    assert read_command(f"VLLM_MLA_DISABLE=0 {base}")[1].options["mla_disable"] is False

@@ -174,3 +174,49 @@ def test_disable_sliding_window_on_gemma_4_is_not_modelled():
     assert u["model"] == "google/gemma-4-E2B-it" and "sliding_window" in u["error"]
     with pytest.raises(NotModelledError, match="StrictDataclassFieldValidationError"):
         check_vllm(load(u["model"]), find_gpu("h100"), VLLMOptions(disable_sliding_window=True))
+
+
+MLA_OFF = json.load(open(os.path.join(os.path.dirname(HERE), "vllm_mla_disable_oracle.json")))
+
+
+@pytest.mark.parametrize("c", MLA_OFF["cases"], ids=[f"{c['model']}-tp{c['tp']}-{c['kv_cache_dtype']}"
+                                                     for c in MLA_OFF["cases"]])
+def test_mla_disable_equals_vllm(c):
+    """VLLM_MLA_DISABLE=1 against vLLM 0.33.0's own planner (tests/data/vllm_mla_disable_oracle.json, tools/
+    vllm_oracle.py run with the variable set): every MLA layer a full-attention spec of the rank's heads with K and V
+    both qk_nope + qk_rope wide (page sizes), and the blocks, tokens and concurrency of each budget, or vLLM's
+    refusal and its estimated length; the weights per rank are those of the MLA build."""
+    from vramcalc.gpus import find_gpu
+    from vramcalc.vllm.engine import VLLMOptions, check_vllm
+    assert MLA_OFF["release"] == "0.33.0" and "VLLM_MLA_DISABLE=1" in MLA_OFF["produced_by"] and not c["use_mla"]
+    (kind,) = c["layer_kinds"]
+    s = KVSettings(tp=c["tp"], kv_cache_dtype=c["kv_cache_dtype"], max_num_batched_tokens=c["max_num_batched_tokens"],
+                   max_model_len=c["max_model_len"], mla_disabled=True, **release_settings(load(c["model"]), "0.33.0"))
+    pool = kv_pool(load(c["model"]), s)
+    assert kind["kind"] == "FullAttentionSpec" and pool.page_bytes == kind["page_size_bytes"]
+    assert pool.block_size == kind["block_size"] and pool.groups[0].layers == kind["layers"] == len(load(c["model"]).layers)
+    for p in c["plans"]:
+        r = check_vllm(load(c["model"]), find_gpu("h200"), VLLMOptions(
+            mla_disable=True, tp=c["tp"], kv_cache_dtype=c["kv_cache_dtype"], kv_cache_memory_bytes=p["memory_bytes"],
+            max_model_len=c["max_model_len"], max_num_batched_tokens=c["max_num_batched_tokens"]))
+        if "refusal" in p:
+            est = int(re.search(r"estimated maximum model length is (\d+)", p["refusal"]).group(1))
+            assert r.estimated_max_model_len == est
+            assert any(e.code.startswith("vllm.kv") for e in r.errors), [e.code for e in r.errors]
+        else:
+            assert r.num_gpu_blocks == p["num_blocks"] and abs(r.kv_cache_tokens - p["kv_cache_tokens"]) <= 1
+            assert abs(r.max_concurrency - p["max_concurrency"]) <= 0.005
+    if c["weights_bytes_rank0"] is not None:  # MLA off builds the same parameters (unquantized checkpoints)
+        ours = weights_per_rank(load(c["model"]), c["tp"], 1, version="0.33.0")[0].bytes
+        theirs = c["weights_bytes_rank0"] + c["buffer_bytes_rank0"]
+        assert abs(ours - theirs) <= 0.01 * theirs
+
+
+def test_mla_disable_on_deepseek_v32_is_vllm_s_assertion():
+    """vLLM 0.33.0 cannot build DeepSeek-V3.2 with MLA off (the fixture's unsupported): the check says so in its words."""
+    from vramcalc.gpus import find_gpu
+    from vramcalc.vllm.engine import VLLMOptions, check_vllm
+    errs = {u["error"] for u in MLA_OFF["unsupported"] if u["model"] == "deepseek-ai/DeepSeek-V3.2"}
+    assert len(errs) == 1
+    r = check_vllm(load("deepseek-ai/DeepSeek-V3.2"), find_gpu("h200"), VLLMOptions(mla_disable=True, tp=8))
+    assert not r.fits and errs.pop() in [e.text for e in r.errors]

@@ -510,6 +510,8 @@ def _run(entry: dict[str, Any], config: dict[str, Any], tp: int, kv_dtype: str, 
             "async_scheduling": cfg.scheduler_config.async_scheduling,
             "hybrid_kv_cache_manager": not cfg.scheduler_config.disable_hybrid_kv_cache_manager,
             "disable_sliding_window": bool(getattr(cfg.model_config, "disable_sliding_window", False)),
+            # VLLM_MLA_DISABLE=1 in the environment (vllm/envs.py; ModelConfig.use_mla reads it)
+            "use_mla": bool(cfg.model_config.use_mla),
             "weights_bytes_rank0": weights if with_weights else None,
             "buffer_bytes_rank0": buffers if with_weights else None,
             "layers": {}, "plans": []}
@@ -588,6 +590,11 @@ def main() -> None:
         "as vramcalc reads it); a quantized checkpoint whose kernels the CPU build cannot pick is built "
         "unquantized with the KV dtype its quantization config gives `auto` (kv_cache_dtype_built)"),
         memory_note="memory_bytes is the KV budget handed to get_kv_cache_configs for every rank")
+    flags = [k + "=1" for k in ("VLLM_ORACLE_DISABLE_SLIDING_WINDOW", "VLLM_MLA_DISABLE") if os.environ.get(k)]
+    if a.max_model_len:
+        flags.append(f"--max-model-len {a.max_model_len}")
+    if flags:  # what the run was given besides the catalog configs
+        doc["produced_by"] += "; run with " + ", ".join(flags)
     done = {(c["model"], c["tp"], c["kv_cache_dtype"]) for c in doc["cases"]}
     for p in paths:
         repo = json.load(open(p))["repo_id"]

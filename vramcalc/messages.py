@@ -79,6 +79,8 @@ CODES: dict[str, str] = {
     "vllm.mm.encoder_tp_data": "--mm-encoder-tp-mode data keeps the whole vision tower on every TP rank",
     "vllm.mm_ipc.no_kv": "--mm-ipc-gpu-memory-gb reserves all the KV cache memory vLLM found",
     "vllm.mm_ipc.text_model": "--mm-ipc-gpu-memory-gb on a text model reserves nothing",
+    "vllm.mla_disable.sparse_indexer": "VLLM_MLA_DISABLE=1 on a model with the sparse-attention indexer "
+                                       "(DeepSeek-V3.2): vLLM cannot build its attention",
     "vllm.max_model_len.exceeds_model": "--max-model-len above the model's derived length without "
                                         "VLLM_ALLOW_LONG_MAX_MODEL_LEN",
     "vllm.max_model_len.long_allowed": "--max-model-len above the model's length, allowed by VLLM_ALLOW_LONG_MAX_MODEL_LEN",

@@ -1124,6 +1124,7 @@ def _flag_line(q: Question) -> str:
                     "enable_chunked_prefill": None if v else "--disable-chunked-prefill",
                     "disable_hybrid_kv_cache_manager": "--disable-hybrid-kv-cache-manager" if v else None,
                     "disable_sliding_window": "--disable-sliding-window" if v else None,
+                    "mla_disable": "--mla-disable" if v else None,
                     }.get(k, f"({k}={v})")
             if flag:
                 parts.append(flag)

@@ -106,6 +106,8 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="data: the whole vision tower on every TP rank (weights, the default, shards it)")
     f.add_argument("--pp-layer-partition", type=_partition, default=None,
                    help="layers per PP stage, as vLLM's VLLM_PP_LAYER_PARTITION (e.g. 20,16)")
+    f.add_argument("--mla-disable", action="store_true",
+                   help="as vLLM's VLLM_MLA_DISABLE=1: MLA models keep full per-head K and V instead of the latent")
     f.add_argument("--disable-hybrid-kv-cache-manager", action="store_true",
                    help="sliding-window layers beside full attention keep the full context, as full attention does")
     f.add_argument("--limit-mm-per-prompt", type=_mm_limits, default=None,
@@ -151,7 +153,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     """The serving features' VLLMOptions fields (the defaults left out, so a command without them reads as before)."""
     out: dict[str, Any] = {}
     for name in ("enable_lora", "fully_sharded_loras", "language_model_only", "disable_hybrid_kv_cache_manager",
-                 "disable_sliding_window"):
+                 "disable_sliding_window", "mla_disable"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",

@@ -140,6 +140,9 @@ class VLLMOptions(CheckedOptions):
     # to None, so the models' layers that read it attend in full (vllm/config/model.py ModelConfig.__post_init__,
     # _get_and_verify_max_len; e.g. models/gemma3.py Gemma3Attention, 0.30.0)
     disable_sliding_window: bool = False
+    # VLLM_MLA_DISABLE=1: MLA models (DeepSeek-V2/V3, Kimi-K2) keep full per-head K and V instead of the latent
+    # (vllm/config/model.py ModelConfig.use_mla; vllm/model_executor/models/deepseek_v2.py DeepseekV2Attention, 0.33.0)
+    mla_disable: bool = False
 
     @field_validator("cudagraph_capture_sizes")
     @classmethod
@@ -419,7 +422,7 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
                       block_size=opts.block_size or 16, max_model_len=L, num_speculative_tokens=spec_tokens,
                       mamba_cache_dtype=opts.mamba_cache_dtype, mamba_ssm_cache_dtype=opts.mamba_ssm_cache_dtype,
-                      pp_partition=opts.pp_layer_partition, **rel)
+                      pp_partition=opts.pp_layer_partition, mla_disabled=opts.mla_disable, **rel)
 
 
 def _startup_gate(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, u: float, total: int, requested: int
@@ -948,6 +951,14 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             f"VLLM_ALLOW_LONG_MAX_MODEL_LEN=1: max_model_len {opts.max_model_len} is above the model's {derived}; vLLM "
             "starts and warns that positions past it give NaN under RoPE (the KV cache is sized for the length given)",
             source="vllm/config/model.py _get_and_verify_max_len"))
+    if opts.mla_disable and any(la.attention is not None and la.attention.mla is not None and la.attention.mla.index_n_heads
+                                for la in spec.layers):
+        # DeepSeek-V3.2's sparse indexer hands its top-k buffer to the attention class, which MLA off cannot take
+        # (tests/data/vllm_mla_disable_oracle.json unsupported)
+        errors.append(error("vllm.mla_disable.sparse_indexer", "AssertionError: topk_indices_buffer is not         "
+                            "supported for DeepseekV2Attention", fix="unset VLLM_MLA_DISABLE (MLA is the only "
+                            "attention vLLM builds for a model with the sparse-attention indexer)",
+                            source="vllm/model_executor/models/deepseek_v2.py DeepseekV2Attention.__init__ (0.33.0)"))
     mnbt = opts.max_num_batched_tokens or (mnbt_d if opts.enable_chunked_prefill else max(L, mnbt_d))
     if not opts.enable_chunked_prefill and mnbt < L:
         errors.append(_unchunked_refusal(mnbt, L))
@@ -1209,6 +1220,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
     cmd += _feature_flags(opts)
     if opts.pp_layer_partition is not None:  # vLLM reads it from the environment (vllm/envs.py)
         cmd.insert(0, "VLLM_PP_LAYER_PARTITION=" + ",".join(map(str, opts.pp_layer_partition)))
+    if opts.mla_disable:  # an environment variable too (vllm/envs.py VLLM_MLA_DISABLE)
+        cmd.insert(0, "VLLM_MLA_DISABLE=1")
     return VLLMResult(
         fits=fits and not errors, engine_version=version,
         model=ModelSummary(id=spec.id, params_total=counts.total, params_active=counts.active),

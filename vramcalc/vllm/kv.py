@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ..cache_kinds import ChunkedLocal, MLALatent, SharedKV, SlidingWindow, cache_layers
+from ..cache_kinds import ChunkedLocal, FullAttention, MLALatent, SharedKV, SlidingWindow, cache_layers
 from ..errors import NotModelledError
 from ..kv import dtype_bytes
 from ..spec import ModelSpec
@@ -56,6 +56,11 @@ class KVSettings(BaseModel):
     fit_by_groups: bool = True
     # `auto` takes the checkpoint's FP8 KV scheme (data/vllm.json checkpoint_kv_dtype_since); before, the model dtype
     checkpoint_kv_dtype: bool = True
+    # VLLM_MLA_DISABLE=1: ModelConfig.use_mla is False (vLLM 0.33.0 vllm/config/model.py), so DeepSeek-style layers
+    # are DeepseekV2Attention, an Attention of the rank's heads (num_heads // TP) with K and V both
+    # qk_nope_head_dim + qk_rope_head_dim wide (V zero-padded to the K width; vllm/model_executor/models/
+    # deepseek_v2.py DeepseekV2Attention): a full-attention spec instead of the one-head latent (no V3.2 indexer)
+    mla_disabled: bool = False
     # the request length; an attention-free model without prefix caching takes it as its block size
     # (MambaModelConfig: mamba_block_size = max_model_len). 0: not known, the block size stays as set
     max_model_len: int = 0
@@ -122,6 +127,14 @@ class KVPool(BaseModel):
         if g.kind == "chunked" and g.window:  # ChunkedLocalAttentionSpec: one chunk + in-flight
             return ceil(min(g.window + in_flight, max_model_len) / g.block_size)
         return ceil(max_model_len / g.block_size)
+
+
+def per_head_mla(a: MLALatent) -> FullAttention:
+    """An MLA layer with MLA off (VLLM_MLA_DISABLE=1): vLLM 0.33.0 vllm/model_executor/models/deepseek_v2.py
+    DeepseekV2Attention builds Attention(num_local_heads, qk_head_dim, num_kv_heads=num_local_heads) and pads V to
+    qk_head_dim (qk_nope_head_dim + qk_rope_head_dim), so K and V are each that wide for every head."""
+    qk = a.qk_nope_head_dim + a.qk_rope_head_dim
+    return FullAttention(a.num_heads, qk, qk)
 
 
 def conv_state_dtype(spec: ModelSpec, mamba_cache_dtype: str = "auto") -> str:
@@ -206,6 +219,8 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     attention_free = all(c.attention is None for c in cache_layers(spec))
     for c in caches:
         a = c.attention
+        if isinstance(a, MLALatent) and s.mla_disabled:
+            a = per_head_mla(a)
         # GPUModelRunner.get_kv_cache_spec gives no spec to a layer that reuses another's KV
         if a is not None and not isinstance(a, SharedKV):
             tok = a.bytes_per_token(kvb, s.tp)  # the page of one token of this layer on this rank
@@ -238,7 +253,7 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     if mamba_pages:
         mamba_page = max(mamba_pages)
         if attn_tok:  # Platform._align_hybrid_block_size
-            align = 128 if any(isinstance(c.attention, MLALatent) for c in caches) else bs
+            align = 128 if not s.mla_disabled and any(isinstance(c.attention, MLALatent) for c in caches) else bs
             bs = align * ceil(mamba_page / (align * attn_tok))
             page = bs * attn_tok  # the Mamba page is padded up to the attention page
         else:
