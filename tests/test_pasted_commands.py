@@ -532,7 +532,6 @@ def test_num_gpu_blocks_override_is_read_as_the_vramcalc_flag():
 
 @pytest.mark.parametrize("var,default,other", [
     # vllm/envs.py (0.33.0): the value each variable takes when unset
-    ("VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS", "1", "0"),
     ("VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD", "1", "0"),
     ("VLLM_MOE_SKIP_PADDING", "1", "0"),
     ("VLLM_USE_V2_MODEL_RUNNER", None, "0"),  # unset: V2 where supported (vllm/config/vllm.py use_v2_model_runner)
@@ -716,3 +715,36 @@ def test_mla_disable_is_read_as_the_vramcalc_flag():
     assert abs(on.result.kv_cache_tokens / r.result.kv_cache_tokens - 32 * 192 / 576) < 0.01
     assert main(r.vramcalc_command.split()[1:] + ["--json"]) == 0
     assert read_command(f"VLLM_MLA_DISABLE=0 {base}")[1].options["mla_disable"] is False
+
+
+def test_memory_profiler_estimate_cudagraphs_0_is_read_as_the_vramcalc_flag():
+    """VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 (v0.33.0 vllm/v1/worker/gpu_worker.py determine_available_memory:
+    cudagraph_memory_estimate_applied = 0): the KV budget keeps the graph estimate, the graphs are captured outside it."""
+    base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    on = check_command(base, "4090")
+    r = check_command(f"VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 {base}", "4090")
+    assert r.options["estimate_cudagraphs"] is False and "--no-estimate-cudagraphs" in r.vramcalc_command
+    assert r.result.command.startswith("VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 vllm serve")
+    d, d0 = r.result.devices[0], on.result.devices[0]
+    assert d0.cuda_graph_bytes > 0 and d.cuda_graph_bytes == 0
+    assert abs(d.kv_cache_bytes - d0.kv_cache_bytes - d0.cuda_graph_bytes) <= 1
+    assert r.result.kv_cache_tokens > on.result.kv_cache_tokens and r.fits
+    (w,) = [w for w in r.result.warnings if w.code == "vllm.cudagraph.not_estimated"]
+    assert w.text.startswith("CUDA graph memory profiling is disabled (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0).")
+    assert main(r.vramcalc_command.split()[1:] + ["--json"]) == 0
+    assert read_command(f"VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1 {base}")[1].options["estimate_cudagraphs"] is True
+
+
+def test_kv_cache_dtype_skip_layers_is_read_as_the_vramcalc_flag():
+    """--kv-cache-dtype-skip-layers (nargs +): layer 0 kept at bf16 in an fp8 cache, the block size raised to 32
+    (tests/test_vllm_oracle.py pins the pools against vLLM 0.33.0's planner); with an auto cache it changes nothing."""
+    base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192 --kv-cache-dtype fp8"
+    r = check_command(f"{base} --kv-cache-dtype-skip-layers 0 1", "h100")
+    assert r.options["kv_cache_dtype_skip_layers"] == ("0", "1")
+    assert "--kv-cache-dtype-skip-layers 0 1" in r.vramcalc_command and "--kv-cache-dtype-skip-layers 0 1" in r.result.command
+    fp8 = check_command(base, "h100")
+    assert r.result.kv_cache_tokens < fp8.result.kv_cache_tokens and r.fits
+    assert main(r.vramcalc_command.split()[1:] + ["--json"]) == 0
+    auto = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    assert check_command(f"{auto} --kv-cache-dtype-skip-layers 0", "h100").result.kv_cache_tokens == \
+        check_command(auto, "h100").result.kv_cache_tokens

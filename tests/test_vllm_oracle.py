@@ -220,3 +220,51 @@ def test_mla_disable_on_deepseek_v32_is_vllm_s_assertion():
     assert len(errs) == 1
     r = check_vllm(load("deepseek-ai/DeepSeek-V3.2"), find_gpu("h200"), VLLMOptions(mla_disable=True, tp=8))
     assert not r.fits and errs.pop() in [e.text for e in r.errors]
+
+
+SKIP = json.load(open(os.path.join(os.path.dirname(HERE), "vllm_kv_cache_dtype_skip_layers_oracle.json")))
+
+
+@pytest.mark.parametrize("c", SKIP["cases"], ids=[f"{c['model']}-tp{c['tp']}-{','.join(c['kv_cache_dtype_skip_layers'])}"
+                                                  for c in SKIP["cases"]])
+def test_kv_cache_dtype_skip_layers_equal_vllm(c):
+    """--kv-cache-dtype-skip-layers with an fp8 cache against vLLM 0.33.0's own planner
+    (tests/data/vllm_kv_cache_dtype_skip_layers_oracle.json): the skipped layers' pages at the model dtype, the block
+    size Platform._align_heterogeneous_kv_block_size raises (32 for fp8 beside bf16), the sliding-window layers padded
+    to the shared page, the groups, and the blocks, tokens and concurrency of each budget."""
+    from vramcalc.gpus import find_gpu
+    from vramcalc.vllm.engine import VLLMOptions, check_vllm
+    assert SKIP["release"] == "0.33.0" and c["kv_cache_dtype"] == "fp8"
+    skip = tuple(c["kv_cache_dtype_skip_layers"])
+    spec = load(c["model"])
+    s = KVSettings(tp=c["tp"], kv_cache_dtype="fp8", max_num_batched_tokens=c["max_num_batched_tokens"],
+                   max_model_len=c["max_model_len"], kv_skip_layers=skip, **release_settings(spec, "0.33.0"))
+    pool = kv_pool(spec, s)
+    assert c["cache_block_size"] == 32 and pool.refusal is None
+    assert sum(k["layers"] for k in c["layer_kinds"]) == len(spec.layers)
+    if all(k["kind"] == "FullAttentionSpec" for k in c["layer_kinds"]):  # the skipped layers' pages twice the others'
+        pages = sorted(k["page_size_bytes"] for k in c["layer_kinds"])
+        assert pages[-1] == 2 * pages[0] and pool.page_bytes == sum(k["page_size_bytes"] * k["layers"]
+                                                                     for k in c["layer_kinds"])
+    for p in c["plans"]:
+        g = p["groups"]
+        assert pool.block_size == p["block_size"] and {x["page_size_bytes"] for x in g} == {pool.page_bytes}
+        assert sorted(x["block_size"] for x in g) == sorted(x.block_size for x in pool.groups)
+        r = check_vllm(spec, find_gpu("h200"), VLLMOptions(
+            tp=c["tp"], kv_cache_dtype="fp8", kv_cache_memory_bytes=p["memory_bytes"], max_model_len=c["max_model_len"],
+            max_num_batched_tokens=c["max_num_batched_tokens"], kv_cache_dtype_skip_layers=skip))
+        assert r.num_gpu_blocks == p["num_blocks"] and abs(r.kv_cache_tokens - p["kv_cache_tokens"]) <= 1
+        assert abs(r.max_concurrency - p["max_concurrency"]) <= 0.005
+
+
+@pytest.mark.parametrize("u", SKIP["unsupported"], ids=lambda u: ",".join(u["kv_cache_dtype_skip_layers"]))
+def test_kv_cache_dtype_skip_layers_of_a_full_layer_beside_sliding_ones_is_vllm_s_assertion(u):
+    """vLLM 0.33.0 fails to unify the pages when a skipped full-attention layer sits beside padded sliding-window
+    layers (the fixture's unsupported: Gemma 3 with layer 5, a global layer, skipped)."""
+    from vramcalc.gpus import find_gpu
+    from vramcalc.vllm.engine import VLLMOptions, check_vllm
+    assert u["error"].startswith("AssertionError")
+    r = check_vllm(load(u["model"]), find_gpu("h200"), VLLMOptions(
+        kv_cache_dtype="fp8", max_model_len=8192, kv_cache_dtype_skip_layers=tuple(u["kv_cache_dtype_skip_layers"])))
+    assert not r.fits and [e.code for e in r.errors] == ["vllm.kv_skip.unify"]
+    assert r.errors[0].text.startswith("AssertionError")

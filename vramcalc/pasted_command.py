@@ -603,6 +603,8 @@ def _vllm_reading(p: Parsed) -> Reading:
         elif fld in ("enforce_eager", "disable_custom_all_reduce", "enable_lora", "fully_sharded_loras",
                      "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
+        elif fld == "kv_cache_dtype_skip_layers":  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
+            opts[fld] = tuple(f.values)
         elif fld == "limit_mm_per_prompt":
             opts[fld] = {**opts.get(fld, {}), **_mm_limits(name, v or "")}
         elif fld == "dtype":
@@ -1125,6 +1127,7 @@ def _flag_line(q: Question) -> str:
                     "disable_hybrid_kv_cache_manager": "--disable-hybrid-kv-cache-manager" if v else None,
                     "disable_sliding_window": "--disable-sliding-window" if v else None,
                     "mla_disable": "--mla-disable" if v else None,
+                    "estimate_cudagraphs": None if v else "--no-estimate-cudagraphs",
                     }.get(k, f"({k}={v})")
             if flag:
                 parts.append(flag)
@@ -1134,6 +1137,8 @@ def _flag_line(q: Question) -> str:
             parts += ["--pp-layer-partition", ",".join(map(str, v))]
         elif k == "cudagraph_capture_sizes":
             parts += ["--cudagraph-capture-sizes", *map(str, v)]
+        elif k == "kv_cache_dtype_skip_layers":
+            parts += ["--kv-cache-dtype-skip-layers", *map(shlex.quote, v)]
         elif k == "speculative_config":
             parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
         elif k in names:

@@ -106,6 +106,11 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="data: the whole vision tower on every TP rank (weights, the default, shards it)")
     f.add_argument("--pp-layer-partition", type=_partition, default=None,
                    help="layers per PP stage, as vLLM's VLLM_PP_LAYER_PARTITION (e.g. 20,16)")
+    f.add_argument("--kv-cache-dtype-skip-layers", nargs="+", default=None, metavar="LAYER",
+                   help="layer indices (0 1 ...) or sliding_window kept at the model dtype in a quantized KV cache")
+    f.add_argument("--no-estimate-cudagraphs", dest="estimate_cudagraphs", action="store_false", default=None,
+                   help="as vLLM's VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0: the KV cache takes the CUDA-graph "
+                        "memory, the graphs are captured outside the budget")
     f.add_argument("--mla-disable", action="store_true",
                    help="as vLLM's VLLM_MLA_DISABLE=1: MLA models keep full per-head K and V instead of the latent")
     f.add_argument("--disable-hybrid-kv-cache-manager", action="store_true",
@@ -161,9 +166,11 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "kv_offloading_backend", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "pp_layer_partition",
                  "mm_encoder_tp_mode",
                  "lora_dtype",
-                 "limit_mm_per_prompt", "enable_prefix_caching"):
+                 "limit_mm_per_prompt", "enable_prefix_caching", "estimate_cudagraphs"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)
+    if getattr(args, "kv_cache_dtype_skip_layers", None):
+        out["kv_cache_dtype_skip_layers"] = tuple(args.kv_cache_dtype_skip_layers)
     if getattr(args, "cudagraph_capture_sizes", None) is not None:
         out["cudagraph_capture_sizes"] = tuple(args.cudagraph_capture_sizes)
     for name in ("cpu_offload_gb", "mm_ipc_gpu_memory_gb"):

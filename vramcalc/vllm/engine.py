@@ -143,6 +143,14 @@ class VLLMOptions(CheckedOptions):
     # VLLM_MLA_DISABLE=1: MLA models (DeepSeek-V2/V3, Kimi-K2) keep full per-head K and V instead of the latent
     # (vllm/config/model.py ModelConfig.use_mla; vllm/model_executor/models/deepseek_v2.py DeepseekV2Attention, 0.33.0)
     mla_disable: bool = False
+    # --kv-cache-dtype-skip-layers: layer indices or "sliding_window", kept at the model dtype in a quantized KV cache;
+    # the block size is realigned to them (vllm/config/cache.py kv_cache_dtype_skip_layers, vllm/platforms/
+    # interface.py _align_heterogeneous_kv_block_size, 0.33.0)
+    kv_cache_dtype_skip_layers: tuple[str, ...] = ()
+    # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0: the CUDA-graph estimate is left out of the KV budget (the KV cache takes
+    # it) and the graphs are captured afterwards, outside the budget (vllm/v1/worker/gpu_worker.py
+    # determine_available_memory; default 1 from 0.20, vllm/envs.py, 0.33.0)
+    estimate_cudagraphs: bool = True
 
     @field_validator("cudagraph_capture_sizes")
     @classmethod
@@ -422,7 +430,8 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
                       block_size=opts.block_size or 16, max_model_len=L, num_speculative_tokens=spec_tokens,
                       mamba_cache_dtype=opts.mamba_cache_dtype, mamba_ssm_cache_dtype=opts.mamba_ssm_cache_dtype,
-                      pp_partition=opts.pp_layer_partition, mla_disabled=opts.mla_disable, **rel)
+                      pp_partition=opts.pp_layer_partition, mla_disabled=opts.mla_disable,
+                      kv_skip_layers=opts.kv_cache_dtype_skip_layers, **rel)
 
 
 def _startup_gate(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, u: float, total: int, requested: int
@@ -767,20 +776,37 @@ def _margin_term(w_bytes: int, a: int, non_torch: float, graphs: float, graphs_u
                + non_torch * vm.non_torch + graphs_upper - graphs)
 
 
+def _unestimated_graphs_warning(u: float, graphs_estimate: float, total: int) -> Message:
+    """The warning vLLM 0.33.0 logs with VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 (vllm/v1/worker/gpu_worker.py
+    determine_available_memory: suggested = min(round(u + estimate / total, 4), 1.0)), with vramcalc's estimate."""
+    suggested = min(round(u + graphs_estimate / total, 4), 1.0)
+    return warning("vllm.cudagraph.not_estimated", "CUDA graph memory profiling is disabled "
+                   "(VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0). Without it, CUDA graph memory is not accounted for "
+                   "during KV cache allocation, which may require lowering --gpu-memory-utilization to avoid OOM. "
+                   "Consider re-enabling it (the default as of v0.21.0) and increasing --gpu-memory-utilization from "
+                   f"{u:.4f} to {suggested:.4f}. [vramcalc: the KV cache takes vramcalc's graph estimate, "
+                   f"{graphs_estimate / GIB:.2f} GiB; the graphs are captured after it, outside the budget]",
+                   source="vllm/v1/worker/gpu_worker.py determine_available_memory")
+
+
 def _graph_headroom_refusal(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: VllmVersion, car: bool, total: int,
-                            requested: int, freed: int) -> Message | None:
+                            requested: int, freed: int, outside_graphs: float | None = None) -> Message | None:
     """Before 0.20 the CUDA graphs are captured after the KV cache is allocated (vllm/v1/worker/gpu_model_runner.py
     capture_model, called from gpu_worker.py compile_or_warm_up_model), from the memory the budget leaves: the
     total less the budget, less what sits outside it (the CUDA context and, where the snapshot follows NCCL init,
     NCCL; other processes), plus the activation peak the profiler freed (`freed`: the smallest over the ranks,
     FlashInfer's persistent workspace excluded; memory_profiling ends with torch.cuda.empty_cache).
-    Graph sizes: data/vllm.json versions cudagraph_outside_gib (docs/vllm.md#cuda-graphs)."""
+    Graph sizes: data/vllm.json versions cudagraph_outside_gib (docs/vllm.md#cuda-graphs). From 0.20 with
+    VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 (`outside_graphs`): vramcalc's in-budget estimate, its upper end."""
     cg = prof.cudagraph_outside_gib
-    if prof.cudagraph_in_budget or opts.enforce_eager or cg is None:
+    if outside_graphs:
+        need = outside_graphs
+    elif prof.cudagraph_in_budget or opts.enforce_eager or cg is None:
         return None
-    if opts.tp > 1 and not car and prof.cudagraph_outside_nccl_gib is not None:
-        cg = prof.cudagraph_outside_nccl_gib
-    need = (cg.moe if spec.is_moe else cg.dense) * GIB
+    else:
+        if opts.tp > 1 and not car and prof.cudagraph_outside_nccl_gib is not None:
+            cg = prof.cudagraph_outside_nccl_gib
+        need = (cg.moe if spec.is_moe else cg.dense) * GIB
     if prof.non_torch_whole_device:  # 0.8.0-0.9.0: context, NCCL and other processes are inside the budget
         outside = total
     else:
@@ -793,8 +819,11 @@ def _graph_headroom_refusal(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: 
     return error("vllm.cudagraph.oom", f"torch.OutOfMemoryError: CUDA out of memory. GPU 0 has a total capacity of "
                  f"{total / GIB:.2f} GiB of which {max(free, 0) / GIB:.2f} GiB is free once the KV cache is allocated; "
                  f"capturing CUDA graphs takes up to {need / GIB:.2f} GiB there. [vllm/v1/worker/gpu_model_runner.py "
-                 "capture_model: before 0.20 the graphs are captured after the KV cache, outside the "
-                 "gpu_memory_utilization budget; graph sizes: data/vllm.json versions cudagraph_outside_gib]",
+                 "capture_model: " + ("with VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0" if outside_graphs else
+                                      "before 0.20") + " the graphs are captured after the KV cache, outside the "
+                 "gpu_memory_utilization budget; graph sizes: " + ("vramcalc's estimate, upper end" if outside_graphs
+                                                                   else "data/vllm.json versions cudagraph_outside_gib")
+                 + "]",
                  fix=fix, source="vllm/v1/worker/gpu_model_runner.py capture_model")
 
 
@@ -1020,6 +1049,13 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     non_torch, car = _non_torch_term(gpu, opts, prof)
     graphs, graphs_upper = _cuda_graph_term(spec, opts, prof, gpu, seqs, mnbt,
                                             1 + (plan.num_speculative_tokens if plan else 0))
+    # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0: available = requested - non_kv, the estimate not taken (v0.33.0
+    # vllm/v1/worker/gpu_worker.py determine_available_memory: cudagraph_memory_estimate_applied = 0); the graphs are
+    # still captured, after the KV cache, from what the budget leaves (_graph_headroom_refusal)
+    outside_graphs = 0.0
+    if not opts.estimate_cudagraphs and graphs:
+        warnings.append(_unestimated_graphs_warning(u, graphs, total))
+        outside_graphs, graphs, graphs_upper = graphs_upper, 0.0, 0.0
     devices: list[DeviceBudget] = []
     pools: list[tuple[KVPool, int]] = []
     # ModelConfig.multimodal_config exists for every model that supports multimodal inputs (vllm/config/model.py),
@@ -1034,7 +1070,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         a = act.on_stage(w.pp_stage == opts.pp - 1)
         kv_bytes = requested - w_bytes - a - int(non_torch) - int(graphs)
         if opts.kv_cache_memory_bytes:  # gpu_worker.py determine_available_memory returns it as it is
-            room = total - w_bytes - a - int(non_torch) - int(graphs)
+            room = total - w_bytes - a - int(non_torch) - int(graphs + outside_graphs)
             if room < opts.kv_cache_memory_bytes and not any(e.code == "vllm.kv_bytes.oom" for e in errors):
                 errors.append(_kv_bytes_oom(opts.kv_cache_memory_bytes, room))
             kv_bytes = opts.kv_cache_memory_bytes
@@ -1048,7 +1084,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             # profile left: more than the GPU has left after the other terms runs out of memory at allocation (with
             # vramcalc's uncertainty on those terms: no promise)
             asked = opts.num_gpu_blocks_override * kv_pool(pool_spec, kvs, w.pp_stage).bytes_per_block
-            room = total - w_bytes - a - int(non_torch) - int(graphs) - mm_ipc
+            room = total - w_bytes - a - int(non_torch) - int(graphs + outside_graphs) - mm_ipc
             if room < asked and not any(e.code == "vllm.kv_blocks.oom" for e in errors):
                 errors.append(_kv_blocks_oom(opts.num_gpu_blocks_override, asked, room))
             elif room - margin < asked and not any(e.code == "vllm.verdict.margin" for e in errors):
@@ -1065,6 +1101,11 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                                     lora_bytes=lora, cpu_offload_bytes=offloaded))
         if w.rank % opts.tp == 0:
             pools.append((kv_pool(pool_spec, kvs, w.pp_stage), kv_bytes))
+    for pool, _ in pools[:1]:
+        if pool.refusal:  # --kv-cache-dtype-skip-layers: vLLM cannot group the specs
+            errors.append(error("vllm.kv_skip.unify", pool.refusal, fix="skip sliding-window layers only (or "
+                                "sliding_window), or drop --kv-cache-dtype-skip-layers",
+                                source="vllm/v1/core/kv_cache_planning.py unify_kv_cache_spec_page_size (0.33.0)"))
     worst = min(d.kv_cache_bytes for d in devices)
     if worst <= 0:
         errors.append(_no_memory())
@@ -1086,7 +1127,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if one_block_per_seq and seqs > cap.num_blocks:
         errors.append(_mamba_refusal(seqs, cap.num_blocks))
     freed = min(d.activation_bytes for d in devices) - act.workspace
-    graph_refusal = _graph_headroom_refusal(spec, gpu, opts, prof, car, total, requested, freed)
+    graph_refusal = _graph_headroom_refusal(spec, gpu, opts, prof, car, total, requested, freed,
+                                            outside_graphs if not opts.kv_cache_memory_bytes else None)
     if graph_refusal:
         errors.append(graph_refusal)
     at_estimate = fits_len and not errors
@@ -1218,6 +1260,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
     if opts.speculative_config is not None:
         cmd.append(f"--speculative-config '{json.dumps(opts.speculative_config, separators=(',', ':'))}'")
     cmd += _feature_flags(opts)
+    if not opts.estimate_cudagraphs:  # an environment variable (vllm/envs.py)
+        cmd.insert(0, "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0")
     if opts.pp_layer_partition is not None:  # vLLM reads it from the environment (vllm/envs.py)
         cmd.insert(0, "VLLM_PP_LAYER_PARTITION=" + ",".join(map(str, opts.pp_layer_partition)))
     if opts.mla_disable:  # an environment variable too (vllm/envs.py VLLM_MLA_DISABLE)
@@ -1263,6 +1307,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--performance-mode {opts.performance_mode}")
     if opts.disable_sliding_window:
         out.append("--disable-sliding-window")
+    if opts.kv_cache_dtype_skip_layers:
+        out.append("--kv-cache-dtype-skip-layers " + " ".join(opts.kv_cache_dtype_skip_layers))
     if opts.kv_offloading_size is not None:
         out.append(f"--kv-offloading-size {opts.kv_offloading_size:g}")
         if opts.kv_offloading_backend != "native":
