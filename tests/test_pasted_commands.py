@@ -116,8 +116,8 @@ def test_a_model_the_catalog_holds_only_quantized_is_not_answered_with_the_quant
 def test_no_effect_flags_listed_once_and_upper_bound_warned():
     r = check_command("vllm serve Qwen/Qwen3-8B --port 8000 --host 0.0.0.0 --api-key x --served-model-name q "
                       "--enable-prefix-caching --skip-mm-profiling", "4090")
-    assert r.no_effect == ["--port 8000", "--host 0.0.0.0", "--api-key x", "--served-model-name q",
-                           "--enable-prefix-caching"]
+    assert r.no_effect == ["--port 8000", "--host 0.0.0.0", "--api-key x", "--served-model-name q"]
+    assert r.options["enable_prefix_caching"] is True  # its memory effect is on Mamba state only
     assert [w.code for w in r.warnings] == ["command.upper_bound"]
 
 
@@ -748,3 +748,20 @@ def test_kv_cache_dtype_skip_layers_is_read_as_the_vramcalc_flag():
     auto = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
     assert check_command(f"{auto} --kv-cache-dtype-skip-layers 0", "h100").result.kv_cache_tokens == \
         check_command(auto, "h100").result.kv_cache_tokens
+
+
+def test_mamba_block_size_is_read_as_the_vramcalc_flag():
+    """--mamba-block-size: no memory change with prefix caching (tests/test_vllm_oracle.py pins it against vLLM
+    0.33.0's planner), vLLM's ValueError without it; --disable-prefix-caching / --enable-prefix-caching set the Mamba
+    state's cache mode (one block a request, or two and a checkpoint)."""
+    base = "vllm serve nvidia/Nemotron-H-8B-Base-8K --max-model-len 8192"
+    r = check_command(f"{base} --mamba-block-size 64", "h100")
+    assert r.options["mamba_block_size"] == 64 and "--mamba-block-size 64" in r.vramcalc_command
+    assert r.result.kv_cache_tokens == check_command(base, "h100").result.kv_cache_tokens
+    assert main(r.vramcalc_command.split()[1:] + ["--json"]) in (0, 1)
+    off = check_command(f"{base} --disable-prefix-caching --mamba-block-size 64", "h100")
+    assert off.options["enable_prefix_caching"] is False and not off.result.fits
+    assert "ValueError: --mamba-block-size can only be set with --enable-prefix-caching" in [
+        e.text for e in off.result.errors]
+    free = check_command(f"{base} --disable-prefix-caching", "h100")
+    assert free.result.max_concurrency > r.result.max_concurrency  # one Mamba block a request instead of three

@@ -268,3 +268,51 @@ def test_kv_cache_dtype_skip_layers_of_a_full_layer_beside_sliding_ones_is_vllm_
         kv_cache_dtype="fp8", max_model_len=8192, kv_cache_dtype_skip_layers=tuple(u["kv_cache_dtype_skip_layers"])))
     assert not r.fits and [e.code for e in r.errors] == ["vllm.kv_skip.unify"]
     assert r.errors[0].text.startswith("AssertionError")
+
+
+MBS = json.load(open(os.path.join(os.path.dirname(HERE), "vllm_mamba_block_size_oracle.json")))
+
+
+@pytest.mark.parametrize("c", MBS["cases"], ids=[f"{c['model']}-{json.dumps(c['engine_args'], sort_keys=True)}"
+                                                 for c in MBS["cases"]])
+def test_mamba_block_size_equals_vllm(c):
+    """--mamba-block-size and --enable-prefix-caching / off against vLLM 0.33.0's own planner
+    (tests/data/vllm_mamba_block_size_oracle.json): hybrid models' alignment replaces it with the attention block
+    (Nemotron-H 1040, Qwen3-Next 544, with or without it); attention-free ones with prefix caching take it as their
+    block, two state blocks a request (three for Mamba-2) whatever its size; prefix caching off: one block of
+    max_model_len tokens a request. The same blocks, tokens and concurrency."""
+    from vramcalc.gpus import find_gpu
+    from vramcalc.vllm.engine import VLLMOptions, check_vllm
+    ea = c["engine_args"]
+    assert MBS["release"] == "0.33.0" and c["enable_prefix_caching"] == ea.get("enable_prefix_caching", True)
+    assert c["mamba_cache_mode"] == ("align" if c["enable_prefix_caching"] else "none")
+    spec = load(c["model"])
+    for p in c["plans"]:
+        r = check_vllm(spec, find_gpu("h200"), VLLMOptions(
+            kv_cache_memory_bytes=p["memory_bytes"], max_model_len=c["max_model_len"], allow_long_max_model_len=True,
+            max_num_batched_tokens=c["max_num_batched_tokens"], mamba_block_size=ea.get("mamba_block_size"),
+            enable_prefix_caching=ea.get("enable_prefix_caching")))
+        assert r.num_gpu_blocks == p["num_blocks"] and abs(r.kv_cache_tokens - p["kv_cache_tokens"]) <= 1
+        assert abs(r.max_concurrency - p["max_concurrency"]) <= 0.005
+        assert not [e for e in r.errors if e.code == "vllm.mamba_block_size.no_prefix_caching"]
+    rel = release_settings(spec, "0.33.0")
+    if "enable_prefix_caching" in ea:
+        rel["prefix_caching"] = ea["enable_prefix_caching"]
+    s = KVSettings(max_model_len=c["max_model_len"], mamba_block_size=ea.get("mamba_block_size"), **rel)
+    pool = kv_pool(spec, s)
+    assert pool.block_size == c["plans"][0]["block_size"]
+    assert {g.block_size for g in pool.groups if g.kind == "mamba"} == {c["mamba_block_size"]}  # none mode: the length
+
+
+@pytest.mark.parametrize("u", MBS["unsupported"], ids=lambda u: f"{u['model']}-{json.dumps(u['engine_args'])}")
+def test_mamba_block_size_without_prefix_caching_is_vllm_s_refusal(u):
+    """Without prefix caching (given, or an attention-free model's default) vLLM refuses --mamba-block-size
+    (vllm/config/vllm.py VllmConfig.validate_mamba_block_size): the fixture's unsupported, in its words."""
+    from vramcalc.gpus import find_gpu
+    from vramcalc.vllm.engine import VLLMOptions, check_vllm
+    ea = u["engine_args"]
+    r = check_vllm(load(u["model"]), find_gpu("h200"), VLLMOptions(
+        max_model_len=8192, allow_long_max_model_len=True, mamba_block_size=ea["mamba_block_size"],
+        enable_prefix_caching=ea.get("enable_prefix_caching")))
+    (e,) = [e for e in r.errors if e.code == "vllm.mamba_block_size.no_prefix_caching"]
+    assert not r.fits and e.text.split(": ", 1)[1] == u["error"].split("Value error, ", 1)[1]

@@ -626,7 +626,11 @@ def main() -> None:
             except Exception as e:  # what vLLM itself refuses to build, recorded as its message
                 if os.environ.get("VLLM_ORACLE_DEBUG"):
                     raise
-                msg = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+                lines = str(e).splitlines()
+                # pydantic puts the validator's own message on the line after "1 validation error for ..."
+                first = next((x.strip() for x in lines[1:] if x.strip().startswith("Value error,")), lines[0]) \
+                    if lines and "validation error" in lines[0] else (lines[0] if lines else "")
+                msg = f"{type(e).__name__}: {first.split(' [type=')[0][:300]}"
                 doc["unsupported"] = [u for u in doc["unsupported"] if (u["model"], u["tp"], u["kv_cache_dtype"])
                                       != (repo, a.tp, kv)]
                 doc["unsupported"].append({"model": repo, "tp": a.tp, "kv_cache_dtype": kv, "error": msg})

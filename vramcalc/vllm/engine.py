@@ -112,7 +112,9 @@ class VLLMOptions(CheckedOptions):
     pp_layer_partition: tuple[int, ...] | None = None
     mamba_ssm_cache_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     limit_mm_per_prompt: dict[str, int] | None = None  # --limit-mm-per-prompt; None: vLLM's default (all allowed)
-    enable_prefix_caching: bool | None = None  # None: on (the V1 default); memory unchanged
+    # --enable-prefix-caching / off: None is vLLM's default (on unless attention-free); memory changes only for Mamba /
+    # linear-attention state (mamba_cache_mode align or none: kv.KVSettings.prefix_caching)
+    enable_prefix_caching: bool | None = None
 
     # --data-parallel-size: engines of TP x PP GPUs each, checked as one of them (the budget is per GPU); on an
     # MoE model their routed experts are split over all TP x DP ranks (weights.moe_shards)
@@ -151,6 +153,11 @@ class VLLMOptions(CheckedOptions):
     # it) and the graphs are captured afterwards, outside the budget (vllm/v1/worker/gpu_worker.py
     # determine_available_memory; default 1 from 0.20, vllm/envs.py, 0.33.0)
     estimate_cudagraphs: bool = True
+    # --mamba-block-size: the Mamba state's block with prefix caching; hybrid models' alignment replaces it with the
+    # attention block (vllm/platforms/interface.py _align_hybrid_block_size), attention-free ones keep it as their
+    # block (vllm/model_executor/models/config.py MambaModelConfig); pages and blocks per request do not depend on it
+    # (vllm/v1/kv_cache_interface.py MambaSpec.max_memory_usage_bytes, 0.33.0). Without prefix caching vLLM refuses it
+    mamba_block_size: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)
 
     @field_validator("cudagraph_capture_sizes")
     @classmethod
@@ -401,6 +408,16 @@ def without_sliding_window(spec: ModelSpec) -> ModelSpec:
     return spec.model_copy(update={"layers": layers, "max_position_embeddings": w if mpe is None or w < mpe else mpe})
 
 
+def _prefix_caching_on(spec: ModelSpec, opts: VLLMOptions, version: str) -> bool:
+    """Prefix caching as vLLM resolves it: as given, else its default (on unless the model is attention-free, vLLM
+    0.33.0 vllm/config/model.py ModelConfig.is_prefix_caching_supported; off for hybrid models before
+    data/vllm.json hybrid_prefix_caching_since)."""
+    if opts.enable_prefix_caching is not None:
+        return opts.enable_prefix_caching
+    default = release_settings(spec, version)["prefix_caching"]
+    return any(la.attention is not None for la in spec.layers) if default is None else default
+
+
 def hma_off(opts: VLLMOptions) -> bool:
     """The hybrid KV cache manager off: --disable-hybrid-kv-cache-manager, or KV offloading through a connector
     without SupportsHMA (lmcache; v0.30.0 vllm/config/vllm.py VllmConfig.__post_init__,
@@ -427,11 +444,13 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
         # chunked-local layers, those are allocated as full attention; a model of one kind keeps its own spec
         if "full" in kinds and kinds & {"sliding", "chunked"}:
             rel["hybrid_manager"] = False
+    if opts.enable_prefix_caching is not None:  # as given; None keeps vLLM's default (kv.release_settings)
+        rel["prefix_caching"] = opts.enable_prefix_caching
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
                       block_size=opts.block_size or 16, max_model_len=L, num_speculative_tokens=spec_tokens,
                       mamba_cache_dtype=opts.mamba_cache_dtype, mamba_ssm_cache_dtype=opts.mamba_ssm_cache_dtype,
                       pp_partition=opts.pp_layer_partition, mla_disabled=opts.mla_disable,
-                      kv_skip_layers=opts.kv_cache_dtype_skip_layers, **rel)
+                      kv_skip_layers=opts.kv_cache_dtype_skip_layers, mamba_block_size=opts.mamba_block_size, **rel)
 
 
 def _startup_gate(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, u: float, total: int, requested: int
@@ -988,6 +1007,12 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                             "supported for DeepseekV2Attention", fix="unset VLLM_MLA_DISABLE (MLA is the only "
                             "attention vLLM builds for a model with the sparse-attention indexer)",
                             source="vllm/model_executor/models/deepseek_v2.py DeepseekV2Attention.__init__ (0.33.0)"))
+    if opts.mamba_block_size is not None and opts.mamba_block_size != L and \
+            _key(version) >= _key(vllm_rules().mamba_block_size_needs_prefix_caching_since.version) and \
+            not _prefix_caching_on(spec, opts, version):
+        errors.append(error("vllm.mamba_block_size.no_prefix_caching", "ValueError: --mamba-block-size can only be set "
+                            "with --enable-prefix-caching", fix="--enable-prefix-caching, or drop --mamba-block-size",
+                            source="vllm/config/vllm.py VllmConfig.validate_mamba_block_size"))
     mnbt = opts.max_num_batched_tokens or (mnbt_d if opts.enable_chunked_prefill else max(L, mnbt_d))
     if not opts.enable_chunked_prefill and mnbt < L:
         errors.append(_unchunked_refusal(mnbt, L))
@@ -1309,6 +1334,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append("--disable-sliding-window")
     if opts.kv_cache_dtype_skip_layers:
         out.append("--kv-cache-dtype-skip-layers " + " ".join(opts.kv_cache_dtype_skip_layers))
+    if opts.mamba_block_size is not None:
+        out.append(f"--mamba-block-size {opts.mamba_block_size}")
     if opts.kv_offloading_size is not None:
         out.append(f"--kv-offloading-size {opts.kv_offloading_size:g}")
         if opts.kv_offloading_backend != "native":
@@ -1323,6 +1350,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
             out.append(f"{flag} {dt}")
     if opts.limit_mm_per_prompt is not None:
         out.append("--limit-mm-per-prompt '" + json.dumps(opts.limit_mm_per_prompt, separators=(",", ":")) + "'")
+    if opts.enable_prefix_caching:
+        out.append("--enable-prefix-caching")
     if opts.enable_prefix_caching is False:
         out.append("--no-enable-prefix-caching")
     return out

@@ -65,6 +65,9 @@ class KVSettings(BaseModel):
     # quantized KV cache (vllm/model_executor/layers/attention/attention.py Attention.__init__, 0.33.0), and a
     # non-empty list realigns the block size (kv_skip_alignment)
     kv_skip_layers: tuple[str, ...] = ()
+    # --mamba-block-size: an attention-free model's block with prefix caching (MambaModelConfig; the default is the
+    # block size); hybrid models' alignment sets it to the attention block, and "none" mode to max_model_len
+    mamba_block_size: int | None = None
     # the request length; an attention-free model without prefix caching takes it as its block size
     # (MambaModelConfig: mamba_block_size = max_model_len). 0: not known, the block size stays as set
     max_model_len: int = 0
@@ -286,6 +289,8 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     prefix_caching = not attention_free if s.prefix_caching is None else s.prefix_caching
     if mamba_pages and not attn_tok and not prefix_caching and s.max_model_len:
         bs = s.max_model_len  # MambaModelConfig: mamba_block_size = max_model_len
+    elif mamba_pages and not attn_tok and s.mamba_block_size:
+        bs = s.mamba_block_size  # prefix caching on: the Mamba specs' block (MambaBase.get_kv_cache_spec)
     if mamba_pages:
         mamba_page = max(mamba_pages)
         if attn_tok:  # Platform._align_hybrid_block_size
