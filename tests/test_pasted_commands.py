@@ -765,3 +765,21 @@ def test_mamba_block_size_is_read_as_the_vramcalc_flag():
         e.text for e in off.result.errors]
     free = check_command(f"{base} --disable-prefix-caching", "h100")
     assert free.result.max_concurrency > r.result.max_concurrency  # one Mamba block a request instead of three
+
+
+def test_runner_pooling_and_convert_are_read_as_the_vramcalc_flags():
+    """--runner pooling / --convert embed|classify: Qwen3-8B without its lm_head (151936 x 4096 bf16), the same KV
+    cache per byte (tests/test_vllm_oracle.py pins weights and pools against vLLM 0.33.0's own code)."""
+    base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    gen = check_command(base, "h100")
+    for extra, convert in (("--runner pooling", "embed"), ("--convert classify", "classify"),
+                           ("--runner pooling --convert embed", "embed")):
+        r = check_command(f"{base} {extra}", "h100")
+        assert extra in r.vramcalc_command and extra in r.result.command and r.fits
+        head = gen.result.devices[0].weights_bytes - r.result.devices[0].weights_bytes
+        assert head == 151936 * 4096 * 2 - (2 * 4096 * 4 if convert == "classify" else 0)
+        assert r.result.kv_cache_tokens > gen.result.kv_cache_tokens
+        assert main(r.vramcalc_command.split()[1:] + ["--json"]) == 0
+    assert read_command(f"{base} --runner generate")[1].options["runner"] == "generate"
+    with pytest.raises(NotModelledError, match="--runner draft"):
+        check_command(f"{base} --runner draft", "h100")

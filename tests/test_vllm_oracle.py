@@ -316,3 +316,35 @@ def test_mamba_block_size_without_prefix_caching_is_vllm_s_refusal(u):
         enable_prefix_caching=ea.get("enable_prefix_caching")))
     (e,) = [e for e in r.errors if e.code == "vllm.mamba_block_size.no_prefix_caching"]
     assert not r.fits and e.text.split(": ", 1)[1] == u["error"].split("Value error, ", 1)[1]
+
+
+POOL = json.load(open(os.path.join(os.path.dirname(HERE), "vllm_pooling_oracle.json")))
+GEN = {(c["model"], c["tp"]): c for c in DOCS["v0.33.0.json"]["cases"] if c["kv_cache_dtype"] == "auto"}
+
+
+@pytest.mark.parametrize("c", POOL["cases"], ids=[f"{c['model']}-tp{c['tp']}-{c['engine_args']['convert']}"
+                                                  for c in POOL["cases"]])
+def test_pooling_runner_equals_vllm(c):
+    """--runner pooling --convert embed|classify against vLLM 0.33.0's own code (tests/data/vllm_pooling_oracle.json):
+    the weights per rank (no lm_head unless tied; classify's float32 score head of two labels), async scheduling off,
+    the same causal KV cache, and the blocks, tokens and concurrency of each budget."""
+    from vramcalc.gpus import find_gpu
+    from vramcalc.vllm.engine import VLLMOptions, check_vllm
+    ea = c["engine_args"]
+    assert POOL["release"] == "0.33.0" and ea["runner"] == "pooling" and c["async_scheduling"] is False
+    spec = load(c["model"])
+    opts = dict(tp=c["tp"], runner=ea["runner"], convert=ea["convert"], max_model_len=c["max_model_len"],
+                max_num_batched_tokens=c["max_num_batched_tokens"])
+    for p in c["plans"]:
+        r = check_vllm(spec, find_gpu("h200"), VLLMOptions(kv_cache_memory_bytes=p["memory_bytes"], **opts))
+        assert r.num_gpu_blocks == p["num_blocks"] and abs(r.kv_cache_tokens - p["kv_cache_tokens"]) <= 1
+        assert abs(r.max_concurrency - p["max_concurrency"]) <= 0.005
+        assert "vllm.pooling.unchecked" in [w.code for w in r.warnings]
+    ours = r.devices[0].weights_bytes
+    theirs = c["weights_bytes_rank0"] + c["buffer_bytes_rank0"]
+    assert abs(ours - theirs) <= 0.001 * theirs
+    gen = GEN.get((c["model"], c["tp"]))
+    if gen is not None:  # what the adapter takes away (or adds), to the byte: vLLM's difference
+        base = check_vllm(spec, find_gpu("h200"), VLLMOptions(tp=c["tp"], max_model_len=c["max_model_len"],
+                                                             kv_cache_memory_bytes=2**31)).devices[0].weights_bytes
+        assert ours - base == c["weights_bytes_rank0"] - gen["weights_bytes_rank0"]

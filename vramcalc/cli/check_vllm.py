@@ -115,6 +115,10 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="the Mamba state's block with prefix caching (no memory change; refused without prefix caching)")
     f.add_argument("--enable-prefix-caching", dest="enable_prefix_caching", action="store_true", default=None,
                    help="prefix caching on (the default, except for attention-free models)")
+    f.add_argument("--runner", choices=["auto", "generate", "pooling", "draft"], default=None,
+                   help="pooling: the model as an embedding / classification model (no lm_head)")
+    f.add_argument("--convert", choices=["auto", "none", "embed", "classify"], default=None,
+                   help="embed / classify: adapt a causal LM into a pooling model (implies --runner pooling)")
     f.add_argument("--mla-disable", action="store_true",
                    help="as vLLM's VLLM_MLA_DISABLE=1: MLA models keep full per-head K and V instead of the latent")
     f.add_argument("--disable-hybrid-kv-cache-manager", action="store_true",
@@ -170,7 +174,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "kv_offloading_backend", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "pp_layer_partition",
                  "mm_encoder_tp_mode",
                  "lora_dtype",
-                 "limit_mm_per_prompt", "enable_prefix_caching", "estimate_cudagraphs", "mamba_block_size"):
+                 "limit_mm_per_prompt", "enable_prefix_caching", "estimate_cudagraphs", "mamba_block_size", "runner",
+                 "convert"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)
     if getattr(args, "kv_cache_dtype_skip_layers", None):

@@ -158,6 +158,12 @@ class VLLMOptions(CheckedOptions):
     # block (vllm/model_executor/models/config.py MambaModelConfig); pages and blocks per request do not depend on it
     # (vllm/v1/kv_cache_interface.py MambaSpec.max_memory_usage_bytes, 0.33.0). Without prefix caching vLLM refuses it
     mamba_block_size: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)
+    # --runner / --convert: a pooling runner (runner pooling, or convert embed / classify with runner auto) adapts a
+    # causal LM into a pooling model (vllm/model_executor/models/adapters.py _create_pooling_model_cls): no lm_head,
+    # classify adds a float32 score head, async scheduling off by default (vllm/config/vllm.py), the same KV cache
+    # (its attention stays causal: vllm/model_executor/layers/attention/attention.py get_kv_cache_spec), 0.33.0
+    runner: Literal["auto", "generate", "pooling", "draft"] = "auto"
+    convert: Literal["auto", "none", "embed", "classify"] = "auto"
 
     @field_validator("cudagraph_capture_sizes")
     @classmethod
@@ -408,6 +414,42 @@ def without_sliding_window(spec: ModelSpec) -> ModelSpec:
     return spec.model_copy(update={"layers": layers, "max_position_embeddings": w if mpe is None or w < mpe else mpe})
 
 
+def pooling_convert(opts: VLLMOptions) -> str | None:
+    """The adapter a pooling runner applies to a causal LM, or None for the generate runner (vLLM 0.33.0
+    vllm/config/model.py ModelConfig._get_runner_type / _get_convert_type: convert embed or classify implies the pooling
+    runner; runner pooling with convert auto takes embed for a *ForCausalLM). A checkpoint that is itself a pooling
+    model, or a Sentence Transformers repo that vLLM turns to pooling by its modules.json, is not seen offline."""
+    if opts.runner == "draft":
+        raise NotModelledError("--runner draft: a model served as a speculative draft, which vramcalc sizes only "
+                               "through --speculative-config (remove the flag to check the rest)")
+    if opts.runner == "generate":
+        if opts.convert in ("embed", "classify"):
+            raise NotModelledError(f"--runner generate with --convert {opts.convert}: vramcalc does not model a "
+                                   "generate runner on a converted model (remove one of the flags)")
+        return None
+    if opts.runner == "pooling" or opts.convert in ("embed", "classify"):
+        return opts.convert if opts.convert in ("embed", "classify") else "embed"
+    return None
+
+
+# transformers' PretrainedConfig default: id2label of two labels, which sizes as_seq_cls_model's score head
+DEFAULT_NUM_LABELS = 2
+
+
+def _pooling_head_delta(spec: ModelSpec, opts: VLLMOptions, wdtype: str | None, w: RankWeights, convert: str) -> int:
+    """Bytes a pooling model's last stage holds more (negative: fewer) than the causal LM (vLLM 0.33.0
+    vllm/model_executor/models/adapters.py): ParallelLMHead is not built (no_init_weights: StageMissingLayer), so an
+    untied lm_head (vocab padded to 64, / TP) goes, and with PP > 1 a tied one's copy on the last stage too; classify
+    adds ReplicatedLinear(hidden, num_labels) in the pooling head dtype, float32 (ModelConfig.head_dtype)."""
+    if w.pp_stage != opts.pp - 1:
+        return 0
+    rows = ceil(ceil(spec.vocab_size / 64) * 64 / opts.tp)
+    head = rows * spec.hidden_size * dtype_bytes(wdtype or spec.dtype) if not spec.tie_word_embeddings or opts.pp > 1 \
+        else 0
+    score = DEFAULT_NUM_LABELS * spec.hidden_size * 4 if convert == "classify" else 0
+    return score - head
+
+
 def _prefix_caching_on(spec: ModelSpec, opts: VLLMOptions, version: str) -> bool:
     """Prefix caching as vLLM resolves it: as given, else its default (on unless the model is attention-free, vLLM
     0.33.0 vllm/config/model.py ModelConfig.is_prefix_caching_supported; off for hybrid models before
@@ -446,7 +488,10 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
             rel["hybrid_manager"] = False
     if opts.enable_prefix_caching is not None:  # as given; None keeps vLLM's default (kv.release_settings)
         rel["prefix_caching"] = opts.enable_prefix_caching
+    # a pooling runner turns async scheduling off by default (v0.33.0 vllm/config/vllm.py VllmConfig.__post_init__),
+    # so a sliding window reserves one batch in flight, not two
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
+                      async_scheduling=pooling_convert(opts) is None,
                       block_size=opts.block_size or 16, max_model_len=L, num_speculative_tokens=spec_tokens,
                       mamba_cache_dtype=opts.mamba_cache_dtype, mamba_ssm_cache_dtype=opts.mamba_ssm_cache_dtype,
                       pp_partition=opts.pp_layer_partition, mla_disabled=opts.mla_disable,
@@ -521,6 +566,9 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
             w_bytes = file_weight_bytes + w.rotary_cache_bytes  # exact bytes from the file headers
             if mxfp4:  # plus what the MoE kernel's padded layout adds to the checkpoint's experts
                 w_bytes += w.bytes - weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
+        convert = pooling_convert(opts)
+        if convert:
+            w_bytes += _pooling_head_delta(spec, opts, wdtype, w, convert)
         out.append((w, w_bytes))
     return out
 
@@ -1013,6 +1061,16 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         errors.append(error("vllm.mamba_block_size.no_prefix_caching", "ValueError: --mamba-block-size can only be set "
                             "with --enable-prefix-caching", fix="--enable-prefix-caching, or drop --mamba-block-size",
                             source="vllm/config/vllm.py VllmConfig.validate_mamba_block_size"))
+    convert = pooling_convert(opts)
+    if convert:
+        warnings.append(warning("vllm.pooling.unchecked", f"pooling runner (--convert {convert}): the lm_head is not "
+                                "built" + (" and a float32 score head of 2 labels is" if convert == "classify" else "")
+                                + ", async scheduling is off and the KV cache is the causal model's, as vLLM 0.33.0's "
+                                "own code builds them; the activation peak is the generate runner's (the sampler's "
+                                "share included, the pooler's own not sized) and chunked prefill is taken as on (LAST "
+                                "pooling; a Sentence Transformers MEAN or CLS pooling config turns it and prefix caching "
+                                "off, vllm/config/model.py is_chunked_prefill_supported)",
+                                source="vllm/model_executor/models/adapters.py; vllm/config/vllm.py"))
     mnbt = opts.max_num_batched_tokens or (mnbt_d if opts.enable_chunked_prefill else max(L, mnbt_d))
     if not opts.enable_chunked_prefill and mnbt < L:
         errors.append(_unchunked_refusal(mnbt, L))
@@ -1336,6 +1394,10 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append("--kv-cache-dtype-skip-layers " + " ".join(opts.kv_cache_dtype_skip_layers))
     if opts.mamba_block_size is not None:
         out.append(f"--mamba-block-size {opts.mamba_block_size}")
+    if opts.runner != "auto":
+        out.append(f"--runner {opts.runner}")
+    if opts.convert != "auto":
+        out.append(f"--convert {opts.convert}")
     if opts.kv_offloading_size is not None:
         out.append(f"--kv-offloading-size {opts.kv_offloading_size:g}")
         if opts.kv_offloading_backend != "native":
