@@ -321,10 +321,10 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
             # full layers keep the raised block (page bs x their token bytes); sliding ones pad to the shared
             # page; unify_kv_cache_spec_page_size then scales a page that divides the largest up to it
             # (vllm/v1/core/kv_cache_planning.py, 0.33.0)
-            own = {k: (sliding_block_within(k[2], shared), shared) if k[0] == "sliding" else (bs, bs * k[2])
-                   for k in buckets}
-            page = max(pg for _, pg in own.values())
-            block_of = {k: blk * (page // pg) if page % pg == 0 else blk for k, (blk, pg) in own.items()}
+            natural = {k: (sliding_block_within(k[2], shared), shared) if k[0] == "sliding" else (bs, bs * k[2])
+                       for k in buckets}
+            page = max(pg for _, pg in natural.values())
+            block_of = {k: blk * (page // pg) if page % pg == 0 else blk for k, (blk, pg) in natural.items()}
             if page > shared:  # a skipped full layer's page above the shared one: scaling a padded sliding spec's
                 # block leaves its real page above its padding (kv_cache_interface.py SlidingWindowSpec.page_size_bytes)
                 refusal = ("AssertionError: assert self.page_size_padded >= self.unpadded_page_size_bytes [vllm/v1/"
