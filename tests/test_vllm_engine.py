@@ -256,3 +256,15 @@ def test_unestimated_graphs_warning_suggests_what_vllm_logs(estimate_gib, u, log
     w = _unestimated_graphs_warning(u, estimate_gib * 2**30, cuda_total(find_gpu("rtx3090")))
     said = float(re.search(r"from [\d.]+ to ([\d.]+)\.", w.text).group(1))
     assert abs(said - logged) <= 0.0003
+
+
+def test_mla_disable_takes_the_non_mla_attention_backend():
+    """VLLM_MLA_DISABLE=1 builds plain Attention layers (v0.33.0 vllm/model_executor/models/deepseek_v2.py
+    DeepseekV2Attention, head size 192), so the CUDA backend selector's rules apply: on an A100 FlashAttention takes no
+    fp8 KV cache and FlashInfer (with its workspace) is picked, as for any 192-wide head; with MLA on vramcalc
+    picks no backend (MLA backends are not in data/vllm_platforms.json)."""
+    spec, gpu = load("deepseek-ai/DeepSeek-V2-Lite"), find_gpu("a100-80gb")
+    off = check_vllm(spec, gpu, VLLMOptions(mla_disable=True, kv_cache_dtype="fp8", max_model_len=8192))
+    on = check_vllm(spec, gpu, VLLMOptions(kv_cache_dtype="fp8", max_model_len=8192))
+    (w,) = [w for w in off.warnings if w.code == "vllm.attention.fallback"]
+    assert w.text.startswith("attention backend FLASHINFER") and not [w for w in on.warnings if "attention" in w.code]

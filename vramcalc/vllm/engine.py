@@ -414,6 +414,21 @@ def without_sliding_window(spec: ModelSpec) -> ModelSpec:
     return spec.model_copy(update={"layers": layers, "max_position_embeddings": w if mpe is None or w < mpe else mpe})
 
 
+def per_head_attention(spec: ModelSpec) -> ModelSpec:
+    """The attention VLLM_MLA_DISABLE=1 builds, for the backend selector: each MLA layer as DeepseekV2Attention's
+    Attention, every head its own K and V of qk_nope_head_dim + qk_rope_head_dim (vLLM 0.33.0
+    vllm/model_executor/models/deepseek_v2.py; kv.per_head_mla sizes its pages). Only the selector reads it."""
+    layers = []
+    for la in spec.layers:
+        a = la.attention
+        if a is not None and a.mla is not None:
+            qk = a.mla.qk_nope_head_dim + a.mla.qk_rope_head_dim
+            a = a.model_copy(update={"mla": None, "num_kv_heads": a.num_heads, "head_dim_k": qk, "head_dim_v": qk})
+            la = la.model_copy(update={"attention": a})
+        layers.append(la)
+    return spec.model_copy(update={"layers": layers})
+
+
 def pooling_convert(opts: VLLMOptions) -> str | None:
     """The adapter a pooling runner applies to a causal LM, or None for the generate runner (vLLM 0.33.0
     vllm/config/model.py ModelConfig._get_runner_type / _get_convert_type: convert embed or classify implies the pooling
@@ -1124,7 +1139,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     # the drafter's attention layers join the target's KV cache groups (gpu_model_runner.py get_kv_cache_spec)
     pool_spec = spec.model_copy(update={"layers": spec.layers + plan.draft_layers}) if plan and plan.draft_layers \
         else spec
-    backend, attn_msgs = attention_backend(spec, gpu, resolve_kv_dtype(
+    backend, attn_msgs = attention_backend(per_head_attention(spec) if opts.mla_disable else spec, gpu, resolve_kv_dtype(
         spec, opts.kv_cache_dtype, _key(version) >= _key(vllm_rules().checkpoint_kv_dtype_since.version))[0], version)
     warnings += [m for m in attn_msgs if m.level != "error"]
     errors += [m for m in attn_msgs if m.level == "error"]  # vLLM raises these when it builds the attention layers
