@@ -8,7 +8,10 @@ never vramcalc's environment:
     python3 tools/vllm_oracle_fixture.py tests/data/vllm_oracle/v0.33.0.json /tmp/oracle-0.33.0-tp*.json
 
 (--models STEM... for a subset; `--onto FIXTURE` to tools/vllm_oracle_fixture.py replaces those cases of a
-fixture and keeps the rest.)
+fixture and keeps the rest.) A flag's fixture runs with it set: VLLM_ORACLE_DISABLE_SLIDING_WINDOW=1,
+VLLM_ORACLE_KV_CACHE_DTYPE_SKIP_LAYERS=0,sliding_window, VLLM_ORACLE_ENGINE_ARGS='{"mamba_block_size": 64}' (any
+EngineArgs fields as JSON, replacing the defaults below), or vLLM's own variables (VLLM_MLA_DISABLE=1); each is
+named in the file's produced_by and recorded per case.
 
 For each catalog config (vramcalc/data/models/*.json, written to a temp dir) and TP degree it builds vLLM's
 VllmConfig (EngineArgs.create_engine_config), builds the model class on the meta device under
