@@ -117,8 +117,8 @@ def test_a_model_the_catalog_holds_only_quantized_is_not_answered_with_the_quant
 def test_no_effect_flags_listed_once_and_upper_bound_warned():
     r = check_command("vllm serve Qwen/Qwen3-8B --port 8000 --host 0.0.0.0 --api-key x --served-model-name q "
                       "--enable-prefix-caching --skip-mm-profiling", "4090")
-    assert r.no_effect == ["--port 8000", "--host 0.0.0.0", "--api-key x", "--served-model-name q",
-                           "--enable-prefix-caching"]
+    assert r.no_effect == ["--port 8000", "--host 0.0.0.0", "--api-key x", "--served-model-name q"]
+    assert r.options["enable_prefix_caching"] is True  # its memory effect is on Mamba state only
     assert [w.code for w in r.warnings] == ["command.upper_bound"]
 
 
@@ -534,7 +534,6 @@ def test_num_gpu_blocks_override_is_read_as_the_vramcalc_flag():
 
 @pytest.mark.parametrize("var,default,other", [
     # vllm/envs.py (0.33.0): the value each variable takes when unset
-    ("VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS", "1", "0"),
     ("VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD", "1", "0"),
     ("VLLM_MOE_SKIP_PADDING", "1", "0"),
     ("VLLM_USE_V2_MODEL_RUNNER", None, "0"),  # unset: V2 where supported (vllm/config/vllm.py use_v2_model_runner)
@@ -889,3 +888,85 @@ def test_enable_eplb_and_eplb_config_are_read_as_the_vramcalc_flags():
     assert off.result.devices[0].weights_bytes == plain.result.devices[0].weights_bytes
     bad = check_command(f"{base} --eplb-config.num_redundant_experts 4", "4xh100")
     assert [e.code for e in bad.result.errors] == ["vllm.eplb.not_enabled"]
+
+
+def test_mla_disable_is_read_as_the_vramcalc_flag():
+    """VLLM_MLA_DISABLE=1: the full per-head K and V of each MLA layer (tests/test_vllm_oracle.py pins the pool against
+    vLLM 0.33.0's planner); 0 is the default (vllm/envs.py bool(int(...)))."""
+    base = "vllm serve deepseek-ai/DeepSeek-V2-Lite --max-model-len 8192"
+    r = check_command(f"VLLM_MLA_DISABLE=1 {base}", "h100")
+    on = check_command(base, "h100")
+    assert r.options["mla_disable"] is True and "--mla-disable" in r.vramcalc_command
+    assert r.result.command.startswith("VLLM_MLA_DISABLE=1 vllm serve")
+    # 16 heads x (128 + 64) for K and for V against one 512 + 64 latent: 32 / 3 times the bytes per token
+    assert abs(on.result.kv_cache_tokens / r.result.kv_cache_tokens - 32 * 192 / 576) < 0.01
+    assert main(r.vramcalc_command.split()[1:] + ["--json"]) == 0
+    assert read_command(f"VLLM_MLA_DISABLE=0 {base}")[1].options["mla_disable"] is False
+
+
+def test_memory_profiler_estimate_cudagraphs_0_is_read_as_the_vramcalc_flag():
+    """VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 (v0.33.0 vllm/v1/worker/gpu_worker.py determine_available_memory:
+    cudagraph_memory_estimate_applied = 0): the KV budget keeps the graph estimate, the graphs are captured outside it."""
+    base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    on = check_command(base, "4090")
+    r = check_command(f"VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 {base}", "4090")
+    assert r.options["estimate_cudagraphs"] is False and "--no-estimate-cudagraphs" in r.vramcalc_command
+    assert r.result.command.startswith("VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 vllm serve")
+    d, d0 = r.result.devices[0], on.result.devices[0]
+    assert d0.cuda_graph_bytes > 0 and d.cuda_graph_bytes == 0
+    assert abs(d.kv_cache_bytes - d0.kv_cache_bytes - d0.cuda_graph_bytes) <= 1
+    assert r.result.kv_cache_tokens > on.result.kv_cache_tokens and r.fits
+    (w,) = [w for w in r.result.warnings if w.code == "vllm.cudagraph.not_estimated"]
+    assert w.text.startswith("CUDA graph memory profiling is disabled (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0).")
+    assert main(r.vramcalc_command.split()[1:] + ["--json"]) == 0
+    assert read_command(f"VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1 {base}")[1].options["estimate_cudagraphs"] is True
+
+
+def test_kv_cache_dtype_skip_layers_is_read_as_the_vramcalc_flag():
+    """--kv-cache-dtype-skip-layers (nargs +): layer 0 kept at bf16 in an fp8 cache, the block size raised to 32
+    (tests/test_vllm_oracle.py pins the pools against vLLM 0.33.0's planner); with an auto cache it changes nothing."""
+    base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192 --kv-cache-dtype fp8"
+    r = check_command(f"{base} --kv-cache-dtype-skip-layers 0 1", "h100")
+    assert r.options["kv_cache_dtype_skip_layers"] == ("0", "1")
+    assert "--kv-cache-dtype-skip-layers 0 1" in r.vramcalc_command and "--kv-cache-dtype-skip-layers 0 1" in r.result.command
+    fp8 = check_command(base, "h100")
+    assert r.result.kv_cache_tokens < fp8.result.kv_cache_tokens and r.fits
+    assert main(r.vramcalc_command.split()[1:] + ["--json"]) == 0
+    auto = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    assert check_command(f"{auto} --kv-cache-dtype-skip-layers 0", "h100").result.kv_cache_tokens == \
+        check_command(auto, "h100").result.kv_cache_tokens
+
+
+def test_mamba_block_size_is_read_as_the_vramcalc_flag():
+    """--mamba-block-size: no memory change with prefix caching (tests/test_vllm_oracle.py pins it against vLLM
+    0.33.0's planner), vLLM's ValueError without it; --disable-prefix-caching / --enable-prefix-caching set the Mamba
+    state's cache mode (one block a request, or two and a checkpoint)."""
+    base = "vllm serve nvidia/Nemotron-H-8B-Base-8K --max-model-len 8192"
+    r = check_command(f"{base} --mamba-block-size 64", "h100")
+    assert r.options["mamba_block_size"] == 64 and "--mamba-block-size 64" in r.vramcalc_command
+    assert r.result.kv_cache_tokens == check_command(base, "h100").result.kv_cache_tokens
+    assert main(r.vramcalc_command.split()[1:] + ["--json"]) in (0, 1)
+    off = check_command(f"{base} --disable-prefix-caching --mamba-block-size 64", "h100")
+    assert off.options["enable_prefix_caching"] is False and not off.result.fits
+    assert "ValueError: --mamba-block-size can only be set with --enable-prefix-caching" in [
+        e.text for e in off.result.errors]
+    free = check_command(f"{base} --disable-prefix-caching", "h100")
+    assert free.result.max_concurrency > r.result.max_concurrency  # one Mamba block a request instead of three
+
+
+def test_runner_pooling_and_convert_are_read_as_the_vramcalc_flags():
+    """--runner pooling / --convert embed|classify: Qwen3-8B without its lm_head (151936 x 4096 bf16), the same KV
+    cache per byte (tests/test_vllm_oracle.py pins weights and pools against vLLM 0.33.0's own code)."""
+    base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    gen = check_command(base, "h100")
+    for extra, convert in (("--runner pooling", "embed"), ("--convert classify", "classify"),
+                           ("--runner pooling --convert embed", "embed")):
+        r = check_command(f"{base} {extra}", "h100")
+        assert extra in r.vramcalc_command and extra in r.result.command and r.fits
+        head = gen.result.devices[0].weights_bytes - r.result.devices[0].weights_bytes
+        assert head == 151936 * 4096 * 2 - (2 * 4096 * 4 if convert == "classify" else 0)
+        assert r.result.kv_cache_tokens > gen.result.kv_cache_tokens
+        assert main(r.vramcalc_command.split()[1:] + ["--json"]) == 0
+    assert read_command(f"{base} --runner generate")[1].options["runner"] == "generate"
+    with pytest.raises(NotModelledError, match="--runner draft"):
+        check_command(f"{base} --runner draft", "h100")

@@ -221,3 +221,50 @@ def test_batch_defaults_follow_the_device_total_not_what_others_leave_free():
     assert r.layout["max_num_seqs"] == 1024 and r.model["id"] == r.model.id
     with pytest.raises(KeyError):
         r.layout["model_config"]
+
+
+def test_memory_profiler_estimate_cudagraphs_off_leaves_the_graphs_out_of_the_budget():
+    """VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 (v0.33.0 vllm/v1/worker/gpu_worker.py determine_available_memory:
+    available = requested - non_kv - cudagraph_memory_estimate_applied, the estimate applied only with the variable
+    on): from 0.20 the KV cache takes the graph term; in 0.19 the graphs are outside the budget either way."""
+    spec, gpu = load("llama-3.1-8b"), find_gpu("rtx4090")
+    on = check_vllm(spec, gpu, VLLMOptions(max_model_len=8192))
+    off = check_vllm(spec, gpu, VLLMOptions(max_model_len=8192, estimate_cudagraphs=False))
+    assert on.devices[0].cuda_graph_bytes > 0 and off.devices[0].cuda_graph_bytes == 0
+    assert abs(off.devices[0].kv_cache_bytes - on.devices[0].kv_cache_bytes - on.devices[0].cuda_graph_bytes) <= 1
+    assert off.num_gpu_blocks > on.num_gpu_blocks and off.fits
+    old = [check_vllm(spec, gpu, VLLMOptions(engine_version="0.19.1", max_model_len=8192, estimate_cudagraphs=e))
+           for e in (True, False)]
+    assert old[0].devices == old[1].devices
+    # with the graphs outside the budget, a budget that leaves them no room is vLLM's OOM at capture
+    moe = load("qwen3-30b-a3b")
+    tight = [check_vllm(moe, find_gpu("h200"), VLLMOptions(max_model_len=8192, estimate_cudagraphs=e,
+                                                          gpu_memory_utilization=0.99)) for e in (True, False)]
+    assert tight[0].fits and [e.code for e in tight[1].errors] == ["vllm.cudagraph.oom"]
+    assert "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0" in tight[1].errors[0].text
+
+
+@pytest.mark.parametrize("estimate_gib,u,logged", [
+    # vLLM's logged suggestion on an RTX 3090 (min(round(u + estimate / total, 4), 1.0), the formula both branches of
+    # gpu_worker.py determine_available_memory print): noonghunna/club-3090#127 (0.17 GiB, 0.92 -> 0.9271) and #434
+    # (0.09 GiB, 0.92 -> 0.9240); the estimate is logged to two decimals
+    (0.17, 0.92, 0.9271), (0.09, 0.92, 0.9240)])
+def test_unestimated_graphs_warning_suggests_what_vllm_logs(estimate_gib, u, logged):
+    import re
+
+    from vramcalc.vllm.engine import _unestimated_graphs_warning, cuda_total
+    w = _unestimated_graphs_warning(u, estimate_gib * 2**30, cuda_total(find_gpu("rtx3090")))
+    said = float(re.search(r"from [\d.]+ to ([\d.]+)\.", w.text).group(1))
+    assert abs(said - logged) <= 0.0003
+
+
+def test_mla_disable_takes_the_non_mla_attention_backend():
+    """VLLM_MLA_DISABLE=1 builds plain Attention layers (v0.33.0 vllm/model_executor/models/deepseek_v2.py
+    DeepseekV2Attention, head size 192), so the CUDA backend selector's rules apply: on an A100 FlashAttention takes no
+    fp8 KV cache and FlashInfer (with its workspace) is picked, as for any 192-wide head; with MLA on vramcalc
+    picks no backend (MLA backends are not in data/vllm_platforms.json)."""
+    spec, gpu = load("deepseek-ai/DeepSeek-V2-Lite"), find_gpu("a100-80gb")
+    off = check_vllm(spec, gpu, VLLMOptions(mla_disable=True, kv_cache_dtype="fp8", max_model_len=8192))
+    on = check_vllm(spec, gpu, VLLMOptions(kv_cache_dtype="fp8", max_model_len=8192))
+    (w,) = [w for w in off.warnings if w.code == "vllm.attention.fallback"]
+    assert w.text.startswith("attention backend FLASHINFER") and not [w for w in on.warnings if "attention" in w.code]

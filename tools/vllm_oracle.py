@@ -8,7 +8,10 @@ never vramcalc's environment:
     python3 tools/vllm_oracle_fixture.py tests/data/vllm_oracle/v0.33.0.json /tmp/oracle-0.33.0-tp*.json
 
 (--models STEM... for a subset; `--onto FIXTURE` to tools/vllm_oracle_fixture.py replaces those cases of a
-fixture and keeps the rest.)
+fixture and keeps the rest.) A flag's fixture runs with it set: VLLM_ORACLE_DISABLE_SLIDING_WINDOW=1,
+VLLM_ORACLE_KV_CACHE_DTYPE_SKIP_LAYERS=0,sliding_window, VLLM_ORACLE_ENGINE_ARGS='{"mamba_block_size": 64}' (any
+EngineArgs fields as JSON, replacing the defaults below), or vLLM's own variables (VLLM_MLA_DISABLE=1); each is
+named in the file's produced_by and recorded per case.
 
 For each catalog config (vramcalc/data/models/*.json, written to a temp dir) and TP degree it builds vLLM's
 VllmConfig (EngineArgs.create_engine_config), builds the model class on the meta device under
@@ -171,7 +174,9 @@ def cuda_like(cfg: Any) -> None:
     if not _legacy():
         cfg.cache_config.block_size = 16
         cfg.cache_config.user_specified_block_size = False
-    cfg.scheduler_config.async_scheduling = True
+    # a pooling runner turns async scheduling off by default (vllm/config/vllm.py VllmConfig.__post_init__), on CUDA too
+    if getattr(cfg.model_config, "runner_type", "generate") != "pooling":
+        cfg.scheduler_config.async_scheduling = True
 
 
 @contextlib.contextmanager
@@ -233,11 +238,16 @@ def _config(model_dir: str, tp: int, kv_dtype: str, max_len: int | None) -> Any:
     if os.environ.get("VLLM_ORACLE_DISABLE_SLIDING_WINDOW"):  # --disable-sliding-window (ModelConfig)
         extra["disable_sliding_window"] = True
     extra.update(EXTRA_ARGS)  # further EngineArgs fields, as a serve flag sets them (tools/vllm_flag_oracle.py)
-    ea = EngineArgs(model=model_dir, skip_tokenizer_init=True, load_format="dummy", tensor_parallel_size=tp,
-                    kv_cache_dtype=kv_dtype, max_model_len=max_len, max_num_batched_tokens=8192,
-                    max_num_seqs=256, async_scheduling=True,
-                    distributed_executor_backend="uni" if tp == 1 else "mp", **extra)
-    return ea.create_engine_config()
+    if os.environ.get("VLLM_ORACLE_ENGINE_ARGS"):  # other EngineArgs fields, as JSON (e.g. mamba_block_size)
+        extra.update(json.loads(os.environ["VLLM_ORACLE_ENGINE_ARGS"]))
+    if os.environ.get("VLLM_ORACLE_KV_CACHE_DTYPE_SKIP_LAYERS"):  # --kv-cache-dtype-skip-layers (CacheConfig)
+        extra["kv_cache_dtype_skip_layers"] = os.environ["VLLM_ORACLE_KV_CACHE_DTYPE_SKIP_LAYERS"].split(",")
+    args: dict[str, Any] = dict(model=model_dir, skip_tokenizer_init=True, load_format="dummy",
+                                tensor_parallel_size=tp, kv_cache_dtype=kv_dtype, max_model_len=max_len,
+                                max_num_batched_tokens=8192, max_num_seqs=256, async_scheduling=True,
+                                distributed_executor_backend="uni" if tp == 1 else "mp")
+    args.update(extra)  # VLLM_ORACLE_ENGINE_ARGS may replace a default (async_scheduling null: vLLM's own choice)
+    return EngineArgs(**args).create_engine_config()
 
 
 def _cpu_check_as_cuda() -> None:
@@ -521,6 +531,13 @@ def _run(entry: dict[str, Any], config: dict[str, Any], tp: int, kv_dtype: str, 
             "async_scheduling": cfg.scheduler_config.async_scheduling,
             "hybrid_kv_cache_manager": not cfg.scheduler_config.disable_hybrid_kv_cache_manager,
             "disable_sliding_window": bool(getattr(cfg.model_config, "disable_sliding_window", False)),
+            # VLLM_MLA_DISABLE=1 in the environment (vllm/envs.py; ModelConfig.use_mla reads it)
+            "use_mla": bool(cfg.model_config.use_mla),
+            "engine_args": json.loads(os.environ.get("VLLM_ORACLE_ENGINE_ARGS") or "{}"),
+            "mamba_block_size": getattr(cfg.cache_config, "mamba_block_size", None),
+            "mamba_cache_mode": getattr(cfg.cache_config, "mamba_cache_mode", None),
+            "enable_prefix_caching": getattr(cfg.cache_config, "enable_prefix_caching", None),
+            "kv_cache_dtype_skip_layers": list(getattr(cfg.cache_config, "kv_cache_dtype_skip_layers", None) or []),
             "weights_bytes_rank0": weights if with_weights else None,
             "buffer_bytes_rank0": buffers if with_weights else None,
             "layers": {}, "plans": []}
@@ -606,6 +623,16 @@ def main() -> None:
         "as vramcalc reads it); a quantized checkpoint whose kernels the CPU build cannot pick is built "
         "unquantized with the KV dtype its quantization config gives `auto` (kv_cache_dtype_built)"),
         memory_note="memory_bytes is the KV budget handed to get_kv_cache_configs for every rank")
+    flags = [k + "=1" for k in ("VLLM_ORACLE_DISABLE_SLIDING_WINDOW", "VLLM_MLA_DISABLE") if os.environ.get(k)]
+    if os.environ.get("VLLM_ORACLE_KV_CACHE_DTYPE_SKIP_LAYERS"):
+        flags.append("VLLM_ORACLE_KV_CACHE_DTYPE_SKIP_LAYERS=" + os.environ["VLLM_ORACLE_KV_CACHE_DTYPE_SKIP_LAYERS"]
+                     + " (EngineArgs kv_cache_dtype_skip_layers)")
+    if os.environ.get("VLLM_ORACLE_ENGINE_ARGS"):
+        flags.append("VLLM_ORACLE_ENGINE_ARGS='" + os.environ["VLLM_ORACLE_ENGINE_ARGS"] + "' (EngineArgs fields)")
+    if a.max_model_len:
+        flags.append(f"--max-model-len {a.max_model_len}")
+    if flags:  # what the run was given besides the catalog configs
+        doc["produced_by"] += "; run with " + ", ".join(flags)
     done = {(c["model"], c["tp"], c["kv_cache_dtype"]) for c in doc["cases"]}
     for p in paths:
         repo = json.load(open(p))["repo_id"]
@@ -620,7 +647,11 @@ def main() -> None:
             except Exception as e:  # what vLLM itself refuses to build, recorded as its message
                 if os.environ.get("VLLM_ORACLE_DEBUG"):
                     raise
-                msg = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+                lines = str(e).splitlines()
+                # pydantic puts the validator's own message on the line after "1 validation error for ..."
+                first = next((x.strip() for x in lines[1:] if x.strip().startswith("Value error,")), lines[0]) \
+                    if lines and "validation error" in lines[0] else (lines[0] if lines else "")
+                msg = f"{type(e).__name__}: {first.split(' [type=')[0][:300]}"
                 doc["unsupported"] = [u for u in doc["unsupported"] if (u["model"], u["tp"], u["kv_cache_dtype"])
                                       != (repo, a.tp, kv)]
                 doc["unsupported"].append({"model": repo, "tp": a.tp, "kv_cache_dtype": kv, "error": msg})

@@ -615,6 +615,7 @@ class Vllm(Sourced):
     mamba2_checkpoint_block_since: SinceVersion
     null_block_in_fit_since: SinceVersion
     group_fit_since: SinceVersion
+    mamba_block_size_needs_prefix_caching_since: SinceVersion
     checkpoint_kv_dtype_since: SinceVersion
     hybrid_prefix_caching_since: SinceVersion
     mxfp4_moe: Mxfp4Moe

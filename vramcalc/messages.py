@@ -26,7 +26,10 @@ CODES: dict[str, str] = {
     "vllm.version.nearest": "the release asked for is not calibrated: the nearest older release's constants are used",
     "vllm.version.uncalibrated": "the chosen release's constants are not calibrated against logs",
     "vllm.version.unmodelled": "the release is older than the oldest vLLM release vramcalc models",
-    "vllm.cudagraph.oom": "before 0.20, the CUDA graphs do not fit in what the budget leaves on the GPU",
+    "vllm.cudagraph.oom": "before 0.20 (or with VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0), the CUDA graphs do not fit "
+                          "in what the budget leaves on the GPU",
+    "vllm.cudagraph.not_estimated": "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0: the KV cache takes the CUDA-graph "
+                                    "memory; the graphs are captured outside the budget",
     "vllm.verdict.headroom": "vramcalc's guard: the budget leaves too little of the GPU for what grows outside it",
     "vllm.attention.fp8_kv_unsupported": "the attention backend vLLM picks cannot read an fp8 KV cache on this GPU",
     "vllm.gpu.usable_estimated": "the GPU's usable memory is an estimate, not a measured CUDA total",
@@ -88,6 +91,13 @@ CODES: dict[str, str] = {
     "vllm.dcp.max_size": "--decode-context-parallel-size above TP / KV heads",
     "vllm.dcp.q_per_kv": "--decode-context-parallel-size does not divide the query heads per KV head",
     "vllm.dcp.sliding_window": "--decode-context-parallel-size on a model with sliding-window layers",
+    "vllm.kv_skip.unify": "--kv-cache-dtype-skip-layers keeps a full-attention layer at the model dtype beside "
+                          "sliding-window layers: vLLM fails to unify the page sizes",
+    "vllm.mamba_block_size.no_prefix_caching": "--mamba-block-size without prefix caching",
+    "vllm.pooling.unchecked": "a pooling runner: what vramcalc sizes from vLLM's code, and what it takes from the "
+                              "generate runner",
+    "vllm.mla_disable.sparse_indexer": "VLLM_MLA_DISABLE=1 on a model with the sparse-attention indexer "
+                                       "(DeepSeek-V3.2): vLLM cannot build its attention",
     "vllm.max_model_len.exceeds_model": "--max-model-len above the model's derived length without "
                                         "VLLM_ALLOW_LONG_MAX_MODEL_LEN",
     "vllm.max_model_len.long_allowed": "--max-model-len above the model's length, allowed by VLLM_ALLOW_LONG_MAX_MODEL_LEN",

@@ -589,7 +589,7 @@ def _vllm_reading(p: Parsed) -> Reading:
             continue
         name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
         if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras",
-                   "num_gpu_blocks_override", "decode_context_parallel_size"):
+                   "num_gpu_blocks_override", "decode_context_parallel_size", "mamba_block_size"):
             opts[fld] = _int(name, v or "")
         elif fld in CUDAGRAPH_FIELDS:
             if fld in reader.get("cc_keys", ()):
@@ -607,8 +607,11 @@ def _vllm_reading(p: Parsed) -> Reading:
             except ValueError:
                 raise InputError(f"argument {name}: invalid float value: {v!r}") from None
         elif fld in ("enforce_eager", "disable_custom_all_reduce", "enable_lora", "fully_sharded_loras",
-                     "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window"):
+                     "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
+                     "enable_prefix_caching"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
+        elif fld == "kv_cache_dtype_skip_layers":  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
+            opts[fld] = tuple(f.values)
         elif fld == "limit_mm_per_prompt":
             opts[fld] = {**opts.get(fld, {}), **_mm_limits(name, v or "")}
         elif fld == "dtype":
@@ -616,7 +619,8 @@ def _vllm_reading(p: Parsed) -> Reading:
         elif fld == "moe_backend":
             opts[fld] = None if v == "auto" else v
         elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype", "mamba_cache_dtype",
-                     "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend"):
+                     "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
+                     "runner", "convert"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
@@ -1216,6 +1220,9 @@ def _flag_line(q: Question) -> str:
                     "disable_sliding_window": "--disable-sliding-window" if v else None,
                     "rocm_fp8_padding": None if v else "--no-rocm-fp8-padding",
                     "enable_eplb": "--enable-eplb" if v else None,
+                    "mla_disable": "--mla-disable" if v else None,
+                    "estimate_cudagraphs": None if v else "--no-estimate-cudagraphs",
+                    "enable_prefix_caching": "--enable-prefix-caching" if v else "--no-enable-prefix-caching",
                     }.get(k, f"({k}={v})")
             if flag:
                 parts.append(flag)
@@ -1225,6 +1232,8 @@ def _flag_line(q: Question) -> str:
             parts += ["--pp-layer-partition", ",".join(map(str, v))]
         elif k == "cudagraph_capture_sizes":
             parts += ["--cudagraph-capture-sizes", *map(str, v)]
+        elif k == "kv_cache_dtype_skip_layers":
+            parts += ["--kv-cache-dtype-skip-layers", *map(shlex.quote, v)]
         elif k == "speculative_config":
             parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
         elif k in ("hf_overrides", "eplb_config"):
@@ -1236,7 +1245,8 @@ def _flag_line(q: Question) -> str:
                 "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "kv_cache_dtype", "block_size",
                 "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb",
                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode",
-                "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend")
+                "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
+                "mamba_block_size", "runner", "convert")
                 else f"({k}={v!r})")
     return " ".join(parts)
 

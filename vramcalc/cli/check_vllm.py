@@ -120,6 +120,21 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="data: the whole vision tower on every TP rank (weights, the default, shards it)")
     f.add_argument("--pp-layer-partition", type=_partition, default=None,
                    help="layers per PP stage, as vLLM's VLLM_PP_LAYER_PARTITION (e.g. 20,16)")
+    f.add_argument("--kv-cache-dtype-skip-layers", nargs="+", default=None, metavar="LAYER",
+                   help="layer indices (0 1 ...) or sliding_window kept at the model dtype in a quantized KV cache")
+    f.add_argument("--no-estimate-cudagraphs", dest="estimate_cudagraphs", action="store_false", default=None,
+                   help="as vLLM's VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0: the KV cache takes the CUDA-graph "
+                        "memory, the graphs are captured outside the budget")
+    f.add_argument("--mamba-block-size", type=int, default=None,
+                   help="the Mamba state's block with prefix caching (no memory change; refused without prefix caching)")
+    f.add_argument("--enable-prefix-caching", dest="enable_prefix_caching", action="store_true", default=None,
+                   help="prefix caching on (the default, except for attention-free models)")
+    f.add_argument("--runner", choices=["auto", "generate", "pooling", "draft"], default=None,
+                   help="pooling: the model as an embedding / classification model (no lm_head)")
+    f.add_argument("--convert", choices=["auto", "none", "embed", "classify"], default=None,
+                   help="embed / classify: adapt a causal LM into a pooling model (implies --runner pooling)")
+    f.add_argument("--mla-disable", action="store_true",
+                   help="as vLLM's VLLM_MLA_DISABLE=1: MLA models keep full per-head K and V instead of the latent")
     f.add_argument("--disable-hybrid-kv-cache-manager", action="store_true",
                    help="sliding-window layers beside full attention keep the full context, as full attention does")
     f.add_argument("--limit-mm-per-prompt", type=_mm_limits, default=None,
@@ -165,7 +180,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     """The serving features' VLLMOptions fields (the defaults left out, so a command without them reads as before)."""
     out: dict[str, Any] = {}
     for name in ("enable_lora", "fully_sharded_loras", "language_model_only", "disable_hybrid_kv_cache_manager",
-                 "disable_sliding_window", "enable_eplb"):
+                 "disable_sliding_window", "enable_eplb", "mla_disable"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
@@ -174,9 +189,12 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "mm_encoder_tp_mode",
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
-                 "decode_context_parallel_size", "eplb_config"):
+                 "decode_context_parallel_size", "eplb_config", "estimate_cudagraphs",
+                 "mamba_block_size", "runner", "convert"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)
+    if getattr(args, "kv_cache_dtype_skip_layers", None):
+        out["kv_cache_dtype_skip_layers"] = tuple(args.kv_cache_dtype_skip_layers)
     if getattr(args, "cudagraph_capture_sizes", None) is not None:
         out["cudagraph_capture_sizes"] = tuple(args.cudagraph_capture_sizes)
     for name in ("cpu_offload_gb", "mm_ipc_gpu_memory_gb"):

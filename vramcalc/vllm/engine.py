@@ -116,7 +116,9 @@ class VLLMOptions(CheckedOptions):
     pp_layer_partition: tuple[int, ...] | None = None
     mamba_ssm_cache_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     limit_mm_per_prompt: dict[str, int] | None = None  # --limit-mm-per-prompt; None: vLLM's default (all allowed)
-    enable_prefix_caching: bool | None = None  # None: on (the V1 default); memory unchanged
+    # --enable-prefix-caching / off: None is vLLM's default (on unless attention-free); memory changes only for Mamba /
+    # linear-attention state (mamba_cache_mode align or none: kv.KVSettings.prefix_caching)
+    enable_prefix_caching: bool | None = None
 
     # --data-parallel-size: engines of TP x PP GPUs each, checked as one of them (the budget is per GPU); on an
     # MoE model their routed experts are split over all TP x DP ranks (weights.moe_shards)
@@ -171,6 +173,28 @@ class VLLMOptions(CheckedOptions):
     def _overrides_json(cls, v: Any) -> Any:
         """The JSON text vLLM takes, or the dict it parses to."""
         return parse_hf_overrides(v) if v is not None else None
+    # VLLM_MLA_DISABLE=1: MLA models (DeepSeek-V2/V3, Kimi-K2) keep full per-head K and V instead of the latent
+    # (vllm/config/model.py ModelConfig.use_mla; vllm/model_executor/models/deepseek_v2.py DeepseekV2Attention, 0.33.0)
+    mla_disable: bool = False
+    # --kv-cache-dtype-skip-layers: layer indices or "sliding_window", kept at the model dtype in a quantized KV cache;
+    # the block size is realigned to them (vllm/config/cache.py kv_cache_dtype_skip_layers, vllm/platforms/
+    # interface.py _align_heterogeneous_kv_block_size, 0.33.0)
+    kv_cache_dtype_skip_layers: tuple[str, ...] = ()
+    # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0: the CUDA-graph estimate is left out of the KV budget (the KV cache takes
+    # it) and the graphs are captured afterwards, outside the budget (vllm/v1/worker/gpu_worker.py
+    # determine_available_memory; default 1 from 0.20, vllm/envs.py, 0.33.0)
+    estimate_cudagraphs: bool = True
+    # --mamba-block-size: the Mamba state's block with prefix caching; hybrid models' alignment replaces it with the
+    # attention block (vllm/platforms/interface.py _align_hybrid_block_size), attention-free ones keep it as their
+    # block (vllm/model_executor/models/config.py MambaModelConfig); pages and blocks per request do not depend on it
+    # (vllm/v1/kv_cache_interface.py MambaSpec.max_memory_usage_bytes, 0.33.0). Without prefix caching vLLM refuses it
+    mamba_block_size: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)
+    # --runner / --convert: a pooling runner (runner pooling, or convert embed / classify with runner auto) adapts a
+    # causal LM into a pooling model (vllm/model_executor/models/adapters.py _create_pooling_model_cls): no lm_head,
+    # classify adds a float32 score head, async scheduling off by default (vllm/config/vllm.py), the same KV cache
+    # (its attention stays causal: vllm/model_executor/layers/attention/attention.py get_kv_cache_spec), 0.33.0
+    runner: Literal["auto", "generate", "pooling", "draft"] = "auto"
+    convert: Literal["auto", "none", "embed", "classify"] = "auto"
 
     @field_validator("cudagraph_capture_sizes")
     @classmethod
@@ -533,6 +557,66 @@ def eplb_state_bytes(spec: ModelSpec, opts: VLLMOptions, w: RankWeights) -> int:
     per_layer = experts * 1024 * 8 + experts * 8 + physical * 8 + physical * 4 + window * physical * 4
     return w.expert_layer_bytes + w.moe_layers * per_layer
 
+def per_head_attention(spec: ModelSpec) -> ModelSpec:
+    """The attention VLLM_MLA_DISABLE=1 builds, for the backend selector: each MLA layer as DeepseekV2Attention's
+    Attention, every head its own K and V of qk_nope_head_dim + qk_rope_head_dim (vLLM 0.33.0
+    vllm/model_executor/models/deepseek_v2.py; kv.per_head_mla sizes its pages). Only the selector reads it."""
+    layers = []
+    for la in spec.layers:
+        a = la.attention
+        if a is not None and a.mla is not None:
+            qk = a.mla.qk_nope_head_dim + a.mla.qk_rope_head_dim
+            a = a.model_copy(update={"mla": None, "num_kv_heads": a.num_heads, "head_dim_k": qk, "head_dim_v": qk})
+            la = la.model_copy(update={"attention": a})
+        layers.append(la)
+    return spec.model_copy(update={"layers": layers})
+
+
+def pooling_convert(opts: VLLMOptions) -> str | None:
+    """The adapter a pooling runner applies to a causal LM, or None for the generate runner (vLLM 0.33.0
+    vllm/config/model.py ModelConfig._get_runner_type / _get_convert_type: convert embed or classify implies the pooling
+    runner; runner pooling with convert auto takes embed for a *ForCausalLM). A checkpoint that is itself a pooling
+    model, or a Sentence Transformers repo that vLLM turns to pooling by its modules.json, is not seen offline."""
+    if opts.runner == "draft":
+        raise NotModelledError("--runner draft: a model served as a speculative draft, which vramcalc sizes only "
+                               "through --speculative-config (remove the flag to check the rest)")
+    if opts.runner == "generate":
+        if opts.convert in ("embed", "classify"):
+            raise NotModelledError(f"--runner generate with --convert {opts.convert}: vramcalc does not model a "
+                                   "generate runner on a converted model (remove one of the flags)")
+        return None
+    if opts.runner == "pooling" or opts.convert in ("embed", "classify"):
+        return opts.convert if opts.convert in ("embed", "classify") else "embed"
+    return None
+
+
+# transformers' PretrainedConfig default: id2label of two labels, which sizes as_seq_cls_model's score head
+DEFAULT_NUM_LABELS = 2
+
+
+def _pooling_head_delta(spec: ModelSpec, opts: VLLMOptions, wdtype: str | None, w: RankWeights, convert: str) -> int:
+    """Bytes a pooling model's last stage holds more (negative: fewer) than the causal LM (vLLM 0.33.0
+    vllm/model_executor/models/adapters.py): ParallelLMHead is not built (no_init_weights: StageMissingLayer), so an
+    untied lm_head (vocab padded to 64, / TP) goes, and with PP > 1 a tied one's copy on the last stage too; classify
+    adds ReplicatedLinear(hidden, num_labels) in the pooling head dtype, float32 (ModelConfig.head_dtype)."""
+    if w.pp_stage != opts.pp - 1:
+        return 0
+    rows = ceil(ceil(spec.vocab_size / 64) * 64 / opts.tp)
+    head = rows * spec.hidden_size * dtype_bytes(wdtype or spec.dtype) if not spec.tie_word_embeddings or opts.pp > 1 \
+        else 0
+    score = DEFAULT_NUM_LABELS * spec.hidden_size * 4 if convert == "classify" else 0
+    return score - head
+
+
+def _prefix_caching_on(spec: ModelSpec, opts: VLLMOptions, version: str) -> bool:
+    """Prefix caching as vLLM resolves it: as given, else its default (on unless the model is attention-free, vLLM
+    0.33.0 vllm/config/model.py ModelConfig.is_prefix_caching_supported; off for hybrid models before
+    data/vllm.json hybrid_prefix_caching_since)."""
+    if opts.enable_prefix_caching is not None:
+        return opts.enable_prefix_caching
+    default = release_settings(spec, version)["prefix_caching"]
+    return any(la.attention is not None for la in spec.layers) if default is None else default
+
 
 def hma_off(opts: VLLMOptions) -> bool:
     """The hybrid KV cache manager off: --disable-hybrid-kv-cache-manager, or KV offloading through a connector
@@ -560,10 +644,17 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
         # chunked-local layers, those are allocated as full attention; a model of one kind keeps its own spec
         if "full" in kinds and kinds & {"sliding", "chunked"}:
             rel["hybrid_manager"] = False
+    if opts.enable_prefix_caching is not None:  # as given; None keeps vLLM's default (kv.release_settings)
+        rel["prefix_caching"] = opts.enable_prefix_caching
+    # a pooling runner turns async scheduling off by default (v0.33.0 vllm/config/vllm.py VllmConfig.__post_init__),
+    # so a sliding window reserves one batch in flight, not two
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
+                      async_scheduling=pooling_convert(opts) is None,
                       block_size=opts.block_size or 16, max_model_len=L, num_speculative_tokens=spec_tokens,
                       mamba_cache_dtype=opts.mamba_cache_dtype, mamba_ssm_cache_dtype=opts.mamba_ssm_cache_dtype,
-                      pp_partition=opts.pp_layer_partition, dcp=opts.decode_context_parallel_size, **rel)
+                      pp_partition=opts.pp_layer_partition, dcp=opts.decode_context_parallel_size,
+                      mla_disabled=opts.mla_disable, kv_skip_layers=opts.kv_cache_dtype_skip_layers,
+                      mamba_block_size=opts.mamba_block_size, **rel)
 
 
 def _startup_gate(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, u: float, total: int, requested: int
@@ -635,6 +726,9 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
             w_bytes = file_weight_bytes + w.rotary_cache_bytes  # exact bytes from the file headers
             if mxfp4:  # plus what the MoE kernel's padded layout adds to the checkpoint's experts
                 w_bytes += w.bytes - weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
+        convert = pooling_convert(opts)
+        if convert:
+            w_bytes += _pooling_head_delta(spec, opts, wdtype, w, convert)
         out.append((w, w_bytes))
     if rocm and opts.rocm_fp8_padding and not gguf:  # the checkpoint's own FP8 weights (an online --quantization
         # fp8 quantizes at load without the padding: online/fp8.py)
@@ -915,20 +1009,37 @@ def _margin_term(w_bytes: int, a: int, non_torch: float, graphs: float, graphs_u
                + non_torch * vm.non_torch + graphs_upper - graphs)
 
 
+def _unestimated_graphs_warning(u: float, graphs_estimate: float, total: int) -> Message:
+    """The warning vLLM 0.33.0 logs with VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 (vllm/v1/worker/gpu_worker.py
+    determine_available_memory: suggested = min(round(u + estimate / total, 4), 1.0)), with vramcalc's estimate."""
+    suggested = min(round(u + graphs_estimate / total, 4), 1.0)
+    return warning("vllm.cudagraph.not_estimated", "CUDA graph memory profiling is disabled "
+                   "(VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0). Without it, CUDA graph memory is not accounted for "
+                   "during KV cache allocation, which may require lowering --gpu-memory-utilization to avoid OOM. "
+                   "Consider re-enabling it (the default as of v0.21.0) and increasing --gpu-memory-utilization from "
+                   f"{u:.4f} to {suggested:.4f}. [vramcalc: the KV cache takes vramcalc's graph estimate, "
+                   f"{graphs_estimate / GIB:.2f} GiB; the graphs are captured after it, outside the budget]",
+                   source="vllm/v1/worker/gpu_worker.py determine_available_memory")
+
+
 def _graph_headroom_refusal(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: VllmVersion, car: bool, total: int,
-                            requested: int, freed: int) -> Message | None:
+                            requested: int, freed: int, outside_graphs: float | None = None) -> Message | None:
     """Before 0.20 the CUDA graphs are captured after the KV cache is allocated (vllm/v1/worker/gpu_model_runner.py
     capture_model, called from gpu_worker.py compile_or_warm_up_model), from the memory the budget leaves: the
     total less the budget, less what sits outside it (the CUDA context and, where the snapshot follows NCCL init,
     NCCL; other processes), plus the activation peak the profiler freed (`freed`: the smallest over the ranks,
     FlashInfer's persistent workspace excluded; memory_profiling ends with torch.cuda.empty_cache).
-    Graph sizes: data/vllm.json versions cudagraph_outside_gib (docs/vllm.md#cuda-graphs)."""
+    Graph sizes: data/vllm.json versions cudagraph_outside_gib (docs/vllm.md#cuda-graphs). From 0.20 with
+    VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 (`outside_graphs`): vramcalc's in-budget estimate, its upper end."""
     cg = prof.cudagraph_outside_gib
-    if prof.cudagraph_in_budget or opts.enforce_eager or cg is None:
+    if outside_graphs:
+        need = outside_graphs
+    elif prof.cudagraph_in_budget or opts.enforce_eager or cg is None:
         return None
-    if opts.tp > 1 and not car and prof.cudagraph_outside_nccl_gib is not None:
-        cg = prof.cudagraph_outside_nccl_gib
-    need = (cg.moe if spec.is_moe else cg.dense) * GIB
+    else:
+        if opts.tp > 1 and not car and prof.cudagraph_outside_nccl_gib is not None:
+            cg = prof.cudagraph_outside_nccl_gib
+        need = (cg.moe if spec.is_moe else cg.dense) * GIB
     if prof.non_torch_whole_device:  # 0.8.0-0.9.0: context, NCCL and other processes are inside the budget
         outside = total
     else:
@@ -941,8 +1052,11 @@ def _graph_headroom_refusal(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: 
     return error("vllm.cudagraph.oom", f"torch.OutOfMemoryError: CUDA out of memory. GPU 0 has a total capacity of "
                  f"{total / GIB:.2f} GiB of which {max(free, 0) / GIB:.2f} GiB is free once the KV cache is allocated; "
                  f"capturing CUDA graphs takes up to {need / GIB:.2f} GiB there. [vllm/v1/worker/gpu_model_runner.py "
-                 "capture_model: before 0.20 the graphs are captured after the KV cache, outside the "
-                 "gpu_memory_utilization budget; graph sizes: data/vllm.json versions cudagraph_outside_gib]",
+                 "capture_model: " + ("with VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0" if outside_graphs else
+                                      "before 0.20") + " the graphs are captured after the KV cache, outside the "
+                 "gpu_memory_utilization budget; graph sizes: " + ("vramcalc's estimate, upper end" if outside_graphs
+                                                                   else "data/vllm.json versions cudagraph_outside_gib")
+                 + "]",
                  fix=fix, source="vllm/v1/worker/gpu_model_runner.py capture_model")
 
 
@@ -1106,6 +1220,30 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             f"VLLM_ALLOW_LONG_MAX_MODEL_LEN=1: max_model_len {opts.max_model_len} is above the model's {derived}; vLLM "
             "starts and warns that positions past it give NaN under RoPE (the KV cache is sized for the length given)",
             source="vllm/config/model.py _get_and_verify_max_len"))
+    if opts.mla_disable and any(la.attention is not None and la.attention.mla is not None and la.attention.mla.index_n_heads
+                                for la in spec.layers):
+        # DeepSeek-V3.2's sparse indexer hands its top-k buffer to the attention class, which MLA off cannot take
+        # (tests/data/vllm_mla_disable_oracle.json unsupported)
+        errors.append(error("vllm.mla_disable.sparse_indexer", "AssertionError: topk_indices_buffer is not         "
+                            "supported for DeepseekV2Attention", fix="unset VLLM_MLA_DISABLE (MLA is the only "
+                            "attention vLLM builds for a model with the sparse-attention indexer)",
+                            source="vllm/model_executor/models/deepseek_v2.py DeepseekV2Attention.__init__ (0.33.0)"))
+    if opts.mamba_block_size is not None and opts.mamba_block_size != L and \
+            _key(version) >= _key(vllm_rules().mamba_block_size_needs_prefix_caching_since.version) and \
+            not _prefix_caching_on(spec, opts, version):
+        errors.append(error("vllm.mamba_block_size.no_prefix_caching", "ValueError: --mamba-block-size can only be set "
+                            "with --enable-prefix-caching", fix="--enable-prefix-caching, or drop --mamba-block-size",
+                            source="vllm/config/vllm.py VllmConfig.validate_mamba_block_size"))
+    convert = pooling_convert(opts)
+    if convert:
+        warnings.append(warning("vllm.pooling.unchecked", f"pooling runner (--convert {convert}): the lm_head is not "
+                                "built" + (" and a float32 score head of 2 labels is" if convert == "classify" else "")
+                                + ", async scheduling is off and the KV cache is the causal model's, as vLLM 0.33.0's "
+                                "own code builds them; the activation peak is the generate runner's (the sampler's "
+                                "share included, the pooler's own not sized) and chunked prefill is taken as on (LAST "
+                                "pooling; a Sentence Transformers MEAN or CLS pooling config turns it and prefix caching "
+                                "off, vllm/config/model.py is_chunked_prefill_supported)",
+                                source="vllm/model_executor/models/adapters.py; vllm/config/vllm.py"))
     mnbt = opts.max_num_batched_tokens or (mnbt_d if opts.enable_chunked_prefill else max(L, mnbt_d))
     if not opts.enable_chunked_prefill and mnbt < L:
         errors.append(_unchunked_refusal(mnbt, L))
@@ -1161,7 +1299,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     # the drafter's attention layers join the target's KV cache groups (gpu_model_runner.py get_kv_cache_spec)
     pool_spec = spec.model_copy(update={"layers": spec.layers + plan.draft_layers}) if plan and plan.draft_layers \
         else spec
-    backend, attn_msgs = attention_backend(spec, gpu, resolve_kv_dtype(
+    backend, attn_msgs = attention_backend(per_head_attention(spec) if opts.mla_disable else spec, gpu, resolve_kv_dtype(
         spec, opts.kv_cache_dtype, _key(version) >= _key(vllm_rules().checkpoint_kv_dtype_since.version))[0], version)
     warnings += [m for m in attn_msgs if m.level != "error"]
     errors += [m for m in attn_msgs if m.level == "error"]  # vLLM raises these when it builds the attention layers
@@ -1169,6 +1307,13 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     non_torch, car = _non_torch_term(gpu, opts, prof)
     graphs, graphs_upper = _cuda_graph_term(spec, opts, prof, gpu, seqs, mnbt,
                                             1 + (plan.num_speculative_tokens if plan else 0))
+    # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0: available = requested - non_kv, the estimate not taken (v0.33.0
+    # vllm/v1/worker/gpu_worker.py determine_available_memory: cudagraph_memory_estimate_applied = 0); the graphs are
+    # still captured, after the KV cache, from what the budget leaves (_graph_headroom_refusal)
+    outside_graphs = 0.0
+    if not opts.estimate_cudagraphs and graphs:
+        warnings.append(_unestimated_graphs_warning(u, graphs, total))
+        outside_graphs, graphs, graphs_upper = graphs_upper, 0.0, 0.0
     devices: list[DeviceBudget] = []
     pools: list[tuple[KVPool, int]] = []
     # ModelConfig.multimodal_config exists for every model that supports multimodal inputs (vllm/config/model.py),
@@ -1183,7 +1328,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         a = act.on_stage(w.pp_stage == opts.pp - 1)
         kv_bytes = requested - w_bytes - a - int(non_torch) - int(graphs)
         if opts.kv_cache_memory_bytes:  # gpu_worker.py determine_available_memory returns it as it is
-            room = total - w_bytes - a - int(non_torch) - int(graphs)
+            room = total - w_bytes - a - int(non_torch) - int(graphs + outside_graphs)
             if room < opts.kv_cache_memory_bytes and not any(e.code == "vllm.kv_bytes.oom" for e in errors):
                 errors.append(_kv_bytes_oom(opts.kv_cache_memory_bytes, room))
             kv_bytes = opts.kv_cache_memory_bytes
@@ -1197,7 +1342,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             # profile left: more than the GPU has left after the other terms runs out of memory at allocation (with
             # vramcalc's uncertainty on those terms: no promise)
             asked = opts.num_gpu_blocks_override * kv_pool(pool_spec, kvs, w.pp_stage).bytes_per_block
-            room = total - w_bytes - a - int(non_torch) - int(graphs) - mm_ipc
+            room = total - w_bytes - a - int(non_torch) - int(graphs + outside_graphs) - mm_ipc
             if room < asked and not any(e.code == "vllm.kv_blocks.oom" for e in errors):
                 errors.append(_kv_blocks_oom(opts.num_gpu_blocks_override, asked, room))
             elif room - margin < asked and not any(e.code == "vllm.verdict.margin" for e in errors):
@@ -1214,6 +1359,11 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                                     lora_bytes=lora, cpu_offload_bytes=offloaded))
         if w.rank % opts.tp == 0:
             pools.append((kv_pool(pool_spec, kvs, w.pp_stage), kv_bytes))
+    for pool, _ in pools[:1]:
+        if pool.refusal:  # --kv-cache-dtype-skip-layers: vLLM cannot group the specs
+            errors.append(error("vllm.kv_skip.unify", pool.refusal, fix="skip sliding-window layers only (or "
+                                "sliding_window), or drop --kv-cache-dtype-skip-layers",
+                                source="vllm/v1/core/kv_cache_planning.py unify_kv_cache_spec_page_size (0.33.0)"))
     worst = min(d.kv_cache_bytes for d in devices)
     if worst <= 0:
         errors.append(_no_memory())
@@ -1235,7 +1385,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if one_block_per_seq and seqs > cap.num_blocks:
         errors.append(_mamba_refusal(seqs, cap.num_blocks))
     freed = min(d.activation_bytes for d in devices) - act.workspace
-    graph_refusal = _graph_headroom_refusal(spec, gpu, opts, prof, car, total, requested, freed)
+    graph_refusal = _graph_headroom_refusal(spec, gpu, opts, prof, car, total, requested, freed,
+                                            outside_graphs if not opts.kv_cache_memory_bytes else None)
     if graph_refusal:
         errors.append(graph_refusal)
     at_estimate = fits_len and not errors
@@ -1367,8 +1518,12 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
     if opts.speculative_config is not None:
         cmd.append(f"--speculative-config '{json.dumps(opts.speculative_config, separators=(',', ':'))}'")
     cmd += _feature_flags(opts)
+    if not opts.estimate_cudagraphs:  # an environment variable (vllm/envs.py)
+        cmd.insert(0, "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0")
     if opts.pp_layer_partition is not None:  # vLLM reads it from the environment (vllm/envs.py)
         cmd.insert(0, "VLLM_PP_LAYER_PARTITION=" + ",".join(map(str, opts.pp_layer_partition)))
+    if opts.mla_disable:  # an environment variable too (vllm/envs.py VLLM_MLA_DISABLE)
+        cmd.insert(0, "VLLM_MLA_DISABLE=1")
     return VLLMResult(
         fits=fits and not errors, engine_version=version,
         model=ModelSummary(id=spec.id, params_total=counts.total, params_active=counts.active),
@@ -1418,6 +1573,14 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--decode-context-parallel-size {opts.decode_context_parallel_size}")
     if opts.hf_overrides:
         out.append("--hf-overrides '" + json.dumps(opts.hf_overrides, separators=(",", ":")) + "'")
+    if opts.kv_cache_dtype_skip_layers:
+        out.append("--kv-cache-dtype-skip-layers " + " ".join(opts.kv_cache_dtype_skip_layers))
+    if opts.mamba_block_size is not None:
+        out.append(f"--mamba-block-size {opts.mamba_block_size}")
+    if opts.runner != "auto":
+        out.append(f"--runner {opts.runner}")
+    if opts.convert != "auto":
+        out.append(f"--convert {opts.convert}")
     if opts.kv_offloading_size is not None:
         out.append(f"--kv-offloading-size {opts.kv_offloading_size:g}")
         if opts.kv_offloading_backend != "native":
@@ -1432,6 +1595,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
             out.append(f"{flag} {dt}")
     if opts.limit_mm_per_prompt is not None:
         out.append("--limit-mm-per-prompt '" + json.dumps(opts.limit_mm_per_prompt, separators=(",", ":")) + "'")
+    if opts.enable_prefix_caching:
+        out.append("--enable-prefix-caching")
     if opts.enable_prefix_caching is False:
         out.append("--no-enable-prefix-caching")
     return out

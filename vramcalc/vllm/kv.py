@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ..cache_kinds import ChunkedLocal, MLALatent, SharedKV, SlidingWindow, cache_layers
+from ..cache_kinds import ChunkedLocal, FullAttention, MLALatent, SharedKV, SlidingWindow, cache_layers
 from ..errors import NotModelledError
 from ..kv import dtype_bytes
 from ..spec import ModelSpec
@@ -56,6 +56,18 @@ class KVSettings(BaseModel):
     fit_by_groups: bool = True
     # `auto` takes the checkpoint's FP8 KV scheme (data/vllm.json checkpoint_kv_dtype_since); before, the model dtype
     checkpoint_kv_dtype: bool = True
+    # VLLM_MLA_DISABLE=1: ModelConfig.use_mla is False (vLLM 0.33.0 vllm/config/model.py), so DeepSeek-style layers
+    # are DeepseekV2Attention, an Attention of the rank's heads (num_heads // TP) with K and V both
+    # qk_nope_head_dim + qk_rope_head_dim wide (V zero-padded to the K width; vllm/model_executor/models/
+    # deepseek_v2.py DeepseekV2Attention): a full-attention spec instead of the one-head latent (no V3.2 indexer)
+    mla_disabled: bool = False
+    # --kv-cache-dtype-skip-layers: layer indices ("0") or "sliding_window"; those layers keep the model dtype in a
+    # quantized KV cache (vllm/model_executor/layers/attention/attention.py Attention.__init__, 0.33.0), and a
+    # non-empty list realigns the block size (kv_skip_alignment)
+    kv_skip_layers: tuple[str, ...] = ()
+    # --mamba-block-size: an attention-free model's block with prefix caching (MambaModelConfig; the default is the
+    # block size); hybrid models' alignment sets it to the attention block, and "none" mode to max_model_len
+    mamba_block_size: int | None = None
     # the request length; an attention-free model without prefix caching takes it as its block size
     # (MambaModelConfig: mamba_block_size = max_model_len). 0: not known, the block size stays as set
     max_model_len: int = 0
@@ -90,6 +102,8 @@ class KVPool(BaseModel):
     # each layer's own spec before the hybrid manager is off and unifies them to full attention (by kind,
     # window and block size, with their layer counts): what the fit check counts before group_fit_since
     layer_specs: list[KVGroup] = []
+    # vLLM's own failure while grouping these specs (its words), where it cannot build the pool
+    refusal: str | None = None
 
     def num_blocks(self, available_bytes: int) -> int:
         return max(0, available_bytes // self.bytes_per_block)
@@ -126,6 +140,35 @@ class KVPool(BaseModel):
         if g.kind == "chunked" and g.window:  # ChunkedLocalAttentionSpec: one chunk + in-flight
             return ceil(min(g.window + in_flight, max_model_len) / g.block_size)
         return ceil(ceil(max_model_len / s.dcp) / g.block_size)
+
+
+FA_KERNEL_BLOCK = 16  # FlashAttentionBackend.get_supported_kernel_block_sizes: MultipleOf(16) (vLLM 0.33.0)
+
+
+def kv_skip_alignment(primary_tok: int, padded_tok: int, block_size: int) -> tuple[int, int]:
+    """(block size, shared page) with --kv-cache-dtype-skip-layers: vLLM 0.33.0 vllm/platforms/interface.py
+    Platform._align_heterogeneous_kv_block_size raises the primary (quantized) block size until its page covers
+    one smallest kernel block of the model-dtype page, and records that page (skip_page_size_padded), to which
+    sliding-window layers then pad. With equal per-token pages nothing changes."""
+    if padded_tok <= primary_tok:
+        return block_size, 0
+    align = max(FA_KERNEL_BLOCK, block_size)
+    bs = max(block_size, align * ceil(padded_tok * FA_KERNEL_BLOCK / (align * primary_tok)))
+    return bs, bs * primary_tok
+
+
+def sliding_block_within(tok: int, shared_page: int) -> int:
+    """The block a sliding-window layer takes within the shared page (vLLM 0.33.0 vllm/model_executor/layers/
+    attention/attention.py Attention.get_kv_cache_spec, _largest_kernel_block_within over MultipleOf(16))."""
+    return max(FA_KERNEL_BLOCK, shared_page // tok // FA_KERNEL_BLOCK * FA_KERNEL_BLOCK)
+
+
+def per_head_mla(a: MLALatent) -> FullAttention:
+    """An MLA layer with MLA off (VLLM_MLA_DISABLE=1): vLLM 0.33.0 vllm/model_executor/models/deepseek_v2.py
+    DeepseekV2Attention builds Attention(num_local_heads, qk_head_dim, num_kv_heads=num_local_heads) and pads V to
+    qk_head_dim (qk_nope_head_dim + qk_rope_head_dim), so K and V are each that wide for every head."""
+    qk = a.qk_nope_head_dim + a.qk_rope_head_dim
+    return FullAttention(a.num_heads, qk, qk)
 
 
 def conv_state_dtype(spec: ModelSpec, mamba_cache_dtype: str = "auto") -> str:
@@ -208,11 +251,22 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     attn_pages = set()
     mamba_pages = []
     attention_free = all(c.attention is None for c in cache_layers(spec))
-    for c in caches:
+    model_bytes = dtype_bytes(spec.dtype)
+    skipping = bool(s.kv_skip_layers) and kvb < model_bytes
+    primary_tok = padded_tok = 0
+    for i, c in enumerate(caches, start=first):
         a = c.attention
+        if isinstance(a, MLALatent) and s.mla_disabled:
+            a = per_head_mla(a)
         # GPUModelRunner.get_kv_cache_spec gives no spec to a layer that reuses another's KV
         if a is not None and not isinstance(a, SharedKV):
-            tok = a.bytes_per_token(kvb, s.tp)  # the page of one token of this layer on this rank
+            # --kv-cache-dtype-skip-layers: by index, or every sliding-window layer (Attention.__init__: its
+            # KV dtype becomes auto, the model dtype; MLAAttention takes indices only)
+            skip = skipping and (str(i) in s.kv_skip_layers or (isinstance(a, SlidingWindow) and
+                                                                "sliding_window" in s.kv_skip_layers))
+            tok = a.bytes_per_token(model_bytes if skip else kvb, s.tp)  # one token of this layer on this rank
+            if not primary_tok:  # the model-level page the alignment uses (ModelConfig head size and KV heads)
+                primary_tok, padded_tok = a.bytes_per_token(kvb, s.tp), a.bytes_per_token(model_bytes, s.tp)
             if isinstance(a, SlidingWindow) and s.hybrid_manager:
                 key: tuple[str, int | None, int] = ("sliding", a.window, tok)
             elif isinstance(a, ChunkedLocal) and a.chunk and s.hybrid_manager:
@@ -239,16 +293,49 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     prefix_caching = not attention_free if s.prefix_caching is None else s.prefix_caching
     if mamba_pages and not attn_tok and not prefix_caching and s.max_model_len:
         bs = s.max_model_len  # MambaModelConfig: mamba_block_size = max_model_len
+    elif mamba_pages and not attn_tok and s.mamba_block_size:
+        bs = s.mamba_block_size  # prefix caching on: the Mamba specs' block (MambaBase.get_kv_cache_spec)
     if mamba_pages:
         mamba_page = max(mamba_pages)
         if attn_tok:  # Platform._align_hybrid_block_size
-            align = 128 if any(isinstance(c.attention, MLALatent) for c in caches) else bs
+            align = 128 if not s.mla_disabled and any(isinstance(c.attention, MLALatent) for c in caches) else bs
             bs = align * ceil(mamba_page / (align * attn_tok))
             page = bs * attn_tok  # the Mamba page is padded up to the attention page
         else:
             page = mamba_page
     else:
         page = bs * attn_tok
+    block_of: dict[tuple[str, int | None, int], int] = {}  # a group's own block, where it is not bs x page ratio
+    refusal = None
+    if skipping and primary_tok:
+        if mamba_pages:
+            raise NotModelledError("--kv-cache-dtype-skip-layers on a model with Mamba / linear-attention layers: "
+                                   "vLLM 0.33.0 aligns the hybrid and the skip-layer block sizes in turn "
+                                   "(vllm/platforms/interface.py), which vramcalc does not model (remove the flag to "
+                                   "check the rest)")
+        if any(isinstance(c.attention, MLALatent) for c in caches) and not s.mla_disabled:
+            raise NotModelledError("--kv-cache-dtype-skip-layers on an MLA model: no oracle run checks how vLLM "
+                                   "groups MLA layers of two dtypes (remove the flag to check the rest)")
+        if not s.hybrid_manager and any(isinstance(c.attention, SlidingWindow) for c in caches):
+            raise NotModelledError("--kv-cache-dtype-skip-layers with sliding-window layers and the hybrid KV cache "
+                                   "manager off: vramcalc does not model how their padded pages are unified (remove "
+                                   "one of the flags to check the rest)")
+        bs, shared = kv_skip_alignment(primary_tok, padded_tok, bs)
+        if any(kind == "sliding" for kind, _, _ in buckets):
+            # full layers keep the raised block (page bs x their token bytes); sliding ones pad to the shared
+            # page; unify_kv_cache_spec_page_size then scales a page that divides the largest up to it
+            # (vllm/v1/core/kv_cache_planning.py, 0.33.0)
+            natural = {k: (sliding_block_within(k[2], shared), shared) if k[0] == "sliding" else (bs, bs * k[2])
+                       for k in buckets}
+            page = max(pg for _, pg in natural.values())
+            block_of = {k: blk * (page // pg) if page % pg == 0 else blk for k, (blk, pg) in natural.items()}
+            if page > shared:  # a skipped full layer's page above the shared one: scaling a padded sliding spec's
+                # block leaves its real page above its padding (kv_cache_interface.py SlidingWindowSpec.page_size_bytes)
+                refusal = ("AssertionError: assert self.page_size_padded >= self.unpadded_page_size_bytes [vllm/v1/"
+                           "core/kv_cache_planning.py unify_kv_cache_spec_page_size: a full-attention layer kept at the "
+                           "model dtype has a page above the sliding-window layers' padded one]")
+        else:
+            page = bs * attn_tok
     if len(buckets) > 1 and all(kind == "full" for kind, _, _ in buckets):
         # full-attention layers of different page sizes (a draft model's or EAGLE head's layers beside the
         # target's): one group whose page is the sum of its layers' pages (vLLM 0.33.0 kv_cache_interface.py
@@ -271,6 +358,7 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
         # vLLM 0.33.0 kv_cache_planning.py unify_kv_cache_spec_page_size: a smaller attention page that divides
         # the largest gets its block size scaled up by the ratio; one that does not is padded (Mamba pages too)
         g_bs = bs * (page // (bs * tok)) if tok and page % (bs * tok) == 0 and kind != "mamba" else bs
+        g_bs = block_of.get((kind, window, tok), g_bs)
         if kind == "mamba" and not prefix_caching and s.max_model_len:
             # mamba_cache_mode "none": MambaModelConfig sets mamba_block_size = max_model_len, the Mamba specs'
             # block (vLLM 0.20.0 / 0.25.0 vllm/model_executor/models/config.py; tests/data/vllm_oracle)
@@ -295,7 +383,7 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     layer_specs += [g for g in groups if g.kind == "mamba"]
     return KVPool(block_size=bs, attn_bytes_per_token_layer=attn_tok, page_bytes=page, group_size=group_size,
                   groups=groups, bytes_per_block=group_size * page, padding_layers=padding, notes=notes,
-                  layer_specs=layer_specs)
+                  layer_specs=layer_specs, refusal=refusal)
 
 
 class KVCapacity(BaseModel):
