@@ -1,5 +1,6 @@
 """vLLM serve flags that reshape the model or its KV cache, against vLLM's own planner run on the CPU
-(tests/data/vllm_flag_oracle.json, tools/vllm_flag_oracle.py; the release it ran is the file's `release`).
+(tests/data/vllm_flag_oracle.json for vLLM 0.30.0 and vllm_flag_oracle_v0.33.0.json for the modelled 0.33.0,
+tools/vllm_flag_oracle.py; each case is checked at the release its file names).
 
 Per case: max_model_len, the layer kinds, and for each KV budget the blocks, tokens and concurrency vLLM plans (or
 its refusal), and the weights per rank; a flag value vLLM refuses is refused by vramcalc too."""
@@ -17,8 +18,10 @@ from vramcalc.vllm.hf_overrides import apply_hf_overrides
 from vramcalc.vllm.kv import KVSettings, capacity, kv_pool, release_settings
 from vramcalc.vllm.weights import weights_per_rank
 
-FIXTURE = json.load(open(os.path.join(os.path.dirname(__file__), "data", "vllm_flag_oracle.json")))
-RELEASE = FIXTURE["release"]
+FIXTURES = [json.load(open(os.path.join(os.path.dirname(__file__), "data", name)))
+            for name in ("vllm_flag_oracle.json", "vllm_flag_oracle_v0.33.0.json")]
+# every case and refusal, each with the release its file was produced by
+FIXTURE = {key: [dict(c, release=f["release"]) for f in FIXTURES for c in f[key]] for key in ("cases", "unsupported")}
 
 
 def _cases(field):
@@ -30,12 +33,13 @@ def _refused(field):
 
 
 def _id(c):
-    return f"{c['model']}-tp{c['tp']}-{json.dumps(c['engine_args'], sort_keys=True)}"
+    return f"{c['release']}-{c['model']}-tp{c['tp']}-{json.dumps(c['engine_args'], sort_keys=True)}"
 
 
 def test_fixture_names_release_and_method():
-    assert RELEASE == "0.30.0" and "VLLM_TARGET_DEVICE=cpu" in FIXTURE["produced_by"]
-    assert "tools/vllm_flag_oracle.py" in FIXTURE["produced_by"]
+    assert [f["release"] for f in FIXTURES] == ["0.30.0", "0.33.0"]
+    for f in FIXTURES:
+        assert "VLLM_TARGET_DEVICE=cpu" in f["produced_by"] and "tools/vllm_flag_oracle.py" in f["produced_by"]
 
 
 def _kinds(spec):
@@ -66,10 +70,10 @@ def test_hf_overrides_equal_vllm(c):
     assert {max(1, h // c["tp"]) for h in heads} == {k["num_kv_heads"] for k in c["layer_kinds"]}
     s = KVSettings(tp=c["tp"], max_num_batched_tokens=c["max_num_batched_tokens"],
                    async_scheduling=c["async_scheduling"], max_model_len=c["max_model_len"],
-                   **release_settings(spec, RELEASE))
+                   **release_settings(spec, c["release"]))
     pool = kv_pool(spec, s)
     r = check_vllm(load(c["model"]), find_gpu("h100-sxm"), VLLMOptions(
-        hf_overrides=c["engine_args"]["hf_overrides"], engine_version=RELEASE, tp=c["tp"],
+        hf_overrides=c["engine_args"]["hf_overrides"], engine_version=c["release"], tp=c["tp"],
         kv_cache_memory_bytes=2**30, max_num_batched_tokens=c["max_num_batched_tokens"]))
     assert r.max_model_len == c["max_model_len"]
     for p in c["plans"]:
@@ -80,7 +84,7 @@ def test_hf_overrides_equal_vllm(c):
         assert cap.fits_one_request and cap.num_blocks == p["num_blocks"]
         assert abs(cap.kv_cache_tokens - p["kv_cache_tokens"]) <= 1
         assert abs(cap.max_concurrency - p["max_concurrency"]) <= 0.005
-    ours = weights_per_rank(spec, c["tp"], 1, version=RELEASE)[0].bytes
+    ours = weights_per_rank(spec, c["tp"], 1, version=c["release"])[0].bytes
     theirs = c["weights_bytes_rank0"] + c["buffer_bytes_rank0"]
     assert abs(ours - theirs) <= 0.01 * theirs
 
@@ -91,7 +95,7 @@ def test_hf_overrides_through_check_vllm(c):
     check_vllm plans (vLLM 0.30.0 turned it off for Gemma 3's multimodal model: those cases are in the test above)."""
     for p in c["plans"]:
         r = check_vllm(load(c["model"]), find_gpu("h100-sxm"), VLLMOptions(
-            hf_overrides=c["engine_args"]["hf_overrides"], engine_version=RELEASE, tp=c["tp"],
+            hf_overrides=c["engine_args"]["hf_overrides"], engine_version=c["release"], tp=c["tp"],
             kv_cache_memory_bytes=p["memory_bytes"], max_num_batched_tokens=c["max_num_batched_tokens"]))
         if "refusal" in p:
             assert not r.fits and any(e.code == "vllm.kv.max_model_len" for e in r.errors) or \
@@ -102,9 +106,11 @@ def test_hf_overrides_through_check_vllm(c):
 
 
 def test_hf_overrides_rope_scaling_without_rope_theta_is_refused_as_vllm_fails():
-    (u,) = [u for u in _refused("hf_overrides") if "rope_scaling" in u["engine_args"]["hf_overrides"]]
-    assert u["error"].startswith("TypeError: unsupported operand type(s) for ** or pow(): 'NoneType' and 'Tensor'")
-    with pytest.raises(InputError, match=r"without rope_theta in it vLLM 0\.30\.0 fails building the rotary embedding"
+    us = [u for u in _refused("hf_overrides") if "rope_scaling" in u["engine_args"]["hf_overrides"]]
+    assert [u["release"] for u in us] == ["0.30.0", "0.33.0"]  # both releases fail the same way
+    for u in us:
+        assert u["error"].startswith("TypeError: unsupported operand type(s) for ** or pow(): 'NoneType' and 'Tensor'")
+    with pytest.raises(InputError, match=r"without rope_theta in it vLLM \(0\.30\.0, 0\.33\.0\) fails building the rotary embedding"
                                          r" \(TypeError: unsupported operand type\(s\) for \*\* or pow\(\)"):
         check_vllm(load(u["model"]), find_gpu("h100-sxm"), VLLMOptions(hf_overrides=u["engine_args"]["hf_overrides"]))
 
@@ -124,7 +130,7 @@ def test_hf_overrides_keys_not_modelled_and_gguf_are_refused():
 
 def _dcp_options(c, memory):
     return VLLMOptions(tp=c["tp"], decode_context_parallel_size=c["engine_args"]["decode_context_parallel_size"],
-                       engine_version=RELEASE, kv_cache_memory_bytes=memory,
+                       engine_version=c["release"], kv_cache_memory_bytes=memory,
                        max_num_batched_tokens=c["max_num_batched_tokens"])
 
 
@@ -151,7 +157,7 @@ def test_decode_context_parallel_refusals_are_vllms(u):
     is refused with the same words."""
     r = check_vllm(load(u["model"]), find_gpu("h100-sxm"), VLLMOptions(
         tp=u["tp"], decode_context_parallel_size=u["engine_args"]["decode_context_parallel_size"],
-        engine_version=RELEASE))
+        engine_version=u["release"]))
     assert not r.fits
     theirs = u["error"].removeprefix("ValidationError: 1 validation error for VllmConfig Value error, ")
     theirs = theirs.removeprefix("ValidationError: 1 validation error for ParallelConfig Value error, ")
@@ -159,10 +165,10 @@ def test_decode_context_parallel_refusals_are_vllms(u):
     assert any(theirs in e.text for e in r.errors), (theirs, [e.text for e in r.errors])
 
 
-def _eplb_options(args, tp, **kw):
+def _eplb_options(args, tp, release, **kw):
     return VLLMOptions(tp=tp, enable_expert_parallel=args.get("enable_expert_parallel", False),
                        enable_eplb=args.get("enable_eplb", False), eplb_config=args.get("eplb_config"),
-                       engine_version=RELEASE, **kw)
+                       engine_version=release, **kw)
 
 
 @pytest.mark.parametrize("c", [c for c in FIXTURE["cases"] if "enable_expert_parallel" in c["engine_args"]], ids=_id)
@@ -173,23 +179,23 @@ def test_eplb_weights_and_state_equal_vllm(c):
     from vramcalc.vllm.engine import _moe, eplb_state_bytes
     args = c["engine_args"]
     spec = load(c["model"])
-    opts = _eplb_options(args, c["tp"])
-    w = weights_per_rank(spec, c["tp"], 1, moe=_moe(spec, opts), version=RELEASE)[0]
+    opts = _eplb_options(args, c["tp"], c["release"])
+    w = weights_per_rank(spec, c["tp"], 1, moe=_moe(spec, opts), version=c["release"])[0]
     theirs = c["weights_bytes_rank0"] + c["buffer_bytes_rank0"]
     assert abs(w.bytes - theirs) <= 0.001 * theirs
     assert eplb_state_bytes(spec, opts, w) == sum(c.get("eplb_state", {}).values())
-    r = check_vllm(spec, find_gpu("h100-sxm"), _eplb_options(args, c["tp"], kv_cache_memory_bytes=2**34))
-    plain = check_vllm(spec, find_gpu("h100-sxm"), _eplb_options({"enable_expert_parallel": True}, c["tp"],
+    r = check_vllm(spec, find_gpu("h100-sxm"), _eplb_options(args, c["tp"], c["release"], kv_cache_memory_bytes=2**34))
+    plain = check_vllm(spec, find_gpu("h100-sxm"), _eplb_options({"enable_expert_parallel": True}, c["tp"], c["release"],
                                                                  kv_cache_memory_bytes=2**34))
     assert r.devices[0].weights_bytes - plain.devices[0].weights_bytes == \
         w.bytes - weights_per_rank(spec, c["tp"], 1, moe=_moe(spec, opts.model_copy(update={"enable_eplb": False})),
-                                   version=RELEASE)[0].bytes + eplb_state_bytes(spec, opts, w)
+                                   version=c["release"])[0].bytes + eplb_state_bytes(spec, opts, w)
 
 
 @pytest.mark.parametrize("u", [u for u in FIXTURE["unsupported"] if {"enable_eplb", "eplb_config"} & set(u["engine_args"])],
                          ids=_id)
 def test_eplb_refusals_are_vllms(u):
-    r = check_vllm(load(u["model"]), find_gpu("h100-sxm"), _eplb_options(u["engine_args"], u["tp"]))
+    r = check_vllm(load(u["model"]), find_gpu("h100-sxm"), _eplb_options(u["engine_args"], u["tp"], u["release"]))
     theirs = u["error"].removeprefix("ValidationError: 1 validation error for ParallelConfig Value error, ")
     theirs = theirs.removeprefix("ValueError: ").split(" [type=value_error")[0]
     assert not r.fits and any(theirs in e.text for e in r.errors), (theirs, [e.text for e in r.errors])

@@ -35,31 +35,6 @@ CASES = [("Qwen__Qwen3-32B-FP8", (1, 2, 4, 8)), ("Qwen__Qwen3-30B-A3B-FP8", (1, 
          ("deepseek-ai__DeepSeek-V3", (8,)), ("MiniMaxAI__MiniMax-M2.5", (4,))]
 
 
-def _setup() -> None:
-    """The CPU platform for a CUDA wheel, as tools/vllm_oracle.py main does."""
-    import importlib.metadata as md
-
-    vo._torchvision_stub()
-    md_version = md.version
-
-    def cpu_build_version(name: str) -> str:
-        v = md_version(name)
-        return v + "+cpu" if name == "vllm" and "cpu" not in v else v
-
-    md.version = cpu_build_version  # type: ignore[assignment]
-    try:
-        import vllm.platforms as platforms
-
-        _ = platforms.current_platform
-    finally:
-        md.version = md_version  # type: ignore[assignment]
-    with contextlib.suppress(Exception):
-        import vllm.platforms
-
-        vllm.platforms.current_platform.import_kernels()
-    vo._custom_op_stub()
-
-
 def _padding(repo: str, config: dict[str, Any], tp: int) -> dict[str, Any]:
     import torch
     from vllm.model_executor.layers.linear import LinearBase
@@ -115,7 +90,7 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="JSON file to write (merged with the cases it holds)")
     ap.add_argument("--tp", type=int, default=1, help="one TP degree per process (the fake process group)")
     a = ap.parse_args()
-    _setup()
+    vo.setup()  # the CPU platform for a CUDA wheel
     import vllm
 
     cases = json.load(open(a.out))["cases"] if os.path.exists(a.out) else []

@@ -113,6 +113,7 @@ CODES: dict[str, str] = {
     "llamacpp.split.tensor_needs_fa": "--split-mode tensor needs flash attention",
     "llamacpp.split.tensor_no_fit": "--fit does not run with --split-mode tensor",
     "llamacpp.host.ram_unknown": "host RAM not given: the host column is not checked",
+    "llamacpp.cvec.tensor_split": "--control-vector with --split-mode tensor: every GPU is sized with all its tensors",
     "llamacpp.server.host_growth": "llama-server's context checkpoints and prompt cache can take more host RAM as "
                                    "conversations run than the machine has left after start-up",
     "llamacpp.host.ram_unchecked": "host RAM not given, and the host column needs more than a machine is assumed "

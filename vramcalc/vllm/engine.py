@@ -33,7 +33,7 @@ from .kv import KVCapacity, KVPool, KVSettings, capacity, kv_pool, release_setti
 from .rules import (attention_backend, dtype_messages, parallel_messages, platform_messages, vllm_platforms,
                     quant_messages, source_messages)
 from .result_types import Layout, ModelSummary
-from .hf_overrides import apply_hf_overrides, parse_hf_overrides
+from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_overrides
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
 from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mxfp4_moe_backend, pp_layer_split,
@@ -496,13 +496,7 @@ EPLB_FIELDS = {"window_size": 1000, "step_interval": 3000, "num_redundant_expert
 
 
 def parse_eplb_config(v: Any) -> dict[str, Any]:
-    if isinstance(v, str):
-        try:
-            v = json.loads(v)
-        except json.JSONDecodeError as e:
-            raise InputError(f"argument --eplb-config: invalid loads value: {v!r:.80} ({e.msg})") from None
-    if not isinstance(v, dict):
-        raise InputError(f"argument --eplb-config: a JSON object of EPLBConfig's fields is needed, got {v!r:.80}")
+    v = json_object_arg("--eplb-config", v, "EPLBConfig's fields")
     unknown = sorted(set(v) - set(EPLB_FIELDS))
     if unknown:
         raise InputError(f"argument --eplb-config: unknown field(s) {', '.join(unknown)} (EPLBConfig has "

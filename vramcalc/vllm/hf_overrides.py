@@ -16,16 +16,22 @@ from .weights import vllm_rules
 _LAYER_TYPE = {"full": "full_attention", "sliding": "sliding_attention", "chunked": "chunked_attention"}
 
 
-def parse_hf_overrides(v: Any) -> dict[str, Any]:
-    """--hf-overrides as vLLM's parser takes it: a JSON object (vllm/engine/arg_utils.py, json.loads)."""
+def json_object_arg(flag: str, v: Any, what: str) -> dict[str, Any]:
+    """A serve flag's JSON-object value as vLLM's parser takes it (vllm/engine/arg_utils.py, json.loads), or the
+    dict a library caller passes; `what` names what the object holds, for the refusal."""
     if isinstance(v, str):
         try:
             v = json.loads(v)
         except json.JSONDecodeError as e:
-            raise InputError(f"argument --hf-overrides: invalid loads value: {v!r:.80} ({e.msg})") from None
+            raise InputError(f"argument {flag}: invalid loads value: {v!r:.80} ({e.msg})") from None
     if not isinstance(v, dict):
-        raise InputError(f"argument --hf-overrides: a JSON object of config keys is needed, got {v!r:.80}")
+        raise InputError(f"argument {flag}: a JSON object of {what} is needed, got {v!r:.80}")
     return v
+
+
+def parse_hf_overrides(v: Any) -> dict[str, Any]:
+    """--hf-overrides: a JSON object of config keys."""
+    return json_object_arg("--hf-overrides", v, "config keys")
 
 
 def _merge(target: dict[str, Any], updates: dict[str, Any]) -> None:
@@ -53,7 +59,7 @@ def _refuse_keys(overrides: dict[str, Any]) -> None:
             if isinstance(rope, dict) and ("rope_type" in rope or "type" in rope) and "rope_theta" not in rope:
                 raise InputError(
                     f"--hf-overrides {where}{k}: vLLM sets the object whole in place of the config's RoPE parameters "
-                    "(vllm/config/model.py _apply_dict_overrides), so without rope_theta in it vLLM 0.30.0 fails "
+                    "(vllm/config/model.py _apply_dict_overrides), so without rope_theta in it vLLM (0.30.0, 0.33.0) fails "
                     "building the rotary embedding (TypeError: unsupported operand type(s) for ** or pow(): "
                     "'NoneType' and 'Tensor'); add the model's rope_theta to the object")
 
