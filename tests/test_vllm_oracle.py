@@ -6,6 +6,7 @@ get_kv_cache_configs the block count, concurrency and token count, or vLLM's ref
 maximum length; unquantized weights per rank (parameters and buffers of the model built on the meta device).
 """
 
+import functools
 import glob
 import json
 import os
@@ -13,7 +14,7 @@ import re
 
 import pytest
 
-from vramcalc.sources.catalog import load
+from vramcalc.sources.catalog import load as _load
 from vramcalc.vllm.engine import _estimate_max_len, _max_model_len_refusal
 from vramcalc.vllm.kv import KVSettings, capacity, kv_pool, release_settings
 from vramcalc.vllm.weights import vllm_rules
@@ -21,6 +22,8 @@ from vramcalc.vllm.weights import weights_per_rank
 
 HERE = os.path.join(os.path.dirname(__file__), "data", "vllm_oracle")
 FILES = sorted(glob.glob(os.path.join(HERE, "*.json")))
+# one spec object per model for the module, so the planner's memos (keyed by the spec) serve every release's cases
+load = functools.lru_cache(maxsize=None)(_load)
 DOCS = {os.path.basename(f): json.load(open(f)) for f in FILES}
 CASES = [(name, c) for name, d in DOCS.items() for c in d["cases"]]
 

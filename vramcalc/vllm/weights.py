@@ -295,18 +295,22 @@ def weights_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantSch
     partition: VLLM_PP_LAYER_PARTITION's layers per stage (pp_layer_split).
     version: the vLLM release, for its buffers (rotary_cache_bytes); None: the modelled one."""
     scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
-    key = (id(spec), tp, pp, scheme, dtype, mxfp4_backend, moe, partition, version)
+    # the layers' bytes do not depend on the release: sized once, the release's rotary cache added to them
+    key = (id(spec), tp, pp, scheme, dtype, mxfp4_backend, moe, partition)
     hit = _MEMO.get(key)
     if hit is not None and hit[0] is spec:
-        return hit[1]
-    out = _weights_per_rank(spec, tp, pp, scheme, dtype, mxfp4_backend, moe, partition, version)
-    _MEMO.put(key, (spec, out), layers_weight(len(spec.layers)) + len(out))
-    return out
+        base = hit[1]
+    else:
+        base = _weights_per_rank(spec, tp, pp, scheme, dtype, mxfp4_backend, moe, partition)
+        _MEMO.put(key, (spec, base), layers_weight(len(spec.layers)) + len(base))
+    rope = rotary_cache_bytes(spec, version)
+    return [w.model_copy(update={"bytes": w.bytes + rope, "rotary_cache_bytes": rope}) for w in base]
 
 
 def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dtype: str | None,
                       mxfp4_backend: str | None, moe: MoEShards | None = None,
-                      partition: tuple[int, ...] | None = None, version: str | None = None) -> list[RankWeights]:
+                      partition: tuple[int, ...] | None = None) -> list[RankWeights]:
+    """Each rank's weight bytes without the rotary cache (weights_per_rank adds the release's)."""
     wdtype = dtype or spec.dtype
     base = dtype_bytes(wdtype)
     split = pp_layer_split(spec.num_layers, pp, partition)
@@ -350,8 +354,7 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
             stage_bytes[st] += nbytes
             if m and t.group == "routed_experts" and int(m.group(1)) == first_moe[st]:
                 expert_layer[st] += nbytes
-    rope = rotary_cache_bytes(spec, version)
-    return [RankWeights(rank=st * tp + r, pp_stage=st, layers=split[st], bytes=stage_bytes[st] + rope,
-                        rotary_cache_bytes=rope, expert_layer_bytes=expert_layer[st],
+    return [RankWeights(rank=st * tp + r, pp_stage=st, layers=split[st], bytes=stage_bytes[st],
+                        rotary_cache_bytes=0, expert_layer_bytes=expert_layer[st],
                         moe_layers=sum(starts[st] <= i < starts[st] + split[st] for i in moe_idx))
             for st in range(pp) for r in range(tp)]
