@@ -28,6 +28,7 @@ def test_the_check_adds_it_on_amd_gpus_only_and_the_variable_turns_it_off():
     off = check_command("VLLM_ROCM_FP8_PADDING=0 vllm serve Qwen/Qwen3-32B-FP8 --max-model-len 8192",
                         system="mi300x").result
     assert off.table()[0]["weights_bytes"] == cuda
+    assert off.command.startswith("VLLM_ROCM_FP8_PADDING=0 vllm serve")  # the command to run keeps the variable
 
 
 def test_online_fp8_and_unquantized_checkpoints_are_not_padded():

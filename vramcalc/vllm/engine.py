@@ -1518,6 +1518,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.insert(0, "VLLM_PP_LAYER_PARTITION=" + ",".join(map(str, opts.pp_layer_partition)))
     if opts.mla_disable:  # an environment variable too (vllm/envs.py VLLM_MLA_DISABLE)
         cmd.insert(0, "VLLM_MLA_DISABLE=1")
+    if not opts.rocm_fp8_padding:  # an environment variable, read on ROCm (vllm/envs.py VLLM_ROCM_FP8_PADDING)
+        cmd.insert(0, "VLLM_ROCM_FP8_PADDING=0")
     return VLLMResult(
         fits=fits and not errors, engine_version=version,
         model=ModelSummary(id=spec.id, params_total=counts.total, params_active=counts.active),
