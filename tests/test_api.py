@@ -191,3 +191,15 @@ def test_plan_takes_pins_and_refuses_unknown_ones():
     assert p.recommendations and all(r["tp"] == 2 and r["quant"] == "gptq" for r in p.table())
     with pytest.raises(vramcalc.InputError):
         vramcalc.plan("qwen3.6-27b", "4x3090", pins={"tensor_parallel": 2})
+
+
+def test_a_bare_llama_cpp_file_type_reads_as_the_cli_reads_it():
+    """quant="Q4_K_M" (issue 23 item 2): the library takes the file type without its gguf: prefix, as `--quant
+    Q4_K_M` does, and gives the same result as the prefixed spelling."""
+    bare = vramcalc.check("qwen3-8b", "rtx4090", engine="llamacpp", quant="Q4_K_M", context=8192)
+    prefixed = vramcalc.check("qwen3-8b", "rtx4090", engine="llamacpp", quant="gguf:Q4_K_M", context=8192)
+    assert bare.to_dict() == prefixed.to_dict()
+    plain = vramcalc.check("qwen3-8b", "rtx4090", quant="q4_k_m", context=8192)
+    assert plain.to_dict() == vramcalc.check("qwen3-8b", "rtx4090", quant="gguf:Q4_K_M", context=8192).to_dict()
+    pinned = vramcalc.plan("qwen3-8b", "rtx4090", engine="llamacpp", pins={"quant": "Q4_K_M"})
+    assert {c.quant for c in pinned.recommendations} == {"gguf:Q4_K_M"}

@@ -18,6 +18,7 @@ from .errors import InputError, unknown_options
 from .gpus import GPU
 from .llamacpp.engine import LlamaOptions, LlamaResult
 from .plan import EngineChoice, Goal, PlanResult
+from .quant import quant_name
 from .sources import ModelSource, open_model
 from .spec import ModelSpec
 from .systems import System, parse_system
@@ -116,7 +117,7 @@ def _plain(model: Model, system: SystemLike, context: int | None = None, sequenc
         raise InputError(f"{system!r} has several GPUs: pass engine='vllm' (with tp=/pp=) or engine='llamacpp' to "
                          "place the model on them")
     return _check(source.spec, sys_.gpus[0], context=context, sequences=sequences,
-                  file_weight_bytes=source.weight_bytes, quant=quant)
+                  file_weight_bytes=source.weight_bytes, quant=quant_name(quant, "none"))
 
 
 def _vllm(model: Model, system: SystemLike, options: dict[str, Any]) -> VLLMResult:
@@ -132,7 +133,7 @@ def vllm_report(model: Model, system: SystemLike, options: dict[str, Any]) -> "V
     host_ram, revision = options.pop("host_ram_bytes", None), options.pop("revision", None)
     load = {k: options.pop(k) for k in SPEED_OPTIONS if k in options}
     options["max_model_len"] = _merge(options, "context", "max_model_len")
-    options["quantization"] = _merge(options, "quant", "quantization")
+    options["quantization"] = quant_name(_merge(options, "quant", "quantization"), "vllm")
     VLLMOptions(**{k: v for k, v in options.items() if v is not None})  # every value checked before any work
     sys_ = as_system(system)
     name = system.strip() if isinstance(system, str) else None
@@ -155,7 +156,7 @@ def llamacpp_report(model: Model, system: SystemLike, options: dict[str, Any]) -
     host_ram, revision = options.pop("host_ram_bytes", None), options.pop("revision", None)
     load = {k: options.pop(k) for k in SPEED_OPTIONS if k in options}
     options["n_ctx"] = _merge(options, "context", "n_ctx")
-    quant = options.pop("quant", None)
+    quant = quant_name(options.pop("quant", None), "llamacpp")  # Q4_K_M as gguf:Q4_K_M, as the CLI reads it
     if quant is not None and options.get("ftype") is not None:
         if (llama_ftype(quant) or "").upper() != str(options["ftype"]).upper():
             raise InputError(f"quant={quant!r} and ftype={options['ftype']!r} disagree: give one of them")
@@ -200,7 +201,9 @@ def plan(model: Model, system: SystemLike, **options: Any) -> PlanResult:
         from .plan import Pins
 
         try:
-            options["pins"] = Pins(**options["pins"])
+            pins = dict(options["pins"])
+            pins["quant"] = quant_name(pins.get("quant"), options.get("engine", "any"))  # Q4_K_M as the CLI reads it
+            options["pins"] = Pins(**pins)
         except ValidationError as e:
             raise InputError(f"pins={options['pins']!r}: {e.errors()[0]['msg']}") from None
     source = model_source(model, revision)

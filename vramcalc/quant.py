@@ -480,3 +480,16 @@ def target_scheme(name: str) -> QuantScheme:
     fields: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)
                               for k, v in t.model_dump(exclude_unset=True, exclude={"note", "vllm_runtime_flag"}).items()}
     return QuantScheme.model_validate({"source": t.note, **fields})
+
+
+def quant_name(quant: str | None, engine: str) -> str | None:
+    """--quant as the engines write it: a llama.cpp file type (Q4_K_M, q4_k_m) is gguf:Q4_K_M under --engine llamacpp,
+    and elsewhere when the name is only a file type (nvfp4, mxfp4 ... stay conversion targets)."""
+    if not quant or ":" in quant:
+        return quant
+    from .ggml import ftypes
+
+    ftype = quant.strip().upper()
+    if ftype in ftypes() and (engine == "llamacpp" or quant.strip().lower() not in quant_targets()):
+        return f"gguf:{ftype}"
+    return quant

@@ -24,7 +24,8 @@ from . import check_llamacpp, check_vllm
 from .check_llamacpp import LlamaReport
 from .check_vllm import VLLMReport
 from ..limits import MAX_CONTEXT, MAX_SEQUENCES
-from .common import bounded_int, engine_name, exit_code, gib, json_out, quant_name
+from ..quant import quant_name
+from .common import bounded_int, engine_name, exit_code, gib, json_out
 
 if TYPE_CHECKING:
     from .common import Subparsers

@@ -65,20 +65,6 @@ def engine_name(text: str) -> str:
     return ENGINE_SPELLINGS.get(v, v)
 
 
-def quant_name(quant: str | None, engine: str) -> str | None:
-    """--quant as the engines write it: a llama.cpp file type (Q4_K_M, q4_k_m) is gguf:Q4_K_M under --engine llamacpp,
-    and elsewhere when the name is only a file type (nvfp4, mxfp4 ... stay conversion targets)."""
-    if not quant or ":" in quant:
-        return quant
-    from ..ggml import ftypes
-    from ..quant import quant_targets
-
-    ftype = quant.strip().upper()
-    if ftype in ftypes() and (engine == "llamacpp" or quant.strip().lower() not in quant_targets()):
-        return f"gguf:{ftype}"
-    return quant
-
-
 def positive_int(text: str) -> int:
     try:
         value = int(text.replace("_", "").replace(",", ""))

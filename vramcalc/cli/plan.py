@@ -13,7 +13,8 @@ from ..serving import DEFAULT_OUTPUT, DEFAULT_PROMPT
 from ..sources import open_model
 from ..systems import parse_system
 from ..limits import MAX_CONTEXT, MAX_GPUS, MAX_RAM_GIB, MAX_SEQUENCES, MAX_SLOTS, MAX_TOP
-from .common import bounded_int, engine_name, exit_code, host_ram_bytes, json_out, positive_float, quant_name
+from ..quant import quant_name
+from .common import bounded_int, engine_name, exit_code, host_ram_bytes, json_out, positive_float
 
 if TYPE_CHECKING:
     from .common import Subparsers

@@ -592,8 +592,8 @@ def _largest_ctx(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: li
     each slot (n_parallel x the training context) or the current context if that is more. One
     evaluation with the phase formula's compute buffer (cheap) gives a first guess: each device's
     free memory over the KV bytes per cell it holds; the answer is then settled with the full
-    evaluation (the allocator replay) on both sides of the boundary, galloping from the guess and
-    bisecting the last gap: it fits at the answer and not one step (256 cells) above."""
+    evaluation (the allocator replay) on both sides of the boundary, galloping from the guess to a
+    bracket and narrowing it (settle): it fits at the answer and not one step (256 cells) above."""
     n_ctx_train = spec.max_position_embeddings or 0
     top = n_ctx_train if limit == 0 else max(n_ctx_train * max(1, opts.n_parallel), opts.n_ctx or 0)
     lo0 = max(1, -(-opts.fit_min_ctx // 256)) if limit == 0 else 1  # not below -fitc, in 256-cell steps
@@ -603,52 +603,64 @@ def _largest_ctx(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: li
     def at(steps: int, replay: bool = True) -> LlamaResult:
         return _evaluate(spec, gl, opts.model_copy(update={"n_ctx": steps * 256}), tensors, ram, ref, replay, weights)
 
-    def search(lo: int, hi: int, replay: bool) -> tuple[int, LlamaResult | None]:
-        best: tuple[int, LlamaResult | None] = (lo - 1, None)
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            r = at(mid, replay)
-            if r.fits:
-                best, lo = (mid, r), mid + 1
-            else:
-                hi = mid - 1
-        return best
+    def room(r: LlamaResult) -> float | None:
+        """Cells to the boundary if only the KV cache grew: each checked device's free memory over the KV
+        bytes per cell it holds (negative: short by that many); None when no device holds KV."""
+        cells, rooms = max(1, r.n_ctx), []
+        for d in r.devices:
+            if d.available_bytes < 0:
+                continue  # host RAM not given: not checked
+            if d.kv_buffer_bytes:
+                rooms.append((d.available_bytes - d.total_bytes - d.uncertainty_bytes) / (d.kv_buffer_bytes / cells))
+        return min(rooms, default=None)
 
     def first_guess() -> int:
         start = min(hi0, max(lo0, (opts.n_ctx or 0) // 256))
         r0 = at(start, replay=False)
-        cells = max(1, r0.n_ctx)
-        room: list[float] = []
-        for d in r0.devices:
-            if d.available_bytes < 0:
-                continue  # host RAM not given: not checked
-            free = d.available_bytes - d.total_bytes - d.uncertainty_bytes
-            if d.kv_buffer_bytes:
-                room.append(free / (d.kv_buffer_bytes / cells))
-            elif free < 0:
-                return lo0  # short of memory that no context frees
-        return max(lo0, min(hi0, int((cells + min(room, default=hi0 * 256)) // 256)))
+        if any(d.available_bytes >= 0 and not d.kv_buffer_bytes
+               and d.available_bytes - d.total_bytes - d.uncertainty_bytes < 0 for d in r0.devices):
+            return lo0  # short of memory that no context frees
+        rm = room(r0)
+        return max(lo0, min(hi0, int((max(1, r0.n_ctx) + (hi0 * 256 if rm is None else rm)) // 256)))
+
+    def settle(good: tuple[int, LlamaResult], bad: tuple[int, LlamaResult]) -> LlamaResult:
+        """Narrow a bracket (fits at good, not at bad) to adjacent steps. Each probe is where the room
+        interpolates to zero between the ends (the compute buffer grows with the context too, nearly
+        linearly); after two probes on one side, one bisection, so a bent curve still ends in log steps."""
+        last, interpolate = None, True
+        while bad[0] - good[0] > 1:
+            p = (good[0] + bad[0]) // 2
+            rg, rb = room(good[1]), room(bad[1])
+            if interpolate and rg is not None and rb is not None and rg > rb:
+                p = good[0] + int((bad[0] - good[0]) * max(0.0, rg) / (rg - rb))
+            p = min(bad[0] - 1, max(good[0] + 1, p))
+            rn = at(p)
+            interpolate, last = rn.fits != last, rn.fits
+            if rn.fits:
+                good = (p, rn)
+            else:
+                bad = (p, rn)
+        return good[1]
 
     guess = first_guess()
     r = at(guess)
-    if r.fits:  # gallop up from the guess, then bisect the last gap
-        step, good = 1, (guess, r)
+    rm = room(r)
+    if r.fits:  # gallop up from the guess (first to where the KV cache alone would fill the room), then settle
+        good, step = (guess, r), (max(1, int(rm // 256) + 1) if rm is not None and rm > 0 else 1)
         while good[0] < hi0:
             nxt = min(hi0, good[0] + step)
             rn = at(nxt)
             if not rn.fits:
-                found = search(good[0] + 1, nxt - 1, replay=True)
-                return found[1] if found[1] is not None else good[1]
+                return settle(good, (nxt, rn))
             good, step = (nxt, rn), step * 2
         return good[1]
-    step, bad = 1, guess  # gallop down
-    while bad > lo0:
-        nxt = max(lo0, bad - step)
+    bad, step = (guess, r), (max(1, int(-rm // 256) + 1) if rm is not None and rm < 0 else 1)  # gallop down
+    while bad[0] > lo0:
+        nxt = max(lo0, bad[0] - step)
         rn = at(nxt)
         if rn.fits:
-            found = search(nxt + 1, bad - 1, replay=True)
-            return found[1] if found[1] is not None else rn
-        bad, step = nxt, step * 2
+            return settle((nxt, rn), bad)
+        bad, step = (nxt, rn), step * 2
     return None
 
 
