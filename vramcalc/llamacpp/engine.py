@@ -19,7 +19,7 @@ from ..serving import ServingEstimate
 from ..data_files import load
 from ..data_models import LlamaBackend, LlamaBackends
 from ..errors import CheckedOptions, InputError, NotModelledError
-from ..ggml import kv_cache_types, tensor_bytes
+from ..ggml import kv_cache_types
 from ..engines import Engine
 from ..gguf_mix import GGUFTensor, plan_gguf
 from ..gpus import GPU
@@ -37,7 +37,7 @@ from .graphs import graph_variant
 from .builds import LlamaBuild, resolve_build
 from .checkpoints import checkpoint_bytes
 from .kv import LlamaCache, LlamaKVOptions, context_cells, layer_memory, llama_caches, output_buffer_bytes
-from .weights import CPU, EXPERT_TENSORS, HostCPU, ModelBuffers, model_buffers
+from .weights import CPU, EXPERT_TENSORS, HostCPU, ModelBuffers, model_buffers, tensors_bytes
 
 MIB = 2**20
 SPEC_VOCAB_MAX_DIFF = 128  # common/speculative.cpp SPEC_VOCAB_MAX_SIZE_DIFFERENCE
@@ -745,7 +745,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                            if gpu_host_type else None, override_repack=opts.no_host and bld.has(14990))
         if tensor_split:  # the meta device: every offloaded weight in segments by -ts (data/llamacpp_backends.json)
             mb = _segments(mb, splits)
-        size = sum(tensor_bytes(ty, t.ne) for t, ty in tensors)
+        size = tensors_bytes(tensors)
         n_el = sum(_numel(t.ne) for t, _ in tensors)
         if weights is not None:
             weights[(ngl, opts.n_cpu_moe)] = (mb, size, n_el)

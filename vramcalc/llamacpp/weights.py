@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..ggml import tensor_bytes
 from ..gguf_mix import GGUFTensor
+from ..memo import Memo
 
 CPU = -1
 # ggml-cpu/repack.cpp ggml_repack_get_optimal_repack_type: matmul weights of these types with a row count
@@ -85,6 +86,32 @@ def unit_devices(n_layer: int, ngl: int, splits: list[float], output_first: bool
 
 # The expert tensors --cpu-moe keeps on the CPU (common/arg.cpp llm_ffn_exps_block_regex)
 EXPERT_TENSORS = r"\.ffn_(up|down|gate)_(ch|)exps"
+_BLOCK = re.compile(r"blk\.(\d+)\.")
+_EXPERTS = re.compile(EXPERT_TENSORS)
+
+# A check places one tensor list many times (each -ngl, context and split it tries): each tensor's size, block
+# and expert flag are worked out once per list. Keyed by identity, holding the list (so the id stays its own);
+# weighted by the tensors held.
+_PREPARED: Memo[tuple[list[tuple[GGUFTensor, str]], list[tuple[GGUFTensor, str, int, int, bool]]]] = Memo()
+
+
+def tensors_bytes(tensors: list[tuple[GGUFTensor, str]]) -> int:
+    """The bytes of every tensor's data (the file's size less its header and padding)."""
+    return sum(r[2] for r in _prepared(tensors))
+
+
+def _prepared(tensors: list[tuple[GGUFTensor, str]]) -> list[tuple[GGUFTensor, str, int, int, bool]]:
+    """(tensor, type, bytes, block index or -1, an expert tensor of that block) in file order."""
+    hit = _PREPARED.get(id(tensors))
+    if hit is not None and hit[0] is tensors:
+        return hit[1]
+    rows = []
+    for t, ggml in tensors:
+        m = _BLOCK.match(t.name)
+        rows.append((t, ggml, tensor_bytes(ggml, t.ne), int(m.group(1)) if m else -1,
+                     bool(m and _EXPERTS.match(t.name, m.end() - 1))))
+    _PREPARED.put(id(tensors), (tensors, rows), len(rows) // 8 + 1)
+    return rows
 
 
 def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int, splits: list[float] | None = None,
@@ -124,7 +151,6 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
     unit_dev = unit_devices(n_layer, ngl, splits, output_first)
     placed = [(re.compile(p), dev) for p, dev in (device_overrides or [])] + \
         [(re.compile(p), CPU) for p in (cpu_overrides or [])]
-    experts = re.compile(EXPERT_TENSORS)
     cpu = repacked = host_mm = pinned = 0
     router = False
     repack = repack and not gpu_host_buffer
@@ -135,11 +161,9 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
     mirrored = 0
     splitting = [(re.compile(p.removesuffix("#2d")), p.endswith("#2d")) for p in (split_tensors or [])]
     where: dict[str, int] = {}
-    for t, ggml in tensors:
-        size = tensor_bytes(ggml, t.ne)
+    for t, ggml, size, block, expert in _prepared(tensors):
         offset = -(-offset // GGUF_ALIGNMENT) * GGUF_ALIGNMENT
         start, offset = offset, offset + size
-        m = re.match(r"blk\.(\d+)\.", t.name)
         overridden = False
         if t.name == "token_embd.weight":
             dev = CPU
@@ -156,16 +180,15 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
                 host_mm = max(host_mm, size)
             if embd_pinned:
                 pinned += size
-        elif (hit := next((d for rx, d in placed if rx.search(t.name)), None)) is not None:
+        elif placed and (hit := next((d for rx, d in placed if rx.search(t.name)), None)) is not None:
             dev = hit if hit == CPU or hit < len(gpu) else CPU  # a GPU outside the list: refused by the caller
             overridden = True
             router = router or (dev == CPU and ".ffn_gate_inp." in t.name)
-        elif m and int(m.group(1)) < cpu_moe_layers and experts.match(t.name, m.end() - 1):
+        elif expert and block < cpu_moe_layers:
             dev = CPU
             overridden = True
-        elif m:
-            il = int(m.group(1))
-            dev = unit_dev[il] if il < n_layer else out_dev
+        elif block >= 0:
+            dev = unit_dev[block] if block < n_layer else out_dev
         else:  # output, output_norm and model-level tensors travel with the output layer
             dev = out_dev
         if t.name in record:
