@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from .errors import InputError, NotModelledError
 from .ggml import ftypes, ggml_type, tensor_bytes
+from .memo import Memo, layers_weight
 from .params import inventory
 from .spec import ModelSpec
 
@@ -29,7 +30,7 @@ EXACT_LAYOUTS = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "qwen3_moe", "
 F32_ALWAYS = re.compile(r"ffn_gate_inp|ssm_conv1d|ssm_a$|ssm_d$|exp_probs_b|\.bias$|attn_sinks|router_")
 
 
-@dataclass
+@dataclass(frozen=True)
 class GGUFTensor:
     name: str
     ne: tuple[int, ...]
@@ -93,10 +94,7 @@ def gguf_tensors(spec: ModelSpec) -> list[GGUFTensor]:
     first = spec.layers[0].attention if spec.layers else None
     if first is not None and (spec.rope_scaling or {}).get("rope_type") == "llama3":
         out.append(GGUFTensor("rope_freqs.weight", (first.head_dim_k // 2,), "F32"))
-    for g in out:
-        if len(g.ne) == 1 or F32_ALWAYS.search(g.name):
-            g.type = "F32"
-    return out
+    return [GGUFTensor(g.name, g.ne, "F32") if len(g.ne) == 1 or F32_ALWAYS.search(g.name) else g for g in out]
 
 
 # a layer's norm vectors by their count, as convert_hf_to_gguf names them (gguf-py/gguf/tensor_mapping.py:
@@ -352,14 +350,33 @@ def _sort_key(name: str) -> tuple[int, str]:
     return (int(m.group(1)) if m else -1, name)
 
 
+# ModelSpec holds dicts: plans keyed by the spec's identity (holding the spec), then by the other arguments;
+# a planner or search asks for the same spec and file type many times. Bounded by the layers held (memo.py).
+_PLANS: Memo[tuple[ModelSpec, dict[tuple, tuple[tuple[GGUFTensor, str], ...]]]] = Memo()
+
+
 def plan_gguf(spec: ModelSpec, ftype: str, *, imatrix: bool | None = None, token_embedding_type: str | None = None,
               output_tensor_type: str | None = None, unquantized: str = "BF16") -> list[tuple[GGUFTensor, str]]:
     """Each tensor of `llama-quantize` to `ftype` (Q4_K_M, Q8_0, IQ4_XS ...) with its ggml type,
-    in the loader's order.
+    in the loader's order (a new list each call; its items are frozen).
 
     imatrix: whether an importance matrix is used (default: only where the ftype needs one).
     unquantized: the type of 2-D tensors that may not be quantized (the input GGUF's type).
     """
+    key = (ftype.upper(), imatrix, token_embedding_type, output_tensor_type, unquantized)
+    held = _PLANS.get(id(spec))
+    if held is None or held[0] is not spec:
+        held = (spec, {})
+        _PLANS.put(id(spec), held, layers_weight(len(spec.layers)))
+    if key not in held[1]:
+        if len(held[1]) >= 64:
+            held[1].clear()
+        held[1][key] = tuple(_plan_gguf(spec, ftype, imatrix, token_embedding_type, output_tensor_type, unquantized))
+    return list(held[1][key])
+
+
+def _plan_gguf(spec: ModelSpec, ftype: str, imatrix: bool | None, token_embedding_type: str | None,
+               output_tensor_type: str | None, unquantized: str) -> list[tuple[GGUFTensor, str]]:
     ftype = ftype.upper()
     if ftype not in ftypes():
         raise InputError(f"unknown llama.cpp file type {ftype!r}; known: {', '.join(ftypes())}")
