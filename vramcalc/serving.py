@@ -143,8 +143,12 @@ def arch_family(gpu: GPU) -> str | None:
     return row.architecture.split()[0] if row else None
 
 
-# GPU generations whose tensor cores run int8 MMA at twice their dense 16-bit rate (NVIDIA Turing, Ampere GA102,
-# Ada and Hopper architecture whitepapers: INT8 tensor TOPS = 2 x FP16 tensor TFLOPS)
+# GPU generations whose tensor cores run int8 MMA at twice their dense FP16 rate with FP16 accumulate (NVIDIA Turing,
+# Ampere GA100 / GA102, Ada and Hopper architecture whitepapers: INT8 tensor TOPS = 2 x FP16 tensor TFLOPS with FP16
+# accumulate, e.g. RTX 3090 284 = 2 x 142, RTX 4090 660.6 = 2 x 330.3, A100 624 = 2 x 312, H100 SXM 1979 = 2 x 989.4).
+# GeForce parts run FP16 / BF16 with FP32 accumulate at half that FP16 rate (3090: 71, 4090: 165.2) while their int8
+# s32-accumulate rate is the full one, so the int8 rate is taken from the FP16-accumulate figure (gpus.json
+# fp16_tflops_dense), never from GPU.tflops_16bit (bf16 with fp32 accumulate)
 INT8_MMA_FAMILIES = ("Turing", "Ampere", "Ada", "Hopper", "Blackwell")
 GGUF_FLOAT_TYPES = ("gguf:f16", "gguf:bf16", "gguf:f32")
 
@@ -155,8 +159,8 @@ def format_tflops(gpu: GPU, quant: str | None, checkpoint_format: str | None = N
 
     llama.cpp's quantized GGUF matrix multiplications on CUDA (ggml/src/ggml-cuda/mmq.cuh, b6000+: the
     activations are quantized to q8_1 and multiplied with int8 mma.sync tiles, s8 x s8 -> s32) run at the int8
-    tensor rate, twice the 16-bit rate on the families above; at batch <= 8 it uses mmvq (ggml-cuda/mmvq.cuh,
-    MMVQ_MAX_BATCH_SIZE), which is memory-bound and takes no tensor cores."""
+    tensor rate, twice the FP16-accumulate FP16 rate on the families above; at batch <= 8 it uses mmvq
+    (ggml-cuda/mmvq.cuh, MMVQ_MAX_BATCH_SIZE), which is memory-bound and takes no tensor cores."""
     row = gpu_row(gpu.id)
     base = gpu.tflops_16bit
     fmt = (quant or checkpoint_format or "").lower()
@@ -165,9 +169,10 @@ def format_tflops(gpu: GPU, quant: str | None, checkpoint_format: str | None = N
             return float(row.fp8_tflops_dense)
         if fmt == "nvfp4" and row.fp4_hw and row.fp4_tflops_dense:
             return float(row.fp4_tflops_dense)
-        if engine == "llamacpp" and backend == "cuda" and base and fmt.startswith("gguf:") \
+        fp16_acc = row.fp16_tflops_dense or base
+        if engine == "llamacpp" and backend == "cuda" and fp16_acc and fmt.startswith("gguf:") \
                 and fmt not in GGUF_FLOAT_TYPES and row.architecture.split()[0] in INT8_MMA_FAMILIES:
-            return 2 * base
+            return 2 * float(fp16_acc)
     return base
 
 
