@@ -119,3 +119,10 @@ def test_a_pasted_command_reads_its_overrides(gguf_dir):
     assert six.result.devices[-1].compute_buffer_bytes > base.result.devices[-1].compute_buffer_bytes
     assert "llamacpp.kv_override.applied" in [w.code for w in six.result.warnings]
     assert "--override-kv qwen3moe.expert_used_count=int:6" in (six.result.command or "")
+    assert "--override-kv qwen3moe.expert_used_count=int:6" in six.vramcalc_command
+    # the library call the command stands for gives the same figures
+    import vramcalc
+
+    lib = vramcalc.check(str(path), "cpu", engine="llamacpp", n_ctx=4096, n_parallel=1, kv_unified=False,
+                         kv_overrides="qwen3moe.expert_used_count=int:6")
+    assert lib.devices[-1].compute_buffer_bytes == six.result.devices[-1].compute_buffer_bytes

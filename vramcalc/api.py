@@ -170,11 +170,6 @@ def llamacpp_report(model: Model, system: SystemLike, options: dict[str, Any]) -
     LlamaOptions(**{**options, "ftype": ftype})  # every value checked before any work
     sys_ = None if _is_cpu(system) else as_system(system)
     source = model_source(model, revision)
-    kv_notes: list = []
-    if options.get("kv_overrides"):  # --override-kv: the metadata llama.cpp reads (sources/gguf_overrides.py)
-        from .sources.gguf_overrides import apply as apply_kv_overrides
-
-        source, kv_notes = apply_kv_overrides(source, tuple(options["kv_overrides"]))
     if isinstance(model, str) and model.endswith(".gguf"):
         ref = redact(model)
     elif not isinstance(model, str) and source.spec.source.startswith("gguf:") and source.gguf_tensors is not None:
@@ -182,11 +177,7 @@ def llamacpp_report(model: Model, system: SystemLike, options: dict[str, Any]) -
     else:
         ref = f"<{source.spec.id} {ftype}>.gguf"
     report = llamacpp_on_system(source, sys_, options, host_ram, ref, quant)
-    if kv_notes:
-        from dataclasses import replace
-
-        report = replace(report, result=report.result.model_copy(update={"warnings": kv_notes + report.result.warnings}))
-    return with_speed(report, source.spec, sys_, quant, llamacpp_build=options.get("build"),  # type: ignore[no-any-return]
+    return with_speed(report, report.spec, sys_, quant, llamacpp_build=options.get("build"),  # type: ignore[no-any-return]
                       **load)
 
 

@@ -1219,6 +1219,9 @@ def _flag_line(q: Question) -> str:
             for item in v:
                 parts += ["-otd", shlex.quote(item)]
             continue
+        if k == "kv_overrides":
+            parts += ["--override-kv", shlex.quote(",".join(v))]
+            continue
         if k == "spec_types":
             parts += ["--spec-type", ",".join(v)]
             continue
