@@ -693,15 +693,17 @@ def test_no_host_is_read_by_llama_server_and_llama_bench():
     assert read_command("llama-bench -m Qwen3-8B-Q4_K_M.gguf --no-host 0")[1].options["no_host"] is False
 
 
-def test_override_kv_of_tokenizer_flags_has_no_effect_and_of_shapes_warns():
+def test_override_kv_of_tokenizer_flags_has_no_effect_and_of_unread_keys_warns():
     # src/llama-vocab.cpp reads tokenizer.ggml.tokens with gguf_find_key (no override); the flags and token ids
-    # named in src/llama-arch.cpp LLM_KV_TOKENIZER_* change no buffer
+    # named in src/llama-arch.cpp LLM_KV_TOKENIZER_* change no buffer. The keys vramcalc reads go to the check
+    # (tests/test_llamacpp_kv_overrides.py: against a real llama.cpp's loads with overrides)
     _, r = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --override-kv "
                         "tokenizer.ggml.add_bos_token=bool:false,tokenizer.ggml.add_eos_token=bool:false")
     assert r.no_effect == ["--override-kv tokenizer.ggml.add_bos_token=bool:false,tokenizer.ggml.add_eos_token=bool:false"]
     assert not r.warnings
-    for kv in ("qwen3moe.expert_used_count=int:4", "tokenizer.ggml.add_bos_token=bool:false,general.architecture=str:x",
-               "tokenizer.ggml.model=str:none"):
+    _, r = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --override-kv qwen3moe.expert_used_count=int:4")
+    assert r.options["kv_overrides"] == ("qwen3moe.expert_used_count=int:4",) and not r.warnings
+    for kv in ("tokenizer.ggml.add_bos_token=bool:false,general.architecture=str:x", "tokenizer.ggml.model=str:none"):
         (w,) = read_command(f"llama-server -m Qwen3-8B-Q4_K_M.gguf --override-kv {kv}")[1].warnings
         assert w.code == "command.not_modelled"
 

@@ -163,7 +163,7 @@ def llamacpp_report(model: Model, system: SystemLike, options: dict[str, Any]) -
     for k in ("n_gpu_layers", "n_gpu_layers_draft"):  # N, "auto" or "all", as -ngl / -ngld take them
         if k in options:
             options[k] = gpu_layers(options[k])
-    for k in ("lora", "lora_scaled", "device_draft"):  # one file (or device) as a string is a list of one
+    for k in ("lora", "lora_scaled", "device_draft", "kv_overrides"):  # one string is a list of one
         if isinstance(options.get(k), str):
             options[k] = (options[k],)
     options = {**LLAMACPP_DEFAULTS, **options}
@@ -178,7 +178,7 @@ def llamacpp_report(model: Model, system: SystemLike, options: dict[str, Any]) -
     else:
         ref = f"<{source.spec.id} {ftype}>.gguf"
     report = llamacpp_on_system(source, sys_, options, host_ram, ref, quant)
-    return with_speed(report, source.spec, sys_, quant, llamacpp_build=options.get("build"),  # type: ignore[no-any-return]
+    return with_speed(report, report.spec, sys_, quant, llamacpp_build=options.get("build"),  # type: ignore[no-any-return]
                       **load)
 
 

@@ -827,7 +827,6 @@ class FlagClass(Fixed):
     invert: bool = False
     note: str | None = None
     no_effect_values: list[str] | None = None  # not_modelled: values that leave the default as it is
-    no_effect_keys: list[str] | None = None  # not_modelled: KEY=VALUE items (--override-kv) whose keys change no memory
     # not_modelled: values (comma items) that are modelled: a value of only these and no_effect_values sets `field`
     modelled_values: list[str] | None = None
     key: str | None = None  # modelled, a JSON option's shorthand: the key of it the flag sets
@@ -1106,6 +1105,22 @@ class LlamaHFDefaults(Fixed):
     repos: list[HFDefaultFile]
 
 
+class KVOverrideKey(Fixed):
+    read: Literal["get_key", "get_key_or_arr"]  # src/llama-model-loader.cpp: how llama.cpp reads the key
+    type: Literal["int", "float", "bool", "str"]  # the override type the reader takes
+    # applies: read as overridden; shape: a value other than the file's stops the load; none: sizes no buffer
+    effect: Literal["applies", "shape", "none"]
+    archs: list[str] | None = None  # only these architectures read it so (others: not modelled)
+    note: str | None = None
+
+
+class GGUFKVOverrides(Fixed):
+    source: str = Field(alias="_source")
+    commit: str
+    keys: dict[str, KVOverrideKey]  # {arch}.KEY, by KEY
+    no_effect: list[str]  # whole keys whose override changes no buffer
+
+
 FILES: dict[str, type[BaseModel]] = {
     "architectures.json": Architectures,
     "gguf_quants.json": GGUFQuants,
@@ -1135,5 +1150,6 @@ FILES: dict[str, type[BaseModel]] = {
 
     "llamacpp_speculative.json": LlamaSpeculative,
     "llamacpp_hf_files.json": LlamaHFDefaults,
+    "gguf_kv_overrides.json": GGUFKVOverrides,
 }
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .engines import Engine
-from .errors import InputError
+from .errors import InputError, NotModelledError
 from .gpus import GPU
 from .limits import MAX_GPUS, MAX_LAYER_FLAG
 from .llamacpp.engine import LlamaOptions, LlamaResult, check_llamacpp
@@ -189,6 +189,14 @@ def llamacpp_on_system(source: ModelSource, system: System | None, options: dict
     instead of reading the file's tensors. model_ref: the file named in the command."""
     gpus = [] if system is None else list(system.gpus) * system.nodes  # remote nodes' GPUs first
     ftype = llama_ftype(quant) if quant else options.get("ftype")
+    kv_notes: list[Message] = []
+    if options.get("kv_overrides"):  # --override-kv: the metadata llama.cpp reads (sources/gguf_overrides.py)
+        from .sources.gguf_overrides import apply as apply_kv_overrides
+
+        if ftype:
+            raise NotModelledError("--override-kv with a predicted file type: the GGUF's own metadata is not read; "
+                                   "give the .gguf file")
+        source, kv_notes = apply_kv_overrides(source, tuple(options["kv_overrides"]))
     tensors = None if ftype else source.llama_tensors()
     opts = LlamaOptions(**{**options, "ftype": ftype}, rpc_nodes=system.nodes - 1 if system is not None else 0)
     r = check_llamacpp(source.spec, gpus or None, opts, tensors, host_ram_bytes,
@@ -202,6 +210,8 @@ def llamacpp_on_system(source: ModelSource, system: System | None, options: dict
             r = r.model_copy(update={"alternatives": instead(source.spec, system, r.n_ctx_seq, quant or (
                 f"gguf:{ftype}" if ftype else None), "llamacpp", host_ram_bytes)})
     r = _with_fix(r, "llamacpp", source, system, {**options, **({"quant": quant} if quant else {})}, host_ram_bytes)
+    if kv_notes:
+        r = r.model_copy(update={"warnings": kv_notes + r.warnings})
     return LlamaReport(result=r, spec=source.spec, weights="GGUF file" if tensors else ftype, n_gpus=len(gpus),
                        n_cpu_moe_asked=opts.n_cpu_moe)
 

@@ -125,6 +125,11 @@ CODES: dict[str, str] = {
     "llamacpp.lora.refused": "llama.cpp refuses the LoRA adapter (its kind, architecture or tensors)",
     "llamacpp.lora.compute": "the LoRA matmuls' share of the compute buffer",
     "llamacpp.draft.vocab": "the draft model's vocabulary is not compatible with the target's",
+    "llamacpp.kv_override.applied": "--override-kv changes metadata llama.cpp sizes buffers from: the figures follow it",
+    "llamacpp.kv_override.unread": "an --override-kv item llama.cpp does not apply (another architecture's key, or a "
+                                   "per-layer array in the file)",
+    "llamacpp.kv_override.bad_type": "an --override-kv item whose type the key's reader does not take: llama.cpp "
+                                     "warns and keeps the file's value",
     "llamacpp.draft.predicted": "the draft model's file is not here: predicted from its name",
     "llamacpp.mmproj.auto": "-hf downloads the repo's projector too (--mmproj-auto): not counted without --mmproj",
     "llamacpp.hf.default_file": "-hf without :quant: the file llama.cpp picks is assumed",

@@ -483,11 +483,6 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
         items = [x for v in f.values for x in v.split(",")]
         if modelled and items and all(x in modelled or x in (f.entry.get("no_effect_values") or []) for x in items):
             return True  # a comma list of values each modelled or of no effect: read as a modelled flag
-        keys = set(f.entry.get("no_effect_keys") or ())
-        if keys and f.values and all(  # --override-kv KEY=TYPE:VALUE,... (common/arg.cpp parse_csv_row)
-                item.strip().partition("=")[0] in keys for v in f.values for item in v.split(",") if item.strip()):
-            no_effect.append(f.written())
-            return False
         # the rest of the command is checked; the verdict is for the command without this flag, and says so
         warnings.append(warning("command.not_modelled", f"{f.written()}: {f.entry['note']}; vramcalc does not "
                                 "model it yet: the figures ignore it"))
@@ -721,6 +716,28 @@ def _devices(flag: str, v: str) -> tuple[str, ...]:
 
 # ------------------------------------------------ llama.cpp: -mu, -lm, --no-op-offload
 
+def _llama_kv_overrides(f: Flag, v: str, opts: dict[str, Any], no_effect: list[str], warnings: list[Message]) -> None:
+    """--override-kv KEY=TYPE:VALUE,... (common/arg.cpp, parsed as it is read: common/common.cpp
+    string_parse_kv_override). The keys vramcalc reads go to the check, which applies them to the GGUF's metadata
+    (sources/gguf_overrides.py); a flag of keys that change no buffer is listed as no effect; others are warned
+    about as not modelled, and the figures ignore them."""
+    from .sources import gguf_overrides as kvo
+
+    items = [o for o in kvo.parse([v])]
+    kinds = {o.item: kvo.classify(o.key) for o in items}
+    unread = [i for i, k in kinds.items() if k == "not_modelled"]
+    kept = tuple(i for i, k in kinds.items() if k == "modelled")
+    if unread:
+        warnings.append(warning("command.not_modelled", f"--override-kv {','.join(unread)}: overrides of GGUF "
+                                "metadata vramcalc does not read (data/gguf_kv_overrides.json lists those it does, "
+                                "src/llama-model-loader.cpp get_key); vramcalc does not model them yet: the figures "
+                                "ignore them"))
+    elif not kept:
+        no_effect.append(f.written())
+    if kept:
+        opts["kv_overrides"] = opts.get("kv_overrides", ()) + kept
+
+
 def _llama_model_url_load_offload(f: Flag, fld: str, v: str, opts: dict[str, Any], no_effect: list[str]) -> None:
     """-mu URL: the file it downloads, read by its name as -m is (common/arg.cpp --model-url); -lm MODE
     (common/arg.cpp --load-mode): auto and mmap are the default, none reads the weights into buffers as
@@ -857,6 +874,8 @@ def _llama_reading(p: Parsed) -> Reading:
                     except ValueError:
                         raise InputError(f'{p.program}: error while handling argument "{name}": stof') from None
             opts[fld] = opts.get(fld, ()) + files
+        elif fld == "kv_overrides":
+            _llama_kv_overrides(f, v, opts, no_effect, warnings)
         elif fld in ("model_draft", "mmproj", "type_k_draft", "type_v_draft"):
             opts[fld] = v
         elif fld == "n_gpu_layers_draft":
@@ -1199,6 +1218,9 @@ def _flag_line(q: Question) -> str:
         if k == "override_tensor_draft":
             for item in v:
                 parts += ["-otd", shlex.quote(item)]
+            continue
+        if k == "kv_overrides":
+            parts += ["--override-kv", shlex.quote(",".join(v))]
             continue
         if k == "spec_types":
             parts += ["--spec-type", ",".join(v)]

@@ -99,7 +99,8 @@ def gather(args: argparse.Namespace) -> Report:
 
 def _gather(args: argparse.Namespace, source: ModelSource, system: System) -> Report:
     if args.engine == "llamacpp":
-        return _with_speed(check_llamacpp.gather(args, source, system), args, source, system)
+        report = check_llamacpp.gather(args, source, system)  # its spec: --override-kv applied
+        return _with_speed(report, args, source.model_copy(update={"spec": report.spec}), system)
     if args.engine == "vllm":
         return _with_speed(check_vllm.gather(args, source, system), args, source, system)
     if system.nodes * system.gpus_per_node > 1:

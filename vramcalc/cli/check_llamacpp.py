@@ -136,6 +136,10 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     x.add_argument("--control-vector", "--control-vector-scaled", dest="control_vectors", action="append", default=[],
                    metavar="FNAME[:SCALE]", help="a control vector (repeatable, or comma-separated): one n_embd F32 "
                    "tensor per layer on its layer's device, whatever the number of files")
+    x.add_argument("--override-kv", dest="kv_overrides", action="append", default=[], metavar="KEY=TYPE:VALUE,...",
+                   help="llama.cpp's overrides of the GGUF metadata (repeatable, or comma-separated): "
+                   "expert_used_count, context_length and sliding_window are read as overridden; a key that sets "
+                   "tensor shapes is refused at another value than the file's")
     x.add_argument("--mmproj", "-mm", default=None, metavar="FNAME",
                    help="the multimodal projector's GGUF: its weights and warmup compute buffer on the first GPU")
     x.add_argument("--no-mmproj-offload", action="store_true", help="keep the projector on the CPU")
@@ -168,7 +172,8 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> Lla
                    type_v_draft=args.type_v_draft, draft_acceptance=args.draft_acceptance, mmproj=args.mmproj,
                    mmproj_offload=not args.no_mmproj_offload, control_vectors=tuple(args.control_vectors),
                    spec_types=(args.spec_types,) if args.spec_types not in (None, "none") else None,
-                   spec_ngram_mod_n_max=args.spec_ngram_mod_n_max, override_tensor_draft=tuple(args.override_tensor_draft))
+                   spec_ngram_mod_n_max=args.spec_ngram_mod_n_max, override_tensor_draft=tuple(args.override_tensor_draft),
+                   kv_overrides=tuple(args.kv_overrides) or None)
     options = {k: v for k, v in options.items() if v is not None or k in ("n_ctx", "n_gpu_layers", "tensor_split",
                                                                          "devices")}
     if args.ctx is None and args.program == "ollama":

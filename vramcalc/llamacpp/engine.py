@@ -177,6 +177,9 @@ class LlamaOptions(CheckedOptions):
     # --control-vector FNAME / --control-vector-scaled FNAME:SCALE (common/arg.cpp, 4df29be): the files' directions are
     # summed into one control vector, so any number of them makes the same buffers (CVEC_SOURCE)
     control_vectors: tuple[str, ...] = ()
+    # --override-kv KEY=TYPE:VALUE items: applied to the GGUF's metadata before the spec is read
+    # (sources/gguf_overrides.py, data/gguf_kv_overrides.json); here only to print the command
+    kv_overrides: tuple[str, ...] = ()
     # --mmproj FNAME: the multimodal projector; --no-mmproj-offload keeps it on the CPU
     mmproj: str | None = None
     mmproj_offload: bool = True
@@ -1241,6 +1244,8 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
             cmd.append(f"-otd '{p}'")
     if opts.mmproj:
         cmd.append(f"--mmproj {opts.mmproj}" + ("" if opts.mmproj_offload else " --no-mmproj-offload"))
+    if opts.kv_overrides:
+        cmd.append("--override-kv " + ",".join(opts.kv_overrides))
     if gl:
         cmd.append("--fit off")  # the plan fixes -c and -ngl; --fit would otherwise re-decide them
     return " ".join(cmd)

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import UnknownModelError
 from ..spec import ModelSpec
 from . import catalog
+from .gguf_header import GGUFHeader
 from .gguf_header import read_local as read_gguf
 from .gguf_spec import spec_from_gguf
 from .hf_config import read_config_file
@@ -28,6 +29,8 @@ class ModelSource(BaseModel):
     weight_bytes_by_dtype: dict[str, int] | None = None
     header_bytes_read: int = 0
     gguf_tensors: list[tuple[str, tuple[int, ...], str]] | None = None  # (name, ggml dims, type) of a GGUF read
+    # the GGUF header read, for --override-kv (sources/gguf_overrides.py): its metadata and tensors
+    gguf_header: GGUFHeader | None = Field(default=None, exclude=True, repr=False)
 
     def llama_tensors(self) -> list | None:
         """The GGUF's tensors as the llama.cpp engine takes them: [(GGUFTensor, ggml type)]."""
@@ -56,7 +59,8 @@ def open_model(name: str, revision: str | None = None, token: str | None = None)
         h = read_gguf(path)
         spec = spec_from_gguf(h, model_id=path.name, source=f"gguf:{path}", where=str(path))
         return ModelSource(spec=spec, weight_bytes=h.data_bytes, weight_bytes_by_dtype=h.bytes_by_type(),
-                           header_bytes_read=h.header_bytes, gguf_tensors=[(t.name, t.ne, t.type) for t in h.tensors])
+                           header_bytes_read=h.header_bytes, gguf_tensors=[(t.name, t.ne, t.type) for t in h.tensors],
+                           gguf_header=h)
     if kind == "file":
         return ModelSource(spec=read_config_file(path))
     if kind in ("dangling", "special"):

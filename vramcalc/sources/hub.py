@@ -469,7 +469,7 @@ def read_remote_gguf(ref: str, revision: str | None = None, token: str | None = 
     spec = spec_from_gguf(header, model_id=name, source=f"gguf:{redact(ref)}", where=what)
     return ModelSource(spec=spec, weight_bytes=header.data_bytes, weight_bytes_by_dtype=header.bytes_by_type(),
                        header_bytes_read=fetch.bytes_read,
-                       gguf_tensors=[(t.name, t.ne, t.type) for t in header.tensors])
+                       gguf_tensors=[(t.name, t.ne, t.type) for t in header.tensors], gguf_header=header)
 
 
 def looks_like_repo_id(name: str) -> bool:
