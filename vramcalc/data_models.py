@@ -1055,11 +1055,18 @@ class VllmMultimodal(Sourced):
     oracle_pr_25631: dict[str, str | float]
 
 
+class VllmAuxOutput(Sourced):
+    device_itemsize: int
+    uint8_max_experts: int
+    refusals: dict[str, str]
+
+
 class VllmFeatures(Sourced):
     lora: VllmLora
     cpu_offload: VllmCpuOffload
     multimodal: VllmMultimodal
     prefix_caching: Sourced
+    aux_output: VllmAuxOutput
 
 
 class LlamaSpecRun(Fixed):

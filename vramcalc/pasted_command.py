@@ -28,6 +28,7 @@ from .messages import Message, error, warning
 from .results import Result, Row
 from .vllm.engine import VLLMResult
 from .vllm.engine import parse_eplb_config
+from .vllm.aux_output import parse_aux_output_config
 from .vllm.hf_overrides import parse_hf_overrides
 from .vllm.spec_decode import parse_speculative_config
 
@@ -608,7 +609,7 @@ def _vllm_reading(p: Parsed) -> Reading:
                 raise InputError(f"argument {name}: invalid float value: {v!r}") from None
         elif fld in ("enforce_eager", "disable_custom_all_reduce", "enable_lora", "fully_sharded_loras",
                      "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
-                     "enable_prefix_caching"):
+                     "enable_prefix_caching", "enable_return_routed_experts"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
         elif fld == "kv_cache_dtype_skip_layers":  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
             opts[fld] = tuple(f.values)
@@ -633,6 +634,8 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = f.entry["value"]
         elif fld == "eplb_config":  # one JSON object; its dotted keys arrive merged as one (_flexible)
             opts[fld] = {**opts.get(fld, {}), **parse_eplb_config(v or "")}
+        elif fld == "aux_output_config":  # one JSON object; its dotted keys arrive merged as one (_flexible)
+            opts[fld] = {**opts.get(fld, {}), **parse_aux_output_config(v or "")}
         elif fld == "hf_overrides":  # one JSON object; its dotted keys arrive merged as one (_flexible)
             opts[fld] = {**opts.get(fld, {}), **parse_hf_overrides(v or "")}
         elif fld in PARALLEL_FIELDS + COMPILE_FIELDS:
@@ -1220,6 +1223,7 @@ def _flag_line(q: Question) -> str:
                     "disable_sliding_window": "--disable-sliding-window" if v else None,
                     "rocm_fp8_padding": None if v else "--no-rocm-fp8-padding",
                     "enable_eplb": "--enable-eplb" if v else None,
+                    "enable_return_routed_experts": "--enable-return-routed-experts" if v else None,
                     "mla_disable": "--mla-disable" if v else None,
                     "estimate_cudagraphs": None if v else "--no-estimate-cudagraphs",
                     "enable_prefix_caching": "--enable-prefix-caching" if v else "--no-enable-prefix-caching",
@@ -1236,7 +1240,7 @@ def _flag_line(q: Question) -> str:
             parts += ["--kv-cache-dtype-skip-layers", *map(shlex.quote, v)]
         elif k == "speculative_config":
             parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
-        elif k in ("hf_overrides", "eplb_config"):
+        elif k in ("hf_overrides", "eplb_config", "aux_output_config"):
             parts += [f"--{k.replace('_', '-')}", shlex.quote(json.dumps(v, separators=(",", ":")))]
         elif k in names:
             parts += [names[k], shlex.quote(str(v))]

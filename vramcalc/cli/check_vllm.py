@@ -72,6 +72,12 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "experts and rearranging buffers per GPU")
     v.add_argument("--eplb-config", default=None, metavar="JSON",
                    help="vLLM --eplb-config, e.g. '{\"num_redundant_experts\": 4}' (with --enable-eplb)")
+    v.add_argument("--enable-return-routed-experts", action="store_true",
+                   help="vLLM --enable-return-routed-experts (MoE): the routed experts of each token returned; a "
+                        "device buffer per GPU outside the budget and a host store sized from the KV cache")
+    v.add_argument("--aux-output-config", default=None, metavar="JSON",
+                   help="vLLM --aux-output-config, e.g. '{\"enable_return_routed_experts\": true, \"max_bytes\": "
+                        "268435456}' (max_bytes: the host store's size)")
     v.add_argument("--disable-chunked-prefill", action="store_true",
                    help="vLLM --disable-chunked-prefill: max_num_batched_tokens defaults to max_model_len")
     f = c.add_argument_group("vLLM serving features (with --engine vllm)")
@@ -180,7 +186,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     """The serving features' VLLMOptions fields (the defaults left out, so a command without them reads as before)."""
     out: dict[str, Any] = {}
     for name in ("enable_lora", "fully_sharded_loras", "language_model_only", "disable_hybrid_kv_cache_manager",
-                 "disable_sliding_window", "enable_eplb", "mla_disable"):
+                 "disable_sliding_window", "enable_eplb", "mla_disable", "enable_return_routed_experts"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
@@ -189,7 +195,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "mm_encoder_tp_mode",
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
-                 "decode_context_parallel_size", "eplb_config", "estimate_cudagraphs",
+                 "decode_context_parallel_size", "eplb_config", "aux_output_config", "estimate_cudagraphs",
                  "mamba_block_size", "runner", "convert"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)

@@ -164,6 +164,19 @@ class VLLMOptions(CheckedOptions):
         """--eplb-config as vLLM takes it: a JSON object of EPLBConfig's fields."""
         return parse_eplb_config(v) if v is not None else None
 
+    # --enable-return-routed-experts / --aux-output-config: the routed experts of every token returned with the
+    # output; a device buffer beside the KV cache and a host store sized from it (vramcalc/vllm/aux_output.py, 0.33.0)
+    enable_return_routed_experts: bool = False
+    aux_output_config: dict[str, Any] | None = None
+
+    @field_validator("aux_output_config", mode="before")
+    @classmethod
+    def _aux_output_json(cls, v: Any) -> Any:
+        """--aux-output-config as vLLM takes it: a JSON object of AuxOutputConfig's fields."""
+        from .aux_output import parse_aux_output_config
+
+        return parse_aux_output_config(v) if v is not None else None
+
     @property
     def num_redundant_experts(self) -> int:
         return int((self.eplb_config or {}).get("num_redundant_experts", 0))
@@ -817,6 +830,46 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
     return list(zip(lora, vision, offload)), errors, warnings
 
 
+def _aux_output_terms(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: VllmVersion, car: bool, total: int,
+                      requested: int, freed: int, cap: KVCapacity, pool: KVPool, kvs: KVSettings, mnbt: int,
+                      seqs: int) -> tuple[list[Message], list[TraceTerm]]:
+    """--enable-return-routed-experts: the capturer's device buffer, allocated with the KV cache's connectors after
+    the KV cache (vllm/v1/worker/gpu/model_runner.py initialize_kv_cache), from what the budget leaves, as the
+    graphs before 0.20 (_graph_headroom_refusal); its host store and buffer (vramcalc/vllm/aux_output.py)."""
+    from .aux_output import device_bytes, host_bytes
+
+    src = "vllm/model_executor/layers/fused_moe/routed_experts_capturer.py RoutedExpertsCapturer (0.33.0)"
+    dev = device_bytes(spec, mnbt)
+    max_bytes = (opts.aux_output_config or {}).get("max_bytes")
+    host = host_bytes(spec, num_blocks=cap.num_blocks, block_size=pool.block_size, max_num_batched_tokens=mnbt,
+                      max_num_seqs=seqs, batches=2 if kvs.async_scheduling and opts.pp == 1 else 1,
+                      max_bytes=max_bytes)
+    out: list[Message] = []
+    if max_bytes is not None and max_bytes < host.object:
+        out.append(error("vllm.aux_output.refused", "ValueError: auxiliary output store must fit at least one object "
+                         f"[vllm/distributed/aux_output_connector/store.py BlockObjectStore: max_bytes {max_bytes} < "
+                         f"{host.object} bytes a block]", fix=f'--aux-output-config \'{{"max_bytes": {host.object}}}\'',
+                         source="vllm/distributed/aux_output_connector/store.py BlockObjectStore"))
+    # one block size and no Mamba group: the hash block is the KV block (kv_cache_utils.py resolve_kv_cache_block_sizes)
+    uniform = len({g.block_size for g in pool.groups}) == 1 and all(g.kind != "mamba" for g in pool.groups)
+    outside = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)[0]
+    free = outside - requested + freed
+    if opts.kv_cache_memory_bytes is None and free < dev:
+        out.append(error("vllm.aux_output.oom", f"torch.OutOfMemoryError: CUDA out of memory: the routed-experts "
+                         f"buffer ({dev / MIB:.1f} MiB) is allocated after the KV cache, and the budget leaves "
+                         f"{max(free, 0) / MIB:.1f} MiB of the GPU [{src}]", source=src,
+                         fix="a lower --gpu-memory-utilization or --max-num-batched-tokens"))
+    host_text = (f"{host.store / MIB:.1f} MiB store + {host.buffer / MIB:.1f} MiB buffer" if uniform else
+                 "a store sized from the KV cache's blocks (not sized for several KV cache groups)")
+    out.append(warning("vllm.aux_output.buffers", f"--enable-return-routed-experts: {dev / MIB:.1f} MiB of device "
+                       "memory per GPU outside the gpu_memory_utilization budget (int32 x max_num_batched_tokens x "
+                       f"layers x experts per token), and host memory on the first GPU of each engine: {host_text}",
+                       source="vLLM v0.33.0 vllm/distributed/aux_output_connector/worker.py AuxOutputWorkerConnector"))
+    terms = [term("routed experts buffer (each rank)", dev, "int32 x max_num_batched_tokens x layers x experts per "
+                  "token, allocated after the KV cache (outside the budget)", source=src, max_num_batched_tokens=mnbt)]
+    return out, terms
+
+
 def _kv_bytes_oom(asked: int, room: int) -> Message:
     return error("vllm.kv_bytes.oom", f"vramcalc: --kv-cache-memory-bytes {asked} ({asked / GIB:.2f} GiB) is more than "
                  f"the {max(0, room) / GIB:.2f} GiB left on the GPU after weights, activations, non-torch and CUDA-graph "
@@ -1283,6 +1336,14 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     weights = _weights_term(spec, opts, scheme, wdtype, mxfp4, gguf, file_weight_bytes, rocm=gpu.vendor == "amd")
     extras, feature_errors, feature_warnings = _feature_terms(spec, opts, version, scheme, wdtype, mxfp4, weights)
     warnings += feature_warnings
+    from .aux_output import enabled as aux_enabled, refusal as aux_refusal
+
+    aux_on = aux_enabled(opts.enable_return_routed_experts, opts.aux_output_config)
+    aux_refused = aux_refusal(spec, pooling=pooling_convert(opts) is not None,
+                              prefix_caching=_prefix_caching_on(spec, opts, version), pp=opts.pp,
+                              dcp=opts.decode_context_parallel_size) if aux_on else None
+    if aux_refused:  # VllmConfig refuses before anything is allocated
+        feature_errors.append(aux_refused)
     if feature_errors:  # LoRAConfig refuses before anything is allocated
         return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors + feature_errors, warnings, mnbt,
                        seqs, u, [prof.source], env=sam.env, plan=plan)
@@ -1383,6 +1444,12 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                                             outside_graphs if not opts.kv_cache_memory_bytes else None)
     if graph_refusal:
         errors.append(graph_refusal)
+    if aux_on and not aux_refused:
+        aux_msgs, aux_terms = _aux_output_terms(spec, gpu, opts, prof, car, total, requested, freed, cap,
+                                                pools[0][0], kvs, mnbt, seqs)
+        errors += [m for m in aux_msgs if m.level == "error"]
+        warnings += [m for m in aux_msgs if m.level != "error"]
+        trace += aux_terms
     at_estimate = fits_len and not errors
     if plan:
         trace.append(term("drafter (rank 0)", plan.weight_bytes, "the drafter's weights (in the weights above) and its "
@@ -1567,6 +1634,10 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append("--eplb-config '" + json.dumps(opts.eplb_config, separators=(",", ":")) + "'")
     if opts.decode_context_parallel_size > 1:
         out.append(f"--decode-context-parallel-size {opts.decode_context_parallel_size}")
+    if opts.enable_return_routed_experts:
+        out.append("--enable-return-routed-experts")
+    if opts.aux_output_config:
+        out.append("--aux-output-config '" + json.dumps(opts.aux_output_config, separators=(",", ":")) + "'")
     if opts.hf_overrides:
         out.append("--hf-overrides '" + json.dumps(opts.hf_overrides, separators=(",", ":")) + "'")
     if opts.kv_cache_dtype_skip_layers:
