@@ -1059,6 +1059,21 @@ class VllmAuxOutput(Sourced):
     device_itemsize: int
     uint8_max_experts: int
     refusals: dict[str, str]
+    pd_connectors: list[str]  # the connectors the output refuses (KVTransferConfig.has_connector)
+
+
+class VllmKVConnector(Fixed):
+    supports_hma: bool
+    device_buffers: Literal["none", "unsized"]
+    host_copy_with_cpu_buffer: bool = False
+
+
+class VllmKVTransfer(Sourced):
+    fields: list[str]
+    roles: list[str]
+    role_refusal: str
+    unknown_refusal: str
+    connectors: dict[str, VllmKVConnector]
 
 
 class VllmFeatures(Sourced):
@@ -1067,6 +1082,7 @@ class VllmFeatures(Sourced):
     multimodal: VllmMultimodal
     prefix_caching: Sourced
     aux_output: VllmAuxOutput
+    kv_transfer: VllmKVTransfer
 
 
 class LlamaSpecRun(Fixed):

@@ -30,6 +30,7 @@ from .vllm.engine import VLLMResult
 from .vllm.engine import parse_eplb_config
 from .vllm.aux_output import parse_aux_output_config
 from .vllm.hf_overrides import parse_hf_overrides
+from .vllm.kv_transfer import parse_kv_transfer_config
 from .vllm.spec_decode import parse_speculative_config
 
 Program = Literal["vllm serve", "llama-server", "llama-cli", "llama-bench"]
@@ -634,6 +635,8 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = f.entry["value"]
         elif fld == "eplb_config":  # one JSON object; its dotted keys arrive merged as one (_flexible)
             opts[fld] = {**opts.get(fld, {}), **parse_eplb_config(v or "")}
+        elif fld == "kv_transfer_config":  # one JSON object; its dotted keys arrive merged as one (_flexible)
+            opts[fld] = {**opts.get(fld, {}), **parse_kv_transfer_config(v or "")}
         elif fld == "aux_output_config":  # one JSON object; its dotted keys arrive merged as one (_flexible)
             opts[fld] = {**opts.get(fld, {}), **parse_aux_output_config(v or "")}
         elif fld == "hf_overrides":  # one JSON object; its dotted keys arrive merged as one (_flexible)
@@ -1240,7 +1243,7 @@ def _flag_line(q: Question) -> str:
             parts += ["--kv-cache-dtype-skip-layers", *map(shlex.quote, v)]
         elif k == "speculative_config":
             parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
-        elif k in ("hf_overrides", "eplb_config", "aux_output_config"):
+        elif k in ("hf_overrides", "eplb_config", "aux_output_config", "kv_transfer_config"):
             parts += [f"--{k.replace('_', '-')}", shlex.quote(json.dumps(v, separators=(",", ":")))]
         elif k in names:
             parts += [names[k], shlex.quote(str(v))]

@@ -78,6 +78,10 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     v.add_argument("--aux-output-config", default=None, metavar="JSON",
                    help="vLLM --aux-output-config, e.g. '{\"enable_return_routed_experts\": true, \"max_bytes\": "
                         "268435456}' (max_bytes: the host store's size)")
+    v.add_argument("--kv-transfer-config", default=None, metavar="JSON",
+                   help="vLLM --kv-transfer-config, e.g. '{\"kv_connector\": \"NixlConnector\", \"kv_role\": "
+                        "\"kv_both\"}': a connector without hybrid-KV-manager support sizes sliding-window layers at "
+                        "full length")
     v.add_argument("--disable-chunked-prefill", action="store_true",
                    help="vLLM --disable-chunked-prefill: max_num_batched_tokens defaults to max_model_len")
     f = c.add_argument_group("vLLM serving features (with --engine vllm)")
@@ -195,7 +199,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "mm_encoder_tp_mode",
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
-                 "decode_context_parallel_size", "eplb_config", "aux_output_config", "estimate_cudagraphs",
+                 "decode_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "estimate_cudagraphs",
                  "mamba_block_size", "runner", "convert"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)

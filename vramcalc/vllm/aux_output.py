@@ -52,9 +52,11 @@ def enabled(routed: bool, config: dict[str, Any] | None) -> bool:
     return routed or bool((config or {}).get("enable_return_routed_experts"))
 
 
-def refusal(spec: ModelSpec, *, pooling: bool, prefix_caching: bool, pp: int, dcp: int) -> Message | None:
+def refusal(spec: ModelSpec, *, pooling: bool, prefix_caching: bool, pp: int, dcp: int,
+            kv_transfer: dict[str, Any] | None = None) -> Message | None:
     """VllmConfig._verify_aux_output_compatibility's first refusal, in its words."""
-    r = features().aux_output.refusals
+    a = features().aux_output
+    r = a.refusals
     src = "vllm/config/vllm.py VllmConfig._verify_aux_output_compatibility (0.33.0)"
     for key, bad, fix in (("runner", pooling, "drop --enable-return-routed-experts (a generate runner only)"),
                           ("moe", not spec.is_moe, "drop --enable-return-routed-experts (MoE models only)"),
@@ -63,6 +65,13 @@ def refusal(spec: ModelSpec, *, pooling: bool, prefix_caching: bool, pp: int, dc
                           ("cp", dcp > 1, "--decode-context-parallel-size 1")):
         if bad:
             return error("vllm.aux_output.refused", f"ValueError: {r[key]} [{src}]", fix=fix, source=src)
+    if kv_transfer:  # KVTransferConfig.has_connector: the connector itself or one of MultiConnector's children
+        named = {kv_transfer.get("kv_connector")} | {c.get("kv_connector") for c in (
+            (kv_transfer.get("kv_connector_extra_config") or {}).get("connectors") or []) if isinstance(c, dict)}
+        for name in a.pd_connectors:
+            if name in named:
+                return error("vllm.aux_output.refused", f"ValueError: {r['connector'].format(name=name)} [{src}]",
+                             fix="drop --enable-return-routed-experts on a disaggregated-prefill instance", source=src)
     return None
 
 

@@ -177,6 +177,18 @@ class VLLMOptions(CheckedOptions):
 
         return parse_aux_output_config(v) if v is not None else None
 
+    # --kv-transfer-config: a KV connector; the hybrid KV cache manager off where it does not support it
+    # (vramcalc/vllm/kv_transfer.py, data/vllm_features.json kv_transfer, 0.33.0)
+    kv_transfer_config: dict[str, Any] | None = None
+
+    @field_validator("kv_transfer_config", mode="before")
+    @classmethod
+    def _kv_transfer_json(cls, v: Any) -> Any:
+        """--kv-transfer-config as vLLM takes it: a JSON object of KVTransferConfig's fields."""
+        from .kv_transfer import parse_kv_transfer_config
+
+        return parse_kv_transfer_config(v) if v is not None else None
+
     @property
     def num_redundant_experts(self) -> int:
         return int((self.eplb_config or {}).get("num_redundant_experts", 0))
@@ -626,11 +638,15 @@ def _prefix_caching_on(spec: ModelSpec, opts: VLLMOptions, version: str) -> bool
 
 
 def hma_off(opts: VLLMOptions) -> bool:
-    """The hybrid KV cache manager off: --disable-hybrid-kv-cache-manager, or KV offloading through a connector
-    without SupportsHMA (lmcache; v0.30.0 vllm/config/vllm.py VllmConfig.__post_init__,
-    KVConnectorFactory.supports_hma_config)."""
-    return opts.disable_hybrid_kv_cache_manager or (
-        opts.kv_offloading_size is not None and opts.kv_offloading_backend == "lmcache")
+    """The hybrid KV cache manager off: --disable-hybrid-kv-cache-manager, or KV offloading / a --kv-transfer-config
+    connector without SupportsHMA (lmcache; v0.30.0 vllm/config/vllm.py VllmConfig.__post_init__,
+    KVConnectorFactory.supports_hma_config; 0.33.0 for --kv-transfer-config). With --enable-hybrid-kv-cache-manager
+    vLLM keeps it on (which vramcalc does not read: the larger footprint)."""
+    from .kv_transfer import hma_off as connector_hma_off
+
+    if opts.kv_offloading_size is not None:  # its connector replaces --kv-transfer-config's (_post_init_kv_transfer_config)
+        return opts.disable_hybrid_kv_cache_manager or opts.kv_offloading_backend == "lmcache"
+    return opts.disable_hybrid_kv_cache_manager or connector_hma_off(opts.kv_transfer_config)
 
 
 def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L: int,
@@ -1341,9 +1357,16 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     aux_on = aux_enabled(opts.enable_return_routed_experts, opts.aux_output_config)
     aux_refused = aux_refusal(spec, pooling=pooling_convert(opts) is not None,
                               prefix_caching=_prefix_caching_on(spec, opts, version), pp=opts.pp,
-                              dcp=opts.decode_context_parallel_size) if aux_on else None
+                              dcp=opts.decode_context_parallel_size, kv_transfer=opts.kv_transfer_config
+                              if opts.kv_offloading_size is None else None) if aux_on else None
     if aux_refused:  # VllmConfig refuses before anything is allocated
         feature_errors.append(aux_refused)
+    from .kv_transfer import messages as kt_messages, refusal as kt_refusal
+
+    kt_cfg = opts.kv_transfer_config if opts.kv_offloading_size is None else None
+    kt_refused = kt_refusal(kt_cfg)
+    if kt_refused:
+        feature_errors.append(kt_refused)
     if feature_errors:  # LoRAConfig refuses before anything is allocated
         return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors + feature_errors, warnings, mnbt,
                        seqs, u, [prof.source], env=sam.env, plan=plan)
@@ -1444,6 +1467,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                                             outside_graphs if not opts.kv_cache_memory_bytes else None)
     if graph_refusal:
         errors.append(graph_refusal)
+    warnings += kt_messages(kt_cfg, worst)
     if aux_on and not aux_refused:
         aux_msgs, aux_terms = _aux_output_terms(spec, gpu, opts, prof, car, total, requested, freed, cap,
                                                 pools[0][0], kvs, mnbt, seqs)
@@ -1634,6 +1658,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append("--eplb-config '" + json.dumps(opts.eplb_config, separators=(",", ":")) + "'")
     if opts.decode_context_parallel_size > 1:
         out.append(f"--decode-context-parallel-size {opts.decode_context_parallel_size}")
+    if opts.kv_transfer_config:
+        out.append("--kv-transfer-config '" + json.dumps(opts.kv_transfer_config, separators=(",", ":")) + "'")
     if opts.enable_return_routed_experts:
         out.append("--enable-return-routed-experts")
     if opts.aux_output_config:
