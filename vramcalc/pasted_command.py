@@ -612,7 +612,7 @@ def _vllm_reading(p: Parsed) -> Reading:
                      "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
                      "enable_prefix_caching", "enable_return_routed_experts"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
-        elif fld == "kv_cache_dtype_skip_layers":  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
+        elif fld in ("kv_cache_dtype_skip_layers", "cpu_offload_params"):  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
             opts[fld] = tuple(f.values)
         elif fld == "limit_mm_per_prompt":
             opts[fld] = {**opts.get(fld, {}), **_mm_limits(name, v or "")}
@@ -1239,8 +1239,8 @@ def _flag_line(q: Question) -> str:
             parts += ["--pp-layer-partition", ",".join(map(str, v))]
         elif k == "cudagraph_capture_sizes":
             parts += ["--cudagraph-capture-sizes", *map(str, v)]
-        elif k == "kv_cache_dtype_skip_layers":
-            parts += ["--kv-cache-dtype-skip-layers", *map(shlex.quote, v)]
+        elif k in ("kv_cache_dtype_skip_layers", "cpu_offload_params"):
+            parts += [f"--{k.replace('_', '-')}", *map(shlex.quote, v)]
         elif k == "speculative_config":
             parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
         elif k in ("hf_overrides", "eplb_config", "aux_output_config", "kv_transfer_config"):

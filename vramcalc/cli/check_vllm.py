@@ -97,6 +97,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     f.add_argument("--fully-sharded-loras", action="store_true", help="shard the LoRA A / B slots by TP too")
     f.add_argument("--lora-dtype", choices=["auto", "float16", "bfloat16"], default=None,
                    help="the slots' dtype (default auto: the model's)")
+    f.add_argument("--cpu-offload-params", nargs="+", default=None, metavar="SEGMENT",
+                   help="vLLM --cpu-offload-params: only parameters with this name segment are offloaded by "
+                        "--cpu-offload-gb (sized: experts, the routed experts)")
     f.add_argument("--cpu-offload-gb", type=float, default=0.0,
                    help="GiB of weights per GPU moved to host memory; each forward step reads them over PCIe")
     f.add_argument("--kv-cache-memory-bytes", type=_human_bytes, default=None,
@@ -205,6 +208,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
             out[name] = getattr(args, name)
     if getattr(args, "kv_cache_dtype_skip_layers", None):
         out["kv_cache_dtype_skip_layers"] = tuple(args.kv_cache_dtype_skip_layers)
+    if getattr(args, "cpu_offload_params", None):
+        out["cpu_offload_params"] = tuple(args.cpu_offload_params)
     if getattr(args, "cudagraph_capture_sizes", None) is not None:
         out["cudagraph_capture_sizes"] = tuple(args.cudagraph_capture_sizes)
     for name in ("cpu_offload_gb", "mm_ipc_gpu_memory_gb"):

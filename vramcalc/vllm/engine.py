@@ -95,6 +95,9 @@ class VLLMOptions(CheckedOptions):
     fully_sharded_loras: bool = False
     lora_dtype: Literal["auto", "float16", "bfloat16"] = "auto"  # LoRADType; auto: the model's dtype
     cpu_offload_gb: float = Field(default=0.0, ge=0, le=1_000_000)  # per GPU
+    # --cpu-offload-params: the parameter-name segments --cpu-offload-gb may move (vllm/config/offload.py
+    # UVAOffloadConfig.cpu_offload_params; empty: any decoder-layer parameter); `experts` is sized (the routed experts)
+    cpu_offload_params: tuple[str, ...] = ()
     kv_cache_memory_bytes: int | None = Field(default=None, ge=1, le=2**50)  # replaces the utilization budget
     language_model_only: bool = False  # --language-model-only: no vision encoder, no encoder profiling
     # --mm-ipc-gpu-memory-gb: GiB per GPU carved out of the KV cache for the frontend's GPU-side multimodal work, on a
@@ -840,7 +843,16 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
                                     "estimate counts each capture size twice, which no LoRA start-up log checks yet",
                                     fix="--enforce-eager removes the graphs"))
     offload = [0] * len(weights)
-    if opts.cpu_offload_gb:
+    if opts.cpu_offload_gb and opts.cpu_offload_params:
+        # UVAOffloader._maybe_offload_to_cpu takes only parameters whose name has a segment named here: `experts`
+        # is every routed-expert tensor of the FusedMoE layers (w13 / w2, their scales and biases; not
+        # shared_experts), which vramcalc holds per rank (RankWeights.expert_layer_bytes x moe_layers)
+        other = sorted(set(opts.cpu_offload_params) - {"experts"})
+        if other:
+            raise NotModelledError(f"--cpu-offload-params {' '.join(other)}: not modelled (vramcalc sizes the "
+                                   "`experts` segment, the routed experts; vllm/config/offload.py cpu_offload_params)")
+        offload = [offloaded_bytes(opts.cpu_offload_gb, w.expert_layer_bytes * w.moe_layers, 0) for w, _ in weights]
+    elif opts.cpu_offload_gb:
         offload = [offloaded_bytes(opts.cpu_offload_gb, b - v, _embed_head_bytes(spec, opts, wdtype, w))
                    for (w, b), v in zip(weights, vision)]
     return list(zip(lora, vision, offload)), errors, warnings
@@ -937,7 +949,9 @@ def _feature_trace(opts: VLLMOptions, d0: DeviceBudget) -> list[TraceTerm]:
                         max_loras=opts.max_loras or lo.max_loras, max_lora_rank=opts.max_lora_rank or lo.max_lora_rank,
                         fully_sharded=opts.fully_sharded_loras))
     if opts.cpu_offload_gb:
-        out.append(term("cpu offload (rank 0)", -d0.cpu_offload_bytes, "min(cpu_offload_gb, decoder-layer weights) "
+        what = "the routed experts (--cpu-offload-params experts)" if opts.cpu_offload_params else \
+            "decoder-layer weights"
+        out.append(term("cpu offload (rank 0)", -d0.cpu_offload_bytes, f"min(cpu_offload_gb, {what}) "
                         "moved to pinned host memory (already out of the weights above)", source="vllm/model_executor/offloader/uva.py UVAOffloader._maybe_offload_to_cpu",
                         cpu_offload_gb=opts.cpu_offload_gb))
     if opts.kv_cache_memory_bytes:
@@ -1636,6 +1650,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
             out.append(f"--lora-dtype {opts.lora_dtype}")
     if opts.cpu_offload_gb:
         out.append(f"--cpu-offload-gb {opts.cpu_offload_gb:g}")
+    if opts.cpu_offload_params:
+        out.append("--cpu-offload-params " + " ".join(opts.cpu_offload_params))
     if opts.kv_cache_memory_bytes:
         out.append(f"--kv-cache-memory-bytes {opts.kv_cache_memory_bytes}")
     if opts.language_model_only:
