@@ -1076,6 +1076,13 @@ class VllmKVTransfer(Sourced):
     connectors: dict[str, VllmKVConnector]
 
 
+class VllmLoadFormat(Sourced):
+    same_model: list[str]
+    staging: list[str]
+    own_path: list[str]
+    refusal: str
+
+
 class VllmFeatures(Sourced):
     lora: VllmLora
     cpu_offload: VllmCpuOffload
@@ -1083,6 +1090,7 @@ class VllmFeatures(Sourced):
     prefix_caching: Sourced
     aux_output: VllmAuxOutput
     kv_transfer: VllmKVTransfer
+    load_format: VllmLoadFormat
 
 
 class LlamaSpecRun(Fixed):

@@ -78,6 +78,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     v.add_argument("--aux-output-config", default=None, metavar="JSON",
                    help="vLLM --aux-output-config, e.g. '{\"enable_return_routed_experts\": true, \"max_bytes\": "
                         "268435456}' (max_bytes: the host store's size)")
+    v.add_argument("--load-format", default=None, metavar="FORMAT",
+                   help="vLLM --load-format: the formats whose loader builds the default model change nothing; a "
+                        "format the release does not register is refused as vLLM refuses it")
     v.add_argument("--kv-transfer-config", default=None, metavar="JSON",
                    help="vLLM --kv-transfer-config, e.g. '{\"kv_connector\": \"NixlConnector\", \"kv_role\": "
                         "\"kv_both\"}': a connector without hybrid-KV-manager support sizes sliding-window layers at "
@@ -202,7 +205,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "mm_encoder_tp_mode",
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
-                 "decode_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "estimate_cudagraphs",
+                 "decode_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "estimate_cudagraphs",
                  "mamba_block_size", "runner", "convert"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)

@@ -180,6 +180,15 @@ class VLLMOptions(CheckedOptions):
 
         return parse_aux_output_config(v) if v is not None else None
 
+    # --load-format: how the weights are read (data/vllm_features.json load_format, 0.33.0); lower-cased as
+    # LoadConfig._lowercase_load_format does
+    load_format: str = "auto"
+
+    @field_validator("load_format", mode="before")
+    @classmethod
+    def _load_format_lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
     # --kv-transfer-config: a KV connector; the hybrid KV cache manager off where it does not support it
     # (vramcalc/vllm/kv_transfer.py, data/vllm_features.json kv_transfer, 0.33.0)
     kv_transfer_config: dict[str, Any] | None = None
@@ -858,6 +867,32 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
     return list(zip(lora, vision, offload)), errors, warnings
 
 
+def load_format_messages(value: str) -> list[Message]:
+    """--load-format: a format whose loader builds the model as the default one changes no resident byte; the
+    load-time staging of the GPU-direct readers and the loaders with their own path are named as not sized; a
+    format the release does not register is refused as vLLM refuses it when it loads the model."""
+    from .features import features
+
+    lf = features().load_format
+    src = "vllm/model_executor/model_loader/__init__.py get_model_loader (0.33.0)"
+    if value in lf.staging:
+        return [warning("vllm.load_format.unsized", f"--load-format {value}: the weights on the GPU are those the "
+                        "default loader holds; the buffers it reads the files into on the GPU while loading (its "
+                        "package's) are not sized, so a start-up that fits with little room to spare may still run out "
+                        "of memory while loading", fix="--load-format auto", source="vllm/model_executor/model_loader/"
+                        "weight_utils.py (0.33.0)")]
+    if value in lf.own_path:
+        return [warning("vllm.load_format.unsized", f"--load-format {value}: this loader builds or maps the weights "
+                        "its own way; vramcalc sizes them as the default loader holds them, which it does not check",
+                        fix="--load-format auto", source=src)]
+    if value in lf.same_model:
+        return []
+    return [error("vllm.load_format.unsupported", f"ValueError: {lf.refusal.format(value=value)} [{src}; raised when "
+                  "the model is loaded, unless a plugin registers the format]",
+                  fix="--load-format auto (bitsandbytes / GGUF checkpoints: the format follows --quantization or the "
+                      "file, with the plugin installed)", source=src)]
+
+
 def _aux_output_terms(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: VllmVersion, car: bool, total: int,
                       requested: int, freed: int, cap: KVCapacity, pool: KVPool, kvs: KVSettings, mnbt: int,
                       seqs: int) -> tuple[list[Message], list[TraceTerm]]:
@@ -1375,6 +1410,9 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                               if opts.kv_offloading_size is None else None) if aux_on else None
     if aux_refused:  # VllmConfig refuses before anything is allocated
         feature_errors.append(aux_refused)
+    load_msgs = load_format_messages(opts.load_format)
+    feature_errors += [m for m in load_msgs if m.level == "error"]
+    warnings += [m for m in load_msgs if m.level != "error"]
     from .kv_transfer import messages as kt_messages, refusal as kt_refusal
 
     kt_cfg = opts.kv_transfer_config if opts.kv_offloading_size is None else None
@@ -1674,6 +1712,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append("--eplb-config '" + json.dumps(opts.eplb_config, separators=(",", ":")) + "'")
     if opts.decode_context_parallel_size > 1:
         out.append(f"--decode-context-parallel-size {opts.decode_context_parallel_size}")
+    if opts.load_format != "auto":
+        out.append(f"--load-format {opts.load_format}")
     if opts.kv_transfer_config:
         out.append("--kv-transfer-config '" + json.dumps(opts.kv_transfer_config, separators=(",", ":")) + "'")
     if opts.enable_return_routed_experts:
