@@ -658,6 +658,7 @@ class AttnBackend(Fixed):
     workspace_mib: int = 0  # a persistent buffer it allocates
     max_head_size_since: dict[str, int] = {}  # release -> max_head_size from that release on
     fp8_kv_min_cc: float = 0  # an fp8 KV cache fails below this compute capability (TRITON_ATTN)
+    fp8_kv_reason: str | None = None  # its own words beside 'kv_cache_dtype not supported' (FLASH_ATTN)
 
 
 class Fp8KvTriton(Sourced):
@@ -672,6 +673,7 @@ class Attention(Sourced):
     FLASHINFER: AttnBackend
     TRITON_ATTN: AttnBackend
     fp8_kv_triton: Fp8KvTriton
+    selected_invalid: str  # --attention-backend a backend refuses: vllm/platforms/cuda.py get_attn_backend_cls
 
     def backend(self, name: str) -> AttnBackend:
         return {"FLASH_ATTN": self.FLASH_ATTN, "FLASHINFER": self.FLASHINFER, "TRITON_ATTN": self.TRITON_ATTN}[name]

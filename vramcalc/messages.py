@@ -85,6 +85,7 @@ CODES: dict[str, str] = {
     "vllm.aux_output.refused": "--enable-return-routed-experts where vLLM refuses it (not MoE, no prefix caching, PP, DCP)",
     "vllm.aux_output.oom": "the routed-experts device buffer does not fit in what the budget leaves of the GPU",
     "vllm.aux_output.buffers": "the routed-experts output's device buffer and host store, with their sizes",
+    "vllm.attention.selected_invalid": "--attention-backend naming a backend that does not run this model on this GPU",
     "vllm.load_format.unsupported": "--load-format that the release does not register (vLLM refuses it at load)",
     "vllm.load_format.unsized": "--load-format whose load-time buffers or own loading path vramcalc does not size",
     "vllm.kv_transfer.refused": "--kv-transfer-config that vLLM refuses (no kv_role, an unknown connector)",

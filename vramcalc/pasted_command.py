@@ -29,7 +29,7 @@ from .results import Result, Row
 from .vllm.engine import VLLMResult
 from .vllm.engine import parse_eplb_config
 from .vllm.aux_output import parse_aux_output_config
-from .vllm.hf_overrides import parse_hf_overrides
+from .vllm.hf_overrides import json_object_arg, parse_hf_overrides
 from .vllm.kv_transfer import parse_kv_transfer_config
 from .vllm.spec_decode import parse_speculative_config
 
@@ -622,7 +622,7 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = None if v == "auto" else v
         elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
-                     "runner", "convert", "load_format"):
+                     "runner", "convert", "load_format", "attention_backend"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
@@ -635,6 +635,8 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = f.entry["value"]
         elif fld == "eplb_config":  # one JSON object; its dotted keys arrive merged as one (_flexible)
             opts[fld] = {**opts.get(fld, {}), **parse_eplb_config(v or "")}
+        elif fld == "attention_config":  # one JSON object; its dotted keys arrive merged as one (_flexible)
+            opts[fld] = {**opts.get(fld, {}), **json_object_arg(name, v or "", "AttentionConfig fields")}
         elif fld == "kv_transfer_config":  # one JSON object; its dotted keys arrive merged as one (_flexible)
             opts[fld] = {**opts.get(fld, {}), **parse_kv_transfer_config(v or "")}
         elif fld == "aux_output_config":  # one JSON object; its dotted keys arrive merged as one (_flexible)
@@ -1243,7 +1245,7 @@ def _flag_line(q: Question) -> str:
             parts += [f"--{k.replace('_', '-')}", *map(shlex.quote, v)]
         elif k == "speculative_config":
             parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
-        elif k in ("hf_overrides", "eplb_config", "aux_output_config", "kv_transfer_config"):
+        elif k in ("hf_overrides", "eplb_config", "aux_output_config", "kv_transfer_config", "attention_config"):
             parts += [f"--{k.replace('_', '-')}", shlex.quote(json.dumps(v, separators=(",", ":")))]
         elif k in names:
             parts += [names[k], shlex.quote(str(v))]
@@ -1253,7 +1255,7 @@ def _flag_line(q: Question) -> str:
                 "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb",
                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode",
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
-                "mamba_block_size", "runner", "convert", "load_format")
+                "mamba_block_size", "runner", "convert", "load_format", "attention_backend")
                 else f"({k}={v!r})")
     return " ".join(parts)
 

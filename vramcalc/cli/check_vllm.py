@@ -78,6 +78,11 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     v.add_argument("--aux-output-config", default=None, metavar="JSON",
                    help="vLLM --aux-output-config, e.g. '{\"enable_return_routed_experts\": true, \"max_bytes\": "
                         "268435456}' (max_bytes: the host store's size)")
+    v.add_argument("--attention-backend", default=None, metavar="BACKEND",
+                   help="vLLM --attention-backend (FLASH_ATTN, FLASHINFER, TRITON_ATTN): the selected backend alone, "
+                        "refused where it does not run (FlashInfer's workspace counted)")
+    v.add_argument("--attention-config", default=None, metavar="JSON",
+                   help="vLLM --attention-config, e.g. '{\"backend\": \"TRITON_ATTN\"}' (backend only)")
     v.add_argument("--load-format", default=None, metavar="FORMAT",
                    help="vLLM --load-format: the formats whose loader builds the default model change nothing; a "
                         "format the release does not register is refused as vLLM refuses it")
@@ -205,7 +210,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "mm_encoder_tp_mode",
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
-                 "decode_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "estimate_cudagraphs",
+                 "decode_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
+                 "estimate_cudagraphs",
                  "mamba_block_size", "runner", "convert"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)

@@ -180,6 +180,37 @@ class VLLMOptions(CheckedOptions):
 
         return parse_aux_output_config(v) if v is not None else None
 
+    # --attention-backend / --attention-config '{"backend": ...}': the backend vLLM is told to use instead of the one its
+    # selector picks (vramcalc/vllm/rules.py attention_backend; vllm/engine/arg_utils.py, vllm/config/attention.py, 0.33.0)
+    attention_backend: str | None = None
+    attention_config: dict[str, Any] | None = None
+
+    @field_validator("attention_backend", mode="before")
+    @classmethod
+    def _backend_auto(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and v.lower() == "auto" else v  # AttentionConfig.validate_backend_before
+
+    @field_validator("attention_config", mode="before")
+    @classmethod
+    def _attention_json(cls, v: Any) -> Any:
+        """--attention-config as vLLM takes it: a JSON object of AttentionConfig's fields; `backend` is modelled."""
+        if v is None:
+            return None
+        return json_object_arg("--attention-config", v, "AttentionConfig fields")
+
+    def selected_backend(self) -> str | None:
+        """--attention-backend and attention_config.backend are one setting: both given is vLLM's error
+        (vllm/engine/arg_utils.py EngineArgs.create_engine_config)."""
+        other = sorted(set(self.attention_config or {}) - {"backend"})
+        if other:
+            raise NotModelledError(f"--attention-config {', '.join(other)}: not modelled (vramcalc models its "
+                                   "`backend`; vllm/config/attention.py AttentionConfig)")
+        b = (self.attention_config or {}).get("backend")
+        b = None if isinstance(b, str) and b.lower() == "auto" else b
+        if self.attention_backend is not None and b is not None:
+            raise InputError("ValueError: attention_backend and attention_config.backend are mutually exclusive")
+        return self.attention_backend if self.attention_backend is not None else b
+
     # --load-format: how the weights are read (data/vllm_features.json load_format, 0.33.0); lower-cased as
     # LoadConfig._lowercase_load_format does
     load_format: str = "auto"
@@ -1430,7 +1461,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     pool_spec = spec.model_copy(update={"layers": spec.layers + plan.draft_layers}) if plan and plan.draft_layers \
         else spec
     backend, attn_msgs = attention_backend(per_head_attention(spec) if opts.mla_disable else spec, gpu, resolve_kv_dtype(
-        spec, opts.kv_cache_dtype, _key(version) >= _key(vllm_rules().checkpoint_kv_dtype_since.version))[0], version)
+        spec, opts.kv_cache_dtype, _key(version) >= _key(vllm_rules().checkpoint_kv_dtype_since.version))[0], version,
+        forced=opts.selected_backend())
     warnings += [m for m in attn_msgs if m.level != "error"]
     errors += [m for m in attn_msgs if m.level == "error"]  # vLLM raises these when it builds the attention layers
     act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs)
@@ -1714,6 +1746,10 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--decode-context-parallel-size {opts.decode_context_parallel_size}")
     if opts.load_format != "auto":
         out.append(f"--load-format {opts.load_format}")
+    if opts.attention_backend:
+        out.append(f"--attention-backend {opts.attention_backend}")
+    if opts.attention_config:
+        out.append("--attention-config '" + json.dumps(opts.attention_config, separators=(",", ":")) + "'")
     if opts.kv_transfer_config:
         out.append("--kv-transfer-config '" + json.dumps(opts.kv_transfer_config, separators=(",", ":")) + "'")
     if opts.enable_return_routed_experts:
