@@ -120,19 +120,19 @@ def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str, version: str | N
         for since, size in sorted(r.max_head_size_since.items(), key=lambda kv: _vkey(kv[0])):
             if version is None or _vkey(version) >= _vkey(since):
                 max_head = size
-        why = []  # AttentionBackend.validate_configuration's words, in its order
+        invalid = []  # AttentionBackend.validate_configuration's words, in its order
         if head > max_head:
-            why.append("head_size not supported")
+            invalid.append("head_size not supported")
         if fp8 and r.fp8_kv_cc_major and major not in r.fp8_kv_cc_major:
-            why.append("kv_cache_dtype not supported")
+            invalid.append("kv_cache_dtype not supported")
         if value < r.min_cc or value > r.max_cc:
-            why.append("compute capability not supported")
-        if "kv_cache_dtype not supported" in why and r.fp8_kv_reason:
-            why.append(r.fp8_kv_reason)
+            invalid.append("compute capability not supported")
+        if "kv_cache_dtype not supported" in invalid and r.fp8_kv_reason:
+            invalid.append(r.fp8_kv_reason)
         src = "vllm/platforms/cuda.py CudaPlatform.get_attn_backend_cls (0.33.0)"
-        if why:
+        if invalid:
             return name, [Message(code="vllm.attention.selected_invalid", level="error", text="ValueError: " +
-                                  rules.selected_invalid.format(name=name, reasons=repr(why)) + f" [{src}]",
+                                  rules.selected_invalid.format(name=name, reasons=repr(invalid)) + f" [{src}]",
                                   source=src, fix="drop --attention-backend (vLLM picks one that runs)")]
         return name, [_fp8_triton_refusal(gpu, cc, version, [f"--attention-backend {name}"])] if (
             fp8 and value < r.fp8_kv_min_cc) else []
