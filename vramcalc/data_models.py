@@ -1085,6 +1085,13 @@ class VllmLoadFormat(Sourced):
     refusal: str
 
 
+class VllmUbatch(Sourced):
+    backends: dict[str, list[str]]  # vendor -> the all-to-all backends micro-batching takes
+    default_backend: str
+    refusal: str
+    removed: list[str]  # backends that fall back to default_backend
+
+
 class VllmFeatures(Sourced):
     lora: VllmLora
     cpu_offload: VllmCpuOffload
@@ -1093,6 +1100,7 @@ class VllmFeatures(Sourced):
     aux_output: VllmAuxOutput
     kv_transfer: VllmKVTransfer
     load_format: VllmLoadFormat
+    ubatch: VllmUbatch
 
 
 class LlamaSpecRun(Fixed):

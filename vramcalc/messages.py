@@ -86,6 +86,8 @@ CODES: dict[str, str] = {
     "vllm.aux_output.oom": "the routed-experts device buffer does not fit in what the budget leaves of the GPU",
     "vllm.aux_output.buffers": "the routed-experts output's device buffer and host store, with their sizes",
     "vllm.attention.selected_invalid": "--attention-backend naming a backend that does not run this model on this GPU",
+    "vllm.ubatch.refused": "--enable-dbo / --ubatch-size with an all-to-all backend that does not micro-batch",
+    "vllm.ubatch.unsized": "micro-batching's CUDA graphs and buffers, which vramcalc does not size",
     "vllm.load_format.unsupported": "--load-format that the release does not register (vLLM refuses it at load)",
     "vllm.load_format.unsized": "--load-format whose load-time buffers or own loading path vramcalc does not size",
     "vllm.kv_transfer.refused": "--kv-transfer-config that vLLM refuses (no kv_role, an unknown connector)",

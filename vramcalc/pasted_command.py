@@ -591,7 +591,7 @@ def _vllm_reading(p: Parsed) -> Reading:
             continue
         name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
         if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras",
-                   "num_gpu_blocks_override", "decode_context_parallel_size", "mamba_block_size"):
+                   "num_gpu_blocks_override", "decode_context_parallel_size", "mamba_block_size", "ubatch_size"):
             opts[fld] = _int(name, v or "")
         elif fld in CUDAGRAPH_FIELDS:
             if fld in reader.get("cc_keys", ()):
@@ -610,7 +610,7 @@ def _vllm_reading(p: Parsed) -> Reading:
                 raise InputError(f"argument {name}: invalid float value: {v!r}") from None
         elif fld in ("enforce_eager", "disable_custom_all_reduce", "enable_lora", "fully_sharded_loras",
                      "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
-                     "enable_prefix_caching", "enable_return_routed_experts"):
+                     "enable_prefix_caching", "enable_return_routed_experts", "enable_dbo"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
         elif fld in ("kv_cache_dtype_skip_layers", "cpu_offload_params"):  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
             opts[fld] = tuple(f.values)
@@ -667,6 +667,10 @@ def _vllm_reading(p: Parsed) -> Reading:
                     raise InputError(f"ValueError: Invalid partition string: {val}") from None
             elif entry["class"] == "modelled":  # VLLM_USE_FLASHINFER_SAMPLER
                 opts[entry["field"]] = _truthy(val) if _truthy(val) is not None else bool(_int(k, val))
+    if opts.get("enable_dbo") or opts.get("ubatch_size", 0) > 1:  # micro-batching checks the all-to-all backend
+        a2a = [f.values[0] for f in p.flags if f.key == "--all2all-backend" and f.values]
+        if a2a:
+            opts["all2all_backend"] = a2a[-1]
     if p.engine_version:
         opts["engine_version"] = p.engine_version
     if not p.model:
@@ -1229,6 +1233,7 @@ def _flag_line(q: Question) -> str:
                     "rocm_fp8_padding": None if v else "--no-rocm-fp8-padding",
                     "enable_eplb": "--enable-eplb" if v else None,
                     "enable_return_routed_experts": "--enable-return-routed-experts" if v else None,
+                    "enable_dbo": "--enable-dbo" if v else None,
                     "mla_disable": "--mla-disable" if v else None,
                     "estimate_cudagraphs": None if v else "--no-estimate-cudagraphs",
                     "enable_prefix_caching": "--enable-prefix-caching" if v else "--no-enable-prefix-caching",
@@ -1255,7 +1260,8 @@ def _flag_line(q: Question) -> str:
                 "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb",
                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode",
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
-                "mamba_block_size", "runner", "convert", "load_format", "attention_backend")
+                "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
+                "all2all_backend")
                 else f"({k}={v!r})")
     return " ".join(parts)
 

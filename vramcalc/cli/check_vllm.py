@@ -83,6 +83,10 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "refused where it does not run (FlashInfer's workspace counted)")
     v.add_argument("--attention-config", default=None, metavar="JSON",
                    help="vLLM --attention-config, e.g. '{\"backend\": \"TRITON_ATTN\"}' (backend only)")
+    v.add_argument("--enable-dbo", action="store_true",
+                   help="vLLM --enable-dbo: dual-batch overlap (needs --all2all-backend deepep_low_latency, "
+                        "deepep_high_throughput or nixl_ep)")
+    v.add_argument("--all2all-backend", default=None, help="vLLM --all2all-backend (read for micro-batching's check)")
     v.add_argument("--load-format", default=None, metavar="FORMAT",
                    help="vLLM --load-format: the formats whose loader builds the default model change nothing; a "
                         "format the release does not register is refused as vLLM refuses it")
@@ -201,7 +205,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     """The serving features' VLLMOptions fields (the defaults left out, so a command without them reads as before)."""
     out: dict[str, Any] = {}
     for name in ("enable_lora", "fully_sharded_loras", "language_model_only", "disable_hybrid_kv_cache_manager",
-                 "disable_sliding_window", "enable_eplb", "mla_disable", "enable_return_routed_experts"):
+                 "disable_sliding_window", "enable_eplb", "mla_disable", "enable_return_routed_experts",
+                 "enable_dbo"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
@@ -211,7 +216,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
                  "decode_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
-                 "estimate_cudagraphs",
+                 "all2all_backend", "estimate_cudagraphs",
                  "mamba_block_size", "runner", "convert"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)

@@ -211,6 +211,12 @@ class VLLMOptions(CheckedOptions):
             raise InputError("ValueError: attention_backend and attention_config.backend are mutually exclusive")
         return self.attention_backend if self.attention_backend is not None else b
 
+    # --enable-dbo / --ubatch-size: micro-batching, which vLLM takes only with the DeepEP / NIXL EP all-to-all
+    # backends (--all2all-backend, read here for that check only; data/vllm_features.json ubatch, 0.33.0)
+    enable_dbo: bool = False
+    ubatch_size: int = Field(default=0, ge=0, le=MAX_SEQUENCES)
+    all2all_backend: str | None = None
+
     # --load-format: how the weights are read (data/vllm_features.json load_format, 0.33.0); lower-cased as
     # LoadConfig._lowercase_load_format does
     load_format: str = "auto"
@@ -898,6 +904,27 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
     return list(zip(lora, vision, offload)), errors, warnings
 
 
+def ubatch_messages(opts: VLLMOptions, gpu: GPU) -> list[Message]:
+    """--enable-dbo / --ubatch-size: vLLM's refusal of an all-to-all backend that does not micro-batch, in its words;
+    with one that does, what micro-batching adds is named as not sized."""
+    from .features import features
+
+    if not (opts.enable_dbo or opts.ubatch_size > 1):  # ParallelConfig.use_ubatching
+        return []
+    u = features().ubatch
+    flag = "--enable-dbo" if opts.enable_dbo else f"--ubatch-size {opts.ubatch_size}"
+    ok = u.backends["rocm" if gpu.vendor == "amd" else "cuda"]
+    backend = opts.all2all_backend or u.default_backend
+    backend = u.default_backend if backend in u.removed else backend
+    src = "vllm/config/vllm.py VllmConfig.__post_init__ (0.33.0)"
+    if backend not in ok:
+        text = u.refusal.format(backends=", ".join(ok), backend=backend,
+                                fixes=", ".join(f"--all2all-backend={b}" for b in ok))
+        return [error("vllm.ubatch.refused", f"AssertionError: {text} [{src}]", fix=f"drop {flag}", source=src)]
+    return [warning("vllm.ubatch.unsized", f"{flag}: {2 if opts.enable_dbo else opts.ubatch_size} micro-batches a "
+                    "step; their CUDA graphs and per-micro-batch buffers are not sized", source=src)]
+
+
 def load_format_messages(value: str) -> list[Message]:
     """--load-format: a format whose loader builds the model as the default one changes no resident byte; the
     load-time staging of the GPU-direct readers and the loaders with their own path are named as not sized; a
@@ -1441,7 +1468,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                               if opts.kv_offloading_size is None else None) if aux_on else None
     if aux_refused:  # VllmConfig refuses before anything is allocated
         feature_errors.append(aux_refused)
-    load_msgs = load_format_messages(opts.load_format)
+    load_msgs = load_format_messages(opts.load_format) + ubatch_messages(opts, gpu)
     feature_errors += [m for m in load_msgs if m.level == "error"]
     warnings += [m for m in load_msgs if m.level != "error"]
     from .kv_transfer import messages as kt_messages, refusal as kt_refusal
@@ -1746,6 +1773,10 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--decode-context-parallel-size {opts.decode_context_parallel_size}")
     if opts.load_format != "auto":
         out.append(f"--load-format {opts.load_format}")
+    if opts.enable_dbo:
+        out.append("--enable-dbo")
+    if opts.ubatch_size:
+        out.append(f"--ubatch-size {opts.ubatch_size}")
     if opts.attention_backend:
         out.append(f"--attention-backend {opts.attention_backend}")
     if opts.attention_config:
