@@ -658,6 +658,7 @@ class AttnBackend(Fixed):
     workspace_mib: int = 0  # a persistent buffer it allocates
     max_head_size_since: dict[str, int] = {}  # release -> max_head_size from that release on
     fp8_kv_min_cc: float = 0  # an fp8 KV cache fails below this compute capability (TRITON_ATTN)
+    fp8_kv_reason: str | None = None  # its own words beside 'kv_cache_dtype not supported' (FLASH_ATTN)
 
 
 class Fp8KvTriton(Sourced):
@@ -672,6 +673,7 @@ class Attention(Sourced):
     FLASHINFER: AttnBackend
     TRITON_ATTN: AttnBackend
     fp8_kv_triton: Fp8KvTriton
+    selected_invalid: str  # --attention-backend a backend refuses: vllm/platforms/cuda.py get_attn_backend_cls
 
     def backend(self, name: str) -> AttnBackend:
         return {"FLASH_ATTN": self.FLASH_ATTN, "FLASHINFER": self.FLASHINFER, "TRITON_ATTN": self.TRITON_ATTN}[name]
@@ -1054,11 +1056,50 @@ class VllmMultimodal(Sourced):
     oracle_pr_25631: dict[str, str | float]
 
 
+class VllmAuxOutput(Sourced):
+    device_itemsize: int
+    uint8_max_experts: int
+    refusals: dict[str, str]
+    pd_connectors: list[str]  # the connectors the output refuses (KVTransferConfig.has_connector)
+
+
+class VllmKVConnector(Fixed):
+    supports_hma: bool
+    device_buffers: Literal["none", "unsized"]
+    host_copy_with_cpu_buffer: bool = False
+
+
+class VllmKVTransfer(Sourced):
+    fields: list[str]
+    roles: list[str]
+    role_refusal: str
+    unknown_refusal: str
+    connectors: dict[str, VllmKVConnector]
+
+
+class VllmLoadFormat(Sourced):
+    same_model: list[str]
+    staging: list[str]
+    own_path: list[str]
+    refusal: str
+
+
+class VllmUbatch(Sourced):
+    backends: dict[str, list[str]]  # vendor -> the all-to-all backends micro-batching takes
+    default_backend: str
+    refusal: str
+    removed: list[str]  # backends that fall back to default_backend
+
+
 class VllmFeatures(Sourced):
     lora: VllmLora
     cpu_offload: VllmCpuOffload
     multimodal: VllmMultimodal
     prefix_caching: Sourced
+    aux_output: VllmAuxOutput
+    kv_transfer: VllmKVTransfer
+    load_format: VllmLoadFormat
+    ubatch: VllmUbatch
 
 
 class LlamaSpecRun(Fixed):

@@ -28,7 +28,9 @@ from .messages import Message, error, warning
 from .results import Result, Row
 from .vllm.engine import VLLMResult
 from .vllm.engine import parse_eplb_config
-from .vllm.hf_overrides import parse_hf_overrides
+from .vllm.aux_output import parse_aux_output_config
+from .vllm.hf_overrides import json_object_arg, parse_hf_overrides
+from .vllm.kv_transfer import parse_kv_transfer_config
 from .vllm.spec_decode import parse_speculative_config
 
 Program = Literal["vllm serve", "llama-server", "llama-cli", "llama-bench"]
@@ -584,7 +586,7 @@ def _vllm_reading(p: Parsed) -> Reading:
             continue
         name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
         if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras",
-                   "num_gpu_blocks_override", "decode_context_parallel_size", "mamba_block_size"):
+                   "num_gpu_blocks_override", "decode_context_parallel_size", "mamba_block_size", "ubatch_size"):
             opts[fld] = _int(name, v or "")
         elif fld in CUDAGRAPH_FIELDS:
             if fld in reader.get("cc_keys", ()):
@@ -603,9 +605,9 @@ def _vllm_reading(p: Parsed) -> Reading:
                 raise InputError(f"argument {name}: invalid float value: {v!r}") from None
         elif fld in ("enforce_eager", "disable_custom_all_reduce", "enable_lora", "fully_sharded_loras",
                      "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
-                     "enable_prefix_caching"):
+                     "enable_prefix_caching", "enable_return_routed_experts", "enable_dbo"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
-        elif fld == "kv_cache_dtype_skip_layers":  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
+        elif fld in ("kv_cache_dtype_skip_layers", "cpu_offload_params"):  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
             opts[fld] = tuple(f.values)
         elif fld == "limit_mm_per_prompt":
             opts[fld] = {**opts.get(fld, {}), **_mm_limits(name, v or "")}
@@ -615,7 +617,7 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = None if v == "auto" else v
         elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
-                     "runner", "convert"):
+                     "runner", "convert", "load_format", "attention_backend"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
@@ -628,6 +630,12 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = f.entry["value"]
         elif fld == "eplb_config":  # one JSON object; its dotted keys arrive merged as one (_flexible)
             opts[fld] = {**opts.get(fld, {}), **parse_eplb_config(v or "")}
+        elif fld == "attention_config":  # one JSON object; its dotted keys arrive merged as one (_flexible)
+            opts[fld] = {**opts.get(fld, {}), **json_object_arg(name, v or "", "AttentionConfig fields")}
+        elif fld == "kv_transfer_config":  # one JSON object; its dotted keys arrive merged as one (_flexible)
+            opts[fld] = {**opts.get(fld, {}), **parse_kv_transfer_config(v or "")}
+        elif fld == "aux_output_config":  # one JSON object; its dotted keys arrive merged as one (_flexible)
+            opts[fld] = {**opts.get(fld, {}), **parse_aux_output_config(v or "")}
         elif fld == "hf_overrides":  # one JSON object; its dotted keys arrive merged as one (_flexible)
             opts[fld] = {**opts.get(fld, {}), **parse_hf_overrides(v or "")}
         elif fld in PARALLEL_FIELDS + COMPILE_FIELDS:
@@ -654,6 +662,10 @@ def _vllm_reading(p: Parsed) -> Reading:
                     raise InputError(f"ValueError: Invalid partition string: {val}") from None
             elif entry["class"] == "modelled":  # VLLM_USE_FLASHINFER_SAMPLER
                 opts[entry["field"]] = _truthy(val) if _truthy(val) is not None else bool(_int(k, val))
+    if opts.get("enable_dbo") or opts.get("ubatch_size", 0) > 1:  # micro-batching checks the all-to-all backend
+        a2a = [f.values[0] for f in p.flags if f.key == "--all2all-backend" and f.values]
+        if a2a:
+            opts["all2all_backend"] = a2a[-1]
     if p.engine_version:
         opts["engine_version"] = p.engine_version
     if not p.model:
@@ -1242,6 +1254,8 @@ def _flag_line(q: Question) -> str:
                     "disable_sliding_window": "--disable-sliding-window" if v else None,
                     "rocm_fp8_padding": None if v else "--no-rocm-fp8-padding",
                     "enable_eplb": "--enable-eplb" if v else None,
+                    "enable_return_routed_experts": "--enable-return-routed-experts" if v else None,
+                    "enable_dbo": "--enable-dbo" if v else None,
                     "mla_disable": "--mla-disable" if v else None,
                     "estimate_cudagraphs": None if v else "--no-estimate-cudagraphs",
                     "enable_prefix_caching": "--enable-prefix-caching" if v else "--no-enable-prefix-caching",
@@ -1254,11 +1268,11 @@ def _flag_line(q: Question) -> str:
             parts += ["--pp-layer-partition", ",".join(map(str, v))]
         elif k == "cudagraph_capture_sizes":
             parts += ["--cudagraph-capture-sizes", *map(str, v)]
-        elif k == "kv_cache_dtype_skip_layers":
-            parts += ["--kv-cache-dtype-skip-layers", *map(shlex.quote, v)]
+        elif k in ("kv_cache_dtype_skip_layers", "cpu_offload_params"):
+            parts += [f"--{k.replace('_', '-')}", *map(shlex.quote, v)]
         elif k == "speculative_config":
             parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
-        elif k in ("hf_overrides", "eplb_config"):
+        elif k in ("hf_overrides", "eplb_config", "aux_output_config", "kv_transfer_config", "attention_config"):
             parts += [f"--{k.replace('_', '-')}", shlex.quote(json.dumps(v, separators=(",", ":")))]
         elif k in names:
             parts += [names[k], shlex.quote(str(v))]
@@ -1268,7 +1282,8 @@ def _flag_line(q: Question) -> str:
                 "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb",
                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode",
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
-                "mamba_block_size", "runner", "convert")
+                "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
+                "all2all_backend")
                 else f"({k}={v!r})")
     return " ".join(parts)
 

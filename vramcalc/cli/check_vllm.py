@@ -72,6 +72,28 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "experts and rearranging buffers per GPU")
     v.add_argument("--eplb-config", default=None, metavar="JSON",
                    help="vLLM --eplb-config, e.g. '{\"num_redundant_experts\": 4}' (with --enable-eplb)")
+    v.add_argument("--enable-return-routed-experts", action="store_true",
+                   help="vLLM --enable-return-routed-experts (MoE): the routed experts of each token returned; a "
+                        "device buffer per GPU outside the budget and a host store sized from the KV cache")
+    v.add_argument("--aux-output-config", default=None, metavar="JSON",
+                   help="vLLM --aux-output-config, e.g. '{\"enable_return_routed_experts\": true, \"max_bytes\": "
+                        "268435456}' (max_bytes: the host store's size)")
+    v.add_argument("--attention-backend", default=None, metavar="BACKEND",
+                   help="vLLM --attention-backend (FLASH_ATTN, FLASHINFER, TRITON_ATTN): the selected backend alone, "
+                        "refused where it does not run (FlashInfer's workspace counted)")
+    v.add_argument("--attention-config", default=None, metavar="JSON",
+                   help="vLLM --attention-config, e.g. '{\"backend\": \"TRITON_ATTN\"}' (backend only)")
+    v.add_argument("--enable-dbo", action="store_true",
+                   help="vLLM --enable-dbo: dual-batch overlap (needs --all2all-backend deepep_low_latency, "
+                        "deepep_high_throughput or nixl_ep)")
+    v.add_argument("--all2all-backend", default=None, help="vLLM --all2all-backend (read for micro-batching's check)")
+    v.add_argument("--load-format", default=None, metavar="FORMAT",
+                   help="vLLM --load-format: the formats whose loader builds the default model change nothing; a "
+                        "format the release does not register is refused as vLLM refuses it")
+    v.add_argument("--kv-transfer-config", default=None, metavar="JSON",
+                   help="vLLM --kv-transfer-config, e.g. '{\"kv_connector\": \"NixlConnector\", \"kv_role\": "
+                        "\"kv_both\"}': a connector without hybrid-KV-manager support sizes sliding-window layers at "
+                        "full length")
     v.add_argument("--disable-chunked-prefill", action="store_true",
                    help="vLLM --disable-chunked-prefill: max_num_batched_tokens defaults to max_model_len")
     f = c.add_argument_group("vLLM serving features (with --engine vllm)")
@@ -87,6 +109,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     f.add_argument("--fully-sharded-loras", action="store_true", help="shard the LoRA A / B slots by TP too")
     f.add_argument("--lora-dtype", choices=["auto", "float16", "bfloat16"], default=None,
                    help="the slots' dtype (default auto: the model's)")
+    f.add_argument("--cpu-offload-params", nargs="+", default=None, metavar="SEGMENT",
+                   help="vLLM --cpu-offload-params: only parameters with this name segment are offloaded by "
+                        "--cpu-offload-gb (sized: experts, the routed experts)")
     f.add_argument("--cpu-offload-gb", type=float, default=0.0,
                    help="GiB of weights per GPU moved to host memory; each forward step reads them over PCIe")
     f.add_argument("--kv-cache-memory-bytes", type=_human_bytes, default=None,
@@ -180,7 +205,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     """The serving features' VLLMOptions fields (the defaults left out, so a command without them reads as before)."""
     out: dict[str, Any] = {}
     for name in ("enable_lora", "fully_sharded_loras", "language_model_only", "disable_hybrid_kv_cache_manager",
-                 "disable_sliding_window", "enable_eplb", "mla_disable"):
+                 "disable_sliding_window", "enable_eplb", "mla_disable", "enable_return_routed_experts",
+                 "enable_dbo"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
@@ -189,12 +215,15 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "mm_encoder_tp_mode",
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
-                 "decode_context_parallel_size", "eplb_config", "estimate_cudagraphs",
+                 "decode_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
+                 "all2all_backend", "estimate_cudagraphs",
                  "mamba_block_size", "runner", "convert"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)
     if getattr(args, "kv_cache_dtype_skip_layers", None):
         out["kv_cache_dtype_skip_layers"] = tuple(args.kv_cache_dtype_skip_layers)
+    if getattr(args, "cpu_offload_params", None):
+        out["cpu_offload_params"] = tuple(args.cpu_offload_params)
     if getattr(args, "cudagraph_capture_sizes", None) is not None:
         out["cudagraph_capture_sizes"] = tuple(args.cudagraph_capture_sizes)
     for name in ("cpu_offload_gb", "mm_ipc_gpu_memory_gb"):

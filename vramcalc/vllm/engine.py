@@ -95,6 +95,9 @@ class VLLMOptions(CheckedOptions):
     fully_sharded_loras: bool = False
     lora_dtype: Literal["auto", "float16", "bfloat16"] = "auto"  # LoRADType; auto: the model's dtype
     cpu_offload_gb: float = Field(default=0.0, ge=0, le=1_000_000)  # per GPU
+    # --cpu-offload-params: the parameter-name segments --cpu-offload-gb may move (vllm/config/offload.py
+    # UVAOffloadConfig.cpu_offload_params; empty: any decoder-layer parameter); `experts` is sized (the routed experts)
+    cpu_offload_params: tuple[str, ...] = ()
     kv_cache_memory_bytes: int | None = Field(default=None, ge=1, le=2**50)  # replaces the utilization budget
     language_model_only: bool = False  # --language-model-only: no vision encoder, no encoder profiling
     # --mm-ipc-gpu-memory-gb: GiB per GPU carved out of the KV cache for the frontend's GPU-side multimodal work, on a
@@ -163,6 +166,77 @@ class VLLMOptions(CheckedOptions):
     def _eplb_json(cls, v: Any) -> Any:
         """--eplb-config as vLLM takes it: a JSON object of EPLBConfig's fields."""
         return parse_eplb_config(v) if v is not None else None
+
+    # --enable-return-routed-experts / --aux-output-config: the routed experts of every token returned with the
+    # output; a device buffer beside the KV cache and a host store sized from it (vramcalc/vllm/aux_output.py, 0.33.0)
+    enable_return_routed_experts: bool = False
+    aux_output_config: dict[str, Any] | None = None
+
+    @field_validator("aux_output_config", mode="before")
+    @classmethod
+    def _aux_output_json(cls, v: Any) -> Any:
+        """--aux-output-config as vLLM takes it: a JSON object of AuxOutputConfig's fields."""
+        from .aux_output import parse_aux_output_config
+
+        return parse_aux_output_config(v) if v is not None else None
+
+    # --attention-backend / --attention-config '{"backend": ...}': the backend vLLM is told to use instead of the one its
+    # selector picks (vramcalc/vllm/rules.py attention_backend; vllm/engine/arg_utils.py, vllm/config/attention.py, 0.33.0)
+    attention_backend: str | None = None
+    attention_config: dict[str, Any] | None = None
+
+    @field_validator("attention_backend", mode="before")
+    @classmethod
+    def _backend_auto(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and v.lower() == "auto" else v  # AttentionConfig.validate_backend_before
+
+    @field_validator("attention_config", mode="before")
+    @classmethod
+    def _attention_json(cls, v: Any) -> Any:
+        """--attention-config as vLLM takes it: a JSON object of AttentionConfig's fields; `backend` is modelled."""
+        if v is None:
+            return None
+        return json_object_arg("--attention-config", v, "AttentionConfig fields")
+
+    def selected_backend(self) -> str | None:
+        """--attention-backend and attention_config.backend are one setting: both given is vLLM's error
+        (vllm/engine/arg_utils.py EngineArgs.create_engine_config)."""
+        other = sorted(set(self.attention_config or {}) - {"backend"})
+        if other:
+            raise NotModelledError(f"--attention-config {', '.join(other)}: not modelled (vramcalc models its "
+                                   "`backend`; vllm/config/attention.py AttentionConfig)")
+        b = (self.attention_config or {}).get("backend")
+        b = None if isinstance(b, str) and b.lower() == "auto" else b
+        if self.attention_backend is not None and b is not None:
+            raise InputError("ValueError: attention_backend and attention_config.backend are mutually exclusive")
+        return self.attention_backend if self.attention_backend is not None else b
+
+    # --enable-dbo / --ubatch-size: micro-batching, which vLLM takes only with the DeepEP / NIXL EP all-to-all
+    # backends (--all2all-backend, read here for that check only; data/vllm_features.json ubatch, 0.33.0)
+    enable_dbo: bool = False
+    ubatch_size: int = Field(default=0, ge=0, le=MAX_SEQUENCES)
+    all2all_backend: str | None = None
+
+    # --load-format: how the weights are read (data/vllm_features.json load_format, 0.33.0); lower-cased as
+    # LoadConfig._lowercase_load_format does
+    load_format: str = "auto"
+
+    @field_validator("load_format", mode="before")
+    @classmethod
+    def _load_format_lower(cls, v: Any) -> Any:
+        return v.lower() if isinstance(v, str) else v
+
+    # --kv-transfer-config: a KV connector; the hybrid KV cache manager off where it does not support it
+    # (vramcalc/vllm/kv_transfer.py, data/vllm_features.json kv_transfer, 0.33.0)
+    kv_transfer_config: dict[str, Any] | None = None
+
+    @field_validator("kv_transfer_config", mode="before")
+    @classmethod
+    def _kv_transfer_json(cls, v: Any) -> Any:
+        """--kv-transfer-config as vLLM takes it: a JSON object of KVTransferConfig's fields."""
+        from .kv_transfer import parse_kv_transfer_config
+
+        return parse_kv_transfer_config(v) if v is not None else None
 
     @property
     def num_redundant_experts(self) -> int:
@@ -613,11 +687,15 @@ def _prefix_caching_on(spec: ModelSpec, opts: VLLMOptions, version: str) -> bool
 
 
 def hma_off(opts: VLLMOptions) -> bool:
-    """The hybrid KV cache manager off: --disable-hybrid-kv-cache-manager, or KV offloading through a connector
-    without SupportsHMA (lmcache; v0.30.0 vllm/config/vllm.py VllmConfig.__post_init__,
-    KVConnectorFactory.supports_hma_config)."""
-    return opts.disable_hybrid_kv_cache_manager or (
-        opts.kv_offloading_size is not None and opts.kv_offloading_backend == "lmcache")
+    """The hybrid KV cache manager off: --disable-hybrid-kv-cache-manager, or KV offloading / a --kv-transfer-config
+    connector without SupportsHMA (lmcache; v0.30.0 vllm/config/vllm.py VllmConfig.__post_init__,
+    KVConnectorFactory.supports_hma_config; 0.33.0 for --kv-transfer-config). With --enable-hybrid-kv-cache-manager
+    vLLM keeps it on (which vramcalc does not read: the larger footprint)."""
+    from .kv_transfer import hma_off as connector_hma_off
+
+    if opts.kv_offloading_size is not None:  # its connector replaces --kv-transfer-config's (_post_init_kv_transfer_config)
+        return opts.disable_hybrid_kv_cache_manager or opts.kv_offloading_backend == "lmcache"
+    return opts.disable_hybrid_kv_cache_manager or connector_hma_off(opts.kv_transfer_config)
 
 
 def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L: int,
@@ -811,10 +889,106 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
                                     "estimate counts each capture size twice, which no LoRA start-up log checks yet",
                                     fix="--enforce-eager removes the graphs"))
     offload = [0] * len(weights)
-    if opts.cpu_offload_gb:
+    if opts.cpu_offload_gb and opts.cpu_offload_params:
+        # UVAOffloader._maybe_offload_to_cpu takes only parameters whose name has a segment named here: `experts`
+        # is every routed-expert tensor of the FusedMoE layers (w13 / w2, their scales and biases; not
+        # shared_experts), which vramcalc holds per rank (RankWeights.expert_layer_bytes x moe_layers)
+        other = sorted(set(opts.cpu_offload_params) - {"experts"})
+        if other:
+            raise NotModelledError(f"--cpu-offload-params {' '.join(other)}: not modelled (vramcalc sizes the "
+                                   "`experts` segment, the routed experts; vllm/config/offload.py cpu_offload_params)")
+        offload = [offloaded_bytes(opts.cpu_offload_gb, w.expert_layer_bytes * w.moe_layers, 0) for w, _ in weights]
+    elif opts.cpu_offload_gb:
         offload = [offloaded_bytes(opts.cpu_offload_gb, b - v, _embed_head_bytes(spec, opts, wdtype, w))
                    for (w, b), v in zip(weights, vision)]
     return list(zip(lora, vision, offload)), errors, warnings
+
+
+def ubatch_messages(opts: VLLMOptions, gpu: GPU) -> list[Message]:
+    """--enable-dbo / --ubatch-size: vLLM's refusal of an all-to-all backend that does not micro-batch, in its words;
+    with one that does, what micro-batching adds is named as not sized."""
+    from .features import features
+
+    if not (opts.enable_dbo or opts.ubatch_size > 1):  # ParallelConfig.use_ubatching
+        return []
+    u = features().ubatch
+    flag = "--enable-dbo" if opts.enable_dbo else f"--ubatch-size {opts.ubatch_size}"
+    ok = u.backends["rocm" if gpu.vendor == "amd" else "cuda"]
+    backend = opts.all2all_backend or u.default_backend
+    backend = u.default_backend if backend in u.removed else backend
+    src = "vllm/config/vllm.py VllmConfig.__post_init__ (0.33.0)"
+    if backend not in ok:
+        text = u.refusal.format(backends=", ".join(ok), backend=backend,
+                                fixes=", ".join(f"--all2all-backend={b}" for b in ok))
+        return [error("vllm.ubatch.refused", f"AssertionError: {text} [{src}]", fix=f"drop {flag}", source=src)]
+    return [warning("vllm.ubatch.unsized", f"{flag}: {2 if opts.enable_dbo else opts.ubatch_size} micro-batches a "
+                    "step; their CUDA graphs and per-micro-batch buffers are not sized", source=src)]
+
+
+def load_format_messages(value: str) -> list[Message]:
+    """--load-format: a format whose loader builds the model as the default one changes no resident byte; the
+    load-time staging of the GPU-direct readers and the loaders with their own path are named as not sized; a
+    format the release does not register is refused as vLLM refuses it when it loads the model."""
+    from .features import features
+
+    lf = features().load_format
+    src = "vllm/model_executor/model_loader/__init__.py get_model_loader (0.33.0)"
+    if value in lf.staging:
+        return [warning("vllm.load_format.unsized", f"--load-format {value}: the weights on the GPU are those the "
+                        "default loader holds; the buffers it reads the files into on the GPU while loading (its "
+                        "package's) are not sized, so a start-up that fits with little room to spare may still run out "
+                        "of memory while loading", fix="--load-format auto", source="vllm/model_executor/model_loader/"
+                        "weight_utils.py (0.33.0)")]
+    if value in lf.own_path:
+        return [warning("vllm.load_format.unsized", f"--load-format {value}: this loader builds or maps the weights "
+                        "its own way; vramcalc sizes them as the default loader holds them, which it does not check",
+                        fix="--load-format auto", source=src)]
+    if value in lf.same_model:
+        return []
+    return [error("vllm.load_format.unsupported", f"ValueError: {lf.refusal.format(value=value)} [{src}; raised when "
+                  "the model is loaded, unless a plugin registers the format]",
+                  fix="--load-format auto (bitsandbytes / GGUF checkpoints: the format follows --quantization or the "
+                      "file, with the plugin installed)", source=src)]
+
+
+def _aux_output_terms(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: VllmVersion, car: bool, total: int,
+                      requested: int, freed: int, cap: KVCapacity, pool: KVPool, kvs: KVSettings, mnbt: int,
+                      seqs: int) -> tuple[list[Message], list[TraceTerm]]:
+    """--enable-return-routed-experts: the capturer's device buffer, allocated with the KV cache's connectors after
+    the KV cache (vllm/v1/worker/gpu/model_runner.py initialize_kv_cache), from what the budget leaves, as the
+    graphs before 0.20 (_graph_headroom_refusal); its host store and buffer (vramcalc/vllm/aux_output.py)."""
+    from .aux_output import device_bytes, host_bytes
+
+    src = "vllm/model_executor/layers/fused_moe/routed_experts_capturer.py RoutedExpertsCapturer (0.33.0)"
+    dev = device_bytes(spec, mnbt)
+    max_bytes = (opts.aux_output_config or {}).get("max_bytes")
+    host = host_bytes(spec, num_blocks=cap.num_blocks, block_size=pool.block_size, max_num_batched_tokens=mnbt,
+                      max_num_seqs=seqs, batches=2 if kvs.async_scheduling and opts.pp == 1 else 1,
+                      max_bytes=max_bytes)
+    out: list[Message] = []
+    if max_bytes is not None and max_bytes < host.object:
+        out.append(error("vllm.aux_output.refused", "ValueError: auxiliary output store must fit at least one object "
+                         f"[vllm/distributed/aux_output_connector/store.py BlockObjectStore: max_bytes {max_bytes} < "
+                         f"{host.object} bytes a block]", fix=f'--aux-output-config \'{{"max_bytes": {host.object}}}\'',
+                         source="vllm/distributed/aux_output_connector/store.py BlockObjectStore"))
+    # one block size and no Mamba group: the hash block is the KV block (kv_cache_utils.py resolve_kv_cache_block_sizes)
+    uniform = len({g.block_size for g in pool.groups}) == 1 and all(g.kind != "mamba" for g in pool.groups)
+    outside = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)[0]
+    free = outside - requested + freed
+    if opts.kv_cache_memory_bytes is None and free < dev:
+        out.append(error("vllm.aux_output.oom", f"torch.OutOfMemoryError: CUDA out of memory: the routed-experts "
+                         f"buffer ({dev / MIB:.1f} MiB) is allocated after the KV cache, and the budget leaves "
+                         f"{max(free, 0) / MIB:.1f} MiB of the GPU [{src}]", source=src,
+                         fix="a lower --gpu-memory-utilization or --max-num-batched-tokens"))
+    host_text = (f"{host.store / MIB:.1f} MiB store + {host.buffer / MIB:.1f} MiB buffer" if uniform else
+                 "a store sized from the KV cache's blocks (not sized for several KV cache groups)")
+    out.append(warning("vllm.aux_output.buffers", f"--enable-return-routed-experts: {dev / MIB:.1f} MiB of device "
+                       "memory per GPU outside the gpu_memory_utilization budget (int32 x max_num_batched_tokens x "
+                       f"layers x experts per token), and host memory on the first GPU of each engine: {host_text}",
+                       source="vLLM v0.33.0 vllm/distributed/aux_output_connector/worker.py AuxOutputWorkerConnector"))
+    terms = [term("routed experts buffer (each rank)", dev, "int32 x max_num_batched_tokens x layers x experts per "
+                  "token, allocated after the KV cache (outside the budget)", source=src, max_num_batched_tokens=mnbt)]
+    return out, terms
 
 
 def _kv_bytes_oom(asked: int, room: int) -> Message:
@@ -868,7 +1042,9 @@ def _feature_trace(opts: VLLMOptions, d0: DeviceBudget) -> list[TraceTerm]:
                         max_loras=opts.max_loras or lo.max_loras, max_lora_rank=opts.max_lora_rank or lo.max_lora_rank,
                         fully_sharded=opts.fully_sharded_loras))
     if opts.cpu_offload_gb:
-        out.append(term("cpu offload (rank 0)", -d0.cpu_offload_bytes, "min(cpu_offload_gb, decoder-layer weights) "
+        what = "the routed experts (--cpu-offload-params experts)" if opts.cpu_offload_params else \
+            "decoder-layer weights"
+        out.append(term("cpu offload (rank 0)", -d0.cpu_offload_bytes, f"min(cpu_offload_gb, {what}) "
                         "moved to pinned host memory (already out of the weights above)", source="vllm/model_executor/offloader/uva.py UVAOffloader._maybe_offload_to_cpu",
                         cpu_offload_gb=opts.cpu_offload_gb))
     if opts.kv_cache_memory_bytes:
@@ -1283,6 +1459,24 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     weights = _weights_term(spec, opts, scheme, wdtype, mxfp4, gguf, file_weight_bytes, rocm=gpu.vendor == "amd")
     extras, feature_errors, feature_warnings = _feature_terms(spec, opts, version, scheme, wdtype, mxfp4, weights)
     warnings += feature_warnings
+    from .aux_output import enabled as aux_enabled, refusal as aux_refusal
+
+    aux_on = aux_enabled(opts.enable_return_routed_experts, opts.aux_output_config)
+    aux_refused = aux_refusal(spec, pooling=pooling_convert(opts) is not None,
+                              prefix_caching=_prefix_caching_on(spec, opts, version), pp=opts.pp,
+                              dcp=opts.decode_context_parallel_size, kv_transfer=opts.kv_transfer_config
+                              if opts.kv_offloading_size is None else None) if aux_on else None
+    if aux_refused:  # VllmConfig refuses before anything is allocated
+        feature_errors.append(aux_refused)
+    load_msgs = load_format_messages(opts.load_format) + ubatch_messages(opts, gpu)
+    feature_errors += [m for m in load_msgs if m.level == "error"]
+    warnings += [m for m in load_msgs if m.level != "error"]
+    from .kv_transfer import messages as kt_messages, refusal as kt_refusal
+
+    kt_cfg = opts.kv_transfer_config if opts.kv_offloading_size is None else None
+    kt_refused = kt_refusal(kt_cfg)
+    if kt_refused:
+        feature_errors.append(kt_refused)
     if feature_errors:  # LoRAConfig refuses before anything is allocated
         return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors + feature_errors, warnings, mnbt,
                        seqs, u, [prof.source], env=sam.env, plan=plan)
@@ -1294,7 +1488,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     pool_spec = spec.model_copy(update={"layers": spec.layers + plan.draft_layers}) if plan and plan.draft_layers \
         else spec
     backend, attn_msgs = attention_backend(per_head_attention(spec) if opts.mla_disable else spec, gpu, resolve_kv_dtype(
-        spec, opts.kv_cache_dtype, _key(version) >= _key(vllm_rules().checkpoint_kv_dtype_since.version))[0], version)
+        spec, opts.kv_cache_dtype, _key(version) >= _key(vllm_rules().checkpoint_kv_dtype_since.version))[0], version,
+        forced=opts.selected_backend())
     warnings += [m for m in attn_msgs if m.level != "error"]
     errors += [m for m in attn_msgs if m.level == "error"]  # vLLM raises these when it builds the attention layers
     act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs)
@@ -1383,6 +1578,13 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                                             outside_graphs if not opts.kv_cache_memory_bytes else None)
     if graph_refusal:
         errors.append(graph_refusal)
+    warnings += kt_messages(kt_cfg, worst)
+    if aux_on and not aux_refused:
+        aux_msgs, aux_terms = _aux_output_terms(spec, gpu, opts, prof, car, total, requested, freed, cap,
+                                                pools[0][0], kvs, mnbt, seqs)
+        errors += [m for m in aux_msgs if m.level == "error"]
+        warnings += [m for m in aux_msgs if m.level != "error"]
+        trace += aux_terms
     at_estimate = fits_len and not errors
     if plan:
         trace.append(term("drafter (rank 0)", plan.weight_bytes, "the drafter's weights (in the weights above) and its "
@@ -1545,6 +1747,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
             out.append(f"--lora-dtype {opts.lora_dtype}")
     if opts.cpu_offload_gb:
         out.append(f"--cpu-offload-gb {opts.cpu_offload_gb:g}")
+    if opts.cpu_offload_params:
+        out.append("--cpu-offload-params " + " ".join(opts.cpu_offload_params))
     if opts.kv_cache_memory_bytes:
         out.append(f"--kv-cache-memory-bytes {opts.kv_cache_memory_bytes}")
     if opts.language_model_only:
@@ -1567,6 +1771,22 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append("--eplb-config '" + json.dumps(opts.eplb_config, separators=(",", ":")) + "'")
     if opts.decode_context_parallel_size > 1:
         out.append(f"--decode-context-parallel-size {opts.decode_context_parallel_size}")
+    if opts.load_format != "auto":
+        out.append(f"--load-format {opts.load_format}")
+    if opts.enable_dbo:
+        out.append("--enable-dbo")
+    if opts.ubatch_size:
+        out.append(f"--ubatch-size {opts.ubatch_size}")
+    if opts.attention_backend:
+        out.append(f"--attention-backend {opts.attention_backend}")
+    if opts.attention_config:
+        out.append("--attention-config '" + json.dumps(opts.attention_config, separators=(",", ":")) + "'")
+    if opts.kv_transfer_config:
+        out.append("--kv-transfer-config '" + json.dumps(opts.kv_transfer_config, separators=(",", ":")) + "'")
+    if opts.enable_return_routed_experts:
+        out.append("--enable-return-routed-experts")
+    if opts.aux_output_config:
+        out.append("--aux-output-config '" + json.dumps(opts.aux_output_config, separators=(",", ":")) + "'")
     if opts.hf_overrides:
         out.append("--hf-overrides '" + json.dumps(opts.hf_overrides, separators=(",", ":")) + "'")
     if opts.kv_cache_dtype_skip_layers:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from ..data_files import load
 from ..data_models import VllmPlatforms, VllmQuantSupport
+from ..errors import NotModelledError
 from ..gpus import GPU
 from ..messages import Message
 from ..quant import QuantScheme
@@ -88,13 +89,23 @@ def _vkey(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in v.split(".")[:3])
 
 
-def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str, version: str | None = None
-                      ) -> tuple[str | None, list[Message]]:
+SELECTABLE = ("FLASH_ATTN", "FLASHINFER", "TRITON_ATTN")  # the --attention-backend values vramcalc models
+
+
+def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str, version: str | None = None,
+                      forced: str | None = None) -> tuple[str | None, list[Message]]:
     """The attention backend vLLM's selector picks on a CUDA GPU, and what the choice costs
     (data/vllm_platforms.json attention; `version`: the vLLM release, default the newest rules). None: not a CUDA
-    GPU, or an MLA model. An fp8 KV cache the chosen backend cannot read on this GPU is an error message."""
+    GPU, or an MLA model. An fp8 KV cache the chosen backend cannot read on this GPU is an error message.
+    `forced`: --attention-backend, validated alone and refused in vLLM's words (CudaPlatform.get_attn_backend_cls)."""
     cc = gpu.compute_capability
     attn = [layer.attention for layer in spec.layers if layer.attention is not None]
+    if forced is not None and forced.upper() not in SELECTABLE:
+        raise NotModelledError(f"--attention-backend {forced}: not modelled (vramcalc models "
+                               f"{', '.join(SELECTABLE)} on NVIDIA GPUs for models without MLA)")
+    if forced is not None and ((gpu.vendor or "nvidia") != "nvidia" or not cc or not attn or
+                               any(a.mla is not None for a in attn)):
+        raise NotModelledError(f"--attention-backend {forced}: modelled on NVIDIA GPUs for models without MLA only")
     if (gpu.vendor or "nvidia") != "nvidia" or not cc or not attn or any(a.mla is not None for a in attn):
         return None, []
     rules = vllm_platforms().attention
@@ -102,6 +113,29 @@ def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str, version: str | N
     head = max(max(a.head_dim_k, a.head_dim_v) for a in attn)
     fp8 = kv_dtype.startswith("fp8")
     reasons = []
+    if forced is not None:
+        name = forced.upper()
+        r = rules.backend(name)
+        max_head = r.max_head_size
+        for since, size in sorted(r.max_head_size_since.items(), key=lambda kv: _vkey(kv[0])):
+            if version is None or _vkey(version) >= _vkey(since):
+                max_head = size
+        invalid = []  # AttentionBackend.validate_configuration's words, in its order
+        if head > max_head:
+            invalid.append("head_size not supported")
+        if fp8 and r.fp8_kv_cc_major and major not in r.fp8_kv_cc_major:
+            invalid.append("kv_cache_dtype not supported")
+        if value < r.min_cc or value > r.max_cc:
+            invalid.append("compute capability not supported")
+        if "kv_cache_dtype not supported" in invalid and r.fp8_kv_reason:
+            invalid.append(r.fp8_kv_reason)
+        src = "vllm/platforms/cuda.py CudaPlatform.get_attn_backend_cls (0.33.0)"
+        if invalid:
+            return name, [Message(code="vllm.attention.selected_invalid", level="error", text="ValueError: " +
+                                  rules.selected_invalid.format(name=name, reasons=repr(invalid)) + f" [{src}]",
+                                  source=src, fix="drop --attention-backend (vLLM picks one that runs)")]
+        return name, [_fp8_triton_refusal(gpu, cc, version, [f"--attention-backend {name}"])] if (
+            fp8 and value < r.fp8_kv_min_cc) else []
     for name in rules.priorities.get(str(major), rules.priorities["default"]):
         r = rules.backend(name)
         max_head = r.max_head_size

@@ -1,0 +1,133 @@
+"""--cpu-offload-gb with --cpu-offload-params, run through vLLM's own offloader on a CPU machine:
+tests/data/vllm_cpu_offload_oracle_v0.33.0.json.
+
+    for tp in 1 2; do VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.33.0/bin/python tools/vllm_cpu_offload_oracle.py \
+        --tp $tp --out tests/data/vllm_cpu_offload_oracle_v0.33.0.json; done
+
+Per case: the config as `vllm serve` builds it (EngineArgs.create_engine_config, the case's fields set), the offloader
+vLLM's model runner installs before it loads the model (vllm/model_executor/offloader/base.py create_offloader,
+set_offloader: UVAOffloader with cpu_offload_gb and cpu_offload_params), and the model class built on the meta
+device under a TP group of fake ranks (tools/vllm_oracle.py), its decoder layers wrapped by make_layers as vLLM wraps
+them (UVAOffloader.wrap_modules, _maybe_offload_to_cpu choosing each parameter by its name). On the meta device a
+parameter's copy to the host is its meta self (its bytes are its shape's), and the accelerator view of it is the
+copy: the choice and the count (`cpu_offload_bytes`) are vLLM's own. Recorded beside it: the bytes of every
+parameter under an `experts` segment, and all the weights of rank 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import os
+import sys
+import tempfile
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(__file__))
+import vllm_oracle as vo  # noqa: E402
+
+GIB = 2**30
+# (catalog file stem, TP, EngineArgs fields)
+CASES: list[tuple[str, int, dict[str, Any]]] = [
+    ("Qwen__Qwen3-30B-A3B", 1, {"cpu_offload_gb": 2, "cpu_offload_params": ["experts"]}),
+    ("Qwen__Qwen3-30B-A3B", 1, {"cpu_offload_gb": 1000, "cpu_offload_params": ["experts"]}),
+    ("Qwen__Qwen3-30B-A3B", 1, {"cpu_offload_gb": 2}),
+    ("Qwen__Qwen3-30B-A3B", 2, {"cpu_offload_gb": 3, "cpu_offload_params": ["experts"]}),
+    ("Qwen__Qwen3-30B-A3B", 2, {"cpu_offload_gb": 1000, "cpu_offload_params": ["experts"]}),
+    ("mistralai__Mixtral-8x7B-Instruct-v0.1", 2, {"cpu_offload_gb": 10, "cpu_offload_params": ["experts"]}),
+    ("mistralai__Mixtral-8x7B-Instruct-v0.1", 2, {"cpu_offload_gb": 1000, "cpu_offload_params": ["experts"]}),
+    # (no MXFP4 / quantized checkpoint: the CPU build has no kernel for them and builds them unquantized)
+    ("Qwen__Qwen3-8B", 1, {"cpu_offload_gb": 1000, "cpu_offload_params": ["experts"]}),
+    ("Qwen__Qwen3-8B", 1, {"cpu_offload_params": ["experts"]}),
+]
+
+
+def _meta_copies() -> None:
+    """A meta parameter's copy to the host is itself; UVA's accelerator view of it is the copy; nothing pinned."""
+    import torch
+    from vllm.model_executor.offloader import uva
+
+    to = torch.Tensor.to
+
+    def meta_to(self: Any, *a: Any, **k: Any) -> Any:
+        if self.is_meta:
+            return self
+        return to(self, *a, **k)
+
+    torch.Tensor.to = meta_to  # type: ignore[method-assign]
+    uva.get_accelerator_view_from_cpu_tensor = lambda t: t
+    uva.should_pin_memory = lambda: False
+
+
+def _one(stem: str, tp: int, args: dict[str, Any]) -> dict[str, Any]:
+    from vllm.model_executor.model_loader.utils import initialize_model
+    from vllm.model_executor.offloader import create_offloader, set_offloader
+
+    entry = json.load(open(os.path.join(vo.MODELS, stem + ".json")))
+    config = vo._as_read(vo._catalog_config(entry["repo_id"]))
+    config = {k: v for k, v in config.items() if k != "quantization_config"}
+    vo.EXTRA_ARGS.clear()
+    vo.EXTRA_ARGS.update(copy.deepcopy(args))
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(config, f)
+        cfg = vo._config(d, tp, "auto", None)
+        vo._init_group(tp, cfg)
+        vo.cuda_like(cfg)
+        off = create_offloader(cfg.offload_config)
+        set_offloader(off)
+        try:
+            with vo.meta_models(cfg):
+                model = initialize_model(vllm_config=cfg)
+        finally:
+            set_offloader(create_offloader(type(cfg.offload_config)()))
+        params = list(model.named_parameters())
+        return {"model": entry["repo_id"], "tp": tp, "engine_args": args, "dtype": str(cfg.model_config.dtype),
+                "offloader": type(off).__name__,
+                "cpu_offload_bytes": int(getattr(off, "cpu_offload_bytes", 0)),
+                "experts_bytes": sum(p.numel() * p.element_size() for n, p in params if ".experts." in f".{n}."),
+                "largest_experts_tensor_bytes": max([p.numel() * p.element_size() for n, p in params
+                                                     if ".experts." in f".{n}."] or [0]),
+                "weights_bytes_rank0": sum(p.numel() * p.element_size() for _, p in params)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tp", type=int, default=1, help="the cases at this TP (the fake group is made once a process)")
+    ap.add_argument("--out", required=True, help="JSON file to write (merged with what it holds)")
+    a = ap.parse_args()
+    vo.setup()
+    _meta_copies()
+    import vllm
+
+    doc: dict[str, Any] = {"release": vllm.__version__, "cases": [], "unsupported": [], "produced_by": (
+        f"vLLM {vllm.__version__} wheel: EngineArgs.create_engine_config with each case's fields as `vllm serve` "
+        "parses --cpu-offload-gb / --cpu-offload-params, create_offloader / set_offloader as the model runner calls "
+        "them, the model built on the meta device under a TP group of fake ranks (tools/vllm_oracle.py), "
+        "UVAOffloader's own count; run on CPU: VLLM_TARGET_DEVICE=cpu python tools/vllm_cpu_offload_oracle.py --tp N")}
+    if os.path.exists(a.out):
+        old = json.load(open(a.out))
+        doc["cases"], doc["unsupported"] = old["cases"], old["unsupported"]
+    done = {json.dumps([c["model"], c["tp"], c["engine_args"]], sort_keys=True) for c in doc["cases"]}
+    for stem, tp, args in CASES:
+        repo = json.load(open(os.path.join(vo.MODELS, stem + ".json")))["repo_id"]
+        if tp != a.tp or json.dumps([repo, tp, args], sort_keys=True) in done:
+            continue
+        try:
+            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+                doc["cases"].append(_one(stem, tp, args))
+            print(stem, tp, args, doc["cases"][-1]["cpu_offload_bytes"], file=sys.stderr)
+        except Exception as e:
+            if os.environ.get("VLLM_ORACLE_DEBUG"):
+                raise
+            msg = f"{type(e).__name__}: {' '.join(str(e).split())[:600]}"
+            doc["unsupported"].append({"model": repo, "tp": tp, "engine_args": args, "error": msg})
+            print(stem, tp, args, msg, file=sys.stderr)
+        with open(a.out, "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()
