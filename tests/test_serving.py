@@ -87,9 +87,18 @@ def test_strix_halo_vllm_batch_scaling():
 
 
 @pytest.mark.xfail(strict=True, reason="issue 21: llama-server -np 4 on Qwen3.5-2B (a Gated DeltaNet hybrid) on the "
-                   "Strix Halo measured 68 / 99 / 127 tok/s at 1 / 2 / 4 streams (1.87x from 1 to 4); the step model "
-                   "gives 3.8x at every file type (Q8_0: 78 / 153 / 295), so the 4-slot aggregate is 2.3x too fast, "
-                   "and vLLM ROCm on the same model comes out at 20 tok/s alone, so the ranking from 8 streams is "
+                   "Strix Halo measured 68 / 99 / 127 tok/s at 1 / 2 / 4 streams (steps 14.7 / 20.2 / 31.5 ms, about "
+                   "+5.6 ms a sequence); the step model gives 3.8x at every file type (Q8_0: 78 / 153 / 295: +0.65 ms a "
+                   "sequence of KV and recurrent state). Not modelled and not enough to close it: llama-server's host "
+                   "sampling, n_vocab logits per slot copied into the candidate array and partial-sorted for top-k on "
+                   "one CPU thread (common/sampling.cpp set_logits, src/llama-sampler.cpp top_k at 4df29be), which "
+                   "llama-batched-bench skips; llama.cpp issue #27050 puts it at about 0.5 ms a slot a step "
+                   "(RTX 5090 host, 32 slots: 41.2 ms TPOT on CPU sampling, 25.4 ms with -bs: 15.8 ms over 32), so "
+                   "~1.5 ms of the measured ~17 ms from 1 to 4 streams; the gated_delta_net op runs on the HIP "
+                   "backend (ggml-cuda.cu), so no CPU fallback either. The rest needs a llama-batched-bench run on gfx1151 at B = 1-8. vLLM ROCm on the "
+                   "same model comes out at 20 tok/s alone because its one fitted efficiency (0.298 of 256 GB/s, "
+                   "fixed by tp110, Qwen3-0.6B) carries a per-step overhead as bandwidth and scales with the weights; "
+                   "no vLLM run of Qwen3.5-2B on this box is recorded to split it, so the ranking from 8 streams is "
                    "reversed; the run's file type is not recorded")
 def test_strix_halo_llama_server_np4_against_vllm():
     """The seeds' Strix Halo series: llama-server -np 4's scaling from 1 to 4 streams as measured (a ratio, since
