@@ -213,3 +213,29 @@ def test_plan_one_stream_on_4x3090_is_not_ranked_by_replica_count():
     assert top.layout.replicas == 1 or top.speed.aggregate_tokens_per_s <= top.speed.per_stream_tokens_per_s
     for c in r.recommendations:
         assert c.speed.aggregate_tokens_per_s <= c.speed.per_stream_tokens_per_s * (1 + 1e-9)
+
+
+def test_a_plan_row_names_the_band_it_prints():
+    """A row whose speed band is the single-stream model's own (a layout with no measured run: llama.cpp's tensor
+    split, a layer split) says so instead of quoting the held-out slice's error as that band."""
+    from vramcalc.serving import serving_data
+
+    r = _plan("qwen3-32b", "2x3090", concurrency=8, top=20)
+    held = serving_data().holdout_errors
+    rows = [c for c in r.recommendations if c.speed.uncertainty_slice]
+    assert any("widened" in c.speed.uncertainty_slice for c in rows)
+    for c in rows:
+        name = c.speed.uncertainty_slice.split(",")[0].split(" ")[0]
+        if "widened" not in c.speed.uncertainty_slice:
+            assert c.speed.uncertainty == pytest.approx(held[name].median)
+        else:
+            assert c.speed.uncertainty > held[name].median
+
+
+def test_a_margin_refusal_with_no_shorter_length_still_reads_as_a_sentence():
+    """Qwen3-32B FP8 at TP=2 on 3090s at 8K (the planner's rejected row): no length fits within the margin, and the
+    message ends on an action instead of a dangling 'or'."""
+    res = check_vllm(vramcalc.load_model("qwen3-32b"), find_gpu("3090"),
+                     VLLMOptions(max_model_len=8192, quantization="fp8", tp=2))
+    [text] = [e.text for e in res.errors if e.code == "vllm.verdict.margin"]
+    assert text.endswith("so no promise that vLLM starts; raise --gpu-memory-utilization or use more memory per GPU")

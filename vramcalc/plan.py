@@ -167,12 +167,16 @@ def _under_load(sp: SpeedEstimate, reads: WeightReads, spec: ModelSpec, dep: Dep
     except NotModelledError:
         return sp
     f = min(1.0, sp.decode_tokens_per_s / est.single_stream_tokens_per_s) if penalty else 1.0
+    widened = sp.uncertainty if f < 1 else 0.0
     return sp.model_copy(update={
         "decode_tokens_per_s": est.single_stream_tokens_per_s * f, "concurrency": concurrency,
         "per_stream_tokens_per_s": est.per_stream_tokens_per_s * f, "aggregate_tokens_per_s": est.aggregate_tokens_per_s * f,
         "ttft_s": est.ttft_s, "itl_s": est.itl_s / f, "output_tokens": output,
-        "uncertainty": max(sp.uncertainty if f < 1 else 0.0, est.uncertainty), "uncertainty_p90": est.uncertainty_p90,
-        "uncertainty_slice": est.uncertainty_slice, "basis": f"{est.basis}; {sp.basis}"})
+        "uncertainty": max(widened, est.uncertainty), "uncertainty_p90": est.uncertainty_p90,
+        # the band is the held-out slice's unless the single-stream model's own (wider) band for this layout wins
+        "uncertainty_slice": est.uncertainty_slice if widened <= est.uncertainty else
+        f"{est.uncertainty_slice}, widened to the single-stream model's band for this layout",
+        "basis": f"{est.basis}; {sp.basis}"})
 
 
 def _backend(gpu: GPU) -> str:

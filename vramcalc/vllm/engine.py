@@ -1322,9 +1322,10 @@ def _verdict(devices: list[DeviceBudget], pools: list[tuple[KVPool, int]], opts:
     return safe, error("vllm.verdict.margin", f"vramcalc: fits at the estimate but not within its uncertainty (up to "
                        f"{most:.2f} GiB more per GPU for weights, activations, non-torch and CUDA-graph memory, "
                        "data/vllm.json verdict_margin), so no promise that vLLM starts"
-                       + (f"; --max-model-len {safe} fits with that margin" if 0 < safe < L and not mamba else
-                          f"; --max-num-seqs {blocks} fits with that margin" if mamba and blocks else "")
-                       + " or raise --gpu-memory-utilization")
+                       + (f"; --max-model-len {safe} fits with that margin, or raise --gpu-memory-utilization"
+                          if 0 < safe < L and not mamba else
+                          f"; --max-num-seqs {blocks} fits with that margin, or raise --gpu-memory-utilization"
+                          if mamba and blocks else "; raise --gpu-memory-utilization or use more memory per GPU"))
 
 
 def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: int | None = None,
