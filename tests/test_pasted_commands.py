@@ -976,3 +976,17 @@ def test_runner_pooling_and_convert_are_read_as_the_vramcalc_flags():
     assert read_command(f"{base} --runner generate")[1].options["runner"] == "generate"
     with pytest.raises(NotModelledError, match="--runner draft"):
         check_command(f"{base} --runner draft", "h100")
+
+
+def test_ctx_0_is_the_models_own_context_on_both_sides(capsys):
+    """llama.cpp's -c 0 is the model's training context (common/arg.cpp --ctx-size): the pasted command's `as` line
+    spells it -c 0, and vramcalc's own -c 0 gives the same cells as leaving -c out."""
+    r = check_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -c 0 -ngl 99", "4090")
+    assert " -c 0" in r.vramcalc_command and "None" not in r.vramcalc_command
+    assert r.result.n_ctx == 40960  # Qwen3-8B's max_position_embeddings
+    cells = []
+    for ctx in (["-c", "0"], []):
+        assert main(["check", "qwen3-8b", "--gpu", "4090", "--engine", "llamacpp", "--quant", "Q4_K_M", *ctx,
+                     "--json"]) == 0
+        cells.append(json.loads(capsys.readouterr().out)["n_ctx"])
+    assert cells == [40960, 40960]

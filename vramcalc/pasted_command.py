@@ -1274,6 +1274,8 @@ def _flag_line(q: Question) -> str:
             parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
         elif k in ("hf_overrides", "eplb_config", "aux_output_config", "kv_transfer_config", "attention_config"):
             parts += [f"--{k.replace('_', '-')}", shlex.quote(json.dumps(v, separators=(",", ":")))]
+        elif k == "n_ctx" and v is None:  # the model's own context: llama.cpp's -c 0, which vramcalc's -c takes too
+            parts += ["-c", "0"]
         elif k in names:
             parts += [names[k], shlex.quote(str(v))]
         elif v is not None:

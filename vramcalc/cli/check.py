@@ -41,9 +41,10 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     c.add_argument("--gpu", required=True,
                    help="GPU or system: rtx4090, 2x4090, 4090,3090, 2x8xH100, 24GiB, 48GiB@1000GB/s, 4090-1.5GiB "
                         "(held by a desktop), m4-max(64GiB) (unified memory)")
-    c.add_argument("--ctx", "--ctx-size", "-c", dest="ctx", type=bounded_int(MAX_CONTEXT, "tokens"), default=None,
-                   help="context length in tokens (default: the model's maximum, as vLLM); with --engine llamacpp the "
-                        "total over the --parallel slots, as llama-server's -c")
+    c.add_argument("--ctx", "--ctx-size", "-c", dest="ctx", type=bounded_int(MAX_CONTEXT, "tokens", minimum=0),
+                   default=None,
+                   help="context length in tokens (default, or 0 as llama.cpp's -c 0: the model's maximum); with "
+                        "--engine llamacpp the total over the --parallel slots, as llama-server's -c")
     c.add_argument("--sequences", type=bounded_int(MAX_SEQUENCES, "sequences"),
                    default=1, help="sequences held at that context")
     c.add_argument("--quant", "--quantization", dest="quant", default=None,
@@ -85,6 +86,7 @@ def gather(args: argparse.Namespace) -> Report:
         source, args.quant = open_model(base[0]), base[1]
         fallback = warning("command.repo_offline", base[2])
     args.quant = quant_name(args.quant, args.engine)
+    args.ctx = args.ctx or None  # -c 0: the model's own context, as llama.cpp reads it (common/arg.cpp --ctx-size)
     report = _gather(args, source, system)
     if fallback is None:
         return report
