@@ -60,7 +60,7 @@ def test_sequences_multiply_kv_not_weights(capsys):
     (["check", "no-such-model", "--gpu", "4090"], "unknown model"),
     (["check", "qwen3-32", "--gpu", "4090"], "did you mean"),
     (["check", "llama-3.1-8b", "--gpu", "rtx9999"], "unknown GPU"),
-    (["check", "llama-3.1-8b", "--gpu", "4090", "--ctx", "0"], "positive integer"),
+    (["check", "llama-3.1-8b", "--gpu", "4090", "--ctx=-5"], "positive integer"),
     (["check", "llama-3.1-8b", "--gpu", "4090", "--ctx", "lots"], "positive integer"),
     (["check", "llama-3.1-8b"], "--gpu"),
     (["frobnicate"], "invalid choice"),
