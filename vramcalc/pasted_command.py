@@ -475,6 +475,9 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
         no_effect.append(f.written())
         return False
     if f.klass == "upper_bound":
+        if f.values and all(v in (f.entry.get("no_effect_values") or []) for v in f.values):
+            no_effect.append(f.written())
+            return False
         warnings.append(warning("command.upper_bound", f"{f.written()}: {f.entry['note']}"))
         return False
     if f.klass == "not_modelled":
