@@ -655,7 +655,11 @@ class AttnBackend(Fixed):
     max_cc: float = 99
     max_head_size: int = 10**6
     fp8_kv_cc_major: list[int] = []  # SM majors where it takes an fp8 KV cache (FLASH_ATTN)
-    workspace_mib: int = 0  # a persistent buffer it allocates
+    workspace_mib: int = 0  # a persistent buffer it allocates (FLASHINFER: VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE's default)
+    # FLASHINFER: the builder's buffer is at least max_num_batched_tokens x query heads x head size x this
+    prefill_workspace_bytes_per_elem: int = 0
+    trtllm_cc: list[str] = []  # FLASHINFER: where the TRT-LLM kernels' own buffer is kept too ("9.0"; "10": SM 10.x)
+    workspace_source: str | None = Field(default=None, alias="_workspace_source")
     max_head_size_since: dict[str, int] = {}  # release -> max_head_size from that release on
     fp8_kv_min_cc: float = 0  # an fp8 KV cache fails below this compute capability (TRITON_ATTN)
     fp8_kv_reason: str | None = None  # its own words beside 'kv_cache_dtype not supported' (FLASH_ATTN)

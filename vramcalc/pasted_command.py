@@ -475,6 +475,9 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
         no_effect.append(f.written())
         return False
     if f.klass == "upper_bound":
+        if f.values and all(v in (f.entry.get("no_effect_values") or []) for v in f.values):
+            no_effect.append(f.written())
+            return False
         warnings.append(warning("command.upper_bound", f"{f.written()}: {f.entry['note']}"))
         return False
     if f.klass == "not_modelled":
@@ -660,6 +663,11 @@ def _vllm_reading(p: Parsed) -> Reading:
                     opts["pp_layer_partition"] = tuple(int(x) for x in val.split(","))
                 except ValueError:
                     raise InputError(f"ValueError: Invalid partition string: {val}") from None
+            elif entry["class"] == "modelled" and entry["field"] == "flashinfer_workspace_bytes":
+                try:  # int(os.getenv(...)) (vllm/envs.py, 0.33.0)
+                    opts["flashinfer_workspace_bytes"] = int(val)
+                except ValueError:
+                    raise InputError(f"ValueError: invalid literal for int() with base 10: {val!r} ({k})") from None
             elif entry["class"] == "modelled":  # VLLM_USE_FLASHINFER_SAMPLER
                 opts[entry["field"]] = _truthy(val) if _truthy(val) is not None else bool(_int(k, val))
     if opts.get("enable_dbo") or opts.get("ubatch_size", 0) > 1:  # micro-batching checks the all-to-all backend
@@ -1285,7 +1293,7 @@ def _flag_line(q: Question) -> str:
                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode",
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
-                "all2all_backend")
+                "all2all_backend", "flashinfer_workspace_bytes")
                 else f"({k}={v!r})")
     return " ".join(parts)
 

@@ -150,6 +150,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     f.add_argument("--no-estimate-cudagraphs", dest="estimate_cudagraphs", action="store_false", default=None,
                    help="as vLLM's VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0: the KV cache takes the CUDA-graph "
                         "memory, the graphs are captured outside the budget")
+    f.add_argument("--flashinfer-workspace-bytes", type=int, default=None, metavar="BYTES",
+                   help="as vLLM's VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE: FlashInfer's workspace floor and its "
+                        "TRT-LLM kernels' buffer (default 394 MiB)")
     f.add_argument("--mamba-block-size", type=int, default=None,
                    help="the Mamba state's block with prefix caching (no memory change; refused without prefix caching)")
     f.add_argument("--enable-prefix-caching", dest="enable_prefix_caching", action="store_true", default=None,
@@ -216,7 +219,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
                  "decode_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
-                 "all2all_backend", "estimate_cudagraphs",
+                 "all2all_backend", "estimate_cudagraphs", "flashinfer_workspace_bytes",
                  "mamba_block_size", "runner", "convert"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)

@@ -75,6 +75,9 @@ class VLLMOptions(CheckedOptions):
     # VLLM_ROCM_FP8_PADDING (default 1): on ROCm, a pre-quantized FP8 checkpoint's linear weights are padded by
     # 256 bytes a row (weights.py rocm_fp8_padding_per_rank); 0 (False) keeps them unpadded
     rocm_fp8_padding: bool = True
+    # VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE in bytes (None: the default, 394 MiB): FlashInfer's workspace floor and
+    # the TRT-LLM kernels' buffer (_flashinfer_workspace)
+    flashinfer_workspace_bytes: int | None = Field(default=None, ge=0, le=2**40)
     disable_custom_all_reduce: bool = False  # --disable-custom-all-reduce
     # --speculative-config as the JSON object vLLM takes (vramcalc/vllm/spec_decode.py parse_speculative_config)
     speculative_config: dict[str, Any] | None = None
@@ -1068,13 +1071,35 @@ class _Activation(BaseModel):
         return int(max(self.forward, self.sampler if last else 0)) + self.workspace
 
 
+def _flashinfer_workspace(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, mnbt: int) -> int:
+    """FlashInfer's persistent buffers on one rank (data/vllm_platforms.json attention.FLASHINFER._workspace_source):
+    the metadata builder's workspace, max(VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE, max_num_batched_tokens x query heads
+    per rank x head size x 16) (v0.33.0 vllm/v1/attention/backends/flashinfer.py
+    FlashInferMetadataBuilder._get_workspace_buffer; the widest attention layer's, one buffer as Model Runner V2
+    shares it), and where the TRT-LLM kernels run (SM 9.0, 10.x, 12.x) their own buffer of the variable's size
+    (_get_trtllm_workspace_buffer)."""
+    fi = vllm_platforms().attention.FLASHINFER
+    size = fi.workspace_mib * MIB if opts.flashinfer_workspace_bytes is None else opts.flashinfer_workspace_bytes
+    heads = max((max(1, la.attention.num_heads // opts.tp) * la.attention.head_dim_k for la in spec.layers
+                 if la.attention is not None and la.attention.mla is None), default=0)
+    builder = max(size, mnbt * heads * fi.prefill_workspace_bytes_per_elem)
+    return builder + (size if flashinfer_trtllm(gpu.compute_capability) else 0)
+
+
+def flashinfer_trtllm(cc: str | None) -> bool:
+    """The TRT-LLM attention kernels run here (v0.33.0 vllm/utils/flashinfer.py supports_trtllm_attention for decode:
+    SM 9.0 and the SM 10.x / 12.x families; data/vllm_platforms.json attention.FLASHINFER.trtllm_cc)."""
+    trt = vllm_platforms().attention.FLASHINFER.trtllm_cc
+    return cc is not None and (cc in trt or cc.split(".")[0] in trt)
+
+
 def _activation_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion, sam: SamplerPath, wdtype: str | None,
-                     backend: str | None, mnbt: int, seqs: int) -> _Activation:
+                     backend: str | None, mnbt: int, seqs: int, gpu: GPU) -> _Activation:
     """vLLM 0.33.0 vllm/v1/worker/gpu_model_runner.py profile_run (_dummy_run, then _dummy_sampler_run on the last
     PP stage), calibrated (data/vllm.json activation)."""
     act = prof.activation
-    # FlashInfer's workspace is a persistent buffer; calibrated runs used FlashAttention
-    workspace = vllm_platforms().attention.FLASHINFER.workspace_mib * MIB if backend == "FLASHINFER" else 0
+    # FlashInfer's workspaces are persistent buffers; calibrated runs used FlashAttention
+    workspace = _flashinfer_workspace(spec, opts, gpu, mnbt) if backend == "FLASHINFER" else 0
     # Dense: the MLP intermediate. MoE: experts_per_token x expert width per token, an assumption the logs
     # cannot test yet (every logged MoE start-up is dominated by the sampler term).
     inter = max((layer.mlp.intermediate_size or layer.mlp.expert_intermediate_size * layer.mlp.experts_per_token
@@ -1493,7 +1518,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         forced=opts.selected_backend())
     warnings += [m for m in attn_msgs if m.level != "error"]
     errors += [m for m in attn_msgs if m.level == "error"]  # vLLM raises these when it builds the attention layers
-    act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs)
+    act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs, gpu)
     non_torch, car = _non_torch_term(gpu, opts, prof)
     graphs, graphs_upper = _cuda_graph_term(spec, opts, prof, gpu, seqs, mnbt,
                                             1 + (plan.num_speculative_tokens if plan else 0))
@@ -1622,11 +1647,12 @@ def _trace(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: VllmVersion, sam:
              from_file_headers=file_weight_bytes is not None and opts.tp == 1 and opts.pp == 1
              and _moe(spec, opts) is None),
         term("activation (rank 0)", d0.activation_bytes, "max(forward_coef x max_num_batched_tokens x intermediate / TP x "
-             "dtype bytes, copies x max_num_seqs x vocab x 4 + sampler_const)  [sampler on the last PP stage]",
+             "dtype bytes, copies x max_num_seqs x vocab x 4 + sampler_const) + attention_workspace  [sampler on the last PP "
+             "stage; attention_workspace: FlashInfer's buffers, engine.py _flashinfer_workspace]",
              source=f"{src}; sampler copies: data/vllm.json sampler.paths.{sam.path}",
              forward_coef=prof.activation.forward_coef, max_num_batched_tokens=mnbt, intermediate=act.intermediate,
              max_num_seqs=seqs, vocab=spec.vocab_size, sampler_path=sam.path, sampler_copies=sam.copies,
-             sampler_const_gib=prof.activation.sampler_const_gib),
+             sampler_const_gib=prof.activation.sampler_const_gib, attention_workspace=act.workspace),
         term("non-torch", d0.non_torch_bytes, "calibrated per layout (CUDA context, NCCL and custom all-reduce "
              "buffers under TP)", source=src, tp=opts.tp, pp=opts.pp, custom_all_reduce=car),
         term("cuda graphs", d0.cuda_graph_bytes, "estimate, inside the budget from 0.20; 0 with --enforce-eager",
@@ -1723,6 +1749,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.insert(0, "VLLM_MLA_DISABLE=1")
     if not opts.rocm_fp8_padding:  # an environment variable, read on ROCm (vllm/envs.py VLLM_ROCM_FP8_PADDING)
         cmd.insert(0, "VLLM_ROCM_FP8_PADDING=0")
+    if opts.flashinfer_workspace_bytes is not None:  # an environment variable (vllm/envs.py)
+        cmd.insert(0, f"VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE={opts.flashinfer_workspace_bytes}")
     return VLLMResult(
         fits=fits and not errors, engine_version=version,
         model=ModelSummary(id=spec.id, params_total=counts.total, params_active=counts.active),

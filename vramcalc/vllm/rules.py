@@ -156,7 +156,7 @@ def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str, version: str | N
         if fp8 and value < r.fp8_kv_min_cc:
             out.append(_fp8_triton_refusal(gpu, cc, version, reasons))
         if reasons:
-            cost = {"FLASHINFER": f"its {r.workspace_mib} MiB workspace is counted in the activation",
+            cost = {"FLASHINFER": f"its workspace (at least {r.workspace_mib} MiB) is counted in the activation",
                     "TRITON_ATTN": "slower attention kernels"}.get(name, "")
             out.append(Message(code="vllm.attention.fallback", level="warning", text=f"attention backend {name}: {'; '.join(reasons)}"
                                      + (f" ({cost})" if cost else ""), source="vllm/platforms/cuda.py "
