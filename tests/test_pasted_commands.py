@@ -990,3 +990,17 @@ def test_ctx_0_is_the_models_own_context_on_both_sides(capsys):
                      "--json"]) == 0
         cells.append(json.loads(capsys.readouterr().out)["n_ctx"])
     assert cells == [40960, 40960]
+
+
+def test_cli_check_of_a_quantized_repo_offline_with_its_own_quant_answers_for_its_base(capsys):
+    """`--quant awq` beside an offline AWQ repo is the quant its name says: answered for the base model, with the
+    warning naming the repo (the seeds' 70B command in vramcalc's flags); a --quant the name contradicts gets no
+    stand-in."""
+    code = main(["check", "casperhansen/llama-3.3-70b-instruct-awq", "--gpu", "2x4090", "--engine", "vllm", "--tp", "2",
+                 "--max-model-len", "8192", "--quant", "awq", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code in (0, 1) and out["model"]["id"] == "meta-llama/Llama-3.3-70B-Instruct"
+    (w,) = [w for w in out["warnings"] if w["code"] == "command.repo_offline"]
+    assert "could not be read (" in w["text"] and w["text"].count("(") == w["text"].count(")")
+    assert main(["check", "casperhansen/llama-3.3-70b-instruct-awq", "--gpu", "2x4090", "--engine", "vllm",
+                 "--quant", "fp8"]) == 2

@@ -80,9 +80,9 @@ def gather(args: argparse.Namespace) -> Report:
     try:
         source = open_model(args.model, revision=args.revision)
     except VramcalcError as e:  # a quantized release not fetched: its base model in the catalog, with that quant
-        base = offline_quantized(args.model, e) if args.quant is None and args.engine != "llamacpp" else None
-        if base is None:
-            raise
+        base = offline_quantized(args.model, e) if args.engine != "llamacpp" else None
+        if base is None or (args.quant is not None and quant_name(args.quant, args.engine) != base[1]):
+            raise  # a --quant other than the one the repo's name says: no stand-in for its bytes
         source, args.quant = open_model(base[0]), base[1]
         fallback = warning("command.repo_offline", base[2])
     args.quant = quant_name(args.quant, args.engine)

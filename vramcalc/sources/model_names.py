@@ -141,5 +141,8 @@ def offline_quantized(name: str, error: Exception) -> tuple[str, str, str] | Non
     base = quantized_base(name)
     if base is None:
         return None
-    return base[0], base[1], (f"{name} could not be read ({str(error).split(': ')[-1]}): checked as {base[0]} with "
+    why = str(error).split(": ")[-1]
+    while why.count(")") > why.count("("):  # the tail of a parenthesis the split cut into
+        why = why[:why.rindex(")")] + why[why.rindex(")") + 1:]
+    return base[0], base[1], (f"{name} could not be read ({why}): checked as {base[0]} with "
                               f"--quant {base[1]}; fetch {name} (or pass its local folder) for its exact bytes")
