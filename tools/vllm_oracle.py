@@ -209,7 +209,8 @@ def _config(model_dir: str, tp: int, kv_dtype: str, max_len: int | None) -> Any:
 
         if hasattr(CPUAttentionBackend, "supports_kv_cache_dtype"):
             CPUAttentionBackend.supports_kv_cache_dtype = classmethod(  # type: ignore[method-assign]
-                lambda cls, d: d is None or d in ("bfloat16", "float16") or d in cls.supported_kv_cache_dtypes)
+                lambda cls, d: d is None or d in ("bfloat16", "float16") or d in cls.supported_kv_cache_dtypes
+                or any(d.startswith(pre) for pre, _ in _packed_kv_backends()))
     try:
         import vllm.v1.core.kv_cache_planning  # noqa: F401
     except ImportError:
@@ -301,15 +302,33 @@ def _cuda_backends(cfg: Any) -> str:
     from vllm.v1.attention.backends.flash_attn import FlashAttentionBackend
     from vllm.v1.attention.backends.mla.triton_mla import TritonMLABackend
 
+    packed = _packed_kv_backends()
     names = set()
     for layer in get_layers_from_vllm_config(cfg, AttentionLayerBase).values():  # type: ignore[type-abstract]
         b = layer.get_attn_backend()
         if b.is_ssm():
             continue
-        new = TritonMLABackend if b.is_mla() else FlashAttentionBackend
+        # a packed KV dtype runs on the one CUDA backend that takes it (platforms/cuda.py priority list,
+        # supports_kv_cache_dtype); a layer it skips (kv_cache_dtype_skip_layers: `auto`) on FlashAttention
+        kv = getattr(layer, "kv_cache_dtype", "auto")
+        new = TritonMLABackend if b.is_mla() else next((cls for pre, cls in packed if kv.startswith(pre)),
+                                                       FlashAttentionBackend)
         layer.attn_backend = new
         names.add(new.get_name())
     return "/".join(sorted(names))
+
+
+def _packed_kv_backends() -> list[tuple[str, Any]]:
+    """0.33: the KV dtypes only one CUDA backend takes (vllm/config/cache.py CacheDType): TurboQuant's presets
+    (v1/attention/backends/turboquant_attn.py) and the per-token-head modes (v1/attention/backends/triton_attn.py,
+    TritonAttentionBackend.supported_kv_cache_dtypes). Earlier releases have none."""
+    try:
+        from vllm.v1.attention.backends.triton_attn import TritonAttentionBackend
+        from vllm.v1.attention.backends.turboquant_attn import TurboQuantAttentionBackend
+    except ImportError:
+        return []
+    return [("turboquant_", TurboQuantAttentionBackend), ("int8_per_token_head", TritonAttentionBackend),
+            ("fp8_per_token_head", TritonAttentionBackend), ("int4_per_token_head", TritonAttentionBackend)]
 
 
 def _specs(cfg: Any) -> dict[str, Any]:

@@ -1166,6 +1166,27 @@ class GGUFKVOverrides(Fixed):
     no_effect: list[str]  # whole keys whose override changes no buffer
 
 
+# --- vllm_kv_formats.json: vLLM's packed KV cache dtypes -------------------------------------------
+
+class KVFormat(Fixed):
+    kind: Literal["turboquant", "per_token_head"]
+    backend: str
+    key_bits: int
+    value_bits: int
+
+
+class VllmKVFormats(Sourced):
+    checked_on: str
+    formats: dict[str, KVFormat]
+    turboquant_key_norm_bytes: int
+    turboquant_value_meta_bytes: int
+    turboquant_boundary_layers: int
+    turboquant_max_kv_splits: int
+    per_token_head_scale_bytes: int
+    accepted_since: dict[str, str]
+    not_modelled: dict[str, str]
+
+
 FILES: dict[str, type[BaseModel]] = {
     "architectures.json": Architectures,
     "gguf_quants.json": GGUFQuants,
@@ -1184,6 +1205,7 @@ FILES: dict[str, type[BaseModel]] = {
     "speed.json": Speed,
     "vllm.json": Vllm,
     "vllm_features.json": VllmFeatures,
+    "vllm_kv_formats.json": VllmKVFormats,
     "vllm_platforms.json": VllmPlatforms,
     "vllm_quant_support.json": VllmQuantSupport,
     "vllm_serve_args.json": VllmServeArgs,
@@ -1197,4 +1219,3 @@ FILES: dict[str, type[BaseModel]] = {
     "llamacpp_hf_files.json": LlamaHFDefaults,
     "gguf_kv_overrides.json": GGUFKVOverrides,
 }
-

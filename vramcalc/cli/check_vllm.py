@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import Any, get_args
 
 from tabulate import tabulate
 
@@ -13,9 +13,8 @@ from ..engine_checks import VLLMReport, vllm_on_system
 from ..sources import ModelSource
 from ..systems import System
 from ..errors import InputError
-from ..vllm.engine import DTYPES
+from ..vllm.engine import DTYPES, KVCacheDtype
 from ..vllm.features import features
-from ..vllm.kv import KV_DTYPES
 from ..vllm.spec_decode import parse_speculative_config
 from ..vllm.weights import MXFP4_MOE_BACKENDS
 from ..limits import MAX_BLOCK_SIZE, MAX_CONTEXT, MAX_GPUS, MAX_SEQUENCES
@@ -36,7 +35,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    default=None, help="default: --ctx, else the model's")
     v.add_argument("--max-num-seqs", type=bounded_int(MAX_SEQUENCES, "sequences"), default=None)
     v.add_argument("--max-num-batched-tokens", type=bounded_int(MAX_CONTEXT, "tokens"), default=None)
-    v.add_argument("--kv-cache-dtype", default="auto", choices=list(KV_DTYPES))
+    v.add_argument("--kv-cache-dtype", default="auto", choices=list(get_args(KVCacheDtype)),
+                   help="vLLM's --kv-cache-dtype; the packed formats (turboquant_*, *_per_token_head) are modelled "
+                        "on vLLM 0.33.0, the others of its list are refused as not modelled")
     v.add_argument("--block-size", type=bounded_int(MAX_BLOCK_SIZE, "tokens per block"), default=None)
     v.add_argument("--dtype", default=None, choices=DTYPES)
     v.add_argument("--enforce-eager", action="store_true")

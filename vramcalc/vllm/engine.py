@@ -29,7 +29,8 @@ from ..data_models import VllmVersion
 from ..results import Result, Row
 from ..quant import QuantScheme, quant_targets, scheme_from_config, target_scheme
 from ..spec import ModelSpec
-from .kv import KVCapacity, KVPool, KVSettings, capacity, kv_pool, release_settings, resolve_kv_dtype
+from .kv import (KVCapacity, KVPool, KVSettings, capacity, kv_formats, kv_pool, release_settings, resolve_kv_dtype,
+                 turboquant_boundary_layers)
 from .rules import (attention_backend, dtype_messages, parallel_messages, platform_messages, vllm_platforms,
                     quant_messages, source_messages)
 from .result_types import Layout, ModelSummary
@@ -46,7 +47,12 @@ STARTUP_MARGIN_GIB = 0.25
 DTYPES = ("auto", "bfloat16", "float16", "float32")  # --dtype as vramcalc takes it (vLLM also: half, float)
 
 
-KVCacheDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2"]  # vllm/kv.py KV_DTYPES
+# vLLM 0.33.0 vllm/config/cache.py CacheDType: the unpacked ones (vllm/kv.py KV_DTYPES), the packed ones
+# (data/vllm_kv_formats.json formats) and those vramcalc does not model (its not_modelled: refused by name)
+KVCacheDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc", "fp8_ds_mla",
+                       "nvfp4_ds_mla", "turboquant_k8v4", "turboquant_4bit_nc", "turboquant_k3v4_nc",
+                       "turboquant_3bit_nc", "octave_k3v4", "octave_k3v3", "octave_k3v3_compact", "ultraquant_4bit",
+                       "int4_per_token_head", "int8_per_token_head", "fp8_per_token_head", "nvfp4", "nvfp4_4over6"]
 
 
 class VLLMOptions(CheckedOptions):
@@ -728,8 +734,53 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
                       block_size=opts.block_size or 16, max_model_len=L, num_speculative_tokens=spec_tokens,
                       mamba_cache_dtype=opts.mamba_cache_dtype, mamba_ssm_cache_dtype=opts.mamba_ssm_cache_dtype,
                       pp_partition=opts.pp_layer_partition, dcp=opts.decode_context_parallel_size,
-                      mla_disabled=opts.mla_disable, kv_skip_layers=opts.kv_cache_dtype_skip_layers,
+                      mla_disabled=opts.mla_disable, kv_skip_layers=_skip_layers(spec, opts),
                       mamba_block_size=opts.mamba_block_size, **rel)
+
+
+def _skip_layers(spec: ModelSpec, opts: VLLMOptions) -> tuple[str, ...]:
+    """--kv-cache-dtype-skip-layers, with TurboQuant's boundary layers added as vLLM 0.33.0 adds them
+    (vllm/engine/arg_utils.py create_engine_config: sorted as strings)."""
+    given = tuple(opts.kv_cache_dtype_skip_layers)
+    if not opts.kv_cache_dtype.startswith("turboquant_"):
+        return given
+    return tuple(sorted(set(given) | set(turboquant_boundary_layers(spec))))
+
+
+def _kv_format_gate(spec: ModelSpec, opts: VLLMOptions, version: str) -> Message | None:
+    """A KV dtype the release does not have is its error; a packed one on a release whose rules vramcalc has not
+    checked, or one vramcalc does not model, is refused as not modelled (data/vllm_kv_formats.json)."""
+    f = kv_formats()
+    name = opts.kv_cache_dtype
+    since = f.accepted_since.get(name)
+    if since and _key(version) < _key(since):
+        return error("vllm.kv_cache_dtype.unknown", f"vLLM {version} has no --kv-cache-dtype {name} (vllm/config/"
+                     f"cache.py CacheDType takes it from {since})", fix=f"--engine-version {since} or later, or "
+                     "--kv-cache-dtype fp8", source="vllm/config/cache.py CacheDType")
+    if name in f.not_modelled:
+        raise NotModelledError(f"--kv-cache-dtype {name} ({f.not_modelled[name]}): not modelled; vramcalc models "
+                               f"{', '.join(['auto', 'bfloat16', 'float16', 'fp8', *f.formats])}")
+    if name in f.formats and version != f.checked_on:
+        raise NotModelledError(f"--kv-cache-dtype {name} is modelled on vLLM {f.checked_on} (its page sizes equal "
+                               f"that release's own code); vLLM {version}'s rules for it are not checked")
+    return None
+
+
+def _turboquant_workspace(spec: ModelSpec, opts: VLLMOptions, seqs: int, mnbt: int, L: int, block: int) -> int:
+    """TurboQuant's decode and continuation-prefill buffers in the shared workspace (v0.33.0
+    vllm/v1/attention/backends/turboquant_attn.py TurboQuantMetadataBuilder._reserve_workspace; the workspace
+    grows to the larger request, vllm/v1/worker/workspace.py, each piece 256-byte aligned). Reserved when the
+    metadata builders are built; counted in the activation, a conservative place."""
+    attn = next(la.attention for la in spec.layers if la.attention is not None)
+    heads, kv, hd = max(1, attn.num_heads // opts.tp), max(1, attn.num_kv_heads // opts.tp), attn.head_dim_k
+    splits = kv_formats().turboquant_max_kv_splits
+
+    def al(n: int) -> int:
+        return -(-n // 256) * 256
+    decode = al(seqs * heads * splits * (hd + 1) * 4) + al(seqs * heads * hd * dtype_bytes(spec.dtype)) + \
+        al(seqs * heads * 4)
+    cont = 2 * al(kv * (-(-(L - 1) // block) * block) * hd * 2) if mnbt > 128 else 0
+    return max(decode, cont)
 
 
 def _startup_gate(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, u: float, total: int, requested: int
@@ -1386,6 +1437,11 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                         fix=f"--engine-version {oldest.version} or later", source="data/vllm.json oldest_modelled")
         return _result(False, version, spec, opts, [], 0, 0.0, L0, False, 0, [unmodelled], [], mnbt0, seqs0,
                        opts.gpu_memory_utilization or prof.gpu_memory_utilization, [oldest.source_note])
+    if (kv_refused := _kv_format_gate(spec, opts, version)) is not None:
+        L0 = opts.max_model_len or derived_max_model_len(spec)
+        mnbt0, seqs0 = _batch_defaults(gpu, version)
+        return _result(False, version, spec, opts, [], 0, 0.0, L0, False, 0, [kv_refused], [], mnbt0, seqs0,
+                       opts.gpu_memory_utilization or prof.gpu_memory_utilization, [])
     u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else prof.gpu_memory_utilization
     if not 0 < u <= 1:
         raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {u}")
@@ -1519,6 +1575,9 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     warnings += [m for m in attn_msgs if m.level != "error"]
     errors += [m for m in attn_msgs if m.level == "error"]  # vLLM raises these when it builds the attention layers
     act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs, gpu)
+    if backend == "TURBOQUANT":
+        act = act.model_copy(update={"workspace": act.workspace + _turboquant_workspace(
+            spec, opts, seqs, mnbt, L, kv_pool(pool_spec, kvs).block_size)})
     non_torch, car = _non_torch_term(gpu, opts, prof)
     graphs, graphs_upper = _cuda_graph_term(spec, opts, prof, gpu, seqs, mnbt,
                                             1 + (plan.num_speculative_tokens if plan else 0))

@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ..cache_kinds import ChunkedLocal, FullAttention, MLALatent, SharedKV, SlidingWindow, cache_layers
+from ..data_files import load
+from ..data_models import KVFormat, VllmKVFormats
 from ..errors import NotModelledError
 from ..kv import dtype_bytes
 from ..spec import ModelSpec
@@ -20,6 +22,34 @@ from .weights import pp_layer_split, vllm_rules
 # names, such as float32 from the library, are stored as named)
 KV_DTYPES = {"auto": None, "bfloat16": "bfloat16", "float16": "float16", "fp8": "fp8", "fp8_e4m3": "fp8",
              "fp8_e5m2": "fp8"}
+
+
+def kv_formats() -> VllmKVFormats:
+    """vLLM's packed KV cache dtypes (data/vllm_kv_formats.json): TurboQuant and the per-token-head modes."""
+    return load("vllm_kv_formats.json", VllmKVFormats)
+
+
+def packed_bytes_per_token(a: Any, fmt: KVFormat, tp: int) -> int:
+    """One token of one layer on one rank in a packed format (data/vllm_kv_formats.json _source): TurboQuant's
+    slot per KV head (TurboQuantConfig.slot_size_aligned), or K and V at the format's bits plus a float32 scale
+    each (TritonAttentionBackend.customize_spec), vLLM v0.33.0."""
+    f = kv_formats()
+    if fmt.kind == "turboquant":
+        hd = a.head_dim_k
+        key = hd if fmt.key_bits == 8 else ceil(hd * fmt.key_bits / 8) + f.turboquant_key_norm_bytes
+        slot = key + ceil(hd * fmt.value_bits / 8) + f.turboquant_value_meta_bytes
+        return a.kv_heads(tp) * (slot + slot % 2)
+    content = a.head_dim_k * fmt.key_bits // 8 + a.head_dim_v * fmt.value_bits // 8 + 2 * f.per_token_head_scale_bytes
+    return a.kv_heads(tp) * content
+
+
+def turboquant_boundary_layers(spec: ModelSpec) -> tuple[str, ...]:
+    """The layers a TurboQuant KV cache keeps at the model dtype: the first and last two of a model without
+    recurrent layers, none of a hybrid's (v0.33.0 TurboQuantConfig.get_boundary_skip_layers, n = min(2, L // 2))."""
+    if any(la.ssm is not None for la in spec.layers):
+        return ()
+    n = min(kv_formats().turboquant_boundary_layers, spec.num_layers // 2)
+    return tuple(str(i) for i in sorted(set(range(n)) | set(range(spec.num_layers - n, spec.num_layers))))
 
 
 class KVSettings(BaseModel):
@@ -243,7 +273,21 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     first = sum(split[:stage])
     caches = cache_layers(spec)[first:first + split[stage]]
     kv_dtype, why = resolve_kv_dtype(spec, s.kv_cache_dtype, s.checkpoint_kv_dtype)
-    kvb = dtype_bytes(kv_dtype)
+    fmt = kv_formats().formats.get(kv_dtype)
+    # a packed format is stored as uint8 / int8 (vllm/utils/torch_utils.py STR_DTYPE_TO_TORCH_DTYPE): what a
+    # backend that does not pack it (FlashAttention, first in layer order beside TurboQuant's boundary layers)
+    # sees in the skip-layer alignment
+    kvb = 1 if fmt else dtype_bytes(kv_dtype)
+    unchecked = (MLALatent, SlidingWindow, ChunkedLocal) if fmt and fmt.kind == "turboquant" else (MLALatent,)
+    if fmt and any(isinstance(c.attention, unchecked) for c in cache_layers(spec)):
+        raise NotModelledError(f"--kv-cache-dtype {kv_dtype} on a model with "
+                               f"{'MLA, sliding-window or chunked' if fmt.kind == 'turboquant' else 'MLA'} attention "
+                               "layers: not modelled (vLLM 0.33.0's own planning, the oracle, was checked on "
+                               "full-attention and hybrid models, and stops on TurboQuant beside sliding windows); "
+                               "remove the flag to check the rest")
+    if fmt and fmt.kind == "per_token_head" and s.kv_skip_layers:
+        raise NotModelledError(f"--kv-cache-dtype {kv_dtype} with --kv-cache-dtype-skip-layers: no oracle run checks "
+                               "how vLLM aligns the two backends' pages (remove one of the flags to check the rest)")
     notes: list[str] = [why] if why else []
     # (kind, window, page bytes per token) -> layers: vLLM groups layers of equal specs
     buckets: dict[tuple[str, int | None, int], int] = {}
@@ -264,7 +308,8 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
             # KV dtype becomes auto, the model dtype; MLAAttention takes indices only)
             skip = skipping and (str(i) in s.kv_skip_layers or (isinstance(a, SlidingWindow) and
                                                                 "sliding_window" in s.kv_skip_layers))
-            tok = a.bytes_per_token(model_bytes if skip else kvb, s.tp)  # one token of this layer on this rank
+            tok = a.bytes_per_token(model_bytes, s.tp) if skip else packed_bytes_per_token(a, fmt, s.tp) if fmt \
+                else a.bytes_per_token(kvb, s.tp)  # one token of this layer on this rank
             if not primary_tok:  # the model-level page the alignment uses (ModelConfig head size and KV heads)
                 primary_tok, padded_tok = a.bytes_per_token(kvb, s.tp), a.bytes_per_token(model_bytes, s.tp)
             if isinstance(a, SlidingWindow) and s.hybrid_manager:

@@ -108,6 +108,20 @@ def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str, version: str | N
         raise NotModelledError(f"--attention-backend {forced}: modelled on NVIDIA GPUs for models without MLA only")
     if (gpu.vendor or "nvidia") != "nvidia" or not cc or not attn or any(a.mla is not None for a in attn):
         return None, []
+    from .kv import kv_formats
+
+    if (packed := kv_formats().formats.get(kv_dtype)) is not None:
+        # one CUDA backend takes each packed dtype (vllm/platforms/cuda.py priority list, supports_kv_cache_dtype)
+        if forced is not None and forced.upper() != packed.backend:
+            src = "vllm/platforms/cuda.py CudaPlatform.get_attn_backend_cls (0.33.0)"
+            return forced.upper(), [Message(
+                code="vllm.attention.selected_invalid", level="error", text="ValueError: " +
+                vllm_platforms().attention.selected_invalid.format(name=forced.upper(),
+                                                                   reasons=repr(["kv_cache_dtype not supported"]))
+                + f" [{src}]", source=src, fix=f"drop --attention-backend ({packed.backend} runs {kv_dtype})")]
+        if kv_dtype.startswith("fp8") and float(cc) < 8.9:  # TritonAttentionImpl.__init__: native FP8 needs SM 8.9
+            return packed.backend, [_fp8_triton_refusal(gpu, cc, version, [])]
+        return packed.backend, []
     rules = vllm_platforms().attention
     value, major = float(cc), int(float(cc))
     head = max(max(a.head_dim_k, a.head_dim_v) for a in attn)
