@@ -84,6 +84,25 @@ def test_one_gpu_is_not_turned_into_several(capsys, argv, ranks):
     assert f"needs {ranks} GPUs" in line and "'4090' is one GPU" in line and f"--gpu {ranks}x4090" in line
 
 
+@pytest.mark.parametrize("argv, said", [
+    (["--tp", "3"], "--tp is a vLLM option: add --engine vllm"),
+    (["-ngl", "20"], "--n-gpu-layers is a llama.cpp option: add --engine llamacpp"),
+    (["--concurrency", "8"], "--concurrency sets the load of the serving estimate, which needs an engine"),
+    (["--engine", "llamacpp", "--max-num-seqs", "8"],
+     "--max-num-seqs is a vLLM option, which --engine llamacpp does not read"),
+    (["--engine", "vllm", "-np", "4"], "--parallel is a llama.cpp option, which --engine vllm does not read"),
+])
+def test_an_option_no_engine_reads_is_refused_not_ignored(capsys, argv, said):
+    """`--gpu 4090 --tp 3` without --engine used to weigh one GPU as if TP were never asked for."""
+    code, _, err = run(capsys, "check", "llama-3.1-8b", "--gpu", "4090", *argv)
+    assert code == 2 and said in err
+
+
+def test_the_prefix_a_workload_shares_is_read_by_either_engine(capsys):
+    r = dump(capsys, *LLAMA, "--quant", "Q4_K_M", "--ctx", "8192", "--concurrency", "2", "--shared-prefix", "512")
+    assert r["speed"]["concurrency"] == 2
+
+
 def test_the_suggested_system_is_the_check_that_was_meant(capsys):
     r = dump(capsys, "check", "qwen3-32b", "--gpu", "2x4090", "--engine", "vllm", "--tp", "2", "--quant", "awq",
              "--ctx", "8192")

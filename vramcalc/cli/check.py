@@ -60,9 +60,43 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help=f"prompt tokens a request brings (default {DEFAULT_PROMPT})")
     s.add_argument("--output", type=bounded_int(MAX_CONTEXT, "tokens"), default=DEFAULT_OUTPUT,
                    help=f"output tokens a request asks for (default {DEFAULT_OUTPUT})")
+    seen = set(c._action_groups)
     check_vllm.add_arguments(c)
+    vllm_groups = [g for g in c._action_groups if g not in seen]
     check_llamacpp.add_arguments(c)
+    llama_groups = [g for g in c._action_groups if g not in seen and g not in vllm_groups]
     c.add_argument("--json", action="store_true", help="print the result as JSON")
+    # each engine's options, to refuse them where another engine (or none) would leave them unread
+    c.set_defaults(_engine_only={
+        "vllm": [(a.dest, a.default, a.option_strings[0]) for g in vllm_groups for a in g._group_actions
+                 if a.dest not in ENGINE_NEUTRAL],
+        "llamacpp": [(a.dest, a.default, a.option_strings[0]) for g in llama_groups for a in g._group_actions
+                     if a.dest not in ENGINE_NEUTRAL],
+        "speed": [(a.dest, a.default, a.option_strings[0]) for a in s._group_actions]})
+
+
+# read by the serving estimate of either engine, though listed with vLLM's options
+ENGINE_NEUTRAL = frozenset({"shared_prefix"})
+ENGINE_NAMES = {"vllm": "vLLM", "llamacpp": "llama.cpp"}
+
+
+def refuse_unread_options(args: argparse.Namespace) -> None:
+    """An option of one engine given with another engine, or with none, would be silently ignored: refused."""
+    groups: dict[str, list[tuple[str, object, str]]] = getattr(args, "_engine_only", {})
+    for engine, options in groups.items():
+        if engine == args.engine or (engine == "speed" and args.engine != "none"):
+            continue
+        given = [flag for dest, default, flag in options if getattr(args, dest, default) != default]
+        if not given:
+            continue
+        if engine == "speed":
+            raise InputError(f"{given[0]} sets the load of the serving estimate, which needs an engine: add "
+                             "--engine vllm or --engine llamacpp")
+        if args.engine == "none":
+            raise InputError(f"{given[0]} is a {ENGINE_NAMES[engine]} option: add --engine {engine} (without "
+                             "--engine, check weighs the weights and KV cache only)")
+        raise InputError(f"{given[0]} is a {ENGINE_NAMES[engine]} option, which --engine {args.engine} does not "
+                         f"read: drop it, or check with --engine {engine}")
 
 
 def add_parser(sub: Subparsers) -> None:
@@ -75,6 +109,7 @@ def add_parser(sub: Subparsers) -> None:
 
 def gather(args: argparse.Namespace) -> Report:
     """The check the arguments ask for: weights + KV on one GPU, or the engine's (--engine)."""
+    refuse_unread_options(args)
     system = parse_system("1GiB" if args.gpu.strip().lower() == "cpu" else args.gpu)
     fallback: Message | None = None
     try:
