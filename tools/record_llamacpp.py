@@ -121,15 +121,37 @@ def settings_for(name: str) -> list[dict]:
     return out
 
 
+def llama_cpp_build(python: str) -> tuple[str, str]:
+    """The llama-cpp-python version and llama.cpp's system info line of the interpreter that records."""
+    info = subprocess.run([python, "-c", "import sys, types; sys.modules.setdefault('diskcache', "
+                           "types.ModuleType('diskcache')); import llama_cpp; print(llama_cpp.__version__); "
+                           "print(llama_cpp.llama_print_system_info().decode())"], capture_output=True, text=True)
+    version, sysinfo = (info.stdout.strip().split("\n", 1) + [""])[:2]
+    return version, sysinfo
+
+
+def write_runs(out_path: str, what: str, version: str, sysinfo: str, tool: str, runs: list) -> None:
+    """The recorded runs with the build and machine they came from."""
+    out = {
+        "what": what,
+        "llama_cpp_python": version,
+        "llama_cpp_commit": "4df29be (vendored by llama-cpp-python " + version + ")",
+        "system_info": sysinfo.strip(),
+        "machine": platform.machine(),
+        "tool": tool,
+        "runs": runs,
+    }
+    Path(out_path).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"{len(runs)} runs -> {out_path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--python", default=sys.executable, help="the interpreter that has llama_cpp")
     ap.add_argument("--out", default=str(ROOT / "tests/data/llamacpp_runs.json"))
     ap.add_argument("--models", nargs="*", default=list(llamacpp_models.MODELS))
     args = ap.parse_args()
-    info = subprocess.run([args.python, "-c", "import llama_cpp; print(llama_cpp.__version__); "
-                           "print(llama_cpp.llama_print_system_info().decode())"], capture_output=True, text=True)
-    version, sysinfo = (info.stdout.strip().split("\n", 1) + [""])[:2]
+    version, sysinfo = llama_cpp_build(args.python)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
@@ -140,17 +162,9 @@ def main() -> None:
                 runs.append(rec)
                 status = rec.get("error") or [f"{b['kind']} {b['buffer']} {b['mib']}" for b in rec["buffers"]]
                 print(name, json.dumps(s), status, flush=True)
-    out = {
-        "what": "buffer sizes printed by a real llama.cpp (CPU backend) loading the models of tests/llamacpp_models.py",
-        "llama_cpp_python": version,
-        "llama_cpp_commit": "4df29be (vendored by llama-cpp-python " + version + ")",
-        "system_info": sysinfo.strip(),
-        "machine": platform.machine(),
-        "tool": "tools/record_llamacpp.py",
-        "runs": runs,
-    }
-    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
-    print(f"{len(runs)} runs -> {args.out}")
+    write_runs(args.out, "buffer sizes printed by a real llama.cpp (CPU backend) loading the models of "
+               "tests/llamacpp_models.py",
+               version, sysinfo, "tools/record_llamacpp.py", runs)
 
 
 if __name__ == "__main__":

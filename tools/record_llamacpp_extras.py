@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import subprocess
 import sys
@@ -31,8 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-
+sys.path.insert(0, str(ROOT / "tools"))
 import llamacpp_extras_models as xm  # noqa: E402
+from record_llamacpp import llama_cpp_build, write_runs  # noqa: E402
 
 COMMON = r"""
 import ctypes, json, sys
@@ -146,9 +146,7 @@ def main() -> None:
     ap.add_argument("--python", default=sys.executable, help="the interpreter that has llama_cpp")
     ap.add_argument("--out", default=str(ROOT / "tests/data/llamacpp_extras_runs.json"))
     args = ap.parse_args()
-    info = subprocess.run([args.python, "-c", "import llama_cpp; print(llama_cpp.__version__); "
-                           "print(llama_cpp.llama_print_system_info().decode())"], capture_output=True, text=True)
-    version, sysinfo = (info.stdout.strip().split("\n", 1) + [""])[:2]
+    version, sysinfo = llama_cpp_build(args.python)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
@@ -175,18 +173,9 @@ def main() -> None:
                        **_run(args.python, MMPROJ_WORKER, str(t / "llama-a.gguf"), str(path), json.dumps(s))}
                 runs.append(rec)
                 print(name, s, rec.get("error") or rec, flush=True)
-    out = {
-        "what": "buffers printed by a real llama.cpp (CPU backend) for the LoRA adapters, draft model and multimodal "
-                "projector of tests/llamacpp_extras_models.py",
-        "llama_cpp_python": version,
-        "llama_cpp_commit": "4df29be (vendored by llama-cpp-python " + version + ")",
-        "system_info": sysinfo.strip(),
-        "machine": platform.machine(),
-        "tool": "tools/record_llamacpp_extras.py",
-        "runs": runs,
-    }
-    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
-    print(f"{len(runs)} runs -> {args.out}")
+    write_runs(args.out, "buffers printed by a real llama.cpp (CPU backend) for the LoRA adapters, draft model and "
+               "multimodal projector of tests/llamacpp_extras_models.py",
+               version, sysinfo, "tools/record_llamacpp_extras.py", runs)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import subprocess
 import sys
@@ -27,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tools"))
 
 import llamacpp_models  # noqa: E402
-from record_llamacpp import BUF, CPARAM, KV_SIZE  # noqa: E402
+from record_llamacpp import BUF, CPARAM, KV_SIZE, llama_cpp_build, write_runs  # noqa: E402
 
 # (model, settings, overrides as KEY=TYPE:VALUE items, in order)
 CASES: list[tuple[str, dict, list[str]]] = [
@@ -140,10 +139,7 @@ def main() -> None:
     ap.add_argument("--python", default=sys.executable, help="the interpreter that has llama_cpp")
     ap.add_argument("--out", default=str(ROOT / "tests/data/llamacpp_kv_override_runs.json"))
     args = ap.parse_args()
-    info = subprocess.run([args.python, "-c", "import sys, types; sys.modules.setdefault('diskcache', "
-                           "types.ModuleType('diskcache')); import llama_cpp; print(llama_cpp.__version__); "
-                           "print(llama_cpp.llama_print_system_info().decode())"], capture_output=True, text=True)
-    version, sysinfo = (info.stdout.strip().split("\n", 1) + [""])[:2]
+    version, sysinfo = llama_cpp_build(args.python)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, settings, items in CASES:
@@ -154,18 +150,9 @@ def main() -> None:
             rec["model"] = name
             runs.append(rec)
             print(name, items, rec.get("error") or rec["hparams"], flush=True)
-    out = {
-        "what": "a real llama.cpp (CPU backend) loading the models of tests/llamacpp_models.py with KV overrides "
-                "(--override-kv's llama_model_params.kv_overrides)",
-        "llama_cpp_python": version,
-        "llama_cpp_commit": "4df29be (vendored by llama-cpp-python " + version + ")",
-        "system_info": sysinfo.strip(),
-        "machine": platform.machine(),
-        "tool": "tools/record_llamacpp_kv_overrides.py",
-        "runs": runs,
-    }
-    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
-    print(f"{len(runs)} runs -> {args.out}")
+    write_runs(args.out, "a real llama.cpp (CPU backend) loading the models of tests/llamacpp_models.py with KV "
+               "overrides (--override-kv's llama_model_params.kv_overrides)",
+               version, sysinfo, "tools/record_llamacpp_kv_overrides.py", runs)
 
 
 if __name__ == "__main__":
