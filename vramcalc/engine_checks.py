@@ -25,6 +25,7 @@ class VLLMReport:
     gpu: GPU  # the smallest GPU, which sets every rank's block count
     ranks: int  # TP x PP
     speculative: Any = None  # serving.SpecDecode: --speculative-config for the speed estimate
+    command_label: str = "command"  # "checked" under a pasted command: the engine command as vramcalc checked it
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class LlamaReport:
     weights: str | None  # "GGUF file", or the file type predicted without one
     n_gpus: int  # 0: CPU only
     n_cpu_moe_asked: int  # --n-cpu-moe as given (0: solved, as --fit does)
+    command_label: str = "command"  # as VLLMReport.command_label
 
 
 # False while a caller asks only for the verdict (a pasted command's fix search re-checks many variants): the

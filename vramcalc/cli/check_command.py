@@ -65,7 +65,7 @@ def print_report(c: CommandResult) -> int:
     if isinstance(r, VLLMResult):
         system = as_system(c.system)
         gpu = min(system.gpus, key=lambda g: g.usable_bytes)
-        check_vllm.print_report(VLLMReport(result=r, gpu=gpu, ranks=r.layout.tp * r.layout.pp))
+        check_vllm.print_report(VLLMReport(result=r, gpu=gpu, ranks=r.layout.tp * r.layout.pp, command_label="checked"))
     else:
         from ..api import model_source
 
@@ -73,5 +73,6 @@ def print_report(c: CommandResult) -> int:
         spec = model_source(c.model).spec
         weights = str(c.options.get("quant", "GGUF file")).removeprefix("gguf:")
         check_llamacpp.print_report(LlamaReport(result=r, spec=spec, weights=weights,
-                                                n_gpus=n_gpus, n_cpu_moe_asked=int(c.options.get("n_cpu_moe", 0))))
+                                                n_gpus=n_gpus, n_cpu_moe_asked=int(c.options.get("n_cpu_moe", 0)),
+                                                command_label="checked"))
     return exit_code(c.fits)  # the fix: in the result, printed before the other layouts (verdict_out)

@@ -227,7 +227,7 @@ def print_report(report: LlamaReport) -> int:
         _print_offload(report)
     host = unchecked_host_need(r)
     if host is None:
-        return verdict_out(r, "FITS", "DOES NOT FIT")
+        return verdict_out(r, "FITS", "DOES NOT FIT", report.command_label)
     need = f"host RAM not checked: needs {gib(host.total_bytes + host.uncertainty_bytes)} GiB"
     if any(e.code == "llamacpp.host.ram_unchecked" for e in r.errors):  # the rest fits
         no = (f"{'GPUS FIT' if n_gpus else 'NOT CHECKED'}; {need}, more than the {UNCHECKED_HOST_RAM_GIB} GiB "
@@ -235,7 +235,7 @@ def print_report(report: LlamaReport) -> int:
     else:
         no = "DOES NOT FIT"
     return verdict_out(r, f"FITS{' ON THE GPUS' if n_gpus else ''}; {need}, within the {UNCHECKED_HOST_RAM_GIB} GiB "
-                          "assumed without --ram (pass --ram)", no)
+                          "assumed without --ram (pass --ram)", no, report.command_label)
 
 
 def _print_offload(report: LlamaReport) -> None:

@@ -290,4 +290,4 @@ def print_report(report: VLLMReport) -> int:
     if r.kv_cache_tokens:
         print(f"KV cache {r.kv_cache_tokens:,} tokens; maximum concurrency for {r.max_model_len:,} tokens per request: "
               f"{r.max_concurrency:.2f}x")
-    return verdict_out(r, "STARTS", "DOES NOT START")
+    return verdict_out(r, "STARTS", "DOES NOT START", report.command_label)

@@ -159,14 +159,15 @@ def nothing_matched(text: str, what: str, names: list[str]) -> str:
     return f"nothing matches {query!r}{hint} (`vramcalc {what}` lists them all)"
 
 
-def verdict_out(result: VLLMResult | LlamaResult, yes: str, no: str) -> int:
-    """The tail every engine report shares: verdict, the engine's errors, warnings, the command."""
+def verdict_out(result: VLLMResult | LlamaResult, yes: str, no: str, command_label: str = "command") -> int:
+    """The tail every engine report shares: verdict, the engine's errors, warnings, the command (labelled
+    `checked` under a pasted command, which heads the report as the user wrote it)."""
     print(f"verdict {yes if result.fits else no}")
     for e in result.errors:
         print(f"error   {e}")
     for w in result.warnings:
         print(f"warning {w}")
-    print(f"command {result.command}")
+    print(f"{command_label:<7} {result.command}")
     if result.fix:  # the smallest change, re-checked by the engine model, before the planner's other layouts
         print(f"fix     {result.fix}")
         if result.corrected_command:
