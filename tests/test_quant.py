@@ -1,6 +1,9 @@
 """Checkpoint bytes per quantization format against real checkpoints' recorded statistics
 (stored element counts and file sizes from the catalog entries' sources)."""
 
+import json
+import os
+
 import pytest
 
 from conftest import catalog_config
@@ -115,3 +118,41 @@ def test_unmodelled_method_is_refused():
 def test_awq_config_parses():
     s = scheme_from_config(catalog_config("Qwen__Qwen3-32B-AWQ")["quantization_config"])
     assert (s.method, s.bits, s.group_size, s.zero_point) == ("awq", 4, 128, True)
+
+
+MXFP8 = json.load(open(os.path.join(os.path.dirname(__file__), "data", "vllm_mxfp8_oracle_v0.33.0.json")))
+
+
+@pytest.mark.parametrize("row", MXFP8["rows"], ids=[f"{r['config']['quant_method']}-{r['out']}x{r['in']}"
+                                                     for r in MXFP8["rows"]])
+def test_mxfp8_matrix_equals_the_parameters_vllm_registers(row):
+    """ModelOpt MXFP8 (either config form) against vLLM 0.33.0's own ReplicatedLinear on the meta device:
+    an e4m3 weight and a uint8 e8m0 scale per 32 inputs, read before as per-tensor FP8 (3% fewer bytes)."""
+    qc = row["config"] if row["config"]["quant_method"] == "mxfp8" else \
+        {"quant_method": "modelopt", **row["config"]["quantization"]}  # as hf_quant_config.json is read
+    scheme = scheme_from_config(qc)
+    assert scheme.method == "mxfp8"
+    ours = {name: (dtype, nbytes) for name, dtype, nbytes in matrix_tensors(scheme, row["out"], row["in"])}
+    theirs = {name: ({"float8_e4m3fn": "F8_E4M3", "uint8": "U8"}[p["dtype"]], p["bytes"])
+              for name, p in row["params"].items()}
+    assert ours == theirs
+
+
+def test_mxfp8_on_each_gpu_generation_as_vllm_gates_it():
+    """ModelOptMxFp8Config.get_min_capability is 80 (vLLM 0.33.0); Marlin below SM 10.0, FlashInfer from it."""
+    from vramcalc.vllm.rules import quant_messages
+    spec = load("Qwen/Qwen3-8B")
+    scheme = scheme_from_config({"quant_method": "modelopt", "quant_algo": "MXFP8"})
+    codes = {cc: [m.code for m in quant_messages(spec, scheme, 1, cc)] for cc in ("7.5", "8.6", "9.0", "10.0")}
+    assert codes == {"7.5": ["vllm.quant.capability"], "8.6": ["vllm.quant.degraded"], "9.0": ["vllm.quant.degraded"],
+                     "10.0": []}
+    assert "Minimum capability: 80. Current capability: 75." in quant_messages(spec, scheme, 1, "7.5")[0].text
+
+
+def test_modelopt_checkpoints_prefill_on_their_own_formats_kernels():
+    """An hf_quant_config.json checkpoint (quant_method modelopt) runs its algorithm's GEMM, not bf16's."""
+    from vramcalc.serving import weight_format
+    assert weight_format(None, load("nvidia/MiniMax-M2.5-NVFP4")) == "nvfp4"
+    fp8 = load("Qwen/Qwen3-8B").model_copy(update={"quantization_config": {"quant_method": "modelopt",
+                                                                            "quant_algo": "FP8"}})
+    assert weight_format(None, fp8) == "fp8"

@@ -31,7 +31,7 @@ class QuantScheme(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     method: str  # fp8_block | fp8_channel | fp8_tensor | int8_channel | gptq | awq | int_pack | nvfp4 |
-    #              modelopt_nvfp4 | mxfp4 | bnb_nf4 | bnb_fp4 | bnb_int8 | none
+    #              modelopt_nvfp4 | mxfp4 | mxfp8 | bnb_nf4 | bnb_fp4 | bnb_int8 | none
     bits: int = 16
     group_size: int = 0
     block: tuple[int, int] = (0, 0)
@@ -98,7 +98,7 @@ def check_quant_config(qc: Any, where: str) -> None:
         _block(where, "weight_block_size", qc["weight_block_size"])
     if method in ("modelopt", "modelopt_fp4", "nvfp4") and "group_size" in qc:
         _qint(where, "group_size", qc["group_size"])
-    for field in ("modules_to_not_convert", "ignore", "exclude_modules", "llm_int8_skip_modules"):
+    for field in ("modules_to_not_convert", "ignore", "exclude_modules", "llm_int8_skip_modules", "ignored_layers"):
         if qc.get(field):
             _names_list(where, field, qc[field])
     if method in ("compressed-tensors", "compressed_tensors"):
@@ -124,7 +124,8 @@ def scheme_from_config(qc: dict[str, Any] | None, spec: ModelSpec | None = None)
         return QuantScheme(method="none")
     check_quant_config(qc, spec.source if spec else "quantization_config")
     method = str(qc.get("quant_method", "")).lower()
-    ignore = tuple(qc.get("modules_to_not_convert") or qc.get("ignore") or qc.get("exclude_modules") or ())
+    ignore = tuple(qc.get("modules_to_not_convert") or qc.get("ignore") or qc.get("exclude_modules")
+                   or qc.get("ignored_layers") or ())  # ignored_layers: MiniMax's mxfp8 configs
     if method == "fp8":
         block = qc.get("weight_block_size")
         if block:
@@ -180,6 +181,12 @@ def scheme_from_config(qc: dict[str, Any] | None, spec: ModelSpec | None = None)
         return QuantScheme(method="int_pack", bits=bits, group_size=int(w.get("group_size") or 0),
                            zero_point=not w.get("symmetric", True), scale_dtype=spec.dtype if spec else "bfloat16",
                            ignore=ignore, source=src)
+    if method == "mxfp8" or (method in ("modelopt", "modelopt_fp4", "nvfp4")
+                             and "MXFP8" in str(qc.get("quant_algo", "")).upper()):
+        # ModelOpt MXFP8 (and MiniMax's quant_method mxfp8, the same layout): an e4m3 weight and one e8m0 scale
+        # per 32 inputs, no input scale (vllm v0.33.0 model_executor/layers/quantization/modelopt.py
+        # KMxfp8Static.create_weights, ModelOptMxFp8Config.override_quantization_method)
+        return QuantScheme(method="mxfp8", bits=8, group_size=32, ignore=ignore, source="NVIDIA ModelOpt MXFP8 export")
     if method in ("modelopt", "modelopt_fp4", "nvfp4"):
         algo = str(qc.get("quant_algo", "NVFP4")).upper()
         if "FP8" in algo:
@@ -400,6 +407,8 @@ def matrix_tensors(s: QuantScheme, out: int, inp: int) -> list[tuple[str, str, i
             ("weight", "weight_scale_2", "input_scale")
         t = [(names[0], "U8", m // 2), ("weight_scale", "F8_E4M3", m // g), (names[1], "F32", 4)]
         return t + ([(names[2], "F32", 4)] if s.static_input_scale else [])
+    if s.method == "mxfp8":  # 32 values -> 32 bytes of e4m3 + one e8m0 scale (uint8), per row
+        return [("weight", "F8_E4M3", m), ("weight_scale", "U8", out * ceil(inp / 32))]
     if s.method == "mxfp4":  # 32 values -> 16 bytes of e2m1 + one e8m0 scale
         return [("blocks", "U8", m // 2), ("scales", "U8", m // 32)]
     if s.method in ("bnb_nf4", "bnb_fp4"):  # bitsandbytes blocksize 64 (Params4bit, QuantState.as_dict)

@@ -307,8 +307,13 @@ def weight_format(quant: str | None, spec: ModelSpec) -> str:
     checkpoints such as gpt-oss), gguf:* (llama.cpp), other (anything else)."""
     q = (quant or "").lower()
     if not q:
-        method = str((spec.quantization_config or {}).get("quant_method", "")).lower()
-        q = {"mxfp4": "mxfp4", "fp8": "fp8", "awq": "awq", "gptq": "gptq", "modelopt_fp4": "nvfp4"}.get(method, "bf16")
+        qc = spec.quantization_config or {}
+        method = str(qc.get("quant_method", "")).lower()
+        if method == "modelopt":  # hf_quant_config.json's algorithm (FP8, NVFP4, MXFP8; quant.scheme_from_config)
+            algo = str(qc.get("quant_algo", "NVFP4")).upper()
+            method = "fp8" if "FP8" in algo else "modelopt_fp4"
+        q = {"mxfp4": "mxfp4", "fp8": "fp8", "mxfp8": "fp8", "awq": "awq", "gptq": "gptq",
+             "modelopt_fp4": "nvfp4"}.get(method, "bf16")
     if q.startswith("gguf:"):
         return "gguf"
     if q.startswith("fp8"):
