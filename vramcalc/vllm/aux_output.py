@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -20,24 +19,15 @@ from pydantic import BaseModel, ConfigDict
 from ..errors import InputError
 from ..messages import Message, error
 from ..spec import ModelSpec
-from .features import features
+from .features import config_object, features
 
 FIELDS = ("enable_return_routed_experts", "max_bytes")  # vllm/config/aux_output.py AuxOutputConfig
 
 
 def parse_aux_output_config(v: Any) -> dict[str, Any]:
     """--aux-output-config: one JSON object of AuxOutputConfig's fields (its dotted keys arrive merged as one)."""
-    if isinstance(v, str):
-        try:
-            v = json.loads(v)
-        except json.JSONDecodeError:
-            raise InputError(f"argument --aux-output-config: not valid JSON: {v[:80]!r}") from None
-    if not isinstance(v, dict):
-        raise InputError(f"argument --aux-output-config: a JSON object of AuxOutputConfig fields, got {v!r}")
+    v = config_object("--aux-output-config", v, "AuxOutputConfig", FIELDS, "vllm/config/aux_output.py")
     for k, x in v.items():
-        if k not in FIELDS:
-            raise InputError(f"argument --aux-output-config: AuxOutputConfig has no field {k!r} "
-                             f"(fields: {', '.join(FIELDS)}; vllm/config/aux_output.py)")
         if k == "enable_return_routed_experts" and not isinstance(x, bool):
             raise InputError(f"argument --aux-output-config: enable_return_routed_experts takes true or false, "
                              f"got {x!r}")

@@ -16,7 +16,9 @@ CPU offload (vllm/model_executor/offloader/uva.py UVAOffloader._maybe_offload_to
 
 from __future__ import annotations
 
+import json
 from math import ceil
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -24,10 +26,29 @@ from ..data_files import load
 from ..data_models import VllmFeatures
 from ..gpus import GPU, gpu_row
 from ..kv import dtype_bytes
+from ..errors import InputError
 from ..messages import Message, error
 from ..spec import AttentionSpec, LayerSpec, MLPSpec, ModelSpec, SSMSpec
 
 GIB = 2**30
+
+
+def config_object(flag: str, v: Any, config_class: str, fields: tuple[str, ...] | list[str],
+                  source: str) -> dict[str, Any]:
+    """A JSON-valued serve argument (`--kv-transfer-config '{...}'`; its dotted keys arrive merged as one object):
+    one JSON object whose keys are fields of vLLM's `config_class`, refused in the argument's name otherwise."""
+    if isinstance(v, str):
+        try:
+            v = json.loads(v)
+        except json.JSONDecodeError:
+            raise InputError(f"argument {flag}: not valid JSON: {v[:80]!r}") from None
+    if not isinstance(v, dict):
+        raise InputError(f"argument {flag}: a JSON object of {config_class} fields, got {v!r}")
+    for k in v:
+        if k not in fields:
+            raise InputError(f"argument {flag}: {config_class} has no field {k!r} (fields: {', '.join(fields)}; "
+                             f"{source})")
+    return dict(v)
 
 
 def features() -> VllmFeatures:

@@ -7,30 +7,19 @@ own buffers are named as not sized. --kv-offloading-size replaces the connector 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..errors import InputError
 from ..messages import Message, error, warning
-from .features import features
+from .features import config_object, features
 
 SRC = "vllm/config/vllm.py VllmConfig.__post_init__, vllm/distributed/kv_transfer/kv_connector/factory.py (0.33.0)"
 
 
 def parse_kv_transfer_config(v: Any) -> dict[str, Any]:
     """One JSON object of KVTransferConfig's fields (its dotted keys arrive merged as one)."""
-    if isinstance(v, str):
-        try:
-            v = json.loads(v)
-        except json.JSONDecodeError:
-            raise InputError(f"argument --kv-transfer-config: not valid JSON: {v[:80]!r}") from None
-    if not isinstance(v, dict):
-        raise InputError(f"argument --kv-transfer-config: a JSON object of KVTransferConfig fields, got {v!r}")
-    fields = features().kv_transfer.fields
-    for k in v:
-        if k not in fields:
-            raise InputError(f"argument --kv-transfer-config: KVTransferConfig has no field {k!r} "
-                             f"(fields: {', '.join(fields)}; vllm/config/kv_transfer.py)")
+    v = config_object("--kv-transfer-config", v, "KVTransferConfig", features().kv_transfer.fields,
+                      "vllm/config/kv_transfer.py")
     if not isinstance(v.get("kv_connector_extra_config", {}), dict):
         raise InputError("argument --kv-transfer-config: kv_connector_extra_config is a JSON object")
     return dict(v)
