@@ -18,7 +18,8 @@ from vramcalc.vllm.engine import VLLMOptions, check_vllm
 from vramcalc.vllm.weights import sharding_switches, weights_per_rank
 
 FIXTURE = json.load(open(os.path.join(os.path.dirname(__file__), "data", "vllm_weight_env_oracle_v0.33.0.json")))
-CASES = [c for c in FIXTURE["cases"] if "error" not in c]
+# the sharding switches' cases (the --model-impl rows are checked against their note at the end)
+CASES = [c for c in FIXTURE["cases"] if "model_impl" not in c["engine_args"]]
 
 
 def _id(c):
@@ -43,7 +44,7 @@ def _ours(c, spec, scheme=None):
 def test_fixture_names_release_and_method():
     assert FIXTURE["release"] == "0.33.0"
     assert "VLLM_TARGET_DEVICE=cpu" in FIXTURE["produced_by"] and "tools/vllm_weight_env_oracle.py" in FIXTURE["produced_by"]
-    assert len(CASES) == len(FIXTURE["cases"]) >= 18
+    assert not [c for c in CASES if "error" in c] and len(CASES) >= 24
 
 
 @pytest.mark.parametrize("c", CASES, ids=_id)
@@ -144,3 +145,32 @@ def test_pasted_commands_read_the_flag_and_the_variables():
     embed = check_command("VLLM_REPLICATE_EMBED=1 vllm serve deepseek-ai/DeepSeek-V3.2 -tp 8", "8xh200")
     assert embed.result.command.startswith("VLLM_REPLICATE_EMBED=1 vllm serve") and \
         "--replicate-embed" in embed.vramcalc_command
+
+
+def _impl_pairs():
+    out = []
+    for c in FIXTURE["cases"]:
+        if c["engine_args"].get("model_impl") == "transformers":
+            (own,) = [o for o in FIXTURE["cases"] if o["catalog"] == c["catalog"] and o["tp"] == c["tp"]
+                      and not o["engine_args"] and not o["env"]]
+            out.append((c, own))
+    return out
+
+
+@pytest.mark.parametrize("pair", _impl_pairs(), ids=lambda p: _id(p[0]))
+def test_model_impl_transformers_is_not_modelled_and_its_note_holds(pair):
+    """--model-impl transformers stays not_modelled (its speed and activations are transformers' modules'); what its
+    note says of the weights is what vLLM built: the parameters of the model's own vLLM class, to the byte, and no
+    rotary cos/sin cache among the buffers (vramcalc's weights less its rotary cache)."""
+    from vramcalc.pasted_command import flag_classes
+
+    c, own = pair
+    assert flag_classes()["vllm"]["--model-impl"]["class"] == "not_modelled"
+    if "error" in c:
+        assert "model_impl" in c["engine_args"]
+        return
+    assert c["model_class"].endswith("TransformersForCausalLM") or "Transformers" in c["model_class"]
+    assert c["built_bytes_rank0"] == own["built_bytes_rank0"]
+    w = weights_per_rank(load(c["model"]), c["tp"], 1, version="0.33.0")[0]
+    assert own["built_buffer_bytes_rank0"] - c["built_buffer_bytes_rank0"] >= 0.99 * w.rotary_cache_bytes
+    assert c["built_buffer_bytes_rank0"] < 2**16

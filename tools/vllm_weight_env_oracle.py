@@ -58,6 +58,14 @@ CASES: list[tuple[str, int, dict[str, Any], dict[str, str], bool]] = [
     # the generic class (what the CPU platform builds) has no replicated embedding: the variable changes nothing
     ("deepseek-ai__DeepSeek-V3", 8, {}, {"VLLM_REPLICATE_EMBED": "1"}, False),
     ("deepseek-ai__DeepSeek-V3", 8, {}, {}, False),
+    # --model-impl transformers: vLLM's Transformers backend (model_executor/models/transformers/), against the
+    # model's own vLLM class (not modelled: the note in data/command_flags.json cites these rows)
+    ("Qwen__Qwen3-0.6B", 1, {"model_impl": "transformers"}, {}, False),
+    ("Qwen__Qwen3-0.6B", 1, {}, {}, False),
+    ("Qwen__Qwen3-8B", 2, {"model_impl": "transformers"}, {}, False),
+    ("Qwen__Qwen3-8B", 2, {}, {}, False),
+    ("Qwen__Qwen3-30B-A3B", 2, {"model_impl": "transformers"}, {}, False),
+    ("Qwen__Qwen3-30B-A3B", 2, {}, {}, False),
 ]
 
 WATCH = ("model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.q_b_proj.weight")
