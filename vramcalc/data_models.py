@@ -437,7 +437,8 @@ class Fp32Params(Fixed):
 
 
 class ReplicatedVision(Fixed):
-    """Architectures whose vision tower vLLM builds without tensor parallelism (whole on every rank)."""
+    """Architectures whose vision tower vLLM builds without tensor parallelism (whole on every rank); the same
+    form names the architectures a sharding switch applies to (dcp_q_replicate, replicate_embed)."""
     architectures: list[str]
     source: str
 
@@ -606,6 +607,8 @@ class Vllm(Sourced):
     rotary_cache: RotaryCache
     fp32_params: Fp32Params
     replicated_vision: ReplicatedVision
+    dcp_q_replicate: ReplicatedVision  # architectures whose MLA query projection --dcp-q-replicate shards over TP / DCP
+    replicate_embed: ReplicatedVision  # architectures whose embedding VLLM_REPLICATE_EMBED builds whole on each rank
     ssm_state_dtype: SsmStateDtype
     mamba_seqs_refusal_since: SinceVersion
     oldest_modelled: SinceVersion

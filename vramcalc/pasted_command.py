@@ -608,7 +608,7 @@ def _vllm_reading(p: Parsed) -> Reading:
                 raise InputError(f"argument {name}: invalid float value: {v!r}") from None
         elif fld in ("enforce_eager", "disable_custom_all_reduce", "enable_lora", "fully_sharded_loras",
                      "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
-                     "enable_prefix_caching", "enable_return_routed_experts", "enable_dbo"):
+                     "enable_prefix_caching", "enable_return_routed_experts", "enable_dbo", "dcp_q_replicate"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
         elif fld in ("kv_cache_dtype_skip_layers", "cpu_offload_params"):  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
             opts[fld] = tuple(f.values)
@@ -663,6 +663,13 @@ def _vllm_reading(p: Parsed) -> Reading:
                     opts["pp_layer_partition"] = tuple(int(x) for x in val.split(","))
                 except ValueError:
                     raise InputError(f"ValueError: Invalid partition string: {val}") from None
+            elif entry["class"] == "modelled" and entry["field"] == "dcp_q_replicate":
+                try:  # bool(int(os.getenv(...))) (vllm/envs.py, 0.33.0); set, it wins over --dcp-q-replicate
+                    opts["dcp_q_replicate"] = bool(int(val))  # (model_executor/models/deepseek_v2.py envs.is_set)
+                except ValueError:
+                    raise InputError(f"ValueError: invalid literal for int() with base 10: {val!r} ({k})") from None
+            elif entry["class"] == "modelled" and entry["field"] == "replicate_embed":
+                opts["replicate_embed"] = val.strip().lower() in ("1", "true")  # vllm/envs.py (0.33.0)
             elif entry["class"] == "modelled" and entry["field"] == "flashinfer_workspace_bytes":
                 try:  # int(os.getenv(...)) (vllm/envs.py, 0.33.0)
                     opts["flashinfer_workspace_bytes"] = int(val)
@@ -1265,6 +1272,8 @@ def _flag_line(q: Question) -> str:
                     "enable_return_routed_experts": "--enable-return-routed-experts" if v else None,
                     "enable_dbo": "--enable-dbo" if v else None,
                     "mla_disable": "--mla-disable" if v else None,
+                    "dcp_q_replicate": "--dcp-q-replicate" if v else None,
+                    "replicate_embed": "--replicate-embed" if v else None,
                     "estimate_cudagraphs": None if v else "--no-estimate-cudagraphs",
                     "enable_prefix_caching": "--enable-prefix-caching" if v else "--no-enable-prefix-caching",
                     }.get(k, f"({k}={v})")

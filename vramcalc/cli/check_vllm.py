@@ -164,6 +164,11 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="embed / classify: adapt a causal LM into a pooling model (implies --runner pooling)")
     f.add_argument("--mla-disable", action="store_true",
                    help="as vLLM's VLLM_MLA_DISABLE=1: MLA models keep full per-head K and V instead of the latent")
+    f.add_argument("--dcp-q-replicate", action="store_true",
+                   help="vLLM --dcp-q-replicate (or VLLM_DCP_Q_REPLICATE=1): with DCP, the MLA query projection whole "
+                        "within each DCP group")
+    f.add_argument("--replicate-embed", action="store_true",
+                   help="as vLLM's VLLM_REPLICATE_EMBED=1: DeepSeek-V3.2's embedding whole on every TP rank (CUDA)")
     f.add_argument("--disable-hybrid-kv-cache-manager", action="store_true",
                    help="sliding-window layers beside full attention keep the full context, as full attention does")
     f.add_argument("--limit-mm-per-prompt", type=_mm_limits, default=None,
@@ -210,7 +215,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in ("enable_lora", "fully_sharded_loras", "language_model_only", "disable_hybrid_kv_cache_manager",
                  "disable_sliding_window", "enable_eplb", "mla_disable", "enable_return_routed_experts",
-                 "enable_dbo"):
+                 "enable_dbo", "dcp_q_replicate", "replicate_embed"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",

@@ -38,7 +38,7 @@ from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_override
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
 from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mxfp4_moe_backend, pp_layer_split,
-                      rocm_fp8_padding_per_rank, vllm_rules, weights_per_rank)
+                      rocm_fp8_padding_per_rank, sharding_switches, vllm_rules, weights_per_rank)
 from ..trace import TraceTerm, term
 
 GIB = 2**30
@@ -164,6 +164,13 @@ class VLLMOptions(CheckedOptions):
     # --decode-context-parallel-size: each request's full-attention KV dealt over DCP ranks carved out of the TP
     # ranks (vllm/config/parallel.py ParallelConfig; vllm/v1/kv_cache_interface.py FullAttentionSpec, 0.30.0)
     decode_context_parallel_size: int = Field(default=1, ge=1, le=MAX_GPUS)
+    # --dcp-q-replicate (or VLLM_DCP_Q_REPLICATE=1, which wins where it is set): with DCP above 1 the MLA query
+    # projection is sharded over TP / DCP ranks, whole within each DCP group (vllm/model_executor/models/
+    # deepseek_v2.py DeepseekV2MLAAttention, vllm/model_executor/layers/linear.py DCPGroupColumnParallelLinear, 0.33.0)
+    dcp_q_replicate: bool = False
+    # VLLM_REPLICATE_EMBED=1: DeepSeek-V3.2's CUDA class builds its embedding whole on every TP rank
+    # (vllm/model_executor/layers/fused_embed_norm.py make_input_embedding, 0.33.0)
+    replicate_embed: bool = False
 
     # --enable-eplb / --eplb-config: expert load balancing, with num_redundant_experts physical experts beyond the
     # model's spread over the EP ranks (vllm/config/parallel.py EPLBConfig, ParallelConfig; fused_moe/layer.py, 0.30.0)
@@ -840,8 +847,10 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
     """Each rank's weights and their bytes in the budget: vLLM's linear layers sharded by TP
     (vllm/model_executor/layers/linear.py), VocabParallelEmbedding, get_pp_indices (vllm/distributed/utils.py),
     as modelled in weights.py; the file headers' bytes where they are exact."""
+    q_group, embed = sharding_switches(spec, opts.tp, opts.decode_context_parallel_size, opts.dcp_q_replicate,
+                                       opts.replicate_embed, opts.mla_disable, rocm)
     weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, _moe(spec, opts), opts.pp_layer_partition,
-                               version=opts.engine_version)
+                               version=opts.engine_version, q_group=q_group, replicate_embed=embed)
     if gguf and file_weight_bytes:  # each rank's share of the file's tensor bytes
         scale = file_weight_bytes / weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
         weights = [w.model_copy(update={"bytes": int(w.bytes * scale)}) for w in weights]
@@ -1806,6 +1815,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.insert(0, "VLLM_PP_LAYER_PARTITION=" + ",".join(map(str, opts.pp_layer_partition)))
     if opts.mla_disable:  # an environment variable too (vllm/envs.py VLLM_MLA_DISABLE)
         cmd.insert(0, "VLLM_MLA_DISABLE=1")
+    if opts.replicate_embed:  # an environment variable (vllm/envs.py VLLM_REPLICATE_EMBED)
+        cmd.insert(0, "VLLM_REPLICATE_EMBED=1")
     if not opts.rocm_fp8_padding:  # an environment variable, read on ROCm (vllm/envs.py VLLM_ROCM_FP8_PADDING)
         cmd.insert(0, "VLLM_ROCM_FP8_PADDING=0")
     if opts.flashinfer_workspace_bytes is not None:  # an environment variable (vllm/envs.py)
@@ -1859,6 +1870,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append("--eplb-config '" + json.dumps(opts.eplb_config, separators=(",", ":")) + "'")
     if opts.decode_context_parallel_size > 1:
         out.append(f"--decode-context-parallel-size {opts.decode_context_parallel_size}")
+    if opts.dcp_q_replicate:
+        out.append("--dcp-q-replicate")
     if opts.load_format != "auto":
         out.append(f"--load-format {opts.load_format}")
     if opts.enable_dbo:

@@ -68,11 +68,18 @@ KV = re.compile(r"\.(k_proj|v_proj)\.(weight|bias)$")
 SHARDED_1D = re.compile(r"\.mamba\.(dt_bias|A_log|D|norm\.weight|conv1d\.(weight|bias))$|\.self_attn\.sinks$")
 
 
-def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None, moe: "MoEShards | None" = None
-                ) -> tuple[int, ...]:
-    """The shape of tensor t on one TP rank (routed experts: over `moe`'s ranks, see MoEShards)."""
+def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None, moe: "MoEShards | None" = None,
+                q_group: int = 1, replicate_embed: bool = False) -> tuple[int, ...]:
+    """The shape of tensor t on one TP rank (routed experts: over `moe`'s ranks, see MoEShards). q_group: the DCP
+    group --dcp-q-replicate holds the MLA query projection whole within (1: off); replicate_embed: VLLM_REPLICATE_EMBED
+    (see sharding_switches)."""
     s = list(t.shape)
     name = t.name
+    if replicate_embed and name == "model.embed_tokens.weight":
+        return (padded_vocab(s[0]), s[1])  # VocabParallelEmbedding(disable_tp=True): padded, whole on the rank
+    if q_group > 1 and layer is not None and layer.attention is not None and layer.attention.mla is not None \
+            and re.search(r"\.self_attn\.(q_proj|q_b_proj)\.weight$", name):
+        return (s[0] // (tp // q_group), *s[1:])  # DCPGroupColumnParallelLinear: tp_size = TP // DCP
     if moe is not None and t.group == "routed_experts" and (moe.ep > 1 or moe.tp != tp):
         if moe.ep > 1:  # whole experts, ceil((E + redundant) / EP) on the first ranks (determine_expert_map)
             return (-(-(s[0] + moe.redundant) // moe.ep), *s[1:])
@@ -285,23 +292,38 @@ def _round_up(x: int, m: int) -> int:
     return -(-x // m) * m
 
 
+def sharding_switches(spec: ModelSpec, tp: int, dcp: int, dcp_q_replicate: bool, replicate_embed: bool,
+                      mla_disabled: bool = False, rocm: bool = False) -> tuple[int, bool]:
+    """(q_group, replicate_embed) for weights_per_rank: what --dcp-q-replicate / VLLM_DCP_Q_REPLICATE and
+    VLLM_REPLICATE_EMBED change for this model (data/vllm.json dcp_q_replicate, replicate_embed name the vLLM 0.33.0
+    classes that read them): the query projection held whole within each of the DCP groups of an MLA model; the
+    embedding whole on every rank of DeepSeek-V3.2's CUDA class (at TP 1 it is whole already)."""
+    rules = vllm_rules()
+    q_group = dcp if dcp_q_replicate and dcp > 1 and not mla_disabled and \
+        spec.architecture in rules.dcp_q_replicate.architectures else 1
+    embed = replicate_embed and tp > 1 and not rocm and spec.architecture in rules.replicate_embed.architectures
+    return q_group, embed
+
+
 def weights_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
                      dtype: str | None = None, mxfp4_backend: str | None = None,
                      moe: MoEShards | None = None, partition: tuple[int, ...] | None = None,
-                     version: str | None = None) -> list[RankWeights]:
+                     version: str | None = None, q_group: int = 1, replicate_embed: bool = False
+                     ) -> list[RankWeights]:
     """Weight bytes of every GPU (all ranks of one TP x PP engine). mxfp4_backend: the MoE kernel
     whose padded layout MXFP4 experts take (mxfp4_moe_backend); None keeps the checkpoint layout.
     moe: the routed experts' split under data / expert parallelism (moe_shards); None: TP like the rest.
     partition: VLLM_PP_LAYER_PARTITION's layers per stage (pp_layer_split).
-    version: the vLLM release, for its buffers (rotary_cache_bytes); None: the modelled one."""
+    version: the vLLM release, for its buffers (rotary_cache_bytes); None: the modelled one.
+    q_group, replicate_embed: the sharding switches of sharding_switches."""
     scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
     # the layers' bytes do not depend on the release: sized once, the release's rotary cache added to them
-    key = (id(spec), tp, pp, scheme, dtype, mxfp4_backend, moe, partition)
+    key = (id(spec), tp, pp, scheme, dtype, mxfp4_backend, moe, partition, q_group, replicate_embed)
     hit = _MEMO.get(key)
     if hit is not None and hit[0] is spec:
         base = hit[1]
     else:
-        base = _weights_per_rank(spec, tp, pp, scheme, dtype, mxfp4_backend, moe, partition)
+        base = _weights_per_rank(spec, tp, pp, scheme, dtype, mxfp4_backend, moe, partition, q_group, replicate_embed)
         _MEMO.put(key, (spec, base), layers_weight(len(spec.layers)) + len(base))
     rope = rotary_cache_bytes(spec, version)
     return [w.model_copy(update={"bytes": w.bytes + rope, "rotary_cache_bytes": rope}) for w in base]
@@ -309,7 +331,8 @@ def weights_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantSch
 
 def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dtype: str | None,
                       mxfp4_backend: str | None, moe: MoEShards | None = None,
-                      partition: tuple[int, ...] | None = None) -> list[RankWeights]:
+                      partition: tuple[int, ...] | None = None, q_group: int = 1, replicate_embed: bool = False
+                      ) -> list[RankWeights]:
     """Each rank's weight bytes without the rotary cache (weights_per_rank adds the release's)."""
     wdtype = dtype or spec.dtype
     base = dtype_bytes(wdtype)
@@ -335,7 +358,7 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
         key = (layer, t.name[m.end():], t.shape, t.group) if m else None
         nbytes = per_kind.get(key) if key is not None else None
         if nbytes is None:
-            shape = _rank_shape(t, spec, tp, layer, moe)
+            shape = _rank_shape(t, spec, tp, layer, moe, q_group, replicate_embed)
             # float32 whatever the model dtype (data/vllm.json fp32_params): DeepSeek's router bias, a Mamba A
             size = 4 if any(p in t.name for p in vllm_rules().fp32_params.patterns) else base
             rank_t = t.model_copy(update={"shape": shape})
