@@ -620,7 +620,7 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = None if v == "auto" else v
         elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
-                     "runner", "convert", "load_format", "attention_backend"):
+                     "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
@@ -1293,7 +1293,7 @@ def _flag_line(q: Question) -> str:
                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode",
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
-                "all2all_backend", "flashinfer_workspace_bytes")
+                "all2all_backend", "flashinfer_workspace_bytes", "gdn_prefill_backend")
                 else f"({k}={v!r})")
     return " ".join(parts)
 
