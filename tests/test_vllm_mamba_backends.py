@@ -86,3 +86,95 @@ def test_gdn_prefill_backend_from_a_pasted_command():
                          f"--kv-cache-memory-bytes {p['memory_bytes']}")
     r = check_vllm(spec, gpu, VLLMOptions(**read.options, max_num_batched_tokens=8192))
     assert r.num_gpu_blocks == p["num_blocks"]
+
+
+MAMBA = [c for c in DOC["cases"] if not c["compute_capability"]]
+MAMBA_REFUSED = [u for u in DOC["unsupported"] if not u["compute_capability"]]
+
+
+def _mamba_opts(c, p=None):
+    ea = c["engine_args"]
+    kw = {k: ea[k] for k in ("use_replayssm", "replayssm_buffer_len", "mamba_backend", "mamba_ssu_algorithm")
+          if k in ea}
+    return VLLMOptions(tp=c["tp"], max_model_len=8192, allow_long_max_model_len=True, max_num_batched_tokens=8192,
+                       kv_cache_memory_bytes=p["memory_bytes"] if p else None,
+                       enable_prefix_caching=ea.get("enable_prefix_caching"), **kw)
+
+
+def _mid(c):
+    return f"{c['model']}-tp{c['tp']}-{json.dumps(c['engine_args'], sort_keys=True)}-{json.dumps(c['env'])}"
+
+
+@pytest.mark.parametrize("c", MAMBA, ids=_mid)
+def test_mamba_kernel_flags_equal_vllm(c):
+    """--use-replayssm (Triton's ring of 16 or 32 rows, FlashInfer's of 17 / 33, no speculative blocks),
+    --mamba-backend and --mamba-ssu-algorithm alone, --enable-mamba-shared-prefix-checkpoint: the state page, the
+    hybrid block and the blocks, tokens and concurrency of vLLM's planner (an H200, whose GDN choice these
+    Mamba-2 models do not read). vLLM's CPU build runs Model Runner V1, under which Triton's ReplaySSM starts: the
+    KV plan is checked without vramcalc's V2 refusal, which the V2 cases below check."""
+    from vramcalc.vllm.engine import _kv_settings, replayssm_messages
+    from vramcalc.vllm.kv import capacity, kv_pool
+
+    spec, gpu = load(c["model"]), find_gpu("h200")
+    mamba = [k for k in c["layer_kinds"] if k["kind"] == "MambaSpec"]
+    assert c["use_v2_model_runner"] == bool(c["env"]) and {k["num_speculative_blocks"] for k in mamba} == {0}
+    o = _mamba_opts(c)
+    rows, refused = replayssm_messages(spec, o, c["enable_prefix_caching"], 0)
+    assert all(e.text.startswith("ValueError: Triton ReplaySSM requires Model Runner V1") for e in refused)
+    s = _kv_settings(spec, o, "0.33.0", 8192, 8192, 0, "triton", rows)
+    pool = kv_pool(spec, s)
+    assert pool.page_bytes == max(k["page_size_bytes"] for k in c["layer_kinds"])
+    assert pool.block_size == c["cache_block_size"]
+    for p in c["plans"]:
+        cap = capacity(pool, p["memory_bytes"], 8192, s)
+        if "refusal" in p:
+            assert not cap.fits_one_request
+            continue
+        assert cap.num_blocks == p["num_blocks"] and abs(cap.kv_cache_tokens - p["kv_cache_tokens"]) <= 1
+        assert abs(cap.max_concurrency - p["max_concurrency"]) <= 0.0051
+        if not refused:  # the whole check, where vLLM under Model Runner V2 starts too
+            r = check_vllm(spec, gpu, _mamba_opts(c, p))
+            assert r.num_gpu_blocks == p["num_blocks"] and abs(r.kv_cache_tokens - p["kv_cache_tokens"]) <= 1
+            assert not [e for e in r.errors if e.code == "vllm.replayssm.refused"]
+
+
+@pytest.mark.parametrize("u", MAMBA_REFUSED, ids=_mid)
+def test_mamba_kernel_flag_refusals_are_vllm_s(u):
+    """What vLLM refuses: an SSU algorithm without FlashInfer, ReplaySSM on an architecture without it
+    (Falcon-H1), FlashInfer's ReplaySSM with prefix caching or more than 16 rows, Triton's under Model Runner V2
+    (VLLM_USE_V2_MODEL_RUNNER=1, CUDA's default): in vLLM's words."""
+    if "shape '[-1" in u["error"]:
+        pytest.skip("the CPU oracle's TP group, not vLLM's refusal")
+    r = check_vllm(load(u["model"]), find_gpu("h200"), _mamba_opts(u))
+    texts = [e.text.split(" [")[0] for e in r.errors if e.code == "vllm.replayssm.refused"]
+    assert not r.fits and texts
+    if "Falcon" in u["model"] and "architecture" in u["error"]:  # the catalog's partial config names none
+        assert texts[0].startswith("ValueError: --use-replayssm is not supported for architecture")
+    else:
+        assert texts[0] == u["error"].replace("ValidationError: Value error, ", "ValueError: ")
+
+
+def test_the_v2_cases_ran_under_model_runner_v2():
+    """The oracle's V2 cases: Triton's ReplaySSM refused, FlashInfer's without prefix caching planned."""
+    v2 = [c for c in DOC["cases"] + DOC["unsupported"] if c.get("env")]
+    assert len(v2) == 2
+    assert any("Triton ReplaySSM requires Model Runner V1" in u.get("error", "") for u in v2)
+    assert any(c.get("use_v2_model_runner") for c in v2)
+
+
+def test_replayssm_flags_from_a_pasted_command():
+    """The flags as a command gives them reach the check: FlashInfer's ReplaySSM without prefix caching plans as the
+    oracle's case; --mamba-ssu-algorithm alone is vLLM's refusal."""
+    from vramcalc.pasted_command import read_command
+
+    (c,) = [c for c in MAMBA if c["model"] == "nvidia/Nemotron-H-8B-Base-8K" and c["tp"] == 1 and not c["env"] and
+            c["engine_args"] == {"use_replayssm": True, "mamba_backend": "flashinfer", "enable_prefix_caching": False}]
+    p = c["plans"][0]
+    _, read = read_command("vllm serve nvidia/Nemotron-H-8B-Base-8K --use-replayssm --mamba-backend flashinfer "
+                           f"--disable-prefix-caching --max-model-len 8192 --kv-cache-memory-bytes {p['memory_bytes']}")
+    assert read.options["use_replayssm"] and read.options["mamba_backend"] == "flashinfer"
+    r = check_vllm(load(c["model"]), find_gpu("h200"), VLLMOptions(**read.options, max_num_batched_tokens=8192))
+    assert r.num_gpu_blocks == p["num_blocks"]
+    _, read = read_command("vllm serve nvidia/Nemotron-H-8B-Base-8K --mamba-ssu-algorithm simple")
+    r = check_vllm(load(c["model"]), find_gpu("h200"), VLLMOptions(**read.options))
+    assert [e.code for e in r.errors if e.code == "vllm.replayssm.refused"] == ["vllm.replayssm.refused"]

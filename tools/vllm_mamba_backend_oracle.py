@@ -50,6 +50,13 @@ MAMBA_CASES: list[dict[str, Any]] = [
     {"mamba_ssu_algorithm": "simple"},
     {"enable_mamba_shared_prefix_checkpoint": True},
 ]
+# cases run with vLLM's own variables set: Model Runner V2, CUDA's default (VllmConfig.use_v2_model_runner picks it
+# where Triton is present, which the CPU build lacks)
+ENV_CASES: list[tuple[dict[str, Any], dict[str, str]]] = [
+    ({"use_replayssm": True}, {"VLLM_USE_V2_MODEL_RUNNER": "1"}),
+    ({"use_replayssm": True, "mamba_backend": "flashinfer", "enable_prefix_caching": False},
+     {"VLLM_USE_V2_MODEL_RUNNER": "1"}),
+]
 SEEN: dict[str, Any] = {}
 
 
@@ -138,19 +145,20 @@ def main() -> None:
     vo._layer_row = _layer_row
     vo._specs = _specs
     models = {os.path.basename(p)[:-5]: p for p in glob.glob(os.path.join(vo.MODELS, "*.json"))}
-    runs: list[tuple[str, int, dict[str, Any], tuple[int, int] | None]] = []
+    runs: list[tuple[str, int, dict[str, Any], tuple[int, int] | None, dict[str, str]]] = []
     for m in GDN:
-        runs += [(m, 1, ea, cc) for ea, cc in GDN_CASES]
-    runs += [(GDN[1], 2, ea, cc) for ea, cc in GDN_CASES[:2]]
+        runs += [(m, 1, ea, cc, {}) for ea, cc in GDN_CASES]
+    runs += [(GDN[1], 2, ea, cc, {}) for ea, cc in GDN_CASES[:2]]
     for m in MAMBA:
-        runs += [(m, 1, ea, None) for ea in MAMBA_CASES]
-    runs += [(MAMBA[0], 2, ea, None) for ea in MAMBA_CASES[:3]]
+        runs += [(m, 1, ea, None, {}) for ea in MAMBA_CASES]
+    runs += [(MAMBA[0], 2, ea, None, {}) for ea in MAMBA_CASES[:3]]
+    runs += [(MAMBA[0], 1, ea, None, env) for ea, env in ENV_CASES]
     doc: dict[str, Any] = {"cases": [], "unsupported": []}
     if os.path.exists(a.out):  # the other TP degrees' cases are kept
         doc = json.load(open(a.out))
         for k in ("cases", "unsupported"):
             doc[k] = [c for c in doc[k] if c["tp"] != a.tp]
-    for stem, tp, ea, cc in runs:
+    for stem, tp, ea, cc, env in runs:
         if tp != a.tp or (a.only and stem not in a.only):
             continue
         repo = json.load(open(models[stem]))["repo_id"]
@@ -160,7 +168,11 @@ def main() -> None:
         if cc:
             _cuda_for_gdn(cc)
         t = time.time()
-        base = {"model": repo, "tp": tp, "engine_args": ea, "compute_capability": f"{cc[0]}.{cc[1]}" if cc else None}
+        base = {"model": repo, "tp": tp, "engine_args": ea, "compute_capability": f"{cc[0]}.{cc[1]}" if cc else None,
+                "env": env}
+        for k in ("VLLM_USE_V2_MODEL_RUNNER",):
+            os.environ.pop(k, None)
+        os.environ.update(env)
         try:
             with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
                 row = vo.run_one(models[stem], tp, "auto", [2.0, 16.0], 8192)
@@ -186,7 +198,7 @@ def main() -> None:
                    "get_kv_cache_configs, kv_cache_utils.get_kv_cache_capacity) at --max-model-len 8192, "
                    "max_num_batched_tokens 8192, max_num_seqs 256, KV budgets of 2 and 16 GiB; the GDN layer module "
                    "(qwen_gdn_linear_attn.py _resolve_gdn_prefill_backend) answered a CUDA GPU of the case's compute "
-                   "capability and CUDA runtime 13; run on CPU: VLLM_TARGET_DEVICE=cpu python "
+                   "capability and CUDA runtime 13; `env`: vLLM's variables set for the case; run on CPU: VLLM_TARGET_DEVICE=cpu python "
                    "tools/vllm_mamba_backend_oracle.py; unsupported: what vLLM raised"))
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)

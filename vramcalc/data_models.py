@@ -1109,6 +1109,13 @@ class VllmUbatch(Sourced):
     removed: list[str]  # backends that fall back to default_backend
 
 
+class VllmReplaySSM(Sourced):
+    architectures: list[str]  # the classes with SupportsReplaySSM that vramcalc reads
+    flashinfer_max_buffer_len: int
+    default_buffer_len: int
+    refusals: dict[str, str]  # vLLM's words, by check
+
+
 class VllmFeatures(Sourced):
     lora: VllmLora
     cpu_offload: VllmCpuOffload
@@ -1118,6 +1125,7 @@ class VllmFeatures(Sourced):
     kv_transfer: VllmKVTransfer
     load_format: VllmLoadFormat
     ubatch: VllmUbatch
+    replayssm: VllmReplaySSM
 
 
 class LlamaSpecRun(Fixed):

@@ -77,6 +77,9 @@ class KVSettings(BaseModel):
     # the Gated DeltaNet prefill kernel (vllm/rules.py gdn_prefill_backend): FlashInfer's, with prefix caching,
     # keeps a prefill checkpoint block per GDN layer on a 64-token grid (data/vllm_platforms.json gdn_prefill)
     gdn_prefill_backend: str = "triton"
+    # --use-replayssm: the rows of the x / dt / B rings each Mamba-2 state keeps (--replayssm-buffer-len, + 1 +
+    # speculative with FlashInfer's kernel; data/vllm_features.json replayssm); 0: off
+    replayssm_rows: int = 0
     # 0.33: MambaMixer2.get_kv_cache_spec gives each Mamba-2 layer one prefill checkpoint block
     # (vllm/model_executor/layers/mamba/mamba_mixer2.py); data/vllm.json mamba2_checkpoint_block_since
     mamba2_checkpoint_block: bool = True
@@ -343,7 +346,9 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
             mamba_pages.append(c.recurrent.state_bytes(dtype_bytes(conv_state_dtype(spec, s.mamba_cache_dtype)),
                                                        dtype_bytes(ssm_state_dtype(spec, s.mamba_cache_dtype,
                                                                                    s.mamba_ssm_cache_dtype)),
-                                                       s.tp, s.num_speculative_tokens))
+                                                       s.tp, s.num_speculative_tokens) +
+                               (c.recurrent.replayssm_ring_bytes(s.replayssm_rows, model_bytes, s.tp)
+                                if s.replayssm_rows and c.recurrent.kind == "mamba2" else 0))
     attn_tok = max(attn_pages, default=0)
     bs = s.block_size
     if mamba_pages and not attn_tok and not prefix_caching and s.max_model_len:
