@@ -11,7 +11,9 @@ prefill kernel while it builds each layer (vllm/model_executor/layers/mamba/gdn/
 _resolve_gdn_prefill_backend, which reads current_platform): that module is handed a CUDA platform answering the
 case's capability and CUDA runtime 13 (the PyPI wheel's _C_stable_libtorch.abi3.so links libcudart.so.13);
 everything else still sees the CPU platform. The layer's chosen kernel, and each Mamba spec's prefill checkpoint
-blocks, speculative blocks and state shapes, are recorded beside the plan.
+blocks, speculative blocks and state shapes, are recorded beside the plan. The venv needs torchvision
+(tools/vllm_oracle_venv.sh): the Qwen3.5 classes import it; where it lacks it, a `pip install --no-deps --target DIR
+torchvision==0.28.0` put on PYTHONPATH serves (the fixture ran so).
 """
 
 from __future__ import annotations
