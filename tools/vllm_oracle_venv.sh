@@ -16,4 +16,7 @@ case "$release" in 0.1[01].*|0.[0-9].*) tf="transformers==4.57.*" ;; *) tf="tran
     regex tqdm requests pyyaml einops cbor2 blake3 prometheus_client fastapi openai aiohttp partial-json-parser gguf \
     diskcache cachetools pybase64 setproctitle typing_extensions filelock jinja2 lark lm-format-enforcer \
     outlines_core xgrammar openai-harmony pillow uvloop py-cpuinfo llguidance compressed-tensors
+# the Qwen3-VL / Qwen3.5 classes import transformers' Qwen2-VL image processor, which imports torchvision's
+# transforms (its C ops are stubbed by tools/vllm_oracle.py _torchvision_stub)
+"$pip" install -q --no-deps torchvision==0.28.0
 VLLM_TARGET_DEVICE=cpu "$venv/bin/python" -c "import vllm; print('vllm', vllm.__version__, 'ready in $venv')"

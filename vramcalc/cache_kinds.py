@@ -195,6 +195,15 @@ class Recurrent:
         conv, temporal = self.state_elements(tp, spec_tokens)
         return conv * conv_bytes + temporal * temporal_bytes
 
+    def replayssm_ring_bytes(self, rows: int, act_bytes: int, tp: int = 1) -> int:
+        """--use-replayssm: the x, dt and B rings of `rows` rows appended to a Mamba-2 state (vLLM 0.33.0
+        vllm/model_executor/layers/mamba/mamba_utils.py MambaStateShapeCalculator.append_replayssm_ring: x
+        (heads, rows, head_dim) and B (groups padded for the head shards, rows, d_state) at the activation dtype,
+        dt (heads, rows) in float32)."""
+        heads = self.n_heads // tp
+        groups = (self.n_groups if self.n_groups % tp == 0 else tp) // tp  # extra_groups_for_head_shards
+        return heads * rows * self.head_dim * act_bytes + heads * rows * 4 + groups * rows * self.d_state * act_bytes
+
 
 @dataclass(frozen=True)
 class LayerCache:

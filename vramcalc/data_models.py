@@ -705,6 +705,19 @@ class RefusedDevices(Fixed):
     by_gpu: dict[str, RefusedDevice]
 
 
+class GdnPrefill(Sourced):
+    """The Gated DeltaNet prefill kernel vLLM picks per GPU, and what FlashInfer's keeps (vllm_platforms.json)."""
+
+    since: str
+    flashinfer_cc: list[str]  # compute capabilities where FlashInfer's kernel runs whatever the head size
+    flashinfer_head_k_128_cc_major: list[int]  # SM majors where it runs with linear_key_head_dim 128 (CUDA 13)
+    cutedsl_head_k_128_cc_major: list[int]  # SM majors where --gdn-prefill-backend cutedsl runs (head_k_dim 128)
+    wheel_cuda_runtime_major: int  # the CUDA runtime the PyPI wheel links
+    min_cuda_runtime_major: int  # the runtime the SM 10.x / 12.x FlashInfer and CuteDSL paths need
+    checkpoint_alignment: int  # FLASHINFER_GDN_CHECKPOINT_ALIGNMENT: the hybrid block is a multiple of it
+    refusals: dict[str, str]  # a backend CUDA refuses -> vLLM's words
+
+
 class VllmPlatforms(Sourced):
     cuda: CudaPlatform
     rocm: RocmPlatform
@@ -712,6 +725,7 @@ class VllmPlatforms(Sourced):
     refused: RefusedDevices | None = None
     attention: Attention
     dtype: DtypeRules
+    gdn_prefill: GdnPrefill
 
 
 class QuantMethodSupport(Fixed):
@@ -1098,6 +1112,13 @@ class VllmUbatch(Sourced):
     removed: list[str]  # backends that fall back to default_backend
 
 
+class VllmReplaySSM(Sourced):
+    architectures: list[str]  # the classes with SupportsReplaySSM that vramcalc reads
+    flashinfer_max_buffer_len: int
+    default_buffer_len: int
+    refusals: dict[str, str]  # vLLM's words, by check
+
+
 class VllmFeatures(Sourced):
     lora: VllmLora
     cpu_offload: VllmCpuOffload
@@ -1107,6 +1128,7 @@ class VllmFeatures(Sourced):
     kv_transfer: VllmKVTransfer
     load_format: VllmLoadFormat
     ubatch: VllmUbatch
+    replayssm: VllmReplaySSM
 
 
 class LlamaSpecRun(Fixed):

@@ -107,6 +107,8 @@ CODES: dict[str, str] = {
     "vllm.kv_skip.unify": "--kv-cache-dtype-skip-layers keeps a full-attention layer at the model dtype beside "
                           "sliding-window layers: vLLM fails to unify the page sizes",
     "vllm.mamba_block_size.no_prefix_caching": "--mamba-block-size without prefix caching",
+    "vllm.replayssm.refused": "--use-replayssm / --mamba-ssu-algorithm in a setting vLLM refuses (architecture, backend, prefix caching, ring length)",
+    "vllm.gdn_prefill.refused": "--gdn-prefill-backend names a kernel of another platform (ROCm's AITER FlyDSL, XPU's SYCL)",
     "vllm.pooling.unchecked": "a pooling runner: what vramcalc sizes from vLLM's code, and what it takes from the "
                               "generate runner",
     "vllm.mla_disable.sparse_indexer": "VLLM_MLA_DISABLE=1 on a model with the sparse-attention indexer "

@@ -589,7 +589,8 @@ def _vllm_reading(p: Parsed) -> Reading:
             continue
         name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
         if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras",
-                   "num_gpu_blocks_override", "decode_context_parallel_size", "mamba_block_size", "ubatch_size"):
+                   "num_gpu_blocks_override", "decode_context_parallel_size", "mamba_block_size", "ubatch_size",
+                   "replayssm_buffer_len"):
             opts[fld] = _int(name, v or "")
         elif fld in CUDAGRAPH_FIELDS:
             if fld in reader.get("cc_keys", ()):
@@ -608,7 +609,8 @@ def _vllm_reading(p: Parsed) -> Reading:
                 raise InputError(f"argument {name}: invalid float value: {v!r}") from None
         elif fld in ("enforce_eager", "disable_custom_all_reduce", "enable_lora", "fully_sharded_loras",
                      "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
-                     "enable_prefix_caching", "enable_return_routed_experts", "enable_dbo", "dcp_q_replicate"):
+                     "enable_prefix_caching", "enable_return_routed_experts", "enable_dbo", "dcp_q_replicate",
+                     "use_replayssm"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
         elif fld in ("kv_cache_dtype_skip_layers", "cpu_offload_params"):  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
             opts[fld] = tuple(f.values)
@@ -620,7 +622,8 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = None if v == "auto" else v
         elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
-                     "runner", "convert", "load_format", "attention_backend"):
+                     "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend", "mamba_backend",
+                     "mamba_ssu_algorithm"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
@@ -1276,6 +1279,7 @@ def _flag_line(q: Question) -> str:
                     "replicate_embed": "--replicate-embed" if v else None,
                     "estimate_cudagraphs": None if v else "--no-estimate-cudagraphs",
                     "enable_prefix_caching": "--enable-prefix-caching" if v else "--no-enable-prefix-caching",
+                    "use_replayssm": "--use-replayssm" if v else None,
                     }.get(k, f"({k}={v})")
             if flag:
                 parts.append(flag)
@@ -1302,7 +1306,8 @@ def _flag_line(q: Question) -> str:
                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode",
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
-                "all2all_backend", "flashinfer_workspace_bytes")
+                "all2all_backend", "flashinfer_workspace_bytes", "gdn_prefill_backend", "replayssm_buffer_len",
+                "mamba_backend", "mamba_ssu_algorithm")
                 else f"({k}={v!r})")
     return " ".join(parts)
 

@@ -156,6 +156,18 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "TRT-LLM kernels' buffer (default 394 MiB)")
     f.add_argument("--mamba-block-size", type=int, default=None,
                    help="the Mamba state's block with prefix caching (no memory change; refused without prefix caching)")
+    f.add_argument("--gdn-prefill-backend", choices=["flashinfer", "triton", "cutedsl", "aiter_flydsl", "sycl"],
+                   default=None, help="the Gated DeltaNet prefill kernel (default auto: FlashInfer's on SM 9.0 and, "
+                   "with head_k_dim 128, SM 10.x / 12.x, which keeps a prefill checkpoint block per GDN layer with "
+                   "prefix caching)")
+    f.add_argument("--use-replayssm", action="store_true", default=None,
+                   help="ReplaySSM's Mamba-2 decode kernel: x / dt / B rings in each state (Nemotron-H)")
+    f.add_argument("--replayssm-buffer-len", type=int, default=None, help="ReplaySSM's ring rows (default 16)")
+    f.add_argument("--mamba-backend", choices=["triton", "flashinfer"], default=None,
+                   help="the Mamba state-update kernel (FlashInfer's ReplaySSM ring has 1 + speculative rows more)")
+    f.add_argument("--mamba-ssu-algorithm", choices=["auto", "simple", "vertical", "horizontal"], default=None,
+                   help="FlashInfer's state-update algorithm (no memory change; refused without --mamba-backend "
+                        "flashinfer)")
     f.add_argument("--enable-prefix-caching", dest="enable_prefix_caching", action="store_true", default=None,
                    help="prefix caching on (the default, except for attention-free models)")
     f.add_argument("--runner", choices=["auto", "generate", "pooling", "draft"], default=None,
@@ -226,7 +238,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
                  "decode_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
                  "all2all_backend", "estimate_cudagraphs", "flashinfer_workspace_bytes",
-                 "mamba_block_size", "runner", "convert"):
+                 "mamba_block_size", "runner", "convert", "gdn_prefill_backend", "use_replayssm",
+                 "replayssm_buffer_len", "mamba_backend", "mamba_ssu_algorithm"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)
     if getattr(args, "kv_cache_dtype_skip_layers", None):

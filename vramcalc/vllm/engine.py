@@ -31,8 +31,8 @@ from ..quant import QuantScheme, quant_targets, scheme_from_config, target_schem
 from ..spec import ModelSpec
 from .kv import (KVCapacity, KVPool, KVSettings, capacity, kv_formats, kv_pool, release_settings, resolve_kv_dtype,
                  turboquant_boundary_layers)
-from .rules import (attention_backend, dtype_messages, parallel_messages, platform_messages, vllm_platforms,
-                    quant_messages, source_messages)
+from .rules import (attention_backend, dtype_messages, gdn_prefill_backend, parallel_messages, platform_messages,
+                    quant_messages, source_messages, vllm_platforms)
 from .result_types import Layout, ModelSummary
 from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_overrides
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
@@ -279,6 +279,16 @@ class VLLMOptions(CheckedOptions):
     # block (vllm/model_executor/models/config.py MambaModelConfig); pages and blocks per request do not depend on it
     # (vllm/v1/kv_cache_interface.py MambaSpec.max_memory_usage_bytes, 0.33.0). Without prefix caching vLLM refuses it
     mamba_block_size: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)
+    # --gdn-prefill-backend: the Gated DeltaNet prefill kernel; None is vLLM's auto (FlashInfer's on SM 9.0, and on
+    # SM 10.x / 12.x with head_k_dim 128: a prefill checkpoint block per GDN layer with prefix caching; rules.py
+    # gdn_prefill_backend, data/vllm_platforms.json gdn_prefill, vLLM 0.33.0)
+    gdn_prefill_backend: Literal["flashinfer", "triton", "cutedsl", "aiter_flydsl", "sycl"] | None = None
+    # --use-replayssm / --replayssm-buffer-len / --mamba-backend / --mamba-ssu-algorithm: ReplaySSM's x / dt / B
+    # rings in each Mamba-2 state, and vLLM's refusals (replayssm_messages; data/vllm_features.json replayssm)
+    use_replayssm: bool = False
+    replayssm_buffer_len: int = Field(default=16, ge=1, le=MAX_CONTEXT)
+    mamba_backend: Literal["triton", "flashinfer"] = "triton"
+    mamba_ssu_algorithm: Literal["auto", "simple", "vertical", "horizontal"] | None = None
     # --runner / --convert: a pooling runner (runner pooling, or convert embed / classify with runner auto) adapts a
     # causal LM into a pooling model (vllm/model_executor/models/adapters.py _create_pooling_model_cls): no lm_head,
     # classify adds a float32 score head, async scheduling off by default (vllm/config/vllm.py), the same KV cache
@@ -715,7 +725,7 @@ def hma_off(opts: VLLMOptions) -> bool:
 
 
 def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L: int,
-                 spec_tokens: int = 0) -> KVSettings:
+                 spec_tokens: int = 0, gdn_backend: str = "triton", replayssm_rows: int = 0) -> KVSettings:
     """The cache settings the KV pool is sized with (vLLM 0.33.0 vllm/config/cache.py CacheConfig; the rules
     that follow the release: kv.release_settings)."""
     rel = release_settings(spec, version)
@@ -742,7 +752,45 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
                       mamba_cache_dtype=opts.mamba_cache_dtype, mamba_ssm_cache_dtype=opts.mamba_ssm_cache_dtype,
                       pp_partition=opts.pp_layer_partition, dcp=opts.decode_context_parallel_size,
                       mla_disabled=opts.mla_disable, kv_skip_layers=_skip_layers(spec, opts),
-                      mamba_block_size=opts.mamba_block_size, **rel)
+                      mamba_block_size=opts.mamba_block_size, gdn_prefill_backend=gdn_backend,
+                      replayssm_rows=replayssm_rows, **rel)
+
+
+def replayssm_messages(spec: ModelSpec, opts: VLLMOptions, prefix_caching: bool,
+                       spec_tokens: int) -> tuple[int, list[Message]]:
+    """The ring rows --use-replayssm adds to each Mamba-2 state (0 without it) and vLLM 0.33.0's refusals of the
+    Mamba kernel flags, in its words: vllm/config/mamba.py MambaConfig.validate_ssu_algorithm, vllm/config/vllm.py
+    VllmConfig.validate_mamba_cached_kernel (data/vllm_features.json replayssm)."""
+    from .features import features
+
+    r = features().replayssm
+    out: list[Message] = []
+
+    def refuse(key: str, fix: str, **kw: Any) -> None:
+        src = "vllm/config/mamba.py MambaConfig" if key == "ssu_algorithm" else \
+            "vllm/config/vllm.py VllmConfig.validate_mamba_cached_kernel"
+        out.append(error("vllm.replayssm.refused", r.refusals[key].format(**kw) + f" [{src}]", fix=fix,
+                         source=src))
+
+    if opts.mamba_ssu_algorithm is not None and opts.mamba_backend != "flashinfer":
+        refuse("ssu_algorithm", "--mamba-backend flashinfer, or drop --mamba-ssu-algorithm")
+    if not opts.use_replayssm:
+        return 0, out
+    if spec.architecture not in r.architectures:
+        refuse("architecture", "drop --use-replayssm", arch=spec.architecture or spec.model_type)
+        return 0, out
+    if spec_tokens:
+        raise NotModelledError("--use-replayssm with speculative decoding: its FlashInfer kernel's rings and "
+                               "checks are not modelled (remove one of them to check the rest)")
+    flashinfer = opts.mamba_backend == "flashinfer"
+    if flashinfer and opts.replayssm_buffer_len > r.flashinfer_max_buffer_len:
+        refuse("flashinfer_buffer_len", f"--replayssm-buffer-len {r.flashinfer_max_buffer_len}")
+    elif flashinfer and prefix_caching:
+        refuse("flashinfer_prefix_caching", "--disable-prefix-caching")
+    elif not flashinfer:
+        refuse("triton_v2", "--mamba-backend flashinfer --disable-prefix-caching (Model Runner V2 is vLLM 0.33.0's "
+               "default; under VLLM_USE_V2_MODEL_RUNNER=0, which vramcalc does not model, Triton's runs)")
+    return opts.replayssm_buffer_len + (1 + spec_tokens if flashinfer else 0), out
 
 
 def _skip_layers(spec: ModelSpec, opts: VLLMOptions) -> tuple[str, ...]:
@@ -1525,7 +1573,12 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         plan = plan_speculative(opts.speculative_config, spec, opts.tp, opts.pp, L, wdtype, draft, opts.spec_acceptance)
         errors += plan.errors
         warnings += plan.warnings + ([acceptance_warning(plan)] if not plan.errors else [])
-    kvs = _kv_settings(spec, opts, version, mnbt, L, plan.num_speculative_tokens if plan else 0)
+    gdn_backend, gdn_msgs = gdn_prefill_backend(spec, gpu, opts.gdn_prefill_backend, version)
+    errors += gdn_msgs
+    rows, replay_msgs = replayssm_messages(spec, opts, _prefix_caching_on(spec, opts, version),
+                                           plan.num_speculative_tokens if plan else 0)
+    errors += replay_msgs
+    kvs = _kv_settings(spec, opts, version, mnbt, L, plan.num_speculative_tokens if plan else 0, gdn_backend, rows)
     if opts.kv_offloading_size is not None:
         warnings.append(warning(
             "vllm.kv_offload.host_memory", f"--kv-offloading-size {opts.kv_offloading_size:g}: "
@@ -1894,6 +1947,16 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append("--kv-cache-dtype-skip-layers " + " ".join(opts.kv_cache_dtype_skip_layers))
     if opts.mamba_block_size is not None:
         out.append(f"--mamba-block-size {opts.mamba_block_size}")
+    if opts.gdn_prefill_backend is not None:
+        out.append(f"--gdn-prefill-backend {opts.gdn_prefill_backend}")
+    if opts.use_replayssm:
+        out.append("--use-replayssm")
+    if opts.replayssm_buffer_len != 16:
+        out.append(f"--replayssm-buffer-len {opts.replayssm_buffer_len}")
+    if opts.mamba_backend != "triton":
+        out.append(f"--mamba-backend {opts.mamba_backend}")
+    if opts.mamba_ssu_algorithm is not None:
+        out.append(f"--mamba-ssu-algorithm {opts.mamba_ssu_algorithm}")
     if opts.runner != "auto":
         out.append(f"--runner {opts.runner}")
     if opts.convert != "auto":

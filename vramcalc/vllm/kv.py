@@ -74,7 +74,12 @@ class KVSettings(BaseModel):
     # ModelConfig.is_prefix_caching_supported); Mamba layers are then in mamba_cache_mode "align"
     # (vllm/model_executor/models/config.py MambaModelConfig.verify_and_update_config), else "none"
     prefix_caching: bool | None = None
-    mamba_checkpoint_blocks: int = 0  # FlashInfer GDN prefill sets 1
+    # the Gated DeltaNet prefill kernel (vllm/rules.py gdn_prefill_backend): FlashInfer's, with prefix caching,
+    # keeps a prefill checkpoint block per GDN layer on a 64-token grid (data/vllm_platforms.json gdn_prefill)
+    gdn_prefill_backend: str = "triton"
+    # --use-replayssm: the rows of the x / dt / B rings each Mamba-2 state keeps (--replayssm-buffer-len, + 1 +
+    # speculative with FlashInfer's kernel; data/vllm_features.json replayssm); 0: off
+    replayssm_rows: int = 0
     # 0.33: MambaMixer2.get_kv_cache_spec gives each Mamba-2 layer one prefill checkpoint block
     # (vllm/model_executor/layers/mamba/mamba_mixer2.py); data/vllm.json mamba2_checkpoint_block_since
     mamba2_checkpoint_block: bool = True
@@ -295,6 +300,14 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     attn_pages = set()
     mamba_pages = []
     attention_free = all(c.attention is None for c in cache_layers(spec))
+    prefix_caching = not attention_free if s.prefix_caching is None else s.prefix_caching
+    # FlashInfer's GDN prefill in align mode (prefix caching): a checkpoint block per GDN layer and the hybrid block
+    # on its 64-token grid, only where every recurrent layer of the model is GDN (vLLM 0.33.0
+    # qwen_gdn_linear_attn.py GatedDeltaNetAttention.get_kv_cache_spec; mamba/abstract.py
+    # get_mamba_prefill_checkpoint_alignment: a Mamba-2 mixer declares none)
+    recurrent = [c.recurrent.kind for c in cache_layers(spec) if c.recurrent is not None]
+    gdn_checkpoint = s.gdn_prefill_backend == "flashinfer" and prefix_caching and bool(recurrent) and \
+        all(k == "gated_deltanet" for k in recurrent)
     model_bytes = dtype_bytes(spec.dtype)
     skipping = bool(s.kv_skip_layers) and kvb < model_bytes
     primary_tok = padded_tok = 0
@@ -327,15 +340,17 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
                 notes.append("the DeepSeek-V3.2 indexer cache is not in the pool yet")
         if c.recurrent is not None:  # MambaSpec: the conv state at the model dtype, the temporal state at
             # ssm_state_dtype (vLLM 0.33.0 vllm/model_executor/layers/mamba/mamba_utils.py MambaStateDtypeCalculator)
-            mkey = ("mamba", None, int(c.recurrent.kind == "mamba2" and s.mamba2_checkpoint_block))
+            mkey = ("mamba", None, int(c.recurrent.kind == "mamba2" and s.mamba2_checkpoint_block or
+                                       c.recurrent.kind == "gated_deltanet" and gdn_checkpoint))
             buckets[mkey] = buckets.get(mkey, 0) + 1
             mamba_pages.append(c.recurrent.state_bytes(dtype_bytes(conv_state_dtype(spec, s.mamba_cache_dtype)),
                                                        dtype_bytes(ssm_state_dtype(spec, s.mamba_cache_dtype,
                                                                                    s.mamba_ssm_cache_dtype)),
-                                                       s.tp, s.num_speculative_tokens))
+                                                       s.tp, s.num_speculative_tokens) +
+                               (c.recurrent.replayssm_ring_bytes(s.replayssm_rows, model_bytes, s.tp)
+                                if s.replayssm_rows and c.recurrent.kind == "mamba2" else 0))
     attn_tok = max(attn_pages, default=0)
     bs = s.block_size
-    prefix_caching = not attention_free if s.prefix_caching is None else s.prefix_caching
     if mamba_pages and not attn_tok and not prefix_caching and s.max_model_len:
         bs = s.max_model_len  # MambaModelConfig: mamba_block_size = max_model_len
     elif mamba_pages and not attn_tok and s.mamba_block_size:
@@ -344,6 +359,10 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
         mamba_page = max(mamba_pages)
         if attn_tok:  # Platform._align_hybrid_block_size
             align = 128 if not s.mla_disabled and any(isinstance(c.attention, MLALatent) for c in caches) else bs
+            if gdn_checkpoint:  # _align_hybrid_block_size: internal prefill checkpoints land on block boundaries
+                from .rules import vllm_platforms
+
+                align = _lcm(align, vllm_platforms().gdn_prefill.checkpoint_alignment)
             bs = align * ceil(mamba_page / (align * attn_tok))
             page = bs * attn_tok  # the Mamba page is padded up to the attention page
         else:
@@ -409,8 +428,8 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
             # block (vLLM 0.20.0 / 0.25.0 vllm/model_executor/models/config.py; tests/data/vllm_oracle)
             g_bs = s.max_model_len
         # MambaSpec.max_memory_usage_bytes: align mode keeps 2 + speculative + prefill-checkpoint blocks
-        # (a Mamba-2 mixer's own one, `tok` in its key, or FlashInfer GDN's), "none" 1 + speculative
-        mb = (2 + s.num_speculative_tokens + max(tok, s.mamba_checkpoint_blocks) if prefix_caching
+        # (a Mamba-2 mixer's own one or FlashInfer GDN's, `tok` in its key), "none" 1 + speculative
+        mb = (2 + s.num_speculative_tokens + tok if prefix_caching
               else 1 + s.num_speculative_tokens) if kind == "mamba" else 1
         k = ceil(n / group_size)
         for j in range(k):

@@ -363,3 +363,40 @@ def _fp8_block_shapes(spec: ModelSpec, scheme: QuantScheme, tp: int) -> list[Mes
             out.append(Message(code="vllm.quant.fp8_block_shape", level="error", text=f"Weight output_partition_size = {n} is not divisible by "
                                      f"weight quantization block_n = {bn}.", source=src, fix=f"{name}: a smaller TP"))
     return out
+
+
+GDN_PREFILL_BACKENDS = ("flashinfer", "triton", "cutedsl", "aiter_flydsl", "sycl")  # vllm/engine/arg_utils.py choices
+
+
+def gdn_prefill_backend(spec: ModelSpec, gpu: GPU, requested: str | None, version: str) -> tuple[str, list[Message]]:
+    """The Gated DeltaNet prefill kernel each GDN layer runs, and vLLM's refusal of a choice it cannot run
+    (v0.33.0 vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py _resolve_gdn_prefill_backend;
+    data/vllm_platforms.json gdn_prefill). "none" for a model without GDN layers (the flag is only read when one
+    is built); releases before the rule's `since` are sized as Triton."""
+    heads = [layer.ssm.head_k_dim for layer in spec.layers if layer.ssm is not None and layer.ssm.kind == "gated_deltanet"]
+    if not heads:
+        return "none", []
+    r = vllm_platforms().gdn_prefill
+    want = (requested or "auto").strip().lower()
+    vendor = gpu.vendor or "nvidia"
+    src = "vllm/model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py _resolve_gdn_prefill_backend (0.33.0)"
+    if want == "sycl" and vendor != "intel":
+        return "triton", [Message(code="vllm.gdn_prefill.refused", level="error", text=r.refusals["sycl"] + f" [{src}]",
+                                  source=src, fix="drop --gdn-prefill-backend")]
+    if vendor == "amd":
+        return ("aiter_flydsl" if want == "aiter_flydsl" else "triton"), []
+    if want == "aiter_flydsl":
+        return "triton", [Message(code="vllm.gdn_prefill.refused", level="error",
+                                  text=r.refusals["aiter_flydsl"] + f" [{src}]", source=src,
+                                  fix="drop --gdn-prefill-backend")]
+    cc = gpu.compute_capability
+    if vendor != "nvidia" or not cc or _vkey(version) < _vkey(r.since):
+        return "triton", []
+    major = int(float(cc))
+    k128 = max(heads) == 128 and r.wheel_cuda_runtime_major >= r.min_cuda_runtime_major
+    flashinfer = cc in r.flashinfer_cc or (k128 and major in r.flashinfer_head_k_128_cc_major)
+    if want in ("flashinfer", "auto") and flashinfer:
+        return "flashinfer", []
+    if want == "cutedsl" and k128 and major in r.cutedsl_head_k_128_cc_major:
+        return "cutedsl", []
+    return "triton", []
