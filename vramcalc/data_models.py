@@ -1056,6 +1056,11 @@ class VllmCpuOffload(Sourced):
     efficiency_note: str
 
 
+class VllmPrefetchOffload(Sourced):
+    refusals: dict[str, str]  # OffloadConfig.validate_offload_config's ValueErrors (str.format fields)
+    warnings: dict[str, str]  # its warnings when both offloaders' fields are set
+
+
 class VllmMultimodal(Sourced):
     oracle_pr_25631: dict[str, str | float]
 
@@ -1098,6 +1103,7 @@ class VllmUbatch(Sourced):
 class VllmFeatures(Sourced):
     lora: VllmLora
     cpu_offload: VllmCpuOffload
+    prefetch_offload: VllmPrefetchOffload
     multimodal: VllmMultimodal
     prefix_caching: Sourced
     aux_output: VllmAuxOutput

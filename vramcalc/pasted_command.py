@@ -589,7 +589,8 @@ def _vllm_reading(p: Parsed) -> Reading:
             continue
         name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
         if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras",
-                   "num_gpu_blocks_override", "decode_context_parallel_size", "mamba_block_size", "ubatch_size"):
+                   "num_gpu_blocks_override", "decode_context_parallel_size", "mamba_block_size", "ubatch_size",
+                   "offload_group_size", "offload_num_in_group", "offload_prefetch_step"):
             opts[fld] = _int(name, v or "")
         elif fld in CUDAGRAPH_FIELDS:
             if fld in reader.get("cc_keys", ()):
@@ -610,7 +611,7 @@ def _vllm_reading(p: Parsed) -> Reading:
                      "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
                      "enable_prefix_caching", "enable_return_routed_experts", "enable_dbo"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
-        elif fld in ("kv_cache_dtype_skip_layers", "cpu_offload_params"):  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
+        elif fld in ("kv_cache_dtype_skip_layers", "cpu_offload_params", "offload_params"):  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
             opts[fld] = tuple(f.values)
         elif fld == "limit_mm_per_prompt":
             opts[fld] = {**opts.get(fld, {}), **_mm_limits(name, v or "")}
@@ -620,7 +621,7 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = None if v == "auto" else v
         elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
-                     "runner", "convert", "load_format", "attention_backend"):
+                     "runner", "convert", "load_format", "attention_backend", "offload_backend"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
@@ -1276,7 +1277,7 @@ def _flag_line(q: Question) -> str:
             parts += ["--pp-layer-partition", ",".join(map(str, v))]
         elif k == "cudagraph_capture_sizes":
             parts += ["--cudagraph-capture-sizes", *map(str, v)]
-        elif k in ("kv_cache_dtype_skip_layers", "cpu_offload_params"):
+        elif k in ("kv_cache_dtype_skip_layers", "cpu_offload_params", "offload_params"):
             parts += [f"--{k.replace('_', '-')}", *map(shlex.quote, v)]
         elif k == "speculative_config":
             parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
@@ -1293,7 +1294,8 @@ def _flag_line(q: Question) -> str:
                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode",
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
-                "all2all_backend", "flashinfer_workspace_bytes")
+                "all2all_backend", "flashinfer_workspace_bytes", "offload_backend", "offload_group_size",
+                "offload_num_in_group", "offload_prefetch_step")
                 else f"({k}={v!r})")
     return " ".join(parts)
 

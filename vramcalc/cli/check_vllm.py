@@ -115,6 +115,18 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "--cpu-offload-gb (sized: experts, the routed experts)")
     f.add_argument("--cpu-offload-gb", type=float, default=0.0,
                    help="GiB of weights per GPU moved to host memory; each forward step reads them over PCIe")
+    f.add_argument("--offload-backend", choices=["auto", "uva", "prefetch"], default=None,
+                   help="vLLM's weight offloader (default auto: prefetch with --offload-group-size, else uva with "
+                        "--cpu-offload-gb)")
+    f.add_argument("--offload-group-size", type=bounded_int(1_000_000, "layers", 0), default=None,
+                   help="prefetch offloading: the last --offload-num-in-group layers of every group of this many "
+                        "live in host memory and are copied into GPU buffers ahead of use")
+    f.add_argument("--offload-num-in-group", type=bounded_int(1_000_000, "layers"), default=None,
+                   help="prefetch offloading: layers offloaded per group (default 1)")
+    f.add_argument("--offload-prefetch-step", type=bounded_int(1_000_000, "layers", 0), default=None,
+                   help="prefetch offloading: layers prefetched ahead, the GPU buffer slots (default 1)")
+    f.add_argument("--offload-params", nargs="+", default=None, metavar="SEGMENT",
+                   help="prefetch offloading: only parameters with this name segment (sized: experts)")
     f.add_argument("--kv-cache-memory-bytes", type=_human_bytes, default=None,
                    help="the KV cache size per GPU as given (replaces the gpu_memory_utilization budget; 8G = 8 GiB)")
     f.add_argument("--language-model-only", action="store_true",
@@ -221,13 +233,16 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
                  "decode_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
                  "all2all_backend", "estimate_cudagraphs", "flashinfer_workspace_bytes",
-                 "mamba_block_size", "runner", "convert"):
+                 "mamba_block_size", "runner", "convert", "offload_backend", "offload_group_size",
+                 "offload_num_in_group", "offload_prefetch_step"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)
     if getattr(args, "kv_cache_dtype_skip_layers", None):
         out["kv_cache_dtype_skip_layers"] = tuple(args.kv_cache_dtype_skip_layers)
     if getattr(args, "cpu_offload_params", None):
         out["cpu_offload_params"] = tuple(args.cpu_offload_params)
+    if getattr(args, "offload_params", None):
+        out["offload_params"] = tuple(args.offload_params)
     if getattr(args, "cudagraph_capture_sizes", None) is not None:
         out["cudagraph_capture_sizes"] = tuple(args.cudagraph_capture_sizes)
     for name in ("cpu_offload_gb", "mm_ipc_gpu_memory_gb"):
