@@ -791,6 +791,7 @@ class VllmServeOption(Fixed):
     kind: Literal["switch", "value"]
     nargs: int | str | None
     choices: list[str] | None
+    hidden: list[str] = []  # taken but left out of help (EnableDisableAction's --no-enable-x / --no-disable-x)
 
 
 class VllmServeArgs(Fixed):

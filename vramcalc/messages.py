@@ -76,6 +76,7 @@ CODES: dict[str, str] = {
     "vllm.cpu_offload.speed": "weights offloaded with --cpu-offload-gb cross PCIe at every forward step",
     "vllm.cpu_offload.not_needed": "--cpu-offload-gb is set although the weights fit without it",
     "vllm.offload.refused": "vLLM refuses the prefetch offloader's settings (OffloadConfig.validate_offload_config)",
+    "vllm.config.not_read": "--config=FILE: vLLM reads a config file only for --config FILE (two words)",
     "vllm.offload.ignored": "both offloaders' flags are set: vLLM uses one and ignores the other's",
     "vllm.kv_bytes.oom": "--kv-cache-memory-bytes asks for more than the GPU has left after the other terms",
     "vllm.cudagraph.sizes_inconsistent": "--max-cudagraph-capture-size differs from the largest of the given "

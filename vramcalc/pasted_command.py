@@ -328,8 +328,18 @@ def _classify(table: dict[str, Any], name: str, canonical: str) -> dict[str, Any
 
 
 def _vllm_flags(args: list[str]) -> tuple[str | None, list[Flag]]:
+    from .vllm.config_file import pull_config
+
+    table = vllm_table()["options"]
+    hidden = {h: ("--disable-" + h.removeprefix("--no-enable-") if h.startswith("--no-enable-") else
+                  "--enable-" + h.removeprefix("--no-disable-"))
+              for o in table for h in o.get("hidden", ()) if h.startswith(("--no-enable-", "--no-disable-"))}
+    names = {n for o in table for n in o["names"]} | set(hidden)
+    args = pull_config(args, names)  # --config FILE: its settings as flags (vramcalc/vllm/config_file.py)
+    # EnableDisableAction's hidden --no-enable-x / --no-disable-x: the same as its --disable-x / --enable-x
+    # (vllm/utils/argparse_utils.py, 0.33.0)
     try:
-        ns = _vllm_parser().parse_args(_flexible(args))
+        ns = _vllm_parser().parse_args([hidden.get(a, a) for a in _flexible(args)])
     except _Refused as e:
         raise InputError(str(e)) from None
     first = {n: o["names"][0] for o in vllm_table()["options"] for n in o["names"]}
@@ -644,6 +654,12 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = {**opts.get(fld, {}), **parse_hf_overrides(v or "")}
         elif fld in PARALLEL_FIELDS + COMPILE_FIELDS:
             _vllm_parallel_and_compile(f, fld, v, opts, reader, no_effect)
+        elif fld == "config":  # --config=FILE: parse_args pulls a file in only for the word --config on its own
+            warnings.append(warning("vllm.config.not_read", f"{f.written()}: vLLM 0.33 reads a config file only for "
+                                    "`--config FILE` as two words (vllm/utils/argparse_utils.py FlexibleArgumentParser"
+                                    ".parse_args: '\"--config\" in args'); with `--config=FILE` it parses the name and "
+                                    "never reads the file, so its settings are not applied, here or by vLLM",
+                                    fix=f"--config {v}"))
         elif fld != "model":
             raise AssertionError(f"command_flags.json: {name} -> {fld} is not read")
     for k, val in p.env.items():
