@@ -127,7 +127,7 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
      "--specialize-active-lora"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf -mmu cv.gguf", "-mmu"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --spec-type draft-mtp", "--spec-type"),
-    ("VLLM_USE_SIMPLE_KV_OFFLOAD=1 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_USE_SIMPLE_KV_OFFLOAD"),
+    ("VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_WEIGHT_OFFLOADING_DISABLE_UVA"),
 ])
 def test_not_modelled_flags_are_warned_about_by_name(command, flag):
     """The rest of the command is checked; a command.not_modelled warning names the flag and says the figures

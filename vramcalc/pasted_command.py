@@ -1278,6 +1278,7 @@ def _flag_line(q: Question) -> str:
                     "disable_hybrid_kv_cache_manager": "--disable-hybrid-kv-cache-manager" if v else None,
                     "disable_sliding_window": "--disable-sliding-window" if v else None,
                     "rocm_fp8_padding": None if v else "--no-rocm-fp8-padding",
+                    "simple_kv_offload": "--simple-kv-offload" if v else None,
                     "enable_eplb": "--enable-eplb" if v else None,
                     "enable_return_routed_experts": "--enable-return-routed-experts" if v else None,
                     "enable_dbo": "--enable-dbo" if v else None,

@@ -43,6 +43,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     v.add_argument("--enforce-eager", action="store_true")
     v.add_argument("--no-rocm-fp8-padding", action="store_true",
                    help="VLLM_ROCM_FP8_PADDING=0: on AMD GPUs, FP8 weights without vLLM's 256-byte row padding")
+    v.add_argument("--simple-kv-offload", action="store_true",
+                   help="VLLM_USE_SIMPLE_KV_OFFLOAD=1: --kv-offloading-size's native backend through "
+                        "SimpleCPUOffloadConnector (host memory; the GPU figures as OffloadingConnector's)")
     v.add_argument("--moe-backend", choices=list(MXFP4_MOE_BACKENDS),
                    help="vLLM --moe-backend: the MXFP4 expert kernel, whose padded layout sets the weight size "
                         "(default: the one vLLM picks for the GPU)")
@@ -250,6 +253,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
             out[name] = getattr(args, name)
     if getattr(args, "no_rocm_fp8_padding", False):
         out["rocm_fp8_padding"] = False
+    if getattr(args, "simple_kv_offload", False):
+        out["simple_kv_offload"] = True
     return out
 
 

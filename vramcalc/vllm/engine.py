@@ -174,6 +174,19 @@ class VLLMOptions(CheckedOptions):
     # hybrid manager off (vllm/config/vllm.py VllmConfig.__post_init__, 0.30.0): as --disable-hybrid-kv-cache-manager
     # (the lmcache package's connector, preferred where installed, may keep it: the larger KV pool per token is taken)
     kv_offloading_backend: Literal["native", "lmcache"] = "native"
+    # VLLM_USE_SIMPLE_KV_OFFLOAD=1: the native backend's connector is SimpleCPUOffloadConnector instead of
+    # OffloadingConnector (vllm/config/vllm.py _post_init_kv_transfer_config, 0.33.0); nothing without
+    # --kv-offloading-size
+    simple_kv_offload: bool = False
+
+    @property
+    def kv_offloading_connector(self) -> str | None:
+        """The connector --kv-offloading-size installs (VllmConfig._post_init_kv_transfer_config); None: none."""
+        if self.kv_offloading_size is None:
+            return None
+        if self.kv_offloading_backend == "lmcache":
+            return "LMCacheMPConnector"
+        return "SimpleCPUOffloadConnector" if self.simple_kv_offload else "OffloadingConnector"
     # --disable-sliding-window: the derived max_model_len capped at the window, then the config's sliding_window set
     # to None, so the models' layers that read it attend in full (vllm/config/model.py ModelConfig.__post_init__,
     # _get_and_verify_max_len; e.g. models/gemma3.py Gemma3Attention, 0.30.0)
@@ -724,8 +737,9 @@ def hma_off(opts: VLLMOptions) -> bool:
     vLLM keeps it on (which vramcalc does not read: the larger footprint)."""
     from .kv_transfer import hma_off as connector_hma_off
 
-    if opts.kv_offloading_size is not None:  # its connector replaces --kv-transfer-config's (_post_init_kv_transfer_config)
-        return opts.disable_hybrid_kv_cache_manager or opts.kv_offloading_backend == "lmcache"
+    if opts.kv_offloading_connector is not None:  # it replaces --kv-transfer-config's (_post_init_kv_transfer_config)
+        return opts.disable_hybrid_kv_cache_manager or connector_hma_off({"kv_connector": opts.kv_offloading_connector,
+                                                                          "kv_role": "kv_both"})
     return opts.disable_hybrid_kv_cache_manager or connector_hma_off(opts.kv_transfer_config)
 
 
@@ -1626,8 +1640,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if opts.kv_offloading_size is not None:
         warnings.append(warning(
             "vllm.kv_offload.host_memory", f"--kv-offloading-size {opts.kv_offloading_size:g}: "
-            f"{opts.kv_offloading_size:g} GiB of pinned host memory for offloaded KV blocks, summed over the ranks "
-            "(host memory only: the GPU figures are unchanged" + (
+            f"{opts.kv_offloading_size:g} GiB of pinned host memory for offloaded KV blocks, summed over the ranks, "
+            f"through {opts.kv_offloading_connector} (host memory only: the GPU figures are unchanged" + (
                 "; vLLM's own lmcache connector turns the hybrid KV cache manager off, so sliding-window layers "
                 "beside full attention are sized at full length, as with --disable-hybrid-kv-cache-manager; the "
                 "lmcache package's connector may keep it, which only leaves more KV room)" if opts.kv_offloading_backend == "lmcache" else ")"),
@@ -1913,6 +1927,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.insert(0, "VLLM_PP_LAYER_PARTITION=" + ",".join(map(str, opts.pp_layer_partition)))
     if opts.mla_disable:  # an environment variable too (vllm/envs.py VLLM_MLA_DISABLE)
         cmd.insert(0, "VLLM_MLA_DISABLE=1")
+    if opts.simple_kv_offload and opts.kv_offloading_size is not None:  # an environment variable (vllm/envs.py)
+        cmd.insert(0, "VLLM_USE_SIMPLE_KV_OFFLOAD=1")
     if not opts.rocm_fp8_padding:  # an environment variable, read on ROCm (vllm/envs.py VLLM_ROCM_FP8_PADDING)
         cmd.insert(0, "VLLM_ROCM_FP8_PADDING=0")
     if opts.flashinfer_workspace_bytes is not None:  # an environment variable (vllm/envs.py)
