@@ -1062,6 +1062,12 @@ class VllmPrefetchOffload(Sourced):
     warnings: dict[str, str]  # its warnings when both offloaders' fields are set
 
 
+class VllmPcp(Sourced):
+    dcp_refusal: str  # ParallelConfig's ValueError (str.format: tp, pcp, dcp, valid)
+    backend_refusal: str  # CudaPlatform.get_attn_backend_cls's ValueError (str.format: reasons)
+    non_mla_backends: list[str]  # the CUDA backends a model without MLA is offered, none with supports_pcp
+
+
 class VllmMultimodal(Sourced):
     oracle_pr_25631: dict[str, str | float]
 
@@ -1111,6 +1117,7 @@ class VllmFeatures(Sourced):
     kv_transfer: VllmKVTransfer
     load_format: VllmLoadFormat
     ubatch: VllmUbatch
+    pcp: VllmPcp
 
 
 class LlamaSpecRun(Fixed):

@@ -600,7 +600,8 @@ def _vllm_reading(p: Parsed) -> Reading:
         name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
         if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras",
                    "num_gpu_blocks_override", "decode_context_parallel_size", "mamba_block_size", "ubatch_size",
-                   "offload_group_size", "offload_num_in_group", "offload_prefetch_step"):
+                   "offload_group_size", "offload_num_in_group", "offload_prefetch_step",
+                   "prefill_context_parallel_size"):
             opts[fld] = _int(name, v or "")
         elif fld in CUDAGRAPH_FIELDS:
             if fld in reader.get("cc_keys", ()):
@@ -1312,7 +1313,7 @@ def _flag_line(q: Question) -> str:
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
                 "all2all_backend", "flashinfer_workspace_bytes", "offload_backend", "offload_group_size",
-                "offload_num_in_group", "offload_prefetch_step")
+                "offload_num_in_group", "offload_prefetch_step", "prefill_context_parallel_size")
                 else f"({k}={v!r})")
     return " ".join(parts)
 

@@ -69,6 +69,10 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    type=bounded_int(MAX_GPUS, "GPUs"), default=None,
                    help="vLLM --decode-context-parallel-size: each request's KV dealt over this many of the TP ranks "
                         "(full attention and MLA; GQA needs TP above the KV heads)")
+    v.add_argument("--prefill-context-parallel-size", "-pcp", dest="prefill_context_parallel_size",
+                   type=bounded_int(MAX_GPUS, "GPUs"), default=None,
+                   help="vLLM --prefill-context-parallel-size: vLLM's refusals (DCP sizes; no backend without MLA); "
+                        "a PCP layout that starts is not modelled")
     v.add_argument("--enable-expert-parallel", "-ep", action="store_true",
                    help="vLLM --enable-expert-parallel: whole experts per GPU over TP x DP ranks")
     v.add_argument("--enable-eplb", action="store_true",
@@ -234,7 +238,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "mm_encoder_tp_mode",
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
-                 "decode_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
+                 "decode_context_parallel_size", "prefill_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
                  "all2all_backend", "estimate_cudagraphs", "flashinfer_workspace_bytes",
                  "mamba_block_size", "runner", "convert", "offload_backend", "offload_group_size",
                  "offload_num_in_group", "offload_prefetch_step"):

@@ -197,6 +197,9 @@ class VLLMOptions(CheckedOptions):
     # --decode-context-parallel-size: each request's full-attention KV dealt over DCP ranks carved out of the TP
     # ranks (vllm/config/parallel.py ParallelConfig; vllm/v1/kv_cache_interface.py FullAttentionSpec, 0.30.0)
     decode_context_parallel_size: int = Field(default=1, ge=1, le=MAX_GPUS)
+    # --prefill-context-parallel-size: PCP ranks beside the TP ranks (world size PP x TP x PCP); vLLM 0.33's
+    # refusals are modelled, a PCP layout that starts (MLA models) is refused as not modelled (pcp_messages)
+    prefill_context_parallel_size: int = Field(default=1, ge=1, le=MAX_GPUS)
 
     # --enable-eplb / --eplb-config: expert load balancing, with num_redundant_experts physical experts beyond the
     # model's spread over the EP ranks (vllm/config/parallel.py EPLBConfig, ParallelConfig; fused_moe/layer.py, 0.30.0)
@@ -563,6 +566,36 @@ def without_sliding_window(spec: ModelSpec) -> ModelSpec:
     return spec.model_copy(update={"layers": layers, "max_position_embeddings": w if mpe is None or w < mpe else mpe})
 
 
+def pcp_messages(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
+    """--prefill-context-parallel-size above 1, as vLLM 0.33.0 meets it (data/vllm_features.json pcp): DCP's sizes
+    with PCP (ParallelConfig), then the attention backend (only MLA implementations support PCP: a model without
+    MLA finds none). A PCP layout that starts (MLA) is refused as not modelled: its ranks' weights, KV cache and
+    the PCP manager's buffers are not sized."""
+    from .features import features
+
+    pcp, tp, dcp = opts.prefill_context_parallel_size, opts.tp, opts.decode_context_parallel_size
+    if pcp == 1:
+        return []
+    pc = features().pcp
+    flag = f"--prefill-context-parallel-size {pcp}"
+    valid = sorted({1, pcp, tp * pcp})
+    if dcp not in valid:
+        src = "vllm/config/parallel.py ParallelConfig (0.33.0)"
+        return [error("vllm.pcp.dcp_size", "ValueError: " + pc.dcp_refusal.format(tp=tp, pcp=pcp, dcp=dcp, valid=valid)
+                      + f" [{src}]", fix=f"--decode-context-parallel-size one of {', '.join(map(str, valid))}",
+                      source=src)]
+    attn = [la.attention for la in spec.layers if la.attention is not None]
+    if not attn or any(a.mla is None for a in attn):
+        src = "vllm/platforms/cuda.py CudaPlatform.get_attn_backend_cls; vllm/v1/attention/backend.py (0.33.0)"
+        reasons = ", ".join(f"{b}: [PCP not supported]" for b in pc.non_mla_backends)
+        return [error("vllm.pcp.backend", "ValueError: " + pc.backend_refusal.format(reasons=reasons) +
+                      f" [{src}: only MLA attention supports PCP; raised when the model's attention is built]",
+                      fix=f"drop {flag} (or --decode-context-parallel-size to split the KV cache)", source=src)]
+    raise NotModelledError(f"{flag} on an MLA model: vLLM 0.33 starts it (world size {opts.pp * tp * pcp} per "
+                           "engine), but vramcalc does not size the PCP ranks' weights, KV cache and the PCP "
+                           "manager's buffers (data/vllm_features.json pcp; remove the flag to check the rest)")
+
+
 def dcp_messages(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
     """vLLM 0.30.0's refusals of a --decode-context-parallel-size, in the order it meets them: ParallelConfig
     (vllm/config/parallel.py: DCP reuses the TP ranks), ModelConfig.verify_with_parallel_config (vllm/config/
@@ -576,7 +609,7 @@ def dcp_messages(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
     def refuse(code: str, text: str, fix: str, source: str) -> list[Message]:
         return [error(code, text, fix=fix, source=source)]
 
-    if tp % dcp:
+    if opts.prefill_context_parallel_size == 1 and tp % dcp:  # with PCP, pcp_messages checks DCP's size
         return refuse("vllm.dcp.tp_divisible", f"ValueError: tp_size={tp} must be divisible by dcp_size={dcp}.",
                       f"a {flag} that divides --tensor-parallel-size {tp}", "vllm/config/parallel.py ParallelConfig")
     attn = [la.attention for la in spec.layers if la.attention is not None]
@@ -1570,6 +1603,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         warnings.append(warning("vllm.gpu.usable_estimated", f"{gpu.name}: {gpu.usable_source}"))
     scheme, gguf = _scheme(spec, opts)
     wdtype, errors, pre_warnings = _pre_start_messages(spec, gpu, opts, scheme)
+    errors += pcp_messages(spec, opts)
     errors += dcp_messages(spec, opts)
     errors += eplb_messages(spec, opts)
     warnings += pre_warnings
@@ -1992,6 +2026,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append("--eplb-config '" + json.dumps(opts.eplb_config, separators=(",", ":")) + "'")
     if opts.decode_context_parallel_size > 1:
         out.append(f"--decode-context-parallel-size {opts.decode_context_parallel_size}")
+    if opts.prefill_context_parallel_size > 1:
+        out.append(f"--prefill-context-parallel-size {opts.prefill_context_parallel_size}")
     if opts.load_format != "auto":
         out.append(f"--load-format {opts.load_format}")
     if opts.enable_dbo:
