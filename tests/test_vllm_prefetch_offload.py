@@ -14,19 +14,20 @@ from vramcalc.pasted_command import check_command, read_command
 from vramcalc.sources.catalog import load
 from vramcalc.vllm.engine import VLLMOptions, check_vllm
 from vramcalc.vllm.offload import prefetch_plan
-from vramcalc.vllm.weights import layer_tensors, weights_per_rank
+from vramcalc.vllm.weights import layer_tensors, pp_layer_split, weights_per_rank
 
 FIXTURE = json.load(open(os.path.join(os.path.dirname(__file__), "data", "vllm_prefetch_offload_oracle_v0.33.0.json")))
 FIELDS = ("offload_backend", "offload_group_size", "offload_num_in_group", "offload_prefetch_step", "cpu_offload_gb")
 
 
 def _id(c):
-    return f"{c['model']}-tp{c['tp']}-{json.dumps(c['engine_args'], sort_keys=True)}"
+    stage = f"-pp{c['pp']}-rank{c['rank']}" if "pp" in c else ""
+    return f"{c['model']}-tp{c['tp']}{stage}-{json.dumps(c['engine_args'], sort_keys=True)}"
 
 
 def _opts(c, **kw):
     a = c["engine_args"]
-    return VLLMOptions(tp=c["tp"], engine_version=FIXTURE["release"], max_model_len=4096,
+    return VLLMOptions(tp=c["tp"], pp=c.get("pp", 1), engine_version=FIXTURE["release"], max_model_len=4096,
                        offload_params=tuple(a.get("offload_params", ())), **{k: a[k] for k in FIELDS if k in a}, **kw)
 
 
@@ -39,7 +40,7 @@ def test_fixture_names_release_and_method():
     assert "VLLM_TARGET_DEVICE=cpu" in FIXTURE["produced_by"]
     assert "tools/vllm_prefetch_offload_oracle.py" in FIXTURE["produced_by"]
     # the cases span TP 1 and 2, a partial last group, several slots, `experts` and heterogeneous layers
-    assert {c["tp"] for c in FIXTURE["cases"]} == {1, 2}
+    assert {c["tp"] for c in FIXTURE["cases"]} == {1, 2} and {c.get("pp", 1) for c in FIXTURE["cases"]} == {1, 2, 3}
     assert any(c["model"] == "deepseek-ai/DeepSeek-V2-Lite" and c["offloaded_layers"] for c in FIXTURE["cases"])
 
 
@@ -49,18 +50,22 @@ def test_offload_and_buffers_against_vllm(c):
     are the ones without offloading, less what moved, plus the pool."""
     spec = load(c["model"])
     gpu = find_gpu("h200")
+    pp, rank = c.get("pp", 1), c.get("rank", 0)  # PP cases: the stage of that rank (TP 1)
     r = check_vllm(spec, gpu, _opts(c))
-    d = r.devices[0]
+    d = r.devices[rank]
     prefetch = c["offloader"] == "PrefetchOffloader"
     assert d.cpu_offload_bytes == (c["offloaded_bytes"] if prefetch else c["uva_offloaded_bytes"])
     assert d.prefetch_buffer_bytes == c["buffer_pool_bytes"]
-    base = check_vllm(spec, gpu, VLLMOptions(tp=c["tp"], engine_version=FIXTURE["release"], max_model_len=4096))
-    assert base.devices[0].weights_bytes - d.weights_bytes == d.cpu_offload_bytes - d.prefetch_buffer_bytes
-    w = weights_per_rank(spec, c["tp"], 1, version=FIXTURE["release"])[0]
+    base = check_vllm(spec, gpu, VLLMOptions(tp=c["tp"], pp=pp, engine_version=FIXTURE["release"],
+                                             max_model_len=4096))
+    assert base.devices[rank].weights_bytes - d.weights_bytes == d.cpu_offload_bytes - d.prefetch_buffer_bytes
+    w = weights_per_rank(spec, c["tp"], pp, version=FIXTURE["release"])[rank]
     assert w.bytes - w.rotary_cache_bytes == c["weights_bytes_rank0"]  # the same model, to the byte
     if prefetch:
         a = c["engine_args"]
-        plan = prefetch_plan(layer_tensors(spec, c["tp"]), 0, spec.num_layers, a["offload_group_size"],
+        split = pp_layer_split(spec.num_layers, pp)
+        start = sum(split[:w.pp_stage])
+        plan = prefetch_plan(layer_tensors(spec, c["tp"]), start, start + split[w.pp_stage], a["offload_group_size"],
                              a.get("offload_num_in_group", 1), a.get("offload_prefetch_step", 1),
                              tuple(a.get("offload_params", ())))
         assert [f"model.layers.{i}" for i in plan.layers] == c["offloaded_layers"]
@@ -92,17 +97,6 @@ def test_both_offloaders_warn_as_vllm_does():
                                           offload_backend="uva"))
     assert r.devices[0].cpu_offload_bytes == 2 * 2**30 and r.devices[0].prefetch_buffer_bytes == 0
     assert any("Prefetch settings will be ignored" in m.text for m in r.warnings)
-
-
-def test_pipeline_stages_count_their_own_layers():
-    """make_layers hands each PP stage its own layers, numbered from 0 there (vllm/model_executor/models/utils.py):
-    with PP 2 and 36 layers, a group of 4 offloads stage-local layers 3, 7, ..., 15 of each 18-layer stage."""
-    spec = load("Qwen/Qwen3-8B")
-    r = check_vllm(spec, find_gpu("h200"), VLLMOptions(max_model_len=4096, pp=2, offload_group_size=4))
-    one = check_vllm(spec, find_gpu("h200"), VLLMOptions(max_model_len=4096, offload_group_size=4)).devices[0]
-    per_layer = one.cpu_offload_bytes // 9
-    assert [d.cpu_offload_bytes for d in r.devices] == [4 * per_layer, 4 * per_layer]
-    assert [d.prefetch_buffer_bytes for d in r.devices] == [one.prefetch_buffer_bytes] * 2
 
 
 def test_pasted_flags_are_read_as_modelled():

@@ -4,6 +4,8 @@ tests/data/vllm_prefetch_offload_oracle_v0.33.0.json.
 
     for tp in 1 2; do VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.33.0/bin/python tools/vllm_prefetch_offload_oracle.py \
         --tp $tp --out tests/data/vllm_prefetch_offload_oracle_v0.33.0.json; done
+    for i in 0 1 2 3 4; do VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.33.0/bin/python \
+        tools/vllm_prefetch_offload_oracle.py --pp-case $i --out tests/data/vllm_prefetch_offload_oracle_v0.33.0.json; done
 
 Per case: the config as `vllm serve` builds it (EngineArgs.create_engine_config with the case's fields; its
 ValueErrors are recorded as refusals), the offloader the model runner installs before it loads the model
@@ -61,6 +63,39 @@ CASES: list[tuple[str, int, dict[str, Any]]] = [
 ]
 
 
+# pipeline stages: (catalog file stem, PP, the rank whose stage is built, EngineArgs fields); TP 1
+PP_CASES: list[tuple[str, int, int, dict[str, Any]]] = [
+    ("Qwen__Qwen3-8B", 2, 0, {"offload_group_size": 4}),
+    ("Qwen__Qwen3-8B", 2, 1, {"offload_group_size": 4}),
+    ("Qwen__Qwen3-8B", 3, 2, {"offload_group_size": 5, "offload_num_in_group": 2}),
+    ("deepseek-ai__DeepSeek-V2-Lite", 2, 0, {"offload_group_size": 2, "offload_params": ["experts"]}),
+    ("deepseek-ai__DeepSeek-V2-Lite", 2, 1, {"offload_group_size": 2, "offload_params": ["experts"]}),
+]
+
+
+def _init_stage(pp: int, rank: int, cfg: Any) -> None:
+    """One process as rank `rank` of a TP 1 x PP `pp` world of fake ranks (tools/vllm_oracle.py _init_group, with
+    the pipeline group): make_layers builds that rank's stage (get_pp_group().rank_in_group)."""
+    import torch.distributed as dist
+    from torch.testing._internal.distributed.fake_pg import FakeStore
+    from vllm.distributed import parallel_state as ps
+    from vllm.distributed.device_communicators.shm_broadcast import MessageQueue
+
+    MessageQueue.create_from_process_group = staticmethod(lambda *a, **k: None)  # type: ignore[method-assign]
+    orig_new_group = dist.new_group
+
+    def new_group(*args: Any, **kwargs: Any) -> Any:
+        kwargs["backend"] = "fake"
+        return orig_new_group(*args, **kwargs)
+
+    dist.new_group = new_group  # type: ignore[assignment]
+    dist.init_process_group("fake", store=FakeStore(), rank=rank, world_size=pp)
+    with vo._vllm_config("set_current_vllm_config")(cfg):
+        ps.init_distributed_environment(world_size=pp, rank=rank, distributed_init_method="env://", local_rank=0,
+                                        backend="fake")
+        ps.ensure_model_parallel_initialized(1, pp)
+
+
 class _NoStream:
     """torch.cuda.Stream / Event on a machine without CUDA: the copies they order are never started here."""
 
@@ -88,7 +123,7 @@ def _meta_host_copies() -> None:
     prefetch._ModuleOffloader.start_onload_to_static = lambda self: None  # type: ignore[method-assign]
 
 
-def _one(stem: str, tp: int, args: dict[str, Any]) -> dict[str, Any]:
+def _one(stem: str, tp: int, args: dict[str, Any], pp: int = 1, rank: int = 0) -> dict[str, Any]:
     from vllm.model_executor.model_loader.utils import initialize_model
     from vllm.model_executor.offloader import create_offloader, set_offloader
 
@@ -97,11 +132,17 @@ def _one(stem: str, tp: int, args: dict[str, Any]) -> dict[str, Any]:
     config = {k: v for k, v in config.items() if k != "quantization_config"}
     vo.EXTRA_ARGS.clear()
     vo.EXTRA_ARGS.update(copy.deepcopy(args))
+    if pp > 1:
+        # (the CPU build runs Model Runner V1, which takes PP only without async scheduling; the layers are the same)
+        vo.EXTRA_ARGS.update(pipeline_parallel_size=pp, distributed_executor_backend="mp", async_scheduling=False)
     with tempfile.TemporaryDirectory() as d:
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(config, f)
         cfg = vo._config(d, tp, "auto", None)
-        vo._init_group(tp, cfg)
+        if pp > 1:
+            _init_stage(pp, rank, cfg)
+        else:
+            vo._init_group(tp, cfg)
         vo.cuda_like(cfg)
         off = create_offloader(cfg.offload_config)
         set_offloader(off)
@@ -120,7 +161,8 @@ def _one(stem: str, tp: int, args: dict[str, Any]) -> dict[str, Any]:
             set_offloader(create_offloader(type(cfg.offload_config)()))
         mods = getattr(off, "module_offloaders", [])
         pool = getattr(off, "buffer_pool", None)
-        return {"model": entry["repo_id"], "tp": tp, "engine_args": args, "dtype": str(cfg.model_config.dtype),
+        row = {"pp": pp, "rank": rank} if pp > 1 else {}
+        return {**row, "model": entry["repo_id"], "tp": tp, "engine_args": args, "dtype": str(cfg.model_config.dtype),
                 "offloader": type(off).__name__,
                 "offloaded_layers": [names.get(id(m.module), "?") for m in mods],
                 "offloaded_bytes": int(getattr(off, "total_offloaded_bytes", 0)),
@@ -133,6 +175,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tp", type=int, default=1, help="the cases at this TP (the fake group is made once a process)")
     ap.add_argument("--out", required=True, help="JSON file to write (merged with what it holds)")
+    ap.add_argument("--pp-case", type=int, default=None, help="one PP_CASES entry, by index (a process each)")
     a = ap.parse_args()
     vo.setup()
     _meta_host_copies()
@@ -143,12 +186,24 @@ def main() -> None:
         "parses the --offload-* flags (OffloadConfig.validate_offload_config's ValueErrors recorded as refused), "
         "create_offloader / set_offloader as the model runner calls them, the model built on the meta device under "
         "a TP group of fake ranks (tools/vllm_oracle.py), PrefetchOffloader.wrap_modules from make_layers and "
-        "PrefetchOffloader.post_init as load_model calls it, their own counts; run on CPU: VLLM_TARGET_DEVICE=cpu "
-        "python tools/vllm_prefetch_offload_oracle.py --tp N")}
+        "PrefetchOffloader.post_init as load_model calls it, their own counts; PP cases: one rank of a TP 1 x PP world "
+        "of fake ranks, its stage built; run on CPU: VLLM_TARGET_DEVICE=cpu python "
+        "tools/vllm_prefetch_offload_oracle.py --tp N (or --pp-case I)")}
     if os.path.exists(a.out):
         old = json.load(open(a.out))
         doc["cases"], doc["refused"] = old["cases"], old["refused"]
     done = {json.dumps([c["model"], c["tp"], c["engine_args"]], sort_keys=True) for c in doc["cases"] + doc["refused"]}
+    if a.pp_case is not None:
+        stem, pp, rank, args = PP_CASES[a.pp_case]
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+            c = _one(stem, 1, args, pp, rank)
+        doc["cases"] = [x for x in doc["cases"] if [x.get("pp"), x.get("rank"), x["model"], x["engine_args"]]
+                        != [pp, rank, c["model"], args]] + [c]
+        print(stem, pp, rank, args, c["offloaded_layers"], c["offloaded_bytes"], c["buffer_pool_bytes"],
+              file=sys.stderr)
+        with open(a.out, "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+        return
     for stem, tp, args in CASES:
         repo = json.load(open(os.path.join(vo.MODELS, stem + ".json")))["repo_id"]
         if tp != a.tp or json.dumps([repo, tp, args], sort_keys=True) in done:
