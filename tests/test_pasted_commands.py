@@ -127,7 +127,7 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
      "--specialize-active-lora"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf -mmu cv.gguf", "-mmu"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --spec-type draft-mtp", "--spec-type"),
-    ("VLLM_USE_SIMPLE_KV_OFFLOAD=1 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_USE_SIMPLE_KV_OFFLOAD"),
+    ("VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_WEIGHT_OFFLOADING_DISABLE_UVA"),
 ])
 def test_not_modelled_flags_are_warned_about_by_name(command, flag):
     """The rest of the command is checked; a command.not_modelled warning names the flag and says the figures
@@ -257,10 +257,11 @@ def test_every_flag_of_the_tables_is_classified():
 
 
 def test_modelled_flags_name_real_option_fields():
-    # fields the readers set beyond the options classes: the model reference and the system's nodes
+    # fields the readers set beyond the options classes: the model reference and the system's nodes; vLLM's --config
+    # file, read as the flags it holds (vramcalc/vllm/config_file.py)
     extra = {"model", "hf_repo", "hf_file", "revision", "rpc_nodes", "fit", "n_prompt", "n_gen", "n_depth",
              "n_prompt_gen", "nnodes", "data_parallel_size_local", "optimization_level", "compilation_config",
-             "preset", "load_mode", "model_url"}
+             "preset", "load_mode", "model_url", "config"}
     for engine, fields in (("vllm", VLLMOptions.model_fields), ("vllm_env", VLLMOptions.model_fields),
                            ("llamacpp", LlamaOptions.model_fields), ("llama_bench", LlamaOptions.model_fields)):
         for name, c in flag_classes()[engine].items():
@@ -492,7 +493,8 @@ def test_flags_that_act_only_beside_a_not_modelled_flag():
     said = [w.text for w in both.warnings if w.code == "command.not_modelled"]  # --enable-dbo itself is modelled
     assert len(said) == 1 and said[0].startswith("--dbo-decode-token-threshold 64") and "--enable-dbo" in said[0]
     _, r = read_command(f"{base} --offload-prefetch-step 2 --offload-group-size 8")
-    assert [w.text.split(":")[0] for w in r.warnings] == ["--offload-prefetch-step 2", "--offload-group-size 8"]
+    # the prefetch offloader's flags are modelled together (tests/test_vllm_prefetch_offload.py): no warning
+    assert not r.warnings and r.options["offload_prefetch_step"] == 2 and r.options["offload_group_size"] == 8
     _, env = read_command(f"VLLM_DBO_COMM_SMS=20 {base}")
     assert env.no_effect == ["VLLM_DBO_COMM_SMS"] and not env.warnings
     _, env2 = read_command(f"VLLM_DBO_COMM_SMS=20 {base} --ubatch-size 2")

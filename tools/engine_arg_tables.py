@@ -48,13 +48,19 @@ def vllm_table() -> dict[str, Any]:
             continue
         kind = _action_kind(a)
         nargs = a.nargs if isinstance(a.nargs, (int, str)) or a.nargs is None else str(a.nargs)
-        options.append({
+        row = {
             "names": sorted(a.option_strings, key=lambda s: (not s.startswith("--"), s)),
             "dest": a.dest,
             "kind": kind,
             "nargs": nargs if kind == "value" else 0,
             "choices": sorted(map(str, a.choices)) if a.choices else None,
-        })
+        }
+        # spellings the parser takes but leaves out of help (vllm/utils/argparse_utils.py EnableDisableAction:
+        # --no-enable-x / --no-disable-x)
+        hidden = sorted(k for k, v in parser._option_string_actions.items() if v is a and k not in a.option_strings)
+        if hidden:
+            row["hidden"] = hidden
+        options.append(row)
     return {
         "_source": f"vLLM {vllm.__version__}: the parser of `vllm serve` and `python -m vllm.entrypoints.openai."
                    "api_server` (vllm/entrypoints/common/cli_args.py make_arg_parser: FrontendArgs and "

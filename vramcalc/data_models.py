@@ -808,6 +808,7 @@ class VllmServeOption(Fixed):
     kind: Literal["switch", "value"]
     nargs: int | str | None
     choices: list[str] | None
+    hidden: list[str] = []  # taken but left out of help (EnableDisableAction's --no-enable-x / --no-disable-x)
 
 
 class VllmServeArgs(Fixed):
@@ -1073,6 +1074,17 @@ class VllmCpuOffload(Sourced):
     efficiency_note: str
 
 
+class VllmPrefetchOffload(Sourced):
+    refusals: dict[str, str]  # OffloadConfig.validate_offload_config's ValueErrors (str.format fields)
+    warnings: dict[str, str]  # its warnings when both offloaders' fields are set
+
+
+class VllmPcp(Sourced):
+    dcp_refusal: str  # ParallelConfig's ValueError (str.format: tp, pcp, dcp, valid)
+    backend_refusal: str  # CudaPlatform.get_attn_backend_cls's ValueError (str.format: reasons)
+    non_mla_backends: list[str]  # the CUDA backends a model without MLA is offered, none with supports_pcp
+
+
 class VllmMultimodal(Sourced):
     oracle_pr_25631: dict[str, str | float]
 
@@ -1122,6 +1134,7 @@ class VllmReplaySSM(Sourced):
 class VllmFeatures(Sourced):
     lora: VllmLora
     cpu_offload: VllmCpuOffload
+    prefetch_offload: VllmPrefetchOffload
     multimodal: VllmMultimodal
     prefix_caching: Sourced
     aux_output: VllmAuxOutput
@@ -1129,6 +1142,7 @@ class VllmFeatures(Sourced):
     load_format: VllmLoadFormat
     ubatch: VllmUbatch
     replayssm: VllmReplaySSM
+    pcp: VllmPcp
 
 
 class LlamaSpecRun(Fixed):

@@ -75,6 +75,11 @@ CODES: dict[str, str] = {
     "vllm.mm.encoder_profile": "the multimodal encoder's profiling peak is not modelled: the KV figure is an upper bound",
     "vllm.cpu_offload.speed": "weights offloaded with --cpu-offload-gb cross PCIe at every forward step",
     "vllm.cpu_offload.not_needed": "--cpu-offload-gb is set although the weights fit without it",
+    "vllm.offload.refused": "vLLM refuses the prefetch offloader's settings (OffloadConfig.validate_offload_config)",
+    "vllm.config.not_read": "--config=FILE: vLLM reads a config file only for --config FILE (two words)",
+    "vllm.pcp.dcp_size": "with --prefill-context-parallel-size, vLLM takes DCP only as 1, PCP or TP x PCP",
+    "vllm.pcp.backend": "no attention backend of vLLM supports prefill context parallelism for a model without MLA",
+    "vllm.offload.ignored": "both offloaders' flags are set: vLLM uses one and ignores the other's",
     "vllm.kv_bytes.oom": "--kv-cache-memory-bytes asks for more than the GPU has left after the other terms",
     "vllm.cudagraph.sizes_inconsistent": "--max-cudagraph-capture-size differs from the largest of the given "
                                          "--cudagraph-capture-sizes that vLLM keeps",

@@ -328,8 +328,18 @@ def _classify(table: dict[str, Any], name: str, canonical: str) -> dict[str, Any
 
 
 def _vllm_flags(args: list[str]) -> tuple[str | None, list[Flag]]:
+    from .vllm.config_file import pull_config
+
+    table = vllm_table()["options"]
+    hidden = {h: ("--disable-" + h.removeprefix("--no-enable-") if h.startswith("--no-enable-") else
+                  "--enable-" + h.removeprefix("--no-disable-"))
+              for o in table for h in o.get("hidden", ()) if h.startswith(("--no-enable-", "--no-disable-"))}
+    names = {n for o in table for n in o["names"]} | set(hidden)
+    args = pull_config(args, names)  # --config FILE: its settings as flags (vramcalc/vllm/config_file.py)
+    # EnableDisableAction's hidden --no-enable-x / --no-disable-x: the same as its --disable-x / --enable-x
+    # (vllm/utils/argparse_utils.py, 0.33.0)
     try:
-        ns = _vllm_parser().parse_args(_flexible(args))
+        ns = _vllm_parser().parse_args([hidden.get(a, a) for a in _flexible(args)])
     except _Refused as e:
         raise InputError(str(e)) from None
     first = {n: o["names"][0] for o in vllm_table()["options"] for n in o["names"]}
@@ -590,7 +600,8 @@ def _vllm_reading(p: Parsed) -> Reading:
         name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
         if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras",
                    "num_gpu_blocks_override", "decode_context_parallel_size", "mamba_block_size", "ubatch_size",
-                   "replayssm_buffer_len"):
+                   "replayssm_buffer_len", "offload_group_size", "offload_num_in_group", "offload_prefetch_step",
+                   "prefill_context_parallel_size"):
             opts[fld] = _int(name, v or "")
         elif fld in CUDAGRAPH_FIELDS:
             if fld in reader.get("cc_keys", ()):
@@ -612,7 +623,7 @@ def _vllm_reading(p: Parsed) -> Reading:
                      "enable_prefix_caching", "enable_return_routed_experts", "enable_dbo", "dcp_q_replicate",
                      "use_replayssm"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
-        elif fld in ("kv_cache_dtype_skip_layers", "cpu_offload_params"):  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
+        elif fld in ("kv_cache_dtype_skip_layers", "cpu_offload_params", "offload_params"):  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
             opts[fld] = tuple(f.values)
         elif fld == "limit_mm_per_prompt":
             opts[fld] = {**opts.get(fld, {}), **_mm_limits(name, v or "")}
@@ -623,7 +634,7 @@ def _vllm_reading(p: Parsed) -> Reading:
         elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
                      "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend", "mamba_backend",
-                     "mamba_ssu_algorithm"):
+                     "mamba_ssu_algorithm", "offload_backend"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
@@ -646,6 +657,12 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = {**opts.get(fld, {}), **parse_hf_overrides(v or "")}
         elif fld in PARALLEL_FIELDS + COMPILE_FIELDS:
             _vllm_parallel_and_compile(f, fld, v, opts, reader, no_effect)
+        elif fld == "config":  # --config=FILE: parse_args pulls a file in only for the word --config on its own
+            warnings.append(warning("vllm.config.not_read", f"{f.written()}: vLLM 0.33 reads a config file only for "
+                                    "`--config FILE` as two words (vllm/utils/argparse_utils.py FlexibleArgumentParser"
+                                    ".parse_args: '\"--config\" in args'); with `--config=FILE` it parses the name and "
+                                    "never reads the file, so its settings are not applied, here or by vLLM",
+                                    fix=f"--config {v}"))
         elif fld != "model":
             raise AssertionError(f"command_flags.json: {name} -> {fld} is not read")
     for k, val in p.env.items():
@@ -1271,6 +1288,7 @@ def _flag_line(q: Question) -> str:
                     "disable_hybrid_kv_cache_manager": "--disable-hybrid-kv-cache-manager" if v else None,
                     "disable_sliding_window": "--disable-sliding-window" if v else None,
                     "rocm_fp8_padding": None if v else "--no-rocm-fp8-padding",
+                    "simple_kv_offload": "--simple-kv-offload" if v else None,
                     "enable_eplb": "--enable-eplb" if v else None,
                     "enable_return_routed_experts": "--enable-return-routed-experts" if v else None,
                     "enable_dbo": "--enable-dbo" if v else None,
@@ -1289,7 +1307,7 @@ def _flag_line(q: Question) -> str:
             parts += ["--pp-layer-partition", ",".join(map(str, v))]
         elif k == "cudagraph_capture_sizes":
             parts += ["--cudagraph-capture-sizes", *map(str, v)]
-        elif k in ("kv_cache_dtype_skip_layers", "cpu_offload_params"):
+        elif k in ("kv_cache_dtype_skip_layers", "cpu_offload_params", "offload_params"):
             parts += [f"--{k.replace('_', '-')}", *map(shlex.quote, v)]
         elif k == "speculative_config":
             parts += ["--speculative-config", shlex.quote(json.dumps(v, separators=(",", ":")))]
@@ -1307,7 +1325,8 @@ def _flag_line(q: Question) -> str:
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
                 "all2all_backend", "flashinfer_workspace_bytes", "gdn_prefill_backend", "replayssm_buffer_len",
-                "mamba_backend", "mamba_ssu_algorithm")
+                "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "offload_group_size",
+                "offload_num_in_group", "offload_prefetch_step", "prefill_context_parallel_size")
                 else f"({k}={v!r})")
     return " ".join(parts)
 

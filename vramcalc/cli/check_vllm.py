@@ -43,6 +43,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     v.add_argument("--enforce-eager", action="store_true")
     v.add_argument("--no-rocm-fp8-padding", action="store_true",
                    help="VLLM_ROCM_FP8_PADDING=0: on AMD GPUs, FP8 weights without vLLM's 256-byte row padding")
+    v.add_argument("--simple-kv-offload", action="store_true",
+                   help="VLLM_USE_SIMPLE_KV_OFFLOAD=1: --kv-offloading-size's native backend through "
+                        "SimpleCPUOffloadConnector (host memory; the GPU figures as OffloadingConnector's)")
     v.add_argument("--moe-backend", choices=list(MXFP4_MOE_BACKENDS),
                    help="vLLM --moe-backend: the MXFP4 expert kernel, whose padded layout sets the weight size "
                         "(default: the one vLLM picks for the GPU)")
@@ -66,6 +69,10 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    type=bounded_int(MAX_GPUS, "GPUs"), default=None,
                    help="vLLM --decode-context-parallel-size: each request's KV dealt over this many of the TP ranks "
                         "(full attention and MLA; GQA needs TP above the KV heads)")
+    v.add_argument("--prefill-context-parallel-size", "-pcp", dest="prefill_context_parallel_size",
+                   type=bounded_int(MAX_GPUS, "GPUs"), default=None,
+                   help="vLLM --prefill-context-parallel-size: vLLM's refusals (DCP sizes; no backend without MLA); "
+                        "a PCP layout that starts is not modelled")
     v.add_argument("--enable-expert-parallel", "-ep", action="store_true",
                    help="vLLM --enable-expert-parallel: whole experts per GPU over TP x DP ranks")
     v.add_argument("--enable-eplb", action="store_true",
@@ -115,6 +122,18 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "--cpu-offload-gb (sized: experts, the routed experts)")
     f.add_argument("--cpu-offload-gb", type=float, default=0.0,
                    help="GiB of weights per GPU moved to host memory; each forward step reads them over PCIe")
+    f.add_argument("--offload-backend", choices=["auto", "uva", "prefetch"], default=None,
+                   help="vLLM's weight offloader (default auto: prefetch with --offload-group-size, else uva with "
+                        "--cpu-offload-gb)")
+    f.add_argument("--offload-group-size", type=bounded_int(1_000_000, "layers", 0), default=None,
+                   help="prefetch offloading: the last --offload-num-in-group layers of every group of this many "
+                        "live in host memory and are copied into GPU buffers ahead of use")
+    f.add_argument("--offload-num-in-group", type=bounded_int(1_000_000, "layers"), default=None,
+                   help="prefetch offloading: layers offloaded per group (default 1)")
+    f.add_argument("--offload-prefetch-step", type=bounded_int(1_000_000, "layers", 0), default=None,
+                   help="prefetch offloading: layers prefetched ahead, the GPU buffer slots (default 1)")
+    f.add_argument("--offload-params", nargs="+", default=None, metavar="SEGMENT",
+                   help="prefetch offloading: only parameters with this name segment (sized: experts)")
     f.add_argument("--kv-cache-memory-bytes", type=_human_bytes, default=None,
                    help="the KV cache size per GPU as given (replaces the gpu_memory_utilization budget; 8G = 8 GiB)")
     f.add_argument("--language-model-only", action="store_true",
@@ -236,16 +255,19 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "mm_encoder_tp_mode",
                  "lora_dtype",
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
-                 "decode_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
+                 "decode_context_parallel_size", "prefill_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
                  "all2all_backend", "estimate_cudagraphs", "flashinfer_workspace_bytes",
                  "mamba_block_size", "runner", "convert", "gdn_prefill_backend", "use_replayssm",
-                 "replayssm_buffer_len", "mamba_backend", "mamba_ssu_algorithm"):
+                 "replayssm_buffer_len", "mamba_backend", "mamba_ssu_algorithm", "offload_backend",
+                 "offload_group_size", "offload_num_in_group", "offload_prefetch_step"):
         if getattr(args, name, None) is not None:
             out[name] = getattr(args, name)
     if getattr(args, "kv_cache_dtype_skip_layers", None):
         out["kv_cache_dtype_skip_layers"] = tuple(args.kv_cache_dtype_skip_layers)
     if getattr(args, "cpu_offload_params", None):
         out["cpu_offload_params"] = tuple(args.cpu_offload_params)
+    if getattr(args, "offload_params", None):
+        out["offload_params"] = tuple(args.offload_params)
     if getattr(args, "cudagraph_capture_sizes", None) is not None:
         out["cudagraph_capture_sizes"] = tuple(args.cudagraph_capture_sizes)
     for name in ("cpu_offload_gb", "mm_ipc_gpu_memory_gb"):
@@ -253,6 +275,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
             out[name] = getattr(args, name)
     if getattr(args, "no_rocm_fp8_padding", False):
         out["rocm_fp8_padding"] = False
+    if getattr(args, "simple_kv_offload", False):
+        out["simple_kv_offload"] = True
     return out
 
 

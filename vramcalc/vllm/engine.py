@@ -107,6 +107,26 @@ class VLLMOptions(CheckedOptions):
     # --cpu-offload-params: the parameter-name segments --cpu-offload-gb may move (vllm/config/offload.py
     # UVAOffloadConfig.cpu_offload_params; empty: any decoder-layer parameter); `experts` is sized (the routed experts)
     cpu_offload_params: tuple[str, ...] = ()
+    # --offload-backend and the prefetch offloader's --offload-group-size / --offload-num-in-group /
+    # --offload-prefetch-step / --offload-params (vllm/config/offload.py OffloadConfig, PrefetchOffloadConfig;
+    # vramcalc/vllm/offload.py): auto takes prefetch when offload_group_size > 0, then UVA (--cpu-offload-gb)
+    offload_backend: Literal["auto", "uva", "prefetch"] = "auto"
+    offload_group_size: int = Field(default=0, ge=0, le=1_000_000)
+    offload_num_in_group: int = Field(default=1, ge=1, le=1_000_000)
+    offload_prefetch_step: int = Field(default=1, ge=0, le=1_000_000)
+    offload_params: tuple[str, ...] = ()
+
+    @property
+    def offloader(self) -> Literal["uva", "prefetch"] | None:
+        """The offloader vLLM installs (vllm/model_executor/offloader/base.py create_offloader); None: nothing moves."""
+        from .offload import offload_backend
+
+        return offload_backend(self.offload_backend, self.offload_group_size, self.cpu_offload_gb)
+
+    @property
+    def uva_offload_gb(self) -> float:
+        """--cpu-offload-gb as it acts: 0 unless the UVA offloader is the one installed."""
+        return self.cpu_offload_gb if self.offloader == "uva" else 0.0
     kv_cache_memory_bytes: int | None = Field(default=None, ge=1, le=2**50)  # replaces the utilization budget
     language_model_only: bool = False  # --language-model-only: no vision encoder, no encoder profiling
     # --mm-ipc-gpu-memory-gb: GiB per GPU carved out of the KV cache for the frontend's GPU-side multimodal work, on a
@@ -154,6 +174,19 @@ class VLLMOptions(CheckedOptions):
     # hybrid manager off (vllm/config/vllm.py VllmConfig.__post_init__, 0.30.0): as --disable-hybrid-kv-cache-manager
     # (the lmcache package's connector, preferred where installed, may keep it: the larger KV pool per token is taken)
     kv_offloading_backend: Literal["native", "lmcache"] = "native"
+    # VLLM_USE_SIMPLE_KV_OFFLOAD=1: the native backend's connector is SimpleCPUOffloadConnector instead of
+    # OffloadingConnector (vllm/config/vllm.py _post_init_kv_transfer_config, 0.33.0); nothing without
+    # --kv-offloading-size
+    simple_kv_offload: bool = False
+
+    @property
+    def kv_offloading_connector(self) -> str | None:
+        """The connector --kv-offloading-size installs (VllmConfig._post_init_kv_transfer_config); None: none."""
+        if self.kv_offloading_size is None:
+            return None
+        if self.kv_offloading_backend == "lmcache":
+            return "LMCacheMPConnector"
+        return "SimpleCPUOffloadConnector" if self.simple_kv_offload else "OffloadingConnector"
     # --disable-sliding-window: the derived max_model_len capped at the window, then the config's sliding_window set
     # to None, so the models' layers that read it attend in full (vllm/config/model.py ModelConfig.__post_init__,
     # _get_and_verify_max_len; e.g. models/gemma3.py Gemma3Attention, 0.30.0)
@@ -171,6 +204,9 @@ class VLLMOptions(CheckedOptions):
     # VLLM_REPLICATE_EMBED=1: DeepSeek-V3.2's CUDA class builds its embedding whole on every TP rank
     # (vllm/model_executor/layers/fused_embed_norm.py make_input_embedding, 0.33.0)
     replicate_embed: bool = False
+    # --prefill-context-parallel-size: PCP ranks beside the TP ranks (world size PP x TP x PCP); vLLM 0.33's
+    # refusals are modelled, a PCP layout that starts (MLA models) is refused as not modelled (pcp_messages)
+    prefill_context_parallel_size: int = Field(default=1, ge=1, le=MAX_GPUS)
 
     # --enable-eplb / --eplb-config: expert load balancing, with num_redundant_experts physical experts beyond the
     # model's spread over the EP ranks (vllm/config/parallel.py EPLBConfig, ParallelConfig; fused_moe/layer.py, 0.30.0)
@@ -318,6 +354,8 @@ class DeviceBudget(BaseModel):
     kv_cache_bytes: int  # available for the KV pool (negative: vLLM refuses)
     lora_bytes: int = 0  # the LoRA adapter slots, inside weights_bytes (as 'Model loading took' counts them)
     cpu_offload_bytes: int = 0  # weights moved to host memory by --cpu-offload-gb (already out of weights_bytes)
+    # the prefetch offloader's GPU buffers the offloaded layers are copied into (inside weights_bytes)
+    prefetch_buffer_bytes: int = 0
     uncertainty_bytes: int = 0  # how much more the non-KV terms may take (data/vllm.json verdict_margin)
 
 
@@ -351,7 +389,7 @@ class VLLMResult(Result):
     trace: list[TraceTerm] = []
     speed: ServingEstimate | None = None  # at --concurrency / --prompt / --output (vramcalc/serving.py)
     speculative: SpecSummary | None = None  # --speculative-config as planned (vramcalc/vllm/spec_decode.py)
-    cpu_offload_bytes: int = 0  # the most any rank reads from host memory per forward step (--cpu-offload-gb)
+    cpu_offload_bytes: int = 0  # the most any rank reads from host memory per forward step (--cpu-offload-gb, prefetch)
 
     def table(self) -> list[Row]:
         """One row per rank: its budget and each term of it."""
@@ -545,6 +583,36 @@ def without_sliding_window(spec: ModelSpec) -> ModelSpec:
     return spec.model_copy(update={"layers": layers, "max_position_embeddings": w if mpe is None or w < mpe else mpe})
 
 
+def pcp_messages(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
+    """--prefill-context-parallel-size above 1, as vLLM 0.33.0 meets it (data/vllm_features.json pcp): DCP's sizes
+    with PCP (ParallelConfig), then the attention backend (only MLA implementations support PCP: a model without
+    MLA finds none). A PCP layout that starts (MLA) is refused as not modelled: its ranks' weights, KV cache and
+    the PCP manager's buffers are not sized."""
+    from .features import features
+
+    pcp, tp, dcp = opts.prefill_context_parallel_size, opts.tp, opts.decode_context_parallel_size
+    if pcp == 1:
+        return []
+    pc = features().pcp
+    flag = f"--prefill-context-parallel-size {pcp}"
+    valid = sorted({1, pcp, tp * pcp})
+    if dcp not in valid:
+        src = "vllm/config/parallel.py ParallelConfig (0.33.0)"
+        return [error("vllm.pcp.dcp_size", "ValueError: " + pc.dcp_refusal.format(tp=tp, pcp=pcp, dcp=dcp, valid=valid)
+                      + f" [{src}]", fix=f"--decode-context-parallel-size one of {', '.join(map(str, valid))}",
+                      source=src)]
+    attn = [la.attention for la in spec.layers if la.attention is not None]
+    if not attn or any(a.mla is None for a in attn):
+        src = "vllm/platforms/cuda.py CudaPlatform.get_attn_backend_cls; vllm/v1/attention/backend.py (0.33.0)"
+        reasons = ", ".join(f"{b}: [PCP not supported]" for b in pc.non_mla_backends)
+        return [error("vllm.pcp.backend", "ValueError: " + pc.backend_refusal.format(reasons=reasons) +
+                      f" [{src}: only MLA attention supports PCP; raised when the model's attention is built]",
+                      fix=f"drop {flag} (or --decode-context-parallel-size to split the KV cache)", source=src)]
+    raise NotModelledError(f"{flag} on an MLA model: vLLM 0.33 starts it (world size {opts.pp * tp * pcp} per "
+                           "engine), but vramcalc does not size the PCP ranks' weights, KV cache and the PCP "
+                           "manager's buffers (data/vllm_features.json pcp; remove the flag to check the rest)")
+
+
 def dcp_messages(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
     """vLLM 0.30.0's refusals of a --decode-context-parallel-size, in the order it meets them: ParallelConfig
     (vllm/config/parallel.py: DCP reuses the TP ranks), ModelConfig.verify_with_parallel_config (vllm/config/
@@ -558,7 +626,7 @@ def dcp_messages(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
     def refuse(code: str, text: str, fix: str, source: str) -> list[Message]:
         return [error(code, text, fix=fix, source=source)]
 
-    if tp % dcp:
+    if opts.prefill_context_parallel_size == 1 and tp % dcp:  # with PCP, pcp_messages checks DCP's size
         return refuse("vllm.dcp.tp_divisible", f"ValueError: tp_size={tp} must be divisible by dcp_size={dcp}.",
                       f"a {flag} that divides --tensor-parallel-size {tp}", "vllm/config/parallel.py ParallelConfig")
     attn = [la.attention for la in spec.layers if la.attention is not None]
@@ -719,8 +787,9 @@ def hma_off(opts: VLLMOptions) -> bool:
     vLLM keeps it on (which vramcalc does not read: the larger footprint)."""
     from .kv_transfer import hma_off as connector_hma_off
 
-    if opts.kv_offloading_size is not None:  # its connector replaces --kv-transfer-config's (_post_init_kv_transfer_config)
-        return opts.disable_hybrid_kv_cache_manager or opts.kv_offloading_backend == "lmcache"
+    if opts.kv_offloading_connector is not None:  # it replaces --kv-transfer-config's (_post_init_kv_transfer_config)
+        return opts.disable_hybrid_kv_cache_manager or connector_hma_off({"kv_connector": opts.kv_offloading_connector,
+                                                                          "kv_role": "kv_both"})
     return opts.disable_hybrid_kv_cache_manager or connector_hma_off(opts.kv_transfer_config)
 
 
@@ -930,9 +999,9 @@ def _embed_head_bytes(spec: ModelSpec, opts: VLLMOptions, wdtype: str | None, w:
 
 def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: QuantScheme, wdtype: str | None,
                    mxfp4: str | None, weights: list[tuple[RankWeights, int]]
-                   ) -> tuple[list[tuple[int, int, int]], list[Message], list[Message]]:
+                   ) -> tuple[list[tuple[int, int, int, int]], list[Message], list[Message]]:
     """Per rank (LoRA slot bytes added, vision-tower bytes not loaded (negative: more loaded, --mm-encoder-tp-mode
-    data), weight bytes moved to the host), refusals and warnings of the optional
+    data), weight bytes moved to the host, the prefetch offloader's GPU buffers), refusals and warnings of the optional
     features (vramcalc/vllm/features.py; data/vllm_features.json names each rule's source). The vision tower's
     bytes leave the weights with --language-model-only (vllm/config/multimodal.py)."""
     from .features import features, lora_bytes, lora_refusals, lora_settings, offloaded_bytes
@@ -1000,7 +1069,12 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
                                     "estimate counts each capture size twice, which no LoRA start-up log checks yet",
                                     fix="--enforce-eager removes the graphs"))
     offload = [0] * len(weights)
-    if opts.cpu_offload_gb and opts.cpu_offload_params:
+    buffers = [0] * len(weights)
+    errors += _offload_config_refusals(opts)
+    warnings += _offload_config_warnings(opts)
+    if opts.offloader == "prefetch" and not errors:
+        offload, buffers = _prefetch_terms(spec, opts, scheme, wdtype, mxfp4, [w for w, _ in weights])
+    elif opts.uva_offload_gb and opts.cpu_offload_params:
         # UVAOffloader._maybe_offload_to_cpu takes only parameters whose name has a segment named here: `experts`
         # is every routed-expert tensor of the FusedMoE layers (w13 / w2, their scales and biases; not
         # shared_experts), which vramcalc holds per rank (RankWeights.expert_layer_bytes x moe_layers)
@@ -1009,10 +1083,67 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
             raise NotModelledError(f"--cpu-offload-params {' '.join(other)}: not modelled (vramcalc sizes the "
                                    "`experts` segment, the routed experts; vllm/config/offload.py cpu_offload_params)")
         offload = [offloaded_bytes(opts.cpu_offload_gb, w.expert_layer_bytes * w.moe_layers, 0) for w, _ in weights]
-    elif opts.cpu_offload_gb:
+    elif opts.uva_offload_gb:
         offload = [offloaded_bytes(opts.cpu_offload_gb, b - v, _embed_head_bytes(spec, opts, wdtype, w))
                    for (w, b), v in zip(weights, vision)]
-    return list(zip(lora, vision, offload)), errors, warnings
+    return list(zip(lora, vision, offload, buffers)), errors, warnings
+
+
+def _offload_config_refusals(opts: VLLMOptions) -> list[Message]:
+    """OffloadConfig.validate_offload_config's ValueErrors, in its words (vllm/config/offload.py, 0.33.0; the
+    config is refused before anything loads)."""
+    from .features import features
+
+    pf = features().prefetch_offload
+    src = "vllm/config/offload.py OffloadConfig.validate_offload_config (0.33.0)"
+    if not (opts.offload_backend == "prefetch" or opts.offload_group_size > 0):
+        return []
+    out = []
+    if opts.offload_num_in_group > opts.offload_group_size:
+        out.append(error("vllm.offload.refused", "ValueError: " + pf.refusals["num_in_group"].format(
+            num_in_group=opts.offload_num_in_group, group_size=opts.offload_group_size) + f" [{src}]",
+            fix=f"--offload-group-size {max(opts.offload_num_in_group, 1)}" if opts.offload_group_size else
+            "--offload-group-size N (the layers of each group; the last --offload-num-in-group are offloaded)",
+            source=src))
+    if opts.offload_prefetch_step < 1:
+        out.append(error("vllm.offload.refused", "ValueError: " + pf.refusals["prefetch_step"].format(
+            prefetch_step=opts.offload_prefetch_step) + f" [{src}]", fix="--offload-prefetch-step 1", source=src))
+    return out
+
+
+def _offload_config_warnings(opts: VLLMOptions) -> list[Message]:
+    """The warning OffloadConfig gives when both offloaders' fields are set: the one it drops (vllm/config/offload.py)."""
+    from .features import features
+
+    pf = features().prefetch_offload
+    uva, prefetch = opts.cpu_offload_gb > 0, opts.offload_group_size > 0
+    key = ("uva_ignores_prefetch" if opts.offload_backend == "uva" and prefetch else
+           "prefetch_ignores_uva" if opts.offload_backend == "prefetch" and uva else
+           "auto_takes_prefetch" if opts.offload_backend == "auto" and uva and prefetch else None)
+    if key is None:
+        return []
+    return [warning("vllm.offload.ignored", pf.warnings[key], source="vllm/config/offload.py OffloadConfig (0.33.0)")]
+
+
+def _prefetch_terms(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtype: str | None, mxfp4: str | None,
+                    ranks: list[RankWeights]) -> tuple[list[int], list[int]]:
+    """Per rank: the bytes the prefetch offloader moves to pinned host memory and its GPU buffer pool (vramcalc/vllm/
+    offload.py prefetch_plan on the rank's PP stage, numbered from 0 as make_layers hands them to wrap_modules)."""
+    from .offload import prefetch_plan
+    from .weights import layer_tensors
+
+    other = sorted(set(opts.offload_params) - {"experts"})
+    if other:
+        raise NotModelledError(f"--offload-params {' '.join(other)}: not modelled (vramcalc sizes the `experts` "
+                               "segment, the routed experts; vllm/config/offload.py PrefetchOffloadConfig.offload_params)")
+    tensors = layer_tensors(spec, opts.tp, scheme, wdtype, mxfp4, _moe(spec, opts))
+    split = pp_layer_split(spec.num_layers, opts.pp, opts.pp_layer_partition)
+    plans = {}
+    for st in range(opts.pp):
+        start = sum(split[:st])
+        plans[st] = prefetch_plan(tensors, start, start + split[st], opts.offload_group_size,
+                                  opts.offload_num_in_group, opts.offload_prefetch_step, opts.offload_params)
+    return [plans[w.pp_stage].offloaded_bytes for w in ranks], [plans[w.pp_stage].buffer_bytes for w in ranks]
 
 
 def ubatch_messages(opts: VLLMOptions, gpu: GPU) -> list[Message]:
@@ -1119,24 +1250,36 @@ def _kv_blocks_oom(blocks: int, asked: int, room: int) -> Message:
 
 
 def _offload_messages(devices: list[DeviceBudget], pools: list[tuple[KVPool, int]], kvs: KVSettings, L: int,
-                      gpu: GPU) -> list[Message]:
-    """--cpu-offload-gb's price per forward step, and whether the weights would fit without it."""
+                      gpu: GPU, opts: VLLMOptions) -> list[Message]:
+    """The offloader's price per forward step, and whether the weights would fit without it."""
     from .features import host_link_gbs, offload_step_ms
 
     most = max(d.cpu_offload_bytes for d in devices)
     gbs, link = host_link_gbs(gpu)
-    out = [warning("vllm.cpu_offload.speed", f"--cpu-offload-gb: {most / GIB:.2f} GiB of weights per GPU are read from "
-                   f"host memory at every forward step, about {offload_step_ms(most, gpu):.0f} ms a step at "
-                   f"{gbs:.1f} GB/s ({link}, data/vllm_features.json cpu_offload); the speed estimate includes it",
-                   source="vllm/model_executor/offloader/uva.py UVAOffloader._maybe_offload_to_cpu")]
+    prefetch = opts.offloader == "prefetch"
+    if prefetch:
+        flag = "--offload-group-size"
+        text = (f"--offload-group-size {opts.offload_group_size}: {most / GIB:.2f} GiB of weights per GPU are copied "
+                f"from host memory into the prefetch buffers at every forward step, about "
+                f"{offload_step_ms(most, gpu):.0f} ms a step at {gbs:.1f} GB/s ({link}, data/vllm_features.json "
+                "cpu_offload), on a side stream ahead of each layer; the speed estimate adds it whole (the overlap "
+                "with compute is not modelled, so it errs slow)")
+        src = "vllm/model_executor/offloader/prefetch.py PrefetchOffloader (0.33.0)"
+    else:
+        flag = "--cpu-offload-gb"
+        text = (f"--cpu-offload-gb: {most / GIB:.2f} GiB of weights per GPU are read from host memory at every forward "
+                f"step, about {offload_step_ms(most, gpu):.0f} ms a step at {gbs:.1f} GB/s ({link}, "
+                "data/vllm_features.json cpu_offload); the speed estimate includes it")
+        src = "vllm/model_executor/offloader/uva.py UVAOffloader._maybe_offload_to_cpu"
+    out = [warning("vllm.cpu_offload.speed", text, source=src)]
     margins = {d.rank: d for d in devices}
     lead = [margins[d.rank] for d in devices if d.rank in margins and d.rank % max(1, len(devices) // len(pools)) == 0]
-    fits_without = all(avail - d.cpu_offload_bytes - d.uncertainty_bytes >= p.request_bytes(L, kvs)
-                       for (p, avail), d in zip(pools, lead))
+    fits_without = all(avail - d.cpu_offload_bytes + d.prefetch_buffer_bytes - d.uncertainty_bytes
+                       >= p.request_bytes(L, kvs) for (p, avail), d in zip(pools, lead))
     if most and fits_without:
         out.append(warning("vllm.cpu_offload.not_needed", "the weights and one max_model_len request fit without "
-                           "--cpu-offload-gb: leaving it on only slows every step (vLLM issue #57771 measured 19x)",
-                           fix="drop --cpu-offload-gb"))
+                           f"{flag}: leaving it on only slows every step (vLLM issue #57771 measured 19x with "
+                           "--cpu-offload-gb)", fix=f"drop {flag}"))
     return out
 
 
@@ -1152,7 +1295,17 @@ def _feature_trace(opts: VLLMOptions, d0: DeviceBudget) -> list[TraceTerm]:
                         source="vLLM v0.33.0 vllm/lora/layers/*.py create_lora_weights (data/vllm_features.json lora)",
                         max_loras=opts.max_loras or lo.max_loras, max_lora_rank=opts.max_lora_rank or lo.max_lora_rank,
                         fully_sharded=opts.fully_sharded_loras))
-    if opts.cpu_offload_gb:
+    if opts.offloader == "prefetch":
+        what = "their routed experts (--offload-params experts)" if opts.offload_params else "every parameter"
+        src = "vllm/model_executor/offloader/prefetch.py PrefetchOffloader.wrap_modules / post_init (0.33.0)"
+        out.append(term("prefetch offload (rank 0)", -d0.cpu_offload_bytes, "the last offload_num_in_group layers of "
+                        f"every offload_group_size of the stage, {what}, moved to pinned host memory (already out of "
+                        "the weights above)", source=src, offload_group_size=opts.offload_group_size,
+                        offload_num_in_group=opts.offload_num_in_group))
+        out.append(term("prefetch buffers (rank 0)", d0.prefetch_buffer_bytes, "offload_prefetch_step slots of each "
+                        "distinct offloaded parameter (name, shape, dtype): StaticBufferPool, in the weights above",
+                        source=src, offload_prefetch_step=opts.offload_prefetch_step))
+    if opts.uva_offload_gb:
         what = "the routed experts (--cpu-offload-params experts)" if opts.cpu_offload_params else \
             "decoder-layer weights"
         out.append(term("cpu offload (rank 0)", -d0.cpu_offload_bytes, f"min(cpu_offload_gb, {what}) "
@@ -1507,6 +1660,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         warnings.append(warning("vllm.gpu.usable_estimated", f"{gpu.name}: {gpu.usable_source}"))
     scheme, gguf = _scheme(spec, opts)
     wdtype, errors, pre_warnings = _pre_start_messages(spec, gpu, opts, scheme)
+    errors += pcp_messages(spec, opts)
     errors += dcp_messages(spec, opts)
     errors += eplb_messages(spec, opts)
     warnings += pre_warnings
@@ -1582,8 +1736,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if opts.kv_offloading_size is not None:
         warnings.append(warning(
             "vllm.kv_offload.host_memory", f"--kv-offloading-size {opts.kv_offloading_size:g}: "
-            f"{opts.kv_offloading_size:g} GiB of pinned host memory for offloaded KV blocks, summed over the ranks "
-            "(host memory only: the GPU figures are unchanged" + (
+            f"{opts.kv_offloading_size:g} GiB of pinned host memory for offloaded KV blocks, summed over the ranks, "
+            f"through {opts.kv_offloading_connector} (host memory only: the GPU figures are unchanged" + (
                 "; vLLM's own lmcache connector turns the hybrid KV cache manager off, so sliding-window layers "
                 "beside full attention are sized at full length, as with --disable-hybrid-kv-cache-manager; the "
                 "lmcache package's connector may keep it, which only leaves more KV room)" if opts.kv_offloading_backend == "lmcache" else ")"),
@@ -1659,8 +1813,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         warnings.append(warning("vllm.mm_ipc.text_model", f"--mm-ipc-gpu-memory-gb {opts.mm_ipc_gpu_memory_gb:g}: "
                                 f"{spec.id} takes no multimodal input, so vLLM reserves nothing for it "
                                 "(vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory: no multimodal config)"))
-    for (w, w_bytes), (lora, vision, offloaded) in zip(weights, extras):
-        w_bytes = w_bytes + lora - vision - offloaded
+    for (w, w_bytes), (lora, vision, offloaded, prefetch_buffer) in zip(weights, extras):
+        w_bytes = w_bytes + lora - vision - offloaded + prefetch_buffer
         a = act.on_stage(w.pp_stage == opts.pp - 1)
         kv_bytes = requested - w_bytes - a - int(non_torch) - int(graphs)
         if opts.kv_cache_memory_bytes:  # gpu_worker.py determine_available_memory returns it as it is
@@ -1692,7 +1846,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         devices.append(DeviceBudget(rank=w.rank, gpu=gpu.id, total_bytes=total, budget_bytes=requested,
                                     weights_bytes=w_bytes, activation_bytes=a, non_torch_bytes=int(non_torch),
                                     cuda_graph_bytes=int(graphs), kv_cache_bytes=kv_bytes, uncertainty_bytes=margin,
-                                    lora_bytes=lora, cpu_offload_bytes=offloaded))
+                                    lora_bytes=lora, cpu_offload_bytes=offloaded,
+                                    prefetch_buffer_bytes=prefetch_buffer))
         if w.rank % opts.tp == 0:
             pools.append((kv_pool(pool_spec, kvs, w.pp_stage), kv_bytes))
     for pool, _ in pools[:1]:
@@ -1713,8 +1868,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     trace[3:3] = _feature_trace(opts, devices[0])
     fits_len = all(c.fits_one_request for c in caps)
     est = _estimate_max_len(pools, kvs, L)
-    if opts.cpu_offload_gb:
-        warnings += _offload_messages(devices, pools, kvs, L, gpu)
+    if opts.offloader and any(d.cpu_offload_bytes for d in devices):
+        warnings += _offload_messages(devices, pools, kvs, L, gpu, opts)
     if not fits_len:
         errors.append(_max_model_len_refusal(cap, pools[0][0], worst, L, est))
     one_block_per_seq = _one_block_per_seq(spec, opts, version)
@@ -1870,6 +2025,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.insert(0, "VLLM_MLA_DISABLE=1")
     if opts.replicate_embed:  # an environment variable (vllm/envs.py VLLM_REPLICATE_EMBED)
         cmd.insert(0, "VLLM_REPLICATE_EMBED=1")
+    if opts.simple_kv_offload and opts.kv_offloading_size is not None:  # an environment variable (vllm/envs.py)
+        cmd.insert(0, "VLLM_USE_SIMPLE_KV_OFFLOAD=1")
     if not opts.rocm_fp8_padding:  # an environment variable, read on ROCm (vllm/envs.py VLLM_ROCM_FP8_PADDING)
         cmd.insert(0, "VLLM_ROCM_FP8_PADDING=0")
     if opts.flashinfer_workspace_bytes is not None:  # an environment variable (vllm/envs.py)
@@ -1901,6 +2058,16 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--cpu-offload-gb {opts.cpu_offload_gb:g}")
     if opts.cpu_offload_params:
         out.append("--cpu-offload-params " + " ".join(opts.cpu_offload_params))
+    if opts.offload_backend != "auto":
+        out.append(f"--offload-backend {opts.offload_backend}")
+    if opts.offload_group_size:
+        out.append(f"--offload-group-size {opts.offload_group_size}")
+    if opts.offload_num_in_group != 1:
+        out.append(f"--offload-num-in-group {opts.offload_num_in_group}")
+    if opts.offload_prefetch_step != 1:
+        out.append(f"--offload-prefetch-step {opts.offload_prefetch_step}")
+    if opts.offload_params:
+        out.append("--offload-params " + " ".join(opts.offload_params))
     if opts.kv_cache_memory_bytes:
         out.append(f"--kv-cache-memory-bytes {opts.kv_cache_memory_bytes}")
     if opts.language_model_only:
@@ -1925,6 +2092,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--decode-context-parallel-size {opts.decode_context_parallel_size}")
     if opts.dcp_q_replicate:
         out.append("--dcp-q-replicate")
+    if opts.prefill_context_parallel_size > 1:
+        out.append(f"--prefill-context-parallel-size {opts.prefill_context_parallel_size}")
     if opts.load_format != "auto":
         out.append(f"--load-format {opts.load_format}")
     if opts.enable_dbo:

@@ -358,19 +358,8 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
         key = (layer, t.name[m.end():], t.shape, t.group) if m else None
         nbytes = per_kind.get(key) if key is not None else None
         if nbytes is None:
-            shape = _rank_shape(t, spec, tp, layer, moe, q_group, replicate_embed)
-            # float32 whatever the model dtype (data/vllm.json fp32_params): DeepSeek's router bias, a Mamba A
-            size = 4 if any(p in t.name for p in vllm_rules().fp32_params.patterns) else base
-            rank_t = t.model_copy(update={"shape": shape})
-            mats = _matrices(rank_t) if t.group in scheme.quantize_groups and scheme.method != "none" else []
-            if mats and not _ignored(module_names(t, composite), scheme.ignore):
-                factor = 1.0
-                if scheme.method == "mxfp4" and t.group == "routed_experts" and mxfp4_backend:
-                    padded = [(c, *_mxfp4_expert_dims(t, spec, o, i, mxfp4_backend)) for c, o, i in mats]
-                    mats, factor = [(c, o, i) for c, o, i, _ in padded], padded[0][3]
-                nbytes = int(factor * sum(c * sum(b for _, _, b in matrix_tensors(scheme, o, i)) for c, o, i in mats))
-            else:
-                nbytes = prod(shape) * size
+            nbytes = _tensor_rank_bytes(t, spec, tp, layer, scheme, base, mxfp4_backend, moe, composite, q_group,
+                                        replicate_embed)
             if key is not None and not scheme.ignore:  # ignore lists may name single layers
                 per_kind[key] = nbytes
         for st in stages:
@@ -381,3 +370,50 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
                         rotary_cache_bytes=0, expert_layer_bytes=expert_layer[st],
                         moe_layers=sum(starts[st] <= i < starts[st] + split[st] for i in moe_idx))
             for st in range(pp) for r in range(tp)]
+
+
+def _tensor_rank_bytes(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None, scheme: QuantScheme,
+                       base: int, mxfp4_backend: str | None, moe: MoEShards | None, composite: bool,
+                       q_group: int = 1, replicate_embed: bool = False) -> int:
+    """Bytes of tensor t on one TP rank: its rank shape (_rank_shape) in the scheme's stored layout."""
+    shape = _rank_shape(t, spec, tp, layer, moe, q_group, replicate_embed)
+    # float32 whatever the model dtype (data/vllm.json fp32_params): DeepSeek's router bias, a Mamba A
+    size = 4 if any(p in t.name for p in vllm_rules().fp32_params.patterns) else base
+    rank_t = t.model_copy(update={"shape": shape})
+    mats = _matrices(rank_t) if t.group in scheme.quantize_groups and scheme.method != "none" else []
+    if mats and not _ignored(module_names(t, composite), scheme.ignore):
+        factor = 1.0
+        if scheme.method == "mxfp4" and t.group == "routed_experts" and mxfp4_backend:
+            padded = [(c, *_mxfp4_expert_dims(t, spec, o, i, mxfp4_backend)) for c, o, i in mats]
+            mats, factor = [(c, o, i) for c, o, i, _ in padded], padded[0][3]
+        return int(factor * sum(c * sum(b for _, _, b in matrix_tensors(scheme, o, i)) for c, o, i in mats))
+    return prod(shape) * size
+
+
+class LayerTensor(BaseModel):
+    """One parameter of a decoder layer on one TP rank (the name after `model.layers.N.`)."""
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    group: str
+    shape: tuple[int, ...]
+    bytes: int
+
+
+def layer_tensors(spec: ModelSpec, tp: int = 1, scheme: QuantScheme | None = None, dtype: str | None = None,
+                  mxfp4_backend: str | None = None, moe: MoEShards | None = None) -> list[list[LayerTensor]]:
+    """Each decoder layer's parameters on one TP rank, sized as weights_per_rank sizes them (for the offloaders,
+    which take whole parameters of the layers make_layers builds: vllm/model_executor/models/utils.py, 0.33.0)."""
+    scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
+    base = dtype_bytes(dtype or spec.dtype)
+    composite = spec.vision is not None
+    out: list[list[LayerTensor]] = [[] for _ in spec.layers]
+    for t in inventory(spec):
+        m = re.match(r"model\.layers\.(\d+)\.", t.name)
+        if not m:
+            continue
+        layer = spec.layers[int(m.group(1))]
+        out[int(m.group(1))].append(LayerTensor(
+            name=t.name[m.end():], group=t.group, shape=_rank_shape(t, spec, tp, layer, moe),
+            bytes=_tensor_rank_bytes(t, spec, tp, layer, scheme, base, mxfp4_backend, moe, composite)))
+    return out
