@@ -372,8 +372,44 @@ def test_presets_expand_to_the_params_arg_cpp_gives_them():
     assert r.options == {"n_ubatch": 2048, "n_batch": 32768, "n_parallel": 2, "n_ctx": 262144, "kv_unified": False}
     _, later = read_command("llama-cli --gpt-oss-20b-default -c 32768")  # a later flag overrides the preset's
     assert later.options["n_ctx"] == 32768 and "--port 8013" not in later.no_effect
-    (w,) = [w for w in read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --fim-qwen-7b-spec")[1].warnings if w.code == "command.not_modelled"]
-    assert w.text.startswith("--fim-qwen-7b-spec") and "draft model" in w.text
+    # --fim-qwen-7b-spec / -14b-spec: the target's -hf repo and file, and the draft's hf_repo and hf_file, which
+    # -hfd REPO -md FILE set (common/arg.cpp: the -md handler sets the draft's hf_file too)
+    for size in ("7b", "14b"):
+        _, spec = read_command(f"llama-server --fim-qwen-{size}-spec")
+        assert spec.model == (f"hf:ggml-org/Qwen2.5-Coder-{size.upper()}-Q8_0-GGUF::qwen2.5-coder-{size}-q8_0.gguf")
+        assert spec.options == {"model_draft": "hf:ggml-org/Qwen2.5-Coder-0.5B-Q8_0-GGUF::qwen2.5-coder-0.5b-q8_0.gguf",
+                                "n_ubatch": 1024, "n_batch": 1024, "n_ctx": None}
+        assert spec.no_effect == ["--port 8012", "--cache-reuse 256"]
+        assert "llamacpp.draft.sidecar" not in [w.code for w in spec.warnings]  # hf_file set: no sidecar lookup
+    _, later = read_command("llama-server --fim-qwen-7b-spec -md qwen2.5-coder-1.5b-q8_0.gguf")  # a later -md wins
+    assert later.options["model_draft"] == "hf:ggml-org/Qwen2.5-Coder-0.5B-Q8_0-GGUF::qwen2.5-coder-1.5b-q8_0.gguf"
+
+
+def test_spec_draft_hf_is_the_draft_repo_planned_as_hf():
+    """--spec-draft-hf / -hfd / -hfrd / --hf-repo-draft REPO[:QUANT] (common/arg.cpp at 4df29be): the draft's hf_repo,
+    planned as -hf's (common_download_get_hf_plan), so the draft is the file that quant names: the same draft as
+    -md with that file's name (llama.cpp downloads it and points the draft's path at it); -md FILE beside -hfd is
+    the repo's file to take. Without :quant, find_best_model's pick (Q4_K_M first); without -md, a sidecar the
+    repo may ship is warned about (common_models_handler_init discovers mtp- / eagle3- / dflash- / dspark-)."""
+    target = "llama-server -hf ggml-org/Qwen2.5-7B-Instruct-GGUF:Q4_K_M -c 4096 -np 1"
+    draft = lambda c: next(e for e in check_command(c, "4090").result.extras if e.kind == "draft")  # noqa: E731
+    as_md = draft(f"{target} -md qwen2.5-1.5b-q8_0.gguf")
+    for name in ("--spec-draft-hf", "-hfd", "-hfrd", "--hf-repo-draft"):
+        r = check_command(f"{target} {name} bartowski/Qwen2.5-1.5B-GGUF:Q8_0", "4090")
+        d = next(e for e in r.result.extras if e.kind == "draft")
+        assert (d.gpu_bytes, d.host_bytes) == (as_md.gpu_bytes, as_md.host_bytes) and d.gpu_bytes[0] > 1.6e9
+        assert "llamacpp.draft.sidecar" in [w.code for w in r.warnings]
+        assert "-hfd bartowski/Qwen2.5-1.5B-GGUF:Q8_0" in r.result.command
+    with_file = check_command(f"{target} -hfd bartowski/Qwen2.5-1.5B-GGUF -md qwen2.5-1.5b-q8_0.gguf", "4090")
+    d = next(e for e in with_file.result.extras if e.kind == "draft")
+    assert d.gpu_bytes == as_md.gpu_bytes and "llamacpp.draft.sidecar" not in [w.code for w in with_file.warnings]
+    no_tag = check_command(f"{target} -hfd bartowski/Qwen2.5-1.5B-GGUF", "4090")
+    assert next(e for e in no_tag.result.extras if e.kind == "draft").gpu_bytes == \
+        draft(f"{target} -md qwen2.5-1.5b-q4_k_m.gguf").gpu_bytes
+    (w,) = [w for w in no_tag.result.warnings if w.code == "llamacpp.draft.predicted"]
+    assert "Qwen/Qwen2.5-1.5B Q4_K_M" in w.text and "without :quant" in w.text
+    with pytest.raises(InputError, match="-hfd someone/unknown-GGUF:Q8_0: the draft repo names no catalog model"):
+        check_command(f"{target} -hfd someone/unknown-GGUF:Q8_0", "4090")
 
 
 def test_model_url_load_mode_and_no_op_offload():

@@ -804,7 +804,7 @@ def _llama_reading(p: Parsed) -> Reading:
     warnings: list[Message] = []
     bench = p.program == "llama-bench"
     rpc = 0
-    model = hf = hf_file = None
+    model = hf = hf_file = hf_draft = None
     bench_ctx = {"n_prompt": [512], "n_gen": [128], "n_depth": [0]}
     fit_off: str | None = None
     fit_args: list[str] = []
@@ -825,6 +825,8 @@ def _llama_reading(p: Parsed) -> Reading:
             hf = v
         elif fld == "hf_file":
             hf_file = v
+        elif fld == "hf_repo_draft":
+            hf_draft = v
         elif fld in ("n_prompt", "n_gen", "n_depth"):
             bench_ctx[fld] = [_int(name, x) for x in vals]
         elif fld == "n_prompt_gen":
@@ -980,9 +982,27 @@ def _llama_reading(p: Parsed) -> Reading:
                                     "repo's projector (mmproj) file when it has one (--mmproj-auto is on by default, "
                                     "common/download.cpp find_best_mmproj); its weights and compute buffer are not "
                                     "counted here: give it with --mmproj FILE, or pass --no-mmproj"))
+    if hf_draft:
+        _hf_draft(hf_draft, opts, warnings)
     if not ref:
         raise InputError(f"{p.program}: no model in the command (-m FILE.gguf or -hf REPO[:QUANT])")
     return Reading(engine="llamacpp", model=ref, options=opts, no_effect=no_effect, warnings=warnings, rpc_servers=rpc)
+
+
+def _hf_draft(repo: str, opts: dict[str, Any], warnings: list[Message]) -> None:
+    """--spec-draft-hf / -hfd REPO[:QUANT] (common/arg.cpp at 4df29be): the draft's hf_repo; -md FILE beside it is the
+    draft's hf_file, the repo's file to take (the -md handler sets both path and hf_file, and
+    common_models_handler_apply points the path at the download). Read as hf:REPO[::FILE] (llamacpp/extras.py
+    _hf_draft). Without -md and with --spec-type left at none, common_models_handler_init also looks for the repo's
+    mtp- / eagle3- / dflash- / dspark- sidecar, which, when the repo ships one, is loaded instead and sets the type."""
+    file = opts.get("model_draft")
+    opts["model_draft"] = f"hf:{repo}" + (f"::{file}" if file else "")
+    if not file and not opts.get("spec_types"):
+        warnings.append(warning("llamacpp.draft.sidecar", (
+            f"-hfd {repo} without -md: when the repo ships an mtp-, eagle3-, dflash- or dspark- sidecar file, "
+            "llama.cpp loads that as the draft in place of the repo's model file and sets the speculative type from "
+            "it (common/arg.cpp common_models_handler_init / _apply); the check counts the model file: name it with "
+            "-md FILE to be sure")))
 
 
 def read_command(text: str) -> tuple[Parsed, Reading]:
