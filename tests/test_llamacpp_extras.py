@@ -259,3 +259,28 @@ def test_lora_buffers_of_a_published_run(log):
                        record=frozenset(p.base for p in pairs))
     gpu, host = lora_bytes([adapter], mb.tensor_device, 2, 32, 128, row_padding=True)
     assert (_mib(host), _mib(sum(gpu))) == (log["mib"]["host"], log["mib"]["gpus"])
+
+
+def test_mmproj_url_is_the_file_llama_cpp_downloads_it_to(files, tmp_path):
+    """-mmu / --mmproj-url URL (common/arg.cpp at 4df29be): common_models_handler_apply downloads the projector to
+    --mmproj's path, else to the cache file of the URL's last part ($LLAMA_CACHE/NAME: common/common.cpp
+    fs_get_cache_file, get_default_local_path drops ? and #), and loads it from there: the same projector as
+    --mmproj of that file, whose buffers the recorded runs check. Not there: not counted, and said so."""
+    from vramcalc.pasted_command import check_command
+
+    name = "mmproj-gemma3-224.gguf"
+    (tmp_path / name).write_bytes((files / name).read_bytes())
+    model = f"-m {files / 'llama-a.gguf'} -c 4096 -np 1"
+    mm = lambda r: next(e for e in r.result.extras if e.kind == "mmproj")  # noqa: E731
+    direct = mm(check_command(f"llama-server {model} --mmproj {tmp_path / name}", "4090"))
+    url = f"https://huggingface.co/x/y/resolve/main/{name}?download=true"
+    r = check_command(f"LLAMA_CACHE={tmp_path} llama-server {model} -mmu '{url}'", "4090")
+    assert (mm(r).gpu_bytes, mm(r).host_bytes) == (direct.gpu_bytes, direct.host_bytes) and mm(r).gpu_bytes[0] > 0
+    assert r.options["mmproj"] == str(tmp_path / name) and "llamacpp.mmproj.url" not in [w.code for w in r.warnings]
+    # with --mmproj PATH the download goes to that path
+    given = check_command(f"llama-server {model} --mmproj {tmp_path / name} --mmproj-url {url}", "4090")
+    assert mm(given).gpu_bytes == direct.gpu_bytes
+    away = check_command(f"LLAMA_CACHE={tmp_path / 'empty'} llama-server {model} -mmu {url}", "4090")
+    assert not [e for e in away.result.extras if e.kind == "mmproj"]
+    (w,) = [w for w in away.warnings if w.code == "llamacpp.mmproj.url"]
+    assert str(tmp_path / "empty" / name) in w.text and "not counted" in w.text
