@@ -476,6 +476,9 @@ def test_model_url_load_mode_and_no_op_offload():
     assert r.model == "Qwen3-8B-Q4_K_M.gguf" and r.options == {"no_mmap": True, "op_offload": False,
                                                                "n_parallel": 1, "n_outputs_max": 2048}
     assert read_command("llama-server -m x.gguf -lm mmap+mlock")[1].options == {"mlock": True}
+    # with -m, -mu downloads to -m's path (common/arg.cpp build_url_tasks), which llama-server loads
+    assert read_command("llama-server -m /m/qwen3-8b-q8_0.gguf -mu https://x/Qwen3-8B-Q4_K_M.gguf")[1].model == \
+        "/m/qwen3-8b-q8_0.gguf"
     # without op offload the CPU layers' ops stay on the host: the first GPU holds no copy of a host weight
     on = vramcalc.check("Qwen/Qwen3-8B", "4090", engine="llamacpp", quant="gguf:Q4_K_M", n_gpu_layers=10, n_ctx=8192,
                         n_ubatch=512)

@@ -930,7 +930,7 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = not bool(_int(name, v))
         elif fld in ("model_url", "load_mode", "op_offload"):
             _llama_model_url_load_offload(f, fld, v, opts, no_effect)
-            if fld == "model_url":
+            if fld == "model_url" and not path_given:  # with -m the download goes to -m's path (build_url_tasks)
                 model = PurePosixPath(v.split("?", 1)[0]).name
         elif fld in ("fit_target_mib", "fit_min_ctx") and bench:  # -fitt MiB / -fitc N, default 0 each: off
             n = _int(name, v)
