@@ -284,3 +284,37 @@ def test_mmproj_url_is_the_file_llama_cpp_downloads_it_to(files, tmp_path):
     assert not [e for e in away.result.extras if e.kind == "mmproj"]
     (w,) = [w for w in away.warnings if w.code == "llamacpp.mmproj.url"]
     assert str(tmp_path / "empty" / name) in w.text and "not counted" in w.text
+
+
+def test_image_token_limits_and_mtmd_batch_with_a_gemma3_projector(files, tmp_path):
+    """--image-min-tokens / --image-max-tokens / --mtmd-batch-max-tokens (common/arg.cpp at 4df29be): Gemma 3's
+    projector never reads the token limits (clip.cpp load_hparams calls no set_limit_image_tokens for
+    PROJECTOR_TYPE_GEMMA3; mtmd_image_preprocessor_fixed_size resizes to image_size) and its graph takes no batches
+    (clip_graph_siglip: support_batch false), so the warmup buffers the recorded runs check are the ones llama-server
+    holds: listed as no effect. Without a projector they act on nothing; with another projector type they are warned
+    about as not modelled."""
+    from vramcalc.pasted_command import check_command
+
+    mm = files / "mmproj-gemma3-448.gguf"
+    run = next(r for r in RUNS if r["kind"] == "mmproj" and r["mmproj"] == "mmproj-gemma3-448"
+               and r["settings"]["flash_attn"] == "auto")
+    base = f"llama-server -m {files / 'llama-a.gguf'} -c 4096 -np 1 --mmproj {mm} --no-mmproj-offload"
+    flags = "--image-min-tokens 64 --image-max-tokens 4096 --mtmd-batch-max-tokens 8192"
+    r = check_command(f"{base} {flags}", "4090")
+    (m,) = [e for e in r.result.extras if e.kind == "mmproj"]
+    assert _mib(int(m.detail["compute"])) == [b["mib"] for b in run["buffers"] if b["kind"] == "compute"][-1]
+    assert r.no_effect[-3:] == ["--image-min-tokens 64", "--image-max-tokens 4096", "--mtmd-batch-max-tokens 8192"]
+    assert not [w for w in r.warnings if w.code == "command.not_modelled"]
+    plain = check_command(base, "4090")
+    assert r.result.extras == plain.result.extras
+    # no projector: nothing to act on
+    alone = check_command(f"llama-server -m {files / 'llama-a.gguf'} -c 4096 --image-max-tokens 256", "4090")
+    assert alone.no_effect == ["--image-max-tokens 256"]
+    # another projector type (a dynamic-resolution one): its graphs follow the limits, not modelled
+    xm.write_mmproj("mmproj-gemma3-224", tmp_path / "q.gguf", projector="qwen2vl_merger")
+    q = check_command(f"llama-server -m {files / 'llama-a.gguf'} -c 4096 --mmproj {tmp_path / 'q.gguf'} "
+                      "--image-max-tokens 256", "4090")
+    (said,) = [x for x in q.warnings if x.code == "command.not_modelled"]
+    assert said.text.startswith("--image-max-tokens 256") and "qwen2vl_merger projector" in said.text
+    hf = check_command("llama-server -hf ggml-org/gemma-3-4b-it-GGUF:Q4_K_M -c 4096 --image-max-tokens 256", "4090")
+    assert [x for x in hf.warnings if x.code == "command.not_modelled"]

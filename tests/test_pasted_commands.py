@@ -263,7 +263,7 @@ def test_modelled_flags_name_real_option_fields():
     extra = {"model", "hf_repo", "hf_file", "revision", "rpc_nodes", "fit", "n_prompt", "n_gen", "n_depth",
              "n_prompt_gen", "nnodes", "data_parallel_size_local", "optimization_level", "compilation_config",
              "preset", "load_mode", "model_url", "hf_repo_draft", "mmproj_url",
-             "docker_repo"}
+             "docker_repo", "image_min_tokens", "image_max_tokens", "mtmd_batch_max_tokens"}
     for engine, fields in (("vllm", VLLMOptions.model_fields), ("vllm_env", VLLMOptions.model_fields),
                            ("llamacpp", LlamaOptions.model_fields), ("llama_bench", LlamaOptions.model_fields)):
         for name, c in flag_classes()[engine].items():

@@ -812,10 +812,14 @@ def _llama_reading(p: Parsed) -> Reading:
     bench_fit: dict[str, int] = {}
     present = _present(p)
     router: dict[str, Flag] = {}
+    mtmd: list[Flag] = []
     path_given = False
     for f in p.flags:
         if f.entry.get("field") in ROUTER_FIELDS:  # read once the model is known (_router)
             router[f.entry["field"]] = f
+            continue
+        if f.entry.get("field") in MTMD_FIELDS:  # read once the projector is known (_mtmd_tokens)
+            mtmd.append(f)
             continue
         if not _common(f, no_effect, warnings, present):
             continue
@@ -1002,6 +1006,9 @@ def _llama_reading(p: Parsed) -> Reading:
         _hf_draft(hf_draft, opts, warnings)
     if mmproj_url:
         _mmproj_url(mmproj_url, p.env, opts, warnings)
+    auto_mmproj = bool(hf) and not mmproj_url and not {"--no-mmproj", "--no-mmproj-auto"} & {f.name for f in p.flags}
+    for f in mtmd:
+        _mtmd_tokens(f, p.program, opts.get("mmproj"), auto_mmproj, no_effect, warnings)
     if not ref:
         raise InputError(f"{p.program}: no model in the command (-m FILE.gguf or -hf REPO[:QUANT])")
     return Reading(engine="llamacpp", model=ref, options=opts, no_effect=no_effect, warnings=warnings, rpc_servers=rpc)
@@ -1048,6 +1055,36 @@ def _mmproj_url(url: str, env: dict[str, str], opts: dict[str, Any], warnings: l
 
 
 ROUTER_FIELDS = ("models_dir", "models_preset")
+MTMD_FIELDS = ("image_min_tokens", "image_max_tokens", "mtmd_batch_max_tokens")
+
+
+def _mtmd_tokens(f: Flag, program: str, mmproj: str | None, auto: bool, no_effect: list[str],
+                 warnings: list[Message]) -> None:
+    """--image-min-tokens / --image-max-tokens N and --mtmd-batch-max-tokens N (common/arg.cpp at 4df29be ->
+    tools/mtmd/mtmd.cpp mtmd_context_params): what they change depends on the projector type.
+    - The token limits reach clip.cpp as hparams.custom_image_min/max_tokens, read only by
+      clip_hparams::set_limit_image_tokens (tools/mtmd/clip-model.h), which the dynamic-resolution types call in
+      clip_model_loader::load_hparams; Gemma 3's projector (PROJECTOR_TYPE_GEMMA3, the type vramcalc sizes exactly)
+      never calls it, keeps warmup_image_size = image_size and resizes every image to that square
+      (mtmd_image_preprocessor_fixed_size): no effect.
+    - The batch limit bounds the image tokens mtmd_batch_add_chunk puts in one encoding batch, and only for graphs
+      that support batches (clip_graph::support_batch); clip_graph_siglip (Gemma 3) does not, so every batch holds
+      one image: no effect.
+    Without a projector (no --mmproj, and no -hf repo whose own projector llama-server may load) they act on
+    nothing. With another projector type their effect on the encoder's graphs is not modelled, and warned about."""
+    from .llamacpp.extras import file_is_here, read_mmproj
+
+    _int(f.name, f.values[0])  # any value: read to refuse what common/arg.cpp's std::stoi refuses
+    proj = read_mmproj(mmproj).projector if mmproj and file_is_here(mmproj) else None
+    if (not mmproj and not auto) or proj == "gemma3":
+        no_effect.append(f.written())
+        return
+    which = f"the {proj} projector" if proj else ("the -hf repo's own projector (not counted)" if not mmproj
+                                                   else "this projector")
+    warnings.append(warning("command.not_modelled", (
+        f"{f.written()}: {f.entry['note'].split(': ', 1)[0]}, which for {which} changes the encoder's image graphs "
+        "(tools/mtmd/clip.cpp set_limit_image_tokens, mtmd.cpp mtmd_batch_add_chunk); vramcalc models it for Gemma 3's "
+        "projector only (no effect there); vramcalc does not model it yet: the figures ignore it")))
 
 
 def _models_dir(path: str) -> list[str]:
