@@ -989,7 +989,7 @@ def _llama_reading(p: Parsed) -> Reading:
         # common/arg.cpp --kv-unified: "default: enabled if number of slots is auto"
         opts["kv_unified"] = False
     if p.program == "llama-server" and not path_given and not hf and (router or docker or model):
-        _router(router, docker, model, p.env)
+        _router(router, docker, model)
     no_effect += [f.written() for f in router.values()]  # a model given: no router (tools/server/server.cpp)
     if docker and not hf:  # it replaces -m / -mu's file; -hf's download replaces it in turn (common_models_handler_apply)
         model = _docker_model(docker, p.env, warnings)
@@ -1008,7 +1008,7 @@ def _llama_reading(p: Parsed) -> Reading:
         _mmproj_url(mmproj_url, p.env, opts, warnings)
     auto_mmproj = bool(hf) and not mmproj_url and not {"--no-mmproj", "--no-mmproj-auto"} & {f.name for f in p.flags}
     for f in mtmd:
-        _mtmd_tokens(f, p.program, opts.get("mmproj"), auto_mmproj, no_effect, warnings)
+        _mtmd_tokens(f, opts.get("mmproj"), auto_mmproj, no_effect, warnings)
     if not ref:
         raise InputError(f"{p.program}: no model in the command (-m FILE.gguf or -hf REPO[:QUANT])")
     return Reading(engine="llamacpp", model=ref, options=opts, no_effect=no_effect, warnings=warnings, rpc_servers=rpc)
@@ -1058,8 +1058,7 @@ ROUTER_FIELDS = ("models_dir", "models_preset")
 MTMD_FIELDS = ("image_min_tokens", "image_max_tokens", "mtmd_batch_max_tokens")
 
 
-def _mtmd_tokens(f: Flag, program: str, mmproj: str | None, auto: bool, no_effect: list[str],
-                 warnings: list[Message]) -> None:
+def _mtmd_tokens(f: Flag, mmproj: str | None, auto: bool, no_effect: list[str], warnings: list[Message]) -> None:
     """--image-min-tokens / --image-max-tokens N and --mtmd-batch-max-tokens N (common/arg.cpp at 4df29be ->
     tools/mtmd/mtmd.cpp mtmd_context_params): what they change depends on the projector type.
     - The token limits reach clip.cpp as hparams.custom_image_min/max_tokens, read only by
@@ -1137,7 +1136,7 @@ def _models_preset(path: str) -> list[str]:
     return out
 
 
-def _router(router: dict[str, Flag], docker: str | None, model: str | None, env: dict[str, str]) -> None:
+def _router(router: dict[str, Flag], docker: str | None, model: str | None) -> None:
     """tools/server/server.cpp llama_server at 4df29be: with no model path and no -hf repo, llama-server starts in
     router mode (is_router_server: -mu's and -dr's downloads are made by the single-model path only, so they start
     it too); tools/server/server-models.cpp server_models::load_models serves the models of llama.cpp's cache, of
