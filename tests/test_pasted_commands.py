@@ -466,6 +466,12 @@ def test_spec_draft_hf_is_the_draft_repo_planned_as_hf():
         draft(f"{target} -md qwen2.5-1.5b-q4_k_m.gguf").gpu_bytes
     (w,) = [w for w in no_tag.result.warnings if w.code == "llamacpp.draft.predicted"]
     assert "Qwen/Qwen2.5-1.5B Q4_K_M" in w.text and "without :quant" in w.text
+    # a --spec-type: only the sidecars of the draft types it names are looked for (spec_types_is_default)
+    typed = read_command(f"{target} -hfd bartowski/Qwen2.5-1.5B-GGUF:Q8_0 --spec-type draft-simple")[1]
+    assert "llamacpp.draft.sidecar" not in [w.code for w in typed.warnings]
+    (w,) = [w for w in read_command(f"{target} -hfd bartowski/Qwen2.5-1.5B-GGUF:Q8_0 --spec-type draft-mtp")[1]
+            .warnings if w.code == "llamacpp.draft.sidecar"]
+    assert "a mtp- sidecar" in w.text
     with pytest.raises(InputError, match="-hfd someone/unknown-GGUF:Q8_0: the draft repo names no catalog model"):
         check_command(f"{target} -hfd someone/unknown-GGUF:Q8_0", "4090")
 

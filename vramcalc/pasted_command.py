@@ -1003,7 +1003,8 @@ def _llama_reading(p: Parsed) -> Reading:
                                     "common/download.cpp find_best_mmproj); its weights and compute buffer are not "
                                     "counted here: give it with --mmproj FILE, or pass --no-mmproj"))
     if hf_draft:
-        _hf_draft(hf_draft, opts, warnings)
+        types = [x for f in p.flags if f.key == "--spec-type" for v in f.values for x in v.split(",")]
+        _hf_draft(hf_draft, opts, warnings, types if any(f.key == "--spec-type" for f in p.flags) else None)
     if mmproj_url:
         _mmproj_url(mmproj_url, p.env, opts, warnings)
     auto_mmproj = bool(hf) and not mmproj_url and not {"--no-mmproj", "--no-mmproj-auto"} & {f.name for f in p.flags}
@@ -1014,19 +1015,26 @@ def _llama_reading(p: Parsed) -> Reading:
     return Reading(engine="llamacpp", model=ref, options=opts, no_effect=no_effect, warnings=warnings, rpc_servers=rpc)
 
 
-def _hf_draft(repo: str, opts: dict[str, Any], warnings: list[Message]) -> None:
+SIDECAR_TYPES = ("draft-mtp", "draft-eagle3", "draft-dflash", "draft-dspark")
+
+
+def _hf_draft(repo: str, opts: dict[str, Any], warnings: list[Message], types: list[str] | None) -> None:
     """--spec-draft-hf / -hfd REPO[:QUANT] (common/arg.cpp at 4df29be): the draft's hf_repo; -md FILE beside it is the
     draft's hf_file, the repo's file to take (the -md handler sets both path and hf_file, and
     common_models_handler_apply points the path at the download). Read as hf:REPO[::FILE] (llamacpp/extras.py
-    _hf_draft). Without -md and with --spec-type left at none, common_models_handler_init also looks for the repo's
-    mtp- / eagle3- / dflash- / dspark- sidecar, which, when the repo ships one, is loaded instead and sets the type."""
+    _hf_draft). Without -md, common_models_handler_init also looks for the repo's sidecars: every kind (mtp-, eagle3-,
+    dflash-, dspark-) with no --spec-type (spec_types_is_default: the list is exactly [none]; any --spec-type appends
+    to it), else those of the draft types named; one the repo ships is loaded in place of its model file."""
     file = opts.get("model_draft")
     opts["model_draft"] = f"hf:{repo}" + (f"::{file}" if file else "")
-    if not file and not opts.get("spec_types"):
+    kinds = [t.removeprefix("draft-") for t in (SIDECAR_TYPES if types is None else
+                                                [t for t in SIDECAR_TYPES if t in types])]
+    if not file and kinds:
         warnings.append(warning("llamacpp.draft.sidecar", (
-            f"-hfd {repo} without -md: when the repo ships an mtp-, eagle3-, dflash- or dspark- sidecar file, "
-            "llama.cpp loads that as the draft in place of the repo's model file and sets the speculative type from "
-            "it (common/arg.cpp common_models_handler_init / _apply); the check counts the model file: name it with "
+            f"-hfd {repo} without -md: when the repo ships a {' / '.join(k + '-' for k in kinds)} sidecar file, "
+            "llama.cpp loads that as the draft in place of the repo's model file" + (
+                " and sets the speculative type from it" if types is None else "")
+            + " (common/arg.cpp common_models_handler_init / _apply); the check counts the model file: name it with "
             "-md FILE to be sure")))
 
 
