@@ -291,9 +291,25 @@ def test_image_token_limits_and_mtmd_batch_with_a_gemma3_projector(files, tmp_pa
     projector never reads the token limits (clip.cpp load_hparams calls no set_limit_image_tokens for
     PROJECTOR_TYPE_GEMMA3; mtmd_image_preprocessor_fixed_size resizes to image_size) and its graph takes no batches
     (clip_graph_siglip: support_batch false), so the warmup buffers the recorded runs check are the ones llama-server
-    holds: listed as no effect. Without a projector they act on nothing; with another projector type they are warned
+    holds: listed as no effect. Checked on real runs with the three set (tools/record_mtmd_limits.py). Without a projector they act on nothing; with another projector type they are warned
     about as not modelled."""
     from vramcalc.pasted_command import check_command
+
+    # the real runs (tests/data/llamacpp_mtmd_limits.json, llama.cpp 4df29be on the CPU): whatever the three settings,
+    # the same warmup image and compute buffer, which vramcalc gives, and no second image in a batch
+    limits = json.loads((DATA / "llamacpp_mtmd_limits.json").read_text())
+    assert limits["llama_cpp_commit"] == "4df29be" and len(limits["runs"]) == 8
+    for lim in limits["runs"]:
+        opts = _opts({"flash_attn": "auto"}, mmproj=str(files / f"{lim['mmproj']}.gguf"))
+        (m,) = [e for e in _check(files, "llama-a", opts=opts).extras if e.kind == "mmproj"]
+        assert (m.detail["image_size"], _mib(int(m.detail["compute"]))) == (lim["warmup_image"], lim["compute_mib"])
+        assert lim["batch_add"] == [0, 2]  # mtmd_batch_add_chunk: 2, no batch support (any batch_max_tokens)
+        cmd = (f"llama-server -m {files / 'llama-a.gguf'} --mmproj {files / (lim['mmproj'] + '.gguf')} "
+               f"--image-min-tokens {lim['image_min_tokens']} --image-max-tokens {lim['image_max_tokens']} "
+               f"--mtmd-batch-max-tokens {lim['batch_max_tokens']}")
+        assert read_command(cmd)[1].no_effect[-3:] == [f"--image-min-tokens {lim['image_min_tokens']}",
+                                                       f"--image-max-tokens {lim['image_max_tokens']}",
+                                                       f"--mtmd-batch-max-tokens {lim['batch_max_tokens']}"]
 
     mm = files / "mmproj-gemma3-448.gguf"
     run = next(r for r in RUNS if r["kind"] == "mmproj" and r["mmproj"] == "mmproj-gemma3-448"
