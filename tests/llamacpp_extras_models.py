@@ -82,12 +82,12 @@ def mmproj_tensors(name: str) -> list[tuple[str, tuple[int, ...], str]]:
     return t
 
 
-def write_mmproj(name: str, path: Path) -> Path:
+def write_mmproj(name: str, path: Path, projector: str = "gemma3") -> Path:
     image, patch, d, ff, nh, n_layer, n_text, _ = MMPROJS[name]
     w = gguf.GGUFWriter(str(path), "clip")
     w.add_name(name)
     w.add_bool("clip.has_vision_encoder", True)
-    w.add_string("clip.projector_type", "gemma3")
+    w.add_string("clip.projector_type", projector)
     w.add_uint32("clip.vision.image_size", image)
     w.add_uint32("clip.vision.patch_size", patch)
     w.add_uint32("clip.vision.embedding_length", d)

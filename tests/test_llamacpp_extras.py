@@ -259,3 +259,78 @@ def test_lora_buffers_of_a_published_run(log):
                        record=frozenset(p.base for p in pairs))
     gpu, host = lora_bytes([adapter], mb.tensor_device, 2, 32, 128, row_padding=True)
     assert (_mib(host), _mib(sum(gpu))) == (log["mib"]["host"], log["mib"]["gpus"])
+
+
+def test_mmproj_url_is_the_file_llama_cpp_downloads_it_to(files, tmp_path):
+    """-mmu / --mmproj-url URL (common/arg.cpp at 4df29be): common_models_handler_apply downloads the projector to
+    --mmproj's path, else to the cache file of the URL's last part ($LLAMA_CACHE/NAME: common/common.cpp
+    fs_get_cache_file, get_default_local_path drops ? and #), and loads it from there: the same projector as
+    --mmproj of that file, whose buffers the recorded runs check. Not there: not counted, and said so."""
+    from vramcalc.pasted_command import check_command
+
+    name = "mmproj-gemma3-224.gguf"
+    (tmp_path / name).write_bytes((files / name).read_bytes())
+    model = f"-m {files / 'llama-a.gguf'} -c 4096 -np 1"
+    mm = lambda r: next(e for e in r.result.extras if e.kind == "mmproj")  # noqa: E731
+    direct = mm(check_command(f"llama-server {model} --mmproj {tmp_path / name}", "4090"))
+    url = f"https://huggingface.co/x/y/resolve/main/{name}?download=true"
+    r = check_command(f"LLAMA_CACHE={tmp_path} llama-server {model} -mmu '{url}'", "4090")
+    assert (mm(r).gpu_bytes, mm(r).host_bytes) == (direct.gpu_bytes, direct.host_bytes) and mm(r).gpu_bytes[0] > 0
+    assert r.options["mmproj"] == str(tmp_path / name) and "llamacpp.mmproj.url" not in [w.code for w in r.warnings]
+    # with --mmproj PATH the download goes to that path
+    given = check_command(f"llama-server {model} --mmproj {tmp_path / name} --mmproj-url {url}", "4090")
+    assert mm(given).gpu_bytes == direct.gpu_bytes
+    away = check_command(f"LLAMA_CACHE={tmp_path / 'empty'} llama-server {model} -mmu {url}", "4090")
+    assert not [e for e in away.result.extras if e.kind == "mmproj"]
+    (w,) = [w for w in away.warnings if w.code == "llamacpp.mmproj.url"]
+    assert str(tmp_path / "empty" / name) in w.text and "not counted" in w.text
+
+
+def test_image_token_limits_and_mtmd_batch_with_a_gemma3_projector(files, tmp_path):
+    """--image-min-tokens / --image-max-tokens / --mtmd-batch-max-tokens (common/arg.cpp at 4df29be): Gemma 3's
+    projector never reads the token limits (clip.cpp load_hparams calls no set_limit_image_tokens for
+    PROJECTOR_TYPE_GEMMA3; mtmd_image_preprocessor_fixed_size resizes to image_size) and its graph takes no batches
+    (clip_graph_siglip: support_batch false), so the warmup buffers the recorded runs check are the ones llama-server
+    holds: listed as no effect. Checked on real runs with the three set (tools/record_mtmd_limits.py). Without a projector they act on nothing; with another projector type they are warned
+    about as not modelled."""
+    from vramcalc.pasted_command import check_command
+
+    # the real runs (tests/data/llamacpp_mtmd_limits.json, llama.cpp 4df29be on the CPU): whatever the three settings,
+    # the same warmup image and compute buffer, which vramcalc gives, and no second image in a batch
+    limits = json.loads((DATA / "llamacpp_mtmd_limits.json").read_text())
+    assert limits["llama_cpp_commit"] == "4df29be" and len(limits["runs"]) == 8
+    for lim in limits["runs"]:
+        opts = _opts({"flash_attn": "auto"}, mmproj=str(files / f"{lim['mmproj']}.gguf"))
+        (m,) = [e for e in _check(files, "llama-a", opts=opts).extras if e.kind == "mmproj"]
+        assert (m.detail["image_size"], _mib(int(m.detail["compute"]))) == (lim["warmup_image"], lim["compute_mib"])
+        assert lim["batch_add"] == [0, 2]  # mtmd_batch_add_chunk: 2, no batch support (any batch_max_tokens)
+        cmd = (f"llama-server -m {files / 'llama-a.gguf'} --mmproj {files / (lim['mmproj'] + '.gguf')} "
+               f"--image-min-tokens {lim['image_min_tokens']} --image-max-tokens {lim['image_max_tokens']} "
+               f"--mtmd-batch-max-tokens {lim['batch_max_tokens']}")
+        assert read_command(cmd)[1].no_effect[-3:] == [f"--image-min-tokens {lim['image_min_tokens']}",
+                                                       f"--image-max-tokens {lim['image_max_tokens']}",
+                                                       f"--mtmd-batch-max-tokens {lim['batch_max_tokens']}"]
+
+    mm = files / "mmproj-gemma3-448.gguf"
+    run = next(r for r in RUNS if r["kind"] == "mmproj" and r["mmproj"] == "mmproj-gemma3-448"
+               and r["settings"]["flash_attn"] == "auto")
+    base = f"llama-server -m {files / 'llama-a.gguf'} -c 4096 -np 1 --mmproj {mm} --no-mmproj-offload"
+    flags = "--image-min-tokens 64 --image-max-tokens 4096 --mtmd-batch-max-tokens 8192"
+    r = check_command(f"{base} {flags}", "4090")
+    (m,) = [e for e in r.result.extras if e.kind == "mmproj"]
+    assert _mib(int(m.detail["compute"])) == [b["mib"] for b in run["buffers"] if b["kind"] == "compute"][-1]
+    assert r.no_effect[-3:] == ["--image-min-tokens 64", "--image-max-tokens 4096", "--mtmd-batch-max-tokens 8192"]
+    assert not [w for w in r.warnings if w.code == "command.not_modelled"]
+    plain = check_command(base, "4090")
+    assert r.result.extras == plain.result.extras
+    # no projector: nothing to act on
+    alone = check_command(f"llama-server -m {files / 'llama-a.gguf'} -c 4096 --image-max-tokens 256", "4090")
+    assert alone.no_effect == ["--image-max-tokens 256"]
+    # another projector type (a dynamic-resolution one): its graphs follow the limits, not modelled
+    xm.write_mmproj("mmproj-gemma3-224", tmp_path / "q.gguf", projector="qwen2vl_merger")
+    q = check_command(f"llama-server -m {files / 'llama-a.gguf'} -c 4096 --mmproj {tmp_path / 'q.gguf'} "
+                      "--image-max-tokens 256", "4090")
+    (said,) = [x for x in q.warnings if x.code == "command.not_modelled"]
+    assert said.text.startswith("--image-max-tokens 256") and "qwen2vl_merger projector" in said.text
+    hf = check_command("llama-server -hf ggml-org/gemma-3-4b-it-GGUF:Q4_K_M -c 4096 --image-max-tokens 256", "4090")
+    assert [x for x in hf.warnings if x.code == "command.not_modelled"]

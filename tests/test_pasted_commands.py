@@ -125,7 +125,6 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
 @pytest.mark.parametrize("command,flag", [
     ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --max-num-seqs 64 --specialize-active-lora",
      "--specialize-active-lora"),
-    ("llama-server -m Qwen3-8B-Q4_K_M.gguf -mmu cv.gguf", "-mmu"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --spec-type draft-mtp", "--spec-type"),
     ("VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_WEIGHT_OFFLOADING_DISABLE_UVA"),
 ])
@@ -180,6 +179,9 @@ def test_every_not_modelled_flag_warns_by_name(engine):
                     continue  # a flag of other llama.cpp programs only, which vramcalc does not read
                 command = command.replace("llama-server", "llama-cli", 1)
         _, r = read_command(command)
+        if entry.get("field") in ("models_dir", "models_preset"):  # beside -m: no router mode, no effect
+            assert f"{name} {value}" in r.no_effect and not r.warnings, command
+            continue
         said = [w for w in r.warnings if w.code == "command.not_modelled"]
         assert len(said) == 1 and said[0].text.startswith(name) and "the figures ignore it" in said[0].text, command
 
@@ -261,7 +263,8 @@ def test_modelled_flags_name_real_option_fields():
     # file, read as the flags it holds (vramcalc/vllm/config_file.py)
     extra = {"model", "hf_repo", "hf_file", "revision", "rpc_nodes", "fit", "n_prompt", "n_gen", "n_depth",
              "n_prompt_gen", "nnodes", "data_parallel_size_local", "optimization_level", "compilation_config",
-             "preset", "load_mode", "model_url", "config"}
+             "preset", "load_mode", "model_url", "hf_repo_draft", "mmproj_url",
+             "docker_repo", "config", "image_min_tokens", "image_max_tokens", "mtmd_batch_max_tokens"}
     for engine, fields in (("vllm", VLLMOptions.model_fields), ("vllm_env", VLLMOptions.model_fields),
                            ("llamacpp", LlamaOptions.model_fields), ("llama_bench", LlamaOptions.model_fields)):
         for name, c in flag_classes()[engine].items():
@@ -373,15 +376,116 @@ def test_presets_expand_to_the_params_arg_cpp_gives_them():
     assert r.options == {"n_ubatch": 2048, "n_batch": 32768, "n_parallel": 2, "n_ctx": 262144, "kv_unified": False}
     _, later = read_command("llama-cli --gpt-oss-20b-default -c 32768")  # a later flag overrides the preset's
     assert later.options["n_ctx"] == 32768 and "--port 8013" not in later.no_effect
-    (w,) = [w for w in read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf --fim-qwen-7b-spec")[1].warnings if w.code == "command.not_modelled"]
-    assert w.text.startswith("--fim-qwen-7b-spec") and "draft model" in w.text
+    # --fim-qwen-7b-spec / -14b-spec: the target's -hf repo and file, and the draft's hf_repo and hf_file, which
+    # -hfd REPO -md FILE set (common/arg.cpp: the -md handler sets the draft's hf_file too)
+    for size in ("7b", "14b"):
+        _, spec = read_command(f"llama-server --fim-qwen-{size}-spec")
+        assert spec.model == (f"hf:ggml-org/Qwen2.5-Coder-{size.upper()}-Q8_0-GGUF::qwen2.5-coder-{size}-q8_0.gguf")
+        assert spec.options == {"model_draft": "hf:ggml-org/Qwen2.5-Coder-0.5B-Q8_0-GGUF::qwen2.5-coder-0.5b-q8_0.gguf",
+                                "n_ubatch": 1024, "n_batch": 1024, "n_ctx": None}
+        assert spec.no_effect == ["--port 8012", "--cache-reuse 256"]
+        assert "llamacpp.draft.sidecar" not in [w.code for w in spec.warnings]  # hf_file set: no sidecar lookup
+    _, later = read_command("llama-server --fim-qwen-7b-spec -md qwen2.5-coder-1.5b-q8_0.gguf")  # a later -md wins
+    assert later.options["model_draft"] == "hf:ggml-org/Qwen2.5-Coder-0.5B-Q8_0-GGUF::qwen2.5-coder-1.5b-q8_0.gguf"
+
+
+def test_router_mode_names_the_models_it_serves(tmp_path):
+    """tools/server/server.cpp llama_server (4df29be): no model path and no -hf repo is router mode, which serves the
+    models of llama.cpp's cache, --models-dir (common/preset.cpp load_from_models_dir: each .gguf, or subfolder with
+    its first shard, mmproj and sidecar) and --models-preset (load_from_ini: each section but [*]), each in a child
+    process: named, not summed. -mu / -dr download in single-model mode only, so alone they start a router too.
+    Beside -m or -hf there is no router: the flags change nothing."""
+    d = tmp_path / "models"
+    (d / "big").mkdir(parents=True)
+    for n in ("Qwen3-8B-Q4_K_M.gguf", "mmproj-x.gguf", "mtp-x.gguf", "notes.txt"):
+        (d / n).write_bytes(b"")
+    for n in ("k-00001-of-00002.gguf", "k-00002-of-00002.gguf", "mmproj-k.gguf"):
+        (d / "big" / n).write_bytes(b"")
+    ini = tmp_path / "p.ini"
+    ini.write_text("version = 1\n[*]\nc = 8192\n[coder]\nmodel = /m/coder-Q8_0.gguf ; the coder\n"
+                   "[ggml-org/gemma-3-4b-it-GGUF:Q4_K_M]\nn-gpu-layers = 99\nn-gpu-layers = 12\n")
+    with pytest.raises(NotModelledError, match="router mode") as e:
+        check_command(f"llama-server --models-dir {d} --models-preset {ini} -c 4096", "4090")
+    said = str(e.value)
+    assert f"--models-dir {d}: " in said and "big (k-00001-of-00002.gguf + mmproj-k.gguf)" in said
+    assert "Qwen3-8B-Q4_K_M, " in said and "mmproj-x" not in said and "mtp-x" not in said and "notes" not in said
+    assert "coder (/m/coder-Q8_0.gguf), ggml-org/gemma-3-4b-it-GGUF:Q4_K_M" in said and "*" not in said.split("p.ini")[1]
+    with pytest.raises(NotModelledError, match="-dr ai/qwen3:8B-Q4_K_M without -m"):
+        check_command("llama-server -dr ai/qwen3:8B-Q4_K_M", "4090")
+    with pytest.raises(NotModelledError, match="-mu without -m"):
+        check_command("llama-server -mu https://x/y/Qwen3-8B-Q4_K_M.gguf", "4090")
+    with pytest.raises(InputError, match=f"'{tmp_path / 'none'}' does not exist or is not a directory"):
+        check_command(f"llama-server --models-dir {tmp_path / 'none'}", "4090")
+    with pytest.raises(InputError, match="preset file does not exist"):
+        check_command(f"llama-server --models-preset {tmp_path / 'none.ini'}", "4090")
+    _, r = read_command(f"llama-server -m Qwen3-8B-Q4_K_M.gguf --models-dir {d} --models-max 2")
+    assert r.no_effect == ["--models-max 2", f"--models-dir {d}"] and not r.warnings
+
+
+def test_docker_repo_is_the_file_llama_cpp_downloads(tmp_path):
+    """-dr / --docker-repo [<repo>/]<model>[:tag] (common/download.cpp common_docker_resolve_model, 4df29be): ai/ and
+    :latest by default, downloaded to the cache file <repo with / as _>_<tag>.gguf and loaded in place of -m's
+    file (-m's path is still needed by llama-server, else router mode). That file read when it is here; else the
+    name <model>-<tag>.gguf (ai/ tags are <size>-<quant>); :latest offline names no file type."""
+    cache = tmp_path / "cache"
+    r = check_command(f"LLAMA_CACHE={cache} llama-server -m x.gguf -dr qwen3:8B-Q4_K_M -c 8192", "4090")
+    same = check_command("llama-server -m qwen3-8B-Q4_K_M.gguf -c 8192", "4090")
+    assert r.model == same.model == "Qwen/Qwen3-8B" and r.result.devices == same.result.devices
+    (w,) = [w for w in r.warnings if w.code == "llamacpp.docker.offline"]
+    assert str(cache / "ai_qwen3_8B-Q4_K_M.gguf") in w.text
+    assert read_command("llama-cli -dr someone/qwen3:8B-Q8_0")[1].model == "qwen3-8B-Q8_0.gguf"
+    # -hf's download replaces it (common_models_handler_apply: the hf tasks finish last)
+    assert read_command("llama-cli -dr qwen3:8B-Q8_0 -hf unsloth/Qwen3-8B-GGUF:Q4_K_M")[1].model == \
+        "hf:unsloth/Qwen3-8B-GGUF:Q4_K_M"
+    with pytest.raises(InputError, match=":latest names no file type"):
+        check_command(f"LLAMA_CACHE={cache} llama-cli -dr gemma3", "4090")
+    (cache).mkdir()
+    (cache / "ai_gemma3_latest.gguf").write_bytes(b"")
+    assert read_command(f"LLAMA_CACHE={cache} llama-cli -dr gemma3")[1].model == str(cache / "ai_gemma3_latest.gguf")
+
+
+def test_spec_draft_hf_is_the_draft_repo_planned_as_hf():
+    """--spec-draft-hf / -hfd / -hfrd / --hf-repo-draft REPO[:QUANT] (common/arg.cpp at 4df29be): the draft's hf_repo,
+    planned as -hf's (common_download_get_hf_plan), so the draft is the file that quant names: the same draft as
+    -md with that file's name (llama.cpp downloads it and points the draft's path at it); -md FILE beside -hfd is
+    the repo's file to take. Without :quant, find_best_model's pick (Q4_K_M first); without -md, a sidecar the
+    repo may ship is warned about (common_models_handler_init discovers mtp- / eagle3- / dflash- / dspark-)."""
+    target = "llama-server -hf ggml-org/Qwen2.5-7B-Instruct-GGUF:Q4_K_M -c 4096 -np 1"
+    draft = lambda c: next(e for e in check_command(c, "4090").result.extras if e.kind == "draft")  # noqa: E731
+    as_md = draft(f"{target} -md qwen2.5-1.5b-q8_0.gguf")
+    for name in ("--spec-draft-hf", "-hfd", "-hfrd", "--hf-repo-draft"):
+        r = check_command(f"{target} {name} bartowski/Qwen2.5-1.5B-GGUF:Q8_0", "4090")
+        d = next(e for e in r.result.extras if e.kind == "draft")
+        assert (d.gpu_bytes, d.host_bytes) == (as_md.gpu_bytes, as_md.host_bytes) and d.gpu_bytes[0] > 1.6e9
+        assert "llamacpp.draft.sidecar" in [w.code for w in r.warnings]
+        assert "-hfd bartowski/Qwen2.5-1.5B-GGUF:Q8_0" in r.result.command
+    with_file = check_command(f"{target} -hfd bartowski/Qwen2.5-1.5B-GGUF -md qwen2.5-1.5b-q8_0.gguf", "4090")
+    d = next(e for e in with_file.result.extras if e.kind == "draft")
+    assert d.gpu_bytes == as_md.gpu_bytes and "llamacpp.draft.sidecar" not in [w.code for w in with_file.warnings]
+    no_tag = check_command(f"{target} -hfd bartowski/Qwen2.5-1.5B-GGUF", "4090")
+    assert next(e for e in no_tag.result.extras if e.kind == "draft").gpu_bytes == \
+        draft(f"{target} -md qwen2.5-1.5b-q4_k_m.gguf").gpu_bytes
+    (w,) = [w for w in no_tag.result.warnings if w.code == "llamacpp.draft.predicted"]
+    assert "Qwen/Qwen2.5-1.5B Q4_K_M" in w.text and "without :quant" in w.text
+    # a --spec-type: only the sidecars of the draft types it names are looked for (spec_types_is_default)
+    typed = read_command(f"{target} -hfd bartowski/Qwen2.5-1.5B-GGUF:Q8_0 --spec-type draft-simple")[1]
+    assert "llamacpp.draft.sidecar" not in [w.code for w in typed.warnings]
+    (w,) = [w for w in read_command(f"{target} -hfd bartowski/Qwen2.5-1.5B-GGUF:Q8_0 --spec-type draft-mtp")[1]
+            .warnings if w.code == "llamacpp.draft.sidecar"]
+    assert "a mtp- sidecar" in w.text
+    with pytest.raises(InputError, match="-hfd someone/unknown-GGUF:Q8_0: the draft repo names no catalog model"):
+        check_command(f"{target} -hfd someone/unknown-GGUF:Q8_0", "4090")
 
 
 def test_model_url_load_mode_and_no_op_offload():
-    _, r = read_command("llama-server -mu https://huggingface.co/unsloth/Qwen3-8B-GGUF/resolve/main/Qwen3-8B-Q4_K_M.gguf"
+    _, r = read_command("llama-cli -mu https://huggingface.co/unsloth/Qwen3-8B-GGUF/resolve/main/Qwen3-8B-Q4_K_M.gguf"
                         " -lm none --no-op-offload")
-    assert r.model == "Qwen3-8B-Q4_K_M.gguf" and r.options == {"no_mmap": True, "op_offload": False}
+    assert r.model == "Qwen3-8B-Q4_K_M.gguf" and r.options == {"no_mmap": True, "op_offload": False,
+                                                               "n_parallel": 1, "n_outputs_max": 2048}
     assert read_command("llama-server -m x.gguf -lm mmap+mlock")[1].options == {"mlock": True}
+    # with -m, -mu downloads to -m's path (common/arg.cpp build_url_tasks), which llama-server loads
+    assert read_command("llama-server -m /m/qwen3-8b-q8_0.gguf -mu https://x/Qwen3-8B-Q4_K_M.gguf")[1].model == \
+        "/m/qwen3-8b-q8_0.gguf"
     # without op offload the CPU layers' ops stay on the host: the first GPU holds no copy of a host weight
     on = vramcalc.check("Qwen/Qwen3-8B", "4090", engine="llamacpp", quant="gguf:Q4_K_M", n_gpu_layers=10, n_ctx=8192,
                         n_ubatch=512)

@@ -151,6 +151,10 @@ CODES: dict[str, str] = {
     "llamacpp.kv_override.bad_type": "an --override-kv item whose type the key's reader does not take: llama.cpp "
                                      "warns and keeps the file's value",
     "llamacpp.draft.predicted": "the draft model's file is not here: predicted from its name",
+    "llamacpp.draft.sidecar": "-hfd without -md: a draft repo's mtp- / eagle3- / dflash- / dspark- sidecar would be "
+                              "loaded in place of its model file",
+    "llamacpp.mmproj.url": "-mmu: the projector's download is not here: not counted",
+    "llamacpp.docker.offline": "-dr: the Docker Hub model's download is not here: read by its name and tag",
     "llamacpp.mmproj.auto": "-hf downloads the repo's projector too (--mmproj-auto): not counted without --mmproj",
     "llamacpp.hf.default_file": "-hf without :quant: the file llama.cpp picks is assumed",
     "llamacpp.speed.draft": "the speed estimate with a draft model at a stated acceptance rate",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -831,16 +832,26 @@ def _llama_reading(p: Parsed) -> Reading:
     warnings: list[Message] = []
     bench = p.program == "llama-bench"
     rpc = 0
-    model = hf = hf_file = None
+    model = hf = hf_file = hf_draft = mmproj_url = docker = None
     bench_ctx = {"n_prompt": [512], "n_gen": [128], "n_depth": [0]}
     fit_off: str | None = None
     fit_args: list[str] = []
     bench_fit: dict[str, int] = {}
     present = _present(p)
+    router: dict[str, Flag] = {}
+    mtmd: list[Flag] = []
+    path_given = False
     for f in p.flags:
+        if f.entry.get("field") in ROUTER_FIELDS:  # read once the model is known (_router)
+            router[f.entry["field"]] = f
+            continue
+        if f.entry.get("field") in MTMD_FIELDS:  # read once the projector is known (_mtmd_tokens)
+            mtmd.append(f)
+            continue
         if not _common(f, no_effect, warnings, present):
             continue
         name, v, fld = f.name, (f.values[0] if f.values else ""), f.entry["field"]
+        path_given = path_given or fld == "model"
         vals = v.split(",") if bench and fld not in ("model", "hf_repo", "hf_file", "override_tensor",
                                                           "tensor_split", "devices") else [v]
         if bench and len(vals) > 1 and fld not in ("n_prompt", "n_gen", "n_depth"):
@@ -852,6 +863,12 @@ def _llama_reading(p: Parsed) -> Reading:
             hf = v
         elif fld == "hf_file":
             hf_file = v
+        elif fld == "hf_repo_draft":
+            hf_draft = v
+        elif fld == "mmproj_url":
+            mmproj_url = v
+        elif fld == "docker_repo":
+            docker = v
         elif fld in ("n_prompt", "n_gen", "n_depth"):
             bench_ctx[fld] = [_int(name, x) for x in vals]
         elif fld == "n_prompt_gen":
@@ -944,7 +961,7 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = not bool(_int(name, v))
         elif fld in ("model_url", "load_mode", "op_offload"):
             _llama_model_url_load_offload(f, fld, v, opts, no_effect)
-            if fld == "model_url":
+            if fld == "model_url" and not path_given:  # with -m the download goes to -m's path (build_url_tasks)
                 model = PurePosixPath(v.split("?", 1)[0]).name
         elif fld in ("fit_target_mib", "fit_min_ctx") and bench:  # -fitt MiB / -fitc N, default 0 each: off
             n = _int(name, v)
@@ -998,18 +1015,208 @@ def _llama_reading(p: Parsed) -> Reading:
     if p.program == "llama-server" and "n_parallel" in opts and "kv_unified" not in opts:
         # common/arg.cpp --kv-unified: "default: enabled if number of slots is auto"
         opts["kv_unified"] = False
+    if p.program == "llama-server" and not path_given and not hf and (router or docker or model):
+        _router(router, docker, model)
+    no_effect += [f.written() for f in router.values()]  # a model given: no router (tools/server/server.cpp)
+    if docker and not hf:  # it replaces -m / -mu's file; -hf's download replaces it in turn (common_models_handler_apply)
+        model = _docker_model(docker, p.env, warnings)
     ref = model or hf_file
     if hf:
         ref = f"hf:{hf}" + (f"::{hf_file}" if hf_file else "")
         said = {f.entry.get("field") for f in p.flags} | {f.name for f in p.flags}
-        if "mmproj" not in said and not said & {"--no-mmproj", "--no-mmproj-auto"} and p.program != "llama-bench":
+        if not said & {"mmproj", "mmproj_url"} and not said & {"--no-mmproj", "--no-mmproj-auto"} and p.program != "llama-bench":
             warnings.append(warning("llamacpp.mmproj.auto", f"-hf {hf}: llama-server also downloads and loads the "
                                     "repo's projector (mmproj) file when it has one (--mmproj-auto is on by default, "
                                     "common/download.cpp find_best_mmproj); its weights and compute buffer are not "
                                     "counted here: give it with --mmproj FILE, or pass --no-mmproj"))
+    if hf_draft:
+        types = [x for f in p.flags if f.key == "--spec-type" for v in f.values for x in v.split(",")]
+        _hf_draft(hf_draft, opts, warnings, types if any(f.key == "--spec-type" for f in p.flags) else None)
+    if mmproj_url:
+        _mmproj_url(mmproj_url, p.env, opts, warnings)
+    auto_mmproj = bool(hf) and not mmproj_url and not {"--no-mmproj", "--no-mmproj-auto"} & {f.name for f in p.flags}
+    for f in mtmd:
+        _mtmd_tokens(f, opts.get("mmproj"), auto_mmproj, no_effect, warnings)
     if not ref:
         raise InputError(f"{p.program}: no model in the command (-m FILE.gguf or -hf REPO[:QUANT])")
     return Reading(engine="llamacpp", model=ref, options=opts, no_effect=no_effect, warnings=warnings, rpc_servers=rpc)
+
+
+SIDECAR_TYPES = ("draft-mtp", "draft-eagle3", "draft-dflash", "draft-dspark")
+
+
+def _hf_draft(repo: str, opts: dict[str, Any], warnings: list[Message], types: list[str] | None) -> None:
+    """--spec-draft-hf / -hfd REPO[:QUANT] (common/arg.cpp at 4df29be): the draft's hf_repo; -md FILE beside it is the
+    draft's hf_file, the repo's file to take (the -md handler sets both path and hf_file, and
+    common_models_handler_apply points the path at the download). Read as hf:REPO[::FILE] (llamacpp/extras.py
+    _hf_draft). Without -md, common_models_handler_init also looks for the repo's sidecars: every kind (mtp-, eagle3-,
+    dflash-, dspark-) with no --spec-type (spec_types_is_default: the list is exactly [none]; any --spec-type appends
+    to it), else those of the draft types named; one the repo ships is loaded in place of its model file."""
+    file = opts.get("model_draft")
+    opts["model_draft"] = f"hf:{repo}" + (f"::{file}" if file else "")
+    kinds = [t.removeprefix("draft-") for t in (SIDECAR_TYPES if types is None else
+                                                [t for t in SIDECAR_TYPES if t in types])]
+    if not file and kinds:
+        warnings.append(warning("llamacpp.draft.sidecar", (
+            f"-hfd {repo} without -md: when the repo ships a {' / '.join(k + '-' for k in kinds)} sidecar file, "
+            "llama.cpp loads that as the draft in place of the repo's model file" + (
+                " and sets the speculative type from it" if types is None else "")
+            + " (common/arg.cpp common_models_handler_init / _apply); the check counts the model file: name it with "
+            "-md FILE to be sure")))
+
+
+def llama_cache_file(name: str, env: dict[str, str]) -> str:
+    """common/common.cpp fs_get_cache_file at 4df29be (Linux): $LLAMA_CACHE, else $XDG_CACHE_HOME/llama.cpp, else
+    $HOME/.cache/llama.cpp, and the file's name in it; the command's own environment first, then this one's."""
+    get = lambda k: env.get(k) or os.environ.get(k) or ""  # noqa: E731
+    d = get("LLAMA_CACHE") or (str(Path(get("XDG_CACHE_HOME")) / "llama.cpp") if get("XDG_CACHE_HOME") else
+                               str(Path(get("HOME") or Path.home()) / ".cache" / "llama.cpp"))
+    return str(Path(d) / name)
+
+
+def _mmproj_url(url: str, env: dict[str, str], opts: dict[str, Any], warnings: list[Message]) -> None:
+    """-mmu / --mmproj-url URL (common/arg.cpp at 4df29be: the projector's url; it turns the -hf repo's projector off,
+    common_models_handler_init download_mmproj): common_models_handler_apply downloads it to --mmproj's path, else to
+    the cache file of the URL's last part (get_default_local_path: before any ? or #), and the projector is loaded
+    from there. Read from that file when it is here; else the projector is not counted, and said so."""
+    path = opts.get("mmproj") or llama_cache_file(url.split("#")[0].split("?")[0].rstrip("/").split("/")[-1], env)
+    if Path(path).expanduser().is_file():
+        opts["mmproj"] = path
+        return
+    opts.pop("mmproj", None)
+    warnings.append(warning("llamacpp.mmproj.url", (
+        f"-mmu {url}: llama.cpp downloads the projector to {path} and loads it; that file is not here, so its "
+        "weights and compute buffer are not counted: download it and give --mmproj FILE")))
+
+
+ROUTER_FIELDS = ("models_dir", "models_preset")
+MTMD_FIELDS = ("image_min_tokens", "image_max_tokens", "mtmd_batch_max_tokens")
+
+
+def _mtmd_tokens(f: Flag, mmproj: str | None, auto: bool, no_effect: list[str], warnings: list[Message]) -> None:
+    """--image-min-tokens / --image-max-tokens N and --mtmd-batch-max-tokens N (common/arg.cpp at 4df29be ->
+    tools/mtmd/mtmd.cpp mtmd_context_params): what they change depends on the projector type.
+    - The token limits reach clip.cpp as hparams.custom_image_min/max_tokens, read only by
+      clip_hparams::set_limit_image_tokens (tools/mtmd/clip-model.h), which the dynamic-resolution types call in
+      clip_model_loader::load_hparams; Gemma 3's projector (PROJECTOR_TYPE_GEMMA3, the type vramcalc sizes exactly)
+      never calls it, keeps warmup_image_size = image_size and resizes every image to that square
+      (mtmd_image_preprocessor_fixed_size): no effect.
+    - The batch limit bounds the image tokens mtmd_batch_add_chunk puts in one encoding batch, and only for graphs
+      that support batches (clip_graph::support_batch); clip_graph_siglip (Gemma 3) does not, so every batch holds
+      one image: no effect.
+    Without a projector (no --mmproj, and no -hf repo whose own projector llama-server may load) they act on
+    nothing. With another projector type their effect on the encoder's graphs is not modelled, and warned about."""
+    from .llamacpp.extras import file_is_here, read_mmproj
+
+    _int(f.name, f.values[0])  # any value: read to refuse what common/arg.cpp's std::stoi refuses
+    proj = read_mmproj(mmproj).projector if mmproj and file_is_here(mmproj) else None
+    if (not mmproj and not auto) or proj == "gemma3":
+        no_effect.append(f.written())
+        return
+    which = f"the {proj} projector" if proj else ("the -hf repo's own projector (not counted)" if not mmproj
+                                                   else "this projector")
+    warnings.append(warning("command.not_modelled", (
+        f"{f.written()}: {f.entry['note'].split(': ', 1)[0]}, which for {which} changes the encoder's image graphs "
+        "(tools/mtmd/clip.cpp set_limit_image_tokens, mtmd.cpp mtmd_batch_add_chunk); vramcalc models it for Gemma 3's "
+        "projector only (no effect there); vramcalc does not model it yet: the figures ignore it")))
+
+
+def _models_dir(path: str) -> list[str]:
+    """common/preset.cpp common_preset_context::load_from_models_dir at 4df29be: each .gguf file of the folder (not an
+    mmproj, nor an mtp- / dspark- / dflash- sidecar) is a model named by its stem; each subfolder is one model named
+    by the folder, its first shard (-00001-of-) or its other .gguf file, with the folder's mmproj and sidecar."""
+    d = Path(path).expanduser()
+    if not d.is_dir():
+        raise InputError(f"failed to initialize router models: error: '{path}' does not exist or is not a directory "
+                         "[common/preset.cpp load_from_models_dir]")
+    companion = lambda n: "mmproj" in n or n.startswith(("mtp-", "dspark-", "dflash-"))  # noqa: E731
+    out = []
+    for e in sorted(d.iterdir()):
+        if e.is_dir():
+            ggufs = [x.name for x in sorted(e.iterdir()) if x.is_file() and x.name.endswith(".gguf")]
+            main = [n for n in ggufs if not companion(n)]
+            if main:
+                first = next((n for n in main if "-00001-of-" in n), main[-1])
+                extras = [n for n in ggufs if companion(n)]
+                out.append(f"{e.name} ({first}" + "".join(f" + {n}" for n in extras) + ")")
+        elif e.name.endswith(".gguf") and not companion(e.name):
+            out.append(e.name.removesuffix(".gguf"))
+    return out
+
+
+def _models_preset(path: str) -> list[str]:
+    """common/preset.cpp load_from_ini at 4df29be: each INI section but [*] (the options every model takes) is a model
+    preset; its model is the section's model / m / hf-repo / hf key (or their LLAMA_ARG_ names), else the section
+    names a model the router already has (a cached or --models-dir one)."""
+    import configparser
+
+    f = Path(path).expanduser()
+    if not f.is_file():
+        raise InputError(f"failed to initialize router models: preset file does not exist: {path} "
+                         "[common/preset.cpp parse_ini_from_file]")
+    ini = configparser.ConfigParser(interpolation=None, strict=False, comment_prefixes=(";", "#"),
+                                    inline_comment_prefixes=(";", "#"))
+    ini.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        ini.read_string("[__top__]\n" + f.read_text())
+    except configparser.Error as e:
+        raise InputError(f"failed to initialize router models: {path}: {e}") from None
+    keys = ("model", "m", "LLAMA_ARG_MODEL", "hf-repo", "hf", "hfr", "LLAMA_ARG_HF_REPO")
+    out = []
+    for name in ini.sections():
+        if name in ("*", "__top__"):
+            continue
+        src = next((ini[name][k] for k in keys if k in ini[name]), None)
+        out.append(f"{name} ({src})" if src else name)
+    return out
+
+
+def _router(router: dict[str, Flag], docker: str | None, model: str | None) -> None:
+    """tools/server/server.cpp llama_server at 4df29be: with no model path and no -hf repo, llama-server starts in
+    router mode (is_router_server: -mu's and -dr's downloads are made by the single-model path only, so they start
+    it too); tools/server/server-models.cpp server_models::load_models serves the models of llama.cpp's cache, of
+    --models-dir and of --models-preset, each loaded on demand in a llama-server child process of its own (at most
+    --models-max at once, 4 by default). Which models are loaded at once, with which options, is decided at run time:
+    vramcalc checks one model per command, and says which ones this router serves."""
+    what = []
+    if "models_dir" in router:
+        f = router["models_dir"]
+        what.append(f"{f.written()}: " + (", ".join(_models_dir(f.values[0])) or "no model file"))
+    if "models_preset" in router:
+        f = router["models_preset"]
+        what.append(f"{f.written()}: " + (", ".join(_models_preset(f.values[0])) or "no model section"))
+    why = ""
+    if docker or model:
+        why = (f" ({'-dr ' + docker if docker else '-mu'} without -m: llama-server downloads it only in single-model "
+               "mode, which needs -m FILE (the download's path) or -hf)")
+    raise NotModelledError(
+        "llama-server starts in router mode: no -m or -hf (tools/server/server.cpp is_router_server)" + why + "; it "
+        "serves the models of llama.cpp's cache" + "".join(f", and of {w}" for w in what) + ", each in a llama-server "
+        "process of its own, loaded on demand (--models-max at once, default 4; tools/server/server-models.cpp): "
+        "vramcalc does not sum them; check each model's own command (llama-server -m FILE ...)")
+
+
+def _docker_model(value: str, env: dict[str, str], warnings: list[Message]) -> str:
+    """-dr / --docker-repo [<repo>/]<model>[:tag] (common/arg.cpp at 4df29be -> common/download.cpp
+    common_docker_resolve_model): the repo defaults to ai/ and the tag to latest; the manifest's GGUF layer is
+    downloaded to the cache file <repo with / as _>_<tag>.gguf and loaded from there. Read from that file when it is
+    here; else from the name <model>-<tag>.gguf (ai/ tags are <size>-<quant>: ai/smollm2:135M-Q4_0), as a file name
+    is read; :latest names no file type offline (the registry's manifest says which file it is)."""
+    repo, _, tag = value.partition(":")
+    tag = tag or "latest"
+    if "/" not in value:
+        repo = f"ai/{repo}"
+    path = llama_cache_file(f"{repo.replace('/', '_')}_{tag}.gguf", env)
+    if Path(path).expanduser().is_file():
+        return path
+    if tag == "latest":
+        raise InputError(f"-dr {value}: llama.cpp downloads the file Docker Hub's {repo}:latest points to into {path}, "
+                         "which is not here, and :latest names no file type: give the tag (-dr "
+                         f"{repo}:<size>-<quant>, such as ai/smollm2:135M-Q4_0) or the downloaded file with -m")
+    warnings.append(warning("llamacpp.docker.offline", (
+        f"-dr {value}: llama.cpp downloads it from Docker Hub into {path}, which is not here: read by its name as "
+        f"{repo.split('/')[-1]}-{tag}.gguf")))
+    return f"{repo.split('/')[-1]}-{tag}.gguf"
 
 
 def read_command(text: str) -> tuple[Parsed, Reading]:

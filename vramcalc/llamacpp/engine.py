@@ -1046,8 +1046,13 @@ def _draft(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, errors: list[Mess
     errors += [e.model_copy(update={"text": f"draft model: {e.text}"}) for e in dr.errors
                if e.code != "llamacpp.host.ram_unchecked"]
     if dm.predicted:
-        warnings.append(warning("llamacpp.draft.predicted", f"-md {opts.model_draft}: no file here; the draft is "
-                                f"predicted as {dm.predicted} (the file's header gives its exact bytes)"))
+        what = f"-md {opts.model_draft}"
+        if opts.model_draft.startswith("hf:"):  # -hfd REPO[:QUANT] [-md FILE]
+            repo, _, file = opts.model_draft[3:].partition("::")
+            what = f"-hfd {repo}" + (f" -md {file}" if file else "")
+        warnings.append(warning("llamacpp.draft.predicted", f"{what}: no file here; the draft is predicted as "
+                                f"{dm.predicted}" + (f" ({dm.said})" if dm.said else "")
+                                + " (the file's header gives its exact bytes)"))
     gpu_b, unc_g = [0] * n_dev, [0] * n_dev
     host_b = unc_h = 0
     for i, d in enumerate(dr.devices):
@@ -1229,7 +1234,9 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
         scaled = re.fullmatch(r".+:[-+0-9.eE]+", item) is not None
         cmd.append(f"--control-vector{'-scaled' if scaled else ''} {item}")
     if opts.model_draft:
-        cmd.append(f"-md {opts.model_draft}")
+        repo, _, file = opts.model_draft[3:].partition("::")  # hf:REPO[::FILE] is -hfd REPO [-md FILE]
+        cmd.append(f"-md {opts.model_draft}" if not opts.model_draft.startswith("hf:") else
+                   f"-hfd {repo}" + (f" -md {file}" if file else ""))
         if opts.n_gpu_layers_draft is not None:
             cmd.append(f"-ngld {opts.n_gpu_layers_draft if opts.n_gpu_layers_draft < MAX_LAYER_FLAG else 'all'}")
         if opts.device_draft is not None:

@@ -303,6 +303,7 @@ class DraftModel(BaseModel):
     spec: Any  # ModelSpec
     tensors: tuple[Any, ...]  # (GGUFTensor, ggml type)
     predicted: str | None = None  # the file type predicted when the file is not here
+    said: str | None = None  # how the name was read (-hfd without :quant: the file llama.cpp picks)
 
 
 def read_draft(ref: str) -> DraftModel:
@@ -315,6 +316,8 @@ def _read_draft(stamp: tuple[str, int, int], ref: str) -> DraftModel:
     from ..sources import catalog, open_model
     from ..sources import model_names as mn
 
+    if ref.startswith("hf:"):  # -hfd REPO[:QUANT] (with -md FILE: that file of the repo)
+        return _hf_draft(ref)
     if file_is_here(ref):
         if not ref.endswith(".gguf"):
             raise InputError(f"failed to load draft model, '{ref}': llama.cpp loads a GGUF file")
@@ -329,3 +332,35 @@ def _read_draft(stamp: tuple[str, int, int], ref: str) -> DraftModel:
     ftype = mix.upper if mix is not None else ftype
     spec = catalog.load(base)
     return DraftModel(ref=ref, spec=spec, tensors=tuple(plan_gguf(spec, ftype)), predicted=f"{base} {ftype}")
+
+
+def _hf_draft(ref: str) -> DraftModel:
+    """--spec-draft-hf / -hfd <user>/<model>[:quant] (common/arg.cpp at 4df29be: the draft's hf_repo; -md FILE beside it
+    sets the draft's hf_file too): common_models_handler_init plans the draft repo as -hf plans the target's
+    (common_download_get_hf_plan: the :quant tag, else find_best_model's pick), and common_models_handler_apply points
+    the draft's path at the downloaded file. Read as -hf is: the catalog model and file type the file or repo names."""
+    from ..gguf_mix import plan_gguf
+    from ..sources import catalog
+    from ..sources import model_names as mn
+
+    spec_, _, hf_file = ref[3:].partition("::")
+    base, ftype = mn.gguf_name(hf_file) if hf_file else mn.hf_repo(spec_)
+    if base is None:
+        base = mn.hf_repo(spec_)[0]
+    what = f"-hfd {spec_}" + (f" -md {hf_file}" if hf_file else "")
+    said = None
+    if ":" not in spec_ and not hf_file:  # common/download.cpp find_best_model, without a tag
+        dtype, dfile, where = mn.hf_default(spec_)
+        ftype = dtype
+        said = (f"without :quant llama.cpp takes {dfile} ({dtype}), the first file matching Q4_K_M, else Q8_0, else "
+                f"the first model file ({where})" if dfile else
+                f"without :quant llama.cpp takes the first file matching Q4_K_M, else Q8_0, else the first model file "
+                f"(common/download.cpp find_best_model); this repo's files are not known here, so {dtype} is assumed")
+    if base is None or ftype is None:
+        raise InputError(f"{what}: the draft repo names no catalog model and file type (`vramcalc models` lists them; "
+                         "-hfd REPO:QUANT, such as -hfd bartowski/Qwen2.5-1.5B-GGUF:Q8_0): give the downloaded file "
+                         "with -md")
+    mix = mn.gguf_mix(ftype)
+    ftype = mix.upper if mix is not None else ftype
+    spec = catalog.load(base)
+    return DraftModel(ref=ref, spec=spec, tensors=tuple(plan_gguf(spec, ftype)), predicted=f"{base} {ftype}", said=said)
