@@ -49,10 +49,34 @@ def main() -> None:
                 rows.append({"config": form, "out": out, "in": inp, "params": {
                     n: {"shape": list(p.shape), "dtype": str(p.dtype).removeprefix("torch."),
                         "bytes": p.numel() * p.element_size()} for n, p in lin.named_parameters()}})
-    print(json.dumps({"release": vllm.__version__, "produced_by": (
+    # the emulation kernel (ROCm below gfx950's MXFP8 linear kernel): parameters after process_weights_after_loading,
+    # with VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD on (the default) and off, on real CPU tensors
+    from vllm.model_executor.kernels.linear.mxfp8.emulation import EmulationMxfp8LinearKernel
+    from vllm.model_executor.kernels.linear.mxfp8.Mxfp8LinearKernel import Mxfp8LinearLayerConfig
+    import vllm.envs as envs
+
+    quant = ModelOptMxFp8Config.from_config({"quant_method": "mxfp8", "ignored_layers": []})
+    emulated = []
+    for flag in ("1", "0"):
+        os.environ["VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD"] = flag
+        if hasattr(envs, "__getattr__") and hasattr(envs, "disable_envs_cache"):
+            envs.disable_envs_cache()
+        for out, inp in SHAPES[:4]:
+            modelopt.select_linear_kernel = \
+                lambda *a, **k: EmulationMxfp8LinearKernel(Mxfp8LinearLayerConfig(weight_shape=(out, inp)))
+            with set_current_vllm_config(cfg):
+                lin = ReplicatedLinear(inp, out, bias=False, quant_config=quant, params_dtype=torch.bfloat16,
+                                       prefix="model.layers.0.mlp.down_proj")
+                lin.quant_method.process_weights_after_loading(lin)
+            emulated.append({"VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD": flag, "out": out, "in": inp, "params": {
+                n: {"shape": list(p.shape), "dtype": str(p.dtype).removeprefix("torch."),
+                    "bytes": p.numel() * p.element_size()} for n, p in lin.named_parameters()}})
+    print(json.dumps({"release": vllm.__version__, "emulated": emulated, "produced_by": (
         f"vLLM {vllm.__version__} wheel on CPU (VLLM_TARGET_DEVICE=cpu), ReplicatedLinear built on the meta device "
         "with ModelOptMxFp8Config.from_config of each config form: its registered parameters "
-        "(tools/vllm_mxfp8_oracle.py)"), "rows": rows}, indent=1))
+        "(tools/vllm_mxfp8_oracle.py); emulated: the same layer on CPU tensors after EmulationMxfp8LinearKernel's "
+        "process_weights_after_loading, under VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=1 (the default) and 0"),
+        "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

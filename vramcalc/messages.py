@@ -32,6 +32,7 @@ CODES: dict[str, str] = {
                                     "memory; the graphs are captured outside the budget",
     "vllm.verdict.headroom": "vramcalc's guard: the budget leaves too little of the GPU for what grows outside it",
     "vllm.kv_cache_dtype.unknown": "the release asked for has no such --kv-cache-dtype choice (it came in a later release)",
+    "vllm.quant.mxfp8_emulated": "MXFP8 on an AMD GPU without native MX: vLLM's emulation kernels, bf16 weights at load by default",
     "vllm.attention.fp8_kv_unsupported": "the attention backend vLLM picks cannot read an fp8 KV cache on this GPU",
     "vllm.gpu.usable_estimated": "the GPU's usable memory is an estimate, not a measured CUDA total",
     "vllm.platform.metal": "vLLM has no Metal backend (Apple GPUs)",

@@ -689,6 +689,8 @@ def _vllm_reading(p: Parsed) -> Reading:
                     opts["dcp_q_replicate"] = bool(int(val))  # (model_executor/models/deepseek_v2.py envs.is_set)
                 except ValueError:
                     raise InputError(f"ValueError: invalid literal for int() with base 10: {val!r} ({k})") from None
+            elif entry["class"] == "modelled" and entry["field"] == "mxfp8_emulation_dequant":
+                opts["mxfp8_emulation_dequant"] = val.strip().lower() in ("true", "1")  # vllm/envs.py (0.33.0)
             elif entry["class"] == "modelled" and entry["field"] == "replicate_embed":
                 opts["replicate_embed"] = val.strip().lower() in ("1", "true")  # vllm/envs.py (0.33.0)
             elif entry["class"] == "modelled" and entry["field"] == "flashinfer_workspace_bytes":
@@ -1495,6 +1497,7 @@ def _flag_line(q: Question) -> str:
                     "disable_hybrid_kv_cache_manager": "--disable-hybrid-kv-cache-manager" if v else None,
                     "disable_sliding_window": "--disable-sliding-window" if v else None,
                     "rocm_fp8_padding": None if v else "--no-rocm-fp8-padding",
+                    "mxfp8_emulation_dequant": None if v else "--no-mxfp8-emulation-dequant",
                     "simple_kv_offload": "--simple-kv-offload" if v else None,
                     "enable_eplb": "--enable-eplb" if v else None,
                     "enable_return_routed_experts": "--enable-return-routed-experts" if v else None,

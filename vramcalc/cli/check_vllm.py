@@ -43,6 +43,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     v.add_argument("--enforce-eager", action="store_true")
     v.add_argument("--no-rocm-fp8-padding", action="store_true",
                    help="VLLM_ROCM_FP8_PADDING=0: on AMD GPUs, FP8 weights without vLLM's 256-byte row padding")
+    v.add_argument("--no-mxfp8-emulation-dequant", action="store_true",
+                   help="VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=0: MXFP8 weights kept at 1 byte on AMD GPUs without "
+                        "native MX (dequantized every step instead of to bf16 at load)")
     v.add_argument("--simple-kv-offload", action="store_true",
                    help="VLLM_USE_SIMPLE_KV_OFFLOAD=1: --kv-offloading-size's native backend through "
                         "SimpleCPUOffloadConnector (host memory; the GPU figures as OffloadingConnector's)")
@@ -275,6 +278,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
             out[name] = getattr(args, name)
     if getattr(args, "no_rocm_fp8_padding", False):
         out["rocm_fp8_padding"] = False
+    if getattr(args, "no_mxfp8_emulation_dequant", False):
+        out["mxfp8_emulation_dequant"] = False
     if getattr(args, "simple_kv_offload", False):
         out["simple_kv_offload"] = True
     return out

@@ -38,7 +38,7 @@ from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_override
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
 from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mxfp4_moe_backend, pp_layer_split,
-                      rocm_fp8_padding_per_rank, sharding_switches, vllm_rules, weights_per_rank)
+                      mxfp8_dequant_per_rank, rocm_fp8_padding_per_rank, sharding_switches, vllm_rules, weights_per_rank)
 from ..trace import TraceTerm, term
 
 GIB = 2**30
@@ -81,6 +81,10 @@ class VLLMOptions(CheckedOptions):
     # VLLM_ROCM_FP8_PADDING (default 1): on ROCm, a pre-quantized FP8 checkpoint's linear weights are padded by
     # 256 bytes a row (weights.py rocm_fp8_padding_per_rank); 0 (False) keeps them unpadded
     rocm_fp8_padding: bool = True
+    # VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD (default true): where an MXFP8 checkpoint runs on the emulation kernels
+    # (ROCm below gfx950), its weights are dequantized to bf16 at load (weights.py mxfp8_dequant_per_rank); False
+    # keeps them at one byte and dequantizes every step
+    mxfp8_emulation_dequant: bool = True
     # VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE in bytes (None: the default, 394 MiB): FlashInfer's workspace floor and
     # the TRT-LLM kernels' buffer (_flashinfer_workspace)
     flashinfer_workspace_bytes: int | None = Field(default=None, ge=0, le=2**40)
@@ -960,7 +964,8 @@ def _from_files(opts: VLLMOptions, file_weight_bytes: int | None, spec: ModelSpe
 
 
 def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtype: str | None, mxfp4: str | None,
-                  gguf: bool, file_weight_bytes: int | None, rocm: bool = False) -> list[tuple[RankWeights, int]]:
+                  gguf: bool, file_weight_bytes: int | None, rocm: bool = False, native_mx: bool = False
+                  ) -> list[tuple[RankWeights, int]]:
     """Each rank's weights and their bytes in the budget: vLLM's linear layers sharded by TP
     (vllm/model_executor/layers/linear.py), VocabParallelEmbedding, get_pp_indices (vllm/distributed/utils.py),
     as modelled in weights.py; the file headers' bytes where they are exact."""
@@ -982,6 +987,10 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
         if convert:
             w_bytes += _pooling_head_delta(spec, opts, wdtype, w, convert)
         out.append((w, w_bytes))
+    if rocm and opts.mxfp8_emulation_dequant and not gguf and not native_mx:  # no native MXFP8 kernel below gfx950
+        # (kernels/linear/mxfp8/rocm_native.py RocmDotScaledMxfp8LinearKernel.is_supported: supports_mx)
+        extra = mxfp8_dequant_per_rank(spec, opts.tp, opts.pp, scheme, _moe(spec, opts), opts.pp_layer_partition)
+        out = [(w, b + extra[i]) for i, (w, b) in enumerate(out)]
     if rocm and opts.rocm_fp8_padding and not gguf:  # the checkpoint's own FP8 weights (an online --quantization
         # fp8 quantizes at load without the padding: online/fp8.py)
         pad = rocm_fp8_padding_per_rank(spec, opts.tp, opts.pp, scheme_from_config(spec.quantization_config, spec),
@@ -1754,7 +1763,18 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         spec = spec.model_copy(update={"dtype": {"half": "float16"}.get(wdtype, wdtype)})
     mxfp4, mxfp4_msgs = _mxfp4_kernel(scheme, opts, gpu)
     warnings += mxfp4_msgs
-    weights = _weights_term(spec, opts, scheme, wdtype, mxfp4, gguf, file_weight_bytes, rocm=gpu.vendor == "amd")
+    native_mx = (gpu.gfx_arch or "").startswith("gfx95")
+    weights = _weights_term(spec, opts, scheme, wdtype, mxfp4, gguf, file_weight_bytes, rocm=gpu.vendor == "amd",
+                            native_mx=native_mx)
+    if scheme.method == "mxfp8" and gpu.vendor == "amd" and not native_mx:
+        warnings.append(warning(
+            "vllm.quant.mxfp8_emulated", "MXFP8 on this AMD GPU runs on vLLM's emulation kernels (native MX needs "
+            "gfx950): " + ("its weights are dequantized to bf16 at load, 2 bytes a weight instead of 1, as counted"
+                           if opts.mxfp8_emulation_dequant else
+                           "VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=0 keeps them at 1 byte and dequantizes every step"),
+            source="vllm/model_executor/kernels/linear/mxfp8/emulation.py, quantization/modelopt.py (v0.33.0)",
+            fix="VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=0 (half the weight memory, much slower)"
+            if opts.mxfp8_emulation_dequant else None))
     extras, feature_errors, feature_warnings = _feature_terms(spec, opts, version, scheme, wdtype, mxfp4, weights)
     warnings += feature_warnings
     from .aux_output import enabled as aux_enabled, refusal as aux_refusal
@@ -2029,6 +2049,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.insert(0, "VLLM_USE_SIMPLE_KV_OFFLOAD=1")
     if not opts.rocm_fp8_padding:  # an environment variable, read on ROCm (vllm/envs.py VLLM_ROCM_FP8_PADDING)
         cmd.insert(0, "VLLM_ROCM_FP8_PADDING=0")
+    if not opts.mxfp8_emulation_dequant:  # an environment variable (vllm/envs.py VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD)
+        cmd.insert(0, "VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=0")
     if opts.flashinfer_workspace_bytes is not None:  # an environment variable (vllm/envs.py)
         cmd.insert(0, f"VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE={opts.flashinfer_workspace_bytes}")
     return VLLMResult(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from math import ceil, prod
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -270,22 +271,44 @@ def rocm_fp8_padding_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme:
     scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
     if scheme.method not in ("fp8_tensor", "fp8_block"):
         return [0] * (tp * pp)
+    stage = [0] * pp
+    for st, mats in _quantized_rank_matrices(spec, tp, pp, scheme, moe, partition, experts=False):
+        stage[st] += sum(c * o * 256 for c, o, i in mats if i % 512 == 0)
+    return [stage[st] for st in range(pp) for _ in range(tp)]
+
+
+def mxfp8_dequant_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
+                           moe: MoEShards | None = None, partition: tuple[int, ...] | None = None) -> list[int]:
+    """Bytes an MXFP8 checkpoint's weights gain per rank (weights_per_rank's order) where vLLM runs them emulated
+    and dequantizes them to bf16 at load, one byte more a weight, the e8m0 scales kept (v0.33.0 vllm/model_executor/
+    kernels/linear/mxfp8/emulation.py EmulationMxfp8LinearKernel.process_weights_after_loading, the linear layers;
+    quantization/modelopt.py ModelOptMxFp8FusedMoE._dequant_mxfp8_weights_to_bf16, the routed experts on the
+    emulation MoE backend; VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=0 keeps them at one byte)."""
+    scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
+    if scheme.method != "mxfp8":
+        return [0] * (tp * pp)
+    stage = [0] * pp
+    for st, mats in _quantized_rank_matrices(spec, tp, pp, scheme, moe, partition, experts=True):
+        stage[st] += sum(c * o * i for c, o, i in mats)
+    return [stage[st] for st in range(pp) for _ in range(tp)]
+
+
+def _quantized_rank_matrices(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, moe: MoEShards | None,
+                             partition: tuple[int, ...] | None, experts: bool
+                             ) -> Iterator[tuple[int, list[tuple[int, int, int]]]]:
+    """(PP stage, [(count, out, in)]) of each decoder-layer tensor the scheme quantizes, at its TP-rank shape."""
     split = pp_layer_split(spec.num_layers, pp, partition)
     starts = [sum(split[:i]) for i in range(pp)]
     composite = spec.vision is not None
-    stage = [0] * pp
     for t in inventory(spec):
         m = re.match(r"model\.layers\.(\d+)\.", t.name)
-        if not m or t.group not in scheme.quantize_groups or t.group == "routed_experts":
-            continue  # embeddings, heads and towers are not quantized; experts are not padded
+        if not m or t.group not in scheme.quantize_groups or (t.group == "routed_experts" and not experts):
+            continue  # embeddings, heads and towers are not quantized
         layer = spec.layers[int(m.group(1))]
         rank_t = t.model_copy(update={"shape": _rank_shape(t, spec, tp, layer, moe)})
         mats = _matrices(rank_t)
-        if not mats or _ignored(module_names(t, composite), scheme.ignore):
-            continue
-        st = max(i for i in range(pp) if starts[i] <= int(m.group(1)))
-        stage[st] += sum(c * o * 256 for c, o, i in mats if i % 512 == 0)
-    return [stage[st] for st in range(pp) for _ in range(tp)]
+        if mats and not _ignored(module_names(t, composite), scheme.ignore):
+            yield max(i for i in range(pp) if starts[i] <= int(m.group(1))), mats
 
 
 def _round_up(x: int, m: int) -> int:
