@@ -1004,3 +1004,22 @@ def test_cli_check_of_a_quantized_repo_offline_with_its_own_quant_answers_for_it
     assert "could not be read (" in w["text"] and w["text"].count("(") == w["text"].count(")")
     assert main(["check", "casperhansen/llama-3.3-70b-instruct-awq", "--gpu", "2x4090", "--engine", "vllm",
                  "--quant", "fp8"]) == 2
+
+
+def test_the_flag_form_spells_lora_and_other_options_as_vramcalc_check_takes_them():
+    import argparse
+
+    from vramcalc.cli.check import add_arguments
+
+    ap = argparse.ArgumentParser()
+    add_arguments(ap)
+    r = check_command("vllm serve meta-llama/Llama-3.1-8B-Instruct --enable-lora --max-loras 2 --max-lora-rank 64 "
+                      "--fully-sharded-loras --language-model-only --limit-mm-per-prompt '{\"image\":0}'", "rtx-a6000")
+    assert "(enable_lora" not in r.vramcalc_command and "(max_loras" not in r.vramcalc_command
+    assert r.vramcalc_command.endswith("--engine vllm --enable-lora --max-loras 2 --max-lora-rank 64 "
+                                       "--fully-sharded-loras --language-model-only --limit-mm-per-prompt '{\"image\":0}'")
+    for case in [c for c in DATA if "as" in c]:
+        cmd = check_command(case["command"], case["system"]).vramcalc_command
+        if re.search(r"\(\w+=", cmd):  # an option vramcalc check has no flag for (llama-cli's n_outputs_max)
+            continue
+        ap.parse_args(shlex.split(cmd)[2:])

@@ -1267,7 +1267,7 @@ def _flag_line(q: Question) -> str:
                     "mla_disable": "--mla-disable" if v else None,
                     "estimate_cudagraphs": None if v else "--no-estimate-cudagraphs",
                     "enable_prefix_caching": "--enable-prefix-caching" if v else "--no-enable-prefix-caching",
-                    }.get(k, f"({k}={v})")
+                    }.get(k, _cli_flag(k, v))
             if flag:
                 parts.append(flag)
         elif k == "tensor_split":
@@ -1294,8 +1294,41 @@ def _flag_line(q: Question) -> str:
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
                 "all2all_backend", "flashinfer_workspace_bytes")
-                else f"({k}={v!r})")
+                else _cli_flag(k, v) or f"({k}={v!r})")
     return " ".join(parts)
+
+
+@lru_cache(maxsize=None)
+def _check_actions() -> dict[str, argparse.Action]:
+    """`vramcalc check`'s own arguments by destination (vramcalc/cli/check.py add_arguments)."""
+    from .cli.check import add_arguments
+
+    ap = argparse.ArgumentParser(add_help=False)
+    add_arguments(ap)
+    return {a.dest: a for a in ap._actions if a.option_strings}
+
+
+def _cli_flag(k: str, v: Any) -> str | None:
+    """An option not named above, spelt as `vramcalc check` takes it: a switch for a boolean, else the option and its
+    value (JSON for a mapping); None when vramcalc check has no option for it."""
+    a = _check_actions().get(k)
+    if a is None:
+        return None
+    longs = [o for o in a.option_strings if o.startswith("--")]
+    opt = next((o for o in longs if o == "--" + k.replace("_", "-")), longs[0] if longs else a.option_strings[0])
+    if isinstance(v, bool):
+        if isinstance(a, argparse._StoreTrueAction):
+            return opt if v else ""
+        if isinstance(a, argparse._StoreFalseAction):
+            return "" if v else opt
+        return None
+    if isinstance(v, dict):
+        return f"{opt} {shlex.quote(json.dumps(v, separators=(',', ':')))}"
+    if isinstance(v, (list, tuple)):  # a repeated option, else one option with its values (nargs)
+        if isinstance(a, argparse._AppendAction):
+            return " ".join(f"{opt} {shlex.quote(str(x))}" for x in v)
+        return " ".join([opt, *(shlex.quote(str(x)) for x in v)])
+    return f"{opt} {shlex.quote(str(v))}"
 
 
 def _run(q: Question, options: dict[str, Any], host_ram_bytes: int | None) -> VLLMResult | LlamaResult:
