@@ -6,7 +6,11 @@ LoRA (vLLM v0.33.0 vllm/lora/layers/*.py create_lora_weights): every wrapped pro
       rank_a = rank (rank / TP with --fully-sharded-loras)
   row-parallel (o_proj, down_proj, out_proj): in_a = in / TP, out_b = the full output (out / TP fully sharded)
   replicated (MLA q_a / kv_a, the MoE router): whole
-  fused MoE experts (vllm/lora/layers/fused_moe.py): the gated MLP's slots once per expert, expert width / TP
+  fused MoE experts (vllm/lora/layers/fused_moe.py FusedMoEWithLoRA): the gated MLP's slots once per expert, expert
+      width / TP; FusedMoE3DWithLoRA (is_3d_moe_weight classes, data/vllm_features.json lora moe_3d): one gate/up
+      lora_A; --enable-moe-shared-loras: the gate/up lora_A and the down lora_B once for all experts;
+      --enable-mixed-moe-lora-format: FusedMoEWithLoRA for 3D classes too; plus adapter_enabled (max_loras + 1 int32)
+  gated delta net conv1d (a ColumnParallelLinear, qwen_gdn_linear_attn.py): conv kernel x rank, conv_dim / TP x rank
   embed_tokens / lm_head, for architectures that list them (vocal_parallel_embedding.py, logits_processor.py):
       vocab x rank + hidden x rank, unsharded; up to 0.11.x also lora_extra_vocab_size rows
   in the model dtype (lora_dtype auto), built inside 'Model loading took' (gpu_model_runner.py load_model).
@@ -46,15 +50,29 @@ class LoraSettings(BaseModel):
     rank: int
     fully_sharded: bool = False
     extra_vocab: int = 0  # lora_extra_vocab_size (releases before 0.12.0)
+    moe_shared: bool = False  # --enable-moe-shared-loras (LoRAConfig.enable_moe_shared_loras)
+    mixed_moe: bool = False  # --enable-mixed-moe-lora-format (LoRAConfig.enable_mixed_moe_lora_format)
 
 
 def lora_settings(version: str, max_loras: int | None, rank: int | None, fully_sharded: bool,
-                  extra_vocab: int | None) -> LoraSettings:
+                  extra_vocab: int | None, moe_shared: bool = False, mixed_moe: bool = False) -> LoraSettings:
     lo = features().lora
     old = _key(version) < _key(lo.extra_vocab.until)
     return LoraSettings(max_loras=max_loras or lo.max_loras, rank=rank or lo.max_lora_rank,
                         fully_sharded=fully_sharded,
-                        extra_vocab=(lo.extra_vocab.size if extra_vocab is None else extra_vocab) if old else 0)
+                        extra_vocab=(lo.extra_vocab.size if extra_vocab is None else extra_vocab) if old else 0,
+                        moe_shared=moe_shared, mixed_moe=mixed_moe)
+
+
+def lora_graph_cases(max_loras: int | None, specialize: bool) -> int:
+    """How many times each CUDA-graph size is captured with LoRA on: vLLM v0.33.0 vllm/v1/cudagraph_dispatcher.py
+    _get_lora_cases (compilation_config cudagraph_specialize_lora, on by default) captures no adapter (0) and each of
+    vllm/lora/utils.py get_captured_lora_counts: max_loras + 1 alone, or with --specialize-active-lora every power of
+    2 up to max_loras + 1 and max_loras + 1 itself."""
+    n = max_loras or features().lora.max_loras
+    if not specialize:
+        return 2
+    return 1 + sum(1 for k in range(1, n + 2) if k & (k - 1) == 0 or k == n + 1)
 
 
 def lora_refusals(spec: ModelSpec, s: LoraSettings, max_cpu_loras: int | None, version: str,
@@ -118,32 +136,51 @@ def _attention(a: AttentionSpec, h: int, r: int, tp: int, fs: bool, fused: set[s
     return n + _row(a.num_heads * a.head_dim_v, h, r, tp, fs)
 
 
-def _ssm(s: SSMSpec, h: int, r: int, tp: int, fs: bool) -> int:
-    if s.num_v_heads:  # gated delta net: in_proj_qkvz, in_proj_ba, out_proj
+def _ssm(s: SSMSpec, h: int, r: int, tp: int, fs: bool, fused: set[str]) -> int:
+    if s.num_v_heads:  # gated delta net: in_proj_qkvz, in_proj_ba, conv1d (a ColumnParallelLinear), out_proj
         k, v = s.num_k_heads * s.head_k_dim, s.num_v_heads * s.head_v_dim
-        n = _column(h, [k, k, v, v], r, tp, fs) + _column(h, [s.num_v_heads, s.num_v_heads], r, tp, fs)
+        n = _column(h, [k, k, v, v], r, tp, fs, "in_proj_qkvz" in fused)
+        n += _column(h, [s.num_v_heads, s.num_v_heads], r, tp, fs, "in_proj_ba" in fused)
+        n += _column(s.d_conv, [2 * k + v], r, tp, fs)  # qwen_gdn_linear_attn.py: conv_kernel_size -> conv_dim
         return n + _row(v, h, r, tp, fs)
     out = 2 * s.d_inner + 2 * s.n_groups * s.d_state + s.n_heads
     return _column(h, [out], r, tp, fs) + _row(s.d_inner, h, r, tp, fs)
 
 
-def _mlp(m: MLPSpec, h: int, r: int, tp: int, fs: bool, fused: set[str]) -> int:
+def _experts(m: MLPSpec, h: int, r: int, tp: int, fs: bool, shared: bool, three_d: bool) -> int:
+    """vllm/lora/layers/fused_moe.py create_lora_weights, one adapter: w13 lora_A (slices x experts x rank x hidden),
+    w13 lora_B (slices x experts x width / TP x rank), w2 lora_A (experts x rank x width / TP), w2 lora_B (experts x
+    hidden x rank). FusedMoE3DWithLoRA: one w13 slice, its lora_B 2 x width / TP wide; shared (FusedMoEWithLoRA with
+    enable_moe_shared_loras): w13 lora_A and w2 lora_B with expert dimension 1."""
+    e, w = m.num_experts, ceil(m.expert_intermediate_size / tp)
+    ra, hb = (ceil(r / tp), ceil(h / tp)) if fs else (r, h)
+    if three_d:
+        w13 = e * ra * h + e * 2 * w * r
+    else:
+        slices = 2 if m.gated else 1
+        w13 = slices * (1 if shared else e) * ra * h + slices * e * w * r
+    return w13 + e * r * w + (1 if shared else e) * hb * r
+
+
+def _mlp(m: MLPSpec, h: int, r: int, tp: int, fs: bool, fused: set[str], moe: tuple[bool, bool]) -> int:
     def gated(width: int, gate: bool) -> int:
         return _column(h, [width] * (2 if gate else 1), r, tp, fs, "gate_up_proj" in fused) + _row(width, h, r, tp, fs)
 
     n = gated(m.intermediate_size, m.gated) if m.intermediate_size else 0
     if m.kind == "moe":
-        n += m.num_experts * gated(m.expert_intermediate_size, m.gated)
+        n += _experts(m, h, r, tp, fs, *moe)
         n += _replicated(h, [m.num_experts], r)  # the router
         if m.shared_intermediate_size:
             n += gated(m.shared_intermediate_size, m.gated)
+            if m.shared_expert_gate:  # a ReplicatedLinear hidden -> 1 (qwen3_next.py shared_expert_gate)
+                n += _replicated(h, [1], r)
     return n
 
 
-def _layer(layer: LayerSpec, h: int, r: int, tp: int, fs: bool, fused: set[str]) -> int:
+def _layer(layer: LayerSpec, h: int, r: int, tp: int, fs: bool, fused: set[str], moe: tuple[bool, bool]) -> int:
     n = _attention(layer.attention, h, r, tp, fs, fused) if layer.attention is not None else 0
-    n += _ssm(layer.ssm, h, r, tp, fs) if layer.ssm is not None else 0
-    return n + (_mlp(layer.mlp, h, r, tp, fs, fused) if layer.mlp.kind != "none" else 0)
+    n += _ssm(layer.ssm, h, r, tp, fs, fused) if layer.ssm is not None else 0
+    return n + (_mlp(layer.mlp, h, r, tp, fs, fused, moe) if layer.mlp.kind != "none" else 0)
 
 
 def lora_bytes(spec: ModelSpec, s: LoraSettings, tp: int, first: int, last: int, first_stage: bool,
@@ -151,12 +188,17 @@ def lora_bytes(spec: ModelSpec, s: LoraSettings, tp: int, first: int, last: int,
     """The adapter slots one rank holds for layers first..last-1 (and the embedding / head its stage holds)."""
     h, r, fs = spec.hidden_size, s.rank, s.fully_sharded
     per_kind: dict[LayerSpec, int] = {}
-    fused = set(features().lora.one_slice.get(spec.architecture or "", []))
-    n = 0
+    lo = features().lora
+    fused = set(lo.one_slice.get(spec.architecture or "", []))
+    # model_manager.py LoRAModelManager.__init__: FusedMoE3DWithLoRA for an is_3d_moe_weight class unless either flag
+    moe = (s.moe_shared, spec.architecture in lo.moe_3d and not (s.moe_shared or s.mixed_moe))
+    n = flags = 0
     for layer in spec.layers[first:last]:
         if layer not in per_kind:
-            per_kind[layer] = _layer(layer, h, r, tp, fs, fused)
+            per_kind[layer] = _layer(layer, h, r, tp, fs, fused, moe)
         n += per_kind[layer]
+        if layer.mlp.kind == "moe":  # fused_moe.py create_lora_weights: adapter_enabled, max_loras + 1 int32
+            flags += 4 * (s.max_loras + 1)
     emb = _embedding_modules(spec)
     extra = s.extra_vocab
     if first_stage and "embed_tokens" in emb:  # VocabParallelEmbeddingWithLoRA: (vocab + extra) x rank, hidden x rank
@@ -176,7 +218,7 @@ def lora_bytes(spec: ModelSpec, s: LoraSettings, tp: int, first: int, last: int,
         if last_stage and not spec.tie_word_embeddings:  # lm_head: org and added vocab each padded to 256
             base += ceil((p256(spec.vocab_size) + p256(extra) - p64(spec.vocab_size)) / tp) * h
     b = dtype_bytes(dtype or spec.dtype)
-    return n * s.max_loras * b + base * b + mapping
+    return n * s.max_loras * b + base * b + mapping + flags
 
 
 def offloaded_bytes(requested_gib: float, rank_weight_bytes: int, embed_head_bytes: int) -> int:
