@@ -258,7 +258,7 @@ def test_every_flag_of_the_tables_is_classified():
 
 def test_modelled_flags_name_real_option_fields():
     # fields the readers set beyond the options classes: the model reference and the system's nodes
-    extra = {"model", "hf_repo", "hf_file", "revision", "rpc_nodes", "fit", "n_prompt", "n_gen", "n_depth",
+    extra = {"model", "hf_repo", "hf_file", "revision", "hf_config_path", "rpc_nodes", "fit", "n_prompt", "n_gen", "n_depth",
              "n_prompt_gen", "nnodes", "data_parallel_size_local", "optimization_level", "compilation_config",
              "preset", "load_mode", "model_url"}
     for engine, fields in (("vllm", VLLMOptions.model_fields), ("vllm_env", VLLMOptions.model_fields),

@@ -619,7 +619,7 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = None if v == "auto" else v
         elif fld == "moe_backend":
             opts[fld] = None if v == "auto" else v
-        elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype", "mamba_cache_dtype",
+        elif fld in ("kv_cache_dtype", "quantization", "revision", "hf_config_path", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
                      "runner", "convert", "load_format", "attention_backend"):
             opts[fld] = v
@@ -1160,14 +1160,16 @@ def question(command: str, system: str) -> tuple[Parsed, Reading, Question]:
     p, r = read_command(command)
     options = dict(r.options)
     warnings = list(p.notes) + list(r.warnings)
+    # --hf-config-path: the model is sized from that config (api.py config_source); its own need not be read
+    by_config = options.get("hf_config_path") not in (None, r.model)
     try:
-        model = _model(r, options, warnings)
+        model = r.model if by_config else _model(r, options, warnings)
     except VramcalcError as e:
         if p.refusal is None:
             raise
         said = p.refusal[0]  # the engine stops at the flag first; then the model is what is missing
         raise InputError(f"{said.text} (fix: {said.fix}); then: {e}") from e
-    if r.engine == "vllm" and options.get("quantization") and model == r.model:
+    if r.engine == "vllm" and options.get("quantization") and model == r.model and not by_config:
         _checkpoint_method(model, options, r)
     system = _system(system, p, r)
     if r.engine == "vllm":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any, get_args
 
@@ -108,6 +109,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     f.add_argument("--lora-extra-vocab-size", type=bounded_int(MAX_CONTEXT, "tokens"), default=None,
                    help="extra vocabulary rows per adapter (vLLM up to 0.11.x; default 256 there)")
     f.add_argument("--fully-sharded-loras", action="store_true", help="shard the LoRA A / B slots by TP too")
+    f.add_argument("--hf-config-path", default=None, metavar="PATH",
+                   help="size the model from this config (a folder, config.json, catalog id or Hub repo), as vLLM "
+                        "builds it from --hf-config-path")
     f.add_argument("--enable-moe-shared-loras", action="store_true",
                    help="with --enable-lora on a MoE model: the experts' gate/up lora_A and down lora_B once for all "
                         "experts")
@@ -227,7 +231,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "num_gpu_blocks_override", "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size",
                  "kv_offloading_backend", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "pp_layer_partition",
                  "mm_encoder_tp_mode",
-                 "lora_dtype",
+                 "lora_dtype", "hf_config_path",
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
                  "decode_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
                  "all2all_backend", "estimate_cudagraphs", "flashinfer_workspace_bytes",
@@ -260,7 +264,16 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLL
                    if args.speculative_config else None, spec_acceptance=args.spec_acceptance, **feature_options(args),
                    data_parallel_size=args.data_parallel_size, enable_expert_parallel=args.enable_expert_parallel,
                    enable_chunked_prefill=not args.disable_chunked_prefill)
-    return vllm_on_system(source, system, options, host_ram_bytes(args), args.gpu.strip())
+    said = None
+    if args.hf_config_path and args.hf_config_path != args.model:  # api.py config_source: sized from that config
+        from ..api import config_source
+
+        source, said = config_source(args.model, args.hf_config_path, args.revision)
+    report = vllm_on_system(source, system, options, host_ram_bytes(args), args.gpu.strip())
+    if said is None:
+        return report
+    return dataclasses.replace(report, result=report.result.model_copy(
+        update={"warnings": [said] + report.result.warnings}))
 
 
 def print_report(report: VLLMReport) -> int:

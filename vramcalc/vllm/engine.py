@@ -13,6 +13,7 @@ non-torch (calibrated): tp1 / pp_multi, or tp_multi while vLLM's custom all-redu
 from __future__ import annotations
 
 import json
+import shlex
 from math import ceil
 from typing import Any, Literal
 
@@ -103,6 +104,9 @@ class VLLMOptions(CheckedOptions):
     lora_extra_vocab_size: int | None = Field(default=None, ge=0, le=MAX_CONTEXT)  # before 0.12.0
     fully_sharded_loras: bool = False
     lora_dtype: Literal["auto", "float16", "bfloat16"] = "auto"  # LoRADType; auto: the model's dtype
+    # --hf-config-path: the config vLLM builds the model from (the caller reads the spec from it, api.py
+    # config_source); written back into the command
+    hf_config_path: str | None = Field(default=None, min_length=1, max_length=4096)
     enable_moe_shared_loras: bool = False  # MoE expert slots in the shared-outer layout (vllm/lora/layers/fused_moe.py)
     enable_mixed_moe_lora_format: bool = False  # FusedMoEWithLoRA for is_3d_moe_weight classes too
     specialize_active_lora: bool = False  # CUDA graphs per active-adapter count (vllm/lora/utils.py)
@@ -1781,6 +1785,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
     # a target vLLM cannot produce at load time needs a checkpoint in that format: say so in the command
     model = f"<{opts.quantization.upper()} checkpoint of {spec.id}>" if opts.quantization and not runtime else spec.id
     cmd = ([env] if env else []) + [f"vllm serve {model}"]
+    if opts.hf_config_path:
+        cmd.append(f"--hf-config-path {shlex.quote(opts.hf_config_path)}")
     if opts.tp > 1:
         cmd.append(f"--tensor-parallel-size {opts.tp}")
     if opts.pp > 1:
