@@ -11,7 +11,7 @@ from vramcalc.gpus import find_gpu
 from vramcalc.pasted_command import check_command
 from vramcalc.sources.catalog import load
 from vramcalc.vllm.engine import VLLMOptions, check_vllm
-from vramcalc.vllm.features import LoraSettings, lora_bytes, lora_graph_cases
+from vramcalc.vllm.features import LoraSettings, features, lora_bytes, lora_graph_cases
 
 GIB = 2**30
 ORACLE = json.loads((DATA / "vllm_lora_oracle.json").read_text())
@@ -389,3 +389,13 @@ def test_kv_offloading_takes_host_memory_and_lmcache_turns_the_hybrid_manager_of
     assert lm.max_concurrency == off.max_concurrency < base.max_concurrency
     alone = _run(model, kv_offloading_backend="lmcache", **kw)
     assert alone.kv_cache_tokens == base.kv_cache_tokens
+
+
+def test_lora_refused_where_vllms_class_lacks_it():
+    # tools/vllm_lora_oracle.py --support: vLLM 0.33.0's registry, SupportsLoRA per catalog architecture
+    unsupported = sorted(a for a, ok in ORACLE["lora_support"].items() if not ok)
+    assert unsupported == sorted(features().lora.unsupported) and len(ORACLE["lora_support"]) >= 20
+    r = _run("Zyphra/Zamba2-7B", enable_lora=True, max_model_len=4096)
+    (e,) = [e for e in r.errors if e.code == "vllm.lora.unsupported"]
+    assert not r.fits and e.text.startswith("LoRA is not supported for Zamba2ForCausalLM (Zyphra/Zamba2-7B).")
+    assert "vllm.lora.unsupported" not in str(_run("ai21labs/Jamba-v0.1", enable_lora=True, max_model_len=4096).errors)

@@ -30,6 +30,15 @@ MXFP4 experts have no CPU kernel: the adapter slots are in the LoRA dtype either
 CudagraphDispatcher.initialize_cudagraph_keys run for FULL_AND_PIECEWISE on a stand-in VllmConfig holding a real
 CompilationConfig (capture sizes 1, 2, 4, 8 .. 512 as VllmConfig sets them for max_num_seqs 256), a real LoRAConfig
 (max_loras, specialize_active_lora) or none, and the scheduler's max_num_seqs; the PIECEWISE and FULL key counts.
+
+--support writes, for every architecture of the catalog's configs, whether vLLM's model registry says the class
+supports LoRA (vllm/model_executor/models/registry.py _ModelInfo.supports_lora, the SupportsLoRA interface that
+vllm/config/lora.py LoRAConfig.verify_with_model_config requires), as "lora_support"; a class that cannot be
+inspected here (multimodal ones need torchvision) is left out.
+
+The recurrent hybrids were run as `--models nvidia__Nemotron-H-8B-Base-8K ai21labs__Jamba-v0.1 --tp 1` (and
+`--tp 2`, another process). Catalog configs without `architectures` are not oracle cases: vLLM then builds another
+class (tiiuae/Falcon-H1-7B-Instruct's partial config became FalconH1ForEmbedding, a pooling model without lm_head).
 """
 
 from __future__ import annotations
@@ -236,6 +245,7 @@ def main() -> None:
     ap.add_argument("--tp", nargs="*", type=int, default=[1, 2])
     ap.add_argument("--moe", action="store_true", help="the MoE models, with and without the MoE LoRA flags")
     ap.add_argument("--graphs", action="store_true", help="only the CUDA-graph keys with LoRA (the graphs list)")
+    ap.add_argument("--support", action="store_true", help="only which catalog architectures support LoRA")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     _torchvision_stub()
@@ -254,6 +264,26 @@ def main() -> None:
         "FusedMoEWithLoRA's GPU kernel binding (__init__ checks, set_mapping) replaced, its create_lora_weights "
         "vLLM's own (_cpu_moe_wrappers)"))
 
+    if a.support:
+        import glob
+
+        from vllm.model_executor.models.registry import ModelRegistry
+
+        archs = sorted({arch for path in glob.glob(os.path.join(MODELS, "*.json"))
+                        for arch in (json.load(open(path)).get("config", {}).get("architectures") or [])})
+        support: dict[str, bool] = {}
+        for arch in archs:
+            try:
+                info = ModelRegistry._try_inspect_model_cls(arch)
+            except Exception:  # noqa: BLE001 - left out, as the docstring says
+                info = None
+            if info is not None:
+                support[arch] = bool(info.supports_lora)
+        doc["lora_support"] = support
+        with open(a.out, "w") as f:
+            json.dump(doc, f, indent=1)
+            f.write("\n")
+        return
     if a.graphs:
         doc["graphs"] = [graph_keys(None, False)] + [graph_keys(n, sp) for n in GRAPH_LORAS for sp in (False, True)]
         doc["graphs_by"] = ("vllm/v1/cudagraph_dispatcher.py CudagraphDispatcher.initialize_cudagraph_keys "

@@ -1047,6 +1047,8 @@ class VllmLora(Sourced):
     extra_vocab: LoraExtraVocab
     moe_3d: list[str]
     moe_3d_note: str
+    unsupported: list[str]
+    unsupported_note: str
 
 
 class VllmCpuOffload(Sourced):

@@ -66,6 +66,7 @@ CODES: dict[str, str] = {
     "vllm.kv.max_model_len": "one request of max_model_len does not fit in the KV cache",
     "vllm.mamba.seqs_exceed_blocks": "max_num_seqs exceeds the Mamba cache blocks (one per decode sequence)",
     "vllm.verdict.margin": "fits at the estimate but not within its uncertainty margin",
+    "vllm.lora.unsupported": "vLLM's class for the architecture does not support LoRA",
     "vllm.lora.rank": "--max-lora-rank is not one of the ranks vLLM accepts",
     "vllm.lora.max_cpu_loras": "--max-cpu-loras is below --max-loras",
     "vllm.lora.vocab": "the vocabulary is too large for LoRA on the lm_head",

@@ -81,6 +81,11 @@ def lora_refusals(spec: ModelSpec, s: LoraSettings, max_cpu_loras: int | None, v
     lo = features().lora
     out = []
     where = "vllm/config/lora.py LoRAConfig"
+    if spec.architecture in lo.unsupported:  # verify_with_model_config: the class lacks SupportsLoRA
+        out.append(error("vllm.lora.unsupported", f"LoRA is not supported for {spec.architecture} ({spec.id}). "
+                         "Supported models implement the `SupportsLoRA` interface. Run this model without "
+                         f"`enable_lora`. [{where}.verify_with_model_config]", fix="drop --enable-lora",
+                         source=where))
     if s.rank not in lo.ranks:  # MaxLoRARanks, a Literal: argparse's choices in vllm serve
         out.append(error("vllm.lora.rank", f"argument --max-lora-rank: invalid choice: {s.rank} (choose from "
                          f"{', '.join(str(r) for r in lo.ranks)}) [{where} MaxLoRARanks]",
@@ -143,8 +148,23 @@ def _ssm(s: SSMSpec, h: int, r: int, tp: int, fs: bool, fused: set[str]) -> int:
         n += _column(h, [s.num_v_heads, s.num_v_heads], r, tp, fs, "in_proj_ba" in fused)
         n += _column(s.d_conv, [2 * k + v], r, tp, fs)  # qwen_gdn_linear_attn.py: conv_kernel_size -> conv_dim
         return n + _row(v, h, r, tp, fs)
-    out = 2 * s.d_inner + 2 * s.n_groups * s.d_state + s.n_heads
-    return _column(h, [out], r, tp, fs) + _row(s.d_inner, h, r, tp, fs)
+    di = s.d_inner
+    if s.kind == "mamba1":  # mamba_mixer.py MambaMixer: conv1d, in_proj (x, z), x_proj, dt_proj, out_proj
+        n = _column(s.d_conv, [di], r, tp, fs) + _column(h, [di, di], r, tp, fs, "in_proj" in fused)
+        n += _row(di, s.dt_rank + 2 * s.d_state, r, tp, fs) + _column(s.dt_rank, [di], r, tp, fs)
+        return n + _row(di, h, r, tp, fs)
+    # mamba_mixer2.py MambaMixer2: with n_groups % TP == 0 conv1d and in_proj are MergedColumnParallelLinear of 3 and
+    # 5 slices (MergedColumnParallelLinearVariableSliceWithLoRA: a lora_A per slice); otherwise one slice each, the
+    # groups replicated up to TP (MambaStateShapeCalculator.extra_groups_for_head_shards). The variable-slice wrapper
+    # has no fully sharded form (can_replace_layer under _not_fully_sharded_can_replace): with --fully-sharded-loras
+    # the two are not wrapped at all
+    if s.n_groups % tp == 0:
+        gs = s.n_groups * s.d_state
+        n = 0 if fs else _column(s.d_conv, [di, gs, gs], r, tp, fs) + _column(h, [di, di, gs, gs, s.n_heads], r, tp, fs)
+    else:
+        conv = di + 2 * tp * s.d_state
+        n = _column(s.d_conv, [conv], r, tp, fs) + _column(h, [di + conv + s.n_heads], r, tp, fs)
+    return n + _row(di, h, r, tp, fs)
 
 
 def _experts(m: MLPSpec, h: int, r: int, tp: int, fs: bool, shared: bool, three_d: bool) -> int:
