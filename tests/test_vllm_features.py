@@ -12,6 +12,7 @@ from vramcalc.pasted_command import check_command
 from vramcalc.sources.catalog import load
 from vramcalc.vllm.engine import VLLMOptions, check_vllm
 from vramcalc.vllm.features import LoraSettings, features, lora_bytes, lora_graph_cases
+from vramcalc.vllm.weights import moe_shards
 
 GIB = 2**30
 ORACLE = json.loads((DATA / "vllm_lora_oracle.json").read_text())
@@ -21,7 +22,7 @@ OPTS = dict(max_model_len=8192, engine_version="0.33.0")
 def _id(c):
     return (f"{c['model']}-tp{c['tp']}-{c['max_loras']}x{c['max_lora_rank']}{'-fs' if c['fully_sharded_loras'] else ''}"
             f"{'-shared' if c.get('enable_moe_shared_loras') else ''}"
-            f"{'-mixed' if c.get('enable_mixed_moe_lora_format') else ''}")
+            f"{'-mixed' if c.get('enable_mixed_moe_lora_format') else ''}{'-ep' if c.get('enable_expert_parallel') else ''}")
 
 
 def _settings(c):
@@ -37,7 +38,9 @@ def test_oracle_names_release_and_method():
 @pytest.mark.parametrize("c", ORACLE["cases"], ids=_id)
 def test_lora_slots_equal_vllm_own(c):
     spec = load(c["model"])
-    assert lora_bytes(spec, _settings(c), c["tp"], 0, spec.num_layers, True, True) == c["lora_bytes_rank0"]
+    shards = moe_shards(c["tp"], 1, True) if c.get("enable_expert_parallel") else None  # whole experts per rank
+    assert lora_bytes(spec, _settings(c), c["tp"], 0, spec.num_layers, True, True, shards=shards) == \
+        c["lora_bytes_rank0"]
 
 
 def test_moe_oracle_covers_both_wrappers_and_both_flags():
@@ -399,3 +402,14 @@ def test_lora_refused_where_vllms_class_lacks_it():
     (e,) = [e for e in r.errors if e.code == "vllm.lora.unsupported"]
     assert not r.fits and e.text.startswith("LoRA is not supported for Zamba2ForCausalLM (Zyphra/Zamba2-7B).")
     assert "vllm.lora.unsupported" not in str(_run("ai21labs/Jamba-v0.1", enable_lora=True, max_model_len=4096).errors)
+
+
+def test_expert_parallel_lora_slots_and_refusals():
+    # with EP each rank's FusedMoEWithLoRA holds its whole experts (local_num_experts, the MoE TP size 1)
+    want = next(c["lora_bytes_rank0"] for c in ORACLE["cases"] if _id(c) == "Qwen/Qwen3-30B-A3B-tp2-1x16-ep")
+    r = _run("Qwen/Qwen3-30B-A3B", tp=2, enable_lora=True, enable_expert_parallel=True)
+    assert r.devices[0].lora_bytes == want and not r.errors
+    r = _run("Qwen/Qwen3-30B-A3B", tp=2, enable_lora=True, enable_expert_parallel=True, fully_sharded_loras=True)
+    assert [e.code for e in r.errors] == ["vllm.lora.ep_fully_sharded"] and not r.fits
+    r = _run("Qwen/Qwen3-30B-A3B", tp=2, enable_lora=True, enable_expert_parallel=True, all2all_backend="deepep_low_latency")
+    assert "vllm.lora.ep_all2all" in [e.code for e in r.errors]

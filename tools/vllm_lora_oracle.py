@@ -7,6 +7,8 @@ Run with the throwaway venv of tools/vllm_oracle.py (vllm wheel --no-deps, torch
         --out tests/data/vllm_lora_oracle.json
     for tp in 1 2; do VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.33.0/bin/python tools/vllm_lora_oracle.py --moe \
         --tp $tp --out tests/data/vllm_lora_oracle.json; done  # one TP degree per process for the MoE models
+    VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.33.0/bin/python tools/vllm_lora_oracle.py --moe --ep --tp 2 \
+        --out tests/data/vllm_lora_oracle.json  # expert parallelism (allgather_reducescatter)
     VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.33.0/bin/python tools/vllm_lora_oracle.py --graphs \
         --out tests/data/vllm_lora_oracle.json
 
@@ -167,7 +169,7 @@ def _tensor_bytes(module: Any) -> int:
 
 
 def run_one(stem: str, tp: int, max_loras: int, rank: int, fully_sharded: bool, moe_shared: bool = False,
-            mixed_moe: bool = False) -> dict[str, Any]:
+            mixed_moe: bool = False, ep: bool = False) -> dict[str, Any]:
     import torch
     from vllm.engine.arg_utils import EngineArgs
     from vllm.lora.model_manager import LoRAModelManager
@@ -185,6 +187,7 @@ def run_one(stem: str, tp: int, max_loras: int, rank: int, fully_sharded: bool, 
                         max_model_len=4096, max_num_batched_tokens=8192, max_num_seqs=256, enable_lora=True,
                         max_loras=max_loras, max_lora_rank=rank, fully_sharded_loras=fully_sharded,
                         enable_moe_shared_loras=moe_shared, enable_mixed_moe_lora_format=mixed_moe,
+                        **({"enable_expert_parallel": True, "all2all_backend": "allgather_reducescatter"} if ep else {}),
                         distributed_executor_backend="uni" if tp == 1 else "mp")
         cfg = ea.create_engine_config()
         _init_group(tp, cfg)
@@ -202,6 +205,8 @@ def run_one(stem: str, tp: int, max_loras: int, rank: int, fully_sharded: bool, 
                "max_lora_rank": rank, "fully_sharded_loras": fully_sharded, "dtype": str(dtype).replace("torch.", ""),
                "lora_bytes_rank0": lora, "wrapped_modules": len(manager.modules),
                "embedding_modules": sorted(getattr(type(model), "embedding_modules", {}) or {})}
+        if ep:
+            out["enable_expert_parallel"] = True
         if moe_shared or mixed_moe or manager._is_moe:
             out.update(enable_moe_shared_loras=moe_shared, enable_mixed_moe_lora_format=mixed_moe,
                        moe_wrappers=sorted({type(m).__name__ for m in manager.modules.values()
@@ -245,6 +250,7 @@ def main() -> None:
     ap.add_argument("--tp", nargs="*", type=int, default=[1, 2])
     ap.add_argument("--moe", action="store_true", help="the MoE models, with and without the MoE LoRA flags")
     ap.add_argument("--graphs", action="store_true", help="only the CUDA-graph keys with LoRA (the graphs list)")
+    ap.add_argument("--ep", action="store_true", help="with --moe: expert parallelism on (--enable-expert-parallel)")
     ap.add_argument("--support", action="store_true", help="only which catalog architectures support LoRA")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -296,21 +302,25 @@ def main() -> None:
 
     def key(c: dict[str, Any]) -> tuple[Any, ...]:
         return (c["model"], c["tp"], c["max_loras"], c["max_lora_rank"], c["fully_sharded_loras"],
-                c.get("enable_moe_shared_loras", False), c.get("enable_mixed_moe_lora_format", False))
+                c.get("enable_moe_shared_loras", False), c.get("enable_mixed_moe_lora_format", False),
+                c.get("enable_expert_parallel", False))
 
     done = {key(c) for c in doc["cases"]}
     for stem in (MOE_MODELS if a.moe else a.models):
         repo = json.load(open(os.path.join(MODELS, stem + ".json")))["repo_id"]
         for tp in a.tp:
             for ml, r, fs in SETTINGS:
+                if a.ep and fs:  # fused_moe.py _verify_ep_fs: EP with fully sharded LoRA is refused
+                    continue
                 for shared, mixed in [(False, False)] + (MOE_FLAGS if a.moe else []):
                     want = {"model": repo, "tp": tp, "max_loras": ml, "max_lora_rank": r, "fully_sharded_loras": fs,
-                            "enable_moe_shared_loras": shared, "enable_mixed_moe_lora_format": mixed}
+                            "enable_moe_shared_loras": shared, "enable_mixed_moe_lora_format": mixed,
+                            **({"enable_expert_parallel": True} if a.ep else {})}
                     if key(want) in done:
                         continue
                     doc["failed"] = [f for f in doc["failed"] if key(f) != key(want)]
                     try:
-                        doc["cases"].append(run_one(stem, tp, ml, r, fs, shared, mixed))
+                        doc["cases"].append(run_one(stem, tp, ml, r, fs, shared, mixed, a.ep))
                         print(repo, tp, ml, r, fs, shared, mixed, doc["cases"][-1]["lora_bytes_rank0"], flush=True)
                     except Exception as e:  # noqa: BLE001 - recorded, the run goes on
                         doc["failed"].append({**want, "error": f"{type(e).__name__}: {str(e)[:300]}"})

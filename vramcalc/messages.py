@@ -67,6 +67,8 @@ CODES: dict[str, str] = {
     "vllm.mamba.seqs_exceed_blocks": "max_num_seqs exceeds the Mamba cache blocks (one per decode sequence)",
     "vllm.verdict.margin": "fits at the estimate but not within its uncertainty margin",
     "vllm.lora.unsupported": "vLLM's class for the architecture does not support LoRA",
+    "vllm.lora.ep_fully_sharded": "vLLM's MoE LoRA refuses expert parallelism with --fully-sharded-loras",
+    "vllm.lora.ep_all2all": "vLLM's MoE LoRA with expert parallelism takes only the allgather_reducescatter backend",
     "vllm.lora.rank": "--max-lora-rank is not one of the ranks vLLM accepts",
     "vllm.lora.max_cpu_loras": "--max-cpu-loras is below --max-loras",
     "vllm.lora.vocab": "the vocabulary is too large for LoRA on the lm_head",

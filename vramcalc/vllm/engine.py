@@ -933,9 +933,23 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
         errors += lora_refusals(spec, s, opts.max_cpu_loras, version, opts.lora_extra_vocab_size is not None)
         split = pp_layer_split(spec.num_layers, opts.pp, opts.pp_layer_partition)
         starts = [sum(split[:i]) for i in range(opts.pp)]
+        shards = _moe(spec, opts)
+        if shards is not None and shards.ep > 1:  # vllm/lora/layers/fused_moe.py FusedMoEWithLoRA, v0.33.0
+            where = "vllm/lora/layers/fused_moe.py"
+            if opts.fully_sharded_loras:  # _verify_ep_fs
+                errors.append(error("vllm.lora.ep_fully_sharded", "AssertionError: Fused MoE LoRA does not support "
+                                    "enable_expert_parallel=True together with fully_sharded_loras=True. Disable one "
+                                    f"of them. [{where} FusedMoEWithLoRA._verify_ep_fs]",
+                                    fix="drop --fully-sharded-loras", source=where))
+            backend = opts.all2all_backend or "allgather_reducescatter"  # vllm/config/parallel.py default
+            if backend != "allgather_reducescatter":  # _ep_check
+                errors.append(error("vllm.lora.ep_all2all", "AssertionError: Fused MoE LoRA with EP currently only "
+                                    f"supports all2all_backend='allgather_reducescatter', got '{backend}'. "
+                                    f"[{where} FusedMoEWithLoRA._ep_check]",
+                                    fix="--all2all-backend allgather_reducescatter", source=where))
         lora = [lora_bytes(spec, s, opts.tp, starts[w.pp_stage], starts[w.pp_stage] + split[w.pp_stage],
                            w.pp_stage == 0, w.pp_stage == opts.pp - 1,
-                           wdtype if opts.lora_dtype == "auto" else opts.lora_dtype) for w, _ in weights]
+                           wdtype if opts.lora_dtype == "auto" else opts.lora_dtype, shards) for w, _ in weights]
         odd = [k for k, present in (("MoE experts", spec.is_moe),
                                     ("MLA attention", any(x.attention is not None and x.attention.mla is not None
                                                           for x in spec.layers)),

@@ -30,6 +30,7 @@ from ..gpus import GPU, gpu_row
 from ..kv import dtype_bytes
 from ..messages import Message, error
 from ..spec import AttentionSpec, LayerSpec, MLPSpec, ModelSpec, SSMSpec
+from .weights import MoEShards
 
 GIB = 2**30
 
@@ -167,12 +168,20 @@ def _ssm(s: SSMSpec, h: int, r: int, tp: int, fs: bool, fused: set[str]) -> int:
     return n + _row(di, h, r, tp, fs)
 
 
-def _experts(m: MLPSpec, h: int, r: int, tp: int, fs: bool, shared: bool, three_d: bool) -> int:
+def _experts(m: MLPSpec, h: int, r: int, tp: int, fs: bool, shared: bool, three_d: bool,
+             shards: MoEShards | None = None) -> int:
     """vllm/lora/layers/fused_moe.py create_lora_weights, one adapter: w13 lora_A (slices x experts x rank x hidden),
     w13 lora_B (slices x experts x width / TP x rank), w2 lora_A (experts x rank x width / TP), w2 lora_B (experts x
     hidden x rank). FusedMoE3DWithLoRA: one w13 slice, its lora_B 2 x width / TP wide; shared (FusedMoEWithLoRA with
-    enable_moe_shared_loras): w13 lora_A and w2 lora_B with expert dimension 1."""
-    e, w = m.num_experts, ceil(m.expert_intermediate_size / tp)
+    enable_moe_shared_loras): w13 lora_A and w2 lora_B with expert dimension 1. The experts and their width are rank
+    0's MoE shard (weights.py MoEShards: width over TP x DP, or whole experts over EP; TP for the rank sharding)."""
+    if shards is not None:
+        tp = shards.tp
+        phys = m.num_experts + shards.redundant
+        e = phys // shards.ep + (1 if phys % shards.ep else 0)  # determine_expert_map: rank 0 takes one more
+    else:
+        e = m.num_experts
+    w = ceil(m.expert_intermediate_size / tp)
     ra, hb = (ceil(r / tp), ceil(h / tp)) if fs else (r, h)
     if three_d:
         w13 = e * ra * h + e * 2 * w * r
@@ -182,7 +191,8 @@ def _experts(m: MLPSpec, h: int, r: int, tp: int, fs: bool, shared: bool, three_
     return w13 + e * r * w + (1 if shared else e) * hb * r
 
 
-def _mlp(m: MLPSpec, h: int, r: int, tp: int, fs: bool, fused: set[str], moe: tuple[bool, bool]) -> int:
+def _mlp(m: MLPSpec, h: int, r: int, tp: int, fs: bool, fused: set[str],
+         moe: tuple[bool, bool, MoEShards | None]) -> int:
     def gated(width: int, gate: bool) -> int:
         return _column(h, [width] * (2 if gate else 1), r, tp, fs, "gate_up_proj" in fused) + _row(width, h, r, tp, fs)
 
@@ -197,21 +207,23 @@ def _mlp(m: MLPSpec, h: int, r: int, tp: int, fs: bool, fused: set[str], moe: tu
     return n
 
 
-def _layer(layer: LayerSpec, h: int, r: int, tp: int, fs: bool, fused: set[str], moe: tuple[bool, bool]) -> int:
+def _layer(layer: LayerSpec, h: int, r: int, tp: int, fs: bool, fused: set[str],
+           moe: tuple[bool, bool, MoEShards | None]) -> int:
     n = _attention(layer.attention, h, r, tp, fs, fused) if layer.attention is not None else 0
     n += _ssm(layer.ssm, h, r, tp, fs, fused) if layer.ssm is not None else 0
     return n + (_mlp(layer.mlp, h, r, tp, fs, fused, moe) if layer.mlp.kind != "none" else 0)
 
 
 def lora_bytes(spec: ModelSpec, s: LoraSettings, tp: int, first: int, last: int, first_stage: bool,
-               last_stage: bool, dtype: str | None = None) -> int:
-    """The adapter slots one rank holds for layers first..last-1 (and the embedding / head its stage holds)."""
+               last_stage: bool, dtype: str | None = None, shards: MoEShards | None = None) -> int:
+    """The adapter slots one rank holds for layers first..last-1 (and the embedding / head its stage holds);
+    shards: the routed experts' split under DP / EP (weights.py moe_shards; None: by TP)."""
     h, r, fs = spec.hidden_size, s.rank, s.fully_sharded
     per_kind: dict[LayerSpec, int] = {}
     lo = features().lora
     fused = set(lo.one_slice.get(spec.architecture or "", []))
     # model_manager.py LoRAModelManager.__init__: FusedMoE3DWithLoRA for an is_3d_moe_weight class unless either flag
-    moe = (s.moe_shared, spec.architecture in lo.moe_3d and not (s.moe_shared or s.mixed_moe))
+    moe = (s.moe_shared, spec.architecture in lo.moe_3d and not (s.moe_shared or s.mixed_moe), shards)
     n = flags = 0
     for layer in spec.layers[first:last]:
         if layer not in per_kind:
