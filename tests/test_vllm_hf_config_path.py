@@ -67,3 +67,27 @@ def test_cli_and_api_take_it_too(tmp_path, capsys):
                  "--hf-config-path", config]) == 0
     out = capsys.readouterr().out
     assert "is sized from that config (Qwen3ForCausalLM)" in out and f"--hf-config-path {config}" in out
+
+
+def test_a_hub_repo_as_the_config_path_is_read_as_a_model_is(tmp_path, monkeypatch):
+    # the config read from a Hub repo (the real huggingface_hub client against tests/hubserver.py), the weights that
+    # config's parameters, not the repo's safetensors (another checkpoint's)
+    from hubserver import HubServer, repo_from_folder
+    from vramcalc.sources import open_model
+
+    server = HubServer()
+    server.repos["acme/tiny-llama"] = repo_from_folder(DATA / "checkpoints" / "llama")
+    monkeypatch.setenv("HF_ENDPOINT", server.start())
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    try:
+        model = _folder(tmp_path, "Qwen/Qwen3-8B", "model")
+        r = check_command(f"vllm serve {model} --hf-config-path acme/tiny-llama --max-model-len 512", GPU)
+        spec = open_model("acme/tiny-llama").spec
+        plain = vramcalc.check(spec, GPU, engine="vllm", max_model_len=512)
+        own = vramcalc.check(model, GPU, engine="vllm", max_model_len=512)  # the model folder's own config
+        assert r.result.model.params_total == plain.model.params_total != own.model.params_total
+        assert r.result.devices == plain.devices and "--hf-config-path acme/tiny-llama" in r.result.command
+    finally:
+        server.stop()
