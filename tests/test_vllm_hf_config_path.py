@@ -52,6 +52,7 @@ def test_the_model_is_sized_from_the_config_vllm_reads(c, tmp_path):
     # the same budget as the config alone, served under the model's name
     alone = vramcalc.check(config, GPU, engine="vllm", max_model_len=4096)
     assert r.result.devices == alone.devices and r.result.model.id == model
+    assert r.result.speed == alone.speed  # the speed estimate is that config's too
     # its weights are vLLM's parameter bytes of that architecture, within vramcalc's weight model (0.5%)
     assert abs(r.result.devices[0].weights_bytes - c["weights_bytes_rank0"]) <= 0.005 * c["weights_bytes_rank0"]
     assert f"vllm serve {model} --hf-config-path {config}" in r.result.command
@@ -67,6 +68,10 @@ def test_cli_and_api_take_it_too(tmp_path, capsys):
                  "--hf-config-path", config]) == 0
     out = capsys.readouterr().out
     assert "is sized from that config (Qwen3ForCausalLM)" in out and f"--hf-config-path {config}" in out
+    # the model's own files need not be there: only the config is read
+    assert main(["check", "acme/not-on-this-machine", "--gpu", GPU, "--engine", "vllm", "--max-model-len", "4096",
+                 "--hf-config-path", config]) == 0
+    assert "acme/not-on-this-machine is sized from that config" in capsys.readouterr().out
 
 
 def test_a_hub_repo_as_the_config_path_is_read_as_a_model_is(tmp_path, monkeypatch):

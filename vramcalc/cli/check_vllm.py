@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from typing import Any, get_args
 
@@ -264,16 +263,7 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLL
                    if args.speculative_config else None, spec_acceptance=args.spec_acceptance, **feature_options(args),
                    data_parallel_size=args.data_parallel_size, enable_expert_parallel=args.enable_expert_parallel,
                    enable_chunked_prefill=not args.disable_chunked_prefill)
-    said = None
-    if args.hf_config_path and args.hf_config_path != args.model:  # api.py config_source: sized from that config
-        from ..api import config_source
-
-        source, said = config_source(args.model, args.hf_config_path, args.revision)
-    report = vllm_on_system(source, system, options, host_ram_bytes(args), args.gpu.strip())
-    if said is None:
-        return report
-    return dataclasses.replace(report, result=report.result.model_copy(
-        update={"warnings": [said] + report.result.warnings}))
+    return vllm_on_system(source, system, options, host_ram_bytes(args), args.gpu.strip())
 
 
 def print_report(report: VLLMReport) -> int:
