@@ -11,6 +11,9 @@ LoRA (vLLM v0.33.0 vllm/lora/layers/*.py create_lora_weights): every wrapped pro
       lora_A; --enable-moe-shared-loras: the gate/up lora_A and the down lora_B once for all experts;
       --enable-mixed-moe-lora-format: FusedMoEWithLoRA for 3D classes too; plus adapter_enabled (max_loras + 1 int32)
   gated delta net conv1d (a ColumnParallelLinear, qwen_gdn_linear_attn.py): conv kernel x rank, conv_dim / TP x rank
+  Mamba mixers (mamba_mixer.py, mamba_mixer2.py): conv1d (conv kernel in), in_proj, x_proj / dt_proj, out_proj,
+      Mamba-2's conv1d / in_proj a lora_A per slice (unwrapped with --fully-sharded-loras)
+  routed experts under DP / EP: rank 0's MoE shard (weights.py MoEShards), whole experts with EP
   embed_tokens / lm_head, for architectures that list them (vocal_parallel_embedding.py, logits_processor.py):
       vocab x rank + hidden x rank, unsharded; up to 0.11.x also lora_extra_vocab_size rows
   in the model dtype (lora_dtype auto), built inside 'Model loading took' (gpu_model_runner.py load_model).
