@@ -123,8 +123,8 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
 
 
 @pytest.mark.parametrize("command,flag", [
-    ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --max-num-seqs 64 --specialize-active-lora",
-     "--specialize-active-lora"),
+    ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --max-num-seqs 64 --enable-tower-connector-lora",
+     "--enable-tower-connector-lora"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --spec-type draft-mtp", "--spec-type"),
     ("VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_WEIGHT_OFFLOADING_DISABLE_UVA"),
 ])
@@ -261,7 +261,7 @@ def test_every_flag_of_the_tables_is_classified():
 def test_modelled_flags_name_real_option_fields():
     # fields the readers set beyond the options classes: the model reference and the system's nodes; vLLM's --config
     # file, read as the flags it holds (vramcalc/vllm/config_file.py)
-    extra = {"model", "hf_repo", "hf_file", "revision", "rpc_nodes", "fit", "n_prompt", "n_gen", "n_depth",
+    extra = {"model", "hf_repo", "hf_file", "revision", "hf_config_path", "rpc_nodes", "fit", "n_prompt", "n_gen", "n_depth",
              "n_prompt_gen", "nnodes", "data_parallel_size_local", "optimization_level", "compilation_config",
              "preset", "load_mode", "model_url", "hf_repo_draft", "mmproj_url",
              "docker_repo", "config", "image_min_tokens", "image_max_tokens", "mtmd_batch_max_tokens"}
@@ -1110,3 +1110,22 @@ def test_cli_check_of_a_quantized_repo_offline_with_its_own_quant_answers_for_it
     assert "could not be read (" in w["text"] and w["text"].count("(") == w["text"].count(")")
     assert main(["check", "casperhansen/llama-3.3-70b-instruct-awq", "--gpu", "2x4090", "--engine", "vllm",
                  "--quant", "fp8"]) == 2
+
+
+def test_the_flag_form_spells_lora_and_other_options_as_vramcalc_check_takes_them():
+    import argparse
+
+    from vramcalc.cli.check import add_arguments
+
+    ap = argparse.ArgumentParser()
+    add_arguments(ap)
+    r = check_command("vllm serve meta-llama/Llama-3.1-8B-Instruct --enable-lora --max-loras 2 --max-lora-rank 64 "
+                      "--fully-sharded-loras --language-model-only --limit-mm-per-prompt '{\"image\":0}'", "rtx-a6000")
+    assert "(enable_lora" not in r.vramcalc_command and "(max_loras" not in r.vramcalc_command
+    assert r.vramcalc_command.endswith("--engine vllm --enable-lora --max-loras 2 --max-lora-rank 64 "
+                                       "--fully-sharded-loras --language-model-only --limit-mm-per-prompt '{\"image\":0}'")
+    for case in [c for c in DATA if "as" in c]:
+        cmd = check_command(case["command"], case["system"]).vramcalc_command
+        if re.search(r"\(\w+=", cmd):  # an option vramcalc check has no flag for (llama-cli's n_outputs_max)
+            continue
+        ap.parse_args(shlex.split(cmd)[2:])

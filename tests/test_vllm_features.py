@@ -11,7 +11,8 @@ from vramcalc.gpus import find_gpu
 from vramcalc.pasted_command import check_command
 from vramcalc.sources.catalog import load
 from vramcalc.vllm.engine import VLLMOptions, check_vllm
-from vramcalc.vllm.features import LoraSettings, lora_bytes
+from vramcalc.vllm.features import LoraSettings, features, lora_bytes, lora_graph_cases
+from vramcalc.vllm.weights import moe_shards
 
 GIB = 2**30
 ORACLE = json.loads((DATA / "vllm_lora_oracle.json").read_text())
@@ -19,7 +20,15 @@ OPTS = dict(max_model_len=8192, engine_version="0.33.0")
 
 
 def _id(c):
-    return f"{c['model']}-tp{c['tp']}-{c['max_loras']}x{c['max_lora_rank']}{'-fs' if c['fully_sharded_loras'] else ''}"
+    return (f"{c['model']}-tp{c['tp']}-{c['max_loras']}x{c['max_lora_rank']}{'-fs' if c['fully_sharded_loras'] else ''}"
+            f"{'-shared' if c.get('enable_moe_shared_loras') else ''}"
+            f"{'-mixed' if c.get('enable_mixed_moe_lora_format') else ''}{'-ep' if c.get('enable_expert_parallel') else ''}")
+
+
+def _settings(c):
+    return LoraSettings(max_loras=c["max_loras"], rank=c["max_lora_rank"], fully_sharded=c["fully_sharded_loras"],
+                        moe_shared=c.get("enable_moe_shared_loras", False),
+                        mixed_moe=c.get("enable_mixed_moe_lora_format", False))
 
 
 def test_oracle_names_release_and_method():
@@ -29,8 +38,55 @@ def test_oracle_names_release_and_method():
 @pytest.mark.parametrize("c", ORACLE["cases"], ids=_id)
 def test_lora_slots_equal_vllm_own(c):
     spec = load(c["model"])
-    s = LoraSettings(max_loras=c["max_loras"], rank=c["max_lora_rank"], fully_sharded=c["fully_sharded_loras"])
-    assert lora_bytes(spec, s, c["tp"], 0, spec.num_layers, True, True) == c["lora_bytes_rank0"]
+    shards = moe_shards(c["tp"], 1, True) if c.get("enable_expert_parallel") else None  # whole experts per rank
+    assert lora_bytes(spec, _settings(c), c["tp"], 0, spec.num_layers, True, True, shards=shards) == \
+        c["lora_bytes_rank0"]
+
+
+def test_moe_oracle_covers_both_wrappers_and_both_flags():
+    # vllm/lora/model_manager.py: FusedMoE3DWithLoRA for an is_3d_moe_weight class (GPT-OSS), FusedMoEWithLoRA for
+    # the others and for every class under either MoE flag
+    moe = [c for c in ORACLE["cases"] if "moe_wrappers" in c]
+    assert {c["model"] for c in moe} >= {"Qwen/Qwen3-30B-A3B", "openai/gpt-oss-20b", "deepseek-ai/DeepSeek-V2-Lite",
+                                         "Qwen/Qwen3-Next-80B-A3B-Thinking"}
+    assert {c["tp"] for c in moe} == {1, 2}
+    for c in moe:
+        three_d = c["is_3d_moe_weight"] and not (c["enable_moe_shared_loras"] or c["enable_mixed_moe_lora_format"])
+        assert c["moe_wrappers"] == ["FusedMoE3DWithLoRA" if three_d else "FusedMoEWithLoRA"]
+    assert any(c["is_3d_moe_weight"] for c in moe)
+    # the shared-outer layout stores the gate/up lora_A and the down lora_B once: far smaller on many experts
+    by = {_id(c): c["lora_bytes_rank0"] for c in moe}
+    assert by["Qwen/Qwen3-30B-A3B-tp1-1x16-shared"] < by["Qwen/Qwen3-30B-A3B-tp1-1x16"] / 2
+    # the mixed format changes nothing on a 2D class, and adds a gate/up lora_A per expert on a 3D one
+    assert by["Qwen/Qwen3-30B-A3B-tp1-1x16-mixed"] == by["Qwen/Qwen3-30B-A3B-tp1-1x16"]
+    assert by["openai/gpt-oss-20b-tp1-1x16-mixed"] > by["openai/gpt-oss-20b-tp1-1x16"]
+
+
+@pytest.mark.parametrize("g", ORACLE["graphs"][1:], ids=lambda g: f"{g['max_loras']}-{g['specialize_active_lora']}")
+def test_lora_graph_captures_equal_vllm_own_dispatcher_keys(g):
+    base = ORACLE["graphs"][0]  # LoRA off: one key per capture size
+    assert base["max_loras"] is None and base["piecewise_keys"] == base["capture_sizes"]
+    n = lora_graph_cases(g["max_loras"], g["specialize_active_lora"])
+    assert (n * base["piecewise_keys"], n * base["full_keys"]) == (g["piecewise_keys"], g["full_keys"])
+
+
+def test_specialize_active_lora_captures_more_graphs_and_moe_flags_reach_the_slots():
+    # the dense estimate counts capture sizes (an MoE model's graphs are a figure per GPU)
+    plain = _run("meta-llama/Llama-3.1-8B-Instruct", enable_lora=True, max_loras=4)
+    spec = _run("meta-llama/Llama-3.1-8B-Instruct", enable_lora=True, max_loras=4, specialize_active_lora=True)
+    assert spec.devices[0].cuda_graph_bytes > plain.devices[0].cuda_graph_bytes
+    assert spec.devices[0].lora_bytes == plain.devices[0].lora_bytes
+    assert "5 times" in str([w.text for w in spec.warnings]) and "--specialize-active-lora" in spec.command
+    shared = _run("Qwen/Qwen3-30B-A3B", enable_lora=True, enable_moe_shared_loras=True)
+    want = next(c["lora_bytes_rank0"] for c in ORACLE["cases"]
+                if _id(c) == "Qwen/Qwen3-30B-A3B-tp1-1x16-shared")
+    assert shared.devices[0].lora_bytes == want and "--enable-moe-shared-loras" in shared.command
+    r = check_command("vllm serve Qwen/Qwen3-30B-A3B --max-model-len 8192 --enable-lora --enable-moe-shared-loras "
+                      "--enable-mixed-moe-lora-format --specialize-active-lora", "a100-80gb-sxm")
+    assert {k: r.options[k] for k in ("enable_moe_shared_loras", "enable_mixed_moe_lora_format",
+                                      "specialize_active_lora")} == dict.fromkeys(
+        ("enable_moe_shared_loras", "enable_mixed_moe_lora_format", "specialize_active_lora"), True)
+    assert "--enable-moe-shared-loras --enable-mixed-moe-lora-format --specialize-active-lora" in r.vramcalc_command
 
 
 def _run(model, gpu="a100-80gb-sxm", **kw):
@@ -336,3 +392,24 @@ def test_kv_offloading_takes_host_memory_and_lmcache_turns_the_hybrid_manager_of
     assert lm.max_concurrency == off.max_concurrency < base.max_concurrency
     alone = _run(model, kv_offloading_backend="lmcache", **kw)
     assert alone.kv_cache_tokens == base.kv_cache_tokens
+
+
+def test_lora_refused_where_vllms_class_lacks_it():
+    # tools/vllm_lora_oracle.py --support: vLLM 0.33.0's registry, SupportsLoRA per catalog architecture
+    unsupported = sorted(a for a, ok in ORACLE["lora_support"].items() if not ok)
+    assert unsupported == sorted(features().lora.unsupported) and len(ORACLE["lora_support"]) >= 20
+    r = _run("Zyphra/Zamba2-7B", enable_lora=True, max_model_len=4096)
+    (e,) = [e for e in r.errors if e.code == "vllm.lora.unsupported"]
+    assert not r.fits and e.text.startswith("LoRA is not supported for Zamba2ForCausalLM (Zyphra/Zamba2-7B).")
+    assert "vllm.lora.unsupported" not in str(_run("ai21labs/Jamba-v0.1", enable_lora=True, max_model_len=4096).errors)
+
+
+def test_expert_parallel_lora_slots_and_refusals():
+    # with EP each rank's FusedMoEWithLoRA holds its whole experts (local_num_experts, the MoE TP size 1)
+    want = next(c["lora_bytes_rank0"] for c in ORACLE["cases"] if _id(c) == "Qwen/Qwen3-30B-A3B-tp2-1x16-ep")
+    r = _run("Qwen/Qwen3-30B-A3B", tp=2, enable_lora=True, enable_expert_parallel=True)
+    assert r.devices[0].lora_bytes == want and not r.errors
+    r = _run("Qwen/Qwen3-30B-A3B", tp=2, enable_lora=True, enable_expert_parallel=True, fully_sharded_loras=True)
+    assert [e.code for e in r.errors] == ["vllm.lora.ep_fully_sharded"] and not r.fits
+    r = _run("Qwen/Qwen3-30B-A3B", tp=2, enable_lora=True, enable_expert_parallel=True, all2all_backend="deepep_low_latency")
+    assert "vllm.lora.ep_all2all" in [e.code for e in r.errors]

@@ -10,6 +10,7 @@ lists those the call takes, an invalid value one that names what the option acce
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from .check import CheckResult
@@ -17,6 +18,7 @@ from .check import check as _check
 from .errors import InputError, unknown_options
 from .gpus import GPU
 from .llamacpp.engine import LlamaOptions, LlamaResult
+from .messages import Message
 from .plan import EngineChoice, Goal, PlanResult
 from .quant import quant_name
 from .sources import ModelSource, open_model
@@ -124,6 +126,22 @@ def _vllm(model: Model, system: SystemLike, options: dict[str, Any]) -> VLLMResu
     return vllm_report(model, system, options).result
 
 
+def config_source(model: Model, path: str, revision: str | None = None) -> tuple[ModelSource, Message]:
+    """--hf-config-path PATH: vLLM builds the model from PATH's config (v0.33.0 vllm/config/model.py
+    ModelConfig.__post_init__: get_config(hf_config_path or model), at --revision too) and loads the checkpoint's
+    tensors into it, so the model is sized from that config, read as vramcalc reads a model (a local folder or
+    config.json, a catalog id, a Hub repo). Its weights are that config's parameters: safetensors headers beside it
+    belong to another checkpoint and are not used. The spec keeps the served model's name."""
+    from .messages import warning
+
+    spec = model_source(path, revision).spec
+    name = model if isinstance(model, str) else model_source(model).spec.id
+    said = warning("command.hf_config_path", f"--hf-config-path {path}: {name} is sized from that config "
+                   f"({spec.architecture or spec.model_type}), as vLLM builds it (vllm/config/model.py ModelConfig); "
+                   "its weights are that config's parameters", source="vllm/config/model.py")
+    return ModelSource(spec=spec.model_copy(update={"id": name})), said
+
+
 def vllm_report(model: Model, system: SystemLike, options: dict[str, Any]) -> "VLLMReport":
     """check(engine="vllm")'s report: the result with the GPU that sized it (options already checked as names)."""
     from .engine_checks import vllm_on_system, with_speed
@@ -137,8 +155,16 @@ def vllm_report(model: Model, system: SystemLike, options: dict[str, Any]) -> "V
     VLLMOptions(**{k: v for k, v in options.items() if v is not None})  # every value checked before any work
     sys_ = as_system(system)
     name = system.strip() if isinstance(system, str) else None
-    source = model_source(model, revision)
+    path = options.get("hf_config_path")
+    said = None
+    if path is not None and path != model:
+        source, said = config_source(model, path, revision)
+    else:
+        source = model_source(model, revision)
     report = vllm_on_system(source, sys_, options, host_ram, name)
+    if said is not None:
+        report = dataclasses.replace(report, result=report.result.model_copy(
+            update={"warnings": [said] + report.result.warnings}))
     return with_speed(report, source.spec, sys_, options.get("quantization"),  # type: ignore[no-any-return]
                       enforce_eager=bool(options.get("enforce_eager")), kv_cache_dtype=options.get("kv_cache_dtype"),
                       prefix_caching=options.get("enable_prefix_caching"), **load)

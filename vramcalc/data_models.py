@@ -1063,6 +1063,10 @@ class VllmLora(Sourced):
     one_slice: dict[str, list[str]]
     one_slice_note: str
     extra_vocab: LoraExtraVocab
+    moe_3d: list[str]
+    moe_3d_note: str
+    unsupported: list[str]
+    unsupported_note: str
 
 
 class VllmCpuOffload(Sourced):

@@ -67,6 +67,9 @@ CODES: dict[str, str] = {
     "vllm.kv.max_model_len": "one request of max_model_len does not fit in the KV cache",
     "vllm.mamba.seqs_exceed_blocks": "max_num_seqs exceeds the Mamba cache blocks (one per decode sequence)",
     "vllm.verdict.margin": "fits at the estimate but not within its uncertainty margin",
+    "vllm.lora.unsupported": "vLLM's class for the architecture does not support LoRA",
+    "vllm.lora.ep_fully_sharded": "vLLM's MoE LoRA refuses expert parallelism with --fully-sharded-loras",
+    "vllm.lora.ep_all2all": "vLLM's MoE LoRA with expert parallelism takes only the allgather_reducescatter backend",
     "vllm.lora.rank": "--max-lora-rank is not one of the ranks vLLM accepts",
     "vllm.lora.max_cpu_loras": "--max-cpu-loras is below --max-loras",
     "vllm.lora.vocab": "the vocabulary is too large for LoRA on the lm_head",
@@ -178,6 +181,7 @@ CODES: dict[str, str] = {
     "system.mixed_gpus": "mixed GPUs: the engine is sized for the smallest",
     # a pasted command (vramcalc check -- <command>)
     "command.engine_refuses": "the engine refuses the command as written; the corrected command is checked",
+    "command.hf_config_path": "--hf-config-path: the model is sized from that config, as vLLM builds it",
     "command.upper_bound": "a flag that lowers memory: vramcalc's figure without it is an upper bound",
     "command.not_modelled": "a flag that changes memory in a way vramcalc does not model: the figures ignore it",
     "command.not_modelled_verdict": "the command starts without a flag vramcalc does not model; with it, no start is promised",

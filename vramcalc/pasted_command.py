@@ -620,6 +620,7 @@ def _vllm_reading(p: Parsed) -> Reading:
             except ValueError:
                 raise InputError(f"argument {name}: invalid float value: {v!r}") from None
         elif fld in ("enforce_eager", "disable_custom_all_reduce", "enable_lora", "fully_sharded_loras",
+                     "enable_moe_shared_loras", "enable_mixed_moe_lora_format", "specialize_active_lora",
                      "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
                      "enable_prefix_caching", "enable_return_routed_experts", "enable_dbo", "dcp_q_replicate",
                      "use_replayssm"):
@@ -632,7 +633,7 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = None if v == "auto" else v
         elif fld == "moe_backend":
             opts[fld] = None if v == "auto" else v
-        elif fld in ("kv_cache_dtype", "quantization", "revision", "lora_dtype", "mamba_cache_dtype",
+        elif fld in ("kv_cache_dtype", "quantization", "revision", "hf_config_path", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
                      "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend", "mamba_backend",
                      "mamba_ssu_algorithm", "offload_backend"):
@@ -1395,14 +1396,16 @@ def question(command: str, system: str) -> tuple[Parsed, Reading, Question]:
     p, r = read_command(command)
     options = dict(r.options)
     warnings = list(p.notes) + list(r.warnings)
+    # --hf-config-path: the model is sized from that config (api.py config_source); its own need not be read
+    by_config = options.get("hf_config_path") not in (None, r.model)
     try:
-        model = _model(r, options, warnings)
+        model = r.model if by_config else _model(r, options, warnings)
     except VramcalcError as e:
         if p.refusal is None:
             raise
         said = p.refusal[0]  # the engine stops at the flag first; then the model is what is missing
         raise InputError(f"{said.text} (fix: {said.fix}); then: {e}") from e
-    if r.engine == "vllm" and options.get("quantization") and model == r.model:
+    if r.engine == "vllm" and options.get("quantization") and model == r.model and not by_config:
         _checkpoint_method(model, options, r)
     system = _system(system, p, r)
     if r.engine == "vllm":
@@ -1508,7 +1511,7 @@ def _flag_line(q: Question) -> str:
                     "estimate_cudagraphs": None if v else "--no-estimate-cudagraphs",
                     "enable_prefix_caching": "--enable-prefix-caching" if v else "--no-enable-prefix-caching",
                     "use_replayssm": "--use-replayssm" if v else None,
-                    }.get(k, f"({k}={v})")
+                    }.get(k, _cli_flag(k, v))
             if flag:
                 parts.append(flag)
         elif k == "tensor_split":
@@ -1537,8 +1540,41 @@ def _flag_line(q: Question) -> str:
                 "all2all_backend", "flashinfer_workspace_bytes", "gdn_prefill_backend", "replayssm_buffer_len",
                 "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "offload_group_size",
                 "offload_num_in_group", "offload_prefetch_step", "prefill_context_parallel_size")
-                else f"({k}={v!r})")
+                else _cli_flag(k, v) or f"({k}={v!r})")
     return " ".join(parts)
+
+
+@lru_cache(maxsize=None)
+def _check_actions() -> dict[str, argparse.Action]:
+    """`vramcalc check`'s own arguments by destination (vramcalc/cli/check.py add_arguments)."""
+    from .cli.check import add_arguments
+
+    ap = argparse.ArgumentParser(add_help=False)
+    add_arguments(ap)
+    return {a.dest: a for a in ap._actions if a.option_strings}
+
+
+def _cli_flag(k: str, v: Any) -> str | None:
+    """An option not named above, spelt as `vramcalc check` takes it: a switch for a boolean, else the option and its
+    value (JSON for a mapping); None when vramcalc check has no option for it."""
+    a = _check_actions().get(k)
+    if a is None:
+        return None
+    longs = [o for o in a.option_strings if o.startswith("--")]
+    opt = next((o for o in longs if o == "--" + k.replace("_", "-")), longs[0] if longs else a.option_strings[0])
+    if isinstance(v, bool):
+        if isinstance(a, argparse._StoreTrueAction):
+            return opt if v else ""
+        if isinstance(a, argparse._StoreFalseAction):
+            return "" if v else opt
+        return None
+    if isinstance(v, dict):
+        return f"{opt} {shlex.quote(json.dumps(v, separators=(',', ':')))}"
+    if isinstance(v, (list, tuple)):  # a repeated option, else one option with its values (nargs)
+        if isinstance(a, argparse._AppendAction):
+            return " ".join(f"{opt} {shlex.quote(str(x))}" for x in v)
+        return " ".join([opt, *(shlex.quote(str(x)) for x in v)])
+    return f"{opt} {shlex.quote(str(v))}"
 
 
 def _run(q: Question, options: dict[str, Any], host_ram_bytes: int | None) -> VLLMResult | LlamaResult:

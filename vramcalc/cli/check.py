@@ -112,8 +112,14 @@ def gather(args: argparse.Namespace) -> Report:
     refuse_unread_options(args)
     system = parse_system("1GiB" if args.gpu.strip().lower() == "cpu" else args.gpu)
     fallback: Message | None = None
+    path = getattr(args, "hf_config_path", None)
     try:
-        source = open_model(args.model, revision=args.revision)
+        if args.engine == "vllm" and path and path != args.model:  # sized (its speed too) from that config alone
+            from ..api import config_source
+
+            source, fallback = config_source(args.model, path, args.revision)
+        else:
+            source = open_model(args.model, revision=args.revision)
     except VramcalcError as e:  # a quantized release not fetched: its base model in the catalog, with that quant
         base = offline_quantized(args.model, e) if args.engine != "llamacpp" else None
         if base is None or (args.quant is not None and quant_name(args.quant, args.engine) != base[1]):

@@ -118,6 +118,18 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     f.add_argument("--lora-extra-vocab-size", type=bounded_int(MAX_CONTEXT, "tokens"), default=None,
                    help="extra vocabulary rows per adapter (vLLM up to 0.11.x; default 256 there)")
     f.add_argument("--fully-sharded-loras", action="store_true", help="shard the LoRA A / B slots by TP too")
+    f.add_argument("--hf-config-path", default=None, metavar="PATH",
+                   help="size the model from this config (a folder, config.json, catalog id or Hub repo), as vLLM "
+                        "builds it from --hf-config-path")
+    f.add_argument("--enable-moe-shared-loras", action="store_true",
+                   help="with --enable-lora on a MoE model: the experts' gate/up lora_A and down lora_B once for all "
+                        "experts")
+    f.add_argument("--enable-mixed-moe-lora-format", action="store_true",
+                   help="with --enable-lora: the 2D MoE LoRA wrapper for 3D-weight MoE classes too (two gate/up "
+                        "lora_A per expert)")
+    f.add_argument("--specialize-active-lora", action="store_true",
+                   help="with --enable-lora: CUDA graphs for each captured active-adapter count (powers of 2 up to "
+                        "--max-loras, and --max-loras + 1)")
     f.add_argument("--lora-dtype", choices=["auto", "float16", "bfloat16"], default=None,
                    help="the slots' dtype (default auto: the model's)")
     f.add_argument("--cpu-offload-params", nargs="+", default=None, metavar="SEGMENT",
@@ -247,7 +259,8 @@ def _mm_limits(v: str) -> dict[str, int]:
 def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     """The serving features' VLLMOptions fields (the defaults left out, so a command without them reads as before)."""
     out: dict[str, Any] = {}
-    for name in ("enable_lora", "fully_sharded_loras", "language_model_only", "disable_hybrid_kv_cache_manager",
+    for name in ("enable_lora", "fully_sharded_loras", "enable_moe_shared_loras", "enable_mixed_moe_lora_format",
+                 "specialize_active_lora", "language_model_only", "disable_hybrid_kv_cache_manager",
                  "disable_sliding_window", "enable_eplb", "mla_disable", "enable_return_routed_experts",
                  "enable_dbo", "dcp_q_replicate", "replicate_embed"):
         if getattr(args, name, False):
@@ -256,7 +269,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "num_gpu_blocks_override", "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size",
                  "kv_offloading_backend", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "pp_layer_partition",
                  "mm_encoder_tp_mode",
-                 "lora_dtype",
+                 "lora_dtype", "hf_config_path",
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
                  "decode_context_parallel_size", "prefill_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
                  "all2all_backend", "estimate_cudagraphs", "flashinfer_workspace_bytes",

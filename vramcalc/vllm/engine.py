@@ -13,6 +13,7 @@ non-torch (calibrated): tp1 / pp_multi, or tp_multi while vLLM's custom all-redu
 from __future__ import annotations
 
 import json
+import shlex
 from math import ceil
 from typing import Any, Literal
 
@@ -107,6 +108,12 @@ class VLLMOptions(CheckedOptions):
     lora_extra_vocab_size: int | None = Field(default=None, ge=0, le=MAX_CONTEXT)  # before 0.12.0
     fully_sharded_loras: bool = False
     lora_dtype: Literal["auto", "float16", "bfloat16"] = "auto"  # LoRADType; auto: the model's dtype
+    # --hf-config-path: the config vLLM builds the model from (the caller reads the spec from it, api.py
+    # config_source); written back into the command
+    hf_config_path: str | None = Field(default=None, min_length=1, max_length=4096)
+    enable_moe_shared_loras: bool = False  # MoE expert slots in the shared-outer layout (vllm/lora/layers/fused_moe.py)
+    enable_mixed_moe_lora_format: bool = False  # FusedMoEWithLoRA for is_3d_moe_weight classes too
+    specialize_active_lora: bool = False  # CUDA graphs per active-adapter count (vllm/lora/utils.py)
     cpu_offload_gb: float = Field(default=0.0, ge=0, le=1_000_000)  # per GPU
     # --cpu-offload-params: the parameter-name segments --cpu-offload-gb may move (vllm/config/offload.py
     # UVAOffloadConfig.cpu_offload_params; empty: any decoder-layer parameter); `experts` is sized (the routed experts)
@@ -1057,13 +1064,27 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
     lora = [0] * len(weights)
     if opts.enable_lora:
         s = lora_settings(version, opts.max_loras, opts.max_lora_rank, opts.fully_sharded_loras,
-                          opts.lora_extra_vocab_size)
+                          opts.lora_extra_vocab_size, opts.enable_moe_shared_loras, opts.enable_mixed_moe_lora_format)
         errors += lora_refusals(spec, s, opts.max_cpu_loras, version, opts.lora_extra_vocab_size is not None)
         split = pp_layer_split(spec.num_layers, opts.pp, opts.pp_layer_partition)
         starts = [sum(split[:i]) for i in range(opts.pp)]
+        shards = _moe(spec, opts)
+        if shards is not None and shards.ep > 1:  # vllm/lora/layers/fused_moe.py FusedMoEWithLoRA, v0.33.0
+            where = "vllm/lora/layers/fused_moe.py"
+            if opts.fully_sharded_loras:  # _verify_ep_fs
+                errors.append(error("vllm.lora.ep_fully_sharded", "AssertionError: Fused MoE LoRA does not support "
+                                    "enable_expert_parallel=True together with fully_sharded_loras=True. Disable one "
+                                    f"of them. [{where} FusedMoEWithLoRA._verify_ep_fs]",
+                                    fix="drop --fully-sharded-loras", source=where))
+            backend = opts.all2all_backend or "allgather_reducescatter"  # vllm/config/parallel.py default
+            if backend != "allgather_reducescatter":  # _ep_check
+                errors.append(error("vllm.lora.ep_all2all", "AssertionError: Fused MoE LoRA with EP currently only "
+                                    f"supports all2all_backend='allgather_reducescatter', got '{backend}'. "
+                                    f"[{where} FusedMoEWithLoRA._ep_check]",
+                                    fix="--all2all-backend allgather_reducescatter", source=where))
         lora = [lora_bytes(spec, s, opts.tp, starts[w.pp_stage], starts[w.pp_stage] + split[w.pp_stage],
                            w.pp_stage == 0, w.pp_stage == opts.pp - 1,
-                           wdtype if opts.lora_dtype == "auto" else opts.lora_dtype) for w, _ in weights]
+                           wdtype if opts.lora_dtype == "auto" else opts.lora_dtype, shards) for w, _ in weights]
         odd = [k for k, present in (("MoE experts", spec.is_moe),
                                     ("MLA attention", any(x.attention is not None and x.attention.mla is not None
                                                           for x in spec.layers)),
@@ -1073,10 +1094,14 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
                                     "LoRA layer classes (vllm/lora/layers/fused_moe.py and the linear wrappers) but no "
                                     "start-up log checks them yet"))
         if not opts.enforce_eager:
+            from .features import lora_graph_cases
+
+            n = lora_graph_cases(opts.max_loras, opts.specialize_active_lora)
+            times = "twice" if n == 2 else f"{n} times (no adapter, and each active-adapter count captured)"
             warnings.append(warning("vllm.lora.cuda_graphs", "with LoRA vLLM captures its CUDA graphs for the LoRA "
                                     "batch shapes too (compilation_config cudagraph_specialize_lora): the dense graph "
-                                    "estimate counts each capture size twice, which no LoRA start-up log checks yet",
-                                    fix="--enforce-eager removes the graphs"))
+                                    f"estimate counts each capture size {times}, which no LoRA start-up log checks "
+                                    "yet", fix="--enforce-eager removes the graphs"))
     offload = [0] * len(weights)
     buffers = [0] * len(weights)
     errors += _offload_config_refusals(opts)
@@ -1456,7 +1481,10 @@ def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion, gpu:
         given = {x for x in opts.cudagraph_capture_sizes or () if x <= mnbt}
         sizes, full = len(given), len([x for x in given if query_len <= x <= query_len * seqs])
     if opts.enable_lora:  # each size is captured without and with LoRA (v0.33.0 vllm/v1/cudagraph_dispatcher.py
-        sizes, full = sizes * 2, full * 2  # _get_lora_cases: cudagraph_specialize_lora on by default)
+        from .features import lora_graph_cases  # _get_lora_cases; per active-adapter count with --specialize-active-lora)
+
+        cases = lora_graph_cases(opts.max_loras, opts.specialize_active_lora)
+        sizes, full = sizes * cases, full * cases
     if prof.cudagraph_in_budget and not opts.enforce_eager:
         cg = prof.cudagraph_gib
         assert cg is not None, "data/vllm.json: a release with cudagraph_in_budget needs cudagraph_gib"
@@ -2008,6 +2036,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
     # a target vLLM cannot produce at load time needs a checkpoint in that format: say so in the command
     model = f"<{opts.quantization.upper()} checkpoint of {spec.id}>" if opts.quantization and not runtime else spec.id
     cmd = ([env] if env else []) + [f"vllm serve {model}"]
+    if opts.hf_config_path:
+        cmd.append(f"--hf-config-path {shlex.quote(opts.hf_config_path)}")
     if opts.tp > 1:
         cmd.append(f"--tensor-parallel-size {opts.tp}")
     if opts.pp > 1:
@@ -2076,6 +2106,11 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
             out.append("--fully-sharded-loras")
         if opts.lora_dtype != "auto":
             out.append(f"--lora-dtype {opts.lora_dtype}")
+        for flag, on in (("--enable-moe-shared-loras", opts.enable_moe_shared_loras),
+                         ("--enable-mixed-moe-lora-format", opts.enable_mixed_moe_lora_format),
+                         ("--specialize-active-lora", opts.specialize_active_lora)):
+            if on:
+                out.append(flag)
     if opts.cpu_offload_gb:
         out.append(f"--cpu-offload-gb {opts.cpu_offload_gb:g}")
     if opts.cpu_offload_params:

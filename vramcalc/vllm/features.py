@@ -6,7 +6,14 @@ LoRA (vLLM v0.33.0 vllm/lora/layers/*.py create_lora_weights): every wrapped pro
       rank_a = rank (rank / TP with --fully-sharded-loras)
   row-parallel (o_proj, down_proj, out_proj): in_a = in / TP, out_b = the full output (out / TP fully sharded)
   replicated (MLA q_a / kv_a, the MoE router): whole
-  fused MoE experts (vllm/lora/layers/fused_moe.py): the gated MLP's slots once per expert, expert width / TP
+  fused MoE experts (vllm/lora/layers/fused_moe.py FusedMoEWithLoRA): the gated MLP's slots once per expert, expert
+      width / TP; FusedMoE3DWithLoRA (is_3d_moe_weight classes, data/vllm_features.json lora moe_3d): one gate/up
+      lora_A; --enable-moe-shared-loras: the gate/up lora_A and the down lora_B once for all experts;
+      --enable-mixed-moe-lora-format: FusedMoEWithLoRA for 3D classes too; plus adapter_enabled (max_loras + 1 int32)
+  gated delta net conv1d (a ColumnParallelLinear, qwen_gdn_linear_attn.py): conv kernel x rank, conv_dim / TP x rank
+  Mamba mixers (mamba_mixer.py, mamba_mixer2.py): conv1d (conv kernel in), in_proj, x_proj / dt_proj, out_proj,
+      Mamba-2's conv1d / in_proj a lora_A per slice (unwrapped with --fully-sharded-loras)
+  routed experts under DP / EP: rank 0's MoE shard (weights.py MoEShards), whole experts with EP
   embed_tokens / lm_head, for architectures that list them (vocal_parallel_embedding.py, logits_processor.py):
       vocab x rank + hidden x rank, unsharded; up to 0.11.x also lora_extra_vocab_size rows
   in the model dtype (lora_dtype auto), built inside 'Model loading took' (gpu_model_runner.py load_model).
@@ -29,6 +36,7 @@ from ..kv import dtype_bytes
 from ..errors import InputError
 from ..messages import Message, error
 from ..spec import AttentionSpec, LayerSpec, MLPSpec, ModelSpec, SSMSpec
+from .weights import MoEShards
 
 GIB = 2**30
 
@@ -67,15 +75,29 @@ class LoraSettings(BaseModel):
     rank: int
     fully_sharded: bool = False
     extra_vocab: int = 0  # lora_extra_vocab_size (releases before 0.12.0)
+    moe_shared: bool = False  # --enable-moe-shared-loras (LoRAConfig.enable_moe_shared_loras)
+    mixed_moe: bool = False  # --enable-mixed-moe-lora-format (LoRAConfig.enable_mixed_moe_lora_format)
 
 
 def lora_settings(version: str, max_loras: int | None, rank: int | None, fully_sharded: bool,
-                  extra_vocab: int | None) -> LoraSettings:
+                  extra_vocab: int | None, moe_shared: bool = False, mixed_moe: bool = False) -> LoraSettings:
     lo = features().lora
     old = _key(version) < _key(lo.extra_vocab.until)
     return LoraSettings(max_loras=max_loras or lo.max_loras, rank=rank or lo.max_lora_rank,
                         fully_sharded=fully_sharded,
-                        extra_vocab=(lo.extra_vocab.size if extra_vocab is None else extra_vocab) if old else 0)
+                        extra_vocab=(lo.extra_vocab.size if extra_vocab is None else extra_vocab) if old else 0,
+                        moe_shared=moe_shared, mixed_moe=mixed_moe)
+
+
+def lora_graph_cases(max_loras: int | None, specialize: bool) -> int:
+    """How many times each CUDA-graph size is captured with LoRA on: vLLM v0.33.0 vllm/v1/cudagraph_dispatcher.py
+    _get_lora_cases (compilation_config cudagraph_specialize_lora, on by default) captures no adapter (0) and each of
+    vllm/lora/utils.py get_captured_lora_counts: max_loras + 1 alone, or with --specialize-active-lora every power of
+    2 up to max_loras + 1 and max_loras + 1 itself."""
+    n = max_loras or features().lora.max_loras
+    if not specialize:
+        return 2
+    return 1 + sum(1 for k in range(1, n + 2) if k & (k - 1) == 0 or k == n + 1)
 
 
 def lora_refusals(spec: ModelSpec, s: LoraSettings, max_cpu_loras: int | None, version: str,
@@ -84,6 +106,11 @@ def lora_refusals(spec: ModelSpec, s: LoraSettings, max_cpu_loras: int | None, v
     lo = features().lora
     out = []
     where = "vllm/config/lora.py LoRAConfig"
+    if spec.architecture in lo.unsupported:  # verify_with_model_config: the class lacks SupportsLoRA
+        out.append(error("vllm.lora.unsupported", f"LoRA is not supported for {spec.architecture} ({spec.id}). "
+                         "Supported models implement the `SupportsLoRA` interface. Run this model without "
+                         f"`enable_lora`. [{where}.verify_with_model_config]", fix="drop --enable-lora",
+                         source=where))
     if s.rank not in lo.ranks:  # MaxLoRARanks, a Literal: argparse's choices in vllm serve
         out.append(error("vllm.lora.rank", f"argument --max-lora-rank: invalid choice: {s.rank} (choose from "
                          f"{', '.join(str(r) for r in lo.ranks)}) [{where} MaxLoRARanks]",
@@ -139,45 +166,95 @@ def _attention(a: AttentionSpec, h: int, r: int, tp: int, fs: bool, fused: set[s
     return n + _row(a.num_heads * a.head_dim_v, h, r, tp, fs)
 
 
-def _ssm(s: SSMSpec, h: int, r: int, tp: int, fs: bool) -> int:
-    if s.num_v_heads:  # gated delta net: in_proj_qkvz, in_proj_ba, out_proj
+def _ssm(s: SSMSpec, h: int, r: int, tp: int, fs: bool, fused: set[str]) -> int:
+    if s.num_v_heads:  # gated delta net: in_proj_qkvz, in_proj_ba, conv1d (a ColumnParallelLinear), out_proj
         k, v = s.num_k_heads * s.head_k_dim, s.num_v_heads * s.head_v_dim
-        n = _column(h, [k, k, v, v], r, tp, fs) + _column(h, [s.num_v_heads, s.num_v_heads], r, tp, fs)
+        n = _column(h, [k, k, v, v], r, tp, fs, "in_proj_qkvz" in fused)
+        n += _column(h, [s.num_v_heads, s.num_v_heads], r, tp, fs, "in_proj_ba" in fused)
+        n += _column(s.d_conv, [2 * k + v], r, tp, fs)  # qwen_gdn_linear_attn.py: conv_kernel_size -> conv_dim
         return n + _row(v, h, r, tp, fs)
-    out = 2 * s.d_inner + 2 * s.n_groups * s.d_state + s.n_heads
-    return _column(h, [out], r, tp, fs) + _row(s.d_inner, h, r, tp, fs)
+    di = s.d_inner
+    if s.kind == "mamba1":  # mamba_mixer.py MambaMixer: conv1d, in_proj (x, z), x_proj, dt_proj, out_proj
+        n = _column(s.d_conv, [di], r, tp, fs) + _column(h, [di, di], r, tp, fs, "in_proj" in fused)
+        n += _row(di, s.dt_rank + 2 * s.d_state, r, tp, fs) + _column(s.dt_rank, [di], r, tp, fs)
+        return n + _row(di, h, r, tp, fs)
+    # mamba_mixer2.py MambaMixer2: with n_groups % TP == 0 conv1d and in_proj are MergedColumnParallelLinear of 3 and
+    # 5 slices (MergedColumnParallelLinearVariableSliceWithLoRA: a lora_A per slice); otherwise one slice each, the
+    # groups replicated up to TP (MambaStateShapeCalculator.extra_groups_for_head_shards). The variable-slice wrapper
+    # has no fully sharded form (can_replace_layer under _not_fully_sharded_can_replace): with --fully-sharded-loras
+    # the two are not wrapped at all
+    if s.n_groups % tp == 0:
+        gs = s.n_groups * s.d_state
+        n = 0 if fs else _column(s.d_conv, [di, gs, gs], r, tp, fs) + _column(h, [di, di, gs, gs, s.n_heads], r, tp, fs)
+    else:
+        conv = di + 2 * tp * s.d_state
+        n = _column(s.d_conv, [conv], r, tp, fs) + _column(h, [di + conv + s.n_heads], r, tp, fs)
+    return n + _row(di, h, r, tp, fs)
 
 
-def _mlp(m: MLPSpec, h: int, r: int, tp: int, fs: bool, fused: set[str]) -> int:
+def _experts(m: MLPSpec, h: int, r: int, tp: int, fs: bool, shared: bool, three_d: bool,
+             shards: MoEShards | None = None) -> int:
+    """vllm/lora/layers/fused_moe.py create_lora_weights, one adapter: w13 lora_A (slices x experts x rank x hidden),
+    w13 lora_B (slices x experts x width / TP x rank), w2 lora_A (experts x rank x width / TP), w2 lora_B (experts x
+    hidden x rank). FusedMoE3DWithLoRA: one w13 slice, its lora_B 2 x width / TP wide; shared (FusedMoEWithLoRA with
+    enable_moe_shared_loras): w13 lora_A and w2 lora_B with expert dimension 1. The experts and their width are rank
+    0's MoE shard (weights.py MoEShards: width over TP x DP, or whole experts over EP; TP for the rank sharding)."""
+    if shards is not None:
+        tp = shards.tp
+        phys = m.num_experts + shards.redundant
+        e = phys // shards.ep + (1 if phys % shards.ep else 0)  # determine_expert_map: rank 0 takes one more
+    else:
+        e = m.num_experts
+    w = ceil(m.expert_intermediate_size / tp)
+    ra, hb = (ceil(r / tp), ceil(h / tp)) if fs else (r, h)
+    if three_d:
+        w13 = e * ra * h + e * 2 * w * r
+    else:
+        slices = 2 if m.gated else 1
+        w13 = slices * (1 if shared else e) * ra * h + slices * e * w * r
+    return w13 + e * r * w + (1 if shared else e) * hb * r
+
+
+def _mlp(m: MLPSpec, h: int, r: int, tp: int, fs: bool, fused: set[str],
+         moe: tuple[bool, bool, MoEShards | None]) -> int:
     def gated(width: int, gate: bool) -> int:
         return _column(h, [width] * (2 if gate else 1), r, tp, fs, "gate_up_proj" in fused) + _row(width, h, r, tp, fs)
 
     n = gated(m.intermediate_size, m.gated) if m.intermediate_size else 0
     if m.kind == "moe":
-        n += m.num_experts * gated(m.expert_intermediate_size, m.gated)
+        n += _experts(m, h, r, tp, fs, *moe)
         n += _replicated(h, [m.num_experts], r)  # the router
         if m.shared_intermediate_size:
             n += gated(m.shared_intermediate_size, m.gated)
+            if m.shared_expert_gate:  # a ReplicatedLinear hidden -> 1 (qwen3_next.py shared_expert_gate)
+                n += _replicated(h, [1], r)
     return n
 
 
-def _layer(layer: LayerSpec, h: int, r: int, tp: int, fs: bool, fused: set[str]) -> int:
+def _layer(layer: LayerSpec, h: int, r: int, tp: int, fs: bool, fused: set[str],
+           moe: tuple[bool, bool, MoEShards | None]) -> int:
     n = _attention(layer.attention, h, r, tp, fs, fused) if layer.attention is not None else 0
-    n += _ssm(layer.ssm, h, r, tp, fs) if layer.ssm is not None else 0
-    return n + (_mlp(layer.mlp, h, r, tp, fs, fused) if layer.mlp.kind != "none" else 0)
+    n += _ssm(layer.ssm, h, r, tp, fs, fused) if layer.ssm is not None else 0
+    return n + (_mlp(layer.mlp, h, r, tp, fs, fused, moe) if layer.mlp.kind != "none" else 0)
 
 
 def lora_bytes(spec: ModelSpec, s: LoraSettings, tp: int, first: int, last: int, first_stage: bool,
-               last_stage: bool, dtype: str | None = None) -> int:
-    """The adapter slots one rank holds for layers first..last-1 (and the embedding / head its stage holds)."""
+               last_stage: bool, dtype: str | None = None, shards: MoEShards | None = None) -> int:
+    """The adapter slots one rank holds for layers first..last-1 (and the embedding / head its stage holds);
+    shards: the routed experts' split under DP / EP (weights.py moe_shards; None: by TP)."""
     h, r, fs = spec.hidden_size, s.rank, s.fully_sharded
     per_kind: dict[LayerSpec, int] = {}
-    fused = set(features().lora.one_slice.get(spec.architecture or "", []))
-    n = 0
+    lo = features().lora
+    fused = set(lo.one_slice.get(spec.architecture or "", []))
+    # model_manager.py LoRAModelManager.__init__: FusedMoE3DWithLoRA for an is_3d_moe_weight class unless either flag
+    moe = (s.moe_shared, spec.architecture in lo.moe_3d and not (s.moe_shared or s.mixed_moe), shards)
+    n = flags = 0
     for layer in spec.layers[first:last]:
         if layer not in per_kind:
-            per_kind[layer] = _layer(layer, h, r, tp, fs, fused)
+            per_kind[layer] = _layer(layer, h, r, tp, fs, fused, moe)
         n += per_kind[layer]
+        if layer.mlp.kind == "moe":  # fused_moe.py create_lora_weights: adapter_enabled, max_loras + 1 int32
+            flags += 4 * (s.max_loras + 1)
     emb = _embedding_modules(spec)
     extra = s.extra_vocab
     if first_stage and "embed_tokens" in emb:  # VocabParallelEmbeddingWithLoRA: (vocab + extra) x rank, hidden x rank
@@ -197,7 +274,7 @@ def lora_bytes(spec: ModelSpec, s: LoraSettings, tp: int, first: int, last: int,
         if last_stage and not spec.tie_word_embeddings:  # lm_head: org and added vocab each padded to 256
             base += ceil((p256(spec.vocab_size) + p256(extra) - p64(spec.vocab_size)) / tp) * h
     b = dtype_bytes(dtype or spec.dtype)
-    return n * s.max_loras * b + base * b + mapping
+    return n * s.max_loras * b + base * b + mapping + flags
 
 
 def offloaded_bytes(requested_gib: float, rank_weight_bytes: int, embed_head_bytes: int) -> int:
