@@ -54,6 +54,21 @@ def test_same_answer_as_the_equivalent_check(case):
         assert check_command(r.corrected_command, case["system"]).fits == same.fits
     else:
         assert r.fits == same.fits
+    if not re.search(r"\(\w+=", r.vramcalc_command):  # else an option vramcalc check has no flag for (n_outputs_max)
+        _CHECK_PARSER.parse_args(shlex.split(r.vramcalc_command)[2:])  # the flag form is one vramcalc check takes
+
+
+def _check_parser():
+    import argparse
+
+    from vramcalc.cli.check import add_arguments
+
+    ap = argparse.ArgumentParser()
+    add_arguments(ap)
+    return ap
+
+
+_CHECK_PARSER = _check_parser()
 
 
 @pytest.mark.parametrize("case", [c for c in DATA if "refused" in c], ids=lambda c: c["id"])
@@ -1124,8 +1139,4 @@ def test_the_flag_form_spells_lora_and_other_options_as_vramcalc_check_takes_the
     assert "(enable_lora" not in r.vramcalc_command and "(max_loras" not in r.vramcalc_command
     assert r.vramcalc_command.endswith("--engine vllm --enable-lora --max-loras 2 --max-lora-rank 64 "
                                        "--fully-sharded-loras --language-model-only --limit-mm-per-prompt '{\"image\":0}'")
-    for case in [c for c in DATA if "as" in c]:
-        cmd = check_command(case["command"], case["system"]).vramcalc_command
-        if re.search(r"\(\w+=", cmd):  # an option vramcalc check has no flag for (llama-cli's n_outputs_max)
-            continue
-        ap.parse_args(shlex.split(cmd)[2:])
+    ap.parse_args(shlex.split(r.vramcalc_command)[2:])  # every pasted case's: test_same_answer_as_the_equivalent_check
