@@ -126,18 +126,8 @@ def main() -> None:
         repo = json.load(open(os.path.join(vo.MODELS, stem + ".json")))["repo_id"]
         if tp != a.tp or json.dumps([repo, tp, args], sort_keys=True) in done:
             continue
-        try:
-            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
-                doc["cases"].append(_one(stem, tp, args, a.memory_gib))
-            print(stem, tp, args, "ok", file=sys.stderr)
-        except Exception as e:  # vLLM's refusal, in its words
-            if os.environ.get("VLLM_ORACLE_DEBUG"):
-                raise
-            msg = f"{type(e).__name__}: {' '.join(str(e).split())[:600]}"
-            doc["unsupported"].append({"model": repo, "tp": tp, "engine_args": args, "error": msg})
-            print(stem, tp, args, msg, file=sys.stderr)
-        with open(a.out, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
+        vo.record_case(doc, a.out, "unsupported", {"model": repo, "tp": tp, "engine_args": args},
+                       lambda: _one(stem, tp, args, a.memory_gib), f"{stem} {tp} {args}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ vLLM's refusal, in its words.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import os
@@ -88,20 +87,9 @@ def main() -> None:
         repo = json.load(open(path))["repo_id"]
         vo.EXTRA_ARGS.clear()
         vo.EXTRA_ARGS.update(copy.deepcopy(args))
-        try:
-            with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
-                row = vo.run_one(path, 1, "auto", a.memory_gib, None)
-            row["engine_args"] = args
-            doc["cases"].append(fold(row, set()))
-            print(repo, args, "ok", file=sys.stderr)
-        except Exception as e:  # vLLM's refusal, in its words
-            if os.environ.get("VLLM_ORACLE_DEBUG"):
-                raise
-            msg = f"{type(e).__name__}: {' '.join(str(e).split())[:600]}"
-            doc["unsupported"].append({"model": repo, "tp": 1, "engine_args": args, "error": msg})
-            print(repo, args, msg, file=sys.stderr)
-        with open(a.out, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
+        vo.record_case(doc, a.out, "unsupported", {"model": repo, "tp": 1, "engine_args": args},
+                       lambda: fold({**vo.run_one(path, 1, "auto", a.memory_gib, None), "engine_args": args}, set()),
+                       f"{repo} {args}")
 
 
 if __name__ == "__main__":

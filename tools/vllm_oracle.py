@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
-import io
 import json
 import os
 import sys
@@ -566,6 +565,27 @@ def _run(entry: dict[str, Any], config: dict[str, Any], tp: int, kv_dtype: str, 
             row["plans"].append(_plan(cfg, specs, int(gib * GIB)))
         del model
         return row
+
+
+def record_case(doc: dict[str, Any], out: str, refused: str, key: dict[str, Any], run: Any, label: str) -> Any:
+    """One case of a flag oracle: run() with vLLM's prints silenced, its row appended to doc["cases"]; what vLLM
+    refuses, in its words, to doc[refused] with the case's key; the file rewritten after each case, so a long run
+    keeps what it did. Returns the row, or None where vLLM refused."""
+    row = None
+    try:
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+            row = run()
+        doc["cases"].append(row)
+        print(label, "ok", file=sys.stderr)
+    except Exception as e:  # vLLM's refusal, in its words
+        if os.environ.get("VLLM_ORACLE_DEBUG"):
+            raise
+        msg = f"{type(e).__name__}: {' '.join(str(e).split())[:600]}"
+        doc[refused].append({**key, "error": msg})
+        print(label, msg, file=sys.stderr)
+    with open(out, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+    return row
 
 
 def setup() -> None:
