@@ -312,8 +312,7 @@ def read_draft(ref: str) -> DraftModel:
 
 @lru_cache(maxsize=8)
 def _read_draft(stamp: tuple[str, int, int], ref: str) -> DraftModel:
-    from ..gguf_mix import plan_gguf
-    from ..sources import catalog, open_model
+    from ..sources import open_model
     from ..sources import model_names as mn
 
     if ref.startswith("hf:"):  # -hfd REPO[:QUANT] (with -md FILE: that file of the repo)
@@ -328,10 +327,21 @@ def _read_draft(stamp: tuple[str, int, int], ref: str) -> DraftModel:
         raise InputError(f"failed to load draft model, '{ref}' [tools/server/server-context.cpp load_model]: the file "
                          "is not here and its name names no catalog model and file type (such as "
                          "qwen2.5-0.5b-instruct-q8_0.gguf): give the downloaded file")
+    return _predicted_draft(ref, base, ftype)
+
+
+def _predicted_draft(ref: str, base: str, ftype: str, said: str | None = None) -> DraftModel:
+    """A draft the file is not here for: the catalog model at llama-quantize's file type (a named mix: its upper
+    bracketing type, so a fit holds for the real file)."""
+    from ..gguf_mix import plan_gguf
+    from ..sources import catalog
+    from ..sources import model_names as mn
+
     mix = mn.gguf_mix(ftype)
     ftype = mix.upper if mix is not None else ftype
     spec = catalog.load(base)
-    return DraftModel(ref=ref, spec=spec, tensors=tuple(plan_gguf(spec, ftype)), predicted=f"{base} {ftype}")
+    return DraftModel(ref=ref, spec=spec, tensors=tuple(plan_gguf(spec, ftype)), predicted=f"{base} {ftype}",
+                      said=said)
 
 
 def _hf_draft(ref: str) -> DraftModel:
@@ -339,8 +349,6 @@ def _hf_draft(ref: str) -> DraftModel:
     sets the draft's hf_file too): common_models_handler_init plans the draft repo as -hf plans the target's
     (common_download_get_hf_plan: the :quant tag, else find_best_model's pick), and common_models_handler_apply points
     the draft's path at the downloaded file. Read as -hf is: the catalog model and file type the file or repo names."""
-    from ..gguf_mix import plan_gguf
-    from ..sources import catalog
     from ..sources import model_names as mn
 
     spec_, _, hf_file = ref[3:].partition("::")
@@ -360,7 +368,4 @@ def _hf_draft(ref: str) -> DraftModel:
         raise InputError(f"{what}: the draft repo names no catalog model and file type (`vramcalc models` lists them; "
                          "-hfd REPO:QUANT, such as -hfd bartowski/Qwen2.5-1.5B-GGUF:Q8_0): give the downloaded file "
                          "with -md")
-    mix = mn.gguf_mix(ftype)
-    ftype = mix.upper if mix is not None else ftype
-    spec = catalog.load(base)
-    return DraftModel(ref=ref, spec=spec, tensors=tuple(plan_gguf(spec, ftype)), predicted=f"{base} {ftype}", said=said)
+    return _predicted_draft(ref, base, ftype, said)
