@@ -97,9 +97,11 @@ def messages(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
         what = f"DeepEP's NVLink buffer, {nvl / MIB:,.0f} MiB (VLLM_DEEPEP_BUFFER_SIZE_MB)"
         if rdma:
             what += f", and its RDMA buffer across machines, {rdma / MIB:,.0f} MiB"
-        tail = "" if b == "deepep_high_throughput" else (
-            "; its low-latency RDMA (NVSHMEM) buffer, DeepEP's own get_low_latency_rdma_size_hint (tokens per DP "
-            "rank, hidden size, EP ranks, experts; C++ in deep_ep), is not sized: the KV cache is smaller by it")
+        # DeepEP's own extras (deepseek-ai/DeepEP dd758ca csrc/legacy/buffer.hpp Buffer: a 32 MiB workspace and the
+        # barrier / pointer words beside the NVLink buffer) are its package's, not vLLM's: named, not counted
+        tail = "; DeepEP's own 32 MiB workspace beside it is not counted" + ("" if b == "deepep_high_throughput" else (
+            ", nor its low-latency RDMA (NVSHMEM) buffer, DeepEP's own get_low_latency_rdma_size_hint (tokens per DP "
+            "rank, hidden size, EP ranks, experts; C++ in deep_ep), which is not sized: the KV cache is smaller by it"))
         out.append(warning("vllm.all2all.deepep_buffer", f"{flag}: {what}, per GPU, counted as non-torch memory "
                            f"inside the gpu_memory_utilization budget (allocated while the model loads){tail}",
                            source=f"{SRC} DeepEPHTAll2AllManager / DeepEPLLAll2AllManager._make_all2all_kwargs"))
