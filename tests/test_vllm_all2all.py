@@ -78,6 +78,10 @@ def test_buffer_is_non_torch_inside_the_budget():
     assert all2all.buffer_bytes(load("Qwen/Qwen3-8B"), base.model_copy(update={"all2all_backend": "deepep_low_latency"})) == 0
     r = check_vllm(spec, gpu, base.model_copy(update={"all2all_backend": "nixl_ep"}))
     assert "vllm.all2all.unsized" in {w.code for w in r.warnings}
+    ht = check_vllm(spec, gpu, base.model_copy(update={"all2all_backend": "deepep_high_throughput"}))
+    (t,) = [t for t in ht.trace if t.name == "all-to-all buffer (each rank)"]
+    assert t.value == 1024 * MIB and t.inputs["nvl_bytes"] == 1024 * MIB and t.inputs["rdma_bytes"] == 0
+    assert ht.command.count("--all2all-backend deepep_high_throughput") == 1
 
 
 def test_pasted_flags_and_variables_are_read_as_modelled():
