@@ -659,7 +659,7 @@ def test_num_gpu_blocks_override_is_read_as_the_vramcalc_flag():
 @pytest.mark.parametrize("var,default,other", [
     # vllm/envs.py (0.33.0): the value each variable takes when unset
     ("VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD", "0", "1"),
-    ("VLLM_DEEPEP_BUFFER_SIZE_MB", "1024", "2048"),
+    ("VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE", "163840", "200000"),
     ("VLLM_USE_V2_MODEL_RUNNER", None, "0"),  # unset: V2 where supported (vllm/config/vllm.py use_v2_model_runner)
 ])
 def test_env_values_listed_as_no_effect_are_the_release_defaults(var, default, other):

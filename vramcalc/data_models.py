@@ -1128,6 +1128,17 @@ class VllmUbatch(Sourced):
     removed: list[str]  # backends that fall back to default_backend
 
 
+class VllmAll2All(Sourced):
+    default_backend: str
+    removed: list[str]  # backends that fall back to default_backend
+    aliases: dict[str, str]
+    batched_dp_backends: list[str]  # ParallelConfig.use_batched_dp_moe
+    batched_dp_max_num_batched_tokens: int
+    deepep_buffer_mib_default: int  # VLLM_DEEPEP_BUFFER_SIZE_MB
+    deepep_backends: list[str]
+    sized_backends: list[str]  # whose device buffers vramcalc sizes in full
+
+
 class VllmReplaySSM(Sourced):
     architectures: list[str]  # the classes with SupportsReplaySSM that vramcalc reads
     flashinfer_max_buffer_len: int
@@ -1145,6 +1156,7 @@ class VllmFeatures(Sourced):
     kv_transfer: VllmKVTransfer
     load_format: VllmLoadFormat
     ubatch: VllmUbatch
+    all2all: VllmAll2All
     replayssm: VllmReplaySSM
     pcp: VllmPcp
 

@@ -115,6 +115,9 @@ def vllm_on_system(source: ModelSource, system: System, options: dict[str, Any],
                                  int(opts.get("data_parallel_size") or 1))
     # every rank gets the same fraction of its own GPU; the smallest GPU decides the block count
     gpu = min(system.gpus, key=lambda g: g.usable_bytes)
+    if "ep_internode" not in opts:  # DeepEP's `internode`: the EP group (DP x TP x PCP ranks) spans machines
+        ep_ranks = int(opts.get("data_parallel_size") or 1) * tp * int(opts.get("prefill_context_parallel_size") or 1)
+        opts["ep_internode"] = system.nodes > 1 and ep_ranks > system.gpus_per_node
     vopts = VLLMOptions(tp=tp, pp=pp, **opts)
     draft = _draft_spec(vopts)
     r = check_vllm(source.spec, gpu, vopts, file_weight_bytes=source.weight_bytes, draft=draft)

@@ -636,7 +636,7 @@ def _vllm_reading(p: Parsed) -> Reading:
         elif fld in ("kv_cache_dtype", "quantization", "revision", "hf_config_path", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
                      "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend", "mamba_backend",
-                     "mamba_ssu_algorithm", "offload_backend"):
+                     "mamba_ssu_algorithm", "offload_backend", "all2all_backend"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
@@ -699,12 +699,12 @@ def _vllm_reading(p: Parsed) -> Reading:
                     opts["flashinfer_workspace_bytes"] = int(val)
                 except ValueError:
                     raise InputError(f"ValueError: invalid literal for int() with base 10: {val!r} ({k})") from None
+            elif entry["class"] == "modelled" and entry["field"] == "deepep_buffer_size_mb":
+                opts["deepep_buffer_size_mb"] = _int(k, val)  # int(os.getenv(...)) (vllm/envs.py, 0.33.0)
+            elif entry["class"] == "modelled" and entry["field"] == "deepep_force_intra_node":
+                opts["deepep_force_intra_node"] = bool(_int(k, val))  # bool(int(os.getenv(...))) (vllm/envs.py)
             elif entry["class"] == "modelled":  # VLLM_USE_FLASHINFER_SAMPLER
                 opts[entry["field"]] = _truthy(val) if _truthy(val) is not None else bool(_int(k, val))
-    if opts.get("enable_dbo") or opts.get("ubatch_size", 0) > 1:  # micro-batching checks the all-to-all backend
-        a2a = [f.values[0] for f in p.flags if f.key == "--all2all-backend" and f.values]
-        if a2a:
-            opts["all2all_backend"] = a2a[-1]
     if p.engine_version:
         opts["engine_version"] = p.engine_version
     if not p.model:
@@ -1505,6 +1505,7 @@ def _flag_line(q: Question) -> str:
                     "enable_eplb": "--enable-eplb" if v else None,
                     "enable_return_routed_experts": "--enable-return-routed-experts" if v else None,
                     "enable_dbo": "--enable-dbo" if v else None,
+                    "deepep_force_intra_node": "--deepep-force-intra-node" if v else None,
                     "mla_disable": "--mla-disable" if v else None,
                     "dcp_q_replicate": "--dcp-q-replicate" if v else None,
                     "replicate_embed": "--replicate-embed" if v else None,
@@ -1537,7 +1538,7 @@ def _flag_line(q: Question) -> str:
                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode",
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
-                "all2all_backend", "flashinfer_workspace_bytes", "gdn_prefill_backend", "replayssm_buffer_len",
+                "all2all_backend", "deepep_buffer_size_mb", "flashinfer_workspace_bytes", "gdn_prefill_backend", "replayssm_buffer_len",
                 "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "offload_group_size",
                 "offload_num_in_group", "offload_prefetch_step", "prefill_context_parallel_size")
                 else _cli_flag(k, v) or f"({k}={v!r})")

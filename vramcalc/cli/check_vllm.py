@@ -97,7 +97,14 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     v.add_argument("--enable-dbo", action="store_true",
                    help="vLLM --enable-dbo: dual-batch overlap (needs --all2all-backend deepep_low_latency, "
                         "deepep_high_throughput or nixl_ep)")
-    v.add_argument("--all2all-backend", default=None, help="vLLM --all2all-backend (read for micro-batching's check)")
+    v.add_argument("--all2all-backend", default=None,
+                   help="vLLM --all2all-backend: the MoE all-to-all under expert parallelism (DeepEP's buffer per GPU; "
+                        "deepep_low_latency / nixl_ep under DP make max_num_batched_tokens default to 256)")
+    v.add_argument("--deepep-buffer-size-mb", dest="deepep_buffer_size_mb", type=int, default=None, metavar="MIB",
+                   help="as vLLM's VLLM_DEEPEP_BUFFER_SIZE_MB: DeepEP's NVLink buffer (and high throughput's RDMA "
+                        "buffer across machines), MiB per GPU (default 1024)")
+    v.add_argument("--deepep-force-intra-node", dest="deepep_force_intra_node", action="store_true",
+                   help="as vLLM's VLLM_DEEPEP_HIGH_THROUGHPUT_FORCE_INTRA_NODE=1: no DeepEP RDMA buffer across machines")
     v.add_argument("--load-format", default=None, metavar="FORMAT",
                    help="vLLM --load-format: the formats whose loader builds the default model change nothing; a "
                         "format the release does not register is refused as vLLM refuses it")
@@ -262,7 +269,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("enable_lora", "fully_sharded_loras", "enable_moe_shared_loras", "enable_mixed_moe_lora_format",
                  "specialize_active_lora", "language_model_only", "disable_hybrid_kv_cache_manager",
                  "disable_sliding_window", "enable_eplb", "mla_disable", "enable_return_routed_experts",
-                 "enable_dbo", "dcp_q_replicate", "replicate_embed"):
+                 "enable_dbo", "dcp_q_replicate", "replicate_embed", "deepep_force_intra_node"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
@@ -272,7 +279,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "lora_dtype", "hf_config_path",
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
                  "decode_context_parallel_size", "prefill_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
-                 "all2all_backend", "estimate_cudagraphs", "flashinfer_workspace_bytes",
+                 "all2all_backend", "deepep_buffer_size_mb", "estimate_cudagraphs", "flashinfer_workspace_bytes",
                  "mamba_block_size", "runner", "convert", "gdn_prefill_backend", "use_replayssm",
                  "replayssm_buffer_len", "mamba_backend", "mamba_ssu_algorithm", "offload_backend",
                  "offload_group_size", "offload_num_in_group", "offload_prefetch_step"):

@@ -275,10 +275,18 @@ class VLLMOptions(CheckedOptions):
         return self.attention_backend if self.attention_backend is not None else b
 
     # --enable-dbo / --ubatch-size: micro-batching, which vLLM takes only with the DeepEP / NIXL EP all-to-all
-    # backends (--all2all-backend, read here for that check only; data/vllm_features.json ubatch, 0.33.0)
+    # backends (data/vllm_features.json ubatch, 0.33.0)
     enable_dbo: bool = False
     ubatch_size: int = Field(default=0, ge=0, le=MAX_SEQUENCES)
+    # --all2all-backend (None: vLLM's default, allgather_reducescatter): DeepEP's buffer per GPU, the batched DP MoE
+    # default of max_num_batched_tokens (vramcalc/vllm/all2all.py; data/vllm_features.json all2all, 0.33.0)
     all2all_backend: str | None = None
+    # VLLM_DEEPEP_BUFFER_SIZE_MB: DeepEP's NVLink (and high throughput's RDMA) buffer, MiB a rank (vllm/envs.py)
+    deepep_buffer_size_mb: int = Field(default=1024, ge=0, le=2**20)
+    # VLLM_DEEPEP_HIGH_THROUGHPUT_FORCE_INTRA_NODE=1: high throughput's RDMA buffer not built across machines
+    deepep_force_intra_node: bool = False
+    # whether the EP group spans machines (DeepEP's `internode`; set from the system by vllm_on_system)
+    ep_internode: bool = False
 
     # --load-format: how the weights are read (data/vllm_features.json load_format, 0.33.0); lower-cased as
     # LoadConfig._lowercase_load_format does
@@ -1702,6 +1710,11 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     errors += eplb_messages(spec, opts)
     warnings += pre_warnings
     mnbt_d, seqs_d = _batch_defaults(gpu, version)
+    from . import all2all
+
+    if all2all.batched_dp_moe(opts):  # deepep_low_latency / nixl_ep under DP + EP (vramcalc/vllm/all2all.py)
+        mnbt_d = all2all.default_max_num_batched_tokens()
+    warnings += all2all.messages(spec, opts)
     if opts.performance_mode == "throughput":  # the defaults doubled (v0.30.0 vllm/engine/arg_utils.py
         mnbt_d, seqs_d = mnbt_d * 2, seqs_d * 2  # _set_default_max_num_seqs_and_batched_tokens_args)
     L = opts.max_model_len or derived_max_model_len(spec)
@@ -1843,6 +1856,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         act = act.model_copy(update={"workspace": act.workspace + _turboquant_workspace(
             spec, opts, seqs, mnbt, L, kv_pool(pool_spec, kvs).block_size)})
     non_torch, car = _non_torch_term(gpu, opts, prof)
+    a2a = all2all.buffer_bytes(spec, opts)  # DeepEP's buffer: built at load, outside torch (non-torch, in budget)
+    non_torch += a2a
     graphs, graphs_upper = _cuda_graph_term(spec, opts, prof, gpu, seqs, mnbt,
                                             1 + (plan.num_speculative_tokens if plan else 0))
     # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0: available = requested - non_kv, the estimate not taken (v0.33.0
@@ -1914,6 +1929,12 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     trace = _trace(spec, gpu, opts, prof, sam, scheme, mxfp4, file_weight_bytes, act, car, devices[0], pools[0][0], worst,
                    cap, requested, total, u, mnbt, seqs, L)
     trace[3:3] = _feature_trace(opts, devices[0])
+    if a2a:
+        nvl, rdma = all2all.deepep_bytes(opts)
+        trace.append(term("all-to-all buffer (each rank)", a2a, "DeepEP: VLLM_DEEPEP_BUFFER_SIZE_MB MiB NVLink + "
+                          "as many RDMA with high throughput across machines; in non-torch above",
+                          source=f"{all2all.SRC} _make_all2all_kwargs", all2all_backend=all2all.backend(opts),
+                          nvl_bytes=nvl, rdma_bytes=rdma))
     fits_len = all(c.fits_one_request for c in caps)
     est = _estimate_max_len(pools, kvs, L)
     if opts.offloader and any(d.cpu_offload_bytes for d in devices):
@@ -2083,6 +2104,10 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.insert(0, "VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=0")
     if opts.flashinfer_workspace_bytes is not None:  # an environment variable (vllm/envs.py)
         cmd.insert(0, f"VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE={opts.flashinfer_workspace_bytes}")
+    if opts.deepep_buffer_size_mb != 1024:  # environment variables (vllm/envs.py)
+        cmd.insert(0, f"VLLM_DEEPEP_BUFFER_SIZE_MB={opts.deepep_buffer_size_mb}")
+    if opts.deepep_force_intra_node:
+        cmd.insert(0, "VLLM_DEEPEP_HIGH_THROUGHPUT_FORCE_INTRA_NODE=1")
     return VLLMResult(
         fits=fits and not errors, engine_version=version,
         model=ModelSummary(id=spec.id, params_total=counts.total, params_active=counts.active),
@@ -2157,6 +2182,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append("--enable-dbo")
     if opts.ubatch_size:
         out.append(f"--ubatch-size {opts.ubatch_size}")
+    if opts.all2all_backend:
+        out.append(f"--all2all-backend {opts.all2all_backend}")
     if opts.attention_backend:
         out.append(f"--attention-backend {opts.attention_backend}")
     if opts.attention_config:
