@@ -425,6 +425,7 @@ class RotaryCache(Fixed):
     sliding_own_rope: list[str]  # model types whose sliding layers take a rope of their own (a second cache)
     sliding_own_rope_source: str
     whole_head: list[str]  # rope types whose cache spans the whole head (partial_rotary_factor aside)
+    indexer_own_rope_source: str = ""  # the DSA indexer's rope: a second cache unless indexer_rope_interleave
     whole_head_source: str
     mrope_positions_factor: int  # M-RoPE caches hold max_position x this many positions before the release
     mrope_positions_factor_before: str
