@@ -425,6 +425,7 @@ class RotaryCache(Fixed):
     sliding_own_rope: list[str]  # model types whose sliding layers take a rope of their own (a second cache)
     sliding_own_rope_source: str
     whole_head: list[str]  # rope types whose cache spans the whole head (partial_rotary_factor aside)
+    indexer_own_rope_source: str = ""  # the DSA indexer's rope: a second cache unless indexer_rope_interleave
     whole_head_source: str
     mrope_positions_factor: int  # M-RoPE caches hold max_position x this many positions before the release
     mrope_positions_factor_before: str
@@ -601,6 +602,24 @@ class VerdictMargin(Sourced):
     outside_budget_min_gib: float = 0.0
 
 
+class SparseIndexer(Sourced):
+    """The DSA sparse indexer's buffers (vllm.json sparse_indexer)."""
+
+    max_logits_mb: int  # VLLM_SPARSE_INDEXER_MAX_LOGITS_MB's default: the profile run's dummy logits tensor
+    max_logits_mb_source: str
+    gather_rows_per_len: int  # K-gather rows per max_model_len token, per unit of the workspace factor
+    gather_rows_source: str
+    workspace_factor_default: int  # sparse_mla_prefill_workspace_factor when unset
+    workspace_factor_long: int  # ... above workspace_factor_long_above tokens of max_model_len
+    workspace_factor_long_above: int
+    scale_bytes_per_row: int
+    radix_topk_workspace_bytes: int
+    workspace_alignment: int
+    workspace_source: str
+    index_buffer_source: str
+    row_shard_exchange_source: str
+
+
 class Vllm(Sourced):
     default_version: str
     vocab_padding: VocabPadding
@@ -628,6 +647,7 @@ class Vllm(Sourced):
     batch_defaults: BatchDefaults
     verdict_margin: VerdictMargin
     hf_overrides: HfOverrides
+    sparse_indexer: SparseIndexer
 
 
 # --- vllm_platforms.json, vllm_quant_support.json -----------------------------------------------

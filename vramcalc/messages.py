@@ -125,6 +125,11 @@ CODES: dict[str, str] = {
                               "generate runner",
     "vllm.mla_disable.sparse_indexer": "VLLM_MLA_DISABLE=1 on a model with the sparse-attention indexer "
                                        "(DeepSeek-V3.2): vLLM cannot build its attention",
+    "vllm.sparse_indexer.buffers": "the DSA sparse indexer's workspace, index buffer and profile-run dummy logits "
+                                   "tensor, counted in the activation (an upper bound: the workspace is shared)",
+    "vllm.sparse_indexer.absent": "VLLM_SPARSE_INDEXER_MAX_LOGITS_MB or sparse_mla_prefill_workspace_factor on a "
+                                  "model without the DSA sparse indexer: no indexer buffer to size",
+    "vllm.sparse_indexer.rocm": "ROCm's sparse indexer reserves a decode-logits workspace vramcalc does not size",
     "vllm.max_model_len.exceeds_model": "--max-model-len above the model's derived length without "
                                         "VLLM_ALLOW_LONG_MAX_MODEL_LEN",
     "vllm.max_model_len.long_allowed": "--max-model-len above the model's length, allowed by VLLM_ALLOW_LONG_MAX_MODEL_LEN",

@@ -694,9 +694,10 @@ def _vllm_reading(p: Parsed) -> Reading:
                 opts["mxfp8_emulation_dequant"] = val.strip().lower() in ("true", "1")  # vllm/envs.py (0.33.0)
             elif entry["class"] == "modelled" and entry["field"] == "replicate_embed":
                 opts["replicate_embed"] = val.strip().lower() in ("1", "true")  # vllm/envs.py (0.33.0)
-            elif entry["class"] == "modelled" and entry["field"] == "flashinfer_workspace_bytes":
+            elif entry["class"] == "modelled" and entry["field"] in ("flashinfer_workspace_bytes",
+                                                                      "sparse_indexer_max_logits_mb"):
                 try:  # int(os.getenv(...)) (vllm/envs.py, 0.33.0)
-                    opts["flashinfer_workspace_bytes"] = int(val)
+                    opts[entry["field"]] = int(val)
                 except ValueError:
                     raise InputError(f"ValueError: invalid literal for int() with base 10: {val!r} ({k})") from None
             elif entry["class"] == "modelled" and entry["field"] == "deepep_buffer_size_mb":
@@ -1538,7 +1539,8 @@ def _flag_line(q: Question) -> str:
                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode",
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
-                "all2all_backend", "deepep_buffer_size_mb", "flashinfer_workspace_bytes", "gdn_prefill_backend", "replayssm_buffer_len",
+                "all2all_backend", "deepep_buffer_size_mb", "flashinfer_workspace_bytes", "sparse_indexer_max_logits_mb",
+                "gdn_prefill_backend", "replayssm_buffer_len",
                 "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "offload_group_size",
                 "offload_num_in_group", "offload_prefetch_step", "prefill_context_parallel_size")
                 else _cli_flag(k, v) or f"({k}={v!r})")

@@ -35,6 +35,10 @@ class MLASpec(_Frozen):
     # DeepSeek-V3.2 sparse-attention indexer (DSA); 0 when absent.
     index_n_heads: Count = 0
     index_head_dim: Count = 0
+    index_topk: Count = 0  # tokens the indexer keeps per query (the width of vLLM's topk_indices_buffer)
+    # config indexer_rope_interleave: the indexer's rope is the interleaved (non-NeoX) one, the attention's own
+    # (vLLM 0.33.0 vllm/models/deepseek_v32/attention.py DeepseekV32Attention.__init__ indexer_rope_emb)
+    indexer_rope_interleave: bool = False
     # read from a GGUF: whether it carries attention.key_length_mla (files converted since llama.cpp PR #12801,
     # which llama.cpp runs on the compressed latent); None: not read from a GGUF
     gguf_mla_keys: bool | None = None

@@ -195,6 +195,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     f.add_argument("--flashinfer-workspace-bytes", type=int, default=None, metavar="BYTES",
                    help="as vLLM's VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE: FlashInfer's workspace floor and its "
                         "TRT-LLM kernels' buffer (default 394 MiB)")
+    f.add_argument("--sparse-indexer-max-logits-mb", type=int, default=None, metavar="MIB",
+                   help="as vLLM's VLLM_SPARSE_INDEXER_MAX_LOGITS_MB: the DSA sparse indexer's profile-run dummy "
+                        "logits tensor (default 512 MiB; DeepSeek-V3.2)")
     f.add_argument("--mamba-block-size", type=int, default=None,
                    help="the Mamba state's block with prefix caching (no memory change; refused without prefix caching)")
     f.add_argument("--gdn-prefill-backend", choices=["flashinfer", "triton", "cutedsl", "aiter_flydsl", "sycl"],
@@ -280,6 +283,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
                  "decode_context_parallel_size", "prefill_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
                  "all2all_backend", "deepep_buffer_size_mb", "estimate_cudagraphs", "flashinfer_workspace_bytes",
+                 "sparse_indexer_max_logits_mb",
                  "mamba_block_size", "runner", "convert", "gdn_prefill_backend", "use_replayssm",
                  "replayssm_buffer_len", "mamba_backend", "mamba_ssu_algorithm", "offload_backend",
                  "offload_group_size", "offload_num_in_group", "offload_prefetch_step"):

@@ -366,6 +366,8 @@ def _read_deepseek(f: Fields, mt: str) -> ReaderParts:
         v_head_dim=f.pos("v_head_dim"),
         index_n_heads=f.int("index_n_heads") if mt == "deepseek_v32" else 0,
         index_head_dim=f.int("index_head_dim") if mt == "deepseek_v32" else 0,
+        index_topk=f.int("index_topk", 0) if mt == "deepseek_v32" else 0,
+        indexer_rope_interleave=mt == "deepseek_v32" and f.cfg.get("indexer_rope_interleave") is True,
     )
     attn = AttentionSpec(
         kind="mla",

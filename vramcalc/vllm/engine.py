@@ -89,6 +89,9 @@ class VLLMOptions(CheckedOptions):
     # VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE in bytes (None: the default, 394 MiB): FlashInfer's workspace floor and
     # the TRT-LLM kernels' buffer (_flashinfer_workspace)
     flashinfer_workspace_bytes: int | None = Field(default=None, ge=0, le=2**40)
+    # VLLM_SPARSE_INDEXER_MAX_LOGITS_MB (None: the default, 512): the DSA sparse indexer's dummy logits tensor in the
+    # profile run (_sparse_indexer)
+    sparse_indexer_max_logits_mb: int | None = Field(default=None, ge=0, le=2**20)
     disable_custom_all_reduce: bool = False  # --disable-custom-all-reduce
     # --speculative-config as the JSON object vLLM takes (vramcalc/vllm/spec_decode.py parse_speculative_config)
     speculative_config: dict[str, Any] | None = None
@@ -264,15 +267,28 @@ class VLLMOptions(CheckedOptions):
     def selected_backend(self) -> str | None:
         """--attention-backend and attention_config.backend are one setting: both given is vLLM's error
         (vllm/engine/arg_utils.py EngineArgs.create_engine_config)."""
-        other = sorted(set(self.attention_config or {}) - {"backend"})
+        other = sorted(set(self.attention_config or {}) - {"backend", "sparse_mla_prefill_workspace_factor"})
         if other:
             raise NotModelledError(f"--attention-config {', '.join(other)}: not modelled (vramcalc models its "
-                                   "`backend`; vllm/config/attention.py AttentionConfig)")
+                                   "`backend` and `sparse_mla_prefill_workspace_factor`; vllm/config/attention.py "
+                                   "AttentionConfig)")
         b = (self.attention_config or {}).get("backend")
         b = None if isinstance(b, str) and b.lower() == "auto" else b
         if self.attention_backend is not None and b is not None:
             raise InputError("ValueError: attention_backend and attention_config.backend are mutually exclusive")
         return self.attention_backend if self.attention_backend is not None else b
+
+    @property
+    def sparse_mla_prefill_workspace_factor(self) -> int | None:
+        """--attention-config sparse_mla_prefill_workspace_factor (vllm/config/attention.py: an int, at least 2;
+        None: VllmConfig.__post_init__ picks it from max_model_len)."""
+        f = (self.attention_config or {}).get("sparse_mla_prefill_workspace_factor")
+        if f is None:
+            return None
+        if isinstance(f, bool) or not isinstance(f, int) or f < 2:
+            raise InputError(f"--attention-config sparse_mla_prefill_workspace_factor: {f!r}: Input should be an "
+                             "integer greater than or equal to 2 (vllm/config/attention.py AttentionConfig)")
+        return f
 
     # --enable-dbo / --ubatch-size: micro-batching, which vLLM takes only with the DeepEP / NIXL EP all-to-all
     # backends (data/vllm_features.json ubatch, 0.33.0)
@@ -924,6 +940,90 @@ def _turboquant_workspace(spec: ModelSpec, opts: VLLMOptions, seqs: int, mnbt: i
         al(seqs * heads * 4)
     cont = 2 * al(kv * (-(-(L - 1) // block) * block) * hd * 2) if mnbt > 128 else 0
     return max(decode, cont)
+
+
+class _SparseIndexer(BaseModel):
+    """The DSA sparse indexer's buffers on one rank (data/vllm.json sparse_indexer)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    factor: int  # sparse_mla_prefill_workspace_factor as vLLM resolves it
+    rows: int  # K-gather rows (get_max_prefill_buffer_size)
+    workspace: int  # what the profile run asks of the shared workspace (persistent)
+    index_buffer: int  # topk_indices_buffer (persistent, allocated with the model)
+    logits: int  # the dummy logits tensor (transient, per indexer call)
+    exchange: int  # the TP row-shard exchange transient (held with the logits)
+
+    @property
+    def persistent(self) -> int:
+        return self.workspace + self.index_buffer
+
+    @property
+    def transient(self) -> int:
+        return self.logits + self.exchange
+
+
+def _sparse_indexer(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, mnbt: int, L: int) -> _SparseIndexer | None:
+    """vLLM 0.33.0's DSA sparse indexer buffers on one rank (data/vllm.json sparse_indexer): the profile run's
+    K-gather and radix top-k workspace and the max_num_batched_tokens x index_topk int32 index buffer, persistent;
+    the dummy logits tensor of VLLM_SPARSE_INDEXER_MAX_LOGITS_MB MiB and, under TP on CUDA, the row-shard exchange
+    transient, held together at each indexer call (vllm/model_executor/layers/sparse_attn_indexer.py
+    sparse_attn_indexer). None: no indexer."""
+    mla = next((la.attention.mla for la in spec.layers if la.attention is not None and la.attention.mla is not None
+                and la.attention.mla.index_n_heads), None)
+    if mla is None:
+        return None
+    r = vllm_rules().sparse_indexer
+    factor = opts.sparse_mla_prefill_workspace_factor or (
+        r.workspace_factor_default if L <= r.workspace_factor_long_above else r.workspace_factor_long)
+    rows = L * r.gather_rows_per_len * factor
+
+    def al(n: int) -> int:
+        return -(-n // r.workspace_alignment) * r.workspace_alignment
+    pair = al(rows * mla.index_head_dim) + al(rows * r.scale_bytes_per_row)
+    pcp_dcp = opts.prefill_context_parallel_size > 1 and opts.decode_context_parallel_size > 1
+    workspace = pair * (3 if pcp_dcp else 1) + al(r.radix_topk_workspace_bytes)
+    index_buffer = mnbt * mla.index_topk * 4
+    mb = r.max_logits_mb if opts.sparse_indexer_max_logits_mb is None else opts.sparse_indexer_max_logits_mb
+    # tp_prefill_row_sharding_supported (vllm/v1/attention/backends/mla/indexer.py); the variables and cudagraph
+    # modes that turn it off are not read here: the transient is counted (an upper bound)
+    sharded = gpu.vendor == "nvidia" and opts.tp > 1 and opts.decode_context_parallel_size == 1 and \
+        opts.prefill_context_parallel_size == 1
+    return _SparseIndexer(factor=factor, rows=rows, workspace=workspace, index_buffer=index_buffer, logits=mb * MIB,
+                          exchange=2 * index_buffer if sharded else 0)
+
+
+def _sparse_indexer_messages(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, idx: _SparseIndexer | None
+                             ) -> list[Message]:
+    """What vramcalc says of the sparse indexer's buffers (counted in the activation), or of the variable and the
+    factor where the model has no indexer."""
+    if idx is None:
+        given = [n for n, v in (("VLLM_SPARSE_INDEXER_MAX_LOGITS_MB", opts.sparse_indexer_max_logits_mb),
+                                ("--attention-config sparse_mla_prefill_workspace_factor",
+                                 opts.sparse_mla_prefill_workspace_factor)) if v is not None]
+        if not given:
+            return []
+        factor = " (the FlashMLA sparse backend's workspace the factor also sizes is not modelled)" \
+            if opts.sparse_mla_prefill_workspace_factor is not None else ""
+        return [warning("vllm.sparse_indexer.absent", f"{' and '.join(given)}: {spec.id} has no DSA sparse-attention "
+                        f"indexer, so no indexer buffer is allocated{factor}",
+                        source="vllm/model_executor/layers/sparse_attn_indexer.py (v0.33.0)")]
+    out = [warning("vllm.sparse_indexer.buffers", f"DSA sparse indexer: {idx.workspace / MIB:.0f} MiB of K-gather and "
+                   f"top-k workspace ({idx.rows:,} rows: max_model_len x 8 x sparse_mla_prefill_workspace_factor "
+                   f"{idx.factor}) and a {idx.index_buffer / MIB:.0f} MiB index buffer are counted as persistent, and "
+                   f"the profile run's {idx.logits / MIB:.0f} MiB dummy logits tensor (VLLM_SPARSE_INDEXER_MAX_LOGITS_MB)"
+                   + (f" with the {idx.exchange / MIB:.0f} MiB TP row-shard exchange transient" if idx.exchange else "")
+                   + " on top of the forward peak; vLLM's shared workspace grows to the largest request, which the "
+                   "FlashMLA sparse and fused-MoE kernels may already exceed, so this is an upper bound (sized as vLLM 0.33.0 sizes them)",
+                   source="vllm/model_executor/layers/sparse_attn_indexer.py sparse_attn_indexer (v0.33.0)",
+                   fix="a lower VLLM_SPARSE_INDEXER_MAX_LOGITS_MB or --attention-config "
+                       "'{\"sparse_mla_prefill_workspace_factor\": 2}' returns memory to the KV cache")]
+    if gpu.vendor == "amd":
+        out.append(warning("vllm.sparse_indexer.rocm", "ROCm's sparse indexer (vllm/v1/attention/ops/"
+                           "rocm_aiter_mla_sparse.py) also reserves a decode-logits workspace of up to max_num_seqs x "
+                           "max_model_len fp32 in the profile run, which vramcalc does not size; the CUDA path's "
+                           "buffers are counted", source="vllm/v1/attention/ops/rocm_aiter_mla_sparse.py (v0.33.0)"))
+    return out
 
 
 def _startup_gate(gpu: GPU, opts: VLLMOptions, prof: VllmVersion, u: float, total: int, requested: int
@@ -1855,6 +1955,11 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if backend == "TURBOQUANT":
         act = act.model_copy(update={"workspace": act.workspace + _turboquant_workspace(
             spec, opts, seqs, mnbt, L, kv_pool(pool_spec, kvs).block_size)})
+    indexer = _sparse_indexer(spec, opts, gpu, mnbt, L)
+    warnings += _sparse_indexer_messages(spec, opts, gpu, indexer)
+    if indexer is not None:  # persistent beside the FlashInfer / TurboQuant workspaces; transient in the forward
+        act = act.model_copy(update={"forward": act.forward + indexer.transient,
+                                     "workspace": act.workspace + indexer.persistent})
     non_torch, car = _non_torch_term(gpu, opts, prof)
     a2a = all2all.buffer_bytes(spec, opts)  # DeepEP's buffer: built at load, outside torch (non-torch, in budget)
     non_torch += a2a
@@ -1935,6 +2040,17 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                           "as many RDMA with high throughput across machines; in non-torch above",
                           source=f"{all2all.SRC} _make_all2all_kwargs", all2all_backend=all2all.backend(opts),
                           nvl_bytes=nvl, rdma_bytes=rdma))
+    if indexer is not None:
+        at = next(i for i, t in enumerate(trace) if t.name == "activation (rank 0)") + 1
+        trace.insert(at, term(
+            "sparse indexer (rank 0)", indexer.persistent + indexer.transient, "persistent: K-gather workspace "
+            "(align256(rows x index_head_dim) + align256(rows x 4), rows = max_model_len x 8 x factor) + 1 MiB radix "
+            "top-k workspace + max_num_batched_tokens x index_topk x 4 index buffer; transient (in the forward peak): "
+            "VLLM_SPARSE_INDEXER_MAX_LOGITS_MB MiB + 2 x the index buffer under TP on CUDA; in the activation above",
+            source="data/vllm.json sparse_indexer (vllm/model_executor/layers/sparse_attn_indexer.py, "
+                   "vllm/v1/attention/backends/mla/indexer.py get_max_prefill_buffer_size, v0.33.0)",
+            workspace=indexer.workspace, index_buffer=indexer.index_buffer, logits=indexer.logits,
+            row_shard_exchange=indexer.exchange, rows=indexer.rows, sparse_mla_prefill_workspace_factor=indexer.factor))
     fits_len = all(c.fits_one_request for c in caps)
     est = _estimate_max_len(pools, kvs, L)
     if opts.offloader and any(d.cpu_offload_bytes for d in devices):
@@ -2108,6 +2224,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.insert(0, f"VLLM_DEEPEP_BUFFER_SIZE_MB={opts.deepep_buffer_size_mb}")
     if opts.deepep_force_intra_node:
         cmd.insert(0, "VLLM_DEEPEP_HIGH_THROUGHPUT_FORCE_INTRA_NODE=1")
+    if opts.sparse_indexer_max_logits_mb is not None:  # an environment variable (vllm/envs.py)
+        cmd.insert(0, f"VLLM_SPARSE_INDEXER_MAX_LOGITS_MB={opts.sparse_indexer_max_logits_mb}")
     return VLLMResult(
         fits=fits and not errors, engine_version=version,
         model=ModelSummary(id=spec.id, params_total=counts.total, params_active=counts.active),

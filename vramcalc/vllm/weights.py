@@ -10,7 +10,8 @@ Rules (docs/vllm.md#weights; each names the vLLM v0.33.0 source it follows):
 - PP (vllm/distributed/utils.py get_pp_indices): floor(N / PP) layers per stage, one more on each
   of the N mod PP stages just before the last; embeddings on the first stage, final norm and
   lm_head on the last, and a tied head allocates the embedding again there when PP > 1.
-- One rotary cos_sin_cache per rope config, max_position x rotary_dim in the model dtype.
+- One rotary cos_sin_cache per rope config, max_position x rotary_dim in the model dtype (the DSA indexer's rope
+  is a second config unless indexer_rope_interleave).
 """
 
 from __future__ import annotations
@@ -197,10 +198,13 @@ def rotary_cache_bytes(spec: ModelSpec, version: str | None = None) -> int:
     release = version or vllm_rules().default_version
     if "mrope_section" in rope and _release_key(release) < _release_key(rules.mrope_positions_factor_before):
         full *= rules.mrope_positions_factor
+    # the DSA indexer's own rope, NeoX-style unless indexer_rope_interleave: a second cache of the same size
+    # (data/vllm.json rotary_cache indexer_own_rope_source)
+    indexer = full if a.mla is not None and a.mla.index_n_heads and not a.mla.indexer_rope_interleave else 0
     sliding = any(layer.attention is not None and layer.attention.kind == "sliding" for layer in spec.layers)
     if spec.model_type in rules.sliding_own_rope and sliding:
-        return full + one
-    return full
+        return full + one + indexer
+    return full + indexer
 
 
 def _release_key(v: str) -> tuple[int, ...]:
