@@ -635,7 +635,7 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = None if v == "auto" else v
         elif fld in ("kv_cache_dtype", "quantization", "revision", "hf_config_path", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
-                     "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend", "mamba_backend",
+                     "model_impl", "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend", "mamba_backend",
                      "mamba_ssu_algorithm", "offload_backend"):
             opts[fld] = v
         elif fld == "speculative_config":
