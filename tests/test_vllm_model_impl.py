@@ -94,3 +94,34 @@ def test_pasted_command_and_cli_read_the_flag():
         assert r.result.devices[0].weights_bytes == off.result.devices[0].weights_bytes
     terra = check_vllm(load("Qwen/Qwen3-0.6B"), find_gpu("h100-sxm"), VLLMOptions(model_impl="terratorch"))
     assert "vllm.model_impl.terratorch" in {w.code for w in terra.warnings}
+
+
+LAYOUT = json.load(open(os.path.join(HERE, "vllm_kv_layout_oracle_v0.33.0.json")))
+
+
+def test_kv_cache_layout_note_holds_against_vllm():
+    """VLLM_KV_CACHE_LAYOUT stays not_modelled; what its note says is what vLLM 0.33.0's planner did with
+    FlashAttention's (undeclared, so default) layout set: NHD / HND are LBNHC / LBHNC, the KV tokens per memory are
+    the default layout's wherever it starts, and LHBNC / BHLNC are refused on the models that mix KV shapes."""
+    from vramcalc.pasted_command import flag_classes
+
+    entry = flag_classes()["vllm_env"]["VLLM_KV_CACHE_LAYOUT"]
+    assert entry["class"] == "not_modelled" and "vllm_kv_layout_oracle_v0.33.0.json" in entry["note"]
+    assert LAYOUT["release"] == "0.33.0" and "VLLM_TARGET_DEVICE=cpu" in LAYOUT["produced_by"]
+    default = {r["model"]: r for r in LAYOUT["layouts"]["default"]}
+    assert {p["kv_cache_layout"] for r in default.values() for p in r["plans"]} == {"LBNHC"}
+    mixed = {"google/gemma-4-31B-it", "Qwen/Qwen3-Next-80B-A3B-Thinking", "ai21labs/Jamba-v0.1"}
+    assert set(LAYOUT["layouts"]) == {"default", "LBNHC", "LBHNC", "LHBNC", "NHD", "HND", "BLHNC", "BLNHC", "BHLNC"}
+    for name, rows in LAYOUT["layouts"].items():
+        for r in rows:
+            refused = name in ("LHBNC", "BHLNC") and r["model"] in mixed
+            for p, q in zip(r["plans"], default[r["model"]]["plans"]):
+                if refused:
+                    assert "does not satisfy every supported set" in p["refusal"] and "num_blocks" not in p
+                    continue
+                assert p["kv_cache_layout"] == {"NHD": "LBNHC", "HND": "LBHNC", "default": "LBNHC"}.get(name, name)
+                assert p.get("kv_cache_tokens") == q.get("kv_cache_tokens")
+                if r["model"] == "google/gemma-4-31B-it" and name.startswith("BL") and "num_blocks" in q:
+                    assert p["num_blocks"] == 2 * q["num_blocks"]  # two page sizes packed into one block
+                else:
+                    assert p.get("num_blocks") == q.get("num_blocks")
