@@ -125,3 +125,34 @@ def test_kv_cache_layout_note_holds_against_vllm():
                     assert p["num_blocks"] == 2 * q["num_blocks"]  # two page sizes packed into one block
                 else:
                     assert p.get("num_blocks") == q.get("num_blocks")
+
+
+@pytest.mark.parametrize("flag,value,inert", [
+    ("--pooler-config", '{"pooling_type": "MEAN", "dimensions": 256}', True),
+    ("--pooler-config.pooling_type", "MEAN", True),
+    ("--pooler-config", '{"enable_chunked_processing": true, "max_embed_len": 100000}', False),
+    ("--kernel-config", '{"linear_backend": "auto"}', False),
+    ("--quantization-config", '{"linear": {"weight": "fp8_per_tensor_static"}}', False),
+])
+def test_json_config_flags_read_their_keys(flag, value, inert):
+    """--pooler-config / --kernel-config / --quantization-config: the keys checked against the fields of vLLM
+    0.33.0's config class (vllm/config/pooler.py PoolerConfig, kernel.py KernelConfig, quantization.py
+    QuantizationConfigArgs); the pooler's output-shaping keys listed as no effect, the rest named in the warning."""
+    r = read_command(f"vllm serve Qwen/Qwen3-0.6B {flag} {shlex.quote(value)}")[1]
+    nm = [w for w in r.warnings if w.code == "command.not_modelled"]
+    if inert:
+        assert r.no_effect and not nm
+    else:
+        assert not r.no_effect and len(nm) == 1
+        for k in json.loads(value):
+            assert k in nm[0].text
+
+
+@pytest.mark.parametrize("flag,cls", [("--pooler-config", "PoolerConfig"), ("--kernel-config", "KernelConfig"),
+                                      ("--quantization-config", "QuantizationConfigArgs")])
+def test_json_config_flags_refuse_a_key_the_class_lacks(flag, cls):
+    from vramcalc.errors import InputError
+
+    with pytest.raises(InputError, match=f"{cls} has no field 'foo'"):
+        read_command(f"vllm serve Qwen/Qwen3-0.6B {flag} '{{\"foo\": 1}}'")
+    assert flag_classes()["vllm"][flag]["config_class"] == cls

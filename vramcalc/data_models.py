@@ -864,6 +864,12 @@ class FlagClass(Fixed):
     # no_effect: the flags (first names) without which it does nothing; with one of them in the command (each is
     # itself not modelled) it warns as not modelled, naming both
     only_with: list[str] | None = None
+    # not_modelled, a JSON-object flag: vLLM's config class, its fields (another key is vLLM's error), where they are
+    # defined, and the keys that change neither memory nor speed (a value of only those is listed as no effect)
+    config_class: str | None = None
+    fields: list[str] | None = None
+    fields_source: str | None = None
+    no_effect_keys: list[str] | None = None
 
 
 class CommandFlags(Fixed):

@@ -31,6 +31,7 @@ from .vllm.engine import VLLMResult
 from .vllm.engine import parse_eplb_config
 from .vllm.aux_output import parse_aux_output_config
 from .vllm.hf_overrides import json_object_arg, parse_hf_overrides
+from .vllm.features import config_object
 from .vllm.kv_transfer import parse_kv_transfer_config
 from .vllm.spec_decode import parse_speculative_config
 
@@ -494,6 +495,19 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
     if f.klass == "not_modelled":
         if f.values and all(v in (f.entry.get("no_effect_values") or []) for v in f.values):
             no_effect.append(f.written())
+            return False
+        if f.entry.get("fields"):  # a JSON object of a vLLM config class: its keys checked, the inert ones listed
+            keys: dict[str, Any] = {}
+            for v in f.values:
+                keys.update(config_object(f.name, v, f.entry["config_class"], f.entry["fields"],
+                                          f.entry["fields_source"]))
+            acting = sorted(k for k in keys if k not in (f.entry.get("no_effect_keys") or []))
+            if not acting:
+                no_effect.append(f.written())
+                return False
+            warnings.append(warning("command.not_modelled", f"{f.written()}: {f.entry['note']}; its keys "
+                                    f"{', '.join(acting)} change memory in a way vramcalc does not model yet: the "
+                                    "figures ignore it"))
             return False
         modelled = f.entry.get("modelled_values") or []
         items = [x for v in f.values for x in v.split(",")]
