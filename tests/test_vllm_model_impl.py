@@ -156,3 +156,17 @@ def test_json_config_flags_refuse_a_key_the_class_lacks(flag, cls):
     with pytest.raises(InputError, match=f"{cls} has no field 'foo'"):
         read_command(f"vllm serve Qwen/Qwen3-0.6B {flag} '{{\"foo\": 1}}'")
     assert flag_classes()["vllm"][flag]["config_class"] == cls
+
+
+def test_kernel_config_moe_backend_is_read_as_moe_backend():
+    """--kernel-config '{"moe_backend": ...}' is the key --moe-backend sets (vllm/engine/arg_utils.py, 0.33.0): read
+    as it, and --moe-backend other than auto wins; beside another key the flag is not modelled as a whole."""
+    base = "vllm serve openai/gpt-oss-20b --max-model-len 8192"
+    kc = check_command(f"{base} --kernel-config '{{\"moe_backend\": \"marlin\"}}'", "h100")
+    flag = check_command(f"{base} --moe-backend marlin", "h100")
+    assert kc.result.devices[0].weights_bytes == flag.result.devices[0].weights_bytes
+    assert not [w for w in kc.warnings if w.code == "command.not_modelled"]
+    assert read_command(f"{base} --moe-backend triton --kernel-config.moe_backend marlin")[1].options[
+        "moe_backend"] == "triton"
+    both = read_command(f"{base} --kernel-config '{{\"moe_backend\": \"marlin\", \"monokernel\": true}}'")[1]
+    assert "moe_backend" not in both.options and [w for w in both.warnings if w.code == "command.not_modelled"]

@@ -870,6 +870,7 @@ class FlagClass(Fixed):
     fields: list[str] | None = None
     fields_source: str | None = None
     no_effect_keys: list[str] | None = None
+    modelled_keys: list[str] | None = None  # keys that vramcalc reads (the rest no effect): the flag sets `field`
 
 
 class CommandFlags(Fixed):

@@ -505,6 +505,8 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
             if not acting:
                 no_effect.append(f.written())
                 return False
+            if all(k in (f.entry.get("modelled_keys") or []) for k in acting):
+                return True  # read as a modelled flag (its field)
             warnings.append(warning("command.not_modelled", f"{f.written()}: {f.entry['note']}; its keys "
                                     f"{', '.join(acting)} change memory in a way vramcalc does not model yet: the "
                                     "figures ignore it"))
@@ -647,6 +649,12 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = None if v == "auto" else v
         elif fld == "moe_backend":
             opts[fld] = None if v == "auto" else v
+            reader["moe_backend_flag"] = v != "auto"
+        elif fld == "kernel_config":  # its moe_backend key (_common): --moe-backend other than auto wins over it
+            # (vllm/engine/arg_utils.py EngineArgs.create_engine_config, 0.33.0)
+            kc = {k: val for x in f.values for k, val in json.loads(x).items()}
+            if "moe_backend" in kc and not reader.get("moe_backend_flag"):
+                opts["moe_backend"] = None if kc["moe_backend"] == "auto" else str(kc["moe_backend"])
         elif fld in ("kv_cache_dtype", "quantization", "revision", "hf_config_path", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
                      "model_impl", "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend", "mamba_backend",
