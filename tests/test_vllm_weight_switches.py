@@ -18,7 +18,7 @@ from vramcalc.vllm.engine import VLLMOptions, check_vllm
 from vramcalc.vllm.weights import sharding_switches, weights_per_rank
 
 FIXTURE = json.load(open(os.path.join(os.path.dirname(__file__), "data", "vllm_weight_env_oracle_v0.33.0.json")))
-# the sharding switches' cases (the --model-impl rows are checked against their note at the end)
+# the sharding switches' cases (the --model-impl rows are checked at the end, as a modelled flag)
 CASES = [c for c in FIXTURE["cases"] if "model_impl" not in c["engine_args"]]
 
 
