@@ -182,6 +182,9 @@ def test_every_not_modelled_flag_warns_by_name(engine):
             takes = o["kind"] == "value"
             value = next((v for v in ("2", "1", "x.json", "{}") if v not in (entry.get("no_effect_values") or [])),
                          "x") if takes else None
+            if entry.get("fields"):  # a JSON object of a vLLM config class: one key that acts
+                value = shlex.quote(json.dumps({next(k for k in entry["fields"]
+                                                     if k not in (entry.get("no_effect_keys") or [])): 1}))
             if o.get("choices"):
                 other = [c for c in o["choices"] if c not in (entry.get("no_effect_values") or [])]
                 if not other:  # every value the table takes leaves the default: listed as no effect

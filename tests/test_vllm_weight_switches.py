@@ -18,7 +18,7 @@ from vramcalc.vllm.engine import VLLMOptions, check_vllm
 from vramcalc.vllm.weights import sharding_switches, weights_per_rank
 
 FIXTURE = json.load(open(os.path.join(os.path.dirname(__file__), "data", "vllm_weight_env_oracle_v0.33.0.json")))
-# the sharding switches' cases (the --model-impl rows are checked against their note at the end)
+# the sharding switches' cases (the --model-impl rows are checked at the end, as a modelled flag)
 CASES = [c for c in FIXTURE["cases"] if "model_impl" not in c["engine_args"]]
 
 
@@ -158,19 +158,18 @@ def _impl_pairs():
 
 
 @pytest.mark.parametrize("pair", _impl_pairs(), ids=lambda p: _id(p[0]))
-def test_model_impl_transformers_is_not_modelled_and_its_note_holds(pair):
-    """--model-impl transformers stays not_modelled (its speed and activations are transformers' modules'); what its
-    note says of the weights is what vLLM built: the parameters of the model's own vLLM class, to the byte, and no
-    rotary cos/sin cache among the buffers (vramcalc's weights less its rotary cache)."""
+def test_model_impl_transformers_weights_equal_vllm(pair):
+    """--model-impl transformers (modelled): vLLM's Transformers backend holds the parameters of the model's own vLLM
+    class to the byte, and its buffers drop by vramcalc's rotary cache less transformers' inv_freq buffers, to the
+    byte (weights.py transformers_rope_bytes; tests/test_vllm_model_impl.py checks more models)."""
     from vramcalc.pasted_command import flag_classes
+    from vramcalc.vllm.weights import transformers_rope_bytes
 
     c, own = pair
-    assert flag_classes()["vllm"]["--model-impl"]["class"] == "not_modelled"
-    if "error" in c:
-        assert "model_impl" in c["engine_args"]
-        return
-    assert c["model_class"].endswith("TransformersForCausalLM") or "Transformers" in c["model_class"]
-    assert c["built_bytes_rank0"] == own["built_bytes_rank0"]
-    w = weights_per_rank(load(c["model"]), c["tp"], 1, version="0.33.0")[0]
-    assert own["built_buffer_bytes_rank0"] - c["built_buffer_bytes_rank0"] >= 0.99 * w.rotary_cache_bytes
-    assert c["built_buffer_bytes_rank0"] < 2**16
+    assert flag_classes()["vllm"]["--model-impl"]["class"] == "modelled"
+    assert "Transformers" in c["model_class"]
+    spec = load(c["model"])
+    w = weights_per_rank(spec, c["tp"], 1, version="0.33.0", kv_colwise=True)[0]
+    assert w.bytes - w.rotary_cache_bytes == c["built_bytes_rank0"] == own["built_bytes_rank0"]
+    vllm_rope = weights_per_rank(spec, c["tp"], 1, version="0.33.0")[0].rotary_cache_bytes
+    assert own["built_buffer_bytes_rank0"] - c["built_buffer_bytes_rank0"] == vllm_rope - transformers_rope_bytes(spec)

@@ -11,7 +11,9 @@ never vramcalc's environment:
 fixture and keeps the rest.) A flag's fixture runs with it set: VLLM_ORACLE_DISABLE_SLIDING_WINDOW=1,
 VLLM_ORACLE_KV_CACHE_DTYPE_SKIP_LAYERS=0,sliding_window, VLLM_ORACLE_ENGINE_ARGS='{"mamba_block_size": 64}' (any
 EngineArgs fields as JSON, replacing the defaults below), or vLLM's own variables (VLLM_MLA_DISABLE=1); each is
-named in the file's produced_by and recorded per case.
+named in the file's produced_by and recorded per case. VLLM_ORACLE_SUPPORTED_LAYOUTS=LBNHC,LBHNC,... sets the
+layouts the backends declare (default LBNHC,LBHNC), so that VLLM_KV_CACHE_LAYOUT's resolution runs as vLLM's and
+its refusal is recorded.
 
 For each catalog config (vramcalc/data/models/*.json, written to a temp dir) and TP degree it builds vLLM's
 VllmConfig (EngineArgs.create_engine_config), builds the model class on the meta device under
@@ -441,6 +443,15 @@ def _plan_planning(cfg: Any, specs: dict[str, Any], memory: int) -> dict[str, An
     specs = {k: copy.copy(v) for k, v in specs.items()}  # grouping may unify them in place
     out: dict[str, Any] = {"memory_bytes": memory}
     layouts = [["LBNHC", "LBHNC"]]
+    if os.environ.get("VLLM_ORACLE_SUPPORTED_LAYOUTS"):  # the layouts the backends declare, most preferred first
+        # (FlashAttention declares none: v1/attention/backends/utils.py _DEFAULT_LAYOUT_PREFERENCE, 0.33.0)
+        layouts = [os.environ["VLLM_ORACLE_SUPPORTED_LAYOUTS"].split(",")]
+        try:
+            resolve_kv_cache_layout(cfg, layouts, list(specs.values()))
+        except ValueError as e:  # VLLM_KV_CACHE_LAYOUT outside the candidates: start-up fails
+            out["refusal"] = str(e)
+            return out
+        out["kv_cache_layout"] = cfg.cache_config.kv_cache_layout
     with contextlib.suppress(Exception):
         resolve_kv_cache_layout(cfg, layouts, list(specs.values()))
     groups = kp.get_global_kv_cache_groups(cfg, [specs])
@@ -663,6 +674,9 @@ def main() -> None:
         "unquantized with the KV dtype its quantization config gives `auto` (kv_cache_dtype_built)"),
         memory_note="memory_bytes is the KV budget handed to get_kv_cache_configs for every rank")
     flags = [k + "=1" for k in ("VLLM_ORACLE_DISABLE_SLIDING_WINDOW", "VLLM_MLA_DISABLE") if os.environ.get(k)]
+    for k in ("VLLM_ORACLE_SUPPORTED_LAYOUTS", "VLLM_KV_CACHE_LAYOUT"):
+        if os.environ.get(k):
+            flags.append(k + "=" + os.environ[k])
     if os.environ.get("VLLM_ORACLE_KV_CACHE_DTYPE_SKIP_LAYERS"):
         flags.append("VLLM_ORACLE_KV_CACHE_DTYPE_SKIP_LAYERS=" + os.environ["VLLM_ORACLE_KV_CACHE_DTYPE_SKIP_LAYERS"]
                      + " (EngineArgs kv_cache_dtype_skip_layers)")

@@ -430,6 +430,10 @@ class RotaryCache(Fixed):
     mrope_positions_factor: int  # M-RoPE caches hold max_position x this many positions before the release
     mrope_positions_factor_before: str
     mrope_positions_factor_source: str
+    # --model-impl transformers: transformers' rotary buffers (inv_freq, original_inv_freq) per rope config,
+    # bytes x rotary_dim, instead of vLLM's cos/sin cache
+    transformers_backend_bytes_per_dim: int = 4
+    transformers_backend_source: str = ""
 
 
 class Fp32Params(Fixed):
@@ -880,6 +884,13 @@ class FlagClass(Fixed):
     # no_effect: the flags (first names) without which it does nothing; with one of them in the command (each is
     # itself not modelled) it warns as not modelled, naming both
     only_with: list[str] | None = None
+    # not_modelled, a JSON-object flag: vLLM's config class, its fields (another key is vLLM's error), where they are
+    # defined, and the keys that change neither memory nor speed (a value of only those is listed as no effect)
+    config_class: str | None = None
+    fields: list[str] | None = None
+    fields_source: str | None = None
+    no_effect_keys: list[str] | None = None
+    modelled_keys: list[str] | None = None  # keys that vramcalc reads (the rest no effect): the flag sets `field`
 
 
 class CommandFlags(Fixed):

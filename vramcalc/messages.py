@@ -121,6 +121,9 @@ CODES: dict[str, str] = {
     "vllm.mamba_block_size.no_prefix_caching": "--mamba-block-size without prefix caching",
     "vllm.replayssm.refused": "--use-replayssm / --mamba-ssu-algorithm in a setting vLLM refuses (architecture, backend, prefix caching, ring length)",
     "vllm.gdn_prefill.refused": "--gdn-prefill-backend names a kernel of another platform (ROCm's AITER FlyDSL, XPU's SYCL)",
+    "vllm.model_impl.transformers_activations": "--model-impl transformers: weights and buffers modelled, the "
+                                                "activation peak and speed taken from vLLM's own class (uncertain)",
+    "vllm.model_impl.terratorch": "--model-impl terratorch: the TerraTorch backend is not modelled",
     "vllm.pooling.unchecked": "a pooling runner: what vramcalc sizes from vLLM's code, and what it takes from the "
                               "generate runner",
     "vllm.mla_disable.sparse_indexer": "VLLM_MLA_DISABLE=1 on a model with the sparse-attention indexer "

@@ -31,6 +31,7 @@ from .vllm.engine import VLLMResult
 from .vllm.engine import parse_eplb_config
 from .vllm.aux_output import parse_aux_output_config
 from .vllm.hf_overrides import json_object_arg, parse_hf_overrides
+from .vllm.features import config_object
 from .vllm.kv_transfer import parse_kv_transfer_config
 from .vllm.spec_decode import parse_speculative_config
 
@@ -495,6 +496,21 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
         if f.values and all(v in (f.entry.get("no_effect_values") or []) for v in f.values):
             no_effect.append(f.written())
             return False
+        if f.entry.get("fields"):  # a JSON object of a vLLM config class: its keys checked, the inert ones listed
+            keys: dict[str, Any] = {}
+            for v in f.values:
+                keys.update(config_object(f.name, v, f.entry["config_class"], f.entry["fields"],
+                                          f.entry["fields_source"]))
+            acting = sorted(k for k in keys if k not in (f.entry.get("no_effect_keys") or []))
+            if not acting:
+                no_effect.append(f.written())
+                return False
+            if all(k in (f.entry.get("modelled_keys") or []) for k in acting):
+                return True  # read as a modelled flag (its field)
+            warnings.append(warning("command.not_modelled", f"{f.written()}: {f.entry['note']}; its keys "
+                                    f"{', '.join(acting)} change memory in a way vramcalc does not model yet: the "
+                                    "figures ignore it"))
+            return False
         modelled = f.entry.get("modelled_values") or []
         items = [x for v in f.values for x in v.split(",")]
         if modelled and items and all(x in modelled or x in (f.entry.get("no_effect_values") or []) for x in items):
@@ -633,10 +649,16 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = None if v == "auto" else v
         elif fld == "moe_backend":
             opts[fld] = None if v == "auto" else v
+            reader["moe_backend_flag"] = v != "auto"
+        elif fld == "kernel_config":  # its moe_backend key (_common): --moe-backend other than auto wins over it
+            # (vllm/engine/arg_utils.py EngineArgs.create_engine_config, 0.33.0)
+            kc = {k: val for x in f.values for k, val in json.loads(x).items()}
+            if "moe_backend" in kc and not reader.get("moe_backend_flag"):
+                opts["moe_backend"] = None if kc["moe_backend"] == "auto" else str(kc["moe_backend"])
         elif fld in ("kv_cache_dtype", "quantization", "revision", "hf_config_path", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
-                     "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend", "mamba_backend",
-                     "mamba_ssu_algorithm", "offload_backend", "all2all_backend"):
+                     "model_impl", "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend",
+                     "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "all2all_backend"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens

@@ -183,6 +183,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     for flag in ("--mamba-cache-dtype", "--mamba-ssm-cache-dtype"):
         f.add_argument(flag, choices=["auto", "bfloat16", "float16", "float32"], default=None,
                        help="the recurrent state's dtype (conv and SSM; SSM only), auto: the model's")
+    f.add_argument("--model-impl", choices=["auto", "vllm", "transformers", "terratorch"], default=None,
+                   help="vLLM's --model-impl: transformers sizes the Transformers backend's buffers (its activations "
+                        "are taken from vLLM's own class, with a warning); auto and vllm: vLLM's own class")
     f.add_argument("--mm-encoder-tp-mode", choices=["weights", "data"], default=None,
                    help="data: the whole vision tower on every TP rank (weights, the default, shards it)")
     f.add_argument("--pp-layer-partition", type=_partition, default=None,
@@ -278,7 +281,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
                  "num_gpu_blocks_override", "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size",
                  "kv_offloading_backend", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "pp_layer_partition",
-                 "mm_encoder_tp_mode",
+                 "mm_encoder_tp_mode", "model_impl",
                  "lora_dtype", "hf_config_path",
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
                  "decode_context_parallel_size", "prefill_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",

@@ -39,7 +39,8 @@ from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_override
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
 from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mxfp4_moe_backend, pp_layer_split,
-                      mxfp8_dequant_per_rank, rocm_fp8_padding_per_rank, sharding_switches, vllm_rules, weights_per_rank)
+                      mxfp8_dequant_per_rank, rocm_fp8_padding_per_rank, sharding_switches, transformers_rope_bytes,
+                      vllm_rules, weights_per_rank)
 from ..trace import TraceTerm, term
 
 GIB = 2**30
@@ -93,6 +94,10 @@ class VLLMOptions(CheckedOptions):
     # profile run (_sparse_indexer)
     sparse_indexer_max_logits_mb: int | None = Field(default=None, ge=0, le=2**20)
     disable_custom_all_reduce: bool = False  # --disable-custom-all-reduce
+    # --model-impl (vllm/config/model.py ModelImpl, 0.33.0): transformers builds vLLM's Transformers backend, whose
+    # parameters are the vLLM class's and whose rotary buffers are transformers' (weights.py transformers_rope_bytes);
+    # terratorch (geospatial pooling models) is not modelled; auto and vllm build vLLM's own class for these models
+    model_impl: Literal["auto", "vllm", "transformers", "terratorch"] = "auto"
     # --speculative-config as the JSON object vLLM takes (vramcalc/vllm/spec_decode.py parse_speculative_config)
     speculative_config: dict[str, Any] | None = None
     spec_acceptance: float | None = None  # a stated per-token acceptance rate for the speed estimate
@@ -1087,7 +1092,12 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
     q_group, embed = sharding_switches(spec, opts.tp, opts.decode_context_parallel_size, opts.dcp_q_replicate,
                                        opts.replicate_embed, opts.mla_disable, rocm)
     weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, _moe(spec, opts), opts.pp_layer_partition,
-                               version=opts.engine_version, q_group=q_group, replicate_embed=embed)
+                               version=opts.engine_version, q_group=q_group, replicate_embed=embed,
+                               kv_colwise=opts.model_impl == "transformers")
+    if opts.model_impl == "transformers":  # transformers' rotary buffers replace vLLM's cos/sin cache
+        hf = transformers_rope_bytes(spec)
+        weights = [w.model_copy(update={"bytes": w.bytes - w.rotary_cache_bytes + hf, "rotary_cache_bytes": hf})
+                   for w in weights]
     if gguf and file_weight_bytes:  # each rank's share of the file's tensor bytes
         scale = file_weight_bytes / weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
         weights = [w.model_copy(update={"bytes": int(w.bytes * scale)}) for w in weights]
@@ -1847,6 +1857,19 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         errors.append(error("vllm.mamba_block_size.no_prefix_caching", "ValueError: --mamba-block-size can only be set "
                             "with --enable-prefix-caching", fix="--enable-prefix-caching, or drop --mamba-block-size",
                             source="vllm/config/vllm.py VllmConfig.validate_mamba_block_size"))
+    if opts.model_impl == "transformers":
+        warnings.append(warning(
+            "vllm.model_impl.transformers_activations",
+            "--model-impl transformers: vLLM's Transformers backend holds the parameters of vLLM's own class and "
+            "transformers' small rotary buffers instead of vLLM's cos/sin cache (modelled); its profile-run "
+            "activation peak, CUDA-graph pool and speed are those of transformers' modules, which vramcalc does not "
+            "size: the figures take vLLM's own class's, so the activation term is uncertain",
+            source="vllm/model_executor/models/transformers/base.py Base (0.33.0)"))
+    elif opts.model_impl == "terratorch":
+        warnings.append(warning(
+            "vllm.model_impl.terratorch", "--model-impl terratorch builds the TerraTorch backend (geospatial pooling "
+            "models), which vramcalc does not model: the figures are those of vLLM's own class",
+            source="vllm/model_executor/models/terratorch.py (0.33.0)"))
     convert = pooling_convert(opts)
     if convert:
         warnings.append(warning("vllm.pooling.unchecked", f"pooling runner (--convert {convert}): the lm_head is not "
@@ -2340,6 +2363,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append("--disable-hybrid-kv-cache-manager")
     if opts.mm_encoder_tp_mode != "weights":
         out.append(f"--mm-encoder-tp-mode {opts.mm_encoder_tp_mode}")
+    if opts.model_impl != "auto":
+        out.append(f"--model-impl {opts.model_impl}")
     for flag, dt in (("--mamba-cache-dtype", opts.mamba_cache_dtype), ("--mamba-ssm-cache-dtype",
                                                                        opts.mamba_ssm_cache_dtype)):
         if dt != "auto":

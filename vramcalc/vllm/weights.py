@@ -71,10 +71,10 @@ SHARDED_1D = re.compile(r"\.mamba\.(dt_bias|A_log|D|norm\.weight|conv1d\.(weight
 
 
 def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None, moe: "MoEShards | None" = None,
-                q_group: int = 1, replicate_embed: bool = False) -> tuple[int, ...]:
+                q_group: int = 1, replicate_embed: bool = False, kv_colwise: bool = False) -> tuple[int, ...]:
     """The shape of tensor t on one TP rank (routed experts: over `moe`'s ranks, see MoEShards). q_group: the DCP
     group --dcp-q-replicate holds the MLA query projection whole within (1: off); replicate_embed: VLLM_REPLICATE_EMBED
-    (see sharding_switches)."""
+    (see sharding_switches); kv_colwise: k/v projections split by column like any other (the Transformers backend)."""
     s = list(t.shape)
     name = t.name
     if replicate_embed and name == "model.embed_tokens.weight":
@@ -115,6 +115,8 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
         return (ssm.d_inner // tp + bc, *s[1:])
     if KV.search(name) and layer is not None and layer.attention is not None:
         a = layer.attention
+        if kv_colwise:  # vLLM v0.33.0 models/transformers/utils.py replace_linear_class: "colwise" is a
+            return (s[0] // tp, *s[1:])  # ColumnParallelLinear, split below a head where TP > the KV heads
         heads = max(1, a.num_kv_heads // tp)
         dim = s[0] // a.num_kv_heads
         return (heads * dim, *s[1:])
@@ -205,6 +207,35 @@ def rotary_cache_bytes(spec: ModelSpec, version: str | None = None) -> int:
     if spec.model_type in rules.sliding_own_rope and sliding:
         return full + one + indexer
     return full + indexer
+
+
+def transformers_rope_bytes(spec: ModelSpec) -> int:
+    """The rotary buffers of vLLM's Transformers backend (--model-impl transformers): no cos/sin cache, but
+    transformers' rotary module keeps inv_freq and original_inv_freq (rotary_dim / 2 float32 each) per rope config
+    (data/vllm.json rotary_cache transformers_backend_source; vLLM v0.33.0 vllm/model_executor/models/transformers/
+    base.py)."""
+    a = next((layer.attention for layer in spec.layers if layer.attention is not None), None)
+    if a is None or spec.max_position_embeddings is None:
+        return 0
+    rules = vllm_rules().rotary_cache
+    per_dim = rules.transformers_backend_bytes_per_dim
+    rope = spec.rope_scaling or {}
+    if rope and all(isinstance(v, dict) for v in rope.values()):
+        total = 0
+        for layer_type, params in rope.items():
+            kind = "sliding" if layer_type == "sliding_attention" else "full"
+            heads = [layer.attention.head_dim_k for layer in spec.layers
+                     if layer.attention is not None and layer.attention.kind == kind]
+            if heads:
+                prf = params.get("partial_rotary_factor")
+                prf = prf if isinstance(prf, (int, float)) and params.get("rope_type") not in rules.whole_head else 1.0
+                total += per_dim * int(max(heads) * prf)
+        return total
+    factor = rope.get("partial_rotary_factor", 1.0) if isinstance(rope.get("partial_rotary_factor"), (int, float)) else 1.0
+    dim = a.mla.qk_rope_head_dim if a.mla is not None else int(a.head_dim_k * factor)
+    sliding = any(layer.attention is not None and layer.attention.kind == "sliding" for layer in spec.layers)
+    configs = 2 if spec.model_type in rules.sliding_own_rope and sliding else 1
+    return configs * per_dim * dim
 
 
 def _release_key(v: str) -> tuple[int, ...]:
@@ -335,22 +366,24 @@ def sharding_switches(spec: ModelSpec, tp: int, dcp: int, dcp_q_replicate: bool,
 def weights_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
                      dtype: str | None = None, mxfp4_backend: str | None = None,
                      moe: MoEShards | None = None, partition: tuple[int, ...] | None = None,
-                     version: str | None = None, q_group: int = 1, replicate_embed: bool = False
-                     ) -> list[RankWeights]:
+                     version: str | None = None, q_group: int = 1, replicate_embed: bool = False,
+                     kv_colwise: bool = False) -> list[RankWeights]:
     """Weight bytes of every GPU (all ranks of one TP x PP engine). mxfp4_backend: the MoE kernel
     whose padded layout MXFP4 experts take (mxfp4_moe_backend); None keeps the checkpoint layout.
     moe: the routed experts' split under data / expert parallelism (moe_shards); None: TP like the rest.
     partition: VLLM_PP_LAYER_PARTITION's layers per stage (pp_layer_split).
     version: the vLLM release, for its buffers (rotary_cache_bytes); None: the modelled one.
-    q_group, replicate_embed: the sharding switches of sharding_switches."""
+    q_group, replicate_embed: the sharding switches of sharding_switches; kv_colwise: --model-impl transformers'
+    k/v projections (_rank_shape)."""
     scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
     # the layers' bytes do not depend on the release: sized once, the release's rotary cache added to them
-    key = (id(spec), tp, pp, scheme, dtype, mxfp4_backend, moe, partition, q_group, replicate_embed)
+    key = (id(spec), tp, pp, scheme, dtype, mxfp4_backend, moe, partition, q_group, replicate_embed, kv_colwise)
     hit = _MEMO.get(key)
     if hit is not None and hit[0] is spec:
         base = hit[1]
     else:
-        base = _weights_per_rank(spec, tp, pp, scheme, dtype, mxfp4_backend, moe, partition, q_group, replicate_embed)
+        base = _weights_per_rank(spec, tp, pp, scheme, dtype, mxfp4_backend, moe, partition, q_group, replicate_embed,
+                                 kv_colwise)
         _MEMO.put(key, (spec, base), layers_weight(len(spec.layers)) + len(base))
     rope = rotary_cache_bytes(spec, version)
     return [w.model_copy(update={"bytes": w.bytes + rope, "rotary_cache_bytes": rope}) for w in base]
@@ -358,8 +391,8 @@ def weights_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantSch
 
 def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dtype: str | None,
                       mxfp4_backend: str | None, moe: MoEShards | None = None,
-                      partition: tuple[int, ...] | None = None, q_group: int = 1, replicate_embed: bool = False
-                      ) -> list[RankWeights]:
+                      partition: tuple[int, ...] | None = None, q_group: int = 1, replicate_embed: bool = False,
+                      kv_colwise: bool = False) -> list[RankWeights]:
     """Each rank's weight bytes without the rotary cache (weights_per_rank adds the release's)."""
     wdtype = dtype or spec.dtype
     base = dtype_bytes(wdtype)
@@ -386,7 +419,7 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
         nbytes = per_kind.get(key) if key is not None else None
         if nbytes is None:
             nbytes = _tensor_rank_bytes(t, spec, tp, layer, scheme, base, mxfp4_backend, moe, composite, q_group,
-                                        replicate_embed)
+                                        replicate_embed, kv_colwise)
             if key is not None and not scheme.ignore:  # ignore lists may name single layers
                 per_kind[key] = nbytes
         for st in stages:
@@ -401,9 +434,9 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
 
 def _tensor_rank_bytes(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None, scheme: QuantScheme,
                        base: int, mxfp4_backend: str | None, moe: MoEShards | None, composite: bool,
-                       q_group: int = 1, replicate_embed: bool = False) -> int:
+                       q_group: int = 1, replicate_embed: bool = False, kv_colwise: bool = False) -> int:
     """Bytes of tensor t on one TP rank: its rank shape (_rank_shape) in the scheme's stored layout."""
-    shape = _rank_shape(t, spec, tp, layer, moe, q_group, replicate_embed)
+    shape = _rank_shape(t, spec, tp, layer, moe, q_group, replicate_embed, kv_colwise)
     # float32 whatever the model dtype (data/vllm.json fp32_params): DeepSeek's router bias, a Mamba A
     size = 4 if any(p in t.name for p in vllm_rules().fp32_params.patterns) else base
     rank_t = t.model_copy(update={"shape": shape})
