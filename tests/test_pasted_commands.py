@@ -33,9 +33,20 @@ def test_thirty_real_commands_with_their_sources():
     assert {"vllm", "llamacpp"} <= {c["as"]["engine"] for c in DATA if "as" in c}
 
 
+_CHECKED: dict = {}
+
+
+def _checked(command: str, system: str):
+    """check_command of a recorded case, once a worker: the two tests over every case share it (xdist_group)."""
+    if (command, system) not in _CHECKED:
+        _CHECKED[command, system] = check_command(command, system)
+    return _CHECKED[command, system]
+
+
+@pytest.mark.xdist_group("pasted-cases")
 @pytest.mark.parametrize("case", [c for c in DATA if "as" in c], ids=lambda c: c["id"])
 def test_same_answer_as_the_equivalent_check(case):
-    r = check_command(case["command"], case["system"])
+    r = _checked(case["command"], case["system"])
     want = case["as"]
     options = json.loads(json.dumps(r.options))  # tuples as JSON lists, as the case records them
     assert (r.engine, r.model, options) == (want["engine"], want["model"], want["options"])
@@ -513,6 +524,7 @@ def test_model_url_load_mode_and_no_op_offload():
     assert off.devices[-1].compute_buffer_bytes > on.devices[-1].compute_buffer_bytes
 
 
+@pytest.mark.xdist_group("pasted-cases")
 def test_every_refused_vllm_command_carries_a_rechecked_fix():
     """Each recorded vLLM command (tests/data/pasted_commands.json) that vramcalc refuses names a change that, run
     again through the engine model, starts; the 4x A10 Qwen3.5-35B-A3B hybrid (3.0 GiB of CUDA graphs per GPU inside
@@ -523,7 +535,7 @@ def test_every_refused_vllm_command_carries_a_rechecked_fix():
         try:
             if read_command(c["command"])[1].engine != "vllm":  # the parse alone: llama.cpp commands are not run
                 continue
-            r = check_command(c["command"], c["system"])
+            r = _checked(c["command"], c["system"])
         except VramcalcError:  # a model only the Hub has (tests run offline), or a refusal by name
             continue
         if r.fits or not isinstance(r.result, vramcalc.VLLMResult):
