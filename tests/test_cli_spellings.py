@@ -87,7 +87,8 @@ def test_one_gpu_is_not_turned_into_several(capsys, argv, ranks):
 @pytest.mark.parametrize("argv, said", [
     (["--tp", "3"], "--tp is a vLLM option: add --engine vllm"),
     (["-ngl", "20"], "--n-gpu-layers is a llama.cpp option: add --engine llamacpp"),
-    (["--concurrency", "8"], "--concurrency sets the load of the serving estimate, which needs an engine"),
+    (["--concurrency", "8"], "--concurrency is read by the engine checks only: add --engine vllm or --engine llamacpp"),
+    (["--ram", "64"], "--ram is read by the engine checks only"),
     (["--engine", "llamacpp", "--max-num-seqs", "8"],
      "--max-num-seqs is a vLLM option, which --engine llamacpp does not read"),
     (["--engine", "vllm", "-np", "4"], "--parallel is a llama.cpp option, which --engine vllm does not read"),
@@ -101,6 +102,12 @@ def test_an_option_no_engine_reads_is_refused_not_ignored(capsys, argv, said):
 def test_the_prefix_a_workload_shares_is_read_by_either_engine(capsys):
     r = dump(capsys, *LLAMA, "--quant", "Q4_K_M", "--ctx", "8192", "--concurrency", "2", "--shared-prefix", "512")
     assert r["speed"]["concurrency"] == 2
+
+
+def test_host_ram_is_read_by_either_engine(capsys):
+    """--ram sits with llama.cpp's options, but vLLM's check reads it too (its fix and alternatives search)."""
+    r = dump(capsys, "check", "qwen3-8b", "--gpu", "h100", "--engine", "vllm", "--ram", "64", "--ctx", "8192")
+    assert r["fits"]
 
 
 def test_the_suggested_system_is_the_check_that_was_meant(capsys):

@@ -413,3 +413,6 @@ def test_expert_parallel_lora_slots_and_refusals():
     assert [e.code for e in r.errors] == ["vllm.lora.ep_fully_sharded"] and not r.fits
     r = _run("Qwen/Qwen3-30B-A3B", tp=2, enable_lora=True, enable_expert_parallel=True, all2all_backend="deepep_low_latency")
     assert "vllm.lora.ep_all2all" in [e.code for e in r.errors]
+    # naive and pplx are gone in 0.33: ParallelConfig falls back to allgather_reducescatter before the LoRA check
+    r = _run("Qwen/Qwen3-30B-A3B", tp=2, enable_lora=True, enable_expert_parallel=True, all2all_backend="naive")
+    assert "vllm.lora.ep_all2all" not in [e.code for e in r.errors]

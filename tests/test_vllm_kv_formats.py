@@ -83,3 +83,12 @@ def test_fp8_per_token_head_below_sm89_is_refused_as_triton_refuses_it():
     ok = check_vllm(load("Qwen/Qwen3-8B"), find_gpu("3090"), VLLMOptions(kv_cache_dtype="int8_per_token_head",
                                                                          max_model_len=8192))
     assert ok.fits
+
+
+def test_packed_kv_dtypes_off_nvidia_are_not_modelled():
+    """vLLM's ROCm platform selects TurboQuant too (vllm/platforms/rocm.py), but the pages, backend and workspace
+    were checked on the CUDA platform's rules only: answering on an MI300X would leave its workspace out."""
+    for dtype in ("turboquant_k8v4", "int8_per_token_head"):
+        with pytest.raises(NotModelledError, match="modelled on NVIDIA GPUs"):
+            check_vllm(load("Qwen/Qwen3-8B"), find_gpu("mi300x"), VLLMOptions(kv_cache_dtype=dtype,
+                                                                                max_model_len=8192))

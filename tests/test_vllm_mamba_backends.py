@@ -178,3 +178,14 @@ def test_replayssm_flags_from_a_pasted_command():
     _, read = read_command("vllm serve nvidia/Nemotron-H-8B-Base-8K --mamba-ssu-algorithm simple")
     r = check_vllm(load(c["model"]), find_gpu("h200"), VLLMOptions(**read.options))
     assert [e.code for e in r.errors if e.code == "vllm.replayssm.refused"] == ["vllm.replayssm.refused"]
+
+
+@pytest.mark.parametrize("extra", [{"kv_offloading_size": 8.0},
+                                   {"kv_transfer_config": {"kv_connector": "NixlConnector", "kv_role": "kv_both"}}])
+def test_replayssm_with_a_kv_connector_is_vllm_s_refusal(extra):
+    """VllmConfig.validate_mamba_cached_kernel (vllm/config/vllm.py, 0.33.0): after the kernel checks, any KV-transfer
+    instance, --kv-offloading-size's kv_both connector included, is refused."""
+    opts = VLLMOptions(use_replayssm=True, mamba_backend="flashinfer", enable_prefix_caching=False, max_model_len=8192,
+                       **extra)
+    r = check_vllm(load("nvidia/Nemotron-H-8B-Base-8K"), find_gpu("h100"), opts)
+    assert not r.fits and any("--use-replayssm is incompatible with KV connectors" in e.text for e in r.errors)

@@ -72,11 +72,14 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                  if a.dest not in ENGINE_NEUTRAL],
         "llamacpp": [(a.dest, a.default, a.option_strings[0]) for g in llama_groups for a in g._group_actions
                      if a.dest not in ENGINE_NEUTRAL],
-        "speed": [(a.dest, a.default, a.option_strings[0]) for a in s._group_actions]})
+        "speed": [(a.dest, a.default, a.option_strings[0]) for a in s._group_actions] +
+                 [(a.dest, a.default, a.option_strings[0]) for g in vllm_groups + llama_groups for a in g._group_actions
+                  if a.dest in ENGINE_NEUTRAL]})
 
 
-# read by the serving estimate of either engine, though listed with vLLM's options
-ENGINE_NEUTRAL = frozenset({"shared_prefix"})
+# read by either engine's check, though listed in one engine's group: the serving estimate's shared prefix, and the
+# host RAM (llama.cpp's host buffers; vLLM's fix and alternatives search, check_vllm.gather)
+ENGINE_NEUTRAL = frozenset({"shared_prefix", "ram"})
 ENGINE_NAMES = {"vllm": "vLLM", "llamacpp": "llama.cpp"}
 
 
@@ -90,8 +93,7 @@ def refuse_unread_options(args: argparse.Namespace) -> None:
         if not given:
             continue
         if engine == "speed":
-            raise InputError(f"{given[0]} sets the load of the serving estimate, which needs an engine: add "
-                             "--engine vllm or --engine llamacpp")
+            raise InputError(f"{given[0]} is read by the engine checks only: add --engine vllm or --engine llamacpp")
         if args.engine == "none":
             raise InputError(f"{given[0]} is a {ENGINE_NAMES[engine]} option: add --engine {engine} (without "
                              "--engine, check weighs the weights and KV cache only)")

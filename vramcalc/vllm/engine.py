@@ -899,6 +899,11 @@ def replayssm_messages(spec: ModelSpec, opts: VLLMOptions, prefix_caching: bool,
     elif not flashinfer:
         refuse("triton_v2", "--mamba-backend flashinfer --disable-prefix-caching (Model Runner V2 is vLLM 0.33.0's "
                "default; under VLLM_USE_V2_MODEL_RUNNER=0, which vramcalc does not model, Triton's runs)")
+    kt = opts.kv_transfer_config or {}
+    if not out and (opts.kv_offloading_size is not None or (kt.get("kv_connector") and kt.get("kv_role") in
+                                                             ("kv_producer", "kv_consumer", "kv_both"))):
+        refuse("kv_connector", "drop --use-replayssm, or the KV connector (--kv-transfer-config / "
+               "--kv-offloading-size)")
     return opts.replayssm_buffer_len + (1 + spec_tokens if flashinfer else 0), out
 
 
@@ -911,9 +916,10 @@ def _skip_layers(spec: ModelSpec, opts: VLLMOptions) -> tuple[str, ...]:
     return tuple(sorted(set(given) | set(turboquant_boundary_layers(spec))))
 
 
-def _kv_format_gate(spec: ModelSpec, opts: VLLMOptions, version: str) -> Message | None:
+def _kv_format_gate(spec: ModelSpec, opts: VLLMOptions, version: str, gpu: GPU | None = None) -> Message | None:
     """A KV dtype the release does not have is its error; a packed one on a release whose rules vramcalc has not
-    checked, or one vramcalc does not model, is refused as not modelled (data/vllm_kv_formats.json)."""
+    checked, off NVIDIA GPUs (its pages, backend and workspace are checked on the CUDA platform's rules only), or one
+    vramcalc does not model, is refused as not modelled (data/vllm_kv_formats.json)."""
     f = kv_formats()
     name = opts.kv_cache_dtype
     since = f.accepted_since.get(name)
@@ -924,6 +930,9 @@ def _kv_format_gate(spec: ModelSpec, opts: VLLMOptions, version: str) -> Message
     if name in f.not_modelled:
         raise NotModelledError(f"--kv-cache-dtype {name} ({f.not_modelled[name]}): not modelled; vramcalc models "
                                f"{', '.join(['auto', 'bfloat16', 'float16', 'fp8', *f.formats])}")
+    if name in f.formats and gpu is not None and (gpu.vendor or "nvidia") != "nvidia":
+        raise NotModelledError(f"--kv-cache-dtype {name} is modelled on NVIDIA GPUs (vLLM {f.checked_on}'s CUDA "
+                               f"platform); on {gpu.vendor} GPUs its backend and workspace are not checked")
     if name in f.formats and version != f.checked_on:
         raise NotModelledError(f"--kv-cache-dtype {name} is modelled on vLLM {f.checked_on} (its page sizes equal "
                                f"that release's own code); vLLM {version}'s rules for it are not checked")
@@ -1194,7 +1203,9 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
                                     "enable_expert_parallel=True together with fully_sharded_loras=True. Disable one "
                                     f"of them. [{where} FusedMoEWithLoRA._verify_ep_fs]",
                                     fix="drop --fully-sharded-loras", source=where))
-            backend = opts.all2all_backend or "allgather_reducescatter"  # vllm/config/parallel.py default
+            from . import all2all
+
+            backend = all2all.backend(opts)  # as ParallelConfig resolves it (removed backends fall back, aliases)
             if backend != "allgather_reducescatter":  # _ep_check
                 errors.append(error("vllm.lora.ep_all2all", "AssertionError: Fused MoE LoRA with EP currently only "
                                     f"supports all2all_backend='allgather_reducescatter', got '{backend}'. "
@@ -1308,8 +1319,9 @@ def ubatch_messages(opts: VLLMOptions, gpu: GPU) -> list[Message]:
     u = features().ubatch
     flag = "--enable-dbo" if opts.enable_dbo else f"--ubatch-size {opts.ubatch_size}"
     ok = u.backends["rocm" if gpu.vendor == "amd" else "cuda"]
-    backend = opts.all2all_backend or u.default_backend
-    backend = u.default_backend if backend in u.removed else backend
+    from . import all2all
+
+    backend = all2all.backend(opts)
     src = "vllm/config/vllm.py VllmConfig.__post_init__ (0.33.0)"
     if backend not in ok:
         text = u.refusal.format(backends=", ".join(ok), backend=backend,
@@ -1802,7 +1814,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                         fix=f"--engine-version {oldest.version} or later", source="data/vllm.json oldest_modelled")
         return _result(False, version, spec, opts, [], 0, 0.0, L0, False, 0, [unmodelled], [], mnbt0, seqs0,
                        opts.gpu_memory_utilization or prof.gpu_memory_utilization, [oldest.source_note])
-    if (kv_refused := _kv_format_gate(spec, opts, version)) is not None:
+    if (kv_refused := _kv_format_gate(spec, opts, version, gpu)) is not None:
         L0 = opts.max_model_len or derived_max_model_len(spec)
         mnbt0, seqs0 = _batch_defaults(gpu, version)
         return _result(False, version, spec, opts, [], 0, 0.0, L0, False, 0, [kv_refused], [], mnbt0, seqs0,
