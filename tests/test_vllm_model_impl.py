@@ -160,7 +160,8 @@ def test_json_config_flags_refuse_a_key_the_class_lacks(flag, cls):
 
 def test_kernel_config_moe_backend_is_read_as_moe_backend():
     """--kernel-config '{"moe_backend": ...}' is the key --moe-backend sets (vllm/engine/arg_utils.py, 0.33.0): read
-    as it, and --moe-backend other than auto wins; beside another key the flag is not modelled as a whole."""
+    as it, normalised as KernelConfig does, and --moe-backend other than auto wins in either order; beside another
+    key the modelled key is still read and the other one named as not modelled."""
     base = "vllm serve openai/gpt-oss-20b --max-model-len 8192"
     kc = check_command(f"{base} --kernel-config '{{\"moe_backend\": \"marlin\"}}'", "h100")
     flag = check_command(f"{base} --moe-backend marlin", "h100")
@@ -169,4 +170,9 @@ def test_kernel_config_moe_backend_is_read_as_moe_backend():
     assert read_command(f"{base} --moe-backend triton --kernel-config.moe_backend marlin")[1].options[
         "moe_backend"] == "triton"
     both = read_command(f"{base} --kernel-config '{{\"moe_backend\": \"marlin\", \"monokernel\": true}}'")[1]
-    assert "moe_backend" not in both.options and [w for w in both.warnings if w.code == "command.not_modelled"]
+    said = [w.text for w in both.warnings if w.code == "command.not_modelled"]
+    assert both.options["moe_backend"] == "marlin" and len(said) == 1 and "keys monokernel change" in said[0]
+    for cmd in (f"{base} --kernel-config '{{\"moe_backend\": \"Marlin\"}}' --moe-backend auto",
+                f"{base} --moe-backend auto --kernel-config '{{\"moe_backend\": \"marlin\"}}'"):
+        assert read_command(cmd)[1].options["moe_backend"] == "marlin"  # arg_utils: auto leaves the key as it is
+    assert read_command(f"{base} --kernel-config '{{\"moe_backend\": null}}'")[1].options.get("moe_backend") is None

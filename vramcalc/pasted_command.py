@@ -505,12 +505,13 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
             if not acting:
                 no_effect.append(f.written())
                 return False
-            if all(k in (f.entry.get("modelled_keys") or []) for k in acting):
-                return True  # read as a modelled flag (its field)
-            warnings.append(warning("command.not_modelled", f"{f.written()}: {f.entry['note']}; its keys "
-                                    f"{', '.join(acting)} change memory in a way vramcalc does not model yet: the "
-                                    "figures ignore it"))
-            return False
+            modelled_keys = f.entry.get("modelled_keys") or []
+            unmodelled = [k for k in acting if k not in modelled_keys]
+            if unmodelled:
+                warnings.append(warning("command.not_modelled", f"{f.written()}: {f.entry['note']}; its keys "
+                                        f"{', '.join(unmodelled)} change memory in a way vramcalc does not model yet: "
+                                        "the figures ignore it"))
+            return len(unmodelled) < len(acting)  # its modelled keys are read (the flag's field)
         modelled = f.entry.get("modelled_values") or []
         items = [x for v in f.values for x in v.split(",")]
         if modelled and items and all(x in modelled or x in (f.entry.get("no_effect_values") or []) for x in items):
@@ -647,14 +648,21 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = {**opts.get(fld, {}), **_mm_limits(name, v or "")}
         elif fld == "dtype":
             opts[fld] = None if v == "auto" else v
-        elif fld == "moe_backend":
-            opts[fld] = None if v == "auto" else v
-            reader["moe_backend_flag"] = v != "auto"
-        elif fld == "kernel_config":  # its moe_backend key (_common): --moe-backend other than auto wins over it
+        elif fld == "moe_backend":  # other than auto it wins over --kernel-config's key, in either order
             # (vllm/engine/arg_utils.py EngineArgs.create_engine_config, 0.33.0)
+            if v != "auto":
+                opts[fld] = v
+                reader["moe_backend_flag"] = True
+            elif not reader.get("kernel_moe_backend"):
+                opts[fld] = None
+        elif fld == "kernel_config":  # its moe_backend key (_common), normalised as KernelConfig does
+            # (vllm/config/kernel.py _normalize_moe_backend: lower case, - as _; null is the default, auto)
             kc = {k: val for x in f.values for k, val in json.loads(x).items()}
             if "moe_backend" in kc and not reader.get("moe_backend_flag"):
-                opts["moe_backend"] = None if kc["moe_backend"] == "auto" else str(kc["moe_backend"])
+                mb = kc["moe_backend"]
+                mb = mb.lower().replace("-", "_") if isinstance(mb, str) else mb
+                opts["moe_backend"] = None if mb in (None, "auto") else str(mb)
+                reader["kernel_moe_backend"] = opts["moe_backend"] is not None
         elif fld in ("kv_cache_dtype", "quantization", "revision", "hf_config_path", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
                      "model_impl", "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend",
