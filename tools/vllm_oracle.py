@@ -47,6 +47,7 @@ import contextlib
 import glob
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -576,6 +577,27 @@ def _run(entry: dict[str, Any], config: dict[str, Any], tp: int, kv_dtype: str, 
             row["plans"].append(_plan(cfg, specs, int(gib * GIB)))
         del model
         return row
+
+
+def print_case_row(run: Any) -> None:
+    """`--case N` of a one-process-per-case oracle (a fresh interpreter for each case's environment variables): the
+    case's row on stdout, or vLLM's refusal as its message."""
+    try:
+        row = run()
+    except Exception as e:  # what vLLM refuses, as its message
+        if os.environ.get("VLLM_ORACLE_DEBUG"):
+            raise
+        row = {"error": f"{type(e).__name__}: {' '.join(str(e).split())[:400]}"}
+    print("ROW " + json.dumps(row))
+
+
+def case_in_subprocess(script: str, out: str, i: int, env_set: dict[str, str]) -> dict[str, Any]:
+    """Case i of `script` run as `--case i` in its own interpreter with env_set added: its row (print_case_row)."""
+    env = dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_LOGGING_LEVEL="ERROR", **env_set)
+    p = subprocess.run([sys.executable, script, "--out", out, "--case", str(i)], env=env, capture_output=True,
+                       text=True)
+    lines = [x for x in p.stdout.splitlines() if x.startswith("ROW ")]
+    return json.loads(lines[-1][4:]) if lines else {"error": (p.stderr.strip().splitlines() or ["?"])[-1][:400]}
 
 
 def record_case(doc: dict[str, Any], out: str, refused: str, key: dict[str, Any], run: Any, label: str) -> Any:

@@ -24,12 +24,12 @@ import argparse
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
+import vllm_oracle as vo  # noqa: E402
 
 STEM = "deepseek-ai__DeepSeek-V3.2"
 # (TP, EngineArgs fields, environment, arguments of the sparse_attn_indexer call beyond the profile run's)
@@ -144,13 +144,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.case is not None:
         tp, args, _env, call = CASES[a.case]
-        try:
-            row = one(tp, args, call)
-        except Exception as e:  # what vLLM refuses, as its message
-            if os.environ.get("VLLM_ORACLE_DEBUG"):
-                raise
-            row = {"error": f"{type(e).__name__}: {' '.join(str(e).split())[:400]}"}
-        print("ROW " + json.dumps(row))
+        vo.print_case_row(lambda: one(tp, args, call))
         return
     import importlib.metadata as md
 
@@ -163,11 +157,7 @@ def main() -> None:
         "with a meta-device WorkspaceManager (its bytes after the call; every other torch.empty it made). Run on "
         "CPU: VLLM_TARGET_DEVICE=cpu the vllm venv python tools/vllm_sparse_indexer_oracle.py --out FILE")}
     for i, (tp, args, env_set, call) in enumerate(CASES):
-        env = dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_LOGGING_LEVEL="ERROR", **env_set)
-        p = subprocess.run([sys.executable, __file__, "--out", a.out, "--case", str(i)], env=env,
-                           capture_output=True, text=True)
-        lines = [x for x in p.stdout.splitlines() if x.startswith("ROW ")]
-        row = json.loads(lines[-1][4:]) if lines else {"error": (p.stderr.strip().splitlines() or ["?"])[-1][:400]}
+        row = vo.case_in_subprocess(__file__, a.out, i, env_set)
         row.update(engine_args=args, env=env_set, call=call)
         doc["cases"].append(row)
         print(tp, args, env_set, call, row, file=sys.stderr)

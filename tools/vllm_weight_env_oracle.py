@@ -19,11 +19,11 @@ import argparse
 import contextlib
 import json
 import os
-import subprocess
 import sys
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
+import vllm_oracle as vo  # noqa: E402
 
 # (catalog file stem, TP, EngineArgs fields, environment, cuda_class)
 CASES: list[tuple[str, int, dict[str, Any], dict[str, str], bool]] = [
@@ -130,13 +130,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.case is not None:
         stem, tp, args, _env, cuda = CASES[a.case]
-        try:
-            row = one(stem, tp, args, cuda)
-        except Exception as e:  # what vLLM refuses, as its message
-            if os.environ.get("VLLM_ORACLE_DEBUG"):
-                raise
-            row = {"error": f"{type(e).__name__}: {' '.join(str(e).split())[:400]}"}
-        print("ROW " + json.dumps(row))
+        vo.print_case_row(lambda: one(stem, tp, args, cuda))
         return
     import importlib.metadata as md
 
@@ -158,11 +152,7 @@ def main() -> None:
         if key(stem, tp, args, env, cuda) in kept:  # a case the file holds already is kept as it is
             doc["cases"].append(kept[key(stem, tp, args, env, cuda)])
             continue
-        e = dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_LOGGING_LEVEL="ERROR", **env)
-        p = subprocess.run([sys.executable, __file__, "--out", a.out, "--case", str(i)], env=e,
-                           capture_output=True, text=True)
-        lines = [x for x in p.stdout.splitlines() if x.startswith("ROW ")]
-        row = json.loads(lines[-1][4:]) if lines else {"error": (p.stderr.strip().splitlines() or ["?"])[-1][:400]}
+        row = vo.case_in_subprocess(__file__, a.out, i, env)
         row.update(catalog=stem, tp=tp, engine_args=args, env=env, cuda_class=cuda)
         doc["cases"].append(row)
         print(stem, tp, args, env, cuda, {k: row.get(k) for k in ("weights_bytes_rank0", "error")}, file=sys.stderr)
