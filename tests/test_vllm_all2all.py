@@ -116,3 +116,13 @@ def test_cli_flags(capsys):
     assert rc in (0, 1)
     text = json.dumps(out)
     assert "vllm.all2all.deepep_buffer" in text and "256 MiB" in text and "vllm.all2all.batched_tokens" in text
+
+
+def test_the_options_defaults_are_vllm_s():
+    """VLLMOptions' literal defaults equal vLLM 0.33.0's, as data/vllm_features.json records them (vllm/envs.py
+    VLLM_DEEPEP_BUFFER_SIZE_MB; vllm/config/mamba.py replayssm_buffer_len)."""
+    from vramcalc.vllm.features import features
+
+    opts = VLLMOptions()
+    assert opts.deepep_buffer_size_mb == features().all2all.deepep_buffer_mib_default
+    assert opts.replayssm_buffer_len == features().replayssm.default_buffer_len

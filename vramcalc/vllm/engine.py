@@ -2255,7 +2255,9 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.insert(0, "VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=0")
     if opts.flashinfer_workspace_bytes is not None:  # an environment variable (vllm/envs.py)
         cmd.insert(0, f"VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE={opts.flashinfer_workspace_bytes}")
-    if opts.deepep_buffer_size_mb != 1024:  # environment variables (vllm/envs.py)
+    from .features import features
+
+    if opts.deepep_buffer_size_mb != features().all2all.deepep_buffer_mib_default:  # environment variables (envs.py)
         cmd.insert(0, f"VLLM_DEEPEP_BUFFER_SIZE_MB={opts.deepep_buffer_size_mb}")
     if opts.deepep_force_intra_node:
         cmd.insert(0, "VLLM_DEEPEP_HIGH_THROUGHPUT_FORCE_INTRA_NODE=1")
@@ -2273,6 +2275,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
 
 def _feature_flags(opts: VLLMOptions) -> list[str]:
     """The optional features' flags, written back as vllm serve takes them."""
+    from .features import features
+
     out = []
     if opts.enable_lora:
         out.append("--enable-lora")
@@ -2357,7 +2361,7 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--gdn-prefill-backend {opts.gdn_prefill_backend}")
     if opts.use_replayssm:
         out.append("--use-replayssm")
-    if opts.replayssm_buffer_len != 16:
+    if opts.replayssm_buffer_len != features().replayssm.default_buffer_len:
         out.append(f"--replayssm-buffer-len {opts.replayssm_buffer_len}")
     if opts.mamba_backend != "triton":
         out.append(f"--mamba-backend {opts.mamba_backend}")
