@@ -1167,7 +1167,6 @@ class VllmAll2All(Sourced):
     batched_dp_max_num_batched_tokens: int
     deepep_buffer_mib_default: int  # VLLM_DEEPEP_BUFFER_SIZE_MB
     deepep_backends: list[str]
-    sized_backends: list[str]  # whose device buffers vramcalc sizes in full
 
 
 class VllmReplaySSM(Sourced):
