@@ -1155,3 +1155,26 @@ def test_the_flag_form_spells_lora_and_other_options_as_vramcalc_check_takes_the
     assert r.vramcalc_command.endswith("--engine vllm --enable-lora --max-loras 2 --max-lora-rank 64 "
                                        "--fully-sharded-loras --language-model-only --limit-mm-per-prompt '{\"image\":0}'")
     ap.parse_args(shlex.split(r.vramcalc_command)[2:])  # every pasted case's: test_same_answer_as_the_equivalent_check
+
+
+@pytest.mark.parametrize("engine", ["vllm", "llamacpp", "vllm_env"])
+def test_flags_with_no_effect_on_memory_but_on_speed_say_so(engine):
+    """A no_effect flag whose entry names a speed effect is listed as no effect on memory and warned about once,
+    with that effect, as left out of the speed estimate; the figures are the command's without it."""
+    base = {"vllm": "vllm serve Qwen/Qwen3-8B --max-model-len 8192", "vllm_env": "vllm serve Qwen/Qwen3-8B",
+            "llamacpp": "llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192 -ngl 99"}[engine]
+    kinds = {n: o for o in (vllm_table()["options"] if engine == "vllm" else llamacpp_table()["options"]
+                            if engine == "llamacpp" else []) for n in o["names"]}
+    for name, entry in flag_classes()[engine].items():
+        if entry["class"] != "no_effect" or not entry.get("speed"):
+            continue
+        if engine == "vllm_env":
+            command = f"{name}=1 {base}"
+        else:
+            o = kinds[name]
+            value = (o.get("choices") or ["1"])[-1] if o["kind"] == "value" else None
+            command = f"{base} {name}" + (f" {value}" if value is not None else "")
+        _, r = read_command(command)
+        said = [w for w in r.warnings if w.code == "command.speed_not_estimated"]
+        assert len(said) == 1 and said[0].text.startswith(name), command
+        assert any(n.startswith(name) for n in r.no_effect), command

@@ -875,6 +875,8 @@ class FlagClass(Fixed):
     invert: bool = False
     note: str | None = None
     no_effect_values: list[str] | None = None  # not_modelled: values that leave the default as it is
+    # no_effect: what it changes in speed, which the speed estimate does not include (said as a warning)
+    speed: str | None = None
     # not_modelled: values (comma items) that are modelled: a value of only these and no_effect_values sets `field`
     modelled_values: list[str] | None = None
     key: str | None = None  # modelled, a JSON option's shorthand: the key of it the flag sets

@@ -194,6 +194,7 @@ CODES: dict[str, str] = {
     "command.engine_refuses": "the engine refuses the command as written; the corrected command is checked",
     "command.hf_config_path": "--hf-config-path: the model is sized from that config, as vLLM builds it",
     "command.upper_bound": "a flag that lowers memory: vramcalc's figure without it is an upper bound",
+    "command.speed_not_estimated": "a flag with no effect on memory that changes speed: the speed estimate ignores it",
     "command.not_modelled": "a flag that changes memory in a way vramcalc does not model: the figures ignore it",
     "command.not_modelled_verdict": "the command starts without a flag vramcalc does not model; with it, no start is promised",
     "command.image_version": "the docker image's tag is not a modelled vLLM release: the default release is used",

@@ -485,6 +485,8 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
                                     "the figures ignore it"))
             return False
         no_effect.append(f.written())
+        if f.entry.get("speed"):
+            warnings.append(warning("command.speed_not_estimated", f"{f.written()}: {f.entry['speed']}"))
         return False
     if f.klass == "upper_bound":
         if f.values and all(v in (f.entry.get("no_effect_values") or []) for v in f.values):
