@@ -152,7 +152,7 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
     ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --max-num-seqs 64 --enable-tower-connector-lora",
      "--enable-tower-connector-lora"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --spec-type draft-mtp", "--spec-type"),
-    ("VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_WEIGHT_OFFLOADING_DISABLE_UVA"),
+    ("VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE=4096 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE"),
 ])
 def test_not_modelled_flags_are_warned_about_by_name(command, flag):
     """The rest of the command is checked; a command.not_modelled warning names the flag and says the figures

@@ -79,6 +79,8 @@ CODES: dict[str, str] = {
     "vllm.mm.encoder_profile": "the multimodal encoder's profiling peak is not modelled: the KV figure is an upper bound",
     "vllm.cpu_offload.speed": "weights offloaded with --cpu-offload-gb cross PCIe at every forward step",
     "vllm.cpu_offload.not_needed": "--cpu-offload-gb is set although the weights fit without it",
+    "vllm.cpu_offload.no_uva": "VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1: each layer's offloaded weights are copied to "
+                               "the GPU for its forward, counted at the activation peak",
     "vllm.offload.refused": "vLLM refuses the prefetch offloader's settings (OffloadConfig.validate_offload_config)",
     "vllm.config.not_read": "--config=FILE: vLLM reads a config file only for --config FILE (two words)",
     "vllm.pcp.dcp_size": "with --prefill-context-parallel-size, vLLM takes DCP only as 1, PCP or TP x PCP",

@@ -734,6 +734,8 @@ def _vllm_reading(p: Parsed) -> Reading:
                     raise InputError(f"ValueError: invalid literal for int() with base 10: {val!r} ({k})") from None
             elif entry["class"] == "modelled" and entry["field"] == "deepep_buffer_size_mb":
                 opts["deepep_buffer_size_mb"] = _int(k, val)  # int(os.getenv(...)) (vllm/envs.py, 0.33.0)
+            elif entry["class"] == "modelled" and entry["field"] == "weight_offloading_disable_uva":
+                opts[entry["field"]] = bool(_int(k, val))  # bool(int(os.getenv(...))) (vllm/envs.py, 0.33.0)
             elif entry["class"] == "modelled" and entry["field"] == "deepep_force_intra_node":
                 opts["deepep_force_intra_node"] = bool(_int(k, val))  # bool(int(os.getenv(...))) (vllm/envs.py)
             elif entry["class"] == "modelled":  # VLLM_USE_FLASHINFER_SAMPLER
@@ -1542,6 +1544,7 @@ def _flag_line(q: Question) -> str:
                     "mla_disable": "--mla-disable" if v else None,
                     "dcp_q_replicate": "--dcp-q-replicate" if v else None,
                     "replicate_embed": "--replicate-embed" if v else None,
+                    "weight_offloading_disable_uva": "--weight-offloading-disable-uva" if v else None,
                     "estimate_cudagraphs": None if v else "--no-estimate-cudagraphs",
                     "enable_prefix_caching": "--enable-prefix-caching" if v else "--no-enable-prefix-caching",
                     "use_replayssm": "--use-replayssm" if v else None,

@@ -228,6 +228,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "within each DCP group")
     f.add_argument("--replicate-embed", action="store_true",
                    help="as vLLM's VLLM_REPLICATE_EMBED=1: DeepSeek-V3.2's embedding whole on every TP rank (CUDA)")
+    f.add_argument("--weight-offloading-disable-uva", action="store_true",
+                   help="as vLLM's VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1: --cpu-offload-gb's weights copied to the GPU "
+                        "layer by layer instead of read in place (the largest layer's copy at the activation peak)")
     f.add_argument("--disable-hybrid-kv-cache-manager", action="store_true",
                    help="sliding-window layers beside full attention keep the full context, as full attention does")
     f.add_argument("--limit-mm-per-prompt", type=_mm_limits, default=None,
@@ -275,7 +278,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("enable_lora", "fully_sharded_loras", "enable_moe_shared_loras", "enable_mixed_moe_lora_format",
                  "specialize_active_lora", "language_model_only", "disable_hybrid_kv_cache_manager",
                  "disable_sliding_window", "enable_eplb", "mla_disable", "enable_return_routed_experts",
-                 "enable_dbo", "dcp_q_replicate", "replicate_embed", "deepep_force_intra_node"):
+                 "enable_dbo", "dcp_q_replicate", "replicate_embed", "deepep_force_intra_node",
+                 "weight_offloading_disable_uva"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",

@@ -126,6 +126,10 @@ class VLLMOptions(CheckedOptions):
     # --cpu-offload-params: the parameter-name segments --cpu-offload-gb may move (vllm/config/offload.py
     # UVAOffloadConfig.cpu_offload_params; empty: any decoder-layer parameter); `experts` is sized (the routed experts)
     cpu_offload_params: tuple[str, ...] = ()
+    # VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1: the UVA offloader's parameters stay host tensors and each layer holding
+    # any is copied to the GPU for its forward (vllm/model_executor/offloader/uva.py; vramcalc/vllm/offload.py
+    # uva_largest_layer_copy): the largest such layer copy joins the forward's activation peak
+    weight_offloading_disable_uva: bool = False
     # --offload-backend and the prefetch offloader's --offload-group-size / --offload-num-in-group /
     # --offload-prefetch-step / --offload-params (vllm/config/offload.py OffloadConfig, PrefetchOffloadConfig;
     # vramcalc/vllm/offload.py): auto takes prefetch when offload_group_size > 0, then UVA (--cpu-offload-gb)
@@ -397,6 +401,9 @@ class DeviceBudget(BaseModel):
     # the prefetch offloader's GPU buffers the offloaded layers are copied into (inside weights_bytes)
     prefetch_buffer_bytes: int = 0
     uncertainty_bytes: int = 0  # how much more the non-KV terms may take (data/vllm.json verdict_margin)
+    # VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1: the largest decoder layer's offloaded bytes, copied to the GPU for its
+    # forward (inside activation_bytes)
+    uva_layer_copy_bytes: int = 0
 
 
 class VLLMResult(Result):
@@ -1252,6 +1259,17 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
     return list(zip(lora, vision, offload, buffers)), errors, warnings
 
 
+def _uva_copy_warning(opts: VLLMOptions, copy: int) -> Message:
+    """What VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1 adds, and what of it vramcalc leaves out."""
+    graphs = "" if opts.enforce_eager else (" The copies a captured CUDA graph makes of them are not in vramcalc's "
+                                            "CUDA-graph estimate (--enforce-eager leaves none).")
+    return warning("vllm.cpu_offload.no_uva", "VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1: the offloaded weights stay in "
+                   "host memory as plain tensors and each decoder layer holding any copies them to the GPU for its "
+                   f"forward: up to {copy / GIB:.2f} GiB (the largest layer's share, rank 0) more at the activation "
+                   "peak, counted there, and explicit copies each step in place of zero-copy reads." + graphs,
+                   source="vllm/model_executor/offloader/uva.py UVAOffloader._maybe_offload_to_cpu (0.33.0)")
+
+
 def _offload_config_refusals(opts: VLLMOptions) -> list[Message]:
     """OffloadConfig.validate_offload_config's ValueErrors, in its words (vllm/config/offload.py, 0.33.0; the
     config is refused before anything loads)."""
@@ -1307,6 +1325,29 @@ def _prefetch_terms(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdt
         plans[st] = prefetch_plan(tensors, start, start + split[st], opts.offload_group_size,
                                   opts.offload_num_in_group, opts.offload_prefetch_step, opts.offload_params)
     return [plans[w.pp_stage].offloaded_bytes for w in ranks], [plans[w.pp_stage].buffer_bytes for w in ranks]
+
+
+def _uva_layer_copies(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtype: str | None, mxfp4: str | None,
+                      ranks: list[RankWeights]) -> list[int]:
+    """Per rank: VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1 with the UVA offloader, the largest decoder layer's offloaded
+    bytes, which its forward copies to the GPU (vramcalc/vllm/offload.py uva_largest_layer_copy on the rank's PP
+    stage; the request in bytes as create_offloader sets it: int(cpu_offload_gb x 1024^3), vLLM 0.33.0
+    vllm/model_executor/offloader/base.py)."""
+    if not (opts.weight_offloading_disable_uva and opts.uva_offload_gb):
+        return [0] * len(ranks)
+    if spec.vision is not None and not opts.language_model_only:
+        # SupportsMultiModal._mark_tower_model hands each tower to wrap_modules as one module (interfaces.py)
+        raise NotModelledError("VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1 with --cpu-offload-gb on a multimodal model: "
+                               "not modelled (vLLM's UVA offloader also takes the vision tower, whole, as one module: "
+                               "vllm/model_executor/models/interfaces.py)")
+    from .offload import uva_largest_layer_copy
+    from .weights import layer_tensors
+
+    tensors = layer_tensors(spec, opts.tp, scheme, wdtype, mxfp4, _moe(spec, opts))
+    split = pp_layer_split(spec.num_layers, opts.pp, opts.pp_layer_partition)
+    most = int(opts.uva_offload_gb * GIB)
+    return [uva_largest_layer_copy(tensors, sum(split[:w.pp_stage]), sum(split[:w.pp_stage + 1]), most,
+                                   opts.cpu_offload_params) for w in ranks]
 
 
 def ubatch_messages(opts: VLLMOptions, gpu: GPU) -> list[Message]:
@@ -1475,6 +1516,11 @@ def _feature_trace(opts: VLLMOptions, d0: DeviceBudget) -> list[TraceTerm]:
         out.append(term("cpu offload (rank 0)", -d0.cpu_offload_bytes, f"min(cpu_offload_gb, {what}) "
                         "moved to pinned host memory (already out of the weights above)", source="vllm/model_executor/offloader/uva.py UVAOffloader._maybe_offload_to_cpu",
                         cpu_offload_gb=opts.cpu_offload_gb))
+    if d0.uva_layer_copy_bytes:
+        out.append(term("layer copy without UVA (rank 0)", d0.uva_layer_copy_bytes, "the largest decoder layer's "
+                        "offloaded bytes, copied to the GPU for its forward (VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1; "
+                        "inside the activation below)", source="vllm/model_executor/offloader/uva.py "
+                        "UVAOffloader._maybe_offload_to_cpu (0.33.0); vramcalc/vllm/offload.py uva_largest_layer_copy"))
     if opts.kv_cache_memory_bytes:
         out.append(term("kv cache memory bytes", opts.kv_cache_memory_bytes, "as given: replaces budget - other terms",
                         source="vllm/v1/worker/gpu_worker.py determine_available_memory"))
@@ -1492,8 +1538,10 @@ class _Activation(BaseModel):
     workspace: int  # FlashInfer's workspace buffer (0 for other backends)
     intermediate: int
 
-    def on_stage(self, last: bool) -> int:
-        return int(max(self.forward, self.sampler if last else 0)) + self.workspace
+    def on_stage(self, last: bool, layer_copy: int = 0) -> int:
+        """layer_copy: what one decoder layer's forward copies in from the host (VLLM_WEIGHT_OFFLOADING_DISABLE_UVA),
+        held with the forward pass's activations, not the sampler's."""
+        return int(max(self.forward + layer_copy, self.sampler if last else 0)) + self.workspace
 
 
 def _flashinfer_workspace(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, mnbt: int) -> int:
@@ -2016,9 +2064,12 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         warnings.append(warning("vllm.mm_ipc.text_model", f"--mm-ipc-gpu-memory-gb {opts.mm_ipc_gpu_memory_gb:g}: "
                                 f"{spec.id} takes no multimodal input, so vLLM reserves nothing for it "
                                 "(vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory: no multimodal config)"))
-    for (w, w_bytes), (lora, vision, offloaded, prefetch_buffer) in zip(weights, extras):
+    copies = _uva_layer_copies(spec, opts, scheme, wdtype, mxfp4, [w for w, _ in weights])
+    if any(copies):
+        warnings.append(_uva_copy_warning(opts, copies[0]))
+    for (w, w_bytes), (lora, vision, offloaded, prefetch_buffer), copy in zip(weights, extras, copies):
         w_bytes = w_bytes + lora - vision - offloaded + prefetch_buffer
-        a = act.on_stage(w.pp_stage == opts.pp - 1)
+        a = act.on_stage(w.pp_stage == opts.pp - 1, copy)
         kv_bytes = requested - w_bytes - a - int(non_torch) - int(graphs)
         if opts.kv_cache_memory_bytes:  # gpu_worker.py determine_available_memory returns it as it is
             room = total - w_bytes - a - int(non_torch) - int(graphs + outside_graphs)
@@ -2050,7 +2101,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                                     weights_bytes=w_bytes, activation_bytes=a, non_torch_bytes=int(non_torch),
                                     cuda_graph_bytes=int(graphs), kv_cache_bytes=kv_bytes, uncertainty_bytes=margin,
                                     lora_bytes=lora, cpu_offload_bytes=offloaded,
-                                    prefetch_buffer_bytes=prefetch_buffer))
+                                    prefetch_buffer_bytes=prefetch_buffer, uva_layer_copy_bytes=copy))
         if w.rank % opts.tp == 0:
             pools.append((kv_pool(pool_spec, kvs, w.pp_stage), kv_bytes))
     for pool, _ in pools[:1]:
@@ -2251,6 +2302,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.insert(0, "VLLM_USE_SIMPLE_KV_OFFLOAD=1")
     if not opts.rocm_fp8_padding:  # an environment variable, read on ROCm (vllm/envs.py VLLM_ROCM_FP8_PADDING)
         cmd.insert(0, "VLLM_ROCM_FP8_PADDING=0")
+    if opts.weight_offloading_disable_uva:  # an environment variable (vllm/envs.py VLLM_WEIGHT_OFFLOADING_DISABLE_UVA)
+        cmd.insert(0, "VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1")
     if not opts.mxfp8_emulation_dequant:  # an environment variable (vllm/envs.py VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD)
         cmd.insert(0, "VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=0")
     if opts.flashinfer_workspace_bytes is not None:  # an environment variable (vllm/envs.py)

@@ -13,6 +13,7 @@ vllm/model_executor/offloader/; data/vllm_features.json prefetch_offload).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -65,3 +66,42 @@ def prefetch_plan(layers: list[list[LayerTensor]], start: int, end: int, group_s
             distinct.setdefault((t.name, t.shape, t.bytes), t.bytes)
     buffer = prefetch_step * sum(distinct.values()) if chosen else 0
     return PrefetchPlan(layers=chosen, offloaded_bytes=offloaded, buffer_bytes=buffer)
+
+
+def uva_largest_layer_copy(layers: list[list[LayerTensor]], start: int, end: int, max_bytes: int,
+                           params: tuple[str, ...]) -> int:
+    """VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1 (vLLM v0.33.0 vllm/model_executor/offloader/uva.py): the UVA offloader's
+    walk (_maybe_offload_to_cpu over the layers [start, end) of one PP stage, in order, parameter by parameter until
+    max_bytes is reached) leaves the moved parameters as plain host tensors, and each layer with one gets a forward
+    that copies its state_dict to the GPU and runs functional_call on the copy: the most one layer's forward holds
+    beyond the resident weights is the largest count moved from one layer. vramcalc's tensor order within a layer is
+    its own, with q / k / v and gate / up taken as the one parameter vLLM's merged linear layers hold (qkv_proj,
+    gate_up_proj: QKVParallelLinear, MergedColumnParallelLinear), so a layer cut short by the limit may differ from
+    vLLM's by under one parameter."""
+    total = largest = 0
+    for i in range(start, end):
+        if total >= max_bytes:
+            break
+        moved = 0
+        for size in _merged(layers[i], params):
+            if total >= max_bytes:
+                break
+            total += size
+            moved += size
+        largest = max(largest, moved)
+    return largest
+
+
+def _merged(layer: list[LayerTensor], params: tuple[str, ...]) -> list[int]:
+    """The bytes of each parameter as vLLM holds it, in order: consecutive q_proj / k_proj / v_proj (or gate_proj /
+    up_proj) tensors of one module and suffix summed into one."""
+    out: list[tuple[str, int]] = []
+    for t in layer:
+        if params and not _selected(t, params):
+            continue
+        key = re.sub(r"\b[qkv]_proj\b", "qkv_proj", re.sub(r"\b(gate|up)_proj\b", "gate_up_proj", t.name))
+        if out and out[-1][0] == key and key != t.name:
+            out[-1] = (key, out[-1][1] + t.bytes)
+        else:
+            out.append((key, t.bytes))
+    return [b for _, b in out]
