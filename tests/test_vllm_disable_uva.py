@@ -78,3 +78,13 @@ def test_pasted_variable():
     assert r.options["weight_offloading_disable_uva"] is True
     _, r = read_command(f"VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=0 {base}")
     assert r.options.get("weight_offloading_disable_uva") is not True
+
+
+def test_pasted_command_round_trip():
+    from vramcalc.pasted_command import check_command
+
+    r = check_command("VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1 vllm serve mistralai/Mixtral-8x7B-Instruct-v0.1 -tp 2 "
+                      "--cpu-offload-gb 10 --max-model-len 4096", "2xh100-sxm")
+    assert "--weight-offloading-disable-uva" in r.vramcalc_command
+    assert r.result.command.startswith("VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1 vllm serve")
+    assert r.result.devices[0].uva_layer_copy_bytes == 1451311104  # the fixture's Mixtral TP 2 case
