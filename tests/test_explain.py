@@ -16,7 +16,7 @@ def _terms(result):
 
 
 def test_vllm_trace_adds_up_to_the_kv_pool_and_blocks():
-    r = check_vllm(load("qwen3-32b"), find_gpu("h100-sxm"), VLLMOptions(max_model_len=32768))
+    r = check_vllm(load("qwen3-32b"), find_gpu("h100-sxm"), VLLMOptions(engine_version="0.33.0", max_model_len=32768))
     t = _terms(r)
     d = r.devices[0]
     assert t["budget"].value == d.budget_bytes and t["weights (rank 0)"].value == d.weights_bytes
@@ -27,6 +27,19 @@ def test_vllm_trace_adds_up_to_the_kv_pool_and_blocks():
     assert t["KV cache tokens"].value == r.kv_cache_tokens
     assert t["margin (rank 0)"].value == d.uncertainty_bytes
     assert all(x.formula for x in r.trace) and all(x.source for x in r.trace if x.name != "max concurrency")
+
+
+def test_vllm_034_trace_shows_the_extensible_cache_bounding_the_pool():
+    """vLLM 0.34.0: the pool is the smaller of the profile's estimate (the 0.33 arithmetic, budget = total) and what
+    the extensible cache measures after warmup (vllm/v1/worker/extensible_kv_cache.py measure_kv_cache_bytes)."""
+    r = check_vllm(load("qwen3-32b"), find_gpu("h100-sxm"), VLLMOptions(engine_version="0.34.0", max_model_len=32768))
+    t, d = _terms(r), r.devices[0]
+    ext = t["KV cache, extensible (rank 0)"]
+    estimate = t["budget"].value - t["weights (rank 0)"].value - t["activation (rank 0)"].value - t["non-torch"].value \
+        - t["cuda graphs"].value
+    assert ext.inputs["profile_estimate"] == estimate and t["budget"].value == d.total_bytes
+    assert ext.value == min(estimate, ext.inputs["measured"]) == t["kv available (worst rank)"].value == d.kv_cache_bytes
+    assert t["blocks"].value == d.kv_cache_bytes // t["bytes per block"].value == r.num_gpu_blocks
 
 
 def test_llamacpp_trace_adds_up_to_the_device_total():

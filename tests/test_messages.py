@@ -46,7 +46,7 @@ def test_an_unregistered_code_is_refused():
 
 def test_json_messages_are_objects_and_the_text_output_prints_their_words(capsys):
     argv = ["check", "llama-3.1-8b", "--gpu", "h100-sxm", "--engine", "vllm", "--ctx", "8192",
-            "--gpu-memory-utilization", "1.0"]
+            "--gpu-memory-utilization", "1.0", "--engine-version", "0.33.0"]
     assert main(argv + ["--json"]) == 1
     r = json.loads(capsys.readouterr().out)
     e = r["errors"][0]

@@ -189,11 +189,17 @@ def test_free_memory_gate_at_startup():
     llm-d's H100 logs show 78.57 of 79.18 GiB free at start-up (TP 1), so 0.99 passes and 1.0 does not."""
     spec, h100 = load("llama-3.1-8b"), find_gpu("h100-sxm")
     assert not any(e.code == "vllm.startup.free_memory" for e in check_vllm(spec, h100, VLLMOptions(
-        gpu_memory_utilization=0.99, max_model_len=8192)).errors)
-    r = check_vllm(spec, h100, VLLMOptions(gpu_memory_utilization=1.0, max_model_len=8192))
+        engine_version="0.33.0", gpu_memory_utilization=0.99, max_model_len=8192)).errors)
+    r = check_vllm(spec, h100, VLLMOptions(engine_version="0.33.0", gpu_memory_utilization=1.0, max_model_len=8192))
     assert not r.fits and r.errors[0].code == "vllm.startup.free_memory"
     assert r.errors[0].text.startswith("Free memory on device cuda:0 (")
     assert "is less than desired GPU memory utilization (1.0, " in r.errors[0].text
+    # 0.34.0's extensible KV cache: the budget is a cap only (vllm/v1/worker/utils.py request_memory), 1.0 its default
+    r = check_vllm(spec, h100, VLLMOptions(engine_version="0.34.0", max_model_len=8192))
+    assert r.fits and r.extensible_kv_cache and r.devices[0].budget_bytes == r.devices[0].total_bytes
+    off = check_vllm(spec, h100, VLLMOptions(engine_version="0.34.0", max_model_len=8192, gpu_memory_utilization=1.0,
+                                             enable_extensible_kv_cache=False))
+    assert off.errors[0].code == "vllm.startup.free_memory"
 
 
 def test_memory_held_by_other_processes_meets_the_gate_not_the_budget(capsys):
@@ -201,14 +207,21 @@ def test_memory_held_by_other_processes_meets_the_gate_not_the_budget(capsys):
     # no longer passes the gate; the planner lowers the utilization to what passes it
     desk = parse_system("4090-1.5GiB").gpus[0]
     full = find_gpu("4090")
-    r = check_vllm(load("llama-3.1-8b"), desk, VLLMOptions(max_model_len=8192))
+    r = check_vllm(load("llama-3.1-8b"), desk, VLLMOptions(engine_version="0.33.0", max_model_len=8192))
     assert not r.fits and r.errors[0].code == "vllm.startup.free_memory"
     u = max_startup_utilization(desk)
-    ok = check_vllm(load("llama-3.1-8b"), desk, VLLMOptions(max_model_len=8192, gpu_memory_utilization=u))
+    ok = check_vllm(load("llama-3.1-8b"), desk, VLLMOptions(engine_version="0.33.0", max_model_len=8192,
+                                                            gpu_memory_utilization=u))
     assert ok.fits and ok.devices[0].budget_bytes == check_vllm(load("llama-3.1-8b"), full, VLLMOptions(
-        max_model_len=8192, gpu_memory_utilization=u)).devices[0].budget_bytes
-    assert main(["plan", "llama-3.1-8b", "--gpu", "4090-1.5GiB", "--ctx", "8192"]) == 0
+        engine_version="0.33.0", max_model_len=8192, gpu_memory_utilization=u)).devices[0].budget_bytes
+    assert main(["plan", "llama-3.1-8b", "--gpu", "4090-1.5GiB", "--ctx", "8192", "--engine-version", "0.33.0"]) == 0
     assert f"--gpu-memory-utilization {u}" in capsys.readouterr().out
+    # 0.34.0: no gate; the extensible KV cache measures free memory after warmup, so the desktop's 1.5 GiB come out
+    # of the KV cache (vllm/v1/worker/extensible_kv_cache.py measure_kv_cache_bytes: the headroom binds)
+    new = [check_vllm(load("llama-3.1-8b"), g, VLLMOptions(engine_version="0.34.0", max_model_len=8192))
+           for g in (desk, full)]
+    assert new[0].fits and not new[0].errors
+    assert new[1].devices[0].kv_cache_bytes - new[0].devices[0].kv_cache_bytes == desk.reserved_bytes
 
 
 def test_batch_defaults_follow_the_device_total_not_what_others_leave_free():
@@ -229,8 +242,9 @@ def test_memory_profiler_estimate_cudagraphs_off_leaves_the_graphs_out_of_the_bu
     on): from 0.20 the KV cache takes the graph term; in 0.19 the graphs are outside the budget either way."""
     spec, gpu = load("llama-3.1-8b"), find_gpu("rtx4090")
     # 0.8 leaves the graphs room outside the budget at the graph term's upper end (data/vllm.json)
-    on = check_vllm(spec, gpu, VLLMOptions(max_model_len=8192, gpu_memory_utilization=0.8))
-    off = check_vllm(spec, gpu, VLLMOptions(max_model_len=8192, gpu_memory_utilization=0.8, estimate_cudagraphs=False))
+    on = check_vllm(spec, gpu, VLLMOptions(engine_version="0.33.0", max_model_len=8192, gpu_memory_utilization=0.8))
+    off = check_vllm(spec, gpu, VLLMOptions(engine_version="0.33.0", max_model_len=8192, gpu_memory_utilization=0.8,
+                                            estimate_cudagraphs=False))
     assert on.devices[0].cuda_graph_bytes > 0 and off.devices[0].cuda_graph_bytes == 0
     assert abs(off.devices[0].kv_cache_bytes - on.devices[0].kv_cache_bytes - on.devices[0].cuda_graph_bytes) <= 1
     assert off.num_gpu_blocks > on.num_gpu_blocks and off.fits
@@ -239,10 +253,17 @@ def test_memory_profiler_estimate_cudagraphs_off_leaves_the_graphs_out_of_the_bu
     assert old[0].devices == old[1].devices
     # with the graphs outside the budget, a budget that leaves them no room is vLLM's OOM at capture
     moe = load("qwen3-30b-a3b")
-    tight = [check_vllm(moe, find_gpu("h200"), VLLMOptions(max_model_len=8192, estimate_cudagraphs=e,
-                                                          gpu_memory_utilization=0.99)) for e in (True, False)]
+    tight = [check_vllm(moe, find_gpu("h200"), VLLMOptions(engine_version="0.33.0", max_model_len=8192,
+                                                          estimate_cudagraphs=e, gpu_memory_utilization=0.99))
+             for e in (True, False)]
     assert tight[0].fits and [e.code for e in tight[1].errors] == ["vllm.cudagraph.oom"]
     assert "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0" in tight[1].errors[0].text
+    # 0.34.0's extensible cache commits after capture: no OOM there, the captured graphs come out of the KV cache,
+    # and vLLM logs no warning (gpu_worker.py determine_available_memory)
+    new = [check_vllm(moe, find_gpu("h200"), VLLMOptions(engine_version="0.34.0", max_model_len=8192,
+                                                        estimate_cudagraphs=e)) for e in (True, False)]
+    assert all(r.fits and not r.errors for r in new)
+    assert "vllm.cudagraph.not_estimated" not in [w.code for w in new[1].warnings]
 
 
 @pytest.mark.parametrize("estimate_gib,u,logged", [
@@ -254,7 +275,7 @@ def test_unestimated_graphs_warning_suggests_what_vllm_logs(estimate_gib, u, log
     import re
 
     from vramcalc.vllm.engine import _unestimated_graphs_warning, cuda_total
-    w = _unestimated_graphs_warning(u, estimate_gib * 2**30, cuda_total(find_gpu("rtx3090")))
+    w = _unestimated_graphs_warning(u, estimate_gib * 2**30, cuda_total(find_gpu("rtx3090")), "0.33.0")
     said = float(re.search(r"from [\d.]+ to ([\d.]+)\.", w.text).group(1))
     assert abs(said - logged) <= 0.0003
 

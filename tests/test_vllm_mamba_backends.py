@@ -28,8 +28,8 @@ def _id(c):
 
 def _opts(c, p=None, **kw):
     ea = c["engine_args"]
-    return VLLMOptions(tp=c["tp"], max_model_len=8192, allow_long_max_model_len=True, max_num_batched_tokens=8192,
-                       kv_cache_memory_bytes=p["memory_bytes"] if p else None,
+    return VLLMOptions(engine_version=DOC["release"], tp=c["tp"], max_model_len=8192, allow_long_max_model_len=True,
+                       max_num_batched_tokens=8192, kv_cache_memory_bytes=p["memory_bytes"] if p else None,
                        gdn_prefill_backend=ea.get("gdn_prefill_backend"),
                        enable_prefix_caching=ea.get("enable_prefix_caching"), **kw)
 
@@ -84,7 +84,7 @@ def test_gdn_prefill_backend_from_a_pasted_command():
     p = c["plans"][0]
     _, read = read_command(f"vllm serve Qwen/Qwen3.5-0.8B --gdn-prefill-backend triton --max-model-len 8192 "
                          f"--kv-cache-memory-bytes {p['memory_bytes']}")
-    r = check_vllm(spec, gpu, VLLMOptions(**read.options, max_num_batched_tokens=8192))
+    r = check_vllm(spec, gpu, VLLMOptions(**read.options, max_num_batched_tokens=8192, engine_version=DOC["release"]))
     assert r.num_gpu_blocks == p["num_blocks"]
 
 
@@ -96,8 +96,8 @@ def _mamba_opts(c, p=None):
     ea = c["engine_args"]
     kw = {k: ea[k] for k in ("use_replayssm", "replayssm_buffer_len", "mamba_backend", "mamba_ssu_algorithm")
           if k in ea}
-    return VLLMOptions(tp=c["tp"], max_model_len=8192, allow_long_max_model_len=True, max_num_batched_tokens=8192,
-                       kv_cache_memory_bytes=p["memory_bytes"] if p else None,
+    return VLLMOptions(engine_version=DOC["release"], tp=c["tp"], max_model_len=8192, allow_long_max_model_len=True,
+                       max_num_batched_tokens=8192, kv_cache_memory_bytes=p["memory_bytes"] if p else None,
                        enable_prefix_caching=ea.get("enable_prefix_caching"), **kw)
 
 
@@ -173,7 +173,8 @@ def test_replayssm_flags_from_a_pasted_command():
     _, read = read_command("vllm serve nvidia/Nemotron-H-8B-Base-8K --use-replayssm --mamba-backend flashinfer "
                            f"--disable-prefix-caching --max-model-len 8192 --kv-cache-memory-bytes {p['memory_bytes']}")
     assert read.options["use_replayssm"] and read.options["mamba_backend"] == "flashinfer"
-    r = check_vllm(load(c["model"]), find_gpu("h200"), VLLMOptions(**read.options, max_num_batched_tokens=8192))
+    r = check_vllm(load(c["model"]), find_gpu("h200"), VLLMOptions(**read.options, max_num_batched_tokens=8192,
+                                                                   engine_version=DOC["release"]))
     assert r.num_gpu_blocks == p["num_blocks"]
     _, read = read_command("vllm serve nvidia/Nemotron-H-8B-Base-8K --mamba-ssu-algorithm simple")
     r = check_vllm(load(c["model"]), find_gpu("h200"), VLLMOptions(**read.options))

@@ -36,6 +36,10 @@ def _action_kind(action: argparse.Action) -> str:
 
 
 def vllm_table() -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT / "tools"))
+    from vllm_oracle import _torchvision_stub  # the venv's torchvision C ops do not load against the CPU torch
+
+    _torchvision_stub()
     import vllm
     import vllm.envs as envs
     from vllm.entrypoints.common.cli_args import make_arg_parser

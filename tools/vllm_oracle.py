@@ -652,6 +652,13 @@ def setup() -> None:
 
         vllm.platforms.current_platform.import_kernels()
     _custom_op_stub()
+    # 0.34 refuses an x86 CPU host without triton-cpu (platforms/cpu.py CpuPlatform.check_and_update_config reads
+    # vllm.triton_utils.HAS_TRITON when it runs); the oracle runs no kernel, so it is told Triton is there
+    import vllm.platforms.cpu as cpu_platform
+    import vllm.triton_utils as triton_utils
+
+    if "triton-cpu" in open(cpu_platform.__file__).read():
+        triton_utils.HAS_TRITON = True  # type: ignore[attr-defined]
 
 
 def main() -> None:

@@ -513,6 +513,15 @@ class DenseMoe(Fixed):
         return self.of(is_moe, is_hybrid)
 
 
+class ExtensibleKV(Fixed):
+    """vLLM's extensible KV cache (0.34): the cache sized from the memory measured after warmup and capture."""
+    gpu_memory_utilization: float  # the default with it on
+    margin_floor_gib: float
+    margin_floor_gib_rocm: float
+    margin_fraction: float
+    source: str
+
+
 class VllmVersion(Fixed):
     gpu_memory_utilization: float
     cudagraph_in_budget: bool
@@ -525,6 +534,7 @@ class VllmVersion(Fixed):
     startup_gate: bool = True  # Worker.init_device's free-memory check exists in this release
     snapshot_after_nccl: bool = True  # the memory snapshot is taken after NCCL init (else NCCL is inside the budget)
     non_torch_whole_device: bool = False  # non-torch = all non-torch memory on the device (other processes too)
+    extensible_kv_cache: ExtensibleKV | None = None  # the release's measured sizing (on by default where it exists)
     uncalibrated: str | None = None
     source: str
 
@@ -644,6 +654,8 @@ class Vllm(Sourced):
     mamba_block_size_needs_prefix_caching_since: SinceVersion
     checkpoint_kv_dtype_since: SinceVersion
     hybrid_prefix_caching_since: SinceVersion
+    block_size_64_since: SinceVersion
+    extensible_kv_cache_since: SinceVersion
     mxfp4_moe: Mxfp4Moe
     versions: VllmVersions
     startup_used_gib: StartupUsed

@@ -87,6 +87,10 @@ CODES: dict[str, str] = {
     "vllm.pcp.backend": "no attention backend of vLLM supports prefill context parallelism for a model without MLA",
     "vllm.offload.ignored": "both offloaders' flags are set: vLLM uses one and ignores the other's",
     "vllm.kv_bytes.oom": "--kv-cache-memory-bytes asks for more than the GPU has left after the other terms",
+    "vllm.extensible_kv.unsupported": "--enable-extensible-kv-cache where vLLM cannot use it (a platform other than "
+                                      "CUDA or ROCm, or a fixed KV size): vLLM's refusal",
+    "vllm.extensible_kv.connector": "a KV connector with the extensible KV cache's default: vLLM turns it off for "
+                                    "some connectors; vramcalc sizes the cache as without it",
     "vllm.cudagraph.sizes_inconsistent": "--max-cudagraph-capture-size differs from the largest of the given "
                                          "--cudagraph-capture-sizes that vLLM keeps",
     "vllm.kv_offload.host_memory": "--kv-offloading-size takes pinned host memory, not GPU memory",

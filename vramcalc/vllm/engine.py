@@ -151,6 +151,8 @@ class VLLMOptions(CheckedOptions):
         """--cpu-offload-gb as it acts: 0 unless the UVA offloader is the one installed."""
         return self.cpu_offload_gb if self.offloader == "uva" else 0.0
     kv_cache_memory_bytes: int | None = Field(default=None, ge=1, le=2**50)  # replaces the utilization budget
+    # --enable- / --disable-extensible-kv-cache (0.34): None is vLLM's default (on for CUDA and ROCm where allowed)
+    enable_extensible_kv_cache: bool | None = None
     language_model_only: bool = False  # --language-model-only: no vision encoder, no encoder profiling
     # --mm-ipc-gpu-memory-gb: GiB per GPU carved out of the KV cache for the frontend's GPU-side multimodal work, on a
     # multimodal model (vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory, 0.33.0)
@@ -437,6 +439,8 @@ class VLLMResult(Result):
     speed: ServingEstimate | None = None  # at --concurrency / --prompt / --output (vramcalc/serving.py)
     speculative: SpecSummary | None = None  # --speculative-config as planned (vramcalc/vllm/spec_decode.py)
     cpu_offload_bytes: int = 0  # the most any rank reads from host memory per forward step (--cpu-offload-gb, prefetch)
+    # vLLM 0.34+: the KV cache is sized from memory measured after warmup (vllm/v1/worker/extensible_kv_cache.py)
+    extensible_kv_cache: bool = False
 
     def table(self) -> list[Row]:
         """One row per rank: its budget and each term of it."""
@@ -523,9 +527,80 @@ def cuda_total(gpu: GPU) -> int:
     return (gpu.usable_bytes or gpu.memory_bytes) + gpu.reserved_bytes
 
 
-def default_utilization(engine_version: str | None) -> float:
-    """--gpu-memory-utilization when the command gives none, for the release (data/vllm.json versions)."""
-    return _version(engine_version)[1].gpu_memory_utilization
+def default_utilization(engine_version: str | None, extensible: bool | None = None) -> float:
+    """--gpu-memory-utilization when the command gives none, for the release (data/vllm.json versions): 1.0 where
+    the release's extensible KV cache is on (`extensible` None: its default), its own default otherwise."""
+    prof = _version(engine_version)[1]
+    ext = prof.extensible_kv_cache
+    return ext.gpu_memory_utilization if ext is not None and extensible is not False else prof.gpu_memory_utilization
+
+
+def _extensible_kv(opts: VLLMOptions, version: str, prof: VllmVersion, gpu: GPU
+                   ) -> tuple[bool, list[Message], list[Message]]:
+    """Whether the release sizes an extensible KV cache (v0.34.0 vllm/config/vllm.py
+    VllmConfig._resolve_extensible_kv_cache), with vLLM's refusal where it is asked for and cannot be used, and a
+    warning where vramcalc takes it off for a KV connector (vLLM keeps it on for some connectors: NIXL within a host
+    needs an IMEX channel, connectors sharing the cache through legacy CUDA IPC or a custom pool turn it off)."""
+    asked = opts.enable_extensible_kv_cache
+    if prof.extensible_kv_cache is None:
+        if asked is not None:
+            raise InputError(f"--{'enable' if asked else 'disable'}-extensible-kv-cache: vLLM {version} has no such "
+                             "option (vLLM 0.34.0 added the extensible KV cache); pass --engine-version 0.34.0 or drop "
+                             "it")
+        return False, [], []
+    unsupported = None
+    if gpu.vendor not in ("nvidia", "amd"):
+        unsupported = "it is only supported on CUDA and ROCm"
+    elif opts.kv_cache_memory_bytes is not None:
+        unsupported = "it sizes the KV cache from measured memory, which kv_cache_memory_bytes overrides"
+    elif opts.num_gpu_blocks_override is not None:
+        unsupported = "it sizes the KV cache from measured memory, which num_gpu_blocks_override overrides"
+    if unsupported is not None:
+        if asked:
+            return False, [error("vllm.extensible_kv.unsupported", f"ValueError: enable_extensible_kv_cache: "
+                                 f"{unsupported}.", fix="drop --enable-extensible-kv-cache",
+                                 source="vllm/config/vllm.py VllmConfig._resolve_extensible_kv_cache (0.34.0)")], []
+        return False, [], []
+    if opts.kv_transfer_config is not None and asked is None:
+        return False, [], [warning("vllm.extensible_kv.connector", "a KV connector: vLLM 0.34.0 keeps the extensible "
+                                   "KV cache off for connectors that share the cache through legacy CUDA IPC or a "
+                                   "custom memory pool, and for NIXL within a host without an IMEX channel, and on "
+                                   "for others; vramcalc sizes the cache without it (the profile's estimate, "
+                                   "gpu_memory_utilization 0.92 unless given)",
+                                   fix="--enable-extensible-kv-cache or --disable-extensible-kv-cache, to say which",
+                                   source="vllm/config/vllm.py VllmConfig._resolve_extensible_kv_cache (0.34.0)")]
+    return asked is not False, [], []
+
+
+def _extensible_kv_bytes(prof: VllmVersion, gpu: GPU, requested: int, startup_free: int, resident: int,
+                         transient: int, reserve_growth: int = 0) -> int:
+    """The KV cache an extensible KV cache commits after warmup and CUDA-graph capture (v0.34.0
+    vllm/v1/worker/extensible_kv_cache.py measure_kv_cache_bytes): the budget less what stays resident, capped by the
+    free memory less a margin, less the transient kept free. `resident`: weights, non-torch, persistent workspaces
+    and the captured graphs; `transient`: the profiled activation peak and vLLM's CUDA-graph estimate
+    (gpu_worker.py determine_available_memory peak_activation_memory, the extensible cache's reserved headroom);
+    `reserve_growth`: the growth of torch's reservation during warmup, kept free where larger than `transient`
+    (measured at run time; vramcalc has no estimate of it and passes 0)."""
+    ext = prof.extensible_kv_cache
+    assert ext is not None
+    floor = ext.margin_floor_gib_rocm if gpu.vendor == "amd" else ext.margin_floor_gib
+    margin = max(int(floor * GIB), int(transient * ext.margin_fraction))
+    return max(0, min(requested - resident, startup_free - resident - margin) - max(transient, reserve_growth))
+
+
+def _extensible_trace(prof: VllmVersion, gpu: GPU, estimate: int, measured: int, resident: int, transient: int,
+                      startup_free: int, requested: int) -> TraceTerm:
+    ext = prof.extensible_kv_cache
+    assert ext is not None
+    floor = ext.margin_floor_gib_rocm if gpu.vendor == "amd" else ext.margin_floor_gib
+    return term("KV cache, extensible (rank 0)", min(estimate, measured),
+                "min(the profile's estimate, min(budget - resident, free at start-up - resident - margin) - transient); "
+                "margin = max(floor, fraction x transient); resident = weights, non-torch, workspaces and the captured "
+                "graphs, transient = the activation peak and vLLM's CUDA-graph estimate",
+                source="vllm/v1/worker/extensible_kv_cache.py measure_kv_cache_bytes (0.34.0)",
+                profile_estimate=estimate, measured=measured, budget=requested, startup_free=startup_free,
+                resident=resident, transient=transient,
+                margin=max(int(floor * GIB), int(transient * ext.margin_fraction)))
 
 
 def _startup_free(gpu: GPU, tp: int, pp: int, nccl_before: bool = True, car: bool = True) -> tuple[int, float]:
@@ -845,6 +920,7 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
     """The cache settings the KV pool is sized with (vLLM 0.33.0 vllm/config/cache.py CacheConfig; the rules
     that follow the release: kv.release_settings)."""
     rel = release_settings(spec, version)
+    default_block = rel.pop("block_size")
     if hma_off(opts):
         kinds = {layer.attention.kind for layer in spec.layers if layer.attention is not None}
         if any(layer.ssm is not None for layer in spec.layers) and kinds:
@@ -864,7 +940,7 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
     # so a sliding window reserves one batch in flight, not two
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
                       async_scheduling=pooling_convert(opts) is None,
-                      block_size=opts.block_size or 16, max_model_len=L, num_speculative_tokens=spec_tokens,
+                      block_size=opts.block_size or default_block, max_model_len=L, num_speculative_tokens=spec_tokens,
                       mamba_cache_dtype=opts.mamba_cache_dtype, mamba_ssm_cache_dtype=opts.mamba_ssm_cache_dtype,
                       pp_partition=opts.pp_layer_partition, dcp=opts.decode_context_parallel_size,
                       mla_disabled=opts.mla_disable, kv_skip_layers=_skip_layers(spec, opts),
@@ -1680,15 +1756,18 @@ def _margin_term(w_bytes: int, a: int, non_torch: float, graphs: float, graphs_u
                + non_torch * vm.non_torch + graphs_upper - graphs)
 
 
-def _unestimated_graphs_warning(u: float, graphs_estimate: float, total: int) -> Message:
+def _unestimated_graphs_warning(u: float, graphs_estimate: float, total: int, version: str) -> Message:
     """The warning vLLM 0.33.0 logs with VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 (vllm/v1/worker/gpu_worker.py
-    determine_available_memory: suggested = min(round(u + estimate / total, 4), 1.0)), with vramcalc's estimate."""
+    determine_available_memory: suggested = min(round(u + estimate / total, 4), 1.0)), with vramcalc's estimate;
+    0.34.0 logs it without the suggested utilization (and not at all with the extensible KV cache)."""
     suggested = min(round(u + graphs_estimate / total, 4), 1.0)
+    advice = "." if _key(version) >= _key(vllm_rules().extensible_kv_cache_since.version) else \
+        f" and increasing --gpu-memory-utilization from {u:.4f} to {suggested:.4f}."
     return warning("vllm.cudagraph.not_estimated", "CUDA graph memory profiling is disabled "
                    "(VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0). Without it, CUDA graph memory is not accounted for "
                    "during KV cache allocation, which may require lowering --gpu-memory-utilization to avoid OOM. "
-                   "Consider re-enabling it (the default as of v0.21.0) and increasing --gpu-memory-utilization from "
-                   f"{u:.4f} to {suggested:.4f}. [vramcalc: the KV cache takes vramcalc's graph estimate, "
+                   f"Consider re-enabling it (the default as of v0.21.0){advice} [vramcalc: the KV cache takes "
+                   "vramcalc's graph estimate, "
                    f"{graphs_estimate / GIB:.2f} GiB; the graphs are captured after it, outside the budget]",
                    source="vllm/v1/worker/gpu_worker.py determine_available_memory")
 
@@ -1766,27 +1845,57 @@ def _mm_ipc_reserve(kv_bytes: int, reserved: int) -> tuple[int, Message | None]:
                        fix="lower --mm-ipc-gpu-memory-gb", source="vllm/multimodal/gpu_ipc_memory.py")
 
 
-def _no_memory() -> Message:
-    return error("vllm.kv.no_memory", "No available memory for the cache blocks. Try increasing "
-                 "`gpu_memory_utilization` when initializing the engine. [vllm/v1/core/kv_cache_planning.py "
-                 "_check_enough_kv_cache_memory]", fix="raise --gpu-memory-utilization",
+def _no_memory(version: str | None = None, extensible: bool = False, u: float = 1.0) -> Message:
+    """vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory with nothing left for the cache; from 0.34
+    its advice is _more_kv_cache_memory_hint's and a docs link follows."""
+    if _key(version or vllm_rules().default_version) >= _key(vllm_rules().extensible_kv_cache_since.version):
+        advice = _more_kv_cache_memory_hint(extensible, u, False) + \
+            " See https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details."
+    else:
+        advice = "Try increasing `gpu_memory_utilization` when initializing the engine."
+    return error("vllm.kv.no_memory", f"No available memory for the cache blocks. {advice} "
+                 "[vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory]",
+                 fix="raise --gpu-memory-utilization" if not extensible or u < 1.0 else
+                 "a smaller model, quant or more GPUs",
                  source="vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory")
 
 
-def _max_model_len_refusal(cap: KVCapacity, pool: KVPool, worst: int, L: int, est: int) -> Message:
+def _max_model_len_refusal(cap: KVCapacity, pool: KVPool, worst: int, L: int, est: int, version: str | None = None,
+                           extensible: bool = False, u: float = 1.0, after_warmup: bool = False) -> Message:
     """vLLM 0.33.0 vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory: one request of max_model_len
     must fit in the available memory less the null block (get_kv_cache_configs); GiB as format_gib rounds them
-    (vllm/utils/mem_utils.py: round(b / GiB, 2)). Checked against tests/data/vllm_oracle."""
+    (vllm/utils/mem_utils.py: round(b / GiB, 2)). From 0.34 the advice is _more_kv_cache_memory_hint's, which with
+    the extensible KV cache depends on the utilization and on whether the check follows warmup. Checked against
+    tests/data/vllm_oracle."""
     need = round(cap.blocks_per_request * pool.bytes_per_block / GIB, 2)
     avail = round((worst - pool.bytes_per_block) / GIB, 2)
     estimate = f"Based on the available memory, the estimated maximum model length is {est}. " if est > 0 else ""
+    if _key(version or vllm_rules().default_version) >= _key(vllm_rules().extensible_kv_cache_since.version):
+        advice = _more_kv_cache_memory_hint(extensible, u, after_warmup) + " Decreasing `max_model_len` also reduces " \
+            "what is needed. See https://docs.vllm.ai/en/latest/configuration/conserving_memory/ for more details."
+    else:
+        advice = "Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine."
     return error("vllm.kv.max_model_len", f"To serve at least one request with the model's max seq len ({L}), "
                  f"({need} GiB KV cache is needed, which is larger than the available KV cache memory "
-                 f"({avail} GiB). {estimate}"
-                 "Try increasing `gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine. "
-                 "[vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory]",
-                 fix=f"--max-model-len {est} or raise --gpu-memory-utilization",
+                 f"({avail} GiB). {estimate}{advice} [vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory]",
+                 fix=f"--max-model-len {est}" + ("" if extensible and u >= 1.0 else " or raise --gpu-memory-utilization"),
                  source="vllm/v1/core/kv_cache_planning.py _check_enough_kv_cache_memory")
+
+
+def _more_kv_cache_memory_hint(extensible: bool, u: float, after_warmup: bool) -> str:
+    """v0.34.0 vllm/v1/core/kv_cache_planning.py _more_kv_cache_memory_hint, in its words."""
+    if not extensible:
+        return ("Try increasing `gpu_memory_utilization` when initializing the engine (this flag also controls CPU "
+                "memory reservation on the CPU backend, despite its name).")
+    used_by = "the model, its activations, CUDA graphs and warmup" if after_warmup else "the model and its activations"
+    graphs = " CUDA graphs take less with fewer or smaller capture sizes in the compilation config." \
+        if after_warmup else ""
+    if u < 1.0:
+        return (f"The KV cache gets what is left after {used_by} within `gpu_memory_utilization`={u}; increase it "
+                "(with the extensible KV cache it defaults to 1.0) or decrease `max_model_len` or `max_num_seqs`."
+                + graphs)
+    return (f"The extensible KV cache already takes all device memory left after {used_by}; decrease "
+            "`max_model_len` or `max_num_seqs`, or the model needs a device with more memory." + graphs)
 
 
 def _one_block_per_seq(spec: ModelSpec, opts: VLLMOptions, version: str) -> bool:
@@ -1867,7 +1976,10 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         mnbt0, seqs0 = _batch_defaults(gpu, version)
         return _result(False, version, spec, opts, [], 0, 0.0, L0, False, 0, [kv_refused], [], mnbt0, seqs0,
                        opts.gpu_memory_utilization or prof.gpu_memory_utilization, [])
-    u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else prof.gpu_memory_utilization
+    extensible, ext_errors, ext_warnings = _extensible_kv(opts, version, prof, gpu)
+    warnings += ext_warnings
+    u = opts.gpu_memory_utilization if opts.gpu_memory_utilization is not None else \
+        default_utilization(version, extensible)
     if not 0 < u <= 1:
         raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {u}")
     total = cuda_total(gpu)  # what other processes hold is inside it: only the free-memory gate sees that
@@ -1875,6 +1987,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         warnings.append(warning("vllm.gpu.usable_estimated", f"{gpu.name}: {gpu.usable_source}"))
     scheme, gguf = _scheme(spec, opts)
     wdtype, errors, pre_warnings = _pre_start_messages(spec, gpu, opts, scheme)
+    errors += ext_errors
     errors += pcp_messages(spec, opts)
     errors += dcp_messages(spec, opts)
     errors += eplb_messages(spec, opts)
@@ -1977,12 +2090,14 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             source="vllm/config/cache.py CacheConfig.kv_offloading_size; vllm/config/vllm.py "
                    "_post_init_kv_transfer_config"))
     requested = ceil(total * u)  # the budget: gpu_worker.py determine_available_memory
-    gate = _startup_gate(gpu, opts, prof, u, total, requested)
+    # the extensible KV cache's budget is a cap only: no free-memory check (v0.34.0 vllm/v1/worker/utils.py
+    # request_memory)
+    gate = None if extensible else _startup_gate(gpu, opts, prof, u, total, requested)
     if gate:
         errors.append(gate)
     if errors:  # vLLM stops at the first of these: the memory figures would not be reached
         return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u, [], env=sam.env,
-                       plan=plan)
+                       plan=plan, extensible=extensible)
     if wdtype and wdtype != spec.dtype:  # --kv-cache-dtype auto follows the dtype the model runs in
         spec = spec.model_copy(update={"dtype": {"half": "float16"}.get(wdtype, wdtype)})
     mxfp4, mxfp4_msgs = _mxfp4_kernel(scheme, opts, gpu)
@@ -2021,7 +2136,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         feature_errors.append(kt_refused)
     if feature_errors:  # LoRAConfig refuses before anything is allocated
         return _result(False, version, spec, opts, [], 0, 0.0, L, False, 0, errors + feature_errors, warnings, mnbt,
-                       seqs, u, [prof.source], env=sam.env, plan=plan)
+                       seqs, u, [prof.source], env=sam.env, plan=plan, extensible=extensible)
     if opts.enable_eplb and spec.is_moe:  # EplbState.add_model allocates while the model loads
         weights = [(w, b + eplb_state_bytes(spec, opts, w)) for w, b in weights]
     if plan and plan.weight_bytes:  # the drafter is loaded beside the target (gpu_model_runner.py load_model)
@@ -2053,7 +2168,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     # still captured, after the KV cache, from what the budget leaves (_graph_headroom_refusal)
     outside_graphs = 0.0
     if not opts.estimate_cudagraphs and graphs:
-        warnings.append(_unestimated_graphs_warning(u, graphs, total))
+        if not extensible:  # v0.34.0 gpu_worker.py: the extensible cache measures the captured graphs, no warning
+            warnings.append(_unestimated_graphs_warning(u, graphs, total, version))
         outside_graphs, graphs, graphs_upper = graphs_upper, 0.0, 0.0
     devices: list[DeviceBudget] = []
     pools: list[tuple[KVPool, int]] = []
@@ -2067,10 +2183,22 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     copies = _uva_layer_copies(spec, opts, scheme, wdtype, mxfp4, [w for w, _ in weights])
     if any(copies):
         warnings.append(_uva_copy_warning(opts, copies[0]))
+    startup_free = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)[0] if extensible else 0
+    ext_sizing: dict[str, int] = {}
     for (w, w_bytes), (lora, vision, offloaded, prefetch_buffer), copy in zip(weights, extras, copies):
         w_bytes = w_bytes + lora - vision - offloaded + prefetch_buffer
         a = act.on_stage(w.pp_stage == opts.pp - 1, copy)
         kv_bytes = requested - w_bytes - a - int(non_torch) - int(graphs)
+        if extensible:  # the profile's estimate above reserves the address range; warmup's measure commits this
+            # the captured graphs stay resident; without the estimate (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0)
+            # they are not in the transient, and vramcalc takes them at their upper end
+            resident = w_bytes + act.workspace + int(non_torch) + int(graphs + outside_graphs)
+            transient = a - act.workspace + int(graphs)
+            measured = _extensible_kv_bytes(prof, gpu, requested, startup_free, resident, transient)
+            if not ext_sizing:
+                ext_sizing = dict(estimate=kv_bytes, measured=measured, resident=resident, transient=transient,
+                                  startup_free=startup_free, requested=requested)
+            kv_bytes = min(kv_bytes, measured)
         if opts.kv_cache_memory_bytes:  # gpu_worker.py determine_available_memory returns it as it is
             room = total - w_bytes - a - int(non_torch) - int(graphs + outside_graphs)
             if room < opts.kv_cache_memory_bytes and not any(e.code == "vllm.kv_bytes.oom" for e in errors):
@@ -2111,9 +2239,9 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                                 source="vllm/v1/core/kv_cache_planning.py unify_kv_cache_spec_page_size (0.33.0)"))
     worst = min(d.kv_cache_bytes for d in devices)
     if worst <= 0:
-        errors.append(_no_memory())
+        errors.append(_no_memory(version, extensible, u))
         return _result(False, version, spec, opts, devices, 0, 0.0, L, False, 0, errors, warnings, mnbt, seqs, u,
-                       [prof.source], env=sam.env, plan=plan)
+                       [prof.source], env=sam.env, plan=plan, extensible=extensible)
     logged = "current" if _key(version) >= _key(vllm_rules().logged_tokens_from_concurrency_since.version) else "legacy"
     caps = [capacity(pool, avail, L, kvs, logged) for pool, avail in pools]
     cap = min(caps, key=lambda c: c.num_blocks)
@@ -2137,18 +2265,24 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                    "vllm/v1/attention/backends/mla/indexer.py get_max_prefill_buffer_size, v0.33.0)",
             workspace=indexer.workspace, index_buffer=indexer.index_buffer, logits=indexer.logits,
             row_shard_exchange=indexer.exchange, rows=indexer.rows, sparse_mla_prefill_workspace_factor=indexer.factor))
+    if ext_sizing:  # next to the pool's "kv available", which it bounds
+        at = next(i for i, t in enumerate(trace) if t.name == "kv available (worst rank)") + 1
+        trace.insert(at, _extensible_trace(prof, gpu, **ext_sizing))
     fits_len = all(c.fits_one_request for c in caps)
     est = _estimate_max_len(pools, kvs, L)
     if opts.offloader and any(d.cpu_offload_bytes for d in devices):
         warnings += _offload_messages(devices, pools, kvs, L, gpu, opts)
     if not fits_len:
-        errors.append(_max_model_len_refusal(cap, pools[0][0], worst, L, est))
+        # with the extensible cache the refusal after warmup is the one where the measure, not the estimate, binds
+        after_warmup = bool(ext_sizing) and ext_sizing["measured"] < ext_sizing["estimate"]
+        errors.append(_max_model_len_refusal(cap, pools[0][0], worst, L, est, version, extensible, u, after_warmup))
     one_block_per_seq = _one_block_per_seq(spec, opts, version)
     if one_block_per_seq and seqs > cap.num_blocks:
         errors.append(_mamba_refusal(seqs, cap.num_blocks))
     freed = min(d.activation_bytes for d in devices) - act.workspace
-    graph_refusal = _graph_headroom_refusal(spec, gpu, opts, prof, car, total, requested, freed,
-                                            outside_graphs if not opts.kv_cache_memory_bytes else None)
+    # the extensible cache commits its blocks after capture, from what is left: no OOM at capture to check
+    graph_refusal = None if extensible else _graph_headroom_refusal(
+        spec, gpu, opts, prof, car, total, requested, freed, outside_graphs if not opts.kv_cache_memory_bytes else None)
     if graph_refusal:
         errors.append(graph_refusal)
     warnings += kt_messages(kt_cfg, worst)
@@ -2169,12 +2303,13 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     safe, refusal = _verdict(devices, pools, opts, kvs, L, logged, one_block_per_seq, seqs, at_estimate)
     if refusal:
         errors.append(refusal)
-    outside = _outside_budget_refusal(gpu, opts, prof, total, requested)  # vramcalc's guard, like the margin
+    # vramcalc's guard, like the margin; the extensible KV cache measures after warmup and keeps its own margin
+    outside = None if extensible else _outside_budget_refusal(gpu, opts, prof, total, requested)
     if outside and at_estimate:
         errors.append(outside)
     return _result(fits_len, version, spec, opts, devices, cap.kv_cache_tokens, cap.max_concurrency, L, fits_len, est,
                    errors, warnings, mnbt, seqs, u, [prof.source], cap.num_blocks, at_estimate, safe, trace, sam.env,
-                   plan=plan)
+                   plan=plan, extensible=extensible)
 
 
 def _trace(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: VllmVersion, sam: SamplerPath, scheme: QuantScheme,
@@ -2204,7 +2339,10 @@ def _trace(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: VllmVersion, sam:
              "buffers under TP)", source=src, tp=opts.tp, pp=opts.pp, custom_all_reduce=car),
         term("cuda graphs", d0.cuda_graph_bytes, "estimate, inside the budget from 0.20; 0 with --enforce-eager",
              source=src),
-        term("kv available (worst rank)", worst, "budget - weights - activation - non-torch - cuda graphs",
+        term("kv available (worst rank)", worst, "budget - weights - activation - non-torch - cuda graphs"
+             + ("; with the extensible KV cache at most what it measures (next term)"
+                if prof.extensible_kv_cache is not None and d0.budget_bytes == requested and worst < requested - (
+                    d0.weights_bytes + d0.activation_bytes + d0.non_torch_bytes + d0.cuda_graph_bytes) else ""),
              source="vLLM v0.33.0 gpu_worker.py Worker.determine_available_memory (docs/vllm.md#budget)"),
         term("page", pool0.page_bytes, "block_size x KV bytes per token and layer (hybrid: aligned up to the "
              "Mamba state page)", source="vllm/v1/kv_cache_interface.py page_size_bytes; "
@@ -2250,7 +2388,8 @@ def _estimate_max_len(pools: list[tuple[KVPool, int]], kvs: KVSettings, L: int) 
 def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, devices: list[DeviceBudget], tokens: int,
             conc: float, L: int, fits_len: bool, est: int, errors: list[Message], warnings: list[Message], mnbt: int,
             seqs: int, u: float, sources: list[str], blocks: int = 0, at_estimate: bool = False, safe: int = 0,
-            trace: list[TraceTerm] | None = None, env: str | None = None, plan: SpecPlan | None = None) -> VLLMResult:
+            trace: list[TraceTerm] | None = None, env: str | None = None, plan: SpecPlan | None = None,
+            extensible: bool = False) -> VLLMResult:
     counts = count_params(spec)
     runtime = None
     if opts.quantization:
@@ -2270,7 +2409,10 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
     if opts.enable_expert_parallel:
         cmd.append("--enable-expert-parallel")
     cmd.append(f"--max-model-len {L}")
-    cmd.append(f"--gpu-memory-utilization {u}")
+    if opts.gpu_memory_utilization is not None or not extensible:  # vLLM 0.34 asks to leave it unset (cache.py)
+        cmd.append(f"--gpu-memory-utilization {u}")
+    if opts.enable_extensible_kv_cache is not None:
+        cmd.append(f"--{'enable' if opts.enable_extensible_kv_cache else 'disable'}-extensible-kv-cache")
     if runtime:
         cmd.append(f"--quantization {runtime}")
     if opts.kv_cache_dtype != "auto":
@@ -2323,7 +2465,7 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         devices=devices, kv_cache_tokens=tokens, num_gpu_blocks=blocks, max_concurrency=round(conc, 2), max_model_len=L,
         max_model_len_fits=fits_len, estimated_max_model_len=est, safe_max_model_len=safe, fits_at_estimate=at_estimate, trace=trace or [], errors=errors, warnings=warnings,
         command=" ".join(cmd), sources=sources, speculative=summary(plan) if plan and not plan.errors else None,
-        cpu_offload_bytes=max((d.cpu_offload_bytes for d in devices), default=0))
+        cpu_offload_bytes=max((d.cpu_offload_bytes for d in devices), default=0), extensible_kv_cache=extensible)
 
 
 def _feature_flags(opts: VLLMOptions) -> list[str]:

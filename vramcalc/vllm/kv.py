@@ -253,7 +253,8 @@ def release_settings(spec: ModelSpec, version: str) -> dict[str, Any]:
     """The KVSettings fields that follow the vLLM release (data/vllm.json, each rule with its source):
     the sliding window's in-flight reservation, the hybrid manager for chunked local attention (off in
     VllmConfig.__post_init__ before chunked_local_hybrid_manager_since), the Mamba-2 checkpoint block, and
-    prefix caching's default for hybrid attention + Mamba / GDN models (off before hybrid_prefix_caching_since)."""
+    prefix caching's default for hybrid attention + Mamba / GDN models (off before hybrid_prefix_caching_since),
+    and the default block size (CacheConfig.DEFAULT_BLOCK_SIZE: 64 from block_size_64_since, 16 before)."""
     r = vllm_rules()
     chunked = any(layer.attention is not None and layer.attention.kind == "chunked" for layer in spec.layers)
     hybrid = any(layer.ssm is not None for layer in spec.layers) and \
@@ -264,6 +265,7 @@ def release_settings(spec: ModelSpec, version: str) -> dict[str, Any]:
             "null_block_in_fit": _at_least(version, r.null_block_in_fit_since.version),
             "fit_by_groups": _at_least(version, r.group_fit_since.version),
             "checkpoint_kv_dtype": _at_least(version, r.checkpoint_kv_dtype_since.version),
+            "block_size": 64 if _at_least(version, r.block_size_64_since.version) else 16,
             "prefix_caching": False if hybrid and not _at_least(version, r.hybrid_prefix_caching_since.version)
             else None}
 
