@@ -27,6 +27,8 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
 
 
+V033 = "docker run --gpus all vllm/vllm-openai:v0.33.0"  # a pasted command on vLLM 0.33.0 (its image tag)
+
 def test_thirty_real_commands_with_their_sources():
     assert len(DATA) >= 30 and len({c["id"] for c in DATA}) == len(DATA)
     assert all(c["source"].startswith(("https://", "vramcalc issue 23")) for c in DATA)
@@ -392,7 +394,7 @@ def test_vllm_human_readable_ints_and_underscored_flags():
 def test_the_free_memory_gate_is_fixed_by_the_highest_utilization_it_allows():
     # vLLM's init_device refuses 0.99 of a desktop 4090 (the display and CUDA context hold memory); the fix is
     # the highest utilization the gate passes, and the corrected command is re-checked
-    r = check_command("vllm serve Qwen/Qwen3-8B --max-model-len 8192 --gpu-memory-utilization 0.99", "4090")
+    r = check_command(f"{V033} Qwen/Qwen3-8B --max-model-len 8192 --gpu-memory-utilization 0.99", "4090")
     assert not r.fits and "vllm.startup.free_memory" in [e.code for e in r.result.errors]
     assert r.fix.startswith("--gpu-memory-utilization 0.9") and "--gpu-memory-utilization 0.99" not in r.corrected_command
     assert check_command(r.corrected_command, "4090").fits
@@ -591,7 +593,7 @@ def test_seed_vllm_qwen36_fp8_tp2_needs_what_vllms_own_code_says():
     (said,) = [re.search(r"\((\S+) GiB KV cache is needed", p["refusal"]).group(1) for p in case["plans"]
                if p.get("refusal")]
     for flag in ("--tensor-parallel-size 2", "--pipeline-parallel-size 2"):
-        r = check_command(f"vllm serve Qwen/Qwen3.6-27B-FP8 {flag}", "2x4090")
+        r = check_command(f"{V033} Qwen/Qwen3.6-27B-FP8 {flag}", "2x4090")
         (e,) = [e for e in r.result.errors if e.code == "vllm.kv.max_model_len"]
         assert f"max seq len ({QWEN36['max_position_embeddings']})" in e.text
         if flag.startswith("--tensor"):
@@ -1049,7 +1051,7 @@ def test_memory_profiler_estimate_cudagraphs_0_is_read_as_the_vramcalc_flag():
     """VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 (v0.33.0 vllm/v1/worker/gpu_worker.py determine_available_memory:
     cudagraph_memory_estimate_applied = 0): the KV budget keeps the graph estimate, the graphs are captured outside it."""
     # 0.8 leaves the graphs room outside the budget at the graph term's upper end (data/vllm.json)
-    base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192 --gpu-memory-utilization 0.8"
+    base = f"{V033} Qwen/Qwen3-8B --max-model-len 8192 --gpu-memory-utilization 0.8"
     on = check_command(base, "4090")
     r = check_command(f"VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0 {base}", "4090")
     assert r.options["estimate_cudagraphs"] is False and "--no-estimate-cudagraphs" in r.vramcalc_command
@@ -1178,3 +1180,38 @@ def test_flags_with_no_effect_on_memory_but_on_speed_say_so(engine):
         said = [w for w in r.warnings if w.code == "command.speed_not_estimated"]
         assert len(said) == 1 and said[0].text.startswith(name), command
         assert any(n.startswith(name) for n in r.no_effect), command
+
+
+def test_extensible_kv_cache_flags_of_vllm_034():
+    """--enable- / --disable-extensible-kv-cache (vLLM 0.34.0 vllm/config/cache.py): off, the KV cache is sized from
+    the profile's estimate at utilization 0.92 as in 0.33.0; on a release before 0.34 the flag does not exist."""
+    base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    on, off = check_command(base, "h100"), check_command(f"{base} --disable-extensible-kv-cache", "h100")
+    assert on.result.extensible_kv_cache and not off.result.extensible_kv_cache
+    assert off.options["enable_extensible_kv_cache"] is False and "--disable-extensible-kv-cache" in off.vramcalc_command
+    assert "--disable-extensible-kv-cache" in off.result.command and "--gpu-memory-utilization 0.92" in off.result.command
+    assert on.result.devices[0].budget_bytes == on.result.devices[0].total_bytes
+    assert off.result.devices[0].budget_bytes < on.result.devices[0].budget_bytes
+    assert main(off.vramcalc_command.split()[1:] + ["--json"]) == 0
+    with pytest.raises(InputError, match="0.34.0 added the extensible KV cache"):
+        check_command(f"{V033} Qwen/Qwen3-8B --enable-extensible-kv-cache", "h100")
+
+
+def test_checkpoint_prepare_on_startup_needs_sleep_mode_as_vllm_says():
+    with pytest.raises(InputError, match="^ValueError: checkpoint_prepare_on_startup requires enable_sleep_mode$"):
+        read_command("vllm serve Qwen/Qwen3-8B --checkpoint-prepare-on-startup")
+    _, r = read_command("vllm serve Qwen/Qwen3-8B --checkpoint-prepare-on-startup --enable-sleep-mode")
+    assert "--checkpoint-prepare-on-startup" in r.no_effect
+
+
+def test_elastic_ep_keeps_the_extensible_kv_cache_off_as_vllm_034_does():
+    """vllm/config/vllm.py VllmConfig._resolve_extensible_kv_cache (0.34.0): elastic EP's scale-up skips warmup, so the
+    cache is sized from the profile; asked for beside it, vLLM refuses in these words."""
+    base = "vllm serve Qwen/Qwen3-30B-A3B --max-model-len 8192 --enable-expert-parallel -dp 2 --enable-elastic-ep"
+    r = check_command(base, "2xh100")
+    assert r.options["enable_elastic_ep"] and not r.result.extensible_kv_cache
+    assert "--enable-elastic-ep" in r.vramcalc_command and "--enable-elastic-ep" in r.result.command
+    bad = check_command(f"{base} --enable-extensible-kv-cache", "2xh100")
+    (e,) = [e for e in bad.result.errors if e.code == "vllm.extensible_kv.unsupported"]
+    assert e.text == ("ValueError: enable_extensible_kv_cache: elastic EP scale-up skips warmup and reuses the "
+                      "profiled KV cache size, so no measurement would size the cache.")

@@ -47,13 +47,23 @@ def same_as_pasted(capsys, plain: str, pasted: str, system: str) -> str:
     return flags
 
 
-def test_seed_70b_awq_tp2_plain_form_gets_the_pasted_fix(capsys):
+V033 = "docker run --gpus all vllm/vllm-openai:v0.33.0"  # the release a pasted command names by its image tag
+
+
+@pytest.mark.parametrize("release,pasted_as,fixed", [
+    # 0.33: refused at the estimate; a shorter context with fewer sequences (as test_vllm_releases pins it)
+    ("0.33.0", V033, "--max-model-len 5760 --max-num-seqs 32"),
+    # 0.34 (the default): the extensible KV cache keeps vLLM's graph estimate free beside the captured graphs; fewer
+    # sequences capture fewer graphs, and the context stays as asked
+    (None, "vllm serve", "--max-num-seqs 8")])
+def test_seed_70b_awq_tp2_plain_form_gets_the_pasted_fix(capsys, release, pasted_as, fixed):
+    pin = f" --engine-version {release}" if release else ""
     flags = same_as_pasted(
         capsys, "check meta-llama/Llama-3.3-70B-Instruct --gpu 2x4090 --engine vllm --tp 2 --max-model-len 8192 "
-                "--quant awq --gpu-memory-utilization 0.92",
-        "vllm serve casperhansen/llama-3.3-70b-instruct-awq --tensor-parallel-size 2 --max-model-len 8192 "
+                "--quant awq --gpu-memory-utilization 0.92" + pin,
+        f"{pasted_as} casperhansen/llama-3.3-70b-instruct-awq --tensor-parallel-size 2 --max-model-len 8192 "
         "--quantization awq --gpu-memory-utilization 0.92", "2x4090")
-    assert flags == "--max-model-len 5760 --max-num-seqs 32"  # as test_vllm_releases pins it for the pasted form
+    assert flags == fixed
 
 
 def test_qwen3_8b_above_its_length_plain_form_and_api(capsys):
@@ -62,21 +72,22 @@ def test_qwen3_8b_above_its_length_plain_form_and_api(capsys):
     assert flags == "--max-model-len 40960"
     r = vramcalc.check("qwen3-8b", "h100-sxm", engine="vllm", max_model_len=100000)
     assert not r.fits and r.fix is not None and flag_of(r.fix) == flags
-    assert r.corrected_command == "vllm serve Qwen/Qwen3-8B --max-model-len 40960 --gpu-memory-utilization 0.92"
+    # vLLM 0.34 asks to leave --gpu-memory-utilization unset with its extensible KV cache (vllm/config/cache.py)
+    assert r.corrected_command == "vllm serve Qwen/Qwen3-8B --max-model-len 40960"
     assert vramcalc.check("qwen3-8b", "h100-sxm", engine="vllm", max_model_len=40960).fits
 
 
 def test_mamba_blocks_refusal_plain_form_gets_fewer_sequences(capsys):
-    """Qwen3.6-27B FP8 at TP 2 with fp8 KV on 2x4090: refused because max_num_seqs 256 exceeds the Mamba cache
-    blocks. --max-num-seqs at the block count is re-checked first; the engine model's margin refuses it there, and
-    the first that starts is the one both forms name."""
+    """Qwen3.6-27B FP8 at TP 2 with fp8 KV on 2x4090 with vLLM 0.33: refused because max_num_seqs 256 exceeds the
+    Mamba cache blocks. --max-num-seqs at the block count is re-checked first; the engine model's margin refuses it
+    there, and the first that starts is the one both forms name."""
     plain = ("check Qwen/Qwen3.6-27B --quant fp8-block --gpu 2x4090 --engine vllm --tp 2 --kv-cache-dtype fp8 "
-             "--max-model-len 32768")
+             "--max-model-len 32768 --engine-version 0.33.0")
     r = vramcalc.check("Qwen/Qwen3.6-27B", "2x4090", engine="vllm", quant="fp8-block", tp=2, kv_cache_dtype="fp8",
-                       max_model_len=32768)
+                       max_model_len=32768, engine_version="0.33.0")
     (e,) = [e for e in r.errors if e.code == "vllm.mamba.seqs_exceed_blocks"]
     blocks = int(e.fix.split()[-1])
-    flags = same_as_pasted(capsys, plain, "vllm serve Qwen/Qwen3.6-27B-FP8 -tp 2 --kv-cache-dtype fp8 "
+    flags = same_as_pasted(capsys, plain, f"{V033} Qwen/Qwen3.6-27B-FP8 -tp 2 --kv-cache-dtype fp8 "
                                           "--max-model-len 32768", "2x4090")
     assert flags.startswith("--max-num-seqs ") and int(flags.split()[-1]) <= blocks
     assert r.fix is not None and flag_of(r.fix) == flags

@@ -56,6 +56,9 @@ def test_every_vllm_recommendation_starts_under_the_engine_model():
             seqs = int(c.commands[0].split("--max-num-seqs ")[1].split()[0])
             opts = opts.model_copy(update={"max_num_seqs": seqs})
             assert any(n.code == "plan.max_num_seqs" and f"--max-num-seqs {seqs}" in n.text for n in c.notes)
+        if "--disable-extensible-kv-cache" in c.commands[0]:  # vLLM 0.34's cache off: said in a note
+            opts = opts.model_copy(update={"enable_extensible_kv_cache": False})
+            assert any(n.code == "plan.extensible_off" for n in c.notes)
         res = check_vllm(spec, gpu, opts)
         if not res.fits:  # the planner may raise the budget: it must say so
             assert any(n.code == "plan.high_utilization" for n in c.notes)

@@ -306,9 +306,10 @@ def test_the_seeds_70b_awq_tp2_on_0_33_is_refused_with_a_rechecked_fix():
     assert not r.fits and not r.fits_at_estimate and "vllm.kv.max_model_len" in codes(r)
     d = r.devices[0]
     assert round(d.weights_bytes / 2**30, 2) == 18.55 and round(d.cuda_graph_bytes / 2**30, 2) == 1.42
-    cmd = ("vllm serve casperhansen/llama-3.3-70b-instruct-awq --tensor-parallel-size 2 --max-model-len 8192 "
-           "--quantization awq --gpu-memory-utilization 0.92")
+    cmd = ("docker run --gpus all vllm/vllm-openai:v0.33.0 casperhansen/llama-3.3-70b-instruct-awq "
+           "--tensor-parallel-size 2 --max-model-len 8192 --quantization awq --gpu-memory-utilization 0.92")
     c = check_command(cmd, "2x4090")
+    assert c.result.engine_version == "0.33.0"
     assert not c.fits and c.corrected_command and check_command(c.corrected_command, "2x4090").fits
     # sized at the graph term's upper end: 32 sequences capture 11 PIECEWISE and 7 FULL sizes, and 5,760 tokens fit
     assert c.corrected_command.endswith("--gpu-memory-utilization 0.92 --max-model-len 5760 --max-num-seqs 32")

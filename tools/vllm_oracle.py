@@ -653,12 +653,23 @@ def setup() -> None:
         vllm.platforms.current_platform.import_kernels()
     _custom_op_stub()
     # 0.34 refuses an x86 CPU host without triton-cpu (platforms/cpu.py CpuPlatform.check_and_update_config reads
-    # vllm.triton_utils.HAS_TRITON when it runs); the oracle runs no kernel, so it is told Triton is there
+    # vllm.triton_utils.HAS_TRITON when it runs); the oracle runs no kernel, so that check alone is told Triton is
+    # there (set for good, the model modules that read it at import would reach for the Triton placeholder)
     import vllm.platforms.cpu as cpu_platform
     import vllm.triton_utils as triton_utils
 
     if "triton-cpu" in open(cpu_platform.__file__).read():
-        triton_utils.HAS_TRITON = True  # type: ignore[attr-defined]
+        check = cpu_platform.CpuPlatform.check_and_update_config.__func__  # type: ignore[attr-defined]
+
+        def with_triton(cls: Any, vllm_config: Any) -> Any:
+            had = triton_utils.HAS_TRITON
+            triton_utils.HAS_TRITON = True  # type: ignore[attr-defined]
+            try:
+                return check(cls, vllm_config)
+            finally:
+                triton_utils.HAS_TRITON = had  # type: ignore[attr-defined]
+
+        cpu_platform.CpuPlatform.check_and_update_config = classmethod(with_triton)  # type: ignore[method-assign]
 
 
 def main() -> None:

@@ -59,15 +59,16 @@ def _with_fix(r: Any, engine: Engine, source: ModelSource, system: System | None
 
 
 def instead(spec: ModelSpec, system: System, context: int, quant: str | None, engine: Engine,
-            host_ram_bytes: int | None) -> list[str]:
-    """What the planner would run instead when an engine check does not fit."""
+            host_ram_bytes: int | None, engine_version: str | None = None) -> list[str]:
+    """What the planner would run instead when an engine check does not fit (vLLM layouts on the check's release)."""
     from .plan import alternatives
 
     planner_quant = None
     if quant:  # the planner's names: awq, fp8 ... and gguf:Q4_K_M
         kind, _, ftype = quant.partition(":")
         planner_quant = f"gguf:{ftype.upper()}" if kind.lower() == "gguf" else quant.lower()
-    return alternatives(spec, system, context, quant=planner_quant, prefer_engine=engine, host_ram_bytes=host_ram_bytes)
+    return alternatives(spec, system, context, quant=planner_quant, prefer_engine=engine, host_ram_bytes=host_ram_bytes,
+                        engine_version=engine_version)
 
 
 def vllm_layout(system: System, tp: int | None, pp: int | None, system_name: str | None = None, dp: int = 1
@@ -128,7 +129,7 @@ def vllm_on_system(source: ModelSource, system: System, options: dict[str, Any],
         r = r.model_copy(update={"warnings": r.warnings + [warning(system.note_code(n), n) for n in system.notes]})
     if not r.fits and ADVICE.get():
         r = r.model_copy(update={"alternatives": instead(source.spec, system, r.max_model_len, vopts.quantization,
-                                                         "vllm", host_ram_bytes)})
+                                                         "vllm", host_ram_bytes, vopts.engine_version)})
     r = _with_fix(r, "vllm", source, system, options, host_ram_bytes)
     return VLLMReport(result=r, gpu=gpu, ranks=tp * pp, speculative=_spec_speed(source.spec, vopts, r, draft))
 

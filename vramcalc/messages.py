@@ -212,6 +212,8 @@ CODES: dict[str, str] = {
     "command.gguf_predicted": "no GGUF file here: its size is predicted for the file type its name gives",
     # the planner
     "plan.startup_utilization": "the planner lowered --gpu-memory-utilization to pass vLLM's free-memory gate",
+    "plan.extensible_off": "the layout starts only with vLLM 0.34's extensible KV cache off "
+                           "(--disable-extensible-kv-cache)",
     "plan.high_utilization": "the layout fits only with a higher --gpu-memory-utilization",
     "plan.max_num_seqs": "the planner lowered --max-num-seqs to the Mamba cache blocks",
     "plan.context.exceeds_model": "the context asked for exceeds the model's maximum",

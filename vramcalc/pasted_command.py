@@ -642,7 +642,7 @@ def _vllm_reading(p: Parsed) -> Reading:
                      "enable_moe_shared_loras", "enable_mixed_moe_lora_format", "specialize_active_lora",
                      "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
                      "enable_prefix_caching", "enable_return_routed_experts", "enable_dbo", "dcp_q_replicate",
-                     "use_replayssm"):
+                     "use_replayssm", "enable_extensible_kv_cache", "enable_elastic_ep"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
         elif fld in ("kv_cache_dtype_skip_layers", "cpu_offload_params", "offload_params"):  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
             opts[fld] = tuple(f.values)
@@ -744,6 +744,8 @@ def _vllm_reading(p: Parsed) -> Reading:
         opts["engine_version"] = p.engine_version
     if not p.model:
         raise InputError("vllm serve: no model in the command (vllm serve MODEL ...)")
+    if "--checkpoint-prepare-on-startup" in present and "--enable-sleep-mode" not in present:
+        raise InputError("ValueError: checkpoint_prepare_on_startup requires enable_sleep_mode")  # config/model.py 0.34
     dp, dpl = opts.get("data_parallel_size", 1), reader.get("data_parallel_size_local")
     if dpl is not None and dpl > dp:  # vllm/config/parallel.py ParallelConfig.__post_init__
         raise InputError(f"data_parallel_size_local ({dpl}) must be <= data_parallel_size ({dp})")
@@ -1548,6 +1550,9 @@ def _flag_line(q: Question) -> str:
                     "estimate_cudagraphs": None if v else "--no-estimate-cudagraphs",
                     "enable_prefix_caching": "--enable-prefix-caching" if v else "--no-enable-prefix-caching",
                     "use_replayssm": "--use-replayssm" if v else None,
+                    "enable_extensible_kv_cache": "--enable-extensible-kv-cache" if v else
+                    "--disable-extensible-kv-cache",
+                    "enable_elastic_ep": "--enable-elastic-ep" if v else None,
                     }.get(k, _cli_flag(k, v))
             if flag:
                 parts.append(flag)
@@ -1692,7 +1697,13 @@ def _fix_tries(q: Question, r: VLLMResult | LlamaResult) -> list[Try]:
                 if m >= 1:
                     tries.append((f"--max-num-seqs {m} (the Mamba cache blocks: one per decode sequence)",
                                   ("--max-num-seqs",), ["--max-num-seqs", str(m)], {"max_num_seqs": m}))
-        if u_max != u_now and u_max > 0:  # lower where the free-memory gate refuses, higher where it leaves room
+        if r.extensible_kv_cache:  # 0.34: the estimate-based sizing counts the CUDA graphs once, not twice
+            tries.append(("--disable-extensible-kv-cache (the KV cache sized from the profile's estimate as before "
+                          "vLLM 0.34: the CUDA graphs are counted once, not again as headroom kept free)",
+                          ("--enable-extensible-kv-cache", "--disable-extensible-kv-cache"),
+                          ["--disable-extensible-kv-cache"], {"enable_extensible_kv_cache": False}))
+        if u_max != u_now and u_max > 0 and not r.extensible_kv_cache:  # the gate's: none with the extensible cache
+            # lower where the free-memory gate refuses, higher where it leaves room
             tries.append((f"--gpu-memory-utilization {u_max} (the highest vLLM's start-up free-memory check allows)",
                           ("--gpu-memory-utilization",), ["--gpu-memory-utilization", str(u_max)],
                           {"gpu_memory_utilization": u_max}))
@@ -1751,6 +1762,20 @@ def _fix_tries(q: Question, r: VLLMResult | LlamaResult) -> list[Try]:
             tries.append((f"-ngl {r.max_gpu_layers} (the most layers that fit; the rest on the CPU)",
                           ("-ngl", "--gpu-layers", "--n-gpu-layers"), ["-ngl", str(r.max_gpu_layers)],
                           {"n_gpu_layers": r.max_gpu_layers}))
+    if isinstance(r, VLLMResult) and r.extensible_kv_cache:
+        # vLLM 0.34 with its extensible KV cache off: that release's estimate-based sizing, then the changes that
+        # sizing would need (the flag added to each)
+        from dataclasses import replace
+
+        off = {**q.options, "enable_extensible_kv_cache": False}
+        try:
+            r_off = _run(replace(q, options=off), off, None)
+        except VramcalcError:
+            return tries
+        flag = ("--enable-extensible-kv-cache", "--disable-extensible-kv-cache")
+        tries += [(f"--disable-extensible-kv-cache with {why}", flag + drop, ["--disable-extensible-kv-cache", *add],
+                   {"enable_extensible_kv_cache": False, **o})
+                  for why, drop, add, o in _fix_tries(replace(q, options=off), r_off)]
     return tries
 
 

@@ -44,7 +44,7 @@ Goal = Literal["latency", "throughput", "context"]
 EngineChoice = Literal[Engine, "any"]
 # the engine warnings a recommended layout carries as its notes: what costs speed or is not modelled
 LAYOUT_NOTE_CODES = frozenset({"vllm.weights.mxfp4_layout", "vllm.quant.degraded", "vllm.platform.rocm_version",
-                               "plan.high_utilization", "plan.max_num_seqs"})
+                               "plan.high_utilization", "plan.max_num_seqs", "plan.extensible_off"})
 
 
 def planner_data() -> Planner:
@@ -318,13 +318,14 @@ def layout_text(c: Candidate) -> str:
 
 def alternatives(spec: ModelSpec, system: System, context: int, *, quant: str | None = None,
                  engine: EngineChoice = "any", prefer_engine: Engine | None = None, host_ram_bytes: int | None = None,
-                 top: int = 3) -> list[str]:
+                 top: int = 3, engine_version: str | None = None) -> list[str]:
     """What would work instead of a refused check (issue 6.5): the planner's layouts, quants and KV
     dtypes for the same model, system and context, one line each with its command. The nearest
     come first: those that keep the quant asked for (`quant`; None: the checkpoint as it is), then
     those on the engine asked for (`prefer_engine`: vllm, llamacpp)."""
     wanted = quant or "checkpoint"
-    r = plan(spec, system, context=context, engine=engine, host_ram_bytes=host_ram_bytes, top=50, prefer_quant=wanted)
+    r = plan(spec, system, context=context, engine=engine, host_ram_bytes=host_ram_bytes, top=50, prefer_quant=wanted,
+             engine_version=engine_version)
     recs = sorted(r.recommendations, key=lambda c: (c.quant != wanted, c.engine != prefer_engine, c.rank))[:top]
     out = []
     for c in recs:
@@ -451,7 +452,25 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                     r = r.model_copy(update={"warnings": r.warnings + [warning(
                         "plan.startup_utilization", f"--gpu-memory-utilization {opts.gpu_memory_utilization}: the "
                         "most vLLM's free-memory gate allows with what other processes hold")]})
-                if r.devices and not r.fits:  # short of memory: what users do next is raise the budget
+                if r.extensible_kv_cache and r.num_gpu_blocks and "vllm.mamba.seqs_exceed_blocks" in codes(r.errors):
+                    # with the extensible cache fewer sequences also capture fewer CUDA graphs: tried first
+                    opts = opts.model_copy(update={"max_num_seqs": r.num_gpu_blocks})
+                    r = check_vllm_file(opts)
+                    r = r.model_copy(update={"warnings": r.warnings + [warning(
+                        "plan.max_num_seqs", f"--max-num-seqs {opts.max_num_seqs}: a hybrid model holds one KV block "
+                        "per running sequence and vLLM refuses a max_num_seqs above the block count")]})
+                if r.devices and not r.fits and r.extensible_kv_cache:
+                    # vLLM 0.34's extensible KV cache keeps the CUDA-graph estimate free beside the captured graphs;
+                    # sized from the profile's estimate instead (--disable-extensible-kv-cache), they count once
+                    r2 = check_vllm_file(opts.model_copy(update={"enable_extensible_kv_cache": False}))
+                    if r2.fits or (r2.devices and "vllm.mamba.seqs_exceed_blocks" in codes(r2.errors)):
+                        opts = opts.model_copy(update={"enable_extensible_kv_cache": False})
+                        kept = [w for w in r.warnings if w.code.startswith("plan.")]  # what the planner changed before
+                        r = r2.model_copy(update={"warnings": r2.warnings + kept + [warning(
+                            "plan.extensible_off", "--disable-extensible-kv-cache: vLLM 0.34's extensible KV cache "
+                            "keeps its CUDA-graph estimate free beside the captured graphs and leaves too little; "
+                            "sized from the profile's estimate, as in 0.33, it starts")]})
+                if r.devices and not r.fits and not r.extensible_kv_cache:  # what users do next is raise the budget
                     hi = planner_data().high_gpu_memory_utilization
                     r2 = check_vllm_file(opts.model_copy(update={"gpu_memory_utilization": hi}))
                     if r2.fits:

@@ -58,6 +58,16 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "and the larger PyTorch-sort peak is planned for)")
     v.add_argument("--disable-custom-all-reduce", action="store_true",
                    help="vLLM --disable-custom-all-reduce: no custom all-reduce buffers under TP")
+    v.add_argument("--enable-elastic-ep", action="store_true",
+                   help="vLLM --enable-elastic-ep: from 0.34 it keeps the extensible KV cache off (elastic scaling "
+                        "itself is not sized)")
+    ext = v.add_mutually_exclusive_group()
+    ext.add_argument("--enable-extensible-kv-cache", dest="extensible_kv_cache", action="store_const", const=True,
+                     default=None, help="vLLM 0.34+: size the KV cache from the memory measured after warmup (the "
+                                        "default on CUDA and ROCm)")
+    ext.add_argument("--disable-extensible-kv-cache", dest="extensible_kv_cache", action="store_const", const=False,
+                     help="vLLM 0.34+: size the KV cache from the profile's estimate, as 0.33 does (utilization 0.92 "
+                          "unless given)")
     v.add_argument("--speculative-config", default=None, metavar="JSON",
                    help="vLLM --speculative-config, e.g. '{\"method\":\"mtp\",\"num_speculative_tokens\":1}': the "
                         "drafter's weights and KV layers (MTP, EAGLE/EAGLE-3, a draft model; ngram / suffix add none) "
@@ -324,6 +334,7 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> VLL
                    enforce_eager=args.enforce_eager, block_size=args.block_size,
                    moe_backend=args.moe_backend, flashinfer_sampler=ON_OFF.get(args.flashinfer_sampler),
                    disable_custom_all_reduce=args.disable_custom_all_reduce,
+                   enable_extensible_kv_cache=args.extensible_kv_cache, enable_elastic_ep=args.enable_elastic_ep,
                    speculative_config=parse_speculative_config(args.speculative_config)
                    if args.speculative_config else None, spec_acceptance=args.spec_acceptance, **feature_options(args),
                    data_parallel_size=args.data_parallel_size, enable_expert_parallel=args.enable_expert_parallel,

@@ -153,6 +153,7 @@ class VLLMOptions(CheckedOptions):
     kv_cache_memory_bytes: int | None = Field(default=None, ge=1, le=2**50)  # replaces the utilization budget
     # --enable- / --disable-extensible-kv-cache (0.34): None is vLLM's default (on for CUDA and ROCm where allowed)
     enable_extensible_kv_cache: bool | None = None
+    enable_elastic_ep: bool = False  # --enable-elastic-ep: only its effect on the extensible KV cache (0.34) is modelled
     language_model_only: bool = False  # --language-model-only: no vision encoder, no encoder profiling
     # --mm-ipc-gpu-memory-gb: GiB per GPU carved out of the KV cache for the frontend's GPU-side multimodal work, on a
     # multimodal model (vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory, 0.33.0)
@@ -555,6 +556,9 @@ def _extensible_kv(opts: VLLMOptions, version: str, prof: VllmVersion, gpu: GPU
         unsupported = "it sizes the KV cache from measured memory, which kv_cache_memory_bytes overrides"
     elif opts.num_gpu_blocks_override is not None:
         unsupported = "it sizes the KV cache from measured memory, which num_gpu_blocks_override overrides"
+    elif opts.enable_elastic_ep:
+        unsupported = ("elastic EP scale-up skips warmup and reuses the profiled KV cache size, so no measurement "
+                       "would size the cache")
     if unsupported is not None:
         if asked:
             return False, [error("vllm.extensible_kv.unsupported", f"ValueError: enable_extensible_kv_cache: "
@@ -2473,6 +2477,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
     from .features import features
 
     out = []
+    if opts.enable_elastic_ep:
+        out.append("--enable-elastic-ep")
     if opts.enable_lora:
         out.append("--enable-lora")
         for flag, v in (("--max-loras", opts.max_loras), ("--max-lora-rank", opts.max_lora_rank),
