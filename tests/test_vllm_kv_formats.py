@@ -15,26 +15,31 @@ from vramcalc.sources.catalog import load as _load
 from vramcalc.vllm.engine import VLLMOptions, _estimate_max_len, _skip_layers, check_vllm
 from vramcalc.vllm.kv import KVSettings, capacity, kv_pool, release_settings
 
-DOC = json.load(open(os.path.join(os.path.dirname(__file__), "data", "vllm_kv_format_oracle_v0.33.0.json")))
+DOCS = [json.load(open(os.path.join(os.path.dirname(__file__), "data", f"vllm_kv_format_oracle_v{v}.json")))
+        for v in ("0.33.0", "0.34.0")]
+DOC = DOCS[0]
 load = functools.lru_cache(maxsize=None)(_load)
-SUPPORTED = [c for c in DOC["cases"]]
+SUPPORTED = [(d["release"], c) for d in DOCS for c in d["cases"]]
 
 
-def test_fixture_names_release_and_method():
-    assert DOC["release"] == "0.33.0" and "VLLM_TARGET_DEVICE=cpu" in DOC["produced_by"] and len(SUPPORTED) > 100
-    assert {c["kv_cache_dtype"] for c in SUPPORTED} >= {"turboquant_k8v4", "turboquant_4bit_nc", "turboquant_k3v4_nc",
-                                                        "turboquant_3bit_nc", "int8_per_token_head",
-                                                        "fp8_per_token_head", "int4_per_token_head"}
+@pytest.mark.parametrize("d", DOCS, ids=lambda d: d["release"])
+def test_fixture_names_release_and_method(d):
+    assert "VLLM_TARGET_DEVICE=cpu" in d["produced_by"] and len(d["cases"]) > 100
+    assert {c["kv_cache_dtype"] for c in d["cases"]} >= {"turboquant_k8v4", "turboquant_4bit_nc", "turboquant_k3v4_nc",
+                                                         "turboquant_3bit_nc", "int8_per_token_head",
+                                                         "fp8_per_token_head", "int4_per_token_head"}
 
 
-@pytest.mark.parametrize("c", SUPPORTED, ids=[f"{c['model']}-tp{c['tp']}-{c['kv_cache_dtype']}" for c in SUPPORTED])
-def test_pool_equals_vllm(c):
+@pytest.mark.parametrize("rc", SUPPORTED, ids=[f"{r}-{c['model']}-tp{c['tp']}-{c['kv_cache_dtype']}"
+                                               for r, c in SUPPORTED])
+def test_pool_equals_vllm(rc):
+    release, c = rc
     spec = load(c["model"])
     opts = VLLMOptions(tp=c["tp"], kv_cache_dtype=c["kv_cache_dtype"])
     assert list(_skip_layers(spec, opts)) == c["kv_cache_dtype_skip_layers"]  # TurboQuant's boundary layers
     s = KVSettings(tp=c["tp"], kv_cache_dtype=c["kv_cache_dtype"], max_num_batched_tokens=c["max_num_batched_tokens"],
                    async_scheduling=c["async_scheduling"], max_model_len=c["max_model_len"],
-                   kv_skip_layers=_skip_layers(spec, opts), **release_settings(spec, "0.33.0"))
+                   kv_skip_layers=_skip_layers(spec, opts), **release_settings(spec, release))
     pool = kv_pool(spec, s)
     L = c["max_model_len"]
     for p in c["plans"]:
@@ -58,8 +63,12 @@ def test_what_the_oracle_could_not_plan_is_not_modelled():
     vramcalc refuses it as not modelled rather than sizing it."""
     assert any(u["model"] == "google/gemma-3-12b-it" and u["kv_cache_dtype"].startswith("turboquant_")
                for u in DOC["unsupported"])
-    with pytest.raises(NotModelledError, match="sliding-window"):
-        check_vllm(load("google/gemma-3-12b-it"), find_gpu("h100"), VLLMOptions(kv_cache_dtype="turboquant_3bit_nc"))
+    for d in DOCS:
+        assert any(u["model"] == "google/gemma-3-12b-it" and u["kv_cache_dtype"].startswith("turboquant_")
+                   for u in d["unsupported"])
+        with pytest.raises(NotModelledError, match="sliding-window"):
+            check_vllm(load("google/gemma-3-12b-it"), find_gpu("h100"),
+                       VLLMOptions(kv_cache_dtype="turboquant_3bit_nc", engine_version=d["release"]))
 
 
 def test_release_gate_and_unmodelled_dtypes():

@@ -61,20 +61,11 @@ def _pool(name, c):
 # fails loudly once fixed (strict xfail).
 POOL_GAPS: dict[str, str] = {}
 WEIGHT_GAPS: dict[str, str] = {
-    "v0.30.0-Qwen/Qwen3-VL-2B-Instruct-tp8-auto": "vLLM 0.30.0 holds 7.4 MB more weights per rank at TP 8 than a "
-    "1/8 share (a part of the vision tower or merger kept whole; not yet found): vramcalc is 1.3% low",
-    "v0.25.0-Qwen/Qwen3-VL-2B-Instruct-tp8-auto": "as on 0.30.0: 7.4 MB per rank more than a 1/8 share in vLLM "
-    "(not yet found); vramcalc is 1.3% low",
-    "v0.11.0-Qwen/Qwen3-VL-2B-Instruct-tp8-auto": "as on 0.25.0 and 0.30.0: vramcalc is 1.2% low at TP 8 (not yet "
-    "found)",
     "v0.11.0-Zyphra/Zamba2-7B-tp2-auto": "vramcalc is 6.6% high at TP 2 (conservative; 0.11 is the only fixture "
     "release that builds Zamba2, the part vLLM shards that vramcalc keeps whole is not yet found)",
     "v0.30.0-google/gemma-4-E2B-it-tp8-auto": "vramcalc is 1.4% high at TP 8 (conservative; the part vLLM shards "
     "that vramcalc keeps whole is not yet found)",
     "v0.30.0-google/gemma-4-E4B-it-tp8-auto": "vramcalc is 1.9% high at TP 8 (conservative; as for E2B)",
-    "v0.34.0-Qwen/Qwen3-VL-2B-Instruct-tp8-auto": "as on 0.30.0: vramcalc is 1.3% low at TP 8; the gap grows as "
-    "(1 - 1/TP) x 8.2 MB, a part of the vision tower (4.1M parameters: the patch and position embeddings, norms and "
-    "row-parallel biases by their sizes) that vLLM keeps whole and vramcalc's flat tower count shards",
     "v0.34.0-Zyphra/Zamba2-7B-tp2-auto": "as on 0.11.0: vramcalc is high at TP 2 (conservative)",
     "v0.34.0-google/gemma-4-E2B-it-tp8-auto": "as on 0.30.0: vramcalc is 1.4% high at TP 8 (conservative)",
     "v0.34.0-google/gemma-4-E4B-it-tp8-auto": "as on 0.30.0: vramcalc is 1.9% high at TP 8 (conservative)",

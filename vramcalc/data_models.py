@@ -1275,7 +1275,7 @@ class KVFormat(Fixed):
 
 
 class VllmKVFormats(Sourced):
-    checked_on: str
+    checked_on: list[str]  # the releases whose own code the page sizes were checked against
     formats: dict[str, KVFormat]
     turboquant_key_norm_bytes: int
     turboquant_value_meta_bytes: int

@@ -138,6 +138,9 @@ class VisionSpec(_Frozen):
     params: Count  # tower plus projector into the language model
     hidden_size: Size
     num_layers: Size
+    # of `params`, what vLLM keeps whole on every TP rank when the tower is TP-sharded (patch and position
+    # embeddings, norms, row-parallel biases); 0 where not counted
+    replicated_params: Count = 0
 
 
 class ModelSpec(_Frozen):

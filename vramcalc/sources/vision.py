@@ -139,8 +139,13 @@ def _qwen3_5(v: dict[str, Any], where: str, deepstack: bool = False) -> VisionSp
         if not isinstance(stacks, list):
             raise ConfigError(where, "vision_config.deepstack_visual_indexes", "must be a list of layer indexes")
         merger += len(stacks) * (2 * merged + _linear(merged, merged) + _linear(merged, g("out_hidden_size")))
+    # kept whole under TP (vLLM v0.34.0 models/qwen3_vl.py Qwen3_VisionTransformer, Qwen3_VisionBlock,
+    # Qwen3_VisionPatchMerger): the Conv3d patch embedding and the position table, each block's two LayerNorms and
+    # the biases of its RowParallelLinear proj and fc2, each merger's norm and linear_fc2 bias
+    replicated = embed + n * (2 * 2 * h + 2 * h) + 2 * h + g("out_hidden_size") \
+        + len(stacks or []) * (2 * merged + g("out_hidden_size"))
     return VisionSpec(kind="qwen3_vl_vision" if deepstack else "qwen3_5_vision", params=embed + n * layer + merger,
-                      hidden_size=h, num_layers=n)
+                      hidden_size=h, num_layers=n, replicated_params=replicated)
 
 
 # Kimi-K2.5's Hub config keeps the names of Moonshot's remote code (vt_hidden_size, init_pos_emb_height, ...);

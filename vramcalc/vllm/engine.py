@@ -1018,11 +1018,11 @@ def _kv_format_gate(spec: ModelSpec, opts: VLLMOptions, version: str, gpu: GPU |
         raise NotModelledError(f"--kv-cache-dtype {name} ({f.not_modelled[name]}): not modelled; vramcalc models "
                                f"{', '.join(['auto', 'bfloat16', 'float16', 'fp8', *f.formats])}")
     if name in f.formats and gpu is not None and (gpu.vendor or "nvidia") != "nvidia":
-        raise NotModelledError(f"--kv-cache-dtype {name} is modelled on NVIDIA GPUs (vLLM {f.checked_on}'s CUDA "
+        raise NotModelledError(f"--kv-cache-dtype {name} is modelled on NVIDIA GPUs (vLLM {f.checked_on[-1]}'s CUDA "
                                f"platform); on {gpu.vendor} GPUs its backend and workspace are not checked")
-    if name in f.formats and version != f.checked_on:
-        raise NotModelledError(f"--kv-cache-dtype {name} is modelled on vLLM {f.checked_on} (its page sizes equal "
-                               f"that release's own code); vLLM {version}'s rules for it are not checked")
+    if name in f.formats and version not in f.checked_on:
+        raise NotModelledError(f"--kv-cache-dtype {name} is modelled on vLLM {' and '.join(f.checked_on)} (its page "
+                               f"sizes equal those releases' own code); vLLM {version}'s rules for it are not checked")
     return None
 
 

@@ -135,7 +135,9 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
     if t.group == "vision":
         if spec.architecture in vllm_rules().replicated_vision.architectures:
             return tuple(s)  # built without TP layers (data/vllm.json replicated_vision)
-        return (s[0] // tp,)  # mm_encoder_tp_mode="weights": the tower is TP-sharded
+        # mm_encoder_tp_mode="weights": the tower is TP-sharded but for the part kept whole (VisionSpec)
+        kept = spec.vision.replicated_params if spec.vision is not None else 0
+        return ((s[0] - kept) // tp + kept,)
     return tuple(s)  # biases of row-parallel layers and anything unknown: whole (conservative)
 
 
