@@ -35,12 +35,12 @@ def test_gemma4_31b_awq_on_3090s_tp4_and_tp2():
 
 
 @pytest.mark.xfail(strict=True, reason="issue 21: vLLM --enforce-eager on Qwen3.6-27B at TP=2 on 3090s is modelled "
-                   "3.0x slower, measured 6.1x. The kernels a step launches are counted per layer from vLLM's code "
-                   "(1104 here) at 25.0 us each, fitted on three TP=1 pairs (tp112, ve02, ve04); two held-out published "
-                   "pairs come out as measured, a hybrid Gated-DeltaNet 27B at TP=1 (RTX 5090, -5%) and a MoE at TP=4 "
-                   "(4x 4090D, -10%, two all-reduces a layer at one launch each), so neither a per-all-reduce nor a "
-                   "Gated-DeltaNet (Triton) premium is seen in published runs. 6.1x needs about 65 us a launch on the "
-                   "seed rig, whose host CPU is not recorded, or some 340 us more per eager all-reduce than a launch")
+                   "2.7x slower, measured 6.1x. The kernels a step launches are counted per layer from vLLM v0.33.0's code "
+                   "(896 here) at 26.3 us each, fitted on three TP=1 pairs (tp112, ve02, ve04); two held-out published "
+                   "pairs come out near measured, a hybrid Gated-DeltaNet 27B at TP=1 (RTX 5090, -21%) and a MoE at TP=4 "
+                   "(4x 4090D, -5%, two all-reduces a layer at one launch each), so neither a per-all-reduce nor a "
+                   "Gated-DeltaNet (Triton) premium is seen in published runs. 6.1x needs about 80 us a launch on the "
+                   "seed rig, whose host CPU is not recorded, or some 370 us more per eager all-reduce than a launch")
 def test_enforce_eager_about_six_times_slower_on_qwen36_27b():
     s = SEEDS["rtx3090_vllm_0_19_1"]
     graphs = _serve("qwen3.6-27b", "gptq", "rtx-3090", engine="vllm", tp=2, link="pcie")

@@ -19,6 +19,8 @@ token a step that hold those types.
 Run: python tools/calibrate_speed.py            (every constant)
      python tools/calibrate_speed.py --mmvq-only (that share alone, every other constant as stored; and the
                                                   profiles' median calibration errors it changes)
+     python tools/calibrate_speed.py --eager-only (the launch cost alone, every other constant as stored; and
+                                                   vllm:cuda's median calibration error)
 """
 
 from __future__ import annotations
@@ -173,6 +175,16 @@ def store_median_errors(data: dict, keys: list[str]) -> None:
     DATA.write_text(json.dumps(data, indent=1) + "\n")
 
 
+def eager_only() -> None:
+    """vllm_eager.us_per_kernel alone on the stored profiles (after a kernel count read again from vLLM's code),
+    and the median calibration error of vllm:cuda, whose calibrate eager rows it changes."""
+    data = json.loads(DATA.read_text())
+    fit_eager(data)
+    DATA.write_text(json.dumps(data, indent=1) + "\n")
+    _clear_caches()
+    store_median_errors(data, ["vllm:cuda"])
+
+
 def mmvq_only() -> None:
     data = json.loads(DATA.read_text())
     fit_mmvq(data)
@@ -201,4 +213,4 @@ def fit_eager(data: dict) -> None:
 
 
 if __name__ == "__main__":
-    mmvq_only() if "--mmvq-only" in sys.argv else main()
+    mmvq_only() if "--mmvq-only" in sys.argv else eager_only() if "--eager-only" in sys.argv else main()

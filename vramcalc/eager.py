@@ -34,7 +34,10 @@ def layer_kernels(layer: LayerSpec) -> int:
     a = layer.attention
     if a is not None:
         n += k["mla"] if a.mla is not None else k["attention"]
-        n += k["qk_norm"] if a.qk_norm else 0
+        if a.output_gate and a.qk_norm:  # gated attention: one kernel splits q and the gate, norms q and k and ropes
+            n += k["fused_qk_norm_rope_gate"] - k["rotary"]
+        else:
+            n += k["qk_norm"] if a.qk_norm else 0
         n += k["output_gate"] if a.output_gate else 0
     if layer.ssm is not None:
         n += k["gated_deltanet"] if layer.ssm.kind == "gated_deltanet" else k["mamba"]

@@ -238,6 +238,17 @@ def _prefix_note(shared: int, prompt: int, on: bool | None) -> Message:
                    "once the prefix is cached (block-aligned in vLLM: up to one block less is reused)")
 
 
+def _speed_kv_dtype(kv_cache_dtype: str | None) -> str | None:
+    """The --kv-cache-dtype the speed model reads the KV at: a packed format (data/vllm_kv_formats.json) by its own
+    page bytes (vramcalc/speed.py packed_kv_read_bytes), fp8 at one byte, anything else at the model dtype."""
+    from .vllm.kv import kv_formats
+
+    name = str(kv_cache_dtype or "")
+    if name in kv_formats().formats:
+        return name
+    return "fp8" if name.startswith("fp8") else None
+
+
 def with_speed(report: Any, spec: ModelSpec, system: System | None, quant: str | None, *, enforce_eager: bool = False,
                kv_cache_dtype: str | None = None, concurrency: int = 1, prompt: int | None = None,
                output: int | None = None, shared_prefix: int = 0, prefix_caching: bool | None = None,
@@ -261,7 +272,7 @@ def with_speed(report: Any, spec: ModelSpec, system: System | None, quant: str |
     if isinstance(report, VLLMReport):
         est = for_engine_check(spec, "vllm", gpu, quant=quant, tp=r.layout.tp, pp=r.layout.pp, link=link, backend=backend,
                                enforce_eager=enforce_eager,
-                               kv_dtype="fp8" if str(kv_cache_dtype or "").startswith("fp8") else None,
+                               kv_dtype=_speed_kv_dtype(kv_cache_dtype),
                                concurrency=n, prompt=p, output=o, speculative=report.speculative,
                                cpu_offload_bytes=r.cpu_offload_bytes,
                                cached_prefix=min(shared_prefix, p - 1) if prefix_caching is not False else 0)

@@ -266,11 +266,41 @@ def state_step_bytes(spec: ModelSpec, engine: str | None = None, query: int = 1)
     return total
 
 
+def packed_kv_read_bytes(spec: ModelSpec, context: int, kv_dtype: str) -> int | None:
+    """KV one sequence reads per step at `context` in one of vLLM's packed --kv-cache-dtype formats
+    (data/vllm_kv_formats.json: TurboQuant, per-token-head), at the bytes each token's page holds: TurboQuant's slot
+    per KV head or K and V at the format's bits plus their float32 scales (vramcalc/vllm/kv.py
+    packed_bytes_per_token, vLLM v0.33.0 TurboQuantConfig.slot_size_aligned / TritonAttentionBackend.customize_spec),
+    the layers TurboQuant keeps at the model dtype (TurboQuantConfig.get_boundary_skip_layers) at the model dtype;
+    None where `kv_dtype` is not a packed format. A layer kind the packed backends do not take (MLA) is read at
+    the model dtype (the memory check refuses the pair; vramcalc/vllm/kv.py)."""
+    from .cache_kinds import SharedKV, _Heads, cache_layers
+    from .kv import dtype_bytes
+    from .vllm.kv import kv_formats, packed_bytes_per_token, turboquant_boundary_layers
+
+    fmt = kv_formats().formats.get(kv_dtype)
+    if fmt is None:
+        return None
+    model_bytes = dtype_bytes(spec.dtype)
+    kept = set(turboquant_boundary_layers(spec)) if fmt.kind == "turboquant" else set()
+    total = 0
+    for i, c in enumerate(cache_layers(spec)):
+        a = c.attention
+        if a is None or isinstance(a, SharedKV):
+            continue
+        packed = isinstance(a, _Heads) and str(i) not in kept
+        per_token = packed_bytes_per_token(a, fmt, 1) if packed else \
+            a.bytes_per_token(model_bytes) + a.indexer_bytes_per_token()
+        total += per_token * a.tokens_held(max(1, context))
+    return total
+
+
 def kv_read_bytes(spec: ModelSpec, context: int, kv_dtype: str | None = None, engine: str | None = None,
                   query: int = 1) -> int:
     """Cache one sequence reads per step at `context` (windows applied), and the recurrent state it reads and
-    writes back (state_step_bytes)."""
-    kv = sum(m.kv_bytes for m in kv_by_layer_kind(spec, max(1, context), kv_dtype))
+    writes back (state_step_bytes). A packed vLLM KV dtype is read at its page's bytes (packed_kv_read_bytes)."""
+    packed = packed_kv_read_bytes(spec, context, kv_dtype) if kv_dtype else None
+    kv = packed if packed is not None else sum(m.kv_bytes for m in kv_by_layer_kind(spec, max(1, context), kv_dtype))
     return kv + state_step_bytes(spec, engine, query)
 
 
