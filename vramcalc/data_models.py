@@ -913,6 +913,7 @@ class CommandFlags(Fixed):
     llamacpp: dict[str, FlagClass]
     llama_bench: dict[str, FlagClass]
     vllm_env: dict[str, FlagClass]
+    vllm_env_removed: dict[str, FlagClass] = {}  # variables the table's release removed: refused in its words
 
 
 class QuantizedRepo(Fixed):
