@@ -714,6 +714,26 @@ def test_variables_the_release_removed_are_refused_in_vllms_words():
         assert r.warnings[0].text.startswith(f"{var} 0: a variable of vLLM 0.33.0, removed in 0.34.0")
 
 
+ENV_REFUSALS = json.loads((Path(__file__).parent / "data" / "vllm_env_refusal_oracle_v0.34.0.json").read_text())
+
+
+@pytest.mark.parametrize("case", ENV_REFUSALS["cases"], ids=lambda c: f"{c['name']}={c['value']}")
+def test_env_values_vllm_refuses_are_refused_in_its_words(case):
+    """Against vLLM 0.34.0's own code run on CPU (tools/vllm_env_refusal_oracle.py): a value an env_with_choices
+    variable does not take (command_flags.json choices, case_sensitive), and the variables 0.34.0 removed
+    (vllm_env_removed), stop the command with vLLM's ValueError, word for word; the values vLLM takes are read."""
+    assert ENV_REFUSALS["release"] == vllm_table()["version"]
+    command = f"{case['name']}={shlex.quote(case['value'])} vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    if case["error"]:
+        with pytest.raises(InputError) as e:
+            read_command(command)
+        assert str(e.value) == case["error"]
+    else:
+        _, r = read_command(command)
+        assert any(n.startswith(case["name"]) for n in r.no_effect) or \
+            any(w.text.startswith(case["name"]) for w in r.warnings)
+
+
 def test_mamba_cache_dtypes_are_read_as_the_vramcalc_flags():
     base = "vllm serve Qwen/Qwen3-Next-80B-A3B-Thinking -tp 4 --max-model-len 32768"
     r = check_command(f"{base} --mamba-ssm-cache-dtype float32", "4xh100")

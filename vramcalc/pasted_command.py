@@ -705,6 +705,11 @@ def _vllm_reading(p: Parsed) -> Reading:
             if entry is None:
                 _vllm_env_not_in_table(k, val, p.engine_version, no_effect, warnings)
                 continue
+            choices = entry.get("choices")
+            if choices and (val not in choices if entry.get("case_sensitive", True)
+                            else val.lower() not in [c.lower() for c in choices]):
+                # vllm/envs.py env_with_choices (v0.34.0): read when vLLM caches its variables at start-up at the latest
+                raise InputError(f"ValueError: Invalid value '{val}' for {k}. Valid options: {choices}.")
             f = Flag(name=k, values=[val], klass=entry["class"], entry=entry)
             if entry["class"] == "no_effect" and not entry.get("only_with") and not entry.get("speed"):
                 no_effect.append(k)
