@@ -186,7 +186,9 @@ def test_every_not_modelled_flag_warns_by_name(engine):
     for name in names:
         entry = flag_classes()[engine][name]
         if engine == "vllm_env":
-            value = next(v for v in ("1", "0", "2", "x") if v not in (entry.get("no_effect_values") or []))
+            # a variable with choices (vllm/envs.py env_with_choices) takes one of them; another is refused
+            value = next(v for v in entry.get("choices") or ("1", "0", "2", "x")
+                         if v not in (entry.get("no_effect_values") or []))
             command = f"{name}={value} {base}"
         else:
             o = kinds[name]
