@@ -188,7 +188,9 @@ def test_every_not_modelled_flag_warns_by_name(engine):
     for name in names:
         entry = flag_classes()[engine][name]
         if engine == "vllm_env":
-            value = next(v for v in ("1", "0", "2", "x") if v not in (entry.get("no_effect_values") or []))
+            # a variable with choices (vllm/envs.py env_with_choices) takes one of them; another is refused
+            value = next(v for v in entry.get("choices") or ("1", "0", "2", "x")
+                         if v not in (entry.get("no_effect_values") or []))
             command = f"{name}={value} {base}"
         else:
             o = kinds[name]
@@ -674,18 +676,66 @@ def test_num_gpu_blocks_override_is_read_as_the_vramcalc_flag():
 
 
 @pytest.mark.parametrize("var,default,other", [
-    # vllm/envs.py (0.33.0): the value each variable takes when unset
+    # vllm/envs.py (0.34.0): the value each variable takes when unset
     ("VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD", "0", "1"),
     ("VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE", "163840", "200000"),
-    ("VLLM_USE_V2_MODEL_RUNNER", None, "0"),  # unset: V2 where supported (vllm/config/vllm.py use_v2_model_runner)
 ])
 def test_env_values_listed_as_no_effect_are_the_release_defaults(var, default, other):
     base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
-    if default is not None:
-        _, r = read_command(f"{var}={default} {base}")
-        assert r.no_effect == [f"{var} {default}"] and not r.warnings
+    _, r = read_command(f"{var}={default} {base}")
+    assert r.no_effect == [f"{var} {default}"] and not r.warnings
     _, r = read_command(f"{var}={other} {base}")
     assert [w.code for w in r.warnings] == ["command.not_modelled"] and r.warnings[0].text.startswith(var)
+
+
+def test_variables_the_release_removed_are_refused_in_vllms_words():
+    """vLLM 0.34.0 vllm/platforms/interface.py Platform.validate_environ (called by EngineArgs.create_engine_config):
+    VLLM_MARLIN_INPUT_DTYPE (vllm/envs.py removed_environment_variables) set to anything, and VLLM_USE_V2_MODEL_RUNNER
+    set to anything but 1, stop vLLM with a ValueError; VLLM_USE_V2_MODEL_RUNNER=1 is only warned about as redundant.
+    A variable vLLM never had is listed as having no effect (vLLM warns it is unknown). With the image of 0.33.0,
+    which read both, they are warned about as not modelled."""
+    base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    assert vllm_table()["version"] == "0.34.0"
+    assert not {"VLLM_MARLIN_INPUT_DTYPE", "VLLM_USE_V2_MODEL_RUNNER"} & set(vllm_table()["env"])
+    for value in ("0", "2"):
+        with pytest.raises(InputError, match=re.escape(
+                f"ValueError: VLLM_USE_V2_MODEL_RUNNER={value} is no longer supported: Model Runner V1 has been "
+                "removed. Unset this variable.")):
+            read_command(f"VLLM_USE_V2_MODEL_RUNNER={value} {base}")
+    _, r = read_command(f"VLLM_USE_V2_MODEL_RUNNER=1 {base}")
+    assert r.no_effect == ["VLLM_USE_V2_MODEL_RUNNER 1 (removed in vLLM 0.34.0, which warns that it is redundant)"]
+    assert not r.warnings
+    for value in ("int8", "fp8"):
+        with pytest.raises(InputError, match=re.escape(
+                "ValueError: VLLM_MARLIN_INPUT_DTYPE has been removed. Marlin no longer supports 8-bit activations. "
+                "Use `--quantization humming`")):
+            check_command(f"VLLM_MARLIN_INPUT_DTYPE={value} {base}", "4090")
+    _, r = read_command(f"VLLM_NOT_A_VARIABLE=1 {base}")
+    assert r.no_effect == ["VLLM_NOT_A_VARIABLE (not a variable of vLLM 0.34.0)"] and not r.warnings
+    for var in ("VLLM_USE_V2_MODEL_RUNNER", "VLLM_MARLIN_INPUT_DTYPE"):
+        _, r = read_command(f"docker run --gpus all -e {var}=0 vllm/vllm-openai:v0.33.0 --model Qwen/Qwen3-8B")
+        assert [w.code for w in r.warnings] == ["command.not_modelled"]
+        assert r.warnings[0].text.startswith(f"{var} 0: a variable of vLLM 0.33.0, removed in 0.34.0")
+
+
+ENV_REFUSALS = json.loads((Path(__file__).parent / "data" / "vllm_env_refusal_oracle_v0.34.0.json").read_text())
+
+
+@pytest.mark.parametrize("case", ENV_REFUSALS["cases"], ids=lambda c: f"{c['name']}={c['value']}")
+def test_env_values_vllm_refuses_are_refused_in_its_words(case):
+    """Against vLLM 0.34.0's own code run on CPU (tools/vllm_env_refusal_oracle.py): a value an env_with_choices
+    variable does not take (command_flags.json choices, case_sensitive), and the variables 0.34.0 removed
+    (vllm_env_removed), stop the command with vLLM's ValueError, word for word; the values vLLM takes are read."""
+    assert ENV_REFUSALS["release"] == vllm_table()["version"]
+    command = f"{case['name']}={shlex.quote(case['value'])} vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    if case["error"]:
+        with pytest.raises(InputError) as e:
+            read_command(command)
+        assert str(e.value) == case["error"]
+    else:
+        _, r = read_command(command)
+        assert any(n.startswith(case["name"]) for n in r.no_effect) or \
+            any(w.text.startswith(case["name"]) for w in r.warnings)
 
 
 def test_mamba_cache_dtypes_are_read_as_the_vramcalc_flags():

@@ -905,6 +905,9 @@ class FlagClass(Fixed):
     fields_source: str | None = None
     no_effect_keys: list[str] | None = None
     modelled_keys: list[str] | None = None  # keys that vramcalc reads (the rest no effect): the flag sets `field`
+    # vllm_env, a variable read by vllm/envs.py env_with_choices: its values; another is vLLM's ValueError
+    choices: list[str] | None = None
+    case_sensitive: bool = True
 
 
 class CommandFlags(Fixed):
@@ -913,6 +916,7 @@ class CommandFlags(Fixed):
     llamacpp: dict[str, FlagClass]
     llama_bench: dict[str, FlagClass]
     vllm_env: dict[str, FlagClass]
+    vllm_env_removed: dict[str, FlagClass] = {}  # variables the table's release removed: refused in its words
 
 
 class QuantizedRepo(Fixed):

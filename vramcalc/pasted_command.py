@@ -703,12 +703,17 @@ def _vllm_reading(p: Parsed) -> Reading:
         if k.startswith("VLLM_"):
             entry = flag_classes()["vllm_env"].get(k)
             if entry is None:
-                no_effect.append(f"{k} (not a variable of vLLM {vllm_table()['version']})")
+                _vllm_env_not_in_table(k, val, p.engine_version, no_effect, warnings)
                 continue
+            choices = entry.get("choices")
+            if choices and (val not in choices if entry.get("case_sensitive", True)
+                            else val.lower() not in [c.lower() for c in choices]):
+                # vllm/envs.py env_with_choices (v0.34.0): read when vLLM caches its variables at start-up at the latest
+                raise InputError(f"ValueError: Invalid value '{val}' for {k}. Valid options: {choices}.")
             f = Flag(name=k, values=[val], klass=entry["class"], entry=entry)
-            if entry["class"] == "no_effect" and not entry.get("only_with"):
+            if entry["class"] == "no_effect" and not entry.get("only_with") and not entry.get("speed"):
                 no_effect.append(k)
-            elif entry["class"] == "no_effect":
+            elif entry["class"] == "no_effect":  # beside its flags, or with a speed effect: said as _common says it
                 n = len(no_effect)
                 _common(f, no_effect, warnings, present)
                 no_effect[n:] = [k] * (len(no_effect) - n)  # listed by its name, as the others
@@ -751,6 +756,28 @@ def _vllm_reading(p: Parsed) -> Reading:
         raise InputError(f"data_parallel_size_local ({dpl}) must be <= data_parallel_size ({dp})")
     return Reading(engine="vllm", model=p.model, options=opts, no_effect=no_effect, warnings=warnings,
                    nnodes=reader.get("nnodes"), dp_local=dpl)
+
+
+def _vllm_env_not_in_table(k: str, val: str, engine_version: str | None, no_effect: list[str],
+                           warnings: list[Message]) -> None:
+    """A VLLM_* variable the table's release does not read. One it removed (command_flags.json vllm_env_removed) is
+    refused in its words (vllm/platforms/interface.py Platform.validate_environ, v0.34.0), or listed where it only
+    warns; with the image of an earlier release, which read it, warned about as not modelled. Any other has no
+    effect: vLLM warns it is unknown (the same function)."""
+    from .vllm.weights import _release_key
+
+    table_v = vllm_table()["version"]
+    gone = flag_classes()["vllm_env_removed"].get(k)
+    if gone is None:
+        no_effect.append(f"{k} (not a variable of vLLM {table_v})")
+    elif engine_version and _release_key(engine_version) < _release_key(table_v):
+        warnings.append(warning("command.not_modelled", f"{k} {val}: a variable of vLLM {engine_version}, removed in "
+                                f"{table_v}; vramcalc reads {table_v}'s variables and does not model it: the figures "
+                                "ignore it"))
+    elif val in (gone.get("no_effect_values") or []):
+        no_effect.append(f"{k} {val} (removed in vLLM {table_v}, which warns that it is redundant)")
+    else:
+        raise InputError(f"ValueError: {gone['said'].replace('{value}', val)}")
 
 
 def _mm_limits(flag: str, v: str) -> dict[str, int]:

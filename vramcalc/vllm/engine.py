@@ -985,7 +985,8 @@ def replayssm_messages(spec: ModelSpec, opts: VLLMOptions, prefix_caching: bool,
         refuse("flashinfer_prefix_caching", "--disable-prefix-caching")
     elif not flashinfer:
         refuse("triton_v2", "--mamba-backend flashinfer --disable-prefix-caching (Model Runner V2 is vLLM 0.33.0's "
-               "default; under VLLM_USE_V2_MODEL_RUNNER=0, which vramcalc does not model, Triton's runs)")
+               "default and 0.34.0's only runner: 0.34.0 removed V1 and refuses VLLM_USE_V2_MODEL_RUNNER=0, under "
+               "which 0.33.0 ran Triton's; vramcalc does not model that)")
     kt = opts.kv_transfer_config or {}
     if not out and (opts.kv_offloading_size is not None or (kt.get("kv_connector") and kt.get("kv_role") in
                                                              ("kv_producer", "kv_consumer", "kv_both"))):
