@@ -117,17 +117,8 @@ def main() -> None:
         "(v1/core/kv_cache_planning.py get_kv_cache_configs, tools/vllm_oracle.py), then "
         "distributed/aux_output_connector/worker.py get_aux_output_connector on that plan; run on CPU: "
         "VLLM_TARGET_DEVICE=cpu VLLM_USE_V2_MODEL_RUNNER=1 python tools/vllm_aux_output_oracle.py --tp N")}
-    if os.path.exists(a.out):
-        old = json.load(open(a.out))
-        doc["cases"], doc["unsupported"] = old["cases"], old["unsupported"]
-    done = {json.dumps([c["model"], c["tp"], c["engine_args"]], sort_keys=True)
-            for c in doc["cases"] + doc["unsupported"]}
-    for stem, tp, args in CASES:
-        repo = json.load(open(os.path.join(vo.MODELS, stem + ".json")))["repo_id"]
-        if tp != a.tp or json.dumps([repo, tp, args], sort_keys=True) in done:
-            continue
-        vo.record_case(doc, a.out, "unsupported", {"model": repo, "tp": tp, "engine_args": args},
-                       lambda: _one(stem, tp, args, a.memory_gib), f"{stem} {tp} {args}")
+    vo.run_flag_cases(doc, a.out, CASES, a.tp, lambda stem, tp, args: _one(stem, tp, args, a.memory_gib),
+                      skip_refused=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ parameter under an `experts` segment, and all the weights of rank 0.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
@@ -64,11 +63,7 @@ def _one(stem: str, tp: int, args: dict[str, Any]) -> dict[str, Any]:
     from vllm.model_executor.model_loader.utils import initialize_model
     from vllm.model_executor.offloader import create_offloader, set_offloader
 
-    entry = json.load(open(os.path.join(vo.MODELS, stem + ".json")))
-    config = vo._as_read(vo._catalog_config(entry["repo_id"]))
-    config = {k: v for k, v in config.items() if k != "quantization_config"}
-    vo.EXTRA_ARGS.clear()
-    vo.EXTRA_ARGS.update(copy.deepcopy(args))
+    entry, config = vo.flag_case_config(stem, args)
     with tempfile.TemporaryDirectory() as d:
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(config, f)
@@ -106,16 +101,7 @@ def main() -> None:
         "parses --cpu-offload-gb / --cpu-offload-params, create_offloader / set_offloader as the model runner calls "
         "them, the model built on the meta device under a TP group of fake ranks (tools/vllm_oracle.py), "
         "UVAOffloader's own count; run on CPU: VLLM_TARGET_DEVICE=cpu python tools/vllm_cpu_offload_oracle.py --tp N")}
-    if os.path.exists(a.out):
-        old = json.load(open(a.out))
-        doc["cases"], doc["unsupported"] = old["cases"], old["unsupported"]
-    done = {json.dumps([c["model"], c["tp"], c["engine_args"]], sort_keys=True) for c in doc["cases"]}
-    for stem, tp, args in CASES:
-        repo = json.load(open(os.path.join(vo.MODELS, stem + ".json")))["repo_id"]
-        if tp != a.tp or json.dumps([repo, tp, args], sort_keys=True) in done:
-            continue
-        vo.record_case(doc, a.out, "unsupported", {"model": repo, "tp": tp, "engine_args": args},
-                       lambda: _one(stem, tp, args), f"{stem} {tp} {args}")
+    vo.run_flag_cases(doc, a.out, CASES, a.tp, _one)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import glob
 import json
 import os
@@ -598,6 +599,34 @@ def case_in_subprocess(script: str, out: str, i: int, env_set: dict[str, str]) -
                        text=True)
     lines = [x for x in p.stdout.splitlines() if x.startswith("ROW ")]
     return json.loads(lines[-1][4:]) if lines else {"error": (p.stderr.strip().splitlines() or ["?"])[-1][:400]}
+
+
+def flag_case_config(stem: str, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A flag oracle's case: the catalog entry and its config as vramcalc reads it, unquantized (the CPU build
+    cannot pick CUDA's quantized kernels), with the case's EngineArgs fields set for the next engine config."""
+    entry = json.load(open(os.path.join(MODELS, stem + ".json")))
+    config = {k: v for k, v in _as_read(_catalog_config(entry["repo_id"])).items() if k != "quantization_config"}
+    EXTRA_ARGS.clear()
+    EXTRA_ARGS.update(copy.deepcopy(args))
+    return entry, config
+
+
+def run_flag_cases(doc: dict[str, Any], out: str, cases: list[tuple[str, int, dict[str, Any]]], tp: int,
+                   one: Any, refused: str = "unsupported", skip_refused: bool = False) -> None:
+    """A flag oracle's cases of TP `tp` (catalog stem, TP, EngineArgs fields), resumed from what `out` holds:
+    each case not yet recorded goes through record_case with one(stem, tp, args). skip_refused: cases vLLM refused
+    before are not tried again either."""
+    if os.path.exists(out):
+        old = json.load(open(out))
+        doc["cases"], doc[refused] = old["cases"], old[refused]
+    done = {json.dumps([c["model"], c["tp"], c["engine_args"]], sort_keys=True)
+            for c in doc["cases"] + (doc[refused] if skip_refused else [])}
+    for stem, case_tp, args in cases:
+        repo = json.load(open(os.path.join(MODELS, stem + ".json")))["repo_id"]
+        if case_tp != tp or json.dumps([repo, case_tp, args], sort_keys=True) in done:
+            continue
+        record_case(doc, out, refused, {"model": repo, "tp": case_tp, "engine_args": args},
+                    lambda: one(stem, case_tp, args), f"{stem} {case_tp} {args}")
 
 
 def record_case(doc: dict[str, Any], out: str, refused: str, key: dict[str, Any], run: Any, label: str) -> Any:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import json
 import os
 import sys
@@ -51,11 +50,7 @@ def _backends() -> dict[str, Any]:
 
 
 def _one(stem: str, tp: int, args: dict[str, Any]) -> dict[str, Any]:
-    entry = json.load(open(os.path.join(vo.MODELS, stem + ".json")))
-    config = vo._as_read(vo._catalog_config(entry["repo_id"]))
-    config = {k: v for k, v in config.items() if k != "quantization_config"}
-    vo.EXTRA_ARGS.clear()
-    vo.EXTRA_ARGS.update(copy.deepcopy(args))
+    entry, config = vo.flag_case_config(stem, args)
     row: dict[str, Any] = {"model": entry["repo_id"], "tp": tp, "engine_args": args}
     with tempfile.TemporaryDirectory() as d:
         with open(os.path.join(d, "config.json"), "w") as f:

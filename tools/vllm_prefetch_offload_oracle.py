@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import json
 import os
 import sys
@@ -127,11 +126,7 @@ def _one(stem: str, tp: int, args: dict[str, Any], pp: int = 1, rank: int = 0) -
     from vllm.model_executor.model_loader.utils import initialize_model
     from vllm.model_executor.offloader import create_offloader, set_offloader
 
-    entry = json.load(open(os.path.join(vo.MODELS, stem + ".json")))
-    config = vo._as_read(vo._catalog_config(entry["repo_id"]))
-    config = {k: v for k, v in config.items() if k != "quantization_config"}
-    vo.EXTRA_ARGS.clear()
-    vo.EXTRA_ARGS.update(copy.deepcopy(args))
+    entry, config = vo.flag_case_config(stem, args)
     if pp > 1:
         # (the CPU build runs Model Runner V1, which takes PP only without async scheduling; the layers are the same)
         vo.EXTRA_ARGS.update(pipeline_parallel_size=pp, distributed_executor_backend="mp", async_scheduling=False)
@@ -192,7 +187,6 @@ def main() -> None:
     if os.path.exists(a.out):
         old = json.load(open(a.out))
         doc["cases"], doc["refused"] = old["cases"], old["refused"]
-    done = {json.dumps([c["model"], c["tp"], c["engine_args"]], sort_keys=True) for c in doc["cases"] + doc["refused"]}
     if a.pp_case is not None:
         stem, pp, rank, args = PP_CASES[a.pp_case]
         with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
@@ -204,12 +198,7 @@ def main() -> None:
         with open(a.out, "w") as f:
             json.dump(doc, f, indent=1, sort_keys=True)
         return
-    for stem, tp, args in CASES:
-        repo = json.load(open(os.path.join(vo.MODELS, stem + ".json")))["repo_id"]
-        if tp != a.tp or json.dumps([repo, tp, args], sort_keys=True) in done:
-            continue
-        vo.record_case(doc, a.out, "refused", {"model": repo, "tp": tp, "engine_args": args},
-                       lambda: _one(stem, tp, args), f"{stem} {tp} {args}")
+    vo.run_flag_cases(doc, a.out, CASES, a.tp, _one, refused="refused", skip_refused=True)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import json
 import os
 import sys
@@ -36,11 +35,7 @@ CASES: list[tuple[str, str | None, dict[str, Any]]] = [
 
 
 def _one(stem: str, env: str | None, args: dict[str, Any]) -> dict[str, Any]:
-    entry = json.load(open(os.path.join(vo.MODELS, stem + ".json")))
-    config = vo._as_read(vo._catalog_config(entry["repo_id"]))
-    config = {k: v for k, v in config.items() if k != "quantization_config"}
-    vo.EXTRA_ARGS.clear()
-    vo.EXTRA_ARGS.update(copy.deepcopy(args))
+    entry, config = vo.flag_case_config(stem, args)
     os.environ.pop("VLLM_USE_SIMPLE_KV_OFFLOAD", None)
     if env is not None:
         os.environ["VLLM_USE_SIMPLE_KV_OFFLOAD"] = env
