@@ -17,10 +17,12 @@ parameter under an `experts` segment, and all the weights of rank 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -59,24 +61,32 @@ def _meta_copies() -> None:
     uva.should_pin_memory = lambda: False
 
 
-def _one(stem: str, tp: int, args: dict[str, Any]) -> dict[str, Any]:
+@contextlib.contextmanager
+def offloaded_model(config: dict[str, Any], tp: int, init: Any = None) -> Iterator[tuple[Any, Any, Any]]:
+    """(the engine config, the offloader, the model) for a catalog config: the offloader create_offloader makes from
+    the case's offload config installed as the model runner installs it, the model built on the meta device under a
+    TP group of fake ranks (`init(cfg)` for another group), the default offloader put back after."""
     from vllm.model_executor.model_loader.utils import initialize_model
     from vllm.model_executor.offloader import create_offloader, set_offloader
 
-    entry, config = vo.flag_case_config(stem, args)
     with tempfile.TemporaryDirectory() as d:
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(config, f)
         cfg = vo._config(d, tp, "auto", None)
-        vo._init_group(tp, cfg)
+        (init or (lambda c: vo._init_group(tp, c)))(cfg)
         vo.cuda_like(cfg)
         off = create_offloader(cfg.offload_config)
         set_offloader(off)
         try:
             with vo.meta_models(cfg):
-                model = initialize_model(vllm_config=cfg)
+                yield cfg, off, initialize_model(vllm_config=cfg)
         finally:
             set_offloader(create_offloader(type(cfg.offload_config)()))
+
+
+def _one(stem: str, tp: int, args: dict[str, Any]) -> dict[str, Any]:
+    entry, config = vo.flag_case_config(stem, args)
+    with offloaded_model(config, tp) as (cfg, off, model):
         params = list(model.named_parameters())
         return {"model": entry["repo_id"], "tp": tp, "engine_args": args, "dtype": str(cfg.model_config.dtype),
                 "offloader": type(off).__name__,

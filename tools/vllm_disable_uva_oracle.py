@@ -18,10 +18,8 @@ its forward, the largest, and the total.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -43,8 +41,6 @@ CASES: list[tuple[str, int, dict[str, Any]]] = [
 
 
 def _one(stem: str, tp: int, args: dict[str, Any]) -> dict[str, Any]:
-    from vllm.model_executor.model_loader.utils import initialize_model
-    from vllm.model_executor.offloader import create_offloader, set_offloader
     from vllm.model_executor.offloader.uva import UVAOffloader
 
     entry, config = vo.flag_case_config(stem, args)
@@ -59,26 +55,17 @@ def _one(stem: str, tp: int, args: dict[str, Any]) -> dict[str, Any]:
         return out
 
     UVAOffloader._maybe_offload_to_cpu = counting  # type: ignore[method-assign]
-    with tempfile.TemporaryDirectory() as d:
-        with open(os.path.join(d, "config.json"), "w") as f:
-            json.dump(config, f)
-        cfg = vo._config(d, tp, "auto", None)
-        vo._init_group(tp, cfg)
-        vo.cuda_like(cfg)
-        off = create_offloader(cfg.offload_config)
-        set_offloader(off)
-        try:
-            with vo.meta_models(cfg):
-                initialize_model(vllm_config=cfg)
-        finally:
-            set_offloader(create_offloader(type(cfg.offload_config)()))
-            UVAOffloader._maybe_offload_to_cpu = original  # type: ignore[method-assign]
-        assert isinstance(off, UVAOffloader) and not off.uva_offloading, "run with VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1"
-        moved = [m["moved_bytes"] for m in per_module]
-        return {"model": entry["repo_id"], "tp": tp, "engine_args": args, "dtype": str(cfg.model_config.dtype),
-                "uva_offloading": off.uva_offloading, "cpu_offload_bytes": int(off.cpu_offload_bytes),
-                "modules_moved_bytes": moved, "largest_module_copy_bytes": max(moved, default=0),
-                "forward_replaced": [m["forward_replaced"] for m in per_module]}
+    try:
+        with co.offloaded_model(config, tp) as (cfg, off, _):
+            pass
+    finally:
+        UVAOffloader._maybe_offload_to_cpu = original  # type: ignore[method-assign]
+    assert isinstance(off, UVAOffloader) and not off.uva_offloading, "run with VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1"
+    moved = [m["moved_bytes"] for m in per_module]
+    return {"model": entry["repo_id"], "tp": tp, "engine_args": args, "dtype": str(cfg.model_config.dtype),
+            "uva_offloading": off.uva_offloading, "cpu_offload_bytes": int(off.cpu_offload_bytes),
+            "modules_moved_bytes": moved, "largest_module_copy_bytes": max(moved, default=0),
+            "forward_replaced": [m["forward_replaced"] for m in per_module]}
 
 
 def main() -> None:

@@ -26,10 +26,10 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
+import vllm_cpu_offload_oracle as co  # noqa: E402
 import vllm_oracle as vo  # noqa: E402
 
 # (catalog file stem, TP, EngineArgs fields)
@@ -123,47 +123,29 @@ def _meta_host_copies() -> None:
 
 
 def _one(stem: str, tp: int, args: dict[str, Any], pp: int = 1, rank: int = 0) -> dict[str, Any]:
-    from vllm.model_executor.model_loader.utils import initialize_model
-    from vllm.model_executor.offloader import create_offloader, set_offloader
-
     entry, config = vo.flag_case_config(stem, args)
     if pp > 1:
         # (the CPU build runs Model Runner V1, which takes PP only without async scheduling; the layers are the same)
         vo.EXTRA_ARGS.update(pipeline_parallel_size=pp, distributed_executor_backend="mp", async_scheduling=False)
-    with tempfile.TemporaryDirectory() as d:
-        with open(os.path.join(d, "config.json"), "w") as f:
-            json.dump(config, f)
-        cfg = vo._config(d, tp, "auto", None)
-        if pp > 1:
-            _init_stage(pp, rank, cfg)
-        else:
-            vo._init_group(tp, cfg)
-        vo.cuda_like(cfg)
-        off = create_offloader(cfg.offload_config)
-        set_offloader(off)
-        try:
-            with vo.meta_models(cfg):
-                model = initialize_model(vllm_config=cfg)
-                seen: set[int] = set()
-                weights = 0
-                for _, p in model.named_parameters(remove_duplicate=False):
-                    if id(p) not in seen:
-                        seen.add(id(p))
-                        weights += p.numel() * p.element_size()
-                names = {id(m): n for n, m in model.named_modules()}
-                off.post_init()
-        finally:
-            set_offloader(create_offloader(type(cfg.offload_config)()))
-        mods = getattr(off, "module_offloaders", [])
-        pool = getattr(off, "buffer_pool", None)
-        row = {"pp": pp, "rank": rank} if pp > 1 else {}
-        return {**row, "model": entry["repo_id"], "tp": tp, "engine_args": args, "dtype": str(cfg.model_config.dtype),
-                "offloader": type(off).__name__,
-                "offloaded_layers": [names.get(id(m.module), "?") for m in mods],
-                "offloaded_bytes": int(getattr(off, "total_offloaded_bytes", 0)),
-                "uva_offloaded_bytes": int(getattr(off, "cpu_offload_bytes", 0)),
-                "buffer_pool_bytes": int(pool.total_bytes) if pool is not None else 0,
-                "weights_bytes_rank0": int(weights)}
+    with co.offloaded_model(config, tp, (lambda c: _init_stage(pp, rank, c)) if pp > 1 else None) as (cfg, off, model):
+        seen: set[int] = set()
+        weights = 0
+        for _, p in model.named_parameters(remove_duplicate=False):
+            if id(p) not in seen:
+                seen.add(id(p))
+                weights += p.numel() * p.element_size()
+        names = {id(m): n for n, m in model.named_modules()}
+        off.post_init()
+    mods = getattr(off, "module_offloaders", [])
+    pool = getattr(off, "buffer_pool", None)
+    row = {"pp": pp, "rank": rank} if pp > 1 else {}
+    return {**row, "model": entry["repo_id"], "tp": tp, "engine_args": args, "dtype": str(cfg.model_config.dtype),
+            "offloader": type(off).__name__,
+            "offloaded_layers": [names.get(id(m.module), "?") for m in mods],
+            "offloaded_bytes": int(getattr(off, "total_offloaded_bytes", 0)),
+            "uva_offloaded_bytes": int(getattr(off, "cpu_offload_bytes", 0)),
+            "buffer_pool_bytes": int(pool.total_bytes) if pool is not None else 0,
+            "weights_bytes_rank0": int(weights)}
 
 
 def main() -> None:
