@@ -1086,6 +1086,13 @@ class LoraExtraVocab(Fixed):
     source: str
 
 
+class LoraTowerConnector(Fixed):
+    source: str
+    vision_qkv_unwrapped: list[str]
+    vision_qkv_note: str
+    punica_note: str
+
+
 class VllmLora(Sourced):
     max_loras: int
     max_lora_rank: int
@@ -1100,6 +1107,7 @@ class VllmLora(Sourced):
     moe_3d_note: str
     unsupported: list[str]
     unsupported_note: str
+    tower_connector: LoraTowerConnector
 
 
 class VllmCpuOffload(Sourced):

@@ -640,7 +640,7 @@ def _vllm_reading(p: Parsed) -> Reading:
                 raise InputError(f"argument {name}: invalid float value: {v!r}") from None
         elif fld in ("enforce_eager", "disable_custom_all_reduce", "enable_lora", "fully_sharded_loras",
                      "enable_moe_shared_loras", "enable_mixed_moe_lora_format", "specialize_active_lora",
-                     "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
+                     "enable_tower_connector_lora", "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
                      "enable_prefix_caching", "enable_return_routed_experts", "enable_dbo", "dcp_q_replicate",
                      "use_replayssm"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]

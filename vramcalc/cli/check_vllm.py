@@ -131,6 +131,8 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     f.add_argument("--enable-moe-shared-loras", action="store_true",
                    help="with --enable-lora on a MoE model: the experts' gate/up lora_A and down lora_B once for all "
                         "experts")
+    f.add_argument("--enable-tower-connector-lora", action="store_true",
+                   help="with --enable-lora on a multimodal model: LoRA slots on the vision tower and connector too")
     f.add_argument("--enable-mixed-moe-lora-format", action="store_true",
                    help="with --enable-lora: the 2D MoE LoRA wrapper for 3D-weight MoE classes too (two gate/up "
                         "lora_A per expert)")
@@ -273,7 +275,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     """The serving features' VLLMOptions fields (the defaults left out, so a command without them reads as before)."""
     out: dict[str, Any] = {}
     for name in ("enable_lora", "fully_sharded_loras", "enable_moe_shared_loras", "enable_mixed_moe_lora_format",
-                 "specialize_active_lora", "language_model_only", "disable_hybrid_kv_cache_manager",
+                 "specialize_active_lora", "enable_tower_connector_lora", "language_model_only", "disable_hybrid_kv_cache_manager",
                  "disable_sliding_window", "enable_eplb", "mla_disable", "enable_return_routed_experts",
                  "enable_dbo", "dcp_q_replicate", "replicate_embed", "deepep_force_intra_node"):
         if getattr(args, name, False):

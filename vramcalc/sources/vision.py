@@ -140,7 +140,8 @@ def _qwen3_5(v: dict[str, Any], where: str, deepstack: bool = False) -> VisionSp
             raise ConfigError(where, "vision_config.deepstack_visual_indexes", "must be a list of layer indexes")
         merger += len(stacks) * (2 * merged + _linear(merged, merged) + _linear(merged, g("out_hidden_size")))
     return VisionSpec(kind="qwen3_vl_vision" if deepstack else "qwen3_5_vision", params=embed + n * layer + merger,
-                      hidden_size=h, num_layers=n)
+                      hidden_size=h, num_layers=n, intermediate_size=inter, merger_in=merged,
+                      merger_out=g("out_hidden_size"), mergers=1 + len(stacks or []))
 
 
 # Kimi-K2.5's Hub config keeps the names of Moonshot's remote code (vt_hidden_size, init_pos_emb_height, ...);

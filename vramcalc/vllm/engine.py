@@ -122,6 +122,8 @@ class VLLMOptions(CheckedOptions):
     enable_moe_shared_loras: bool = False  # MoE expert slots in the shared-outer layout (vllm/lora/layers/fused_moe.py)
     enable_mixed_moe_lora_format: bool = False  # FusedMoEWithLoRA for is_3d_moe_weight classes too
     specialize_active_lora: bool = False  # CUDA graphs per active-adapter count (vllm/lora/utils.py)
+    # --enable-tower-connector-lora: LoRA slots on the vision tower and connector too (vllm/config/lora.py)
+    enable_tower_connector_lora: bool = False
     cpu_offload_gb: float = Field(default=0.0, ge=0, le=1_000_000)  # per GPU
     # --cpu-offload-params: the parameter-name segments --cpu-offload-gb may move (vllm/config/offload.py
     # UVAOffloadConfig.cpu_offload_params; empty: any decoder-layer parameter); `experts` is sized (the routed experts)
@@ -1140,6 +1142,38 @@ def _embed_head_bytes(spec: ModelSpec, opts: VLLMOptions, wdtype: str | None, w:
     return rows * spec.hidden_size * dtype_bytes(wdtype or spec.dtype) * n
 
 
+def _tower_lora(spec: ModelSpec, opts: VLLMOptions, s: Any, wdtype: str | None, mm_on: bool, stages: list[int],
+                warnings: list[Message]) -> list[int]:
+    """--enable-tower-connector-lora: the vision tower's and connector's LoRA slots per rank, on the first PP stage
+    (vLLM v0.33.0 vllm/lora/model_manager.py LoRAModelManager._maybe_init_mm; vramcalc/vllm/features.py
+    tower_lora_bytes). Skipped where vLLM skips it: no multimodal class, --language-model-only, no tower built."""
+    from .features import tower_lora_bytes
+
+    where = "vllm/lora/model_manager.py LoRAModelManager._maybe_init_mm"
+    if spec.vision is None:
+        warnings.append(warning("vllm.lora.tower_ignored", f"--enable-tower-connector-lora: {spec.id} has no vision "
+                                "tower, so the flag changes nothing (vLLM's LoRA manager runs _maybe_init_mm for "
+                                "multimodal classes only)", source=where))
+        return [0] * len(stages)
+    if opts.language_model_only:
+        warnings.append(warning("vllm.lora.tower_ignored", "Disabling `enable_tower_connector_lora` because the "
+                                "multimodal model is configured to initialize the language model only.",
+                                source=where))
+        return [0] * len(stages)
+    if not mm_on:  # every modality at 0: the tower is not built (StageMissingLayer), so nothing to wrap
+        return [0] * len(stages)
+    tp = 1 if opts.mm_encoder_tp_mode == "data" else opts.tp  # the tower whole on each rank (checked as data)
+    one = tower_lora_bytes(spec, s, tp, wdtype if opts.lora_dtype == "auto" else opts.lora_dtype)
+    if one is None:
+        warnings.append(warning("vllm.lora.tower_not_counted", f"--enable-tower-connector-lora: the LoRA slots on "
+                                f"{spec.id}'s vision tower ({spec.vision.kind}) and connector are not counted; "
+                                "vramcalc reads the per-layer shapes of Qwen3-VL and Qwen3.5 towers only, so the "
+                                "weights shown are low by those slots where vLLM's class supports tower LoRA",
+                                source=where))
+        return [0] * len(stages)
+    return [one if stage == 0 else 0 for stage in stages]
+
+
 def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: QuantScheme, wdtype: str | None,
                    mxfp4: str | None, weights: list[tuple[RankWeights, int]]
                    ) -> tuple[list[tuple[int, int, int, int]], list[Message], list[Message]]:
@@ -1214,6 +1248,9 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
         lora = [lora_bytes(spec, s, opts.tp, starts[w.pp_stage], starts[w.pp_stage] + split[w.pp_stage],
                            w.pp_stage == 0, w.pp_stage == opts.pp - 1,
                            wdtype if opts.lora_dtype == "auto" else opts.lora_dtype, shards) for w, _ in weights]
+        if opts.enable_tower_connector_lora:
+            lora = [x + t for x, t in zip(lora, _tower_lora(spec, opts, s, wdtype, mm_on,
+                                                            [w.pp_stage for w, _ in weights], warnings))]
         odd = [k for k, present in (("MoE experts", spec.is_moe),
                                     ("MLA attention", any(x.attention is not None and x.attention.mla is not None
                                                           for x in spec.layers)),
@@ -2290,7 +2327,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
             out.append(f"--lora-dtype {opts.lora_dtype}")
         for flag, on in (("--enable-moe-shared-loras", opts.enable_moe_shared_loras),
                          ("--enable-mixed-moe-lora-format", opts.enable_mixed_moe_lora_format),
-                         ("--specialize-active-lora", opts.specialize_active_lora)):
+                         ("--specialize-active-lora", opts.specialize_active_lora),
+                         ("--enable-tower-connector-lora", opts.enable_tower_connector_lora)):
             if on:
                 out.append(flag)
     if opts.cpu_offload_gb:

@@ -1,0 +1,88 @@
+"""vLLM's multimodal serve flags against vLLM 0.33.0's own code run on CPU (tests/data/vllm_mm_oracle_v0.33.0.json,
+made by tools/vllm_mm_oracle.py): --enable-tower-connector-lora's slots on the vision tower and connector
+(LoRAModelManager on the model built on the meta device)."""
+
+import json
+
+import pytest
+
+from conftest import DATA
+from vramcalc.gpus import find_gpu
+from vramcalc.pasted_command import check_command
+from vramcalc.sources.catalog import load
+from vramcalc.vllm.engine import VLLMOptions, check_vllm
+from vramcalc.vllm.features import LoraSettings, tower_lora_bytes
+
+ORACLE = json.loads((DATA / "vllm_mm_oracle_v0.33.0.json").read_text())
+TOWER = [c for c in ORACLE["lora"] if c["enable_tower_connector_lora"]]
+
+
+def _id(c):
+    extra = "-".join(f"{k}={v}" for k, v in c["engine_args"].items())
+    return (f"{c['model']}-tp{c['tp']}-{c['max_loras']}x{c['max_lora_rank']}{'-fs' if c['fully_sharded_loras'] else ''}"
+            f"{'-tower' if c['enable_tower_connector_lora'] else ''}{'-' + extra if extra else ''}")
+
+
+def _opts(c, **kw):
+    return VLLMOptions(max_model_len=4096, engine_version="0.33.0", tp=c["tp"], enable_lora=True,
+                       max_loras=c["max_loras"], max_lora_rank=c["max_lora_rank"],
+                       fully_sharded_loras=c["fully_sharded_loras"],
+                       enable_tower_connector_lora=c["enable_tower_connector_lora"], **c["engine_args"], **kw)
+
+
+def test_oracle_names_release_and_method():
+    assert ORACLE["release"] == "0.33.0" and "LoRAModelManager" in ORACLE["produced_by"]
+    assert not ORACLE["failed"] and len(TOWER) >= 36
+    # the four towers, both TP degrees, --fully-sharded-loras and --mm-encoder-tp-mode data all covered
+    assert {c["architecture"] for c in TOWER} >= {"Qwen3VLForConditionalGeneration", "Qwen3_5ForConditionalGeneration",
+                                                  "Qwen3VLMoeForConditionalGeneration"}
+    assert {c["tp"] for c in TOWER} == {1, 2} and any(c["engine_args"] for c in TOWER)
+    assert all(c["supports_tower_connector_lora"] for c in ORACLE["lora"])
+
+
+@pytest.mark.parametrize("c", TOWER, ids=_id)
+def test_tower_slots_equal_vllm_own(c):
+    spec = load(c["model"])
+    s = LoraSettings(max_loras=c["max_loras"], rank=c["max_lora_rank"], fully_sharded=c["fully_sharded_loras"])
+    tp = 1 if c["engine_args"].get("mm_encoder_tp_mode") == "data" else c["tp"]
+    assert tower_lora_bytes(spec, s, tp) == c["tower_lora_bytes_rank0"]
+
+
+@pytest.mark.parametrize("c", ORACLE["lora"], ids=_id)
+def test_rank0_slots_with_and_without_the_tower_equal_vllm_own(c):
+    r = check_vllm(load(c["model"]), find_gpu("h100-80gb-sxm"), _opts(c))
+    assert r.devices[0].lora_bytes == c["lora_bytes_rank0"]
+    assert ("--enable-tower-connector-lora" in r.command) == c["enable_tower_connector_lora"]
+
+
+def test_qwen3_vl_moe_vision_qkv_gets_no_slots():
+    # Qwen3VLMoeForConditionalGeneration's packed_modules_mapping has no 'qkv': 3 wrapped linears per block, not 4
+    moe = next(c for c in TOWER if c["architecture"] == "Qwen3VLMoeForConditionalGeneration")
+    dense = next(c for c in TOWER if c["architecture"] == "Qwen3VLForConditionalGeneration")
+    depth = {c["architecture"]: load(c["model"]).vision for c in (moe, dense)}
+    assert moe["tower_wrapped_modules"] == 3 * depth[moe["architecture"]].num_layers + 2 * depth[moe["architecture"]].mergers
+    assert dense["tower_wrapped_modules"] == 4 * depth[dense["architecture"]].num_layers + \
+        2 * depth[dense["architecture"]].mergers
+
+
+def test_tower_lora_is_skipped_where_vllm_skips_it():
+    c = next(c for c in TOWER if c["model"] == "Qwen/Qwen3-VL-8B-Instruct" and c["tp"] == 1 and c["max_loras"] == 1)
+    base = next(x for x in ORACLE["lora"] if x["model"] == c["model"] and x["tp"] == 1 and x["max_loras"] == 1
+                and not x["enable_tower_connector_lora"])
+    spec, gpu = load(c["model"]), find_gpu("h100-80gb-sxm")
+    r = check_vllm(spec, gpu, _opts(c, language_model_only=True))
+    assert r.devices[0].lora_bytes == base["lora_bytes_rank0"]
+    assert any(w.code == "vllm.lora.tower_ignored" and "language model only" in w.text for w in r.warnings)
+    r = check_vllm(spec, gpu, _opts(c, limit_mm_per_prompt={"image": 0, "video": 0}))  # no tower built
+    assert r.devices[0].lora_bytes == base["lora_bytes_rank0"]
+    r = check_vllm(load("Qwen/Qwen3-8B"), gpu, _opts(c))
+    assert any(w.code == "vllm.lora.tower_ignored" for w in r.warnings)
+    r = check_vllm(load("google/gemma-3-4b-it"), gpu, _opts(c))  # a tower whose linears are not read
+    assert any(w.code == "vllm.lora.tower_not_counted" for w in r.warnings)
+
+
+def test_pasted_command_reads_the_flag():
+    r = check_command("vllm serve Qwen/Qwen3-VL-8B-Instruct --max-model-len 4096 --enable-lora "
+                      "--enable-tower-connector-lora", "h100-80gb-sxm")
+    assert r.options["enable_tower_connector_lora"] is True
+    assert "--enable-lora --enable-tower-connector-lora" in r.vramcalc_command
