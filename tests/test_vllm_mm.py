@@ -12,6 +12,7 @@ from vramcalc.pasted_command import check_command
 from vramcalc.sources.catalog import load
 from vramcalc.vllm.engine import VLLMOptions, check_vllm
 from vramcalc.vllm.features import LoraSettings, tower_lora_bytes
+from vramcalc.vllm.weights import rotary_cache_bytes
 
 ORACLE = json.loads((DATA / "vllm_mm_oracle_v0.33.0.json").read_text())
 TOWER = [c for c in ORACLE["lora"] if c["enable_tower_connector_lora"]]
@@ -86,3 +87,50 @@ def test_pasted_command_reads_the_flag():
                       "--enable-tower-connector-lora", "h100-80gb-sxm")
     assert r.options["enable_tower_connector_lora"] is True
     assert "--enable-lora --enable-tower-connector-lora" in r.vramcalc_command
+
+
+# --video-pruning-rate: the M-RoPE cache of the classes that keep pruned tokens' positions (mrope_positions_factor)
+BUILDS = ORACLE["builds"]
+PRUNED = [c for c in BUILDS if "video_pruning_rate" in c["engine_args"]]
+
+
+def _twin(c):
+    """The same build without --video-pruning-rate."""
+    rest = {k: v for k, v in c["engine_args"].items() if k != "video_pruning_rate"}
+    return next(b for b in BUILDS if b["model"] == c["model"] and b["tp"] == c["tp"] and b["engine_args"] == rest)
+
+
+def test_pruning_builds_cover_both_qwen_towers_and_a_model_without_mrope():
+    assert {c["architecture"] for c in PRUNED} >= {"Qwen3VLForConditionalGeneration", "Qwen3_5ForConditionalGeneration",
+                                                   "Qwen3_5MoeForConditionalGeneration",
+                                                   "Gemma3ForConditionalGeneration"}
+    grown = [c for c in PRUNED if c["cos_sin_cache_bytes"] > _twin(c)["cos_sin_cache_bytes"]]
+    assert grown and any(c["engine_args"].get("language_model_only") for c in grown)
+
+
+@pytest.mark.parametrize("c", PRUNED, ids=lambda c: f"{c['model']}-{c['engine_args']}")
+def test_pruned_rotary_cache_equals_vllm_own(c):
+    spec = load(c["model"])
+    on = c["engine_args"]["video_pruning_rate"] > 0
+    want = c["cos_sin_cache_bytes"] - _twin(c)["cos_sin_cache_bytes"]
+    assert rotary_cache_bytes(spec, "0.33.0", video_pruning=on) - rotary_cache_bytes(spec, "0.33.0") == want
+    # and in the budget: the weights (which hold the cache, as 'Model loading took' does) grow by as much
+    gpu, args = find_gpu("h200-141gb-sxm"), {k: v for k, v in c["engine_args"].items()}
+    base = check_vllm(spec, gpu, VLLMOptions(max_model_len=4096, engine_version="0.33.0",
+                                             **{k: v for k, v in args.items() if k != "video_pruning_rate"}))
+    pruned = check_vllm(spec, gpu, VLLMOptions(max_model_len=4096, engine_version="0.33.0", **args))
+    assert pruned.devices[0].weights_bytes - base.devices[0].weights_bytes == want
+    assert f"--video-pruning-rate {args['video_pruning_rate']:g}" in pruned.command
+
+
+def test_pruning_rate_outside_0_1_is_refused_in_vllm_words():
+    spec, gpu = load("Qwen/Qwen3-VL-8B-Instruct"), find_gpu("h100-80gb-sxm")
+    for rate, said in ((1.0, "Input should be less than 1 [type=less_than, input_value=1.0"),
+                       (-0.1, "Input should be greater than or equal to 0 [type=greater_than_equal")):
+        r = check_vllm(spec, gpu, VLLMOptions(max_model_len=4096, video_pruning_rate=rate))
+        assert not r.fits and r.errors[0].code == "vllm.mm.video_pruning_rate" and said in r.errors[0].text
+    # a text model has no multimodal config, so vLLM never reads the rate
+    r = check_vllm(load("Qwen/Qwen3-8B"), gpu, VLLMOptions(max_model_len=4096, video_pruning_rate=1.0))
+    assert not any(e.code == "vllm.mm.video_pruning_rate" for e in r.errors)
+    p = check_command("vllm serve Qwen/Qwen3.5-0.8B --max-model-len 4096 --video-pruning-rate 0.5", "h100-80gb-sxm")
+    assert p.options["video_pruning_rate"] == 0.5 and "--video-pruning-rate 0.5" in p.vramcalc_command

@@ -54,6 +54,7 @@ BUILD_SETTINGS: list[dict[str, Any]] = [
     {"enable_mm_embeds": True},
     {"video_pruning_rate": 0.5},
     {"video_pruning_rate": 0.0},
+    {"video_pruning_rate": 0.5, "language_model_only": True},
 ]
 LORA_MODELS = ["Qwen__Qwen3-VL-2B-Instruct", "Qwen__Qwen3-VL-8B-Instruct", "Qwen__Qwen3.5-0.8B",
                "Qwen__Qwen3-VL-30B-A3B-Instruct"]

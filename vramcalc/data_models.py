@@ -430,6 +430,9 @@ class RotaryCache(Fixed):
     mrope_positions_factor: int  # M-RoPE caches hold max_position x this many positions before the release
     mrope_positions_factor_before: str
     mrope_positions_factor_source: str
+    # classes whose M-RoPE cache takes the factor again with --video-pruning-rate above 0 (from the release above)
+    mrope_pruning_architectures: list[str] = []
+    mrope_pruning_source: str = ""
     # --model-impl transformers: transformers' rotary buffers (inv_freq, original_inv_freq) per rope config,
     # bytes x rotary_dim, instead of vLLM's cos/sin cache
     transformers_backend_bytes_per_dim: int = 4

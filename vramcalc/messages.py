@@ -75,6 +75,7 @@ CODES: dict[str, str] = {
     "vllm.lora.vocab": "the vocabulary is too large for LoRA on the lm_head",
     "vllm.lora.extra_vocab_removed": "--lora-extra-vocab-size was removed from this release",
     "vllm.lora.cuda_graphs": "LoRA's extra CUDA graphs (one set per LoRA specialisation) are not counted beyond the graph estimate",
+    "vllm.mm.video_pruning_rate": "--video-pruning-rate is outside [0, 1), which vLLM refuses",
     "vllm.lora.tower_ignored": "--enable-tower-connector-lora has no effect here (no vision tower, or --language-model-only)",
     "vllm.lora.tower_not_counted": "the vision tower's LoRA slots of a tower whose layer shapes are not read are not counted",
     "vllm.lora.unchecked_layers": "the model's MoE / MLA / SSM adapter slots follow vLLM's layer code but no log checks them",

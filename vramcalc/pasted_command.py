@@ -633,7 +633,8 @@ def _vllm_reading(p: Parsed) -> Reading:
                 raise NotModelledError(f"{name} {v}: the longest context that fits, as vLLM finds it at start-up; "
                                        "vramcalc reports it as the largest max_model_len (drop the flag)")
             opts[fld] = human_int(name, v or "")
-        elif fld in ("gpu_memory_utilization", "cpu_offload_gb", "mm_ipc_gpu_memory_gb", "kv_offloading_size"):
+        elif fld in ("gpu_memory_utilization", "cpu_offload_gb", "mm_ipc_gpu_memory_gb", "kv_offloading_size",
+                     "video_pruning_rate"):
             try:
                 opts[fld] = float(v or "")
             except ValueError:
@@ -1567,7 +1568,7 @@ def _flag_line(q: Question) -> str:
         elif v is not None:
             parts.append(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" if k in (
                 "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "kv_cache_dtype", "block_size",
-                "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb",
+                "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb", "video_pruning_rate",
                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode",
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",

@@ -164,6 +164,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="multimodal model without its vision encoder (its weights and profiling left out)")
     f.add_argument("--mm-ipc-gpu-memory-gb", type=float, default=0.0,
                    help="GiB per GPU vLLM carves out of the KV cache for GPU-side multimodal decoding (multimodal models)")
+    f.add_argument("--video-pruning-rate", type=float, default=None,
+                   help="the share of each video's tokens pruned (Qwen3-VL / Qwen3.5: above 0 the M-RoPE cache holds "
+                        "4x the positions)")
     f.add_argument("--num-gpu-blocks-override", type=bounded_int(2**40, "blocks"), default=None,
                    help="KV cache blocks vLLM allocates whatever its profile found")
     f.add_argument("--cudagraph-capture-sizes", type=bounded_int(MAX_CONTEXT, "tokens"), nargs="+", default=None,
@@ -305,6 +308,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("cpu_offload_gb", "mm_ipc_gpu_memory_gb"):
         if getattr(args, name, 0):
             out[name] = getattr(args, name)
+    if getattr(args, "video_pruning_rate", None) is not None:
+        out["video_pruning_rate"] = args.video_pruning_rate
     if getattr(args, "no_rocm_fp8_padding", False):
         out["rocm_fp8_padding"] = False
     if getattr(args, "no_mxfp8_emulation_dequant", False):

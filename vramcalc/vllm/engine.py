@@ -39,8 +39,8 @@ from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_override
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
 from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mxfp4_moe_backend, pp_layer_split,
-                      mxfp8_dequant_per_rank, rocm_fp8_padding_per_rank, sharding_switches, transformers_rope_bytes,
-                      vllm_rules, weights_per_rank)
+                      mxfp8_dequant_per_rank, rocm_fp8_padding_per_rank, rotary_cache_bytes, sharding_switches,
+                      transformers_rope_bytes, vllm_rules, weights_per_rank)
 from ..trace import TraceTerm, term
 
 GIB = 2**30
@@ -153,6 +153,9 @@ class VLLMOptions(CheckedOptions):
     # --mm-ipc-gpu-memory-gb: GiB per GPU carved out of the KV cache for the frontend's GPU-side multimodal work, on a
     # multimodal model (vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory, 0.33.0)
     mm_ipc_gpu_memory_gb: float = Field(default=0.0, ge=0, le=1_000_000)
+    # --video-pruning-rate: above 0, Qwen3-VL / Qwen3.5's M-RoPE cache holds 4x the positions (data/vllm.json
+    # rotary_cache mrope_pruning_*); vLLM refuses values outside [0, 1) (vllm/config/multimodal.py, 0.33.0)
+    video_pruning_rate: float | None = Field(default=None, allow_inf_nan=False)
     # --num-gpu-blocks-override: the KV pool holds this many blocks whatever the profile found (vllm/v1/core/
     # kv_cache_planning.py get_kv_cache_configs: available_memory = override x bytes per block, 0.33.0)
     num_gpu_blocks_override: int | None = Field(default=None, ge=1, le=2**40)
@@ -1109,6 +1112,12 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
         hf = transformers_rope_bytes(spec)
         weights = [w.model_copy(update={"bytes": w.bytes - w.rotary_cache_bytes + hf, "rotary_cache_bytes": hf})
                    for w in weights]
+    elif opts.video_pruning_rate and spec.vision is not None and 0 < opts.video_pruning_rate < 1:
+        # pruning keeps the dropped tokens' positions: M-RoPE's cache 4x for the classes that honour it
+        # (vllm/model_executor/models/qwen3_vl.py mrope_positions_factor, v0.33.0)
+        rope = rotary_cache_bytes(spec, opts.engine_version, video_pruning=True)
+        weights = [w.model_copy(update={"bytes": w.bytes - w.rotary_cache_bytes + rope, "rotary_cache_bytes": rope})
+                   for w in weights]
     if gguf and file_weight_bytes:  # each rank's share of the file's tensor bytes
         scale = file_weight_bytes / weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
         weights = [w.model_copy(update={"bytes": int(w.bytes * scale)}) for w in weights]
@@ -1186,6 +1195,13 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
     errors: list[Message] = []
     warnings: list[Message] = []
     vision = [0] * len(weights)
+    rate = opts.video_pruning_rate
+    if rate is not None and spec.vision is not None and not 0 <= rate < 1:  # MultiModalConfig's Field(ge=0, lt=1)
+        bound, kind = ("less than 1", "less_than") if rate >= 1 else ("greater than or equal to 0", "greater_than_equal")
+        errors.append(error("vllm.mm.video_pruning_rate", "1 validation error for MultiModalConfig video_pruning_rate: "
+                            f"Input should be {bound} [type={kind}, input_value={rate!r}, input_type=float]",
+                            fix="--video-pruning-rate in [0, 1): the fraction of each video's tokens pruned",
+                            source="vllm/config/multimodal.py MultiModalConfig.video_pruning_rate"))
     if opts.language_model_only and spec.vision is not None:
         text = weights_per_rank(spec.model_copy(update={"vision": None}), opts.tp, opts.pp, scheme, wdtype, mxfp4,
                                 partition=opts.pp_layer_partition)
@@ -2351,6 +2367,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append("--language-model-only")
     if opts.mm_ipc_gpu_memory_gb:
         out.append(f"--mm-ipc-gpu-memory-gb {opts.mm_ipc_gpu_memory_gb:g}")
+    if opts.video_pruning_rate is not None:
+        out.append(f"--video-pruning-rate {opts.video_pruning_rate:g}")
     if opts.num_gpu_blocks_override:
         out.append(f"--num-gpu-blocks-override {opts.num_gpu_blocks_override}")
     if opts.cudagraph_capture_sizes is not None:
