@@ -134,3 +134,27 @@ def test_pruning_rate_outside_0_1_is_refused_in_vllm_words():
     assert not any(e.code == "vllm.mm.video_pruning_rate" for e in r.errors)
     p = check_command("vllm serve Qwen/Qwen3.5-0.8B --max-model-len 4096 --video-pruning-rate 0.5", "h100-80gb-sxm")
     assert p.options["video_pruning_rate"] == 0.5 and "--video-pruning-rate 0.5" in p.vramcalc_command
+
+
+@pytest.mark.parametrize("model", sorted({b["model"] for b in BUILDS}))
+def test_zero_limits_leave_the_tower_out_as_vllm_builds_it(model):
+    """vLLM 0.33.0 builds no vision tower with images and videos at 0 (--enable-mm-embeds or not): the parameters
+    are those of --language-model-only, and the tower's bytes those vramcalc drops."""
+    by = {json.dumps(b["engine_args"], sort_keys=True): b for b in BUILDS if b["model"] == model and b["tp"] == 1}
+    full, lmo = by["{}"], by['{"language_model_only": true}']
+    spec, gpu = load(model), find_gpu("h200-141gb-sxm")
+
+    def weights(**kw):
+        return check_vllm(spec, gpu, VLLMOptions(max_model_len=4096, engine_version="0.33.0", **kw)).devices[0] \
+            .weights_bytes
+
+    plain, text = weights(), weights(language_model_only=True)
+    assert plain - text == full["param_bytes_rank0"] - lmo["param_bytes_rank0"] == full["tower_param_bytes_rank0"]
+    for extra in ({}, {"enable_mm_embeds": True}):
+        b = by[json.dumps({"limit_mm_per_prompt": {"image": 0, "video": 0}, **extra}, sort_keys=True)]
+        assert b["param_bytes_rank0"] == lmo["param_bytes_rank0"] and b["tower_param_bytes_rank0"] == 0
+    assert weights(limit_mm_per_prompt={"image": 0, "video": 0}) == text
+    # one modality left on keeps the tower (a Gemma 3 image-only tower, skipped by vLLM at image 0, is counted)
+    kept = by['{"limit_mm_per_prompt": {"video": 0}}']
+    assert kept["tower_param_bytes_rank0"] == full["tower_param_bytes_rank0"]
+    assert weights(limit_mm_per_prompt={"video": 0}) == plain

@@ -1195,6 +1195,12 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
     errors: list[Message] = []
     warnings: list[Message] = []
     vision = [0] * len(weights)
+    # --limit-mm-per-prompt with images and videos at 0: the vision tower is not built either (vLLM v0.33.0
+    # SupportsMultiModal._mark_tower_model makes it a StageMissingLayer when every modality it serves is at 0,
+    # --enable-mm-embeds or not; tests/data/vllm_mm_oracle_v0.33.0.json builds). A tower serving images only
+    # (Gemma 3) is skipped by image 0 alone, which is kept here (counted: the larger figure).
+    zero = opts.limit_mm_per_prompt or {}
+    tower_off = opts.language_model_only or (zero.get("image") == 0 and zero.get("video") == 0)
     rate = opts.video_pruning_rate
     if rate is not None and spec.vision is not None and not 0 <= rate < 1:  # MultiModalConfig's Field(ge=0, lt=1)
         bound, kind = ("less than 1", "less_than") if rate >= 1 else ("greater than or equal to 0", "greater_than_equal")
@@ -1202,7 +1208,7 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
                             f"Input should be {bound} [type={kind}, input_value={rate!r}, input_type=float]",
                             fix="--video-pruning-rate in [0, 1): the fraction of each video's tokens pruned",
                             source="vllm/config/multimodal.py MultiModalConfig.video_pruning_rate"))
-    if opts.language_model_only and spec.vision is not None:
+    if tower_off and spec.vision is not None:
         text = weights_per_rank(spec.model_copy(update={"vision": None}), opts.tp, opts.pp, scheme, wdtype, mxfp4,
                                 partition=opts.pp_layer_partition)
         full = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, partition=opts.pp_layer_partition)
