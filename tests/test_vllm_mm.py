@@ -154,6 +154,12 @@ def test_zero_limits_leave_the_tower_out_as_vllm_builds_it(model):
         b = by[json.dumps({"limit_mm_per_prompt": {"image": 0, "video": 0}, **extra}, sort_keys=True)]
         assert b["param_bytes_rank0"] == lmo["param_bytes_rank0"] and b["tower_param_bytes_rank0"] == 0
     assert weights(limit_mm_per_prompt={"image": 0, "video": 0}) == text
+    # releases before the one checked keep the tower counted (data/vllm.json zero_limits_skip_tower_since)
+    old = check_vllm(spec, gpu, VLLMOptions(max_model_len=4096, engine_version="0.30.0",
+                                            limit_mm_per_prompt={"image": 0, "video": 0}))
+    assert old.devices[0].weights_bytes == check_vllm(spec, gpu, VLLMOptions(max_model_len=4096,
+                                                                             engine_version="0.30.0")
+                                                      ).devices[0].weights_bytes
     # one modality left on keeps the tower (a Gemma 3 image-only tower, skipped by vLLM at image 0, is counted)
     kept = by['{"limit_mm_per_prompt": {"video": 0}}']
     assert kept["tower_param_bytes_rank0"] == full["tower_param_bytes_rank0"]

@@ -643,6 +643,7 @@ class Vllm(Sourced):
     chunked_local_hybrid_manager_since: SinceVersion
     mamba2_checkpoint_block_since: SinceVersion
     null_block_in_fit_since: SinceVersion
+    zero_limits_skip_tower_since: SinceVersion
     group_fit_since: SinceVersion
     mamba_block_size_needs_prefix_caching_since: SinceVersion
     checkpoint_kv_dtype_since: SinceVersion

@@ -1151,7 +1151,7 @@ def _embed_head_bytes(spec: ModelSpec, opts: VLLMOptions, wdtype: str | None, w:
     return rows * spec.hidden_size * dtype_bytes(wdtype or spec.dtype) * n
 
 
-def _tower_lora(spec: ModelSpec, opts: VLLMOptions, s: Any, wdtype: str | None, mm_on: bool, stages: list[int],
+def _tower_lora(spec: ModelSpec, opts: VLLMOptions, s: Any, wdtype: str | None, built: bool, stages: list[int],
                 warnings: list[Message]) -> list[int]:
     """--enable-tower-connector-lora: the vision tower's and connector's LoRA slots per rank, on the first PP stage
     (vLLM v0.33.0 vllm/lora/model_manager.py LoRAModelManager._maybe_init_mm; vramcalc/vllm/features.py
@@ -1169,7 +1169,7 @@ def _tower_lora(spec: ModelSpec, opts: VLLMOptions, s: Any, wdtype: str | None, 
                                 "multimodal model is configured to initialize the language model only.",
                                 source=where))
         return [0] * len(stages)
-    if not mm_on:  # every modality at 0: the tower is not built (StageMissingLayer), so nothing to wrap
+    if not built:  # images and videos at 0: the tower is not built (StageMissingLayer), so nothing to wrap
         return [0] * len(stages)
     tp = 1 if opts.mm_encoder_tp_mode == "data" else opts.tp  # the tower whole on each rank (checked as data)
     one = tower_lora_bytes(spec, s, tp, wdtype if opts.lora_dtype == "auto" else opts.lora_dtype)
@@ -1200,7 +1200,8 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
     # --enable-mm-embeds or not; tests/data/vllm_mm_oracle_v0.33.0.json builds). A tower serving images only
     # (Gemma 3) is skipped by image 0 alone, which is kept here (counted: the larger figure).
     zero = opts.limit_mm_per_prompt or {}
-    tower_off = opts.language_model_only or (zero.get("image") == 0 and zero.get("video") == 0)
+    skips = _key(version) >= _key(vllm_rules().zero_limits_skip_tower_since.version)  # data/vllm.json
+    tower_off = opts.language_model_only or (skips and zero.get("image") == 0 and zero.get("video") == 0)
     rate = opts.video_pruning_rate
     if rate is not None and spec.vision is not None and not 0 <= rate < 1:  # MultiModalConfig's Field(ge=0, lt=1)
         bound, kind = ("less than 1", "less_than") if rate >= 1 else ("greater than or equal to 0", "greater_than_equal")
@@ -1271,7 +1272,7 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
                            w.pp_stage == 0, w.pp_stage == opts.pp - 1,
                            wdtype if opts.lora_dtype == "auto" else opts.lora_dtype, shards) for w, _ in weights]
         if opts.enable_tower_connector_lora:
-            lora = [x + t for x, t in zip(lora, _tower_lora(spec, opts, s, wdtype, mm_on,
+            lora = [x + t for x, t in zip(lora, _tower_lora(spec, opts, s, wdtype, not tower_off,
                                                             [w.pp_stage for w, _ in weights], warnings))]
         odd = [k for k, present in (("MoE experts", spec.is_moe),
                                     ("MLA attention", any(x.attention is not None and x.attention.mla is not None
