@@ -164,3 +164,37 @@ def test_zero_limits_leave_the_tower_out_as_vllm_builds_it(model):
     kept = by['{"limit_mm_per_prompt": {"video": 0}}']
     assert kept["tower_param_bytes_rank0"] == full["tower_param_bytes_rank0"]
     assert weights(limit_mm_per_prompt={"video": 0}) == plain
+
+
+# --mm-encoder-attn-dtype fp8: vLLM builds the encoder's attention and refuses fp8 on any backend but FlashInfer's
+# cuDNN one (SM 100+) or ROCM_AITER_FA (MI300 / MI350); on CPU its build raised this for every tower setting
+FP8 = ORACLE["encoder_fp8"]
+
+
+def test_fp8_encoder_attention_refused_in_vllm_words():
+    assert len(FP8) == 3 and not any(c["built"] for c in FP8)  # the tower skipped or not, the build is refused
+    said = FP8[0]["error"].removeprefix("ValueError: ").split(", got ")[0]
+    spec = load(FP8[0]["model"])
+    for c in FP8:
+        assert c["error"].removeprefix("ValueError: ").split(", got ")[0] == said
+        args = {k: v for k, v in c["engine_args"].items()}
+        for gpu in ("h100-80gb-sxm", "a100-80gb-sxm", "rtx-4090"):
+            r = check_vllm(spec, find_gpu(gpu), VLLMOptions(max_model_len=4096, **args))
+            (e,) = [e for e in r.errors if e.code == "vllm.mm.encoder_fp8"]
+            assert not r.fits and e.text.startswith("ValueError: " + said) and "Hopper (H100/H200)" in e.text
+    # on Blackwell it may start, on FlashInfer's cuDNN backend only: a warning, and the flag written back
+    r = check_vllm(spec, find_gpu("b200"), VLLMOptions(max_model_len=4096, mm_encoder_attn_dtype="fp8"))
+    assert not any(e.code == "vllm.mm.encoder_fp8" for e in r.errors)
+    assert any(w.code == "vllm.mm.encoder_fp8_backend" for w in r.warnings)
+    assert "--mm-encoder-attn-dtype fp8" in r.command
+    # a text model has no encoder; a tower whose attention class is not checked is warned about, not refused
+    assert not check_vllm(load("Qwen/Qwen3-8B"), find_gpu("h100-80gb-sxm"),
+                          VLLMOptions(max_model_len=4096, mm_encoder_attn_dtype="fp8")).errors
+    g = check_vllm(load("google/gemma-3-4b-it"), find_gpu("h100-80gb-sxm"),
+                   VLLMOptions(max_model_len=4096, mm_encoder_attn_dtype="fp8"))
+    assert any(w.code == "vllm.mm.encoder_fp8_unchecked" for w in g.warnings)
+    p = check_command("vllm serve Qwen/Qwen3-VL-2B-Instruct --max-model-len 4096 --mm-encoder-attn-dtype fp8",
+                      "h100-80gb-sxm")
+    assert not p.fits and p.options["mm_encoder_attn_dtype"] == "fp8"
+    assert check_command("vllm serve Qwen/Qwen3-VL-2B-Instruct --max-model-len 4096 --mm-encoder-attn-dtype None",
+                         "h100-80gb-sxm").fits

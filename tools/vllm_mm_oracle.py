@@ -4,6 +4,8 @@ vramcalc/vllm/engine.py and vramcalc/vllm/features.py (tests/data/vllm_mm_oracle
 
     PYTHONPATH=DIR VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.33.0/bin/python tools/vllm_mm_oracle.py \
         --out tests/data/vllm_mm_oracle_v0.33.0.json            # the model builds (weights, buffers)
+    PYTHONPATH=DIR VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.33.0/bin/python tools/vllm_mm_oracle.py --fp8 \
+        --out tests/data/vllm_mm_oracle_v0.33.0.json            # what an fp8 encoder attention build raises
     PYTHONPATH=DIR VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.33.0/bin/python tools/vllm_mm_oracle.py --lora \
         --tp 1 --out tests/data/vllm_mm_oracle_v0.33.0.json     # LoRA slots, one TP degree per process
 
@@ -56,6 +58,8 @@ BUILD_SETTINGS: list[dict[str, Any]] = [
     {"video_pruning_rate": 0.0},
     {"video_pruning_rate": 0.5, "language_model_only": True},
 ]
+FP8_MODELS = ["Qwen__Qwen3-VL-2B-Instruct"]
+FP8_SETTINGS: list[dict[str, Any]] = [{}, {"limit_mm_per_prompt": {"image": 0, "video": 0}}, {"language_model_only": True}]
 LORA_MODELS = ["Qwen__Qwen3-VL-2B-Instruct", "Qwen__Qwen3-VL-8B-Instruct", "Qwen__Qwen3.5-0.8B",
                "Qwen__Qwen3-VL-30B-A3B-Instruct"]
 LORA_SETTINGS = [(1, 16, False), (4, 64, False), (2, 8, True)]  # (max_loras, max_lora_rank, fully_sharded_loras)
@@ -141,6 +145,7 @@ def lora_case(stem: str, tp: int, max_loras: int, rank: int, fs: bool, tower: bo
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lora", action="store_true", help="the LoRA slot cases (else the model builds)")
+    ap.add_argument("--fp8", action="store_true", help="the --mm-encoder-attn-dtype fp8 builds (what vLLM raises)")
     ap.add_argument("--tp", nargs="*", type=int, default=[1])
     ap.add_argument("--models", nargs="*", default=None)
     ap.add_argument("--out", required=True)
@@ -163,13 +168,30 @@ def main() -> None:
         "and buffer bytes of rank 0 and of the tower modules (_mark_tower_model); --lora: "
         "vllm/lora/model_manager.py LoRAModelManager on it, the tensors of its wrapped modules summed, with a "
         "MultiModalBudget stand-in (one image and one video item of 16384 tokens) that sizes only the tower and "
-        "connector punica wrappers, which are not summed"))
+        "connector punica wrappers, which are not summed; encoder_fp8 (--fp8): the same build with "
+        "mm_encoder_attn_dtype 'fp8', the exception it raised"))
 
     def write() -> None:
         with open(a.out, "w") as f:
             json.dump(doc, f, indent=1)
             f.write("\n")
 
+    if a.fp8:
+        doc["encoder_fp8"] = []
+        for stem in a.models or FP8_MODELS:
+            for args in FP8_SETTINGS:
+                case = {"model": json.load(open(os.path.join(MODELS, stem + ".json")))["repo_id"],
+                        "engine_args": {"mm_encoder_attn_dtype": "fp8", **args}}
+                try:
+                    build_case(stem, 1, case["engine_args"])
+                    case.update(built=True, error=None)
+                except Exception as e:  # noqa: BLE001 - the refusal is the answer
+                    case.update(built=False, error=f"{type(e).__name__}: {e}")
+                case["backend"] = "TORCH_SDPA (the CPU platform's encoder backend)"
+                doc["encoder_fp8"].append(case)
+                print(case, flush=True)
+                write()
+        return
     if not a.lora:
         for stem in a.models or BUILD_MODELS:
             for tp in a.tp:

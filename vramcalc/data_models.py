@@ -1134,8 +1134,20 @@ class VllmPcp(Sourced):
     non_mla_backends: list[str]  # the CUDA backends a model without MLA is offered, none with supports_pcp
 
 
+class EncoderFp8(Fixed):
+    source: str
+    kinds: list[str]  # VisionSpec kinds whose tower attention is vLLM's MMEncoderAttention
+    kinds_note: str
+    nvidia_min_compute_capability: str
+    amd_gfx: list[str]
+    backend_refusal: str
+    flashinfer_refusal: str
+    aiter_refusal: str
+
+
 class VllmMultimodal(Sourced):
     oracle_pr_25631: dict[str, str | float]
+    encoder_fp8: EncoderFp8
 
 
 class VllmAuxOutput(Sourced):

@@ -668,9 +668,9 @@ def _vllm_reading(p: Parsed) -> Reading:
                 reader["kernel_moe_backend"] = opts["moe_backend"] is not None
         elif fld in ("kv_cache_dtype", "quantization", "revision", "hf_config_path", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
-                     "model_impl", "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend",
+                     "mm_encoder_attn_dtype", "model_impl", "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend",
                      "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "all2all_backend"):
-            opts[fld] = v
+            opts[fld] = None if fld == "mm_encoder_attn_dtype" and v == "None" else v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
             # shorthands of vllm/engine/arg_utils.py (command_flags.json key), merged into one config
@@ -1570,6 +1570,7 @@ def _flag_line(q: Question) -> str:
                 "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "kv_cache_dtype", "block_size",
                 "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb", "video_pruning_rate",
                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode",
+                "mm_encoder_attn_dtype",
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
                 "all2all_backend", "deepep_buffer_size_mb", "flashinfer_workspace_bytes", "sparse_indexer_max_logits_mb",

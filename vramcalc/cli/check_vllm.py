@@ -164,6 +164,8 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="multimodal model without its vision encoder (its weights and profiling left out)")
     f.add_argument("--mm-ipc-gpu-memory-gb", type=float, default=0.0,
                    help="GiB per GPU vLLM carves out of the KV cache for GPU-side multimodal decoding (multimodal models)")
+    f.add_argument("--mm-encoder-attn-dtype", choices=["fp8"], default=None,
+                   help="fp8 attention in the vision encoder (refused where vLLM's encoder backends cannot run it)")
     f.add_argument("--video-pruning-rate", type=float, default=None,
                    help="the share of each video's tokens pruned (Qwen3-VL / Qwen3.5: above 0 the M-RoPE cache holds "
                         "4x the positions)")
@@ -310,6 +312,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
             out[name] = getattr(args, name)
     if getattr(args, "video_pruning_rate", None) is not None:
         out["video_pruning_rate"] = args.video_pruning_rate
+    if getattr(args, "mm_encoder_attn_dtype", None) is not None:
+        out["mm_encoder_attn_dtype"] = args.mm_encoder_attn_dtype
     if getattr(args, "no_rocm_fp8_padding", False):
         out["rocm_fp8_padding"] = False
     if getattr(args, "no_mxfp8_emulation_dequant", False):

@@ -156,6 +156,9 @@ class VLLMOptions(CheckedOptions):
     # --video-pruning-rate: above 0, Qwen3-VL / Qwen3.5's M-RoPE cache holds 4x the positions (data/vllm.json
     # rotary_cache mrope_pruning_*); vLLM refuses values outside [0, 1) (vllm/config/multimodal.py, 0.33.0)
     video_pruning_rate: float | None = Field(default=None, allow_inf_nan=False)
+    # --mm-encoder-attn-dtype fp8: refused at model build where no encoder backend can run it (data/vllm_features.json
+    # multimodal encoder_fp8, vllm/model_executor/layers/attention/mm_encoder_attention.py, 0.33.0)
+    mm_encoder_attn_dtype: Literal["fp8"] | None = None
     # --num-gpu-blocks-override: the KV pool holds this many blocks whatever the profile found (vllm/v1/core/
     # kv_cache_planning.py get_kv_cache_configs: available_memory = override x bytes per block, 0.33.0)
     num_gpu_blocks_override: int | None = Field(default=None, ge=1, le=2**40)
@@ -1183,6 +1186,36 @@ def _tower_lora(spec: ModelSpec, opts: VLLMOptions, s: Any, wdtype: str | None, 
     return [one if stage == 0 else 0 for stage in stages]
 
 
+def _encoder_fp8_refusal(spec: ModelSpec, gpu: GPU, warnings: list[Message]) -> list[Message]:
+    """--mm-encoder-attn-dtype fp8 (vLLM v0.33.0 MMEncoderAttention._init_fp8, data/vllm_features.json multimodal
+    encoder_fp8): refused on a GPU where no encoder attention backend runs it, built even for a skipped tower."""
+    from .features import features
+
+    r = features().multimodal.encoder_fp8
+    where = "vllm/model_executor/layers/attention/mm_encoder_attention.py MMEncoderAttention._init_fp8"
+    assert spec.vision is not None
+    if spec.vision.kind not in r.kinds:
+        warnings.append(warning("vllm.mm.encoder_fp8_unchecked", f"--mm-encoder-attn-dtype fp8: whether {spec.id}'s "
+                                f"vision tower ({spec.vision.kind}) builds vLLM's MMEncoderAttention is not checked; "
+                                "where it does, vLLM refuses fp8 unless the encoder runs FlashInfer's cuDNN backend "
+                                "(SM 100 or newer) or ROCM_AITER_FA (MI300 / MI350)", source=where))
+        return []
+    nvidia = gpu.vendor == "nvidia" and _key(gpu.compute_capability or "0.0") < _key(r.nvidia_min_compute_capability)
+    amd = gpu.vendor == "amd" and gpu.gfx_arch not in r.amd_gfx
+    if nvidia or amd:
+        said = (r.backend_refusal.format(backend="the encoder's backend") + " With --mm-encoder-attn-backend "
+                + ("FLASHINFER: " + r.flashinfer_refusal if nvidia else "ROCM_AITER_FA: " + r.aiter_refusal))
+        return [error("vllm.mm.encoder_fp8", f"ValueError: {said} [{where}]",
+                      fix="drop --mm-encoder-attn-dtype fp8 (the encoder's attention in the model dtype)",
+                      source=where)]
+    warnings.append(warning("vllm.mm.encoder_fp8_backend", "--mm-encoder-attn-dtype fp8 starts only with the encoder "
+                            "on " + ("FlashInfer's cuDNN backend (--mm-encoder-attn-backend FLASHINFER, cuDNN >= "
+                                     "9.17.1)" if gpu.vendor == "nvidia" else "ROCM_AITER_FA with an AITER build that "
+                                     "has flash_attn_varlen_fp8_pertensor_func") + "; vLLM refuses it on any other "
+                            "backend, which vramcalc does not read", source=where))
+    return []
+
+
 def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: QuantScheme, wdtype: str | None,
                    mxfp4: str | None, weights: list[tuple[RankWeights, int]]
                    ) -> tuple[list[tuple[int, int, int, int]], list[Message], list[Message]]:
@@ -2012,6 +2045,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             fix="VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=0 (half the weight memory, much slower)"
             if opts.mxfp8_emulation_dequant else None))
     extras, feature_errors, feature_warnings = _feature_terms(spec, opts, version, scheme, wdtype, mxfp4, weights)
+    if opts.mm_encoder_attn_dtype == "fp8" and spec.vision is not None:
+        feature_errors += _encoder_fp8_refusal(spec, gpu, feature_warnings)
     warnings += feature_warnings
     from .aux_output import enabled as aux_enabled, refusal as aux_refusal
 
@@ -2376,6 +2411,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--mm-ipc-gpu-memory-gb {opts.mm_ipc_gpu_memory_gb:g}")
     if opts.video_pruning_rate is not None:
         out.append(f"--video-pruning-rate {opts.video_pruning_rate:g}")
+    if opts.mm_encoder_attn_dtype is not None:
+        out.append(f"--mm-encoder-attn-dtype {opts.mm_encoder_attn_dtype}")
     if opts.num_gpu_blocks_override:
         out.append(f"--num-gpu-blocks-override {opts.num_gpu_blocks_override}")
     if opts.cudagraph_capture_sizes is not None:
