@@ -138,32 +138,37 @@ def test_pruning_rate_outside_0_1_is_refused_in_vllm_words():
 
 @pytest.mark.parametrize("model", sorted({b["model"] for b in BUILDS}))
 def test_zero_limits_leave_the_tower_out_as_vllm_builds_it(model):
-    """vLLM 0.33.0 builds no vision tower with images and videos at 0 (--enable-mm-embeds or not): the parameters
-    are those of --language-model-only, and the tower's bytes those vramcalc drops."""
+    """vLLM 0.33.0 builds no vision tower when every modality it is marked with is at 0 (--enable-mm-embeds or
+    not): the parameters are those of --language-model-only, and the tower's bytes those vramcalc drops."""
     by = {json.dumps(b["engine_args"], sort_keys=True): b for b in BUILDS if b["model"] == model and b["tp"] == 1}
     full, lmo = by["{}"], by['{"language_model_only": true}']
     spec, gpu = load(model), find_gpu("h200-141gb-sxm")
 
-    def weights(**kw):
-        return check_vllm(spec, gpu, VLLMOptions(max_model_len=4096, engine_version="0.33.0", **kw)).devices[0] \
+    def weights(version="0.33.0", **kw):
+        return check_vllm(spec, gpu, VLLMOptions(max_model_len=4096, engine_version=version, **kw)).devices[0] \
             .weights_bytes
 
     plain, text = weights(), weights(language_model_only=True)
     assert plain - text == full["param_bytes_rank0"] - lmo["param_bytes_rank0"] == full["tower_param_bytes_rank0"]
-    for extra in ({}, {"enable_mm_embeds": True}):
-        b = by[json.dumps({"limit_mm_per_prompt": {"image": 0, "video": 0}, **extra}, sort_keys=True)]
-        assert b["param_bytes_rank0"] == lmo["param_bytes_rank0"] and b["tower_param_bytes_rank0"] == 0
-    assert weights(limit_mm_per_prompt={"image": 0, "video": 0}) == text
+    limited = [b for b in by.values() if set(b["engine_args"]) <= {"limit_mm_per_prompt", "enable_mm_embeds"}
+               and "limit_mm_per_prompt" in b["engine_args"]]
+    assert len(limited) == 5
+    for b in limited:
+        skipped = b["tower_param_bytes_rank0"] == 0
+        assert b["param_bytes_rank0"] == (lmo if skipped else full)["param_bytes_rank0"]
+        assert weights(limit_mm_per_prompt=b["engine_args"]["limit_mm_per_prompt"]) == (text if skipped else plain)
     # releases before the one checked keep the tower counted (data/vllm.json zero_limits_skip_tower_since)
-    old = check_vllm(spec, gpu, VLLMOptions(max_model_len=4096, engine_version="0.30.0",
-                                            limit_mm_per_prompt={"image": 0, "video": 0}))
-    assert old.devices[0].weights_bytes == check_vllm(spec, gpu, VLLMOptions(max_model_len=4096,
-                                                                             engine_version="0.30.0")
-                                                      ).devices[0].weights_bytes
-    # one modality left on keeps the tower (a Gemma 3 image-only tower, skipped by vLLM at image 0, is counted)
-    kept = by['{"limit_mm_per_prompt": {"video": 0}}']
-    assert kept["tower_param_bytes_rank0"] == full["tower_param_bytes_rank0"]
-    assert weights(limit_mm_per_prompt={"video": 0}) == plain
+    assert weights("0.30.0", limit_mm_per_prompt={"image": 0, "video": 0}) == weights("0.30.0")
+
+
+def test_kimi_tower_is_marked_with_vision_chunk():
+    # vllm/model_executor/models/kimi_k25.py marks its tower with vision_chunk: image and video at 0 keep it
+    spec, gpu = load("moonshotai/Kimi-K2.5"), find_gpu("h200-141gb-sxm")
+    opts = dict(max_model_len=4096, tp=8)
+    a = check_vllm(spec, gpu, VLLMOptions(**opts)).devices[0].weights_bytes
+    b = check_vllm(spec, gpu, VLLMOptions(**opts, limit_mm_per_prompt={"image": 0, "video": 0})).devices[0]
+    c = check_vllm(spec, gpu, VLLMOptions(**opts, limit_mm_per_prompt={"vision_chunk": 0})).devices[0]
+    assert b.weights_bytes == a > c.weights_bytes
 
 
 # --mm-encoder-attn-dtype fp8: vLLM builds the encoder's attention and refuses fp8 on any backend but FlashInfer's

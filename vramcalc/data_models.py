@@ -406,6 +406,10 @@ class SinceVersion(Sourced):
     version: str
 
 
+class ZeroLimitsTower(SinceVersion):
+    tower_modalities: dict[str, list[str]]  # architecture: the modalities its vision tower is marked with
+
+
 class VocabPadding(Fixed):
     value: int
     source: str
@@ -643,7 +647,7 @@ class Vllm(Sourced):
     chunked_local_hybrid_manager_since: SinceVersion
     mamba2_checkpoint_block_since: SinceVersion
     null_block_in_fit_since: SinceVersion
-    zero_limits_skip_tower_since: SinceVersion
+    zero_limits_skip_tower_since: ZeroLimitsTower
     group_fit_since: SinceVersion
     mamba_block_size_needs_prefix_caching_since: SinceVersion
     checkpoint_kv_dtype_since: SinceVersion

@@ -1228,13 +1228,12 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
     errors: list[Message] = []
     warnings: list[Message] = []
     vision = [0] * len(weights)
-    # --limit-mm-per-prompt with images and videos at 0: the vision tower is not built either (vLLM v0.33.0
-    # SupportsMultiModal._mark_tower_model makes it a StageMissingLayer when every modality it serves is at 0,
-    # --enable-mm-embeds or not; tests/data/vllm_mm_oracle_v0.33.0.json builds). A tower serving images only
-    # (Gemma 3) is skipped by image 0 alone, which is kept here (counted: the larger figure).
-    zero = opts.limit_mm_per_prompt or {}
-    skips = _key(version) >= _key(vllm_rules().zero_limits_skip_tower_since.version)  # data/vllm.json
-    tower_off = opts.language_model_only or (skips and zero.get("image") == 0 and zero.get("video") == 0)
+    # --limit-mm-per-prompt with every modality of the vision tower at 0: the tower is not built either (vLLM
+    # v0.33.0 SupportsMultiModal._mark_tower_model makes it a StageMissingLayer, --enable-mm-embeds or not;
+    # data/vllm.json zero_limits_skip_tower_since: the modalities per class, the release checked)
+    zero, rule = opts.limit_mm_per_prompt or {}, vllm_rules().zero_limits_skip_tower_since
+    marked = rule.tower_modalities.get(spec.architecture or "") if _key(version) >= _key(rule.version) else None
+    tower_off = opts.language_model_only or bool(marked and all(zero.get(m) == 0 for m in marked))
     rate = opts.video_pruning_rate
     if rate is not None and spec.vision is not None and not 0 <= rate < 1:  # MultiModalConfig's Field(ge=0, lt=1)
         bound, kind = ("less than 1", "less_than") if rate >= 1 else ("greater than or equal to 0", "greater_than_equal")
