@@ -1263,7 +1263,7 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
     # a modality not named keeps vLLM's default limit (vllm/config/multimodal.py), so the encoder is skipped only
     # when images and videos (and anything else named) are all at 0
     limits = opts.limit_mm_per_prompt
-    mm_on = spec.vision is not None and not opts.language_model_only and not (
+    mm_on = spec.vision is not None and not tower_off and not (
         limits is not None and {"image", "video"} <= set(limits) and all(v == 0 for v in limits.values()))
     if mm_on:
         o = features().multimodal.oracle_pr_25631
