@@ -151,8 +151,8 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
 
 
 @pytest.mark.parametrize("command,flag", [
-    ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --max-num-seqs 64 --enable-tower-connector-lora",
-     "--enable-tower-connector-lora"),
+    ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --max-num-seqs 64 --swa-bounded-replay",
+     "--swa-bounded-replay"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --spec-type draft-mtp", "--spec-type"),
     ("VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE=4096 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE"),
 ])

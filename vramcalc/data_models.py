@@ -406,6 +406,10 @@ class SinceVersion(Sourced):
     version: str
 
 
+class ZeroLimitsTower(SinceVersion):
+    tower_modalities: dict[str, list[str]]  # architecture: the modalities its vision tower is marked with
+
+
 class VocabPadding(Fixed):
     value: int
     source: str
@@ -430,6 +434,9 @@ class RotaryCache(Fixed):
     mrope_positions_factor: int  # M-RoPE caches hold max_position x this many positions before the release
     mrope_positions_factor_before: str
     mrope_positions_factor_source: str
+    # classes whose M-RoPE cache takes the factor again with --video-pruning-rate above 0 (from the release above)
+    mrope_pruning_architectures: list[str] = []
+    mrope_pruning_source: str = ""
     # --model-impl transformers: transformers' rotary buffers (inv_freq, original_inv_freq) per rope config,
     # bytes x rotary_dim, instead of vLLM's cos/sin cache
     transformers_backend_bytes_per_dim: int = 4
@@ -650,6 +657,7 @@ class Vllm(Sourced):
     chunked_local_hybrid_manager_since: SinceVersion
     mamba2_checkpoint_block_since: SinceVersion
     null_block_in_fit_since: SinceVersion
+    zero_limits_skip_tower_since: ZeroLimitsTower
     group_fit_since: SinceVersion
     mamba_block_size_needs_prefix_caching_since: SinceVersion
     checkpoint_kv_dtype_since: SinceVersion
@@ -1102,6 +1110,13 @@ class LoraExtraVocab(Fixed):
     source: str
 
 
+class LoraTowerConnector(Fixed):
+    source: str
+    vision_qkv_unwrapped: list[str]
+    vision_qkv_note: str
+    punica_note: str
+
+
 class VllmLora(Sourced):
     max_loras: int
     max_lora_rank: int
@@ -1116,6 +1131,7 @@ class VllmLora(Sourced):
     moe_3d_note: str
     unsupported: list[str]
     unsupported_note: str
+    tower_connector: LoraTowerConnector
 
 
 class VllmCpuOffload(Sourced):
@@ -1138,8 +1154,20 @@ class VllmPcp(Sourced):
     non_mla_backends: list[str]  # the CUDA backends a model without MLA is offered, none with supports_pcp
 
 
+class EncoderFp8(Fixed):
+    source: str
+    kinds: list[str]  # VisionSpec kinds whose tower attention is vLLM's MMEncoderAttention
+    kinds_note: str
+    nvidia_min_compute_capability: str
+    amd_gfx: list[str]
+    backend_refusal: str
+    flashinfer_refusal: str
+    aiter_refusal: str
+
+
 class VllmMultimodal(Sourced):
     oracle_pr_25631: dict[str, str | float]
+    encoder_fp8: EncoderFp8
 
 
 class VllmAuxOutput(Sourced):

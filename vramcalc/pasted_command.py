@@ -633,14 +633,15 @@ def _vllm_reading(p: Parsed) -> Reading:
                 raise NotModelledError(f"{name} {v}: the longest context that fits, as vLLM finds it at start-up; "
                                        "vramcalc reports it as the largest max_model_len (drop the flag)")
             opts[fld] = human_int(name, v or "")
-        elif fld in ("gpu_memory_utilization", "cpu_offload_gb", "mm_ipc_gpu_memory_gb", "kv_offloading_size"):
+        elif fld in ("gpu_memory_utilization", "cpu_offload_gb", "mm_ipc_gpu_memory_gb", "kv_offloading_size",
+                     "video_pruning_rate"):
             try:
                 opts[fld] = float(v or "")
             except ValueError:
                 raise InputError(f"argument {name}: invalid float value: {v!r}") from None
         elif fld in ("enforce_eager", "disable_custom_all_reduce", "enable_lora", "fully_sharded_loras",
                      "enable_moe_shared_loras", "enable_mixed_moe_lora_format", "specialize_active_lora",
-                     "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
+                     "enable_tower_connector_lora", "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
                      "enable_prefix_caching", "enable_return_routed_experts", "enable_dbo", "dcp_q_replicate",
                      "use_replayssm", "enable_extensible_kv_cache", "enable_elastic_ep"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
@@ -667,9 +668,9 @@ def _vllm_reading(p: Parsed) -> Reading:
                 reader["kernel_moe_backend"] = opts["moe_backend"] is not None
         elif fld in ("kv_cache_dtype", "quantization", "revision", "hf_config_path", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
-                     "model_impl", "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend",
+                     "mm_encoder_attn_dtype", "model_impl", "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend",
                      "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "all2all_backend"):
-            opts[fld] = v
+            opts[fld] = None if fld == "mm_encoder_attn_dtype" and v == "None" else v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
             # shorthands of vllm/engine/arg_utils.py (command_flags.json key), merged into one config
@@ -1602,8 +1603,9 @@ def _flag_line(q: Question) -> str:
         elif v is not None:
             parts.append(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" if k in (
                 "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "kv_cache_dtype", "block_size",
-                "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb",
+                "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb", "video_pruning_rate",
                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode",
+                "mm_encoder_attn_dtype",
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
                 "all2all_backend", "deepep_buffer_size_mb", "flashinfer_workspace_bytes", "sparse_indexer_max_logits_mb",

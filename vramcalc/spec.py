@@ -141,6 +141,13 @@ class VisionSpec(_Frozen):
     # of `params`, what vLLM keeps whole on every TP rank when the tower is TP-sharded (patch and position
     # embeddings, norms, row-parallel biases); 0 where not counted
     replicated_params: Count = 0
+    # the linear layers vLLM's LoRA manager wraps with --enable-tower-connector-lora (vLLM v0.33.0
+    # vllm/model_executor/models/qwen3_vl.py Qwen3_VisionTransformer: blocks' qkv / proj / mlp, the patch merger and
+    # each deepstack merger's linear_fc1 / linear_fc2); None: a tower whose linears are not read
+    intermediate_size: Size | None = None
+    merger_in: Size | None = None  # hidden x spatial_merge_size^2, the merger's input
+    merger_out: Size | None = None  # out_hidden_size, the language model's width
+    mergers: Count = 0  # the patch merger and the deepstack mergers
 
 
 class ModelSpec(_Frozen):

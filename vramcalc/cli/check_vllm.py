@@ -141,6 +141,8 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     f.add_argument("--enable-moe-shared-loras", action="store_true",
                    help="with --enable-lora on a MoE model: the experts' gate/up lora_A and down lora_B once for all "
                         "experts")
+    f.add_argument("--enable-tower-connector-lora", action="store_true",
+                   help="with --enable-lora on a multimodal model: LoRA slots on the vision tower and connector too")
     f.add_argument("--enable-mixed-moe-lora-format", action="store_true",
                    help="with --enable-lora: the 2D MoE LoRA wrapper for 3D-weight MoE classes too (two gate/up "
                         "lora_A per expert)")
@@ -172,6 +174,11 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="multimodal model without its vision encoder (its weights and profiling left out)")
     f.add_argument("--mm-ipc-gpu-memory-gb", type=float, default=0.0,
                    help="GiB per GPU vLLM carves out of the KV cache for GPU-side multimodal decoding (multimodal models)")
+    f.add_argument("--mm-encoder-attn-dtype", choices=["fp8"], default=None,
+                   help="fp8 attention in the vision encoder (refused where vLLM's encoder backends cannot run it)")
+    f.add_argument("--video-pruning-rate", type=float, default=None,
+                   help="the share of each video's tokens pruned (Qwen3-VL / Qwen3.5: above 0 the M-RoPE cache holds "
+                        "4x the positions)")
     f.add_argument("--num-gpu-blocks-override", type=bounded_int(2**40, "blocks"), default=None,
                    help="KV cache blocks vLLM allocates whatever its profile found")
     f.add_argument("--cudagraph-capture-sizes", type=bounded_int(MAX_CONTEXT, "tokens"), nargs="+", default=None,
@@ -286,7 +293,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     """The serving features' VLLMOptions fields (the defaults left out, so a command without them reads as before)."""
     out: dict[str, Any] = {}
     for name in ("enable_lora", "fully_sharded_loras", "enable_moe_shared_loras", "enable_mixed_moe_lora_format",
-                 "specialize_active_lora", "language_model_only", "disable_hybrid_kv_cache_manager",
+                 "specialize_active_lora", "enable_tower_connector_lora", "language_model_only", "disable_hybrid_kv_cache_manager",
                  "disable_sliding_window", "enable_eplb", "mla_disable", "enable_return_routed_experts",
                  "enable_dbo", "dcp_q_replicate", "replicate_embed", "deepep_force_intra_node",
                  "weight_offloading_disable_uva"):
@@ -317,6 +324,10 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("cpu_offload_gb", "mm_ipc_gpu_memory_gb"):
         if getattr(args, name, 0):
             out[name] = getattr(args, name)
+    if getattr(args, "video_pruning_rate", None) is not None:
+        out["video_pruning_rate"] = args.video_pruning_rate
+    if getattr(args, "mm_encoder_attn_dtype", None) is not None:
+        out["mm_encoder_attn_dtype"] = args.mm_encoder_attn_dtype
     if getattr(args, "no_rocm_fp8_padding", False):
         out["rocm_fp8_padding"] = False
     if getattr(args, "no_mxfp8_emulation_dequant", False):

@@ -145,7 +145,8 @@ def _qwen3_5(v: dict[str, Any], where: str, deepstack: bool = False) -> VisionSp
     replicated = embed + n * (2 * 2 * h + 2 * h) + 2 * h + g("out_hidden_size") \
         + len(stacks or []) * (2 * merged + g("out_hidden_size"))
     return VisionSpec(kind="qwen3_vl_vision" if deepstack else "qwen3_5_vision", params=embed + n * layer + merger,
-                      hidden_size=h, num_layers=n, replicated_params=replicated)
+                      hidden_size=h, num_layers=n, replicated_params=replicated, intermediate_size=inter,
+                      merger_in=merged, merger_out=g("out_hidden_size"), mergers=1 + len(stacks or []))
 
 
 # Kimi-K2.5's Hub config keeps the names of Moonshot's remote code (vt_hidden_size, init_pos_emb_height, ...);

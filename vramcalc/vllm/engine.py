@@ -39,8 +39,8 @@ from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_override
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
 from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mxfp4_moe_backend, pp_layer_split,
-                      mxfp8_dequant_per_rank, rocm_fp8_padding_per_rank, sharding_switches, transformers_rope_bytes,
-                      vllm_rules, weights_per_rank)
+                      mxfp8_dequant_per_rank, rocm_fp8_padding_per_rank, rotary_cache_bytes, sharding_switches,
+                      transformers_rope_bytes, vllm_rules, weights_per_rank)
 from ..trace import TraceTerm, term
 
 GIB = 2**30
@@ -122,6 +122,8 @@ class VLLMOptions(CheckedOptions):
     enable_moe_shared_loras: bool = False  # MoE expert slots in the shared-outer layout (vllm/lora/layers/fused_moe.py)
     enable_mixed_moe_lora_format: bool = False  # FusedMoEWithLoRA for is_3d_moe_weight classes too
     specialize_active_lora: bool = False  # CUDA graphs per active-adapter count (vllm/lora/utils.py)
+    # --enable-tower-connector-lora: LoRA slots on the vision tower and connector too (vllm/config/lora.py)
+    enable_tower_connector_lora: bool = False
     cpu_offload_gb: float = Field(default=0.0, ge=0, le=1_000_000)  # per GPU
     # --cpu-offload-params: the parameter-name segments --cpu-offload-gb may move (vllm/config/offload.py
     # UVAOffloadConfig.cpu_offload_params; empty: any decoder-layer parameter); `experts` is sized (the routed experts)
@@ -158,6 +160,12 @@ class VLLMOptions(CheckedOptions):
     # --mm-ipc-gpu-memory-gb: GiB per GPU carved out of the KV cache for the frontend's GPU-side multimodal work, on a
     # multimodal model (vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory, 0.33.0)
     mm_ipc_gpu_memory_gb: float = Field(default=0.0, ge=0, le=1_000_000)
+    # --video-pruning-rate: above 0, Qwen3-VL / Qwen3.5's M-RoPE cache holds 4x the positions (data/vllm.json
+    # rotary_cache mrope_pruning_*); vLLM refuses values outside [0, 1) (vllm/config/multimodal.py, 0.33.0)
+    video_pruning_rate: float | None = Field(default=None, allow_inf_nan=False)
+    # --mm-encoder-attn-dtype fp8: refused at model build where no encoder backend can run it (data/vllm_features.json
+    # multimodal encoder_fp8, vllm/model_executor/layers/attention/mm_encoder_attention.py, 0.33.0)
+    mm_encoder_attn_dtype: Literal["fp8"] | None = None
     # --num-gpu-blocks-override: the KV pool holds this many blocks whatever the profile found (vllm/v1/core/
     # kv_cache_planning.py get_kv_cache_configs: available_memory = override x bytes per block, 0.33.0)
     num_gpu_blocks_override: int | None = Field(default=None, ge=1, le=2**40)
@@ -1195,6 +1203,12 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
         hf = transformers_rope_bytes(spec)
         weights = [w.model_copy(update={"bytes": w.bytes - w.rotary_cache_bytes + hf, "rotary_cache_bytes": hf})
                    for w in weights]
+    elif opts.video_pruning_rate and spec.vision is not None and 0 < opts.video_pruning_rate < 1:
+        # pruning keeps the dropped tokens' positions: M-RoPE's cache 4x for the classes that honour it
+        # (vllm/model_executor/models/qwen3_vl.py mrope_positions_factor, v0.33.0)
+        rope = rotary_cache_bytes(spec, opts.engine_version, video_pruning=True)
+        weights = [w.model_copy(update={"bytes": w.bytes - w.rotary_cache_bytes + rope, "rotary_cache_bytes": rope})
+                   for w in weights]
     if gguf and file_weight_bytes:  # each rank's share of the file's tensor bytes
         scale = file_weight_bytes / weights_per_rank(spec, 1, 1, scheme, wdtype)[0].bytes
         weights = [w.model_copy(update={"bytes": int(w.bytes * scale)}) for w in weights]
@@ -1228,6 +1242,68 @@ def _embed_head_bytes(spec: ModelSpec, opts: VLLMOptions, wdtype: str | None, w:
     return rows * spec.hidden_size * dtype_bytes(wdtype or spec.dtype) * n
 
 
+def _tower_lora(spec: ModelSpec, opts: VLLMOptions, s: Any, wdtype: str | None, built: bool, stages: list[int],
+                warnings: list[Message]) -> list[int]:
+    """--enable-tower-connector-lora: the vision tower's and connector's LoRA slots per rank, on the first PP stage
+    (vLLM v0.33.0 vllm/lora/model_manager.py LoRAModelManager._maybe_init_mm; vramcalc/vllm/features.py
+    tower_lora_bytes). Skipped where vLLM skips it: no multimodal class, --language-model-only, no tower built."""
+    from .features import tower_lora_bytes
+
+    where = "vllm/lora/model_manager.py LoRAModelManager._maybe_init_mm"
+    if spec.vision is None:
+        warnings.append(warning("vllm.lora.tower_ignored", f"--enable-tower-connector-lora: {spec.id} has no vision "
+                                "tower, so the flag changes nothing (vLLM's LoRA manager runs _maybe_init_mm for "
+                                "multimodal classes only)", source=where))
+        return [0] * len(stages)
+    if opts.language_model_only:
+        warnings.append(warning("vllm.lora.tower_ignored", "Disabling `enable_tower_connector_lora` because the "
+                                "multimodal model is configured to initialize the language model only.",
+                                source=where))
+        return [0] * len(stages)
+    if not built:  # images and videos at 0: the tower is not built (StageMissingLayer), so nothing to wrap
+        return [0] * len(stages)
+    tp = 1 if opts.mm_encoder_tp_mode == "data" else opts.tp  # the tower whole on each rank (checked as data)
+    one = tower_lora_bytes(spec, s, tp, wdtype if opts.lora_dtype == "auto" else opts.lora_dtype)
+    if one is None:
+        warnings.append(warning("vllm.lora.tower_not_counted", f"--enable-tower-connector-lora: the LoRA slots on "
+                                f"{spec.id}'s vision tower ({spec.vision.kind}) and connector are not counted; "
+                                "vramcalc reads the per-layer shapes of Qwen3-VL and Qwen3.5 towers only, so the "
+                                "weights shown are low by those slots where vLLM's class supports tower LoRA",
+                                source=where))
+        return [0] * len(stages)
+    return [one if stage == 0 else 0 for stage in stages]
+
+
+def _encoder_fp8_refusal(spec: ModelSpec, gpu: GPU, warnings: list[Message]) -> list[Message]:
+    """--mm-encoder-attn-dtype fp8 (vLLM v0.33.0 MMEncoderAttention._init_fp8, data/vllm_features.json multimodal
+    encoder_fp8): refused on a GPU where no encoder attention backend runs it, built even for a skipped tower."""
+    from .features import features
+
+    r = features().multimodal.encoder_fp8
+    where = "vllm/model_executor/layers/attention/mm_encoder_attention.py MMEncoderAttention._init_fp8"
+    assert spec.vision is not None
+    if spec.vision.kind not in r.kinds:
+        warnings.append(warning("vllm.mm.encoder_fp8_unchecked", f"--mm-encoder-attn-dtype fp8: whether {spec.id}'s "
+                                f"vision tower ({spec.vision.kind}) builds vLLM's MMEncoderAttention is not checked; "
+                                "where it does, vLLM refuses fp8 unless the encoder runs FlashInfer's cuDNN backend "
+                                "(SM 100 or newer) or ROCM_AITER_FA (MI300 / MI350)", source=where))
+        return []
+    nvidia = gpu.vendor == "nvidia" and _key(gpu.compute_capability or "0.0") < _key(r.nvidia_min_compute_capability)
+    amd = gpu.vendor == "amd" and gpu.gfx_arch not in r.amd_gfx
+    if nvidia or amd:
+        said = (r.backend_refusal.format(backend="the encoder's backend") + " With --mm-encoder-attn-backend "
+                + ("FLASHINFER: " + r.flashinfer_refusal if nvidia else "ROCM_AITER_FA: " + r.aiter_refusal))
+        return [error("vllm.mm.encoder_fp8", f"ValueError: {said} [{where}]",
+                      fix="drop --mm-encoder-attn-dtype fp8 (the encoder's attention in the model dtype)",
+                      source=where)]
+    warnings.append(warning("vllm.mm.encoder_fp8_backend", "--mm-encoder-attn-dtype fp8 starts only with the encoder "
+                            "on " + ("FlashInfer's cuDNN backend (--mm-encoder-attn-backend FLASHINFER, cuDNN >= "
+                                     "9.17.1)" if gpu.vendor == "nvidia" else "ROCM_AITER_FA with an AITER build that "
+                                     "has flash_attn_varlen_fp8_pertensor_func") + "; vLLM refuses it on any other "
+                            "backend, which vramcalc does not read", source=where))
+    return []
+
+
 def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: QuantScheme, wdtype: str | None,
                    mxfp4: str | None, weights: list[tuple[RankWeights, int]]
                    ) -> tuple[list[tuple[int, int, int, int]], list[Message], list[Message]]:
@@ -1240,7 +1316,20 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
     errors: list[Message] = []
     warnings: list[Message] = []
     vision = [0] * len(weights)
-    if opts.language_model_only and spec.vision is not None:
+    # --limit-mm-per-prompt with every modality of the vision tower at 0: the tower is not built either (vLLM
+    # v0.33.0 SupportsMultiModal._mark_tower_model makes it a StageMissingLayer, --enable-mm-embeds or not;
+    # data/vllm.json zero_limits_skip_tower_since: the modalities per class, the release checked)
+    zero, rule = opts.limit_mm_per_prompt or {}, vllm_rules().zero_limits_skip_tower_since
+    marked = rule.tower_modalities.get(spec.architecture or "") if _key(version) >= _key(rule.version) else None
+    tower_off = opts.language_model_only or bool(marked and all(zero.get(m) == 0 for m in marked))
+    rate = opts.video_pruning_rate
+    if rate is not None and spec.vision is not None and not 0 <= rate < 1:  # MultiModalConfig's Field(ge=0, lt=1)
+        bound, kind = ("less than 1", "less_than") if rate >= 1 else ("greater than or equal to 0", "greater_than_equal")
+        errors.append(error("vllm.mm.video_pruning_rate", "1 validation error for MultiModalConfig video_pruning_rate: "
+                            f"Input should be {bound} [type={kind}, input_value={rate!r}, input_type=float]",
+                            fix="--video-pruning-rate in [0, 1): the fraction of each video's tokens pruned",
+                            source="vllm/config/multimodal.py MultiModalConfig.video_pruning_rate"))
+    if tower_off and spec.vision is not None:
         text = weights_per_rank(spec.model_copy(update={"vision": None}), opts.tp, opts.pp, scheme, wdtype, mxfp4,
                                 partition=opts.pp_layer_partition)
         full = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, partition=opts.pp_layer_partition)
@@ -1262,7 +1351,7 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
     # a modality not named keeps vLLM's default limit (vllm/config/multimodal.py), so the encoder is skipped only
     # when images and videos (and anything else named) are all at 0
     limits = opts.limit_mm_per_prompt
-    mm_on = spec.vision is not None and not opts.language_model_only and not (
+    mm_on = spec.vision is not None and not tower_off and not (
         limits is not None and {"image", "video"} <= set(limits) and all(v == 0 for v in limits.values()))
     if mm_on:
         o = features().multimodal.oracle_pr_25631
@@ -1302,6 +1391,9 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
         lora = [lora_bytes(spec, s, opts.tp, starts[w.pp_stage], starts[w.pp_stage] + split[w.pp_stage],
                            w.pp_stage == 0, w.pp_stage == opts.pp - 1,
                            wdtype if opts.lora_dtype == "auto" else opts.lora_dtype, shards) for w, _ in weights]
+        if opts.enable_tower_connector_lora:
+            lora = [x + t for x, t in zip(lora, _tower_lora(spec, opts, s, wdtype, not tower_off,
+                                                            [w.pp_stage for w, _ in weights], warnings))]
         odd = [k for k, present in (("MoE experts", spec.is_moe),
                                     ("MLA attention", any(x.attention is not None and x.attention.mla is not None
                                                           for x in spec.layers)),
@@ -2120,6 +2212,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             fix="VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=0 (half the weight memory, much slower)"
             if opts.mxfp8_emulation_dequant else None))
     extras, feature_errors, feature_warnings = _feature_terms(spec, opts, version, scheme, wdtype, mxfp4, weights)
+    if opts.mm_encoder_attn_dtype == "fp8" and spec.vision is not None:
+        feature_errors += _encoder_fp8_refusal(spec, gpu, feature_warnings)
     warnings += feature_warnings
     from .aux_output import enabled as aux_enabled, refusal as aux_refusal
 
@@ -2492,7 +2586,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
             out.append(f"--lora-dtype {opts.lora_dtype}")
         for flag, on in (("--enable-moe-shared-loras", opts.enable_moe_shared_loras),
                          ("--enable-mixed-moe-lora-format", opts.enable_mixed_moe_lora_format),
-                         ("--specialize-active-lora", opts.specialize_active_lora)):
+                         ("--specialize-active-lora", opts.specialize_active_lora),
+                         ("--enable-tower-connector-lora", opts.enable_tower_connector_lora)):
             if on:
                 out.append(flag)
     if opts.cpu_offload_gb:
@@ -2515,6 +2610,10 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append("--language-model-only")
     if opts.mm_ipc_gpu_memory_gb:
         out.append(f"--mm-ipc-gpu-memory-gb {opts.mm_ipc_gpu_memory_gb:g}")
+    if opts.video_pruning_rate is not None:
+        out.append(f"--video-pruning-rate {opts.video_pruning_rate:g}")
+    if opts.mm_encoder_attn_dtype is not None:
+        out.append(f"--mm-encoder-attn-dtype {opts.mm_encoder_attn_dtype}")
     if opts.num_gpu_blocks_override:
         out.append(f"--num-gpu-blocks-override {opts.num_gpu_blocks_override}")
     if opts.cudagraph_capture_sizes is not None:

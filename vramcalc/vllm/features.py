@@ -14,6 +14,8 @@ LoRA (vLLM v0.33.0 vllm/lora/layers/*.py create_lora_weights): every wrapped pro
   Mamba mixers (mamba_mixer.py, mamba_mixer2.py): conv1d (conv kernel in), in_proj, x_proj / dt_proj, out_proj,
       Mamba-2's conv1d / in_proj a lora_A per slice (unwrapped with --fully-sharded-loras)
   routed experts under DP / EP: rank 0's MoE shard (weights.py MoEShards), whole experts with EP
+  the vision tower and connector with --enable-tower-connector-lora (Qwen3-VL / Qwen3.5 towers, tower_lora_bytes):
+      the blocks' qkv / proj / MLP and the mergers' two linears, column / row parallel as above
   embed_tokens / lm_head, for architectures that list them (vocal_parallel_embedding.py, logits_processor.py):
       vocab x rank + hidden x rank, unsharded; up to 0.11.x also lora_extra_vocab_size rows
   in the model dtype (lora_dtype auto), built inside 'Model loading took' (gpu_model_runner.py load_model).
@@ -275,6 +277,25 @@ def lora_bytes(spec: ModelSpec, s: LoraSettings, tp: int, first: int, last: int,
             base += ceil((p256(spec.vocab_size) + p256(extra) - p64(spec.vocab_size)) / tp) * h
     b = dtype_bytes(dtype or spec.dtype)
     return n * s.max_loras * b + base * b + mapping + flags
+
+
+def tower_lora_bytes(spec: ModelSpec, s: LoraSettings, tp: int, dtype: str | None = None) -> int | None:
+    """--enable-tower-connector-lora: the slots on the vision tower's and connector's linear layers (vLLM v0.33.0
+    vllm/lora/model_manager.py LoRAModelManager._maybe_init_mm / _create_lora_modules over the modules under
+    get_mm_mapping's tower_model and connector prefixes). Qwen3_VisionTransformer (vllm/model_executor/models/
+    qwen3_vl.py; Qwen3-VL, Qwen3-VL-MoE, Qwen3.5 alike): per block the packed attn.qkv (one lora_A; no slots on
+    the classes of data/vllm_features.json lora tower_connector vision_qkv_unwrapped), attn.proj, mlp.linear_fc1,
+    mlp.linear_fc2; per merger (the patch merger and each deepstack merger) linear_fc1 and linear_fc2. tp: the
+    tower's own split (1 with --mm-encoder-tp-mode data). None: a tower whose linears vramcalc does not read."""
+    v = spec.vision
+    if v is None or v.intermediate_size is None or v.merger_in is None or v.merger_out is None:
+        return None
+    h, r, fs = v.hidden_size, s.rank, s.fully_sharded
+    qkv = spec.architecture not in features().lora.tower_connector.vision_qkv_unwrapped
+    block = (_column(h, [3 * h], r, tp, fs, one_slice=True) if qkv else 0) + _row(h, h, r, tp, fs)
+    block += _column(h, [v.intermediate_size], r, tp, fs) + _row(v.intermediate_size, h, r, tp, fs)
+    merger = _column(v.merger_in, [v.merger_in], r, tp, fs) + _row(v.merger_in, v.merger_out, r, tp, fs)
+    return (v.num_layers * block + v.mergers * merger) * s.max_loras * dtype_bytes(dtype or spec.dtype)
 
 
 def offloaded_bytes(requested_gib: float, rank_weight_bytes: int, embed_head_bytes: int) -> int:

@@ -177,11 +177,12 @@ class RankWeights(BaseModel):
     moe_layers: int = 0  # MoE layers in this rank's stage
 
 
-def rotary_cache_bytes(spec: ModelSpec, version: str | None = None) -> int:
+def rotary_cache_bytes(spec: ModelSpec, version: str | None = None, video_pruning: bool = False) -> int:
     """One cos_sin_cache per distinct rope config: max_position x rotary_dim, model dtype; a linear or dynamic
     scaled rope holds max_position x factor positions; Gemma 3's sliding layers add an unscaled cache of their
     own; M-RoPE holds max_position x 4 positions before mrope_positions_factor_before (data/vllm.json
-    rotary_cache). version: the vLLM release (default: the modelled one)."""
+    rotary_cache), and again from it for the classes of mrope_pruning_architectures with video_pruning
+    (--video-pruning-rate above 0). version: the vLLM release (default: the modelled one)."""
     a = next((layer.attention for layer in spec.layers if layer.attention is not None), None)
     if a is None or spec.max_position_embeddings is None:
         return 0
@@ -200,7 +201,9 @@ def rotary_cache_bytes(spec: ModelSpec, version: str | None = None) -> int:
             and isinstance(orig, int) and "mrope_section" not in rope:  # YaRN: original positions x factor
         full = ceil(orig * scale) * dim * dtype_bytes(spec.dtype)
     release = version or vllm_rules().default_version
-    if "mrope_section" in rope and _release_key(release) < _release_key(rules.mrope_positions_factor_before):
+    pruned = video_pruning and spec.architecture in rules.mrope_pruning_architectures
+    before = _release_key(release) < _release_key(rules.mrope_positions_factor_before)
+    if "mrope_section" in rope and (pruned or before):
         full *= rules.mrope_positions_factor
     # the DSA indexer's own rope, NeoX-style unless indexer_rope_interleave: a second cache of the same size
     # (data/vllm.json rotary_cache indexer_own_rope_source)
