@@ -955,11 +955,23 @@ def _llama_reading(p: Parsed) -> Reading:
             types = v.split(",")
             if "none" not in types:
                 opts[fld] = tuple(dict.fromkeys(opts.get(fld, ()) + tuple(types)))
+                ngram = [t for t in types if t.startswith("ngram-")]
+                if ngram:
+                    warnings.append(warning("command.speed_not_estimated", (
+                        f"{f.written()}: {', '.join(ngram)} drafts from the text already seen (common/speculative.cpp), "
+                        "so its speed-up depends on how much the output repeats the prompt: speed, not in the "
+                        "estimate")))
         elif fld == "spec_ngram_mod_n_max":
             n = _int(name, v)
             if not 0 <= n <= 1024:
                 raise InputError(f'{p.program}: error while handling argument "{name}": ngram n-max must be between '
                                  "0 and 1024 inclusive")
+            opts[fld] = n
+        elif fld in ("spec_ngram_simple_size_m", "spec_ngram_map_k_size_m", "spec_ngram_map_k4v_size_m"):
+            n = _int(name, v)
+            if not 1 <= n <= 1024:  # common/arg.cpp --spec-ngram-*-size-m
+                raise InputError(f'{p.program}: error while handling argument "{name}": ngram size M must be between '
+                                 "1 and 1024 inclusive")
             opts[fld] = n
         elif fld == "control_vectors":  # common/arg.cpp: comma lists (parse_csv_row), repeatable; -scaled FNAME:SCALE
             files = tuple(x for x in v.split(",") if x)
@@ -1026,6 +1038,11 @@ def _llama_reading(p: Parsed) -> Reading:
             fit_off = f.written() if not t else None
         else:
             raise AssertionError(f"command_flags.json: {name} -> {fld} is not read")
+    for kind in ("simple", "map_k", "map_k4v"):  # a map type's size_m is its n_max only with that --spec-type
+        size_m = f"spec_ngram_{kind}_size_m"
+        if size_m in opts and f"ngram-{kind.replace('_', '-')}" not in opts.get("spec_types", ()):
+            opts.pop(size_m)
+            no_effect += [f.written() for f in p.flags if f.entry.get("field") == size_m]
     if fit_off:
         if opts.get("n_gpu_layers") is None or "n_ctx" not in opts:
             raise NotModelledError(f"{fit_off} without both -ngl and -c: llama.cpp's defaults then apply unfitted "
@@ -1496,7 +1513,9 @@ def _flag_line(q: Question) -> str:
              "n_cpu_moe": "--n-cpu-moe", "data_parallel_size": "--data-parallel-size", "model_draft": "-md",
              "n_gpu_layers_draft": "-ngld", "draft_max": "--draft-max", "type_k_draft": "-ctkd", "type_v_draft": "-ctvd",
              "mmproj": "--mmproj", "n_ctx_checkpoints": "-ctxcp", "cache_ram_mib": "-cram",
-             "spec_ngram_mod_n_max": "--spec-ngram-mod-n-max",
+             "spec_ngram_mod_n_max": "--spec-ngram-mod-n-max", "spec_ngram_simple_size_m": "--spec-ngram-simple-size-m",
+             "spec_ngram_map_k_size_m": "--spec-ngram-map-k-size-m",
+             "spec_ngram_map_k4v_size_m": "--spec-ngram-map-k4v-size-m",
              "decode_context_parallel_size": "--decode-context-parallel-size"}
     for k, v in o.items():
         if k in ("lora", "lora_scaled"):
