@@ -451,6 +451,38 @@ def test_router_mode_names_the_models_it_serves(tmp_path):
     assert r.no_effect == ["--models-max 2", f"--models-dir {d}"] and not r.warnings
 
 
+def test_router_mode_names_its_childrens_commands_and_refuses_too_many_startup_models(tmp_path):
+    """tools/server/server-models.cpp at 4df29be: each child is llama-server with the model's preset and the router's
+    own flags over it (load_models: preset.merge(base_preset)), less those unset_reserved_args removes (--models-*,
+    --host / --port, --api-key, the SSL files, the router's -m / -mm / -a / -hf); the presets whose load-on-startup
+    is true (common_arg_utils::is_truthy: on, enabled, true, 1), or all of them when [*] says so (cascade), start
+    with the router, and more than --models-max (default 4) stop it: 'number of models to load on startup (N)
+    exceeds models_max (M)', printed by server.cpp as 'failed to initialize router models: ...'."""
+    d = tmp_path / "models"
+    d.mkdir()
+    for n in ("a.gguf", "b.gguf"):
+        (d / n).write_bytes(b"")
+    with pytest.raises(NotModelledError) as e:
+        check_command(f"llama-server --models-dir {d} --models-max 1 --port 9 -c 4096 -ngl 99 -a x", "4090")
+    said = str(e.value)
+    assert f"llama-server -m {d / 'a.gguf'} -c 4096 -ngl 99; llama-server -m {d / 'b.gguf'} -c 4096 -ngl 99" in said
+    assert "least recently used" in said and "--port" not in said.split("own command")[1]
+    ini = tmp_path / "p.ini"
+    ini.write_text("[x]\nmodel = /m/x.gguf\nload-on-startup = true\n[y]\nmodel = /m/y.gguf\nload-on-startup = on\n"
+                   "[z]\nmodel = /m/z.gguf\nload-on-startup = false\n")
+    with pytest.raises(InputError, match=r"^failed to initialize router models: number of models to load on startup "
+                                         r"\(2\) exceeds models_max \(1\)"):
+        check_command(f"llama-server --models-preset {ini} --models-max 1", "4090")
+    with pytest.raises(NotModelledError):  # 2 of the default 4
+        check_command(f"llama-server --models-preset {ini}", "4090")
+    ini.write_text("[*]\nload-on-startup = 1\n[x]\nmodel = /m/x.gguf\n[y]\nmodel = /m/y.gguf\nload-on-startup = 0\n")
+    with pytest.raises(InputError, match=r"\(3\) exceeds models_max \(2\)"):  # x and the folder's a and b
+        check_command(f"llama-server --models-preset {ini} --models-dir {d} --models-max 2", "4090")
+    ini.write_text("[*]\nload-on-startup = 1\n[a]\nload-on-startup = 0\n")  # the folder's a, set off by its section
+    with pytest.raises(NotModelledError):
+        check_command(f"llama-server --models-preset {ini} --models-dir {d} --models-max 1", "4090")
+
+
 def test_docker_repo_is_the_file_llama_cpp_downloads(tmp_path):
     """-dr / --docker-repo [<repo>/]<model>[:tag] (common/download.cpp common_docker_resolve_model, 4df29be): ai/ and
     :latest by default, downloaded to the cache file <repo with / as _>_<tag>.gguf and loaded in place of -m's

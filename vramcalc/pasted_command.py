@@ -1069,7 +1069,7 @@ def _llama_reading(p: Parsed) -> Reading:
         # common/arg.cpp --kv-unified: "default: enabled if number of slots is auto"
         opts["kv_unified"] = False
     if p.program == "llama-server" and not path_given and not hf and (router or docker or model):
-        _router(router, docker, model)
+        _router(router, docker, model, p.flags)
     no_effect += [f.written() for f in router.values()]  # a model given: no router (tools/server/server.cpp)
     if docker and not hf:  # it replaces -m / -mu's file; -hf's download replaces it in turn (common_models_handler_apply)
         model = _docker_model(docker, p.env, warnings)
@@ -1182,6 +1182,12 @@ def _models_dir(path: str) -> list[str]:
     if not d.is_dir():
         raise InputError(f"failed to initialize router models: error: '{path}' does not exist or is not a directory "
                          "[common/preset.cpp load_from_models_dir]")
+    return [label for label, _ in _models_dir_files(path)]
+
+
+def _models_dir_files(path: str) -> list[tuple[str, Path]]:
+    """_models_dir's models, each with the model file its child llama-server loads (-m)."""
+    d = Path(path).expanduser()
     companion = lambda n: "mmproj" in n or n.startswith(("mtp-", "dspark-", "dflash-"))  # noqa: E731
     out = []
     for e in sorted(d.iterdir()):
@@ -1191,9 +1197,9 @@ def _models_dir(path: str) -> list[str]:
             if main:
                 first = next((n for n in main if "-00001-of-" in n), main[-1])
                 extras = [n for n in ggufs if companion(n)]
-                out.append(f"{e.name} ({first}" + "".join(f" + {n}" for n in extras) + ")")
+                out.append((f"{e.name} ({first}" + "".join(f" + {n}" for n in extras) + ")", e / first))
         elif e.name.endswith(".gguf") and not companion(e.name):
-            out.append(e.name.removesuffix(".gguf"))
+            out.append((e.name.removesuffix(".gguf"), e))
     return out
 
 
@@ -1201,6 +1207,18 @@ def _models_preset(path: str) -> list[str]:
     """common/preset.cpp load_from_ini at 4df29be: each INI section but [*] (the options every model takes) is a model
     preset; its model is the section's model / m / hf-repo / hf key (or their LLAMA_ARG_ names), else the section
     names a model the router already has (a cached or --models-dir one)."""
+    return _read_models_preset(path)[0]
+
+
+# common/arg.cpp common_arg_utils::is_truthy at 4df29be; the preset-only key load-on-startup (its env name the other)
+TRUTHY = ("on", "enabled", "true", "1")
+LOAD_ON_STARTUP = ("load-on-startup", "__PRESET_LOAD_ON_STARTUP")
+
+
+def _read_models_preset(path: str) -> tuple[list[str], list[str], list[str], bool]:
+    """The preset's models, its sections that start with the router (load-on-startup true, or unset under a [*] that
+    sets it), those that set it false, and whether [*] sets it true (it then cascades to every model the router has:
+    server-models.cpp load_models, common_preset_context::cascade; a section's own value wins, merge)."""
     import configparser
 
     f = Path(path).expanduser()
@@ -1215,38 +1233,70 @@ def _models_preset(path: str) -> list[str]:
     except configparser.Error as e:
         raise InputError(f"failed to initialize router models: {path}: {e}") from None
     keys = ("model", "m", "LLAMA_ARG_MODEL", "hf-repo", "hf", "hfr", "LLAMA_ARG_HF_REPO")
-    out = []
+    startup = lambda sec: next((sec[k].strip() in TRUTHY for k in LOAD_ON_STARTUP if k in sec), None)  # noqa: E731
+    out, on_start, off = [], [], []
+    every = "*" in ini and bool(startup(ini["*"]))
     for name in ini.sections():
         if name in ("*", "__top__"):
             continue
         src = next((ini[name][k] for k in keys if k in ini[name]), None)
         out.append(f"{name} ({src})" if src else name)
-    return out
+        if (on := startup(ini[name])) or (on is None and every):
+            on_start.append(name)
+        elif on is not None:
+            off.append(name)
+    return out, on_start, off, every
 
 
-def _router(router: dict[str, Flag], docker: str | None, model: str | None) -> None:
+# tools/server/server-models.cpp unset_reserved_args at 4df29be: the router's flags its children do not take (with the
+# router's own -mm and -a; it sets --host / --port / --alias itself); -mu / -dr are the router's own downloads
+ROUTER_ONLY = ("--models-dir", "--models-preset", "--models-max", "--models-autoload", "--host", "--port",
+               "--api-key", "--ssl-key-file", "--ssl-cert-file", "-a", "-mm", "-mu", "-dr")
+
+
+def _router(router: dict[str, Flag], docker: str | None, model: str | None, flags: list[Flag]) -> None:
     """tools/server/server.cpp llama_server at 4df29be: with no model path and no -hf repo, llama-server starts in
     router mode (is_router_server: -mu's and -dr's downloads are made by the single-model path only, so they start
     it too); tools/server/server-models.cpp server_models::load_models serves the models of llama.cpp's cache, of
-    --models-dir and of --models-preset, each loaded on demand in a llama-server child process of its own (at most
-    --models-max at once, 4 by default). Which models are loaded at once, with which options, is decided at run time:
-    vramcalc checks one model per command, and says which ones this router serves."""
-    what = []
+    --models-dir and of --models-preset, each loaded in a llama-server child process of its own whose flags are the
+    model's preset with the router's own flags over them (preset.merge(base_preset)). At most --models-max (4; 0:
+    no limit) run at once: a request for another first stops the least recently used (unload_lru); the presets
+    marked load-on-startup start with the router, and more of them than --models-max stop it (load_models, refused
+    here in its words). Which models are loaded together is decided by the requests, and each child's --fit (on by
+    default) sizes it to the memory free when it starts: vramcalc checks one model per command, and names the
+    children's commands."""
+    what, children = [], []
+    common = " ".join(f.written() for f in flags if f.key not in ROUTER_ONLY)
     if "models_dir" in router:
         f = router["models_dir"]
         what.append(f"{f.written()}: " + (", ".join(_models_dir(f.values[0])) or "no model file"))
+        children += [f"llama-server -m {shlex.quote(str(path))}" + (f" {common}" if common else "")
+                     for _, path in _models_dir_files(f.values[0])]
     if "models_preset" in router:
         f = router["models_preset"]
-        what.append(f"{f.written()}: " + (", ".join(_models_preset(f.values[0])) or "no model section"))
+        names, on_start, off, every = _read_models_preset(f.values[0])
+        what.append(f"{f.written()}: " + (", ".join(names) or "no model section"))
+        mm = next((g for g in flags if g.key == "--models-max"), None)
+        models_max = _int(mm.name, mm.values[0]) if mm else 4  # common.h common_params::models_max
+        if every and "models_dir" in router:  # [*]'s load-on-startup reaches the --models-dir models too
+            on_start += [n.split(" (")[0] for n in _models_dir(router["models_dir"].values[0])
+                         if n.split(" (")[0] not in on_start + off]
+        if len(on_start) > models_max:  # cached models that [*] marks too are not counted: there are at least these
+            raise InputError(f"failed to initialize router models: number of models to load on startup "
+                             f"({len(on_start)}) exceeds models_max ({models_max}) "
+                             "[tools/server/server-models.cpp load_models]")
     why = ""
     if docker or model:
         why = (f" ({'-dr ' + docker if docker else '-mu'} without -m: llama-server downloads it only in single-model "
                "mode, which needs -m FILE (the download's path) or -hf)")
+    shown = "; ".join(children[:3]) + ("; ..." if len(children) > 3 else "")
     raise NotModelledError(
         "llama-server starts in router mode: no -m or -hf (tools/server/server.cpp is_router_server)" + why + "; it "
         "serves the models of llama.cpp's cache" + "".join(f", and of {w}" for w in what) + ", each in a llama-server "
-        "process of its own, loaded on demand (--models-max at once, default 4; tools/server/server-models.cpp): "
-        "vramcalc does not sum them; check each model's own command (llama-server -m FILE ...)")
+        "process of its own with this command's flags over its preset's, loaded on demand (--models-max at once, "
+        "default 4, the least recently used stopped for another; tools/server/server-models.cpp): which run together "
+        "is decided by the requests and each child's --fit sizes it to the memory then free, so vramcalc does not sum "
+        "them; check each model's own command" + (f" ({shown})" if shown else " (llama-server -m FILE ...)"))
 
 
 def _docker_model(value: str, env: dict[str, str], warnings: list[Message]) -> str:
