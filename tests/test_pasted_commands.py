@@ -196,6 +196,9 @@ def test_every_not_modelled_flag_warns_by_name(engine):
             if entry.get("fields"):  # a JSON object of a vLLM config class: one key that acts
                 value = shlex.quote(json.dumps({next(k for k in entry["fields"]
                                                      if k not in (entry.get("no_effect_keys") or [])): 1}))
+            if entry.get("values"):  # a value the engine takes and vramcalc does not model (another is refused)
+                value = next(v for v in entry["values"] if v not in (entry.get("no_effect_values") or [])
+                             + (entry.get("modelled_values") or []))
             if o.get("choices"):
                 other = [c for c in o["choices"] if c not in (entry.get("no_effect_values") or [])]
                 if not other:  # every value the table takes leaves the default: listed as no effect
@@ -982,6 +985,12 @@ def test_spec_type_ngram_mod_reserves_the_drafted_rows_and_its_host_table():
     (w,) = read_command(f"{base} --spec-type ngram-mod,draft-mtp")[1].warnings
     assert w.code == "command.not_modelled" and w.text.startswith("--spec-type ngram-mod,draft-mtp")
     assert read_command(f"{base} --spec-type none")[1].no_effect == ["--spec-type none"]
+    # common_speculative_types_from_names (4df29be): none in a list is none alone; a later --spec-type appends
+    assert read_command(f"{base} --spec-type none,ngram-mod")[1].no_effect == ["--spec-type none,ngram-mod"]
+    later = read_command(f"{base} --spec-type ngram-mod --spec-type none")[1]
+    assert later.options["spec_types"] == ("ngram-mod",) and later.no_effect == ["--spec-type none"]
+    with pytest.raises(InputError, match='error while handling argument "--spec-type": unknown speculative type: x'):
+        read_command(f"{base} --spec-type ngram-mod,x")
     # a map type's size_m is its n_max with that type (test_spec_type_ngram_map_and_draft_types_...); alone, nothing
     assert read_command(f"{base} --spec-ngram-simple-size-m 10")[1].no_effect == ["--spec-ngram-simple-size-m 10"]
 

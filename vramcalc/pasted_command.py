@@ -884,6 +884,11 @@ def _llama_reading(p: Parsed) -> Reading:
         if f.entry.get("field") in MTMD_FIELDS:  # read once the projector is known (_mtmd_tokens)
             mtmd.append(f)
             continue
+        if f.entry.get("values"):  # a value list the engine checks (--spec-type: common_speculative_types_from_names)
+            bad = [x for v in f.values for x in v.split(",") if x not in f.entry["values"]]
+            if bad:
+                raise InputError(f'{p.program}: error while handling argument "{f.name}": '
+                                 f"{f.entry['values_said']}{bad[0]}")
         if not _common(f, no_effect, warnings, present):
             continue
         name, v, fld = f.name, (f.values[0] if f.values else ""), f.entry["field"]
@@ -953,7 +958,9 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = opts.get(fld, ()) + tuple(x for x in v.split(",") if x)
         elif fld == "spec_types":  # common/arg.cpp --spec-type: appends; a list holding none is none alone
             types = v.split(",")
-            if "none" not in types:
+            if "none" in types:  # common_speculative_types_from_names: none alone, whatever beside it
+                no_effect.append(f.written())
+            else:
                 opts[fld] = tuple(dict.fromkeys(opts.get(fld, ()) + tuple(types)))
                 ngram = [t for t in types if t.startswith("ngram-")]
                 if ngram:
