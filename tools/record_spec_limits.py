@@ -32,7 +32,8 @@ CASES = [("none", 4, 2048, 3, 64, 48, 48, 48), ("ngram-mod", 4, 2048, 3, 64, 48,
          ("ngram-map-k", 1, 2048, 3, 64, 48, 5, 48), ("ngram-map-k4v", 2, 2048, 3, 64, 48, 48, 100),
          ("ngram-cache", 4, 2048, 3, 64, 48, 48, 48), ("ngram-simple,ngram-mod", 4, 2048, 3, 64, 48, 48, 48),
          ("ngram-map-k,ngram-map-k4v", 3, 2048, 3, 64, 48, 20, 30), ("draft-simple", 4, 2048, 3, 64, 48, 48, 48),
-         ("draft-simple", 1, 2048, 7, 64, 48, 48, 48), ("ngram-map-k,draft-simple", 4, 2048, 3, 64, 48, 48, 48)]
+         ("draft-simple", 1, 2048, 7, 64, 48, 48, 48), ("ngram-map-k,draft-simple", 4, 2048, 3, 64, 48, 48, 48),
+         ("ngram-mod,ngram-x", 4, 2048, 3, 64, 48, 48, 48)]  # a name it does not know: refused
 PROBE = re.compile(r"^PROBE n_max=(-?\d+) total=(\d+) per_seq=(\d+) spec=(\d) heap=(\d+) err=(.*)$", re.M)
 
 

@@ -32,7 +32,12 @@ int main(int argc, char ** argv) {
         names.push_back(t);
     }
     common_params_speculative p;
-    p.types                 = common_speculative_types_from_names(names);
+    try {
+        p.types = common_speculative_types_from_names(names);  // what --spec-type's handler calls (common/arg.cpp)
+    } catch (const std::exception & e) {
+        std::printf("PROBE n_max=0 total=0 per_seq=0 spec=0 heap=0 err=%s\n", e.what());
+        return 0;
+    }
     const int n_seq         = std::atoi(argv[2]);
     const int n_batch       = std::atoi(argv[3]);
     p.draft.n_max           = std::atoi(argv[4]);
