@@ -200,6 +200,9 @@ def test_every_not_modelled_flag_warns_by_name(engine):
             if entry.get("fields"):  # a JSON object of a vLLM config class: one key that acts
                 value = shlex.quote(json.dumps({next(k for k in entry["fields"]
                                                      if k not in (entry.get("no_effect_keys") or [])): 1}))
+            if entry.get("values"):  # a value the engine takes and vramcalc does not model (another is refused)
+                value = next(v for v in entry["values"] if v not in (entry.get("no_effect_values") or [])
+                             + (entry.get("modelled_values") or []))
             if o.get("choices"):
                 other = [c for c in o["choices"] if c not in (entry.get("no_effect_values") or [])]
                 if not other:  # every value the table takes leaves the default: listed as no effect
@@ -453,6 +456,38 @@ def test_router_mode_names_the_models_it_serves(tmp_path):
         check_command(f"llama-server --models-preset {tmp_path / 'none.ini'}", "4090")
     _, r = read_command(f"llama-server -m Qwen3-8B-Q4_K_M.gguf --models-dir {d} --models-max 2")
     assert r.no_effect == ["--models-max 2", f"--models-dir {d}"] and not r.warnings
+
+
+def test_router_mode_names_its_childrens_commands_and_refuses_too_many_startup_models(tmp_path):
+    """tools/server/server-models.cpp at 4df29be: each child is llama-server with the model's preset and the router's
+    own flags over it (load_models: preset.merge(base_preset)), less those unset_reserved_args removes (--models-*,
+    --host / --port, --api-key, the SSL files, the router's -m / -mm / -a / -hf); the presets whose load-on-startup
+    is true (common_arg_utils::is_truthy: on, enabled, true, 1), or all of them when [*] says so (cascade), start
+    with the router, and more than --models-max (default 4) stop it: 'number of models to load on startup (N)
+    exceeds models_max (M)', printed by server.cpp as 'failed to initialize router models: ...'."""
+    d = tmp_path / "models"
+    d.mkdir()
+    for n in ("a.gguf", "b.gguf"):
+        (d / n).write_bytes(b"")
+    with pytest.raises(NotModelledError) as e:
+        check_command(f"llama-server --models-dir {d} --models-max 1 --port 9 -c 4096 -ngl 99 -a x", "4090")
+    said = str(e.value)
+    assert f"llama-server -m {d / 'a.gguf'} -c 4096 -ngl 99; llama-server -m {d / 'b.gguf'} -c 4096 -ngl 99" in said
+    assert "least recently used" in said and "--port" not in said.split("own command")[1]
+    ini = tmp_path / "p.ini"
+    ini.write_text("[x]\nmodel = /m/x.gguf\nload-on-startup = true\n[y]\nmodel = /m/y.gguf\nload-on-startup = on\n"
+                   "[z]\nmodel = /m/z.gguf\nload-on-startup = false\n")
+    with pytest.raises(InputError, match=r"^failed to initialize router models: number of models to load on startup "
+                                         r"\(2\) exceeds models_max \(1\)"):
+        check_command(f"llama-server --models-preset {ini} --models-max 1", "4090")
+    with pytest.raises(NotModelledError):  # 2 of the default 4
+        check_command(f"llama-server --models-preset {ini}", "4090")
+    ini.write_text("[*]\nload-on-startup = 1\n[x]\nmodel = /m/x.gguf\n[y]\nmodel = /m/y.gguf\nload-on-startup = 0\n")
+    with pytest.raises(InputError, match=r"\(3\) exceeds models_max \(2\)"):  # x and the folder's a and b
+        check_command(f"llama-server --models-preset {ini} --models-dir {d} --models-max 2", "4090")
+    ini.write_text("[*]\nload-on-startup = 1\n[a]\nload-on-startup = 0\n")  # the folder's a, set off by its section
+    with pytest.raises(NotModelledError):
+        check_command(f"llama-server --models-preset {ini} --models-dir {d} --models-max 1", "4090")
 
 
 def test_docker_repo_is_the_file_llama_cpp_downloads(tmp_path):
@@ -865,7 +900,8 @@ def test_embedding_pooling_rerank_and_the_remaining_presets_as_arg_cpp_sets_them
     _, sd = read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192 --spec-default")
     assert sd.options == {**read_command("llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192")[1].options,
                           "spec_types": ("ngram-mod",), "spec_ngram_mod_n_max": 64}
-    assert not sd.warnings and sd.no_effect == ["--spec-ngram-mod-n-match 24", "--spec-ngram-mod-n-min 48"]
+    assert [w.code for w in sd.warnings] == ["command.speed_not_estimated"]  # ngram-mod's speed-up is not estimated
+    assert sd.no_effect == ["--spec-ngram-mod-n-match 24", "--spec-ngram-mod-n-min 48"]
 
 
 def test_fit_target_and_fit_ctx_are_read_and_have_no_effect_with_fit_off():
@@ -1001,11 +1037,72 @@ def test_spec_type_ngram_mod_reserves_the_drafted_rows_and_its_host_table():
     (w,) = read_command(f"{base} --spec-type ngram-mod,draft-mtp")[1].warnings
     assert w.code == "command.not_modelled" and w.text.startswith("--spec-type ngram-mod,draft-mtp")
     assert read_command(f"{base} --spec-type none")[1].no_effect == ["--spec-type none"]
-    # the map types' n_max beside a --spec-type that is not modelled warns too; alone it changes nothing
+    # common_speculative_types_from_names (4df29be): none in a list is none alone; a later --spec-type appends
+    assert read_command(f"{base} --spec-type none,ngram-mod")[1].no_effect == ["--spec-type none,ngram-mod"]
+    later = read_command(f"{base} --spec-type ngram-mod --spec-type none")[1]
+    assert later.options["spec_types"] == ("ngram-mod",) and later.no_effect == ["--spec-type none"]
+    with pytest.raises(InputError, match='error while handling argument "--spec-type": unknown speculative type: x'):
+        read_command(f"{base} --spec-type ngram-mod,x")
+    # a map type's size_m is its n_max with that type (test_spec_type_ngram_map_and_draft_types_...); alone, nothing
     assert read_command(f"{base} --spec-ngram-simple-size-m 10")[1].no_effect == ["--spec-ngram-simple-size-m 10"]
-    r = read_command(f"{base} --spec-type ngram-simple --spec-ngram-simple-size-m 10")[1]
-    assert [w.text.split(":")[0] for w in r.warnings] == ["--spec-type ngram-simple", "--spec-ngram-simple-size-m 10"]
 
+
+
+def test_spec_type_ngram_map_cache_and_draft_simple_as_llama_cpp_4df29be_sizes_them():
+    """llama.cpp 4df29be (the tree llama-cpp-python 0.3.35 vendors): common/speculative.cpp common_speculative_n_max
+    takes draft-simple's --spec-draft-n-max (common.h draft.n_max 3), ngram-simple / -map-k / -map-k4v's size_m
+    (common.h 48, common/arg.cpp 1..1024: 'ngram size M must be between 1 and 1024 inclusive'), ngram-cache's 8
+    (create_state_ngram_cache), the largest of the listed types; server_output_limits reserves n_parallel x (1 + it)
+    rows. common/ngram-map.h: a common_ngram_map resizes key_map to COMMON_NGRAM_HASH_MAP_SIZE (262144) uint32, and
+    common_speculative_impl_ngram_map_k keeps one map per slot. common_speculative_impl_draft_simple throws without a
+    draft context, and since PR #23988 a draft model drafts only with --spec-type draft-simple (load_model frees it
+    when common_speculative_init makes no type)."""
+    from vramcalc.sources.catalog import load
+
+    vocab = load("qwen3-8b").vocab_size
+    base = "llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192"
+    host = lambda cmd: check_command(f"{base} {cmd}", "4090").result.devices[-1]  # noqa: E731
+    # -np auto: 4 slots; the output buffer grows to the rows verified at once
+    for cmd, rows, table in (("--spec-type ngram-simple --spec-ngram-simple-size-m 10", 4 * 11, 0),
+                             ("--spec-type ngram-map-k", 4 * 49, 4 * 262144 * 4),
+                             ("-np 2 --spec-type ngram-map-k4v --spec-ngram-map-k4v-size-m 100", 2 * 101, 2 * 262144 * 4),
+                             ("--spec-type ngram-cache", 4 * 9, 0),
+                             ("--spec-type ngram-simple,ngram-mod", 4 * 65, 4 * 1024 * 1024 * 4),
+                             ("-md Qwen3-0.6B-Q8_0.gguf --spec-type draft-simple --spec-draft-n-max 7", 4 * 8, 0)):
+        h = host(cmd)
+        assert (h.output_buffer_bytes, h.speculative_bytes) == (vocab * rows * 4, table), cmd
+    # a map type's size_m counts only with its own type
+    _, r = read_command(f"{base} --spec-type ngram-map-k --spec-ngram-simple-size-m 500 --spec-ngram-map-k-size-m 5")
+    assert r.options["spec_ngram_map_k_size_m"] == 5 and r.no_effect == ["--spec-ngram-simple-size-m 500"]
+    with pytest.raises(InputError, match="ngram size M must be between 1 and 1024 inclusive"):
+        read_command(f"{base} --spec-type ngram-map-k --spec-ngram-map-k-size-m 0")
+    def codes(cmd: str) -> set[str]:  # the reading's and the engine's warnings
+        c = check_command(f"{base} {cmd}", "4090")
+        return {w.code for w in [*c.warnings, *c.result.warnings]}
+
+    assert {"llamacpp.spec.host_table_grows", "command.speed_not_estimated"} <= codes("--spec-type ngram-map-k4v")
+    assert "llamacpp.spec.host_table_grows" not in codes("--spec-type ngram-simple")
+    # draft-simple without -md: no speculation, the rows still reserved
+    assert "llamacpp.spec.no_draft" in codes("--spec-type draft-simple")
+    assert host("--spec-type draft-simple").output_buffer_bytes == vocab * 4 * 4 * 4
+    # -md alone: loaded, counted, drafts nothing at 4df29be; before PR #23988 (release b9464) it drafted
+    alone = check_command(f"{base} -np 1 -md Qwen3-0.6B-Q8_0.gguf", "4090")
+    (d,) = [e for e in alone.result.extras if e.kind == "draft"]
+    assert not d.detail["speculates"] and d.gpu_bytes[0] > 0
+    assert "llamacpp.draft.unused" in codes("-np 1 -md Qwen3-0.6B-Q8_0.gguf")
+    assert alone.result.devices[-1].output_buffer_bytes == vocab * 1 * 4
+    from vramcalc.gpus import find_gpu
+    from vramcalc.llamacpp.engine import check_llamacpp
+
+    for build, speculates in (("b9292", True), ("latest", False)):
+        res = check_llamacpp(load("qwen3-8b"), [find_gpu("4090")], LlamaOptions(
+            ftype="Q4_K_M", n_ctx=8192, n_parallel=1, model_draft="Qwen3-0.6B-Q8_0.gguf", build=build), None)
+        (d,) = [e for e in res.extras if e.kind == "draft"]
+        assert bool(d.detail["speculates"]) is speculates, build
+        assert ("llamacpp.draft.unused" in {w.code for w in res.warnings}) is not speculates, build
+    drafted = check_command(f"{base} -np 1 -md Qwen3-0.6B-Q8_0.gguf --spec-type draft-simple", "4090")
+    assert drafted.result.speed is not None and alone.result.speed is not None
+    assert "draft" in drafted.result.speed.terms_ms and "draft" not in alone.result.speed.terms_ms
 
 def test_draft_override_tensor_places_the_drafts_tensors_as_ot_places_the_targets():
     """common/speculative.cpp common_base_params_to_speculative (4df29be): the draft loads with -otd's overrides

@@ -899,6 +899,9 @@ class FlagClass(Fixed):
     speed: str | None = None
     # not_modelled: values (comma items) that are modelled: a value of only these and no_effect_values sets `field`
     modelled_values: list[str] | None = None
+    # every value (comma item) the engine takes; another is refused in the engine's words, values_said + the item
+    values: list[str] | None = None
+    values_said: str | None = None
     key: str | None = None  # modelled, a JSON option's shorthand: the key of it the flag sets
     expand: list[str] | None = None  # modelled preset: the flags it stands for, read in its place
     said: str | None = None  # refused: the engine's words

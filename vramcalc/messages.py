@@ -180,6 +180,12 @@ CODES: dict[str, str] = {
     "llamacpp.draft.predicted": "the draft model's file is not here: predicted from its name",
     "llamacpp.draft.sidecar": "-hfd without -md: a draft repo's mtp- / eagle3- / dflash- / dspark- sidecar would be "
                               "loaded in place of its model file",
+    "llamacpp.draft.unused": "-md without --spec-type draft-simple (since PR #23988): the draft is loaded and drafts "
+                             "nothing; counted, with no speed-up",
+    "llamacpp.spec.host_table_grows": "--spec-type ngram-map-k / -k4v / ngram-cache: host tables that grow with the "
+                                      "text are not counted",
+    "llamacpp.spec.no_draft": "--spec-type draft-simple without -md: no draft context, no speculation; its output rows "
+                              "are still reserved",
     "llamacpp.mmproj.url": "-mmu: the projector's download is not here: not counted",
     "llamacpp.docker.offline": "-dr: the Docker Hub model's download is not here: read by its name and tag",
     "llamacpp.mmproj.auto": "-hf downloads the repo's projector too (--mmproj-auto): not counted without --mmproj",

@@ -916,6 +916,11 @@ def _llama_reading(p: Parsed) -> Reading:
         if f.entry.get("field") in MTMD_FIELDS:  # read once the projector is known (_mtmd_tokens)
             mtmd.append(f)
             continue
+        if f.entry.get("values"):  # a value list the engine checks (--spec-type: common_speculative_types_from_names)
+            bad = [x for v in f.values for x in v.split(",") if x not in f.entry["values"]]
+            if bad:
+                raise InputError(f'{p.program}: error while handling argument "{f.name}": '
+                                 f"{f.entry['values_said']}{bad[0]}")
         if not _common(f, no_effect, warnings, present):
             continue
         name, v, fld = f.name, (f.values[0] if f.values else ""), f.entry["field"]
@@ -985,13 +990,27 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = opts.get(fld, ()) + tuple(x for x in v.split(",") if x)
         elif fld == "spec_types":  # common/arg.cpp --spec-type: appends; a list holding none is none alone
             types = v.split(",")
-            if "none" not in types:
+            if "none" in types:  # common_speculative_types_from_names: none alone, whatever beside it
+                no_effect.append(f.written())
+            else:
                 opts[fld] = tuple(dict.fromkeys(opts.get(fld, ()) + tuple(types)))
+                ngram = [t for t in types if t.startswith("ngram-")]
+                if ngram:
+                    warnings.append(warning("command.speed_not_estimated", (
+                        f"{f.written()}: {', '.join(ngram)} drafts from the text already seen (common/speculative.cpp), "
+                        "so its speed-up depends on how much the output repeats the prompt: speed, not in the "
+                        "estimate")))
         elif fld == "spec_ngram_mod_n_max":
             n = _int(name, v)
             if not 0 <= n <= 1024:
                 raise InputError(f'{p.program}: error while handling argument "{name}": ngram n-max must be between '
                                  "0 and 1024 inclusive")
+            opts[fld] = n
+        elif fld in ("spec_ngram_simple_size_m", "spec_ngram_map_k_size_m", "spec_ngram_map_k4v_size_m"):
+            n = _int(name, v)
+            if not 1 <= n <= 1024:  # common/arg.cpp --spec-ngram-*-size-m
+                raise InputError(f'{p.program}: error while handling argument "{name}": ngram size M must be between '
+                                 "1 and 1024 inclusive")
             opts[fld] = n
         elif fld == "control_vectors":  # common/arg.cpp: comma lists (parse_csv_row), repeatable; -scaled FNAME:SCALE
             files = tuple(x for x in v.split(",") if x)
@@ -1058,6 +1077,11 @@ def _llama_reading(p: Parsed) -> Reading:
             fit_off = f.written() if not t else None
         else:
             raise AssertionError(f"command_flags.json: {name} -> {fld} is not read")
+    for kind in ("simple", "map_k", "map_k4v"):  # a map type's size_m is its n_max only with that --spec-type
+        size_m = f"spec_ngram_{kind}_size_m"
+        if size_m in opts and f"ngram-{kind.replace('_', '-')}" not in opts.get("spec_types", ()):
+            opts.pop(size_m)
+            no_effect += [f.written() for f in p.flags if f.entry.get("field") == size_m]
     if fit_off:
         if opts.get("n_gpu_layers") is None or "n_ctx" not in opts:
             raise NotModelledError(f"{fit_off} without both -ngl and -c: llama.cpp's defaults then apply unfitted "
@@ -1084,7 +1108,7 @@ def _llama_reading(p: Parsed) -> Reading:
         # common/arg.cpp --kv-unified: "default: enabled if number of slots is auto"
         opts["kv_unified"] = False
     if p.program == "llama-server" and not path_given and not hf and (router or docker or model):
-        _router(router, docker, model)
+        _router(router, docker, model, p.flags)
     no_effect += [f.written() for f in router.values()]  # a model given: no router (tools/server/server.cpp)
     if docker and not hf:  # it replaces -m / -mu's file; -hf's download replaces it in turn (common_models_handler_apply)
         model = _docker_model(docker, p.env, warnings)
@@ -1197,6 +1221,12 @@ def _models_dir(path: str) -> list[str]:
     if not d.is_dir():
         raise InputError(f"failed to initialize router models: error: '{path}' does not exist or is not a directory "
                          "[common/preset.cpp load_from_models_dir]")
+    return [label for label, _ in _models_dir_files(path)]
+
+
+def _models_dir_files(path: str) -> list[tuple[str, Path]]:
+    """_models_dir's models, each with the model file its child llama-server loads (-m)."""
+    d = Path(path).expanduser()
     companion = lambda n: "mmproj" in n or n.startswith(("mtp-", "dspark-", "dflash-"))  # noqa: E731
     out = []
     for e in sorted(d.iterdir()):
@@ -1206,9 +1236,9 @@ def _models_dir(path: str) -> list[str]:
             if main:
                 first = next((n for n in main if "-00001-of-" in n), main[-1])
                 extras = [n for n in ggufs if companion(n)]
-                out.append(f"{e.name} ({first}" + "".join(f" + {n}" for n in extras) + ")")
+                out.append((f"{e.name} ({first}" + "".join(f" + {n}" for n in extras) + ")", e / first))
         elif e.name.endswith(".gguf") and not companion(e.name):
-            out.append(e.name.removesuffix(".gguf"))
+            out.append((e.name.removesuffix(".gguf"), e))
     return out
 
 
@@ -1216,6 +1246,18 @@ def _models_preset(path: str) -> list[str]:
     """common/preset.cpp load_from_ini at 4df29be: each INI section but [*] (the options every model takes) is a model
     preset; its model is the section's model / m / hf-repo / hf key (or their LLAMA_ARG_ names), else the section
     names a model the router already has (a cached or --models-dir one)."""
+    return _read_models_preset(path)[0]
+
+
+# common/arg.cpp common_arg_utils::is_truthy at 4df29be; the preset-only key load-on-startup (its env name the other)
+TRUTHY = ("on", "enabled", "true", "1")
+LOAD_ON_STARTUP = ("load-on-startup", "__PRESET_LOAD_ON_STARTUP")
+
+
+def _read_models_preset(path: str) -> tuple[list[str], list[str], list[str], bool]:
+    """The preset's models, its sections that start with the router (load-on-startup true, or unset under a [*] that
+    sets it), those that set it false, and whether [*] sets it true (it then cascades to every model the router has:
+    server-models.cpp load_models, common_preset_context::cascade; a section's own value wins, merge)."""
     import configparser
 
     f = Path(path).expanduser()
@@ -1230,38 +1272,70 @@ def _models_preset(path: str) -> list[str]:
     except configparser.Error as e:
         raise InputError(f"failed to initialize router models: {path}: {e}") from None
     keys = ("model", "m", "LLAMA_ARG_MODEL", "hf-repo", "hf", "hfr", "LLAMA_ARG_HF_REPO")
-    out = []
+    startup = lambda sec: next((sec[k].strip() in TRUTHY for k in LOAD_ON_STARTUP if k in sec), None)  # noqa: E731
+    out, on_start, off = [], [], []
+    every = "*" in ini and bool(startup(ini["*"]))
     for name in ini.sections():
         if name in ("*", "__top__"):
             continue
         src = next((ini[name][k] for k in keys if k in ini[name]), None)
         out.append(f"{name} ({src})" if src else name)
-    return out
+        if (on := startup(ini[name])) or (on is None and every):
+            on_start.append(name)
+        elif on is not None:
+            off.append(name)
+    return out, on_start, off, every
 
 
-def _router(router: dict[str, Flag], docker: str | None, model: str | None) -> None:
+# tools/server/server-models.cpp unset_reserved_args at 4df29be: the router's flags its children do not take (with the
+# router's own -mm and -a; it sets --host / --port / --alias itself); -mu / -dr are the router's own downloads
+ROUTER_ONLY = ("--models-dir", "--models-preset", "--models-max", "--models-autoload", "--host", "--port",
+               "--api-key", "--ssl-key-file", "--ssl-cert-file", "-a", "-mm", "-mu", "-dr")
+
+
+def _router(router: dict[str, Flag], docker: str | None, model: str | None, flags: list[Flag]) -> None:
     """tools/server/server.cpp llama_server at 4df29be: with no model path and no -hf repo, llama-server starts in
     router mode (is_router_server: -mu's and -dr's downloads are made by the single-model path only, so they start
     it too); tools/server/server-models.cpp server_models::load_models serves the models of llama.cpp's cache, of
-    --models-dir and of --models-preset, each loaded on demand in a llama-server child process of its own (at most
-    --models-max at once, 4 by default). Which models are loaded at once, with which options, is decided at run time:
-    vramcalc checks one model per command, and says which ones this router serves."""
-    what = []
+    --models-dir and of --models-preset, each loaded in a llama-server child process of its own whose flags are the
+    model's preset with the router's own flags over them (preset.merge(base_preset)). At most --models-max (4; 0:
+    no limit) run at once: a request for another first stops the least recently used (unload_lru); the presets
+    marked load-on-startup start with the router, and more of them than --models-max stop it (load_models, refused
+    here in its words). Which models are loaded together is decided by the requests, and each child's --fit (on by
+    default) sizes it to the memory free when it starts: vramcalc checks one model per command, and names the
+    children's commands."""
+    what, children = [], []
+    common = " ".join(f.written() for f in flags if f.key not in ROUTER_ONLY)
     if "models_dir" in router:
         f = router["models_dir"]
         what.append(f"{f.written()}: " + (", ".join(_models_dir(f.values[0])) or "no model file"))
+        children += [f"llama-server -m {shlex.quote(str(path))}" + (f" {common}" if common else "")
+                     for _, path in _models_dir_files(f.values[0])]
     if "models_preset" in router:
         f = router["models_preset"]
-        what.append(f"{f.written()}: " + (", ".join(_models_preset(f.values[0])) or "no model section"))
+        names, on_start, off, every = _read_models_preset(f.values[0])
+        what.append(f"{f.written()}: " + (", ".join(names) or "no model section"))
+        mm = next((g for g in flags if g.key == "--models-max"), None)
+        models_max = _int(mm.name, mm.values[0]) if mm else 4  # common.h common_params::models_max
+        if every and "models_dir" in router:  # [*]'s load-on-startup reaches the --models-dir models too
+            on_start += [n.split(" (")[0] for n in _models_dir(router["models_dir"].values[0])
+                         if n.split(" (")[0] not in on_start + off]
+        if len(on_start) > models_max:  # cached models that [*] marks too are not counted: there are at least these
+            raise InputError(f"failed to initialize router models: number of models to load on startup "
+                             f"({len(on_start)}) exceeds models_max ({models_max}) "
+                             "[tools/server/server-models.cpp load_models]")
     why = ""
     if docker or model:
         why = (f" ({'-dr ' + docker if docker else '-mu'} without -m: llama-server downloads it only in single-model "
                "mode, which needs -m FILE (the download's path) or -hf)")
+    shown = "; ".join(children[:3]) + ("; ..." if len(children) > 3 else "")
     raise NotModelledError(
         "llama-server starts in router mode: no -m or -hf (tools/server/server.cpp is_router_server)" + why + "; it "
         "serves the models of llama.cpp's cache" + "".join(f", and of {w}" for w in what) + ", each in a llama-server "
-        "process of its own, loaded on demand (--models-max at once, default 4; tools/server/server-models.cpp): "
-        "vramcalc does not sum them; check each model's own command (llama-server -m FILE ...)")
+        "process of its own with this command's flags over its preset's, loaded on demand (--models-max at once, "
+        "default 4, the least recently used stopped for another; tools/server/server-models.cpp): which run together "
+        "is decided by the requests and each child's --fit sizes it to the memory then free, so vramcalc does not sum "
+        "them; check each model's own command" + (f" ({shown})" if shown else " (llama-server -m FILE ...)"))
 
 
 def _docker_model(value: str, env: dict[str, str], warnings: list[Message]) -> str:
@@ -1528,7 +1602,9 @@ def _flag_line(q: Question) -> str:
              "n_cpu_moe": "--n-cpu-moe", "data_parallel_size": "--data-parallel-size", "model_draft": "-md",
              "n_gpu_layers_draft": "-ngld", "draft_max": "--draft-max", "type_k_draft": "-ctkd", "type_v_draft": "-ctvd",
              "mmproj": "--mmproj", "n_ctx_checkpoints": "-ctxcp", "cache_ram_mib": "-cram",
-             "spec_ngram_mod_n_max": "--spec-ngram-mod-n-max",
+             "spec_ngram_mod_n_max": "--spec-ngram-mod-n-max", "spec_ngram_simple_size_m": "--spec-ngram-simple-size-m",
+             "spec_ngram_map_k_size_m": "--spec-ngram-map-k-size-m",
+             "spec_ngram_map_k4v_size_m": "--spec-ngram-map-k4v-size-m",
              "decode_context_parallel_size": "--decode-context-parallel-size"}
     for k, v in o.items():
         if k in ("lora", "lora_scaled"):

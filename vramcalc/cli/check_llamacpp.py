@@ -12,7 +12,8 @@ from ..engine_checks import LlamaReport, gpu_layers, llama_ftype, llamacpp_on_sy
 from ..errors import InputError
 from ..ggml import kv_cache_types
 from ..llamacpp.extras import LlamaExtra
-from ..llamacpp.engine import UNCHECKED_HOST_RAM_GIB, FlashAttn, GPUBackend, Program, SplitMode, unchecked_host_need
+from ..llamacpp.engine import (UNCHECKED_HOST_RAM_GIB, FlashAttn, GPUBackend, Program, SpecType, SplitMode,
+                               unchecked_host_need)
 from ..llamacpp.weights import HostCPU
 from ..sources import ModelSource
 from ..sources.limits import redact
@@ -23,6 +24,18 @@ from .common import bounded_int, gib, host_ram_bytes, positive_float, verdict_ou
 BACKEND_NAMES = {"cpu": "CPU", "cuda": "CUDA", "rocm": "ROCm/HIP", "vulkan": "Vulkan", "metal": "Metal", "sycl": "SYCL",
                  "rpc": "RPC"}
 
+
+
+SPEC_TYPES = get_args(SpecType)
+
+
+def _spec_types(value: str) -> tuple[str, ...]:
+    """--spec-type a,b,...: each one vramcalc models (llamacpp/engine.py SpecType); a list holding none is none."""
+    types = [t.strip() for t in value.split(",") if t.strip()]
+    bad = [t for t in types if t != "none" and t not in SPEC_TYPES]
+    if bad:
+        raise argparse.ArgumentTypeError(f"{', '.join(bad)}: expected none or {', '.join(SPEC_TYPES)}")
+    return () if "none" in types else tuple(dict.fromkeys(types))
 
 def _ngl(value: str) -> int | None:
     """-ngl N | auto | all: auto (None) lets vramcalc find the largest that fits, as --fit does."""
@@ -128,11 +141,16 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     x.add_argument("--draft-acceptance", type=positive_float(1.0, "(a share of drafted tokens)"), default=None,
                    help="the share of drafted tokens the target accepts, for the speed estimate (default: "
                         "data/llamacpp_speculative.json)")
-    x.add_argument("--spec-type", dest="spec_types", choices=["none", "ngram-mod"], default=None,
-                   help="a speculative type that loads no draft: ngram-mod (a 16 MiB host table; llama-server then "
-                        "reserves 1 + n_max output rows per slot)")
+    x.add_argument("--spec-type", dest="spec_types", type=_spec_types, default=None, metavar="TYPE[,TYPE...]",
+                   help="speculative types (none, " + ", ".join(SPEC_TYPES) + "): llama-server reserves 1 + n_max "
+                        "output rows per slot; ngram-mod / ngram-map-k* keep host tables; draft-simple drafts with "
+                        "-md (since PR #23988 -md alone drafts nothing)")
     x.add_argument("--spec-ngram-mod-n-max", dest="spec_ngram_mod_n_max", type=bounded_int(1024, "tokens", minimum=0),
                    default=None, help="ngram-mod's most drafted tokens a step (default 64)")
+    for kind in ("simple", "map-k", "map-k4v"):
+        x.add_argument(f"--spec-ngram-{kind}-size-m", dest=f"spec_ngram_{kind.replace('-', '_')}_size_m",
+                       type=bounded_int(1024, "tokens", minimum=1), default=None,
+                       help=f"ngram-{kind}'s m-gram size, its most drafted tokens a step (default 48)")
     x.add_argument("--control-vector", "--control-vector-scaled", dest="control_vectors", action="append", default=[],
                    metavar="FNAME[:SCALE]", help="a control vector (repeatable, or comma-separated): one n_embd F32 "
                    "tensor per layer on its layer's device, whatever the number of files")
@@ -171,8 +189,11 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> Lla
                    device_draft=args.device_draft, draft_max=args.draft_max, type_k_draft=args.type_k_draft,
                    type_v_draft=args.type_v_draft, draft_acceptance=args.draft_acceptance, mmproj=args.mmproj,
                    mmproj_offload=not args.no_mmproj_offload, control_vectors=tuple(args.control_vectors),
-                   spec_types=(args.spec_types,) if args.spec_types not in (None, "none") else None,
-                   spec_ngram_mod_n_max=args.spec_ngram_mod_n_max, override_tensor_draft=tuple(args.override_tensor_draft),
+                   spec_types=args.spec_types or None,
+                   spec_ngram_mod_n_max=args.spec_ngram_mod_n_max,
+                   spec_ngram_simple_size_m=args.spec_ngram_simple_size_m,
+                   spec_ngram_map_k_size_m=args.spec_ngram_map_k_size_m,
+                   spec_ngram_map_k4v_size_m=args.spec_ngram_map_k4v_size_m, override_tensor_draft=tuple(args.override_tensor_draft),
                    kv_overrides=tuple(args.kv_overrides) or None)
     options = {k: v for k, v in options.items() if v is not None or k in ("n_ctx", "n_gpu_layers", "tensor_split",
                                                                          "devices")}

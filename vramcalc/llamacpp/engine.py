@@ -67,6 +67,12 @@ PROGRAM_DEFAULTS: dict[str, dict[str, object]] = {
 }
 
 
+# the --spec-type values vramcalc models (common/speculative.cpp common_speculative_type_from_name_map, 4df29be)
+SpecType = Literal["ngram-mod", "ngram-simple", "ngram-map-k", "ngram-map-k4v", "ngram-cache", "draft-simple"]
+# common/speculative.cpp create_state_ngram_cache: n_draft = 8, the n_max common_speculative_n_max gives ngram-cache
+NGRAM_CACHE_N_DRAFT = 8
+
+
 class LlamaOptions(CheckedOptions):
     """llama.cpp's options. An invalid value is an InputError naming the field and what it accepts."""
     model_config = ConfigDict(frozen=True)
@@ -167,13 +173,19 @@ class LlamaOptions(CheckedOptions):
     draft_max: int = Field(default=3, ge=0, le=1024)
     # the share of drafted tokens the target accepts (None: data/llamacpp_speculative.json's default); speed only
     draft_acceptance: float | None = Field(default=None, ge=0.0, le=1.0)
-    # --spec-type (common/arg.cpp, 4df29be): the speculative types vramcalc models, those that load no draft: ngram-mod
-    # keeps one token table of 4M int32 entries in host memory (common/speculative.cpp common_speculative_impl_ngram_mod,
-    # common/ngram-mod.cpp), and any type makes llama-server reserve n_parallel x (1 + n_max) output rows (at most
-    # n_batch: tools/server/server-context.cpp server_output_limits, common_speculative_n_max); --spec-ngram-mod-n-max
-    # (common.h ngram_mod.n_max, default 64) is ngram-mod's n_max
-    spec_types: tuple[Literal["ngram-mod"], ...] = ()
+    # --spec-type (common/arg.cpp, 4df29be): the speculative types vramcalc models. Any type makes llama-server reserve
+    # n_parallel x (1 + n_max) output rows (at most n_batch: tools/server/server-context.cpp server_output_limits), n_max
+    # from common/speculative.cpp common_speculative_n_max: draft-simple's --spec-draft-n-max, ngram-mod's
+    # --spec-ngram-mod-n-max (common.h, 64), the map types' --spec-ngram-*-size-m (common.h size_m, 48), ngram-cache's 8.
+    # Host tables: ngram-mod one of 4M int32 entries (common_speculative_impl_ngram_mod), ngram-map-k / -k4v one key_map
+    # of 2^18 uint32 per slot (common/ngram-map.h COMMON_NGRAM_HASH_MAP_SIZE), ngram-simple none (it scans the prompt).
+    # draft-simple drafts with -md's model, and without one finds no draft context: common_speculative_impl_draft_simple
+    # throws, llama-server logs the failure and runs without speculation (server-context.cpp load_model)
+    spec_types: tuple[SpecType, ...] = ()
     spec_ngram_mod_n_max: int = Field(default=64, ge=0, le=1024)
+    spec_ngram_simple_size_m: int = Field(default=48, ge=1, le=1024)
+    spec_ngram_map_k_size_m: int = Field(default=48, ge=1, le=1024)
+    spec_ngram_map_k4v_size_m: int = Field(default=48, ge=1, le=1024)
     # --control-vector FNAME / --control-vector-scaled FNAME:SCALE (common/arg.cpp, 4df29be): the files' directions are
     # summed into one control vector, so any number of them makes the same buffers (CVEC_SOURCE)
     control_vectors: tuple[str, ...] = ()
@@ -250,7 +262,21 @@ class LlamaOptions(CheckedOptions):
     @property
     def spec_n_max(self) -> int:
         """common/speculative.cpp common_speculative_n_max: the most tokens the speculative types draft a step."""
-        return max((self.spec_ngram_mod_n_max for t in self.spec_types if t == "ngram-mod"), default=0)
+        per = {"ngram-mod": self.spec_ngram_mod_n_max, "ngram-simple": self.spec_ngram_simple_size_m,
+               "ngram-map-k": self.spec_ngram_map_k_size_m, "ngram-map-k4v": self.spec_ngram_map_k4v_size_m,
+               "ngram-cache": NGRAM_CACHE_N_DRAFT, "draft-simple": self.draft_max}
+        return max((per[t] for t in self.spec_types), default=0)
+
+    def speculates(self, bld: LlamaBuild) -> bool:
+        """Whether llama-server drafts at all (tools/server/server-context.cpp load_model: common_speculative_init
+        returns null when no type yields an implementation, and the draft model and context are then freed): an ngram
+        type always does; draft-simple with a draft model; -md alone only in builds before PR #23988, which auto-enabled
+        draft-simple for a draft model (data/llamacpp_builds.json)."""
+        if "draft-simple" in self.spec_types and not self.model_draft:
+            return False  # common_speculative_impl_draft_simple throws: common_speculative_init makes no type at all
+        if any(t.startswith("ngram-") for t in self.spec_types):
+            return True
+        return bool(self.model_draft) and ("draft-simple" in self.spec_types or not bld.has(23988))
 
     @property
     def outputs_reserved(self) -> int:
@@ -957,6 +983,32 @@ def _extras(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers
                               how="--spec-type ngram-mod: one table of 4M int32 token entries in host memory, whatever "
                                   "the context; the drafted tokens' output rows are in the target's buffers",
                               source=NGRAM_MOD_SOURCE))
+    for t in ("ngram-map-k", "ngram-map-k4v"):
+        if t in opts.spec_types:
+            n_max = opts.spec_ngram_map_k_size_m if t == "ngram-map-k" else opts.spec_ngram_map_k4v_size_m
+            out.append(LlamaExtra(kind="spec", ref=t, gpu_bytes=[0] * n_dev,
+                                  host_bytes=opts.n_parallel * NGRAM_MAP_HASH_ENTRIES * 4,
+                                  detail={"entries": NGRAM_MAP_HASH_ENTRIES, "slots": opts.n_parallel, "n_max": n_max},
+                                  how=f"--spec-type {t}: one key_map of 2^18 uint32 entries for each slot in host "
+                                      "memory; the key list that grows with each slot's text is not counted",
+                                  source=NGRAM_MAP_SOURCE))
+    grows = [t for t in ("ngram-map-k", "ngram-map-k4v", "ngram-cache") if t in opts.spec_types]
+    if grows:
+        warnings.append(warning("llamacpp.spec.host_table_grows", (
+            f"--spec-type {','.join(grows)}: " + " and ".join(
+                (["the n-gram keys found in each slot's text (common/ngram-map.cpp common_ngram_map_begin: a vector of "
+                  "common_ngram_map_key, tens of bytes each)"] if grows != ["ngram-cache"] else [])
+                + (["the n-gram caches of each slot (common/ngram-cache.h: unordered maps filled as the text is read, "
+                    "and the -lcs / -lcd files' caches copied into every slot)"] if "ngram-cache" in grows else []))
+            + " grow in host memory with the text and are not counted; the GPUs' figures are whole")))
+    if "draft-simple" in opts.spec_types and not opts.model_draft:
+        warnings.append(warning("llamacpp.spec.no_draft", (
+            "--spec-type draft-simple without -md: there is no draft context, so common_speculative_impl_draft_simple "
+            "throws 'draft-simple requires a draft context', common_speculative_init makes none of the listed types "
+            "and llama-server runs without speculative decoding (tools/server/server-context.cpp load_model logs "
+            "'failed to initialize speculative decoding context'); the output rows of every listed type, "
+            f"{opts.n_parallel} x (1 + {opts.spec_n_max}), are still reserved (server_output_limits, sized before), "
+            "and an ngram type's host table is counted as made and freed at load")))
     if opts.model_draft:
         out.append(_draft(spec, gl, opts, errors, warnings))
     if opts.mmproj:
@@ -969,6 +1021,10 @@ def _extras(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers
 # common_speculative_init(params, n_parallel)), at 4df29be
 NGRAM_MOD_ENTRIES = 4 * 1024 * 1024
 NGRAM_MOD_SOURCE = "common/speculative.cpp common_speculative_impl_ngram_mod, common/ngram-mod.cpp (4df29be)"
+# common/ngram-map.h common_ngram_map: key_map.resize(COMMON_NGRAM_HASH_MAP_SIZE) of uint32_t in its constructor; one
+# map per slot (common/speculative.cpp common_speculative_impl_ngram_map_k copies the config n_seq times), at 4df29be
+NGRAM_MAP_HASH_ENTRIES = 262144
+NGRAM_MAP_SOURCE = "common/ngram-map.h common_ngram_map, common/speculative.cpp common_speculative_impl_ngram_map_k (4df29be)"
 CVEC_SOURCE = ("src/llama-adapter.cpp llama_adapter_cvec::init, src/llama-model.cpp llama_model::select_buft, "
                "common/common.cpp common_init_from_params (4df29be)")
 
@@ -1053,6 +1109,19 @@ def _draft(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, errors: list[Mess
         warnings.append(warning("llamacpp.draft.predicted", f"{what}: no file here; the draft is predicted as "
                                 f"{dm.predicted}" + (f" ({dm.said})" if dm.said else "")
                                 + " (the file's header gives its exact bytes)"))
+    bld = resolve_build(opts.build, opts.build_unplaced_as_modelled)
+    # before PR #23988 common_speculative_init enabled draft-simple for any draft model; since, only --spec-type does
+    drafts = not bld.has(23988) or "draft-simple" in opts.spec_types
+    if not drafts:
+        kept = opts.speculates(bld)  # another type speculates: spec is not null, so spec_init (the draft) is kept
+        warnings.append(warning("llamacpp.draft.unused", (
+            f"-md {opts.model_draft} with --spec-type {','.join(opts.spec_types) or 'none'}: no speculative type "
+            "drafts with the draft model (since PR #23988, https://github.com/ggml-org/llama.cpp/pull/23988, -md no "
+            "longer enables draft-simple by itself: add --spec-type draft-simple); llama-server loads the draft model "
+            "and its context " + ("and keeps them, unused, beside the ngram type that speculates" if kept else
+                                  "and frees them once common_speculative_init finds no speculative type")
+            + " (tools/server/server-context.cpp load_model): they are counted" + ("" if kept else ", as the peak at "
+            "load,") + " and the speed estimate gets no speed-up from them")))
     gpu_b, unc_g = [0] * n_dev, [0] * n_dev
     host_b = unc_h = 0
     for i, d in enumerate(dr.devices):
@@ -1067,11 +1136,13 @@ def _draft(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, errors: list[Mess
                               "compute": sum(d.compute_buffer_bytes for d in dr.devices),
                               "output": sum(d.output_buffer_bytes for d in dr.devices),
                               "n_ctx": dr.n_ctx, "gpu_layers": dr.gpu_layers, "n_layer": dm.spec.num_layers,
-                              "draft_max": opts.draft_max,
+                              "draft_max": opts.draft_max, "speculates": drafts,
                               **({"acceptance": opts.draft_acceptance} if opts.draft_acceptance is not None else {})},
                       how=f"a second model and context: the target's context ({dr.n_ctx} cells), slots, batch and "
                           f"flash attention, its own -ngld ({dr.gpu_layers} of {dm.spec.num_layers} layers on the "
-                          "GPUs), cache types and one logits row per slot", source=DRAFT_SOURCE)
+                          "GPUs), cache types and one logits row per slot" + (
+                              "" if drafts else "; no speculative type drafts with it (llamacpp.draft.unused): it is "
+                              "counted as loaded at start-up"), source=DRAFT_SOURCE)
 
 
 def _mmproj(gl: list[GPU], opts: LlamaOptions, row_pad: bool) -> LlamaExtra:
@@ -1230,6 +1301,12 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
         cmd.append("--spec-type " + ",".join(opts.spec_types))
         if opts.spec_ngram_mod_n_max != 64:
             cmd.append(f"--spec-ngram-mod-n-max {opts.spec_ngram_mod_n_max}")
+        for t in ("simple", "map-k", "map-k4v"):
+            n = getattr(opts, f"spec_ngram_{t.replace('-', '_')}_size_m")
+            if n != 48:
+                cmd.append(f"--spec-ngram-{t}-size-m {n}")
+        if "draft-simple" in opts.spec_types and not opts.model_draft and opts.draft_max != 3:
+            cmd.append(f"--spec-draft-n-max {opts.draft_max}")
     for item in opts.control_vectors:  # FNAME:SCALE is --control-vector-scaled's form
         scaled = re.fullmatch(r".+:[-+0-9.eE]+", item) is not None
         cmd.append(f"--control-vector{'-scaled' if scaled else ''} {item}")
