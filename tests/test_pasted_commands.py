@@ -195,7 +195,9 @@ def test_every_not_modelled_flag_warns_by_name(engine):
                          "x") if takes else None
             if entry.get("fields"):  # a JSON object of a vLLM config class: one key that acts
                 value = shlex.quote(json.dumps({next(k for k in entry["fields"]
-                                                     if k not in (entry.get("no_effect_keys") or [])): 1}))
+                                                     if k not in (entry.get("no_effect_keys") or [])
+                                                     and k not in (entry.get("speed_keys") or {})
+                                                     and k not in (entry.get("modelled_keys") or [])): 1}))
             if o.get("choices"):
                 other = [c for c in o["choices"] if c not in (entry.get("no_effect_values") or [])]
                 if not other:  # every value the table takes leaves the default: listed as no effect
@@ -1178,3 +1180,20 @@ def test_flags_with_no_effect_on_memory_but_on_speed_say_so(engine):
         said = [w for w in r.warnings if w.code == "command.speed_not_estimated"]
         assert len(said) == 1 and said[0].text.startswith(name), command
         assert any(n.startswith(name) for n in r.no_effect), command
+
+
+def test_json_flag_keys_with_no_effect_on_memory_but_on_speed_say_so():
+    """A JSON-object flag's speed_keys change no memory: each, pasted alone, leaves the flag listed as no effect (or,
+    beside a key that acts, as that key's warning says) and is warned about once as left out of the speed estimate."""
+    base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    seen = 0
+    for name, entry in flag_classes()["vllm"].items():
+        for key in entry.get("speed_keys") or {}:
+            assert key in entry["fields"] and key not in (entry.get("no_effect_keys") or []), (name, key)
+            _, r = read_command(f"{base} {name} {shlex.quote(json.dumps({key: True}))}")
+            said = [w for w in r.warnings if w.code == "command.speed_not_estimated"]
+            assert len(said) == 1 and said[0].text.startswith(f"{name} ") and f": {key}: " in said[0].text, key
+            assert any(n.startswith(name) for n in r.no_effect), (name, key)
+            assert not [w for w in r.warnings if w.code == "command.not_modelled"], (name, key)
+            seen += 1
+    assert seen >= 6

@@ -893,6 +893,8 @@ class FlagClass(Fixed):
     fields_source: str | None = None
     no_effect_keys: list[str] | None = None
     modelled_keys: list[str] | None = None  # keys that vramcalc reads (the rest no effect): the flag sets `field`
+    # a JSON-object flag's keys that change no memory but speed, each with what it changes (as `speed` says it)
+    speed_keys: dict[str, str] | None = None
 
 
 class CommandFlags(Fixed):

@@ -474,6 +474,18 @@ def _present(p: Parsed) -> set[str]:
     return {f.name for f in p.flags} | {f.key for f in p.flags if f.key} | set(p.env)
 
 
+def _config_keys(f: Flag, warnings: list[Message]) -> dict[str, Any]:
+    """The keys of a JSON-object flag, checked against vLLM's config class; each key that changes speed only is
+    warned about as left out of the speed estimate."""
+    keys: dict[str, Any] = {}
+    for v in f.values:
+        keys.update(config_object(f.name, v, f.entry["config_class"], f.entry["fields"], f.entry["fields_source"]))
+    speed_keys = f.entry.get("speed_keys") or {}
+    for k in sorted(k for k in keys if k in speed_keys):
+        warnings.append(warning("command.speed_not_estimated", f"{f.written()}: {k}: {speed_keys[k]}"))
+    return keys
+
+
 def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set[str] | None = None) -> bool:
     """A flag that sets nothing: listed, warned about, or refused. True when it sets an option. A no_effect flag
     with only_with acts only beside one of those flags (each not modelled itself): with one, it warns too."""
@@ -484,6 +496,8 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
                                     f"{', '.join(masters)} it changes memory, and vramcalc does not model it yet: "
                                     "the figures ignore it"))
             return False
+        if f.entry.get("fields"):  # a JSON object of a vLLM config class whose keys all leave memory as it is
+            _config_keys(f, warnings)
         no_effect.append(f.written())
         if f.entry.get("speed"):
             warnings.append(warning("command.speed_not_estimated", f"{f.written()}: {f.entry['speed']}"))
@@ -499,11 +513,9 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
             no_effect.append(f.written())
             return False
         if f.entry.get("fields"):  # a JSON object of a vLLM config class: its keys checked, the inert ones listed
-            keys: dict[str, Any] = {}
-            for v in f.values:
-                keys.update(config_object(f.name, v, f.entry["config_class"], f.entry["fields"],
-                                          f.entry["fields_source"]))
-            acting = sorted(k for k in keys if k not in (f.entry.get("no_effect_keys") or []))
+            keys = _config_keys(f, warnings)
+            acting = sorted(k for k in keys if k not in (f.entry.get("no_effect_keys") or [])
+                            and k not in (f.entry.get("speed_keys") or {}))
             if not acting:
                 no_effect.append(f.written())
                 return False
