@@ -742,6 +742,14 @@ class GdnPrefill(Sourced):
     refusals: dict[str, str]  # a backend CUDA refuses -> vLLM's words
 
 
+class KdaPrefill(Sourced):
+    """--kda-prefill-backend choices vLLM refuses off one platform (vllm_platforms.json kda_prefill)."""
+
+    since: str
+    needs_vendor: dict[str, str]  # a backend -> the GPU vendor it runs on
+    refusals: dict[str, str]  # a backend -> vLLM's words off that vendor
+
+
 class VllmPlatforms(Sourced):
     cuda: CudaPlatform
     rocm: RocmPlatform
@@ -750,6 +758,7 @@ class VllmPlatforms(Sourced):
     attention: Attention
     dtype: DtypeRules
     gdn_prefill: GdnPrefill
+    kda_prefill: KdaPrefill
 
 
 class QuantMethodSupport(Fixed):
@@ -875,6 +884,8 @@ class FlagClass(Fixed):
     invert: bool = False
     note: str | None = None
     no_effect_values: list[str] | None = None  # not_modelled: values that leave the default as it is
+    # not_modelled: warned about, and still sets `field`, which vramcalc reads only for the engine's refusals of values
+    refusals_read: bool = False
     # no_effect: what it changes in speed, which the speed estimate does not include (said as a warning)
     speed: str | None = None
     # not_modelled: values (comma items) that are modelled: a value of only these and no_effect_values sets `field`

@@ -32,7 +32,7 @@ from ..quant import QuantScheme, quant_targets, scheme_from_config, target_schem
 from ..spec import ModelSpec
 from .kv import (KVCapacity, KVPool, KVSettings, capacity, kv_formats, kv_pool, release_settings, resolve_kv_dtype,
                  turboquant_boundary_layers)
-from .rules import (attention_backend, dtype_messages, gdn_prefill_backend, parallel_messages, platform_messages,
+from .rules import (attention_backend, dtype_messages, gdn_prefill_backend, kda_prefill_refusal, parallel_messages, platform_messages,
                     quant_messages, source_messages, vllm_platforms)
 from .result_types import Layout, ModelSummary
 from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_overrides
@@ -359,6 +359,9 @@ class VLLMOptions(CheckedOptions):
     # SM 10.x / 12.x with head_k_dim 128: a prefill checkpoint block per GDN layer with prefix caching; rules.py
     # gdn_prefill_backend, data/vllm_platforms.json gdn_prefill, vLLM 0.33.0)
     gdn_prefill_backend: Literal["flashinfer", "triton", "cutedsl", "aiter_flydsl", "sycl"] | None = None
+    # --kda-prefill-backend: not modelled (Kimi delta attention, which vramcalc does not read); read only for vLLM's
+    # refusal of flashkda off CUDA and fused off ROCm (rules.py kda_prefill_refusal, data/vllm_platforms.json)
+    kda_prefill_backend: Literal["auto", "triton", "flashkda", "flashinfer", "fused"] | None = None
     # --use-replayssm / --replayssm-buffer-len / --mamba-backend / --mamba-ssu-algorithm: ReplaySSM's x / dt / B
     # rings in each Mamba-2 state, and vLLM's refusals (replayssm_messages; data/vllm_features.json replayssm)
     use_replayssm: bool = False
@@ -1914,6 +1917,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         warnings += plan.warnings + ([acceptance_warning(plan)] if not plan.errors else [])
     gdn_backend, gdn_msgs = gdn_prefill_backend(spec, gpu, opts.gdn_prefill_backend, version)
     errors += gdn_msgs
+    errors += kda_prefill_refusal(gpu, opts.kda_prefill_backend, version)
     rows, replay_msgs = replayssm_messages(spec, opts, _prefix_caching_on(spec, opts, version),
                                            plan.num_speculative_tokens if plan else 0)
     errors += replay_msgs
