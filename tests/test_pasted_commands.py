@@ -1197,3 +1197,20 @@ def test_json_flag_keys_with_no_effect_on_memory_but_on_speed_say_so():
             assert not [w for w in r.warnings if w.code == "command.not_modelled"], (name, key)
             seen += 1
     assert seen >= 6
+
+
+def test_backend_choices_are_lower_snake_cased_as_vllm_s_parser_does():
+    """vLLM 0.33.0's parser lower-cases --moe-backend / --linear-backend / --sparse-indexer-topk-backend with - as _
+    before it checks the choices (vllm/engine/arg_utils.py EngineArgs.add_cli_args; lower_snake in
+    data/vllm_serve_args.json, probed from that parser by tools/engine_arg_tables.py): `--linear-backend Marlin
+    --sparse-indexer-topk-backend Deep-Select --moe-backend Flashinfer-Cutlass` parses there as marlin, deep_select,
+    flashinfer_cutlass; other choice flags are taken as written."""
+    marked = sorted(o["names"][0] for o in vllm_table()["options"] if o.get("lower_snake"))
+    assert marked == ["--linear-backend", "--moe-backend", "--sparse-indexer-topk-backend"]
+    _, r = read_command("vllm serve Qwen/Qwen3-8B --max-model-len 8192 --moe-backend Flashinfer-Cutlass "
+                        "--sparse-indexer-topk-backend AUTO --linear-backend Marlin")
+    assert r.options["moe_backend"] == "flashinfer_cutlass"
+    assert "--sparse-indexer-topk-backend auto" in r.no_effect
+    assert any(w.text.startswith("--linear-backend marlin") for w in r.warnings if w.code == "command.not_modelled")
+    with pytest.raises(InputError, match="argument --kda-prefill-backend: invalid choice: 'Triton'"):
+        read_command("vllm serve Qwen/Qwen3-8B --kda-prefill-backend Triton")

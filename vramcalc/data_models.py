@@ -842,6 +842,7 @@ class VllmServeOption(Fixed):
     nargs: int | str | None
     choices: list[str] | None
     hidden: list[str] = []  # taken but left out of help (EnableDisableAction's --no-enable-x / --no-disable-x)
+    lower_snake: bool = False  # the value is lower-cased with - as _ before the choices are checked
 
 
 class VllmServeArgs(Fixed):

@@ -258,6 +258,10 @@ class _Record(argparse.Action):
         setattr(namespace, "_flags", got)
 
 
+def _lower_snake(s: str) -> str:
+    return s.lower().replace("-", "_")
+
+
 @lru_cache(maxsize=1)
 def _vllm_parser() -> _Parser:
     t = vllm_table()
@@ -265,8 +269,10 @@ def _vllm_parser() -> _Parser:
     p.add_argument("model_tag", nargs="?")
     for o in t["options"]:
         nargs = 0 if o["kind"] == "switch" else o["nargs"]
+        # lower_snake: vLLM's parser lower-cases the value with - as _ before checking it (EngineArgs.add_cli_args)
         p.add_argument(*o["names"], dest=o["dest"] + "__", action=_Record, nargs=nargs, default=argparse.SUPPRESS,
-                       choices=o["choices"] if o["kind"] == "value" and o["nargs"] is None else None)
+                       choices=o["choices"] if o["kind"] == "value" and o["nargs"] is None else None,
+                       type=_lower_snake if o.get("lower_snake") else str)
     return p
 
 
