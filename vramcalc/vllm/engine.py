@@ -57,6 +57,30 @@ KVCacheDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5
                        "int4_per_token_head", "int8_per_token_head", "fp8_per_token_head", "nvfp4", "nvfp4_4over6"]
 
 
+# vllm/config/kernel.py LinearBackend, 0.33.0 (--linear-backend choices)
+LinearBackend = Literal["auto",
+                        "cutlass",
+                        "flashinfer_cutlass",
+                        "flashinfer_cutedsl",
+                        "flashinfer_trtllm",
+                        "flashinfer_cudnn",
+                        "flashinfer_b12x",
+                        "b12x",
+                        "marlin",
+                        "humming",
+                        "triton",
+                        "deep_gemm",
+                        "torch",
+                        "aiter",
+                        "machete",
+                        "fbgemm",
+                        "conch",
+                        "exllama",
+                        "emulation",
+                        "xpu",
+                        "xpu_woq"]
+
+
 class VLLMOptions(CheckedOptions):
     """vLLM's options. An invalid value is an InputError naming the field and what it accepts."""
     model_config = ConfigDict(frozen=True)
@@ -362,6 +386,10 @@ class VLLMOptions(CheckedOptions):
     # --kda-prefill-backend: not modelled (Kimi delta attention, which vramcalc does not read); read only for vLLM's
     # refusal of flashkda off CUDA and fused off ROCm (rules.py kda_prefill_refusal, data/vllm_platforms.json)
     kda_prefill_backend: Literal["auto", "triton", "flashkda", "flashinfer", "fused"] | None = None
+    # --linear-backend: the kernel family quantized linear layers prefer (vllm/config/kernel.py KernelConfig); an
+    # unquantized checkpoint never reads it (vllm/model_executor/kernels/linear/__init__.py _get_linear_backend is asked
+    # only by quantized kernels' init): no change there; a quantized one is warned about (linear_backend_messages)
+    linear_backend: LinearBackend | None = None
     # --use-replayssm / --replayssm-buffer-len / --mamba-backend / --mamba-ssu-algorithm: ReplaySSM's x / dt / B
     # rings in each Mamba-2 state, and vLLM's refusals (replayssm_messages; data/vllm_features.json replayssm)
     use_replayssm: bool = False
@@ -1918,6 +1946,13 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     gdn_backend, gdn_msgs = gdn_prefill_backend(spec, gpu, opts.gdn_prefill_backend, version)
     errors += gdn_msgs
     errors += kda_prefill_refusal(gpu, opts.kda_prefill_backend, version)
+    if opts.linear_backend not in (None, "auto") and scheme.method != "none":
+        warnings.append(warning(
+            "vllm.linear_backend.not_modelled", f"--linear-backend {opts.linear_backend}: the {scheme.method} linear "
+            "layers prefer that backend's kernels where one takes the layer (vllm/model_executor/kernels/linear/"
+            "__init__.py, 0.33.0), whose repacked weight layouts and workspaces vramcalc does not size: the figures are "
+            "those of vLLM's own choice", source="vllm/model_executor/kernels/linear/__init__.py _get_linear_backend",
+            fix="drop --linear-backend"))
     rows, replay_msgs = replayssm_messages(spec, opts, _prefix_caching_on(spec, opts, version),
                                            plan.num_speculative_tokens if plan else 0)
     errors += replay_msgs
@@ -2363,6 +2398,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--mamba-block-size {opts.mamba_block_size}")
     if opts.gdn_prefill_backend is not None:
         out.append(f"--gdn-prefill-backend {opts.gdn_prefill_backend}")
+    if opts.linear_backend not in (None, "auto"):
+        out.append(f"--linear-backend {opts.linear_backend}")
     if opts.use_replayssm:
         out.append("--use-replayssm")
     if opts.replayssm_buffer_len != features().replayssm.default_buffer_len:
