@@ -686,7 +686,7 @@ def _vllm_reading(p: Parsed) -> Reading:
         elif fld in ("kv_cache_dtype", "quantization", "revision", "hf_config_path", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
                      "model_impl", "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend",
-                     "kda_prefill_backend", "linear_backend", "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "all2all_backend"):
+                     "kda_prefill_backend", "linear_backend", "sparse_indexer_topk_backend", "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "all2all_backend"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
@@ -1590,7 +1590,8 @@ def _flag_line(q: Question) -> str:
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
                 "all2all_backend", "deepep_buffer_size_mb", "flashinfer_workspace_bytes", "sparse_indexer_max_logits_mb",
-                "gdn_prefill_backend", "kda_prefill_backend", "linear_backend", "replayssm_buffer_len",
+                "gdn_prefill_backend", "kda_prefill_backend", "linear_backend", "sparse_indexer_topk_backend",
+                "replayssm_buffer_len",
                 "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "offload_group_size",
                 "offload_num_in_group", "offload_prefetch_step", "prefill_context_parallel_size")
                 else _cli_flag(k, v) or f"({k}={v!r})")

@@ -390,6 +390,10 @@ class VLLMOptions(CheckedOptions):
     # unquantized checkpoint never reads it (vllm/model_executor/kernels/linear/__init__.py _get_linear_backend is asked
     # only by quantized kernels' init): no change there; a quantized one is warned about (linear_backend_messages)
     linear_backend: LinearBackend | None = None
+    # --sparse-indexer-topk-backend: the DSA indexer's decode top-k kernel; read only by DSA indexer layers, and not in
+    # the profile run's branch (vllm/model_executor/layers/sparse_attn_indexer.py sparse_attn_indexer): no change to
+    # the budget; on a model with the indexer its decode transients are warned about as not sized
+    sparse_indexer_topk_backend: Literal["auto", "deep_select", "cooperative", "persistent", "per_row", "flashinfer", "torch", "aiter"] | None = None
     # --use-replayssm / --replayssm-buffer-len / --mamba-backend / --mamba-ssu-algorithm: ReplaySSM's x / dt / B
     # rings in each Mamba-2 state, and vLLM's refusals (replayssm_messages; data/vllm_features.json replayssm)
     use_replayssm: bool = False
@@ -1946,6 +1950,18 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     gdn_backend, gdn_msgs = gdn_prefill_backend(spec, gpu, opts.gdn_prefill_backend, version)
     errors += gdn_msgs
     errors += kda_prefill_refusal(gpu, opts.kda_prefill_backend, version)
+    if opts.sparse_indexer_topk_backend not in (None, "auto") and any(
+            la.attention is not None and la.attention.mla is not None and la.attention.mla.index_n_heads
+            for la in spec.layers):
+        warnings.append(warning(
+            "vllm.sparse_indexer_topk.not_modelled", f"--sparse-indexer-topk-backend {opts.sparse_indexer_topk_backend}: "
+            "the DSA indexer's decode top-k kernel; the profile run reserves the same buffers whatever the backend "
+            "(vllm/model_executor/layers/sparse_attn_indexer.py sparse_attn_indexer, 0.33.0), but its decode-time "
+            "transients (torch's masked fp32 logits copy, FlashInfer's index output; deep_select keeps the logits bf16 "
+            "on SM 10.x) land in the decode CUDA graphs' pool, which vramcalc does not size per backend, and vLLM "
+            "raises a RuntimeError at the first decode top-k where the backend's constraints fail (indexer_topk.py "
+            "SparseIndexerTopk.resolve_backend)", source="vllm/model_executor/layers/indexer_topk.py",
+            fix="drop --sparse-indexer-topk-backend"))
     if opts.linear_backend not in (None, "auto") and scheme.method != "none":
         warnings.append(warning(
             "vllm.linear_backend.not_modelled", f"--linear-backend {opts.linear_backend}: the {scheme.method} linear "
@@ -2400,6 +2416,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--gdn-prefill-backend {opts.gdn_prefill_backend}")
     if opts.linear_backend not in (None, "auto"):
         out.append(f"--linear-backend {opts.linear_backend}")
+    if opts.sparse_indexer_topk_backend not in (None, "auto"):
+        out.append(f"--sparse-indexer-topk-backend {opts.sparse_indexer_topk_backend}")
     if opts.use_replayssm:
         out.append("--use-replayssm")
     if opts.replayssm_buffer_len != features().replayssm.default_buffer_len:
