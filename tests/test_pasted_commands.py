@@ -1210,7 +1210,7 @@ def test_backend_choices_are_lower_snake_cased_as_vllm_s_parser_does():
     _, r = read_command("vllm serve Qwen/Qwen3-8B --max-model-len 8192 --moe-backend Flashinfer-Cutlass "
                         "--sparse-indexer-topk-backend AUTO --linear-backend Marlin")
     assert r.options["moe_backend"] == "flashinfer_cutlass"
-    assert r.options["sparse_indexer_topk_backend"] == "auto"
+    assert r.options["sparse_indexer_topk_backend"] is None  # auto: vLLM's default
     assert r.options["linear_backend"] == "marlin"
     with pytest.raises(InputError, match="argument --kda-prefill-backend: invalid choice: 'Triton'"):
         read_command("vllm serve Qwen/Qwen3-8B --kda-prefill-backend Triton")

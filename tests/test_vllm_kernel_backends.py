@@ -78,3 +78,19 @@ def test_sparse_indexer_topk_backend_on_a_dsa_model_is_warned_about_and_keeps_th
     assert w.text.startswith("--sparse-indexer-topk-backend torch:")
     assert not [w for w in auto.warnings if w.code == "vllm.sparse_indexer_topk.not_modelled"]
     assert r.num_gpu_blocks and r.num_gpu_blocks == auto.num_gpu_blocks and "--sparse-indexer-topk-backend torch" in r.command
+
+
+def test_kernel_config_backend_keys_are_read_as_their_flags():
+    """--kernel-config's linear_backend / sparse_indexer_topk_backend are the flags' KernelConfig fields; a flag other
+    than auto wins over the key in either order (vllm/engine/arg_utils.py EngineArgs.create_engine_config, 0.33.0),
+    values normalised as KernelConfig's validators do (lower case, - as _)."""
+    base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    _, r = read_command(f"{base} --kernel-config '{{\"linear_backend\": \"Flashinfer-Cutlass\", "
+                        "\"sparse_indexer_topk_backend\": \"torch\"}'")
+    assert (r.options["linear_backend"], r.options["sparse_indexer_topk_backend"]) == ("flashinfer_cutlass", "torch")
+    assert not [w for w in r.warnings if w.code == "command.not_modelled"]
+    for cmd, want in ((f"{base} --linear-backend cutlass --kernel-config.linear_backend marlin", "cutlass"),
+                      (f"{base} --kernel-config.linear_backend marlin --linear-backend cutlass", "cutlass"),
+                      (f"{base} --kernel-config.linear_backend marlin --linear-backend auto", "marlin"),
+                      (f"{base} --linear-backend auto --kernel-config.linear_backend marlin", "marlin")):
+        assert read_command(cmd)[1].options["linear_backend"] == want, cmd

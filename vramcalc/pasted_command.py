@@ -626,6 +626,10 @@ def _vllm_parallel_and_compile(f: Flag, fld: str, v: str | None, opts: dict[str,
                                    "graphs vLLM captures; vramcalc does not model it yet")
 
 
+# the KernelConfig backends a flag and a --kernel-config key both set (vllm/engine/arg_utils.py, 0.33.0)
+KERNEL_BACKENDS = ("moe_backend", "linear_backend", "sparse_indexer_topk_backend")
+
+
 def _vllm_reading(p: Parsed) -> Reading:
     opts: dict[str, Any] = {}
     no_effect: list[str] = []
@@ -668,25 +672,26 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = {**opts.get(fld, {}), **_mm_limits(name, v or "")}
         elif fld == "dtype":
             opts[fld] = None if v == "auto" else v
-        elif fld == "moe_backend":  # other than auto it wins over --kernel-config's key, in either order
+        elif fld in KERNEL_BACKENDS:  # other than auto it wins over --kernel-config's key, in either order
             # (vllm/engine/arg_utils.py EngineArgs.create_engine_config, 0.33.0)
             if v != "auto":
                 opts[fld] = v
-                reader["moe_backend_flag"] = True
-            elif not reader.get("kernel_moe_backend"):
+                reader[f"{fld}_flag"] = True
+            elif not reader.get(f"kernel_{fld}"):
                 opts[fld] = None
-        elif fld == "kernel_config":  # its moe_backend key (_common), normalised as KernelConfig does
-            # (vllm/config/kernel.py _normalize_moe_backend: lower case, - as _; null is the default, auto)
+        elif fld == "kernel_config":  # its backend keys (_common), normalised as KernelConfig does
+            # (vllm/config/kernel.py _normalize_moe_backend and its kin: lower case, - as _; null is the default, auto)
             kc = {k: val for x in f.values for k, val in json.loads(x).items()}
-            if "moe_backend" in kc and not reader.get("moe_backend_flag"):
-                mb = kc["moe_backend"]
-                mb = mb.lower().replace("-", "_") if isinstance(mb, str) else mb
-                opts["moe_backend"] = None if mb in (None, "auto") else str(mb)
-                reader["kernel_moe_backend"] = opts["moe_backend"] is not None
+            for kb in KERNEL_BACKENDS:
+                if kb in kc and not reader.get(f"{kb}_flag"):
+                    mb = kc[kb]
+                    mb = mb.lower().replace("-", "_") if isinstance(mb, str) else mb
+                    opts[kb] = None if mb in (None, "auto") else str(mb)
+                    reader[f"kernel_{kb}"] = opts[kb] is not None
         elif fld in ("kv_cache_dtype", "quantization", "revision", "hf_config_path", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
                      "model_impl", "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend",
-                     "kda_prefill_backend", "linear_backend", "sparse_indexer_topk_backend", "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "all2all_backend"):
+                     "kda_prefill_backend", "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "all2all_backend"):
             opts[fld] = v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
