@@ -151,8 +151,8 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
 
 
 @pytest.mark.parametrize("command,flag", [
-    ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --max-num-seqs 64 --swa-bounded-replay",
-     "--swa-bounded-replay"),
+    ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --max-num-seqs 64 --no-swa-bounded-replay",
+     "--no-swa-bounded-replay"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --spec-type draft-mtp", "--spec-type"),
     ("VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE=4096 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE"),
 ])
@@ -199,7 +199,9 @@ def test_every_not_modelled_flag_warns_by_name(engine):
                          "x") if takes else None
             if entry.get("fields"):  # a JSON object of a vLLM config class: one key that acts
                 value = shlex.quote(json.dumps({next(k for k in entry["fields"]
-                                                     if k not in (entry.get("no_effect_keys") or [])): 1}))
+                                                     if k not in (entry.get("no_effect_keys") or [])
+                                                     and k not in (entry.get("speed_keys") or {})
+                                                     and k not in (entry.get("modelled_keys") or [])): 1}))
             if entry.get("values"):  # a value the engine takes and vramcalc does not model (another is refused)
                 value = next(v for v in entry["values"] if v not in (entry.get("no_effect_values") or [])
                              + (entry.get("modelled_values") or []))
@@ -1362,3 +1364,37 @@ def test_elastic_ep_keeps_the_extensible_kv_cache_off_as_vllm_034_does():
     (e,) = [e for e in bad.result.errors if e.code == "vllm.extensible_kv.unsupported"]
     assert e.text == ("ValueError: enable_extensible_kv_cache: elastic EP scale-up skips warmup and reuses the "
                       "profiled KV cache size, so no measurement would size the cache.")
+
+
+def test_json_flag_keys_with_no_effect_on_memory_but_on_speed_say_so():
+    """A JSON-object flag's speed_keys change no memory: each, pasted alone, leaves the flag listed as no effect (or,
+    beside a key that acts, as that key's warning says) and is warned about once as left out of the speed estimate."""
+    base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"
+    seen = 0
+    for name, entry in flag_classes()["vllm"].items():
+        for key in entry.get("speed_keys") or {}:
+            assert key in entry["fields"] and key not in (entry.get("no_effect_keys") or []), (name, key)
+            _, r = read_command(f"{base} {name} {shlex.quote(json.dumps({key: True}))}")
+            said = [w for w in r.warnings if w.code == "command.speed_not_estimated"]
+            assert len(said) == 1 and said[0].text.startswith(f"{name} ") and f": {key}: " in said[0].text, key
+            assert any(n.startswith(name) for n in r.no_effect), (name, key)
+            assert not [w for w in r.warnings if w.code == "command.not_modelled"], (name, key)
+            seen += 1
+    assert seen >= 6
+
+
+def test_backend_choices_are_lower_snake_cased_as_vllm_s_parser_does():
+    """vLLM 0.33.0's parser lower-cases --moe-backend / --linear-backend / --sparse-indexer-topk-backend with - as _
+    before it checks the choices (vllm/engine/arg_utils.py EngineArgs.add_cli_args; lower_snake in
+    data/vllm_serve_args.json, probed from that parser by tools/engine_arg_tables.py): `--linear-backend Marlin
+    --sparse-indexer-topk-backend Deep-Select --moe-backend Flashinfer-Cutlass` parses there as marlin, deep_select,
+    flashinfer_cutlass; other choice flags are taken as written."""
+    marked = sorted(o["names"][0] for o in vllm_table()["options"] if o.get("lower_snake"))
+    assert marked == ["--linear-backend", "--moe-backend", "--sparse-indexer-topk-backend"]
+    _, r = read_command("vllm serve Qwen/Qwen3-8B --max-model-len 8192 --moe-backend Flashinfer-Cutlass "
+                        "--sparse-indexer-topk-backend AUTO --linear-backend Marlin")
+    assert r.options["moe_backend"] == "flashinfer_cutlass"
+    assert r.options["sparse_indexer_topk_backend"] is None  # auto: vLLM's default
+    assert r.options["linear_backend"] == "marlin"
+    with pytest.raises(InputError, match="argument --kda-prefill-backend: invalid choice: 'Triton'"):
+        read_command("vllm serve Qwen/Qwen3-8B --kda-prefill-backend Triton")

@@ -130,8 +130,8 @@ def test_kv_cache_layout_note_holds_against_vllm():
 @pytest.mark.parametrize("flag,value,inert", [
     ("--pooler-config", '{"pooling_type": "MEAN", "dimensions": 256}', True),
     ("--pooler-config.pooling_type", "MEAN", True),
-    ("--pooler-config", '{"enable_chunked_processing": true, "max_embed_len": 100000}', False),
-    ("--kernel-config", '{"linear_backend": "auto"}', False),
+    ("--pooler-config", '{"enable_chunked_processing": true, "max_embed_len": 100000, "task": "embed"}', True),
+    ("--kernel-config", '{"linear_backend_per_quant": {"fp8_w8a8": "marlin"}}', False),
     ("--quantization-config", '{"linear": {"weight": "fp8_per_tensor_static"}}', False),
 ])
 def test_json_config_flags_read_their_keys(flag, value, inert):
@@ -169,7 +169,8 @@ def test_kernel_config_moe_backend_is_read_as_moe_backend():
     assert not [w for w in kc.warnings if w.code == "command.not_modelled"]
     assert read_command(f"{base} --moe-backend triton --kernel-config.moe_backend marlin")[1].options[
         "moe_backend"] == "triton"
-    both = read_command(f"{base} --kernel-config '{{\"moe_backend\": \"marlin\", \"monokernel\": true}}'")[1]
+    both = read_command(f"{base} --kernel-config "
+                        "'{\"moe_backend\": \"marlin\", \"monokernel\": true}'")[1]
     said = [w.text for w in both.warnings if w.code == "command.not_modelled"]
     assert both.options["moe_backend"] == "marlin" and len(said) == 1 and "keys monokernel change" in said[0]
     for cmd in (f"{base} --kernel-config '{{\"moe_backend\": \"Marlin\"}}' --moe-backend auto",

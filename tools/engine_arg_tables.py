@@ -35,6 +35,13 @@ def _action_kind(action: argparse.Action) -> str:
     return "switch" if action.nargs == 0 else "value"
 
 
+def _lower_snake(convert: Any) -> bool:
+    try:
+        return bool(convert("Ab-C") == "ab_c")
+    except (TypeError, ValueError):
+        return False
+
+
 def vllm_table() -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "tools"))
     from vllm_oracle import _torchvision_stub  # the venv's torchvision C ops do not load against the CPU torch
@@ -59,6 +66,10 @@ def vllm_table() -> dict[str, Any]:
             "nargs": nargs if kind == "value" else 0,
             "choices": sorted(map(str, a.choices)) if a.choices else None,
         }
+        # a value the parser lower-cases with - as _ before it checks the choices (vllm/engine/arg_utils.py
+        # EngineArgs.add_cli_args: --moe-backend, --linear-backend, --sparse-indexer-topk-backend)
+        if kind == "value" and a.choices and callable(a.type) and _lower_snake(a.type):
+            row["lower_snake"] = True
         # spellings the parser takes but leaves out of help (vllm/utils/argparse_utils.py EnableDisableAction:
         # --no-enable-x / --no-disable-x)
         hidden = sorted(k for k, v in parser._option_string_actions.items() if v is a and k not in a.option_strings)

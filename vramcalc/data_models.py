@@ -762,6 +762,14 @@ class GdnPrefill(Sourced):
     refusals: dict[str, str]  # a backend CUDA refuses -> vLLM's words
 
 
+class KdaPrefill(Sourced):
+    """--kda-prefill-backend choices vLLM refuses off one platform (vllm_platforms.json kda_prefill)."""
+
+    since: str
+    needs_vendor: dict[str, str]  # a backend -> the GPU vendor it runs on
+    refusals: dict[str, str]  # a backend -> vLLM's words off that vendor
+
+
 class VllmPlatforms(Sourced):
     cuda: CudaPlatform
     rocm: RocmPlatform
@@ -770,6 +778,7 @@ class VllmPlatforms(Sourced):
     attention: Attention
     dtype: DtypeRules
     gdn_prefill: GdnPrefill
+    kda_prefill: KdaPrefill
 
 
 class QuantMethodSupport(Fixed):
@@ -853,6 +862,7 @@ class VllmServeOption(Fixed):
     nargs: int | str | None
     choices: list[str] | None
     hidden: list[str] = []  # taken but left out of help (EnableDisableAction's --no-enable-x / --no-disable-x)
+    lower_snake: bool = False  # the value is lower-cased with - as _ before the choices are checked
 
 
 class VllmServeArgs(Fixed):
@@ -895,6 +905,8 @@ class FlagClass(Fixed):
     invert: bool = False
     note: str | None = None
     no_effect_values: list[str] | None = None  # not_modelled: values that leave the default as it is
+    # not_modelled: warned about, and still sets `field`, which vramcalc reads only for the engine's refusals of values
+    refusals_read: bool = False
     # no_effect: what it changes in speed, which the speed estimate does not include (said as a warning)
     speed: str | None = None
     # not_modelled: values (comma items) that are modelled: a value of only these and no_effect_values sets `field`
@@ -919,6 +931,8 @@ class FlagClass(Fixed):
     # vllm_env, a variable read by vllm/envs.py env_with_choices: its values; another is vLLM's ValueError
     choices: list[str] | None = None
     case_sensitive: bool = True
+    # a JSON-object flag's keys that change no memory but speed, each with what it changes (as `speed` says it)
+    speed_keys: dict[str, str] | None = None
 
 
 class CommandFlags(Fixed):

@@ -132,6 +132,10 @@ CODES: dict[str, str] = {
                           "sliding-window layers: vLLM fails to unify the page sizes",
     "vllm.mamba_block_size.no_prefix_caching": "--mamba-block-size without prefix caching",
     "vllm.replayssm.refused": "--use-replayssm / --mamba-ssu-algorithm in a setting vLLM refuses (architecture, backend, prefix caching, ring length)",
+    "vllm.sparse_indexer_topk.not_modelled": "--sparse-indexer-topk-backend on a model with the DSA indexer: its "
+                                             "decode-time transients are not sized",
+    "vllm.linear_backend.not_modelled": "--linear-backend on a quantized checkpoint: the kernels it prefers are not sized",
+    "vllm.kda_prefill.refused": "--kda-prefill-backend names a kernel of another platform (flashkda off CUDA, fused off ROCm)",
     "vllm.gdn_prefill.refused": "--gdn-prefill-backend names a kernel of another platform (ROCm's AITER FlyDSL, XPU's SYCL)",
     "vllm.model_impl.transformers_activations": "--model-impl transformers: weights and buffers modelled, the "
                                                 "activation peak and speed taken from vLLM's own class (uncertain)",

@@ -258,6 +258,10 @@ class _Record(argparse.Action):
         setattr(namespace, "_flags", got)
 
 
+def _lower_snake(s: str) -> str:
+    return s.lower().replace("-", "_")
+
+
 @lru_cache(maxsize=1)
 def _vllm_parser() -> _Parser:
     t = vllm_table()
@@ -265,8 +269,10 @@ def _vllm_parser() -> _Parser:
     p.add_argument("model_tag", nargs="?")
     for o in t["options"]:
         nargs = 0 if o["kind"] == "switch" else o["nargs"]
+        # lower_snake: vLLM's parser lower-cases the value with - as _ before checking it (EngineArgs.add_cli_args)
         p.add_argument(*o["names"], dest=o["dest"] + "__", action=_Record, nargs=nargs, default=argparse.SUPPRESS,
-                       choices=o["choices"] if o["kind"] == "value" and o["nargs"] is None else None)
+                       choices=o["choices"] if o["kind"] == "value" and o["nargs"] is None else None,
+                       type=_lower_snake if o.get("lower_snake") else str)
     return p
 
 
@@ -474,6 +480,18 @@ def _present(p: Parsed) -> set[str]:
     return {f.name for f in p.flags} | {f.key for f in p.flags if f.key} | set(p.env)
 
 
+def _config_keys(f: Flag, warnings: list[Message]) -> dict[str, Any]:
+    """The keys of a JSON-object flag, checked against vLLM's config class; each key that changes speed only is
+    warned about as left out of the speed estimate."""
+    keys: dict[str, Any] = {}
+    for v in f.values:
+        keys.update(config_object(f.name, v, f.entry["config_class"], f.entry["fields"], f.entry["fields_source"]))
+    speed_keys = f.entry.get("speed_keys") or {}
+    for k in sorted(k for k in keys if k in speed_keys):
+        warnings.append(warning("command.speed_not_estimated", f"{f.written()}: {k}: {speed_keys[k]}"))
+    return keys
+
+
 def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set[str] | None = None) -> bool:
     """A flag that sets nothing: listed, warned about, or refused. True when it sets an option. A no_effect flag
     with only_with acts only beside one of those flags (each not modelled itself): with one, it warns too."""
@@ -484,6 +502,8 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
                                     f"{', '.join(masters)} it changes memory, and vramcalc does not model it yet: "
                                     "the figures ignore it"))
             return False
+        if f.entry.get("fields"):  # a JSON object of a vLLM config class whose keys all leave memory as it is
+            _config_keys(f, warnings)
         no_effect.append(f.written())
         if f.entry.get("speed"):
             warnings.append(warning("command.speed_not_estimated", f"{f.written()}: {f.entry['speed']}"))
@@ -499,11 +519,9 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
             no_effect.append(f.written())
             return False
         if f.entry.get("fields"):  # a JSON object of a vLLM config class: its keys checked, the inert ones listed
-            keys: dict[str, Any] = {}
-            for v in f.values:
-                keys.update(config_object(f.name, v, f.entry["config_class"], f.entry["fields"],
-                                          f.entry["fields_source"]))
-            acting = sorted(k for k in keys if k not in (f.entry.get("no_effect_keys") or []))
+            keys = _config_keys(f, warnings)
+            acting = sorted(k for k in keys if k not in (f.entry.get("no_effect_keys") or [])
+                            and k not in (f.entry.get("speed_keys") or {}))
             if not acting:
                 no_effect.append(f.written())
                 return False
@@ -521,7 +539,7 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
         # the rest of the command is checked; the verdict is for the command without this flag, and says so
         warnings.append(warning("command.not_modelled", f"{f.written()}: {f.entry['note']}; vramcalc does not "
                                 "model it yet: the figures ignore it"))
-        return False
+        return bool(f.entry.get("refusals_read"))  # its option still read, for the engine's refusals of its values
     return True
 
 
@@ -608,6 +626,10 @@ def _vllm_parallel_and_compile(f: Flag, fld: str, v: str | None, opts: dict[str,
                                    "graphs vLLM captures; vramcalc does not model it yet")
 
 
+# the KernelConfig backends a flag and a --kernel-config key both set (vllm/engine/arg_utils.py, 0.33.0)
+KERNEL_BACKENDS = ("moe_backend", "linear_backend", "sparse_indexer_topk_backend")
+
+
 def _vllm_reading(p: Parsed) -> Reading:
     opts: dict[str, Any] = {}
     no_effect: list[str] = []
@@ -651,25 +673,27 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = {**opts.get(fld, {}), **_mm_limits(name, v or "")}
         elif fld == "dtype":
             opts[fld] = None if v == "auto" else v
-        elif fld == "moe_backend":  # other than auto it wins over --kernel-config's key, in either order
+        elif fld in KERNEL_BACKENDS:  # other than auto it wins over --kernel-config's key, in either order
             # (vllm/engine/arg_utils.py EngineArgs.create_engine_config, 0.33.0)
             if v != "auto":
                 opts[fld] = v
-                reader["moe_backend_flag"] = True
-            elif not reader.get("kernel_moe_backend"):
+                reader[f"{fld}_flag"] = True
+            elif not reader.get(f"kernel_{fld}"):
                 opts[fld] = None
-        elif fld == "kernel_config":  # its moe_backend key (_common), normalised as KernelConfig does
-            # (vllm/config/kernel.py _normalize_moe_backend: lower case, - as _; null is the default, auto)
+        elif fld == "kernel_config":  # its backend keys (_common), normalised as KernelConfig does
+            # (vllm/config/kernel.py _normalize_moe_backend and its kin: lower case, - as _; null is the default, auto)
             kc = {k: val for x in f.values for k, val in json.loads(x).items()}
-            if "moe_backend" in kc and not reader.get("moe_backend_flag"):
-                mb = kc["moe_backend"]
-                mb = mb.lower().replace("-", "_") if isinstance(mb, str) else mb
-                opts["moe_backend"] = None if mb in (None, "auto") else str(mb)
-                reader["kernel_moe_backend"] = opts["moe_backend"] is not None
+            for kb in KERNEL_BACKENDS:
+                if kb in kc and not reader.get(f"{kb}_flag"):
+                    mb = kc[kb]
+                    mb = mb.lower().replace("-", "_") if isinstance(mb, str) else mb
+                    opts[kb] = None if mb in (None, "auto") else str(mb)
+                    reader[f"kernel_{kb}"] = opts[kb] is not None
         elif fld in ("kv_cache_dtype", "quantization", "revision", "hf_config_path", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
-                     "mm_encoder_attn_dtype", "model_impl", "runner", "convert", "load_format", "attention_backend", "gdn_prefill_backend",
-                     "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "all2all_backend"):
+                     "mm_encoder_attn_dtype", "model_impl", "runner", "convert", "load_format", "attention_backend",
+                     "gdn_prefill_backend", "kda_prefill_backend", "mamba_backend", "mamba_ssu_algorithm",
+                     "offload_backend", "all2all_backend"):
             opts[fld] = None if fld == "mm_encoder_attn_dtype" and v == "None" else v
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
@@ -1685,7 +1709,8 @@ def _flag_line(q: Question) -> str:
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
                 "all2all_backend", "deepep_buffer_size_mb", "flashinfer_workspace_bytes", "sparse_indexer_max_logits_mb",
-                "gdn_prefill_backend", "replayssm_buffer_len",
+                "gdn_prefill_backend", "kda_prefill_backend", "linear_backend", "sparse_indexer_topk_backend",
+                "replayssm_buffer_len",
                 "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "offload_group_size",
                 "offload_num_in_group", "offload_prefetch_step", "prefill_context_parallel_size")
                 else _cli_flag(k, v) or f"({k}={v!r})")

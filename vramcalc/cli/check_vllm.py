@@ -224,6 +224,15 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    default=None, help="the Gated DeltaNet prefill kernel (default auto: FlashInfer's on SM 9.0 and, "
                    "with head_k_dim 128, SM 10.x / 12.x, which keeps a prefill checkpoint block per GDN layer with "
                    "prefix caching)")
+    f.add_argument("--linear-backend", choices=["auto", "cutlass", "flashinfer_cutlass", "flashinfer_cutedsl", "flashinfer_trtllm", "flashinfer_cudnn", "flashinfer_b12x", "b12x", "marlin", "humming", "triton", "deep_gemm", "torch", "aiter", "machete", "fbgemm", "conch", "exllama", "emulation", "xpu", "xpu_woq"], default=None,
+                   help="the kernel family quantized linear layers prefer (no change on an unquantized checkpoint; "
+                   "on a quantized one not modelled, with a warning)")
+    f.add_argument("--sparse-indexer-topk-backend", choices=["auto", "deep_select", "cooperative", "persistent", "per_row", "flashinfer", "torch", "aiter"], default=None,
+                   help="the DSA indexer's decode top-k kernel (no change to the budget; on a model with the indexer "
+                   "its decode transients are not modelled, with a warning)")
+    f.add_argument("--kda-prefill-backend", choices=["auto", "triton", "flashkda", "flashinfer", "fused"], default=None,
+                   help="the Kimi delta attention prefill kernel: not modelled; read for vLLM's refusal of flashkda "
+                   "off CUDA and fused off ROCm")
     f.add_argument("--use-replayssm", action="store_true", default=None,
                    help="ReplaySSM's Mamba-2 decode kernel: x / dt / B rings in each state (Nemotron-H)")
     f.add_argument("--replayssm-buffer-len", type=int, default=None, help="ReplaySSM's ring rows (default 16)")
@@ -308,7 +317,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "decode_context_parallel_size", "prefill_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
                  "all2all_backend", "deepep_buffer_size_mb", "estimate_cudagraphs", "flashinfer_workspace_bytes",
                  "sparse_indexer_max_logits_mb",
-                 "mamba_block_size", "runner", "convert", "gdn_prefill_backend", "use_replayssm",
+                 "mamba_block_size", "runner", "convert", "gdn_prefill_backend", "kda_prefill_backend", "linear_backend",
+                 "sparse_indexer_topk_backend", "use_replayssm",
                  "replayssm_buffer_len", "mamba_backend", "mamba_ssu_algorithm", "offload_backend",
                  "offload_group_size", "offload_num_in_group", "offload_prefetch_step"):
         if getattr(args, name, None) is not None:

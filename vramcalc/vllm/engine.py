@@ -32,7 +32,7 @@ from ..quant import QuantScheme, quant_targets, scheme_from_config, target_schem
 from ..spec import ModelSpec
 from .kv import (KVCapacity, KVPool, KVSettings, capacity, kv_formats, kv_pool, release_settings, resolve_kv_dtype,
                  turboquant_boundary_layers)
-from .rules import (attention_backend, dtype_messages, gdn_prefill_backend, parallel_messages, platform_messages,
+from .rules import (attention_backend, dtype_messages, gdn_prefill_backend, kda_prefill_refusal, parallel_messages, platform_messages,
                     quant_messages, source_messages, vllm_platforms)
 from .result_types import Layout, ModelSummary
 from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_overrides
@@ -55,6 +55,30 @@ KVCacheDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5
                        "nvfp4_ds_mla", "turboquant_k8v4", "turboquant_4bit_nc", "turboquant_k3v4_nc",
                        "turboquant_3bit_nc", "octave_k3v4", "octave_k3v3", "octave_k3v3_compact", "ultraquant_4bit",
                        "int4_per_token_head", "int8_per_token_head", "fp8_per_token_head", "nvfp4", "nvfp4_4over6"]
+
+
+# vllm/config/kernel.py LinearBackend, 0.33.0 (--linear-backend choices)
+LinearBackend = Literal["auto",
+                        "cutlass",
+                        "flashinfer_cutlass",
+                        "flashinfer_cutedsl",
+                        "flashinfer_trtllm",
+                        "flashinfer_cudnn",
+                        "flashinfer_b12x",
+                        "b12x",
+                        "marlin",
+                        "humming",
+                        "triton",
+                        "deep_gemm",
+                        "torch",
+                        "aiter",
+                        "machete",
+                        "fbgemm",
+                        "conch",
+                        "exllama",
+                        "emulation",
+                        "xpu",
+                        "xpu_woq"]
 
 
 class VLLMOptions(CheckedOptions):
@@ -374,6 +398,17 @@ class VLLMOptions(CheckedOptions):
     # SM 10.x / 12.x with head_k_dim 128: a prefill checkpoint block per GDN layer with prefix caching; rules.py
     # gdn_prefill_backend, data/vllm_platforms.json gdn_prefill, vLLM 0.33.0)
     gdn_prefill_backend: Literal["flashinfer", "triton", "cutedsl", "aiter_flydsl", "sycl"] | None = None
+    # --kda-prefill-backend: not modelled (Kimi delta attention, which vramcalc does not read); read only for vLLM's
+    # refusal of flashkda off CUDA and fused off ROCm (rules.py kda_prefill_refusal, data/vllm_platforms.json)
+    kda_prefill_backend: Literal["auto", "triton", "flashkda", "flashinfer", "fused"] | None = None
+    # --linear-backend: the kernel family quantized linear layers prefer (vllm/config/kernel.py KernelConfig); an
+    # unquantized checkpoint never reads it (vllm/model_executor/kernels/linear/__init__.py _get_linear_backend is asked
+    # only by quantized kernels' init): no change there; a quantized one is warned about (linear_backend_messages)
+    linear_backend: LinearBackend | None = None
+    # --sparse-indexer-topk-backend: the DSA indexer's decode top-k kernel; read only by DSA indexer layers, and not in
+    # the profile run's branch (vllm/model_executor/layers/sparse_attn_indexer.py sparse_attn_indexer): no change to
+    # the budget; on a model with the indexer its decode transients are warned about as not sized
+    sparse_indexer_topk_backend: Literal["auto", "deep_select", "cooperative", "persistent", "per_row", "flashinfer", "torch", "aiter"] | None = None
     # --use-replayssm / --replayssm-buffer-len / --mamba-backend / --mamba-ssu-algorithm: ReplaySSM's x / dt / B
     # rings in each Mamba-2 state, and vLLM's refusals (replayssm_messages; data/vllm_features.json replayssm)
     use_replayssm: bool = False
@@ -2172,6 +2207,26 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         warnings += plan.warnings + ([acceptance_warning(plan)] if not plan.errors else [])
     gdn_backend, gdn_msgs = gdn_prefill_backend(spec, gpu, opts.gdn_prefill_backend, version)
     errors += gdn_msgs
+    errors += kda_prefill_refusal(gpu, opts.kda_prefill_backend, version)
+    if opts.sparse_indexer_topk_backend not in (None, "auto") and any(
+            la.attention is not None and la.attention.mla is not None and la.attention.mla.index_n_heads
+            for la in spec.layers):
+        warnings.append(warning(
+            "vllm.sparse_indexer_topk.not_modelled", f"--sparse-indexer-topk-backend {opts.sparse_indexer_topk_backend}: "
+            "the DSA indexer's decode top-k kernel; the profile run reserves the same buffers whatever the backend "
+            "(vllm/model_executor/layers/sparse_attn_indexer.py sparse_attn_indexer, 0.33.0), but its decode-time "
+            "transients (torch's masked fp32 logits copy, FlashInfer's index output; deep_select keeps the logits bf16 "
+            "on SM 10.x) land in the decode CUDA graphs' pool, which vramcalc does not size per backend, and vLLM "
+            "raises a RuntimeError at the first decode top-k where the backend's constraints fail (indexer_topk.py "
+            "SparseIndexerTopk.resolve_backend)", source="vllm/model_executor/layers/indexer_topk.py",
+            fix="drop --sparse-indexer-topk-backend"))
+    if opts.linear_backend not in (None, "auto") and scheme.method != "none":
+        warnings.append(warning(
+            "vllm.linear_backend.not_modelled", f"--linear-backend {opts.linear_backend}: the {scheme.method} linear "
+            "layers prefer that backend's kernels where one takes the layer (vllm/model_executor/kernels/linear/"
+            "__init__.py, 0.33.0), whose repacked weight layouts and workspaces vramcalc does not size: the figures are "
+            "those of vLLM's own choice", source="vllm/model_executor/kernels/linear/__init__.py _get_linear_backend",
+            fix="drop --linear-backend"))
     rows, replay_msgs = replayssm_messages(spec, opts, _prefix_caching_on(spec, opts, version),
                                            plan.num_speculative_tokens if plan else 0)
     errors += replay_msgs
@@ -2660,6 +2715,10 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--mamba-block-size {opts.mamba_block_size}")
     if opts.gdn_prefill_backend is not None:
         out.append(f"--gdn-prefill-backend {opts.gdn_prefill_backend}")
+    if opts.linear_backend not in (None, "auto"):
+        out.append(f"--linear-backend {opts.linear_backend}")
+    if opts.sparse_indexer_topk_backend not in (None, "auto"):
+        out.append(f"--sparse-indexer-topk-backend {opts.sparse_indexer_topk_backend}")
     if opts.use_replayssm:
         out.append("--use-replayssm")
     if opts.replayssm_buffer_len != features().replayssm.default_buffer_len:

@@ -365,6 +365,20 @@ def _fp8_block_shapes(spec: ModelSpec, scheme: QuantScheme, tp: int) -> list[Mes
     return out
 
 
+def kda_prefill_refusal(gpu: GPU, requested: str | None, version: str) -> list[Message]:
+    """vLLM's refusal of a --kda-prefill-backend choice of another platform: flashkda off CUDA, fused off ROCm,
+    checked for every model (v0.33.0 vllm/engine/arg_utils.py EngineArgs.create_engine_config; data/vllm_platforms.json
+    kda_prefill). Releases before the rule's `since` are not checked."""
+    r = vllm_platforms().kda_prefill
+    if requested is None or requested not in r.needs_vendor or _vkey(version) < _vkey(r.since):
+        return []
+    if (gpu.vendor or "nvidia") == r.needs_vendor[requested]:
+        return []
+    src = "vllm/engine/arg_utils.py EngineArgs.create_engine_config (0.33.0)"
+    return [Message(code="vllm.kda_prefill.refused", level="error", text=r.refusals[requested] + f" [{src}]",
+                    source=src, fix="drop --kda-prefill-backend")]
+
+
 GDN_PREFILL_BACKENDS = ("flashinfer", "triton", "cutedsl", "aiter_flydsl", "sycl")  # vllm/engine/arg_utils.py choices
 
 
