@@ -746,7 +746,9 @@ def _vllm_reading(p: Parsed) -> Reading:
     if json_flags:
         last = {f.name: (f.values[-1] if f.values else None) for f in p.flags}
         jr = read_json_flags(json_flags, opts.get("load_format"), last.get("--safetensors-load-strategy"),
-                             last.get("--distributed-executor-backend"), "gdn_prefill_backend" in opts)
+                             last.get("--distributed-executor-backend"), "gdn_prefill_backend" in opts,
+                             opts.get("tp", 1) * opts.get("pp", 1) * opts.get("data_parallel_size", 1),
+                             last.get("--data-parallel-backend") == "ray")
         opts.update(jr.options)
         no_effect += jr.no_effect
         warnings += jr.warnings

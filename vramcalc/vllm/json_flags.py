@@ -162,7 +162,8 @@ def _overrides(flag: str, written: str, values: list[str], out: Read) -> None:
         out.no_effect.append(written)
 
 
-def _weight_transfer(flag: str, written: str, values: list[str], executor: str | None, out: Read) -> None:
+def _weight_transfer(flag: str, written: str, values: list[str], executor: str | None, world: int, dp_ray: bool,
+                     out: Read) -> None:
     wt = features().json_flags.weight_transfer
     obj = _object(flag, values, "WeightTransferConfig", wt.fields)
     backend = obj.get("backend", "nccl")
@@ -170,8 +171,10 @@ def _weight_transfer(flag: str, written: str, values: list[str], executor: str |
         raise _pydantic(flag, "WeightTransferConfig", "backend", "Input should be a valid string")
     if backend not in wt.backends:  # factory.py WeightTransferEngineFactory.create_engine, after the weights load
         raise InputError(wt.unknown_refusal.format(backend=backend, available=wt.backends))
-    ex = executor or "mp"
-    if backend in wt.ray_only and ex != "ray":
+    # unset, ParallelConfig.__post_init__ (vllm/config/parallel.py) picks uni for one worker, mp for more (ray
+    # only inside a Ray placement group, or with --data-parallel-backend ray)
+    ex = executor or ("uni" if world == 1 else "mp")
+    if backend in wt.ray_only and ex != "ray" and not (executor is None and dp_ray):
         raise InputError(wt.ray_only[backend].format(backend=ex))
     out.warnings.append(warning("command.not_modelled", f"{written}: the {backend} engine holds no device memory "
                                 "at start-up, but each weight update takes transfer buffers sized by the trainer's "
@@ -243,9 +246,10 @@ def _ec_manager(flag: str, written: str, values: list[str], out: Read) -> None:
 
 
 def read(flags: list[tuple[str, str, str, list[str]]], load_format: str | None, strategy: str | None,
-         executor: str | None, gdn_flag: bool) -> Read:
+         executor: str | None, gdn_flag: bool, world: int = 1, dp_ray: bool = False) -> Read:
     """Each (field, flag, as written, values) of the JSON flags, with the --load-format, --safetensors-load-strategy
-    and --distributed-executor-backend of the command and whether --gdn-prefill-backend is given."""
+    and --distributed-executor-backend of the command, whether --gdn-prefill-backend is given, the workers across
+    TP x PP x DP and whether --data-parallel-backend is ray."""
     out = Read()
     by: dict[str, tuple[str, str, list[str]]] = {}
     for fld, flag, written, values in flags:  # a repeated flag or its dotted keys: one object
@@ -259,7 +263,7 @@ def read(flags: list[tuple[str, str, str, list[str]]], load_format: str | None, 
         elif fld == "model_class_overrides":
             _overrides(flag, written, values, out)
         elif fld == "weight_transfer_config":
-            _weight_transfer(flag, written, values, executor, out)
+            _weight_transfer(flag, written, values, executor, world, dp_ray, out)
         elif fld == "engram_config":
             _engram(flag, written, values)
         elif fld == "diffusion_config":
