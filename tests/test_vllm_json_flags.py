@@ -35,8 +35,9 @@ def _refusal(row: dict) -> str | None:
 
 
 def _core(text: str) -> str:
-    """The words of vLLM's refusal: pydantic's [type=...] and link left out, a model validator's own message."""
-    text = text.split(" [type=")[0]
+    """The words of vLLM's refusal: pydantic's [type=...] and link left out, a model validator's own message, the
+    JSON decoder's position and json.loads' address left out."""
+    text = text.split(" [type=")[0].split("Invalid JSON: ")[0].split(" <function loads at ")[0]
     return text.split("Value error, ")[-1] if "Value error, " in text else text
 
 
@@ -45,7 +46,7 @@ def _read(row: dict):
 
 
 def test_the_fixture_is_vllms():
-    assert ORACLE["release"] == "0.33.0" and "run on CPU" in ORACLE["produced_by"] and len(CASES) == 69
+    assert ORACLE["release"] == "0.33.0" and "run on CPU" in ORACLE["produced_by"] and len(CASES) == 83
 
 
 @pytest.mark.parametrize("row", CASES, ids=[" ".join(r["argv"])[:70] for r in CASES])

@@ -126,6 +126,10 @@ CASES: list[tuple[str, list[str]]] = [
     (Q3, ["--ec-manager-config", J({"manager_config": {"a": 1}})]),
     (Q3, ["--ec-manager-config", J({"encoder_cache_manager_cls": "my.mod.Manager"})]),
     (Q3, ["--ec-manager-config", J({"bad": 1})]),
+    # values that are not one JSON object
+    *[(Q3, [flag, value]) for flag in ("--model-loader-extra-config", "--model-class-overrides",
+                                       "--weight-transfer-config", "--engram-config", "--diffusion-config",
+                                       "--ec-transfer-config", "--ec-manager-config") for value in ("2", "not json")],
 ]
 
 

@@ -1175,6 +1175,7 @@ class VllmLoaderExtraConfig(Sourced):
 
 
 class VllmClassOverrides(Sourced):
+    dict_refusal: str  # a value that is not a JSON object
     type_refusal: str  # {arch}
     format_refusal: str
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data_files import load
-from ..data_models import VllmModelClasses
+from ..data_models import VllmModelClasses, VllmServeArgs
 from ..errors import InputError
 from ..messages import Message, warning
 from .features import features
@@ -37,17 +37,25 @@ def _pydantic(flag: str, cls: str, loc: str, msg: str) -> InputError:
 
 
 def _object(flag: str, values: list[str], cls: str, fields: list[str] | None, built: bool = False) -> dict[str, Any]:
-    """The flag's JSON objects (its dotted keys arrive as more of them), merged; a key the config class does not
-    have refused as pydantic does (@config forbids extra keys): by the parser, or with built by
-    EngineArgs.create_engine_config, which builds the class from the dict (DiffusionConfig)."""
+    """The flag's JSON objects (its dotted keys arrive as more of them), merged, refused as vLLM's parser refuses
+    them: a config class's flag (a pydantic dataclass read from the JSON) says Invalid JSON, or that the value
+    should be an object; a key the config class does not have is refused as pydantic does (@config forbids extra
+    keys), by the parser or, with built, by EngineArgs.create_engine_config, which builds the class from a dict
+    (DiffusionConfig, whose flag is a json.loads dict)."""
     out: dict[str, Any] = {}
     for v in values:
         try:
             obj = json.loads(v)
         except json.JSONDecodeError:
-            raise InputError(f"vllm serve: error: argument {flag}: not valid JSON: {v[:80]!r}") from None
+            if built:  # the parser's json.loads type (vllm/engine/arg_utils.py get_kwargs)
+                raise InputError(f"vllm serve: error: argument {_argname(flag)}: Value {v} cannot be converted "
+                                 "to <function loads>.") from None
+            raise _pydantic(flag, cls, "", "Invalid JSON") from None
         if not isinstance(obj, dict):
-            raise _pydantic(flag, cls, "", f"Input should be a valid dictionary or instance of {cls}")
+            if built:
+                raise InputError(f"TypeError: vllm.config.diffusion.{cls}() argument after ** must be a mapping, "
+                                 f"not {type(obj).__name__}")
+            raise _pydantic(flag, cls, "", "Input should be an object")
         out.update(obj)
     for k in out:
         if fields is not None and k not in fields:
@@ -55,6 +63,27 @@ def _object(flag: str, values: list[str], cls: str, fields: list[str] | None, bu
                 raise InputError(f"ValidationError: 1 validation error for {cls} {k} Unexpected keyword argument")
             raise _pydantic(flag, cls, k, "Unexpected keyword argument")
     return out
+
+
+def _dict(flag: str, values: list[str], refusal: str) -> dict[str, Any]:
+    """A dict-valued ModelConfig / LoadConfig field's JSON (json.loads by the parser), refused as vLLM does."""
+    out: dict[str, Any] = {}
+    for v in values:
+        try:
+            obj = json.loads(v)
+        except json.JSONDecodeError:
+            raise InputError(f"vllm serve: error: argument {_argname(flag)}: Value {v} cannot be converted to "
+                             "<function loads>.") from None
+        if not isinstance(obj, dict):
+            raise InputError(refusal)
+        out.update(obj)
+    return out
+
+
+def _argname(flag: str) -> str:
+    """The argument as argparse names it in an error: its option strings joined by / (data/vllm_serve_args.json)."""
+    names = next((o.names for o in load("vllm_serve_args.json", VllmServeArgs).options if flag in o.names), [flag])
+    return "/".join(names)
 
 
 def _pyset(keys: list[str]) -> str:
@@ -95,11 +124,20 @@ def _additional(flag: str, written: str, values: list[str], gdn_flag: bool, out:
 
 def _loader(flag: str, written: str, values: list[str], load_format: str, strategy: str | None, out: Read) -> None:
     lc = features().json_flags.loader_extra_config
-    obj = _object(flag, values, "LoadConfig", None)
-    if load_format in lc.own_keys and obj:
+    if load_format in lc.own_keys and any(v.strip() not in ("", "{}") for v in values):
         out.warnings.append(warning("command.not_modelled", f"{written}: read by the {load_format} loader's own "
                                     "loading path, which vramcalc does not size; the figures ignore it"))
         return
+    obj: dict[str, Any] = {}
+    for v in values:  # LoadConfig.model_loader_extra_config: a JSON object, or the string as written
+        try:
+            x = json.loads(v)
+        except json.JSONDecodeError:
+            x = v
+        if not isinstance(x, dict):
+            raise InputError(f"ValueError: model_loader_extra_config must be a dict for load format {load_format}, "
+                             "got str")  # DefaultModelLoader.__init__ (the other loaders fail on it unworded)
+        obj.update(x)
     loader = next((n for n, x in lc.loaders.items() if load_format in x.formats), None)
     if loader is None or not obj:  # an unregistered format is refused with --load-format; {} is the default
         out.no_effect.append(written)
@@ -143,7 +181,7 @@ def _loader(flag: str, written: str, values: list[str], load_format: str, strate
 
 def _overrides(flag: str, written: str, values: list[str], out: Read) -> None:
     mc = features().json_flags.model_class_overrides
-    obj = _object(flag, values, "ModelConfig", None)
+    obj = _dict(flag, values, mc.dict_refusal)
     for arch, target in obj.items():
         if not isinstance(target, str):
             raise InputError(mc.type_refusal.format(arch=arch))
