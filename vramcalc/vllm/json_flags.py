@@ -108,13 +108,13 @@ def _additional(flag: str, written: str, values: list[str], gdn_flag: bool, out:
             out.options["gdn_prefill_backend"] = b
             read = True
         elif b != "auto":
-            out.warnings.append(warning("command.not_modelled", f"{written}: gdn_prefill_backend {b!r} is none of "
+            out.warnings.append(warning("command.not_modelled", f"{flag}: gdn_prefill_backend {b!r} is none of "
                                         f"{', '.join(GDN_BACKENDS)} and vLLM falls back on a kernel of its choice; "
                                         "vramcalc does not model it yet: the figures ignore it"))
             return
     unsized = [k for k in obj if k in ac.unsized]
     if unsized:
-        out.warnings.append(warning("command.not_modelled", f"{written}: "
+        out.warnings.append(warning("command.not_modelled", f"{flag}: "
                                     + "; ".join(f"{k}: {ac.unsized[k]}" for k in unsized)
                                     + "; vramcalc does not read those models' configs or size those kernels: the "
                                     "figures ignore it"))
@@ -125,7 +125,7 @@ def _additional(flag: str, written: str, values: list[str], gdn_flag: bool, out:
 def _loader(flag: str, written: str, values: list[str], load_format: str, strategy: str | None, out: Read) -> None:
     lc = features().json_flags.loader_extra_config
     if load_format in lc.own_keys and any(v.strip() not in ("", "{}") for v in values):
-        out.warnings.append(warning("command.not_modelled", f"{written}: read by the {load_format} loader's own "
+        out.warnings.append(warning("command.not_modelled", f"{flag}: read by the {load_format} loader's own "
                                     "loading path, which vramcalc does not size; the figures ignore it"))
         return
     obj: dict[str, Any] = {}
@@ -171,7 +171,7 @@ def _loader(flag: str, written: str, values: list[str], load_format: str, strate
             raise InputError(f"ValueError: memory_limit must be an integer >= -1, got {m!r}")
     unsized = [k for k in obj if k in lk.unsized and obj[k] is not False]
     if unsized:
-        out.warnings.append(warning("command.not_modelled", f"{written}: {', '.join(unsized)} streams the weight "
+        out.warnings.append(warning("command.not_modelled", f"{flag}: {', '.join(unsized)} streams the weight "
                                     "files onto each rank's GPU through the streamer's own buffers while the model "
                                     "loads (weight_utils.py runai_safetensors_weights_iterator), which vramcalc does "
                                     "not size: the figures ignore it"))
@@ -190,7 +190,7 @@ def _overrides(flag: str, written: str, values: list[str], out: Read) -> None:
     classes = load("vllm_model_classes.json", VllmModelClasses).classes
     other = {a: t for a, t in obj.items() if classes.get(a) != t}
     if other:
-        out.warnings.append(warning("command.not_modelled", f"{written}: builds "
+        out.warnings.append(warning("command.not_modelled", f"{flag}: builds "
                                     + ", ".join(f"{a} as {t}" for a, t in other.items())
                                     + ", not the class vLLM registers for it (vllm/model_executor/models/registry.py "
                                     "_VLLM_MODELS, data/vllm_model_classes.json): its weights, buffers and layers "
@@ -214,7 +214,7 @@ def _weight_transfer(flag: str, written: str, values: list[str], executor: str |
     ex = executor or ("uni" if world == 1 else "mp")
     if backend in wt.ray_only and ex != "ray" and not (executor is None and dp_ray):
         raise InputError(wt.ray_only[backend].format(backend=ex))
-    out.warnings.append(warning("command.not_modelled", f"{written}: the {backend} engine holds no device memory "
+    out.warnings.append(warning("command.not_modelled", f"{flag}: the {backend} engine holds no device memory "
                                 "at start-up, but each weight update takes transfer buffers sized by the trainer's "
                                 "init info (NCCL's packed buffers, the layerwise reload, sharded_rdt's ring) beside "
                                 "the KV cache (vllm/distributed/weight_transfer/, 0.33.0); vramcalc does not model "
@@ -241,7 +241,7 @@ def _diffusion(flag: str, written: str, values: list[str], out: Read) -> None:
     if cl is not None and isinstance(cl, int) and cl <= 0:
         raise InputError(di.refusal)
     tokens = f"{cl} lookahead tokens per step" if isinstance(cl, int) else "the canvas length's lookahead tokens"
-    out.warnings.append(warning("command.not_modelled", f"{written}: vLLM builds the diffusion scheduler and sizes "
+    out.warnings.append(warning("command.not_modelled", f"{flag}: vLLM builds the diffusion scheduler and sizes "
                                 f"the KV slots, CUDA graphs and sampler for {tokens} (VllmConfig.num_speculative_tokens,"
                                 " vllm/config/vllm.py, 0.33.0); vramcalc does not model it yet: the figures ignore "
                                 "it"))
@@ -264,7 +264,7 @@ def _ec_transfer(flag: str, written: str, values: list[str], out: Read) -> None:
     what = ("an encoder-only instance, no language model and no KV cache, on a multimodal model only "
             f"({ec.text_only_refusal.removeprefix('ValueError: ')})" if role == "ec_producer" else
             "the encoder outputs it receives or sends")
-    out.warnings.append(warning("command.not_modelled", f"{written}: {conn} as {role}: {what}, and the connector's "
+    out.warnings.append(warning("command.not_modelled", f"{flag}: {conn} as {role}: {what}, and the connector's "
                                 "own buffers (vllm/distributed/ec_transfer/ec_connector/, 0.33.0); vramcalc does not "
                                 "model it yet: the figures ignore it"))
 
@@ -278,7 +278,7 @@ def _ec_manager(flag: str, written: str, values: list[str], out: Read) -> None:
     if cls is None:  # vLLM's own encoder cache manager, as without the flag
         out.no_effect.append(written)
         return
-    out.warnings.append(warning("command.not_modelled", f"{written}: {cls} is built in place of vLLM's encoder cache "
+    out.warnings.append(warning("command.not_modelled", f"{flag}: {cls} is built in place of vLLM's encoder cache "
                                 "manager (vllm/config/ec_manager_config.py), a class vramcalc cannot read; vramcalc "
                                 "does not model it: the figures ignore it"))
 
