@@ -102,13 +102,15 @@ def _additional(flag: str, written: str, values: list[str], gdn_flag: bool, out:
             raise InputError(ac.refusal)
         obj.update(x)
     read = False
-    if "gdn_prefill_backend" in obj and not gdn_flag:  # --gdn-prefill-backend writes over the key when given
-        b = str(obj["gdn_prefill_backend"]).strip().lower()  # _resolve_gdn_prefill_backend
+    for key, over in ac.modelled.items():  # gdn_prefill_backend: the option of the same name
+        if key not in obj or (over == "--gdn-prefill-backend" and gdn_flag):  # the flag writes over the key
+            continue
+        b = str(obj[key]).strip().lower()  # _resolve_gdn_prefill_backend
         if b in GDN_BACKENDS:
-            out.options["gdn_prefill_backend"] = b
+            out.options[key] = b
             read = True
         elif b != "auto":
-            out.warnings.append(warning("command.not_modelled", f"{flag}: gdn_prefill_backend {b!r} is none of "
+            out.warnings.append(warning("command.not_modelled", f"{flag}: {key} {b!r} is none of "
                                         f"{', '.join(GDN_BACKENDS)} and vLLM falls back on a kernel of its choice; "
                                         "vramcalc does not model it yet: the figures ignore it"))
             return
