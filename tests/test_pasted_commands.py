@@ -16,6 +16,7 @@ from vramcalc.errors import InputError, NotModelledError, VramcalcError
 from vramcalc.llamacpp.engine import LlamaOptions
 from vramcalc.pasted_command import check_command, flag_classes, llamacpp_table, read_command, vllm_table
 from vramcalc.vllm.engine import VLLMOptions
+from vramcalc.vllm.json_flags import FIELDS as JSON_FLAG_FIELDS
 
 DATA = json.loads((Path(__file__).parent / "data" / "pasted_commands.json").read_text())["commands"]
 ERRORS = {"InputError": InputError, "NotModelledError": NotModelledError, "VramcalcError": VramcalcError}
@@ -197,7 +198,9 @@ def test_every_not_modelled_flag_warns_by_name(engine):
             takes = o["kind"] == "value"
             value = next((v for v in ("2", "1", "x.json", "{}") if v not in (entry.get("no_effect_values") or [])),
                          "x") if takes else None
-            if entry.get("fields"):  # a JSON object of a vLLM config class: one key that acts
+            if entry.get("example"):  # a JSON flag whose values vLLM refuses unless whole: one it takes
+                value = shlex.quote(entry["example"])
+            elif entry.get("fields"):  # a JSON object of a vLLM config class: one key that acts
                 value = shlex.quote(json.dumps({next(k for k in entry["fields"]
                                                      if k not in (entry.get("no_effect_keys") or [])
                                                      and k not in (entry.get("speed_keys") or {})
@@ -303,6 +306,7 @@ def test_modelled_flags_name_real_option_fields():
              "n_prompt_gen", "nnodes", "data_parallel_size_local", "optimization_level", "compilation_config",
              "preset", "load_mode", "model_url", "hf_repo_draft", "mmproj_url",
              "docker_repo", "config", "image_min_tokens", "image_max_tokens", "mtmd_batch_max_tokens"}
+    extra |= set(JSON_FLAG_FIELDS)  # vLLM's JSON flags, refused or read in the command (vramcalc/vllm/json_flags.py)
     for engine, fields in (("vllm", VLLMOptions.model_fields), ("vllm_env", VLLMOptions.model_fields),
                            ("llamacpp", LlamaOptions.model_fields), ("llama_bench", LlamaOptions.model_fields)):
         for name, c in flag_classes()[engine].items():

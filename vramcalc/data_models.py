@@ -933,6 +933,7 @@ class FlagClass(Fixed):
     case_sensitive: bool = True
     # a JSON-object flag's keys that change no memory but speed, each with what it changes (as `speed` says it)
     speed_keys: dict[str, str] | None = None
+    example: str | None = None  # not_modelled, a JSON flag vramcalc checks (vllm/json_flags.py): a value vLLM takes
 
 
 class CommandFlags(Fixed):
@@ -1215,6 +1216,76 @@ class VllmLoadFormat(Sourced):
     refusal: str
 
 
+class VllmAdditionalConfig(Sourced):
+    modelled: dict[str, str]  # key -> the serve flag that sets the same option (and wins over the key)
+    unsized: dict[str, str]  # key read on CUDA / ROCm -> what it changes, not sized
+    refusal: str  # a value that is not a JSON object
+
+
+class VllmLoaderKeys(Fixed):
+    formats: list[str]  # the --load-format values this loader serves
+    no_effect: list[str]  # the keys it takes that leave the GPU's memory as it is
+    unsized: list[str]  # the keys it takes whose load-time GPU buffers are not sized
+    unexpected: str  # its refusal of another key ({load_format}, {keys})
+    keys_as: Literal["set", "dict_keys", "none"]  # how the refusal prints the keys
+
+
+class VllmLoaderExtraConfig(Sourced):
+    loaders: dict[str, VllmLoaderKeys]
+    own_keys: list[str]  # formats whose own loading path reads its own keys
+
+
+class VllmClassOverrides(Sourced):
+    dict_refusal: str  # a value that is not a JSON object
+    type_refusal: str  # {arch}
+    format_refusal: str
+
+
+class VllmWeightTransfer(Sourced):
+    fields: list[str]
+    backends: list[str]
+    unknown_refusal: str
+    ray_only: dict[str, str]  # backend -> its refusal without Ray workers
+
+
+class VllmEngram(Sourced):
+    fields: list[str]
+    architectures: dict[str, str]  # architecture -> the config field naming its n-gram layers
+    refusal: str
+    combination_refusals: dict[str, str]
+
+
+class VllmFieldsOnly(Sourced):
+    fields: list[str]
+    refusal: str
+
+
+class VllmEcTransfer(Sourced):
+    fields: list[str]
+    roles: list[str]
+    connectors: list[str]
+    no_connector_refusal: str
+    unknown_refusal: str
+    text_only_refusal: str
+    role_refusal: str
+
+
+class VllmJsonFlags(Sourced):
+    additional_config: VllmAdditionalConfig
+    loader_extra_config: VllmLoaderExtraConfig
+    model_class_overrides: VllmClassOverrides
+    weight_transfer: VllmWeightTransfer
+    engram: VllmEngram
+    diffusion: VllmFieldsOnly
+    ec_transfer: VllmEcTransfer
+    ec_manager: VllmFieldsOnly
+
+
+class VllmModelClasses(Sourced):
+    release: str
+    classes: dict[str, str]  # architecture -> the "module:class" vLLM registers for it
+
+
 class VllmUbatch(Sourced):
     backends: dict[str, list[str]]  # vendor -> the all-to-all backends micro-batching takes
     default_backend: str
@@ -1252,6 +1323,7 @@ class VllmFeatures(Sourced):
     all2all: VllmAll2All
     replayssm: VllmReplaySSM
     pcp: VllmPcp
+    json_flags: VllmJsonFlags
 
 
 class LlamaSpecRun(Fixed):
@@ -1353,6 +1425,7 @@ FILES: dict[str, type[BaseModel]] = {
     "speed.json": Speed,
     "vllm.json": Vllm,
     "vllm_features.json": VllmFeatures,
+    "vllm_model_classes.json": VllmModelClasses,
     "vllm_kv_formats.json": VllmKVFormats,
     "vllm_platforms.json": VllmPlatforms,
     "vllm_quant_support.json": VllmQuantSupport,

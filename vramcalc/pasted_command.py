@@ -32,6 +32,7 @@ from .vllm.engine import parse_eplb_config
 from .vllm.aux_output import parse_aux_output_config
 from .vllm.hf_overrides import json_object_arg, parse_hf_overrides
 from .vllm.features import config_object
+from .vllm.json_flags import FIELDS as JSON_FLAG_FIELDS, read as read_json_flags
 from .vllm.kv_transfer import parse_kv_transfer_config
 from .vllm.spec_decode import parse_speculative_config
 
@@ -636,7 +637,11 @@ def _vllm_reading(p: Parsed) -> Reading:
     warnings: list[Message] = []
     reader: dict[str, Any] = {}  # what the command says about the system (nodes, local DP ranks)
     present = _present(p)
+    json_flags: list[tuple[str, str, str, list[str]]] = []
     for f in p.flags:
+        if f.entry.get("field") in JSON_FLAG_FIELDS:  # read beside the flags they depend on (vllm/json_flags.py)
+            json_flags.append((f.entry["field"], f.name, f.written(), f.values))
+            continue
         if not _common(f, no_effect, warnings, present):
             continue
         name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
@@ -770,6 +775,15 @@ def _vllm_reading(p: Parsed) -> Reading:
                 opts["deepep_force_intra_node"] = bool(_int(k, val))  # bool(int(os.getenv(...))) (vllm/envs.py)
             elif entry["class"] == "modelled":  # VLLM_USE_FLASHINFER_SAMPLER
                 opts[entry["field"]] = _truthy(val) if _truthy(val) is not None else bool(_int(k, val))
+    if json_flags:
+        last = {f.name: (f.values[-1] if f.values else None) for f in p.flags}
+        jr = read_json_flags(json_flags, opts.get("load_format"), last.get("--safetensors-load-strategy"),
+                             last.get("--distributed-executor-backend"), "gdn_prefill_backend" in opts,
+                             opts.get("tp", 1) * opts.get("pp", 1) * opts.get("data_parallel_size", 1),
+                             last.get("--data-parallel-backend") == "ray")
+        opts.update(jr.options)
+        no_effect += jr.no_effect
+        warnings += jr.warnings
     if p.engine_version:
         opts["engine_version"] = p.engine_version
     if not p.model:
