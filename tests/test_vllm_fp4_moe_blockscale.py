@@ -51,11 +51,18 @@ def test_the_default_is_vllms():
 
 @pytest.mark.parametrize("cc", sorted(GPU_BY_CC))
 def test_only_where_cutlass_experts_fp4_runs(cc):
-    """CutlassExpertsFp4._supports_current_device: the SM 10.x / 11.x / 12.x families (the oracle's answer)."""
+    """CutlassExpertsFp4._supports_current_device: the SM 10.x / 11.x / 12.x families (the oracle's answer);
+    elsewhere vLLM refuses the explicit backend (select_nvfp4_moe_backend's ValueError)."""
     assert ORACLE["cutlass_kernel"] == ["CutlassExpertsFp4"]
     base, _ = _activation(gpu=GPU_BY_CC[cc], tp=1)
     got, _ = _activation(gpu=GPU_BY_CC[cc], tp=1, moe_backend="cutlass")
     assert (got > base) == ORACLE["cutlass_fp4_devices"][cc]
+    _, codes = _activation(gpu=GPU_BY_CC[cc], tp=1, moe_backend="cutlass")
+    assert ("vllm.moe.cutlass_fp4_device" in codes) == (not ORACLE["cutlass_fp4_devices"][cc])
+    if not ORACLE["cutlass_fp4_devices"][cc]:  # oracle/nvfp4.py _make_log_unsupported, modular_kernel.py _make_reason
+        assert codes["vllm.moe.cutlass_fp4_device"].text.startswith(
+            "ValueError: NvFp4 MoE backend 'VLLM_CUTLASS' does not support the deployment configuration since kernel "
+            "does not support current device ")
 
 
 def test_not_counted_where_vllm_chooses_and_said_so():

@@ -135,6 +135,8 @@ CODES: dict[str, str] = {
     "vllm.moe.fp4_blockscale": "the CUTLASS FP4 MoE kernels' block-scale tensor is counted in the forward peak",
     "vllm.moe.fp4_blockscale_unsized": "VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE where the CUTLASS FP4 MoE kernels are not "
                                        "known to run: nothing added",
+    "vllm.moe.cutlass_fp4_device": "--moe-backend cutlass with NVFP4 experts on a GPU outside SM 10.x / 11.x / 12.x "
+                                   "(vLLM refuses)",
     "vllm.moe.fp4_max_tokens": "the profile run's tokens pass VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE (vLLM's assertion)",
     "vllm.sparse_indexer.absent": "VLLM_SPARSE_INDEXER_MAX_LOGITS_MB or sparse_mla_prefill_workspace_factor on a "
                                   "model without the DSA sparse indexer: no indexer buffer to size",

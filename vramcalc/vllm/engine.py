@@ -1017,6 +1017,22 @@ def _sparse_indexer(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, mnbt: int, L: 
                           exchange=2 * index_buffer if sharded else 0)
 
 
+def _cutlass_fp4_experts_asked(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme) -> bool:
+    """NVFP4 W4A4 routed experts with --moe-backend cutlass: vLLM runs CutlassExpertsFp4 or refuses (v0.33.0
+    vllm/model_executor/layers/fused_moe/oracle/nvfp4.py select_nvfp4_moe_backend, explicit moe_backend)."""
+    return (spec.is_moe and scheme.method in ("nvfp4", "modelopt_nvfp4") and scheme.static_input_scale
+            and "routed_experts" in scheme.quantize_groups
+            and opts.moe_backend == vllm_rules().fp4_moe_blockscale.moe_backend)
+
+
+def _cutlass_fp4_device(gpu: GPU) -> bool:
+    """CutlassExpertsFp4._supports_current_device (fused_moe/experts/cutlass_moe.py, v0.33.0): CUDA, SM 10.x / 11.x /
+    12.x (data/vllm.json fp4_moe_blockscale cc_families)."""
+    cc = gpu.compute_capability
+    return gpu.vendor == "nvidia" and bool(cc) and int(str(cc).split(".")[0]) in \
+        vllm_rules().fp4_moe_blockscale.cc_families
+
+
 def _fp4_moe_blockscale(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, gpu: GPU) -> int:
     """The block-scale tensor the CUTLASS FP4 MoE kernels allocate at each MoE layer's forward, on one rank: the
     larger of the expert input's and the down projection's, VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE x top-k rows by
@@ -1028,10 +1044,7 @@ def _fp4_moe_blockscale(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme,
     from . import all2all
 
     r = vllm_rules().fp4_moe_blockscale
-    cc = gpu.compute_capability
-    if not (spec.is_moe and scheme.method in ("nvfp4", "modelopt_nvfp4") and scheme.static_input_scale
-            and "routed_experts" in scheme.quantize_groups and opts.moe_backend == r.moe_backend
-            and gpu.vendor == "nvidia" and cc and int(cc.split(".")[0]) in r.cc_families
+    if not (_cutlass_fp4_experts_asked(spec, opts, scheme) and _cutlass_fp4_device(gpu)
             and (not all2all.kernels_on(spec, opts) or all2all.backend(opts) == "allgather_reducescatter")):
         return 0
     rows = r.max_tokens_per_expert if opts.max_tokens_per_expert_fp4_moe is None else \
@@ -2108,6 +2121,12 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         act = act.model_copy(update={"forward": act.forward + indexer.transient,
                                      "workspace": act.workspace + indexer.persistent})
     blockscale = _fp4_moe_blockscale(spec, opts, scheme, gpu)
+    if _cutlass_fp4_experts_asked(spec, opts, scheme) and not _cutlass_fp4_device(gpu):
+        errors.append(error("vllm.moe.cutlass_fp4_device", "ValueError: NvFp4 MoE backend 'VLLM_CUTLASS' does not "
+                            "support the deployment configuration since kernel does not support current device "
+                            f"{gpu.name}.", source="vllm/model_executor/layers/fused_moe/oracle/nvfp4.py "
+                            "select_nvfp4_moe_backend; experts/cutlass_moe.py CutlassExpertsFp4 (v0.33.0)",
+                            fix="--moe-backend auto (or marlin): the CUTLASS FP4 MoE kernels need SM 10.x / 11.x / 12.x"))
     warnings += _fp4_moe_blockscale_messages(spec, opts, blockscale, mnbt, errors)
     if blockscale:  # a transient of each MoE layer's forward (cutlass_moe.py run_cutlass_moe_fp4)
         act = act.model_copy(update={"forward": act.forward + blockscale})
