@@ -155,7 +155,7 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
     ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --max-num-seqs 64 --no-swa-bounded-replay",
      "--no-swa-bounded-replay"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --spec-type draft-mtp", "--spec-type"),
-    ("VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE=4096 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE"),
+    ("VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD=1 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD"),
 ])
 def test_not_modelled_flags_are_warned_about_by_name(command, flag):
     """The rest of the command is checked; a command.not_modelled warning names the flag and says the figures
@@ -719,7 +719,6 @@ def test_num_gpu_blocks_override_is_read_as_the_vramcalc_flag():
 @pytest.mark.parametrize("var,default,other", [
     # vllm/envs.py (0.34.0): the value each variable takes when unset
     ("VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD", "0", "1"),
-    ("VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE", "163840", "200000"),
 ])
 def test_env_values_listed_as_no_effect_are_the_release_defaults(var, default, other):
     base = "vllm serve Qwen/Qwen3-8B --max-model-len 8192"

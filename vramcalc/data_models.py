@@ -623,6 +623,18 @@ class VerdictMargin(Sourced):
     outside_budget_min_gib: float = 0.0
 
 
+class Fp4MoeBlockscale(Sourced):
+    """The CUTLASS FP4 MoE expert-quant kernels' block-scale tensor (vllm.json fp4_moe_blockscale)."""
+
+    max_tokens_per_expert: int  # VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE's default
+    max_tokens_source: str
+    block: int  # NVFP4 values per scale
+    scales_per_int32: int  # fp8 scales packed in one int32 column
+    moe_backend: str  # the --moe-backend that runs the kernel
+    cc_families: list[int]  # the CUDA compute-capability majors it runs on
+    cc_source: str
+
+
 class SparseIndexer(Sourced):
     """The DSA sparse indexer's buffers (vllm.json sparse_indexer)."""
 
@@ -672,6 +684,7 @@ class Vllm(Sourced):
     verdict_margin: VerdictMargin
     hf_overrides: HfOverrides
     sparse_indexer: SparseIndexer
+    fp4_moe_blockscale: Fp4MoeBlockscale
 
 
 # --- vllm_platforms.json, vllm_quant_support.json -----------------------------------------------

@@ -146,6 +146,12 @@ CODES: dict[str, str] = {
                                        "(DeepSeek-V3.2): vLLM cannot build its attention",
     "vllm.sparse_indexer.buffers": "the DSA sparse indexer's workspace, index buffer and profile-run dummy logits "
                                    "tensor, counted in the activation (an upper bound: the workspace is shared)",
+    "vllm.moe.fp4_blockscale": "the CUTLASS FP4 MoE kernels' block-scale tensor is counted in the forward peak",
+    "vllm.moe.fp4_blockscale_unsized": "VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE where the CUTLASS FP4 MoE kernels are not "
+                                       "known to run: nothing added",
+    "vllm.moe.cutlass_fp4_device": "--moe-backend cutlass with NVFP4 experts on a GPU outside SM 10.x / 11.x / 12.x "
+                                   "(vLLM refuses)",
+    "vllm.moe.fp4_max_tokens": "the profile run's tokens pass VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE (vLLM's assertion)",
     "vllm.sparse_indexer.absent": "VLLM_SPARSE_INDEXER_MAX_LOGITS_MB or sparse_mla_prefill_workspace_factor on a "
                                   "model without the DSA sparse indexer: no indexer buffer to size",
     "vllm.sparse_indexer.rocm": "ROCm's sparse indexer reserves a decode-logits workspace vramcalc does not size",

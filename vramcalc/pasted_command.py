@@ -762,7 +762,8 @@ def _vllm_reading(p: Parsed) -> Reading:
             elif entry["class"] == "modelled" and entry["field"] == "replicate_embed":
                 opts["replicate_embed"] = val.strip().lower() in ("1", "true")  # vllm/envs.py (0.33.0)
             elif entry["class"] == "modelled" and entry["field"] in ("flashinfer_workspace_bytes",
-                                                                      "sparse_indexer_max_logits_mb"):
+                                                                      "sparse_indexer_max_logits_mb",
+                                                                      "max_tokens_per_expert_fp4_moe"):
                 try:  # int(os.getenv(...)) (vllm/envs.py, 0.33.0)
                     opts[entry["field"]] = int(val)
                 except ValueError:
@@ -1723,8 +1724,8 @@ def _flag_line(q: Question) -> str:
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
                 "all2all_backend", "deepep_buffer_size_mb", "flashinfer_workspace_bytes", "sparse_indexer_max_logits_mb",
-                "gdn_prefill_backend", "kda_prefill_backend", "linear_backend", "sparse_indexer_topk_backend",
-                "replayssm_buffer_len",
+                "max_tokens_per_expert_fp4_moe", "gdn_prefill_backend", "kda_prefill_backend", "linear_backend",
+                "sparse_indexer_topk_backend", "replayssm_buffer_len",
                 "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "offload_group_size",
                 "offload_num_in_group", "offload_prefetch_step", "prefill_context_parallel_size")
                 else _cli_flag(k, v) or f"({k}={v!r})")

@@ -117,6 +117,9 @@ class VLLMOptions(CheckedOptions):
     # VLLM_SPARSE_INDEXER_MAX_LOGITS_MB (None: the default, 512): the DSA sparse indexer's dummy logits tensor in the
     # profile run (_sparse_indexer)
     sparse_indexer_max_logits_mb: int | None = Field(default=None, ge=0, le=2**20)
+    # VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE (None: the default, 163840): the rows of the CUTLASS FP4 MoE kernels'
+    # block-scale tensor, a forward transient with --moe-backend cutlass on NVFP4 experts (_fp4_moe_blockscale)
+    max_tokens_per_expert_fp4_moe: int | None = Field(default=None, ge=1, le=2**31)
     disable_custom_all_reduce: bool = False  # --disable-custom-all-reduce
     # --model-impl (vllm/config/model.py ModelImpl, 0.33.0): transformers builds vLLM's Transformers backend, whose
     # parameters are the vLLM class's and whose rotary buffers are transformers' (weights.py transformers_rope_bytes);
@@ -1136,6 +1139,80 @@ def _sparse_indexer(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, mnbt: int, L: 
         opts.prefill_context_parallel_size == 1
     return _SparseIndexer(factor=factor, rows=rows, workspace=workspace, index_buffer=index_buffer, logits=mb * MIB,
                           exchange=2 * index_buffer if sharded else 0)
+
+
+def _cutlass_fp4_experts_asked(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme) -> bool:
+    """NVFP4 W4A4 routed experts with --moe-backend cutlass: vLLM runs CutlassExpertsFp4 or refuses (v0.33.0
+    vllm/model_executor/layers/fused_moe/oracle/nvfp4.py select_nvfp4_moe_backend, explicit moe_backend)."""
+    return (spec.is_moe and scheme.method in ("nvfp4", "modelopt_nvfp4") and scheme.static_input_scale
+            and "routed_experts" in scheme.quantize_groups
+            and opts.moe_backend == vllm_rules().fp4_moe_blockscale.moe_backend)
+
+
+def _cutlass_fp4_device(gpu: GPU) -> bool:
+    """CutlassExpertsFp4._supports_current_device (fused_moe/experts/cutlass_moe.py, v0.33.0): CUDA, SM 10.x / 11.x /
+    12.x (data/vllm.json fp4_moe_blockscale cc_families)."""
+    cc = gpu.compute_capability
+    return gpu.vendor == "nvidia" and bool(cc) and int(str(cc).split(".")[0]) in \
+        vllm_rules().fp4_moe_blockscale.cc_families
+
+
+def _fp4_moe_blockscale(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, gpu: GPU) -> int:
+    """The block-scale tensor the CUTLASS FP4 MoE kernels allocate at each MoE layer's forward, on one rank: the
+    larger of the expert input's and the down projection's, VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE x top-k rows by
+    ceil((K // 16) / 4) int32, K the hidden size and the rank's expert intermediate (data/vllm.json
+    fp4_moe_blockscale; v0.33.0 vllm/model_executor/layers/fused_moe/experts/cutlass_moe.py run_cutlass_moe_fp4).
+    Counted where vLLM certainly runs it: NVFP4 W4A4 experts with --moe-backend cutlass on a CUDA GPU of the SM
+    10.x / 11.x / 12.x families, the experts in the standard layout (no all-to-all kernels, or
+    allgather_reducescatter); 0 elsewhere (vLLM's own choice, FlashInfer first, is not modelled)."""
+    from . import all2all
+
+    r = vllm_rules().fp4_moe_blockscale
+    if not (_cutlass_fp4_experts_asked(spec, opts, scheme) and _cutlass_fp4_device(gpu)
+            and (not all2all.kernels_on(spec, opts) or all2all.backend(opts) == "allgather_reducescatter")):
+        return 0
+    rows = r.max_tokens_per_expert if opts.max_tokens_per_expert_fp4_moe is None else \
+        opts.max_tokens_per_expert_fp4_moe
+    moe = _moe(spec, opts)
+    split = opts.tp if moe is None else moe.tp  # the experts' intermediate split (1 under EP)
+
+    def scale_bytes(k: int, topk: int) -> int:
+        return rows * topk * -(-(k // r.block) // r.scales_per_int32) * 4
+
+    return max((max(scale_bytes(spec.hidden_size, la.mlp.experts_per_token),
+                    scale_bytes(la.mlp.expert_intermediate_size // split, la.mlp.experts_per_token))
+                for la in spec.layers if la.mlp.kind == "moe"), default=0)
+
+
+def _fp4_moe_blockscale_messages(spec: ModelSpec, opts: VLLMOptions, blockscale: int, mnbt: int,
+                                 errors: list[Message]) -> list[Message]:
+    """What vramcalc says of the CUTLASS FP4 MoE block-scale tensor (_fp4_moe_blockscale): its size where counted,
+    and vLLM's assertion where the profile run's tokens pass VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE (appended to
+    errors; one DP rank, whose MoE layers see max_num_batched_tokens); where it is not counted and the variable is
+    set, why."""
+    src = "vllm/model_executor/layers/fused_moe/experts/cutlass_moe.py run_cutlass_moe_fp4, vllm/_custom_ops.py " \
+          "scaled_fp4_experts_quant (v0.33.0)"
+    rows = opts.max_tokens_per_expert_fp4_moe or vllm_rules().fp4_moe_blockscale.max_tokens_per_expert
+    if not blockscale:
+        if opts.max_tokens_per_expert_fp4_moe is None:
+            return []
+        return [warning("vllm.moe.fp4_blockscale_unsized", f"VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE={rows}: its "
+                        "block-scale tensor is counted only where vLLM certainly runs the CUTLASS FP4 MoE kernels "
+                        "(NVFP4 W4A4 experts, --moe-backend cutlass, CUDA SM 10.x / 11.x / 12.x); vLLM's own choice "
+                        "(FlashInfer's kernels first, by the installed package) is not modelled, so nothing is added",
+                        source=src)]
+    if opts.data_parallel_size == 1 and mnbt > rows:
+        topk = max(la.mlp.experts_per_token for la in spec.layers if la.mlp.kind == "moe")
+        errors.append(error("vllm.moe.fp4_max_tokens", f"AssertionError: m_numtopk must be less than "
+                            f"MAX_TOKENS_PER_EXPERT({rows}) for cutlass_moe_fp4, observed m_numtopk = {mnbt * topk}. "
+                            "Use VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE to set this value. (the profile run's "
+                            f"{mnbt} tokens)", source=src,
+                            fix=f"VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE={mnbt} or a lower --max-num-batched-tokens"))
+    return [warning("vllm.moe.fp4_blockscale", f"CUTLASS FP4 MoE: each MoE layer's forward holds a "
+                    f"{blockscale / MIB:.0f} MiB block-scale tensor (VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE {rows} x top-k "
+                    "rows, whatever the batch), counted on top of the forward peak", source=src,
+                    fix="a lower VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE, at least max_num_batched_tokens, returns memory "
+                        "to the KV cache")]
 
 
 def _sparse_indexer_messages(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, idx: _SparseIndexer | None
@@ -2312,6 +2389,16 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if indexer is not None:  # persistent beside the FlashInfer / TurboQuant workspaces; transient in the forward
         act = act.model_copy(update={"forward": act.forward + indexer.transient,
                                      "workspace": act.workspace + indexer.persistent})
+    blockscale = _fp4_moe_blockscale(spec, opts, scheme, gpu)
+    if _cutlass_fp4_experts_asked(spec, opts, scheme) and not _cutlass_fp4_device(gpu):
+        errors.append(error("vllm.moe.cutlass_fp4_device", "ValueError: NvFp4 MoE backend 'VLLM_CUTLASS' does not "
+                            "support the deployment configuration since kernel does not support current device "
+                            f"{gpu.name}.", source="vllm/model_executor/layers/fused_moe/oracle/nvfp4.py "
+                            "select_nvfp4_moe_backend; experts/cutlass_moe.py CutlassExpertsFp4 (v0.33.0)",
+                            fix="--moe-backend auto (or marlin): the CUTLASS FP4 MoE kernels need SM 10.x / 11.x / 12.x"))
+    warnings += _fp4_moe_blockscale_messages(spec, opts, blockscale, mnbt, errors)
+    if blockscale:  # a transient of each MoE layer's forward (cutlass_moe.py run_cutlass_moe_fp4)
+        act = act.model_copy(update={"forward": act.forward + blockscale})
     non_torch, car = _non_torch_term(gpu, opts, prof)
     a2a = all2all.buffer_bytes(spec, opts)  # DeepEP's buffer: built at load, outside torch (non-torch, in budget)
     non_torch += a2a
@@ -2612,6 +2699,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.insert(0, "VLLM_DEEPEP_HIGH_THROUGHPUT_FORCE_INTRA_NODE=1")
     if opts.sparse_indexer_max_logits_mb is not None:  # an environment variable (vllm/envs.py)
         cmd.insert(0, f"VLLM_SPARSE_INDEXER_MAX_LOGITS_MB={opts.sparse_indexer_max_logits_mb}")
+    if opts.max_tokens_per_expert_fp4_moe is not None:  # an environment variable (vllm/envs.py)
+        cmd.insert(0, f"VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE={opts.max_tokens_per_expert_fp4_moe}")
     return VLLMResult(
         fits=fits and not errors, engine_version=version,
         model=ModelSummary(id=spec.id, params_total=counts.total, params_active=counts.active),
