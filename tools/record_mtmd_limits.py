@@ -16,8 +16,6 @@ mtmd_batch_add_chunk answers for putting two image chunks of one grid in one enc
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 import subprocess
 import sys
@@ -29,6 +27,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import llamacpp_extras_models as xm  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tools"))
+from probe_fixture import probe_args, write_probe_fixture  # noqa: E402
+
 # (image_min_tokens, image_max_tokens, batch_max_tokens): llama-server's defaults (-1, -1, 1024), then others
 SETTINGS = [(-1, -1, 1024), (64, 4096, 8192), (1, 16, 1), (256, 256, 100000)]
 COMPUTE = re.compile(r"^\w+:\s+(\S+) compute buffer size =\s+([\d.]+) MiB")
@@ -36,11 +37,7 @@ WARMUP = re.compile(r"warmup with image size = (\d+) x (\d+)")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--src", required=True, type=Path)
-    ap.add_argument("--build", required=True, type=Path)
-    ap.add_argument("--commit", required=True)
-    a = ap.parse_args()
+    a = probe_args()
     tmp = Path(tempfile.mkdtemp())
     probe = tmp / "probe"
     lib = next(p.parent for p in a.build.rglob("libmtmd.so"))
@@ -63,14 +60,14 @@ def main() -> None:
                          "image_tokens": [int(x.split()[1]) for x in lines if x.startswith("PROBE_IMAGE_TOKENS")],
                          "batch_add": [int(x.split()[1]) for x in lines if x.startswith("PROBE_BATCH_ADD")]})
             print(runs[-1])
-    out_path = ROOT / "tests" / "data" / "llamacpp_mtmd_limits.json"
-    out_path.write_text(json.dumps({
-        "_source": "a real llama.cpp (CPU backend) run by tools/record_mtmd_limits.py with tools/mtmd_limits_probe.cpp: "
-                   "mtmd_init_from_file with the settings llama-server passes (image_min_tokens, image_max_tokens, "
-                   "batch_max_tokens), clip.cpp's printed warmup image size and compute buffer (MiB, two decimals), "
-                   "and mtmd_batch_add_chunk's answers for two image chunks of one 4x4 grid in one batch "
-                   "(mtmd_test_create_input_chunks; 0 added, 2 batch too large or no batch support, 3 cannot batch)",
-        "produced_by": "tools/record_mtmd_limits.py", "llama_cpp_commit": a.commit, "runs": runs}, indent=1) + "\n")
+    write_probe_fixture(
+        "llamacpp_mtmd_limits",
+        "a real llama.cpp (CPU backend) run by tools/record_mtmd_limits.py with tools/mtmd_limits_probe.cpp: "
+        "mtmd_init_from_file with the settings llama-server passes (image_min_tokens, image_max_tokens, "
+        "batch_max_tokens), clip.cpp's printed warmup image size and compute buffer (MiB, two decimals), "
+        "and mtmd_batch_add_chunk's answers for two image chunks of one 4x4 grid in one batch "
+        "(mtmd_test_create_input_chunks; 0 added, 2 batch too large or no batch support, 3 cannot batch)",
+        "tools/record_mtmd_limits.py", a.commit, runs)
 
 
 if __name__ == "__main__":

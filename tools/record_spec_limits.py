@@ -13,14 +13,15 @@ server_output_limits reserves, tools/server/server-context.cpp), then common_spe
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from probe_fixture import probe_args, write_probe_fixture  # noqa: E402
 # the common/ files the probe links (speculative.cpp and what it calls), and the build's build-info.cpp
 COMMON = ("speculative", "ngram-map", "ngram-mod", "ngram-cache", "log", "common", "sampling", "fit",
           "reasoning-budget", "unicode", "trie")
@@ -38,11 +39,7 @@ PROBE = re.compile(r"^PROBE n_max=(-?\d+) total=(\d+) per_seq=(\d+) spec=(\d) he
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--src", required=True, type=Path)
-    ap.add_argument("--build", required=True, type=Path)
-    ap.add_argument("--commit", required=True)
-    a = ap.parse_args()
+    a = probe_args()
     tmp = Path(tempfile.mkdtemp())
     lib = next(p.parent for p in a.build.rglob("libllama.so"))
     inc = [f"-I{a.src / d}" for d in ("common", "vendor", "include", "ggml/include")]
@@ -69,15 +66,15 @@ def main() -> None:
                      "outputs_per_seq": int(m.group(3)), "speculates": m.group(4) == "1",
                      "heap_bytes": int(m.group(5)), "error": m.group(6)})
         print(runs[-1])
-    out_path = ROOT / "tests" / "data" / "llamacpp_spec_limits.json"
-    out_path.write_text(json.dumps({
-        "_source": "a real llama.cpp's speculative code (common/speculative.cpp and the common/ files it calls, with "
-                   "the tree's CPU libllama) run by tools/record_spec_limits.py with tools/spec_limits_probe.cpp: "
-                   "common_speculative_n_max, common_speculative_get_output_limits(n_batch, n_seq, n_max) (the rows "
-                   "llama-server reserves), then common_speculative_init(params, n_seq) with no draft context: whether "
-                   "it made a speculative context, the error it threw, and the heap bytes it kept (glibc mallinfo2 "
-                   "uordblks + hblkhd, before and after)",
-        "produced_by": "tools/record_spec_limits.py", "llama_cpp_commit": a.commit, "runs": runs}, indent=1) + "\n")
+    write_probe_fixture(
+        "llamacpp_spec_limits",
+        "a real llama.cpp's speculative code (common/speculative.cpp and the common/ files it calls, with "
+        "the tree's CPU libllama) run by tools/record_spec_limits.py with tools/spec_limits_probe.cpp: "
+        "common_speculative_n_max, common_speculative_get_output_limits(n_batch, n_seq, n_max) (the rows "
+        "llama-server reserves), then common_speculative_init(params, n_seq) with no draft context: whether "
+        "it made a speculative context, the error it threw, and the heap bytes it kept (glibc mallinfo2 "
+        "uordblks + hblkhd, before and after)",
+        "tools/record_spec_limits.py", a.commit, runs)
 
 
 if __name__ == "__main__":
