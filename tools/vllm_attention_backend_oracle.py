@@ -61,7 +61,7 @@ def main() -> None:
         try:
             row["path"] = CudaPlatform.get_attn_backend_cls(AttentionBackendEnum[name], sel)
         except Exception as e:
-            row["error"] = f"{type(e).__name__}: {' '.join(str(e).split())[:400]}"
+            row["error"] = vo.refusal_text(e, 400)
         rows.append(row)
     doc = {"release": vllm.__version__, "cases": rows, "produced_by": (
         f"vLLM {vllm.__version__} wheel: CudaPlatform.get_attn_backend_cls with the backend selected and the "

@@ -197,7 +197,7 @@ def main() -> None:
         except Exception as e:  # what vLLM itself refuses, recorded as its message
             if os.environ.get("VLLM_ORACLE_DEBUG"):
                 raise
-            msg = f"{type(e).__name__}: {' '.join(str(e).split())[:600]}"
+            msg = vo.refusal_text(e)
             doc["unsupported"].append({"model": repo, "tp": tp, "engine_args": args, "error": msg})
             print(f"{repo} tp{tp} {args}: {msg}", file=sys.stderr)
         with open(a.out, "w") as f:

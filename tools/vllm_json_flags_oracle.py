@@ -134,7 +134,7 @@ CASES: list[tuple[str, list[str]]] = [
 
 
 def _err(e: BaseException) -> str:
-    return f"{type(e).__name__}: {' '.join(str(e).split())[:500]}"
+    return vo.refusal_text(e, 500)
 
 
 def _facts(cfg: Any) -> dict[str, Any]:

@@ -63,7 +63,7 @@ def _connectors() -> dict[str, Any]:
             cfg = KVTransferConfig(kv_connector=name, kv_role="kv_both")
             row["supports_hma"] = bool(KVConnectorFactory.supports_hma_config(cfg))
         except Exception as e:  # the class's imports need what this machine lacks
-            row["class_error"] = f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
+            row["class_error"] = vo.refusal_text(e, 200)
         out[name] = row
     return out
 

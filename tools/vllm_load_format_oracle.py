@@ -43,7 +43,7 @@ def main() -> None:
             row["loader"] = type(loader).__name__
             row["base_load_model"] = type(loader).load_model is BaseModelLoader.load_model
         except Exception as e:  # the refusal, in vLLM's words
-            row["error"] = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+            row["error"] = vo.refusal_text(e, 300)
         rows[v] = row
     doc = {"release": vllm.__version__, "formats": rows, "produced_by": (
         f"vLLM {vllm.__version__} wheel: LoadConfig and model_loader.get_model_loader for each value, and whether the "

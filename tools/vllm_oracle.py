@@ -588,7 +588,7 @@ def print_case_row(run: Any) -> None:
     except Exception as e:  # what vLLM refuses, as its message
         if os.environ.get("VLLM_ORACLE_DEBUG"):
             raise
-        row = {"error": f"{type(e).__name__}: {' '.join(str(e).split())[:400]}"}
+        row = {"error": refusal_text(e, 400)}
     print("ROW " + json.dumps(row))
 
 
@@ -629,6 +629,11 @@ def run_flag_cases(doc: dict[str, Any], out: str, cases: list[tuple[str, int, di
                     lambda: one(stem, case_tp, args), f"{stem} {case_tp} {args}")
 
 
+def refusal_text(e: BaseException, limit: int = 600) -> str:
+    """What vLLM raised, in its words: the exception's type and message, whitespace folded, cut at `limit`."""
+    return f"{type(e).__name__}: {' '.join(str(e).split())[:limit]}"
+
+
 def record_case(doc: dict[str, Any], out: str, refused: str, key: dict[str, Any], run: Any, label: str) -> Any:
     """One case of a flag oracle: run() with vLLM's prints silenced, its row appended to doc["cases"]; what vLLM
     refuses, in its words, to doc[refused] with the case's key; the file rewritten after each case, so a long run
@@ -642,7 +647,7 @@ def record_case(doc: dict[str, Any], out: str, refused: str, key: dict[str, Any]
     except Exception as e:  # vLLM's refusal, in its words
         if os.environ.get("VLLM_ORACLE_DEBUG"):
             raise
-        msg = f"{type(e).__name__}: {' '.join(str(e).split())[:600]}"
+        msg = refusal_text(e)
         doc[refused].append({**key, "error": msg})
         print(label, msg, file=sys.stderr)
     with open(out, "w") as f:

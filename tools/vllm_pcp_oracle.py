@@ -45,7 +45,7 @@ def _backends() -> dict[str, Any]:
             cls = b.get_class()
             out[b.name] = {"supports_pcp": bool(cls.supports_pcp()), "mla": "MLA" in b.name}
         except Exception as e:  # a backend whose kernels do not import on this machine
-            out[b.name] = {"error": f"{type(e).__name__}: {' '.join(str(e).split())[:200]}", "mla": "MLA" in b.name}
+            out[b.name] = {"error": vo.refusal_text(e, 200), "mla": "MLA" in b.name}
     return out
 
 
@@ -61,7 +61,7 @@ def _one(stem: str, tp: int, args: dict[str, Any]) -> dict[str, Any]:
             row.update(world_size=pc.world_size, use_mla=bool(cfg.model_config.use_mla),
                        pcp_shard_decode_requests=bool(pc.pcp_shard_decode_requests))
         except Exception as e:
-            row["error"] = f"{type(e).__name__}: {' '.join(str(e).split())[:600]}"
+            row["error"] = vo.refusal_text(e)
     return row
 
 

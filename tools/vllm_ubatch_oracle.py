@@ -71,7 +71,7 @@ def main() -> None:
             row.update(use_ubatching=cfg.parallel_config.use_ubatching, num_ubatches=cfg.parallel_config.num_ubatches)
             doc["cases"].append(row)
         except Exception as e:  # vLLM's refusal, in its words
-            row["error"] = f"{type(e).__name__}: {' '.join(str(e).split())[:500]}"
+            row["error"] = vo.refusal_text(e, 500)
             doc["unsupported"].append(row)
         print(row, file=sys.stderr)
     with open(a.out, "w") as f:
