@@ -89,7 +89,8 @@ GRAPH_CASES = json.loads((Path(__file__).parent.parent / "tests/data/vllm_cudagr
 
 def graph_estimates():
     """vLLM's own CUDA-graph estimate (0.20+: subtracted from the KV budget) against vramcalc's per-kind estimate and
-    upper end (data/vllm.json); split by the file's rule (held out when sha256(url) % 4 == 0), chosen before fitting."""
+    upper end (data/vllm.json); split by the file's rule (held out when sha256(url) % 4 == 0, chosen before fitting, or
+    when the log was added after the fit: calibration: false)."""
     from vramcalc.vllm.weights import vllm_rules
     est = vllm_rules().versions.by_version[vllm_rules().default_version].cudagraph_gib
     upper = vllm_rules().verdict_margin.cuda_graph_upper_gib
@@ -98,7 +99,8 @@ def graph_estimates():
     print("CUDA-graph estimate (vLLM's 'Estimated CUDA graph memory', or 'Graph capturing ... took' before 0.20; GiB per GPU)")
     rows: dict[str, list[tuple[float, bool]]] = {}
     for c in GRAPH_CASES:
-        split = "held-out" if int(hashlib.sha256(c["url"].encode()).hexdigest(), 16) % 4 == 0 else "calib"
+        held = c.get("calibration") is False or int(hashlib.sha256(c["url"].encode()).hexdigest(), 16) % 4 == 0
+        split = "held-out" if held else "calib"
         moe, hybrid = c["kind"] == "moe", c["kind"] == "hybrid"
         n = c.get("layers_per_rank")  # dense: per piece graph and FULL graph where known (tools/fit_cudagraph.py)
         sz, tp, nf = c.get("piecewise_sizes", 51), c.get("tp", 1), c.get("full_sizes", 0)
