@@ -653,6 +653,24 @@ class SparseIndexer(Sourced):
     row_shard_exchange_source: str
 
 
+class ConfidentialCompute(Sourced):
+    """What VLLM_CONFIDENTIAL_COMPUTE=1 moves onto the GPU in the model runner (vllm.json confidential_compute)."""
+
+    since: str  # the first release that reads the variable
+    element_bytes: int  # int32 token ids, positions and pool entries
+    request_staged_tensors: int  # RequestState's StagedWriteTensors (all_token_ids, total_len, num_computed_tokens)
+    request_uva_backed_tensors: int  # RequestState's UvaBackedTensors (prompt_len, prefill_len)
+    staged_row_pools: int  # a StagedWriteTensor's pools of one entry a row (indices, starts, cu_lens)
+    staged_contents_initial: int  # the entries of its write_contents pool at construction
+    rope_staged_tensors: int  # RopeState's (prefill_positions)
+    rope_uva_backed_tensors: int  # RopeState's (prefill_delta)
+    min_concurrency: int
+    concurrency_source: str
+    dense_token_history_methods: list[str]
+    dense_source: str
+    mrope_channels_source: str
+
+
 class Vllm(Sourced):
     default_version: str
     vocab_padding: VocabPadding
@@ -685,6 +703,7 @@ class Vllm(Sourced):
     hf_overrides: HfOverrides
     sparse_indexer: SparseIndexer
     fp4_moe_blockscale: Fp4MoeBlockscale
+    confidential_compute: ConfidentialCompute
 
 
 # --- vllm_platforms.json, vllm_quant_support.json -----------------------------------------------
