@@ -11,7 +11,7 @@ from vramcalc.cli import main
 from vramcalc.gpus import find_gpu
 from vramcalc.pasted_command import check_command, read_command
 from vramcalc.sources.catalog import load
-from vramcalc.vllm.engine import VLLMOptions, _conf_compute_bytes, check_vllm
+from vramcalc.vllm.engine import VLLMOptions, _conf_compute_bytes, _conf_compute_trace_replay_bytes, check_vllm
 
 FIXTURE = json.load(open(os.path.join(os.path.dirname(__file__), "data", "vllm_conf_compute_oracle_v0.34.0.json")))
 PP_OF_DEPTH = {2: 1, 3: 2, 5: 4}  # max(2, max_concurrent_batches), async scheduling: pp + 1
@@ -46,6 +46,14 @@ def test_added_device_bytes_against_vllm(c):
     assert _conf_compute_bytes(spec, opts, c["max_num_seqs"], c["max_model_len"], False) == c["added_bytes"]
 
 
+@pytest.mark.parametrize("c", FIXTURE["cases"], ids=_id)
+def test_trace_replay_figure_against_vllm(c):
+    """--enable-trace-replay's TraceReplayState without UVA: named in the warning (not counted), to the byte."""
+    opts = VLLMOptions(engine_version="0.34.0", pp=PP_OF_DEPTH[c["max_concurrency"]], confidential_compute=True)
+    assert _conf_compute_trace_replay_bytes(opts, c["max_num_seqs"], c["max_model_len"], False) == \
+        c["trace_replay_added_bytes"]
+
+
 @pytest.mark.parametrize("model,case", [("Qwen/Qwen3-8B", (256, 4096, 0)), ("Qwen/Qwen3.5-0.8B", (128, 8192, 3))])
 def test_the_bytes_come_out_of_the_kv_cache(model, case):
     seqs, L, dims = case
@@ -57,7 +65,9 @@ def test_the_bytes_come_out_of_the_kv_cache(model, case):
     on = check_vllm(spec, gpu, VLLMOptions(**base, confidential_compute=True))
     assert off.devices[0].kv_cache_bytes - on.devices[0].kv_cache_bytes == c["added_bytes"]
     assert on.devices[0].activation_bytes - off.devices[0].activation_bytes == c["added_bytes"]
-    assert "vllm.conf_compute.buffers" in [w.code for w in on.warnings]
+    (w,) = [w for w in on.warnings if w.code == "vllm.conf_compute.buffers"]
+    assert f"{c['added_bytes'] / 2**20:.1f} MiB" in w.text
+    assert f"{c['trace_replay_added_bytes'] / 2**20:.1f} MiB more" in w.text
     assert [t.value for t in on.trace if t.name == "confidential compute (rank 0)"] == [c["added_bytes"]]
 
 

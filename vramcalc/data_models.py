@@ -664,6 +664,9 @@ class ConfidentialCompute(Sourced):
     staged_contents_initial: int  # the entries of its write_contents pool at construction
     rope_staged_tensors: int  # RopeState's (prefill_positions)
     rope_uva_backed_tensors: int  # RopeState's (prefill_delta)
+    trace_replay_staged_tensors: int  # TraceReplayState's (trace_token_ids), with --enable-trace-replay
+    trace_replay_uva_backed_tensors: int  # TraceReplayState's (trace_len)
+    trace_replay_source: str
     min_concurrency: int
     concurrency_source: str
     dense_token_history_methods: list[str]

@@ -1560,34 +1560,47 @@ def _no_uva_cause(opts: VLLMOptions) -> str:
         "VLLM_CONFIDENTIAL_COMPUTE=1 (no UVA)"
 
 
+def _conf_compute_pools(opts: VLLMOptions, rows: int, staged: int, backed: int, pooling: bool) -> int:
+    """The device copies of a runner state's UVA pool slots without UVA (vllm/v1/worker/gpu/buffer_utils.py
+    NonUvaBuffer): c slots each, c = max(2, max_concurrent_batches); a StagedWriteTensor's three row pools and
+    one-entry contents pool, a UvaBackedTensor's rows (data/vllm.json confidential_compute)."""
+    cc = vllm_rules().confidential_compute
+    batches = opts.pp + 1 if not pooling else opts.pp  # vllm/config/vllm.py max_concurrent_batches
+    c = max(cc.min_concurrency, batches)
+    return (staged * c * (cc.staged_row_pools * rows + cc.staged_contents_initial) + backed * c * rows) \
+        * cc.element_bytes
+
+
 def _conf_compute_bytes(spec: ModelSpec, opts: VLLMOptions, seqs: int, L: int, pooling: bool) -> int:
     """Per rank: what VLLM_CONFIDENTIAL_COMPUTE=1 adds to the GPU model runner's device tensors, persistent and built
     before the profile (data/vllm.json confidential_compute): RequestState's all_token_ids (seqs x L int32, unless
     the speculator keeps it dense on the GPU anyway), M-RoPE's prefill_positions (seqs x channels x L int32), and
-    the device copy of every UVA pool slot of those two states (c slots, c = max(2, max_concurrent_batches)): each
-    StagedWriteTensor's three row pools and one-entry contents pool, each UvaBackedTensor's rows. Checked against
-    vLLM 0.34.0's own RequestState / RopeState (tests/data/vllm_conf_compute_oracle_v0.34.0.json)."""
+    the device copy of every UVA pool slot of those two states (_conf_compute_pools). Checked against vLLM 0.34.0's
+    own RequestState / RopeState (tests/data/vllm_conf_compute_oracle_v0.34.0.json)."""
     cc = vllm_rules().confidential_compute
     e = cc.element_bytes
-    batches = opts.pp + 1 if not pooling else opts.pp  # vllm/config/vllm.py max_concurrent_batches
-    c = max(cc.min_concurrency, batches)
-
-    def states(rows: int, staged: int, backed: int) -> int:
-        return staged * c * (cc.staged_row_pools * rows + cc.staged_contents_initial) * e + backed * c * rows * e
-
     method = (opts.speculative_config or {}).get("method")
     dense = method in cc.dense_token_history_methods
-    out = (0 if dense else seqs * L * e) + states(seqs, cc.request_staged_tensors, cc.request_uva_backed_tensors)
+    out = (0 if dense else seqs * L * e) + _conf_compute_pools(opts, seqs, cc.request_staged_tensors,
+                                                               cc.request_uva_backed_tensors, pooling)
     section = (spec.rope_scaling or {}).get("mrope_section")
     if isinstance(section, (list, tuple)):  # vllm/transformers_utils/config.py mrope_num_dims
         dims = max(len(section), 3)
-        out += seqs * dims * L * e + cc.rope_staged_tensors * c * (cc.staged_row_pools * seqs * dims
-                                                                   + cc.staged_contents_initial) * e \
-            + cc.rope_uva_backed_tensors * c * seqs * e
+        out += seqs * dims * L * e + _conf_compute_pools(opts, seqs * dims, cc.rope_staged_tensors, 0, pooling) \
+            + _conf_compute_pools(opts, seqs, 0, cc.rope_uva_backed_tensors, pooling)
     return out
 
 
-def _conf_compute_warning(spec: ModelSpec, added: int) -> Message:
+def _conf_compute_trace_replay_bytes(opts: VLLMOptions, seqs: int, L: int, pooling: bool) -> int:
+    """What --enable-trace-replay's TraceReplayState would add without UVA (data/vllm.json confidential_compute
+    trace_replay_source): its seqs x L int32 trace table and its pools. vramcalc does not read --enable-trace-replay,
+    so this is named in the warning, not counted."""
+    cc = vllm_rules().confidential_compute
+    return seqs * L * cc.element_bytes + _conf_compute_pools(opts, seqs, cc.trace_replay_staged_tensors,
+                                                             cc.trace_replay_uva_backed_tensors, pooling)
+
+
+def _conf_compute_warning(spec: ModelSpec, added: int, replay: int) -> Message:
     """What VLLM_CONFIDENTIAL_COMPUTE=1 adds, and what of it vramcalc does not size."""
     mrope = "" if spec.vision is None or "mrope_section" in (spec.rope_scaling or {}) else (
         " M-RoPE's prefill positions are counted where the config's rope parameters name an mrope_section, which "
@@ -1600,7 +1613,9 @@ def _conf_compute_warning(spec: ModelSpec, added: int) -> Message:
         "before the KV cache. Not sized: the other runner states' UVA pools (sampling parameters, penalties, logit "
         "bias, bad words, logprobs, block tables; c x max_num_seqs-sized slots, KiB each), the pools' growth when one "
         "step stages more entries than a slot holds (the next power of two, on the GPU too), and the staging tensors "
-        "of non-blocking host-to-device copies into existing tensors (up to 32 MiB each, freed after the copy)."
+        "of non-blocking host-to-device copies into existing tensors (up to 32 MiB each, freed after the copy). With "
+        f"--enable-trace-replay (not read by vramcalc) the sampler's trace table and its pools add {replay / MIB:.1f} "
+        "MiB more (max_num_seqs x max_model_len int32, vllm/v1/worker/gpu/sample/trace_replay.py), not counted."
         + mrope, source="vllm/v1/worker/gpu/buffer_utils.py NonUvaBuffer, UvaBufferPool; vllm/v1/conf_compute_utils.py "
                "_MAX_STAGED_BYTES (v0.34.0)")
 
@@ -2455,7 +2470,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     cc_added = 0
     if _conf_compute_on(opts, gpu, version):  # the runner's states, built after the init snapshot: persistent, pre-profile
         cc_added = _conf_compute_bytes(spec, opts, seqs, L, pooling_convert(opts) is not None)
-        warnings.append(_conf_compute_warning(spec, cc_added))
+        warnings.append(_conf_compute_warning(spec, cc_added, _conf_compute_trace_replay_bytes(
+            opts, seqs, L, pooling_convert(opts) is not None)))
         act = act.model_copy(update={"workspace": act.workspace + cc_added})
     elif opts.confidential_compute:
         warnings.append(warning("vllm.conf_compute.ignored", "VLLM_CONFIDENTIAL_COMPUTE=1: " + (
