@@ -38,12 +38,16 @@ def test_fixture_names_release_and_method():
 
 @pytest.mark.parametrize("c", FIXTURE["cases"], ids=_id)
 def test_added_device_bytes_against_vllm(c):
-    """To the byte: all_token_ids, M-RoPE's prefill positions and the pools' device copies."""
+    """To the byte: all_token_ids, M-RoPE's prefill positions and the pools' device copies, the Sampler's with them
+    (a pooling runner builds no sampler and keeps async scheduling off: the pool depth is then max(2, PP))."""
     spec = _spec(c["mrope_num_dims"])
     opts = VLLMOptions(engine_version="0.34.0", pp=PP_OF_DEPTH[c["max_concurrency"]], confidential_compute=True,
                        speculative_config={"method": "ngram", "num_speculative_tokens": 3}
                        if c["dense_all_token_ids"] else None)
-    assert _conf_compute_bytes(spec, opts, c["max_num_seqs"], c["max_model_len"], False) == c["added_bytes"]
+    assert _conf_compute_bytes(spec, opts, c["max_num_seqs"], c["max_model_len"], False) == \
+        c["added_bytes"] + c["sampler_added_bytes"]
+    if c["max_concurrency"] == 2:
+        assert _conf_compute_bytes(spec, opts, c["max_num_seqs"], c["max_model_len"], True) == c["added_bytes"]
 
 
 @pytest.mark.parametrize("c", FIXTURE["cases"], ids=_id)
@@ -63,12 +67,13 @@ def test_the_bytes_come_out_of_the_kv_cache(model, case):
     base = dict(engine_version="0.34.0", max_model_len=L, max_num_seqs=seqs)
     off = check_vllm(spec, gpu, VLLMOptions(**base))
     on = check_vllm(spec, gpu, VLLMOptions(**base, confidential_compute=True))
-    assert off.devices[0].kv_cache_bytes - on.devices[0].kv_cache_bytes == c["added_bytes"]
-    assert on.devices[0].activation_bytes - off.devices[0].activation_bytes == c["added_bytes"]
+    added = c["added_bytes"] + c["sampler_added_bytes"]
+    assert off.devices[0].kv_cache_bytes - on.devices[0].kv_cache_bytes == added
+    assert on.devices[0].activation_bytes - off.devices[0].activation_bytes == added
     (w,) = [w for w in on.warnings if w.code == "vllm.conf_compute.buffers"]
-    assert f"{c['added_bytes'] / 2**20:.1f} MiB" in w.text
+    assert f"{added / 2**20:.1f} MiB" in w.text
     assert f"{c['trace_replay_added_bytes'] / 2**20:.1f} MiB more" in w.text
-    assert [t.value for t in on.trace if t.name == "confidential compute (rank 0)"] == [c["added_bytes"]]
+    assert [t.value for t in on.trace if t.name == "confidential compute (rank 0)"] == [added]
 
 
 def test_not_read_before_034_nor_off_cuda():
@@ -107,7 +112,8 @@ def test_pasted_command_round_trip():
     assert "--confidential-compute" in r.vramcalc_command
     assert r.result.command.startswith("VLLM_CONFIDENTIAL_COMPUTE=1 vllm serve")
     c = next(c for c in FIXTURE["cases"] if (c["max_num_seqs"], c["max_model_len"]) == (1024, 32768))
-    assert [t.value for t in r.result.trace if t.name == "confidential compute (rank 0)"] == [c["added_bytes"]]
+    assert [t.value for t in r.result.trace if t.name == "confidential compute (rank 0)"] == \
+        [c["added_bytes"] + c["sampler_added_bytes"]]
 
 
 def test_check_option(capsys):

@@ -10,7 +10,8 @@ vllm/v1/worker/gpu/buffer_utils.py builds NonUvaBuffer (a host tensor and a devi
 would build UvaBuffer (pinned host memory seen by the GPU), and StagedWriteTensor(uva_instead_of_gpu=True) puts its
 tensor on the GPU. vLLM's own RequestState (vllm/v1/worker/gpu/states.py) and RopeState (vllm/v1/worker/gpu/mm/
 rope.py), with the sampler's TraceReplayState (--enable-trace-replay, vllm/v1/worker/gpu/sample/trace_replay.py)
-recorded apart, are built here with is_uva_available patched True and then False, under each pool depth
+and the Sampler itself (vllm/v1/worker/gpu/sample/sampler.py: its sampling, penalty, logit-bias, bad-words and
+logprob states; no reasoning config, so no thinking budget) recorded apart, are built here with is_uva_available patched True and then False, under each pool depth
 set_default_max_concurrency sets (vllm_config.max_concurrent_batches, at least 2). The runner's device is the meta
 device (the platform's device type too, which NonUvaBuffer allocates on); host tensors are allocated empty (never
 touched) and unpinned, as the CPU build cannot pin; the UVA view of a host tensor is the tensor itself. Every tensor
@@ -19,6 +20,7 @@ torch.zeros makes on the meta device is counted."""
 import json
 import os
 import sys
+import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vllm_oracle  # noqa: E402
@@ -36,6 +38,7 @@ def main() -> None:
     from vllm.platforms import current_platform
     from vllm.v1.worker.gpu import buffer_utils
     from vllm.v1.worker.gpu.mm.rope import RopeState
+    from vllm.v1.worker.gpu.sample.sampler import Sampler
     from vllm.v1.worker.gpu.sample.trace_replay import TraceReplayState
     from vllm.v1.worker.gpu.states import RequestState
 
@@ -56,7 +59,10 @@ def main() -> None:
     buffer_utils.is_pin_memory_available = lambda: False
     current_platform.device_type = "meta"  # NonUvaBuffer allocates its device copy on the platform's device type
 
-    def device_bytes(uva: bool, seqs: int, max_len: int, dims: int, dense: bool, depth: int) -> tuple[int, int]:
+    # the sampler's vllm_config reads: no reasoning config, so ThinkingBudgetState stays off (thinking_budget.py)
+    sampler_config = types.SimpleNamespace(reasoning_config=None)
+
+    def device_bytes(uva: bool, seqs: int, max_len: int, dims: int, dense: bool, depth: int) -> tuple[int, int, int]:
         buffer_utils.is_uva_available = lambda: uva
         buffer_utils.set_default_max_concurrency(depth)
         counted.clear()
@@ -67,21 +73,25 @@ def main() -> None:
         states = sum(counted)
         counted.clear()
         replay = TraceReplayState(req)  # the sampler's, with --enable-trace-replay (vllm/v1/worker/gpu/sample/sampler.py)
-        del req, rope, replay
-        return states, sum(counted)
+        replay_bytes = sum(counted)
+        counted.clear()
+        sampler = Sampler(sampler_config, seqs, 32000, meta, req)  # as GPUModelRunner.load_model builds it
+        del req, rope, replay, sampler
+        return states, replay_bytes, sum(counted)
 
     rows = []
     for seqs, max_len, dims, dense, depth in CASES:
-        (on, replay_on), (off, replay_off) = (device_bytes(True, seqs, max_len, dims, dense, depth),
-                                              device_bytes(False, seqs, max_len, dims, dense, depth))
+        (on, replay_on, sampler_on), (off, replay_off, sampler_off) = (
+            device_bytes(True, seqs, max_len, dims, dense, depth), device_bytes(False, seqs, max_len, dims, dense, depth))
         rows.append({"max_num_seqs": seqs, "max_model_len": max_len, "mrope_num_dims": dims,
                      "dense_all_token_ids": dense, "max_concurrency": depth, "device_bytes_uva": on,
                      "device_bytes_no_uva": off, "added_bytes": off - on,
-                     "trace_replay_added_bytes": replay_off - replay_on})
+                     "trace_replay_added_bytes": replay_off - replay_on,
+                     "sampler_added_bytes": sampler_off - sampler_on})
     json.dump({"release": vllm.__version__.split("+")[0], "produced_by": (
         "vLLM 0.34.0 wheel: vllm/v1/worker/gpu/states.py RequestState and vllm/v1/worker/gpu/mm/rope.py RopeState built "
-        "(and the sampler's TraceReplayState, built with --enable-trace-replay, vllm/v1/worker/gpu/sample/"
-        "trace_replay.py) with vllm/v1/worker/gpu/buffer_utils.py is_uva_available patched True, then False (what "
+        "(and, apart, the sampler's TraceReplayState, built with --enable-trace-replay, vllm/v1/worker/gpu/sample/"
+        "trace_replay.py, and vllm/v1/worker/gpu/sample/sampler.py Sampler without a reasoning config) with vllm/v1/worker/gpu/buffer_utils.py is_uva_available patched True, then False (what "
         "VLLM_CONFIDENTIAL_COMPUTE=1 makes it answer, vllm/utils/platform_utils.py), under set_default_max_concurrency "
         "of each case's pool depth; every torch.zeros on the runner's device (meta) counted; run on CPU: "
         "VLLM_TARGET_DEVICE=cpu python tools/vllm_conf_compute_oracle.py"), "cases": rows}, sys.stdout, indent=1)

@@ -667,6 +667,9 @@ class ConfidentialCompute(Sourced):
     trace_replay_staged_tensors: int  # TraceReplayState's (trace_token_ids), with --enable-trace-replay
     trace_replay_uva_backed_tensors: int  # TraceReplayState's (trace_len)
     trace_replay_source: str
+    sampler_staged_tensors: int  # the Sampler's StagedWriteTensors (logit bias, bad words, logprobs)
+    sampler_backed_row_bytes: int  # its UvaBackedTensors' bytes per row, summed
+    sampler_source: str
     min_concurrency: int
     concurrency_source: str
     dense_token_history_methods: list[str]

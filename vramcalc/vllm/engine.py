@@ -1575,14 +1575,18 @@ def _conf_compute_bytes(spec: ModelSpec, opts: VLLMOptions, seqs: int, L: int, p
     """Per rank: what VLLM_CONFIDENTIAL_COMPUTE=1 adds to the GPU model runner's device tensors, persistent and built
     before the profile (data/vllm.json confidential_compute): RequestState's all_token_ids (seqs x L int32, unless
     the speculator keeps it dense on the GPU anyway), M-RoPE's prefill_positions (seqs x channels x L int32), and
-    the device copy of every UVA pool slot of those two states (_conf_compute_pools). Checked against vLLM 0.34.0's
-    own RequestState / RopeState (tests/data/vllm_conf_compute_oracle_v0.34.0.json)."""
+    the device copy of every UVA pool slot of those two states and of the Sampler's (_conf_compute_pools; the
+    sampler's on every PP stage, vLLM's on the last). Checked against vLLM 0.34.0's own RequestState, RopeState and
+    Sampler (tests/data/vllm_conf_compute_oracle_v0.34.0.json)."""
     cc = vllm_rules().confidential_compute
     e = cc.element_bytes
     method = (opts.speculative_config or {}).get("method")
     dense = method in cc.dense_token_history_methods
     out = (0 if dense else seqs * L * e) + _conf_compute_pools(opts, seqs, cc.request_staged_tensors,
                                                                cc.request_uva_backed_tensors, pooling)
+    if not pooling:  # the Sampler's states (data/vllm.json confidential_compute sampler_source; last PP rank in vLLM)
+        out += _conf_compute_pools(opts, seqs, cc.sampler_staged_tensors, 0, pooling) \
+            + _conf_compute_pools(opts, seqs, 0, 1, pooling) * cc.sampler_backed_row_bytes // e
     section = (spec.rope_scaling or {}).get("mrope_section")
     if isinstance(section, (list, tuple)):  # vllm/transformers_utils/config.py mrope_num_dims
         dims = max(len(section), 3)
@@ -1609,9 +1613,9 @@ def _conf_compute_warning(spec: ModelSpec, added: int, replay: int) -> Message:
     return warning(
         "vllm.conf_compute.buffers", f"VLLM_CONFIDENTIAL_COMPUTE=1: vLLM takes UVA as unavailable, so the model "
         f"runner's request state (all_token_ids, max_num_seqs x max_model_len int32), M-RoPE's prefill positions and "
-        f"the UVA buffer pools of those states get device copies: {added / MIB:.1f} MiB per GPU, persistent, counted "
-        "before the KV cache. Not sized: the other runner states' UVA pools (sampling parameters, penalties, logit "
-        "bias, bad words, logprobs, block tables; c x max_num_seqs-sized slots, KiB each), the pools' growth when one "
+        f"the UVA buffer pools of those states and of the sampler's get device copies: {added / MIB:.1f} MiB per GPU, "
+        "persistent, counted before the KV cache. Not sized: the block tables' and a thinking budget's UVA pools "
+        "(c x max_num_seqs-sized slots, KiB each), the pools' growth when one "
         "step stages more entries than a slot holds (the next power of two, on the GPU too), and the staging tensors "
         "of non-blocking host-to-device copies into existing tensors (up to 32 MiB each, freed after the copy). With "
         f"--enable-trace-replay (not read by vramcalc) the sampler's trace table and its pools add {replay / MIB:.1f} "
@@ -2601,7 +2605,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         trace.insert(at, term(
             "confidential compute (rank 0)", cc_added, "VLLM_CONFIDENTIAL_COMPUTE=1, no UVA: max_num_seqs x "
             "max_model_len x 4 (all_token_ids) + max_num_seqs x channels x max_model_len x 4 (M-RoPE) + the device "
-            "copies of those states' UVA pool slots; persistent, in the activation above",
+            "copies of those states' and the sampler's UVA pool slots; persistent, in the activation above",
             source="data/vllm.json confidential_compute (v0.34.0 vllm/v1/worker/gpu/states.py, mm/rope.py, "
                    "buffer_utils.py)", max_num_seqs=seqs, max_model_len=L))
     if ext_sizing:  # next to the pool's "kv available", which it bounds
