@@ -653,6 +653,30 @@ class SparseIndexer(Sourced):
     row_shard_exchange_source: str
 
 
+class ConfidentialCompute(Sourced):
+    """What VLLM_CONFIDENTIAL_COMPUTE=1 moves onto the GPU in the model runner (vllm.json confidential_compute)."""
+
+    since: str  # the first release that reads the variable
+    element_bytes: int  # int32 token ids, positions and pool entries
+    request_staged_tensors: int  # RequestState's StagedWriteTensors (all_token_ids, total_len, num_computed_tokens)
+    request_uva_backed_tensors: int  # RequestState's UvaBackedTensors (prompt_len, prefill_len)
+    staged_row_pools: int  # a StagedWriteTensor's pools of one entry a row (indices, starts, cu_lens)
+    staged_contents_initial: int  # the entries of its write_contents pool at construction
+    rope_staged_tensors: int  # RopeState's (prefill_positions)
+    rope_uva_backed_tensors: int  # RopeState's (prefill_delta)
+    trace_replay_staged_tensors: int  # TraceReplayState's (trace_token_ids), with --enable-trace-replay
+    trace_replay_uva_backed_tensors: int  # TraceReplayState's (trace_len)
+    trace_replay_source: str
+    sampler_staged_tensors: int  # the Sampler's StagedWriteTensors (logit bias, bad words, logprobs)
+    sampler_backed_row_bytes: int  # its UvaBackedTensors' bytes per row, summed
+    sampler_source: str
+    min_concurrency: int
+    concurrency_source: str
+    dense_token_history_methods: list[str]
+    dense_source: str
+    mrope_channels_source: str
+
+
 class Vllm(Sourced):
     default_version: str
     vocab_padding: VocabPadding
@@ -685,6 +709,7 @@ class Vllm(Sourced):
     hf_overrides: HfOverrides
     sparse_indexer: SparseIndexer
     fp4_moe_blockscale: Fp4MoeBlockscale
+    confidential_compute: ConfidentialCompute
 
 
 # --- vllm_platforms.json, vllm_quant_support.json -----------------------------------------------

@@ -87,6 +87,9 @@ CODES: dict[str, str] = {
     "vllm.cpu_offload.not_needed": "--cpu-offload-gb is set although the weights fit without it",
     "vllm.cpu_offload.no_uva": "VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1: each layer's offloaded weights are copied to "
                                "the GPU for its forward, counted at the activation peak",
+    "vllm.conf_compute.buffers": "VLLM_CONFIDENTIAL_COMPUTE=1: the model runner's UVA buffers get device copies, "
+                                 "counted before the KV cache; its smaller pools and staging copies are not sized",
+    "vllm.conf_compute.ignored": "VLLM_CONFIDENTIAL_COMPUTE=1 has no effect on this release or platform",
     "vllm.offload.refused": "vLLM refuses the prefetch offloader's settings (OffloadConfig.validate_offload_config)",
     "vllm.config.not_read": "--config=FILE: vLLM reads a config file only for --config FILE (two words)",
     "vllm.pcp.dcp_size": "with --prefill-context-parallel-size, vLLM takes DCP only as 1, PCP or TP x PCP",

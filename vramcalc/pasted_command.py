@@ -772,6 +772,8 @@ def _vllm_reading(p: Parsed) -> Reading:
                 opts["deepep_buffer_size_mb"] = _int(k, val)  # int(os.getenv(...)) (vllm/envs.py, 0.33.0)
             elif entry["class"] == "modelled" and entry["field"] == "weight_offloading_disable_uva":
                 opts[entry["field"]] = bool(_int(k, val))  # bool(int(os.getenv(...))) (vllm/envs.py, 0.33.0)
+            elif entry["class"] == "modelled" and entry["field"] == "confidential_compute":
+                opts["confidential_compute"] = val == "1"  # forced == "1" (v0.34.0 vllm/platforms/cuda.py)
             elif entry["class"] == "modelled" and entry["field"] == "deepep_force_intra_node":
                 opts["deepep_force_intra_node"] = bool(_int(k, val))  # bool(int(os.getenv(...))) (vllm/envs.py)
             elif entry["class"] == "modelled":  # VLLM_USE_FLASHINFER_SAMPLER
@@ -1690,6 +1692,7 @@ def _flag_line(q: Question) -> str:
                     "dcp_q_replicate": "--dcp-q-replicate" if v else None,
                     "replicate_embed": "--replicate-embed" if v else None,
                     "weight_offloading_disable_uva": "--weight-offloading-disable-uva" if v else None,
+                    "confidential_compute": "--confidential-compute" if v else None,
                     "estimate_cudagraphs": None if v else "--no-estimate-cudagraphs",
                     "enable_prefix_caching": "--enable-prefix-caching" if v else "--no-enable-prefix-caching",
                     "use_replayssm": "--use-replayssm" if v else None,

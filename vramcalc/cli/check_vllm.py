@@ -261,6 +261,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     f.add_argument("--weight-offloading-disable-uva", action="store_true",
                    help="as vLLM's VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1: --cpu-offload-gb's weights copied to the GPU "
                         "layer by layer instead of read in place (the largest layer's copy at the activation peak)")
+    f.add_argument("--confidential-compute", action="store_true",
+                   help="as vLLM 0.34's VLLM_CONFIDENTIAL_COMPUTE=1 (NVIDIA Confidential Computing): no UVA, so the "
+                        "model runner's token-id table, M-RoPE positions and buffer pools are held on the GPU")
     f.add_argument("--disable-hybrid-kv-cache-manager", action="store_true",
                    help="sliding-window layers beside full attention keep the full context, as full attention does")
     f.add_argument("--limit-mm-per-prompt", type=_mm_limits, default=None,
@@ -309,7 +312,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "specialize_active_lora", "enable_tower_connector_lora", "language_model_only", "disable_hybrid_kv_cache_manager",
                  "disable_sliding_window", "enable_eplb", "mla_disable", "enable_return_routed_experts",
                  "enable_dbo", "dcp_q_replicate", "replicate_embed", "deepep_force_intra_node",
-                 "weight_offloading_disable_uva"):
+                 "weight_offloading_disable_uva", "confidential_compute"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",

@@ -159,6 +159,10 @@ class VLLMOptions(CheckedOptions):
     # any is copied to the GPU for its forward (vllm/model_executor/offloader/uva.py; vramcalc/vllm/offload.py
     # uva_largest_layer_copy): the largest such layer copy joins the forward's activation peak
     weight_offloading_disable_uva: bool = False
+    # VLLM_CONFIDENTIAL_COMPUTE=1 (0.34; NVIDIA GPUs): NVIDIA Confidential Computing on, so vLLM takes UVA as
+    # unavailable (vllm/utils/platform_utils.py is_uva_available): the model runner's UVA buffers get device copies
+    # (_conf_compute_bytes, persistent) and the UVA offloader copies layers as weight_offloading_disable_uva does
+    confidential_compute: bool = False
     # --offload-backend and the prefetch offloader's --offload-group-size / --offload-num-in-group /
     # --offload-prefetch-step / --offload-params (vllm/config/offload.py OffloadConfig, PrefetchOffloadConfig;
     # vramcalc/vllm/offload.py): auto takes prefetch when offload_group_size > 0, then UVA (--cpu-offload-gb)
@@ -1544,11 +1548,88 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
     return list(zip(lora, vision, offload, buffers)), errors, warnings
 
 
+def _conf_compute_on(opts: VLLMOptions, gpu: GPU, version: str) -> bool:
+    """VLLM_CONFIDENTIAL_COMPUTE=1 as vLLM reads it: from 0.34.0 (data/vllm.json confidential_compute.since), on
+    CUDA only (vllm/platforms/cuda.py CudaPlatformBase.is_confidential_compute; the interface answers False)."""
+    return opts.confidential_compute and gpu.vendor == "nvidia" and \
+        _key(version) >= _key(vllm_rules().confidential_compute.since)
+
+
+def _no_uva_cause(opts: VLLMOptions) -> str:
+    return "VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1" if opts.weight_offloading_disable_uva else \
+        "VLLM_CONFIDENTIAL_COMPUTE=1 (no UVA)"
+
+
+def _conf_compute_pools(opts: VLLMOptions, rows: int, staged: int, backed: int, pooling: bool) -> int:
+    """The device copies of a runner state's UVA pool slots without UVA (vllm/v1/worker/gpu/buffer_utils.py
+    NonUvaBuffer): c slots each, c = max(2, max_concurrent_batches); a StagedWriteTensor's three row pools and
+    one-entry contents pool, a UvaBackedTensor's rows (data/vllm.json confidential_compute)."""
+    cc = vllm_rules().confidential_compute
+    batches = opts.pp + 1 if not pooling else opts.pp  # vllm/config/vllm.py max_concurrent_batches
+    c = max(cc.min_concurrency, batches)
+    return (staged * c * (cc.staged_row_pools * rows + cc.staged_contents_initial) + backed * c * rows) \
+        * cc.element_bytes
+
+
+def _conf_compute_bytes(spec: ModelSpec, opts: VLLMOptions, seqs: int, L: int, pooling: bool) -> int:
+    """Per rank: what VLLM_CONFIDENTIAL_COMPUTE=1 adds to the GPU model runner's device tensors, persistent and built
+    before the profile (data/vllm.json confidential_compute): RequestState's all_token_ids (seqs x L int32, unless
+    the speculator keeps it dense on the GPU anyway), M-RoPE's prefill_positions (seqs x channels x L int32), and
+    the device copy of every UVA pool slot of those two states and of the Sampler's (_conf_compute_pools; the
+    sampler's on every PP stage, vLLM's on the last). Checked against vLLM 0.34.0's own RequestState, RopeState and
+    Sampler (tests/data/vllm_conf_compute_oracle_v0.34.0.json)."""
+    cc = vllm_rules().confidential_compute
+    e = cc.element_bytes
+    method = (opts.speculative_config or {}).get("method")
+    dense = method in cc.dense_token_history_methods
+    out = (0 if dense else seqs * L * e) + _conf_compute_pools(opts, seqs, cc.request_staged_tensors,
+                                                               cc.request_uva_backed_tensors, pooling)
+    if not pooling:  # the Sampler's states (data/vllm.json confidential_compute sampler_source; last PP rank in vLLM)
+        out += _conf_compute_pools(opts, seqs, cc.sampler_staged_tensors, 0, pooling) \
+            + _conf_compute_pools(opts, seqs, 0, 1, pooling) * cc.sampler_backed_row_bytes // e
+    section = (spec.rope_scaling or {}).get("mrope_section")
+    if isinstance(section, (list, tuple)):  # vllm/transformers_utils/config.py mrope_num_dims
+        dims = max(len(section), 3)
+        out += seqs * dims * L * e + _conf_compute_pools(opts, seqs * dims, cc.rope_staged_tensors, 0, pooling) \
+            + _conf_compute_pools(opts, seqs, 0, cc.rope_uva_backed_tensors, pooling)
+    return out
+
+
+def _conf_compute_trace_replay_bytes(opts: VLLMOptions, seqs: int, L: int, pooling: bool) -> int:
+    """What --enable-trace-replay's TraceReplayState would add without UVA (data/vllm.json confidential_compute
+    trace_replay_source): its seqs x L int32 trace table and its pools. vramcalc does not read --enable-trace-replay,
+    so this is named in the warning, not counted."""
+    cc = vllm_rules().confidential_compute
+    return seqs * L * cc.element_bytes + _conf_compute_pools(opts, seqs, cc.trace_replay_staged_tensors,
+                                                             cc.trace_replay_uva_backed_tensors, pooling)
+
+
+def _conf_compute_warning(spec: ModelSpec, added: int, replay: int) -> Message:
+    """What VLLM_CONFIDENTIAL_COMPUTE=1 adds, and what of it vramcalc does not size."""
+    mrope = "" if spec.vision is None or "mrope_section" in (spec.rope_scaling or {}) else (
+        " M-RoPE's prefill positions are counted where the config's rope parameters name an mrope_section, which "
+        "this model's config as read does not: if vLLM builds M-RoPE for it, max_num_seqs x 3 x max_model_len x 4 "
+        "bytes more.")
+    return warning(
+        "vllm.conf_compute.buffers", f"VLLM_CONFIDENTIAL_COMPUTE=1: vLLM takes UVA as unavailable, so the model "
+        f"runner's request state (all_token_ids, max_num_seqs x max_model_len int32), M-RoPE's prefill positions and "
+        f"the UVA buffer pools of those states and of the sampler's get device copies: {added / MIB:.1f} MiB per GPU, "
+        "persistent, counted before the KV cache. Not sized: a reasoning config's thinking-budget pool and the block "
+        "tables' pools (built with the KV cache, after the profile, GPUModelRunner.initialize_kv_cache; c x "
+        "max_num_seqs-sized slots, KiB each), the pools' growth when one "
+        "step stages more entries than a slot holds (the next power of two, on the GPU too), and the staging tensors "
+        "of non-blocking host-to-device copies into existing tensors (up to 32 MiB each, freed after the copy). With "
+        f"--enable-trace-replay (not read by vramcalc) the sampler's trace table and its pools add {replay / MIB:.1f} "
+        "MiB more (max_num_seqs x max_model_len int32, vllm/v1/worker/gpu/sample/trace_replay.py), not counted."
+        + mrope, source="vllm/v1/worker/gpu/buffer_utils.py NonUvaBuffer, UvaBufferPool; vllm/v1/conf_compute_utils.py "
+               "_MAX_STAGED_BYTES (v0.34.0)")
+
+
 def _uva_copy_warning(opts: VLLMOptions, copy: int) -> Message:
     """What VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1 adds, and what of it vramcalc leaves out."""
     graphs = "" if opts.enforce_eager else (" The copies a captured CUDA graph makes of them are not in vramcalc's "
                                             "CUDA-graph estimate (--enforce-eager leaves none).")
-    return warning("vllm.cpu_offload.no_uva", "VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1: the offloaded weights stay in "
+    return warning("vllm.cpu_offload.no_uva", f"{_no_uva_cause(opts)}: the offloaded weights stay in "
                    "host memory as plain tensors and each decoder layer holding any copies them to the GPU for its "
                    f"forward: up to {copy / GIB:.2f} GiB (the largest layer's share, rank 0) more at the activation "
                    "peak, counted there, and explicit copies each step in place of zero-copy reads." + graphs,
@@ -1613,16 +1694,18 @@ def _prefetch_terms(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdt
 
 
 def _uva_layer_copies(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtype: str | None, mxfp4: str | None,
-                      ranks: list[RankWeights]) -> list[int]:
+                      ranks: list[RankWeights], conf_compute: bool = False) -> list[int]:
     """Per rank: VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1 with the UVA offloader, the largest decoder layer's offloaded
     bytes, which its forward copies to the GPU (vramcalc/vllm/offload.py uva_largest_layer_copy on the rank's PP
     stage; the request in bytes as create_offloader sets it: int(cpu_offload_gb x 1024^3), vLLM 0.33.0
-    vllm/model_executor/offloader/base.py)."""
-    if not (opts.weight_offloading_disable_uva and opts.uva_offload_gb):
+    vllm/model_executor/offloader/base.py). conf_compute: VLLM_CONFIDENTIAL_COMPUTE=1 as read, which does the same
+    (v0.34.0 vllm/model_executor/offloader/uva.py UVAOffloader.__init__: uva_offloading = is_uva_available() and not
+    VLLM_WEIGHT_OFFLOADING_DISABLE_UVA)."""
+    if not ((opts.weight_offloading_disable_uva or conf_compute) and opts.uva_offload_gb):
         return [0] * len(ranks)
     if spec.vision is not None and not opts.language_model_only:
         # SupportsMultiModal._mark_tower_model hands each tower to wrap_modules as one module (interfaces.py)
-        raise NotModelledError("VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1 with --cpu-offload-gb on a multimodal model: "
+        raise NotModelledError(f"{_no_uva_cause(opts)} with --cpu-offload-gb on a multimodal model: "
                                "not modelled (vLLM's UVA offloader also takes the vision tower, whole, as one module: "
                                "vllm/model_executor/models/interfaces.py)")
     from .offload import uva_largest_layer_copy
@@ -2389,6 +2472,17 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if indexer is not None:  # persistent beside the FlashInfer / TurboQuant workspaces; transient in the forward
         act = act.model_copy(update={"forward": act.forward + indexer.transient,
                                      "workspace": act.workspace + indexer.persistent})
+    cc_added = 0
+    if _conf_compute_on(opts, gpu, version):  # the runner's states, built after the init snapshot: persistent, pre-profile
+        cc_added = _conf_compute_bytes(spec, opts, seqs, L, pooling_convert(opts) is not None)
+        warnings.append(_conf_compute_warning(spec, cc_added, _conf_compute_trace_replay_bytes(
+            opts, seqs, L, pooling_convert(opts) is not None)))
+        act = act.model_copy(update={"workspace": act.workspace + cc_added})
+    elif opts.confidential_compute:
+        warnings.append(warning("vllm.conf_compute.ignored", "VLLM_CONFIDENTIAL_COMPUTE=1: " + (
+            f"vLLM {version} does not read it (from {vllm_rules().confidential_compute.since})" if gpu.vendor == "nvidia"
+            else "read on CUDA only (vllm/platforms/cuda.py); other platforms take Confidential Computing as off")
+            + ": no effect", source="vllm/platforms/cuda.py _detect_confidential_compute (v0.34.0)"))
     blockscale = _fp4_moe_blockscale(spec, opts, scheme, gpu)
     if _cutlass_fp4_experts_asked(spec, opts, scheme) and not _cutlass_fp4_device(gpu):
         errors.append(error("vllm.moe.cutlass_fp4_device", "ValueError: NvFp4 MoE backend 'VLLM_CUTLASS' does not "
@@ -2421,7 +2515,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         warnings.append(warning("vllm.mm_ipc.text_model", f"--mm-ipc-gpu-memory-gb {opts.mm_ipc_gpu_memory_gb:g}: "
                                 f"{spec.id} takes no multimodal input, so vLLM reserves nothing for it "
                                 "(vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory: no multimodal config)"))
-    copies = _uva_layer_copies(spec, opts, scheme, wdtype, mxfp4, [w for w, _ in weights])
+    copies = _uva_layer_copies(spec, opts, scheme, wdtype, mxfp4, [w for w, _ in weights],
+                               _conf_compute_on(opts, gpu, version))
     if any(copies):
         warnings.append(_uva_copy_warning(opts, copies[0]))
     startup_free = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)[0] if extensible else 0
@@ -2506,6 +2601,14 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                    "vllm/v1/attention/backends/mla/indexer.py get_max_prefill_buffer_size, v0.33.0)",
             workspace=indexer.workspace, index_buffer=indexer.index_buffer, logits=indexer.logits,
             row_shard_exchange=indexer.exchange, rows=indexer.rows, sparse_mla_prefill_workspace_factor=indexer.factor))
+    if cc_added:
+        at = next(i for i, t in enumerate(trace) if t.name == "activation (rank 0)") + 1
+        trace.insert(at, term(
+            "confidential compute (rank 0)", cc_added, "VLLM_CONFIDENTIAL_COMPUTE=1, no UVA: max_num_seqs x "
+            "max_model_len x 4 (all_token_ids) + max_num_seqs x channels x max_model_len x 4 (M-RoPE) + the device "
+            "copies of those states' and the sampler's UVA pool slots; persistent, in the activation above",
+            source="data/vllm.json confidential_compute (v0.34.0 vllm/v1/worker/gpu/states.py, mm/rope.py, "
+                   "buffer_utils.py)", max_num_seqs=seqs, max_model_len=L))
     if ext_sizing:  # next to the pool's "kv available", which it bounds
         at = next(i for i, t in enumerate(trace) if t.name == "kv available (worst rank)") + 1
         trace.insert(at, _extensible_trace(prof, gpu, **ext_sizing))
@@ -2687,6 +2790,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.insert(0, "VLLM_ROCM_FP8_PADDING=0")
     if opts.weight_offloading_disable_uva:  # an environment variable (vllm/envs.py VLLM_WEIGHT_OFFLOADING_DISABLE_UVA)
         cmd.insert(0, "VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1")
+    if opts.confidential_compute:  # an environment variable (v0.34.0 vllm/envs.py VLLM_CONFIDENTIAL_COMPUTE)
+        cmd.insert(0, "VLLM_CONFIDENTIAL_COMPUTE=1")
     if not opts.mxfp8_emulation_dequant:  # an environment variable (vllm/envs.py VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD)
         cmd.insert(0, "VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=0")
     if opts.flashinfer_workspace_bytes is not None:  # an environment variable (vllm/envs.py)
