@@ -1424,6 +1424,18 @@ class GGUFKVOverrides(Fixed):
     no_effect: list[str]  # whole keys whose override changes no buffer
 
 
+# --- vllm_quant_config.json: what --quantization-config accepts, by release --------------------------
+class VllmQuantConfigRelease(Fixed):
+    quant_key_names: list[str]
+    shorthands: dict[str, list[str]]
+    spec_fields: list[str]
+    target_specs: bool
+
+
+class VllmQuantConfig(Sourced):
+    releases: dict[str, VllmQuantConfigRelease]
+
+
 # --- vllm_kv_formats.json: vLLM's packed KV cache dtypes -------------------------------------------
 
 class KVFormat(Fixed):
@@ -1465,6 +1477,7 @@ FILES: dict[str, type[BaseModel]] = {
     "vllm_features.json": VllmFeatures,
     "vllm_model_classes.json": VllmModelClasses,
     "vllm_kv_formats.json": VllmKVFormats,
+    "vllm_quant_config.json": VllmQuantConfig,
     "vllm_platforms.json": VllmPlatforms,
     "vllm_quant_support.json": VllmQuantSupport,
     "vllm_serve_args.json": VllmServeArgs,

@@ -33,6 +33,7 @@ from .vllm.aux_output import parse_aux_output_config
 from .vllm.hf_overrides import json_object_arg, parse_hf_overrides
 from .vllm.features import config_object
 from .vllm.json_flags import FIELDS as JSON_FLAG_FIELDS, read as read_json_flags
+from .vllm.quant_config import read as read_quant_config
 from .vllm.kv_transfer import parse_kv_transfer_config
 from .vllm.spec_decode import parse_speculative_config
 
@@ -642,6 +643,8 @@ def _vllm_reading(p: Parsed) -> Reading:
         if f.entry.get("field") in JSON_FLAG_FIELDS:  # read beside the flags they depend on (vllm/json_flags.py)
             json_flags.append((f.entry["field"], f.name, f.written(), f.values))
             continue
+        if f.entry.get("config_class") == "QuantizationConfigArgs":  # refused in vLLM's words (vllm/quant_config.py)
+            read_quant_config(f.values, p.engine_version)
         if not _common(f, no_effect, warnings, present):
             continue
         name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
