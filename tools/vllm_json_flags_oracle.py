@@ -189,20 +189,13 @@ def _facts(cfg: Any) -> dict[str, Any]:
 
 def run_case(model: str, argv: list[str]) -> dict[str, Any]:
     from vllm.engine.arg_utils import EngineArgs
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
 
     config = vo._as_read(vo._catalog_config(model))
     row: dict[str, Any] = {"model": model, "argv": argv}
     with tempfile.TemporaryDirectory() as d:
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(config, f)
-        p = FlexibleArgumentParser(prog="vllm serve")
-
-        def error(msg: str) -> None:
-            raise SystemExit(f"vllm serve: error: {msg}")
-
-        p.error = error  # type: ignore[method-assign]
-        EngineArgs.add_cli_args(p)
+        p = vo.serve_parser()
         try:
             a = p.parse_args(["--model", d, "--skip-tokenizer-init", "--max-model-len", "4096"] + argv)
             cfg = EngineArgs.from_cli_args(a).create_engine_config()

@@ -629,6 +629,22 @@ def run_flag_cases(doc: dict[str, Any], out: str, cases: list[tuple[str, int, di
                     lambda: one(stem, case_tp, args), f"{stem} {case_tp} {args}")
 
 
+def serve_parser() -> Any:
+    """`vllm serve`'s engine arguments as the release parses them (EngineArgs.add_cli_args on its
+    FlexibleArgumentParser), a parse error raised as SystemExit("vllm serve: error: ...") rather than exiting."""
+    from vllm.engine.arg_utils import EngineArgs
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    p = FlexibleArgumentParser(prog="vllm serve")
+
+    def error(msg: str) -> None:
+        raise SystemExit(f"vllm serve: error: {msg}")
+
+    p.error = error  # type: ignore[method-assign]
+    EngineArgs.add_cli_args(p)
+    return p
+
+
 def refusal_text(e: BaseException, limit: int = 600) -> str:
     """What vLLM raised, in its words: the exception's type and message, whitespace folded, cut at `limit`."""
     return f"{type(e).__name__}: {' '.join(str(e).split())[:limit]}"

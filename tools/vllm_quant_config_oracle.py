@@ -64,16 +64,9 @@ def _spec(s: Any) -> Any:
 
 def run_case(argv: list[str]) -> dict[str, Any]:
     from vllm.engine.arg_utils import EngineArgs
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
 
     row: dict[str, Any] = {"argv": argv}
-    p = FlexibleArgumentParser(prog="vllm serve")
-
-    def error(msg: str) -> None:
-        raise SystemExit(f"vllm serve: error: {msg}")
-
-    p.error = error  # type: ignore[method-assign]
-    EngineArgs.add_cli_args(p)
+    p = vo.serve_parser()
     try:
         a = p.parse_args(["--model", "/nonexistent"] + argv)
         q = EngineArgs.from_cli_args(a).quantization_config
@@ -81,7 +74,7 @@ def run_case(argv: list[str]) -> dict[str, Any]:
         row["parse_error"] = " ".join(str(e).split())
         return row
     except Exception as e:  # noqa: BLE001 - vLLM's refusal, in its words
-        row["error"] = f"{type(e).__name__}: {' '.join(str(e).split())}"
+        row["error"] = vo.refusal_text(e, 10**6)
         return row
     if q is None:
         row["resolved"] = None
