@@ -1311,7 +1311,8 @@ def test_the_flag_form_spells_lora_and_other_options_as_vramcalc_check_takes_the
     ap.parse_args(shlex.split(r.vramcalc_command)[2:])  # every pasted case's: test_same_answer_as_the_equivalent_check
 
 
-@pytest.mark.parametrize("engine", ["vllm", "llamacpp", "vllm_env"])
+@pytest.mark.parametrize("engine", [e for e in ("vllm", "llamacpp", "vllm_env") if any(
+    c["class"] == "no_effect" and c.get("speed") for c in flag_classes()[e].values())])
 def test_flags_with_no_effect_on_memory_but_on_speed_say_so(engine):
     """A no_effect flag whose entry names a speed effect is listed as no effect on memory and warned about once,
     with that effect, as left out of the speed estimate; the figures are the command's without it."""
@@ -1319,6 +1320,7 @@ def test_flags_with_no_effect_on_memory_but_on_speed_say_so(engine):
             "llamacpp": "llama-server -m Qwen3-8B-Q4_K_M.gguf -c 8192 -ngl 99"}[engine]
     kinds = {n: o for o in (vllm_table()["options"] if engine == "vllm" else llamacpp_table()["options"]
                             if engine == "llamacpp" else []) for n in o["names"]}
+    checked = 0
     for name, entry in flag_classes()[engine].items():
         if entry["class"] != "no_effect" or not entry.get("speed"):
             continue
@@ -1332,6 +1334,8 @@ def test_flags_with_no_effect_on_memory_but_on_speed_say_so(engine):
         said = [w for w in r.warnings if w.code == "command.speed_not_estimated"]
         assert len(said) == 1 and said[0].text.startswith(name), command
         assert any(n.startswith(name) for n in r.no_effect), command
+        checked += 1
+    assert checked  # the engines parametrized all have such an entry
 
 
 def test_extensible_kv_cache_flags_of_vllm_034():
