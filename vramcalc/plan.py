@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -45,6 +45,18 @@ EngineChoice = Literal[Engine, "any"]
 # the engine warnings a recommended layout carries as its notes: what costs speed or is not modelled
 LAYOUT_NOTE_CODES = frozenset({"vllm.weights.mxfp4_layout", "vllm.quant.degraded", "vllm.platform.rocm_version",
                                "plan.high_utilization", "plan.max_num_seqs", "plan.extensible_off"})
+
+
+def _seqs_within_mamba_blocks(opts: VLLMOptions, r: VLLMResult, check: Any) -> tuple[VLLMOptions, VLLMResult]:
+    """A hybrid model holds one KV block per running sequence: where vLLM refuses max_num_seqs above the block count,
+    the fix it names, --max-num-seqs at that count, re-checked with a note; otherwise as it was."""
+    if not (r.num_gpu_blocks and "vllm.mamba.seqs_exceed_blocks" in codes(r.errors)):
+        return opts, r
+    opts = opts.model_copy(update={"max_num_seqs": r.num_gpu_blocks})
+    r = check(opts)
+    return opts, r.model_copy(update={"warnings": r.warnings + [warning(
+        "plan.max_num_seqs", f"--max-num-seqs {opts.max_num_seqs}: a hybrid model holds one KV block per running "
+        "sequence and vLLM refuses a max_num_seqs above the block count")]})
 
 
 def planner_data() -> Planner:
@@ -452,13 +464,8 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                     r = r.model_copy(update={"warnings": r.warnings + [warning(
                         "plan.startup_utilization", f"--gpu-memory-utilization {opts.gpu_memory_utilization}: the "
                         "most vLLM's free-memory gate allows with what other processes hold")]})
-                if r.extensible_kv_cache and r.num_gpu_blocks and "vllm.mamba.seqs_exceed_blocks" in codes(r.errors):
-                    # with the extensible cache fewer sequences also capture fewer CUDA graphs: tried first
-                    opts = opts.model_copy(update={"max_num_seqs": r.num_gpu_blocks})
-                    r = check_vllm_file(opts)
-                    r = r.model_copy(update={"warnings": r.warnings + [warning(
-                        "plan.max_num_seqs", f"--max-num-seqs {opts.max_num_seqs}: a hybrid model holds one KV block "
-                        "per running sequence and vLLM refuses a max_num_seqs above the block count")]})
+                if r.extensible_kv_cache:  # fewer sequences also capture fewer CUDA graphs there: tried first
+                    opts, r = _seqs_within_mamba_blocks(opts, r, check_vllm_file)
                 if r.devices and not r.fits and r.extensible_kv_cache:
                     # vLLM 0.34's extensible KV cache keeps the CUDA-graph estimate free beside the captured graphs;
                     # sized from the profile's estimate instead (--disable-extensible-kv-cache), they count once
@@ -479,13 +486,7 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
                             "plan.high_utilization", f"fits only with --gpu-memory-utilization {hi}: about "
                             f"{(1 - hi) * gpu.usable_bytes / GIB:.1f} GiB per GPU is left for anything else "
                             "(a desktop, other processes)")]})
-                if r.num_gpu_blocks and "vllm.mamba.seqs_exceed_blocks" in codes(r.errors):
-                    # hybrid models: one block per running sequence; the fix vLLM names is a lower --max-num-seqs
-                    opts = opts.model_copy(update={"max_num_seqs": r.num_gpu_blocks})
-                    r = check_vllm_file(opts)
-                    r = r.model_copy(update={"warnings": r.warnings + [warning(
-                        "plan.max_num_seqs", f"--max-num-seqs {opts.max_num_seqs}: a hybrid model holds one KV block "
-                        "per running sequence and vLLM refuses a max_num_seqs above the block count")]})
+                opts, r = _seqs_within_mamba_blocks(opts, r, check_vllm_file)
                 if r.errors:
                     rejected.append(Rejection(family=fam if r.devices else f"vLLM {qname} TP={tp}",
                                               reason=r.errors[0]))

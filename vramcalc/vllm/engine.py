@@ -635,18 +635,21 @@ def _extensible_kv_bytes(prof: VllmVersion, gpu: GPU, requested: int, startup_fr
     (gpu_worker.py determine_available_memory peak_activation_memory, the extensible cache's reserved headroom);
     `reserve_growth`: the growth of torch's reservation during warmup, kept free where larger than `transient`
     (measured at run time; vramcalc has no estimate of it and passes 0)."""
+    margin = _extensible_margin(prof, gpu, transient)
+    return max(0, min(requested - resident, startup_free - resident - margin) - max(transient, reserve_growth))
+
+
+def _extensible_margin(prof: VllmVersion, gpu: GPU, transient: int) -> int:
+    """v0.34.0 vllm/v1/worker/extensible_kv_cache.py measure_kv_cache_bytes: max(KV_CACHE_MARGIN_FLOOR_BYTES (1 GiB,
+    3 on ROCm), KV_CACHE_MARGIN_FRACTION x the transient peak)."""
     ext = prof.extensible_kv_cache
     assert ext is not None
     floor = ext.margin_floor_gib_rocm if gpu.vendor == "amd" else ext.margin_floor_gib
-    margin = max(int(floor * GIB), int(transient * ext.margin_fraction))
-    return max(0, min(requested - resident, startup_free - resident - margin) - max(transient, reserve_growth))
+    return max(int(floor * GIB), int(transient * ext.margin_fraction))
 
 
 def _extensible_trace(prof: VllmVersion, gpu: GPU, estimate: int, measured: int, resident: int, transient: int,
                       startup_free: int, requested: int) -> TraceTerm:
-    ext = prof.extensible_kv_cache
-    assert ext is not None
-    floor = ext.margin_floor_gib_rocm if gpu.vendor == "amd" else ext.margin_floor_gib
     return term("KV cache, extensible (rank 0)", min(estimate, measured),
                 "min(the profile's estimate, min(budget - resident, free at start-up - resident - margin) - transient); "
                 "margin = max(floor, fraction x transient); resident = weights, non-torch, workspaces and the captured "
@@ -654,7 +657,7 @@ def _extensible_trace(prof: VllmVersion, gpu: GPU, estimate: int, measured: int,
                 source="vllm/v1/worker/extensible_kv_cache.py measure_kv_cache_bytes (0.34.0)",
                 profile_estimate=estimate, measured=measured, budget=requested, startup_free=startup_free,
                 resident=resident, transient=transient,
-                margin=max(int(floor * GIB), int(transient * ext.margin_fraction)))
+                margin=_extensible_margin(prof, gpu, transient))
 
 
 def _startup_free(gpu: GPU, tp: int, pp: int, nccl_before: bool = True, car: bool = True) -> tuple[int, float]:
