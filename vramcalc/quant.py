@@ -31,7 +31,7 @@ class QuantScheme(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     method: str  # fp8_block | fp8_channel | fp8_tensor | int8_channel | gptq | awq | int_pack | nvfp4 |
-    #              modelopt_nvfp4 | mxfp4 | mxfp8 | bnb_nf4 | bnb_fp4 | bnb_int8 | none
+    #              modelopt_nvfp4 | mxfp4 | mxfp8 | ct_mxfp4 | ct_mxfp8 | bnb_nf4 | bnb_fp4 | bnb_int8 | none
     bits: int = 16
     group_size: int = 0
     block: tuple[int, int] = (0, 0)
@@ -165,6 +165,18 @@ def scheme_from_config(qc: dict[str, Any] | None, spec: ModelSpec | None = None)
         strategy = str(w.get("strategy", "group" if w.get("group_size") else "channel"))
         src = "compressed-tensors compressors (" + (fmt or "?") + ")"
         static_in = bool(g.get("input_activations") and not (g.get("input_activations") or {}).get("dynamic", True))
+        # MX formats: e8m0 (uint8) scales per 32 and no global scale; vLLM picks CompressedTensorsW4A4Mxfp4 (or
+        # W4A8Mxfp4) / CompressedTensorsW8A8Mxfp8 for float weights in groups of 32 (vLLM v0.34.0
+        # compressed_tensors.py _is_mxfp4 / _is_mxfp8, which also wants scale_dtype uint8), checked against
+        # tests/data/vllm_ct_mx_oracle_v0.34.0.json
+        if wtype == "float" and strategy == "group" and int(w.get("group_size") or 0) == 32 and \
+                w.get("symmetric", True):
+            if bits == 4:
+                return QuantScheme(method="ct_mxfp4", bits=4, group_size=32, scale_dtype="uint8", ignore=ignore,
+                                   source=src)
+            if bits == 8 and "uint8" in str(w.get("scale_dtype", "")):
+                return QuantScheme(method="ct_mxfp8", bits=8, group_size=32, scale_dtype="uint8", ignore=ignore,
+                                   source=src)
         if wtype == "float" and bits == 4:
             return QuantScheme(method="nvfp4", bits=4, group_size=int(w.get("group_size") or 16), scale_dtype="fp8",
                                static_input_scale=bool(g.get("input_activations")), ignore=ignore, source=src)
@@ -407,7 +419,9 @@ def matrix_tensors(s: QuantScheme, out: int, inp: int) -> list[tuple[str, str, i
             ("weight", "weight_scale_2", "input_scale")
         t = [(names[0], "U8", m // 2), ("weight_scale", "F8_E4M3", m // g), (names[1], "F32", 4)]
         return t + ([(names[2], "F32", 4)] if s.static_input_scale else [])
-    if s.method == "mxfp8":  # 32 values -> 32 bytes of e4m3 + one e8m0 scale (uint8), per row
+    if s.method == "ct_mxfp4":  # compressed-tensors: 2 values per byte, one e8m0 (uint8) scale per 32 of a row
+        return [("weight_packed", "U8", m // 2), ("weight_scale", "U8", out * ceil(inp / 32))]
+    if s.method in ("mxfp8", "ct_mxfp8"):  # 32 values -> 32 bytes of e4m3 + one e8m0 scale (uint8), per row
         return [("weight", "F8_E4M3", m), ("weight_scale", "U8", out * ceil(inp / 32))]
     if s.method == "mxfp4":  # 32 values -> 16 bytes of e2m1 + one e8m0 scale
         return [("blocks", "U8", m // 2), ("scales", "U8", m // 32)]

@@ -2420,7 +2420,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     native_mx = (gpu.gfx_arch or "").startswith("gfx95")
     weights = _weights_term(spec, opts, scheme, wdtype, mxfp4, gguf, file_weight_bytes, rocm=gpu.vendor == "amd",
                             native_mx=native_mx)
-    if scheme.method == "mxfp8" and gpu.vendor == "amd" and not native_mx:
+    if scheme.method in ("mxfp8", "ct_mxfp8") and gpu.vendor == "amd" and not native_mx:
         warnings.append(warning(
             "vllm.quant.mxfp8_emulated", "MXFP8 on this AMD GPU runs on vLLM's emulation kernels (native MX needs "
             "gfx950): " + ("its weights are dequantized to bf16 at load, 2 bytes a weight instead of 1, as counted"

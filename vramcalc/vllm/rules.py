@@ -279,11 +279,25 @@ def quant_messages(spec: ModelSpec, scheme: QuantScheme, tp: int, compute_capabi
         return out
     if compute_capability:
         kind = entry.support[_band(compute_capability)]
-        if kind == "refused":
+        if kind == "refused" and scheme.source.startswith("compressed-tensors") and float(compute_capability) >= 7.0:
+            # compressed-tensors passes get_quant_config from SM 7.0 (CompressedTensorsConfig.get_min_capability 70);
+            # each layer's scheme is then checked (v0.34.0 compressed_tensors.py get_scheme, _check_scheme_supported)
             out.append(Message(
                 code="vllm.quant.capability", level="error",
-                text=f"The quantization method {scheme.method} is not supported for the current GPU. Minimum "
-                     f"capability: {entry.min_capability.replace('.', '')}. Current capability: "
+                text=f"Quantization scheme is not supported for the current GPU. Min capability: "
+                     f"{entry.min_capability.replace('.', '')}. Current capability: "
+                     f"{compute_capability.replace('.', '')}.",
+                source="vllm/model_executor/layers/quantization/compressed_tensors/compressed_tensors.py "
+                       "CompressedTensorsConfig._check_scheme_supported",
+                fix="a format this GPU runs: GPTQ/AWQ 4-bit from SM 7.5, FP8 weight-only from SM 7.5, or GGUF with "
+                    "llama.cpp"))
+        elif kind == "refused":
+            ct = scheme.source.startswith("compressed-tensors")  # below SM 7.0 refused by the config's own minimum
+            out.append(Message(
+                code="vllm.quant.capability", level="error",
+                text=f"The quantization method {'compressed-tensors' if ct else scheme.method} is not supported for "
+                     f"the current GPU. Minimum capability: {'70' if ct else entry.min_capability.replace('.', '')}. "
+                     f"Current capability: "
                      f"{compute_capability.replace('.', '')}.",
                 source="vllm/model_executor/model_loader/utils.py get_quant_config / get_min_capability",
                 fix="a format this GPU runs: GPTQ/AWQ 4-bit from SM 7.5, FP8 weight-only from SM 7.5, or GGUF with "

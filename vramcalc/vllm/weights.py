@@ -325,7 +325,7 @@ def mxfp8_dequant_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: Qu
     quantization/modelopt.py ModelOptMxFp8FusedMoE._dequant_mxfp8_weights_to_bf16, the routed experts on the
     emulation MoE backend; VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=0 keeps them at one byte)."""
     scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
-    if scheme.method != "mxfp8":
+    if scheme.method not in ("mxfp8", "ct_mxfp8"):  # compressed-tensors MXFP8 takes the same linear kernels
         return [0] * (tp * pp)
     stage = [0] * pp
     for st, mats in _quantized_rank_matrices(spec, tp, pp, scheme, moe, partition, experts=True):
