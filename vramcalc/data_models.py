@@ -700,6 +700,7 @@ class Vllm(Sourced):
     hybrid_prefix_caching_since: SinceVersion
     block_size_64_since: SinceVersion
     extensible_kv_cache_since: SinceVersion
+    gfx11_row_pad_since: SinceVersion
     mxfp4_moe: Mxfp4Moe
     versions: VllmVersions
     startup_used_gib: StartupUsed

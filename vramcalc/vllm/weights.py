@@ -333,22 +333,56 @@ def mxfp8_dequant_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: Qu
     return [stage[st] for st in range(pp) for _ in range(tp)]
 
 
+def _rank_linear_matrices(spec: ModelSpec, tp: int, pp: int, moe: MoEShards | None,
+                          partition: tuple[int, ...] | None
+                          ) -> Iterator[tuple[int, TensorSpec, list[tuple[int, int, int]]]]:
+    """(PP stage, tensor, [(count, out, in)]) of each decoder-layer weight matrix, at its TP-rank shape
+    (embeddings, heads and towers are not decoder layers)."""
+    split = pp_layer_split(spec.num_layers, pp, partition)
+    starts = [sum(split[:i]) for i in range(pp)]
+    for t in inventory(spec):
+        m = re.match(r"model\.layers\.(\d+)\.", t.name)
+        if not m or int(m.group(1)) >= len(spec.layers):
+            continue
+        layer = spec.layers[int(m.group(1))]
+        mats = _matrices(t.model_copy(update={"shape": _rank_shape(t, spec, tp, layer, moe)}))
+        if mats:
+            yield max(i for i in range(pp) if starts[i] <= int(m.group(1))), t, mats
+
+
 def _quantized_rank_matrices(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, moe: MoEShards | None,
                              partition: tuple[int, ...] | None, experts: bool
                              ) -> Iterator[tuple[int, list[tuple[int, int, int]]]]:
     """(PP stage, [(count, out, in)]) of each decoder-layer tensor the scheme quantizes, at its TP-rank shape."""
-    split = pp_layer_split(spec.num_layers, pp, partition)
-    starts = [sum(split[:i]) for i in range(pp)]
     composite = spec.vision is not None
-    for t in inventory(spec):
-        m = re.match(r"model\.layers\.(\d+)\.", t.name)
-        if not m or t.group not in scheme.quantize_groups or (t.group == "routed_experts" and not experts):
-            continue  # embeddings, heads and towers are not quantized
-        layer = spec.layers[int(m.group(1))]
-        rank_t = t.model_copy(update={"shape": _rank_shape(t, spec, tp, layer, moe)})
-        mats = _matrices(rank_t)
-        if mats and not _ignored(module_names(t, composite), scheme.ignore):
-            yield max(i for i in range(pp) if starts[i] <= int(m.group(1))), mats
+    for stage, t, mats in _rank_linear_matrices(spec, tp, pp, moe, partition):
+        if t.group not in scheme.quantize_groups or (t.group == "routed_experts" and not experts):
+            continue
+        if not _ignored(module_names(t, composite), scheme.ignore):
+            yield stage, mats
+
+
+def gfx11_row_pad_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
+                           dtype: str | None = None, moe: MoEShards | None = None,
+                           partition: tuple[int, ...] | None = None) -> list[int]:
+    """Bytes vLLM 0.33.0 and later add on a gfx11 GPU (RDNA3 / RDNA3.5) to each unquantized linear weight, per rank
+    in weights_per_rank's order: the row stride one 128-byte cache line wider where a row's bytes are a multiple of
+    2048 (vllm/model_executor/layers/linear.py UnquantizedLinearMethod.process_weights_after_loading ->
+    layers/utils.py maybe_pad_weight_avoid_cache_aliasing, cache_aliasing_pad_elems; the padded tensor's storage
+    is kept under a view of the old shape). Routed experts (FusedMoE), embeddings and the LM head are not linear
+    layers and keep their bytes; the vision tower's linears are not counted here."""
+    scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
+    element = dtype_bytes(dtype or spec.dtype)
+    composite = spec.vision is not None
+    stage = [0] * pp
+    for st, t, mats in _rank_linear_matrices(spec, tp, pp, moe, partition):
+        if t.group == "routed_experts":
+            continue
+        quantized = scheme.method != "none" and t.group in scheme.quantize_groups and \
+            not _ignored(module_names(t, composite), scheme.ignore)
+        if not quantized:
+            stage[st] += sum(c * o * 128 for c, o, i in mats if (i * element) % 2048 == 0)
+    return [stage[st] for st in range(pp) for _ in range(tp)]
 
 
 def _round_up(x: int, m: int) -> int:
