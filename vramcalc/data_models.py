@@ -701,6 +701,7 @@ class Vllm(Sourced):
     block_size_64_since: SinceVersion
     extensible_kv_cache_since: SinceVersion
     gfx11_row_pad_since: SinceVersion
+    rdna_int4_pad_since: SinceVersion
     mxfp4_moe: Mxfp4Moe
     versions: VllmVersions
     startup_used_gib: StartupUsed

@@ -39,7 +39,7 @@ from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_override
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
 from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mxfp4_moe_backend, pp_layer_split,
-                      gfx11_row_pad_per_rank, mxfp8_dequant_per_rank, rocm_fp8_padding_per_rank, rotary_cache_bytes,
+                      gfx11_row_pad_per_rank, mxfp8_dequant_per_rank, rdna_int4_pad_per_rank, rocm_fp8_padding_per_rank, rotary_cache_bytes,
                       sharding_switches,
                       transformers_rope_bytes, vllm_rules, weights_per_rank)
 from ..trace import TraceTerm, term
@@ -1310,7 +1310,7 @@ def _from_files(opts: VLLMOptions, file_weight_bytes: int | None, spec: ModelSpe
 
 def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtype: str | None, mxfp4: str | None,
                   gguf: bool, file_weight_bytes: int | None, rocm: bool = False, native_mx: bool = False,
-                  gfx11: bool = False) -> list[tuple[RankWeights, int]]:
+                  gfx_arch: str = "") -> list[tuple[RankWeights, int]]:
     """Each rank's weights and their bytes in the budget: vLLM's linear layers sharded by TP
     (vllm/model_executor/layers/linear.py), VocabParallelEmbedding, get_pp_indices (vllm/distributed/utils.py),
     as modelled in weights.py; the file headers' bytes where they are exact."""
@@ -1353,9 +1353,13 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
                                         _moe(spec, opts), opts.pp_layer_partition)
         out = [(w, b + pad[i]) for i, (w, b) in enumerate(out)]
     version = opts.engine_version or vllm_rules().default_version
-    if gfx11 and not gguf and _key(version) >= _key(vllm_rules().gfx11_row_pad_since.version):
+    if gfx_arch.startswith("gfx11") and not gguf and _key(version) >= _key(vllm_rules().gfx11_row_pad_since.version):
         # RDNA3 / RDNA3.5: unquantized linear weights' rows one cache line wider where they alias
         pad = gfx11_row_pad_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, _moe(spec, opts), opts.pp_layer_partition)
+        out = [(w, b + pad[i]) for i, (w, b) in enumerate(out)]
+    if gfx_arch == "gfx1151" and not gguf and _key(version) >= _key(vllm_rules().rdna_int4_pad_since.version):
+        # Strix Halo: the RDNA hybrid W4A16 kernel's int4 rows one cache line wider where they alias
+        pad = rdna_int4_pad_per_rank(spec, opts.tp, opts.pp, scheme, _moe(spec, opts), opts.pp_layer_partition)
         out = [(w, b + pad[i]) for i, (w, b) in enumerate(out)]
     return out
 
@@ -2425,7 +2429,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     warnings += mxfp4_msgs
     native_mx = (gpu.gfx_arch or "").startswith("gfx95")
     weights = _weights_term(spec, opts, scheme, wdtype, mxfp4, gguf, file_weight_bytes, rocm=gpu.vendor == "amd",
-                            native_mx=native_mx, gfx11=gpu.vendor == "amd" and (gpu.gfx_arch or "").startswith("gfx11"))
+                            native_mx=native_mx, gfx_arch=(gpu.gfx_arch or "") if gpu.vendor == "amd" else "")
     if scheme.method in ("mxfp8", "ct_mxfp8") and gpu.vendor == "amd" and not native_mx:
         warnings.append(warning(
             "vllm.quant.mxfp8_emulated", "MXFP8 on this AMD GPU runs on vLLM's emulation kernels (native MX needs "

@@ -362,6 +362,28 @@ def _quantized_rank_matrices(spec: ModelSpec, tp: int, pp: int, scheme: QuantSch
             yield stage, mats
 
 
+def rdna_int4_pad_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
+                           moe: MoEShards | None = None, partition: tuple[int, ...] | None = None) -> list[int]:
+    """Bytes vLLM 0.32.0 and later add on a gfx1151 GPU (Strix Halo) to 4-bit GPTQ / compressed-tensors WNA16
+    linear weights, per rank in weights_per_rank's order. On ROCm these layers take the first mixed-precision
+    kernel that implements them (vllm/model_executor/kernels/linear/__init__.py _POSSIBLE_KERNELS[ROCM]: RDNA3W4A16
+    on gfx1100 only, then RDNAHybridW4A16 on gfx11 / gfx12 for uint4 weights in groups of 32, 64 or 128 with K a
+    multiple of 16); RDNAHybridW4A16 keeps them as int8 [N, K / 2] (the checkpoint's bytes) and on gfx1151 widens a
+    row whose K / 2 bytes are a multiple of 1024 by one 128-byte cache line
+    (kernels/linear/mixed_precision/rdna_hybrid_w4a16.py pack_skinny_int4, _weight_pad_bytes). AWQ runs its own
+    Triton kernel on ROCm (quantization/auto_awq.py AutoAWQLinearMethod) and keeps its bytes."""
+    scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
+    if scheme.method not in ("gptq", "int_pack") or scheme.bits != 4:
+        return [0] * (tp * pp)
+    stage = [0] * pp
+    for st, mats in _quantized_rank_matrices(spec, tp, pp, scheme, moe, partition, experts=False):
+        for c, o, i in mats:
+            group = scheme.group_size if scheme.group_size > 0 else i
+            if group in (32, 64, 128) and i % 16 == 0 and i % group == 0 and (i // 2) % 1024 == 0:
+                stage[st] += c * o * 128
+    return [stage[st] for st in range(pp) for _ in range(tp)]
+
+
 def gfx11_row_pad_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
                            dtype: str | None = None, moe: MoEShards | None = None,
                            partition: tuple[int, ...] | None = None) -> list[int]:
