@@ -152,8 +152,8 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
 
 
 @pytest.mark.parametrize("command,flag", [
-    ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --max-num-seqs 64 --no-swa-bounded-replay",
-     "--no-swa-bounded-replay"),
+    ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --max-num-seqs 64 "
+     "--weight-transfer-config '{\"backend\": \"nccl\"}'", "--weight-transfer-config"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --spec-type draft-mtp", "--spec-type"),
     ("VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD=1 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD"),
 ])
@@ -164,7 +164,8 @@ def test_not_modelled_flags_are_warned_about_by_name(command, flag):
     (w,) = [w for w in r.warnings if w.code == "command.not_modelled"]
     assert w.text.startswith(flag) and "the figures ignore it" in w.text
     without = " ".join(command.split(" ", 1)[1:]) if command.startswith("VLLM_") else \
-        command.replace(f" {flag}", "", 1).replace(" cv.gguf", "").replace(" draft-mtp", "")
+        command.replace(f" {flag}", "", 1).replace(" cv.gguf", "").replace(" draft-mtp", "") \
+        .replace(" '{\"backend\": \"nccl\"}'", "")
     alone = check_command(without, "2x4090")
     figures = {k: v for k, v in r.result.to_dict().items() if k not in ("fits", "errors", "fix", "corrected_command")}
     assert figures == {k: v for k, v in alone.result.to_dict().items() if k not in ("fits", "errors", "fix", "corrected_command")}
@@ -305,7 +306,8 @@ def test_modelled_flags_name_real_option_fields():
     extra = {"model", "hf_repo", "hf_file", "revision", "hf_config_path", "rpc_nodes", "fit", "n_prompt", "n_gen", "n_depth",
              "n_prompt_gen", "nnodes", "data_parallel_size_local", "optimization_level", "compilation_config",
              "preset", "load_mode", "model_url", "hf_repo_draft", "mmproj_url",
-             "docker_repo", "config", "image_min_tokens", "image_max_tokens", "mtmd_batch_max_tokens"}
+             "docker_repo", "config", "image_min_tokens", "image_max_tokens", "mtmd_batch_max_tokens",
+             "kernel_config"}  # --kernel-config: read as the backends, linear_backend_per_quant and the RDNA copies
     extra |= set(JSON_FLAG_FIELDS)  # vLLM's JSON flags, refused or read in the command (vramcalc/vllm/json_flags.py)
     for engine, fields in (("vllm", VLLMOptions.model_fields), ("vllm_env", VLLMOptions.model_fields),
                            ("llamacpp", LlamaOptions.model_fields), ("llama_bench", LlamaOptions.model_fields)):
@@ -1405,3 +1407,22 @@ def test_backend_choices_are_lower_snake_cased_as_vllm_s_parser_does():
     assert r.options["linear_backend"] == "marlin"
     with pytest.raises(InputError, match="argument --kda-prefill-backend: invalid choice: 'Triton'"):
         read_command("vllm serve Qwen/Qwen3-8B --kda-prefill-backend Triton")
+
+
+def test_flags_read_only_by_unread_families():
+    """A flag listed as changing nothing because only families vramcalc does not read act on it (read_only_by: the
+    vLLM modules that read it) stays true only while no catalog model is built by one of those modules and no reader
+    for their model types exists; a reader landing here must model the flag."""
+    data = Path(vramcalc.__file__).parent / "data"
+    classes = json.loads((data / "vllm_model_classes.json").read_text())["classes"]
+    read_types = {t for part in ("text", "composite") for t in json.loads((data / "architectures.json").read_text())[part]}
+    catalog_archs = {a for f in (data / "models").glob("*.json")
+                     for a in (json.loads(f.read_text()).get("config", {}).get("architectures") or [])}
+    guarded = {n: c for n, c in flag_classes()["vllm"].items() if c.get("read_only_by")}
+    assert {"--monokernel", "--no-swa-bounded-replay", "--kda-decode-backend", "--kda-prefill-backend"} <= set(guarded)
+    for name, c in guarded.items():
+        archs = {a for a, mod in classes.items() if any(mod.startswith(m) for m in c["read_only_by"])}
+        assert archs or any(".layers." in m for m in c["read_only_by"]), name
+        assert not archs & catalog_archs, (name, archs & catalog_archs)
+        families = {m.rsplit(".", 1)[-1] for m in c["read_only_by"] if m.startswith("vllm.models.")}
+        assert not families & read_types, (name, families & read_types)

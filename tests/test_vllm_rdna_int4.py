@@ -59,3 +59,46 @@ def test_the_engine_counts_it_on_a_strix_halo_from_0_32(gpu, version, padded):
     r = check_vllm(spec, find_gpu(gpu), VLLMOptions(max_model_len=4096, engine_version=version))
     extra = r.devices[0].weights_bytes - base.devices[0].weights_bytes
     assert extra == (per_layer * spec.num_layers if padded else 0)
+
+
+GFX11 = json.load(open(os.path.join(os.path.dirname(__file__), "data", "vllm_gfx11_pad_oracle_v0.34.0.json")))
+
+
+@pytest.mark.parametrize("gpu,gfx,padded", [("ryzen-ai-max-plus-395", "gfx1151", True),
+                                            ("radeon-ai-pro-r9700", "gfx1201", False)])
+def test_the_dense_prefill_copies_are_laid_out_as_vllms_unquantized_weights(gpu, gfx, padded):
+    """--kernel-config '{"rdna_hybrid_w4a16_prefill_dequant": "enable"}' (vLLM 0.34.0): each copy is an [N, K] bf16
+    weight that UnquantizedLinearMethod lays out (_cache_dequant_weight), so it weighs what vLLM's own method leaves
+    of Qwen3-8B's four linears on that GPU (tests/data/vllm_gfx11_pad_oracle_v0.34.0.json: padded on gfx11 only)."""
+    spec = load("Qwen/Qwen3-8B").model_copy(update={"quantization_config": _gptq(128)})
+    rows = [r for r in GFX11["rows"] if r["model"] == "Qwen/Qwen3-8B" and r["tp"] == 1 and r["gfx_arch"] == "gfx1151"]
+    per_layer = sum(r["storage_bytes_after" if padded else "storage_bytes_before"] for r in rows)
+    opts = dict(max_model_len=4096)
+    off = check_vllm(spec, find_gpu(gpu), VLLMOptions(**opts)).devices[0].weights_bytes
+    on = check_vllm(spec, find_gpu(gpu), VLLMOptions(rdna_w4a16_prefill_dequant=True, **opts)).devices[0].weights_bytes
+    assert on - off == per_layer * spec.num_layers
+
+
+def test_no_copies_where_the_kernel_does_not_run_or_the_release_has_no_key():
+    spec = load("Qwen/Qwen3-8B").model_copy(update={"quantization_config": _gptq(128)})
+    for gpu, version in (("rx-7900-xtx", "0.34.0"), ("mi300x", "0.34.0"), ("h100-sxm", "0.34.0")):
+        a = check_vllm(spec, find_gpu(gpu), VLLMOptions(max_model_len=4096, engine_version=version))
+        b = check_vllm(spec, find_gpu(gpu), VLLMOptions(max_model_len=4096, engine_version=version,
+                                                        rdna_w4a16_prefill_dequant=True))
+        assert a.devices[0].weights_bytes == b.devices[0].weights_bytes, gpu
+
+
+def test_copies_that_leave_too_little_refuse_in_vllms_words():
+    """_fits_in_memory_budget keeps the unrequested memory, 4 GiB and one request's KV cache free: Qwen3-32B GPTQ's
+    copies (about 61 GiB) do not fit a 32 GB Radeon AI PRO R9700, Qwen3-8B's do."""
+    words = ("ValueError: Not enough room in the gpu_memory_utilization budget to cache a dequantized W4A16 prefill "
+             "weight (kernel_config.rdna_hybrid_w4a16_prefill_dequant) while keeping KV cache for one max_model_len "
+             "request. Increase `gpu_memory_utilization`, lower `max_model_len`, or disable it.")
+    big = load("Qwen/Qwen3-32B").model_copy(update={"quantization_config": _gptq(128)})
+    r = check_vllm(big, find_gpu("radeon-ai-pro-r9700"), VLLMOptions(max_model_len=4096,
+                                                                     rdna_w4a16_prefill_dequant=True))
+    assert not r.fits and words in [m.text for m in r.errors]
+    small = load("Qwen/Qwen3-8B").model_copy(update={"quantization_config": _gptq(128)})
+    r = check_vllm(small, find_gpu("radeon-ai-pro-r9700"), VLLMOptions(max_model_len=4096,
+                                                                       rdna_w4a16_prefill_dequant=True))
+    assert "vllm.rdna.prefill_dequant_budget" not in [m.code for m in r.errors]

@@ -702,6 +702,7 @@ class Vllm(Sourced):
     extensible_kv_cache_since: SinceVersion
     gfx11_row_pad_since: SinceVersion
     rdna_int4_pad_since: SinceVersion
+    rdna_prefill_dequant_since: SinceVersion
     mxfp4_moe: Mxfp4Moe
     versions: VllmVersions
     startup_used_gib: StartupUsed
@@ -968,6 +969,10 @@ class FlagClass(Fixed):
     fields_source: str | None = None
     no_effect_keys: list[str] | None = None
     modelled_keys: list[str] | None = None  # keys that vramcalc reads (the rest no effect): the flag sets `field`
+    fields_since: dict[str, str] | None = None  # a field the class gained in a later release: the release
+    # the vLLM modules that alone read the flag, none of them a family vramcalc reads (so no effect on the models it
+    # checks; tests/test_pasted_commands.py test_flags_read_only_by_unread_families)
+    read_only_by: list[str] | None = None
     # vllm_env, a variable read by vllm/envs.py env_with_choices: its values; another is vLLM's ValueError
     choices: list[str] | None = None
     case_sensitive: bool = True

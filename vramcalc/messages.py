@@ -56,6 +56,8 @@ CODES: dict[str, str] = {
     "vllm.parallel.ssm_heads": "TP does not divide the SSM / linear-attention heads",
     "vllm.parallel.pp_layers": "more PP stages than layers",
     "vllm.quant.capability": "the quantization method is refused on this GPU's compute capability",
+    "vllm.rdna.prefill_dequant_budget": "the RDNA W4A16 kernel's dense prefill copies leave too little memory: vLLM "
+                                        "refuses to start",
     "vllm.quant.degraded": "the quantization method runs weight-only (degraded) on this GPU",
     "vllm.quant.plugin": "the quantization method needs a plugin",
     "vllm.quant.marlin_shape": "a sharded weight breaks Marlin's shape limits",

@@ -482,19 +482,21 @@ def _present(p: Parsed) -> set[str]:
     return {f.name for f in p.flags} | {f.key for f in p.flags if f.key} | set(p.env)
 
 
-def _config_keys(f: Flag, warnings: list[Message]) -> dict[str, Any]:
-    """The keys of a JSON-object flag, checked against vLLM's config class; each key that changes speed only is
-    warned about as left out of the speed estimate."""
+def _config_keys(f: Flag, warnings: list[Message], version: str | None = None) -> dict[str, Any]:
+    """The keys of a JSON-object flag, checked against vLLM's config class at the release (fields_since: the
+    release that added a key); each key that changes speed only is warned about as left out of the speed estimate."""
     keys: dict[str, Any] = {}
     for v in f.values:
-        keys.update(config_object(f.name, v, f.entry["config_class"], f.entry["fields"], f.entry["fields_source"]))
+        keys.update(config_object(f.name, v, f.entry["config_class"], f.entry["fields"], f.entry["fields_source"],
+                                  f.entry.get("fields_since"), version))
     speed_keys = f.entry.get("speed_keys") or {}
     for k in sorted(k for k in keys if k in speed_keys):
         warnings.append(warning("command.speed_not_estimated", f"{f.written()}: {k}: {speed_keys[k]}"))
     return keys
 
 
-def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set[str] | None = None) -> bool:
+def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set[str] | None = None,
+            version: str | None = None) -> bool:
     """A flag that sets nothing: listed, warned about, or refused. True when it sets an option. A no_effect flag
     with only_with acts only beside one of those flags (each not modelled itself): with one, it warns too."""
     if f.klass == "no_effect":
@@ -505,7 +507,7 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
                                     "the figures ignore it"))
             return False
         if f.entry.get("fields"):  # a JSON object of a vLLM config class whose keys all leave memory as it is
-            _config_keys(f, warnings)
+            _config_keys(f, warnings, version)
         no_effect.append(f.written())
         if f.entry.get("speed"):
             warnings.append(warning("command.speed_not_estimated", f"{f.written()}: {f.entry['speed']}"))
@@ -521,7 +523,7 @@ def _common(f: Flag, no_effect: list[str], warnings: list[Message], present: set
             no_effect.append(f.written())
             return False
         if f.entry.get("fields"):  # a JSON object of a vLLM config class: its keys checked, the inert ones listed
-            keys = _config_keys(f, warnings)
+            keys = _config_keys(f, warnings, version)
             acting = sorted(k for k in keys if k not in (f.entry.get("no_effect_keys") or [])
                             and k not in (f.entry.get("speed_keys") or {}))
             if not acting:
@@ -645,7 +647,7 @@ def _vllm_reading(p: Parsed) -> Reading:
             continue
         if f.entry.get("config_class") == "QuantizationConfigArgs":  # refused in vLLM's words (vllm/quant_config.py)
             read_quant_config(f.values, p.engine_version)
-        if not _common(f, no_effect, warnings, present):
+        if not _common(f, no_effect, warnings, present, p.engine_version):
             continue
         name, v, fld = f.name, (f.values[0] if f.values else None), f.entry["field"]
         if fld in ("tp", "pp", "max_num_seqs", "block_size", "max_loras", "max_lora_rank", "max_cpu_loras",
@@ -690,7 +692,24 @@ def _vllm_reading(p: Parsed) -> Reading:
                 opts[fld] = None
         elif fld == "kernel_config":  # its backend keys (_common), normalised as KernelConfig does
             # (vllm/config/kernel.py _normalize_moe_backend and its kin: lower case, - as _; null is the default, auto)
-            kc = {k: val for x in f.values for k, val in json.loads(x).items()}
+            kc = _config_keys(f, warnings, p.engine_version)  # KernelConfig's fields at the release, speed keys said
+            if not any(k in (f.entry.get("modelled_keys") or []) for k in kc):  # only speed keys and monokernel
+                no_effect.append(f.written())
+            if kc.get("linear_backend_per_quant"):  # linear_backend for the schemes it names
+                per = kc["linear_backend_per_quant"]
+                if not isinstance(per, dict):
+                    raise InputError(f"argument {name}: linear_backend_per_quant: a JSON object of quantization "
+                                     f"scheme: linear backend, got {per!r}")
+                opts["linear_backend_per_quant"] = {str(q): b.lower().replace("-", "_") if isinstance(b, str) else b
+                                                    for q, b in per.items()}
+            if "rdna_hybrid_w4a16_prefill_dequant" in kc:  # 'disable' | 'enable', lower case and - as _ first
+                mode = kc["rdna_hybrid_w4a16_prefill_dequant"]  # (vllm/config/kernel.py, 0.34.0)
+                mode = mode.lower().replace("-", "_") if isinstance(mode, str) else mode
+                if mode not in ("disable", "enable"):
+                    raise InputError(f"argument {name}: rdna_hybrid_w4a16_prefill_dequant: Input should be 'disable' "
+                                     f"or 'enable' (vllm/config/kernel.py RDNAHybridW4A16PrefillDequantMode), got "
+                                     f"{kc['rdna_hybrid_w4a16_prefill_dequant']!r}")
+                opts["rdna_w4a16_prefill_dequant"] = mode == "enable"
             for kb in KERNEL_BACKENDS:
                 if kb in kc and not reader.get(f"{kb}_flag"):
                     mb = kc[kb]

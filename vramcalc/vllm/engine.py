@@ -39,7 +39,8 @@ from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_override
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
 from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mxfp4_moe_backend, pp_layer_split,
-                      gfx11_row_pad_per_rank, mxfp8_dequant_per_rank, rdna_int4_pad_per_rank, rocm_fp8_padding_per_rank, rotary_cache_bytes,
+                      gfx11_row_pad_per_rank, mxfp8_dequant_per_rank, rdna_int4_pad_per_rank,
+                      rdna_prefill_copy_applies, rdna_prefill_copy_per_rank, rocm_fp8_padding_per_rank, rotary_cache_bytes,
                       sharding_switches,
                       transformers_rope_bytes, vllm_rules, weights_per_rank)
 from ..trace import TraceTerm, term
@@ -112,6 +113,9 @@ class VLLMOptions(CheckedOptions):
     # (ROCm below gfx950), its weights are dequantized to bf16 at load (weights.py mxfp8_dequant_per_rank); False
     # keeps them at one byte and dequantizes every step
     mxfp8_emulation_dequant: bool = True
+    # --kernel-config '{"rdna_hybrid_w4a16_prefill_dequant": "enable"}' (vLLM 0.34.0): the RDNA hybrid W4A16 kernel
+    # keeps a dense 16-bit copy of each of its int4 weights for prefill (weights.py rdna_prefill_copy_per_rank)
+    rdna_w4a16_prefill_dequant: bool = False
     # VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE in bytes (None: the default, 394 MiB): FlashInfer's workspace floor and
     # the TRT-LLM kernels' buffer (_flashinfer_workspace)
     flashinfer_workspace_bytes: int | None = Field(default=None, ge=0, le=2**40)
@@ -413,6 +417,9 @@ class VLLMOptions(CheckedOptions):
     # unquantized checkpoint never reads it (vllm/model_executor/kernels/linear/__init__.py _get_linear_backend is asked
     # only by quantized kernels' init): no change there; a quantized one is warned about (linear_backend_messages)
     linear_backend: LinearBackend | None = None
+    # --kernel-config's linear_backend_per_quant: linear_backend for the quantization schemes it names (vLLM 0.34.0
+    # kernels/linear/__init__.py _get_linear_backend), warned about on a quantized checkpoint as linear_backend is
+    linear_backend_per_quant: dict[str, LinearBackend] | None = None
     # --sparse-indexer-topk-backend: the DSA indexer's decode top-k kernel; read only by DSA indexer layers, and not in
     # the profile run's branch (vllm/model_executor/layers/sparse_attn_indexer.py sparse_attn_indexer): no change to
     # the budget; on a model with the indexer its decode transients are warned about as not sized
@@ -659,6 +666,31 @@ def _extensible_trace(prof: VllmVersion, gpu: GPU, estimate: int, measured: int,
                 profile_estimate=estimate, measured=measured, budget=requested, startup_free=startup_free,
                 resident=resident, transient=transient,
                 margin=_extensible_margin(prof, gpu, transient))
+
+
+def _rdna_prefill_copy_refusal(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, version: str, u: float, L: int,
+                               kvs: Any, pool_spec: ModelSpec, weights: list[tuple[RankWeights, int]],
+                               nccl_before: bool, car: bool) -> list[Message]:
+    """--kernel-config rdna_hybrid_w4a16_prefill_dequant=enable refuses to start when its copies leave less free
+    than the unrequested memory, a 4 GiB activation headroom and one max_model_len request's KV cache: each copy is
+    checked against the memory free when it is made, all or nothing, so the last one decides (vLLM 0.34.0
+    rdna_hybrid_w4a16.py _fits_in_memory_budget: free - (total x (1 - utilization) + 4 GiB + max_memory_usage_bytes)
+    >= the copy's bytes)."""
+    if not (opts.rdna_w4a16_prefill_dequant and rdna_prefill_copy_applies(gpu.gfx_arch or "", version)):
+        return []
+    total = cuda_total(gpu)
+    free = _startup_free(gpu, opts.tp, opts.pp, nccl_before, car)[0]
+    need = total * (1 - u) + 4 * GIB + kv_pool(pool_spec, kvs).request_bytes(L, kvs)
+    if all(free - w_bytes >= need for _, w_bytes in weights):
+        return []
+    return [error("vllm.rdna.prefill_dequant_budget",
+                  "ValueError: Not enough room in the gpu_memory_utilization budget to cache a dequantized W4A16 "
+                  "prefill weight (kernel_config.rdna_hybrid_w4a16_prefill_dequant) while keeping KV cache for one "
+                  "max_model_len request. Increase `gpu_memory_utilization`, lower `max_model_len`, or disable it.",
+                  source="vllm/model_executor/kernels/linear/mixed_precision/rdna_hybrid_w4a16.py "
+                         "RDNAHybridW4A16LinearKernel._cache_dequant_weight, _fits_in_memory_budget (v0.34.0)",
+                  fix="drop rdna_hybrid_w4a16_prefill_dequant from --kernel-config (its dense prefill copies take "
+                      "about four times the int4 weights)")]
 
 
 def _startup_free(gpu: GPU, tp: int, pp: int, nccl_before: bool = True, car: bool = True) -> tuple[int, float]:
@@ -1361,6 +1393,10 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
         # Strix Halo: the RDNA hybrid W4A16 kernel's int4 rows one cache line wider where they alias
         pad = rdna_int4_pad_per_rank(spec, opts.tp, opts.pp, scheme, _moe(spec, opts), opts.pp_layer_partition)
         out = [(w, b + pad[i]) for i, (w, b) in enumerate(out)]
+    if opts.rdna_w4a16_prefill_dequant and rdna_prefill_copy_applies(gfx_arch, version) and not gguf:
+        copy = rdna_prefill_copy_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, gfx_arch.startswith("gfx11"),
+                                          _moe(spec, opts), opts.pp_layer_partition)
+        out = [(w, b + copy[i]) for i, (w, b) in enumerate(out)]
     return out
 
 
@@ -2400,6 +2436,14 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             "__init__.py, 0.33.0), whose repacked weight layouts and workspaces vramcalc does not size: the figures are "
             "those of vLLM's own choice", source="vllm/model_executor/kernels/linear/__init__.py _get_linear_backend",
             fix="drop --linear-backend"))
+    if opts.linear_backend_per_quant and scheme.method != "none":
+        warnings.append(warning(
+            "vllm.linear_backend.not_modelled", f"--kernel-config linear_backend_per_quant "
+            f"{json.dumps(opts.linear_backend_per_quant)}: where it names this checkpoint's {scheme.method} scheme, its "
+            "linear layers prefer that backend's kernels (vllm/model_executor/kernels/linear/__init__.py "
+            "_get_linear_backend, 0.34.0), whose repacked weight layouts and workspaces vramcalc does not size: the "
+            "figures are those of vLLM's own choice", source="vllm/model_executor/kernels/linear/__init__.py "
+            "_get_linear_backend", fix="drop linear_backend_per_quant from --kernel-config"))
     rows, replay_msgs = replayssm_messages(spec, opts, _prefix_caching_on(spec, opts, version),
                                            plan.num_speculative_tokens if plan else 0)
     errors += replay_msgs
@@ -2533,6 +2577,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if any(copies):
         warnings.append(_uva_copy_warning(opts, copies[0]))
     startup_free = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)[0] if extensible else 0
+    errors += _rdna_prefill_copy_refusal(spec, opts, gpu, version, u, L, kvs, pool_spec, weights,
+                                         prof.snapshot_after_nccl, car)
     ext_sizing: dict[str, int] = {}
     for (w, w_bytes), (lora, vision, offloaded, prefetch_buffer), copy in zip(weights, extras, copies):
         w_bytes = w_bytes + lora - vision - offloaded + prefetch_buffer

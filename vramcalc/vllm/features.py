@@ -44,9 +44,14 @@ GIB = 2**30
 
 
 def config_object(flag: str, v: Any, config_class: str, fields: tuple[str, ...] | list[str],
-                  source: str) -> dict[str, Any]:
+                  source: str, since: dict[str, str] | None = None, version: str | None = None) -> dict[str, Any]:
     """A JSON-valued serve argument (`--kv-transfer-config '{...}'`; its dotted keys arrive merged as one object):
-    one JSON object whose keys are fields of vLLM's `config_class`, refused in the argument's name otherwise."""
+    one JSON object whose keys are fields of vLLM's `config_class`, refused in the argument's name otherwise.
+    since: the release that added a field; before it the field is refused as vLLM's class then refused it."""
+    if since:
+        from .weights import vllm_rules
+        at = _key(version or vllm_rules().default_version)
+        fields = [f for f in fields if f not in since or at >= _key(since[f])]
     if isinstance(v, str):
         try:
             v = json.loads(v)

@@ -362,6 +362,45 @@ def _quantized_rank_matrices(spec: ModelSpec, tp: int, pp: int, scheme: QuantSch
             yield stage, mats
 
 
+def _rdna_hybrid_takes(scheme: QuantScheme, k: int) -> bool:
+    """RDNAHybridW4A16LinearKernel.can_implement for a 4-bit GPTQ / compressed-tensors WNA16 matrix of K inputs
+    (vLLM 0.34.0 kernels/linear/mixed_precision/rdna_hybrid_w4a16.py: uint4 / uint4b8, groups of 32, 64 or 128,
+    K a multiple of 16 and of the group)."""
+    group = scheme.group_size if scheme.group_size > 0 else k
+    return scheme.method in ("gptq", "int_pack") and scheme.bits == 4 and group in (32, 64, 128) and \
+        k % 16 == 0 and k % group == 0
+
+
+def rdna_prefill_copy_applies(gfx_arch: str, version: str) -> bool:
+    """Where the RDNA hybrid W4A16 kernel runs the layers (gfx11 / gfx12; on gfx1100 RDNA3W4A16 comes first in
+    _POSSIBLE_KERNELS[ROCM] and takes them) in a release with --kernel-config's rdna_hybrid_w4a16_prefill_dequant."""
+    return gfx_arch.startswith(("gfx11", "gfx12")) and gfx_arch != "gfx1100" and \
+        _vkey(version) >= _vkey(vllm_rules().rdna_prefill_dequant_since.version)
+
+
+def rdna_prefill_copy_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
+                               dtype: str | None = None, gfx11: bool = True, moe: MoEShards | None = None,
+                               partition: tuple[int, ...] | None = None) -> list[int]:
+    """Bytes the dense prefill copies of --kernel-config rdna_hybrid_w4a16_prefill_dequant=enable add per rank: each
+    matrix the RDNA hybrid W4A16 kernel takes gets an [N, K] copy in the activation dtype, laid out as an unquantized
+    weight (on gfx11 its row one 128-byte cache line wider where K x 2 bytes is a multiple of 2048) and kept as a
+    buffer (vLLM 0.34.0 rdna_hybrid_w4a16.py RDNAHybridW4A16LinearKernel._cache_dequant_weight ->
+    UnquantizedLinearMethod.process_weights_after_loading)."""
+    scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
+    element = dtype_bytes(dtype or spec.dtype)
+    stage = [0] * pp
+    for st, mats in _quantized_rank_matrices(spec, tp, pp, scheme, moe, partition, experts=False):
+        for c, o, i in mats:
+            if _rdna_hybrid_takes(scheme, i):
+                pad = 128 if gfx11 and (i * element) % 2048 == 0 else 0
+                stage[st] += c * o * (i * element + pad)
+    return [stage[st] for st in range(pp) for _ in range(tp)]
+
+
+def _vkey(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split(".")[:3])
+
+
 def rdna_int4_pad_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
                            moe: MoEShards | None = None, partition: tuple[int, ...] | None = None) -> list[int]:
     """Bytes vLLM 0.32.0 and later add on a gfx1151 GPU (Strix Halo) to 4-bit GPTQ / compressed-tensors WNA16
@@ -377,10 +416,7 @@ def rdna_int4_pad_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: Qu
         return [0] * (tp * pp)
     stage = [0] * pp
     for st, mats in _quantized_rank_matrices(spec, tp, pp, scheme, moe, partition, experts=False):
-        for c, o, i in mats:
-            group = scheme.group_size if scheme.group_size > 0 else i
-            if group in (32, 64, 128) and i % 16 == 0 and i % group == 0 and (i // 2) % 1024 == 0:
-                stage[st] += c * o * 128
+        stage[st] += sum(c * o * 128 for c, o, i in mats if _rdna_hybrid_takes(scheme, i) and (i // 2) % 1024 == 0)
     return [stage[st] for st in range(pp) for _ in range(tp)]
 
 
