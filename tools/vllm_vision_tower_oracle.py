@@ -5,10 +5,11 @@ tests/data/vllm_vision_tower_oracle_v0.34.0.json.
     VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.34.0/bin/python tools/vllm_vision_tower_oracle.py \
         --out tests/data/vllm_vision_tower_oracle_v0.34.0.json
 
-For each catalog model and TP degree: EngineArgs(...).create_engine_config, then the model class on the meta device
+For each catalog model (and each config of CONSTRUCTED, written into its cases) and TP degree: EngineArgs(...).create_engine_config, then the model class on the meta device
 (tools/vllm_mm_oracle.py _build: initialize_model under set_current_vllm_config, a TP group of fake ranks). Written:
 the parameter elements rank 0 holds under the tower modules (SupportsMultiModal._mark_tower_model's names), their
 bytes and the tower's buffer bytes (the vision rotary cos_sin_cache), the model's parameter and buffer bytes, and,
+at TP 1, transformers' own class for the same config on the meta device, its parameters under model.visual, and
 at TP > 1, the tower parameters whose shape is the TP 1 shape (kept whole on every rank): their element count and
 their names with the block index written N. The wheel is set up as tools/vllm_oracle.py setup does (torchvision's C
 ops declared, the CPU platform told to plan as the CUDA build).
@@ -31,8 +32,41 @@ os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 from vllm_oracle import MODELS, setup  # noqa: E402
 import vllm_mm_oracle as mm  # noqa: E402
 
-TOWER_MODELS = ["Qwen__Qwen2.5-VL-3B-Instruct", "Qwen__Qwen2.5-VL-7B-Instruct"]
+TOWER_MODELS = ["Qwen__Qwen2.5-VL-3B-Instruct", "Qwen__Qwen2.5-VL-7B-Instruct", "qwen2_vl-constructed"]
 TPS = [1, 2, 4]
+# Towers with no catalog copy: a flat config written here for the oracle alone (recorded in each case as "config"),
+# not a published model's. Qwen2-VL: the Qwen2VLVisionConfig class defaults (transformers 5.24) but the merger's
+# output (hidden_size) at the small Qwen2 text model's width.
+CONSTRUCTED: dict[str, dict[str, Any]] = {
+    "qwen2_vl-constructed": {
+        "architectures": ["Qwen2VLForConditionalGeneration"], "model_type": "qwen2_vl",
+        "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28, "num_attention_heads": 12,
+        "num_key_value_heads": 2, "vocab_size": 151936, "max_position_embeddings": 32768, "rms_norm_eps": 1e-06,
+        "rope_theta": 1000000.0, "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
+        "tie_word_embeddings": True, "torch_dtype": "bfloat16", "use_sliding_window": False,
+        "image_token_id": 151655, "video_token_id": 151656, "vision_start_token_id": 151652,
+        "vision_end_token_id": 151653,
+        "vision_config": {"depth": 32, "embed_dim": 1280, "mlp_ratio": 4, "num_heads": 16, "in_chans": 3,
+                          "hidden_size": 1536, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2},
+    },
+}
+
+
+def _build(stem: str, tp: int) -> tuple[Any, Any, dict[str, Any] | None]:
+    """tools/vllm_mm_oracle.py _build for a catalog stem; the same EngineArgs for a CONSTRUCTED config."""
+    if stem not in CONSTRUCTED:
+        return (*mm._build(stem, tp, {}), None)
+    import tempfile
+
+    orig = mm.MODELS
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, stem + ".json"), "w") as f:
+            json.dump({"repo_id": stem, "config": CONSTRUCTED[stem]}, f)
+        mm.MODELS = d
+        try:
+            return (*mm._build(stem, tp, {}), CONSTRUCTED[stem])
+        finally:
+            mm.MODELS = orig
 
 
 def _tower(model: Any) -> tuple[list[str], dict[str, tuple[int, ...]], int]:
@@ -46,9 +80,23 @@ def _tower(model: Any) -> tuple[list[str], dict[str, tuple[int, ...]], int]:
     return towers, shapes, buffers
 
 
+def _transformers_tower(config: dict[str, Any]) -> dict[str, Any]:
+    """transformers' own class for the config on the meta device (as tools/param_oracle.py builds it): the parameters
+    under its vision tower (model.visual)."""
+    import torch
+    import transformers
+    from transformers import AutoConfig
+
+    c = AutoConfig.for_model(config["model_type"], **{k: v for k, v in config.items() if k != "model_type"})
+    with torch.device("meta"):
+        model = getattr(transformers, config["architectures"][0])._from_config(c)
+    n = sum(p.numel() for name, p in model.named_parameters() if name.startswith("model.visual."))
+    return {"release": transformers.__version__, "params": n}
+
+
 def case(stem: str, tp: int) -> tuple[dict[str, Any], Any]:
-    repo = json.load(open(os.path.join(MODELS, stem + ".json")))["repo_id"]
-    cfg, model = mm._build(stem, tp, {})
+    cfg, model, constructed = _build(stem, tp)
+    repo = stem if constructed else json.load(open(os.path.join(MODELS, stem + ".json")))["repo_id"]
     towers, shapes, tower_buffers = _tower(model)
     params = dict(model.named_parameters())
     out: dict[str, Any] = {
@@ -62,6 +110,11 @@ def case(stem: str, tp: int) -> tuple[dict[str, Any], Any]:
         "param_bytes_rank0": mm._bytes(model.named_parameters()),
         "buffer_bytes_rank0": mm._bytes(model.named_buffers()),
     }
+    if constructed:
+        out["config"] = constructed
+    if tp == 1:
+        out["transformers_tower_params"] = _transformers_tower(
+            constructed or json.load(open(os.path.join(MODELS, stem + ".json")))["config"])
     return out, shapes
 
 
@@ -95,7 +148,9 @@ def main() -> None:
         "EngineArgs(...).create_engine_config, the model class built on the meta device under "
         "set_current_vllm_config (TP group of fake ranks, one process per TP degree); the parameters of rank 0 "
         "under the tower modules (_mark_tower_model), and at TP > 1 those whose shape is the TP 1 shape (kept whole "
-        "on every rank)"))
+        "on every rank); at TP 1 also transformers' own class for the same config on the meta device, its parameters "
+        "under model.visual (transformers_tower_params); qwen2_vl-constructed is a config written in the tool "
+        "(CONSTRUCTED), not a published model's"))
     for stem in a.models:
         at_tp1: dict[str, list[int]] | None = None
         for tp in sorted(set(a.tp) | {1}):
