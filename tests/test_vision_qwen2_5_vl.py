@@ -99,3 +99,25 @@ def test_catalog_copies_are_flat_configs_read_as_qwen2_with_the_tower():
         assert spec.model_type == "qwen2" and not spec.approximate and spec.vision.kind == "qwen2_5_vl_vision"
         assert spec.vision.num_layers == 32 and spec.vision.hidden_size == 1280
     assert _load(MODELS[0]).tie_word_embeddings and not _load(MODELS[1]).tie_word_embeddings
+
+
+LOG = next(r for r in json.loads((DATA / "vllm_feature_logs.json").read_text())["multimodal"] if r["id"] == "vllm25631")
+
+
+def test_pr_25631_log_stays_context_and_above_it_stands_the_upper_bound():
+    """vLLM PR #25631 (Qwen2.5-VL-3B-Instruct, A100-40GB): 5.26 GiB of KV with images and videos profiled, 25.05 GiB with
+    video at 0. The encoder's profiling peak is not sized (the log's note says why), so the log is context, never fitted;
+    what is checked is that vramcalc's KV, which lacks that term, is the upper bound its warning says, in both
+    settings, and that the warning is raised in both (images keep their default limit with video at 0)."""
+    from vramcalc.gpus import find_gpu
+    from vramcalc.vllm.engine import VLLMOptions, check_vllm
+
+    assert LOG["split"] == "context" and LOG["model"] == MODELS[0] and "not replayed" in LOG["note"]
+    spec, gpu = _load(LOG["model"]), find_gpu("a100-40gb")
+    got = {}
+    for key, limits in (("kv_gib_image_and_video", None), ("kv_gib_video_off", {"image": 1, "video": 0})):
+        r = check_vllm(spec, gpu, VLLMOptions(engine_version="0.11.0", limit_mm_per_prompt=limits))
+        assert "vllm.mm.encoder_profile" in [w.code for w in r.warnings]
+        got[key] = r.devices[0].kv_cache_bytes / 2**30
+        print(f"\n{key}: vramcalc {got[key]:.2f} GiB (no encoder term) vs logged {LOG[key]} GiB")
+        assert got[key] > LOG[key]
