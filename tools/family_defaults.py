@@ -54,14 +54,16 @@ REQUIRED = {
     "minimax_m2": CORE + ATTN + DENSE + ["num_local_experts"],
 }
 # Towers whose defaults the readers need (configs often carry only their model_type).
-VISION = ["siglip_vision_model", "gemma4_vision", "llama4_vision_model", "qwen3_5", "qwen3_vl", "kimi_k25_vision"]
+VISION = ["siglip_vision_model", "gemma4_vision", "llama4_vision_model", "qwen3_5", "qwen3_vl", "kimi_k25_vision",
+          "qwen2_5_vl", "qwen2_vl"]
 # Composite (vision-language) configs: transformers ties embeddings by the *outer* config's flag.
-COMPOSITE = ["gemma3", "gemma4", "llama4", "qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe", "kimi_k25"]
+COMPOSITE = ["gemma3", "gemma4", "llama4", "qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe", "kimi_k25", "qwen2_5_vl",
+             "qwen2_vl"]
 
 
 def defaults(model_type: str) -> dict:
     cls = CONFIG_MAPPING[model_type]
-    if model_type in ("qwen3_5", "qwen3_vl"):  # the composite class: take its vision sub-config
+    if model_type in ("qwen3_5", "qwen3_vl", "qwen2_5_vl", "qwen2_vl"):  # the composite class: take its vision sub-config
         return cls().vision_config.to_dict()
     d = cls().to_dict()
     for k in ("transformers_version", "architectures", "_name_or_path", "id2label", "label2id"):

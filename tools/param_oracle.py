@@ -6,6 +6,7 @@ Needs torch and transformers (not runtime dependencies of vramcalc):
 
     pip install torch transformers
     python tools/param_oracle.py            # -> tests/data/param_oracle.json
+    python tools/param_oracle.py STEM...    # only those catalog files, merged into the committed file
 
 Configs are instantiated as transformers would load them from the Hub, with three documented
 departures, each recorded per entry:
@@ -113,10 +114,14 @@ def count(cfg: dict) -> dict:
 
 
 def main() -> None:
+    only = set(sys.argv[1:])
+    dest = ROOT / "tests" / "data" / "param_oracle.json"
     out = {"_source": f"transformers {transformers.__version__}, torch {torch.__version__}: "
                       "model_class._from_config(config) on the meta device; tools/param_oracle.py",
-           "models": {}}
+           "models": json.loads(dest.read_text())["models"] if only else {}}
     for path in sorted((ROOT / "vramcalc" / "data" / "models").glob("*.json")):
+        if only and path.stem not in only:
+            continue
         entry = json.loads(path.read_text())
         raw = config_of(entry["repo_id"])  # a partial copy completed from its architecture_from model
         if not isinstance(raw, dict) or not (raw.get("model_type") or raw.get("architectures")):
@@ -141,13 +146,14 @@ def main() -> None:
         out["models"][path.stem] = rec
         print(f"{path.stem:60s} {rec['total']:>16,d}", file=sys.stderr)
     for key, (stem, added, why) in SYNTHETIC.items():
+        if only:
+            break
         cfg = config_of(json.loads((ROOT / "vramcalc" / "data" / "models" / f"{stem}.json").read_text())["repo_id"])
         cfg, completed, _ = prepare({**cfg, **added})
         completed.pop("_missing", None)
         rec = count(cfg)
         rec.update(partial=True, completed={**added, **completed}, synthetic=why)
         out["models"][key] = rec
-    dest = ROOT / "tests" / "data" / "param_oracle.json"
     dest.write_text(json.dumps(out, indent=1) + "\n")
 
 

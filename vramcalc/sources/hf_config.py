@@ -28,7 +28,7 @@ from ..spec import (
 )
 from .validate import (MAX_CONTEXT, MAX_CONV, MAX_EXPERTS, MAX_HEAD_DIM, MAX_HEADS, MAX_HIDDEN, MAX_LAYERS,
                        MAX_STATE, MAX_VOCAB, built)
-from .vision import read_vision
+from .vision import FLAT_COMPOSITES, read_vision
 
 _MISSING = object()
 
@@ -824,6 +824,13 @@ TEXT_TYPES = {
     "qwen3_vl_moe": "qwen3_vl_moe_text",
     "kimi_k2": "deepseek_v3",  # Kimi-K2 ships DeepseekV3ForCausalLM
     "kimi_k25": "deepseek_v3",  # Kimi_K25Config: text_config defaults to deepseek_v3 (kimi_k2 is renamed to it)
+    # Qwen2.5-VL / Qwen2-VL: a Qwen2 decoder with M-RoPE (vLLM v0.34.0 models/qwen2_5_vl.py and qwen2_vl.py build
+    # Qwen2ForCausalLM on the text config); the Hub files are flat (vision.FLAT_COMPOSITES), transformers 5 saves a
+    # text_config of model_type qwen2_5_vl_text / qwen2_vl_text
+    "qwen2_5_vl": "qwen2",
+    "qwen2_5_vl_text": "qwen2",
+    "qwen2_vl": "qwen2",
+    "qwen2_vl_text": "qwen2",
 }
 DTYPES = {"bfloat16": "bfloat16", "float16": "float16", "float32": "float32", "bf16": "bfloat16",
           "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
@@ -923,7 +930,7 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
     # the rotated share of each head (vLLM sizes its cos/sin cache by it): a fraction in (0, 1]
     if prf is not None and (isinstance(prf, bool) or not isinstance(prf, (int, float)) or not 0 < prf <= 1):
         raise ConfigError(where, "rope_scaling.partial_rotary_factor", f"must be a number in (0, 1], got {prf!r:.40}")
-    vision = read_vision(cfg, hidden, where) if text is not cfg else None
+    vision = read_vision(cfg, hidden, where) if text is not cfg or outer_type in FLAT_COMPOSITES else None
     qc = cfg.get("quantization_config") or text.get("quantization_config")
     check_quant_config(qc, where)
     state = text.get("mamba_ssm_dtype") or text.get("mamba_ssm_cache_dtype")

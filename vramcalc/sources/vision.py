@@ -20,7 +20,11 @@ def _vision_defaults() -> dict[str, VisionArch]:
     return load("architectures.json", Architectures).vision
 
 
-COMPOSITE_TOWERS = ("gemma3", "gemma4", "llama4", "qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe", "kimi_k25")
+COMPOSITE_TOWERS = ("gemma3", "gemma4", "llama4", "qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe", "kimi_k25",
+                    "qwen2_5_vl", "qwen2_vl")
+# Composites whose Hub config.json is flat: the text model's fields at the top level, the tower under vision_config
+# (transformers Qwen2_5_VLConfig / Qwen2VLConfig build their text_config from those top-level fields)
+FLAT_COMPOSITES = ("qwen2_5_vl", "qwen2_vl")
 
 
 def _linear(n_in: int, n_out: int, bias: bool = True) -> int:
@@ -68,6 +72,10 @@ def read_vision(cfg: dict[str, Any], text_hidden: int, where: str) -> VisionSpec
         return _qwen3_5(v, where)
     if outer in ("qwen3_vl", "qwen3_vl_moe") or vt in ("qwen3_vl", "qwen3_vl_moe"):
         return _qwen3_5(v, where, deepstack=True)
+    if outer == "qwen2_5_vl" or vt in ("qwen2_5_vl", "qwen2_5_vl_vision"):
+        return _qwen2_5_vl(v, where)
+    if outer == "qwen2_vl" or vt in ("qwen2_vl", "qwen2_vl_vision"):
+        return _qwen2_vl(v, where)
     if outer == "kimi_k25" or vt == "kimi_k25_vision":
         # Kimi_K25Config builds its vision_config as Kimi_K25VisionConfig whatever the dict says:
         # the Hub's Kimi-K2.5 tower carries no model_type at all
@@ -147,6 +155,61 @@ def _qwen3_5(v: dict[str, Any], where: str, deepstack: bool = False) -> VisionSp
     return VisionSpec(kind="qwen3_vl_vision" if deepstack else "qwen3_5_vision", params=embed + n * layer + merger,
                       hidden_size=h, num_layers=n, replicated_params=replicated, intermediate_size=inter,
                       merger_in=merged, merger_out=g("out_hidden_size"), mergers=1 + len(stacks or []))
+
+
+def _qwen2_5_vl(v: dict[str, Any], where: str) -> VisionSpec:
+    """Qwen2_5_VisionTransformerPretrainedModel (transformers 5.24 models/qwen2_5_vl/modeling_qwen2_5_vl.py):
+    a bias-free Conv3d patch embedding, no position table (2D rotary: a buffer), blocks of two RMSNorms, a biased
+    qkv and proj and a biased gated MLP (gate, up, down over intermediate_size), and the patch merger (an RMSNorm
+    over hidden, then two biased linears over hidden x spatial_merge_size^2). window_size and
+    fullatt_block_indexes choose which blocks attend in windows: no parameter of their own. The Conv3d reads
+    in_channels (the Hub files' in_chans is not a field of Qwen2_5_VLVisionConfig; both give 3)."""
+    d = _vision_defaults()["qwen2_5_vl"].defaults
+    g = lambda k: _get(v, d, k, where)  # noqa: E731
+    h, inter, n, out = g("hidden_size"), g("intermediate_size"), g("depth"), g("out_hidden_size")
+    ch, tp, p, m = g("in_channels"), g("temporal_patch_size"), g("patch_size"), g("spatial_merge_size")
+    if h % g("num_heads"):
+        raise ConfigError(where, "vision_config.num_heads", f"must divide hidden_size {h}, got {g('num_heads')}")
+    embed = ch * tp * p * p * h
+    layer = 2 * h + _linear(h, 3 * h) + _linear(h, h) + 2 * _linear(h, inter) + _linear(inter, h)
+    merged = h * m * m
+    merger = h + _linear(merged, merged) + _linear(merged, out)
+    # kept whole under TP (vLLM v0.34.0 models/qwen2_5_vl.py Qwen2_5_VisionTransformer): the Conv3dLayer patch
+    # embedding, each block's two RMSNorms and the biases of its RowParallelLinear attn.proj and mlp.down_proj, the
+    # merger's ln_q and the bias of its RowParallelLinear mlp.2
+    replicated = embed + n * (2 * h + 2 * h) + h + out
+    return VisionSpec(kind="qwen2_5_vl_vision", params=embed + n * layer + merger, hidden_size=h, num_layers=n,
+                      replicated_params=replicated, intermediate_size=inter, merger_in=merged, merger_out=out,
+                      mergers=1)
+
+
+def _qwen2_vl(v: dict[str, Any], where: str) -> VisionSpec:
+    """Qwen2VisionTransformerPretrainedModel (transformers 5.24 models/qwen2_vl/modeling_qwen2_vl.py): the tower is
+    embed_dim wide (hidden_size is the merger's output, the language model's width), a bias-free Conv3d patch
+    embedding, blocks of two LayerNorms (weight and bias), a biased qkv and proj and a biased fc1 / fc2 MLP over
+    int(embed_dim x mlp_ratio), and the patch merger (a LayerNorm over embed_dim, then two biased linears over
+    embed_dim x spatial_merge_size^2)."""
+    d = _vision_defaults()["qwen2_vl"].defaults
+    g = lambda k: _get(v, d, k, where)  # noqa: E731
+    e, n, out = g("embed_dim"), g("depth"), g("hidden_size")
+    ratio = v.get("mlp_ratio", d.get("mlp_ratio"))
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 64:
+        raise ConfigError(where, "vision_config.mlp_ratio", f"must be a number in (0, 64], got {ratio!r:.40}")
+    inter = int(e * ratio)  # Qwen2VLVisionBlock: mlp_hidden_dim = int(embed_dim * mlp_ratio)
+    ch, tp, p, m = g("in_channels"), g("temporal_patch_size"), g("patch_size"), g("spatial_merge_size")
+    if e % g("num_heads"):
+        raise ConfigError(where, "vision_config.num_heads", f"must divide embed_dim {e}, got {g('num_heads')}")
+    embed = ch * tp * p * p * e
+    layer = 2 * 2 * e + _linear(e, 3 * e) + _linear(e, e) + _linear(e, inter) + _linear(inter, e)
+    merged = e * m * m
+    merger = 2 * e + _linear(merged, merged) + _linear(merged, out)
+    # kept whole under TP (vLLM v0.34.0 models/qwen2_vl.py Qwen2VisionTransformer): the Conv3dLayer patch
+    # embedding, each block's two LayerNorms and the biases of its RowParallelLinear attn.proj and mlp.fc2, the
+    # merger's ln_q and the bias of its RowParallelLinear mlp.2
+    replicated = embed + n * (2 * 2 * e + 2 * e) + 2 * e + out
+    return VisionSpec(kind="qwen2_vl_vision", params=embed + n * layer + merger, hidden_size=e, num_layers=n,
+                      replicated_params=replicated, intermediate_size=inter, merger_in=merged, merger_out=out,
+                      mergers=1)
 
 
 # Kimi-K2.5's Hub config keeps the names of Moonshot's remote code (vt_hidden_size, init_pos_emb_height, ...);

@@ -181,7 +181,8 @@ def rotary_cache_bytes(spec: ModelSpec, version: str | None = None, video_prunin
     """One cos_sin_cache per distinct rope config: max_position x rotary_dim, model dtype; a linear or dynamic
     scaled rope holds max_position x factor positions; Gemma 3's sliding layers add an unscaled cache of their
     own; M-RoPE holds max_position x 4 positions before mrope_positions_factor_before (data/vllm.json
-    rotary_cache), and again from it for the classes of mrope_pruning_architectures with video_pruning
+    rotary_cache) and, from it, in every class but those of mrope_pruning_architectures, which hold 4x again only
+    with video_pruning
     (--video-pruning-rate above 0). version: the vLLM release (default: the modelled one)."""
     a = next((layer.attention for layer in spec.layers if layer.attention is not None), None)
     if a is None or spec.max_position_embeddings is None:
@@ -201,9 +202,12 @@ def rotary_cache_bytes(spec: ModelSpec, version: str | None = None, video_prunin
             and isinstance(orig, int) and "mrope_section" not in rope:  # YaRN: original positions x factor
         full = ceil(orig * scale) * dim * dtype_bytes(spec.dtype)
     release = version or vllm_rules().default_version
-    pruned = video_pruning and spec.architecture in rules.mrope_pruning_architectures
+    # from mrope_positions_factor_before only the mrope_pruning_architectures pass a factor of 1 (4 with pruning);
+    # every other M-RoPE class keeps the default 4 (Qwen2-VL, Qwen2.5-VL: data/vllm.json rotary_cache)
+    own_factor = spec.architecture in rules.mrope_pruning_architectures
+    pruned = video_pruning and own_factor
     before = _release_key(release) < _release_key(rules.mrope_positions_factor_before)
-    if "mrope_section" in rope and (pruned or before):
+    if "mrope_section" in rope and (pruned or before or not own_factor):
         full *= rules.mrope_positions_factor
     # the DSA indexer's own rope, NeoX-style unless indexer_rope_interleave: a second cache of the same size
     # (data/vllm.json rotary_cache indexer_own_rope_source)
