@@ -76,8 +76,9 @@ def test_unknown_gpu_suggests():
 def test_usable_memory_is_what_cuda_reports_or_an_estimate_that_errs_low():
     h100 = find_gpu("h100-sxm")
     assert h100.usable_bytes == int(79.19 * GIB) and "CUDA-reported" in h100.usable_source
-    l40s = find_gpu("l40s")  # nothing recorded: datacenter GDDR (inline ECC) x 0.90, below every logged ratio
-    assert l40s.usable_bytes == int(48 * 0.90 * GIB) and l40s.usable_source.startswith("estimated")
+    l40 = find_gpu("l40")  # nothing recorded: datacenter GDDR (inline ECC) x 0.90, below every logged ratio
+    assert l40.usable_bytes == int(48 * 0.90 * GIB) and l40.usable_source.startswith("estimated")
+    assert find_gpu("l40s").usable_bytes == int(44.40 * GIB)  # vLLM issue #23230's out-of-memory message
     # A100 80GB: derived from two vLLM runs at different utilisation, (24.83 - 5.01) / 0.25
     assert find_gpu("a100-80gb-sxm").usable_bytes == int(79.28 * GIB)
 

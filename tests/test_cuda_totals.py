@@ -34,7 +34,8 @@ def test_totals_and_the_rule_stay_below_nvidia_smi(gpu_id):
         assert TOTALS.totals[gpu_id].gib <= bound
 
 
-@pytest.mark.parametrize("query,gib", [("t4", 14.56), ("a10", 21.99), ("a100-40gb-sxm", 39.56), ("b200", 178.35)])
+@pytest.mark.parametrize("query,gib", [("t4", 14.56), ("a10", 21.99), ("l40s", 44.40), ("a100-40gb-sxm", 39.56),
+                                       ("b200", 178.35)])
 def test_the_logged_datacenter_totals_are_used(query, gib):
     g = find_gpu(query)
     assert g.usable_bytes == int(gib * GIB) and g.usable_source.startswith("CUDA-reported")
@@ -43,5 +44,5 @@ def test_the_logged_datacenter_totals_are_used(query, gib):
 def test_datacenter_gddr_cards_without_a_log_take_the_inline_ecc_rule():
     l4 = find_gpu("l4")  # logs elsewhere show ~22.16 GiB; the rule gives 21.6
     assert l4.usable_bytes == int(24 * 0.90 * GIB) and l4.usable_source.startswith("estimated")
-    assert find_gpu("l40s").usable_bytes == int(48 * 0.90 * GIB)
+    assert find_gpu("l40").usable_bytes == int(48 * 0.90 * GIB)
     assert find_gpu("h200-sxm").usable_bytes == int(141 * 0.98 * GIB)  # HBM

@@ -271,7 +271,8 @@ def _drafter_kv_tokens(r, with_drafter=True):
     return capacity(kv_pool(pool_spec, s), r["logged"]["available_kv_bytes"], o["max_model_len"], s)
 
 
-@pytest.mark.parametrize("r", LOGS["spec_decode_kv"], ids=lambda r: r["id"])
+@pytest.mark.parametrize("r", [r for r in LOGS["spec_decode_kv"] if "available_kv_bytes" in r["logged"]],
+                         ids=lambda r: r["id"])
 def test_eagle_head_kv_layer_joins_the_pool_against_the_log(r):
     """Held out (never fitted): an EAGLE-3 head's decoder layer gets its KV spec beside the target's
     (gpu_model_runner.get_kv_cache_spec), so each block holds 33 layers' pages for Llama-3.1-8B. From the printed
@@ -285,7 +286,8 @@ def test_eagle_head_kv_layer_joins_the_pool_against_the_log(r):
     assert plain.kv_cache_tokens / want - 1 > 0.03
 
 
-@pytest.mark.parametrize("r", LOGS["spec_decode_kv"], ids=lambda r: r["id"])
+@pytest.mark.parametrize("r", [r for r in LOGS["spec_decode_kv"] if "model_loading_gb" in r["logged"]],
+                         ids=lambda r: r["id"])
 def test_eagle3_head_weights_against_the_log(r):
     """'Loading model weights took 15.7847 GB' (GiB) covers the target and the EAGLE-3 head. The head's shapes
     follow vLLM's Eagle3LlamaForCausalLM (llama_eagle3.py): the embedding is the target's (the log prints it
