@@ -36,6 +36,12 @@ def kv_tokens(case, with_drafter=True):
     return cap.kv_cache_tokens
 
 
+def _available(r: dict) -> int:
+    """The logged available KV memory: bytes where printed, else the GiB figure at its midpoint (rounded to 0.01)."""
+    lg = r["logged"]
+    return lg["available_kv_bytes"] if "available_kv_bytes" in lg else int(lg["available_kv_gib"] * 2**30)
+
+
 def drafter_kv_tokens(r, with_drafter=True):
     """KV tokens of a spec_decode_kv record from its printed available memory; the drafter's config is the record's."""
     spec, o = load(r["model"]), r["options"]
@@ -47,7 +53,7 @@ def drafter_kv_tokens(r, with_drafter=True):
                    block_size=o["block_size"], num_speculative_tokens=plan.num_speculative_tokens,
                    max_model_len=o["max_model_len"])
     pool_spec = spec.model_copy(update={"layers": spec.layers + plan.draft_layers}) if with_drafter else spec
-    return capacity(kv_pool(pool_spec, s), r["logged"]["available_kv_bytes"], o["max_model_len"], s).kv_cache_tokens
+    return capacity(kv_pool(pool_spec, s), _available(r), o["max_model_len"], s).kv_cache_tokens
 
 
 def drafter_weights_gib(r):
