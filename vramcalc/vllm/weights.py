@@ -378,8 +378,10 @@ def _rdna_hybrid_takes(scheme: QuantScheme, k: int) -> bool:
 def rdna_prefill_copy_applies(gfx_arch: str, version: str) -> bool:
     """Where the RDNA hybrid W4A16 kernel runs the layers (gfx11 / gfx12; on gfx1100 RDNA3W4A16 comes first in
     _POSSIBLE_KERNELS[ROCM] and takes them) in a release with --kernel-config's rdna_hybrid_w4a16_prefill_dequant."""
+    from .kv import _at_least  # vllm/kv.py imports this module
+
     return gfx_arch.startswith(("gfx11", "gfx12")) and gfx_arch != "gfx1100" and \
-        _vkey(version) >= _vkey(vllm_rules().rdna_prefill_dequant_since.version)
+        _at_least(version, vllm_rules().rdna_prefill_dequant_since.version)
 
 
 def rdna_prefill_copy_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
@@ -399,10 +401,6 @@ def rdna_prefill_copy_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme
                 pad = 128 if gfx11 and (i * element) % 2048 == 0 else 0
                 stage[st] += c * o * (i * element + pad)
     return [stage[st] for st in range(pp) for _ in range(tp)]
-
-
-def _vkey(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in v.split(".")[:3])
 
 
 def rdna_int4_pad_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
