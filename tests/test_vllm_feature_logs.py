@@ -17,12 +17,11 @@ import statistics
 import pytest
 
 from conftest import DATA
+from vllm_feature_records import drafter_pool
 from vramcalc.gpus import find_gpu
 from vramcalc.sources.catalog import load
-from vramcalc.sources.hf_config import spec_from_config
 from vramcalc.vllm.engine import VLLMOptions, check_vllm
 from vramcalc.vllm.kv import KVSettings, capacity, kv_pool
-from vramcalc.vllm.spec_decode import plan_speculative
 
 GIB = 2**30
 LOGS = json.loads((DATA / "vllm_feature_logs.json").read_text())
@@ -46,16 +45,8 @@ def _lora_pool(r):
 
 
 def _eagle_pool(r, with_drafter=True):
-    spec, o = load(r["model"]), r["options"]
-    sc = o["speculative_config"]
-    draft = spec_from_config(r["draft_config"], model_id=sc["model"], source=r["draft_config_source"], where=r["id"])
-    plan = plan_speculative(sc, spec, o["tp"], 1, o["max_model_len"], None, draft)
-    assert not plan.errors, plan.errors
-    s = KVSettings(tp=o["tp"], kv_cache_dtype=o["kv_cache_dtype"], max_num_batched_tokens=o["max_num_batched_tokens"],
-                   block_size=o["block_size"], num_speculative_tokens=plan.num_speculative_tokens,
-                   max_model_len=o["max_model_len"])
-    pool_spec = spec.model_copy(update={"layers": spec.layers + plan.draft_layers}) if with_drafter else spec
-    return _band(kv_pool(pool_spec, s), s, r["logged"]["available_kv_gib"], o["max_model_len"])
+    pool, s = drafter_pool(r, with_drafter)
+    return _band(pool, s, r["logged"]["available_kv_gib"], r["options"]["max_model_len"])
 
 
 def _budget(r, **change):

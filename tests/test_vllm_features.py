@@ -254,21 +254,11 @@ def test_vision_language_weights_within_3_percent():
 def _drafter_kv_tokens(r, with_drafter=True):
     """KV tokens from the printed available memory, the drafter's KV layers in the pool (vramcalc/vllm/spec_decode.py
     plan_speculative, the drafter's config as the record gives it)."""
-    from vramcalc.sources.hf_config import spec_from_config
-    from vramcalc.vllm.kv import KVSettings, capacity, kv_pool
-    from vramcalc.vllm.spec_decode import plan_speculative
+    from vllm_feature_records import drafter_pool
+    from vramcalc.vllm.kv import capacity
 
-    spec, o = load(r["model"]), r["options"]
-    sc = o["speculative_config"]
-    draft = spec_from_config(r["draft_config"], model_id=sc["model"], source=r["draft_config_source"],
-                             where=r["id"])
-    plan = plan_speculative(sc, spec, o["tp"], 1, o["max_model_len"], None, draft)
-    assert not plan.errors, plan.errors
-    s = KVSettings(tp=o["tp"], kv_cache_dtype=o["kv_cache_dtype"], max_num_batched_tokens=o["max_num_batched_tokens"],
-                   block_size=o["block_size"], num_speculative_tokens=plan.num_speculative_tokens,
-                   max_model_len=o["max_model_len"])
-    pool_spec = spec.model_copy(update={"layers": spec.layers + plan.draft_layers}) if with_drafter else spec
-    return capacity(kv_pool(pool_spec, s), r["logged"]["available_kv_bytes"], o["max_model_len"], s)
+    pool, s = drafter_pool(r, with_drafter)
+    return capacity(pool, r["logged"]["available_kv_bytes"], r["options"]["max_model_len"], s)
 
 
 @pytest.mark.parametrize("r", [r for r in LOGS["spec_decode_kv"] if "available_kv_bytes" in r["logged"]],
