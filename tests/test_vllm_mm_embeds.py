@@ -146,3 +146,12 @@ def test_unread_class_and_older_release_are_warned():
     old = check_command("docker run --gpus all vllm/vllm-openai:v0.33.0 Qwen/Qwen3-VL-8B-Instruct --max-model-len 8192 "
                         f"{ZERO} --enable-mm-embeds", "h100")
     assert [w.code for w in old.result.warnings if w.code.startswith("vllm.mm.embeds")] == ["vllm.mm.embeds_unread"]
+
+
+def test_cli_flag_reads_as_the_pasted_one(capsys):
+    from vramcalc.cli import main
+
+    main(["check", "Qwen/Qwen3-VL-8B-Instruct", "--gpu", "h100", "--engine", "vllm", "--max-model-len", "8192",
+          "--limit-mm-per-prompt", '{"image": 0, "video": 0}', "--enable-mm-embeds"])
+    out = capsys.readouterr().out
+    assert "x 4,096 x 2 bytes = 0.06 GiB" in out and "--enable-mm-embeds" in out
