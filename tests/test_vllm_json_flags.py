@@ -73,7 +73,8 @@ def test_each_case_as_vllm_answers_it(row):
     flag = next(a for a in row["argv"] if a in JSON_FLAGS)
     ne = any(x.startswith(flag) for x in r.no_effect)
     warned = [w for w in r.warnings if w.code == "command.not_modelled" and w.text.startswith(flag)]
-    assert ne != bool(warned) or (flag == "--additional-config" and not ne and not warned)
+    # an EC consumer through ECExampleConnector is modelled (sized as precomputed embeddings): neither
+    assert ne != bool(warned) or (flag in ("--additional-config", "--ec-transfer-config") and not ne and not warned)
     if flag == "--additional-config":
         gdn = (row["additional_config"] or {}).get("gdn_prefill_backend")
         assert r.options.get("gdn_prefill_backend") == (gdn.strip().lower() if gdn and gdn != "auto" else None)
@@ -94,8 +95,14 @@ def test_each_case_as_vllm_answers_it(row):
             assert row["num_speculative_tokens"] == canvas and f"{canvas} lookahead tokens" in warned[0].text
     elif flag == "--ec-manager-config":
         assert ne == (row["ec_manager_cls"] is None)
-    elif flag == "--ec-transfer-config":
-        assert row["ec"]["connector"] and warned and (row["ec"]["is_encode_only"] == ("ec_producer" in warned[0].text))
+    elif flag == "--ec-transfer-config":  # an ec_producer (encoder-only) and the connectors' own buffers are warned
+        role = json.loads(row["argv"][1])["ec_role"]
+        assert row["ec"]["connector"] and r.options["ec_role"] == role
+        assert row["ec"]["is_ec_consumer"] == (role in ("ec_consumer", "ec_both"))
+        assert bool(warned) == (row["ec"]["is_encode_only"] or row["ec"]["connector"] != "ECExampleConnector"
+                                or role == "ec_both")
+        if warned:
+            assert row["ec"]["is_encode_only"] == ("as ec_producer" in warned[0].text)
     elif flag == "--model-loader-extra-config":
         assert ne == (not json.loads(row["argv"][row["argv"].index(flag) + 1]).get("distributed"))
 

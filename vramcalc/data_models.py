@@ -1228,9 +1228,18 @@ class EncoderFp8(Fixed):
     aiter_refusal: str
 
 
+class MmEmbeds(SinceVersion):
+    modalities: dict[str, list[str]]  # per class, the modalities its processor supports: all at 0 is embedding-only
+    modalities_note: str
+    casting: list[str]  # the classes whose image / video embeds branch casts them to the tower's dtype
+    refusals: dict[str, str]  # the classes that assert on image embeds: nothing is held
+    deepstack: list[str]  # the classes whose tower packs DeepStack levels on the last dim (an EC producer's width)
+
+
 class VllmMultimodal(Sourced):
     oracle_pr_25631: dict[str, str | float]
     encoder_fp8: EncoderFp8
+    mm_embeds: MmEmbeds
 
 
 class VllmAuxOutput(Sourced):

@@ -172,6 +172,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="the KV cache size per GPU as given (replaces the gpu_memory_utilization budget; 8G = 8 GiB)")
     f.add_argument("--language-model-only", action="store_true",
                    help="multimodal model without its vision encoder (its weights and profiling left out)")
+    f.add_argument("--enable-mm-embeds", action="store_true",
+                   help="take precomputed multimodal embeddings: with every modality at 0 their run-time encoder "
+                        "cache is checked against what the KV cache leaves")
     f.add_argument("--mm-ipc-gpu-memory-gb", type=float, default=0.0,
                    help="GiB per GPU vLLM carves out of the KV cache for GPU-side multimodal decoding (multimodal models)")
     f.add_argument("--mm-encoder-attn-dtype", choices=["fp8"], default=None,
@@ -309,7 +312,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
     """The serving features' VLLMOptions fields (the defaults left out, so a command without them reads as before)."""
     out: dict[str, Any] = {}
     for name in ("enable_lora", "fully_sharded_loras", "enable_moe_shared_loras", "enable_mixed_moe_lora_format",
-                 "specialize_active_lora", "enable_tower_connector_lora", "language_model_only", "disable_hybrid_kv_cache_manager",
+                 "specialize_active_lora", "enable_tower_connector_lora", "language_model_only", "enable_mm_embeds",
+                 "disable_hybrid_kv_cache_manager",
                  "disable_sliding_window", "enable_eplb", "mla_disable", "enable_return_routed_experts",
                  "enable_dbo", "dcp_q_replicate", "replicate_embed", "deepep_force_intra_node",
                  "weight_offloading_disable_uva", "confidential_compute"):

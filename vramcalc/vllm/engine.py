@@ -44,6 +44,7 @@ from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mx
                       sharding_switches,
                       transformers_rope_bytes, vllm_rules, weights_per_rank)
 from ..trace import TraceTerm, term
+from .mm_embeds import EmbedsCache, embedding_only, embeds_cache, embeds_on
 
 GIB = 2**30
 MIB = 2**20
@@ -193,6 +194,12 @@ class VLLMOptions(CheckedOptions):
     enable_extensible_kv_cache: bool | None = None
     enable_elastic_ep: bool = False  # --enable-elastic-ep: only its effect on the extensible KV cache (0.34) is modelled
     language_model_only: bool = False  # --language-model-only: no vision encoder, no encoder profiling
+    # --enable-mm-embeds: precomputed embeddings taken; with every modality at 0 the run-time encoder cache holds them
+    # outside the KV budget (vramcalc/vllm/mm_embeds.py, data/vllm_features.json multimodal mm_embeds, 0.34.0)
+    enable_mm_embeds: bool = False
+    # --ec-transfer-config ec_role: an ec_consumer (or ec_both) takes precomputed embeddings as --enable-mm-embeds
+    # (vllm/config/vllm.py VllmConfig._resolve_mm_embedding_inputs); an ec_producer is warned as not modelled
+    ec_role: Literal["ec_producer", "ec_consumer", "ec_both"] | None = None
     # --mm-ipc-gpu-memory-gb: GiB per GPU carved out of the KV cache for the frontend's GPU-side multimodal work, on a
     # multimodal model (vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory, 0.33.0)
     mm_ipc_gpu_memory_gb: float = Field(default=0.0, ge=0, le=1_000_000)
@@ -2579,6 +2586,10 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     startup_free = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)[0] if extensible else 0
     errors += _rdna_prefill_copy_refusal(spec, opts, gpu, version, u, L, kvs, pool_spec, weights,
                                          prof.snapshot_after_nccl, car)
+    embeds = _embeds_cache(spec, opts, version, mnbt, wdtype, warnings)
+    embeds_left: list[int] = []  # per rank of the first PP stage: what the KV cache leaves of the GPU
+    embeds_margin: list[int] = []  # and the uncertainty of the terms before it (data/vllm.json verdict_margin)
+    embeds_free = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)[0] if embeds else 0
     ext_sizing: dict[str, int] = {}
     for (w, w_bytes), (lora, vision, offloaded, prefetch_buffer), copy in zip(weights, extras, copies):
         w_bytes = w_bytes + lora - vision - offloaded + prefetch_buffer
@@ -2620,6 +2631,10 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                                     "CUDA-graph memory, data/vllm.json verdict_margin), so no promise that vLLM starts",
                                     fix="a smaller --num-gpu-blocks-override"))
             kv_bytes = asked  # the pool is as given: the uncertainty is the room's, checked here (_verdict skips it)
+        if embeds and w.pp_stage == 0:  # held after start-up beside everything the profile and the KV cache took
+            embeds_left.append(embeds_free - (w_bytes + a + int(non_torch) + int(graphs + outside_graphs) + kv_bytes
+                                              + mm_ipc))
+            embeds_margin.append(margin)
         devices.append(DeviceBudget(rank=w.rank, gpu=gpu.id, total_bytes=total, budget_bytes=requested,
                                     weights_bytes=w_bytes, activation_bytes=a, non_torch_bytes=int(non_torch),
                                     cuda_graph_bytes=int(graphs), kv_cache_bytes=kv_bytes, uncertainty_bytes=margin,
@@ -2702,6 +2717,15 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                           source="vramcalc/vllm/spec_decode.py (vllm/config/speculative.py, vllm/v1/spec_decode/eagle.py)",
                           method=plan.method, num_speculative_tokens=plan.num_speculative_tokens,
                           kv_layers=sum(1 for layer in plan.draft_layers if layer.attention is not None)))
+    if embeds:
+        left = min(embeds_left)
+        warnings.append(_embeds_message(embeds, left, max(embeds_margin), opts))
+        trace.append(term("encoder cache, precomputed embeddings (each rank of PP stage 0)", embeds.bytes,
+                          "max_num_batched_tokens (the budget's floor) x width x dtype bytes; outside the KV budget, "
+                          "held at run time from what the KV cache leaves (left_bytes: free at start-up less every "
+                          "term above, the activation peak kept)",
+                          source="vramcalc/vllm/mm_embeds.py (data/vllm_features.json multimodal mm_embeds, v0.34.0)",
+                          tokens=embeds.tokens, width=embeds.width, itemsize=embeds.itemsize, left_bytes=left))
     trace.append(_margin_trace(devices[0]))
     safe, refusal = _verdict(devices, pools, opts, kvs, L, logged, one_block_per_seq, seqs, at_estimate)
     if refusal:
@@ -2763,6 +2787,62 @@ def _trace(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: VllmVersion, sam:
              source="vLLM's 'GPU KV cache size' log line"),
         term("max concurrency", round(cap.max_concurrency, 2), "blocks / blocks per request", unit="x"),
     ]
+
+
+def _embeds_cache(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, wdtype: str | None,
+                  warnings: list[Message]) -> EmbedsCache | None:
+    """--enable-mm-embeds (or an EC consumer) with every modality at 0: the run-time encoder cache of precomputed
+    embeddings (vramcalc/vllm/mm_embeds.py), from vLLM 0.34.0 (the release its oracle checks); a class whose
+    modalities are not read, or an older release, is warned about."""
+    from .features import features
+
+    if spec.vision is None or not embeds_on(opts.enable_mm_embeds, opts.ec_role):
+        return None
+    rule = vllm_rules().zero_limits_skip_tower_since
+    marked = rule.tower_modalities.get(spec.architecture or "")
+    zero = opts.limit_mm_per_prompt or {}
+    tower_zero = opts.language_model_only or bool(marked and all(zero.get(m) == 0 for m in marked))
+    listed = spec.architecture in features().multimodal.mm_embeds.modalities
+    since = features().multimodal.mm_embeds.version
+    if listed and embedding_only(spec, opts.limit_mm_per_prompt, opts.language_model_only) and \
+            _key(version) >= _key(since):
+        return embeds_cache(spec, mnbt, wdtype, opts.ec_role)
+    if (tower_zero or listed and embedding_only(spec, opts.limit_mm_per_prompt, opts.language_model_only)):
+        why = (f"vLLM {version} is older than the release it is checked at ({since})" if listed else
+               f"whether {spec.architecture}'s vLLM class takes precomputed embeddings is not read")
+        warnings.append(warning("vllm.mm.embeds_unread", f"{_embeds_flag(opts)} with every modality at 0: the "
+                                "runner keeps an encoder cache for precomputed embeddings that the profile run leaves "
+                                f"empty (at least {mnbt:,} tokens x {spec.hidden_size} x the dtype's bytes per rank), "
+                                f"held at run time outside the KV budget; {why}, so it is not counted",
+                                source="vllm/multimodal/encoder_budget.py MultiModalBudget (0.34.0)"))
+    return None
+
+
+def _embeds_flag(opts: VLLMOptions) -> str:
+    return "--enable-mm-embeds" if opts.enable_mm_embeds else f"--ec-transfer-config ({opts.ec_role})"
+
+
+def _embeds_message(e: EmbedsCache, left: int, margin: int, opts: VLLMOptions) -> Message:
+    """The run-time encoder cache against what the KV cache leaves (the free memory at start-up less every term the
+    profile and the KV cache took, the activation peak kept in torch's cache): vllm.mm.embeds_oom where its floor
+    does not fit, else vllm.mm.embeds_cache (never a promise: the budget's floor only, and the margin of the other
+    terms said); vllm.mm.embeds_refused for a class that asserts on image embeds."""
+    flag, src = _embeds_flag(opts), "vllm/multimodal/encoder_budget.py, vllm/v1/worker/gpu/mm/encoder_runner.py (0.34.0)"
+    if e.refusal:
+        return warning("vllm.mm.embeds_refused", f"{flag} with every modality at 0: this model's vLLM class takes no "
+                       f"precomputed image embeddings, so its encoder cache stays empty; a request sending them "
+                       f"fails: {e.refusal}", source=src)
+    what = (f"the encoder cache for {'the EC producer' + chr(39) + 's encoder outputs' if e.consumer else 'precomputed embeddings'}"
+            f" holds at least {e.tokens:,} tokens (max_num_batched_tokens; the processor's largest item can raise "
+            f"it, which vramcalc does not read) x {e.width:,} x {e.itemsize} bytes = {e.bytes / GIB:.2f} GiB on each "
+            "rank of the first PP stage, which the profile run leaves empty, so they come out of what the KV cache "
+            f"leaves: {max(left, 0) / GIB:.2f} GiB per GPU at the estimate, {max(left - margin, 0) / GIB:.2f} GiB "
+            "within its margin")
+    fix = f"a smaller --max-num-batched-tokens or --gpu-memory-utilization (or {flag} off)"
+    if e.bytes > left:
+        return warning("vllm.mm.embeds_oom", f"{flag}: the KV cache still starts, but precomputed embeddings may run "
+                       f"out of memory at run time: {what}", fix=fix, source=src)
+    return warning("vllm.mm.embeds_cache", f"{flag}: {what}; no promise that a larger item fits", source=src)
 
 
 def _margin_trace(d0: DeviceBudget) -> TraceTerm:
@@ -3000,6 +3080,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
             out.append(f"{flag} {dt}")
     if opts.limit_mm_per_prompt is not None:
         out.append("--limit-mm-per-prompt '" + json.dumps(opts.limit_mm_per_prompt, separators=(",", ":")) + "'")
+    if opts.enable_mm_embeds:
+        out.append("--enable-mm-embeds")
     if opts.enable_prefix_caching:
         out.append("--enable-prefix-caching")
     if opts.enable_prefix_caching is False:

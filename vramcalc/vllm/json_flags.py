@@ -263,12 +263,25 @@ def _ec_transfer(flag: str, written: str, values: list[str], out: Read) -> None:
         raise InputError(ec.no_connector_refusal)
     if conn not in ec.connectors and not obj.get("ec_connector_module_path"):
         raise InputError(ec.unknown_refusal.format(connector=conn))
-    what = ("an encoder-only instance, no language model and no KV cache, on a multimodal model only "
-            f"({ec.text_only_refusal.removeprefix('ValueError: ')})" if role == "ec_producer" else
-            "the encoder outputs it receives or sends")
-    out.warnings.append(warning("command.not_modelled", f"{flag}: {conn} as {role}: {what}, and the connector's "
-                                "own buffers (vllm/distributed/ec_transfer/ec_connector/, 0.33.0); vramcalc does not "
-                                "model it yet: the figures ignore it"))
+    out.options["ec_role"] = role
+    if role == "ec_producer":  # its encoder-only profile (vllm/v1/worker/mm_encoder_model_runner.py) is not sized
+        out.warnings.append(warning("command.not_modelled", f"{flag}: {conn} as ec_producer: an encoder-only "
+                                    "instance, no language model and no KV cache, on a multimodal model only "
+                                    f"({ec.text_only_refusal.removeprefix('ValueError: ')}), whose tower profile and "
+                                    "encoder cache (vllm/v1/worker/mm_encoder_model_runner.py MMEncoderModelRunner) "
+                                    "and the connector's own buffers (vllm/distributed/ec_transfer/ec_connector/, "
+                                    "0.34.0) vramcalc does not size: the figures ignore it"))
+        return
+    # a consumer takes the producer's encoder outputs as precomputed embeddings (VllmConfig._resolve_mm_embedding_
+    # inputs turns --enable-mm-embeds on): sized as such (vramcalc/vllm/mm_embeds.py); ECExampleConnector loads them
+    # from its shared files straight into the encoder cache (example_connector.py), the others keep buffers of their own
+    if conn != "ECExampleConnector" or role == "ec_both":
+        what = ("the encoder outputs it also sends (ec_both), and " if role == "ec_both" else "") + \
+            f"{conn}'s own buffers (vllm/distributed/ec_transfer/ec_connector/: cpu/ shared host regions, mooncake/ " \
+            "registered memory, 0.34.0)"
+        out.warnings.append(warning("command.not_modelled", f"{flag}: {conn} as {role}: the encoder outputs it "
+                                    f"receives are sized as precomputed embeddings, but not {what}: the figures "
+                                    "ignore it"))
 
 
 def _ec_manager(flag: str, written: str, values: list[str], out: Read) -> None:
