@@ -314,7 +314,8 @@ def test_the_seeds_70b_awq_tp2_on_0_33_is_refused_with_a_rechecked_fix():
     1 MiB per FULL graph (1.42 GiB per GPU; tools/fit_cudagraph.py), which leaves 0.88 GiB of KV cache on 2x RTX 4090
     against the 1.25 GiB one 8,192-token request needs: refused at the estimate in vLLM's words, whatever the margin.
     It would take an estimate of 1.05 GiB to start; the one logged 80-layer model (Qwen2.5-72B at TP 4 on 4x L40S,
-    vllm_cudagraph_estimates.json agentic_eks_72b_tp4) printed 2.73 GiB, and every dense log's cost per piece graph
+    vllm_cudagraph_estimates.json agentic_eks_72b_tp4) printed 2.73 GiB, the 80-layer logs at TP 2 1.22-1.92 GiB
+    (test_the_80_layer_tp2_graph_logs_keep_the_seeds_70b_refused_on_0_33), and every dense log's cost per piece graph
     is above the 0.000189 that 1.05 GiB would take. The offered fix (shorter context and fewer sequences, sized at the
     upper end of the graph term) re-checks as starting. The recorded start-up failures stay refused (no false
     'fits')."""
