@@ -192,7 +192,8 @@ def test_graph_logs_added_after_the_fit_are_held_out():
     spec.loader.exec_module(fit)
     late = [c for c in fit.CASES if c.get("calibration") is False]
     assert {c["id"] for c in late} >= {"plannerlog_qwen25_72b_tp2", "plannerlog_llama33_70b_fp8dyn_tp2",
-                                       "plannerlog_llama33_70b_w8a8_tp2", "plannerlog_llama33_70b_fp8dyn_tp4"}
+                                       "plannerlog_llama33_70b_w8a8_tp2", "plannerlog_llama33_70b_fp8dyn_tp4",
+                                       "kagaho_llama3_70b_awq_l40s_tp2"}
     assert all(fit.held_out(c) for c in late)
     with_them = fit.fit()
     fit.CASES = [c for c in fit.CASES if c.get("calibration") is not False]
@@ -313,7 +314,8 @@ def test_the_seeds_70b_awq_tp2_on_0_33_is_refused_with_a_rechecked_fix():
     1 MiB per FULL graph (1.42 GiB per GPU; tools/fit_cudagraph.py), which leaves 0.88 GiB of KV cache on 2x RTX 4090
     against the 1.25 GiB one 8,192-token request needs: refused at the estimate in vLLM's words, whatever the margin.
     It would take an estimate of 1.05 GiB to start; the one logged 80-layer model (Qwen2.5-72B at TP 4 on 4x L40S,
-    vllm_cudagraph_estimates.json agentic_eks_72b_tp4) printed 2.73 GiB, and every dense log's cost per piece graph
+    vllm_cudagraph_estimates.json agentic_eks_72b_tp4) printed 2.73 GiB, the 80-layer logs at TP 2 1.22-1.92 GiB
+    (test_the_80_layer_tp2_graph_logs_keep_the_seeds_70b_refused_on_0_33), and every dense log's cost per piece graph
     is above the 0.000189 that 1.05 GiB would take. The offered fix (shorter context and fewer sequences, sized at the
     upper end of the graph term) re-checks as starting. The recorded start-up failures stay refused (no false
     'fits')."""
@@ -337,6 +339,44 @@ def test_the_seeds_70b_awq_tp2_on_0_33_is_refused_with_a_rechecked_fix():
         if f.get("gpu_total_gib"):
             gpu = GPU(**{**gpu.model_dump(), "usable_bytes": int(f["gpu_total_gib"] * 2**30), "usable_source": "logged"})
         assert not check_vllm(load(f["model"]), gpu, VLLMOptions(**f["options"])).fits, f["id"]
+
+
+def test_the_80_layer_tp2_graph_logs_keep_the_seeds_70b_refused_on_0_33():
+    """Every logged graph pool of an 80-layer dense model at TP 2 (tests/data/vllm_cudagraph_estimates.json: the
+    Llama-3-70B AWQ capture on two L40S, vLLM 0.16.0, 1.22 GiB for 51 PIECEWISE and 35 FULL sizes,
+    kagaho/VLLM_Serve_llama3-70b-awq_on_L40S_with_Tensor_Parallelism_2; the H100 0.19.0 estimates of
+    llm-d-incubation/llm-d-planner, 1.63-1.92 GiB for 51 and 51) costs more per piece graph than the seeds' 70B AWQ
+    command on 2x RTX 4090 would need to start at 0.33 (1.25 GiB of KV for one 8,192-token request: Llama-3.3-70B's
+    80 layers x K and V x 4 KV heads per rank x head size 128 x 2 bytes a token). The graph term alone does not
+    decide it: at the L40S log's own 1.22 GiB the KV cache is still 0.17 GiB short, and the log leaves 1.25 GiB for
+    activation and non-torch together where vramcalc plans 0.86 on the GeForce pair."""
+    from vramcalc.vllm.weights import vllm_rules
+    est = vllm_rules().versions.by_version["0.33.0"].cudagraph_gib
+    assert est is not None and est.dense_tp_factor
+    r = check_vllm(load("meta-llama/Llama-3.3-70B-Instruct"), find_gpu("rtx4090"),
+                   VLLMOptions(engine_version="0.33.0", tp=2, max_model_len=8192, quantization="awq",
+                               gpu_memory_utilization=0.92))
+    d = r.devices[0]
+    need = 80 * 2 * 4 * 128 * 2 * 8192
+    short = need - d.kv_cache_bytes
+    assert not r.fits_at_estimate and round(short / 2**30, 2) == 0.37
+    allowed = (d.cuda_graph_bytes - short) / 2**30  # the largest graph term with which it would start
+    logs = [c for c in json.loads((DATA / "vllm_cudagraph_estimates.json").read_text())["cases"]
+            if c["kind"] == "dense" and c.get("layers_per_rank") == 80 and c.get("tp") == 2]
+    assert {c["id"] for c in logs} >= {"kagaho_llama3_70b_awq_l40s_tp2", "plannerlog_qwen25_72b_tp2"}
+
+    def per_piece(gib: float, full: int, sizes: int) -> float:
+        return (gib - full * 2**-10) / (81 * sizes * est.dense_tp_factor)
+
+    for c in logs:
+        assert per_piece(c["estimated_gib"], c["full_sizes"], c["piecewise_sizes"]) > per_piece(allowed, 35, 51), c["id"]
+    l40s = next(c for c in logs if c["id"] == "kagaho_llama3_70b_awq_l40s_tp2")
+    assert round(short / 2**30 - (d.cuda_graph_bytes / 2**30 - l40s["estimated_gib"]), 2) == 0.17
+    budget = next(c for c in json.loads((DATA / "vllm_budget_cases.json").read_text())["cases"]
+                  if c["id"] == l40s["id"])
+    rest = (budget["options"]["gpu_memory_utilization"] * find_gpu("l40s").usable_bytes / 2**30
+            - budget["logged"]["weights"] - budget["logged"]["kv_gib"])
+    assert round(rest, 2) == 1.25 and (d.activation_bytes + d.non_torch_bytes) / 2**30 < rest
 
 
 def test_max_model_len_above_the_model_is_refused_unless_allowed():
