@@ -120,10 +120,11 @@ def llamacpp_mmvq_extra_ms(reads: "WeightReads", engine: str, backend: str, toke
     and vec_dot_q3_K_q8_1_impl_mmvq unpack a scale per 16 weights and, for Q3_K, the high-bit mask), so the integer
     work per byte read is several times that of the other formats and the kernel is bound by it, not by memory.
     Fitted by tools/calibrate_speed.py on the calibrate rows holding those types (tests/data/throughput_cases.json,
-    the tk rows): llama.cpp PR #4766 (January 2024) and PR #28912 (build b10830, 2026), NVIDIA RTX 3090 and V100.
+    the tk rows): llama.cpp PRs #4766 (January 2024), #5394 (February 2024) and #28912 (build b10830, 2026),
+    NVIDIA RTX 3090 and V100.
     It has no build era: the held-out tables between them (PR #5434, b2110) are still short of the bandwidth, if
     10-15% less than this share gives, and no PR is known to have closed the gap. It also varies by GPU (the
-    held-out P40 rows of PR #4766 are 24-31% slower than it gives): on a GPU of `compute_capability` 6.1-6.x
+    held-out Q2_K / Q3_K P40 rows of PR #4766 were 24-31% slower than it alone gives): on a GPU of `compute_capability` 6.1-6.x
     (Pascal with dp4a, MIN_CC_DP4A 610: it takes the same mul_mat_vec_q path) every K-quant byte (Q2_K-Q6_K) also
     runs at llamacpp_cuda_mmvq.pascal.relative_efficiency of the share it has elsewhere: a Pascal SM issues its
     integer and FP32 instructions to the one set of cores, where Volta and later add INT32 cores of their own
