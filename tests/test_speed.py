@@ -311,14 +311,15 @@ def test_k_quant_split_is_the_rule_written_in_the_data():
 def test_held_out_q2_k_and_q3_k_single_token_decode_on_cuda():
     """The held-out rows holding Q2_K / Q3_K weights (tp070 and the tk rows of PRs #4766, #5434 and #28912: RTX 3090
     in January and February 2024, P40, V100 at b10830): without the mat-vec share every one of them came out 24-148%
-    too fast; with it the median error is within 20% and none is off by more than a third. The P40 (Pascal) is the
-    worst: its kernel falls further short than the share fitted on the RTX 3090 and V100 rows."""
+    too fast; with it (and, on the P40, its Pascal share, fitted on other P40 rows) the median error is within 10%
+    and none is off by more than 20%. The worst are now the newer builds (3090 at b2110, V100 at b10830: 12-19% too
+    slow), whose kernels are faster than the January / February 2024 rows the share is fitted on."""
     rows = [c for c in load_cases() if c["role"] == "holdout" and c["engine"] == "llamacpp" and c["backend"] == "cuda"
             and c["batch"] == 1 and weight_reads(case_spec(c), c["quant"]).type_step_bytes(["Q2_K", "Q3_K"], 1)]
     assert {c["id"] for c in rows} == {"tp070", "tk02", "tk03", "tk08", "tk09", "tk11"}
     errs = [_err(c) for c in rows]
-    assert statistics.median(errs) <= 0.20
-    assert max(errs) <= 1 / 3
+    assert statistics.median(errs) <= 0.10
+    assert max(errs) <= 0.20
 
 
 def _pascal_rows(role: str) -> list[dict]:
