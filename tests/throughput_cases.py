@@ -41,7 +41,14 @@ def case_hardware(case: dict) -> Hardware:
     tp = case.get("tp", 1)
     return Hardware(engine=case["engine"], backend=case["backend"], bandwidth_gbs=case["bandwidth_gbs"], tp=tp,
                     stages=n // tp if case.get("split") == "layer" else 1, link=case.get("link", "none"),
-                    enforce_eager=bool(case.get("enforce_eager")), llamacpp_build=case.get("llamacpp_build"))
+                    enforce_eager=bool(case.get("enforce_eager")), llamacpp_build=case.get("llamacpp_build"),
+                    compute_capability=_compute_capability(case.get("gpu")))
+
+
+def _compute_capability(gpu_id: str | None) -> str | None:
+    from vramcalc.gpus import find_gpu
+
+    return find_gpu(gpu_id).compute_capability if gpu_id else None
 
 
 def predict_step_ms(case: dict) -> float:

@@ -15,7 +15,9 @@ than 3 rows fits only its efficiency and takes the per-layer cost of its engine'
 Last, on the profiles just fitted, data/speed.json llamacpp_cuda_mmvq.relative_efficiency (the share of the
 bandwidth llama.cpp's CUDA mat-vec kernel reaches on Q2_K / Q3_K weights, vramcalc/speed.py
 llamacpp_mmvq_extra_ms): one least-squares fit of relative error on the calibrate llama.cpp CUDA rows of one
-token a step that hold those types.
+token a step that hold those types, on GPUs outside llamacpp_cuda_mmvq.pascal's compute capabilities; then
+llamacpp_cuda_mmvq.pascal.relative_efficiency (the further share on Pascal, for the K-quant bytes) on the
+calibrate rows of one token a step on those GPUs.
 Run: python tools/calibrate_speed.py            (every constant)
      python tools/calibrate_speed.py --mmvq-only (that share alone, every other constant as stored; and the
                                                   profiles' median calibration errors it changes)
@@ -149,7 +151,8 @@ def fit_mmvq(data: dict) -> None:
     num = den = 0.0
     used = []
     for c in load_cases():
-        if c["role"] != "calibrate" or c["engine"] != "llamacpp" or c["backend"] != "cuda" or c["batch"] != 1:
+        if c["role"] != "calibrate" or c["engine"] != "llamacpp" or c["backend"] != "cuda" or c["batch"] != 1 \
+                or _on_pascal(m, c):  # those rows fit the Pascal share below
             continue
         slow = weight_reads(case_spec(c), c["quant"]).type_step_bytes(m["types"], 1)
         if not slow:
@@ -164,6 +167,52 @@ def fit_mmvq(data: dict) -> None:
     DATA.write_text(json.dumps(data, indent=1) + "\n")
     _clear_caches()
     print("llamacpp cuda mmvq", m["types"], "relative efficiency", m["relative_efficiency"], "on", used)
+    if m.get("pascal"):
+        fit_mmvq_pascal(data)
+
+
+def _on_pascal(m: dict, c: dict) -> bool:
+    """Whether the row's GPU has a compute capability of llamacpp_cuda_mmvq.pascal's range."""
+    from vramcalc.gpus import find_gpu
+    from vramcalc.speed import _cc
+
+    pas = m.get("pascal")
+    cc = find_gpu(c["gpu"]).compute_capability if pas and c.get("gpu") else None
+    return bool(cc) and _cc(pas["min_compute_capability"]) <= _cc(cc) < _cc(pas["below_compute_capability"])
+
+
+def fit_mmvq_pascal(data: dict) -> None:
+    """llamacpp_cuda_mmvq.pascal.relative_efficiency p: on those GPUs the step is the stored model's step with p = 1
+    plus x (1/p - 1), x the milliseconds the row's K-quant bytes take at the profile's bandwidth times the share they
+    have elsewhere (Q2_K / Q3_K: relative_efficiency); y = 1/p - 1 is the least squares of the relative error over
+    the calibrate llama.cpp CUDA rows of one token a step on such GPUs that hold those types."""
+    m = data["llamacpp_cuda_mmvq"]
+    pas = m["pascal"]
+    pas["relative_efficiency"] = 1.0
+    DATA.write_text(json.dumps(data, indent=1) + "\n")
+    _clear_caches()
+    prof = speed_data().profiles["llamacpp:cuda"]
+    num = den = 0.0
+    used = []
+    for c in load_cases():
+        if c["role"] != "calibrate" or c["engine"] != "llamacpp" or c["backend"] != "cuda" or c["batch"] != 1 \
+                or not _on_pascal(m, c):
+            continue
+        reads = weight_reads(case_spec(c), c["quant"])
+        slow = sum(reads.type_step_bytes([t], 1) / (m["relative_efficiency"] if t in m["types"] else 1.0)
+                   for t in pas["types"])
+        if not slow:
+            continue
+        x = slow / c.get("tp", 1) / (c["bandwidth_gbs"] * 1e9 * prof.bandwidth_efficiency) * 1e3 / c["step_ms"]
+        num += x * (1 - predict_step_ms(c) / c["step_ms"])
+        den += x * x
+        used.append(c["id"])
+    assert used, "no calibrate row on a Pascal GPU holds the llamacpp_cuda_mmvq.pascal types"
+    pas["relative_efficiency"] = round(min(1.0, 1 / (1 + num / den)), 4)
+    pas["calibrated_on"] = used
+    DATA.write_text(json.dumps(data, indent=1) + "\n")
+    _clear_caches()
+    print("llamacpp cuda mmvq on Pascal", pas["types"], "relative efficiency", pas["relative_efficiency"], "on", used)
 
 
 def store_median_errors(data: dict, keys: list[str]) -> None:

@@ -360,6 +360,19 @@ class LlamacppStatePasses(Fixed):
     temporal: dict[str, int]  # SSM kind -> passes over the temporal state
 
 
+class LlamacppMmvqPascal(Fixed):
+    """llama.cpp on CUDA, one token a step, on NVIDIA GPUs of compute capability min_compute_capability up to
+    (not including) below_compute_capability (Pascal with dp4a): the further share of the bandwidth the mat-vec
+    kernel reaches on the bytes of `types` (the K-quants), on top of LlamacppMmvq's share for its types (fitted)."""
+
+    source_note: str = Field(alias="_source")
+    min_compute_capability: str
+    below_compute_capability: str
+    types: list[str]  # ggml type names, upper case
+    relative_efficiency: float
+    calibrated_on: list[str]
+
+
 class LlamacppMmvq(Fixed):
     """llama.cpp on CUDA, one token a step: ggml types whose mat-vec kernel (mul_mat_vec_q) falls short of the
     memory bandwidth the profile's efficiency gives, and the share of it they reach (fitted)."""
@@ -368,6 +381,7 @@ class LlamacppMmvq(Fixed):
     types: list[str]  # ggml type names, upper case (Q2_K, Q3_K)
     relative_efficiency: float  # of the profile's bandwidth efficiency, for the bytes of those types
     calibrated_on: list[str]
+    pascal: LlamacppMmvqPascal | None = None
 
 
 class VllmEager(Fixed):

@@ -721,7 +721,8 @@ def _llama_candidate(spec: ModelSpec, system: System, ctx: int, concurrency: int
     hw = Hardware(engine="llamacpp", backend=backend, bandwidth_gbs=gpu.memory_bandwidth_gbs or 0,
                   tflops=gpu.tflops_16bit, stages=layout.gpus_per_replica if layout.split == "layer" else 1,
                   tp=layout.tp if layout.split == "tensor" else 1, link=_link(system) if layout.split == "tensor" else "none",
-                  host_share=host_share, node_hops=layout.nodes - 1, llamacpp_build=opts.build)
+                  host_share=host_share, node_hops=layout.nodes - 1, llamacpp_build=opts.build,
+                  compute_capability=gpu.compute_capability)
     if not hw.bandwidth_gbs:
         return None
     per_replica = max(1, -(-concurrency // layout.replicas))

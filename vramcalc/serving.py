@@ -261,7 +261,8 @@ def step_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, batch: int,
     bw = dep.gpu.memory_bandwidth_gbs * 1e9 * k.efficiency
     read = (reads.step_bytes(batch * query) + batch * kv_bytes(spec, context, dep.kv_dtype, dep.engine, query)) * layer_share
     terms = {"memory": read / dep.tp / bw * 1e3}
-    if extra := llamacpp_mmvq_extra_ms(reads, dep.engine, dep.backend, batch * query, bw):  # Q2_K / Q3_K mat-vec
+    if extra := llamacpp_mmvq_extra_ms(reads, dep.engine, dep.backend, batch * query, bw,  # Q2_K / Q3_K mat-vec
+                                       dep.gpu.compute_capability):
         terms["mmvq_low_bit"] = extra * layer_share / dep.tp
     rate = format_tflops(dep.gpu, dep.quant, engine=dep.engine, backend=dep.backend)
     if rate:

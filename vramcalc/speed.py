@@ -110,7 +110,8 @@ def fixed_ms_per_layer(prof: SpeedProfile, engine: str, backend: str, build: str
     return prof.fixed_ms_per_layer
 
 
-def llamacpp_mmvq_extra_ms(reads: "WeightReads", engine: str, backend: str, tokens: int, bw_bytes_s: float) -> float:
+def llamacpp_mmvq_extra_ms(reads: "WeightReads", engine: str, backend: str, tokens: int, bw_bytes_s: float,
+                           compute_capability: str | None = None) -> float:
     """Milliseconds a llama.cpp CUDA decode step of one token adds, over the roofline at the profile's bandwidth
     `bw_bytes_s`, for its weights of the ggml types of data/speed.json llamacpp_cuda_mmvq (Q2_K, Q3_K): their
     mat-vec kernel reaches only relative_efficiency of that bandwidth. ggml-cuda's mul_mat_vec_q dots one 32-bit
@@ -119,17 +120,36 @@ def llamacpp_mmvq_extra_ms(reads: "WeightReads", engine: str, backend: str, toke
     and vec_dot_q3_K_q8_1_impl_mmvq unpack a scale per 16 weights and, for Q3_K, the high-bit mask), so the integer
     work per byte read is several times that of the other formats and the kernel is bound by it, not by memory.
     Fitted by tools/calibrate_speed.py on the calibrate rows holding those types (tests/data/throughput_cases.json,
-    the tk rows): llama.cpp PR #4766 (January 2024) and PR #28912 (build b10830, 2026), NVIDIA RTX 3090 and V100.
+    the tk rows): llama.cpp PRs #4766 (January 2024), #5394 (February 2024) and #28912 (build b10830, 2026),
+    NVIDIA RTX 3090 and V100.
     It has no build era: the held-out tables between them (PR #5434, b2110) are still short of the bandwidth, if
     10-15% less than this share gives, and no PR is known to have closed the gap. It also varies by GPU (the
-    held-out P40 rows of PR #4766 are 24-31% slower than it gives), not modelled. Only a
+    held-out Q2_K / Q3_K P40 rows of PR #4766 were 24-31% slower than it alone gives): on a GPU of `compute_capability` 6.1-6.x
+    (Pascal with dp4a, MIN_CC_DP4A 610: it takes the same mul_mat_vec_q path) every K-quant byte (Q2_K-Q6_K) also
+    runs at llamacpp_cuda_mmvq.pascal.relative_efficiency of the share it has elsewhere: a Pascal SM issues its
+    integer and FP32 instructions to the one set of cores, where Volta and later add INT32 cores of their own
+    (NVIDIA Volta Tuning Guide 4.1.1), and the K-quant dot products interleave integer unpacking (the 6-bit
+    scales and mins of get_scale_min_k4, the high-bit masks) with FP32 scaling per 16 or 32 weights. Fitted on
+    the calibrate P40 rows (llama.cpp PRs #4766, #5394, #5434: January-February 2024 builds). Only a
     step of one token: a batch of 2-8 runs the same kernel with more work per byte (not modelled), from 9 on MMQ.
-    Other backends (ROCm included) and the other types (Q6_K, the i-quants): not modelled."""
+    Other backends (ROCm included) and the other types (Q6_K off Pascal, the i-quants): not modelled.
+    SM 6.0 (P100, no dp4a) takes the dequantize_mul_mat_vec kernel instead: not modelled."""
     m = speed_data().llamacpp_cuda_mmvq
-    if m is None or engine != "llamacpp" or backend != "cuda" or tokens != 1 or m.relative_efficiency >= 1:
+    if m is None or engine != "llamacpp" or backend != "cuda" or tokens != 1:
         return 0.0
-    slow = reads.type_step_bytes(m.types, 1)
-    return slow / bw_bytes_s * (1 / m.relative_efficiency - 1) * 1e3
+    slow = reads.type_step_bytes(m.types, 1) / bw_bytes_s * (1 / m.relative_efficiency - 1) if m.relative_efficiency < 1 else 0.0
+    pas = m.pascal
+    if pas and compute_capability and _cc(pas.min_compute_capability) <= _cc(compute_capability) < _cc(pas.below_compute_capability):
+        for t in pas.types:  # each K-quant byte at the share it has elsewhere, times the Pascal share
+            share = m.relative_efficiency if t in m.types else 1.0
+            slow += reads.type_step_bytes([t], 1) / bw_bytes_s / share * (1 / pas.relative_efficiency - 1)
+    return slow * 1e3
+
+
+def _cc(cc: str) -> float:
+    """An NVIDIA compute capability ("6.1") as a number that orders them."""
+    major, _, minor = cc.partition(".")
+    return int(major) + int(minor or 0) / 10
 
 
 class WeightReads(BaseModel):
@@ -322,6 +342,7 @@ class Hardware(BaseModel):
     enforce_eager: bool = False
     llamacpp_build: str | None = None  # llama.cpp release (b7000) or build date; None: the newest modelled
     node_hops: int = 0  # llama.cpp over RPC: machine boundaries each token crosses (network hop each)
+    compute_capability: str | None = None  # NVIDIA SM version of the device (llamacpp_mmvq_extra_ms); None: not known
 
     @field_validator("engine", mode="before")
     @classmethod
@@ -386,7 +407,7 @@ def step_terms(reads: WeightReads, kv_per_seq: int, batch: int, hw: Hardware) ->
         memory += total * hw.host_share / host_bw
     fixed = fixed_ms_per_layer(prof, hw.engine, hw.backend, hw.llamacpp_build, batch)
     terms = {"memory": memory * 1e3, "fixed": fixed * reads.num_layers}
-    if extra := llamacpp_mmvq_extra_ms(reads, hw.engine, hw.backend, batch, bw):
+    if extra := llamacpp_mmvq_extra_ms(reads, hw.engine, hw.backend, batch, bw, hw.compute_capability):
         terms["mmvq_low_bit"] = extra * device_share / hw.tp
     if hw.tflops:
         compute = 2 * reads.active_params * batch / hw.tp / (hw.tflops * 1e12 * speed_data().decode_mfu)
