@@ -994,9 +994,14 @@ def _mtp(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers, t
     is refused: llama_init_from_model returns no context and llama-server stops."""
     arch = gguf_arch(spec)
     gguf = (spec.architecture or "").startswith("gguf:")
-    if not gguf:
-        raise NotModelledError("--spec-type draft-mtp: the MTP blocks come from the GGUF file's header (block_count, "
-                               "nextn_predict_layers); give the .gguf")
+    if not gguf and spec.mtp_layers:
+        raise NotModelledError("--spec-type draft-mtp on a GGUF predicted from a checkpoint with MTP layers: whether "
+                               "the file carries them (and in what layout) is in its header; give the .gguf")
+    if not gguf:  # a checkpoint without MTP layers converts to a GGUF without them
+        errors.append(error("llamacpp.spec.no_mtp", MTP_REFUSED + " (the checkpoint has no MTP layers)",
+                            fix="a model with MTP layers, or another --spec-type",
+                            source="src/llama-context.cpp llama_init_from_model"))
+        return None
     if arch != "qwen3next":
         if any(".nextn." in t.name for t, _ in tensors):
             raise NotModelledError(f"--spec-type draft-mtp on {arch}: its MTP context (memory and graph) is modelled "
