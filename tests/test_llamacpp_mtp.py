@@ -125,3 +125,20 @@ def test_pasted_draft_mtp_is_modelled():
     p, r = read_command("llama-server -m x.gguf --spec-type draft-mtp --spec-draft-n-max 5 -ctkd q8_0")
     assert r.options["spec_types"] == ("draft-mtp",) and r.options["draft_max"] == 5
     assert any(w.code == "command.speed_not_estimated" and "draft-mtp" in w.text for w in r.warnings)
+
+
+def test_draft_mtp_with_a_draft_model_or_tensor_split_is_not_modelled(files):
+    from vramcalc.errors import NotModelledError
+    src = _src(str(files / "qwen3next-mtp.gguf"))
+    with pytest.raises(NotModelledError, match="on the draft model"):
+        check_llamacpp(src.spec, None, LlamaOptions(n_ctx=4096, spec_types=("draft-mtp",),
+                                                    model_draft=str(files / "qwen3next-mtp.gguf")),
+                       src.llama_tensors(), solve=False)
+
+
+def test_cli_prints_the_mtp_context(files, capsys):
+    from vramcalc.cli import main
+    assert main(["check", str(files / "qwen3next-mtp.gguf"), "--engine", "llamacpp", "-c", "4096",
+                 "--spec-type", "draft-mtp", "--gpu", "cpu"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "--spec-type draft-mtp: the MTP context on the model's 1 MTP block(s)" in out

@@ -994,6 +994,11 @@ def _mtp(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers, t
     is refused: llama_init_from_model returns no context and llama-server stops."""
     arch = gguf_arch(spec)
     gguf = (spec.architecture or "").startswith("gguf:")
+    if opts.model_draft:  # common_speculative_init_result: with -md the MTP context type is given to the draft model
+        raise NotModelledError("-md with --spec-type draft-mtp: llama.cpp makes the MTP context on the draft model "
+                               "(common_speculative_init_result), not on the target; not modelled")
+    if opts.split_mode == "tensor" and len(gl) > 1:
+        raise NotModelledError("--spec-type draft-mtp with --split-mode tensor is not modelled; use --split-mode layer")
     if not gguf and spec.mtp_layers:
         raise NotModelledError("--spec-type draft-mtp on a GGUF predicted from a checkpoint with MTP layers: whether "
                                "the file carries them (and in what layout) is in its header; give the .gguf")
