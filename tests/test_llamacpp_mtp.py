@@ -82,6 +82,12 @@ def test_target_and_mtp_context_buffers_as_llama_cpp_prints_them(run, files):
         assert not mtp
         return
     (e,) = mtp
+    # once draft-mtp sets embeddings_nextn (unmasked) on the target, its output buffer holds n_embd floats for every
+    # token of a batch: the recorded decode found n_batch rows (llama_get_embeddings_nextn_ith's range)
+    assert run["target_nextn_rows"] == run["n_batch"] and run["decode"] == 0
+    rows = LlamaOptions(n_parallel=run["n_parallel"], n_batch=run["n_batch"], draft_max=run["draft_n_max"],
+                        spec_types=("draft-mtp",)).output_rows
+    assert host.output_buffer_bytes == output_buffer_bytes(spec, rows) + spec.hidden_size * run["target_nextn_rows"] * 4
     assert run["speculates"] == 1 and run["mtp_n_ctx"] == e.detail["n_ctx"] == r.n_ctx
     assert _mib(int(e.detail["kv"])) == _printed(run, "mtp", "KV")
     assert _mib(int(e.detail["compute"])) == _printed(run, "mtp", "compute")

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "speculative.h"
 #include "llama.h"
+#include "../src/llama-ext.h"  // the staging API common/speculative.cpp uses: llama_get_embeddings_nextn_ith
 
 static ggml_type type_of(const char * s) {
     for (int t = 0; t < GGML_TYPE_COUNT; ++t) {
@@ -94,6 +95,14 @@ int main(int argc, char ** argv) {
     common_speculative * sp = common_speculative_init(params.speculative, (uint32_t) params.n_parallel);
     std::printf("PROBE speculates=%d\n", sp != nullptr);
     std::fflush(stdout);
+    // one decode on the target once draft-mtp set embeddings_nextn (unmasked) on it: output_reserve sizes the nextn
+    // rows; an index past them makes llama.cpp print how many there are ("out of range [0, N)")
+    std::fprintf(stderr, "VRAMCALC_PHASE target_decode\n");
+    llama_token toks[4] = {1, 2, 3, 4};
+    const int rc = llama_decode(ctx, llama_batch_get_one(toks, 4));
+    std::printf("PROBE decode=%d\n", rc);
+    std::fflush(stdout);
+    llama_get_embeddings_nextn_ith(ctx, 1 << 20);
     common_speculative_free(sp);
     return 0;
 }

@@ -80,6 +80,9 @@ def main() -> None:
                 elif m2 := BUF.search(line):
                     rec["buffers"].append({"context": phase, "where": m2.group(1), "buffer": m2.group(2),
                                            "kind": m2.group(3), "mib": float(m2.group(4))})
+            rows = re.search(r"invalid nextn embeddings id \d+, reason: out of range \[0, (\d+)\)", out.stderr)
+            if rows:  # the target's nextn rows after a decode with draft-mtp (llama_get_embeddings_nextn_ith)
+                rec["target_nextn_rows"] = int(rows.group(1))
             rec["exit"] = out.returncode
             rec["said"] = [ln.split(" ", 2)[-1].replace(f"{tmp}/", "") for ln in out.stderr.splitlines() if "MTP" in ln and "context" in ln]
             runs.append(rec)
@@ -90,7 +93,8 @@ def main() -> None:
         "draft-mtp on the GGUFs of tests/llamacpp_mtp_models.py, run by tools/record_llamacpp_mtp.py with "
         "tools/mtp_probe.cpp as llama-server's load_model makes its contexts: server_output_limits, "
         "common_init_from_params (the target, load_mtp from the types), then common_base_params_to_speculative and "
-        "common_speculative_init_from_params (the MTP context on the target model) and common_speculative_init; "
+        "common_speculative_init_from_params (the MTP context on the target model) and common_speculative_init, then one decode of 4 tokens on the target and the count of nextn rows its "
+        "output buffer holds (target_nextn_rows: llama_get_embeddings_nextn_ith's 'out of range [0, N)'); "
         "context 'target' or 'mtp' says which context printed a buffer; sizes in MiB with two decimals as printed",
         "tools/record_llamacpp_mtp.py", a.commit, runs)
 
