@@ -205,6 +205,8 @@ CODES: dict[str, str] = {
                                       "text are not counted",
     "llamacpp.spec.no_draft": "--spec-type draft-simple without -md: no draft context, no speculation; its output rows "
                               "are still reserved",
+    "llamacpp.spec.no_mtp": "--spec-type draft-mtp on a model without MTP (nextn) layers: llama.cpp makes no MTP "
+                            "context and llama-server stops",
     "llamacpp.mmproj.url": "-mmu: the projector's download is not here: not counted",
     "llamacpp.docker.offline": "-dr: the Docker Hub model's download is not here: read by its name and tag",
     "llamacpp.mmproj.auto": "-hf downloads the repo's projector too (--mmproj-auto): not counted without --mmproj",

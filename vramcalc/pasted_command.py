@@ -1063,6 +1063,11 @@ def _llama_reading(p: Parsed) -> Reading:
                         f"{f.written()}: {', '.join(ngram)} drafts from the text already seen (common/speculative.cpp), "
                         "so its speed-up depends on how much the output repeats the prompt: speed, not in the "
                         "estimate")))
+                if "draft-mtp" in types:
+                    warnings.append(warning("command.speed_not_estimated", (
+                        f"{f.written()}: draft-mtp drafts with the model's own MTP block(s) (common/speculative.cpp "
+                        "common_speculative_impl_draft_mtp): its memory is counted, its speed-up is not in the "
+                        "estimate")))
         elif fld == "spec_ngram_mod_n_max":
             n = _int(name, v)
             if not 0 <= n <= 1024:

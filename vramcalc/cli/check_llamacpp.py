@@ -12,7 +12,7 @@ from ..engine_checks import LlamaReport, gpu_layers, llama_ftype, llamacpp_on_sy
 from ..errors import InputError
 from ..ggml import kv_cache_types
 from ..llamacpp.extras import LlamaExtra
-from ..llamacpp.engine import (UNCHECKED_HOST_RAM_GIB, FlashAttn, GPUBackend, Program, SpecType, SplitMode,
+from ..llamacpp.engine import (UNCHECKED_HOST_RAM_GIB, blocks_all, FlashAttn, GPUBackend, Program, SpecType, SplitMode,
                                unchecked_host_need)
 from ..llamacpp.weights import HostCPU
 from ..sources import ModelSource
@@ -204,7 +204,7 @@ def gather(args: argparse.Namespace, source: ModelSource, system: System) -> Lla
 
 
 def print_report(report: LlamaReport) -> int:
-    r, n_layer, n_gpus = report.result, report.spec.num_layers, report.n_gpus
+    r, n_layer, n_gpus = report.result, blocks_all(report.spec), report.n_gpus  # MTP blocks count as layers
     print(f"model   {report.spec.id}  ({report.weights}, {r.model_size_bytes / 2**30:.2f} GiB, {r.bpw:.2f} BPW)")
     where = "CPU only" if not n_gpus else f"{r.gpu_layers} of {n_layer} layers on the GPU" + ("s" if n_gpus > 1 else "")
     built = f" {r.build}" if r.build else ""  # the build the figures are for (--llamacpp-build)
@@ -292,6 +292,10 @@ def _extra_line(e: LlamaExtra) -> str:
                 f"{d['gpu_layers']}/{d['n_layer']} layers offloaded, drafts {d['draft_max']} tokens a step")
     elif e.kind == "spec":
         what = f"--spec-type {e.ref}: a token table of {d['entries']:,} int32 entries"
+    elif e.kind == "mtp":
+        what = (f"--spec-type draft-mtp: the MTP context on the model's {d['layers']} MTP block(s): KV "
+                f"{int(d['kv']) / 2**20:.2f} ({d['type_k']}/{d['type_v']}) + compute {int(d['compute']) / 2**20:.2f} + "
+                f"output {int(d['output']) / 2**20:.2f} MiB, {d['n_ctx']} cells, drafts {d['draft_max']} tokens a step")
     elif e.kind == "cvec":
         what = f"control vector {e.ref}: {d['tensors']} F32 tensors of {d['n_embd']} (layers 1 to {d['tensors']})"
     else:

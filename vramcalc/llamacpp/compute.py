@@ -200,7 +200,7 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
     n_out = opts.outputs_reserved
     unified = opts.kv_unified or opts.n_parallel == 1
     # every layer, the output and the KV on the GPUs, no expert overrides: the graph stays off the CPU
-    all_on_gpus = mb.gpu_layers == spec.num_layers and mb.output_device != -1 and not opts.no_kv_offload \
+    all_on_gpus = mb.gpu_layers == len(mb.unit_device) - 1 and mb.output_device != -1 and not opts.no_kv_offload \
         and not (opts.cpu_moe or opts.n_cpu_moe or opts.override_tensor)
     if (n_dev == 0 or (n_dev == 1 and all_on_gpus)) and arch:  # one backend runs the whole graph
         replay = reserve_peak(spec, arch, n_ctx or n_kv, min(opts.n_ubatch, opts.n_batch), opts.n_parallel, n_out,

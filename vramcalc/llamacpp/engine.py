@@ -68,7 +68,8 @@ PROGRAM_DEFAULTS: dict[str, dict[str, object]] = {
 
 
 # the --spec-type values vramcalc models (common/speculative.cpp common_speculative_type_from_name_map, 4df29be)
-SpecType = Literal["ngram-mod", "ngram-simple", "ngram-map-k", "ngram-map-k4v", "ngram-cache", "draft-simple"]
+SpecType = Literal["ngram-mod", "ngram-simple", "ngram-map-k", "ngram-map-k4v", "ngram-cache", "draft-simple",
+                   "draft-mtp"]
 # common/speculative.cpp create_state_ngram_cache: n_draft = 8, the n_max common_speculative_n_max gives ngram-cache
 NGRAM_CACHE_N_DRAFT = 8
 
@@ -180,7 +181,8 @@ class LlamaOptions(CheckedOptions):
     # Host tables: ngram-mod one of 4M int32 entries (common_speculative_impl_ngram_mod), ngram-map-k / -k4v one key_map
     # of 2^18 uint32 per slot (common/ngram-map.h COMMON_NGRAM_HASH_MAP_SIZE), ngram-simple none (it scans the prompt).
     # draft-simple drafts with -md's model, and without one finds no draft context: common_speculative_impl_draft_simple
-    # throws, llama-server logs the failure and runs without speculation (server-context.cpp load_model)
+    # throws, llama-server logs the failure and runs without speculation (server-context.cpp load_model). draft-mtp
+    # drafts with the model's own NextN / MTP blocks in a second context on the target model (qwen3next GGUFs: _mtp)
     spec_types: tuple[SpecType, ...] = ()
     spec_ngram_mod_n_max: int = Field(default=64, ge=0, le=1024)
     spec_ngram_simple_size_m: int = Field(default=48, ge=1, le=1024)
@@ -264,7 +266,7 @@ class LlamaOptions(CheckedOptions):
         """common/speculative.cpp common_speculative_n_max: the most tokens the speculative types draft a step."""
         per = {"ngram-mod": self.spec_ngram_mod_n_max, "ngram-simple": self.spec_ngram_simple_size_m,
                "ngram-map-k": self.spec_ngram_map_k_size_m, "ngram-map-k4v": self.spec_ngram_map_k4v_size_m,
-               "ngram-cache": NGRAM_CACHE_N_DRAFT, "draft-simple": self.draft_max}
+               "ngram-cache": NGRAM_CACHE_N_DRAFT, "draft-simple": self.draft_max, "draft-mtp": self.draft_max}
         return max((per[t] for t in self.spec_types), default=0)
 
     def speculates(self, bld: LlamaBuild) -> bool:
@@ -274,8 +276,8 @@ class LlamaOptions(CheckedOptions):
         draft-simple for a draft model (data/llamacpp_builds.json)."""
         if "draft-simple" in self.spec_types and not self.model_draft:
             return False  # common_speculative_impl_draft_simple throws: common_speculative_init makes no type at all
-        if any(t.startswith("ngram-") for t in self.spec_types):
-            return True
+        if any(t.startswith("ngram-") for t in self.spec_types) or "draft-mtp" in self.spec_types:
+            return True  # draft-mtp: llama-server stops when it cannot make the MTP context (_mtp)
         return bool(self.model_draft) and ("draft-simple" in self.spec_types or not bld.has(23988))
 
     @property
@@ -390,6 +392,13 @@ class LlamaResult(Result):
     def table(self) -> list[Row]:
         """One row per device (each GPU, host RAM): its buffers."""
         return [d.model_dump(mode="json") for d in self.devices]
+
+
+def blocks_all(spec: ModelSpec) -> int:
+    """llama.cpp's n_layer_all: the trunk's blocks and, in a GGUF that carries them, the NextN / MTP blocks appended
+    after it ({arch}.block_count). Layer placement counts them all (src/llama-model.cpp load_tensors: i_gpu_start =
+    n_layer_all + 1 - n_gpu_layers), so -ngl all is n_layer_all + 1 and an MTP block is offloaded first."""
+    return spec.num_layers + (spec.mtp_layers if (spec.architecture or "").startswith("gguf:") else 0)
 
 
 def mla_layout_of(spec: ModelSpec, opts: LlamaOptions) -> str:
@@ -526,7 +535,7 @@ def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
         opts = opts.model_copy(update={"flash_attn": "on"})  # llama_init_from_model switches it on
     if opts.tensor_split is not None and len(opts.tensor_split) != len(gl):
         raise InputError(f"--tensor-split gives {len(opts.tensor_split)} proportions for {len(gl)} GPUs")
-    n_layer = spec.num_layers
+    n_layer = blocks_all(spec)
     auto_ctx = opts.n_ctx is None
     if auto_ctx and opts.model_draft and opts.n_ctx_draft is None:
         opts = opts.model_copy(update={"n_ctx_draft": 0})  # -c 0: the draft takes its own training context
@@ -595,7 +604,7 @@ def _fewest_cpu_moe(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors:
 
 def _largest_ngl(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]],
                  ram: int | None, ref: str) -> int | None:
-    lo, hi, best = 0, spec.num_layers + 1, None
+    lo, hi, best = 0, blocks_all(spec) + 1, None
     while lo <= hi:  # GPU memory grows with -ngl
         mid = (lo + hi) // 2
         if _evaluate(spec, gl, opts.model_copy(update={"n_gpu_layers": mid}), tensors, ram, ref).fits:
@@ -702,7 +711,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     bld = resolve_build(opts.build, opts.build_unplaced_as_modelled)
     errors: list[Message] = []
     warnings: list[Message] = []
-    n_layer = spec.num_layers
+    n_layer = blocks_all(spec)
     n_ctx_req = opts.n_ctx or spec.max_position_embeddings or 0
     how = "--ctx" if opts.n_ctx else "the model's training context (llama.cpp's -c 0 default)"
     fa = opts.fa
@@ -762,6 +771,9 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
         # common/arg.cpp --n-cpu-moe N adds one override per layer index below N; the same tensors are picked by
         # one pattern and a check of the layer index (N above the layer count: every layer)
         mb = model_buffers(tensors, n_layer, ngl, splits, overrides, cpu_moe_layers=opts.n_cpu_moe,
+                           # the NextN / MTP blocks' tensors are TENSOR_SKIP unless load_mtp (--spec-type draft-mtp:
+                           # common/common.cpp common_model_params_to_llama; src/models/qwen3next.cpp)
+                           skip_from_block=None if "draft-mtp" in opts.spec_types else spec.num_layers,
                            unified=unified, repack=repack, mmap=not opts.no_mmap,
                            split_tensors=rules_b.sm_tensor.split_tensors if tensor_split else None,
                            repack_types=frozenset(rules_b.repack_types[opts.host_cpu]), gpu_host_buffer=gpu_host,
@@ -806,6 +818,13 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                            embd_input=bld.has(18898))  # PR #18898: the embeddings input in every graph
     output = output_buffer_bytes(spec, opts.output_rows, embeddings=opts.output_embeddings)
     extras, ex_errors, ex_warnings = _extras(spec, gl, opts, mb, tensors, adapters, backend)
+    if "draft-mtp" in opts.spec_types:
+        mtp = _mtp(spec, gl, opts, mb, tensors, kvo, n_ctx_seq, streams, fa, pipeline, backend, bld, ex_errors)
+        if mtp is not None:
+            extras.append(mtp)
+            # common_speculative_impl_draft_mtp: llama_set_embeddings_nextn(ctx_tgt, true, masked false): the target's
+            # next output_reserve adds n_embd_out floats for every token of a batch (src/llama-context.cpp)
+            output += spec.hidden_size * opts.n_batch * 4
     if adapters and not comp.exact:
         ex_warnings.append(warning("llamacpp.lora.compute", "the LoRA matmuls' intermediates (b(a(x)) beside each "
                                    "adapted projection, llm_graph_context::build_lora_mm) are in the allocator replay "
@@ -813,8 +832,10 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     errors += ex_errors
     warnings += ex_warnings
     kinds = ("lora", "draft", "mmproj", "cvec", "spec")
-    ex_gpu = {k: [sum(e.gpu_bytes[d] for e in extras if e.kind == k) for d in range(n_dev)] for k in kinds}
-    ex_host = {k: sum(e.host_bytes for e in extras if e.kind == k) for k in kinds}
+    col = {"mtp": "draft"}  # the MTP context is the draft context of draft-mtp: the draft column
+    ex_gpu = {k: [sum(e.gpu_bytes[d] for e in extras if col.get(e.kind, e.kind) == k) for d in range(n_dev)]
+              for k in kinds}
+    ex_host = {k: sum(e.host_bytes for e in extras if col.get(e.kind, e.kind) == k) for k in kinds}
     ex_unc = [sum(e.uncertainty_gpu_bytes[d] for e in extras if e.uncertainty_gpu_bytes) for d in range(n_dev)]
     ex_unc_host = sum(e.uncertainty_host_bytes for e in extras)
     devices = []
@@ -954,6 +975,92 @@ def lora_adapters(opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]]) -> 
 
 
 DRAFT_SOURCE = "common/speculative.cpp common_base_params_to_speculative, common_speculative_init_result"
+MTP_SOURCE = ("common/speculative.cpp common_speculative_init_result (LLAMA_CONTEXT_TYPE_MTP), "
+              "common_speculative_impl_draft_mtp; src/llama-model.cpp create_memory; src/models/qwen3next.cpp graph_mtp "
+              "(4df29be)")
+MTP_REFUSED = ("llama_init_from_model: context type MTP requested but model doesn't contain MTP layers; "
+               "common_speculative_init_result: failed to create MTP context; llama-server: failed to create MTP "
+               "context [src/llama-context.cpp llama_init_from_model, tools/server/server-context.cpp load_model]")
+
+
+def _mtp(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers, tensors: list[tuple[GGUFTensor, str]],
+         kvo: LlamaKVOptions, n_ctx_seq: int, streams: int, fa: bool, pipeline: bool, backend: str, bld: LlamaBuild,
+         errors: list[Message]) -> LlamaExtra | None:
+    """--spec-type draft-mtp (MTP_SOURCE): llama-server makes a second context on the target model itself,
+    ctx_type LLAMA_CONTEXT_TYPE_MTP, from common_base_params_to_speculative's copy of its parameters: the same -c,
+    slots, unified cache, batch, ubatch and flash attention, the cache types of -ctkd / -ctvd, n_outputs_max one per
+    slot. Its memory (qwen3next: a plain llama_kv_cache filtered to il >= n_layer()) holds the MTP blocks alone, on
+    their layer's device; its graph is graph_mtp; its output buffer holds n_vocab floats per slot, and n_embd more
+    per slot once common_speculative_impl_draft_mtp sets embeddings_nextn (masked) on it. A model without MTP blocks
+    is refused: llama_init_from_model returns no context and llama-server stops."""
+    arch = gguf_arch(spec)
+    gguf = (spec.architecture or "").startswith("gguf:")
+    if opts.model_draft:  # common_speculative_init_result: with -md the MTP context type is given to the draft model
+        raise NotModelledError("-md with --spec-type draft-mtp: llama.cpp makes the MTP context on the draft model "
+                               "(common_speculative_init_result), not on the target; not modelled")
+    if opts.split_mode == "tensor" and len(gl) > 1:
+        raise NotModelledError("--spec-type draft-mtp with --split-mode tensor is not modelled; use --split-mode layer")
+    if not gguf and spec.mtp_layers:
+        raise NotModelledError("--spec-type draft-mtp on a GGUF predicted from a checkpoint with MTP layers: whether "
+                               "the file carries them (and in what layout) is in its header; give the .gguf")
+    if not gguf:  # a checkpoint without MTP layers converts to a GGUF without them
+        errors.append(error("llamacpp.spec.no_mtp", MTP_REFUSED + " (the checkpoint has no MTP layers)",
+                            fix="a model with MTP layers, or another --spec-type",
+                            source="src/llama-context.cpp llama_init_from_model"))
+        return None
+    if arch != "qwen3next":
+        if any(".nextn." in t.name for t, _ in tensors):
+            raise NotModelledError(f"--spec-type draft-mtp on {arch}: its MTP context (memory and graph) is modelled "
+                                   "for qwen3next GGUFs only")
+        errors.append(error("llamacpp.spec.no_mtp", MTP_REFUSED, fix="a GGUF that carries the MTP (nextn) layers, or "
+                            "another --spec-type", source="src/llama-context.cpp llama_init_from_model"))
+        return None
+    if not spec.mtp_layers:
+        errors.append(error("llamacpp.spec.no_mtp", MTP_REFUSED, fix="a GGUF that carries the MTP (nextn) layers, or "
+                            "another --spec-type", source="src/llama-context.cpp llama_init_from_model"))
+        return None
+    n_dev = len(gl)
+    # the MTP block is a trunk block with full attention (qwen3next.cpp load_block_mtp -> load_block_trunk)
+    full = next(la for la in spec.layers if la.attention is not None and la.ssm is None)
+    mspec = spec.model_copy(update={"layers": (full,) * spec.mtp_layers, "mtp_layers": 0})
+    mkvo = kvo.model_copy(update={"type_k": opts.type_k_draft.upper(), "type_v": opts.type_v_draft.upper()})
+    kv_dev, kv_host = [0] * n_dev, 0
+    devs = []
+    for j, lm in enumerate(layer_memory(mspec, mkvo)):
+        d = mb.unit_device[spec.num_layers + j]
+        devs.append(d)
+        if d == CPU or opts.no_kv_offload or not gl:
+            kv_host += lm.kv_bytes
+        else:
+            kv_dev[d] += lm.kv_bytes
+    mopts = opts.model_copy(update={"type_k": opts.type_k_draft, "type_v": opts.type_v_draft,
+                                    "n_outputs_max": opts.n_parallel, "spec_types": (), "lora": (), "lora_scaled": (),
+                                    "lora_rank": None, "n_outputs_run": None, "embedding": False})
+    mmb = mb.model_copy(update={"unit_device": devs + [mb.unit_device[-1]],
+                                "gpu_layers": sum(1 for d in devs if d != CPU)})
+    rules_b = backend_rules()
+    comp = compute_buffers(mspec, mopts, mmb, n_ctx_seq, 0, fa, n_dev, pipeline=pipeline, arch="qwen3next-mtp",
+                           n_ctx=n_ctx_seq * streams,
+                           offload_min_batch=rules_b.backends[backend].offload_min_batch
+                           if gl and not opts.rpc_nodes and opts.op_offload else 0,
+                           embd_input=bld.has(18898))
+    out_start = output_buffer_bytes(mspec, opts.n_parallel)
+    out = out_start + spec.hidden_size * opts.n_parallel * 4  # embeddings_nextn, masked: n_embd_out per output row
+    gpu_b = [kv_dev[d] + comp.device[d] for d in range(n_dev)]
+    host_b = kv_host + comp.host + out
+    return LlamaExtra(kind="mtp", ref="draft-mtp", gpu_bytes=gpu_b, host_bytes=host_b,
+                      uncertainty_gpu_bytes=[int(c * comp.margin) for c in comp.device],
+                      uncertainty_host_bytes=int(comp.host * comp.margin),
+                      detail={"kv": sum(kv_dev) + kv_host, "compute": sum(comp.device) + comp.host,
+                              "output_start": out_start, "output": out, "layers": spec.mtp_layers,
+                              "n_ctx": n_ctx_seq * streams, "draft_max": opts.draft_max,
+                              "type_k": opts.type_k_draft.upper(), "type_v": opts.type_v_draft.upper()},
+                      how=f"the MTP context on the target's own {spec.mtp_layers} MTP block(s) (their weights are in "
+                          f"the target's model buffers, loaded with draft-mtp): a KV cache of {n_ctx_seq * streams} "
+                          f"cells for those blocks alone ({opts.type_k_draft.lower()}/{opts.type_v_draft.lower()}, "
+                          "-ctkd/-ctvd) on their layer's device, the compute buffer of the MTP graph ("
+                          + ("exact replay" if comp.exact else "estimated") + "), and an output buffer of n_vocab + "
+                          "n_embd floats per slot", source=MTP_SOURCE)
 
 
 def _extras(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers,
@@ -1243,7 +1350,7 @@ def _numel(ne: tuple[int, ...]) -> int:
 
 
 def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx: int, model_ref: str, fa: bool) -> str:
-    n_layer = spec.num_layers
+    n_layer = blocks_all(spec)
     cmd = [f"llama-server -m {model_ref}", f"-c {n_ctx}"]
     if gl:
         cmd.append(f"-ngl {ngl if ngl < n_layer + 1 else 'all'}")
@@ -1305,8 +1412,14 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
             n = getattr(opts, f"spec_ngram_{t.replace('-', '_')}_size_m")
             if n != 48:
                 cmd.append(f"--spec-ngram-{t}-size-m {n}")
-        if "draft-simple" in opts.spec_types and not opts.model_draft and opts.draft_max != 3:
+        if ("draft-simple" in opts.spec_types or "draft-mtp" in opts.spec_types) and not opts.model_draft \
+                and opts.draft_max != 3:
             cmd.append(f"--spec-draft-n-max {opts.draft_max}")
+        if "draft-mtp" in opts.spec_types and not opts.model_draft:  # the MTP context's cache types
+            if opts.type_k_draft.upper() != "F16":
+                cmd.append(f"-ctkd {opts.type_k_draft.lower()}")
+            if opts.type_v_draft.upper() != "F16":
+                cmd.append(f"-ctvd {opts.type_v_draft.lower()}")
     for item in opts.control_vectors:  # FNAME:SCALE is --control-vector-scaled's form
         scaled = re.fullmatch(r".+:[-+0-9.eE]+", item) is not None
         cmd.append(f"--control-vector{'-scaled' if scaled else ''} {item}")

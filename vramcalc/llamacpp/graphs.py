@@ -584,35 +584,71 @@ def build_qwen3next(spec: ModelSpec, r: Reserve) -> Graph:
         if layer.ssm is not None:
             cur = _gated_deltanet(b, layer.ssm, cur, n, nt, r.variant != "qkvz_legacy")
         else:
-            a = layer.attention
-            assert a is not None
-            hd = a.head_dim_k
-            q_full = g.reshape(b.mm(a.num_heads * hd * 2, cur), hd * 2, a.num_heads, b.nt, 1)
-            q = g.view(q_full, (hd, a.num_heads, b.nt, 1), q_full.nb[1:])
-            gate = g.view(q_full, (hd, a.num_heads, b.nt, 1), q_full.nb[1:], hd * 4)
-            k = g.reshape(b.mm(a.num_kv_heads * hd, cur), hd, a.num_kv_heads, b.nt)
-            v = g.reshape(b.mm(a.num_kv_heads * hd, cur), hd, a.num_kv_heads, b.nt)
-            q = g.same("ROPE", b.norm(q), b.pos())
-            k = g.same("ROPE", b.norm(k), b.pos())
-            cur = b.attn(layer, q, k, v, wo=False)
-            gate = g.unary("UNARY", g.cont(gate, hd * a.num_heads, b.nt))
-            cur = b.mm(b.h, g.same("MUL", cur, gate))
+            cur = _gated_attention(b, layer, cur)
         cur = g.same("ADD", cur, sa)
-        post = b.norm(cur)
-        mlp = layer.mlp
-        if mlp.kind == "moe":
-            ffn = moe_ffn(b, post, mlp)
-            if mlp.shared_intermediate_size:
-                shexp = b.ffn(post, mlp.shared_intermediate_size)
-                ffn = g.same("ADD", ffn, g.same("MUL", shexp, g.unary("UNARY", b.mm(1, post))))
-        else:
-            ffn = b.ffn(post, mlp.intermediate_size)
-        inp = g.same("ADD", ffn, cur)
+        inp = g.same("ADD", _qwen3next_ffn(b, layer, b.norm(cur)), cur)
     h = b.norm(inp)  # res->t_h_nextn, then the output rows (embeddings_nextn_masked is false by default)
     h.flags |= OUTPUT
     cur = g.get_rows(h, b.out_ids())
     cur.flags |= OUTPUT
     logits = b.mm(spec.vocab_size, cur)
+    logits.flags |= OUTPUT
+    b.gf.expand(logits)
+    return b.gf
+
+
+def _gated_attention(b: Builder, layer: LayerSpec, cur: T) -> T:
+    """qwen3next.cpp build_layer_attn (and graph_mtp's copy of it): Q with its gate in one projection, Q/K norms,
+    RoPE, attention, the sigmoid gate, the output projection."""
+    a = layer.attention
+    assert a is not None
+    hd = a.head_dim_k
+    q_full = g.reshape(b.mm(a.num_heads * hd * 2, cur), hd * 2, a.num_heads, b.nt, 1)
+    q = g.view(q_full, (hd, a.num_heads, b.nt, 1), q_full.nb[1:])
+    gate = g.view(q_full, (hd, a.num_heads, b.nt, 1), q_full.nb[1:], hd * 4)
+    k = g.reshape(b.mm(a.num_kv_heads * hd, cur), hd, a.num_kv_heads, b.nt)
+    v = g.reshape(b.mm(a.num_kv_heads * hd, cur), hd, a.num_kv_heads, b.nt)
+    q = g.same("ROPE", b.norm(q), b.pos())
+    k = g.same("ROPE", b.norm(k), b.pos())
+    cur = b.attn(layer, q, k, v, wo=False)
+    gate = g.unary("UNARY", g.cont(gate, hd * a.num_heads, b.nt))
+    return b.mm(b.h, g.same("MUL", cur, gate))
+
+
+def _qwen3next_ffn(b: Builder, layer: LayerSpec, post: T) -> T:
+    """The routed experts with the sigmoid-gated shared expert (or a dense FFN)."""
+    mlp = layer.mlp
+    if mlp.kind != "moe":
+        return b.ffn(post, mlp.intermediate_size)
+    ffn = moe_ffn(b, post, mlp)
+    if mlp.shared_intermediate_size:
+        shexp = b.ffn(post, mlp.shared_intermediate_size)
+        ffn = g.same("ADD", ffn, g.same("MUL", shexp, g.unary("UNARY", b.mm(1, post))))
+    return ffn
+
+
+def build_qwen3next_mtp(spec: ModelSpec, r: Reserve) -> Graph:
+    """src/models/qwen3next.cpp graph_mtp (the MTP context's LLM_GRAPH_TYPE_DECODER_MTP graph, 4df29be), spec holding
+    the MTP block alone: the token rows (get_rows on tok_embd: the reserve ubatch has tokens) and the target's hidden
+    rows (mtp_h_input), each RMS-normed (enorm, hnorm), concatenated and projected by eh_proj; the gated attention
+    over the MTP context's own KV cache; the output rows taken before the residual; the MoE FFN with its shared
+    expert; the head norm (res->t_h_nextn) and the logits."""
+    b = Builder(spec, r)
+    tok = g.get_rows(g.weight("F16", b.h, spec.vocab_size), b.inp("tokens", "I32", b.nt))
+    h_in = b.inp("mtp_h", "F32", b.h, b.nt)
+    h_norm = b.norm(h_in)
+    e_norm = b.norm(tok)
+    cur = b.mm(b.h, g.concat(e_norm, h_norm, 0))
+    (layer,) = spec.layers
+    sa = cur
+    cur = _gated_attention(b, layer, b.norm(cur))
+    cur = g.get_rows(cur, b.out_ids())
+    sa = g.get_rows(sa, b.out_ids())
+    cur = g.same("ADD", cur, sa)
+    cur = g.same("ADD", _qwen3next_ffn(b, layer, b.norm(cur)), cur)
+    h = b.norm(cur)
+    h.flags |= OUTPUT
+    logits = b.mm(spec.vocab_size, h)
     logits.flags |= OUTPUT
     b.gf.expand(logits)
     return b.gf
@@ -675,7 +711,7 @@ def _transformer(arch: str) -> Callable[[ModelSpec, Reserve], Graph]:
 
 BUILDERS: dict[str, Callable[[ModelSpec, Reserve], Graph]] = {
     "deepseek2": build_deepseek2, "falcon-h1": build_falcon_h1, "mamba": build_mamba, "mamba2": build_mamba,
-    "granitehybrid": build_granitehybrid, "qwen3next": build_qwen3next}
+    "granitehybrid": build_granitehybrid, "qwen3next": build_qwen3next, "qwen3next-mtp": build_qwen3next_mtp}
 BUILDERS.update({a: _transformer(a) for a in ("llama", "qwen3", "qwen3moe", "qwen2", "gemma2", "gemma3", "gpt-oss")})
 
 
@@ -696,6 +732,9 @@ def _layer_covered(la: LayerSpec, arch: str) -> bool:
         mixer = (ssm is not None and ssm.kind == "mamba2" and la.attention is None) or \
             (ssm is None and _plain_attention(la))
         return mixer and mlp.kind == "dense"
+    if arch == "qwen3next-mtp":  # graph_mtp: one full-attention block, MoE with a shared expert
+        return ssm is None and _plain_attention(la, gated=True) and la.attention is not None \
+            and la.attention.qk_norm and mlp.kind == "moe" and not mlp.router_scales
     if arch == "qwen3next":
         mixer = (ssm is not None and ssm.kind == "gated_deltanet" and la.attention is None) or \
             (ssm is None and _plain_attention(la, gated=True) and la.attention is not None and la.attention.qk_norm)

@@ -160,4 +160,7 @@ def llamacpp_speed(est: ServingEstimate, spec: ModelSpec, result: object, gpu: G
     elif draft is not None:
         notes.append(warning("llamacpp.speed.draft", "the draft model runs on the CPU (-ngld 0 or -devd none): its "
                              "speed is not modelled, and the estimate is the target's alone"))
+    if any(e.kind == "mtp" for e in getattr(result, "extras", [])):
+        notes.append(warning("llamacpp.speed.draft", "--spec-type draft-mtp: the MTP context's memory is counted; its "
+                             "drafts' speed-up is not modelled, and the estimate is the target's alone"))
     return est, notes

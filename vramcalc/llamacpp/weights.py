@@ -121,8 +121,10 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
                   device_overrides: list[tuple[str, int]] | None = None,
                   record: frozenset[str] = frozenset(), output_first: bool = True, pinned_host: bool = False,
                   override_picks_host: bool = True, get_rows_types: frozenset[str] | None = None,
-                  override_repack: bool = False) -> ModelBuffers:
-    r"""tensors: (tensor, ggml type) in file order (gguf_mix.plan_gguf or a read header).
+                  override_repack: bool = False, skip_from_block: int | None = None) -> ModelBuffers:
+    r"""skip_from_block: the tensors of blocks from this index on are not loaded (llama.cpp's TENSOR_SKIP: the NextN /
+    MTP blocks without --spec-type draft-mtp, src/models/qwen3next.cpp load_arch_tensors, 4df29be).
+    tensors: (tensor, ggml type) in file order (gguf_mix.plan_gguf or a read header).
     splits: one weight per GPU (-ts, or free memory); None or [] for CPU only.
     With mmap the host model buffer is a window of the file (llama_model_loader::get_mapping_range:
     from the first to the last byte of the CPU tensors), so GPU tensors stored between CPU ones count
@@ -164,6 +166,8 @@ def model_buffers(tensors: list[tuple[GGUFTensor, str]], n_layer: int, ngl: int,
     for t, ggml, size, block, expert in _prepared(tensors):
         offset = -(-offset // GGUF_ALIGNMENT) * GGUF_ALIGNMENT
         start, offset = offset, offset + size
+        if skip_from_block is not None and block >= skip_from_block:
+            continue  # TENSOR_SKIP: not created, not loaded (the file's bytes stay unmapped past the window)
         overridden = False
         if t.name == "token_embd.weight":
             dev = CPU

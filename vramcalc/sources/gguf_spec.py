@@ -29,7 +29,11 @@ ARCHS: dict[str, dict[str, Any]] = {
     "granitehybrid": {"ssm": "mamba2", "recurrent": "no_kv_heads"},
     "nemotron_h": {"ssm": "mamba2", "recurrent": "no_kv_heads_no_ffn"},
     "falcon-h1": {"ssm": "mamba2", "recurrent": "all", "parallel_attention": True},
-    "qwen3next": {"ssm": "gated_deltanet", "recurrent": "interval", "qk_norm": True, "output_gate": True},
+    # nextn: {arch}.block_count counts the NextN / MTP blocks appended after the trunk ({arch}.nextn_predict_layers,
+    # hparams.n_layer() = n_layer_all - n_layer_nextn, src/llama-hparams.cpp); the spec's layers are the trunk's and
+    # mtp_layers the blocks (loaded only with --spec-type draft-mtp: src/models/qwen3next.cpp load_arch_tensors, 4df29be)
+    "qwen3next": {"ssm": "gated_deltanet", "recurrent": "interval", "qk_norm": True, "output_gate": True,
+                  "nextn": True},
 }
 MODEL_TYPES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen3moe": "qwen3_moe", "phi3": "phi3",
                "gemma2": "gemma2", "gemma3": "gemma3_text", "gpt-oss": "gpt_oss", "deepseek2": "deepseek_v3",
@@ -145,8 +149,9 @@ def _spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) ->
     swa = traits.get("swa")
     n_expert = opt("expert_count", 1, MAX_EXPERTS)
     leading_dense = opt("leading_dense_block_count", 0, MAX_LAYERS)
+    n_mtp = opt("nextn_predict_layers", 1, n - 1) if traits.get("nextn") else 0
     layers = []
-    for i in range(n):
+    for i in range(n - n_mtp):
         recurrent = _is_recurrent(traits.get("recurrent"), i, kv_heads, ffn, num)
         ssm = _ssm(traits["ssm"], num) if recurrent else None
         # nemotron-h.cpp: a layer with no KV heads that is not recurrent is an MLP-only layer
@@ -203,6 +208,6 @@ def _spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) ->
         approximate=bool(notes), notes=tuple(notes + ["read from GGUF metadata; KV cache counted in f16, "
                                                       "llama.cpp's default cache type"]),
         hidden_size=hidden, vocab_size=vocab, tie_word_embeddings="output.weight" not in tensors, dtype="float16",
-        layers=tuple(layers), max_position_embeddings=ctx,
+        layers=tuple(layers), max_position_embeddings=ctx, mtp_layers=n_mtp,
         quantization_config={"quant_method": "gguf", "file_type": md.get("general.file_type")},
     )

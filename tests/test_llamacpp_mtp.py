@@ -1,0 +1,150 @@
+"""--spec-type draft-mtp (vramcalc/llamacpp/engine.py _mtp) against a real llama.cpp 4df29be: the buffers it printed for
+the target and the MTP context it makes on the target's own NextN / MTP block (tests/data/llamacpp_mtp_runs.json,
+recorded by tools/record_llamacpp_mtp.py on the GGUFs of tests/llamacpp_mtp_models.py, written again here)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+import llamacpp_models as lm
+import llamacpp_mtp_models as mm
+from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
+from vramcalc.llamacpp.kv import output_buffer_bytes
+from vramcalc.pasted_command import read_command
+from vramcalc.sources import open_model
+
+DATA = Path(__file__).parent / "data"
+RECORDED = json.loads((DATA / "llamacpp_mtp_runs.json").read_text())
+RUNS = RECORDED["runs"]
+MIB = 2**20
+
+
+def _mib(b: int) -> float:
+    return round(b / MIB, 2)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    t = tmp_path_factory.mktemp("mtp")
+    for name in {r["model"] for r in RUNS}:
+        (mm.write if name in mm.MODELS else lm.write_gguf)(name, t / f"{name}.gguf")
+    return t
+
+
+@lru_cache(maxsize=None)
+def _src(path: str):
+    return open_model(path)
+
+
+def _check(files, run: dict):
+    src = _src(str(files / f"{run['model']}.gguf"))
+    opts = LlamaOptions(n_ctx=run["n_ctx"], n_parallel=run["n_parallel"], kv_unified=True, n_batch=run["n_batch"],
+                        n_ubatch=run["n_ubatch"], draft_max=run["draft_n_max"], flash_attn=run["flash_attn"],
+                        type_k=run["type_k"].upper(), type_v=run["type_v"].upper(),
+                        type_k_draft=run["type_k_draft"].upper(), type_v_draft=run["type_v_draft"].upper(),
+                        spec_types=("draft-mtp",) if run["draft_mtp"] else ())
+    return src.spec, check_llamacpp(src.spec, None, opts, src.llama_tensors(), solve=False)
+
+
+def _printed(run: dict, context: str, kind: str, buffer: str | None = None) -> float:
+    return round(sum(b["mib"] for b in run["buffers"] if b["context"] == context and b["kind"] == kind
+                     and (buffer is None or b["buffer"] == buffer)), 2)
+
+
+def test_the_recording_is_the_modelled_build():
+    assert RECORDED["llama_cpp_commit"].startswith("4df29be") and RECORDED["produced_by"] == "tools/record_llamacpp_mtp.py"
+    assert all(r["exit"] == 0 for r in RUNS) and len(RUNS) == 13
+
+
+@pytest.mark.parametrize("run", [r for r in RUNS if r["n_layer_nextn"]],
+                         ids=lambda r: f"{r['model']}-c{r['n_ctx']}-np{r['n_parallel']}-mtp{int(r['draft_mtp'])}")
+def test_target_and_mtp_context_buffers_as_llama_cpp_prints_them(run, files):
+    """The target's weights (the MTP block's tensors loaded only with draft-mtp), KV (the trunk's attention layers),
+    recurrent state, compute and output buffers, and the MTP context's KV (the MTP block alone, -ctkd/-ctvd types),
+    compute (graph_mtp replayed) and output buffers, to the 0.01 MiB llama.cpp prints."""
+    spec, r = _check(files, run)
+    assert not r.errors
+    host = next(d for d in r.devices if d.device == "host RAM")
+    assert _mib(host.model_buffer_bytes) == _printed(run, "target", "model", "CPU_Mapped")
+    assert _mib(host.repack_buffer_bytes) == _printed(run, "target", "model", "CPU_REPACK")
+    assert _mib(host.kv_buffer_bytes) == _printed(run, "target", "KV")
+    assert _mib(host.recurrent_buffer_bytes) == _printed(run, "target", "RS")
+    assert _mib(host.compute_buffer_bytes) == _printed(run, "target", "compute")
+    # at start the output buffer holds one row per slot (output_reserve(n_seq_max)); it grows later (LlamaOptions
+    # output_rows, and the nextn rows draft-mtp adds)
+    assert _mib(output_buffer_bytes(spec, run["n_parallel"])) == _printed(run, "target", "output")
+    mtp = [e for e in r.extras if e.kind == "mtp"]
+    if not run["draft_mtp"]:
+        assert not mtp
+        return
+    (e,) = mtp
+    # once draft-mtp sets embeddings_nextn (unmasked) on the target, its output buffer holds n_embd floats for every
+    # token of a batch: the recorded decode found n_batch rows (llama_get_embeddings_nextn_ith's range)
+    assert run["target_nextn_rows"] == run["n_batch"] and run["decode"] == 0
+    rows = LlamaOptions(n_parallel=run["n_parallel"], n_batch=run["n_batch"], draft_max=run["draft_n_max"],
+                        spec_types=("draft-mtp",)).output_rows
+    assert host.output_buffer_bytes == output_buffer_bytes(spec, rows) + spec.hidden_size * run["target_nextn_rows"] * 4
+    assert run["speculates"] == 1 and run["mtp_n_ctx"] == e.detail["n_ctx"] == r.n_ctx
+    assert _mib(int(e.detail["kv"])) == _printed(run, "mtp", "KV")
+    assert _mib(int(e.detail["compute"])) == _printed(run, "mtp", "compute")
+    assert _mib(int(e.detail["output_start"])) == _printed(run, "mtp", "output")
+    # the MTP context counts in the draft column of the host (CPU only)
+    assert host.draft_bytes == e.host_bytes == e.detail["kv"] + e.detail["compute"] + e.detail["output"]
+
+
+def test_without_the_mtp_block_the_weights_are_the_trunks():
+    """Off, the MTP block's tensors are not loaded (TENSOR_SKIP): the recorded CPU_Mapped buffer shrinks by them."""
+    off, on = (next(r for r in RUNS if r["model"] == "qwen3next-mtp" and r["draft_mtp"] is x) for x in (False, True))
+    assert _printed(off, "target", "model") < _printed(on, "target", "model")
+
+
+def test_a_model_without_mtp_layers_is_refused_in_llama_cpps_words(files):
+    (run,) = [r for r in RUNS if not r["n_layer_nextn"]]
+    assert run["fail"] == "mtp_context"
+    assert "llama_init_from_model: context type MTP requested but model doesn't contain MTP layers" in run["said"]
+    _, r = _check(files, run)
+    (err,) = [m for m in r.errors if m.code == "llamacpp.spec.no_mtp"]
+    assert all(s in err.text for s in run["said"][1:]) and not r.fits
+    assert not [e for e in r.extras if e.kind == "mtp"]
+
+
+def test_mtp_block_is_a_layer_for_placement_and_offloaded_first(files):
+    """-ngl counts n_layer_all (the trunk and the MTP block) and the output layer first (PR #18148): -ngl 2 offloads
+    the output layer and the MTP block, whose KV goes with it; -ngl all is n_layer_all + 1."""
+    from vramcalc.gpus import find_gpu as get_gpu
+    src = _src(str(files / "qwen3next-mtp.gguf"))
+    assert src.spec.num_layers == 4 and src.spec.mtp_layers == 1
+    opts = LlamaOptions(n_ctx=4096, n_gpu_layers=2, spec_types=("draft-mtp",))
+    r = check_llamacpp(src.spec, get_gpu("rtx-4090"), opts, src.llama_tensors(), solve=False)
+    (e,) = [x for x in r.extras if x.kind == "mtp"]
+    assert r.gpu_layers == 1 and e.gpu_bytes[0] >= e.detail["kv"] and r.devices[0].kv_buffer_bytes == 0
+    full = check_llamacpp(src.spec, get_gpu("rtx-4090"), opts.model_copy(update={"n_gpu_layers": 999}),
+                          src.llama_tensors(), solve=False)
+    assert full.gpu_layers == 5 and "-ngl all" in full.command and "--spec-type draft-mtp" in full.command
+
+
+def test_pasted_draft_mtp_is_modelled():
+    p, r = read_command("llama-server -m x.gguf --spec-type draft-mtp --spec-draft-n-max 5 -ctkd q8_0")
+    assert r.options["spec_types"] == ("draft-mtp",) and r.options["draft_max"] == 5
+    assert any(w.code == "command.speed_not_estimated" and "draft-mtp" in w.text for w in r.warnings)
+
+
+def test_draft_mtp_with_a_draft_model_or_tensor_split_is_not_modelled(files):
+    from vramcalc.errors import NotModelledError
+    src = _src(str(files / "qwen3next-mtp.gguf"))
+    with pytest.raises(NotModelledError, match="on the draft model"):
+        check_llamacpp(src.spec, None, LlamaOptions(n_ctx=4096, spec_types=("draft-mtp",),
+                                                    model_draft=str(files / "qwen3next-mtp.gguf")),
+                       src.llama_tensors(), solve=False)
+
+
+def test_cli_prints_the_mtp_context(files, capsys):
+    from vramcalc.cli import main
+    assert main(["check", str(files / "qwen3next-mtp.gguf"), "--engine", "llamacpp", "-c", "4096",
+                 "--spec-type", "draft-mtp", "--gpu", "cpu"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "--spec-type draft-mtp: the MTP context on the model's 1 MTP block(s)" in out
