@@ -1,5 +1,6 @@
 """Small GGUF files with a NextN / MTP block for --spec-type draft-mtp, written with the real writer (gguf.GGUFWriter)
-as llama.cpp 4df29be reads them (src/models/qwen3next.cpp load_arch_hparams, load_arch_tensors):
+as llama.cpp 4df29be reads them (src/models/qwen3next.cpp load_arch_hparams, load_arch_tensors; qwen35.cpp and
+qwen35moe.cpp for the Qwen3.5 / 3.6 files of _qwen35, the same layout with their own projections):
 
 - {arch}.block_count is n_layer_all: the trunk's layers and the nextn_predict_layers MTP blocks appended after them;
 - an MTP block is a trunk block with full (gated) attention and the MoE FFN (load_block_trunk), plus

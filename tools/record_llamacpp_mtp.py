@@ -6,7 +6,8 @@ here, and the tree's libllama / libggml built CPU only (as for tools/record_spec
 
     python3 tools/record_llamacpp_mtp.py --src vendor/llama.cpp --build /tmp/lcppbuild --commit 4df29be
 
-Each case is a fresh process on a GGUF of tests/llamacpp_mtp_models.py (a qwen3next trunk with one NextN / MTP block):
+Each case is a fresh process on a GGUF of tests/llamacpp_mtp_models.py (a qwen3next, qwen35 or qwen35moe trunk with
+one NextN / MTP block; files without one, and an MTP-only sidecar, once each):
 the target's model, KV, recurrent, output and compute buffers as common_init_from_params makes them (load_mtp on with
 draft-mtp), then, with draft-mtp, the MTP context's buffers as common_speculative_init_from_params makes it on the
 target model. Sizes are printed in MiB with two decimals: that is the precision of the recording.

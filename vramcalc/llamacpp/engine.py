@@ -182,7 +182,8 @@ class LlamaOptions(CheckedOptions):
     # of 2^18 uint32 per slot (common/ngram-map.h COMMON_NGRAM_HASH_MAP_SIZE), ngram-simple none (it scans the prompt).
     # draft-simple drafts with -md's model, and without one finds no draft context: common_speculative_impl_draft_simple
     # throws, llama-server logs the failure and runs without speculation (server-context.cpp load_model). draft-mtp
-    # drafts with the model's own NextN / MTP blocks in a second context on the target model (qwen3next GGUFs: _mtp)
+    # drafts with the model's own NextN / MTP blocks in a second context on the target model (qwen3next, qwen35,
+    # qwen35moe GGUFs: _mtp)
     spec_types: tuple[SpecType, ...] = ()
     spec_ngram_mod_n_max: int = Field(default=64, ge=0, le=1024)
     spec_ngram_simple_size_m: int = Field(default=48, ge=1, le=1024)
