@@ -186,9 +186,10 @@ def test_draft_mtp_with_a_draft_model_or_tensor_split_is_not_modelled(files):
                        src.llama_tensors(), solve=False)
 
 
-def test_cli_prints_the_mtp_context(files, capsys):
+@pytest.mark.parametrize("model", ["qwen3next-mtp", "qwen35-mtp"])
+def test_cli_prints_the_mtp_context(model, files, capsys):
     from vramcalc.cli import main
-    assert main(["check", str(files / "qwen3next-mtp.gguf"), "--engine", "llamacpp", "-c", "4096",
+    assert main(["check", str(files / f"{model}.gguf"), "--engine", "llamacpp", "-c", "4096",
                  "--spec-type", "draft-mtp", "--gpu", "cpu"]) in (0, 1)
     out = capsys.readouterr().out
     assert "--spec-type draft-mtp: the MTP context on the model's 1 MTP block(s)" in out

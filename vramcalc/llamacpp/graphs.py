@@ -824,8 +824,9 @@ def _layer_covered(la: LayerSpec, arch: str) -> bool:
 def covered(spec: ModelSpec, arch: str, mla_layout: str = "latent_k") -> bool:
     """The builders know these layers: attention (MLA only for deepseek2, as current llama.cpp runs it:
     the latent K-only cache, llamacpp/kv.py MLA_LAYOUTS), a dense or routed FFN (shared experts for
-    deepseek2 and qwen3next), the Mamba-1/Mamba-2 mixers of mamba, mamba2, granitehybrid and falcon-h1,
-    and qwen3next's Gated DeltaNet and gated attention; no KV-shared attention."""
+    deepseek2, qwen3next and qwen35moe), the Mamba-1/Mamba-2 mixers of mamba, mamba2, granitehybrid and falcon-h1,
+    qwen3next's and qwen35 / qwen35moe's Gated DeltaNet and gated attention, and the MTP graphs of those three
+    (arch + "-mtp"); no KV-shared attention."""
     if arch not in BUILDERS or (arch == "deepseek2" and mla_layout != "latent_k"):
         return False
     return all(_layer_covered(la, arch) for la in spec.layers)
