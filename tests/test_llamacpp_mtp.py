@@ -1,6 +1,7 @@
 """--spec-type draft-mtp (vramcalc/llamacpp/engine.py _mtp) against a real llama.cpp 4df29be: the buffers it printed for
 the target and the MTP context it makes on the target's own NextN / MTP block (tests/data/llamacpp_mtp_runs.json,
-recorded by tools/record_llamacpp_mtp.py on the GGUFs of tests/llamacpp_mtp_models.py, written again here)."""
+recorded by tools/record_llamacpp_mtp.py on the GGUFs of tests/llamacpp_mtp_models.py, written again here): qwen3next,
+qwen35 (Qwen3.5 / 3.6 dense) and qwen35moe (Qwen3.5 / 3.6 MoE) files, f16 and Q4_0."""
 
 from __future__ import annotations
 
@@ -57,10 +58,12 @@ def _printed(run: dict, context: str, kind: str, buffer: str | None = None) -> f
 
 def test_the_recording_is_the_modelled_build():
     assert RECORDED["llama_cpp_commit"].startswith("4df29be") and RECORDED["produced_by"] == "tools/record_llamacpp_mtp.py"
-    assert all(r["exit"] == 0 for r in RUNS) and len(RUNS) == 13
+    assert len(RUNS) == 40 and {r["model"].split("-")[0] for r in RUNS} == {"qwen3next", "qwen35", "qwen35moe"}
+    # every run but the MTP-only sidecar loaded as the model (test_an_mtp_only_gguf_is_not_modelled)
+    assert all(r["exit"] == 0 for r in RUNS if r["model"] != "qwen35-mtp-only")
 
 
-@pytest.mark.parametrize("run", [r for r in RUNS if r["n_layer_nextn"]],
+@pytest.mark.parametrize("run", [r for r in RUNS if r.get("n_layer_nextn")],
                          ids=lambda r: f"{r['model']}-c{r['n_ctx']}-np{r['n_parallel']}-mtp{int(r['draft_mtp'])}")
 def test_target_and_mtp_context_buffers_as_llama_cpp_prints_them(run, files):
     """The target's weights (the MTP block's tensors loaded only with draft-mtp), KV (the trunk's attention layers),
@@ -96,14 +99,32 @@ def test_target_and_mtp_context_buffers_as_llama_cpp_prints_them(run, files):
     assert host.draft_bytes == e.host_bytes == e.detail["kv"] + e.detail["compute"] + e.detail["output"]
 
 
-def test_without_the_mtp_block_the_weights_are_the_trunks():
-    """Off, the MTP block's tensors are not loaded (TENSOR_SKIP): the recorded CPU_Mapped buffer shrinks by them."""
-    off, on = (next(r for r in RUNS if r["model"] == "qwen3next-mtp" and r["draft_mtp"] is x) for x in (False, True))
+@pytest.mark.parametrize("model", sorted(mm.MODELS.keys() & {r["model"] for r in RUNS if r.get("n_layer_nextn")}))
+def test_without_the_mtp_block_the_weights_are_the_trunks(model, files):
+    """Off, the MTP block's tensors are not loaded (TENSOR_SKIP): the recorded model buffers shrink by them, and
+    vramcalc's by the same bytes (the per-run test checks each side)."""
+    off, on = (next(r for r in RUNS if r["model"] == model and r["draft_mtp"] is x) for x in (False, True))
     assert _printed(off, "target", "model") < _printed(on, "target", "model")
+    assert off["n_layer"] == on["n_layer"] == mm.MODELS[model][0].n_layer and on["n_layer_nextn"] == 1
+    assert _src(str(files / f"{model}.gguf")).spec.num_layers == on["n_layer"]
 
 
-def test_a_model_without_mtp_layers_is_refused_in_llama_cpps_words(files):
-    (run,) = [r for r in RUNS if not r["n_layer_nextn"]]
+def test_qwen35_recurrent_state_keeps_a_snapshot_per_drafted_token(files):
+    """qwen35 / qwen35moe support a recurrent rollback (llm_arch_supports_rs_rollback): with draft-mtp
+    common_params_speculative::need_n_rs_seq sets n_rs_seq = --spec-draft-n-max, and the RS buffer holds
+    1 + n_rs_seq rows per sequence (recorded); qwen3next's does not."""
+    for model, grows in (("qwen35-mtp", True), ("qwen35moe-mtp", True), ("qwen3next-mtp", False)):
+        off, on = (next(r for r in RUNS if r["model"] == model and r["draft_mtp"] is x and r["n_ctx"] == 4096
+                        and r["n_parallel"] == 4) for x in (False, True))
+        ratio = _printed(on, "target", "RS") / _printed(off, "target", "RS")
+        assert ratio == pytest.approx(1 + on["draft_n_max"] if grows else 1, rel=0.01)
+        _, r = _check(files, on)
+        host = next(d for d in r.devices if d.device == "host RAM")
+        assert _mib(host.recurrent_buffer_bytes) == _printed(on, "target", "RS")
+
+
+@pytest.mark.parametrize("run", [r for r in RUNS if r.get("n_layer_nextn") == 0], ids=lambda r: r["model"])
+def test_a_model_without_mtp_layers_is_refused_in_llama_cpps_words(run, files):
     assert run["fail"] == "mtp_context"
     assert "llama_init_from_model: context type MTP requested but model doesn't contain MTP layers" in run["said"]
     _, r = _check(files, run)
@@ -112,11 +133,34 @@ def test_a_model_without_mtp_layers_is_refused_in_llama_cpps_words(files):
     assert not [e for e in r.extras if e.kind == "mtp"]
 
 
-def test_mtp_block_is_a_layer_for_placement_and_offloaded_first(files):
+def test_an_mtp_only_gguf_is_not_modelled(files):
+    """An MTP-only sidecar (qwen35.cpp load_arch_tensors mtp_only: no blk.0.attn_norm) as -m: the recorded run loads
+    it and dies with SIGSEGV reserving the target's graph; vramcalc says it is not modelled."""
+    from vramcalc.errors import NotModelledError
+    (run,) = [r for r in RUNS if r["model"] == "qwen35-mtp-only"]
+    assert run["exit"] == -11 and run["last_said"][-1].endswith("sched_reserve: reserving ...")
+    src = _src(str(files / "qwen35-mtp-only.gguf"))
+    for types in ((), ("draft-mtp",)):
+        with pytest.raises(NotModelledError, match="MTP-only GGUF"):
+            check_llamacpp(src.spec, None, LlamaOptions(n_ctx=4096, spec_types=types), src.llama_tensors(), solve=False)
+
+
+def test_other_architectures_mtp_blocks_are_not_modelled(files):
+    """A file of another architecture carrying nextn tensors: its MTP context is not modelled, and says so."""
+    from vramcalc.errors import NotModelledError
+    src = _src(str(files / "qwen35-mtp.gguf"))
+    other = src.spec.model_copy(update={"architecture": "gguf:glm4moe", "mtp_layers": 0})
+    with pytest.raises(NotModelledError, match="modelled for qwen3next, qwen35, qwen35moe GGUFs only"):
+        check_llamacpp(other, None, LlamaOptions(n_ctx=4096, spec_types=("draft-mtp",)), src.llama_tensors(),
+                       solve=False)
+
+
+@pytest.mark.parametrize("model", ["qwen3next-mtp", "qwen35-mtp", "qwen35moe-mtp"])
+def test_mtp_block_is_a_layer_for_placement_and_offloaded_first(model, files):
     """-ngl counts n_layer_all (the trunk and the MTP block) and the output layer first (PR #18148): -ngl 2 offloads
     the output layer and the MTP block, whose KV goes with it; -ngl all is n_layer_all + 1."""
     from vramcalc.gpus import find_gpu as get_gpu
-    src = _src(str(files / "qwen3next-mtp.gguf"))
+    src = _src(str(files / f"{model}.gguf"))
     assert src.spec.num_layers == 4 and src.spec.mtp_layers == 1
     opts = LlamaOptions(n_ctx=4096, n_gpu_layers=2, spec_types=("draft-mtp",))
     r = check_llamacpp(src.spec, get_gpu("rtx-4090"), opts, src.llama_tensors(), solve=False)
@@ -142,9 +186,20 @@ def test_draft_mtp_with_a_draft_model_or_tensor_split_is_not_modelled(files):
                        src.llama_tensors(), solve=False)
 
 
-def test_cli_prints_the_mtp_context(files, capsys):
+@pytest.mark.parametrize("model", ["qwen3next-mtp", "qwen35-mtp"])
+def test_cli_prints_the_mtp_context(model, files, capsys):
     from vramcalc.cli import main
-    assert main(["check", str(files / "qwen3next-mtp.gguf"), "--engine", "llamacpp", "-c", "4096",
+    assert main(["check", str(files / f"{model}.gguf"), "--engine", "llamacpp", "-c", "4096",
                  "--spec-type", "draft-mtp", "--gpu", "cpu"]) in (0, 1)
     out = capsys.readouterr().out
     assert "--spec-type draft-mtp: the MTP context on the model's 1 MTP block(s)" in out
+
+
+def test_qwen35_with_more_than_one_mtp_block_is_not_modelled(files):
+    """qwen35.cpp / qwen35moe.cpp graph_mtp assert n_layer_nextn == 1 (an abort in llama.cpp): not modelled."""
+    from vramcalc.errors import NotModelledError
+    src = _src(str(files / "qwen35moe-mtp.gguf"))
+    two = src.spec.model_copy(update={"mtp_layers": 2})
+    with pytest.raises(NotModelledError, match="supports a single MTP block"):
+        check_llamacpp(two, None, LlamaOptions(n_ctx=4096, spec_types=("draft-mtp",)), src.llama_tensors(),
+                       solve=False)

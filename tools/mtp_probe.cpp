@@ -28,6 +28,15 @@ static ggml_type type_of(const char * s) {
     std::exit(2);
 }
 
+// a phase marker after every line llama.cpp logged so far: common_log prints from a worker thread, so flush it first
+// (common/log.cpp common_log_flush) or a marker can land before the previous phase's last buffer line
+static void phase(const char * name) {
+    common_log_flush(common_log_main());
+    std::fflush(stderr);
+    std::fprintf(stderr, "VRAMCALC_PHASE %s\n", name);
+    std::fflush(stderr);
+}
+
 int main(int argc, char ** argv) {
     if (argc != 13) {
         std::fprintf(stderr, "usage: %s MODEL N_CTX N_PARALLEL N_BATCH N_UBATCH DRAFT_N_MAX FA CTK CTV CTKD CTVD SPEC\n",
@@ -81,7 +90,7 @@ int main(int argc, char ** argv) {
     if (!spec) {
         return 0;
     }
-    std::fprintf(stderr, "VRAMCALC_PHASE mtp\n");
+    phase("mtp");
     common_params params_dft = common_base_params_to_speculative(params);
     auto spec_init = common_speculative_init_from_params(params_dft, model, ctx);
     llama_context * ctx_dft = spec_init->context();
@@ -97,7 +106,7 @@ int main(int argc, char ** argv) {
     std::fflush(stdout);
     // one decode on the target once draft-mtp set embeddings_nextn (unmasked) on it: output_reserve sizes the nextn
     // rows; an index past them makes llama.cpp print how many there are ("out of range [0, N)")
-    std::fprintf(stderr, "VRAMCALC_PHASE target_decode\n");
+    phase("target_decode");
     llama_token toks[4] = {1, 2, 3, 4};
     const int rc = llama_decode(ctx, llama_batch_get_one(toks, 4));
     std::printf("PROBE decode=%d\n", rc);

@@ -6,7 +6,8 @@ here, and the tree's libllama / libggml built CPU only (as for tools/record_spec
 
     python3 tools/record_llamacpp_mtp.py --src vendor/llama.cpp --build /tmp/lcppbuild --commit 4df29be
 
-Each case is a fresh process on a GGUF of tests/llamacpp_mtp_models.py (a qwen3next trunk with one NextN / MTP block):
+Each case is a fresh process on a GGUF of tests/llamacpp_mtp_models.py (a qwen3next, qwen35 or qwen35moe trunk with
+one NextN / MTP block; files without one, and an MTP-only sidecar, once each):
 the target's model, KV, recurrent, output and compute buffers as common_init_from_params makes them (load_mtp on with
 draft-mtp), then, with draft-mtp, the MTP context's buffers as common_speculative_init_from_params makes it on the
 target model. Sizes are printed in MiB with two decimals: that is the precision of the recording.
@@ -34,7 +35,9 @@ CASES = [(4096, 4, 2048, 512, 3, "auto", "f16", "f16", "f16", "f16", 0),
          (16384, 2, 1024, 256, 3, "off", "f16", "f16", "f16", "f16", 1),
          (8192, 4, 2048, 512, 5, "on", "q8_0", "q8_0", "q4_0", "q4_0", 1),
          (4096, 8, 512, 512, 16, "auto", "f16", "f16", "q8_0", "f16", 1)]
-MODELS = ("qwen3next-mtp", "qwen3next-mtp-q4")
+MODELS = ("qwen3next-mtp", "qwen3next-mtp-q4", "qwen35-mtp", "qwen35-mtp-q4", "qwen35moe-mtp", "qwen35moe-mtp-q4")
+# files without MTP blocks, with draft-mtp: refused; an MTP-only sidecar loaded as the target
+ODD = ("qwen3next", "qwen35", "qwen35moe", "qwen35-mtp-only")
 BUF = re.compile(r"\s(\w+):\s+(\S+)\s+(model|KV|RS|output|compute) buffer size =\s+([\d.]+) MiB")
 PROBE = re.compile(r"^PROBE (.*)$", re.M)
 
@@ -57,14 +60,14 @@ def main() -> None:
                     f"-L{lib}", "-lllama", "-lggml", "-lggml-base", f"-Wl,-rpath,{lib}", "-o", str(probe)], check=True)
     runs = []
     import llamacpp_models as lm  # noqa: E402
-    # a qwen3next file without MTP blocks, with draft-mtp: refused
-    todo = [(m, c) for m in MODELS for c in CASES] + [("qwen3next", CASES[1])]
+    todo = [(m, c) for m in MODELS for c in CASES] + [(m, CASES[1]) for m in ODD]
     for model, case in todo:
         path = tmp / f"{model}.gguf"
         if not path.exists():
             (mm.write if model in mm.MODELS else lm.write_gguf)(model, path)
         if True:
-            out = subprocess.run([str(probe), str(path), *map(str, case)], capture_output=True, text=True, timeout=300)
+            out = subprocess.run([str(probe), str(path), *map(str, case)], capture_output=True, text=True, timeout=300,
+                                 errors="replace")
             rec: dict = {"model": model}
             rec.update(zip(("n_ctx", "n_parallel", "n_batch", "n_ubatch", "draft_n_max", "flash_attn", "type_k",
                             "type_v", "type_k_draft", "type_v_draft"), case))
@@ -84,6 +87,8 @@ def main() -> None:
             if rows:  # the target's nextn rows after a decode with draft-mtp (llama_get_embeddings_nextn_ith)
                 rec["target_nextn_rows"] = int(rows.group(1))
             rec["exit"] = out.returncode
+            if out.returncode:  # what llama.cpp said last before it stopped
+                rec["last_said"] = [ln.replace(f"{tmp}/", "") for ln in out.stderr.splitlines()[-3:]]
             rec["said"] = [ln.split(" ", 2)[-1].replace(f"{tmp}/", "") for ln in out.stderr.splitlines() if "MTP" in ln and "context" in ln]
             runs.append(rec)
             print(rec, flush=True)

@@ -249,6 +249,8 @@ class LlamaBackends(Fixed):
     pipeline_parallel_source: str
     iswa_gguf_archs: list[str]
     iswa_gguf_archs_source: str
+    rs_rollback_gguf_archs: list[str]  # n_rs_seq recurrent-state snapshots with a draft-mtp-like --spec-type
+    rs_rollback_source: str
     op_offload_source: str
     repack_types: dict[str, list[str]]  # host CPU -> the ggml types CPU_REPACK interleaves
     repack_types_source: str

@@ -191,7 +191,7 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
     Where one backend runs the whole graph (CPU only, or one GPU holding every layer and the output)
     and graphs.py has the architecture, the buffer is the allocator replay of the rebuilt graph
     (exact on every recorded CPU run it covers); elsewhere the phase formula below."""
-    from .engine import mla_layout_of
+    from .engine import mla_layout_of, rs_snapshots
     from .extras import lora_graph
 
     lora = lora_graph(opts)
@@ -206,7 +206,7 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
         replay = reserve_peak(spec, arch, n_ctx or n_kv, min(opts.n_ubatch, opts.n_batch), opts.n_parallel, n_out,
                               n_kv, n_kv_swa, unified, fa, opts.type_k, opts.type_v,
                               alignment=CPU_ALIGNMENT if n_dev == 0 else GPU_ALIGNMENT, mla_layout=mla_layout_of(spec, opts),
-                              variant=variant, lora=lora)
+                              variant=variant, lora=lora, n_rs_seq=rs_snapshots(arch, opts))
         if replay is not None:
             how = ("ggml-alloc replayed on llama.cpp's worst-case graph, rebuilt op by op (exact on every "
                    "recorded CPU run of the architectures it covers)")

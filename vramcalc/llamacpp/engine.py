@@ -182,7 +182,8 @@ class LlamaOptions(CheckedOptions):
     # of 2^18 uint32 per slot (common/ngram-map.h COMMON_NGRAM_HASH_MAP_SIZE), ngram-simple none (it scans the prompt).
     # draft-simple drafts with -md's model, and without one finds no draft context: common_speculative_impl_draft_simple
     # throws, llama-server logs the failure and runs without speculation (server-context.cpp load_model). draft-mtp
-    # drafts with the model's own NextN / MTP blocks in a second context on the target model (qwen3next GGUFs: _mtp)
+    # drafts with the model's own NextN / MTP blocks in a second context on the target model (qwen3next, qwen35,
+    # qwen35moe GGUFs: _mtp)
     spec_types: tuple[SpecType, ...] = ()
     spec_ngram_mod_n_max: int = Field(default=64, ge=0, le=1024)
     spec_ngram_simple_size_m: int = Field(default=48, ge=1, le=1024)
@@ -527,6 +528,7 @@ def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
         if not opts.ftype:
             raise InputError("llama.cpp runs GGUF files: give a .gguf, or --quant gguf:<FTYPE> such as gguf:Q4_K_M")
         tensors = plan_gguf(spec, opts.ftype)
+    _mtp_only(spec, tensors)
     if opts.split_mode == "none" and gl:
         if not 0 <= opts.main_gpu < len(gl):
             raise InputError(f"--main-gpu {opts.main_gpu}: there are {len(gl)} GPUs (0 to {len(gl) - 1})")
@@ -736,7 +738,8 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                          n_ubatch=opts.n_ubatch, type_k=opts.type_k.upper(), type_v=opts.type_v.upper(),
                          swa_full=opts.swa_full, mla_layout=mla_layout_of(spec, opts),
                          # before PR #17046: the KV size padded to 256 with flash attention, else 32
-                         pad=256 if bld.has(17046) or fa else 32)
+                         pad=256 if bld.has(17046) or fa else 32,
+                         n_rs_seq=rs_snapshots(gguf_arch(spec), opts))
     n_ctx_seq, streams = context_cells(kvo)
     layers_mem = layer_memory(spec, kvo)
     caches = llama_caches(spec, kvo, layers_mem)
@@ -976,11 +979,26 @@ def lora_adapters(opts: LlamaOptions, tensors: list[tuple[GGUFTensor, str]]) -> 
 
 DRAFT_SOURCE = "common/speculative.cpp common_base_params_to_speculative, common_speculative_init_result"
 MTP_SOURCE = ("common/speculative.cpp common_speculative_init_result (LLAMA_CONTEXT_TYPE_MTP), "
-              "common_speculative_impl_draft_mtp; src/llama-model.cpp create_memory; src/models/qwen3next.cpp graph_mtp "
-              "(4df29be)")
+              "common_speculative_impl_draft_mtp; src/llama-model.cpp create_memory; src/models/qwen3next.cpp, "
+              "qwen35.cpp, qwen35moe.cpp graph_mtp (4df29be)")
+# the architectures whose MTP context is modelled, each with its graph_mtp in graphs.py (BUILDERS[arch + "-mtp"])
+MTP_ARCHS = ("qwen3next", "qwen35", "qwen35moe")
 MTP_REFUSED = ("llama_init_from_model: context type MTP requested but model doesn't contain MTP layers; "
                "common_speculative_init_result: failed to create MTP context; llama-server: failed to create MTP "
                "context [src/llama-context.cpp llama_init_from_model, tools/server/server-context.cpp load_model]")
+
+
+def _mtp_only(spec: ModelSpec, tensors: list[tuple[GGUFTensor, str]]) -> None:
+    """An MTP-only GGUF (a sidecar): src/models/qwen35.cpp / qwen35moe.cpp load_arch_tensors take a file with NextN
+    blocks and no blk.0.attn_norm as mtp_only and load its trunk tensors as TENSOR_NOT_REQUIRED (absent). Given as
+    -m, llama.cpp 4df29be loads it and then crashes (SIGSEGV) reserving the target's graph on the missing trunk
+    (tests/data/llamacpp_mtp_runs.json, qwen35-mtp-only); not modelled."""
+    if gguf_arch(spec) in ("qwen35", "qwen35moe") and spec.mtp_layers and (spec.architecture or "").startswith("gguf:") \
+            and not any(t.name == "blk.0.attn_norm.weight" for t, _ in tensors):
+        raise NotModelledError("an MTP-only GGUF (NextN blocks without the trunk's tensors, src/models/"
+                               f"{gguf_arch(spec)}.cpp load_arch_tensors mtp_only) as the model: llama.cpp 4df29be "
+                               "loads it and crashes reserving the target's graph; it is a sidecar for another "
+                               "model's MTP context (-md), which is not modelled")
 
 
 def _mtp(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers, tensors: list[tuple[GGUFTensor, str]],
@@ -1008,10 +1026,10 @@ def _mtp(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers, t
                             fix="a model with MTP layers, or another --spec-type",
                             source="src/llama-context.cpp llama_init_from_model"))
         return None
-    if arch != "qwen3next":
+    if arch not in MTP_ARCHS:
         if any(".nextn." in t.name for t, _ in tensors):
             raise NotModelledError(f"--spec-type draft-mtp on {arch}: its MTP context (memory and graph) is modelled "
-                                   "for qwen3next GGUFs only")
+                                   f"for {', '.join(MTP_ARCHS)} GGUFs only")
         errors.append(error("llamacpp.spec.no_mtp", MTP_REFUSED, fix="a GGUF that carries the MTP (nextn) layers, or "
                             "another --spec-type", source="src/llama-context.cpp llama_init_from_model"))
         return None
@@ -1019,6 +1037,10 @@ def _mtp(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers, t
         errors.append(error("llamacpp.spec.no_mtp", MTP_REFUSED, fix="a GGUF that carries the MTP (nextn) layers, or "
                             "another --spec-type", source="src/llama-context.cpp llama_init_from_model"))
         return None
+    if arch != "qwen3next" and spec.mtp_layers != 1:  # qwen35.cpp / qwen35moe.cpp graph_mtp: GGML_ASSERT, an abort
+        raise NotModelledError(f"--spec-type draft-mtp on a {arch} GGUF with {spec.mtp_layers} MTP blocks: llama.cpp's "
+                               "graph_mtp supports a single MTP block (GGML_ASSERT n_layer_nextn == 1 in "
+                               f"src/models/{arch}.cpp)")
     n_dev = len(gl)
     # the MTP block is a trunk block with full attention (qwen3next.cpp load_block_mtp -> load_block_trunk)
     full = next(la for la in spec.layers if la.attention is not None and la.ssm is None)
@@ -1039,7 +1061,7 @@ def _mtp(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers, t
     mmb = mb.model_copy(update={"unit_device": devs + [mb.unit_device[-1]],
                                 "gpu_layers": sum(1 for d in devs if d != CPU)})
     rules_b = backend_rules()
-    comp = compute_buffers(mspec, mopts, mmb, n_ctx_seq, 0, fa, n_dev, pipeline=pipeline, arch="qwen3next-mtp",
+    comp = compute_buffers(mspec, mopts, mmb, n_ctx_seq, 0, fa, n_dev, pipeline=pipeline, arch=arch + "-mtp",
                            n_ctx=n_ctx_seq * streams,
                            offload_min_batch=rules_b.backends[backend].offload_min_batch
                            if gl and not opts.rpc_nodes and opts.op_offload else 0,
@@ -1289,6 +1311,18 @@ def backend_of(gl: list[GPU], opts: LlamaOptions) -> str:
         return opts.backend
     vendor = (gl[0].vendor or "nvidia") if gl else "nvidia"
     return backend_rules().default_backend.get(vendor, "cuda")
+
+
+# common/common.h common_params_speculative::need_n_rs_seq: the speculative types that ask for recurrent snapshots
+RS_SEQ_TYPES = ("draft-mtp", "draft-eagle3", "draft-dflash", "draft-dspark")
+
+
+def rs_snapshots(arch: str, opts: LlamaOptions) -> int:
+    """cparams.n_rs_seq of the target context (data/llamacpp_backends.json rs_rollback_source): --spec-draft-n-max
+    with a type of RS_SEQ_TYPES on an architecture that supports a recurrent rollback, else 0."""
+    if arch not in backend_rules().rs_rollback_gguf_archs or not any(t in RS_SEQ_TYPES for t in opts.spec_types):
+        return 0
+    return opts.draft_max
 
 
 def gguf_arch(spec: ModelSpec) -> str:

@@ -37,6 +37,7 @@ class Reserve:
     # the LoRA adapters set on the context: per adapter, (projection, rank) pairs (attn_q, ffn_up, output ...);
     # llm_graph_context::build_lora_mm adds b(a(x)), scaled, to each adapted projection
     lora: tuple[tuple[tuple[str, int], ...], ...] = ()
+    n_rs_seq: int = 0  # cparams.n_rs_seq: the Gated DeltaNet layers write n_rs_seq + 1 state snapshots
 
 
 def _is_quant(type_: str) -> bool:
@@ -65,8 +66,12 @@ class Builder:
         self.gf.expand(g.input_("F32", self.h, self.nt, name="inp_embd"))
         return cur
 
+    # positions per token: src/llama-hparams.cpp n_pos_per_embd, 4 for the M-RoPE / interleaved M-RoPE rope types
+    # (src/llama-model.cpp llama_model_rope_type: qwen35, qwen35moe IMROPE)
+    pos_per_embd = 1
+
     def pos(self) -> T:
-        return self.inp("pos", "I32", self.nt)
+        return self.inp("pos", "I32", self.nt * self.pos_per_embd)
 
     def out_ids(self) -> T:
         return self.inp("out_ids", "I32", self.r.n_outputs)
@@ -654,9 +659,66 @@ def build_qwen3next_mtp(spec: ModelSpec, r: Reserve) -> Graph:
     return b.gf
 
 
-def _gated_deltanet(b: Builder, ssm: SSMSpec, x: T, n: int, nt: int, fused_qkv: bool) -> T:
+def build_qwen35(spec: ModelSpec, r: Reserve) -> Graph:
+    """src/models/qwen35.cpp and qwen35moe.cpp graph (4df29be): qwen3next's layout (Gated DeltaNet layers and
+    gated full attention with MRoPE, the same op shapes as RoPE) with qwen35's linear-attention projections, a
+    dense FFN (qwen35) or routed experts with a sigmoid-gated shared expert (qwen35moe); the MTP blocks are not
+    run (il < n_layer); the head norm is res->t_h_nextn, the output rows taken after it (embeddings_nextn_masked
+    false at reserve)."""
+    b = Builder(spec, r)
+    b.pos_per_embd = 4  # IMROPE
+    inp = b.inp_embd()
+    n, nt = r.n_seqs, b.nt // r.n_seqs
+    for layer in spec.layers:
+        sa = inp
+        cur = b.gf.expand(b.norm(inp))
+        if layer.ssm is not None:
+            cur = _gated_deltanet(b, layer.ssm, cur, n, nt, True, qwen35=True)
+        else:
+            cur = _gated_attention(b, layer, cur)
+        cur = g.same("ADD", cur, sa)
+        inp = g.same("ADD", _qwen3next_ffn(b, layer, b.norm(cur)), cur)
+    h = b.norm(inp)
+    h.flags |= OUTPUT
+    cur = g.get_rows(h, b.out_ids())
+    cur.flags |= OUTPUT
+    logits = b.mm(spec.vocab_size, cur)
+    logits.flags |= OUTPUT
+    b.gf.expand(logits)
+    return b.gf
+
+
+def build_qwen35_mtp(spec: ModelSpec, r: Reserve) -> Graph:
+    """src/models/qwen35.cpp / qwen35moe.cpp graph_mtp (LLM_GRAPH_TYPE_DECODER_MTP, 4df29be), spec holding the
+    one MTP block (the graph asserts n_layer_nextn == 1): the token rows and the target's hidden rows RMS-normed,
+    concatenated and projected by eh_proj; the gated attention over the MTP context's own KV cache and its
+    residual (no output-row selection inside the block, unlike qwen3next's); the FFN (dense, or the routed experts
+    with the gated shared expert) and its residual; the head norm (res->t_h_nextn), then the output rows and the
+    logits."""
+    b = Builder(spec, r)
+    b.pos_per_embd = 4  # IMROPE
+    tok = g.get_rows(g.weight("F16", b.h, spec.vocab_size), b.inp("tokens", "I32", b.nt))
+    h_in = b.inp("mtp_h", "F32", b.h, b.nt)
+    h_norm = b.norm(h_in)
+    e_norm = b.norm(tok)
+    cur = b.mm(b.h, g.concat(e_norm, h_norm, 0))
+    (layer,) = spec.layers
+    sa = cur
+    cur = g.same("ADD", _gated_attention(b, layer, b.norm(cur)), sa)
+    cur = g.same("ADD", _qwen3next_ffn(b, layer, b.norm(cur)), cur)
+    h = b.norm(cur)
+    h.flags |= OUTPUT
+    logits = b.mm(spec.vocab_size, g.get_rows(h, b.out_ids()))
+    logits.flags |= OUTPUT
+    b.gf.expand(logits)
+    return b.gf
+
+
+def _gated_deltanet(b: Builder, ssm: SSMSpec, x: T, n: int, nt: int, fused_qkv: bool, qwen35: bool = False) -> T:
     """qwen3next.cpp build_layer_attn_linear, build_qkvz; delta-net-base.cpp build_conv_state,
-    build_recurrent_attn and build_delta_net_fused (n_rs_seq 0: one state snapshot)."""
+    build_recurrent_attn and build_delta_net_fused (n_rs_seq + 1 state snapshots in the op's output). qwen35:
+    qwen35.cpp / qwen35moe.cpp build_layer_attn_linear, with separate ssm_beta and ssm_alpha projections and, under
+    the fused GDN op (the CPU's: cparams.fused_gdn_ar/ch), no repeat of the Q/K heads."""
     hk, nk, hv, nv = ssm.head_k_dim, ssm.num_k_heads, ssm.head_v_dim, ssm.num_v_heads
     key_dim, value_dim, ch = hk * nk, hv * nv, ssm.conv_channels
     if fused_qkv:
@@ -672,11 +734,15 @@ def _gated_deltanet(b: Builder, ssm: SSMSpec, x: T, n: int, nt: int, fused_qkv: 
         z = g.cont(g.view(mixed, (hv * nv // nk, nk, nt, n), nb, (2 * hk + hv * nv // nk) * 4))
         qkv = g.concat(g.concat(g.cont(query, key_dim, nt, n), g.cont(key, key_dim, nt, n), 0),
                        g.cont(value, value_dim, nt, n), 0)
-    ba = g.reshape(b.mm(2 * nv, x), 2 * nv // nk, nk, nt, n)
-    beta_in = g.view(ba, (nv // nk, nk, nt, n), ba.nb[1:])
-    alpha_in = g.view(ba, (nv // nk, nk, nt, n), ba.nb[1:], nv // nk * 4)
-    beta = g.unary("UNARY", g.cont(beta_in))
-    alpha = g.same("ADD", g.cont(alpha_in, nv, nt, n), g.weight("F32", nv))
+    if qwen35:
+        beta = g.unary("UNARY", g.reshape(b.mm(nv, x), 1, nv, nt, n))
+        alpha = g.same("ADD", g.reshape(b.mm(nv, x), nv, nt, n), g.weight("F32", nv))
+    else:
+        ba = g.reshape(b.mm(2 * nv, x), 2 * nv // nk, nk, nt, n)
+        beta_in = g.view(ba, (nv // nk, nk, nt, n), ba.nb[1:])
+        alpha_in = g.view(ba, (nv // nk, nk, nt, n), ba.nb[1:], nv // nk * 4)
+        beta = g.unary("UNARY", g.cont(beta_in))
+        alpha = g.same("ADD", g.cont(alpha_in, nv, nt, n), g.weight("F32", nv))
     gate = g.same("MUL", g.unary("UNARY", alpha), g.weight("F32", nv))
     beta, gate = g.reshape(beta, 1, nv, nt, n), g.reshape(gate, 1, nv, nt, n)
     r_cache = g.weight("F32", (ssm.d_conv - 1) * ch, n)
@@ -693,10 +759,10 @@ def _gated_deltanet(b: Builder, ssm: SSMSpec, x: T, n: int, nt: int, fused_qkv: 
     k = g.new("F32", hk, nk, nt, n, op="L2_NORM",
               srcs=[g.view(mix, (hk, nk, nt, n), (hk * 4, row, row * nt), key_dim * 4)])
     v = g.view(mix, (hv, nv, nt, n), (hv * 4, row, row * nt), 2 * key_dim * 4)
-    if nk != nv:  # repeat-interleave Q and K heads up to the V heads
+    if nk != nv and not qwen35:  # repeat-interleave Q and K heads up to the V heads
         q, k = (g.reshape(g.new("F32", hk, nv // nk, nk, nt * n, op="REPEAT", srcs=[g.reshape(t, hk, 1, nk, nt * n)]),
                           hk, nv, nt, n) for t in (q, k))
-    res = g.gated_delta_net(q, k, v, gate, beta, state)
+    res = g.gated_delta_net(q, k, v, gate, beta, state, b.r.n_rs_seq + 1)
     out = g.view(res, (hv, nv, nt, n), (hv * 4, hv * nv * 4, hv * nv * nt * 4))
     new_state = g.view(res, (hv, hv, nv, n), (hv * 4, hv * hv * 4, hv * hv * nv * 4), hv * nv * nt * n * 4)
     b.gf.expand(g.cpy(new_state, g.view(s_cache, (hv * hv * nv, n), (s_cache.nb[1],))))
@@ -711,7 +777,9 @@ def _transformer(arch: str) -> Callable[[ModelSpec, Reserve], Graph]:
 
 BUILDERS: dict[str, Callable[[ModelSpec, Reserve], Graph]] = {
     "deepseek2": build_deepseek2, "falcon-h1": build_falcon_h1, "mamba": build_mamba, "mamba2": build_mamba,
-    "granitehybrid": build_granitehybrid, "qwen3next": build_qwen3next, "qwen3next-mtp": build_qwen3next_mtp}
+    "granitehybrid": build_granitehybrid, "qwen3next": build_qwen3next, "qwen3next-mtp": build_qwen3next_mtp,
+    "qwen35": build_qwen35, "qwen35moe": build_qwen35, "qwen35-mtp": build_qwen35_mtp,
+    "qwen35moe-mtp": build_qwen35_mtp}
 BUILDERS.update({a: _transformer(a) for a in ("llama", "qwen3", "qwen3moe", "qwen2", "gemma2", "gemma3", "gpt-oss")})
 
 
@@ -735,6 +803,14 @@ def _layer_covered(la: LayerSpec, arch: str) -> bool:
     if arch == "qwen3next-mtp":  # graph_mtp: one full-attention block, MoE with a shared expert
         return ssm is None and _plain_attention(la, gated=True) and la.attention is not None \
             and la.attention.qk_norm and mlp.kind == "moe" and not mlp.router_scales
+    if arch in ("qwen35-mtp", "qwen35moe-mtp"):  # graph_mtp: one full-attention block, the trunk's FFN kind
+        return ssm is None and _plain_attention(la, gated=True) and la.attention is not None \
+            and la.attention.qk_norm and mlp.kind == ("moe" if arch == "qwen35moe-mtp" else "dense") \
+            and not mlp.router_scales
+    if arch in ("qwen35", "qwen35moe"):  # qwen35.cpp: dense FFN only; qwen35moe.cpp: MoE only
+        mixer = (ssm is not None and ssm.kind == "gated_deltanet" and la.attention is None) or \
+            (ssm is None and _plain_attention(la, gated=True) and la.attention is not None and la.attention.qk_norm)
+        return mixer and mlp.kind == ("moe" if arch == "qwen35moe" else "dense") and not mlp.router_scales
     if arch == "qwen3next":
         mixer = (ssm is not None and ssm.kind == "gated_deltanet" and la.attention is None) or \
             (ssm is None and _plain_attention(la, gated=True) and la.attention is not None and la.attention.qk_norm)
@@ -748,8 +824,9 @@ def _layer_covered(la: LayerSpec, arch: str) -> bool:
 def covered(spec: ModelSpec, arch: str, mla_layout: str = "latent_k") -> bool:
     """The builders know these layers: attention (MLA only for deepseek2, as current llama.cpp runs it:
     the latent K-only cache, llamacpp/kv.py MLA_LAYOUTS), a dense or routed FFN (shared experts for
-    deepseek2 and qwen3next), the Mamba-1/Mamba-2 mixers of mamba, mamba2, granitehybrid and falcon-h1,
-    and qwen3next's Gated DeltaNet and gated attention; no KV-shared attention."""
+    deepseek2, qwen3next and qwen35moe), the Mamba-1/Mamba-2 mixers of mamba, mamba2, granitehybrid and falcon-h1,
+    qwen3next's and qwen35 / qwen35moe's Gated DeltaNet and gated attention, and the MTP graphs of those three
+    (arch + "-mtp"); no KV-shared attention."""
     if arch not in BUILDERS or (arch == "deepseek2" and mla_layout != "latent_k"):
         return False
     return all(_layer_covered(la, arch) for la in spec.layers)
@@ -778,14 +855,14 @@ _PEAKS_PER_SPEC = 1024
 def reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: int, n_outputs_max: int,
                  n_kv: int, n_kv_swa: int, unified: bool, fa: bool, type_k: str, type_v: str,
                  alignment: int = 32, mla_layout: str = "latent_k", variant: str = "",
-                 lora: tuple[tuple[tuple[str, int], ...], ...] = ()) -> int | None:
+                 lora: tuple[tuple[tuple[str, int], ...], ...] = (), n_rs_seq: int = 0) -> int | None:
     """The compute buffer sched_reserve leaves: the larger of the pp graph (min(n_ctx, n_ubatch) tokens,
     rounded up to a multiple of the sequences; min(tokens, n_outputs_max) logits rows) and the tg graph
     (one token per sequence). None when no builder covers arch."""
     if not covered(spec, arch, mla_layout):
         return None
     key = (arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa, type_k, type_v, alignment, variant,
-           lora)
+           lora, n_rs_seq)
     held = _PEAKS.get(id(spec))
     if held is None or held[0] is not spec:
         held = (spec, {})
@@ -796,18 +873,20 @@ def reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: i
     if len(peaks) >= _PEAKS_PER_SPEC:
         peaks.clear()
     peak = peaks[key] = _reserve_peak(spec, arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa,
-                                      type_k, type_v, alignment, variant, lora)
+                                      type_k, type_v, alignment, variant, lora, n_rs_seq)
     return peak
 
 
 def _reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: int, n_outputs_max: int,
                   n_kv: int, n_kv_swa: int, unified: bool, fa: bool, type_k: str, type_v: str,
-                  alignment: int, variant: str = "", lora: tuple[tuple[tuple[str, int], ...], ...] = ()) -> int:
+                  alignment: int, variant: str = "", lora: tuple[tuple[tuple[str, int], ...], ...] = (),
+                  n_rs_seq: int = 0) -> int:
     from .galloc import peak_bytes
     nt = min(n_ctx, n_ubatch)
     peaks = []
     for tokens, outputs in ((nt, min(nt, n_outputs_max)), (n_seq, n_seq)):
         tokens = -(-tokens // n_seq) * n_seq  # llama_context::graph_reserve
-        r = Reserve(tokens, n_seq, outputs, n_kv, n_kv_swa, 1 if unified else n_seq, fa, type_k, type_v, variant, lora)
+        r = Reserve(tokens, n_seq, outputs, n_kv, n_kv_swa, 1 if unified else n_seq, fa, type_k, type_v, variant, lora,
+                    n_rs_seq)
         peaks.append(peak_bytes(BUILDERS[arch](spec, r), alignment))
     return max(peaks)

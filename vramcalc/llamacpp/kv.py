@@ -27,6 +27,9 @@ class LlamaKVOptions(BaseModel):
     swa_full: bool = False
     mla_layout: str = "latent_k"
     pad: int = 256  # current builds pad n_ctx to 256 (PR #17046)
+    # recurrent-state snapshots per sequence for a partial rollback (engine.rs_snapshots; data/llamacpp_backends.json
+    # rs_rollback_source): the r and s rows are mem_size x (1 + n_rs_seq)
+    n_rs_seq: int = 0
 
 
 class LlamaCache(BaseModel):
@@ -100,7 +103,8 @@ def layer_memory(spec: ModelSpec, o: LlamaKVOptions) -> list[LayerMemory]:
             k = row_bytes(o.type_k, k_w) * cells * streams
             v = row_bytes(o.type_v, v_w) * cells * streams if v_w else 0
         # r and s both F32 whatever -ctk/-ctv say (llama.cpp 4df29be src/llama-model.cpp create_memory)
-        rs = c.recurrent.state_bytes(4, 4) * seqs if c.recurrent is not None else 0
+        # n_rs_seq: src/llama-memory-recurrent.cpp n_rows = mem_size * (1 + n_rs_seq) (4df29be)
+        rs = c.recurrent.state_bytes(4, 4) * seqs * (1 + o.n_rs_seq) if c.recurrent is not None else 0
         out.append(LayerMemory(cache=cache, cells=cells, k_bytes=k, v_bytes=v, recurrent_bytes=rs))
     return out
 

@@ -34,11 +34,17 @@ ARCHS: dict[str, dict[str, Any]] = {
     # mtp_layers the blocks (loaded only with --spec-type draft-mtp: src/models/qwen3next.cpp load_arch_tensors, 4df29be)
     "qwen3next": {"ssm": "gated_deltanet", "recurrent": "interval", "qk_norm": True, "output_gate": True,
                   "nextn": True},
+    # Qwen3.5 / 3.6 (src/models/qwen35.cpp, qwen35moe.cpp load_arch_hparams): the same layout, the MTP block after
+    # the trunk never recurrent
+    "qwen35": {"ssm": "gated_deltanet", "recurrent": "interval", "qk_norm": True, "output_gate": True, "nextn": True},
+    "qwen35moe": {"ssm": "gated_deltanet", "recurrent": "interval", "qk_norm": True, "output_gate": True,
+                  "nextn": True},
 }
 MODEL_TYPES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen3moe": "qwen3_moe", "phi3": "phi3",
                "gemma2": "gemma2", "gemma3": "gemma3_text", "gpt-oss": "gpt_oss", "deepseek2": "deepseek_v3",
                "mamba": "mamba", "mamba2": "mamba2", "granitehybrid": "granitemoehybrid", "nemotron_h": "nemotron_h",
-               "falcon-h1": "falcon_h1", "qwen3next": "qwen3_next"}
+               "falcon-h1": "falcon_h1", "qwen3next": "qwen3_next",
+               "qwen35": "qwen3_5_text", "qwen35moe": "qwen3_5_moe_text"}
 
 
 def _ssm(kind: str, num: Num) -> SSMSpec:
