@@ -41,6 +41,8 @@ class QuantScheme(BaseModel):
     double_quant: bool = False  # bitsandbytes nested absmax quantization
     ignore: tuple[str, ...] = ()
     quantize_groups: tuple[str, ...] = ("attention", "dense_mlp", "routed_experts", "shared_experts", "ssm")
+    one_scale_per_module: bool = False  # per-tensor scales of vLLM's fused modules (qkv_proj, gate_up_proj): one
+    pad_to: int = 0  # the GEMM kernel pads K and N (and per-channel scales) to a multiple of this after loading
     source: str = ""
 
 
@@ -396,6 +398,9 @@ def matrix_tensors(s: QuantScheme, out: int, inp: int) -> list[tuple[str, str, i
         return [("weight", "F8_E4M3", m),
                 ("weight_scale_inv", s.scale_dtype, ceil(out / bo) * ceil(inp / bi) * dtype_bytes(s.scale_dtype))]
     if s.method in ("fp8_tensor", "fp8_channel", "int8_tensor", "int8_channel"):
+        if s.pad_to:  # vLLM 0.34.0 kernels/linear/scaled_mm/cutlass.py CutlassFP8ScaledMMLinearKernel
+            out, inp = ceil(out / s.pad_to) * s.pad_to, ceil(inp / s.pad_to) * s.pad_to  # .process_weights_after_loading
+            m = out * inp
         scales = 1 if s.method.endswith("tensor") else out
         t = [("weight", "I8" if s.method.startswith("int8") else "F8_E4M3", m),
              ("weight_scale", s.scale_dtype, scales * dtype_bytes(s.scale_dtype))]

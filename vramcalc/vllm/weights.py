@@ -545,8 +545,17 @@ def _tensor_rank_bytes(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec
         if scheme.method == "mxfp4" and t.group == "routed_experts" and mxfp4_backend:
             padded = [(c, *_mxfp4_expert_dims(t, spec, o, i, mxfp4_backend)) for c, o, i in mats]
             mats, factor = [(c, o, i) for c, o, i, _ in padded], padded[0][3]
-        return int(factor * sum(c * sum(b for _, _, b in matrix_tensors(scheme, o, i)) for c, o, i in mats))
+        nbytes = int(factor * sum(c * sum(b for _, _, b in matrix_tensors(scheme, o, i)) for c, o, i in mats))
+        if scheme.one_scale_per_module and _FUSED_FOLLOWER.search(t.name):
+            nbytes -= sum(c for c, _, _ in mats) * 4  # the fused module's one fp32 scale is counted on its first shard
+        return nbytes
     return prod(shape) * size
+
+
+# the shards after the first of vLLM's fused linear modules (packed_modules_mapping: qkv_proj = q, k, v;
+# gate_up_proj = gate, up): an online per-tensor FP8 scale is one for the fused module (vLLM 0.34.0
+# layers/quantization/online/fp8.py Fp8PerTensorOnlineLinearMethod.process_weights_after_loading)
+_FUSED_FOLLOWER = re.compile(r"\.(k_proj|v_proj|up_proj)\.weight$")
 
 
 class LayerTensor(BaseModel):
