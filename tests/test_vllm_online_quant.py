@@ -145,3 +145,27 @@ def test_refusals_in_vllms_words():
 def test_an_empty_config_has_no_effect():
     _, r = read_command(_cmd("Qwen/Qwen3-0.6B", "--quantization-config '{}'"))
     assert "quantization_config" not in r.options and any("--quantization-config" in n for n in r.no_effect)
+
+
+BUILD_REFUSALS = [r for r in ORACLE["rows"] if (r.get("build_error") or "").startswith(
+    ("ValueError: online quantization for", "NotImplementedError: hadamard_size"))]
+
+
+@pytest.mark.parametrize("row", BUILD_REFUSALS, ids=lambda r: f"{r['model']} tp{r['tp']} "
+                                                              f"{json.dumps(r['quantization_config'])}")
+def test_build_time_refusals_in_vllms_words(row):
+    """A weight no online method of the layer kind takes, and hadamard_size beside another than MXFP4 linear: vLLM
+    refuses them as it builds the first such layer (online/base.py OnlineQuantizationConfig._get_method_cls)."""
+    cfg = shlex.quote(json.dumps(row["quantization_config"]))
+    with pytest.raises(InputError) as e:
+        check_command(f"vllm serve {row['model']} --max-model-len 4096 -tp {row['tp']} --quantization online "
+                      f"--quantization-config {cfg}", f"{row['tp']}xh100")
+    said = row["build_error"]  # the oracle keeps the first 400 characters of vLLM's message
+    assert str(e.value)[:len(said)] == said
+
+
+def test_a_moe_spec_on_a_dense_model_is_never_checked():
+    # vLLM builds no RoutedExperts for Qwen3-0.6B, so the moe spec is neither refused nor warned about
+    cfg = shlex.quote(json.dumps({"linear": "fp8_per_channel_static", "moe": {"weight": "nvfp4_per_token"}}))
+    r = check_command(_cmd("Qwen/Qwen3-0.6B", f"--quantization online --quantization-config {cfg}"), "2xh100")
+    assert not [w for w in r.result.warnings if w.code == "vllm.online_quant.not_sized"]

@@ -756,7 +756,7 @@ def _scheme(spec: ModelSpec, opts: VLLMOptions) -> tuple[QuantScheme, bool]:
     if gguf:
         return scheme_from_config(None), True
     if opts.quantization and _online(opts):
-        return _online_scheme(opts)[0], False
+        return _online_scheme(spec, opts)[0], False
     if opts.quantization:
         return target_scheme(opts.quantization), False
     return scheme_from_config(spec.quantization_config, spec), False
@@ -768,14 +768,15 @@ def _online(opts: VLLMOptions) -> bool:
     return is_online(opts.quantization, opts.quantization_config is not None, opts.engine_version)
 
 
-def _online_scheme(opts: VLLMOptions) -> tuple[QuantScheme, list[str]]:
+def _online_scheme(spec: ModelSpec, opts: VLLMOptions) -> tuple[QuantScheme, list[str]]:
     """The linear layers' scheme and the parts not sized of `--quantization online / SHORTHAND
     [--quantization-config JSON]` (vllm/quant_config.py online_scheme, merged as vLLM merges them)."""
     from .quant_config import merged, online_scheme
 
     assert opts.quantization is not None
     values = [opts.quantization_config] if opts.quantization_config is not None else []
-    return online_scheme(merged(opts.quantization, values, opts.engine_version), opts.engine_version)
+    experts = any(la.mlp.kind == "moe" for la in spec.layers)
+    return online_scheme(merged(opts.quantization, values, opts.engine_version), opts.engine_version, experts)
 
 
 def _pre_start_messages(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, scheme: QuantScheme
@@ -797,7 +798,7 @@ def _pre_start_messages(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, scheme: Qu
 def _online_messages(spec: ModelSpec, opts: VLLMOptions, gpu: GPU) -> list[Message]:
     """What vramcalc does not size of an online quantization, and a --quantization-config vLLM does not use."""
     if opts.quantization and _online(opts):
-        scheme = _online_scheme(opts)[0]
+        scheme, unsized = _online_scheme(spec, opts)
         out: list[Message] = []
         cc = float(gpu.compute_capability or 0)
         if scheme.method == "fp8_channel" and gpu.vendor != "amd" and cc < 8.9:
@@ -816,7 +817,7 @@ def _online_messages(spec: ModelSpec, opts: VLLMOptions, gpu: GPU) -> list[Messa
         return out + [warning("vllm.online_quant.not_sized", f"online quantization: {part} is not sized (its post-load "
                         "layout is not checked against vLLM's own code); sized at the checkpoint dtype, an upper bound",
                         source="vllm/model_executor/layers/quantization/online/base.py (v0.34.0)")
-                for part in _online_scheme(opts)[1]]
+                for part in unsized]
     if opts.quantization_config is not None and not opts.quantization:
         if spec.quantization_config:
             return [warning("vllm.online_quant.not_sized", "--quantization-config on a quantized checkpoint: "

@@ -170,7 +170,7 @@ def _weight(spec: dict[str, Any] | str | None, kind: str, rel: VllmQuantConfigRe
 
 # the layer class vLLM builds first of each kind in the catalog's decoder layers (attention before the MLP / MoE), whose
 # name the build-time refusal carries (online/base.py OnlineQuantizationConfig._get_method_cls: layer_cls.__name__)
-_FIRST_LAYER = {"linear": "QKVParallelLinear", "moe": "FusedMoE"}
+_FIRST_LAYER = {"linear": "QKVParallelLinear", "moe": "RoutedExperts"}
 
 
 def _takes(kind: str, spec: dict[str, Any] | str | None, methods: list[str], rel: VllmQuantConfigRelease) -> None:
@@ -241,12 +241,13 @@ def merged(quantization: str, values: list[str], version: str | None = None) -> 
     return [json.dumps(out)]
 
 
-def online_scheme(values: list[str], version: str | None = None) -> tuple[Any, list[str]]:
+def online_scheme(values: list[str], version: str | None = None, experts: bool = True) -> tuple[Any, list[str]]:
     """(the QuantScheme of the linear layers, what is not sized) for `--quantization online --quantization-config
     JSON` on an unquantized checkpoint (vLLM 0.34.0 online/base.py OnlineQuantizationConfig.get_quant_method:
     linear for LinearBase layers, moe for the routed experts, ignore leaving the layers it names unquantized).
     The routed experts' online formats are not sized (their post-load step does not run on a CPU machine): they
-    stay at the checkpoint dtype, an upper bound; so are targets and the linear formats outside _LINEAR_SIZED."""
+    stay at the checkpoint dtype, an upper bound; so are targets and the linear formats outside _LINEAR_SIZED.
+    experts: whether the model has routed experts (vLLM checks the moe spec only as it builds them)."""
     from ..quant import QuantScheme
 
     rel = _release(version)
@@ -255,11 +256,12 @@ def online_scheme(values: list[str], version: str | None = None) -> tuple[Any, l
     moe = _layer_spec("moe", obj.get("moe"), rel)
     unsized: list[str] = []
     for kind, spec, methods in (("linear", linear, rel.linear_methods), ("moe", moe, rel.moe_methods)):
-        _takes(kind, spec, methods, rel)
+        if kind == "linear" or experts:  # a model without routed experts builds no layer the moe spec names
+            _takes(kind, spec, methods, rel)
     w = _weight(linear, "linear", rel)
     if w is not None and (w not in _LINEAR_SIZED or (isinstance(linear, dict) and linear.get("hadamard_size"))):
         unsized.append(f"linear {_str(linear)}")
-    if _weight(moe, "moe", rel) not in (None, "int4_per_group_32"):
+    if experts and _weight(moe, "moe", rel) not in (None, "int4_per_group_32"):
         unsized.append(f"moe {_str(moe)} (the routed experts sized at the checkpoint dtype, an upper bound)")
     if obj.get("targets"):
         unsized.append("targets (the layers they name sized at the checkpoint dtype)")
