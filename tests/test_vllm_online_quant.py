@@ -18,8 +18,11 @@ from vramcalc.pasted_command import check_command, read_command
 from vramcalc.vllm.engine import VLLMOptions, _scheme
 from vramcalc.vllm.weights import layer_tensors, weights_per_rank
 
-ORACLE = json.loads((Path(__file__).parent / "data" / "vllm_online_quant_oracle_v0.34.0.json").read_text())
-ROWS = [r for r in ORACLE["rows"] if "after_loading" in r]
+DATA = Path(__file__).parent / "data"
+ORACLES = {v: json.loads((DATA / f"vllm_online_quant_oracle_v{v}.json").read_text()) for v in ("0.33.0", "0.34.0")}
+ORACLE = ORACLES["0.34.0"]
+ALL = [dict(r, release=v) for v, o in ORACLES.items() for r in o["rows"]]
+ROWS = [r for r in ALL if "after_loading" in r]
 # the rows whose formats vramcalc sizes: targets and the routed experts' formats are warned and left at the
 # checkpoint dtype (an upper bound), so they are not compared
 SIZED = [r for r in ROWS if "targets" not in r["quantization_config"]]
@@ -35,7 +38,7 @@ def _module(name: str) -> str | None:
 
 
 def _opts(row: dict) -> VLLMOptions:
-    return VLLMOptions(tp=row["tp"], quantization=row["quantization"], engine_version="0.34.0",
+    return VLLMOptions(tp=row["tp"], quantization=row["quantization"], engine_version=row["release"],
                        quantization_config=json.dumps(row["quantization_config"]))
 
 
@@ -55,12 +58,13 @@ def _compared(row: dict) -> dict[str, int]:
     return {m: b for m, b in _oracle_modules(row["after_loading"]).items() if m not in errors}
 
 
-def test_the_fixture_is_vllms():
-    assert ORACLE["release"] == "0.34.0" and "run on CPU" in ORACLE["produced_by"]
+def test_the_fixtures_are_vllms():
+    for v, o in ORACLES.items():
+        assert o["release"] == v and "run on CPU" in o["produced_by"]
     assert {r["model"] for r in ROWS} == {"Qwen/Qwen3-0.6B", "Qwen/Qwen3-30B-A3B"} and {r["tp"] for r in ROWS} == {1, 2}
 
 
-@pytest.mark.parametrize("row", SIZED, ids=lambda r: f"{r['model']} tp{r['tp']} {r['quantization']} "
+@pytest.mark.parametrize("row", SIZED, ids=lambda r: f"{r['release']} {r['model']} tp{r['tp']} {r['quantization']} "
                                                      f"{json.dumps(r['quantization_config'])}")
 def test_layer_bytes_as_vllm_keeps_them(row):
     spec = model_source(row["model"]).spec
@@ -75,14 +79,15 @@ def test_layer_bytes_as_vllm_keeps_them(row):
     assert theirs and {m: mine[m] for m in theirs} == theirs
 
 
-@pytest.mark.parametrize("row", SIZED, ids=lambda r: f"{r['model']} tp{r['tp']} {r['quantization']} "
+@pytest.mark.parametrize("row", SIZED, ids=lambda r: f"{r['release']} {r['model']} tp{r['tp']} {r['quantization']} "
                                                       f"{json.dumps(r['quantization_config'])}")
 def test_rank_weights_change_by_the_oracles_layer_bytes(row):
     """Every decoder layer of these models is alike and only decoder layers hold LinearBase layers: each rank's
     weights move by the layer count times what vLLM's layer 0 gained or lost at load (the routed experts, whose
     post-load step does not run on CPU, left out: vramcalc keeps them at the checkpoint dtype either way)."""
     spec = model_source(row["model"]).spec
-    before = weights_per_rank(spec, row["tp"], scheme=_scheme(spec, VLLMOptions(tp=row["tp"]))[0])
+    before = weights_per_rank(spec, row["tp"], scheme=_scheme(spec, VLLMOptions(tp=row["tp"],
+                                                                                engine_version=row["release"]))[0])
     after = weights_per_rank(spec, row["tp"], scheme=_scheme(spec, _opts(row))[0])
     errors = tuple(f"{m}." for m in row.get("after_loading_errors") or {})
     assert all(m == "mlp.experts.routed_experts." for m in errors)
@@ -147,21 +152,36 @@ def test_an_empty_config_has_no_effect():
     assert "quantization_config" not in r.options and any("--quantization-config" in n for n in r.no_effect)
 
 
-BUILD_REFUSALS = [r for r in ORACLE["rows"] if (r.get("build_error") or "").startswith(
+BUILD_REFUSALS = [r for r in ALL if (r.get("build_error") or "").startswith(
     ("ValueError: online quantization for", "NotImplementedError: hadamard_size"))]
 
 
-@pytest.mark.parametrize("row", BUILD_REFUSALS, ids=lambda r: f"{r['model']} tp{r['tp']} "
+@pytest.mark.parametrize("row", BUILD_REFUSALS, ids=lambda r: f"{r['release']} {r['model']} tp{r['tp']} "
                                                               f"{json.dumps(r['quantization_config'])}")
 def test_build_time_refusals_in_vllms_words(row):
     """A weight no online method of the layer kind takes, and hadamard_size beside another than MXFP4 linear: vLLM
     refuses them as it builds the first such layer (online/base.py OnlineQuantizationConfig._get_method_cls)."""
-    cfg = shlex.quote(json.dumps(row["quantization_config"]))
-    with pytest.raises(InputError) as e:
-        check_command(f"vllm serve {row['model']} --max-model-len 4096 -tp {row['tp']} --quantization online "
-                      f"--quantization-config {cfg}", f"{row['tp']}xh100")
     said = row["build_error"]  # the oracle keeps the first 400 characters of vLLM's message
+    with pytest.raises(InputError) as e:
+        _scheme(model_source(row["model"]).spec, _opts(row))
     assert str(e.value)[:len(said)] == said
+    if row["release"] == "0.34.0":  # a pasted command (the default release) stops there too
+        cfg = shlex.quote(json.dumps(row["quantization_config"]))
+        with pytest.raises(InputError) as e:
+            check_command(f"vllm serve {row['model']} --max-model-len 4096 -tp {row['tp']} --quantization online "
+                          f"--quantization-config {cfg}", f"{row['tp']}xh100")
+        assert str(e.value)[:len(said)] == said
+
+
+def test_each_release_refuses_what_its_online_methods_do_not_take():
+    # 0.33.0: a spec's mxfp4 weight is the dynamic key, which no online method takes (the shorthand's is static)
+    assert [r for r in BUILD_REFUSALS if r["release"] == "0.33.0"]
+    opts = VLLMOptions(quantization="online", engine_version="0.33.0",
+                       quantization_config=json.dumps({"linear": {"weight": "mxfp4"}}))
+    with pytest.raises(InputError, match=r"QKVParallelLinear with weight=QuantKey\(u8,scale\(u8,dynamic,"):
+        _scheme(model_source("Qwen/Qwen3-0.6B").spec, opts)
+    ok = VLLMOptions(quantization="online", engine_version="0.33.0", quantization_config='{"linear": "mxfp4"}')
+    assert _scheme(model_source("Qwen/Qwen3-0.6B").spec, ok)[0].method == "none"  # taken, not sized
 
 
 def test_a_moe_spec_on_a_dense_model_is_never_checked():
