@@ -33,6 +33,8 @@ MOE_ONLY = ["int8_per_channel_static", "nvfp4_per_token", "lut_b"]
 SPECS = [{"linear": w, "moe": w} for w in BOTH] + [{"moe": w} for w in MOE_ONLY] + [
     {"linear": "fp8_per_channel_static", "moe": "fp8_per_block_static"},
     {"linear": "fp8_per_channel_static", "ignore": ["re:.*self_attn.*"]},
+    # fused names (qkv_proj, gate_up_proj) and the router, as vLLM matches them (find_matching_patterns)
+    {"linear": "fp8_per_tensor_static", "ignore": ["*.self_attn.qkv_proj", "re:.*mlp\\.gate$", "*.mlp.gate_up_proj"]},
     {"targets": {"re:.*mlp.*": "fp8_per_channel"}},
     {"linear": "fp8_per_channel_static", "_without_quantization": True},
     # refused as the model is built (online/base.py OnlineQuantizationConfig._get_method_cls)

@@ -43,6 +43,7 @@ class QuantScheme(BaseModel):
     quantize_groups: tuple[str, ...] = ("attention", "dense_mlp", "routed_experts", "shared_experts", "ssm")
     one_scale_per_module: bool = False  # per-tensor scales of vLLM's fused modules (qkv_proj, gate_up_proj): one
     pad_to: int = 0  # the GEMM kernel pads K and N (and per-channel scales) to a multiple of this after loading
+    fused_names: bool = False  # ignore patterns also match vLLM's fused module names (online quantization)
     source: str = ""
 
 
@@ -252,8 +253,16 @@ _ALIASES = [  # our inventory name -> names real checkpoints use for the same mo
 ]
 
 
-def module_names(t: TensorSpec, composite: bool) -> list[str]:
-    """Checkpoint module names this tensor may go by (for matching ignore lists)."""
+# vLLM's fused modules (packed_modules_mapping) and the routed experts' layer, whose names an online ignore pattern
+# may give (vLLM 0.34.0 quantization/utils/config_utils.py find_matching_patterns: the fused name first, then each
+# shard's; the experts are one RoutedExperts layer named `...mlp.experts`)
+_FUSED = [(r"\.self_attn\.[qkv]_proj$", ".self_attn.qkv_proj"), (r"\.mlp\.(gate|up)_proj$", ".mlp.gate_up_proj"),
+          (r"\.mlp\.experts\.(gate_up|up|down)_proj$", ".mlp.experts")]
+
+
+def module_names(t: TensorSpec, composite: bool, fused: bool = False) -> list[str]:
+    """Checkpoint module names this tensor may go by (for matching ignore lists); fused: vLLM's fused module name
+    too (an online quantization's ignore list names vLLM's layers)."""
     base = re.sub(r"\.(weight|bias)$", "", t.name)
     names = [base]
     for pattern, subs in _ALIASES:
@@ -261,6 +270,8 @@ def module_names(t: TensorSpec, composite: bool) -> list[str]:
         if m:
             names = [base[: m.start()] + s + base[m.end():] for s in subs]
             break
+    if fused:
+        names += [base[: m.start()] + sub for p, sub in _FUSED if (m := re.search(p, base))]
     if composite:
         names += [n.replace("model.", "model.language_model.", 1) for n in names]
     return names

@@ -241,6 +241,13 @@ def merged(quantization: str, values: list[str], version: str | None = None) -> 
     return [json.dumps(out)]
 
 
+def _ignore(patterns: list[str]) -> tuple[str, ...]:
+    """An online ignore list in vramcalc's pattern language (quant.py _ignore_regex): vLLM matches a name exactly, by
+    fnmatch or, with `re:`, by re.match (quantization/utils/config_utils.py is_equal_or_regex_match, use_fnmatch);
+    vramcalc reads a plain name as a substring, so it is given as an anchored regex."""
+    return tuple(p if p.startswith("re:") or any(c in p for c in "*?[") else f"re:{re.escape(p)}$" for p in patterns)
+
+
 def online_scheme(values: list[str], version: str | None = None, experts: bool = True) -> tuple[Any, list[str]]:
     """(the QuantScheme of the linear layers, what is not sized) for `--quantization online --quantization-config
     JSON` on an unquantized checkpoint (vLLM 0.34.0 online/base.py OnlineQuantizationConfig.get_quant_method:
@@ -268,6 +275,6 @@ def online_scheme(values: list[str], version: str | None = None, experts: bool =
     if w not in _LINEAR_SIZED or (isinstance(linear, dict) and linear.get("hadamard_size")):
         return QuantScheme(method="none"), unsized
     method, per_module = _LINEAR_SIZED[w]
-    return QuantScheme(method=method, bits=8, scale_dtype="float32", ignore=tuple(obj.get("ignore") or ()),
-                       quantize_groups=_LINEAR_GROUPS, one_scale_per_module=per_module, pad_to=16,
+    return QuantScheme(method=method, bits=8, scale_dtype="float32", ignore=_ignore(obj.get("ignore") or []),
+                       quantize_groups=_LINEAR_GROUPS, one_scale_per_module=per_module, pad_to=16, fused_names=True,
                        source="vllm/model_executor/layers/quantization/online/fp8.py (v0.34.0)"), unsized
