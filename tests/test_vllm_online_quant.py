@@ -153,14 +153,16 @@ def test_an_empty_config_has_no_effect():
 
 
 BUILD_REFUSALS = [r for r in ALL if (r.get("build_error") or "").startswith(
-    ("ValueError: online quantization for", "NotImplementedError: hadamard_size"))]
+    ("ValueError: online quantization for", "NotImplementedError: hadamard_size",
+     "ValueError: Found different quantization schemes"))]
 
 
 @pytest.mark.parametrize("row", BUILD_REFUSALS, ids=lambda r: f"{r['release']} {r['model']} tp{r['tp']} "
                                                               f"{json.dumps(r['quantization_config'])}")
 def test_build_time_refusals_in_vllms_words(row):
-    """A weight no online method of the layer kind takes, and hadamard_size beside another than MXFP4 linear: vLLM
-    refuses them as it builds the first such layer (online/base.py OnlineQuantizationConfig._get_method_cls)."""
+    """A weight no online method of the layer kind takes, hadamard_size beside another than MXFP4 linear, an ignore
+    list taking some shards of a fused module: vLLM refuses them as it builds the first such layer (online/base.py
+    OnlineQuantizationConfig._get_method_cls, compressed_tensors/utils.py should_ignore_layer)."""
     said = row["build_error"]  # the oracle keeps the first 400 characters of vLLM's message
     with pytest.raises(InputError) as e:
         _scheme(model_source(row["model"]).spec, _opts(row))

@@ -41,6 +41,8 @@ SPECS = [{"linear": w, "moe": w} for w in BOTH] + [{"moe": w} for w in MOE_ONLY]
     {"linear": "int8_per_channel_static"},
     {"moe": {"weight": "nvfp4_per_token"}},
     {"linear": {"weight": "fp8_per_channel_static", "hadamard_size": 32}},
+    # an ignore list naming some shards of a fused module (compressed_tensors/utils.py should_ignore_layer)
+    {"linear": "fp8_per_tensor_static", "ignore": ["re:.*q_proj"]},
 ]
 
 

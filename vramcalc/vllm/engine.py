@@ -756,7 +756,13 @@ def _scheme(spec: ModelSpec, opts: VLLMOptions) -> tuple[QuantScheme, bool]:
     if gguf:
         return scheme_from_config(None), True
     if opts.quantization and _online(opts):
-        return _online_scheme(spec, opts)[0], False
+        from .quant_config import shard_ignore_refusal
+
+        scheme = _online_scheme(spec, opts)[0]
+        refusal = shard_ignore_refusal(spec, scheme)
+        if refusal is not None:
+            raise refusal
+        return scheme, False
     if opts.quantization:
         return target_scheme(opts.quantization), False
     return scheme_from_config(spec.quantization_config, spec), False

@@ -278,3 +278,32 @@ def online_scheme(values: list[str], version: str | None = None, experts: bool =
     return QuantScheme(method=method, bits=8, scale_dtype="float32", ignore=_ignore(obj.get("ignore") or []),
                        quantize_groups=_LINEAR_GROUPS, one_scale_per_module=per_module, pad_to=16, fused_names=True,
                        source="vllm/model_executor/layers/quantization/online/fp8.py (v0.34.0)"), unsized
+
+
+# vLLM's fused linear modules and their shards (packed_modules_mapping of the catalog's decoder layers)
+_SHARDS = {"self_attn.qkv_proj": ("q_proj", "k_proj", "v_proj"), "mlp.gate_up_proj": ("gate_proj", "up_proj")}
+
+
+def shard_ignore_refusal(spec: Any, scheme: Any) -> InputError | None:
+    """An online ignore list that takes some shards of a fused module and not the others: vLLM refuses it as it
+    builds the first such layer (v0.34.0 quantization/compressed_tensors/utils.py should_ignore_layer)."""
+    from ..params import inventory
+    from ..quant import _ignored, module_names
+
+    if not scheme.fused_names or not scheme.ignore:
+        return None
+    composite = spec.vision is not None
+    seen: dict[str, list[bool]] = {}
+    for t in inventory(spec):
+        m = re.match(r"(model\.layers\.\d+)\.(self_attn|mlp)\.(\w+)\.weight$", t.name)
+        if not m:
+            continue
+        fused = next((f for f, shards in _SHARDS.items() if f.startswith(m.group(2)) and m.group(3) in shards), None)
+        if fused is not None:
+            seen.setdefault(f"{m.group(1)}.{fused}", []).append(_ignored(module_names(t, composite, True),
+                                                                        scheme.ignore))
+    for name, ignored in seen.items():
+        if any(ignored) and not all(ignored):
+            return InputError(f"ValueError: Found different quantization schemes for the shards of {name}. vLLM "
+                              "requires all to use the same scheme.")
+    return None
