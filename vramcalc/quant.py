@@ -44,6 +44,7 @@ class QuantScheme(BaseModel):
     one_scale_per_module: bool = False  # per-tensor scales of vLLM's fused modules (qkv_proj, gate_up_proj): one
     pad_to: int = 0  # the GEMM kernel pads K and N (and per-channel scales) to a multiple of this after loading
     fused_names: bool = False  # ignore patterns also match vLLM's fused module names (online quantization)
+    only: tuple[str, ...] = ()  # where set, only the modules these patterns match are quantized (online targets)
     source: str = ""
 
 
@@ -395,6 +396,12 @@ def _ignored(names: list[str], patterns: tuple[str, ...]) -> bool:
         return False
     rx = _ignore_regex(patterns)
     return any(rx.match(n) for n in names)
+
+
+def left_unquantized(t: TensorSpec, composite: bool, s: QuantScheme) -> bool:
+    """Whether the scheme's ignore list takes tensor t, or its `only` list (online targets) does not."""
+    names = module_names(t, composite, s.fused_names)
+    return _ignored(names, s.ignore) or (bool(s.only) and not _ignored(names, s.only))
 
 
 # ---------------------------------------------------------------- bytes per matrix

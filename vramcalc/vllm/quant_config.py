@@ -253,7 +253,8 @@ def online_scheme(values: list[str], version: str | None = None, experts: bool =
     JSON` on an unquantized checkpoint (vLLM 0.34.0 online/base.py OnlineQuantizationConfig.get_quant_method:
     linear for LinearBase layers, moe for the routed experts, ignore leaving the layers it names unquantized).
     The routed experts' online formats are not sized (their post-load step does not run on a CPU machine): they
-    stay at the checkpoint dtype, an upper bound; so are targets and the linear formats outside _LINEAR_SIZED.
+    stay at the checkpoint dtype, an upper bound; so are the linear formats outside _LINEAR_SIZED, and targets
+    unless every pattern gives the linear layers one sized format (then only the layers they match are quantized).
     experts: whether the model has routed experts (vLLM checks the moe spec only as it builds them)."""
     from ..quant import QuantScheme
 
@@ -270,12 +271,28 @@ def online_scheme(values: list[str], version: str | None = None, experts: bool =
         unsized.append(f"linear {_str(linear)}")
     if experts and _weight(moe, "moe", rel) not in (None, "int4_per_group_32"):
         unsized.append(f"moe {_str(moe)} (the routed experts sized at the checkpoint dtype, an upper bound)")
-    if obj.get("targets"):
-        unsized.append("targets (the layers they name sized at the checkpoint dtype)")
+    only: tuple[str, ...] = ()
+    targets = obj.get("targets") or {}
+    if targets:  # linear / moe are unset: each pattern's spec for the layer kind it matches (shorthand or spec)
+        lin = [t if isinstance(t, dict) else ("{}" if "linear" not in rel.shorthands.get(t, []) else t)
+               for t in targets.values()]
+        for t in lin:
+            if t != "{}":
+                _takes("linear", t, rel.linear_methods, rel)
+        weights = {_weight(t, "linear", rel) if t != "{}" else None for t in lin}
+        hadamard = any(isinstance(t, dict) and t.get("hadamard_size") or t == "mxfp4_hadamard32" for t in lin)
+        if len(weights) == 1 and next(iter(weights)) in _LINEAR_SIZED and not hadamard:
+            w, linear, only = next(iter(weights)), None, _ignore(list(targets))
+        else:
+            unsized.append("targets (the layers they name sized at the checkpoint dtype)")
+        moe_t = [t for t in targets.values() if isinstance(t, dict) or "moe" in rel.shorthands.get(t, [])]
+        if experts and moe_t:
+            unsized.append("targets on the routed experts, where a pattern names them (sized at the checkpoint "
+                           "dtype, an upper bound)")
     if w not in _LINEAR_SIZED or (isinstance(linear, dict) and linear.get("hadamard_size")):
         return QuantScheme(method="none"), unsized
     method, per_module = _LINEAR_SIZED[w]
-    return QuantScheme(method=method, bits=8, scale_dtype="float32", ignore=_ignore(obj.get("ignore") or []),
+    return QuantScheme(method=method, bits=8, scale_dtype="float32", ignore=_ignore(obj.get("ignore") or []), only=only,
                        quantize_groups=_LINEAR_GROUPS, one_scale_per_module=per_module, pad_to=16, fused_names=True,
                        source="vllm/model_executor/layers/quantization/online/fp8.py (v0.34.0)"), unsized
 
