@@ -168,8 +168,10 @@ def _weight(spec: dict[str, Any] | str | None, kind: str, rel: VllmQuantConfigRe
     return spec.get("weight")
 
 
-# the layer class vLLM builds first of each kind in the catalog's decoder layers (attention before the MLP / MoE), whose
-# name the build-time refusal carries (online/base.py OnlineQuantizationConfig._get_method_cls: layer_cls.__name__)
+# the layer class vLLM builds first of each kind, whose name the build-time refusal carries (online/base.py
+# OnlineQuantizationConfig._get_method_cls: layer_cls.__name__): a Llama / Qwen-style decoder layer's qkv_proj, as in
+# the oracle's rows; a model whose first linear layer is another (MLA's fused_qkv_a_proj, a Mamba in_proj) names
+# that class instead, which this text does not follow
 _FIRST_LAYER = {"linear": "QKVParallelLinear", "moe": "RoutedExperts"}
 
 
