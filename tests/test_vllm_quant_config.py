@@ -1,6 +1,6 @@
 """--quantization-config against vLLM's own parser run on CPU (tests/data/vllm_quant_config_oracle_v0.33.0.json
 and _v0.34.0.json, tools/vllm_quant_config_oracle.py): each value vLLM refuses is refused in its words, each it
-takes is taken (and warned as not modelled: the weight bytes of the specs are not sized)."""
+takes is taken (and read as the option: tests/test_vllm_online_quant.py checks the bytes it sizes)."""
 
 from __future__ import annotations
 
@@ -68,4 +68,6 @@ def test_a_pasted_command_refuses_or_warns_as_vllm_0_34(row):
         if not any(row["resolved"].values()):  # {}: nothing set
             assert any("--quantization-config" in n for n in r.no_effect)
             return
-        assert any(w.code == "command.not_modelled" and "--quantization-config" in w.text for w in r.warnings)
+        # read as the option (tests/test_vllm_online_quant.py sizes it against vLLM's own online methods)
+        assert r.options["quantization_config"] == _value(row["argv"])[-1]
+        assert not any(w.code == "command.not_modelled" and "--quantization-config" in w.text for w in r.warnings)

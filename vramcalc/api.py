@@ -165,7 +165,12 @@ def vllm_report(model: Model, system: SystemLike, options: dict[str, Any]) -> "V
     if said is not None:
         report = dataclasses.replace(report, result=report.result.model_copy(
             update={"warnings": [said] + report.result.warnings}))
-    return with_speed(report, source.spec, sys_, options.get("quantization"),  # type: ignore[no-any-return]
+    from .vllm.quant_config import is_online
+
+    quant = options.get("quantization")
+    if is_online(quant, options.get("quantization_config") is not None, options.get("engine_version")):
+        quant = None  # the speed estimate reads an online quantization's weights as the checkpoint stores them
+    return with_speed(report, source.spec, sys_, quant,  # type: ignore[no-any-return]
                       enforce_eager=bool(options.get("enforce_eager")), kv_cache_dtype=options.get("kv_cache_dtype"),
                       prefix_caching=options.get("enable_prefix_caching"), **load)
 

@@ -1462,6 +1462,13 @@ class VllmQuantConfigRelease(Fixed):
     shorthands: dict[str, list[str]]
     spec_fields: list[str]
     target_specs: bool
+    # online/base.py: str(QuantKey) of each weight a spec may resolve to (a QUANT_KEY_NAMES name, or the static key a
+    # shorthand gives), the weight each shorthand resolves to, and the weights _ONLINE_LINEAR_METHODS /
+    # _ONLINE_MOE_METHODS take (0.34.0; empty: not recorded for the release)
+    weight_keys: dict[str, str] = {}
+    shorthand_weights: dict[str, str] = {}
+    linear_methods: list[str] = []
+    moe_methods: list[str] = []
 
 
 class VllmQuantConfig(Sourced):

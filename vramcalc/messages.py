@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, field_validator
 Level = Literal["error", "warning", "note"]
 
 CODES: dict[str, str] = {
+    # vLLM: online quantization (--quantization online / a shorthand, --quantization-config; vllm/quant_config.py)
+    "vllm.online_quant.not_sized": "an online weight format whose post-load bytes vramcalc does not size (upper bound)",
+    "vllm.online_quant.ptpc_kernel": "online FP8 per-channel needs a per-token FP8 GEMM (SM 8.9+ or ROCm MI3xx)",
+    "vllm.online_quant.unused": "--quantization-config without --quantization online: vLLM builds no online method",
     # vLLM: speculative decoding (--speculative-config; vramcalc/vllm/spec_decode.py)
     "vllm.spec.config": "vLLM refuses the --speculative-config (SpeculativeConfig's own words)",
     "vllm.spec.deprecated_method": "a per-model MTP method name, which vLLM replaces with mtp",

@@ -722,6 +722,12 @@ def _vllm_reading(p: Parsed) -> Reading:
                      "gdn_prefill_backend", "kda_prefill_backend", "mamba_backend", "mamba_ssu_algorithm",
                      "offload_backend", "all2all_backend"):
             opts[fld] = None if fld == "mm_encoder_attn_dtype" and v == "None" else v
+        elif fld == "quantization_config":  # the last one, as argparse keeps it (read above, vllm/quant_config.py)
+            obj = read_quant_config(f.values, p.engine_version)
+            if any(obj.get(k) for k in ("linear", "moe", "ignore", "targets")):
+                opts[fld] = f.values[-1]
+            else:  # {}: nothing set (resolve_quantization_config returns an empty QuantizationConfigArgs)
+                no_effect.append(f.written())
         elif fld == "speculative_config":
             # --speculative-config JSON, its dotted keys, and the --spec-method / --spec-model / --spec-tokens
             # shorthands of vllm/engine/arg_utils.py (command_flags.json key), merged into one config

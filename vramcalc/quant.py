@@ -41,6 +41,10 @@ class QuantScheme(BaseModel):
     double_quant: bool = False  # bitsandbytes nested absmax quantization
     ignore: tuple[str, ...] = ()
     quantize_groups: tuple[str, ...] = ("attention", "dense_mlp", "routed_experts", "shared_experts", "ssm")
+    one_scale_per_module: bool = False  # per-tensor scales of vLLM's fused modules (qkv_proj, gate_up_proj): one
+    pad_to: int = 0  # the GEMM kernel pads K and N (and per-channel scales) to a multiple of this after loading
+    fused_names: bool = False  # ignore patterns also match vLLM's fused module names (online quantization)
+    only: tuple[str, ...] = ()  # where set, only the modules these patterns match are quantized (online targets)
     source: str = ""
 
 
@@ -250,8 +254,16 @@ _ALIASES = [  # our inventory name -> names real checkpoints use for the same mo
 ]
 
 
-def module_names(t: TensorSpec, composite: bool) -> list[str]:
-    """Checkpoint module names this tensor may go by (for matching ignore lists)."""
+# vLLM's fused modules (packed_modules_mapping) and the routed experts' layer, whose names an online ignore pattern
+# may give (vLLM 0.34.0 quantization/utils/config_utils.py find_matching_patterns: the fused name first, then each
+# shard's; the experts are one RoutedExperts layer named `...mlp.experts`)
+_FUSED = [(r"\.self_attn\.[qkv]_proj$", ".self_attn.qkv_proj"), (r"\.mlp\.(gate|up)_proj$", ".mlp.gate_up_proj"),
+          (r"\.mlp\.experts\.(gate_up|up|down)_proj$", ".mlp.experts")]
+
+
+def module_names(t: TensorSpec, composite: bool, fused: bool = False) -> list[str]:
+    """Checkpoint module names this tensor may go by (for matching ignore lists); fused: vLLM's fused module name
+    too (an online quantization's ignore list names vLLM's layers)."""
     base = re.sub(r"\.(weight|bias)$", "", t.name)
     names = [base]
     for pattern, subs in _ALIASES:
@@ -259,6 +271,8 @@ def module_names(t: TensorSpec, composite: bool) -> list[str]:
         if m:
             names = [base[: m.start()] + s + base[m.end():] for s in subs]
             break
+    if fused:
+        names += [base[: m.start()] + sub for p, sub in _FUSED if (m := re.search(p, base))]
     if composite:
         names += [n.replace("model.", "model.language_model.", 1) for n in names]
     return names
@@ -384,6 +398,12 @@ def _ignored(names: list[str], patterns: tuple[str, ...]) -> bool:
     return any(rx.match(n) for n in names)
 
 
+def left_unquantized(t: TensorSpec, composite: bool, s: QuantScheme) -> bool:
+    """Whether the scheme's ignore list takes tensor t, or its `only` list (online targets) does not."""
+    names = module_names(t, composite, s.fused_names)
+    return _ignored(names, s.ignore) or (bool(s.only) and not _ignored(names, s.only))
+
+
 # ---------------------------------------------------------------- bytes per matrix
 
 
@@ -396,6 +416,9 @@ def matrix_tensors(s: QuantScheme, out: int, inp: int) -> list[tuple[str, str, i
         return [("weight", "F8_E4M3", m),
                 ("weight_scale_inv", s.scale_dtype, ceil(out / bo) * ceil(inp / bi) * dtype_bytes(s.scale_dtype))]
     if s.method in ("fp8_tensor", "fp8_channel", "int8_tensor", "int8_channel"):
+        if s.pad_to:  # vLLM 0.34.0 kernels/linear/scaled_mm/cutlass.py CutlassFP8ScaledMMLinearKernel
+            out, inp = ceil(out / s.pad_to) * s.pad_to, ceil(inp / s.pad_to) * s.pad_to  # .process_weights_after_loading
+            m = out * inp
         scales = 1 if s.method.endswith("tensor") else out
         t = [("weight", "I8" if s.method.startswith("int8") else "F8_E4M3", m),
              ("weight_scale", s.scale_dtype, scales * dtype_bytes(s.scale_dtype))]

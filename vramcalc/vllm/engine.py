@@ -97,7 +97,11 @@ class VLLMOptions(CheckedOptions):
     max_num_batched_tokens: int | None = Field(default=None, ge=1, le=MAX_CONTEXT)
     kv_cache_dtype: KVCacheDtype = "auto"
     block_size: int | None = Field(default=None, ge=1, le=MAX_BLOCK_SIZE)
-    quantization: str | None = None  # a vramcalc target (fp8, awq, ...) for --quantization
+    quantization: str | None = None  # a vramcalc target (fp8, awq, ...) for --quantization, or online / an online
+    #                                  shorthand (vllm/quant_config.py is_online)
+    # --quantization-config's JSON as given (vllm/quant_config.py): with --quantization online or a shorthand it
+    # names the online weight formats; without one vLLM builds no online method on an unquantized checkpoint
+    quantization_config: str | None = None
     dtype: str | None = None  # DTYPES, or half / float
     enforce_eager: bool = False
     moe_backend: str | None = None  # --moe-backend (MXFP4_MOE_BACKENDS); None: vLLM's choice
@@ -758,9 +762,34 @@ def _scheme(spec: ModelSpec, opts: VLLMOptions) -> tuple[QuantScheme, bool]:
     gguf = not opts.quantization and (spec.quantization_config or {}).get("quant_method") == "gguf"
     if gguf:
         return scheme_from_config(None), True
+    if opts.quantization and _online(opts):
+        from .quant_config import shard_ignore_refusal
+
+        scheme = _online_scheme(spec, opts)[0]
+        refusal = shard_ignore_refusal(spec, scheme)
+        if refusal is not None:
+            raise refusal
+        return scheme, False
     if opts.quantization:
         return target_scheme(opts.quantization), False
     return scheme_from_config(spec.quantization_config, spec), False
+
+
+def _online(opts: VLLMOptions) -> bool:
+    from .quant_config import is_online
+
+    return is_online(opts.quantization, opts.quantization_config is not None, opts.engine_version)
+
+
+def _online_scheme(spec: ModelSpec, opts: VLLMOptions) -> tuple[QuantScheme, list[str]]:
+    """The linear layers' scheme and the parts not sized of `--quantization online / SHORTHAND
+    [--quantization-config JSON]` (vllm/quant_config.py online_scheme, merged as vLLM merges them)."""
+    from .quant_config import merged, online_scheme
+
+    assert opts.quantization is not None
+    values = [opts.quantization_config] if opts.quantization_config is not None else []
+    experts = any(la.mlp.kind == "moe" for la in spec.layers)
+    return online_scheme(merged(opts.quantization, values, opts.engine_version), opts.engine_version, experts)
 
 
 def _pre_start_messages(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, scheme: QuantScheme
@@ -770,12 +799,49 @@ def _pre_start_messages(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, scheme: Qu
     wdtype, dtype_msgs = dtype_messages(spec, gpu, opts.dtype)
     msgs = platform_messages(gpu) + source_messages(spec) + dtype_msgs + parallel_messages(spec, opts.tp, opts.pp)
     msgs += quant_messages(spec, scheme, opts.tp, gpu.compute_capability)
+    msgs += _online_messages(spec, opts, gpu)
     errors: list[Message] = []
     warnings: list[Message] = []
     for m in msgs:  # printed as before: an error names where vLLM raises it, and both say what to do instead
         line = m.text + (f" [{m.source}]" if m.level == "error" else "") + (f" Instead: {m.fix}" if m.fix else "")
         (errors if m.level == "error" else warnings).append(m.model_copy(update={"text": line}))
     return wdtype, errors, warnings
+
+
+def _online_messages(spec: ModelSpec, opts: VLLMOptions, gpu: GPU) -> list[Message]:
+    """What vramcalc does not size of an online quantization, and a --quantization-config vLLM does not use."""
+    if opts.quantization and _online(opts):
+        scheme, unsized = _online_scheme(spec, opts)
+        out: list[Message] = []
+        cc = float(gpu.compute_capability or 0)
+        if scheme.method == "fp8_channel" and gpu.vendor != "amd" and cc < 8.9:
+            # online/fp8.py Fp8PtpcOnlineLinearMethod.create_weights: below SM 8.9 CUDA's FP8 GEMM is Marlin (W8A16)
+            out.append(error("vllm.online_quant.ptpc_kernel", "FP8 PTPC online quant requires a kernel that honors "
+                             "per-token activation quantization; MarlinFP8ScaledMMLinearKernel is W8A16 weight-only. "
+                             "Requires SM89+ for Cutlass FP8 or ROCm MI3xx for rowwise scaled_mm. "
+                             "[vllm/model_executor/layers/quantization/online/fp8.py Fp8PtpcOnlineLinearMethod]",
+                             fix="--quantization-config '{\"linear\": \"fp8_per_tensor_static\"}'",
+                             source="vllm/model_executor/layers/quantization/online/fp8.py (v0.34.0)"))
+        elif scheme.method != "none" and (gpu.vendor == "amd" or cc < 8.9):
+            out.append(warning("vllm.online_quant.not_sized", "online FP8 linear layers on this GPU take another GEMM "
+                               f"kernel than CUDA SM 8.9+'s Cutlass ({'ROCm' if gpu.vendor == 'amd' else 'Marlin'}), "
+                               "whose post-load layout is not checked: sized as Cutlass keeps them",
+                               source="vllm/model_executor/kernels/linear/__init__.py _POSSIBLE_FP8_KERNELS (v0.34.0)"))
+        return out + [warning("vllm.online_quant.not_sized", f"online quantization: {part} is not sized (its post-load "
+                        "layout is not checked against vLLM's own code); sized at the checkpoint dtype, an upper bound",
+                        source="vllm/model_executor/layers/quantization/online/base.py (v0.34.0)")
+                for part in unsized]
+    if opts.quantization_config is not None and not opts.quantization:
+        if spec.quantization_config:
+            return [warning("vllm.online_quant.not_sized", "--quantization-config on a quantized checkpoint: "
+                            "online quantization of the layers its method leaves unquantized is not sized",
+                            source="vllm/model_executor/model_loader/weight_utils.py get_quant_config (v0.34.0)")]
+        return [warning("vllm.online_quant.unused", "--quantization-config without --quantization online (or an "
+                        "online shorthand): ModelConfig.quantization stays unset on an unquantized checkpoint, so "
+                        "vLLM builds no quantization config and the weights load unquantized",
+                        fix="--quantization online",
+                        source="vllm/config/vllm.py VllmConfig._get_quantization_config (v0.34.0)")]
+    return []
 
 
 def _unchunked_refusal(mnbt: int, L: int) -> Message:
@@ -2875,7 +2941,9 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
             extensible: bool = False) -> VLLMResult:
     counts = count_params(spec)
     runtime = None
-    if opts.quantization:
+    if opts.quantization and _online(opts):
+        runtime = opts.quantization  # vLLM quantizes the checkpoint at load time
+    elif opts.quantization:
         target = quant_targets().get(opts.quantization)
         runtime = target.vllm_runtime_flag if target else None
     # a target vLLM cannot produce at load time needs a checkpoint in that format: say so in the command
@@ -2898,6 +2966,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.append(f"--{'enable' if opts.enable_extensible_kv_cache else 'disable'}-extensible-kv-cache")
     if runtime:
         cmd.append(f"--quantization {runtime}")
+    if opts.quantization_config is not None:
+        cmd.append(f"--quantization-config {shlex.quote(opts.quantization_config)}")
     if opts.kv_cache_dtype != "auto":
         cmd.append(f"--kv-cache-dtype {opts.kv_cache_dtype}")
     if opts.max_num_seqs:

@@ -29,7 +29,8 @@ from ..errors import InputError
 from ..kv import dtype_bytes
 from ..memo import Memo, layers_weight
 from ..params import inventory
-from ..quant import QuantScheme, _ignored, _matrices, matrix_tensors, module_names, scheme_from_config
+from ..quant import (QuantScheme, _matrices, left_unquantized, matrix_tensors,
+                     scheme_from_config)
 from ..spec import LayerSpec, ModelSpec, TensorSpec
 
 
@@ -362,7 +363,7 @@ def _quantized_rank_matrices(spec: ModelSpec, tp: int, pp: int, scheme: QuantSch
     for stage, t, mats in _rank_linear_matrices(spec, tp, pp, moe, partition):
         if t.group not in scheme.quantize_groups or (t.group == "routed_experts" and not experts):
             continue
-        if not _ignored(module_names(t, composite), scheme.ignore):
+        if not left_unquantized(t, composite, scheme):
             yield stage, mats
 
 
@@ -439,7 +440,7 @@ def gfx11_row_pad_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: Qu
         if t.group == "routed_experts":
             continue
         quantized = scheme.method != "none" and t.group in scheme.quantize_groups and \
-            not _ignored(module_names(t, composite), scheme.ignore)
+            not left_unquantized(t, composite, scheme)
         if not quantized:
             stage[st] += sum(c * o * 128 for c, o, i in mats if (i * element) % 2048 == 0)
     return [stage[st] for st in range(pp) for _ in range(tp)]
@@ -519,7 +520,7 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
         if nbytes is None:
             nbytes = _tensor_rank_bytes(t, spec, tp, layer, scheme, base, mxfp4_backend, moe, composite, q_group,
                                         replicate_embed, kv_colwise)
-            if key is not None and not scheme.ignore:  # ignore lists may name single layers
+            if key is not None and not scheme.ignore and not scheme.only:  # ignore lists may name single layers
                 per_kind[key] = nbytes
         for st in stages:
             stage_bytes[st] += nbytes
@@ -540,13 +541,22 @@ def _tensor_rank_bytes(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec
     size = 4 if any(p in t.name for p in vllm_rules().fp32_params.patterns) else base
     rank_t = t.model_copy(update={"shape": shape})
     mats = _matrices(rank_t) if t.group in scheme.quantize_groups and scheme.method != "none" else []
-    if mats and not _ignored(module_names(t, composite), scheme.ignore):
+    if mats and not left_unquantized(t, composite, scheme):
         factor = 1.0
         if scheme.method == "mxfp4" and t.group == "routed_experts" and mxfp4_backend:
             padded = [(c, *_mxfp4_expert_dims(t, spec, o, i, mxfp4_backend)) for c, o, i in mats]
             mats, factor = [(c, o, i) for c, o, i, _ in padded], padded[0][3]
-        return int(factor * sum(c * sum(b for _, _, b in matrix_tensors(scheme, o, i)) for c, o, i in mats))
+        nbytes = int(factor * sum(c * sum(b for _, _, b in matrix_tensors(scheme, o, i)) for c, o, i in mats))
+        if scheme.one_scale_per_module and _FUSED_FOLLOWER.search(t.name):
+            nbytes -= sum(c for c, _, _ in mats) * 4  # the fused module's one fp32 scale is counted on its first shard
+        return nbytes
     return prod(shape) * size
+
+
+# the shards after the first of vLLM's fused linear modules (packed_modules_mapping: qkv_proj = q, k, v;
+# gate_up_proj = gate, up): an online per-tensor FP8 scale is one for the fused module (vLLM 0.34.0
+# layers/quantization/online/fp8.py Fp8PerTensorOnlineLinearMethod.process_weights_after_loading)
+_FUSED_FOLLOWER = re.compile(r"\.(k_proj|v_proj|up_proj)\.weight$")
 
 
 class LayerTensor(BaseModel):
