@@ -125,8 +125,7 @@ def main() -> None:
     for cached in (data_files._text, data_files.load, data_files.raw):  # re-read the constants just written
         cached.cache_clear()
     fit_eager(data)
-    DATA.write_text(json.dumps(data, indent=1) + "\n")
-    _clear_caches()
+    _store(data)
     if data.get("llamacpp_cuda_mmvq"):
         fit_mmvq(data)
     store_median_errors(data, list(groups))
@@ -139,14 +138,19 @@ def _clear_caches() -> None:
         cached.cache_clear()
 
 
+def _store(data: dict) -> None:
+    """Write data/speed.json and drop the cached reads of it, so the next prediction uses what was written."""
+    DATA.write_text(json.dumps(data, indent=1) + "\n")
+    _clear_caches()
+
+
 def fit_mmvq(data: dict) -> None:
     """llamacpp_cuda_mmvq.relative_efficiency r: the step is the stored model's step without the term (r = 1) plus
     x (1/r - 1), x the milliseconds the row's Q2_K / Q3_K bytes take at the profile's bandwidth; y = 1/r - 1 is the
     least squares of the relative error over the calibrate rows holding those types."""
     m = data["llamacpp_cuda_mmvq"]
     m["relative_efficiency"] = 1.0
-    DATA.write_text(json.dumps(data, indent=1) + "\n")
-    _clear_caches()
+    _store(data)
     prof = speed_data().profiles["llamacpp:cuda"]
     num = den = 0.0
     used = []
@@ -164,8 +168,7 @@ def fit_mmvq(data: dict) -> None:
     assert used, "no calibrate row holds the llamacpp_cuda_mmvq types"
     m["relative_efficiency"] = round(1 / (1 + num / den), 4)
     m["calibrated_on"] = used
-    DATA.write_text(json.dumps(data, indent=1) + "\n")
-    _clear_caches()
+    _store(data)
     print("llamacpp cuda mmvq", m["types"], "relative efficiency", m["relative_efficiency"], "on", used)
     if m.get("pascal"):
         fit_mmvq_pascal(data)
@@ -189,8 +192,7 @@ def fit_mmvq_pascal(data: dict) -> None:
     m = data["llamacpp_cuda_mmvq"]
     pas = m["pascal"]
     pas["relative_efficiency"] = 1.0
-    DATA.write_text(json.dumps(data, indent=1) + "\n")
-    _clear_caches()
+    _store(data)
     prof = speed_data().profiles["llamacpp:cuda"]
     num = den = 0.0
     used = []
@@ -210,8 +212,7 @@ def fit_mmvq_pascal(data: dict) -> None:
     assert used, "no calibrate row on a Pascal GPU holds the llamacpp_cuda_mmvq.pascal types"
     pas["relative_efficiency"] = round(min(1.0, 1 / (1 + num / den)), 4)
     pas["calibrated_on"] = used
-    DATA.write_text(json.dumps(data, indent=1) + "\n")
-    _clear_caches()
+    _store(data)
     print("llamacpp cuda mmvq on Pascal", pas["types"], "relative efficiency", pas["relative_efficiency"], "on", used)
 
 
@@ -229,8 +230,7 @@ def eager_only() -> None:
     and the median calibration error of vllm:cuda, whose calibrate eager rows it changes."""
     data = json.loads(DATA.read_text())
     fit_eager(data)
-    DATA.write_text(json.dumps(data, indent=1) + "\n")
-    _clear_caches()
+    _store(data)
     store_median_errors(data, ["vllm:cuda"])
 
 

@@ -1,10 +1,12 @@
-"""What the llama.cpp probe recorders share (tools/record_mtmd_limits.py, tools/record_spec_limits.py): their
+"""What the llama.cpp probe recorders share (tools/record_mtmd_limits.py, tools/record_spec_limits.py, tools/record_llamacpp_mtp.py): their
 arguments (the llama.cpp tree, its CPU build, the commit they are) and the fixture they write under tests/data."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,3 +26,23 @@ def write_probe_fixture(name: str, source: str, script: str, commit: str, runs: 
     out = ROOT / "tests" / "data" / f"{name}.json"
     out.write_text(json.dumps({"_source": source, "produced_by": script, "llama_cpp_commit": commit, "runs": runs},
                               indent=1) + "\n")
+
+
+def build_probe(a: argparse.Namespace, probe_source: str, common: tuple[str, ...]) -> Path:
+    """Compile tools/<probe_source> with the tree's common/<name>.cpp files and its build-info.cpp, linked against the
+    CPU build's libllama / libggml; the path of the probe binary (in a fresh temporary folder)."""
+    tmp = Path(tempfile.mkdtemp())
+    lib = next(p.parent for p in a.build.rglob("libllama.so"))
+    inc = [f"-I{a.src / d}" for d in ("common", "vendor", "include", "ggml/include")]
+    objs = []
+    for name in common:
+        objs.append(tmp / f"{name}.o")
+        subprocess.run(["g++", "-std=c++17", "-O1", "-DNDEBUG", *inc, "-c", str(a.src / "common" / f"{name}.cpp"),
+                        "-o", str(objs[-1])], check=True)
+    info = next(a.build.rglob("build-info.cpp"))
+    objs.append(tmp / "build-info.o")
+    subprocess.run(["g++", "-std=c++17", "-O1", *inc, "-c", str(info), "-o", str(objs[-1])], check=True)
+    probe = tmp / "probe"
+    subprocess.run(["g++", "-std=c++17", "-O1", *inc, str(ROOT / "tools" / probe_source), *map(str, objs),
+                    f"-L{lib}", "-lllama", "-lggml", "-lggml-base", f"-Wl,-rpath,{lib}", "-o", str(probe)], check=True)
+    return probe

@@ -18,14 +18,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests"))
 import llamacpp_mtp_models as mm  # noqa: E402
-from probe_fixture import probe_args, write_probe_fixture  # noqa: E402
+from probe_fixture import build_probe, probe_args, write_probe_fixture  # noqa: E402
 from record_spec_limits import COMMON  # noqa: E402
 
 # (n_ctx, n_parallel, n_batch, n_ubatch, --spec-draft-n-max, -fa, -ctk, -ctv, -ctkd, -ctvd, draft-mtp on)
@@ -44,20 +43,8 @@ PROBE = re.compile(r"^PROBE (.*)$", re.M)
 
 def main() -> None:
     a = probe_args()
-    tmp = Path(tempfile.mkdtemp())
-    lib = next(p.parent for p in a.build.rglob("libllama.so"))
-    inc = [f"-I{a.src / d}" for d in ("common", "vendor", "include", "ggml/include")]
-    objs = []
-    for name in COMMON:
-        objs.append(tmp / f"{name}.o")
-        subprocess.run(["g++", "-std=c++17", "-O1", "-DNDEBUG", *inc, "-c", str(a.src / "common" / f"{name}.cpp"),
-                        "-o", str(objs[-1])], check=True)
-    info = next(a.build.rglob("build-info.cpp"))
-    objs.append(tmp / "build-info.o")
-    subprocess.run(["g++", "-std=c++17", "-O1", *inc, "-c", str(info), "-o", str(objs[-1])], check=True)
-    probe = tmp / "probe"
-    subprocess.run(["g++", "-std=c++17", "-O1", *inc, str(ROOT / "tools" / "mtp_probe.cpp"), *map(str, objs),
-                    f"-L{lib}", "-lllama", "-lggml", "-lggml-base", f"-Wl,-rpath,{lib}", "-o", str(probe)], check=True)
+    probe = build_probe(a, "mtp_probe.cpp", COMMON)
+    tmp = probe.parent  # the test models are written beside it
     runs = []
     import llamacpp_models as lm  # noqa: E402
     todo = [(m, c) for m in MODELS for c in CASES] + [(m, CASES[1]) for m in ODD]

@@ -16,12 +16,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
-from probe_fixture import probe_args, write_probe_fixture  # noqa: E402
+from probe_fixture import build_probe, probe_args, write_probe_fixture  # noqa: E402
 # the common/ files the probe links (speculative.cpp and what it calls), and the build's build-info.cpp
 COMMON = ("speculative", "ngram-map", "ngram-mod", "ngram-cache", "log", "common", "sampling", "fit",
           "reasoning-budget", "unicode", "trie")
@@ -40,20 +39,7 @@ PROBE = re.compile(r"^PROBE n_max=(-?\d+) total=(\d+) per_seq=(\d+) spec=(\d) he
 
 def main() -> None:
     a = probe_args()
-    tmp = Path(tempfile.mkdtemp())
-    lib = next(p.parent for p in a.build.rglob("libllama.so"))
-    inc = [f"-I{a.src / d}" for d in ("common", "vendor", "include", "ggml/include")]
-    objs = []
-    for name in COMMON:
-        objs.append(tmp / f"{name}.o")
-        subprocess.run(["g++", "-std=c++17", "-O1", "-DNDEBUG", *inc, "-c", str(a.src / "common" / f"{name}.cpp"),
-                        "-o", str(objs[-1])], check=True)
-    info = next(a.build.rglob("build-info.cpp"))
-    objs.append(tmp / "build-info.o")
-    subprocess.run(["g++", "-std=c++17", "-O1", *inc, "-c", str(info), "-o", str(objs[-1])], check=True)
-    probe = tmp / "probe"
-    subprocess.run(["g++", "-std=c++17", "-O1", *inc, str(ROOT / "tools" / "spec_limits_probe.cpp"), *map(str, objs),
-                    f"-L{lib}", "-lllama", "-lggml", "-lggml-base", f"-Wl,-rpath,{lib}", "-o", str(probe)], check=True)
+    probe = build_probe(a, "spec_limits_probe.cpp", COMMON)
     runs = []
     for case in CASES:
         out = subprocess.run([str(probe), *map(str, case)], capture_output=True, text=True, timeout=120)

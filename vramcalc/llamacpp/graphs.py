@@ -632,6 +632,17 @@ def _qwen3next_ffn(b: Builder, layer: LayerSpec, post: T) -> T:
     return ffn
 
 
+def _mtp_input(b: Builder, spec: ModelSpec) -> T:
+    """An MTP graph's input (qwen3next.cpp / qwen35.cpp graph_mtp, 4df29be): the token rows (get_rows on tok_embd)
+    and the target's hidden rows (mtp_h_input), each RMS-normed (hnorm first, then enorm), concatenated and projected
+    by eh_proj, in the order the ops are made."""
+    tok = g.get_rows(g.weight("F16", b.h, spec.vocab_size), b.inp("tokens", "I32", b.nt))
+    h_in = b.inp("mtp_h", "F32", b.h, b.nt)
+    h_norm = b.norm(h_in)
+    e_norm = b.norm(tok)
+    return b.mm(b.h, g.concat(e_norm, h_norm, 0))
+
+
 def build_qwen3next_mtp(spec: ModelSpec, r: Reserve) -> Graph:
     """src/models/qwen3next.cpp graph_mtp (the MTP context's LLM_GRAPH_TYPE_DECODER_MTP graph, 4df29be), spec holding
     the MTP block alone: the token rows (get_rows on tok_embd: the reserve ubatch has tokens) and the target's hidden
@@ -639,11 +650,7 @@ def build_qwen3next_mtp(spec: ModelSpec, r: Reserve) -> Graph:
     over the MTP context's own KV cache; the output rows taken before the residual; the MoE FFN with its shared
     expert; the head norm (res->t_h_nextn) and the logits."""
     b = Builder(spec, r)
-    tok = g.get_rows(g.weight("F16", b.h, spec.vocab_size), b.inp("tokens", "I32", b.nt))
-    h_in = b.inp("mtp_h", "F32", b.h, b.nt)
-    h_norm = b.norm(h_in)
-    e_norm = b.norm(tok)
-    cur = b.mm(b.h, g.concat(e_norm, h_norm, 0))
+    cur = _mtp_input(b, spec)
     (layer,) = spec.layers
     sa = cur
     cur = _gated_attention(b, layer, b.norm(cur))
@@ -697,11 +704,7 @@ def build_qwen35_mtp(spec: ModelSpec, r: Reserve) -> Graph:
     logits."""
     b = Builder(spec, r)
     b.pos_per_embd = 4  # IMROPE
-    tok = g.get_rows(g.weight("F16", b.h, spec.vocab_size), b.inp("tokens", "I32", b.nt))
-    h_in = b.inp("mtp_h", "F32", b.h, b.nt)
-    h_norm = b.norm(h_in)
-    e_norm = b.norm(tok)
-    cur = b.mm(b.h, g.concat(e_norm, h_norm, 0))
+    cur = _mtp_input(b, spec)
     (layer,) = spec.layers
     sa = cur
     cur = g.same("ADD", _gated_attention(b, layer, b.norm(cur)), sa)
