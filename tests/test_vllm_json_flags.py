@@ -15,6 +15,7 @@ from vramcalc.data_files import load
 from vramcalc.data_models import VllmModelClasses
 from vramcalc.errors import InputError
 from vramcalc.pasted_command import read_command
+from vramcalc.vllm.features import features
 
 ORACLE = json.loads((Path(__file__).parent / "data" / "vllm_json_flags_oracle_v0.33.0.json").read_text())
 CASES = ORACLE["cases"]
@@ -74,7 +75,9 @@ def test_each_case_as_vllm_answers_it(row):
     ne = any(x.startswith(flag) for x in r.no_effect)
     warned = [w for w in r.warnings if w.code == "command.not_modelled" and w.text.startswith(flag)]
     # an EC consumer through ECExampleConnector is modelled (sized as precomputed embeddings): neither
-    assert ne != bool(warned) or (flag in ("--additional-config", "--ec-transfer-config") and not ne and not warned)
+    # and a weight-transfer backend whose default buffers are sized (vramcalc/vllm/weight_transfer.py): neither
+    assert ne != bool(warned) or (flag in ("--additional-config", "--ec-transfer-config", "--weight-transfer-config")
+                                  and not ne and not warned)
     if flag == "--additional-config":
         gdn = (row["additional_config"] or {}).get("gdn_prefill_backend")
         assert r.options.get("gdn_prefill_backend") == (gdn.strip().lower() if gdn and gdn != "auto" else None)
@@ -86,8 +89,12 @@ def test_each_case_as_vllm_answers_it(row):
             assert row["model_class"] == classes[row["architecture"]]
         if row["model_class"] != classes[row["architecture"]]:
             assert warned
-    elif flag == "--weight-transfer-config":  # the engine holds no device tensor at start-up; its updates' are warned
-        assert row["weight_transfer_tensors"] == [] and warned
+    elif flag == "--weight-transfer-config":  # the engine holds no device tensor at start-up; each update's buffers
+        # are sized for the backends with default sizes, the others warned about as not modelled
+        wt = features().json_flags.weight_transfer
+        backend = row["weight_transfer_backend"]
+        assert row["weight_transfer_tensors"] == [] and r.options["weight_transfer_backend"] == backend
+        assert bool(warned) == (backend in wt.unsized) and (backend in wt.unsized) != (backend in wt.buffers)
     elif flag == "--diffusion-config":
         assert row["scheduler_cls"].endswith("DiffusionScheduler") and warned
         canvas = json.loads(row["argv"][1]).get("canvas_length")

@@ -1311,11 +1311,21 @@ class VllmClassOverrides(Sourced):
     format_refusal: str
 
 
-class VllmWeightTransfer(Sourced):
+class WeightTransferBuffers(Sourced):
+    buffer_bytes: int  # each receive buffer at the trainer's default init info (0: none of vLLM's own)
+    num_buffers: int  # how many the worker's consumer holds at once
+    packed_buffer_bytes: int  # the packed buffer size the init info defaults to
+    what: str
+    init_info: str  # the trainer-side fields that change it
+
+
+class VllmWeightTransfer(SinceVersion):
     fields: list[str]
     backends: list[str]
     unknown_refusal: str
     ray_only: dict[str, str]  # backend -> its refusal without Ray workers
+    buffers: dict[str, WeightTransferBuffers]  # the backends whose per-rank update buffers have a default size
+    unsized: dict[str, str]  # the others: why their buffers cannot be sized
 
 
 class VllmEngram(Sourced):

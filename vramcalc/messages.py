@@ -87,6 +87,8 @@ CODES: dict[str, str] = {
     "vllm.mm.embeds_cache": "precomputed embeddings: the run-time encoder cache outside the KV budget, its floor and what is left",
     "vllm.mm.embeds_oom": "precomputed embeddings: the encoder cache's floor exceeds what the KV cache leaves (run-time OOM)",
     "vllm.mm.embeds_refused": "precomputed embeddings on a class that asserts on them: nothing held, such requests fail",
+    "vllm.weight_transfer.buffers": "--weight-transfer-config: a weight update's default receive buffers per GPU against what the KV cache leaves (the trainer's init info can change them)",
+    "vllm.weight_transfer.oom": "--weight-transfer-config: a weight update's default receive buffers exceed what the KV cache leaves (run-time OOM)",
     "vllm.mm.embeds_unread": "precomputed embeddings with every modality at 0 on a class or release not read",
     "vllm.mm.video_pruning_rate": "--video-pruning-rate is outside [0, 1), which vLLM refuses",
     "vllm.lora.tower_ignored": "--enable-tower-connector-lora has no effect here (no vision tower, or --language-model-only)",

@@ -45,6 +45,7 @@ from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mx
                       transformers_rope_bytes, vllm_rules, weights_per_rank)
 from ..trace import TraceTerm, term
 from .mm_embeds import EmbedsCache, embedding_only, embeds_cache, embeds_on
+from .weight_transfer import transfer_buffers, transfer_message
 
 GIB = 2**30
 MIB = 2**20
@@ -204,6 +205,9 @@ class VLLMOptions(CheckedOptions):
     # --ec-transfer-config ec_role: an ec_consumer (or ec_both) takes precomputed embeddings as --enable-mm-embeds
     # (vllm/config/vllm.py VllmConfig._resolve_mm_embedding_inputs); an ec_producer is warned as not modelled
     ec_role: Literal["ec_producer", "ec_consumer", "ec_both"] | None = None
+    # --weight-transfer-config backend: the engine built after the weights load holds nothing at start-up; each weight
+    # update's receive buffers come out of what the KV cache leaves (vramcalc/vllm/weight_transfer.py, 0.34.0)
+    weight_transfer_backend: str | None = Field(default=None, max_length=200)
     # --mm-ipc-gpu-memory-gb: GiB per GPU carved out of the KV cache for the frontend's GPU-side multimodal work, on a
     # multimodal model (vllm/multimodal/gpu_ipc_memory.py reserve_mm_ipc_gpu_memory, 0.33.0)
     mm_ipc_gpu_memory_gb: float = Field(default=0.0, ge=0, le=1_000_000)
@@ -2655,7 +2659,10 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     embeds = _embeds_cache(spec, opts, version, mnbt, wdtype, warnings)
     embeds_left: list[int] = []  # per rank of the first PP stage: what the KV cache leaves of the GPU
     embeds_margin: list[int] = []  # and the uncertainty of the terms before it (data/vllm.json verdict_margin)
-    embeds_free = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)[0] if embeds else 0
+    transfer = transfer_buffers(opts.weight_transfer_backend)
+    transfer_left: list[int] = []  # per rank: what the KV cache leaves of the GPU for a weight update's buffers
+    transfer_margin: list[int] = []
+    embeds_free = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)[0] if embeds or transfer else 0
     ext_sizing: dict[str, int] = {}
     for (w, w_bytes), (lora, vision, offloaded, prefetch_buffer), copy in zip(weights, extras, copies):
         w_bytes = w_bytes + lora - vision - offloaded + prefetch_buffer
@@ -2701,6 +2708,10 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             embeds_left.append(embeds_free - (w_bytes + a + int(non_torch) + int(graphs + outside_graphs) + kv_bytes
                                               + mm_ipc))
             embeds_margin.append(margin)
+        if transfer:  # every worker receives the trainer's weights, after start-up (vllm/v1/worker/gpu_worker.py)
+            transfer_left.append(embeds_free - (w_bytes + a + int(non_torch) + int(graphs + outside_graphs)
+                                                + kv_bytes + mm_ipc))
+            transfer_margin.append(margin)
         devices.append(DeviceBudget(rank=w.rank, gpu=gpu.id, total_bytes=total, budget_bytes=requested,
                                     weights_bytes=w_bytes, activation_bytes=a, non_torch_bytes=int(non_torch),
                                     cuda_graph_bytes=int(graphs), kv_cache_bytes=kv_bytes, uncertainty_bytes=margin,
@@ -2792,6 +2803,16 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                           "term above, the activation peak kept)",
                           source="vramcalc/vllm/mm_embeds.py (data/vllm_features.json multimodal mm_embeds, v0.34.0)",
                           tokens=embeds.tokens, width=embeds.width, itemsize=embeds.itemsize, left_bytes=left))
+    if transfer and transfer_left:
+        left = min(transfer_left)
+        warnings.append(transfer_message(transfer, left, max(transfer_margin)))
+        trace.append(term("weight-transfer buffers (each rank)", transfer.bytes,
+                          "the receive buffers of one weight update at the trainer's default init info; outside the "
+                          "KV budget, taken after start-up from what the KV cache leaves (left_bytes: free at "
+                          "start-up less every term above, the activation peak kept)",
+                          source=f"vramcalc/vllm/weight_transfer.py ({transfer.source})",
+                          backend=transfer.backend, buffer_bytes=transfer.buffer_bytes,
+                          num_buffers=transfer.num_buffers, left_bytes=left))
     trace.append(_margin_trace(devices[0]))
     safe, refusal = _verdict(devices, pools, opts, kvs, L, logged, one_block_per_seq, seqs, at_estimate)
     if refusal:
@@ -3152,6 +3173,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append("--limit-mm-per-prompt '" + json.dumps(opts.limit_mm_per_prompt, separators=(",", ":")) + "'")
     if opts.enable_mm_embeds:
         out.append("--enable-mm-embeds")
+    if opts.weight_transfer_backend is not None:
+        out.append("--weight-transfer-config '" + json.dumps({"backend": opts.weight_transfer_backend}) + "'")
     if opts.enable_prefix_caching:
         out.append("--enable-prefix-caching")
     if opts.enable_prefix_caching is False:

@@ -216,11 +216,16 @@ def _weight_transfer(flag: str, written: str, values: list[str], executor: str |
     ex = executor or ("uni" if world == 1 else "mp")
     if backend in wt.ray_only and ex != "ray" and not (executor is None and dp_ray):
         raise InputError(wt.ray_only[backend].format(backend=ex))
-    out.warnings.append(warning("command.not_modelled", f"{flag}: the {backend} engine holds no device memory "
-                                "at start-up, but each weight update takes transfer buffers sized by the trainer's "
-                                "init info (NCCL's packed buffers, the layerwise reload, sharded_rdt's ring) beside "
-                                "the KV cache (vllm/distributed/weight_transfer/, 0.33.0); vramcalc does not model "
-                                "them yet: the figures ignore it"))
+    # the engine holds nothing at start-up (vLLM 0.34.0 nccl_engine.py, ipc_engine.py, sparse_nccl_engine.py,
+    # m2n_engine.py, sharded_rdt_engine.py __init__); each update's buffers: sized (vramcalc/vllm/weight_transfer.py)
+    # for the backends with default sizes, the others warned about here
+    out.options["weight_transfer_backend"] = backend
+    why = wt.unsized.get(backend)
+    if why:
+        out.warnings.append(warning("command.not_modelled", f"{flag}: the {backend} engine holds no device memory "
+                                    f"at start-up, but {why}: each weight update takes them beside the KV cache "
+                                    f"(vllm/distributed/weight_transfer/, vLLM {wt.version}); vramcalc does not "
+                                    "model them: the figures ignore it"))
 
 
 def _engram(flag: str, written: str, values: list[str]) -> None:
