@@ -153,7 +153,7 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
 
 @pytest.mark.parametrize("command,flag", [
     ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --max-num-seqs 64 "
-     "--weight-transfer-config '{\"backend\": \"nccl\"}'", "--weight-transfer-config"),
+     "--weight-transfer-config '{\"backend\": \"sparse_nccl\"}'", "--weight-transfer-config"),
     ("llama-server -m Qwen3-8B-Q4_K_M.gguf --spec-type draft-eagle3", "--spec-type"),
     ("VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD=1 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD"),
 ])
@@ -165,7 +165,7 @@ def test_not_modelled_flags_are_warned_about_by_name(command, flag):
     assert w.text.startswith(flag) and "the figures ignore it" in w.text
     without = " ".join(command.split(" ", 1)[1:]) if command.startswith("VLLM_") else \
         command.replace(f" {flag}", "", 1).replace(" cv.gguf", "").replace(" draft-eagle3", "") \
-        .replace(" '{\"backend\": \"nccl\"}'", "")
+        .replace(" '{\"backend\": \"sparse_nccl\"}'", "")
     alone = check_command(without, "2x4090")
     figures = {k: v for k, v in r.result.to_dict().items() if k not in ("fits", "errors", "fix", "corrected_command")}
     assert figures == {k: v for k, v in alone.result.to_dict().items() if k not in ("fits", "errors", "fix", "corrected_command")}

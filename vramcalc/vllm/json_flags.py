@@ -219,9 +219,10 @@ def _weight_transfer(flag: str, written: str, values: list[str], executor: str |
     # the engine holds nothing at start-up (vLLM 0.34.0 nccl_engine.py, ipc_engine.py, sparse_nccl_engine.py,
     # m2n_engine.py, sharded_rdt_engine.py __init__); each update's buffers: sized (vramcalc/vllm/weight_transfer.py)
     # for the backends with default sizes, the others warned about here
-    out.options["weight_transfer_backend"] = backend
     why = wt.unsized.get(backend)
-    if why:
+    if not why:
+        out.options["weight_transfer_backend"] = backend
+    else:  # the figures are those of the command without it
         out.warnings.append(warning("command.not_modelled", f"{flag}: the {backend} engine holds no device memory "
                                     f"at start-up, but {why}: each weight update takes them beside the KV cache "
                                     f"(vllm/distributed/weight_transfer/, vLLM {wt.version}); vramcalc does not "
