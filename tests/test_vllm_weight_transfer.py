@@ -111,3 +111,19 @@ def test_refusals_stay_in_vllms_words():
     with pytest.raises(InputError) as e:
         check_command(f"{BASE} {_flag('sharded_rdt')} -tp 2 --distributed-executor-backend mp", "2xh100")
     assert "requires distributed_executor_backend='ray', got 'mp'" in str(e.value)
+
+
+@pytest.mark.parametrize("backend,tp,pp", [("nccl", 1, 1), ("nccl", 2, 1), ("sharded_rdt", 1, 2)])
+def test_the_explained_term_is_each_ranks_default_buffers(backend, tp, pp):
+    """Every worker receives the trainer's weights: the term is per rank, against the tightest rank's room."""
+    from vramcalc.gpus import find_gpu
+    from vramcalc.sources.catalog import load
+    from vramcalc.vllm.engine import VLLMOptions, check_vllm
+
+    r = check_vllm(load("Qwen/Qwen3-8B"), find_gpu("h100"), VLLMOptions(tp=tp, pp=pp, max_model_len=8192,
+                                                                       weight_transfer_backend=backend))
+    (t,) = [t for t in r.trace if t.name.startswith("weight-transfer buffers")]
+    assert t.value == ORACLE["figures"][backend] and t.inputs["backend"] == backend
+    assert len([w for w in r.warnings if w.code.startswith("vllm.weight_transfer")]) == 1
+    plain = check_vllm(load("Qwen/Qwen3-8B"), find_gpu("h100"), VLLMOptions(tp=tp, pp=pp, max_model_len=8192))
+    assert plain.kv_cache_tokens == r.kv_cache_tokens and not [t for t in plain.trace if "weight-transfer" in t.name]
