@@ -39,7 +39,7 @@ def test_each_child_is_the_single_model_check_of_its_command(folder):
     `llama-server -m FILE` with those flags, and the load-on-startup ones are summed per device."""
     d, ini = folder
     ini.write_text(f"[*]\nc = 8192\nn-gpu-layers = 2\n[a]\nload-on-startup = true\nngl = 4\n"
-                   f"[c]\nmodel = {d / 'b.gguf'}\nctx-size = 2048\nno-kv-offload = true\n")
+                   f"[c]\nmodel = {d / 'b.gguf'}\nctx-size = 2048\nno-kv-offload = true\nflash-attn = off\n")
     res = check_command(f"llama-server --models-dir {d} --models-preset {ini} --port 9 -fa on --models-max 2", GPU)
     rt = res.router
     assert rt is not None and [k.name for k in rt.children] == ["a", "b", "c"]
@@ -57,7 +57,7 @@ def test_each_child_is_the_single_model_check_of_its_command(folder):
         assert dev.startup_bytes == need["a"]
         assert dev.largest_bytes == sum(sorted(need.values())[-2:])  # --models-max 2
     assert res.fits and rt.starts and rt.largest_fit and res.command.startswith("llama-server --models-dir")
-    assert [w.code for w in res.warnings] == ["llamacpp.router.fit"]
+    assert [w.code for w in res.warnings] == ["llamacpp.router.fit"] and res.no_effect == ["--port 9"]
 
 
 def test_models_max_and_startup_sums(folder):
@@ -101,3 +101,5 @@ def test_refusals_and_the_printed_report(folder, capsys):
     assert "router  llama-server in router mode: no model of its own; 2 models" in out
     assert f"model   a (on demand): fits alone" in out and f"        llama-server --model {d / 'a.gguf'} -c 4096" in out
     assert "device  rtx-4090: load-on-startup 0.00 GiB, the --models-max 4 largest" in out and "verdict STARTS" in out
+    any_gpu = check_command(f"llama-server --models-dir {d} -c 4096")  # no --gpu: the smallest reference GPU
+    assert any_gpu.router is not None and any_gpu.fits and list(any_gpu.tried_systems.values()) == [True]

@@ -1385,10 +1385,12 @@ ROUTER_ONLY = ("--models-dir", "--models-preset", "--models-max", "--models-auto
 class RouterMode(NotModelledError):
     """Raised by read_command for a llama-server router (_router): check_command checks each child (_router_check)."""
 
-    def __init__(self, text: str, children: list[tuple[str, str, bool]], models_max: int) -> None:
+    def __init__(self, text: str, children: list[tuple[str, str, bool]], models_max: int,
+                 own: list[str]) -> None:
         super().__init__(text)
         self.children = children  # (model name, the child's llama-server command, load-on-startup)
         self.models_max = models_max
+        self.own = own  # the router's own flags its children do not take (--port ...): no effect on memory
 
 
 def _option_ids() -> dict[str, tuple[str, ...]]:
@@ -1491,7 +1493,8 @@ def _router(router: dict[str, Flag], docker: str | None, model: str | None, flag
     raise RouterMode(
         "llama-server starts in router mode: no -m or -hf (tools/server/server.cpp is_router_server): each model "
         "runs in a llama-server child process of its own, checked one by one by `vramcalc check -- llama-server ...`"
-        + (f" ({shown})" if shown else ""), children, models_max)
+        + (f" ({shown})" if shown else ""), children, models_max,
+        [f.written() for f in flags if f.key in ROUTER_ONLY and f.entry.get("field") not in ROUTER_FIELDS])
 
 
 def _docker_model(value: str, env: dict[str, str], warnings: list[Message]) -> str:
@@ -1826,7 +1829,7 @@ def _router_check(command: str, rm: RouterMode, system: str, host_ram_bytes: int
                if isinstance(k.check.result, LlamaResult) else 0).check
     router = RouterResult(models_max=rm.models_max, children=kids, devices=devices, starts=starts, largest_fit=largest)
     return main.model_copy(update={"command": command, "fits": starts and not alone, "warnings": warnings,
-                                   "no_effect": [], "fix": fix, "corrected_command": None, "tried_systems": {},
+                                   "no_effect": rm.own, "fix": fix, "corrected_command": None, "tried_systems": {},
                                    "router": router})
 
 
