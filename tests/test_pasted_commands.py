@@ -221,7 +221,7 @@ def test_every_not_modelled_flag_warns_by_name(engine):
                     continue  # a flag of other llama.cpp programs only, which vramcalc does not read
                 command = command.replace("llama-server", "llama-cli", 1)
         _, r = read_command(command)
-        if entry.get("field") in ("models_dir", "models_preset"):  # beside -m: no router mode, no effect
+        if entry.get("field") in ("models_dir", "models_preset", "models_max"):  # beside -m: no router, no effect
             assert f"{name} {value}" in r.no_effect and not r.warnings, command
             continue
         said = [w for w in r.warnings if w.code == "command.not_modelled"]
@@ -307,7 +307,8 @@ def test_modelled_flags_name_real_option_fields():
              "n_prompt_gen", "nnodes", "data_parallel_size_local", "optimization_level", "compilation_config",
              "preset", "load_mode", "model_url", "hf_repo_draft", "mmproj_url",
              "docker_repo", "config", "image_min_tokens", "image_max_tokens", "mtmd_batch_max_tokens",
-             "kernel_config"}  # --kernel-config: read as the backends, linear_backend_per_quant and the RDNA copies
+             "kernel_config",  # --kernel-config: read as the backends, linear_backend_per_quant and the RDNA copies
+             "models_dir", "models_preset", "models_max"}  # llama-server's router: each child checked (_router_check)
     extra |= set(JSON_FLAG_FIELDS)  # vLLM's JSON flags, refused or read in the command (vramcalc/vllm/json_flags.py)
     for engine, fields in (("vllm", VLLMOptions.model_fields), ("vllm_env", VLLMOptions.model_fields),
                            ("llamacpp", LlamaOptions.model_fields), ("llama_bench", LlamaOptions.model_fields)):
@@ -433,12 +434,14 @@ def test_presets_expand_to_the_params_arg_cpp_gives_them():
     assert later.options["model_draft"] == "hf:ggml-org/Qwen2.5-Coder-0.5B-Q8_0-GGUF::qwen2.5-coder-1.5b-q8_0.gguf"
 
 
-def test_router_mode_names_the_models_it_serves(tmp_path):
+def test_router_mode_reads_the_models_it_serves(tmp_path):
     """tools/server/server.cpp llama_server (4df29be): no model path and no -hf repo is router mode, which serves the
     models of llama.cpp's cache, --models-dir (common/preset.cpp load_from_models_dir: each .gguf, or subfolder with
     its first shard, mmproj and sidecar) and --models-preset (load_from_ini: each section but [*]), each in a child
-    process: named, not summed. -mu / -dr download in single-model mode only, so alone they start a router too.
-    Beside -m or -hf there is no router: the flags change nothing."""
+    process (checked one by one: tests/test_llamacpp_router.py). -mu / -dr download in single-model mode only, so
+    alone they start a router serving only the cache. Beside -m or -hf there is no router: the flags change nothing."""
+    from vramcalc.pasted_command import RouterMode
+
     d = tmp_path / "models"
     (d / "big").mkdir(parents=True)
     for n in ("Qwen3-8B-Q4_K_M.gguf", "mmproj-x.gguf", "mtp-x.gguf", "notes.txt"):
@@ -447,13 +450,17 @@ def test_router_mode_names_the_models_it_serves(tmp_path):
         (d / "big" / n).write_bytes(b"")
     ini = tmp_path / "p.ini"
     ini.write_text("version = 1\n[*]\nc = 8192\n[coder]\nmodel = /m/coder-Q8_0.gguf ; the coder\n"
-                   "[ggml-org/gemma-3-4b-it-GGUF:Q4_K_M]\nn-gpu-layers = 99\nn-gpu-layers = 12\n")
-    with pytest.raises(NotModelledError, match="router mode") as e:
-        check_command(f"llama-server --models-dir {d} --models-preset {ini} -c 4096", "4090")
-    said = str(e.value)
-    assert f"--models-dir {d}: " in said and "big (k-00001-of-00002.gguf + mmproj-k.gguf)" in said
-    assert "Qwen3-8B-Q4_K_M, " in said and "mmproj-x" not in said and "mtp-x" not in said and "notes" not in said
-    assert "coder (/m/coder-Q8_0.gguf), ggml-org/gemma-3-4b-it-GGUF:Q4_K_M" in said and "*" not in said.split("p.ini")[1]
+                   "[ggml-org/gemma-3-4b-it-GGUF:Q4_K_M]\nhf = ggml-org/gemma-3-4b-it-GGUF\nn-gpu-layers = 99\n"
+                   "n-gpu-layers = 12\n")
+    with pytest.raises(RouterMode, match="router mode") as e:
+        read_command(f"llama-server --models-dir {d} --models-preset {ini} -c 4096")
+    kids = {n: c for n, c, _ in e.value.children}
+    assert list(kids) == ["Qwen3-8B-Q4_K_M", "big", "coder", "ggml-org/gemma-3-4b-it-GGUF:Q4_K_M"]
+    assert kids["big"] == (f"llama-server --model {d / 'big' / 'k-00001-of-00002.gguf'} "
+                           f"--mmproj {d / 'big' / 'mmproj-k.gguf'} -c 4096")  # [*]'s c under the router's -c
+    assert kids["coder"] == "llama-server --model /m/coder-Q8_0.gguf -c 4096"
+    assert kids["ggml-org/gemma-3-4b-it-GGUF:Q4_K_M"] == ("llama-server --hf-repo ggml-org/gemma-3-4b-it-GGUF "
+                                                          "--n-gpu-layers 12 -c 4096")  # a later key wins
     with pytest.raises(NotModelledError, match="-dr ai/qwen3:8B-Q4_K_M without -m"):
         check_command("llama-server -dr ai/qwen3:8B-Q4_K_M", "4090")
     with pytest.raises(NotModelledError, match="-mu without -m"):
@@ -462,41 +469,47 @@ def test_router_mode_names_the_models_it_serves(tmp_path):
         check_command(f"llama-server --models-dir {tmp_path / 'none'}", "4090")
     with pytest.raises(InputError, match="preset file does not exist"):
         check_command(f"llama-server --models-preset {tmp_path / 'none.ini'}", "4090")
+    ini.write_text("[x]\nmodel = /m/x.gguf\nno-such-key = 1\n")
+    with pytest.raises(InputError, match="option 'no-such-key' not recognized in preset 'x'"):
+        check_command(f"llama-server --models-preset {ini}", "4090")
     _, r = read_command(f"llama-server -m Qwen3-8B-Q4_K_M.gguf --models-dir {d} --models-max 2")
-    assert r.no_effect == ["--models-max 2", f"--models-dir {d}"] and not r.warnings
+    assert r.no_effect == [f"--models-dir {d}", "--models-max 2"] and not r.warnings
 
 
-def test_router_mode_names_its_childrens_commands_and_refuses_too_many_startup_models(tmp_path):
+def test_router_mode_refuses_too_many_startup_models(tmp_path):
     """tools/server/server-models.cpp at 4df29be: each child is llama-server with the model's preset and the router's
     own flags over it (load_models: preset.merge(base_preset)), less those unset_reserved_args removes (--models-*,
     --host / --port, --api-key, the SSL files, the router's -m / -mm / -a / -hf); the presets whose load-on-startup
     is true (common_arg_utils::is_truthy: on, enabled, true, 1), or all of them when [*] says so (cascade), start
     with the router, and more than --models-max (default 4) stop it: 'number of models to load on startup (N)
     exceeds models_max (M)', printed by server.cpp as 'failed to initialize router models: ...'."""
+    from vramcalc.pasted_command import RouterMode
+
     d = tmp_path / "models"
     d.mkdir()
     for n in ("a.gguf", "b.gguf"):
         (d / n).write_bytes(b"")
-    with pytest.raises(NotModelledError) as e:
-        check_command(f"llama-server --models-dir {d} --models-max 1 --port 9 -c 4096 -ngl 99 -a x", "4090")
-    said = str(e.value)
-    assert f"llama-server -m {d / 'a.gguf'} -c 4096 -ngl 99; llama-server -m {d / 'b.gguf'} -c 4096 -ngl 99" in said
-    assert "least recently used" in said and "--port" not in said.split("own command")[1]
+    with pytest.raises(RouterMode) as e:
+        read_command(f"llama-server --models-dir {d} --models-max 1 --port 9 -c 4096 -ngl 99 -a x")
+    assert e.value.children == [("a", f"llama-server --model {d / 'a.gguf'} -c 4096 -ngl 99", False),
+                                ("b", f"llama-server --model {d / 'b.gguf'} -c 4096 -ngl 99", False)]
+    assert e.value.models_max == 1
     ini = tmp_path / "p.ini"
     ini.write_text("[x]\nmodel = /m/x.gguf\nload-on-startup = true\n[y]\nmodel = /m/y.gguf\nload-on-startup = on\n"
                    "[z]\nmodel = /m/z.gguf\nload-on-startup = false\n")
     with pytest.raises(InputError, match=r"^failed to initialize router models: number of models to load on startup "
                                          r"\(2\) exceeds models_max \(1\)"):
         check_command(f"llama-server --models-preset {ini} --models-max 1", "4090")
-    with pytest.raises(NotModelledError):  # 2 of the default 4
-        check_command(f"llama-server --models-preset {ini}", "4090")
+    with pytest.raises(RouterMode) as e:  # 2 of the default 4
+        read_command(f"llama-server --models-preset {ini}")
+    assert [(n, on) for n, _, on in e.value.children] == [("x", True), ("y", True), ("z", False)]
     ini.write_text("[*]\nload-on-startup = 1\n[x]\nmodel = /m/x.gguf\n[y]\nmodel = /m/y.gguf\nload-on-startup = 0\n")
     with pytest.raises(InputError, match=r"\(3\) exceeds models_max \(2\)"):  # x and the folder's a and b
         check_command(f"llama-server --models-preset {ini} --models-dir {d} --models-max 2", "4090")
     ini.write_text("[*]\nload-on-startup = 1\n[a]\nload-on-startup = 0\n")  # the folder's a, set off by its section
-    with pytest.raises(NotModelledError):
-        check_command(f"llama-server --models-preset {ini} --models-dir {d} --models-max 1", "4090")
-
+    with pytest.raises(RouterMode) as e:
+        read_command(f"llama-server --models-preset {ini} --models-dir {d} --models-max 1")
+    assert [(n, on) for n, _, on in e.value.children] == [("a", False), ("b", True)]
 
 def test_docker_repo_is_the_file_llama_cpp_downloads(tmp_path):
     """-dr / --docker-repo [<repo>/]<model>[:tag] (common/download.cpp common_docker_resolve_model, 4df29be): ai/ and
@@ -1432,3 +1445,13 @@ def test_flags_read_only_by_unread_families():
         assert not archs & catalog_archs, (name, archs & catalog_archs)
         families = {m.rsplit(".", 1)[-1] for m in c["read_only_by"] if m.startswith("vllm.models.")}
         assert not families & read_types, (name, families & read_types)
+
+
+def test_llama_negated_long_names_read_as_their_short_ones():
+    """common/arg.cpp at 4df29be: -nkvo / --no-kv-offload, -no-kvu / --no-kv-unified, -nr / --no-repack are one
+    option's negated names each (its args_neg); the long spelling is not the positive option."""
+    for short, long, said in (("-nkvo", "--no-kv-offload", {"no_kv_offload": True}),
+                              ("-no-kvu", "--no-kv-unified", {"kv_unified": False}),
+                              ("-nr", "--no-repack", {"cpu_repack": False})):
+        assert read_command(f"llama-server -m x.gguf {short}")[1].options == said
+        assert read_command(f"llama-server -m x.gguf {long}")[1].options == said, long

@@ -213,6 +213,8 @@ CODES: dict[str, str] = {
                               "are still reserved",
     "llamacpp.spec.no_mtp": "--spec-type draft-mtp on a model without MTP (nextn) layers: llama.cpp makes no MTP "
                             "context and llama-server stops",
+    "llamacpp.router.fit": "router mode: each child is checked alone; its --fit sizes it to the memory then free",
+    "llamacpp.router.together": "router mode: the --models-max largest models do not fit together",
     "llamacpp.mmproj.url": "-mmu: the projector's download is not here: not counted",
     "llamacpp.docker.offline": "-dr: the Docker Hub model's download is not here: read by its name and tag",
     "llamacpp.mmproj.auto": "-hf downloads the repo's projector too (--mmproj-auto): not counted without --mmproj",

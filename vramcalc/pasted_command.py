@@ -337,6 +337,13 @@ def _classify(table: dict[str, Any], name: str, canonical: str) -> dict[str, Any
     return table.get(name) or table[canonical]
 
 
+@lru_cache(maxsize=None)
+def _llama_negated() -> dict[str, str]:
+    """Each negated llama.cpp name -> the option's first negated name (--no-kv-offload -> -nkvo): a negated spelling
+    the flag table does not list is classed as that one, not as the option's positive first name."""
+    return {n: o["negated"][0] for o in llamacpp_table()["options"] for n in o["negated"]}
+
+
 def _vllm_flags(args: list[str]) -> tuple[str | None, list[Flag]]:
     from .vllm.config_file import pull_config
 
@@ -422,7 +429,8 @@ def _llama_flags(program: str, args: list[str]) -> tuple[str | None, list[Flag],
             flags.append(Flag(name=a, values=["on"], klass=entry["class"], entry=entry, key=first))
             i += 1
             continue
-        entry = _classify(classes, a, first)
+        neg = _llama_negated().get(a) if program != "llama-bench" else None
+        entry = classes.get(neg) if neg and a not in classes and neg in classes else _classify(classes, a, first)
         if entry["class"] == "refused":  # common/arg.cpp arg_removed: the handler throws as the flag is read
             said = f'{program}: error while handling argument "{a}": {entry["said"]}'
             if refusal is not None:
@@ -1182,7 +1190,7 @@ def _llama_reading(p: Parsed) -> Reading:
         # common/arg.cpp --kv-unified: "default: enabled if number of slots is auto"
         opts["kv_unified"] = False
     if p.program == "llama-server" and not path_given and not hf and (router or docker or model):
-        _router(router, docker, model, p.flags)
+        _router(router, docker, model, p.flags, p.prefix)
     no_effect += [f.written() for f in router.values()]  # a model given: no router (tools/server/server.cpp)
     if docker and not hf:  # it replaces -m / -mu's file; -hf's download replaces it in turn (common_models_handler_apply)
         model = _docker_model(docker, p.env, warnings)
@@ -1255,7 +1263,7 @@ def _mmproj_url(url: str, env: dict[str, str], opts: dict[str, Any], warnings: l
         "weights and compute buffer are not counted: download it and give --mmproj FILE")))
 
 
-ROUTER_FIELDS = ("models_dir", "models_preset")
+ROUTER_FIELDS = ("models_dir", "models_preset", "models_max")
 MTMD_FIELDS = ("image_min_tokens", "image_max_tokens", "mtmd_batch_max_tokens")
 
 
@@ -1328,10 +1336,9 @@ TRUTHY = ("on", "enabled", "true", "1")
 LOAD_ON_STARTUP = ("load-on-startup", "__PRESET_LOAD_ON_STARTUP")
 
 
-def _read_models_preset(path: str) -> tuple[list[str], list[str], list[str], bool]:
-    """The preset's models, its sections that start with the router (load-on-startup true, or unset under a [*] that
-    sets it), those that set it false, and whether [*] sets it true (it then cascades to every model the router has:
-    server-models.cpp load_models, common_preset_context::cascade; a section's own value wins, merge)."""
+def _preset_sections(path: str) -> dict[str, dict[str, str]]:
+    """common/preset.cpp parse_ini_from_file at 4df29be: each section's keys and values (a later key wins); keys
+    before any section are the default preset's."""
     import configparser
 
     f = Path(path).expanduser()
@@ -1345,11 +1352,19 @@ def _read_models_preset(path: str) -> tuple[list[str], list[str], list[str], boo
         ini.read_string("[__top__]\n" + f.read_text())
     except configparser.Error as e:
         raise InputError(f"failed to initialize router models: {path}: {e}") from None
+    return {n: dict(ini[n]) for n in ini.sections()}
+
+
+def _read_models_preset(path: str) -> tuple[list[str], list[str], list[str], bool]:
+    """The preset's models, its sections that start with the router (load-on-startup true, or unset under a [*] that
+    sets it), those that set it false, and whether [*] sets it true (it then cascades to every model the router has:
+    server-models.cpp load_models, common_preset_context::cascade; a section's own value wins, merge)."""
+    ini = _preset_sections(path)
     keys = ("model", "m", "LLAMA_ARG_MODEL", "hf-repo", "hf", "hfr", "LLAMA_ARG_HF_REPO")
     startup = lambda sec: next((sec[k].strip() in TRUTHY for k in LOAD_ON_STARTUP if k in sec), None)  # noqa: E731
     out, on_start, off = [], [], []
     every = "*" in ini and bool(startup(ini["*"]))
-    for name in ini.sections():
+    for name in ini:
         if name in ("*", "__top__"):
             continue
         src = next((ini[name][k] for k in keys if k in ini[name]), None)
@@ -1367,49 +1382,119 @@ ROUTER_ONLY = ("--models-dir", "--models-preset", "--models-max", "--models-auto
                "--api-key", "--ssl-key-file", "--ssl-cert-file", "-a", "-mm", "-mu", "-dr")
 
 
-def _router(router: dict[str, Flag], docker: str | None, model: str | None, flags: list[Flag]) -> None:
+class RouterMode(NotModelledError):
+    """Raised by read_command for a llama-server router (_router): check_command checks each child (_router_check)."""
+
+    def __init__(self, text: str, children: list[tuple[str, str, bool]], models_max: int,
+                 own: list[str]) -> None:
+        super().__init__(text)
+        self.children = children  # (model name, the child's llama-server command, load-on-startup)
+        self.models_max = models_max
+        self.own = own  # the router's own flags its children do not take (--port ...): no effect on memory
+
+
+def _option_ids() -> dict[str, tuple[str, ...]]:
+    """common/preset.cpp get_map_key_opt at 4df29be: an INI key is an option's name less its dashes, or its env name."""
+    ids: dict[str, tuple[str, ...]] = {}
+    for o in llamacpp_table()["options"]:
+        for n in [*o["names"], *o["negated"]]:
+            ids[n.lstrip("-")] = ids[n] = tuple(o["names"])
+        if o.get("env"):
+            ids[o["env"]] = tuple(o["names"])
+    return ids
+
+
+def _preset_args(section: dict[str, str], ids: dict[str, tuple[str, ...]], where: str) -> dict[tuple[str, ...], list[str]]:
+    """common/preset.cpp load_from_ini + common_preset::to_args at 4df29be: each key's option as its last (long) name
+    and the value; a switch set false is its negated name, else dropped (a negated key's value is reversed first,
+    parse_bool_arg). The preset-only keys (load-on-startup, stop-timeout) are not arguments."""
+    table = {tuple(o["names"]): o for o in llamacpp_table()["options"]}
+    out: dict[tuple[str, ...], list[str]] = {}
+    for k, v in section.items():
+        if k in ("version", "stop-timeout", *LOAD_ON_STARTUP):
+            continue
+        if k not in ids:
+            raise InputError(f"failed to initialize router models: option '{k}' not recognized in preset '{where}' "
+                             "[common/preset.cpp load_from_ini]")
+        o = table[ids[k]]
+        v = v.strip()
+        if o["values"] == 0:  # value_hint nullptr: a flag
+            if o["negated"] and k in [n.lstrip("-") for n in o["negated"]]:
+                v = "false" if v in TRUTHY else "true"
+            falsey = v in ("off", "disabled", "false", "0")  # common_arg_utils::is_falsey
+            out[ids[k]] = ([o["negated"][-1]] if o["negated"] else []) if falsey else [o["names"][-1]]
+        else:
+            out[ids[k]] = [o["names"][-1], v]
+    return out
+
+
+def _router(router: dict[str, Flag], docker: str | None, model: str | None, flags: list[Flag],
+            prefix: list[str]) -> None:
     """tools/server/server.cpp llama_server at 4df29be: with no model path and no -hf repo, llama-server starts in
-    router mode (is_router_server: -mu's and -dr's downloads are made by the single-model path only, so they start
-    it too); tools/server/server-models.cpp server_models::load_models serves the models of llama.cpp's cache, of
-    --models-dir and of --models-preset, each loaded in a llama-server child process of its own whose flags are the
-    model's preset with the router's own flags over them (preset.merge(base_preset)). At most --models-max (4; 0:
-    no limit) run at once: a request for another first stops the least recently used (unload_lru); the presets
+    router mode (is_router_server) and loads no model itself; tools/server/server-models.cpp server_models::load_models
+    serves the models of llama.cpp's cache, of --models-dir and of --models-preset, each loaded in a llama-server
+    child process of its own whose flags are [*]'s, then the folder's model (-m, --mmproj, the sidecar as -md), then
+    its section's (cascade, merge), then the router's own flags over them (preset.merge(base_preset), less
+    unset_reserved_args' --models-*, --host / --port, --api-key, SSL files, -m / -mm / -a / -hf). At most
+    --models-max (4; 0: no limit) run at once, the least recently used stopped for another (unload_lru); the presets
     marked load-on-startup start with the router, and more of them than --models-max stop it (load_models, refused
-    here in its words). Which models are loaded together is decided by the requests, and each child's --fit (on by
-    default) sizes it to the memory free when it starts: vramcalc checks one model per command, and names the
-    children's commands."""
-    what, children = [], []
-    common = " ".join(f.written() for f in flags if f.key not in ROUTER_ONLY)
+    here in its words). Raises RouterMode with the children's commands, which check_command checks one by one.
+    -mu's and -dr's downloads are made by the single-model path only: alone they start a router serving the cache."""
+    if docker or model:
+        if not router:
+            raise NotModelledError(
+                "llama-server starts in router mode: no -m or -hf (tools/server/server.cpp is_router_server) ("
+                f"{'-dr ' + docker if docker else '-mu'} without -m: llama-server downloads it only in single-model "
+                "mode, which needs -m FILE (the download's path) or -hf); as a router it serves only the models of "
+                "llama.cpp's cache, which vramcalc does not read: give -m FILE or --models-dir")
+    ids = _option_ids()
+    base = [f for f in flags if f.key not in ROUTER_ONLY]
+    base_ids = {ids.get(f.name) or ids.get(f.key) for f in base}
+    mm = next((g for g in flags if g.key == "--models-max"), None)
+    models_max = _int(mm.name, mm.values[0]) if mm else 4  # common.h common_params::models_max
+    models: dict[str, dict[tuple[str, ...], list[str]]] = {}  # name -> the preset's arguments, in load_models' order
+    m_id, mm_id, md_id = ids["LLAMA_ARG_MODEL"], ids["LLAMA_ARG_MMPROJ"], ids["LLAMA_ARG_SPEC_DRAFT_MODEL"]
     if "models_dir" in router:
-        f = router["models_dir"]
-        what.append(f"{f.written()}: " + (", ".join(_models_dir(f.values[0])) or "no model file"))
-        children += [f"llama-server -m {shlex.quote(str(path))}" + (f" {common}" if common else "")
-                     for _, path in _models_dir_files(f.values[0])]
+        _models_dir(router["models_dir"].values[0])  # refuses a missing folder
+        for label, path in _models_dir_files(router["models_dir"].values[0]):
+            args = {m_id: [m_id[-1], str(path)]}
+            if path.parent != Path(router["models_dir"].values[0]).expanduser():  # a subfolder: its companions
+                for n in label.split(" (", 1)[1].rstrip(")").split(" + ")[1:]:
+                    i = mm_id if "mmproj" in n else md_id
+                    args[i] = [i[-1], str(path.parent / n)]
+            models[label.split(" (")[0]] = args
+    on_start: list[str] = []
     if "models_preset" in router:
         f = router["models_preset"]
         names, on_start, off, every = _read_models_preset(f.values[0])
-        what.append(f"{f.written()}: " + (", ".join(names) or "no model section"))
-        mm = next((g for g in flags if g.key == "--models-max"), None)
-        models_max = _int(mm.name, mm.values[0]) if mm else 4  # common.h common_params::models_max
+        secs = _preset_sections(f.values[0])
+        glob = _preset_args(secs.get("*", {}), ids, "*")
         if every and "models_dir" in router:  # [*]'s load-on-startup reaches the --models-dir models too
-            on_start += [n.split(" (")[0] for n in _models_dir(router["models_dir"].values[0])
-                         if n.split(" (")[0] not in on_start + off]
+            on_start += [n for n in models if n not in on_start + off]
         if len(on_start) > models_max:  # cached models that [*] marks too are not counted: there are at least these
             raise InputError(f"failed to initialize router models: number of models to load on startup "
                              f"({len(on_start)}) exceeds models_max ({models_max}) "
                              "[tools/server/server-models.cpp load_models]")
-    why = ""
-    if docker or model:
-        why = (f" ({'-dr ' + docker if docker else '-mu'} without -m: llama-server downloads it only in single-model "
-               "mode, which needs -m FILE (the download's path) or -hf)")
-    shown = "; ".join(children[:3]) + ("; ..." if len(children) > 3 else "")
-    raise NotModelledError(
-        "llama-server starts in router mode: no -m or -hf (tools/server/server.cpp is_router_server)" + why + "; it "
-        "serves the models of llama.cpp's cache" + "".join(f", and of {w}" for w in what) + ", each in a llama-server "
-        "process of its own with this command's flags over its preset's, loaded on demand (--models-max at once, "
-        "default 4, the least recently used stopped for another; tools/server/server-models.cpp): which run together "
-        "is decided by the requests and each child's --fit sizes it to the memory then free, so vramcalc does not sum "
-        "them; check each model's own command" + (f" ({shown})" if shown else " (llama-server -m FILE ...)"))
+        for n in models:
+            models[n] = {**glob, **models[n]}
+        for n in (x.split(" (")[0] for x in names):
+            own = _preset_args(secs[n], ids, n)
+            if n not in models and not own.keys() & {m_id, ids["LLAMA_ARG_HF_REPO"]}:
+                raise NotModelledError(f"--models-preset: section [{n}] names no model (model / hf-repo) and no "
+                                       "--models-dir model: one of llama.cpp's cache, which vramcalc does not read; "
+                                       "give its model = FILE")
+            models[n] = {**(models.get(n) or glob), **own}
+    children = []
+    for n, args in models.items():
+        words = [w for i, a in args.items() if i not in base_ids for w in a]
+        cmd = shlex.join([*prefix, *words])  # the router's own program, environment and container
+        children.append((n, cmd + "".join(f" {f.written()}" for f in base), n in on_start))
+    shown = "; ".join(c for _, c, _ in children[:3]) + ("; ..." if len(children) > 3 else "")
+    raise RouterMode(
+        "llama-server starts in router mode: no -m or -hf (tools/server/server.cpp is_router_server): each model "
+        "runs in a llama-server child process of its own, checked one by one by `vramcalc check -- llama-server ...`"
+        + (f" ({shown})" if shown else ""), children, models_max,
+        [f.written() for f in flags if f.key in ROUTER_ONLY and f.entry.get("field") not in ROUTER_FIELDS])
 
 
 def _docker_model(value: str, env: dict[str, str], warnings: list[Message]) -> str:
@@ -1661,9 +1746,91 @@ class CommandResult(Result):
     corrected_command: str | None = None
     # without --gpu: each reference system tried (data/planner.json reference_gpus) and whether the command starts
     tried_systems: dict[str, bool] = {}
+    # llama-server in router mode: each child's check and the sums (the other fields: the largest child's check)
+    router: RouterResult | None = None
 
     def table(self) -> list[Row]:
         return self.result.table()
+
+
+class RouterChild(Result):
+    """One model of a llama-server router: its child llama-server's command, checked as `vramcalc check` checks it."""
+    model_config = ConfigDict(frozen=True)
+
+    name: str  # the model's name in the router (its file's stem, its folder, its preset section)
+    load_on_startup: bool  # started with the router (the preset's load-on-startup); else loaded on demand
+    check: CommandResult
+
+
+class RouterDevice(Result):
+    """One device's memory under a llama-server router: the children's figures (total + uncertainty) summed."""
+    model_config = ConfigDict(frozen=True)
+
+    device: str
+    available_bytes: int  # after the fit margin, as each child's check has it; -1: not checked (host RAM not given)
+    startup_bytes: int  # the load-on-startup children's, summed: they run at once
+    largest_bytes: int  # the --models-max children largest on this device, summed (all of them with --models-max 0)
+
+
+class RouterResult(Result):
+    """llama-server in router mode (no -m, no -hf; tools/server/server.cpp, server-models.cpp at 4df29be): it loads
+    no model itself; each model runs in a child llama-server, at most models_max at once (0: no limit)."""
+    model_config = ConfigDict(frozen=True)
+
+    models_max: int
+    children: list[RouterChild]
+    devices: list[RouterDevice]
+    starts: bool  # every load-on-startup child fits, and they fit together
+    largest_fit: bool  # the models_max largest children fit together on every device
+
+
+CommandResult.model_rebuild()
+
+
+def _router_check(command: str, rm: RouterMode, system: str, host_ram_bytes: int | None) -> CommandResult:
+    """Each child checked as its own command (check_command), then summed per device: the load-on-startup children
+    run at once from the start; any models_max of them may run at once later (server-models.cpp unload_lru)."""
+    if not rm.children:
+        raise NotModelledError(f"{rm}: no model vramcalc can read (the models of llama.cpp's cache are not read): "
+                               "give --models-dir or a --models-preset with model = FILE")
+    kids = [RouterChild(name=n, load_on_startup=on, check=check_command(cmd, system, host_ram_bytes))
+            for n, cmd, on in rm.children]
+    need: dict[str, list[tuple[int, bool]]] = {}
+    avail: dict[str, int] = {}
+    for k in kids:
+        for d in k.check.result.devices if isinstance(k.check.result, LlamaResult) else []:
+            need.setdefault(d.device, []).append((d.total_bytes + d.uncertainty_bytes, k.load_on_startup))
+            avail.setdefault(d.device, d.available_bytes)
+    n = rm.models_max if rm.models_max > 0 else len(kids)
+    devices = [RouterDevice(device=dev, available_bytes=avail[dev], startup_bytes=sum(b for b, on in xs if on),
+                            largest_bytes=sum(sorted((b for b, _ in xs), reverse=True)[:n])) for dev, xs in need.items()]
+    fits_on = lambda key: all(d.available_bytes < 0 or key(d) <= d.available_bytes for d in devices)  # noqa: E731
+    starts = fits_on(lambda d: d.startup_bytes) and all(k.check.fits for k in kids if k.load_on_startup)
+    largest = fits_on(lambda d: d.largest_bytes)
+    warnings = [warning("llamacpp.router.fit", (
+        "router mode: each model's figures are its child llama-server's alone; a child's --fit (on by default) sizes "
+        "it to the memory free when it starts, so beside others a later child takes fewer GPU layers or a shorter "
+        "context than here, or stops (common/fit.cpp common_fit_params, which each child runs in common_init_from_params as it starts)"))]
+    gib = lambda b: f"{b / 2**30:.2f} GiB"  # noqa: E731
+    if not largest:
+        over = [d for d in devices if 0 <= d.available_bytes < d.largest_bytes]
+        warnings.append(warning("llamacpp.router.together", (
+            f"router mode: the {min(n, len(kids))} largest models together (--models-max {rm.models_max}) need "
+            + ", ".join(f"{gib(d.largest_bytes)} on {d.device} of {gib(d.available_bytes)}" for d in over)
+            + ": requests that load them at once do not fit as checked here"),
+            fix=f"--models-max {max(1, rm.models_max - 1) if rm.models_max > 0 else len(kids) - 1}"))
+    alone = [k.name for k in kids if not k.check.fits]
+    fix = None
+    if not starts:
+        fix = "fewer load-on-startup models, or smaller ones"
+    elif alone:
+        fix = f"{', '.join(alone)}: see that model's own check (it does not fit alone)"
+    main = max(kids, key=lambda k: sum(d.total_bytes for d in k.check.result.devices)
+               if isinstance(k.check.result, LlamaResult) else 0).check
+    router = RouterResult(models_max=rm.models_max, children=kids, devices=devices, starts=starts, largest_fit=largest)
+    return main.model_copy(update={"command": command, "fits": starts and not alone, "warnings": warnings,
+                                   "no_effect": rm.own, "fix": fix, "corrected_command": None, "tried_systems": {},
+                                   "router": router})
 
 
 def _flag_line(q: Question) -> str:
@@ -2056,7 +2223,26 @@ def check_command(command: str, system: str | None = None, host_ram_bytes: int |
     GPU the command starts on (tried_systems says which were tried). A flag the engine does not have is an
     InputError in the engine's words; one that changes memory in a way vramcalc does not model is named in a
     command.not_modelled warning, and a command that starts without it is not promised to start
-    (command.not_modelled_verdict): the figures are those of the command without it."""
+    (command.not_modelled_verdict): the figures are those of the command without it. llama-server in router mode
+    (no -m, no -hf) is checked child by child (_router_check: the result's router)."""
+    try:
+        return _check_command(command, system, host_ram_bytes)
+    except RouterMode as rm:
+        if system and system.strip():
+            return _router_check(command, rm, system, host_ram_bytes)
+        from .plan import planner_data
+
+        tried: dict[str, bool] = {}
+        for name in planner_data().reference_gpus:  # as _on_reference_gpus: the smallest the router starts on
+            res = _router_check(command, rm, name, host_ram_bytes)
+            tried[res.system] = res.fits
+            if res.fits:
+                break
+        return res.model_copy(update={"tried_systems": tried})
+
+
+def _check_command(command: str, system: str | None = None, host_ram_bytes: int | None = None) -> CommandResult:
+    """check_command less router mode (RouterMode, read by read_command)."""
     if system is None or not system.strip():
         return _on_reference_gpus(command, host_ram_bytes)
     p, r, q = question(command, system)

@@ -46,7 +46,8 @@ def run(before: list[str], words: list[str]) -> tuple[argparse.Namespace, int]:
 
 def print_report(c: CommandResult) -> int:
     print(f"command {c.command}")
-    print(f"as      {c.vramcalc_command}")
+    if c.router is None:  # a router's: each child's own (print_router)
+        print(f"as      {c.vramcalc_command}")
     refused = [w for w in c.warnings if w.code == "command.engine_refuses"]
     for w in c.warnings:
         if w not in refused:
@@ -59,6 +60,8 @@ def print_report(c: CommandResult) -> int:
     if c.no_effect:
         print("no effect on memory: " + ", ".join(c.no_effect))
     print()
+    if c.router is not None:
+        return print_router(c)
     r = c.result
     from ..api import as_system
 
@@ -76,3 +79,26 @@ def print_report(c: CommandResult) -> int:
                                                 n_gpus=n_gpus, n_cpu_moe_asked=int(c.options.get("n_cpu_moe", 0)),
                                                 command_label="checked"))
     return exit_code(c.fits)  # the fix: in the result, printed before the other layouts (verdict_out)
+
+
+def print_router(c: CommandResult) -> int:
+    """llama-server in router mode: each child's verdict and command, then each device's sums."""
+    rt = c.router
+    assert rt is not None
+    gib = lambda b: f"{b / 2**30:.2f} GiB"  # noqa: E731
+    cap = f"--models-max {rt.models_max}" if rt.models_max > 0 else "--models-max 0 (no limit)"
+    print(f"router  llama-server in router mode: no model of its own; {len(rt.children)} models, each in a child "
+          f"llama-server, {cap} at once")
+    for k in rt.children:
+        used = ", ".join(f"{d.device} {gib(d.total_bytes + d.uncertainty_bytes)}" for d in getattr(k.check.result,
+                                                                                                     "devices", []))
+        print(f"model   {k.name} ({'load-on-startup' if k.load_on_startup else 'on demand'}): "
+              f"{'fits' if k.check.fits else 'DOES NOT FIT'} alone; {used}")
+        print(f"        {k.check.command}")
+    for d in rt.devices:
+        of = f" of {gib(d.available_bytes)}" if d.available_bytes >= 0 else " (not checked: give --ram)"
+        print(f"device  {d.device}: load-on-startup {gib(d.startup_bytes)}, the {cap.split(' (')[0]} largest "
+              f"{gib(d.largest_bytes)}{of}")
+    print(f"verdict {'STARTS' if c.fits else 'DOES NOT START'}" + (f"; fix: {c.fix}" if c.fix else "")
+          + ("" if rt.largest_fit else "; the largest models do not fit together (see the warning)"))
+    return exit_code(c.fits)
