@@ -80,13 +80,27 @@ def _run(target: dict[str, Any], name: str, draft_cfg: dict[str, Any], tp: int, 
         params: dict[str, int] = {}
         for pname, p in draft.named_parameters():
             params[pname] = p.numel() * p.element_size()
+        # after loading, _build_fused_kv_buffers stacks every layer's K/V projection rows into one new tensor,
+        # on a GPU with unquantized weights (_reads_raw_weights: not on the CPU platform; told here it is CUDA)
+        import vllm.model_executor.models.qwen3_dflash as qd
+
+        gpu_like = type("Cuda", (), {"is_cpu": staticmethod(lambda: False), "is_rocm": staticmethod(lambda: False)})
+        old_platform, qd.current_platform = qd.current_platform, gpu_like
+        try:
+            with vo.meta_models(cfg):
+                draft.model._build_context_kv_buffers([la.self_attn for la in draft.model.layers],
+                                                      draft.model.layers[0].self_attn.qkv_proj.bias is not None)
+        finally:
+            qd.current_platform = old_platform
+        fused = sum(t.numel() * t.element_size() for t in (draft.model._fused_kv_weight, draft.model._fused_kv_bias)
+                    if t is not None)
         shared = {n: b for n, b in params.items() if n.startswith(("model.embed_tokens.", "lm_head."))}
         return {"draft_config": name, "target": target["repo_id"], "tp": tp, "num_speculative_tokens": k,
                 "draft_architecture": cfg.speculative_config.draft_model_config.architecture,
                 "param_bytes_per_rank": sum(params.values()),
                 "shared_with_target_bytes_per_rank": sum(shared.values()),
                 "own_param_bytes_per_rank": sum(params.values()) - sum(shared.values()),
-                "params": params, "layers": {n: vo._layer_row(s) for n, s in specs.items()}}
+                "fused_kv_buffer_bytes_per_rank": fused, "params": params, "layers": {n: vo._layer_row(s) for n, s in specs.items()}}
 
 
 def main() -> None:
@@ -105,7 +119,7 @@ def main() -> None:
         f"vLLM {vllm.__version__} wheel on CPU (VLLM_TARGET_DEVICE=cpu), tools/vllm_dflash_oracle.py: "
         "EngineArgs(speculative_config={'method': 'dflash', 'model': <drafter folder>, ...}).create_engine_config "
         "on the target, the drafter built on the meta device with the draft model config (initialize_model), its "
-        "named_parameters per rank and each draft layer's get_kv_cache_spec with FlashAttention as the CUDA backend"),
+        "named_parameters per rank, the fused context K/V weight _build_fused_kv_buffers makes after loading on a GPU (qwen3_dflash.py, current_platform taken as CUDA there) and each draft layer's get_kv_cache_spec with FlashAttention as the CUDA backend"),
         "draft_configs": CONFIGS, "cases": [], "unsupported": []}
     if os.path.exists(a.out):  # one TP per run (a second TP group in one process fails): the runs add up
         old = json.load(open(a.out))
