@@ -10,7 +10,7 @@ import json
 import statistics
 from pathlib import Path
 
-from vramcalc.errors import NotModelledError
+from vramcalc.errors import NotModelledError, UnknownModelError
 from vramcalc.gpus import find_gpu
 from vramcalc.sources.catalog import load
 from vramcalc.sources.hf_config import spec_from_config
@@ -129,6 +129,8 @@ def rows():
             note = "answered"
         except NotModelledError:
             note = "refused; target-only pool shown"
+        except UnknownModelError:
+            note = "drafter config not published: refused; target-only pool shown"
         err = kv_tokens(c, with_drafter=False) / c["logged"]["kv_tokens"] - 1
         yield "KV tokens, " + c["options"]["speculative_config"]["method"], c["split"], c["id"], err, note
     for r in FEAT.get("spec_decode_kv", []):

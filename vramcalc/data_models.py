@@ -1173,6 +1173,8 @@ class VllmSpec(Fixed):
     config_fields: list[str]
     config_fields_source: str = Field(alias="_config_fields")
     eagle_fc_inputs: dict[str, int]
+    dflash_architectures: list[str] = []
+    dflash_architectures_source: str = Field("", alias="_dflash_architectures")
     eagle_fc_inputs_source: str = Field(alias="_eagle_fc_inputs")
     acceptance: dict[str, SpecAcceptance]
     acceptance_source: str = Field(alias="_acceptance")

@@ -24,6 +24,7 @@ CODES: dict[str, str] = {
     "vllm.spec.suffix_needs_arctic": "suffix decoding needs the Arctic Inference package installed",
     "vllm.spec.mtp_reuse": "more speculative tokens than MTP layers: vLLM runs the same MTP layer again",
     "vllm.spec.eagle_head": "how an EAGLE head's embedding, LM head and attention input are counted",
+    "vllm.spec.dflash_head": "how a DFlash drafter's shared embedding and LM head and its fused context K/V weight are counted",
     "vllm.spec.acceptance": "the acceptance rate the speed estimate assumes, and where it was measured",
     # vLLM: release and device
     "vllm.scheduler.unchunked_batch": "without chunked prefill, max_num_batched_tokens below max_model_len is refused",

@@ -871,6 +871,35 @@ def spec_from_config(cfg: Any, *, model_id: str, source: str, where: str | None 
     return built(lambda: _spec_from_config(cfg, model_id=model_id, source=source, where=at), at, CONFIG_NAMES)
 
 
+def _dflash_layer_types(cfg: dict[str, Any], where: str) -> dict[str, Any]:
+    """A DFlash drafter's layers as vLLM builds them (vLLM v0.34.0 vllm/model_executor/models/qwen3_dflash.py
+    _resolve_layer_attention): with layer_types, a layer slides where its type says sliding_attention; without
+    (or with none sliding), every layer slides when dflash_config.use_swa is set. The window is
+    dflash_config.swa_window_size, else the top-level sliding_window as transformers' Qwen2/Qwen3 config keeps it
+    (only with use_sliding_window); a sliding layer without one is vLLM's ValueError. Its causality changes no
+    KV spec (FullAttentionSpec / SlidingWindowSpec either way)."""
+    n = cfg.get("num_hidden_layers")
+    dc = cfg.get("dflash_config") or {}
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 0 or not isinstance(dc, dict):
+        return cfg
+    types = cfg.get("layer_types")
+    use_swa = bool(dc.get("use_swa", False))
+    if isinstance(types, list) and len(types) == n and not (use_swa and "sliding_attention" not in types):
+        sliding = [t == "sliding_attention" for t in types]
+    else:
+        sliding = [use_swa] * n
+    top = cfg.get("sliding_window")
+    if cfg.get("model_type") in ("qwen2", "qwen3") and not cfg.get("use_sliding_window", False):
+        top = None
+    window = dc.get("swa_window_size", top)
+    if any(sliding) and window is None:
+        raise ConfigError(where, "dflash_config.swa_window_size", "is not set (nor an effective top-level "
+                          "sliding_window): vLLM refuses it: ValueError: DFlash sliding attention requires a window "
+                          "size configured in dflash_config.swa_window_size or the top-level sliding_window.")
+    return {**cfg, "layer_types": ["sliding_attention" if x else "full_attention" for x in sliding],
+            "sliding_window": window if any(sliding) else None}
+
+
 def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> ModelSpec:
     if not isinstance(cfg, dict):
         raise ConfigError(where, "(top level)", "must be a JSON object")
@@ -883,6 +912,8 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
     if text is not None and not isinstance(text, dict):
         raise ConfigError(where, "text_config", "must be a JSON object")
     text = text or cfg
+    if arch == "DFlashDraftModel" and text is cfg:
+        cfg = text = _dflash_layer_types(cfg, where)
     mt = text.get("model_type") if text is not cfg else outer_type
     if mt is not None and not isinstance(mt, str):
         raise ConfigError(where, "text_config.model_type", f"must be a string, got {mt!r:.40}")

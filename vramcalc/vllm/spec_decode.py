@@ -194,7 +194,7 @@ def plan_speculative(cfg: dict[str, Any], spec: ModelSpec, tp: int, pp: int, max
                                f"{', '.join(rules.modelled)}")
     if pp > 1:
         raise NotModelledError("speculative decoding with --pipeline-parallel-size > 1 is not modelled")
-    if model is None and method in ("draft_model", "eagle", "eagle3"):
+    if model is None and method in ("draft_model", "eagle", "eagle3", "dflash"):
         if k is not None:
             errors.append(_refusal("num_speculative_tokens was provided but without speculative model."))
         else:
@@ -270,6 +270,8 @@ def plan_speculative(cfg: dict[str, Any], spec: ModelSpec, tp: int, pp: int, max
     elif smax is not None and smax > max_model_len:
         errors.append(_refusal(f"speculative_max_model_len={smax} cannot be larger than "
                                f"target_max_model_len={max_model_len}"))
+    if method == "dflash":
+        return _plan_dflash(cfg, spec, draft, tp, k, wdtype, rate, errors, warnings)
     scheme = scheme_from_config(draft.quantization_config, draft)
     weight = weights_per_rank(draft, tp, 1, scheme, wdtype if draft.dtype == spec.dtype else None)[0].bytes
     if method in ("eagle", "eagle3"):
@@ -289,6 +291,69 @@ def plan_speculative(cfg: dict[str, Any], spec: ModelSpec, tp: int, pp: int, max
     return SpecPlan(method=method, num_speculative_tokens=k, draft_model=str(model), draft_layers=draft.layers,
                     draft_dtype=draft.dtype, weight_bytes=weight, draft_spec=draft, acceptance=acc,
                     acceptance_source=src, errors=errors, warnings=warnings)
+
+
+DFLASH_SOURCE = "vllm/model_executor/models/qwen3_dflash.py DFlashQwen3Model (vLLM v0.34.0)"
+
+
+def _dflash_weight_bytes(draft: ModelSpec, target: ModelSpec, tp: int, wdtype: str | None) -> int:
+    """A DFlash drafter's bytes on one rank, as vLLM v0.34.0 builds it (vllm/model_executor/models/qwen3_dflash.py):
+    - its decoder layers (QKV / o / gate-up / down split over TP, q/k norms and two layer norms whole);
+    - fc, a ReplicatedLinear (whole on every rank) from target_hidden_size x the aux layers (dflash_config.
+      target_layer_ids, eagle3_utils.get_eagle3_aux_layers_from_config; else num_hidden_layers) to hidden, at
+      the model dtype, absent when use_aux_hidden_state is false;
+    - hidden_norm, norm and mask_embedding, one hidden vector each;
+    - draft_id_to_target_id, one int64 per draft_vocab_size row, when that differs from the target's vocab;
+    - on a GPU with unquantized layers, the context K/V weight _build_fused_kv_buffers stacks after loading:
+      every layer's K and V rows of qkv_proj again (_reads_raw_weights).
+    Its embed_tokens and lm_head are the target's (vllm/v1/worker/gpu/spec_decode/dflash/utils.py
+    load_dflash_model: maybe_share_target_embed, and the lm_head where the drafter has none of its own)."""
+    c = draft.config or {}
+    dc = {**(c.get("eagle_config") or {}), **(c.get("dflash_config") or {})}
+    dwd = wdtype if draft.dtype == target.dtype else None
+    scheme = scheme_from_config(draft.quantization_config, draft)
+    twice = draft.model_copy(update={"layers": draft.layers * 2})  # the layers' own bytes: twice them less once
+    layers = weights_per_rank(twice, tp, 1, scheme, dwd)[0].bytes - weights_per_rank(draft, tp, 1, scheme, dwd)[0].bytes
+    b = dtype_bytes(wdtype or target.dtype)
+    h = draft.hidden_size
+    n = layers + 3 * h * b
+    if dc.get("use_aux_hidden_state", c.get("use_aux_hidden_state", True)):
+        ids = c.get("eagle_aux_hidden_state_layer_ids") or dc.get("target_layer_ids")
+        aux = len(ids) if ids else draft.num_layers
+        n += (c.get("target_hidden_size") or h) * aux * h * b
+    dv = draft.draft_vocab_size or draft.vocab_size
+    if dv != target.vocab_size:
+        n += dv * 8
+    if scheme.method == "none":
+        db = dtype_bytes(dwd or draft.dtype)
+        for layer in draft.layers:
+            a = layer.attention
+            if a is not None:
+                n += 2 * max(1, a.num_kv_heads // tp) * a.head_dim_k * (h + (1 if a.qkv_bias else 0)) * db
+    return n
+
+
+def _plan_dflash(cfg: dict[str, Any], spec: ModelSpec, draft: ModelSpec, tp: int, k: int, wdtype: str | None,
+                 rate: float | None, errors: list[Message], warnings: list[Message]) -> SpecPlan:
+    """DFlash: a block drafter reading the target's hidden states; its attention layers (non-causal, full or
+    sliding-window as the config resolves them, sources/hf_config.py _dflash_layer_types) get KV specs
+    beside the target's and join the pool, as EAGLE's do."""
+    if draft.architecture not in spec_rules().dflash_architectures:
+        raise NotModelledError(f"dflash drafter architecture {draft.architecture!r}: vramcalc models "
+                               + ", ".join(spec_rules().dflash_architectures))
+    dc = (draft.config or {}).get("dflash_config") or {}
+    if dc.get("sample_from_anchor", False):  # vllm/v1/worker/gpu/spec_decode/dflash/speculator.py DFlashSpeculator
+        errors.append(_refusal("sample_from_anchor=True is not supported for DFlash. DFlash uses a fixed 1+N query "
+                               "layout where the anchor is the bonus token."))
+    weight = _dflash_weight_bytes(draft, spec, tp, wdtype)
+    warnings.append(warning("vllm.spec.dflash_head", f"dflash drafter {cfg.get('model')}: the target's embedding "
+                            "and LM head are shared (a checkpoint with its own lm_head or embed_tokens holds "
+                            "vocab x hidden more each); the fused context K/V weight vLLM builds after loading is "
+                            "counted", source=DFLASH_SOURCE))
+    acc, src = _acceptance("dflash", spec, k, rate)
+    return SpecPlan(method="dflash", num_speculative_tokens=k, draft_model=str(cfg.get("model")),
+                    draft_layers=draft.layers, draft_dtype=draft.dtype, weight_bytes=weight, draft_spec=draft,
+                    acceptance=acc, acceptance_source=src, errors=errors, warnings=warnings)
 
 
 def _acceptance(method: str, spec: ModelSpec, k: int, rate: float | None) -> tuple[list[float], str]:
