@@ -409,15 +409,21 @@ def _speculative_terms(reads: WeightReads, spec: ModelSpec, dep: Deployment, run
                        k: _Constants, sd: SpecDecode) -> dict[str, float]:
     """Milliseconds per emitted token of one speculative step: the verify step over k + 1 tokens a sequence and
     k draft steps of the drafter (its layers, its LM head and its KV at the context; nothing on the GPU for
-    ngram / suffix), divided by the tokens the step emits per sequence."""
+    ngram / suffix; DFlash: one pass over k + 1 queries), divided by the tokens the step emits per sequence."""
     from .vllm.spec_decode import spec_rules
 
     per = sd.tokens_per_step
     verify = step_terms(reads, spec, dep, running, context, k, query=sd.k + 1)
     terms = {f"verify_{t}": v / per for t, v in verify.items()}
     if sd.draft_reads is not None and sd.draft_spec is not None:
-        draft = step_terms(sd.draft_reads, sd.draft_spec, dep, running, context, k)
-        terms["draft"] = sd.k * sum(draft.values()) / per
+        if sd.method == "dflash":  # one block pass over the bonus and k mask queries of each request (vLLM
+            # v0.34.0 vllm/v1/worker/gpu/spec_decode/dflash/config.py DFlashSpeculatorConfig: parallel_drafting,
+            # num_lookahead_tokens k + 1), not k steps
+            draft = step_terms(sd.draft_reads, sd.draft_spec, dep, running, context, k, query=sd.k + 1)
+            terms["draft"] = sum(draft.values()) / per
+        else:
+            draft = step_terms(sd.draft_reads, sd.draft_spec, dep, running, context, k)
+            terms["draft"] = sd.k * sum(draft.values()) / per
     # what a speculative step costs beyond the roofline of its reads (the rejection sampler, the drafter's input
     # preparation and launches), a share of the plain step fitted on published runs (data/vllm_spec.json
     # verify_overhead)
