@@ -91,3 +91,14 @@ def test_refusals():
     plan = plan_speculative({"method": "dflash", "model": "x-dflash", "num_speculative_tokens": 5}, target, 1, 1,
                             8192, None, draft)
     assert any("sample_from_anchor=True is not supported for DFlash" in m.text for m in plan.errors)
+
+
+def test_a_quantized_drafter_is_not_modelled():
+    from vramcalc.errors import NotModelledError
+
+    cfg = {**ORACLE["draft_configs"]["full5"], "quantization_config": {"quant_method": "fp8", "activation_scheme":
+                                                                      "dynamic"}}
+    draft = spec_from_config(cfg, model_id="x-dflash", source="config:test")
+    with pytest.raises(NotModelledError, match="quantized DFlash drafter"):
+        plan_speculative({"method": "dflash", "model": "x-dflash", "num_speculative_tokens": 5},
+                         load("Qwen/Qwen3-8B"), 1, 1, 8192, None, draft)

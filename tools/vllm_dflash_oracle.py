@@ -51,6 +51,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
                               "sliding_window": 1024},
     "full3_aux3": {**BASE, "num_hidden_layers": 3, "num_key_value_heads": 4,
                    "dflash_config": {"target_layer_ids": [2, 18, 33], "mask_token_id": 151669}},
+    # a draft vocabulary of its own (draft_id_to_target_id), biased attention (the fused K/V bias too) and a
+    # target_hidden_size other than the drafter's hidden size (fc's input)
+    "full2_dvocab_bias": {**BASE, "num_hidden_layers": 2, "draft_vocab_size": 32000, "attention_bias": True,
+                          "target_hidden_size": 5120},
 }
 
 

@@ -298,7 +298,8 @@ DFLASH_SOURCE = "vllm/model_executor/models/qwen3_dflash.py DFlashQwen3Model (vL
 
 def _dflash_weight_bytes(draft: ModelSpec, target: ModelSpec, tp: int, wdtype: str | None) -> int:
     """A DFlash drafter's bytes on one rank, as vLLM v0.34.0 builds it (vllm/model_executor/models/qwen3_dflash.py):
-    - its decoder layers (QKV / o / gate-up / down split over TP, q/k norms and two layer norms whole);
+    - its decoder layers (QKV / o / gate-up / down split over TP, q/k norms and two layer norms whole; with
+      attention_bias the QKV and the o_proj biases);
     - fc, a ReplicatedLinear (whole on every rank) from target_hidden_size x the aux layers (dflash_config.
       target_layer_ids, eagle3_utils.get_eagle3_aux_layers_from_config; else num_hidden_layers) to hidden, at
       the model dtype, absent when use_aux_hidden_state is false;
@@ -321,10 +322,14 @@ def _dflash_weight_bytes(draft: ModelSpec, target: ModelSpec, tp: int, wdtype: s
         ids = c.get("eagle_aux_hidden_state_layer_ids") or dc.get("target_layer_ids")
         aux = len(ids) if ids else draft.num_layers
         n += (c.get("target_hidden_size") or h) * aux * h * b
+    if c.get("attention_bias", False):  # DFlashQwen3Attention: o_proj biased too with attention_bias (whole per rank),
+        # where transformers' Qwen3 (as vramcalc reads the config) has none
+        n += sum(h for layer in draft.layers if layer.attention is not None and not layer.attention.o_bias) \
+            * dtype_bytes(dwd or draft.dtype)
     dv = draft.draft_vocab_size or draft.vocab_size
     if dv != target.vocab_size:
         n += dv * 8
-    if scheme.method == "none":
+    if scheme.method == "none":  # _reads_raw_weights
         db = dtype_bytes(dwd or draft.dtype)
         for layer in draft.layers:
             a = layer.attention
@@ -345,6 +350,11 @@ def _plan_dflash(cfg: dict[str, Any], spec: ModelSpec, draft: ModelSpec, tp: int
     if dc.get("sample_from_anchor", False):  # vllm/v1/worker/gpu/spec_decode/dflash/speculator.py DFlashSpeculator
         errors.append(_refusal("sample_from_anchor=True is not supported for DFlash. DFlash uses a fixed 1+N query "
                                "layout where the anchor is the bonus token."))
+    if scheme_from_config(draft.quantization_config, draft).method != "none":
+        raise NotModelledError("a quantized DFlash drafter is not modelled: its fc takes the drafter's quantization "
+                               "(qwen3_dflash.py DFlashQwen3Model, ReplicatedLinear with the draft quant_config) and "
+                               "the fused context K/V weight exists only for plain weights (_reads_raw_weights); "
+                               "vramcalc's oracle covers unquantized drafters only")
     weight = _dflash_weight_bytes(draft, spec, tp, wdtype)
     warnings.append(warning("vllm.spec.dflash_head", f"dflash drafter {cfg.get('model')}: the target's embedding "
                             "and LM head are shared (a checkpoint with its own lm_head or embed_tokens holds "
