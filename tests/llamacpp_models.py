@@ -118,6 +118,13 @@ class _Model:
             self.t(p + "ssm_norm.weight", d_inner // n_group, n_group, type_="F32")
         self.t(p + "ssm_out.weight", d_inner, s.n_embd)
 
+    def shared_expert_keys(self, n_expert: int, used: int, n_ff_exp: int, n_ff_sh: int) -> None:
+        """The routed experts' and the shared expert's keys (qwen3next / qwen35moe load_arch_hparams)."""
+        self.key("expert_count", n_expert)
+        self.key("expert_used_count", used)
+        self.key("expert_feed_forward_length", n_ff_exp)
+        self.key("expert_shared_feed_forward_length", n_ff_sh)
+
     def ssm_keys(self, d_conv: int, d_inner: int, d_state: int, dt_rank: int, n_group: int | None) -> None:
         self.key("ssm.conv_kernel", d_conv)
         self.key("ssm.inner_size", d_inner)
@@ -353,10 +360,7 @@ def _qwen3next(s: Shape) -> _Model:
     m.common(rope=s.head_dim // 4)
     m.heads()
     m.key("feed_forward_length", s.n_ff)
-    m.key("expert_count", n_expert)
-    m.key("expert_used_count", used)
-    m.key("expert_feed_forward_length", n_ff_exp)
-    m.key("expert_shared_feed_forward_length", n_ff_sh)
+    m.shared_expert_keys(n_expert, used, n_ff_exp, n_ff_sh)
     m.key("full_attention_interval", 4)
     m.ssm_keys(4, value_dim, head_dim_lin, n_v_heads, n_k_heads)
     for i in range(s.n_layer):

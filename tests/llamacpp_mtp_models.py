@@ -54,10 +54,7 @@ def _qwen35(s: lm.Shape, n_mtp: int) -> lm._Model:
     m.heads()
     m.key("feed_forward_length", s.n_ff)
     if arch == "qwen35moe":
-        m.key("expert_count", n_expert)
-        m.key("expert_used_count", used)
-        m.key("expert_feed_forward_length", n_ff_exp)
-        m.key("expert_shared_feed_forward_length", n_ff_sh)
+        m.shared_expert_keys(n_expert, used, n_ff_exp, n_ff_sh)
     m.key("full_attention_interval", 4)
     m.ssm_keys(4, value_dim, head_dim_lin, n_v_heads, n_k_heads)
     for i in range(s.n_layer + n_mtp):

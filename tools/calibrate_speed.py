@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -151,22 +152,10 @@ def fit_mmvq(data: dict) -> None:
     m = data["llamacpp_cuda_mmvq"]
     m["relative_efficiency"] = 1.0
     _store(data)
-    prof = speed_data().profiles["llamacpp:cuda"]
-    num = den = 0.0
-    used = []
-    for c in load_cases():
-        if c["role"] != "calibrate" or c["engine"] != "llamacpp" or c["backend"] != "cuda" or c["batch"] != 1 \
-                or _on_pascal(m, c):  # those rows fit the Pascal share below
-            continue
-        slow = weight_reads(case_spec(c), c["quant"]).type_step_bytes(m["types"], 1)
-        if not slow:
-            continue
-        x = slow / c.get("tp", 1) / (c["bandwidth_gbs"] * 1e9 * prof.bandwidth_efficiency) * 1e3 / c["step_ms"]
-        num += x * (1 - predict_step_ms(c) / c["step_ms"])
-        den += x * x
-        used.append(c["id"])
+    # the Pascal rows fit the Pascal share (fit_mmvq_pascal)
+    y, used = _share_fit(m, False, lambda c: weight_reads(case_spec(c), c["quant"]).type_step_bytes(m["types"], 1))
     assert used, "no calibrate row holds the llamacpp_cuda_mmvq types"
-    m["relative_efficiency"] = round(1 / (1 + num / den), 4)
+    m["relative_efficiency"] = round(1 / (1 + y), 4)
     m["calibrated_on"] = used
     _store(data)
     print("llamacpp cuda mmvq", m["types"], "relative efficiency", m["relative_efficiency"], "on", used)
@@ -184,6 +173,27 @@ def _on_pascal(m: dict, c: dict) -> bool:
     return bool(cc) and _cc(pas["min_compute_capability"]) <= _cc(cc) < _cc(pas["below_compute_capability"])
 
 
+def _share_fit(m: dict, pascal: bool, slow_bytes: Callable[[dict], float]) -> tuple[float, list[str]]:
+    """y = 1/share - 1 by least squares of the relative error over the calibrate llama.cpp CUDA rows of one token a
+    step, on Pascal GPUs or off them, whose `slow_bytes` are not 0: each row's step is the stored model's step (the
+    share at 1) plus x y, x the milliseconds those bytes take at the profile's bandwidth. With the ids used."""
+    prof = speed_data().profiles["llamacpp:cuda"]
+    num = den = 0.0
+    used = []
+    for c in load_cases():
+        if c["role"] != "calibrate" or c["engine"] != "llamacpp" or c["backend"] != "cuda" or c["batch"] != 1 \
+                or _on_pascal(m, c) != pascal:
+            continue
+        slow = slow_bytes(c)
+        if not slow:
+            continue
+        x = slow / c.get("tp", 1) / (c["bandwidth_gbs"] * 1e9 * prof.bandwidth_efficiency) * 1e3 / c["step_ms"]
+        num += x * (1 - predict_step_ms(c) / c["step_ms"])
+        den += x * x
+        used.append(c["id"])
+    return (num / den if den else 0.0), used
+
+
 def fit_mmvq_pascal(data: dict) -> None:
     """llamacpp_cuda_mmvq.pascal.relative_efficiency p: on those GPUs the step is the stored model's step with p = 1
     plus x (1/p - 1), x the milliseconds the row's K-quant bytes take at the profile's bandwidth times the share they
@@ -193,24 +203,15 @@ def fit_mmvq_pascal(data: dict) -> None:
     pas = m["pascal"]
     pas["relative_efficiency"] = 1.0
     _store(data)
-    prof = speed_data().profiles["llamacpp:cuda"]
-    num = den = 0.0
-    used = []
-    for c in load_cases():
-        if c["role"] != "calibrate" or c["engine"] != "llamacpp" or c["backend"] != "cuda" or c["batch"] != 1 \
-                or not _on_pascal(m, c):
-            continue
+
+    def slow(c: dict) -> float:  # each K-quant byte at the share it has elsewhere
         reads = weight_reads(case_spec(c), c["quant"])
-        slow = sum(reads.type_step_bytes([t], 1) / (m["relative_efficiency"] if t in m["types"] else 1.0)
+        return sum(reads.type_step_bytes([t], 1) / (m["relative_efficiency"] if t in m["types"] else 1.0)
                    for t in pas["types"])
-        if not slow:
-            continue
-        x = slow / c.get("tp", 1) / (c["bandwidth_gbs"] * 1e9 * prof.bandwidth_efficiency) * 1e3 / c["step_ms"]
-        num += x * (1 - predict_step_ms(c) / c["step_ms"])
-        den += x * x
-        used.append(c["id"])
+
+    y, used = _share_fit(m, True, slow)
     assert used, "no calibrate row on a Pascal GPU holds the llamacpp_cuda_mmvq.pascal types"
-    pas["relative_efficiency"] = round(min(1.0, 1 / (1 + num / den)), 4)
+    pas["relative_efficiency"] = round(min(1.0, 1 / (1 + y)), 4)
     pas["calibrated_on"] = used
     _store(data)
     print("llamacpp cuda mmvq on Pascal", pas["types"], "relative efficiency", pas["relative_efficiency"], "on", used)

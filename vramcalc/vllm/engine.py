@@ -2653,16 +2653,16 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                                _conf_compute_on(opts, gpu, version))
     if any(copies):
         warnings.append(_uva_copy_warning(opts, copies[0]))
-    startup_free = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)[0] if extensible else 0
     errors += _rdna_prefill_copy_refusal(spec, opts, gpu, version, u, L, kvs, pool_spec, weights,
                                          prof.snapshot_after_nccl, car)
     embeds = _embeds_cache(spec, opts, version, mnbt, wdtype, warnings)
-    embeds_left: list[int] = []  # per rank of the first PP stage: what the KV cache leaves of the GPU
-    embeds_margin: list[int] = []  # and the uncertainty of the terms before it (data/vllm.json verdict_margin)
     transfer = transfer_buffers(opts.weight_transfer_backend)
-    transfer_left: list[int] = []  # per rank: what the KV cache leaves of the GPU for a weight update's buffers
-    transfer_margin: list[int] = []
-    embeds_free = _startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)[0] if embeds or transfer else 0
+    # what CUDA reports free at start-up: the extensible KV cache's device headroom, and the room run-time holdings take
+    startup_free = (_startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)[0]
+                    if extensible or embeds or transfer else 0)
+    # per rank: (PP stage, what the KV cache leaves of the GPU after start-up, the uncertainty of the terms before it,
+    # data/vllm.json verdict_margin): the room run-time holdings (precomputed embeddings, weight-transfer buffers) take
+    kv_leaves: list[tuple[int, int, int]] = []
     ext_sizing: dict[str, int] = {}
     for (w, w_bytes), (lora, vision, offloaded, prefetch_buffer), copy in zip(weights, extras, copies):
         w_bytes = w_bytes + lora - vision - offloaded + prefetch_buffer
@@ -2704,14 +2704,9 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                                     "CUDA-graph memory, data/vllm.json verdict_margin), so no promise that vLLM starts",
                                     fix="a smaller --num-gpu-blocks-override"))
             kv_bytes = asked  # the pool is as given: the uncertainty is the room's, checked here (_verdict skips it)
-        if embeds and w.pp_stage == 0:  # held after start-up beside everything the profile and the KV cache took
-            embeds_left.append(embeds_free - (w_bytes + a + int(non_torch) + int(graphs + outside_graphs) + kv_bytes
-                                              + mm_ipc))
-            embeds_margin.append(margin)
-        if transfer:  # every worker receives the trainer's weights, after start-up (vllm/v1/worker/gpu_worker.py)
-            transfer_left.append(embeds_free - (w_bytes + a + int(non_torch) + int(graphs + outside_graphs)
-                                                + kv_bytes + mm_ipc))
-            transfer_margin.append(margin)
+        if embeds or transfer:  # held after start-up beside everything the profile and the KV cache took
+            kv_leaves.append((w.pp_stage, startup_free - (w_bytes + a + int(non_torch) + int(graphs + outside_graphs)
+                                                          + kv_bytes + mm_ipc), margin))
         devices.append(DeviceBudget(rank=w.rank, gpu=gpu.id, total_bytes=total, budget_bytes=requested,
                                     weights_bytes=w_bytes, activation_bytes=a, non_torch_bytes=int(non_torch),
                                     cuda_graph_bytes=int(graphs), kv_cache_bytes=kv_bytes, uncertainty_bytes=margin,
@@ -2795,17 +2790,18 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                           method=plan.method, num_speculative_tokens=plan.num_speculative_tokens,
                           kv_layers=sum(1 for layer in plan.draft_layers if layer.attention is not None)))
     if embeds:
-        left = min(embeds_left)
-        warnings.append(_embeds_message(embeds, left, max(embeds_margin), opts))
+        stage0 = [(room, m) for stage, room, m in kv_leaves if stage == 0]  # the encoder cache: PP stage 0's ranks
+        left = min(room for room, _ in stage0)
+        warnings.append(_embeds_message(embeds, left, max(m for _, m in stage0), opts))
         trace.append(term("encoder cache, precomputed embeddings (each rank of PP stage 0)", embeds.bytes,
                           "max_num_batched_tokens (the budget's floor) x width x dtype bytes; outside the KV budget, "
                           "held at run time from what the KV cache leaves (left_bytes: free at start-up less every "
                           "term above, the activation peak kept)",
                           source="vramcalc/vllm/mm_embeds.py (data/vllm_features.json multimodal mm_embeds, v0.34.0)",
                           tokens=embeds.tokens, width=embeds.width, itemsize=embeds.itemsize, left_bytes=left))
-    if transfer and transfer_left:
-        left = min(transfer_left)
-        warnings.append(transfer_message(transfer, left, max(transfer_margin)))
+    if transfer and kv_leaves:  # every worker receives the trainer's weights (vllm/v1/worker/gpu_worker.py)
+        left = min(room for _, room, _ in kv_leaves)
+        warnings.append(transfer_message(transfer, left, max(m for _, _, m in kv_leaves)))
         trace.append(term("weight-transfer buffers (each rank)", transfer.bytes,
                           "the receive buffers of one weight update at the trainer's default init info; outside the "
                           "KV budget, taken after start-up from what the KV cache leaves (left_bytes: free at "
