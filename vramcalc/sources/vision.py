@@ -154,7 +154,8 @@ def _qwen3_5(v: dict[str, Any], where: str, deepstack: bool = False) -> VisionSp
         + len(stacks or []) * (2 * merged + g("out_hidden_size"))
     return VisionSpec(kind="qwen3_vl_vision" if deepstack else "qwen3_5_vision", params=embed + n * layer + merger,
                       hidden_size=h, num_layers=n, replicated_params=replicated, intermediate_size=inter,
-                      merger_in=merged, merger_out=g("out_hidden_size"), mergers=1 + len(stacks or []))
+                      merger_in=merged, merger_out=g("out_hidden_size"), mergers=1 + len(stacks or []),
+                      num_heads=g("num_heads"), patch_dim=ch * tp * p * p, spatial_merge=m)
 
 
 def _qwen2_5_vl(v: dict[str, Any], where: str) -> VisionSpec:
@@ -180,7 +181,8 @@ def _qwen2_5_vl(v: dict[str, Any], where: str) -> VisionSpec:
     replicated = embed + n * (2 * h + 2 * h) + h + out
     return VisionSpec(kind="qwen2_5_vl_vision", params=embed + n * layer + merger, hidden_size=h, num_layers=n,
                       replicated_params=replicated, intermediate_size=inter, merger_in=merged, merger_out=out,
-                      mergers=1)
+                      mergers=1, num_heads=g("num_heads"), patch_dim=ch * tp * p * p, spatial_merge=m,
+                      window_units=max(1, g("window_size") // m // p))
 
 
 def _qwen2_vl(v: dict[str, Any], where: str) -> VisionSpec:
@@ -209,7 +211,8 @@ def _qwen2_vl(v: dict[str, Any], where: str) -> VisionSpec:
     replicated = embed + n * (2 * 2 * e + 2 * e) + 2 * e + out
     return VisionSpec(kind="qwen2_vl_vision", params=embed + n * layer + merger, hidden_size=e, num_layers=n,
                       replicated_params=replicated, intermediate_size=inter, merger_in=merged, merger_out=out,
-                      mergers=1)
+                      mergers=1, num_heads=g("num_heads"), patch_dim=ch * tp * p * p, spatial_merge=m,
+                      window_units=max(1, g("window_size") // m // p))
 
 
 # Kimi-K2.5's Hub config keeps the names of Moonshot's remote code (vt_hidden_size, init_pos_emb_height, ...);
