@@ -179,10 +179,11 @@ def _qwen2_5_vl(v: dict[str, Any], where: str) -> VisionSpec:
     # embedding, each block's two RMSNorms and the biases of its RowParallelLinear attn.proj and mlp.down_proj, the
     # merger's ln_q and the bias of its RowParallelLinear mlp.2
     replicated = embed + n * (2 * h + 2 * h) + h + out
+    window = v.get("window_size", d.get("window_size"))  # the windowed blocks' side in pixels (mm_profile only)
     return VisionSpec(kind="qwen2_5_vl_vision", params=embed + n * layer + merger, hidden_size=h, num_layers=n,
                       replicated_params=replicated, intermediate_size=inter, merger_in=merged, merger_out=out,
                       mergers=1, num_heads=g("num_heads"), patch_dim=ch * tp * p * p, spatial_merge=m,
-                      window_units=max(1, g("window_size") // m // p))
+                      window_units=max(1, window // m // p) if isinstance(window, int) and window > 0 else None)
 
 
 def _qwen2_vl(v: dict[str, Any], where: str) -> VisionSpec:
@@ -211,8 +212,7 @@ def _qwen2_vl(v: dict[str, Any], where: str) -> VisionSpec:
     replicated = embed + n * (2 * 2 * e + 2 * e) + 2 * e + out
     return VisionSpec(kind="qwen2_vl_vision", params=embed + n * layer + merger, hidden_size=e, num_layers=n,
                       replicated_params=replicated, intermediate_size=inter, merger_in=merged, merger_out=out,
-                      mergers=1, num_heads=g("num_heads"), patch_dim=ch * tp * p * p, spatial_merge=m,
-                      window_units=max(1, g("window_size") // m // p))
+                      mergers=1)
 
 
 # Kimi-K2.5's Hub config keeps the names of Moonshot's remote code (vt_hidden_size, init_pos_emb_height, ...);

@@ -118,3 +118,44 @@ def max_items(tokens: int, mnbt: int, encoder_input_tokens: int | None, encoder_
     per_prompt = max(1, min(limit, max_model_len // tokens))
     reqs = max_num_seqs if chunked_prefill else min(max_num_seqs, mnbt // tokens)
     return max(1, min(budget // tokens, reqs * per_prompt))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    modality: str
+    grid: tuple[int, int, int]
+    items: int
+    peak: EncoderPeak
+    kv_cost: int  # the KV the encoder costs on a first-PP-stage rank beside the LM's profile peak
+
+
+def estimate(v: VisionSpec | None, model_id: str, tp: int, limits: dict[str, int] | None, encoder_tp_mode: str | None,
+             mnbt: int, max_num_seqs: int, max_model_len: int, chunked_prefill: bool, lm_transient: int,
+             dtype_bytes: int) -> Estimate | None:
+    """The encoder's profiling cost for a model whose tower and dummy items vramcalc knows, else None (the warning
+    then says it is not sized). --mm-encoder-tp-mode data (the items split over the ranks,
+    vllm/multimodal/utils.py run_dp_sharded_vision_model) is not sized."""
+    from .features import features
+
+    cfg = features().multimodal.encoder_peak
+    dummy = cfg.dummy_items.get(model_id)
+    if v is None or not supported(v) or dummy is None or (encoder_tp_mode == "data" and tp > 1):
+        return None
+    lim = limits or {}
+    candidates: dict[str, tuple[tuple[int, int, int], int]] = {}
+    if lim.get("image", cfg.default_limit) > 0:
+        candidates["image"] = (dummy.image.grid, dummy.image.tokens)
+    if lim.get("video", cfg.default_limit) > 0:
+        if dummy.video is not None:  # qwen2_vl.py get_num_frames_with_most_features: two frames a temporal patch
+            t = max(1, min(dummy.video.max_temporal_patches, max_model_len // dummy.video.tokens_per_temporal_patch))
+            candidates["video"] = ((t, *dummy.video.frame_grid), t * dummy.video.tokens_per_temporal_patch)
+        elif "image" not in candidates:
+            return None
+    if not candidates:
+        return None
+    modality = max(candidates, key=lambda m: (candidates[m][1], m))  # get_modality_with_max_tokens
+    grid, tokens = candidates[modality]
+    n = max_items(tokens, mnbt, None, None, lim.get(modality, cfg.default_limit), max_model_len, max_num_seqs,
+                  chunked_prefill)
+    peak = encoder_peak(v, tp, grid, n, dtype_bytes)
+    return Estimate(modality=modality, grid=grid, items=n, peak=peak, kv_cost=kv_cost(peak, lm_transient))
