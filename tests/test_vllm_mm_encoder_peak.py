@@ -7,27 +7,45 @@ import json
 import pytest
 
 from conftest import DATA
-from vramcalc.sources.catalog import load
+import copy
+
+from vramcalc.sources.catalog import config_of, load
+from vramcalc.sources.hf_config import spec_from_config
 from vramcalc.vllm.mm_profile import MAX_SPLIT, cuda_allocated, encoder_peak, kv_cost, max_items
 
 ORACLE = json.loads((DATA / "vllm_mm_encoder_peak_oracle_v0.34.0.json").read_text())
 CASES = ORACLE["cases"]
 
 
+def _vision(c):
+    """The catalog model's tower, or the constructed one the case names (its vision_config changed)."""
+    if not c["vision_config_override"]:
+        return load(c["model"]).vision
+    cfg = copy.deepcopy(config_of(c["model"]))
+    cfg["vision_config"].update(c["vision_config_override"])
+    return spec_from_config(cfg, model_id=c["model"], source="test", where="test").vision
+
+
 def _id(c):
-    return f"{c['model'].split('/')[1]}-tp{c['tp']}-{c['modality']}-{'x'.join(map(str, c['grid_thw']))}x{c['items']}"
+    over = "".join(f"+{k}={v}" for k, v in c["vision_config_override"].items())
+    return f"{c['model'].split('/')[1]}{over}-tp{c['tp']}-{c['modality']}-{'x'.join(map(str, c['grid_thw']))}x{c['items']}"
 
 
 def test_the_fixture_names_its_release_and_maker():
     assert ORACLE["release"] == "0.34.0"
     assert "vllm_mm_encoder_peak_oracle.py" in ORACLE["produced_by"]
-    assert len(CASES) >= 8 and {c["tp"] for c in CASES} == {1, 2} and {c["modality"] for c in CASES} == {"image", "video"}
+    assert len(CASES) >= 12 and {c["tp"] for c in CASES} == {1, 2} and {c["modality"] for c in CASES} == {"image", "video"}
+
+
+def test_each_towers_both_phases_peak_somewhere():
+    """The cases reach the attention and the MLP phase of both towers (the constructed widths flip them)."""
+    seen = {(_vision(c).kind, encoder_peak(_vision(c), c["tp"], tuple(c["grid_thw"]), c["items"]).phase) for c in CASES}
+    assert seen == {(k, ph) for k in ("qwen2_5_vl_vision", "qwen3_5_vision") for ph in ("attention", "mlp")}
 
 
 @pytest.mark.parametrize("c", CASES, ids=[_id(c) for c in CASES])
 def test_forward_peak_and_held_bytes_equal_vllms_towers(c):
-    v = load(c["model"]).vision
-    p = encoder_peak(v, c["tp"], tuple(c["grid_thw"]), c["items"])
+    p = encoder_peak(_vision(c), c["tp"], tuple(c["grid_thw"]), c["items"])
     assert p.forward_peak == c["forward_peak_bytes"]
     assert p.held == c["live_after_bytes"]
     assert c["encoder_output_bytes"] <= c["live_after_bytes"]

@@ -54,8 +54,14 @@ from vllm_oracle import setup  # noqa: E402
 
 MIB = 2**20
 MAX_SPLIT = 20 * MIB  # gpu_worker.py _scoped_allocator_max_split(max_split_size_mb=20) during the profile run
-# (stem, tp, grid (t, h, w) in patches, number of items)
+# (stem, tp, grid (t, h, w) in patches, number of items); a stem "STEM+key=value" is that catalog config with
+# vision_config's key set (a constructed tower, so that each tower's other phase peaks: Qwen2.5-VL's attention under
+# a narrow MLP, Qwen3.5's MLP under a wide one)
 CASES: list[tuple[str, int, tuple[int, int, int], int]] = [
+    ("Qwen__Qwen2.5-VL-3B-Instruct+intermediate_size=512", 1, (1, 128, 128), 1),
+    ("Qwen__Qwen2.5-VL-3B-Instruct+intermediate_size=512", 2, (1, 128, 128), 1),
+    ("Qwen__Qwen3.6-27B+intermediate_size=12288", 1, (1, 128, 128), 1),
+    ("Qwen__Qwen3.6-27B+intermediate_size=12288", 2, (1, 128, 128), 1),
     ("Qwen__Qwen2.5-VL-3B-Instruct", 1, (1, 256, 256), 1),
     ("Qwen__Qwen2.5-VL-3B-Instruct", 1, (1, 128, 128), 1),
     ("Qwen__Qwen2.5-VL-3B-Instruct", 1, (1, 64, 64), 2),
@@ -132,11 +138,31 @@ def tracker():
     return Live()
 
 
+def _override(stem: str) -> tuple[str, dict[str, int]]:
+    base, _, rest = stem.partition("+")
+    return base, {k: int(v) for k, v in (kv.split("=") for kv in rest.split(",") if kv)}
+
+
 def _build(stem: str, tp: int) -> Any:
+    """tools/vllm_mm_oracle.py _build; for a constructed stem, on the catalog config with vision_config changed."""
+    import tempfile
+
     import vllm_mm_oracle as mm
 
-    cfg, model = mm._build(stem, tp, {})
-    return cfg, model
+    base, over = _override(stem)
+    if not over:
+        return mm._build(stem, tp, {})
+    entry = json.load(open(os.path.join(mm.MODELS, base + ".json")))
+    entry["config"]["vision_config"].update(over)
+    orig = mm.MODELS
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, stem + ".json"), "w") as f:
+            json.dump(entry, f)
+        mm.MODELS = d
+        try:
+            return mm._build(stem, tp, {})
+        finally:
+            mm.MODELS = orig
 
 
 def _rotary_stub() -> None:
@@ -242,8 +268,9 @@ def run_case(stem: str, tp: int, grid: tuple[int, int, int], items: int) -> dict
             print("peak at", mode.at_peak[:2], file=sys.stderr)
             for x in mode.at_peak[2]:
                 print("   ", x, file=sys.stderr)
+    base, over = _override(stem)
     return {"model": json.load(open(os.path.join(os.path.dirname(__file__), "..", "data", "models",
-                                                    stem + ".json")))["repo_id"],
+                                                    base + ".json")))["repo_id"], "vision_config_override": over,
             "architecture": type(model).__name__, "tower": type(model.visual).__name__, "tp": tp,
             "modality": "video" if t > 1 else "image", "grid_thw": list(grid), "items": items, "patches": n, "pixel_values_dtype": "torch.float32",
             "forward_peak_bytes": mode.peak, "live_after_bytes": kept, "encoder_output_bytes": outputs, "encoder_output_shapes": out_shapes,
@@ -267,13 +294,15 @@ def main() -> None:
         print(json.dumps(r), flush=True)
         cases.append(r)
     old = json.load(open(a.out))["cases"] if os.path.exists(a.out) else []
-    key = lambda r: (r["model"], r["tp"], tuple(r["grid_thw"]), r["items"])  # noqa: E731
+    key = lambda r: (r["model"], json.dumps(r["vision_config_override"]), r["tp"], tuple(r["grid_thw"]),  # noqa: E731
+                     r["items"])
     mine = {key(r) for r in cases}
     doc = {"release": vllm.__version__,
            "produced_by": "VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.34.0/bin/python tools/vllm_mm_encoder_peak_oracle.py"
                           " --tp N --out tests/data/vllm_mm_encoder_peak_oracle_v0.34.0.json (N = 1, 2)",
            "method": " ".join(__doc__.split("\n\n")[2].split()),
-           "cases": sorted([r for r in old if key(r) not in mine] + cases, key=lambda r: (r["model"], r["tp"], -r["patches"]))}
+           "cases": sorted([r for r in old if key(r) not in mine] + cases, key=lambda r: (r["model"], json.dumps(r["vision_config_override"]),
+                                                                          r["tp"], -r["patches"]))}
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
