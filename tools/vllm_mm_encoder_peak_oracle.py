@@ -28,8 +28,10 @@ last tensor dies. Each allocation is rounded as c10/cuda/CUDACachingAllocator.cp
 multiple of 512 bytes (round_size), and a request of max_split_size or more (20 MiB, the limit
 vllm/v1/worker/gpu_worker.py Worker.determine_available_memory sets for the profile run) takes its whole segment,
 rounded up to 2 MiB (get_allocation_size kRoundLarge; should_split false). Written per case: the peak live bytes of
-the forward (pixel values included, as group_and_batch_mm_kwargs holds them on the device), the bytes of the encoder
-outputs at the end (what the encoder cache holds), and the grid.
+the forward (forward_peak_bytes; pixel values included, as group_and_batch_mm_kwargs holds them on the device), what
+is still live after it (live_after_bytes: the outputs the encoder cache holds, encoder_output_bytes, and what the model
+keeps, e.g. Qwen2.5-VL's LRU cache of rotary tables), the grid and which CUDA paths were taken (cuda_paths).
+ORACLE_DEBUG=1 prints the live set at the peak.
 
 The dummy image: Qwen2VLProcessingInfo.get_image_size_with_most_features (vllm/model_executor/models/qwen2_vl.py) at
 the processor's max_pixels; the catalog's processor limits give grid (1, 256, 256) patches for both cases here
