@@ -12,6 +12,10 @@ over both is max(encoder peak, encoder cache + LM peak), so the KV lost beyond v
 max(encoder peak - LM activation, encoder cache). Encoder peak = patches x c x tower hidden x 2 bytes (bf16), c free.
 Only records with a known dummy patch count enter; c is fitted on split 'calibrate', held_out records only report.
 
+Superseded by vramcalc/vllm/mm_profile.py (the live set read from vLLM 0.34.0's tower code, nothing fitted;
+tools/vllm_mm_encoder_peak_oracle.py) and its replay (benchmarks/vllm_feature_logs.py mm_estimate_rows); kept as the
+record of the fit that was not applied.
+
     PYTHONPATH=$PWD HF_HUB_OFFLINE=1 python3 tools/mm_profile_peaks.py
 """
 

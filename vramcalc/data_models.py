@@ -1254,8 +1254,36 @@ class MmEmbeds(SinceVersion):
     deepstack: list[str]  # the classes whose tower packs DeepStack levels on the last dim (an EC producer's width)
 
 
+class MmDummyImage(BaseModel):
+    grid: tuple[int, int, int]  # (t, h, w) patches
+    tokens: int
+    source: str
+
+
+class MmDummyVideo(BaseModel):
+    frame_grid: tuple[int, int]  # (h, w) patches of one temporal patch
+    tokens_per_temporal_patch: int
+    max_temporal_patches: int
+    source: str
+
+
+class MmDummyItems(BaseModel):
+    image: MmDummyImage
+    video: MmDummyVideo | None = None
+    video_note: str | None = None
+
+
+class MmEncoderPeak(Sourced):
+    default_limit: int
+    dummy_items: dict[str, MmDummyItems]
+    applied_bound: float
+    # per split: {"records": {id: KV error}, "median_abs": float}, written from the replay
+    replay: dict[str, dict[str, Any]]
+
+
 class VllmMultimodal(Sourced):
     oracle_pr_25631: dict[str, str | float]
+    encoder_peak: MmEncoderPeak
     encoder_fp8: EncoderFp8
     mm_embeds: MmEmbeds
 

@@ -95,7 +95,7 @@ CODES: dict[str, str] = {
     "vllm.lora.tower_ignored": "--enable-tower-connector-lora has no effect here (no vision tower, or --language-model-only)",
     "vllm.lora.tower_not_counted": "the vision tower's LoRA slots of a tower whose layer shapes are not read are not counted",
     "vllm.lora.unchecked_layers": "the model's MoE / MLA / SSM adapter slots follow vLLM's layer code but no log checks them",
-    "vllm.mm.encoder_profile": "the multimodal encoder's profiling peak is not modelled: the KV figure is an upper bound",
+    "vllm.mm.encoder_profile": "the multimodal encoder's profiling peak: estimated for the towers vramcalc/vllm/mm_profile.py sizes, not applied; the KV figure is an upper bound",
     "vllm.cpu_offload.speed": "weights offloaded with --cpu-offload-gb cross PCIe at every forward step",
     "vllm.cpu_offload.not_needed": "--cpu-offload-gb is set although the weights fit without it",
     "vllm.cpu_offload.no_uva": "VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1: each layer's offloaded weights are copied to "

@@ -148,6 +148,13 @@ class VisionSpec(_Frozen):
     merger_in: Size | None = None  # hidden x spatial_merge_size^2, the merger's input
     merger_out: Size | None = None  # out_hidden_size, the language model's width
     mergers: Count = 0  # the patch merger and the deepstack mergers
+    # what vramcalc/vllm/mm_profile.py reads to size the encoder's profiling forward (None where not read): the
+    # attention heads, one patch's input values (in_channels x temporal_patch_size x patch_size^2), the spatial
+    # merge and, for a tower with windowed blocks, the window's side in merged patches
+    num_heads: Size | None = None
+    patch_dim: Size | None = None
+    spatial_merge: Size | None = None
+    window_units: Size | None = None
 
 
 class ModelSpec(_Frozen):

@@ -411,8 +411,12 @@ def print_report(report: VLLMReport) -> int:
     if r.kv_cache_tokens:
         print(f"KV cache {r.kv_cache_tokens:,} tokens; maximum concurrency for {r.max_model_len:,} tokens per request: "
               f"{r.max_concurrency:.2f}x")
-    # the encoder's profiling peak is not sized (vllm.mm.encoder_profile): the KV shown is an upper bound, and a real
-    # start has been refused where this one fits (tests/data/vllm_mm_profile_logs.json, vllm#18124)
+    # the encoder's profiling peak is not in the KV figure (vllm.mm.encoder_profile): the KV shown is an upper bound,
+    # and a real start has been refused where this one fits (tests/data/vllm_mm_profile_logs.json, vllm#18124); where
+    # vramcalc/vllm/mm_profile.py sizes it, the estimate (not applied: its held-out error) is named
     unsized = any(getattr(w, "code", None) == "vllm.mm.encoder_profile" for w in r.warnings)
-    return verdict_out(r, "STARTS IF the encoder's profiling peak (not sized: see the warning) leaves room "
-                       "for the KV cache" if unsized else "STARTS", "DOES NOT START", report.command_label)
+    est = max((d.encoder_profile_bytes for d in r.devices), default=0)
+    what = (f"about {gib(est)} GiB of KV by vramcalc's estimate, not applied: see the warning" if est
+            else "not sized: see the warning")
+    return verdict_out(r, f"STARTS IF the encoder's profiling peak ({what}) leaves room for the KV cache"
+                       if unsized else "STARTS", "DOES NOT START", report.command_label)

@@ -154,7 +154,8 @@ def _qwen3_5(v: dict[str, Any], where: str, deepstack: bool = False) -> VisionSp
         + len(stacks or []) * (2 * merged + g("out_hidden_size"))
     return VisionSpec(kind="qwen3_vl_vision" if deepstack else "qwen3_5_vision", params=embed + n * layer + merger,
                       hidden_size=h, num_layers=n, replicated_params=replicated, intermediate_size=inter,
-                      merger_in=merged, merger_out=g("out_hidden_size"), mergers=1 + len(stacks or []))
+                      merger_in=merged, merger_out=g("out_hidden_size"), mergers=1 + len(stacks or []),
+                      num_heads=g("num_heads"), patch_dim=ch * tp * p * p, spatial_merge=m)
 
 
 def _qwen2_5_vl(v: dict[str, Any], where: str) -> VisionSpec:
@@ -178,9 +179,11 @@ def _qwen2_5_vl(v: dict[str, Any], where: str) -> VisionSpec:
     # embedding, each block's two RMSNorms and the biases of its RowParallelLinear attn.proj and mlp.down_proj, the
     # merger's ln_q and the bias of its RowParallelLinear mlp.2
     replicated = embed + n * (2 * h + 2 * h) + h + out
+    window = v.get("window_size", d.get("window_size"))  # the windowed blocks' side in pixels (mm_profile only)
     return VisionSpec(kind="qwen2_5_vl_vision", params=embed + n * layer + merger, hidden_size=h, num_layers=n,
                       replicated_params=replicated, intermediate_size=inter, merger_in=merged, merger_out=out,
-                      mergers=1)
+                      mergers=1, num_heads=g("num_heads"), patch_dim=ch * tp * p * p, spatial_merge=m,
+                      window_units=max(1, window // m // p) if isinstance(window, int) and window > 0 else None)
 
 
 def _qwen2_vl(v: dict[str, Any], where: str) -> VisionSpec:

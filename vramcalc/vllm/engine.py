@@ -480,6 +480,10 @@ class DeviceBudget(BaseModel):
     # VLLM_WEIGHT_OFFLOADING_DISABLE_UVA=1: the largest decoder layer's offloaded bytes, copied to the GPU for its
     # forward (inside activation_bytes)
     uva_layer_copy_bytes: int = 0
+    # vramcalc's estimate of the KV the multimodal encoder's profiling peak costs on this rank (vramcalc/vllm/
+    # mm_profile.py; first PP stage only): in activation_bytes and kv_cache_bytes only where data/vllm_features.json
+    # multimodal.encoder_peak says the estimate is applied, else given in the vllm.mm.encoder_profile warning; 0: none
+    encoder_profile_bytes: int = 0
 
 
 class VLLMResult(Result):
@@ -2021,6 +2025,48 @@ def _feature_trace(opts: VLLMOptions, d0: DeviceBudget) -> list[TraceTerm]:
     return out
 
 
+# whether the encoder's profiling estimate enters the KV figure: only where its held-out replay met the bound
+# (data/vllm_features.json multimodal.encoder_peak: replay, applied_bound; tests/test_vllm_mm_profile_logs.py)
+MM_ESTIMATE_APPLIED = False
+
+
+def _mm_encoder_estimate(spec: ModelSpec, opts: VLLMOptions, act: "_Activation", mnbt: int, seqs: int, max_len: int,
+                         wdtype: str | None, warnings: list[Message]) -> Any:
+    """vramcalc/vllm/mm_profile.py estimate for a start whose encoder is profiled (the vllm.mm.encoder_profile
+    warning is there), the warning rewritten to give it; None where the tower or its dummy item is not sized."""
+    from .features import features
+    from .mm_profile import estimate
+
+    at = [i for i, m in enumerate(warnings) if m.code == "vllm.mm.encoder_profile"]
+    if not at:
+        return None
+    lm = act.on_stage(opts.pp == 1) - act.workspace  # the LM dummy run's (and sampler's) transient on stage 0
+    e = estimate(spec.vision, spec.id, opts.tp, opts.limit_mm_per_prompt, opts.mm_encoder_tp_mode, mnbt, seqs,
+                 max_len, opts.enable_chunked_prefill, lm, int(dtype_bytes(wdtype or spec.dtype)))
+    if e is None:
+        return None
+    r = features().multimodal.encoder_peak.replay
+    cal, held = (", ".join([f"{v:+.1%}" for v in r.get(k, {}).get("records", {}).values()]
+                           + [f"a refused start at {v:+.2f} GiB" for v in r.get(k, {}).get("refused_kv_gib", {}).values()])
+                 or "none" for k in ("calibrate", "held_out"))
+    old = warnings[at[0]]
+    items = f"{e.items} {e.modality} item{'s' if e.items > 1 else ''} of {'x'.join(map(str, e.grid))} patches"
+    applied = "applied to the KV shown" if MM_ESTIMATE_APPLIED else (
+        f"not applied (its held-out error is outside the bound): the KV shown stays the upper bound and the KV cache may "
+        f"be up to {e.kv_cost / GIB:.2f} GiB smaller")
+    warnings[at[0]] = warning(old.code, f"{spec.id} is multimodal: vLLM's profile run encodes {items} (the largest "
+                              "dummy --limit-mm-per-prompt allows) and holds the outputs in the encoder cache through "
+                              "the language model's dummy run. vramcalc's estimate from vLLM 0.34.0's tower code "
+                              f"(vramcalc/vllm/mm_profile.py): a forward peak of {e.peak.forward_peak / GIB:.2f} GiB "
+                              f"per rank ({e.peak.phase} phase), {e.peak.held / GIB:.2f} GiB held after, costing "
+                              f"{e.kv_cost / GIB:.2f} GiB of KV beside the language model's "
+                              f"{lm / GIB:.2f} GiB profile peak; {applied}. Against logged starts "
+                              f"(tests/data/vllm_mm_profile_logs.json) the KV with the estimate stood {cal} "
+                              f"(calibration) and {held} (held out) from the logged figure",
+                              fix=old.fix, source=old.source)
+    return e
+
+
 class _Activation(BaseModel):
     """The profile run's activation peak: the forward pass over max_num_batched_tokens or, on the last PP stage,
     the sampler over max_num_seqs, whichever is larger; plus a persistent attention workspace."""
@@ -2598,6 +2644,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     warnings += [m for m in attn_msgs if m.level != "error"]
     errors += [m for m in attn_msgs if m.level == "error"]  # vLLM raises these when it builds the attention layers
     act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs, gpu)
+    enc = _mm_encoder_estimate(spec, opts, act, mnbt, seqs, L, wdtype, warnings)
     if backend == "TURBOQUANT":
         act = act.model_copy(update={"workspace": act.workspace + _turboquant_workspace(
             spec, opts, seqs, mnbt, L, kv_pool(pool_spec, kvs).block_size)})
@@ -2667,6 +2714,9 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     for (w, w_bytes), (lora, vision, offloaded, prefetch_buffer), copy in zip(weights, extras, copies):
         w_bytes = w_bytes + lora - vision - offloaded + prefetch_buffer
         a = act.on_stage(w.pp_stage == opts.pp - 1, copy)
+        enc_bytes = enc.kv_cost if enc is not None and w.pp_stage == 0 else 0
+        if enc_bytes and MM_ESTIMATE_APPLIED:
+            a += enc_bytes
         kv_bytes = requested - w_bytes - a - int(non_torch) - int(graphs)
         if extensible:  # the profile's estimate above reserves the address range; warmup's measure commits this
             # the captured graphs stay resident; without the estimate (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0)
@@ -2711,7 +2761,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
                                     weights_bytes=w_bytes, activation_bytes=a, non_torch_bytes=int(non_torch),
                                     cuda_graph_bytes=int(graphs), kv_cache_bytes=kv_bytes, uncertainty_bytes=margin,
                                     lora_bytes=lora, cpu_offload_bytes=offloaded,
-                                    prefetch_buffer_bytes=prefetch_buffer, uva_layer_copy_bytes=copy))
+                                    prefetch_buffer_bytes=prefetch_buffer, uva_layer_copy_bytes=copy,
+                                    encoder_profile_bytes=enc_bytes))
         if w.rank % opts.tp == 0:
             pools.append((kv_pool(pool_spec, kvs, w.pp_stage), kv_bytes))
     for pool, _ in pools[:1]:

@@ -1,0 +1,161 @@
+"""The multimodal encoder's profiling peak: what vLLM's start-up profile run holds on one rank while it encodes the
+dummy batch, and the KV cache that costs beside the language model's own profile peak.
+
+vLLM v0.34.0 vllm/v1/worker/gpu/model_runner.py GPUModelRunner.profile_run: on the first PP rank a MultiModalBudget
+(vllm/multimodal/encoder_budget.py) picks the modality with the most tokens per item (get_modality_with_max_tokens:
+ties go to the later name), repeats its dummy item mm_max_items_per_batch times (_get_max_items:
+max(1, min(encoder budget // tokens per item, max_num_seqs x max(1, min(limit, max_model_len // tokens per item))))
+with the encoder budget min(max(max_num_encoder_input_tokens, tokens), max(encoder_cache_size, tokens)),
+vllm/v1/core/encoder_cache_manager.py compute_mm_encoder_budget) and encodes it
+(vllm/v1/worker/gpu/mm/encoder_runner.py EncoderRunner.profile_encoder_cache); the outputs stay in the encoder cache
+through the language model's dummy run and the sampler. The KV budget loses the allocator's peak over the whole run
+(vllm/utils/mem_utils.py memory_profiling: allocated_bytes.all.peak), so the encoder costs
+max(forward peak, held outputs + LM peak) - LM peak.
+
+The forward peak is the live set of the tower's largest phase, read from vLLM v0.34.0's code as the CUDA build runs
+it under the default config (VLLM_COMPILE with Inductor: custom ops off, so the RMSNorms run their native IR
+implementation, vllm/platforms/cuda.py get_default_ir_op_priority; vision attention FLASH_ATTN, varlen, output
+only; the TP all-reduce out of place). Each allocation is rounded as c10/cuda/CUDACachingAllocator.cpp counts
+allocated_bytes (a multiple of 512; a request of max_split_size, 20 MiB during the profile run
+(vllm/v1/worker/gpu_worker.py _scoped_allocator_max_split), or more takes its whole segment, a multiple of 2 MiB).
+tools/vllm_mm_encoder_peak_oracle.py runs vLLM's own towers on the meta device under a live-bytes tracker and
+tests/test_vllm_mm_encoder_peak.py checks these formulas against it.
+
+N patches, width D, D_r = D / tp (heads split), I_r = intermediate / tp, head dim d, b the tower's dtype bytes:
+
+qwen2_5_vl_vision (models/qwen2_5_vl.py Qwen2_5_VisionTransformer.forward, Qwen2_5_VisionBlock, VisionAttention,
+VisionMLP): held through the forward are the processor's float32 pixel values (N x patch_dim x 4, in the caller's
+batch), the rotary cos and sin gathered for the batch and the per-grid copies the model's LRU cache keeps
+(get_rope_by_thw), the window order and its inverse (N / merge^2 int64 each) and the cumulative window and frame
+lengths (int32). Attention (at the proj output): the block input, norm1's output, qkv (3 D_r), q and k made
+contiguous (2 D_r), their rotated copy (2 D_r, vllm_flash_attn apply_rotary: empty_like), the attention output
+(D_r) and proj's (D). MLP (at down_proj's output): the block input, the attention output, the fused add-norm's two
+outputs, gate_up (2 I_r), the activation (I_r, one fused output) and down_proj's (D). Under TP each phase also holds
+its row-parallel output's all-reduced copy (D).
+
+qwen3_5_vision (models/qwen3_vl.py Qwen3_VisionTransformer.forward, Qwen3_VisionBlock, Qwen3_VisionMLP): held through
+the forward are the pixel values, the interpolated position embeddings (D) and the rotary cos and sin. Attention:
+as above less the windows (block input, norm1, qkv, q/k contiguous, rotated, attention output, proj). MLP: the block
+input, the residual sum, norm2's output and either fc1 with the activation (2 I_r, at the GELU) or the activation
+with fc2's output (I_r + D, at fc2, plus the all-reduced copy under TP).
+
+After the forward the merger's output (N / merge^2 x out_hidden_size) is held in the encoder cache, and for
+qwen2_5_vl the LRU cache's rotary copies too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..spec import VisionSpec
+
+MIB = 2**20
+MAX_SPLIT = 20 * MIB  # vllm/v1/worker/gpu_worker.py _scoped_allocator_max_split(max_split_size_mb=20)
+KINDS = ("qwen2_5_vl_vision", "qwen3_5_vision")
+
+
+def cuda_allocated(nbytes: int) -> int:
+    """allocated_bytes the CUDA caching allocator counts for one request during vLLM's profile run."""
+    r = max(512, -(-nbytes // 512) * 512)
+    return -(-r // (2 * MIB)) * (2 * MIB) if r >= MAX_SPLIT else r
+
+
+@dataclass(frozen=True)
+class EncoderPeak:
+    forward_peak: int  # the live bytes at the forward's peak, on one rank
+    held: int  # what stays allocated after it through the LM's dummy run (encoder cache, rotary cache)
+    phase: str  # "attention" or "mlp"
+
+
+def supported(v: VisionSpec | None) -> bool:
+    return v is not None and v.kind in KINDS and None not in (v.num_heads, v.patch_dim, v.spatial_merge,
+                                                              v.intermediate_size, v.merger_out)
+
+
+def encoder_peak(v: VisionSpec, tp: int, grid: tuple[int, int, int], items: int, dtype_bytes: int = 2) -> EncoderPeak:
+    """The forward peak and what is held after it for `items` dummy items of `grid` (t, h, w patches) on one rank."""
+    if not supported(v):
+        raise ValueError(f"no encoder peak formula for the {v.kind} tower")
+    assert v.num_heads and v.patch_dim and v.spatial_merge and v.intermediate_size and v.merger_out
+    a, b = cuda_allocated, dtype_bytes
+    t, h, w = grid
+    n = t * h * w * items
+    m2 = v.spatial_merge**2
+    d, heads = v.hidden_size, v.num_heads
+    hd = d // heads
+    d_r = (heads // tp) * hd
+    i_r = v.intermediate_size // tp
+    hidden = a(n * d * b)
+    reduced = hidden if tp > 1 else 0  # the row-parallel output's all-reduced copy
+    base = a(n * v.patch_dim * 4) + 2 * a(n * (hd // 2) * b) + a((t * items + 1) * 4)
+    held = a(n // m2 * v.merger_out * b)
+    attention = 3 * hidden + a(n * 3 * d_r * b) + 2 * a(n * 2 * d_r * b) + a(n * d_r * b) + reduced
+    if v.kind == "qwen2_5_vl_vision":
+        ws = v.window_units or 1
+        windows = t * math.ceil(h // v.spatial_merge / ws) * math.ceil(w // v.spatial_merge / ws) * items
+        lru = 2 * a(t * h * w * (hd // 2) * b)  # one grid: every dummy item is the same
+        base += lru + 2 * a(n // m2 * 8) + a((windows + 1) * 4)
+        held += lru
+        mlp = 5 * hidden + a(n * 2 * i_r * b) + a(n * i_r * b) + reduced
+    else:
+        base += hidden  # pos_embeds
+        mlp = 3 * hidden + max(2 * a(n * i_r * b), a(n * i_r * b) + hidden + reduced)
+    phase = "attention" if attention >= mlp else "mlp"
+    return EncoderPeak(forward_peak=base + max(attention, mlp), held=held, phase=phase)
+
+
+def kv_cost(peak: EncoderPeak, lm_transient: int) -> int:
+    """The KV the encoder costs beside the language model's profile peak `lm_transient` (the profile run's peak is
+    max(encoder forward peak, held + LM peak); module docstring)."""
+    return max(peak.forward_peak, peak.held + lm_transient) - lm_transient
+
+
+def max_items(tokens: int, mnbt: int, encoder_input_tokens: int | None, encoder_cache: int | None, limit: int,
+              max_model_len: int, max_num_seqs: int, chunked_prefill: bool = True) -> int:
+    """MultiModalBudget._get_max_items (vLLM v0.34.0 vllm/multimodal/encoder_budget.py) for one modality."""
+    budget = min(max(encoder_input_tokens or mnbt, tokens), max(encoder_cache or mnbt, tokens))
+    per_prompt = max(1, min(limit, max_model_len // tokens))
+    reqs = max_num_seqs if chunked_prefill else min(max_num_seqs, mnbt // tokens)
+    return max(1, min(budget // tokens, reqs * per_prompt))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    modality: str
+    grid: tuple[int, int, int]
+    items: int
+    peak: EncoderPeak
+    kv_cost: int  # the KV the encoder costs on a first-PP-stage rank beside the LM's profile peak
+
+
+def estimate(v: VisionSpec | None, model_id: str, tp: int, limits: dict[str, int] | None, encoder_tp_mode: str | None,
+             mnbt: int, max_num_seqs: int, max_model_len: int, chunked_prefill: bool, lm_transient: int,
+             dtype_bytes: int) -> Estimate | None:
+    """The encoder's profiling cost for a model whose tower and dummy items vramcalc knows, else None (the warning
+    then says it is not sized). --mm-encoder-tp-mode data (the items split over the ranks,
+    vllm/multimodal/utils.py run_dp_sharded_vision_model) is not sized."""
+    from .features import features
+
+    cfg = features().multimodal.encoder_peak
+    dummy = cfg.dummy_items.get(model_id)
+    if v is None or not supported(v) or dummy is None or (encoder_tp_mode == "data" and tp > 1):
+        return None
+    lim = limits or {}
+    candidates: dict[str, tuple[tuple[int, int, int], int]] = {}
+    if lim.get("image", cfg.default_limit) > 0:
+        candidates["image"] = (dummy.image.grid, dummy.image.tokens)
+    if lim.get("video", cfg.default_limit) > 0:
+        if dummy.video is not None:  # qwen2_vl.py get_num_frames_with_most_features: two frames a temporal patch
+            t = max(1, min(dummy.video.max_temporal_patches, max_model_len // dummy.video.tokens_per_temporal_patch))
+            candidates["video"] = ((t, *dummy.video.frame_grid), t * dummy.video.tokens_per_temporal_patch)
+        elif "image" not in candidates:
+            return None
+    if not candidates:
+        return None
+    modality = max(candidates, key=lambda m: (candidates[m][1], m))  # get_modality_with_max_tokens
+    grid, tokens = candidates[modality]
+    n = max_items(tokens, mnbt, None, None, lim.get(modality, cfg.default_limit), max_model_len, max_num_seqs,
+                  chunked_prefill)
+    peak = encoder_peak(v, tp, grid, n, dtype_bytes)
+    return Estimate(modality=modality, grid=grid, items=n, peak=peak, kv_cost=kv_cost(peak, lm_transient))
