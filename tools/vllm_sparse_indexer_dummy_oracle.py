@@ -66,7 +66,7 @@ CASES: list[tuple[dict[str, Any], dict[str, Any], int, dict[str, Any], dict[str,
     (V32, B200, 8, _a(max_num_seqs=512, speculative_config={"method": "mtp", "num_speculative_tokens": 3}), {}, {}),
     (V32, B200, 8, _a(max_num_seqs=512, speculative_config={"method": "mtp", "num_speculative_tokens": 3}),
      {DEC: "0"}, {}),
-    (V32, B200, 8, _a(max_num_seqs=64, max_num_batched_tokens=32), {DEC: "0", PRE: "16"}, {}),
+    (V32, B200, 8, _a(max_num_seqs=32, max_num_batched_tokens=32), {DEC: "0", PRE: "16"}, {}),
     (V32, B200, 8, _a(max_num_seqs=1024, attention_config={"indexer_logits_dtype": "float32"}), {}, {}),
     (V32, B200, 8, _a(max_num_seqs=1024, attention_config={"indexer_logits_dtype": "float32"}), {DEC: "0"}, {}),
     (V32, B200, 8, _a(max_num_seqs=1024, sparse_indexer_topk_backend="deep_select"), {DEC: "0"}, {}),
@@ -95,6 +95,9 @@ CASES: list[tuple[dict[str, Any], dict[str, Any], int, dict[str, Any], dict[str,
                       kv_cache_dtype="fp8"), {DEC: "1024"}, {}),
     (GLM, H100, 8, _a(max_model_len=16384, max_num_seqs=8), {PRE: "64"}, {}),
     (GLM, B200, 8, _a(max_num_seqs=1024, attention_config={"indexer_logits_dtype": "bfloat16"}), {}, {}),
+    # where the forward pass, not the sampler, sets vramcalc's activation peak (tests/test_vllm_sparse_indexer_dummy.py)
+    (V32, B200, 8, _a(speculative_config={"method": "mtp", "num_speculative_tokens": 3}), {}, {}),
+    (V32, B200, 8, _a(speculative_config={"method": "mtp", "num_speculative_tokens": 3}), {DEC: "0"}, {}),
 ]
 
 
