@@ -6,9 +6,11 @@ tools/vllm_sparse_indexer_dummy_oracle.py)."""
 
 import json
 import os
+import shlex
 
 import pytest
 
+from vramcalc.cli import main
 from vramcalc.errors import InputError, NotModelledError
 from vramcalc.gpus import find_gpu
 from vramcalc.pasted_command import check_command, read_command
@@ -168,6 +170,10 @@ def test_pasted_commands_read_both_variables_and_the_logits_dtype():
         read_command(f"VLLM_USE_FUSED_MQA_TOPK=yes {base}")
     r = check_command(f"VLLM_SPARSE_INDEXER_MAX_DECODE_LOGITS_MB=0 {base}", "8xb200")
     assert "--sparse-indexer-max-decode-logits-mb 0" in r.vramcalc_command
+    assert r.result.command.startswith("VLLM_SPARSE_INDEXER_MAX_DECODE_LOGITS_MB=0 vllm serve")
+    g = check_command(f"VLLM_USE_FUSED_MQA_TOPK=0 {base}", "8xb200")
+    assert "--no-fused-mqa-topk" in g.vramcalc_command and g.result.command.startswith("VLLM_USE_FUSED_MQA_TOPK=0 ")
+    assert main(shlex.split(g.vramcalc_command)[1:] + ["--json"]) == 0
     assert not [m for m in r.result.warnings if m.code == "command.not_modelled"]
     (c,) = [c for c in CASES if c["env"] == {"VLLM_SPARSE_INDEXER_MAX_DECODE_LOGITS_MB": "0"}
             and c["architecture"] == "DeepseekV32ForCausalLM" and c["compute_capability"] == "10.0"
