@@ -667,6 +667,36 @@ class SparseIndexer(Sourced):
     workspace_source: str
     index_buffer_source: str
     row_shard_exchange_source: str
+    dummy_since: SinceVersion  # the release whose profile run sizes the dummy by dummy_034's rule
+    dummy_034: "SparseIndexerDummy"
+
+
+class SparseIndexerDummy(Sourced):
+    """vLLM 0.34.0's sizing of the DSA indexer's profile-run dummy logits and fused scratch (vllm.json
+    sparse_indexer dummy_034)."""
+
+    max_decode_logits_mb: int  # VLLM_SPARSE_INDEXER_MAX_DECODE_LOGITS_MB's default
+    max_decode_logits_mb_source: str
+    chunk_cc_major: int  # the CUDA compute-capability major where decode is chunked (and fused, BF16 logits)
+    chunk_topk_backends: list[str]
+    topks: list[int]  # index_topk values the chunking and the fused kernel take
+    split_kv_sm100: int
+    split_kv_other: int
+    row_stride_bytes: int  # DeepGEMM's logits row alignment in bytes
+    fp32_copy_bytes: int
+    bf16_logits_architectures: list[str]  # whose config hook picks BF16 logits on SM 10.x
+    bf16_logits_source: str
+    fused_source: str
+    fused_heads: int
+    fused_head_dim: int
+    fused_block_rows: int
+    fused_slots_per_sm: int
+    fused_slot_row_bytes: int  # per slot row: 16384 x (2 + 4) + 4096 x (4 + 4)
+    fused_counter_bytes: int
+    fused_block_bytes: int  # per block of rows: 8 + 1 int32 counters
+    sm_count: dict[str, int]  # GPU id: its SMs
+    sm_count_source: str
+    sm_count_max: int
 
 
 class ConfidentialCompute(Sourced):

@@ -797,8 +797,14 @@ def _vllm_reading(p: Parsed) -> Reading:
                 opts["mxfp8_emulation_dequant"] = val.strip().lower() in ("true", "1")  # vllm/envs.py (0.33.0)
             elif entry["class"] == "modelled" and entry["field"] == "replicate_embed":
                 opts["replicate_embed"] = val.strip().lower() in ("1", "true")  # vllm/envs.py (0.33.0)
+            elif entry["class"] == "modelled" and entry["field"] == "use_fused_mqa_topk":
+                try:  # bool(int(os.getenv(...))) (v0.34.0 vllm/envs.py)
+                    opts["use_fused_mqa_topk"] = bool(int(val))
+                except ValueError:
+                    raise InputError(f"ValueError: invalid literal for int() with base 10: {val!r} ({k})") from None
             elif entry["class"] == "modelled" and entry["field"] in ("flashinfer_workspace_bytes",
                                                                       "sparse_indexer_max_logits_mb",
+                                                                      "sparse_indexer_max_decode_logits_mb",
                                                                       "max_tokens_per_expert_fp4_moe"):
                 try:  # int(os.getenv(...)) (vllm/envs.py, 0.33.0)
                     opts[entry["field"]] = int(val)
@@ -1891,6 +1897,7 @@ def _flag_line(q: Question) -> str:
                     "mla_disable": "--mla-disable" if v else None,
                     "dcp_q_replicate": "--dcp-q-replicate" if v else None,
                     "replicate_embed": "--replicate-embed" if v else None,
+                    "use_fused_mqa_topk": None if v else "--no-fused-mqa-topk",
                     "weight_offloading_disable_uva": "--weight-offloading-disable-uva" if v else None,
                     "confidential_compute": "--confidential-compute" if v else None,
                     "estimate_cudagraphs": None if v else "--no-estimate-cudagraphs",
@@ -1927,7 +1934,7 @@ def _flag_line(q: Question) -> str:
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
                 "all2all_backend", "deepep_buffer_size_mb", "flashinfer_workspace_bytes", "sparse_indexer_max_logits_mb",
-                "max_tokens_per_expert_fp4_moe", "gdn_prefill_backend", "kda_prefill_backend", "linear_backend",
+                "sparse_indexer_max_decode_logits_mb", "max_tokens_per_expert_fp4_moe", "gdn_prefill_backend", "kda_prefill_backend", "linear_backend",
                 "sparse_indexer_topk_backend", "replayssm_buffer_len",
                 "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "offload_group_size",
                 "offload_num_in_group", "offload_prefetch_step", "prefill_context_parallel_size")

@@ -221,6 +221,13 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     f.add_argument("--sparse-indexer-max-logits-mb", type=int, default=None, metavar="MIB",
                    help="as vLLM's VLLM_SPARSE_INDEXER_MAX_LOGITS_MB: the DSA sparse indexer's profile-run dummy "
                         "logits tensor (default 512 MiB; DeepSeek-V3.2)")
+    f.add_argument("--sparse-indexer-max-decode-logits-mb", type=int, default=None, metavar="MIB",
+                   help="as vLLM's VLLM_SPARSE_INDEXER_MAX_DECODE_LOGITS_MB (vLLM 0.34): the DSA sparse indexer's "
+                        "decode logits budget on SM 10.x, which caps the decode rows of its profile-run dummy "
+                        "(default 2048 MiB, 0 off)")
+    f.add_argument("--no-fused-mqa-topk", dest="use_fused_mqa_topk", action="store_false", default=None,
+                   help="as vLLM's VLLM_USE_FUSED_MQA_TOPK=0 (vLLM 0.34): the DSA indexer's prefill stays on the "
+                        "dense MQA-logits path, without the fused kernel's profile-run scratch (SM 10.x)")
     f.add_argument("--max-tokens-per-expert-fp4-moe", type=int, default=None, metavar="TOKENS",
                    help="as vLLM's VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE: the rows (x top-k) of the CUTLASS FP4 MoE "
                         "kernels' block-scale tensor, counted with --moe-backend cutlass on NVFP4 experts "
@@ -327,7 +334,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
                  "decode_context_parallel_size", "prefill_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
                  "all2all_backend", "deepep_buffer_size_mb", "estimate_cudagraphs", "flashinfer_workspace_bytes",
-                 "sparse_indexer_max_logits_mb", "max_tokens_per_expert_fp4_moe",
+                 "sparse_indexer_max_logits_mb", "sparse_indexer_max_decode_logits_mb", "use_fused_mqa_topk",
+                 "max_tokens_per_expert_fp4_moe",
                  "mamba_block_size", "runner", "convert", "gdn_prefill_backend", "kda_prefill_backend", "linear_backend",
                  "sparse_indexer_topk_backend", "use_replayssm",
                  "replayssm_buffer_len", "mamba_backend", "mamba_ssu_algorithm", "offload_backend",

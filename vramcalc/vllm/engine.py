@@ -13,6 +13,7 @@ non-torch (calibrated): tp1 / pp_multi, or tp_multi while vLLM's custom all-redu
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from math import ceil
 from typing import Any, Literal
@@ -128,6 +129,12 @@ class VLLMOptions(CheckedOptions):
     # VLLM_SPARSE_INDEXER_MAX_LOGITS_MB (None: the default, 512): the DSA sparse indexer's dummy logits tensor in the
     # profile run (_sparse_indexer)
     sparse_indexer_max_logits_mb: int | None = Field(default=None, ge=0, le=2**20)
+    # VLLM_SPARSE_INDEXER_MAX_DECODE_LOGITS_MB (None: the default, 2048; 0 off; vLLM 0.34.0): the decode logits budget
+    # on SM 10.x, which caps the decode rows of the indexer's profile-run dummy (_sparse_indexer)
+    sparse_indexer_max_decode_logits_mb: int | None = Field(default=None, ge=0, le=2**20)
+    # VLLM_USE_FUSED_MQA_TOPK (default on; vLLM 0.34.0): the fused MQA-logits + top-k prefill kernel on SM 10.x,
+    # whose scratch the profile run allocates ahead of the dummy (_sparse_indexer)
+    use_fused_mqa_topk: bool = True
     # VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE (None: the default, 163840): the rows of the CUTLASS FP4 MoE kernels'
     # block-scale tensor, a forward transient with --moe-backend cutlass on NVFP4 experts (_fp4_moe_blockscale)
     max_tokens_per_expert_fp4_moe: int | None = Field(default=None, ge=1, le=2**31)
@@ -338,11 +345,20 @@ class VLLMOptions(CheckedOptions):
     def selected_backend(self) -> str | None:
         """--attention-backend and attention_config.backend are one setting: both given is vLLM's error
         (vllm/engine/arg_utils.py EngineArgs.create_engine_config)."""
-        other = sorted(set(self.attention_config or {}) - {"backend", "sparse_mla_prefill_workspace_factor"})
+        known = {"backend", "sparse_mla_prefill_workspace_factor"}
+        # indexer_logits_dtype: an AttentionConfig field from 0.34.0 (the DSA indexer's logits, _dummy_034)
+        if _key(self.engine_version or vllm_rules().default_version) >= \
+                _key(vllm_rules().sparse_indexer.dummy_since.version):
+            known.add("indexer_logits_dtype")
+            v = (self.attention_config or {}).get("indexer_logits_dtype", "auto")
+            if v not in ("auto", "float32", "bfloat16"):
+                raise InputError(f"--attention-config indexer_logits_dtype: {v!r}: Input should be 'auto', 'float32' "
+                                 "or 'bfloat16' (v0.34.0 vllm/config/attention.py AttentionConfig)")
+        other = sorted(set(self.attention_config or {}) - known)
         if other:
             raise NotModelledError(f"--attention-config {', '.join(other)}: not modelled (vramcalc models its "
-                                   "`backend` and `sparse_mla_prefill_workspace_factor`; vllm/config/attention.py "
-                                   "AttentionConfig)")
+                                   "`backend`, `sparse_mla_prefill_workspace_factor` and, from 0.34.0, "
+                                   "`indexer_logits_dtype`; vllm/config/attention.py AttentionConfig)")
         b = (self.attention_config or {}).get("backend")
         b = None if isinstance(b, str) and b.lower() == "auto" else b
         if self.attention_backend is not None and b is not None:
@@ -1221,7 +1237,14 @@ class _SparseIndexer(BaseModel):
     workspace: int  # what the profile run asks of the shared workspace (persistent)
     index_buffer: int  # topk_indices_buffer (persistent, allocated with the model)
     logits: int  # the dummy logits tensor (transient, per indexer call)
-    exchange: int  # the TP row-shard exchange transient (held with the logits)
+    exchange: int  # the TP row-shard exchange transient (held with the logits; up to 0.33)
+    fused_scratch: int = 0  # the fused MQA + top-k kernel's scratch, dropped before the dummy (0.34)
+    release_034: bool = False  # sized by 0.34.0's rule (data/vllm.json sparse_indexer dummy_034)
+    logits_dtype: str = "float32"  # the indexer's MQA logits (0.34)
+    decode_rows: int = 0  # the decode rows the dummy counts (0.34)
+    decode_chunked: bool = False  # decode chunked to VLLM_SPARSE_INDEXER_MAX_DECODE_LOGITS_MB (0.34)
+    sm_count: int = 0  # the SMs the fused scratch is sized for (0: not used)
+    sm_count_recorded: bool = True
 
     @property
     def persistent(self) -> int:
@@ -1229,15 +1252,72 @@ class _SparseIndexer(BaseModel):
 
     @property
     def transient(self) -> int:
-        return self.logits + self.exchange
+        """The peak at the indexer call: the fused scratch is dropped before the dummy (and the exchange) is
+        allocated (v0.34.0 sparse_attn_indexer), so the larger of the two."""
+        return max(self.logits + self.exchange, self.fused_scratch)
 
 
-def _sparse_indexer(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, mnbt: int, L: int) -> _SparseIndexer | None:
-    """vLLM 0.33.0's DSA sparse indexer buffers on one rank (data/vllm.json sparse_indexer): the profile run's
-    K-gather and radix top-k workspace and the max_num_batched_tokens x index_topk int32 index buffer, persistent;
-    the dummy logits tensor of VLLM_SPARSE_INDEXER_MAX_LOGITS_MB MiB and, under TP on CUDA, the row-shard exchange
-    transient, held together at each indexer call (vllm/model_executor/layers/sparse_attn_indexer.py
-    sparse_attn_indexer). None: no indexer."""
+def _indexer_logits_dtype(spec: ModelSpec, opts: VLLMOptions, sm100: bool) -> str:
+    """The DSA indexer's MQA logits dtype (v0.34.0 vllm/config/attention.py indexer_logits_dtype, resolved by
+    vllm/model_executor/models/config.py _set_deepseek_indexer_logits_dtype; data/vllm.json sparse_indexer
+    dummy_034 bf16_logits_source)."""
+    given = (opts.attention_config or {}).get("indexer_logits_dtype", "auto")
+    if given != "auto":
+        return str(given)
+    r = vllm_rules().sparse_indexer.dummy_034
+    return "bfloat16" if sm100 and spec.architecture in r.bf16_logits_architectures else "float32"
+
+
+def _dummy_034(spec: ModelSpec, mla: Any, opts: VLLMOptions, gpu: GPU, mnbt: int, L: int, seqs: int,
+               spec_tokens: int) -> dict[str, Any]:
+    """vLLM 0.34.0's profile-run dummy logits tensor and fused MQA + top-k scratch on a CUDA GPU (v0.34.0
+    vllm/model_executor/layers/sparse_attn_indexer.py sparse_attn_indexer; vllm/model_executor/kernels/attention/
+    dsa/fused_mqa_topk.py use_fused_mqa_topk, get_fused_mqa_topk_workspaces; data/vllm.json sparse_indexer
+    dummy_034)."""
+    r = vllm_rules().sparse_indexer.dummy_034
+    cc = str(gpu.compute_capability or "0").split(".")[0]
+    sm100 = gpu.vendor == "nvidia" and cc.isdigit() and int(cc) == r.chunk_cc_major
+    logits_dtype = _indexer_logits_dtype(spec, opts, sm100)
+    item = 2 if logits_dtype == "bfloat16" else 4
+    copy = 0 if item == 4 else r.fp32_copy_bytes
+    pcp = opts.prefill_context_parallel_size > 1
+    dcp = opts.decode_context_parallel_size
+    topk_backend = opts.sparse_indexer_topk_backend or "auto"
+    decode_copy = copy if topk_backend != "deep_select" or dcp != 1 else 0
+    dec_mb = r.max_decode_logits_mb if opts.sparse_indexer_max_decode_logits_mb is None else \
+        opts.sparse_indexer_max_decode_logits_mb
+    budget = dec_mb * MIB
+    chunked = budget > 0 and sm100 and not pcp and dcp == 1 and topk_backend in r.chunk_topk_backends and \
+        mla.index_topk in r.topks
+    rows = min(seqs, mnbt) * (1 + spec_tokens)
+    if chunked:
+        rows = min(rows, budget // (item * L))
+        decode_copy = 0
+    align = math.lcm(r.split_kv_sm100 if sm100 else r.split_kv_other, r.row_stride_bytes // item)
+    mb = vllm_rules().sparse_indexer.max_logits_mb if opts.sparse_indexer_max_logits_mb is None else \
+        opts.sparse_indexer_max_logits_mb
+    dummy = max(mb * MIB // 4 * (item + copy), rows * (-(-L // align) * align) * (item + decode_copy))
+    fused = opts.use_fused_mqa_topk and sm100 and (pcp or dcp == 1) and mla.index_topk in r.topks and \
+        (mla.index_n_heads, mla.index_head_dim) == (r.fused_heads, r.fused_head_dim)
+    scratch, sms, recorded = 0, 0, True
+    if fused:
+        recorded = gpu.id in r.sm_count
+        sms = r.sm_count.get(gpu.id, r.sm_count_max)
+        blocks = -(-mnbt // r.fused_block_rows)
+        slot_rows = r.fused_block_rows * r.fused_slots_per_sm * min(blocks, sms)
+        scratch = r.fused_counter_bytes + slot_rows * r.fused_slot_row_bytes + blocks * r.fused_block_bytes
+    return {"logits": dummy, "fused_scratch": scratch, "logits_dtype": logits_dtype, "decode_rows": rows,
+            "decode_chunked": chunked, "sm_count": sms, "sm_count_recorded": recorded}
+
+
+def _sparse_indexer(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, mnbt: int, L: int, seqs: int = 0,
+                    spec_tokens: int = 0) -> _SparseIndexer | None:
+    """The DSA sparse indexer buffers on one rank (data/vllm.json sparse_indexer): the profile run's K-gather and
+    radix top-k workspace and the max_num_batched_tokens x index_topk int32 index buffer, persistent; at each
+    indexer call, up to vLLM 0.33.0 the dummy logits tensor of VLLM_SPARSE_INDEXER_MAX_LOGITS_MB MiB and, under TP
+    on CUDA, the row-shard exchange transient, held together; from 0.34.0 (on CUDA) the larger of the fused MQA +
+    top-k scratch and a dummy sized from the prefill and decode logits (_dummy_034)
+    (vllm/model_executor/layers/sparse_attn_indexer.py sparse_attn_indexer). None: no indexer."""
     mla = next((la.attention.mla for la in spec.layers if la.attention is not None and la.attention.mla is not None
                 and la.attention.mla.index_n_heads), None)
     if mla is None:
@@ -1254,8 +1334,14 @@ def _sparse_indexer(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, mnbt: int, L: 
     workspace = pair * (3 if pcp_dcp else 1) + al(r.radix_topk_workspace_bytes)
     index_buffer = mnbt * mla.index_topk * 4
     mb = r.max_logits_mb if opts.sparse_indexer_max_logits_mb is None else opts.sparse_indexer_max_logits_mb
-    # tp_prefill_row_sharding_supported (vllm/v1/attention/backends/mla/indexer.py); the variables and cudagraph
-    # modes that turn it off are not read here: the transient is counted (an upper bound)
+    version = opts.engine_version or vllm_rules().default_version
+    if _key(version) >= _key(r.dummy_since.version) and gpu.vendor == "nvidia":
+        # 0.34.0 reserves no row-shard exchange (sparse_attn_indexer's profile branch)
+        return _SparseIndexer(factor=factor, rows=rows, workspace=workspace, index_buffer=index_buffer, exchange=0,
+                              release_034=True, **_dummy_034(spec, mla, opts, gpu, mnbt, L, seqs or mnbt,
+                                                             spec_tokens))
+    # tp_prefill_row_sharding_supported (vllm/v1/attention/backends/mla/indexer.py, 0.33.0); the variables and
+    # cudagraph modes that turn it off are not read here: the transient is counted (an upper bound)
     sharded = gpu.vendor == "nvidia" and opts.tp > 1 and opts.decode_context_parallel_size == 1 and \
         opts.prefill_context_parallel_size == 1
     return _SparseIndexer(factor=factor, rows=rows, workspace=workspace, index_buffer=index_buffer, logits=mb * MIB,
@@ -1342,6 +1428,8 @@ def _sparse_indexer_messages(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, idx: 
     factor where the model has no indexer."""
     if idx is None:
         given = [n for n, v in (("VLLM_SPARSE_INDEXER_MAX_LOGITS_MB", opts.sparse_indexer_max_logits_mb),
+                                ("VLLM_SPARSE_INDEXER_MAX_DECODE_LOGITS_MB", opts.sparse_indexer_max_decode_logits_mb),
+                                ("VLLM_USE_FUSED_MQA_TOPK=0", None if opts.use_fused_mqa_topk else 0),
                                 ("--attention-config sparse_mla_prefill_workspace_factor",
                                  opts.sparse_mla_prefill_workspace_factor)) if v is not None]
         if not given:
@@ -1350,17 +1438,32 @@ def _sparse_indexer_messages(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, idx: 
             if opts.sparse_mla_prefill_workspace_factor is not None else ""
         return [warning("vllm.sparse_indexer.absent", f"{' and '.join(given)}: {spec.id} has no DSA sparse-attention "
                         f"indexer, so no indexer buffer is allocated{factor}",
-                        source="vllm/model_executor/layers/sparse_attn_indexer.py (v0.33.0)")]
+                        source="vllm/model_executor/layers/sparse_attn_indexer.py (v0.33.0, v0.34.0)")]
+    if idx.release_034:
+        dummy = (f"the profile run's {idx.logits / MIB:.0f} MiB dummy logits tensor ({idx.logits_dtype} logits; the "
+                 f"larger of the VLLM_SPARSE_INDEXER_MAX_LOGITS_MB prefill budget's and {idx.decode_rows:,} decode "
+                 "rows'" + (", chunked to VLLM_SPARSE_INDEXER_MAX_DECODE_LOGITS_MB" if idx.decode_chunked else "")
+                 + ")")
+        if idx.fused_scratch:
+            dummy += (f", or the fused MQA + top-k kernel's {idx.fused_scratch / MIB:.0f} MiB scratch allocated "
+                      f"before it where larger (VLLM_USE_FUSED_MQA_TOPK; {idx.sm_count} SMs"
+                      + ("" if idx.sm_count_recorded else ", the family's largest: this GPU's count is not recorded, "
+                         "an upper bound") + ")")
+        sized, src = "vLLM 0.34.0", "vllm/model_executor/layers/sparse_attn_indexer.py sparse_attn_indexer (v0.34.0)"
+        fix = ("a lower VLLM_SPARSE_INDEXER_MAX_LOGITS_MB or VLLM_SPARSE_INDEXER_MAX_DECODE_LOGITS_MB, or "
+               "--attention-config '{\"sparse_mla_prefill_workspace_factor\": 2}', returns memory to the KV cache")
+    else:
+        dummy = (f"the profile run's {idx.logits / MIB:.0f} MiB dummy logits tensor (VLLM_SPARSE_INDEXER_MAX_LOGITS_MB)"
+                 + (f" with the {idx.exchange / MIB:.0f} MiB TP row-shard exchange transient" if idx.exchange else ""))
+        sized, src = "vLLM 0.33.0", "vllm/model_executor/layers/sparse_attn_indexer.py sparse_attn_indexer (v0.33.0)"
+        fix = ("a lower VLLM_SPARSE_INDEXER_MAX_LOGITS_MB or --attention-config "
+               "'{\"sparse_mla_prefill_workspace_factor\": 2}' returns memory to the KV cache")
     out = [warning("vllm.sparse_indexer.buffers", f"DSA sparse indexer: {idx.workspace / MIB:.0f} MiB of K-gather and "
                    f"top-k workspace ({idx.rows:,} rows: max_model_len x 8 x sparse_mla_prefill_workspace_factor "
                    f"{idx.factor}) and a {idx.index_buffer / MIB:.0f} MiB index buffer are counted as persistent, and "
-                   f"the profile run's {idx.logits / MIB:.0f} MiB dummy logits tensor (VLLM_SPARSE_INDEXER_MAX_LOGITS_MB)"
-                   + (f" with the {idx.exchange / MIB:.0f} MiB TP row-shard exchange transient" if idx.exchange else "")
-                   + " on top of the forward peak; vLLM's shared workspace grows to the largest request, which the "
-                   "FlashMLA sparse and fused-MoE kernels may already exceed, so this is an upper bound (sized as vLLM 0.33.0 sizes them)",
-                   source="vllm/model_executor/layers/sparse_attn_indexer.py sparse_attn_indexer (v0.33.0)",
-                   fix="a lower VLLM_SPARSE_INDEXER_MAX_LOGITS_MB or --attention-config "
-                       "'{\"sparse_mla_prefill_workspace_factor\": 2}' returns memory to the KV cache")]
+                   f"{dummy} on top of the forward peak; vLLM's shared workspace grows to the largest request, which "
+                   "the FlashMLA sparse and fused-MoE kernels may already exceed, so this is an upper bound (sized as "
+                   f"{sized} sizes them)", source=src, fix=fix)]
     if gpu.vendor == "amd":
         out.append(warning("vllm.sparse_indexer.rocm", "ROCm's sparse indexer (vllm/v1/attention/ops/"
                            "rocm_aiter_mla_sparse.py) also reserves a decode-logits workspace of up to max_num_seqs x "
@@ -2545,12 +2648,17 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             for la in spec.layers):
         warnings.append(warning(
             "vllm.sparse_indexer_topk.not_modelled", f"--sparse-indexer-topk-backend {opts.sparse_indexer_topk_backend}: "
-            "the DSA indexer's decode top-k kernel; the profile run reserves the same buffers whatever the backend "
-            "(vllm/model_executor/layers/sparse_attn_indexer.py sparse_attn_indexer, 0.33.0), but its decode-time "
-            "transients (torch's masked fp32 logits copy, FlashInfer's index output; deep_select keeps the logits bf16 "
-            "on SM 10.x) land in the decode CUDA graphs' pool, which vramcalc does not size per backend, and vLLM "
-            "raises a RuntimeError at the first decode top-k where the backend's constraints fail (indexer_topk.py "
-            "SparseIndexerTopk.resolve_backend)", source="vllm/model_executor/layers/indexer_topk.py",
+            "the DSA indexer's decode top-k kernel; " + (
+                "the profile run's dummy logits follow it (no decode chunking but with auto or persistent, no FP32 "
+                "copy of BF16 logits with deep_select: vllm/model_executor/layers/sparse_attn_indexer.py "
+                "sparse_attn_indexer, 0.34.0, counted)" if _key(version) >= _key(
+                    vllm_rules().sparse_indexer.dummy_since.version) else
+                "the profile run reserves the same buffers whatever the backend "
+                "(vllm/model_executor/layers/sparse_attn_indexer.py sparse_attn_indexer, 0.33.0)") + ", but its "
+            "decode-time transients (torch's masked fp32 logits copy, FlashInfer's index output; deep_select keeps the "
+            "logits bf16 on SM 10.x) land in the decode CUDA graphs' pool, which vramcalc does not size per backend, "
+            "and vLLM raises a RuntimeError at the first decode top-k where the backend's constraints fail "
+            "(indexer_topk.py SparseIndexerTopk.resolve_backend)", source="vllm/model_executor/layers/indexer_topk.py",
             fix="drop --sparse-indexer-topk-backend"))
     if opts.linear_backend not in (None, "auto") and scheme.method != "none":
         warnings.append(warning(
@@ -2648,7 +2756,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if backend == "TURBOQUANT":
         act = act.model_copy(update={"workspace": act.workspace + _turboquant_workspace(
             spec, opts, seqs, mnbt, L, kv_pool(pool_spec, kvs).block_size)})
-    indexer = _sparse_indexer(spec, opts, gpu, mnbt, L)
+    indexer = _sparse_indexer(spec, opts, gpu, mnbt, L, seqs, plan.num_speculative_tokens if plan else 0)
     warnings += _sparse_indexer_messages(spec, opts, gpu, indexer)
     if indexer is not None:  # persistent beside the FlashInfer / TurboQuant workspaces; transient in the forward
         act = act.model_copy(update={"forward": act.forward + indexer.transient,
@@ -2793,11 +2901,19 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             "sparse indexer (rank 0)", indexer.persistent + indexer.transient, "persistent: K-gather workspace "
             "(align256(rows x index_head_dim) + align256(rows x 4), rows = max_model_len x 8 x factor) + 1 MiB radix "
             "top-k workspace + max_num_batched_tokens x index_topk x 4 index buffer; transient (in the forward peak): "
-            "VLLM_SPARSE_INDEXER_MAX_LOGITS_MB MiB + 2 x the index buffer under TP on CUDA; in the activation above",
+            + ("max(the dummy logits: max(VLLM_SPARSE_INDEXER_MAX_LOGITS_MB MiB / 4 x (logits bytes + FP32 copy), "
+               "decode rows x round_up(max_model_len, lcm(split_kv, 1024 / logits bytes)) x (logits bytes + FP32 "
+               "copy)), the fused MQA + top-k scratch); in the activation above" if indexer.release_034 else
+               "VLLM_SPARSE_INDEXER_MAX_LOGITS_MB MiB + 2 x the index buffer under TP on CUDA; in the activation "
+               "above"),
             source="data/vllm.json sparse_indexer (vllm/model_executor/layers/sparse_attn_indexer.py, "
-                   "vllm/v1/attention/backends/mla/indexer.py get_max_prefill_buffer_size, v0.33.0)",
+                   "vllm/v1/attention/backends/mla/indexer.py get_max_prefill_buffer_size, "
+                   + ("v0.34.0; vllm/model_executor/kernels/attention/dsa/fused_mqa_topk.py)" if indexer.release_034
+                      else "v0.33.0)"),
             workspace=indexer.workspace, index_buffer=indexer.index_buffer, logits=indexer.logits,
-            row_shard_exchange=indexer.exchange, rows=indexer.rows, sparse_mla_prefill_workspace_factor=indexer.factor))
+            row_shard_exchange=indexer.exchange, fused_scratch=indexer.fused_scratch,
+            logits_dtype=indexer.logits_dtype, decode_rows=indexer.decode_rows, rows=indexer.rows,
+            sparse_mla_prefill_workspace_factor=indexer.factor))
     if cc_added:
         at = next(i for i, t in enumerate(trace) if t.name == "activation (rank 0)") + 1
         trace.insert(at, term(
@@ -3081,6 +3197,10 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.insert(0, "VLLM_DEEPEP_HIGH_THROUGHPUT_FORCE_INTRA_NODE=1")
     if opts.sparse_indexer_max_logits_mb is not None:  # an environment variable (vllm/envs.py)
         cmd.insert(0, f"VLLM_SPARSE_INDEXER_MAX_LOGITS_MB={opts.sparse_indexer_max_logits_mb}")
+    if opts.sparse_indexer_max_decode_logits_mb is not None:  # an environment variable (v0.34.0 vllm/envs.py)
+        cmd.insert(0, f"VLLM_SPARSE_INDEXER_MAX_DECODE_LOGITS_MB={opts.sparse_indexer_max_decode_logits_mb}")
+    if not opts.use_fused_mqa_topk:  # an environment variable (v0.34.0 vllm/envs.py)
+        cmd.insert(0, "VLLM_USE_FUSED_MQA_TOPK=0")
     if opts.max_tokens_per_expert_fp4_moe is not None:  # an environment variable (vllm/envs.py)
         cmd.insert(0, f"VLLM_MAX_TOKENS_PER_EXPERT_FP4_MOE={opts.max_tokens_per_expert_fp4_moe}")
     return VLLMResult(
