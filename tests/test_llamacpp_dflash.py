@@ -177,3 +177,28 @@ def test_ngld_places_the_drafter_on_a_gpu(files):
     # -ngld 0: the weights and KV in host memory; the GPU holds the compute buffer (op offload), estimated
     assert e0.detail["gpu_layers"] == 0 and 0 < e0.gpu_bytes[0] <= e0.detail["compute"]
     assert e0.uncertainty_gpu_bytes[0] > 0
+
+
+def test_the_kept_layer_inputs_outside_the_replay_are_added_whole(files):
+    """Where the phase formula sizes the target's compute (layers split between a GPU and the CPU), each kept layer
+    input (n_embd x n_ubatch F32) is added on its layer's device: at least what the recorded replay grew by."""
+    from vramcalc.gpus import find_gpu
+    run = OK[0]
+    src = open_model(str(files / f"{run['target']}.gguf"))
+    base = dict(n_ctx=4096, n_parallel=4, kv_unified=True, n_gpu_layers=3)
+    r0 = check_llamacpp(src.spec, find_gpu("rtx-4090"), LlamaOptions(**base), src.llama_tensors(), solve=False)
+    r1 = check_llamacpp(src.spec, find_gpu("rtx-4090"), _opts(files, run, n_gpu_layers=3), src.llama_tensors(),
+                        solve=False)
+    grew = sum(d.compute_buffer_bytes for d in r1.devices) - sum(d.compute_buffer_bytes for d in r0.devices)
+    n_layers = 3  # dflash-a's target_layers 1, 3, 5
+    assert grew == n_layers * 4 * 512 * src.spec.hidden_size
+    recorded_growth = run["target_compute"] - round(_printed(run, "target", "compute") * MIB)
+    assert grew >= recorded_growth > 0
+
+
+def test_cli_prints_the_dflash_drafter(files, capsys):
+    from vramcalc.cli import main
+    assert main(["check", str(files / "qwen3-t.gguf"), "--engine", "llamacpp", "-c", "4096", "-md",
+                 str(files / "dspark-a.gguf"), "--gpu", "cpu"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "--spec-type draft-dspark" in out and "draft " in out

@@ -269,9 +269,20 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
                 host += layer
         elif cpu_layers:
             host += layer
+    kept = 0
+    for il in layer_inp:  # draft-dflash's kept layer inputs (n_embd x n_ubatch F32 each, graph outputs): added whole
+        kept += 4 * n_ub * spec.hidden_size
+        d = mb.unit_device[il] if il < len(mb.unit_device) else -1
+        if n_dev == 0 or d == -1:
+            host += 4 * n_ub * spec.hidden_size
+        else:
+            dev[d] += 4 * n_ub * spec.hidden_size
     how = ("the larger of the output phase (logits) and the layer phase (mask + activations"
            + (")" if fa else " + F32 attention scores)") + "; on 189 real llama.cpp runs the median error is "
            f"2.3% and the worst 21% low, so the verdict adds a {UNCERTAINTY:.0%} margin")
+    if kept:
+        how += (f"; the {len(layer_inp)} layer inputs draft-dflash keeps as outputs added whole "
+                f"({kept / 2**20:.2f} MiB, on their layers' devices: an upper bound)")
     if copied:
         how += (f"; the first GPU takes the ops on weights in host memory and holds a copy of the largest "
                 f"({copied / 2**20:.0f} MiB, ggml-backend op offload)")
