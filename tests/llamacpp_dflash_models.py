@@ -60,7 +60,6 @@ def build_draft(name: str) -> lm._Model:
     if "target_layers" in o:
         m.key("target_layers", list(o["target_layers"]))
     m.key("block_size", o["block_size"])
-    m.kv["tokenizer.ggml.mask_token_id"] = s.n_vocab - 1  # conversion/qwen.py: dflash_config's mask_token_id
     if o.get("tok_embd"):
         m.t("token_embd.weight", s.n_embd, s.n_vocab)
     n_inp = len(o.get("target_layers", [0])) * s.n_embd
@@ -82,7 +81,41 @@ def build_draft(name: str) -> lm._Model:
     return m
 
 
+def _vocab(n_vocab: int) -> dict[str, Any]:
+    """A SentencePiece-style vocabulary (llama-vocab.cpp LLAMA_VOCAB_TYPE_SPM) of n_vocab tokens: <unk>, <s>, </s>,
+    the 256 byte tokens, plain pieces, and a mask token last (the draft's noise token: a vocabulary-less file has
+    none, and the drafting decode needs it)."""
+    toks = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
+    types = [2, 3, 3] + [6] * 256
+    toks += [f"\u2581t{i}" for i in range(n_vocab - len(toks) - 1)] + ["<mask>"]
+    types += [1] * (n_vocab - len(types) - 1) + [3]
+    return {"tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": toks,
+            "tokenizer.ggml.scores": [0.0] * n_vocab, "tokenizer.ggml.token_type": types,
+            "tokenizer.ggml.bos_token_id": 1, "tokenizer.ggml.eos_token_id": 2, "tokenizer.ggml.unknown_token_id": 0,
+            "tokenizer.ggml.mask_token_id": n_vocab - 1}
+
+
 def write(name: str, path: Path) -> Path:
-    if name in TARGETS:
-        return lm.write_model(lm._qwen3(TARGETS[name]), name, path)
-    return lm.write_model(build_draft(name), name, path)
+    """The target or draft `name`, with the vocabulary of _vocab (both files the same), tensors zero."""
+    import gguf
+    m = lm._qwen3(TARGETS[name]) if name in TARGETS else build_draft(name)
+    m.kv.pop("tokenizer.ggml.mask_token_id", None)
+    w = gguf.GGUFWriter(str(path), m.arch)
+    w.add_name(name)
+    for k, v in {**m.kv, **_vocab(m.s.n_vocab)}.items():
+        if k == "tokenizer.ggml.scores":
+            w.add_array(k, v)
+        elif k == "tokenizer.ggml.token_type":
+            w.add_array(k, v)
+        elif isinstance(v, bool):
+            w.add_bool(k, v)
+        elif isinstance(v, int):
+            w.add_uint32(k, v)
+        elif isinstance(v, float):
+            w.add_float32(k, v)
+        elif isinstance(v, list):
+            w.add_array(k, v)
+        else:
+            w.add_string(k, v)
+    lm.write_tensors(w, m.tensors)
+    return path

@@ -202,3 +202,15 @@ def test_cli_prints_the_dflash_drafter(files, capsys):
                  str(files / "dspark-a.gguf"), "--gpu", "cpu"]) in (0, 1)
     out = capsys.readouterr().out
     assert "--spec-type draft-dspark" in out and "draft " in out
+
+
+@pytest.mark.parametrize("run", OK, ids=lambda r: f"{r['draft']}-np{r['n_parallel']}-n{r['draft_n_max']}")
+def test_a_drafting_step_grows_nothing_and_drafts_the_clamped_block(run, files):
+    """The recorded drafting step on every slot (each slot's block in one decode, the DSpark Markov head with it):
+    the draft's compute and output buffers stay as counted, and slot 0 drafts min(n_max, the trained block's
+    drafts) tokens (its top-k candidates never fall under p_min 0)."""
+    _, r = _check(files, run)
+    (e,) = [x for x in r.extras if x.kind == "draft"]
+    assert run["draft_compute"] == run["draft_compute_process"] == e.detail["compute"]
+    assert run["draft_output"] == run["draft_output_process"] <= e.detail["output"]
+    assert run["drafted"] == e.detail["n_draft"]

@@ -9,8 +9,8 @@
 // the target as ctx_other), common_speculative_init (common_speculative_impl_draft_dflash: the target's layer-input
 // extraction, the draft's masked nextn rows, non-causal attention, a backend top-k sampler per slot). Then one
 // prompt of N_PROMPT tokens on slot 0 as llama-server runs it: the target decodes it, common_speculative_process
-// encodes the target features and injects them into the draft's KV cache (the drafting decode itself needs
-// the draft's mask token, which the vocabulary-less test files do not carry: not run). llama.cpp's own log lines (the buffers) go to stderr; PROBE lines (the output buffers' bytes, read from
+// encodes the target features and injects them into the draft's KV cache, and common_speculative_draft drafts a
+// block on every slot. llama.cpp's own log lines (the buffers) go to stderr; PROBE lines (the output buffers' bytes, read from
 // the contexts, and the compute buffers after the run, from llama_get_memory_breakdown) to stdout.
 #include <cstdio>
 #include <cstdlib>
@@ -152,6 +152,22 @@ int main(int argc, char ** argv) {
     const bool ok = common_speculative_process(sp, batch);
     std::printf("PROBE process=%d draft_output_process=%zu draft_compute_process=%zu target_output_end=%zu\n", ok,
                 out_bytes(ctx_dft), compute_bytes(ctx_dft), out_bytes(ctx));
+    std::fflush(stdout);
+    // one drafting step on every slot (common_speculative_draft: each slot's block of id_last and mask tokens in one
+    // decode): the draft's run-time graph, with the Markov head where the block fits block_size
+    phase("draft_block");
+    std::vector<llama_tokens> results(params.n_parallel);
+    for (int s = 0; s < params.n_parallel; ++s) {
+        auto & dp = common_speculative_get_draft_params(sp, s);
+        dp.drafting = true;
+        dp.n_past   = n_prompt;
+        dp.id_last  = 7;
+        dp.prompt   = &prompt;
+        dp.result   = &results[s];
+    }
+    common_speculative_draft(sp);
+    std::printf("PROBE drafted=%zu draft_output=%zu draft_compute=%zu\n", results[0].size(), out_bytes(ctx_dft),
+                compute_bytes(ctx_dft));
     std::fflush(stdout);
     llama_batch_free(batch);
     common_speculative_free(sp);

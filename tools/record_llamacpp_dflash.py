@@ -10,8 +10,8 @@ Each case is a fresh process on a qwen3 target and a DFlash / DSpark draft of te
 target's buffers as common_init_from_params makes them, the draft model's and its context's as
 common_speculative_init_from_params makes them, then, once common_speculative_init set the DFlash implementation
 up, the buffers a prompt's target decode and common_speculative_process (the draft's encode and KV injection)
-re-reserve or grow: the printed compute buffers, and the output buffers' bytes and the compute buffers after the
-run read from the contexts (PROBE lines). Printed sizes are in MiB with two decimals: that is their precision.
+and a drafting step on every slot re-reserve or grow: the printed compute buffers, and the output buffers' bytes and
+the compute buffers after each step read from the contexts (PROBE lines). Printed sizes are in MiB with two decimals: that is their precision.
 """
 
 from __future__ import annotations
@@ -82,11 +82,13 @@ def main() -> None:
         "for spec_type auto: common_speculative_types_from_gguf): server_output_limits, common_init_from_params (the "
         "target), common_base_params_to_speculative and common_speculative_init_from_params (the draft model and "
         "context), common_speculative_init, then one prompt of n_prompt tokens decoded on the target and "
-        "common_speculative_process (the draft's encode and KV injection). context says which phase printed a "
+        "common_speculative_process (the draft's encode and KV injection), then one drafting step on every slot "
+        "(common_speculative_draft). context says which phase printed a "
         "buffer: 'target' and 'draft' at creation, 'target_decode' the target's re-reserve with the layer inputs kept, "
-        "'process' the draft's re-reserve with its backend samplers; sizes in MiB with two decimals as printed. "
-        "target_output / draft_output_process are the output buffers' bytes after the run, target_compute / "
-        "draft_compute_process the compute buffers' bytes (llama_context::memory_breakdown)",
+        "'process' the draft's re-reserve with its backend samplers, 'draft_block' anything the drafting step printed; sizes in MiB with two decimals as printed. "
+        "target_output / draft_output_process / draft_output are the output buffers' bytes after the target decode, "
+        "the process and the drafting step, target_compute / draft_compute_process / draft_compute the compute "
+        "buffers' bytes (llama_context::memory_breakdown); drafted: the tokens slot 0 drafted",
         "tools/record_llamacpp_dflash.py", a.commit, runs)
 
 

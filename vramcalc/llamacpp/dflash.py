@@ -203,8 +203,11 @@ def dflash_extra(spec: ModelSpec, gl: list[GPU], opts, errors: list[Message],  #
         host_b += comp
     host_b += out
     return LlamaExtra(kind="draft", ref=opts.model_draft, gpu_bytes=gpu_b, host_bytes=host_b,
-                      uncertainty_gpu_bytes=[0 if exact else int(b * 0.1) for b in gpu_b],
-                      uncertainty_host_bytes=0,
+                      # outside the replay: the draft's phase-formula margin (check_llamacpp on the drafter)
+                      uncertainty_gpu_bytes=[0 if exact or not dgl else x.uncertainty_bytes
+                                             for x in dr.devices if x.device != "host RAM"] or [0] * n_dev,
+                      uncertainty_host_bytes=0 if exact else sum(x.uncertainty_bytes for x in dr.devices
+                                                                 if x.device == "host RAM"),
                       detail={"model": sum(x.model_buffer_bytes + x.repack_buffer_bytes for x in dr.devices),
                               "kv": sum(x.kv_buffer_bytes for x in dr.devices), "compute_start": comp_start,
                               "compute": comp, "output_start": out_start, "output": out, "output_rows": rows,
