@@ -214,3 +214,16 @@ def test_a_drafting_step_grows_nothing_and_drafts_the_clamped_block(run, files):
     assert run["draft_compute"] == run["draft_compute_process"] == e.detail["compute"]
     assert run["draft_output"] == run["draft_output_process"] <= e.detail["output"]
     assert run["drafted"] == e.detail["n_draft"]
+
+
+def test_a_target_whose_graph_keeps_no_layer_inputs_is_refused(files, tmp_path):
+    """gemma3.cpp sets no res->t_layer_inp: with the DFlash layer-input extraction on, llm_graph_result::set_outputs
+    asserts (data/llamacpp_backends.json layer_inp_gguf_archs)."""
+    import llamacpp_models as lm
+    path = lm.write_gguf("gemma3", tmp_path / "gemma3.gguf")
+    src = open_model(str(path))
+    r = check_llamacpp(src.spec, None, LlamaOptions(n_ctx=4096, spec_types=("draft-dflash",),
+                                                    model_draft=str(files / "dflash-a.gguf")),
+                       src.llama_tensors(), solve=False)
+    (err,) = [m for m in r.errors if m.code == "llamacpp.spec.not_dflash"]
+    assert "layer input tensor is null" in err.text and "gemma3" in err.text

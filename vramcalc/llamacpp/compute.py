@@ -208,9 +208,18 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
                               n_kv, n_kv_swa, unified, fa, opts.type_k, opts.type_v,
                               alignment=CPU_ALIGNMENT if n_dev == 0 else GPU_ALIGNMENT, mla_layout=mla_layout_of(spec, opts),
                               variant=variant, lora=lora, n_rs_seq=rs_snapshots(arch, opts), layer_inp=layer_inp)
+        # the builders that keep res->t_layer_inp as outputs (graphs.py build_transformer); on the others the kept
+        # layer inputs of draft-dflash are added whole (an upper bound)
+        kept_extra = 4 * min(opts.n_ubatch, opts.n_batch) * spec.hidden_size * len(layer_inp) \
+            if layer_inp and arch not in ("llama", "qwen3", "qwen3moe", "gpt-oss") else 0
+        if replay is not None and kept_extra:
+            replay += kept_extra
         if replay is not None:
             how = ("ggml-alloc replayed on llama.cpp's worst-case graph, rebuilt op by op (exact on every "
                    "recorded CPU run of the architectures it covers)")
+            if kept_extra:
+                how += (f"; the {len(layer_inp)} layer inputs draft-dflash keeps added whole "
+                        f"({kept_extra / 2**20:.2f} MiB, an upper bound)")
             # on the CPU backend it is what llama.cpp allocates; on a GPU the same allocator runs the same
             # graph, but no GPU run checks it yet: REPLAY_GPU_MARGIN
             margin = max(REPLAY_GPU_MARGIN if n_dev else 0.0, REPLAY_MARGINS.get(arch, 0.0))
@@ -218,7 +227,7 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
                 how += f"; {arch} files may switch graph parts the rebuild leaves at llama.cpp's defaults: +{margin:.0%}"
             host = host_inputs(spec, min(opts.n_ubatch, opts.n_batch), n_kv, n_kv_swa, embd_input) if n_dev else replay
             return ComputeBuffers(device=[replay] if n_dev else [], host=host, copies=1, how=how,
-                                  exact=True, margin=margin)
+                                  exact=not kept_extra, margin=margin)
     tensor_split = opts.split_mode == "tensor" and n_dev > 1
     copies = SCHED_MAX_COPIES if pipeline and n_dev > 1 and all_on_gpus and not tensor_split else 1
     dev = [0] * n_dev

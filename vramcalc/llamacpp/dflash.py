@@ -42,6 +42,7 @@ class DFlashFile:
     markov_rank: int
     conf_bias: bool
     hc_mult: int
+    swa: int
 
 
 @lru_cache(maxsize=16)
@@ -56,7 +57,8 @@ def _read(path: str, stamp: float) -> DFlashFile:
     return DFlashFile(arch=arch, target_layers=tuple(int(x) for x in layers) if isinstance(layers, list) else (),
                       block_size=int(md.get(f"{arch}.block_size", 16)),  # common_speculative_impl_draft_dflash: 16
                       markov_rank=int(w1.ne[0]) if w1 is not None else 0, conf_bias="conf_proj.bias" in names,
-                      hc_mult=int(md.get(f"{arch}.hyper_connection_count", 0) or 0))
+                      hc_mult=int(md.get(f"{arch}.hyper_connection_count", 0) or 0),
+                      swa=int(md.get(f"{arch}.attention.sliding_window", 0) or 0))
 
 
 def read_dflash(ref: str) -> DFlashFile | None:
@@ -129,6 +131,18 @@ def dflash_extra(spec: ModelSpec, gl: list[GPU], opts, errors: list[Message],  #
                                "Qwen3-style DFlash / DSpark backbone is")
     if opts.split_mode == "tensor" and len(gl) > 1:
         raise NotModelledError(f"--spec-type {kind} with --split-mode tensor is not modelled; use --split-mode layer")
+    from .engine import backend_rules, gguf_arch
+    if f.swa:
+        raise NotModelledError(f"-md {opts.model_draft}: a DFlash drafter with sliding-window layers (dflash.cpp's "
+                               "iSWA cache and attention input) is not modelled")
+    arch = gguf_arch(spec)
+    if arch not in backend_rules().layer_inp_gguf_archs:
+        errors.append(error("llamacpp.spec.not_dflash", f"--spec-type {kind} on a {arch} target: its graph keeps no "
+                            "layer inputs, so llama.cpp aborts: GGML_ASSERT(t_layer_inp[il] != nullptr && \"layer "
+                            "input tensor is null\") [src/llama-graph.cpp llm_graph_result::set_outputs]",
+                            fix="a target architecture DFlash drafts for (data/llamacpp_backends.json "
+                            "layer_inp_gguf_archs)", source="src/llama-graph.cpp llm_graph_result::set_outputs"))
+        return None
     if max(f.target_layers) >= spec.num_layers:
         # llama_context::set_embeddings_layer_inp: GGML_ASSERT(lid <= n_layer()); the graph asserts the layer input
         errors.append(error("llamacpp.spec.not_dflash", f"the drafter's target_layers {list(f.target_layers)} name a "
