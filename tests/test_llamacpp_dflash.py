@@ -42,7 +42,8 @@ def _opts(files, run: dict, **kw) -> LlamaOptions:
                         n_ubatch=run["n_ubatch"], draft_max=run["draft_n_max"], flash_attn=run["flash_attn"],
                         type_k=run["type_k"].upper(), type_v=run["type_v"].upper(),
                         type_k_draft=run["type_k_draft"].upper(), type_v_draft=run["type_v_draft"].upper(),
-                        spec_types=types, model_draft=str(files / f"{run['draft']}.gguf"), **kw)
+                        spec_types=types, model_draft=str(files / f"{run['draft']}.gguf"),
+                        draft_backend_sampling=bool(run["backend_sampling"]), **kw)
 
 
 def _check(files, run: dict):
@@ -57,12 +58,12 @@ def _printed(run: dict, context: str, kind: str, buffer: str | None = None) -> f
 
 def test_the_recording_is_the_modelled_build():
     assert RECORDED["llama_cpp_commit"].startswith("4df29be") and RECORDED["produced_by"] == "tools/record_llamacpp_dflash.py"
-    assert len(RUNS) == 11 and len(OK) == 10
+    assert len(RUNS) == 14 and len(OK) == 13 and sum(not r["backend_sampling"] for r in OK) == 3
     assert {r["types"] for r in OK} == {"draft-dflash", "draft-dspark"}
 
 
 @pytest.mark.parametrize("run", OK, ids=lambda r: f"{r['draft']}-{r['spec_type']}-c{r['n_ctx']}-np{r['n_parallel']}"
-                         f"-ub{r['n_ubatch']}-n{r['draft_n_max']}-fa{r['flash_attn']}")
+                         f"-ub{r['n_ubatch']}-n{r['draft_n_max']}-fa{r['flash_attn']}-bs{r['backend_sampling']}")
 def test_target_and_draft_buffers_as_llama_cpp_makes_them(run, files):
     """The target's weights, KV and compute (as created, and re-reserved with the drafter's target layer inputs kept),
     its output buffer with n_embd x n_batch floats per extracted layer; the drafter's weights, KV (-ctkd / -ctvd),
@@ -97,8 +98,9 @@ def test_target_and_draft_buffers_as_llama_cpp_makes_them(run, files):
     assert e.detail["output_start"] == run["draft_output_start"] and e.detail["n_ctx"] == run["draft_n_ctx"]
     dspec = open_model(str(files / f"{run['draft']}.gguf")).spec
     chunk = max(min(run["n_prompt"], run["n_ubatch"]), run["n_parallel"])
-    assert draft_output_bytes(dspec.vocab_size, dspec.hidden_size, chunk) == run["draft_output_process"]
-    assert e.detail["output"] == draft_output_bytes(dspec.vocab_size, dspec.hidden_size, e.detail["output_rows"])
+    bs = bool(run["backend_sampling"])
+    assert draft_output_bytes(dspec.vocab_size, dspec.hidden_size, chunk, bs) == run["draft_output_process"]
+    assert e.detail["output"] == draft_output_bytes(dspec.vocab_size, dspec.hidden_size, e.detail["output_rows"], bs)
     assert e.detail["output_rows"] >= chunk
     assert host.draft_bytes == e.host_bytes == (e.detail["model"] + e.detail["kv"] + e.detail["compute"]
                                                 + e.detail["output"])
@@ -131,7 +133,8 @@ def test_a_drafter_without_target_layers_is_refused_in_llama_cpps_words(files):
 def test_draft_dspark_reads_the_markov_head_and_dflash_on_it_builds_it_too(files):
     """common_speculative_types_from_gguf picks draft-dspark from markov_w1.weight (recorded 'auto' runs); the graph
     builds the Markov head from the file's tensors whatever the type (recorded: the same buffers)."""
-    a, b = (next(r for r in OK if r["draft"] == "dspark-a" and r["spec_type"] == t and r["draft_n_max"] == 3)
+    a, b = (next(r for r in OK if r["draft"] == "dspark-a" and r["spec_type"] == t and r["draft_n_max"] == 3
+                 and r["backend_sampling"])
             for t in ("draft-dspark", "draft-dflash"))
     assert a["draft_compute_process"] == b["draft_compute_process"] and a["target_output"] == b["target_output"]
     assert any("auto-detected speculative type 'draft-dspark'" in s for r in OK for s in r["said"])
@@ -204,7 +207,8 @@ def test_cli_prints_the_dflash_drafter(files, capsys):
     assert "--spec-type draft-dspark" in out and "draft " in out
 
 
-@pytest.mark.parametrize("run", OK, ids=lambda r: f"{r['draft']}-np{r['n_parallel']}-n{r['draft_n_max']}")
+@pytest.mark.parametrize("run", OK, ids=lambda r: f"{r['draft']}-np{r['n_parallel']}-n{r['draft_n_max']}"
+                         f"-bs{r['backend_sampling']}")
 def test_a_drafting_step_grows_nothing_and_drafts_the_clamped_block(run, files):
     """The recorded drafting step on every slot (each slot's block in one decode, the DSpark Markov head with it):
     the draft's compute and output buffers stay as counted, and slot 0 drafts min(n_max, the trained block's
@@ -227,3 +231,14 @@ def test_a_target_whose_graph_keeps_no_layer_inputs_is_refused(files, tmp_path):
                        src.llama_tensors(), solve=False)
     (err,) = [m for m in r.errors if m.code == "llamacpp.spec.not_dflash"]
     assert "layer input tensor is null" in err.text and "gemma3" in err.text
+
+
+def test_without_backend_sampling_the_draft_keeps_its_creation_buffers():
+    """--no-spec-draft-backend-sampling: no sampler on the draft context; its re-reserve (llama_set_causal_attn
+    false) gives back the compute buffer printed at creation, and its output rows hold logits and nextn floats alone
+    (recorded)."""
+    off = [r for r in OK if not r["backend_sampling"]]
+    assert off and all(_printed(r, "process", "compute") == _printed(r, "draft", "compute") for r in off)
+    assert all(_mib(r["draft_compute_process"]) == _printed(r, "draft", "compute") for r in off)
+    p, r = read_command("llama-server -m x.gguf --spec-type draft-dflash -md d.gguf --no-spec-draft-backend-sampling")
+    assert r.options["draft_backend_sampling"] is False

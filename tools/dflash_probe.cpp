@@ -2,7 +2,7 @@
 // (tools/record_llamacpp_dflash.py builds it against a llama.cpp tree's common/ sources and CPU libllama, and runs
 // it). Usage:
 //   dflash_probe TARGET DRAFT N_CTX N_PARALLEL N_BATCH N_UBATCH DRAFT_N_MAX FA(on|off|auto) CTK CTV CTKD CTVD
-//                TYPE(draft-dflash|draft-dspark|auto) N_PROMPT
+//                TYPE(draft-dflash|draft-dspark|auto) N_PROMPT [BACKEND_SAMPLING(1|0), default 1]
 // As tools/server/server-context.cpp load_model does: the type from the draft's header when none is given
 // (common/arg.cpp: common_speculative_types_from_gguf), server_output_limits, common_init_from_params (the target),
 // common_base_params_to_speculative and common_speculative_init_from_params (the draft model and its context, with
@@ -59,7 +59,7 @@ static size_t compute_bytes(llama_context * ctx) {
 }
 
 int main(int argc, char ** argv) {
-    if (argc != 15) {
+    if (argc != 15 && argc != 16) {
         std::fprintf(stderr, "usage: %s TARGET DRAFT N_CTX N_PARALLEL N_BATCH N_UBATCH DRAFT_N_MAX FA CTK CTV CTKD CTVD "
                      "TYPE N_PROMPT\n", argv[0]);
         return 2;
@@ -81,6 +81,8 @@ int main(int argc, char ** argv) {
     params.speculative.draft.cache_type_v = type_of(argv[12]);
     const std::string type = argv[13];
     const int n_prompt = std::atoi(argv[14]);
+    // --spec-draft-backend-sampling (common.h: on) / --no-spec-draft-backend-sampling
+    params.speculative.draft.backend_sampling = argc < 16 || std::atoi(argv[15]) != 0;
     params.n_gpu_layers       = 0;
     params.speculative.draft.n_gpu_layers = 0;
     params.fit_params         = false;

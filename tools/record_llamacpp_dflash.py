@@ -29,7 +29,7 @@ from probe_fixture import build_probe, probe_args, write_probe_fixture  # noqa: 
 from record_spec_limits import COMMON  # noqa: E402
 
 FIELDS = ("target", "draft", "n_ctx", "n_parallel", "n_batch", "n_ubatch", "draft_n_max", "flash_attn", "type_k",
-          "type_v", "type_k_draft", "type_v_draft", "spec_type", "n_prompt")
+          "type_v", "type_k_draft", "type_v_draft", "spec_type", "n_prompt", "backend_sampling")
 CASES = [("qwen3-t", "dflash-a", 4096, 4, 2048, 512, 3, "auto", "f16", "f16", "f16", "f16", "draft-dflash", 64),
          ("qwen3-t", "dflash-a", 8192, 1, 2048, 512, 15, "on", "f16", "f16", "q8_0", "q8_0", "draft-dflash", 600),
          ("qwen3-t", "dflash-a", 4096, 2, 1024, 256, 20, "off", "f16", "f16", "f16", "f16", "draft-dflash", 300),
@@ -41,6 +41,10 @@ CASES = [("qwen3-t", "dflash-a", 4096, 4, 2048, 512, 3, "auto", "f16", "f16", "f
          ("qwen3-t", "dspark-a", 4096, 4, 2048, 512, 12, "off", "f16", "f16", "q8_0", "f16", "draft-dspark", 100),
          ("qwen3-t", "dspark-a", 4096, 4, 2048, 512, 3, "auto", "f16", "f16", "f16", "f16", "draft-dflash", 64),
          ("qwen3-t", "dflash-nolayers", 4096, 4, 2048, 512, 3, "auto", "f16", "f16", "f16", "f16", "draft-dflash", 64)]
+CASES = [c + (1,) for c in CASES] + [  # --no-spec-draft-backend-sampling: no samplers on the draft context
+    ("qwen3-t", "dflash-a", 4096, 4, 2048, 512, 3, "auto", "f16", "f16", "f16", "f16", "draft-dflash", 64, 0),
+    ("qwen3-t-q4", "dflash-q8", 8192, 2, 1024, 256, 7, "on", "f16", "f16", "q8_0", "q8_0", "draft-dflash", 300, 0),
+    ("qwen3-t", "dspark-a", 4096, 3, 2048, 512, 5, "off", "f16", "f16", "f16", "f16", "auto", 100, 0)]
 BUF = re.compile(r"\s(\w+):\s+(\S+)\s+(model|KV|output|compute) buffer size =\s+([\d.]+) MiB")
 PROBE = re.compile(r"^PROBE (.*)$", re.M)
 SAID = ("DFlash", "clamping", "auto-detected", "failed", "block_size", "error", "requires")

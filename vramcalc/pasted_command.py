@@ -1125,7 +1125,7 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = _devices(name, v)
         elif fld == "draft_max":
             opts[fld] = _int(name, v)
-        elif fld in ("no_kv_offload", "no_mmap", "kv_unified", "cpu_repack", "mmproj_offload"):
+        elif fld in ("no_kv_offload", "no_mmap", "kv_unified", "cpu_repack", "mmproj_offload", "draft_backend_sampling"):
             val = f.entry.get("value")
             if bench:  # llama-bench takes 0 / 1 (-nkvo 1, -mmp 0)
                 val = bool(_int(name, v))

@@ -182,8 +182,10 @@ def dflash_extra(spec: ModelSpec, gl: list[GPU], opts, errors: list[Message],  #
             f"trained block size {f.block_size} -- clamping to {n_draft} (the output rows are reserved for "
             f"--spec-draft-n-max {opts.draft_max} all the same)")))
     # the compute buffer once the backend samplers are attached (re-reserved), replayed where one backend runs it all
+    sampling = opts.draft_backend_sampling  # common_speculative_impl_draft_dflash: llama_set_sampler per slot
     d = DFlashGraph(markov_rank=f.markov_rank, conf_bias=f.conf_bias, block_size=f.block_size,
-                    samplers=opts.n_parallel, per_seq=opts.draft_max + 1, n_outputs_max=opts.n_batch)
+                    samplers=opts.n_parallel if sampling else 0, per_seq=opts.draft_max + 1,
+                    n_outputs_max=opts.n_batch)
     comp_start = sum(x.compute_buffer_bytes for x in dr.devices)
     one_backend = not dgl or (dr.gpu_layers == dm.spec.num_layers and len(dgl) == 1)
     n_kv = dr.n_ctx // (1 if opts.kv_unified or opts.n_parallel == 1 else opts.n_parallel)
@@ -195,11 +197,11 @@ def dflash_extra(spec: ModelSpec, gl: list[GPU], opts, errors: list[Message],  #
                            opts.type_v_draft.upper(), CPU_ALIGNMENT if not dgl else GPU_ALIGNMENT)
         exact = True
     else:  # the phase formula's buffer and the padded logits copy of build_sampling
-        comp = comp_start + dm.spec.vocab_size * (n_ub + 1) * 4
+        comp = comp_start + (dm.spec.vocab_size * (n_ub + 1) * 4 if sampling else 0)
         exact = False
     rows = draft_rows(opts)
     out_start = sum(x.output_buffer_bytes for x in dr.devices)
-    out = draft_output_bytes(dm.spec.vocab_size, dm.spec.hidden_size, rows)
+    out = draft_output_bytes(dm.spec.vocab_size, dm.spec.hidden_size, rows, sampling)
     gpu_b = [0] * n_dev
     host_b = 0
     for i, x in enumerate(dr.devices):
@@ -228,13 +230,14 @@ def dflash_extra(spec: ModelSpec, gl: list[GPU], opts, errors: list[Message],  #
                               "n_ctx": dr.n_ctx, "gpu_layers": dr.gpu_layers, "n_layer": dm.spec.num_layers,
                               "type": kind, "target_layers": ",".join(map(str, f.target_layers)), "block_size": f.block_size,
                               "n_draft": min(opts.draft_max, n_draft), "markov_rank": f.markov_rank,
-                              "draft_max": opts.draft_max, "speculates": True},
+                              "draft_max": opts.draft_max, "speculates": True, "backend_sampling": sampling},
                       how=f"--spec-type {kind}: the DFlash drafter ({dm.spec.num_layers} layers, {dr.gpu_layers} on the "
                           f"GPUs by -ngld; the target's token embedding and output weight) and its context: a KV cache "
                           f"of {dr.n_ctx} cells ({opts.type_k_draft.lower()}/{opts.type_v_draft.lower()}), the compute "
-                          "buffer of its decoder graph with a backend top-k sampler per slot ("
+                          "buffer of its decoder graph" + (" with a backend top-k sampler per slot" if sampling else "")
+                          + " ("
                           + ("exact replay" if exact else "estimated") + f"), an output buffer of {rows} rows (logits, "
-                          "nextn and sampling rows); the target keeps the inputs of layers "
+                          "nextn" + (" and sampling" if sampling else "") + " rows); the target keeps the inputs of layers "
                           f"{list(f.target_layers)} (in its compute and output buffers)", source=DFLASH_SOURCE)
 
 

@@ -172,6 +172,9 @@ class LlamaOptions(CheckedOptions):
     type_k_draft: str = "F16"
     type_v_draft: str = "F16"
     draft_max: int = Field(default=3, ge=0, le=1024)
+    # --spec-draft-backend-sampling / --no-spec-draft-backend-sampling (common.h draft.backend_sampling: on): the
+    # draft context's backend samplers (counted for draft-dflash / draft-dspark: dflash.py)
+    draft_backend_sampling: bool = True
     # the share of drafted tokens the target accepts (None: data/llamacpp_speculative.json's default); speed only
     draft_acceptance: float | None = Field(default=None, ge=0.0, le=1.0)
     # --spec-type (common/arg.cpp, 4df29be): the speculative types vramcalc models. Any type makes llama-server reserve
@@ -1491,6 +1494,8 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
             cmd.append("-devd " + ",".join(opts.device_draft))
         if opts.draft_max != 3:
             cmd.append(f"--spec-draft-n-max {opts.draft_max}")
+        if not opts.draft_backend_sampling:
+            cmd.append("--no-spec-draft-backend-sampling")
         if opts.type_k_draft.upper() != "F16":
             cmd.append(f"-ctkd {opts.type_k_draft.lower()}")
         if opts.type_v_draft.upper() != "F16":
