@@ -214,6 +214,10 @@ CODES: dict[str, str] = {
                               "are still reserved",
     "llamacpp.spec.no_mtp": "--spec-type draft-mtp on a model without MTP (nextn) layers: llama.cpp makes no MTP "
                             "context and llama-server stops",
+    "llamacpp.spec.not_dflash": "--spec-type draft-dflash / draft-dspark with a -md llama.cpp cannot draft with: "
+                                "not a DFlash drafter, or one without target_layers",
+    "llamacpp.spec.dflash_clamp": "--spec-draft-n-max above the DFlash drafter's trained block size: llama.cpp "
+                                  "clamps the drafted tokens",
     "llamacpp.router.fit": "router mode: each child is checked alone; its --fit sizes it to the memory then free",
     "llamacpp.router.together": "router mode: the --models-max largest models do not fit together",
     "llamacpp.mmproj.url": "-mmu: the projector's download is not here: not counted",

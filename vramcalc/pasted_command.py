@@ -1083,6 +1083,12 @@ def _llama_reading(p: Parsed) -> Reading:
                         f"{f.written()}: {', '.join(ngram)} drafts from the text already seen (common/speculative.cpp), "
                         "so its speed-up depends on how much the output repeats the prompt: speed, not in the "
                         "estimate")))
+                dfl = [t for t in types if t in ("draft-dflash", "draft-dspark")]
+                if dfl:
+                    warnings.append(warning("command.speed_not_estimated", (
+                        f"{f.written()}: {', '.join(dfl)} drafts a block with -md's DFlash drafter "
+                        "(common/speculative.cpp common_speculative_impl_draft_dflash): its memory is counted, its "
+                        "speed-up is not in the estimate")))
                 if "draft-mtp" in types:
                     warnings.append(warning("command.speed_not_estimated", (
                         f"{f.written()}: draft-mtp drafts with the model's own MTP block(s) (common/speculative.cpp "
@@ -1125,7 +1131,7 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = _devices(name, v)
         elif fld == "draft_max":
             opts[fld] = _int(name, v)
-        elif fld in ("no_kv_offload", "no_mmap", "kv_unified", "cpu_repack", "mmproj_offload"):
+        elif fld in ("no_kv_offload", "no_mmap", "kv_unified", "cpu_repack", "mmproj_offload", "draft_backend_sampling"):
             val = f.entry.get("value")
             if bench:  # llama-bench takes 0 / 1 (-nkvo 1, -mmp 0)
                 val = bool(_int(name, v))

@@ -69,7 +69,7 @@ PROGRAM_DEFAULTS: dict[str, dict[str, object]] = {
 
 # the --spec-type values vramcalc models (common/speculative.cpp common_speculative_type_from_name_map, 4df29be)
 SpecType = Literal["ngram-mod", "ngram-simple", "ngram-map-k", "ngram-map-k4v", "ngram-cache", "draft-simple",
-                   "draft-mtp"]
+                   "draft-mtp", "draft-dflash", "draft-dspark"]
 # common/speculative.cpp create_state_ngram_cache: n_draft = 8, the n_max common_speculative_n_max gives ngram-cache
 NGRAM_CACHE_N_DRAFT = 8
 
@@ -172,6 +172,9 @@ class LlamaOptions(CheckedOptions):
     type_k_draft: str = "F16"
     type_v_draft: str = "F16"
     draft_max: int = Field(default=3, ge=0, le=1024)
+    # --spec-draft-backend-sampling / --no-spec-draft-backend-sampling (common.h draft.backend_sampling: on): the
+    # draft context's backend samplers (counted for draft-dflash / draft-dspark: dflash.py)
+    draft_backend_sampling: bool = True
     # the share of drafted tokens the target accepts (None: data/llamacpp_speculative.json's default); speed only
     draft_acceptance: float | None = Field(default=None, ge=0.0, le=1.0)
     # --spec-type (common/arg.cpp, 4df29be): the speculative types vramcalc models. Any type makes llama-server reserve
@@ -267,7 +270,8 @@ class LlamaOptions(CheckedOptions):
         """common/speculative.cpp common_speculative_n_max: the most tokens the speculative types draft a step."""
         per = {"ngram-mod": self.spec_ngram_mod_n_max, "ngram-simple": self.spec_ngram_simple_size_m,
                "ngram-map-k": self.spec_ngram_map_k_size_m, "ngram-map-k4v": self.spec_ngram_map_k4v_size_m,
-               "ngram-cache": NGRAM_CACHE_N_DRAFT, "draft-simple": self.draft_max, "draft-mtp": self.draft_max}
+               "ngram-cache": NGRAM_CACHE_N_DRAFT, "draft-simple": self.draft_max, "draft-mtp": self.draft_max,
+               "draft-dflash": self.draft_max, "draft-dspark": self.draft_max}
         return max((per[t] for t in self.spec_types), default=0)
 
     def speculates(self, bld: LlamaBuild) -> bool:
@@ -279,6 +283,8 @@ class LlamaOptions(CheckedOptions):
             return False  # common_speculative_impl_draft_simple throws: common_speculative_init makes no type at all
         if any(t.startswith("ngram-") for t in self.spec_types) or "draft-mtp" in self.spec_types:
             return True  # draft-mtp: llama-server stops when it cannot make the MTP context (_mtp)
+        if any(t in ("draft-dflash", "draft-dspark") for t in self.spec_types) and self.model_draft:
+            return True  # common_speculative_impl_draft_dflash on -md's DFlash / DSpark drafter (dflash.py)
         return bool(self.model_draft) and ("draft-simple" in self.spec_types or not bld.has(23988))
 
     @property
@@ -539,6 +545,10 @@ def _check(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
         raise InputError(f"--tensor-split gives {len(opts.tensor_split)} proportions for {len(gl)} GPUs")
     n_layer = blocks_all(spec)
     auto_ctx = opts.n_ctx is None
+    if not opts.spec_types and opts.model_draft:
+        from .dflash import auto_type  # common/arg.cpp: no --spec-type, a draft path: the type from its header
+        if auto_type(opts.model_draft):
+            opts = opts.model_copy(update={"spec_types": auto_type(opts.model_draft)})
     if auto_ctx and opts.model_draft and opts.n_ctx_draft is None:
         opts = opts.model_copy(update={"n_ctx_draft": 0})  # -c 0: the draft takes its own training context
     if auto_ctx and not spec.max_position_embeddings:
@@ -814,12 +824,18 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     pipeline = bool(gl) and not opts.rpc_nodes and not opts.no_kv_offload and \
         backend_rules().backends[backend_of(gl, opts)].pipeline_parallel
     arch = gguf_arch(spec)
+    from .dflash import target_layer_inputs
+    layer_inp = target_layer_inputs(opts)  # draft-dflash / draft-dspark: the drafter's target layers (dflash.py)
     comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev, pipeline=pipeline, arch=arch if replay else "",
                            n_ctx=n_ctx_seq * streams, variant=graph_variant(arch, (t.name for t, _ in tensors)),
                            offload_min_batch=rules_b.backends[backend].offload_min_batch
                            if gl and not opts.rpc_nodes and opts.op_offload else 0,
-                           embd_input=bld.has(18898))  # PR #18898: the embeddings input in every graph
+                           embd_input=bld.has(18898),  # PR #18898: the embeddings input in every graph
+                           layer_inp=layer_inp)
     output = output_buffer_bytes(spec, opts.output_rows, embeddings=opts.output_embeddings)
+    # common_speculative_impl_draft_dflash: llama_set_embeddings_layer_inp on the target: its output_reserve keeps
+    # n_embd x n_batch floats per extracted layer (src/llama-context.cpp)
+    output += spec.hidden_size * opts.n_batch * 4 * len(layer_inp)
     extras, ex_errors, ex_warnings = _extras(spec, gl, opts, mb, tensors, adapters, backend)
     if "draft-mtp" in opts.spec_types:
         mtp = _mtp(spec, gl, opts, mb, tensors, kvo, n_ctx_seq, streams, fa, pipeline, backend, bld, ex_errors)
@@ -1138,8 +1154,19 @@ def _extras(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers
             "'failed to initialize speculative decoding context'); the output rows of every listed type, "
             f"{opts.n_parallel} x (1 + {opts.spec_n_max}), are still reserved (server_output_limits, sized before), "
             "and an ngram type's host table is counted as made and freed at load")))
-    if opts.model_draft:
+    from .dflash import DFLASH_TYPES, dflash_extra
+    if opts.model_draft and any(t in DFLASH_TYPES for t in opts.spec_types):
+        dfl = dflash_extra(spec, gl, opts, errors, warnings)
+        if dfl is not None:
+            out.append(dfl)
+    elif opts.model_draft:
         out.append(_draft(spec, gl, opts, errors, warnings))
+    elif any(t in DFLASH_TYPES for t in opts.spec_types):
+        warnings.append(warning("llamacpp.spec.no_draft", (
+            f"--spec-type {','.join(t for t in opts.spec_types if t in DFLASH_TYPES)} without -md: there is no draft "
+            "context (common_speculative_init_result loads none), so common_speculative_init adds no DFlash "
+            "implementation (available only with ctx_dft) and llama-server runs without it; the output rows of "
+            f"every listed type, {opts.n_parallel} x (1 + {opts.spec_n_max}), are still reserved")))
     if opts.mmproj:
         out.append(_mmproj(gl, opts, row_pad))
     return out, errors, warnings
@@ -1467,6 +1494,8 @@ def _command(spec: ModelSpec, opts: LlamaOptions, gl: list[GPU], ngl: int, n_ctx
             cmd.append("-devd " + ",".join(opts.device_draft))
         if opts.draft_max != 3:
             cmd.append(f"--spec-draft-n-max {opts.draft_max}")
+        if not opts.draft_backend_sampling:
+            cmd.append("--no-spec-draft-backend-sampling")
         if opts.type_k_draft.upper() != "F16":
             cmd.append(f"-ctkd {opts.type_k_draft.lower()}")
         if opts.type_v_draft.upper() != "F16":

@@ -38,6 +38,9 @@ class Reserve:
     # llm_graph_context::build_lora_mm adds b(a(x)), scaled, to each adapted projection
     lora: tuple[tuple[tuple[str, int], ...], ...] = ()
     n_rs_seq: int = 0  # cparams.n_rs_seq: the Gated DeltaNet layers write n_rs_seq + 1 state snapshots
+    # cparams.embeddings_layer_inp: the layers whose input (res->t_layer_inp) is a graph output (draft-dflash /
+    # draft-dspark set them on the target: llama_set_embeddings_layer_inp; llm_graph_result::set_outputs)
+    layer_inp: tuple[int, ...] = ()
 
 
 def _is_quant(type_: str) -> bool:
@@ -388,6 +391,8 @@ def build_transformer(spec: ModelSpec, r: Reserve, arch: str) -> Graph:
     for il, layer in enumerate(spec.layers):
         a = layer.attention
         assert a is not None
+        if il in r.layer_inp:  # res->t_layer_inp[il] kept (draft-dflash's target features)
+            inp.flags |= OUTPUT
         sa = inp
         cur = b.norm(inp)
         q, k, v = _qkv_rope(b, layer, cur)
@@ -784,6 +789,8 @@ BUILDERS: dict[str, Callable[[ModelSpec, Reserve], Graph]] = {
     "qwen35": build_qwen35, "qwen35moe": build_qwen35, "qwen35-mtp": build_qwen35_mtp,
     "qwen35moe-mtp": build_qwen35_mtp}
 BUILDERS.update({a: _transformer(a) for a in ("llama", "qwen3", "qwen3moe", "qwen2", "gemma2", "gemma3", "gpt-oss")})
+# the DFlash draft context at creation (no backend samplers yet; dflash_peak for the rest)
+BUILDERS["dflash"] = lambda spec, r: build_dflash(spec, r)
 
 
 def _plain_attention(la: LayerSpec, mla: bool = False, gated: bool = False) -> bool:
@@ -858,14 +865,15 @@ _PEAKS_PER_SPEC = 1024
 def reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: int, n_outputs_max: int,
                  n_kv: int, n_kv_swa: int, unified: bool, fa: bool, type_k: str, type_v: str,
                  alignment: int = 32, mla_layout: str = "latent_k", variant: str = "",
-                 lora: tuple[tuple[tuple[str, int], ...], ...] = (), n_rs_seq: int = 0) -> int | None:
+                 lora: tuple[tuple[tuple[str, int], ...], ...] = (), n_rs_seq: int = 0,
+                 layer_inp: tuple[int, ...] = ()) -> int | None:
     """The compute buffer sched_reserve leaves: the larger of the pp graph (min(n_ctx, n_ubatch) tokens,
     rounded up to a multiple of the sequences; min(tokens, n_outputs_max) logits rows) and the tg graph
     (one token per sequence). None when no builder covers arch."""
     if not covered(spec, arch, mla_layout):
         return None
     key = (arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa, type_k, type_v, alignment, variant,
-           lora, n_rs_seq)
+           lora, n_rs_seq, layer_inp)
     held = _PEAKS.get(id(spec))
     if held is None or held[0] is not spec:
         held = (spec, {})
@@ -876,20 +884,139 @@ def reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: i
     if len(peaks) >= _PEAKS_PER_SPEC:
         peaks.clear()
     peak = peaks[key] = _reserve_peak(spec, arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa,
-                                      type_k, type_v, alignment, variant, lora, n_rs_seq)
+                                      type_k, type_v, alignment, variant, lora, n_rs_seq, layer_inp)
     return peak
 
 
 def _reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: int, n_outputs_max: int,
                   n_kv: int, n_kv_swa: int, unified: bool, fa: bool, type_k: str, type_v: str,
                   alignment: int, variant: str = "", lora: tuple[tuple[tuple[str, int], ...], ...] = (),
-                  n_rs_seq: int = 0) -> int:
+                  n_rs_seq: int = 0, layer_inp: tuple[int, ...] = ()) -> int:
     from .galloc import peak_bytes
     nt = min(n_ctx, n_ubatch)
     peaks = []
     for tokens, outputs in ((nt, min(nt, n_outputs_max)), (n_seq, n_seq)):
         tokens = -(-tokens // n_seq) * n_seq  # llama_context::graph_reserve
         r = Reserve(tokens, n_seq, outputs, n_kv, n_kv_swa, 1 if unified else n_seq, fa, type_k, type_v, variant, lora,
-                    n_rs_seq)
+                    n_rs_seq, layer_inp)
         peaks.append(peak_bytes(BUILDERS[arch](spec, r), alignment))
+    return max(peaks)
+
+
+@dataclass(frozen=True)
+class DFlashGraph:
+    """What a DFlash / DSpark draft context's decoder graph needs beyond its ModelSpec (llama.cpp 4df29be)."""
+    markov_rank: int = 0  # DSpark: markov_w1 / markov_w2 {rank, n_vocab} (0: a DFlash file, no Markov head)
+    conf_bias: bool = False  # conf_proj.bias present
+    block_size: int = 16  # dflash.block_size (the Markov head is built only for blocks up to it)
+    samplers: int = 0  # slots with a backend sampler attached (common_speculative_impl_draft_dflash, backend_sampling)
+    per_seq: int = 0  # cparams.n_outputs_max_per_seq (n_max + 1 with backend sampling)
+    n_outputs_max: int = 0  # cparams.n_outputs_max (n_batch: llama_model_has_encoder)
+    top_k: int = 10  # the draft's backend chain: llama_sampler_init_top_k(10)
+
+
+def build_dflash(spec: ModelSpec, r: Reserve, d: DFlashGraph = DFlashGraph()) -> Graph:
+    """src/models/dflash.cpp graph<false> (the decoder of the Qwen3-style backbone, 4df29be) as graph_reserve builds
+    it: the reserve ubatch carries tokens, so the noise-token path: their rows of the target's tok_embd (ctx_other),
+    per layer the RMS norm, Q/K/V with Q/K norms and RoPE, attention over the draft's KV cache (build_attn, wo), the
+    residual, the FFN and its residual; no output-row selection (every token's logits); the final norm
+    (res->t_embd) and the logits on the target's output weight. A DSpark file adds build_dspark_markov_head when a
+    block (n_tokens / n_seqs) is no longer than block_size. Then llm_graph_context::build_sampling with the slots'
+    backend top-k samplers (src/llama-graph.cpp, src/llama-sampler.cpp llama_sampler_top_k_backend_apply)."""
+    b = Builder(spec, r)
+    inp = g.get_rows(g.weight("F16", b.h, spec.vocab_size), b.inp("tokens", "I32", b.nt))
+    tokens = b._inputs["tokens"]
+    for layer in spec.layers:
+        q, k, v = _qkv_rope(b, layer, b.norm(inp))
+        cur = b.attn(layer, q, k, v)
+        ffn_inp = g.same("ADD", cur, inp)
+        inp = g.same("ADD", b.ffn(b.norm(ffn_inp), layer.mlp.intermediate_size), ffn_inp)
+    embd = b.norm(inp)
+    embd.flags |= OUTPUT
+    logits = b.mm(spec.vocab_size, embd, "output")
+    logits.flags |= OUTPUT
+    b.gf.expand(logits)
+    n_vocab, n_tok, n_blocks = spec.vocab_size, logits.ne[1], r.n_seqs
+    drafts = n_tok // n_blocks
+    if d.markov_rank and drafts <= d.block_size:
+        logits = _dspark_markov(b, d, logits, embd, tokens, n_blocks, drafts)
+    if d.samplers:
+        _backend_sampling(b, d, logits)
+    return b.gf
+
+
+def _dspark_markov(b: Builder, d: DFlashGraph, base: T, embd: T, tokens: T, n_blocks: int, drafts: int) -> T:
+    """dflash.cpp build_dspark_markov_head: per block position the Markov bias w2 . w1[prev] added to the logits, the
+    confidence sigmoid(conf_proj . [embd; w1[prev]]), the argmax as the next prev; the positions concatenated and
+    put back in block order; the confidences broadcast to n_embd rows (res->t_h_nextn)."""
+    n_vocab, rank = base.ne[0], d.markov_rank
+    w1, w2 = g.weight("F16", rank, n_vocab), g.weight("F16", rank, n_vocab)
+    prev = g.cont(g.view(tokens, (1, n_blocks), (drafts * tokens.nb[0],)), n_blocks)
+    cat = cat_conf = None
+    for i in range(drafts):
+        w1_prev = g.get_rows(w1, prev)
+        bias = g.mul_mat(w2, w1_prev)
+        col = g.same("ADD", g.view(base, (n_vocab, n_blocks), (drafts * base.nb[1],), i * base.nb[1]), bias)
+        cat = col if cat is None else g.concat(cat, col, 1)
+        conf_i = g.view(embd, (embd.ne[0], n_blocks), (drafts * embd.nb[1],), i * embd.nb[1])
+        feat = g.concat(g.cont(conf_i), w1_prev, 0)
+        conf = g.mul_mat(g.weight("F32", feat.ne[0], 1), feat)
+        if d.conf_bias:
+            conf = g.same("ADD", conf, g.weight("F32", 1))
+        conf = g.unary("UNARY", conf)
+        cat_conf = conf if cat_conf is None else g.concat(cat_conf, conf, 1)
+        if i + 1 < drafts:
+            prev = g.new("I32", n_blocks, op="ARGMAX", srcs=[col])
+    assert cat is not None and cat_conf is not None
+    n_tok = n_blocks * drafts
+    out = g.cont(g.permute(g.reshape(cat, n_vocab, n_blocks, drafts), 0, 2, 1, 3))
+    out = g.reshape(out, n_vocab, n_tok)
+    conf = g.cont(g.permute(g.reshape(cat_conf, 1, n_blocks, drafts), 0, 2, 1, 3))
+    conf = g.new("F32", *embd.ne[:2], op="REPEAT", srcs=[g.reshape(conf, 1, n_tok)])
+    conf.flags |= OUTPUT
+    b.gf.expand(conf)
+    out.flags |= OUTPUT
+    b.gf.expand(out)
+    return out
+
+
+def _backend_sampling(b: Builder, d: DFlashGraph, logits: T) -> None:
+    """llm_graph_context::build_sampling: the logits padded by one row; for each sampler (by slot) and each of its
+    output rows (ubatch_prepare_reserve: min(n_seq_tokens, n_outputs_max_per_seq) rows per slot, n_outputs in all),
+    a 1-D view of its row, top_k (I32 k) and the k logits it selects (get_rows), both outputs."""
+    r = b.r
+    n_vocab = logits.ne[0]
+    padded = g.new("F32", n_vocab, logits.ne[1] + 1, op="PAD", srcs=[logits])
+    n_seq_tokens = r.n_tokens // r.n_seqs
+    left = r.n_outputs
+    rows: list[int] = []
+    for s in range(min(d.samplers, r.n_seqs)):
+        take = min(n_seq_tokens, d.per_seq or n_seq_tokens, left)
+        rows.append(take)
+        left -= take
+    row = 0
+    for s in range(d.samplers):
+        n_rows = rows[s] if s < len(rows) and rows[s] else 0
+        for i in range(max(1, n_rows)):
+            seq = g.view(padded, (n_vocab,), (), (row if n_rows else 0) * padded.nb[1])
+            top = g.new("I32", d.top_k, op="TOP_K", srcs=[g.reshape(seq, n_vocab)])
+            picked = g.get_rows(g.reshape(g.reshape(seq, n_vocab), 1, n_vocab), top)
+            if n_rows:
+                top.flags |= OUTPUT
+                picked.flags |= OUTPUT
+                row += 1
+            b.gf.expand(picked)
+
+
+def dflash_peak(spec: ModelSpec, d: DFlashGraph, n_ctx: int, n_ubatch: int, n_seq: int, n_kv: int, unified: bool,
+                fa: bool, type_k: str, type_v: str, alignment: int = 32) -> int:
+    """sched_reserve's compute buffer for the DFlash decoder graph: the larger of the pp graph (min(n_ctx, n_ubatch)
+    tokens, min(tokens, n_outputs_max) outputs) and the tg graph (one token per sequence)."""
+    from .galloc import peak_bytes
+    nt = min(n_ctx, n_ubatch)
+    peaks = []
+    for tokens, outputs in ((nt, min(nt, d.n_outputs_max or nt)), (n_seq, n_seq)):
+        tokens = -(-tokens // n_seq) * n_seq
+        r = Reserve(tokens, n_seq, outputs, n_kv, 0, 1 if unified else n_seq, fa, type_k, type_v)
+        peaks.append(peak_bytes(build_dflash(spec, r, d), alignment))
     return max(peaks)

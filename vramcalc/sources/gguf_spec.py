@@ -21,7 +21,9 @@ Num = Callable[[str, Any, int, int], int]
 # llama.cpp architectures read exactly; others fall back to a generic GQA decoder (approximate).
 # swa: how llama-model.cpp marks sliding layers (set_swa_pattern(n): layer il slides if il % n < n-1)
 ARCHS: dict[str, dict[str, Any]] = {
-    "llama": {}, "qwen2": {"qkv_bias": True}, "qwen3": {"qk_norm": True}, "qwen3moe": {"qk_norm": True},
+    "llama": {}, "qwen2": {"qkv_bias": True}, "qwen3": {"qk_norm": True},
+    # src/models/dflash.cpp: the Qwen3-style DFlash / DSpark drafter (attention with Q/K norms, a dense FFN)
+    "dflash": {"qk_norm": True}, "qwen3moe": {"qk_norm": True},
     "phi3": {}, "gemma2": {"swa": 2, "norms": 4}, "gemma3": {"swa": 6, "norms": 4, "qk_norm": True},
     "gpt-oss": {"swa": 2, "sinks": True, "qkv_bias": True, "o_bias": True}, "deepseek2": {"mla": True},
     # recurrent and hybrid (which layers are recurrent: src/models/<arch>.cpp load_arch_hparams)
@@ -134,9 +136,16 @@ def _spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) ->
         return 0 if value is None or value == 0 and not isinstance(value, bool) else num(k, None, lo, hi)
 
     emb = tensors.get("token_embd.weight")
-    if emb is None or len(emb.ne) != 2:
+    if arch == "dflash" and emb is None:
+        # src/models/dflash.cpp load_arch_tensors (4df29be): a DFlash / DSpark drafter's token_embd is optional (the
+        # target's is used); its width is embedding_length, its vocabulary the target's tokenizer
+        hidden = num("embedding_length", None, 1, MAX_WIDTH)
+        toks = md.get("tokenizer.ggml.tokens")
+        vocab = num("vocab_size", len(toks) if isinstance(toks, list) else None, 1, 1 << 24)
+    elif emb is None or len(emb.ne) != 2:
         raise GGUFError(f"{where}: no 2-D token_embd.weight tensor")
-    hidden, vocab = emb.ne
+    else:
+        hidden, vocab = emb.ne
     n = key("block_count")
     if not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= MAX_LAYERS:
         raise GGUFError(f"{where}: {arch}.block_count is missing or not a layer count ({n!r:.40})")

@@ -1,0 +1,177 @@
+// The contexts llama-server makes with --spec-type draft-dflash / draft-dspark and -md DRAFT
+// (tools/record_llamacpp_dflash.py builds it against a llama.cpp tree's common/ sources and CPU libllama, and runs
+// it). Usage:
+//   dflash_probe TARGET DRAFT N_CTX N_PARALLEL N_BATCH N_UBATCH DRAFT_N_MAX FA(on|off|auto) CTK CTV CTKD CTVD
+//                TYPE(draft-dflash|draft-dspark|auto) N_PROMPT [BACKEND_SAMPLING(1|0), default 1]
+// As tools/server/server-context.cpp load_model does: the type from the draft's header when none is given
+// (common/arg.cpp: common_speculative_types_from_gguf), server_output_limits, common_init_from_params (the target),
+// common_base_params_to_speculative and common_speculative_init_from_params (the draft model and its context, with
+// the target as ctx_other), common_speculative_init (common_speculative_impl_draft_dflash: the target's layer-input
+// extraction, the draft's masked nextn rows, non-causal attention, a backend top-k sampler per slot). Then one
+// prompt of N_PROMPT tokens on slot 0 as llama-server runs it: the target decodes it, common_speculative_process
+// encodes the target features and injects them into the draft's KV cache, and common_speculative_draft drafts a
+// block on every slot. llama.cpp's own log lines (the buffers) go to stderr; PROBE lines (the output buffers' bytes, read from
+// the contexts, and the compute buffers after the run, from llama_get_memory_breakdown) to stdout.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "log.h"
+#include "speculative.h"
+#include "llama.h"
+#define private public  // the output buffer's size: llama_context::buf_output (nothing prints it after a resize)
+#include "../src/llama-context.h"
+#undef private
+
+static ggml_type type_of(const char * s) {
+    for (int t = 0; t < GGML_TYPE_COUNT; ++t) {
+        const char * n = ggml_type_name((ggml_type) t);
+        if (n && strcasecmp(n, s) == 0) {
+            return (ggml_type) t;
+        }
+    }
+    std::fprintf(stderr, "unknown type %s\n", s);
+    std::exit(2);
+}
+
+static void phase(const char * name) {
+    common_log_flush(common_log_main());
+    std::fflush(stderr);
+    std::fprintf(stderr, "VRAMCALC_PHASE %s\n", name);
+    std::fflush(stderr);
+}
+
+static size_t out_bytes(llama_context * ctx) {
+    return ctx->buf_output ? ggml_backend_buffer_get_size(ctx->buf_output.get()) : 0;
+}
+
+static size_t compute_bytes(llama_context * ctx) {
+    size_t n = 0;
+    for (const auto & [buft, d] : ctx->memory_breakdown()) {
+        n += d.compute;
+    }
+    return n;
+}
+
+int main(int argc, char ** argv) {
+    if (argc != 15 && argc != 16) {
+        std::fprintf(stderr, "usage: %s TARGET DRAFT N_CTX N_PARALLEL N_BATCH N_UBATCH DRAFT_N_MAX FA CTK CTV CTKD CTVD "
+                     "TYPE N_PROMPT\n", argv[0]);
+        return 2;
+    }
+    common_params params;
+    params.model.path         = argv[1];
+    params.speculative.draft.mparams.path = argv[2];
+    params.n_ctx              = std::atoi(argv[3]);
+    params.n_parallel         = std::atoi(argv[4]);
+    params.kv_unified         = true;
+    params.n_batch            = std::atoi(argv[5]);
+    params.n_ubatch           = std::atoi(argv[6]);
+    params.speculative.draft.n_max = std::atoi(argv[7]);
+    params.flash_attn_type    = strcmp(argv[8], "on") == 0 ? LLAMA_FLASH_ATTN_TYPE_ENABLED :
+                                strcmp(argv[8], "off") == 0 ? LLAMA_FLASH_ATTN_TYPE_DISABLED : LLAMA_FLASH_ATTN_TYPE_AUTO;
+    params.cache_type_k       = type_of(argv[9]);
+    params.cache_type_v       = type_of(argv[10]);
+    params.speculative.draft.cache_type_k = type_of(argv[11]);
+    params.speculative.draft.cache_type_v = type_of(argv[12]);
+    const std::string type = argv[13];
+    const int n_prompt = std::atoi(argv[14]);
+    // --spec-draft-backend-sampling (common.h: on) / --no-spec-draft-backend-sampling
+    params.speculative.draft.backend_sampling = argc < 16 || std::atoi(argv[15]) != 0;
+    params.n_gpu_layers       = 0;
+    params.speculative.draft.n_gpu_layers = 0;
+    params.fit_params         = false;
+    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = 2;
+
+    common_init();
+    common_log_set_verbosity_thold(4);
+    llama_backend_init();
+
+    if (type == "auto") {  // common/arg.cpp: no --spec-type given, a draft path set
+        params.speculative.types = common_speculative_types_from_gguf(params.speculative.draft.mparams.path);
+    } else {
+        params.speculative.types = common_speculative_types_from_names({type});
+    }
+    std::printf("PROBE types=%s\n", common_speculative_type_name_str(params.speculative.types).c_str());
+    std::fflush(stdout);
+
+    const auto lim = common_speculative_get_output_limits(params.n_batch, params.n_parallel,
+                                                          common_speculative_n_max(&params.speculative));
+    params.n_outputs_max         = std::max<int32_t>(1, lim.total);
+    params.n_outputs_max_per_seq = std::max<int32_t>(1, lim.per_seq);
+    std::printf("PROBE outputs_max=%d\n", params.n_outputs_max);
+    std::fflush(stdout);
+
+    auto init = common_init_from_params(params);
+    llama_model * model = init->model();
+    llama_context * ctx = init->context();
+    if (!model || !ctx) {
+        std::printf("PROBE fail=target\n");
+        return 3;
+    }
+    std::printf("PROBE n_ctx=%u n_layer=%d target_output_start=%zu\n", llama_n_ctx(ctx), llama_model_n_layer(model),
+                out_bytes(ctx));
+    std::fflush(stdout);
+    phase("draft");
+    common_params params_dft = common_base_params_to_speculative(params);
+    auto spec_init = common_speculative_init_from_params(params_dft, model, ctx);
+    llama_context * ctx_dft = spec_init->context();
+    if (!ctx_dft) {
+        std::printf("PROBE fail=draft_context\n");
+        return 0;
+    }
+    std::printf("PROBE draft_n_ctx=%u draft_n_layer=%d draft_outputs_max=%u draft_output_start=%zu\n",
+                llama_n_ctx(ctx_dft), llama_model_n_layer(spec_init->model()), ctx_dft->cparams.n_outputs_max,
+                out_bytes(ctx_dft));
+    std::fflush(stdout);
+    phase("spec_init");
+    params.speculative.draft.ctx_tgt = ctx;
+    params.speculative.draft.ctx_dft = ctx_dft;
+    common_speculative * sp = common_speculative_init(params.speculative, (uint32_t) params.n_parallel);
+    std::printf("PROBE speculates=%d\n", sp != nullptr);
+    std::fflush(stdout);
+    if (!sp) {
+        return 0;
+    }
+    // the prompt: the target decodes it (its re-reserve with the layer inputs as outputs, then output_reserve)
+    phase("target_decode");
+    llama_batch batch = llama_batch_init(std::max(n_prompt, 1), 0, 1);
+    llama_tokens prompt;
+    for (int i = 0; i < n_prompt; ++i) {
+        prompt.push_back(1 + i % 100);
+        common_batch_add(batch, prompt.back(), i, {0}, i == n_prompt - 1);
+    }
+    common_speculative_begin(sp, 0, prompt);
+    int rc = llama_decode(ctx, batch);
+    std::printf("PROBE decode=%d target_output=%zu target_compute=%zu\n", rc, out_bytes(ctx), compute_bytes(ctx));
+    std::fflush(stdout);
+    phase("process");
+    const bool ok = common_speculative_process(sp, batch);
+    std::printf("PROBE process=%d draft_output_process=%zu draft_compute_process=%zu target_output_end=%zu\n", ok,
+                out_bytes(ctx_dft), compute_bytes(ctx_dft), out_bytes(ctx));
+    std::fflush(stdout);
+    // one drafting step on every slot (common_speculative_draft: each slot's block of id_last and mask tokens in one
+    // decode): the draft's run-time graph, with the Markov head where the block fits block_size
+    phase("draft_block");
+    std::vector<llama_tokens> results(params.n_parallel);
+    for (int s = 0; s < params.n_parallel; ++s) {
+        auto & dp = common_speculative_get_draft_params(sp, s);
+        dp.drafting = true;
+        dp.n_past   = n_prompt;
+        dp.id_last  = 7;
+        dp.prompt   = &prompt;
+        dp.result   = &results[s];
+    }
+    common_speculative_draft(sp);
+    std::printf("PROBE drafted=%zu draft_output=%zu draft_compute=%zu\n", results[0].size(), out_bytes(ctx_dft),
+                compute_bytes(ctx_dft));
+    std::fflush(stdout);
+    llama_batch_free(batch);
+    common_speculative_free(sp);
+    return 0;
+}
