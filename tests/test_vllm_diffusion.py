@@ -1,0 +1,154 @@
+"""--diffusion-config and DiffusionGemma against vLLM 0.34.0's own code (tests/data/vllm_diffusion_oracle_v0.34.0.json,
+tools/vllm_diffusion_oracle.py): the model's parameters per rank and KV plan, and per --diffusion-config case the
+speculative-token count, max_num_seqs, the CUDA-graph capture sizes, the runner's diffusion state and the refusals."""
+
+import json
+import os
+
+import pytest
+
+from vramcalc.errors import InputError
+from vramcalc.gpus import find_gpu
+from vramcalc.sources.catalog import config_of
+from vramcalc.sources.hf_config import spec_from_config
+from vramcalc.vllm.diffusion import plan_diffusion, request_state_bytes
+from vramcalc.vllm.engine import VLLMOptions, _decode_shapes, check_vllm, cudagraph_capture_sizes
+from vramcalc.vllm.kv import KVSettings, capacity, kv_pool, release_settings
+from vramcalc.vllm.weights import weights_per_rank
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "data", "vllm_diffusion_oracle_v0.34.0.json")
+DOC = json.load(open(FIXTURE))
+SPEC = spec_from_config(DOC["config"], model_id="google/diffusiongemma-26B-A4B-it", source="fixture")
+DEFAULT_SEQS = 1024  # a --max-num-seqs default above DEFAULT_MAX_NUM_SEQS, as every CUDA default is
+
+
+def _spec(case):
+    stem = case["engine_args"].get("model")
+    if stem is None:
+        return SPEC
+    repo = case["model"]
+    return spec_from_config(config_of(repo), model_id=repo, source="catalog")
+
+
+def test_fixture_names_release_and_method():
+    assert DOC["release"] == "0.34.0" and "VLLM_TARGET_DEVICE=cpu" in DOC["produced_by"]
+    assert len(DOC["cases"]) == 22 and len(DOC["refused"]) == 3 and [b["tp"] for b in DOC["builds"]] == [1, 2]
+
+
+def test_diffusion_gemma_is_read_as_vllm_builds_it():
+    assert SPEC.model_type == "diffusion_gemma_text" and SPEC.architecture == "DiffusionGemmaForBlockDiffusion"
+    full = [la.attention for la in SPEC.layers if la.attention.kind == "full"]
+    assert len(full) == 5 and all(a.k_eq_v and a.num_kv_heads == 2 and a.head_dim_k == 512 for a in full)
+    assert all(la.mlp.kind == "moe" and la.mlp.num_experts == 128 for la in SPEC.layers)
+
+
+@pytest.mark.parametrize("b", DOC["builds"], ids=lambda b: f"tp{b['tp']}")
+def test_weights_per_rank_equal_vllm(b):
+    """vLLM's parameters and buffers per rank; the one part vramcalc leaves out (for Gemma 4 as well): the V slot
+    QKVParallelLinear keeps in each k_eq_v full-attention layer, into which vLLM loads K
+    (vllm/model_executor/models/gemma4.py _gemma4_layer_weights_mapper)."""
+    w = weights_per_rank(SPEC, b["tp"], 1, version="0.34.0")[0]
+    full = [la.attention for la in SPEC.layers if la.attention.kind == "full"]
+    v_slot = sum(max(1, a.num_kv_heads // b["tp"]) * a.head_dim_k * SPEC.hidden_size * 2 for a in full)
+    assert w.bytes - w.rotary_cache_bytes + v_slot == b["param_bytes_per_rank"]
+    assert abs(w.rotary_cache_bytes - b["buffer_bytes_per_rank"]) < 2**13  # vLLM's few small buffers beside it
+    theirs = b["param_bytes_per_rank"] + b["buffer_bytes_per_rank"]
+    assert abs(w.bytes - theirs) <= 0.01 * theirs
+    assert SPEC.vision.params * 2 == b["vision_bytes_per_rank"]  # the tower whole on every rank
+    # the self-conditioning MLP, whole on every rank: the difference from the Gemma 4 backbone alone
+    base = spec_from_config({**DOC["config"], "text_config": {**DOC["config"]["text_config"],
+                                                              "model_type": "gemma4_text", "attention_k_eq_v": True,
+                                                              "hidden_size_per_layer_input": 0,
+                                                              "enable_moe_block": True}},
+                            model_id="backbone", source="fixture")
+    assert w.bytes - weights_per_rank(base, b["tp"], 1, version="0.34.0")[0].bytes == \
+        b["self_conditioning_bytes_per_rank"]
+
+
+@pytest.mark.parametrize("b", DOC["builds"], ids=lambda b: f"tp{b['tp']}")
+def test_kv_pool_equals_vllm(b):
+    s = KVSettings(tp=b["tp"], kv_cache_dtype="auto", max_num_batched_tokens=b["max_num_batched_tokens"],
+                   async_scheduling=b["async_scheduling"], max_model_len=b["max_model_len"],
+                   **release_settings(SPEC, "0.34.0"))
+    pool = kv_pool(SPEC, s)
+    assert len(b["layers"]) == 30
+    for p in b["plans"]:
+        groups = p["groups"]
+        assert pool.block_size == min(g["block_size"] for g in groups)
+        assert {g["page_size_bytes"] for g in groups} == {pool.page_bytes}
+        assert len(pool.groups) == len(groups)
+        cap = capacity(pool, p["memory_bytes"], b["max_model_len"], s, "current")
+        if "refusal" in p:
+            assert not cap.fits_one_request
+        else:
+            assert cap.num_blocks == p["num_blocks"]
+            assert abs(cap.max_concurrency - p["max_concurrency"]) <= 0.005
+            assert abs(cap.kv_cache_tokens - p["kv_cache_tokens"]) <= 1
+
+
+@pytest.mark.parametrize("c", DOC["cases"], ids=lambda c: json.dumps(c["engine_args"], sort_keys=True))
+def test_case_equals_vllm(c):
+    args = c["engine_args"]
+    spec = _spec(c)
+    mnbt = args.get("max_num_batched_tokens", DOC["base_engine_args"]["max_num_batched_tokens"])
+    given = args.get("max_num_seqs")
+    opts = VLLMOptions(diffusion_config=args.get("diffusion_config"))  # the library's reading of the flag
+    plan = plan_diffusion(opts.diffusion_config, spec, given or DEFAULT_SEQS, mnbt, False, None)
+    assert plan is not None
+    assert plan.is_diffusion == c["is_diffusion"]
+    assert plan.canvas_length == c["diffusion_config"]["canvas_length"]
+    assert plan.num_speculative_tokens == c["num_speculative_tokens"] == c["uniform_decode_query_len"] - 1
+    assert c["num_lookahead_tokens"] == 0 and c["max_num_scheduled_tokens"] is None  # no KV slots past the query
+    assert c["scheduler_cls"].endswith(".DiffusionScheduler")  # the CPU platform runs without async scheduling
+    if given is not None or c["is_diffusion"]:  # the CPU platform's own default (128) is not CUDA's
+        assert plan.max_num_seqs == c["max_num_seqs"]
+    q, seqs = 1 + plan.num_speculative_tokens, c["max_num_seqs"]
+    cg = c["cudagraph"]
+    if args.get("enforce_eager"):
+        assert cg["sizes"] == []
+    else:
+        cap = args.get("max_cudagraph_capture_size")
+        assert cudagraph_capture_sizes(seqs, mnbt, False, q, None, cap, rule="split") == cg["sizes"]
+        shared = cudagraph_capture_sizes(seqs, mnbt, False, q, None, cap, rule="uniform")
+        assert shared == cg["prefill_token_sizes"]
+        assert _decode_shapes(shared, seqs, mnbt, q) == cg["decode_request_sizes"]
+    if c["diffusion_state_bytes"] is not None:
+        assert request_state_bytes(seqs, plan.canvas_length, spec.hidden_size) == c["diffusion_state_bytes"]
+        assert plan.state_bytes > c["diffusion_state_bytes"]  # and the persistent inputs_embeds buffer
+    else:
+        assert plan.state_bytes == 0
+
+
+@pytest.mark.parametrize("r", DOC["refused"], ids=lambda r: json.dumps(r["engine_args"], sort_keys=True))
+def test_refusals_in_vllms_words(r):
+    from vramcalc.pasted_command import read_command
+
+    theirs = r["error"].split(" [type=")[0]  # pydantic's type tag and link left out
+    with pytest.raises(InputError) as e:
+        VLLMOptions(diffusion_config=r["engine_args"]["diffusion_config"])
+    assert str(e.value).endswith(theirs)  # the options model names the field first
+    with pytest.raises(InputError) as e:
+        read_command(f"vllm serve Qwen/Qwen3-8B --diffusion-config '{json.dumps(r['engine_args']['diffusion_config'])}'")
+    assert str(e.value) == theirs
+
+
+def test_check_sizes_the_canvas():
+    """End to end on one H100: a wider canvas adds CUDA-graph sizes and runner buffers; the sampler warning names
+    the run-time logits the profile run does not hold; DiffusionGemma's max_num_seqs is cut to 8."""
+    gpu = find_gpu("H100")
+    small = check_vllm(SPEC, gpu, VLLMOptions(max_model_len=8192, diffusion_config={"canvas_length": 16}))
+    wide = check_vllm(SPEC, gpu, VLLMOptions(max_model_len=8192, diffusion_config={"canvas_length": 256}))
+    own = check_vllm(SPEC, gpu, VLLMOptions(max_model_len=8192))  # the model's own canvas, 256
+    assert not small.errors and not wide.errors
+    assert wide.devices[0].activation_bytes > small.devices[0].activation_bytes
+    assert own.devices[0].activation_bytes == wide.devices[0].activation_bytes
+    assert any(m.code == "vllm.diffusion.sampler_peak" for m in wide.warnings)
+    assert "--diffusion-config '{\"canvas_length\":16}'" in small.command
+
+
+def test_pasted_command_models_the_flag():
+    from vramcalc.pasted_command import read_command
+
+    _, r = read_command("vllm serve Qwen/Qwen3-8B --diffusion-config '{\"canvas_length\": 16}'")
+    assert r.options["diffusion_config"] == {"canvas_length": 16}
+    assert not any(m.code == "command.not_modelled" for m in r.warnings)
