@@ -1,6 +1,7 @@
-"""--diffusion-config and DiffusionGemma against vLLM 0.34.0's own code (tests/data/vllm_diffusion_oracle_v0.34.0.json,
-tools/vllm_diffusion_oracle.py): the model's parameters per rank and KV plan, and per --diffusion-config case the
-speculative-token count, max_num_seqs, the CUDA-graph capture sizes, the runner's diffusion state and the refusals."""
+"""--diffusion-config and DiffusionGemma against vLLM 0.34.0's and 0.33.0's own code
+(tests/data/vllm_diffusion_oracle_v0.3[34].0.json, tools/vllm_diffusion_oracle.py): the model's parameters per rank and
+KV plan, and per --diffusion-config case the speculative-token count, max_num_seqs, the CUDA-graph capture sizes (each
+release's rule), the runner's diffusion state and the refusals."""
 
 import json
 import os
@@ -12,12 +13,17 @@ from vramcalc.gpus import find_gpu
 from vramcalc.sources.catalog import config_of
 from vramcalc.sources.hf_config import spec_from_config
 from vramcalc.vllm.diffusion import plan_diffusion, request_state_bytes
-from vramcalc.vllm.engine import VLLMOptions, _decode_shapes, check_vllm, cudagraph_capture_sizes
+from vramcalc.vllm.engine import VLLMOptions, _decode_shapes, _graph_sizes_rule, check_vllm, cudagraph_capture_sizes
 from vramcalc.vllm.kv import KVSettings, capacity, kv_pool, release_settings
 from vramcalc.vllm.weights import weights_per_rank
 
-FIXTURE = os.path.join(os.path.dirname(__file__), "data", "vllm_diffusion_oracle_v0.34.0.json")
-DOC = json.load(open(FIXTURE))
+DATA = os.path.join(os.path.dirname(__file__), "data")
+DOCS = {r: json.load(open(os.path.join(DATA, f"vllm_diffusion_oracle_v{r}.json"))) for r in ("0.34.0", "0.33.0")}
+DOC = DOCS["0.34.0"]
+RULE = {"0.34.0": "split", "0.33.0": "uniform"}  # engine.py _graph_sizes_rule
+BUILDS = [(r, b) for r, d in DOCS.items() for b in d["builds"]]
+CASES = [(r, c) for r, d in DOCS.items() for c in d["cases"]]
+REFUSED = [(r, c) for r, d in DOCS.items() for c in d["refused"]]
 SPEC = spec_from_config(DOC["config"], model_id="google/diffusiongemma-26B-A4B-it", source="fixture")
 DEFAULT_SEQS = 1024  # a --max-num-seqs default above DEFAULT_MAX_NUM_SEQS, as every CUDA default is
 
@@ -30,9 +36,11 @@ def _spec(case):
     return spec_from_config(config_of(repo), model_id=repo, source="catalog")
 
 
-def test_fixture_names_release_and_method():
-    assert DOC["release"] == "0.34.0" and "VLLM_TARGET_DEVICE=cpu" in DOC["produced_by"]
-    assert len(DOC["cases"]) == 22 and len(DOC["refused"]) == 3 and [b["tp"] for b in DOC["builds"]] == [1, 2]
+def test_fixtures_name_release_and_method():
+    for r, d in DOCS.items():
+        assert d["release"] == r and "VLLM_TARGET_DEVICE=cpu" in d["produced_by"] and d["config"] == DOC["config"]
+        assert len(d["cases"]) == 22 and len(d["refused"]) == 3 and [b["tp"] for b in d["builds"]] == [1, 2]
+    assert _graph_sizes_rule("0.34.0") == "split" and _graph_sizes_rule("0.33.0") == "uniform"
 
 
 def test_diffusion_gemma_is_read_as_vllm_builds_it():
@@ -42,12 +50,13 @@ def test_diffusion_gemma_is_read_as_vllm_builds_it():
     assert all(la.mlp.kind == "moe" and la.mlp.num_experts == 128 for la in SPEC.layers)
 
 
-@pytest.mark.parametrize("b", DOC["builds"], ids=lambda b: f"tp{b['tp']}")
-def test_weights_per_rank_equal_vllm(b):
+@pytest.mark.parametrize("rb", BUILDS, ids=lambda rb: f"{rb[0]}-tp{rb[1]['tp']}")
+def test_weights_per_rank_equal_vllm(rb):
     """vLLM's parameters and buffers per rank; the one part vramcalc leaves out (for Gemma 4 as well): the V slot
     QKVParallelLinear keeps in each k_eq_v full-attention layer, into which vLLM loads K
     (vllm/model_executor/models/gemma4.py _gemma4_layer_weights_mapper)."""
-    w = weights_per_rank(SPEC, b["tp"], 1, version="0.34.0")[0]
+    release, b = rb
+    w = weights_per_rank(SPEC, b["tp"], 1, version=release)[0]
     full = [la.attention for la in SPEC.layers if la.attention.kind == "full"]
     v_slot = sum(max(1, a.num_kv_heads // b["tp"]) * a.head_dim_k * SPEC.hidden_size * 2 for a in full)
     assert w.bytes - w.rotary_cache_bytes + v_slot == b["param_bytes_per_rank"]
@@ -61,15 +70,16 @@ def test_weights_per_rank_equal_vllm(b):
                                                               "hidden_size_per_layer_input": 0,
                                                               "enable_moe_block": True}},
                             model_id="backbone", source="fixture")
-    assert w.bytes - weights_per_rank(base, b["tp"], 1, version="0.34.0")[0].bytes == \
+    assert w.bytes - weights_per_rank(base, b["tp"], 1, version=release)[0].bytes == \
         b["self_conditioning_bytes_per_rank"]
 
 
-@pytest.mark.parametrize("b", DOC["builds"], ids=lambda b: f"tp{b['tp']}")
-def test_kv_pool_equals_vllm(b):
+@pytest.mark.parametrize("rb", BUILDS, ids=lambda rb: f"{rb[0]}-tp{rb[1]['tp']}")
+def test_kv_pool_equals_vllm(rb):
+    release, b = rb
     s = KVSettings(tp=b["tp"], kv_cache_dtype="auto", max_num_batched_tokens=b["max_num_batched_tokens"],
                    async_scheduling=b["async_scheduling"], max_model_len=b["max_model_len"],
-                   **release_settings(SPEC, "0.34.0"))
+                   **release_settings(SPEC, release))
     pool = kv_pool(SPEC, s)
     assert len(b["layers"]) == 30
     for p in b["plans"]:
@@ -86,8 +96,9 @@ def test_kv_pool_equals_vllm(b):
             assert abs(cap.kv_cache_tokens - p["kv_cache_tokens"]) <= 1
 
 
-@pytest.mark.parametrize("c", DOC["cases"], ids=lambda c: json.dumps(c["engine_args"], sort_keys=True))
-def test_case_equals_vllm(c):
+@pytest.mark.parametrize("rc", CASES, ids=lambda rc: rc[0] + "-" + json.dumps(rc[1]["engine_args"], sort_keys=True))
+def test_case_equals_vllm(rc):
+    release, c = rc
     args = c["engine_args"]
     spec = _spec(c)
     mnbt = args.get("max_num_batched_tokens", DOC["base_engine_args"]["max_num_batched_tokens"])
@@ -108,10 +119,11 @@ def test_case_equals_vllm(c):
         assert cg["sizes"] == []
     else:
         cap = args.get("max_cudagraph_capture_size")
-        assert cudagraph_capture_sizes(seqs, mnbt, False, q, None, cap, rule="split") == cg["sizes"]
-        shared = cudagraph_capture_sizes(seqs, mnbt, False, q, None, cap, rule="uniform")
-        assert shared == cg["prefill_token_sizes"]
-        assert _decode_shapes(shared, seqs, mnbt, q) == cg["decode_request_sizes"]
+        assert cudagraph_capture_sizes(seqs, mnbt, False, q, None, cap, rule=RULE[release]) == cg["sizes"]
+        if release == "0.34.0":  # the split into prefill and decode sizes
+            shared = cudagraph_capture_sizes(seqs, mnbt, False, q, None, cap, rule="uniform")
+            assert shared == cg["prefill_token_sizes"]
+            assert _decode_shapes(shared, seqs, mnbt, q) == cg["decode_request_sizes"]
     if c["diffusion_state_bytes"] is not None:
         assert request_state_bytes(seqs, plan.canvas_length, spec.hidden_size) == c["diffusion_state_bytes"]
         assert plan.state_bytes > c["diffusion_state_bytes"]  # and the persistent inputs_embeds buffer
@@ -119,8 +131,9 @@ def test_case_equals_vllm(c):
         assert plan.state_bytes == 0
 
 
-@pytest.mark.parametrize("r", DOC["refused"], ids=lambda r: json.dumps(r["engine_args"], sort_keys=True))
-def test_refusals_in_vllms_words(r):
+@pytest.mark.parametrize("rr", REFUSED, ids=lambda rr: rr[0] + "-" + json.dumps(rr[1]["engine_args"], sort_keys=True))
+def test_refusals_in_vllms_words(rr):
+    r = rr[1]
     from vramcalc.pasted_command import read_command
 
     theirs = r["error"].split(" [type=")[0]  # pydantic's type tag and link left out

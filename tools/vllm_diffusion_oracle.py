@@ -9,6 +9,11 @@ Same venv and method as tools/vllm_oracle.py, at vLLM 0.34.0:
     VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.34.0/bin/python tools/vllm_diffusion_oracle.py \
         --out tests/data/vllm_diffusion_oracle_v0.34.0.json --tp 2
 
+and at vLLM 0.33.0 (/work/venvs/vllm-0.33.0, the same two runs) with VLLM_USE_V2_MODEL_RUNNER=1: 0.33.0 takes the V2
+model runner by default where Triton is there, as on CUDA, but this CPU host has no Triton, and the V1 runner refuses
+diffusion models (VllmConfig._validate_v1_model_runner). 0.33.0 sets the CUDA-graph sizes without
+_split_cudagraph_capture_sizes (0.34.0), which the oracle then does not call.
+
 The DiffusionGemma config is the text and vision config of google/diffusiongemma-26B-A4B-it as quoted in
 github.com/lablup/mlxcel : src/models/diffusion_gemma/tests.rs REAL_CONFIG_SNIPPET (without the two keys that MLX
 conversion adds, quantization and generation_config), written below.
@@ -241,7 +246,9 @@ def main() -> None:
 
     doc: dict[str, Any] = {
         "release": vllm.__version__,
-        "produced_by": f"vLLM {vllm.__version__} wheel on CPU (VLLM_TARGET_DEVICE=cpu), tools/vllm_diffusion_oracle.py: "
+        "produced_by": f"vLLM {vllm.__version__} wheel on CPU (VLLM_TARGET_DEVICE=cpu"
+        + (", VLLM_USE_V2_MODEL_RUNNER=1" if os.environ.get("VLLM_USE_V2_MODEL_RUNNER") == "1" else "")
+        + "), tools/vllm_diffusion_oracle.py: "
         "EngineArgs(diffusion_config=...).create_engine_config per case (scheduler, speculative-token count, CUDA "
         "graph sizes as VllmConfig._set_cudagraph_sizes sets them on CUDA, the runner's DiffusionGemmaRequestStates "
         "built on the meta device), and DiffusionGemmaForConditionalGeneration built on the meta device per TP "
