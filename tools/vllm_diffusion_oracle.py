@@ -100,6 +100,7 @@ CASES: list[dict[str, Any]] = [
     {"diffusion_config": {"canvas_length": 256}, "enforce_eager": True},
     {"diffusion_config": {"canvas_length": 256}, "max_cudagraph_capture_size": 1024},
     {"diffusion_config": {"canvas_length": 8}, "max_num_seqs": 64},
+    {"diffusion_config": {"canvas_length": 256}, "attention_backend": "FLASHINFER"},  # refused for DiffusionGemma
     {"diffusion_config": {"canvas_length": 0}},
     {"diffusion_config": {"canvas_length": -4}},
     {"diffusion_config": {"canvas_length": 16, "block_length": 4}},

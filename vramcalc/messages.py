@@ -22,6 +22,7 @@ CODES: dict[str, str] = {
     "vllm.spec.config": "vLLM refuses the --speculative-config (SpeculativeConfig's own words)",
     "vllm.spec.deprecated_method": "a per-model MTP method name, which vLLM replaces with mtp",
     "vllm.spec.suffix_needs_arctic": "suffix decoding needs the Arctic Inference package installed",
+    "vllm.diffusion.flashinfer": "FlashInfer refused for DiffusionGemma's mixed causal/bidirectional attention",
     "vllm.diffusion.no_canvas": "--diffusion-config without canvas_length: no canvas is sized",
     "vllm.diffusion.not_a_diffusion_model": "--diffusion-config on a model that is no diffusion LLM",
     "vllm.diffusion.sampler_peak": "a diffusion decode step samples every request's canvas; the profile run one",

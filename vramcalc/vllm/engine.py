@@ -38,7 +38,7 @@ from .rules import (attention_backend, dtype_messages, gdn_prefill_backend, kda_
                     quant_messages, source_messages, vllm_platforms)
 from .result_types import Layout, ModelSummary
 from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_overrides
-from .diffusion import plan_diffusion, sampler_warning
+from .diffusion import DIFFUSION_GEMMA, plan_diffusion, sampler_warning
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
 from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mxfp4_moe_backend, pp_layer_split,
@@ -2544,6 +2544,12 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if dplan is not None:
         seqs = dplan.max_num_seqs
         warnings += dplan.warnings
+    if spec.architecture == DIFFUSION_GEMMA and opts.selected_backend() == "FLASHINFER":
+        errors.append(error("vllm.diffusion.flashinfer", "ValueError: FlashInfer does not support DiffusionGemma's "
+                            "mixed causal/bidirectional attention. Use --attention-backend FLASH_ATTN or TRITON_ATTN "
+                            "instead.", fix="--attention-backend FLASH_ATTN",
+                            source="vllm/model_executor/models/config.py DiffusionGemmaModelForBlockDiffusionConfig "
+                                   "(v0.34.0)"))
     if not opts.enforce_eager and (opts.cudagraph_capture_sizes is not None or opts.max_cudagraph_capture_size):
         try:
             cudagraph_capture_sizes(seqs, mnbt, False, 1, opts.cudagraph_capture_sizes,
