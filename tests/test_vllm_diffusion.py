@@ -173,3 +173,21 @@ def test_pasted_command_models_the_flag():
     _, r = read_command("vllm serve Qwen/Qwen3-8B --diffusion-config '{\"canvas_length\": 16}'")
     assert r.options["diffusion_config"] == {"canvas_length": 16}
     assert not any(m.code == "command.not_modelled" for m in r.warnings)
+
+
+def test_catalog_entry_is_the_oracles_config():
+    assert config_of("google/diffusiongemma-26B-A4B-it") == DOC["config"]
+
+
+def test_pasted_diffusion_gemma_command():
+    """The catalog model pasted with --diffusion-config: sized with the canvas, no not-modelled warning, DiffusionGemma's
+    own refusal where FlashInfer is asked for."""
+    from vramcalc.pasted_command import check_command
+
+    r = check_command("vllm serve google/diffusiongemma-26B-A4B-it --max-model-len 8192 "
+                      "--diffusion-config '{\"canvas_length\": 64}'", "H100")
+    assert r.fits and not any(m.code == "command.not_modelled" for m in r.warnings)
+    assert any(m.code == "vllm.diffusion.sampler_peak" for m in r.result.warnings)
+    refused = check_command("vllm serve google/diffusiongemma-26B-A4B-it --max-model-len 8192 "
+                            "--attention-backend FLASHINFER", "H100")
+    assert not refused.fits and any(m.code == "vllm.diffusion.flashinfer" for m in refused.result.errors)
