@@ -191,3 +191,19 @@ def test_pasted_diffusion_gemma_command():
     refused = check_command("vllm serve google/diffusiongemma-26B-A4B-it --max-model-len 8192 "
                             "--attention-backend FLASHINFER", "H100")
     assert not refused.fits and any(m.code == "vllm.diffusion.flashinfer" for m in refused.result.errors)
+
+
+@pytest.mark.parametrize("rb", BUILDS, ids=lambda rb: f"{rb[0]}-tp{rb[1]['tp']}")
+def test_tower_left_out_as_vllm_leaves_it(rb):
+    """--limit-mm-per-prompt with image and video at 0, or --language-model-only: no vision tower is built (its
+    modalities, SupportsMultiModal._mark_tower_model); image alone at 0 keeps it."""
+    release, b = rb
+    gpu = find_gpu("H100")
+
+    def weights(**kw):
+        return check_vllm(SPEC, gpu, VLLMOptions(max_model_len=8192, tp=b["tp"], engine_version=release,
+                                                 **kw)).devices[0].weights_bytes
+
+    full = weights()
+    for t in b["tower_builds"]:
+        assert full - weights(**t["engine_args"]) == b["param_bytes_per_rank"] - t["param_bytes_per_rank"]

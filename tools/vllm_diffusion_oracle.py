@@ -207,6 +207,22 @@ def _case(args: dict[str, Any]) -> dict[str, Any]:
             "diffusion_state_bytes": _state_bytes(cfg)}
 
 
+def _params(tp: int, args: dict[str, Any]) -> int:
+    """The parameter bytes per rank of the model built with `args` (the tower's modalities at 0, or
+    --language-model-only: vllm/model_executor/models/interfaces.py SupportsMultiModal._mark_tower_model)."""
+    from vllm.model_executor.model_loader.utils import initialize_model
+
+    with tempfile.TemporaryDirectory() as d:
+        cfg = _engine(_model_dir(d, None), args, tp)
+        with vo.meta_models(cfg):
+            model = initialize_model(vllm_config=cfg)
+        return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+TOWER_ARGS = [{"limit_mm_per_prompt": {"image": 0, "video": 0}}, {"limit_mm_per_prompt": {"image": 0}},
+              {"language_model_only": True}]
+
+
 def _build(tp: int) -> dict[str, Any]:
     from vllm.model_executor.model_loader.utils import initialize_model
 
@@ -234,7 +250,8 @@ def _build(tp: int) -> dict[str, Any]:
                 "max_num_batched_tokens": cfg.scheduler_config.max_num_batched_tokens,
                 "async_scheduling": cfg.scheduler_config.async_scheduling,
                 "layers": {n: vo._layer_row(s) for n, s in specs.items()},
-                "plans": [vo._plan(cfg, specs, int(gib * vo.GIB)) for gib in MEMORIES]}
+                "plans": [vo._plan(cfg, specs, int(gib * vo.GIB)) for gib in MEMORIES],
+                "tower_builds": [{"engine_args": a, "param_bytes_per_rank": _params(tp, a)} for a in TOWER_ARGS]}
 
 
 def main() -> None:
