@@ -164,6 +164,7 @@ def test_check_sizes_the_canvas():
     assert wide.devices[0].activation_bytes > small.devices[0].activation_bytes
     assert own.devices[0].activation_bytes == wide.devices[0].activation_bytes
     assert any(m.code == "vllm.diffusion.sampler_peak" for m in wide.warnings)
+    assert any(m.code == "vllm.diffusion.speed" for m in own.warnings)
     assert "--diffusion-config '{\"canvas_length\":16}'" in small.command
 
 

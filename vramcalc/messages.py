@@ -25,6 +25,7 @@ CODES: dict[str, str] = {
     "vllm.diffusion.flashinfer": "FlashInfer refused for DiffusionGemma's mixed causal/bidirectional attention",
     "vllm.diffusion.no_canvas": "--diffusion-config without canvas_length: no canvas is sized",
     "vllm.diffusion.not_a_diffusion_model": "--diffusion-config on a model that is no diffusion LLM",
+    "vllm.diffusion.speed": "a diffusion LLM's denoising steps are not in the speed estimate",
     "vllm.diffusion.sampler_peak": "a diffusion decode step samples every request's canvas; the profile run one",
     "vllm.spec.mtp_reuse": "more speculative tokens than MTP layers: vLLM runs the same MTP layer again",
     "vllm.spec.eagle_head": "how an EAGLE head's embedding, LM head and attention input are counted",

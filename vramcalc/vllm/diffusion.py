@@ -98,6 +98,12 @@ def plan_diffusion(cfg: dict[str, Any] | None, spec: ModelSpec, seqs: int, mnbt:
             f"{canvas or 0} speculative tokens a step, sized for here), but its model runner has no diffusion "
             "state for it; vramcalc does not model how it then runs", source=SOURCE,
             fix="drop --diffusion-config"))
+    if is_diff and canvas:
+        steps = (cfg or {}).get("max_denoising_steps")
+        warnings.append(warning(
+            "vllm.diffusion.speed", f"{spec.id} denoises a canvas of {canvas} tokens a block, in up to "
+            + (f"{steps}" if steps else "the generation config's max_denoising_steps") + " passes over it: "
+            "vramcalc's speed estimate decodes one token a step and does not estimate this", source=SOURCE))
     k = 0 if speculative or not canvas else canvas
     state = 0
     if is_diff and dg and canvas:
