@@ -33,6 +33,7 @@ REQUIRED = {
     # Gemma 3 text configs on the Hub are sparse: heads and head_dim are often class defaults.
     "gemma3_text": ["hidden_size", "num_hidden_layers", "intermediate_size"],
     "gemma4_text": CORE + ATTN + DENSE,
+    "diffusion_gemma_text": CORE + ATTN + DENSE,
     "phi3": CORE + ATTN + DENSE,
     "deepseek_v2": CORE + ATTN + DENSE + ["kv_lora_rank"],
     "deepseek_v3": CORE + ATTN + DENSE + ["kv_lora_rank"],
@@ -57,7 +58,7 @@ REQUIRED = {
 VISION = ["siglip_vision_model", "gemma4_vision", "llama4_vision_model", "qwen3_5", "qwen3_vl", "kimi_k25_vision",
           "qwen2_5_vl", "qwen2_vl"]
 # Composite (vision-language) configs: transformers ties embeddings by the *outer* config's flag.
-COMPOSITE = ["gemma3", "gemma4", "llama4", "qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe", "kimi_k25", "qwen2_5_vl",
+COMPOSITE = ["gemma3", "gemma4", "diffusion_gemma", "llama4", "qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe", "kimi_k25", "qwen2_5_vl",
              "qwen2_vl"]
 
 

@@ -749,6 +749,8 @@ class Vllm(Sourced):
     hybrid_prefix_caching_since: SinceVersion
     block_size_64_since: SinceVersion
     extensible_kv_cache_since: SinceVersion
+    cudagraph_decode_sizes_since: SinceVersion
+    cudagraph_split_sizes_since: SinceVersion
     gfx11_row_pad_since: SinceVersion
     rdna_int4_pad_since: SinceVersion
     rdna_prefill_dequant_since: SinceVersion

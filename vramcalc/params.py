@@ -48,6 +48,8 @@ CHECKPOINT_GROUP_RULES = [
     (r"gate_up_proj_adapter|mlp_adapter", "dense_mlp"),
     # Gemma 4 per-layer inputs: each layer's gate and projection, and the model's projection into them
     (r"per_layer_(input_gate|projection|model_projection)\.weight$", "dense_mlp"),
+    # DiffusionGemma's self-conditioning MLP (transformers models/diffusion_gemma DiffusionGemmaSelfConditioning)
+    (r"self_conditioning\.(gate|up|down)_proj", "dense_mlp"),
     (r"self_attn|\.attention\.|\.linear\.weight$|mixer\.(q|k|v|o)_proj", "attention"),
     (r"mamba|linear_attn|mixer\.", "ssm"),
     (r"mlp|feed_forward", "dense_mlp"),

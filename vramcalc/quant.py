@@ -219,7 +219,9 @@ def scheme_from_config(qc: dict[str, Any] | None, spec: ModelSpec | None = None)
 # Linear weights that checkpoints keep unquantized whatever the config says: DeepSeek-V3.2's
 # indexer weights_proj and the MTP eh_proj, and the MTP embedding / head copies (DeepSeek-V3.2's
 # stored element count is matched only with them in bf16), like the main embedding and lm_head.
-ALWAYS_UNQUANTIZED = re.compile(r"indexer\.weights_proj|eh_proj|\.embed_tokens\.|shared_head\.head")
+# self_conditioning: DiffusionGemma's self-conditioning MLP is plain nn.Linear in vLLM, never given a quant method
+# (v0.34.0 vllm/model_executor/models/diffusion_gemma.py DiffusionGemmaSelfConditioning)
+ALWAYS_UNQUANTIZED = re.compile(r"indexer\.weights_proj|eh_proj|\.embed_tokens\.|shared_head\.head|\.self_conditioning\.")
 
 
 def _matrices(t: TensorSpec) -> list[tuple[int, int, int]]:

@@ -525,6 +525,36 @@ def _read_gemma4(f: Fields, mt: str) -> ReaderParts:
     return {"layers": layers, "extra_tensors": _gemma4_per_layer_inputs(f, n)}
 
 
+def _read_diffusion_gemma(f: Fields, mt: str) -> ReaderParts:
+    """DiffusionGemmaTextConfig (transformers 5.24 models/diffusion_gemma) as vLLM builds it (v0.34.0
+    vllm/model_executor/models/diffusion_gemma.py DiffusionGemmaForConditionalGeneration.__init__): the Gemma4Model
+    backbone with attention_k_eq_v forced on (full layers ship k_proj only, V = K), the MoE block beside every dense
+    MLP wherever num_experts is set (vllm/model_executor/models/gemma4.py Gemma4DecoderLayer: enable_moe_block is
+    num_experts is not None), the full layers' head_dim global_head_dim (the config class pops it into
+    per_layer_config, default 512) and their KV heads num_global_key_value_heads where given; plus the decoder's
+    self-conditioning MLP (DiffusionGemmaSelfConditioning: a weighted pre-norm, gate/up/down plain nn.Linear of
+    intermediate_size, held whole on every rank, and a weightless post-norm; vLLM would take a top-level
+    self_conditioning_size instead, which no published config has: refused in _spec_from_config). A text
+    config with use_bidirectional_attention "all" halves its sliding window plus one (the config's __post_init__)."""
+    cfg = dict(f.cfg)
+    cfg["attention_k_eq_v"] = True
+    cfg["enable_moe_block"] = cfg.get("num_experts") is not None
+    cfg.setdefault("global_head_dim", 512)
+    if cfg.get("use_bidirectional_attention") == "all" and isinstance(cfg.get("sliding_window"), int):
+        cfg["sliding_window"] = cfg["sliding_window"] // 2 + 1
+    g = Fields(cfg, mt, f.where)
+    parts = _read_gemma4(g, mt)
+    hidden = g.pos("hidden_size")
+    sc = g.pos("intermediate_size")
+    p = "model.decoder.self_conditioning"
+    parts["extra_tensors"] = list(parts.get("extra_tensors", [])) + [
+        TensorSpec(name=f"{p}.pre_norm.weight", shape=(hidden,), group="norms"),
+        TensorSpec(name=f"{p}.gate_proj.weight", shape=(sc, hidden), group="dense_mlp"),
+        TensorSpec(name=f"{p}.up_proj.weight", shape=(sc, hidden), group="dense_mlp"),
+        TensorSpec(name=f"{p}.down_proj.weight", shape=(hidden, sc), group="dense_mlp")]
+    return parts
+
+
 def _gemma4_per_layer_inputs(f: Fields, n: int) -> list[TensorSpec]:
     """Gemma4TextModel per-layer inputs (E2B/E4B, hidden_size_per_layer_input > 0): a second
     embedding table of n x ple columns, its projection from the hidden state and norm, and in
@@ -802,6 +832,7 @@ READERS: dict[str, Callable[[Fields, str], ReaderParts]] = {
     "gpt_oss": _read_gpt_oss,
     "llama4_text": _read_llama4,
     "gemma4_text": _read_gemma4,
+    "diffusion_gemma_text": _read_diffusion_gemma,
     "falcon_mamba": _read_falcon_mamba,
     "mamba2": _read_mamba2,
     "jamba": _read_jamba,
@@ -817,6 +848,7 @@ READERS: dict[str, Callable[[Fields, str], ReaderParts]] = {
 TEXT_TYPES = {
     "gemma3": "gemma3_text",
     "gemma4": "gemma4_text",
+    "diffusion_gemma": "diffusion_gemma_text",
     "llama4": "llama4_text",
     "qwen3_5": "qwen3_5_text",
     "qwen3_5_moe": "qwen3_5_moe_text",
@@ -944,6 +976,11 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
                               "lacks the standard decoder fields")
     else:
         reader_type = mt
+    if reader_type == "diffusion_gemma_text" and cfg.get("self_conditioning_size") not in (None, text.get(
+            "intermediate_size")):
+        raise NotModelledError(f"{where}: self_conditioning_size {cfg.get('self_conditioning_size')!r}: vLLM v0.34.0 "
+                               "sizes DiffusionGemma's self-conditioning MLP by it, transformers by the text "
+                               "intermediate_size; vramcalc does not model a checkpoint where they differ")
     f = Fields(text, reader_type, f"{where}" + (" (text_config)" if text is not cfg else ""))
     parts = READERS[reader_type](f, reader_type)
     notes += parts.get("notes", [])

@@ -12,6 +12,8 @@ non-torch (calibrated): tp1 / pp_multi, or tp_multi while vLLM's custom all-redu
 
 from __future__ import annotations
 
+import bisect
+
 import json
 import math
 import shlex
@@ -37,6 +39,7 @@ from .rules import (attention_backend, dtype_messages, gdn_prefill_backend, kda_
                     quant_messages, source_messages, vllm_platforms)
 from .result_types import Layout, ModelSummary
 from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_overrides
+from .diffusion import DIFFUSION_GEMMA, plan_diffusion, sampler_warning
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
 from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mxfp4_moe_backend, pp_layer_split,
@@ -152,6 +155,18 @@ class VLLMOptions(CheckedOptions):
     def _spec_json(cls, v: Any) -> Any:
         """The JSON text vLLM takes, or the dict it parses to; keys checked against SpeculativeConfig's fields."""
         return parse_speculative_config(v) if v is not None else None
+
+    # --diffusion-config as the JSON object vLLM takes (vllm/config/diffusion.py DiffusionConfig; vramcalc/vllm/
+    # diffusion.py): canvas_length and max_denoising_steps
+    diffusion_config: dict[str, Any] | None = None
+
+    @field_validator("diffusion_config", mode="before")
+    @classmethod
+    def _diffusion_json(cls, v: Any) -> Any:
+        """The JSON text or dict; refused as EngineArgs.create_diffusion_config refuses it."""
+        from .json_flags import diffusion_object
+
+        return diffusion_object(v) if v is not None else None
 
     # LoRA (vllm/config/lora.py LoRAConfig; None: its defaults, data/vllm_features.json lora)
     enable_lora: bool = False
@@ -2210,7 +2225,8 @@ def flashinfer_trtllm(cc: str | None) -> bool:
 
 
 def _activation_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion, sam: SamplerPath, wdtype: str | None,
-                     backend: str | None, mnbt: int, seqs: int, gpu: GPU) -> _Activation:
+                     backend: str | None, mnbt: int, seqs: int, gpu: GPU,
+                     sampler_rows: int | None = None) -> _Activation:
     """vLLM 0.33.0 vllm/v1/worker/gpu_model_runner.py profile_run (_dummy_run, then _dummy_sampler_run on the last
     PP stage), calibrated (data/vllm.json activation)."""
     act = prof.activation
@@ -2221,7 +2237,7 @@ def _activation_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion, sam:
     inter = max((layer.mlp.intermediate_size or layer.mlp.expert_intermediate_size * layer.mlp.experts_per_token
                  for layer in spec.layers), default=spec.hidden_size * 4)
     forward = act.forward_coef * mnbt * inter / opts.tp * dtype_bytes(wdtype or spec.dtype)
-    sampler = sam.copies * seqs * spec.vocab_size * 4 + act.sampler_const_gib * GIB
+    sampler = sam.copies * (sampler_rows or seqs) * spec.vocab_size * 4 + act.sampler_const_gib * GIB
     return _Activation(forward=forward, sampler=sampler, workspace=workspace, intermediate=inter)
 
 
@@ -2244,7 +2260,8 @@ def _hybrid(spec: ModelSpec) -> bool:
 
 def cudagraph_capture_sizes(max_num_seqs: int, max_num_batched_tokens: int, sm100: bool = False,
                             decode_query_len: int = 1, capture_sizes: tuple[int, ...] | None = None,
-                            max_capture_size: int | None = None, performance_mode: str = "balanced") -> list[int]:
+                            max_capture_size: int | None = None, performance_mode: str = "balanced",
+                            rule: str = "") -> list[int]:
     """The PIECEWISE capture sizes, as vllm/config/vllm.py VllmConfig._set_cudagraph_sizes sets them (0.25.0 and
     0.30.0 sources; tests/data/vllm_cudagraph_sizes_oracle.json). Given sizes are de-duplicated and those above
     max_num_batched_tokens dropped; otherwise the largest is max_capture_size or min(2 x max_num_seqs x query length,
@@ -2266,28 +2283,75 @@ def cudagraph_capture_sizes(max_num_seqs: int, max_num_batched_tokens: int, sm10
             sizes.add(max_num_batched_tokens)
         if default_cap and decode_query_len == 1 and max_num_seqs <= cap:
             sizes.add(max_num_seqs)
+        if rule and default_cap and decode_query_len > 1:
+            # from 0.33.0 a multi-token decode query (speculative tokens, a diffusion canvas) adds each request count
+            # of the decode grid times the query length that fits the uncapped ceiling (v0.33.0 / v0.34.0
+            # vllm/config/vllm.py _set_cudagraph_sizes: uniform_decode_sizes, request_counts)
+            top = min(max_num_seqs * decode_query_len * 2, 1024 if sm100 else 512)
+            sizes |= {n * decode_query_len for n in _request_counts(max_num_seqs, 1024 if sm100 else 512)
+                      if n * decode_query_len <= top and n * decode_query_len <= max_num_batched_tokens}
         got = sorted(sizes)
     largest = got[-1] if got else 0
     if capture_sizes is not None and max_capture_size is not None and max_capture_size != largest:
         raise ValueError(f"customized max_cudagraph_capture_size(={max_capture_size}) should be consistent with "
                          f"the max value of cudagraph_capture_sizes(={largest})")
+    if rule == "split":
+        got = sorted(set(got) | {n * decode_query_len for n in _decode_shapes(got, max_num_seqs,
+                                                                               max_num_batched_tokens,
+                                                                               decode_query_len)})
     return got
+
+
+def _request_counts(max_reqs: int, ceiling: int) -> list[int]:
+    """The decode request-count grid (v0.33.0 vllm/config/vllm.py _set_cudagraph_sizes request_counts): 1, 2, 4, every
+    8 below 256, every 16 from 256, and the largest, at most the platform's ceiling."""
+    top = min(max_reqs, ceiling)
+    counts = {n for n in (1, 2, 4) if n <= top} | set(range(8, min(top + 1, 256), 8)) | set(range(256, top + 1, 16))
+    return sorted(counts | {top})
+
+
+def _decode_shapes(shared: list[int], max_num_seqs: int, max_num_batched_tokens: int, q: int) -> list[int]:
+    """The request counts of the FULL uniform decode graphs from 0.34.0 (v0.34.0 vllm/config/vllm.py
+    _split_cudagraph_capture_sizes: each shared size rounded up to whole requests of query length q within the largest
+    size; vllm/config/compilation.py decode_cudagraph_capture_shapes: those up to the first at or above
+    min(max_num_seqs, max_num_batched_tokens // q), that one captured at the limit)."""
+    if not shared:
+        return []
+    top = shared[-1]
+    sizes = sorted({min(-(-x // q), max_num_seqs) for x in shared if -(-x // q) * q <= top})
+    limit = min(max_num_seqs, max_num_batched_tokens // q)
+    if limit < 1:
+        return []
+    reachable = sizes[:bisect.bisect_left(sizes, limit) + 1]
+    return sorted({min(n, limit) for n in reachable})
 
 
 def cudagraph_capture_counts(max_num_seqs: int, max_num_batched_tokens: int, sm100: bool = False,
                              decode_query_len: int = 1, capture_sizes: tuple[int, ...] | None = None,
-                             max_capture_size: int | None = None, performance_mode: str = "balanced") -> tuple[int, int]:
+                             max_capture_size: int | None = None, performance_mode: str = "balanced",
+                             rule: str = "") -> tuple[int, int]:
     """(PIECEWISE sizes, FULL decode sizes) vLLM captures: cudagraph_capture_sizes, and vllm/v1/cudagraph_dispatcher.py
     (FULL decode: the sizes from the query length up to max_num_seqs x query length). 256 sequences give 51 and 35 by
     default, as logged by LMCache/LMCache#3430."""
     sizes = cudagraph_capture_sizes(max_num_seqs, max_num_batched_tokens, sm100, decode_query_len, capture_sizes,
-                                    max_capture_size, performance_mode)
+                                    max_capture_size, performance_mode, rule)
+    if rule == "split":  # 0.34.0: PIECEWISE graphs for the shared (prefill) sizes, FULL ones for the decode shapes
+        shared = cudagraph_capture_sizes(max_num_seqs, max_num_batched_tokens, sm100, decode_query_len,
+                                         capture_sizes, max_capture_size, performance_mode, "uniform")
+        return len(shared), len(_decode_shapes(shared, max_num_seqs, max_num_batched_tokens, decode_query_len))
     full = [x for x in sizes if decode_query_len <= x <= decode_query_len * max_num_seqs]
     return len(sizes), len(full)
 
 
+def _graph_sizes_rule(version: str) -> str:
+    """How the release sets CUDA-graph sizes for a multi-token decode query (cudagraph_capture_sizes `rule`)."""
+    r = vllm_rules()
+    return "split" if _key(version) >= _key(r.cudagraph_split_sizes_since.version) else \
+        "uniform" if _key(version) >= _key(r.cudagraph_decode_sizes_since.version) else ""
+
+
 def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion, gpu: GPU, seqs: int, mnbt: int,
-                     query_len: int = 1) -> tuple[float, float]:
+                     query_len: int = 1, rule: str = "") -> tuple[float, float]:
     """(estimate, upper bound) of the CUDA-graph pool inside the budget: from 0.20 vLLM
     (vllm/v1/worker/gpu_worker.py determine_available_memory) subtracts it; 0 with --enforce-eager."""
     graphs = 0.0
@@ -2297,7 +2361,7 @@ def _cuda_graph_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion, gpu:
     sm100 = (gpu.compute_capability or "").startswith("10.")
     try:
         sizes, full = cudagraph_capture_counts(seqs, mnbt, sm100, query_len, opts.cudagraph_capture_sizes,
-                                               opts.max_cudagraph_capture_size, opts.performance_mode)
+                                               opts.max_cudagraph_capture_size, opts.performance_mode, rule)
     except ValueError:  # vLLM refuses the pair (_cudagraph_size_refusal); sized as given meanwhile
         given = {x for x in opts.cudagraph_capture_sizes or () if x <= mnbt}
         sizes, full = len(given), len([x for x in given if query_len <= x <= query_len * seqs])
@@ -2624,6 +2688,17 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if not opts.enable_chunked_prefill and mnbt < L:
         errors.append(_unchunked_refusal(mnbt, L))
     seqs = opts.max_num_seqs or seqs_d
+    # --diffusion-config / a diffusion model (vramcalc/vllm/diffusion.py): its canvas, DiffusionGemma's max_num_seqs
+    dplan = plan_diffusion(opts.diffusion_config, spec, seqs, mnbt, opts.speculative_config is not None, wdtype)
+    if dplan is not None:
+        seqs = dplan.max_num_seqs
+        warnings += dplan.warnings
+    if spec.architecture == DIFFUSION_GEMMA and opts.selected_backend() == "FLASHINFER":
+        errors.append(error("vllm.diffusion.flashinfer", "ValueError: FlashInfer does not support DiffusionGemma's "
+                            "mixed causal/bidirectional attention. Use --attention-backend FLASH_ATTN or TRITON_ATTN "
+                            "instead.", fix="--attention-backend FLASH_ATTN",
+                            source="vllm/model_executor/models/config.py DiffusionGemmaModelForBlockDiffusionConfig "
+                                   "(v0.34.0)"))
     if not opts.enforce_eager and (opts.cudagraph_capture_sizes is not None or opts.max_cudagraph_capture_size):
         try:
             cudagraph_capture_sizes(seqs, mnbt, False, 1, opts.cudagraph_capture_sizes,
@@ -2751,7 +2826,14 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         forced=opts.selected_backend())
     warnings += [m for m in attn_msgs if m.level != "error"]
     errors += [m for m in attn_msgs if m.level == "error"]  # vLLM raises these when it builds the attention layers
-    act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs, gpu)
+    # a diffusion model's profile-run sampler takes one canvas of logit rows (DiffusionSampler.profile_run, v0.34.0)
+    act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs, gpu,
+                           dplan.canvas_length if dplan is not None and dplan.state_bytes else None)
+    if dplan is not None and dplan.state_bytes:  # the runner's diffusion buffers, allocated before the profile run
+        act = act.model_copy(update={"workspace": act.workspace + dplan.state_bytes})
+        sampler_note = sampler_warning(dplan, spec.vocab_size, sam.copies)
+        if sampler_note is not None:
+            warnings.append(sampler_note)
     enc = _mm_encoder_estimate(spec, opts, act, mnbt, seqs, L, wdtype, warnings)
     if backend == "TURBOQUANT":
         act = act.model_copy(update={"workspace": act.workspace + _turboquant_workspace(
@@ -2785,8 +2867,11 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     non_torch, car = _non_torch_term(gpu, opts, prof)
     a2a = all2all.buffer_bytes(spec, opts)  # DeepEP's buffer: built at load, outside torch (non-torch, in budget)
     non_torch += a2a
+    # the decode query: 1 + VllmConfig.num_speculative_tokens, a diffusion canvas's when no drafter is set
     graphs, graphs_upper = _cuda_graph_term(spec, opts, prof, gpu, seqs, mnbt,
-                                            1 + (plan.num_speculative_tokens if plan else 0))
+                                            1 + (plan.num_speculative_tokens if plan else
+                                                 dplan.num_speculative_tokens if dplan else 0),
+                                            _graph_sizes_rule(version))
     # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0: available = requested - non_kv, the estimate not taken (v0.33.0
     # vllm/v1/worker/gpu_worker.py determine_available_memory: cudagraph_memory_estimate_applied = 0); the graphs are
     # still captured, after the KV cache, from what the budget leaves (_graph_headroom_refusal)
@@ -3168,6 +3253,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.append("--disable-custom-all-reduce")
     if opts.speculative_config is not None:
         cmd.append(f"--speculative-config '{json.dumps(opts.speculative_config, separators=(',', ':'))}'")
+    if opts.diffusion_config is not None:
+        cmd.append(f"--diffusion-config '{json.dumps(opts.diffusion_config, separators=(',', ':'))}'")
     cmd += _feature_flags(opts)
     if not opts.estimate_cudagraphs:  # an environment variable (vllm/envs.py)
         cmd.insert(0, "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0")

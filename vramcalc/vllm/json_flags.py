@@ -242,17 +242,34 @@ def _engram(flag: str, written: str, values: list[str]) -> None:
                      f"{', '.join(en.architectures)} have n-gram embedding layers; vramcalc sizes none of them)")
 
 
+def _diffusion_checked(obj: dict[str, Any]) -> dict[str, Any]:
+    """DiffusionConfig's own checks (vllm/config/diffusion.py: canvas_length an integer > 0 or unset,
+    max_denoising_steps an integer or unset), in pydantic's words as vLLM raises them."""
+    di = features().json_flags.diffusion
+    for key in ("canvas_length", "max_denoising_steps"):
+        v = obj.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise InputError(f"ValidationError: 1 validation error for DiffusionConfig {key} Input should be a valid "
+                             "integer")
+    cl = obj.get("canvas_length")
+    if cl is not None and cl <= 0:
+        raise InputError(di.refusal)
+    return obj
+
+
+def diffusion_object(value: Any) -> dict[str, Any]:
+    """--diffusion-config as a library caller gives it (JSON text or a dict), refused as
+    EngineArgs.create_diffusion_config refuses it (vllm/engine/arg_utils.py: json.loads, then DiffusionConfig(**cfg))."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return _diffusion_checked(_object("--diffusion-config", [text], "DiffusionConfig",
+                                      features().json_flags.diffusion.fields, built=True))
+
+
 def _diffusion(flag: str, written: str, values: list[str], out: Read) -> None:
     di = features().json_flags.diffusion
-    obj = _object(flag, values, "DiffusionConfig", di.fields, built=True)
-    cl = obj.get("canvas_length")
-    if cl is not None and isinstance(cl, int) and cl <= 0:
-        raise InputError(di.refusal)
-    tokens = f"{cl} lookahead tokens per step" if isinstance(cl, int) else "the canvas length's lookahead tokens"
-    out.warnings.append(warning("command.not_modelled", f"{flag}: vLLM builds the diffusion scheduler and sizes "
-                                f"the KV slots, CUDA graphs and sampler for {tokens} (VllmConfig.num_speculative_tokens,"
-                                " vllm/config/vllm.py, 0.33.0); vramcalc does not model it yet: the figures ignore "
-                                "it"))
+    # sized as vramcalc/vllm/diffusion.py reads it (VLLMOptions.diffusion_config)
+    out.options["diffusion_config"] = _diffusion_checked(_object(flag, values, "DiffusionConfig", di.fields,
+                                                                 built=True))
 
 
 def _ec_transfer(flag: str, written: str, values: list[str], out: Read) -> None:

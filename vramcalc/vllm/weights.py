@@ -93,7 +93,10 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
             or name.endswith("shared_head.head.weight"):
         return (padded_vocab(s[0]) // tp, s[1])
     # fc1/fc2_latent_proj: ReplicatedLinear, whole on every rank (v0.33.0 models/nemotron_h.py NemotronHMoE)
+    # DiffusionGemma's self-conditioning MLP: plain nn.Linear, whole on every rank (v0.34.0
+    # models/diffusion_gemma.py DiffusionGemmaSelfConditioning)
     if "router" in name or "shared_expert_gate" in name or t.group in ("norms", "moe_latent") or "layernorm" in name \
+            or ".self_conditioning." in name \
             or name.endswith(("q_norm.weight", "k_norm.weight")) or ".indexer." in name \
             or re.search(r"\.(q_a_proj|kv_a_proj_with_mqa)\.", name):
         return tuple(s)
