@@ -31,7 +31,7 @@ CASES: list[dict[str, Any]] = [
     {"offload_group_size": 4, "offload_num_in_group": 1},
     {"enable_lora": True},
     {"quantization": "fp8"},
-    {"quantization": "online", "quantization_config": {"linear": {"format": "fp8_per_tensor"}}},
+    {"quantization": "fp8_per_tensor"},
     {"quantization": "torchao"},
     {"weight_transfer_config": {"backend": "sharded_rdt"}},
     {"weight_transfer_config": {"backend": "nccl"}},

@@ -1583,7 +1583,9 @@ def _reload_mode_messages(spec: ModelSpec, opts: VLLMOptions, scheme: QuantSchem
         (opts.offload_backend != "auto" or opts.offload_group_size > 0 or opts.cpu_offload_gb > 0,
          "Direct reload does not support weight offloading.", "drop the offload flags"),
         (opts.quantization == "torchao", "Direct reload does not support torchao quantization.", None),
-        (is_online(opts.quantization, opts.quantization_config is not None, version),
+        # --quantization fp8 on an unquantized checkpoint quantizes at load too (Fp8Config's online config)
+        (is_online(opts.quantization, opts.quantization_config is not None, version) or
+         (opts.quantization == "fp8" and not spec.quantization_config),
          "Direct reload does not support online quantization.", "a checkpoint quantized ahead of time"),
         (opts.enable_lora, "Direct reload does not support LoRA.", "drop --enable-lora"),
         (spec_cfg.get("draft_lm_head_quantization") is not None,
