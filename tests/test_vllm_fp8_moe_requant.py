@@ -112,3 +112,24 @@ def test_direct_reload_refuses_the_online_moe_method():
                       system="mi355x")
     assert [e.text.split(" (")[0] for e in r.result.errors if e.code == "vllm.reload_mode.refused"] == [
         "RuntimeError: direct reload: online quantization is not supported"]
+
+
+def test_the_load_peak_is_the_mxfp4_model_plus_one_layers_fp8_experts():
+    from vramcalc.gpus import find_gpu
+    from vramcalc.vllm.engine import VLLMOptions, _startup_free, check_vllm
+
+    spec = load_model("Qwen/Qwen3-30B-A3B-FP8")
+    opts = VLLMOptions(max_model_len=8192, fp8_moe_requant=True, rocm_aiter_moe=True)
+    gpu = find_gpu("mi355x")
+    weights = check_vllm(spec, gpu, opts).devices[0].weights_bytes
+    layer = fp8_moe_requant_per_rank(spec, 1)[1][0]  # 576 MiB: one layer's 128 FP8 experts and block scales
+    free = _startup_free(gpu, 1, 1)[0]
+
+    def codes(room: int) -> list[str]:  # a GPU whose memory free at start-up is the MXFP4 weights and `room`
+        total = gpu.usable_bytes or gpu.memory_bytes
+        smaller = gpu.model_copy(update={"usable_bytes": total - (free - weights - room)})
+        r = check_vllm(spec, smaller, opts)
+        return [e.code for e in r.errors]
+
+    assert "vllm.fp8_moe_requant.load_oom" in codes(layer - 2**20)
+    assert "vllm.fp8_moe_requant.load_oom" not in codes(layer + 2**20)

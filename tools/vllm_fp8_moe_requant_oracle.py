@@ -15,15 +15,16 @@ layer and runs Fp8BlockExpertsAsMxfp4FusedMoE.process_weights_after_loading once
 every parameter, buffer and tensor attribute left on the layer is recorded (each storage once).
 
 Stand-ins, none of which sets a size: the platform answers (is_rocm, on_gfx950 / on_gfx942 / on_gfx1250,
-get_cdna_version) and torch.accelerator.empty_cache (no accelerator); mxfp4_quantize, whose GPU kernels do not run on a CPU, returns uint8 tensors of the shapes its
-docstring states ([n, k / 2] values, [n, k / 32] e8m0 scales), which vLLM's _requant checks by writing them into the
-outputs it allocates itself; aiter's shuffles, not installed here: shuffle_weight a permutation of the same shape
-(ROCm/aiter aiter/ops/shuffle.py shuffle_weight) and e8m0_shuffle as aiter writes it, a scale matrix [m, n] padded to
-[ceil(m / 256) x 256, ceil(n / 8) x 8] then permuted (ROCm/aiter aiter/utility/fp4_utils.py e8m0_shuffle; its
-padding is the one size a stand-in carries); the kernel's own post-load hook (fused_experts.keep_constants /
-process_weights_after_loading), which holds no weight of its own, is skipped. Without VLLM_ROCM_USE_AITER the CPU
-build stops earlier, at Fp8MoEMethod's FP8 MoE backend (no Triton CPU backend here): those rows are recorded as
-answered here and are not a ROCm GPU's answer."""
+get_cdna_version) and torch.accelerator.empty_cache (no accelerator); mxfp4_quantize, whose GPU kernels do not run
+on a CPU, returns uint8 tensors of the shapes its docstring states ([n, k / 2] values, [n, k / 32] e8m0 scales),
+which vLLM's _requant checks by writing them into the outputs it allocates itself; aiter's shuffles, not installed
+here: shuffle_weight a permutation of the same shape (ROCm/aiter aiter/ops/shuffle.py shuffle_weight) and
+e8m0_shuffle's padding as aiter writes it, a scale matrix [m, n] padded to [ceil(m / 256) x 256, ceil(n / 8) x 8]
+(ROCm/aiter aiter/utility/fp4_utils.py e8m0_shuffle, whose permutation after it keeps the size; this padding is the
+one size a stand-in carries); the
+kernel's own post-load hook (fused_experts.keep_constants / process_weights_after_loading), which holds no weight of
+its own, is skipped. Without VLLM_ROCM_USE_AITER the CPU build stops earlier, at Fp8MoEMethod's FP8 MoE backend (no
+Triton CPU backend here): those rows are recorded as answered here and are not a ROCm GPU's answer."""
 
 import json
 import os

@@ -8,9 +8,10 @@ tests/data/vllm_mxfp4_emulation_dequant_oracle_v0.34.0.json.
 One process per value of the variable (vllm.envs reads it once). For each shape it builds vLLM's ReplicatedLinear on
 real CPU tensors with CompressedTensorsConfig.from_config of an MXFP4 config (CompressedTensorsW4A4Mxfp4, its
 create_weights), with vLLM's EmulationMxfp4LinearKernel as the layer's kernel (init_mxfp4_linear_kernel has no CPU
-list; the emulation kernel is the one it reaches last on CUDA and ROCm, vllm/model_executor/kernels/linear/__init__.py
-_POSSIBLE_MXFP4_KERNELS), then runs the scheme's process_weights_after_loading and records each parameter's storage
-bytes before and after. The stand-ins: can_implement's amd-quark check answered True, and dequant_mxfp4, whose kernel is amd-quark's, is vLLM's own fake
+list; the emulation kernel is the one it reaches last on CUDA and ROCm,
+vllm/model_executor/kernels/linear/__init__.py _POSSIBLE_MXFP4_KERNELS), then runs the scheme's
+process_weights_after_loading and records each parameter's storage bytes before and after. The stand-ins:
+can_implement's amd-quark check answered True, and dequant_mxfp4, whose kernel is amd-quark's, is vLLM's own fake
 implementation (mxfp4_utils.py _dequant_mxfp4_fake: a [..., K] tensor of the float dtype), which sets the same shape
 and dtype."""
 

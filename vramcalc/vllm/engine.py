@@ -39,7 +39,8 @@ from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_override
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
 from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mxfp4_moe_backend, pp_layer_split,
-                      fp8_moe_requant_per_rank, gfx11_row_pad_per_rank, mxfp4_emulation_dequant_per_rank, mxfp8_dequant_per_rank, rdna_int4_pad_per_rank,
+                      fp8_moe_requant_per_rank, gfx11_row_pad_per_rank, mxfp4_emulation_dequant_per_rank,
+                      mxfp8_dequant_per_rank, rdna_int4_pad_per_rank,
                       rdna_prefill_copy_applies, rdna_prefill_copy_per_rank, rocm_fp8_padding_per_rank, rotary_cache_bytes,
                       sharding_switches,
                       transformers_rope_bytes, vllm_rules, weights_per_rank)
@@ -1732,7 +1733,8 @@ def _fp8_moe_requant(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, gp
                     f"backend (e2m1 values, e8m0 scales per 32), {-delta[0] / GIB:.2f} GiB less on GPU 0 than their FP8 "
                     f"bytes, as counted; while loading, each MoE layer's FP8 experts ({peak[0] / MIB:.0f} MiB on GPU "
                     "0) are held until that layer is re-quantized" + why, source=src)]
-    free = _startup_free(gpu, opts.tp, opts.pp, True, custom_all_reduce(gpu, opts.tp, opts.disable_custom_all_reduce))[0]
+    car = custom_all_reduce(gpu, opts.tp, opts.disable_custom_all_reduce)
+    free = _startup_free(gpu, opts.tp, opts.pp, True, car)[0]
     load = max(b + peak[i] for i, (_, b) in enumerate(out))
     if load > free:
         msgs.append(error("vllm.fp8_moe_requant.load_oom", "torch.OutOfMemoryError: HIP out of memory while loading: "
