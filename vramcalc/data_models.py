@@ -500,6 +500,18 @@ class Mxfp4Moe(Sourced):
     backends: dict[str, Mxfp4Backend]
 
 
+class Fp8MoeRequant(SinceVersion):
+    """VLLM_FP8_MOE_REQUANT=mxfp4 (vllm.json fp8_moe_requant): the release it appears in, the GPU targets with
+    AITER's MXFP4 MoE kernels, the MXFP4 block, the dims each ROCm backend refuses to round, and the e8m0 scale
+    padding of the layouts that pad."""
+    native_gfx: list[str]  # AITER_MXFP4_MXFP4 (AITER's CK MXFP4 MoE)
+    triton_gfx: list[str]  # AITER_TRITON_MXFP4_BF16
+    block: int
+    hidden_align: dict[str, int]
+    intermediate_align: dict[str, int]
+    scale_pad: dict[str, list[int]]  # backend: [rows, columns] multiples its e8m0 scale matrix is padded to
+
+
 class Activation(Fixed):
     sampler_const_gib: float
     forward_coef: float
@@ -755,6 +767,7 @@ class Vllm(Sourced):
     rdna_int4_pad_since: SinceVersion
     rdna_prefill_dequant_since: SinceVersion
     mxfp4_moe: Mxfp4Moe
+    fp8_moe_requant: Fp8MoeRequant
     versions: VllmVersions
     startup_used_gib: StartupUsed
     sampler: Sampler

@@ -793,6 +793,27 @@ def _vllm_reading(p: Parsed) -> Reading:
                     opts["dcp_q_replicate"] = bool(int(val))  # (model_executor/models/deepseek_v2.py envs.is_set)
                 except ValueError:
                     raise InputError(f"ValueError: invalid literal for int() with base 10: {val!r} ({k})") from None
+            elif entry["class"] == "modelled" and entry["field"] == "fp8_moe_requant":
+                # vllm/envs.py env_with_choices keeps the case; Fp8Config.get_quant_method compares with "mxfp4"
+                opts["fp8_moe_requant"] = val == "mxfp4"
+                if val == "mxfp4":  # AITER's MoE kernels set the backend (vLLM 0.34.0 _aiter_ops.py, envs.py)
+                    opts["rocm_aiter_moe"] = p.env.get("VLLM_ROCM_USE_AITER", "False").lower() in ("true", "1") and \
+                        p.env.get("VLLM_ROCM_USE_AITER_MOE", "True").lower() in ("true", "1")
+                else:
+                    no_effect.append(k)
+            elif entry["class"] == "modelled" and entry["field"] == "reload_mode":
+                opts["reload_mode"] = val  # env_with_choices, case-sensitive (vllm/envs.py, 0.34.0)
+                if val == "layerwise":
+                    no_effect.append(k)
+            elif entry["class"] == "modelled" and entry["field"] == "fp8_moe_requant_act":
+                if p.env.get("VLLM_FP8_MOE_REQUANT") == "mxfp4":  # read by Fp8BlockExpertsAsMxfp4FusedMoE only
+                    opts["fp8_moe_requant_act"] = val.lower()
+                else:
+                    no_effect.append(k)
+            elif entry["class"] == "modelled" and entry["field"] == "mxfp4_emulation_dequant":
+                opts["mxfp4_emulation_dequant"] = val.strip().lower() in ("true", "1")  # vllm/envs.py (0.34.0)
+                if not opts["mxfp4_emulation_dequant"]:
+                    no_effect.append(k)
             elif entry["class"] == "modelled" and entry["field"] == "mxfp8_emulation_dequant":
                 opts["mxfp8_emulation_dequant"] = val.strip().lower() in ("true", "1")  # vllm/envs.py (0.33.0)
             elif entry["class"] == "modelled" and entry["field"] == "replicate_embed":
@@ -820,6 +841,8 @@ def _vllm_reading(p: Parsed) -> Reading:
                 opts["deepep_force_intra_node"] = bool(_int(k, val))  # bool(int(os.getenv(...))) (vllm/envs.py)
             elif entry["class"] == "modelled":  # VLLM_USE_FLASHINFER_SAMPLER
                 opts[entry["field"]] = _truthy(val) if _truthy(val) is not None else bool(_int(k, val))
+    if opts.get("fp8_moe_requant"):  # beside it, AITER's switches pick the MXFP4 MoE backend: read, not inert
+        no_effect[:] = [n for n in no_effect if n not in ("VLLM_ROCM_USE_AITER", "VLLM_ROCM_USE_AITER_MOE")]
     if json_flags:
         last = {f.name: (f.values[-1] if f.values else None) for f in p.flags}
         jr = read_json_flags(json_flags, opts.get("load_format"), last.get("--safetensors-load-strategy"),
@@ -1912,6 +1935,9 @@ def _flag_line(q: Question) -> str:
                     "enable_extensible_kv_cache": "--enable-extensible-kv-cache" if v else
                     "--disable-extensible-kv-cache",
                     "enable_elastic_ep": "--enable-elastic-ep" if v else None,
+                    "fp8_moe_requant": "--fp8-moe-requant" if v else None,
+                    "rocm_aiter_moe": "--rocm-aiter-moe" if v else None,
+                    "mxfp4_emulation_dequant": "--mxfp4-emulation-dequant" if v else None,
                     }.get(k, _cli_flag(k, v))
             if flag:
                 parts.append(flag)

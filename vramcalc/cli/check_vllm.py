@@ -46,6 +46,20 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     v.add_argument("--no-mxfp8-emulation-dequant", action="store_true",
                    help="VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=0: MXFP8 weights kept at 1 byte on AMD GPUs without "
                         "native MX (dequantized every step instead of to bf16 at load)")
+    v.add_argument("--fp8-moe-requant", action="store_true",
+                   help="VLLM_FP8_MOE_REQUANT=mxfp4 (vLLM 0.34, AMD GPUs): a block-FP8 checkpoint's routed experts "
+                        "re-quantized to MXFP4 at load")
+    v.add_argument("--fp8-moe-requant-act", choices=["a8w4", "a4w4", "a16w4"], default=None,
+                   help="VLLM_FP8_MOE_REQUANT_ACT: the re-quantized experts' activations (default a8w4)")
+    v.add_argument("--rocm-aiter-moe", action="store_true",
+                   help="VLLM_ROCM_USE_AITER=1: AITER's MoE kernels on AMD GPUs (read with --fp8-moe-requant, where "
+                        "they set the MXFP4 layout)")
+    v.add_argument("--mxfp4-emulation-dequant", action="store_true",
+                   help="VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD=1: compressed-tensors MXFP4 linear weights on vLLM's "
+                        "emulation kernel held at bf16")
+    v.add_argument("--reload-mode", choices=["layerwise", "direct"], default=None,
+                   help="VLLM_RELOAD_MODE (vLLM 0.34): direct's refusals (weight offloading, online quantization, "
+                        "LoRA, ...)")
     v.add_argument("--simple-kv-offload", action="store_true",
                    help="VLLM_USE_SIMPLE_KV_OFFLOAD=1: --kv-offloading-size's native backend through "
                         "SimpleCPUOffloadConnector (host memory; the GPU figures as OffloadingConnector's)")
@@ -363,6 +377,16 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
         out["mxfp8_emulation_dequant"] = False
     if getattr(args, "simple_kv_offload", False):
         out["simple_kv_offload"] = True
+    if getattr(args, "fp8_moe_requant", False):
+        out["fp8_moe_requant"] = True
+    if getattr(args, "fp8_moe_requant_act", None):
+        out["fp8_moe_requant_act"] = args.fp8_moe_requant_act
+    if getattr(args, "rocm_aiter_moe", False):
+        out["rocm_aiter_moe"] = True
+    if getattr(args, "mxfp4_emulation_dequant", False):
+        out["mxfp4_emulation_dequant"] = True
+    if getattr(args, "reload_mode", None):
+        out["reload_mode"] = args.reload_mode
     return out
 
 

@@ -33,7 +33,7 @@ from ..data_models import VllmVersion
 from ..results import Result, Row
 from ..quant import QuantScheme, quant_targets, scheme_from_config, target_scheme
 from ..spec import ModelSpec
-from .kv import (KVCapacity, KVPool, KVSettings, capacity, kv_formats, kv_pool, release_settings, resolve_kv_dtype,
+from .kv import (KVCapacity, KVPool, KVSettings, _at_least, capacity, kv_formats, kv_pool, release_settings, resolve_kv_dtype,
                  turboquant_boundary_layers)
 from .rules import (attention_backend, dtype_messages, gdn_prefill_backend, kda_prefill_refusal, parallel_messages, platform_messages,
                     quant_messages, source_messages, vllm_platforms)
@@ -43,7 +43,8 @@ from .diffusion import DIFFUSION_GEMMA, plan_diffusion, sampler_warning
 from .spec_decode import (SpecPlan, SpecSummary, acceptance_warning, parse_speculative_config, plan_speculative,
                           summary)
 from .weights import (MXFP4_MOE_BACKENDS, MoEShards, RankWeights, moe_shards, mxfp4_moe_backend, pp_layer_split,
-                      gfx11_row_pad_per_rank, mxfp8_dequant_per_rank, rdna_int4_pad_per_rank,
+                      fp8_moe_requant_per_rank, gfx11_row_pad_per_rank, mxfp4_emulation_dequant_per_rank,
+                      mxfp8_dequant_per_rank, rdna_int4_pad_per_rank,
                       rdna_prefill_copy_applies, rdna_prefill_copy_per_rank, rocm_fp8_padding_per_rank, rotary_cache_bytes,
                       sharding_switches,
                       transformers_rope_bytes, vllm_rules, weights_per_rank)
@@ -126,6 +127,18 @@ class VLLMOptions(CheckedOptions):
     # --kernel-config '{"rdna_hybrid_w4a16_prefill_dequant": "enable"}' (vLLM 0.34.0): the RDNA hybrid W4A16 kernel
     # keeps a dense 16-bit copy of each of its int4 weights for prefill (weights.py rdna_prefill_copy_per_rank)
     rdna_w4a16_prefill_dequant: bool = False
+    # VLLM_FP8_MOE_REQUANT=mxfp4 (0.34, ROCm): a block-FP8 checkpoint's routed experts re-quantized to MXFP4 at load
+    # (weights.py fp8_moe_requant_per_rank; _fp8_moe_requant); VLLM_FP8_MOE_REQUANT_ACT (lower-cased as vLLM does);
+    # rocm_aiter_moe: VLLM_ROCM_USE_AITER=1 with VLLM_ROCM_USE_AITER_MOE not off, read beside them (AITER's MoE kernels)
+    fp8_moe_requant: bool = False
+    # VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD=1: compressed-tensors MXFP4 linear weights on the emulation kernel held at
+    # bf16 (weights.py mxfp4_emulation_dequant_per_rank; _mxfp4_emulation_dequant)
+    mxfp4_emulation_dequant: bool = False
+    # VLLM_RELOAD_MODE (0.34): direct's refusals (VllmConfig._verify_direct_reload_compat) and, on a quantized
+    # checkpoint, a warning that its post-load processing may keep more (_reload_mode_messages)
+    reload_mode: Literal["layerwise", "direct"] = "layerwise"
+    fp8_moe_requant_act: Literal["a8w4", "a4w4", "a16w4"] = "a8w4"
+    rocm_aiter_moe: bool = False
     # VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE in bytes (None: the default, 394 MiB): FlashInfer's workspace floor and
     # the TRT-LLM kernels' buffer (_flashinfer_workspace)
     flashinfer_workspace_bytes: int | None = Field(default=None, ge=0, le=2**40)
@@ -1668,6 +1681,190 @@ def _encoder_fp8_refusal(spec: ModelSpec, gpu: GPU, warnings: list[Message]) -> 
     return []
 
 
+def _reload_mode_messages(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, gpu: GPU, version: str
+                          ) -> list[Message]:
+    """VLLM_RELOAD_MODE=direct (vLLM 0.34.0): the first refusal of VllmConfig._verify_direct_reload_compat
+    (vllm/config/vllm.py, in its order) among what vramcalc reads, checked against
+    tests/data/vllm_direct_reload_oracle_v0.34.0.json; then the online MoE method of VLLM_FP8_MOE_REQUANT, which
+    record_checkpoint_layout refuses while the model loads (model_loader/reload/direct.py _check_supported_modules).
+    Memory: the modes differ only where post-load processing replaces a weight (model_executor/utils.py
+    replace_parameter -> _in_own_storage(whole_storage=direct_reload_enabled())): direct lets the new tensor use the
+    rest of the loaded storage and keeps an emptied weight's checkpoint bytes. An unquantized checkpoint's post-load
+    processing empties none and repacks to the same bytes or to a padded tensor that fits neither way (linear.py
+    UnquantizedLinearMethod, fused_moe/unquantized_fused_moe_method.py _setup_kernel): no change. A quantized
+    checkpoint's repacking is not sized: warned."""
+    if opts.reload_mode != "direct":
+        return []
+    src = "vllm/config/vllm.py VllmConfig._verify_direct_reload_compat (v0.34.0)"
+    if not _at_least(version, vllm_rules().fp8_moe_requant.version):  # both variables came with 0.34.0
+        return [warning("vllm.reload_mode.ignored", f"VLLM_RELOAD_MODE=direct: vLLM {version} does not read it (from "
+                        f"{vllm_rules().fp8_moe_requant.version}): no effect", source="vllm/envs.py (v0.34.0)")]
+    from .quant_config import is_online
+
+    spec_cfg = opts.speculative_config or {}
+    checks = [
+        (opts.offload_backend != "auto" or opts.offload_group_size > 0 or opts.cpu_offload_gb > 0,
+         "Direct reload does not support weight offloading.", "drop the offload flags"),
+        (opts.quantization == "torchao", "Direct reload does not support torchao quantization.", None),
+        # --quantization fp8 on an unquantized checkpoint quantizes at load too (Fp8Config's online config)
+        (is_online(opts.quantization, opts.quantization_config is not None, version) or
+         (opts.quantization == "fp8" and not spec.quantization_config),
+         "Direct reload does not support online quantization.", "a checkpoint quantized ahead of time"),
+        (opts.enable_lora, "Direct reload does not support LoRA.", "drop --enable-lora"),
+        (spec_cfg.get("draft_lm_head_quantization") is not None,
+         "Direct reload does not support draft_lm_head_quantization.", None),
+        (opts.weight_transfer_backend == "sharded_rdt", "Direct reload does not support the sharded_rdt "
+         "weight-transfer backend. Use VLLM_RELOAD_MODE=layerwise or another backend.", None),
+    ]
+    for hit, text, fix in checks:
+        if hit:
+            return [error("vllm.reload_mode.refused", f"ValueError: {text}", source=src,
+                          fix=fix or "VLLM_RELOAD_MODE=layerwise (the default)")]
+    qc = spec.quantization_config or {}
+    if opts.fp8_moe_requant and gpu.vendor == "amd" and spec.is_moe and scheme.method == "fp8_block" and \
+            str(qc.get("quant_method", "")).lower() == "fp8":  # Fp8BlockExpertsAsMxfp4FusedMoE: an online MoE method
+        return [error("vllm.reload_mode.refused", "RuntimeError: direct reload: online quantization is not supported "
+                      "(the first MoE layer's experts: Fp8BlockExpertsAsMxfp4FusedMoE)",
+                      source="vllm/model_executor/model_loader/reload/direct.py _check_supported_modules (v0.34.0)",
+                      fix="VLLM_RELOAD_MODE=layerwise, or unset VLLM_FP8_MOE_REQUANT")]
+    if scheme.method != "none":
+        return [warning("vllm.reload_mode.not_sized", f"VLLM_RELOAD_MODE=direct: the {scheme.method} checkpoint's "
+                        "post-load processing may keep more of its loaded storage than in layerwise mode (a repacked "
+                        "weight may use the rest of its loaded storage, an emptied one keeps its checkpoint bytes: "
+                        "vllm/model_executor/utils.py _in_own_storage with whole_storage), which vramcalc does not "
+                        "size: the weights may be larger than shown", source="vllm/model_executor/model_loader/reload/"
+                        "direct.py, vllm/model_executor/utils.py replace_parameter (v0.34.0)")]
+    return []
+
+
+def _mxfp4_emulation_dequant(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, gpu: GPU,
+                             weights: list[tuple[RankWeights, int]]) -> tuple[list[tuple[RankWeights, int]],
+                                                                             list[Message]]:
+    """VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD=1 on a compressed-tensors MXFP4 checkpoint (CompressedTensorsW4A4Mxfp4):
+    where init_mxfp4_linear_kernel reaches EmulationMxfp4LinearKernel (vLLM 0.34.0 vllm/model_executor/kernels/
+    linear/__init__.py _POSSIBLE_MXFP4_KERNELS), the linear weights are held at bf16. On ROCm below gfx950 it is the
+    only kernel for them (Rdna3W4A8MxFp4LinearKernel takes int8 activations only, AiterMxfp4LinearKernel needs
+    supports_mx: gfx95x), so where vLLM starts it runs them (it needs amd-quark): counted. On gfx950 AITER's kernel
+    comes first where aiter is installed, which a command does not show: warned with the figure, not counted. On
+    CUDA FlashInfer / Marlin take them first: only --linear-backend emulation reaches it, counted there."""
+    if not opts.mxfp4_emulation_dequant:
+        return weights, []
+    src = "vllm/model_executor/kernels/linear/mxfp4/emulation.py EmulationMxfp4LinearKernel (v0.34.0)"
+    name = "VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD=1"
+    if scheme.method != "ct_mxfp4":
+        return weights, [warning("vllm.mxfp4_emulation.ignored", f"{name}: only MXFP4 linear layers on vLLM's "
+                                 "emulation kernel read it; this checkpoint has none vramcalc sizes (gpt-oss's MXFP4 "
+                                 "leaves the linear layers unquantized, its experts take the MoE kernels): no effect",
+                                 source=src)]
+    extra = mxfp4_emulation_dequant_per_rank(spec, opts.tp, opts.pp, scheme, _moe(spec, opts),
+                                             opts.pp_layer_partition)
+    gfx = gpu.gfx_arch or ""
+    counted = (gpu.vendor == "amd" and not gfx.startswith(("gfx95", "gfx1250"))) or \
+        (gpu.vendor == "nvidia" and opts.linear_backend == "emulation")
+    if counted:
+        return [(w, b + extra[i]) for i, (w, b) in enumerate(weights)], [warning(
+            "vllm.mxfp4_emulation.dequant", f"{name}: the MXFP4 linear layers run on vLLM's emulation kernel here "
+            f"(which needs amd-quark) and are dequantized to bf16 at load, 2 bytes a weight instead of 0.5: "
+            f"{extra[0] / GIB:.2f} GiB more on GPU 0, as counted", source=src, fix="unset it (dequantized every step "
+            "instead: slower, a quarter of the weight memory)")]
+    if gpu.vendor == "amd":
+        return weights, [warning("vllm.mxfp4_emulation.not_sized", f"{name}: on {gfx} AITER's MXFP4 kernel takes the "
+                                 "linear layers where aiter is installed (AiterMxfp4LinearKernel), which the command "
+                                 "does not show; on the emulation kernel they would be dequantized to bf16, "
+                                 f"{extra[0] / GIB:.2f} GiB more on GPU 0, not counted", source=src)]
+    return weights, [warning("vllm.mxfp4_emulation.ignored", f"{name}: on this GPU FlashInfer, Marlin, Humming or "
+                             "B12x take the MXFP4 linear layers before the emulation kernel (_POSSIBLE_MXFP4_KERNELS): "
+                             "no effect without --linear-backend emulation", source=src)]
+
+
+def _fp8_moe_requant(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, gpu: GPU, version: str,
+                     weights: list[tuple[RankWeights, int]]) -> tuple[list[tuple[RankWeights, int]], list[Message]]:
+    """VLLM_FP8_MOE_REQUANT=mxfp4 (vLLM 0.34.0 quantization/fp8.py Fp8Config.get_quant_method: an `fp8` checkpoint
+    with weight_block_size, on ROCm; online/fp8_requant.py Fp8BlockExpertsAsMxfp4FusedMoE): each rank's weights with
+    the routed experts in the MXFP4 layout of AITER_MXFP4_MXFP4, the backend select_mxfp4_moe_backend takes for it on
+    gfx950 with AITER's MoE on (a8w4 and a4w4 alike: the parent Mxfp4OnlineMoEMethod asks for MXFP4 activations), and
+    vLLM's refusals; elsewhere (another backend, whose pick and layout follow the packages installed) the FP8 sizes
+    are kept as an upper bound and said so. Checked against tests/data/vllm_fp8_moe_requant_oracle_v0.34.0.json."""
+    if not opts.fp8_moe_requant:
+        return weights, []
+    r = vllm_rules().fp8_moe_requant
+    name = "VLLM_FP8_MOE_REQUANT=mxfp4" + (f" VLLM_FP8_MOE_REQUANT_ACT={opts.fp8_moe_requant_act}"
+                                           if opts.fp8_moe_requant_act != "a8w4" else "")
+    src = "vllm/model_executor/layers/quantization/fp8.py Fp8Config.get_quant_method, online/fp8_requant.py (v0.34.0)"
+    qc = spec.quantization_config or {}
+    if not _at_least(version, r.version):
+        return weights, [warning("vllm.fp8_moe_requant.ignored", f"{name}: vLLM {version} does not read it (from "
+                                 f"{r.version}): no effect", source=src)]
+    if gpu.vendor != "amd":
+        return weights, [warning("vllm.fp8_moe_requant.ignored", f"{name}: read on ROCm only (Fp8Config."
+                                 "get_quant_method: current_platform.is_rocm()): on this GPU no effect", source=src)]
+    if not spec.is_moe or scheme.method != "fp8_block" or str(qc.get("quant_method", "")).lower() != "fp8":
+        return weights, [warning("vllm.fp8_moe_requant.ignored", f"{name}: only the routed experts of a block-FP8 "
+                                 "checkpoint (quant_method fp8 with weight_block_size) are re-quantized; this "
+                                 "checkpoint has none: no effect", source=src)]
+    a16 = opts.fp8_moe_requant_act == "a16w4"
+    asked = opts.moe_backend if opts.moe_backend not in (None, "auto") else ("aiter_triton_mxfp4_bf16" if a16 else None)
+    gfx, aiter = gpu.gfx_arch or "", opts.rocm_aiter_moe
+    backend: str | None = None
+    why = ""
+    if asked == "aiter_triton_mxfp4_bf16" or (a16 and asked == "aiter"):
+        if aiter and gfx in r.triton_gfx:
+            backend = "aiter_triton_mxfp4_bf16"
+        else:
+            why = ("a16w4 asks for moe_backend aiter_triton_mxfp4_bf16, AITER's Triton W4A16 kernel, which needs "
+                   "gfx942 / gfx950 and VLLM_ROCM_USE_AITER=1 (experts/aiter_mxfp4_w4a16_moe.py): vLLM refuses the "
+                   "requested backend here")
+    elif asked not in (None, "aiter", "aiter_mxfp4_mxfp4"):
+        why = f"--moe-backend {asked} is asked for (its layout is not sized)"
+    elif aiter and gfx in r.native_gfx:
+        backend = "aiter_mxfp4_mxfp4"
+    elif aiter and gfx in r.triton_gfx:
+        backend = "emulation"  # or AITER_TRITON_MXFP4_BF16 without amd-quark: the same bytes
+    else:
+        why = ("AITER's MXFP4 MoE kernels need VLLM_ROCM_USE_AITER=1 (on gfx950 for the CK kernel, gfx942 / gfx950 for "
+               "the Triton one: rocm_aiter_moe.py, aiter_mxfp4_w4a16_moe.py); here vLLM takes the emulation backend "
+               "where amd-quark is installed, else the OAI Triton kernels where triton_kernels is, else refuses "
+               "('No MXFP4 MoE backend supports the deployment configuration'), which the command does not show")
+    delta, peak, refused = fp8_moe_requant_per_rank(spec, opts.tp, opts.pp, scheme, _moe(spec, opts),
+                                                    opts.pp_layer_partition, backend or "emulation")
+    if backend and refused:
+        return weights, [error("vllm.fp8_moe_requant.refused", "ValueError: FP8 -> MXFP4 re-quant does not pad expert "
+                               "dims (the FP8 loader writes the unpadded checkpoint shapes): got "
+                               f"{refused[0]}x{refused[1]}", source="vllm/model_executor/layers/quantization/online/"
+                               "fp8_requant.py Fp8BlockExpertsAsMxfp4FusedMoE.create_weights; fused_moe/oracle/mxfp4.py "
+                               "mxfp4_round_up_hidden_size_and_intermediate_size (v0.34.0)",
+                               fix="unset VLLM_FP8_MOE_REQUANT, or a TP size whose expert shards are aligned")]
+    if backend is None:
+        return weights, [warning("vllm.fp8_moe_requant.not_sized", f"{name}: the routed experts are re-quantized to "
+                                 f"MXFP4 at load, but {why}: their FP8 bytes are counted, an upper bound (MXFP4 takes "
+                                 "about half; the load peak, the MXFP4 model plus one layer's FP8 experts, stays "
+                                 "below the FP8 model)", source=src + "; fused_moe/oracle/mxfp4.py "
+                                 "select_mxfp4_moe_backend")]
+    if backend == "emulation":
+        tri = fp8_moe_requant_per_rank(spec, opts.tp, opts.pp, scheme, _moe(spec, opts), opts.pp_layer_partition,
+                                       "aiter_triton_mxfp4_bf16")[2]
+        if tri:
+            why = (f"; without amd-quark (no emulation backend) AITER's Triton W4A16 backend takes them and vLLM "
+                   f"refuses: 'ValueError: FP8 -> MXFP4 re-quant does not pad expert dims (the FP8 loader writes the "
+                   f"unpadded checkpoint shapes): got {tri[0]}x{tri[1]}'")
+    out = [(w, b + delta[i]) for i, (w, b) in enumerate(weights)]
+    layout = {"aiter_mxfp4_mxfp4": "AITER_MXFP4_MXFP4 (AITER's CK MXFP4 MoE)",
+              "aiter_triton_mxfp4_bf16": "AITER_TRITON_MXFP4_BF16 (AITER's Triton W4A16 MoE)",
+              "emulation": "emulation (where amd-quark is installed, else AITER_TRITON_MXFP4_BF16: the same bytes)"}
+    msgs = [warning("vllm.fp8_moe_requant.sized", f"{name}: the routed experts held as MXFP4 by the {layout[backend]} "
+                    f"backend (e2m1 values, e8m0 scales per 32), {-delta[0] / GIB:.2f} GiB less on GPU 0 than their FP8 "
+                    f"bytes, as counted; while loading, each MoE layer's FP8 experts ({peak[0] / MIB:.0f} MiB on GPU "
+                    "0) are held until that layer is re-quantized" + why, source=src)]
+    car = custom_all_reduce(gpu, opts.tp, opts.disable_custom_all_reduce)
+    free = _startup_free(gpu, opts.tp, opts.pp, True, car)[0]
+    load = max(b + peak[i] for i, (_, b) in enumerate(out))
+    if load > free:
+        msgs.append(error("vllm.fp8_moe_requant.load_oom", "torch.OutOfMemoryError: HIP out of memory while loading: "
+                          f"the MXFP4 model plus one MoE layer's FP8 experts take {load / GIB:.2f} GiB on a GPU, "
+                          f"{free / GIB:.2f} GiB free at start-up", source=src, fix="a larger TP size"))
+    return out, msgs
+
+
 def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: QuantScheme, wdtype: str | None,
                    mxfp4: str | None, weights: list[tuple[RankWeights, int]]
                    ) -> tuple[list[tuple[int, int, int, int]], list[Message], list[Message]]:
@@ -2789,7 +2986,15 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             source="vllm/model_executor/kernels/linear/mxfp8/emulation.py, quantization/modelopt.py (v0.33.0)",
             fix="VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=0 (half the weight memory, much slower)"
             if opts.mxfp8_emulation_dequant else None))
+    weights, rq_msgs = _fp8_moe_requant(spec, opts, scheme, gpu, version, weights)
+    weights, em_msgs = _mxfp4_emulation_dequant(spec, opts, scheme, gpu, weights)
+    warnings += em_msgs
+    warnings += [m for m in rq_msgs if m.level != "error"]
     extras, feature_errors, feature_warnings = _feature_terms(spec, opts, version, scheme, wdtype, mxfp4, weights)
+    feature_errors += [m for m in rq_msgs if m.level == "error"]  # raised while the model is built and loaded
+    reload_msgs = _reload_mode_messages(spec, opts, scheme, gpu, version)
+    warnings += [m for m in reload_msgs if m.level != "error"]
+    feature_errors[:0] = [m for m in reload_msgs if m.level == "error"]  # VllmConfig refuses before the model exists
     if opts.mm_encoder_attn_dtype == "fp8" and spec.vision is not None:
         feature_errors += _encoder_fp8_refusal(spec, gpu, feature_warnings)
     warnings += feature_warnings
@@ -3274,6 +3479,14 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.insert(0, "VLLM_CONFIDENTIAL_COMPUTE=1")
     if not opts.mxfp8_emulation_dequant:  # an environment variable (vllm/envs.py VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD)
         cmd.insert(0, "VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=0")
+    if opts.mxfp4_emulation_dequant:  # an environment variable (vllm/envs.py VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD)
+        cmd.insert(0, "VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD=1")
+    if opts.reload_mode != "layerwise":  # an environment variable (vllm/envs.py, 0.34.0)
+        cmd.insert(0, f"VLLM_RELOAD_MODE={opts.reload_mode}")
+    if opts.fp8_moe_requant:  # environment variables (vllm/envs.py, 0.34.0)
+        cmd[0:0] = ["VLLM_FP8_MOE_REQUANT=mxfp4"] + (
+            [f"VLLM_FP8_MOE_REQUANT_ACT={opts.fp8_moe_requant_act}"] if opts.fp8_moe_requant_act != "a8w4" else []) + (
+            ["VLLM_ROCM_USE_AITER=1"] if opts.rocm_aiter_moe else [])
     if opts.flashinfer_workspace_bytes is not None:  # an environment variable (vllm/envs.py)
         cmd.insert(0, f"VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE={opts.flashinfer_workspace_bytes}")
     from .features import features

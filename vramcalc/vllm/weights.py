@@ -341,6 +341,83 @@ def mxfp8_dequant_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: Qu
     return [stage[st] for st in range(pp) for _ in range(tp)]
 
 
+def fp8_moe_requant_refusal(hidden: int, inter: int, backend: str = "aiter_mxfp4_mxfp4") -> tuple[int, int] | None:
+    """The (hidden, intermediate per partition) the MXFP4 backend rounds an MoE layer's dims to, where it rounds
+    them: Fp8BlockExpertsAsMxfp4FusedMoE.create_weights then raises (vLLM 0.34.0 online/fp8_requant.py; the
+    rounding: fused_moe/oracle/mxfp4.py mxfp4_round_up_hidden_size_and_intermediate_size); None where it does not."""
+    r = vllm_rules().fp8_moe_requant
+    ha, ia = r.hidden_align[backend], r.intermediate_align[backend]
+    return (_round_up(hidden, ha), _round_up(inter, ia)) if hidden % ha or inter % ia else None
+
+
+def fp8_moe_requant_layer_bytes(w13_rows: int, hidden: int, w2_rows: int, inter: int,
+                                backend: str = "aiter_mxfp4_mxfp4") -> int:
+    """Bytes one re-quantized MoE layer holds on a rank: w13 (E x (2) I rows of hidden inputs) and w2 (E x H rows
+    of inter inputs), each K / 2 bytes of e2m1 values a row and an e8m0 scale matrix [rows, K / 32], which the
+    AITER_MXFP4_MXFP4 layout pads by aiter's e8m0_shuffle (vLLM 0.34.0 online/fp8_requant.py _requant,
+    fused_moe/oracle/mxfp4.py convert_gpt_oss_weight_to_mxfp4_moe_kernel_format; ROCm/aiter
+    aiter/utility/fp4_utils.py e8m0_shuffle)."""
+    r = vllm_rules().fp8_moe_requant
+    pr, pc = r.scale_pad.get(backend, [1, 1])
+    return sum(rows * k // 2 + _round_up(rows, pr) * _round_up(ceil(k / r.block), pc)
+               for rows, k in ((w13_rows, hidden), (w2_rows, inter)))
+
+
+def fp8_moe_requant_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
+                             moe: MoEShards | None = None, partition: tuple[int, ...] | None = None,
+                             backend: str = "aiter_mxfp4_mxfp4"
+                             ) -> tuple[list[int], list[int], tuple[int, int] | None]:
+    """VLLM_FP8_MOE_REQUANT=mxfp4 on ROCm (vLLM 0.34.0 quantization/online/fp8_requant.py
+    Fp8BlockExpertsAsMxfp4FusedMoE), per rank in weights_per_rank's order: (the bytes the routed experts' MXFP4
+    layout adds to their FP8 bytes, negative; the largest MoE layer's FP8 expert bytes, which are loaded one layer
+    at a time and re-quantized once that layer is in, so the load peaks at the MXFP4 model plus that; the rounded
+    (hidden, intermediate per partition) `backend` refuses in create_weights, or None). Each layer as
+    fp8_moe_requant_layer_bytes lays it out for `backend`. Only the routed experts the checkpoint quantizes
+    (Fp8Config.get_quant_method)."""
+    scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
+    delta, peak = [0] * pp, [0] * pp
+    refused: tuple[int, int] | None = None
+    composite = spec.vision is not None
+    layers: dict[tuple[int, str], list[tuple[TensorSpec, list[tuple[int, int, int]]]]] = {}
+    for st, t, mats in _rank_linear_matrices(spec, tp, pp, moe, partition):
+        if t.group != "routed_experts" or t.group not in scheme.quantize_groups or left_unquantized(t, composite,
+                                                                                                    scheme):
+            continue
+        layers.setdefault((st, t.name.rsplit(".experts.", 1)[0]), []).append((t, mats))
+    for (st, _), parts in layers.items():
+        fp8 = sum(c * sum(b for _, _, b in matrix_tensors(scheme, o, i)) for _, mats in parts for c, o, i in mats)
+        up = [(c, o, i) for t, mats in parts if "down" not in t.name for c, o, i in mats]  # w13: [E, (2) I, H]
+        down = [(c, o, i) for t, mats in parts if "down" in t.name for c, o, i in mats]  # w2: [E, H, I]
+        if not up or not down:
+            continue
+        hidden, inter = up[0][2], down[0][2]
+        refused = refused or fp8_moe_requant_refusal(hidden, inter, backend)
+        mx = fp8_moe_requant_layer_bytes(sum(c * o for c, o, _ in up), hidden, sum(c * o for c, o, _ in down), inter,
+                                         backend)
+        delta[st] += mx - fp8
+        peak[st] = max(peak[st], fp8)
+    return ([delta[st] for st in range(pp) for _ in range(tp)], [peak[st] for st in range(pp) for _ in range(tp)],
+            refused)
+
+
+def mxfp4_emulation_dequant_per_rank(spec: ModelSpec, tp: int = 1, pp: int = 1, scheme: QuantScheme | None = None,
+                                     moe: MoEShards | None = None, partition: tuple[int, ...] | None = None
+                                     ) -> list[int]:
+    """Bytes a compressed-tensors MXFP4 checkpoint's linear layers gain per rank (weights_per_rank's order) where
+    they run on vLLM's emulation kernel with VLLM_MXFP4_EMULATION_DEQUANT_AT_LOAD=1: each packed [N, K / 2] weight
+    replaced by a bf16 [N, K] one, the e8m0 scales kept (vLLM 0.34.0 vllm/model_executor/kernels/linear/mxfp4/
+    emulation.py EmulationMxfp4LinearKernel.process_weights_after_loading; checked against
+    tests/data/vllm_mxfp4_emulation_dequant_oracle_v0.34.0.json). The routed experts take the MoE kernels, which do
+    not read the variable."""
+    scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
+    if scheme.method != "ct_mxfp4":
+        return [0] * (tp * pp)
+    stage = [0] * pp
+    for st, mats in _quantized_rank_matrices(spec, tp, pp, scheme, moe, partition, experts=False):
+        stage[st] += sum(c * (2 * o * i - o * i // 2) for c, o, i in mats)
+    return [stage[st] for st in range(pp) for _ in range(tp)]
+
+
 def _rank_linear_matrices(spec: ModelSpec, tp: int, pp: int, moe: MoEShards | None,
                           partition: tuple[int, ...] | None
                           ) -> Iterator[tuple[int, TensorSpec, list[tuple[int, int, int]]]]:
