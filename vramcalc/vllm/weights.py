@@ -584,7 +584,7 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
     first_moe = [next((i for i in moe_idx if starts[st] <= i < starts[st] + split[st]), -1) for st in range(pp)]
     expert_layer = [0] * pp
     per_kind: dict[tuple, int] = {}  # identical layers shard identically: size each tensor kind once
-    for t in inventory(spec):
+    for t in _vllm_tensors(spec):
         m = re.match(r"model\.layers\.(\d+)\.", t.name)
         layer = spec.layers[int(m.group(1))] if m else None
         if m:
@@ -610,6 +610,19 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
                         rotary_cache_bytes=0, expert_layer_bytes=expert_layer[st],
                         moe_layers=sum(starts[st] <= i < starts[st] + split[st] for i in moe_idx))
             for st in range(pp) for r in range(tp)]
+
+
+def _vllm_tensors(spec: ModelSpec) -> list[TensorSpec]:
+    """The checkpoint's tensors as vLLM allocates them: a Gemma 4 attention_k_eq_v full-attention layer ships k_proj
+    only, but vLLM's QKVParallelLinear keeps a V slot beside it and loads K into both
+    (vLLM v0.34.0 vllm/model_executor/models/gemma4.py Gemma4Attention, _gemma4_layer_weights_mapper)."""
+    out = inventory(spec)
+    extra = []
+    for t in out:
+        m = re.match(r"model\.layers\.(\d+)\.self_attn\.k_proj\.(weight|bias)$", t.name)
+        if m and spec.layers[int(m.group(1))].attention.k_eq_v:
+            extra.append(t.model_copy(update={"name": t.name.replace(".k_proj.", ".v_proj.")}))
+    return out + extra if extra else out
 
 
 def _tensor_rank_bytes(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None, scheme: QuantScheme,
