@@ -620,7 +620,8 @@ def _vllm_tensors(spec: ModelSpec) -> list[TensorSpec]:
     extra = []
     for t in out:
         m = re.match(r"model\.layers\.(\d+)\.self_attn\.k_proj\.(weight|bias)$", t.name)
-        if m and spec.layers[int(m.group(1))].attention.k_eq_v:
+        attn = spec.layers[int(m.group(1))].attention if m else None
+        if attn is not None and attn.k_eq_v:
             extra.append(t.model_copy(update={"name": t.name.replace(".k_proj.", ".v_proj.")}))
     return out + extra if extra else out
 
