@@ -125,6 +125,10 @@ class VLLMOptions(CheckedOptions):
     # VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE in bytes (None: the default, 394 MiB): FlashInfer's workspace floor and
     # the TRT-LLM kernels' buffer (_flashinfer_workspace)
     flashinfer_workspace_bytes: int | None = Field(default=None, ge=0, le=2**40)
+    # VLLM_KV_CACHE_LAYOUT (vllm/envs.py, v0.34.0; None: unset, the backends' preference): refused in vLLM's words
+    # where the attention backends it picks do not all accept it, else noted (vllm/kv_layout.py); the KV figures are
+    # the default layout's (tests/data/vllm_kv_layout_oracle_v0.33.0.json)
+    kv_cache_layout: Literal["LBNHC", "LBHNC", "LHBNC", "NHD", "HND", "BLHNC", "BLNHC", "BHLNC"] | None = None
     # VLLM_SPARSE_INDEXER_MAX_LOGITS_MB (None: the default, 512): the DSA sparse indexer's dummy logits tensor in the
     # profile run (_sparse_indexer)
     sparse_indexer_max_logits_mb: int | None = Field(default=None, ge=0, le=2**20)
@@ -2597,6 +2601,17 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         forced=opts.selected_backend())
     warnings += [m for m in attn_msgs if m.level != "error"]
     errors += [m for m in attn_msgs if m.level == "error"]  # vLLM raises these when it builds the attention layers
+    # the engine core resolves it before the KV cache, once the attention layers are built
+    if opts.kv_cache_layout is not None and not [m for m in attn_msgs if m.level == "error"]:
+        from .kv_layout import messages as layout_messages
+
+        layout_msgs = layout_messages(
+            per_head_attention(pool_spec) if opts.mla_disable else pool_spec, gpu, resolve_kv_dtype(
+                spec, opts.kv_cache_dtype, _key(version) >= _key(vllm_rules().checkpoint_kv_dtype_since.version))[0],
+            opts.kv_cache_layout, version, forced=opts.selected_backend(), kv_skip=bool(_skip_layers(spec, opts)),
+            extensible_connector=extensible and opts.kv_transfer_config is not None)
+        warnings += [m for m in layout_msgs if m.level != "error"]
+        errors += [m for m in layout_msgs if m.level == "error"]
     act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs, gpu)
     if backend == "TURBOQUANT":
         act = act.model_copy(update={"workspace": act.workspace + _turboquant_workspace(
@@ -3020,6 +3035,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd.insert(0, "VLLM_CONFIDENTIAL_COMPUTE=1")
     if not opts.mxfp8_emulation_dequant:  # an environment variable (vllm/envs.py VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD)
         cmd.insert(0, "VLLM_MXFP8_EMULATION_DEQUANT_AT_LOAD=0")
+    if opts.kv_cache_layout is not None:  # an environment variable (vllm/envs.py VLLM_KV_CACHE_LAYOUT)
+        cmd.insert(0, f"VLLM_KV_CACHE_LAYOUT={opts.kv_cache_layout}")
     if opts.flashinfer_workspace_bytes is not None:  # an environment variable (vllm/envs.py)
         cmd.insert(0, f"VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE={opts.flashinfer_workspace_bytes}")
     from .features import features
