@@ -18,7 +18,9 @@ VLLM_KV_CACHE_LAYOUT unset and each of its eight names (vllm/envs.py): the layou
 
 What the CPU machine lacks is stood in for as vLLM's default CUDA install has it: the CUDA wheel's FlashAttention
 extensions (vllm/vllm_flash_attn/_vllm_fa2_C, _vllm_fa3_C: empty modules, so FA2 / FA3 count as built, as
-vllm_flash_attn/flash_attn_interface.py reads them; FA4 is the cute/ sources the wheel ships), FlashMLA's
+vllm_flash_attn/flash_attn_interface.py reads them; FA4 is the cute/ sources the wheel ships), the two
+FlashAttention checks that ask whether the platform is CUDA (fa_utils.py is_flash_attn_varlen_func_available,
+flash_attn_supports_mla) answered as on CUDA, FlashMLA's
 (vllm/v1/attention/ops/flashmla.py availability flags) and the flashinfer package, which vLLM's CUDA
 requirements pin (its modules stood in for by empty classes; the selection reads none of its kernels), with its
 TRT-LLM cubins taken as reachable (VLLM_HAS_FLASHINFER_CUBIN=1: vllm/utils/flashinfer.py has_nvidia_artifactory,
@@ -83,6 +85,26 @@ def run_case(i: int) -> dict[str, Any]:
 
         fm._flashmla_C_AVAILABLE = True  # type: ignore[attr-defined]
         fm._flashmla_extension_C_AVAILABLE = True  # type: ignore[attr-defined]
+
+    # the two FlashAttention checks that ask the platform whether it is CUDA, answered as CudaPlatform does:
+    # fa_utils.py is_flash_attn_varlen_func_available (True on CUDA; FlashAttentionBackend.supports_sink reads it)
+    # and flash_attn_supports_mla (FA3 on SM 9.x; FlashAttnMLABackend reads it)
+    import vllm.v1.attention.backends.fa_utils as fa_utils
+    import vllm.v1.attention.backends.flash_attn as flash_attn
+
+    def fa_mla() -> bool:
+        from vllm.vllm_flash_attn.flash_attn_interface import is_fa_version_supported
+
+        return is_fa_version_supported(3) and current_platform.is_device_capability_family(90)
+
+    flash_attn.is_flash_attn_varlen_func_available = lambda: True  # type: ignore[attr-defined]
+    # imported by flash_attn.py only where that check passes at import (the CUDA build)
+    flash_attn.flash_attn_supports_sinks = fa_utils.flash_attn_supports_sinks  # type: ignore[attr-defined]
+    fa_utils.flash_attn_supports_mla = fa_mla  # type: ignore[assignment]
+    with contextlib.suppress(ImportError):
+        import vllm.v1.attention.backends.mla.flashattn_mla as flashattn_mla
+
+        flashattn_mla.flash_attn_supports_mla = fa_mla  # type: ignore[attr-defined]
 
     picks: dict[str, Any] = {}
     cuda_classes: dict[str, Any] = {}
@@ -156,6 +178,23 @@ def run_case(i: int) -> dict[str, Any]:
     return row
 
 
+def produced_by(release: str, cases: list[int] | None) -> str:
+    return (
+        f"vLLM {release} wheel, run on CPU: VLLM_TARGET_DEVICE=cpu python tools/vllm_kv_layout_backend_oracle.py"
+        + (f" --cases {' '.join(map(str, cases))}" if cases is not None else "") + ". "
+        "Per model and compute capability (the platform's device capability answered as the case's): "
+        "EngineArgs.create_engine_config, the model built on the meta device, each attention layer's "
+        "AttentionSelectorConfig handed to vllm/platforms/cuda.py CudaPlatform.get_attn_backend_cls (the backend "
+        "recorded per layer kind), vllm/v1/attention/backends/utils.py get_supported_kv_cache_layouts over those "
+        "backends and the Mamba-type layers', and resolve_kv_cache_layout with the layers' KV specs for "
+        "VLLM_KV_CACHE_LAYOUT unset and each of its eight names. vLLM's default CUDA install is taken: the wheel's "
+        "FlashAttention and FlashMLA extensions built (and fa_utils.py's CUDA-only checks answered as on CUDA), "
+        "flashinfer-python installed (stood in for: the selection "
+        "calls none of their kernels) and its TRT-LLM cubins reachable (VLLM_HAS_FLASHINFER_CUBIN=1, as "
+        "vllm/utils/flashinfer.py has_nvidia_artifactory reads them). Quantization configs are dropped (the "
+        "selection reads the KV dtype only)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -176,19 +215,7 @@ def main() -> None:
     import importlib.metadata as md
 
     release = md.version("vllm").split("+")[0]
-    doc = {"release": release, "cases": rows, "produced_by": (
-        f"vLLM {release} wheel, run on CPU: VLLM_TARGET_DEVICE=cpu python tools/vllm_kv_layout_backend_oracle.py"
-        + (f" --cases {' '.join(map(str, a.cases))}" if a.cases is not None else "") + ". "
-        "Per model and compute capability (the platform's device capability answered as the case's): "
-        "EngineArgs.create_engine_config, the model built on the meta device, each attention layer's "
-        "AttentionSelectorConfig handed to vllm/platforms/cuda.py CudaPlatform.get_attn_backend_cls (the backend "
-        "recorded per layer kind), vllm/v1/attention/backends/utils.py get_supported_kv_cache_layouts over those "
-        "backends and the Mamba-type layers', and resolve_kv_cache_layout with the layers' KV specs for "
-        "VLLM_KV_CACHE_LAYOUT unset and each of its eight names. vLLM's default CUDA install is taken: the wheel's "
-        "FlashAttention and FlashMLA extensions built, flashinfer-python installed (stood in for: the selection "
-        "calls none of their kernels) and its TRT-LLM cubins reachable (VLLM_HAS_FLASHINFER_CUBIN=1, as "
-        "vllm/utils/flashinfer.py has_nvidia_artifactory reads them). Quantization configs are dropped (the "
-        "selection reads the KV dtype only)")}
+    doc = {"release": release, "cases": rows, "produced_by": produced_by(release, a.cases)}
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
 

@@ -775,6 +775,16 @@ class Fp8KvTriton(Sourced):
     compile_error: str
 
 
+class MMPrefixAttention(Sourced):
+    """The backends of a model whose image tokens attend bidirectionally (vllm_platforms.json
+    attention.per_layer.mm_prefix)."""
+
+    model_types: list[str]  # the config model_types that are mm-prefix LMs
+    bidirectional_vision_model_types: list[str]  # ... where text_config.use_bidirectional_attention is "vision"
+    composite: dict[str, str]  # SM major -> the composite backend put first
+    composite_head_sizes: list[int]
+
+
 class PerLayerAttention(Sourced):
     """What each attention layer's own backend selection reads (vllm_platforms.json attention.per_layer)."""
 
@@ -787,6 +797,7 @@ class PerLayerAttention(Sourced):
     flashinfer_head_sizes: list[int]
     flashinfer_kv_dtypes: list[str]
     heterogeneous_heads_model_types: list[str]  # Gemma4Config.verify_and_update_config
+    mm_prefix: MMPrefixAttention
 
 
 class KVCacheLayoutRules(Sourced):

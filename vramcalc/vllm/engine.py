@@ -2609,7 +2609,9 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             per_head_attention(pool_spec) if opts.mla_disable else pool_spec, gpu, resolve_kv_dtype(
                 spec, opts.kv_cache_dtype, _key(version) >= _key(vllm_rules().checkpoint_kv_dtype_since.version))[0],
             opts.kv_cache_layout, version, forced=opts.selected_backend(), kv_skip=bool(_skip_layers(spec, opts)),
-            extensible_connector=extensible and opts.kv_transfer_config is not None)
+            extensible_connector=extensible and opts.kv_transfer_config is not None,
+            mm_inputs=not opts.language_model_only and not (opts.limit_mm_per_prompt and not any(
+                opts.limit_mm_per_prompt.values())))
         warnings += [m for m in layout_msgs if m.level != "error"]
         errors += [m for m in layout_msgs if m.level == "error"]
     act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs, gpu)

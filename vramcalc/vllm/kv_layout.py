@@ -35,12 +35,20 @@ def _fa_version(major: int, forced_fa4: bool) -> int:
     return vllm_platforms().attention.per_layer.fa_version_by_cc_major.get(str(major), 2)
 
 
-def _valid(name: str, cc: float, head: int, sinks: bool, kv_dtype: str, forced_fa4: bool) -> bool:
+def _valid(name: str, cc: float, head: int, sinks: bool, kv_dtype: str, forced_fa4: bool,
+           mm_prefix: bool = False) -> bool:
     """AttentionBackend.validate_configuration for one decoder layer (data/vllm_platforms.json attention.per_layer)."""
     rules = vllm_platforms().attention
     pl = rules.per_layer
     major = int(cc)
     fp8 = kv_dtype.startswith("fp8")
+    if name in pl.mm_prefix.composite.values():  # Triton for the image prefix, the other for causal requests
+        if head not in pl.mm_prefix.composite_head_sizes or pl.mm_prefix.composite.get(str(major)) != name:
+            return False
+        other = "FLASH_ATTN" if name == "TRITON_FLASH_ATTN" else "FLASHINFER"
+        if other == "FLASH_ATTN" and _fa_version(major, forced_fa4 and major in pl.fa4_cc_major) not in (3, 4):
+            return False  # triton_flash_attn.py: the causal route requires FlashAttention v3 or v4
+        return _valid(other, cc, head, sinks, kv_dtype, forced_fa4)
     if name == "FLASH_ATTN":
         fa4 = major in pl.fa4_cc_major
         version = _fa_version(major, forced_fa4 and fa4)
@@ -50,11 +58,15 @@ def _valid(name: str, cc: float, head: int, sinks: bool, kv_dtype: str, forced_f
             return False
         if sinks and (version not in (3, 4) or cc < pl.fa_sink_min_cc):
             return False
+        if mm_prefix and (not fa4 or version != 4 or (fp8 and cc == 9.0)):
+            return False
         if fp8:  # fa_utils.py flash_attn_supports_kv_cache_dtype
             return kv_dtype != "fp8_e5m2" and ((major == 9 and (version == 3 or head == 512)) or
                                                (major == 10 and version == 4))
         return True
     if name == "FLASHINFER":
+        if mm_prefix:  # AttentionBackend.supports_mm_prefix
+            return False
         fi = rules.FLASHINFER
         if not fi.min_cc <= cc <= fi.max_cc or head not in pl.flashinfer_head_sizes:
             return False
@@ -67,10 +79,28 @@ def _valid(name: str, cc: float, head: int, sinks: bool, kv_dtype: str, forced_f
     return True  # TRITON_ATTN
 
 
-def layer_backends(spec: ModelSpec, gpu: GPU, kv_dtype: str, forced: str | None = None) -> dict[str, str]:
+def mm_prefix_lm(spec: ModelSpec, mm_inputs: bool = True) -> bool:
+    """ModelConfig.is_mm_prefix_lm: image tokens attend bidirectionally (data/vllm_platforms.json
+    attention.per_layer.mm_prefix); off where multimodal inputs are configuration-disabled (`mm_inputs` False)."""
+    if spec.vision is None or not mm_inputs or not spec.config:
+        return False
+    r = vllm_platforms().attention.per_layer.mm_prefix
+    cfg = spec.config
+    if "is_mm_prefix_lm" in cfg:
+        return bool(cfg["is_mm_prefix_lm"])
+    mt = cfg.get("model_type")
+    if mt in r.bidirectional_vision_model_types:
+        text = cfg.get("text_config")
+        return (text if isinstance(text, dict) else cfg).get("use_bidirectional_attention") == "vision"
+    return mt in r.model_types
+
+
+def layer_backends(spec: ModelSpec, gpu: GPU, kv_dtype: str, forced: str | None = None,
+                   mm_inputs: bool = True) -> dict[str, str]:
     """The backend each kind of attention layer runs on a CUDA GPU (vllm/platforms/cuda.py
     CudaPlatform.get_attn_backend_cls, per layer); {} off NVIDIA. MLA layers are one kind, "MLA": their backends
-    declare no KV cache layout, which backend it is is not modelled here."""
+    declare no KV cache layout, which backend it is is not modelled here. `mm_inputs`: multimodal inputs are not
+    configuration-disabled (no --language-model-only, not every limit 0)."""
     cc = gpu.compute_capability
     if (gpu.vendor or "nvidia") != "nvidia" or not cc:
         return {}
@@ -98,6 +128,10 @@ def layer_backends(spec: ModelSpec, gpu: GPU, kv_dtype: str, forced: str | None 
             forced_fa4 = name in (None, "FLASH_ATTN") and not (major == 9 and kv_dtype.startswith("fp8"))
         elif name is None:
             name = "TRITON_ATTN"
+    mm = mm_prefix_lm(spec, mm_inputs)
+    order = rules.priorities.get(str(major), rules.priorities["default"])
+    if mm and (composite := pl.mm_prefix.composite.get(str(major))):
+        order = [composite, *order]
     for a in attn:
         key = f"head {a.head_dim_k}" + (" sinks" if a.sinks else "")
         if key in out:
@@ -105,8 +139,7 @@ def layer_backends(spec: ModelSpec, gpu: GPU, kv_dtype: str, forced: str | None 
         if name is not None:  # the selected backend, validated alone (rules.attention_backend refuses it)
             out[key] = name
             continue
-        order = rules.priorities.get(str(major), rules.priorities["default"])
-        out[key] = next((b for b in order if _valid(b, value, a.head_dim_k, a.sinks, kv_dtype, forced_fa4)),
+        out[key] = next((b for b in order if _valid(b, value, a.head_dim_k, a.sinks, kv_dtype, forced_fa4, mm)),
                         "TRITON_ATTN")
     return out
 
@@ -146,10 +179,10 @@ def _mixed_shapes(spec: ModelSpec, kv_skip: bool) -> bool:
 
 
 def resolve(spec: ModelSpec, gpu: GPU, kv_dtype: str, requested: str | None, version: str | None = None,
-            forced: str | None = None, kv_skip: bool = False, extensible_connector: bool = False
-            ) -> LayoutResolution | None:
+            forced: str | None = None, kv_skip: bool = False, extensible_connector: bool = False,
+            mm_inputs: bool = True) -> LayoutResolution | None:
     """resolve_kv_cache_layout for one worker; None off NVIDIA (ROCm's selection is not modelled)."""
-    backends = layer_backends(spec, gpu, kv_dtype, forced)
+    backends = layer_backends(spec, gpu, kv_dtype, forced, mm_inputs)
     if not backends:
         return None
     r = vllm_platforms().attention.kv_cache_layout
@@ -174,7 +207,8 @@ def resolve(spec: ModelSpec, gpu: GPU, kv_dtype: str, requested: str | None, ver
 
 
 def messages(spec: ModelSpec, gpu: GPU, kv_dtype: str, requested: str | None, version: str | None = None,
-             forced: str | None = None, kv_skip: bool = False, extensible_connector: bool = False) -> list[Message]:
+             forced: str | None = None, kv_skip: bool = False, extensible_connector: bool = False,
+             mm_inputs: bool = True) -> list[Message]:
     """VLLM_KV_CACHE_LAYOUT set: vLLM's refusal in its words, or a note naming the layout and the backends; the
     KV figures do not change (tests/data/vllm_kv_layout_oracle_v0.33.0.json)."""
     if requested is None:
@@ -186,7 +220,7 @@ def messages(spec: ModelSpec, gpu: GPU, kv_dtype: str, requested: str | None, ve
         return [warning("vllm.kv_layout.not_modelled", f"VLLM_KV_CACHE_LAYOUT={requested}: vLLM {version}'s layout "
                         f"resolution is not modelled (vramcalc follows it from {since}), so whether start-up accepts "
                         "the layout is not checked", source=SOURCE)]
-    res = resolve(spec, gpu, kv_dtype, requested, version, forced, kv_skip, extensible_connector)
+    res = resolve(spec, gpu, kv_dtype, requested, version, forced, kv_skip, extensible_connector, mm_inputs)
     if res is None:
         return [warning("vllm.kv_layout.not_modelled", f"VLLM_KV_CACHE_LAYOUT={requested}: on {gpu.name} vLLM's "
                         "attention backend selection (vllm/platforms/rocm.py) is not modelled, so whether start-up "
