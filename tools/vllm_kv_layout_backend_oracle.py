@@ -3,6 +3,11 @@ on a CPU machine: tests/data/vllm_kv_layout_backend_oracle_v0.34.0.json.
 
     VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.34.0/bin/python tools/vllm_kv_layout_backend_oracle.py \
         --out tests/data/vllm_kv_layout_backend_oracle_v0.34.0.json
+    VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.33.0/bin/python tools/vllm_kv_layout_backend_oracle.py \
+        --out tests/data/vllm_kv_layout_backend_oracle_v0.33.0.json --cases 42 44 46 12 15 16 39 40 41
+
+(the 0.33.0 subset: where FlashInfer runs off SM 10.x, whose layouts 0.33.0 does not restrict there, and a few
+others).
 
 Per model and compute capability, in a fresh interpreter (--case N): the platform's device capability answered
 as the case's (vllm/platforms/interface.py Platform.get_device_capability, on the CPU platform that builds the
@@ -57,7 +62,22 @@ def _stand_ins() -> None:
     sys.path.insert(0, os.path.dirname(__file__))
     from vllm_flashinfer_workspace_oracle import _Stub
 
-    sys.meta_path.insert(0, _Stub())
+    class _Meta(type):  # a stood-in class answers any attribute (a kernel method read at import)
+        def __getattr__(cls, n: str) -> Any:
+            if n.startswith("__"):
+                raise AttributeError(n)
+            return lambda *a, **k: None
+
+    class _ClassStub(_Stub):
+        def create_module(self, spec: Any) -> Any:
+            class _Mod(types.ModuleType):
+                def __getattr__(self, n: str) -> Any:
+                    if n.startswith("__"):
+                        raise AttributeError(n)
+                    return _Meta(n, (), {"__init__": lambda self, *a, **k: None})
+            return _Mod(spec.name)
+
+    sys.meta_path.insert(0, _ClassStub())
     sys.modules.setdefault("vllm._C_stable_libtorch", types.ModuleType("vllm._C_stable_libtorch"))
     for n in ("vllm.vllm_flash_attn._vllm_fa2_C", "vllm.vllm_flash_attn._vllm_fa3_C"):
         m = types.ModuleType(n)
