@@ -226,6 +226,12 @@ def messages(spec: ModelSpec, gpu: GPU, kv_dtype: str, requested: str | None, ve
                         "attention backend selection (vllm/platforms/rocm.py) is not modelled, so whether start-up "
                         "accepts the layout is not checked; the KV figures do not depend on it", source=SOURCE)]
     picked = ", ".join(f"{k}: {v}" for k, v in res.backends.items())
+    if any("FLASHINFER" in b for b in res.backends.values()) or any(k.endswith(" sinks") for k in res.backends):
+        # the selection depends on the install: flashinfer-python (a CUDA requirement) and, for sinks, the TRT-LLM
+        # cubins (vllm/utils/flashinfer.py has_nvidia_artifactory)
+        picked += ("; vLLM's default CUDA install taken: flashinfer-python installed" +
+                   (", FlashInfer's TRT-LLM cubins reachable" if any(k.endswith(" sinks") for k in res.backends)
+                    else ""))
     if res.refusal is not None:
         return [error("vllm.kv_layout.refused", f"ValueError: {res.refusal} [{SOURCE}; attention backends on "
                       f"{gpu.name}: {picked}]", source=SOURCE,
