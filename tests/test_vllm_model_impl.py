@@ -100,13 +100,14 @@ LAYOUT = json.load(open(os.path.join(HERE, "vllm_kv_layout_oracle_v0.33.0.json")
 
 
 def test_kv_cache_layout_note_holds_against_vllm():
-    """VLLM_KV_CACHE_LAYOUT stays not_modelled; what its note says is what vLLM 0.33.0's planner did with
-    FlashAttention's (undeclared, so default) layout set: NHD / HND are LBNHC / LBHNC, the KV tokens per memory are
-    the default layout's wherever it starts, and LHBNC / BHLNC are refused on the models that mix KV shapes."""
+    """VLLM_KV_CACHE_LAYOUT keeps the KV figures (its refusal is checked in tests/test_vllm_kv_layout.py): what its
+    note says is what vLLM 0.33.0's planner did with FlashAttention's (undeclared, so default) layout set: NHD / HND
+    are LBNHC / LBHNC, the KV tokens per memory are the default layout's wherever it starts, and LHBNC / BHLNC are
+    refused on the models that mix KV shapes."""
     from vramcalc.pasted_command import flag_classes
 
     entry = flag_classes()["vllm_env"]["VLLM_KV_CACHE_LAYOUT"]
-    assert entry["class"] == "not_modelled" and "vllm_kv_layout_oracle_v0.33.0.json" in entry["note"]
+    assert entry["class"] == "modelled" and "vllm_kv_layout_oracle_v0.33.0.json" in entry["note"]
     assert LAYOUT["release"] == "0.33.0" and "VLLM_TARGET_DEVICE=cpu" in LAYOUT["produced_by"]
     default = {r["model"]: r for r in LAYOUT["layouts"]["default"]}
     assert {p["kv_cache_layout"] for r in default.values() for p in r["plans"]} == {"LBNHC"}

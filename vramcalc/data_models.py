@@ -823,6 +823,45 @@ class Fp8KvTriton(Sourced):
     compile_error: str
 
 
+class MMPrefixAttention(Sourced):
+    """The backends of a model whose image tokens attend bidirectionally (vllm_platforms.json
+    attention.per_layer.mm_prefix)."""
+
+    model_types: list[str]  # the config model_types that are mm-prefix LMs
+    bidirectional_vision_model_types: list[str]  # ... where text_config.use_bidirectional_attention is "vision"
+    composite: dict[str, str]  # SM major -> the composite backend put first
+    composite_head_sizes: list[int]
+
+
+class PerLayerAttention(Sourced):
+    """What each attention layer's own backend selection reads (vllm_platforms.json attention.per_layer)."""
+
+    fa_head_sizes_multiple_of: int
+    fa_max_head_size: int  # FlashAttention's head sizes without FA4
+    fa4_cc_major: list[int]  # SM majors where FA4 runs (head sizes up to fa4_max_head_size)
+    fa4_max_head_size: int
+    fa_version_by_cc_major: dict[str, int]  # the default FA version (2 elsewhere)
+    fa_sink_min_cc: float
+    flashinfer_head_sizes: list[int]
+    flashinfer_kv_dtypes: list[str]
+    heterogeneous_heads_model_types: list[str]  # Gemma4Config.verify_and_update_config
+    mm_prefix: MMPrefixAttention
+
+
+class KVCacheLayoutRules(Sourced):
+    """VLLM_KV_CACHE_LAYOUT's resolution (vllm_platforms.json attention.kv_cache_layout)."""
+
+    checked_since: str  # the first release whose six layouts and resolution these rules describe
+    enum_order: list[str]
+    aliases: dict[str, str]
+    default_preference: list[str]
+    block_compact: list[str]
+    declared: dict[str, dict[str, list[str]]]  # backend -> SM major (or "default") -> the layouts it declares
+    undeclared_through: dict[str, str]  # "BACKEND.major" -> the last release where it declares none
+    refused: str
+    mixed_refused: str
+
+
 class Attention(Sourced):
     priorities: dict[str, list[str]]  # compute-capability major (or "default") -> backends in order
     FLASH_ATTN: AttnBackend
@@ -830,6 +869,8 @@ class Attention(Sourced):
     TRITON_ATTN: AttnBackend
     fp8_kv_triton: Fp8KvTriton
     selected_invalid: str  # --attention-backend a backend refuses: vllm/platforms/cuda.py get_attn_backend_cls
+    per_layer: PerLayerAttention
+    kv_cache_layout: KVCacheLayoutRules
 
     def backend(self, name: str) -> AttnBackend:
         return {"FLASH_ATTN": self.FLASH_ATTN, "FLASHINFER": self.FLASHINFER, "TRITON_ATTN": self.TRITON_ATTN}[name]

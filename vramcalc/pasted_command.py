@@ -814,6 +814,8 @@ def _vllm_reading(p: Parsed) -> Reading:
                 opts["mxfp4_emulation_dequant"] = val.strip().lower() in ("true", "1")  # vllm/envs.py (0.34.0)
                 if not opts["mxfp4_emulation_dequant"]:
                     no_effect.append(k)
+            elif entry["class"] == "modelled" and entry["field"] == "kv_cache_layout":
+                opts["kv_cache_layout"] = val  # env_with_choices (vllm/envs.py, v0.34.0): the eight names checked above
             elif entry["class"] == "modelled" and entry["field"] == "mxfp8_emulation_dequant":
                 opts["mxfp8_emulation_dequant"] = val.strip().lower() in ("true", "1")  # vllm/envs.py (0.33.0)
             elif entry["class"] == "modelled" and entry["field"] == "replicate_embed":
@@ -1965,7 +1967,7 @@ def _flag_line(q: Question) -> str:
                 "mm_encoder_attn_dtype",
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
-                "all2all_backend", "deepep_buffer_size_mb", "flashinfer_workspace_bytes", "sparse_indexer_max_logits_mb",
+                "all2all_backend", "deepep_buffer_size_mb", "flashinfer_workspace_bytes", "kv_cache_layout", "sparse_indexer_max_logits_mb",
                 "sparse_indexer_max_decode_logits_mb", "max_tokens_per_expert_fp4_moe", "gdn_prefill_backend", "kda_prefill_backend", "linear_backend",
                 "sparse_indexer_topk_backend", "replayssm_buffer_len",
                 "mamba_backend", "mamba_ssu_algorithm", "offload_backend", "offload_group_size",

@@ -229,6 +229,10 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
     f.add_argument("--no-estimate-cudagraphs", dest="estimate_cudagraphs", action="store_false", default=None,
                    help="as vLLM's VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0: the KV cache takes the CUDA-graph "
                         "memory, the graphs are captured outside the budget")
+    f.add_argument("--kv-cache-layout", default=None, choices=["LBNHC", "LBHNC", "LHBNC", "NHD", "HND", "BLHNC", "BLNHC",
+                                                                "BHLNC"],
+                   help="as vLLM's VLLM_KV_CACHE_LAYOUT: refused where the attention backends vLLM picks on the GPU "
+                        "do not all accept it; the KV figures do not change")
     f.add_argument("--flashinfer-workspace-bytes", type=int, default=None, metavar="BYTES",
                    help="as vLLM's VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE: FlashInfer's workspace floor and its "
                         "TRT-LLM kernels' buffer (default 394 MiB)")
@@ -347,7 +351,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "lora_dtype", "hf_config_path",
                  "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
                  "decode_context_parallel_size", "prefill_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
-                 "all2all_backend", "deepep_buffer_size_mb", "estimate_cudagraphs", "flashinfer_workspace_bytes",
+                 "all2all_backend", "deepep_buffer_size_mb", "estimate_cudagraphs", "flashinfer_workspace_bytes", "kv_cache_layout",
                  "sparse_indexer_max_logits_mb", "sparse_indexer_max_decode_logits_mb", "use_fused_mqa_topk",
                  "max_tokens_per_expert_fp4_moe",
                  "mamba_block_size", "runner", "convert", "gdn_prefill_backend", "kda_prefill_backend", "linear_backend",

@@ -142,6 +142,10 @@ class VLLMOptions(CheckedOptions):
     # VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE in bytes (None: the default, 394 MiB): FlashInfer's workspace floor and
     # the TRT-LLM kernels' buffer (_flashinfer_workspace)
     flashinfer_workspace_bytes: int | None = Field(default=None, ge=0, le=2**40)
+    # VLLM_KV_CACHE_LAYOUT (vllm/envs.py, v0.34.0; None: unset, the backends' preference): refused in vLLM's words
+    # where the attention backends it picks do not all accept it, else noted (vllm/kv_layout.py); the KV figures are
+    # the default layout's (tests/data/vllm_kv_layout_oracle_v0.33.0.json)
+    kv_cache_layout: Literal["LBNHC", "LBHNC", "LHBNC", "NHD", "HND", "BLHNC", "BLNHC", "BHLNC"] | None = None
     # VLLM_SPARSE_INDEXER_MAX_LOGITS_MB (None: the default, 512): the DSA sparse indexer's dummy logits tensor in the
     # profile run (_sparse_indexer)
     sparse_indexer_max_logits_mb: int | None = Field(default=None, ge=0, le=2**20)
@@ -3031,6 +3035,19 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         forced=opts.selected_backend())
     warnings += [m for m in attn_msgs if m.level != "error"]
     errors += [m for m in attn_msgs if m.level == "error"]  # vLLM raises these when it builds the attention layers
+    # the engine core resolves it before the KV cache, once the attention layers are built
+    if opts.kv_cache_layout is not None and not [m for m in attn_msgs if m.level == "error"]:
+        from .kv_layout import messages as layout_messages
+
+        layout_msgs = layout_messages(
+            per_head_attention(pool_spec) if opts.mla_disable else pool_spec, gpu, resolve_kv_dtype(
+                spec, opts.kv_cache_dtype, _key(version) >= _key(vllm_rules().checkpoint_kv_dtype_since.version))[0],
+            opts.kv_cache_layout, version, forced=opts.selected_backend(), kv_skip=bool(_skip_layers(spec, opts)),
+            extensible_connector=extensible and opts.kv_transfer_config is not None,
+            mm_inputs=not opts.language_model_only and not (opts.limit_mm_per_prompt and not any(
+                opts.limit_mm_per_prompt.values())))
+        warnings += [m for m in layout_msgs if m.level != "error"]
+        errors += [m for m in layout_msgs if m.level == "error"]
     # a diffusion model's profile-run sampler takes one canvas of logit rows (DiffusionSampler.profile_run, v0.34.0)
     act = _activation_term(spec, opts, prof, sam, wdtype, backend, mnbt, seqs, gpu,
                            dplan.canvas_length if dplan is not None and dplan.state_bytes else None)
@@ -3487,6 +3504,8 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd[0:0] = ["VLLM_FP8_MOE_REQUANT=mxfp4"] + (
             [f"VLLM_FP8_MOE_REQUANT_ACT={opts.fp8_moe_requant_act}"] if opts.fp8_moe_requant_act != "a8w4" else []) + (
             ["VLLM_ROCM_USE_AITER=1"] if opts.rocm_aiter_moe else [])
+    if opts.kv_cache_layout is not None:  # an environment variable (vllm/envs.py VLLM_KV_CACHE_LAYOUT)
+        cmd.insert(0, f"VLLM_KV_CACHE_LAYOUT={opts.kv_cache_layout}")
     if opts.flashinfer_workspace_bytes is not None:  # an environment variable (vllm/envs.py)
         cmd.insert(0, f"VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE={opts.flashinfer_workspace_bytes}")
     from .features import features
