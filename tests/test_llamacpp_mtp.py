@@ -61,13 +61,30 @@ def _printed(run: dict, context: str, kind: str, buffer: str | None = None) -> f
 
 def test_the_recording_is_the_modelled_build():
     assert RECORDED["llama_cpp_commit"].startswith("4df29be") and RECORDED["produced_by"] == "tools/record_llamacpp_mtp.py"
-    assert len(RUNS) == 95 and {r["model"].split("-")[0] for r in RUNS} == {"qwen3next", "qwen35", "qwen35moe"}
+    assert len(RUNS) == 96 and {r["model"].split("-")[0] for r in RUNS} == {"qwen3next", "qwen35", "qwen35moe"}
     assert sum(r["draft_mtp"] and not r["backend_sampling"] for r in RUNS) == 42
-    # every run but the MTP-only sidecar loaded as the model (test_an_mtp_only_gguf_is_not_modelled)
-    assert all(r["exit"] == 0 for r in RUNS if r["model"] != "qwen35-mtp-only")
+    # every run but the MTP-only sidecar loaded as the model (test_an_mtp_only_gguf_is_not_modelled) and the one that
+    # aborts at -ub 4 (test_a_ubatch_within_the_rollback_tail_aborts)
+    assert all(r["exit"] == 0 for r in RUNS if r["model"] != "qwen35-mtp-only" and r["n_ubatch"] > 4)
 
 
-@pytest.mark.parametrize("run", [r for r in RUNS if r.get("n_layer_nextn") and "fail" not in r],
+def test_a_ubatch_within_the_rollback_tail_aborts(files):
+    """qwen35 with draft-mtp rolls its recurrent state back (n_rs_seq = --spec-draft-n-max 3): split_equal keeps each
+    sequence's last n_rs_seq + 1 tokens in one ubatch and asserts -ub holds more; at -ub 4 the target's first decode
+    (common_init_from_params' warmup) aborts (recorded); vramcalc refuses it in llama.cpp's words."""
+    (run,) = [r for r in RUNS if r["n_ubatch"] == 4]
+    assert run["exit"] == -6 and run["asserted"] == ["GGML_ASSERT(n_ubatch > n_keep_tail) failed"]
+    _, r = _check(files, run)
+    (err,) = [m for m in r.errors if m.code == "llamacpp.spec.rs_ubatch"]
+    assert run["asserted"][0] in err.text and not r.fits
+    ok = run | {"n_ubatch": 5}  # n_rs_seq + 2: the split holds the tail
+    assert not [m for m in _check(files, ok)[1].errors if m.code == "llamacpp.spec.rs_ubatch"]
+    # qwen3next rolls nothing back: no n_rs_seq, no assertion
+    assert not [m for m in _check(files, run | {"model": "qwen3next-mtp"})[1].errors if m.code == "llamacpp.spec.rs_ubatch"]
+
+
+@pytest.mark.parametrize("run", [r for r in RUNS if r.get("n_layer_nextn") and "fail" not in r
+                                 and not r.get("asserted")],
                          ids=lambda r: f"{r['model']}-c{r['n_ctx']}-np{r['n_parallel']}-mtp{int(r['draft_mtp'])}"
                          f"-bs{r['backend_sampling']}")
 def test_target_and_mtp_context_buffers_as_llama_cpp_prints_them(run, files):
@@ -127,7 +144,7 @@ def test_backend_sampling_grows_the_mtp_context():
     rows raise the peak; the per-run test checks the replay's figure)."""
     pairs = grown = 0
     for on in (r for r in RUNS if r["draft_mtp"] and r["backend_sampling"] and r.get("n_layer_nextn")
-               and "fail" not in r):
+               and "fail" not in r and not r.get("asserted")):
         off = next(r for r in RUNS if r["backend_sampling"] == 0 and all(
             r[k] == on[k] for k in ("model", "n_ctx", "n_parallel", "n_batch", "n_ubatch", "draft_n_max", "flash_attn",
                                     "type_k_draft", "type_v_draft")))

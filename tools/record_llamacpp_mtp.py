@@ -46,7 +46,9 @@ MODELS = ("qwen3next-mtp", "qwen3next-mtp-q4", "qwen35-mtp", "qwen35-mtp-q4", "q
 # files without MTP blocks, with draft-mtp: refused; an MTP-only sidecar loaded as the target
 ODD = ("qwen3next", "qwen35", "qwen35moe", "qwen35-mtp-only")
 # -ctvd q8_0 with -fa off: llama_init_from_model refuses the MTP context (quantized V cache without flash attention)
-REFUSED = [("qwen35-mtp", (1024, 4, 512, 512, 3, "off", "f16", "f16", "f16", "q8_0", 1), 1)]
+# -ub 4 with --spec-draft-n-max 3 on qwen35 (n_rs_seq 3): split_equal asserts n_ubatch > n_rs_seq + 1, an abort
+REFUSED = [("qwen35-mtp", (1024, 4, 512, 512, 3, "off", "f16", "f16", "f16", "q8_0", 1), 1),
+           ("qwen35-mtp", (256, 4, 32, 4, 3, "auto", "f16", "f16", "f16", "f16", 1), 1)]
 BUF = re.compile(r"\s(\w+):\s+(\S+)\s+(model|KV|RS|output|compute) buffer size =\s+([\d.]+) MiB")
 PROBE = re.compile(r"^PROBE (.*)$", re.M)
 
@@ -87,7 +89,9 @@ def main() -> None:
                 rec["target_nextn_rows"] = int(rows.group(1))
             rec["exit"] = out.returncode
             if out.returncode:  # what llama.cpp said last before it stopped
-                rec["last_said"] = [ln.replace(f"{tmp}/", "") for ln in out.stderr.splitlines()[-3:]]
+                rec["last_said"] = [ln.replace(f"{tmp}/", "").replace(f"{a.src}/", "")
+                                    for ln in out.stderr.splitlines()[-3:]]
+                rec["asserted"] = [ln.split(": ", 1)[-1] for ln in out.stderr.splitlines() if "GGML_ASSERT" in ln]
             rec["said"] = [ln.split(" ", 2)[-1].replace(f"{tmp}/", "") for ln in out.stderr.splitlines() if ("MTP" in ln and "context" in ln) or "requires flash_attn" in ln]
             runs.append(rec)
             print(rec, flush=True)

@@ -730,6 +730,17 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     fa = opts.fa
     if opts.type_v.upper() not in ("F16", "F32", "BF16") and not fa:
         errors.append(QUANT_V_NEEDS_FA)
+    n_rs_seq = rs_snapshots(gguf_arch(spec), opts)
+    if n_rs_seq and min(opts.n_ubatch, opts.n_batch) <= n_rs_seq + 1:
+        # src/llama-memory-hybrid.cpp / llama-memory-recurrent.cpp init_batch: split_equal keeps each sequence's last
+        # n_rs_seq + 1 tokens in one ubatch, and src/llama-batch.cpp split_equal asserts the ubatch holds more; the
+        # first decode (common_init_from_params' warmup) aborts llama-server
+        errors.append(error("llamacpp.spec.rs_ubatch", (
+            f"-ub {min(opts.n_ubatch, opts.n_batch)} with --spec-draft-n-max {opts.draft_max} on a {gguf_arch(spec)} "
+            f"model (recurrent rollback, n_rs_seq = {n_rs_seq}): GGML_ASSERT(n_ubatch > n_keep_tail) failed "
+            "[src/llama-batch.cpp split_equal]: llama-server aborts at its first decode"),
+            fix=f"-ub {n_rs_seq + 2} or more (and -b no smaller), or a smaller --spec-draft-n-max",
+            source="src/llama-batch.cpp llama_batch_allocr::split_equal"))
     tensor_split = opts.split_mode == "tensor" and len(gl) > 1
     nb = backend_rules().no_backend
     for vendor in dict.fromkeys(g.vendor for g in gl if nb and g.vendor in nb.vendors):
