@@ -1,7 +1,9 @@
 """--spec-type draft-mtp (vramcalc/llamacpp/engine.py _mtp) against a real llama.cpp 4df29be: the buffers it printed for
 the target and the MTP context it makes on the target's own NextN / MTP block (tests/data/llamacpp_mtp_runs.json,
 recorded by tools/record_llamacpp_mtp.py on the GGUFs of tests/llamacpp_mtp_models.py, written again here): qwen3next,
-qwen35 (Qwen3.5 / 3.6 dense) and qwen35moe (Qwen3.5 / 3.6 MoE) files, f16 and Q4_0."""
+qwen35 (Qwen3.5 / 3.6 dense) and qwen35moe (Qwen3.5 / 3.6 MoE) files, f16 and Q4_0, each draft-mtp case with
+--spec-draft-backend-sampling (the default: a backend top-k sampler per slot on the MTP context, its graph re-reserved
+and its output buffer grown at its first decode) and with --no-spec-draft-backend-sampling."""
 
 from __future__ import annotations
 
@@ -47,7 +49,8 @@ def _check(files, run: dict):
                         n_ubatch=run["n_ubatch"], draft_max=run["draft_n_max"], flash_attn=run["flash_attn"],
                         type_k=run["type_k"].upper(), type_v=run["type_v"].upper(),
                         type_k_draft=run["type_k_draft"].upper(), type_v_draft=run["type_v_draft"].upper(),
-                        spec_types=("draft-mtp",) if run["draft_mtp"] else ())
+                        spec_types=("draft-mtp",) if run["draft_mtp"] else (),
+                        draft_backend_sampling=bool(run["backend_sampling"]))
     return src.spec, check_llamacpp(src.spec, None, opts, src.llama_tensors(), solve=False)
 
 
@@ -58,13 +61,32 @@ def _printed(run: dict, context: str, kind: str, buffer: str | None = None) -> f
 
 def test_the_recording_is_the_modelled_build():
     assert RECORDED["llama_cpp_commit"].startswith("4df29be") and RECORDED["produced_by"] == "tools/record_llamacpp_mtp.py"
-    assert len(RUNS) == 40 and {r["model"].split("-")[0] for r in RUNS} == {"qwen3next", "qwen35", "qwen35moe"}
-    # every run but the MTP-only sidecar loaded as the model (test_an_mtp_only_gguf_is_not_modelled)
-    assert all(r["exit"] == 0 for r in RUNS if r["model"] != "qwen35-mtp-only")
+    assert len(RUNS) == 96 and {r["model"].split("-")[0] for r in RUNS} == {"qwen3next", "qwen35", "qwen35moe"}
+    assert sum(r["draft_mtp"] and not r["backend_sampling"] for r in RUNS) == 42
+    # every run but the MTP-only sidecar loaded as the model (test_an_mtp_only_gguf_is_not_modelled) and the one that
+    # aborts at -ub 4 (test_a_ubatch_within_the_rollback_tail_aborts)
+    assert all(r["exit"] == 0 for r in RUNS if r["model"] != "qwen35-mtp-only" and r["n_ubatch"] > 4)
 
 
-@pytest.mark.parametrize("run", [r for r in RUNS if r.get("n_layer_nextn")],
-                         ids=lambda r: f"{r['model']}-c{r['n_ctx']}-np{r['n_parallel']}-mtp{int(r['draft_mtp'])}")
+def test_a_ubatch_within_the_rollback_tail_aborts(files):
+    """qwen35 with draft-mtp rolls its recurrent state back (n_rs_seq = --spec-draft-n-max 3): split_equal keeps each
+    sequence's last n_rs_seq + 1 tokens in one ubatch and asserts -ub holds more; at -ub 4 the target's first decode
+    (common_init_from_params' warmup) aborts (recorded); vramcalc refuses it in llama.cpp's words."""
+    (run,) = [r for r in RUNS if r["n_ubatch"] == 4]
+    assert run["exit"] == -6 and run["asserted"] == ["GGML_ASSERT(n_ubatch > n_keep_tail) failed"]
+    _, r = _check(files, run)
+    (err,) = [m for m in r.errors if m.code == "llamacpp.spec.rs_ubatch"]
+    assert run["asserted"][0] in err.text and not r.fits
+    ok = run | {"n_ubatch": 5}  # n_rs_seq + 2: the split holds the tail
+    assert not [m for m in _check(files, ok)[1].errors if m.code == "llamacpp.spec.rs_ubatch"]
+    # qwen3next rolls nothing back: no n_rs_seq, no assertion
+    assert not [m for m in _check(files, run | {"model": "qwen3next-mtp"})[1].errors if m.code == "llamacpp.spec.rs_ubatch"]
+
+
+@pytest.mark.parametrize("run", [r for r in RUNS if r.get("n_layer_nextn") and "fail" not in r
+                                 and not r.get("asserted")],
+                         ids=lambda r: f"{r['model']}-c{r['n_ctx']}-np{r['n_parallel']}-mtp{int(r['draft_mtp'])}"
+                         f"-bs{r['backend_sampling']}")
 def test_target_and_mtp_context_buffers_as_llama_cpp_prints_them(run, files):
     """The target's weights (the MTP block's tensors loaded only with draft-mtp), KV (the trunk's attention layers),
     recurrent state, compute and output buffers, and the MTP context's KV (the MTP block alone, -ctkd/-ctvd types),
@@ -92,11 +114,46 @@ def test_target_and_mtp_context_buffers_as_llama_cpp_prints_them(run, files):
                         spec_types=("draft-mtp",)).output_rows
     assert host.output_buffer_bytes == output_buffer_bytes(spec, rows) + spec.hidden_size * run["target_nextn_rows"] * 4
     assert run["speculates"] == 1 and run["mtp_n_ctx"] == e.detail["n_ctx"] == r.n_ctx
+    # the target's buffers after the prompt's decode (one output per slot): compute as reserved, output with the rows
+    assert host.compute_buffer_bytes == run["target_compute"]
+    assert output_buffer_bytes(spec, run["n_parallel"]) + spec.hidden_size * run["n_batch"] * 4 == run["target_output"]
     assert _mib(int(e.detail["kv"])) == _printed(run, "mtp", "KV")
-    assert _mib(int(e.detail["compute"])) == _printed(run, "mtp", "compute")
+    # the MTP context as created (no samplers yet), to the byte
+    assert run["mtp_outputs_max"] == run["n_parallel"] and run["mtp_outputs_max_per_seq"] == 1
+    assert e.detail["compute_start"] == run["mtp_compute_start"]
+    assert _mib(int(e.detail["compute_start"])) == _printed(run, "mtp", "compute")
+    assert e.detail["output_start"] == run["mtp_output_start"]
     assert _mib(int(e.detail["output_start"])) == _printed(run, "mtp", "output")
+    # common_speculative_impl_draft_mtp's samplers (one per slot, with backend sampling), then the MTP context's first
+    # decode (common_speculative_process): the re-reserved graph (printed) and the output buffer with the sampling
+    # rows; a drafting step on every slot grows neither
+    bs = bool(run["backend_sampling"])
+    assert run["mtp_samplers"] == (run["n_parallel"] if bs else 0) and bool(e.detail["backend_sampling"]) is bs
+    assert run["process"] == 1 and run["drafted"] >= 1
+    assert e.detail["compute"] == run["mtp_compute_process"] == run["mtp_compute"]
+    assert _printed(run, "mtp_process", "compute") == (_mib(int(e.detail["compute"])) if bs else 0)
+    assert e.detail["output"] == run["mtp_output_process"] == run["mtp_output"]
     # the MTP context counts in the draft column of the host (CPU only)
     assert host.draft_bytes == e.host_bytes == e.detail["kv"] + e.detail["compute"] + e.detail["output"]
+
+
+def test_backend_sampling_grows_the_mtp_context():
+    """With --spec-draft-backend-sampling (the default) the MTP context's output buffer holds 3 n_vocab + 1 more
+    values per slot (recorded: every pair of runs differs), and the re-reserve's compute buffer is never smaller: larger
+    where the graph's activations are small (the runs with -ub 8 and 16: build_sampling's padded logits and top-k
+    rows raise the peak; the per-run test checks the replay's figure)."""
+    pairs = grown = 0
+    for on in (r for r in RUNS if r["draft_mtp"] and r["backend_sampling"] and r.get("n_layer_nextn")
+               and "fail" not in r and not r.get("asserted")):
+        off = next(r for r in RUNS if r["backend_sampling"] == 0 and all(
+            r[k] == on[k] for k in ("model", "n_ctx", "n_parallel", "n_batch", "n_ubatch", "draft_n_max", "flash_attn",
+                                    "type_k_draft", "type_v_draft")))
+        assert on["mtp_output"] > off["mtp_output"] and on["mtp_compute"] >= off["mtp_compute"]
+        assert off["mtp_compute"] == off["mtp_compute_start"] and off["mtp_output_start"] == on["mtp_output_start"]
+        pairs += 1
+        grown += on["mtp_compute"] > off["mtp_compute"]
+        assert on["mtp_compute"] == off["mtp_compute"] or on["n_ubatch"] <= 16
+    assert pairs == 42 and grown == 11  # all the -ub 8 / 16 runs but qwen35moe-mtp-q4's at -ub 16 (its MoE larger)
 
 
 @pytest.mark.parametrize("model", sorted(mm.MODELS.keys() & {r["model"] for r in RUNS if r.get("n_layer_nextn")}))
@@ -121,6 +178,17 @@ def test_qwen35_recurrent_state_keeps_a_snapshot_per_drafted_token(files):
         _, r = _check(files, on)
         host = next(d for d in r.devices if d.device == "host RAM")
         assert _mib(host.recurrent_buffer_bytes) == _printed(on, "target", "RS")
+
+
+def test_a_quantized_draft_v_cache_without_flash_attention_is_refused(files):
+    """-ctvd q8_0 with -fa off: llama_init_from_model refuses the MTP context (recorded), so llama-server stops."""
+    (run,) = [r for r in RUNS if r["draft_mtp"] and r["type_v_draft"] == "q8_0" and r["flash_attn"] == "off"]
+    assert run["fail"] == "mtp_context" and run["exit"] == 0
+    assert "llama_init_from_model: quantized V cache requires flash_attn to be enabled" in run["said"]
+    _, r = _check(files, run)
+    (err,) = [m for m in r.errors if m.code == "llamacpp.kv.quant_v_needs_fa"]
+    assert all(s in err.text for s in run["said"][1:]) and not r.fits
+    assert not [e for e in r.extras if e.kind == "mtp"]
 
 
 @pytest.mark.parametrize("run", [r for r in RUNS if r.get("n_layer_nextn") == 0], ids=lambda r: r["model"])

@@ -235,6 +235,9 @@ CODES: dict[str, str] = {
                             "context and llama-server stops",
     "llamacpp.spec.not_dflash": "--spec-type draft-dflash / draft-dspark with a -md llama.cpp cannot draft with: "
                                 "not a DFlash drafter, or one without target_layers",
+    "llamacpp.spec.rs_ubatch": "a recurrent rollback (n_rs_seq = --spec-draft-n-max with draft-mtp / draft-dflash on "
+                               "qwen35, qwen35moe ...) with -ub no larger than n_rs_seq + 1: llama.cpp aborts at its "
+                               "first decode (llama-batch.cpp split_equal GGML_ASSERT)",
     "llamacpp.spec.dflash_clamp": "--spec-draft-n-max above the DFlash drafter's trained block size: llama.cpp "
                                   "clamps the drafted tokens",
     "llamacpp.router.fit": "router mode: each child is checked alone; its --fit sizes it to the memory then free",

@@ -175,12 +175,14 @@ def host_resident_copies(spec: ModelSpec, on_host: list[bool], n_ub: int, n_seqs
 def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv: int, n_kv_swa: int, fa: bool, n_dev: int,
                     pipeline: bool = True, arch: str = "", n_ctx: int = 0, variant: str = "",
                     offload_min_batch: int = 0, embd_input: bool = False,
-                    layer_inp: tuple[int, ...] = ()) -> ComputeBuffers:
+                    layer_inp: tuple[int, ...] = (), samplers: tuple[int, int] = (0, 0)) -> ComputeBuffers:
     """Per GPU and for the host. n_kv: cells of one stream (full layers); n_kv_swa: of the SWA cache;
     n_ctx: all cells. pipeline: the devices support async compute and events (llamacpp_backends.json).
     variant: graphs.graph_variant of the file's tensors. offload_min_batch: the GPU backend's offload_op
     threshold (0: it takes no ops on host weights). embd_input: the build keeps the unused F32 embeddings input in
     every graph (PR #18898, ggml_build_forward_select): a graph input, so in the host buffer for the whole graph.
+    samplers: the context's backend samplers (slots, n_outputs_max_per_seq), in the replay (graphs.py
+    backend_sampling); the phase formula leaves them out (the caller adds them).
 
     With GPUs, the host compute buffer holds the graph inputs (host_inputs). Ops on weights left in a host
     buffer go to the first GPU when the reserve batch reaches offload_min_batch (ggml-backend.cpp
@@ -207,7 +209,8 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
         replay = reserve_peak(spec, arch, n_ctx or n_kv, min(opts.n_ubatch, opts.n_batch), opts.n_parallel, n_out,
                               n_kv, n_kv_swa, unified, fa, opts.type_k, opts.type_v,
                               alignment=CPU_ALIGNMENT if n_dev == 0 else GPU_ALIGNMENT, mla_layout=mla_layout_of(spec, opts),
-                              variant=variant, lora=lora, n_rs_seq=rs_snapshots(arch, opts), layer_inp=layer_inp)
+                              variant=variant, lora=lora, n_rs_seq=rs_snapshots(arch, opts), layer_inp=layer_inp,
+                              samplers=samplers)
         # the builders that keep res->t_layer_inp as outputs (graphs.py build_transformer); on the others the kept
         # layer inputs of draft-dflash are added whole (an upper bound)
         kept_extra = 4 * min(opts.n_ubatch, opts.n_batch) * spec.hidden_size * len(layer_inp) \

@@ -33,6 +33,7 @@ from .compute import CPU_ALIGNMENT, GPU_ALIGNMENT, ComputeBuffers, compute_buffe
 from .extras import (LORA_SOURCE, MMPROJ_SOURCE, LlamaExtra, LoraAdapter, lora_bytes, lora_of_rank, lora_problems,
                      read_draft, read_lora, read_mmproj, split_scaled)
 from .mmproj import mmproj_compute
+from .dflash import draft_output_bytes
 from .graphs import graph_variant
 from .builds import LlamaBuild, resolve_build
 from .checkpoints import checkpoint_bytes
@@ -729,6 +730,17 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     fa = opts.fa
     if opts.type_v.upper() not in ("F16", "F32", "BF16") and not fa:
         errors.append(QUANT_V_NEEDS_FA)
+    n_rs_seq = rs_snapshots(gguf_arch(spec), opts)
+    if n_rs_seq and min(opts.n_ubatch, opts.n_batch) <= n_rs_seq + 1:
+        # src/llama-memory-hybrid.cpp / llama-memory-recurrent.cpp init_batch: split_equal keeps each sequence's last
+        # n_rs_seq + 1 tokens in one ubatch, and src/llama-batch.cpp split_equal asserts the ubatch holds more; the
+        # first decode (common_init_from_params' warmup) aborts llama-server
+        errors.append(error("llamacpp.spec.rs_ubatch", (
+            f"-ub {min(opts.n_ubatch, opts.n_batch)} with --spec-draft-n-max {opts.draft_max} on a {gguf_arch(spec)} "
+            f"model (recurrent rollback, n_rs_seq = {n_rs_seq}): GGML_ASSERT(n_ubatch > n_keep_tail) failed "
+            "[src/llama-batch.cpp split_equal]: llama-server aborts at its first decode"),
+            fix=f"-ub {n_rs_seq + 2} or more (and -b no smaller), or a smaller --spec-draft-n-max",
+            source="src/llama-batch.cpp llama_batch_allocr::split_equal"))
     tensor_split = opts.split_mode == "tensor" and len(gl) > 1
     nb = backend_rules().no_backend
     for vendor in dict.fromkeys(g.vendor for g in gl if nb and g.vendor in nb.vendors):
@@ -1053,6 +1065,14 @@ def _mtp(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers, t
         errors.append(error("llamacpp.spec.no_mtp", MTP_REFUSED, fix="a GGUF that carries the MTP (nextn) layers, or "
                             "another --spec-type", source="src/llama-context.cpp llama_init_from_model"))
         return None
+    if opts.type_v_draft.upper() not in ("F16", "F32", "BF16") and not fa:
+        # llama_init_from_model: the MTP context has the target's -fa and -ctvd's V type; llama-server stops
+        errors.append(QUANT_V_NEEDS_FA.model_copy(update={"text": (
+            f"-ctvd {opts.type_v_draft.lower()} with -fa off: llama_init_from_model: quantized V cache requires "
+            "flash_attn to be enabled; common_speculative_init_result: failed to create MTP context; llama-server: "
+            "failed to create MTP context [src/llama-context.cpp llama_init_from_model, tools/server/server-context.cpp "
+            "load_model]"), "fix": "-fa on, or -ctvd f16"}))
+        return None
     if arch != "qwen3next" and spec.mtp_layers != 1:  # qwen35.cpp / qwen35moe.cpp graph_mtp: GGML_ASSERT, an abort
         raise NotModelledError(f"--spec-type draft-mtp on a {arch} GGUF with {spec.mtp_layers} MTP blocks: llama.cpp's "
                                "graph_mtp supports a single MTP block (GGML_ASSERT n_layer_nextn == 1 in "
@@ -1077,28 +1097,48 @@ def _mtp(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers, t
     mmb = mb.model_copy(update={"unit_device": devs + [mb.unit_device[-1]],
                                 "gpu_layers": sum(1 for d in devs if d != CPU)})
     rules_b = backend_rules()
-    comp = compute_buffers(mspec, mopts, mmb, n_ctx_seq, 0, fa, n_dev, pipeline=pipeline, arch=arch + "-mtp",
-                           n_ctx=n_ctx_seq * streams,
-                           offload_min_batch=rules_b.backends[backend].offload_min_batch
-                           if gl and not opts.rpc_nodes and opts.op_offload else 0,
-                           embd_input=bld.has(18898))
+    # common_speculative_impl_draft_mtp: with --spec-draft-backend-sampling (on by default) a backend top-k(10) chain
+    # on every slot of the MTP context (llama_set_sampler, which the context refuses under SPLIT_MODE_TENSOR,
+    # src/llama-context.cpp set_sampler): its first decode re-reserves the graph with build_sampling's nodes
+    # (n_outputs_max_per_seq 1, common_base_params_to_speculative) and output_reserve adds the sampling rows
+    sampling = opts.draft_backend_sampling and opts.split_mode != "tensor"
+
+    def _comp(samplers: tuple[int, int]) -> ComputeBuffers:
+        return compute_buffers(mspec, mopts, mmb, n_ctx_seq, 0, fa, n_dev, pipeline=pipeline, arch=arch + "-mtp",
+                               n_ctx=n_ctx_seq * streams,
+                               offload_min_batch=rules_b.backends[backend].offload_min_batch
+                               if gl and not opts.rpc_nodes and opts.op_offload else 0,
+                               embd_input=bld.has(18898), samplers=samplers)
+    comp_start = _comp((0, 0))
+    comp = _comp((opts.n_parallel, 1)) if sampling else comp_start
+    if sampling and not comp.exact:  # the phase formula: build_sampling's padded logits (n_outputs + 1 rows) added
+        pad = spec.vocab_size * (min(opts.n_ubatch, opts.n_batch, opts.n_parallel) + 1) * 4
+        od = mmb.output_device
+        comp = comp.model_copy(update={"device": [c + (pad if d == od else 0) for d, c in enumerate(comp.device)],
+                                       "host": comp.host + (pad if od == -1 or not n_dev else 0)})
     out_start = output_buffer_bytes(mspec, opts.n_parallel)
-    out = out_start + spec.hidden_size * opts.n_parallel * 4  # embeddings_nextn, masked: n_embd_out per output row
+    # output_reserve: n_seq_max rows (the MTP context's outputs are one per slot at most): logits, the nextn rows
+    # (embeddings_nextn, masked) and, with the samplers, their rows (dflash.py draft_output_bytes)
+    out = draft_output_bytes(spec.vocab_size, spec.hidden_size, opts.n_parallel, sampling)
     gpu_b = [kv_dev[d] + comp.device[d] for d in range(n_dev)]
     host_b = kv_host + comp.host + out
     return LlamaExtra(kind="mtp", ref="draft-mtp", gpu_bytes=gpu_b, host_bytes=host_b,
                       uncertainty_gpu_bytes=[int(c * comp.margin) for c in comp.device],
                       uncertainty_host_bytes=int(comp.host * comp.margin),
                       detail={"kv": sum(kv_dev) + kv_host, "compute": sum(comp.device) + comp.host,
+                              "compute_start": sum(comp_start.device) + comp_start.host,
                               "output_start": out_start, "output": out, "layers": spec.mtp_layers,
                               "n_ctx": n_ctx_seq * streams, "draft_max": opts.draft_max,
-                              "type_k": opts.type_k_draft.upper(), "type_v": opts.type_v_draft.upper()},
+                              "type_k": opts.type_k_draft.upper(), "type_v": opts.type_v_draft.upper(),
+                              "backend_sampling": sampling},
                       how=f"the MTP context on the target's own {spec.mtp_layers} MTP block(s) (their weights are in "
                           f"the target's model buffers, loaded with draft-mtp): a KV cache of {n_ctx_seq * streams} "
                           f"cells for those blocks alone ({opts.type_k_draft.lower()}/{opts.type_v_draft.lower()}, "
-                          "-ctkd/-ctvd) on their layer's device, the compute buffer of the MTP graph ("
+                          "-ctkd/-ctvd) on their layer's device, the compute buffer of the MTP graph"
+                          + (" with a backend top-k sampler per slot" if sampling else "") + " ("
                           + ("exact replay" if comp.exact else "estimated") + "), and an output buffer of n_vocab + "
-                          "n_embd floats per slot", source=MTP_SOURCE)
+                          "n_embd floats per slot" + (" and its sampling rows (3 n_vocab + 1 more)" if sampling else ""),
+                      source=MTP_SOURCE)
 
 
 def _extras(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers,

@@ -41,6 +41,15 @@ class Reserve:
     # cparams.embeddings_layer_inp: the layers whose input (res->t_layer_inp) is a graph output (draft-dflash /
     # draft-dspark set them on the target: llama_set_embeddings_layer_inp; llm_graph_result::set_outputs)
     layer_inp: tuple[int, ...] = ()
+    # the context's backend samplers (llama_set_sampler; build_sampling): slots with one, and
+    # cparams.n_outputs_max_per_seq (draft-mtp's MTP context: one per slot with --spec-draft-backend-sampling, 1)
+    samplers: int = 0
+    sampler_rows_per_seq: int = 0
+
+
+# the drafts' backend chain: llama_sampler_init_top_k(10) (common/speculative.cpp common_speculative_impl_draft_mtp and
+# common_speculative_impl_draft_dflash, 4df29be)
+DRAFT_TOP_K = 10
 
 
 def _is_quant(type_: str) -> bool:
@@ -668,6 +677,7 @@ def build_qwen3next_mtp(spec: ModelSpec, r: Reserve) -> Graph:
     logits = b.mm(spec.vocab_size, h)
     logits.flags |= OUTPUT
     b.gf.expand(logits)
+    _sampling(b, logits)
     return b.gf
 
 
@@ -719,6 +729,7 @@ def build_qwen35_mtp(spec: ModelSpec, r: Reserve) -> Graph:
     logits = b.mm(spec.vocab_size, g.get_rows(h, b.out_ids()))
     logits.flags |= OUTPUT
     b.gf.expand(logits)
+    _sampling(b, logits)
     return b.gf
 
 
@@ -866,14 +877,15 @@ def reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: i
                  n_kv: int, n_kv_swa: int, unified: bool, fa: bool, type_k: str, type_v: str,
                  alignment: int = 32, mla_layout: str = "latent_k", variant: str = "",
                  lora: tuple[tuple[tuple[str, int], ...], ...] = (), n_rs_seq: int = 0,
-                 layer_inp: tuple[int, ...] = ()) -> int | None:
+                 layer_inp: tuple[int, ...] = (), samplers: tuple[int, int] = (0, 0)) -> int | None:
     """The compute buffer sched_reserve leaves: the larger of the pp graph (min(n_ctx, n_ubatch) tokens,
     rounded up to a multiple of the sequences; min(tokens, n_outputs_max) logits rows) and the tg graph
-    (one token per sequence). None when no builder covers arch."""
+    (one token per sequence). samplers: (slots with a backend sampler, n_outputs_max_per_seq), Reserve.samplers.
+    None when no builder covers arch."""
     if not covered(spec, arch, mla_layout):
         return None
     key = (arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa, type_k, type_v, alignment, variant,
-           lora, n_rs_seq, layer_inp)
+           lora, n_rs_seq, layer_inp, samplers)
     held = _PEAKS.get(id(spec))
     if held is None or held[0] is not spec:
         held = (spec, {})
@@ -884,21 +896,21 @@ def reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: i
     if len(peaks) >= _PEAKS_PER_SPEC:
         peaks.clear()
     peak = peaks[key] = _reserve_peak(spec, arch, n_ctx, n_ubatch, n_seq, n_outputs_max, n_kv, n_kv_swa, unified, fa,
-                                      type_k, type_v, alignment, variant, lora, n_rs_seq, layer_inp)
+                                      type_k, type_v, alignment, variant, lora, n_rs_seq, layer_inp, samplers)
     return peak
 
 
 def _reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: int, n_outputs_max: int,
                   n_kv: int, n_kv_swa: int, unified: bool, fa: bool, type_k: str, type_v: str,
                   alignment: int, variant: str = "", lora: tuple[tuple[tuple[str, int], ...], ...] = (),
-                  n_rs_seq: int = 0, layer_inp: tuple[int, ...] = ()) -> int:
+                  n_rs_seq: int = 0, layer_inp: tuple[int, ...] = (), samplers: tuple[int, int] = (0, 0)) -> int:
     from .galloc import peak_bytes
     nt = min(n_ctx, n_ubatch)
     peaks = []
     for tokens, outputs in ((nt, min(nt, n_outputs_max)), (n_seq, n_seq)):
         tokens = -(-tokens // n_seq) * n_seq  # llama_context::graph_reserve
         r = Reserve(tokens, n_seq, outputs, n_kv, n_kv_swa, 1 if unified else n_seq, fa, type_k, type_v, variant, lora,
-                    n_rs_seq, layer_inp)
+                    n_rs_seq, layer_inp, *samplers)
         peaks.append(peak_bytes(BUILDERS[arch](spec, r), alignment))
     return max(peaks)
 
@@ -912,7 +924,6 @@ class DFlashGraph:
     samplers: int = 0  # slots with a backend sampler attached (common_speculative_impl_draft_dflash, backend_sampling)
     per_seq: int = 0  # cparams.n_outputs_max_per_seq (n_max + 1 with backend sampling)
     n_outputs_max: int = 0  # cparams.n_outputs_max (n_batch: llama_model_has_encoder)
-    top_k: int = 10  # the draft's backend chain: llama_sampler_init_top_k(10)
 
 
 def build_dflash(spec: ModelSpec, r: Reserve, d: DFlashGraph = DFlashGraph()) -> Graph:
@@ -941,7 +952,7 @@ def build_dflash(spec: ModelSpec, r: Reserve, d: DFlashGraph = DFlashGraph()) ->
     if d.markov_rank and drafts <= d.block_size:
         logits = _dspark_markov(b, d, logits, embd, tokens, n_blocks, drafts)
     if d.samplers:
-        _backend_sampling(b, d, logits)
+        backend_sampling(b, d.samplers, d.per_seq, logits)
     return b.gf
 
 
@@ -980,26 +991,35 @@ def _dspark_markov(b: Builder, d: DFlashGraph, base: T, embd: T, tokens: T, n_bl
     return out
 
 
-def _backend_sampling(b: Builder, d: DFlashGraph, logits: T) -> None:
-    """llm_graph_context::build_sampling: the logits padded by one row; for each sampler (by slot) and each of its
-    output rows (ubatch_prepare_reserve: min(n_seq_tokens, n_outputs_max_per_seq) rows per slot, n_outputs in all),
-    a 1-D view of its row, top_k (I32 k) and the k logits it selects (get_rows), both outputs."""
+def _sampling(b: Builder, logits: T) -> None:
+    """build_sampling after a graph whose context has backend samplers (Reserve.samplers; the MTP context's)."""
+    if b.r.samplers:
+        backend_sampling(b, b.r.samplers, b.r.sampler_rows_per_seq, logits)
+
+
+def backend_sampling(b: Builder, samplers: int, per_seq: int, logits: T, top_k: int = DRAFT_TOP_K) -> None:
+    """llm_graph_context::build_sampling (src/llama-graph.cpp, 4df29be) with a top-k chain on each of `samplers` slots
+    (src/llama-sampler.cpp llama_sampler_top_k_backend_apply), the one builder of the DFlash drafter's and the MTP
+    context's sampling nodes: the logits padded by one row; for each sampler (by slot) and each of its output rows
+    (llama-context.cpp ubatch_prepare_reserve: min(n_seq_tokens, per_seq = n_outputs_max_per_seq) rows per slot,
+    n_outputs in all; a slot without rows works on the first), a 1-D view of its row, top_k (I32 k) and the k logits
+    it selects (get_rows), both outputs."""
     r = b.r
     n_vocab = logits.ne[0]
     padded = g.new("F32", n_vocab, logits.ne[1] + 1, op="PAD", srcs=[logits])
     n_seq_tokens = r.n_tokens // r.n_seqs
     left = r.n_outputs
     rows: list[int] = []
-    for s in range(min(d.samplers, r.n_seqs)):
-        take = min(n_seq_tokens, d.per_seq or n_seq_tokens, left)
+    for s in range(min(samplers, r.n_seqs)):
+        take = min(n_seq_tokens, per_seq or n_seq_tokens, left)
         rows.append(take)
         left -= take
     row = 0
-    for s in range(d.samplers):
+    for s in range(samplers):
         n_rows = rows[s] if s < len(rows) and rows[s] else 0
         for i in range(max(1, n_rows)):
             seq = g.view(padded, (n_vocab,), (), (row if n_rows else 0) * padded.nb[1])
-            top = g.new("I32", d.top_k, op="TOP_K", srcs=[g.reshape(seq, n_vocab)])
+            top = g.new("I32", top_k, op="TOP_K", srcs=[g.reshape(seq, n_vocab)])
             picked = g.get_rows(g.reshape(g.reshape(seq, n_vocab), 1, n_vocab), top)
             if n_rows:
                 top.flags |= OUTPUT
