@@ -16,34 +16,39 @@ from vramcalc.sources.catalog import load
 from vramcalc.vllm.engine import VLLMOptions, _flashinfer_workspace, check_vllm, per_head_attention
 from vramcalc.vllm.rules import attention_backend
 
-ORACLE = json.load(open(os.path.join(os.path.dirname(__file__), "data", "vllm_kv_layout_backend_oracle_v0.34.0.json")))
+HERE = os.path.join(os.path.dirname(__file__), "data")
+ORACLE = json.load(open(os.path.join(HERE, "vllm_kv_layout_backend_oracle_v0.34.0.json")))
+ORACLE_033 = json.load(open(os.path.join(HERE, "vllm_kv_layout_backend_oracle_v0.33.0.json")))
 GPU_BY_CC = {"8.0": "a100-80gb-sxm", "8.6": "rtx-3090", "8.9": "l40s", "9.0": "h100-sxm", "10.0": "b200",
              "12.0": "rtx-5090"}
 # MLA layers run backends vramcalc does not model (attention_backend answers None)
-CASES = [c for c in ORACLE["cases"] if not any(k["use_mla"] for k in c["layer_kinds"])]
+CASES = [(o["release"], c) for o in (ORACLE, ORACLE_033) for c in o["cases"]
+         if not any(k["use_mla"] for k in c["layer_kinds"])]
 
 
-def _id(c: dict) -> str:
-    return (f"{c['model']}-sm{c['compute_capability']}-{c['kv_cache_dtype']}-{c.get('attention_backend') or 'auto'}"
+def _id(rc: tuple[str, dict]) -> str:
+    release, c = rc
+    return (f"{release}-{c['model']}-sm{c['compute_capability']}-{c['kv_cache_dtype']}-{c.get('attention_backend') or 'auto'}"
             + ("-" + "-".join(f"{k}={v}" for k, v in c["env"].items()) if c.get("env") else ""))
 
 
 def test_oracle_covers_forced_backends_and_mla_disable():
     assert ORACLE["release"] == "0.34.0" and "--cases 54 55 56 57 58 59 60 61 62 63 64" in ORACLE["produced_by"]
-    forced = [c for c in CASES if c.get("attention_backend")]
+    assert ORACLE_033["release"] == "0.33.0"
+    forced = [c for r, c in CASES if c.get("attention_backend")]
     assert len(forced) == 9 and {c["compute_capability"] for c in forced} == {"8.0", "9.0", "10.0"}
-    assert len([c for c in CASES if c.get("env", {}).get("VLLM_MLA_DISABLE") == "1"]) == 2
+    assert len([c for r, c in CASES if c.get("env", {}).get("VLLM_MLA_DISABLE") == "1"]) == 2
 
 
-@pytest.mark.parametrize("c", CASES, ids=_id)
-def test_attention_backend_matches_vllm(c):
+@pytest.mark.parametrize("release,c", CASES, ids=[_id(rc) for rc in CASES])
+def test_attention_backend_matches_vllm(release, c):
     """The backends vramcalc names are those vLLM's CUDA selector gives the model's layers; a refused
     --attention-backend is refused with the first layer's reasons, word for word."""
     spec = load(c["model"])
     if c.get("env", {}).get("VLLM_MLA_DISABLE") == "1":
         spec = per_head_attention(spec)
     gpu = find_gpu(GPU_BY_CC[c["compute_capability"]])
-    name, msgs = attention_backend(spec, gpu, c["kv_cache_dtype"], ORACLE["release"], forced=c.get("attention_backend"))
+    name, msgs = attention_backend(spec, gpu, c["kv_cache_dtype"], release, forced=c.get("attention_backend"))
     refused = [m for m in msgs if m.code == "vllm.attention.selected_invalid"]
     errors = [k for k in c["layer_kinds"] if "error" in k]
     if errors:

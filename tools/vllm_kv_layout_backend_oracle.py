@@ -61,6 +61,8 @@ FORCED_CASES: list[tuple[str, tuple[int, int], str, str | None, dict[str, str]]]
     ("google__gemma-4-31B-it", cc, "auto", b, {}) for cc in ((8, 0), (9, 0), (10, 0)) for b in FORCED]
 # VLLM_MLA_DISABLE=1 (cases 63-64): DeepSeek-V2's plain attention layers (K head 192) on an A100
 FORCED_CASES += [("deepseek-ai__DeepSeek-V2-Lite", (8, 0), kv, None, {"VLLM_MLA_DISABLE": "1"}) for kv in ("auto", "fp8")]
+# an fp8 KV cache for Gemma 4 on an RTX 3090 (case 65): Gemma4Config's TRITON_ATTN, or FlashInfer
+FORCED_CASES += [("google__gemma-4-31B-it", (8, 6), "fp8_e4m3", None, {})]
 
 
 def _stand_ins() -> None:
