@@ -290,10 +290,17 @@ def test_unestimated_graphs_warning_suggests_what_vllm_logs(estimate_gib, u, log
 def test_mla_disable_takes_the_non_mla_attention_backend():
     """VLLM_MLA_DISABLE=1 builds plain Attention layers (v0.33.0 vllm/model_executor/models/deepseek_v2.py
     DeepseekV2Attention, head size 192), so the CUDA backend selector's rules apply: on an A100 FlashAttention takes no
-    fp8 KV cache and FlashInfer (with its workspace) is picked, as for any 192-wide head; with MLA on vramcalc
-    picks no backend (MLA backends are not in data/vllm_platforms.json)."""
+    fp8 KV cache and FlashInfer no head size 192, so TRITON_ATTN is picked (vLLM 0.34.0 on CPU:
+    tests/data/vllm_kv_layout_backend_oracle_v0.34.0.json case 64), which refuses an fp8 KV cache below SM 8.9; with
+    the auto KV dtype FlashAttention (case 63). With MLA on vramcalc picks no backend (MLA backends are not in
+    data/vllm_platforms.json)."""
     spec, gpu = load("deepseek-ai/DeepSeek-V2-Lite"), find_gpu("a100-80gb")
     off = check_vllm(spec, gpu, VLLMOptions(mla_disable=True, kv_cache_dtype="fp8", max_model_len=8192))
     on = check_vllm(spec, gpu, VLLMOptions(kv_cache_dtype="fp8", max_model_len=8192))
     (w,) = [w for w in off.warnings if w.code == "vllm.attention.fallback"]
-    assert w.text.startswith("attention backend FLASHINFER") and not [w for w in on.warnings if "attention" in w.code]
+    assert w.text.startswith("attention backend TRITON_ATTN: head size 192 runs TRITON_ATTN (FLASH_ATTN: "
+                             "['kv_cache_dtype not supported'") and "FLASHINFER: ['head_size not supported']" in w.text
+    assert [e.code for e in off.errors] == ["vllm.attention.fp8_kv_unsupported"] and on.fits
+    assert not [w for w in on.warnings if "attention" in w.code]
+    auto = check_vllm(spec, gpu, VLLMOptions(mla_disable=True, max_model_len=8192))
+    assert auto.fits and not [w for w in auto.warnings if "attention" in w.code]

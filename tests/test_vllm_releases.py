@@ -97,7 +97,10 @@ def test_fp8_kv_on_ampere_as_vllm_selects():
     """The CUDA selector's order on SM 8.x is FLASH_ATTN (fp8 only with FA3 on SM 9.0), FLASHINFER (head sizes
     up to 256 in v0.19.1, 512 in v0.33.0), TRITON_ATTN (no native fp8 below SM 8.9: a compile error in v0.19.1,
     vllm-project/vllm#26431; an explicit ValueError in v0.33.0). Gemma-4's 512-wide full-attention heads leave
-    Triton on a 3090 in 0.19.1; Llama's 128 take FlashInfer at both releases."""
+    Triton on a 3090 in 0.19.1; in 0.33.0 / 0.34.0 Gemma4Config.verify_and_update_config names TRITON_ATTN for
+    every layer where FA4 does not run, whatever the KV dtype (vLLM's own selection on CPU:
+    tests/data/vllm_kv_layout_backend_oracle_v0.33.0.json and v0.34.0.json, Gemma 4 on SM 8.6 with fp8_e4m3), so
+    it is refused there too. Llama's 128 take FlashInfer at both releases."""
     gpu = find_gpu("rtx3090")
     gemma, llama = load("google/gemma-4-31B-it"), load("llama-3.1-8b")
     old = check_vllm(gemma, gpu, VLLMOptions(engine_version="0.19.1", tp=4, max_model_len=8192,
@@ -106,7 +109,9 @@ def test_fp8_kv_on_ampere_as_vllm_selects():
     assert "type fp8e4nv not supported in this architecture" in old.errors[0].text
     new = check_vllm(gemma, gpu, VLLMOptions(engine_version="0.33.0", tp=4, max_model_len=8192,
                                              kv_cache_dtype="fp8_e4m3"))
-    assert "vllm.attention.fp8_kv_unsupported" not in codes(new)
+    assert not new.fits and "vllm.attention.fp8_kv_unsupported" in codes(new)
+    assert "Gemma4Config.verify_and_update_config selects TRITON_ATTN" in next(
+        e.text for e in new.errors if e.code == "vllm.attention.fp8_kv_unsupported")
     for v in ("0.19.1", "0.33.0"):
         r = check_vllm(llama, gpu, VLLMOptions(engine_version=v, max_model_len=8192, kv_cache_dtype="fp8"))
         assert "vllm.attention.fp8_kv_unsupported" not in codes(r)

@@ -82,7 +82,10 @@ def test_attention_backend_follows_vllms_priorities_and_support_checks():
             pick("b200")) == ("FLASH_ATTN", "FLASH_ATTN", "FLASH_ATTN", "FLASHINFER", "TRITON_ATTN", "FLASHINFER")
     assert attention_backend(load("deepseek-v2-lite"), find_gpu("h100-sxm"), "auto") == (None, [])  # MLA backends
     assert attention_backend(llama, find_gpu("mi300x"), "auto") == (None, [])  # ROCm has its own selector
-    _, msgs = attention_backend(llama, find_gpu("rtx3090"), "fp8")
+    _, msgs = attention_backend(llama, find_gpu("rtx3090"), "fp8")  # FlashAttention's refusal, in vLLM's words
+    assert msgs[0].text.startswith("attention backend FLASHINFER: head size 128 runs FLASHINFER (FLASH_ATTN: "
+                                   "['kv_cache_dtype not supported', 'FP8 KV requires FA3 (SM90)")
+    _, msgs = attention_backend(llama, find_gpu("rtx3090"), "fp8", "0.25.0")  # before the per-layer rules
     assert msgs[0].text.startswith("attention backend FLASHINFER: FLASH_ATTN supports an fp8 KV cache only on SM 9.0")
     auto = check_vllm(llama, find_gpu("rtx3090"), VLLMOptions(max_model_len=8192))
     fp8 = check_vllm(llama, find_gpu("rtx3090"), VLLMOptions(max_model_len=8192, kv_cache_dtype="fp8"))

@@ -54,6 +54,15 @@ LAYOUTS = [None, "LBNHC", "LBHNC", "LHBNC", "BLHNC", "BLNHC", "BHLNC", "NHD", "H
 # KV cache, which FlashAttention takes only on SM 9.0 / 10.0 (vllm/v1/attention/backends/fa_utils.py)
 CASES = [(m, cc, "auto") for m in MODELS for cc in CAPS] + [
     (m, cc, "fp8") for m in ("Qwen__Qwen3-0.6B", "google__gemma-3-1b-it") for cc in CAPS]
+# --attention-backend given (cases 54-62): Gemma 4's mixed head sizes (256 / 512) where FA4 does not run (SM 8.0),
+# runs with FA3 the default (SM 9.0) and runs by default (SM 10.0), each backend vramcalc models
+FORCED = ["FLASH_ATTN", "FLASHINFER", "TRITON_ATTN"]
+FORCED_CASES: list[tuple[str, tuple[int, int], str, str | None, dict[str, str]]] = [
+    ("google__gemma-4-31B-it", cc, "auto", b, {}) for cc in ((8, 0), (9, 0), (10, 0)) for b in FORCED]
+# VLLM_MLA_DISABLE=1 (cases 63-64): DeepSeek-V2's plain attention layers (K head 192) on an A100
+FORCED_CASES += [("deepseek-ai__DeepSeek-V2-Lite", (8, 0), kv, None, {"VLLM_MLA_DISABLE": "1"}) for kv in ("auto", "fp8")]
+# an fp8 KV cache for Gemma 4 on an RTX 3090 (case 65): Gemma4Config's TRITON_ATTN, or FlashInfer
+FORCED_CASES += [("google__gemma-4-31B-it", (8, 6), "fp8_e4m3", None, {})]
 
 
 def _stand_ins() -> None:
@@ -86,7 +95,10 @@ def _stand_ins() -> None:
 
 
 def run_case(i: int) -> dict[str, Any]:
-    stem, cc, kv_dtype = CASES[i]
+    stem, cc, kv_dtype, forced, env = (CASES[i] + (None, {})) if i < len(CASES) else FORCED_CASES[i - len(CASES)]
+    os.environ.update(env)
+    if forced is not None:  # EngineArgs.attention_backend, as --attention-backend sets it
+        os.environ["VLLM_ORACLE_ENGINE_ARGS"] = json.dumps({"attention_backend": forced})
     vo.setup()
     _stand_ins()
     import vllm.v1.attention.selector as selector
@@ -164,7 +176,7 @@ def run_case(i: int) -> dict[str, Any]:
         with vo.meta_models(cfg):
             initialize_model(vllm_config=cfg)
     row: dict[str, Any] = {"model": entry["repo_id"], "compute_capability": f"{cc[0]}.{cc[1]}",
-                           "kv_cache_dtype": kv_dtype,
+                           "kv_cache_dtype": kv_dtype, "attention_backend": forced, "env": env,
                            "attention_config_backend": getattr(cfg.attention_config.backend, "name", None),
                            "flash_attn_version": cfg.attention_config.flash_attn_version,
                            "layer_kinds": sorted(picks.values(), key=lambda r: json.dumps(r, sort_keys=True))}
@@ -227,9 +239,10 @@ def main() -> None:
     rows = []
     for i in (a.cases if a.cases is not None else range(len(CASES))):
         row = vo.case_in_subprocess(__file__, a.out, i, {"VLLM_HAS_FLASHINFER_CUBIN": "1"})
-        row.setdefault("model", CASES[i][0])
-        row.setdefault("compute_capability", "%d.%d" % CASES[i][1])
-        row.setdefault("kv_cache_dtype", CASES[i][2])
+        case = CASES[i] if i < len(CASES) else FORCED_CASES[i - len(CASES)]
+        row.setdefault("model", case[0])
+        row.setdefault("compute_capability", "%d.%d" % case[1])
+        row.setdefault("kv_cache_dtype", case[2])
         print(json.dumps(row), file=sys.stderr)
         rows.append(row)
     import importlib.metadata as md

@@ -846,6 +846,11 @@ class PerLayerAttention(Sourced):
     flashinfer_kv_dtypes: list[str]
     heterogeneous_heads_model_types: list[str]  # Gemma4Config.verify_and_update_config
     mm_prefix: MMPrefixAttention
+    since: str  # the first release whose per-layer selection these rules describe (rules.attention_backend)
+    fa4_blackwell_max_head_size: int  # FA4 on SM 10.x+ above this head size (but the hd256 kernel's): FA2
+    fa4_hd256_cc_major: list[int]  # SM majors of FA4's hd256 kernel, which falls back to FA2 (fa4_hd256_fallback)
+    reasons: dict[str, str]  # AttentionBackend.validate_configuration / supports_combination's words
+    fa_fp8_reason: dict[str, str]  # release -> FlashAttention's supports_combination words on an fp8 KV cache
 
 
 class KVCacheLayoutRules(Sourced):

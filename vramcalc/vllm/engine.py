@@ -35,7 +35,7 @@ from ..quant import QuantScheme, quant_targets, scheme_from_config, target_schem
 from ..spec import ModelSpec
 from .kv import (KVCapacity, KVPool, KVSettings, _at_least, capacity, kv_formats, kv_pool, release_settings, resolve_kv_dtype,
                  turboquant_boundary_layers)
-from .rules import (attention_backend, dtype_messages, gdn_prefill_backend, kda_prefill_refusal, parallel_messages, platform_messages,
+from .rules import (attention_backend, runs_flashinfer, dtype_messages, gdn_prefill_backend, kda_prefill_refusal, parallel_messages, platform_messages,
                     quant_messages, source_messages, vllm_platforms)
 from .result_types import Layout, ModelSummary
 from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_overrides
@@ -2432,7 +2432,8 @@ def _activation_term(spec: ModelSpec, opts: VLLMOptions, prof: VllmVersion, sam:
     PP stage), calibrated (data/vllm.json activation)."""
     act = prof.activation
     # FlashInfer's workspaces are persistent buffers; calibrated runs used FlashAttention
-    workspace = _flashinfer_workspace(spec, opts, gpu, mnbt) if backend == "FLASHINFER" else 0
+    # (TRITON_ATTN's split-KV softmax scratch and FLASH_ATTN's scheduler metadata, a few MiB, are not counted)
+    workspace = _flashinfer_workspace(spec, opts, gpu, mnbt) if runs_flashinfer(backend) else 0
     # Dense: the MLP intermediate. MoE: experts_per_token x expert width per token, an assumption the logs
     # cannot test yet (every logged MoE start-up is dominated by the sampler term).
     inter = max((layer.mlp.intermediate_size or layer.mlp.expert_intermediate_size * layer.mlp.experts_per_token
@@ -3030,9 +3031,11 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     # the drafter's attention layers join the target's KV cache groups (gpu_model_runner.py get_kv_cache_spec)
     pool_spec = spec.model_copy(update={"layers": spec.layers + plan.draft_layers}) if plan and plan.draft_layers \
         else spec
+    mm_inputs = not opts.language_model_only and not (opts.limit_mm_per_prompt and not any(
+        opts.limit_mm_per_prompt.values()))
     backend, attn_msgs = attention_backend(per_head_attention(spec) if opts.mla_disable else spec, gpu, resolve_kv_dtype(
         spec, opts.kv_cache_dtype, _key(version) >= _key(vllm_rules().checkpoint_kv_dtype_since.version))[0], version,
-        forced=opts.selected_backend())
+        forced=opts.selected_backend(), mm_inputs=mm_inputs)
     warnings += [m for m in attn_msgs if m.level != "error"]
     errors += [m for m in attn_msgs if m.level == "error"]  # vLLM raises these when it builds the attention layers
     # the engine core resolves it before the KV cache, once the attention layers are built
@@ -3043,9 +3046,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             per_head_attention(pool_spec) if opts.mla_disable else pool_spec, gpu, resolve_kv_dtype(
                 spec, opts.kv_cache_dtype, _key(version) >= _key(vllm_rules().checkpoint_kv_dtype_since.version))[0],
             opts.kv_cache_layout, version, forced=opts.selected_backend(), kv_skip=bool(_skip_layers(spec, opts)),
-            extensible_connector=extensible and opts.kv_transfer_config is not None,
-            mm_inputs=not opts.language_model_only and not (opts.limit_mm_per_prompt and not any(
-                opts.limit_mm_per_prompt.values())))
+            extensible_connector=extensible and opts.kv_transfer_config is not None, mm_inputs=mm_inputs)
         warnings += [m for m in layout_msgs if m.level != "error"]
         errors += [m for m in layout_msgs if m.level == "error"]
     # a diffusion model's profile-run sampler takes one canvas of logit rows (DiffusionSampler.profile_run, v0.34.0)

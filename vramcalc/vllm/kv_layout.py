@@ -35,48 +35,121 @@ def _fa_version(major: int, forced_fa4: bool) -> int:
     return vllm_platforms().attention.per_layer.fa_version_by_cc_major.get(str(major), 2)
 
 
-def _valid(name: str, cc: float, head: int, sinks: bool, kv_dtype: str, forced_fa4: bool,
-           mm_prefix: bool = False) -> bool:
-    """AttentionBackend.validate_configuration for one decoder layer (data/vllm_platforms.json attention.per_layer)."""
+def _fa_resolved(major: int, head: int, sinks: bool, forced_fa4: bool, fp8: bool, mm_prefix: bool,
+                 softcap: bool) -> int:
+    """The FA version a layer of this head size resolves (vllm/v1/attention/backends/fa_utils.py
+    get_flash_attn_version, supports_fa4_hd256 as FlashAttentionBackend.supports_combination passes it;
+    data/vllm_platforms.json attention.per_layer._source)."""
+    pl = vllm_platforms().attention.per_layer
+    version = _fa_version(major, forced_fa4 and major in pl.fa4_cc_major)
+    if version == 3 and major == 9 and major in pl.fa4_cc_major and head > pl.fa_max_head_size:
+        version = 4  # FA3 does not take head sizes above 256 on SM 9.0: upgraded to FA4
+    if version == 4 and head == 256 and major in pl.fa4_hd256_cc_major:
+        if sinks or softcap or fp8 or mm_prefix:  # _fa4_hd256_fallback_reason
+            version = 2
+    elif version == 4 and major >= 10 and head > pl.fa4_blackwell_max_head_size:
+        version = 2  # TMEM capacity
+    return version
+
+
+def _fa_reads_fp8(kv_dtype: str, major: int, version: int, head: int | None) -> bool:
+    """fa_utils.py flash_attn_supports_kv_cache_dtype: FA3, or FA4 at head size 512, on SM 9.x; FA4 on SM 10.x."""
+    return kv_dtype != "fp8_e5m2" and ((major == 9 and (version == 3 or (version == 4 and head in (None, 512))))
+                                       or (major == 10 and version == 4))
+
+
+def reasons(name: str, cc: float, head: int, sinks: bool, kv_dtype: str, forced_fa4: bool, mm_prefix: bool = False,
+            version: str | None = None, softcap: bool = False) -> list[str]:
+    """AttentionBackend.validate_configuration for one decoder layer of a plain backend (FLASH_ATTN, FLASHINFER,
+    TRITON_ATTN), in vLLM's words and order (data/vllm_platforms.json attention.per_layer._source);
+    [] where it runs. `version`: the vLLM release, for FlashAttention's fp8 words (default the newest)."""
     rules = vllm_platforms().attention
     pl = rules.per_layer
+    words = pl.reasons
     major = int(cc)
     fp8 = kv_dtype.startswith("fp8")
+    out: list[str] = []
+    if name == "FLASH_ATTN":
+        fa4 = major in pl.fa4_cc_major
+        base = _fa_version(major, forced_fa4 and fa4)  # what the checks without a head size read
+        if head % pl.fa_head_sizes_multiple_of or head > (pl.fa4_max_head_size if fa4 else pl.fa_max_head_size):
+            out.append(words["head_size"])
+        if fp8 and not _fa_reads_fp8(kv_dtype, major, base, None):
+            out.append(words["kv_cache_dtype"])
+        if mm_prefix and not fa4:  # supports_mm_prefix: FA4 runs here
+            out.append(words["mm_prefix"])
+        if sinks and base not in (3, 4):  # flash_attn_supports_sinks
+            out.append(words["sinks"])
+        if cc < rules.FLASH_ATTN.min_cc:
+            out.append(words["compute_capability"])
+        resolved = _fa_resolved(major, head, sinks, forced_fa4, fp8, mm_prefix, softcap)
+        if sinks and cc < pl.fa_sink_min_cc:  # supports_combination: the first that applies
+            out.append(words["fa_sink_cc"])
+        elif mm_prefix and fp8 and cc == 9.0:
+            out.append(words["fa_fp8_mm_prefix_sm90"])
+        elif fp8 and not _fa_reads_fp8(kv_dtype, major, resolved, head):
+            texts = sorted(pl.fa_fp8_reason.items(), key=lambda kv: _vkey(kv[0]))
+            out.append(next((t for since, t in reversed(texts) if version is None or _vkey(version) >= _vkey(since)),
+                            texts[0][1]))
+        elif mm_prefix and resolved != 4:
+            out.append(words["fa_mm_prefix"])
+        return out
+    if name == "FLASHINFER":
+        fi = rules.FLASHINFER
+        if head not in pl.flashinfer_head_sizes:
+            out.append(words["head_size"])
+        if kv_dtype not in pl.flashinfer_kv_dtypes:
+            out.append(words["kv_cache_dtype"])
+        if mm_prefix:  # AttentionBackend.supports_mm_prefix
+            out.append(words["mm_prefix"])
+        # FlashInferBackend.supports_sink: the TRT-LLM kernels, whose cubins vLLM takes as reachable (the NVIDIA
+        # artifactory, or flashinfer-cubin installed: vllm/utils/flashinfer.py has_nvidia_artifactory): XQA decode
+        # on SM 9.0 / 12.x, both phases on SM 10.x
+        if sinks and not (cc == 9.0 or major in (10, 12)):
+            out.append(words["sinks"])
+        if not fi.min_cc <= cc <= fi.max_cc:
+            out.append(words["compute_capability"])
+        return out
+    return out  # TRITON_ATTN: every head size from 32, KV dtype and GPU
+
+
+def _valid(name: str, cc: float, head: int, sinks: bool, kv_dtype: str, forced_fa4: bool,
+           mm_prefix: bool = False, softcap: bool = False) -> bool:
+    """AttentionBackend.validate_configuration for one decoder layer (data/vllm_platforms.json attention.per_layer)."""
+    pl = vllm_platforms().attention.per_layer
+    major = int(cc)
     if name in pl.mm_prefix.composite.values():  # Triton for the image prefix, the other for causal requests
         if head not in pl.mm_prefix.composite_head_sizes or pl.mm_prefix.composite.get(str(major)) != name:
             return False
         other = "FLASH_ATTN" if name == "TRITON_FLASH_ATTN" else "FLASHINFER"
         if other == "FLASH_ATTN" and _fa_version(major, forced_fa4 and major in pl.fa4_cc_major) not in (3, 4):
             return False  # triton_flash_attn.py: the causal route requires FlashAttention v3 or v4
-        return _valid(other, cc, head, sinks, kv_dtype, forced_fa4)
-    if name == "FLASH_ATTN":
-        fa4 = major in pl.fa4_cc_major
-        version = _fa_version(major, forced_fa4 and fa4)
-        if cc < rules.FLASH_ATTN.min_cc or head % pl.fa_head_sizes_multiple_of:
-            return False
-        if head > (pl.fa4_max_head_size if fa4 else pl.fa_max_head_size):
-            return False
-        if sinks and (version not in (3, 4) or cc < pl.fa_sink_min_cc):
-            return False
-        if mm_prefix and (not fa4 or version != 4 or (fp8 and cc == 9.0)):
-            return False
-        if fp8:  # fa_utils.py flash_attn_supports_kv_cache_dtype
-            return kv_dtype != "fp8_e5m2" and ((major == 9 and (version == 3 or head == 512)) or
-                                               (major == 10 and version == 4))
-        return True
-    if name == "FLASHINFER":
-        if mm_prefix:  # AttentionBackend.supports_mm_prefix
-            return False
-        fi = rules.FLASHINFER
-        if not fi.min_cc <= cc <= fi.max_cc or head not in pl.flashinfer_head_sizes:
-            return False
-        if kv_dtype not in pl.flashinfer_kv_dtypes:
-            return False
-        # FlashInferBackend.supports_sink: the TRT-LLM kernels, whose cubins vLLM takes as reachable (the NVIDIA
-        # artifactory, or flashinfer-cubin installed: vllm/utils/flashinfer.py has_nvidia_artifactory): XQA decode
-        # on SM 9.0 / 12.x, both phases on SM 10.x
-        return not sinks or cc == 9.0 or major in (10, 12)
-    return True  # TRITON_ATTN
+        return _valid(other, cc, head, sinks, kv_dtype, forced_fa4, softcap=softcap)
+    return not reasons(name, cc, head, sinks, kv_dtype, forced_fa4, mm_prefix, softcap=softcap)
+
+
+def softcap(spec: ModelSpec) -> bool:
+    """The model's attention logits are soft-capped (hf_text_config.attn_logit_softcapping, which fa_utils.py
+    _fa4_hd256_fallback_reason reads)."""
+    cfg = spec.config or {}
+    text = cfg.get("text_config")
+    return bool((text if isinstance(text, dict) else cfg).get("attn_logit_softcapping"))
+
+
+def forced_fa4(spec: ModelSpec, gpu: GPU, kv_dtype: str, name: str | None) -> tuple[bool, str | None]:
+    """Gemma4Config.verify_and_update_config (model_executor/models/config.py): a Gemma 4 model whose layers mix
+    head sizes runs FA4 (attention_config.flash_attn_version = 4) where FA4 runs and the largest head is at most 512,
+    with no --attention-backend or FLASH_ATTN and not an fp8 KV cache on SM 9.x; elsewhere, with no backend named,
+    TRITON_ATTN for every layer. (FA4 forced, the backend then selected or None.)"""
+    pl = vllm_platforms().attention.per_layer
+    major = int(float(gpu.compute_capability or "0"))
+    heads = sorted({a.head_dim_k for la in spec.layers if (a := la.attention) is not None and a.mla is None})
+    if spec.model_type in pl.heterogeneous_heads_model_types and len(heads) > 1:
+        if major in pl.fa4_cc_major and heads[-1] <= pl.fa4_max_head_size:
+            return name in (None, "FLASH_ATTN") and not (major == 9 and kv_dtype.startswith("fp8")), name
+        if name is None:
+            return False, "TRITON_ATTN"
+    return False, name
 
 
 def mm_prefix_lm(spec: ModelSpec, mm_inputs: bool = True) -> bool:
@@ -119,15 +192,8 @@ def layer_backends(spec: ModelSpec, gpu: GPU, kv_dtype: str, forced: str | None 
     if (packed := kv_formats().formats.get(kv_dtype)) is not None:  # one CUDA backend takes each packed dtype
         out[f"KV {kv_dtype}"] = packed.backend
         return out
-    heads = sorted({a.head_dim_k for a in attn})
-    name = forced.upper() if forced else None
-    forced_fa4 = False
-    # Gemma4Config.verify_and_update_config (model_executor/models/config.py): mixed head sizes
-    if spec.model_type in pl.heterogeneous_heads_model_types and len(heads) > 1:
-        if major in pl.fa4_cc_major and heads[-1] <= pl.fa4_max_head_size:
-            forced_fa4 = name in (None, "FLASH_ATTN") and not (major == 9 and kv_dtype.startswith("fp8"))
-        elif name is None:
-            name = "TRITON_ATTN"
+    fa4, name = forced_fa4(spec, gpu, kv_dtype, forced.upper() if forced else None)
+    cap = softcap(spec)
     mm = mm_prefix_lm(spec, mm_inputs)
     order = rules.priorities.get(str(major), rules.priorities["default"])
     if mm and (composite := pl.mm_prefix.composite.get(str(major))):
@@ -139,7 +205,7 @@ def layer_backends(spec: ModelSpec, gpu: GPU, kv_dtype: str, forced: str | None 
         if name is not None:  # the selected backend, validated alone (rules.attention_backend refuses it)
             out[key] = name
             continue
-        out[key] = next((b for b in order if _valid(b, value, a.head_dim_k, a.sinks, kv_dtype, forced_fa4, mm)),
+        out[key] = next((b for b in order if _valid(b, value, a.head_dim_k, a.sinks, kv_dtype, fa4, mm, cap)),
                         "TRITON_ATTN")
     return out
 

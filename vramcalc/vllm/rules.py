@@ -92,12 +92,22 @@ def _vkey(v: str) -> tuple[int, ...]:
 SELECTABLE = ("FLASH_ATTN", "FLASHINFER", "TRITON_ATTN")  # the --attention-backend values vramcalc models
 
 
+def runs_flashinfer(backend: str | None) -> bool:
+    """Some layer runs FlashInfer, alone or as the causal half of the mm-prefix composite (TRITON_FLASHINFER,
+    vllm/v1/attention/backends/composite.py: its metadata builder builds FlashInfer's, workspace included)."""
+    return backend is not None and any(b in ("FLASHINFER", "TRITON_FLASHINFER") for b in backend.split("+"))
+
+
 def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str, version: str | None = None,
-                      forced: str | None = None) -> tuple[str | None, list[Message]]:
+                      forced: str | None = None, mm_inputs: bool = True) -> tuple[str | None, list[Message]]:
     """The attention backend vLLM's selector picks on a CUDA GPU, and what the choice costs
     (data/vllm_platforms.json attention; `version`: the vLLM release, default the newest rules). None: not a CUDA
-    GPU, or an MLA model. An fp8 KV cache the chosen backend cannot read on this GPU is an error message.
-    `forced`: --attention-backend, validated alone and refused in vLLM's words (CudaPlatform.get_attn_backend_cls)."""
+    GPU, or an MLA model. Where layers run different backends, their names joined by "+" in layer order. From
+    attention.per_layer.since each layer's own selection (kv_layout.layer_backends, vLLM's per-layer
+    get_attn_backend); before, one backend for the model by the widest head. An fp8 KV cache the chosen backend
+    cannot read on this GPU is an error message. `forced`: --attention-backend, validated alone and refused in
+    vLLM's words (CudaPlatform.get_attn_backend_cls). `mm_inputs`: multimodal inputs are not configuration-disabled
+    (kv_layout.mm_prefix_lm)."""
     cc = gpu.compute_capability
     attn = [layer.attention for layer in spec.layers if layer.attention is not None]
     if forced is not None and forced.upper() not in SELECTABLE:
@@ -123,6 +133,8 @@ def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str, version: str | N
             return packed.backend, [_fp8_triton_refusal(gpu, cc, version, [])]
         return packed.backend, []
     rules = vllm_platforms().attention
+    if version is None or _vkey(version) >= _vkey(rules.per_layer.since):
+        return _per_layer_backend(spec, gpu, kv_dtype, version, forced, mm_inputs)
     value, major = float(cc), int(float(cc))
     head = max(max(a.head_dim_k, a.head_dim_v) for a in attn)
     fp8 = kv_dtype.startswith("fp8")
@@ -177,6 +189,66 @@ def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str, version: str | N
                                      "_get_backend_priorities and each backend's support checks"))
         return name, out
     return None, []
+
+
+def _per_layer_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str, version: str | None, forced: str | None,
+                       mm_inputs: bool) -> tuple[str | None, list[Message]]:
+    """attention_backend from vLLM's per-layer selection (data/vllm_platforms.json attention.per_layer; vLLM 0.34.0
+    vllm/v1/attention/selector.py get_attn_backend per layer, vllm/platforms/cuda.py CudaPlatform.get_attn_backend_cls):
+    the backends kv_layout.layer_backends picks; --attention-backend validated for every layer in model order, the
+    first that refuses it stopping the start-up in validate_configuration's words."""
+    from . import kv_layout as kl
+
+    rules = vllm_platforms().attention
+    cc = gpu.compute_capability or "0"
+    value, major = float(cc), int(float(cc))
+    fp8 = kv_dtype.startswith("fp8")
+    attn = [la.attention for la in spec.layers if la.attention is not None and la.attention.mla is None]
+    mm = kl.mm_prefix_lm(spec, mm_inputs)
+    cap = kl.softcap(spec)
+    src = f"vllm/platforms/cuda.py CudaPlatform.get_attn_backend_cls ({version or 'newest'})"
+    if forced is not None:
+        name = forced.upper()
+        fa4, _ = kl.forced_fa4(spec, gpu, kv_dtype, name)
+        for a in attn:  # the layers are built in model order; the first refusal stops the start-up
+            invalid = kl.reasons(name, value, a.head_dim_k, a.sinks, kv_dtype, fa4, mm, version, cap)
+            if invalid:
+                return name, [Message(code="vllm.attention.selected_invalid", level="error", text="ValueError: " +
+                                      rules.selected_invalid.format(name=name, reasons=repr(invalid)) + f" [{src}]",
+                                      source=src, fix="drop --attention-backend (vLLM picks one that runs)")]
+        return name, [_fp8_triton_refusal(gpu, cc, version, [f"--attention-backend {name}"])] if (
+            name == "TRITON_ATTN" and fp8 and value < rules.TRITON_ATTN.fp8_kv_min_cc) else []
+    picked = kl.layer_backends(spec, gpu, kv_dtype, None, mm_inputs)
+    names = list(dict.fromkeys(picked.values()))
+    out: list[Message] = []
+    fa4, chosen = kl.forced_fa4(spec, gpu, kv_dtype, None)
+    order = rules.priorities.get(str(major), rules.priorities["default"])
+    why: list[str] = []
+    if chosen is not None:  # Gemma4Config named TRITON_ATTN for every layer
+        heads = sorted({a.head_dim_k for a in attn})
+        why.append(f"{spec.model_type}'s layers mix head sizes ({', '.join(map(str, heads))}) and FA4 does not run "
+                   f"on SM {cc}, so Gemma4Config.verify_and_update_config selects {chosen} for every layer")
+    else:
+        for a in attn:
+            b = picked[f"head {a.head_dim_k}" + (" sinks" if a.sinks else "")]
+            if b not in order:
+                continue  # a composite, first in the priorities
+            skipped = [f"{x}: {kl.reasons(x, value, a.head_dim_k, a.sinks, kv_dtype, fa4, mm, version, cap)}"
+                       for x in order[:order.index(b)]]
+            line = f"head size {a.head_dim_k}{' with sinks' if a.sinks else ''} runs {b} ({'; '.join(skipped)})"
+            if skipped and line not in why:
+                why.append(line)
+    if "TRITON_ATTN" in names and fp8 and value < rules.TRITON_ATTN.fp8_kv_min_cc:
+        out.append(_fp8_triton_refusal(gpu, cc, version, why or ["TRITON_ATTN first"]))
+    if why:
+        costs = [{"FLASHINFER": f"FlashInfer's workspace (at least {rules.FLASHINFER.workspace_mib} MiB) is counted "
+                  "in the activation", "TRITON_ATTN": "slower attention kernels"}.get(b, "") for b in names]
+        cost = "; ".join(c for c in costs if c)
+        out.append(Message(code="vllm.attention.fallback", level="warning",
+                           text=f"attention backend {'+'.join(names)}: {'; '.join(why)}" + (f" ({cost})" if cost else ""),
+                           source="vllm/platforms/cuda.py _get_backend_priorities and each backend's "
+                           "validate_configuration, per layer (vllm/v1/attention/selector.py get_attn_backend)"))
+    return "+".join(names), out
 
 
 def _fp8_triton_refusal(gpu: GPU, cc: str, version: str | None, reasons: list[str]) -> Message:
