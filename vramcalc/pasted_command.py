@@ -1077,6 +1077,11 @@ def _llama_reading(p: Parsed) -> Reading:
                         f"{f.written()}: {', '.join(ngram)} drafts from the text already seen (common/speculative.cpp), "
                         "so its speed-up depends on how much the output repeats the prompt: speed, not in the "
                         "estimate")))
+                if "draft-eagle3" in types:
+                    warnings.append(warning("command.speed_not_estimated", (
+                        f"{f.written()}: draft-eagle3 drafts with -md's EAGLE-3 head from the target's hidden states "
+                        "(common/speculative.cpp common_speculative_impl_draft_eagle3): its memory is counted, its "
+                        "speed-up is not in the estimate")))
                 if "draft-mtp" in types:
                     warnings.append(warning("command.speed_not_estimated", (
                         f"{f.written()}: draft-mtp drafts with the model's own MTP block(s) (common/speculative.cpp "
@@ -1119,6 +1124,8 @@ def _llama_reading(p: Parsed) -> Reading:
             opts[fld] = _devices(name, v)
         elif fld == "draft_max":
             opts[fld] = _int(name, v)
+        elif fld == "draft_backend_sampling":  # --spec-draft-backend-sampling / --no-spec-draft-backend-sampling
+            opts[fld] = not name.startswith("--no-")
         elif fld in ("no_kv_offload", "no_mmap", "kv_unified", "cpu_repack", "mmproj_offload"):
             val = f.entry.get("value")
             if bench:  # llama-bench takes 0 / 1 (-nkvo 1, -mmp 0)

@@ -174,12 +174,15 @@ def host_resident_copies(spec: ModelSpec, on_host: list[bool], n_ub: int, n_seqs
 
 def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv: int, n_kv_swa: int, fa: bool, n_dev: int,
                     pipeline: bool = True, arch: str = "", n_ctx: int = 0, variant: str = "",
-                    offload_min_batch: int = 0, embd_input: bool = False) -> ComputeBuffers:
+                    offload_min_batch: int = 0, embd_input: bool = False,
+                    layer_inp: tuple[int, ...] = ()) -> ComputeBuffers:
     """Per GPU and for the host. n_kv: cells of one stream (full layers); n_kv_swa: of the SWA cache;
     n_ctx: all cells. pipeline: the devices support async compute and events (llamacpp_backends.json).
     variant: graphs.graph_variant of the file's tensors. offload_min_batch: the GPU backend's offload_op
     threshold (0: it takes no ops on host weights). embd_input: the build keeps the unused F32 embeddings input in
     every graph (PR #18898, ggml_build_forward_select): a graph input, so in the host buffer for the whole graph.
+    layer_inp: the layers whose input the context extracts (an EAGLE-3 draft's target layers), kept as graph outputs
+    in the replay (the phase formula leaves them out).
 
     With GPUs, the host compute buffer holds the graph inputs (host_inputs). Ops on weights left in a host
     buffer go to the first GPU when the reserve batch reaches offload_min_batch (ggml-backend.cpp
@@ -206,7 +209,7 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
         replay = reserve_peak(spec, arch, n_ctx or n_kv, min(opts.n_ubatch, opts.n_batch), opts.n_parallel, n_out,
                               n_kv, n_kv_swa, unified, fa, opts.type_k, opts.type_v,
                               alignment=CPU_ALIGNMENT if n_dev == 0 else GPU_ALIGNMENT, mla_layout=mla_layout_of(spec, opts),
-                              variant=variant, lora=lora, n_rs_seq=rs_snapshots(arch, opts))
+                              variant=variant, lora=lora, n_rs_seq=rs_snapshots(arch, opts), layer_inp=layer_inp)
         if replay is not None:
             how = ("ggml-alloc replayed on llama.cpp's worst-case graph, rebuilt op by op (exact on every "
                    "recorded CPU run of the architectures it covers)")

@@ -21,7 +21,7 @@ Num = Callable[[str, Any, int, int], int]
 # llama.cpp architectures read exactly; others fall back to a generic GQA decoder (approximate).
 # swa: how llama-model.cpp marks sliding layers (set_swa_pattern(n): layer il slides if il % n < n-1)
 ARCHS: dict[str, dict[str, Any]] = {
-    "llama": {}, "qwen2": {"qkv_bias": True}, "qwen3": {"qk_norm": True}, "qwen3moe": {"qk_norm": True},
+    "llama": {}, "eagle3": {}, "qwen2": {"qkv_bias": True}, "qwen3": {"qk_norm": True}, "qwen3moe": {"qk_norm": True},
     "phi3": {}, "gemma2": {"swa": 2, "norms": 4}, "gemma3": {"swa": 6, "norms": 4, "qk_norm": True},
     "gpt-oss": {"swa": 2, "sinks": True, "qkv_bias": True, "o_bias": True}, "deepseek2": {"mla": True},
     # recurrent and hybrid (which layers are recurrent: src/models/<arch>.cpp load_arch_hparams)
@@ -102,6 +102,25 @@ GGUF_NAMES = {
 }
 
 
+# draft architectures whose token_embd is optional (src/models/eagle3.cpp load_arch_tensors at 4df29be: without it the
+# decoder reads the target's, cparams.ctx_other): their width is {arch}.embedding_length and their vocabulary
+# {arch}.vocab_size, else the tokenizer's token list (llama-vocab.cpp n_tokens)
+EMBEDLESS_ARCHS = ("eagle3",)
+
+
+def _embedless_widths(md: dict[str, Any], arch: str, where: str) -> tuple[int, int]:
+    hidden = int_value(md.get(f"{arch}.embedding_length"), where, f"{arch}.embedding_length", 1, MAX_WIDTH)
+    vocab = md.get(f"{arch}.vocab_size")
+    if vocab is None:
+        tokens = md.get("tokenizer.ggml.tokens")
+        vocab = len(tokens) if isinstance(tokens, (list, tuple)) else \
+            tokens.get("array_length") if isinstance(tokens, dict) else None
+    if vocab is None:
+        raise GGUFError(f"{where}: no token_embd.weight, {arch}.vocab_size nor tokenizer.ggml.tokens: the vocabulary "
+                        "size is not in the file")
+    return hidden, int_value(vocab, where, f"{arch}.vocab_size", 1, 1 << 24)
+
+
 def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> ModelSpec:
     """The ModelSpec of a GGUF's metadata and tensors, every size checked (validate.py)."""
     md = h.metadata
@@ -134,9 +153,12 @@ def _spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) ->
         return 0 if value is None or value == 0 and not isinstance(value, bool) else num(k, None, lo, hi)
 
     emb = tensors.get("token_embd.weight")
-    if emb is None or len(emb.ne) != 2:
+    if arch in EMBEDLESS_ARCHS and (emb is None or len(emb.ne) != 2):
+        hidden, vocab = _embedless_widths(md, arch, where)
+    elif emb is None or len(emb.ne) != 2:
         raise GGUFError(f"{where}: no 2-D token_embd.weight tensor")
-    hidden, vocab = emb.ne
+    else:
+        hidden, vocab = emb.ne
     n = key("block_count")
     if not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= MAX_LAYERS:
         raise GGUFError(f"{where}: {arch}.block_count is missing or not a layer count ({n!r:.40})")
