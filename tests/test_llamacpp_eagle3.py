@@ -106,7 +106,8 @@ def test_draft_context_buffers_as_llama_cpp_allocates_them(run, files):
     """The EAGLE-3 draft's weights (CPU_Mapped and, for Q4_0, CPU_REPACK) and its one layer's KV (-ctkd / -ctvd) as
     printed; its compute buffer: sched_reserve's graphs at load and once the backend samplers are set, replayed, equal
     to the printed sizes, and vramcalc's figure (those and the decoder at smaller cache fills) at least every compute
-    buffer llama.cpp allocated; its output buffer the encoder's output_reserve of n_ubatch rows (allocated, in bytes)."""
+    buffer llama.cpp allocated; its output buffer the encoder's output_reserve of n_ubatch rows (allocated, in
+    bytes)."""
     _, r = _check(files, run)
     (e,) = [x for x in r.extras if x.kind == "draft"]
     assert _mib(int(e.detail["model"]) - int(e.detail["repack"])) == sum(_printed(run, "draft", "model", "CPU_Mapped"))
@@ -142,7 +143,8 @@ def test_draft_context_buffers_as_llama_cpp_allocates_them(run, files):
 def test_a_decode_can_outgrow_the_reservation(files):
     """eagle3-own without samplers: a process decode at 512 cached cells needed 0.5 MiB more than sched_reserve's
     graph at the full cache (llama.cpp warned 'does not match expectation'); the decoder replayed at n_kv 512 needs
-    exactly the bytes llama.cpp allocated, and vramcalc's figure (the replay at every fill up to 8192 cells) holds it."""
+    exactly the bytes llama.cpp allocated, and vramcalc's figure (the replay at every fill up to 8192 cells) holds
+    it."""
     from vramcalc.llamacpp.galloc import peak_bytes
     run = next(r for r in SPECULATED if r["draft"] == "eagle3-own" and r["n_ctx"] == 4096 and r["n_parallel"] == 4
                and not r["backend_sampling"])
@@ -196,7 +198,8 @@ def test_a_draft_that_is_not_eagle3_speculates_nothing(files):
     common_speculative_init throws and llama-server serves without speculation."""
     (run,) = [r for r in RUNS if r["draft"] == "llama-a"]
     assert run["speculates"] == 0
-    said = "failed to initialize speculative decoding context: draft model is not eagle3 (expected 3 extract layers, got 0)"
+    said = ("failed to initialize speculative decoding context: draft model is not eagle3 (expected 3 extract "
+            "layers, got 0)")
     assert said in run["said"]
     _, r = _check(files, run)
     (w,) = [m for m in r.warnings if m.code == "llamacpp.spec.not_eagle3"]
@@ -256,3 +259,19 @@ def test_cli_reports_the_eagle3_draft(files, capsys):
                  "-md", str(files / "eagle3-a.gguf"), "--spec-type", "draft-eagle3"]) in (0, 1)
     out = capsys.readouterr().out
     assert "an EAGLE-3 head on the target's layers 1,3,4, backend sampling on" in out
+
+
+def test_a_pasted_command_reports_the_eagle3_drafts_figures(files):
+    """`check -- llama-server ... -md HEAD --spec-type draft-eagle3` on a CPU: the same figures as the recorded run."""
+    from vramcalc.pasted_command import check_command
+    run = SPECULATED[0]
+    c = check_command(f"llama-server -m {files}/{run['target']}.gguf -c {run['n_ctx']} -np {run['n_parallel']} "
+                      "--kv-unified "
+                      f"-md {files}/{run['draft']}.gguf --spec-type draft-eagle3 -ngl 0", "cpu",
+                      host_ram_bytes=64 * 2**30)
+    (e,) = [x for x in c.result.extras if x.kind == "draft"]
+    assert _mib(int(e.detail["kv"])) == sum(_printed(run, "draft", "KV"))
+    assert int(e.detail["output"]) == max(_allocs(run, "process", True))
+    host = c.result.devices[-1]
+    assert _mib(host.compute_buffer_bytes) == _printed(run, "target_decode", "compute")[0]
+    assert not [w for w in c.warnings if w.code == "command.not_modelled"]

@@ -94,15 +94,16 @@ def main() -> None:
     write_probe_fixture(
         "llamacpp_eagle3_runs",
         "buffers of a real llama.cpp (CPU backend, common/ and libllama of the tree) for --spec-type draft-eagle3 "
-        "-md DRAFT on the targets of tests/llamacpp_models.py and the EAGLE-3 drafts of tests/llamacpp_eagle3_models.py, "
+        "-md DRAFT on the targets of tests/llamacpp_models.py and the EAGLE-3 drafts of "
+        "tests/llamacpp_eagle3_models.py, "
         "run by tools/record_llamacpp_eagle3.py with tools/eagle3_probe.cpp as llama-server's load_model makes its "
         "contexts: server_output_limits, common_init_from_params (the target), common_base_params_to_speculative and "
         "common_speculative_init_from_params (the draft, ctx_other the target), common_speculative_init "
         "(common_speculative_impl_draft_eagle3), then a prompt batch of n_batch tokens decoded on the target and "
         "given to common_speculative_process; buffers: the log's lines in MiB with two decimals, context the phase "
         "that printed them (target, draft, spec_init, target_decode, process); allocs: every buffer libllama "
-        "allocated (but the empty probes), in bytes, with the phase and the function that asked (ggml_backend_buft_alloc_buffer's "
-        "caller; '?' inside libggml: the KV cache's and the compute buffers)",
+        "allocated (but the empty probes), in bytes, with the phase and the function that asked "
+        "(ggml_backend_buft_alloc_buffer's caller; '?' inside libggml: the KV cache's and the compute buffers)",
         "tools/record_llamacpp_eagle3.py", a.commit, runs)
 
 

@@ -16,7 +16,8 @@ common_speculative_impl_draft_eagle3; src/models/eagle3.cpp; src/llama-context.c
   per token of a batch each, in its output buffer, and the layer inputs kept as graph outputs, so its compute buffer
   is re-reserved), llama_set_embeddings_nextn (unmasked: n_embd floats per token of a batch) for an id equal to it.
 
-Checked against real llama.cpp 4df29be runs on CPU (tests/data/llamacpp_eagle3_runs.json, tools/record_llamacpp_eagle3.py).
+Checked against real llama.cpp 4df29be runs on CPU (tests/data/llamacpp_eagle3_runs.json,
+tools/record_llamacpp_eagle3.py).
 """
 
 from __future__ import annotations
@@ -108,8 +109,9 @@ def check(target: ModelSpec, arch: str, dspec: ModelSpec, f: Eagle3File, where: 
                                "its compute buffer with them kept are not)")
     if f.target_hidden != target.hidden_size:
         raise NotModelledError(f"an EAGLE-3 head for a target of n_embd {f.target_hidden} on a target of n_embd "
-                               f"{target.hidden_size}: common_speculative_impl_draft_eagle3 copies the target's rows into "
-                               "features of another width; llama.cpp does not refuse it and vramcalc does not size it")
+                               f"{target.hidden_size}: common_speculative_impl_draft_eagle3 copies the target's "
+                               "rows into features of another width; llama.cpp does not refuse it and vramcalc "
+                               "does not size it")
     if (not f.own_tok_embd or not f.own_output) and dspec.hidden_size != target.hidden_size:
         raise NotModelledError("an EAGLE-3 head wider than its target that borrows the target's token_embd or output "
                                "(cparams.ctx_other): the decoder graph's shapes do not agree; not modelled")
@@ -117,7 +119,8 @@ def check(target: ModelSpec, arch: str, dspec: ModelSpec, f: Eagle3File, where: 
 
 
 def head(dspec: ModelSpec, f: Eagle3File, backend_sampling: bool) -> Eagle3Head:
-    return Eagle3Head(n_enc=3 * f.target_hidden, n_vocab=dspec.vocab_size, n_draft_vocab=f.n_draft_vocab or dspec.vocab_size,
+    return Eagle3Head(n_enc=3 * f.target_hidden, n_vocab=dspec.vocab_size,
+                      n_draft_vocab=f.n_draft_vocab or dspec.vocab_size,
                       norm_before_fc=f.norm_before_fc, norm_before_residual=f.norm_before_residual,
                       sampler_top_k=SAMPLER_TOP_K if backend_sampling else 0)
 
