@@ -45,7 +45,8 @@ def _src(path: str):
 
 
 def _opts(files, run: dict, **kw) -> LlamaOptions:
-    return LlamaOptions(n_ctx=run["n_ctx"], n_parallel=run["n_parallel"], kv_unified=True, n_batch=run["n_batch"],
+    return LlamaOptions(n_ctx=run["n_ctx"], n_parallel=run["n_parallel"], kv_unified=run["kv_unified"],
+                        n_batch=run["n_batch"],
                         n_ubatch=run["n_ubatch"], draft_max=run["draft_n_max"], flash_attn=run["flash_attn"],
                         type_k=run["type_k"].upper(), type_v=run["type_v"].upper(),
                         type_k_draft=run["type_k_draft"].upper(), type_v_draft=run["type_v_draft"].upper(),
@@ -72,14 +73,16 @@ def _allocs(run: dict, phase: str, by_output: bool, buft: str | None = None) -> 
 
 def _id(r: dict) -> str:
     return f"{r['target']}-{r['draft']}-c{r['n_ctx']}-np{r['n_parallel']}-ub{r['n_ubatch']}-fa{r['flash_attn']}-" \
-           f"{r['type_k_draft']}-bs{int(r['backend_sampling'])}"
+           f"{r['type_k_draft']}-bs{int(r['backend_sampling'])}-u{int(r['kv_unified'])}"
 
 
 def test_the_recording_is_the_modelled_build():
     assert RECORDED["llama_cpp_commit"].startswith("4df29be") and \
         RECORDED["produced_by"] == "tools/record_llamacpp_eagle3.py"
-    assert len(RUNS) == 28 and len(SPECULATED) == 25
+    assert len(RUNS) == 33 and len(SPECULATED) == 30
     assert {r["draft"] for r in SPECULATED} == {"eagle3-a", "eagle3-own", "eagle3-wide", "eagle3-last"}
+    assert {r["target"] for r in SPECULATED} == {"llama-a", "qwen3", "qwen3moe"}
+    assert {r["kv_unified"] for r in SPECULATED} == {True, False}
     assert all(r["decode"] == 0 and r["process"] == 1 and r["exit"] == 0 for r in SPECULATED)
 
 
@@ -116,9 +119,10 @@ def test_draft_context_buffers_as_llama_cpp_allocates_them(run, files):
     # sched_reserve's graphs replayed: at load (no sampler yet) and once the samplers are set (printed in process)
     dspec, f = _src(str(files / f"{run['draft']}.gguf")).spec, eagle3.read_eagle3(str(files / f"{run['draft']}.gguf"))
     n_ub = min(run["n_ubatch"], run["n_batch"])
-    fa = r.flash_attn
+    fa, uni = r.flash_attn, run["kv_unified"]
+    n_kv = run["n_ctx"] if uni else run["n_ctx"] // run["n_parallel"]  # cells of one stream
     at_load, with_samplers = (eagle3_peak(dspec, eagle3.head(dspec, f, bs), run["n_ctx"], n_ub, run["n_parallel"],
-                                          run["n_ctx"], True, fa, run["type_k_draft"].upper(),
+                                          n_kv, uni, fa, run["type_k_draft"].upper(),
                                           run["type_v_draft"].upper()) for bs in (False, run["backend_sampling"]))
     (printed_at_load,) = _printed(run, "draft", "compute")
     assert _mib(at_load) == printed_at_load
@@ -131,7 +135,7 @@ def test_draft_context_buffers_as_llama_cpp_allocates_them(run, files):
     # the reservation (eagle3-own without samplers: test_a_decode_can_outgrow_the_reservation)
     computes = _allocs(run, "draft", False, "CPU")[1:] + _allocs(run, "process", False, "CPU")  # [0]: the KV cache
     swept = eagle3_peak(dspec, eagle3.head(dspec, f, run["backend_sampling"]), run["n_ctx"], n_ub, run["n_parallel"],
-                        run["n_ctx"], True, fa, run["type_k_draft"].upper(), run["type_v_draft"].upper(),
+                        n_kv, uni, fa, run["type_k_draft"].upper(), run["type_v_draft"].upper(),
                         sweep_to=eagle3.REALLOC_SWEEP_CELLS)
     assert int(e.detail["compute"]) == swept >= max(computes) >= with_samplers
     assert int(e.detail["output"]) == max(_allocs(run, "process", True))
@@ -171,7 +175,7 @@ def test_a_target_layer_id_equal_to_n_layer_adds_nextn_rows(files):
     n_batch floats like a layer input (the recorded output buffer is the same as with three layer inputs)."""
     (last,) = [r for r in SPECULATED if r["draft"] == "eagle3-last"]
     base = next(r for r in SPECULATED if r["draft"] == "eagle3-a" and r["target"] == "llama-a" and r["n_ctx"] == 4096
-                and r["n_parallel"] == 4 and r["backend_sampling"])
+                and r["n_parallel"] == 4 and r["backend_sampling"] and r["kv_unified"])
     assert _allocs(last, "target_decode", True) == _allocs(base, "target_decode", True)
 
 

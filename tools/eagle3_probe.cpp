@@ -1,6 +1,7 @@
 // The contexts llama-server makes with --spec-type draft-eagle3 -md DRAFT (tools/record_llamacpp_eagle3.py builds it
 // against a llama.cpp tree's common/ sources and CPU libllama, and runs it). Usage:
 //   eagle3_probe TARGET DRAFT N_CTX N_PARALLEL N_BATCH N_UBATCH DRAFT_N_MAX FA(on|off|auto) CTK CTV CTKD CTVD BSMPL(0|1)
+//                UNIFIED(0|1)
 // As tools/server/server-context.cpp load_model does: server_output_limits sets n_outputs_max, common_init_from_params
 // loads the target and makes its context; common_base_params_to_speculative and common_speculative_init_from_params
 // load the draft (-md) and make its context (ctx_other = the target's); common_speculative_init makes
@@ -59,9 +60,9 @@ static void phase(const char * name) {
 }
 
 int main(int argc, char ** argv) {
-    if (argc != 14) {
+    if (argc != 15) {
         std::fprintf(stderr, "usage: %s TARGET DRAFT N_CTX N_PARALLEL N_BATCH N_UBATCH DRAFT_N_MAX FA CTK CTV CTKD CTVD "
-                             "BSMPL\n", argv[0]);
+                             "BSMPL UNIFIED\n", argv[0]);
         return 2;
     }
     common_params params;
@@ -69,7 +70,7 @@ int main(int argc, char ** argv) {
     params.speculative.draft.mparams.path = argv[2];
     params.n_ctx              = std::atoi(argv[3]);
     params.n_parallel         = std::atoi(argv[4]);
-    params.kv_unified         = true;  // llama-server's -np auto / --kv-unified
+    params.kv_unified         = std::atoi(argv[14]) != 0;  // llama-server's -np auto / --kv-unified, or -np N
     params.n_batch            = std::atoi(argv[5]);
     params.n_ubatch           = std::atoi(argv[6]);
     params.speculative.draft.n_max = std::atoi(argv[7]);

@@ -31,14 +31,18 @@ import llamacpp_models as lm  # noqa: E402
 from probe_fixture import build_probe, probe_args, write_probe_fixture  # noqa: E402
 from record_spec_limits import COMMON  # noqa: E402
 
-# (n_ctx, n_parallel, n_batch, n_ubatch, --spec-draft-n-max, -fa, -ctk, -ctv, -ctkd, -ctvd, draft backend sampling)
-CASES = [(4096, 4, 2048, 512, 3, "auto", "f16", "f16", "f16", "f16", 1),
-         (4096, 4, 2048, 512, 3, "auto", "f16", "f16", "f16", "f16", 0),
-         (8192, 1, 2048, 512, 7, "auto", "f16", "f16", "f16", "f16", 1),
-         (16384, 2, 1024, 256, 3, "off", "f16", "f16", "f16", "f16", 1),
-         (8192, 4, 2048, 512, 5, "on", "q8_0", "q8_0", "q4_0", "q4_0", 0),
-         (4096, 8, 512, 512, 16, "auto", "f16", "f16", "q8_0", "f16", 1)]
+# (n_ctx, n_parallel, n_batch, n_ubatch, --spec-draft-n-max, -fa, -ctk, -ctv, -ctkd, -ctvd, draft backend sampling,
+# a unified KV cache (llama-server's -np auto, --kv-unified) or one stream per slot (-np N))
+CASES = [(4096, 4, 2048, 512, 3, "auto", "f16", "f16", "f16", "f16", 1, 1),
+         (4096, 4, 2048, 512, 3, "auto", "f16", "f16", "f16", "f16", 0, 1),
+         (8192, 1, 2048, 512, 7, "auto", "f16", "f16", "f16", "f16", 1, 1),
+         (16384, 2, 1024, 256, 3, "off", "f16", "f16", "f16", "f16", 1, 1),
+         (8192, 4, 2048, 512, 5, "on", "q8_0", "q8_0", "q4_0", "q4_0", 0, 1),
+         (4096, 8, 512, 512, 16, "auto", "f16", "f16", "q8_0", "f16", 1, 1),
+         (8192, 4, 2048, 512, 3, "auto", "f16", "f16", "f16", "f16", 1, 0)]
 PAIRS = (("llama-a", "eagle3-a"), ("llama-a", "eagle3-own"), ("llama-a", "eagle3-wide"), ("qwen3", "eagle3-a"))
+# a qwen3moe target (4 layers: eagle3-a's last id is its n_layer), its first case
+MOE = (("qwen3moe", "eagle3-a"),)
 # refused or without speculation: a draft that is not EAGLE-3, a target layer past the target's, no target_layers;
 # and the target's last layer (n_layer) as an id
 ODD = (("llama-a", "llama-a"), ("llama-a", "eagle3-far"), ("llama-a", "eagle3-nolayers"), ("llama-a", "eagle3-last"))
@@ -46,7 +50,7 @@ BUF = re.compile(r"\s(\w+):\s+(\S+)\s+(model|KV|RS|output|compute) buffer size =
 ALLOC = re.compile(r"^VRAMCALC_ALLOC (\S+) (\S+) (\d+) (\S+)$")
 PROBE = re.compile(r"^PROBE (.*)$", re.M)
 KEYS = ("n_ctx", "n_parallel", "n_batch", "n_ubatch", "draft_n_max", "flash_attn", "type_k", "type_v", "type_k_draft",
-        "type_v_draft", "backend_sampling")
+        "type_v_draft", "backend_sampling", "kv_unified")
 
 
 def run_one(probe: Path, tmp: Path, target: str, draft: str, case: tuple) -> dict:
@@ -58,7 +62,7 @@ def run_one(probe: Path, tmp: Path, target: str, draft: str, case: tuple) -> dic
                          capture_output=True, text=True, timeout=600, errors="replace")
     rec: dict = {"target": target, "draft": draft}
     rec.update(zip(KEYS, case))
-    rec["backend_sampling"] = bool(case[-1])
+    rec["backend_sampling"], rec["kv_unified"] = bool(case[-2]), bool(case[-1])
     for m in PROBE.finditer(out.stdout):
         for kv in m.group(1).split():
             k, _, v = kv.partition("=")
@@ -87,7 +91,7 @@ def main() -> None:
     probe = build_probe(a, "eagle3_probe.cpp", COMMON, link=("-rdynamic", "-ldl"))
     tmp = probe.parent
     runs = []
-    for (target, draft), case in [(p, c) for p in PAIRS for c in CASES] + [(p, CASES[0]) for p in ODD]:
+    for (target, draft), case in [(p, c) for p in PAIRS for c in CASES] + [(p, CASES[0]) for p in MOE + ODD]:
         rec = run_one(probe, tmp, target, draft, case)
         runs.append(rec)
         print({k: v for k, v in rec.items() if k not in ("allocs", "buffers")}, flush=True)

@@ -1339,7 +1339,9 @@ def _draft(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, errors: list[Mess
                               **({"acceptance": opts.draft_acceptance} if opts.draft_acceptance is not None else {})},
                       how=f"a second model and context: the target's context ({dr.n_ctx} cells), slots, batch and "
                           f"flash attention, its own -ngld ({dr.gpu_layers} of {dm.spec.num_layers} layers on the "
-                          "GPUs), cache types and one logits row per slot" + (e3_how if e3_file is not None else "") + (
+                          "GPUs), cache types and " + ("n_batch logits rows (llama_context: a model with an "
+                                                       "encoder)" if e3 else "one logits row per slot")
+                          + (e3_how if e3_file is not None else "") + (
                               "" if drafts else "; no speculative type drafts with it (llamacpp.draft.unused): it is "
                               "counted as loaded at start-up"), source=DRAFT_SOURCE + (
                                   "; " + eagle3.EAGLE3_SOURCE if e3_file is not None else ""))
