@@ -53,7 +53,7 @@ KEYS = ("n_ctx", "n_parallel", "n_batch", "n_ubatch", "draft_n_max", "flash_attn
         "type_v_draft", "backend_sampling", "kv_unified")
 
 
-def run_one(probe: Path, tmp: Path, target: str, draft: str, case: tuple) -> dict:
+def run_one(probe: Path, tmp: Path, target: str, draft: str, case: tuple, src: Path | None = None) -> dict:
     for name in (target, draft):
         path = tmp / f"{name}.gguf"
         if not path.exists():
@@ -77,7 +77,8 @@ def run_one(probe: Path, tmp: Path, target: str, draft: str, case: tuple) -> dic
             rec["buffers"].append({"context": ph, "where": m3.group(1), "buffer": m3.group(2), "kind": m3.group(3),
                                    "mib": float(m3.group(4))})
     rec["exit"] = out.returncode
-    said = [ln.replace(f"{tmp}/", "") for ln in out.stderr.splitlines() if not ln.startswith("VRAMCALC_")]
+    said = [ln.replace(f"{tmp}/", "").replace(f"{src}/" if src else f"{tmp}/", "") for ln in out.stderr.splitlines()
+            if not ln.startswith("VRAMCALC_")]  # file names relative to the tree and the models' folder
     if out.returncode:
         rec["last_said"] = said[-3:]
     rec["said"] = [ln.split(" ", 2)[-1] if ln[:1].isdigit() else ln for ln in said
@@ -92,7 +93,7 @@ def main() -> None:
     tmp = probe.parent
     runs = []
     for (target, draft), case in [(p, c) for p in PAIRS for c in CASES] + [(p, CASES[0]) for p in MOE + ODD]:
-        rec = run_one(probe, tmp, target, draft, case)
+        rec = run_one(probe, tmp, target, draft, case, a.src.resolve())
         runs.append(rec)
         print({k: v for k, v in rec.items() if k not in ("allocs", "buffers")}, flush=True)
     write_probe_fixture(
