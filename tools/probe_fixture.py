@@ -28,9 +28,10 @@ def write_probe_fixture(name: str, source: str, script: str, commit: str, runs: 
                               indent=1) + "\n")
 
 
-def build_probe(a: argparse.Namespace, probe_source: str, common: tuple[str, ...]) -> Path:
+def build_probe(a: argparse.Namespace, probe_source: str, common: tuple[str, ...], link: tuple[str, ...] = ()) -> Path:
     """Compile tools/<probe_source> with the tree's common/<name>.cpp files and its build-info.cpp, linked against the
-    CPU build's libllama / libggml; the path of the probe binary (in a fresh temporary folder)."""
+    CPU build's libllama / libggml (and the extra link flags given); the path of the probe binary (in a fresh
+    temporary folder)."""
     tmp = Path(tempfile.mkdtemp())
     lib = next(p.parent for p in a.build.rglob("libllama.so"))
     inc = [f"-I{a.src / d}" for d in ("common", "vendor", "include", "ggml/include")]
@@ -44,5 +45,5 @@ def build_probe(a: argparse.Namespace, probe_source: str, common: tuple[str, ...
     subprocess.run(["g++", "-std=c++17", "-O1", *inc, "-c", str(info), "-o", str(objs[-1])], check=True)
     probe = tmp / "probe"
     subprocess.run(["g++", "-std=c++17", "-O1", *inc, str(ROOT / "tools" / probe_source), *map(str, objs),
-                    f"-L{lib}", "-lllama", "-lggml", "-lggml-base", f"-Wl,-rpath,{lib}", "-o", str(probe)], check=True)
+                    f"-L{lib}", "-lllama", "-lggml", "-lggml-base", f"-Wl,-rpath,{lib}", *link, "-o", str(probe)], check=True)
     return probe

@@ -1112,6 +1112,11 @@ def _llama_reading(p: Parsed) -> Reading:
                         f"{f.written()}: {', '.join(dfl)} drafts a block with -md's DFlash drafter "
                         "(common/speculative.cpp common_speculative_impl_draft_dflash): its memory is counted, its "
                         "speed-up is not in the estimate")))
+                if "draft-eagle3" in types:
+                    warnings.append(warning("command.speed_not_estimated", (
+                        f"{f.written()}: draft-eagle3 drafts with -md's EAGLE-3 head from the target's hidden states "
+                        "(common/speculative.cpp common_speculative_impl_draft_eagle3): its memory is counted, its "
+                        "speed-up is not in the estimate")))
                 if "draft-mtp" in types:
                     warnings.append(warning("command.speed_not_estimated", (
                         f"{f.written()}: draft-mtp drafts with the model's own MTP block(s) (common/speculative.cpp "

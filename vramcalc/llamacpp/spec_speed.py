@@ -156,6 +156,10 @@ def llamacpp_speed(est: ServingEstimate, spec: ModelSpec, result: object, gpu: G
     elif draft is not None and not draft.detail.get("speculates", True):
         notes.append(warning("llamacpp.speed.draft", f"-md {draft.ref}: this build does not draft with it (no "
                              "--spec-type draft-simple, llamacpp.draft.unused): the estimate is the target's alone"))
+    elif draft is not None and "eagle3_target_layers" in draft.detail:
+        notes.append(warning("llamacpp.speed.draft", f"--spec-type draft-eagle3 -md {draft.ref}: the EAGLE-3 head's "
+                             "memory is counted; its drafts' speed-up is not modelled, and the estimate is the "
+                             "target's alone"))
     elif draft is not None and int(draft.detail.get("gpu_layers", 0)) > 0:
         dm = read_draft(draft.ref)
         rate = draft.detail.get("acceptance")
