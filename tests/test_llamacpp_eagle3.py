@@ -216,7 +216,7 @@ def test_draft_eagle3_without_a_draft_model_warns(files):
     src = _src(str(files / "llama-a.gguf"))
     r = check_llamacpp(src.spec, None, LlamaOptions(n_ctx=4096, spec_types=("draft-eagle3",)), src.llama_tensors(),
                        solve=False)
-    assert [m.code for m in r.warnings if m.code.startswith("llamacpp.spec")] == ["llamacpp.spec.no_eagle3_draft"]
+    assert [m.code for m in r.warnings if m.code.startswith("llamacpp.spec")] == ["llamacpp.spec.no_draft"]
     assert not [x for x in r.extras if x.kind == "draft"]
 
 
@@ -238,9 +238,14 @@ def test_other_targets_and_another_spec_type_are_not_modelled(files):
     from vramcalc.errors import NotModelledError
     run = SPECULATED[0]
     src = _src(str(files / "llama-a.gguf"))
-    other = src.spec.model_copy(update={"architecture": "gguf:gemma3"})
+    other = src.spec.model_copy(update={"architecture": "gguf:qwen3next"})  # keeps layer inputs, not recorded
     with pytest.raises(NotModelledError, match="modelled for llama, qwen3, qwen3moe targets"):
         check_llamacpp(other, None, _opts(files, run), src.llama_tensors(), solve=False)
+    # a graph that keeps no layer inputs: llama.cpp aborts reserving the target's graph (as for draft-dflash)
+    gemma = src.spec.model_copy(update={"architecture": "gguf:gemma3"})
+    r = check_llamacpp(gemma, None, _opts(files, run), src.llama_tensors(), solve=False)
+    (err,) = [m for m in r.errors if m.code == "llamacpp.spec.eagle3"]
+    assert "layer input tensor is null" in err.text and "gemma3" in err.text
     with pytest.raises(NotModelledError, match="EAGLE-3 head"):
         check_llamacpp(src.spec, None, _opts(files, run).model_copy(update={"spec_types": ("draft-simple",)}),
                        src.llama_tensors(), solve=False)

@@ -33,8 +33,9 @@ from .graphs import Eagle3Head
 
 EAGLE3_SOURCE = ("common/speculative.cpp common_speculative_init_result, common_speculative_impl_draft_eagle3; "
                  "src/models/eagle3.cpp; src/llama-context.cpp llama_context, output_reserve (4df29be)")
-# the target architectures whose graph keeps the layer inputs (res->t_layer_inp, src/models/llama.cpp, qwen3.cpp,
-# qwen3moe.cpp) and whose replay (graphs.py build_transformer) marks them as outputs
+# the target architectures recorded (tests/data/llamacpp_eagle3_runs.json), whose graph keeps the layer inputs
+# (res->t_layer_inp, src/models/llama.cpp, qwen3.cpp, qwen3moe.cpp) and whose replay (graphs.py build_transformer) marks
+# them as outputs; the other layer_inp_gguf_archs are not modelled, the rest refused (dflash.layer_inp_refusal)
 TARGET_ARCHS = ("llama", "qwen3", "qwen3moe")
 # common_speculative_impl_draft_eagle3: llama_sampler_init_top_k(10) per slot on the draft context
 SAMPLER_TOP_K = 10
@@ -103,10 +104,13 @@ def check(target: ModelSpec, arch: str, dspec: ModelSpec, f: Eagle3File, where: 
                       "(GGML_ABORT in common_speculative_impl_draft_eagle3: llama-server aborts at start-up)",
                       fix="the EAGLE-3 head trained for this target model",
                       source="common/speculative.cpp common_speculative_impl_draft_eagle3")]
+    from .dflash import layer_inp_refusal
+    refused = layer_inp_refusal(arch, "draft-eagle3", "llamacpp.spec.eagle3") if layer_inputs(target, f) else None
+    if refused is not None:  # llm_graph_result::set_outputs asserts, as for draft-dflash
+        return [refused]
     if arch not in TARGET_ARCHS:
         raise NotModelledError(f"--spec-type draft-eagle3 on a {arch} target: modelled for {', '.join(TARGET_ARCHS)} "
-                               "targets (whether its graph exposes the layer inputs, llm_graph_result t_layer_inp, and "
-                               "its compute buffer with them kept are not)")
+                               "targets (its graph keeps the layer inputs, but the EAGLE-3 pair is not recorded on it)")
     if f.target_hidden != target.hidden_size:
         raise NotModelledError(f"an EAGLE-3 head for a target of n_embd {f.target_hidden} on a target of n_embd "
                                f"{target.hidden_size}: common_speculative_impl_draft_eagle3 copies the target's "
@@ -138,10 +142,8 @@ def target_nextn_bytes(target: ModelSpec, f: Eagle3File, n_batch: int) -> int:
     return 4 * n_batch * target.hidden_size * int(last)
 
 
-def draft_output_bytes(dspec: ModelSpec, n_ubatch: int, n_parallel: int, backend_sampling: bool) -> int:
+def draft_output_rows(n_ubatch: int, n_parallel: int) -> int:
     """The draft context's output buffer at its largest: llama_encode's output_reserve(n_tokens) for a chunk of n_ubatch
-    target tokens (at least n_seq_max rows): n_vocab logits and n_embd pre-norm floats per row (embeddings_nextn,
-    masked), and with backend samplers 2 n_vocab floats (logits, probabilities) and 1 + n_vocab tokens more."""
-    rows = max(n_ubatch, n_parallel)
-    per = dspec.vocab_size + dspec.hidden_size + ((3 * dspec.vocab_size + 1) if backend_sampling else 0)
-    return 4 * rows * per
+    target tokens (at least n_seq_max rows); each row as dflash.draft_output_bytes lays it out (n_vocab logits, n_embd
+    masked pre-norm floats, and with backend samplers their logits, probabilities and tokens)."""
+    return max(n_ubatch, n_parallel)

@@ -1163,13 +1163,6 @@ def _extras(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers
             "'failed to initialize speculative decoding context'); the output rows of every listed type, "
             f"{opts.n_parallel} x (1 + {opts.spec_n_max}), are still reserved (server_output_limits, sized before), "
             "and an ngram type's host table is counted as made and freed at load")))
-    if "draft-eagle3" in opts.spec_types and not opts.model_draft:
-        warnings.append(warning("llamacpp.spec.no_eagle3_draft", (
-            "--spec-type draft-eagle3 without -md: common_speculative_init_result makes no draft context, so "
-            "common_speculative_init adds no draft-eagle3 implementation (it needs ctx_dft) and llama-server runs "
-            "without it; the output rows of every listed type, "
-            f"{opts.n_parallel} x (1 + {opts.spec_n_max}), are still reserved (server_output_limits) "
-            "[common/speculative.cpp common_speculative_init]"), fix="-md EAGLE3_HEAD.gguf"))
     from .dflash import DFLASH_TYPES, dflash_extra
     if opts.model_draft and any(t in DFLASH_TYPES for t in opts.spec_types):
         dfl = dflash_extra(spec, gl, opts, errors, warnings)
@@ -1177,12 +1170,15 @@ def _extras(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers
             out.append(dfl)
     elif opts.model_draft:
         out.append(_draft(spec, gl, opts, errors, warnings))
-    elif any(t in DFLASH_TYPES for t in opts.spec_types):
+    elif any(t in DFLASH_TYPES or t == "draft-eagle3" for t in opts.spec_types):
+        # common_speculative_init: the DFlash and EAGLE-3 implementations are added only with ctx_dft
+        kinds = [t for t in opts.spec_types if t in DFLASH_TYPES or t == "draft-eagle3"]
         warnings.append(warning("llamacpp.spec.no_draft", (
-            f"--spec-type {','.join(t for t in opts.spec_types if t in DFLASH_TYPES)} without -md: there is no draft "
-            "context (common_speculative_init_result loads none), so common_speculative_init adds no DFlash "
-            "implementation (available only with ctx_dft) and llama-server runs without it; the output rows of "
-            f"every listed type, {opts.n_parallel} x (1 + {opts.spec_n_max}), are still reserved")))
+            f"--spec-type {','.join(kinds)} without -md: there is no draft context (common_speculative_init_result "
+            f"loads none), so common_speculative_init adds no {' / '.join(kinds)} implementation (available only with "
+            "ctx_dft) and llama-server runs without it; the output rows of every listed type, "
+            f"{opts.n_parallel} x (1 + {opts.spec_n_max}), are still reserved (server_output_limits) "
+            "[common/speculative.cpp common_speculative_init]"), fix="-md DRAFT.gguf"))
     if opts.mmproj:
         out.append(_mmproj(gl, opts, row_pad))
     return out, errors, warnings
@@ -1356,7 +1352,7 @@ def _draft(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, errors: list[Mess
                       detail={"model": sum(d.model_buffer_bytes + d.repack_buffer_bytes for d in dr.devices),
                               "kv": sum(d.kv_buffer_bytes + d.recurrent_buffer_bytes for d in dr.devices),
                               "compute": sum(comp_d), "output": sum(out_d),
-                              **({"eagle3_target_layers": ",".join(map(str, e3_file.layers or ())),
+                              **({"type": "draft-eagle3", "target_layers": ",".join(map(str, e3_file.layers or ())),
                                   "repack": sum(d.repack_buffer_bytes for d in dr.devices),
                                   "backend_sampling": opts.draft_backend_sampling} if e3_file is not None else {}),
                               "n_ctx": dr.n_ctx, "gpu_layers": dr.gpu_layers, "n_layer": dm.spec.num_layers,
@@ -1381,7 +1377,9 @@ def _eagle3_draft(dspec: ModelSpec, f: eagle3.Eagle3File, dgl: list[GPU], opts: 
     n_ub = min(opts.n_ubatch, opts.n_batch)
     host = next(i for i, d in enumerate(dr.devices) if d.device == "host RAM")
     comp_d, out_d = list(comp_d), list(out_d)
-    out_d[host] = eagle3.draft_output_bytes(dspec, n_ub, opts.n_parallel, opts.draft_backend_sampling)
+    from .dflash import draft_output_bytes, sampling_pad_bytes
+    rows = eagle3.draft_output_rows(n_ub, opts.n_parallel)
+    out_d[host] = draft_output_bytes(dspec.vocab_size, dspec.hidden_size, rows, opts.draft_backend_sampling)
     unified = opts.kv_unified or opts.n_parallel == 1
     n_kv = dr.n_ctx if unified else dr.n_ctx_seq  # cells of one stream
     all_on = len(dgl) == 1 and dr.n_gpu_layers >= dspec.num_layers + 1 and not opts.override_tensor_draft \
@@ -1398,10 +1396,10 @@ def _eagle3_draft(dspec: ModelSpec, f: eagle3.Eagle3File, dgl: list[GPU], opts: 
     else:  # layers split: the phase formula of the recursion, and the samplers' padded logits block
         if head.sampler_top_k:
             big = max(range(len(comp_d)), key=lambda i: comp_d[i])
-            comp_d[big] += 4 * head.n_vocab * (n_ub + 1)
+            comp_d[big] += sampling_pad_bytes(head.n_vocab, n_ub)
         how = "; its compute buffer the phase formula (every token's logits"
     how += (", with each slot's backend top-k sampler on the padded logits" if head.sampler_top_k else "") + \
-        f"), its output buffer {max(n_ub, opts.n_parallel)} rows of the encoder's output_reserve (logits, pre-norm " \
+        f"), its output buffer {rows} rows of the encoder's output_reserve (logits, pre-norm " \
         "states" + (", the samplers' logits, probabilities and tokens" if head.sampler_top_k else "") + ")"
     return comp_d, out_d, how
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from math import prod
+from typing import NamedTuple, Protocol
 
 from ..data_files import load
 from ..data_models import LlamaMargins
@@ -893,15 +894,24 @@ def _reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: 
                   n_kv: int, n_kv_swa: int, unified: bool, fa: bool, type_k: str, type_v: str,
                   alignment: int, variant: str = "", lora: tuple[tuple[tuple[str, int], ...], ...] = (),
                   n_rs_seq: int = 0, layer_inp: tuple[int, ...] = ()) -> int:
+    return max(sched_reserve_peaks(
+        lambda r: BUILDERS[arch](spec, r), n_ctx, n_ubatch, n_seq, n_outputs_max, alignment,
+        lambda tokens, outputs: Reserve(tokens, n_seq, outputs, n_kv, n_kv_swa, 1 if unified else n_seq, fa, type_k,
+                                        type_v, variant, lora, n_rs_seq, layer_inp)))
+
+
+def sched_reserve_peaks(build: Callable[[Reserve], Graph], n_ctx: int, n_ubatch: int, n_seq: int, n_outputs_max: int,
+                        alignment: int, reserve: Callable[[int, int], Reserve]) -> list[int]:
+    """llama_context::sched_reserve's two graphs, the buffer each needs: the pp graph (min(n_ctx, n_ubatch) tokens,
+    min(tokens, n_outputs_max) outputs; n_outputs_max 0: every token) and the tg graph (one token per sequence), the
+    tokens rounded up to a multiple of the sequences (graph_reserve). reserve(tokens, outputs) makes each Reserve."""
     from .galloc import peak_bytes
     nt = min(n_ctx, n_ubatch)
     peaks = []
-    for tokens, outputs in ((nt, min(nt, n_outputs_max)), (n_seq, n_seq)):
+    for tokens, outputs in ((nt, min(nt, n_outputs_max or nt)), (n_seq, n_seq)):
         tokens = -(-tokens // n_seq) * n_seq  # llama_context::graph_reserve
-        r = Reserve(tokens, n_seq, outputs, n_kv, n_kv_swa, 1 if unified else n_seq, fa, type_k, type_v, variant, lora,
-                    n_rs_seq, layer_inp)
-        peaks.append(peak_bytes(BUILDERS[arch](spec, r), alignment))
-    return max(peaks)
+        peaks.append(peak_bytes(build(reserve(tokens, outputs)), alignment))
+    return peaks
 
 
 @dataclass(frozen=True)
@@ -981,7 +991,23 @@ def _dspark_markov(b: Builder, d: DFlashGraph, base: T, embd: T, tokens: T, n_bl
     return out
 
 
-def _backend_sampling(b: Builder, d: DFlashGraph, logits: T) -> None:
+class Samplers(Protocol):
+    """The backend samplers set on a draft context's slots (DFlashGraph; an EAGLE-3 head's SlotSamplers)."""
+    @property
+    def samplers(self) -> int: ...  # slots with a sampler attached
+    @property
+    def per_seq(self) -> int: ...  # cparams.n_outputs_max_per_seq (0: no limit)
+    @property
+    def top_k(self) -> int: ...  # llama_sampler_init_top_k's k
+
+
+class SlotSamplers(NamedTuple):
+    samplers: int
+    per_seq: int
+    top_k: int
+
+
+def _backend_sampling(b: Builder, d: Samplers, logits: T) -> None:
     """llm_graph_context::build_sampling: the logits padded by one row; for each sampler (by slot) and each of its
     output rows (ubatch_prepare_reserve: min(n_seq_tokens, n_outputs_max_per_seq) rows per slot, n_outputs in all),
     a 1-D view of its row, top_k (I32 k) and the k logits it selects (get_rows), both outputs."""
@@ -1013,14 +1039,9 @@ def dflash_peak(spec: ModelSpec, d: DFlashGraph, n_ctx: int, n_ubatch: int, n_se
                 fa: bool, type_k: str, type_v: str, alignment: int = 32) -> int:
     """sched_reserve's compute buffer for the DFlash decoder graph: the larger of the pp graph (min(n_ctx, n_ubatch)
     tokens, min(tokens, n_outputs_max) outputs) and the tg graph (one token per sequence)."""
-    from .galloc import peak_bytes
-    nt = min(n_ctx, n_ubatch)
-    peaks = []
-    for tokens, outputs in ((nt, min(nt, d.n_outputs_max or nt)), (n_seq, n_seq)):
-        tokens = -(-tokens // n_seq) * n_seq
-        r = Reserve(tokens, n_seq, outputs, n_kv, 0, 1 if unified else n_seq, fa, type_k, type_v)
-        peaks.append(peak_bytes(build_dflash(spec, r, d), alignment))
-    return max(peaks)
+    return max(sched_reserve_peaks(
+        lambda r: build_dflash(spec, r, d), n_ctx, n_ubatch, n_seq, d.n_outputs_max, alignment,
+        lambda tokens, outputs: Reserve(tokens, n_seq, outputs, n_kv, 0, 1 if unified else n_seq, fa, type_k, type_v)))
 
 
 # --- EAGLE-3 drafts (--spec-type draft-eagle3) --------------------------------------------------------------------
@@ -1069,16 +1090,8 @@ def build_eagle3(spec: ModelSpec, r: Reserve, head: Eagle3Head) -> Graph:
         logits = g.reshape(logits, head.n_vocab, b.nt)
     logits.flags |= OUTPUT
     b.gf.expand(logits)
-    if head.sampler_top_k:
-        padded = g.new("F32", logits.ne[0], logits.ne[1] + 1, op="PAD", srcs=[logits])
-        for row in range(r.n_seqs):
-            seq = g.reshape(g.view(padded, (padded.ne[0],), (), row * padded.nb[1]), padded.ne[0])
-            top = g.new("I32", head.sampler_top_k, op="TOP_K", srcs=[seq])
-            cand = g.get_rows(g.reshape(seq, 1, padded.ne[0]), top)
-            top.flags |= OUTPUT
-            cand.flags |= OUTPUT
-            b.gf.expand(cand)
-            b.gf.expand(top)
+    if head.sampler_top_k:  # one sampler per sequence of the batch, one row each
+        _backend_sampling(b, SlotSamplers(r.n_seqs, 1, head.sampler_top_k), logits)
     return b.gf
 
 
@@ -1106,11 +1119,10 @@ def eagle3_peak(spec: ModelSpec, head: Eagle3Head, n_ctx: int, n_ubatch: int, n_
     multiple of 256 (llama_kv_cache::get_n_kv), up to sweep_to cells."""
     from .galloc import peak_bytes
     nt = min(n_ctx, n_ubatch)
-    peaks = []
-    for tokens in (nt, n_seq):
-        tokens = -(-tokens // n_seq) * n_seq  # llama_context::graph_reserve
-        r = Reserve(tokens, n_seq, min(tokens, nt), n_kv, 0, 1 if unified else n_seq, fa, type_k, type_v)
-        peaks.append(peak_bytes(build_eagle3(spec, r, head), alignment))
+    # the decoder's n_outputs_max is n_batch (a model with an encoder): every reserved token's logits
+    peaks = sched_reserve_peaks(
+        lambda r: build_eagle3(spec, r, head), n_ctx, n_ubatch, n_seq, 0, alignment,
+        lambda tokens, outputs: Reserve(tokens, n_seq, outputs, n_kv, 0, 1 if unified else n_seq, fa, type_k, type_v))
     enc = Reserve(nt, 1, nt, n_kv, 0, 1, fa, type_k, type_v)
     peaks.append(peak_bytes(build_eagle3_encoder(spec, enc, head), alignment))
     n_stream = 1 if unified else n_seq
