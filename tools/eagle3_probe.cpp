@@ -12,19 +12,11 @@
 // llama.cpp's own log lines (the buffers) go to stderr with VRAMCALC_PHASE markers; every buffer libllama allocates is
 // printed on stdout as VRAMCALC_ALLOC PHASE BUFT BYTES CALLER (ggml_backend_buft_alloc_buffer interposed: the probe is
 // linked with -rdynamic, so libllama's and libggml's calls resolve here first), as are the PROBE lines.
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 #include <dlfcn.h>
 
-#include "common.h"
-#include "log.h"
-#include "speculative.h"
-#include "llama.h"
+#include "probe_common.h"
 #include "ggml-backend.h"
-
-static const char * g_phase = "target";
 
 extern "C" ggml_backend_buffer_t ggml_backend_buft_alloc_buffer(ggml_backend_buffer_type_t buft, size_t size) {
     using fn_t = ggml_backend_buffer_t (*)(ggml_backend_buffer_type_t, size_t);
@@ -40,25 +32,6 @@ extern "C" ggml_backend_buffer_t ggml_backend_buft_alloc_buffer(ggml_backend_buf
     return real(buft, size);
 }
 
-static ggml_type type_of(const char * s) {
-    for (int t = 0; t < GGML_TYPE_COUNT; ++t) {
-        const char * n = ggml_type_name((ggml_type) t);
-        if (n && strcasecmp(n, s) == 0) {
-            return (ggml_type) t;
-        }
-    }
-    std::fprintf(stderr, "unknown type %s\n", s);
-    std::exit(2);
-}
-
-static void phase(const char * name) {
-    common_log_flush(common_log_main());
-    std::fflush(stderr);
-    std::fprintf(stderr, "VRAMCALC_PHASE %s\n", name);
-    std::fflush(stderr);
-    g_phase = name;
-}
-
 int main(int argc, char ** argv) {
     if (argc != 15) {
         std::fprintf(stderr, "usage: %s TARGET DRAFT N_CTX N_PARALLEL N_BATCH N_UBATCH DRAFT_N_MAX FA CTK CTV CTKD CTVD "
@@ -68,35 +41,14 @@ int main(int argc, char ** argv) {
     common_params params;
     params.model.path         = argv[1];
     params.speculative.draft.mparams.path = argv[2];
-    params.n_ctx              = std::atoi(argv[3]);
-    params.n_parallel         = std::atoi(argv[4]);
+    read_context_args(params, argv, 3);
     params.kv_unified         = std::atoi(argv[14]) != 0;  // llama-server's -np auto / --kv-unified, or -np N
-    params.n_batch            = std::atoi(argv[5]);
-    params.n_ubatch           = std::atoi(argv[6]);
-    params.speculative.draft.n_max = std::atoi(argv[7]);
-    params.flash_attn_type    = strcmp(argv[8], "on") == 0 ? LLAMA_FLASH_ATTN_TYPE_ENABLED :
-                                strcmp(argv[8], "off") == 0 ? LLAMA_FLASH_ATTN_TYPE_DISABLED : LLAMA_FLASH_ATTN_TYPE_AUTO;
-    params.cache_type_k       = type_of(argv[9]);
-    params.cache_type_v       = type_of(argv[10]);
-    params.speculative.draft.cache_type_k = type_of(argv[11]);
-    params.speculative.draft.cache_type_v = type_of(argv[12]);
     params.speculative.draft.backend_sampling = std::atoi(argv[13]) != 0;
     params.speculative.types = { COMMON_SPECULATIVE_TYPE_DRAFT_EAGLE3 };
-    params.n_gpu_layers       = 0;
-    params.speculative.draft.n_gpu_layers = 0;
-    params.fit_params         = false;
-    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = 2;
 
-    common_init();
-    common_log_set_verbosity_thold(4);
-    llama_backend_init();
+    init_logging_and_backends();
 
-    const auto lim = common_speculative_get_output_limits(params.n_batch, params.n_parallel,
-                                                          common_speculative_n_max(&params.speculative));
-    params.n_outputs_max         = std::max<int32_t>(1, lim.total);
-    params.n_outputs_max_per_seq = std::max<int32_t>(1, lim.per_seq);
-    std::printf("PROBE outputs_max=%d\n", params.n_outputs_max);
-    std::fflush(stdout);
+    set_output_limits(params);
 
     auto init = common_init_from_params(params);
     llama_model * model = init->model();

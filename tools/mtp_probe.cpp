@@ -6,36 +6,10 @@
 // common/common.cpp common_model_params_to_llama) and makes its context; then common_base_params_to_speculative and
 // common_speculative_init_from_params make the MTP context on the target model, and common_speculative_init attaches
 // it (llama_set_embeddings_nextn on both). llama.cpp's own log lines (the buffers) go to stderr; PROBE lines to stdout.
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 
-#include "common.h"
-#include "log.h"
-#include "speculative.h"
-#include "llama.h"
+#include "probe_common.h"
 #include "../src/llama-ext.h"  // the staging API common/speculative.cpp uses: llama_get_embeddings_nextn_ith
-
-static ggml_type type_of(const char * s) {
-    for (int t = 0; t < GGML_TYPE_COUNT; ++t) {
-        const char * n = ggml_type_name((ggml_type) t);
-        if (n && strcasecmp(n, s) == 0) {
-            return (ggml_type) t;
-        }
-    }
-    std::fprintf(stderr, "unknown type %s\n", s);
-    std::exit(2);
-}
-
-// a phase marker after every line llama.cpp logged so far: common_log prints from a worker thread, so flush it first
-// (common/log.cpp common_log_flush) or a marker can land before the previous phase's last buffer line
-static void phase(const char * name) {
-    common_log_flush(common_log_main());
-    std::fflush(stderr);
-    std::fprintf(stderr, "VRAMCALC_PHASE %s\n", name);
-    std::fflush(stderr);
-}
 
 int main(int argc, char ** argv) {
     if (argc != 13) {
@@ -45,37 +19,16 @@ int main(int argc, char ** argv) {
     }
     common_params params;
     params.model.path         = argv[1];
-    params.n_ctx              = std::atoi(argv[2]);
-    params.n_parallel         = std::atoi(argv[3]);
+    read_context_args(params, argv, 2);
     params.kv_unified         = true;  // llama-server's -np auto / --kv-unified
-    params.n_batch            = std::atoi(argv[4]);
-    params.n_ubatch           = std::atoi(argv[5]);
-    params.speculative.draft.n_max = std::atoi(argv[6]);
-    params.flash_attn_type    = strcmp(argv[7], "on") == 0 ? LLAMA_FLASH_ATTN_TYPE_ENABLED :
-                                strcmp(argv[7], "off") == 0 ? LLAMA_FLASH_ATTN_TYPE_DISABLED : LLAMA_FLASH_ATTN_TYPE_AUTO;
-    params.cache_type_k       = type_of(argv[8]);
-    params.cache_type_v       = type_of(argv[9]);
-    params.speculative.draft.cache_type_k = type_of(argv[10]);
-    params.speculative.draft.cache_type_v = type_of(argv[11]);
     const bool spec = std::atoi(argv[12]) != 0;
     if (spec) {
         params.speculative.types = { COMMON_SPECULATIVE_TYPE_DRAFT_MTP };
     }
-    params.n_gpu_layers       = 0;
-    params.fit_params         = false;
-    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = 2;
 
-    common_init();
-    common_log_set_verbosity_thold(4);  // llama-server -lv 4: the buffer lines are printed at info level
-    llama_backend_init();
+    init_logging_and_backends();
 
-    // server_output_limits (tools/server/server-context.cpp)
-    const auto lim = common_speculative_get_output_limits(params.n_batch, params.n_parallel,
-                                                          common_speculative_n_max(&params.speculative));
-    params.n_outputs_max         = std::max<int32_t>(1, lim.total);
-    params.n_outputs_max_per_seq = std::max<int32_t>(1, lim.per_seq);
-    std::printf("PROBE outputs_max=%d\n", params.n_outputs_max);
-    std::fflush(stdout);
+    set_output_limits(params);  // server_output_limits (tools/server/server-context.cpp)
 
     auto init = common_init_from_params(params);
     llama_model * model = init->model();

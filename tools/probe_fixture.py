@@ -1,16 +1,44 @@
-"""What the llama.cpp probe recorders share (tools/record_mtmd_limits.py, tools/record_spec_limits.py, tools/record_llamacpp_mtp.py): their
-arguments (the llama.cpp tree, its CPU build, the commit they are) and the fixture they write under tests/data."""
+"""What the llama.cpp probe recorders share (tools/record_mtmd_limits.py, tools/record_spec_limits.py,
+tools/record_llamacpp_mtp.py, record_llamacpp_dflash.py, record_llamacpp_eagle3.py): their arguments (the llama.cpp
+tree, its CPU build, the commit they are), how a probe's output is read and the fixture they write under tests/data."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# llama.cpp's buffer lines (src/llama-context.cpp, llama-model.cpp, llama-kv-cache.cpp ...), sizes in MiB
+BUF = re.compile(r"\s(\w+):\s+(\S+)\s+(model|KV|RS|output|compute) buffer size =\s+([\d.]+) MiB")
+PROBE = re.compile(r"^PROBE (.*)$", re.M)
+
+
+def probe_values(stdout: str) -> dict[str, Any]:
+    """The probe's PROBE key=value lines, integers where they are."""
+    rec: dict[str, Any] = {}
+    for m in PROBE.finditer(stdout):
+        for kv in m.group(1).split():
+            k, _, v = kv.partition("=")
+            rec[k] = int(v) if v.lstrip("-").isdigit() else v
+    return rec
+
+
+def logged_buffers(stderr: str) -> list[dict[str, Any]]:
+    """llama.cpp's buffer lines, each with the phase (tools/probe_common.h VRAMCALC_PHASE) it was printed in, 'target'
+    before the first marker."""
+    out, phase = [], "target"
+    for line in stderr.splitlines():
+        if line.startswith("VRAMCALC_PHASE"):
+            phase = line.split()[1]
+        elif m := BUF.search(line):
+            out.append({"context": phase, "where": m.group(1), "buffer": m.group(2), "kind": m.group(3),
+                        "mib": float(m.group(4))})
+    return out
 
 
 def probe_args() -> argparse.Namespace:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests"))
 import llamacpp_eagle3_models as em  # noqa: E402
 import llamacpp_models as lm  # noqa: E402
-from probe_fixture import build_probe, probe_args, write_probe_fixture  # noqa: E402
+from probe_fixture import build_probe, logged_buffers, probe_args, probe_values, write_probe_fixture  # noqa: E402
 from record_spec_limits import COMMON  # noqa: E402
 
 # (n_ctx, n_parallel, n_batch, n_ubatch, --spec-draft-n-max, -fa, -ctk, -ctv, -ctkd, -ctvd, draft backend sampling,
@@ -46,9 +46,7 @@ MOE = (("qwen3moe", "eagle3-a"),)
 # refused or without speculation: a draft that is not EAGLE-3, a target layer past the target's, no target_layers;
 # and the target's last layer (n_layer) as an id
 ODD = (("llama-a", "llama-a"), ("llama-a", "eagle3-far"), ("llama-a", "eagle3-nolayers"), ("llama-a", "eagle3-last"))
-BUF = re.compile(r"\s(\w+):\s+(\S+)\s+(model|KV|RS|output|compute) buffer size =\s+([\d.]+) MiB")
 ALLOC = re.compile(r"^VRAMCALC_ALLOC (\S+) (\S+) (\d+) (\S+)$")
-PROBE = re.compile(r"^PROBE (.*)$", re.M)
 KEYS = ("n_ctx", "n_parallel", "n_batch", "n_ubatch", "draft_n_max", "flash_attn", "type_k", "type_v", "type_k_draft",
         "type_v_draft", "backend_sampling", "kv_unified")
 
@@ -63,19 +61,10 @@ def run_one(probe: Path, tmp: Path, target: str, draft: str, case: tuple, src: P
     rec: dict = {"target": target, "draft": draft}
     rec.update(zip(KEYS, case))
     rec["backend_sampling"], rec["kv_unified"] = bool(case[-2]), bool(case[-1])
-    for m in PROBE.finditer(out.stdout):
-        for kv in m.group(1).split():
-            k, _, v = kv.partition("=")
-            rec[k] = int(v) if v.lstrip("-").isdigit() else v
+    rec.update(probe_values(out.stdout))
     rec["allocs"] = [{"phase": m2.group(1), "buft": m2.group(2), "bytes": int(m2.group(3)), "by": m2.group(4)}
                      for line in out.stdout.splitlines() if (m2 := ALLOC.match(line)) and int(m2.group(3))]
-    rec["buffers"], ph = [], "target"
-    for line in out.stderr.splitlines():
-        if line.startswith("VRAMCALC_PHASE"):
-            ph = line.split()[1]
-        elif m3 := BUF.search(line):
-            rec["buffers"].append({"context": ph, "where": m3.group(1), "buffer": m3.group(2), "kind": m3.group(3),
-                                   "mib": float(m3.group(4))})
+    rec["buffers"] = logged_buffers(out.stderr)
     rec["exit"] = out.returncode
     said = [ln.replace(f"{tmp}/", "").replace(f"{src}/" if src else f"{tmp}/", "") for ln in out.stderr.splitlines()
             if not ln.startswith("VRAMCALC_")]  # file names relative to the tree and the models' folder

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests"))
 import llamacpp_mtp_models as mm  # noqa: E402
-from probe_fixture import build_probe, probe_args, write_probe_fixture  # noqa: E402
+from probe_fixture import build_probe, logged_buffers, probe_args, probe_values, write_probe_fixture  # noqa: E402
 from record_spec_limits import COMMON  # noqa: E402
 
 # (n_ctx, n_parallel, n_batch, n_ubatch, --spec-draft-n-max, -fa, -ctk, -ctv, -ctkd, -ctvd, draft-mtp on)
@@ -37,8 +37,6 @@ CASES = [(4096, 4, 2048, 512, 3, "auto", "f16", "f16", "f16", "f16", 0),
 MODELS = ("qwen3next-mtp", "qwen3next-mtp-q4", "qwen35-mtp", "qwen35-mtp-q4", "qwen35moe-mtp", "qwen35moe-mtp-q4")
 # files without MTP blocks, with draft-mtp: refused; an MTP-only sidecar loaded as the target
 ODD = ("qwen3next", "qwen35", "qwen35moe", "qwen35-mtp-only")
-BUF = re.compile(r"\s(\w+):\s+(\S+)\s+(model|KV|RS|output|compute) buffer size =\s+([\d.]+) MiB")
-PROBE = re.compile(r"^PROBE (.*)$", re.M)
 
 
 def main() -> None:
@@ -59,17 +57,8 @@ def main() -> None:
             rec.update(zip(("n_ctx", "n_parallel", "n_batch", "n_ubatch", "draft_n_max", "flash_attn", "type_k",
                             "type_v", "type_k_draft", "type_v_draft"), case))
             rec["draft_mtp"] = bool(case[-1])
-            for m in PROBE.finditer(out.stdout):
-                for kv in m.group(1).split():
-                    k, _, v = kv.partition("=")
-                    rec[k] = int(v) if v.lstrip("-").isdigit() else v
-            rec["buffers"], phase = [], "target"
-            for line in out.stderr.splitlines():
-                if line.startswith("VRAMCALC_PHASE"):
-                    phase = line.split()[1]
-                elif m2 := BUF.search(line):
-                    rec["buffers"].append({"context": phase, "where": m2.group(1), "buffer": m2.group(2),
-                                           "kind": m2.group(3), "mib": float(m2.group(4))})
+            rec.update(probe_values(out.stdout))
+            rec["buffers"] = logged_buffers(out.stderr)
             rows = re.search(r"invalid nextn embeddings id \d+, reason: out of range \[0, (\d+)\)", out.stderr)
             if rows:  # the target's nextn rows after a decode with draft-mtp (llama_get_embeddings_nextn_ith)
                 rec["target_nextn_rows"] = int(rows.group(1))
