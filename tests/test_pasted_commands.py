@@ -154,7 +154,6 @@ def test_no_effect_flags_listed_once_and_upper_bound_warned():
 @pytest.mark.parametrize("command,flag", [
     ("vllm serve Qwen/Qwen3-8B --enable-lora --max-model-len 8192 --max-num-seqs 64 "
      "--weight-transfer-config '{\"backend\": \"sparse_nccl\"}'", "--weight-transfer-config"),
-    ("llama-server -m Qwen3-8B-Q4_K_M.gguf --spec-type draft-eagle3", "--spec-type"),
     ("VLLM_BATCH_INVARIANT=1 vllm serve Qwen/Qwen3-8B -pp 2", "VLLM_BATCH_INVARIANT"),
 ])
 def test_not_modelled_flags_are_warned_about_by_name(command, flag):
@@ -164,7 +163,7 @@ def test_not_modelled_flags_are_warned_about_by_name(command, flag):
     (w,) = [w for w in r.warnings if w.code == "command.not_modelled"]
     assert w.text.startswith(flag) and "the figures ignore it" in w.text
     without = " ".join(command.split(" ", 1)[1:]) if command.startswith("VLLM_") else \
-        command.replace(f" {flag}", "", 1).replace(" cv.gguf", "").replace(" draft-eagle3", "") \
+        command.replace(f" {flag}", "", 1).replace(" cv.gguf", "") \
         .replace(" '{\"backend\": \"sparse_nccl\"}'", "")
     alone = check_command(without, "2x4090")
     figures = {k: v for k, v in r.result.to_dict().items() if k not in ("fits", "errors", "fix", "corrected_command")}
@@ -186,9 +185,10 @@ def test_every_not_modelled_flag_warns_by_name(engine):
                             if engine == "llamacpp" else llamacpp_table()["llama_bench"] if engine == "llama_bench"
                             else []) for n in o["names"]}
     names = [n for n, c in flag_classes()[engine].items() if c["class"] == "not_modelled"]
-    # every flag of llama-bench's and (since --diffusion-config, tests/test_vllm_diffusion.py) vllm serve's table is
-    # modelled, has no effect, or is bounded
-    assert names or engine in ("llama_bench", "vllm")
+    # every flag of llama-bench's, (since --diffusion-config, tests/test_vllm_diffusion.py) vllm serve's and (since
+    # --spec-type draft-eagle3, tests/test_llamacpp_eagle3.py) llama-server's table is modelled, has no effect, or is
+    # bounded
+    assert names or engine in ("llama_bench", "vllm", "llamacpp")
     for name in names:
         entry = flag_classes()[engine][name]
         if engine == "vllm_env":
@@ -1058,9 +1058,10 @@ def test_spec_type_ngram_mod_reserves_the_drafted_rows_and_its_host_table():
         read_command(f"{base} --spec-ngram-mod-n-max 2000")
     assert main(mod.vramcalc_command.split()[1:] + ["--json"]) == 0
     assert "--spec-type ngram-mod" in mod.result.command
-    # a list with a type vramcalc does not model warns for the whole flag; none alone changes nothing
-    (w,) = read_command(f"{base} --spec-type ngram-mod,draft-eagle3")[1].warnings
-    assert w.code == "command.not_modelled" and w.text.startswith("--spec-type ngram-mod,draft-eagle3")
+    # every type llama.cpp takes is modelled: a list of them is read whole (only speed is warned about)
+    _, rd = read_command(f"{base} --spec-type ngram-mod,draft-eagle3,draft-dspark")
+    assert rd.options["spec_types"] == ("ngram-mod", "draft-eagle3", "draft-dspark")
+    assert {w.code for w in rd.warnings} == {"command.speed_not_estimated"}
     # draft-mtp is modelled: a model without MTP layers (Qwen3-8B) is refused as llama.cpp refuses it
     (e,) = [e for e in check_command(f"{base} --spec-type draft-mtp", "4090").result.errors
             if e.code == "llamacpp.spec.no_mtp"]

@@ -12,39 +12,15 @@
 // encodes the target features and injects them into the draft's KV cache, and common_speculative_draft drafts a
 // block on every slot. llama.cpp's own log lines (the buffers) go to stderr; PROBE lines (the output buffers' bytes, read from
 // the contexts, and the compute buffers after the run, from llama_get_memory_breakdown) to stdout.
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "common.h"
-#include "log.h"
-#include "speculative.h"
-#include "llama.h"
+#include "probe_common.h"
 #define private public  // the output buffer's size: llama_context::buf_output (nothing prints it after a resize)
 #include "../src/llama-context.h"
 #undef private
-
-static ggml_type type_of(const char * s) {
-    for (int t = 0; t < GGML_TYPE_COUNT; ++t) {
-        const char * n = ggml_type_name((ggml_type) t);
-        if (n && strcasecmp(n, s) == 0) {
-            return (ggml_type) t;
-        }
-    }
-    std::fprintf(stderr, "unknown type %s\n", s);
-    std::exit(2);
-}
-
-static void phase(const char * name) {
-    common_log_flush(common_log_main());
-    std::fflush(stderr);
-    std::fprintf(stderr, "VRAMCALC_PHASE %s\n", name);
-    std::fflush(stderr);
-}
 
 static size_t out_bytes(llama_context * ctx) {
     return ctx->buf_output ? ggml_backend_buffer_get_size(ctx->buf_output.get()) : 0;
@@ -67,30 +43,14 @@ int main(int argc, char ** argv) {
     common_params params;
     params.model.path         = argv[1];
     params.speculative.draft.mparams.path = argv[2];
-    params.n_ctx              = std::atoi(argv[3]);
-    params.n_parallel         = std::atoi(argv[4]);
+    read_context_args(params, argv, 3);
     params.kv_unified         = true;
-    params.n_batch            = std::atoi(argv[5]);
-    params.n_ubatch           = std::atoi(argv[6]);
-    params.speculative.draft.n_max = std::atoi(argv[7]);
-    params.flash_attn_type    = strcmp(argv[8], "on") == 0 ? LLAMA_FLASH_ATTN_TYPE_ENABLED :
-                                strcmp(argv[8], "off") == 0 ? LLAMA_FLASH_ATTN_TYPE_DISABLED : LLAMA_FLASH_ATTN_TYPE_AUTO;
-    params.cache_type_k       = type_of(argv[9]);
-    params.cache_type_v       = type_of(argv[10]);
-    params.speculative.draft.cache_type_k = type_of(argv[11]);
-    params.speculative.draft.cache_type_v = type_of(argv[12]);
     const std::string type = argv[13];
     const int n_prompt = std::atoi(argv[14]);
     // --spec-draft-backend-sampling (common.h: on) / --no-spec-draft-backend-sampling
     params.speculative.draft.backend_sampling = argc < 16 || std::atoi(argv[15]) != 0;
-    params.n_gpu_layers       = 0;
-    params.speculative.draft.n_gpu_layers = 0;
-    params.fit_params         = false;
-    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = 2;
 
-    common_init();
-    common_log_set_verbosity_thold(4);
-    llama_backend_init();
+    init_logging_and_backends();
 
     if (type == "auto") {  // common/arg.cpp: no --spec-type given, a draft path set
         params.speculative.types = common_speculative_types_from_gguf(params.speculative.draft.mparams.path);
@@ -100,12 +60,7 @@ int main(int argc, char ** argv) {
     std::printf("PROBE types=%s\n", common_speculative_type_name_str(params.speculative.types).c_str());
     std::fflush(stdout);
 
-    const auto lim = common_speculative_get_output_limits(params.n_batch, params.n_parallel,
-                                                          common_speculative_n_max(&params.speculative));
-    params.n_outputs_max         = std::max<int32_t>(1, lim.total);
-    params.n_outputs_max_per_seq = std::max<int32_t>(1, lim.per_seq);
-    std::printf("PROBE outputs_max=%d\n", params.n_outputs_max);
-    std::fflush(stdout);
+    set_output_limits(params);
 
     auto init = common_init_from_params(params);
     llama_model * model = init->model();

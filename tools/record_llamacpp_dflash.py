@@ -16,7 +16,6 @@ the compute buffers after each step read from the contexts (PROBE lines). Printe
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests"))
 import llamacpp_dflash_models as dm  # noqa: E402
-from probe_fixture import build_probe, probe_args, write_probe_fixture  # noqa: E402
+from probe_fixture import build_probe, logged_buffers, probe_args, probe_values, write_probe_fixture  # noqa: E402
 from record_spec_limits import COMMON  # noqa: E402
 
 FIELDS = ("target", "draft", "n_ctx", "n_parallel", "n_batch", "n_ubatch", "draft_n_max", "flash_attn", "type_k",
@@ -45,8 +44,6 @@ CASES = [c + (1,) for c in CASES] + [  # --no-spec-draft-backend-sampling: no sa
     ("qwen3-t", "dflash-a", 4096, 4, 2048, 512, 3, "auto", "f16", "f16", "f16", "f16", "draft-dflash", 64, 0),
     ("qwen3-t-q4", "dflash-q8", 8192, 2, 1024, 256, 7, "on", "f16", "f16", "q8_0", "q8_0", "draft-dflash", 300, 0),
     ("qwen3-t", "dspark-a", 4096, 3, 2048, 512, 5, "off", "f16", "f16", "f16", "f16", "auto", 100, 0)]
-BUF = re.compile(r"\s(\w+):\s+(\S+)\s+(model|KV|output|compute) buffer size =\s+([\d.]+) MiB")
-PROBE = re.compile(r"^PROBE (.*)$", re.M)
 SAID = ("DFlash", "clamping", "auto-detected", "failed", "block_size", "error", "requires")
 
 
@@ -62,17 +59,8 @@ def main() -> None:
         out = subprocess.run([str(probe), str(tmp / f"{case[0]}.gguf"), str(tmp / f"{case[1]}.gguf"),
                               *map(str, case[2:])], capture_output=True, text=True, timeout=600, errors="replace")
         rec: dict = dict(zip(FIELDS, case))
-        for m in PROBE.finditer(out.stdout):
-            for kv in m.group(1).split():
-                k, _, v = kv.partition("=")
-                rec[k] = int(v) if v.lstrip("-").isdigit() else v
-        rec["buffers"], phase = [], "target"
-        for line in out.stderr.splitlines():
-            if line.startswith("VRAMCALC_PHASE"):
-                phase = line.split()[1]
-            elif m2 := BUF.search(line):
-                rec["buffers"].append({"context": phase, "where": m2.group(1), "buffer": m2.group(2),
-                                       "kind": m2.group(3), "mib": float(m2.group(4))})
+        rec.update(probe_values(out.stdout))
+        rec["buffers"] = logged_buffers(out.stderr)
         rec["exit"] = out.returncode
         rec["said"] = [ln.split(" ", 2)[-1].replace(f"{tmp}/", "") for ln in out.stderr.splitlines()
                        if any(w in ln for w in SAID) and "print_info" not in ln and "llama_model_loader" not in ln]

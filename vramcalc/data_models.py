@@ -251,7 +251,7 @@ class LlamaBackends(Fixed):
     iswa_gguf_archs_source: str
     rs_rollback_gguf_archs: list[str]  # n_rs_seq recurrent-state snapshots with a draft-mtp-like --spec-type
     rs_rollback_source: str
-    # the architectures whose graph keeps res->t_layer_inp (the target of a DFlash drafter: draft-dflash / draft-dspark)
+    # the architectures whose graph keeps res->t_layer_inp (the target of draft-dflash / draft-dspark, draft-eagle3)
     layer_inp_gguf_archs: list[str] = []
     layer_inp_source: str = ""
     op_offload_source: str

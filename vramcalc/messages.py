@@ -229,8 +229,10 @@ CODES: dict[str, str] = {
                              "nothing; counted, with no speed-up",
     "llamacpp.spec.host_table_grows": "--spec-type ngram-map-k / -k4v / ngram-cache: host tables that grow with the "
                                       "text are not counted",
-    "llamacpp.spec.no_draft": "--spec-type draft-simple without -md: no draft context, no speculation; its output rows "
-                              "are still reserved",
+    "llamacpp.spec.no_draft": "--spec-type draft-simple, draft-eagle3, draft-dflash or draft-dspark without -md: no "
+                              "draft context, no speculation; its output rows are still reserved",
+    "llamacpp.spec.eagle3": "--spec-type draft-eagle3: llama.cpp refuses the EAGLE-3 draft or aborts with it",
+    "llamacpp.spec.not_eagle3": "--spec-type draft-eagle3 with a -md that is not an EAGLE-3 head: no speculation",
     "llamacpp.spec.no_mtp": "--spec-type draft-mtp on a model without MTP (nextn) layers: llama.cpp makes no MTP "
                             "context and llama-server stops",
     "llamacpp.spec.not_dflash": "--spec-type draft-dflash / draft-dspark with a -md llama.cpp cannot draft with: "

@@ -1108,12 +1108,16 @@ def _llama_reading(p: Parsed) -> Reading:
                         f"{f.written()}: {', '.join(ngram)} drafts from the text already seen (common/speculative.cpp), "
                         "so its speed-up depends on how much the output repeats the prompt: speed, not in the "
                         "estimate")))
-                dfl = [t for t in types if t in ("draft-dflash", "draft-dspark")]
-                if dfl:
-                    warnings.append(warning("command.speed_not_estimated", (
-                        f"{f.written()}: {', '.join(dfl)} drafts a block with -md's DFlash drafter "
-                        "(common/speculative.cpp common_speculative_impl_draft_dflash): its memory is counted, its "
-                        "speed-up is not in the estimate")))
+                for how, impl, kinds in (
+                        ("drafts a block with -md's DFlash drafter", "dflash", ("draft-dflash", "draft-dspark")),
+                        ("drafts with -md's EAGLE-3 head from the target's hidden states", "eagle3",
+                         ("draft-eagle3",))):
+                    named = [t for t in types if t in kinds]
+                    if named:
+                        warnings.append(warning("command.speed_not_estimated", (
+                            f"{f.written()}: {', '.join(named)} {how} (common/speculative.cpp "
+                            f"common_speculative_impl_draft_{impl}): its memory is counted, its speed-up is not in the "
+                            "estimate")))
                 if "draft-mtp" in types:
                     warnings.append(warning("command.speed_not_estimated", (
                         f"{f.written()}: draft-mtp drafts with the model's own MTP block(s) (common/speculative.cpp "

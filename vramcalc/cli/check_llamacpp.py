@@ -290,6 +290,10 @@ def _extra_line(e: LlamaExtra) -> str:
         what = (f"draft {e.ref}: weights {int(d['model']) / 2**20:.2f} + KV {int(d['kv']) / 2**20:.2f} + compute "
                 f"{int(d['compute']) / 2**20:.2f} + output {int(d['output']) / 2**20:.2f} MiB, {d['n_ctx']} cells, "
                 f"{d['gpu_layers']}/{d['n_layer']} layers offloaded, drafts {d['draft_max']} tokens a step")
+        if "target_layers" in d:  # --spec-type draft-eagle3 (llamacpp/eagle3.py), draft-dflash / -dspark (dflash.py)
+            head = "an EAGLE-3 head" if d["type"] == "draft-eagle3" else f"a {d['type']} drafter"
+            what += (f"; {head} on the target's layers {d['target_layers']}, backend sampling "
+                     + ("on" if d["backend_sampling"] else "off"))
     elif e.kind == "spec":
         what = f"--spec-type {e.ref}: a token table of {d['entries']:,} int32 entries"
     elif e.kind == "mtp":

@@ -181,6 +181,9 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
     variant: graphs.graph_variant of the file's tensors. offload_min_batch: the GPU backend's offload_op
     threshold (0: it takes no ops on host weights). embd_input: the build keeps the unused F32 embeddings input in
     every graph (PR #18898, ggml_build_forward_select): a graph input, so in the host buffer for the whole graph.
+    layer_inp: the layers whose input the context extracts (the target layers of a draft-dflash / draft-dspark or
+    draft-eagle3 draft), kept as graph outputs in the replay; added whole where the builder does not keep them and in
+    the phase formula (an upper bound).
     samplers: the context's backend samplers (slots, n_outputs_max_per_seq), in the replay (graphs.py
     backend_sampling); the phase formula leaves them out (the caller adds them).
 
@@ -212,7 +215,7 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
                               variant=variant, lora=lora, n_rs_seq=rs_snapshots(arch, opts), layer_inp=layer_inp,
                               samplers=samplers)
         # the builders that keep res->t_layer_inp as outputs (graphs.py build_transformer); on the others the kept
-        # layer inputs of draft-dflash are added whole (an upper bound)
+        # layer inputs of the draft (draft-dflash / draft-eagle3) are added whole (an upper bound)
         kept_extra = 4 * min(opts.n_ubatch, opts.n_batch) * spec.hidden_size * len(layer_inp) \
             if layer_inp and arch not in ("llama", "qwen3", "qwen3moe", "gpt-oss") else 0
         if replay is not None and kept_extra:
@@ -221,7 +224,7 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
             how = ("ggml-alloc replayed on llama.cpp's worst-case graph, rebuilt op by op (exact on every "
                    "recorded CPU run of the architectures it covers)")
             if kept_extra:
-                how += (f"; the {len(layer_inp)} layer inputs draft-dflash keeps added whole "
+                how += (f"; the {len(layer_inp)} layer inputs the draft keeps added whole "
                         f"({kept_extra / 2**20:.2f} MiB, an upper bound)")
             # on the CPU backend it is what llama.cpp allocates; on a GPU the same allocator runs the same
             # graph, but no GPU run checks it yet: REPLAY_GPU_MARGIN
@@ -282,7 +285,7 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
         elif cpu_layers:
             host += layer
     kept = 0
-    for il in layer_inp:  # draft-dflash's kept layer inputs (n_embd x n_ubatch F32 each, graph outputs): added whole
+    for il in layer_inp:  # the draft's kept layer inputs (n_embd x n_ubatch F32 each, graph outputs): added whole
         kept += 4 * n_ub * spec.hidden_size
         d = mb.unit_device[il] if il < len(mb.unit_device) else -1
         if n_dev == 0 or d == -1:
@@ -293,7 +296,7 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
            + (")" if fa else " + F32 attention scores)") + "; on 189 real llama.cpp runs the median error is "
            f"2.3% and the worst 21% low, so the verdict adds a {UNCERTAINTY:.0%} margin")
     if kept:
-        how += (f"; the {len(layer_inp)} layer inputs draft-dflash keeps as outputs added whole "
+        how += (f"; the {len(layer_inp)} layer inputs the draft keeps as outputs added whole "
                 f"({kept / 2**20:.2f} MiB, on their layers' devices: an upper bound)")
     if copied:
         how += (f"; the first GPU takes the ops on weights in host memory and holds a copy of the largest "

@@ -103,6 +103,26 @@ def draft_output_bytes(n_vocab: int, n_embd: int, rows: int, sampling: bool = Tr
     return per * rows * 4
 
 
+def layer_inp_refusal(arch: str, kind: str, code: str) -> Message | None:
+    """A target whose graph keeps no layer inputs (data/llamacpp_backends.json layer_inp_gguf_archs): once the drafter
+    (draft-dflash / draft-dspark, draft-eagle3) turns on llama_set_embeddings_layer_inp, llama.cpp aborts reserving the
+    target's graph; llama.cpp's words, or None where the graph keeps them."""
+    from .engine import backend_rules
+    if arch in backend_rules().layer_inp_gguf_archs:
+        return None
+    return error(code, f"--spec-type {kind} on a {arch} target: its graph keeps no layer inputs, so llama.cpp aborts: "
+                 "GGML_ASSERT(t_layer_inp[il] != nullptr && \"layer input tensor is null\") [src/llama-graph.cpp "
+                 "llm_graph_result::set_outputs]", fix=f"a target architecture {kind} drafts for "
+                 "(data/llamacpp_backends.json layer_inp_gguf_archs)",
+                 source="src/llama-graph.cpp llm_graph_result::set_outputs")
+
+
+def sampling_pad_bytes(n_vocab: int, n_tokens: int) -> int:
+    """llm_graph_context::build_sampling's padded copy of the logits (ggml_pad: one more row, F32), what the backend
+    samplers add where the phase formula sizes a draft's compute buffer."""
+    return 4 * n_vocab * (n_tokens + 1)
+
+
 def dflash_extra(spec: ModelSpec, gl: list[GPU], opts, errors: list[Message],  # type: ignore[no-untyped-def]
                  warnings: list[Message]) -> LlamaExtra | None:
     """The drafter's weights, KV cache, compute and output buffers (DFLASH_SOURCE)."""
@@ -131,17 +151,13 @@ def dflash_extra(spec: ModelSpec, gl: list[GPU], opts, errors: list[Message],  #
                                "Qwen3-style DFlash / DSpark backbone is")
     if opts.split_mode == "tensor" and len(gl) > 1:
         raise NotModelledError(f"--spec-type {kind} with --split-mode tensor is not modelled; use --split-mode layer")
-    from .engine import backend_rules, gguf_arch
+    from .engine import gguf_arch
     if f.swa:
         raise NotModelledError(f"-md {opts.model_draft}: a DFlash drafter with sliding-window layers (dflash.cpp's "
                                "iSWA cache and attention input) is not modelled")
-    arch = gguf_arch(spec)
-    if arch not in backend_rules().layer_inp_gguf_archs:
-        errors.append(error("llamacpp.spec.not_dflash", f"--spec-type {kind} on a {arch} target: its graph keeps no "
-                            "layer inputs, so llama.cpp aborts: GGML_ASSERT(t_layer_inp[il] != nullptr && \"layer "
-                            "input tensor is null\") [src/llama-graph.cpp llm_graph_result::set_outputs]",
-                            fix="a target architecture DFlash drafts for (data/llamacpp_backends.json "
-                            "layer_inp_gguf_archs)", source="src/llama-graph.cpp llm_graph_result::set_outputs"))
+    refused = layer_inp_refusal(gguf_arch(spec), kind, "llamacpp.spec.not_dflash")
+    if refused is not None:
+        errors.append(refused)
         return None
     if max(f.target_layers) >= spec.num_layers:
         # llama_context::set_embeddings_layer_inp: GGML_ASSERT(lid <= n_layer()); the graph asserts the layer input
@@ -197,7 +213,7 @@ def dflash_extra(spec: ModelSpec, gl: list[GPU], opts, errors: list[Message],  #
                            opts.type_v_draft.upper(), CPU_ALIGNMENT if not dgl else GPU_ALIGNMENT)
         exact = True
     else:  # the phase formula's buffer and the padded logits copy of build_sampling
-        comp = comp_start + (dm.spec.vocab_size * (n_ub + 1) * 4 if sampling else 0)
+        comp = comp_start + (sampling_pad_bytes(dm.spec.vocab_size, n_ub) if sampling else 0)
         exact = False
     rows = draft_rows(opts)
     out_start = sum(x.output_buffer_bytes for x in dr.devices)
@@ -241,4 +257,5 @@ def dflash_extra(spec: ModelSpec, gl: list[GPU], opts, errors: list[Message],  #
                           f"{list(f.target_layers)} (in its compute and output buffers)", source=DFLASH_SOURCE)
 
 
-__all__ = ["DFLASH_TYPES", "InputError", "auto_type", "dflash_extra", "read_dflash", "target_layer_inputs"]
+__all__ = ["DFLASH_TYPES", "InputError", "auto_type", "dflash_extra", "draft_output_bytes", "read_dflash",
+           "sampling_pad_bytes", "target_layer_inputs"]

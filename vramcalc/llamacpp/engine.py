@@ -34,6 +34,7 @@ from .extras import (LORA_SOURCE, MMPROJ_SOURCE, LlamaExtra, LoraAdapter, lora_b
                      read_draft, read_lora, read_mmproj, split_scaled)
 from .mmproj import mmproj_compute
 from .dflash import draft_output_bytes
+from . import eagle3
 from .graphs import graph_variant
 from .builds import LlamaBuild, resolve_build
 from .checkpoints import checkpoint_bytes
@@ -70,7 +71,7 @@ PROGRAM_DEFAULTS: dict[str, dict[str, object]] = {
 
 # the --spec-type values vramcalc models (common/speculative.cpp common_speculative_type_from_name_map, 4df29be)
 SpecType = Literal["ngram-mod", "ngram-simple", "ngram-map-k", "ngram-map-k4v", "ngram-cache", "draft-simple",
-                   "draft-mtp", "draft-dflash", "draft-dspark"]
+                   "draft-mtp", "draft-eagle3", "draft-dflash", "draft-dspark"]
 # common/speculative.cpp create_state_ngram_cache: n_draft = 8, the n_max common_speculative_n_max gives ngram-cache
 NGRAM_CACHE_N_DRAFT = 8
 
@@ -174,7 +175,8 @@ class LlamaOptions(CheckedOptions):
     type_v_draft: str = "F16"
     draft_max: int = Field(default=3, ge=0, le=1024)
     # --spec-draft-backend-sampling / --no-spec-draft-backend-sampling (common.h draft.backend_sampling: on): the
-    # draft context's backend samplers (counted for draft-dflash / draft-dspark: dflash.py)
+    # draft context's backend top-k sampler on every slot (llama_set_sampler in common_speculative_impl_draft_dflash
+    # and common_speculative_impl_draft_eagle3; counted in dflash.py and eagle3.py)
     draft_backend_sampling: bool = True
     # the share of drafted tokens the target accepts (None: data/llamacpp_speculative.json's default); speed only
     draft_acceptance: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -272,7 +274,7 @@ class LlamaOptions(CheckedOptions):
         per = {"ngram-mod": self.spec_ngram_mod_n_max, "ngram-simple": self.spec_ngram_simple_size_m,
                "ngram-map-k": self.spec_ngram_map_k_size_m, "ngram-map-k4v": self.spec_ngram_map_k4v_size_m,
                "ngram-cache": NGRAM_CACHE_N_DRAFT, "draft-simple": self.draft_max, "draft-mtp": self.draft_max,
-               "draft-dflash": self.draft_max, "draft-dspark": self.draft_max}
+               "draft-eagle3": self.draft_max, "draft-dflash": self.draft_max, "draft-dspark": self.draft_max}
         return max((per[t] for t in self.spec_types), default=0)
 
     def speculates(self, bld: LlamaBuild) -> bool:
@@ -286,6 +288,8 @@ class LlamaOptions(CheckedOptions):
             return True  # draft-mtp: llama-server stops when it cannot make the MTP context (_mtp)
         if any(t in ("draft-dflash", "draft-dspark") for t in self.spec_types) and self.model_draft:
             return True  # common_speculative_impl_draft_dflash on -md's DFlash / DSpark drafter (dflash.py)
+        if "draft-eagle3" in self.spec_types and self.model_draft:
+            return True  # a draft that is not EAGLE-3 makes common_speculative_init throw: warned in _draft
         return bool(self.model_draft) and ("draft-simple" in self.spec_types or not bld.has(23988))
 
     @property
@@ -838,6 +842,9 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     arch = gguf_arch(spec)
     from .dflash import target_layer_inputs
     layer_inp = target_layer_inputs(opts)  # draft-dflash / draft-dspark: the drafter's target layers (dflash.py)
+    e3 = _eagle3_target(spec, opts)  # --spec-type draft-eagle3: the layer inputs the target keeps (eagle3.py)
+    if e3:
+        layer_inp = eagle3.layer_inputs(spec, e3)
     comp = compute_buffers(spec, opts, mb, n_ctx_seq, n_kv_swa, fa, n_dev, pipeline=pipeline, arch=arch if replay else "",
                            n_ctx=n_ctx_seq * streams, variant=graph_variant(arch, (t.name for t, _ in tensors)),
                            offload_min_batch=rules_b.backends[backend].offload_min_batch
@@ -845,9 +852,11 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
                            embd_input=bld.has(18898),  # PR #18898: the embeddings input in every graph
                            layer_inp=layer_inp)
     output = output_buffer_bytes(spec, opts.output_rows, embeddings=opts.output_embeddings)
-    # common_speculative_impl_draft_dflash: llama_set_embeddings_layer_inp on the target: its output_reserve keeps
-    # n_embd x n_batch floats per extracted layer (src/llama-context.cpp)
+    # common_speculative_impl_draft_dflash / _eagle3: llama_set_embeddings_layer_inp on the target: its output_reserve
+    # keeps n_embd x n_batch floats per extracted layer (src/llama-context.cpp)
     output += spec.hidden_size * opts.n_batch * 4 * len(layer_inp)
+    if e3:  # an EAGLE-3 target layer id equal to n_layer: llama_set_embeddings_nextn (unmasked), as many rows
+        output += eagle3.target_nextn_bytes(spec, e3, opts.n_batch)
     extras, ex_errors, ex_warnings = _extras(spec, gl, opts, mb, tensors, adapters, backend)
     if "draft-mtp" in opts.spec_types:
         mtp = _mtp(spec, gl, opts, mb, tensors, kvo, n_ctx_seq, streams, fa, pipeline, backend, bld, ex_errors)
@@ -1201,12 +1210,15 @@ def _extras(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: ModelBuffers
             out.append(dfl)
     elif opts.model_draft:
         out.append(_draft(spec, gl, opts, errors, warnings))
-    elif any(t in DFLASH_TYPES for t in opts.spec_types):
+    elif any(t in DFLASH_TYPES or t == "draft-eagle3" for t in opts.spec_types):
+        # common_speculative_init: the DFlash and EAGLE-3 implementations are added only with ctx_dft
+        kinds = [t for t in opts.spec_types if t in DFLASH_TYPES or t == "draft-eagle3"]
         warnings.append(warning("llamacpp.spec.no_draft", (
-            f"--spec-type {','.join(t for t in opts.spec_types if t in DFLASH_TYPES)} without -md: there is no draft "
-            "context (common_speculative_init_result loads none), so common_speculative_init adds no DFlash "
-            "implementation (available only with ctx_dft) and llama-server runs without it; the output rows of "
-            f"every listed type, {opts.n_parallel} x (1 + {opts.spec_n_max}), are still reserved")))
+            f"--spec-type {','.join(kinds)} without -md: there is no draft context (common_speculative_init_result "
+            f"loads none), so common_speculative_init adds no {' / '.join(kinds)} implementation (available only with "
+            "ctx_dft) and llama-server runs without it; the output rows of every listed type, "
+            f"{opts.n_parallel} x (1 + {opts.spec_n_max}), are still reserved (server_output_limits) "
+            "[common/speculative.cpp common_speculative_init]"), fix="-md DRAFT.gguf"))
     if opts.mmproj:
         out.append(_mmproj(gl, opts, row_pad))
     return out, errors, warnings
@@ -1260,11 +1272,46 @@ def _control_vector(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, mb: Mode
                       source=CVEC_SOURCE)
 
 
+def _eagle3_target(spec: ModelSpec, opts: LlamaOptions) -> eagle3.Eagle3File | None:
+    """--spec-type draft-eagle3 with an EAGLE-3 draft llama.cpp accepts: its header (the target's layer inputs and
+    output rows follow it); None otherwise (no type, no -md, a draft of another kind, a refused pair: _draft says)."""
+    if "draft-eagle3" not in opts.spec_types or not opts.model_draft:
+        return None
+    dm = read_draft(opts.model_draft)
+    if not eagle3.is_eagle3(dm.spec) or dm.predicted:
+        return None
+    f = eagle3.read_eagle3(opts.model_draft)
+    if eagle3.check(spec, gguf_arch(spec), dm.spec, f, opts.model_draft):
+        return None
+    return f
+
+
 def _draft(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, errors: list[Message],
            warnings: list[Message]) -> LlamaExtra:
     """The draft model and its context, as llama-server makes them (DRAFT_SOURCE)."""
     assert opts.model_draft is not None
     dm = read_draft(opts.model_draft)
+    e3 = eagle3.is_eagle3(dm.spec)
+    e3_file: eagle3.Eagle3File | None = None
+    if e3 and "draft-eagle3" not in opts.spec_types:
+        raise NotModelledError(f"-md {opts.model_draft} is an EAGLE-3 head (eagle3 GGUF): without --spec-type "
+                               "draft-eagle3 llama.cpp makes it a plain draft context; not modelled")
+    if e3:
+        if dm.predicted:
+            raise NotModelledError("--spec-type draft-eagle3 with a draft predicted from its name: its target layers "
+                                   "and heads are in the GGUF's header; give the .gguf")
+        e3_file = eagle3.read_eagle3(opts.model_draft)
+        refused = eagle3.check(spec, gguf_arch(spec), dm.spec, e3_file, opts.model_draft)
+        if refused:
+            errors += refused
+            e3_file = None
+    elif "draft-eagle3" in opts.spec_types:  # common_speculative_impl_draft_eagle3 throws; server-context.cpp catches
+        warnings.append(warning("llamacpp.spec.not_eagle3", (
+            "failed to initialize speculative decoding context: draft model is not eagle3 (expected 3 extract "
+            f"layers, got 0): -md {opts.model_draft} is not an EAGLE-3 head, so common_speculative_init throws and "
+            "llama-server runs without speculative decoding, freeing the draft model and context it loaded (counted "
+            "here as the peak at load) [common/speculative.cpp common_speculative_impl_draft_eagle3, "
+            "tools/server/server-context.cpp load_model]")))
     n_dev = len(gl)
     if dm.spec.vocab_size and spec.vocab_size and abs(dm.spec.vocab_size - spec.vocab_size) > SPEC_VOCAB_MAX_DIFF:
         errors.append(error("llamacpp.draft.vocab", "the target and draft vocabs are not compatible: draft model vocab "
@@ -1291,6 +1338,8 @@ def _draft(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, errors: list[Mess
         "type_k": opts.type_k_draft, "type_v": opts.type_v_draft, "n_outputs_max": opts.n_parallel,
         "lora": (), "lora_scaled": (), "lora_rank": None, "model_draft": None, "mmproj": None, "ftype": None,
         "n_ctx_draft": None, "n_outputs_run": None, "control_vectors": (), "spec_types": ()})
+    if e3:  # llama_context: a model with an encoder (eagle3) takes n_outputs_max = n_batch (src/llama-context.cpp)
+        dopts = dopts.model_copy(update={"n_outputs_max": opts.n_batch})
     if not dgl:
         dopts = dopts.model_copy(update={"n_gpu_layers": 0})
     dr = check_llamacpp(dm.spec, dgl or None, dopts, list(dm.tensors), solve=False, limits=False,
@@ -1308,7 +1357,9 @@ def _draft(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, errors: list[Mess
     bld = resolve_build(opts.build, opts.build_unplaced_as_modelled)
     # before PR #23988 common_speculative_init enabled draft-simple for any draft model; since, only --spec-type does
     drafts = not bld.has(23988) or "draft-simple" in opts.spec_types
-    if not drafts:
+    if "draft-eagle3" in opts.spec_types:  # an EAGLE-3 head llama.cpp accepts; any other draft stops every type
+        drafts = e3_file is not None
+    if not drafts and "draft-eagle3" not in opts.spec_types:
         kept = opts.speculates(bld)  # another type speculates: spec is not null, so spec_init (the draft) is kept
         warnings.append(warning("llamacpp.draft.unused", (
             f"-md {opts.model_draft} with --spec-type {','.join(opts.spec_types) or 'none'}: no speculative type "
@@ -1325,20 +1376,72 @@ def _draft(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, errors: list[Mess
             host_b, unc_h = d.total_bytes, d.uncertainty_bytes
         elif dgl:
             gpu_b[i], unc_g[i] = d.total_bytes, d.uncertainty_bytes
+    comp_d = [d.compute_buffer_bytes for d in dr.devices]
+    out_d = [d.output_buffer_bytes for d in dr.devices]
+    e3_how = ""
+    if e3_file is not None:
+        comp_d, out_d, e3_how = _eagle3_draft(dm.spec, e3_file, dgl, opts, dopts, dr, comp_d, out_d)
+        for i, d in enumerate(dr.devices):
+            delta = comp_d[i] - d.compute_buffer_bytes + out_d[i] - d.output_buffer_bytes
+            if d.device == "host RAM":
+                host_b += delta
+            elif dgl:
+                gpu_b[i] += delta
     return LlamaExtra(kind="draft", ref=opts.model_draft, gpu_bytes=gpu_b, host_bytes=host_b,
                       uncertainty_gpu_bytes=unc_g, uncertainty_host_bytes=unc_h,
                       detail={"model": sum(d.model_buffer_bytes + d.repack_buffer_bytes for d in dr.devices),
                               "kv": sum(d.kv_buffer_bytes + d.recurrent_buffer_bytes for d in dr.devices),
-                              "compute": sum(d.compute_buffer_bytes for d in dr.devices),
-                              "output": sum(d.output_buffer_bytes for d in dr.devices),
+                              "compute": sum(comp_d), "output": sum(out_d),
+                              **({"type": "draft-eagle3", "target_layers": ",".join(map(str, e3_file.layers or ())),
+                                  "repack": sum(d.repack_buffer_bytes for d in dr.devices),
+                                  "backend_sampling": opts.draft_backend_sampling} if e3_file is not None else {}),
                               "n_ctx": dr.n_ctx, "gpu_layers": dr.gpu_layers, "n_layer": dm.spec.num_layers,
                               "draft_max": opts.draft_max, "speculates": drafts,
                               **({"acceptance": opts.draft_acceptance} if opts.draft_acceptance is not None else {})},
                       how=f"a second model and context: the target's context ({dr.n_ctx} cells), slots, batch and "
                           f"flash attention, its own -ngld ({dr.gpu_layers} of {dm.spec.num_layers} layers on the "
-                          "GPUs), cache types and one logits row per slot" + (
+                          "GPUs), cache types and " + ("n_batch logits rows (llama_context: a model with an "
+                                                       "encoder)" if e3 else "one logits row per slot")
+                          + (e3_how if e3_file is not None else "") + (
                               "" if drafts else "; no speculative type drafts with it (llamacpp.draft.unused): it is "
-                              "counted as loaded at start-up"), source=DRAFT_SOURCE)
+                              "counted as loaded at start-up"), source=DRAFT_SOURCE + (
+                                  "; " + eagle3.EAGLE3_SOURCE if e3_file is not None else ""))
+
+
+def _eagle3_draft(dspec: ModelSpec, f: eagle3.Eagle3File, dgl: list[GPU], opts: LlamaOptions, dopts: LlamaOptions,
+                  dr: LlamaResult, comp_d: list[int], out_d: list[int]) -> tuple[list[int], list[int], str]:
+    """The EAGLE-3 draft context's compute and output buffers (eagle3.py): per entry of dr.devices (the GPUs, then
+    the host), and how they were sized."""
+    from .graphs import eagle3_peak
+    head = eagle3.head(dspec, f, opts.draft_backend_sampling)
+    n_ub = min(opts.n_ubatch, opts.n_batch)
+    host = next(i for i, d in enumerate(dr.devices) if d.device == "host RAM")
+    comp_d, out_d = list(comp_d), list(out_d)
+    from .dflash import draft_output_bytes, sampling_pad_bytes
+    rows = eagle3.draft_output_rows(n_ub, opts.n_parallel)
+    out_d[host] = draft_output_bytes(dspec.vocab_size, dspec.hidden_size, rows, opts.draft_backend_sampling)
+    unified = opts.kv_unified or opts.n_parallel == 1
+    n_kv = dr.n_ctx if unified else dr.n_ctx_seq  # cells of one stream
+    all_on = len(dgl) == 1 and dr.n_gpu_layers >= dspec.num_layers + 1 and not opts.override_tensor_draft \
+        and not opts.no_kv_offload
+    how = ""
+    if not dgl or all_on:  # one backend runs the graphs: the allocator replay (exact on the recorded CPU runs)
+        peak = eagle3_peak(dspec, head, n_kv * (1 if unified else opts.n_parallel), n_ub, opts.n_parallel, n_kv,
+                           unified, dr.flash_attn, dopts.type_k.upper(),
+                           dopts.type_v.upper(), alignment=GPU_ALIGNMENT if dgl else CPU_ALIGNMENT,
+                           sweep_to=eagle3.REALLOC_SWEEP_CELLS)
+        comp_d[0 if dgl else host] = peak
+        how = "; its compute buffer the allocator replay of the eagle3 decoder (every token's logits; at the " \
+            "reserved and at smaller cache fills"
+    else:  # layers split: the phase formula of the recursion, and the samplers' padded logits block
+        if head.sampler_top_k:
+            big = max(range(len(comp_d)), key=lambda i: comp_d[i])
+            comp_d[big] += sampling_pad_bytes(head.n_vocab, n_ub)
+        how = "; its compute buffer the phase formula (every token's logits"
+    how += (", with each slot's backend top-k sampler on the padded logits" if head.sampler_top_k else "") + \
+        f"), its output buffer {rows} rows of the encoder's output_reserve (logits, pre-norm " \
+        "states" + (", the samplers' logits, probabilities and tokens" if head.sampler_top_k else "") + ")"
+    return comp_d, out_d, how
 
 
 def _mmproj(gl: list[GPU], opts: LlamaOptions, row_pad: bool) -> LlamaExtra:

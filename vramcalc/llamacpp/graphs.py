@@ -39,7 +39,8 @@ class Reserve:
     lora: tuple[tuple[tuple[str, int], ...], ...] = ()
     n_rs_seq: int = 0  # cparams.n_rs_seq: the Gated DeltaNet layers write n_rs_seq + 1 state snapshots
     # cparams.embeddings_layer_inp: the layers whose input (res->t_layer_inp) is a graph output (draft-dflash /
-    # draft-dspark set them on the target: llama_set_embeddings_layer_inp; llm_graph_result::set_outputs)
+    # draft-dspark and draft-eagle3 set them on the target: llama_set_embeddings_layer_inp;
+    # llm_graph_result::set_outputs)
     layer_inp: tuple[int, ...] = ()
     # the context's backend samplers (llama_set_sampler; build_sampling): slots with one, and
     # cparams.n_outputs_max_per_seq (draft-mtp's MTP context: one per slot with --spec-draft-backend-sampling, 1)
@@ -400,7 +401,7 @@ def build_transformer(spec: ModelSpec, r: Reserve, arch: str) -> Graph:
     for il, layer in enumerate(spec.layers):
         a = layer.attention
         assert a is not None
-        if il in r.layer_inp:  # res->t_layer_inp[il] kept (draft-dflash's target features)
+        if il in r.layer_inp:  # res->t_layer_inp[il] = inpL, an output (the dflash / eagle3 draft's target features)
             inp.flags |= OUTPUT
         sa = inp
         cur = b.norm(inp)
@@ -904,15 +905,24 @@ def _reserve_peak(spec: ModelSpec, arch: str, n_ctx: int, n_ubatch: int, n_seq: 
                   n_kv: int, n_kv_swa: int, unified: bool, fa: bool, type_k: str, type_v: str,
                   alignment: int, variant: str = "", lora: tuple[tuple[tuple[str, int], ...], ...] = (),
                   n_rs_seq: int = 0, layer_inp: tuple[int, ...] = (), samplers: tuple[int, int] = (0, 0)) -> int:
+    return max(sched_reserve_peaks(
+        lambda r: BUILDERS[arch](spec, r), n_ctx, n_ubatch, n_seq, n_outputs_max, alignment,
+        lambda tokens, outputs: Reserve(tokens, n_seq, outputs, n_kv, n_kv_swa, 1 if unified else n_seq, fa, type_k,
+                                        type_v, variant, lora, n_rs_seq, layer_inp, *samplers)))
+
+
+def sched_reserve_peaks(build: Callable[[Reserve], Graph], n_ctx: int, n_ubatch: int, n_seq: int, n_outputs_max: int,
+                        alignment: int, reserve: Callable[[int, int], Reserve]) -> list[int]:
+    """llama_context::sched_reserve's two graphs, the buffer each needs: the pp graph (min(n_ctx, n_ubatch) tokens,
+    min(tokens, n_outputs_max) outputs; n_outputs_max 0: every token) and the tg graph (one token per sequence), the
+    tokens rounded up to a multiple of the sequences (graph_reserve). reserve(tokens, outputs) makes each Reserve."""
     from .galloc import peak_bytes
     nt = min(n_ctx, n_ubatch)
     peaks = []
-    for tokens, outputs in ((nt, min(nt, n_outputs_max)), (n_seq, n_seq)):
+    for tokens, outputs in ((nt, min(nt, n_outputs_max or nt)), (n_seq, n_seq)):
         tokens = -(-tokens // n_seq) * n_seq  # llama_context::graph_reserve
-        r = Reserve(tokens, n_seq, outputs, n_kv, n_kv_swa, 1 if unified else n_seq, fa, type_k, type_v, variant, lora,
-                    n_rs_seq, layer_inp, *samplers)
-        peaks.append(peak_bytes(BUILDERS[arch](spec, r), alignment))
-    return max(peaks)
+        peaks.append(peak_bytes(build(reserve(tokens, outputs)), alignment))
+    return peaks
 
 
 @dataclass(frozen=True)
@@ -1032,11 +1042,95 @@ def dflash_peak(spec: ModelSpec, d: DFlashGraph, n_ctx: int, n_ubatch: int, n_se
                 fa: bool, type_k: str, type_v: str, alignment: int = 32) -> int:
     """sched_reserve's compute buffer for the DFlash decoder graph: the larger of the pp graph (min(n_ctx, n_ubatch)
     tokens, min(tokens, n_outputs_max) outputs) and the tg graph (one token per sequence)."""
+    return max(sched_reserve_peaks(
+        lambda r: build_dflash(spec, r, d), n_ctx, n_ubatch, n_seq, d.n_outputs_max, alignment,
+        lambda tokens, outputs: Reserve(tokens, n_seq, outputs, n_kv, 0, 1 if unified else n_seq, fa, type_k, type_v)))
+
+
+# --- EAGLE-3 drafts (--spec-type draft-eagle3) --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Eagle3Head:
+    """What an EAGLE-3 draft GGUF sets in its graphs beyond the ModelSpec (src/models/eagle3.cpp, 4df29be)."""
+    n_enc: int  # the encoder's input width: 3 x target_hidden_size (hparams.n_embd_inp_enc)
+    n_vocab: int  # the vocabulary the logits are laid out in (model.vocab.n_tokens())
+    n_draft_vocab: int  # the output projection's rows: d2t's length, else n_vocab
+    norm_before_fc: bool = False  # enc.output_norm before fc
+    norm_before_residual: bool = False  # the residual is the hidden norm's output, not the raw features
+    sampler_top_k: int = 0  # the backend top-k sampler set on every slot (0: none, --no-spec-draft-backend-sampling)
+
+
+def build_eagle3(spec: ModelSpec, r: Reserve, head: Eagle3Head) -> Graph:
+    """src/models/eagle3.cpp graph<false>, the decoder (LLM_GRAPH_TYPE_DEFAULT, what sched_reserve reserves; 4df29be):
+    the token rows (get_rows on its own token_embd or the target's) and the encoder's features (an F32 input of n_embd
+    rows per token), RMS-normed (attn_norm, attn_norm_2) and concatenated; Q, K, V from the 2 n_embd columns, RoPE,
+    attention over the draft's own KV cache and attn_output; the residual (the raw features, or their norm with
+    norm_before_residual); the FFN and its residual, the pre-norm state an output (res->t_h_nextn); the output norm and
+    the logits of every token (no output-row selection); with d2t the draft vocabulary's logits are scattered
+    (ggml_set_rows) into an n_vocab block filled with -inf. Then llm_graph_context::build_sampling when a backend
+    sampler is set: ggml_pad adds a row to the logits and each slot's top-k (common_speculative_impl_draft_eagle3:
+    llama_sampler_init_top_k(10)) reads one row: ggml_top_k and the candidates' logits (get_rows), both outputs
+    (ubatch_prepare_reserve gives each slot with a sampler n_outputs_max_per_seq = 1 row)."""
+    b = Builder(spec, r)
+    (layer,) = spec.layers
+    tokens = b.inp("tokens", "I32", b.nt)
+    feats = b.inp("embd", "F32", b.h, b.nt)
+    tok = g.get_rows(g.weight("F16", b.h, head.n_vocab), tokens)
+    e_norm = b.norm(tok)
+    g_norm = b.norm(feats)
+    sa = g_norm if head.norm_before_residual else feats
+    q, k, v = _qkv_rope(b, layer, g.concat(e_norm, g_norm, 0))
+    cur = b.attn(layer, q, k, v)
+    ffn_inp = g.same("ADD", cur, sa)
+    cur = b.ffn(b.norm(ffn_inp), layer.mlp.intermediate_size)
+    cur = g.same("ADD", cur, ffn_inp)
+    cur.flags |= OUTPUT
+    logits = b.mm(head.n_draft_vocab, b.norm(cur), "output")
+    if head.n_draft_vocab != head.n_vocab:  # d2t
+        block = g.same("FILL", g.new("F32", 1, head.n_vocab, b.nt))
+        d2t = g.weight("I64", head.n_draft_vocab)
+        logits = g.set_rows(block, g.reshape(logits, 1, head.n_draft_vocab, b.nt), g.reshape(d2t, head.n_draft_vocab, 1, 1))
+        logits = g.reshape(logits, head.n_vocab, b.nt)
+    logits.flags |= OUTPUT
+    b.gf.expand(logits)
+    if head.sampler_top_k:  # one sampler per sequence of the batch, one row each
+        backend_sampling(b, r.n_seqs, 1, logits, head.sampler_top_k)
+    return b.gf
+
+
+def build_eagle3_encoder(spec: ModelSpec, r: Reserve, head: Eagle3Head) -> Graph:
+    """src/models/eagle3.cpp graph<true>, the encoder llama_encode runs on each chunk of target features (at most
+    n_ubatch tokens): the F32 input of 3 x target_hidden_size per token, enc.output_norm with norm_before_fc, fc,
+    the result an output (res->t_h_nextn)."""
+    b = Builder(spec, r)
+    cur = b.inp("embd", "F32", head.n_enc, b.nt)
+    if head.norm_before_fc:
+        cur = b.norm(cur)
+    cur = b.mm(b.h, cur, "fc")
+    cur.flags |= OUTPUT
+    b.gf.expand(cur)
+    return b.gf
+
+
+def eagle3_peak(spec: ModelSpec, head: Eagle3Head, n_ctx: int, n_ubatch: int, n_seq: int, n_kv: int, unified: bool,
+                fa: bool, type_k: str, type_v: str, alignment: int = 32, sweep_to: int = 0) -> int:
+    """The draft context's compute buffer: sched_reserve's pp graph (min(n_ctx, n_ubatch) tokens, rounded up to a
+    multiple of the slots) and tg graph (one token per slot) of the decoder, and the encoder's graph of n_ubatch
+    tokens that llama_encode allocates in the same buffer. ggml-alloc grows the buffer when a graph run later needs
+    more than that reservation (llama.cpp warns '~llama_context: compute buffer size of X MiB, does not match
+    expectation of Y MiB'): sweep_to > 0 adds the decoder's full ubatch at every cache fill a decode sees, n_kv a
+    multiple of 256 (llama_kv_cache::get_n_kv), up to sweep_to cells."""
     from .galloc import peak_bytes
     nt = min(n_ctx, n_ubatch)
-    peaks = []
-    for tokens, outputs in ((nt, min(nt, d.n_outputs_max or nt)), (n_seq, n_seq)):
-        tokens = -(-tokens // n_seq) * n_seq
-        r = Reserve(tokens, n_seq, outputs, n_kv, 0, 1 if unified else n_seq, fa, type_k, type_v)
-        peaks.append(peak_bytes(build_dflash(spec, r, d), alignment))
+    # the decoder's n_outputs_max is n_batch (a model with an encoder): every reserved token's logits
+    peaks = sched_reserve_peaks(
+        lambda r: build_eagle3(spec, r, head), n_ctx, n_ubatch, n_seq, 0, alignment,
+        lambda tokens, outputs: Reserve(tokens, n_seq, outputs, n_kv, 0, 1 if unified else n_seq, fa, type_k, type_v))
+    enc = Reserve(nt, 1, nt, n_kv, 0, 1, fa, type_k, type_v)
+    peaks.append(peak_bytes(build_eagle3_encoder(spec, enc, head), alignment))
+    n_stream = 1 if unified else n_seq
+    for cells in range(256, min(n_kv, sweep_to) + 1, 256):
+        if cells != n_kv:
+            r = Reserve(nt, n_stream, nt, cells, 0, n_stream, fa, type_k, type_v)
+            peaks.append(peak_bytes(build_eagle3(spec, r, head), alignment))
     return max(peaks)

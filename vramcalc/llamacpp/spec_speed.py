@@ -148,11 +148,13 @@ def llamacpp_speed(est: ServingEstimate, spec: ModelSpec, result: object, gpu: G
         est, line = with_host_kv(est, spec, running)
         notes.append(warning("llamacpp.speed.no_kv_offload", line))
     draft = next((e for e in getattr(result, "extras", []) if e.kind == "draft"), None)
-    if draft is not None and draft.detail.get("type") in ("draft-dflash", "draft-dspark"):
-        notes.append(warning("llamacpp.speed.draft", f"--spec-type {draft.detail['type']}: the DFlash drafter's memory "
-                             "is counted; its block drafts' speed-up (one non-causal pass per block, "
-                             "common_speculative_impl_draft_dflash) is not modelled, and the estimate is the target's "
-                             "alone"))
+    kind = draft.detail.get("type") if draft is not None else None
+    if draft is not None and kind in ("draft-dflash", "draft-dspark", "draft-eagle3"):
+        what = ("the EAGLE-3 head's memory is counted; its drafts' speed-up (common_speculative_impl_draft_eagle3)"
+                if kind == "draft-eagle3" else "the DFlash drafter's memory is counted; its block drafts' speed-up "
+                "(one non-causal pass per block, common_speculative_impl_draft_dflash)")
+        notes.append(warning("llamacpp.speed.draft", f"--spec-type {kind} -md {draft.ref}: {what} is not modelled, "
+                             "and the estimate is the target's alone"))
     elif draft is not None and not draft.detail.get("speculates", True):
         notes.append(warning("llamacpp.speed.draft", f"-md {draft.ref}: this build does not draft with it (no "
                              "--spec-type draft-simple, llamacpp.draft.unused): the estimate is the target's alone"))

@@ -21,7 +21,7 @@ Num = Callable[[str, Any, int, int], int]
 # llama.cpp architectures read exactly; others fall back to a generic GQA decoder (approximate).
 # swa: how llama-model.cpp marks sliding layers (set_swa_pattern(n): layer il slides if il % n < n-1)
 ARCHS: dict[str, dict[str, Any]] = {
-    "llama": {}, "qwen2": {"qkv_bias": True}, "qwen3": {"qk_norm": True},
+    "llama": {}, "eagle3": {}, "qwen2": {"qkv_bias": True}, "qwen3": {"qk_norm": True},
     # src/models/dflash.cpp: the Qwen3-style DFlash / DSpark drafter (attention with Q/K norms, a dense FFN)
     "dflash": {"qk_norm": True}, "qwen3moe": {"qk_norm": True},
     "phi3": {}, "gemma2": {"swa": 2, "norms": 4}, "gemma3": {"swa": 6, "norms": 4, "qk_norm": True},
@@ -104,6 +104,25 @@ GGUF_NAMES = {
 }
 
 
+# draft architectures whose token_embd is optional (src/models/dflash.cpp and src/models/eagle3.cpp load_arch_tensors
+# at 4df29be: without it the drafter reads the target's, cparams.ctx_other): their width is {arch}.embedding_length
+# and their vocabulary {arch}.vocab_size, else the tokenizer's token list (llama-vocab.cpp n_tokens)
+EMBEDLESS_ARCHS = ("dflash", "eagle3")
+
+
+def _embedless_widths(md: dict[str, Any], arch: str, where: str) -> tuple[int, int]:
+    hidden = int_value(md.get(f"{arch}.embedding_length"), where, f"{arch}.embedding_length", 1, MAX_WIDTH)
+    vocab = md.get(f"{arch}.vocab_size")
+    if vocab is None:
+        tokens = md.get("tokenizer.ggml.tokens")
+        vocab = len(tokens) if isinstance(tokens, (list, tuple)) else \
+            tokens.get("array_length") if isinstance(tokens, dict) else None
+    if vocab is None:
+        raise GGUFError(f"{where}: no token_embd.weight, {arch}.vocab_size nor tokenizer.ggml.tokens: the vocabulary "
+                        "size is not in the file")
+    return hidden, int_value(vocab, where, f"{arch}.vocab_size", 1, 1 << 24)
+
+
 def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> ModelSpec:
     """The ModelSpec of a GGUF's metadata and tensors, every size checked (validate.py)."""
     md = h.metadata
@@ -136,12 +155,8 @@ def _spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) ->
         return 0 if value is None or value == 0 and not isinstance(value, bool) else num(k, None, lo, hi)
 
     emb = tensors.get("token_embd.weight")
-    if arch == "dflash" and emb is None:
-        # src/models/dflash.cpp load_arch_tensors (4df29be): a DFlash / DSpark drafter's token_embd is optional (the
-        # target's is used); its width is embedding_length, its vocabulary the target's tokenizer
-        hidden = num("embedding_length", None, 1, MAX_WIDTH)
-        toks = md.get("tokenizer.ggml.tokens")
-        vocab = num("vocab_size", len(toks) if isinstance(toks, list) else None, 1, 1 << 24)
+    if arch in EMBEDLESS_ARCHS and (emb is None or len(emb.ne) != 2):
+        hidden, vocab = _embedless_widths(md, arch, where)
     elif emb is None or len(emb.ne) != 2:
         raise GGUFError(f"{where}: no 2-D token_embd.weight tensor")
     else:
