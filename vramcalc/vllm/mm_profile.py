@@ -159,3 +159,158 @@ def estimate(v: VisionSpec | None, model_id: str, tp: int, limits: dict[str, int
                   chunked_prefill)
     peak = encoder_peak(v, tp, grid, n, dtype_bytes)
     return Estimate(modality=modality, grid=grid, items=n, peak=peak, kv_cost=kv_cost(peak, lm_transient))
+
+
+# --mm-processor-kwargs: the dummy items under the processor's kwargs (data/vllm_features.json
+# multimodal.encoder_peak.processors; tests/test_vllm_mm_processor_kwargs.py against vLLM 0.34.0's own budget)
+
+SCOPES = ("text_kwargs", "images_kwargs", "videos_kwargs", "audio_kwargs")  # context.py _HF_PROCESSOR_KWARG_SCOPES
+
+
+class ProcessorKwargsError(ValueError):
+    """What vLLM raises at start-up for the value (its words)."""
+
+
+@dataclass(frozen=True)
+class Dummy:
+    image: tuple[tuple[int, int, int], int]  # grid (t, h, w) patches, tokens
+    video: tuple[tuple[int, int, int], int] | None  # at max_model_len; None where videos are not profiled
+    image_px: tuple[int, int]  # the dummy image's (width, height)
+    video_px: tuple[int, int, int] | None  # the dummy video's (frames, height, width) as vLLM builds it
+    ignored: tuple[str, ...]  # keys that do not move the dummy
+    not_sized: tuple[str, ...]  # keys that move it in a way not sized here
+
+
+def _merge_scoped(flat: object, scoped: object) -> object:
+    """context.py _merge_scoped_mm_processor_value: mappings merge, the scoped leaf wins."""
+    if isinstance(flat, dict) and isinstance(scoped, dict):
+        out = dict(flat)
+        for k, v in scoped.items():
+            out[k] = _merge_scoped(out[k], v) if k in out else v
+        return out
+    return scoped
+
+
+def resolve_kwargs(kw: dict[str, object], routed: dict[str, list[str]]) -> dict[str, object]:
+    """vLLM v0.34.0 vllm/multimodal/processing/context.py _resolve_mm_processor_kwargs for the configured kwargs
+    (vllm/config/multimodal.py merge_mm_processor_kwargs against no request kwargs: a flat key the scope already
+    has yields to the scope's value, as the routing below does)."""
+    out = dict(kw)
+    for key in [k for k in kw if k not in SCOPES]:
+        scopes = [s for s in SCOPES if key in routed.get(s, ())]
+        if not scopes:
+            continue
+        for s in scopes:
+            cur = out.get(s, {})
+            if not isinstance(cur, dict):
+                raise ProcessorKwargsError(f"TypeError: `{s}` must be a mapping")
+            cur = dict(cur)
+            cur[key] = _merge_scoped(kw[key], cur[key]) if key in cur else (
+                dict(kw[key]) if isinstance(kw[key], dict) else kw[key])  # type: ignore[call-overload]
+            out[s] = cur
+        out.pop(key)
+    return out
+
+
+def _vision_size(scope: dict[str, object], default: dict[str, int]) -> dict[str, int]:
+    """qwen2_vl.py Qwen2VLProcessingInfo._get_vision_size: the default, the scope's size, then min / max_pixels."""
+    size = dict(default)
+    over = scope.get("size")
+    if isinstance(over, dict):
+        size.update(over)
+    for key, edge in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
+        if scope.get(key) is not None:
+            size[edge] = scope[key]  # type: ignore[assignment]
+    return size
+
+
+def _most_features(max_pixels: int, unit: int) -> tuple[int, int]:
+    """qwen2_vl.py get_image_size_with_most_features: (width, height); no factor pair at all gives width 0."""
+    n = max_pixels // (unit * unit)
+    hf, wf = 1, n
+    for seq in range(n, 0, -1):
+        hf, wf = next(((d, seq // d) for d in range(math.isqrt(seq), 0, -1) if seq % d == 0), (1, seq))
+        if wf / hf <= 200:
+            break
+    return unit * wf, unit * hf
+
+
+def _smart_resize(h: int, w: int, factor: int, lo: int, hi: int, frames: int = 1, tf: int = 1,
+                  video: bool = False) -> tuple[int, int]:
+    """transformers 5.x models/qwen2_vl/image_processing_qwen2_vl.py smart_resize (video=False) and
+    models/qwen3_vl/video_processing_qwen3_vl.py smart_resize (video=True: frames over the temporal factor)."""
+    if video and (h < factor or w < factor):
+        s = max(factor / h, factor / w)
+        h, w = int(h * s), int(w * s)
+    if min(h, w) == 0:
+        raise ProcessorKwargsError("ZeroDivisionError: division by zero")
+    if max(h, w) / min(h, w) > 200:
+        raise ProcessorKwargsError(f"ValueError: absolute aspect ratio must be smaller than 200, got {max(h, w) / min(h, w)}")
+    hb, wb = round(h / factor) * factor, round(w / factor) * factor
+    t, n = (round(frames / tf) * tf, frames) if video else (1, 1)
+    if t * hb * wb > hi:
+        beta = math.sqrt(n * h * w / hi)
+        hb, wb = max(factor, math.floor(h / beta / factor) * factor), max(factor, math.floor(w / beta / factor) * factor)
+    elif t * hb * wb < lo:
+        beta = math.sqrt(lo / (n * h * w))
+        hb, wb = math.ceil(h * beta / factor) * factor, math.ceil(w * beta / factor) * factor
+    return hb, wb
+
+
+def dummy_under_kwargs(model_id: str, kw: dict[str, object], max_model_len: int, video: bool) -> Dummy | None:
+    """The profiled dummy items of `model_id` under --mm-processor-kwargs `kw` (None: no processor data): vLLM v0.34.0
+    qwen2_vl.py Qwen2VLProcessingInfo.get_max_image_tokens / get_max_video_tokens (frames from
+    get_num_frames_with_most_features: the most under max_model_len, at most 14) and qwen3_vl.py
+    Qwen3VLProcessingInfo.get_max_video_tokens (two frames at the video's longest_edge over temporal_patch_size)."""
+    from .features import features
+
+    cfg = features().multimodal.encoder_peak.processors
+    p = cfg.models.get(model_id) if cfg is not None else None
+    if cfg is None or p is None:
+        return None
+    r = resolve_kwargs(kw, cfg.routed)
+    img = r.get("images_kwargs", {})
+    vid = r.get("videos_kwargs", {})
+    img = img if isinstance(img, dict) else {}
+    vid = vid if isinstance(vid, dict) else {}
+    unit, ps, m2 = p.patch_size * p.merge_size, p.patch_size, p.merge_size**2
+    default = dict(p.image_size)
+    for key, edge in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
+        if p.class_size and key in kw and kw[key] is None:  # the processor built with it (data: class_size)
+            default[edge] = p.class_size[edge]
+    isize = _vision_size(img, default)
+    w, h = _most_features(int(isize["longest_edge"]), unit)
+    if w == 0:
+        raise ProcessorKwargsError("ZeroDivisionError: division by zero")
+    rh, rw = _smart_resize(h, w, unit, int(isize["shortest_edge"]), int(isize["longest_edge"]))
+    image = ((1, rh // ps, rw // ps), rh // ps * (rw // ps) // m2)
+    vitem, vpx = None, None
+    if video:
+        if p.family == "qwen2_vl":
+            vs = _vision_size(vid, default)
+            vh, vw = _smart_resize(h, w, unit, int(vs["shortest_edge"]), int(vs["longest_edge"]))
+            per = vh // ps * (vw // ps) // m2
+            frames = max(1, min(2 * (max_model_len // per) or 1, p.max_frames_per_video))
+            t = -(-frames // p.temporal_patch_size)
+            vitem, vpx = ((t, vh // ps, vw // ps), t * per), (frames, h, w)
+        else:
+            vs = _vision_size(vid, p.video_size or p.image_size)
+            tps = int(vid.get("temporal_patch_size") or p.temporal_patch_size)  # type: ignore[call-overload]
+            tw, th = _most_features(int(vs["longest_edge"]) // tps, unit)
+            if tw == 0:
+                raise ProcessorKwargsError("ZeroDivisionError: division by zero")
+            vh, vw = _smart_resize(th, tw, unit, int(vs["shortest_edge"]), int(vs["longest_edge"]),
+                                   frames=2, tf=p.temporal_patch_size, video=True)
+            vitem, vpx = ((1, vh // ps, vw // ps), vh // ps * (vw // ps) // m2), (2, vh, vw)
+    keys = [(k, None) for k in kw if k not in SCOPES] + [(k, s) for s in ("images_kwargs", "videos_kwargs")
+                                                          for k in (kw.get(s) or {}) if isinstance(kw.get(s), dict)]
+    sizing = set(cfg.sizing_keys.get("images_kwargs", [])) | set(cfg.sizing_keys.get("videos_kwargs", []))
+    ignored, not_sized = [], []
+    for k, s in keys:
+        name = f"{s}.{k}" if s else k
+        if k in cfg.not_sized_keys:
+            not_sized.append(name)
+        elif s is None and k not in sizing or s is not None and k not in cfg.sizing_keys.get(s, []) or \
+                k == "temporal_patch_size" and (s == "images_kwargs" or p.family == "qwen2_vl"):
+            ignored.append(name)
+    return Dummy(image=image, video=vitem, image_px=(w, h), video_px=vpx, ignored=tuple(ignored), not_sized=tuple(not_sized))
