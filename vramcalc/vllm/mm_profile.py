@@ -302,8 +302,10 @@ def dummy_under_kwargs(model_id: str, kw: dict[str, object], max_model_len: int,
             vh, vw = _smart_resize(th, tw, unit, int(vs["shortest_edge"]), int(vs["longest_edge"]),
                                    frames=2, tf=p.temporal_patch_size, video=True)
             vitem, vpx = ((1, vh // ps, vw // ps), vh // ps * (vw // ps) // m2), (2, vh, vw)
-    keys = [(k, None) for k in kw if k not in SCOPES] + [(k, s) for s in ("images_kwargs", "videos_kwargs")
-                                                          for k in (kw.get(s) or {}) if isinstance(kw.get(s), dict)]
+    keys: list[tuple[str, str | None]] = [(k, None) for k in kw if k not in SCOPES]
+    for sc in ("images_kwargs", "videos_kwargs"):
+        sub = kw.get(sc)
+        keys += [(k, sc) for k in sub] if isinstance(sub, dict) else []
     sizing = set(cfg.sizing_keys.get("images_kwargs", [])) | set(cfg.sizing_keys.get("videos_kwargs", []))
     ignored, not_sized = [], []
     for k, s in keys:
