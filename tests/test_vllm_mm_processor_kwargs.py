@@ -52,7 +52,10 @@ def test_dummy_tokens_modality_and_items_equal_vllms(c):
     d = dummy_under_kwargs(c["model"], c["mm_processor_kwargs"] or {}, c["max_model_len"], video)
     assert d.image_px == (c["dummy_image"]["width"], c["dummy_image"]["height"])
     v = c.get("dummy_video")
-    assert d.video_px == (v and (v["frames"], v["height"], v["width"]))
+    if d.not_sized and d.video:  # cap_pixels_per_frame spreads the video dummy over more frames: not sized, said
+        assert v and (v["frames"], v["height"], v["width"]) != d.video_px
+    else:
+        assert d.video_px == (v and (v["frames"], v["height"], v["width"]))
     tokens = {"image": d.image[1]} | ({"video": d.video[1]} if d.video else {})
     assert tokens == c["tokens_per_item"]
     assert max(tokens, key=lambda m: (tokens[m], m)) == c["modality"]
@@ -62,3 +65,70 @@ def test_dummy_tokens_modality_and_items_equal_vllms(c):
     for m, t in tokens.items():
         assert max_items(t, mnbt, budget, budget, limits.get(m, 999), c["max_model_len"], c["max_num_seqs"]) == \
             c["items_per_batch"][m]
+
+
+# the pasted command: the flag read, the dummy it sizes in the encoder_profile warning, vLLM's refusals in its words
+
+import re  # noqa: E402
+
+from vramcalc.errors import InputError  # noqa: E402
+from vramcalc.pasted_command import check_command  # noqa: E402
+
+SAID = re.compile(r"encodes (\d+) (image|video) items? of (\d+)x(\d+)x(\d+) patches \(the largest dummy "
+                  r"--limit-mm-per-prompt allows under --mm-processor-kwargs, (\d+) tokens each\)")
+
+
+def _command(c):
+    cmd = (f"vllm serve {c['model']} --max-model-len {c['max_model_len']} --max-num-seqs {c['max_num_seqs']} "
+           f"--max-num-batched-tokens {c['max_num_batched_tokens']} --mm-processor-kwargs "
+           f"'{json.dumps(c['mm_processor_kwargs'] or {})}'")
+    if c["limit_mm_per_prompt"]:
+        cmd += f" --limit-mm-per-prompt '{json.dumps(c['limit_mm_per_prompt'])}'"
+    return cmd
+
+
+@pytest.mark.parametrize("c", CASES[::5], ids=[_id(c) for c in CASES[::5]])
+def test_a_pasted_command_profiles_vllms_dummy(c):
+    """Every fifth case through the pasted command: the items, modality and tokens the warning names are vLLM's;
+    a value vLLM raises on is refused in its words."""
+    r = check_command(_command(c), "h100-sxm")
+    if "error" in c:
+        (e,) = [e for e in r.result.errors if e.code == "vllm.mm.processor_kwargs"]
+        assert e.text.endswith(f"raises {c['error']['type']}: {c['error']['message']}") and not r.fits
+        return
+    (w,) = [w for w in r.result.warnings if w.code == "vllm.mm.encoder_profile"]
+    if "cap_pixels_per_frame" in (c["mm_processor_kwargs"] or {}) and c["modality"] == "video":
+        assert SAID.search(w.text) is None  # not sized
+        return
+    n, modality, t, h, wd, tokens = SAID.search(w.text).groups()
+    assert modality == c["modality"] and int(tokens) == c["tokens_per_item"][modality]
+    assert int(n) == c["items_per_batch"][modality]
+    assert int(t) * int(h) * int(wd) // 4 == int(tokens)
+
+
+def test_keys_that_do_not_move_the_dummy_are_named():
+    r = check_command("vllm serve Qwen/Qwen3.6-27B --mm-processor-kwargs "
+                      "'{\"max_pixels\": 1003520, \"fps\": 1, \"videos_kwargs\": {\"num_frames\": 8}}'", "h100-sxm")
+    (w,) = [w for w in r.result.warnings if w.code == "vllm.mm.processor_kwargs_no_dummy"]
+    assert w.text.startswith("--mm-processor-kwargs fps, videos_kwargs.num_frames:")
+    r = check_command("vllm serve Qwen/Qwen3.6-27B --mm-processor-kwargs '{\"cap_pixels_per_frame\": true}'", "h100-sxm")
+    assert [w.code for w in r.result.warnings if w.code.startswith("vllm.mm.processor_kwargs")] == \
+        ["vllm.mm.processor_kwargs_not_sized"]
+
+
+def test_the_json_is_read_as_vllm_reads_it():
+    with pytest.raises(InputError, match=r"argument --mm-processor-kwargs: Value \{bad cannot be converted"):
+        check_command("vllm serve Qwen/Qwen3.6-27B --mm-processor-kwargs '{bad'", "h100-sxm")
+    with pytest.raises(InputError, match=r"Input should be a valid dictionary \[type=dict_type, input_value=\[1, 2\]"):
+        check_command("vllm serve Qwen/Qwen3.6-27B --mm-processor-kwargs '[1, 2]'", "h100-sxm")
+    r = check_command("vllm serve Qwen/Qwen3.6-27B --mm-processor-kwargs '{\"max_pixels\": 1003520}'", "h100-sxm")
+    assert r.options["mm_processor_kwargs"] == {"max_pixels": 1003520}
+    assert "--mm-processor-kwargs '{\"max_pixels\":1003520}'" in r.result.command
+
+
+def test_another_multimodal_model_keeps_the_not_sized_path():
+    r = check_command("vllm serve Qwen/Qwen3-VL-2B-Instruct --mm-processor-kwargs '{\"max_pixels\": 1003520}'",
+                      "h100-sxm")
+    (w,) = [w for w in r.result.warnings if w.code == "vllm.mm.encoder_profile"]
+    assert "that peak is not modelled" in w.text
+    assert not [w for w in r.result.warnings if w.code.startswith("vllm.mm.processor_kwargs")]

@@ -81,6 +81,9 @@ KWARGS: list[dict[str, Any] | None] = [
     {"size": {"shortest_edge": 3136}},
     {"max_pixels": None},
     {"max_pixels": 1003520, "size": {"longest_edge": 401408}},
+    {"images_kwargs": 5},
+    {"videos_kwargs": [1], "max_pixels": 1003520},
+    {"cap_pixels_per_frame": True},
 ]
 # (max_model_len, max_num_seqs, max_num_batched_tokens, limits)
 SETTINGS: list[tuple[int, int, int, dict[str, int] | None]] = [

@@ -689,6 +689,13 @@ def _vllm_reading(p: Parsed) -> Reading:
             opts[fld] = tuple(f.values)
         elif fld == "limit_mm_per_prompt":
             opts[fld] = {**opts.get(fld, {}), **_mm_limits(name, v or "")}
+        elif fld == "mm_processor_kwargs":  # JSON, the last one given (vramcalc/vllm/mm_profile.py)
+            from .vllm.mm_profile import parse_processor_kwargs
+
+            try:
+                opts[fld] = parse_processor_kwargs(v or "")
+            except ValueError as e:
+                raise InputError(f"argument {name}: {e}") from None
         elif fld == "dtype":
             opts[fld] = None if v == "auto" else v
         elif fld in KERNEL_BACKENDS:  # other than auto it wins over --kernel-config's key, in either order

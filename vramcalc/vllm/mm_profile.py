@@ -125,13 +125,14 @@ class Estimate:
     modality: str
     grid: tuple[int, int, int]
     items: int
+    tokens: int  # per item
     peak: EncoderPeak
     kv_cost: int  # the KV the encoder costs on a first-PP-stage rank beside the LM's profile peak
 
 
 def estimate(v: VisionSpec | None, model_id: str, tp: int, limits: dict[str, int] | None, encoder_tp_mode: str | None,
              mnbt: int, max_num_seqs: int, max_model_len: int, chunked_prefill: bool, lm_transient: int,
-             dtype_bytes: int) -> Estimate | None:
+             dtype_bytes: int, mm_kwargs: dict[str, object] | None = None) -> Estimate | None:
     """The encoder's profiling cost for a model whose tower and dummy items vramcalc knows, else None (the warning
     then says it is not sized). --mm-encoder-tp-mode data (the items split over the ranks,
     vllm/multimodal/utils.py run_dp_sharded_vision_model) is not sized."""
@@ -143,10 +144,20 @@ def estimate(v: VisionSpec | None, model_id: str, tp: int, limits: dict[str, int
         return None
     lim = limits or {}
     candidates: dict[str, tuple[tuple[int, int, int], int]] = {}
-    if lim.get("image", cfg.default_limit) > 0:
-        candidates["image"] = (dummy.image.grid, dummy.image.tokens)
-    if lim.get("video", cfg.default_limit) > 0:
-        if dummy.video is not None:  # qwen2_vl.py get_num_frames_with_most_features: two frames a temporal patch
+    d: Dummy | None = None
+    if mm_kwargs is not None:  # --mm-processor-kwargs: the dummies vLLM builds under them
+        d = dummy_under_kwargs(model_id, mm_kwargs, max_model_len, lim.get("video", cfg.default_limit) > 0)
+        if d is None:
+            return None
+        if lim.get("image", cfg.default_limit) > 0:
+            candidates["image"] = d.image
+        if d.video is not None:
+            candidates["video"] = d.video
+    else:
+        if lim.get("image", cfg.default_limit) > 0:
+            candidates["image"] = (dummy.image.grid, dummy.image.tokens)
+        if lim.get("video", cfg.default_limit) > 0 and dummy.video is not None:
+            # qwen2_vl.py get_num_frames_with_most_features: two frames a temporal patch
             t = max(1, min(dummy.video.max_temporal_patches, max_model_len // dummy.video.tokens_per_temporal_patch))
             candidates["video"] = ((t, *dummy.video.frame_grid), t * dummy.video.tokens_per_temporal_patch)
         elif "image" not in candidates:
@@ -155,10 +166,13 @@ def estimate(v: VisionSpec | None, model_id: str, tp: int, limits: dict[str, int
         return None
     modality = max(candidates, key=lambda m: (candidates[m][1], m))  # get_modality_with_max_tokens
     grid, tokens = candidates[modality]
+    if modality == "video" and d is not None and d.not_sized:
+        return None  # the video dummy spread over more frames (Dummy.not_sized): its encoded grid is not sized
     n = max_items(tokens, mnbt, None, None, lim.get(modality, cfg.default_limit), max_model_len, max_num_seqs,
                   chunked_prefill)
     peak = encoder_peak(v, tp, grid, n, dtype_bytes)
-    return Estimate(modality=modality, grid=grid, items=n, peak=peak, kv_cost=kv_cost(peak, lm_transient))
+    return Estimate(modality=modality, grid=grid, items=n, tokens=tokens, peak=peak,
+                    kv_cost=kv_cost(peak, lm_transient))
 
 
 # --mm-processor-kwargs: the dummy items under the processor's kwargs (data/vllm_features.json
@@ -196,6 +210,9 @@ def resolve_kwargs(kw: dict[str, object], routed: dict[str, list[str]]) -> dict[
     (vllm/config/multimodal.py merge_mm_processor_kwargs against no request kwargs: a flat key the scope already
     has yields to the scope's value, as the routing below does)."""
     out = dict(kw)
+    for s in ("images_kwargs", "videos_kwargs"):
+        if s in kw and not isinstance(kw[s], dict):
+            raise ProcessorKwargsError(f"TypeError: `{s}` must be a mapping")
     for key in [k for k in kw if k not in SCOPES]:
         scopes = [s for s in SCOPES if key in routed.get(s, ())]
         if not scopes:
@@ -310,9 +327,26 @@ def dummy_under_kwargs(model_id: str, kw: dict[str, object], max_model_len: int,
     ignored, not_sized = [], []
     for k, s in keys:
         name = f"{s}.{k}" if s else k
-        if k in cfg.not_sized_keys:
+        if k in cfg.not_sized_keys and p.family == "qwen3_vl" and s != "images_kwargs":
             not_sized.append(name)
         elif s is None and k not in sizing or s is not None and k not in cfg.sizing_keys.get(s, []) or \
                 k == "temporal_patch_size" and (s == "images_kwargs" or p.family == "qwen2_vl"):
             ignored.append(name)
     return Dummy(image=image, video=vitem, image_px=(w, h), video_px=vpx, ignored=tuple(ignored), not_sized=tuple(not_sized))
+
+
+def parse_processor_kwargs(v: str) -> dict[str, object] | None:
+    """--mm-processor-kwargs as vLLM v0.34.0 reads it: vllm/engine/arg_utils.py parse_type(json.loads) ("" and "None"
+    are None there too, optional_type), then ModelConfig's dict[str, object] | None (pydantic's words)."""
+    import json
+
+    if v in ("", "None"):
+        return None
+    try:
+        d = json.loads(v)
+    except ValueError:
+        raise ValueError(f"Value {v} cannot be converted to <function loads>.") from None
+    if d is not None and not isinstance(d, dict):
+        raise ValueError("1 validation error for ModelConfig mm_processor_kwargs: Input should be a valid dictionary "
+                         f"[type=dict_type, input_value={d!r}, input_type={type(d).__name__}]")
+    return d
