@@ -132,3 +132,19 @@ def test_another_multimodal_model_keeps_the_not_sized_path():
     (w,) = [w for w in r.result.warnings if w.code == "vllm.mm.encoder_profile"]
     assert "that peak is not modelled" in w.text
     assert not [w for w in r.result.warnings if w.code.startswith("vllm.mm.processor_kwargs")]
+
+
+def test_check_vllm_takes_the_flag(capsys):
+    from vramcalc.cli import main
+
+    main(["check", "Qwen/Qwen3.6-27B", "--gpu", "h100-sxm", "--engine", "vllm", "--max-num-batched-tokens", "8192",
+          "--mm-processor-kwargs", '{"max_pixels": 1003520}', "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert "--mm-processor-kwargs '{\"max_pixels\":1003520}'" in d["command"]
+    (w,) = [w for w in d["warnings"] if w["code"] == "vllm.mm.encoder_profile"]
+    assert "encodes 8 image items of 1x56x70 patches" in w["text"] and "980 tokens each" in w["text"]
+    from vramcalc.cli.common import UsageExit
+
+    with pytest.raises(UsageExit):
+        main(["check", "Qwen/Qwen3.6-27B", "--gpu", "h100-sxm", "--engine", "vllm", "--mm-processor-kwargs", "[1]"])
+    assert "Input should be a valid dictionary [type=dict_type, input_value=[1]" in capsys.readouterr().err
