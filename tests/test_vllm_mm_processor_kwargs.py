@@ -11,7 +11,8 @@ from vramcalc.vllm.features import features
 from vramcalc.vllm.mm_profile import ProcessorKwargsError, dummy_under_kwargs, max_items
 
 ORACLE = json.loads((DATA / "vllm_mm_processor_kwargs_oracle_v0.34.0.json").read_text())
-CASES = ORACLE["cases"]
+CASES = [c for c in ORACLE["cases"] if not c.get("disable_chunked_mm_input")]
+CHUNKED = [c for c in ORACLE["cases"] if c.get("disable_chunked_mm_input")]
 
 
 def _id(c):
@@ -148,3 +149,26 @@ def test_check_vllm_takes_the_flag(capsys):
     with pytest.raises(UsageExit):
         main(["check", "Qwen/Qwen3.6-27B", "--gpu", "h100-sxm", "--engine", "vllm", "--mm-processor-kwargs", "[1]"])
     assert "Input should be a valid dictionary [type=dict_type, input_value=[1]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("c", CHUNKED, ids=[_id(c) for c in CHUNKED])
+def test_disable_chunked_mm_input_refuses_as_vllm_does(c):
+    """compute_mm_encoder_budget's refusal of an item larger than max_num_batched_tokens, through the pasted command,
+    in vLLM's words; the starts vLLM makes are not refused."""
+    from vramcalc.vllm.mm_profile import max_item_tokens
+
+    tokens = max_item_tokens(c["model"], c["mm_processor_kwargs"], c["limit_mm_per_prompt"], c["max_model_len"])
+    r = check_command(_command(c) + " --disable-chunked-mm-input", "h100-sxm")
+    refused = [e for e in r.result.errors if e.code == "vllm.mm.chunked_mm_input"]
+    if "error" in c:
+        assert [e.text for e in refused] == [f"{c['error']['type']}: {c['error']['message']}"]
+    else:
+        assert tokens == max(c["tokens_per_item"].values()) and not refused
+    assert "--disable-chunked-mm-input" in r.result.command
+
+
+def test_enable_chunked_mm_input_is_the_default():
+    r = check_command("vllm serve Qwen/Qwen2.5-VL-3B-Instruct --max-num-batched-tokens 8192 "
+                      "--enable-chunked-mm-input", "h100-sxm")
+    assert not r.options.get("disable_chunked_mm_input")
+    assert not [e for e in r.result.errors if e.code == "vllm.mm.chunked_mm_input"]

@@ -93,6 +93,20 @@ SETTINGS: list[tuple[int, int, int, dict[str, int] | None]] = [
 ]
 
 
+# --disable-chunked-mm-input: compute_mm_encoder_budget refuses an item larger than max_num_batched_tokens
+# (vllm/v1/core/encoder_cache_manager.py); (stem, kwargs, (max_model_len, max_num_seqs, mnbt, limits))
+CHUNKED: list[tuple[str, dict[str, Any] | None, tuple[int, int, int, dict[str, int] | None]]] = [
+    ("Qwen__Qwen2.5-VL-3B-Instruct", None, (32768, 16, 8192, None)),
+    ("Qwen__Qwen2.5-VL-3B-Instruct", None, (32768, 16, 32768, None)),
+    ("Qwen__Qwen2.5-VL-3B-Instruct", {"max_pixels": 1003520}, (32768, 16, 8192, {"video": 0})),
+    ("Qwen__Qwen2.5-VL-3B-Instruct", {"max_pixels": 1003520}, (32768, 16, 8192, None)),
+    ("Qwen__Qwen3.6-27B", None, (32768, 16, 16384, None)),
+    ("Qwen__Qwen3.6-27B", None, (32768, 16, 16383, None)),
+    ("Qwen__Qwen3.6-27B", {"max_pixels": 1003520}, (32768, 16, 2048, None)),
+    ("Qwen__Qwen3.6-27B", {"images_kwargs": {"max_pixels": 802816}}, (32768, 16, 8192, None)),
+]
+
+
 def _ckpt(d: str, stem: str) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
@@ -108,7 +122,8 @@ def _ckpt(d: str, stem: str) -> None:
     fast.save_pretrained(d)
 
 
-def case(stem: str, kw: dict[str, Any] | None, setting: tuple[int, int, int, dict[str, int] | None]) -> dict[str, Any]:
+def case(stem: str, kw: dict[str, Any] | None, setting: tuple[int, int, int, dict[str, int] | None],
+         chunked_off: bool = False) -> dict[str, Any]:
     from vllm.engine.arg_utils import EngineArgs
     from vllm.multimodal import MULTIMODAL_REGISTRY
     from vllm.multimodal.encoder_budget import MultiModalBudget
@@ -123,6 +138,9 @@ def case(stem: str, kw: dict[str, Any] | None, setting: tuple[int, int, int, dic
             args: dict[str, Any] = {"mm_processor_kwargs": kw} if kw is not None else {}
             if limits is not None:
                 args["limit_mm_per_prompt"] = limits
+            if chunked_off:
+                args["disable_chunked_mm_input"] = True
+                out["disable_chunked_mm_input"] = True
             cfg = EngineArgs(model=d, max_model_len=mml, max_num_seqs=seqs, max_num_batched_tokens=mnbt,
                              load_format="dummy", **args).create_engine_config()
             budget = MultiModalBudget(cfg, MULTIMODAL_REGISTRY, enable_cache=False)
@@ -165,6 +183,10 @@ def main() -> None:
                 c = case(stem, kw, s)
                 print(json.dumps(c), file=sys.stderr, flush=True)
                 cases.append(c)
+    for stem, kw, s in CHUNKED:
+        c = case(stem, kw, s, chunked_off=True)
+        print(json.dumps(c), file=sys.stderr, flush=True)
+        cases.append(c)
     json.dump({"release": vllm.__version__, "produced_by": "tools/vllm_mm_processor_kwargs_oracle.py",
                "preprocessors": {json.load(open(os.path.join(MODELS, s + ".json")))["repo_id"]: p
                                  for s, p in PREPROCESSORS.items()},

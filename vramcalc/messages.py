@@ -100,6 +100,7 @@ CODES: dict[str, str] = {
     "vllm.lora.tower_ignored": "--enable-tower-connector-lora has no effect here (no vision tower, or --language-model-only)",
     "vllm.lora.tower_not_counted": "the vision tower's LoRA slots of a tower whose layer shapes are not read are not counted",
     "vllm.lora.unchecked_layers": "the model's MoE / MLA / SSM adapter slots follow vLLM's layer code but no log checks them",
+    "vllm.mm.chunked_mm_input": "--disable-chunked-mm-input with an item larger than max_num_batched_tokens (vLLM's words)",
     "vllm.mm.processor_kwargs": "--mm-processor-kwargs: a value vLLM's start-up raises on (its words)",
     "vllm.mm.processor_kwargs_no_dummy": "--mm-processor-kwargs: keys that do not change the profiled dummy item",
     "vllm.mm.processor_kwargs_not_sized": "--mm-processor-kwargs: keys that change the dummy in a way not sized",

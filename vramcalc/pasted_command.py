@@ -683,7 +683,7 @@ def _vllm_reading(p: Parsed) -> Reading:
                      "enable_moe_shared_loras", "enable_mixed_moe_lora_format", "specialize_active_lora",
                      "enable_tower_connector_lora", "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
                      "enable_mm_embeds", "enable_prefix_caching", "enable_return_routed_experts", "enable_dbo", "dcp_q_replicate",
-                     "use_replayssm", "enable_extensible_kv_cache", "enable_elastic_ep"):
+                     "use_replayssm", "enable_extensible_kv_cache", "enable_elastic_ep", "disable_chunked_mm_input"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
         elif fld in ("kv_cache_dtype_skip_layers", "cpu_offload_params", "offload_params"):  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
             opts[fld] = tuple(f.values)

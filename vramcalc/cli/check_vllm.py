@@ -136,6 +136,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="vLLM --kv-transfer-config, e.g. '{\"kv_connector\": \"NixlConnector\", \"kv_role\": "
                         "\"kv_both\"}': a connector without hybrid-KV-manager support sizes sliding-window layers at "
                         "full length")
+    v.add_argument("--disable-chunked-mm-input", action="store_true",
+                   help="vLLM --disable-chunked-mm-input: refused where a multimodal item vramcalc sizes is larger "
+                        "than max_num_batched_tokens")
     v.add_argument("--disable-chunked-prefill", action="store_true",
                    help="vLLM --disable-chunked-prefill: max_num_batched_tokens defaults to max_model_len")
     f = c.add_argument_group("vLLM serving features (with --engine vllm)")
@@ -354,7 +357,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "disable_hybrid_kv_cache_manager",
                  "disable_sliding_window", "enable_eplb", "mla_disable", "enable_return_routed_experts",
                  "enable_dbo", "dcp_q_replicate", "replicate_embed", "deepep_force_intra_node",
-                 "weight_offloading_disable_uva", "confidential_compute"):
+                 "weight_offloading_disable_uva", "confidential_compute", "disable_chunked_mm_input"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",

@@ -276,6 +276,9 @@ class VLLMOptions(CheckedOptions):
     # processors lists they size the profiled dummy item (vramcalc/vllm/mm_profile.py dummy_under_kwargs, vLLM 0.34.0
     # qwen2_vl.py / qwen3_vl.py processing info); None: the checkpoint processor's defaults
     mm_processor_kwargs: dict[str, Any] | None = None
+    # --disable-chunked-mm-input: vLLM refuses a multimodal item larger than max_num_batched_tokens
+    # (vllm/v1/core/encoder_cache_manager.py compute_mm_encoder_budget, v0.34.0); checked where the item is sized
+    disable_chunked_mm_input: bool = False
     # --enable-prefix-caching / off: None is vLLM's default (on unless attention-free); memory changes only for Mamba /
     # linear-attention state (mamba_cache_mode align or none: kv.KVSettings.prefix_caching)
     enable_prefix_caching: bool | None = None
@@ -2383,6 +2386,25 @@ def _mm_processor_kwargs_messages(spec: ModelSpec, opts: VLLMOptions, errors: li
                                 "not sized", source=src))
 
 
+def _chunked_mm_input_refusal(spec: ModelSpec, opts: VLLMOptions, mnbt: int, max_len: int) -> list[Message]:
+    """--disable-chunked-mm-input: compute_mm_encoder_budget (vLLM v0.34.0 vllm/v1/core/encoder_cache_manager.py)
+    raises where the largest item of the modalities allowed exceeds max_num_batched_tokens; the item sized by
+    vramcalc/vllm/mm_profile.py max_item_tokens (None, not checked, for a processor vramcalc does not record)."""
+    from .mm_profile import ProcessorKwargsError, max_item_tokens
+
+    try:
+        tokens = max_item_tokens(spec.id, opts.mm_processor_kwargs, opts.limit_mm_per_prompt, max_len)
+    except ProcessorKwargsError:
+        return []  # refused already (vllm.mm.processor_kwargs)
+    if tokens is None or tokens <= mnbt:
+        return []
+    return [error("vllm.mm.chunked_mm_input", f"ValueError: Chunked MM input disabled but max_tokens_per_mm_item "
+                  f"({tokens}) is larger than max_num_batched_tokens ({mnbt}). Please increase "
+                  "max_num_batched_tokens.", fix=f"--max-num-batched-tokens {tokens} or more, a smaller "
+                  "--mm-processor-kwargs max_pixels, or chunked multimodal input (without --disable-chunked-mm-input)",
+                  source="vllm/v1/core/encoder_cache_manager.py compute_mm_encoder_budget (v0.34.0)")]
+
+
 # whether the encoder's profiling estimate enters the KV figure: only where its held-out replay met the bound
 # (data/vllm_features.json multimodal.encoder_peak: replay, applied_bound; tests/test_vllm_mm_profile_logs.py)
 MM_ESTIMATE_APPLIED = False
@@ -3098,6 +3120,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         if sampler_note is not None:
             warnings.append(sampler_note)
     enc = _mm_encoder_estimate(spec, opts, act, mnbt, seqs, L, wdtype, warnings)
+    if opts.disable_chunked_mm_input and any(w.code == "vllm.mm.encoder_profile" for w in warnings):
+        errors += _chunked_mm_input_refusal(spec, opts, mnbt, L)
     if backend == "TURBOQUANT":
         act = act.model_copy(update={"workspace": act.workspace + _turboquant_workspace(
             spec, opts, seqs, mnbt, L, kv_pool(pool_spec, kvs).block_size)})
@@ -3698,6 +3722,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
             out.append(f"{flag} {dt}")
     if opts.limit_mm_per_prompt is not None:
         out.append("--limit-mm-per-prompt '" + json.dumps(opts.limit_mm_per_prompt, separators=(",", ":")) + "'")
+    if opts.disable_chunked_mm_input:
+        out.append("--disable-chunked-mm-input")
     if opts.mm_processor_kwargs is not None:
         out.append("--mm-processor-kwargs '" + json.dumps(opts.mm_processor_kwargs, separators=(",", ":")) + "'")
     if opts.enable_mm_embeds:

@@ -350,3 +350,18 @@ def parse_processor_kwargs(v: str) -> dict[str, object] | None:
         raise ValueError("1 validation error for ModelConfig mm_processor_kwargs: Input should be a valid dictionary "
                          f"[type=dict_type, input_value={d!r}, input_type={type(d).__name__}]")
     return d
+
+
+def max_item_tokens(model_id: str, kw: dict[str, object] | None, limits: dict[str, int] | None,
+                    max_model_len: int) -> int | None:
+    """The largest item's tokens over the modalities allowed (MultiModalBudget's mm_max_toks_per_item, vLLM v0.34.0
+    vllm/multimodal/encoder_budget.py), under the processor kwargs or its defaults; None without processor data."""
+    from .features import features
+
+    lim = limits or {}
+    default = features().multimodal.encoder_peak.default_limit
+    d = dummy_under_kwargs(model_id, kw or {}, max_model_len, lim.get("video", default) > 0)
+    if d is None:
+        return None
+    tokens = ([d.image[1]] if lim.get("image", default) > 0 else []) + ([d.video[1]] if d.video else [])
+    return max(tokens) if tokens else None
