@@ -172,3 +172,25 @@ def test_enable_chunked_mm_input_is_the_default():
                       "--enable-chunked-mm-input", "h100-sxm")
     assert not r.options.get("disable_chunked_mm_input")
     assert not [e for e in r.result.errors if e.code == "vllm.mm.chunked_mm_input"]
+
+
+EMBEDS = ORACLE["embeds"]
+
+
+@pytest.mark.parametrize("c", EMBEDS, ids=[f"{c['model'].split('/')[1]}-{c['mm_processor_kwargs']}-"
+                                           f"{'lmo' if c.get('language_model_only') else 'zero'}" for c in EMBEDS])
+def test_the_precomputed_embeds_cache_takes_the_largest_item(c):
+    """--enable-mm-embeds with every modality at 0 (or --language-model-only): the encoder cache is
+    max(max_num_batched_tokens, the largest item of every modality) tokens, as vLLM 0.34.0's MultiModalBudget has it
+    (above the scheduler's floor, scheduler_encoder_cache_size, where the item is larger)."""
+    from vramcalc.gpus import find_gpu
+    from vramcalc.sources.catalog import load
+    from vramcalc.vllm.engine import VLLMOptions, check_vllm
+
+    opts = VLLMOptions(max_model_len=c["max_model_len"], max_num_batched_tokens=c["max_num_batched_tokens"],
+                       limit_mm_per_prompt=c.get("limit_mm_per_prompt"), enable_mm_embeds=True,
+                       language_model_only=bool(c.get("language_model_only")),
+                       mm_processor_kwargs=c["mm_processor_kwargs"])
+    r = check_vllm(load(c["model"]), find_gpu("h100-sxm"), opts)
+    (t,) = [t for t in r.trace if t.name.startswith("encoder cache, precomputed embeddings")]
+    assert t.inputs["tokens"] == c["encoder_cache_size"]

@@ -14,7 +14,9 @@ _get_max_items), get_modality_with_max_tokens, and the dummy inputs builder's ge
 the profile run encodes: vllm/model_executor/models/qwen2_vl.py Qwen2VLDummyInputsBuilder, qwen3_vl.py
 Qwen3VLDummyInputsBuilder). Written per case: the dummy image's width and height, the dummy video's frames, width
 and height, the tokens per item of each modality, the modality profiled, its items per batch, the encoder compute
-budget and cache size; or the error vLLM raises (its type and message).
+budget and cache size; or the error vLLM raises (its type and message). CHUNKED: the same with
+--disable-chunked-mm-input (compute_mm_encoder_budget's refusal); EMBEDS ("embeds" in the fixture): --enable-mm-embeds
+with every modality at 0 or --language-model-only, the budget's encoder cache size beside the scheduler's floor.
 """
 
 from __future__ import annotations
@@ -107,6 +109,40 @@ CHUNKED: list[tuple[str, dict[str, Any] | None, tuple[int, int, int, dict[str, i
 ]
 
 
+# --enable-mm-embeds with every modality at 0 (or --language-model-only): the budget's encoder cache for precomputed
+# embeddings, max(max_num_batched_tokens, the largest item of every modality, embedding-only ones included)
+EMBEDS: list[tuple[str, dict[str, Any] | None, dict[str, Any]]] = [
+    ("Qwen__Qwen2.5-VL-3B-Instruct", None, {"limit_mm_per_prompt": {"image": 0, "video": 0}}),
+    ("Qwen__Qwen2.5-VL-3B-Instruct", {"max_pixels": 1003520}, {"limit_mm_per_prompt": {"image": 0, "video": 0}}),
+    ("Qwen__Qwen2.5-VL-3B-Instruct", None, {"language_model_only": True}),
+    ("Qwen__Qwen3.6-27B", None, {"limit_mm_per_prompt": {"image": 0, "video": 0}}),
+    ("Qwen__Qwen3.6-27B", {"max_pixels": 200704}, {"limit_mm_per_prompt": {"image": 0, "video": 0}}),
+    ("Qwen__Qwen3.6-27B", {"max_pixels": 50000000}, {"limit_mm_per_prompt": {"image": 0, "video": 0}}),
+]
+
+
+def embeds_case(stem: str, kw: dict[str, Any] | None, extra: dict[str, Any]) -> dict[str, Any]:
+    from vllm.engine.arg_utils import EngineArgs
+    from vllm.multimodal import MULTIMODAL_REGISTRY
+    from vllm.multimodal.encoder_budget import MultiModalBudget
+
+    repo = json.load(open(os.path.join(MODELS, stem + ".json")))["repo_id"]
+    out: dict[str, Any] = {"model": repo, "mm_processor_kwargs": kw, "max_model_len": 32768,
+                           "max_num_batched_tokens": 8192, "enable_mm_embeds": True, **extra}
+    with tempfile.TemporaryDirectory() as d:
+        _ckpt(d, stem)
+        try:
+            cfg = EngineArgs(model=d, max_model_len=32768, max_num_seqs=16, max_num_batched_tokens=8192,
+                             load_format="dummy", enable_mm_embeds=True, **extra,
+                             **({"mm_processor_kwargs": kw} if kw is not None else {})).create_engine_config()
+            b = MultiModalBudget(cfg, MULTIMODAL_REGISTRY, enable_cache=False)
+            out["encoder_cache_size"] = b.encoder_cache_size
+            out["scheduler_encoder_cache_size"] = cfg.scheduler_config.encoder_cache_size
+        except Exception as e:  # what vLLM raises
+            out["error"] = {"type": type(e).__name__, "message": str(e).split("\n")[0][:400]}
+    return out
+
+
 def _ckpt(d: str, stem: str) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
@@ -187,7 +223,9 @@ def main() -> None:
         c = case(stem, kw, s, chunked_off=True)
         print(json.dumps(c), file=sys.stderr, flush=True)
         cases.append(c)
-    json.dump({"release": vllm.__version__, "produced_by": "tools/vllm_mm_processor_kwargs_oracle.py",
+    embeds = [embeds_case(*e) for e in EMBEDS]
+    print(json.dumps(embeds), file=sys.stderr, flush=True)
+    json.dump({"release": vllm.__version__, "embeds": embeds, "produced_by": "tools/vllm_mm_processor_kwargs_oracle.py",
                "preprocessors": {json.load(open(os.path.join(MODELS, s + ".json")))["repo_id"]: p
                                  for s, p in PREPROCESSORS.items()},
                "cases": cases}, open(a.out, "w"), indent=1)

@@ -3182,7 +3182,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         warnings.append(_uva_copy_warning(opts, copies[0]))
     errors += _rdna_prefill_copy_refusal(spec, opts, gpu, version, u, L, kvs, pool_spec, weights,
                                          prof.snapshot_after_nccl, car)
-    embeds = _embeds_cache(spec, opts, version, mnbt, wdtype, warnings)
+    embeds = _embeds_cache(spec, opts, version, mnbt, wdtype, warnings, L)
     transfer = transfer_buffers(opts.weight_transfer_backend)
     # what CUDA reports free at start-up: the extensible KV cache's device headroom, and the room run-time holdings take
     startup_free = (_startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)[0]
@@ -3412,7 +3412,7 @@ def _trace(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: VllmVersion, sam:
 
 
 def _embeds_cache(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, wdtype: str | None,
-                  warnings: list[Message]) -> EmbedsCache | None:
+                  warnings: list[Message], max_len: int | None = None) -> EmbedsCache | None:
     """--enable-mm-embeds (or an EC consumer) with every modality at 0: the run-time encoder cache of precomputed
     embeddings (vramcalc/vllm/mm_embeds.py), from vLLM 0.34.0 (the release its oracle checks); a class whose
     modalities are not read, or an older release, is warned about."""
@@ -3428,7 +3428,15 @@ def _embeds_cache(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, w
     since = features().multimodal.mm_embeds.version
     if listed and embedding_only(spec, opts.limit_mm_per_prompt, opts.language_model_only) and \
             _key(version) >= _key(since):
-        return embeds_cache(spec, mnbt, wdtype, opts.ec_role)
+        from .mm_profile import ProcessorKwargsError, max_item_tokens
+
+        largest = None
+        if max_len is not None:  # every modality is embedding-only here: the budget sizes each (limits ignored)
+            try:
+                largest = max_item_tokens(spec.id, opts.mm_processor_kwargs, {}, max_len)
+            except ProcessorKwargsError:
+                largest = None  # refused already (vllm.mm.processor_kwargs)
+        return embeds_cache(spec, mnbt, wdtype, opts.ec_role, largest)
     if (tower_zero or listed and embedding_only(spec, opts.limit_mm_per_prompt, opts.language_model_only)):
         why = (f"vLLM {version} is older than the release it is checked at ({since})" if listed else
                f"whether {spec.architecture}'s vLLM class takes precomputed embeddings is not read")
