@@ -1367,9 +1367,30 @@ class MmDummyItems(BaseModel):
     video_note: str | None = None
 
 
+class MmProcessorModel(BaseModel):
+    family: Literal["qwen2_vl", "qwen3_vl"]
+    patch_size: int
+    merge_size: int
+    temporal_patch_size: int
+    image_size: dict[str, int]  # shortest_edge / longest_edge (pixels)
+    video_size: dict[str, int] | None  # None: the video is sized with image_size
+    max_frames_per_video: int
+    # where the checkpoint gives min_pixels / max_pixels flat: the HF class's size a flat null falls back to
+    class_size: dict[str, int] | None = None
+    source: str
+
+
+class MmProcessors(Sourced):
+    routed: dict[str, list[str]]  # scope: the flat keys vLLM routes into it
+    sizing_keys: dict[str, list[str]]  # scope: the keys that move the dummy's size
+    not_sized_keys: list[str]
+    models: dict[str, MmProcessorModel]
+
+
 class MmEncoderPeak(Sourced):
     default_limit: int
     dummy_items: dict[str, MmDummyItems]
+    processors: MmProcessors | None = None
     applied_bound: float
     # per split: {"records": {id: KV error}, "median_abs": float}, written from the replay
     replay: dict[str, dict[str, Any]]

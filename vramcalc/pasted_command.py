@@ -683,12 +683,19 @@ def _vllm_reading(p: Parsed) -> Reading:
                      "enable_moe_shared_loras", "enable_mixed_moe_lora_format", "specialize_active_lora",
                      "enable_tower_connector_lora", "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
                      "enable_mm_embeds", "enable_prefix_caching", "enable_return_routed_experts", "enable_dbo", "dcp_q_replicate",
-                     "use_replayssm", "enable_extensible_kv_cache", "enable_elastic_ep"):
+                     "use_replayssm", "enable_extensible_kv_cache", "enable_elastic_ep", "disable_chunked_mm_input"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
         elif fld in ("kv_cache_dtype_skip_layers", "cpu_offload_params", "offload_params"):  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
             opts[fld] = tuple(f.values)
         elif fld == "limit_mm_per_prompt":
             opts[fld] = {**opts.get(fld, {}), **_mm_limits(name, v or "")}
+        elif fld == "mm_processor_kwargs":  # JSON, the last one given (vramcalc/vllm/mm_profile.py)
+            from .vllm.mm_profile import parse_processor_kwargs
+
+            try:
+                opts[fld] = parse_processor_kwargs(v or "")
+            except ValueError as e:
+                raise InputError(f"argument {name}: {e}") from None
         elif fld == "dtype":
             opts[fld] = None if v == "auto" else v
         elif fld in KERNEL_BACKENDS:  # other than auto it wins over --kernel-config's key, in either order

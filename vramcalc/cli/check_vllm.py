@@ -136,6 +136,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="vLLM --kv-transfer-config, e.g. '{\"kv_connector\": \"NixlConnector\", \"kv_role\": "
                         "\"kv_both\"}': a connector without hybrid-KV-manager support sizes sliding-window layers at "
                         "full length")
+    v.add_argument("--disable-chunked-mm-input", action="store_true",
+                   help="vLLM --disable-chunked-mm-input: refused where a multimodal item vramcalc sizes is larger "
+                        "than max_num_batched_tokens")
     v.add_argument("--disable-chunked-prefill", action="store_true",
                    help="vLLM --disable-chunked-prefill: max_num_batched_tokens defaults to max_model_len")
     f = c.add_argument_group("vLLM serving features (with --engine vllm)")
@@ -296,6 +299,10 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="sliding-window layers beside full attention keep the full context, as full attention does")
     f.add_argument("--limit-mm-per-prompt", type=_mm_limits, default=None,
                    help="items per modality, JSON ('{\"image\": 1, \"video\": 0}'); all 0 skips the encoder profile")
+    f.add_argument("--mm-processor-kwargs", type=_mm_processor_kwargs, default=None,
+                   help="the processor's options, JSON as vLLM takes them ('{\"max_pixels\": 1003520}', "
+                        "images_kwargs / videos_kwargs nested): size the profiled dummy image or video for "
+                        "Qwen2.5-VL-3B and Qwen3.6-27B")
     f.add_argument("--no-enable-prefix-caching", dest="enable_prefix_caching", action="store_false", default=None,
                    help="prefix caching off (memory is the same; repeated prompt prefixes are prefilled again)")
     f.add_argument("--shared-prefix", type=bounded_int(MAX_CONTEXT, "tokens"), default=0,
@@ -322,6 +329,15 @@ def _partition(v: str) -> tuple[int, ...]:
     return parts
 
 
+def _mm_processor_kwargs(v: str) -> dict[str, object] | None:
+    from ..vllm.mm_profile import parse_processor_kwargs
+
+    try:
+        return parse_processor_kwargs(v)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _mm_limits(v: str) -> dict[str, int]:
     try:
         d = json.loads(v)
@@ -341,7 +357,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "disable_hybrid_kv_cache_manager",
                  "disable_sliding_window", "enable_eplb", "mla_disable", "enable_return_routed_experts",
                  "enable_dbo", "dcp_q_replicate", "replicate_embed", "deepep_force_intra_node",
-                 "weight_offloading_disable_uva", "confidential_compute"):
+                 "weight_offloading_disable_uva", "confidential_compute", "disable_chunked_mm_input"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",
@@ -349,7 +365,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "kv_offloading_backend", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "pp_layer_partition",
                  "mm_encoder_tp_mode", "model_impl",
                  "lora_dtype", "hf_config_path",
-                 "limit_mm_per_prompt", "enable_prefix_caching", "hf_overrides",
+                 "limit_mm_per_prompt", "mm_processor_kwargs", "enable_prefix_caching", "hf_overrides",
                  "decode_context_parallel_size", "prefill_context_parallel_size", "eplb_config", "aux_output_config", "kv_transfer_config", "load_format", "attention_backend", "attention_config",
                  "all2all_backend", "deepep_buffer_size_mb", "estimate_cudagraphs", "flashinfer_workspace_bytes", "kv_cache_layout",
                  "sparse_indexer_max_logits_mb", "sparse_indexer_max_decode_logits_mb", "use_fused_mqa_topk",

@@ -272,6 +272,13 @@ class VLLMOptions(CheckedOptions):
     pp_layer_partition: tuple[int, ...] | None = None
     mamba_ssm_cache_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     limit_mm_per_prompt: dict[str, int] | None = None  # --limit-mm-per-prompt; None: vLLM's default (all allowed)
+    # --mm-processor-kwargs: the processor's options; for the towers data/vllm_features.json multimodal.encoder_peak
+    # processors lists they size the profiled dummy item (vramcalc/vllm/mm_profile.py dummy_under_kwargs, vLLM 0.34.0
+    # qwen2_vl.py / qwen3_vl.py processing info); None: the checkpoint processor's defaults
+    mm_processor_kwargs: dict[str, Any] | None = None
+    # --disable-chunked-mm-input: vLLM refuses a multimodal item larger than max_num_batched_tokens
+    # (vllm/v1/core/encoder_cache_manager.py compute_mm_encoder_budget, v0.34.0); checked where the item is sized
+    disable_chunked_mm_input: bool = False
     # --enable-prefix-caching / off: None is vLLM's default (on unless attention-free); memory changes only for Mamba /
     # linear-attention state (mamba_cache_mode align or none: kv.KVSettings.prefix_caching)
     enable_prefix_caching: bool | None = None
@@ -1918,6 +1925,8 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
     limits = opts.limit_mm_per_prompt
     mm_on = spec.vision is not None and not tower_off and not (
         limits is not None and {"image", "video"} <= set(limits) and all(v == 0 for v in limits.values()))
+    if mm_on and opts.mm_processor_kwargs:
+        _mm_processor_kwargs_messages(spec, opts, errors, warnings)
     if mm_on:
         o = features().multimodal.oracle_pr_25631
         warnings.append(warning("vllm.mm.encoder_profile", f"{spec.id} is multimodal: vLLM's profile run also "
@@ -2344,6 +2353,58 @@ def _feature_trace(opts: VLLMOptions, d0: DeviceBudget) -> list[TraceTerm]:
     return out
 
 
+def _mm_processor_kwargs_messages(spec: ModelSpec, opts: VLLMOptions, errors: list[Message],
+                                  warnings: list[Message]) -> None:
+    """--mm-processor-kwargs on a tower whose processor vramcalc sizes (vramcalc/vllm/mm_profile.py
+    dummy_under_kwargs): what vLLM 0.34.0 raises building the dummy (its words), and the keys that do not move the
+    dummy or move it in a way not sized; other multimodal models keep the vllm.mm.encoder_profile "not sized" path."""
+    from .mm_profile import ProcessorKwargsError, dummy_under_kwargs
+
+    kw = opts.mm_processor_kwargs or {}
+    src = ("vllm/model_executor/models/qwen2_vl.py Qwen2VLProcessingInfo.get_image_size_with_most_features, "
+           "vllm/multimodal/processing/context.py _resolve_mm_processor_kwargs (v0.34.0)")
+    try:
+        d = dummy_under_kwargs(spec.id, kw, 1 << 20, (opts.limit_mm_per_prompt or {}).get("video", 1) > 0)
+    except ProcessorKwargsError as exc:
+        errors.append(error("vllm.mm.processor_kwargs", f"vLLM's start-up (the encoder budget's dummy item) raises "
+                            f"{exc}", fix="--mm-processor-kwargs: max_pixels (size.longest_edge) of at least one "
+                            "merged patch (patch_size x merge_size squared pixels), images_kwargs / videos_kwargs "
+                            "as JSON objects", source=src))
+        return
+    if d is None:
+        return
+    if d.ignored:
+        warnings.append(warning("vllm.mm.processor_kwargs_no_dummy", f"--mm-processor-kwargs {', '.join(d.ignored)}: "
+                                "these keys do not change the dummy item vLLM's profile run encodes (its size comes "
+                                "from min_pixels, max_pixels and size, and for Qwen3-VL-style videos "
+                                "temporal_patch_size; the frames from max_model_len), so they do not change the "
+                                "memory planned here", source=src))
+    if d.not_sized:
+        warnings.append(warning("vllm.mm.processor_kwargs_not_sized", f"--mm-processor-kwargs {', '.join(d.not_sized)}:"
+                                " vLLM spreads the video dummy over more frames with it (qwen3_vl.py "
+                                "Qwen3VLDummyInputsBuilder.get_dummy_mm_data); the encoder's profiling estimate is "
+                                "not sized", source=src))
+
+
+def _chunked_mm_input_refusal(spec: ModelSpec, opts: VLLMOptions, mnbt: int, max_len: int) -> list[Message]:
+    """--disable-chunked-mm-input: compute_mm_encoder_budget (vLLM v0.34.0 vllm/v1/core/encoder_cache_manager.py)
+    raises where the largest item of the modalities allowed exceeds max_num_batched_tokens; the item sized by
+    vramcalc/vllm/mm_profile.py max_item_tokens (None, not checked, for a processor vramcalc does not record)."""
+    from .mm_profile import ProcessorKwargsError, max_item_tokens
+
+    try:
+        tokens = max_item_tokens(spec.id, opts.mm_processor_kwargs, opts.limit_mm_per_prompt, max_len)
+    except ProcessorKwargsError:
+        return []  # refused already (vllm.mm.processor_kwargs)
+    if tokens is None or tokens <= mnbt:
+        return []
+    return [error("vllm.mm.chunked_mm_input", f"ValueError: Chunked MM input disabled but max_tokens_per_mm_item "
+                  f"({tokens}) is larger than max_num_batched_tokens ({mnbt}). Please increase "
+                  "max_num_batched_tokens.", fix=f"--max-num-batched-tokens {tokens} or more, a smaller "
+                  "--mm-processor-kwargs max_pixels, or chunked multimodal input (without --disable-chunked-mm-input)",
+                  source="vllm/v1/core/encoder_cache_manager.py compute_mm_encoder_budget (v0.34.0)")]
+
+
 # whether the encoder's profiling estimate enters the KV figure: only where its held-out replay met the bound
 # (data/vllm_features.json multimodal.encoder_peak: replay, applied_bound; tests/test_vllm_mm_profile_logs.py)
 MM_ESTIMATE_APPLIED = False
@@ -2361,7 +2422,8 @@ def _mm_encoder_estimate(spec: ModelSpec, opts: VLLMOptions, act: "_Activation",
         return None
     lm = act.on_stage(opts.pp == 1) - act.workspace  # the LM dummy run's (and sampler's) transient on stage 0
     e = estimate(spec.vision, spec.id, opts.tp, opts.limit_mm_per_prompt, opts.mm_encoder_tp_mode, mnbt, seqs,
-                 max_len, opts.enable_chunked_prefill, lm, int(dtype_bytes(wdtype or spec.dtype)))
+                 max_len, opts.enable_chunked_prefill, lm, int(dtype_bytes(wdtype or spec.dtype)),
+                 opts.mm_processor_kwargs)
     if e is None:
         return None
     r = features().multimodal.encoder_peak.replay
@@ -2373,8 +2435,9 @@ def _mm_encoder_estimate(spec: ModelSpec, opts: VLLMOptions, act: "_Activation",
     applied = "applied to the KV shown" if MM_ESTIMATE_APPLIED else (
         f"not applied (its held-out error is outside the bound): the KV shown stays the upper bound and the KV cache may "
         f"be up to {e.kv_cost / GIB:.2f} GiB smaller")
+    under = f" under --mm-processor-kwargs, {e.tokens} tokens each" if opts.mm_processor_kwargs is not None else ""
     warnings[at[0]] = warning(old.code, f"{spec.id} is multimodal: vLLM's profile run encodes {items} (the largest "
-                              "dummy --limit-mm-per-prompt allows) and holds the outputs in the encoder cache through "
+                              f"dummy --limit-mm-per-prompt allows{under}) and holds the outputs in the encoder cache through "
                               "the language model's dummy run. vramcalc's estimate from vLLM 0.34.0's tower code "
                               f"(vramcalc/vllm/mm_profile.py): a forward peak of {e.peak.forward_peak / GIB:.2f} GiB "
                               f"per rank ({e.peak.phase} phase), {e.peak.held / GIB:.2f} GiB held after, costing "
@@ -3058,6 +3121,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         if sampler_note is not None:
             warnings.append(sampler_note)
     enc = _mm_encoder_estimate(spec, opts, act, mnbt, seqs, L, wdtype, warnings)
+    if opts.disable_chunked_mm_input and any(w.code == "vllm.mm.encoder_profile" for w in warnings):
+        errors += _chunked_mm_input_refusal(spec, opts, mnbt, L)
     if backend == "TURBOQUANT":
         act = act.model_copy(update={"workspace": act.workspace + _turboquant_workspace(
             spec, opts, seqs, mnbt, L, kv_pool(pool_spec, kvs).block_size)})
@@ -3118,7 +3183,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         warnings.append(_uva_copy_warning(opts, copies[0]))
     errors += _rdna_prefill_copy_refusal(spec, opts, gpu, version, u, L, kvs, pool_spec, weights,
                                          prof.snapshot_after_nccl, car)
-    embeds = _embeds_cache(spec, opts, version, mnbt, wdtype, warnings)
+    embeds = _embeds_cache(spec, opts, version, mnbt, wdtype, warnings, L)
     transfer = transfer_buffers(opts.weight_transfer_backend)
     # what CUDA reports free at start-up: the extensible KV cache's device headroom, and the room run-time holdings take
     startup_free = (_startup_free(gpu, opts.tp, opts.pp, prof.snapshot_after_nccl, car)[0]
@@ -3348,7 +3413,7 @@ def _trace(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, prof: VllmVersion, sam:
 
 
 def _embeds_cache(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, wdtype: str | None,
-                  warnings: list[Message]) -> EmbedsCache | None:
+                  warnings: list[Message], max_len: int | None = None) -> EmbedsCache | None:
     """--enable-mm-embeds (or an EC consumer) with every modality at 0: the run-time encoder cache of precomputed
     embeddings (vramcalc/vllm/mm_embeds.py), from vLLM 0.34.0 (the release its oracle checks); a class whose
     modalities are not read, or an older release, is warned about."""
@@ -3364,7 +3429,15 @@ def _embeds_cache(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, w
     since = features().multimodal.mm_embeds.version
     if listed and embedding_only(spec, opts.limit_mm_per_prompt, opts.language_model_only) and \
             _key(version) >= _key(since):
-        return embeds_cache(spec, mnbt, wdtype, opts.ec_role)
+        from .mm_profile import ProcessorKwargsError, max_item_tokens
+
+        largest = None
+        if max_len is not None:  # every modality is embedding-only here: the budget sizes each (limits ignored)
+            try:
+                largest = max_item_tokens(spec.id, opts.mm_processor_kwargs, {}, max_len)
+            except ProcessorKwargsError:
+                largest = None  # refused already (vllm.mm.processor_kwargs)
+        return embeds_cache(spec, mnbt, wdtype, opts.ec_role, largest)
     if (tower_zero or listed and embedding_only(spec, opts.limit_mm_per_prompt, opts.language_model_only)):
         why = (f"vLLM {version} is older than the release it is checked at ({since})" if listed else
                f"whether {spec.architecture}'s vLLM class takes precomputed embeddings is not read")
@@ -3658,6 +3731,10 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
             out.append(f"{flag} {dt}")
     if opts.limit_mm_per_prompt is not None:
         out.append("--limit-mm-per-prompt '" + json.dumps(opts.limit_mm_per_prompt, separators=(",", ":")) + "'")
+    if opts.disable_chunked_mm_input:
+        out.append("--disable-chunked-mm-input")
+    if opts.mm_processor_kwargs is not None:
+        out.append("--mm-processor-kwargs '" + json.dumps(opts.mm_processor_kwargs, separators=(",", ":")) + "'")
     if opts.enable_mm_embeds:
         out.append("--enable-mm-embeds")
     if opts.weight_transfer_backend is not None:

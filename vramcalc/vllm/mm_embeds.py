@@ -17,7 +17,7 @@ from .features import features
 @dataclass(frozen=True)
 class EmbedsCache:
     """The encoder cache of one rank of the first PP stage (every TP rank holds whole embeddings)."""
-    tokens: int  # the scheduler's bound: max(max_num_batched_tokens, the processor's largest item), the floor here
+    tokens: int  # the scheduler's bound: max(max_num_batched_tokens, the processor's largest item where sized)
     width: int  # elements per cached token
     itemsize: int  # bytes per element
     refusal: str | None  # the class's assertion on image embeds: nothing is held
@@ -44,9 +44,11 @@ def embedding_only(spec: ModelSpec, limits: dict[str, int] | None, language_mode
     return language_model_only or all((limits or {}).get(m) == 0 for m in mods)
 
 
-def embeds_cache(spec: ModelSpec, mnbt: int, wdtype: str | None, ec_role: str | None) -> EmbedsCache:
+def embeds_cache(spec: ModelSpec, mnbt: int, wdtype: str | None, ec_role: str | None,
+                 largest_item: int | None = None) -> EmbedsCache:
     """compute_mm_encoder_budget's cache size, at its floor max_num_batched_tokens (SchedulerConfig.encoder_cache_size):
-    the processor's largest item, which can raise it, needs the processor's files, which vramcalc does not read; one
+    the processor's largest item raises it where vramcalc/vllm/mm_profile.py sizes the processor (largest_item:
+    Qwen2.5-VL-3B and Qwen3.6-27B, under --mm-processor-kwargs too), else it needs the processor's files; one
     token is ModelConfig.get_inputs_embeds_size() elements (the hidden size: the catalog's configs carry none of
     word_embed_proj_dim / projection_dim / projection_size) in the model dtype (the casting classes'
     .type(self.visual.dtype)); an EC consumer's tokens are the producer's tower outputs, DeepStack levels packed
@@ -58,5 +60,7 @@ def embeds_cache(spec: ModelSpec, mnbt: int, wdtype: str | None, ec_role: str | 
     v = spec.vision
     if consumer and arch in r.deepstack and v is not None and v.merger_out and v.mergers:
         width = v.merger_out * v.mergers
-    return EmbedsCache(tokens=mnbt, width=width, itemsize=dtype_bytes(wdtype or spec.dtype),
+    # largest_item: where vramcalc/vllm/mm_profile.py sizes the processor's items (max_item_tokens over every
+    # modality, the embedding-only ones included: vllm/multimodal/encoder_budget.py MultiModalBudget, v0.34.0)
+    return EmbedsCache(tokens=max(mnbt, largest_item or 0), width=width, itemsize=dtype_bytes(wdtype or spec.dtype),
                        refusal=r.refusals.get(arch), consumer=consumer)

@@ -125,13 +125,14 @@ class Estimate:
     modality: str
     grid: tuple[int, int, int]
     items: int
+    tokens: int  # per item
     peak: EncoderPeak
     kv_cost: int  # the KV the encoder costs on a first-PP-stage rank beside the LM's profile peak
 
 
 def estimate(v: VisionSpec | None, model_id: str, tp: int, limits: dict[str, int] | None, encoder_tp_mode: str | None,
              mnbt: int, max_num_seqs: int, max_model_len: int, chunked_prefill: bool, lm_transient: int,
-             dtype_bytes: int) -> Estimate | None:
+             dtype_bytes: int, mm_kwargs: dict[str, object] | None = None) -> Estimate | None:
     """The encoder's profiling cost for a model whose tower and dummy items vramcalc knows, else None (the warning
     then says it is not sized). --mm-encoder-tp-mode data (the items split over the ranks,
     vllm/multimodal/utils.py run_dp_sharded_vision_model) is not sized."""
@@ -143,10 +144,20 @@ def estimate(v: VisionSpec | None, model_id: str, tp: int, limits: dict[str, int
         return None
     lim = limits or {}
     candidates: dict[str, tuple[tuple[int, int, int], int]] = {}
-    if lim.get("image", cfg.default_limit) > 0:
-        candidates["image"] = (dummy.image.grid, dummy.image.tokens)
-    if lim.get("video", cfg.default_limit) > 0:
-        if dummy.video is not None:  # qwen2_vl.py get_num_frames_with_most_features: two frames a temporal patch
+    d: Dummy | None = None
+    if mm_kwargs is not None:  # --mm-processor-kwargs: the dummies vLLM builds under them
+        d = dummy_under_kwargs(model_id, mm_kwargs, max_model_len, lim.get("video", cfg.default_limit) > 0)
+        if d is None:
+            return None
+        if lim.get("image", cfg.default_limit) > 0:
+            candidates["image"] = d.image
+        if d.video is not None:
+            candidates["video"] = d.video
+    else:
+        if lim.get("image", cfg.default_limit) > 0:
+            candidates["image"] = (dummy.image.grid, dummy.image.tokens)
+        if lim.get("video", cfg.default_limit) > 0 and dummy.video is not None:
+            # qwen2_vl.py get_num_frames_with_most_features: two frames a temporal patch
             t = max(1, min(dummy.video.max_temporal_patches, max_model_len // dummy.video.tokens_per_temporal_patch))
             candidates["video"] = ((t, *dummy.video.frame_grid), t * dummy.video.tokens_per_temporal_patch)
         elif "image" not in candidates:
@@ -155,7 +166,202 @@ def estimate(v: VisionSpec | None, model_id: str, tp: int, limits: dict[str, int
         return None
     modality = max(candidates, key=lambda m: (candidates[m][1], m))  # get_modality_with_max_tokens
     grid, tokens = candidates[modality]
+    if modality == "video" and d is not None and d.not_sized:
+        return None  # the video dummy spread over more frames (Dummy.not_sized): its encoded grid is not sized
     n = max_items(tokens, mnbt, None, None, lim.get(modality, cfg.default_limit), max_model_len, max_num_seqs,
                   chunked_prefill)
     peak = encoder_peak(v, tp, grid, n, dtype_bytes)
-    return Estimate(modality=modality, grid=grid, items=n, peak=peak, kv_cost=kv_cost(peak, lm_transient))
+    return Estimate(modality=modality, grid=grid, items=n, tokens=tokens, peak=peak,
+                    kv_cost=kv_cost(peak, lm_transient))
+
+
+# --mm-processor-kwargs: the dummy items under the processor's kwargs (data/vllm_features.json
+# multimodal.encoder_peak.processors; tests/test_vllm_mm_processor_kwargs.py against vLLM 0.34.0's own budget)
+
+SCOPES = ("text_kwargs", "images_kwargs", "videos_kwargs", "audio_kwargs")  # context.py _HF_PROCESSOR_KWARG_SCOPES
+
+
+class ProcessorKwargsError(ValueError):
+    """What vLLM raises at start-up for the value (its words)."""
+
+
+@dataclass(frozen=True)
+class Dummy:
+    image: tuple[tuple[int, int, int], int]  # grid (t, h, w) patches, tokens
+    video: tuple[tuple[int, int, int], int] | None  # at max_model_len; None where videos are not profiled
+    image_px: tuple[int, int]  # the dummy image's (width, height)
+    video_px: tuple[int, int, int] | None  # the dummy video's (frames, height, width) as vLLM builds it
+    ignored: tuple[str, ...]  # keys that do not move the dummy
+    not_sized: tuple[str, ...]  # keys that move it in a way not sized here
+
+
+def _merge_scoped(flat: object, scoped: object) -> object:
+    """context.py _merge_scoped_mm_processor_value: mappings merge, the scoped leaf wins."""
+    if isinstance(flat, dict) and isinstance(scoped, dict):
+        out = dict(flat)
+        for k, v in scoped.items():
+            out[k] = _merge_scoped(out[k], v) if k in out else v
+        return out
+    return scoped
+
+
+def resolve_kwargs(kw: dict[str, object], routed: dict[str, list[str]]) -> dict[str, object]:
+    """vLLM v0.34.0 vllm/multimodal/processing/context.py _resolve_mm_processor_kwargs for the configured kwargs
+    (vllm/config/multimodal.py merge_mm_processor_kwargs against no request kwargs: a flat key the scope already
+    has yields to the scope's value, as the routing below does)."""
+    out = dict(kw)
+    for s in ("images_kwargs", "videos_kwargs"):
+        if s in kw and not isinstance(kw[s], dict):
+            raise ProcessorKwargsError(f"TypeError: `{s}` must be a mapping")
+    for key in [k for k in kw if k not in SCOPES]:
+        scopes = [s for s in SCOPES if key in routed.get(s, ())]
+        if not scopes:
+            continue
+        for s in scopes:
+            cur = out.get(s, {})
+            if not isinstance(cur, dict):
+                raise ProcessorKwargsError(f"TypeError: `{s}` must be a mapping")
+            cur = dict(cur)
+            cur[key] = _merge_scoped(kw[key], cur[key]) if key in cur else (
+                dict(kw[key]) if isinstance(kw[key], dict) else kw[key])  # type: ignore[call-overload]
+            out[s] = cur
+        out.pop(key)
+    return out
+
+
+def _vision_size(scope: dict[str, object], default: dict[str, int]) -> dict[str, int]:
+    """qwen2_vl.py Qwen2VLProcessingInfo._get_vision_size: the default, the scope's size, then min / max_pixels."""
+    size = dict(default)
+    over = scope.get("size")
+    if isinstance(over, dict):
+        size.update(over)
+    for key, edge in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
+        if scope.get(key) is not None:
+            size[edge] = scope[key]  # type: ignore[assignment]
+    return size
+
+
+def _most_features(max_pixels: int, unit: int) -> tuple[int, int]:
+    """qwen2_vl.py get_image_size_with_most_features: (width, height); no factor pair at all gives width 0."""
+    n = max_pixels // (unit * unit)
+    hf, wf = 1, n
+    for seq in range(n, 0, -1):
+        hf, wf = next(((d, seq // d) for d in range(math.isqrt(seq), 0, -1) if seq % d == 0), (1, seq))
+        if wf / hf <= 200:
+            break
+    return unit * wf, unit * hf
+
+
+def _smart_resize(h: int, w: int, factor: int, lo: int, hi: int, frames: int = 1, tf: int = 1,
+                  video: bool = False) -> tuple[int, int]:
+    """transformers 5.x models/qwen2_vl/image_processing_qwen2_vl.py smart_resize (video=False) and
+    models/qwen3_vl/video_processing_qwen3_vl.py smart_resize (video=True: frames over the temporal factor)."""
+    if video and (h < factor or w < factor):
+        s = max(factor / h, factor / w)
+        h, w = int(h * s), int(w * s)
+    if min(h, w) == 0:
+        raise ProcessorKwargsError("ZeroDivisionError: division by zero")
+    if max(h, w) / min(h, w) > 200:
+        raise ProcessorKwargsError(f"ValueError: absolute aspect ratio must be smaller than 200, got {max(h, w) / min(h, w)}")
+    hb, wb = round(h / factor) * factor, round(w / factor) * factor
+    t, n = (round(frames / tf) * tf, frames) if video else (1, 1)
+    if t * hb * wb > hi:
+        beta = math.sqrt(n * h * w / hi)
+        hb, wb = max(factor, math.floor(h / beta / factor) * factor), max(factor, math.floor(w / beta / factor) * factor)
+    elif t * hb * wb < lo:
+        beta = math.sqrt(lo / (n * h * w))
+        hb, wb = math.ceil(h * beta / factor) * factor, math.ceil(w * beta / factor) * factor
+    return hb, wb
+
+
+def dummy_under_kwargs(model_id: str, kw: dict[str, object], max_model_len: int, video: bool) -> Dummy | None:
+    """The profiled dummy items of `model_id` under --mm-processor-kwargs `kw` (None: no processor data): vLLM v0.34.0
+    qwen2_vl.py Qwen2VLProcessingInfo.get_max_image_tokens / get_max_video_tokens (frames from
+    get_num_frames_with_most_features: the most under max_model_len, at most 14) and qwen3_vl.py
+    Qwen3VLProcessingInfo.get_max_video_tokens (two frames at the video's longest_edge over temporal_patch_size)."""
+    from .features import features
+
+    cfg = features().multimodal.encoder_peak.processors
+    p = cfg.models.get(model_id) if cfg is not None else None
+    if cfg is None or p is None:
+        return None
+    r = resolve_kwargs(kw, cfg.routed)
+    img = r.get("images_kwargs", {})
+    vid = r.get("videos_kwargs", {})
+    img = img if isinstance(img, dict) else {}
+    vid = vid if isinstance(vid, dict) else {}
+    unit, ps, m2 = p.patch_size * p.merge_size, p.patch_size, p.merge_size**2
+    default = dict(p.image_size)
+    for key, edge in (("min_pixels", "shortest_edge"), ("max_pixels", "longest_edge")):
+        if p.class_size and key in kw and kw[key] is None:  # the processor built with it (data: class_size)
+            default[edge] = p.class_size[edge]
+    isize = _vision_size(img, default)
+    w, h = _most_features(int(isize["longest_edge"]), unit)
+    if w == 0:
+        raise ProcessorKwargsError("ZeroDivisionError: division by zero")
+    rh, rw = _smart_resize(h, w, unit, int(isize["shortest_edge"]), int(isize["longest_edge"]))
+    image = ((1, rh // ps, rw // ps), rh // ps * (rw // ps) // m2)
+    vitem, vpx = None, None
+    if video:
+        if p.family == "qwen2_vl":
+            vs = _vision_size(vid, default)
+            vh, vw = _smart_resize(h, w, unit, int(vs["shortest_edge"]), int(vs["longest_edge"]))
+            per = vh // ps * (vw // ps) // m2
+            frames = max(1, min(2 * (max_model_len // per) or 1, p.max_frames_per_video))
+            t = -(-frames // p.temporal_patch_size)
+            vitem, vpx = ((t, vh // ps, vw // ps), t * per), (frames, h, w)
+        else:
+            vs = _vision_size(vid, p.video_size or p.image_size)
+            tps = int(vid.get("temporal_patch_size") or p.temporal_patch_size)  # type: ignore[call-overload]
+            tw, th = _most_features(int(vs["longest_edge"]) // tps, unit)
+            if tw == 0:
+                raise ProcessorKwargsError("ZeroDivisionError: division by zero")
+            vh, vw = _smart_resize(th, tw, unit, int(vs["shortest_edge"]), int(vs["longest_edge"]),
+                                   frames=2, tf=p.temporal_patch_size, video=True)
+            vitem, vpx = ((1, vh // ps, vw // ps), vh // ps * (vw // ps) // m2), (2, vh, vw)
+    keys: list[tuple[str, str | None]] = [(k, None) for k in kw if k not in SCOPES]
+    for sc in ("images_kwargs", "videos_kwargs"):
+        sub = kw.get(sc)
+        keys += [(k, sc) for k in sub] if isinstance(sub, dict) else []
+    sizing = set(cfg.sizing_keys.get("images_kwargs", [])) | set(cfg.sizing_keys.get("videos_kwargs", []))
+    ignored, not_sized = [], []
+    for k, s in keys:
+        name = f"{s}.{k}" if s else k
+        if k in cfg.not_sized_keys and p.family == "qwen3_vl" and s != "images_kwargs":
+            not_sized.append(name)
+        elif s is None and k not in sizing or s is not None and k not in cfg.sizing_keys.get(s, []) or \
+                k == "temporal_patch_size" and (s == "images_kwargs" or p.family == "qwen2_vl"):
+            ignored.append(name)
+    return Dummy(image=image, video=vitem, image_px=(w, h), video_px=vpx, ignored=tuple(ignored), not_sized=tuple(not_sized))
+
+
+def parse_processor_kwargs(v: str) -> dict[str, object] | None:
+    """--mm-processor-kwargs as vLLM v0.34.0 reads it: vllm/engine/arg_utils.py parse_type(json.loads) ("" and "None"
+    are None there too, optional_type), then ModelConfig's dict[str, object] | None (pydantic's words)."""
+    import json
+
+    if v in ("", "None"):
+        return None
+    try:
+        d = json.loads(v)
+    except ValueError:
+        raise ValueError(f"Value {v} cannot be converted to <function loads>.") from None
+    if d is not None and not isinstance(d, dict):
+        raise ValueError("1 validation error for ModelConfig mm_processor_kwargs: Input should be a valid dictionary "
+                         f"[type=dict_type, input_value={d!r}, input_type={type(d).__name__}]")
+    return d
+
+
+def max_item_tokens(model_id: str, kw: dict[str, object] | None, limits: dict[str, int] | None,
+                    max_model_len: int) -> int | None:
+    """The largest item's tokens over the modalities allowed (MultiModalBudget's mm_max_toks_per_item, vLLM v0.34.0
+    vllm/multimodal/encoder_budget.py), under the processor kwargs or its defaults; None without processor data."""
+    from .features import features
+
+    lim = limits or {}
+    default = features().multimodal.encoder_peak.default_limit
+    d = dummy_under_kwargs(model_id, kw or {}, max_model_len, lim.get("video", default) > 0)
+    if d is None:
+        return None
+    tokens = ([d.image[1]] if lim.get("image", default) > 0 else []) + ([d.video[1]] if d.video else [])
+    return max(tokens) if tokens else None
