@@ -51,8 +51,6 @@ CASES: list[tuple[str, int, dict[str, Any]]] = [
 
 def _one(stem: str, tp: int, args: dict[str, Any], memories: list[float]) -> dict[str, Any]:
     from vllm.distributed.aux_output_connector.worker import get_aux_output_connector
-    from vllm.model_executor.model_loader.utils import initialize_model
-    from vllm.platforms.interface import Platform
     from vllm.v1.attention.backends.utils import resolve_kv_cache_layout
     from vllm.v1.core import kv_cache_planning as kp
 
@@ -71,13 +69,7 @@ def _one(stem: str, tp: int, args: dict[str, Any], memories: list[float]) -> dic
                    aux_output_enabled=cfg.aux_output_config.enabled, max_bytes=cfg.aux_output_config.max_bytes)
         if not cfg.aux_output_config.enabled:
             return row
-        vo._init_group(tp, cfg)
-        vo.cuda_like(cfg)
-        with vo.meta_models(cfg):
-            model = initialize_model(vllm_config=cfg)
-        vo._cuda_backends(cfg)
-        cfg.cache_config.mamba_page_size_padded = None
-        Platform.update_block_size_for_backend(cfg)
+        model, _ = vo.meta_engine(cfg, tp)
         specs = vo._specs(cfg)
         row["max_concurrent_batches"] = cfg.max_concurrent_batches
         row["plans"] = []

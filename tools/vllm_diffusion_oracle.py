@@ -224,19 +224,9 @@ TOWER_ARGS = [{"limit_mm_per_prompt": {"image": 0, "video": 0}}, {"limit_mm_per_
 
 
 def _build(tp: int) -> dict[str, Any]:
-    from vllm.model_executor.model_loader.utils import initialize_model
-
     with tempfile.TemporaryDirectory() as d:
         cfg = _engine(_model_dir(d, None), {}, tp)
-        vo._init_group(tp, cfg)
-        vo.cuda_like(cfg)
-        with vo.meta_models(cfg):
-            model = initialize_model(vllm_config=cfg)
-        vo._cuda_backends(cfg)
-        from vllm.platforms.interface import Platform
-
-        cfg.cache_config.mamba_page_size_padded = None
-        Platform.update_block_size_for_backend(cfg)
+        model, _ = vo.meta_engine(cfg, tp)
         specs = vo._specs(cfg)
         params = {n: p.numel() * p.element_size() for n, p in model.named_parameters()}
         return {"tp": tp, "architecture": cfg.model_config.architecture,

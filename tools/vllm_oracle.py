@@ -534,22 +534,12 @@ def _as_read(config: dict[str, Any]) -> dict[str, Any]:
 
 def _run(entry: dict[str, Any], config: dict[str, Any], tp: int, kv_dtype: str, memories: list[float],
          max_len: int | None, with_weights: bool) -> dict[str, Any]:
-    from vllm.model_executor.model_loader.utils import initialize_model
-    from vllm.platforms.interface import Platform
-
     with tempfile.TemporaryDirectory() as d:
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(config, f)
         cfg = _config(d, tp, kv_dtype, max_len)
-        _init_group(tp, cfg)
-        cuda_like(cfg)
-        with meta_models(cfg):
-            model = initialize_model(vllm_config=cfg)
+        model, backends = meta_engine(cfg, tp)
         dtype = cfg.model_config.dtype
-        backends = _cuda_backends(cfg)
-        if not _legacy():
-            cfg.cache_config.mamba_page_size_padded = None
-            Platform.update_block_size_for_backend(cfg)  # the base class's, which CudaPlatform inherits
         specs = _specs(cfg)
         weights = sum(p.numel() * p.element_size() for p in model.parameters())
         buffers = sum(b.numel() * b.element_size() for b in model.buffers())
@@ -578,6 +568,24 @@ def _run(entry: dict[str, Any], config: dict[str, Any], tp: int, kv_dtype: str, 
             row["plans"].append(_plan(cfg, specs, int(gib * GIB)))
         del model
         return row
+
+
+def meta_engine(cfg: Any, tp: int) -> tuple[Any, str]:
+    """The model of an engine config as a CUDA worker builds it, on the meta device: the TP group of fake ranks, the
+    platform answering as CUDA, initialize_model, the attention backends it picked, and (after 0.11) the block size the
+    base Platform.update_block_size_for_backend sets for them (CudaPlatform inherits it). (model, backends)."""
+    from vllm.model_executor.model_loader.utils import initialize_model
+    from vllm.platforms.interface import Platform
+
+    _init_group(tp, cfg)
+    cuda_like(cfg)
+    with meta_models(cfg):
+        model = initialize_model(vllm_config=cfg)
+    backends = _cuda_backends(cfg)
+    if not _legacy():
+        cfg.cache_config.mamba_page_size_padded = None
+        Platform.update_block_size_for_backend(cfg)
+    return model, backends
 
 
 def print_case_row(run: Any) -> None:
