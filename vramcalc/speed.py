@@ -241,7 +241,7 @@ def weight_reads(spec: ModelSpec, quant: str | None = None) -> WeightReads:
     from .quant import quantized_bytes, target_scheme
 
     try:
-        q = quantized_bytes(spec, target_scheme(quant) if quant else None)
+        q = quantized_bytes(spec, target_scheme(quant, spec) if quant else None)
     except NotModelledError:  # an unmodelled checkpoint format: read it at its dtype (slower, conservative)
         q = quantized_bytes(spec, target_scheme("bf16"))
     return reads_from_groups(spec, q.by_group)
