@@ -14,7 +14,7 @@ from .messages import Message, warning
 from .params import count_params
 from .spec import ModelSpec
 from .results import Result, Row
-from .quant import quantized_bytes, scheme_from_config, target_scheme
+from .quant import quantized_bytes, scheme_from_config, stand_in_messages, target_scheme
 from .trace import TraceTerm, term
 
 GIB = 1024**3
@@ -96,7 +96,8 @@ def _weights(spec: ModelSpec, quant: str | None, file_weight_bytes: int | None,
                                     "not checked against real files"))
         return p.total_bytes, f"llama.cpp {p.ftype}: {p.tensors} tensors, predicted per-tensor types"
     if quant:
-        q = quantized_bytes(spec, target_scheme(quant))
+        q = quantized_bytes(spec, target_scheme(quant, spec))
+        warnings.extend(stand_in_messages(spec, quant))
         return q.total, f"converted to {quant}: {q.quantized_params:,} params quantized, the rest {spec.dtype}"
     if file_weight_bytes is not None:
         return file_weight_bytes, "exact tensor bytes from the file headers"

@@ -315,10 +315,31 @@ class QuantTarget(Fixed):
     vllm_runtime_flag: str | None = None
 
 
+class StandInRecipe(Fixed):
+    url: str
+    kind: str
+    ignore: list[str]
+    also: list[str] = []
+
+
+class StandInFamily(Fixed):
+    model_types: list[str]
+    targets: list[str]
+    default: str
+    fetch_hint: str
+    recipes: dict[str, StandInRecipe]
+
+
+class StandIns(Fixed):
+    note: str = Field(alias="_note")
+    families: dict[str, StandInFamily]
+
+
 class QuantTargets(Fixed):
     vllm_runtime_flag_source: str = Field(alias="_vllm_runtime_flag")
     source_note: str = Field(alias="_source")
     targets: dict[str, QuantTarget]
+    stand_ins: StandIns | None = None
 
 
 class SpeedProfile(Fixed):

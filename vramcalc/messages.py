@@ -256,6 +256,8 @@ CODES: dict[str, str] = {
     "llamacpp.speed.no_kv_offload": "-nkvo: attention reads the KV cache from host memory every token",
     # weights + KV check
     "check.gguf.unchecked_layout": "the GGUF tensor layout of this model type is not checked against real files",
+    "quant.stand_in_bracket": "a conversion stands in for third-party checkpoints with differing ignore lists: "
+                              "the most conservative published recipe counted, the bracket named",
     "check.weights.unmodelled_format": "the checkpoint's format is not modelled: weights counted at the dtype",
     "check.spec.approximate": "the architecture was read approximately",
     "check.context.exceeds_trained": "the context exceeds the model's trained maximum",

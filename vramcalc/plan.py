@@ -435,7 +435,7 @@ def _vllm(spec: ModelSpec, system: System, ctx: int, concurrency: int, version: 
             weights_total, reads = gguf_file.weight_bytes, reads_from_gguf(spec, gguf_file.tensors)
         else:
             try:
-                scheme = target_scheme(quant) if quant else scheme_from_config(spec.quantization_config, spec)
+                scheme = target_scheme(quant, spec) if quant else scheme_from_config(spec.quantization_config, spec)
                 weights_total = quantized_bytes(spec, scheme).total
             except NotModelledError as e:
                 rejected.append(Rejection(family=f"vLLM {qname}", reason=note("plan.reject.format", str(e))))

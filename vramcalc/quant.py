@@ -18,11 +18,12 @@ from typing import Any, Iterator, NoReturn
 from pydantic import BaseModel, ConfigDict
 
 from .data_files import load
-from .data_models import QuantTarget, QuantTargets
+from .data_models import QuantTarget, QuantTargets, StandInFamily
 from .errors import ConfigError, InputError, NotModelledError
 from .kv import dtype_bytes
 from .limits import MAX_IGNORE_PATTERNS, MAX_PATTERN_CHARS, MAX_PATTERN_REPEATS
 from .memo import Memo
+from .messages import Message, warning
 from .params import GROUPS, group_of, inventory
 from .spec import ModelSpec, TensorSpec
 
@@ -252,6 +253,12 @@ _ALIASES = [  # our inventory name -> names real checkpoints use for the same mo
     (r"\.mlp\.experts\.up_proj$", [".mlp.experts.0.up_proj", ".mlp.experts.up_proj", ".mixer.experts.0.up_proj"]),
     (r"\.mlp\.experts\.down_proj$", [".mlp.experts.0.down_proj", ".mlp.experts.down_proj",
                                      ".block_sparse_moe.experts.0.w2"]),
+    # Qwen3-Next's fused in_proj_qkvz / in_proj_ba are four modules in Qwen3.5 / 3.6 checkpoints (in_proj_qkv,
+    # in_proj_z, in_proj_b, in_proj_a: transformers models/qwen3_5/modeling_qwen3_5.py Qwen3_5GatedDeltaNet)
+    (r"\.mamba\.in_proj_qkvz$", [".mamba.in_proj_qkvz", ".mixer.in_proj_qkvz", ".linear_attn.in_proj_qkvz",
+                                  ".linear_attn.in_proj_qkv", ".linear_attn.in_proj_z"]),
+    (r"\.mamba\.in_proj_ba$", [".mamba.in_proj_ba", ".mixer.in_proj_ba", ".linear_attn.in_proj_ba",
+                                ".linear_attn.in_proj_b", ".linear_attn.in_proj_a"]),
     (r"\.mamba\.", [".mamba.", ".mixer.", ".linear_attn."]),
 ]
 
@@ -520,14 +527,59 @@ def quant_targets() -> dict[str, QuantTarget]:
     return load("quant_targets.json", QuantTargets).targets
 
 
-def target_scheme(name: str) -> QuantScheme:
-    """A named conversion target (`fp8`, `awq`, `nvfp4`, ...) as a QuantScheme."""
+def stand_in_family(spec: ModelSpec | None, name: str) -> StandInFamily | None:
+    """The family of published third-party recipes (data/quant_targets.json stand_ins) a conversion of `spec` to
+    target `name` stands in for, or None where vramcalc's own target applies as it is."""
+    data = load("quant_targets.json", QuantTargets).stand_ins
+    if spec is None or data is None:
+        return None
+    for fam in data.families.values():
+        if spec.model_type in fam.model_types and name.lower() in fam.targets:
+            return fam
+    return None
+
+
+def target_scheme(name: str, spec: ModelSpec | None = None) -> QuantScheme:
+    """A named conversion target (`fp8`, `awq`, `nvfp4`, ...) as a QuantScheme. With `spec`: where published
+    third-party checkpoints of its family leave more unquantized than the target's writer does by default, the
+    family's default ignore list (stand_in_family) is applied."""
     t = quant_targets().get(name.lower())
     if t is None:
         raise InputError(f"unknown quantization {name!r}; known: {', '.join(quant_targets())}, gguf:<FTYPE> (e.g. gguf:Q4_K_M)")
     fields: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)
                               for k, v in t.model_dump(exclude_unset=True, exclude={"note", "vllm_runtime_flag"}).items()}
-    return QuantScheme.model_validate({"source": t.note, **fields})
+    fam = stand_in_family(spec, name)
+    source = t.note
+    if fam is not None:
+        fields["ignore"] = tuple(fam.recipes[fam.default].ignore)
+        source += f"; ignore list of {fam.default} ({fam.recipes[fam.default].url})"
+    return QuantScheme.model_validate({"source": source, **fields})
+
+
+def stand_in_messages(spec: ModelSpec, name: str) -> list[Message]:
+    """A warning where a conversion stands in for third-party checkpoints whose ignore lists differ: the weights
+    counted (the most conservative published recipe), the bracket between the recipes, and what gives exact bytes."""
+    hit = stand_in_bracket(spec, name)
+    if hit is None:
+        return []
+    fam, per = hit
+    lo, hi = min(per, key=per.__getitem__), max(per, key=per.__getitem__)
+    gib = 2**30
+    return [warning("quant.stand_in_bracket",
+                    f"{name} of {spec.id} stands in for a third-party checkpoint whose ignore list is unknown: its "
+                    f"weights are counted with {fam.default}'s ({per[fam.default] / gib:.2f} GiB, the most bytes "
+                    f"of the published recipes); the recipes give {per[lo] / gib:.2f} GiB ({lo}) to "
+                    f"{per[hi] / gib:.2f} GiB ({hi})", fix=fam.fetch_hint)]
+
+
+def stand_in_bracket(spec: ModelSpec, name: str, include_mtp: bool = False) -> tuple[StandInFamily, dict[str, int]] | None:
+    """(family, weight bytes per published recipe) for a conversion that stands in for third-party checkpoints."""
+    fam = stand_in_family(spec, name)
+    if fam is None:
+        return None
+    base = target_scheme(name)
+    return fam, {rid: quantized_bytes(spec, base.model_copy(update={"ignore": tuple(r.ignore)}), include_mtp).total
+                 for rid, r in fam.recipes.items()}
 
 
 def quant_name(quant: str | None, engine: str) -> str | None:

@@ -241,6 +241,8 @@ def weight_reads(spec: ModelSpec, quant: str | None = None) -> WeightReads:
     from .quant import quantized_bytes, target_scheme
 
     try:
+        # the target's own ignore list, not the stand-in's most conservative one (quant.stand_in_family): the speed
+        # calibrations (data/vllm_spec.json verify_overhead, data/serving.json profiles) were fitted with these reads
         q = quantized_bytes(spec, target_scheme(quant) if quant else None)
     except NotModelledError:  # an unmodelled checkpoint format: read it at its dtype (slower, conservative)
         q = quantized_bytes(spec, target_scheme("bf16"))

@@ -31,7 +31,7 @@ from ..messages import Message, error, warning
 from ..params import count_params
 from ..data_models import VllmVersion
 from ..results import Result, Row
-from ..quant import QuantScheme, quant_targets, scheme_from_config, target_scheme
+from ..quant import QuantScheme, quant_targets, scheme_from_config, stand_in_messages, target_scheme
 from ..spec import ModelSpec
 from .kv import (KVCapacity, KVPool, KVSettings, _at_least, capacity, kv_formats, kv_pool, release_settings, resolve_kv_dtype,
                  turboquant_boundary_layers)
@@ -834,7 +834,7 @@ def _scheme(spec: ModelSpec, opts: VLLMOptions) -> tuple[QuantScheme, bool]:
             raise refusal
         return scheme, False
     if opts.quantization:
-        return target_scheme(opts.quantization), False
+        return target_scheme(opts.quantization, spec), False
     return scheme_from_config(spec.quantization_config, spec), False
 
 
@@ -863,6 +863,8 @@ def _pre_start_messages(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, scheme: Qu
     msgs = platform_messages(gpu) + source_messages(spec) + dtype_msgs + parallel_messages(spec, opts.tp, opts.pp)
     msgs += quant_messages(spec, scheme, opts.tp, gpu.compute_capability)
     msgs += _online_messages(spec, opts, gpu)
+    if opts.quantization and not _online(opts):
+        msgs += stand_in_messages(spec, opts.quantization)
     errors: list[Message] = []
     warnings: list[Message] = []
     for m in msgs:  # printed as before: an error names where vLLM raises it, and both say what to do instead
