@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(__file__))
 
 CAPS = [(7, 0), (7, 5), (8, 0), (8, 6), (8, 9), (9, 0), (10, 0), (12, 0)]
-HEADS = [64, 72, 80, 128, 96, 100, 512]
+HEADS = [16, 64, 72, 80, 128, 96, 100, 512]
 DTYPES = ["bfloat16", "float16", "float32"]
 VALUES = ["FLASH_ATTN", "flash_attn", "TORCH_SDPA", "TRITON_ATTN", "FLASHINFER", "ROCM_AITER_FA", "FLASHMLA",
           "CPU_ATTN", "xformers", "XFORMERS", "auto", "FOO", "flash-attn"]

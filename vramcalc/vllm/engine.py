@@ -256,6 +256,16 @@ class VLLMOptions(CheckedOptions):
     # --mm-encoder-attn-dtype fp8: refused at model build where no encoder backend can run it (data/vllm_features.json
     # multimodal encoder_fp8, vllm/model_executor/layers/attention/mm_encoder_attention.py, 0.33.0)
     mm_encoder_attn_dtype: Literal["fp8"] | None = None
+    # --mm-encoder-attn-backend: the vision encoder's attention kernel, parsed, checked and picked as vLLM 0.34.0 does
+    # (vramcalc/vllm/vit_attn.py; data/vllm_features.json multimodal.encoder_attn_backend); None: the platform's pick
+    mm_encoder_attn_backend: str | None = None
+
+    @field_validator("mm_encoder_attn_backend", mode="before")
+    @classmethod
+    def _vit_backend(cls, v: Any) -> Any:
+        from .vit_attn import parse
+
+        return parse(v) if isinstance(v, str) else v
     # --num-gpu-blocks-override: the KV pool holds this many blocks whatever the profile found (vllm/v1/core/
     # kv_cache_planning.py get_kv_cache_configs: available_memory = override x bytes per block, 0.33.0)
     num_gpu_blocks_override: int | None = Field(default=None, ge=1, le=2**40)
@@ -1692,6 +1702,27 @@ def _encoder_fp8_refusal(spec: ModelSpec, gpu: GPU, warnings: list[Message]) -> 
     return []
 
 
+def _vit_backend_refusal(spec: ModelSpec, name: str, gpu: GPU, warnings: list[Message]) -> list[Message]:
+    """--mm-encoder-attn-backend outside the platform's get_supported_vit_attn_backends: the assertion every
+    MMEncoderAttention raises at model build (vLLM v0.34.0, vramcalc/vllm/vit_attn.py), for the towers built of it
+    (built even for a skipped tower, as --mm-encoder-attn-dtype's check)."""
+    from .features import features
+    from .vit_attn import WHERE, refusal
+
+    r = features().multimodal.encoder_attn_backend
+    assert spec.vision is not None
+    if spec.vision.kind not in r.kinds:
+        warnings.append(warning("vllm.mm.encoder_attn_backend_unchecked", f"--mm-encoder-attn-backend {name}: whether "
+                                f"{spec.id}'s vision tower ({spec.vision.kind}) builds vLLM's MMEncoderAttention, which "
+                                "refuses a backend the platform does not offer, is not checked", source=WHERE))
+        return []
+    said = refusal(gpu, name)
+    if said is None:
+        return []
+    return [error("vllm.mm.encoder_attn_backend", f"{said} [{WHERE}]", source=WHERE,
+                  fix="drop --mm-encoder-attn-backend (vLLM picks one this GPU runs)")]
+
+
 def _reload_mode_messages(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, gpu: GPU, version: str
                           ) -> list[Message]:
     """VLLM_RELOAD_MODE=direct (vLLM 0.34.0): the first refusal of VllmConfig._verify_direct_reload_compat
@@ -3065,6 +3096,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     feature_errors[:0] = [m for m in reload_msgs if m.level == "error"]  # VllmConfig refuses before the model exists
     if opts.mm_encoder_attn_dtype == "fp8" and spec.vision is not None:
         feature_errors += _encoder_fp8_refusal(spec, gpu, feature_warnings)
+    if opts.mm_encoder_attn_backend is not None and spec.vision is not None:
+        feature_errors += _vit_backend_refusal(spec, opts.mm_encoder_attn_backend, gpu, feature_warnings)
     warnings += feature_warnings
     from .aux_output import enabled as aux_enabled, refusal as aux_refusal
 
@@ -3653,6 +3686,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--video-pruning-rate {opts.video_pruning_rate:g}")
     if opts.mm_encoder_attn_dtype is not None:
         out.append(f"--mm-encoder-attn-dtype {opts.mm_encoder_attn_dtype}")
+    if opts.mm_encoder_attn_backend is not None:
+        out.append(f"--mm-encoder-attn-backend {opts.mm_encoder_attn_backend}")
     if opts.num_gpu_blocks_override:
         out.append(f"--num-gpu-blocks-override {opts.num_gpu_blocks_override}")
     if opts.cudagraph_capture_sizes is not None:
