@@ -81,3 +81,43 @@ def test_a_start_naming_a_backend_the_platform_lacks_is_refused():
     r = check_vllm(spec, find_gpu("mi300x"), VLLMOptions(max_model_len=4096, mm_encoder_attn_backend="FLASHINFER"))
     (e,) = [e for e in r.errors if e.code == "vllm.mm.encoder_attn_backend"]
     assert e.text.startswith(ORACLE["rocm"]["given"]["FLASHINFER"]["error"])
+
+
+def test_the_encoder_estimate_sizes_the_backend_vllm_runs():
+    """The profile-run estimate (vramcalc/vllm/mm_profile.py) takes --mm-encoder-attn-backend, else the default pick:
+    TORCH_SDPA on a T4 (SM 7.5), FLASH_ATTN on an A100; FLASHINFER is said not to be sized."""
+    from vramcalc.gpus import find_gpu
+    from vramcalc.sources.catalog import load
+    from vramcalc.vllm.engine import VLLMOptions, check_vllm
+
+    spec = load("Qwen/Qwen2.5-VL-3B-Instruct")
+
+    def said(gpu, **kw):
+        r = check_vllm(spec, find_gpu(gpu), VLLMOptions(max_model_len=8192, **kw))
+        (w,) = [w for w in r.warnings if w.code == "vllm.mm.encoder_profile"]
+        return w.text
+
+    assert "vision attention TORCH_SDPA)" in said("t4", dtype="float16")
+    assert "vision attention FLASH_ATTN)" in said("a100-80gb-sxm")
+    assert "vision attention TRITON_ATTN)" in said("a100-80gb-sxm", mm_encoder_attn_backend="triton_attn")
+    t = said("a100-80gb-sxm", mm_encoder_attn_backend="FLASHINFER")
+    assert "forward peak" not in t and "--mm-encoder-attn-backend FLASHINFER" in t and "not sized" in t
+
+
+def test_a_pasted_command_reads_the_flag():
+    """The sized backends are read as modelled (any case, as vLLM upper-cases them); FLASHINFER is warned about as
+    not modelled; a name vLLM does not know is refused in its words."""
+    from vramcalc.pasted_command import check_command
+
+    def run(v):
+        return check_command(f"vllm serve Qwen/Qwen2.5-VL-3B-Instruct --max-model-len 8192 "
+                             f"--mm-encoder-attn-backend {v}", "a100-80gb-sxm")
+
+    r = run("torch_sdpa")
+    assert not [w for w in r.warnings + r.result.warnings if w.code == "command.not_modelled"]
+    assert any("vision attention TORCH_SDPA)" in w.text for w in r.result.warnings)
+    r = run("FLASHINFER")
+    assert [w for w in r.warnings + r.result.warnings if w.code == "command.not_modelled" and "FLASHINFER" in w.text]
+    assert any("FLASHINFER the encoder's attention" in w.text for w in r.result.warnings)
+    r = run("ROCM_AITER_FA")
+    assert any(e.code == "vllm.mm.encoder_attn_backend" for e in r.result.errors) and not r.fits

@@ -2442,7 +2442,7 @@ MM_ESTIMATE_APPLIED = False
 
 
 def _mm_encoder_estimate(spec: ModelSpec, opts: VLLMOptions, act: "_Activation", mnbt: int, seqs: int, max_len: int,
-                         wdtype: str | None, warnings: list[Message]) -> Any:
+                         wdtype: str | None, warnings: list[Message], gpu: GPU | None = None) -> Any:
     """vramcalc/vllm/mm_profile.py estimate for a start whose encoder is profiled (the vllm.mm.encoder_profile
     warning is there), the warning rewritten to give it; None where the tower or its dummy item is not sized."""
     from .features import features
@@ -2452,9 +2452,24 @@ def _mm_encoder_estimate(spec: ModelSpec, opts: VLLMOptions, act: "_Activation",
     if not at:
         return None
     lm = act.on_stage(opts.pp == 1) - act.workspace  # the LM dummy run's (and sampler's) transient on stage 0
+    # the vision attention backend: --mm-encoder-attn-backend, else the platform's pick (vramcalc/vllm/vit_attn.py;
+    # off NVIDIA, where ROCm's pick is not read, FLASH_ATTN's allocations are assumed)
+    from .vit_attn import default_pick
+
+    vdt = wdtype or spec.dtype
+    backend = opts.mm_encoder_attn_backend or (default_pick(gpu, spec.vision.hidden_size // spec.vision.num_heads, vdt)
+                                               if gpu is not None and spec.vision is not None and spec.vision.num_heads
+                                               and vdt in ("float16", "bfloat16", "float32") else None) or "FLASH_ATTN"
     e = estimate(spec.vision, spec.id, opts.tp, opts.limit_mm_per_prompt, opts.mm_encoder_tp_mode, mnbt, seqs,
                  max_len, opts.enable_chunked_prefill, lm, int(dtype_bytes(wdtype or spec.dtype)),
-                 opts.mm_processor_kwargs)
+                 opts.mm_processor_kwargs, backend)
+    from .mm_profile import SIZED_BACKENDS
+
+    if e is None and backend not in SIZED_BACKENDS:
+        old = warnings[at[0]]
+        warnings[at[0]] = warning(old.code, old.text + f"; with --mm-encoder-attn-backend {backend} the encoder's "
+                                  "attention (FlashInfer's cuDNN prefill, its 128 MiB workspace allocated at the model's "
+                                  "build and cuDNN's own allocations) is not sized either", fix=old.fix, source=old.source)
     if e is None:
         return None
     r = features().multimodal.encoder_peak.replay
@@ -2470,7 +2485,7 @@ def _mm_encoder_estimate(spec: ModelSpec, opts: VLLMOptions, act: "_Activation",
     warnings[at[0]] = warning(old.code, f"{spec.id} is multimodal: vLLM's profile run encodes {items} (the largest "
                               f"dummy --limit-mm-per-prompt allows{under}) and holds the outputs in the encoder cache through "
                               "the language model's dummy run. vramcalc's estimate from vLLM 0.34.0's tower code "
-                              f"(vramcalc/vllm/mm_profile.py): a forward peak of {e.peak.forward_peak / GIB:.2f} GiB "
+                              f"(vramcalc/vllm/mm_profile.py, vision attention {e.backend}): a forward peak of {e.peak.forward_peak / GIB:.2f} GiB "
                               f"per rank ({e.peak.phase} phase), {e.peak.held / GIB:.2f} GiB held after, costing "
                               f"{e.kv_cost / GIB:.2f} GiB of KV beside the language model's "
                               f"{lm / GIB:.2f} GiB profile peak; {applied}. Against logged starts "
@@ -3153,7 +3168,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         sampler_note = sampler_warning(dplan, spec.vocab_size, sam.copies)
         if sampler_note is not None:
             warnings.append(sampler_note)
-    enc = _mm_encoder_estimate(spec, opts, act, mnbt, seqs, L, wdtype, warnings)
+    enc = _mm_encoder_estimate(spec, opts, act, mnbt, seqs, L, wdtype, warnings, gpu)
     if opts.disable_chunked_mm_input and any(w.code == "vllm.mm.encoder_profile" for w in warnings):
         errors += _chunked_mm_input_refusal(spec, opts, mnbt, L)
     if backend == "TURBOQUANT":
