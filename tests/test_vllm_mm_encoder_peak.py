@@ -28,27 +28,50 @@ def _vision(c):
 
 def _id(c):
     over = "".join(f"+{k}={v}" for k, v in c["vision_config_override"].items())
-    return f"{c['model'].split('/')[1]}{over}-tp{c['tp']}-{c['modality']}-{'x'.join(map(str, c['grid_thw']))}x{c['items']}"
+    return (f"{c['model'].split('/')[1]}{over}-tp{c['tp']}-{c['modality']}-{'x'.join(map(str, c['grid_thw']))}"
+            f"x{c['items']}-{c['attn_backend']}")
 
 
 def test_the_fixture_names_its_release_and_maker():
     assert ORACLE["release"] == "0.34.0"
     assert "vllm_mm_encoder_peak_oracle.py" in ORACLE["produced_by"]
-    assert len(CASES) >= 12 and {c["tp"] for c in CASES} == {1, 2} and {c["modality"] for c in CASES} == {"image", "video"}
+    assert len(CASES) >= 36 and {c["tp"] for c in CASES} == {1, 2} and {c["modality"] for c in CASES} == {"image", "video"}
+    # every case under each vision attention backend vramcalc sizes (--mm-encoder-attn-backend)
+    assert {c["attn_backend"] for c in CASES} == {"FLASH_ATTN", "TRITON_ATTN", "TORCH_SDPA"}
+    assert all(len([c for c in CASES if c["attn_backend"] == b]) == len(CASES) // 3 for b in ("FLASH_ATTN",
+                                                                                                "TRITON_ATTN", "TORCH_SDPA"))
 
 
 def test_each_towers_both_phases_peak_somewhere():
     """The cases reach the attention and the MLP phase of both towers (the constructed widths flip them)."""
-    seen = {(_vision(c).kind, encoder_peak(_vision(c), c["tp"], tuple(c["grid_thw"]), c["items"]).phase) for c in CASES}
+    seen = {(_vision(c).kind, encoder_peak(_vision(c), c["tp"], tuple(c["grid_thw"]), c["items"],
+                                           backend=c["attn_backend"]).phase) for c in CASES}
     assert seen == {(k, ph) for k in ("qwen2_5_vl_vision", "qwen3_5_vision") for ph in ("attention", "mlp")}
 
 
 @pytest.mark.parametrize("c", CASES, ids=[_id(c) for c in CASES])
 def test_forward_peak_and_held_bytes_equal_vllms_towers(c):
-    p = encoder_peak(_vision(c), c["tp"], tuple(c["grid_thw"]), c["items"])
+    p = encoder_peak(_vision(c), c["tp"], tuple(c["grid_thw"]), c["items"], backend=c["attn_backend"])
     assert p.forward_peak == c["forward_peak_bytes"]
     assert p.held == c["live_after_bytes"]
     assert c["encoder_output_bytes"] <= c["live_after_bytes"]
+    # TORCH_SDPA: the live set at torch_sdpa_wrapper's torch.cat (each sequence's output and the joined one)
+    assert p.sdpa_join == c.get("sdpa_join_live_bytes")
+
+
+def test_flashinfer_is_not_sized():
+    """FLASHINFER's cuDNN path (its workspace and cuDNN's own allocations) has no formula: the estimate is None."""
+    from vramcalc.vllm.mm_profile import estimate
+
+    c = CASES[0]
+    with pytest.raises(ValueError, match="FLASHINFER"):
+        encoder_peak(_vision(c), 1, (1, 64, 64), 1, backend="FLASHINFER")
+    v = load("Qwen/Qwen2.5-VL-3B-Instruct").vision
+    kw = dict(limits=None, encoder_tp_mode=None, mnbt=8192, max_num_seqs=256, max_model_len=32768,
+              chunked_prefill=True, lm_transient=0, dtype_bytes=2)
+    assert estimate(v, "Qwen/Qwen2.5-VL-3B-Instruct", 1, **kw, backend="FLASHINFER") is None
+    e = estimate(v, "Qwen/Qwen2.5-VL-3B-Instruct", 1, **kw, backend="TORCH_SDPA")
+    assert e is not None and e.backend == "TORCH_SDPA"
 
 
 def test_the_allocator_rounding():

@@ -31,6 +31,10 @@ rounded up to 2 MiB (get_allocation_size kRoundLarge; should_split false). Writt
 the forward (forward_peak_bytes; pixel values included, as group_and_batch_mm_kwargs holds them on the device), what
 is still live after it (live_after_bytes: the outputs the encoder cache holds, encoder_output_bytes, and what the model
 keeps, e.g. Qwen2.5-VL's LRU cache of rotary tables), the grid and which CUDA paths were taken (cuda_paths).
+--backend runs the towers' attention through another backend's CUDA path (TRITON_ATTN: its op's registered fake,
+the output, as triton_attn_wrapper allocates, and its int32 sequence lengths added to the op's live bytes;
+TORCH_SDPA: _sdpa_cuda_path), written as attn_backend; for TORCH_SDPA also the most live at torch_sdpa_wrapper's
+torch.cat (sdpa_join_live_bytes).
 ORACLE_DEBUG=1 prints the live set at the peak.
 
 The dummy image: Qwen2VLProcessingInfo.get_image_size_with_most_features (vllm/model_executor/models/qwen2_vl.py) at
@@ -54,6 +58,7 @@ os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
 from vllm_oracle import setup  # noqa: E402
 
+BACKENDS = ("FLASH_ATTN", "TRITON_ATTN", "TORCH_SDPA")
 MIB = 2**20
 MAX_SPLIT = 20 * MIB  # gpu_worker.py _scoped_allocator_max_split(max_split_size_mb=20) during the profile run
 # (stem, tp, grid (t, h, w) in patches, number of items); a stem "STEM+key=value" is that catalog config with
@@ -95,6 +100,8 @@ def tracker():
             self.peak = 0
             self.desc: dict[int, Any] = {}
             self.op = ""
+            self.in_sdpa = False  # inside torch_sdpa_wrapper (_sdpa_cuda_path)
+            self.join_peak = 0  # the most live at its torch.cat
 
         def _drop(self, key: int) -> None:
             self.refs[key] -= 1
@@ -127,9 +134,15 @@ def tracker():
             if name.startswith("vllm::flash_attn_maxseqlen_wrapper"):
                 q = args[0]
                 extra = cuda_allocated(q.shape[0] * q.shape[1] * q.shape[2] * 4)  # softmax_lse, float32
+            elif name.startswith("vllm::triton_attn_wrapper"):
+                # vit_attn_wrappers.py triton_attn_wrapper: b_seq_len = cu_seqlens[1:] - cu_seqlens[:-1] (int32),
+                # live while context_attention_fwd (a Triton kernel, no allocation) writes the output
+                extra = cuda_allocated((args[5].shape[0] - 1) * 4)
             flat, _ = tree_flatten(out)
             for t in flat:
                 self.track(t)
+            if self.in_sdpa and name == "aten::cat":
+                self.join_peak = max(self.join_peak, self.live)
             if self.live + extra > self.peak:
                 self.peak = self.live + extra
                 if os.environ.get("ORACLE_DEBUG"):
@@ -197,7 +210,57 @@ def _out_of_place_all_reduce() -> None:
     GroupCoordinator.all_reduce = lambda self, x: x if self.world_size == 1 else torch.empty_like(x)  # type: ignore
 
 
-def _cuda_paths(model: Any) -> list[str]:
+def _sdpa_cuda_path() -> None:
+    """TORCH_SDPA as the CUDA build runs it: vllm/v1/attention/ops/vit_attn_wrappers.py torch_sdpa_wrapper's own code
+    (not its registered fake, which allocates the output only): per sequence of cu_seqlens a split view of q / k / v,
+    apply_sdpa's b s h d -> b h s d rearrange (a view) and F.scaled_dot_product_attention, then torch.cat of the
+    outputs. torch's SDPA on CUDA takes its first usable kernel in the priority order flash, memory-efficient, math,
+    cuDNN (torch._C._get_sdp_priority_order() -> [1, 2, 0, 3], aten/src/ATen/native/transformers/sdp_utils_cpp.h
+    SDPBackend), and for these inputs (fp16 / bf16, no mask, last-dim stride 1, head size a multiple of 8 up to 256)
+    FlashAttention on SM 8.0 and up, memory-efficient attention below: neither materializes the attention matrix,
+    each allocates its output in (b, s, h, d) order plus float32 log-sum-exp statistics. Here F.scaled_dot_product_attention
+    is answered by aten::_scaled_dot_product_flash_attention's meta kernel (torch/_meta_registrations.py: the output
+    empty_like the query, logsumexp b x h x s float32, the RNG seed and offset), the op the composite calls on CUDA
+    for the flash kernel. The lengths the wrapper reads with .tolist() are taken from the host copy of cu_seqlens
+    (the meta tensor has no values); current_platform.is_rocm / is_zen_cpu answered as on CUDA (False)."""
+    import torch
+    import vllm.model_executor.layers.attention.mm_encoder_attention as mea
+    import vllm.v1.attention.ops.vit_attn_wrappers as vw
+    from vllm.platforms import current_platform
+
+    host: dict[int, Any] = {}
+    h2d = mea.async_tensor_h2d
+
+    def async_tensor_h2d(data: Any, *a: Any, **k: Any) -> Any:
+        out = h2d(data, *a, **k)
+        host[out.untyped_storage()._cdata] = torch.as_tensor(data)
+        return out
+
+    mea.async_tensor_h2d = async_tensor_h2d  # type: ignore[assignment]
+    type(current_platform).is_zen_cpu = classmethod(lambda cls: False)  # type: ignore[method-assign,assignment]
+    type(current_platform).is_rocm = classmethod(lambda cls: False)  # type: ignore[method-assign,assignment]
+
+    def sdpa(q: Any, k: Any, v: Any, dropout_p: float = 0.0, scale: Any = None, enable_gqa: bool = False,
+             **kw: Any) -> Any:
+        return torch.ops.aten._scaled_dot_product_flash_attention(q, k, v, dropout_p, False, scale=scale)[0]
+
+    vw.F = type(sys)("F_cuda")  # type: ignore[attr-defined]
+    vw.F.scaled_dot_product_attention = sdpa  # type: ignore[attr-defined]
+
+    def vit_torch_sdpa_wrapper(q: Any, k: Any, v: Any, scale: Any = None, cu_seqlens: Any = None,
+                               enable_gqa: bool = False) -> Any:
+        cu = host.get(cu_seqlens.untyped_storage()._cdata) if cu_seqlens is not None else None
+        mode = torch.utils._python_dispatch._get_current_dispatch_mode()
+        mode.in_sdpa = True
+        try:
+            return vw.torch_sdpa_wrapper(q, k, v, scale, cu if cu is not None else cu_seqlens, enable_gqa)
+        finally:
+            mode.in_sdpa = False
+
+    mea.vit_torch_sdpa_wrapper = vit_torch_sdpa_wrapper  # type: ignore[assignment]
+
+
+def _cuda_paths(model: Any, backend: str = "FLASH_ATTN") -> list[str]:
     """Make the tower take the CUDA build's paths under the same config (module docstring); returns what changed.
 
     A CustomOp the config enables (its forward bound to forward_cpu here) runs forward_cuda; one it disables runs
@@ -230,23 +293,26 @@ def _cuda_paths(model: Any) -> list[str]:
             if not hasattr(m, "op") and "op" in getattr(type(m).forward_cuda, "__code__").co_names:
                 m.op = lambda *a, **k: None  # the CUDA kernel it takes at __init__ on CUDA (writes into out=)
         if hasattr(m, "attn_backend"):
-            m.attn_backend = AttentionBackendEnum.FLASH_ATTN
+            m.attn_backend = AttentionBackendEnum[backend]
             if hasattr(m, "is_flash_attn_backend"):
-                m.is_flash_attn_backend = True
+                m.is_flash_attn_backend = backend == "FLASH_ATTN"
             if hasattr(m, "_fa_version"):
-                m._fa_version = 2
-            changed.add(type(m).__name__ + ": FLASH_ATTN")
+                m._fa_version = 2 if backend == "FLASH_ATTN" else None
+            changed.add(type(m).__name__ + ": " + backend)
     return sorted(changed)
 
 
-def run_case(stem: str, tp: int, grid: tuple[int, int, int], items: int) -> dict[str, Any]:
+def run_case(stem: str, tp: int, grid: tuple[int, int, int], items: int, backend: str = "FLASH_ATTN"
+             ) -> dict[str, Any]:
     import torch
     from vllm.config import set_current_vllm_config
 
     _rotary_stub()
     _out_of_place_all_reduce()
+    if backend == "TORCH_SDPA":
+        _sdpa_cuda_path()
     cfg, model = _build(stem, tp)
-    changed = _cuda_paths(model)
+    changed = _cuda_paths(model, backend)
     vc = model.config.vision_config
     t, h, w = grid
     in_ch = getattr(vc, "in_channels", None) or getattr(vc, "in_chans", 3)
@@ -274,14 +340,18 @@ def run_case(stem: str, tp: int, grid: tuple[int, int, int], items: int) -> dict
     return {"model": json.load(open(os.path.join(os.path.dirname(__file__), "..", "data", "models",
                                                     base + ".json")))["repo_id"], "vision_config_override": over,
             "architecture": type(model).__name__, "tower": type(model.visual).__name__, "tp": tp,
+            "attn_backend": backend,
             "modality": "video" if t > 1 else "image", "grid_thw": list(grid), "items": items, "patches": n, "pixel_values_dtype": "torch.float32",
-            "forward_peak_bytes": mode.peak, "live_after_bytes": kept, "encoder_output_bytes": outputs, "encoder_output_shapes": out_shapes,
+            "forward_peak_bytes": mode.peak,
+            **({"sdpa_join_live_bytes": mode.join_peak} if backend == "TORCH_SDPA" else {}), "live_after_bytes": kept, "encoder_output_bytes": outputs, "encoder_output_shapes": out_shapes,
             "encoder_output_dtype": out_dtype, "cuda_paths": changed}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True, help="JSON file to write (merged with the cases it holds)")
+    ap.add_argument("--backend", default="FLASH_ATTN", choices=BACKENDS,
+                    help="the vision attention backend (--mm-encoder-attn-backend) the towers run")
     ap.add_argument("--tp", type=int, required=True, help="the TP degree of this process (one per process: the "
                     "fake TP group is set up once)")
     a = ap.parse_args()
@@ -292,19 +362,20 @@ def main() -> None:
     for c in CASES:
         if c[1] != a.tp:
             continue
-        r = run_case(*c)
+        r = run_case(*c, backend=a.backend)
         print(json.dumps(r), flush=True)
         cases.append(r)
     old = json.load(open(a.out))["cases"] if os.path.exists(a.out) else []
     key = lambda r: (r["model"], json.dumps(r["vision_config_override"]), r["tp"], tuple(r["grid_thw"]),  # noqa: E731
-                     r["items"])
+                     r["items"], r.get("attn_backend", "FLASH_ATTN"))
     mine = {key(r) for r in cases}
     doc = {"release": vllm.__version__,
            "produced_by": "VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.34.0/bin/python tools/vllm_mm_encoder_peak_oracle.py"
-                          " --tp N --out tests/data/vllm_mm_encoder_peak_oracle_v0.34.0.json (N = 1, 2)",
+                          " --tp N --backend B --out tests/data/vllm_mm_encoder_peak_oracle_v0.34.0.json (N = 1, 2; B = FLASH_ATTN,"
+                          " TRITON_ATTN, TORCH_SDPA)",
            "method": " ".join(__doc__.split("\n\n")[2].split()),
            "cases": sorted([r for r in old if key(r) not in mine] + cases, key=lambda r: (r["model"], json.dumps(r["vision_config_override"]),
-                                                                          r["tp"], -r["patches"]))}
+                                                                          r["tp"], -r["patches"], r.get("attn_backend", "FLASH_ATTN")))}
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")

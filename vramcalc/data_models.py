@@ -1361,6 +1361,29 @@ class EncoderFp8(Fixed):
     aiter_refusal: str
 
 
+class VitBackendSupport(BaseModel):
+    head_size_multiple: int | None = None
+    max_head_size: int | None = None
+    min_head_size: int | None = None
+    dtypes: list[str] | None = None
+    min_compute_capability: str | None = None
+    source: str
+
+
+class EncoderAttnBackend(Sourced):
+    enum_names: list[str]  # AttentionBackendEnum's names (vllm/v1/attention/backends/registry.py)
+    removed: dict[str, str]  # names MultiModalConfig refuses with its own text
+    unknown: str  # the text for any other name (str.format: name, names)
+    refusal: str  # get_vit_attn_backend's assertion (str.format: name, listing)
+    cuda_supported: dict[str, list[str]]  # "8.0" (SM 8.0 and up) / "below": get_supported_vit_attn_backends, in order
+    cuda_listing: dict[str, str]  # that list as the assertion prints it
+    rocm_supported: list[str]
+    rocm_listing: str
+    backend_support: dict[str, VitBackendSupport]
+    kinds: list[str]  # VisionSpec kinds whose tower attention is MMEncoderAttention
+    kinds_note: str
+
+
 class MmEmbeds(SinceVersion):
     modalities: dict[str, list[str]]  # per class, the modalities its processor supports: all at 0 is embedding-only
     modalities_note: str
@@ -1421,6 +1444,7 @@ class VllmMultimodal(Sourced):
     oracle_pr_25631: dict[str, str | float]
     encoder_peak: MmEncoderPeak
     encoder_fp8: EncoderFp8
+    encoder_attn_backend: EncoderAttnBackend
     mm_embeds: MmEmbeds
 
 

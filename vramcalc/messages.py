@@ -143,6 +143,8 @@ CODES: dict[str, str] = {
     "vllm.aux_output.refused": "--enable-return-routed-experts where vLLM refuses it (not MoE, no prefix caching, PP, DCP)",
     "vllm.aux_output.oom": "the routed-experts device buffer does not fit in what the budget leaves of the GPU",
     "vllm.aux_output.buffers": "the routed-experts output's device buffer and host store, with their sizes",
+    "vllm.mm.encoder_attn_backend": "--mm-encoder-attn-backend naming a backend the platform's vision attention does not offer",
+    "vllm.mm.encoder_attn_backend_unchecked": "--mm-encoder-attn-backend for a tower whose attention layer is not checked",
     "vllm.attention.selected_invalid": "--attention-backend naming a backend that does not run this model on this GPU",
     "vllm.kv_layout.refused": "VLLM_KV_CACHE_LAYOUT naming a layout the attention backends vLLM picks do not all accept",
     "vllm.kv_layout.resolved": "the KV cache layout VLLM_KV_CACHE_LAYOUT resolves to, and the backends that accept it",

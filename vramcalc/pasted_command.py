@@ -734,7 +734,7 @@ def _vllm_reading(p: Parsed) -> Reading:
         elif fld in ("kv_cache_dtype", "quantization", "revision", "hf_config_path", "lora_dtype", "mamba_cache_dtype",
                      "mamba_ssm_cache_dtype", "mm_encoder_tp_mode", "performance_mode", "kv_offloading_backend",
                      "mm_encoder_attn_dtype", "model_impl", "runner", "convert", "load_format", "attention_backend",
-                     "gdn_prefill_backend", "kda_prefill_backend", "mamba_backend", "mamba_ssu_algorithm",
+                     "mm_encoder_attn_backend", "gdn_prefill_backend", "kda_prefill_backend", "mamba_backend", "mamba_ssu_algorithm",
                      "offload_backend", "all2all_backend"):
             opts[fld] = None if fld == "mm_encoder_attn_dtype" and v == "None" else v
         elif fld == "quantization_config":  # the last one, as argparse keeps it (read above, vllm/quant_config.py)
@@ -1975,7 +1975,7 @@ def _flag_line(q: Question) -> str:
                 "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "kv_cache_dtype", "block_size",
                 "dtype", "engine_version", "moe_backend", "cpu_offload_gb", "mm_ipc_gpu_memory_gb", "video_pruning_rate",
                 "num_gpu_blocks_override", "mamba_cache_dtype", "mamba_ssm_cache_dtype", "mm_encoder_tp_mode",
-                "mm_encoder_attn_dtype",
+                "mm_encoder_attn_dtype", "mm_encoder_attn_backend",
                 "max_cudagraph_capture_size", "performance_mode", "kv_offloading_size", "kv_offloading_backend",
                 "mamba_block_size", "runner", "convert", "load_format", "attention_backend", "ubatch_size",
                 "all2all_backend", "deepep_buffer_size_mb", "flashinfer_workspace_bytes", "kv_cache_layout", "sparse_indexer_max_logits_mb",

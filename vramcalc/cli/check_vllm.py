@@ -196,6 +196,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="GiB per GPU vLLM carves out of the KV cache for GPU-side multimodal decoding (multimodal models)")
     f.add_argument("--mm-encoder-attn-dtype", choices=["fp8"], default=None,
                    help="fp8 attention in the vision encoder (refused where vLLM's encoder backends cannot run it)")
+    f.add_argument("--mm-encoder-attn-backend", default=None, metavar="BACKEND",
+                   help="the vision encoder's attention backend (FLASH_ATTN, TRITON_ATTN, TORCH_SDPA, FLASHINFER on "
+                        "NVIDIA): refused where vLLM refuses it, and the encoder's profile peak sized for it")
     f.add_argument("--video-pruning-rate", type=float, default=None,
                    help="the share of each video's tokens pruned (Qwen3-VL / Qwen3.5: above 0 the M-RoPE cache holds "
                         "4x the positions)")
@@ -391,6 +394,8 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
         out["video_pruning_rate"] = args.video_pruning_rate
     if getattr(args, "mm_encoder_attn_dtype", None) is not None:
         out["mm_encoder_attn_dtype"] = args.mm_encoder_attn_dtype
+    if getattr(args, "mm_encoder_attn_backend", None) is not None:
+        out["mm_encoder_attn_backend"] = args.mm_encoder_attn_backend
     if getattr(args, "no_rocm_fp8_padding", False):
         out["rocm_fp8_padding"] = False
     if getattr(args, "no_mxfp8_emulation_dequant", False):

@@ -256,6 +256,16 @@ class VLLMOptions(CheckedOptions):
     # --mm-encoder-attn-dtype fp8: refused at model build where no encoder backend can run it (data/vllm_features.json
     # multimodal encoder_fp8, vllm/model_executor/layers/attention/mm_encoder_attention.py, 0.33.0)
     mm_encoder_attn_dtype: Literal["fp8"] | None = None
+    # --mm-encoder-attn-backend: the vision encoder's attention kernel, parsed, checked and picked as vLLM 0.34.0 does
+    # (vramcalc/vllm/vit_attn.py; data/vllm_features.json multimodal.encoder_attn_backend); None: the platform's pick
+    mm_encoder_attn_backend: str | None = None
+
+    @field_validator("mm_encoder_attn_backend", mode="before")
+    @classmethod
+    def _vit_backend(cls, v: Any) -> Any:
+        from .vit_attn import parse
+
+        return parse(v) if isinstance(v, str) else v
     # --num-gpu-blocks-override: the KV pool holds this many blocks whatever the profile found (vllm/v1/core/
     # kv_cache_planning.py get_kv_cache_configs: available_memory = override x bytes per block, 0.33.0)
     num_gpu_blocks_override: int | None = Field(default=None, ge=1, le=2**40)
@@ -1694,6 +1704,27 @@ def _encoder_fp8_refusal(spec: ModelSpec, gpu: GPU, warnings: list[Message]) -> 
     return []
 
 
+def _vit_backend_refusal(spec: ModelSpec, name: str, gpu: GPU, warnings: list[Message]) -> list[Message]:
+    """--mm-encoder-attn-backend outside the platform's get_supported_vit_attn_backends: the assertion every
+    MMEncoderAttention raises at model build (vLLM v0.34.0, vramcalc/vllm/vit_attn.py), for the towers built of it
+    (built even for a skipped tower, as --mm-encoder-attn-dtype's check)."""
+    from .features import features
+    from .vit_attn import WHERE, refusal
+
+    r = features().multimodal.encoder_attn_backend
+    assert spec.vision is not None
+    if spec.vision.kind not in r.kinds:
+        warnings.append(warning("vllm.mm.encoder_attn_backend_unchecked", f"--mm-encoder-attn-backend {name}: whether "
+                                f"{spec.id}'s vision tower ({spec.vision.kind}) builds vLLM's MMEncoderAttention, which "
+                                "refuses a backend the platform does not offer, is not checked", source=WHERE))
+        return []
+    said = refusal(gpu, name)
+    if said is None:
+        return []
+    return [error("vllm.mm.encoder_attn_backend", f"{said} [{WHERE}]", source=WHERE,
+                  fix="drop --mm-encoder-attn-backend (vLLM picks one this GPU runs)")]
+
+
 def _reload_mode_messages(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, gpu: GPU, version: str
                           ) -> list[Message]:
     """VLLM_RELOAD_MODE=direct (vLLM 0.34.0): the first refusal of VllmConfig._verify_direct_reload_compat
@@ -2413,7 +2444,7 @@ MM_ESTIMATE_APPLIED = False
 
 
 def _mm_encoder_estimate(spec: ModelSpec, opts: VLLMOptions, act: "_Activation", mnbt: int, seqs: int, max_len: int,
-                         wdtype: str | None, warnings: list[Message]) -> Any:
+                         wdtype: str | None, warnings: list[Message], gpu: GPU | None = None) -> Any:
     """vramcalc/vllm/mm_profile.py estimate for a start whose encoder is profiled (the vllm.mm.encoder_profile
     warning is there), the warning rewritten to give it; None where the tower or its dummy item is not sized."""
     from .features import features
@@ -2423,9 +2454,24 @@ def _mm_encoder_estimate(spec: ModelSpec, opts: VLLMOptions, act: "_Activation",
     if not at:
         return None
     lm = act.on_stage(opts.pp == 1) - act.workspace  # the LM dummy run's (and sampler's) transient on stage 0
+    # the vision attention backend: --mm-encoder-attn-backend, else the platform's pick (vramcalc/vllm/vit_attn.py;
+    # off NVIDIA, where ROCm's pick is not read, FLASH_ATTN's allocations are assumed)
+    from .vit_attn import default_pick
+
+    vdt = wdtype or spec.dtype
+    backend = opts.mm_encoder_attn_backend or (default_pick(gpu, spec.vision.hidden_size // spec.vision.num_heads, vdt)
+                                               if gpu is not None and spec.vision is not None and spec.vision.num_heads
+                                               and vdt in ("float16", "bfloat16", "float32") else None) or "FLASH_ATTN"
     e = estimate(spec.vision, spec.id, opts.tp, opts.limit_mm_per_prompt, opts.mm_encoder_tp_mode, mnbt, seqs,
                  max_len, opts.enable_chunked_prefill, lm, int(dtype_bytes(wdtype or spec.dtype)),
-                 opts.mm_processor_kwargs)
+                 opts.mm_processor_kwargs, backend)
+    from .mm_profile import SIZED_BACKENDS
+
+    if e is None and backend not in SIZED_BACKENDS:
+        old = warnings[at[0]]
+        warnings[at[0]] = warning(old.code, old.text + f"; with --mm-encoder-attn-backend {backend} the encoder's "
+                                  "attention (FlashInfer's cuDNN prefill, its 128 MiB workspace allocated at the model's "
+                                  "build and cuDNN's own allocations) is not sized either", fix=old.fix, source=old.source)
     if e is None:
         return None
     r = features().multimodal.encoder_peak.replay
@@ -2441,7 +2487,7 @@ def _mm_encoder_estimate(spec: ModelSpec, opts: VLLMOptions, act: "_Activation",
     warnings[at[0]] = warning(old.code, f"{spec.id} is multimodal: vLLM's profile run encodes {items} (the largest "
                               f"dummy --limit-mm-per-prompt allows{under}) and holds the outputs in the encoder cache through "
                               "the language model's dummy run. vramcalc's estimate from vLLM 0.34.0's tower code "
-                              f"(vramcalc/vllm/mm_profile.py): a forward peak of {e.peak.forward_peak / GIB:.2f} GiB "
+                              f"(vramcalc/vllm/mm_profile.py, vision attention {e.backend}): a forward peak of {e.peak.forward_peak / GIB:.2f} GiB "
                               f"per rank ({e.peak.phase} phase), {e.peak.held / GIB:.2f} GiB held after, costing "
                               f"{e.kv_cost / GIB:.2f} GiB of KV beside the language model's "
                               f"{lm / GIB:.2f} GiB profile peak; {applied}. Against logged starts "
@@ -3067,6 +3113,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     feature_errors[:0] = [m for m in reload_msgs if m.level == "error"]  # VllmConfig refuses before the model exists
     if opts.mm_encoder_attn_dtype == "fp8" and spec.vision is not None:
         feature_errors += _encoder_fp8_refusal(spec, gpu, feature_warnings)
+    if opts.mm_encoder_attn_backend is not None and spec.vision is not None:
+        feature_errors += _vit_backend_refusal(spec, opts.mm_encoder_attn_backend, gpu, feature_warnings)
     warnings += feature_warnings
     from .aux_output import enabled as aux_enabled, refusal as aux_refusal
 
@@ -3122,7 +3170,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         sampler_note = sampler_warning(dplan, spec.vocab_size, sam.copies)
         if sampler_note is not None:
             warnings.append(sampler_note)
-    enc = _mm_encoder_estimate(spec, opts, act, mnbt, seqs, L, wdtype, warnings)
+    enc = _mm_encoder_estimate(spec, opts, act, mnbt, seqs, L, wdtype, warnings, gpu)
     if opts.disable_chunked_mm_input and any(w.code == "vllm.mm.encoder_profile" for w in warnings):
         errors += _chunked_mm_input_refusal(spec, opts, mnbt, L)
     if backend == "TURBOQUANT":
@@ -3655,6 +3703,8 @@ def _feature_flags(opts: VLLMOptions) -> list[str]:
         out.append(f"--video-pruning-rate {opts.video_pruning_rate:g}")
     if opts.mm_encoder_attn_dtype is not None:
         out.append(f"--mm-encoder-attn-dtype {opts.mm_encoder_attn_dtype}")
+    if opts.mm_encoder_attn_backend is not None:
+        out.append(f"--mm-encoder-attn-backend {opts.mm_encoder_attn_backend}")
     if opts.num_gpu_blocks_override:
         out.append(f"--num-gpu-blocks-override {opts.num_gpu_blocks_override}")
     if opts.cudagraph_capture_sizes is not None:

@@ -14,8 +14,16 @@ max(forward peak, held outputs + LM peak) - LM peak.
 
 The forward peak is the live set of the tower's largest phase, read from vLLM v0.34.0's code as the CUDA build runs
 it under the default config (VLLM_COMPILE with Inductor: custom ops off, so the RMSNorms run their native IR
-implementation, vllm/platforms/cuda.py get_default_ir_op_priority; vision attention FLASH_ATTN, varlen, output
-only; the TP all-reduce out of place). Each allocation is rounded as c10/cuda/CUDACachingAllocator.cpp counts
+implementation, vllm/platforms/cuda.py get_default_ir_op_priority; the TP all-reduce out of place), the vision
+attention run by the backend --mm-encoder-attn-backend names or the platform picks (vramcalc/vllm/vit_attn.py):
+FLASH_ATTN varlen (vllm/v1/attention/ops/vit_attn_wrappers.py flash_attn_maxseqlen_wrapper: its output, and float32
+softmax statistics live only inside the kernel call) and TRITON_ATTN (triton_attn_wrapper: its output, and the int32
+sequence lengths inside the call; context_attention_fwd allocates nothing) peak at proj as below; TORCH_SDPA
+(torch_sdpa_wrapper: per sequence of cu_seqlens an SDPA output, kept until torch.cat joins them; torch's CUDA SDPA
+takes FlashAttention on SM 8.0+ and memory-efficient attention below for these inputs, neither materializing the
+attention matrix) also peaks at the torch.cat, holding the sequences' outputs and the joined one where proj's
+output is not yet made. FLASHINFER (cuDNN through flashinfer, a 128 MiB workspace allocated at the model's build,
+mm_encoder_attention.py _get_flashinfer_workspace_buffer, and cuDNN's own allocations) is not sized. Each allocation is rounded as c10/cuda/CUDACachingAllocator.cpp counts
 allocated_bytes (a multiple of 512; a request of max_split_size, 20 MiB during the profile run
 (vllm/v1/worker/gpu_worker.py _scoped_allocator_max_split), or more takes its whole segment, a multiple of 2 MiB).
 tools/vllm_mm_encoder_peak_oracle.py runs vLLM's own towers on the meta device under a live-bytes tracker and
@@ -66,6 +74,7 @@ class EncoderPeak:
     forward_peak: int  # the live bytes at the forward's peak, on one rank
     held: int  # what stays allocated after it through the LM's dummy run (encoder cache, rotary cache)
     phase: str  # "attention" or "mlp"
+    sdpa_join: int | None = None  # TORCH_SDPA: the live bytes at its torch.cat (within the forward peak)
 
 
 def supported(v: VisionSpec | None) -> bool:
@@ -73,8 +82,36 @@ def supported(v: VisionSpec | None) -> bool:
                                                               v.intermediate_size, v.merger_out)
 
 
-def encoder_peak(v: VisionSpec, tp: int, grid: tuple[int, int, int], items: int, dtype_bytes: int = 2) -> EncoderPeak:
-    """The forward peak and what is held after it for `items` dummy items of `grid` (t, h, w patches) on one rank."""
+def _blocks(units: int, ws: int) -> list[int]:
+    """The window rows (or columns) of a side of `units` merged patches: whole windows of ws, then the remainder
+    (qwen2_5_vl.py Qwen2_5_VisionTransformer.get_window_index pads to whole windows and drops the padding)."""
+    return [ws] * (units // ws) + ([units % ws] if units % ws else [])
+
+
+def _sdpa_chunks(v: VisionSpec, grid: tuple[int, int, int], items: int, row_bytes: int) -> int:
+    """TORCH_SDPA's per-sequence outputs, summed, at the layer that holds most of them: vLLM v0.34.0
+    vllm/v1/attention/ops/vit_attn_wrappers.py torch_sdpa_wrapper splits q / k / v at cu_seqlens and keeps each
+    sequence's SDPA output until torch.cat joins them. The sequences are the frames (cu_seqlens: h x w patches per
+    temporal patch of each item) and, for qwen2_5_vl's windowed blocks, the windows (cu_window_seqlens)."""
+    a = cuda_allocated
+    t, h, w = grid
+    frames = t * items * a(h * w * row_bytes)
+    if v.kind != "qwen2_5_vl_vision":
+        return frames
+    m, ws = v.spatial_merge or 1, v.window_units or 1
+    rows, cols = _blocks(h // m, ws), _blocks(w // m, ws)
+    return max(frames, t * items * sum(a(r * c * m * m * row_bytes) for r in rows for c in cols))
+
+
+SIZED_BACKENDS = ("FLASH_ATTN", "TRITON_ATTN", "TORCH_SDPA")  # the vision attention backends encoder_peak sizes
+
+
+def encoder_peak(v: VisionSpec, tp: int, grid: tuple[int, int, int], items: int, dtype_bytes: int = 2,
+                 backend: str = "FLASH_ATTN") -> EncoderPeak:
+    """The forward peak and what is held after it for `items` dummy items of `grid` (t, h, w patches) on one rank,
+    the tower's attention run by `backend` (--mm-encoder-attn-backend or the platform's pick; SIZED_BACKENDS)."""
+    if backend not in SIZED_BACKENDS:
+        raise ValueError(f"no encoder peak formula for the {backend} vision attention backend")
     if not supported(v):
         raise ValueError(f"no encoder peak formula for the {v.kind} tower")
     assert v.num_heads and v.patch_dim and v.spatial_merge and v.intermediate_size and v.merger_out
@@ -91,6 +128,11 @@ def encoder_peak(v: VisionSpec, tp: int, grid: tuple[int, int, int], items: int,
     base = a(n * v.patch_dim * 4) + 2 * a(n * (hd // 2) * b) + a((t * items + 1) * 4)
     held = a(n // m2 * v.merger_out * b)
     attention = 3 * hidden + a(n * 3 * d_r * b) + 2 * a(n * 2 * d_r * b) + a(n * d_r * b) + reduced
+    join = None
+    if backend == "TORCH_SDPA":  # at torch.cat: the sequences' outputs and the joined one, before proj
+        join = 2 * hidden + a(n * 3 * d_r * b) + 2 * a(n * 2 * d_r * b) + _sdpa_chunks(v, grid, items, d_r * b) \
+            + a(n * d_r * b)
+        attention = max(attention, join)
     if v.kind == "qwen2_5_vl_vision":
         ws = v.window_units or 1
         windows = t * math.ceil(h // v.spatial_merge / ws) * math.ceil(w // v.spatial_merge / ws) * items
@@ -102,7 +144,8 @@ def encoder_peak(v: VisionSpec, tp: int, grid: tuple[int, int, int], items: int,
         base += hidden  # pos_embeds
         mlp = 3 * hidden + max(2 * a(n * i_r * b), a(n * i_r * b) + hidden + reduced)
     phase = "attention" if attention >= mlp else "mlp"
-    return EncoderPeak(forward_peak=base + max(attention, mlp), held=held, phase=phase)
+    return EncoderPeak(forward_peak=base + max(attention, mlp), held=held, phase=phase,
+                       sdpa_join=None if join is None else base + join)
 
 
 def kv_cost(peak: EncoderPeak, lm_transient: int) -> int:
@@ -127,12 +170,14 @@ class Estimate:
     items: int
     tokens: int  # per item
     peak: EncoderPeak
+    backend: str  # the vision attention backend sized
     kv_cost: int  # the KV the encoder costs on a first-PP-stage rank beside the LM's profile peak
 
 
 def estimate(v: VisionSpec | None, model_id: str, tp: int, limits: dict[str, int] | None, encoder_tp_mode: str | None,
              mnbt: int, max_num_seqs: int, max_model_len: int, chunked_prefill: bool, lm_transient: int,
-             dtype_bytes: int, mm_kwargs: dict[str, object] | None = None) -> Estimate | None:
+             dtype_bytes: int, mm_kwargs: dict[str, object] | None = None, backend: str = "FLASH_ATTN"
+             ) -> Estimate | None:
     """The encoder's profiling cost for a model whose tower and dummy items vramcalc knows, else None (the warning
     then says it is not sized). --mm-encoder-tp-mode data (the items split over the ranks,
     vllm/multimodal/utils.py run_dp_sharded_vision_model) is not sized."""
@@ -140,7 +185,8 @@ def estimate(v: VisionSpec | None, model_id: str, tp: int, limits: dict[str, int
 
     cfg = features().multimodal.encoder_peak
     dummy = cfg.dummy_items.get(model_id)
-    if v is None or not supported(v) or dummy is None or (encoder_tp_mode == "data" and tp > 1):
+    if v is None or not supported(v) or dummy is None or (encoder_tp_mode == "data" and tp > 1) or (
+            backend not in SIZED_BACKENDS):
         return None
     lim = limits or {}
     candidates: dict[str, tuple[tuple[int, int, int], int]] = {}
@@ -170,8 +216,8 @@ def estimate(v: VisionSpec | None, model_id: str, tp: int, limits: dict[str, int
         return None  # the video dummy spread over more frames (Dummy.not_sized): its encoded grid is not sized
     n = max_items(tokens, mnbt, None, None, lim.get(modality, cfg.default_limit), max_model_len, max_num_seqs,
                   chunked_prefill)
-    peak = encoder_peak(v, tp, grid, n, dtype_bytes)
-    return Estimate(modality=modality, grid=grid, items=n, tokens=tokens, peak=peak,
+    peak = encoder_peak(v, tp, grid, n, dtype_bytes, backend)
+    return Estimate(modality=modality, grid=grid, items=n, tokens=tokens, peak=peak, backend=backend,
                     kv_cost=kv_cost(peak, lm_transient))
 
 
