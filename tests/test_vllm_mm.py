@@ -187,8 +187,15 @@ def test_fp8_encoder_attention_refused_in_vllm_words():
             r = check_vllm(spec, find_gpu(gpu), VLLMOptions(max_model_len=4096, **args))
             (e,) = [e for e in r.errors if e.code == "vllm.mm.encoder_fp8"]
             assert not r.fits and e.text.startswith("ValueError: " + said) and "Hopper (H100/H200)" in e.text
-    # on Blackwell it may start, on FlashInfer's cuDNN backend only: a warning, and the flag written back
+    # on Blackwell the encoder's default backend (FLASH_ATTN, vLLM's pick there) is refused as the oracle's
+    # TORCH_SDPA is, in the same words with its own name ...
     r = check_vllm(spec, find_gpu("b200"), VLLMOptions(max_model_len=4096, mm_encoder_attn_dtype="fp8"))
+    (e,) = [e for e in r.errors if e.code == "vllm.mm.encoder_fp8"]
+    assert e.text.startswith(FP8[0]["error"].split(", got ")[0] + ", got AttentionBackendEnum.FLASH_ATTN.")
+    assert "--mm-encoder-attn-backend FLASHINFER" in (e.fix or "")
+    # ... and it may start on FlashInfer's cuDNN backend only: a warning, and both flags written back
+    r = check_vllm(spec, find_gpu("b200"), VLLMOptions(max_model_len=4096, mm_encoder_attn_dtype="fp8",
+                                                       mm_encoder_attn_backend="FLASHINFER"))
     assert not any(e.code == "vllm.mm.encoder_fp8" for e in r.errors)
     assert any(w.code == "vllm.mm.encoder_fp8_backend" for w in r.warnings)
     assert "--mm-encoder-attn-dtype fp8" in r.command

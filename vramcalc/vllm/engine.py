@@ -1674,9 +1674,12 @@ def _tower_lora(spec: ModelSpec, opts: VLLMOptions, s: Any, wdtype: str | None, 
     return [one if stage == 0 else 0 for stage in stages]
 
 
-def _encoder_fp8_refusal(spec: ModelSpec, gpu: GPU, warnings: list[Message]) -> list[Message]:
+def _encoder_fp8_refusal(spec: ModelSpec, gpu: GPU, warnings: list[Message], backend: str | None = None,
+                         dtype: str | None = None) -> list[Message]:
     """--mm-encoder-attn-dtype fp8 (vLLM v0.33.0 MMEncoderAttention._init_fp8, data/vllm_features.json multimodal
-    encoder_fp8): refused on a GPU where no encoder attention backend runs it, built even for a skipped tower."""
+    encoder_fp8): refused on a GPU where no encoder attention backend runs it, and on one where the backend the
+    encoder runs (--mm-encoder-attn-backend, else vLLM's pick: vramcalc/vllm/vit_attn.py default_pick) is not the
+    one that runs fp8 there; built even for a skipped tower."""
     from .features import features
 
     r = features().multimodal.encoder_fp8
@@ -1696,11 +1699,21 @@ def _encoder_fp8_refusal(spec: ModelSpec, gpu: GPU, warnings: list[Message]) -> 
         return [error("vllm.mm.encoder_fp8", f"ValueError: {said} [{where}]",
                       fix="drop --mm-encoder-attn-dtype fp8 (the encoder's attention in the model dtype)",
                       source=where)]
+    from .vit_attn import default_pick
+
+    v = spec.vision
+    picked = backend or (default_pick(gpu, v.hidden_size // v.num_heads, dtype)
+                         if v.num_heads and dtype in ("float16", "bfloat16", "float32") else None)
+    runs_fp8 = "FLASHINFER" if gpu.vendor == "nvidia" else "ROCM_AITER_FA"
+    if picked is not None and picked != runs_fp8:  # _init_fp8's else branch, whatever the GPU
+        said = r.backend_refusal.format(backend=f"AttentionBackendEnum.{picked}")
+        return [error("vllm.mm.encoder_fp8", f"ValueError: {said} [{where}]",
+                      fix=f"add --mm-encoder-attn-backend {runs_fp8}, or drop --mm-encoder-attn-dtype fp8",
+                      source=where)]
     warnings.append(warning("vllm.mm.encoder_fp8_backend", "--mm-encoder-attn-dtype fp8 starts only with the encoder "
                             "on " + ("FlashInfer's cuDNN backend (--mm-encoder-attn-backend FLASHINFER, cuDNN >= "
                                      "9.17.1)" if gpu.vendor == "nvidia" else "ROCM_AITER_FA with an AITER build that "
-                                     "has flash_attn_varlen_fp8_pertensor_func") + "; vLLM refuses it on any other "
-                            "backend, which vramcalc does not read", source=where))
+                                     "has flash_attn_varlen_fp8_pertensor_func") + ", which vramcalc does not check", source=where))
     return []
 
 
@@ -3112,7 +3125,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     warnings += [m for m in reload_msgs if m.level != "error"]
     feature_errors[:0] = [m for m in reload_msgs if m.level == "error"]  # VllmConfig refuses before the model exists
     if opts.mm_encoder_attn_dtype == "fp8" and spec.vision is not None:
-        feature_errors += _encoder_fp8_refusal(spec, gpu, feature_warnings)
+        feature_errors += _encoder_fp8_refusal(spec, gpu, feature_warnings, opts.mm_encoder_attn_backend,
+                                               wdtype or spec.dtype)
     if opts.mm_encoder_attn_backend is not None and spec.vision is not None:
         feature_errors += _vit_backend_refusal(spec, opts.mm_encoder_attn_backend, gpu, feature_warnings)
     warnings += feature_warnings
