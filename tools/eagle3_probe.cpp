@@ -50,18 +50,16 @@ int main(int argc, char ** argv) {
 
     set_output_limits(params);
 
-    auto init = common_init_from_params(params);
-    llama_model * model = init->model();
-    llama_context * ctx = init->context();
-    if (!model || !ctx) {
-        std::printf("PROBE fail=target\n");
+    common_init_result_ptr init;
+    if (!init_target(params, init)) {
         return 3;
     }
+    llama_model * model = init->model();
+    llama_context * ctx = init->context();
     std::printf("PROBE n_ctx=%u n_layer=%d\n", llama_n_ctx(ctx), llama_model_n_layer(model));
     std::fflush(stdout);
     phase("draft");
-    common_params params_dft = common_base_params_to_speculative(params);
-    auto spec_init = common_speculative_init_from_params(params_dft, model, ctx);
+    auto spec_init = init_draft(params, model, ctx);
     llama_context * ctx_dft = spec_init->context();
     if (!spec_init->model()) {
         std::printf("PROBE fail=draft_model\n");

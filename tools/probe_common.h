@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <strings.h>
+#include <vector>
 
 #include "common.h"
 #include "log.h"
@@ -76,4 +77,40 @@ static void set_output_limits(common_params & params) {
     params.n_outputs_max_per_seq = std::max<int32_t>(1, lim.per_seq);
     std::printf("PROBE outputs_max=%d\n", params.n_outputs_max);
     std::fflush(stdout);
+}
+
+// common_init_from_params: the target model and its context, as llama-server's load_model makes them; PROBE fail=target
+// where either is missing (the caller stops, exit 3)
+static bool init_target(common_params & params, common_init_result_ptr & init) {
+    init = common_init_from_params(params);
+    if (!init->model() || !init->context()) {
+        std::printf("PROBE fail=target\n");
+        return false;
+    }
+    return true;
+}
+
+// common_base_params_to_speculative and common_speculative_init_from_params: the draft's model (-md; draft-mtp: none,
+// its context is made on the target's model) and its context, ctx_other = the target's (common/speculative.cpp
+// common_speculative_init_result: both are made in the constructor, which keeps nothing of the params)
+static common_speculative_init_result_ptr init_draft(const common_params & params, llama_model * model,
+                                                     llama_context * ctx) {
+    common_params params_dft = common_base_params_to_speculative(params);
+    return common_speculative_init_from_params(params_dft, model, ctx);
+}
+
+// common_speculative_draft on every slot as llama-server's slots ask for it: each slot drafts after n_past tokens of
+// prompt with id_last 7; results[s] holds what slot s drafted
+static void draft_every_slot(common_speculative * sp, int n_parallel, int n_past, const llama_tokens & prompt,
+                             std::vector<llama_tokens> & results) {
+    results.assign(n_parallel, {});
+    for (int s = 0; s < n_parallel; ++s) {
+        auto & dp = common_speculative_get_draft_params(sp, s);
+        dp.drafting = true;
+        dp.n_past   = n_past;
+        dp.id_last  = 7;
+        dp.prompt   = &prompt;
+        dp.result   = &results[s];
+    }
+    common_speculative_draft(sp);
 }
