@@ -432,7 +432,14 @@ def write_model(m: Any, name: str, path: Path) -> Path:
     w = gguf.GGUFWriter(str(path), m.arch)
     w.add_name(name)
     w.add_tokenizer_model("no_vocab")
-    for k, v in m.kv.items():
+    write_kv(w, m.kv)
+    write_tensors(w, m.tensors)
+    return path
+
+
+def write_kv(w: gguf.GGUFWriter, kv: dict[str, Any]) -> None:
+    """Write metadata keys by their Python type: bool, uint32, float32, array or string."""
+    for k, v in kv.items():
         if isinstance(v, bool):
             w.add_bool(k, v)
         elif isinstance(v, int):
@@ -443,8 +450,6 @@ def write_model(m: Any, name: str, path: Path) -> Path:
             w.add_array(k, v)
         else:
             w.add_string(k, v)
-    write_tensors(w, m.tensors)
-    return path
 
 
 def write_tensors(w: gguf.GGUFWriter, tensors: list[tuple[str, tuple[int, ...], str]]) -> None:
