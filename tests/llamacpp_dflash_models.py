@@ -73,11 +73,7 @@ def build_draft(name: str) -> lm._Model:
         m.t("conf_proj.weight", s.n_embd + r, 1, type_="F32")
         if o.get("conf_bias"):
             m.t("conf_proj.bias", 1)
-    for i in range(s.n_layer):
-        m.t(f"blk.{i}.attn_norm.weight", s.n_embd)
-        m.attention(i, qk_norm=True)
-        m.t(f"blk.{i}.ffn_norm.weight", s.n_embd)
-        m.dense_ffn(i)
+    m.dense_layers(qk_norm=True)
     return m
 
 
