@@ -26,9 +26,7 @@ int main(int argc, char ** argv) {
         return 2;
     }
     common_params params;
-    params.model.path         = argv[1];
-    params.speculative.draft.mparams.path = argv[2];
-    read_context_args(params, argv, 3);
+    read_target_draft_args(params, argv);
     params.kv_unified         = true;
     const std::string type = argv[13];
     const int n_prompt = std::atoi(argv[14]);
@@ -45,14 +43,12 @@ int main(int argc, char ** argv) {
     std::printf("PROBE types=%s\n", common_speculative_type_name_str(params.speculative.types).c_str());
     std::fflush(stdout);
 
-    set_output_limits(params);
-
     common_init_result_ptr init;
-    if (!init_target(params, init)) {
+    llama_model * model = nullptr;
+    llama_context * ctx = nullptr;
+    if (!load_target(params, init, model, ctx)) {
         return 3;
     }
-    llama_model * model = init->model();
-    llama_context * ctx = init->context();
     std::printf("PROBE n_ctx=%u n_layer=%d target_output_start=%zu\n", llama_n_ctx(ctx), llama_model_n_layer(model),
                 out_bytes(ctx));
     std::fflush(stdout);

@@ -40,14 +40,12 @@ int main(int argc, char ** argv) {
 
     init_logging_and_backends();
 
-    set_output_limits(params);
-
     common_init_result_ptr init;
-    if (!init_target(params, init)) {
+    llama_model * model = nullptr;
+    llama_context * ctx = nullptr;
+    if (!load_target(params, init, model, ctx)) {
         return 3;
     }
-    llama_model * model = init->model();
-    llama_context * ctx = init->context();
     std::printf("PROBE n_ctx=%u n_layer=%d n_layer_nextn=%d\n", llama_n_ctx(ctx), llama_model_n_layer(model),
                 llama_model_n_layer_nextn(model));
     std::fflush(stdout);

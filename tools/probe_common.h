@@ -1,6 +1,8 @@
-// What the speculative-context probes share (tools/dflash_probe.cpp, eagle3_probe.cpp, mtp_probe.cpp): reading a
-// ggml type and -fa as common/arg.cpp does, the phase markers on stderr, and the output limits llama-server sets
-// before it makes the target's context (tools/server/server-context.cpp server_output_limits).
+// What the speculative-context probes share (tools/dflash_probe.cpp, eagle3_probe.cpp, mtp_probe.cpp): reading their
+// arguments (a ggml type and -fa as common/arg.cpp does), the phase markers on stderr, and the steps of llama-server's
+// load_model and slot loop they replay: the output limits llama-server sets before it makes the target's context
+// (tools/server/server-context.cpp server_output_limits), the target, the draft's model and context, and a drafting
+// step on every slot. tools/probe_context.h adds what they read from a llama_context's private members.
 #pragma once
 
 #include <algorithm>
@@ -62,6 +64,13 @@ static void phase(const char * name) {
     g_phase = name;
 }
 
+// argv[1] TARGET, argv[2] DRAFT (-m, -md), then the context arguments of read_context_args from argv[3]
+static void read_target_draft_args(common_params & params, char ** argv) {
+    params.model.path = argv[1];
+    params.speculative.draft.mparams.path = argv[2];
+    read_context_args(params, argv, 3);
+}
+
 // common_init with llama-server -lv 4 (the buffer lines are printed at info level), then the backends
 static void init_logging_and_backends() {
     common_init();
@@ -79,11 +88,15 @@ static void set_output_limits(common_params & params) {
     std::fflush(stdout);
 }
 
-// common_init_from_params: the target model and its context, as llama-server's load_model makes them; PROBE fail=target
-// where either is missing (the caller stops, exit 3)
-static bool init_target(common_params & params, common_init_result_ptr & init) {
-    init = common_init_from_params(params);
-    if (!init->model() || !init->context()) {
+// llama-server's load_model up to the target: server_output_limits (set_output_limits), then common_init_from_params,
+// the target model and its context; PROBE fail=target where either is missing (the caller stops, exit 3)
+static bool load_target(common_params & params, common_init_result_ptr & init, llama_model *& model,
+                        llama_context *& ctx) {
+    set_output_limits(params);
+    init  = common_init_from_params(params);
+    model = init->model();
+    ctx   = init->context();
+    if (!model || !ctx) {
         std::printf("PROBE fail=target\n");
         return false;
     }
