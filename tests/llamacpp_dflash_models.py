@@ -73,11 +73,7 @@ def build_draft(name: str) -> lm._Model:
         m.t("conf_proj.weight", s.n_embd + r, 1, type_="F32")
         if o.get("conf_bias"):
             m.t("conf_proj.bias", 1)
-    for i in range(s.n_layer):
-        m.t(f"blk.{i}.attn_norm.weight", s.n_embd)
-        m.attention(i, qk_norm=True)
-        m.t(f"blk.{i}.ffn_norm.weight", s.n_embd)
-        m.dense_ffn(i)
+    m.dense_layers(qk_norm=True)
     return m
 
 
@@ -102,20 +98,6 @@ def write(name: str, path: Path) -> Path:
     m.kv.pop("tokenizer.ggml.mask_token_id", None)
     w = gguf.GGUFWriter(str(path), m.arch)
     w.add_name(name)
-    for k, v in {**m.kv, **_vocab(m.s.n_vocab)}.items():
-        if k == "tokenizer.ggml.scores":
-            w.add_array(k, v)
-        elif k == "tokenizer.ggml.token_type":
-            w.add_array(k, v)
-        elif isinstance(v, bool):
-            w.add_bool(k, v)
-        elif isinstance(v, int):
-            w.add_uint32(k, v)
-        elif isinstance(v, float):
-            w.add_float32(k, v)
-        elif isinstance(v, list):
-            w.add_array(k, v)
-        else:
-            w.add_string(k, v)
+    lm.write_kv(w, {**m.kv, **_vocab(m.s.n_vocab)})  # the scores and token types are lists: arrays
     lm.write_tensors(w, m.tensors)
     return path

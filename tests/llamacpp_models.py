@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+import json
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,14 @@ class _Model:
         self.key("attention.key_length", s.head_dim)
         self.key("attention.value_length", s.head_dim)
 
+    def dense_layers(self, qk_norm: bool = False) -> None:
+        """Every layer a pre-norm attention block and a dense (gate, up, down) FFN: llama, qwen3, dflash."""
+        for i in range(self.s.n_layer):
+            self.t(f"blk.{i}.attn_norm.weight", self.s.n_embd)
+            self.attention(i, qk_norm=qk_norm)
+            self.t(f"blk.{i}.ffn_norm.weight", self.s.n_embd)
+            self.dense_ffn(i)
+
     def dense_ffn(self, i: int, n_ff: int | None = None) -> None:
         s, p = self.s, f"blk.{i}."
         f = n_ff or s.n_ff
@@ -141,11 +150,7 @@ def _llama(s: Shape) -> _Model:
     m.common(rope=s.head_dim)
     m.heads()
     m.key("feed_forward_length", s.n_ff)
-    for i in range(s.n_layer):
-        m.t(f"blk.{i}.attn_norm.weight", s.n_embd)
-        m.attention(i)
-        m.t(f"blk.{i}.ffn_norm.weight", s.n_embd)
-        m.dense_ffn(i)
+    m.dense_layers()
     return m
 
 
@@ -154,11 +159,7 @@ def _qwen3(s: Shape) -> _Model:
     m.common(rope=s.head_dim)
     m.heads()
     m.key("feed_forward_length", s.n_ff)
-    for i in range(s.n_layer):
-        m.t(f"blk.{i}.attn_norm.weight", s.n_embd)
-        m.attention(i, qk_norm=True)
-        m.t(f"blk.{i}.ffn_norm.weight", s.n_embd)
-        m.dense_ffn(i)
+    m.dense_layers(qk_norm=True)
     return m
 
 
@@ -422,6 +423,20 @@ def build(name: str) -> _Model:
     return FAMILIES[family](shape)
 
 
+MIB = 2**20
+DATA = Path(__file__).parent / "data"
+
+
+def mib(b: int) -> float:
+    """Bytes as llama.cpp prints a buffer's size: MiB with two decimals."""
+    return round(b / MIB, 2)
+
+
+def recorded(name: str) -> dict[str, Any]:
+    """tests/data/<name>.json as a tools/record_llamacpp*.py recorder wrote it."""
+    return json.loads((DATA / f"{name}.json").read_text())
+
+
 def write_gguf(name: str, path: Path) -> Path:
     """Write model `name` to path (zeros as tensor data) with gguf.GGUFWriter."""
     return write_model(build(name), name, path)
@@ -432,7 +447,14 @@ def write_model(m: Any, name: str, path: Path) -> Path:
     w = gguf.GGUFWriter(str(path), m.arch)
     w.add_name(name)
     w.add_tokenizer_model("no_vocab")
-    for k, v in m.kv.items():
+    write_kv(w, m.kv)
+    write_tensors(w, m.tensors)
+    return path
+
+
+def write_kv(w: gguf.GGUFWriter, kv: dict[str, Any]) -> None:
+    """Write metadata keys by their Python type: bool, uint32, float32, array or string."""
+    for k, v in kv.items():
         if isinstance(v, bool):
             w.add_bool(k, v)
         elif isinstance(v, int):
@@ -443,8 +465,6 @@ def write_model(m: Any, name: str, path: Path) -> Path:
             w.add_array(k, v)
         else:
             w.add_string(k, v)
-    write_tensors(w, m.tensors)
-    return path
 
 
 def write_tensors(w: gguf.GGUFWriter, tensors: list[tuple[str, tuple[int, ...], str]]) -> None:

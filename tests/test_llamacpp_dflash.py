@@ -5,27 +5,21 @@ recorded by tools/record_llamacpp_dflash.py on the GGUFs of tests/llamacpp_dflas
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import pytest
 
 import llamacpp_dflash_models as dm
+import llamacpp_models as lm
+from llamacpp_models import MIB, mib
 from vramcalc.llamacpp.dflash import draft_output_bytes
 from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
 from vramcalc.llamacpp.kv import output_buffer_bytes
 from vramcalc.pasted_command import read_command
 from vramcalc.sources import open_model
 
-DATA = Path(__file__).parent / "data"
-RECORDED = json.loads((DATA / "llamacpp_dflash_runs.json").read_text())
+RECORDED = lm.recorded("llamacpp_dflash_runs")
 RUNS = RECORDED["runs"]
 OK = [r for r in RUNS if r["exit"] == 0 and r.get("speculates")]
-MIB = 2**20
-
-
-def _mib(b: int) -> float:
-    return round(b / MIB, 2)
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +66,14 @@ def test_target_and_draft_buffers_as_llama_cpp_makes_them(run, files):
     spec, r = _check(files, run)
     assert not r.errors
     host = next(d for d in r.devices if d.device == "host RAM")
-    assert _mib(host.model_buffer_bytes) == _printed(run, "target", "model", "CPU_Mapped")
-    assert _mib(host.repack_buffer_bytes) == _printed(run, "target", "model", "CPU_REPACK")
-    assert _mib(host.kv_buffer_bytes) == _printed(run, "target", "KV")
+    assert mib(host.model_buffer_bytes) == _printed(run, "target", "model", "CPU_Mapped")
+    assert mib(host.repack_buffer_bytes) == _printed(run, "target", "model", "CPU_REPACK")
+    assert mib(host.kv_buffer_bytes) == _printed(run, "target", "KV")
     (e,) = [x for x in r.extras if x.kind == "draft"]
     assert e.detail["type"] == run["types"]  # auto: common_speculative_types_from_gguf
     # the target after common_speculative_init: re-reserved (printed, and read back to the byte)
     assert host.compute_buffer_bytes == run["target_compute"]
-    assert _mib(host.compute_buffer_bytes) == _printed(run, "target_decode", "compute")
+    assert mib(host.compute_buffer_bytes) == _printed(run, "target_decode", "compute")
     layers = e.detail["target_layers"].split(",")
     start = output_buffer_bytes(spec, run["n_parallel"])
     assert start == run["target_output_start"]
@@ -89,12 +83,12 @@ def test_target_and_draft_buffers_as_llama_cpp_makes_them(run, files):
                         spec_types=(run["types"],)).output_rows
     assert host.output_buffer_bytes == output_buffer_bytes(spec, rows) + spec.hidden_size * run["n_batch"] * 4 * len(layers)
     # the drafter and its context
-    assert _mib(e.detail["model"]) == round(_printed(run, "draft", "model", "CPU_Mapped")
-                                            + _printed(run, "draft", "model", "CPU_REPACK"), 2)
-    assert _mib(e.detail["kv"]) == _printed(run, "draft", "KV")
-    assert _mib(e.detail["compute_start"]) == _printed(run, "draft", "compute")
+    assert mib(e.detail["model"]) == round(_printed(run, "draft", "model", "CPU_Mapped")
+                                           + _printed(run, "draft", "model", "CPU_REPACK"), 2)
+    assert mib(e.detail["kv"]) == _printed(run, "draft", "KV")
+    assert mib(e.detail["compute_start"]) == _printed(run, "draft", "compute")
     assert e.detail["compute"] == run["draft_compute_process"]
-    assert _mib(e.detail["compute"]) == _printed(run, "process", "compute")
+    assert mib(e.detail["compute"]) == _printed(run, "process", "compute")
     assert e.detail["output_start"] == run["draft_output_start"] and e.detail["n_ctx"] == run["draft_n_ctx"]
     dspec = open_model(str(files / f"{run['draft']}.gguf")).spec
     chunk = max(min(run["n_prompt"], run["n_ubatch"]), run["n_parallel"])
@@ -223,7 +217,6 @@ def test_a_drafting_step_grows_nothing_and_drafts_the_clamped_block(run, files):
 def test_a_target_whose_graph_keeps_no_layer_inputs_is_refused(files, tmp_path):
     """gemma3.cpp sets no res->t_layer_inp: with the DFlash layer-input extraction on, llm_graph_result::set_outputs
     asserts (data/llamacpp_backends.json layer_inp_gguf_archs)."""
-    import llamacpp_models as lm
     path = lm.write_gguf("gemma3", tmp_path / "gemma3.gguf")
     src = open_model(str(path))
     r = check_llamacpp(src.spec, None, LlamaOptions(n_ctx=4096, spec_types=("draft-dflash",),
@@ -239,6 +232,6 @@ def test_without_backend_sampling_the_draft_keeps_its_creation_buffers():
     (recorded)."""
     off = [r for r in OK if not r["backend_sampling"]]
     assert off and all(_printed(r, "process", "compute") == _printed(r, "draft", "compute") for r in off)
-    assert all(_mib(r["draft_compute_process"]) == _printed(r, "draft", "compute") for r in off)
+    assert all(mib(r["draft_compute_process"]) == _printed(r, "draft", "compute") for r in off)
     p, r = read_command("llama-server -m x.gguf --spec-type draft-dflash -md d.gguf --no-spec-draft-backend-sampling")
     assert r.options["draft_backend_sampling"] is False

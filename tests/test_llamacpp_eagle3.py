@@ -5,14 +5,13 @@ tests/llamacpp_eagle3_models.py, written again here)."""
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 
 import llamacpp_eagle3_models as em
 import llamacpp_models as lm
+from llamacpp_models import mib
 from vramcalc.llamacpp import eagle3
 from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
 from vramcalc.llamacpp.graphs import Reserve, build_eagle3, eagle3_peak
@@ -20,15 +19,9 @@ from vramcalc.llamacpp.kv import output_buffer_bytes
 from vramcalc.pasted_command import read_command
 from vramcalc.sources import open_model
 
-DATA = Path(__file__).parent / "data"
-RECORDED = json.loads((DATA / "llamacpp_eagle3_runs.json").read_text())
+RECORDED = lm.recorded("llamacpp_eagle3_runs")
 RUNS = RECORDED["runs"]
 SPECULATED = [r for r in RUNS if r.get("speculates") == 1]
-MIB = 2**20
-
-
-def _mib(b: int) -> float:
-    return round(b / MIB, 2)
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +87,10 @@ def test_target_buffers_as_llama_cpp_allocates_them(run, files):
     spec, r = _check(files, run)
     assert not r.errors
     host = next(d for d in r.devices if d.device == "host RAM")
-    assert _mib(host.model_buffer_bytes) == sum(_printed(run, "target", "model"))
-    assert _mib(host.kv_buffer_bytes) == sum(_printed(run, "target", "KV"))
+    assert mib(host.model_buffer_bytes) == sum(_printed(run, "target", "model"))
+    assert mib(host.kv_buffer_bytes) == sum(_printed(run, "target", "KV"))
     (re_reserved,) = _printed(run, "target_decode", "compute")
-    assert _mib(host.compute_buffer_bytes) == re_reserved > _printed(run, "target", "compute")[0]
+    assert mib(host.compute_buffer_bytes) == re_reserved > _printed(run, "target", "compute")[0]
     # the recorded decode asked one output per slot; vramcalc's buffer holds llama-server's drafted rows beside
     (after_decode,) = _allocs(run, "target_decode", True)
     extra = host.output_buffer_bytes - output_buffer_bytes(spec, _opts(files, run).output_rows)
@@ -113,9 +106,9 @@ def test_draft_context_buffers_as_llama_cpp_allocates_them(run, files):
     bytes)."""
     _, r = _check(files, run)
     (e,) = [x for x in r.extras if x.kind == "draft"]
-    assert _mib(int(e.detail["model"]) - int(e.detail["repack"])) == sum(_printed(run, "draft", "model", "CPU_Mapped"))
-    assert _mib(int(e.detail["repack"])) == sum(_printed(run, "draft", "model", "CPU_REPACK"))
-    assert _mib(int(e.detail["kv"])) == sum(_printed(run, "draft", "KV"))
+    assert mib(int(e.detail["model"]) - int(e.detail["repack"])) == sum(_printed(run, "draft", "model", "CPU_Mapped"))
+    assert mib(int(e.detail["repack"])) == sum(_printed(run, "draft", "model", "CPU_REPACK"))
+    assert mib(int(e.detail["kv"])) == sum(_printed(run, "draft", "KV"))
     # sched_reserve's graphs replayed: at load (no sampler yet) and once the samplers are set (printed in process)
     dspec, f = _src(str(files / f"{run['draft']}.gguf")).spec, eagle3.read_eagle3(str(files / f"{run['draft']}.gguf"))
     n_ub = min(run["n_ubatch"], run["n_batch"])
@@ -125,10 +118,10 @@ def test_draft_context_buffers_as_llama_cpp_allocates_them(run, files):
                                           n_kv, uni, fa, run["type_k_draft"].upper(),
                                           run["type_v_draft"].upper()) for bs in (False, run["backend_sampling"]))
     (printed_at_load,) = _printed(run, "draft", "compute")
-    assert _mib(at_load) == printed_at_load
+    assert mib(at_load) == printed_at_load
     if run["backend_sampling"]:
         (printed,) = _printed(run, "process", "compute")
-        assert _mib(with_samplers) == printed
+        assert mib(with_samplers) == printed
     else:
         assert not _printed(run, "process", "compute")
     # vramcalc's figure holds every compute buffer llama.cpp allocated for the draft, including a decode's growth past
@@ -209,7 +202,7 @@ def test_a_draft_that_is_not_eagle3_speculates_nothing(files):
     (w,) = [m for m in r.warnings if m.code == "llamacpp.spec.not_eagle3"]
     assert said in w.text and not r.errors
     (e,) = [x for x in r.extras if x.kind == "draft"]
-    assert not e.detail["speculates"] and _mib(int(e.detail["kv"])) == sum(_printed(run, "draft", "KV"))
+    assert not e.detail["speculates"] and mib(int(e.detail["kv"])) == sum(_printed(run, "draft", "KV"))
 
 
 def test_draft_eagle3_without_a_draft_model_warns(files):
@@ -279,8 +272,8 @@ def test_a_pasted_command_reports_the_eagle3_drafts_figures(files):
                       f"-md {files}/{run['draft']}.gguf --spec-type draft-eagle3 -ngl 0", "cpu",
                       host_ram_bytes=64 * 2**30)
     (e,) = [x for x in c.result.extras if x.kind == "draft"]
-    assert _mib(int(e.detail["kv"])) == sum(_printed(run, "draft", "KV"))
+    assert mib(int(e.detail["kv"])) == sum(_printed(run, "draft", "KV"))
     assert int(e.detail["output"]) == max(_allocs(run, "process", True))
     host = c.result.devices[-1]
-    assert _mib(host.compute_buffer_bytes) == _printed(run, "target_decode", "compute")[0]
+    assert mib(host.compute_buffer_bytes) == _printed(run, "target_decode", "compute")[0]
     assert not [w for w in c.warnings if w.code == "command.not_modelled"]

@@ -7,27 +7,20 @@ and its output buffer grown at its first decode) and with --no-spec-draft-backen
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 
 import llamacpp_models as lm
+from llamacpp_models import mib
 import llamacpp_mtp_models as mm
 from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
 from vramcalc.llamacpp.kv import output_buffer_bytes
 from vramcalc.pasted_command import read_command
 from vramcalc.sources import open_model
 
-DATA = Path(__file__).parent / "data"
-RECORDED = json.loads((DATA / "llamacpp_mtp_runs.json").read_text())
+RECORDED = lm.recorded("llamacpp_mtp_runs")
 RUNS = RECORDED["runs"]
-MIB = 2**20
-
-
-def _mib(b: int) -> float:
-    return round(b / MIB, 2)
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +87,14 @@ def test_target_and_mtp_context_buffers_as_llama_cpp_prints_them(run, files):
     spec, r = _check(files, run)
     assert not r.errors
     host = next(d for d in r.devices if d.device == "host RAM")
-    assert _mib(host.model_buffer_bytes) == _printed(run, "target", "model", "CPU_Mapped")
-    assert _mib(host.repack_buffer_bytes) == _printed(run, "target", "model", "CPU_REPACK")
-    assert _mib(host.kv_buffer_bytes) == _printed(run, "target", "KV")
-    assert _mib(host.recurrent_buffer_bytes) == _printed(run, "target", "RS")
-    assert _mib(host.compute_buffer_bytes) == _printed(run, "target", "compute")
+    assert mib(host.model_buffer_bytes) == _printed(run, "target", "model", "CPU_Mapped")
+    assert mib(host.repack_buffer_bytes) == _printed(run, "target", "model", "CPU_REPACK")
+    assert mib(host.kv_buffer_bytes) == _printed(run, "target", "KV")
+    assert mib(host.recurrent_buffer_bytes) == _printed(run, "target", "RS")
+    assert mib(host.compute_buffer_bytes) == _printed(run, "target", "compute")
     # at start the output buffer holds one row per slot (output_reserve(n_seq_max)); it grows later (LlamaOptions
     # output_rows, and the nextn rows draft-mtp adds)
-    assert _mib(output_buffer_bytes(spec, run["n_parallel"])) == _printed(run, "target", "output")
+    assert mib(output_buffer_bytes(spec, run["n_parallel"])) == _printed(run, "target", "output")
     mtp = [e for e in r.extras if e.kind == "mtp"]
     if not run["draft_mtp"]:
         assert not mtp
@@ -117,13 +110,13 @@ def test_target_and_mtp_context_buffers_as_llama_cpp_prints_them(run, files):
     # the target's buffers after the prompt's decode (one output per slot): compute as reserved, output with the rows
     assert host.compute_buffer_bytes == run["target_compute"]
     assert output_buffer_bytes(spec, run["n_parallel"]) + spec.hidden_size * run["n_batch"] * 4 == run["target_output"]
-    assert _mib(int(e.detail["kv"])) == _printed(run, "mtp", "KV")
+    assert mib(int(e.detail["kv"])) == _printed(run, "mtp", "KV")
     # the MTP context as created (no samplers yet), to the byte
     assert run["mtp_outputs_max"] == run["n_parallel"] and run["mtp_outputs_max_per_seq"] == 1
     assert e.detail["compute_start"] == run["mtp_compute_start"]
-    assert _mib(int(e.detail["compute_start"])) == _printed(run, "mtp", "compute")
+    assert mib(int(e.detail["compute_start"])) == _printed(run, "mtp", "compute")
     assert e.detail["output_start"] == run["mtp_output_start"]
-    assert _mib(int(e.detail["output_start"])) == _printed(run, "mtp", "output")
+    assert mib(int(e.detail["output_start"])) == _printed(run, "mtp", "output")
     # common_speculative_impl_draft_mtp's samplers (one per slot, with backend sampling), then the MTP context's first
     # decode (common_speculative_process): the re-reserved graph (printed) and the output buffer with the sampling
     # rows; a drafting step on every slot grows neither
@@ -131,7 +124,7 @@ def test_target_and_mtp_context_buffers_as_llama_cpp_prints_them(run, files):
     assert run["mtp_samplers"] == (run["n_parallel"] if bs else 0) and bool(e.detail["backend_sampling"]) is bs
     assert run["process"] == 1 and run["drafted"] >= 1
     assert e.detail["compute"] == run["mtp_compute_process"] == run["mtp_compute"]
-    assert _printed(run, "mtp_process", "compute") == (_mib(int(e.detail["compute"])) if bs else 0)
+    assert _printed(run, "mtp_process", "compute") == (mib(int(e.detail["compute"])) if bs else 0)
     assert e.detail["output"] == run["mtp_output_process"] == run["mtp_output"]
     # the MTP context counts in the draft column of the host (CPU only)
     assert host.draft_bytes == e.host_bytes == e.detail["kv"] + e.detail["compute"] + e.detail["output"]
@@ -177,7 +170,7 @@ def test_qwen35_recurrent_state_keeps_a_snapshot_per_drafted_token(files):
         assert ratio == pytest.approx(1 + on["draft_n_max"] if grows else 1, rel=0.01)
         _, r = _check(files, on)
         host = next(d for d in r.devices if d.device == "host RAM")
-        assert _mib(host.recurrent_buffer_bytes) == _printed(on, "target", "RS")
+        assert mib(host.recurrent_buffer_bytes) == _printed(on, "target", "RS")
 
 
 def test_a_quantized_draft_v_cache_without_flash_attention_is_refused(files):

@@ -17,22 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "probe_common.h"
-#define private public  // the output buffer's size: llama_context::buf_output (nothing prints it after a resize)
-#include "../src/llama-context.h"
-#undef private
-
-static size_t out_bytes(llama_context * ctx) {
-    return ctx->buf_output ? ggml_backend_buffer_get_size(ctx->buf_output.get()) : 0;
-}
-
-static size_t compute_bytes(llama_context * ctx) {
-    size_t n = 0;
-    for (const auto & [buft, d] : ctx->memory_breakdown()) {
-        n += d.compute;
-    }
-    return n;
-}
+#include "probe_context.h"
 
 int main(int argc, char ** argv) {
     if (argc != 15 && argc != 16) {
@@ -41,9 +26,7 @@ int main(int argc, char ** argv) {
         return 2;
     }
     common_params params;
-    params.model.path         = argv[1];
-    params.speculative.draft.mparams.path = argv[2];
-    read_context_args(params, argv, 3);
+    read_target_draft_args(params, argv);
     params.kv_unified         = true;
     const std::string type = argv[13];
     const int n_prompt = std::atoi(argv[14]);
@@ -60,21 +43,17 @@ int main(int argc, char ** argv) {
     std::printf("PROBE types=%s\n", common_speculative_type_name_str(params.speculative.types).c_str());
     std::fflush(stdout);
 
-    set_output_limits(params);
-
-    auto init = common_init_from_params(params);
-    llama_model * model = init->model();
-    llama_context * ctx = init->context();
-    if (!model || !ctx) {
-        std::printf("PROBE fail=target\n");
+    common_init_result_ptr init;
+    llama_model * model = nullptr;
+    llama_context * ctx = nullptr;
+    if (!load_target(params, init, model, ctx)) {
         return 3;
     }
     std::printf("PROBE n_ctx=%u n_layer=%d target_output_start=%zu\n", llama_n_ctx(ctx), llama_model_n_layer(model),
                 out_bytes(ctx));
     std::fflush(stdout);
     phase("draft");
-    common_params params_dft = common_base_params_to_speculative(params);
-    auto spec_init = common_speculative_init_from_params(params_dft, model, ctx);
+    auto spec_init = init_draft(params, model, ctx);
     llama_context * ctx_dft = spec_init->context();
     if (!ctx_dft) {
         std::printf("PROBE fail=draft_context\n");
@@ -113,16 +92,8 @@ int main(int argc, char ** argv) {
     // one drafting step on every slot (common_speculative_draft: each slot's block of id_last and mask tokens in one
     // decode): the draft's run-time graph, with the Markov head where the block fits block_size
     phase("draft_block");
-    std::vector<llama_tokens> results(params.n_parallel);
-    for (int s = 0; s < params.n_parallel; ++s) {
-        auto & dp = common_speculative_get_draft_params(sp, s);
-        dp.drafting = true;
-        dp.n_past   = n_prompt;
-        dp.id_last  = 7;
-        dp.prompt   = &prompt;
-        dp.result   = &results[s];
-    }
-    common_speculative_draft(sp);
+    std::vector<llama_tokens> results;
+    draft_every_slot(sp, params.n_parallel, n_prompt, prompt, results);
     std::printf("PROBE drafted=%zu draft_output=%zu draft_compute=%zu\n", results[0].size(), out_bytes(ctx_dft),
                 compute_bytes(ctx_dft));
     std::fflush(stdout);

@@ -39,29 +39,23 @@ int main(int argc, char ** argv) {
         return 2;
     }
     common_params params;
-    params.model.path         = argv[1];
-    params.speculative.draft.mparams.path = argv[2];
-    read_context_args(params, argv, 3);
+    read_target_draft_args(params, argv);
     params.kv_unified         = std::atoi(argv[14]) != 0;  // llama-server's -np auto / --kv-unified, or -np N
     params.speculative.draft.backend_sampling = std::atoi(argv[13]) != 0;
     params.speculative.types = { COMMON_SPECULATIVE_TYPE_DRAFT_EAGLE3 };
 
     init_logging_and_backends();
 
-    set_output_limits(params);
-
-    auto init = common_init_from_params(params);
-    llama_model * model = init->model();
-    llama_context * ctx = init->context();
-    if (!model || !ctx) {
-        std::printf("PROBE fail=target\n");
+    common_init_result_ptr init;
+    llama_model * model = nullptr;
+    llama_context * ctx = nullptr;
+    if (!load_target(params, init, model, ctx)) {
         return 3;
     }
     std::printf("PROBE n_ctx=%u n_layer=%d\n", llama_n_ctx(ctx), llama_model_n_layer(model));
     std::fflush(stdout);
     phase("draft");
-    common_params params_dft = common_base_params_to_speculative(params);
-    auto spec_init = common_speculative_init_from_params(params_dft, model, ctx);
+    auto spec_init = init_draft(params, model, ctx);
     llama_context * ctx_dft = spec_init->context();
     if (!spec_init->model()) {
         std::printf("PROBE fail=draft_model\n");

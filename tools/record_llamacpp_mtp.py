@@ -27,8 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT / "tests"))
+import llamacpp_models as lm  # noqa: E402
 import llamacpp_mtp_models as mm  # noqa: E402
-from probe_fixture import build_probe, probe_args, write_probe_fixture  # noqa: E402
+from probe_fixture import build_probe, logged_buffers, probe_args, probe_values, write_probe_fixture  # noqa: E402
 from record_spec_limits import COMMON  # noqa: E402
 
 # (n_ctx, n_parallel, n_batch, n_ubatch, --spec-draft-n-max, -fa, -ctk, -ctv, -ctkd, -ctvd, draft-mtp on), each run
@@ -49,8 +50,6 @@ ODD = ("qwen3next", "qwen35", "qwen35moe", "qwen35-mtp-only")
 # -ub 4 with --spec-draft-n-max 3 on qwen35 (n_rs_seq 3): split_equal asserts n_ubatch > n_rs_seq + 1, an abort
 REFUSED = [("qwen35-mtp", (1024, 4, 512, 512, 3, "off", "f16", "f16", "f16", "q8_0", 1), 1),
            ("qwen35-mtp", (256, 4, 32, 4, 3, "auto", "f16", "f16", "f16", "f16", 1), 1)]
-BUF = re.compile(r"\s(\w+):\s+(\S+)\s+(model|KV|RS|output|compute) buffer size =\s+([\d.]+) MiB")
-PROBE = re.compile(r"^PROBE (.*)$", re.M)
 
 
 def main() -> None:
@@ -58,43 +57,33 @@ def main() -> None:
     probe = build_probe(a, "mtp_probe.cpp", COMMON)
     tmp = probe.parent  # the test models are written beside it
     runs = []
-    import llamacpp_models as lm  # noqa: E402
     todo = [(m, c, 1) for m in MODELS for c in CASES] + [(m, c, 0) for m in MODELS for c in CASES if c[-1]] \
         + [(m, CASES[1], 1) for m in ODD] + REFUSED
     for model, case, sampling in todo:
         path = tmp / f"{model}.gguf"
         if not path.exists():
             (mm.write if model in mm.MODELS else lm.write_gguf)(model, path)
-        if True:
-            out = subprocess.run([str(probe), str(path), *map(str, case), str(sampling)], capture_output=True, text=True, timeout=300,
-                                 errors="replace")
-            rec: dict = {"model": model}
-            rec.update(zip(("n_ctx", "n_parallel", "n_batch", "n_ubatch", "draft_n_max", "flash_attn", "type_k",
-                            "type_v", "type_k_draft", "type_v_draft"), case))
-            rec["draft_mtp"] = bool(case[-1])
-            rec["backend_sampling"] = sampling
-            for m in PROBE.finditer(out.stdout):
-                for kv in m.group(1).split():
-                    k, _, v = kv.partition("=")
-                    rec[k] = int(v) if v.lstrip("-").isdigit() else v
-            rec["buffers"], phase = [], "target"
-            for line in out.stderr.splitlines():
-                if line.startswith("VRAMCALC_PHASE"):
-                    phase = line.split()[1]
-                elif m2 := BUF.search(line):
-                    rec["buffers"].append({"context": phase, "where": m2.group(1), "buffer": m2.group(2),
-                                           "kind": m2.group(3), "mib": float(m2.group(4))})
-            rows = re.search(r"invalid nextn embeddings id \d+, reason: out of range \[0, (\d+)\)", out.stderr)
-            if rows:  # the target's nextn rows after a decode with draft-mtp (llama_get_embeddings_nextn_ith)
-                rec["target_nextn_rows"] = int(rows.group(1))
-            rec["exit"] = out.returncode
-            if out.returncode:  # what llama.cpp said last before it stopped
-                rec["last_said"] = [ln.replace(f"{tmp}/", "").replace(f"{a.src}/", "")
-                                    for ln in out.stderr.splitlines()[-3:]]
-                rec["asserted"] = [ln.split(": ", 1)[-1] for ln in out.stderr.splitlines() if "GGML_ASSERT" in ln]
-            rec["said"] = [ln.split(" ", 2)[-1].replace(f"{tmp}/", "") for ln in out.stderr.splitlines() if ("MTP" in ln and "context" in ln) or "requires flash_attn" in ln]
-            runs.append(rec)
-            print(rec, flush=True)
+        out = subprocess.run([str(probe), str(path), *map(str, case), str(sampling)], capture_output=True, text=True,
+                             timeout=300, errors="replace")
+        rec: dict = {"model": model}
+        rec.update(zip(("n_ctx", "n_parallel", "n_batch", "n_ubatch", "draft_n_max", "flash_attn", "type_k",
+                        "type_v", "type_k_draft", "type_v_draft"), case))
+        rec["draft_mtp"] = bool(case[-1])
+        rec["backend_sampling"] = sampling
+        rec.update(probe_values(out.stdout))
+        rec["buffers"] = logged_buffers(out.stderr)
+        rows = re.search(r"invalid nextn embeddings id \d+, reason: out of range \[0, (\d+)\)", out.stderr)
+        if rows:  # the target's nextn rows after a decode with draft-mtp (llama_get_embeddings_nextn_ith)
+            rec["target_nextn_rows"] = int(rows.group(1))
+        rec["exit"] = out.returncode
+        if out.returncode:  # what llama.cpp said last before it stopped
+            rec["last_said"] = [ln.replace(f"{tmp}/", "").replace(f"{a.src}/", "")
+                                for ln in out.stderr.splitlines()[-3:]]
+            rec["asserted"] = [ln.split(": ", 1)[-1] for ln in out.stderr.splitlines() if "GGML_ASSERT" in ln]
+        rec["said"] = [ln.split(" ", 2)[-1].replace(f"{tmp}/", "") for ln in out.stderr.splitlines()
+                       if ("MTP" in ln and "context" in ln) or "requires flash_attn" in ln]
+        runs.append(rec)
+        print(rec, flush=True)
     write_probe_fixture(
         "llamacpp_mtp_runs",
         "buffers printed by a real llama.cpp (CPU backend, common/ and libllama of the tree) for --spec-type "

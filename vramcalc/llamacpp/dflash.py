@@ -126,7 +126,6 @@ def sampling_pad_bytes(n_vocab: int, n_tokens: int) -> int:
 def dflash_extra(spec: ModelSpec, gl: list[GPU], opts, errors: list[Message],  # type: ignore[no-untyped-def]
                  warnings: list[Message]) -> LlamaExtra | None:
     """The drafter's weights, KV cache, compute and output buffers (DFLASH_SOURCE)."""
-    from .engine import MAX_LAYER_FLAG, check_llamacpp
     from .extras import read_draft
     from .graphs import DFlashGraph, dflash_peak
     from .compute import CPU_ALIGNMENT, GPU_ALIGNMENT
@@ -151,7 +150,7 @@ def dflash_extra(spec: ModelSpec, gl: list[GPU], opts, errors: list[Message],  #
                                "Qwen3-style DFlash / DSpark backbone is")
     if opts.split_mode == "tensor" and len(gl) > 1:
         raise NotModelledError(f"--spec-type {kind} with --split-mode tensor is not modelled; use --split-mode layer")
-    from .engine import gguf_arch
+    from .engine import check_draft_model, gguf_arch
     if f.swa:
         raise NotModelledError(f"-md {opts.model_draft}: a DFlash drafter with sliding-window layers (dflash.cpp's "
                                "iSWA cache and attention input) is not modelled")
@@ -177,20 +176,8 @@ def dflash_extra(spec: ModelSpec, gl: list[GPU], opts, errors: list[Message],  #
         dgl = []
     elif opts.device_draft is not None or opts.devices is not None:
         raise NotModelledError(f"--spec-type {kind} with --device / --device-draft lists is not modelled")
-    n_ctx = opts.n_ctx if opts.n_ctx_draft is None else (opts.n_ctx_draft or None)
-    dopts = opts.model_copy(update={
-        "n_ctx": n_ctx, "n_gpu_layers": MAX_LAYER_FLAG if opts.n_gpu_layers_draft is None else opts.n_gpu_layers_draft,
-        "devices": None, "main_gpu": 0, "override_tensor": opts.override_tensor_draft, "override_tensor_draft": (),
-        "cpu_moe": False, "n_cpu_moe": 0, "type_k": opts.type_k_draft, "type_v": opts.type_v_draft,
-        "n_outputs_max": opts.n_batch, "lora": (), "lora_scaled": (), "lora_rank": None, "model_draft": None,
-        "mmproj": None, "ftype": None, "n_ctx_draft": None, "n_outputs_run": None, "control_vectors": (),
-        "spec_types": ()})
-    if not dgl:
-        dopts = dopts.model_copy(update={"n_gpu_layers": 0})
-    dr = check_llamacpp(dm.spec, dgl or None, dopts, list(dm.tensors), solve=False, limits=False,
-                        model_ref=opts.model_draft)
-    errors += [e.model_copy(update={"text": f"draft model: {e.text}"}) for e in dr.errors
-               if e.code != "llamacpp.host.ram_unchecked"]
+    # the drafter's context: n_outputs_max = n_batch (src/llama-context.cpp: a model with an encoder)
+    _, dr = check_draft_model(dm, dgl, opts, opts.n_batch, errors)
     n_draft = f.block_size if kind == "draft-dspark" else f.block_size - 1
     if opts.draft_max > n_draft:
         warnings.append(warning("llamacpp.spec.dflash_clamp", (

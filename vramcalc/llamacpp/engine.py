@@ -30,8 +30,8 @@ from ..results import Result, Row
 from ..spec import ModelSpec
 from ..trace import TraceTerm, term
 from .compute import CPU_ALIGNMENT, GPU_ALIGNMENT, ComputeBuffers, compute_buffers
-from .extras import (LORA_SOURCE, MMPROJ_SOURCE, LlamaExtra, LoraAdapter, lora_bytes, lora_of_rank, lora_problems,
-                     read_draft, read_lora, read_mmproj, split_scaled)
+from .extras import (LORA_SOURCE, MMPROJ_SOURCE, DraftModel, LlamaExtra, LoraAdapter, lora_bytes, lora_of_rank,
+                     lora_problems, read_draft, read_lora, read_mmproj, split_scaled)
 from .mmproj import mmproj_compute
 from .dflash import draft_output_bytes
 from . import eagle3
@@ -1286,6 +1286,31 @@ def _eagle3_target(spec: ModelSpec, opts: LlamaOptions) -> eagle3.Eagle3File | N
     return f
 
 
+def check_draft_model(dm: DraftModel, dgl: list[GPU], opts: LlamaOptions, n_outputs_max: int,
+                      errors: list[Message]) -> tuple[LlamaOptions, LlamaResult]:
+    """The draft model (-md) and its own context checked as a second model, on dgl (none: CPU only), with the options
+    common_base_params_to_speculative gives it (common/speculative.cpp): -c as given (-cd 0: the draft's own training
+    context), -ngld (every layer when not given), -otd, -ctkd / -ctvd, n_outputs_max as given; no devices, LoRA,
+    mmproj, control vectors or speculation of its own. Its errors are added to errors, prefixed "draft model: ";
+    returns the options and the result."""
+    assert opts.model_draft is not None  # run for -md only
+    n_ctx = opts.n_ctx if opts.n_ctx_draft is None else (opts.n_ctx_draft or None)
+    dopts = opts.model_copy(update={
+        "n_ctx": n_ctx, "n_gpu_layers": MAX_LAYER_FLAG if opts.n_gpu_layers_draft is None else opts.n_gpu_layers_draft,
+        "devices": None, "main_gpu": 0, "override_tensor": opts.override_tensor_draft, "override_tensor_draft": (),
+        "cpu_moe": False, "n_cpu_moe": 0, "type_k": opts.type_k_draft, "type_v": opts.type_v_draft,
+        "n_outputs_max": n_outputs_max, "lora": (), "lora_scaled": (), "lora_rank": None, "model_draft": None,
+        "mmproj": None, "ftype": None, "n_ctx_draft": None, "n_outputs_run": None, "control_vectors": (),
+        "spec_types": ()})
+    if not dgl:
+        dopts = dopts.model_copy(update={"n_gpu_layers": 0})
+    dr = check_llamacpp(dm.spec, dgl or None, dopts, list(dm.tensors), solve=False, limits=False,
+                        model_ref=opts.model_draft)
+    errors += [e.model_copy(update={"text": f"draft model: {e.text}"}) for e in dr.errors
+               if e.code != "llamacpp.host.ram_unchecked"]
+    return dopts, dr
+
+
 def _draft(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, errors: list[Message],
            warnings: list[Message]) -> LlamaExtra:
     """The draft model and its context, as llama-server makes them (DRAFT_SOURCE)."""
@@ -1329,23 +1354,8 @@ def _draft(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, errors: list[Mess
             raise NotModelledError("-md with --device / --device-draft lists that differ: llama.cpp spreads the draft "
                                    "over its own device list (every GPU without -devd); give both the same list, or "
                                    "-devd none")
-    # the draft context takes -c as given: -c 0 is the draft's own training context (n_ctx_draft 0)
-    n_ctx = opts.n_ctx if opts.n_ctx_draft is None else (opts.n_ctx_draft or None)
-    dopts = opts.model_copy(update={
-        "n_ctx": n_ctx, "n_gpu_layers": MAX_LAYER_FLAG if opts.n_gpu_layers_draft is None else opts.n_gpu_layers_draft,
-        "devices": None, "main_gpu": 0, "override_tensor": opts.override_tensor_draft, "override_tensor_draft": (),
-        "cpu_moe": False, "n_cpu_moe": 0,
-        "type_k": opts.type_k_draft, "type_v": opts.type_v_draft, "n_outputs_max": opts.n_parallel,
-        "lora": (), "lora_scaled": (), "lora_rank": None, "model_draft": None, "mmproj": None, "ftype": None,
-        "n_ctx_draft": None, "n_outputs_run": None, "control_vectors": (), "spec_types": ()})
-    if e3:  # llama_context: a model with an encoder (eagle3) takes n_outputs_max = n_batch (src/llama-context.cpp)
-        dopts = dopts.model_copy(update={"n_outputs_max": opts.n_batch})
-    if not dgl:
-        dopts = dopts.model_copy(update={"n_gpu_layers": 0})
-    dr = check_llamacpp(dm.spec, dgl or None, dopts, list(dm.tensors), solve=False, limits=False,
-                        model_ref=opts.model_draft)
-    errors += [e.model_copy(update={"text": f"draft model: {e.text}"}) for e in dr.errors
-               if e.code != "llamacpp.host.ram_unchecked"]
+    # llama_context: a model with an encoder (eagle3) takes n_outputs_max = n_batch (src/llama-context.cpp)
+    dopts, dr = check_draft_model(dm, dgl, opts, opts.n_batch if e3 else opts.n_parallel, errors)
     if dm.predicted:
         what = f"-md {opts.model_draft}"
         if opts.model_draft.startswith("hf:"):  # -hfd REPO[:QUANT] [-md FILE]
