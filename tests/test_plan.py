@@ -242,3 +242,24 @@ def test_a_margin_refusal_with_no_shorter_length_still_reads_as_a_sentence():
                      VLLMOptions(max_model_len=8192, quantization="fp8", tp=2))
     [text] = [e.text for e in res.errors if e.code == "vllm.verdict.margin"]
     assert text.endswith("so no promise that vLLM starts; raise --gpu-memory-utilization or use more memory per GPU")
+
+
+def test_alternatives_are_planned_once_per_question_and_equal_a_fresh_plan():
+    """A refused check names what to run instead; the same question again (the CLI's check, then the same call from
+    Python) reuses the planned answer, which must equal planning it afresh, and a different question is planned anew."""
+    import importlib
+
+    plan_module = importlib.import_module("vramcalc.plan")
+    from vramcalc.sources import load_model
+
+    spec, system = load_model("qwen3-8b"), parse_system("4060")
+    plan_module._ALTERNATIVES.clear()
+    first = plan_module.alternatives(spec, system, 32768, prefer_engine="vllm")
+    assert len(plan_module._ALTERNATIVES) == 1
+    first.append("changed by the caller")  # a caller's list is its own
+    again = plan_module.alternatives(load_model("qwen3-8b"), parse_system("4060"), 32768, prefer_engine="vllm")
+    assert len(plan_module._ALTERNATIVES) == 1
+    fresh = plan_module._alternatives(spec, system, 32768, None, "any", "vllm", None, 3, None)
+    assert again == fresh and first[:-1] == fresh and fresh
+    plan_module.alternatives(spec, system, 8192, prefer_engine="vllm")
+    assert len(plan_module._ALTERNATIVES) == 2

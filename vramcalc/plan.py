@@ -26,6 +26,7 @@ from .ggml import ftypes as ggml_ftypes, tensor_bytes
 from .gpus import GIB, GPU
 from .llamacpp.builds import resolve_build
 from .llamacpp.engine import LlamaOptions, LlamaResult, check_llamacpp
+from .memo import Memo, layers_weight
 from .messages import Message, codes, note, warning
 from .params import count_params
 from .quant import quant_targets, quantized_bytes, scheme_from_config, target_scheme
@@ -334,7 +335,27 @@ def alternatives(spec: ModelSpec, system: System, context: int, *, quant: str | 
     """What would work instead of a refused check (issue 6.5): the planner's layouts, quants and KV
     dtypes for the same model, system and context, one line each with its command. The nearest
     come first: those that keep the quant asked for (`quant`; None: the checkpoint as it is), then
-    those on the engine asked for (`prefer_engine`: vllm, llamacpp)."""
+    those on the engine asked for (`prefer_engine`: vllm, llamacpp). The answer depends on these arguments alone
+    (and the bundled data), so a repeated refusal (the CLI's check, then the same call from Python) plans once."""
+    from .engine_checks import ADVICE, FIX
+
+    # the spec and system by value (their JSON: a System holds lists), not by identity: a re-read spec is the same
+    key = (spec.model_dump_json(), system.model_dump_json(), context, quant, engine, prefer_engine, host_ram_bytes,
+           top, engine_version, ADVICE.get(), FIX.get())
+    hit = _ALTERNATIVES.get(key)
+    if hit is None:
+        hit = tuple(_alternatives(spec, system, context, quant, engine, prefer_engine, host_ram_bytes, top,
+                                  engine_version))
+        _ALTERNATIVES.put(key, hit, layers_weight(len(spec.layers)))
+    return list(hit)
+
+
+_ALTERNATIVES: Memo[tuple[str, ...]] = Memo()
+
+
+def _alternatives(spec: ModelSpec, system: System, context: int, quant: str | None, engine: EngineChoice,
+                  prefer_engine: Engine | None, host_ram_bytes: int | None, top: int, engine_version: str | None
+                  ) -> list[str]:
     wanted = quant or "checkpoint"
     r = plan(spec, system, context=context, engine=engine, host_ram_bytes=host_ram_bytes, top=50, prefer_quant=wanted,
              engine_version=engine_version)
