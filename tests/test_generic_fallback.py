@@ -23,12 +23,13 @@ from vramcalc.sources import gguf_spec
 from vramcalc.sources.gguf_header import read_local
 from vramcalc.sources.gguf_spec import spec_from_gguf
 from vramcalc.sources.hf_config import READERS, spec_from_config
+from vramcalc.vllm.weights import weights_per_rank
 
 ORACLE = json.loads((DATA / "vllm_generic_fallback_oracle_v0.34.0.json").read_text())
 CASES = {c["name"]: c for c in ORACLE["cases"]}
 KEPT = ["EXAONE-4.0-32B", "ERNIE-4.5-0.3B-PT"]  # no field the Llama reading would ignore
 REFUSED = ["OLMoE-1B-7B-0924", "ERNIE-4.5-21B-A3B-PT", "Hunyuan-A13B-Instruct", "MiniCPM3-4B",
-           "Kimi-Linear-48B-A3B-Instruct", "LFM2-1.2B"]
+           "Kimi-Linear-48B-A3B-Instruct", "LFM2-1.2B", "Step-3.5-Flash"]
 
 
 def _spec(case):
@@ -86,6 +87,10 @@ def test_the_kept_generic_reading_is_an_upper_bound_of_vllm(name):
     params = count_params(spec).total
     # every optional norm and bias counted: never below vLLM's parameters, and within 0.1 % of them
     assert v["params_rank0"] <= params <= v["params_rank0"] * 1.001
+    # and the bytes vramcalc's vLLM engine puts on the GPU (vocab padded to 64, the rotary cache) likewise
+    ours = weights_per_rank(spec, 1, 1, version=ORACLE["release"])[0].bytes
+    theirs = v["weights_bytes_rank0"] + v["buffer_bytes_rank0"]
+    assert theirs <= ours <= theirs * 1.001
     # KV: every layer full attention, each at least vLLM's bytes per token for its layers, sliding or not
     attn = _attention_layers(case)
     mine = kv_by_layer_kind(spec, 1)
@@ -238,9 +243,18 @@ def test_a_config_without_the_standard_fields_is_refused_as_before():
 
 
 @pytest.mark.parametrize("name", ["OLMoE-1B-7B-0924", "ERNIE-4.5-21B-A3B-PT", "Hunyuan-A13B-Instruct",
-                                  "Kimi-Linear-48B-A3B-Instruct"])
+                                  "Kimi-Linear-48B-A3B-Instruct", "Step-3.5-Flash"])
 def test_the_readme_share_of_the_old_llama_reading(name):
     """README: read as Llama, these MoE models came to 4-15% of vLLM 0.34.0's parameters."""
     case = CASES[name]
     old = spec_from_config({**case["config"], "model_type": "llama"}, model_id=name, source="test")
     assert 0.035 < count_params(old).total / case["vllm"]["params_rank0"] < 0.155
+
+
+def test_a_refused_gguf_is_one_line_through_the_cli(tmp_path, capsys):
+    _gguf(tmp_path / "h.gguf", "brandhybrid", extra=_ssm)
+    for engine in ([], ["--engine", "llamacpp"]):
+        assert main(["check", str(tmp_path / "h.gguf"), "--gpu", "4090", *engine]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert "llama.cpp architecture 'brandhybrid' is not modelled" in err

@@ -51,6 +51,7 @@ def _one(config: dict[str, Any], engine_args: dict[str, Any]) -> dict[str, Any]:
             "dtype": str(cfg.model_config.dtype).replace("torch.", ""),
             "params_rank0": sum(p.numel() for p in model.parameters()),
             "weights_bytes_rank0": sum(p.numel() * p.element_size() for p in model.parameters()),
+            "buffer_bytes_rank0": sum(b.numel() * b.element_size() for b in model.buffers()),
             "attention_backends": backends,
             "kv_layers": {}}
         from vllm.v1.kv_cache_interface import AttentionSpec
@@ -108,7 +109,7 @@ def main() -> None:
                            "tools/vllm_generic_fallback_oracle.py: EngineArgs(model=<the config>, load_format=dummy, "
                            "tensor_parallel_size=1, max_model_len=4096).create_engine_config(), the model class built "
                            "on the meta device (tools/vllm_oracle.py meta_engine), params_rank0 = the sum of its "
-                           "parameters' numel, kv_layers = each layer's KV cache spec (tools/vllm_oracle.py _specs, "
+                           "parameters' numel, weights_bytes_rank0 / buffer_bytes_rank0 their bytes and the buffers' (the rotary cache), kv_layers = each layer's KV cache spec (tools/vllm_oracle.py _specs, "
                            "as GPUModelRunner.get_kv_cache_spec), bytes_per_token = page_size_bytes / block_size of "
                            "each attention spec (a recurrent spec's page is its state_page_bytes); a case's engine_args "
                            "(EngineArgs fields) and env (vLLM's own switches) are named in its row; torch.cuda.Stream "
