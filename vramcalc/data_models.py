@@ -1696,7 +1696,43 @@ class VllmKVFormats(Sourced):
     not_modelled: dict[str, str]
 
 
+# --- generic_fallback.json ----------------------------------------------------------------------
+
+class FallbackField(Fixed):
+    kind: Literal["experts", "attention", "state", "layers"]  # what it changes (GenericFallback.kinds)
+    reason: str  # what the generic (Llama-style) reading would ignore
+    read_by: str  # where the engine reads it
+
+
+class GenericHFFallback(Fixed):
+    fields: dict[str, FallbackField]  # a config carrying one (non-null, non-zero) is refused
+    layer_kinds: list[str]  # layer_types kinds the generic reading may keep
+    layer_kinds_reason: str
+    per_layer_lists: str
+    kept_reading: str
+
+
+class GenericGGUFFallback(Fixed):
+    key_prefixes: dict[str, FallbackField]  # "{arch}.<prefix>..." metadata keys that refuse an unknown architecture
+    zero_kv_heads: str
+    expert_tensors: str
+
+
+class FallbackKind(Fixed):
+    label: str  # how a refusal names the kind
+    gguf_may_answer: bool  # whether the refusal says a GGUF file of the model may answer instead
+    note: str
+
+
+class GenericFallback(Fixed):
+    source_note: str = Field(alias="_source")
+    hf_config: GenericHFFallback
+    gguf: GenericGGUFFallback
+    kinds: dict[Literal["experts", "attention", "state", "layers"], FallbackKind]
+
+
 FILES: dict[str, type[BaseModel]] = {
+    "generic_fallback.json": GenericFallback,
     "architectures.json": Architectures,
     "gguf_quants.json": GGUFQuants,
     "gpus.json": GPUTable,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..errors import ConfigError
+from ..data_files import load
+from ..data_models import GenericFallback
+from ..errors import ConfigError, NotModelledError
 from ..spec import AttentionSpec, LayerSpec, MLASpec, MLPSpec, ModelSpec, SSMSpec
 from .gguf_header import GGUFError, GGUFHeader
 from .validate import (MAX_CONTEXT, MAX_CONV, MAX_EXPERTS, MAX_HEAD_DIM, MAX_HEADS, MAX_LAYERS, MAX_RANK, MAX_STATE,
@@ -132,6 +134,28 @@ def spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> 
     return built(lambda: _spec_from_gguf(h, model_id=model_id, source=source, where=where), where, names)
 
 
+def _refuse_unknown_arch(md: dict[str, Any], arch: str, tensors: dict[str, Any], kv_heads: list[int],
+                         where: str) -> None:
+    """An architecture vramcalc has no traits for is read as a generic decoder: weights from the file's tensors, KV
+    as GQA over head_count_kv, no recurrent state, MoE only where {arch}.expert_count names the experts. Refused
+    where the metadata shows what that reading would leave out or undercount (data/generic_fallback.json gguf):
+    recurrent-state keys (ssm.*, wkv.*, shortconv.*), MLA or indexer keys (the cache layout and attention graph are
+    the architecture's own), a layer without KV heads (a recurrent or FFN-only layer), expert tensors without an
+    expert count (the MoE compute buffer sized as a dense FFN's)."""
+    data = load("generic_fallback.json", GenericFallback).gguf
+    found = [f"{arch}.{p}{'*' if p.endswith('.') else ''}" for p in data.key_prefixes
+             if any(k.startswith(f"{arch}.{p}") for k in md)]
+    if kv_heads and 0 in kv_heads:
+        found.append(f"{arch}.attention.head_count_kv 0 at layer {kv_heads.index(0)} (a layer with no KV heads)")
+    if any("_exps." in t for t in tensors) and not md.get(f"{arch}.expert_count"):
+        found.append(f"expert tensors without {arch}.expert_count")
+    if found:
+        raise NotModelledError(
+            f"{where}: llama.cpp architecture {arch!r} is not modelled: vramcalc has no traits for it, and its "
+            f"metadata has {'; '.join(found)}, which a generic reading would leave out (too small a KV cache, "
+            "recurrent state or compute buffer)")
+
+
 def _spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) -> ModelSpec:
     md = h.metadata
     arch = md.get("general.architecture")
@@ -173,6 +197,8 @@ def _spec_from_gguf(h: GGUFHeader, *, model_id: str, source: str, where: str) ->
                        f"{arch}.attention.head_count", where, MAX_HEADS)
     kv_heads = _per_layer(key("attention.head_count_kv", key("attention.head_count", 0 if traits.get("ssm") else None)),
                           n, f"{arch}.attention.head_count_kv", where, MAX_HEADS)
+    if arch not in ARCHS:
+        _refuse_unknown_arch(md, arch, tensors, kv_heads, where)
     ffn = key("feed_forward_length", 0)
     ffn = _per_layer(ffn, n, f"{arch}.feed_forward_length", where, MAX_WIDTH) if ffn else [0] * n
     window = opt("attention.sliding_window", 1, MAX_CONTEXT) or None

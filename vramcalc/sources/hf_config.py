@@ -14,7 +14,7 @@ from typing import Any, Callable, TypedDict
 
 from . import bounded_json
 from ..data_files import load
-from ..data_models import Architectures
+from ..data_models import Architectures, GenericFallback
 from ..errors import ConfigError, NotModelledError
 from ..quant import check_quant_config
 from ..spec import (
@@ -252,6 +252,66 @@ def _read_llama_like(f: Fields, mt: str) -> ReaderParts:
         attn = _attn(f, kind, window, qkv_bias=qkv_bias, o_bias=o_bias, qk_norm=qk_norm)
         layers.append(LayerSpec(attention=attn, mlp=_dense(f, bias=f.flag("mlp_bias", False)), norms=norms))
     return {"layers": layers, "norm_bias": False}
+
+
+def _read_generic(f: Fields, mt: str) -> ReaderParts:
+    """An unknown model_type with the standard decoder fields and none that generic_fallback_refusal refuses: a
+    Llama-style GQA decoder read as an upper bound of the Llama-like families vLLM registers (data/generic_fallback.json
+    kept_reading): every layer full attention (a sliding_window is not applied: where it applies is the family's
+    rule, e.g. vLLM v0.34.0 models/exaone4.py slides three layers in four), q/k norms over all heads (qk_norm_full),
+    four norms per layer (Gemma-style sandwich norms) and a bias on every projection."""
+    n = f.pos("num_hidden_layers")
+    attn = _attn(f, "full", qkv_bias=True, o_bias=True, qk_norm=True, qk_norm_full=True)
+    layer = LayerSpec(attention=attn, mlp=_dense(f, bias=True), norms=4)
+    notes = [f"model_type {mt!r} is not known to vramcalc: read as a generic decoder, an upper bound (every layer "
+             "full attention, every optional norm and bias counted)"]
+    if f.window():
+        notes.append(f"sliding_window {f.window():,} not applied (model_type {mt!r}): its layers are counted as full "
+                     "attention, an upper bound on the KV cache")
+    return {"layers": [layer] * n, "norm_bias": False, "notes": notes, "approximate": True}
+
+
+def _generic_fallback() -> GenericFallback:
+    return load("generic_fallback.json", GenericFallback)
+
+
+def _set(value: Any) -> bool:
+    """A config value that says something: not null, zero, false or empty."""
+    return value not in (None, 0, False, "", [], {}) or (isinstance(value, float) and value != 0)
+
+
+def generic_fallback_refusal(text: dict[str, Any]) -> dict[str, list[str]]:
+    """What an unknown model_type's config carries that the generic (Llama-style) reading would ignore
+    (data/generic_fallback.json, from the survey of vLLM v0.34.0's model classes), by kind (experts, attention,
+    state, layers): the fields of each. Empty: the generic reading is kept, as an upper bound."""
+    data = _generic_fallback().hf_config
+    found: dict[str, list[str]] = {}
+    for k, field in data.fields.items():
+        if k in text and _set(text[k]):
+            found.setdefault(field.kind, []).append(k)
+    types = text.get("layer_types")
+    if isinstance(types, list):
+        other = sorted({str(t) for t in types} - set(data.layer_kinds))
+        if other:
+            found.setdefault("state", []).append(f"layer_types {'/'.join(other)}")
+    n = text.get("num_hidden_layers")
+    if isinstance(n, int) and not isinstance(n, bool) and n > 1:
+        named = {k for ks in found.values() for k in ks}
+        lists = [k for k, v in text.items() if k not in named and k != "layer_types" and "token_id" not in k
+                 and isinstance(v, list)
+                 and len(v) >= n and all(isinstance(x, (int, float)) for x in v)]
+        if lists:
+            found.setdefault("layers", []).extend(lists)
+    return found
+
+
+def _generic_refusal_text(where: str, mt: str, found: dict[str, list[str]]) -> str:
+    kinds = _generic_fallback().kinds
+    what = "; ".join(f"{kinds[k].label} ({', '.join(v)})" for k, v in found.items())  # type: ignore[index]
+    hint = (" A GGUF file of the model may answer instead (its weights are read from the file's tensors)."
+            if all(kinds[k].gguf_may_answer for k in found) else "")  # type: ignore[index]
+    return (f"{where}: model_type {mt!r} is not modelled: vramcalc has no reader for it, and its config has {what}, "
+            f"which a Llama-style reading would ignore (too few weights or too small a KV cache).{hint}")
 
 
 def _read_minimax_m2(f: Fields, mt: str) -> ReaderParts:
@@ -963,12 +1023,17 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
                                "replaced by a linear layer or sized per layer) is not modelled; transformers has no "
                                "class for it to count it against")
     if mt not in READERS:
-        # An unknown decoder with the standard fields: read as a Llama-style GQA decoder.
+        # An unknown decoder with the standard fields: read as a Llama-style GQA decoder, as an upper bound, unless
+        # its config has fields that reading would ignore (data/generic_fallback.json): routed experts, latent,
+        # sparse or linear attention, recurrent layers, per-layer sizes. vLLM v0.34.0's own classes for such
+        # types count many times the Llama reading's weights (tests/data/vllm_generic_fallback_oracle_v0.34.0.json).
         if all(k in text for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
                                    "intermediate_size")):
-            notes.append(f"model_type {mt!r} is not known to vramcalc: read as a generic decoder, approximate")
+            found = generic_fallback_refusal(text)
+            if found:
+                raise NotModelledError(_generic_refusal_text(where, str(mt), found))
             approximate = True
-            reader_type = "llama"
+            reader_type = "generic"
         else:
             if mt is None:
                 raise ConfigError(where, "model_type")
@@ -981,8 +1046,9 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
         raise NotModelledError(f"{where}: self_conditioning_size {cfg.get('self_conditioning_size')!r}: vLLM v0.34.0 "
                                "sizes DiffusionGemma's self-conditioning MLP by it, transformers by the text "
                                "intermediate_size; vramcalc does not model a checkpoint where they differ")
-    f = Fields(text, reader_type, f"{where}" + (" (text_config)" if text is not cfg else ""))
-    parts = READERS[reader_type](f, reader_type)
+    f = Fields(text, "llama" if reader_type == "generic" else reader_type,
+               f"{where}" + (" (text_config)" if text is not cfg else ""))
+    parts = (_read_generic(f, str(mt)) if reader_type == "generic" else READERS[reader_type](f, reader_type))
     notes += parts.get("notes", [])
     approximate = approximate or parts.get("approximate", False)
 
