@@ -848,6 +848,9 @@ def _vllm_reading(p: Parsed) -> Reading:
                 opts["confidential_compute"] = val == "1"  # forced == "1" (v0.34.0 vllm/platforms/cuda.py)
             elif entry["class"] == "modelled" and entry["field"] == "deepep_force_intra_node":
                 opts["deepep_force_intra_node"] = bool(_int(k, val))  # bool(int(os.getenv(...))) (vllm/envs.py)
+            elif entry["class"] == "modelled" and entry["field"] in ("humming_online_quant_config",
+                                                                      "humming_input_quant_config"):
+                opts[entry["field"]] = val  # JSON, read by vllm/humming.py as vLLM reads it (v0.34.0 vllm/envs.py)
             elif entry["class"] == "modelled":  # VLLM_USE_FLASHINFER_SAMPLER
                 opts[entry["field"]] = _truthy(val) if _truthy(val) is not None else bool(_int(k, val))
     if opts.get("fp8_moe_requant"):  # beside it, AITER's switches pick the MXFP4 MoE backend: read, not inert
