@@ -58,8 +58,8 @@ _FLOAT = re.compile(r"^float(\d+)_*e(\d+)m(\d+)$")
 def _dtype(value: Any) -> tuple[str, int, bool]:
     """(canonical name, bits, signed) of a humming DataType string (humming/dtypes.py DataType.from_str), or vLLM's
     exception in its words."""
-    if not isinstance(value, str):
-        raise InputError(f"TypeError: argument of type '{type(value).__name__}' is not iterable")
+    if not isinstance(value, str):  # kept as given by __post_init__, read as a DataType by get_tensors_attrs
+        raise InputError(f"AttributeError: '{type(value).__name__}' object has no attribute 'num_bits'")
     if "float" in value:
         s = value.lower()
         named = {"float16": (16, 5, 10), "half": (16, 5, 10), "bfloat16": (16, 8, 7), "float32": (32, 8, 23)}
@@ -87,8 +87,11 @@ def weight_schema(config: Any) -> dict[str, Any]:
     unsigned), bs_dtype, the group sizes, the scale's kind (block where group_size_n > 1, channel where group_size is
     0, group otherwise, unless given), the second scale, the zero point. What it raises is refused in its words."""
     r = rules()
-    if not isinstance(config, dict):  # get_quant_config_for_layer: online_quant_config.get(...)
-        raise InputError(f"AttributeError: '{type(config).__name__}' object has no attribute 'get'")
+    config = config or {}  # get_quant_config_for_layer: `VLLM_HUMMING_ONLINE_QUANT_CONFIG or {}`, then
+    if isinstance(config, list):  # online_quant_config["quant_method"] = "humming"
+        raise InputError("TypeError: list indices must be integers or slices, not str")
+    if not isinstance(config, dict):
+        raise InputError(f"TypeError: '{type(config).__name__}' object does not support item assignment")
     kw = _fields(config, r.weight_fields)
     if "b_dtype" not in kw:
         raise InputError("TypeError: HummingWeightSchema.__init__() missing 1 required keyword-only argument: "
@@ -123,7 +126,11 @@ def input_schema(config: Any) -> dict[str, Any]:
     """HummingInputSchema(**from_config(config)) (humming/schema/humming.py): a_dtype, the scale's group size and
     dtype, the quantization mode; what it raises is refused in vLLM's words."""
     r = rules()
-    if not isinstance(config, dict):  # get_quant_config_for_layer: VLLM_HUMMING_INPUT_QUANT_CONFIG.copy()
+    if not config:  # get_quant_config_for_layer: `if envs.VLLM_HUMMING_INPUT_QUANT_CONFIG:`, then .copy() and
+        return {}  # quant_config["quant_method"] = "humming"
+    if isinstance(config, list):
+        raise InputError("TypeError: list indices must be integers or slices, not str")
+    if not isinstance(config, dict):
         raise InputError(f"AttributeError: '{type(config).__name__}' object has no attribute 'copy'")
     kw = _fields(config, r.input_fields)
     for f in ("a_dtype", "input_scale_dtype"):
