@@ -164,3 +164,18 @@ def test_gpt_oss_mxfp4_is_refused_in_vllms_words():
     with pytest.raises(InputError, match=r"For gpt-oss model, use '--moe-backend humming' instead of "
                                          r"'--quantization humming'\."):
         check_command("vllm serve openai/gpt-oss-20b --max-model-len 4096 --quantization humming", "h100-sxm")
+
+
+def test_check_takes_the_schema_as_a_flag(capsys):
+    from vramcalc.cli import main
+
+    cfg = json.dumps({"dtype": "uint4", "group_size": 128})
+    argv = ["check", "Qwen/Qwen3-30B-A3B", "--engine", "vllm", "--gpu", "h100-sxm", "--ctx", "4096", "--json"]
+    assert main(argv) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main(argv + ["--quant", "humming", "--humming-online-quant-config", cfg]) == 0
+    r = json.loads(capsys.readouterr().out)
+    pasted = check_command(f"{ONLINE}={shlex.quote(cfg)} vllm serve Qwen/Qwen3-30B-A3B --max-model-len 4096 "
+                           "--quantization humming", "h100-sxm")
+    assert r["devices"][0]["weights_bytes"] == pasted.result.devices[0].weights_bytes \
+        < plain["devices"][0]["weights_bytes"] / 3
