@@ -20,7 +20,8 @@ from vramcalc.vllm.engine import VLLMOptions, _scheme
 from vramcalc.vllm.weights import layer_tensors, weights_per_rank
 
 ORACLE = json.loads((Path(__file__).parent / "data" / "vllm_humming_oracle_v0.34.0.json").read_text())
-ROWS = [r for r in ORACLE["rows"] if "created" in r]
+ALL = [r for r in ORACLE["rows"] if "created" in r]
+ROWS = [r for r in ALL if r["model"].startswith("Qwen/")]  # one decoder layer, vLLM's module names as vramcalc's
 REFUSED = [r for r in ORACLE["rows"] if "error" in r]
 ONLINE, INPUT = "VLLM_HUMMING_ONLINE_QUANT_CONFIG", "VLLM_HUMMING_INPUT_QUANT_CONFIG"
 
@@ -71,7 +72,7 @@ def test_the_fixture_is_vllms():
     assert ORACLE["release"] == "0.34.0" and "run on CPU" in ORACLE["produced_by"]
     assert {r["model"] for r in ROWS} == {"Qwen/Qwen3-0.6B", "Qwen/Qwen3-30B-A3B"} and {r["tp"] for r in ROWS} == {1, 2}
     assert all(v in ("HummingLinearMethod", "HummingMoEMethod", "UnquantizedEmbeddingMethod", "UnquantizedLinearMethod")
-               for r in ROWS for v in r["methods"].values())
+               for r in ALL for v in r["methods"].values())
 
 
 @pytest.mark.parametrize("row", ROWS, ids=_id)
@@ -104,6 +105,30 @@ def test_rank_weights_change_by_the_oracles_layer_bytes(row):
     layer_bf16 = sum(t.bytes for t in layer_tensors(spec, row["tp"])[0])
     delta = unquantized + padded - layer_bf16
     assert delta < 0 and [a.bytes - b.bytes for a, b in zip(after, before)] == [spec.num_layers * delta] * row["tp"]
+
+
+@pytest.mark.parametrize("row", ALL, ids=_id)
+def test_each_layer_as_vllm_creates_and_keeps_it(row):
+    """Every decoder layer of the cut model, summed (DeepSeek-V2-Lite's dense first layer, whose down_proj input
+    partition at TP 4, 2736, is no multiple of 32 and stays bf16, and its MoE layer, whose GateLinear router vLLM
+    builds without the quant config, beside shared experts): as created, and after loading."""
+    spec = model_source(row["model"]).spec
+    scheme = _scheme(spec, _opts(row))[0]
+    n = max(int(k.split(".")[2]) for k in row["created"] if k.startswith("model.layers.")) + 1
+    for padded in (False, True):
+        s = scheme if padded else scheme.model_copy(update={"pad_nk": (1, 1)})
+        mine = [sum(t.bytes for t in layer) for layer in layer_tensors(spec, row["tp"], s)[:n]]
+        theirs = []
+        for i in range(n):
+            pre = f"model.layers.{i}."
+            mods = {m: t for m, t in row["after_loading_padded"].items() if m.startswith(pre)} if padded else {}
+            theirs.append(sum(p["bytes"] for k, p in row["created"].items() if k.startswith(pre) and
+                              not any(k.startswith(m + ".") for m in mods)) +
+                          sum(p["bytes"] for t in mods.values() for p in t.values()))
+        assert mine == theirs, padded
+    if row["model"] == "deepseek-ai/DeepSeek-V2-Lite":
+        assert row["methods"]["model.layers.0.mlp.down_proj"] == row["methods"]["model.layers.1.mlp.gate"] == \
+            "UnquantizedLinearMethod"
 
 
 def test_keys_humming_does_not_know_are_dropped():

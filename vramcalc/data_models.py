@@ -1689,6 +1689,8 @@ class VllmHumming(Sourced):
     pad_n_to_multiple: int  # prepare_and_transform_humming_tensors after loading
     pad_k_to_multiple: int
     online_min_k_multiple: int  # HummingConfig.get_quant_method: online quant leaves other linear layers alone
+    router_quantized_model_types: list[str]  # the model types whose MoE router vLLM builds with the quant config
+    router_source: str = Field(alias="_router_source")
 
 
 # --- vllm_kv_formats.json: vLLM's packed KV cache dtypes -------------------------------------------

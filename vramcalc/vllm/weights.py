@@ -665,10 +665,15 @@ def _humming_rank_bytes(t: TensorSpec, rank_t: TensorSpec, spec: ModelSpec, tp: 
     process_weights_after_loading hand prepare_and_transform_humming_tensors pad_n_to_multiple=256,
     pad_k_to_multiple=128, whose check_and_pad_tensors pads every tensor to the schema's shapes there). A fused module
     (qkv_proj, gate_up_proj) is padded whole: counted on its first shard, 0 on the others. None: a linear layer
-    online quant leaves unquantized (input size or its partition not a multiple of 32, HummingConfig.get_quant_method)."""
+    online quant leaves unquantized (input size or its partition not a multiple of 32, HummingConfig.get_quant_method),
+    or a router the model builds without the quant config."""
     from ..quant import humming_tensors
 
+    from .humming import rules as humming_rules
+
     pn, pk = scheme.pad_nk
+    if t.group == "router" and spec.model_type not in humming_rules().router_quantized_model_types:
+        return None  # a GateLinear built without the quant config (data/vllm_humming.json _router_source)
 
     def round_up(x: int, m: int) -> int:
         return ceil(x / m) * m if m else x
