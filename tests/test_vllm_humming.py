@@ -71,7 +71,8 @@ def _id(r: dict) -> str:
 def test_the_fixture_is_vllms():
     assert ORACLE["release"] == "0.34.0" and "run on CPU" in ORACLE["produced_by"]
     assert {r["model"] for r in ROWS} == {"Qwen/Qwen3-0.6B", "Qwen/Qwen3-30B-A3B"} and {r["tp"] for r in ROWS} == {1, 2}
-    assert all(v in ("HummingLinearMethod", "HummingMoEMethod", "UnquantizedEmbeddingMethod", "UnquantizedLinearMethod")
+    assert all(v in ("HummingLinearMethod", "HummingMoEMethod", "UnquantizedEmbeddingMethod", "UnquantizedLinearMethod",
+                     "UnquantizedFusedMoEMethod")
                for r in ALL for v in r["methods"].values())
 
 

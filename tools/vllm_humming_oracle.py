@@ -59,6 +59,7 @@ ONLINE = [  # VLLM_HUMMING_ONLINE_QUANT_CONFIG values sized
     {"dtype": "uint4", "group_size": 128, "ignore": ["self_attn"]},
     {"dtype": "uint4", "group_size": 128, "modules_to_not_convert": ["re:.*mlp\\.gate$"]},
     {"dtype": "uint4", "group_size": 128, "unknown_key": 1},
+    {"dtype": "uint4", "group_size": 128, "ignore": ["re:.*mlp\\.experts$"]},  # the routed experts' layer name
 ]
 SIZED = [{"VLLM_HUMMING_ONLINE_QUANT_CONFIG": json.dumps(c)} for c in ONLINE]
 INPUT = [
