@@ -60,6 +60,10 @@ ONLINE = [  # VLLM_HUMMING_ONLINE_QUANT_CONFIG values sized
     {"dtype": "uint4", "group_size": 128, "modules_to_not_convert": ["re:.*mlp\\.gate$"]},
     {"dtype": "uint4", "group_size": 128, "unknown_key": 1},
     {"dtype": "uint4", "group_size": 128, "ignore": ["re:.*mlp\\.experts$"]},  # the routed experts' layer name
+    # per-layer overrides (+:, the first matching) and skips (-:) (utils/humming/schema.py resolve_humming_layer_config)
+    {"dtype": "uint4", "group_size": 128,
+     "dynamic": {"-:.*o_proj$": {}, "+:.*mlp\\.experts$": {"dtype": "uint8", "group_size": 0},
+                 "+:.*mlp.*": {"dtype": "float8e4m3", "group_size": 128, "group_size_n": 128}}},
 ]
 SIZED = [{"VLLM_HUMMING_ONLINE_QUANT_CONFIG": json.dumps(c)} for c in ONLINE]
 INPUT = [

@@ -54,6 +54,9 @@ class QuantScheme(BaseModel):
     fp_zero_point: bool = False
     pad_nk: tuple[int, int] = (0, 0)
     min_k: int = 0
+    # Humming's `dynamic` "+:" patterns: (regex, the layer's schema as JSON), the first that matches a layer wins
+    overrides: tuple[tuple[str, str], ...] = ()
+    param_dtype: str = ""  # Humming: the model dtype (its scales' where they are not one byte)
     source: str = ""
 
 
@@ -428,12 +431,18 @@ def humming_skipped(t: TensorSpec, composite: bool, s: QuantScheme) -> bool:
     gate_up_proj, the routed experts' layer) where t is one of its shards, else the module's names."""
     from .vllm.humming import skipped
 
+    return skipped(humming_layer_names(t, composite), s.ignore)
+
+
+def humming_layer_names(t: TensorSpec, composite: bool) -> list[str]:
+    """The names vLLM's layer holding tensor t may go by: the fused module (qkv_proj, gate_up_proj, the routed
+    experts' layer) where t is one of its shards, else the module's names."""
     base = re.sub(r"\.(weight|bias)$", "", t.name)
     fused = [base[: m.start()] + sub for p, sub in _FUSED if (m := re.search(p, base))]
     names = fused or module_names(t, False)
     if composite:
         names += [n.replace("model.", "model.language_model.", 1) for n in names]
-    return skipped(names, s.ignore)
+    return names
 
 
 # ---------------------------------------------------------------- bytes per matrix

@@ -186,16 +186,38 @@ def scheme(online: str | None, input_config: str | None, dtype: str) -> tuple[An
     static = False
     if input_config is not None:
         static = static_input_scale(input_schema(read_json(INPUT, input_config)))
-    pats, overrides = skip_patterns(cfg)
+    pats, _ = skip_patterns(cfg)
     for p in pats:
         if p.startswith("re:"):
             safe_pattern(p[3:])
-    unsized = ["the `dynamic` +: overrides (those layers sized at the base schema)"] if overrides else []
-    one_byte = w["bs_dtype"] in r.one_byte_scale_dtypes
-    return QuantScheme(
-        method="humming", bits=w["bits"], group_size=w["group_size"], block=(w["group_size_n"], w["group_size"]),
-        zero_point=w["zero_point"], fp_zero_point=w["fp_zero_point"], scale_type=w["scale_type"] or "",
-        scale2=w["scale2"], scale_dtype="fp8" if one_byte else dtype, static_input_scale=static, ignore=pats,
-        quantize_groups=_LINEAR_GROUPS + ("routed_experts",), pad_nk=(r.pad_n_to_multiple, r.pad_k_to_multiple),
-        min_k=r.online_min_k_multiple, fused_names=True,
-        source="vllm/model_executor/layers/quantization/humming.py (v0.34.0); humming/schema/humming.py"), unsized
+    overrides: list[tuple[str, str]] = []
+    dyn = cfg.get("dynamic") if isinstance(cfg, dict) else None
+    if isinstance(dyn, dict):  # utils/humming/schema.py resolve_humming_layer_config: the first +: pattern that
+        for p, over in dyn.items():  # re.match-es the layer's prefix updates the config for it
+            if isinstance(p, str) and p.startswith("+"):
+                safe_pattern(p[2:])
+                overrides.append((p[2:], json.dumps({**cfg, **(over if isinstance(over, dict) else {})})))
+    base = QuantScheme(
+        method="humming", quantize_groups=_LINEAR_GROUPS + ("routed_experts",),
+        pad_nk=(r.pad_n_to_multiple, r.pad_k_to_multiple), min_k=r.online_min_k_multiple, fused_names=True,
+        static_input_scale=static, ignore=pats, overrides=tuple(overrides), param_dtype=dtype,
+        source="vllm/model_executor/layers/quantization/humming.py (v0.34.0); humming/schema/humming.py")
+    return layer_scheme(base, w, dtype), []
+
+
+def layer_scheme(base: Any, w: dict[str, Any], dtype: str) -> Any:
+    """`base` (a humming QuantScheme) with the weight schema `w` (weight_schema's reading)."""
+    one_byte = w["bs_dtype"] in rules().one_byte_scale_dtypes
+    return base.model_copy(update={
+        "bits": w["bits"], "group_size": w["group_size"], "block": (w["group_size_n"], w["group_size"]),
+        "zero_point": w["zero_point"], "fp_zero_point": w["fp_zero_point"], "scale_type": w["scale_type"] or "",
+        "scale2": w["scale2"], "scale_dtype": "fp8" if one_byte else dtype})
+
+
+def for_layer(s: Any, names: list[str]) -> Any:
+    """The scheme of the layer named `names` (vLLM's prefix): the first `dynamic` +: override matching it, else s.
+    An override's schema vLLM refuses is refused where a layer takes it (get_quant_config_for_layer)."""
+    for pattern, cfg in s.overrides:
+        if any(re.match(pattern, n) for n in names):
+            return layer_scheme(s, weight_schema(json.loads(cfg)), s.param_dtype)
+    return s

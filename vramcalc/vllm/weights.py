@@ -600,7 +600,8 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
         if nbytes is None:
             nbytes = _tensor_rank_bytes(t, spec, tp, layer, scheme, base, mxfp4_backend, moe, composite, q_group,
                                         replicate_embed, kv_colwise)
-            if key is not None and not scheme.ignore and not scheme.only:  # ignore lists may name single layers
+            if key is not None and not scheme.ignore and not scheme.only and not scheme.overrides:
+                # ignore lists (and Humming's per-layer overrides) may name single layers
                 per_kind[key] = nbytes
         for st in stages:
             stage_bytes[st] += nbytes
@@ -669,8 +670,11 @@ def _humming_rank_bytes(t: TensorSpec, rank_t: TensorSpec, spec: ModelSpec, tp: 
     or a router the model builds without the quant config."""
     from ..quant import humming_tensors
 
-    from .humming import rules as humming_rules
+    from ..quant import humming_layer_names
+    from .humming import for_layer, rules as humming_rules
 
+    if scheme.overrides:  # dynamic's +: patterns (HummingConfig.get_layer_weight_schema)
+        scheme = for_layer(scheme, humming_layer_names(t, spec.vision is not None))
     pn, pk = scheme.pad_nk
     if t.group == "router" and spec.model_type not in humming_rules().router_quantized_model_types:
         return None  # a GateLinear built without the quant config (data/vllm_humming.json _router_source)
