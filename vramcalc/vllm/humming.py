@@ -150,7 +150,7 @@ def static_input_scale(schema: dict[str, Any]) -> bool:
 def skip_patterns(config: dict[str, Any]) -> tuple[tuple[str, ...], bool]:
     """(the layers HummingConfig.is_layer_skipped leaves unquantized: the first of ignored_layers / ignore /
     modules_to_not_convert that is set, and the `-:` regexes of `dynamic`; whether `dynamic` overrides some layers'
-    schema with `+:` patterns, which vramcalc does not size)."""
+    schema with `+:` patterns, which scheme() reads as QuantScheme.overrides)."""
     pats: list[str] = []
     for key in rules().ignore_keys:  # QuantizationConfig.get_from_keys_or: the first key present
         if key in config:
