@@ -168,7 +168,8 @@ def vllm_report(model: Model, system: SystemLike, options: dict[str, Any]) -> "V
     from .vllm.quant_config import is_online
 
     quant = options.get("quantization")
-    if is_online(quant, options.get("quantization_config") is not None, options.get("engine_version")):
+    if is_online(quant, options.get("quantization_config") is not None, options.get("engine_version")) or \
+            quant == "humming":
         quant = None  # the speed estimate reads an online quantization's weights as the checkpoint stores them
     return with_speed(report, source.spec, sys_, quant,  # type: ignore[no-any-return]
                       enforce_eager=bool(options.get("enforce_eager")), kv_cache_dtype=options.get("kv_cache_dtype"),

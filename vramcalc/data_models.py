@@ -1675,6 +1675,24 @@ class VllmQuantConfig(Sourced):
     releases: dict[str, VllmQuantConfigRelease]
 
 
+# --- vllm_humming.json: vLLM's Humming quantization method (--quantization humming) ---------------
+
+class VllmHumming(Sourced):
+    since: str  # the first release whose HummingConfig reads VLLM_HUMMING_ONLINE_QUANT_CONFIG this way
+    weight_fields: dict[str, list[str]]  # HummingWeightSchema's fields and their KWARGS_ALIAS names, in order
+    input_fields: dict[str, list[str]]  # HummingInputSchema's
+    ignore_keys: list[str]  # HummingConfig.is_layer_skipped: the first of them present
+    weight_scale_types: list[str]
+    weight_scale_2_types: list[str]
+    input_quant_modes: list[str]
+    one_byte_scale_dtypes: list[str]  # bs_dtype values stored in one byte (else the model dtype)
+    pad_n_to_multiple: int  # prepare_and_transform_humming_tensors after loading
+    pad_k_to_multiple: int
+    online_min_k_multiple: int  # HummingConfig.get_quant_method: online quant leaves other linear layers alone
+    router_quantized_model_types: list[str]  # the model types whose MoE router vLLM builds with the quant config
+    router_source: str = Field(alias="_router_source")
+
+
 # --- vllm_kv_formats.json: vLLM's packed KV cache dtypes -------------------------------------------
 
 class KVFormat(Fixed):
@@ -1753,6 +1771,7 @@ FILES: dict[str, type[BaseModel]] = {
     "vllm_model_classes.json": VllmModelClasses,
     "vllm_kv_formats.json": VllmKVFormats,
     "vllm_quant_config.json": VllmQuantConfig,
+    "vllm_humming.json": VllmHumming,
     "vllm_platforms.json": VllmPlatforms,
     "vllm_quant_support.json": VllmQuantSupport,
     "vllm_serve_args.json": VllmServeArgs,

@@ -18,6 +18,9 @@ CODES: dict[str, str] = {
     "vllm.online_quant.not_sized": "an online weight format whose post-load bytes vramcalc does not size (upper bound)",
     "vllm.online_quant.ptpc_kernel": "online FP8 per-channel needs a per-token FP8 GEMM (SM 8.9+ or ROCm MI3xx)",
     "vllm.online_quant.unused": "--quantization-config without --quantization online: vLLM builds no online method",
+    "vllm.humming.not_sized": "a part of --quantization humming vramcalc does not size (counted as stored or at the "
+                              "base schema)",
+    "vllm.humming.unused": "a VLLM_HUMMING_* schema variable without --quantization humming: nothing reads it",
     # vLLM: speculative decoding (--speculative-config; vramcalc/vllm/spec_decode.py)
     "vllm.spec.config": "vLLM refuses the --speculative-config (SpeculativeConfig's own words)",
     "vllm.spec.deprecated_method": "a per-model MTP method name, which vLLM replaces with mtp",

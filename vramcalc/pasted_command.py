@@ -848,6 +848,11 @@ def _vllm_reading(p: Parsed) -> Reading:
                 opts["confidential_compute"] = val == "1"  # forced == "1" (v0.34.0 vllm/platforms/cuda.py)
             elif entry["class"] == "modelled" and entry["field"] == "deepep_force_intra_node":
                 opts["deepep_force_intra_node"] = bool(_int(k, val))  # bool(int(os.getenv(...))) (vllm/envs.py)
+            elif entry["class"] == "modelled" and entry["field"] in ("humming_online_quant_config",
+                                                                      "humming_input_quant_config"):
+                opts[entry["field"]] = val  # JSON, read by vllm/humming.py as vLLM reads it (v0.34.0 vllm/envs.py)
+                if entry.get("speed"):  # the activation dtype: its memory sized, its speed not estimated
+                    warnings.append(warning("command.speed_not_estimated", f"{k}: {entry['speed']}"))
             elif entry["class"] == "modelled":  # VLLM_USE_FLASHINFER_SAMPLER
                 opts[entry["field"]] = _truthy(val) if _truthy(val) is not None else bool(_int(k, val))
     if opts.get("fp8_moe_requant"):  # beside it, AITER's switches pick the MXFP4 MoE backend: read, not inert
@@ -1731,6 +1736,12 @@ def _checkpoint_method(model: str, options: dict[str, Any], r: Reading) -> None:
     method = qc.get("quant_method")
     if not method:
         return  # an unquantized checkpoint: --quantization fp8 quantizes it at load time
+    if options.get("quantization") == "humming":  # HummingConfig.override_quantization_method (vLLM 0.34.0
+        #                                            quantization/humming.py) takes any checkpoint but gpt-oss MXFP4
+        if method == "mxfp4" and model_source(model, options.get("revision")).spec.model_type == "gpt_oss":
+            raise InputError("ValueError: For gpt-oss model, use '--moe-backend humming' instead of "
+                             "'--quantization humming'.")
+        return
     given = options.pop("quantization")
     if _vllm_method(given) != _vllm_method(str(method)):
         raise InputError(f"Quantization method specified in the model config ({method}) does not match the "

@@ -46,6 +46,17 @@ class QuantScheme(BaseModel):
     pad_to: int = 0  # the GEMM kernel pads K and N (and per-channel scales) to a multiple of this after loading
     fused_names: bool = False  # ignore patterns also match vLLM's fused module names (online quantization)
     only: tuple[str, ...] = ()  # where set, only the modules these patterns match are quantized (online targets)
+    # vLLM's Humming schema (method "humming", vramcalc/vllm/humming.py): the weight scale's kind (group, block,
+    # channel, tensor), the second scale (none, channel, tensor), a zero point in the model dtype, the N and K
+    # multiples each module is padded to after loading, and the K multiple below which online quant leaves a layer
+    scale_type: str = ""
+    scale2: str = "none"
+    fp_zero_point: bool = False
+    pad_nk: tuple[int, int] = (0, 0)
+    min_k: int = 0
+    # Humming's `dynamic` "+:" patterns: (regex, the layer's schema as JSON), the first that matches a layer wins
+    overrides: tuple[tuple[str, str], ...] = ()
+    param_dtype: str = ""  # Humming: the model dtype (its scales' where they are not one byte)
     source: str = ""
 
 
@@ -409,8 +420,29 @@ def _ignored(names: list[str], patterns: tuple[str, ...]) -> bool:
 
 def left_unquantized(t: TensorSpec, composite: bool, s: QuantScheme) -> bool:
     """Whether the scheme's ignore list takes tensor t, or its `only` list (online targets) does not."""
+    if s.method == "humming":
+        return humming_skipped(t, composite, s)
     names = module_names(t, composite, s.fused_names)
     return _ignored(names, s.ignore) or (bool(s.only) and not _ignored(names, s.only))
+
+
+def humming_skipped(t: TensorSpec, composite: bool, s: QuantScheme) -> bool:
+    """vLLM 0.34.0 HummingConfig.is_layer_skipped on the layer vLLM builds for tensor t: the fused module (qkv_proj,
+    gate_up_proj, the routed experts' layer) where t is one of its shards, else the module's names."""
+    from .vllm.humming import skipped
+
+    return skipped(humming_layer_names(t, composite), s.ignore)
+
+
+def humming_layer_names(t: TensorSpec, composite: bool) -> list[str]:
+    """The names vLLM's layer holding tensor t may go by: the fused module (qkv_proj, gate_up_proj, the routed
+    experts' layer) where t is one of its shards, else the module's names."""
+    base = re.sub(r"\.(weight|bias)$", "", t.name)
+    fused = [base[: m.start()] + sub for p, sub in _FUSED if (m := re.search(p, base))]
+    names = fused or module_names(t, False)
+    if composite:
+        names += [n.replace("model.", "model.language_model.", 1) for n in names]
+    return names
 
 
 # ---------------------------------------------------------------- bytes per matrix
@@ -472,9 +504,40 @@ def matrix_tensors(s: QuantScheme, out: int, inp: int) -> list[tuple[str, str, i
         packed = len(json.dumps(state)) + (19 - 3 if s.double_quant else 0)
         return [("weight", "U8", ceil(m / 2)), *absmax, ("quant_map", "F32", 16 * 4),
                 (f"quant_state.bitsandbytes__{kind}", "U8", packed)]
+    if s.method == "humming":
+        return humming_tensors(s, out, inp)
     if s.method == "bnb_int8":  # Int8Params: int8 weight, fp32 SCB per row, a one-byte weight_format
         return [("weight", "I8", m), ("SCB", "F32", out * 4), ("weight_format", "U8", 1)]
     raise NotModelledError(f"no storage rule for {s.method}")
+
+
+def humming_tensors(s: QuantScheme, n: int, k: int, experts: int = 0) -> list[tuple[str, str, int]]:
+    """(name, dtype, bytes) of one N x K module (`experts` of them stacked) in a Humming weight schema: humming
+    (github.com/vllm-project/humming) humming/schema/humming.py HummingWeightSchema.get_tensors_attrs, the tensors
+    vLLM 0.34.0's Humming methods create (and, at the padded N and K, keep after loading). scale_dtype: the stored
+    scale's dtype (an fp8 / e8m0 one byte, else the model dtype's); the bias is the model's own tensor."""
+    e = max(experts, 1)
+    g = s.group_size or k
+    sb = dtype_bytes(s.scale_dtype)
+    out = [("weight", "I32", e * n * (k * s.bits // 32) * 4)]
+    if s.scale_type == "group":
+        out.append(("weight_scale", s.scale_dtype, e * n * (k // g) * sb))
+    elif s.scale_type == "channel":
+        out.append(("weight_scale", s.scale_dtype, e * n * sb))
+    elif s.scale_type == "block":
+        out.append(("weight_scale", "float32", e * (n // s.block[0]) * (k // g) * 4))
+    elif s.scale_type == "tensor":
+        out.append(("weight_scale", "float32", e * 4))
+    if s.zero_point:
+        out.append(("zero_point", s.scale_dtype if s.fp_zero_point else "I32",
+                    e * n * (k // g) * sb if s.fp_zero_point else e * (n * s.bits // 32) * (k // g) * 4))
+    if s.scale2 == "tensor":
+        out.append(("weight_scale_2", "float32", e * 4))
+    elif s.scale2 == "channel":
+        out.append(("weight_scale_2", s.scale_dtype, e * n * sb))
+    if s.static_input_scale and not experts:  # HummingInputSchema.get_tensors_attrs: one fp32 scale a module
+        out.append(("input_scale", "float32", 4))
+    return out
 
 
 ITEM_BYTES = {"F8_E4M3": 1, "U8": 1, "I8": 1, "I32": 4, "I64": 8, "F16": 2, "F32": 4, "float32": 4, "bfloat16": 2, "float16": 2,
@@ -498,7 +561,8 @@ def _plan(spec: ModelSpec, s: QuantScheme, include_mtp: bool = False) -> Iterato
     for t in inventory(spec, include_mtp):
         role = group_of(t.name) if t.group == "mtp" else t.group  # an MTP layer's router is still a router
         mats = _matrices(t) if role in s.quantize_groups else []
-        if s.method == "none" or not mats or _ignored(module_names(t, composite), s.ignore):
+        if s.method == "none" or not mats or (humming_skipped(t, composite, s) if s.method == "humming" else
+                                              _ignored(module_names(t, composite), s.ignore)):
             yield t, prod(t.shape) * base, False
             continue
         yield t, sum(c * sum(b for _, _, b in matrix_tensors(s, o, i)) for c, o, i in mats), True

@@ -240,6 +240,8 @@ def weight_reads(spec: ModelSpec, quant: str | None = None) -> WeightReads:
         return reads_from_gguf(spec, plan_gguf(spec, quant.split(":", 1)[1]))
     from .quant import quantized_bytes, target_scheme
 
+    if quant == "humming":  # vLLM's Humming method quantizes at load: read as the checkpoint stores the weights
+        quant = None
     try:
         # the target's own ignore list, not the stand-in's most conservative one (quant.stand_in_family): the speed
         # calibrations (data/vllm_spec.json verify_overhead, data/serving.json profiles) were fitted with these reads

@@ -51,6 +51,12 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "re-quantized to MXFP4 at load")
     v.add_argument("--fp8-moe-requant-act", choices=["a8w4", "a4w4", "a16w4"], default=None,
                    help="VLLM_FP8_MOE_REQUANT_ACT: the re-quantized experts' activations (default a8w4)")
+    v.add_argument("--humming-online-quant-config", default=None, metavar="JSON",
+                   help="VLLM_HUMMING_ONLINE_QUANT_CONFIG (vLLM 0.34, with --quant humming): the Humming weight "
+                        "schema an unquantized checkpoint is quantized to at load, e.g. '{\"dtype\": \"uint4\", "
+                        "\"group_size\": 128}'")
+    v.add_argument("--humming-input-quant-config", default=None, metavar="JSON",
+                   help="VLLM_HUMMING_INPUT_QUANT_CONFIG (vLLM 0.34, with --quant humming): the activation schema")
     v.add_argument("--rocm-aiter-moe", action="store_true",
                    help="VLLM_ROCM_USE_AITER=1: AITER's MoE kernels on AMD GPUs (read with --fp8-moe-requant, where "
                         "they set the MXFP4 layout)")
@@ -402,6 +408,9 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
         out["mxfp8_emulation_dequant"] = False
     if getattr(args, "simple_kv_offload", False):
         out["simple_kv_offload"] = True
+    for f in ("humming_online_quant_config", "humming_input_quant_config"):
+        if getattr(args, f, None) is not None:
+            out[f] = getattr(args, f)
     if getattr(args, "fp8_moe_requant", False):
         out["fp8_moe_requant"] = True
     if getattr(args, "fp8_moe_requant_act", None):

@@ -108,6 +108,11 @@ class VLLMOptions(CheckedOptions):
     # --quantization-config's JSON as given (vllm/quant_config.py): with --quantization online or a shorthand it
     # names the online weight formats; without one vLLM builds no online method on an unquantized checkpoint
     quantization_config: str | None = None
+    # VLLM_HUMMING_ONLINE_QUANT_CONFIG / VLLM_HUMMING_INPUT_QUANT_CONFIG as given (JSON): the weight schema
+    # --quantization humming quantizes an unquantized checkpoint to as it loads, and the activation schema
+    # (vllm/humming.py)
+    humming_online_quant_config: str | None = None
+    humming_input_quant_config: str | None = None
     dtype: str | None = None  # DTYPES, or half / float
     enforce_eager: bool = False
     moe_backend: str | None = None  # --moe-backend (MXFP4_MOE_BACKENDS); None: vLLM's choice
@@ -843,9 +848,57 @@ def _scheme(spec: ModelSpec, opts: VLLMOptions) -> tuple[QuantScheme, bool]:
         if refusal is not None:
             raise refusal
         return scheme, False
+    if opts.quantization == "humming":
+        return _humming_scheme(spec, opts)[0], False
     if opts.quantization:
         return target_scheme(opts.quantization, spec), False
     return scheme_from_config(spec.quantization_config, spec), False
+
+
+def _humming_scheme(spec: ModelSpec, opts: VLLMOptions) -> tuple[QuantScheme, list[str]]:
+    """`--quantization humming` (vLLM 0.34.0 quantization/humming.py HummingConfig): on an unquantized checkpoint the
+    schema of VLLM_HUMMING_ONLINE_QUANT_CONFIG (vllm/humming.py scheme); on a quantized one the checkpoint's own
+    format, converted to Humming's layout after loading (and with force_requant requantized to the variable's
+    schema), which is not sized: counted as the checkpoint's. (scheme, what is not sized)."""
+    from .humming import read_json, scheme, weight_schema, ONLINE
+
+    version = opts.engine_version or vllm_rules().default_version
+    from .humming import rules as humming_rules
+
+    if not _at_least(version, humming_rules().since):
+        raise InputError(f"--quantization humming is not modelled for vLLM {version} (from "
+                         f"{humming_rules().since}: vllm/model_executor/layers/quantization/humming.py)")
+    if spec.quantization_config:
+        unsized = ["--quantization humming on a quantized checkpoint: its weights converted to Humming's layout "
+                   "after loading (padded, repacked) are counted as the checkpoint stores them"]
+        if opts.humming_online_quant_config is not None:
+            cfg = read_json(ONLINE, opts.humming_online_quant_config)
+            if isinstance(cfg, dict) and cfg.get("force_requant"):
+                weight_schema(cfg)  # vLLM builds it for every layer the checkpoint quantizes
+                unsized.append(f"{ONLINE} force_requant: the requantized weights are not sized")
+        return scheme_from_config(spec.quantization_config, spec), unsized
+    dtype = opts.dtype if opts.dtype in ("bfloat16", "float16") else \
+        "float16" if opts.dtype in ("half", "float16") else spec.dtype if spec.dtype in ("bfloat16", "float16") \
+        else "bfloat16"
+    return scheme(opts.humming_online_quant_config, opts.humming_input_quant_config, dtype)
+
+
+def _humming_messages(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
+    """What vramcalc does not size of --quantization humming, and its variables where nothing reads them."""
+    out = []
+    if opts.quantization == "humming":
+        out += [warning("vllm.humming.not_sized", f"{part}; sized at the base schema or as stored, an estimate",
+                        source="vllm/model_executor/layers/quantization/humming.py (v0.34.0)")
+                for part in _humming_scheme(spec, opts)[1]]
+    else:
+        for name, val in (("VLLM_HUMMING_ONLINE_QUANT_CONFIG", opts.humming_online_quant_config),
+                          ("VLLM_HUMMING_INPUT_QUANT_CONFIG", opts.humming_input_quant_config)):
+            if val is not None:
+                out.append(warning("vllm.humming.unused", f"{name}: read only by the Humming quantization method "
+                                   "(--quantization humming); without it the weights load as they are",
+                                   fix="--quantization humming",
+                                   source="vllm/model_executor/layers/quantization/humming.py (v0.34.0)"))
+    return out
 
 
 def _online(opts: VLLMOptions) -> bool:
@@ -872,8 +925,8 @@ def _pre_start_messages(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, scheme: Qu
     wdtype, dtype_msgs = dtype_messages(spec, gpu, opts.dtype)
     msgs = platform_messages(gpu) + source_messages(spec) + dtype_msgs + parallel_messages(spec, opts.tp, opts.pp)
     msgs += quant_messages(spec, scheme, opts.tp, gpu.compute_capability)
-    msgs += _online_messages(spec, opts, gpu)
-    if opts.quantization and not _online(opts):
+    msgs += _online_messages(spec, opts, gpu) + _humming_messages(spec, opts)
+    if opts.quantization and not _online(opts) and opts.quantization != "humming":
         msgs += stand_in_messages(spec, opts.quantization)
     errors: list[Message] = []
     warnings: list[Message] = []
@@ -3570,7 +3623,7 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
             extensible: bool = False) -> VLLMResult:
     counts = count_params(spec)
     runtime = None
-    if opts.quantization and _online(opts):
+    if opts.quantization and (_online(opts) or opts.quantization == "humming"):
         runtime = opts.quantization  # vLLM quantizes the checkpoint at load time
     elif opts.quantization:
         target = quant_targets().get(opts.quantization)
@@ -3642,6 +3695,10 @@ def _result(fits: bool, version: str, spec: ModelSpec, opts: VLLMOptions, device
         cmd[0:0] = ["VLLM_FP8_MOE_REQUANT=mxfp4"] + (
             [f"VLLM_FP8_MOE_REQUANT_ACT={opts.fp8_moe_requant_act}"] if opts.fp8_moe_requant_act != "a8w4" else []) + (
             ["VLLM_ROCM_USE_AITER=1"] if opts.rocm_aiter_moe else [])
+    for var, val in (("VLLM_HUMMING_INPUT_QUANT_CONFIG", opts.humming_input_quant_config),
+                     ("VLLM_HUMMING_ONLINE_QUANT_CONFIG", opts.humming_online_quant_config)):
+        if val is not None:  # environment variables (v0.34.0 vllm/envs.py)
+            cmd.insert(0, f"{var}={shlex.quote(val)}")
     if opts.kv_cache_layout is not None:  # an environment variable (vllm/envs.py VLLM_KV_CACHE_LAYOUT)
         cmd.insert(0, f"VLLM_KV_CACHE_LAYOUT={opts.kv_cache_layout}")
     if opts.flashinfer_workspace_bytes is not None:  # an environment variable (vllm/envs.py)

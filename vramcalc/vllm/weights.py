@@ -600,7 +600,8 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
         if nbytes is None:
             nbytes = _tensor_rank_bytes(t, spec, tp, layer, scheme, base, mxfp4_backend, moe, composite, q_group,
                                         replicate_embed, kv_colwise)
-            if key is not None and not scheme.ignore and not scheme.only:  # ignore lists may name single layers
+            if key is not None and not scheme.ignore and not scheme.only and not scheme.overrides:
+                # ignore lists (and Humming's per-layer overrides) may name single layers
                 per_kind[key] = nbytes
         for st in stages:
             stage_bytes[st] += nbytes
@@ -635,7 +636,11 @@ def _tensor_rank_bytes(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec
     size = 4 if any(p in t.name for p in vllm_rules().fp32_params.patterns) else base
     rank_t = t.model_copy(update={"shape": shape})
     mats = _matrices(rank_t) if t.group in scheme.quantize_groups and scheme.method != "none" else []
-    if mats and not left_unquantized(t, composite, scheme):
+    if mats and scheme.method == "humming" and not left_unquantized(t, composite, scheme):
+        nbytes = _humming_rank_bytes(t, rank_t, spec, tp, layer, moe, q_group, replicate_embed, kv_colwise, scheme)
+        if nbytes is not None:
+            return nbytes
+    elif mats and not left_unquantized(t, composite, scheme):
         factor = 1.0
         if scheme.method == "mxfp4" and t.group == "routed_experts" and mxfp4_backend:
             padded = [(c, *_mxfp4_expert_dims(t, spec, o, i, mxfp4_backend)) for c, o, i in mats]
@@ -645,6 +650,60 @@ def _tensor_rank_bytes(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec
             nbytes -= sum(c for c, _, _ in mats) * 4  # the fused module's one fp32 scale is counted on its first shard
         return nbytes
     return prod(shape) * size
+
+
+# vLLM's fused linear modules (packed_modules_mapping): their shards, the first one first
+_HUMMING_FUSED = [(re.compile(r"\.self_attn\.([qkv])_proj\.weight$"), ("q", "k", "v")),
+                  (re.compile(r"\.mlp\.(gate|up)_proj\.weight$"), ("gate", "up"))]
+_NAMES: dict[int, tuple[ModelSpec, dict[str, TensorSpec]]] = {}
+
+
+def _humming_rank_bytes(t: TensorSpec, rank_t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None,
+                        moe: MoEShards | None, q_group: int, replicate_embed: bool, kv_colwise: bool,
+                        scheme: QuantScheme) -> int | None:
+    """Bytes on one TP rank of a module in vLLM 0.34.0's Humming schema as it stays after loading
+    (quant.humming_tensors at N, K padded to scheme.pad_nk: HummingLinearMethod / HummingMoEMethod
+    process_weights_after_loading hand prepare_and_transform_humming_tensors pad_n_to_multiple=256,
+    pad_k_to_multiple=128, whose check_and_pad_tensors pads every tensor to the schema's shapes there). A fused module
+    (qkv_proj, gate_up_proj) is padded whole: counted on its first shard, 0 on the others. None: a linear layer
+    online quant leaves unquantized (input size or its partition not a multiple of 32, HummingConfig.get_quant_method),
+    or a router the model builds without the quant config."""
+    from ..quant import humming_tensors
+
+    from ..quant import humming_layer_names
+    from .humming import for_layer, rules as humming_rules
+
+    if scheme.overrides:  # dynamic's +: patterns (HummingConfig.get_layer_weight_schema)
+        scheme = for_layer(scheme, humming_layer_names(t, spec.vision is not None))
+    pn, pk = scheme.pad_nk
+    if t.group == "router" and spec.model_type not in humming_rules().router_quantized_model_types:
+        return None  # a GateLinear built without the quant config (data/vllm_humming.json _router_source)
+
+    def round_up(x: int, m: int) -> int:
+        return ceil(x / m) * m if m else x
+
+    if t.group == "routed_experts":  # (E, N, K) per rank: w13 (gate and up, or up alone) and w2
+        e, n, k = rank_t.shape
+        return sum(b for _, _, b in humming_tensors(scheme, round_up(n, pn), round_up(k, pk), experts=e))
+    n, k = rank_t.shape
+    if scheme.min_k and (k % scheme.min_k or t.shape[1] % scheme.min_k):
+        return None
+    for rx, shards in _HUMMING_FUSED:
+        m = rx.search(t.name)
+        if not m:
+            continue
+        hit = _NAMES.get(id(spec))
+        if hit is None or hit[0] is not spec:
+            hit = (spec, {x.name: x for x in _vllm_tensors(spec)})
+            _NAMES[id(spec)] = hit
+        names = hit[1]
+        sibs = [names.get(t.name[: m.start(1)] + sh + t.name[m.end(1):]) for sh in shards]
+        present = [x for x in sibs if x is not None]
+        if present[0].name != t.name:
+            return 0  # counted on the module's first shard
+        n = sum(_rank_shape(x, spec, tp, layer, moe, q_group, replicate_embed, kv_colwise)[0] for x in present)
+        break
+    return sum(b for _, _, b in humming_tensors(scheme, round_up(n, pn), round_up(k, pk)))
 
 
 # the shards after the first of vLLM's fused linear modules (packed_modules_mapping: qkv_proj = q, k, v;
