@@ -486,6 +486,9 @@ class RotaryCache(Fixed):
 class Fp32Params(Fixed):
     patterns: list[str]
     source: str
+    # model types whose MoE router weight vLLM creates in float32 (GateLinear params_dtype=torch.float32)
+    router_model_types: list[str] = []
+    router_source: str = ""
 
 
 class ReplicatedVision(Fixed):

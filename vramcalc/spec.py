@@ -61,6 +61,12 @@ class AttentionSpec(_Frozen):
     output_gate: bool = False  # Qwen3-Next / Qwen3.5 gated attention: q_proj is 2x wide
     input_size: Size | None = None  # attention input width when not hidden_size (Zamba2: 2x hidden)
     kv_shared_from: Count | None = None  # layer whose KV cache this layer reuses (no KV of its own)
+    # MiniMax-M3 sparse (MSA) layers: the lightning indexer's query heads and head width (index_q_proj of
+    # index_n_heads x index_head_dim, one index_k_proj head, their norms) and its key-only side cache of one
+    # index_head_dim-wide head per token (vLLM v0.34.0 vllm/models/minimax_m3/nvidia/model.py
+    # MiniMaxM3SparseAttention, common/indexer.py MiniMaxM3IndexerCache); 0: no indexer
+    index_n_heads: Count = 0
+    index_head_dim: Count = 0
 
 
 SSMKind = Literal["mamba1", "mamba2", "gated_deltanet"]
