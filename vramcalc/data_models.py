@@ -491,6 +491,12 @@ class Fp32Params(Fixed):
     router_source: str = ""
 
 
+class MinimaxM3Msa(Fixed):
+    block_size: int
+    index_cache_bytes: int
+    source: str
+
+
 class ReplicatedVision(Fixed):
     """Architectures whose vision tower vLLM builds without tensor parallelism (whole on every rank); the same
     form names the architectures a sharding switch applies to (dcp_q_replicate, replicate_embed)."""
@@ -767,6 +773,7 @@ class Vllm(Sourced):
     vocab_padding: VocabPadding
     rotary_cache: RotaryCache
     fp32_params: Fp32Params
+    minimax_m3_msa: MinimaxM3Msa
     replicated_vision: ReplicatedVision
     dcp_q_replicate: ReplicatedVision  # architectures whose MLA query projection --dcp-q-replicate shards over TP / DCP
     replicate_embed: ReplicatedVision  # architectures whose embedding VLLM_REPLICATE_EMBED builds whole on each rank

@@ -1159,6 +1159,9 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
     that follow the release: kv.release_settings)."""
     rel = release_settings(spec, version)
     default_block = rel.pop("block_size")
+    # MiniMax-M3's MSA backends take 128-token blocks only (data/vllm.json minimax_m3_msa)
+    msa_block = vllm_rules().minimax_m3_msa.block_size if any(
+        la.attention is not None and la.attention.index_n_heads for la in spec.layers) else 0
     if hma_off(opts):
         kinds = {layer.attention.kind for layer in spec.layers if layer.attention is not None}
         if any(layer.ssm is not None for layer in spec.layers) and kinds:
@@ -1178,7 +1181,7 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
     # so a sliding window reserves one batch in flight, not two
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
                       async_scheduling=pooling_convert(opts) is None,
-                      block_size=opts.block_size or default_block, max_model_len=L, num_speculative_tokens=spec_tokens,
+                      block_size=opts.block_size or msa_block or default_block, max_model_len=L, num_speculative_tokens=spec_tokens,
                       mamba_cache_dtype=opts.mamba_cache_dtype, mamba_ssm_cache_dtype=opts.mamba_ssm_cache_dtype,
                       pp_partition=opts.pp_layer_partition, dcp=opts.decode_context_parallel_size,
                       mla_disabled=opts.mla_disable, kv_skip_layers=_skip_layers(spec, opts),

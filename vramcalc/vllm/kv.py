@@ -338,6 +338,12 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
                 ("chunked", a.chunk) if isinstance(a, ChunkedLocal) and a.chunk else ("full", None)
             own_kinds[own] = own_kinds.get(own, 0) + 1
             attn_pages.add(tok)
+            if isinstance(a, FullAttention) and a.index_dim:
+                # MiniMax-M3's index-key cache: its own layer spec (one head, bf16 unless --attention-config
+                # indexer_kv_dtype), a full-attention kind beside the layer's K/V (data/vllm.json minimax_m3_msa)
+                itok = a.index_dim * vllm_rules().minimax_m3_msa.index_cache_bytes
+                buckets[("full", None, itok)] = buckets.get(("full", None, itok), 0) + 1
+                own_kinds[("full", None)] = own_kinds.get(("full", None), 0) + 1
             if a.indexer_bytes_per_token():
                 notes.append("the DeepSeek-V3.2 indexer cache is not in the pool yet")
         if c.recurrent is not None:  # MambaSpec: the conv state at the model dtype, the temporal state at

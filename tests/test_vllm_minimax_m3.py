@@ -1,0 +1,86 @@
+"""MiniMax-M3 read for vLLM v0.34.0, against vLLM's own model class built on the meta device, its KV cache specs and
+KV planning (tests/data/vllm_minimax_m3_oracle_v0.34.0.json, tools/vllm_minimax_m3_oracle.py)."""
+
+import json
+import os
+import re
+from math import prod
+
+import pytest
+
+from vramcalc.cache_kinds import FullAttention, cache_layers
+from vramcalc.gpus import find_gpu
+from vramcalc.sources.catalog import load
+from vramcalc.vllm.engine import VLLMOptions, _kv_settings
+from vramcalc.vllm.kv import capacity, kv_pool
+from vramcalc.vllm.weights import _rank_shape, _vllm_tensors, weights_per_rank
+
+ORACLE = json.load(open(os.path.join(os.path.dirname(__file__), "data", "vllm_minimax_m3_oracle_v0.34.0.json")))
+GIB = 1 << 30
+CASES = ORACLE["cases"]
+
+
+def _spec():
+    return load("MiniMaxAI/MiniMax-M3")
+
+
+def _id(c):
+    return f"tp{c['tp']}-{c['kv_cache_dtype']}-{c['max_model_len']}"
+
+
+@pytest.mark.parametrize("c", [c for c in CASES if c["kv_cache_dtype"] == "auto" and c["max_model_len"] == 65536],
+                         ids=_id)
+def test_text_parameters_per_rank_equal_vllm(c):
+    spec = _spec()
+    tp = c["tp"]
+    n = 0
+    for t in _vllm_tensors(spec):
+        m = re.match(r"model\.layers\.(\d+)\.", t.name)
+        n += prod(_rank_shape(t, spec, tp, spec.layers[int(m.group(1))] if m else None))
+    assert n == c["text_params_rank0"]
+    w = weights_per_rank(spec, tp, version=ORACLE["release"])[0]
+    assert w.bytes - w.rotary_cache_bytes == c["text_weight_bytes_rank0"]
+    assert w.rotary_cache_bytes == c["cos_sin_cache_bytes"]
+
+
+def test_sparse_layers_and_the_vision_tower_note():
+    spec = _spec()
+    sparse = [i for i, la in enumerate(spec.layers) if la.attention is not None and la.attention.index_n_heads]
+    assert all(sparse == c["sparse_layers"] for c in CASES)
+    assert spec.approximate and any("vision tower" in n for n in spec.notes)  # the tower vLLM builds is not counted
+    assert sum(la.mlp.kind == "moe" for la in spec.layers) == 57 and spec.layers[0].mlp.intermediate_size == 12288
+
+
+@pytest.mark.parametrize("c", CASES, ids=_id)
+def test_kv_specs_and_planning_equal_vllm(c):
+    spec = _spec()
+    opts = VLLMOptions(engine_version=ORACLE["release"], tp=c["tp"], kv_cache_dtype=c["kv_cache_dtype"],
+                       max_model_len=c["max_model_len"])
+    s = _kv_settings(spec, opts, ORACLE["release"], c["max_num_batched_tokens"], c["max_model_len"])
+    pool = kv_pool(spec, s)
+    assert pool.block_size == c["cache_block_size"]
+    # per layer kind: the K/V page and the index-key page, as vLLM's get_kv_cache_spec gives them
+    full = [la.attention for la in cache_layers(spec)]
+    assert all(isinstance(a, FullAttention) for a in full)
+    by_role = {row["role"]: row for row in c["layer_specs"]}
+    kvb = 1 if c["kv_cache_dtype"] == "fp8" else 2
+    assert full[0].bytes_per_token(kvb, c["tp"]) * pool.block_size == by_role["attn"]["page_size_bytes"]
+    assert by_role["attn"]["layers"] == len(spec.layers)
+    idx = [a for a in full if a.index_dim]
+    assert len(idx) == by_role["index_cache"]["layers"]
+    assert idx[0].index_dim * 2 * pool.block_size == by_role["index_cache"]["page_size_bytes"]
+    for p in c["plans"]:
+        (g,) = p["groups"]
+        assert (pool.page_bytes, sum(x.layers for x in pool.groups)) == (g["page_size_bytes"], g["layers"])
+        cap = capacity(pool, p["memory_bytes"], c["max_model_len"], s)
+        if "refusal" in p:
+            assert not cap.fits_one_request
+            continue
+        assert cap.num_blocks == p["num_blocks"] and abs(cap.kv_cache_tokens - p["kv_cache_tokens"]) <= 1
+        assert cap.fits_one_request
+
+
+def test_the_engine_check_reads_it():
+    r = __import__("vramcalc.vllm.engine", fromlist=["check_vllm"]).check_vllm(
+        _spec(), find_gpu("h200"), VLLMOptions(engine_version=ORACLE["release"], tp=8, max_model_len=65536))
+    assert r is not None

@@ -1,0 +1,156 @@
+"""MiniMax-M3 as vLLM v0.34.0 builds it, on a CPU machine: tests/data/vllm_minimax_m3_oracle_v0.34.0.json.
+
+    VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.34.0/bin/python tools/vllm_minimax_m3_oracle.py \
+        --out tests/data/vllm_minimax_m3_oracle_v0.34.0.json
+
+For the catalog's MiniMaxAI/MiniMax-M3 config (vramcalc/data/models/MiniMaxAI__MiniMax-M3.json) at each TP degree
+(one process per degree: the fake process group's world size is fixed once made), tools/vllm_oracle.py builds the
+engine config (EngineArgs.create_engine_config) and the model on the meta device (meta_engine), then records, per
+case (KV cache dtype, max_model_len):
+- the text model's parameters (MiniMaxM3SparseForCausalLM, the language_model of
+  MiniMaxM3SparseForConditionalGeneration): element count and bytes on rank 0, the rotary cos/sin cache bytes, and
+  the vision tower's element count (not modelled by vramcalc);
+- every KV cache layer spec as GPUModelRunner.get_kv_cache_spec takes them (tools/vllm_oracle.py _specs): the
+  full-attention K/V of every layer and the MSA layers' index-key caches (MLAAttentionSpec, one head);
+- vLLM's own KV planning for each memory (tools/vllm_oracle.py _plan: groups, blocks, tokens, concurrency).
+
+The CPU build cannot import the model's CUDA kernel packages (cutlass, cuda-python, quack): they are stood in by
+empty modules, as nothing here runs a kernel; its CPU MoE backend refuses the SwiGLU-OAI experts, so the unquantized
+MoE backend is taken as CUDA's Triton one (the parameters' shapes do not depend on it for an unquantized model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.abc
+import importlib.machinery
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from typing import Any
+from unittest import mock
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+STEM = "MiniMaxAI__MiniMax-M3"
+TPS = (1, 2)
+CASES = [("auto", 65536), ("fp8", 65536), ("auto", 1048576)]
+MEMORIES = [40.0, 200.0]
+
+
+class _Absent(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Empty stand-ins for the CUDA-only kernel packages the model's modules import."""
+
+    ROOTS = {"cutlass", "cuda", "quack"}
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name.split(".")[0] in self.ROOTS:
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+        return None
+
+    def create_module(self, spec: Any) -> Any:
+        m = mock.MagicMock(name=spec.name)
+        m.__path__ = []
+        m.__spec__ = spec
+        return m
+
+    def exec_module(self, module: Any) -> None:
+        pass
+
+
+def _prepare() -> Any:
+    import tvm_ffi  # noqa: F401  (imported before the stand-ins: it probes for cuda-python itself)
+    import xgrammar  # noqa: F401
+
+    sys.meta_path.insert(0, _Absent())
+    import vllm_oracle as vo
+
+    vo.setup()
+    import vllm.model_executor.layers.fused_moe.unquantized_fused_moe_method as um
+    from vllm.model_executor.layers.fused_moe.oracle import unquantized as uo
+
+    select = um.select_unquantized_moe_backend
+
+    def cuda_select(moe_config: Any) -> Any:
+        try:
+            return select(moe_config=moe_config)
+        except NotImplementedError:
+            triton = uo.UnquantizedMoeBackend.TRITON
+            return triton, uo.backend_to_kernel_cls(triton)[0]
+
+    um.select_unquantized_moe_backend = cuda_select
+    return vo
+
+
+def run_tp(tp: int) -> list[dict[str, Any]]:
+    vo = _prepare()
+    entry = json.load(open(os.path.join(vo.MODELS, STEM + ".json")))
+    config = vo._catalog_config(entry["repo_id"])
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(config, f)
+        for kv_dtype, max_len in CASES:
+            cfg = vo._config(d, tp, kv_dtype, max_len)
+            model, backends = vo.meta_engine(cfg, tp)
+            lm = model.language_model
+            specs = vo._specs(cfg)
+            cos_sin = sum(b.numel() * b.element_size() for n, b in lm.named_buffers() if n.endswith("cos_sin_cache"))
+            # identical rotary modules are shared (get_rope caches them): count each buffer once
+            seen: dict[int, int] = {}
+            for n, b in lm.named_buffers():
+                if n.endswith("cos_sin_cache"):
+                    seen[b.data_ptr() if b.device.type != "meta" else id(b)] = b.numel() * b.element_size()
+            layers: dict[str, int] = {}
+            for name, spec in specs.items():
+                row = vo._layer_row(spec)
+                row["dtype"] = str(spec.dtype).replace("torch.", "")
+                role = "index_cache" if name.endswith(".index_cache") else "attn"
+                key = json.dumps({"role": role, **row}, sort_keys=True)
+                layers[key] = layers.get(key, 0) + 1
+            rows.append({
+                "model": entry["repo_id"], "tp": tp, "kv_cache_dtype": kv_dtype, "max_model_len": max_len,
+                "max_num_batched_tokens": cfg.scheduler_config.max_num_batched_tokens,
+                "attention_backends": backends, "cache_block_size": cfg.cache_config.block_size,
+                "text_params_rank0": sum(p.numel() for p in lm.parameters()),
+                "text_weight_bytes_rank0": sum(p.numel() * p.element_size() for p in lm.parameters()),
+                "vision_params_rank0": sum(p.numel() for p in model.vision_tower.parameters()),
+                "cos_sin_cache_bytes": sum(seen.values()), "cos_sin_cache_bytes_all_layers": cos_sin,
+                "sparse_layers": sorted(int(re.search(r"layers\.(\d+)\.", n).group(1)) for n in specs
+                                        if n.endswith(".index_cache")),
+                "layer_specs": [dict(json.loads(k), layers=v) for k, v in sorted(layers.items())],
+                "plans": [vo._plan(cfg, specs, int(g * vo.GIB)) for g in MEMORIES]})
+            del model
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--tp", type=int)
+    a = ap.parse_args()
+    if a.tp:
+        json.dump(run_tp(a.tp), open(a.out, "w"))
+        return
+    import vllm
+
+    cases = []
+    for tp in TPS:
+        with tempfile.NamedTemporaryFile(suffix=".json") as t:
+            subprocess.run([sys.executable, __file__, "--tp", str(tp), "--out", t.name], check=True,
+                           env=dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_LOGGING_LEVEL="ERROR"))
+            cases += json.load(open(t.name))
+    doc = {"release": vllm.__version__.split("+")[0],
+           "produced_by": "tools/vllm_minimax_m3_oracle.py (vLLM's own model class on the meta device, its "
+                          "get_kv_cache_spec and KV planning, on a CPU machine)",
+           "memories_gib": MEMORIES, "cases": cases}
+    with open(a.out, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
