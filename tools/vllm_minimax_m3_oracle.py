@@ -36,7 +36,7 @@ from unittest import mock
 sys.path.insert(0, os.path.dirname(__file__))
 
 STEM = "MiniMaxAI__MiniMax-M3"
-TPS = (1, 2)
+TPS = (1, 2, 4, 8)
 CASES = [("auto", 65536), ("fp8", 65536), ("auto", 1048576)]
 MEMORIES = [40.0, 200.0]
 
