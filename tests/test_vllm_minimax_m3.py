@@ -30,24 +30,29 @@ def _id(c):
 
 @pytest.mark.parametrize("c", [c for c in CASES if c["kv_cache_dtype"] == "auto" and c["max_model_len"] == 65536],
                          ids=_id)
-def test_text_parameters_per_rank_equal_vllm(c):
+def test_parameters_per_rank_equal_vllm(c):
     spec = _spec()
     tp = c["tp"]
     n = 0
     for t in _vllm_tensors(spec):
         m = re.match(r"model\.layers\.(\d+)\.", t.name)
-        n += prod(_rank_shape(t, spec, tp, spec.layers[int(m.group(1))] if m else None))
+        if t.group != "vision":
+            n += prod(_rank_shape(t, spec, tp, spec.layers[int(m.group(1))] if m else None))
     assert n == c["text_params_rank0"]
     w = weights_per_rank(spec, tp, version=ORACLE["release"])[0]
-    assert w.bytes - w.rotary_cache_bytes == c["text_weight_bytes_rank0"]
+    # the whole model (text and vision tower, the tower's float32 patch embedding included) on rank 0
+    assert w.bytes - w.rotary_cache_bytes == c["weight_bytes_rank0"]
     assert w.rotary_cache_bytes == c["cos_sin_cache_bytes"]
+    v = spec.vision
+    assert (v.params - v.replicated_params) // tp + v.replicated_params == c["vision_params_rank0"]
+    assert c["weight_bytes_rank0"] - c["vision_weight_bytes_rank0"] == c["text_weight_bytes_rank0"]
 
 
-def test_sparse_layers_and_the_vision_tower_note():
+def test_sparse_and_moe_layers():
     spec = _spec()
     sparse = [i for i, la in enumerate(spec.layers) if la.attention is not None and la.attention.index_n_heads]
     assert all(sparse == c["sparse_layers"] for c in CASES)
-    assert spec.approximate and any("vision tower" in n for n in spec.notes)  # the tower vLLM builds is not counted
+    assert not spec.approximate and spec.vision is not None and spec.vision.kind == "minimax_m3_vl_vision"
     assert sum(la.mlp.kind == "moe" for la in spec.layers) == 57 and spec.layers[0].mlp.intermediate_size == 12288
 
 

@@ -7,9 +7,10 @@ For the catalog's MiniMaxAI/MiniMax-M3 config (vramcalc/data/models/MiniMaxAI__M
 (one process per degree: the fake process group's world size is fixed once made), tools/vllm_oracle.py builds the
 engine config (EngineArgs.create_engine_config) and the model on the meta device (meta_engine), then records, per
 case (KV cache dtype, max_model_len):
-- the text model's parameters (MiniMaxM3SparseForCausalLM, the language_model of
-  MiniMaxM3SparseForConditionalGeneration): element count and bytes on rank 0, the rotary cos/sin cache bytes, and
-  the vision tower's element count (not modelled by vramcalc);
+- the parameters on rank 0: the text model's (MiniMaxM3SparseForCausalLM, the language_model of
+  MiniMaxM3SparseForConditionalGeneration) element count and bytes, the vision tower's (MiniMaxVLVisionModel, built
+  from transformers' MiniMaxM3VLVisionConfig defaults: the catalog copy has no vision_config) and the whole model's
+  bytes, and the rotary cos/sin cache bytes;
 - every KV cache layer spec as GPUModelRunner.get_kv_cache_spec takes them (tools/vllm_oracle.py _specs): the
   full-attention K/V of every layer and the MSA layers' index-key caches (MLAAttentionSpec, one head);
 - vLLM's own KV planning for each memory (tools/vllm_oracle.py _plan: groups, blocks, tokens, concurrency).
@@ -118,6 +119,8 @@ def run_tp(tp: int) -> list[dict[str, Any]]:
                 "text_params_rank0": sum(p.numel() for p in lm.parameters()),
                 "text_weight_bytes_rank0": sum(p.numel() * p.element_size() for p in lm.parameters()),
                 "vision_params_rank0": sum(p.numel() for p in model.vision_tower.parameters()),
+                "vision_weight_bytes_rank0": sum(p.numel() * p.element_size() for p in model.vision_tower.parameters()),
+                "weight_bytes_rank0": sum(p.numel() * p.element_size() for p in model.parameters()),
                 "cos_sin_cache_bytes": sum(seen.values()), "cos_sin_cache_bytes_all_layers": cos_sin,
                 "sparse_layers": sorted(int(re.search(r"layers\.(\d+)\.", n).group(1)) for n in specs
                                         if n.endswith(".index_cache")),

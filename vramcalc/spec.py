@@ -147,6 +147,8 @@ class VisionSpec(_Frozen):
     # of `params`, what vLLM keeps whole on every TP rank when the tower is TP-sharded (patch and position
     # embeddings, norms, row-parallel biases); 0 where not counted
     replicated_params: Count = 0
+    # of `params`, those vLLM creates in float32 whatever the model dtype (MiniMax-M3's patch embedding)
+    fp32_params: Count = 0
     # the linear layers vLLM's LoRA manager wraps with --enable-tower-connector-lora (vLLM v0.33.0
     # vllm/model_executor/models/qwen3_vl.py Qwen3_VisionTransformer: blocks' qkv / proj / mlp, the patch merger and
     # each deepstack merger's linear_fc1 / linear_fc2); None: a tower whose linears are not read

@@ -1082,15 +1082,7 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
     # the rotated share of each head (vLLM sizes its cos/sin cache by it): a fraction in (0, 1]
     if prf is not None and (isinstance(prf, bool) or not isinstance(prf, (int, float)) or not 0 < prf <= 1):
         raise ConfigError(where, "rope_scaling.partial_rotary_factor", f"must be a number in (0, 1], got {prf!r:.40}")
-    if outer_type == "minimax_m3_vl":
-        # vLLM v0.34.0 MiniMaxM3SparseForConditionalGeneration builds MiniMaxVLVisionModel beside the text model
-        # (skipped with --limit-mm-per-prompt at 0 for image and video); vramcalc does not count that tower yet
-        vision = None
-        notes.append("MiniMax-M3's vision tower (MiniMaxVLVisionModel, about 0.87B parameters) is not counted: "
-                     "exact for the text model, or with --limit-mm-per-prompt '{\"image\": 0, \"video\": 0}'")
-        approximate = True
-    else:
-        vision = read_vision(cfg, hidden, where) if text is not cfg or outer_type in FLAT_COMPOSITES else None
+    vision = read_vision(cfg, hidden, where) if text is not cfg or outer_type in FLAT_COMPOSITES else None
     qc = cfg.get("quantization_config") or text.get("quantization_config")
     check_quant_config(qc, where)
     state = text.get("mamba_ssm_dtype") or text.get("mamba_ssm_cache_dtype")

@@ -654,6 +654,9 @@ def _tensor_rank_bytes(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec
         if scheme.one_scale_per_module and _FUSED_FOLLOWER.search(t.name):
             nbytes -= sum(c for c, _, _ in mats) * 4  # the fused module's one fp32 scale is counted on its first shard
         return nbytes
+    if t.group == "vision" and spec.vision is not None and spec.vision.fp32_params and size < 4:
+        # MiniMax-M3's patch embedding stays float32 (VisionSpec.fp32_params), kept whole on every rank
+        return prod(shape) * size + spec.vision.fp32_params * (4 - size)
     return prod(shape) * size
 
 
