@@ -11,7 +11,7 @@ import pytest
 from vramcalc.cache_kinds import FullAttention, cache_layers
 from vramcalc.gpus import find_gpu
 from vramcalc.sources.catalog import load
-from vramcalc.vllm.engine import VLLMOptions, _kv_settings
+from vramcalc.vllm.engine import VLLMOptions, _kv_settings, check_vllm
 from vramcalc.vllm.kv import capacity, kv_pool
 from vramcalc.vllm.weights import _rank_shape, _vllm_tensors, weights_per_rank
 
@@ -85,7 +85,13 @@ def test_kv_specs_and_planning_equal_vllm(c):
         assert cap.fits_one_request
 
 
-def test_the_engine_check_reads_it():
-    r = __import__("vramcalc.vllm.engine", fromlist=["check_vllm"]).check_vllm(
-        _spec(), find_gpu("h200"), VLLMOptions(engine_version=ORACLE["release"], tp=8, max_model_len=65536))
-    assert r is not None
+def test_the_engine_check_holds_vllms_weights_and_plans_its_kv():
+    """check_vllm at TP 8 on H200: each rank's weights are vLLM's parameters and cos/sin cache, and the blocks it
+    plans are vLLM's for the bytes it leaves the KV cache (kv_pool / capacity, checked above)."""
+    c8 = next(c for c in CASES if c["tp"] == 8 and c["kv_cache_dtype"] == "auto" and c["max_model_len"] == 65536)
+    spec = _spec()
+    opts = VLLMOptions(engine_version=ORACLE["release"], tp=8, max_model_len=65536)
+    r = check_vllm(spec, find_gpu("h200-sxm"), opts)
+    assert all(d.weights_bytes == c8["weight_bytes_rank0"] + c8["cos_sin_cache_bytes"] for d in r.devices)
+    s = _kv_settings(spec, opts, ORACLE["release"], c8["max_num_batched_tokens"], 65536)
+    assert r.num_gpu_blocks == capacity(kv_pool(spec, s), r.devices[0].kv_cache_bytes, 65536, s).num_blocks
