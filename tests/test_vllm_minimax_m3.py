@@ -9,6 +9,7 @@ from math import prod
 import pytest
 
 from vramcalc.cache_kinds import FullAttention, cache_layers
+from vramcalc.errors import NotModelledError
 from vramcalc.gpus import find_gpu
 from vramcalc.sources.catalog import load
 from vramcalc.vllm.engine import VLLMOptions, _kv_settings, check_vllm
@@ -25,11 +26,15 @@ def _spec():
 
 
 def _id(c):
-    return f"tp{c['tp']}-{c['kv_cache_dtype']}-{c['max_model_len']}"
+    return f"tp{c['tp']}-{c['kv_cache_dtype']}-{c['max_model_len']}" + (f"-bs{c['block_size_arg']}"
+                                                                         if c["block_size_arg"] else "")
 
 
-@pytest.mark.parametrize("c", [c for c in CASES if c["kv_cache_dtype"] == "auto" and c["max_model_len"] == 65536],
-                         ids=_id)
+def _default(c):
+    return c["kv_cache_dtype"] == "auto" and c["max_model_len"] == 65536 and not c["block_size_arg"]
+
+
+@pytest.mark.parametrize("c", [c for c in CASES if _default(c)], ids=_id)
 def test_parameters_per_rank_equal_vllm(c):
     spec = _spec()
     tp = c["tp"]
@@ -60,7 +65,7 @@ def test_sparse_and_moe_layers():
 def test_kv_specs_and_planning_equal_vllm(c):
     spec = _spec()
     opts = VLLMOptions(engine_version=ORACLE["release"], tp=c["tp"], kv_cache_dtype=c["kv_cache_dtype"],
-                       max_model_len=c["max_model_len"])
+                       max_model_len=c["max_model_len"], block_size=c["block_size_arg"])
     s = _kv_settings(spec, opts, ORACLE["release"], c["max_num_batched_tokens"], c["max_model_len"])
     pool = kv_pool(spec, s)
     assert pool.block_size == c["cache_block_size"]
@@ -88,10 +93,18 @@ def test_kv_specs_and_planning_equal_vllm(c):
 def test_the_engine_check_holds_vllms_weights_and_plans_its_kv():
     """check_vllm at TP 8 on H200: each rank's weights are vLLM's parameters and cos/sin cache, and the blocks it
     plans are vLLM's for the bytes it leaves the KV cache (kv_pool / capacity, checked above)."""
-    c8 = next(c for c in CASES if c["tp"] == 8 and c["kv_cache_dtype"] == "auto" and c["max_model_len"] == 65536)
+    c8 = next(c for c in CASES if c["tp"] == 8 and _default(c))
     spec = _spec()
     opts = VLLMOptions(engine_version=ORACLE["release"], tp=8, max_model_len=65536)
     r = check_vllm(spec, find_gpu("h200-sxm"), opts)
     assert all(d.weights_bytes == c8["weight_bytes_rank0"] + c8["cos_sin_cache_bytes"] for d in r.devices)
     s = _kv_settings(spec, opts, ORACLE["release"], c8["max_num_batched_tokens"], 65536)
     assert r.num_gpu_blocks == capacity(kv_pool(spec, s), r.devices[0].kv_cache_bytes, 65536, s).num_blocks
+
+
+def test_a_block_size_the_msa_kernels_cannot_split_is_not_modelled():
+    """The MSA backends take 128-token kernel blocks only (data/vllm.json minimax_m3_msa); a 256-token block is split
+    into them and planned as vLLM plans it (the bs256 cases above), a 64-token one is not."""
+    spec = _spec()
+    with pytest.raises(NotModelledError, match="--block-size 64 on MiniMax-M3"):
+        _kv_settings(spec, VLLMOptions(engine_version=ORACLE["release"], block_size=64), ORACLE["release"], 8192, 65536)

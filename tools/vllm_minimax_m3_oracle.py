@@ -14,6 +14,7 @@ case (KV cache dtype, max_model_len):
 - every KV cache layer spec as GPUModelRunner.get_kv_cache_spec takes them (tools/vllm_oracle.py _specs): the
   full-attention K/V of every layer and the MSA layers' index-key caches (MLAAttentionSpec, one head);
 - vLLM's own KV planning for each memory (tools/vllm_oracle.py _plan: groups, blocks, tokens, concurrency).
+A case with --block-size sets it after tools/vllm_oracle.py cuda_like, as a user-given CacheConfig.block_size.
 
 The CPU build cannot import the model's CUDA kernel packages (cutlass, cuda-python, quack): they are stood in by
 empty modules, as nothing here runs a kernel; its CPU MoE backend refuses the SwiGLU-OAI experts, so the unquantized
@@ -38,7 +39,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 STEM = "MiniMaxAI__MiniMax-M3"
 TPS = (1, 2, 4, 8)
-CASES = [("auto", 65536), ("fp8", 65536), ("auto", 1048576)]
+# (KV cache dtype, max_model_len, --block-size or None)
+CASES = [("auto", 65536, None), ("fp8", 65536, None), ("auto", 1048576, None), ("auto", 65536, 256)]
 MEMORIES = [40.0, 200.0]
 
 
@@ -94,7 +96,15 @@ def run_tp(tp: int) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as d:
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(config, f)
-        for kv_dtype, max_len in CASES:
+        cuda_like = vo.cuda_like
+        for kv_dtype, max_len, block in CASES:
+            def user_block(cfg: Any, block: int | None = block) -> None:
+                cuda_like(cfg)  # CUDA's defaults, then --block-size as the user gives it (CacheConfig)
+                if block:
+                    cfg.cache_config.block_size = block
+                    cfg.cache_config.user_specified_block_size = True
+
+            vo.cuda_like = user_block
             cfg = vo._config(d, tp, kv_dtype, max_len)
             model, backends = vo.meta_engine(cfg, tp)
             lm = model.language_model
@@ -114,6 +124,7 @@ def run_tp(tp: int) -> list[dict[str, Any]]:
                 layers[key] = layers.get(key, 0) + 1
             rows.append({
                 "model": entry["repo_id"], "tp": tp, "kv_cache_dtype": kv_dtype, "max_model_len": max_len,
+                "block_size_arg": block,
                 "max_num_batched_tokens": cfg.scheduler_config.max_num_batched_tokens,
                 "attention_backends": backends, "cache_block_size": cfg.cache_config.block_size,
                 "text_params_rank0": sum(p.numel() for p in lm.parameters()),

@@ -1162,6 +1162,14 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
     # MiniMax-M3's MSA backends take 128-token blocks only (data/vllm.json minimax_m3_msa)
     msa_block = vllm_rules().minimax_m3_msa.block_size if any(
         la.attention is not None and la.attention.index_n_heads for la in spec.layers) else 0
+    if msa_block and opts.block_size and opts.block_size % msa_block:
+        # a cache block is split into kernel blocks only by a size that divides it (vLLM v0.34.0
+        # vllm/v1/worker/utils.py select_common_block_size), else the worker stops: "No common block size for ..."
+        raise NotModelledError(f"--block-size {opts.block_size} on MiniMax-M3: its MSA attention and indexer "
+                               f"backends take {msa_block}-token kernel blocks only, which a {opts.block_size}-token "
+                               "block cannot be split into; vLLM 0.34.0 then fails at worker setup "
+                               "(select_common_block_size), which vramcalc does not reproduce (use a multiple of "
+                               f"{msa_block}, or leave it unset: {msa_block})")
     if hma_off(opts):
         kinds = {layer.attention.kind for layer in spec.layers if layer.attention is not None}
         if any(layer.ssm is not None for layer in spec.layers) and kinds:
