@@ -108,3 +108,14 @@ def test_a_block_size_the_msa_kernels_cannot_split_is_not_modelled():
     spec = _spec()
     with pytest.raises(NotModelledError, match="--block-size 64 on MiniMax-M3"):
         _kv_settings(spec, VLLMOptions(engine_version=ORACLE["release"], block_size=64), ORACLE["release"], 8192, 65536)
+
+
+def test_a_transformers_saved_config_reads_the_same_model():
+    """transformers 5.24 saves MiniMaxM3VLTextConfig with layer_types / mlp_layer_types and flat index_* fields
+    (model_type minimax_m3_vl_text): the same layers, tower and weights as the Hub form."""
+    from vramcalc.sources.hf_config import spec_from_config
+
+    saved = json.load(open(os.path.join(os.path.dirname(__file__), "data", "minimax_m3_transformers_saved_config.json")))
+    a, b = spec_from_config(saved["config"], model_id="saved", source="test"), _spec()
+    assert a.layers == b.layers and a.vision == b.vision
+    assert weights_per_rank(a, 2)[0].bytes == weights_per_rank(b, 2)[0].bytes
