@@ -12,7 +12,7 @@ from vramcalc.cache_kinds import FullAttention, cache_layers
 from vramcalc.errors import NotModelledError
 from vramcalc.gpus import find_gpu
 from vramcalc.sources.catalog import load
-from vramcalc.vllm.engine import VLLMOptions, _kv_settings, check_vllm
+from vramcalc.vllm.engine import VLLMOptions, _kv_settings, check_vllm, msa_score_bytes
 from vramcalc.vllm.kv import capacity, kv_pool
 from vramcalc.vllm.weights import _rank_shape, _vllm_tensors, weights_per_rank
 
@@ -119,3 +119,13 @@ def test_a_transformers_saved_config_reads_the_same_model():
     a, b = spec_from_config(saved["config"], model_id="saved", source="test"), _spec()
     assert a.layers == b.layers and a.vision == b.vision
     assert weights_per_rank(a, 2)[0].bytes == weights_per_rank(b, 2)[0].bytes
+
+
+@pytest.mark.parametrize("c", ORACLE["score_cases"], ids=lambda c: f"{c['index_heads']}-{c['tokens']}-{c['max_seq_len']}")
+def test_the_indexer_score_tensor_the_warning_names_is_vllms(c):
+    """vllm.minimax_m3.indexer_scores: the prefill score tensor vLLM's minimax_m3_index_score allocates at run time
+    (outside the profile run), as it asks torch.empty for it."""
+    assert msa_score_bytes(c["index_heads"], c["tokens"], c["max_seq_len"]) == c["bytes"]
+    assert c["dtype"] == "float32"
+    r = check_vllm(_spec(), find_gpu("h200-sxm"), VLLMOptions(engine_version=ORACLE["release"], tp=8, max_model_len=65536))
+    assert any(w.code == "vllm.minimax_m3.indexer_scores" for w in r.warnings)

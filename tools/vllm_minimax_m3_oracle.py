@@ -15,6 +15,8 @@ case (KV cache dtype, max_model_len):
   full-attention K/V of every layer and the MSA layers' index-key caches (MLAAttentionSpec, one head);
 - vLLM's own KV planning for each memory (tools/vllm_oracle.py _plan: groups, blocks, tokens, concurrency).
 A case with --block-size sets it after tools/vllm_oracle.py cuda_like, as a user-given CacheConfig.block_size.
+score_cases: the Triton indexer's prefill score tensor, as vLLM's minimax_m3_index_score asks torch.empty for it
+(score_cases below), which the profile run never allocates (vramcalc warns vllm.minimax_m3.indexer_scores).
 
 The CPU build cannot import the model's CUDA kernel packages (cutlass, cuda-python, quack): they are stood in by
 empty modules, as nothing here runs a kernel; its CPU MoE backend refuses the SwiGLU-OAI experts, so the unquantized
@@ -141,11 +143,54 @@ def run_tp(tp: int) -> list[dict[str, Any]]:
     return rows
 
 
+class _Allocated(Exception):
+    pass
+
+
+def score_cases() -> list[dict[str, Any]]:
+    """The Triton indexer's prefill score tensor as vLLM's own minimax_m3_index_score asks torch.empty for it
+    (common/ops/index_topk.py), called on meta inputs shaped as MiniMaxM3IndexerTritonImpl.forward passes them; the
+    call stops at that allocation (no kernel runs)."""
+    import torch
+    from vllm.models.minimax_m3.common.ops import index_topk as it
+
+    rows = []
+    real_empty = torch.empty
+    for heads, tokens, max_seq_len in ((4, 8192, 65536), (2, 8192, 1048576), (1, 2048, 131072), (1, 8192, 1000)):
+        asked: list[Any] = []
+
+        def empty(*shape: Any, **kw: Any) -> Any:
+            asked.append((tuple(shape[0]) if len(shape) == 1 else shape, kw.get("dtype")))
+            raise _Allocated
+
+        it.torch.empty = empty  # type: ignore[assignment]
+        try:
+            it.minimax_m3_index_score(
+                real_empty((tokens, heads, 128), device="meta"), real_empty((4, 128, 128), device="meta"),
+                real_empty((1, 4), dtype=torch.int32, device="meta"), real_empty((2,), dtype=torch.int32, device="meta"),
+                real_empty((1,), dtype=torch.int32, device="meta"), real_empty((1,), dtype=torch.int32, device="meta"),
+                tokens, max_seq_len, heads)
+        except _Allocated:
+            pass
+        finally:
+            it.torch.empty = real_empty  # type: ignore[assignment]
+        shape, dtype = asked[0]
+        rows.append({"index_heads": heads, "tokens": tokens, "max_seq_len": max_seq_len, "shape": list(shape),
+                     "dtype": str(dtype).replace("torch.", ""),
+                     "bytes": int(torch.Size(shape).numel()) * real_empty((), dtype=dtype).element_size()})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--tp", type=int)
+    ap.add_argument("--scores", action="store_true")
     a = ap.parse_args()
+    if a.scores:
+        _prepare()
+        json.dump(score_cases(), open(a.out, "w"))
+        return
     if a.tp:
         json.dump(run_tp(a.tp), open(a.out, "w"))
         return
@@ -157,10 +202,14 @@ def main() -> None:
             subprocess.run([sys.executable, __file__, "--tp", str(tp), "--out", t.name], check=True,
                            env=dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_LOGGING_LEVEL="ERROR"))
             cases += json.load(open(t.name))
+    with tempfile.NamedTemporaryFile(suffix=".json") as t:
+        subprocess.run([sys.executable, __file__, "--scores", "--out", t.name], check=True,
+                       env=dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_LOGGING_LEVEL="ERROR"))
+        scores = json.load(open(t.name))
     doc = {"release": vllm.__version__.split("+")[0],
            "produced_by": "tools/vllm_minimax_m3_oracle.py (vLLM's own model class on the meta device, its "
                           "get_kv_cache_spec and KV planning, on a CPU machine)",
-           "memories_gib": MEMORIES, "cases": cases}
+           "memories_gib": MEMORIES, "cases": cases, "score_cases": scores}
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")

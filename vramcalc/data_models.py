@@ -495,6 +495,7 @@ class MinimaxM3Msa(Fixed):
     block_size: int
     index_cache_bytes: int
     source: str
+    score_source: str
 
 
 class ReplicatedVision(Fixed):

@@ -1319,6 +1319,27 @@ class _SparseIndexer(BaseModel):
         return max(self.logits + self.exchange, self.fused_scratch)
 
 
+def msa_score_bytes(index_heads: int, tokens: int, max_seq_len: int) -> int:
+    """The Triton indexer's prefill score tensor: float32 [index heads, tokens, round_up(cdiv(max_seq_len, 128), 16)]
+    (data/vllm.json minimax_m3_msa score_source; tests/data/vllm_minimax_m3_oracle_v0.34.0.json score_cases)."""
+    blocks = -(-max_seq_len // vllm_rules().minimax_m3_msa.block_size)
+    return index_heads * tokens * (-(-blocks // 16) * 16) * 4
+
+
+def _msa_score_warning(index_heads: int, tp: int, mnbt: int, L: int) -> Message:
+    """MiniMax-M3's indexer scores at run time, outside the profile run (data/vllm.json minimax_m3_msa score_source):
+    the Triton indexer's float32 [index heads per rank, prefill tokens, blocks rounded up to 16] score tensor."""
+    r = vllm_rules().minimax_m3_msa
+    nbytes = msa_score_bytes(max(1, index_heads // tp), mnbt, L)
+    return warning("vllm.minimax_m3.indexer_scores",
+                   f"MiniMax-M3's sparse-attention indexer scores each prefill chunk's tokens against every "
+                   f"{r.block_size}-token block at run time: on its Triton indexer a float32 tensor of index heads x "
+                   f"tokens x blocks, {nbytes / MIB:,.0f} MiB on each rank at {mnbt:,} tokens and max_model_len "
+                   f"{L:,}; vLLM's profile run skips the indexer, so it reserves none of it, and vramcalc does not "
+                   "count it (the SM 10.x fmha path and the NVFP4 / AITER indexers size their own)",
+                   source=r.score_source)
+
+
 def _indexer_logits_dtype(spec: ModelSpec, opts: VLLMOptions, sm100: bool) -> str:
     """The DSA indexer's MQA logits dtype (v0.34.0 vllm/config/attention.py indexer_logits_dtype, resolved by
     vllm/model_executor/models/config.py _set_deepseek_indexer_logits_dtype; data/vllm.json sparse_indexer
@@ -3203,6 +3224,9 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             spec, opts, seqs, mnbt, L, kv_pool(pool_spec, kvs).block_size)})
     indexer = _sparse_indexer(spec, opts, gpu, mnbt, L, seqs, plan.num_speculative_tokens if plan else 0)
     warnings += _sparse_indexer_messages(spec, opts, gpu, indexer)
+    msa = next((la.attention for la in spec.layers if la.attention is not None and la.attention.index_n_heads), None)
+    if msa is not None:
+        warnings.append(_msa_score_warning(msa.index_n_heads, opts.tp, mnbt, L))
     if indexer is not None:  # persistent beside the FlashInfer / TurboQuant workspaces; transient in the forward
         act = act.model_copy(update={"forward": act.forward + indexer.transient,
                                      "workspace": act.workspace + indexer.persistent})
