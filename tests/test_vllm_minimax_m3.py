@@ -19,6 +19,8 @@ from vramcalc.vllm.weights import _rank_shape, _vllm_tensors, weights_per_rank
 ORACLE = json.load(open(os.path.join(os.path.dirname(__file__), "data", "vllm_minimax_m3_oracle_v0.34.0.json")))
 GIB = 1 << 30
 CASES = ORACLE["cases"]
+# the same default case built with vLLM's ROCm implementation (vllm/models/minimax_m3/amd/model.py)
+ROCM = ORACLE["rocm_class_cases"]
 
 
 def _spec():
@@ -26,7 +28,7 @@ def _spec():
 
 
 def _id(c):
-    return f"tp{c['tp']}-{c['kv_cache_dtype']}-{c['max_model_len']}" + (f"-bs{c['block_size_arg']}"
+    return ("rocm-" if ".amd." in c["model_class"] else "") + f"tp{c['tp']}-{c['kv_cache_dtype']}-{c['max_model_len']}" + (f"-bs{c['block_size_arg']}"
                                                                          if c["block_size_arg"] else "")
 
 
@@ -34,7 +36,7 @@ def _default(c):
     return c["kv_cache_dtype"] == "auto" and c["max_model_len"] == 65536 and not c["block_size_arg"]
 
 
-@pytest.mark.parametrize("c", [c for c in CASES if _default(c)], ids=_id)
+@pytest.mark.parametrize("c", [c for c in CASES if _default(c)] + ROCM, ids=_id)
 def test_parameters_per_rank_equal_vllm(c):
     spec = _spec()
     tp = c["tp"]
@@ -61,7 +63,7 @@ def test_sparse_and_moe_layers():
     assert sum(la.mlp.kind == "moe" for la in spec.layers) == 57 and spec.layers[0].mlp.intermediate_size == 12288
 
 
-@pytest.mark.parametrize("c", CASES, ids=_id)
+@pytest.mark.parametrize("c", CASES + ROCM, ids=_id)
 def test_kv_specs_and_planning_equal_vllm(c):
     spec = _spec()
     opts = VLLMOptions(engine_version=ORACLE["release"], tp=c["tp"], kv_cache_dtype=c["kv_cache_dtype"],

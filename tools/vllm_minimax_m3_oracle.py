@@ -15,6 +15,8 @@ case (KV cache dtype, max_model_len):
   full-attention K/V of every layer and the MSA layers' index-key caches (MLAAttentionSpec, one head);
 - vLLM's own KV planning for each memory (tools/vllm_oracle.py _plan: groups, blocks, tokens, concurrency).
 A case with --block-size sets it after tools/vllm_oracle.py cuda_like, as a user-given CacheConfig.block_size.
+rocm_class_cases: the default case built with the ROCm implementation (vllm/models/minimax_m3/amd/model.py, see
+_rocm_class) at each TP degree.
 score_cases: the Triton indexer's prefill score tensor, as vLLM's minimax_m3_index_score asks torch.empty for it
 (score_cases below), which the profile run never allocates (vramcalc warns vllm.minimax_m3.indexer_scores).
 
@@ -90,8 +92,29 @@ def _prepare() -> Any:
     return vo
 
 
-def run_tp(tp: int) -> list[dict[str, Any]]:
+def _rocm_class() -> None:
+    """Build the ROCm implementation (vllm/models/minimax_m3/amd/model.py) in place of the NVIDIA one the CPU build
+    picks: vllm/platforms/rocm.py reads the GPU's arch while it is imported (answered as gfx950, MI355X), its
+    AITER / FlyDSL / MoRI kernel packages are stood in like the CUDA ones; the platform stays the CPU one."""
+    import types
+
+    import torch
+
+    _Absent.ROOTS |= {"aiter", "flydsl", "_flydsl", "mori"}
+    torch.cuda.get_device_properties = lambda *a, **k: types.SimpleNamespace(  # type: ignore[assignment]
+        gcnArchName="gfx950", name="AMD Instinct MI355X", multi_processor_count=256, total_memory=288 << 30,
+        major=9, minor=5)
+    import vllm.models.minimax_m3 as pkg
+    import vllm.models.minimax_m3.amd.model as amd
+
+    pkg.MiniMaxM3SparseForConditionalGeneration = amd.MiniMaxM3SparseForConditionalGeneration  # type: ignore[misc]
+    pkg.MiniMaxM3SparseForCausalLM = amd.MiniMaxM3SparseForCausalLM  # type: ignore[misc]
+
+
+def run_tp(tp: int, rocm: bool = False) -> list[dict[str, Any]]:
     vo = _prepare()
+    if rocm:
+        _rocm_class()
     entry = json.load(open(os.path.join(vo.MODELS, STEM + ".json")))
     config = vo._catalog_config(entry["repo_id"])
     rows = []
@@ -99,7 +122,7 @@ def run_tp(tp: int) -> list[dict[str, Any]]:
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(config, f)
         cuda_like = vo.cuda_like
-        for kv_dtype, max_len, block in CASES:
+        for kv_dtype, max_len, block in (CASES[:1] if rocm else CASES):
             def user_block(cfg: Any, block: int | None = block) -> None:
                 cuda_like(cfg)  # CUDA's defaults, then --block-size as the user gives it (CacheConfig)
                 if block:
@@ -125,7 +148,8 @@ def run_tp(tp: int) -> list[dict[str, Any]]:
                 key = json.dumps({"role": role, **row}, sort_keys=True)
                 layers[key] = layers.get(key, 0) + 1
             rows.append({
-                "model": entry["repo_id"], "tp": tp, "kv_cache_dtype": kv_dtype, "max_model_len": max_len,
+                "model": entry["repo_id"], "model_class": type(model).__module__, "tp": tp,
+                "kv_cache_dtype": kv_dtype, "max_model_len": max_len,
                 "block_size_arg": block,
                 "max_num_batched_tokens": cfg.scheduler_config.max_num_batched_tokens,
                 "attention_backends": backends, "cache_block_size": cfg.cache_config.block_size,
@@ -186,22 +210,24 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--tp", type=int)
     ap.add_argument("--scores", action="store_true")
+    ap.add_argument("--rocm", action="store_true")
     a = ap.parse_args()
     if a.scores:
         _prepare()
         json.dump(score_cases(), open(a.out, "w"))
         return
     if a.tp:
-        json.dump(run_tp(a.tp), open(a.out, "w"))
+        json.dump(run_tp(a.tp, a.rocm), open(a.out, "w"))
         return
     import vllm
 
-    cases = []
-    for tp in TPS:
+    cases: list[dict[str, Any]] = []
+    rocm_cases: list[dict[str, Any]] = []
+    for tp, rocm in [(tp, False) for tp in TPS] + [(tp, True) for tp in TPS]:
         with tempfile.NamedTemporaryFile(suffix=".json") as t:
-            subprocess.run([sys.executable, __file__, "--tp", str(tp), "--out", t.name], check=True,
-                           env=dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_LOGGING_LEVEL="ERROR"))
-            cases += json.load(open(t.name))
+            subprocess.run([sys.executable, __file__, "--tp", str(tp), "--out", t.name] + (["--rocm"] if rocm else []),
+                           check=True, env=dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_LOGGING_LEVEL="ERROR"))
+            (rocm_cases if rocm else cases).extend(json.load(open(t.name)))
     with tempfile.NamedTemporaryFile(suffix=".json") as t:
         subprocess.run([sys.executable, __file__, "--scores", "--out", t.name], check=True,
                        env=dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_LOGGING_LEVEL="ERROR"))
@@ -209,7 +235,7 @@ def main() -> None:
     doc = {"release": vllm.__version__.split("+")[0],
            "produced_by": "tools/vllm_minimax_m3_oracle.py (vLLM's own model class on the meta device, its "
                           "get_kv_cache_spec and KV planning, on a CPU machine)",
-           "memories_gib": MEMORIES, "cases": cases, "score_cases": scores}
+           "memories_gib": MEMORIES, "cases": cases, "rocm_class_cases": rocm_cases, "score_cases": scores}
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
