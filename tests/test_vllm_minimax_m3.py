@@ -131,3 +131,15 @@ def test_the_indexer_score_tensor_the_warning_names_is_vllms(c):
     assert c["dtype"] == "float32"
     r = check_vllm(_spec(), find_gpu("h200-sxm"), VLLMOptions(engine_version=ORACLE["release"], tp=8, max_model_len=65536))
     assert any(w.code == "vllm.minimax_m3.indexer_scores" for w in r.warnings)
+
+
+def test_the_model_modules_own_variables_are_not_modelled():
+    """MiniMax-M3's modules read VLLM_ROCM_MINIMAX_M3_MONO* and VLLM_MINIMAX_M3_MSA_CUTLASS_MIN_BATCH with os.getenv
+    (not vllm/envs.py): a pasted command with one is warned about as not modelled, not listed as no effect."""
+    from vramcalc.pasted_command import check_command
+
+    r = check_command("VLLM_ROCM_MINIMAX_M3_MONO=1 vllm serve MiniMaxAI/MiniMax-M3 --tensor-parallel-size 8",
+                      "8xmi355x")
+    assert any(w.code == "command.not_modelled" and w.text.startswith("VLLM_ROCM_MINIMAX_M3_MONO=1")
+               for w in r.warnings)
+    assert not any("VLLM_ROCM_MINIMAX_M3_MONO" in n for n in r.no_effect)

@@ -1130,6 +1130,10 @@ class CommandFlags(Fixed):
     llama_bench: dict[str, FlagClass]
     vllm_env: dict[str, FlagClass]
     vllm_env_removed: dict[str, FlagClass] = {}  # variables the table's release removed: refused in its words
+    # VLLM_* variables a model module reads with os.getenv, outside vllm/envs.py (so not in the table), whose effect
+    # is not modelled: warned about as not modelled whatever the model (the command is read before its model is),
+    # although only the model each note names reads them
+    vllm_env_model: dict[str, FlagClass] = {}
 
 
 class QuantizedRepo(Fixed):
