@@ -143,3 +143,13 @@ def test_the_model_modules_own_variables_are_not_modelled():
     assert any(w.code == "command.not_modelled" and w.text.startswith("VLLM_ROCM_MINIMAX_M3_MONO=1")
                for w in r.warnings)
     assert not any("VLLM_ROCM_MINIMAX_M3_MONO" in n for n in r.no_effect)
+
+
+@pytest.mark.parametrize("c", ORACLE["mega_moe_refusals"], ids=lambda c: "ep" if c["engine_args"].get(
+    "enable_expert_parallel") else "no-ep")
+def test_mega_moe_on_the_bf16_checkpoint_is_vllms_refusal(c):
+    opts = VLLMOptions(engine_version=ORACLE["release"], tp=c["tp"], moe_backend="deep_gemm_mega_moe",
+                       enable_expert_parallel=bool(c["engine_args"].get("enable_expert_parallel")))
+    r = check_vllm(_spec(), find_gpu("b200"), opts)
+    assert not r.fits
+    assert [e.text for e in r.errors if e.code == "vllm.minimax_m3.mega_moe"] == [c["refusal"]]

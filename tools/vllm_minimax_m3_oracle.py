@@ -17,6 +17,8 @@ case (KV cache dtype, max_model_len):
 A case with --block-size sets it after tools/vllm_oracle.py cuda_like, as a user-given CacheConfig.block_size.
 rocm_class_cases: the default case built with the ROCm implementation (vllm/models/minimax_m3/amd/model.py, see
 _rocm_class) at each TP degree.
+mega_moe_refusals: --moe-backend deep_gemm_mega_moe (with and without expert parallelism) refused while the model is
+built, in vLLM's words.
 score_cases: the Triton indexer's prefill score tensor, as vLLM's minimax_m3_index_score asks torch.empty for it
 (score_cases below), which the profile run never allocates (vramcalc warns vllm.minimax_m3.indexer_scores).
 
@@ -205,6 +207,31 @@ def score_cases() -> list[dict[str, Any]]:
     return rows
 
 
+MEGA_CASES = [{"moe_backend": "deep_gemm_mega_moe"}, {"moe_backend": "deep_gemm_mega_moe", "enable_expert_parallel": True}]
+
+
+def mega_moe_refusals(tp: int = 8) -> list[dict[str, Any]]:
+    """--moe-backend deep_gemm_mega_moe on the catalog's BF16 checkpoint: vLLM's refusal while the model is built
+    (vllm/models/minimax_m3/nvidia/model.py _use_mega_moe), in its words."""
+    vo = _prepare()
+    entry = json.load(open(os.path.join(vo.MODELS, STEM + ".json")))
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(vo._catalog_config(entry["repo_id"]), f)
+        for args in MEGA_CASES:
+            vo.EXTRA_ARGS.clear()
+            vo.EXTRA_ARGS.update(args)
+            try:
+                vo.meta_engine(vo._config(d, tp, "auto", 65536), tp)
+                said = None
+            except Exception as e:  # what vLLM refuses, as its message
+                said = f"{type(e).__name__}: {e}"
+            rows.append({"tp": tp, "engine_args": args, "refusal": said})
+    vo.EXTRA_ARGS.clear()
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -214,7 +241,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.scores:
         _prepare()
-        json.dump(score_cases(), open(a.out, "w"))
+        json.dump({"scores": score_cases(), "mega": mega_moe_refusals()}, open(a.out, "w"))
         return
     if a.tp:
         json.dump(run_tp(a.tp, a.rocm), open(a.out, "w"))
@@ -231,11 +258,12 @@ def main() -> None:
     with tempfile.NamedTemporaryFile(suffix=".json") as t:
         subprocess.run([sys.executable, __file__, "--scores", "--out", t.name], check=True,
                        env=dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_LOGGING_LEVEL="ERROR"))
-        scores = json.load(open(t.name))
+        extra = json.load(open(t.name))
     doc = {"release": vllm.__version__.split("+")[0],
            "produced_by": "tools/vllm_minimax_m3_oracle.py (vLLM's own model class on the meta device, its "
                           "get_kv_cache_spec and KV planning, on a CPU machine)",
-           "memories_gib": MEMORIES, "cases": cases, "rocm_class_cases": rocm_cases, "score_cases": scores}
+           "memories_gib": MEMORIES, "cases": cases, "rocm_class_cases": rocm_cases, "score_cases": extra["scores"],
+           "mega_moe_refusals": extra["mega"]}
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")

@@ -1431,6 +1431,27 @@ def _sparse_indexer(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, mnbt: int, L: 
                           exchange=2 * index_buffer if sharded else 0)
 
 
+def _minimax_m3_mega_moe_refusal(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
+    """--moe-backend deep_gemm_mega_moe (or --kernel-config's moe_backend) on MiniMax-M3: vLLM v0.34.0
+    vllm/models/minimax_m3/nvidia/model.py _use_mega_moe refuses a checkpoint without NVFP4 routed experts, then one
+    without expert parallelism, in these words (tests/data/vllm_minimax_m3_oracle_v0.34.0.json mega_moe_refusals); with
+    both, MegaMoE's expert layout and sequence parallelism are not modelled."""
+    if spec.model_type != "minimax_m3" or opts.moe_backend != "deep_gemm_mega_moe":
+        return []
+    src = "vllm/models/minimax_m3/nvidia/model.py _use_mega_moe (v0.34.0)"
+    algo = (spec.quantization_config or {}).get("moe_quant_algo")
+    if algo != "NVFP4":
+        return [error("vllm.minimax_m3.mega_moe", "NotImplementedError: MiniMax M3 MegaMoE requires a checkpoint with "
+                      f"NVFP4 routed experts (moe_quant_algo: NVFP4), got moe_quant_algo={algo!r}. Pick a different "
+                      "moe backend for this checkpoint.", source=src, fix="--moe-backend auto")]
+    if not opts.enable_expert_parallel:
+        return [error("vllm.minimax_m3.mega_moe", "NotImplementedError: MiniMax M3 MegaMoE requires expert parallel. "
+                      "Enable it with --enable-expert-parallel.", source=src, fix="--enable-expert-parallel")]
+    raise NotModelledError("--moe-backend deep_gemm_mega_moe on MiniMax-M3 (NVFP4 routed experts, expert parallel): "
+                           "MegaMoE's expert layout (DeepGemmMegaMoEExperts) and the sequence parallelism it turns on "
+                           "are not modelled")
+
+
 def _cutlass_fp4_experts_asked(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme) -> bool:
     """NVFP4 W4A4 routed experts with --moe-backend cutlass: vLLM runs CutlassExpertsFp4 or refuses (v0.33.0
     vllm/model_executor/layers/fused_moe/oracle/nvfp4.py select_nvfp4_moe_backend, explicit moe_backend)."""
@@ -3242,6 +3263,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             else "read on CUDA only (vllm/platforms/cuda.py); other platforms take Confidential Computing as off")
             + ": no effect", source="vllm/platforms/cuda.py _detect_confidential_compute (v0.34.0)"))
     blockscale = _fp4_moe_blockscale(spec, opts, scheme, gpu)
+    errors += _minimax_m3_mega_moe_refusal(spec, opts)
     if _cutlass_fp4_experts_asked(spec, opts, scheme) and not _cutlass_fp4_device(gpu):
         errors.append(error("vllm.moe.cutlass_fp4_device", "ValueError: NvFp4 MoE backend 'VLLM_CUTLASS' does not "
                             "support the deployment configuration since kernel does not support current device "
