@@ -53,21 +53,28 @@ REQUIRED = {
     "qwen3_vl_text": CORE + ATTN + DENSE,
     "qwen3_vl_moe_text": CORE + ATTN + ["moe_intermediate_size", "num_experts"],
     "minimax_m2": CORE + ATTN + DENSE + ["num_local_experts"],
+    "minimax_m3": CORE + ATTN + DENSE + ["num_local_experts"],
 }
+# model_types vramcalc reads that transformers registers under another name: the Hub's MiniMax-M3 text_config says
+# minimax_m3, transformers' class is MiniMaxM3VLTextConfig (minimax_m3_vl_text); its layer_types and mlp_layer_types
+# are computed for the default layer count, not defaults to fill in
+CLASS_OF = {"minimax_m3": "minimax_m3_vl_text"}
+NOT_DEFAULTS = {"minimax_m3": ("layer_types", "mlp_layer_types")}
 # Towers whose defaults the readers need (configs often carry only their model_type).
 VISION = ["siglip_vision_model", "gemma4_vision", "llama4_vision_model", "qwen3_5", "qwen3_vl", "kimi_k25_vision",
-          "qwen2_5_vl", "qwen2_vl"]
+          "qwen2_5_vl", "qwen2_vl", "minimax_m3_vl"]
 # Composite (vision-language) configs: transformers ties embeddings by the *outer* config's flag.
 COMPOSITE = ["gemma3", "gemma4", "diffusion_gemma", "llama4", "qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe", "kimi_k25", "qwen2_5_vl",
-             "qwen2_vl"]
+             "qwen2_vl", "minimax_m3_vl"]
 
 
 def defaults(model_type: str) -> dict:
-    cls = CONFIG_MAPPING[model_type]
-    if model_type in ("qwen3_5", "qwen3_vl", "qwen2_5_vl", "qwen2_vl"):  # the composite class: take its vision sub-config
+    cls = CONFIG_MAPPING[CLASS_OF.get(model_type, model_type)]
+    if model_type in ("qwen3_5", "qwen3_vl", "qwen2_5_vl", "qwen2_vl", "minimax_m3_vl"):  # the composite class: take its vision sub-config
         return cls().vision_config.to_dict()
     d = cls().to_dict()
-    for k in ("transformers_version", "architectures", "_name_or_path", "id2label", "label2id"):
+    for k in ("transformers_version", "architectures", "_name_or_path", "id2label", "label2id",
+              *NOT_DEFAULTS.get(model_type, ())):
         d.pop(k, None)
     if "head_dim" in d and _derived_head_dim(cls):  # not a default: hidden_size // heads when unset
         d.pop("head_dim")
@@ -88,9 +95,9 @@ def main() -> None:
         "_source": f"transformers {transformers.__version__} config-class defaults "
         "(tools/family_defaults.py); 'required' fields are never defaulted",
         "text": {
-            mt: {"class": CONFIG_MAPPING[mt].__name__, "required": req, "defaults": defaults(mt),
+            mt: {"class": CONFIG_MAPPING[CLASS_OF.get(mt, mt)].__name__, "required": req, "defaults": defaults(mt),
                  # transformers reads a config key under either name of its attribute_map
-                 "aliases": dict(getattr(CONFIG_MAPPING[mt], "attribute_map", {}) or {})}
+                 "aliases": dict(getattr(CONFIG_MAPPING[CLASS_OF.get(mt, mt)], "attribute_map", {}) or {})}
             for mt, req in REQUIRED.items()
         },
         "composite": {

@@ -58,7 +58,12 @@ class _Heads:
 
 @dataclass(frozen=True)
 class FullAttention(_Heads):
-    """vLLM 0.33.0 vllm/v1/kv_cache_interface.py FullAttentionSpec."""
+    """vLLM 0.33.0 vllm/v1/kv_cache_interface.py FullAttentionSpec. index_dim: a MiniMax-M3 sparse (MSA) layer's
+    lightning-indexer side cache beside it, one key of index_dim per token, whole on every TP rank (vLLM v0.34.0
+    vllm/models/minimax_m3/common/indexer.py MiniMaxM3IndexerCache.get_kv_cache_spec: an MLAAttentionSpec of one
+    head); 0: none."""
+
+    index_dim: int = 0
 
 
 @dataclass(frozen=True)
@@ -225,7 +230,7 @@ def attention_cache(a: AttentionSpec) -> AttentionCache:
         return SlidingWindow(a.num_kv_heads, a.head_dim_k, a.head_dim_v, window=window)
     if a.kind == "chunked":
         return ChunkedLocal(a.num_kv_heads, a.head_dim_k, a.head_dim_v, chunk=a.window)
-    return FullAttention(a.num_kv_heads, a.head_dim_k, a.head_dim_v)
+    return FullAttention(a.num_kv_heads, a.head_dim_k, a.head_dim_v, index_dim=a.index_head_dim)
 
 
 def recurrent_state(s: SSMSpec) -> Recurrent:

@@ -486,6 +486,16 @@ class RotaryCache(Fixed):
 class Fp32Params(Fixed):
     patterns: list[str]
     source: str
+    # model types whose MoE router weight vLLM creates in float32 (GateLinear params_dtype=torch.float32)
+    router_model_types: list[str] = []
+    router_source: str = ""
+
+
+class MinimaxM3Msa(Fixed):
+    block_size: int
+    index_cache_bytes: int
+    source: str
+    score_source: str
 
 
 class ReplicatedVision(Fixed):
@@ -764,6 +774,7 @@ class Vllm(Sourced):
     vocab_padding: VocabPadding
     rotary_cache: RotaryCache
     fp32_params: Fp32Params
+    minimax_m3_msa: MinimaxM3Msa
     replicated_vision: ReplicatedVision
     dcp_q_replicate: ReplicatedVision  # architectures whose MLA query projection --dcp-q-replicate shards over TP / DCP
     replicate_embed: ReplicatedVision  # architectures whose embedding VLLM_REPLICATE_EMBED builds whole on each rank
@@ -1119,6 +1130,10 @@ class CommandFlags(Fixed):
     llama_bench: dict[str, FlagClass]
     vllm_env: dict[str, FlagClass]
     vllm_env_removed: dict[str, FlagClass] = {}  # variables the table's release removed: refused in its words
+    # VLLM_* variables a model module reads with os.getenv, outside vllm/envs.py (so not in the table), whose effect
+    # is not modelled: warned about as not modelled whatever the model (the command is read before its model is),
+    # although only the model each note names reads them
+    vllm_env_model: dict[str, FlagClass] = {}
 
 
 class QuantizedRepo(Fixed):

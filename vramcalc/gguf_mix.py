@@ -120,6 +120,8 @@ def _map_layer(rest: str, shape: tuple[int, ...], spec: ModelSpec) -> list[tuple
             return [("attn_sinks.weight", shape)]
         if parts[1] == "indexer":
             return [("indexer." + ".".join(parts[2:]), _rev(shape))]
+        if parts[1].startswith("index_"):  # MiniMax-M3's lightning indexer (index_q_proj, index_k_norm, ...)
+            return [(f"indexer.{parts[1][len('index_'):]}.{kind}", _rev(shape))]
         return [(f"{_ATTN[parts[1]]}.{kind}", _rev(shape))]
     if parts[0] == "mlp":
         if parts[1] in _MLP:

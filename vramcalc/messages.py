@@ -107,6 +107,10 @@ CODES: dict[str, str] = {
     "vllm.mm.processor_kwargs": "--mm-processor-kwargs: a value vLLM's start-up raises on (its words)",
     "vllm.mm.processor_kwargs_no_dummy": "--mm-processor-kwargs: keys that do not change the profiled dummy item",
     "vllm.mm.processor_kwargs_not_sized": "--mm-processor-kwargs: keys that change the dummy in a way not sized",
+    "vllm.minimax_m3.mega_moe": "--moe-backend deep_gemm_mega_moe on MiniMax-M3: vLLM's refusal without NVFP4 "
+                                "routed experts or expert parallelism",
+    "vllm.minimax_m3.indexer_scores": "MiniMax-M3's indexer score tensor, allocated at run time outside the profile "
+                                      "run: not counted",
     "vllm.mm.encoder_profile": "the multimodal encoder's profiling peak: estimated for the towers vramcalc/vllm/mm_profile.py sizes, not applied; the KV figure is an upper bound",
     "vllm.cpu_offload.speed": "weights offloaded with --cpu-offload-gb cross PCIe at every forward step",
     "vllm.cpu_offload.not_needed": "--cpu-offload-gb is set although the weights fit without it",

@@ -124,6 +124,11 @@ def _attention(out: list[TensorSpec], p: str, a: AttentionSpec, hidden: int) -> 
             _t(out, f"{p}.k_norm.weight", (k_heads * a.head_dim_k,), g)
     if a.sinks:
         _t(out, f"{p}.sinks", (a.num_heads,), g)
+    if a.index_n_heads:  # MiniMax-M3's lightning indexer (vLLM v0.34.0 models/minimax_m3 MiniMaxM3SparseAttention)
+        _linear(out, f"{p}.index_q_proj", a.index_n_heads * a.index_head_dim, d_in, g)
+        _linear(out, f"{p}.index_k_proj", a.index_head_dim, d_in, g)
+        _t(out, f"{p}.index_q_norm.weight", (a.index_head_dim,), g)
+        _t(out, f"{p}.index_k_norm.weight", (a.index_head_dim,), g)
 
 
 def _ssm(out: list[TensorSpec], p: str, s: SSMSpec, hidden: int) -> None:

@@ -889,7 +889,10 @@ def _vllm_env_not_in_table(k: str, val: str, engine_version: str | None, no_effe
 
     table_v = vllm_table()["version"]
     gone = flag_classes()["vllm_env_removed"].get(k)
-    if gone is None:
+    own = flag_classes()["vllm_env_model"].get(k)
+    if own is not None:  # read by a model module (command_flags.json vllm_env_model): not modelled where it acts
+        warnings.append(warning("command.not_modelled", f"{k}={val}: {own['note']}; the figures ignore it"))
+    elif gone is None:
         no_effect.append(f"{k} (not a variable of vLLM {table_v})")
     elif engine_version and _release_key(engine_version) < _release_key(table_v):
         warnings.append(warning("command.not_modelled", f"{k} {val}: a variable of vLLM {engine_version}, removed in "

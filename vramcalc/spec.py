@@ -61,6 +61,12 @@ class AttentionSpec(_Frozen):
     output_gate: bool = False  # Qwen3-Next / Qwen3.5 gated attention: q_proj is 2x wide
     input_size: Size | None = None  # attention input width when not hidden_size (Zamba2: 2x hidden)
     kv_shared_from: Count | None = None  # layer whose KV cache this layer reuses (no KV of its own)
+    # MiniMax-M3 sparse (MSA) layers: the lightning indexer's query heads and head width (index_q_proj of
+    # index_n_heads x index_head_dim, one index_k_proj head, their norms) and its key-only side cache of one
+    # index_head_dim-wide head per token (vLLM v0.34.0 vllm/models/minimax_m3/nvidia/model.py
+    # MiniMaxM3SparseAttention, common/indexer.py MiniMaxM3IndexerCache); 0: no indexer
+    index_n_heads: Count = 0
+    index_head_dim: Count = 0
 
 
 SSMKind = Literal["mamba1", "mamba2", "gated_deltanet"]
@@ -141,6 +147,8 @@ class VisionSpec(_Frozen):
     # of `params`, what vLLM keeps whole on every TP rank when the tower is TP-sharded (patch and position
     # embeddings, norms, row-parallel biases); 0 where not counted
     replicated_params: Count = 0
+    # of `params`, those vLLM creates in float32 whatever the model dtype (MiniMax-M3's patch embedding)
+    fp32_params: Count = 0
     # the linear layers vLLM's LoRA manager wraps with --enable-tower-connector-lora (vLLM v0.33.0
     # vllm/model_executor/models/qwen3_vl.py Qwen3_VisionTransformer: blocks' qkv / proj / mlp, the patch merger and
     # each deepstack merger's linear_fc1 / linear_fc2); None: a tower whose linears are not read

@@ -45,6 +45,7 @@ class ReaderParts(_ReaderLayers, total=False):
     notes: list[str]
     approximate: bool
     extra_tensors: list[TensorSpec]  # tensors outside the layer stack (zamba2's shared blocks)
+    rope_scaling: dict[str, Any]  # the rope config where the family keeps it outside rope_scaling (MiniMax-M3)
 
 
 # Bounds checked before anything is sized from a config (validate.py gives each bound's reason):
@@ -330,6 +331,84 @@ def _read_minimax_m2(f: Fields, mt: str) -> ReaderParts:
         raise ConfigError(f.where, "shared_intermediate_size", "a shared expert is not modelled for minimax_m2")
     layers = [LayerSpec(attention=_attn(f, "full", qk_norm=norm, qk_norm_full=norm), mlp=moe) for _ in range(n)]
     return {"layers": layers}
+
+
+def _read_minimax_m3(f: Fields, mt: str) -> ReaderParts:
+    """MiniMax-M3's text model as vLLM v0.34.0 builds it (vllm/models/minimax_m3/nvidia/model.py; the field
+    semantics of transformers 5.24 MiniMaxM3VLTextConfig.__post_init__, which maps the checkpoint's
+    sparse_attention_config and moe_layer_freq to layer_types and mlp_layer_types). Per layer
+    (MiniMaxM3DecoderLayer): sparse_attention_freq 1 is a MiniMaxM3SparseAttention (full GQA attention plus the
+    lightning indexer: index_q of index_n_heads x index_head_dim and one index_k head in the fused qkv_proj, two
+    index norms, a key-only side cache), 0 a plain MiniMaxM3Attention; per-head Gemma q/k norms; moe_layer_freq 1 is
+    MiniMaxM3MoE (sigmoid router with e_score_correction_bias, num_local_experts experts of intermediate_size and one
+    shared expert MiniMaxM3MLP sized by intermediate_size), 0 a dense MLP of dense_intermediate_size. Partial RoPE
+    (rotary_dim) changes no weight, only the cos/sin cache. The MTP modules (num_mtp_modules) are a separate
+    checkpoint class (MiniMaxM3MTP), not loaded by default."""
+    n = f.pos("num_hidden_layers")
+    sparse = f("sparse_attention_config", None) or {}
+    if not isinstance(sparse, dict):
+        raise ConfigError(f.where, "sparse_attention_config", "must be a JSON object")
+    types = f.cfg.get("layer_types")
+    if types is not None:
+        types = f.layer_types(n, lambda i: "full_attention")
+    elif "sparse_attention_freq" in sparse:
+        freq = sparse["sparse_attention_freq"]
+        if not isinstance(freq, list) or len(freq) != n:
+            raise ConfigError(f.where, "sparse_attention_config.sparse_attention_freq", f"must list {n} layers")
+        types = ["minimax_m3_sparse" if v else "full_attention" for v in freq]
+    else:  # MiniMaxM3VLTextConfig: every layer full attention
+        types = ["full_attention"] * n
+    bad = sorted({t for t in types if t not in ("full_attention", "minimax_m3_sparse")})
+    if bad:
+        raise NotModelledError(f"{f.where}: layer type {bad[0]!r} is not modelled for minimax_m3 (known: "
+                               "full_attention, minimax_m3_sparse)")
+    mlp_types = f.cfg.get("mlp_layer_types")
+    if mlp_types is None and f.cfg.get("moe_layer_freq") is not None:
+        freq = f.int_list("moe_layer_freq")
+        if freq is None or len(freq) != n:
+            raise ConfigError(f.where, "moe_layer_freq", f"must list {n} layers")
+        mlp_types = ["sparse" if v else "dense" for v in freq]
+    elif mlp_types is None:  # MiniMaxM3VLTextConfig: every layer a MoE block
+        mlp_types = ["sparse"] * n
+    elif not isinstance(mlp_types, list) or len(mlp_types) != n or not set(mlp_types) <= {"sparse", "dense"}:
+        raise ConfigError(f.where, "mlp_layer_types", f"must list {n} layers, each sparse or dense")
+    if sparse.get("sparse_disable_index_value") is not None and any(
+            not v for v, t in zip(sparse["sparse_disable_index_value"], types) if t == "minimax_m3_sparse"):
+        # vLLM v0.34.0 MiniMaxM3SparseAttention never creates index_v_proj / index_o_proj
+        raise NotModelledError(f"{f.where}: a sparse layer with sparse_disable_index_value 0 (an index value / output "
+                               "branch) is not modelled: vLLM v0.34.0 builds none")
+    # the flat fields of MiniMaxM3VLTextConfig, else the legacy sparse_attention_config keys it maps to them
+    idx_heads = sparse.get("sparse_num_index_heads", f("index_n_heads", 4))
+    idx_dim = sparse.get("sparse_index_dim", f("index_head_dim", 128))
+    for key, v in (("sparse_num_index_heads", idx_heads), ("sparse_index_dim", idx_dim)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 < v <= MAX_HEAD_DIM:
+            raise ConfigError(f.where, f"sparse_attention_config.{key}", f"must be a positive integer, got {v!r:.40}")
+    kv_heads = f.pos("num_key_value_heads")
+    if idx_heads != kv_heads:  # MiniMaxM3SparseAttention shards index_q as the KV heads (num_idx_heads = KV heads)
+        raise NotModelledError(f"{f.where}: sparse_num_index_heads {idx_heads} != num_key_value_heads {kv_heads}: "
+                               "vLLM v0.34.0 gives the indexer as many query heads per rank as KV heads; not modelled")
+    if f("qk_norm_type", "per_head") != "per_head" or not f.flag("use_qk_norm", True):
+        raise NotModelledError(f"{f.where}: qk_norm_type {f('qk_norm_type', 'per_head')!r} / use_qk_norm: vLLM v0.34.0 "
+                               "MiniMaxM3Attention always builds per-head q/k norms; only per_head is modelled")
+    if f.flag("attention_output_gate", False):
+        raise NotModelledError(f"{f.where}: attention_output_gate true is not modelled for minimax_m3")
+    moe = MLPSpec(kind="moe", num_experts=f.pos("num_local_experts"), experts_per_token=f.pos("num_experts_per_tok"),
+                  expert_intermediate_size=f.pos("intermediate_size"),
+                  shared_intermediate_size=f.pos("intermediate_size"), router_score_bias=True)
+    dense = MLPSpec(kind="dense", intermediate_size=f.pos("dense_intermediate_size"))
+    layers = []
+    for t, m in zip(types, mlp_types):
+        kw = {"index_n_heads": idx_heads, "index_head_dim": idx_dim} if t == "minimax_m3_sparse" else {}
+        attn = _attn(f, "full", qk_norm=True, **kw)
+        layers.append(LayerSpec(attention=attn, mlp=moe if m == "sparse" else dense))
+    notes: list[str] = []
+    if f.int("n_shared_experts", 1) != 1:
+        raise NotModelledError(f"{f.where}: n_shared_experts {f('n_shared_experts')!r}: vLLM v0.34.0 MiniMaxM3MoE "
+                               "builds one shared expert; not modelled")
+    # the cos/sin cache: rotary_dim of head_dim rotated (vLLM get_rope on rope_parameters' partial_rotary_factor)
+    rotary = f.pos("rotary_dim", f.pos("head_dim"))
+    rope = {"rope_type": "default", "partial_rotary_factor": rotary / f.pos("head_dim")}
+    return {"layers": layers, "notes": notes, "rope_scaling": rope}
 
 
 def _read_qwen3_vl_text(f: Fields, mt: str) -> ReaderParts:
@@ -903,6 +982,7 @@ READERS: dict[str, Callable[[Fields, str], ReaderParts]] = {
     "qwen3_vl_text": _read_qwen3_vl_text,
     "qwen3_vl_moe_text": _read_qwen3_moe,
     "minimax_m2": _read_minimax_m2,
+    "minimax_m3": _read_minimax_m3,
 }
 # Outer (composite or alias) model_type -> the text model_type inside it.
 TEXT_TYPES = {
@@ -923,6 +1003,10 @@ TEXT_TYPES = {
     "qwen2_5_vl_text": "qwen2",
     "qwen2_vl": "qwen2",
     "qwen2_vl_text": "qwen2",
+    # MiniMax-M3: the Hub's minimax_m3_vl wraps a text_config of model_type minimax_m3; transformers 5.24 saves it
+    # as minimax_m3_vl_text (MiniMaxM3VLTextConfig); vLLM v0.34.0 builds MiniMaxM3SparseForCausalLM on it
+    "minimax_m3_vl": "minimax_m3",
+    "minimax_m3_vl_text": "minimax_m3",
 }
 DTYPES = {"bfloat16": "bfloat16", "float16": "float16", "float32": "float32", "bf16": "bfloat16",
           "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
@@ -1059,7 +1143,7 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
     dtype = DTYPES.get(str(raw_dtype).lower(), "bfloat16") if raw_dtype else "bfloat16"
     if not raw_dtype:
         notes.append("no torch_dtype in the config: bfloat16 assumed")
-    rope = text.get("rope_scaling") or text.get("rope_parameters")
+    rope = text.get("rope_scaling") or text.get("rope_parameters") or parts.get("rope_scaling")
     prf = rope.get("partial_rotary_factor") if isinstance(rope, dict) else None
     # the rotated share of each head (vLLM sizes its cos/sin cache by it): a fraction in (0, 1]
     if prf is not None and (isinstance(prf, bool) or not isinstance(prf, (int, float)) or not 0 < prf <= 1):

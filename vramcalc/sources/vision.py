@@ -21,7 +21,7 @@ def _vision_defaults() -> dict[str, VisionArch]:
 
 
 COMPOSITE_TOWERS = ("gemma3", "gemma4", "llama4", "qwen3_5", "qwen3_5_moe", "qwen3_vl", "qwen3_vl_moe", "kimi_k25",
-                    "qwen2_5_vl", "qwen2_vl")
+                    "qwen2_5_vl", "qwen2_vl", "minimax_m3_vl")
 # Composites whose Hub config.json is flat: the text model's fields at the top level, the tower under vision_config
 # (transformers Qwen2_5_VLConfig / Qwen2VLConfig build their text_config from those top-level fields)
 FLAT_COMPOSITES = ("qwen2_5_vl", "qwen2_vl")
@@ -62,6 +62,8 @@ def read_vision(cfg: dict[str, Any], text_hidden: int, where: str) -> VisionSpec
     if not isinstance(v, dict):
         raise ConfigError(where, "vision_config", "must be a JSON object")
     vt = v.get("model_type")
+    if outer == "minimax_m3_vl":  # MiniMaxM3VLConfig builds its vision_config as MiniMaxM3VLVisionConfig, whatever
+        return _minimax_m3_vl(v, cfg, text_hidden, where)  # model_type the dict names (an MLX copy: clip_vision_model)
     if outer == "gemma3" or vt == "siglip_vision_model":
         return _siglip_gemma3(v, text_hidden, where)
     if outer == "gemma4" or vt == "gemma4_vision":
@@ -81,6 +83,37 @@ def read_vision(cfg: dict[str, Any], text_hidden: int, where: str) -> VisionSpec
         # the Hub's Kimi-K2.5 tower carries no model_type at all
         return _kimi_k25(v, cfg, text_hidden, where)
     raise ConfigError(where, "vision_config.model_type", f"is {vt!r}, a tower vramcalc does not count yet")
+
+
+def _minimax_m3_vl(v: dict[str, Any], cfg: dict[str, Any], text_hidden: int, where: str) -> VisionSpec:
+    """MiniMaxVLVisionModel as vLLM v0.34.0 builds it (vllm/models/minimax_m3/common/vision_tower.py): a bias-free
+    Conv3d patch embedding (channels x temporal_patch_size x patch^2 -> hidden) kept in float32
+    (MiniMaxVLPatchEmbed), a pre-LayerNorm, CLIP-style blocks (two LayerNorms with biases, a biased fused qkv and
+    out_proj, a biased fc1 / fc2 MLP) and no post-LayerNorm (require_post_norm=False); then
+    MiniMaxVLMultiModalProjector (hidden -> projector_hidden_size -> text hidden, biased) and MiniMaxVLPatchMerger
+    (text hidden x spatial_merge_size^2 -> projector_hidden_size -> text hidden, biased). Defaults: transformers
+    5.24 MiniMaxM3VLVisionConfig (data/architectures.json vision minimax_m3_vl); projector_hidden_size from the
+    outer config (MiniMaxM3VLConfig default 6144)."""
+    d = _vision_defaults()["minimax_m3_vl"].defaults
+    g = lambda k: _get(v, d, k, where)  # noqa: E731
+    h, inter, n, heads = g("hidden_size"), g("intermediate_size"), g("num_hidden_layers"), g("num_attention_heads")
+    ch, tps, p, m = g("num_channels"), g("temporal_patch_size"), g("patch_size"), g("spatial_merge_size")
+    if h % heads:
+        raise ConfigError(where, "vision_config.num_attention_heads", f"must divide hidden_size {h}, got {heads}")
+    mid = cfg.get("projector_hidden_size", 6144)
+    mid = int_value(mid, where, "projector_hidden_size", 1, MAX_CONTEXT) if mid else text_hidden
+    embed = ch * tps * p * p * h
+    layer = 2 * 2 * h + _linear(h, 3 * h) + _linear(h, h) + _linear(h, inter) + _linear(inter, h)
+    projector = _linear(h, mid) + _linear(mid, text_hidden)
+    merged = text_hidden * m * m
+    merger = _linear(merged, mid) + _linear(mid, text_hidden)
+    # kept whole under TP: the patch embedding, the pre-LayerNorm, each block's LayerNorms and the biases of its
+    # RowParallelLinear out_proj and fc2, and the biases of the projector's and the merger's RowParallelLinear
+    # linear_2 (checked against vLLM's build at TP 1, 2, 4 and 8: tests/data/vllm_minimax_m3_oracle_v0.34.0.json)
+    replicated = embed + 2 * h + n * (2 * 2 * h + 2 * h) + 2 * text_hidden
+    return VisionSpec(kind="minimax_m3_vl_vision", params=embed + 2 * h + n * layer + projector + merger,
+                      hidden_size=h, num_layers=n, replicated_params=replicated, fp32_params=embed,
+                      intermediate_size=inter)
 
 
 def _siglip_gemma3(v: dict[str, Any], text_hidden: int, where: str) -> VisionSpec:

@@ -1212,6 +1212,17 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
     that follow the release: kv.release_settings)."""
     rel = release_settings(spec, version)
     default_block = rel.pop("block_size")
+    # MiniMax-M3's MSA backends take 128-token blocks only (data/vllm.json minimax_m3_msa)
+    msa_block = vllm_rules().minimax_m3_msa.block_size if any(
+        la.attention is not None and la.attention.index_n_heads for la in spec.layers) else 0
+    if msa_block and opts.block_size and opts.block_size % msa_block:
+        # a cache block is split into kernel blocks only by a size that divides it (vLLM v0.34.0
+        # vllm/v1/worker/utils.py select_common_block_size), else the worker stops: "No common block size for ..."
+        raise NotModelledError(f"--block-size {opts.block_size} on MiniMax-M3: its MSA attention and indexer "
+                               f"backends take {msa_block}-token kernel blocks only, which a {opts.block_size}-token "
+                               "block cannot be split into; vLLM 0.34.0 then fails at worker setup "
+                               "(select_common_block_size), which vramcalc does not reproduce (use a multiple of "
+                               f"{msa_block}, or leave it unset: {msa_block})")
     if hma_off(opts):
         kinds = {layer.attention.kind for layer in spec.layers if layer.attention is not None}
         if any(layer.ssm is not None for layer in spec.layers) and kinds:
@@ -1231,7 +1242,7 @@ def _kv_settings(spec: ModelSpec, opts: VLLMOptions, version: str, mnbt: int, L:
     # so a sliding window reserves one batch in flight, not two
     return KVSettings(tp=opts.tp, pp=opts.pp, kv_cache_dtype=opts.kv_cache_dtype, max_num_batched_tokens=mnbt,
                       async_scheduling=pooling_convert(opts) is None,
-                      block_size=opts.block_size or default_block, max_model_len=L, num_speculative_tokens=spec_tokens,
+                      block_size=opts.block_size or msa_block or default_block, max_model_len=L, num_speculative_tokens=spec_tokens,
                       mamba_cache_dtype=opts.mamba_cache_dtype, mamba_ssm_cache_dtype=opts.mamba_ssm_cache_dtype,
                       pp_partition=opts.pp_layer_partition, dcp=opts.decode_context_parallel_size,
                       mla_disabled=opts.mla_disable, kv_skip_layers=_skip_layers(spec, opts),
@@ -1361,6 +1372,27 @@ class _SparseIndexer(BaseModel):
         return max(self.logits + self.exchange, self.fused_scratch)
 
 
+def msa_score_bytes(index_heads: int, tokens: int, max_seq_len: int) -> int:
+    """The Triton indexer's prefill score tensor: float32 [index heads, tokens, round_up(cdiv(max_seq_len, 128), 16)]
+    (data/vllm.json minimax_m3_msa score_source; tests/data/vllm_minimax_m3_oracle_v0.34.0.json score_cases)."""
+    blocks = -(-max_seq_len // vllm_rules().minimax_m3_msa.block_size)
+    return index_heads * tokens * (-(-blocks // 16) * 16) * 4
+
+
+def _msa_score_warning(index_heads: int, tp: int, mnbt: int, L: int) -> Message:
+    """MiniMax-M3's indexer scores at run time, outside the profile run (data/vllm.json minimax_m3_msa score_source):
+    the Triton indexer's float32 [index heads per rank, prefill tokens, blocks rounded up to 16] score tensor."""
+    r = vllm_rules().minimax_m3_msa
+    nbytes = msa_score_bytes(max(1, index_heads // tp), mnbt, L)
+    return warning("vllm.minimax_m3.indexer_scores",
+                   f"MiniMax-M3's sparse-attention indexer scores each prefill chunk's tokens against every "
+                   f"{r.block_size}-token block at run time: on its Triton indexer a float32 tensor of index heads x "
+                   f"tokens x blocks, {nbytes / MIB:,.0f} MiB on each rank at {mnbt:,} tokens and max_model_len "
+                   f"{L:,}; vLLM's profile run skips the indexer, so it reserves none of it, and vramcalc does not "
+                   "count it (the SM 10.x fmha path and the NVFP4 / AITER indexers size their own)",
+                   source=r.score_source)
+
+
 def _indexer_logits_dtype(spec: ModelSpec, opts: VLLMOptions, sm100: bool) -> str:
     """The DSA indexer's MQA logits dtype (v0.34.0 vllm/config/attention.py indexer_logits_dtype, resolved by
     vllm/model_executor/models/config.py _set_deepseek_indexer_logits_dtype; data/vllm.json sparse_indexer
@@ -1450,6 +1482,27 @@ def _sparse_indexer(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, mnbt: int, L: 
         opts.prefill_context_parallel_size == 1
     return _SparseIndexer(factor=factor, rows=rows, workspace=workspace, index_buffer=index_buffer, logits=mb * MIB,
                           exchange=2 * index_buffer if sharded else 0)
+
+
+def _minimax_m3_mega_moe_refusal(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
+    """--moe-backend deep_gemm_mega_moe (or --kernel-config's moe_backend) on MiniMax-M3: vLLM v0.34.0
+    vllm/models/minimax_m3/nvidia/model.py _use_mega_moe refuses a checkpoint without NVFP4 routed experts, then one
+    without expert parallelism, in these words (tests/data/vllm_minimax_m3_oracle_v0.34.0.json mega_moe_refusals); with
+    both, MegaMoE's expert layout and sequence parallelism are not modelled."""
+    if spec.model_type != "minimax_m3" or opts.moe_backend != "deep_gemm_mega_moe":
+        return []
+    src = "vllm/models/minimax_m3/nvidia/model.py _use_mega_moe (v0.34.0)"
+    algo = (spec.quantization_config or {}).get("moe_quant_algo")
+    if algo != "NVFP4":
+        return [error("vllm.minimax_m3.mega_moe", "NotImplementedError: MiniMax M3 MegaMoE requires a checkpoint with "
+                      f"NVFP4 routed experts (moe_quant_algo: NVFP4), got moe_quant_algo={algo!r}. Pick a different "
+                      "moe backend for this checkpoint.", source=src, fix="--moe-backend auto")]
+    if not opts.enable_expert_parallel:
+        return [error("vllm.minimax_m3.mega_moe", "NotImplementedError: MiniMax M3 MegaMoE requires expert parallel. "
+                      "Enable it with --enable-expert-parallel.", source=src, fix="--enable-expert-parallel")]
+    raise NotModelledError("--moe-backend deep_gemm_mega_moe on MiniMax-M3 (NVFP4 routed experts, expert parallel): "
+                           "MegaMoE's expert layout (DeepGemmMegaMoEExperts) and the sequence parallelism it turns on "
+                           "are not modelled")
 
 
 def _cutlass_fp4_experts_asked(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme) -> bool:
@@ -3245,6 +3298,9 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             spec, opts, seqs, mnbt, L, kv_pool(pool_spec, kvs).block_size)})
     indexer = _sparse_indexer(spec, opts, gpu, mnbt, L, seqs, plan.num_speculative_tokens if plan else 0)
     warnings += _sparse_indexer_messages(spec, opts, gpu, indexer)
+    msa = next((la.attention for la in spec.layers if la.attention is not None and la.attention.index_n_heads), None)
+    if msa is not None:
+        warnings.append(_msa_score_warning(msa.index_n_heads, opts.tp, mnbt, L))
     if indexer is not None:  # persistent beside the FlashInfer / TurboQuant workspaces; transient in the forward
         act = act.model_copy(update={"forward": act.forward + indexer.transient,
                                      "workspace": act.workspace + indexer.persistent})
@@ -3260,6 +3316,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             else "read on CUDA only (vllm/platforms/cuda.py); other platforms take Confidential Computing as off")
             + ": no effect", source="vllm/platforms/cuda.py _detect_confidential_compute (v0.34.0)"))
     blockscale = _fp4_moe_blockscale(spec, opts, scheme, gpu)
+    errors += _minimax_m3_mega_moe_refusal(spec, opts)
     if _cutlass_fp4_experts_asked(spec, opts, scheme) and not _cutlass_fp4_device(gpu):
         errors.append(error("vllm.moe.cutlass_fp4_device", "ValueError: NvFp4 MoE backend 'VLLM_CUTLASS' does not "
                             "support the deployment configuration since kernel does not support current device "

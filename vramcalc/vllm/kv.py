@@ -300,6 +300,7 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
     buckets: dict[tuple[str, int | None, int], int] = {}
     own_kinds: dict[tuple[str, int | None], int] = {}  # each layer's own spec kind, the hybrid manager aside
     attn_pages = set()
+    index_pages: dict[int, int] = {}  # MiniMax-M3's index-key caches: page bytes per token -> layers
     mamba_pages = []
     attention_free = all(c.attention is None for c in cache_layers(spec))
     prefix_caching = not attention_free if s.prefix_caching is None else s.prefix_caching
@@ -338,6 +339,12 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
                 ("chunked", a.chunk) if isinstance(a, ChunkedLocal) and a.chunk else ("full", None)
             own_kinds[own] = own_kinds.get(own, 0) + 1
             attn_pages.add(tok)
+            if isinstance(a, FullAttention) and a.index_dim:
+                # MiniMax-M3's index-key cache: its own layer spec (one head, bf16 unless --attention-config
+                # indexer_kv_dtype), a full-attention kind beside the layer's K/V (data/vllm.json minimax_m3_msa)
+                itok = a.index_dim * vllm_rules().minimax_m3_msa.index_cache_bytes
+                index_pages[itok] = index_pages.get(itok, 0) + 1
+                own_kinds[("full", None)] = own_kinds.get(("full", None), 0) + 1
             if a.indexer_bytes_per_token():
                 notes.append("the DeepSeek-V3.2 indexer cache is not in the pool yet")
         if c.recurrent is not None:  # MambaSpec: the conv state at the model dtype, the temporal state at
@@ -402,12 +409,17 @@ def kv_pool(spec: ModelSpec, s: KVSettings, stage: int = 0) -> KVPool:
                            "model dtype has a page above the sliding-window layers' padded one]")
         else:
             page = bs * attn_tok
-    if len(buckets) > 1 and all(kind == "full" for kind, _, _ in buckets):
+    if index_pages and not (all(kind == "full" for kind, _, _ in buckets) and not mamba_pages):
+        raise NotModelledError("MiniMax-M3 index-key caches beside sliding-window, chunked or recurrent layers "
+                               "(the hybrid manager off or layers of another kind): not modelled")
+    if (len(buckets) > 1 or index_pages) and all(kind == "full" for kind, _, _ in buckets):
         # full-attention layers of different page sizes (a draft model's or EAGLE head's layers beside the
         # target's): one group whose page is the sum of its layers' pages (vLLM 0.33.0 kv_cache_interface.py
         # UniformTypeKVCacheSpecs; kv_cache_planning.py get_kv_cache_groups), so a block costs every layer's page
-        n_layers = sum(buckets.values())
-        page = bs * sum(tok * n for (_, _, tok), n in buckets.items())
+        # an index-key cache is an MLAAttentionSpec of its own beside the layer's FullAttentionSpec: the same group
+        # even where its page equals the K/V page (tests/data/vllm_minimax_m3_oracle_v0.34.0.json, TP 4 fp8)
+        n_layers = sum(buckets.values()) + sum(index_pages.values())
+        page = bs * (sum(tok * n for (_, _, tok), n in buckets.items()) + sum(t * n for t, n in index_pages.items()))
         return KVPool(block_size=bs, attn_bytes_per_token_layer=attn_tok, page_bytes=page, group_size=1,
                       groups=[KVGroup(kind="full", layers=n_layers, block_size=bs)], bytes_per_block=page,
                       padding_layers=0, notes=notes)

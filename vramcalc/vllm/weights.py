@@ -117,6 +117,14 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
         if name.endswith("in_proj.weight"):
             return (2 * ssm.d_inner // tp + bc + ssm.n_heads // tp, *s[1:])
         return (ssm.d_inner // tp + bc, *s[1:])
+    # MiniMax-M3's indexer in MinimaxM3QKVParallelLinearWithIndexer (vLLM v0.34.0
+    # vllm/model_executor/layers/linear.py): index_q shards as the KV heads (whole heads, replicated past them),
+    # the one index_k head is whole on every rank; its norms are per head (kept whole above)
+    if name.endswith(".index_k_proj.weight") or name.endswith(("index_q_norm.weight", "index_k_norm.weight")):
+        return tuple(s)
+    if name.endswith(".index_q_proj.weight") and layer is not None and layer.attention is not None:
+        a = layer.attention
+        return (max(1, a.index_n_heads // tp) * a.index_head_dim, *s[1:])
     if KV.search(name) and layer is not None and layer.attention is not None:
         a = layer.attention
         if kv_colwise:  # vLLM v0.33.0 models/transformers/utils.py replace_linear_class: "colwise" is a
@@ -633,7 +641,9 @@ def _tensor_rank_bytes(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec
     """Bytes of tensor t on one TP rank: its rank shape (_rank_shape) in the scheme's stored layout."""
     shape = _rank_shape(t, spec, tp, layer, moe, q_group, replicate_embed, kv_colwise)
     # float32 whatever the model dtype (data/vllm.json fp32_params): DeepSeek's router bias, a Mamba A
-    size = 4 if any(p in t.name for p in vllm_rules().fp32_params.patterns) else base
+    fp32 = vllm_rules().fp32_params
+    size = 4 if any(p in t.name for p in fp32.patterns) or (
+        t.group == "router" and spec.model_type in fp32.router_model_types) else base
     rank_t = t.model_copy(update={"shape": shape})
     mats = _matrices(rank_t) if t.group in scheme.quantize_groups and scheme.method != "none" else []
     if mats and scheme.method == "humming" and not left_unquantized(t, composite, scheme):
@@ -649,6 +659,9 @@ def _tensor_rank_bytes(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec
         if scheme.one_scale_per_module and _FUSED_FOLLOWER.search(t.name):
             nbytes -= sum(c for c, _, _ in mats) * 4  # the fused module's one fp32 scale is counted on its first shard
         return nbytes
+    if t.group == "vision" and spec.vision is not None and spec.vision.fp32_params and size < 4:
+        # MiniMax-M3's patch embedding stays float32 (VisionSpec.fp32_params), kept whole on every rank
+        return prod(shape) * size + spec.vision.fp32_params * (4 - size)
     return prod(shape) * size
 
 
