@@ -60,15 +60,27 @@ def _fuzz(target: str, argv: list[str]) -> None:
 
     import pydantic  # noqa: F401  third-party imports first, left uninstrumented: only vramcalc is traced
 
-    with atheris.instrument_imports(include=["vramcalc"]):
-        from vramcalc.check import check
-        from vramcalc.errors import VramcalcError
-        from vramcalc.gpus import find_gpu
-        from vramcalc.sources.bounded_json import JSONFileError, loads
-        from vramcalc.sources.gguf_header import read_header as read_gguf
-        from vramcalc.sources.hf_config import spec_from_config
-        from vramcalc.sources.gguf_spec import spec_from_gguf
-        from vramcalc.sources.safetensors_header import read_header_from
+    import importlib
+
+    import vramcalc  # noqa: F401  the package loads from its cached bytecode: an import under atheris' hook is slow
+
+    # then the target's own modules are re-executed instrumented (the modules they import first), so only the code
+    # the target runs is traced
+    traced = {"gguf": ("vramcalc.sources.validate", "vramcalc.sources.gguf_header", "vramcalc.sources.gguf_spec"),
+              "safetensors": ("vramcalc.sources.safetensors_header",),
+              "config": ("vramcalc.sources.bounded_json", "vramcalc.sources.validate", "vramcalc.sources.vision",
+                         "vramcalc.sources.hf_config", "vramcalc.check")}[target]
+    with atheris.instrument_imports(include=list(traced)):
+        for name in traced:
+            importlib.reload(sys.modules[name])
+    from vramcalc.check import check
+    from vramcalc.errors import VramcalcError
+    from vramcalc.gpus import find_gpu
+    from vramcalc.sources.bounded_json import JSONFileError, loads
+    from vramcalc.sources.gguf_header import read_header as read_gguf
+    from vramcalc.sources.hf_config import spec_from_config
+    from vramcalc.sources.gguf_spec import spec_from_gguf
+    from vramcalc.sources.safetensors_header import read_header_from
 
     def gguf(data: bytes) -> None:
         try:
