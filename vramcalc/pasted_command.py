@@ -708,7 +708,11 @@ def _vllm_reading(p: Parsed) -> Reading:
         elif fld == "kernel_config":  # its backend keys (_common), normalised as KernelConfig does
             # (vllm/config/kernel.py _normalize_moe_backend and its kin: lower case, - as _; null is the default, auto)
             kc = _config_keys(f, warnings, p.engine_version)  # KernelConfig's fields at the release, speed keys said
-            if not any(k in (f.entry.get("modelled_keys") or []) for k in kc):  # only speed keys and monokernel
+            if kc.get("monokernel"):  # KernelConfig.monokernel, as --monokernel sets it: its note says why not modelled
+                mono = flag_classes()["vllm"]["--monokernel"]
+                warnings.append(warning("command.not_modelled", f"{f.written()}: monokernel: {mono['note']}; the "
+                                        "figures ignore it"))
+            elif not any(k in (f.entry.get("modelled_keys") or []) for k in kc):  # only speed keys
                 no_effect.append(f.written())
             if kc.get("linear_backend_per_quant"):  # linear_backend for the schemes it names
                 per = kc["linear_backend_per_quant"]
