@@ -491,6 +491,10 @@ class Fp32Params(Fixed):
     router_source: str = ""
 
 
+class RouterQuantConfig(Sourced):
+    model_types: list[str]  # the model types whose MoE router vLLM builds with the quant config (online, Humming)
+
+
 class MinimaxM3Msa(Fixed):
     block_size: int
     index_cache_bytes: int
@@ -774,6 +778,7 @@ class Vllm(Sourced):
     vocab_padding: VocabPadding
     rotary_cache: RotaryCache
     fp32_params: Fp32Params
+    router_quant_config: RouterQuantConfig
     minimax_m3_msa: MinimaxM3Msa
     replicated_vision: ReplicatedVision
     dcp_q_replicate: ReplicatedVision  # architectures whose MLA query projection --dcp-q-replicate shards over TP / DCP
@@ -1704,8 +1709,6 @@ class VllmHumming(Sourced):
     pad_n_to_multiple: int  # prepare_and_transform_humming_tensors after loading
     pad_k_to_multiple: int
     online_min_k_multiple: int  # HummingConfig.get_quant_method: online quant leaves other linear layers alone
-    router_quantized_model_types: list[str]  # the model types whose MoE router vLLM builds with the quant config
-    router_source: str = Field(alias="_router_source")
 
 
 # --- vllm_kv_formats.json: vLLM's packed KV cache dtypes -------------------------------------------

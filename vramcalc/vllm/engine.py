@@ -847,12 +847,25 @@ def _scheme(spec: ModelSpec, opts: VLLMOptions) -> tuple[QuantScheme, bool]:
         refusal = shard_ignore_refusal(spec, scheme)
         if refusal is not None:
             raise refusal
-        return scheme, False
+        return _online_router(spec, scheme, True), False
     if opts.quantization == "humming":
         return _humming_scheme(spec, opts)[0], False
+    if opts.quantization == "fp8" and not spec.quantization_config:  # online FP8 at load (quant_targets.json fp8)
+        return _online_router(spec, target_scheme(opts.quantization, spec), False), False
     if opts.quantization:
         return target_scheme(opts.quantization, spec), False
     return scheme_from_config(spec.quantization_config, spec), False
+
+
+def _online_router(spec: ModelSpec, scheme: QuantScheme, has: bool) -> QuantScheme:
+    """An online method quantizes a MoE router only where the model builds it with the quant config
+    (data/vllm.json router_quant_config: vLLM 0.34.0 vllm/model_executor/models/qwen3_moe.py and lfm2_moe.py pass it
+    to their GateLinear, the others do not). has: whether the scheme's groups include the router."""
+    takes = spec.model_type in vllm_rules().router_quant_config.model_types
+    if scheme.method == "none" or takes == has:
+        return scheme
+    groups = (*scheme.quantize_groups, "router") if takes else tuple(g for g in scheme.quantize_groups if g != "router")
+    return scheme.model_copy(update={"quantize_groups": groups})
 
 
 def _humming_scheme(spec: ModelSpec, opts: VLLMOptions) -> tuple[QuantScheme, list[str]]:

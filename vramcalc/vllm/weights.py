@@ -684,13 +684,13 @@ def _humming_rank_bytes(t: TensorSpec, rank_t: TensorSpec, spec: ModelSpec, tp: 
     from ..quant import humming_tensors
 
     from ..quant import humming_layer_names
-    from .humming import for_layer, rules as humming_rules
+    from .humming import for_layer
 
     if scheme.overrides:  # dynamic's +: patterns (HummingConfig.get_layer_weight_schema)
         scheme = for_layer(scheme, humming_layer_names(t, spec.vision is not None))
     pn, pk = scheme.pad_nk
-    if t.group == "router" and spec.model_type not in humming_rules().router_quantized_model_types:
-        return None  # a GateLinear built without the quant config (data/vllm_humming.json _router_source)
+    if t.group == "router" and spec.model_type not in vllm_rules().router_quant_config.model_types:
+        return None  # a GateLinear built without the quant config (data/vllm.json router_quant_config)
 
     def round_up(x: int, m: int) -> int:
         return ceil(x / m) * m if m else x
