@@ -46,6 +46,36 @@ SPECS = [{"linear": w, "moe": w} for w in BOTH] + [{"moe": w} for w in MOE_ONLY]
 ]
 
 
+def fp8_stand_ins(block_fp8: bool = False) -> None:
+    """vLLM's CUDA FP8 quantize op and the FP8 GEMM kernel CUDA picks on SM 8.9 and later for the online methods
+    (kernels/linear/__init__.py _POSSIBLE_FP8_KERNELS[CUDA]: FlashInfer takes per-tensor activations only, the online
+    methods quantize them per token): CutlassFP8ScaledMMLinearKernel, whose post-load step (a pad of K and N to 16) is
+    plain torch. block_fp8 False: block FP8 has its own kernels, not stood in for (refused)."""
+    import torch
+    from vllm import _custom_ops as ops
+    import vllm.model_executor.layers.quantization.online.fp8 as online_fp8
+    from vllm.model_executor.kernels.linear.scaled_mm.cutlass import CutlassFP8ScaledMMLinearKernel
+    from vllm.model_executor.kernels.linear.scaled_mm.ScaledMMLinearKernel import FP8ScaledMMLinearLayerConfig
+
+    def scaled_fp8_quant(x, scale=None, **_):  # the same output (fp8 values, the scale given; none: 1)
+        if scale is None:
+            scale = torch.ones(1, dtype=torch.float32, device=x.device)
+        return (x.float() / scale).clamp(-448, 448).to(torch.float8_e4m3fn), scale
+
+    ops.scaled_fp8_quant = scaled_fp8_quant
+
+    def cutlass_kernel(activation_quant_key, weight_quant_key, input_dtype, out_dtype, weight_shape, **_):
+        if not block_fp8 and activation_quant_key.scale.group_shape.is_per_group():
+            raise ValueError("no stand-in for the block FP8 kernels")
+        c = FP8ScaledMMLinearLayerConfig(weight_quant_key=weight_quant_key, activation_quant_key=activation_quant_key,
+                                         input_dtype=input_dtype, out_dtype=out_dtype, weight_shape=weight_shape)
+        return CutlassFP8ScaledMMLinearKernel(c, layer_param_names=["weight", "weight_scale", "input_scale",
+                                                                     "input_scale_ub"])
+
+    online_fp8.init_fp8_linear_kernel = cutlass_kernel
+    CutlassFP8ScaledMMLinearKernel.is_supported = classmethod(lambda cls, cc=None: (True, None))  # CUDA SM 8.9+
+
+
 def _params(model, layer: str) -> dict:
     return {n[len(layer):]: {"shape": list(p.shape), "dtype": str(p.dtype).removeprefix("torch."),
                              "bytes": p.numel() * p.element_size()}
@@ -56,30 +86,9 @@ def one(repo: str, tp: int) -> list:
     vllm_oracle.setup()
     import torch
     from vllm.config import set_current_vllm_config
-    from vllm import _custom_ops as ops
     from vllm.model_executor.model_loader.utils import initialize_model
 
-    def scaled_fp8_quant(x, scale=None, **_):  # vLLM's CUDA op; the same output (fp8 values, the scale given)
-        return (x.float() / scale).clamp(-448, 448).to(torch.float8_e4m3fn), scale
-
-    ops.scaled_fp8_quant = scaled_fp8_quant
-    # the FP8 GEMM kernel CUDA picks on SM 8.9 and later for these methods (kernels/linear/__init__.py
-    # _POSSIBLE_FP8_KERNELS[CUDA]: FlashInfer takes per-tensor activations only, the online methods quantize them per
-    # token): CutlassFP8ScaledMMLinearKernel, whose post-load step (a pad of K and N to 16) is plain torch
-    import vllm.model_executor.layers.quantization.online.fp8 as online_fp8
-    from vllm.model_executor.kernels.linear.scaled_mm.cutlass import CutlassFP8ScaledMMLinearKernel
-    from vllm.model_executor.kernels.linear.scaled_mm.ScaledMMLinearKernel import FP8ScaledMMLinearLayerConfig
-
-    def cutlass_kernel(activation_quant_key, weight_quant_key, input_dtype, out_dtype, weight_shape, **_):
-        if activation_quant_key.scale.group_shape.is_per_group():  # block FP8: its own kernels, not stood in for
-            raise ValueError("no stand-in for the block FP8 kernels")
-        c = FP8ScaledMMLinearLayerConfig(weight_quant_key=weight_quant_key, activation_quant_key=activation_quant_key,
-                                         input_dtype=input_dtype, out_dtype=out_dtype, weight_shape=weight_shape)
-        return CutlassFP8ScaledMMLinearKernel(c, layer_param_names=["weight", "weight_scale", "input_scale",
-                                                                     "input_scale_ub"])
-
-    online_fp8.init_fp8_linear_kernel = cutlass_kernel
-    CutlassFP8ScaledMMLinearKernel.is_supported = classmethod(lambda cls, cc=None: (True, None))  # CUDA SM 8.9+
+    fp8_stand_ins()
 
     config = dict(vllm_oracle._as_read(vllm_oracle._catalog_config(repo)), num_hidden_layers=1)
     rows = []

@@ -24,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vllm_oracle as vo  # noqa: E402
+from vllm_online_quant_oracle import fp8_stand_ins  # noqa: E402
 
 MODELS = ["Qwen__Qwen3-30B-A3B", "Qwen__Qwen3-VL-30B-A3B-Instruct", "mistralai__Mixtral-8x7B-v0.1",
           "deepseek-ai__DeepSeek-V2-Lite", "zai-org__GLM-4.5-Air", "MiniMaxAI__MiniMax-M2.5",
@@ -32,36 +33,12 @@ TPS = (1, 2)
 _ROUTER = ("mlp.gate", "block_sparse_moe.gate", "feed_forward.router", "mlp.router")
 
 
-def _stand_ins() -> None:
-    import torch
-    from vllm import _custom_ops as ops
-    import vllm.model_executor.layers.quantization.online.fp8 as online_fp8
-    from vllm.model_executor.kernels.linear.scaled_mm.cutlass import CutlassFP8ScaledMMLinearKernel
-    from vllm.model_executor.kernels.linear.scaled_mm.ScaledMMLinearKernel import FP8ScaledMMLinearLayerConfig
-
-    def scaled_fp8_quant(x, scale=None, **_):  # vLLM's CUDA op; the same output (fp8 values, the scale given)
-        if scale is None:
-            scale = torch.ones(1, dtype=torch.float32, device=x.device)
-        return (x.float() / scale).clamp(-448, 448).to(torch.float8_e4m3fn), scale
-
-    ops.scaled_fp8_quant = scaled_fp8_quant
-
-    def cutlass_kernel(activation_quant_key, weight_quant_key, input_dtype, out_dtype, weight_shape, **_):
-        c = FP8ScaledMMLinearLayerConfig(weight_quant_key=weight_quant_key, activation_quant_key=activation_quant_key,
-                                         input_dtype=input_dtype, out_dtype=out_dtype, weight_shape=weight_shape)
-        return CutlassFP8ScaledMMLinearKernel(c, layer_param_names=["weight", "weight_scale", "input_scale",
-                                                                     "input_scale_ub"])
-
-    online_fp8.init_fp8_linear_kernel = cutlass_kernel
-    CutlassFP8ScaledMMLinearKernel.is_supported = classmethod(lambda cls, cc=None: (True, None))  # CUDA SM 8.9+
-
-
 def one(stem: str, tp: int) -> dict[str, Any]:
     vo.setup()
     import torch
     from vllm.config import set_current_vllm_config
 
-    _stand_ins()
+    fp8_stand_ins(block_fp8=True)
     entry = json.load(open(os.path.join(vo.MODELS, stem + ".json")))
     config = {k: v for k, v in vo._as_read(vo._catalog_config(entry["repo_id"])).items()
               if k != "quantization_config"}
