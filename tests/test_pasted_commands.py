@@ -663,12 +663,13 @@ def test_seed_vllm_qwen36_fp8_tp2_needs_what_vllms_own_code_says():
 
 def test_readme_counts_the_not_modelled_flags_as_they_are():
     n = {k: sum(c["class"] == "not_modelled" for c in flag_classes()[k].values())
-         for k in ("vllm", "llamacpp", "llama_bench", "vllm_env")}
+         for k in ("vllm", "llamacpp", "llama_bench", "vllm_env", "vllm_env_model")}
     readme = " ".join((Path(__file__).parent.parent / "README.md").read_text().split())
     said = {k: "" if v == 1 else "s" for k, v in n.items()}  # "1 vLLM flag", "2 vLLM flags"
     assert (f"{n['vllm']} vLLM flag{said['vllm']}, {n['llamacpp']} llama-server / llama-cli flag{said['llamacpp']}, "
             f"{n['llama_bench']} llama-bench flag{said['llama_bench']} and {n['vllm_env']} `VLLM_*` "
-            f"variable{said['vllm_env']}") in readme
+            f"variable{said['vllm_env']}, plus {n['vllm_env_model']} that a model's own modules read outside "
+            "`vllm/envs.py`") in readme
 
 
 def test_flags_that_act_only_beside_a_not_modelled_flag():
