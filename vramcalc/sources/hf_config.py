@@ -278,7 +278,7 @@ def _generic_fallback() -> GenericFallback:
 
 def _set(value: Any) -> bool:
     """A config value that says something: not null, zero, false or empty."""
-    return value not in (None, 0, False, "", [], {}) or (isinstance(value, float) and value != 0)
+    return value not in (None, 0, False, "", [], {})  # 0.0 == 0 and False == 0: one test covers them
 
 
 def generic_fallback_refusal(text: dict[str, Any]) -> dict[str, list[str]]:
@@ -401,14 +401,13 @@ def _read_minimax_m3(f: Fields, mt: str) -> ReaderParts:
         kw = {"index_n_heads": idx_heads, "index_head_dim": idx_dim} if t == "minimax_m3_sparse" else {}
         attn = _attn(f, "full", qk_norm=True, **kw)
         layers.append(LayerSpec(attention=attn, mlp=moe if m == "sparse" else dense))
-    notes: list[str] = []
     if f.int("n_shared_experts", 1) != 1:
         raise NotModelledError(f"{f.where}: n_shared_experts {f('n_shared_experts')!r}: vLLM v0.34.0 MiniMaxM3MoE "
                                "builds one shared expert; not modelled")
     # the cos/sin cache: rotary_dim of head_dim rotated (vLLM get_rope on rope_parameters' partial_rotary_factor)
     rotary = f.pos("rotary_dim", f.pos("head_dim"))
     rope = {"rope_type": "default", "partial_rotary_factor": rotary / f.pos("head_dim")}
-    return {"layers": layers, "notes": notes, "rope_scaling": rope}
+    return {"layers": layers, "rope_scaling": rope}
 
 
 def _read_qwen3_vl_text(f: Fields, mt: str) -> ReaderParts:

@@ -890,8 +890,10 @@ def _humming_scheme(spec: ModelSpec, opts: VLLMOptions) -> tuple[QuantScheme, li
                 weight_schema(cfg)  # vLLM builds it for every layer the checkpoint quantizes
                 unsized.append(f"{ONLINE} force_requant: the requantized weights are not sized")
         return scheme_from_config(spec.quantization_config, spec), unsized
-    dtype = opts.dtype if opts.dtype in ("bfloat16", "float16") else \
-        "float16" if opts.dtype in ("half", "float16") else spec.dtype if spec.dtype in ("bfloat16", "float16") \
+    # the model dtype Humming's scales take: --dtype as given, else the checkpoint's 16-bit dtype (a float32 one
+    # runs in bfloat16: vllm/config/model.py _resolve_auto_dtype)
+    asked = "float16" if opts.dtype == "half" else opts.dtype
+    dtype = asked if asked in ("bfloat16", "float16") else spec.dtype if spec.dtype in ("bfloat16", "float16") \
         else "bfloat16"
     return scheme(opts.humming_online_quant_config, opts.humming_input_quant_config, dtype)
 
