@@ -42,11 +42,18 @@ def kv_cache_types() -> list[str]:
     return list(_data().kv_cache_types_allowed)
 
 
+_BY_SPELLING: dict[str, GGMLType] = {}  # every spelling met (f16, F16 ...): the graph replay asks millions of times
+
+
 def ggml_type(name: str) -> GGMLType:
+    t = _BY_SPELLING.get(name)
+    if t is not None:
+        return t
     try:
-        return types()[name.upper()]
+        t = _BY_SPELLING[name] = types()[name.upper()]
     except KeyError:
         raise NotModelledError(f"unknown ggml type {name!r}") from None
+    return t
 
 
 def row_bytes(type_name: str, ne0: int) -> int:

@@ -28,19 +28,20 @@ class _Blocks:
 
     def alloc(self, size: int) -> int:
         size = self._pad(size)
-        best, best_size = -1, None
-        for i, (_, s) in enumerate(self.free[:-1]):
-            if s >= size and (best_size is None or s <= best_size):
+        fb = self.free
+        best, best_size = len(fb) - 1, 1 << 63
+        for i in range(len(fb) - 1):  # best fit among all but the open end; the last of equal sizes (<=)
+            s = fb[i][1]
+            if size <= s <= best_size:
                 best, best_size = i, s
-        if best == -1:
-            best = len(self.free) - 1
-        block = self.free[best]
+        block = fb[best]
         off = block[0]
         block[0] += size
         block[1] -= size
         if block[1] == 0:
-            self.free.pop(best)
-        self.peak = max(self.peak, off + size)
+            fb.pop(best)
+        if off + size > self.peak:
+            self.peak = off + size
         return off
 
     def release(self, off: int, size: int) -> None:
@@ -67,57 +68,60 @@ class _Blocks:
 def peak_bytes(graph: Graph, alignment: int = 32) -> int:
     """Bytes of the compute buffer ggml-alloc reserves for graph (CPU buffers align to 32)."""
     blocks = _Blocks(alignment)
-    children: dict[int, int] = {}
-    views: dict[int, int] = {}
-    addr: dict[int, int] = {}
-    own: set[int] = set()
+    pad = blocks._pad
+    # keyed by the tensors themselves: T hashes by identity (eq=False)
+    children: dict[T, int] = {}
+    views: dict[T, int] = {}
+    addr: dict[T, int] = {}
+    own: set[T] = set()
 
     def allocate(t: T) -> None:
-        if t.external or t.view_src is not None or id(t) in own:
+        if t.external or t.view_src is not None or t in own:
             return
-        own.add(id(t))
+        own.add(t)
         if t.op in CAN_INPLACE:
             for p in t.srcs:
-                if id(p) not in own or p.flags & OUTPUT or p.layout != t.layout:
+                if p not in own or p.flags & OUTPUT or p.layout != t.layout:
                     continue
-                if children.get(id(p), 0) == 1 and views.get(id(p), 0) == 0:
-                    addr[id(t)] = addr[id(p)]
-                    own.discard(id(p))
-                    ps, ns = blocks._pad(p.nbytes), blocks._pad(t.nbytes)
+                if children.get(p, 0) == 1 and views.get(p, 0) == 0:
+                    a = addr[t] = addr[p]
+                    own.discard(p)
+                    ps, ns = pad(p.nbytes), pad(t.nbytes)
                     if ps > ns:
-                        blocks.release(addr[id(t)] + ns, ps - ns)
+                        blocks.release(a + ns, ps - ns)
                     return
-        addr[id(t)] = blocks.alloc(t.nbytes)
+        addr[t] = blocks.alloc(t.nbytes)
 
     def release(t: T) -> None:
         if t.flags & OUTPUT:
             return
-        blocks.release(addr[id(t)], t.nbytes)
-        own.discard(id(t))
+        blocks.release(addr[t], t.nbytes)
+        own.discard(t)
 
     for leaf in graph.leafs:
         allocate(leaf)
     for n in graph.nodes:
         if n.view_src is not None:
-            views[id(n.view_src)] = views.get(id(n.view_src), 0) + 1
+            views[n.view_src] = views.get(n.view_src, 0) + 1
         if n.flags & INPUT:
             allocate(n)
         for s in n.srcs:
-            children[id(s)] = children.get(id(s), 0) + 1
+            children[s] = children.get(s, 0) + 1
             if s.flags & INPUT:
                 allocate(s)
     for n in graph.nodes:
-        for s in n.srcs:
+        srcs = n.srcs
+        for s in srcs:
             allocate(s)
         allocate(n)
-        for s in n.srcs:
-            children[id(s)] -= 1
-            if children[id(s)] == 0 and views.get(id(s), 0) == 0:
-                if s.view_src is not None:
-                    root = s.view_src
-                    views[id(root)] -= 1
-                    if views[id(root)] == 0 and children.get(id(root), 0) == 0 and id(root) in own:
+        for s in srcs:
+            left = children[s] = children[s] - 1
+            if left == 0 and views.get(s, 0) == 0:
+                root = s.view_src
+                if root is not None:
+                    v = views[root] = views[root] - 1
+                    if v == 0 and children.get(root, 0) == 0 and root in own:
                         release(root)
-                elif id(s) in own:
+                elif s in own:
                     release(s)
     return blocks.peak

@@ -9,14 +9,39 @@ visits sources left to right, depth first, and appends each tensor after its sou
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from math import prod
+from typing import Any, Generic, TypeVar
 
 from ..ggml import ggml_type
 
 INPUT, OUTPUT = 1, 2
+R = TypeVar("R")
+_BLOCKS: dict[str, tuple[int, int]] = {}
+
+
+def _block(type_: str) -> tuple[int, int]:
+    """(elements per block, bytes per block) of a ggml type; asked for every tensor a graph makes."""
+    b = _BLOCKS.get(type_)
+    if b is None:
+        t = ggml_type(type_)
+        b = _BLOCKS[type_] = (t.block, t.block_bytes)
+    return b
+
+
+class _once(Generic[R]):
+    """A property computed on first use and kept in the instance (functools.cached_property without its
+    per-call lock, which Python 3.11 still takes; graphs are built in one thread)."""
+
+    def __init__(self, f: Callable[[Any], R]) -> None:
+        self.f, self.name = f, f.__name__
+
+    def __get__(self, obj: Any, cls: Any = None) -> R:
+        if obj is None:
+            return self  # type: ignore[return-value]
+        v = obj.__dict__[self.name] = self.f(obj)
+        return v
 
 
 @dataclass(eq=False)
@@ -32,21 +57,22 @@ class T:
     external: bool = False  # weights, KV cache: not in the compute buffer
     name: str = ""
 
-    @cached_property
+    @_once
     def nbytes(self) -> int:
         """ggml_nbytes (shape and strides never change after creation)."""
-        t = ggml_type(self.type)
-        if any(n == 0 for n in self.ne):
+        block, block_bytes = _block(self.type)
+        n0, n1, n2, n3 = self.ne
+        if not (n0 and n1 and n2 and n3):
             return 0
-        if t.block == 1:
-            return t.block_bytes + sum((n - 1) * b for n, b in zip(self.ne, self.nb))
-        return self.ne[0] * self.nb[0] // t.block + sum((n - 1) * b for n, b in zip(self.ne[1:], self.nb[1:]))
+        b0, b1, b2, b3 = self.nb
+        rest = (n1 - 1) * b1 + (n2 - 1) * b2 + (n3 - 1) * b3
+        return block_bytes + (n0 - 1) * b0 + rest if block == 1 else n0 * b0 // block + rest
 
     @property
     def contiguous(self) -> bool:
         return self.nb == _strides(self.type, self.ne)
 
-    @cached_property
+    @_once
     def layout(self) -> tuple:
         return (self.type, self.ne, self.nb)
 
@@ -57,9 +83,8 @@ def _ne4(ne: Iterable[int]) -> tuple[int, int, int, int]:
 
 
 def _strides(type_: str, ne: Sequence[int]) -> tuple[int, int, int, int]:
-    t = ggml_type(type_)
-    nb0 = t.block_bytes
-    nb1 = nb0 * (ne[0] // t.block)
+    block, nb0 = _block(type_)
+    nb1 = nb0 * (ne[0] // block)
     return (nb0, nb1, nb1 * ne[1], nb1 * ne[1] * ne[2])
 
 
@@ -198,21 +223,24 @@ class Graph:
     def __init__(self) -> None:
         self.nodes: list[T] = []
         self.leafs: list[T] = []
-        self._seen: set[int] = set()
+        self._seen: set[T] = set()
 
     def expand(self, t: T) -> T:
-        stack: list[tuple[T, int]] = [(t, 0)]
-        if id(t) in self._seen:
+        seen = self._seen  # T hashes by identity (eq=False)
+        if t in seen:
             return t
-        self._seen.add(id(t))
+        seen.add(t)
+        stack: list[tuple[T, int]] = [(t, 0)]
+        pop, push, leafs, nodes = stack.pop, stack.append, self.leafs, self.nodes
         while stack:  # iterative post-order DFS, sources left to right
-            node, i = stack.pop()
-            if i < len(node.srcs):
-                stack.append((node, i + 1))
-                s = node.srcs[i]
-                if id(s) not in self._seen:
-                    self._seen.add(id(s))
-                    stack.append((s, 0))
+            node, i = pop()
+            srcs = node.srcs
+            if i < len(srcs):
+                push((node, i + 1))
+                s = srcs[i]
+                if s not in seen:
+                    seen.add(s)
+                    push((s, 0))
                 continue
-            (self.leafs if node.op == "NONE" else self.nodes).append(node)
+            (leafs if node.op == "NONE" else nodes).append(node)
         return t

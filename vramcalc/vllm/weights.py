@@ -592,18 +592,22 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
     first_moe = [next((i for i in moe_idx if starts[st] <= i < starts[st] + split[st]), -1) for st in range(pp)]
     expert_layer = [0] * pp
     per_kind: dict[tuple, int] = {}  # identical layers shard identically: size each tensor kind once
+    kinds: dict[LayerSpec, int] = {}  # each layer hashed once, not once per tensor (a LayerSpec hashes deeply)
+    kind_of = [kinds.setdefault(la, len(kinds)) for la in spec.layers]
+    stage_of = [max(i for i in range(pp) if starts[i] <= li) for li in range(len(spec.layers))]
     for t in _vllm_tensors(spec):
-        m = re.match(r"model\.layers\.(\d+)\.", t.name)
-        layer = spec.layers[int(m.group(1))] if m else None
+        m = _LAYER_TENSOR.match(t.name)
+        li = int(m.group(1)) if m else -1
+        layer = spec.layers[li] if m else None
         if m:
-            stages = [max(i for i in range(pp) if starts[i] <= int(m.group(1)))]
+            stages = [stage_of[li]]
         elif t.name == "lm_head.weight" or t.name.startswith("model.norm"):
             stages = [pp - 1]
         elif t.name.endswith("embed_tokens.weight"):
             stages = [0] + ([pp - 1] if spec.tie_word_embeddings and pp > 1 else [])
         else:
             stages = [0]  # vision tower and extras: the first stage
-        key = (layer, t.name[m.end():], t.shape, t.group) if m else None
+        key = (kind_of[li], t.name[m.end():], t.shape, t.group) if m else None
         nbytes = per_kind.get(key) if key is not None else None
         if nbytes is None:
             nbytes = _tensor_rank_bytes(t, spec, tp, layer, scheme, base, mxfp4_backend, moe, composite, q_group,
@@ -613,7 +617,7 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
                 per_kind[key] = nbytes
         for st in stages:
             stage_bytes[st] += nbytes
-            if m and t.group == "routed_experts" and int(m.group(1)) == first_moe[st]:
+            if m and t.group == "routed_experts" and li == first_moe[st]:
                 expert_layer[st] += nbytes
     return [RankWeights(rank=st * tp + r, pp_stage=st, layers=split[st], bytes=stage_bytes[st],
                         rotary_cache_bytes=0, expert_layer_bytes=expert_layer[st],
@@ -621,11 +625,16 @@ def _weights_per_rank(spec: ModelSpec, tp: int, pp: int, scheme: QuantScheme, dt
             for st in range(pp) for r in range(tp)]
 
 
+_LAYER_TENSOR = re.compile(r"model\.layers\.(\d+)\.")
+
+
 def _vllm_tensors(spec: ModelSpec) -> list[TensorSpec]:
     """The checkpoint's tensors as vLLM allocates them: a Gemma 4 attention_k_eq_v full-attention layer ships k_proj
     only, but vLLM's QKVParallelLinear keeps a V slot beside it and loads K into both
     (vLLM v0.34.0 vllm/model_executor/models/gemma4.py Gemma4Attention, _gemma4_layer_weights_mapper)."""
     out = inventory(spec)
+    if not any(la.attention is not None and la.attention.k_eq_v for la in spec.layers):
+        return out
     extra = []
     for t in out:
         m = re.match(r"model\.layers\.(\d+)\.self_attn\.k_proj\.(weight|bias)$", t.name)
