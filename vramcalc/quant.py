@@ -22,7 +22,7 @@ from .data_models import QuantTarget, QuantTargets, StandInFamily
 from .errors import ConfigError, InputError, NotModelledError
 from .kv import dtype_bytes
 from .limits import MAX_IGNORE_PATTERNS, MAX_PATTERN_CHARS, MAX_PATTERN_REPEATS
-from .memo import Memo
+from .memo import Memo, layers_weight
 from .messages import Message, warning
 from .params import GROUPS, group_of, inventory
 from .spec import ModelSpec, TensorSpec
@@ -568,10 +568,25 @@ def _plan(spec: ModelSpec, s: QuantScheme, include_mtp: bool = False) -> Iterato
         yield t, sum(c * sum(b for _, _, b in matrix_tensors(s, o, i)) for c, o, i in mats), True
 
 
+# The planner and the speed estimate ask for the same spec and scheme many times: keyed by the spec's identity
+# (the entry holds the spec, so its id is not reused), the scheme and include_mtp; the value is frozen.
+_QUANTIZED: Memo[tuple[ModelSpec, QuantizedBytes]] = Memo()
+
+
 def quantized_bytes(spec: ModelSpec, scheme: QuantScheme | None = None, include_mtp: bool = False) -> QuantizedBytes:
     """Tensor bytes of `spec` under `scheme` (default: its own quantization_config).
     include_mtp: count the multi-token-prediction layers, as the checkpoint files hold them."""
     s = scheme or scheme_from_config(spec.quantization_config, spec)
+    key = (id(spec), s, include_mtp)
+    hit = _QUANTIZED.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    q = _quantized_bytes(spec, s, include_mtp)
+    _QUANTIZED.put(key, (spec, q), layers_weight(len(spec.layers)))
+    return q
+
+
+def _quantized_bytes(spec: ModelSpec, s: QuantScheme, include_mtp: bool) -> QuantizedBytes:
     by_group = dict.fromkeys(GROUPS, 0)
     q = u = elements = 0
     for t, nbytes, quantized in _plan(spec, s, include_mtp):
