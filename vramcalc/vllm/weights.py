@@ -75,7 +75,8 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
                 q_group: int = 1, replicate_embed: bool = False, kv_colwise: bool = False) -> tuple[int, ...]:
     """The shape of tensor t on one TP rank (routed experts: over `moe`'s ranks, see MoEShards). q_group: the DCP
     group --dcp-q-replicate holds the MLA query projection whole within (1: off); replicate_embed: VLLM_REPLICATE_EMBED
-    (see sharding_switches); kv_colwise: k/v projections split by column like any other (the Transformers backend)."""
+    (see sharding_switches); kv_colwise: the Transformers backend, whose k/v projections split by column like any other
+    (and whose attention is whole where the model's tp_plan names none: data/vllm.json transformers_backend_default)."""
     s = list(t.shape)
     name = t.name
     if replicate_embed and name == "model.embed_tokens.weight":
@@ -100,6 +101,9 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
             or name.endswith(("q_norm.weight", "k_norm.weight")) or ".indexer." in name \
             or re.search(r"\.(q_a_proj|kv_a_proj_with_mqa)\.", name):
         return tuple(s)
+    if kv_colwise and t.group == "attention" and \
+            spec.architecture in vllm_rules().transformers_backend_default.replicated_attention:
+        return tuple(s)  # no tp_plan entry: the Transformers backend's ReplicatedLinear (data/vllm.json)
     ssm = layer.ssm if layer is not None and ".mamba." in name else None
     if ssm is not None and ssm.kind == "mamba1":
         # vLLM v0.33.0 vllm/model_executor/layers/mamba/mamba_mixer.py MambaMixer.__init__: x_proj is a
