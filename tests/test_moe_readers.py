@@ -123,3 +123,19 @@ def test_hunyuan_fields_transformers_does_not_read_are_noted():
     spec = spec_from_config(cfg, model_id="x", source="t")
     assert spec.layers[0].mlp.expert_intermediate_size == 3072  # transformers 5.24 sizes experts by intermediate_size
     assert any("use_cla" in n for n in spec.notes) and any("moe_intermediate_size" in n for n in spec.notes)
+
+
+@pytest.mark.parametrize("repo,name", [("allenai/OLMoE-1B-7B-0924", "OLMoE-1B-7B-0924"),
+                                       ("baidu/ERNIE-4.5-21B-A3B-PT", "ERNIE-4.5-21B-A3B-PT"),
+                                       ("tencent/Hunyuan-A13B-Instruct", "Hunyuan-A13B-Instruct")])
+def test_catalog_entries_read_the_oracle_configs(repo, name):
+    from vramcalc.sources import load_model
+    from vramcalc.sources.catalog import config_of
+
+    assert config_of(repo) == ORACLE["configs"][name]["config"]
+    spec = load_model(repo)
+    assert spec.layers == _spec(name).layers and spec.architecture == ORACLE["configs"][name]["config"]["architectures"][0]
+    c = next(c for c in CASES if c["name"] == name and c["release"] == ORACLE["release"] and c["tp"] == 2)
+    r = check_vllm(spec, find_gpu("h200-sxm"), VLLMOptions(tp=2, max_model_len=4096))
+    assert {d.weights_bytes for d in r.devices} == {c["weights_bytes_rank0"] + c["buffer_bytes_rank0"]
+                                                    - sum(v for k, v in c["buffers_rank0"].items() if "_scale" in k)}
