@@ -20,6 +20,8 @@ from vramcalc.vllm.weights import _rank_shape, _vllm_tensors
 
 ORACLE = json.loads((DATA / "vllm_moe_readers_oracle_v0.34.0.json").read_text())
 CASES = ORACLE["cases"]
+# --model-impl vllm: vLLM 0.34.0 still builds OLMoE and Hunyuan with its Transformers backend
+IMPL_VLLM = ORACLE["model_impl_vllm_cases"]
 
 
 def _spec(name):
@@ -28,16 +30,17 @@ def _spec(name):
 
 
 def _id(c):
-    return f"{c['name']}-tp{c['tp']}-v{c['release']}"
+    return f"{c['name']}-tp{c['tp']}-v{c['release']}" + ("-impl-vllm" if c.get("engine_args") else "")
 
 
 def _opts(c):
-    return VLLMOptions(engine_version=c["release"], tp=c["tp"], max_model_len=4096)
+    return VLLMOptions(engine_version=c["release"], tp=c["tp"], max_model_len=4096, **c.get("engine_args", {}))
 
 
 def test_fixture_is_vllm_with_the_survey_configs():
     assert ORACLE["release"] == "0.34.0" and "meta device" in ORACLE["produced_by"]
     assert {(c["release"], c["tp"]) for c in CASES} == {(r, t) for r in ("0.33.0", "0.34.0") for t in (1, 2)}
+    assert {(c["release"], c["tp"], c["engine_args"]["model_impl"]) for c in IMPL_VLLM} == {("0.34.0", 1, "vllm")}
     survey = {c["name"]: c for c in json.loads((DATA / "vllm_generic_fallback_oracle_v0.34.0.json").read_text())["cases"]}
     for name, c in ORACLE["configs"].items():
         assert c["config"] == survey[name]["config"] and c["source"]["config_json"].startswith("https://huggingface.co/")
@@ -58,7 +61,7 @@ def test_parameters_equal_transformers(c):
     assert count_params(spec).total + buffers == c["transformers_params"]
 
 
-@pytest.mark.parametrize("c", CASES, ids=_id)
+@pytest.mark.parametrize("c", CASES + IMPL_VLLM, ids=_id)
 def test_parameters_per_rank_equal_vllm(c):
     spec = _spec(c["name"])
     opts = _opts(c)
@@ -71,7 +74,7 @@ def test_parameters_per_rank_equal_vllm(c):
     assert n == c["params_rank0"]
 
 
-@pytest.mark.parametrize("c", CASES, ids=_id)
+@pytest.mark.parametrize("c", CASES + IMPL_VLLM, ids=_id)
 def test_gpu_weight_bytes_equal_vllm(c):
     """check_vllm's weights on every rank: vLLM's parameter bytes (ERNIE's float32 router and score bias included)
     and its rotary buffers (vLLM's cos/sin cache, or transformers' inv_freq pair under the Transformers backend); the

@@ -128,6 +128,13 @@ def main() -> None:
             subprocess.run([python, __file__, "--tp", str(tp), "--out", t.name], check=True,
                            env=dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_LOGGING_LEVEL="ERROR"))
             cases.extend(json.load(open(t.name)))
+    # --model-impl vllm: the registry's Transformers-backend mappings are entries of _VLLM_MODELS, built all the same
+    with tempfile.NamedTemporaryFile(suffix=".json") as t:
+        impl = {"model_impl": "vllm"}
+        subprocess.run([sys.executable, __file__, "--tp", "1", "--out", t.name], check=True,
+                       env=dict(os.environ, VLLM_TARGET_DEVICE="cpu", VLLM_LOGGING_LEVEL="ERROR",
+                                VLLM_ORACLE_ENGINE_ARGS=json.dumps(impl)))
+        model_impl_vllm = [dict(r, engine_args=impl) for r in json.load(open(t.name))]
     with tempfile.NamedTemporaryFile(suffix=".json") as t:
         subprocess.run([sys.executable, __file__, "--transformers", "--out", t.name], check=True)
         hf = json.load(open(t.name))
@@ -141,10 +148,11 @@ def main() -> None:
                           "built on the meta device by tools/vllm_oracle.py meta_engine, one process per TP degree) on "
                           "a CPU machine (VLLM_TARGET_DEVICE=cpu): rank 0's parameters, buffers and KV cache specs "
                           "(tools/vllm_oracle.py _specs, as GPUModelRunner.get_kv_cache_spec), each row naming its vLLM "
-                          "release; transformers_params: "
+                          "release; model_impl_vllm_cases: the same at TP 1 with EngineArgs(model_impl='vllm'); "
+                          "transformers_params: "
                           "AutoModelForCausalLM.from_config on the meta device",
            "configs": {n: {k: fallback[n][k] for k in ("model_type", "source", "config")} for n in NAMES},
-           "cases": cases}
+           "cases": cases, "model_impl_vllm_cases": model_impl_vllm}
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
         f.write("\n")

@@ -484,8 +484,8 @@ class RotaryCache(Fixed):
 
 
 class TransformersBackendDefault(Fixed):
-    """Architectures vLLM builds with its Transformers backend when --model-impl is auto (the registry maps them to
-    TransformersMoEForCausalLM): architecture -> the first release checked to do so."""
+    """Architectures vLLM builds with its Transformers backend under --model-impl auto or vllm (the registry maps them
+    to TransformersMoEForCausalLM): architecture -> the first release checked to do so."""
     architectures: dict[str, str]
     source: str
     # of those, the ones whose transformers tp_plan names no attention module: the backend keeps q/k/v/o whole

@@ -1692,8 +1692,9 @@ def _moe(spec: ModelSpec, opts: VLLMOptions) -> MoEShards | None:
 
 def transformers_backend(spec: ModelSpec, opts: VLLMOptions) -> bool:
     """Whether vLLM builds the model with its Transformers backend: --model-impl transformers, or an architecture its
-    registry maps to the backend under --model-impl auto (data/vllm.json transformers_backend_default)."""
-    if opts.model_impl != "auto":
+    registry maps to the backend (data/vllm.json transformers_backend_default), under --model-impl auto or vllm alike
+    (vLLM v0.34.0 registry.py _ModelRegistry.inspect_model_cls: those mappings are entries of _VLLM_MODELS)."""
+    if opts.model_impl in ("transformers", "terratorch"):
         return opts.model_impl == "transformers"
     since = vllm_rules().transformers_backend_default.architectures.get(spec.architecture or "")
     return since is not None and _key(opts.engine_version or vllm_rules().default_version) >= _key(since)
@@ -2317,7 +2318,7 @@ def _prefetch_terms(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdt
     if other:
         raise NotModelledError(f"--offload-params {' '.join(other)}: not modelled (vramcalc sizes the `experts` "
                                "segment, the routed experts; vllm/config/offload.py PrefetchOffloadConfig.offload_params)")
-    tensors = layer_tensors(spec, opts.tp, scheme, wdtype, mxfp4, _moe(spec, opts))
+    tensors = layer_tensors(spec, opts.tp, scheme, wdtype, mxfp4, _moe(spec, opts), transformers_backend(spec, opts))
     split = pp_layer_split(spec.num_layers, opts.pp, opts.pp_layer_partition)
     plans = {}
     for st in range(opts.pp):
@@ -2345,7 +2346,7 @@ def _uva_layer_copies(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, w
     from .offload import uva_largest_layer_copy
     from .weights import layer_tensors
 
-    tensors = layer_tensors(spec, opts.tp, scheme, wdtype, mxfp4, _moe(spec, opts))
+    tensors = layer_tensors(spec, opts.tp, scheme, wdtype, mxfp4, _moe(spec, opts), transformers_backend(spec, opts))
     split = pp_layer_split(spec.num_layers, opts.pp, opts.pp_layer_partition)
     most = int(opts.uva_offload_gb * GIB)
     return [uva_largest_layer_copy(tensors, sum(split[:w.pp_stage]), sum(split[:w.pp_stage + 1]), most,
@@ -3128,8 +3129,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     elif transformers_backend(spec, opts):
         warnings.append(warning(
             "vllm.model_impl.transformers_default",
-            f"vLLM builds {spec.architecture} with its Transformers backend (--model-impl auto; its registry maps the "
-            "architecture to TransformersMoEForCausalLM): the parameters and transformers' small rotary buffers are "
+            f"vLLM builds {spec.architecture} with its Transformers backend (its registry maps the architecture to "
+            "TransformersMoEForCausalLM, under --model-impl auto or vllm): the parameters and transformers' small rotary buffers are "
             "modelled as it builds them; its profile-run activation peak, CUDA-graph pool and speed are those of "
             "transformers' modules, which vramcalc does not size: the activation term is uncertain",
             source="vllm/model_executor/models/registry.py _TRANSFORMERS_SUPPORTED_MODELS (0.34.0)"))

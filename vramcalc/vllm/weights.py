@@ -740,9 +740,11 @@ class LayerTensor(BaseModel):
 
 
 def layer_tensors(spec: ModelSpec, tp: int = 1, scheme: QuantScheme | None = None, dtype: str | None = None,
-                  mxfp4_backend: str | None = None, moe: MoEShards | None = None) -> list[list[LayerTensor]]:
+                  mxfp4_backend: str | None = None, moe: MoEShards | None = None,
+                  kv_colwise: bool = False) -> list[list[LayerTensor]]:
     """Each decoder layer's parameters on one TP rank, sized as weights_per_rank sizes them (for the offloaders,
-    which take whole parameters of the layers make_layers builds: vllm/model_executor/models/utils.py, 0.33.0)."""
+    which take whole parameters of the layers make_layers builds: vllm/model_executor/models/utils.py, 0.33.0);
+    kv_colwise: the Transformers backend's sharding (_rank_shape)."""
     scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
     base = dtype_bytes(dtype or spec.dtype)
     composite = spec.vision is not None
@@ -753,6 +755,7 @@ def layer_tensors(spec: ModelSpec, tp: int = 1, scheme: QuantScheme | None = Non
             continue
         layer = spec.layers[int(m.group(1))]
         out[int(m.group(1))].append(LayerTensor(
-            name=t.name[m.end():], group=t.group, shape=_rank_shape(t, spec, tp, layer, moe),
-            bytes=_tensor_rank_bytes(t, spec, tp, layer, scheme, base, mxfp4_backend, moe, composite)))
+            name=t.name[m.end():], group=t.group, shape=_rank_shape(t, spec, tp, layer, moe, kv_colwise=kv_colwise),
+            bytes=_tensor_rank_bytes(t, spec, tp, layer, scheme, base, mxfp4_backend, moe, composite,
+                                     kv_colwise=kv_colwise)))
     return out
