@@ -24,9 +24,23 @@ CASES = ORACLE["cases"]
 IMPL_VLLM = ORACLE["model_impl_vllm_cases"]
 
 
+def _config(name):
+    """The survey's config, or a variant of it (the tool's VARIANTS: the readers' other branches)."""
+    return (ORACLE["configs"].get(name) or ORACLE["variants"][name])["config"]
+
+
 def _spec(name):
-    c = ORACLE["configs"][name]
-    return spec_from_config(c["config"], model_id=name, source="test", where=f"{name}/config.json")
+    return spec_from_config(_config(name), model_id=name, source="test", where=f"{name}/config.json")
+
+
+# vLLM 0.33.0's own models/olmoe.py builds no attention bias whatever attention_bias says (QKVParallelLinear and
+# RowParallelLinear with bias=False); the reader follows 0.34.0's Transformers backend, which builds them
+def _olmoe_033_biases(c, spec):
+    if c["name"] != "OLMoE-variant" or c["release"] != "0.33.0":
+        return 0
+    a = spec.layers[0].attention
+    per_layer = a.num_heads * a.head_dim_k // c["tp"] + 2 * a.num_kv_heads * a.head_dim_k + spec.hidden_size
+    return per_layer * len(spec.layers)
 
 
 def _id(c):
@@ -51,7 +65,8 @@ def test_fixture_is_vllm_with_the_survey_configs():
     assert by["ERNIE-4.5-21B-A3B-PT", "0.34.0"] == "Ernie4_5_MoeForCausalLM"
 
 
-@pytest.mark.parametrize("c", [c for c in CASES if "transformers_params" in c], ids=_id)
+@pytest.mark.parametrize("c", [c for c in CASES if "transformers_params" in c and c["name"] in ORACLE["configs"]],
+                         ids=_id)
 def test_parameters_equal_transformers(c):
     spec = _spec(c["name"])
     assert not spec.approximate and spec.is_moe
@@ -71,7 +86,7 @@ def test_parameters_per_rank_equal_vllm(c):
     for t in _vllm_tensors(spec):
         m = re.match(r"model\.layers\.(\d+)\.", t.name)
         n += prod(_rank_shape(t, spec, c["tp"], spec.layers[int(m.group(1))] if m else None, kv_colwise=hf))
-    assert n == c["params_rank0"]
+    assert n - _olmoe_033_biases(c, spec) == c["params_rank0"]
 
 
 @pytest.mark.parametrize("c", CASES + IMPL_VLLM, ids=_id)
@@ -84,7 +99,7 @@ def test_gpu_weight_bytes_equal_vllm(c):
     rotary = sum(v for k, v in c["buffers_rank0"].items() if k.endswith(("cos_sin_cache", "inv_freq")))
     scales = sum(v for k, v in c["buffers_rank0"].items() if re.search(r"\._(k|v|q|prob)_scale$", k))
     assert rotary + scales == c["buffer_bytes_rank0"]
-    assert {d.weights_bytes for d in r.devices} == {c["weights_bytes_rank0"] + rotary}
+    assert {d.weights_bytes for d in r.devices} == {c["weights_bytes_rank0"] + rotary + 2 * _olmoe_033_biases(c, spec)}
     assert len(r.devices) == c["tp"]
 
 
@@ -101,9 +116,28 @@ def test_kv_bytes_per_token_equal_vllms_kv_cache_spec(c):
     assert pool.page_bytes // pool.block_size * kind.layers == c["kv_bytes_per_token_all_layers"]
 
 
+def test_where_vllm_builds_other_weights_than_transformers_the_readers_follow_vllm():
+    """vLLM 0.34.0 against transformers 5.24 on the variants: ERNIE's use_bias biases o_proj and lm_head in
+    transformers only; Hunyuan's routed experts are sized by moe_intermediate_size in vLLM's Transformers backend and by
+    intermediate_size in transformers (vLLM also pads the vocabulary to 64)."""
+    rows = {c["name"]: c for c in CASES if "transformers_params" in c and "variant" in c["name"]}
+    ernie, e = _config("ERNIE-variant"), rows["ERNIE-variant"]
+    assert e["transformers_params"] - e["params_rank0"] == ernie["num_hidden_layers"] * ernie["hidden_size"] + \
+        ernie["vocab_size"]
+    hy, h = _config("Hunyuan-variant"), rows["Hunyuan-variant"]
+    wider = sum(3 * hy["num_experts"] * hy["hidden_size"] * (hy["intermediate_size"] - w)
+                for w in hy["moe_intermediate_size"])
+    pad = (-hy["vocab_size"] % 64) * hy["hidden_size"]
+    assert h["transformers_params"] - h["params_rank0"] == wider - pad
+    assert _spec("Hunyuan-variant").layers[0].mlp.expert_intermediate_size == 1536
+
+
 def test_layer_layouts():
     ernie = _spec("ERNIE-4.5-21B-A3B-PT")
     assert [la.mlp.kind for la in ernie.layers] == ["dense"] + ["moe"] * 27
+    # MoE every second layer from moe_layer_start_index to the last (moe_layer_end_index -1)
+    assert [la.mlp.kind for la in _spec("ERNIE-variant").layers] == ["dense", "moe"] * 3
+    assert [la.mlp.experts_per_token for la in _spec("Hunyuan-variant").layers] == [1, 2, 4, 8]
     assert ernie.layers[1].mlp.shared_intermediate_size == 2 * 1536 and ernie.layers[1].mlp.router_score_bias
     hunyuan = _spec("Hunyuan-A13B-Instruct")
     a = hunyuan.layers[0].attention
@@ -120,12 +154,12 @@ def test_the_transformers_backend_warns_that_its_activations_are_not_sized():
     assert "vllm.model_impl.transformers_default" not in [w.code for w in ernie.warnings]
 
 
-def test_hunyuan_fields_transformers_does_not_read_are_noted():
-    c = ORACLE["configs"]["Hunyuan-A13B-Instruct"]["config"]
-    cfg = {**c, "use_cla": True, "cla_share_factor": 2, "moe_intermediate_size": [1536] * 32}
-    spec = spec_from_config(cfg, model_id="x", source="t")
-    assert spec.layers[0].mlp.expert_intermediate_size == 3072  # transformers 5.24 sizes experts by intermediate_size
-    assert any("use_cla" in n for n in spec.notes) and any("moe_intermediate_size" in n for n in spec.notes)
+def test_hunyuan_fields_vllm_does_not_read_are_noted():
+    """The variant's use_cla and num_shared_expert change nothing in vLLM (one KV cache per layer, one shared MLP of
+    intermediate_size: the oracle rows above); the reader says so."""
+    notes = " ".join(_spec("Hunyuan-variant").notes)
+    assert "use_cla" in notes and "num_shared_expert" in notes and "moe_intermediate_size" in notes
+    assert not _spec("Hunyuan-A13B-Instruct").notes
 
 
 @pytest.mark.parametrize("repo,name", [("allenai/OLMoE-1B-7B-0924", "OLMoE-1B-7B-0924"),

@@ -8,7 +8,8 @@ match).
 (--also: the same rows from another release's venv, each row naming its release: vLLM 0.33.0 still builds OLMoE with
 its own models/olmoe.py, Hunyuan-A13B already with the Transformers backend.)
 
-The configs (and where each is published) are those of tests/data/vllm_generic_fallback_oracle_v0.34.0.json. For each
+The configs (and where each is published) are those of tests/data/vllm_generic_fallback_oracle_v0.34.0.json, and
+VARIANTS of them (below) that take the readers' other branches. For each
 TP degree (one process per degree: the fake process group's world size is fixed once made) tools/vllm_oracle.py builds
 the engine config (EngineArgs.create_engine_config, load_format dummy, max_model_len 4096) and the model on the meta
 device (meta_engine), then records rank 0's parameters (count, bytes, and the count per parameter name with the layer
@@ -39,6 +40,26 @@ HERE = os.path.dirname(__file__)
 FALLBACK = os.path.join(HERE, "..", "tests", "data", "vllm_generic_fallback_oracle_v0.34.0.json")
 NAMES = ("OLMoE-1B-7B-0924", "ERNIE-4.5-21B-A3B-PT", "Hunyuan-A13B-Instruct")
 TPS = (1, 2)
+# Variants of the survey configs that take the readers' other branches (a few layers, to stay small): OLMoE with one KV
+# head (split below a head at TP 2) and biases; ERNIE with MoE every second layer to the last (-1), biases and no
+# shared expert; Hunyuan with per-layer top-k, biases and the Hub fields transformers 5.24 does not read
+VARIANTS = {
+    "OLMoE-variant": ("OLMoE-1B-7B-0924", {"num_hidden_layers": 4, "num_key_value_heads": 1, "attention_bias": True,
+                                           "num_experts": 16}),
+    "ERNIE-variant": ("ERNIE-4.5-21B-A3B-PT", {"num_hidden_layers": 6, "moe_layer_interval": 2, "moe_layer_end_index": -1,
+                                               "use_bias": True, "moe_num_shared_experts": 0, "moe_num_experts": 16}),
+    "Hunyuan-variant": ("Hunyuan-A13B-Instruct", {"num_hidden_layers": 4, "moe_topk": [1, 2, 4, 8], "attention_bias": True,
+                                                  "num_experts": 16, "use_cla": True, "cla_share_factor": 2,
+                                                  "moe_intermediate_size": [1536] * 4, "num_shared_expert": [2] * 4}),
+}
+
+
+def _configs() -> dict[str, dict[str, Any]]:
+    """name -> the config: the survey's own, and the variants (their overrides on it)."""
+    cases = {c["name"]: c for c in json.load(open(FALLBACK))["cases"]}
+    out = {n: cases[n]["config"] for n in NAMES}
+    out.update({v: {**cases[of]["config"], **over} for v, (of, over) in VARIANTS.items()})
+    return out
 
 
 def _transformers_params(config: dict[str, Any]) -> int:
@@ -64,13 +85,11 @@ def run_tp(tp: int) -> list[dict[str, Any]]:
     import vllm
     from vllm.v1.kv_cache_interface import AttentionSpec
 
-    cases = {c["name"]: c for c in json.load(open(FALLBACK))["cases"]}
     rows = []
-    for name in NAMES:
-        case = cases[name]
+    for name, config in _configs().items():
         with tempfile.TemporaryDirectory() as d:
             with open(os.path.join(d, "config.json"), "w") as f:
-                json.dump(case["config"], f)
+                json.dump(config, f)
             with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
                 cfg = vo._config(d, tp, "auto", 4096)
             model, backends = vo.meta_engine(cfg, tp)
@@ -87,7 +106,7 @@ def run_tp(tp: int) -> list[dict[str, Any]]:
                 k = json.dumps(r, sort_keys=True)
                 kv[k] = kv.get(k, 0) + 1
             row: dict[str, Any] = {
-                "name": name, "model_type": case["model_type"], "tp": tp, "release": vllm.__version__.split("+")[0],
+                "name": name, "model_type": config["model_type"], "tp": tp, "release": vllm.__version__.split("+")[0],
                 "architecture": cfg.model_config.architectures[0], "model_class": type(model).__name__,
                 "dtype": str(cfg.model_config.dtype).replace("torch.", ""), "attention_backends": backends,
                 "params_rank0": sum(p.numel() for p in model.parameters()),
@@ -112,8 +131,7 @@ def main() -> None:
     ap.add_argument("--also", nargs="*", default=[], help="other releases' Pythons (a vLLM venv's bin/python)")
     a = ap.parse_args()
     if a.transformers:  # a process without vLLM: its Transformers backend decorates transformers' model classes
-        cases = {c["name"]: c for c in json.load(open(FALLBACK))["cases"]}
-        json.dump({n: _transformers_params(cases[n]["config"]) for n in NAMES}, open(a.out, "w"))
+        json.dump({n: _transformers_params(c) for n, c in _configs().items()}, open(a.out, "w"))
         return
     if a.tp:
         json.dump(run_tp(a.tp), open(a.out, "w"))
@@ -152,6 +170,7 @@ def main() -> None:
                           "transformers_params: "
                           "AutoModelForCausalLM.from_config on the meta device",
            "configs": {n: {k: fallback[n][k] for k in ("model_type", "source", "config")} for n in NAMES},
+           "variants": {v: {"of": of, "overrides": over, "config": _configs()[v]} for v, (of, over) in VARIANTS.items()},
            "cases": cases, "model_impl_vllm_cases": model_impl_vllm}
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)

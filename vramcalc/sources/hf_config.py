@@ -485,7 +485,8 @@ def _read_ernie45_moe(f: Fields, mt: str) -> ReaderParts:
     transformers 5.24 Ernie4_5_MoeConfig.__post_init__ sets it), a dense MLP of intermediate_size otherwise;
     Ernie4_5_MoeMoE: moe_num_experts experts of moe_intermediate_size, moe_num_shared_experts shared experts in one MLP
     of moe_intermediate_size x their count, a float32 router with a float32 e_score_correction_bias. use_bias biases
-    q/k/v and the dense MLP (never o_proj or the experts)."""
+    q/k/v and the dense MLP (never o_proj, the experts or lm_head, which transformers 5.24 Ernie4_5_MoeAttention and
+    Ernie4_5_MoeForCausalLM do bias)."""
     n = f.pos("num_hidden_layers")
     bias = f.flag("use_bias", False)
     n_exp = f.int("moe_num_experts")
@@ -511,38 +512,48 @@ def _read_hunyuan_moe(f: Fields, mt: str) -> ReaderParts:
     """HunYuanMoEV1Config as vLLM v0.34.0 builds it: its Transformers backend over transformers 5.24
     modeling_hunyuan_v1_moe.HunYuanMoEV1ForCausalLM (vllm/model_executor/models/registry.py
     _TRANSFORMERS_SUPPORTED_MODELS). Every layer full attention (q/k/v/o biased by attention_bias) with per-head
-    query_layernorm / key_layernorm; HunYuanMoEV1Moe: a router of num_experts, num_experts experts and one shared
-    MLP, all of intermediate_size, moe_topk (an integer or one per layer) routed per token. transformers 5.24 reads
-    none of the Hub file's moe_intermediate_size, num_shared_expert, use_mixed_mlp_moe, use_qk_norm, use_cla or
-    cla_share_factor: vLLM builds the model they do not change (noted where they would say otherwise)."""
+    query_layernorm / key_layernorm; HunYuanMoEV1Moe: a router of num_experts, one shared MLP of intermediate_size
+    and num_experts routed experts, which the backend's FusedMoE sizes by moe_intermediate_size (else
+    intermediate_size), one per layer where it is a list, with moe_topk (likewise) routed per token
+    (vllm/model_executor/models/transformers/moe.py MoEMixin.recursive_replace, getattr_iter over
+    CONFIG_FIELD_ALIASES, maybe_per_layer). transformers 5.24 reads none of the Hub file's num_shared_expert,
+    use_mixed_mlp_moe, use_qk_norm, use_cla or cla_share_factor: vLLM builds the model they do not change (noted
+    where they would say otherwise)."""
     n = f.pos("num_hidden_layers")
-    n_exp = f("num_experts")
-    if isinstance(n_exp, list):  # HunYuanMoEV1Experts sizes itself by config.num_local_experts, an integer
+    if isinstance(f("num_experts"), list):  # HunYuanMoEV1Experts sizes itself by config.num_local_experts, an integer
         raise NotModelledError(f"{f.where}: num_experts as a per-layer list is not modelled for hunyuan_v1_moe "
                                "(transformers 5.24 HunYuanMoEV1Experts takes one count for every layer)")
     n_exp = f.pos("num_experts")
-    topk = f("moe_topk", 1)
-    tops = f.int_list("moe_topk") if isinstance(topk, list) else [f.pos("moe_topk", 1)] * n
-    if tops is None or len(tops) != n or min(tops) <= 0:
-        raise ConfigError(f.where, "moe_topk", f"must be a positive integer or list {n} of them")
+
+    def per_layer(key: str, default: Any) -> list[int]:
+        value = f(key, default)
+        values = f.int_list(key) if isinstance(value, list) else [f.pos(key, default)] * n
+        if values is None or len(values) != n or min(values) <= 0:
+            raise ConfigError(f.where, key, f"must be a positive integer or a list of {n} of them")
+        return values
+
+    tops = per_layer("moe_topk", 1)
+    if max(tops) > n_exp:
+        raise ConfigError(f.where, "moe_topk", f"routes {max(tops)} experts of {n_exp}")
     width = f.pos("intermediate_size")
+    widths = per_layer("moe_intermediate_size", width)
     notes = []
-    moe_widths = f("moe_intermediate_size", None)
-    if moe_widths is not None and set(moe_widths if isinstance(moe_widths, list) else [moe_widths]) != {width}:
-        notes.append(f"moe_intermediate_size {moe_widths!r:.60} is not read: vLLM v0.34.0 (transformers 5.24 "
-                     f"HunYuanMoEV1Experts) sizes every expert and the shared MLP by intermediate_size {width:,}")
+    if set(widths) != {width}:
+        notes.append(f"moe_intermediate_size {f('moe_intermediate_size')!r:.60} differs from intermediate_size "
+                     f"{width:,}: vLLM v0.34.0 sizes the routed experts by it, transformers 5.24 (HunYuanMoEV1Experts) "
+                     "by intermediate_size; vramcalc follows vLLM")
     shared = f("num_shared_expert", None)
     if shared is not None and set(shared if isinstance(shared, list) else [shared]) != {1}:
         notes.append(f"num_shared_expert {shared!r:.60} is not read: vLLM v0.34.0 (transformers 5.24 HunYuanMoEV1Moe) "
-                     "builds one shared MLP in every layer")
+                     "builds one shared MLP of intermediate_size in every layer")
     if f.cfg.get("use_cla"):
         notes.append(f"use_cla (cla_share_factor {f.cfg.get('cla_share_factor')!r}) is not read: vLLM v0.34.0 "
                      "(transformers 5.24 HunYuanMoEV1Attention) gives every layer its own K/V cache")
     bias = f.flag("attention_bias", False)
     attn = _attn(f, "full", qkv_bias=bias, o_bias=bias, qk_norm=True)
     layers = [LayerSpec(attention=attn, mlp=MLPSpec(kind="moe", num_experts=n_exp, experts_per_token=k,
-                                                    expert_intermediate_size=width, shared_intermediate_size=width))
-              for k in tops]
+                                                    expert_intermediate_size=w, shared_intermediate_size=width))
+              for k, w in zip(tops, widths)]
     return {"layers": layers, "notes": notes} if notes else {"layers": layers}
 
 
