@@ -501,7 +501,7 @@ def _read_ernie45_moe(f: Fields, mt: str) -> ReaderParts:
             mlp = MLPSpec(kind="moe", num_experts=n_exp, experts_per_token=f.pos("moe_k"),
                           expert_intermediate_size=f.pos("moe_intermediate_size"),
                           shared_intermediate_size=f.int("moe_num_shared_experts", 0) * f.pos("moe_intermediate_size"),
-                          router_score_bias=True)
+                          router_score_bias=True, router_score_bias_param=True)
         else:
             mlp = _dense(f, bias=bias)
         layers.append(LayerSpec(attention=attn, mlp=mlp))
