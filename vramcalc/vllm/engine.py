@@ -3130,9 +3130,9 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         warnings.append(warning(
             "vllm.model_impl.transformers_default",
             f"vLLM builds {spec.architecture} with its Transformers backend (its registry maps the architecture to "
-            "TransformersMoEForCausalLM, under --model-impl auto or vllm): the parameters and transformers' small rotary buffers are "
-            "modelled as it builds them; its profile-run activation peak, CUDA-graph pool and speed are those of "
-            "transformers' modules, which vramcalc does not size: the activation term is uncertain",
+            "TransformersMoEForCausalLM, under --model-impl auto or vllm): the parameters and transformers' small "
+            "rotary buffers are modelled as it builds them; its profile-run activation peak, CUDA-graph pool and "
+            "speed are those of transformers' modules, which vramcalc does not size: the activation term is uncertain",
             source="vllm/model_executor/models/registry.py _TRANSFORMERS_SUPPORTED_MODELS (0.34.0)"))
     elif opts.model_impl == "terratorch":
         warnings.append(warning(
