@@ -6,6 +6,8 @@ refuses, its old Llama reading undercounts vLLM's weights or KV cache; where it 
 are upper bounds of vLLM's. The same question for GGUF files of architectures vramcalc has no traits for."""
 
 import json
+import re
+from math import prod
 
 import numpy as np
 import pytest
@@ -23,17 +25,25 @@ from vramcalc.sources import gguf_spec
 from vramcalc.sources.gguf_header import read_local
 from vramcalc.sources.gguf_spec import spec_from_gguf
 from vramcalc.sources.hf_config import READERS, spec_from_config
-from vramcalc.vllm.weights import weights_per_rank
+from vramcalc.vllm.engine import VLLMOptions, transformers_backend
+from vramcalc.vllm.weights import _rank_shape, _vllm_tensors, weights_per_rank
 
 ORACLE = json.loads((DATA / "vllm_generic_fallback_oracle_v0.34.0.json").read_text())
 CASES = {c["name"]: c for c in ORACLE["cases"]}
 KEPT = ["EXAONE-4.0-32B", "ERNIE-4.5-0.3B-PT"]  # no field the Llama reading would ignore
-REFUSED = ["OLMoE-1B-7B-0924", "ERNIE-4.5-21B-A3B-PT", "Hunyuan-A13B-Instruct", "MiniCPM3-4B",
-           "Kimi-Linear-48B-A3B-Instruct", "LFM2-1.2B", "Step-3.5-Flash"]
+REFUSED = ["MiniCPM3-4B", "Kimi-Linear-48B-A3B-Instruct", "LFM2-1.2B", "Step-3.5-Flash"]
+# refused until their readers (vramcalc/sources/hf_config.py _read_olmoe, _read_ernie45_moe, _read_hunyuan_moe): now read
+# exactly (tests/test_moe_readers.py checks them at TP 1 and 2 against tests/data/vllm_moe_readers_oracle_v0.34.0.json)
+READ = ["OLMoE-1B-7B-0924", "ERNIE-4.5-21B-A3B-PT", "Hunyuan-A13B-Instruct"]
 
 
 def _spec(case):
     return spec_from_config(case["config"], model_id=case["name"], source="test", where=f"{case['name']}/config.json")
+
+
+def _unknown(name):
+    """A surveyed config under a model_type vramcalc has no reader for (the refusal as an unknown family meets it)."""
+    return {**CASES[name], "model_type": "brand_new_moe", "config": {**CASES[name]["config"], "model_type": "brand_new_moe"}}
 
 
 def _attention_layers(case):
@@ -42,11 +52,29 @@ def _attention_layers(case):
 
 def test_fixture_is_vllm_0_34_0_with_a_source_per_config():
     assert ORACLE["release"] == "0.34.0" and "meta device" in ORACLE["produced_by"]
-    assert len(CASES) >= 8 and set(KEPT + REFUSED) <= set(CASES)
+    assert len(CASES) >= 8 and set(KEPT + REFUSED + READ) <= set(CASES)
     for c in ORACLE["cases"]:
         assert c["source"]["config_json"].startswith("https://huggingface.co/")
-        assert c["config"]["model_type"] == c["model_type"] and c["model_type"] not in READERS
+        assert c["config"]["model_type"] == c["model_type"] and (c["model_type"] in READERS) == (c["name"] in READ)
         assert c["vllm"]["params_rank0"] > 0 and "error" not in c
+
+
+@pytest.mark.parametrize("name", READ)
+def test_the_surveyed_moe_families_are_now_read_exactly(name):
+    """vLLM 0.34.0 at TP 1: its parameters (the Transformers backend's sharding where it builds the model) and its
+    KV bytes per token, exactly; the refusal still holds for the same config under an unknown model_type."""
+    case = CASES[name]
+    spec = _spec(case)
+    assert not spec.approximate
+    hf = transformers_backend(spec, VLLMOptions(engine_version=ORACLE["release"]))
+    assert hf == (case["vllm"]["model_class"] == "TransformersMoEForCausalLM")
+    n = sum(prod(_rank_shape(t, spec, 1, spec.layers[int(m.group(1))] if (m := re.match(r"model\.layers\.(\d+)\.",
+                                                                                      t.name)) else None,
+                             kv_colwise=hf)) for t in _vllm_tensors(spec))
+    assert n == case["vllm"]["params_rank0"]
+    assert kv_bytes_per_token(spec) == case["vllm"]["kv_bytes_per_token_all_layers"]
+    with pytest.raises(NotModelledError, match="'brand_new_moe' is not modelled"):
+        _spec(_unknown(name))
 
 
 @pytest.mark.parametrize("name", REFUSED)
@@ -66,9 +94,9 @@ def test_configs_the_llama_reading_would_undercount_are_refused(name):
 
 
 def test_refusals_name_the_fields_and_say_where_a_gguf_may_answer():
-    olmoe = str(pytest.raises(NotModelledError, _spec, CASES["OLMoE-1B-7B-0924"]).value)
+    olmoe = str(pytest.raises(NotModelledError, _spec, _unknown("OLMoE-1B-7B-0924")).value)
     assert "experts (num_experts, num_experts_per_tok)" in olmoe and "GGUF file of the model may answer" in olmoe
-    hunyuan = str(pytest.raises(NotModelledError, _spec, CASES["Hunyuan-A13B-Instruct"]).value)
+    hunyuan = str(pytest.raises(NotModelledError, _spec, _unknown("Hunyuan-A13B-Instruct")).value)
     assert "moe_topk" in hunyuan and "num_shared_expert" in hunyuan
     mla = str(pytest.raises(NotModelledError, _spec, CASES["MiniCPM3-4B"]).value)
     assert "latent or sparse attention (kv_lora_rank" in mla and "GGUF" not in mla  # a GGUF of it is refused too
@@ -147,13 +175,13 @@ def test_null_or_zero_fields_do_not_refuse():
 def test_cli_and_check_report_the_refusal_as_one_line(tmp_path, capsys):
     d = tmp_path / "olmoe"
     d.mkdir()
-    (d / "config.json").write_text(json.dumps(CASES["OLMoE-1B-7B-0924"]["config"]))
-    with pytest.raises(NotModelledError, match="olmoe"):
+    (d / "config.json").write_text(json.dumps(_unknown("OLMoE-1B-7B-0924")["config"]))
+    with pytest.raises(NotModelledError, match="brand_new_moe"):
         vramcalc.check(str(d), "h100-sxm")
     for engine in ([], ["--engine", "vllm"]):
         assert main(["check", str(d), "--gpu", "h100-sxm", *engine]) == 2
         err = capsys.readouterr().err
-        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "'olmoe' is not modelled" in err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "'brand_new_moe' is not modelled" in err
     assert main(["check", str(d), "--gpu", "h100-sxm", "--json"]) == 2
     out = json.loads(capsys.readouterr().out)
     assert out["error"]["code"] == "input.not_modelled" and "num_experts" in out["error"]["message"]

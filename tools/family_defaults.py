@@ -54,6 +54,9 @@ REQUIRED = {
     "qwen3_vl_moe_text": CORE + ATTN + ["moe_intermediate_size", "num_experts"],
     "minimax_m2": CORE + ATTN + DENSE + ["num_local_experts"],
     "minimax_m3": CORE + ATTN + DENSE + ["num_local_experts"],
+    "olmoe": CORE + ATTN + DENSE + ["num_experts"],
+    "ernie4_5_moe": CORE + ATTN + DENSE + ["moe_intermediate_size", "moe_num_experts"],
+    "hunyuan_v1_moe": CORE + ATTN + DENSE + ["num_experts"],
 }
 # model_types vramcalc reads that transformers registers under another name: the Hub's MiniMax-M3 text_config says
 # minimax_m3, transformers' class is MiniMaxM3VLTextConfig (minimax_m3_vl_text); its layer_types and mlp_layer_types

@@ -483,6 +483,16 @@ class RotaryCache(Fixed):
     transformers_backend_source: str = ""
 
 
+class TransformersBackendDefault(Fixed):
+    """Architectures vLLM builds with its Transformers backend under --model-impl auto or vllm (the registry maps them
+    to TransformersMoEForCausalLM): architecture -> the first release checked to do so."""
+    architectures: dict[str, str]
+    source: str
+    # of those, the ones whose transformers tp_plan names no attention module: the backend keeps q/k/v/o whole
+    replicated_attention: list[str]
+    replicated_attention_source: str
+
+
 class Fp32Params(Fixed):
     patterns: list[str]
     source: str
@@ -783,6 +793,7 @@ class Vllm(Sourced):
     replicated_vision: ReplicatedVision
     dcp_q_replicate: ReplicatedVision  # architectures whose MLA query projection --dcp-q-replicate shards over TP / DCP
     replicate_embed: ReplicatedVision  # architectures whose embedding VLLM_REPLICATE_EMBED builds whole on each rank
+    transformers_backend_default: TransformersBackendDefault
     ssm_state_dtype: SsmStateDtype
     mamba_seqs_refusal_since: SinceVersion
     oldest_modelled: SinceVersion

@@ -187,6 +187,8 @@ CODES: dict[str, str] = {
     "vllm.gdn_prefill.refused": "--gdn-prefill-backend names a kernel of another platform (ROCm's AITER FlyDSL, XPU's SYCL)",
     "vllm.model_impl.transformers_activations": "--model-impl transformers: weights and buffers modelled, the "
                                                 "activation peak and speed taken from vLLM's own class (uncertain)",
+    "vllm.model_impl.transformers_default": "an architecture vLLM builds with its Transformers backend by default: "
+                                            "weights and buffers modelled, the activation peak uncertain",
     "vllm.model_impl.terratorch": "--model-impl terratorch: the TerraTorch backend is not modelled",
     "vllm.pooling.unchecked": "a pooling runner: what vramcalc sizes from vLLM's code, and what it takes from the "
                               "generate runner",

@@ -44,7 +44,8 @@ CHECKPOINT_GROUP_RULES = [
     (r"embed_tokens|embeddings\.weight$|\.embeddings$|\.wte\.", "embeddings"),
     (r"shared_expert|shared_experts|shared_mlp", "shared_experts"),
     (r"\.experts\.", "routed_experts"),
-    (r"(mlp|mixer)\.gate\.(weight|e_score_correction_bias)|router", "router"),
+    # (ERNIE-4.5-MoE's bias sits in mlp.gate.moe_statics, Hunyuan's router is mlp.gate.wg)
+    (r"(mlp|mixer)\.gate\.(weight|wg\.weight|(moe_statics\.)?e_score_correction_bias)|router", "router"),
     (r"gate_up_proj_adapter|mlp_adapter", "dense_mlp"),
     # Gemma 4 per-layer inputs: each layer's gate and projection, and the model's projection into them
     (r"per_layer_(input_gate|projection|model_projection)\.weight$", "dense_mlp"),
@@ -188,7 +189,8 @@ def _mlp(out: list[TensorSpec], p: str, m: MLPSpec, hidden: int) -> None:
         _linear(out, f"{p}.fc2_latent_proj", hidden, m.expert_input_size, "moe_latent", m.bias)
     d = m.expert_input_size or hidden
     if m.router_score_bias:  # DeepseekV3TopkRouter / Glm4MoeTopkRouter register_buffer
-        _t(out, f"{p}.router.e_score_correction_bias", (e,), "router", buffer=True)
+        # (transformers 5.24 Ernie4_5_MoeStatics: an nn.Parameter)
+        _t(out, f"{p}.router.e_score_correction_bias", (e,), "router", buffer=not m.router_score_bias_param)
     if m.router_scales:  # Gemma4TextRouter
         _t(out, f"{p}.router.scale", (hidden,), "router")
         _t(out, f"{p}.router.per_expert_scale", (e,), "router")

@@ -117,6 +117,7 @@ class MLPSpec(_Frozen):
     shared_expert_gate: bool = False  # Qwen2-MoE style sigmoid gate on the shared expert
     router_scales: bool = False  # Gemma 4 router: scale (hidden) and per_expert_scale (experts)
     router_score_bias: bool = False  # DeepSeek-V3 / GLM-4.5 noaux_tc e_score_correction_bias (a buffer)
+    router_score_bias_param: bool = False  # the score bias a parameter, not a buffer (transformers 5.24 ERNIE-4.5-MoE)
     # Latent MoE (Nemotron 3 Super): the routed experts read and write this width, behind a hidden -> latent
     # and a latent -> hidden projection; 0: the experts work on hidden_size
     expert_input_size: Count = 0

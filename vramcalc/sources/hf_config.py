@@ -460,6 +460,103 @@ def _read_qwen3_moe(f: Fields, mt: str) -> ReaderParts:
     return {"layers": layers}
 
 
+def _read_olmoe(f: Fields, mt: str) -> ReaderParts:
+    """OlmoeConfig as vLLM v0.34.0 builds it: its Transformers backend over transformers 5.24
+    modeling_olmoe.OlmoeForCausalLM (vllm/model_executor/models/registry.py _TRANSFORMERS_SUPPORTED_MODELS). Every
+    layer full attention (q/k/v/o biased by attention_bias) with q/k RMSNorms over the whole projection (OlmoeAttention:
+    q_norm of hidden_size, k_norm of hidden_size / heads x KV heads), then OlmoeSparseMoeBlock: a bias-free router
+    and num_experts experts of intermediate_size, no shared expert; clip_qkv changes no weight."""
+    n = f.pos("num_hidden_layers")
+    hidden, heads = f.pos("hidden_size"), f.pos("num_attention_heads")
+    if _head_dim(f, hidden, heads) * heads != hidden:
+        raise NotModelledError(f"{f.where}: head_dim {f('head_dim')} x {heads} heads != hidden_size {hidden}: "
+                               "transformers 5.24 OlmoeAttention sizes its q/k norms by hidden_size; not modelled")
+    bias = f.flag("attention_bias", False)
+    moe = MLPSpec(kind="moe", num_experts=f.pos("num_experts"), experts_per_token=f.pos("num_experts_per_tok"),
+                  expert_intermediate_size=f.pos("intermediate_size"))
+    attn = _attn(f, "full", qkv_bias=bias, o_bias=bias, qk_norm=True, qk_norm_full=True)
+    return {"layers": [LayerSpec(attention=attn, mlp=moe) for _ in range(n)]}
+
+
+def _read_ernie45_moe(f: Fields, mt: str) -> ReaderParts:
+    """Ernie4_5_MoeConfig as vLLM v0.34.0 builds it (vllm/model_executor/models/ernie45_moe.py
+    Ernie4_5_MoeDecoderLayer): layer i is a MoE layer when use_moe (default: moe_num_experts > 0),
+    (i + 1) % moe_layer_interval == 0 and moe_layer_start_index <= i <= moe_layer_end_index (-1: the last layer, as
+    transformers 5.24 Ernie4_5_MoeConfig.__post_init__ sets it), a dense MLP of intermediate_size otherwise;
+    Ernie4_5_MoeMoE: moe_num_experts experts of moe_intermediate_size, moe_num_shared_experts shared experts in one MLP
+    of moe_intermediate_size x their count, a float32 router with a float32 e_score_correction_bias. use_bias biases
+    q/k/v and the dense MLP (never o_proj, the experts or lm_head, which transformers 5.24 Ernie4_5_MoeAttention and
+    Ernie4_5_MoeForCausalLM do bias)."""
+    n = f.pos("num_hidden_layers")
+    bias = f.flag("use_bias", False)
+    n_exp = f.int("moe_num_experts")
+    use_moe = f.flag("use_moe", n_exp > 0)
+    start = f.int("moe_layer_start_index", 1)
+    end = n - 1 if f.cfg.get("moe_layer_end_index", -1) in (-1, None) else f.int("moe_layer_end_index")
+    interval = f.pos("moe_layer_interval", 1)
+    layers = []
+    attn = _attn(f, "full", qkv_bias=bias)
+    for i in range(n):
+        if use_moe and (i + 1) % interval == 0 and start <= i <= end:
+            mlp = MLPSpec(kind="moe", num_experts=n_exp, experts_per_token=f.pos("moe_k"),
+                          expert_intermediate_size=f.pos("moe_intermediate_size"),
+                          shared_intermediate_size=f.int("moe_num_shared_experts", 0) * f.pos("moe_intermediate_size"),
+                          router_score_bias=True, router_score_bias_param=True)
+        else:
+            mlp = _dense(f, bias=bias)
+        layers.append(LayerSpec(attention=attn, mlp=mlp))
+    return {"layers": layers}
+
+
+def _read_hunyuan_moe(f: Fields, mt: str) -> ReaderParts:
+    """HunYuanMoEV1Config as vLLM v0.34.0 builds it: its Transformers backend over transformers 5.24
+    modeling_hunyuan_v1_moe.HunYuanMoEV1ForCausalLM (vllm/model_executor/models/registry.py
+    _TRANSFORMERS_SUPPORTED_MODELS). Every layer full attention (q/k/v/o biased by attention_bias) with per-head
+    query_layernorm / key_layernorm; HunYuanMoEV1Moe: a router of num_experts, one shared MLP of intermediate_size
+    and num_experts routed experts, which the backend's FusedMoE sizes by moe_intermediate_size (else
+    intermediate_size), one per layer where it is a list, with moe_topk (likewise) routed per token
+    (vllm/model_executor/models/transformers/moe.py MoEMixin.recursive_replace, getattr_iter over
+    CONFIG_FIELD_ALIASES, maybe_per_layer). transformers 5.24 reads none of the Hub file's num_shared_expert,
+    use_mixed_mlp_moe, use_qk_norm, use_cla or cla_share_factor: vLLM builds the model they do not change (noted
+    where they would say otherwise)."""
+    n = f.pos("num_hidden_layers")
+    if isinstance(f("num_experts"), list):  # HunYuanMoEV1Experts sizes itself by config.num_local_experts, an integer
+        raise NotModelledError(f"{f.where}: num_experts as a per-layer list is not modelled for hunyuan_v1_moe "
+                               "(transformers 5.24 HunYuanMoEV1Experts takes one count for every layer)")
+    n_exp = f.pos("num_experts")
+
+    def per_layer(key: str, default: Any) -> list[int]:
+        value = f(key, default)
+        values = f.int_list(key) if isinstance(value, list) else [f.pos(key, default)] * n
+        if values is None or len(values) != n or min(values) <= 0:
+            raise ConfigError(f.where, key, f"must be a positive integer or a list of {n} of them")
+        return values
+
+    tops = per_layer("moe_topk", 1)
+    if max(tops) > n_exp:
+        raise ConfigError(f.where, "moe_topk", f"routes {max(tops)} experts of {n_exp}")
+    width = f.pos("intermediate_size")
+    widths = per_layer("moe_intermediate_size", width)
+    notes = []
+    if set(widths) != {width}:
+        notes.append(f"moe_intermediate_size {f('moe_intermediate_size')!r:.60} differs from intermediate_size "
+                     f"{width:,}: vLLM v0.34.0 sizes the routed experts by it, transformers 5.24 (HunYuanMoEV1Experts) "
+                     "by intermediate_size; vramcalc follows vLLM")
+    shared = f("num_shared_expert", None)
+    if shared is not None and set(shared if isinstance(shared, list) else [shared]) != {1}:
+        notes.append(f"num_shared_expert {shared!r:.60} is not read: vLLM v0.34.0 (transformers 5.24 HunYuanMoEV1Moe) "
+                     "builds one shared MLP of intermediate_size in every layer")
+    if f.cfg.get("use_cla"):
+        notes.append(f"use_cla (cla_share_factor {f.cfg.get('cla_share_factor')!r}) is not read: vLLM v0.34.0 "
+                     "(transformers 5.24 HunYuanMoEV1Attention) gives every layer its own K/V cache")
+    bias = f.flag("attention_bias", False)
+    attn = _attn(f, "full", qkv_bias=bias, o_bias=bias, qk_norm=True)
+    layers = [LayerSpec(attention=attn, mlp=MLPSpec(kind="moe", num_experts=n_exp, experts_per_token=k,
+                                                    expert_intermediate_size=w, shared_intermediate_size=width))
+              for k, w in zip(tops, widths)]
+    return {"layers": layers, "notes": notes} if notes else {"layers": layers}
+
+
 def _gdn(f: Fields) -> SSMSpec:
     return SSMSpec(
         kind="gated_deltanet",
@@ -982,6 +1079,9 @@ READERS: dict[str, Callable[[Fields, str], ReaderParts]] = {
     "qwen3_vl_moe_text": _read_qwen3_moe,
     "minimax_m2": _read_minimax_m2,
     "minimax_m3": _read_minimax_m3,
+    "olmoe": _read_olmoe,
+    "ernie4_5_moe": _read_ernie45_moe,
+    "hunyuan_v1_moe": _read_hunyuan_moe,
 }
 # Outer (composite or alias) model_type -> the text model_type inside it.
 TEXT_TYPES = {

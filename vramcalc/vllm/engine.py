@@ -1690,6 +1690,16 @@ def _moe(spec: ModelSpec, opts: VLLMOptions) -> MoEShards | None:
                       opts.num_redundant_experts if opts.enable_eplb else 0) if spec.is_moe else None
 
 
+def transformers_backend(spec: ModelSpec, opts: VLLMOptions) -> bool:
+    """Whether vLLM builds the model with its Transformers backend: --model-impl transformers, or an architecture its
+    registry maps to the backend (data/vllm.json transformers_backend_default), under --model-impl auto or vllm alike
+    (vLLM v0.34.0 registry.py _ModelRegistry.inspect_model_cls: those mappings are entries of _VLLM_MODELS)."""
+    if opts.model_impl in ("transformers", "terratorch"):
+        return opts.model_impl == "transformers"
+    since = vllm_rules().transformers_backend_default.architectures.get(spec.architecture or "")
+    return since is not None and _key(opts.engine_version or vllm_rules().default_version) >= _key(since)
+
+
 def _from_files(opts: VLLMOptions, file_weight_bytes: int | None, spec: ModelSpec | None = None) -> bool:
     """Whether rank 0's weight bytes are the file headers' exact bytes (one GPU, the checkpoint as it is)."""
     return (file_weight_bytes is not None and opts.tp == 1 and opts.pp == 1 and not opts.quantization
@@ -1706,8 +1716,8 @@ def _weights_term(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdtyp
                                        opts.replicate_embed, opts.mla_disable, rocm)
     weights = weights_per_rank(spec, opts.tp, opts.pp, scheme, wdtype, mxfp4, _moe(spec, opts), opts.pp_layer_partition,
                                version=opts.engine_version, q_group=q_group, replicate_embed=embed,
-                               kv_colwise=opts.model_impl == "transformers")
-    if opts.model_impl == "transformers":  # transformers' rotary buffers replace vLLM's cos/sin cache
+                               kv_colwise=transformers_backend(spec, opts))
+    if transformers_backend(spec, opts):  # transformers' rotary buffers replace vLLM's cos/sin cache
         hf = transformers_rope_bytes(spec)
         weights = [w.model_copy(update={"bytes": w.bytes - w.rotary_cache_bytes + hf, "rotary_cache_bytes": hf})
                    for w in weights]
@@ -2308,7 +2318,7 @@ def _prefetch_terms(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, wdt
     if other:
         raise NotModelledError(f"--offload-params {' '.join(other)}: not modelled (vramcalc sizes the `experts` "
                                "segment, the routed experts; vllm/config/offload.py PrefetchOffloadConfig.offload_params)")
-    tensors = layer_tensors(spec, opts.tp, scheme, wdtype, mxfp4, _moe(spec, opts))
+    tensors = layer_tensors(spec, opts.tp, scheme, wdtype, mxfp4, _moe(spec, opts), transformers_backend(spec, opts))
     split = pp_layer_split(spec.num_layers, opts.pp, opts.pp_layer_partition)
     plans = {}
     for st in range(opts.pp):
@@ -2336,7 +2346,7 @@ def _uva_layer_copies(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme, w
     from .offload import uva_largest_layer_copy
     from .weights import layer_tensors
 
-    tensors = layer_tensors(spec, opts.tp, scheme, wdtype, mxfp4, _moe(spec, opts))
+    tensors = layer_tensors(spec, opts.tp, scheme, wdtype, mxfp4, _moe(spec, opts), transformers_backend(spec, opts))
     split = pp_layer_split(spec.num_layers, opts.pp, opts.pp_layer_partition)
     most = int(opts.uva_offload_gb * GIB)
     return [uva_largest_layer_copy(tensors, sum(split[:w.pp_stage]), sum(split[:w.pp_stage + 1]), most,
@@ -3116,6 +3126,14 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             "activation peak, CUDA-graph pool and speed are those of transformers' modules, which vramcalc does not "
             "size: the figures take vLLM's own class's, so the activation term is uncertain",
             source="vllm/model_executor/models/transformers/base.py Base (0.33.0)"))
+    elif transformers_backend(spec, opts):
+        warnings.append(warning(
+            "vllm.model_impl.transformers_default",
+            f"vLLM builds {spec.architecture} with its Transformers backend (its registry maps the architecture to "
+            "TransformersMoEForCausalLM, under --model-impl auto or vllm): the parameters and transformers' small "
+            "rotary buffers are modelled as it builds them; its profile-run activation peak, CUDA-graph pool and "
+            "speed are those of transformers' modules, which vramcalc does not size: the activation term is uncertain",
+            source="vllm/model_executor/models/registry.py _TRANSFORMERS_SUPPORTED_MODELS (0.34.0)"))
     elif opts.model_impl == "terratorch":
         warnings.append(warning(
             "vllm.model_impl.terratorch", "--model-impl terratorch builds the TerraTorch backend (geospatial pooling "

@@ -75,7 +75,8 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
                 q_group: int = 1, replicate_embed: bool = False, kv_colwise: bool = False) -> tuple[int, ...]:
     """The shape of tensor t on one TP rank (routed experts: over `moe`'s ranks, see MoEShards). q_group: the DCP
     group --dcp-q-replicate holds the MLA query projection whole within (1: off); replicate_embed: VLLM_REPLICATE_EMBED
-    (see sharding_switches); kv_colwise: k/v projections split by column like any other (the Transformers backend)."""
+    (see sharding_switches); kv_colwise: the Transformers backend, whose k/v projections split by column like any other
+    (and whose attention is whole where the model's tp_plan names none: data/vllm.json transformers_backend_default)."""
     s = list(t.shape)
     name = t.name
     if replicate_embed and name == "model.embed_tokens.weight":
@@ -100,6 +101,9 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
             or name.endswith(("q_norm.weight", "k_norm.weight")) or ".indexer." in name \
             or re.search(r"\.(q_a_proj|kv_a_proj_with_mqa)\.", name):
         return tuple(s)
+    if kv_colwise and t.group == "attention" and \
+            spec.architecture in vllm_rules().transformers_backend_default.replicated_attention:
+        return tuple(s)  # no tp_plan entry: the Transformers backend's ReplicatedLinear (data/vllm.json)
     ssm = layer.ssm if layer is not None and ".mamba." in name else None
     if ssm is not None and ssm.kind == "mamba1":
         # vLLM v0.33.0 vllm/model_executor/layers/mamba/mamba_mixer.py MambaMixer.__init__: x_proj is a
@@ -745,9 +749,11 @@ class LayerTensor(BaseModel):
 
 
 def layer_tensors(spec: ModelSpec, tp: int = 1, scheme: QuantScheme | None = None, dtype: str | None = None,
-                  mxfp4_backend: str | None = None, moe: MoEShards | None = None) -> list[list[LayerTensor]]:
+                  mxfp4_backend: str | None = None, moe: MoEShards | None = None,
+                  kv_colwise: bool = False) -> list[list[LayerTensor]]:
     """Each decoder layer's parameters on one TP rank, sized as weights_per_rank sizes them (for the offloaders,
-    which take whole parameters of the layers make_layers builds: vllm/model_executor/models/utils.py, 0.33.0)."""
+    which take whole parameters of the layers make_layers builds: vllm/model_executor/models/utils.py, 0.33.0);
+    kv_colwise: the Transformers backend's sharding (_rank_shape)."""
     scheme = scheme if scheme is not None else scheme_from_config(spec.quantization_config, spec)
     base = dtype_bytes(dtype or spec.dtype)
     composite = spec.vision is not None
@@ -758,6 +764,7 @@ def layer_tensors(spec: ModelSpec, tp: int = 1, scheme: QuantScheme | None = Non
             continue
         layer = spec.layers[int(m.group(1))]
         out[int(m.group(1))].append(LayerTensor(
-            name=t.name[m.end():], group=t.group, shape=_rank_shape(t, spec, tp, layer, moe),
-            bytes=_tensor_rank_bytes(t, spec, tp, layer, scheme, base, mxfp4_backend, moe, composite)))
+            name=t.name[m.end():], group=t.group, shape=_rank_shape(t, spec, tp, layer, moe, kv_colwise=kv_colwise),
+            bytes=_tensor_rank_bytes(t, spec, tp, layer, scheme, base, mxfp4_backend, moe, composite,
+                                     kv_colwise=kv_colwise)))
     return out
