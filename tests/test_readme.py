@@ -40,3 +40,10 @@ def test_readme_python_runs_and_prints_what_it_shows(capsys, code, expected):
     exec(compile(code, "README.md", "exec"), {})
     if expected:
         assert capsys.readouterr().out.rstrip() == expected.rstrip()
+
+
+def test_readme_counts_the_catalog_as_it_is():
+    """The README's 'offline catalog of N real configs' is the number of bundled config files."""
+    (n,) = re.findall(r"offline catalog of (\d+) real configs", " ".join(README.split()))
+    models = Path(__file__).parent.parent / "vramcalc" / "data" / "models"
+    assert int(n) == len(list(models.glob("*.json")))
