@@ -144,6 +144,13 @@ def _ssm(out: list[TensorSpec], p: str, s: SSMSpec, hidden: int) -> None:
         _linear(out, f"{p}.out_proj", hidden, s.num_v_heads * s.head_v_dim, g)
         return
     d = s.d_inner
+    if s.kind == "short_conv":  # Lfm2ShortConv: in_proj to B, C and x, a depthwise conv, out_proj
+        _linear(out, f"{p}.in_proj", 3 * d, hidden, g, s.proj_bias)
+        _t(out, f"{p}.conv1d.weight", (d, 1, s.d_conv), g)
+        if s.conv_bias:
+            _t(out, f"{p}.conv1d.bias", (d,), g)
+        _linear(out, f"{p}.out_proj", hidden, d, g, s.proj_bias)
+        return
     if s.kind == "mamba1":  # MambaMixer / FalconMambaMixer / JambaMambaMixer
         _linear(out, f"{p}.in_proj", 2 * d, hidden, g, s.proj_bias)
         _t(out, f"{p}.conv1d.weight", (d, 1, s.d_conv), g)

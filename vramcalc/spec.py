@@ -68,15 +68,23 @@ class AttentionSpec(_Frozen):
     index_n_heads: Count = 0
     index_head_dim: Count = 0
 
+    @property
+    def latent_cache(self) -> bool:
+        """Whether the cache holds MLA's one latent per token. MiniCPM3 has MLA's projections (mla set) but vLLM
+        v0.34.0 caches whole heads for it (models/minicpm3.py MiniCPM3Attention: a plain Attention), kind full."""
+        return self.mla is not None and self.kind == "mla"
 
-SSMKind = Literal["mamba1", "mamba2", "gated_deltanet"]
+
+# short_conv: LFM2's gated short convolution, a conv state only (vLLM v0.34.0 vllm/model_executor/layers/mamba/
+# short_conv.py ShortConv)
+SSMKind = Literal["mamba1", "mamba2", "gated_deltanet", "short_conv"]
 
 
 class SSMSpec(_Frozen):
     """A recurrent mixer: its state is per sequence and does not grow with context."""
 
     kind: SSMKind
-    # Mamba-1 / Mamba-2 (Gu & Dao arXiv 2312.00752; Dao & Gu arXiv 2405.21060)
+    # Mamba-1 / Mamba-2 (Gu & Dao arXiv 2312.00752; Dao & Gu arXiv 2405.21060); short_conv: its width (conv_dim)
     d_inner: Count = 0
     d_state: Count = 0
     d_conv: Size = 4
@@ -96,7 +104,7 @@ class SSMSpec(_Frozen):
 
     @property
     def conv_channels(self) -> int:
-        if self.kind == "mamba1":
+        if self.kind in ("mamba1", "short_conv"):
             return self.d_inner
         if self.kind == "mamba2":
             return self.d_inner + 2 * self.n_groups * self.d_state

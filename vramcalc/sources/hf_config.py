@@ -948,6 +948,60 @@ def _read_zamba2(f: Fields, mt: str) -> ReaderParts:
     return {"layers": layers, "extra_tensors": extra}
 
 
+
+def _read_lfm2(f: Fields, mt: str) -> ReaderParts:
+    """LFM2 (vLLM v0.34.0 vllm/model_executor/models/lfm2.py Lfm2Model): layer_types (transformers 5.24 Lfm2Config:
+    from full_attn_idxs where absent, every layer full attention where both are) picks Lfm2AttentionDecoderLayer
+    (full_attention) or Lfm2ShortConvDecoderLayer (any other type). Attention: head_dim hidden_size // heads, per-head
+    q/k RMSNorms, no bias. Short conv (vllm/model_executor/layers/mamba/short_conv.py ShortConv): in_proj to 3 x
+    conv_dim, a depthwise conv of conv_L_cache taps, out_proj, biases by conv_bias; its state is the conv state only.
+    The MLP (Lfm2MLP) takes intermediate_size (Lfm2Config reads block_ff_dim into it), made 2/3 of it, times
+    block_ffn_dim_multiplier, rounded up to block_multiple_of where block_auto_adjust_ff_dim is set."""
+    n = f.pos("num_hidden_layers")
+    hidden = f.pos("hidden_size")
+    heads = f.pos("num_attention_heads")
+    idxs = None if "layer_types" in f.cfg else f.int_list("full_attn_idxs", None)
+    types = f.layer_types(n, lambda i: "full_attention" if idxs is None or i in idxs else "conv")
+    for key in ("conv_dim", "block_dim"):  # vLLM sizes the mixer and the MLP by them, transformers by hidden_size
+        if f.pos(key) != hidden:
+            raise NotModelledError(f"{f.where}: {key} {f.pos(key):,} differs from hidden_size {hidden:,}: vLLM v0.34.0 "
+                                   "sizes LFM2 by it, transformers by hidden_size; not modelled")
+    if hidden % heads:
+        raise ConfigError(f.where, "num_attention_heads", "does not divide hidden_size (Lfm2Attention's head_dim)")
+    ff = f.pos("block_ff_dim") if f.has("block_ff_dim") else f.pos("intermediate_size")
+    if f.flag("block_auto_adjust_ff_dim"):
+        ff = int(2 * ff / 3)
+        mult = f("block_ffn_dim_multiplier")
+        if mult is not None:
+            ff = int(mult * ff)
+        ff = -(-ff // f.pos("block_multiple_of")) * f.pos("block_multiple_of")
+    mlp = MLPSpec(kind="dense", intermediate_size=ff)
+    attn = _attn(f, "full", head_dim=hidden // heads, qk_norm=True)
+    conv = SSMSpec(kind="short_conv", d_inner=hidden, d_conv=f.pos("conv_L_cache"), conv_bias=f.flag("conv_bias"),
+                   proj_bias=f.flag("conv_bias"), gated_norm=False)
+    layers = [LayerSpec(attention=attn, mlp=mlp) if t == "full_attention" else LayerSpec(ssm=conv, mlp=mlp)
+              for t in types]
+    return {"layers": layers}
+
+
+def _read_minicpm3(f: Fields, mt: str) -> ReaderParts:
+    """MiniCPM3 (vLLM v0.34.0 vllm/model_executor/models/minicpm3.py MiniCPM3Attention): DeepSeek-V2's low-rank
+    projections (q_a / q_b, kv_a_proj_with_mqa, kv_b, their norms), but attention is a plain Attention of every head
+    with K and V both qk_nope_head_dim + qk_rope_head_dim wide (V zero-padded), so the KV cache holds whole heads, not
+    the latent: a full-attention layer (kind full) with the MLA projections. scale_emb / scale_depth scale
+    activations only. A dense SwiGLU MLP (MiniCPMMLP); MiniCPM's experts (num_experts) are not read."""
+    if f.cfg.get("num_experts"):
+        raise NotModelledError(f"{f.where}: MiniCPM3 with num_experts (MiniCPMMoE) is not modelled")
+    n = f.pos("num_hidden_layers")
+    heads = f.pos("num_attention_heads")
+    mla = MLASpec(kv_lora_rank=f.pos("kv_lora_rank"), q_lora_rank=f.pos("q_lora_rank"),
+                  qk_nope_head_dim=f.pos("qk_nope_head_dim"), qk_rope_head_dim=f.pos("qk_rope_head_dim"),
+                  v_head_dim=f.pos("v_head_dim"))
+    qk = mla.qk_nope_head_dim + mla.qk_rope_head_dim
+    attn = AttentionSpec(kind="full", num_heads=heads, num_kv_heads=heads, head_dim_k=qk, head_dim_v=qk, mla=mla)
+    return {"layers": [LayerSpec(attention=attn, mlp=_dense(f))] * n}
+
+
 # model_type -> (reader, the model_type whose defaults apply)
 READERS: dict[str, Callable[[Fields, str], ReaderParts]] = {
     "llama": _read_llama_like,
@@ -982,6 +1036,8 @@ READERS: dict[str, Callable[[Fields, str], ReaderParts]] = {
     "qwen3_vl_moe_text": _read_qwen3_moe,
     "minimax_m2": _read_minimax_m2,
     "minimax_m3": _read_minimax_m3,
+    "lfm2": _read_lfm2,
+    "minicpm3": _read_minicpm3,
 }
 # Outer (composite or alias) model_type -> the text model_type inside it.
 TEXT_TYPES = {

@@ -1030,7 +1030,7 @@ def pcp_messages(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
                       + f" [{src}]", fix=f"--decode-context-parallel-size one of {', '.join(map(str, valid))}",
                       source=src)]
     attn = [la.attention for la in spec.layers if la.attention is not None]
-    if not attn or any(a.mla is None for a in attn):
+    if not attn or any(not a.latent_cache for a in attn):
         src = "vllm/platforms/cuda.py CudaPlatform.get_attn_backend_cls; vllm/v1/attention/backend.py (0.33.0)"
         reasons = ", ".join(f"{b}: [PCP not supported]" for b in pc.non_mla_backends)
         return [error("vllm.pcp.backend", "ValueError: " + pc.backend_refusal.format(reasons=reasons) +
@@ -1061,7 +1061,7 @@ def dcp_messages(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
     if any(la.ssm is not None for la in spec.layers) or any(a.kind == "chunked" for a in attn):
         raise NotModelledError(f"{flag} on a model with recurrent (Mamba / GDN) or chunked-local layers: vramcalc "
                                "models DCP for full attention and MLA only (remove the flag to check the rest)")
-    if attn and attn[0].mla is None:
+    if attn and not attn[0].latent_cache:
         kv, q = attn[0].num_kv_heads, attn[0].num_heads
         src = "vllm/config/model.py ModelConfig.verify_with_parallel_config"
         if tp <= kv:
@@ -1154,7 +1154,7 @@ def per_head_attention(spec: ModelSpec) -> ModelSpec:
     layers = []
     for la in spec.layers:
         a = la.attention
-        if a is not None and a.mla is not None:
+        if a is not None and a.mla is not None and a.latent_cache:
             qk = a.mla.qk_nope_head_dim + a.mla.qk_rope_head_dim
             a = a.model_copy(update={"mla": None, "num_kv_heads": a.num_heads, "head_dim_k": qk, "head_dim_v": qk})
             la = la.model_copy(update={"attention": a})
@@ -2136,7 +2136,7 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
             lora = [x + t for x, t in zip(lora, _tower_lora(spec, opts, s, wdtype, not tower_off,
                                                             [w.pp_stage for w, _ in weights], warnings))]
         odd = [k for k, present in (("MoE experts", spec.is_moe),
-                                    ("MLA attention", any(x.attention is not None and x.attention.mla is not None
+                                    ("MLA attention", any(x.attention is not None and x.attention.latent_cache
                                                           for x in spec.layers)),
                                     ("recurrent (SSM) mixers", any(x.ssm is not None for x in spec.layers))) if present]
         if odd:
@@ -2658,7 +2658,7 @@ def _flashinfer_workspace(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, mnbt: in
     fi = vllm_platforms().attention.FLASHINFER
     size = fi.workspace_mib * MIB if opts.flashinfer_workspace_bytes is None else opts.flashinfer_workspace_bytes
     heads = max((max(1, la.attention.num_heads // opts.tp) * la.attention.head_dim_k for la in spec.layers
-                 if la.attention is not None and la.attention.mla is None), default=0)
+                 if la.attention is not None and not la.attention.latent_cache), default=0)
     builder = max(size, mnbt * heads * fi.prefill_workspace_bytes_per_elem)
     return builder + (size if flashinfer_trtllm(gpu.compute_capability) else 0)
 

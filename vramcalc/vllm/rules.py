@@ -114,9 +114,9 @@ def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str, version: str | N
         raise NotModelledError(f"--attention-backend {forced}: not modelled (vramcalc models "
                                f"{', '.join(SELECTABLE)} on NVIDIA GPUs for models without MLA)")
     if forced is not None and ((gpu.vendor or "nvidia") != "nvidia" or not cc or not attn or
-                               any(a.mla is not None for a in attn)):
+                               any(a.latent_cache for a in attn)):
         raise NotModelledError(f"--attention-backend {forced}: modelled on NVIDIA GPUs for models without MLA only")
-    if (gpu.vendor or "nvidia") != "nvidia" or not cc or not attn or any(a.mla is not None for a in attn):
+    if (gpu.vendor or "nvidia") != "nvidia" or not cc or not attn or any(a.latent_cache for a in attn):
         return None, []
     from .kv import kv_formats
 
@@ -203,7 +203,7 @@ def _per_layer_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str, version: str | 
     cc = gpu.compute_capability or "0"
     value, major = float(cc), int(float(cc))
     fp8 = kv_dtype.startswith("fp8")
-    attn = [la.attention for la in spec.layers if la.attention is not None and la.attention.mla is None]
+    attn = [la.attention for la in spec.layers if la.attention is not None and not la.attention.latent_cache]
     mm = kl.mm_prefix_lm(spec, mm_inputs)
     cap = kl.softcap(spec)
     src = f"vllm/platforms/cuda.py CudaPlatform.get_attn_backend_cls ({version or 'newest'})"
@@ -300,7 +300,7 @@ def parallel_messages(spec: ModelSpec, tp: int, pp: int = 1) -> list[Message]:
                 text=f"Total number of attention heads ({heads}) must be divisible by tensor parallel size ({tp}).",
                 source="vllm/config/model.py ModelConfig.verify_with_parallel_config",
                 fix=f"use --tensor-parallel-size in {ok}, or PP instead of TP (pipeline stages may be uneven)"))
-        if attn.mla is None:
+        if not attn.latent_cache:
             kv = attn.num_kv_heads
             m = _divide(kv, tp, "KV heads", "vllm/model_executor/layers/linear.py QKVParallelLinear.__init__",
                         f"TP must divide {kv} KV heads or be a multiple of them", "vllm.parallel.kv_heads") if kv >= tp else \

@@ -1,0 +1,115 @@
+"""The exact readers of LFM2 (lfm2) and MiniCPM3 (minicpm3), which the generic-fallback survey found vramcalc had to
+refuse, against vLLM 0.34.0's own model classes and KV planning (tests/data/vllm_hybrid_readers_oracle_v0.34.0.json,
+tools/vllm_hybrid_readers_oracle.py, on the Hub configs the survey keeps): parameters and weight bytes of rank 0 at TP 1
+and TP 2, each layer's KV spec (attention bytes per token, the short-conv state shape, dtype and page) and, for each KV
+memory budget, the groups, block size, page, block count, token count and concurrency vLLM plans."""
+
+import json
+from collections import Counter
+
+import pytest
+
+from conftest import DATA
+from vramcalc.cache_kinds import cache_layers
+from vramcalc.gpus import find_gpu
+from vramcalc.params import count_params
+from vramcalc.sources.hf_config import spec_from_config
+from vramcalc.vllm.engine import VLLMOptions, check_vllm
+from vramcalc.vllm.kv import KVSettings, kv_pool, release_settings
+from vramcalc.vllm.weights import padded_vocab, weights_per_rank
+
+ORACLE = json.loads((DATA / "vllm_hybrid_readers_oracle_v0.34.0.json").read_text())
+SURVEY = {c["name"]: c for c in json.loads((DATA / "vllm_generic_fallback_oracle_v0.34.0.json").read_text())["cases"]}
+CASES = [c for c in ORACLE["cases"] if "vllm" in c]
+RELEASE = ORACLE["release"]
+
+
+def _id(c):
+    return f"{c['name']}-tp{c['tp']}" + "".join(f"-{k}={v}" for k, v in c["engine_args"].items())
+
+
+def _spec(c):
+    return spec_from_config(SURVEY[c["name"]]["config"], model_id=c["name"], source="test", where=f"{c['name']}/config.json")
+
+
+def test_fixture_is_vllm_0_34_0_on_the_surveys_hub_configs():
+    assert RELEASE == "0.34.0" and "VLLM_TARGET_DEVICE=cpu" in ORACLE["produced_by"]
+    assert {c["model_type"] for c in CASES} >= {"lfm2", "minicpm3"}
+    for c in ORACLE["cases"]:
+        assert c["source"] == SURVEY[c["name"]]["source"] and c["source"]["config_json"].startswith("https://huggingface.co/")
+
+
+@pytest.mark.parametrize("c", CASES, ids=_id)
+def test_reading_is_exact_not_approximate(c):
+    spec = _spec(c)
+    assert not spec.approximate and spec.model_type == c["model_type"] and spec.architecture == c["vllm"]["architecture"]
+
+
+@pytest.mark.parametrize("c", CASES, ids=_id)
+def test_parameters_and_weight_bytes_equal_vllm(c):
+    spec = _spec(c)
+    v = c["vllm"]
+    w = weights_per_rank(spec, c["tp"], 1, version=RELEASE)[0]
+    # vLLM's parameters of rank 0, exactly (its vocabulary padded to vllm.json vocab_padding, as weights_per_rank does)
+    assert w.bytes - w.rotary_cache_bytes == v["weights_bytes_rank0"]
+    if c["tp"] == 1:
+        rows = (padded_vocab(spec.vocab_size) - spec.vocab_size) * spec.hidden_size
+        assert count_params(spec).total + rows * (1 if spec.tie_word_embeddings else 2) == v["params_rank0"]
+    # the buffers: the rotary cos/sin cache, and the 16 B of fp32 q/k/v/prob scales each Attention layer registers
+    # (vllm/model_executor/layers/attention/attention.py), which vramcalc does not count
+    attn = sum(1 for r in v["layers"].values() if r["kind"] != "MambaSpec")
+    assert w.rotary_cache_bytes == v["buffer_bytes_rank0"] - 16 * attn
+
+
+@pytest.mark.parametrize("c", CASES, ids=_id)
+def test_kv_and_state_per_layer_equal_vllms_specs(c):
+    spec = _spec(c)
+    tp = c["tp"]
+    model_bytes = 2  # bfloat16, the configs' dtype and vLLM's (fixture dtype)
+    assert c["vllm"]["dtype"] == spec.dtype == "bfloat16"
+    ours = []
+    for cache in cache_layers(spec):
+        if cache.attention is not None:
+            ours.append(("attention", cache.attention.bytes_per_token(model_bytes, tp)))
+        if cache.recurrent is not None:
+            conv, temporal = cache.recurrent.state_shapes(tp)
+            ours.append(("state", (list(reversed(conv)),) + ((list(temporal),) if temporal else ()),
+                         cache.recurrent.state_bytes(model_bytes, model_bytes, tp)))
+    theirs = []
+    for name in sorted(c["vllm"]["layers"], key=lambda n: int(n.split(".")[2])):
+        r = c["vllm"]["layers"][name]
+        if r["kind"] == "MambaSpec":  # vLLM orients the conv state (kernel - 1, channels)
+            assert set(r["dtypes"]) == {"bfloat16"}
+            theirs.append(("state", tuple(r["shapes"]), r["state_bytes"]))
+        else:
+            theirs.append(("attention", r["page_size_bytes"] // r["block_size"]))
+    assert ours == theirs
+
+
+def _options(c, memory):
+    return VLLMOptions(engine_version=RELEASE, tp=c["tp"], max_model_len=c["vllm"]["max_model_len"],
+                       max_num_batched_tokens=c["vllm"]["max_num_batched_tokens"], kv_cache_memory_bytes=memory,
+                       enable_prefix_caching=c["engine_args"].get("enable_prefix_caching"))
+
+
+@pytest.mark.parametrize("c", CASES, ids=_id)
+def test_pages_groups_and_blocks_equal_vllms_plan(c):
+    spec = _spec(c)
+    v = c["vllm"]
+    s = KVSettings(tp=c["tp"], max_num_batched_tokens=v["max_num_batched_tokens"], async_scheduling=v["async_scheduling"],
+                   max_model_len=v["max_model_len"], **{**release_settings(spec, RELEASE), **(
+                       {"prefix_caching": False} if c["engine_args"].get("enable_prefix_caching") is False else {})})
+    pool = kv_pool(spec, s)
+    for p in v["plans"]:
+        assert {g["page_size_bytes"] for g in p["groups"]} == {pool.page_bytes}
+        assert Counter((g["kind"] == "MambaSpec", g["layers"], g["block_size"]) for g in p["groups"]) == \
+            Counter((g.kind == "mamba", g.layers, g.block_size) for g in pool.groups)
+        r = check_vllm(spec, find_gpu("h100"), _options(c, p["memory_bytes"]))
+        if "refusal" in p:  # one request of max_model_len does not fit: vLLM's words, its estimated length
+            assert not r.max_model_len_fits and r.estimated_max_model_len == p["estimated_max_model_len"]
+            assert any(e.text.split(" [vllm/")[0] == p["refusal"] for e in r.errors)
+            continue
+        assert r.max_model_len_fits
+        assert r.num_gpu_blocks == p["num_blocks"]
+        assert r.kv_cache_tokens == p["kv_cache_tokens"]
+        assert abs(r.max_concurrency - p["max_concurrency"]) <= 0.005  # the result rounds it to 0.01

@@ -1,0 +1,155 @@
+"""vLLM's own figures for the model types vramcalc reads exactly since its generic-fallback survey (LFM2, MiniCPM3,
+Kimi-Linear): parameters and weight bytes of rank 0, each layer's KV cache spec (attention page, or a recurrent
+layer's state shapes, dtypes and page) and the KV plan vLLM makes for given KV memory budgets, at TP 1 and TP 2.
+
+Each config is the Hub file kept in tests/data/vllm_generic_fallback_oracle_v0.34.0.json (with its source). For each
+case it builds vLLM's VllmConfig (EngineArgs.create_engine_config through tools/vllm_oracle.py _config), the model
+class on the meta device (tools/vllm_oracle.py meta_engine, a TP group of fake ranks), takes the layers' specs as
+GPUModelRunner.get_kv_cache_spec does (tools/vllm_oracle.py _specs) and plans each budget with
+kv_cache_planning.get_global_kv_cache_groups / get_kv_cache_configs and kv_cache_utils.get_kv_cache_capacity
+(tools/vllm_oracle.py _plan).
+
+    VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.34.0/bin/python tools/vllm_hybrid_readers_oracle.py \
+        --out tests/data/vllm_hybrid_readers_oracle_v0.34.0.json [--only NAME...]
+
+Each case runs in its own interpreter (--case), as its TP group and environment are process-wide.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(__file__))
+import vllm_oracle as vo  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SURVEY = os.path.join(HERE, "..", "tests", "data", "vllm_generic_fallback_oracle_v0.34.0.json")
+MAX_LEN = 4096
+MEMORIES = [1.0, 8.0, 40.0]  # GiB of KV memory handed to the planner
+# name, TP, EngineArgs fields, environment (vLLM's own switches the case needs on this machine)
+CASES: list[tuple[str, int, dict[str, Any], dict[str, str]]] = [
+    ("LFM2-1.2B", 1, {}, {}),
+    ("LFM2-1.2B", 2, {}, {}),
+    ("LFM2-1.2B", 1, {"enable_prefix_caching": False}, {}),
+    ("MiniCPM3-4B", 1, {}, {}),
+    ("MiniCPM3-4B", 2, {}, {}),
+    ("Kimi-Linear-48B-A3B-Instruct", 1, {}, {"VLLM_KIMI_K3_GEMM_AR": "0"}),
+    ("Kimi-Linear-48B-A3B-Instruct", 2, {}, {"VLLM_KIMI_K3_GEMM_AR": "0"}),
+]
+
+
+class _NoStream:
+    """torch.cuda.Stream / Event on a machine without CUDA (as tools/vllm_generic_fallback_oracle.py): side streams
+    some classes make at construction hold no memory and nothing runs on them here."""
+
+    def __init__(self, *a: Any, **k: Any) -> None:
+        pass
+
+
+def _survey_config(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    doc = json.load(open(SURVEY))
+    case = next(c for c in doc["cases"] if c["name"] == name)
+    return case["config"], case["source"]
+
+
+def _spec_row(spec: Any) -> dict[str, Any]:
+    row = vo._layer_row(spec)
+    if hasattr(spec, "shapes"):  # MambaSpec: the per-sequence states
+        row.update(shapes=[list(s) for s in spec.shapes], dtypes=[str(d).replace("torch.", "") for d in spec.dtypes],
+                   state_bytes=spec.real_page_size_bytes, mamba_type=str(spec.mamba_type.name),
+                   num_speculative_blocks=spec.num_speculative_blocks)
+    return row
+
+
+def run_case(i: int) -> dict[str, Any]:
+    name, tp, engine_args, env = CASES[i]
+    os.environ.update(env)
+    vo.setup()
+    import torch
+
+    torch.cuda.Stream = _NoStream  # type: ignore[assignment, misc]
+    torch.cuda.Event = _NoStream  # type: ignore[assignment, misc]
+    config, _ = _survey_config(name)
+    vo.EXTRA_ARGS.clear()
+    vo.EXTRA_ARGS.update(engine_args)
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(config, f)
+        cfg = vo._config(d, tp, "auto", MAX_LEN)
+        model, backends = vo.meta_engine(cfg, tp)
+        specs = vo._specs(cfg)
+        row: dict[str, Any] = {
+            "architecture": cfg.model_config.architectures[0], "model_class": type(model).__name__,
+            "dtype": str(cfg.model_config.dtype).replace("torch.", ""), "attention_backends": backends,
+            "max_model_len": cfg.model_config.max_model_len,
+            "max_num_batched_tokens": cfg.scheduler_config.max_num_batched_tokens,
+            "async_scheduling": cfg.scheduler_config.async_scheduling,
+            "cache_block_size": cfg.cache_config.block_size,
+            "mamba_block_size": cfg.cache_config.mamba_block_size,
+            "mamba_cache_mode": cfg.cache_config.mamba_cache_mode,
+            "enable_prefix_caching": cfg.cache_config.enable_prefix_caching,
+            "params_rank0": sum(p.numel() for p in model.parameters()),
+            "weights_bytes_rank0": sum(p.numel() * p.element_size() for p in model.parameters()),
+            "buffer_bytes_rank0": sum(b.numel() * b.element_size() for b in model.buffers()),
+            "layers": {k: _spec_row(v) for k, v in specs.items()},
+            "plans": [vo._plan(cfg, specs, int(g * vo.GIB)) for g in MEMORIES]}
+        del model
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out")
+    ap.add_argument("--only", nargs="*")
+    ap.add_argument("--case", type=int)
+    a = ap.parse_args()
+    if a.case is not None:
+        vo.print_case_row(lambda: run_case(a.case))
+        return
+    old = json.load(open(a.out)) if os.path.exists(a.out) else {"cases": []}
+    done = {(c["name"], c["tp"], json.dumps(c["engine_args"], sort_keys=True)): c for c in old["cases"]}
+    rows = []
+    release = old.get("release")
+    for i, (name, tp, engine_args, env) in enumerate(CASES):
+        key = (name, tp, json.dumps(engine_args, sort_keys=True))
+        if a.only and name not in a.only and key in done:
+            rows.append(done[key])
+            continue
+        config, source = _survey_config(name)
+        out = subprocess.run([sys.executable, __file__, "--case", str(i)], capture_output=True, text=True,
+                             env={**os.environ, "VLLM_TARGET_DEVICE": "cpu"})
+        line = next((x for x in out.stdout.splitlines() if x.startswith("ROW ")), None)
+        if line is None:
+            sys.exit(f"{name} tp{tp}: no row\n{out.stderr[-3000:]}")
+        result = json.loads(line[4:])
+        row = {"name": name, "model_type": config["model_type"], "tp": tp, "engine_args": engine_args, "env": env,
+               "source": source, "vllm" if "error" not in result else "error":
+               result if "error" not in result else result["error"]}
+        rows.append(row)
+        print(name, tp, engine_args, result.get("error") or (result["params_rank0"], result["plans"][-1]),
+              file=sys.stderr)
+    import vllm
+
+    release = vllm.__version__
+    doc = {"release": release, "max_model_len": MAX_LEN, "memories_gib": MEMORIES, "cases": rows,
+           "produced_by": (f"vLLM {release} wheel on CPU (VLLM_TARGET_DEVICE=cpu), tools/vllm_hybrid_readers_oracle.py: "
+                           "each Hub config of tests/data/vllm_generic_fallback_oracle_v0.34.0.json (its source kept "
+                           "in the row) through EngineArgs(model=<the config>, load_format=dummy, "
+                           f"tensor_parallel_size=<tp>, max_model_len={MAX_LEN}, <engine_args>).create_engine_config(), "
+                           "the model class built on the meta device with a TP group of fake ranks "
+                           "(tools/vllm_oracle.py meta_engine), params_rank0 / weights_bytes_rank0 / buffer_bytes_rank0 "
+                           "the sum over its parameters and buffers, layers = each layer's KV cache spec "
+                           "(GPUModelRunner.get_kv_cache_spec; a MambaSpec with its state shapes, dtypes and unpadded "
+                           "state_bytes), plans = kv_cache_planning.get_global_kv_cache_groups / get_kv_cache_configs "
+                           "and kv_cache_utils.get_kv_cache_capacity for each KV memory budget (tools/vllm_oracle.py "
+                           "_plan); torch.cuda.Stream and Event stubbed (side streams hold no memory)")}
+    with open(a.out, "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
