@@ -113,3 +113,15 @@ def test_pages_groups_and_blocks_equal_vllms_plan(c):
         assert r.num_gpu_blocks == p["num_blocks"]
         assert r.kv_cache_tokens == p["kv_cache_tokens"]
         assert abs(r.max_concurrency - p["max_concurrency"]) <= 0.005  # the result rounds it to 0.01
+
+
+@pytest.mark.parametrize("name", ["LFM2-1.2B", "MiniCPM3-4B"])
+def test_llamacpp_refuses_what_it_does_not_model(name):
+    """vramcalc reads these configs as vLLM builds them; llama.cpp's graphs for lfm2 / minicpm3 are not transcribed
+    (and a GGUF of either is refused by its shortconv.* / MLA keys), so a llama.cpp check says so."""
+    from vramcalc.errors import NotModelledError
+    from vramcalc.llamacpp.engine import LlamaOptions, check_llamacpp
+
+    spec = spec_from_config(SURVEY[name]["config"], model_id=name, source="test")
+    with pytest.raises(NotModelledError, match="llama.cpp graph and cache"):
+        check_llamacpp(spec, find_gpu("h100"), LlamaOptions(ftype="Q4_K_M"))
