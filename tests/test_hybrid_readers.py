@@ -1,4 +1,4 @@
-"""The exact readers of LFM2 (lfm2) and MiniCPM3 (minicpm3), which the generic-fallback survey found vramcalc had to
+"""The exact readers of LFM2 (lfm2), MiniCPM3 (minicpm3) and Kimi-Linear (kimi_linear), which the generic-fallback survey found vramcalc had to
 refuse, against vLLM 0.34.0's own model classes and KV planning (tests/data/vllm_hybrid_readers_oracle_v0.34.0.json,
 tools/vllm_hybrid_readers_oracle.py, on the Hub configs the survey keeps): parameters and weight bytes of rank 0 at TP 1
 and TP 2, each layer's KV spec (attention bytes per token, the short-conv state shape, dtype and page) and, for each KV
@@ -6,21 +6,24 @@ memory budget, the groups, block size, page, block count, token count and concur
 
 import json
 from collections import Counter
+from math import prod
 
 import pytest
 
 from conftest import DATA
 from vramcalc.cache_kinds import cache_layers
 from vramcalc.gpus import find_gpu
-from vramcalc.params import count_params
+from vramcalc.kv import dtype_bytes
+from vramcalc.params import count_params, inventory
 from vramcalc.sources.hf_config import spec_from_config
 from vramcalc.vllm.engine import VLLMOptions, check_vllm
-from vramcalc.vllm.kv import KVSettings, kv_pool, release_settings
+from vramcalc.vllm.kv import KVSettings, conv_state_dtype, kv_pool, release_settings, ssm_state_dtype
 from vramcalc.vllm.weights import padded_vocab, weights_per_rank
 
 ORACLE = json.loads((DATA / "vllm_hybrid_readers_oracle_v0.34.0.json").read_text())
 SURVEY = {c["name"]: c for c in json.loads((DATA / "vllm_generic_fallback_oracle_v0.34.0.json").read_text())["cases"]}
 CASES = [c for c in ORACLE["cases"] if "vllm" in c]
+REFUSED = [c for c in ORACLE["cases"] if "error" in c]
 RELEASE = ORACLE["release"]
 
 
@@ -34,7 +37,8 @@ def _spec(c):
 
 def test_fixture_is_vllm_0_34_0_on_the_surveys_hub_configs():
     assert RELEASE == "0.34.0" and "VLLM_TARGET_DEVICE=cpu" in ORACLE["produced_by"]
-    assert {c["model_type"] for c in CASES} >= {"lfm2", "minicpm3"}
+    assert {c["model_type"] for c in CASES} == {"lfm2", "minicpm3", "kimi_linear"}
+    assert len(CASES) + len(REFUSED) == len(ORACLE["cases"]) and len(REFUSED) == 3
     for c in ORACLE["cases"]:
         assert c["source"] == SURVEY[c["name"]]["source"] and c["source"]["config_json"].startswith("https://huggingface.co/")
 
@@ -54,11 +58,14 @@ def test_parameters_and_weight_bytes_equal_vllm(c):
     assert w.bytes - w.rotary_cache_bytes == v["weights_bytes_rank0"]
     if c["tp"] == 1:
         rows = (padded_vocab(spec.vocab_size) - spec.vocab_size) * spec.hidden_size
-        assert count_params(spec).total + rows * (1 if spec.tie_word_embeddings else 2) == v["params_rank0"]
-    # the buffers: the rotary cos/sin cache, and the 16 B of fp32 q/k/v/prob scales each Attention layer registers
-    # (vllm/model_executor/layers/attention/attention.py), which vramcalc does not count
+        # the score-correction bias is a transformers buffer (vramcalc's inventory marks it so) but a vLLM parameter
+        bias = sum(prod(t.shape) for t in inventory(spec) if t.buffer)
+        assert count_params(spec).total + bias + rows * (1 if spec.tie_word_embeddings else 2) == v["params_rank0"]
+    # the buffers: the rotary cos/sin caches exactly (none for Kimi-Linear's NoPE MLA); the rest are the few fp32 scale
+    # scalars each Attention layer registers (16 or 20 B a layer), which vramcalc does not count
+    assert w.rotary_cache_bytes == v["cos_sin_cache_bytes_rank0"]
     attn = sum(1 for r in v["layers"].values() if r["kind"] != "MambaSpec")
-    assert w.rotary_cache_bytes == v["buffer_bytes_rank0"] - 16 * attn
+    assert v["buffer_bytes_rank0"] - v["cos_sin_cache_bytes_rank0"] <= 20 * attn
 
 
 @pytest.mark.parametrize("c", CASES, ids=_id)
@@ -67,6 +74,7 @@ def test_kv_and_state_per_layer_equal_vllms_specs(c):
     tp = c["tp"]
     model_bytes = 2  # bfloat16, the configs' dtype and vLLM's (fixture dtype)
     assert c["vllm"]["dtype"] == spec.dtype == "bfloat16"
+    conv_dt, temporal_dt = conv_state_dtype(spec), ssm_state_dtype(spec)
     ours = []
     for cache in cache_layers(spec):
         if cache.attention is not None:
@@ -74,13 +82,13 @@ def test_kv_and_state_per_layer_equal_vllms_specs(c):
         if cache.recurrent is not None:
             conv, temporal = cache.recurrent.state_shapes(tp)
             ours.append(("state", (list(reversed(conv)),) + ((list(temporal),) if temporal else ()),
-                         cache.recurrent.state_bytes(model_bytes, model_bytes, tp)))
+                         [conv_dt] + ([temporal_dt] if temporal else []),
+                         cache.recurrent.state_bytes(dtype_bytes(conv_dt), dtype_bytes(temporal_dt), tp)))
     theirs = []
     for name in sorted(c["vllm"]["layers"], key=lambda n: int(n.split(".")[2])):
         r = c["vllm"]["layers"][name]
         if r["kind"] == "MambaSpec":  # vLLM orients the conv state (kernel - 1, channels)
-            assert set(r["dtypes"]) == {"bfloat16"}
-            theirs.append(("state", tuple(r["shapes"]), r["state_bytes"]))
+            theirs.append(("state", tuple(r["shapes"]), r["dtypes"], r["state_bytes"]))
         else:
             theirs.append(("attention", r["page_size_bytes"] // r["block_size"]))
     assert ours == theirs
@@ -89,7 +97,7 @@ def test_kv_and_state_per_layer_equal_vllms_specs(c):
 def _options(c, memory):
     return VLLMOptions(engine_version=RELEASE, tp=c["tp"], max_model_len=c["vllm"]["max_model_len"],
                        max_num_batched_tokens=c["vllm"]["max_num_batched_tokens"], kv_cache_memory_bytes=memory,
-                       enable_prefix_caching=c["engine_args"].get("enable_prefix_caching"))
+                       **c["engine_args"])
 
 
 @pytest.mark.parametrize("c", CASES, ids=_id)
@@ -115,7 +123,7 @@ def test_pages_groups_and_blocks_equal_vllms_plan(c):
         assert abs(r.max_concurrency - p["max_concurrency"]) <= 0.005  # the result rounds it to 0.01
 
 
-@pytest.mark.parametrize("name", ["LFM2-1.2B", "MiniCPM3-4B"])
+@pytest.mark.parametrize("name", ["LFM2-1.2B", "MiniCPM3-4B", "Kimi-Linear-48B-A3B-Instruct"])
 def test_llamacpp_refuses_what_it_does_not_model(name):
     """vramcalc reads these configs as vLLM builds them; llama.cpp's graphs for lfm2 / minicpm3 are not transcribed
     (and a GGUF of either is refused by its shortconv.* / MLA keys), so a llama.cpp check says so."""
@@ -125,3 +133,23 @@ def test_llamacpp_refuses_what_it_does_not_model(name):
     spec = spec_from_config(SURVEY[name]["config"], model_id=name, source="test")
     with pytest.raises(NotModelledError, match="llama.cpp graph and cache"):
         check_llamacpp(spec, find_gpu("h100"), LlamaOptions(ftype="Q4_K_M"))
+
+
+@pytest.mark.parametrize("c", REFUSED, ids=_id)
+def test_what_vllm_refuses_on_kimi_linear_is_refused_in_its_words(c):
+    """--kda-prefill-backend other than Triton (KimiGatedDeltaNetAttention's assert) and --mamba-ssm-cache-dtype
+    float16 (kda_state_dtype's ValueError) or bfloat16 (a page padded for a bfloat16 state below the float32 one the
+    layers keep: MambaSpec.page_size_bytes's bare assert)."""
+    spec = _spec(c)
+    r = check_vllm(spec, find_gpu("h100"), VLLMOptions(engine_version=RELEASE, tp=c["tp"], max_model_len=4096,
+                                                       **c["engine_args"]))
+    assert not r.fits
+    theirs = c["error"].rstrip(": ")  # a bare AssertionError prints as "AssertionError: "
+    assert any(e.text.split(" [vllm/")[0].split(" (assert")[0] == theirs for e in r.errors), [e.text for e in r.errors]
+
+
+def test_kimi_linear_state_stays_float32_under_an_explicit_float32():
+    c = next(c for c in CASES if c["engine_args"] == {"mamba_ssm_cache_dtype": "float32"})
+    assert ssm_state_dtype(_spec(c), "auto", "float32") == "float32"
+    assert {tuple(r["dtypes"]) for r in c["vllm"]["layers"].values() if r["kind"] == "MambaSpec"} == \
+        {("bfloat16", "float32")}

@@ -38,6 +38,14 @@ CASES: list[tuple[str, int, dict[str, Any], dict[str, str]]] = [
     ("MiniCPM3-4B", 2, {}, {}),
     ("Kimi-Linear-48B-A3B-Instruct", 1, {}, {"VLLM_KIMI_K3_GEMM_AR": "0"}),
     ("Kimi-Linear-48B-A3B-Instruct", 2, {}, {"VLLM_KIMI_K3_GEMM_AR": "0"}),
+    ("Kimi-Linear-48B-A3B-Instruct", 1, {"enable_prefix_caching": False}, {"VLLM_KIMI_K3_GEMM_AR": "0"}),
+    # a KDA prefill kernel other than Triton: refused as the model is built
+    ("Kimi-Linear-48B-A3B-Instruct", 1, {"kda_prefill_backend": "flashinfer"}, {"VLLM_KIMI_K3_GEMM_AR": "0"}),
+    # --mamba-ssm-cache-dtype: the hybrid page is sized with it (KimiLinearForCausalLM.get_mamba_state_dtype_from_config)
+    # but Kimi-Linear's KDA layers keep a float32 recurrent state (KimiGatedDeltaNetAttention.get_state_dtype)
+    ("Kimi-Linear-48B-A3B-Instruct", 1, {"mamba_ssm_cache_dtype": "bfloat16"}, {"VLLM_KIMI_K3_GEMM_AR": "0"}),
+    ("Kimi-Linear-48B-A3B-Instruct", 1, {"mamba_ssm_cache_dtype": "float16"}, {"VLLM_KIMI_K3_GEMM_AR": "0"}),
+    ("Kimi-Linear-48B-A3B-Instruct", 1, {"mamba_ssm_cache_dtype": "float32"}, {"VLLM_KIMI_K3_GEMM_AR": "0"}),
 ]
 
 
@@ -72,6 +80,11 @@ def run_case(i: int) -> dict[str, Any]:
 
     torch.cuda.Stream = _NoStream  # type: ignore[assignment, misc]
     torch.cuda.Event = _NoStream  # type: ignore[assignment, misc]
+    # an MLA model on a CPU without AMX tiles gets the reference CPU MLA backend, for which the CPU platform turns
+    # prefix caching and chunked prefill off and sets block_size 16 (vllm/platforms/cpu.py
+    # CpuPlatform.check_and_update_config); CUDA does neither. With AMX reported the CPU platform leaves them as
+    # CUDA has them (the oracle runs no kernel; meta_engine takes CUDA's backends)
+    torch.cpu._is_amx_tile_supported = lambda: True
     config, _ = _survey_config(name)
     vo.EXTRA_ARGS.clear()
     vo.EXTRA_ARGS.update(engine_args)
@@ -94,6 +107,9 @@ def run_case(i: int) -> dict[str, Any]:
             "params_rank0": sum(p.numel() for p in model.parameters()),
             "weights_bytes_rank0": sum(p.numel() * p.element_size() for p in model.parameters()),
             "buffer_bytes_rank0": sum(b.numel() * b.element_size() for b in model.buffers()),
+            # of those, the rotary embeddings' cos/sin caches (the rest: each Attention layer's scale scalars)
+            "cos_sin_cache_bytes_rank0": sum(b.numel() * b.element_size() for n, b in model.named_buffers()
+                                             if n.endswith("cos_sin_cache")),
             "layers": {k: _spec_row(v) for k, v in specs.items()},
             "plans": [vo._plan(cfg, specs, int(g * vo.GIB)) for g in MEMORIES]}
         del model
@@ -141,7 +157,7 @@ def main() -> None:
                            f"tensor_parallel_size=<tp>, max_model_len={MAX_LEN}, <engine_args>).create_engine_config(), "
                            "the model class built on the meta device with a TP group of fake ranks "
                            "(tools/vllm_oracle.py meta_engine), params_rank0 / weights_bytes_rank0 / buffer_bytes_rank0 "
-                           "the sum over its parameters and buffers, layers = each layer's KV cache spec "
+                           "the sum over its parameters and buffers (cos_sin_cache_bytes_rank0: the rotary caches among them), layers = each layer's KV cache spec "
                            "(GPUModelRunner.get_kv_cache_spec; a MambaSpec with its state shapes, dtypes and unpadded "
                            "state_bytes), plans = kv_cache_planning.get_global_kv_cache_groups / get_kv_cache_configs "
                            "and kv_cache_utils.get_kv_cache_capacity for each KV memory budget (tools/vllm_oracle.py "

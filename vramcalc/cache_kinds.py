@@ -182,6 +182,9 @@ class Recurrent:
             return (self.d_inner // tp, self.d_conv - 1), (self.d_inner // tp, self.d_state)
         if self.kind == "short_conv":  # vLLM v0.34.0 mamba_utils.py short_conv_state_shape: no temporal state
             return (self.d_inner // tp, self.d_conv - 1 + spec_tokens), ()
+        if self.kind == "kda":  # vLLM v0.34.0 mamba_utils.py kda_state_shape: q, k, v conv; (heads, d, d)
+            return ((self.conv_channels // tp, self.d_conv - 1 + spec_tokens),
+                    (self.num_v_heads // tp, self.head_v_dim, self.head_v_dim))
         if self.kind == "mamba2":
             groups = self.n_groups if self.n_groups % tp == 0 else self.n_groups + (tp - self.n_groups % tp)
             conv = (self.d_inner + 2 * groups * self.d_state) // tp

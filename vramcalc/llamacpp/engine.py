@@ -460,15 +460,17 @@ def as_llamacpp_runs_it(spec: ModelSpec) -> ModelSpec:
 
 
 def _unread_graph(spec: ModelSpec) -> None:
-    """LFM2's short-conv layers and MiniCPM3's whole-head MLA are read from a config.json (vLLM's layout); llama.cpp's
-    own graphs and caches for them (llama.cpp 4df29be src/models/lfm2.cpp, minicpm3.cpp; MiniCPM3's V cache is
+    """LFM2's short-conv layers, Kimi-Linear's KDA layers and MiniCPM3's whole-head MLA are read from a config.json
+    (vLLM's layout); llama.cpp's own graphs and caches for them (llama.cpp 4df29be src/models/lfm2.cpp, minicpm3.cpp;
+    MiniCPM3's V cache is
     v_head_dim wide, not vLLM's padded one) are not transcribed, and a GGUF of either is refused too
     (sources/gguf_spec.py: its shortconv.* / MLA keys)."""
-    if any(la.ssm is not None and la.ssm.kind == "short_conv" or
+    if any(la.ssm is not None and la.ssm.kind in ("short_conv", "kda") or
            la.attention is not None and la.attention.mla is not None and not la.attention.latent_cache
            for la in spec.layers):
         raise NotModelledError(f"llama.cpp on {spec.model_type} ({spec.id}): its llama.cpp graph and cache (short "
-                               "convolution / MiniCPM3 attention) are not modelled; vramcalc reads it for vLLM only")
+                               "convolution, Kimi delta attention or MiniCPM3 attention) are not modelled; vramcalc "
+                               "reads it for vLLM only")
 
 
 def check_llamacpp(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,

@@ -46,6 +46,7 @@ class ReaderParts(_ReaderLayers, total=False):
     approximate: bool
     extra_tensors: list[TensorSpec]  # tensors outside the layer stack (zamba2's shared blocks)
     rope_scaling: dict[str, Any]  # the rope config where the family keeps it outside rope_scaling (MiniMax-M3)
+    max_position_embeddings: int  # the family's default where the config has none and no table gives it
 
 
 # Bounds checked before anything is sized from a config (validate.py gives each bound's reason):
@@ -1002,6 +1003,62 @@ def _read_minicpm3(f: Fields, mt: str) -> ReaderParts:
     return {"layers": [LayerSpec(attention=attn, mlp=_dense(f))] * n}
 
 
+
+# vLLM v0.34.0 vllm/transformers_utils/configs/kimi_linear.py KimiLinearConfig (vLLM's own class for kimi_linear, not
+# transformers'): the Kimi-K3 features that class also carries, which Kimi-Linear does not use and this reader does
+# not model (sparse-attention indexer, output-gated MLA, attention residual blocks, latent experts, MTP layers)
+_KIMI_K3_ONLY = ("dsa_config", "mla_use_output_gate", "attn_res_block_size", "routed_expert_hidden_size",
+                 "latent_moe_use_norm", "num_nextn_predict_layers", "q_lora_rank")
+
+
+def _read_kimi_linear(f: Fields, mt: str) -> ReaderParts:
+    """Kimi-Linear (vLLM v0.34.0 vllm/models/kimi_k3/nvidia/model.py, the decoder layer's __init__): a layer whose
+    index + 1 is in linear_attn_config.kda_layers is Kimi delta attention (vllm/model_executor/layers/mamba/gdn/
+    kimi_gdn_linear_attn.py KimiGatedDeltaNetAttention: num_heads heads of head_dim for q, k and v, a short conv of
+    short_conv_kernel_size, low-rank forget and output gates); every other layer is NoPE MLA (MultiHeadLatentAttention,
+    no rotary embedding: mla_use_nope, which vLLM asserts). MoE (KimiMoE) from first_k_dense_replace on, every
+    moe_layer_freq-th layer: num_experts of moe_intermediate_size, top num_experts_per_token, num_shared_experts
+    shared, a score-correction bias; dense layers of intermediate_size before. Absent fields take vLLM's
+    KimiLinearConfig defaults."""
+    for key in _KIMI_K3_ONLY:
+        if _set(f.cfg.get(key)):
+            raise NotModelledError(f"{f.where}: kimi_linear with {key} (a Kimi-K3 feature of vLLM's KimiLinearConfig) "
+                                   "is not modelled")
+    lin = f.cfg.get("linear_attn_config")
+    if not isinstance(lin, dict) or not isinstance(lin.get("kda_layers"), list):
+        raise ConfigError(f.where, "linear_attn_config", "must give kda_layers (vLLM asserts it)")
+    if lin.get("use_full_rank_gate"):
+        raise NotModelledError(f"{f.where}: linear_attn_config.use_full_rank_gate (vLLM's KimiK3DeltaAttention) is "
+                               "not modelled")
+    if not f.flag("mla_use_nope", False):
+        raise NotModelledError(f"{f.where}: kimi_linear without mla_use_nope: vLLM v0.34.0 refuses it (AssertionError: "
+                               "Kimi-K3 MLA (MultiHeadLatentAttention) is NoPE-only)")
+    sub = Fields(lin, mt, f"{f.where} linear_attn_config")
+    n = f.pos("num_hidden_layers")
+    kda_layers = sub.int_list("kda_layers") or []
+    heads, head_dim = sub.pos("num_heads"), sub.pos("head_dim")
+    kda = SSMSpec(kind="kda", num_k_heads=heads, num_v_heads=heads, head_k_dim=head_dim, head_v_dim=head_dim,
+                  d_conv=sub.pos("short_conv_kernel_size"), conv_bias=False)
+    q_heads = f.pos("num_attention_heads")
+    mla = MLASpec(kv_lora_rank=f.pos("kv_lora_rank"), q_lora_rank=None, qk_nope_head_dim=f.pos("qk_nope_head_dim"),
+                  qk_rope_head_dim=f.pos("qk_rope_head_dim"), v_head_dim=f.pos("v_head_dim"), nope=True)
+    attn = AttentionSpec(kind="mla", num_heads=q_heads, num_kv_heads=q_heads,
+                         head_dim_k=mla.qk_nope_head_dim + mla.qk_rope_head_dim, head_dim_v=mla.v_head_dim, mla=mla)
+    experts = f.opt_pos("num_experts")
+    first_dense, freq = f.int("first_k_dense_replace", 0), f.pos("moe_layer_freq", 1)
+    layers = []
+    for i in range(n):
+        if experts and i >= first_dense and i % freq == 0:
+            moe = f.pos("moe_intermediate_size")
+            mlp = MLPSpec(kind="moe", num_experts=experts, experts_per_token=f.pos("num_experts_per_token"),
+                          expert_intermediate_size=moe, shared_intermediate_size=f.int("num_shared_experts", 0) * moe,
+                          router_score_bias=True)
+        else:
+            mlp = _dense(f)
+        layers.append(LayerSpec(ssm=kda, mlp=mlp) if i + 1 in kda_layers else LayerSpec(attention=attn, mlp=mlp))
+    return {"layers": layers, "max_position_embeddings": 4096}
+
+
 # model_type -> (reader, the model_type whose defaults apply)
 READERS: dict[str, Callable[[Fields, str], ReaderParts]] = {
     "llama": _read_llama_like,
@@ -1038,6 +1095,7 @@ READERS: dict[str, Callable[[Fields, str], ReaderParts]] = {
     "minimax_m3": _read_minimax_m3,
     "lfm2": _read_lfm2,
     "minicpm3": _read_minicpm3,
+    "kimi_linear": _read_kimi_linear,
 }
 # Outer (composite or alias) model_type -> the text model_type inside it.
 TEXT_TYPES = {
@@ -1227,7 +1285,7 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
         mtp_layers=parts.get("mtp_layers", 0),
         draft_vocab_size=f.opt_pos("draft_vocab_size"),
         ssm_state_dtype=state_dtype,
-        max_position_embeddings=f.opt_int("max_position_embeddings", None),
+        max_position_embeddings=f.opt_int("max_position_embeddings", parts.get("max_position_embeddings")),
         rope_scaling=rope if isinstance(rope, dict) else None,
         vision=vision,
         quantization_config=qc if isinstance(qc, dict) else None,

@@ -35,7 +35,8 @@ from ..quant import QuantScheme, quant_targets, scheme_from_config, stand_in_mes
 from ..spec import ModelSpec
 from .kv import (KVCapacity, KVPool, KVSettings, _at_least, capacity, kv_formats, kv_pool, release_settings, resolve_kv_dtype,
                  turboquant_boundary_layers)
-from .rules import (attention_backend, runs_flashinfer, dtype_messages, gdn_prefill_backend, kda_prefill_refusal, parallel_messages, platform_messages,
+from .rules import (attention_backend, runs_flashinfer, dtype_messages, gdn_prefill_backend, kda_prefill_refusal,
+                    kda_state_dtype_refusal, parallel_messages, platform_messages,
                     quant_messages, source_messages, vllm_platforms)
 from .result_types import Layout, ModelSummary
 from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_overrides
@@ -495,8 +496,8 @@ class VLLMOptions(CheckedOptions):
     # SM 10.x / 12.x with head_k_dim 128: a prefill checkpoint block per GDN layer with prefix caching; rules.py
     # gdn_prefill_backend, data/vllm_platforms.json gdn_prefill, vLLM 0.33.0)
     gdn_prefill_backend: Literal["flashinfer", "triton", "cutedsl", "aiter_flydsl", "sycl"] | None = None
-    # --kda-prefill-backend: not modelled (Kimi delta attention, which vramcalc does not read); read only for vLLM's
-    # refusal of flashkda off CUDA and fused off ROCm (rules.py kda_prefill_refusal, data/vllm_platforms.json)
+    # --kda-prefill-backend: vLLM's refusal of flashkda off CUDA and fused off ROCm, and of any choice but auto / triton
+    # on Kimi-Linear's KDA layers (rules.py kda_prefill_refusal, data/vllm_platforms.json kda_prefill)
     kda_prefill_backend: Literal["auto", "triton", "flashkda", "flashinfer", "fused"] | None = None
     # --linear-backend: the kernel family quantized linear layers prefer (vllm/config/kernel.py KernelConfig); an
     # unquantized checkpoint never reads it (vllm/model_executor/kernels/linear/__init__.py _get_linear_backend is asked
@@ -3164,7 +3165,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         warnings += plan.warnings + ([acceptance_warning(plan)] if not plan.errors else [])
     gdn_backend, gdn_msgs = gdn_prefill_backend(spec, gpu, opts.gdn_prefill_backend, version)
     errors += gdn_msgs
-    errors += kda_prefill_refusal(gpu, opts.kda_prefill_backend, version)
+    errors += kda_prefill_refusal(gpu, opts.kda_prefill_backend, version, spec)
+    errors += kda_state_dtype_refusal(spec, opts.mamba_ssm_cache_dtype)
     if opts.sparse_indexer_topk_backend not in (None, "auto") and any(
             la.attention is not None and la.attention.mla is not None and la.attention.mla.index_n_heads
             for la in spec.layers):

@@ -13,7 +13,7 @@ from ..gpus import GPU
 from ..messages import Message
 from ..quant import QuantScheme
 from ..spec import ModelSpec
-from .weights import padded_vocab
+from .weights import padded_vocab, vllm_rules
 
 
 def _support() -> VllmQuantSupport:
@@ -451,18 +451,38 @@ def _fp8_block_shapes(spec: ModelSpec, scheme: QuantScheme, tp: int) -> list[Mes
     return out
 
 
-def kda_prefill_refusal(gpu: GPU, requested: str | None, version: str) -> list[Message]:
+def kda_prefill_refusal(gpu: GPU, requested: str | None, version: str, spec: ModelSpec | None = None) -> list[Message]:
     """vLLM's refusal of a --kda-prefill-backend choice of another platform: flashkda off CUDA, fused off ROCm,
     checked for every model (v0.33.0 vllm/engine/arg_utils.py EngineArgs.create_engine_config; data/vllm_platforms.json
-    kda_prefill). Releases before the rule's `since` are not checked."""
+    kda_prefill). Releases before the rule's `since` are not checked. Past it, Kimi-Linear's KDA layers (spec) take
+    only auto or triton (kimi_linear_refusal)."""
     r = vllm_platforms().kda_prefill
-    if requested is None or requested not in r.needs_vendor or _vkey(version) < _vkey(r.since):
+    if requested is None or _vkey(version) < _vkey(r.since):
         return []
-    if (gpu.vendor or "nvidia") == r.needs_vendor[requested]:
-        return []
+    if requested not in r.needs_vendor or (gpu.vendor or "nvidia") == r.needs_vendor[requested]:
+        if spec is None or requested in r.kimi_linear_backends or \
+                not any(la.ssm is not None and la.ssm.kind == "kda" for la in spec.layers):
+            return []
+        src = r.kimi_linear_source.split(" (")[0].removeprefix("vLLM v0.34.0 ") + " (0.34.0)"
+        return [Message(code="vllm.kda_prefill.refused", level="error",
+                        text=r.kimi_linear_refusal.format(backend=requested) + f" [{src}]", source=src,
+                        fix="drop --kda-prefill-backend (auto is Triton)")]
     src = "vllm/engine/arg_utils.py EngineArgs.create_engine_config (0.33.0)"
     return [Message(code="vllm.kda_prefill.refused", level="error", text=r.refusals[requested] + f" [{src}]",
                     source=src, fix="drop --kda-prefill-backend")]
+
+
+def kda_state_dtype_refusal(spec: ModelSpec, mamba_ssm_cache_dtype: str) -> list[Message]:
+    """--mamba-ssm-cache-dtype float16 or bfloat16 on a model with KDA layers: vLLM's refusal (data/vllm.json
+    ssm_state_dtype kda_refusals, kda_source)."""
+    r = vllm_rules().ssm_state_dtype
+    text = r.kda_refusals.get(mamba_ssm_cache_dtype)
+    if text is None or not any(la.ssm is not None and la.ssm.kind == "kda" for la in spec.layers):
+        return []
+    src = ("vllm/models/kimi_k3/nvidia/model.py get_mamba_state_dtype_from_config" if text.startswith("ValueError")
+           else "vllm/v1/kv_cache_interface.py MambaSpec.page_size_bytes") + " (0.34.0)"
+    return [Message(code="vllm.mamba.kda_state_dtype", level="error", text=f"{text} [{src}]", source=src,
+                    fix="drop --mamba-ssm-cache-dtype (Kimi-Linear keeps its recurrent state in float32)")]
 
 
 GDN_PREFILL_BACKENDS = ("flashinfer", "triton", "cutedsl", "aiter_flydsl", "sycl")  # vllm/engine/arg_utils.py choices
