@@ -1,8 +1,9 @@
-"""The exact readers of LFM2 (lfm2), MiniCPM3 (minicpm3) and Kimi-Linear (kimi_linear), which the generic-fallback survey found vramcalc had to
-refuse, against vLLM 0.34.0's own model classes and KV planning (tests/data/vllm_hybrid_readers_oracle_v0.34.0.json,
-tools/vllm_hybrid_readers_oracle.py, on the Hub configs the survey keeps): parameters and weight bytes of rank 0 at TP 1
-and TP 2, each layer's KV spec (attention bytes per token, the short-conv state shape, dtype and page) and, for each KV
-memory budget, the groups, block size, page, block count, token count and concurrency vLLM plans."""
+"""The exact readers of LFM2 (lfm2), MiniCPM3 (minicpm3) and Kimi-Linear (kimi_linear), which the generic-fallback
+survey found vramcalc had to refuse, against vLLM 0.34.0's own model classes and KV planning
+(tests/data/vllm_hybrid_readers_oracle_v0.34.0.json, tools/vllm_hybrid_readers_oracle.py, on the Hub configs the survey
+keeps): parameters and weight bytes of rank 0 at TP 1 and TP 2, each layer's KV spec (attention bytes per token, the
+short-conv / KDA state shapes, dtypes and bytes) and, for each KV memory budget, the groups, block size, page, block
+count, token count and concurrency vLLM plans, or its refusal; and what vLLM refuses on Kimi-Linear, in its words."""
 
 import json
 from collections import Counter
@@ -28,11 +29,13 @@ RELEASE = ORACLE["release"]
 
 
 def _id(c):
-    return f"{c['name']}-tp{c['tp']}" + "".join(f"-{k}={v}" for k, v in c["engine_args"].items())
+    named = {**c["engine_args"], **c.get("config_edit", {})}
+    return f"{c['name']}-tp{c['tp']}" + "".join(f"-{k}={v}" for k, v in named.items())
 
 
 def _spec(c):
-    return spec_from_config(SURVEY[c["name"]]["config"], model_id=c["name"], source="test", where=f"{c['name']}/config.json")
+    config = {**SURVEY[c["name"]]["config"], **c.get("config_edit", {})}
+    return spec_from_config(config, model_id=c["name"], source="test", where=f"{c['name']}/config.json")
 
 
 def test_fixture_is_vllm_0_34_0_on_the_surveys_hub_configs():
@@ -40,13 +43,15 @@ def test_fixture_is_vllm_0_34_0_on_the_surveys_hub_configs():
     assert {c["model_type"] for c in CASES} == {"lfm2", "minicpm3", "kimi_linear"}
     assert len(CASES) + len(REFUSED) == len(ORACLE["cases"]) and len(REFUSED) == 3
     for c in ORACLE["cases"]:
-        assert c["source"] == SURVEY[c["name"]]["source"] and c["source"]["config_json"].startswith("https://huggingface.co/")
+        assert c["source"] == SURVEY[c["name"]]["source"]
+        assert c["source"]["config_json"].startswith("https://huggingface.co/")
 
 
 @pytest.mark.parametrize("c", CASES, ids=_id)
 def test_reading_is_exact_not_approximate(c):
     spec = _spec(c)
-    assert not spec.approximate and spec.model_type == c["model_type"] and spec.architecture == c["vllm"]["architecture"]
+    assert not spec.approximate and spec.model_type == c["model_type"]
+    assert spec.architecture == c["vllm"]["architecture"]
 
 
 @pytest.mark.parametrize("c", CASES, ids=_id)
@@ -104,9 +109,10 @@ def _options(c, memory):
 def test_pages_groups_and_blocks_equal_vllms_plan(c):
     spec = _spec(c)
     v = c["vllm"]
-    s = KVSettings(tp=c["tp"], max_num_batched_tokens=v["max_num_batched_tokens"], async_scheduling=v["async_scheduling"],
-                   max_model_len=v["max_model_len"], **{**release_settings(spec, RELEASE), **(
-                       {"prefix_caching": False} if c["engine_args"].get("enable_prefix_caching") is False else {})})
+    off = {"prefix_caching": False} if c["engine_args"].get("enable_prefix_caching") is False else {}
+    s = KVSettings(tp=c["tp"], max_num_batched_tokens=v["max_num_batched_tokens"],
+                   async_scheduling=v["async_scheduling"], max_model_len=v["max_model_len"],
+                   **{**release_settings(spec, RELEASE), **off})
     pool = kv_pool(spec, s)
     for p in v["plans"]:
         assert {g["page_size_bytes"] for g in p["groups"]} == {pool.page_bytes}
@@ -121,6 +127,17 @@ def test_pages_groups_and_blocks_equal_vllms_plan(c):
         assert r.num_gpu_blocks == p["num_blocks"]
         assert r.kv_cache_tokens == p["kv_cache_tokens"]
         assert abs(r.max_concurrency - p["max_concurrency"]) <= 0.005  # the result rounds it to 0.01
+
+
+def test_lfm2_is_tied_whatever_the_config_says():
+    """vLLM's Lfm2ForCausalLM ties lm_head to the embedding unconditionally: a copy of the config that says
+    tie_word_embeddings (and tie_embedding) false builds the same parameters (the fixture's edited case)."""
+    c = next(c for c in CASES if c.get("config_edit"))
+    assert c["config_edit"] == {"tie_embedding": False, "tie_word_embeddings": False}
+    spec = spec_from_config({**SURVEY[c["name"]]["config"], **c["config_edit"]}, model_id="x", source="t")
+    assert spec.tie_word_embeddings
+    w = weights_per_rank(spec, 1, 1, version=RELEASE)[0]
+    assert w.bytes - w.rotary_cache_bytes == c["vllm"]["weights_bytes_rank0"]
 
 
 @pytest.mark.parametrize("name", ["LFM2-1.2B", "MiniCPM3-4B", "Kimi-Linear-48B-A3B-Instruct"])

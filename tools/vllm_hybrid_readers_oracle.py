@@ -7,7 +7,10 @@ case it builds vLLM's VllmConfig (EngineArgs.create_engine_config through tools/
 class on the meta device (tools/vllm_oracle.py meta_engine, a TP group of fake ranks), takes the layers' specs as
 GPUModelRunner.get_kv_cache_spec does (tools/vllm_oracle.py _specs) and plans each budget with
 kv_cache_planning.get_global_kv_cache_groups / get_kv_cache_configs and kv_cache_utils.get_kv_cache_capacity
-(tools/vllm_oracle.py _plan).
+(tools/vllm_oracle.py _plan). A case vLLM refuses (Kimi-Linear with --kda-prefill-backend flashinfer, with
+--mamba-ssm-cache-dtype float16 or bfloat16) is recorded with its error. The CPU platform is told the host has AMX
+tiles: without them it gives an MLA model (Kimi-Linear) its reference CPU MLA backend and turns prefix caching and
+chunked prefill off (vllm/platforms/cpu.py CpuPlatform.check_and_update_config), which CUDA does not.
 
     VLLM_TARGET_DEVICE=cpu /work/venvs/vllm-0.34.0/bin/python tools/vllm_hybrid_readers_oracle.py \
         --out tests/data/vllm_hybrid_readers_oracle_v0.34.0.json [--only NAME...]
@@ -47,6 +50,12 @@ CASES: list[tuple[str, int, dict[str, Any], dict[str, str]]] = [
     ("Kimi-Linear-48B-A3B-Instruct", 1, {"mamba_ssm_cache_dtype": "float16"}, {"VLLM_KIMI_K3_GEMM_AR": "0"}),
     ("Kimi-Linear-48B-A3B-Instruct", 1, {"mamba_ssm_cache_dtype": "float32"}, {"VLLM_KIMI_K3_GEMM_AR": "0"}),
 ]
+# cases on an edited copy of a survey config: name, TP, the keys set in the config
+EDITED: list[tuple[str, int, dict[str, Any]]] = [
+    # vLLM's Lfm2ForCausalLM ties lm_head to the embedding whatever the config says
+    ("LFM2-1.2B", 1, {"tie_embedding": False, "tie_word_embeddings": False}),
+]
+ALL = [(n, tp, ea, env, {}) for n, tp, ea, env in CASES] + [(n, tp, {}, {}, edit) for n, tp, edit in EDITED]
 
 
 class _NoStream:
@@ -73,7 +82,7 @@ def _spec_row(spec: Any) -> dict[str, Any]:
 
 
 def run_case(i: int) -> dict[str, Any]:
-    name, tp, engine_args, env = CASES[i]
+    name, tp, engine_args, env, edit = ALL[i]
     os.environ.update(env)
     vo.setup()
     import torch
@@ -86,6 +95,7 @@ def run_case(i: int) -> dict[str, Any]:
     # CUDA has them (the oracle runs no kernel; meta_engine takes CUDA's backends)
     torch.cpu._is_amx_tile_supported = lambda: True
     config, _ = _survey_config(name)
+    config = {**config, **edit}
     vo.EXTRA_ARGS.clear()
     vo.EXTRA_ARGS.update(engine_args)
     with tempfile.TemporaryDirectory() as d:
@@ -126,11 +136,12 @@ def main() -> None:
         vo.print_case_row(lambda: run_case(a.case))
         return
     old = json.load(open(a.out)) if os.path.exists(a.out) else {"cases": []}
-    done = {(c["name"], c["tp"], json.dumps(c["engine_args"], sort_keys=True)): c for c in old["cases"]}
+    done = {(c["name"], c["tp"], json.dumps(c["engine_args"], sort_keys=True),
+             json.dumps(c.get("config_edit", {}), sort_keys=True)): c for c in old["cases"]}
     rows = []
     release = old.get("release")
-    for i, (name, tp, engine_args, env) in enumerate(CASES):
-        key = (name, tp, json.dumps(engine_args, sort_keys=True))
+    for i, (name, tp, engine_args, env, edit) in enumerate(ALL):
+        key = (name, tp, json.dumps(engine_args, sort_keys=True), json.dumps(edit, sort_keys=True))
         if a.only and name not in a.only and key in done:
             rows.append(done[key])
             continue
@@ -142,7 +153,8 @@ def main() -> None:
             sys.exit(f"{name} tp{tp}: no row\n{out.stderr[-3000:]}")
         result = json.loads(line[4:])
         row = {"name": name, "model_type": config["model_type"], "tp": tp, "engine_args": engine_args, "env": env,
-               "source": source, "vllm" if "error" not in result else "error":
+               "source": source, **({"config_edit": edit} if edit else {}),
+               "vllm" if "error" not in result else "error":
                result if "error" not in result else result["error"]}
         rows.append(row)
         print(name, tp, engine_args, result.get("error") or (result["params_rank0"], result["plans"][-1]),
@@ -151,17 +163,20 @@ def main() -> None:
 
     release = vllm.__version__
     doc = {"release": release, "max_model_len": MAX_LEN, "memories_gib": MEMORIES, "cases": rows,
-           "produced_by": (f"vLLM {release} wheel on CPU (VLLM_TARGET_DEVICE=cpu), tools/vllm_hybrid_readers_oracle.py: "
-                           "each Hub config of tests/data/vllm_generic_fallback_oracle_v0.34.0.json (its source kept "
-                           "in the row) through EngineArgs(model=<the config>, load_format=dummy, "
-                           f"tensor_parallel_size=<tp>, max_model_len={MAX_LEN}, <engine_args>).create_engine_config(), "
-                           "the model class built on the meta device with a TP group of fake ranks "
-                           "(tools/vllm_oracle.py meta_engine), params_rank0 / weights_bytes_rank0 / buffer_bytes_rank0 "
-                           "the sum over its parameters and buffers (cos_sin_cache_bytes_rank0: the rotary caches among them), layers = each layer's KV cache spec "
-                           "(GPUModelRunner.get_kv_cache_spec; a MambaSpec with its state shapes, dtypes and unpadded "
-                           "state_bytes), plans = kv_cache_planning.get_global_kv_cache_groups / get_kv_cache_configs "
-                           "and kv_cache_utils.get_kv_cache_capacity for each KV memory budget (tools/vllm_oracle.py "
-                           "_plan); torch.cuda.Stream and Event stubbed (side streams hold no memory)")}
+           "produced_by": (
+               f"vLLM {release} wheel on CPU (VLLM_TARGET_DEVICE=cpu), tools/vllm_hybrid_readers_oracle.py: each Hub "
+               "config of tests/data/vllm_generic_fallback_oracle_v0.34.0.json (its source kept in the row; "
+               "config_edit: the keys a case sets in a copy of it) through EngineArgs(model=<the config>, "
+               f"load_format=dummy, tensor_parallel_size=<tp>, max_model_len={MAX_LEN}, <engine_args>)"
+               ".create_engine_config(), the CPU platform told the host has AMX tiles so that it keeps prefix caching, "
+               "chunked prefill and the block size for an MLA model as CUDA does (vllm/platforms/cpu.py); the model "
+               "class built on the meta device with a TP group of fake ranks (tools/vllm_oracle.py meta_engine); "
+               "params_rank0 / weights_bytes_rank0 / buffer_bytes_rank0 the sums over its parameters and buffers "
+               "(cos_sin_cache_bytes_rank0: the rotary caches among them); layers = each layer's KV cache spec "
+               "(GPUModelRunner.get_kv_cache_spec; a MambaSpec with its state shapes, dtypes and unpadded state_bytes); "
+               "plans = kv_cache_planning.get_global_kv_cache_groups / get_kv_cache_configs and "
+               "kv_cache_utils.get_kv_cache_capacity for each KV memory budget (tools/vllm_oracle.py _plan); error = "
+               "what vLLM raised, in its words; torch.cuda.Stream and Event stubbed (side streams hold no memory)")}
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
         f.write("\n")

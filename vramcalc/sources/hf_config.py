@@ -47,6 +47,7 @@ class ReaderParts(_ReaderLayers, total=False):
     extra_tensors: list[TensorSpec]  # tensors outside the layer stack (zamba2's shared blocks)
     rope_scaling: dict[str, Any]  # the rope config where the family keeps it outside rope_scaling (MiniMax-M3)
     max_position_embeddings: int  # the family's default where the config has none and no table gives it
+    tie_word_embeddings: bool  # where the engine's class ties (or not) whatever the config's flag says (LFM2)
 
 
 # Bounds checked before anything is sized from a config (validate.py gives each bound's reason):
@@ -982,7 +983,9 @@ def _read_lfm2(f: Fields, mt: str) -> ReaderParts:
                    proj_bias=f.flag("conv_bias"), gated_norm=False)
     layers = [LayerSpec(attention=attn, mlp=mlp) if t == "full_attention" else LayerSpec(ssm=conv, mlp=mlp)
               for t in types]
-    return {"layers": layers}
+    # Lfm2ForCausalLM.__init__ ties lm_head to embed_tokens whatever tie_word_embeddings (or Lfm2Config's
+    # tie_embedding) says
+    return {"layers": layers, "tie_word_embeddings": True}
 
 
 def _read_minicpm3(f: Fields, mt: str) -> ReaderParts:
@@ -1251,7 +1254,7 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
 
     hidden = f.pos("hidden_size")
     vocab = f.pos("vocab_size")
-    tie = _tied(cfg, text, f, outer_type, notes)
+    tie = parts["tie_word_embeddings"] if "tie_word_embeddings" in parts else _tied(cfg, text, f, outer_type, notes)
     raw_dtype = cfg.get("torch_dtype") or cfg.get("dtype") or text.get("torch_dtype") or text.get("dtype")
     dtype = DTYPES.get(str(raw_dtype).lower(), "bfloat16") if raw_dtype else "bfloat16"
     if not raw_dtype:
