@@ -170,3 +170,13 @@ def test_kimi_linear_state_stays_float32_under_an_explicit_float32():
     assert ssm_state_dtype(_spec(c), "auto", "float32") == "float32"
     assert {tuple(r["dtypes"]) for r in c["vllm"]["layers"].values() if r["kind"] == "MambaSpec"} == \
         {("bfloat16", "float32")}
+
+
+def test_the_planner_keeps_vllm_and_rejects_llamacpp_for_them(capsys):
+    from vramcalc.cli import main
+
+    assert main(["plan", "LiquidAI/LFM2-1.2B", "--gpu", "4090", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["fits"] and {r["engine"] for r in out["recommendations"]} == {"vllm"}
+    gguf = [r for r in out["rejected"] if r["family"].startswith("llama.cpp")]
+    assert gguf and all("llama.cpp graph and cache" in r["reason"]["text"] for r in gguf)

@@ -21,7 +21,7 @@ from ..data_models import LlamaBackend, LlamaBackends
 from ..errors import CheckedOptions, InputError, NotModelledError
 from ..ggml import kv_cache_types
 from ..engines import Engine
-from ..gguf_mix import GGUFTensor, plan_gguf
+from ..gguf_mix import GGUFTensor, plan_gguf, unread_llamacpp_graph
 from ..gpus import GPU
 from ..limits import MAX_CONTEXT, MAX_GPUS, MAX_LAYER_FLAG, MAX_SLOTS
 from ..memo import Memo, layers_weight
@@ -459,20 +459,6 @@ def as_llamacpp_runs_it(spec: ModelSpec) -> ModelSpec:
     return out
 
 
-def _unread_graph(spec: ModelSpec) -> None:
-    """LFM2's short-conv layers, Kimi-Linear's KDA layers and MiniCPM3's whole-head MLA are read from a config.json
-    (vLLM's layout); llama.cpp's own graphs and caches for them (llama.cpp 4df29be src/models/lfm2.cpp, minicpm3.cpp;
-    MiniCPM3's V cache is
-    v_head_dim wide, not vLLM's padded one) are not transcribed, and a GGUF of either is refused too
-    (sources/gguf_spec.py: its shortconv.* / MLA keys)."""
-    if any(la.ssm is not None and la.ssm.kind in ("short_conv", "kda") or
-           la.attention is not None and la.attention.mla is not None and not la.attention.latent_cache
-           for la in spec.layers):
-        raise NotModelledError(f"llama.cpp on {spec.model_type} ({spec.id}): its llama.cpp graph and cache (short "
-                               "convolution, Kimi delta attention or MiniCPM3 attention) are not modelled; vramcalc "
-                               "reads it for vLLM only")
-
-
 def check_llamacpp(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOptions,
                    tensors: list[tuple[GGUFTensor, str]] | None = None, ram_bytes: int | None = None,
                    model_ref: str = "model.gguf", solve: bool = True, limits: bool | Literal["context"] = True
@@ -481,7 +467,7 @@ def check_llamacpp(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOpt
     (tensor, type) list when a GGUF was read. solve: also find the largest -ngl and context that fit
     (and resolve -ngl auto / -c 0 as --fit would); limits: with solve, also report the largest -ngl
     and context (two more searches); "context": the largest context only (the planner's)."""
-    _unread_graph(spec)
+    unread_llamacpp_graph(spec)
     runs = as_llamacpp_runs_it(spec)
     r = _check(runs, gpus, opts, tensors, ram_bytes, model_ref, solve, limits)
     if runs is not spec:
