@@ -26,19 +26,22 @@ from vramcalc.sources.gguf_header import read_local
 from vramcalc.sources.gguf_spec import spec_from_gguf
 from vramcalc.sources.hf_config import READERS, spec_from_config
 from vramcalc.vllm.engine import VLLMOptions, transformers_backend
-from vramcalc.vllm.weights import _rank_shape, _vllm_tensors, weights_per_rank
+from vramcalc.vllm.weights import _rank_shape, _vllm_tensors, transformers_rope_bytes, weights_per_rank
 
 ORACLE = json.loads((DATA / "vllm_generic_fallback_oracle_v0.34.0.json").read_text())
 CASES = {c["name"]: c for c in ORACLE["cases"]}
 KEPT = ["EXAONE-4.0-32B", "ERNIE-4.5-0.3B-PT"]  # no field the Llama reading would ignore
-REFUSED = ["MiniCPM3-4B", "Kimi-Linear-48B-A3B-Instruct", "LFM2-1.2B", "Step-3.5-Flash"]
-# refused until their readers (vramcalc/sources/hf_config.py _read_olmoe, _read_ernie45_moe, _read_hunyuan_moe): now read
-# exactly (tests/test_moe_readers.py checks them at TP 1 and 2 against tests/data/vllm_moe_readers_oracle_v0.34.0.json)
-READ = ["OLMoE-1B-7B-0924", "ERNIE-4.5-21B-A3B-PT", "Hunyuan-A13B-Instruct"]
+REFUSED = ["Step-3.5-Flash"]
+# refused until their readers (vramcalc/sources/hf_config.py READERS), now read exactly: tests/test_moe_readers.py
+# (tests/data/vllm_moe_readers_oracle_v0.34.0.json) and tests/test_hybrid_readers.py (with vLLM's KV planning)
+# check them against vLLM 0.34.0 at TP 1 and 2
+READ = ["OLMoE-1B-7B-0924", "ERNIE-4.5-21B-A3B-PT", "Hunyuan-A13B-Instruct", "MiniCPM3-4B", "LFM2-1.2B",
+        "Kimi-Linear-48B-A3B-Instruct"]
 
 
-def _spec(case):
-    return spec_from_config(case["config"], model_id=case["name"], source="test", where=f"{case['name']}/config.json")
+def _spec(case, model_type=None):
+    config = case["config"] if model_type is None else {**case["config"], "model_type": model_type}
+    return spec_from_config(config, model_id=case["name"], source="test", where=f"{case['name']}/config.json")
 
 
 def _unknown(name):
@@ -55,12 +58,13 @@ def test_fixture_is_vllm_0_34_0_with_a_source_per_config():
     assert len(CASES) >= 8 and set(KEPT + REFUSED + READ) <= set(CASES)
     for c in ORACLE["cases"]:
         assert c["source"]["config_json"].startswith("https://huggingface.co/")
-        assert c["config"]["model_type"] == c["model_type"] and (c["model_type"] in READERS) == (c["name"] in READ)
+        assert c["config"]["model_type"] == c["model_type"]
+        assert (c["model_type"] in READERS) == (c["name"] in READ)
         assert c["vllm"]["params_rank0"] > 0 and "error" not in c
 
 
 @pytest.mark.parametrize("name", READ)
-def test_the_surveyed_moe_families_are_now_read_exactly(name):
+def test_surveyed_types_with_a_reader_count_vllms_parameters(name):
     """vLLM 0.34.0 at TP 1: its parameters (the Transformers backend's sharding where it builds the model) and its
     KV bytes per token, exactly; the refusal still holds for the same config under an unknown model_type."""
     case = CASES[name]
@@ -98,12 +102,32 @@ def test_refusals_name_the_fields_and_say_where_a_gguf_may_answer():
     assert "experts (num_experts, num_experts_per_tok)" in olmoe and "GGUF file of the model may answer" in olmoe
     hunyuan = str(pytest.raises(NotModelledError, _spec, _unknown("Hunyuan-A13B-Instruct")).value)
     assert "moe_topk" in hunyuan and "num_shared_expert" in hunyuan
-    mla = str(pytest.raises(NotModelledError, _spec, CASES["MiniCPM3-4B"]).value)
+    # MiniCPM3's and LFM2's configs are read now; under a model_type vramcalc does not know they are still refused
+    mla = str(pytest.raises(NotModelledError, _spec, CASES["MiniCPM3-4B"], "minicpm_new").value)
     assert "latent or sparse attention (kv_lora_rank" in mla and "GGUF" not in mla  # a GGUF of it is refused too
-    kimi = str(pytest.raises(NotModelledError, _spec, CASES["Kimi-Linear-48B-A3B-Instruct"]).value)
+    kimi = str(pytest.raises(NotModelledError, _spec, CASES["Kimi-Linear-48B-A3B-Instruct"], "kimi_new").value)
     assert "recurrent layers (linear_attn_config)" in kimi
-    lfm2 = str(pytest.raises(NotModelledError, _spec, CASES["LFM2-1.2B"]).value)
+    lfm2 = str(pytest.raises(NotModelledError, _spec, CASES["LFM2-1.2B"], "lfm_new").value)
     assert "full_attn_idxs" in lfm2 and "conv_L_cache" in lfm2
+
+
+@pytest.mark.parametrize("name", READ)
+def test_surveyed_types_with_a_reader_are_read_exactly(name):
+    """The survey's own figures (vLLM 0.34.0, TP 1): the exact reading's parameter bytes and KV bytes per token equal
+    vLLM's; its rotary cache is vLLM's buffers less the few scale scalars each Attention layer registers."""
+    case = CASES[name]
+    spec = _spec(case)
+    v = case["vllm"]
+    assert not spec.approximate and spec.model_type == case["model_type"]
+    w = weights_per_rank(spec, 1, 1, version=ORACLE["release"])[0]
+    attn = len(_attention_layers(case))
+    assert w.bytes - w.rotary_cache_bytes == v["weights_bytes_rank0"]
+    # under vLLM's Transformers backend (OLMoE, Hunyuan at 0.34.0) transformers' rotary buffers replace the cache
+    hf = transformers_backend(spec, VLLMOptions(engine_version=ORACLE["release"]))
+    rope = transformers_rope_bytes(spec) if hf else w.rotary_cache_bytes
+    assert 0 <= v["buffer_bytes_rank0"] - rope <= 20 * attn
+    assert kv_bytes_per_token(spec) == v["kv_bytes_per_token_all_layers"]
+    assert [m.layers for m in kv_by_layer_kind(spec, 1) if m.kv_bytes_per_token] == [attn]
 
 
 @pytest.mark.parametrize("name", KEPT)

@@ -57,12 +57,14 @@ REQUIRED = {
     "olmoe": CORE + ATTN + DENSE + ["num_experts"],
     "ernie4_5_moe": CORE + ATTN + DENSE + ["moe_intermediate_size", "moe_num_experts"],
     "hunyuan_v1_moe": CORE + ATTN + DENSE + ["num_experts"],
+    "lfm2": CORE + ATTN + DENSE,
+    "minicpm3": CORE + ATTN + DENSE + ["kv_lora_rank"],
 }
 # model_types vramcalc reads that transformers registers under another name: the Hub's MiniMax-M3 text_config says
 # minimax_m3, transformers' class is MiniMaxM3VLTextConfig (minimax_m3_vl_text); its layer_types and mlp_layer_types
-# are computed for the default layer count, not defaults to fill in
+# are computed for the default layer count, not defaults to fill in (Lfm2Config's layer_types and full_attn_idxs too)
 CLASS_OF = {"minimax_m3": "minimax_m3_vl_text"}
-NOT_DEFAULTS = {"minimax_m3": ("layer_types", "mlp_layer_types")}
+NOT_DEFAULTS = {"minimax_m3": ("layer_types", "mlp_layer_types"), "lfm2": ("layer_types", "full_attn_idxs")}
 # Towers whose defaults the readers need (configs often carry only their model_type).
 VISION = ["siglip_vision_model", "gemma4_vision", "llama4_vision_model", "qwen3_5", "qwen3_vl", "kimi_k25_vision",
           "qwen2_5_vl", "qwen2_vl", "minimax_m3_vl"]

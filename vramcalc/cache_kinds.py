@@ -180,6 +180,11 @@ class Recurrent:
         rows llama.cpp keeps (llama.cpp 8b1d44b src/llama-hparams.cpp n_embd_r, n_embd_s)."""
         if self.kind == "mamba1":
             return (self.d_inner // tp, self.d_conv - 1), (self.d_inner // tp, self.d_state)
+        if self.kind == "short_conv":  # vLLM v0.34.0 mamba_utils.py short_conv_state_shape: no temporal state
+            return (self.d_inner // tp, self.d_conv - 1 + spec_tokens), ()
+        if self.kind == "kda":  # vLLM v0.34.0 mamba_utils.py kda_state_shape: q, k, v conv; (heads, d, d)
+            return ((self.conv_channels // tp, self.d_conv - 1 + spec_tokens),
+                    (self.num_v_heads // tp, self.head_v_dim, self.head_v_dim))
         if self.kind == "mamba2":
             groups = self.n_groups if self.n_groups % tp == 0 else self.n_groups + (tp - self.n_groups % tp)
             conv = (self.d_inner + 2 * groups * self.d_state) // tp
@@ -189,7 +194,7 @@ class Recurrent:
 
     def state_elements(self, tp: int = 1, spec_tokens: int = 0) -> tuple[int, int]:
         (c0, c1), temporal = self.state_shapes(tp, spec_tokens)
-        t = 1
+        t = 1 if temporal else 0
         for d in temporal:
             t *= d
         return c0 * c1, t
@@ -222,7 +227,7 @@ def attention_cache(a: AttentionSpec) -> AttentionCache:
     window = a.window if a.kind == "sliding" and a.window else None
     if a.kv_shared_from is not None:
         return SharedKV(source=a.kv_shared_from, window=window)
-    if a.mla is not None:
+    if a.mla is not None and a.latent_cache:  # MiniCPM3's MLA projections cache whole heads (kind full)
         m = a.mla
         return MLALatent(kv_lora_rank=m.kv_lora_rank, qk_rope_head_dim=m.qk_rope_head_dim, num_heads=a.num_heads,
                          qk_nope_head_dim=m.qk_nope_head_dim, v_head_dim=m.v_head_dim, index_head_dim=m.index_head_dim)

@@ -525,6 +525,8 @@ class SsmDefault(Fixed):
 
 class SsmStateDtype(Sourced):
     architectures: dict[str, SsmDefault]
+    kda_refusals: dict[str, str]  # --mamba-ssm-cache-dtype -> vLLM's words on a model with KDA layers (Kimi-Linear)
+    kda_source: str
 
 
 class Mxfp4Selection(Fixed):
@@ -967,6 +969,10 @@ class KdaPrefill(Sourced):
     since: str
     needs_vendor: dict[str, str]  # a backend -> the GPU vendor it runs on
     refusals: dict[str, str]  # a backend -> vLLM's words off that vendor
+    # Kimi-Linear's KDA layers take only these (auto is Triton), and refuse any other in these words ({backend})
+    kimi_linear_backends: list[str]
+    kimi_linear_refusal: str
+    kimi_linear_source: str
 
 
 class VllmPlatforms(Sourced):

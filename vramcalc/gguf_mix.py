@@ -357,6 +357,20 @@ def _sort_key(name: str) -> tuple[int, str]:
 _PLANS: Memo[tuple[ModelSpec, dict[tuple, tuple[tuple[GGUFTensor, str], ...]]]] = Memo()
 
 
+def unread_llamacpp_graph(spec: ModelSpec) -> None:
+    """LFM2's short-conv layers, Kimi-Linear's KDA layers and MiniCPM3's whole-head MLA are read from a config.json
+    (vLLM's layout); llama.cpp's own graphs and caches for them (llama.cpp 4df29be src/models/lfm2.cpp, minicpm3.cpp;
+    MiniCPM3's V cache is v_head_dim wide, not vLLM's padded one) are not transcribed, so neither a GGUF of them is
+    predicted nor llama.cpp checked; a GGUF file of LFM2 or MiniCPM3 is refused too (sources/gguf_spec.py: its
+    shortconv.* / MLA keys)."""
+    if any(la.ssm is not None and la.ssm.kind in ("short_conv", "kda") or
+           la.attention is not None and la.attention.mla is not None and not la.attention.latent_cache
+           for la in spec.layers):
+        raise NotModelledError(f"llama.cpp on {spec.model_type} ({spec.id}): its llama.cpp graph and cache (short "
+                               "convolution, Kimi delta attention or MiniCPM3 attention) are not modelled; vramcalc "
+                               "reads it for vLLM only")
+
+
 def plan_gguf(spec: ModelSpec, ftype: str, *, imatrix: bool | None = None, token_embedding_type: str | None = None,
               output_tensor_type: str | None = None, unquantized: str = "BF16") -> list[tuple[GGUFTensor, str]]:
     """Each tensor of `llama-quantize` to `ftype` (Q4_K_M, Q8_0, IQ4_XS ...) with its ggml type,
@@ -365,6 +379,7 @@ def plan_gguf(spec: ModelSpec, ftype: str, *, imatrix: bool | None = None, token
     imatrix: whether an importance matrix is used (default: only where the ftype needs one).
     unquantized: the type of 2-D tensors that may not be quantized (the input GGUF's type).
     """
+    unread_llamacpp_graph(spec)  # no GGUF is predicted for a model whose llama.cpp graph is not modelled
     key = (ftype.upper(), imatrix, token_embedding_type, output_tensor_type, unquantized)
     held = _PLANS.get(id(spec))
     if held is None or held[0] is not spec:

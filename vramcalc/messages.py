@@ -183,7 +183,8 @@ CODES: dict[str, str] = {
     "vllm.sparse_indexer_topk.not_modelled": "--sparse-indexer-topk-backend on a model with the DSA indexer: its "
                                              "decode-time transients are not sized",
     "vllm.linear_backend.not_modelled": "--linear-backend on a quantized checkpoint: the kernels it prefers are not sized",
-    "vllm.kda_prefill.refused": "--kda-prefill-backend names a kernel of another platform (flashkda off CUDA, fused off ROCm)",
+    "vllm.kda_prefill.refused": "--kda-prefill-backend names a kernel of another platform (flashkda off CUDA, fused off ROCm), or one Kimi-Linear's KDA layers do not run (only Triton)",
+    "vllm.mamba.kda_state_dtype": "--mamba-ssm-cache-dtype float16 or bfloat16 on Kimi-Linear, which vLLM refuses (its KDA state stays float32)",
     "vllm.gdn_prefill.refused": "--gdn-prefill-backend names a kernel of another platform (ROCm's AITER FlyDSL, XPU's SYCL)",
     "vllm.model_impl.transformers_activations": "--model-impl transformers: weights and buffers modelled, the "
                                                 "activation peak and speed taken from vLLM's own class (uncertain)",

@@ -134,6 +134,20 @@ def _attention(out: list[TensorSpec], p: str, a: AttentionSpec, hidden: int) -> 
 
 def _ssm(out: list[TensorSpec], p: str, s: SSMSpec, hidden: int) -> None:
     g = "ssm"
+    if s.kind == "kda":  # KimiGatedDeltaNetAttention (vLLM v0.34.0 kimi_gdn_linear_attn.py), low-rank gate
+        n, d = s.num_v_heads, s.head_v_dim
+        _linear(out, f"{p}.in_proj_qkv", 3 * n * d, hidden, g)  # in_proj_qkvgfab: q, k, v, then b and f_a
+        _linear(out, f"{p}.b_proj", n, hidden, g)
+        _linear(out, f"{p}.f_a_proj", d, hidden, g)
+        _linear(out, f"{p}.f_b_proj", n * d, d, g)
+        _linear(out, f"{p}.g_a_proj", d, hidden, g)
+        _linear(out, f"{p}.g_b_proj", n * d, d, g)
+        _t(out, f"{p}.conv1d.weight", (s.conv_channels, 1, s.d_conv), g)
+        _t(out, f"{p}.dt_bias", (n * d,), g)
+        _t(out, f"{p}.A_log", (n,), g)
+        _t(out, f"{p}.o_norm.weight", (d,), g)
+        _linear(out, f"{p}.out_proj", hidden, n * d, g)
+        return
     if s.kind == "gated_deltanet":  # Qwen3NextGatedDeltaNet (Qwen3.5 splits in_proj, same sizes)
         qkvz = 2 * s.num_k_heads * s.head_k_dim + 2 * s.num_v_heads * s.head_v_dim
         _linear(out, f"{p}.in_proj_qkvz", qkvz, hidden, g)
@@ -145,6 +159,13 @@ def _ssm(out: list[TensorSpec], p: str, s: SSMSpec, hidden: int) -> None:
         _linear(out, f"{p}.out_proj", hidden, s.num_v_heads * s.head_v_dim, g)
         return
     d = s.d_inner
+    if s.kind == "short_conv":  # Lfm2ShortConv: in_proj to B, C and x, a depthwise conv, out_proj
+        _linear(out, f"{p}.in_proj", 3 * d, hidden, g, s.proj_bias)
+        _t(out, f"{p}.conv1d.weight", (d, 1, s.d_conv), g)
+        if s.conv_bias:
+            _t(out, f"{p}.conv1d.bias", (d,), g)
+        _linear(out, f"{p}.out_proj", hidden, d, g, s.proj_bias)
+        return
     if s.kind == "mamba1":  # MambaMixer / FalconMambaMixer / JambaMambaMixer
         _linear(out, f"{p}.in_proj", 2 * d, hidden, g, s.proj_bias)
         _t(out, f"{p}.conv1d.weight", (d, 1, s.d_conv), g)
@@ -218,7 +239,7 @@ def _layer(out: list[TensorSpec], i: int, layer: LayerSpec, spec: ModelSpec) -> 
     if layer.attention is not None and not layer.attention_weights_shared:
         _attention(out, f"{p}.self_attn", layer.attention, h)
     if layer.ssm is not None:
-        _ssm(out, f"{p}.mamba", layer.ssm, h)
+        _ssm(out, f"{p}.{'kda' if layer.ssm.kind == 'kda' else 'mamba'}", layer.ssm, h)
     _mlp(out, f"{p}.mlp", layer.mlp, h)
     for n in range(layer.norms):
         _t(out, f"{p}.norm_{n}.weight", (h,), "norms")

@@ -185,7 +185,7 @@ def _attention_flops_per_token(spec: ModelSpec, context: int) -> float:
         if a is None:
             continue
         held = min(context, a.window) if a.window else context
-        if a.mla is not None:
+        if a.mla is not None and a.latent_cache:
             dk, dv = a.mla.kv_lora_rank + a.mla.qk_rope_head_dim, a.mla.kv_lora_rank
         else:
             dk, dv = a.head_dim_k, a.head_dim_v

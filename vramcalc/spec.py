@@ -39,6 +39,9 @@ class MLASpec(_Frozen):
     # config indexer_rope_interleave: the indexer's rope is the interleaved (non-NeoX) one, the attention's own
     # (vLLM 0.33.0 vllm/models/deepseek_v32/attention.py DeepseekV32Attention.__init__ indexer_rope_emb)
     indexer_rope_interleave: bool = False
+    # config mla_use_nope (Kimi-Linear): no rotary embedding, so vLLM builds no cos/sin cache (vLLM v0.34.0
+    # vllm/models/kimi_k3/nvidia/model.py: its MLA is NoPE-only); the cache still holds qk_rope_head_dim
+    nope: bool = False
     # read from a GGUF: whether it carries attention.key_length_mla (files converted since llama.cpp PR #12801,
     # which llama.cpp runs on the compressed latent); None: not read from a GGUF
     gguf_mla_keys: bool | None = None
@@ -68,15 +71,24 @@ class AttentionSpec(_Frozen):
     index_n_heads: Count = 0
     index_head_dim: Count = 0
 
+    @property
+    def latent_cache(self) -> bool:
+        """Whether the cache holds MLA's one latent per token. MiniCPM3 has MLA's projections (mla set) but vLLM
+        v0.34.0 caches whole heads for it (models/minicpm3.py MiniCPM3Attention: a plain Attention), kind full."""
+        return self.mla is not None and self.kind == "mla"
 
-SSMKind = Literal["mamba1", "mamba2", "gated_deltanet"]
+
+# short_conv: LFM2's gated short convolution, a conv state only (vLLM v0.34.0 vllm/model_executor/layers/mamba/
+# short_conv.py ShortConv); kda: Kimi delta attention (vLLM v0.34.0 vllm/model_executor/layers/mamba/gdn/
+# kimi_gdn_linear_attn.py KimiGatedDeltaNetAttention), heads of one width for q, k and v (num_v_heads x head_v_dim)
+SSMKind = Literal["mamba1", "mamba2", "gated_deltanet", "short_conv", "kda"]
 
 
 class SSMSpec(_Frozen):
     """A recurrent mixer: its state is per sequence and does not grow with context."""
 
     kind: SSMKind
-    # Mamba-1 / Mamba-2 (Gu & Dao arXiv 2312.00752; Dao & Gu arXiv 2405.21060)
+    # Mamba-1 / Mamba-2 (Gu & Dao arXiv 2312.00752; Dao & Gu arXiv 2405.21060); short_conv: its width (conv_dim)
     d_inner: Count = 0
     d_state: Count = 0
     d_conv: Size = 4
@@ -84,7 +96,7 @@ class SSMSpec(_Frozen):
     head_dim: Count = 0  # Mamba-2 head dim
     n_groups: Size = 1  # Mamba-2 B/C groups
     dt_rank: Count = 0  # Mamba-1
-    # Gated DeltaNet (Yang et al. arXiv 2412.06464) as in Qwen3-Next / Qwen3.5
+    # Gated DeltaNet (Yang et al. arXiv 2412.06464) as in Qwen3-Next / Qwen3.5; KDA: num_k_heads = num_v_heads
     num_k_heads: Count = 0
     num_v_heads: Count = 0
     head_k_dim: Count = 0
@@ -96,7 +108,7 @@ class SSMSpec(_Frozen):
 
     @property
     def conv_channels(self) -> int:
-        if self.kind == "mamba1":
+        if self.kind in ("mamba1", "short_conv"):
             return self.d_inner
         if self.kind == "mamba2":
             return self.d_inner + 2 * self.n_groups * self.d_state

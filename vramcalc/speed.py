@@ -284,7 +284,8 @@ def state_step_bytes(spec: ModelSpec, engine: str | None = None, query: int = 1)
         if c.recurrent is not None:
             conv_n, temporal_n = c.recurrent.state_elements()
             if passes is not None:
-                total += passes.conv * conv_n * conv + passes.temporal[c.recurrent.kind] * temporal_n * temporal
+                total += passes.conv * conv_n * conv + (passes.temporal[c.recurrent.kind] * temporal_n * temporal
+                                                        if temporal_n else 0)
             else:
                 total += 2 * conv_n * conv + (1 + writes) * temporal_n * temporal
     return total

@@ -275,8 +275,8 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                    help="the DSA indexer's decode top-k kernel (no change to the budget; on a model with the indexer "
                    "its decode transients are not modelled, with a warning)")
     f.add_argument("--kda-prefill-backend", choices=["auto", "triton", "flashkda", "flashinfer", "fused"], default=None,
-                   help="the Kimi delta attention prefill kernel: not modelled; read for vLLM's refusal of flashkda "
-                   "off CUDA and fused off ROCm")
+                   help="the Kimi delta attention prefill kernel: changes no memory; read for vLLM's refusal of "
+                   "flashkda off CUDA, fused off ROCm, and any choice but auto / triton on Kimi-Linear")
     f.add_argument("--use-replayssm", action="store_true", default=None,
                    help="ReplaySSM's Mamba-2 decode kernel: x / dt / B rings in each state (Nemotron-H)")
     f.add_argument("--replayssm-buffer-len", type=int, default=None, help="ReplaySSM's ring rows (default 16)")

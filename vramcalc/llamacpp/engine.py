@@ -21,7 +21,7 @@ from ..data_models import LlamaBackend, LlamaBackends
 from ..errors import CheckedOptions, InputError, NotModelledError
 from ..ggml import kv_cache_types
 from ..engines import Engine
-from ..gguf_mix import GGUFTensor, plan_gguf
+from ..gguf_mix import GGUFTensor, plan_gguf, unread_llamacpp_graph
 from ..gpus import GPU
 from ..limits import MAX_CONTEXT, MAX_GPUS, MAX_LAYER_FLAG, MAX_SLOTS
 from ..memo import Memo, layers_weight
@@ -467,6 +467,7 @@ def check_llamacpp(spec: ModelSpec, gpus: GPU | list[GPU] | None, opts: LlamaOpt
     (tensor, type) list when a GGUF was read. solve: also find the largest -ngl and context that fit
     (and resolve -ngl auto / -c 0 as --fit would); limits: with solve, also report the largest -ngl
     and context (two more searches); "context": the largest context only (the planner's)."""
+    unread_llamacpp_graph(spec)
     runs = as_llamacpp_runs_it(spec)
     r = _check(runs, gpus, opts, tensors, ram_bytes, model_ref, solve, limits)
     if runs is not spec:
@@ -505,7 +506,7 @@ def _build_rules(spec: ModelSpec, opts: LlamaOptions, bld: LlamaBuild) -> LlamaO
     upd: dict[str, object] = {}
     if not bld.has(23861) and opts.n_outputs_max is None:  # before PR #23861: n_batch logits rows, every program
         upd["n_outputs_max"] = opts.n_batch
-    if opts.mla_layout is None and any(la.attention is not None and la.attention.mla is not None for la in spec.layers):
+    if opts.mla_layout is None and any(la.attention is not None and la.attention.latent_cache for la in spec.layers):
         if not bld.has(12801):  # before PR #12801: full per-head K and V
             upd["mla_layout"] = "per_head"
         elif not bld.has(19067) and mla_layout_of(spec, opts) == "latent_k":  # PR #12801 to #19067: K and V latents
@@ -755,7 +756,7 @@ def _evaluate(spec: ModelSpec, gl: list[GPU], opts: LlamaOptions, tensors: list[
     msgs, notes = split_mode_messages(spec, gl, opts)
     errors += msgs
     warnings += notes
-    if any(la.attention is not None and la.attention.mla is not None for la in spec.layers) \
+    if any(la.attention is not None and la.attention.latent_cache for la in spec.layers) \
             and opts.type_k.upper() != opts.type_v.upper():  # MLA caches K only; V is a view of it
         errors.append(error("llamacpp.kv.mla_kv_types", f"model does not support different K ({opts.type_k.lower()}) "
                             f"and V ({opts.type_v.lower()}) cache types [src/llama-context.cpp llama_init_from_model: "

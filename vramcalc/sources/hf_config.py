@@ -46,6 +46,8 @@ class ReaderParts(_ReaderLayers, total=False):
     approximate: bool
     extra_tensors: list[TensorSpec]  # tensors outside the layer stack (zamba2's shared blocks)
     rope_scaling: dict[str, Any]  # the rope config where the family keeps it outside rope_scaling (MiniMax-M3)
+    max_position_embeddings: int  # the family's default where the config has none and no table gives it
+    tie_word_embeddings: bool  # where the engine's class ties (or not) whatever the config's flag says (LFM2)
 
 
 # Bounds checked before anything is sized from a config (validate.py gives each bound's reason):
@@ -1045,6 +1047,118 @@ def _read_zamba2(f: Fields, mt: str) -> ReaderParts:
     return {"layers": layers, "extra_tensors": extra}
 
 
+
+def _read_lfm2(f: Fields, mt: str) -> ReaderParts:
+    """LFM2 (vLLM v0.34.0 vllm/model_executor/models/lfm2.py Lfm2Model): layer_types (transformers 5.24 Lfm2Config:
+    from full_attn_idxs where absent, every layer full attention where both are) picks Lfm2AttentionDecoderLayer
+    (full_attention) or Lfm2ShortConvDecoderLayer (any other type). Attention: head_dim hidden_size // heads, per-head
+    q/k RMSNorms, no bias. Short conv (vllm/model_executor/layers/mamba/short_conv.py ShortConv): in_proj to 3 x
+    conv_dim, a depthwise conv of conv_L_cache taps, out_proj, biases by conv_bias; its state is the conv state only.
+    The MLP (Lfm2MLP) takes intermediate_size (Lfm2Config reads block_ff_dim into it), made 2/3 of it, times
+    block_ffn_dim_multiplier, rounded up to block_multiple_of where block_auto_adjust_ff_dim is set."""
+    n = f.pos("num_hidden_layers")
+    hidden = f.pos("hidden_size")
+    heads = f.pos("num_attention_heads")
+    idxs = None if "layer_types" in f.cfg else f.int_list("full_attn_idxs", None)
+    types = f.layer_types(n, lambda i: "full_attention" if idxs is None or i in idxs else "conv")
+    for key in ("conv_dim", "block_dim"):  # vLLM sizes the mixer and the MLP by them, transformers by hidden_size
+        if f.pos(key) != hidden:
+            raise NotModelledError(f"{f.where}: {key} {f.pos(key):,} differs from hidden_size {hidden:,}: vLLM v0.34.0 "
+                                   "sizes LFM2 by it, transformers by hidden_size; not modelled")
+    if hidden % heads:
+        raise ConfigError(f.where, "num_attention_heads", "does not divide hidden_size (Lfm2Attention's head_dim)")
+    ff = f.pos("block_ff_dim") if f.has("block_ff_dim") else f.pos("intermediate_size")
+    if f.flag("block_auto_adjust_ff_dim"):
+        ff = int(2 * ff / 3)
+        mult = f("block_ffn_dim_multiplier")
+        if mult is not None:
+            ff = int(mult * ff)
+        ff = -(-ff // f.pos("block_multiple_of")) * f.pos("block_multiple_of")
+    mlp = MLPSpec(kind="dense", intermediate_size=ff)
+    attn = _attn(f, "full", head_dim=hidden // heads, qk_norm=True)
+    conv = SSMSpec(kind="short_conv", d_inner=hidden, d_conv=f.pos("conv_L_cache"), conv_bias=f.flag("conv_bias"),
+                   proj_bias=f.flag("conv_bias"), gated_norm=False)
+    layers = [LayerSpec(attention=attn, mlp=mlp) if t == "full_attention" else LayerSpec(ssm=conv, mlp=mlp)
+              for t in types]
+    # Lfm2ForCausalLM.__init__ ties lm_head to embed_tokens whatever tie_word_embeddings (or Lfm2Config's
+    # tie_embedding) says
+    return {"layers": layers, "tie_word_embeddings": True}
+
+
+def _read_minicpm3(f: Fields, mt: str) -> ReaderParts:
+    """MiniCPM3 (vLLM v0.34.0 vllm/model_executor/models/minicpm3.py MiniCPM3Attention): DeepSeek-V2's low-rank
+    projections (q_a / q_b, kv_a_proj_with_mqa, kv_b, their norms), but attention is a plain Attention of every head
+    with K and V both qk_nope_head_dim + qk_rope_head_dim wide (V zero-padded), so the KV cache holds whole heads, not
+    the latent: a full-attention layer (kind full) with the MLA projections. scale_emb / scale_depth scale
+    activations only. A dense SwiGLU MLP (MiniCPMMLP); MiniCPM's experts (num_experts) are not read."""
+    if f.cfg.get("num_experts"):
+        raise NotModelledError(f"{f.where}: MiniCPM3 with num_experts (MiniCPMMoE) is not modelled")
+    n = f.pos("num_hidden_layers")
+    heads = f.pos("num_attention_heads")
+    mla = MLASpec(kv_lora_rank=f.pos("kv_lora_rank"), q_lora_rank=f.pos("q_lora_rank"),
+                  qk_nope_head_dim=f.pos("qk_nope_head_dim"), qk_rope_head_dim=f.pos("qk_rope_head_dim"),
+                  v_head_dim=f.pos("v_head_dim"))
+    qk = mla.qk_nope_head_dim + mla.qk_rope_head_dim
+    attn = AttentionSpec(kind="full", num_heads=heads, num_kv_heads=heads, head_dim_k=qk, head_dim_v=qk, mla=mla)
+    return {"layers": [LayerSpec(attention=attn, mlp=_dense(f))] * n}
+
+
+
+# vLLM v0.34.0 vllm/transformers_utils/configs/kimi_linear.py KimiLinearConfig (vLLM's own class for kimi_linear, not
+# transformers'): the Kimi-K3 features that class also carries, which Kimi-Linear does not use and this reader does
+# not model (sparse-attention indexer, output-gated MLA, attention residual blocks, latent experts, MTP layers)
+_KIMI_K3_ONLY = ("dsa_config", "mla_use_output_gate", "attn_res_block_size", "routed_expert_hidden_size",
+                 "latent_moe_use_norm", "num_nextn_predict_layers", "q_lora_rank")
+
+
+def _read_kimi_linear(f: Fields, mt: str) -> ReaderParts:
+    """Kimi-Linear (vLLM v0.34.0 vllm/models/kimi_k3/nvidia/model.py, the decoder layer's __init__): a layer whose
+    index + 1 is in linear_attn_config.kda_layers is Kimi delta attention (vllm/model_executor/layers/mamba/gdn/
+    kimi_gdn_linear_attn.py KimiGatedDeltaNetAttention: num_heads heads of head_dim for q, k and v, a short conv of
+    short_conv_kernel_size, low-rank forget and output gates); every other layer is NoPE MLA (MultiHeadLatentAttention,
+    no rotary embedding: mla_use_nope, which vLLM asserts). MoE (KimiMoE) from first_k_dense_replace on, every
+    moe_layer_freq-th layer: num_experts of moe_intermediate_size, top num_experts_per_token, num_shared_experts
+    shared, a score-correction bias; dense layers of intermediate_size before. Absent fields take vLLM's
+    KimiLinearConfig defaults."""
+    for key in _KIMI_K3_ONLY:
+        if _set(f.cfg.get(key)):
+            raise NotModelledError(f"{f.where}: kimi_linear with {key} (a Kimi-K3 feature of vLLM's KimiLinearConfig) "
+                                   "is not modelled")
+    lin = f.cfg.get("linear_attn_config")
+    if not isinstance(lin, dict) or not isinstance(lin.get("kda_layers"), list):
+        raise ConfigError(f.where, "linear_attn_config", "must give kda_layers (vLLM asserts it)")
+    if lin.get("use_full_rank_gate"):
+        raise NotModelledError(f"{f.where}: linear_attn_config.use_full_rank_gate (vLLM's KimiK3DeltaAttention) is "
+                               "not modelled")
+    if not f.flag("mla_use_nope", False):
+        raise NotModelledError(f"{f.where}: kimi_linear without mla_use_nope: vLLM v0.34.0 refuses it (AssertionError: "
+                               "Kimi-K3 MLA (MultiHeadLatentAttention) is NoPE-only)")
+    sub = Fields(lin, mt, f"{f.where} linear_attn_config")
+    n = f.pos("num_hidden_layers")
+    kda_layers = sub.int_list("kda_layers") or []
+    heads, head_dim = sub.pos("num_heads"), sub.pos("head_dim")
+    kda = SSMSpec(kind="kda", num_k_heads=heads, num_v_heads=heads, head_k_dim=head_dim, head_v_dim=head_dim,
+                  d_conv=sub.pos("short_conv_kernel_size"), conv_bias=False)
+    q_heads = f.pos("num_attention_heads")
+    mla = MLASpec(kv_lora_rank=f.pos("kv_lora_rank"), q_lora_rank=None, qk_nope_head_dim=f.pos("qk_nope_head_dim"),
+                  qk_rope_head_dim=f.pos("qk_rope_head_dim"), v_head_dim=f.pos("v_head_dim"), nope=True)
+    attn = AttentionSpec(kind="mla", num_heads=q_heads, num_kv_heads=q_heads,
+                         head_dim_k=mla.qk_nope_head_dim + mla.qk_rope_head_dim, head_dim_v=mla.v_head_dim, mla=mla)
+    experts = f.opt_pos("num_experts")
+    first_dense, freq = f.int("first_k_dense_replace", 0), f.pos("moe_layer_freq", 1)
+    layers = []
+    for i in range(n):
+        if experts and i >= first_dense and i % freq == 0:
+            moe = f.pos("moe_intermediate_size")
+            mlp = MLPSpec(kind="moe", num_experts=experts, experts_per_token=f.pos("num_experts_per_token"),
+                          expert_intermediate_size=moe, shared_intermediate_size=f.int("num_shared_experts", 0) * moe,
+                          router_score_bias=True)
+        else:
+            mlp = _dense(f)
+        layers.append(LayerSpec(ssm=kda, mlp=mlp) if i + 1 in kda_layers else LayerSpec(attention=attn, mlp=mlp))
+    return {"layers": layers, "max_position_embeddings": 4096}
+
+
 # model_type -> (reader, the model_type whose defaults apply)
 READERS: dict[str, Callable[[Fields, str], ReaderParts]] = {
     "llama": _read_llama_like,
@@ -1082,6 +1196,9 @@ READERS: dict[str, Callable[[Fields, str], ReaderParts]] = {
     "olmoe": _read_olmoe,
     "ernie4_5_moe": _read_ernie45_moe,
     "hunyuan_v1_moe": _read_hunyuan_moe,
+    "lfm2": _read_lfm2,
+    "minicpm3": _read_minicpm3,
+    "kimi_linear": _read_kimi_linear,
 }
 # Outer (composite or alias) model_type -> the text model_type inside it.
 TEXT_TYPES = {
@@ -1237,7 +1354,7 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
 
     hidden = f.pos("hidden_size")
     vocab = f.pos("vocab_size")
-    tie = _tied(cfg, text, f, outer_type, notes)
+    tie = parts["tie_word_embeddings"] if "tie_word_embeddings" in parts else _tied(cfg, text, f, outer_type, notes)
     raw_dtype = cfg.get("torch_dtype") or cfg.get("dtype") or text.get("torch_dtype") or text.get("dtype")
     dtype = DTYPES.get(str(raw_dtype).lower(), "bfloat16") if raw_dtype else "bfloat16"
     if not raw_dtype:
@@ -1271,7 +1388,7 @@ def _spec_from_config(cfg: Any, *, model_id: str, source: str, where: str) -> Mo
         mtp_layers=parts.get("mtp_layers", 0),
         draft_vocab_size=f.opt_pos("draft_vocab_size"),
         ssm_state_dtype=state_dtype,
-        max_position_embeddings=f.opt_int("max_position_embeddings", None),
+        max_position_embeddings=f.opt_int("max_position_embeddings", parts.get("max_position_embeddings")),
         rope_scaling=rope if isinstance(rope, dict) else None,
         vision=vision,
         quantization_config=qc if isinstance(qc, dict) else None,

@@ -102,7 +102,7 @@ def _check_ssm(s: SSMSpec, i: int, where: str, names: Mapping[str, str]) -> None
         check("n_heads", s.n_heads, 1, MAX_HEADS)
         check("head_dim", s.head_dim, 1, MAX_WIDTH)
         check("n_groups", s.n_groups, 1, MAX_HEADS)
-    if s.kind == "gated_deltanet":
+    if s.kind in ("gated_deltanet", "kda"):
         check("num_k_heads", s.num_k_heads, 1, MAX_HEADS)
         check("num_v_heads", s.num_v_heads, 1, MAX_HEADS)
         check("head_k_dim", s.head_k_dim, 1, MAX_HEAD_DIM)

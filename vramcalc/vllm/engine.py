@@ -35,7 +35,8 @@ from ..quant import QuantScheme, quant_targets, scheme_from_config, stand_in_mes
 from ..spec import ModelSpec
 from .kv import (KVCapacity, KVPool, KVSettings, _at_least, capacity, kv_formats, kv_pool, release_settings, resolve_kv_dtype,
                  turboquant_boundary_layers)
-from .rules import (attention_backend, runs_flashinfer, dtype_messages, gdn_prefill_backend, kda_prefill_refusal, parallel_messages, platform_messages,
+from .rules import (attention_backend, runs_flashinfer, dtype_messages, gdn_prefill_backend, kda_prefill_refusal,
+                    kda_state_dtype_refusal, parallel_messages, platform_messages,
                     quant_messages, source_messages, vllm_platforms)
 from .result_types import Layout, ModelSummary
 from .hf_overrides import apply_hf_overrides, json_object_arg, parse_hf_overrides
@@ -495,8 +496,8 @@ class VLLMOptions(CheckedOptions):
     # SM 10.x / 12.x with head_k_dim 128: a prefill checkpoint block per GDN layer with prefix caching; rules.py
     # gdn_prefill_backend, data/vllm_platforms.json gdn_prefill, vLLM 0.33.0)
     gdn_prefill_backend: Literal["flashinfer", "triton", "cutedsl", "aiter_flydsl", "sycl"] | None = None
-    # --kda-prefill-backend: not modelled (Kimi delta attention, which vramcalc does not read); read only for vLLM's
-    # refusal of flashkda off CUDA and fused off ROCm (rules.py kda_prefill_refusal, data/vllm_platforms.json)
+    # --kda-prefill-backend: vLLM's refusal of flashkda off CUDA and fused off ROCm, and of any choice but auto / triton
+    # on Kimi-Linear's KDA layers (rules.py kda_prefill_refusal, data/vllm_platforms.json kda_prefill)
     kda_prefill_backend: Literal["auto", "triton", "flashkda", "flashinfer", "fused"] | None = None
     # --linear-backend: the kernel family quantized linear layers prefer (vllm/config/kernel.py KernelConfig); an
     # unquantized checkpoint never reads it (vllm/model_executor/kernels/linear/__init__.py _get_linear_backend is asked
@@ -1030,7 +1031,7 @@ def pcp_messages(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
                       + f" [{src}]", fix=f"--decode-context-parallel-size one of {', '.join(map(str, valid))}",
                       source=src)]
     attn = [la.attention for la in spec.layers if la.attention is not None]
-    if not attn or any(a.mla is None for a in attn):
+    if not attn or any(not a.latent_cache for a in attn):
         src = "vllm/platforms/cuda.py CudaPlatform.get_attn_backend_cls; vllm/v1/attention/backend.py (0.33.0)"
         reasons = ", ".join(f"{b}: [PCP not supported]" for b in pc.non_mla_backends)
         return [error("vllm.pcp.backend", "ValueError: " + pc.backend_refusal.format(reasons=reasons) +
@@ -1061,7 +1062,7 @@ def dcp_messages(spec: ModelSpec, opts: VLLMOptions) -> list[Message]:
     if any(la.ssm is not None for la in spec.layers) or any(a.kind == "chunked" for a in attn):
         raise NotModelledError(f"{flag} on a model with recurrent (Mamba / GDN) or chunked-local layers: vramcalc "
                                "models DCP for full attention and MLA only (remove the flag to check the rest)")
-    if attn and attn[0].mla is None:
+    if attn and not attn[0].latent_cache:
         kv, q = attn[0].num_kv_heads, attn[0].num_heads
         src = "vllm/config/model.py ModelConfig.verify_with_parallel_config"
         if tp <= kv:
@@ -1154,7 +1155,7 @@ def per_head_attention(spec: ModelSpec) -> ModelSpec:
     layers = []
     for la in spec.layers:
         a = la.attention
-        if a is not None and a.mla is not None:
+        if a is not None and a.mla is not None and a.latent_cache:
             qk = a.mla.qk_nope_head_dim + a.mla.qk_rope_head_dim
             a = a.model_copy(update={"mla": None, "num_kv_heads": a.num_heads, "head_dim_k": qk, "head_dim_v": qk})
             la = la.model_copy(update={"attention": a})
@@ -2146,7 +2147,7 @@ def _feature_terms(spec: ModelSpec, opts: VLLMOptions, version: str, scheme: Qua
             lora = [x + t for x, t in zip(lora, _tower_lora(spec, opts, s, wdtype, not tower_off,
                                                             [w.pp_stage for w, _ in weights], warnings))]
         odd = [k for k, present in (("MoE experts", spec.is_moe),
-                                    ("MLA attention", any(x.attention is not None and x.attention.mla is not None
+                                    ("MLA attention", any(x.attention is not None and x.attention.latent_cache
                                                           for x in spec.layers)),
                                     ("recurrent (SSM) mixers", any(x.ssm is not None for x in spec.layers))) if present]
         if odd:
@@ -2668,7 +2669,7 @@ def _flashinfer_workspace(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, mnbt: in
     fi = vllm_platforms().attention.FLASHINFER
     size = fi.workspace_mib * MIB if opts.flashinfer_workspace_bytes is None else opts.flashinfer_workspace_bytes
     heads = max((max(1, la.attention.num_heads // opts.tp) * la.attention.head_dim_k for la in spec.layers
-                 if la.attention is not None and la.attention.mla is None), default=0)
+                 if la.attention is not None and not la.attention.latent_cache), default=0)
     builder = max(size, mnbt * heads * fi.prefill_workspace_bytes_per_elem)
     return builder + (size if flashinfer_trtllm(gpu.compute_capability) else 0)
 
@@ -3182,7 +3183,8 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
         warnings += plan.warnings + ([acceptance_warning(plan)] if not plan.errors else [])
     gdn_backend, gdn_msgs = gdn_prefill_backend(spec, gpu, opts.gdn_prefill_backend, version)
     errors += gdn_msgs
-    errors += kda_prefill_refusal(gpu, opts.kda_prefill_backend, version)
+    errors += kda_prefill_refusal(gpu, opts.kda_prefill_backend, version, spec)
+    errors += kda_state_dtype_refusal(spec, opts.mamba_ssm_cache_dtype)
     if opts.sparse_indexer_topk_backend not in (None, "auto") and any(
             la.attention is not None and la.attention.mla is not None and la.attention.mla.index_n_heads
             for la in spec.layers):

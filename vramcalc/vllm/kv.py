@@ -216,6 +216,10 @@ def ssm_state_dtype(spec: ModelSpec, mamba_cache_dtype: str = "auto", mamba_ssm_
     """The temporal-state dtype vLLM keeps: --mamba-ssm-cache-dtype when given; with auto, the config's for the
     architectures whose config hook reads it (data/vllm.json ssm_state_dtype: the hooks act only on auto), else
     the conv state's (_mamba_state_dtype: auto follows mamba_cache_dtype)."""
+    if any(la.ssm is not None and la.ssm.kind == "kda" for la in spec.layers):
+        # vLLM v0.34.0 kimi_gdn_linear_attn.py KimiGatedDeltaNetAttention.get_state_dtype hands kda_state_dtype
+        # (mamba_utils.py) no --mamba-ssm-cache-dtype: its auto, a float32 recurrent state, whatever the flag
+        return "float32"
     if mamba_ssm_cache_dtype != "auto":
         return mamba_ssm_cache_dtype
     conv = conv_state_dtype(spec, mamba_cache_dtype)

@@ -143,7 +143,7 @@ def forced_fa4(spec: ModelSpec, gpu: GPU, kv_dtype: str, name: str | None) -> tu
     TRITON_ATTN for every layer. (FA4 forced, the backend then selected or None.)"""
     pl = vllm_platforms().attention.per_layer
     major = int(float(gpu.compute_capability or "0"))
-    heads = sorted({a.head_dim_k for la in spec.layers if (a := la.attention) is not None and a.mla is None})
+    heads = sorted({a.head_dim_k for la in spec.layers if (a := la.attention) is not None and not a.latent_cache})
     if spec.model_type in pl.heterogeneous_heads_model_types and len(heads) > 1:
         if major in pl.fa4_cc_major and heads[-1] <= pl.fa4_max_head_size:
             return name in (None, "FLASH_ATTN") and not (major == 9 and kv_dtype.startswith("fp8")), name
@@ -184,9 +184,9 @@ def layer_backends(spec: ModelSpec, gpu: GPU, kv_dtype: str, forced: str | None 
     value, major = float(cc), int(float(cc))
     attn = [la.attention for la in spec.layers if la.attention is not None]
     out: dict[str, str] = {}
-    if any(a.mla is not None for a in attn):
+    if any(a.latent_cache for a in attn):
         out["MLA"] = "MLA"
-    attn = [a for a in attn if a.mla is None]
+    attn = [a for a in attn if not a.latent_cache]
     if not attn:
         return out
     if (packed := kv_formats().formats.get(kv_dtype)) is not None:  # one CUDA backend takes each packed dtype
@@ -238,7 +238,7 @@ def _mixed_shapes(spec: ModelSpec, kv_skip: bool) -> bool:
     """More than one (heads, states, page size) among the KV specs (resolve_kv_cache_layout hnc_shapes):
     attention layers of different head counts or sizes, a KV dtype that skips some layers, or Mamba-type state
     beside attention."""
-    attn = {(a.num_kv_heads if a.mla is None else 1, a.head_dim_k, a.head_dim_v)
+    attn = {(1 if a.latent_cache else a.num_kv_heads, a.head_dim_k, a.head_dim_v)
             for la in spec.layers if (a := la.attention) is not None and a.kv_shared_from is None}
     ssm = any(la.ssm is not None for la in spec.layers)
     return len(attn) > 1 or (bool(attn) and ssm) or (kv_skip and bool(attn))

@@ -13,7 +13,7 @@ from ..gpus import GPU
 from ..messages import Message
 from ..quant import QuantScheme
 from ..spec import ModelSpec
-from .weights import padded_vocab
+from .weights import padded_vocab, vllm_rules
 
 
 def _support() -> VllmQuantSupport:
@@ -114,9 +114,9 @@ def attention_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str, version: str | N
         raise NotModelledError(f"--attention-backend {forced}: not modelled (vramcalc models "
                                f"{', '.join(SELECTABLE)} on NVIDIA GPUs for models without MLA)")
     if forced is not None and ((gpu.vendor or "nvidia") != "nvidia" or not cc or not attn or
-                               any(a.mla is not None for a in attn)):
+                               any(a.latent_cache for a in attn)):
         raise NotModelledError(f"--attention-backend {forced}: modelled on NVIDIA GPUs for models without MLA only")
-    if (gpu.vendor or "nvidia") != "nvidia" or not cc or not attn or any(a.mla is not None for a in attn):
+    if (gpu.vendor or "nvidia") != "nvidia" or not cc or not attn or any(a.latent_cache for a in attn):
         return None, []
     from .kv import kv_formats
 
@@ -203,7 +203,7 @@ def _per_layer_backend(spec: ModelSpec, gpu: GPU, kv_dtype: str, version: str | 
     cc = gpu.compute_capability or "0"
     value, major = float(cc), int(float(cc))
     fp8 = kv_dtype.startswith("fp8")
-    attn = [la.attention for la in spec.layers if la.attention is not None and la.attention.mla is None]
+    attn = [la.attention for la in spec.layers if la.attention is not None and not la.attention.latent_cache]
     mm = kl.mm_prefix_lm(spec, mm_inputs)
     cap = kl.softcap(spec)
     src = f"vllm/platforms/cuda.py CudaPlatform.get_attn_backend_cls ({version or 'newest'})"
@@ -300,7 +300,7 @@ def parallel_messages(spec: ModelSpec, tp: int, pp: int = 1) -> list[Message]:
                 text=f"Total number of attention heads ({heads}) must be divisible by tensor parallel size ({tp}).",
                 source="vllm/config/model.py ModelConfig.verify_with_parallel_config",
                 fix=f"use --tensor-parallel-size in {ok}, or PP instead of TP (pipeline stages may be uneven)"))
-        if attn.mla is None:
+        if not attn.latent_cache:
             kv = attn.num_kv_heads
             m = _divide(kv, tp, "KV heads", "vllm/model_executor/layers/linear.py QKVParallelLinear.__init__",
                         f"TP must divide {kv} KV heads or be a multiple of them", "vllm.parallel.kv_heads") if kv >= tp else \
@@ -451,18 +451,38 @@ def _fp8_block_shapes(spec: ModelSpec, scheme: QuantScheme, tp: int) -> list[Mes
     return out
 
 
-def kda_prefill_refusal(gpu: GPU, requested: str | None, version: str) -> list[Message]:
+def kda_prefill_refusal(gpu: GPU, requested: str | None, version: str, spec: ModelSpec | None = None) -> list[Message]:
     """vLLM's refusal of a --kda-prefill-backend choice of another platform: flashkda off CUDA, fused off ROCm,
     checked for every model (v0.33.0 vllm/engine/arg_utils.py EngineArgs.create_engine_config; data/vllm_platforms.json
-    kda_prefill). Releases before the rule's `since` are not checked."""
+    kda_prefill). Releases before the rule's `since` are not checked. Past it, Kimi-Linear's KDA layers (spec) take
+    only auto or triton (kimi_linear_refusal)."""
     r = vllm_platforms().kda_prefill
-    if requested is None or requested not in r.needs_vendor or _vkey(version) < _vkey(r.since):
+    if requested is None or _vkey(version) < _vkey(r.since):
         return []
-    if (gpu.vendor or "nvidia") == r.needs_vendor[requested]:
-        return []
+    if requested not in r.needs_vendor or (gpu.vendor or "nvidia") == r.needs_vendor[requested]:
+        if spec is None or requested in r.kimi_linear_backends or \
+                not any(la.ssm is not None and la.ssm.kind == "kda" for la in spec.layers):
+            return []
+        src = r.kimi_linear_source.split(" (")[0].removeprefix("vLLM v0.34.0 ") + " (0.34.0)"
+        return [Message(code="vllm.kda_prefill.refused", level="error",
+                        text=r.kimi_linear_refusal.format(backend=requested) + f" [{src}]", source=src,
+                        fix="drop --kda-prefill-backend (auto is Triton)")]
     src = "vllm/engine/arg_utils.py EngineArgs.create_engine_config (0.33.0)"
     return [Message(code="vllm.kda_prefill.refused", level="error", text=r.refusals[requested] + f" [{src}]",
                     source=src, fix="drop --kda-prefill-backend")]
+
+
+def kda_state_dtype_refusal(spec: ModelSpec, mamba_ssm_cache_dtype: str) -> list[Message]:
+    """--mamba-ssm-cache-dtype float16 or bfloat16 on a model with KDA layers: vLLM's refusal (data/vllm.json
+    ssm_state_dtype kda_refusals, kda_source)."""
+    r = vllm_rules().ssm_state_dtype
+    text = r.kda_refusals.get(mamba_ssm_cache_dtype)
+    if text is None or not any(la.ssm is not None and la.ssm.kind == "kda" for la in spec.layers):
+        return []
+    src = ("vllm/models/kimi_k3/nvidia/model.py get_mamba_state_dtype_from_config" if text.startswith("ValueError")
+           else "vllm/v1/kv_cache_interface.py MambaSpec.page_size_bytes") + " (0.34.0)"
+    return [Message(code="vllm.mamba.kda_state_dtype", level="error", text=f"{text} [{src}]", source=src,
+                    fix="drop --mamba-ssm-cache-dtype (Kimi-Linear keeps its recurrent state in float32)")]
 
 
 GDN_PREFILL_BACKENDS = ("flashinfer", "triton", "cutedsl", "aiter_flydsl", "sycl")  # vllm/engine/arg_utils.py choices

@@ -68,6 +68,7 @@ COLUMN = re.compile(r"\.(q_proj|q_b_proj|kv_b_proj|gate_proj|up_proj|in_proj\w*|
                     r"|experts\.gate_up_proj_bias$")
 ROW = re.compile(r"\.(o_proj|down_proj|out_proj)\.weight$")
 KV = re.compile(r"\.(k_proj|v_proj)\.(weight|bias)$")
+KDA_SHARDED = re.compile(r"\.kda\.((b|f_b|g_b)_proj\.weight|conv1d\.weight|dt_bias|A_log)$")
 SHARDED_1D = re.compile(r"\.mamba\.(dt_bias|A_log|D|norm\.weight|conv1d\.(weight|bias))$|\.self_attn\.sinks$")
 
 
@@ -104,6 +105,10 @@ def _rank_shape(t: TensorSpec, spec: ModelSpec, tp: int, layer: LayerSpec | None
     if kv_colwise and t.group == "attention" and \
             spec.architecture in vllm_rules().transformers_backend_default.replicated_attention:
         return tuple(s)  # no tp_plan entry: the Transformers backend's ReplicatedLinear (data/vllm.json)
+    # Kimi delta attention (vLLM v0.34.0 kimi_gdn_linear_attn.py KimiGatedDeltaNetAttention.__init__): b, f_b, g_b,
+    # the conv, dt_bias and A_log shard over TP with the heads; f_a and g_a (ReplicatedLinear) and o_norm stay whole
+    if KDA_SHARDED.search(name):
+        return (s[0] // tp, *s[1:])
     ssm = layer.ssm if layer is not None and ".mamba." in name else None
     if ssm is not None and ssm.kind == "mamba1":
         # vLLM v0.33.0 vllm/model_executor/layers/mamba/mamba_mixer.py MambaMixer.__init__: x_proj is a
@@ -201,7 +206,7 @@ def rotary_cache_bytes(spec: ModelSpec, version: str | None = None, video_prunin
     with video_pruning
     (--video-pruning-rate above 0). version: the vLLM release (default: the modelled one)."""
     a = next((layer.attention for layer in spec.layers if layer.attention is not None), None)
-    if a is None or spec.max_position_embeddings is None:
+    if a is None or spec.max_position_embeddings is None or a.mla is not None and a.mla.nope:
         return 0
     rules = vllm_rules().rotary_cache
     rope = spec.rope_scaling or {}
