@@ -1047,7 +1047,6 @@ def _read_zamba2(f: Fields, mt: str) -> ReaderParts:
     return {"layers": layers, "extra_tensors": extra}
 
 
-
 def _read_lfm2(f: Fields, mt: str) -> ReaderParts:
     """LFM2 (vLLM v0.34.0 vllm/model_executor/models/lfm2.py Lfm2Model): layer_types (transformers 5.24 Lfm2Config:
     from full_attn_idxs where absent, every layer full attention where both are) picks Lfm2AttentionDecoderLayer
