@@ -63,7 +63,7 @@ def test_every_vllm_recommendation_starts_under_the_engine_model():
         if not res.fits:  # the planner may raise the budget: it must say so
             assert any(n.code == "plan.high_utilization" for n in c.notes)
         checked += 1
-        assert f"--max-model-len 32768" in c.commands[0]
+        assert "--max-model-len 32768" in c.commands[0]
         assert c.max_concurrency >= 1
     assert checked
 

@@ -24,7 +24,7 @@ tests/data/throughput_cases.json; every figure says whether its constants were c
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 

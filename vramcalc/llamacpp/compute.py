@@ -250,7 +250,6 @@ def compute_buffers(spec: ModelSpec, opts: LlamaOptions, mb: ModelBuffers, n_kv:
         cpu_layers = -1 in mb.unit_device[:-1]
         cpu_out = mb.output_device == -1
         layer = layer_phase(spec, n_ub, n_kv, n_kv_swa, fa)
-        moved = max(layer if cpu_layers else 0, output_phase(spec, n_ub, n_out) if cpu_out else 0)
         # A CPU output layer's logits stay in the host's buffer on every recorded log that shows it (c26, c30 of
         # the dev set: logits + 3 hidden columns, to 0.01 MiB), though its weight is in a host buffer.
         host += output_phase(spec, n_ub, n_out) if cpu_out else 0

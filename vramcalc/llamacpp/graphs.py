@@ -957,7 +957,7 @@ def build_dflash(spec: ModelSpec, r: Reserve, d: DFlashGraph = DFlashGraph()) ->
     logits = b.mm(spec.vocab_size, embd, "output")
     logits.flags |= OUTPUT
     b.gf.expand(logits)
-    n_vocab, n_tok, n_blocks = spec.vocab_size, logits.ne[1], r.n_seqs
+    n_tok, n_blocks = logits.ne[1], r.n_seqs
     drafts = n_tok // n_blocks
     if d.markov_rank and drafts <= d.block_size:
         logits = _dspark_markov(b, d, logits, embd, tokens, n_blocks, drafts)
