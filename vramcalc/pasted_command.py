@@ -683,7 +683,8 @@ def _vllm_reading(p: Parsed) -> Reading:
                      "enable_moe_shared_loras", "enable_mixed_moe_lora_format", "specialize_active_lora",
                      "enable_tower_connector_lora", "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
                      "enable_mm_embeds", "enable_prefix_caching", "enable_return_routed_experts", "enable_dbo", "dcp_q_replicate",
-                     "use_replayssm", "enable_extensible_kv_cache", "enable_elastic_ep", "disable_chunked_mm_input"):
+                     "use_replayssm", "enable_extensible_kv_cache", "enable_elastic_ep", "disable_chunked_mm_input",
+                     "monokernel"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
         elif fld in ("kv_cache_dtype_skip_layers", "cpu_offload_params", "offload_params"):  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
             opts[fld] = tuple(f.values)
@@ -708,11 +709,9 @@ def _vllm_reading(p: Parsed) -> Reading:
         elif fld == "kernel_config":  # its backend keys (_common), normalised as KernelConfig does
             # (vllm/config/kernel.py _normalize_moe_backend and its kin: lower case, - as _; null is the default, auto)
             kc = _config_keys(f, warnings, p.engine_version)  # KernelConfig's fields at the release, speed keys said
-            if kc.get("monokernel"):  # KernelConfig.monokernel, as --monokernel sets it: its note says why not modelled
-                mono = flag_classes()["vllm"]["--monokernel"]
-                warnings.append(warning("command.not_modelled", f"{f.written()}: monokernel: {mono['note']}; the "
-                                        "figures ignore it"))
-            elif not any(k in (f.entry.get("modelled_keys") or []) for k in kc):  # only speed keys
+            if kc.get("monokernel"):  # KernelConfig.monokernel, as --monokernel sets it (arg_utils.py: the flag
+                opts["monokernel"] = True  # only ever sets it true, so --no-monokernel leaves the key's true)
+            if not any(k in (f.entry.get("modelled_keys") or []) for k in kc):  # only speed keys
                 no_effect.append(f.written())
             if kc.get("linear_backend_per_quant"):  # linear_backend for the schemes it names
                 per = kc["linear_backend_per_quant"]
@@ -1953,6 +1952,7 @@ def _flag_line(q: Question) -> str:
                     "enable_eplb": "--enable-eplb" if v else None,
                     "enable_return_routed_experts": "--enable-return-routed-experts" if v else None,
                     "enable_dbo": "--enable-dbo" if v else None,
+                    "monokernel": "--monokernel" if v else None,
                     "deepep_force_intra_node": "--deepep-force-intra-node" if v else None,
                     "mla_disable": "--mla-disable" if v else None,
                     "dcp_q_replicate": "--dcp-q-replicate" if v else None,
