@@ -123,3 +123,15 @@ def test_where_taken_the_buffers_are_vllms():
     errors = _minimax_m3_monokernel(SPEC, opts, find_gpu("mi300x"), scheme_from_config({"quant_method": "mxfp4"},
                                     SPEC), "0.34.0")[0]
     assert errors and errors[0].text.endswith("; requires CDNA4/gfx950; requires 256 compute units, found 304")
+
+
+def test_the_flag_and_the_key_combine_as_vllms_parser_does():
+    """--no-monokernel undoes an earlier --monokernel (the last one given) but not --kernel-config's key: vLLM's own
+    parser and create_engine_config on each tail (the fixture's flags)."""
+    import shlex
+
+    from vramcalc.pasted_command import read_command
+
+    for row in ORACLE["flags"]:
+        cmd = "vllm serve MiniMaxAI/MiniMax-M3 -tp 4 " + " ".join(shlex.quote(w) for w in row["tail"])
+        assert bool(read_command(cmd)[1].options.get("monokernel")) is row["monokernel"], row["tail"]

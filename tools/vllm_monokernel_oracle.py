@@ -59,6 +59,12 @@ CASES: list[tuple[str, dict[str, Any]]] = [
                  speculative_config={"method": "ngram", "num_speculative_tokens": 2, "prompt_lookup_max": 4},
                  moe_backend="auto")),
 ]
+# serve-flag tails whose KernelConfig.monokernel is read back (EngineArgs.add_cli_args -> from_cli_args ->
+# create_engine_config)
+FLAG_TAILS = [["--monokernel"], ["--monokernel", "--no-monokernel"], ["--no-monokernel", "--monokernel"],
+              ["--kernel-config", '{"monokernel": true}', "--no-monokernel"],
+              ["--no-monokernel", "--kernel-config", '{"monokernel": true}'],
+              ["--kernel-config", '{"monokernel": false}'], []]
 # (gfx arch, compute units) of MI355X / MI350X, MI300X / MI325X
 DEVICES = [("gfx950", 256), ("gfx942", 304)]
 
@@ -79,6 +85,16 @@ def _deployment(vo: Any, d: str, fields: dict[str, Any]) -> dict[str, Any]:
         return {"refusal": None}
     except ValueError as e:
         return {"refusal": str(e)}
+
+
+def _flag_tail(d: str, tail: list[str]) -> bool:
+    from vllm.engine.arg_utils import EngineArgs
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = EngineArgs.add_cli_args(FlexibleArgumentParser())
+    ns = parser.parse_args(["--model", d, "--skip-tokenizer-init", "--load-format", "dummy", "--max-model-len",
+                            "65536", "-tp", "4", "--distributed-executor-backend", "mp", *tail])
+    return bool(EngineArgs.from_cli_args(ns).create_engine_config().kernel_config.monokernel)
 
 
 def _layers(fse: bool, aiter_fse: bool) -> Any:
@@ -134,6 +150,7 @@ def run() -> dict[str, Any]:
             except Exception as e:  # noqa: BLE001  (a refusal before the model is built: not this stage's)
                 row = {"config_error": f"{type(e).__name__}: {e}"}
             deployment.append({"case": name, "engine_args": args, **row})
+        flags = [{"tail": tail, "monokernel": _flag_tail(d, tail)} for tail in FLAG_TAILS]
     model_state = []
     for gfx, cus in DEVICES:
         for fse, aiter_fse in ((False, False), (True, gfx == "gfx950")):
@@ -145,6 +162,7 @@ def run() -> dict[str, Any]:
                        "specialized_decode_config; guards.py model_refusals on stand-in bf16 layers)",
         "model": entry["repo_id"],
         "deployment": deployment,
+        "flags": flags,
         "model_state": model_state,
     }
 

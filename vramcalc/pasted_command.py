@@ -683,8 +683,7 @@ def _vllm_reading(p: Parsed) -> Reading:
                      "enable_moe_shared_loras", "enable_mixed_moe_lora_format", "specialize_active_lora",
                      "enable_tower_connector_lora", "language_model_only", "disable_hybrid_kv_cache_manager", "disable_sliding_window",
                      "enable_mm_embeds", "enable_prefix_caching", "enable_return_routed_experts", "enable_dbo", "dcp_q_replicate",
-                     "use_replayssm", "enable_extensible_kv_cache", "enable_elastic_ep", "disable_chunked_mm_input",
-                     "monokernel"):
+                     "use_replayssm", "enable_extensible_kv_cache", "enable_elastic_ep", "disable_chunked_mm_input"):
             opts[fld] = True if f.entry.get("value") is None else f.entry["value"]
         elif fld in ("kv_cache_dtype_skip_layers", "cpu_offload_params", "offload_params"):  # nargs="+" (vllm/engine/arg_utils.py, 0.33.0)
             opts[fld] = tuple(f.values)
@@ -699,6 +698,11 @@ def _vllm_reading(p: Parsed) -> Reading:
                 raise InputError(f"argument {name}: {e}") from None
         elif fld == "dtype":
             opts[fld] = None if v == "auto" else v
+        elif fld == "monokernel":  # --monokernel / --no-monokernel, the last one given (argparse); vLLM 0.34.0
+            # vllm/engine/arg_utils.py create_engine_config only sets KernelConfig.monokernel true from it, so
+            # --no-monokernel leaves --kernel-config's monokernel as it is
+            reader["monokernel_flag"] = f.entry.get("value", True)
+            opts[fld] = bool(reader["monokernel_flag"] or reader.get("kernel_monokernel"))
         elif fld in KERNEL_BACKENDS:  # other than auto it wins over --kernel-config's key, in either order
             # (vllm/engine/arg_utils.py EngineArgs.create_engine_config, 0.33.0)
             if v != "auto":
@@ -709,8 +713,9 @@ def _vllm_reading(p: Parsed) -> Reading:
         elif fld == "kernel_config":  # its backend keys (_common), normalised as KernelConfig does
             # (vllm/config/kernel.py _normalize_moe_backend and its kin: lower case, - as _; null is the default, auto)
             kc = _config_keys(f, warnings, p.engine_version)  # KernelConfig's fields at the release, speed keys said
-            if kc.get("monokernel"):  # KernelConfig.monokernel, as --monokernel sets it (arg_utils.py: the flag
-                opts["monokernel"] = True  # only ever sets it true, so --no-monokernel leaves the key's true)
+            if "monokernel" in kc:  # KernelConfig.monokernel, which --monokernel can only set true (arg_utils.py)
+                reader["kernel_monokernel"] = bool(kc["monokernel"])
+                opts["monokernel"] = bool(reader["kernel_monokernel"] or reader.get("monokernel_flag"))
             if not any(k in (f.entry.get("modelled_keys") or []) for k in kc):  # only speed keys
                 no_effect.append(f.written())
             if kc.get("linear_backend_per_quant"):  # linear_backend for the schemes it names
