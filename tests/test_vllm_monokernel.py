@@ -135,3 +135,18 @@ def test_the_flag_and_the_key_combine_as_vllms_parser_does():
     for row in ORACLE["flags"]:
         cmd = "vllm serve MiniMaxAI/MiniMax-M3 -tp 4 " + " ".join(shlex.quote(w) for w in row["tail"])
         assert bool(read_command(cmd)[1].options.get("monokernel")) is row["monokernel"], row["tail"]
+
+
+@pytest.mark.parametrize("system,row", [("4xmi355x", ("gfx950", False)), ("4xmi300x", ("gfx942", False))])
+def test_pasted_commands_past_decodeconfig_give_vllms_model_refusal(system, row):
+    """Every deployment condition met (--attention-config indexer_kv_dtype fp8 is not modelled, but vLLM refuses the
+    bf16 checkpoint anyway): vLLM's model-state refusal, the figures those without the key, said so."""
+    base = ("vllm serve MiniMaxAI/MiniMax-M3 -tp 4 --kv-cache-dtype fp8 --block-size 128 --moe-backend aiter "
+            "--attention-config '{\"indexer_kv_dtype\": \"fp8\"}'")
+    want = next(r for r in ORACLE["model_state"] if (r["gfx_arch"], r["is_fused_shared_expert_enabled"]) == row)
+    r = check_command(base + " --monokernel", system)
+    assert not r.fits and r.result.errors[0].text == "ValueError: " + want["refusal"]
+    assert any(w.code == "vllm.minimax_m3.monokernel_figures" for w in r.result.warnings)
+    r8 = check_command(base.replace("-tp 4", "-tp 8") + " --monokernel", "8" + system[1:])
+    assert [e.text for e in r8.result.errors if e.code.startswith("vllm.minimax_m3")] == \
+        ["ValueError: " + CASES["tp8"]["refusal"]]

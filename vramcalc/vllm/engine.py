@@ -3181,6 +3181,19 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if gpu.usable_source.startswith("estimated"):
         warnings.append(warning("vllm.gpu.usable_estimated", f"{gpu.name}: {gpu.usable_source}"))
     scheme, gguf = _scheme(spec, opts)
+    if opts.monokernel and set(opts.attention_config or {}) & {"indexer_kv_dtype"}:
+        # --attention-config indexer_kv_dtype is not modelled (selected_backend), but DecodeConfig requires it: where
+        # vLLM refuses --monokernel anyway, its refusal is given and the figures are those without the key
+        mono_errors = _minimax_m3_monokernel(spec, opts, gpu, scheme, version)[0]
+        if mono_errors:
+            bare = {k: v for k, v in (opts.attention_config or {}).items() if k != "indexer_kv_dtype"}
+            r = check_vllm(spec, gpu, opts.model_copy(update={"attention_config": bare or None, "monokernel": False}),
+                           file_weight_bytes, draft)
+            why = warning("vllm.minimax_m3.monokernel_figures", "--attention-config indexer_kv_dtype: not modelled; "
+                          "vLLM refuses --monokernel here before the KV cache is sized (the error above), so the "
+                          "figures are those without indexer_kv_dtype (the bf16 index-key cache)")
+            return r.model_copy(update={"fits": False, "fits_at_estimate": False, "errors": mono_errors + r.errors,
+                                        "warnings": [why, *r.warnings]})
     wdtype, errors, pre_warnings = _pre_start_messages(spec, gpu, opts, scheme)
     errors += ext_errors
     errors += pcp_messages(spec, opts)
