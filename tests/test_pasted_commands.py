@@ -1443,7 +1443,7 @@ def test_flags_read_only_by_unread_families():
     catalog_archs = {a for f in (data / "models").glob("*.json")
                      for a in (json.loads(f.read_text()).get("config", {}).get("architectures") or [])}
     guarded = {n: c for n, c in flag_classes()["vllm"].items() if c.get("read_only_by")}
-    # --monokernel left this list when MiniMax-M3 (read by vllm.models.minimax_m3) was read: it is not modelled
+    # --monokernel left this list when MiniMax-M3 (read by vllm.models.minimax_m3) was read: it is modelled
     assert {"--no-swa-bounded-replay", "--kda-decode-backend", "--kda-prefill-backend"} <= set(guarded)
     for name, c in guarded.items():
         archs = {a for a, mod in classes.items() if any(mod.startswith(m) for m in c["read_only_by"])}

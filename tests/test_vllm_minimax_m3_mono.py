@@ -1,11 +1,11 @@
-"""MiniMax-M3's ROCm decode paths (--monokernel, VLLM_ROCM_MINIMAX_M3_MONO*) and the NVIDIA MSA plan switch stay not
-modelled; their notes give vLLM v0.34.0's own figures, checked here against tests/data/
-vllm_minimax_m3_mono_oracle_v0.34.0.json (tools/vllm_minimax_m3_mono_oracle.py: vLLM's layout functions on CPU)."""
+"""MiniMax-M3's ROCm decode paths (VLLM_ROCM_MINIMAX_M3_MONO*) and the NVIDIA MSA plan switch stay not modelled,
+--monokernel is modelled (tests/test_vllm_monokernel.py); their notes give vLLM v0.34.0's own figures, checked here
+against tests/data/vllm_minimax_m3_mono_oracle_v0.34.0.json (tools/vllm_minimax_m3_mono_oracle.py: vLLM's layout functions on CPU)."""
 
 import json
 import os
 
-from vramcalc.pasted_command import check_command, flag_classes
+from vramcalc.pasted_command import flag_classes
 
 ORACLE = json.load(open(os.path.join(os.path.dirname(__file__), "data", "vllm_minimax_m3_mono_oracle_v0.34.0.json")))
 FIXTURE = "tests/data/vllm_minimax_m3_mono_oracle_v0.34.0.json"
@@ -20,17 +20,18 @@ def test_the_fixture_is_vllms():
     assert ORACLE["produced_by"].startswith("tools/vllm_minimax_m3_mono_oracle.py")
 
 
-def test_the_monokernel_note_gives_vllms_buffers_and_refusals():
+def test_the_monokernel_note_gives_vllms_buffers():
+    """--monokernel is modelled (tests/test_vllm_monokernel.py checks its refusals); its note keeps these figures."""
     sd = ORACLE["specialized_decode"]
     entry = flag_classes()["vllm"]["--monokernel"]
     note = entry["note"]
-    assert entry["class"] == "not_modelled"
+    assert entry["class"] == "modelled"
     scratch = [sd["scratch_bytes"][str(s)] for s in sd["widths"]]
     assert sd["widths"] == list(range(1, 17)) and sd["tp_size"] == 4 and sd["compute_units"] == 256
     assert f"{_n(sd['per_rank_bytes'])} bytes per rank" in note
     assert f"{_n(sd['peer_bytes'])}-byte peer buffer" in note and "peer_bytes(4)" in note
     assert f"{_n(min(scratch))} to {_n(max(scratch))} bytes each" in note
-    assert "row count 1..16" in note and "TP 4" in note and "256 compute units" in note and FIXTURE in note
+    assert "row count 1..16" in note and "TP other than 4" in note and "256 compute units" in note and FIXTURE in note
 
 
 def test_the_mono_note_gives_vllms_buffers():
@@ -42,14 +43,3 @@ def test_the_mono_note_gives_vllms_buffers():
     assert f"{_n(m['sym_bytes'])}-byte peer buffer" in note
     assert f"{_n(m['k1_scratch_bytes'])} + {_n(m['k4_scratch_bytes'])} bytes" in note
     assert f"{_n(m['cp_qkv_rows'])}-row" in note and f"above {_n(m['max_context'])}" in note and FIXTURE in note
-
-
-def test_the_kernel_configs_monokernel_key_is_not_modelled_as_the_flag():
-    """--kernel-config '{"monokernel": true}' sets what --monokernel sets: warned about as not modelled, no longer
-    listed as no effect."""
-    r = check_command("""vllm serve MiniMaxAI/MiniMax-M3 -tp 4 --kernel-config '{"monokernel": true}'""", "4xmi355x")
-    assert any(w.code == "command.not_modelled" and "monokernel: KernelConfig.monokernel" in w.text
-               for w in r.warnings)
-    assert not any(n.startswith("--kernel-config") for n in r.no_effect)
-    r = check_command("vllm serve MiniMaxAI/MiniMax-M3 -tp 4 --monokernel", "4xmi355x")
-    assert any(w.code == "command.not_modelled" and w.text.startswith("--monokernel") for w in r.warnings)

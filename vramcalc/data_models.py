@@ -126,6 +126,7 @@ class GPURow(Fixed):
     sources: list[str]
     aliases: list[str] = []  # other names the product goes by (lookup keys, each naming this product only)
     gpu_cores: int | None = None  # Apple: the GPU core count that tells bins apart
+    compute_units: int | None = None  # AMD: the vendor's compute-unit count (current_platform.num_compute_units)
     memory_options_gib: list[Number] | None = None  # unified memory: the RAM sizes this bin is sold with
     host_ram: bool = False  # a PC iGPU sharing the host's RAM: memory_gib is what is assumed when no size is given
 
@@ -512,6 +513,20 @@ class MinimaxM3Msa(Fixed):
     score_source: str
 
 
+class MinimaxM3Monokernel(Fixed):
+    """--monokernel on MiniMax-M3's ROCm class (vLLM 0.34.0 amd/specialized_decode): the deployment it takes and the
+    buffers it holds per rank."""
+    since: str
+    tp_size: int
+    block_size: int
+    compute_units: int
+    gfx_arch: str
+    first_layer: int
+    peer_bytes: int  # outside torch's allocator (the uncached IPC heap)
+    torch_bytes: int  # the per-row-count scratch, the epoch and fault words (torch.zeros)
+    source: str
+
+
 class ReplicatedVision(Fixed):
     """Architectures whose vision tower vLLM builds without tensor parallelism (whole on every rank); the same
     form names the architectures a sharding switch applies to (dcp_q_replicate, replicate_embed)."""
@@ -792,6 +807,7 @@ class Vllm(Sourced):
     fp32_params: Fp32Params
     router_quant_config: RouterQuantConfig
     minimax_m3_msa: MinimaxM3Msa
+    minimax_m3_monokernel: MinimaxM3Monokernel
     replicated_vision: ReplicatedVision
     dcp_q_replicate: ReplicatedVision  # architectures whose MLA query projection --dcp-q-replicate shards over TP / DCP
     replicate_embed: ReplicatedVision  # architectures whose embedding VLLM_REPLICATE_EMBED builds whole on each rank

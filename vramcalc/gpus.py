@@ -32,6 +32,7 @@ class GPU(BaseModel):
     vendor: str | None = None  # nvidia, amd, apple, intel: picks the engines' backend
     segment: str | None = None  # consumer, workstation, datacenter (GeForce cards have no GPU P2P)
     gfx_arch: str | None = None  # AMD: the LLVM target (gfx1100, gfx1151 ...)
+    compute_units: int | None = None  # AMD: the vendor's compute-unit count (data/gpus.json)
     verification: str | None = None
     note: str | None = None  # how an ambiguous name was resolved
     note_code: str | None = None  # the Message code of the note
@@ -90,6 +91,7 @@ def _gpu(d: GPURow, memory_gib: float | None = None) -> GPU:
                tflops_16bit=d.bf16_tflops_dense or d.fp16_tflops_dense,
                nvlink=d.nvlink and d.segment == "datacenter", compute_capability=d.compute_capability,
                unified_memory=d.unified_memory, vendor=d.vendor, gfx_arch=d.gfx_arch,
+               compute_units=d.compute_units,
                segment=d.segment,
                verification=d.verification,
                note=_unverified_note(d), note_code="gpu.unverified" if d.verification == "unverified" else None)

@@ -109,6 +109,14 @@ CODES: dict[str, str] = {
     "vllm.mm.processor_kwargs_not_sized": "--mm-processor-kwargs: keys that change the dummy in a way not sized",
     "vllm.minimax_m3.mega_moe": "--moe-backend deep_gemm_mega_moe on MiniMax-M3: vLLM's refusal without NVFP4 "
                                 "routed experts or expert parallelism",
+    "vllm.minimax_m3.monokernel": "--monokernel on MiniMax-M3 (ROCm): vLLM's refusal of the deployment "
+                                  "(DecodeConfig.refusal_reasons, its words)",
+    "vllm.minimax_m3.monokernel_model": "--monokernel on MiniMax-M3 (ROCm): vLLM's refusal of the loaded model or GPU "
+                                        "(guards.py model_refusals, its words)",
+    "vllm.minimax_m3.monokernel_runner": "--monokernel on MiniMax-M3 with MXFP4 experts on gfx950: its buffers counted; "
+                                         "whether vLLM takes the loaded MoE kernel is not told",
+    "vllm.minimax_m3.monokernel_figures": "--monokernel refused beside --attention-config indexer_kv_dtype (not "
+                                          "modelled): the figures are those without the key",
     "vllm.minimax_m3.indexer_scores": "MiniMax-M3's indexer score tensor, allocated at run time outside the profile "
                                       "run: not counted",
     "vllm.mm.encoder_profile": "the multimodal encoder's profiling peak: estimated for the towers vramcalc/vllm/mm_profile.py sizes, not applied; the KV figure is an upper bound",

@@ -698,6 +698,11 @@ def _vllm_reading(p: Parsed) -> Reading:
                 raise InputError(f"argument {name}: {e}") from None
         elif fld == "dtype":
             opts[fld] = None if v == "auto" else v
+        elif fld == "monokernel":  # --monokernel / --no-monokernel, the last one given (argparse); vLLM 0.34.0
+            # vllm/engine/arg_utils.py create_engine_config only sets KernelConfig.monokernel true from it, so
+            # --no-monokernel leaves --kernel-config's monokernel as it is
+            reader["monokernel_flag"] = f.entry.get("value", True)
+            opts[fld] = bool(reader["monokernel_flag"] or reader.get("kernel_monokernel"))
         elif fld in KERNEL_BACKENDS:  # other than auto it wins over --kernel-config's key, in either order
             # (vllm/engine/arg_utils.py EngineArgs.create_engine_config, 0.33.0)
             if v != "auto":
@@ -708,11 +713,10 @@ def _vllm_reading(p: Parsed) -> Reading:
         elif fld == "kernel_config":  # its backend keys (_common), normalised as KernelConfig does
             # (vllm/config/kernel.py _normalize_moe_backend and its kin: lower case, - as _; null is the default, auto)
             kc = _config_keys(f, warnings, p.engine_version)  # KernelConfig's fields at the release, speed keys said
-            if kc.get("monokernel"):  # KernelConfig.monokernel, as --monokernel sets it: its note says why not modelled
-                mono = flag_classes()["vllm"]["--monokernel"]
-                warnings.append(warning("command.not_modelled", f"{f.written()}: monokernel: {mono['note']}; the "
-                                        "figures ignore it"))
-            elif not any(k in (f.entry.get("modelled_keys") or []) for k in kc):  # only speed keys
+            if "monokernel" in kc:  # KernelConfig.monokernel, which --monokernel can only set true (arg_utils.py)
+                reader["kernel_monokernel"] = bool(kc["monokernel"])
+                opts["monokernel"] = bool(reader["kernel_monokernel"] or reader.get("monokernel_flag"))
+            if not any(k in (f.entry.get("modelled_keys") or []) for k in kc):  # only speed keys
                 no_effect.append(f.written())
             if kc.get("linear_backend_per_quant"):  # linear_backend for the schemes it names
                 per = kc["linear_backend_per_quant"]
@@ -1953,6 +1957,7 @@ def _flag_line(q: Question) -> str:
                     "enable_eplb": "--enable-eplb" if v else None,
                     "enable_return_routed_experts": "--enable-return-routed-experts" if v else None,
                     "enable_dbo": "--enable-dbo" if v else None,
+                    "monokernel": "--monokernel" if v else None,
                     "deepep_force_intra_node": "--deepep-force-intra-node" if v else None,
                     "mla_disable": "--mla-disable" if v else None,
                     "dcp_q_replicate": "--dcp-q-replicate" if v else None,

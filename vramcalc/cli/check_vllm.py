@@ -113,6 +113,9 @@ def add_arguments(c: argparse.ArgumentParser) -> None:
                         "experts and rearranging buffers per GPU")
     v.add_argument("--eplb-config", default=None, metavar="JSON",
                    help="vLLM --eplb-config, e.g. '{\"num_redundant_experts\": 4}' (with --enable-eplb)")
+    v.add_argument("--monokernel", action="store_true",
+                   help="vLLM --monokernel: MiniMax-M3's ROCm specialized decode (vLLM 0.34.0): vLLM's refusals in "
+                        "its words, its buffers per GPU where taken; no effect on NVIDIA GPUs and other models")
     v.add_argument("--enable-return-routed-experts", action="store_true",
                    help="vLLM --enable-return-routed-experts (MoE): the routed experts of each token returned; a "
                         "device buffer per GPU outside the budget and a host store sized from the KV cache")
@@ -366,7 +369,7 @@ def feature_options(args: argparse.Namespace) -> dict[str, Any]:
                  "disable_hybrid_kv_cache_manager",
                  "disable_sliding_window", "enable_eplb", "mla_disable", "enable_return_routed_experts",
                  "enable_dbo", "dcp_q_replicate", "replicate_embed", "deepep_force_intra_node",
-                 "weight_offloading_disable_uva", "confidential_compute", "disable_chunked_mm_input"):
+                 "weight_offloading_disable_uva", "confidential_compute", "disable_chunked_mm_input", "monokernel"):
         if getattr(args, name, False):
             out[name] = True
     for name in ("max_loras", "max_lora_rank", "max_cpu_loras", "lora_extra_vocab_size", "kv_cache_memory_bytes",

@@ -145,6 +145,9 @@ class VLLMOptions(CheckedOptions):
     reload_mode: Literal["layerwise", "direct"] = "layerwise"
     fp8_moe_requant_act: Literal["a8w4", "a4w4", "a16w4"] = "a8w4"
     rocm_aiter_moe: bool = False
+    # --monokernel / --kernel-config '{"monokernel": true}' (KernelConfig.monokernel, vLLM 0.34.0): read only by
+    # MiniMax-M3's ROCm class (_minimax_m3_monokernel); no effect elsewhere
+    monokernel: bool = False
     # VLLM_FLASHINFER_WORKSPACE_BUFFER_SIZE in bytes (None: the default, 394 MiB): FlashInfer's workspace floor and
     # the TRT-LLM kernels' buffer (_flashinfer_workspace)
     flashinfer_workspace_bytes: int | None = Field(default=None, ge=0, le=2**40)
@@ -1519,6 +1522,120 @@ def _minimax_m3_mega_moe_refusal(spec: ModelSpec, opts: VLLMOptions) -> list[Mes
     raise NotModelledError("--moe-backend deep_gemm_mega_moe on MiniMax-M3 (NVFP4 routed experts, expert parallel): "
                            "MegaMoE's expert layout (DeepGemmMegaMoEExperts) and the sequence parallelism it turns on "
                            "are not modelled")
+
+
+
+def _monokernel_deployment_reasons(spec: ModelSpec, opts: VLLMOptions) -> list[str]:
+    """vLLM v0.34.0 vllm/models/minimax_m3/amd/specialized_decode/runtime/spec.py DecodeConfig.refusal_reasons, in its
+    order and words, for what vramcalc reads (tests/data/vllm_monokernel_oracle_v0.34.0.json). The block size is the
+    one the model is built with: vllm/v1/executor/multiproc_executor.py WorkerProc loads the model before
+    Platform.update_block_size_for_backend, so without --block-size it is CacheConfig.DEFAULT_BLOCK_SIZE (64). Not
+    read here: sleep mode, stock torch.compile (CompilationConfig mode 1), use_index_cache / index_topk_freq."""
+    r = vllm_rules().minimax_m3_monokernel
+    why: list[str] = []
+    if opts.tp != r.tp_size:
+        why.append(f"requires tensor parallel size {r.tp_size}")
+    if opts.pp != 1:
+        why.append("does not support pipeline parallelism")
+    if opts.data_parallel_size != 1:
+        why.append("does not support data parallelism")
+    if opts.decode_context_parallel_size != 1:
+        why.append("does not support decode context parallelism")
+    if opts.prefill_context_parallel_size != 1:
+        why.append("does not support prefill context parallelism")
+    if opts.enable_dbo or opts.ubatch_size > 1:  # ParallelConfig.use_ubatching
+        why.append("does not support DBO or ubatching")
+    if opts.enable_expert_parallel:
+        why.append("does not support expert parallelism")
+    if opts.enable_eplb:
+        why.append("does not support EPLB")
+    if opts.kv_cache_dtype not in ("fp8", "fp8_e4m3"):
+        why.append("requires an FP8 KV cache")
+    if (opts.block_size or 64) != r.block_size:
+        why.append(f"requires KV cache block size {r.block_size}")
+    if opts.kv_offloading_size is not None:
+        why.append("does not support KV cache offloading")
+    indexer = str((opts.attention_config or {}).get("indexer_kv_dtype") or "auto")
+    if (indexer if indexer != "auto" else "bf16") != "fp8":  # AttentionConfig.resolve_indexer_kv_dtype("bf16")
+        why.append('requires indexer_kv_dtype "fp8"')
+    if opts.enable_lora:
+        why.append("does not support LoRA")
+    # --kv-offloading-size sets an offloading KV connector (vllm/config/vllm.py), as the oracle shows
+    if opts.kv_offloading_size is not None or (opts.kv_transfer_config or {}).get("kv_connector") is not None:
+        why.append("does not support a KV connector")
+    if opts.speculative_config is not None and opts.speculative_config.get("method") != "eagle3":
+        why.append("supports only EAGLE3 speculative decoding")
+    if opts.weight_transfer_backend is not None:
+        why.append("does not support weight transfer or updates")
+    if opts.cpu_offload_gb > 0 or opts.offload_group_size > 0:
+        why.append("does not support model weight offloading")
+    if opts.enable_return_routed_experts or (opts.aux_output_config or {}).get("enable_return_routed_experts"):
+        why.append("does not support routed-expert capture")
+    if opts.moe_backend != "aiter":
+        why.append("requires --moe-backend aiter")
+    sparse = [i for i, la in enumerate(spec.layers) if la.attention is not None and la.attention.index_n_heads]
+    if len(spec.layers) <= r.first_layer or sparse != list(range(r.first_layer, len(spec.layers))):
+        why.append(f"requires sparse attention on layers {r.first_layer} through the last")
+    return why
+
+
+def _minimax_m3_monokernel(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, scheme: QuantScheme,
+                           version: str) -> tuple[list[Message], list[Message], int, int]:
+    """--monokernel (KernelConfig.monokernel) on MiniMax-M3: (errors, warnings, torch bytes, non-torch bytes per
+    rank). vLLM v0.34.0 reads it only in MiniMax-M3's ROCm class (vllm/models/minimax_m3/amd/model.py MiniMaxM3Model
+    -> specialized_decode/runtime/spec.py specialized_decode_config) and in DeepSeek-V4.x / Muse Spark's ROCm classes,
+    which vramcalc does not read: on NVIDIA GPUs and every other family it changes nothing. On ROCm it refuses, as the
+    model is built, a deployment DecodeConfig does not take; then, as amd/model_state.py MiniMaxM3ModelState builds
+    runtime/decode.py SpecializedDecode, a loaded model or a GPU runtime/guards.py model_refusals does not take. Where
+    it is taken, the buffers runtime/executor.py FfnExecutor allocates (data/vllm.json minimax_m3_monokernel) are
+    held from before the profile run, which measures them."""
+    r = vllm_rules().minimax_m3_monokernel
+    if not opts.monokernel or spec.model_type != "minimax_m3" or gpu.vendor != "amd" or not _at_least(version, r.since):
+        return [], [], 0, 0
+    src = "vllm/models/minimax_m3/amd/specialized_decode/runtime/spec.py specialized_decode_config (v0.34.0)"
+    why = _monokernel_deployment_reasons(spec, opts)
+    if why:
+        return [error("vllm.minimax_m3.monokernel", "ValueError: MiniMax-M3 specialized decode unsupported: "
+                      + "; ".join(why), source=src, fix="without --monokernel (or --kernel-config's monokernel)")], [], 0, 0
+    # model_refusals: each sparse layer through MonoLayerWeights.from_layer (runtime/weights.py), whose first check is
+    # MiniMaxM3MoE's fused shared expert through AITER (is_fused_shared_expert_enabled and use_aiter_moe_fse): off
+    # unless VLLM_ROCM_USE_AITER=1, VLLM_ROCM_USE_AITER_MOE and VLLM_ROCM_USE_AITER_FUSION_SHARED_EXPERTS=1, and
+    # use_aiter_moe_fse also needs gfx950 (amd/model.py _aiter_moe_fused_shared_experts_enabled); then the
+    # AITER_MXFP4_MXFP4 expert layout, which only an MXFP4 checkpoint on AITER's MXFP4 MoE has
+    src = ("vllm/models/minimax_m3/amd/specialized_decode/runtime/guards.py model_refusals, runtime/weights.py "
+           "MonoLayerWeights.from_layer, runtime/decode.py SpecializedDecode (v0.34.0)")
+    gfx950 = gpu.gfx_arch == r.gfx_arch
+    layers = range(r.first_layer, len(spec.layers))
+    device: list[str] = []
+    if not gfx950:
+        device.append("requires CDNA4/gfx950")
+    if gpu.compute_units != r.compute_units:
+        device.append(f"requires {r.compute_units} compute units, found {gpu.compute_units}" if gpu.compute_units
+                      else f"requires {r.compute_units} compute units (this GPU's count, not in data/gpus.json, "
+                      f"is taken as another)")
+    head = "ValueError: MiniMax-M3 specialized decode model unsupported: "
+    mxfp4 = scheme.method in ("mxfp4", "ct_mxfp4") or opts.fp8_moe_requant
+    if not opts.rocm_aiter_moe or not gfx950:  # no fused shared expert through AITER: every layer refused alike
+        text = "; ".join([f"--monokernel layer {i} requires the AITER fused shared expert." for i in layers] + device)
+        return [error("vllm.minimax_m3.monokernel_model", head + text, source=src, fix="without --monokernel (or --kernel-config's monokernel)")], [], 0, 0
+    if not mxfp4:  # refused whatever VLLM_ROCM_USE_AITER_FUSION_SHARED_EXPERTS is; vramcalc does not read which
+        text = (f"each of layers {layers[0]} to {layers[-1]}: '--monokernel layer N requires the AITER fused shared "
+                "expert.' (VLLM_ROCM_USE_AITER_FUSION_SHARED_EXPERTS unset) or '--monokernel layer N requires the "
+                f"AITER_MXFP4_MXFP4 expert layout.' (set to 1): this checkpoint's experts are {scheme.method}, not "
+                "MXFP4" + "".join("; " + d for d in device))
+        return [error("vllm.minimax_m3.monokernel_model", head + text, source=src, fix="without --monokernel (or --kernel-config's monokernel)")], [], 0, 0
+    if device:
+        text = ("the per-layer reasons (which follow the MoE kernel AITER loaded, not read here); "
+                + "; ".join(device))
+        return [error("vllm.minimax_m3.monokernel_model", head + text, source=src, fix="without --monokernel (or --kernel-config's monokernel)")], [], 0, 0
+    total = r.peer_bytes + r.torch_bytes
+    return [], [warning("vllm.minimax_m3.monokernel_runner", f"--monokernel on MiniMax-M3: the specialized decode's "
+                        f"buffers are counted ({total:,} bytes per rank: a {r.peer_bytes:,}-byte peer buffer outside "
+                        f"torch and {r.torch_bytes:,} bytes of scratch); vLLM still refuses each layer at start-up "
+                        "('MiniMax-M3 specialized decode model unsupported: ...') unless its experts loaded in "
+                        "AITER's AITER_MXFP4_MXFP4 layout with the fused shared expert "
+                        "(VLLM_ROCM_USE_AITER_FUSION_SHARED_EXPERTS=1) and effective BF16 activations, which vramcalc "
+                        "does not tell", source=src + "; " + r.source)], r.torch_bytes, r.peer_bytes
 
 
 def _cutlass_fp4_experts_asked(spec: ModelSpec, opts: VLLMOptions, scheme: QuantScheme) -> bool:
@@ -3075,6 +3192,19 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     if gpu.usable_source.startswith("estimated"):
         warnings.append(warning("vllm.gpu.usable_estimated", f"{gpu.name}: {gpu.usable_source}"))
     scheme, gguf = _scheme(spec, opts)
+    if opts.monokernel and set(opts.attention_config or {}) & {"indexer_kv_dtype"}:
+        # --attention-config indexer_kv_dtype is not modelled (selected_backend), but DecodeConfig requires it: where
+        # vLLM refuses --monokernel anyway, its refusal is given and the figures are those without the key
+        mono_errors = _minimax_m3_monokernel(spec, opts, gpu, scheme, version)[0]
+        if mono_errors:
+            bare = {k: v for k, v in (opts.attention_config or {}).items() if k != "indexer_kv_dtype"}
+            r = check_vllm(spec, gpu, opts.model_copy(update={"attention_config": bare or None, "monokernel": False}),
+                           file_weight_bytes, draft)
+            why = warning("vllm.minimax_m3.monokernel_figures", "--attention-config indexer_kv_dtype: not modelled; "
+                          "vLLM refuses --monokernel here before the KV cache is sized (the error above), so the "
+                          "figures are those without indexer_kv_dtype (the bf16 index-key cache)")
+            return r.model_copy(update={"fits": False, "fits_at_estimate": False, "errors": mono_errors + r.errors,
+                                        "warnings": [why, *r.warnings]})
     wdtype, errors, pre_warnings = _pre_start_messages(spec, gpu, opts, scheme)
     errors += ext_errors
     errors += pcp_messages(spec, opts)
@@ -3352,6 +3482,11 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
             + ": no effect", source="vllm/platforms/cuda.py _detect_confidential_compute (v0.34.0)"))
     blockscale = _fp4_moe_blockscale(spec, opts, scheme, gpu)
     errors += _minimax_m3_mega_moe_refusal(spec, opts)
+    mono_errors, mono_warnings, mono_torch, mono_peer = _minimax_m3_monokernel(spec, opts, gpu, scheme, version)
+    errors += mono_errors
+    warnings += mono_warnings
+    if mono_torch:  # FfnRunner's scratch: torch.zeros after the load, before the profile run (persistent)
+        act = act.model_copy(update={"workspace": act.workspace + mono_torch})
     if _cutlass_fp4_experts_asked(spec, opts, scheme) and not _cutlass_fp4_device(gpu):
         errors.append(error("vllm.moe.cutlass_fp4_device", "ValueError: NvFp4 MoE backend 'VLLM_CUTLASS' does not "
                             "support the deployment configuration since kernel does not support current device "
@@ -3364,6 +3499,7 @@ def check_vllm(spec: ModelSpec, gpu: GPU, opts: VLLMOptions, file_weight_bytes: 
     non_torch, car = _non_torch_term(gpu, opts, prof)
     a2a = all2all.buffer_bytes(spec, opts)  # DeepEP's buffer: built at load, outside torch (non-torch, in budget)
     non_torch += a2a
+    non_torch += mono_peer  # the specialized decode's peer buffer: the uncached IPC heap, outside torch, pre-profile
     # the decode query: 1 + VllmConfig.num_speculative_tokens, a diffusion canvas's when no drafter is set
     graphs, graphs_upper = _cuda_graph_term(spec, opts, prof, gpu, seqs, mnbt,
                                             1 + (plan.num_speculative_tokens if plan else
