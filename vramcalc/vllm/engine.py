@@ -1592,11 +1592,14 @@ def _minimax_m3_monokernel(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, scheme:
     r = vllm_rules().minimax_m3_monokernel
     if not opts.monokernel or spec.model_type != "minimax_m3" or gpu.vendor != "amd" or not _at_least(version, r.since):
         return [], [], 0, 0
-    src = "vllm/models/minimax_m3/amd/specialized_decode/runtime/spec.py specialized_decode_config (v0.34.0)"
+    def refused(code: str, text: str, src: str) -> tuple[list[Message], list[Message], int, int]:
+        return [error(code, text, source=src, fix="without --monokernel (or --kernel-config's monokernel)")], [], 0, 0
+
     why = _monokernel_deployment_reasons(spec, opts)
     if why:
-        return [error("vllm.minimax_m3.monokernel", "ValueError: MiniMax-M3 specialized decode unsupported: "
-                      + "; ".join(why), source=src, fix="without --monokernel (or --kernel-config's monokernel)")], [], 0, 0
+        return refused("vllm.minimax_m3.monokernel", "ValueError: MiniMax-M3 specialized decode unsupported: "
+                       + "; ".join(why),
+                       "vllm/models/minimax_m3/amd/specialized_decode/runtime/spec.py specialized_decode_config (v0.34.0)")
     # model_refusals: each sparse layer through MonoLayerWeights.from_layer (runtime/weights.py), whose first check is
     # MiniMaxM3MoE's fused shared expert through AITER (is_fused_shared_expert_enabled and use_aiter_moe_fse): off
     # unless VLLM_ROCM_USE_AITER=1, VLLM_ROCM_USE_AITER_MOE and VLLM_ROCM_USE_AITER_FUSION_SHARED_EXPERTS=1, and
@@ -1617,17 +1620,17 @@ def _minimax_m3_monokernel(spec: ModelSpec, opts: VLLMOptions, gpu: GPU, scheme:
     mxfp4 = scheme.method in ("mxfp4", "ct_mxfp4") or opts.fp8_moe_requant
     if not opts.rocm_aiter_moe or not gfx950:  # no fused shared expert through AITER: every layer refused alike
         text = "; ".join([f"--monokernel layer {i} requires the AITER fused shared expert." for i in layers] + device)
-        return [error("vllm.minimax_m3.monokernel_model", head + text, source=src, fix="without --monokernel (or --kernel-config's monokernel)")], [], 0, 0
+        return refused("vllm.minimax_m3.monokernel_model", head + text, src)
     if not mxfp4:  # refused whatever VLLM_ROCM_USE_AITER_FUSION_SHARED_EXPERTS is; vramcalc does not read which
         text = (f"each of layers {layers[0]} to {layers[-1]}: '--monokernel layer N requires the AITER fused shared "
                 "expert.' (VLLM_ROCM_USE_AITER_FUSION_SHARED_EXPERTS unset) or '--monokernel layer N requires the "
                 f"AITER_MXFP4_MXFP4 expert layout.' (set to 1): this checkpoint's experts are {scheme.method}, not "
                 "MXFP4" + "".join("; " + d for d in device))
-        return [error("vllm.minimax_m3.monokernel_model", head + text, source=src, fix="without --monokernel (or --kernel-config's monokernel)")], [], 0, 0
+        return refused("vllm.minimax_m3.monokernel_model", head + text, src)
     if device:
         text = ("the per-layer reasons (which follow the MoE kernel AITER loaded, not read here); "
                 + "; ".join(device))
-        return [error("vllm.minimax_m3.monokernel_model", head + text, source=src, fix="without --monokernel (or --kernel-config's monokernel)")], [], 0, 0
+        return refused("vllm.minimax_m3.monokernel_model", head + text, src)
     total = r.peer_bytes + r.torch_bytes
     return [], [warning("vllm.minimax_m3.monokernel_runner", f"--monokernel on MiniMax-M3: the specialized decode's "
                         f"buffers are counted ({total:,} bytes per rank: a {r.peer_bytes:,}-byte peer buffer outside "
